@@ -1,0 +1,161 @@
+# dnc - build, test, demo, install.
+#
+#   make            build/dnc, build/libdnc.a, build/libdnc.so
+#   make demo       install what is missing, build, run the examples end to end
+#   make test       install what is missing, build, run the whole suite (prove)
+#   make test SANITIZE=1   the same suite under ASan + UBSan (in build/san)
+#   make fuzz       libFuzzer over the front end (clang-19; FUZZ_SECONDS=600)
+#   make install PREFIX=/usr/local DESTDIR=
+#
+# LLVM 19 is found through llvm-config-19 (override: make LLVM_CONFIG=...).
+
+LLVM_CONFIG ?= llvm-config-19
+ifeq ($(origin CC),default)
+CC = gcc
+endif
+PREFIX ?= /usr/local
+DESTDIR ?=
+SANITIZE ?=
+FUZZ_SECONDS ?= 600
+
+ifeq ($(SANITIZE),1)
+BUILD ?= build/san
+SANFLAGS = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+else
+BUILD ?= build
+SANFLAGS =
+endif
+
+VERSION = 0.1.0
+CFLAGS ?= -O2 -g
+WARN = -Wall -Wextra -Werror
+BASEFLAGS = -std=c11 -D_GNU_SOURCE -fPIC $(SANFLAGS)
+INCLUDES = -Icompiler -Iruntime -I$(BUILD)/gen
+# Generated scanner and parser: these particular warnings come from flex and
+# bison skeleton code, not from ours, and are switched off for those two
+# files only.
+GEN_WARN = -Wno-unused-function -Wno-sign-compare -Wno-unused-parameter
+
+# Lazily expanded, so that `make deps` can install llvm-config first.
+LLVM_INCLUDEDIR = $(shell $(LLVM_CONFIG) --includedir)
+LLVM_LIBS = $(shell $(LLVM_CONFIG) --link-shared --ldflags --libs core native orcjit) \
+            -Wl,-rpath,$(shell $(LLVM_CONFIG) --libdir)
+LIBS = -lm -lpthread
+
+COMPILER_SRC = $(filter-out compiler/main.c,$(wildcard compiler/*.c))
+RUNTIME_SRC = $(wildcard runtime/*.c)
+LIB_OBJ = $(COMPILER_SRC:compiler/%.c=$(BUILD)/obj/%.o) \
+          $(RUNTIME_SRC:runtime/%.c=$(BUILD)/obj/rt_%.o) \
+          $(BUILD)/obj/parser.o $(BUILD)/obj/lexer.o
+HEADERS = $(wildcard compiler/*.h) runtime/dnc.h $(BUILD)/gen/parser.h $(BUILD)/gen/lexer.h
+
+TEST_SRC = $(wildcard tests/test_*.c)
+TEST_BIN = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+TEST_SCRIPTS = $(wildcard tests/*.sh)
+
+PYTHON ?= /usr/bin/python3
+
+.PHONY: all deps demo test run-tests tests install uninstall fuzz clean
+.DELETE_ON_ERROR:
+
+all: $(BUILD)/dnc $(BUILD)/libdnc.a $(BUILD)/libdnc.so
+
+$(BUILD)/gen/parser.c $(BUILD)/gen/parser.h &: grammar/parser.y
+	@mkdir -p $(BUILD)/gen
+	bison -Wall -Werror --header=$(BUILD)/gen/parser.h -o $(BUILD)/gen/parser.c $<
+
+$(BUILD)/gen/lexer.c $(BUILD)/gen/lexer.h &: grammar/lexer.l $(BUILD)/gen/parser.h
+	@mkdir -p $(BUILD)/gen
+	flex --header-file=$(BUILD)/gen/lexer.h -o $(BUILD)/gen/lexer.c $<
+
+$(BUILD)/obj/parser.o: $(BUILD)/gen/parser.c $(HEADERS)
+	@mkdir -p $(BUILD)/obj
+	$(CC) $(BASEFLAGS) $(CFLAGS) $(WARN) $(GEN_WARN) $(INCLUDES) -c -o $@ $<
+
+$(BUILD)/obj/lexer.o: $(BUILD)/gen/lexer.c $(HEADERS)
+	@mkdir -p $(BUILD)/obj
+	$(CC) $(BASEFLAGS) $(CFLAGS) $(WARN) $(GEN_WARN) $(INCLUDES) -c -o $@ $<
+
+$(BUILD)/obj/llvm_host.o: compiler/llvm_host.c $(HEADERS)
+	@mkdir -p $(BUILD)/obj
+	$(CC) $(BASEFLAGS) $(CFLAGS) $(WARN) $(INCLUDES) -isystem $(LLVM_INCLUDEDIR) -c -o $@ $<
+
+$(BUILD)/obj/%.o: compiler/%.c $(HEADERS)
+	@mkdir -p $(BUILD)/obj
+	$(CC) $(BASEFLAGS) $(CFLAGS) $(WARN) $(INCLUDES) -c -o $@ $<
+
+$(BUILD)/obj/rt_%.o: runtime/%.c $(HEADERS)
+	@mkdir -p $(BUILD)/obj
+	$(CC) $(BASEFLAGS) $(CFLAGS) $(WARN) $(INCLUDES) -c -o $@ $<
+
+$(BUILD)/libdnc.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/libdnc.so: $(LIB_OBJ)
+	$(CC) -shared $(SANFLAGS) -Wl,-soname,libdnc.so.0 -o $@ $^ $(LLVM_LIBS) $(LIBS)
+
+$(BUILD)/dnc: $(BUILD)/obj/main.o $(BUILD)/libdnc.a
+	$(CC) $(SANFLAGS) -o $@ $^ $(LLVM_LIBS) $(LIBS)
+
+$(BUILD)/tests/%: tests/%.c tests/tap.h $(BUILD)/libdnc.a
+	@mkdir -p $(BUILD)/tests
+	$(CC) $(BASEFLAGS) $(CFLAGS) $(WARN) $(INCLUDES) -Itests -o $@ $< $(BUILD)/libdnc.a $(LLVM_LIBS) $(LIBS)
+
+tests: all $(TEST_BIN)
+
+deps:
+	@sh tools/deps.sh
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@sh tools/demo.sh $(BUILD)/dnc
+
+test: deps
+	@$(MAKE) --no-print-directory tests
+	@$(MAKE) --no-print-directory run-tests
+
+# The scripts find the build through DNC_BUILD; sanitizer options make any
+# report fatal.
+run-tests:
+	DNC_BUILD=$(BUILD) DNC_PYTHON=$(PYTHON) \
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1 \
+	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	prove $(PROVE_FLAGS) $(TEST_BIN) $(TEST_SCRIPTS)
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib \
+	  $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 755 $(BUILD)/dnc $(DESTDIR)$(PREFIX)/bin/dnc
+	install -m 644 $(BUILD)/libdnc.a $(DESTDIR)$(PREFIX)/lib/libdnc.a
+	install -m 755 $(BUILD)/libdnc.so $(DESTDIR)$(PREFIX)/lib/libdnc.so.$(VERSION)
+	ln -sf libdnc.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libdnc.so.0
+	ln -sf libdnc.so.0 $(DESTDIR)$(PREFIX)/lib/libdnc.so
+	install -m 644 runtime/dnc.h $(DESTDIR)$(PREFIX)/include/dnc.h
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' \
+	  -e 's|@LLVM_LIBDIR@|$(shell $(LLVM_CONFIG) --libdir)|g' \
+	  tools/dnc.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/dnc.pc
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/dnc $(DESTDIR)$(PREFIX)/lib/libdnc.a \
+	  $(DESTDIR)$(PREFIX)/lib/libdnc.so* $(DESTDIR)$(PREFIX)/include/dnc.h \
+	  $(DESTDIR)$(PREFIX)/lib/pkgconfig/dnc.pc
+
+# libFuzzer over the front end: its own build with clang-19, not in CI.
+FUZZ_BUILD = build/fuzz
+FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
+              -fno-sanitize-recover=all -Icompiler -Iruntime -I$(FUZZ_BUILD)/gen
+fuzz:
+	@DNC_DEPS_FUZZ=1 sh tools/deps.sh
+	@mkdir -p $(FUZZ_BUILD)/gen $(FUZZ_BUILD)/corpus
+	bison --header=$(FUZZ_BUILD)/gen/parser.h -o $(FUZZ_BUILD)/gen/parser.c grammar/parser.y
+	flex --header-file=$(FUZZ_BUILD)/gen/lexer.h -o $(FUZZ_BUILD)/gen/lexer.c grammar/lexer.l
+	clang-19 $(FUZZ_CFLAGS) -o $(FUZZ_BUILD)/fuzz_frontend tests/fuzz/fuzz_frontend.c \
+	  $(filter-out compiler/main.c compiler/llvm_host.c,$(wildcard compiler/*.c)) \
+	  $(FUZZ_BUILD)/gen/parser.c $(FUZZ_BUILD)/gen/lexer.c -lm
+	cp examples/*.dn tests/diag/*.dn $(FUZZ_BUILD)/corpus/ 2>/dev/null || true
+	$(FUZZ_BUILD)/fuzz_frontend -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
+	  -timeout=10 -dict=tests/fuzz/dnc.dict $(FUZZ_BUILD)/corpus
+
+clean:
+	rm -rf build

@@ -1,0 +1,195 @@
+/*
+ * diag.c - diagnostics: collected while compiling, rendered gcc-style.
+ *
+ *   norms.dn:3:15: error: unknown name 'alpah'
+ *       3 | fn f(x) = tanh(alpah * x)
+ *         |                ^~~~~
+ *   norms.dn:3:15: note: did you mean 'alpha'?
+ *
+ * Columns count code points, so a caret sits under the right character of
+ * a line with UTF-8 in a comment before it; tabs are copied into the caret
+ * line so that it stays aligned however the terminal expands them.
+ */
+#include <string.h>
+#include <stdlib.h>
+
+#include "dnc_int.h"
+
+void dnc_loc_linecol(const dnc_source *src, uint32_t off, int *line, int *col)
+{
+  int l = 1, c = 1;
+  if (off > src->len)
+    off = (uint32_t)src->len;
+  for (uint32_t i = 0; i < off; i++) {
+    unsigned char ch = (unsigned char)src->text[i];
+    if (ch == '\n') {
+      l++;
+      c = 1;
+    } else if ((ch & 0xC0) != 0x80) {
+      c++;
+    }
+  }
+  *line = l;
+  *col = c;
+}
+
+void dnc_diag_vadd(dnc_diags *d, dnc_severity sev, const dnc_source *src,
+                   dnc_loc loc, const char *fmt, va_list ap)
+{
+  if (sev == DNC_SEV_ERROR) {
+    d->nerrors++;
+    if (d->nerrors > DNC_MAX_ERRORS) {
+      d->suppressed++;
+      return;
+    }
+  } else if (sev == DNC_SEV_WARNING) {
+    d->nwarnings++;
+  } else if (d->nerrors > DNC_MAX_ERRORS) {
+    return; /* a note on a suppressed error */
+  }
+  dnc_diag *dg = dnc_arena_alloc(d->arena, sizeof *dg);
+  dg->sev = sev;
+  dg->src = src;
+  dg->loc = loc;
+  if (src && loc.start != UINT32_MAX)
+    dnc_loc_linecol(src, loc.start, &dg->line, &dg->col);
+  va_list ap2;
+  va_copy(ap2, ap);
+  int n = vsnprintf(NULL, 0, fmt, ap2);
+  va_end(ap2);
+  dg->msg = dnc_arena_alloc(d->arena, (size_t)n + 1);
+  vsnprintf(dg->msg, (size_t)n + 1, fmt, ap);
+  if (d->tail)
+    d->tail->next = dg;
+  else
+    d->head = dg;
+  d->tail = dg;
+}
+
+void dnc_diag_add(dnc_diags *d, dnc_severity sev, const dnc_source *src,
+                  dnc_loc loc, const char *fmt, ...)
+{
+  va_list ap;
+  va_start(ap, fmt);
+  dnc_diag_vadd(d, sev, src, loc, fmt, ap);
+  va_end(ap);
+}
+
+static const char *sev_name(dnc_severity s)
+{
+  switch (s) {
+  case DNC_SEV_ERROR: return "error";
+  case DNC_SEV_WARNING: return "warning";
+  case DNC_SEV_NOTE: return "note";
+  }
+  return "?";
+}
+
+/* Writes byte c of a source line so that the terminal shows one cell for
+ * every code point; control bytes (which the byte check rejects before
+ * parsing, but a note may still point near) are shown as '?'. */
+static void put_source_byte(FILE *out, unsigned char c)
+{
+  if (c == '\t' || c >= 0x20)
+    fputc(c, out);
+  else
+    fputc('?', out);
+}
+
+void dnc_diag_render(FILE *out, const dnc_diag *dg)
+{
+  const dnc_source *src = dg->src;
+  if (!src) {
+    fprintf(out, "dnc: %s: %s\n", sev_name(dg->sev), dg->msg);
+    return;
+  }
+  if (dg->loc.start == UINT32_MAX) {
+    fprintf(out, "%s: %s: %s\n", src->name, sev_name(dg->sev), dg->msg);
+    return;
+  }
+  fprintf(out, "%s:%d:%d: %s: %s\n", src->name, dg->line, dg->col,
+          sev_name(dg->sev), dg->msg);
+  /* the source line holding loc.start */
+  size_t s = dg->loc.start > src->len ? src->len : dg->loc.start;
+  size_t b = s;
+  while (b > 0 && src->text[b - 1] != '\n')
+    b--;
+  size_t e = s;
+  while (e < src->len && src->text[e] != '\n')
+    e++;
+  size_t last = e; /* a range ends at the end of this line at most */
+  char gutter[24];
+  int gw = snprintf(gutter, sizeof gutter, "%5d", dg->line);
+  fprintf(out, "%s | ", gutter);
+  for (size_t i = b; i < e; i++)
+    put_source_byte(out, (unsigned char)src->text[i]);
+  fputc('\n', out);
+  fprintf(out, "%*s | ", gw, "");
+  for (size_t i = b; i < s; i++) {
+    unsigned char c = (unsigned char)src->text[i];
+    if (c == '\t')
+      fputc('\t', out);
+    else if ((c & 0xC0) != 0x80)
+      fputc(' ', out);
+  }
+  fputc('^', out);
+  size_t end = dg->loc.end < last ? dg->loc.end : last;
+  for (size_t i = s + 1; i < end; i++)
+    if (((unsigned char)src->text[i] & 0xC0) != 0x80)
+      fputc('~', out);
+  fputc('\n', out);
+}
+
+void dnc_diags_render(FILE *out, const dnc_diags *d)
+{
+  for (const dnc_diag *dg = d->head; dg; dg = dg->next)
+    dnc_diag_render(out, dg);
+  if (d->suppressed)
+    fprintf(out, "dnc: note: %d more error%s not shown\n", d->suppressed,
+            d->suppressed == 1 ? "" : "s");
+}
+
+/* Damerau-free Levenshtein distance, capped names of up to 63 bytes. */
+static int edit_distance(const char *a, const char *b)
+{
+  size_t la = strlen(a), lb = strlen(b);
+  if (la > 63 || lb > 63)
+    return 99;
+  int row[64];
+  for (size_t j = 0; j <= lb; j++)
+    row[j] = (int)j;
+  for (size_t i = 1; i <= la; i++) {
+    int diag = row[0];
+    row[0] = (int)i;
+    for (size_t j = 1; j <= lb; j++) {
+      int up = row[j];
+      int best = diag + (a[i - 1] != b[j - 1]);
+      if (row[j] + 1 < best)
+        best = row[j] + 1;
+      if (row[j - 1] + 1 < best)
+        best = row[j - 1] + 1;
+      row[j] = best;
+      diag = up;
+    }
+  }
+  return row[lb];
+}
+
+const char *dnc_did_you_mean(const char *name, const char *const *cands, int n)
+{
+  const char *best = NULL;
+  int bestd = 99;
+  size_t len = strlen(name);
+  /* allow one edit for short names, two from five characters up */
+  int limit = len < 5 ? 1 : 2;
+  for (int i = 0; i < n; i++) {
+    if (!cands[i] || !strcmp(cands[i], name))
+      continue;
+    int dd = edit_distance(name, cands[i]);
+    if (dd < bestd) {
+      bestd = dd;
+      best = cands[i];
+    }
+  }
+  return bestd <= limit ? best : NULL;
+}

@@ -1,0 +1,336 @@
+/*
+ * dnc_int.h - the compiler's one internal header, a section per file.
+ *
+ * Pipeline (see compiler/driver.c):
+ *   source --lexer.l/parser.y--> AST --sema.c--> expression DAG (expr.c)
+ *          --> interpreter (interp.c), printers (print.c), later codegen.
+ */
+#ifndef DNC_INT_H
+#define DNC_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdarg.h>
+
+#include "ops.h"
+
+/* Internal invariants die loudly with file and line; user errors never do. */
+#define DNC_ASSERT(c) \
+  ((c) ? (void)0 : dnc_die(__FILE__, __LINE__, "assertion failed: " #c))
+_Noreturn void dnc_die(const char *file, int line, const char *msg);
+
+/* Limits that turn hostile input into errors instead of crashes. */
+#define DNC_MAX_SOURCE_BYTES (4u << 20) /* 4 MiB per source file */
+#define DNC_MAX_NEST 1000               /* syntactic nesting of an expression */
+#define DNC_MAX_LOWER_DEPTH 8000        /* AST levels walked, calls inlined */
+#define DNC_MAX_CALL_DEPTH 64           /* inlined fn calls inside each other */
+#define DNC_MAX_DAG_DEPTH 10000         /* longest operand chain in a DAG */
+#define DNC_MAX_LITERAL 100             /* characters in a numeric literal */
+#define DNC_MAX_ERRORS 50               /* then stop reporting */
+
+/* ---------------------------------------------------------------- arena.c */
+
+typedef struct dnc_arena dnc_arena;
+dnc_arena *dnc_arena_new(void);
+void dnc_arena_free(dnc_arena *a);
+void *dnc_arena_alloc(dnc_arena *a, size_t n); /* zeroed, 16-byte aligned */
+char *dnc_arena_strndup(dnc_arena *a, const char *s, size_t n);
+char *dnc_arena_strdup(dnc_arena *a, const char *s);
+char *dnc_arena_printf(dnc_arena *a, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+size_t dnc_arena_bytes(const dnc_arena *a);
+
+/* ----------------------------------------------------------------- diag.c */
+
+/* A location is a byte range into one source; it becomes line and column
+ * only when a diagnostic is rendered. */
+typedef struct dnc_loc {
+  uint32_t start, end; /* byte offsets, end exclusive */
+} dnc_loc;
+/* A diagnostic about a whole file (cannot open it, too large). */
+#define DNC_NOLOC ((dnc_loc){UINT32_MAX, UINT32_MAX})
+
+typedef struct dnc_source {
+  const char *name; /* file name as given, or "<string>" */
+  const char *text; /* NUL-terminated copy; may contain NULs before len */
+  size_t len;
+} dnc_source;
+
+typedef enum { DNC_SEV_ERROR, DNC_SEV_WARNING, DNC_SEV_NOTE } dnc_severity;
+
+typedef struct dnc_diag {
+  dnc_severity sev;
+  const dnc_source *src; /* NULL: not tied to a source text */
+  dnc_loc loc;
+  int line, col; /* 1-based; 0 when src is NULL */
+  char *msg;
+  struct dnc_diag *next;
+} dnc_diag;
+
+typedef struct dnc_diags {
+  dnc_arena *arena;
+  dnc_diag *head, *tail;
+  int nerrors, nwarnings;
+  int suppressed; /* errors not recorded past DNC_MAX_ERRORS */
+} dnc_diags;
+
+void dnc_diag_add(dnc_diags *d, dnc_severity sev, const dnc_source *src,
+                  dnc_loc loc, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+void dnc_diag_vadd(dnc_diags *d, dnc_severity sev, const dnc_source *src,
+                   dnc_loc loc, const char *fmt, va_list ap);
+void dnc_loc_linecol(const dnc_source *src, uint32_t off, int *line, int *col);
+/* gcc style: "file:line:col: error: msg", the source line, a caret. */
+void dnc_diag_render(FILE *out, const dnc_diag *dg);
+void dnc_diags_render(FILE *out, const dnc_diags *d);
+/* The closest of n candidate names to `name`, or NULL when none is close. */
+const char *dnc_did_you_mean(const char *name, const char *const *cands, int n);
+
+/* ------------------------------------------------------------------ ast.c */
+
+typedef enum {
+  AST_NUM,    /* num */
+  AST_NAME,   /* name: a parameter, let, the input, or a constant */
+  AST_OP,     /* op with nargs operands in arg[] (unary, binary, if) */
+  AST_CALL,   /* name(arg; named...) - built-in or user fn, resolved in sema */
+} dnc_ast_kind;
+
+typedef struct dnc_ast dnc_ast;
+typedef struct dnc_named_arg {
+  const char *name;
+  dnc_loc loc;
+  dnc_ast *value;
+  struct dnc_named_arg *next;
+} dnc_named_arg;
+
+struct dnc_ast {
+  dnc_ast_kind kind;
+  int op; /* AST_OP: an OP_* */
+  int nargs;
+  int depth; /* syntactic depth, bounded by DNC_MAX_NEST */
+  dnc_loc loc;
+  dnc_loc name_loc; /* AST_CALL: the callee name */
+  double num;
+  const char *name;
+  dnc_ast **args;
+  dnc_named_arg *named; /* AST_CALL: `; p = expr, ...` */
+};
+
+typedef struct dnc_ast_param {
+  const char *name;
+  dnc_loc loc;
+  int per_channel; /* declared `name[] = default` */
+  dnc_ast *def;    /* NULL when the default is missing */
+  struct dnc_ast_param *next;
+} dnc_ast_param;
+
+typedef struct dnc_ast_let {
+  const char *name;
+  dnc_loc loc;
+  dnc_ast *value;
+  struct dnc_ast_let *next;
+} dnc_ast_let;
+
+typedef struct dnc_ast_fn {
+  const char *name;
+  dnc_loc loc;      /* the whole definition */
+  dnc_loc name_loc;
+  const char *input;
+  dnc_loc input_loc;
+  dnc_ast_param *params;
+  dnc_ast_let *lets;
+  dnc_ast *body;
+  struct dnc_ast_fn *next;
+} dnc_ast_fn;
+
+/* ---------------------------------------------------------------- parse.c */
+
+/* Parse one source; errors go to diags. Returns the list of definitions (in
+ * source order); a list parsed with errors must not be used. */
+dnc_ast_fn *dnc_parse(dnc_arena *a, dnc_diags *d, const dnc_source *src);
+
+/* State shared by the scanner and the parser (parse.c, lexer.l, parser.y). */
+typedef struct dnc_parse_state {
+  dnc_arena *arena;
+  dnc_diags *diags;
+  const dnc_source *src;
+  dnc_ast_fn *fns, *fns_tail;
+  int paren_depth, brace_depth;
+  uint32_t off;       /* byte offset of the scanner */
+  int last_ends_expr; /* the previous token can end an expression */
+  dnc_loc last_loc;   /* the last token, for messages */
+  int aborted;        /* the scanner gave up (nesting); already reported */
+  int nest_reported;
+  dnc_loc open_brace; /* innermost unclosed '{' */
+} dnc_parse_state;
+
+dnc_ast *dnc_ast_num(dnc_parse_state *ps, dnc_loc loc, double v);
+dnc_ast *dnc_ast_name(dnc_parse_state *ps, dnc_loc loc, const char *name);
+dnc_ast *dnc_ast_op(dnc_parse_state *ps, dnc_loc loc, int op, int nargs,
+                    dnc_ast *a, dnc_ast *b, dnc_ast *c);
+dnc_ast *dnc_ast_call(dnc_parse_state *ps, dnc_loc loc, dnc_loc name_loc,
+                      const char *name, dnc_ast **args, int nargs,
+                      dnc_named_arg *named);
+
+/* ----------------------------------------------------------------- expr.c */
+
+typedef enum {
+#define X(NAME, ARITY, SPELL, FORM, PREC, TYPE, EVAL) OP_##NAME,
+  DNC_OPS(X)
+#undef X
+  OP__COUNT
+} dnc_op;
+
+typedef enum { FORM_LEAF, FORM_PREFIX, FORM_INFIX, FORM_CALL, FORM_IFELSE } dnc_form;
+typedef enum { TYPE_NUM, TYPE_BOOL } dnc_type;
+
+typedef struct dnc_opinfo {
+  const char *name; /* enum name, lower case */
+  int arity;
+  const char *spell;
+  dnc_form form;
+  int prec;
+  dnc_type type;
+} dnc_opinfo;
+extern const dnc_opinfo dnc_ops[OP__COUNT];
+
+/* A DAG node. Immutable after creation and hash-consed within its module:
+ * structurally equal nodes are the same pointer. Operands are created before
+ * the node, so id order is a topological order. */
+typedef struct dnc_node {
+  uint32_t id;
+  uint16_t op;
+  uint16_t nargs;
+  uint32_t depth; /* 1 + the deepest operand */
+  uint32_t hash;
+  double value; /* OP_CONST */
+  int param;    /* OP_PARAM: index into the function's parameters */
+  struct dnc_node *arg[3];
+  struct dnc_node *chain; /* hash bucket */
+} dnc_node;
+
+typedef struct dnc_dag {
+  dnc_arena *arena;
+  dnc_node **buckets;
+  uint32_t nbuckets, count;
+  dnc_node **nodes; /* by id */
+  uint32_t cap;
+  int too_deep; /* a node past DNC_MAX_DAG_DEPTH was requested */
+} dnc_dag;
+
+void dnc_dag_init(dnc_dag *g, dnc_arena *a);
+void dnc_dag_free(dnc_dag *g); /* the table only; nodes live in the arena */
+dnc_node *dnc_const(dnc_dag *g, double v);
+dnc_node *dnc_input(dnc_dag *g);
+dnc_node *dnc_param(dnc_dag *g, int k);
+/* Any op with its operands; the only folding done here is -(constant),
+ * which is exact in IEEE arithmetic. */
+dnc_node *dnc_node_op(dnc_dag *g, int op, dnc_node *a, dnc_node *b, dnc_node *c);
+/* Structural equality across two DAGs (different modules). */
+int dnc_node_equal(const dnc_node *a, const dnc_node *b);
+/* The nodes reachable from root, operands first; *n receives the count. */
+dnc_node **dnc_schedule(const dnc_dag *g, dnc_arena *a, dnc_node *root,
+                        uint32_t *n);
+
+/* ------------------------------------------------------- module (sema.c) */
+
+typedef struct dnc_fparam {
+  const char *name;
+  double def;
+  int per_channel;
+} dnc_fparam;
+
+typedef struct dnc_function {
+  const char *name;
+  const char *input;
+  int nparams;
+  dnc_fparam *params;
+  dnc_node *body;
+  const dnc_source *src;
+  dnc_loc loc;
+  struct dnc_prog *prog; /* the body for the reference interpreter */
+} dnc_fn;
+
+typedef struct dnc_mod {
+  dnc_arena *arena;
+  dnc_diags diags;
+  dnc_dag dag;
+  int nsources;
+  dnc_source **sources;
+  int nfns;
+  dnc_fn **fns;
+} dnc_mod;
+
+dnc_mod *dnc_mod_new(void);
+void dnc_mod_free(dnc_mod *m);
+/* Adds a source (copied) to the module; returns it. */
+dnc_source *dnc_mod_add_source(dnc_mod *m, const char *name, const char *text,
+                               size_t len);
+/* Reads a file into a new source, or records a located error and returns
+ * NULL (missing, a directory, unreadable, too large). */
+dnc_source *dnc_mod_read_file(dnc_mod *m, const char *path);
+/* Parses and checks every added source, building one DAG per fn.
+ * Returns the number of errors (0: the module is usable). */
+int dnc_mod_build(dnc_mod *m);
+dnc_fn *dnc_mod_find(const dnc_mod *m, const char *name);
+int dnc_fn_param_index(const dnc_fn *f, const char *name);
+
+/* Checks that the raw bytes are fit to scan (no NUL, valid UTF-8);
+ * records an error and returns 0 otherwise. */
+int dnc_source_check_bytes(dnc_diags *d, const dnc_source *src);
+
+/* sema.c: checks the parsed definitions of all sources and lowers each to
+ * one DAG, appending to m->fns. Returns the number of new errors. */
+typedef struct dnc_parsed {
+  const dnc_source *src;
+  dnc_ast_fn *fns;
+} dnc_parsed;
+int dnc_sema(dnc_mod *m, const dnc_parsed *parsed, int nparsed);
+/* The op of the built-in function called `name`, or -1. */
+int dnc_builtin_op(const char *name);
+/* The value of a named constant (pi, e, inf, nan); 0 when not one. */
+int dnc_named_constant(const char *name, double *v);
+
+/* --------------------------------------------------------------- interp.c */
+
+/* A DAG flattened for evaluation: one instruction per reachable node, in
+ * topological order, operands named by their position. */
+typedef struct dnc_insn {
+  uint16_t op;
+  int32_t arg[3];
+  int32_t param;
+  double value;
+} dnc_insn;
+
+typedef struct dnc_prog {
+  uint32_t n;
+  dnc_insn *insn;
+} dnc_prog;
+
+dnc_prog *dnc_prog_build(const dnc_dag *g, dnc_arena *a, dnc_node *root);
+/* Evaluates in long double with parameter values p[0..); IEEE semantics for
+ * NaN, inf and signed zeros. */
+long double dnc_prog_eval(const dnc_prog *pr, long double x, const double *p);
+/* Rounded to double: the reference value of f at x. */
+double dnc_interp(const dnc_fn *f, double x, const double *p);
+/* One operation on long doubles (constant folding uses it too). */
+long double dnc_eval_op(int op, long double a, long double b, long double c);
+
+/* ---------------------------------------------------------------- print.c */
+
+/* Writes f as dnc source that parses back to the same DAG. Shared
+ * subexpressions become `let` bindings. */
+void dnc_print_fn(FILE *out, const dnc_fn *f);
+/* Shortest decimal that reads back as exactly v (finite v). */
+void dnc_format_double(char *buf, size_t n, double v);
+
+/* ------------------------------------------------------------ llvm_host.c */
+
+/* LLVM version, and the host CPU name and features that code generation
+ * targets. Strings are static and valid for the process. */
+const char *dnc_llvm_version(void);
+const char *dnc_host_cpu(void);
+const char *dnc_host_features(void);
+
+#endif

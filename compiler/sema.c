@@ -1,0 +1,804 @@
+/*
+ * sema.c - semantic checks, and lowering of each definition to one DAG.
+ *
+ * Passes, each over all definitions:
+ *   1. names: duplicate functions, names of built-ins, parameters (duplicate,
+ *      named like the input, missing or non-constant default);
+ *   2. recursion: the call graph must be acyclic; a cycle is reported once,
+ *      naming it (f -> g -> f);
+ *   3. lowering: `let` and calls to other fns are resolved away, types
+ *      (number or condition) are checked, and unused parameters and lets and
+ *      shadowing lets are warned about.
+ * A called fn's body is lowered again at every call with its input bound to
+ * the argument and its parameters to the named arguments or their defaults;
+ * its diagnostics are reported once, when it is lowered as itself.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dnc_int.h"
+
+typedef struct fninfo {
+  dnc_ast_fn *ast;
+  const dnc_source *src;
+  int nparams;
+  dnc_ast_param **params;
+  double *defaults;
+  int color; /* recursion DFS: 0 white, 1 on the stack, 2 done */
+  int in_cycle;
+} fninfo;
+
+typedef struct binding {
+  const char *name;
+  dnc_node *node; /* NULL: its value had an error */
+  dnc_loc loc;
+  enum { B_INPUT, B_PARAM, B_LET } kind;
+  int used;
+  struct binding *next;
+} binding;
+
+typedef struct scope {
+  fninfo *fi;
+  binding *lets; /* latest first */
+  binding *params;
+  binding input;
+} scope;
+
+typedef struct sema {
+  dnc_mod *m;
+  fninfo *fns;
+  int nfns;
+  int *table; /* open addressing over fns by name; -1 empty */
+  uint32_t tsize;
+  const dnc_source *src; /* of the definition being reported on */
+  int quiet;             /* > 0 while lowering an inlined call */
+  int rec;               /* recursion depth of lower() */
+  int calls;             /* inlined calls nested */
+  int depth_reported;
+} sema;
+
+static const char *const constant_names[] = {"pi", "e", "inf", "nan"};
+
+int dnc_named_constant(const char *name, double *v)
+{
+  if (!strcmp(name, "pi"))
+    *v = 3.14159265358979323846;
+  else if (!strcmp(name, "e"))
+    *v = 2.71828182845904523536;
+  else if (!strcmp(name, "inf"))
+    *v = INFINITY;
+  else if (!strcmp(name, "nan"))
+    *v = NAN;
+  else
+    return 0;
+  return 1;
+}
+
+int dnc_builtin_op(const char *name)
+{
+  for (int op = 0; op < OP__COUNT; op++)
+    if (dnc_ops[op].form == FORM_CALL && !strcmp(dnc_ops[op].spell, name))
+      return op;
+  return -1;
+}
+
+static void err(sema *s, dnc_loc loc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void warn(sema *s, dnc_loc loc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void note(sema *s, dnc_loc loc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void err(sema *s, dnc_loc loc, const char *fmt, ...)
+{
+  if (s->quiet)
+    return;
+  va_list ap;
+  va_start(ap, fmt);
+  dnc_diag_vadd(&s->m->diags, DNC_SEV_ERROR, s->src, loc, fmt, ap);
+  va_end(ap);
+}
+
+static void warn(sema *s, dnc_loc loc, const char *fmt, ...)
+{
+  if (s->quiet)
+    return;
+  va_list ap;
+  va_start(ap, fmt);
+  dnc_diag_vadd(&s->m->diags, DNC_SEV_WARNING, s->src, loc, fmt, ap);
+  va_end(ap);
+}
+
+static void note(sema *s, dnc_loc loc, const char *fmt, ...)
+{
+  if (s->quiet)
+    return;
+  va_list ap;
+  va_start(ap, fmt);
+  dnc_diag_vadd(&s->m->diags, DNC_SEV_NOTE, s->src, loc, fmt, ap);
+  va_end(ap);
+}
+
+/* ------------------------------------------------------------ fn table */
+
+static uint32_t str_hash(const char *p)
+{
+  uint32_t h = 2166136261u;
+  for (; *p; p++)
+    h = (h ^ (unsigned char)*p) * 16777619u;
+  return h;
+}
+
+static int fn_lookup(const sema *s, const char *name)
+{
+  for (uint32_t i = str_hash(name) & (s->tsize - 1);; i = (i + 1) & (s->tsize - 1)) {
+    int k = s->table[i];
+    if (k < 0)
+      return -1;
+    if (!strcmp(s->fns[k].ast->name, name))
+      return k;
+  }
+}
+
+static void fn_insert(sema *s, int k)
+{
+  uint32_t i = str_hash(s->fns[k].ast->name) & (s->tsize - 1);
+  while (s->table[i] >= 0)
+    i = (i + 1) & (s->tsize - 1);
+  s->table[i] = k;
+}
+
+/* Suggests a close name among the user's fns and the built-ins. */
+static void suggest_fn(sema *s, dnc_loc loc, const char *name)
+{
+  int n = s->nfns + OP__COUNT;
+  const char **c = malloc(sizeof *c * (size_t)n);
+  if (!c)
+    dnc_die(__FILE__, __LINE__, "out of memory");
+  int k = 0;
+  for (int i = 0; i < s->nfns; i++)
+    c[k++] = s->fns[i].ast->name;
+  for (int op = 0; op < OP__COUNT; op++)
+    if (dnc_ops[op].form == FORM_CALL)
+      c[k++] = dnc_ops[op].spell;
+  const char *best = dnc_did_you_mean(name, c, k);
+  if (best)
+    note(s, loc, "did you mean '%s'?", best);
+  free(c);
+}
+
+/* ------------------------------------------------ pass 1: names, defaults */
+
+/* Evaluates a parameter's default; only numbers, named constants,
+ * operators and built-ins may appear. Returns 0 after reporting. */
+static int const_eval(sema *s, const char *pname, dnc_ast *e, long double *v,
+                      int *is_bool)
+{
+  *is_bool = 0;
+  switch (e->kind) {
+  case AST_NUM:
+    *v = e->num;
+    return 1;
+  case AST_NAME: {
+    double c;
+    if (dnc_named_constant(e->name, &c)) {
+      *v = c;
+      return 1;
+    }
+    err(s, e->loc, "the default of '%s' must be a constant; it cannot use '%s'",
+        pname, e->name);
+    return 0;
+  }
+  case AST_CALL:
+  case AST_OP: {
+    int op = e->kind == AST_OP ? e->op : dnc_builtin_op(e->name);
+    if (op < 0) {
+      err(s, e->loc, "the default of '%s' must be a constant; it cannot call "
+                     "'%s'", pname, e->name);
+      return 0;
+    }
+    if (e->kind == AST_CALL && (e->nargs != dnc_ops[op].arity || e->named)) {
+      err(s, e->loc, "'%s' takes %d argument%s", e->name, dnc_ops[op].arity,
+          dnc_ops[op].arity == 1 ? "" : "s");
+      return 0;
+    }
+    long double a[3] = {0, 0, 0};
+    for (int i = 0; i < e->nargs; i++) {
+      int b;
+      if (!const_eval(s, pname, e->args[i], &a[i], &b))
+        return 0;
+      int want_bool = op == OP_AND || op == OP_OR || op == OP_NOT ||
+                      (op == OP_SELECT && i == 0);
+      if (b != want_bool) {
+        err(s, e->args[i]->loc, want_bool ? "expected a condition here" :
+                                            "expected a number, not a condition");
+        return 0;
+      }
+    }
+    *v = dnc_eval_op(op, a[0], a[1], a[2]);
+    *is_bool = dnc_ops[op].type == TYPE_BOOL;
+    return 1;
+  }
+  }
+  return 0;
+}
+
+static void check_params(sema *s, fninfo *fi)
+{
+  dnc_ast_fn *f = fi->ast;
+  int n = 0;
+  for (dnc_ast_param *p = f->params; p; p = p->next)
+    n++;
+  fi->nparams = n;
+  fi->params = dnc_arena_alloc(s->m->arena, sizeof *fi->params * (size_t)(n + 1));
+  fi->defaults = dnc_arena_alloc(s->m->arena, sizeof *fi->defaults * (size_t)(n + 1));
+  int i = 0;
+  for (dnc_ast_param *p = f->params; p; p = p->next, i++) {
+    fi->params[i] = p;
+    if (!strcmp(p->name, f->input))
+      err(s, p->loc, "parameter '%s' has the name of the input", p->name);
+    for (int j = 0; j < i; j++)
+      if (!strcmp(fi->params[j]->name, p->name)) {
+        err(s, p->loc, "duplicate parameter '%s'", p->name);
+        note(s, fi->params[j]->loc, "'%s' was declared here", p->name);
+        break;
+      }
+    double c;
+    if (dnc_named_constant(p->name, &c))
+      warn(s, p->loc, "parameter '%s' hides the constant '%s'", p->name, p->name);
+    if (!p->def) {
+      err(s, p->loc, "parameter '%s' has no default value", p->name);
+      note(s, p->loc, "give one, as in '%s%s = 1'", p->name,
+           p->per_channel ? "[]" : "");
+      continue;
+    }
+    long double v;
+    int is_bool;
+    if (!const_eval(s, p->name, p->def, &v, &is_bool))
+      continue;
+    if (is_bool) {
+      err(s, p->def->loc, "the default of '%s' must be a number, not a "
+                          "condition", p->name);
+      continue;
+    }
+    double d = (double)v;
+    if (!isfinite(d)) {
+      err(s, p->def->loc, "the default of '%s' is not finite (it is %s)",
+          p->name, isnan(d) ? "nan" : d > 0 ? "inf" : "-inf");
+      continue;
+    }
+    fi->defaults[i] = d;
+  }
+}
+
+/* --------------------------------------------------- pass 2: recursion */
+
+typedef struct callsite {
+  int callee;
+  dnc_loc loc;
+} callsite;
+
+typedef struct calls {
+  callsite *v;
+  int n, cap;
+} calls;
+
+static void collect_calls(sema *s, dnc_ast *e, calls *out)
+{
+  if (!e)
+    return;
+  if (e->kind == AST_CALL) {
+    int k = fn_lookup(s, e->name);
+    if (k >= 0) {
+      if (out->n == out->cap) {
+        out->cap = out->cap ? 2 * out->cap : 8;
+        out->v = realloc(out->v, sizeof *out->v * (size_t)out->cap);
+        if (!out->v)
+          dnc_die(__FILE__, __LINE__, "out of memory");
+      }
+      out->v[out->n++] = (callsite){k, e->name_loc};
+    }
+    for (dnc_named_arg *n = e->named; n; n = n->next)
+      collect_calls(s, n->value, out);
+  }
+  if (e->kind == AST_CALL || e->kind == AST_OP)
+    for (int i = 0; i < e->nargs; i++)
+      collect_calls(s, e->args[i], out);
+}
+
+static calls fn_calls(sema *s, fninfo *fi)
+{
+  calls c = {0};
+  for (dnc_ast_let *l = fi->ast->lets; l; l = l->next)
+    collect_calls(s, l->value, &c);
+  collect_calls(s, fi->ast->body, &c);
+  return c;
+}
+
+/* Iterative DFS over the call graph (a chain of 10,000 fns must not
+ * overflow the C stack). stack[] holds the path of fns being visited. */
+typedef struct frame {
+  int fn;
+  calls c;
+  int next;
+} frame;
+
+static void report_cycle(sema *s, frame *stack, int depth, int target,
+                         dnc_loc at)
+{
+  int from = depth;
+  while (stack[from].fn != target)
+    from--;
+  size_t len = 0;
+  for (int i = from; i <= depth; i++)
+    len += strlen(s->fns[stack[i].fn].ast->name) + 4;
+  len += strlen(s->fns[target].ast->name) + 1;
+  char *path = dnc_arena_alloc(s->m->arena, len);
+  for (int i = from; i <= depth; i++) {
+    strcat(path, s->fns[stack[i].fn].ast->name);
+    strcat(path, " -> ");
+    s->fns[stack[i].fn].in_cycle = 1;
+  }
+  strcat(path, s->fns[target].ast->name);
+  s->src = s->fns[stack[depth].fn].src;
+  err(s, at, "recursive call: %s", path);
+  note(s, at, "calls are inlined, so recursion, direct or mutual, is not "
+              "allowed");
+}
+
+static void check_recursion(sema *s)
+{
+  frame *stack = malloc(sizeof *stack * (size_t)(s->nfns + 1));
+  if (!stack)
+    dnc_die(__FILE__, __LINE__, "out of memory");
+  for (int root = 0; root < s->nfns; root++) {
+    if (s->fns[root].color)
+      continue;
+    int depth = 0;
+    stack[0] = (frame){root, fn_calls(s, &s->fns[root]), 0};
+    s->fns[root].color = 1;
+    while (depth >= 0) {
+      frame *fr = &stack[depth];
+      if (fr->next == fr->c.n) {
+        s->fns[fr->fn].color = 2;
+        free(fr->c.v);
+        depth--;
+        continue;
+      }
+      callsite cs = fr->c.v[fr->next++];
+      fninfo *callee = &s->fns[cs.callee];
+      if (callee->color == 1) {
+        report_cycle(s, stack, depth, cs.callee, cs.loc);
+      } else if (callee->color == 0) {
+        callee->color = 1;
+        depth++;
+        stack[depth] = (frame){cs.callee, fn_calls(s, callee), 0};
+      }
+    }
+  }
+  free(stack);
+}
+
+/* ------------------------------------------------------ pass 3: lowering */
+
+static int type_of(const dnc_node *e)
+{
+  return dnc_ops[e->op].type;
+}
+
+static binding *lookup(scope *sc, const char *name)
+{
+  for (binding *b = sc->lets; b; b = b->next)
+    if (!strcmp(b->name, name))
+      return b;
+  for (binding *b = sc->params; b; b = b->next)
+    if (!strcmp(b->name, name))
+      return b;
+  if (!strcmp(sc->input.name, name))
+    return &sc->input;
+  return NULL;
+}
+
+static void suggest_name(sema *s, scope *sc, dnc_loc loc, const char *name)
+{
+  const char *c[64];
+  int k = 0;
+  for (binding *b = sc->lets; b && k < 56; b = b->next)
+    c[k++] = b->name;
+  for (binding *b = sc->params; b && k < 58; b = b->next)
+    c[k++] = b->name;
+  c[k++] = sc->input.name;
+  for (size_t i = 0; i < sizeof constant_names / sizeof *constant_names; i++)
+    c[k++] = constant_names[i];
+  const char *best = dnc_did_you_mean(name, c, k);
+  if (best)
+    note(s, loc, "did you mean '%s'?", best);
+}
+
+static dnc_node *lower(sema *s, scope *sc, dnc_ast *e);
+static dnc_node *lower_body(sema *s, scope *sc);
+
+/* Lowers an operand that must have type `want`; NULL after an error. */
+static dnc_node *operand(sema *s, scope *sc, dnc_ast *e, int want,
+                         const char *what)
+{
+  dnc_node *n = lower(s, sc, e);
+  if (!n)
+    return NULL;
+  if (type_of(n) != want) {
+    if (want == TYPE_NUM) {
+      err(s, e->loc, "expected a number, but this is a condition");
+      note(s, e->loc, "a condition becomes a number with 'if ... then 1 "
+                      "else 0'");
+    } else {
+      err(s, e->loc, "%s needs a condition (a comparison, 'and', 'or' or "
+                     "'not'), but this is a number", what);
+    }
+    return NULL;
+  }
+  return n;
+}
+
+static dnc_node *lower_op(sema *s, scope *sc, dnc_ast *e)
+{
+  dnc_node *a[3] = {NULL, NULL, NULL};
+  int ok = 1;
+  for (int i = 0; i < e->nargs; i++) {
+    int want = TYPE_NUM;
+    const char *what = "";
+    if (e->op == OP_AND || e->op == OP_OR || e->op == OP_NOT) {
+      want = TYPE_BOOL;
+      what = e->op == OP_AND ? "'and'" : e->op == OP_OR ? "'or'" : "'not'";
+    } else if (e->op == OP_SELECT && i == 0) {
+      want = TYPE_BOOL;
+      what = "'if'";
+    }
+    a[i] = operand(s, sc, e->args[i], want, what);
+    ok &= a[i] != NULL;
+  }
+  if (!ok)
+    return NULL;
+  return dnc_node_op(&s->m->dag, e->op, a[0], a[1], a[2]);
+}
+
+static dnc_node *lower_builtin(sema *s, scope *sc, dnc_ast *e, int op)
+{
+  int arity = dnc_ops[op].arity;
+  if (e->named) {
+    err(s, e->named->loc, "the built-in '%s' has no named parameters", e->name);
+    return NULL;
+  }
+  if (e->nargs != arity) {
+    err(s, e->loc, "'%s' takes %d argument%s, but %d %s given", e->name, arity,
+        arity == 1 ? "" : "s", e->nargs, e->nargs == 1 ? "is" : "are");
+    return NULL;
+  }
+  dnc_node *a[3] = {NULL, NULL, NULL};
+  int ok = 1;
+  for (int i = 0; i < arity; i++) {
+    a[i] = operand(s, sc, e->args[i], TYPE_NUM, "");
+    ok &= a[i] != NULL;
+  }
+  return ok ? dnc_node_op(&s->m->dag, op, a[0], a[1], a[2]) : NULL;
+}
+
+/* Inlines a call of a user fn: its body, lowered with its input bound to
+ * the argument and its parameters to the named arguments or defaults. */
+static dnc_node *lower_user_call(sema *s, scope *sc, dnc_ast *e, fninfo *callee)
+{
+  if (e->nargs != 1) {
+    err(s, e->loc, "'%s' takes 1 argument, its input, but %d %s given",
+        e->name, e->nargs, e->nargs == 1 ? "is" : "are");
+    if (e->nargs > 1)
+      note(s, e->loc, "parameters are passed by name after ';', as in "
+                      "'%s(u; %s = 2)'", e->name,
+           callee->nparams ? callee->params[0]->name : "a");
+    return NULL;
+  }
+  int ok = 1;
+  dnc_node *arg = operand(s, sc, e->args[0], TYPE_NUM, "");
+  ok &= arg != NULL;
+  dnc_node **pv = dnc_arena_alloc(s->m->arena,
+                                  sizeof *pv * (size_t)(callee->nparams + 1));
+  for (dnc_named_arg *na = e->named; na; na = na->next) {
+    int k = -1;
+    for (int i = 0; i < callee->nparams; i++)
+      if (!strcmp(callee->params[i]->name, na->name))
+        k = i;
+    dnc_node *v = operand(s, sc, na->value, TYPE_NUM, "");
+    if (k < 0) {
+      err(s, na->loc, "'%s' has no parameter '%s'", e->name, na->name);
+      const char *c[64];
+      int n = 0;
+      for (int i = 0; i < callee->nparams && n < 64; i++)
+        c[n++] = callee->params[i]->name;
+      const char *best = dnc_did_you_mean(na->name, c, n);
+      if (best)
+        note(s, na->loc, "did you mean '%s'?", best);
+      ok = 0;
+    } else if (pv[k]) {
+      err(s, na->loc, "parameter '%s' is given twice", na->name);
+      ok = 0;
+    }
+    if (k >= 0)
+      pv[k] = v;
+    ok &= v != NULL;
+  }
+  if (!ok || callee->in_cycle)
+    return NULL; /* a cycle has been reported where it closes */
+  if (s->calls >= DNC_MAX_CALL_DEPTH) {
+    err(s, e->loc, "calls nested too deeply: more than %d levels of inlining",
+        DNC_MAX_CALL_DEPTH);
+    return NULL;
+  }
+  scope inner = {0};
+  inner.fi = callee;
+  inner.input = (binding){callee->ast->input, arg, callee->ast->input_loc,
+                          B_INPUT, 0, NULL};
+  binding *tail = NULL;
+  for (int i = 0; i < callee->nparams; i++) {
+    binding *b = dnc_arena_alloc(s->m->arena, sizeof *b);
+    b->name = callee->params[i]->name;
+    b->kind = B_PARAM;
+    b->loc = callee->params[i]->loc;
+    b->node = pv[i] ? pv[i] : dnc_const(&s->m->dag, callee->defaults[i]);
+    if (tail)
+      tail->next = b;
+    else
+      inner.params = b;
+    tail = b;
+  }
+  const dnc_source *saved = s->src;
+  s->src = callee->src;
+  s->quiet++;
+  s->calls++;
+  dnc_node *r = lower_body(s, &inner);
+  s->calls--;
+  s->quiet--;
+  s->src = saved;
+  return r;
+}
+
+static dnc_node *lower_call(sema *s, scope *sc, dnc_ast *e)
+{
+  int op = dnc_builtin_op(e->name);
+  if (op >= 0)
+    return lower_builtin(s, sc, e, op);
+  int k = fn_lookup(s, e->name);
+  if (k >= 0)
+    return lower_user_call(s, sc, e, &s->fns[k]);
+  double c;
+  if (lookup(sc, e->name) || dnc_named_constant(e->name, &c)) {
+    err(s, e->name_loc, "'%s' is not a function", e->name);
+    return NULL;
+  }
+  err(s, e->name_loc, "unknown function '%s'", e->name);
+  suggest_fn(s, e->name_loc, e->name);
+  return NULL;
+}
+
+static dnc_node *lower_name(sema *s, scope *sc, dnc_ast *e)
+{
+  binding *b = lookup(sc, e->name);
+  if (b) {
+    b->used = 1;
+    return b->node;
+  }
+  double c;
+  if (dnc_named_constant(e->name, &c))
+    return dnc_const(&s->m->dag, c);
+  if (dnc_builtin_op(e->name) >= 0 || fn_lookup(s, e->name) >= 0) {
+    err(s, e->loc, "'%s' is a function; call it as '%s(...)'", e->name,
+        e->name);
+    return NULL;
+  }
+  err(s, e->loc, "unknown name '%s'", e->name);
+  suggest_name(s, sc, e->loc, e->name);
+  return NULL;
+}
+
+static dnc_node *lower(sema *s, scope *sc, dnc_ast *e)
+{
+  if (s->rec >= DNC_MAX_LOWER_DEPTH) {
+    if (!s->depth_reported) {
+      s->depth_reported = 1;
+      int q = s->quiet;
+      s->quiet = 0;
+      err(s, e->loc, "expression too deep once calls are inlined");
+      s->quiet = q;
+    }
+    return NULL;
+  }
+  s->rec++;
+  dnc_node *r = NULL;
+  switch (e->kind) {
+  case AST_NUM: r = dnc_const(&s->m->dag, e->num); break;
+  case AST_NAME: r = lower_name(s, sc, e); break;
+  case AST_OP: r = lower_op(s, sc, e); break;
+  case AST_CALL: r = lower_call(s, sc, e); break;
+  }
+  s->rec--;
+  return r;
+}
+
+static const char *shadow_what(scope *sc, const char *name, dnc_loc *where)
+{
+  for (binding *b = sc->lets; b; b = b->next)
+    if (!strcmp(b->name, name)) {
+      *where = b->loc;
+      return "an earlier 'let'";
+    }
+  for (binding *b = sc->params; b; b = b->next)
+    if (!strcmp(b->name, name)) {
+      *where = b->loc;
+      return "a parameter";
+    }
+  if (!strcmp(sc->input.name, name)) {
+    *where = sc->input.loc;
+    return "the input";
+  }
+  double c;
+  if (dnc_named_constant(name, &c)) {
+    *where = DNC_NOLOC;
+    return "the constant";
+  }
+  return NULL;
+}
+
+static dnc_node *lower_body(sema *s, scope *sc)
+{
+  dnc_ast_fn *f = sc->fi->ast;
+  int ok = 1;
+  for (dnc_ast_let *l = f->lets; l; l = l->next) {
+    dnc_loc where;
+    const char *what = shadow_what(sc, l->name, &where);
+    if (what) {
+      warn(s, l->loc, "'let %s' shadows %s '%s'", l->name, what, l->name);
+      if (where.start != UINT32_MAX)
+        note(s, where, "'%s' was declared here", l->name);
+    }
+    binding *b = dnc_arena_alloc(s->m->arena, sizeof *b);
+    b->name = l->name;
+    b->loc = l->loc;
+    b->kind = B_LET;
+    b->node = lower(s, sc, l->value);
+    ok &= b->node != NULL;
+    b->next = sc->lets;
+    sc->lets = b;
+  }
+  dnc_node *body = lower(s, sc, f->body);
+  for (binding *b = sc->lets; b; b = b->next)
+    if (!b->used)
+      warn(s, b->loc, "'%s' is never used", b->name);
+  if (!body || !ok)
+    return NULL;
+  if (type_of(body) != TYPE_NUM) {
+    err(s, f->body->loc, "the value of '%s' must be a number, not a condition",
+        f->name);
+    note(s, f->body->loc, "a condition becomes a number with 'if ... then 1 "
+                          "else 0'");
+    return NULL;
+  }
+  return body;
+}
+
+static dnc_fn *lower_fn(sema *s, fninfo *fi)
+{
+  dnc_mod *m = s->m;
+  scope sc = {0};
+  sc.fi = fi;
+  sc.input = (binding){fi->ast->input, dnc_input(&m->dag), fi->ast->input_loc,
+                       B_INPUT, 0, NULL};
+  binding *tail = NULL;
+  for (int i = 0; i < fi->nparams; i++) {
+    binding *b = dnc_arena_alloc(m->arena, sizeof *b);
+    b->name = fi->params[i]->name;
+    b->loc = fi->params[i]->loc;
+    b->kind = B_PARAM;
+    b->node = dnc_param(&m->dag, i);
+    if (tail)
+      tail->next = b;
+    else
+      sc.params = b;
+    tail = b;
+  }
+  s->src = fi->src;
+  m->dag.too_deep = 0;
+  dnc_node *body = lower_body(s, &sc);
+  for (binding *b = sc.params; b; b = b->next)
+    if (!b->used)
+      warn(s, b->loc, "parameter '%s' is never used", b->name);
+  if (m->dag.too_deep) {
+    err(s, fi->ast->loc, "'%s' is too deep once calls are inlined: an "
+                         "operand chain longer than %d", fi->ast->name,
+        DNC_MAX_DAG_DEPTH);
+    return NULL;
+  }
+  if (!body)
+    return NULL;
+  dnc_fn *f = dnc_arena_alloc(m->arena, sizeof *f);
+  f->name = fi->ast->name;
+  f->input = fi->ast->input;
+  f->nparams = fi->nparams;
+  f->params = dnc_arena_alloc(m->arena, sizeof *f->params * (size_t)(fi->nparams + 1));
+  for (int i = 0; i < fi->nparams; i++) {
+    f->params[i].name = fi->params[i]->name;
+    f->params[i].def = fi->defaults[i];
+    f->params[i].per_channel = fi->params[i]->per_channel;
+  }
+  f->body = body;
+  f->src = fi->src;
+  f->loc = fi->ast->loc;
+  f->prog = dnc_prog_build(&m->dag, m->arena, body);
+  return f;
+}
+
+int dnc_sema(dnc_mod *m, const dnc_parsed *parsed, int nparsed)
+{
+  int errors0 = m->diags.nerrors;
+  sema s;
+  memset(&s, 0, sizeof s);
+  s.m = m;
+  for (int i = 0; i < nparsed; i++)
+    for (dnc_ast_fn *f = parsed[i].fns; f; f = f->next)
+      s.nfns++;
+  if (s.nfns == 0) {
+    for (int i = 0; i < nparsed; i++)
+      dnc_diag_add(&m->diags, DNC_SEV_ERROR, parsed[i].src, DNC_NOLOC,
+                   "no functions are defined (a definition reads "
+                   "'fn name(x; p = 1) = ...')");
+    return m->diags.nerrors - errors0;
+  }
+  s.fns = calloc((size_t)s.nfns, sizeof *s.fns);
+  s.tsize = 16;
+  while (s.tsize < 2u * (uint32_t)s.nfns)
+    s.tsize *= 2;
+  s.table = malloc(sizeof *s.table * s.tsize);
+  if (!s.fns || !s.table)
+    dnc_die(__FILE__, __LINE__, "out of memory");
+  memset(s.table, 0xFF, sizeof *s.table * s.tsize);
+
+  /* pass 1 */
+  int n = 0;
+  for (int i = 0; i < nparsed; i++) {
+    for (dnc_ast_fn *f = parsed[i].fns; f; f = f->next) {
+      s.src = parsed[i].src;
+      if (dnc_builtin_op(f->name) >= 0) {
+        err(&s, f->name_loc, "'%s' is a built-in function and cannot be "
+                             "redefined", f->name);
+        continue;
+      }
+      int prev = fn_lookup(&s, f->name);
+      if (prev >= 0) {
+        err(&s, f->name_loc, "duplicate function '%s'", f->name);
+        s.src = s.fns[prev].src;
+        note(&s, s.fns[prev].ast->name_loc, "'%s' was first defined here",
+             f->name);
+        continue;
+      }
+      fninfo *fi = &s.fns[n];
+      fi->ast = f;
+      fi->src = parsed[i].src;
+      fn_insert(&s, n++);
+      check_params(&s, fi);
+    }
+  }
+  s.nfns = n;
+
+  /* pass 2 */
+  check_recursion(&s);
+
+  /* pass 3 */
+  m->fns = dnc_arena_alloc(m->arena, sizeof *m->fns * (size_t)(n + 1));
+  for (int i = 0; i < n; i++) {
+    if (s.fns[i].in_cycle)
+      continue;
+    dnc_fn *f = lower_fn(&s, &s.fns[i]);
+    if (f)
+      m->fns[m->nfns++] = f;
+  }
+  free(s.fns);
+  free(s.table);
+  return m->diags.nerrors - errors0;
+}

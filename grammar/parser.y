@@ -1,0 +1,337 @@
+/*
+ * parser.y - the dnc grammar: a pure bison parser over the reentrant scanner.
+ *
+ * No shift/reduce conflicts are tolerated (%expect 0): precedence and
+ * associativity come from the declarations below, in the order of
+ * DNC_PREC_* in compiler/ops.h.
+ *
+ * Errors: the parser reports a located message and goes on after an error
+ * (an `item: error` production resynchronises at the next `fn`), so that one
+ * run shows several mistakes. AST nodes come from the arena of the
+ * compilation, so what error recovery drops needs no %destructor; a tree
+ * parsed with errors is never used.
+ */
+%code requires {
+#include "dnc_int.h"
+typedef void *yyscan_t;
+#define DNC_YYLTYPE dnc_loc
+#define DNC_YYLTYPE_IS_DECLARED 1
+/* a call's argument list while it is being parsed */
+typedef struct dnc_arglist { dnc_ast **v; int n, cap; } dnc_arglist;
+}
+
+%code provides {
+int dnc_yylex(DNC_YYSTYPE *lval, dnc_loc *lloc, yyscan_t scanner);
+}
+
+%code {
+#include <string.h>
+#define YYLLOC_DEFAULT(Cur, Rhs, N)                   \
+  do {                                                \
+    if (N) {                                          \
+      (Cur).start = YYRHSLOC(Rhs, 1).start;           \
+      (Cur).end = YYRHSLOC(Rhs, N).end;               \
+    } else {                                          \
+      (Cur).start = (Cur).end = YYRHSLOC(Rhs, 0).end; \
+    }                                                 \
+  } while (0)
+
+static void dnc_yyerror(dnc_loc *loc, yyscan_t scanner, dnc_parse_state *ps,
+                        const char *msg);
+static void args_push(dnc_parse_state *ps, dnc_arglist *l, dnc_ast *e);
+static dnc_ast_fn *make_fn(dnc_parse_state *ps, dnc_loc loc, char *name,
+                           dnc_loc name_loc, char *input, dnc_loc input_loc,
+                           dnc_ast_param *params, dnc_ast_let *lets,
+                           dnc_ast *body);
+#define BIN(op, l, a, b) dnc_ast_op(ps, l, op, 2, a, b, NULL)
+}
+
+%define api.pure full
+%define api.prefix {dnc_yy}
+%define parse.error custom
+%locations
+%lex-param {yyscan_t scanner}
+%parse-param {yyscan_t scanner} {dnc_parse_state *ps}
+%expect 0
+%initial-action { @$ = (dnc_loc){0, 0}; }
+
+%union {
+  double num;
+  char *str;
+  dnc_ast *ast;
+  dnc_ast_param *param;
+  dnc_ast_let *let;
+  dnc_named_arg *named;
+  dnc_arglist args;
+}
+
+%token END 0 "end of file"
+%token FN "'fn'" LET "'let'" IF "'if'" THEN "'then'" ELSE "'else'"
+%token AND "'and'" OR "'or'" NOT "'not'"
+%token LE "'<='" GE "'>='" EQ "'=='" NE "'!='"
+%token <str> IDENT "name"
+%token <num> NUMBER "number"
+
+%type <ast> expr primary
+%type <param> params_opt param_list param
+%type <let> lets
+%type <named> named_list named
+%type <args> expr_list
+
+%precedence IF_ELSE
+%left OR
+%left AND
+%precedence NOT
+%nonassoc '<' '>' LE GE EQ NE
+%left '+' '-'
+%left '*' '/'
+%precedence NEG
+%right '^'
+
+%%
+
+/* file = { fndef } */
+file:
+  %empty
+| file item
+;
+
+item:
+  fndef
+| error
+;
+
+/* fndef = "fn" name "(" input [ ";" params ] ")" ( "=" expr | block ) */
+fndef:
+  FN IDENT '(' IDENT params_opt ')' '=' expr {
+    make_fn(ps, @$, $2, @2, $4, @4, $5, NULL, $8);
+  }
+| FN IDENT '(' IDENT params_opt ')' '{' semis_opt lets expr semis_opt '}' {
+    make_fn(ps, @$, $2, @2, $4, @4, $5, $9, $10);
+  }
+;
+
+params_opt:
+  %empty { $$ = NULL; }
+| ';' param_list { $$ = $2; }
+;
+
+param_list:
+  param { $$ = $1; }
+| param_list ',' param {
+    dnc_ast_param *p = $1;
+    while (p->next)
+      p = p->next;
+    p->next = $3;
+    $$ = $1;
+  }
+;
+
+/* param = name [ "[" "]" ] [ "=" expr ] ; a missing default is a sema error */
+param:
+  IDENT '=' expr { $$ = dnc_arena_alloc(ps->arena, sizeof *$$);
+                   $$->name = $1; $$->loc = @1; $$->def = $3; }
+| IDENT '[' ']' '=' expr { $$ = dnc_arena_alloc(ps->arena, sizeof *$$);
+                   $$->name = $1; $$->loc = @1; $$->def = $5;
+                   $$->per_channel = 1; }
+| IDENT { $$ = dnc_arena_alloc(ps->arena, sizeof *$$);
+          $$->name = $1; $$->loc = @1; }
+| IDENT '[' ']' { $$ = dnc_arena_alloc(ps->arena, sizeof *$$);
+          $$->name = $1; $$->loc = @1; $$->per_channel = 1; }
+;
+
+/* block = "{" { "let" name "=" expr sep } expr "}" */
+lets:
+  %empty { $$ = NULL; }
+| lets LET IDENT '=' expr semis {
+    dnc_ast_let *l = dnc_arena_alloc(ps->arena, sizeof *l);
+    l->name = $3;
+    l->loc = @3;
+    l->value = $5;
+    if (!$1) {
+      $$ = l;
+    } else {
+      dnc_ast_let *t = $1;
+      while (t->next)
+        t = t->next;
+      t->next = l;
+      $$ = $1;
+    }
+  }
+;
+
+semis: ';' | semis ';' ;
+semis_opt: %empty | semis ;
+
+expr:
+  primary
+| '-' expr %prec NEG        { $$ = dnc_ast_op(ps, @$, OP_NEG, 1, $2, NULL, NULL); }
+| NOT expr                  { $$ = dnc_ast_op(ps, @$, OP_NOT, 1, $2, NULL, NULL); }
+| expr '+' expr             { $$ = BIN(OP_ADD, @$, $1, $3); }
+| expr '-' expr             { $$ = BIN(OP_SUB, @$, $1, $3); }
+| expr '*' expr             { $$ = BIN(OP_MUL, @$, $1, $3); }
+| expr '/' expr             { $$ = BIN(OP_DIV, @$, $1, $3); }
+| expr '^' expr             { $$ = BIN(OP_POW, @$, $1, $3); }
+| expr '<' expr             { $$ = BIN(OP_LT, @$, $1, $3); }
+| expr LE expr              { $$ = BIN(OP_LE, @$, $1, $3); }
+| expr '>' expr             { $$ = BIN(OP_GT, @$, $1, $3); }
+| expr GE expr              { $$ = BIN(OP_GE, @$, $1, $3); }
+| expr EQ expr              { $$ = BIN(OP_EQ, @$, $1, $3); }
+| expr NE expr              { $$ = BIN(OP_NE, @$, $1, $3); }
+| expr AND expr             { $$ = BIN(OP_AND, @$, $1, $3); }
+| expr OR expr              { $$ = BIN(OP_OR, @$, $1, $3); }
+| IF expr THEN expr ELSE expr %prec IF_ELSE {
+    $$ = dnc_ast_op(ps, @$, OP_SELECT, 3, $2, $4, $6);
+  }
+;
+
+/* primary = number | name | name "(" [ args [ ";" named ] ] ")" | "(" expr ")" */
+primary:
+  NUMBER                    { $$ = dnc_ast_num(ps, @$, $1); }
+| IDENT                     { $$ = dnc_ast_name(ps, @$, $1); }
+| IDENT '(' ')'             { $$ = dnc_ast_call(ps, @$, @1, $1, NULL, 0, NULL); }
+| IDENT '(' expr_list ')'   { $$ = dnc_ast_call(ps, @$, @1, $1, $3.v, $3.n, NULL); }
+| IDENT '(' expr_list ';' named_list ')' {
+    $$ = dnc_ast_call(ps, @$, @1, $1, $3.v, $3.n, $5);
+  }
+| '(' expr ')'              { $$ = $2; $$->loc = @$; }
+;
+
+expr_list:
+  expr                      { $$ = (dnc_arglist){0}; args_push(ps, &$$, $1); }
+| expr_list ',' expr        { $$ = $1; args_push(ps, &$$, $3); }
+;
+
+named_list:
+  named                     { $$ = $1; }
+| named_list ',' named {
+    dnc_named_arg *t = $1;
+    while (t->next)
+      t = t->next;
+    t->next = $3;
+    $$ = $1;
+  }
+;
+
+named:
+  IDENT '=' expr {
+    $$ = dnc_arena_alloc(ps->arena, sizeof *$$);
+    $$->name = $1;
+    $$->loc = @1;
+    $$->value = $3;
+  }
+;
+
+%%
+
+static void args_push(dnc_parse_state *ps, dnc_arglist *l, dnc_ast *e)
+{
+  if (l->n == l->cap) {
+    int cap = l->cap ? 2 * l->cap : 4;
+    dnc_ast **v = dnc_arena_alloc(ps->arena, sizeof *v * (size_t)cap);
+    if (l->n)
+      memcpy(v, l->v, sizeof *v * (size_t)l->n);
+    l->v = v;
+    l->cap = cap;
+  }
+  l->v[l->n++] = e;
+}
+
+static dnc_ast_fn *make_fn(dnc_parse_state *ps, dnc_loc loc, char *name,
+                           dnc_loc name_loc, char *input, dnc_loc input_loc,
+                           dnc_ast_param *params, dnc_ast_let *lets,
+                           dnc_ast *body)
+{
+  dnc_ast_fn *f = dnc_arena_alloc(ps->arena, sizeof *f);
+  f->name = name;
+  f->loc = loc;
+  f->name_loc = name_loc;
+  f->input = input;
+  f->input_loc = input_loc;
+  f->params = params;
+  f->lets = lets;
+  f->body = body;
+  if (ps->fns_tail)
+    ps->fns_tail->next = f;
+  else
+    ps->fns = f;
+  ps->fns_tail = f;
+  return f;
+}
+
+static void dnc_yyerror(dnc_loc *loc, yyscan_t scanner, dnc_parse_state *ps,
+                        const char *msg)
+{
+  (void)scanner;
+  if (!strcmp(msg, "memory exhausted")) {
+    /* bison's stack limit: only a pathologically nested expression */
+    if (!ps->nest_reported)
+      dnc_diag_add(ps->diags, DNC_SEV_ERROR, ps->src, *loc,
+                   "expression nested too deeply");
+    ps->nest_reported = 1;
+    return;
+  }
+  dnc_diag_add(ps->diags, DNC_SEV_ERROR, ps->src, *loc, "%s", msg);
+}
+
+/* Single-character tokens are compared by their display name, "';'". */
+static int sym_is(yysymbol_kind_t k, const char *name)
+{
+  return !strcmp(yysymbol_name(k), name);
+}
+
+/* "unexpected X, expected A, B or C", plus a hint for common mistakes. */
+static int yyreport_syntax_error(const yypcontext_t *ctx, yyscan_t scanner,
+                                 dnc_parse_state *ps)
+{
+  (void)scanner;
+  if (ps->aborted)
+    return 0; /* the scanner has reported why it stopped */
+  enum { MAXEXP = 8 };
+  yysymbol_kind_t exp[MAXEXP];
+  int n = yypcontext_expected_tokens(ctx, exp, MAXEXP);
+  yysymbol_kind_t tok = yypcontext_token(ctx);
+  const dnc_loc *loc = yypcontext_location(ctx);
+  char buf[512];
+  size_t len = 0;
+  if (tok == YYSYMBOL_IDENT || tok == YYSYMBOL_NUMBER) {
+    size_t tl = loc->end - loc->start;
+    len += (size_t)snprintf(buf + len, sizeof buf - len, "unexpected %s '%.*s'",
+                            yysymbol_name(tok), tl > 40 ? 40 : (int)tl,
+                            ps->src->text + loc->start);
+  } else {
+    len += (size_t)snprintf(buf + len, sizeof buf - len, "unexpected %s",
+                            yysymbol_name(tok));
+  }
+  if (n > 0 && n < MAXEXP) {
+    for (int i = 0; i < n && len < sizeof buf; i++)
+      len += (size_t)snprintf(buf + len, sizeof buf - len, "%s%s",
+                              i == 0 ? ", expected " : i == n - 1 ? " or " : ", ",
+                              yysymbol_name(exp[i]));
+  }
+  dnc_diag_add(ps->diags, DNC_SEV_ERROR, ps->src, *loc, "%s", buf);
+
+  int want_semi = 0, want_mul = 0;
+  for (int i = 0; i < n && n < MAXEXP; i++) {
+    want_semi |= sym_is(exp[i], "';'");
+    want_mul |= sym_is(exp[i], "'*'");
+  }
+  if (sym_is(tok, "'<'") || sym_is(tok, "'>'") || tok == YYSYMBOL_LE ||
+      tok == YYSYMBOL_GE || tok == YYSYMBOL_EQ || tok == YYSYMBOL_NE)
+    dnc_diag_add(ps->diags, DNC_SEV_NOTE, ps->src, *loc,
+                 "comparisons do not chain: write 'a < b and b < c'");
+  else if (sym_is(tok, "','") && want_semi && ps->paren_depth == 1 &&
+           ps->brace_depth == 0)
+    dnc_diag_add(ps->diags, DNC_SEV_NOTE, ps->src, *loc,
+                 "parameters follow the input after ';', as in "
+                 "'fn f(x; a = 1, b = 2)'");
+  else if ((tok == YYSYMBOL_IDENT || tok == YYSYMBOL_NUMBER ||
+            sym_is(tok, "'('")) && (want_mul || n >= MAXEXP))
+    dnc_diag_add(ps->diags, DNC_SEV_NOTE, ps->src, *loc,
+                 "an operator may be missing before this; a product is "
+                 "written with '*'");
+  else if ((tok == YYSYMBOL_YYEOF || tok == YYSYMBOL_FN) && ps->brace_depth > 0)
+    dnc_diag_add(ps->diags, DNC_SEV_NOTE, ps->src, ps->open_brace,
+                 "the block opened here is not closed");
+  return 0;
+}
