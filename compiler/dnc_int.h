@@ -158,7 +158,9 @@ typedef struct dnc_parse_state {
   dnc_ast_fn *fns, *fns_tail;
   int paren_depth, brace_depth;
   uint32_t off;       /* byte offset of the scanner */
-  int last_ends_expr; /* the previous token can end an expression */
+  int last_ends_expr; /* the last token can end an expression */
+  int prev_ends_expr; /* ... and the one before it */
+  int in_header;      /* between 'fn' and the ')' closing its input list */
   dnc_loc last_loc;   /* the last token, for messages */
   int aborted;        /* the scanner gave up (nesting); already reported */
   int nest_reported;

@@ -311,22 +311,16 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, yyscan_t scanner,
   }
   dnc_diag_add(ps->diags, DNC_SEV_ERROR, ps->src, *loc, "%s", buf);
 
-  int want_semi = 0, want_mul = 0;
-  for (int i = 0; i < n && n < MAXEXP; i++) {
-    want_semi |= sym_is(exp[i], "';'");
-    want_mul |= sym_is(exp[i], "'*'");
-  }
   if (sym_is(tok, "'<'") || sym_is(tok, "'>'") || tok == YYSYMBOL_LE ||
       tok == YYSYMBOL_GE || tok == YYSYMBOL_EQ || tok == YYSYMBOL_NE)
     dnc_diag_add(ps->diags, DNC_SEV_NOTE, ps->src, *loc,
                  "comparisons do not chain: write 'a < b and b < c'");
-  else if (sym_is(tok, "','") && want_semi && ps->paren_depth == 1 &&
-           ps->brace_depth == 0)
+  else if (sym_is(tok, "','") && ps->in_header)
     dnc_diag_add(ps->diags, DNC_SEV_NOTE, ps->src, *loc,
                  "parameters follow the input after ';', as in "
                  "'fn f(x; a = 1, b = 2)'");
   else if ((tok == YYSYMBOL_IDENT || tok == YYSYMBOL_NUMBER ||
-            sym_is(tok, "'('")) && (want_mul || n >= MAXEXP))
+            sym_is(tok, "'('")) && ps->prev_ends_expr)
     dnc_diag_add(ps->diags, DNC_SEV_NOTE, ps->src, *loc,
                  "an operator may be missing before this; a product is "
                  "written with '*'");
