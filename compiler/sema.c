@@ -668,11 +668,11 @@ static dnc_node *lower_body(sema *s, scope *sc)
     sc->lets = b;
   }
   dnc_node *body = lower(s, sc, f->body);
+  if (!body || !ok)
+    return NULL; /* a use may have been misspelled: no unused warnings */
   for (binding *b = sc->lets; b; b = b->next)
     if (!b->used)
       warn(s, b->loc, "'%s' is never used", b->name);
-  if (!body || !ok)
-    return NULL;
   if (type_of(body) != TYPE_NUM) {
     err(s, f->body->loc, "the value of '%s' must be a number, not a condition",
         f->name);
@@ -706,7 +706,7 @@ static dnc_fn *lower_fn(sema *s, fninfo *fi)
   s->src = fi->src;
   m->dag.too_deep = 0;
   dnc_node *body = lower_body(s, &sc);
-  for (binding *b = sc.params; b; b = b->next)
+  for (binding *b = sc.params; body && b; b = b->next)
     if (!b->used)
       warn(s, b->loc, "parameter '%s' is never used", b->name);
   if (m->dag.too_deep) {

@@ -1,0 +1,159 @@
+/*
+ * test_api.c - the public C API (runtime/dnc.h): compiling strings and
+ * files, structured diagnostics, enumerating functions and parameters,
+ * evaluating through the reference interpreter, and argument checking.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dnc.h"
+#include "tap.h"
+
+static void test_version(void)
+{
+  is_str(dnc_version(), DNC_VERSION_STRING, "dnc_version() matches the header");
+  is_int(dnc_abi_version(), DNC_ABI_VERSION, "dnc_abi_version() matches the header");
+  is_str(dnc_status_string(DNC_ERR_ARGUMENT), "invalid argument",
+         "status strings describe the status");
+}
+
+static void test_compile_ok(void)
+{
+  dnc_context *ctx = dnc_context_new();
+  const char *src = "fn dyt(x; alpha = 0.5) = tanh(alpha * x)\n"
+                    "fn derf(x; alpha = 0.5, s[] = 0.25) = erf(alpha * x + s)\n";
+  dnc_module *m = NULL;
+  is_int(dnc_compile_string(ctx, "norms.dn", src, strlen(src), &m), DNC_OK,
+         "a valid source compiles");
+  is_int(dnc_module_function_count(m), 2, "both functions are listed");
+  is_int((long long)dnc_module_diagnostic_count(m), 0, "no diagnostics");
+  const dnc_function *dyt = dnc_module_find(m, "dyt");
+  const dnc_function *derf = dnc_module_function(m, 1);
+  ok(dyt == dnc_module_function(m, 0), "find and index agree");
+  is_str(dnc_function_name(derf), "derf", "functions keep source order");
+  ok(dnc_module_find(m, "nope") == NULL, "an unknown name is not found");
+  ok(dnc_module_function(m, 2) == NULL && dnc_module_function(m, -1) == NULL,
+     "an index out of range gives NULL");
+  is_int(dnc_function_param_count(derf), 2, "derf has two parameters");
+  dnc_param_info pi;
+  is_int(dnc_function_param(derf, 1, &pi), DNC_OK, "parameter 1 is readable");
+  is_str(pi.name, "s", "its name");
+  is_double(pi.default_value, 0.25, 0, "its default");
+  is_int(pi.kind, DNC_PARAM_PER_CHANNEL, "its kind is per-channel");
+  dnc_function_param(derf, 0, &pi);
+  is_int(pi.kind, DNC_PARAM_SCALAR, "alpha is a scalar");
+  is_int(dnc_function_param(derf, 2, &pi), DNC_ERR_NOT_FOUND,
+         "parameter 2 does not exist");
+  is_int(dnc_function_param_index(derf, "s"), 1, "parameter index by name");
+  is_int(dnc_function_param_index(derf, "t"), -1, "no parameter t");
+
+  double x[4] = {0, 1, -1, 3}, y[4];
+  is_int(dnc_function_eval(dyt, x, y, 4, NULL), DNC_OK, "eval with defaults");
+  is_double(y[0], 0, 0, "dyt(0) = 0");
+  is_double(y[1], tanh(0.5), 1e-16, "dyt(1) = tanh(0.5)");
+  is_double(y[2], -tanh(0.5), 1e-16, "dyt(-1) = -tanh(0.5)");
+  double p[2] = {2.0, -1.0};
+  dnc_function_eval(derf, x, y, 4, p);
+  is_double(y[3], erf(2.0 * 3 - 1.0), 1e-16, "eval with given parameters");
+  dnc_function_eval(dyt, x, x, 4, NULL);
+  is_double(x[1], tanh(0.5), 1e-16, "eval in place");
+  dnc_module_free(m);
+  dnc_context_free(ctx);
+}
+
+static void test_compile_errors(void)
+{
+  dnc_context *ctx = dnc_context_new();
+  const char *src = "fn f(x; alpha = 1) =\n  tanh(alpah * x)\n";
+  dnc_module *m = NULL;
+  is_int(dnc_compile_string(ctx, "bad.dn", src, strlen(src), &m),
+         DNC_ERR_SOURCE, "a source with errors reports DNC_ERR_SOURCE");
+  ok(m != NULL, "and still returns a module carrying the diagnostics");
+  is_int(dnc_module_function_count(m), 0, "a module with errors has no functions");
+  is_int((long long)dnc_module_diagnostic_count(m), 2, "an error and a note");
+  const dnc_diagnostic *d = dnc_module_diagnostic(m, 0);
+  ok(d && d->severity == DNC_DIAG_ERROR, "the first is an error");
+  is_str(d ? d->file : NULL, "bad.dn", "with the file name given");
+  is_int(d ? d->line : 0, 2, "its line");
+  is_int(d ? d->column : 0, 8, "its column");
+  is_str(d ? d->message : NULL, "unknown name 'alpah'", "its message");
+  d = dnc_module_diagnostic(m, 1);
+  ok(d && d->severity == DNC_DIAG_NOTE, "the second is a note");
+  is_str(d ? d->message : NULL, "did you mean 'alpha'?", "suggesting the name");
+  ok(dnc_module_diagnostic(m, 2) == NULL, "no third diagnostic");
+  const char *want =
+      "bad.dn:2:8: error: unknown name 'alpah'\n"
+      "    2 |   tanh(alpah * x)\n"
+      "      |        ^~~~~\n"
+      "bad.dn:2:8: note: did you mean 'alpha'?\n"
+      "    2 |   tanh(alpah * x)\n"
+      "      |        ^~~~~\n";
+  char buf[1024];
+  size_t n = dnc_module_format_diagnostics(m, buf, sizeof buf);
+  is_str(buf, want, "diagnostics format as dnc prints them");
+  is_int((long long)n, (long long)strlen(want), "the formatted length");
+  char small[8];
+  n = dnc_module_format_diagnostics(m, small, sizeof small);
+  ok(n == strlen(want) && strlen(small) == 7,
+     "a short buffer gets a truncated, terminated text and the full length");
+  dnc_module_free(m);
+
+  m = NULL;
+  is_int(dnc_compile_file(ctx, "/nonexistent/x.dn", &m), DNC_ERR_SOURCE,
+         "a missing file is a source error");
+  d = dnc_module_diagnostic(m, 0);
+  ok(d && strstr(d->message, "cannot open '/nonexistent/x.dn'") != NULL,
+     "whose message names the file");
+  dnc_module_free(m);
+
+  m = NULL;
+  is_int(dnc_compile_string(ctx, NULL, "", 0, &m), DNC_ERR_SOURCE,
+         "an empty source is an error");
+  d = dnc_module_diagnostic(m, 0);
+  ok(d && strstr(d->message, "no functions are defined") != NULL,
+     "no functions are defined");
+  is_str(d ? d->file : NULL, "<string>", "an unnamed source is <string>");
+  dnc_module_free(m);
+  dnc_context_free(ctx);
+}
+
+static void test_bad_arguments(void)
+{
+  dnc_context *ctx = dnc_context_new();
+  dnc_module *m = (dnc_module *)1;
+  is_int(dnc_compile_string(NULL, "a", "fn f(x) = x", 11, &m), DNC_ERR_ARGUMENT,
+         "a NULL context is rejected");
+  ok(m == NULL, "and *out is cleared");
+  is_int(dnc_compile_string(ctx, "a", NULL, 5, &m), DNC_ERR_ARGUMENT,
+         "a NULL source with a length is rejected");
+  is_int(dnc_compile_string(ctx, "a", "x", 1, NULL), DNC_ERR_ARGUMENT,
+         "a NULL out pointer is rejected");
+  is_int(dnc_compile_file(ctx, NULL, &m), DNC_ERR_ARGUMENT, "a NULL path is rejected");
+  is_int(dnc_function_eval(NULL, NULL, NULL, 0, NULL), DNC_ERR_ARGUMENT,
+         "eval of a NULL function is rejected");
+  dnc_compile_string(ctx, "a", "fn f(x) = x", 11, &m);
+  const dnc_function *f = dnc_module_function(m, 0);
+  double y;
+  is_int(dnc_function_eval(f, NULL, &y, 1, NULL), DNC_ERR_ARGUMENT,
+         "eval with a NULL x is rejected");
+  is_int(dnc_function_eval(f, NULL, NULL, 0, NULL), DNC_OK,
+         "eval of zero elements needs no arrays");
+  is_int(dnc_function_param(f, 0, NULL), DNC_ERR_ARGUMENT, "param info needs out");
+  ok(dnc_module_find(NULL, "f") == NULL && dnc_module_function_count(NULL) == 0 &&
+         dnc_module_diagnostic_count(NULL) == 0 && dnc_function_name(NULL) == NULL,
+     "queries on NULL return empty answers");
+  dnc_module_free(m);
+  dnc_module_free(NULL);
+  dnc_context_free(ctx);
+  dnc_context_free(NULL);
+}
+
+int main(void)
+{
+  test_version();
+  test_compile_ok();
+  test_compile_errors();
+  test_bad_arguments();
+  return done_testing();
+}
