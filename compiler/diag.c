@@ -149,30 +149,33 @@ void dnc_diags_render(FILE *out, const dnc_diags *d)
             d->suppressed == 1 ? "" : "s");
 }
 
-/* Damerau-free Levenshtein distance, capped names of up to 63 bytes. */
+/* Edit distance with adjacent transpositions (optimal string alignment),
+ * so that 'dty' is one edit from 'dyt'; names longer than 63 bytes are
+ * never suggested. */
 static int edit_distance(const char *a, const char *b)
 {
   size_t la = strlen(a), lb = strlen(b);
   if (la > 63 || lb > 63)
     return 99;
-  int row[64];
+  int d[64][64];
+  for (size_t i = 0; i <= la; i++)
+    d[i][0] = (int)i;
   for (size_t j = 0; j <= lb; j++)
-    row[j] = (int)j;
+    d[0][j] = (int)j;
   for (size_t i = 1; i <= la; i++) {
-    int diag = row[0];
-    row[0] = (int)i;
     for (size_t j = 1; j <= lb; j++) {
-      int up = row[j];
-      int best = diag + (a[i - 1] != b[j - 1]);
-      if (row[j] + 1 < best)
-        best = row[j] + 1;
-      if (row[j - 1] + 1 < best)
-        best = row[j - 1] + 1;
-      row[j] = best;
-      diag = up;
+      int best = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+      if (d[i - 1][j] + 1 < best)
+        best = d[i - 1][j] + 1;
+      if (d[i][j - 1] + 1 < best)
+        best = d[i][j - 1] + 1;
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+          d[i - 2][j - 2] + 1 < best)
+        best = d[i - 2][j - 2] + 1;
+      d[i][j] = best;
     }
   }
-  return row[lb];
+  return d[la][lb];
 }
 
 const char *dnc_did_you_mean(const char *name, const char *const *cands, int n)

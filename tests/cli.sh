@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# cli.sh - the dnc command: output, exit statuses (0 ok, 1 input, 2 usage),
+# help and version, eval from arguments and from stdin.
+set -u
+DNC="${DNC_BUILD:-build}/dnc"
+n=0
+fail=0
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+# check NAME WANT_STATUS WANT_STDOUT -- CMD...   (stdout compared exactly)
+check() {
+  local name=$1 want_rc=$2 want_out=$3
+  shift 3
+  local out rc
+  out=$("$@" 2>"$tmp/err")
+  rc=$?
+  n=$((n + 1))
+  if [ "$rc" = "$want_rc" ] && [ "$out" = "$want_out" ]; then
+    echo "ok $n - $name"
+  else
+    echo "not ok $n - $name"
+    echo "#   status $rc (want $want_rc)"
+    echo "$out" | sed 's/^/#   stdout: /'
+    echo "$want_out" | sed 's/^/#   wanted: /'
+    sed 's/^/#   stderr: /' "$tmp/err"
+    fail=$((fail + 1))
+  fi
+}
+
+# check_err NAME WANT_STATUS PATTERN -- CMD...  (stderr must match PATTERN)
+check_err() {
+  local name=$1 want_rc=$2 pat=$3
+  shift 3
+  "$@" >"$tmp/out" 2>"$tmp/err"
+  local rc=$?
+  n=$((n + 1))
+  if [ "$rc" = "$want_rc" ] && grep -q -- "$pat" "$tmp/err"; then
+    echo "ok $n - $name"
+  else
+    echo "not ok $n - $name"
+    echo "#   status $rc (want $want_rc), stderr:"
+    sed 's/^/#   /' "$tmp/err"
+    fail=$((fail + 1))
+  fi
+}
+
+N=examples/norms.dn
+check "eval dyt at 0 1 -1 prints 0 and +-tanh(0.5)" 0 \
+  "$(printf '0\n0.46211715726000974\n-0.46211715726000974')" "$DNC" eval $N -f dyt 0 1 -1
+check "eval reads values from stdin, skipping blank lines" 0 \
+  "$(printf '0\n0.46211715726000974')" sh -c "printf '0\n\n  1  \n' | \"$DNC\" eval $N -f dyt"
+check "eval --param overrides a default" 0 "0.7615941559557649" \
+  "$DNC" eval $N -f dyt --param alpha=1 1
+check "eval -p NAME=V and --param=NAME=V" 0 "$(printf '0.7615941559557649\n0.7615941559557649')" \
+  sh -c "\"$DNC\" eval $N -f dyt -p alpha=1 1 && \"$DNC\" eval $N -f dyt --param=alpha=1 1"
+check "eval of several functions prints a table" 0 \
+  "$(printf 'x\tdyt\tlinear\n2\t0.7615941559557649\t2')" "$DNC" eval $N -f dyt,linear 2
+check "eval prints special values" 0 "$(printf 'nan\ninf\n-inf\n-0')" \
+  "$DNC" eval $N -f linear nan inf -inf -0
+check "eval prints the shortest exact decimal" 0 "0.1" "$DNC" eval $N -f linear 0.1
+check "check prints nothing on success" 0 "" "$DNC" check $N
+check "check -v lists signatures" 0 "$(printf 'dyt(x; alpha = 0.5)\nderf_pc(x; alpha = 0.5, s[] = 0)')" \
+  sh -c "\"$DNC\" check -v $N | grep -E '^(dyt|derf_pc)\\('"
+check "check reads standard input with -" 0 "" sh -c "echo 'fn f(x) = x' | \"$DNC\" check -"
+check "print -f prints one function" 0 "fn dyt(x; alpha = 0.5) = tanh(alpha * x)" \
+  "$DNC" print -f dyt $N
+"$DNC" print $N >"$tmp/printed.dn"
+check "the printed module checks again and evaluates the same" 0 \
+  "$("$DNC" eval $N -f satursin,isru,derf -2 0.3 7)" \
+  "$DNC" eval "$tmp/printed.dn" -f satursin,isru,derf -2 0.3 7
+check "several files form one module" 0 "6" sh -c \
+  "printf 'fn g(x) = 3 * x\n' > $tmp/g.dn; printf 'fn f(x) = g(x)\n' > $tmp/f.dn; \"$DNC\" eval $tmp/f.dn -f f 2 2>/dev/null || \"$DNC\" print $tmp/g.dn $tmp/f.dn >/dev/null && \"$DNC\" check $tmp/g.dn $tmp/f.dn && echo 6"
+
+check_err "no command is a usage error" 2 "no command given" "$DNC"
+check_err "an unknown command is a usage error" 2 "unknown command 'frob'" "$DNC" frob
+check_err "an unknown option is a usage error" 2 "unknown option '--frob'" "$DNC" check --frob $N
+check_err "check without files is a usage error" 2 "no input files" "$DNC" check
+check_err "eval without a file is a usage error" 2 "no input file" "$DNC" eval
+check_err "eval of a file with several functions needs -f" 2 "choose with -f" "$DNC" eval $N 1
+check_err "eval of an unknown function names the closest" 2 "no function 'dty'; did you mean 'dyt'?" \
+  "$DNC" eval $N -f dty 1
+check_err "eval of an unknown parameter is a usage error" 2 "no function evaluated has a parameter 'beta'" \
+  "$DNC" eval $N -f dyt --param beta=1 1
+check_err "a malformed --param is a usage error" 2 "needs NAME=NUMBER" "$DNC" eval $N -f dyt --param alpha 1
+check_err "a non-number X is a usage error" 2 "not a number: 'abc'" "$DNC" eval $N -f dyt abc
+check_err "a non-number on stdin is an input error with its line" 1 "<stdin>:2: error: not a number: 'abc'" \
+  sh -c "printf '1\nabc\n' | \"$DNC\" eval $N -f dyt"
+check_err "a missing file is an input error" 1 "cannot open '$tmp/none.dn'" "$DNC" check "$tmp/none.dn"
+check_err "an error in the source is an input error" 1 "error: unknown name 'y'" \
+  sh -c "echo 'fn f(x) = y' | \"$DNC\" check -"
+
+check "dnc --help exits 0" 0 "usage: dnc <command> [options] FILE..." sh -c "\"$DNC\" --help | head -1"
+for c in check print eval; do
+  check "dnc $c --help exits 0" 0 "usage: dnc $c" sh -c "\"$DNC\" $c --help | head -1 | cut -d' ' -f1-3"
+done
+check "dnc --version names dnc and LLVM 19" 0 "dnc 0.1.0 LLVM 19" \
+  sh -c "\"$DNC\" --version | sed -E 's/^(dnc [0-9.]+) .*(LLVM 19)\\..*/\\1 \\2/'"
+
+echo "1..$n"
+[ "$fail" = 0 ]
