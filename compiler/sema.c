@@ -56,6 +56,7 @@ typedef struct sema {
   int rec;               /* recursion depth of lower() */
   int calls;             /* inlined calls nested */
   int depth_reported;
+  int calls_too_deep; /* set inside, reported at the outermost call */
 } sema;
 
 static const char *const constant_names[] = {"pi", "e", "inf", "nan"};
@@ -528,8 +529,7 @@ static dnc_node *lower_user_call(sema *s, scope *sc, dnc_ast *e, fninfo *callee)
   if (!ok || callee->in_cycle)
     return NULL; /* a cycle has been reported where it closes */
   if (s->calls >= DNC_MAX_CALL_DEPTH) {
-    err(s, e->loc, "calls nested too deeply: more than %d levels of inlining",
-        DNC_MAX_CALL_DEPTH);
+    s->calls_too_deep = 1;
     return NULL;
   }
   scope inner = {0};
@@ -557,6 +557,12 @@ static dnc_node *lower_user_call(sema *s, scope *sc, dnc_ast *e, fninfo *callee)
   s->calls--;
   s->quiet--;
   s->src = saved;
+  if (s->calls_too_deep && s->calls == 0) {
+    /* inside, diagnostics were muted: say it here, where the user called */
+    s->calls_too_deep = 0;
+    err(s, e->loc, "calls nested too deeply: more than %d levels of inlining",
+        DNC_MAX_CALL_DEPTH);
+  }
   return r;
 }
 
@@ -705,7 +711,10 @@ static dnc_fn *lower_fn(sema *s, fninfo *fi)
   }
   s->src = fi->src;
   m->dag.too_deep = 0;
+  int errors0 = m->diags.nerrors;
   dnc_node *body = lower_body(s, &sc);
+  if (!body && m->diags.nerrors == errors0) /* never silently drop a fn */
+    err(s, fi->ast->name_loc, "'%s' could not be compiled", fi->ast->name);
   for (binding *b = sc.params; body && b; b = b->next)
     if (!b->used)
       warn(s, b->loc, "parameter '%s' is never used", b->name);
