@@ -1,0 +1,25 @@
+#!/bin/sh
+# demo.sh - the main job end to end on examples/: check the published
+# functions, print them back as dnc source, evaluate them.
+set -e
+DNC=${1:-build/dnc}
+N=examples/norms.dn
+say() { printf '\n== %s\n' "$*"; }
+
+say "dnc check -v $N   (each function's signature)"
+"$DNC" check -v $N
+
+say "dnc print $N   (the expression DAGs, printed back as dnc source)"
+"$DNC" print $N
+
+say "dnc eval $N -f dyt 0 1 -1"
+"$DNC" eval $N -f dyt 0 1 -1
+
+say "DyT, DyISRU and Derf at their papers' defaults"
+"$DNC" eval $N -f dyt,dyisru,derf -100 -10 -3 -1 -0.1 0 0.1 1 3 10 100
+
+say "the shapes the Derf paper compared"
+"$DNC" eval $N -f tanh_plain,arctan,algebraic,satursin,asinh_clip,sine,linear -4 -2 -1 0 1 2 4
+
+say "Derf with alpha = 1 and a shift s = 0.5, values from stdin"
+printf '%s\n' -2 -1 0 1 2 | "$DNC" eval $N -f derf --param alpha=1 --param s=0.5
