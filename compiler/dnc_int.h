@@ -178,7 +178,7 @@ dnc_ast *dnc_ast_call(dnc_parse_state *ps, dnc_loc loc, dnc_loc name_loc,
 /* ----------------------------------------------------------------- expr.c */
 
 typedef enum {
-#define X(NAME, ARITY, SPELL, FORM, PREC, TYPE, EVAL) OP_##NAME,
+#define X(NAME, ARITY, SPELL, FORM, PREC, TYPE, EVAL, DIFF) OP_##NAME,
   DNC_OPS(X)
 #undef X
   OP__COUNT
@@ -294,6 +294,21 @@ int dnc_builtin_op(const char *name);
 /* The value of a named constant (pi, e, inf, nan); 0 when not one. */
 int dnc_named_constant(const char *name, double *v);
 
+/* ------------------------------------------------------------- simplify.c */
+
+/* Builds op(a, b, c) simplified by rewrites that keep every IEEE result
+ * (see the list at the top of simplify.c); the result is hash-consed. */
+dnc_node *dnc_simp(dnc_dag *g, int op, dnc_node *a, dnc_node *b, dnc_node *c);
+/* Rebuilds the DAG under root through dnc_simp. */
+dnc_node *dnc_simplify(dnc_dag *g, dnc_node *root);
+
+/* ----------------------------------------------------------------- diff.c */
+
+#define DNC_WRT_X (-1)
+/* The derivative of root with respect to x (wrt = DNC_WRT_X) or parameter
+ * wrt, as nodes of the same DAG that share subterms with root. */
+dnc_node *dnc_diff(dnc_dag *g, dnc_node *root, int wrt);
+
 /* --------------------------------------------------------------- interp.c */
 
 /* A DAG flattened for evaluation: one instruction per reachable node, in
@@ -324,6 +339,38 @@ long double dnc_eval_op(int op, long double a, long double b, long double c);
 /* Writes f as dnc source that parses back to the same DAG. Shared
  * subexpressions become `let` bindings. */
 void dnc_print_fn(FILE *out, const dnc_fn *f);
+/* The same for another body over f's input and parameters (a derivative),
+ * under another name. */
+void dnc_print_def(FILE *out, const dnc_fn *f, const char *name,
+                   const dnc_node *body);
+/* Number of distinct nodes reachable from root. */
+uint32_t dnc_node_count(const dnc_node *root);
+
+/* Which nodes under a root are printed once and named: those used more
+ * than once (not leaves, not the root). name[id] is set by the printer. */
+typedef struct dnc_sharing {
+  uint32_t maxid;
+  const dnc_node **byid; /* reachable nodes by id, NULL elsewhere */
+  uint32_t *uses;
+  const char **name;
+} dnc_sharing;
+void dnc_sharing_init(dnc_sharing *s, const dnc_node *root);
+int dnc_sharing_bound(const dnc_sharing *s, uint32_t id); /* gets a name */
+void dnc_sharing_free(dnc_sharing *s);
+/* "# NAME: N nodes" in the comment syntax of a format (0 dsl, 1 latex, 2 c) */
+void dnc_print_stat(FILE *out, int format, const char *name, uint32_t nodes);
+
+/* print_latex.c: `lhs &= body` in an aligned block, shared nodes first */
+void dnc_print_latex(FILE *out, const dnc_fn *f, const char *lhs,
+                     const dnc_node *body);
+/* print_c.c: a C99 function `double name(double x, double p...)`; the
+ * prelude defines the helpers (sigmoid, NaN-propagating min...) it uses */
+void dnc_print_c_prelude(FILE *out);
+void dnc_print_c(FILE *out, const dnc_fn *f, const char *name,
+                 const dnc_node *body);
+/* "pi", "e", "inf" or "nan" when v is that constant and f has no
+ * parameter or input of that name; else NULL. */
+const char *dnc_const_name(const dnc_fn *f, double v);
 /* Shortest decimal that reads back as exactly v (finite v). */
 void dnc_format_double(char *buf, size_t n, double v);
 

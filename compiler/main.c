@@ -30,6 +30,7 @@ static const char usage_main[] =
     "  check   parse and check source files; report errors and warnings\n"
     "  print   print each function's expression DAG back as dnc source\n"
     "  eval    evaluate functions with the reference interpreter\n"
+    "  diff    print derivatives with respect to x and the parameters\n"
     "\n"
     "options:\n"
     "  -h, --help     this help; 'dnc CMD --help' for a command's\n"
@@ -66,6 +67,25 @@ static const char usage_eval[] =
     "\n"
     "With one function, prints one value per line; with several, a table\n"
     "with a header: x, then one column per function.\n";
+
+static const char usage_diff[] =
+    "usage: dnc diff [-f NAME[,NAME...]] [--wrt VARS] [--order N]\n"
+    "                [--format dsl|latex|c] [--stats] FILE...\n"
+    "\n"
+    "Prints derivatives of each function (or the named ones), simplified.\n"
+    "\n"
+    "  --wrt all     every variable, x and each parameter (the default);\n"
+    "                with --order N, every derivative of order N (mixed\n"
+    "                ones included, each once)\n"
+    "  --wrt V       x or a parameter: the N-th derivative with respect to V\n"
+    "  --wrt V1,V2   the mixed derivative d/dV1 d/dV2 (no --order)\n"
+    "  --order N     1 to 16 (default 1)\n"
+    "  --format dsl  dnc source: each derivative a fn named like dyt__dx,\n"
+    "                dyt__dalpha, dyt__dx2, dyt__dx_dalpha (the default)\n"
+    "  --format latex   LaTeX equations\n"
+    "  --format c    C99 functions over double, with the helpers they need\n"
+    "  --stats       also print the number of DAG nodes of f and of each\n"
+    "                derivative, as comments\n";
 
 static int usage_error(const char *usage, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -406,6 +426,236 @@ out:
   return rc;
 }
 
+enum { FMT_DSL, FMT_LATEX, FMT_C };
+
+/* One derivative to print: the variables, in the order applied. */
+typedef struct dspec {
+  int n;
+  int var[16]; /* DNC_WRT_X or a parameter index */
+} dspec;
+
+static const char *var_name(const dnc_fn *f, int v)
+{
+  return v == DNC_WRT_X ? f->input : f->params[v].name;
+}
+
+/* f__dx2_dalpha: each variable once, with its count when above 1 */
+static char *dspec_name(const dnc_fn *f, const dspec *d)
+{
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *o = open_memstream(&buf, &len);
+  fprintf(o, "%s_", f->name);
+  int done[16] = {0};
+  for (int i = 0; i < d->n; i++) {
+    if (done[i])
+      continue;
+    int c = 0;
+    for (int j = i; j < d->n; j++)
+      if (d->var[j] == d->var[i]) {
+        c++;
+        done[j] = 1;
+      }
+    fprintf(o, "_d%s", var_name(f, d->var[i]));
+    if (c > 1)
+      fprintf(o, "%d", c);
+  }
+  fclose(o);
+  return buf;
+}
+
+/* Every multiset of `order` variables from {x, params}, each once. */
+static int all_specs(const dnc_fn *f, int order, dspec *out, int max)
+{
+  int nv = f->nparams + 1, k = 0;
+  int idx[16] = {0};
+  for (;;) {
+    if (k < max) {
+      out[k].n = order;
+      for (int i = 0; i < order; i++)
+        out[k].var[i] = idx[i] == 0 ? DNC_WRT_X : idx[i] - 1;
+    }
+    k++;
+    int i = order - 1;
+    while (i >= 0 && idx[i] == nv - 1)
+      i--;
+    if (i < 0)
+      break;
+    idx[i]++;
+    for (int j = i + 1; j < order; j++)
+      idx[j] = idx[i];
+  }
+  return k;
+}
+
+/* \frac{\partial^{2} \operatorname{f}}{\partial x \, \partial \alpha} */
+static void print_latex_def(const dnc_fn *f, const dspec *d, const dnc_node *e)
+{
+  char *lhs = NULL;
+  size_t len = 0;
+  FILE *o = open_memstream(&lhs, &len);
+  fprintf(o, "\\frac{\\partial");
+  if (d->n > 1)
+    fprintf(o, "^{%d}", d->n);
+  fprintf(o, " \\operatorname{");
+  for (const char *c = f->name; *c; c++)
+    fprintf(o, *c == '_' ? "\\_" : "%c", *c);
+  fprintf(o, "}}{");
+  int done[16] = {0};
+  for (int i = 0, first = 1; i < d->n; i++) {
+    if (done[i])
+      continue;
+    int c = 0;
+    for (int j = i; j < d->n; j++)
+      if (d->var[j] == d->var[i]) {
+        c++;
+        done[j] = 1;
+      }
+    const char *v = var_name(f, d->var[i]);
+    static const char *const greek[] = {"alpha", "beta", "gamma", "delta",
+                                        "epsilon", "lambda", "mu", "sigma",
+                                        "tau", "theta", "omega", "kappa"};
+    int is_greek = 0;
+    for (size_t k = 0; k < sizeof greek / sizeof *greek; k++)
+      is_greek |= !strcmp(v, greek[k]);
+    fprintf(o, "%s\\partial %s%s", first ? "" : " \\, ", is_greek ? "\\" : "",
+            v);
+    if (c > 1)
+      fprintf(o, "^{%d}", c);
+    first = 0;
+  }
+  fprintf(o, "}");
+  fclose(o);
+  dnc_print_latex(stdout, f, lhs, e);
+  free(lhs);
+}
+
+static int cmd_diff(int argc, char **argv)
+{
+  const char *names = NULL, *wrt = "all";
+  int order = 0, fmt = FMT_DSL, stats = 0, nfiles = 0, rc = 0;
+  char **files = calloc((size_t)argc + 1, sizeof *files);
+  for (int i = 1; i < argc; i++) {
+    const char *v;
+    if (is_help(argv[i])) {
+      fputs(usage_diff, stdout);
+      free(files);
+      return 0;
+    } else if ((v = opt_value(argc, argv, &i, "-f", "--function"))) {
+      names = v;
+    } else if ((v = opt_value(argc, argv, &i, "-w", "--wrt"))) {
+      wrt = v;
+    } else if ((v = opt_value(argc, argv, &i, "-n", "--order"))) {
+      char *end;
+      long n = strtol(v, &end, 10);
+      if (!*v || *end || n < 1 || n > 16) {
+        free(files);
+        return usage_error(usage_diff, "--order needs a number from 1 to 16, "
+                                       "not '%s'", v);
+      }
+      order = (int)n;
+    } else if ((v = opt_value(argc, argv, &i, "-F", "--format"))) {
+      if (!strcmp(v, "dsl"))
+        fmt = FMT_DSL;
+      else if (!strcmp(v, "latex"))
+        fmt = FMT_LATEX;
+      else if (!strcmp(v, "c"))
+        fmt = FMT_C;
+      else {
+        free(files);
+        return usage_error(usage_diff, "--format is dsl, latex or c, not '%s'", v);
+      }
+    } else if (!strcmp(argv[i], "--stats")) {
+      stats = 1;
+    } else if (argv[i][0] == '-' && argv[i][1]) {
+      free(files);
+      return usage_error(usage_diff, "unknown option '%s'", argv[i]);
+    } else {
+      files[nfiles++] = argv[i];
+    }
+  }
+  if (!nfiles) {
+    free(files);
+    return usage_error(usage_diff, "no input files");
+  }
+  if (!*wrt || (strchr(wrt, ',') && order)) {
+    free(files);
+    return usage_error(usage_diff, !*wrt ? "--wrt needs a variable" :
+                       "--wrt with a list gives one mixed derivative; it "
+                       "takes no --order");
+  }
+  if (!order)
+    order = 1;
+  dnc_mod *m = load(files, nfiles);
+  free(files);
+  if (!m)
+    return EXIT_INPUT;
+  dnc_fn **fns;
+  int n;
+  if (!select_fns(m, names, &fns, &n)) {
+    free(fns);
+    dnc_mod_free(m);
+    return EXIT_USAGE;
+  }
+  enum { MAXSPEC = 4096 };
+  dspec *specs = calloc(MAXSPEC, sizeof *specs);
+  if (fmt == FMT_C)
+    dnc_print_c_prelude(stdout);
+  for (int k = 0; k < n && !rc; k++) {
+    dnc_fn *f = fns[k];
+    int ns = 0;
+    if (!strcmp(wrt, "all")) {
+      ns = all_specs(f, order, specs, MAXSPEC);
+      if (ns > MAXSPEC) {
+        rc = usage_error(usage_diff, "'%s' has %d derivatives of order %d; "
+                         "choose variables with --wrt", f->name, ns, order);
+        break;
+      }
+    } else {
+      char *copy = strdup(wrt), *save;
+      int list = strchr(wrt, ',') != NULL;
+      ns = 1;
+      specs[0].n = 0;
+      for (char *t = strtok_r(copy, ",", &save); t && !rc;
+           t = strtok_r(NULL, ",", &save)) {
+        int v = !strcmp(t, f->input) ? DNC_WRT_X : dnc_fn_param_index(f, t);
+        if (v == -1 && strcmp(t, f->input))
+          rc = usage_error(usage_diff, "'%s' has no variable '%s'", f->name, t);
+        else if (specs[0].n + (list ? 1 : order) > 16)
+          rc = usage_error(usage_diff, "at most 16 derivatives in a row");
+        else
+          for (int r = 0; r < (list ? 1 : order); r++)
+            specs[0].var[specs[0].n++] = v;
+      }
+      free(copy);
+    }
+    if (rc)
+      break;
+    if (stats)
+      dnc_print_stat(stdout, fmt, f->name, dnc_node_count(f->body));
+    for (int j = 0; j < ns; j++) {
+      dnc_node *e = f->body;
+      for (int i = 0; i < specs[j].n; i++)
+        e = dnc_diff(&m->dag, e, specs[j].var[i]);
+      e = dnc_simplify(&m->dag, e);
+      char *name = dspec_name(f, &specs[j]);
+      if (stats)
+        dnc_print_stat(stdout, fmt, name, dnc_node_count(e));
+      if (fmt == FMT_DSL)
+        dnc_print_def(stdout, f, name, e);
+      else if (fmt == FMT_LATEX)
+        print_latex_def(f, &specs[j], e);
+      else
+        dnc_print_c(stdout, f, name, e);
+      free(name);
+    }
+  }
+  free(specs);
+  free(fns);
+  dnc_mod_free(m);
+  return rc;
+}
+
 int main(int argc, char **argv)
 {
   if (argc < 2)
@@ -426,5 +676,7 @@ int main(int argc, char **argv)
     return cmd_print(argc - 1, argv + 1);
   if (!strcmp(cmd, "eval"))
     return cmd_eval(argc - 1, argv + 1);
+  if (!strcmp(cmd, "diff"))
+    return cmd_diff(argc - 1, argv + 1);
   return usage_error(usage_main, "unknown command '%s'", cmd);
 }

@@ -16,6 +16,8 @@
  *   TYPE   result type: NUM or BOOL (operands of AND/OR/NOT/SELECT's
  *          condition are BOOL, all others NUM)
  *   EVAL   reference-interpreter function name in interp.c
+ *   DIFF   derivative rule in diff.c: builds d(op(a, b, c)) from the
+ *          operands and their derivatives
  *
  * ORDER: the precedence numbers must agree with the %left/%right lists in
  * grammar/parser.y.
@@ -34,48 +36,48 @@
 #define DNC_PREC_POW 8
 #define DNC_PREC_ATOM 9
 
-/*    NAME      ARITY SPELL       FORM    PREC            TYPE EVAL */
+/*    NAME      ARITY SPELL       FORM    PREC            TYPE EVAL         DIFF */
 #define DNC_OPS(X)                                                        \
-  X(CONST,      0, "",          LEAF,   DNC_PREC_ATOM,  NUM,  ev_none)    \
-  X(INPUT,      0, "x",         LEAF,   DNC_PREC_ATOM,  NUM,  ev_none)    \
-  X(PARAM,      0, "",          LEAF,   DNC_PREC_ATOM,  NUM,  ev_none)    \
-  X(NEG,        1, "-",         PREFIX, DNC_PREC_NEG,   NUM,  ev_neg)     \
-  X(ADD,        2, "+",         INFIX,  DNC_PREC_ADD,   NUM,  ev_add)     \
-  X(SUB,        2, "-",         INFIX,  DNC_PREC_ADD,   NUM,  ev_sub)     \
-  X(MUL,        2, "*",         INFIX,  DNC_PREC_MUL,   NUM,  ev_mul)     \
-  X(DIV,        2, "/",         INFIX,  DNC_PREC_MUL,   NUM,  ev_div)     \
-  X(POW,        2, "^",         INFIX,  DNC_PREC_POW,   NUM,  ev_pow)     \
-  X(ABS,        1, "abs",       CALL,   DNC_PREC_ATOM,  NUM,  ev_abs)     \
-  X(SIGN,       1, "sign",      CALL,   DNC_PREC_ATOM,  NUM,  ev_sign)    \
-  X(MIN,        2, "min",       CALL,   DNC_PREC_ATOM,  NUM,  ev_min)     \
-  X(MAX,        2, "max",       CALL,   DNC_PREC_ATOM,  NUM,  ev_max)     \
-  X(CLAMP,      3, "clamp",     CALL,   DNC_PREC_ATOM,  NUM,  ev_clamp)   \
-  X(EXP,        1, "exp",       CALL,   DNC_PREC_ATOM,  NUM,  ev_exp)     \
-  X(EXPM1,      1, "expm1",     CALL,   DNC_PREC_ATOM,  NUM,  ev_expm1)   \
-  X(LOG,        1, "log",       CALL,   DNC_PREC_ATOM,  NUM,  ev_log)     \
-  X(LOG1P,      1, "log1p",     CALL,   DNC_PREC_ATOM,  NUM,  ev_log1p)   \
-  X(SQRT,       1, "sqrt",      CALL,   DNC_PREC_ATOM,  NUM,  ev_sqrt)    \
-  X(RSQRT,      1, "rsqrt",     CALL,   DNC_PREC_ATOM,  NUM,  ev_rsqrt)   \
-  X(TANH,       1, "tanh",      CALL,   DNC_PREC_ATOM,  NUM,  ev_tanh)    \
-  X(SINH,       1, "sinh",      CALL,   DNC_PREC_ATOM,  NUM,  ev_sinh)    \
-  X(COSH,       1, "cosh",      CALL,   DNC_PREC_ATOM,  NUM,  ev_cosh)    \
-  X(ASINH,      1, "asinh",     CALL,   DNC_PREC_ATOM,  NUM,  ev_asinh)   \
-  X(ATAN,       1, "atan",      CALL,   DNC_PREC_ATOM,  NUM,  ev_atan)    \
-  X(ERF,        1, "erf",       CALL,   DNC_PREC_ATOM,  NUM,  ev_erf)     \
-  X(ERFC,       1, "erfc",      CALL,   DNC_PREC_ATOM,  NUM,  ev_erfc)    \
-  X(SIGMOID,    1, "sigmoid",   CALL,   DNC_PREC_ATOM,  NUM,  ev_sigmoid) \
-  X(SOFTPLUS,   1, "softplus",  CALL,   DNC_PREC_ATOM,  NUM,  ev_softplus)\
-  X(SIN,        1, "sin",       CALL,   DNC_PREC_ATOM,  NUM,  ev_sin)     \
-  X(COS,        1, "cos",       CALL,   DNC_PREC_ATOM,  NUM,  ev_cos)     \
-  X(LT,         2, "<",         INFIX,  DNC_PREC_CMP,   BOOL, ev_lt)      \
-  X(LE,         2, "<=",        INFIX,  DNC_PREC_CMP,   BOOL, ev_le)      \
-  X(GT,         2, ">",         INFIX,  DNC_PREC_CMP,   BOOL, ev_gt)      \
-  X(GE,         2, ">=",        INFIX,  DNC_PREC_CMP,   BOOL, ev_ge)      \
-  X(EQ,         2, "==",        INFIX,  DNC_PREC_CMP,   BOOL, ev_eq)      \
-  X(NE,         2, "!=",        INFIX,  DNC_PREC_CMP,   BOOL, ev_ne)      \
-  X(AND,        2, "and",       INFIX,  DNC_PREC_AND,   BOOL, ev_and)     \
-  X(OR,         2, "or",        INFIX,  DNC_PREC_OR,    BOOL, ev_or)      \
-  X(NOT,        1, "not",       PREFIX, DNC_PREC_NOT,   BOOL, ev_not)     \
-  X(SELECT,     3, "if",        IFELSE,  DNC_PREC_IF,    NUM,  ev_select)
+  X(CONST,      0, "",          LEAF,   DNC_PREC_ATOM,  NUM,  ev_none, df_const)       \
+  X(INPUT,      0, "x",         LEAF,   DNC_PREC_ATOM,  NUM,  ev_none, df_input)       \
+  X(PARAM,      0, "",          LEAF,   DNC_PREC_ATOM,  NUM,  ev_none, df_param)       \
+  X(NEG,        1, "-",         PREFIX, DNC_PREC_NEG,   NUM,  ev_neg, df_neg)          \
+  X(ADD,        2, "+",         INFIX,  DNC_PREC_ADD,   NUM,  ev_add, df_add)          \
+  X(SUB,        2, "-",         INFIX,  DNC_PREC_ADD,   NUM,  ev_sub, df_sub)          \
+  X(MUL,        2, "*",         INFIX,  DNC_PREC_MUL,   NUM,  ev_mul, df_mul)          \
+  X(DIV,        2, "/",         INFIX,  DNC_PREC_MUL,   NUM,  ev_div, df_div)          \
+  X(POW,        2, "^",         INFIX,  DNC_PREC_POW,   NUM,  ev_pow, df_pow)          \
+  X(ABS,        1, "abs",       CALL,   DNC_PREC_ATOM,  NUM,  ev_abs, df_abs)          \
+  X(SIGN,       1, "sign",      CALL,   DNC_PREC_ATOM,  NUM,  ev_sign, df_sign)        \
+  X(MIN,        2, "min",       CALL,   DNC_PREC_ATOM,  NUM,  ev_min, df_min)          \
+  X(MAX,        2, "max",       CALL,   DNC_PREC_ATOM,  NUM,  ev_max, df_max)          \
+  X(CLAMP,      3, "clamp",     CALL,   DNC_PREC_ATOM,  NUM,  ev_clamp, df_clamp)      \
+  X(EXP,        1, "exp",       CALL,   DNC_PREC_ATOM,  NUM,  ev_exp, df_exp)          \
+  X(EXPM1,      1, "expm1",     CALL,   DNC_PREC_ATOM,  NUM,  ev_expm1, df_expm1)      \
+  X(LOG,        1, "log",       CALL,   DNC_PREC_ATOM,  NUM,  ev_log, df_log)          \
+  X(LOG1P,      1, "log1p",     CALL,   DNC_PREC_ATOM,  NUM,  ev_log1p, df_log1p)      \
+  X(SQRT,       1, "sqrt",      CALL,   DNC_PREC_ATOM,  NUM,  ev_sqrt, df_sqrt)        \
+  X(RSQRT,      1, "rsqrt",     CALL,   DNC_PREC_ATOM,  NUM,  ev_rsqrt, df_rsqrt)      \
+  X(TANH,       1, "tanh",      CALL,   DNC_PREC_ATOM,  NUM,  ev_tanh, df_tanh)        \
+  X(SINH,       1, "sinh",      CALL,   DNC_PREC_ATOM,  NUM,  ev_sinh, df_sinh)        \
+  X(COSH,       1, "cosh",      CALL,   DNC_PREC_ATOM,  NUM,  ev_cosh, df_cosh)        \
+  X(ASINH,      1, "asinh",     CALL,   DNC_PREC_ATOM,  NUM,  ev_asinh, df_asinh)      \
+  X(ATAN,       1, "atan",      CALL,   DNC_PREC_ATOM,  NUM,  ev_atan, df_atan)        \
+  X(ERF,        1, "erf",       CALL,   DNC_PREC_ATOM,  NUM,  ev_erf, df_erf)          \
+  X(ERFC,       1, "erfc",      CALL,   DNC_PREC_ATOM,  NUM,  ev_erfc, df_erfc)        \
+  X(SIGMOID,    1, "sigmoid",   CALL,   DNC_PREC_ATOM,  NUM,  ev_sigmoid, df_sigmoid)  \
+  X(SOFTPLUS,   1, "softplus",  CALL,   DNC_PREC_ATOM,  NUM,  ev_softplus, df_softplus) \
+  X(SIN,        1, "sin",       CALL,   DNC_PREC_ATOM,  NUM,  ev_sin, df_sin)          \
+  X(COS,        1, "cos",       CALL,   DNC_PREC_ATOM,  NUM,  ev_cos, df_cos)          \
+  X(LT,         2, "<",         INFIX,  DNC_PREC_CMP,   BOOL, ev_lt, df_lt)            \
+  X(LE,         2, "<=",        INFIX,  DNC_PREC_CMP,   BOOL, ev_le, df_le)            \
+  X(GT,         2, ">",         INFIX,  DNC_PREC_CMP,   BOOL, ev_gt, df_gt)            \
+  X(GE,         2, ">=",        INFIX,  DNC_PREC_CMP,   BOOL, ev_ge, df_ge)            \
+  X(EQ,         2, "==",        INFIX,  DNC_PREC_CMP,   BOOL, ev_eq, df_eq)            \
+  X(NE,         2, "!=",        INFIX,  DNC_PREC_CMP,   BOOL, ev_ne, df_ne)            \
+  X(AND,        2, "and",       INFIX,  DNC_PREC_AND,   BOOL, ev_and, df_and)          \
+  X(OR,         2, "or",        INFIX,  DNC_PREC_OR,    BOOL, ev_or, df_or)            \
+  X(NOT,        1, "not",       PREFIX, DNC_PREC_NOT,   BOOL, ev_not, df_not)          \
+  X(SELECT,     3, "if",        IFELSE,  DNC_PREC_IF,    NUM,  ev_select, df_select)
 
 #endif

@@ -38,7 +38,7 @@ static int name_taken(const dnc_fn *f, const char *name)
 
 /* The spelling of a constant, or NULL to print digits. A named constant is
  * used only where no parameter or input hides it. */
-static const char *const_name(const dnc_fn *f, double v)
+const char *dnc_const_name(const dnc_fn *f, double v)
 {
   static const char *const names[] = {"pi", "e", "inf", "nan"};
   for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
@@ -68,7 +68,7 @@ static void pr_const(printer *p, double v)
     fputc('-', p->out);
     v = -v;
   }
-  const char *name = const_name(p->f, v);
+  const char *name = dnc_const_name(p->f, v);
   if (name) {
     fputs(name, p->out);
     return;
@@ -152,7 +152,66 @@ static void pr(printer *p, const dnc_node *e, int need)
 
 void dnc_print_fn(FILE *out, const dnc_fn *f)
 {
-  fprintf(out, "fn %s(%s", f->name, f->input);
+  dnc_print_def(out, f, f->name, f->body);
+}
+
+void dnc_sharing_init(dnc_sharing *s, const dnc_node *root)
+{
+  /* operands have smaller ids, so one pass down from the root's id sees
+   * every user of a node before the node */
+  s->maxid = root->id + 1;
+  s->byid = calloc(s->maxid, sizeof *s->byid);
+  s->uses = calloc(s->maxid, sizeof *s->uses);
+  s->name = calloc(s->maxid, sizeof *s->name);
+  if (!s->byid || !s->uses || !s->name)
+    dnc_die(__FILE__, __LINE__, "out of memory");
+  s->byid[root->id] = root;
+  for (uint32_t i = s->maxid; i-- > 0;) {
+    const dnc_node *e = s->byid[i];
+    if (!e)
+      continue;
+    for (int k = 0; k < e->nargs; k++) {
+      s->uses[e->arg[k]->id]++;
+      s->byid[e->arg[k]->id] = e->arg[k];
+    }
+  }
+}
+
+int dnc_sharing_bound(const dnc_sharing *s, uint32_t id)
+{
+  const dnc_node *e = s->byid[id];
+  return e && e->nargs > 0 && s->uses[id] >= 2 && id + 1 != s->maxid;
+}
+
+void dnc_sharing_free(dnc_sharing *s)
+{
+  free(s->byid);
+  free(s->uses);
+  free(s->name);
+}
+
+uint32_t dnc_node_count(const dnc_node *root)
+{
+  dnc_sharing s;
+  dnc_sharing_init(&s, root);
+  uint32_t count = 0;
+  for (uint32_t i = 0; i < s.maxid; i++)
+    count += s.byid[i] != NULL;
+  dnc_sharing_free(&s);
+  return count;
+}
+
+void dnc_print_stat(FILE *out, int format, const char *name, uint32_t nodes)
+{
+  static const char *const open[] = {"# ", "% ", "/* "};
+  fprintf(out, "%s%s: %u node%s%s\n", open[format], name, nodes,
+          nodes == 1 ? "" : "s", format == 2 ? " */" : "");
+}
+
+void dnc_print_def(FILE *out, const dnc_fn *f, const char *name,
+                   const dnc_node *body)
+{
+  fprintf(out, "fn %s(%s", name, f->input);
   for (int i = 0; i < f->nparams; i++) {
     char buf[40];
     dnc_format_double(buf, sizeof buf, f->params[i].def);
@@ -161,58 +220,34 @@ void dnc_print_fn(FILE *out, const dnc_fn *f)
   }
   fputc(')', out);
 
-  /* count the uses of each node reachable from the body: operands have
-   * smaller ids, so one pass down from the root's id sees every user of a
-   * node before the node */
+  dnc_sharing sh;
+  dnc_sharing_init(&sh, body);
   dnc_arena *scratch = dnc_arena_new();
-  uint32_t n;
-  const dnc_node *root = f->body;
-  uint32_t maxid = root->id + 1;
-  uint32_t *uses = calloc(maxid, sizeof *uses);
-  const dnc_node **byid = calloc(maxid, sizeof *byid);
-  if (!uses || !byid)
-    dnc_die(__FILE__, __LINE__, "out of memory");
-  byid[root->id] = root;
-  for (uint32_t i = maxid; i-- > 0;) {
-    const dnc_node *e = byid[i];
-    if (!e)
+  printer p = {out, f, sh.name, sh.maxid};
+  int n = 0, counter = 0;
+  for (uint32_t i = 0; i < sh.maxid; i++) {
+    if (!dnc_sharing_bound(&sh, i))
       continue;
-    for (int k = 0; k < e->nargs; k++) {
-      uses[e->arg[k]->id]++;
-      byid[e->arg[k]->id] = e->arg[k];
-    }
-  }
-  printer p = {out, f, calloc(maxid, sizeof(char *)), maxid};
-  if (!p.letname)
-    dnc_die(__FILE__, __LINE__, "out of memory");
-  n = 0;
-  int counter = 0;
-  for (uint32_t i = 0; i < maxid; i++) {
-    const dnc_node *e = byid[i];
-    if (!e || e->nargs == 0 || uses[i] < 2 || e == root)
-      continue;
-    const char *name;
+    const char *tname;
     do
-      name = dnc_arena_printf(scratch, "t%d", ++counter);
-    while (name_taken(f, name));
+      tname = dnc_arena_printf(scratch, "t%d", ++counter);
+    while (name_taken(f, tname));
     if (n++ == 0)
       fputs(" {\n", out);
-    fprintf(out, "  let %s = ", name);
-    pr(&p, e, 0);
+    fprintf(out, "  let %s = ", tname);
+    pr(&p, sh.byid[i], 0);
     fputc('\n', out);
-    p.letname[i] = name;
+    sh.name[i] = tname;
   }
   if (n) {
     fputs("  ", out);
-    pr(&p, root, 0);
+    pr(&p, body, 0);
     fputs("\n}\n", out);
   } else {
     fputs(" = ", out);
-    pr(&p, root, 0);
+    pr(&p, body, 0);
     fputc('\n', out);
   }
-  free(uses);
-  free(byid);
-  free(p.letname);
+  dnc_sharing_free(&sh);
   dnc_arena_free(scratch);
 }

@@ -1,0 +1,222 @@
+/*
+ * diff.c - symbolic differentiation of the DAG.
+ *
+ * Forward accumulation over the nodes reachable from the root, in id
+ * (topological) order: each node's derivative is built from its operands
+ * and their derivatives by the rule in its row of the op table (DIFF in
+ * ops.h). A NULL derivative means "exactly zero": the node does not depend
+ * on the variable, so the terms it would multiply are left out rather than
+ * written as 0*t (which is NaN for infinite t). New nodes go through the
+ * simplifying constructor and are hash-consed, so the derivative shares
+ * subterms with the function: the derivative of exp(u) is exp(u) * u', with
+ * the same exp(u) node.
+ *
+ * Conventions where a function is not differentiable (docs/language.md):
+ *   abs'(0) = sign(0) = 0;  sign' = 0;  comparisons and conditions have no
+ *   derivative; `if c then a else b` differentiates each branch, not c;
+ *   min(a, b) sends the gradient to the operand it returns: b where b < a,
+ *   else a (so a tie goes to the first operand); max likewise;
+ *   clamp(v, lo, hi) = min(max(v, lo), hi) follows: at an edge (v == lo or
+ *   v == hi) the gradient goes to v.
+ *
+ * Accuracy: where two equal forms differ in accuracy the accurate one is
+ * built (see the rules for tanh, sigmoid, expm1).
+ */
+#include <math.h>
+#include <stdlib.h>
+
+#include "dnc_int.h"
+
+typedef struct dctx {
+  dnc_dag *g;
+  int wrt; /* -1: x; k >= 0: parameter k */
+} dctx;
+
+typedef dnc_node *(*rule_fn)(dctx *d, dnc_node *e, dnc_node *const *a,
+                             dnc_node *const *da);
+
+#define S(op, x, y) dnc_simp(d->g, op, x, y, NULL)
+#define K(v) dnc_const(d->g, v)
+
+/* arithmetic in which NULL is an exact zero */
+static dnc_node *add(dctx *d, dnc_node *x, dnc_node *y)
+{
+  return !x ? y : !y ? x : S(OP_ADD, x, y);
+}
+
+static dnc_node *sub(dctx *d, dnc_node *x, dnc_node *y)
+{
+  return !y ? x : !x ? S(OP_NEG, y, NULL) : S(OP_SUB, x, y);
+}
+
+static dnc_node *mul(dctx *d, dnc_node *x, dnc_node *y)
+{
+  return x && y ? S(OP_MUL, x, y) : NULL;
+}
+
+static dnc_node *divide(dctx *d, dnc_node *x, dnc_node *y)
+{
+  return x ? S(OP_DIV, x, y) : NULL;
+}
+
+static dnc_node *zero_if_null(dctx *d, dnc_node *x)
+{
+  return x ? x : K(0.0);
+}
+
+/* every rule has the same signature; most use only some of it */
+#define U __attribute__((unused))
+#define RULE(name)                                                      \
+  static dnc_node *name(U dctx *d, U dnc_node *e, U dnc_node *const *a, \
+                        U dnc_node *const *da)
+
+RULE(df_const) { return NULL; }
+RULE(df_input) { return d->wrt < 0 ? K(1.0) : NULL; }
+RULE(df_param) { return e->param == d->wrt ? K(1.0) : NULL; }
+RULE(df_neg) { return da[0] ? S(OP_NEG, da[0], NULL) : NULL; }
+RULE(df_add) { return add(d, da[0], da[1]); }
+RULE(df_sub) { return sub(d, da[0], da[1]); }
+RULE(df_mul)
+{
+  return add(d, mul(d, da[0], a[1]), mul(d, a[0], da[1]));
+}
+/* (a/b)' = (a' - (a/b) b') / b: reuses the quotient instead of a/b^2 */
+RULE(df_div)
+{
+  return divide(d, sub(d, da[0], mul(d, e, da[1])), a[1]);
+}
+RULE(df_pow)
+{
+  if (!da[1]) /* a^b with b constant here: b a^(b-1) a' */
+    return mul(d, mul(d, a[1], S(OP_POW, a[0], S(OP_SUB, a[1], K(1.0)))), da[0]);
+  /* (a^b)' = a^b (b' log a + b a'/a) */
+  return mul(d, e, add(d, mul(d, da[1], S(OP_LOG, a[0], NULL)),
+                       divide(d, mul(d, a[1], da[0]), a[0])));
+}
+RULE(df_abs) { return mul(d, S(OP_SIGN, a[0], NULL), da[0]); }
+RULE(df_sign) { return NULL; }
+/* min returns b where b < a, else a: the gradient follows the choice */
+RULE(df_min)
+{
+  if (!da[0] && !da[1])
+    return NULL;
+  return dnc_simp(d->g, OP_SELECT, S(OP_LT, a[1], a[0]), zero_if_null(d, da[1]),
+                  zero_if_null(d, da[0]));
+}
+RULE(df_max)
+{
+  if (!da[0] && !da[1])
+    return NULL;
+  return dnc_simp(d->g, OP_SELECT, S(OP_GT, a[1], a[0]), zero_if_null(d, da[1]),
+                  zero_if_null(d, da[0]));
+}
+/* clamp(v, lo, hi) = min(max(v, lo), hi) */
+RULE(df_clamp)
+{
+  if (!da[0] && !da[1] && !da[2])
+    return NULL;
+  dnc_node *m = S(OP_MAX, a[0], a[1]);
+  dnc_node *dm = dnc_simp(d->g, OP_SELECT, S(OP_GT, a[1], a[0]),
+                          zero_if_null(d, da[1]), zero_if_null(d, da[0]));
+  return dnc_simp(d->g, OP_SELECT, S(OP_LT, a[2], m), zero_if_null(d, da[2]), dm);
+}
+RULE(df_exp) { return mul(d, e, da[0]); }
+/* expm1' = exp, not expm1 + 1, which cancels where expm1 -> -1 */
+RULE(df_expm1) { return mul(d, S(OP_EXP, a[0], NULL), da[0]); }
+RULE(df_log) { return divide(d, da[0], a[0]); }
+RULE(df_log1p) { return divide(d, da[0], S(OP_ADD, K(1.0), a[0])); }
+RULE(df_sqrt) { return divide(d, da[0], S(OP_MUL, K(2.0), e)); }
+/* rsqrt(a)' = -rsqrt(a) / (2a) */
+RULE(df_rsqrt)
+{
+  return mul(d, S(OP_MUL, K(-0.5), S(OP_DIV, e, a[0])), da[0]);
+}
+/* tanh' = 1 - tanh^2 = (1 - t)(1 + t), where 1 - t = 2 sigmoid(-2u) and
+ * 1 + t = 2 sigmoid(2u). Computed from t, 1 - t^2 has no correct digit
+ * once t rounds to 1 (|u| > 9 in f32, > 4 in bf16), while the true value
+ * is 4e^(-2|u|); the sigmoid form keeps full relative accuracy there, and
+ * its own derivatives stay products of bounded terms (no inf/inf). */
+RULE(df_tanh)
+{
+  dnc_node *u2 = S(OP_MUL, K(2.0), a[0]);
+  dnc_node *sech2 = S(OP_MUL, K(4.0),
+                      S(OP_MUL, S(OP_SIGMOID, u2, NULL),
+                        S(OP_SIGMOID, S(OP_NEG, u2, NULL), NULL)));
+  return mul(d, sech2, da[0]);
+}
+RULE(df_sinh) { return mul(d, S(OP_COSH, a[0], NULL), da[0]); }
+RULE(df_cosh) { return mul(d, S(OP_SINH, a[0], NULL), da[0]); }
+RULE(df_asinh)
+{
+  return divide(d, da[0], S(OP_SQRT, S(OP_ADD, K(1.0), S(OP_POW, a[0], K(2.0))), NULL));
+}
+RULE(df_atan)
+{
+  return divide(d, da[0], S(OP_ADD, K(1.0), S(OP_POW, a[0], K(2.0))));
+}
+/* erf' = 2/sqrt(pi) e^(-u^2): no cancellation anywhere */
+RULE(df_erf)
+{
+  dnc_node *g = S(OP_EXP, S(OP_NEG, S(OP_POW, a[0], K(2.0)), NULL), NULL);
+  return mul(d, S(OP_MUL, K(1.1283791670955126), g), da[0]);
+}
+RULE(df_erfc)
+{
+  dnc_node *g = S(OP_EXP, S(OP_NEG, S(OP_POW, a[0], K(2.0)), NULL), NULL);
+  return mul(d, S(OP_MUL, K(-1.1283791670955126), g), da[0]);
+}
+/* sigmoid' = s (1 - s) = s sigmoid(-u): 1 - s cancels where s -> 1 */
+RULE(df_sigmoid)
+{
+  return mul(d, S(OP_MUL, e, S(OP_SIGMOID, S(OP_NEG, a[0], NULL), NULL)), da[0]);
+}
+RULE(df_softplus) { return mul(d, S(OP_SIGMOID, a[0], NULL), da[0]); }
+RULE(df_sin) { return mul(d, S(OP_COS, a[0], NULL), da[0]); }
+RULE(df_cos)
+{
+  dnc_node *t = mul(d, S(OP_SIN, a[0], NULL), da[0]);
+  return t ? S(OP_NEG, t, NULL) : NULL;
+}
+/* conditions have no derivative */
+RULE(df_lt) { return NULL; }
+#define df_le df_lt
+#define df_gt df_lt
+#define df_ge df_lt
+#define df_eq df_lt
+#define df_ne df_lt
+#define df_and df_lt
+#define df_or df_lt
+#define df_not df_lt
+/* each branch, not the condition */
+RULE(df_select)
+{
+  if (!da[1] && !da[2])
+    return NULL;
+  return dnc_simp(d->g, OP_SELECT, a[0], zero_if_null(d, da[1]),
+                  zero_if_null(d, da[2]));
+}
+
+static const rule_fn rules[OP__COUNT] = {
+#define X(NAME, ARITY, SPELL, FORM, PREC, TYPE, EVAL, DIFF) DIFF,
+    DNC_OPS(X)
+#undef X
+};
+
+dnc_node *dnc_diff(dnc_dag *g, dnc_node *root, int wrt)
+{
+  dnc_arena *scratch = dnc_arena_new();
+  uint32_t n;
+  dnc_node **s = dnc_schedule(g, scratch, root, &n);
+  dnc_node **dv = dnc_arena_alloc(scratch, sizeof *dv * ((size_t)root->id + 1));
+  dctx d = {g, wrt};
+  for (uint32_t i = 0; i < n; i++) {
+    dnc_node *e = s[i];
+    dnc_node *da[3] = {NULL, NULL, NULL};
+    for (int k = 0; k < e->nargs; k++)
+      da[k] = dv[e->arg[k]->id];
+    dv[e->id] = rules[e->op](&d, e, e->arg, da);
+  }
+  dnc_node *r = dv[root->id];
+  dnc_arena_free(scratch);
+  return r ? r : dnc_const(g, 0.0);
+}
