@@ -98,11 +98,15 @@ $(BUILD)/libdnc.so: $(LIB_OBJ)
 $(BUILD)/dnc: $(BUILD)/obj/main.o $(BUILD)/libdnc.a
 	$(CC) $(SANFLAGS) -o $@ $^ $(LLVM_LIBS) $(LIBS)
 
-$(BUILD)/tests/%: tests/%.c tests/tap.h $(BUILD)/libdnc.a
+$(BUILD)/tests/test_%: tests/test_%.c tests/tap.h tests/corpus.h $(BUILD)/libdnc.a
 	@mkdir -p $(BUILD)/tests
 	$(CC) $(BASEFLAGS) $(CFLAGS) $(WARN) $(INCLUDES) -Itests -o $@ $< $(BUILD)/libdnc.a $(LLVM_LIBS) $(LIBS)
 
-tests: all $(TEST_BIN)
+$(BUILD)/tests/gen_corpus: tests/gen_corpus.c tests/corpus.h
+	@mkdir -p $(BUILD)/tests
+	$(CC) $(BASEFLAGS) $(CFLAGS) $(WARN) -Itests -o $@ $<
+
+tests: all $(TEST_BIN) $(BUILD)/tests/gen_corpus
 
 deps:
 	@sh tools/deps.sh

@@ -1,0 +1,371 @@
+/*
+ * test_diff.c - derivatives checked against finite differences in long
+ * double: every built-in at many points; a seeded corpus of 1,000 random
+ * functions, first and second derivatives with respect to x and each
+ * parameter; the conventions at non-differentiable points; the node bound
+ * for a 6th derivative; and the simplifier's IEEE promises.
+ */
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dnc_int.h"
+#include "corpus.h"
+#include "tap.h"
+
+typedef long double ld;
+
+static dnc_mod *build(const char *src)
+{
+  dnc_mod *m = dnc_mod_new();
+  dnc_mod_add_source(m, "test.dn", src, strlen(src));
+  if (dnc_mod_build(m)) {
+    diag("unexpected errors in: %s", src);
+    dnc_mod_free(m);
+    return NULL;
+  }
+  return m;
+}
+
+/* value of `e` at x, parameters p (k >= 0: p[k] moved by dp) */
+static ld at(dnc_mod *m, dnc_node *e, ld x, const double *p, int np, int k,
+             ld dp)
+{
+  double q[8];
+  for (int i = 0; i < np; i++)
+    q[i] = p[i];
+  ld xx = x;
+  if (k >= 0)
+    q[k] = (double)((ld)p[k] + dp);
+  dnc_arena *a = dnc_arena_new();
+  dnc_prog *pr = dnc_prog_build(&m->dag, a, e);
+  ld v = dnc_prog_eval(pr, xx, q);
+  dnc_arena_free(a);
+  return v;
+}
+
+/* 4th-order central difference of e with respect to x (k < 0) or p[k].
+ * A parameter step is rounded to double, so the step actually taken is
+ * used. */
+static ld fd(dnc_mod *m, dnc_node *e, ld x, const double *p, int np, int k,
+             ld h)
+{
+  if (k < 0) {
+    ld f1 = at(m, e, x + h, p, np, -1, 0), f_1 = at(m, e, x - h, p, np, -1, 0);
+    ld f2 = at(m, e, x + 2 * h, p, np, -1, 0), f_2 = at(m, e, x - 2 * h, p, np, -1, 0);
+    return (8 * (f1 - f_1) - (f2 - f_2)) / (12 * h);
+  }
+  double hp = (double)((ld)p[k] + h) - p[k]; /* the representable step */
+  ld f1 = at(m, e, x, p, np, k, hp), f_1 = at(m, e, x, p, np, k, -hp);
+  ld f2 = at(m, e, x, p, np, k, 2 * hp), f_2 = at(m, e, x, p, np, k, -2 * hp);
+  return (8 * (f1 - f_1) - (f2 - f_2)) / (12 * (ld)hp);
+}
+
+/* Compares d(e)/d(var) with finite differences at x. Returns 1 when
+ * checked and within tol, 0 when wrong, -1 when the point is not regular
+ * (not finite, or the differences at h and h/2 disagree: a kink, a jump,
+ * or cancellation the difference cannot resolve). */
+static int check_point(dnc_mod *m, dnc_node *e, dnc_node *de, ld x,
+                       const double *p, int np, int k, double tol, ld *err)
+{
+  /* the step follows |x| down to 0.01, so that it stays well inside the
+   * distance to a pole at 0 (log, 1/x) */
+  ld scale = k < 0 ? fmaxl(0.01L, fabsl(x)) : fmaxl(1, fabs(p[k]));
+  ld h = 2e-4L * scale;
+  ld d = at(m, de, x, p, np, -1, 0);
+  ld f0 = at(m, e, x, p, np, -1, 0);
+  ld a1 = fd(m, e, x, p, np, k, h), a2 = fd(m, e, x, p, np, k, h / 2);
+  if (!isfinite(f0) || !isfinite(d) || !isfinite(a1) || !isfinite(a2))
+    return -1;
+  ld mag = 1 + fabsl(a2) + fabsl(f0) / scale;
+  if (fabsl(a1 - a2) > 1e-7L * mag)
+    return -1;
+  *err = fabsl(d - a2) / mag;
+  return *err <= tol;
+}
+
+static const char *const builtins[] = {
+    "abs(x)", "sign(x)", "min(x, 0.3)", "max(0.3, x)", "clamp(x, -0.7, 0.9)",
+    "exp(x)", "expm1(x)", "log(x)", "log1p(x)", "sqrt(x)", "rsqrt(x)",
+    "tanh(x)", "sinh(x)", "cosh(x)", "asinh(x)", "atan(x)", "erf(x)",
+    "erfc(x)", "sigmoid(x)", "softplus(x)", "sin(x)", "cos(x)", "x^3",
+    "x^-2", "x^0.5", "2^x", "x^x", "-x", "x + 2", "x - 2", "3 * x", "x / 3",
+    "3 / x", "if x > 0.1 then x^2 else -x",
+};
+
+static void test_builtins(void)
+{
+  /* points on both sides of 0, small and large, avoiding the kinks */
+  static const ld xs[] = {-6.5, -3.1, -1.7, -0.9, -0.45, -0.13, -0.011, 0.017,
+                          0.21, 0.55, 0.83, 1.3, 2.2, 3.7, 5.9, 11.3, 25.7};
+  for (size_t i = 0; i < sizeof builtins / sizeof *builtins; i++) {
+    char src[128];
+    snprintf(src, sizeof src, "fn f(x) = %s", builtins[i]);
+    dnc_mod *m = build(src);
+    if (!m) {
+      ok(0, "%s builds", builtins[i]);
+      continue;
+    }
+    dnc_node *e = m->fns[0]->body;
+    dnc_node *d1 = dnc_diff(&m->dag, e, DNC_WRT_X);
+    dnc_node *d2 = dnc_diff(&m->dag, d1, DNC_WRT_X);
+    int checked = 0, bad = 0;
+    ld worst = 0, err;
+    for (size_t k = 0; k < sizeof xs / sizeof *xs; k++) {
+      for (int order = 1; order <= 2; order++) {
+        int r = check_point(m, order == 1 ? e : d1, order == 1 ? d1 : d2, xs[k],
+                            NULL, 0, -1, 1e-9, &err);
+        if (r < 0)
+          continue;
+        checked++;
+        bad += !r;
+        if (err > worst)
+          worst = err;
+      }
+    }
+    /* log, sqrt, x^0.5... are checked on the positive half only */
+    ok(bad == 0 && checked >= 16,
+       "d/dx and d2/dx2 of %s match finite differences at %d points (worst "
+       "relative error %.1Le, tolerance 1e-9)", builtins[i], checked, worst);
+    dnc_mod_free(m);
+  }
+}
+
+static void test_corpus(void)
+{
+  enum { N = 1000, POINTS = 12 };
+  const double p[3] = {0.75, 1.25, -0.5};
+  int exprs_checked = 0, exprs_bad = 0, points = 0, worst_fn = -1;
+  ld worst = 0;
+  char buf[8192];
+  for (int i = 0; i < N; i++) {
+    corpus_function(1, i, buf, sizeof buf);
+    dnc_mod *m = build(buf);
+    if (!m) {
+      exprs_bad++;
+      continue;
+    }
+    dnc_node *e = m->fns[0]->body;
+    corpus_rng r = {(uint64_t)i * 7919 + 17};
+    int checked = 0, bad = 0;
+    for (int var = -1; var < 3; var++) {
+      dnc_node *d1 = dnc_diff(&m->dag, e, var);
+      /* second derivatives: d/dx of d1, and d/dvar of d/dx */
+      dnc_node *d2 = dnc_diff(&m->dag, d1, DNC_WRT_X);
+      for (int t = 0; t < POINTS; t++) {
+        ld x = ((ld)(corpus_next(&r) % 2000001) - 1000000) / 250000.0L; /* [-4, 4] */
+        ld err;
+        int r1 = check_point(m, e, d1, x, p, 3, var, 1e-6, &err);
+        if (r1 >= 0) {
+          checked++;
+          bad += !r1;
+          if (err > worst) {
+            worst = err;
+            worst_fn = i;
+          }
+        }
+        int r2 = check_point(m, d1, d2, x, p, 3, -1, 1e-6, &err);
+        if (r2 >= 0) {
+          checked++;
+          bad += !r2;
+          if (err > worst) {
+            worst = err;
+            worst_fn = i;
+          }
+        }
+      }
+    }
+    points += checked;
+    if (checked > 0)
+      exprs_checked++;
+    if (bad) {
+      exprs_bad++;
+      if (exprs_bad <= 5)
+        diag("derivative mismatch in %s", buf);
+    }
+    dnc_mod_free(m);
+  }
+  ok(exprs_bad == 0, "1,000 random functions: first and second derivatives "
+                     "(x and a, b, c) match finite differences (%d bad)",
+     exprs_bad);
+  ok(exprs_checked >= 950, "%d of 1,000 random functions had regular points "
+                           "to check", exprs_checked);
+  diag("corpus: %d point checks; worst relative error %.2Le (function r%d)",
+       points, worst, worst_fn);
+}
+
+static double eval_node(dnc_mod *m, dnc_node *e, double x)
+{
+  double p[4] = {0};
+  for (int i = 0; i < m->fns[0]->nparams; i++)
+    p[i] = m->fns[0]->params[i].def;
+  return (double)at(m, e, x, p, m->fns[0]->nparams, -1, 0);
+}
+
+static void test_conventions(void)
+{
+  static const struct {
+    const char *src;
+    double x, want;
+    const char *what;
+  } cases[] = {
+      {"fn f(x) = abs(x)", 0.0, 0.0, "abs'(0) = 0"},
+      {"fn f(x) = abs(x)", -0.0, 0.0, "abs'(-0) = 0"},
+      {"fn f(x) = abs(x)", -2.0, -1.0, "abs'(-2) = -1"},
+      {"fn f(x) = sign(x)", 0.5, 0.0, "sign' = 0"},
+      {"fn f(x) = 3 * sign(x) + x", 0.0, 1.0, "sign' = 0 inside a sum"},
+      {"fn f(x) = min(x, 1)", 1.0, 1.0, "min tie: the gradient goes to the first operand"},
+      {"fn f(x) = min(1, x)", 1.0, 0.0, "min tie, x second: no gradient to x"},
+      {"fn f(x) = min(2 * x, x + 1)", 1.0, 2.0, "min tie between two uses of x: the first"},
+      {"fn f(x) = max(x, 1)", 1.0, 1.0, "max tie: the first operand"},
+      {"fn f(x) = max(1, x)", 1.0, 0.0, "max tie, x second"},
+      {"fn f(x) = max(x, 1)", 0.5, 0.0, "max selects 1 below"},
+      {"fn f(x) = clamp(x, -1, 1)", -1.0, 1.0, "clamp at the lower edge: gradient to x"},
+      {"fn f(x) = clamp(x, -1, 1)", 1.0, 1.0, "clamp at the upper edge: gradient to x"},
+      {"fn f(x) = clamp(x, -1, 1)", 1.5, 0.0, "clamp above: none"},
+      {"fn f(x) = clamp(x, -1, 1)", -1.5, 0.0, "clamp below: none"},
+      {"fn f(x; a = 1) = clamp(x, -a, a)", 0.0, 1.0, "clamp inside"},
+      {"fn f(x) = if x > 0 then x^2 else 3 * x", 0.0, 3.0, "if at the switch: the branch taken"},
+      {"fn f(x) = if x > 0 then x^2 else 3 * x", 2.0, 4.0, "if: the then branch"},
+      {"fn f(x) = if x > 0 then 1 else 2", 5.0, 0.0, "if: the condition is not differentiated"},
+      {"fn f(x) = tanh(x)", 30.0, 3.5392166965739962e-26, "tanh'(30) keeps its digits (4e^-60)"},
+      {"fn f(x) = sigmoid(x)", 40.0, 4.2483542552915889e-18, "sigmoid'(40) keeps its digits"},
+      {"fn f(x) = expm1(x)", -40.0, 4.2483542552915889e-18, "expm1'(-40) = e^-40"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    dnc_mod *m = build(cases[i].src);
+    if (!m) {
+      ok(0, "%s builds", cases[i].src);
+      continue;
+    }
+    dnc_node *d = dnc_diff(&m->dag, m->fns[0]->body, DNC_WRT_X);
+    is_double(eval_node(m, d, cases[i].x), cases[i].want, 1e-15, "%s", cases[i].what);
+    dnc_mod_free(m);
+  }
+  /* a derivative with respect to a parameter in a min: to the selected one */
+  dnc_mod *m = build("fn f(x; a = 1, b = 1) = min(a * x, b * x)");
+  double p[2] = {1, 1};
+  dnc_node *da = dnc_diff(&m->dag, m->fns[0]->body, 0);
+  dnc_node *db = dnc_diff(&m->dag, m->fns[0]->body, 1);
+  ok(at(m, da, 2, p, 2, -1, 0) == 2 && at(m, db, 2, p, 2, -1, 0) == 0,
+     "min tie between parameters: the gradient goes to the first");
+  dnc_mod_free(m);
+}
+
+static void test_sharing_and_growth(void)
+{
+  dnc_mod *m = build("fn dyt(x; alpha = 0.5) = tanh(alpha * x)\n"
+                     "fn e(x; a = 2) = exp(a * x)\n");
+  dnc_node *f = m->fns[1]->body, *d = dnc_diff(&m->dag, f, DNC_WRT_X);
+  ok(d->op == OP_MUL && (d->arg[0] == f || d->arg[1] == f),
+     "the derivative of exp(u) reuses the node exp(u)");
+  dnc_node *t = m->fns[0]->body, *dt = dnc_diff(&m->dag, t, DNC_WRT_X);
+  /* d/dx tanh(a x) shares a*x with the function */
+  uint32_t n;
+  dnc_arena *a = dnc_arena_new();
+  dnc_node **s = dnc_schedule(&m->dag, a, dt, &n);
+  int shares = 0;
+  for (uint32_t i = 0; i < n; i++)
+    shares |= s[i] == t->arg[0];
+  ok(shares, "the derivative of tanh(alpha*x) shares the node alpha*x");
+  dnc_arena_free(a);
+  dnc_mod_free(m);
+
+  /* Bounded growth: the k-th x-derivative of tanh(a*erf(b*x+c)), stated
+   * bound 12 k^2 + 40 nodes (measured: see the diag lines). A tree would
+   * grow exponentially in k. */
+  m = build("fn f(x; a = 1.5, b = 0.7, c = 0.2) = tanh(a * erf(b * x + c))");
+  dnc_node *e = m->fns[0]->body;
+  int within = 1;
+  uint32_t counts[7];
+  for (int k = 1; k <= 6; k++) {
+    e = dnc_simplify(&m->dag, dnc_diff(&m->dag, e, DNC_WRT_X));
+    counts[k] = dnc_node_count(e);
+    within &= counts[k] <= (uint32_t)(12 * k * k + 40);
+  }
+  diag("nodes of the k-th derivative of tanh(a*erf(b*x+c)): %u %u %u %u %u %u",
+       counts[1], counts[2], counts[3], counts[4], counts[5], counts[6]);
+  ok(within, "the 6th derivative of tanh(a*erf(b*x+c)) has %u nodes, within "
+             "the bound 12k^2 + 40 = 472", counts[6]);
+  double p[3] = {1.5, 0.7, 0.2};
+  ld err;
+  dnc_node *d5 = m->fns[0]->body;
+  for (int k = 1; k <= 5; k++)
+    d5 = dnc_simplify(&m->dag, dnc_diff(&m->dag, d5, DNC_WRT_X));
+  int r = check_point(m, d5, e, 0.3L, p, 3, -1, 1e-6, &err);
+  ok(r == 1, "and it matches a finite difference of the 5th (error %.1Le)", err);
+  dnc_mod_free(m);
+}
+
+/* The simplifier keeps IEEE results: what it must not rewrite. */
+static void test_simplifier(void)
+{
+  static const struct {
+    const char *src;
+    double x;
+  } keep[] = {
+      {"fn f(x) = 0 * x", INFINITY},  {"fn f(x) = 0 * x", NAN},
+      {"fn f(x) = 0 * x", -2.0},      {"fn f(x) = x - x", INFINITY},
+      {"fn f(x) = x + 0", -0.0},      {"fn f(x) = x / x", 0.0},
+      {"fn f(x) = x * 1", -0.0},      {"fn f(x) = --x", -0.0},
+      {"fn f(x) = x + x", -0.0},      {"fn f(x) = x - -x", INFINITY},
+      {"fn f(x) = x^0", NAN},         {"fn f(x) = 1^x", NAN},
+      {"fn f(x) = x^1", NAN},         {"fn f(x) = x * x", -0.0},
+      {"fn f(x) = x^2 * x^3", -2.0},  {"fn f(x) = x^-1 * x", 0.0},
+      {"fn f(x) = x / 4", 5e-324},    {"fn f(x) = 2 * x + 3 * x", INFINITY},
+      {"fn f(x) = 2 * x - 2 * x", INFINITY}, {"fn f(x) = -x + x", -0.0},
+      {"fn f(x) = abs(-x)", -0.0},    {"fn f(x) = if x > 0 then x else x", NAN},
+      {"fn f(x) = log(0) + x", 1.0},  {"fn f(x) = 1 / 0 * x", 0.0},
+      {"fn f(x) = x - 0", -0.0},      {"fn f(x) = x + -0", -0.0},
+  };
+  for (size_t i = 0; i < sizeof keep / sizeof *keep; i++) {
+    dnc_mod *m = build(keep[i].src);
+    if (!m) {
+      ok(0, "%s builds", keep[i].src);
+      continue;
+    }
+    dnc_node *e = m->fns[0]->body, *s = dnc_simplify(&m->dag, e);
+    double a = eval_node(m, e, keep[i].x), b = eval_node(m, s, keep[i].x);
+    ok((isnan(a) && isnan(b)) || (a == b && signbit(a) == signbit(b)),
+       "simplifying %s keeps its value at %g (%g, simplified %g)", keep[i].src,
+       keep[i].x, a, b);
+    dnc_mod_free(m);
+  }
+  static const struct {
+    const char *src, *want, *what;
+  } shapes[] = {
+      {"fn f(x) = 0 * x + (x - x)", "fn g(x) = 0 * x + (x - x)\n",
+       "0*x and x-x are not rewritten"},
+      {"fn f(x; a = 1) = (a * x) * 1 + x * a", "fn g(x; a = 1) = 2 * (a * x)\n",
+       "a*x*1 and x*a are one term, collected"},
+      {"fn f(x) = 3 * x - x * 5", "fn g(x) = -2 * x\n", "like terms with coefficients"},
+      {"fn f(x) = x * x * x / 2", "fn g(x) = 0.5 * x^3\n", "powers collect; /2 is *0.5"},
+      {"fn f(x) = -(-x) + -(2 * x)", "fn g(x) = -x\n", "double negation and signs"},
+      {"fn f(x) = 1 + 2 * 3 - pi / pi", "fn g(x) = 6\n", "constants fold"},
+      {"fn f(x) = x + log(0)", "fn g(x) = x + log(0)\n", "an infinite constant is not folded"},
+  };
+  for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) {
+    dnc_mod *m = build(shapes[i].src);
+    dnc_node *s = m ? dnc_simplify(&m->dag, m->fns[0]->body) : NULL;
+    char *text = NULL;
+    size_t len = 0;
+    FILE *o = open_memstream(&text, &len);
+    if (s)
+      dnc_print_def(o, m->fns[0], "g", s);
+    fclose(o);
+    is_str(text, shapes[i].want, "simplify: %s", shapes[i].what);
+    free(text);
+    dnc_mod_free(m);
+  }
+}
+
+int main(void)
+{
+  test_builtins();
+  test_conventions();
+  test_sharing_and_growth();
+  test_simplifier();
+  test_corpus();
+  return done_testing();
+}
