@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# diff_formats.sh - dnc diff: golden outputs in the three formats for DyT,
+# DyISRU, Derf and ISRU; the dsl output checks again and evaluates the same
+# as the C output compiled with the system compiler; usage errors.
+set -u
+DNC="${DNC_BUILD:-build}/dnc"
+CC="${CC:-cc}"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+n=0
+fail=0
+pass() { n=$((n + 1)); echo "ok $n - $1"; }
+flunk() { n=$((n + 1)); echo "not ok $n - $1"; fail=$((fail + 1)); }
+
+golden() { # golden FILE ARGS...
+  local want=$1
+  shift
+  if "$DNC" diff "$@" >"$tmp/out" 2>"$tmp/err" && cmp -s "$tmp/out" "$want"; then
+    pass "dnc diff $* matches $want"
+  else
+    flunk "dnc diff $* matches $want"
+    diff "$want" "$tmp/out" | head -40 | sed 's/^/#   /'
+    sed 's/^/#   stderr: /' "$tmp/err"
+  fi
+}
+N=examples/norms.dn
+golden tests/golden/diff_norms.dsl $N -f dyt,dyisru,derf,isru --format dsl
+golden tests/golden/diff_norms.latex $N -f dyt,dyisru,derf,isru --format latex
+golden tests/golden/diff_norms.c $N -f dyt,dyisru,derf,isru --format c
+golden tests/golden/diff_norms_order2.dsl $N -f dyt,derf --order 2
+
+# every derivative of every example, to order 2, checks again as dnc source
+"$DNC" diff $N --order 2 >"$tmp/d2.dn" 2>"$tmp/err"
+if "$DNC" check "$tmp/d2.dn" 2>"$tmp/err2" && [ -s "$tmp/d2.dn" ]; then
+  pass "the order-2 derivatives of every example are valid dnc source"
+else
+  flunk "the order-2 derivatives of every example are valid dnc source"
+  grep error "$tmp/err2" | head -5 | sed 's/^/#   /'
+fi
+if grep -q '^fn satursin__dx_dalpha(' "$tmp/d2.dn" && grep -q '^fn derf__dalpha_ds(' "$tmp/d2.dn"; then
+  pass "mixed second derivatives are named f__dx_dalpha"
+else
+  flunk "mixed second derivatives are named f__dx_dalpha"
+fi
+
+# the C output compiles cleanly and agrees with the interpreter on the dsl
+names=$(grep -o '^fn [a-z_0-9]*' "$tmp/d2.dn" | cut -c4- | grep -v derf_pc)
+"$DNC" diff $N --order 2 --format c >"$tmp/d.c"
+{
+  echo '#include <stdio.h>'
+  echo '#include "d.c"'
+  echo 'int main(void) {'
+  echo '  static const double xs[] = {-3.5, -1.25, -0.5, 0.25, 0.75, 2.5, 6.0};'
+  echo '  for (int i = 0; i < 7; i++) {'
+  for f in $names; do
+    base=${f%%__*}
+    params=$("$DNC" check -v $N | grep "^$base(" | sed -E 's/^[^;]*;? ?//; s/\)$//; s/[a-z_]+(\[\])? = //g')
+    [ -n "$params" ] && params=", $params"
+    echo "    printf(\"%.17g\\n\", $f(xs[i]$params));"
+  done
+  echo '  }'
+  echo '  return 0;'
+  echo '}'
+} >"$tmp/main.c"
+if "$CC" -std=c99 -Wall -Wextra -Werror -Wno-unused-parameter -o "$tmp/d" "$tmp/main.c" -lm 2>"$tmp/cc"; then
+  pass "the C output of every order-2 derivative compiles with -std=c99 -Wall -Wextra -Werror"
+else
+  flunk "the C output of every order-2 derivative compiles with -std=c99 -Wall -Wextra -Werror"
+  head -20 "$tmp/cc" | sed 's/^/#   /'
+fi
+"$tmp/d" >"$tmp/c_vals" 2>/dev/null
+# one table: a row per x, a column per function, in the order printed by C
+"$DNC" eval "$tmp/d2.dn" -f "$(echo $names | tr ' ' ',')" -3.5 -1.25 -0.5 0.25 0.75 2.5 6.0 |
+  tail -n +2 | cut -f2- | tr '\t' '\n' >"$tmp/i_vals"
+if [ -s "$tmp/c_vals" ] && paste "$tmp/c_vals" "$tmp/i_vals" | awk '
+    { a = $1; b = $2
+      if (a == b) next
+      if ((a == "nan" || a == "-nan") && (b == "nan" || b == "-nan")) next
+      d = a - b; if (d < 0) d = -d
+      m = (a < 0 ? -a : a); if (m < 1) m = 1
+      if (d > 1e-12 * m) { print "# mismatch: C " a " interpreter " b; bad = 1 } }
+    END { exit bad }'; then
+  pass "the C output agrees with the interpreter on the dsl output ($(wc -l <"$tmp/c_vals") values, 1e-12)"
+else
+  flunk "the C output agrees with the interpreter on the dsl output"
+fi
+
+# usage errors
+usage() { # usage PATTERN ARGS...
+  local pat=$1
+  shift
+  "$DNC" diff "$@" >/dev/null 2>"$tmp/err"
+  local rc=$?
+  if [ "$rc" = 2 ] && grep -q -- "$pat" "$tmp/err"; then
+    pass "dnc diff $*: usage error"
+  else
+    flunk "dnc diff $*: usage error (status $rc)"
+    sed 's/^/#   /' "$tmp/err"
+  fi
+}
+usage "has no variable 'beta'" $N -f dyt --wrt beta
+usage "from 1 to 16" $N -f dyt --order 0
+usage "dsl, latex or c" $N -f dyt --format tex
+usage "takes no --order" $N -f derf --wrt x,alpha --order 2
+usage "no input files" --wrt x
+
+echo "1..$n"
+[ "$fail" = 0 ]
