@@ -19,6 +19,7 @@
 enum { EXIT_INPUT = 1, EXIT_USAGE = 2 };
 
 static const char *prog = "dnc";
+static int no_warnings; /* -w: warnings (and their notes) are not shown */
 
 static const char usage_main[] =
     "usage: dnc <command> [options] FILE...\n"
@@ -35,6 +36,7 @@ static const char usage_main[] =
     "options:\n"
     "  -h, --help     this help; 'dnc CMD --help' for a command's\n"
     "  --version      the version of dnc and of LLVM, and the host CPU\n"
+    "  -w             (after the command) do not show warnings\n"
     "\n"
     "exit status: 0 success, 1 error in the input, 2 usage error\n";
 
@@ -144,7 +146,16 @@ static dnc_mod *load(char **files, int nfiles)
     ok &= dnc_mod_read_file(m, files[i]) != NULL;
   if (ok)
     dnc_mod_build(m);
-  dnc_diags_render(stderr, &m->diags);
+  int shown = 1;
+  for (const dnc_diag *d = m->diags.head; d; d = d->next) {
+    if (d->sev != DNC_SEV_NOTE)
+      shown = !(no_warnings && d->sev == DNC_SEV_WARNING);
+    if (shown)
+      dnc_diag_render(stderr, d);
+  }
+  if (m->diags.suppressed)
+    fprintf(stderr, "dnc: note: %d more error%s not shown\n",
+            m->diags.suppressed, m->diags.suppressed == 1 ? "" : "s");
   if (m->diags.nerrors) {
     dnc_mod_free(m);
     return NULL;
@@ -670,6 +681,16 @@ int main(int argc, char **argv)
            dnc_abi_version(), dnc_llvm_version(), dnc_host_cpu());
     return 0;
   }
+  /* -w is accepted by every command that reads sources */
+  int k = 1;
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "-w") || !strcmp(argv[i], "--no-warnings"))
+      no_warnings = 1;
+    else
+      argv[k++] = argv[i];
+  }
+  argc = k;
+  argv[argc] = NULL;
   if (!strcmp(cmd, "check"))
     return cmd_check(argc - 1, argv + 1);
   if (!strcmp(cmd, "print"))

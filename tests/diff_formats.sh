@@ -31,7 +31,7 @@ golden tests/golden/diff_norms_order2.dsl $N -f dyt,derf --order 2
 
 # every derivative of every example, to order 2, checks again as dnc source
 "$DNC" diff $N --order 2 >"$tmp/d2.dn" 2>"$tmp/err"
-if "$DNC" check "$tmp/d2.dn" 2>"$tmp/err2" && [ -s "$tmp/d2.dn" ]; then
+if "$DNC" check -w "$tmp/d2.dn" 2>"$tmp/err2" && [ -s "$tmp/d2.dn" ]; then
   pass "the order-2 derivatives of every example are valid dnc source"
 else
   flunk "the order-2 derivatives of every example are valid dnc source"
@@ -70,7 +70,7 @@ else
 fi
 "$tmp/d" >"$tmp/c_vals" 2>/dev/null
 # one table: a row per x, a column per function, in the order printed by C
-"$DNC" eval "$tmp/d2.dn" -f "$(echo $names | tr ' ' ',')" -3.5 -1.25 -0.5 0.25 0.75 2.5 6.0 |
+"$DNC" eval -w "$tmp/d2.dn" -f "$(echo $names | tr ' ' ',')" -3.5 -1.25 -0.5 0.25 0.75 2.5 6.0 |
   tail -n +2 | cut -f2- | tr '\t' '\n' >"$tmp/i_vals"
 if [ -s "$tmp/c_vals" ] && paste "$tmp/c_vals" "$tmp/i_vals" | awk '
     { a = $1; b = $2
