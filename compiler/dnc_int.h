@@ -165,6 +165,7 @@ typedef struct dnc_parse_state {
   int aborted;        /* the scanner gave up (nesting); already reported */
   int nest_reported;
   dnc_loc open_brace; /* innermost unclosed '{' */
+  int brace_cut;      /* a 'fn' closed an unclosed '{' (for the note) */
 } dnc_parse_state;
 
 dnc_ast *dnc_ast_num(dnc_parse_state *ps, dnc_loc loc, double v);

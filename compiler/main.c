@@ -175,6 +175,11 @@ static int select_fns(dnc_mod *m, const char *names, dnc_fn ***out, int *n)
   }
   char *copy = strdup(names);
   int ok = 1;
+  if (strspn(names, ",") == strlen(names)) { /* "" or "," */
+    fprintf(stderr, "%s: error: -f needs function names\n", prog);
+    free(copy);
+    return 0;
+  }
   for (char *save, *t = strtok_r(copy, ",", &save); t;
        t = strtok_r(NULL, ",", &save)) {
     dnc_fn *f = dnc_mod_find(m, t);
@@ -399,9 +404,10 @@ static int cmd_eval(int argc, char **argv)
       for (int i = 0; i < nx; i++)
         eval_row(fns, n, params, xs[i]);
     } else if (!rc) {
-      char line[512];
+      char *line = NULL;
+      size_t cap = 0;
       int lineno = 0;
-      while (fgets(line, sizeof line, stdin)) {
+      while (getline(&line, &cap, stdin) >= 0) {
         lineno++;
         size_t l = strlen(line);
         while (l && (line[l - 1] == '\n' || line[l - 1] == '\r' ||
@@ -422,6 +428,7 @@ static int cmd_eval(int argc, char **argv)
         }
         eval_row(fns, n, params, d);
       }
+      free(line);
     }
     for (int k = 0; k < n; k++)
       free(params[k]);
@@ -554,9 +561,9 @@ static int cmd_diff(int argc, char **argv)
       return 0;
     } else if ((v = opt_value(argc, argv, &i, "-f", "--function"))) {
       names = v;
-    } else if ((v = opt_value(argc, argv, &i, "-w", "--wrt"))) {
+    } else if ((v = opt_value(argc, argv, &i, "--wrt", "--wrt"))) {
       wrt = v;
-    } else if ((v = opt_value(argc, argv, &i, "-n", "--order"))) {
+    } else if ((v = opt_value(argc, argv, &i, "--order", "--order"))) {
       char *end;
       long n = strtol(v, &end, 10);
       if (!*v || *end || n < 1 || n > 16) {
@@ -565,7 +572,7 @@ static int cmd_diff(int argc, char **argv)
                                        "not '%s'", v);
       }
       order = (int)n;
-    } else if ((v = opt_value(argc, argv, &i, "-F", "--format"))) {
+    } else if ((v = opt_value(argc, argv, &i, "--format", "--format"))) {
       if (!strcmp(v, "dsl"))
         fmt = FMT_DSL;
       else if (!strcmp(v, "latex"))

@@ -15,7 +15,7 @@
 
 void dnc_format_double(char *buf, size_t n, double v)
 {
-  for (int prec = 15; prec <= 17; prec++) {
+  for (int prec = 1; prec <= 17; prec++) {
     snprintf(buf, n, "%.*g", prec, v);
     if (strtod(buf, NULL) == v)
       return;

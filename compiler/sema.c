@@ -150,8 +150,9 @@ static void fn_insert(sema *s, int k)
   s->table[i] = k;
 }
 
-/* Suggests a close name among the user's fns and the built-ins. */
-static void suggest_fn(sema *s, dnc_loc loc, const char *name)
+/* Suggests a close name among the user's fns and the built-ins, other
+ * than the calling fn itself (which would be recursion). */
+static void suggest_fn(sema *s, dnc_loc loc, const char *name, const char *self)
 {
   int n = s->nfns + OP__COUNT;
   const char **c = malloc(sizeof *c * (size_t)n);
@@ -159,7 +160,8 @@ static void suggest_fn(sema *s, dnc_loc loc, const char *name)
     dnc_die(__FILE__, __LINE__, "out of memory");
   int k = 0;
   for (int i = 0; i < s->nfns; i++)
-    c[k++] = s->fns[i].ast->name;
+    if (strcmp(s->fns[i].ast->name, self))
+      c[k++] = s->fns[i].ast->name;
   for (int op = 0; op < OP__COUNT; op++)
     if (dnc_ops[op].form == FORM_CALL)
       c[k++] = dnc_ops[op].spell;
@@ -199,9 +201,14 @@ static int const_eval(sema *s, const char *pname, dnc_ast *e, long double *v,
                      "'%s'", pname, e->name);
       return 0;
     }
-    if (e->kind == AST_CALL && (e->nargs != dnc_ops[op].arity || e->named)) {
-      err(s, e->loc, "'%s' takes %d argument%s", e->name, dnc_ops[op].arity,
-          dnc_ops[op].arity == 1 ? "" : "s");
+    if (e->kind == AST_CALL && e->named) {
+      err(s, e->named->loc, "the built-in '%s' has no named parameters", e->name);
+      return 0;
+    }
+    if (e->kind == AST_CALL && e->nargs != dnc_ops[op].arity) {
+      int ar = dnc_ops[op].arity;
+      err(s, e->loc, "'%s' takes %d argument%s, but %d %s given", e->name, ar,
+          ar == 1 ? "" : "s", e->nargs, e->nargs == 1 ? "is" : "are");
       return 0;
     }
     long double a[3] = {0, 0, 0};
@@ -212,8 +219,13 @@ static int const_eval(sema *s, const char *pname, dnc_ast *e, long double *v,
       int want_bool = op == OP_AND || op == OP_OR || op == OP_NOT ||
                       (op == OP_SELECT && i == 0);
       if (b != want_bool) {
-        err(s, e->args[i]->loc, want_bool ? "expected a condition here" :
-                                            "expected a number, not a condition");
+        if (want_bool)
+          err(s, e->args[i]->loc, "%s needs a condition (a comparison, 'and', "
+                                  "'or' or 'not'), but this is a number",
+              op == OP_SELECT ? "'if'" : op == OP_AND ? "'and'" :
+              op == OP_OR ? "'or'" : "'not'");
+        else
+          err(s, e->args[i]->loc, "expected a number, but this is a condition");
         return 0;
       }
     }
@@ -232,6 +244,10 @@ static void check_params(sema *s, fninfo *fi)
   for (dnc_ast_param *p = f->params; p; p = p->next)
     n++;
   fi->nparams = n;
+  double cv;
+  if (dnc_named_constant(f->input, &cv))
+    warn(s, f->input_loc, "the input '%s' hides the constant '%s'", f->input,
+         f->input);
   fi->params = dnc_arena_alloc(s->m->arena, sizeof *fi->params * (size_t)(n + 1));
   fi->defaults = dnc_arena_alloc(s->m->arena, sizeof *fi->defaults * (size_t)(n + 1));
   int i = 0;
@@ -580,7 +596,7 @@ static dnc_node *lower_call(sema *s, scope *sc, dnc_ast *e)
     return NULL;
   }
   err(s, e->name_loc, "unknown function '%s'", e->name);
-  suggest_fn(s, e->name_loc, e->name);
+  suggest_fn(s, e->name_loc, e->name, sc->fi->ast->name);
   return NULL;
 }
 
@@ -633,7 +649,7 @@ static const char *shadow_what(scope *sc, const char *name, dnc_loc *where)
   for (binding *b = sc->lets; b; b = b->next)
     if (!strcmp(b->name, name)) {
       *where = b->loc;
-      return "an earlier 'let'";
+      return "an earlier let";
     }
   for (binding *b = sc->params; b; b = b->next)
     if (!strcmp(b->name, name)) {
@@ -660,7 +676,7 @@ static dnc_node *lower_body(sema *s, scope *sc)
     dnc_loc where;
     const char *what = shadow_what(sc, l->name, &where);
     if (what) {
-      warn(s, l->loc, "'let %s' shadows %s '%s'", l->name, what, l->name);
+      warn(s, l->loc, "let '%s' shadows %s of that name", l->name, what);
       if (where.start != UINT32_MAX)
         note(s, where, "'%s' was declared here", l->name);
     }
@@ -719,9 +735,9 @@ static dnc_fn *lower_fn(sema *s, fninfo *fi)
     if (!b->used)
       warn(s, b->loc, "parameter '%s' is never used", b->name);
   if (m->dag.too_deep) {
-    err(s, fi->ast->loc, "'%s' is too deep once calls are inlined: an "
-                         "operand chain longer than %d", fi->ast->name,
-        DNC_MAX_DAG_DEPTH);
+    err(s, fi->ast->loc, "'%s' is too deep: once lets and calls are "
+                         "resolved, an operand chain is longer than %d",
+        fi->ast->name, DNC_MAX_DAG_DEPTH);
     return NULL;
   }
   if (!body)

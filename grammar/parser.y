@@ -324,7 +324,8 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, yyscan_t scanner,
     dnc_diag_add(ps->diags, DNC_SEV_NOTE, ps->src, *loc,
                  "an operator may be missing before this; a product is "
                  "written with '*'");
-  else if ((tok == YYSYMBOL_YYEOF || tok == YYSYMBOL_FN) && ps->brace_depth > 0)
+  else if ((tok == YYSYMBOL_YYEOF && ps->brace_depth > 0) ||
+           (tok == YYSYMBOL_FN && ps->brace_cut))
     dnc_diag_add(ps->diags, DNC_SEV_NOTE, ps->src, ps->open_brace,
                  "the block opened here is not closed");
   return 0;

@@ -74,7 +74,7 @@ bad "20,000 nested if-else" "$tmp/ifs.dn" "error: expression nested too deeply"
 bad "a chain of 200 nested calls" "$tmp/calls.dn" "error: calls nested too deeply"
 
 { echo 'fn f(x) {'; echo '  let u0 = x'; for i in $(seq 1 12000); do echo "  let u$i = u$((i - 1)) + 1"; done; echo '  u12000'; echo '}'; } >"$tmp/lets.dn"
-bad "a chain of 12,000 lets" "$tmp/lets.dn" "error: 'f' is too deep once calls are inlined"
+bad "a chain of 12,000 lets" "$tmp/lets.dn" "error: 'f' is too deep: once lets and calls are resolved"
 
 printf 'fn f(x) = x\0 + 1\n' >"$tmp/nul.dn"
 bad "a NUL byte" "$tmp/nul.dn" "nul.dn:1:12: error: NUL byte in source text"
