@@ -23,3 +23,9 @@ say "the shapes the Derf paper compared"
 
 say "Derf with alpha = 1 and a shift s = 0.5, values from stdin"
 printf '%s\n' -2 -1 0 1 2 | "$DNC" eval $N -f derf --param alpha=1 --param s=0.5
+
+say "dnc diff $N -f dyt,dyisru,derf --stats   (derivatives, simplified)"
+"$DNC" diff $N -f dyt,dyisru,derf --stats
+
+say "dnc diff $N -f dyt --wrt x --order 2 --format latex"
+"$DNC" diff $N -f dyt --wrt x --order 2 --format latex
