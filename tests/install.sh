@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# install.sh - `make install` into a DESTDIR gives the binary, both
+# libraries, dnc.h and a dnc.pc with which a C program builds and runs.
+set -u
+B="${DNC_BUILD:-build}"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+n=0
+fail=0
+t() { # t NAME CMD...
+  n=$((n + 1))
+  if "${@:2}" >"$tmp/log" 2>&1; then
+    echo "ok $n - $1"
+  else
+    echo "not ok $n - $1"
+    tail -20 "$tmp/log" | sed 's/^/#   /'
+    fail=$((fail + 1))
+  fi
+}
+san=""
+case "$B" in *san*) san="-fsanitize=address,undefined" SANITIZE=1 ;; esac
+t "make install into a DESTDIR" make -s install BUILD="$B" SANITIZE="${SANITIZE:-}" DESTDIR="$tmp/root" PREFIX=/opt/dnc
+for f in bin/dnc lib/libdnc.a lib/libdnc.so lib/libdnc.so.0 include/dnc.h lib/pkgconfig/dnc.pc; do
+  t "installs $f" test -e "$tmp/root/opt/dnc/$f"
+done
+cat >"$tmp/use.c" <<'C'
+#include <dnc.h>
+#include <stdio.h>
+#include <string.h>
+int main(void)
+{
+  dnc_context *c = dnc_context_new();
+  dnc_module *m;
+  const char *s = "fn dyt(x; alpha = 0.5) = tanh(alpha * x)";
+  if (dnc_compile_string(c, "s", s, strlen(s), &m) != DNC_OK)
+    return 1;
+  double x = 1, y;
+  dnc_function_eval(dnc_module_find(m, "dyt"), &x, &y, 1, NULL);
+  printf("%.17g\n", y);
+  dnc_module_free(m);
+  dnc_context_free(c);
+  return 0;
+}
+C
+flags=$(PKG_CONFIG_PATH="$tmp/root/opt/dnc/lib/pkgconfig" PKG_CONFIG_SYSROOT_DIR="$tmp/root" pkg-config --cflags --libs dnc 2>/dev/null)
+t "pkg-config knows dnc" test -n "$flags"
+t "a C program builds against the installed header and library" \
+  cc -std=c99 -Wall -Wextra -Werror $san -o "$tmp/use" "$tmp/use.c" $flags
+out=$(LD_LIBRARY_PATH="$tmp/root/opt/dnc/lib" "$tmp/use" 2>&1)
+t "and runs: dyt(1) = tanh(0.5)" test "$out" = "0.46211715726000974"
+t "the installed dnc runs" "$tmp/root/opt/dnc/bin/dnc" eval examples/norms.dn -f dyt 1
+echo "1..$n"
+[ "$fail" = 0 ]
