@@ -87,7 +87,7 @@ void dnc_diags_render(FILE *out, const dnc_diags *d);
 /* The closest of n candidate names to `name`, or NULL when none is close. */
 const char *dnc_did_you_mean(const char *name, const char *const *cands, int n);
 
-/* ------------------------------------------------------------------ ast.c */
+/* ---------------------------------------------------- the AST (parse.c) */
 
 typedef enum {
   AST_NUM,    /* num */
@@ -147,7 +147,8 @@ typedef struct dnc_ast_fn {
 /* ---------------------------------------------------------------- parse.c */
 
 /* Parse one source; errors go to diags. Returns the list of definitions (in
- * source order); a list parsed with errors must not be used. */
+ * source order); a list parsed with errors must not be used. The AST
+ * constructors below are called by the grammar's actions. */
 dnc_ast_fn *dnc_parse(dnc_arena *a, dnc_diags *d, const dnc_source *src);
 
 /* State shared by the scanner and the parser (parse.c, lexer.l, parser.y). */
@@ -236,7 +237,7 @@ int dnc_node_equal(const dnc_node *a, const dnc_node *b);
 dnc_node **dnc_schedule(const dnc_dag *g, dnc_arena *a, dnc_node *root,
                         uint32_t *n);
 
-/* ------------------------------------------------------- module (sema.c) */
+/* ------------------------------------------- the module (module.c, sema.c) */
 
 typedef struct dnc_fparam {
   const char *name;

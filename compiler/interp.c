@@ -135,9 +135,8 @@ static ld run(const dnc_prog *pr, ld *v, ld x, const double *p)
     case OP_CONST: v[i] = in->value; break;
     case OP_INPUT: v[i] = x; break;
     case OP_PARAM: v[i] = p[in->param]; break;
-    default:
-      v[i] = eval_fn[in->op](v[in->arg[0]], v[in->arg[1] < 0 ? 0 : in->arg[1]],
-                             v[in->arg[2] < 0 ? 0 : in->arg[2]]);
+    default: /* unused operand slots are 0, a valid index */
+      v[i] = eval_fn[in->op](v[in->arg[0]], v[in->arg[1]], v[in->arg[2]]);
     }
   }
   return v[pr->n - 1];
