@@ -98,7 +98,7 @@ $(BUILD)/libdnc.so: $(LIB_OBJ)
 $(BUILD)/dnc: $(BUILD)/obj/main.o $(BUILD)/libdnc.a
 	$(CC) $(SANFLAGS) -o $@ $^ $(LLVM_LIBS) $(LIBS)
 
-$(BUILD)/tests/test_%: tests/test_%.c tests/tap.h tests/corpus.h $(BUILD)/libdnc.a
+$(BUILD)/tests/test_%: tests/test_%.c tests/tap.h tests/testlib.h tests/corpus.h $(BUILD)/libdnc.a
 	@mkdir -p $(BUILD)/tests
 	$(CC) $(BASEFLAGS) $(CFLAGS) $(WARN) $(INCLUDES) -Itests -o $@ $< $(BUILD)/libdnc.a $(LLVM_LIBS) $(LIBS)
 

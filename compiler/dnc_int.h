@@ -341,6 +341,8 @@ long double dnc_eval_op(int op, long double a, long double b, long double c);
 /* Writes f as dnc source that parses back to the same DAG. Shared
  * subexpressions become `let` bindings. */
 void dnc_print_fn(FILE *out, const dnc_fn *f);
+/* "name(x; a = 0.5, s[] = 0)" */
+void dnc_print_signature(FILE *out, const dnc_fn *f, const char *name);
 /* The same for another body over f's input and parameters (a derivative),
  * under another name. */
 void dnc_print_def(FILE *out, const dnc_fn *f, const char *name,

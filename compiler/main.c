@@ -203,18 +203,6 @@ static int select_fns(dnc_mod *m, const char *names, dnc_fn ***out, int *n)
   return ok;
 }
 
-static void print_signature(FILE *o, const dnc_fn *f)
-{
-  fprintf(o, "%s(%s", f->name, f->input);
-  for (int i = 0; i < f->nparams; i++) {
-    char buf[40];
-    dnc_format_double(buf, sizeof buf, f->params[i].def);
-    fprintf(o, "%s%s%s = %s", i ? ", " : "; ", f->params[i].name,
-            f->params[i].per_channel ? "[]" : "", buf);
-  }
-  fputs(")\n", o);
-}
-
 static int cmd_check(int argc, char **argv)
 {
   int verbose = 0, nfiles = 0;
@@ -241,9 +229,10 @@ static int cmd_check(int argc, char **argv)
   free(files);
   if (!m)
     return EXIT_INPUT;
-  if (verbose)
-    for (int i = 0; i < m->nfns; i++)
-      print_signature(stdout, m->fns[i]);
+  for (int i = 0; verbose && i < m->nfns; i++) {
+    dnc_print_signature(stdout, m->fns[i], m->fns[i]->name);
+    fputc('\n', stdout);
+  }
   dnc_mod_free(m);
   return 0;
 }

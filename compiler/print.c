@@ -208,10 +208,9 @@ void dnc_print_stat(FILE *out, int format, const char *name, uint32_t nodes)
           nodes == 1 ? "" : "s", format == 2 ? " */" : "");
 }
 
-void dnc_print_def(FILE *out, const dnc_fn *f, const char *name,
-                   const dnc_node *body)
+void dnc_print_signature(FILE *out, const dnc_fn *f, const char *name)
 {
-  fprintf(out, "fn %s(%s", name, f->input);
+  fprintf(out, "%s(%s", name, f->input);
   for (int i = 0; i < f->nparams; i++) {
     char buf[40];
     dnc_format_double(buf, sizeof buf, f->params[i].def);
@@ -219,6 +218,13 @@ void dnc_print_def(FILE *out, const dnc_fn *f, const char *name,
             f->params[i].per_channel ? "[]" : "", buf);
   }
   fputc(')', out);
+}
+
+void dnc_print_def(FILE *out, const dnc_fn *f, const char *name,
+                   const dnc_node *body)
+{
+  fputs("fn ", out);
+  dnc_print_signature(out, f, name);
 
   dnc_sharing sh;
   dnc_sharing_init(&sh, body);

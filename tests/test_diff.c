@@ -13,20 +13,9 @@
 #include "dnc_int.h"
 #include "corpus.h"
 #include "tap.h"
+#include "testlib.h"
 
 typedef long double ld;
-
-static dnc_mod *build(const char *src)
-{
-  dnc_mod *m = dnc_mod_new();
-  dnc_mod_add_source(m, "test.dn", src, strlen(src));
-  if (dnc_mod_build(m)) {
-    diag("unexpected errors in: %s", src);
-    dnc_mod_free(m);
-    return NULL;
-  }
-  return m;
-}
 
 /* value of `e` at x, parameters p (k >= 0: p[k] moved by dp) */
 static ld at(dnc_mod *m, dnc_node *e, ld x, const double *p, int np, int k,

@@ -14,18 +14,7 @@
 
 #include "dnc_int.h"
 #include "tap.h"
-
-static dnc_mod *build(const char *src)
-{
-  dnc_mod *m = dnc_mod_new();
-  dnc_mod_add_source(m, "test.dn", src, strlen(src));
-  if (dnc_mod_build(m)) {
-    diag("unexpected errors in: %s", src);
-    dnc_mod_free(m);
-    return NULL;
-  }
-  return m;
-}
+#include "testlib.h"
 
 static double eval1(const char *src, double x)
 {

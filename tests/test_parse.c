@@ -8,27 +8,10 @@
 
 #include "dnc_int.h"
 #include "tap.h"
+#include "testlib.h"
 
 /* Builds a module from source; NULL (and the diagnostics as TAP comments)
  * when it has errors. */
-static dnc_mod *build(const char *src)
-{
-  dnc_mod *m = dnc_mod_new();
-  dnc_mod_add_source(m, "test.dn", src, strlen(src));
-  if (dnc_mod_build(m)) {
-    char *text = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&text, &len);
-    dnc_diags_render(f, &m->diags);
-    fclose(f);
-    diag("unexpected errors in:\n%s\n%s", src, text);
-    free(text);
-    dnc_mod_free(m);
-    return NULL;
-  }
-  return m;
-}
-
 static char *print_fn(const dnc_fn *f)
 {
   char *text = NULL;
