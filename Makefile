@@ -157,7 +157,7 @@ fuzz:
 	clang-19 $(FUZZ_CFLAGS) -o $(FUZZ_BUILD)/fuzz_frontend tests/fuzz/fuzz_frontend.c \
 	  $(filter-out compiler/main.c compiler/llvm_host.c,$(wildcard compiler/*.c)) \
 	  $(FUZZ_BUILD)/gen/parser.c $(FUZZ_BUILD)/gen/lexer.c -lm
-	cp examples/*.dn tests/diag/*.dn $(FUZZ_BUILD)/corpus/ 2>/dev/null || true
+	cp examples/*.dn tests/diag/*.dn tests/fuzz/seeds/*.dn $(FUZZ_BUILD)/corpus/
 	$(FUZZ_BUILD)/fuzz_frontend -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
 	  -timeout=10 -dict=tests/fuzz/dnc.dict $(FUZZ_BUILD)/corpus
 

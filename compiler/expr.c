@@ -157,22 +157,43 @@ dnc_node *dnc_node_op(dnc_dag *g, int op, dnc_node *a, dnc_node *b, dnc_node *c)
   return intern(g, op, 0.0, -1, args, n);
 }
 
-int dnc_node_equal(const dnc_node *a, const dnc_node *b)
+/* match[a->id]: the node of b's DAG that a is being or has been compared
+ * with. Nodes are hash-consed, so distinct nodes of b's DAG differ and a can
+ * equal at most one of them; a pair seen again is not compared again. A
+ * pair is recorded before its operands are compared: if they differ, the
+ * whole comparison returns 0, so the record is never trusted wrongly. Each
+ * node of a is thus compared once: linear in the DAG, not in the tree it
+ * unfolds to (exponential in the depth for `let u = v + v` chains). */
+static int node_equal(const dnc_node *a, const dnc_node *b,
+                      const dnc_node **match)
 {
   /* iterative over the first operands, recursive over the rest: the depth
    * of a DAG is bounded by DNC_MAX_DAG_DEPTH */
   for (;;) {
+    if (match[a->id])
+      return match[a->id] == b;
+    match[a->id] = b;
     if (a->op != b->op || a->nargs != b->nargs || a->param != b->param ||
         bits(a->value) != bits(b->value))
       return 0;
     if (a->nargs == 0)
       return 1;
     for (int i = 1; i < a->nargs; i++)
-      if (!dnc_node_equal(a->arg[i], b->arg[i]))
+      if (!node_equal(a->arg[i], b->arg[i], match))
         return 0;
     a = a->arg[0];
     b = b->arg[0];
   }
+}
+
+int dnc_node_equal(const dnc_node *a, const dnc_node *b)
+{
+  const dnc_node **match = calloc((size_t)a->id + 1, sizeof *match);
+  if (!match)
+    dnc_die(__FILE__, __LINE__, "out of memory");
+  int r = node_equal(a, b, match);
+  free(match);
+  return r;
 }
 
 dnc_node **dnc_schedule(const dnc_dag *g, dnc_arena *a, dnc_node *root,

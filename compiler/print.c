@@ -230,9 +230,28 @@ void dnc_print_def(FILE *out, const dnc_fn *f, const char *name,
   dnc_sharing_init(&sh, body);
   dnc_arena *scratch = dnc_arena_new();
   printer p = {out, f, sh.name, sh.maxid};
+  /* depth[id]: the syntactic depth the node prints with (a `let` name 1, a
+   * negative constant 2, as `-c`). A DAG may be far deeper
+   * (DNC_MAX_DAG_DEPTH) than one expression may nest (DNC_MAX_NEST), so a
+   * node that would print too deep becomes a `let` as well. */
+  uint32_t *depth = calloc(sh.maxid, sizeof *depth);
+  if (!depth)
+    dnc_die(__FILE__, __LINE__, "out of memory");
   int n = 0, counter = 0;
   for (uint32_t i = 0; i < sh.maxid; i++) {
-    if (!dnc_sharing_bound(&sh, i))
+    const dnc_node *e = sh.byid[i];
+    if (!e)
+      continue;
+    uint32_t d = e->op == OP_CONST && signbit(e->value) ? 2 : 1;
+    for (int k = 0; k < e->nargs; k++) {
+      uint32_t id = e->arg[k]->id;
+      uint32_t dk = 1 + (sh.name[id] ? 1 : depth[id]);
+      if (dk > d)
+        d = dk;
+    }
+    depth[i] = d;
+    if (!dnc_sharing_bound(&sh, i) &&
+        (e->nargs == 0 || e == body || d < DNC_MAX_NEST))
       continue;
     const char *tname;
     do
@@ -254,6 +273,7 @@ void dnc_print_def(FILE *out, const dnc_fn *f, const char *name,
     pr(&p, body, 0);
     fputc('\n', out);
   }
+  free(depth);
   dnc_sharing_free(&sh);
   dnc_arena_free(scratch);
 }

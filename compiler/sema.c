@@ -245,9 +245,14 @@ static void check_params(sema *s, fninfo *fi)
     n++;
   fi->nparams = n;
   double cv;
-  if (dnc_named_constant(f->input, &cv))
-    warn(s, f->input_loc, "the input '%s' hides the constant '%s'", f->input,
-         f->input);
+  if (dnc_named_constant(f->input, &cv)) {
+    if (isfinite(cv))
+      warn(s, f->input_loc, "the input '%s' hides the constant '%s'", f->input,
+           f->input);
+    else /* inf and nan have no other spelling: nothing could name them */
+      err(s, f->input_loc, "the input cannot be named '%s', the constant",
+          f->input);
+  }
   fi->params = dnc_arena_alloc(s->m->arena, sizeof *fi->params * (size_t)(n + 1));
   fi->defaults = dnc_arena_alloc(s->m->arena, sizeof *fi->defaults * (size_t)(n + 1));
   int i = 0;
@@ -262,8 +267,14 @@ static void check_params(sema *s, fninfo *fi)
         break;
       }
     double c;
-    if (dnc_named_constant(p->name, &c))
-      warn(s, p->loc, "parameter '%s' hides the constant '%s'", p->name, p->name);
+    if (dnc_named_constant(p->name, &c)) {
+      if (isfinite(c))
+        warn(s, p->loc, "parameter '%s' hides the constant '%s'", p->name,
+             p->name);
+      else /* inf and nan have no other spelling: nothing could name them */
+        err(s, p->loc, "a parameter cannot be named '%s', the constant",
+            p->name);
+    }
     if (!p->def) {
       err(s, p->loc, "parameter '%s' has no default value", p->name);
       note(s, p->loc, "give one, as in '%s%s = 1'", p->name,

@@ -163,7 +163,7 @@ static const char *constructs[] = {
     "fn f(x) = x * -0.5 - -0.25 + -1 * x",
     "fn f(x) = pi * x + e - inf * 0 + nan",
     "fn f(x; pi = 3, e = 2) = pi * x + e",
-    "fn f(x; inf = 1) = inf + 1/0 - x",
+    "fn f(x; pi = 1) = pi + 1/0 - x + inf",
     "fn f(x) = -0 + 0 * x",
     "fn f(x) = 0.1 + 0.2 + 1/3 + 123456789012345678 + 5e-324",
     "fn f(t; a = 1) = a * t",
@@ -266,8 +266,39 @@ static void test_hash_consing(void)
   dnc_mod_free(m);
 }
 
+/* Inputs found while fuzzing the front end (tests/fuzz/regressions). */
+static void test_fuzz_regressions(void)
+{
+  static const char *const round_trips[] = {
+      "tests/fuzz/regressions/roundtrip-printed-too-deep.dn",
+      "tests/fuzz/regressions/timeout-node-equal-exponential.dn",
+  };
+  for (size_t i = 0; i < sizeof round_trips / sizeof *round_trips; i++) {
+    char *src = read_file(round_trips[i]);
+    ok(src != NULL, "%s is readable", round_trips[i]);
+    if (src)
+      round_trip(src, round_trips[i]);
+    free(src);
+  }
+  static const char *const refused[] = {
+      "tests/fuzz/regressions/roundtrip-const-hidden-by-param.dn",
+      "tests/fuzz/regressions/roundtrip-const-hidden-by-input.dn",
+  };
+  for (size_t i = 0; i < sizeof refused / sizeof *refused; i++) {
+    char *src = read_file(refused[i]);
+    dnc_mod *m = dnc_mod_new();
+    if (src)
+      dnc_mod_add_source(m, refused[i], src, strlen(src));
+    ok(src && dnc_mod_build(m) > 0,
+       "%s: naming a parameter or the input inf or nan is an error", refused[i]);
+    dnc_mod_free(m);
+    free(src);
+  }
+}
+
 int main(void)
 {
+  test_fuzz_regressions();
   test_precedence();
   test_literals();
   test_round_trips();
