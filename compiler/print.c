@@ -13,12 +13,24 @@
 
 #include "dnc_int.h"
 
+/* The fewest significant digits that read back as v, written like %g
+ * (plain for exponents from -5 to 16, 1e-06 and 1e+17 beyond), so that 10
+ * is "10" and not "1e+01". */
 void dnc_format_double(char *buf, size_t n, double v)
 {
-  for (int prec = 1; prec <= 17; prec++) {
-    snprintf(buf, n, "%.*g", prec, v);
+  int prec = 1;
+  for (; prec < 17; prec++) {
+    snprintf(buf, n, "%.*e", prec - 1, v);
     if (strtod(buf, NULL) == v)
-      return;
+      break;
+  }
+  snprintf(buf, n, "%.*e", prec - 1, v);
+  int ex = atoi(strchr(buf, 'e') + 1);
+  if (ex >= -5 && ex <= 16) {
+    int decimals = prec - 1 - ex;
+    snprintf(buf, n, "%.*f", decimals > 0 ? decimals : 0, v);
+  } else {
+    snprintf(buf, n, "%.*g", prec, v);
   }
 }
 

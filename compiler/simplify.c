@@ -15,15 +15,18 @@
  *     a + -0 -> a; a^0, 1^a -> 1; -(-a) -> a; -1*a -> -a; a + -b -> a - b;
  *     a - -b -> a + b; -a + b -> b - a; a + (-c)*b -> a - c*b; (-a)*b, a*(-b) -> -(a*b); same for /;
  *     abs(-a), abs(abs(a)) -> abs(a); `if c then a else a` -> a;
- *     a / 2^k -> 2^-k * a (exact);
- *   - like terms and powers: a + a -> 2*a; c1*a + c2*a -> (c1+c2)*a (not
- *     when the sum is 0, since 0*a is not a - a); c1*(c2*a) -> (c1*c2)*a;
+ *     a / 2^k -> 2^-k * a when 2^-k is finite (exact);
+ *   - like terms and powers: a + a -> 2*a; c1*a + c2*a -> (c1+c2)*a when
+ *     c1 and c2 have one sign (3a - 2a is NaN at a = inf, a is not);
+ *     c1*(c2*a) -> (c1*c2)*a when the product neither overflows nor
+ *     underflows;
  *     constant factors move to the front: a*(c*b) -> c*(a*b),
  *     (c*a)/b -> c*(a/b), a/(2^k*b) -> 2^-k*(a/b), -(c*a) -> (-c)*a
  *     (these change rounding, and where an intermediate overflows, the
  *     point at which the result does);
- *     a*a -> a^2; a^p * a -> a^(p+1) and a^p * a^q -> a^(p+q) for constant
- *     p, q of one sign (0^-1 * 0^1 is NaN, 0^0 is 1);
+ *     a*a -> a^2; a^p * a -> a^(p+1) and a^p * a^q -> a^(p+q) for integer
+ *     p, q of one sign (0^-1 * 0^1 is NaN where 0^0 is 1; (-1)^0.5 *
+ *     (-1)^1.5 is NaN where (-1)^2 is 1);
  *   - commutative operands (+ * == != and or) in a canonical order:
  *     constants, then parameters, then x, then other nodes by id; so that
  *     a*x and x*a are one node.
@@ -103,6 +106,21 @@ static int is_pow2(double v)
   return isfinite(v) && v != 0 && fabs(frexp(v, &e)) == 0.5;
 }
 
+/* c1*a + c2*a = (c1+c2)*a only when c1 and c2 have one sign: else at
+ * a = inf the left side is inf - inf = NaN and the right side is not */
+static int same_sign(double c1, double c2)
+{
+  return (c1 > 0 && c2 > 0) || (c1 < 0 && c2 < 0);
+}
+
+/* c1*(c2*a) = (c1*c2)*a unless the product overflows or underflows to 0
+ * (then at a = inf or a = 0 the sides differ) */
+static int product_safe(double c1, double c2)
+{
+  double p = c1 * c2;
+  return isfinite(p) && (p != 0 || c1 == 0 || c2 == 0);
+}
+
 #define S(op, a, b) dnc_simp(g, op, a, b, NULL)
 
 dnc_node *dnc_simp(dnc_dag *g, int op, dnc_node *a, dnc_node *b, dnc_node *c)
@@ -141,6 +159,8 @@ dnc_node *dnc_simp(dnc_dag *g, int op, dnc_node *a, dnc_node *b, dnc_node *c)
   case OP_ADD:
     if (is_const(b, -0.0))
       return a;
+    if (is_const(a, -0.0))
+      return b;
     if (b->op == OP_NEG)
       return S(OP_SUB, a, b->arg[0]);
     if (a->op == OP_NEG)
@@ -149,7 +169,7 @@ dnc_node *dnc_simp(dnc_dag *g, int op, dnc_node *a, dnc_node *b, dnc_node *c)
       return S(OP_SUB, a, S(OP_MUL, dnc_const(g, -b->arg[0]->value), b->arg[1]));
     ba = split(a, &ca);
     bb = split(b, &cb);
-    if (ba == bb && ca + cb != 0) /* rounding only */
+    if (ba == bb && same_sign(ca, cb) && isfinite(ca + cb)) /* rounding only */
       return S(OP_MUL, dnc_const(g, ca + cb), ba);
     break;
   case OP_SUB:
@@ -159,7 +179,7 @@ dnc_node *dnc_simp(dnc_dag *g, int op, dnc_node *a, dnc_node *b, dnc_node *c)
       return S(OP_ADD, a, b->arg[0]);
     ba = split(a, &ca);
     bb = split(b, &cb);
-    if (ba == bb && ca - cb != 0) /* rounding only */
+    if (ba == bb && same_sign(ca, -cb) && isfinite(ca - cb)) /* rounding only */
       return S(OP_MUL, dnc_const(g, ca - cb), ba);
     break;
   case OP_MUL:
@@ -171,7 +191,8 @@ dnc_node *dnc_simp(dnc_dag *g, int op, dnc_node *a, dnc_node *b, dnc_node *c)
       return S(OP_NEG, S(OP_MUL, a->arg[0], b), NULL);
     if (b->op == OP_NEG)
       return S(OP_NEG, S(OP_MUL, a, b->arg[0]), NULL);
-    if (is_konst(a) && b->op == OP_MUL && is_konst(b->arg[0])) /* rounding only */
+    if (is_konst(a) && b->op == OP_MUL && is_konst(b->arg[0]) &&
+        product_safe(a->value, b->arg[0]->value)) /* rounding only */
       return S(OP_MUL, dnc_const(g, a->value * b->arg[0]->value), b->arg[1]);
     if (!is_konst(a) && b->op == OP_MUL && is_konst(b->arg[0]))
       return S(OP_MUL, b->arg[0], S(OP_MUL, a, b->arg[1]));
@@ -179,7 +200,8 @@ dnc_node *dnc_simp(dnc_dag *g, int op, dnc_node *a, dnc_node *b, dnc_node *c)
       return S(OP_POW, a, dnc_const(g, 2.0));
     ba = power(a, &pa);
     bb = power(b, &pb);
-    if (ba == bb && !is_konst(ba) && (pa > 0) == (pb > 0) && pa != 0 && pb != 0)
+    if (ba == bb && !is_konst(ba) && (pa > 0) == (pb > 0) && pa != 0 &&
+        pb != 0 && pa == rint(pa) && pb == rint(pb) && fabs(pa + pb) < 0x1p52)
       return S(OP_POW, ba, dnc_const(g, pa + pb));
     break;
   case OP_DIV:
@@ -189,11 +211,13 @@ dnc_node *dnc_simp(dnc_dag *g, int op, dnc_node *a, dnc_node *b, dnc_node *c)
       return S(OP_NEG, S(OP_DIV, a->arg[0], b), NULL);
     if (b->op == OP_NEG)
       return S(OP_NEG, S(OP_DIV, a, b->arg[0]), NULL);
-    if (is_konst(b) && is_pow2(b->value) && !is_konst(a))
+    if (is_konst(b) && is_pow2(b->value) && isfinite(1.0 / b->value) &&
+        !is_konst(a))
       return S(OP_MUL, dnc_const(g, 1.0 / b->value), a);
     if (a->op == OP_MUL && is_konst(a->arg[0]) && !is_konst(b))
       return S(OP_MUL, a->arg[0], S(OP_DIV, a->arg[1], b));
-    if (b->op == OP_MUL && is_konst(b->arg[0]) && is_pow2(b->arg[0]->value))
+    if (b->op == OP_MUL && is_konst(b->arg[0]) && is_pow2(b->arg[0]->value) &&
+        isfinite(1.0 / b->arg[0]->value))
       return S(OP_MUL, dnc_const(g, 1.0 / b->arg[0]->value),
                S(OP_DIV, a, b->arg[1]));
     break;

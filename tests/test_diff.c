@@ -307,6 +307,11 @@ static void test_simplifier(void)
       {"fn f(x) = abs(-x)", -0.0},    {"fn f(x) = if x > 0 then x else x", NAN},
       {"fn f(x) = log(0) + x", 1.0},  {"fn f(x) = 1 / 0 * x", 0.0},
       {"fn f(x) = x - 0", -0.0},      {"fn f(x) = x + -0", -0.0},
+      {"fn f(x) = -0 + x", -0.0},     {"fn f(x) = 3 * x - 2 * x", INFINITY},
+      {"fn f(x) = 1e300 * (1e300 * x)", 0.0},
+      {"fn f(x) = 1e-300 * (1e-300 * x)", INFINITY},
+      {"fn f(x) = x / 5e-324", 0.0},  {"fn f(x) = x^0.5 * x^1.5", -1.0},
+      {"fn f(x) = x^2 * x^3", -0.0},  {"fn f(x) = x^-2 * x^-3", INFINITY},
   };
   for (size_t i = 0; i < sizeof keep / sizeof *keep; i++) {
     dnc_mod *m = build(keep[i].src);
@@ -328,9 +333,12 @@ static void test_simplifier(void)
        "0*x and x-x are not rewritten"},
       {"fn f(x; a = 1) = (a * x) * 1 + x * a", "fn g(x; a = 1) = 2 * (a * x)\n",
        "a*x*1 and x*a are one term, collected"},
-      {"fn f(x) = 3 * x - x * 5", "fn g(x) = -2 * x\n", "like terms with coefficients"},
+      {"fn f(x) = 3 * x + x * 5", "fn g(x) = 8 * x\n", "like terms with coefficients"},
+      {"fn f(x) = 3 * x - x * 5", "fn g(x) = 3 * x - 5 * x\n",
+       "opposite-sign terms stay (NaN at x = inf, unlike -2x)"},
       {"fn f(x) = x * x * x / 2", "fn g(x) = 0.5 * x^3\n", "powers collect; /2 is *0.5"},
-      {"fn f(x) = -(-x) + -(2 * x)", "fn g(x) = -x\n", "double negation and signs"},
+      {"fn f(x) = -(-x) + -(2 * x)", "fn g(x) = x - 2 * x\n", "double negation and signs"},
+      {"fn f(x) = -(-x) * -(2 * x)", "fn g(x) = -2 * x^2\n", "signs out of products"},
       {"fn f(x) = 1 + 2 * 3 - pi / pi", "fn g(x) = 6\n", "constants fold"},
       {"fn f(x) = x + log(0)", "fn g(x) = x + log(0)\n", "an infinite constant is not folded"},
   };
