@@ -118,11 +118,22 @@ void dnc_diag_render(FILE *out, const dnc_diag *dg)
   while (e < src->len && src->text[e] != '\n')
     e++;
   size_t last = e; /* a range ends at the end of this line at most */
+  if (e > b && src->text[e - 1] == '\r')
+    e--; /* a CRLF line end */
   char gutter[24];
   int gw = snprintf(gutter, sizeof gutter, "%5d", dg->line);
   fprintf(out, "%s | ", gutter);
-  for (size_t i = b; i < e; i++)
-    put_source_byte(out, (unsigned char)src->text[i]);
+  const unsigned char *t = (const unsigned char *)src->text;
+  for (size_t i = b; i < e;) {
+    size_t l = t[i] < 0x80 ? 1 : dnc_utf8_len(t + i, e - i);
+    if (l <= 1) {
+      put_source_byte(out, t[i] < 0x80 ? t[i] : '?');
+      i++;
+    } else {
+      fwrite(t + i, 1, l, out);
+      i += l;
+    }
+  }
   fputc('\n', out);
   fprintf(out, "%*s | ", gw, "");
   for (size_t i = b; i < s; i++) {
@@ -183,8 +194,9 @@ const char *dnc_did_you_mean(const char *name, const char *const *cands, int n)
   const char *best = NULL;
   int bestd = 99;
   size_t len = strlen(name);
-  /* allow one edit for short names, two from five characters up */
-  int limit = len < 5 ? 1 : 2;
+  /* one edit for short names, two from five characters up; none for a
+   * one-letter name, which is one edit from every other */
+  int limit = len < 2 ? 0 : len < 5 ? 1 : 2;
   for (int i = 0; i < n; i++) {
     if (!cands[i] || !strcmp(cands[i], name))
       continue;

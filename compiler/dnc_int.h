@@ -166,6 +166,9 @@ typedef struct dnc_parse_state {
   int aborted;        /* the scanner gave up (nesting); already reported */
   int nest_reported;
   dnc_loc open_brace; /* innermost unclosed '{' */
+  dnc_loc open_paren; /* outermost unclosed '(' */
+  int paren_cut;      /* a 'fn' closed an unclosed '(' (for the note) */
+  uint32_t tok_end;   /* end of the last token (not of white space) */
   int brace_cut;      /* a 'fn' closed an unclosed '{' (for the note) */
 } dnc_parse_state;
 
@@ -280,6 +283,9 @@ int dnc_mod_build(dnc_mod *m);
 dnc_fn *dnc_mod_find(const dnc_mod *m, const char *name);
 int dnc_fn_param_index(const dnc_fn *f, const char *name);
 
+/* Length of the UTF-8 sequence starting at p (at most n bytes), or 0 when
+ * it is not well formed (overlong forms and surrogates included). */
+size_t dnc_utf8_len(const unsigned char *p, size_t n);
 /* Checks that the raw bytes are fit to scan (no NUL, valid UTF-8);
  * records an error and returns 0 otherwise. */
 int dnc_source_check_bytes(dnc_diags *d, const dnc_source *src);
@@ -364,8 +370,10 @@ void dnc_sharing_free(dnc_sharing *s);
 /* "# NAME: N nodes" in the comment syntax of a format (0 dsl, 1 latex, 2 c) */
 void dnc_print_stat(FILE *out, int format, const char *name, uint32_t nodes);
 
-/* print_latex.c: `lhs &= body` in an aligned block, shared nodes first */
-void dnc_print_latex(FILE *out, const dnc_fn *f, const char *lhs,
+/* print_latex.c: the derivative of f with respect to vars[0..nvars), in
+ * that order, as `\frac{\partial f}{\partial x} &= body` in an aligned
+ * block, shared subexpressions first */
+void dnc_print_latex(FILE *out, const dnc_fn *f, const int *vars, int nvars,
                      const dnc_node *body);
 /* print_c.c: a C99 function `double name(double x, double p...)`; the
  * prelude defines the helpers (sigmoid, NaN-propagating min...) it uses */

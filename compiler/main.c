@@ -79,13 +79,15 @@ static const char usage_diff[] =
     "  --wrt all     every variable, x and each parameter (the default);\n"
     "                with --order N, every derivative of order N (mixed\n"
     "                ones included, each once)\n"
-    "  --wrt V       x or a parameter: the N-th derivative with respect to V\n"
+    "  --wrt V       the input (x) or a parameter: the N-th derivative\n"
+    "                with respect to V\n"
     "  --wrt V1,V2   the mixed derivative d/dV1 d/dV2 (no --order)\n"
     "  --order N     1 to 16 (default 1)\n"
     "  --format dsl  dnc source: each derivative a fn named like dyt__dx,\n"
     "                dyt__dalpha, dyt__dx2, dyt__dx_dalpha (the default)\n"
     "  --format latex   LaTeX equations\n"
-    "  --format c    C99 functions over double, with the helpers they need\n"
+    "  --format c    C99 functions over double, after static inline helpers\n"
+    "                for the built-ins C lacks (sigmoid, NaN-propagating min...)\n"
     "  --stats       also print the number of DAG nodes of f and of each\n"
     "                derivative, as comments\n";
 
@@ -196,6 +198,11 @@ static int select_fns(dnc_mod *m, const char *names, dnc_fn ***out, int *n)
       ok = 0;
       continue;
     }
+    int seen = 0;
+    for (int i = 0; i < *n; i++)
+      seen |= (*out)[i] == f;
+    if (seen)
+      continue; /* -f a,a is a */
     *out = realloc(*out, sizeof **out * (size_t)(*n + 2));
     (*out)[(*n)++] = f;
   }
@@ -495,46 +502,38 @@ static int all_specs(const dnc_fn *f, int order, dspec *out, int max)
   return k;
 }
 
-/* \frac{\partial^{2} \operatorname{f}}{\partial x \, \partial \alpha} */
-static void print_latex_def(const dnc_fn *f, const dspec *d, const dnc_node *e)
+/* The derivatives --wrt and --order ask of f, into specs[0..*ns); a usage
+ * error (and its status) when f lacks a variable. */
+static int fn_specs(const dnc_fn *f, const char *wrt, int order, dspec *specs,
+                    int max, int *ns)
 {
-  char *lhs = NULL;
-  size_t len = 0;
-  FILE *o = open_memstream(&lhs, &len);
-  fprintf(o, "\\frac{\\partial");
-  if (d->n > 1)
-    fprintf(o, "^{%d}", d->n);
-  fprintf(o, " \\operatorname{");
-  for (const char *c = f->name; *c; c++)
-    fprintf(o, *c == '_' ? "\\_" : "%c", *c);
-  fprintf(o, "}}{");
-  int done[16] = {0};
-  for (int i = 0, first = 1; i < d->n; i++) {
-    if (done[i])
-      continue;
-    int c = 0;
-    for (int j = i; j < d->n; j++)
-      if (d->var[j] == d->var[i]) {
-        c++;
-        done[j] = 1;
-      }
-    const char *v = var_name(f, d->var[i]);
-    static const char *const greek[] = {"alpha", "beta", "gamma", "delta",
-                                        "epsilon", "lambda", "mu", "sigma",
-                                        "tau", "theta", "omega", "kappa"};
-    int is_greek = 0;
-    for (size_t k = 0; k < sizeof greek / sizeof *greek; k++)
-      is_greek |= !strcmp(v, greek[k]);
-    fprintf(o, "%s\\partial %s%s", first ? "" : " \\, ", is_greek ? "\\" : "",
-            v);
-    if (c > 1)
-      fprintf(o, "^{%d}", c);
-    first = 0;
+  if (!strcmp(wrt, "all")) {
+    int k = all_specs(f, order, specs, max);
+    if (k > max)
+      return usage_error(usage_diff, "'%s' has %d derivatives of order %d; "
+                         "choose variables with --wrt", f->name, k, order);
+    if (ns)
+      *ns = k;
+    return 0;
   }
-  fprintf(o, "}");
-  fclose(o);
-  dnc_print_latex(stdout, f, lhs, e);
-  free(lhs);
+  char *copy = strdup(wrt), *save;
+  int list = strchr(wrt, ',') != NULL, rc = 0;
+  specs[0].n = 0;
+  for (char *t = strtok_r(copy, ",", &save); t && !rc;
+       t = strtok_r(NULL, ",", &save)) {
+    int v = !strcmp(t, f->input) ? DNC_WRT_X : dnc_fn_param_index(f, t);
+    if (v == -1 && strcmp(t, f->input))
+      rc = usage_error(usage_diff, "'%s' has no variable '%s'", f->name, t);
+    else if (specs[0].n + (list ? 1 : order) > 16)
+      rc = usage_error(usage_diff, "at most 16 derivatives in a row");
+    else
+      for (int r = 0; r < (list ? 1 : order); r++)
+        specs[0].var[specs[0].n++] = v;
+  }
+  free(copy);
+  if (ns)
+    *ns = 1;
+  return rc;
 }
 
 static int cmd_diff(int argc, char **argv)
@@ -606,38 +605,15 @@ static int cmd_diff(int argc, char **argv)
   }
   enum { MAXSPEC = 4096 };
   dspec *specs = calloc(MAXSPEC, sizeof *specs);
-  if (fmt == FMT_C)
+  /* every function's variables are checked before anything is printed */
+  for (int k = 0; k < n && !rc; k++)
+    rc = fn_specs(fns[k], wrt, order, specs, MAXSPEC, NULL);
+  if (!rc && fmt == FMT_C)
     dnc_print_c_prelude(stdout);
   for (int k = 0; k < n && !rc; k++) {
     dnc_fn *f = fns[k];
-    int ns = 0;
-    if (!strcmp(wrt, "all")) {
-      ns = all_specs(f, order, specs, MAXSPEC);
-      if (ns > MAXSPEC) {
-        rc = usage_error(usage_diff, "'%s' has %d derivatives of order %d; "
-                         "choose variables with --wrt", f->name, ns, order);
-        break;
-      }
-    } else {
-      char *copy = strdup(wrt), *save;
-      int list = strchr(wrt, ',') != NULL;
-      ns = 1;
-      specs[0].n = 0;
-      for (char *t = strtok_r(copy, ",", &save); t && !rc;
-           t = strtok_r(NULL, ",", &save)) {
-        int v = !strcmp(t, f->input) ? DNC_WRT_X : dnc_fn_param_index(f, t);
-        if (v == -1 && strcmp(t, f->input))
-          rc = usage_error(usage_diff, "'%s' has no variable '%s'", f->name, t);
-        else if (specs[0].n + (list ? 1 : order) > 16)
-          rc = usage_error(usage_diff, "at most 16 derivatives in a row");
-        else
-          for (int r = 0; r < (list ? 1 : order); r++)
-            specs[0].var[specs[0].n++] = v;
-      }
-      free(copy);
-    }
-    if (rc)
-      break;
+    int ns;
+    fn_specs(f, wrt, order, specs, MAXSPEC, &ns);
     if (stats)
       dnc_print_stat(stdout, fmt, f->name, dnc_node_count(f->body));
     for (int j = 0; j < ns; j++) {
@@ -651,7 +627,7 @@ static int cmd_diff(int argc, char **argv)
       if (fmt == FMT_DSL)
         dnc_print_def(stdout, f, name, e);
       else if (fmt == FMT_LATEX)
-        print_latex_def(f, &specs[j], e);
+        dnc_print_latex(stdout, f, specs[j].var, specs[j].n, e);
       else
         dnc_print_c(stdout, f, name, e);
       free(name);

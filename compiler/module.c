@@ -55,7 +55,8 @@ dnc_source *dnc_mod_read_file(dnc_mod *m, const char *path)
   struct stat st = {0};
   if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
     dnc_diag_add(&m->diags, DNC_SEV_ERROR, NULL, DNC_NOLOC,
-                 "'%s' is a directory, not a source file", path);
+                 "'%s' is a directory, not a source file",
+                 is_stdin ? "<stdin>" : path);
     if (!is_stdin)
       fclose(f);
     return NULL;
@@ -112,9 +113,7 @@ dnc_source *dnc_mod_read_file(dnc_mod *m, const char *path)
   return s;
 }
 
-/* Length of the UTF-8 sequence starting at p (at most n bytes), or 0 when
- * it is not well formed (overlong forms and surrogates included). */
-static size_t utf8_len(const unsigned char *p, size_t n)
+size_t dnc_utf8_len(const unsigned char *p, size_t n)
 {
   unsigned char c = p[0];
   if (c < 0x80)
@@ -156,7 +155,7 @@ int dnc_source_check_bytes(dnc_diags *d, const dnc_source *src)
                    "NUL byte in source text");
       return 0;
     }
-    size_t l = utf8_len(t + i, src->len - i);
+    size_t l = dnc_utf8_len(t + i, src->len - i);
     if (!l) {
       dnc_diag_add(d, DNC_SEV_ERROR, src, (dnc_loc){(uint32_t)i, (uint32_t)i + 1},
                    "invalid UTF-8: byte 0x%02X", t[i]);

@@ -30,6 +30,27 @@ void dnc_print_c_prelude(FILE *out)
       out);
 }
 
+/* A dnc name as a C identifier: names that C or <math.h> already use (a
+ * parameter called `exp` or `int`) get a prefix. */
+static const char *cname(const char *name, char *buf, size_t n)
+{
+  static const char *const taken[] = {
+      "auto", "break", "case", "char", "const", "continue", "default", "do",
+      "double", "else", "enum", "extern", "float", "for", "goto", "if",
+      "inline", "int", "long", "register", "restrict", "return", "short",
+      "signed", "sizeof", "static", "struct", "switch", "typedef", "union",
+      "unsigned", "void", "volatile", "while", "pow", "fabs", "exp", "expm1",
+      "log", "log1p", "sqrt", "tanh", "sinh", "cosh", "asinh", "atan", "erf",
+      "erfc", "sin", "cos", "isnan", "INFINITY", "NAN", "M_PI", "M_E"};
+  for (size_t i = 0; i < sizeof taken / sizeof *taken; i++)
+    if (!strcmp(name, taken[i]) || !strncmp(name, "dnc_", 4) ||
+        !strncmp(name, "v_", 2)) {
+      snprintf(buf, n, "v_%s", name);
+      return buf;
+    }
+  return name;
+}
+
 typedef struct cprinter {
   FILE *out;
   const dnc_fn *f;
@@ -58,8 +79,16 @@ static void cp(cprinter *p, const dnc_node *e)
       fprintf(o, signbit(e->value) ? "(%s%s)" : "%s%s", buf, plain ? ".0" : "");
     }
     return;
-  case OP_INPUT: fputs(p->f->input, o); return;
-  case OP_PARAM: fputs(p->f->params[e->param].name, o); return;
+  case OP_INPUT: {
+    char b[96];
+    fputs(cname(p->f->input, b, sizeof b), o);
+    return;
+  }
+  case OP_PARAM: {
+    char b[96];
+    fputs(cname(p->f->params[e->param].name, b, sizeof b), o);
+    return;
+  }
   case OP_NEG: fputs("(-", o); cp(p, e->arg[0]); fputc(')', o); return;
   case OP_NOT: fputs("(!", o); cp(p, e->arg[0]); fputc(')', o); return;
   case OP_POW: fputs("pow(", o); cp(p, e->arg[0]); fputs(", ", o); cp(p, e->arg[1]); fputc(')', o); return;
@@ -109,14 +138,30 @@ static void cp(cprinter *p, const dnc_node *e)
 void dnc_print_c(FILE *out, const dnc_fn *f, const char *name,
                  const dnc_node *body)
 {
-  fprintf(out, "double %s(double %s", name, f->input);
+  char b[96];
+  fprintf(out, "double %s(double %s", name, cname(f->input, b, sizeof b));
   for (int i = 0; i < f->nparams; i++)
-    fprintf(out, ", double %s", f->params[i].name);
+    fprintf(out, ", double %s", cname(f->params[i].name, b, sizeof b));
   fputs(")\n{\n", out);
   dnc_sharing sh;
   dnc_sharing_init(&sh, body);
   dnc_arena *scratch = dnc_arena_new();
   cprinter p = {out, f, &sh};
+  /* a derivative need not use every variable: say so to the compiler */
+  int uses_x = 0;
+  unsigned char *used = dnc_arena_alloc(scratch, (size_t)f->nparams + 1);
+  for (uint32_t i = 0; i < sh.maxid; i++) {
+    const dnc_node *e = sh.byid[i];
+    if (e && e->op == OP_INPUT)
+      uses_x = 1;
+    else if (e && e->op == OP_PARAM)
+      used[e->param] = 1;
+  }
+  if (!uses_x)
+    fprintf(out, "  (void)%s;\n", cname(f->input, b, sizeof b));
+  for (int i = 0; i < f->nparams; i++)
+    if (!used[i])
+      fprintf(out, "  (void)%s;\n", cname(f->params[i].name, b, sizeof b));
   int counter = 0;
   for (uint32_t i = 0; i < sh.maxid; i++) {
     if (!dnc_sharing_bound(&sh, i))
@@ -124,7 +169,8 @@ void dnc_print_c(FILE *out, const dnc_fn *f, const char *name,
     const char *tname;
     do
       tname = dnc_arena_printf(scratch, "t%d", ++counter);
-    while (!strcmp(tname, f->input) || dnc_fn_param_index(f, tname) >= 0);
+    while (!strcmp(cname(f->input, b, sizeof b), tname) ||
+           dnc_fn_param_index(f, tname) >= 0);
     fprintf(out, "  const double %s = ", tname);
     cp(&p, sh.byid[i]);
     fputs(";\n", out);

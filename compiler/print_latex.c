@@ -182,7 +182,35 @@ static void lp(lprinter *p, const dnc_node *e, int need)
     fputs("\\right)", p->out);
 }
 
-void dnc_print_latex(FILE *out, const dnc_fn *f, const char *lhs,
+/* \frac{\partial^{2} \operatorname{f}}{\partial x \, \partial \alpha}:
+ * each variable once, with its count, in the order first applied */
+static void lhs(FILE *o, const dnc_fn *f, const int *vars, int n)
+{
+  fputs("\\frac{\\partial", o);
+  if (n > 1)
+    fprintf(o, "^{%d}", n);
+  fputs(" \\operatorname{", o);
+  for (const char *c = f->name; *c; c++)
+    fprintf(o, *c == '_' ? "\\_" : "%c", *c);
+  fputs("}}{", o);
+  for (int i = 0, first = 1; i < n; i++) {
+    int seen = 0, count = 0;
+    for (int j = 0; j < i; j++)
+      seen |= vars[j] == vars[i];
+    if (seen)
+      continue;
+    for (int j = i; j < n; j++)
+      count += vars[j] == vars[i];
+    fputs(first ? "\\partial " : " \\, \\partial ", o);
+    lname(o, vars[i] == DNC_WRT_X ? f->input : f->params[vars[i]].name);
+    if (count > 1)
+      fprintf(o, "^{%d}", count);
+    first = 0;
+  }
+  fputc('}', o);
+}
+
+void dnc_print_latex(FILE *out, const dnc_fn *f, const int *vars, int nvars,
                      const dnc_node *body)
 {
   dnc_sharing sh;
@@ -200,7 +228,9 @@ void dnc_print_latex(FILE *out, const dnc_fn *f, const char *lhs,
     fputs(" \\\\\n", out);
     sh.name[i] = name;
   }
-  fprintf(out, "  %s &= ", lhs);
+  fputs("  ", out);
+  lhs(out, f, vars, nvars);
+  fputs(" &= ", out);
   lp(&p, body, 0);
   fputs("\n\\end{aligned}\n", out);
   dnc_sharing_free(&sh);

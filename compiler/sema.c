@@ -21,6 +21,7 @@
 
 typedef struct fninfo {
   dnc_ast_fn *ast;
+  unsigned char *dup; /* dup[i]: parameter i repeats an earlier name */
   const dnc_source *src;
   int nparams;
   dnc_ast_param **params;
@@ -57,6 +58,7 @@ typedef struct sema {
   int calls;             /* inlined calls nested */
   int depth_reported;
   int calls_too_deep; /* set inside, reported at the outermost call */
+  const char *cycle_callee; /* a recursive fn reached inside, likewise */
 } sema;
 
 static const char *const constant_names[] = {"pi", "e", "inf", "nan"};
@@ -224,8 +226,11 @@ static int const_eval(sema *s, const char *pname, dnc_ast *e, long double *v,
                                   "'or' or 'not'), but this is a number",
               op == OP_SELECT ? "'if'" : op == OP_AND ? "'and'" :
               op == OP_OR ? "'or'" : "'not'");
-        else
+        else {
           err(s, e->args[i]->loc, "expected a number, but this is a condition");
+          note(s, e->args[i]->loc, "a condition becomes a number with 'if ... "
+                                   "then 1 else 0'");
+        }
         return 0;
       }
     }
@@ -254,6 +259,7 @@ static void check_params(sema *s, fninfo *fi)
           f->input);
   }
   fi->params = dnc_arena_alloc(s->m->arena, sizeof *fi->params * (size_t)(n + 1));
+  fi->dup = dnc_arena_alloc(s->m->arena, (size_t)n + 1);
   fi->defaults = dnc_arena_alloc(s->m->arena, sizeof *fi->defaults * (size_t)(n + 1));
   int i = 0;
   for (dnc_ast_param *p = f->params; p; p = p->next, i++) {
@@ -264,6 +270,7 @@ static void check_params(sema *s, fninfo *fi)
       if (!strcmp(fi->params[j]->name, p->name)) {
         err(s, p->loc, "duplicate parameter '%s'", p->name);
         note(s, fi->params[j]->loc, "'%s' was declared here", p->name);
+        fi->dup[i] = 1;
         break;
       }
     double c;
@@ -518,10 +525,11 @@ static dnc_node *lower_user_call(sema *s, scope *sc, dnc_ast *e, fninfo *callee)
   if (e->nargs != 1) {
     err(s, e->loc, "'%s' takes 1 argument, its input, but %d %s given",
         e->name, e->nargs, e->nargs == 1 ? "is" : "are");
-    if (e->nargs > 1)
+    if (e->nargs > 1 && callee->nparams)
       note(s, e->loc, "parameters are passed by name after ';', as in "
-                      "'%s(u; %s = 2)'", e->name,
-           callee->nparams ? callee->params[0]->name : "a");
+                      "'%s(u; %s = 2)'", e->name, callee->params[0]->name);
+    else if (e->nargs > 1)
+      note(s, e->loc, "'%s' has no parameters", e->name);
     return NULL;
   }
   int ok = 1;
@@ -553,8 +561,18 @@ static dnc_node *lower_user_call(sema *s, scope *sc, dnc_ast *e, fninfo *callee)
       pv[k] = v;
     ok &= v != NULL;
   }
-  if (!ok || callee->in_cycle)
-    return NULL; /* a cycle has been reported where it closes */
+  if (!ok)
+    return NULL;
+  if (callee->in_cycle) {
+    /* the cycle itself is reported where it closes; a caller outside it
+     * learns why it cannot be compiled */
+    if (s->quiet)
+      s->cycle_callee = callee->ast->name;
+    else
+      err(s, e->name_loc, "'%s' is recursive, so this call cannot be "
+                          "inlined", e->name);
+    return NULL;
+  }
   if (s->calls >= DNC_MAX_CALL_DEPTH) {
     s->calls_too_deep = 1;
     return NULL;
@@ -584,11 +602,16 @@ static dnc_node *lower_user_call(sema *s, scope *sc, dnc_ast *e, fninfo *callee)
   s->calls--;
   s->quiet--;
   s->src = saved;
-  if (s->calls_too_deep && s->calls == 0) {
+  if (s->calls == 0) {
     /* inside, diagnostics were muted: say it here, where the user called */
+    if (s->calls_too_deep)
+      err(s, e->loc, "calls nested too deeply: more than %d levels of "
+                     "inlining", DNC_MAX_CALL_DEPTH);
+    else if (s->cycle_callee)
+      err(s, e->name_loc, "'%s' calls the recursive function '%s', so this "
+                          "call cannot be inlined", e->name, s->cycle_callee);
     s->calls_too_deep = 0;
-    err(s, e->loc, "calls nested too deeply: more than %d levels of inlining",
-        DNC_MAX_CALL_DEPTH);
+    s->cycle_callee = NULL;
   }
   return r;
 }
@@ -738,12 +761,14 @@ static dnc_fn *lower_fn(sema *s, fninfo *fi)
   }
   s->src = fi->src;
   m->dag.too_deep = 0;
+  s->depth_reported = 0; /* once per function */
   int errors0 = m->diags.nerrors;
   dnc_node *body = lower_body(s, &sc);
   if (!body && m->diags.nerrors == errors0) /* never silently drop a fn */
     err(s, fi->ast->name_loc, "'%s' could not be compiled", fi->ast->name);
-  for (binding *b = sc.params; body && b; b = b->next)
-    if (!b->used)
+  int k = 0;
+  for (binding *b = sc.params; body && b; b = b->next, k++)
+    if (!b->used && !fi->dup[k])
       warn(s, b->loc, "parameter '%s' is never used", b->name);
   if (m->dag.too_deep) {
     err(s, fi->ast->loc, "'%s' is too deep: once lets and calls are "

@@ -49,6 +49,9 @@ static dnc_ast_fn *make_fn(dnc_parse_state *ps, dnc_loc loc, char *name,
 %define api.pure full
 %define api.prefix {dnc_yy}
 %define parse.error custom
+/* lookahead correction: "expected ..." lists every token that could follow,
+ * not only those left after default reductions */
+%define parse.lac full
 %locations
 %lex-param {yyscan_t scanner}
 %parse-param {yyscan_t scanner} {dnc_parse_state *ps}
@@ -324,6 +327,10 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, yyscan_t scanner,
     dnc_diag_add(ps->diags, DNC_SEV_NOTE, ps->src, *loc,
                  "an operator may be missing before this; a product is "
                  "written with '*'");
+  else if ((tok == YYSYMBOL_YYEOF && ps->paren_depth > 0) ||
+           (tok == YYSYMBOL_FN && ps->paren_cut))
+    dnc_diag_add(ps->diags, DNC_SEV_NOTE, ps->src, ps->open_paren,
+                 "the parenthesis opened here is not closed");
   else if ((tok == YYSYMBOL_YYEOF && ps->brace_depth > 0) ||
            (tok == YYSYMBOL_FN && ps->brace_cut))
     dnc_diag_add(ps->diags, DNC_SEV_NOTE, ps->src, ps->open_brace,

@@ -62,7 +62,7 @@ names=$(grep -o '^fn [a-z_0-9]*' "$tmp/d2.dn" | cut -c4- | grep -v derf_pc)
   echo '  return 0;'
   echo '}'
 } >"$tmp/main.c"
-if "$CC" -std=c99 -Wall -Wextra -Werror -Wno-unused-parameter -o "$tmp/d" "$tmp/main.c" -lm 2>"$tmp/cc"; then
+if "$CC" -std=c99 -Wall -Wextra -Werror -o "$tmp/d" "$tmp/main.c" -lm 2>"$tmp/cc"; then
   pass "the C output of every order-2 derivative compiles with -std=c99 -Wall -Wextra -Werror"
 else
   flunk "the C output of every order-2 derivative compiles with -std=c99 -Wall -Wextra -Werror"

@@ -61,6 +61,9 @@ def blocks(path):
         i += 1
 
 
+UPDATES = []  # (md, first line index, old length, new lines) with DNC_DOCS_UPDATE
+
+
 def run_console(body, box, env, md, line):
     """Returns a list of problems (strings) for one transcript."""
     where = f"{md}:{line}"
@@ -97,6 +100,7 @@ def run_console(body, box, env, md, line):
             got = got[:-1]
         got_lines = got.split("\n") if got else []
         if got_lines != want:
+            UPDATES.append((md, line - 1 + off + 1, len(want), got_lines))
             diff = difflib.unified_diff(want, got_lines, "documented", "actual",
                                         lineterm="", n=2)
             problems.append(f"{md}:{line + off}: $ {c}\n" + "\n".join(diff))
@@ -170,6 +174,17 @@ def main():
                 nfail += 1
                 for l in pr.split("\n"):
                     print(f"#   {l}")
+        if os.environ.get("DNC_DOCS_UPDATE") and UPDATES:
+            # rewrite the documented output from the actual one, bottom up;
+            # review the result with git diff before committing it
+            for md in sorted({u[0] for u in UPDATES}):
+                lines = open(md, encoding="utf-8").read().split("\n")
+                for _, at, n, new in sorted((u for u in UPDATES if u[0] == md),
+                                            key=lambda u: -u[1]):
+                    lines[at:at + n] = new
+                with open(md, "w", encoding="utf-8") as f:
+                    f.write("\n".join(lines))
+            print(f"# DNC_DOCS_UPDATE: rewrote {len(UPDATES)} outputs")
         return 1 if nfail else 0
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
