@@ -210,33 +210,91 @@ static int select_fns(dnc_mod *m, const char *names, dnc_fn ***out, int *n)
   return ok;
 }
 
-static int cmd_check(int argc, char **argv)
+enum { FMT_DSL, FMT_LATEX, FMT_C };
+
+/* The options of the commands that read source files; each command allows
+ * some of them. */
+enum { O_FUNCTION = 1, O_VERBOSE = 2, O_DIFF = 4 };
+
+typedef struct args {
+  const char *names; /* -f */
+  int verbose;       /* -v */
+  const char *wrt;   /* diff: --wrt, --order, --format, --stats */
+  int order, fmt, stats;
+  int nfiles;
+  char **files;
+} args;
+
+/* Parses a command's arguments: -1 to go on, else the exit status (0 after
+ * --help). The caller frees a->files either way. */
+static int parse_args(int argc, char **argv, const char *usage, int allowed,
+                      args *a)
 {
-  int verbose = 0, nfiles = 0;
-  char **files = calloc((size_t)argc + 1, sizeof *files);
+  memset(a, 0, sizeof *a);
+  a->wrt = "all";
+  a->fmt = FMT_DSL;
+  a->files = calloc((size_t)argc + 1, sizeof *a->files);
   for (int i = 1; i < argc; i++) {
+    const char *v;
     if (is_help(argv[i])) {
-      fputs(usage_check, stdout);
-      free(files);
+      fputs(usage, stdout);
       return 0;
-    } else if (!strcmp(argv[i], "-v") || !strcmp(argv[i], "--verbose")) {
-      verbose = 1;
+    } else if ((allowed & O_FUNCTION) &&
+               (v = opt_value(argc, argv, &i, "-f", "--function"))) {
+      if (!*v)
+        return usage_error(usage, "-f needs function names");
+      a->names = v;
+    } else if ((allowed & O_VERBOSE) &&
+               (!strcmp(argv[i], "-v") || !strcmp(argv[i], "--verbose"))) {
+      a->verbose = 1;
+    } else if ((allowed & O_DIFF) && (v = opt_value(argc, argv, &i, "--wrt", "--wrt"))) {
+      if (!*v)
+        return usage_error(usage, "--wrt needs a variable");
+      a->wrt = v;
+    } else if ((allowed & O_DIFF) &&
+               (v = opt_value(argc, argv, &i, "--order", "--order"))) {
+      char *end;
+      long n = strtol(v, &end, 10);
+      if (!*v || *end || n < 1 || n > 16)
+        return usage_error(usage, "--order needs a number from 1 to 16, not "
+                                  "'%s'", v);
+      a->order = (int)n;
+    } else if ((allowed & O_DIFF) &&
+               (v = opt_value(argc, argv, &i, "--format", "--format"))) {
+      if (!strcmp(v, "dsl"))
+        a->fmt = FMT_DSL;
+      else if (!strcmp(v, "latex"))
+        a->fmt = FMT_LATEX;
+      else if (!strcmp(v, "c"))
+        a->fmt = FMT_C;
+      else
+        return usage_error(usage, "--format is dsl, latex or c, not '%s'", v);
+    } else if ((allowed & O_DIFF) && !strcmp(argv[i], "--stats")) {
+      a->stats = 1;
     } else if (argv[i][0] == '-' && argv[i][1]) {
-      free(files);
-      return usage_error(usage_check, "unknown option '%s'", argv[i]);
+      return usage_error(usage, "unknown option '%s'", argv[i]);
     } else {
-      files[nfiles++] = argv[i];
+      a->files[a->nfiles++] = argv[i];
     }
   }
-  if (!nfiles) {
-    free(files);
-    return usage_error(usage_check, "no input files");
+  if (!a->nfiles)
+    return usage_error(usage, "no input files");
+  return -1;
+}
+
+static int cmd_check(int argc, char **argv)
+{
+  args a;
+  int rc = parse_args(argc, argv, usage_check, O_VERBOSE, &a);
+  if (rc >= 0) {
+    free(a.files);
+    return rc;
   }
-  dnc_mod *m = load(files, nfiles);
-  free(files);
+  dnc_mod *m = load(a.files, a.nfiles);
+  free(a.files);
   if (!m)
     return EXIT_INPUT;
-  for (int i = 0; verbose && i < m->nfns; i++) {
+  for (int i = 0; a.verbose && i < m->nfns; i++) {
     dnc_print_signature(stdout, m->fns[i], m->fns[i]->name);
     fputc('\n', stdout);
   }
@@ -246,39 +304,19 @@ static int cmd_check(int argc, char **argv)
 
 static int cmd_print(int argc, char **argv)
 {
-  const char *names = NULL;
-  int nfiles = 0;
-  char **files = calloc((size_t)argc + 1, sizeof *files);
-  for (int i = 1; i < argc; i++) {
-    const char *v;
-    if (is_help(argv[i])) {
-      fputs(usage_print, stdout);
-      free(files);
-      return 0;
-    } else if ((v = opt_value(argc, argv, &i, "-f", "--function"))) {
-      if (!*v) {
-        free(files);
-        return usage_error(usage_print, "-f needs function names");
-      }
-      names = v;
-    } else if (argv[i][0] == '-' && argv[i][1]) {
-      free(files);
-      return usage_error(usage_print, "unknown option '%s'", argv[i]);
-    } else {
-      files[nfiles++] = argv[i];
-    }
+  args a;
+  int rc = parse_args(argc, argv, usage_print, O_FUNCTION, &a);
+  if (rc >= 0) {
+    free(a.files);
+    return rc;
   }
-  if (!nfiles) {
-    free(files);
-    return usage_error(usage_print, "no input files");
-  }
-  dnc_mod *m = load(files, nfiles);
-  free(files);
+  dnc_mod *m = load(a.files, a.nfiles);
+  free(a.files);
   if (!m)
     return EXIT_INPUT;
   dnc_fn **fns;
   int n;
-  int ok = select_fns(m, names, &fns, &n);
+  int ok = select_fns(m, a.names, &fns, &n);
   for (int i = 0; ok && i < n; i++)
     dnc_print_fn(stdout, fns[i]);
   free(fns);
@@ -440,8 +478,6 @@ out:
   return rc;
 }
 
-enum { FMT_DSL, FMT_LATEX, FMT_C };
-
 /* One derivative to print: the variables, in the order applied. */
 typedef struct dspec {
   int n;
@@ -538,67 +574,27 @@ static int fn_specs(const dnc_fn *f, const char *wrt, int order, dspec *specs,
 
 static int cmd_diff(int argc, char **argv)
 {
-  const char *names = NULL, *wrt = "all";
-  int order = 0, fmt = FMT_DSL, stats = 0, nfiles = 0, rc = 0;
-  char **files = calloc((size_t)argc + 1, sizeof *files);
-  for (int i = 1; i < argc; i++) {
-    const char *v;
-    if (is_help(argv[i])) {
-      fputs(usage_diff, stdout);
-      free(files);
-      return 0;
-    } else if ((v = opt_value(argc, argv, &i, "-f", "--function"))) {
-      names = v;
-    } else if ((v = opt_value(argc, argv, &i, "--wrt", "--wrt"))) {
-      wrt = v;
-    } else if ((v = opt_value(argc, argv, &i, "--order", "--order"))) {
-      char *end;
-      long n = strtol(v, &end, 10);
-      if (!*v || *end || n < 1 || n > 16) {
-        free(files);
-        return usage_error(usage_diff, "--order needs a number from 1 to 16, "
-                                       "not '%s'", v);
-      }
-      order = (int)n;
-    } else if ((v = opt_value(argc, argv, &i, "--format", "--format"))) {
-      if (!strcmp(v, "dsl"))
-        fmt = FMT_DSL;
-      else if (!strcmp(v, "latex"))
-        fmt = FMT_LATEX;
-      else if (!strcmp(v, "c"))
-        fmt = FMT_C;
-      else {
-        free(files);
-        return usage_error(usage_diff, "--format is dsl, latex or c, not '%s'", v);
-      }
-    } else if (!strcmp(argv[i], "--stats")) {
-      stats = 1;
-    } else if (argv[i][0] == '-' && argv[i][1]) {
-      free(files);
-      return usage_error(usage_diff, "unknown option '%s'", argv[i]);
-    } else {
-      files[nfiles++] = argv[i];
-    }
+  args a;
+  int rc = parse_args(argc, argv, usage_diff, O_FUNCTION | O_DIFF, &a);
+  if (rc >= 0) {
+    free(a.files);
+    return rc;
   }
-  if (!nfiles) {
-    free(files);
-    return usage_error(usage_diff, "no input files");
+  rc = 0;
+  const char *wrt = a.wrt;
+  int order = a.order ? a.order : 1, fmt = a.fmt, stats = a.stats;
+  if (strchr(wrt, ',') && a.order) {
+    free(a.files);
+    return usage_error(usage_diff, "--wrt with a list gives one mixed "
+                                   "derivative; it takes no --order");
   }
-  if (!*wrt || (strchr(wrt, ',') && order)) {
-    free(files);
-    return usage_error(usage_diff, !*wrt ? "--wrt needs a variable" :
-                       "--wrt with a list gives one mixed derivative; it "
-                       "takes no --order");
-  }
-  if (!order)
-    order = 1;
-  dnc_mod *m = load(files, nfiles);
-  free(files);
+  dnc_mod *m = load(a.files, a.nfiles);
+  free(a.files);
   if (!m)
     return EXIT_INPUT;
   dnc_fn **fns;
   int n;
-  if (!select_fns(m, names, &fns, &n)) {
+  if (!select_fns(m, a.names, &fns, &n)) {
     free(fns);
     dnc_mod_free(m);
     return EXIT_USAGE;
