@@ -20,7 +20,6 @@ typedef struct block {
 
 struct dnc_arena {
   block *top;
-  size_t total;
 };
 
 _Noreturn void dnc_die(const char *file, int line, const char *msg)
@@ -41,7 +40,6 @@ dnc_arena *dnc_arena_new(void)
 {
   dnc_arena *a = xmalloc(sizeof *a);
   a->top = NULL;
-  a->total = 0;
   return a;
 }
 
@@ -67,7 +65,6 @@ void *dnc_arena_alloc(dnc_arena *a, size_t n)
     block *nb = xmalloc(sizeof *nb + size);
     nb->size = size;
     nb->used = 0;
-    a->total += size;
     if (b && size != ARENA_BLOCK) {
       /* a big one-off block goes under the current one, which keeps its
        * free space for the small allocations that follow */
@@ -111,9 +108,4 @@ char *dnc_arena_printf(dnc_arena *a, const char *fmt, ...)
   vsnprintf(p, (size_t)n + 1, fmt, ap2);
   va_end(ap2);
   return p;
-}
-
-size_t dnc_arena_bytes(const dnc_arena *a)
-{
-  return a->total;
 }

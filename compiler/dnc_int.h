@@ -39,7 +39,6 @@ char *dnc_arena_strndup(dnc_arena *a, const char *s, size_t n);
 char *dnc_arena_strdup(dnc_arena *a, const char *s);
 char *dnc_arena_printf(dnc_arena *a, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-size_t dnc_arena_bytes(const dnc_arena *a);
 
 /* ----------------------------------------------------------------- diag.c */
 
@@ -162,7 +161,6 @@ typedef struct dnc_parse_state {
   int last_ends_expr; /* the last token can end an expression */
   int prev_ends_expr; /* ... and the one before it */
   int in_header;      /* between 'fn' and the ')' closing its input list */
-  dnc_loc last_loc;   /* the last token, for messages */
   int aborted;        /* the scanner gave up (nesting); already reported */
   int nest_reported;
   dnc_loc open_brace; /* innermost unclosed '{' */
