@@ -69,8 +69,12 @@ check "print -f prints one function" 0 "fn dyt(x; alpha = 0.5) = tanh(alpha * x)
 check "the printed module checks again and evaluates the same" 0 \
   "$("$DNC" eval $N -f satursin,isru,derf -2 0.3 7)" \
   "$DNC" eval "$tmp/printed.dn" -f satursin,isru,derf -2 0.3 7
-check "several files form one module" 0 "6" sh -c \
-  "printf 'fn g(x) = 3 * x\n' > $tmp/g.dn; printf 'fn f(x) = g(x)\n' > $tmp/f.dn; \"$DNC\" eval $tmp/f.dn -f f 2 2>/dev/null || \"$DNC\" print $tmp/g.dn $tmp/f.dn >/dev/null && \"$DNC\" check $tmp/g.dn $tmp/f.dn && echo 6"
+printf 'fn g(t; k = 3) = k * t\n' >"$tmp/g.dn"
+printf 'fn f(x) = g(x; k = 5) + 1\n' >"$tmp/f.dn"
+check "several files form one module: f's call of g in another file is inlined" 0 \
+  "fn f(x) = 5 * x + 1" "$DNC" print -f f "$tmp/g.dn" "$tmp/f.dn"
+check_err "a call into a file not given is an unknown function" 1 "unknown function 'g'" \
+  "$DNC" check "$tmp/f.dn"
 
 check_err "no command is a usage error" 2 "no command given" "$DNC"
 check_err "an unknown command is a usage error" 2 "unknown command 'frob'" "$DNC" frob
