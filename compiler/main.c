@@ -279,21 +279,34 @@ static int parse_args(int argc, char **argv, const char *usage, int allowed,
   }
   if (!a->nfiles)
     return usage_error(usage, "no input files");
+  if (strchr(a->wrt, ',') && a->order)
+    return usage_error(usage, "--wrt with a list gives one mixed derivative; "
+                              "it takes no --order");
   return -1;
+}
+
+/* parse_args, then load the files: -1 with *m set to go on, else the exit
+ * status */
+static int parse_and_load(int argc, char **argv, const char *usage,
+                          int allowed, args *a, dnc_mod **m)
+{
+  int rc = parse_args(argc, argv, usage, allowed, a);
+  if (rc < 0) {
+    *m = load(a->files, a->nfiles);
+    rc = *m ? -1 : EXIT_INPUT;
+  }
+  free(a->files);
+  a->files = NULL;
+  return rc;
 }
 
 static int cmd_check(int argc, char **argv)
 {
   args a;
-  int rc = parse_args(argc, argv, usage_check, O_VERBOSE, &a);
-  if (rc >= 0) {
-    free(a.files);
+  dnc_mod *m;
+  int rc = parse_and_load(argc, argv, usage_check, O_VERBOSE, &a, &m);
+  if (rc >= 0)
     return rc;
-  }
-  dnc_mod *m = load(a.files, a.nfiles);
-  free(a.files);
-  if (!m)
-    return EXIT_INPUT;
   for (int i = 0; a.verbose && i < m->nfns; i++) {
     dnc_print_signature(stdout, m->fns[i], m->fns[i]->name);
     fputc('\n', stdout);
@@ -305,15 +318,10 @@ static int cmd_check(int argc, char **argv)
 static int cmd_print(int argc, char **argv)
 {
   args a;
-  int rc = parse_args(argc, argv, usage_print, O_FUNCTION, &a);
-  if (rc >= 0) {
-    free(a.files);
+  dnc_mod *m;
+  int rc = parse_and_load(argc, argv, usage_print, O_FUNCTION, &a, &m);
+  if (rc >= 0)
     return rc;
-  }
-  dnc_mod *m = load(a.files, a.nfiles);
-  free(a.files);
-  if (!m)
-    return EXIT_INPUT;
   dnc_fn **fns;
   int n;
   int ok = select_fns(m, a.names, &fns, &n);
@@ -575,23 +583,13 @@ static int fn_specs(const dnc_fn *f, const char *wrt, int order, dspec *specs,
 static int cmd_diff(int argc, char **argv)
 {
   args a;
-  int rc = parse_args(argc, argv, usage_diff, O_FUNCTION | O_DIFF, &a);
-  if (rc >= 0) {
-    free(a.files);
+  dnc_mod *m;
+  int rc = parse_and_load(argc, argv, usage_diff, O_FUNCTION | O_DIFF, &a, &m);
+  if (rc >= 0)
     return rc;
-  }
   rc = 0;
   const char *wrt = a.wrt;
   int order = a.order ? a.order : 1, fmt = a.fmt, stats = a.stats;
-  if (strchr(wrt, ',') && a.order) {
-    free(a.files);
-    return usage_error(usage_diff, "--wrt with a list gives one mixed "
-                                   "derivative; it takes no --order");
-  }
-  dnc_mod *m = load(a.files, a.nfiles);
-  free(a.files);
-  if (!m)
-    return EXIT_INPUT;
   dnc_fn **fns;
   int n;
   if (!select_fns(m, a.names, &fns, &n)) {

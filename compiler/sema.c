@@ -242,6 +242,22 @@ static int const_eval(sema *s, const char *pname, dnc_ast *e, long double *v,
   return 0;
 }
 
+/* A name of the input or a parameter that is also a constant's: pi and e
+ * are hidden (with a warning); inf and nan have no other spelling, so the
+ * printer could not write them, and are refused. `the` and `a` are how the
+ * messages name the thing: "the input" / "parameter", "a parameter". */
+static void check_constant_name(sema *s, const char *name, dnc_loc loc,
+                                const char *the, const char *a)
+{
+  double c;
+  if (!dnc_named_constant(name, &c))
+    return;
+  if (isfinite(c))
+    warn(s, loc, "%s '%s' hides the constant '%s'", the, name, name);
+  else
+    err(s, loc, "%s cannot be named '%s', the constant", a, name);
+}
+
 static void check_params(sema *s, fninfo *fi)
 {
   dnc_ast_fn *f = fi->ast;
@@ -249,15 +265,7 @@ static void check_params(sema *s, fninfo *fi)
   for (dnc_ast_param *p = f->params; p; p = p->next)
     n++;
   fi->nparams = n;
-  double cv;
-  if (dnc_named_constant(f->input, &cv)) {
-    if (isfinite(cv))
-      warn(s, f->input_loc, "the input '%s' hides the constant '%s'", f->input,
-           f->input);
-    else /* inf and nan have no other spelling: nothing could name them */
-      err(s, f->input_loc, "the input cannot be named '%s', the constant",
-          f->input);
-  }
+  check_constant_name(s, f->input, f->input_loc, "the input", "the input");
   fi->params = dnc_arena_alloc(s->m->arena, sizeof *fi->params * (size_t)(n + 1));
   fi->dup = dnc_arena_alloc(s->m->arena, (size_t)n + 1);
   fi->defaults = dnc_arena_alloc(s->m->arena, sizeof *fi->defaults * (size_t)(n + 1));
@@ -273,15 +281,7 @@ static void check_params(sema *s, fninfo *fi)
         fi->dup[i] = 1;
         break;
       }
-    double c;
-    if (dnc_named_constant(p->name, &c)) {
-      if (isfinite(c))
-        warn(s, p->loc, "parameter '%s' hides the constant '%s'", p->name,
-             p->name);
-      else /* inf and nan have no other spelling: nothing could name them */
-        err(s, p->loc, "a parameter cannot be named '%s', the constant",
-            p->name);
-    }
+    check_constant_name(s, p->name, p->loc, "parameter", "a parameter");
     if (!p->def) {
       err(s, p->loc, "parameter '%s' has no default value", p->name);
       note(s, p->loc, "give one, as in '%s%s = 1'", p->name,
