@@ -30,7 +30,7 @@ VERSION = 0.1.0
 CFLAGS ?= -O2 -g
 WARN = -Wall -Wextra -Werror
 BASEFLAGS = -std=c11 -D_GNU_SOURCE -fPIC $(SANFLAGS)
-INCLUDES = -Icompiler -Iruntime -I$(BUILD)/gen
+INCLUDES = -Icompiler -Iruntime -I$(BUILD)/gen -isystem $(LLVM_INCLUDEDIR)
 # Generated scanner and parser: these particular warnings come from flex and
 # bison skeleton code, not from ours, and are switched off for those two
 # files only.
@@ -43,11 +43,13 @@ LLVM_LIBS = $(shell $(LLVM_CONFIG) --link-shared --ldflags --libs core native or
 LIBS = -lm -lpthread
 
 COMPILER_SRC = $(filter-out compiler/main.c,$(wildcard compiler/*.c))
+# the files that include LLVM's headers (left out of the fuzzing build)
+LLVM_SRC = compiler/llvm_host.c compiler/codegen.c compiler/vmath.c compiler/jit.c
 RUNTIME_SRC = $(wildcard runtime/*.c)
 LIB_OBJ = $(COMPILER_SRC:compiler/%.c=$(BUILD)/obj/%.o) \
           $(RUNTIME_SRC:runtime/%.c=$(BUILD)/obj/rt_%.o) \
           $(BUILD)/obj/parser.o $(BUILD)/obj/lexer.o
-HEADERS = $(wildcard compiler/*.h) runtime/dnc.h $(BUILD)/gen/parser.h $(BUILD)/gen/lexer.h
+HEADERS = $(wildcard compiler/*.h runtime/*.h) $(BUILD)/gen/parser.h $(BUILD)/gen/lexer.h
 
 TEST_SRC = $(wildcard tests/test_*.c)
 TEST_BIN = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
@@ -75,10 +77,6 @@ $(BUILD)/obj/parser.o: $(BUILD)/gen/parser.c $(HEADERS)
 $(BUILD)/obj/lexer.o: $(BUILD)/gen/lexer.c $(HEADERS)
 	@mkdir -p $(BUILD)/obj
 	$(CC) $(BASEFLAGS) $(CFLAGS) $(WARN) $(GEN_WARN) $(INCLUDES) -c -o $@ $<
-
-$(BUILD)/obj/llvm_host.o: compiler/llvm_host.c $(HEADERS)
-	@mkdir -p $(BUILD)/obj
-	$(CC) $(BASEFLAGS) $(CFLAGS) $(WARN) $(INCLUDES) -isystem $(LLVM_INCLUDEDIR) -c -o $@ $<
 
 $(BUILD)/obj/%.o: compiler/%.c $(HEADERS)
 	@mkdir -p $(BUILD)/obj
@@ -155,7 +153,7 @@ fuzz:
 	bison --header=$(FUZZ_BUILD)/gen/parser.h -o $(FUZZ_BUILD)/gen/parser.c grammar/parser.y
 	flex --header-file=$(FUZZ_BUILD)/gen/lexer.h -o $(FUZZ_BUILD)/gen/lexer.c grammar/lexer.l
 	clang-19 $(FUZZ_CFLAGS) -o $(FUZZ_BUILD)/fuzz_frontend tests/fuzz/fuzz_frontend.c \
-	  $(filter-out compiler/main.c compiler/llvm_host.c,$(wildcard compiler/*.c)) \
+	  $(filter-out compiler/main.c $(LLVM_SRC),$(wildcard compiler/*.c)) \
 	  $(FUZZ_BUILD)/gen/parser.c $(FUZZ_BUILD)/gen/lexer.c -lm
 	cp examples/*.dn tests/diag/*.dn tests/fuzz/seeds/*.dn $(FUZZ_BUILD)/corpus/
 	$(FUZZ_BUILD)/fuzz_frontend -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \

@@ -197,7 +197,7 @@ RULE(df_select)
 }
 
 static const rule_fn rules[OP__COUNT] = {
-#define X(NAME, ARITY, SPELL, FORM, PREC, TYPE, EVAL, DIFF) DIFF,
+#define X(NAME, ARITY, SPELL, FORM, PREC, TYPE, EVAL, DIFF, LOWER) DIFF,
     DNC_OPS(X)
 #undef X
 };

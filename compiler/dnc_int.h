@@ -28,6 +28,7 @@ _Noreturn void dnc_die(const char *file, int line, const char *msg);
 #define DNC_MAX_DAG_DEPTH 10000         /* longest operand chain in a DAG */
 #define DNC_MAX_LITERAL 100             /* characters in a numeric literal */
 #define DNC_MAX_ERRORS 50               /* then stop reporting */
+#define DNC_MAX_PARAMS 64               /* parameters of one function */
 
 /* ---------------------------------------------------------------- arena.c */
 
@@ -181,7 +182,7 @@ dnc_ast *dnc_ast_call(dnc_parse_state *ps, dnc_loc loc, dnc_loc name_loc,
 /* ----------------------------------------------------------------- expr.c */
 
 typedef enum {
-#define X(NAME, ARITY, SPELL, FORM, PREC, TYPE, EVAL, DIFF) OP_##NAME,
+#define X(NAME, ARITY, SPELL, FORM, PREC, TYPE, EVAL, DIFF, LOWER) OP_##NAME,
   DNC_OPS(X)
 #undef X
   OP__COUNT
@@ -255,6 +256,8 @@ typedef struct dnc_function {
   const dnc_source *src;
   dnc_loc loc;
   struct dnc_prog *prog; /* the body for the reference interpreter */
+  void *owner;           /* the runtime's module (runtime/api.c) */
+  int index;             /* in the module's fns */
 } dnc_fn;
 
 typedef struct dnc_mod {
@@ -383,6 +386,49 @@ void dnc_print_c(FILE *out, const dnc_fn *f, const char *name,
 const char *dnc_const_name(const dnc_fn *f, double v);
 /* Shortest decimal that reads back as exactly v (finite v). */
 void dnc_format_double(char *buf, size_t n, double v);
+
+/* --------------------------------------------------------------- rtmath.c */
+
+/* The scalar functions kernels call for transcendentals (vmath.c's
+ * lowering until dnc has its own): entry i's symbol name and address. */
+int dnc_rt_count(void);
+void dnc_rt_entry(int i, int f64, const char **name, void **addr);
+/* The symbol name of op's scalar function, or NULL when op has none. */
+const char *dnc_rt_name(int op, int f64);
+/* pow(x, e) for a constant e that kernels lower to arithmetic (returns e:
+ * 1, 2, 3, -1, -2), else 0. */
+int dnc_pow_special(double e);
+/* A function evaluated in float or double with the kernels' operations. */
+float dnc_rt_eval_f32(const dnc_prog *pr, float x, const float *p);
+double dnc_rt_eval_f64(const dnc_prog *pr, double x, const double *p);
+
+/* ------------------------------------------------------------------ jit.c */
+
+/* A JIT: one LLJIT with its target machine, safe to use from several
+ * threads. Modules' kernels live in libraries: one resource tracker each,
+ * with symbol names unique to the library. */
+typedef struct dnc_jit dnc_jit;
+typedef struct dnc_jit_lib dnc_jit_lib;
+typedef struct dnc_jit_options {
+  int opt_level;        /* 0..3 */
+  const char *cpu;      /* NULL: the host's */
+  const char *features; /* NULL: the host's when cpu is NULL, else "" */
+  const char *dump_dir; /* write IR before and after optimisation; NULL: no */
+} dnc_jit_options;
+
+dnc_jit *dnc_jit_new(const dnc_jit_options *o, char **err);
+void dnc_jit_free(dnc_jit *j);
+const char *dnc_jit_cpu(const dnc_jit *j);
+const char *dnc_jit_features(const dnc_jit *j);
+unsigned dnc_jit_vector_bits(const dnc_jit *j);
+dnc_jit_lib *dnc_jit_lib_new(dnc_jit *j);
+/* Frees the library's code. */
+void dnc_jit_lib_free(dnc_jit_lib *l);
+/* Compiles f's four kernels in dtype dt (a DNC_DT_*) into l and stores
+ * their addresses in fns[DNC_K_*]. The caller holds m's lock: the
+ * derivatives are added to m's DAG. Returns 0, or -1 with *err malloc'd. */
+int dnc_jit_compile(dnc_jit_lib *l, dnc_mod *m, dnc_fn *f, int dt,
+                    void **fns, char **err);
 
 /* ------------------------------------------------------------ llvm_host.c */
 

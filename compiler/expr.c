@@ -12,7 +12,7 @@
 #include "dnc_int.h"
 
 const dnc_opinfo dnc_ops[OP__COUNT] = {
-#define X(NAME, ARITY, SPELL, FORM, PREC, TYPE, EVAL, DIFF) \
+#define X(NAME, ARITY, SPELL, FORM, PREC, TYPE, EVAL, DIFF, LOWER) \
   {#NAME, ARITY, SPELL, FORM_##FORM, PREC, TYPE_##TYPE},
     DNC_OPS(X)
 #undef X

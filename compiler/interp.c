@@ -92,7 +92,7 @@ static ld ev_not(ld a, ld b, ld c) { (void)b; (void)c; return a == 0; }
 static ld ev_select(ld a, ld b, ld c) { return a != 0 ? b : c; }
 
 static ld (*const eval_fn[OP__COUNT])(ld, ld, ld) = {
-#define X(NAME, ARITY, SPELL, FORM, PREC, TYPE, EVAL, DIFF) EVAL,
+#define X(NAME, ARITY, SPELL, FORM, PREC, TYPE, EVAL, DIFF, LOWER) EVAL,
     DNC_OPS(X)
 #undef X
 };

@@ -18,6 +18,8 @@
  *   EVAL   reference-interpreter function name in interp.c
  *   DIFF   derivative rule in diff.c: builds d(op(a, b, c)) from the
  *          operands and their derivatives
+ *   LOWER  IR lowering in codegen.c; lw_math hands the op to the vector
+ *          math interface (vmath.c), one entry per transcendental
  *
  * ORDER: the precedence numbers must agree with the %left/%right lists in
  * grammar/parser.y.
@@ -36,48 +38,48 @@
 #define DNC_PREC_POW 8
 #define DNC_PREC_ATOM 9
 
-/*    NAME      ARITY SPELL       FORM    PREC            TYPE EVAL         DIFF */
+/*    NAME      ARITY SPELL       FORM    PREC            TYPE EVAL         DIFF         LOWER */
 #define DNC_OPS(X)                                                        \
-  X(CONST,      0, "",          LEAF,   DNC_PREC_ATOM,  NUM,  ev_none, df_const)       \
-  X(INPUT,      0, "x",         LEAF,   DNC_PREC_ATOM,  NUM,  ev_none, df_input)       \
-  X(PARAM,      0, "",          LEAF,   DNC_PREC_ATOM,  NUM,  ev_none, df_param)       \
-  X(NEG,        1, "-",         PREFIX, DNC_PREC_NEG,   NUM,  ev_neg, df_neg)          \
-  X(ADD,        2, "+",         INFIX,  DNC_PREC_ADD,   NUM,  ev_add, df_add)          \
-  X(SUB,        2, "-",         INFIX,  DNC_PREC_ADD,   NUM,  ev_sub, df_sub)          \
-  X(MUL,        2, "*",         INFIX,  DNC_PREC_MUL,   NUM,  ev_mul, df_mul)          \
-  X(DIV,        2, "/",         INFIX,  DNC_PREC_MUL,   NUM,  ev_div, df_div)          \
-  X(POW,        2, "^",         INFIX,  DNC_PREC_POW,   NUM,  ev_pow, df_pow)          \
-  X(ABS,        1, "abs",       CALL,   DNC_PREC_ATOM,  NUM,  ev_abs, df_abs)          \
-  X(SIGN,       1, "sign",      CALL,   DNC_PREC_ATOM,  NUM,  ev_sign, df_sign)        \
-  X(MIN,        2, "min",       CALL,   DNC_PREC_ATOM,  NUM,  ev_min, df_min)          \
-  X(MAX,        2, "max",       CALL,   DNC_PREC_ATOM,  NUM,  ev_max, df_max)          \
-  X(CLAMP,      3, "clamp",     CALL,   DNC_PREC_ATOM,  NUM,  ev_clamp, df_clamp)      \
-  X(EXP,        1, "exp",       CALL,   DNC_PREC_ATOM,  NUM,  ev_exp, df_exp)          \
-  X(EXPM1,      1, "expm1",     CALL,   DNC_PREC_ATOM,  NUM,  ev_expm1, df_expm1)      \
-  X(LOG,        1, "log",       CALL,   DNC_PREC_ATOM,  NUM,  ev_log, df_log)          \
-  X(LOG1P,      1, "log1p",     CALL,   DNC_PREC_ATOM,  NUM,  ev_log1p, df_log1p)      \
-  X(SQRT,       1, "sqrt",      CALL,   DNC_PREC_ATOM,  NUM,  ev_sqrt, df_sqrt)        \
-  X(RSQRT,      1, "rsqrt",     CALL,   DNC_PREC_ATOM,  NUM,  ev_rsqrt, df_rsqrt)      \
-  X(TANH,       1, "tanh",      CALL,   DNC_PREC_ATOM,  NUM,  ev_tanh, df_tanh)        \
-  X(SINH,       1, "sinh",      CALL,   DNC_PREC_ATOM,  NUM,  ev_sinh, df_sinh)        \
-  X(COSH,       1, "cosh",      CALL,   DNC_PREC_ATOM,  NUM,  ev_cosh, df_cosh)        \
-  X(ASINH,      1, "asinh",     CALL,   DNC_PREC_ATOM,  NUM,  ev_asinh, df_asinh)      \
-  X(ATAN,       1, "atan",      CALL,   DNC_PREC_ATOM,  NUM,  ev_atan, df_atan)        \
-  X(ERF,        1, "erf",       CALL,   DNC_PREC_ATOM,  NUM,  ev_erf, df_erf)          \
-  X(ERFC,       1, "erfc",      CALL,   DNC_PREC_ATOM,  NUM,  ev_erfc, df_erfc)        \
-  X(SIGMOID,    1, "sigmoid",   CALL,   DNC_PREC_ATOM,  NUM,  ev_sigmoid, df_sigmoid)  \
-  X(SOFTPLUS,   1, "softplus",  CALL,   DNC_PREC_ATOM,  NUM,  ev_softplus, df_softplus) \
-  X(SIN,        1, "sin",       CALL,   DNC_PREC_ATOM,  NUM,  ev_sin, df_sin)          \
-  X(COS,        1, "cos",       CALL,   DNC_PREC_ATOM,  NUM,  ev_cos, df_cos)          \
-  X(LT,         2, "<",         INFIX,  DNC_PREC_CMP,   BOOL, ev_lt, df_lt)            \
-  X(LE,         2, "<=",        INFIX,  DNC_PREC_CMP,   BOOL, ev_le, df_le)            \
-  X(GT,         2, ">",         INFIX,  DNC_PREC_CMP,   BOOL, ev_gt, df_gt)            \
-  X(GE,         2, ">=",        INFIX,  DNC_PREC_CMP,   BOOL, ev_ge, df_ge)            \
-  X(EQ,         2, "==",        INFIX,  DNC_PREC_CMP,   BOOL, ev_eq, df_eq)            \
-  X(NE,         2, "!=",        INFIX,  DNC_PREC_CMP,   BOOL, ev_ne, df_ne)            \
-  X(AND,        2, "and",       INFIX,  DNC_PREC_AND,   BOOL, ev_and, df_and)          \
-  X(OR,         2, "or",        INFIX,  DNC_PREC_OR,    BOOL, ev_or, df_or)            \
-  X(NOT,        1, "not",       PREFIX, DNC_PREC_NOT,   BOOL, ev_not, df_not)          \
-  X(SELECT,     3, "if",        IFELSE,  DNC_PREC_IF,    NUM,  ev_select, df_select)
+  X(CONST,      0, "",          LEAF,   DNC_PREC_ATOM,  NUM,  ev_none, df_const, lw_leaf)       \
+  X(INPUT,      0, "x",         LEAF,   DNC_PREC_ATOM,  NUM,  ev_none, df_input, lw_leaf)       \
+  X(PARAM,      0, "",          LEAF,   DNC_PREC_ATOM,  NUM,  ev_none, df_param, lw_leaf)       \
+  X(NEG,        1, "-",         PREFIX, DNC_PREC_NEG,   NUM,  ev_neg, df_neg, lw_neg)          \
+  X(ADD,        2, "+",         INFIX,  DNC_PREC_ADD,   NUM,  ev_add, df_add, lw_add)          \
+  X(SUB,        2, "-",         INFIX,  DNC_PREC_ADD,   NUM,  ev_sub, df_sub, lw_sub)          \
+  X(MUL,        2, "*",         INFIX,  DNC_PREC_MUL,   NUM,  ev_mul, df_mul, lw_mul)          \
+  X(DIV,        2, "/",         INFIX,  DNC_PREC_MUL,   NUM,  ev_div, df_div, lw_div)          \
+  X(POW,        2, "^",         INFIX,  DNC_PREC_POW,   NUM,  ev_pow, df_pow, lw_pow)          \
+  X(ABS,        1, "abs",       CALL,   DNC_PREC_ATOM,  NUM,  ev_abs, df_abs, lw_abs)          \
+  X(SIGN,       1, "sign",      CALL,   DNC_PREC_ATOM,  NUM,  ev_sign, df_sign, lw_sign)        \
+  X(MIN,        2, "min",       CALL,   DNC_PREC_ATOM,  NUM,  ev_min, df_min, lw_min)          \
+  X(MAX,        2, "max",       CALL,   DNC_PREC_ATOM,  NUM,  ev_max, df_max, lw_max)          \
+  X(CLAMP,      3, "clamp",     CALL,   DNC_PREC_ATOM,  NUM,  ev_clamp, df_clamp, lw_clamp)      \
+  X(EXP,        1, "exp",       CALL,   DNC_PREC_ATOM,  NUM,  ev_exp, df_exp, lw_math)          \
+  X(EXPM1,      1, "expm1",     CALL,   DNC_PREC_ATOM,  NUM,  ev_expm1, df_expm1, lw_math)      \
+  X(LOG,        1, "log",       CALL,   DNC_PREC_ATOM,  NUM,  ev_log, df_log, lw_math)          \
+  X(LOG1P,      1, "log1p",     CALL,   DNC_PREC_ATOM,  NUM,  ev_log1p, df_log1p, lw_math)      \
+  X(SQRT,       1, "sqrt",      CALL,   DNC_PREC_ATOM,  NUM,  ev_sqrt, df_sqrt, lw_sqrt)        \
+  X(RSQRT,      1, "rsqrt",     CALL,   DNC_PREC_ATOM,  NUM,  ev_rsqrt, df_rsqrt, lw_rsqrt)      \
+  X(TANH,       1, "tanh",      CALL,   DNC_PREC_ATOM,  NUM,  ev_tanh, df_tanh, lw_math)        \
+  X(SINH,       1, "sinh",      CALL,   DNC_PREC_ATOM,  NUM,  ev_sinh, df_sinh, lw_math)        \
+  X(COSH,       1, "cosh",      CALL,   DNC_PREC_ATOM,  NUM,  ev_cosh, df_cosh, lw_math)        \
+  X(ASINH,      1, "asinh",     CALL,   DNC_PREC_ATOM,  NUM,  ev_asinh, df_asinh, lw_math)      \
+  X(ATAN,       1, "atan",      CALL,   DNC_PREC_ATOM,  NUM,  ev_atan, df_atan, lw_math)        \
+  X(ERF,        1, "erf",       CALL,   DNC_PREC_ATOM,  NUM,  ev_erf, df_erf, lw_math)          \
+  X(ERFC,       1, "erfc",      CALL,   DNC_PREC_ATOM,  NUM,  ev_erfc, df_erfc, lw_math)        \
+  X(SIGMOID,    1, "sigmoid",   CALL,   DNC_PREC_ATOM,  NUM,  ev_sigmoid, df_sigmoid, lw_math)  \
+  X(SOFTPLUS,   1, "softplus",  CALL,   DNC_PREC_ATOM,  NUM,  ev_softplus, df_softplus, lw_math) \
+  X(SIN,        1, "sin",       CALL,   DNC_PREC_ATOM,  NUM,  ev_sin, df_sin, lw_math)          \
+  X(COS,        1, "cos",       CALL,   DNC_PREC_ATOM,  NUM,  ev_cos, df_cos, lw_math)          \
+  X(LT,         2, "<",         INFIX,  DNC_PREC_CMP,   BOOL, ev_lt, df_lt, lw_cmp)            \
+  X(LE,         2, "<=",        INFIX,  DNC_PREC_CMP,   BOOL, ev_le, df_le, lw_cmp)            \
+  X(GT,         2, ">",         INFIX,  DNC_PREC_CMP,   BOOL, ev_gt, df_gt, lw_cmp)            \
+  X(GE,         2, ">=",        INFIX,  DNC_PREC_CMP,   BOOL, ev_ge, df_ge, lw_cmp)            \
+  X(EQ,         2, "==",        INFIX,  DNC_PREC_CMP,   BOOL, ev_eq, df_eq, lw_cmp)            \
+  X(NE,         2, "!=",        INFIX,  DNC_PREC_CMP,   BOOL, ev_ne, df_ne, lw_cmp)            \
+  X(AND,        2, "and",       INFIX,  DNC_PREC_AND,   BOOL, ev_and, df_and, lw_and)          \
+  X(OR,         2, "or",        INFIX,  DNC_PREC_OR,    BOOL, ev_or, df_or, lw_or)            \
+  X(NOT,        1, "not",       PREFIX, DNC_PREC_NOT,   BOOL, ev_not, df_not, lw_not)          \
+  X(SELECT,     3, "if",        IFELSE,  DNC_PREC_IF,    NUM,  ev_select, df_select, lw_select)
 
 #endif

@@ -262,8 +262,11 @@ static void check_params(sema *s, fninfo *fi)
 {
   dnc_ast_fn *f = fi->ast;
   int n = 0;
-  for (dnc_ast_param *p = f->params; p; p = p->next)
-    n++;
+  for (dnc_ast_param *p = f->params; p; p = p->next) {
+    if (++n == DNC_MAX_PARAMS + 1)
+      err(s, p->loc, "too many parameters: a function has at most %d",
+          DNC_MAX_PARAMS);
+  }
   fi->nparams = n;
   check_constant_name(s, f->input, f->input_loc, "the input", "the input");
   fi->params = dnc_arena_alloc(s->m->arena, sizeof *fi->params * (size_t)(n + 1));

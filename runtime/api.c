@@ -3,19 +3,22 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
-#include "dnc.h"
-#include "dnc_int.h"
+#include "codegen.h"
+#include "runtime.h"
 
-struct dnc_context {
-  int reserved; /* options arrive with code generation */
-};
+static _Thread_local char last_error[512];
 
-struct dnc_module {
-  dnc_mod *m;
-  size_t ndiags;
-  dnc_diagnostic *diags;
-};
+const char *dnc_last_error(void)
+{
+  return last_error;
+}
+
+void dnc_set_last_error(const char *msg)
+{
+  snprintf(last_error, sizeof last_error, "%s", msg ? msg : "");
+}
 
 const char *dnc_version(void)
 {
@@ -34,21 +37,116 @@ const char *dnc_status_string(dnc_status s)
   case DNC_ERR_SOURCE: return "the source has errors";
   case DNC_ERR_ARGUMENT: return "invalid argument";
   case DNC_ERR_NOT_FOUND: return "not found";
+  case DNC_ERR_DTYPE: return "unknown or mismatched dtype";
+  case DNC_ERR_SHAPE: return "mismatched tensor shapes";
+  case DNC_ERR_COMPILE: return "code generation failed";
+  case DNC_ERR_MEMORY: return "out of memory";
   }
   return "unknown status";
 }
 
+void dnc_options_init(dnc_options *o)
+{
+  if (!o)
+    return;
+  memset(o, 0, sizeof *o);
+  o->opt_level = 2;
+}
+
+static int default_threads(void)
+{
+  const char *env = getenv("DNC_NUM_THREADS");
+  if (env && *env) {
+    char *end;
+    long n = strtol(env, &end, 10);
+    if (!*end && n >= 1 && n <= 1024)
+      return (int)n;
+  }
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n < 1 ? 1 : n > 1024 ? 1024 : (int)n;
+}
+
+dnc_status dnc_context_create(const dnc_options *o, dnc_context **out)
+{
+  if (!out)
+    return DNC_ERR_ARGUMENT;
+  *out = NULL;
+  dnc_options def;
+  if (!o) {
+    dnc_options_init(&def);
+    o = &def;
+  }
+  if (o->opt_level < 0 || o->opt_level > 3 || o->threads < 0 ||
+      o->threads > 1024) {
+    dnc_set_last_error("opt_level must be 0..3 and threads 0..1024");
+    return DNC_ERR_ARGUMENT;
+  }
+  dnc_context *ctx = calloc(1, sizeof *ctx);
+  if (!ctx)
+    return DNC_ERR_MEMORY;
+  dnc_jit_options jo = {o->opt_level, o->cpu, o->features,
+                        o->dump_ir ? o->dump_ir : getenv("DNC_DUMP_IR")};
+  char *err = NULL;
+  ctx->jit = dnc_jit_new(&jo, &err);
+  if (!ctx->jit) {
+    dnc_set_last_error(err);
+    free(err);
+    free(ctx);
+    return DNC_ERR_COMPILE;
+  }
+  ctx->pool = dnc_pool_new(o->threads ? o->threads : default_threads());
+  if (!ctx->pool) {
+    dnc_jit_free(ctx->jit);
+    free(ctx);
+    return DNC_ERR_MEMORY;
+  }
+  atomic_init(&ctx->refs, 1);
+  *out = ctx;
+  return DNC_OK;
+}
+
 dnc_context *dnc_context_new(void)
 {
-  return calloc(1, sizeof(dnc_context));
+  dnc_context *ctx;
+  return dnc_context_create(NULL, &ctx) == DNC_OK ? ctx : NULL;
+}
+
+static void context_release(dnc_context *ctx)
+{
+  if (atomic_fetch_sub(&ctx->refs, 1) != 1)
+    return;
+  dnc_pool_free(ctx->pool);
+  dnc_jit_free(ctx->jit);
+  free(ctx);
 }
 
 void dnc_context_free(dnc_context *ctx)
 {
-  free(ctx);
+  if (ctx)
+    context_release(ctx);
 }
 
-static dnc_status finish(dnc_mod *m, dnc_module **out)
+int dnc_context_threads(const dnc_context *ctx)
+{
+  return ctx ? dnc_pool_threads(ctx->pool) : 0;
+}
+
+const char *dnc_context_cpu(const dnc_context *ctx)
+{
+  return ctx ? dnc_jit_cpu(ctx->jit) : NULL;
+}
+
+const char *dnc_context_features(const dnc_context *ctx)
+{
+  return ctx ? dnc_jit_features(ctx->jit) : NULL;
+}
+
+int dnc_context_vector_bits(const dnc_context *ctx)
+{
+  return ctx ? (int)dnc_jit_vector_bits(ctx->jit) : 0;
+}
+
+static dnc_status finish(dnc_context *ctx, dnc_mod *m, dnc_module **out)
 {
   if (m->diags.nerrors == 0)
     dnc_mod_build(m);
@@ -59,6 +157,9 @@ static dnc_status finish(dnc_mod *m, dnc_module **out)
     return DNC_ERR_ARGUMENT;
   }
   mod->m = m;
+  mod->ctx = ctx;
+  atomic_fetch_add(&ctx->refs, 1);
+  pthread_mutex_init(&mod->lock, NULL);
   for (dnc_diag *d = m->diags.head; d; d = d->next)
     mod->ndiags++;
   mod->diags = calloc(mod->ndiags + 1, sizeof *mod->diags);
@@ -74,6 +175,17 @@ static dnc_status finish(dnc_mod *m, dnc_module **out)
     m->nfns = 0; /* a module with errors exposes no functions */
     *out = mod;
     return DNC_ERR_SOURCE;
+  }
+  mod->kernels = calloc((size_t)m->nfns * DNC_DT__COUNT + 1,
+                        sizeof *mod->kernels);
+  if (!mod->kernels) {
+    dnc_module_free(mod);
+    *out = NULL;
+    return DNC_ERR_MEMORY;
+  }
+  for (int i = 0; i < m->nfns; i++) {
+    m->fns[i]->owner = mod;
+    m->fns[i]->index = i;
   }
   *out = mod;
   return DNC_OK;
@@ -94,7 +206,7 @@ dnc_status dnc_compile_string(dnc_context *ctx, const char *name,
                  len, DNC_MAX_SOURCE_BYTES);
   else
     dnc_mod_add_source(m, name ? name : "<string>", source ? source : "", len);
-  return finish(m, out);
+  return finish(ctx, m, out);
 }
 
 dnc_status dnc_compile_file(dnc_context *ctx, const char *path,
@@ -107,16 +219,87 @@ dnc_status dnc_compile_file(dnc_context *ctx, const char *path,
     return DNC_ERR_ARGUMENT;
   dnc_mod *m = dnc_mod_new();
   dnc_mod_read_file(m, path);
-  return finish(m, out);
+  return finish(ctx, m, out);
 }
 
 void dnc_module_free(dnc_module *mod)
 {
   if (!mod)
     return;
+  dnc_jit_lib_free(mod->lib); /* frees the kernels' code */
+  if (mod->kernels)
+    for (size_t i = 0; i < (size_t)mod->m->nfns * DNC_DT__COUNT; i++)
+      free(atomic_load(&mod->kernels[i]));
+  free(mod->kernels);
+  pthread_mutex_destroy(&mod->lock);
   dnc_mod_free(mod->m);
   free(mod->diags);
+  context_release(mod->ctx);
   free(mod);
+}
+
+dnc_module *dnc_function_module(const dnc_function *f)
+{
+  return f->owner;
+}
+
+const char *dnc_dtype_name(dnc_dtype t)
+{
+  return (unsigned)t < DNC_DT__COUNT ? dnc_dtype_names[t] : NULL;
+}
+
+dnc_status dnc_get_kernels(const dnc_function *f, int t, const dnc_kernels **out)
+{
+  dnc_module *mod = f->owner;
+  if (!mod)
+    return DNC_ERR_ARGUMENT;
+  _Atomic(dnc_kset *) *slot = &mod->kernels[f->index * DNC_DT__COUNT + t];
+  dnc_kset *ks = atomic_load_explicit(slot, memory_order_acquire);
+  if (ks) {
+    *out = &ks->k;
+    return DNC_OK;
+  }
+  dnc_status st = DNC_OK;
+  pthread_mutex_lock(&mod->lock);
+  ks = atomic_load_explicit(slot, memory_order_acquire);
+  if (!ks) {
+    if (!mod->lib)
+      mod->lib = dnc_jit_lib_new(mod->ctx->jit);
+    void *fns[DNC_K__COUNT];
+    char *err = NULL;
+    if (dnc_jit_compile(mod->lib, mod->m, (dnc_fn *)f, t, fns, &err)) {
+      dnc_set_last_error(err);
+      free(err);
+      st = DNC_ERR_COMPILE;
+    } else if (!(ks = calloc(1, sizeof *ks))) {
+      st = DNC_ERR_MEMORY;
+    } else {
+      /* ORDER: DNC_K_* */
+      ks->k.forward = (dnc_forward_fn)fns[DNC_K_FWD];
+      ks->k.backward = (dnc_backward_fn)fns[DNC_K_BWD];
+      ks->k.layer_forward = (dnc_layer_forward_fn)fns[DNC_K_LAYER_FWD];
+      ks->k.layer_backward = (dnc_layer_backward_fn)fns[DNC_K_LAYER_BWD];
+      atomic_store_explicit(slot, ks, memory_order_release);
+    }
+  }
+  pthread_mutex_unlock(&mod->lock);
+  if (ks)
+    *out = &ks->k;
+  return st;
+}
+
+dnc_status dnc_function_kernels(const dnc_function *f, dnc_dtype t,
+                                dnc_kernels *out)
+{
+  if (!f || !out)
+    return DNC_ERR_ARGUMENT;
+  if ((unsigned)t >= DNC_DT__COUNT)
+    return DNC_ERR_DTYPE;
+  const dnc_kernels *k;
+  dnc_status st = dnc_get_kernels(f, (int)t, &k);
+  if (st == DNC_OK)
+    *out = *k;
+  return st;
 }
 
 size_t dnc_module_diagnostic_count(const dnc_module *mod)

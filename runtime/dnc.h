@@ -3,27 +3,29 @@
  *
  * Compile dnc source (from a string or a file) into a module, read its
  * diagnostics as data, enumerate its functions and their parameters, and
- * evaluate them with the double-precision reference interpreter.
+ * run their JIT-compiled kernels: element-wise and layer forms, forward
+ * and backward, in f32, f64, bf16 and f16. docs/c-api.md is the manual.
  *
  * Errors are returned, never printed, and never exit the process. Strings
  * returned by the API belong to the object they came from and live as long
- * as it does.
+ * as it does. Every function may be called from several threads at once
+ * (on the same or different contexts and modules).
  *
- * The kernel entry points (JIT forward and backward, element-wise and layer
- * forms) are the subject of a later version; DNC_ABI_VERSION changes
- * whenever a declaration here changes incompatibly.
+ * DNC_ABI_VERSION changes whenever a declaration here changes
+ * incompatibly.
  */
 #ifndef DNC_H
 #define DNC_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-#define DNC_VERSION_STRING "0.1.0"
-#define DNC_ABI_VERSION 1
+#define DNC_VERSION_STRING "0.2.0"
+#define DNC_ABI_VERSION 2
 
 /* The library's version string and ABI version (compare with the macros
  * to detect a header/library mismatch). */
@@ -34,19 +36,48 @@ typedef enum dnc_status {
   DNC_OK = 0,
   DNC_ERR_SOURCE = 1,   /* the source has errors: see the diagnostics */
   DNC_ERR_ARGUMENT = 2, /* a null pointer, a bad size or index */
-  DNC_ERR_NOT_FOUND = 3 /* no function or parameter of that name */
+  DNC_ERR_NOT_FOUND = 3, /* no function or parameter of that name */
+  DNC_ERR_DTYPE = 4,     /* an unknown dtype, or tensors of different dtypes */
+  DNC_ERR_SHAPE = 5,     /* tensors of different shapes */
+  DNC_ERR_COMPILE = 6,   /* LLVM failed: see dnc_last_error() */
+  DNC_ERR_MEMORY = 7     /* out of memory */
 } dnc_status;
 
 /* A short English description of a status. */
 const char *dnc_status_string(dnc_status s);
+/* More about the last DNC_ERR_COMPILE (or context creation failure) on
+ * this thread; "" when there is nothing more to say. */
+const char *dnc_last_error(void);
 
 typedef struct dnc_context dnc_context;
 typedef struct dnc_module dnc_module;
 typedef struct dnc_function dnc_function;
 
-/* A context holds options shared by the modules compiled in it. */
-dnc_context *dnc_context_new(void);
+/* Options of a context: fill with dnc_options_init, then change fields. */
+typedef struct dnc_options {
+  int opt_level;        /* LLVM optimisation, 0..3 (default 2) */
+  int threads;          /* kernel threads; 0: $DNC_NUM_THREADS, else all CPUs */
+  const char *cpu;      /* target CPU (LLVM's names); NULL: the host's */
+  const char *features; /* e.g. "+avx2,+fma"; NULL: the host's when cpu is
+                           NULL, else none beyond the CPU's */
+  const char *dump_ir;  /* a directory: each kernel module's IR is written
+                           there before and after optimisation as
+                           <symbol>.before.ll and .after.ll; NULL:
+                           $DNC_DUMP_IR, else nothing */
+} dnc_options;
+void dnc_options_init(dnc_options *o);
+
+/* A context holds the JIT (target machine, options) and the thread pool
+ * shared by the modules compiled in it. It lives until it is freed and the
+ * last of its modules is freed. */
+dnc_status dnc_context_create(const dnc_options *o, dnc_context **out);
+dnc_context *dnc_context_new(void); /* defaults; NULL on failure */
 void dnc_context_free(dnc_context *ctx);
+int dnc_context_threads(const dnc_context *ctx);
+const char *dnc_context_cpu(const dnc_context *ctx);
+const char *dnc_context_features(const dnc_context *ctx);
+/* The widest vector the kernels use, in bits (512 with AVX-512...). */
+int dnc_context_vector_bits(const dnc_context *ctx);
 
 typedef enum dnc_diag_severity {
   DNC_DIAG_ERROR = 0,
@@ -107,6 +138,118 @@ int dnc_function_param_index(const dnc_function *f, const char *name);
  * channel in question); NULL means the defaults. x and y may be equal. */
 dnc_status dnc_function_eval(const dnc_function *f, const double *x, double *y,
                              size_t n, const double *params);
+
+/* ------------------------------------------------------------ kernels */
+
+/* Storage types of tensors. bf16 and f16 are computed in f32 and rounded
+ * to nearest even when stored. */
+typedef enum dnc_dtype {
+  DNC_F32 = 0,
+  DNC_F64 = 1,
+  DNC_BF16 = 2,
+  DNC_F16 = 3
+} dnc_dtype;
+/* "f32", "f64", "bf16", "f16"; NULL for another value. */
+const char *dnc_dtype_name(dnc_dtype t);
+
+/* A 2-D view of a tensor: rows x cols elements, row r starting at element
+ * r * stride (stride 0 means cols). A vector is 1 x n. */
+typedef struct dnc_tensor {
+  void *data;
+  dnc_dtype dtype;
+  int64_t rows, cols;
+  int64_t stride;
+} dnc_tensor;
+
+/* Element-wise kernels, over every element of the view.
+ *   forward:  y = f(x; params)
+ *   backward: dx = dy * df/dx, and dparams[k] += sum of dy * df/dp_k
+ * params: one value per parameter in declaration order (a per-channel
+ * parameter takes the one value given); NULL: the defaults. dparams: NULL
+ * when not wanted. y may be x, dx may be dy (the same view); other
+ * overlaps are undefined. The sums are accumulated in double (see
+ * docs/c-api.md) and are bitwise the same for any number of threads. */
+dnc_status dnc_forward(const dnc_function *f, const dnc_tensor *x,
+                       const dnc_tensor *y, const double *params);
+dnc_status dnc_backward(const dnc_function *f, const dnc_tensor *x,
+                        const dnc_tensor *dy, const dnc_tensor *dx,
+                        const double *params, double *dparams);
+
+/* Layer kernels over a [rows x C] tensor, channel c = column c:
+ *   forward:  y[r,c] = gamma[c] * f(x[r,c]; params, channel[.][c]) + beta[c]
+ *   backward (one pass over x and dy): dx, and the sums over all rows of
+ *   dy*gamma*df/dp for scalar parameters, per channel for per-channel
+ *   ones, dgamma[c] += sum_r dy * f, dbeta[c] += sum_r dy.
+ * Per-channel values, gamma, beta and the per-channel gradients are
+ * arrays of C values of the compute type: float for f32, bf16 and f16
+ * tensors, double for f64. */
+typedef struct dnc_layer {
+  const double *params;       /* by parameter index, scalar parameters
+                                 (per-channel entries unused); NULL:
+                                 defaults */
+  const void *const *channel; /* by parameter index: C values for each
+                                 per-channel parameter; NULL, or a NULL
+                                 entry: its default in every channel */
+  const void *gamma, *beta;   /* C values, or NULL: gamma 1, beta 0 */
+} dnc_layer;
+
+typedef struct dnc_layer_grad {
+  double *params;       /* by parameter index, += for scalar parameters
+                           (per-channel entries untouched); NULL: unwanted */
+  void *const *channel; /* by parameter index: += C sums for each
+                           per-channel parameter; NULL (or entry): unwanted */
+  void *gamma, *beta;   /* += C sums; NULL: unwanted */
+} dnc_layer_grad;
+
+dnc_status dnc_layer_forward(const dnc_function *f, const dnc_tensor *x,
+                             const dnc_tensor *y, const dnc_layer *layer);
+dnc_status dnc_layer_backward(const dnc_function *f, const dnc_tensor *x,
+                              const dnc_tensor *dy, const dnc_tensor *dx,
+                              const dnc_layer *layer,
+                              const dnc_layer_grad *grad);
+
+/* Raw kernels: no checks, no threads, for zero-overhead calls on the
+ * caller's thread. Pointers are to the storage type T of the dtype;
+ * C is the compute type (see above); lengths and strides in elements.
+ *   forward(x, y, n, p)                 y[i] = f(x[i]; p)
+ *   backward(x, dy, dx, n, p, dp)       dx[i] = dy[i] * df/dx;
+ *                                       dp[k] = sum (stored, not added)
+ *   layer_forward(x, ldx, y, ldy, rows, cols, p, channel, gamma, beta)
+ *                                       gamma and beta both given or both
+ *                                       NULL; channel[k] for per-channel k
+ *   layer_backward(x, ldx, dy, lddy, dx, lddx, rows, cols, p, channel,
+ *                  gamma, beta, dp, dchannel, dgamma, dbeta)
+ *                                       dp[k] stored for scalar k;
+ *                                       dchannel[k] (double, cols), dgamma,
+ *                                       dbeta (double, cols) added to;
+ *                                       dgamma/dbeta used iff gamma given
+ * p holds every parameter's value as double. */
+typedef void (*dnc_forward_fn)(const void *x, void *y, int64_t n,
+                               const double *p);
+typedef void (*dnc_backward_fn)(const void *x, const void *dy, void *dx,
+                                int64_t n, const double *p, double *dp);
+typedef void (*dnc_layer_forward_fn)(const void *x, int64_t ldx, void *y,
+                                     int64_t ldy, int64_t rows, int64_t cols,
+                                     const double *p,
+                                     const void *const *channel,
+                                     const void *gamma, const void *beta);
+typedef void (*dnc_layer_backward_fn)(
+    const void *x, int64_t ldx, const void *dy, int64_t lddy, void *dx,
+    int64_t lddx, int64_t rows, int64_t cols, const double *p,
+    const void *const *channel, const void *gamma, const void *beta,
+    double *dp, double *const *dchannel, double *dgamma, double *dbeta);
+
+typedef struct dnc_kernels {
+  dnc_forward_fn forward;
+  dnc_backward_fn backward;
+  dnc_layer_forward_fn layer_forward;
+  dnc_layer_backward_fn layer_backward;
+} dnc_kernels;
+
+/* The kernels of f in a dtype, compiled on first use (later calls return
+ * the same pointers). They live as long as f's module. */
+dnc_status dnc_function_kernels(const dnc_function *f, dnc_dtype t,
+                                dnc_kernels *out);
 
 #ifdef __cplusplus
 }

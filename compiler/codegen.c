@@ -1,0 +1,851 @@
+/*
+ * codegen.c - from a function's DAG to vectorized kernels in LLVM IR.
+ *
+ * One LLVM module per (function, dtype) holds four kernels (the C types are
+ * in runtime/kernel.h; the runtime's chunking and the public entry points
+ * are in runtime/):
+ *
+ *   fwd        y[i] = f(x[i]; p)                       element-wise
+ *   bwd        dx[i] = dy[i] * df/dx,  dp[k] = sum_i dy[i] * df/dp_k
+ *   layer_fwd  y[r,c] = gamma[c] * f(x[r,c]; p, pc[c]) + beta[c]
+ *   layer_bwd  one pass over x and dy: dx, the scalar sums dp[k], and the
+ *              per-channel sums dpc[k][c], dgamma[c] = sum_r dy * f,
+ *              dbeta[c] = sum_r dy
+ *
+ * Loops are explicit vectors of the target's widest useful width, with one
+ * masked iteration for the tail; LLVM's vectorizers are not relied on. The
+ * storage type is f32, f64, bf16 or f16; bf16 and f16 are computed in f32
+ * and rounded to nearest even when stored. Reductions accumulate in double
+ * lanes and are summed lane by lane in a fixed order, so a kernel's result
+ * does not depend on how the caller chunks other work.
+ *
+ * Every derivative the backward needs is emitted into one body with one
+ * memo over node ids: the hash-consed DAG makes tanh(alpha*x) the same node
+ * in f, df/dx and df/dalpha, and it is computed once per vector.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <llvm-c/Analysis.h>
+
+#include "codegen.h"
+
+const char *const dnc_dtype_names[DNC_DT__COUNT] = {"f32", "f64", "bf16",
+                                                     "f16"};
+const char *const dnc_kernel_forms[DNC_K__COUNT] = {"fwd", "bwd", "layer_fwd",
+                                                    "layer_bwd"};
+
+/* ------------------------------------------------------------ helpers */
+
+static LLVMValueRef i64c(dnc_cg *cg, long long v)
+{
+  return LLVMConstInt(cg->i64, (unsigned long long)v, 1);
+}
+
+static LLVMValueRef splat_value(dnc_cg *cg, LLVMValueRef s, LLVMTypeRef vt)
+{
+  LLVMValueRef v = LLVMBuildInsertElement(cg->b, LLVMGetPoison(vt), s,
+                                          LLVMConstInt(cg->i32, 0, 0), "");
+  LLVMValueRef zero = LLVMConstNull(LLVMVectorType(cg->i32, cg->lanes));
+  return LLVMBuildShuffleVector(cg->b, v, LLVMGetPoison(vt), zero, "splat");
+}
+
+static LLVMValueRef const_splat(LLVMValueRef c, unsigned n)
+{
+  LLVMValueRef v[64];
+  DNC_ASSERT(n <= 64);
+  for (unsigned i = 0; i < n; i++)
+    v[i] = c;
+  return LLVMConstVector(v, n);
+}
+
+LLVMValueRef dnc_cg_splat(dnc_cg *cg, double v)
+{
+  return const_splat(LLVMConstReal(cg->ct, cg->f64 ? v : (double)(float)v),
+                     cg->lanes);
+}
+
+static LLVMValueRef intrinsic(dnc_cg *cg, const char *name, LLVMTypeRef *ov,
+                              int nov, LLVMValueRef *args, int nargs)
+{
+  unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+  DNC_ASSERT(id != 0);
+  LLVMValueRef fn = LLVMGetIntrinsicDeclaration(cg->mod, id, ov, (size_t)nov);
+  LLVMTypeRef ty = LLVMIntrinsicGetType(cg->ctx, id, ov, (size_t)nov);
+  return LLVMBuildCall2(cg->b, ty, fn, args, (unsigned)nargs, "");
+}
+
+static LLVMValueRef unary_intrinsic(dnc_cg *cg, const char *name,
+                                    LLVMValueRef a)
+{
+  LLVMTypeRef t = LLVMTypeOf(a);
+  return intrinsic(cg, name, &t, 1, &a, 1);
+}
+
+/* A vector load of `lanes` elements of type et at base[idx], masked when
+ * mask is not NULL (the dead lanes read as zero). */
+static LLVMValueRef load_vec(dnc_cg *cg, LLVMTypeRef et, LLVMValueRef base,
+                             LLVMValueRef idx, LLVMValueRef mask)
+{
+  LLVMTypeRef vt = LLVMVectorType(et, cg->lanes);
+  LLVMValueRef p = LLVMBuildGEP2(cg->b, et, base, &idx, 1, "");
+  unsigned align = LLVMABISizeOfType(LLVMGetModuleDataLayout(cg->mod), et);
+  if (!mask) {
+    LLVMValueRef v = LLVMBuildLoad2(cg->b, vt, p, "");
+    LLVMSetAlignment(v, align);
+    return v;
+  }
+  LLVMTypeRef ov[2] = {vt, cg->ptr};
+  LLVMValueRef args[4] = {p, LLVMConstInt(cg->i32, align, 0), mask,
+                          LLVMConstNull(vt)};
+  return intrinsic(cg, "llvm.masked.load", ov, 2, args, 4);
+}
+
+static void store_vec(dnc_cg *cg, LLVMTypeRef et, LLVMValueRef base,
+                      LLVMValueRef idx, LLVMValueRef v, LLVMValueRef mask)
+{
+  LLVMValueRef p = LLVMBuildGEP2(cg->b, et, base, &idx, 1, "");
+  unsigned align = LLVMABISizeOfType(LLVMGetModuleDataLayout(cg->mod), et);
+  if (!mask) {
+    LLVMValueRef s = LLVMBuildStore(cg->b, v, p);
+    LLVMSetAlignment(s, align);
+    return;
+  }
+  LLVMTypeRef ov[2] = {LLVMTypeOf(v), cg->ptr};
+  LLVMValueRef args[4] = {v, p, LLVMConstInt(cg->i32, align, 0), mask};
+  intrinsic(cg, "llvm.masked.store", ov, 2, args, 4);
+}
+
+/* Storage to compute type. */
+static LLVMValueRef load_data(dnc_cg *cg, LLVMValueRef base, LLVMValueRef idx,
+                              LLVMValueRef mask)
+{
+  LLVMValueRef v = load_vec(cg, cg->st, base, idx, mask);
+  switch (cg->dtype) {
+  case DNC_DT_BF16: {
+    LLVMTypeRef v32 = LLVMVectorType(cg->i32, cg->lanes);
+    v = LLVMBuildZExt(cg->b, v, v32, "");
+    v = LLVMBuildShl(cg->b, v, const_splat(LLVMConstInt(cg->i32, 16, 0),
+                                           cg->lanes), "");
+    return LLVMBuildBitCast(cg->b, v, cg->vt, "");
+  }
+  case DNC_DT_F16:
+    return LLVMBuildFPExt(cg->b, v, cg->vt, "");
+  default:
+    return v;
+  }
+}
+
+/* Compute to storage type; bf16 rounds to nearest even and keeps NaN a
+ * (quiet) NaN, f16 rounds through fptrunc (IEEE nearest even). */
+static void store_data(dnc_cg *cg, LLVMValueRef base, LLVMValueRef idx,
+                       LLVMValueRef v, LLVMValueRef mask)
+{
+  switch (cg->dtype) {
+  case DNC_DT_BF16: {
+    LLVMTypeRef v32 = LLVMVectorType(cg->i32, cg->lanes);
+    LLVMValueRef k16 = const_splat(LLVMConstInt(cg->i32, 16, 0), cg->lanes);
+    LLVMValueRef bits = LLVMBuildBitCast(cg->b, v, v32, "bits");
+    LLVMValueRef odd = LLVMBuildAnd(
+        cg->b, LLVMBuildLShr(cg->b, bits, k16, ""),
+        const_splat(LLVMConstInt(cg->i32, 1, 0), cg->lanes), "");
+    LLVMValueRef bias = LLVMBuildAdd(
+        cg->b, odd, const_splat(LLVMConstInt(cg->i32, 0x7fff, 0), cg->lanes),
+        "");
+    LLVMValueRef rounded =
+        LLVMBuildLShr(cg->b, LLVMBuildAdd(cg->b, bits, bias, ""), k16, "");
+    LLVMValueRef quiet = LLVMBuildOr(
+        cg->b, LLVMBuildLShr(cg->b, bits, k16, ""),
+        const_splat(LLVMConstInt(cg->i32, 0x40, 0), cg->lanes), "");
+    LLVMValueRef nan = LLVMBuildFCmp(cg->b, LLVMRealUNO, v, v, "isnan");
+    LLVMValueRef r = LLVMBuildSelect(cg->b, nan, quiet, rounded, "");
+    v = LLVMBuildTrunc(cg->b, r, LLVMVectorType(cg->i16, cg->lanes), "bf16");
+    break;
+  }
+  case DNC_DT_F16:
+    v = LLVMBuildFPTrunc(cg->b, v, LLVMVectorType(cg->st, cg->lanes), "f16");
+    break;
+  default:
+    break;
+  }
+  store_vec(cg, cg->st, base, idx, v, mask);
+}
+
+/* ------------------------------------------------- lowering of one node */
+
+typedef LLVMValueRef (*lower_fn)(dnc_cg *cg, const dnc_node *e,
+                                 LLVMValueRef *a);
+
+static LLVMValueRef lw_leaf(dnc_cg *cg, const dnc_node *e, LLVMValueRef *a)
+{
+  (void)a;
+  switch (e->op) {
+  case OP_CONST: return dnc_cg_splat(cg, e->value);
+  case OP_INPUT: return cg->x;
+  default: return cg->params[e->param];
+  }
+}
+
+static LLVMValueRef lw_neg(dnc_cg *cg, const dnc_node *e, LLVMValueRef *a)
+{
+  (void)e;
+  return LLVMBuildFNeg(cg->b, a[0], "");
+}
+static LLVMValueRef lw_add(dnc_cg *cg, const dnc_node *e, LLVMValueRef *a)
+{
+  (void)e;
+  return LLVMBuildFAdd(cg->b, a[0], a[1], "");
+}
+static LLVMValueRef lw_sub(dnc_cg *cg, const dnc_node *e, LLVMValueRef *a)
+{
+  (void)e;
+  return LLVMBuildFSub(cg->b, a[0], a[1], "");
+}
+static LLVMValueRef lw_mul(dnc_cg *cg, const dnc_node *e, LLVMValueRef *a)
+{
+  (void)e;
+  return LLVMBuildFMul(cg->b, a[0], a[1], "");
+}
+static LLVMValueRef lw_div(dnc_cg *cg, const dnc_node *e, LLVMValueRef *a)
+{
+  (void)e;
+  return LLVMBuildFDiv(cg->b, a[0], a[1], "");
+}
+
+/* Small constant integer exponents become multiplications (the same
+ * choice rtmath.c's evaluators make, see dnc_pow_special). */
+static LLVMValueRef lw_pow(dnc_cg *cg, const dnc_node *e, LLVMValueRef *a)
+{
+  const dnc_node *ex = e->arg[1];
+  int k = ex->op == OP_CONST ? dnc_pow_special(ex->value) : 0;
+  LLVMValueRef one = dnc_cg_splat(cg, 1.0);
+  switch (k) {
+  case 1: return a[0];
+  case 2: return LLVMBuildFMul(cg->b, a[0], a[0], "sq");
+  case 3:
+    return LLVMBuildFMul(cg->b, LLVMBuildFMul(cg->b, a[0], a[0], ""), a[0],
+                         "cube");
+  case -1: return LLVMBuildFDiv(cg->b, one, a[0], "");
+  case -2:
+    return LLVMBuildFDiv(cg->b, one, LLVMBuildFMul(cg->b, a[0], a[0], ""), "");
+  }
+  return dnc_vm_emit(cg, OP_POW, a[0], a[1]);
+}
+
+static LLVMValueRef lw_abs(dnc_cg *cg, const dnc_node *e, LLVMValueRef *a)
+{
+  (void)e;
+  return unary_intrinsic(cg, "llvm.fabs", a[0]);
+}
+
+/* sign(a) = 1, -1, or a itself for ±0 and NaN */
+static LLVMValueRef lw_sign(dnc_cg *cg, const dnc_node *e, LLVMValueRef *a)
+{
+  (void)e;
+  LLVMValueRef zero = dnc_cg_splat(cg, 0.0);
+  LLVMValueRef neg = LLVMBuildSelect(
+      cg->b, LLVMBuildFCmp(cg->b, LLVMRealOLT, a[0], zero, ""),
+      dnc_cg_splat(cg, -1.0), a[0], "");
+  return LLVMBuildSelect(cg->b,
+                         LLVMBuildFCmp(cg->b, LLVMRealOGT, a[0], zero, ""),
+                         dnc_cg_splat(cg, 1.0), neg, "sign");
+}
+
+/* min and max propagate NaN (as a + b) and return the first operand on a
+ * tie, like the interpreter */
+static LLVMValueRef minmax(dnc_cg *cg, LLVMValueRef a, LLVMValueRef b,
+                           LLVMRealPredicate pick_b)
+{
+  LLVMValueRef t = LLVMBuildSelect(cg->b, LLVMBuildFCmp(cg->b, pick_b, b, a, ""),
+                                   b, a, "");
+  LLVMValueRef nan = LLVMBuildFCmp(cg->b, LLVMRealUNO, a, b, "");
+  return LLVMBuildSelect(cg->b, nan, LLVMBuildFAdd(cg->b, a, b, ""), t, "");
+}
+static LLVMValueRef lw_min(dnc_cg *cg, const dnc_node *e, LLVMValueRef *a)
+{
+  (void)e;
+  return minmax(cg, a[0], a[1], LLVMRealOLT);
+}
+static LLVMValueRef lw_max(dnc_cg *cg, const dnc_node *e, LLVMValueRef *a)
+{
+  (void)e;
+  return minmax(cg, a[0], a[1], LLVMRealOGT);
+}
+static LLVMValueRef lw_clamp(dnc_cg *cg, const dnc_node *e, LLVMValueRef *a)
+{
+  (void)e;
+  return minmax(cg, minmax(cg, a[0], a[1], LLVMRealOGT), a[2], LLVMRealOLT);
+}
+static LLVMValueRef lw_sqrt(dnc_cg *cg, const dnc_node *e, LLVMValueRef *a)
+{
+  (void)e;
+  return unary_intrinsic(cg, "llvm.sqrt", a[0]);
+}
+static LLVMValueRef lw_rsqrt(dnc_cg *cg, const dnc_node *e, LLVMValueRef *a)
+{
+  (void)e;
+  return LLVMBuildFDiv(cg->b, dnc_cg_splat(cg, 1.0),
+                       unary_intrinsic(cg, "llvm.sqrt", a[0]), "rsqrt");
+}
+static LLVMValueRef lw_math(dnc_cg *cg, const dnc_node *e, LLVMValueRef *a)
+{
+  return dnc_vm_emit(cg, e->op, a[0], NULL);
+}
+
+/* comparisons are ordered (false with NaN) except !=, which is true */
+static LLVMValueRef lw_cmp(dnc_cg *cg, const dnc_node *e, LLVMValueRef *a)
+{
+  LLVMRealPredicate p;
+  switch (e->op) {
+  case OP_LT: p = LLVMRealOLT; break;
+  case OP_LE: p = LLVMRealOLE; break;
+  case OP_GT: p = LLVMRealOGT; break;
+  case OP_GE: p = LLVMRealOGE; break;
+  case OP_EQ: p = LLVMRealOEQ; break;
+  default: p = LLVMRealUNE; break;
+  }
+  return LLVMBuildFCmp(cg->b, p, a[0], a[1], "");
+}
+static LLVMValueRef lw_and(dnc_cg *cg, const dnc_node *e, LLVMValueRef *a)
+{
+  (void)e;
+  return LLVMBuildAnd(cg->b, a[0], a[1], "");
+}
+static LLVMValueRef lw_or(dnc_cg *cg, const dnc_node *e, LLVMValueRef *a)
+{
+  (void)e;
+  return LLVMBuildOr(cg->b, a[0], a[1], "");
+}
+static LLVMValueRef lw_not(dnc_cg *cg, const dnc_node *e, LLVMValueRef *a)
+{
+  (void)e;
+  return LLVMBuildNot(cg->b, a[0], "");
+}
+static LLVMValueRef lw_select(dnc_cg *cg, const dnc_node *e, LLVMValueRef *a)
+{
+  (void)e;
+  return LLVMBuildSelect(cg->b, a[0], a[1], a[2], "");
+}
+
+static const lower_fn lower[OP__COUNT] = {
+#define X(NAME, ARITY, SPELL, FORM, PREC, TYPE, EVAL, DIFF, LOWER) LOWER,
+    DNC_OPS(X)
+#undef X
+};
+
+/* The value of node e in the current body: operands first, in the
+ * schedule's topological order, each node once. */
+static LLVMValueRef emit_node(dnc_cg *cg, dnc_mod *m, dnc_node *root)
+{
+  if (cg->memo[root->id])
+    return cg->memo[root->id];
+  uint32_t n;
+  dnc_node **s = dnc_schedule(&m->dag, m->arena, root, &n);
+  for (uint32_t i = 0; i < n; i++) {
+    dnc_node *e = s[i];
+    if (cg->memo[e->id])
+      continue;
+    LLVMValueRef a[3] = {NULL, NULL, NULL};
+    for (int k = 0; k < e->nargs; k++)
+      a[k] = cg->memo[e->arg[k]->id];
+    cg->memo[e->id] = lower[e->op](cg, e, a);
+  }
+  return cg->memo[root->id];
+}
+
+/* ------------------------------------------------------ loop structure */
+
+typedef struct kbody kbody;
+typedef void (*body_fn)(dnc_cg *cg, kbody *k, LLVMValueRef col,
+                        LLVMValueRef mask);
+
+/* What a kernel's body reads: arguments, roots, accumulators. */
+struct kbody {
+  dnc_mod *m;
+  dnc_fn *f;
+  int layer, affine;
+  LLVMValueRef x, y, dy, dx;       /* current row (layer) or whole arrays */
+  LLVMValueRef p, gamma, beta;     /* gamma/beta: compute-type arrays */
+  LLVMValueRef *pc;                /* by param: per-channel array or NULL */
+  LLVMValueRef *dpc;               /* by param: per-channel sums (double) */
+  LLVMValueRef dgamma, dbeta;
+  LLVMValueRef *acc;               /* by param: alloca'd <lanes x double> */
+  LLVMValueRef *splats;            /* by param: the scalar value, splatted */
+  dnc_node *froot;                 /* f */
+  dnc_node *dfdx;                  /* NULL: exactly zero */
+  dnc_node **dfdp;                 /* by param, NULL: exactly zero */
+};
+
+static void reset_memo(dnc_cg *cg)
+{
+  memset(cg->memo, 0, sizeof *cg->memo * cg->memo_n);
+}
+
+/* Per-vector parameter values: splats made at entry, or per-channel loads. */
+static void load_params(dnc_cg *cg, kbody *k, LLVMValueRef col,
+                        LLVMValueRef mask)
+{
+  for (int i = 0; i < k->f->nparams; i++)
+    cg->params[i] = k->pc && k->pc[i]
+                        ? load_vec(cg, cg->ct, k->pc[i], col, mask)
+                        : k->splats[i];
+}
+
+/* for (i = 0; i + lanes <= n; i += lanes) body(i); then one masked body
+ * for the remaining n - i < lanes elements */
+static void emit_vector_loop(dnc_cg *cg, kbody *k, LLVMValueRef n,
+                             LLVMValueRef ivar, body_fn body)
+{
+  LLVMValueRef fn = LLVMGetBasicBlockParent(LLVMGetInsertBlock(cg->b));
+  LLVMBasicBlockRef head = LLVMAppendBasicBlockInContext(cg->ctx, fn, "vec.head");
+  LLVMBasicBlockRef vbody = LLVMAppendBasicBlockInContext(cg->ctx, fn, "vec.body");
+  LLVMBasicBlockRef tchk = LLVMAppendBasicBlockInContext(cg->ctx, fn, "tail.check");
+  LLVMBasicBlockRef tail = LLVMAppendBasicBlockInContext(cg->ctx, fn, "tail");
+  LLVMBasicBlockRef exit = LLVMAppendBasicBlockInContext(cg->ctx, fn, "vec.exit");
+  LLVMBuildStore(cg->b, i64c(cg, 0), ivar);
+  LLVMBuildBr(cg->b, head);
+
+  LLVMPositionBuilderAtEnd(cg->b, head);
+  LLVMValueRef i = LLVMBuildLoad2(cg->b, cg->i64, ivar, "i");
+  LLVMValueRef next = LLVMBuildNSWAdd(cg->b, i, i64c(cg, cg->lanes), "i.next");
+  LLVMBuildCondBr(cg->b, LLVMBuildICmp(cg->b, LLVMIntSLE, next, n, ""), vbody,
+                  tchk);
+
+  LLVMPositionBuilderAtEnd(cg->b, vbody);
+  reset_memo(cg);
+  body(cg, k, i, NULL);
+  LLVMBuildStore(cg->b, next, ivar);
+  LLVMBuildBr(cg->b, head);
+
+  LLVMPositionBuilderAtEnd(cg->b, tchk);
+  LLVMBuildCondBr(cg->b, LLVMBuildICmp(cg->b, LLVMIntSLT, i, n, ""), tail,
+                  exit);
+
+  LLVMPositionBuilderAtEnd(cg->b, tail);
+  LLVMValueRef lane[64];
+  for (unsigned l = 0; l < cg->lanes; l++)
+    lane[l] = LLVMConstInt(cg->i64, l, 0);
+  LLVMTypeRef v64 = LLVMVectorType(cg->i64, cg->lanes);
+  LLVMValueRef idx = LLVMBuildAdd(cg->b, splat_value(cg, i, v64),
+                                  LLVMConstVector(lane, cg->lanes), "");
+  LLVMValueRef mask = LLVMBuildICmp(cg->b, LLVMIntSLT, idx,
+                                    splat_value(cg, n, v64), "mask");
+  reset_memo(cg);
+  body(cg, k, i, mask);
+  LLVMBuildBr(cg->b, exit);
+
+  LLVMPositionBuilderAtEnd(cg->b, exit);
+}
+
+/* acc += (double) v, dead lanes left out */
+static void accumulate(dnc_cg *cg, LLVMValueRef acc, LLVMValueRef v,
+                       LLVMValueRef mask)
+{
+  if (!cg->f64)
+    v = LLVMBuildFPExt(cg->b, v, cg->accv, "");
+  if (mask)
+    v = LLVMBuildSelect(cg->b, mask, v, LLVMConstNull(cg->accv), "");
+  LLVMValueRef old = LLVMBuildLoad2(cg->b, cg->accv, acc, "");
+  LLVMBuildStore(cg->b, LLVMBuildFAdd(cg->b, old, v, ""), acc);
+}
+
+/* sums[col..] += (double) v: per-channel accumulation in memory */
+static void accumulate_mem(dnc_cg *cg, LLVMValueRef sums, LLVMValueRef col,
+                           LLVMValueRef v, LLVMValueRef mask)
+{
+  if (!cg->f64)
+    v = LLVMBuildFPExt(cg->b, v, cg->accv, "");
+  LLVMValueRef old = load_vec(cg, cg->f64t, sums, col, mask);
+  store_vec(cg, cg->f64t, sums, col, LLVMBuildFAdd(cg->b, old, v, ""), mask);
+}
+
+static LLVMValueRef zero_or(dnc_cg *cg, kbody *k, dnc_node *e)
+{
+  return e ? emit_node(cg, k->m, e) : dnc_cg_splat(cg, 0.0);
+}
+
+static void body_fwd(dnc_cg *cg, kbody *k, LLVMValueRef col, LLVMValueRef mask)
+{
+  cg->x = load_data(cg, k->x, col, mask);
+  load_params(cg, k, col, mask);
+  LLVMValueRef y = emit_node(cg, k->m, k->froot);
+  if (k->affine) {
+    LLVMValueRef g = load_vec(cg, cg->ct, k->gamma, col, mask);
+    LLVMValueRef b = load_vec(cg, cg->ct, k->beta, col, mask);
+    y = LLVMBuildFAdd(cg->b, LLVMBuildFMul(cg->b, g, y, ""), b, "y");
+  }
+  store_data(cg, k->y, col, y, mask);
+}
+
+static void body_bwd(dnc_cg *cg, kbody *k, LLVMValueRef col, LLVMValueRef mask)
+{
+  cg->x = load_data(cg, k->x, col, mask);
+  LLVMValueRef dy = load_data(cg, k->dy, col, mask);
+  load_params(cg, k, col, mask);
+  LLVMValueRef dyf = dy; /* dL/df */
+  if (k->affine) {
+    LLVMValueRef g = load_vec(cg, cg->ct, k->gamma, col, mask);
+    dyf = LLVMBuildFMul(cg->b, dy, g, "dyf");
+    LLVMValueRef f = emit_node(cg, k->m, k->froot);
+    accumulate_mem(cg, k->dgamma, col, LLVMBuildFMul(cg->b, dy, f, ""), mask);
+    accumulate_mem(cg, k->dbeta, col, dy, mask);
+  }
+  LLVMValueRef dx = k->dfdx ? LLVMBuildFMul(cg->b, dyf, zero_or(cg, k, k->dfdx), "dx")
+                            : dnc_cg_splat(cg, 0.0);
+  store_data(cg, k->dx, col, dx, mask);
+  for (int i = 0; i < k->f->nparams; i++) {
+    if (!k->dfdp[i])
+      continue;
+    LLVMValueRef t = LLVMBuildFMul(cg->b, dyf, emit_node(cg, k->m, k->dfdp[i]), "");
+    if (k->dpc && k->dpc[i])
+      accumulate_mem(cg, k->dpc[i], col, t, mask);
+    else
+      accumulate(cg, k->acc[i], t, mask);
+  }
+}
+
+/* ----------------------------------------------------- kernel functions */
+
+static LLVMValueRef new_function(dnc_cg *cg, const dnc_target *t,
+                                 const char *name, LLVMTypeRef *params,
+                                 unsigned n)
+{
+  LLVMTypeRef ft = LLVMFunctionType(cg->voidt, params, n, 0);
+  LLVMValueRef fn = LLVMAddFunction(cg->mod, name, ft);
+  LLVMAddTargetDependentFunctionAttr(fn, "target-cpu", t->cpu);
+  LLVMAddTargetDependentFunctionAttr(fn, "target-features", t->features);
+  char w[16];
+  snprintf(w, sizeof w, "%u", t->vector_bits);
+  LLVMAddTargetDependentFunctionAttr(fn, "min-legal-vector-width", w);
+  unsigned kind = LLVMGetEnumAttributeKindForName("nounwind", 8);
+  LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex,
+                          LLVMCreateEnumAttribute(cg->ctx, kind, 0));
+  LLVMBasicBlockRef entry = LLVMAppendBasicBlockInContext(cg->ctx, fn, "entry");
+  LLVMPositionBuilderAtEnd(cg->b, entry);
+  return fn;
+}
+
+static LLVMValueRef alloca_entry(dnc_cg *cg, LLVMTypeRef t, const char *name)
+{
+  LLVMBasicBlockRef cur = LLVMGetInsertBlock(cg->b);
+  LLVMValueRef fn = LLVMGetBasicBlockParent(cur);
+  LLVMBasicBlockRef entry = LLVMGetEntryBasicBlock(fn);
+  LLVMBuilderRef eb = LLVMCreateBuilderInContext(cg->ctx);
+  LLVMValueRef first = LLVMGetFirstInstruction(entry);
+  if (first)
+    LLVMPositionBuilderBefore(eb, first);
+  else
+    LLVMPositionBuilderAtEnd(eb, entry);
+  LLVMValueRef a = LLVMBuildAlloca(eb, t, name);
+  LLVMDisposeBuilder(eb);
+  return a;
+}
+
+/* Splatted scalar parameter values p[k], converted to the compute type. */
+static void param_splats(dnc_cg *cg, dnc_fn *f, LLVMValueRef p,
+                         LLVMValueRef *out)
+{
+  for (int i = 0; i < f->nparams; i++) {
+    LLVMValueRef idx = i64c(cg, i);
+    LLVMValueRef v = LLVMBuildLoad2(
+        cg->b, cg->f64t, LLVMBuildGEP2(cg->b, cg->f64t, p, &idx, 1, ""),
+        f->params[i].name);
+    if (!cg->f64)
+      v = LLVMBuildFPTrunc(cg->b, v, cg->f32, "");
+    out[i] = splat_value(cg, v, cg->vt);
+  }
+}
+
+static LLVMValueRef load_ptr_at(dnc_cg *cg, LLVMValueRef arr, int i)
+{
+  LLVMValueRef idx = i64c(cg, i);
+  return LLVMBuildLoad2(cg->b, cg->ptr,
+                        LLVMBuildGEP2(cg->b, cg->ptr, arr, &idx, 1, ""), "");
+}
+
+/* Horizontal sums of the accumulators into dp[k], lane by lane in order. */
+static void store_sums(dnc_cg *cg, kbody *k, LLVMValueRef dp)
+{
+  for (int i = 0; i < k->f->nparams; i++) {
+    if (k->dpc && k->dpc[i])
+      continue;
+    LLVMValueRef s = LLVMConstReal(cg->f64t, 0.0);
+    if (k->dfdp[i]) {
+      LLVMValueRef v = LLVMBuildLoad2(cg->b, cg->accv, k->acc[i], "");
+      LLVMTypeRef ov = cg->accv;
+      LLVMValueRef args[2] = {LLVMConstReal(cg->f64t, -0.0), v};
+      s = intrinsic(cg, "llvm.vector.reduce.fadd", &ov, 1, args, 2);
+    }
+    LLVMValueRef idx = i64c(cg, i);
+    LLVMBuildStore(cg->b, s, LLVMBuildGEP2(cg->b, cg->f64t, dp, &idx, 1, ""));
+  }
+}
+
+static void build_fwd(dnc_cg *cg, kbody *k, const dnc_target *t,
+                      const char *name)
+{
+  LLVMTypeRef pt[4] = {cg->ptr, cg->ptr, cg->i64, cg->ptr};
+  LLVMValueRef fn = new_function(cg, t, name, pt, 4);
+  LLVMValueRef splats[DNC_MAX_PARAMS];
+  k->x = LLVMGetParam(fn, 0);
+  k->y = LLVMGetParam(fn, 1);
+  param_splats(cg, k->f, LLVMGetParam(fn, 3), splats);
+  k->splats = splats;
+  k->pc = NULL;
+  k->affine = 0;
+  LLVMValueRef ivar = alloca_entry(cg, cg->i64, "i.addr");
+  emit_vector_loop(cg, k, LLVMGetParam(fn, 2), ivar, body_fwd);
+  LLVMBuildRetVoid(cg->b);
+}
+
+static void build_bwd(dnc_cg *cg, kbody *k, const dnc_target *t,
+                      const char *name)
+{
+  LLVMTypeRef pt[6] = {cg->ptr, cg->ptr, cg->ptr, cg->i64, cg->ptr, cg->ptr};
+  LLVMValueRef fn = new_function(cg, t, name, pt, 6);
+  LLVMValueRef acc[DNC_MAX_PARAMS], splats[DNC_MAX_PARAMS];
+  k->x = LLVMGetParam(fn, 0);
+  k->dy = LLVMGetParam(fn, 1);
+  k->dx = LLVMGetParam(fn, 2);
+  param_splats(cg, k->f, LLVMGetParam(fn, 4), splats);
+  k->splats = splats;
+  k->pc = NULL;
+  k->dpc = NULL;
+  k->affine = 0;
+  k->acc = acc;
+  for (int i = 0; i < k->f->nparams; i++) {
+    acc[i] = alloca_entry(cg, cg->accv, "acc");
+    LLVMBuildStore(cg->b, LLVMConstNull(cg->accv), acc[i]);
+  }
+  LLVMValueRef ivar = alloca_entry(cg, cg->i64, "i.addr");
+  emit_vector_loop(cg, k, LLVMGetParam(fn, 3), ivar, body_bwd);
+  store_sums(cg, k, LLVMGetParam(fn, 5));
+  LLVMBuildRetVoid(cg->b);
+}
+
+/* for (r = 0; r < rows; r++) { row pointers; vector loop over cols } */
+static void emit_rows(dnc_cg *cg, kbody *k, LLVMValueRef rows,
+                      LLVMValueRef cols, LLVMValueRef *base, LLVMValueRef *ld,
+                      LLVMValueRef **rowp, int nrowp, body_fn body)
+{
+  LLVMValueRef fn = LLVMGetBasicBlockParent(LLVMGetInsertBlock(cg->b));
+  LLVMValueRef rvar = alloca_entry(cg, cg->i64, "r.addr");
+  LLVMValueRef ivar = alloca_entry(cg, cg->i64, "i.addr");
+  LLVMBasicBlockRef head = LLVMAppendBasicBlockInContext(cg->ctx, fn, "row.head");
+  LLVMBasicBlockRef rbody = LLVMAppendBasicBlockInContext(cg->ctx, fn, "row.body");
+  LLVMBasicBlockRef exit = LLVMAppendBasicBlockInContext(cg->ctx, fn, "row.exit");
+  LLVMBuildStore(cg->b, i64c(cg, 0), rvar);
+  LLVMBuildBr(cg->b, head);
+  LLVMPositionBuilderAtEnd(cg->b, head);
+  LLVMValueRef r = LLVMBuildLoad2(cg->b, cg->i64, rvar, "r");
+  LLVMBuildCondBr(cg->b, LLVMBuildICmp(cg->b, LLVMIntSLT, r, rows, ""), rbody,
+                  exit);
+  LLVMPositionBuilderAtEnd(cg->b, rbody);
+  for (int i = 0; i < nrowp; i++) {
+    LLVMValueRef off = LLVMBuildNSWMul(cg->b, r, ld[i], "");
+    *rowp[i] = LLVMBuildGEP2(cg->b, cg->st, base[i], &off, 1, "row");
+  }
+  emit_vector_loop(cg, k, cols, ivar, body);
+  LLVMBuildStore(cg->b, LLVMBuildNSWAdd(cg->b, r, i64c(cg, 1), ""), rvar);
+  LLVMBuildBr(cg->b, head);
+  LLVMPositionBuilderAtEnd(cg->b, exit);
+}
+
+/* Branches once on gamma != NULL into an affine and a plain copy of the
+ * loops; `emit` builds one copy. */
+static void split_affine(dnc_cg *cg, kbody *k, LLVMValueRef gamma,
+                         void (*emit)(dnc_cg *, kbody *, void *), void *ud)
+{
+  LLVMValueRef fn = LLVMGetBasicBlockParent(LLVMGetInsertBlock(cg->b));
+  LLVMBasicBlockRef aff = LLVMAppendBasicBlockInContext(cg->ctx, fn, "affine");
+  LLVMBasicBlockRef plain = LLVMAppendBasicBlockInContext(cg->ctx, fn, "plain");
+  LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(cg->ctx, fn, "done");
+  LLVMBuildCondBr(cg->b, LLVMBuildIsNotNull(cg->b, gamma, "has.gamma"), aff,
+                  plain);
+  LLVMPositionBuilderAtEnd(cg->b, aff);
+  k->affine = 1;
+  emit(cg, k, ud);
+  LLVMBuildBr(cg->b, done);
+  LLVMPositionBuilderAtEnd(cg->b, plain);
+  k->affine = 0;
+  emit(cg, k, ud);
+  LLVMBuildBr(cg->b, done);
+  LLVMPositionBuilderAtEnd(cg->b, done);
+}
+
+typedef struct layer_args {
+  LLVMValueRef fn, rows, cols;
+  LLVMValueRef base[3], ld[3];
+  LLVMValueRef *rowp[3];
+  int nrowp;
+  body_fn body;
+} layer_args;
+
+static void emit_layer_copy(dnc_cg *cg, kbody *k, void *ud)
+{
+  layer_args *la = ud;
+  emit_rows(cg, k, la->rows, la->cols, la->base, la->ld, la->rowp, la->nrowp,
+            la->body);
+}
+
+static void build_layer_fwd(dnc_cg *cg, kbody *k, const dnc_target *t,
+                            const char *name)
+{
+  /* x, ldx, y, ldy, rows, cols, p, pc, gamma, beta */
+  LLVMTypeRef pt[10] = {cg->ptr, cg->i64, cg->ptr, cg->i64, cg->i64,
+                        cg->i64, cg->ptr, cg->ptr, cg->ptr, cg->ptr};
+  LLVMValueRef fn = new_function(cg, t, name, pt, 10);
+  LLVMValueRef splats[DNC_MAX_PARAMS], pc[DNC_MAX_PARAMS];
+  param_splats(cg, k->f, LLVMGetParam(fn, 6), splats);
+  for (int i = 0; i < k->f->nparams; i++)
+    pc[i] = k->f->params[i].per_channel ? load_ptr_at(cg, LLVMGetParam(fn, 7), i)
+                                        : NULL;
+  k->pc = pc;
+  k->splats = splats;
+  k->gamma = LLVMGetParam(fn, 8);
+  k->beta = LLVMGetParam(fn, 9);
+  layer_args la = {fn, LLVMGetParam(fn, 4), LLVMGetParam(fn, 5),
+                   {LLVMGetParam(fn, 0), LLVMGetParam(fn, 2)},
+                   {LLVMGetParam(fn, 1), LLVMGetParam(fn, 3)},
+                   {&k->x, &k->y}, 2, body_fwd};
+  split_affine(cg, k, k->gamma, emit_layer_copy, &la);
+  LLVMBuildRetVoid(cg->b);
+}
+
+static void build_layer_bwd(dnc_cg *cg, kbody *k, const dnc_target *t,
+                            const char *name)
+{
+  /* x, ldx, dy, lddy, dx, lddx, rows, cols, p, pc, gamma, beta,
+   * dp, dpc, dgamma, dbeta */
+  LLVMTypeRef pt[16] = {cg->ptr, cg->i64, cg->ptr, cg->i64, cg->ptr, cg->i64,
+                        cg->i64, cg->i64, cg->ptr, cg->ptr, cg->ptr, cg->ptr,
+                        cg->ptr, cg->ptr, cg->ptr, cg->ptr};
+  LLVMValueRef fn = new_function(cg, t, name, pt, 16);
+  LLVMValueRef pc[DNC_MAX_PARAMS], dpc[DNC_MAX_PARAMS], acc[DNC_MAX_PARAMS];
+  LLVMValueRef splats[DNC_MAX_PARAMS];
+  param_splats(cg, k->f, LLVMGetParam(fn, 8), splats);
+  k->splats = splats;
+  for (int i = 0; i < k->f->nparams; i++) {
+    int pcp = k->f->params[i].per_channel;
+    pc[i] = pcp ? load_ptr_at(cg, LLVMGetParam(fn, 9), i) : NULL;
+    dpc[i] = pcp ? load_ptr_at(cg, LLVMGetParam(fn, 13), i) : NULL;
+    acc[i] = alloca_entry(cg, cg->accv, "acc");
+    LLVMBuildStore(cg->b, LLVMConstNull(cg->accv), acc[i]);
+  }
+  k->pc = pc;
+  k->dpc = dpc;
+  k->acc = acc;
+  k->gamma = LLVMGetParam(fn, 10);
+  k->beta = LLVMGetParam(fn, 11);
+  k->dgamma = LLVMGetParam(fn, 14);
+  k->dbeta = LLVMGetParam(fn, 15);
+  layer_args la = {fn, LLVMGetParam(fn, 6), LLVMGetParam(fn, 7),
+                   {LLVMGetParam(fn, 0), LLVMGetParam(fn, 2), LLVMGetParam(fn, 4)},
+                   {LLVMGetParam(fn, 1), LLVMGetParam(fn, 3), LLVMGetParam(fn, 5)},
+                   {&k->x, &k->dy, &k->dx}, 3, body_bwd};
+  split_affine(cg, k, k->gamma, emit_layer_copy, &la);
+  store_sums(cg, k, LLVMGetParam(fn, 12));
+  LLVMBuildRetVoid(cg->b);
+}
+
+/* ------------------------------------------------------------- driver */
+
+static void cg_types(dnc_cg *cg, int dt, unsigned vector_bits)
+{
+  LLVMContextRef c = cg->ctx;
+  cg->dtype = dt;
+  cg->f64 = dt == DNC_DT_F64;
+  cg->i1 = LLVMInt1TypeInContext(c);
+  cg->i16 = LLVMInt16TypeInContext(c);
+  cg->i32 = LLVMInt32TypeInContext(c);
+  cg->i64 = LLVMInt64TypeInContext(c);
+  cg->f32 = LLVMFloatTypeInContext(c);
+  cg->f64t = LLVMDoubleTypeInContext(c);
+  cg->ptr = LLVMPointerTypeInContext(c, 0);
+  cg->voidt = LLVMVoidTypeInContext(c);
+  cg->ct = cg->f64 ? cg->f64t : cg->f32;
+  cg->lanes = vector_bits / (cg->f64 ? 64 : 32);
+  if (cg->lanes < 1)
+    cg->lanes = 1;
+  cg->vt = LLVMVectorType(cg->ct, cg->lanes);
+  cg->mt = LLVMVectorType(cg->i1, cg->lanes);
+  cg->accv = LLVMVectorType(cg->f64t, cg->lanes);
+  switch (dt) {
+  case DNC_DT_BF16: cg->st = cg->i16; break;
+  case DNC_DT_F16: cg->st = LLVMHalfTypeInContext(c); break;
+  default: cg->st = cg->ct; break;
+  }
+}
+
+LLVMModuleRef dnc_codegen(LLVMContextRef ctx, dnc_mod *m, dnc_fn *f, int dt,
+                          const dnc_target *t, const char *prefix, char **err)
+{
+  DNC_ASSERT(f->nparams <= DNC_MAX_PARAMS);
+  dnc_cg cg = {0};
+  cg.ctx = ctx;
+  cg.fn = f;
+  char *mname = dnc_arena_printf(m->arena, "%s_%s", f->name, dnc_dtype_names[dt]);
+  cg.mod = LLVMModuleCreateWithNameInContext(mname, ctx);
+  LLVMSetTarget(cg.mod, t->triple);
+  LLVMTargetMachineRef tm = dnc_target_machine(t, err);
+  if (!tm) {
+    LLVMDisposeModule(cg.mod);
+    return NULL;
+  }
+  LLVMTargetDataRef td = LLVMCreateTargetDataLayout(tm);
+  LLVMSetModuleDataLayout(cg.mod, td);
+  LLVMDisposeTargetData(td);
+  LLVMDisposeTargetMachine(tm);
+  cg.b = LLVMCreateBuilderInContext(ctx);
+  cg_types(&cg, dt, t->vector_bits);
+
+  /* the backward's roots: f, df/dx, df/dp_k (module DAG; the caller holds
+   * the module's lock) */
+  dnc_node *dfdp[DNC_MAX_PARAMS];
+  kbody k = {0};
+  k.m = m;
+  k.f = f;
+  k.froot = f->body;
+  k.dfdx = dnc_diff(&m->dag, f->body, DNC_WRT_X);
+  if (k.dfdx)
+    k.dfdx = dnc_simplify(&m->dag, k.dfdx);
+  for (int i = 0; i < f->nparams; i++) {
+    dfdp[i] = dnc_diff(&m->dag, f->body, i);
+    if (dfdp[i])
+      dfdp[i] = dnc_simplify(&m->dag, dfdp[i]);
+  }
+  k.dfdp = dfdp;
+  if (m->dag.too_deep) {
+    *err = strdup("the derivative is too deep to compile");
+    LLVMDisposeBuilder(cg.b);
+    LLVMDisposeModule(cg.mod);
+    return NULL;
+  }
+  cg.memo_n = m->dag.count + 1;
+  cg.memo = calloc(cg.memo_n, sizeof *cg.memo);
+  cg.params = calloc((size_t)f->nparams + 1, sizeof *cg.params);
+  if (!cg.memo || !cg.params)
+    dnc_die(__FILE__, __LINE__, "out of memory");
+
+  void (*build[DNC_K__COUNT])(dnc_cg *, kbody *, const dnc_target *,
+                              const char *) = {build_fwd, build_bwd,
+                                               build_layer_fwd, build_layer_bwd};
+  for (int i = 0; i < DNC_K__COUNT; i++) {
+    char *name = dnc_arena_printf(m->arena, "%s_%s", prefix, dnc_kernel_forms[i]);
+    build[i](&cg, &k, t, name);
+  }
+  free(cg.memo);
+  free(cg.params);
+  LLVMDisposeBuilder(cg.b);
+
+  char *msg = NULL;
+  if (LLVMVerifyModule(cg.mod, LLVMReturnStatusAction, &msg)) {
+    *err = dnc_arena_printf(m->arena, "internal error: invalid IR: %s", msg);
+    *err = strdup(*err);
+    LLVMDisposeMessage(msg);
+    LLVMDisposeModule(cg.mod);
+    return NULL;
+  }
+  LLVMDisposeMessage(msg);
+  return cg.mod;
+}

@@ -1,0 +1,83 @@
+/*
+ * codegen.h - what the LLVM-facing files share: code generation
+ * (codegen.c), the vector math interface (vmath.c) and the JIT (jit.c).
+ * Kept apart from dnc_int.h so that the rest of the compiler builds
+ * without LLVM's headers.
+ */
+#ifndef DNC_CODEGEN_H
+#define DNC_CODEGEN_H
+
+#include <llvm-c/Core.h>
+#include <llvm-c/Error.h>
+#include <llvm-c/TargetMachine.h>
+
+#include "dnc_int.h"
+
+/* Kernel dtypes: the storage type of x, y, dy, dx. ORDER: dnc_dtype in
+ * runtime/dnc.h. */
+enum { DNC_DT_F32, DNC_DT_F64, DNC_DT_BF16, DNC_DT_F16, DNC_DT__COUNT };
+extern const char *const dnc_dtype_names[DNC_DT__COUNT];
+
+/* What one kernel body is being built with. */
+typedef struct dnc_cg {
+  LLVMContextRef ctx;
+  LLVMModuleRef mod;
+  LLVMBuilderRef b;
+  int dtype;
+  int f64;       /* compute in double (else float) */
+  unsigned lanes; /* vector width in elements of the compute type */
+  LLVMTypeRef i1, i16, i32, i64, f32, f64t, ptr, voidt;
+  LLVMTypeRef ct;  /* compute scalar type */
+  LLVMTypeRef vt;  /* <lanes x ct> */
+  LLVMTypeRef mt;  /* <lanes x i1> */
+  LLVMTypeRef st;  /* storage scalar type (i16 for bf16, half for f16) */
+  LLVMTypeRef accv; /* <lanes x double>: reduction accumulators */
+  /* per emitted body */
+  LLVMValueRef *memo; /* by node id */
+  uint32_t memo_n;
+  LLVMValueRef x;       /* the input vector */
+  LLVMValueRef *params; /* by parameter index: a vector */
+  const dnc_fn *fn;
+} dnc_cg;
+
+/* The vector-math interface: one lowering per transcendental op (and pow),
+ * on vectors of the compute type. Today a lane-by-lane call of rtmath.c's
+ * scalar functions; the vector-math issue replaces the bodies here without
+ * touching the kernel builder. */
+LLVMValueRef dnc_vm_emit(dnc_cg *cg, int op, LLVMValueRef a, LLVMValueRef b);
+
+/* Splat a compute-type constant. */
+LLVMValueRef dnc_cg_splat(dnc_cg *cg, double v);
+
+/* Target description for one compile: the machine, its vector width. */
+typedef struct dnc_target {
+  char *triple, *cpu, *features;
+  int opt_level; /* 0..3 */
+  unsigned vector_bits;
+} dnc_target;
+
+/* Builds the module holding every kernel of f in dtype dt, with symbol
+ * names "<prefix>_<form>". Runs the verifier; returns NULL with *err set
+ * (malloc'd) on failure. The module belongs to ctx. */
+LLVMModuleRef dnc_codegen(LLVMContextRef ctx, dnc_mod *m, dnc_fn *f, int dt,
+                          const dnc_target *t, const char *prefix,
+                          char **err);
+
+/* Kernel form names, in the order of dnc_kernels' members. */
+enum { DNC_K_FWD, DNC_K_BWD, DNC_K_LAYER_FWD, DNC_K_LAYER_BWD, DNC_K__COUNT };
+extern const char *const dnc_kernel_forms[DNC_K__COUNT];
+
+/* jit.c --------------------------------------------------------------- */
+
+/* Initialises LLVM's native target once per process. */
+void dnc_llvm_init(void);
+/* A malloc'd copy of an LLVM error's message; the error is consumed. */
+char *dnc_llvm_error(LLVMErrorRef e);
+/* The target machine for t (NULL with *err set on failure). */
+LLVMTargetMachineRef dnc_target_machine(const dnc_target *t, char **err);
+/* Runs the new pass manager's default<On> pipeline. */
+int dnc_optimize(LLVMModuleRef m, const dnc_target *t, char **err);
+/* Vector width in bits for a triple and feature string. */
+unsigned dnc_vector_bits(const char *triple, const char *features);
+
+#endif

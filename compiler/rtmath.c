@@ -1,0 +1,219 @@
+/*
+ * rtmath.c - the scalar math that generated kernels call, and the same
+ * semantics evaluated in C one operation at a time.
+ *
+ * The JIT lowers each transcendental through one interface (vmath.c). Until
+ * dnc's own vector implementations replace them, that interface calls these
+ * functions lane by lane: f32 versions compute in double and round once
+ * (so they are within 0.5 ulp plus a rare double rounding), f64 versions
+ * are the C library's, with the same NaN-, overflow- and saturation-safe
+ * forms as the reference interpreter (interp.c) for sigmoid and softplus.
+ *
+ * dnc_rt_eval_f32/f64 evaluate a flattened function in float or double with
+ * exactly the operations the kernels perform (same lowering of pow, min,
+ * max, sign), so a kernel can be checked against them to the bit, apart
+ * from the vector math, which is checked against the interpreter.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dnc_int.h"
+
+static double sigmoid64(double a)
+{
+  if (a < 0) {
+    double e = exp(a);
+    return e / (1.0 + e);
+  }
+  return 1.0 / (1.0 + exp(-a));
+}
+
+static double softplus64(double a)
+{
+  return a > 0 ? a + log1p(exp(-a)) : log1p(exp(a));
+}
+
+/* ORDER: the ops of dnc_rt_math_ops[] */
+#define DNC_RT_MATH(X)                 \
+  X(EXP, exp, exp)                     \
+  X(EXPM1, expm1, expm1)               \
+  X(LOG, log, log)                     \
+  X(LOG1P, log1p, log1p)               \
+  X(TANH, tanh, tanh)                  \
+  X(SINH, sinh, sinh)                  \
+  X(COSH, cosh, cosh)                  \
+  X(ASINH, asinh, asinh)               \
+  X(ATAN, atan, atan)                  \
+  X(ERF, erf, erf)                     \
+  X(ERFC, erfc, erfc)                  \
+  X(SIGMOID, sigmoid, sigmoid64)       \
+  X(SOFTPLUS, softplus, softplus64)    \
+  X(SIN, sin, sin)                     \
+  X(COS, cos, cos)
+
+#define X(OP, NAME, F64)                                           \
+  static float rt_##NAME##_f32(float a) { return (float)F64((double)a); } \
+  static double rt_##NAME##_f64(double a) { return F64(a); }
+DNC_RT_MATH(X)
+#undef X
+
+/* powf through double is exact for the products of two floats that matter
+ * here and correctly rounded otherwise but for double rounding */
+static float rt_pow_f32(float a, float b) { return (float)pow(a, b); }
+static double rt_pow_f64(double a, double b) { return pow(a, b); }
+
+static const struct rt_entry {
+  int op;
+  const char *name32, *name64;
+  void *f32, *f64;
+} rt_table[] = {
+#define X(OP, NAME, F64)                                                  \
+  {OP_##OP, "dnc_rt_" #NAME "_f32", "dnc_rt_" #NAME "_f64",                \
+   (void *)rt_##NAME##_f32, (void *)rt_##NAME##_f64},
+    DNC_RT_MATH(X)
+#undef X
+    {OP_POW, "dnc_rt_pow_f32", "dnc_rt_pow_f64", (void *)rt_pow_f32,
+     (void *)rt_pow_f64},
+};
+
+int dnc_rt_count(void)
+{
+  return (int)(sizeof rt_table / sizeof rt_table[0]);
+}
+
+void dnc_rt_entry(int i, int f64, const char **name, void **addr)
+{
+  DNC_ASSERT(i >= 0 && i < dnc_rt_count());
+  *name = f64 ? rt_table[i].name64 : rt_table[i].name32;
+  *addr = f64 ? rt_table[i].f64 : rt_table[i].f32;
+}
+
+const char *dnc_rt_name(int op, int f64)
+{
+  for (int i = 0; i < dnc_rt_count(); i++)
+    if (rt_table[i].op == op)
+      return f64 ? rt_table[i].name64 : rt_table[i].name32;
+  return NULL;
+}
+
+/* pow with a constant exponent the kernels lower to arithmetic: 1 x, 2 x*x,
+ * 3 (x*x)*x, -1 1/x, -2 1/(x*x); 0 if none */
+int dnc_pow_special(double e)
+{
+  if (e == 1 || e == 2 || e == 3 || e == -1 || e == -2)
+    return (int)e;
+  return 0;
+}
+
+#define EVAL_BODY(T, SUF, ONE)                                              \
+  for (uint32_t i = 0; i < pr->n; i++) {                                    \
+    const dnc_insn *in = &pr->insn[i];                                      \
+    T a = in->op > OP_PARAM ? v[in->arg[0]] : 0;                            \
+    T b = in->op > OP_PARAM && dnc_ops[in->op].arity > 1 ? v[in->arg[1]] : 0; \
+    T c = in->op > OP_PARAM && dnc_ops[in->op].arity > 2 ? v[in->arg[2]] : 0; \
+    T r;                                                                    \
+    switch (in->op) {                                                       \
+    case OP_CONST: r = (T)in->value; break;                                 \
+    case OP_INPUT: r = x; break;                                            \
+    case OP_PARAM: r = p[in->param]; break;                                 \
+    case OP_NEG: r = -a; break;                                             \
+    case OP_ADD: r = a + b; break;                                          \
+    case OP_SUB: r = a - b; break;                                          \
+    case OP_MUL: r = a * b; break;                                          \
+    case OP_DIV: r = a / b; break;                                          \
+    case OP_POW: {                                                          \
+      const dnc_insn *e = &pr->insn[in->arg[1]];                            \
+      int k = e->op == OP_CONST ? dnc_pow_special(e->value) : 0;            \
+      r = k == 1 ? a : k == 2 ? a * a : k == 3 ? (a * a) * a                \
+        : k == -1 ? ONE / a : k == -2 ? ONE / (a * a) : rt_pow_##SUF(a, b); \
+      break;                                                                \
+    }                                                                       \
+    case OP_ABS: r = fabs##SUF##_(a); break;                                \
+    case OP_SIGN: r = a > 0 ? ONE : a < 0 ? -ONE : a; break;                \
+    case OP_MIN: r = (isnan(a) || isnan(b)) ? a + b : b < a ? b : a; break; \
+    case OP_MAX: r = (isnan(a) || isnan(b)) ? a + b : b > a ? b : a; break; \
+    case OP_CLAMP: {                                                        \
+      T m = (isnan(a) || isnan(b)) ? a + b : b > a ? b : a;                 \
+      r = (isnan(m) || isnan(c)) ? m + c : c < m ? c : m;                   \
+      break;                                                                \
+    }                                                                       \
+    case OP_SQRT: r = sqrt##SUF##_(a); break;                               \
+    case OP_RSQRT: r = ONE / sqrt##SUF##_(a); break;                        \
+    case OP_LT: r = a < b; break;                                           \
+    case OP_LE: r = a <= b; break;                                          \
+    case OP_GT: r = a > b; break;                                           \
+    case OP_GE: r = a >= b; break;                                          \
+    case OP_EQ: r = a == b; break;                                          \
+    case OP_NE: r = a != b; break;                                          \
+    case OP_AND: r = a != 0 && b != 0; break;                               \
+    case OP_OR: r = a != 0 || b != 0; break;                                \
+    case OP_NOT: r = a == 0; break;                                         \
+    case OP_SELECT: r = a != 0 ? b : c; break;                              \
+    default: r = rt_math_##SUF(in->op, a); break;                           \
+    }                                                                       \
+    v[i] = r;                                                               \
+  }                                                                         \
+  return v[pr->n - 1];
+
+#define fabsf32_ fabsf
+#define fabsf64_ fabs
+#define sqrtf32_ sqrtf
+#define sqrtf64_ sqrt
+
+static float rt_math_f32(int op, float a)
+{
+  switch (op) {
+#define X(OP, NAME, F64) case OP_##OP: return rt_##NAME##_f32(a);
+    DNC_RT_MATH(X)
+#undef X
+  }
+  dnc_die(__FILE__, __LINE__, "no scalar math for this op");
+}
+
+static double rt_math_f64(int op, double a)
+{
+  switch (op) {
+#define X(OP, NAME, F64) case OP_##OP: return rt_##NAME##_f64(a);
+    DNC_RT_MATH(X)
+#undef X
+  }
+  dnc_die(__FILE__, __LINE__, "no scalar math for this op");
+}
+
+static float eval_f32(const dnc_prog *pr, float *v, float x, const float *p)
+{
+  EVAL_BODY(float, f32, 1.0f)
+}
+
+static double eval_f64(const dnc_prog *pr, double *v, double x,
+                       const double *p)
+{
+  EVAL_BODY(double, f64, 1.0)
+}
+
+float dnc_rt_eval_f32(const dnc_prog *pr, float x, const float *p)
+{
+  float local[256];
+  if (pr->n <= 256)
+    return eval_f32(pr, local, x, p);
+  float *v = malloc(sizeof *v * pr->n);
+  if (!v)
+    dnc_die(__FILE__, __LINE__, "out of memory");
+  float r = eval_f32(pr, v, x, p);
+  free(v);
+  return r;
+}
+
+double dnc_rt_eval_f64(const dnc_prog *pr, double x, const double *p)
+{
+  double local[256];
+  if (pr->n <= 256)
+    return eval_f64(pr, local, x, p);
+  double *v = malloc(sizeof *v * pr->n);
+  if (!v)
+    dnc_die(__FILE__, __LINE__, "out of memory");
+  double r = eval_f64(pr, v, x, p);
+  free(v);
+  return r;
+}

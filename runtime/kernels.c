@@ -1,0 +1,453 @@
+/*
+ * kernels.c - the checked kernel entry points: argument checks, a fixed
+ * grid of blocks run on the context's thread pool, and reductions added in
+ * a fixed order.
+ *
+ * The grid depends on the tensor's shape only, never on the number of
+ * threads: blocks of at most BLOCK columns and enough rows to make about
+ * BLOCK elements, with at most MAX_ROW_BLOCKS row blocks (so the
+ * per-channel partial sums stay small). Each block writes its own partial
+ * sums (in double, see codegen.c); they are added block by block in grid
+ * order afterwards. Hence every output and every gradient is bitwise the
+ * same for 1, 2 or N threads.
+ *
+ * Accumulation precision: each element's contribution dy * df/dp is
+ * formed in the compute type, widened to double and summed in double
+ * lanes; lanes, rows of a block, and blocks are then summed in double in a
+ * fixed order. The relative error of a sum of n terms is thus about
+ * n * 2^-53 of the sum of their magnitudes (plus each term's own rounding
+ * in the compute type), far below f32 resolution for n = 2^25.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "codegen.h"
+#include "runtime.h"
+
+enum { BLOCK = 65536, MAX_ROW_BLOCKS = 64 };
+
+typedef struct grid {
+  int64_t rows, cols;
+  int64_t rb, cb;   /* block extent */
+  int64_t nrb, ncb; /* blocks per dimension */
+} grid;
+
+static void grid_init(grid *g, int64_t rows, int64_t cols)
+{
+  g->rows = rows;
+  g->cols = cols;
+  g->cb = cols < BLOCK ? cols : BLOCK;
+  if (g->cb < 1)
+    g->cb = 1;
+  int64_t rb = BLOCK / g->cb;
+  int64_t min_rb = (rows + MAX_ROW_BLOCKS - 1) / MAX_ROW_BLOCKS;
+  g->rb = rb > min_rb ? rb : min_rb;
+  if (g->rb < 1)
+    g->rb = 1;
+  g->nrb = (rows + g->rb - 1) / g->rb;
+  g->ncb = (cols + g->cb - 1) / g->cb;
+}
+
+static size_t storage_size(int dt)
+{
+  return dt == DNC_F64 ? 8 : dt == DNC_F32 ? 4 : 2;
+}
+
+static size_t compute_size(int dt)
+{
+  return dt == DNC_F64 ? 8 : 4;
+}
+
+/* Checks one view; *ld receives its row stride. */
+static dnc_status check_tensor(const dnc_tensor *t, int64_t *ld)
+{
+  if (!t)
+    return DNC_ERR_ARGUMENT;
+  if ((unsigned)t->dtype >= DNC_DT__COUNT)
+    return DNC_ERR_DTYPE;
+  if (t->rows < 0 || t->cols < 0 || t->stride < 0)
+    return DNC_ERR_ARGUMENT;
+  *ld = t->stride ? t->stride : t->cols;
+  if (t->rows > 1 && *ld < t->cols)
+    return DNC_ERR_ARGUMENT; /* rows would overlap */
+  if (t->rows && t->cols) {
+    if (!t->data)
+      return DNC_ERR_ARGUMENT;
+    /* the last element's offset must fit */
+    if (t->rows - 1 > (INT64_MAX / 8 - t->cols) / (*ld ? *ld : 1))
+      return DNC_ERR_ARGUMENT;
+  }
+  return DNC_OK;
+}
+
+static dnc_status check_pair(const dnc_tensor *a, const dnc_tensor *b)
+{
+  if (a->dtype != b->dtype)
+    return DNC_ERR_DTYPE;
+  if (a->rows != b->rows || a->cols != b->cols)
+    return DNC_ERR_SHAPE;
+  return DNC_OK;
+}
+
+/* Everything a block needs. */
+typedef struct call {
+  const dnc_kernels *k;
+  int dt, np;
+  size_t es, cs;
+  grid g;
+  const char *x, *dy;
+  char *y, *dx;
+  int64_t ldx, ldy, lddy, lddx;
+  const double *p;
+  double *sums; /* blocks x np */
+  /* layer */
+  const dnc_fn *f;
+  const char *pc[DNC_MAX_PARAMS];
+  const char *gamma, *beta;
+  double *partial[DNC_MAX_PARAMS]; /* per-channel sums: nrb x cols */
+  double *pgamma, *pbeta;           /* the same for gamma and beta */
+} call;
+
+static void block_extent(const call *c, int64_t t, int64_t *r0, int64_t *nr,
+                         int64_t *c0, int64_t *nc, int64_t *rblock)
+{
+  int64_t i = t / c->g.ncb, j = t % c->g.ncb;
+  *rblock = i;
+  *r0 = i * c->g.rb;
+  *nr = c->g.rows - *r0 < c->g.rb ? c->g.rows - *r0 : c->g.rb;
+  *c0 = j * c->g.cb;
+  *nc = c->g.cols - *c0 < c->g.cb ? c->g.cols - *c0 : c->g.cb;
+}
+
+static void task_fwd(void *arg, int64_t t)
+{
+  call *c = arg;
+  int64_t r0, nr, c0, nc, i;
+  block_extent(c, t, &r0, &nr, &c0, &nc, &i);
+  for (int64_t r = r0; r < r0 + nr; r++)
+    c->k->forward(c->x + (size_t)(r * c->ldx + c0) * c->es,
+                  c->y + (size_t)(r * c->ldy + c0) * c->es, nc, c->p);
+}
+
+static void task_bwd(void *arg, int64_t t)
+{
+  call *c = arg;
+  int64_t r0, nr, c0, nc, i;
+  block_extent(c, t, &r0, &nr, &c0, &nc, &i);
+  double row[DNC_MAX_PARAMS + 1];
+  double *sum = c->sums + t * c->np;
+  for (int64_t r = r0; r < r0 + nr; r++) {
+    c->k->backward(c->x + (size_t)(r * c->ldx + c0) * c->es,
+                   c->dy + (size_t)(r * c->lddy + c0) * c->es,
+                   c->dx + (size_t)(r * c->lddx + c0) * c->es, nc, c->p, row);
+    for (int k = 0; k < c->np; k++)
+      sum[k] = r == r0 ? row[k] : sum[k] + row[k];
+  }
+}
+
+static void task_layer_fwd(void *arg, int64_t t)
+{
+  call *c = arg;
+  int64_t r0, nr, c0, nc, i;
+  block_extent(c, t, &r0, &nr, &c0, &nc, &i);
+  const void *pc[DNC_MAX_PARAMS + 1];
+  for (int k = 0; k < c->np; k++)
+    pc[k] = c->pc[k] ? c->pc[k] + (size_t)c0 * c->cs : NULL;
+  c->k->layer_forward(c->x + (size_t)(r0 * c->ldx + c0) * c->es, c->ldx,
+                      c->y + (size_t)(r0 * c->ldy + c0) * c->es, c->ldy, nr,
+                      nc, c->p, pc,
+                      c->gamma ? c->gamma + (size_t)c0 * c->cs : NULL,
+                      c->beta ? c->beta + (size_t)c0 * c->cs : NULL);
+}
+
+static void task_layer_bwd(void *arg, int64_t t)
+{
+  call *c = arg;
+  int64_t r0, nr, c0, nc, i;
+  block_extent(c, t, &r0, &nr, &c0, &nc, &i);
+  const void *pc[DNC_MAX_PARAMS + 1];
+  double *dpc[DNC_MAX_PARAMS + 1];
+  size_t off = (size_t)(i * c->g.cols + c0);
+  for (int k = 0; k < c->np; k++) {
+    pc[k] = c->pc[k] ? c->pc[k] + (size_t)c0 * c->cs : NULL;
+    dpc[k] = c->partial[k] ? c->partial[k] + off : NULL;
+  }
+  int aff = c->gamma != NULL;
+  c->k->layer_backward(
+      c->x + (size_t)(r0 * c->ldx + c0) * c->es, c->ldx,
+      c->dy + (size_t)(r0 * c->lddy + c0) * c->es, c->lddy,
+      c->dx + (size_t)(r0 * c->lddx + c0) * c->es, c->lddx, nr, nc, c->p, pc,
+      aff ? c->gamma + (size_t)c0 * c->cs : NULL,
+      aff ? c->beta + (size_t)c0 * c->cs : NULL, c->sums + t * c->np, dpc,
+      aff ? c->pgamma + off : NULL, aff ? c->pbeta + off : NULL);
+}
+
+/* The parameter values: given, or the defaults. */
+static void param_values(const dnc_fn *f, const double *given, double *p)
+{
+  for (int k = 0; k < f->nparams; k++)
+    p[k] = given ? given[k] : f->params[k].def;
+}
+
+static int64_t run_grid(call *c, const dnc_function *f,
+                        void (*task)(void *, int64_t))
+{
+  int64_t n = c->g.nrb * c->g.ncb;
+  dnc_module *mod = dnc_function_module(f);
+  dnc_pool_run(mod->ctx->pool, n, task, c);
+  return n;
+}
+
+/* dparams[k] += the blocks' sums, in block order */
+static void add_sums(const call *c, int64_t nblocks, double *dparams,
+                     int scalars_only)
+{
+  for (int k = 0; k < c->np; k++) {
+    if (scalars_only && c->f->params[k].per_channel)
+      continue;
+    double s = 0;
+    for (int64_t t = 0; t < nblocks; t++)
+      s += c->sums[t * c->np + k];
+    dparams[k] += s;
+  }
+}
+
+static dnc_status prepare(const dnc_function *f, const dnc_tensor *x,
+                          const dnc_kernels **k)
+{
+  if (!f || !dnc_function_module(f))
+    return DNC_ERR_ARGUMENT;
+  return dnc_get_kernels(f, x->dtype, k);
+}
+
+/* A view of element-wise operands as one row when they are all contiguous,
+ * so that blocks are cut along the data, not per row. */
+static void flatten(call *c, const dnc_tensor *const *ts, const int64_t *lds,
+                    int n)
+{
+  int64_t rows = ts[0]->rows, cols = ts[0]->cols;
+  int flat = rows > 1;
+  for (int i = 0; i < n; i++)
+    if (lds[i] != cols)
+      flat = 0;
+  if (flat) {
+    cols *= rows;
+    rows = 1;
+  }
+  grid_init(&c->g, rows, cols);
+}
+
+dnc_status dnc_forward(const dnc_function *f, const dnc_tensor *x,
+                       const dnc_tensor *y, const double *params)
+{
+  call c = {0};
+  dnc_status st;
+  if ((st = check_tensor(x, &c.ldx)) || (st = check_tensor(y, &c.ldy)) ||
+      (st = check_pair(x, y)) || (st = prepare(f, x, &c.k)))
+    return st;
+  double p[DNC_MAX_PARAMS + 1];
+  param_values(f, params, p);
+  c.dt = x->dtype;
+  c.es = storage_size(c.dt);
+  c.x = x->data;
+  c.y = y->data;
+  c.p = p;
+  const dnc_tensor *ts[2] = {x, y};
+  int64_t lds[2] = {c.ldx, c.ldy};
+  flatten(&c, ts, lds, 2);
+  run_grid(&c, f, task_fwd);
+  return DNC_OK;
+}
+
+dnc_status dnc_backward(const dnc_function *f, const dnc_tensor *x,
+                        const dnc_tensor *dy, const dnc_tensor *dx,
+                        const double *params, double *dparams)
+{
+  call c = {0};
+  dnc_status st;
+  if ((st = check_tensor(x, &c.ldx)) || (st = check_tensor(dy, &c.lddy)) ||
+      (st = check_tensor(dx, &c.lddx)) || (st = check_pair(x, dy)) ||
+      (st = check_pair(x, dx)) || (st = prepare(f, x, &c.k)))
+    return st;
+  double p[DNC_MAX_PARAMS + 1];
+  param_values(f, params, p);
+  c.f = f;
+  c.np = f->nparams;
+  c.dt = x->dtype;
+  c.es = storage_size(c.dt);
+  c.x = x->data;
+  c.dy = dy->data;
+  c.dx = dx->data;
+  c.p = p;
+  const dnc_tensor *ts[3] = {x, dy, dx};
+  int64_t lds[3] = {c.ldx, c.lddy, c.lddx};
+  flatten(&c, ts, lds, 3);
+  int64_t nblocks = c.g.nrb * c.g.ncb;
+  c.sums = calloc((size_t)(nblocks * c.np) + 1, sizeof *c.sums);
+  if (!c.sums)
+    return DNC_ERR_MEMORY;
+  run_grid(&c, f, task_bwd);
+  if (dparams)
+    add_sums(&c, nblocks, dparams, 0);
+  free(c.sums);
+  return DNC_OK;
+}
+
+/* Per-channel inputs in the compute type: the caller's, or a default
+ * filled in (recorded in owned[] to be freed). */
+static const char *channel_values(size_t cs, int64_t cols, const void *given,
+                                  double value, void **owned)
+{
+  if (given)
+    return given;
+  char *a = malloc((size_t)cols * cs + cs);
+  if (!a)
+    return NULL;
+  for (int64_t i = 0; i < cols; i++) {
+    if (cs == 8)
+      ((double *)a)[i] = value;
+    else
+      ((float *)a)[i] = (float)value;
+  }
+  *owned = a;
+  return a;
+}
+
+typedef struct layer_state {
+  void *owned[DNC_MAX_PARAMS + 2];
+} layer_state;
+
+static void layer_state_free(layer_state *ls, call *c)
+{
+  for (int i = 0; i < DNC_MAX_PARAMS + 2; i++)
+    free(ls->owned[i]);
+  for (int i = 0; i < DNC_MAX_PARAMS; i++)
+    free(c->partial[i]);
+  free(c->pgamma);
+  free(c->pbeta);
+  free(c->sums);
+}
+
+/* The per-channel parameters, gamma and beta of a layer call. affine:
+ * gamma and beta are used (a missing one becomes 1 or -0, which leave f
+ * exactly unchanged: 1*f = f and f + -0 = f). */
+static dnc_status layer_inputs(call *c, layer_state *ls, const dnc_layer *L,
+                               int affine)
+{
+  const dnc_fn *f = c->f;
+  for (int k = 0; k < f->nparams; k++) {
+    if (!f->params[k].per_channel)
+      continue;
+    const void *given = L && L->channel ? L->channel[k] : NULL;
+    c->pc[k] = channel_values(c->cs, c->g.cols, given, f->params[k].def,
+                              &ls->owned[k]);
+    if (!c->pc[k])
+      return DNC_ERR_MEMORY;
+  }
+  if (affine) {
+    c->gamma = channel_values(c->cs, c->g.cols, L ? L->gamma : NULL, 1.0,
+                              &ls->owned[DNC_MAX_PARAMS]);
+    c->beta = channel_values(c->cs, c->g.cols, L ? L->beta : NULL, -0.0,
+                             &ls->owned[DNC_MAX_PARAMS + 1]);
+    if (!c->gamma || !c->beta)
+      return DNC_ERR_MEMORY;
+  }
+  return DNC_OK;
+}
+
+dnc_status dnc_layer_forward(const dnc_function *f, const dnc_tensor *x,
+                             const dnc_tensor *y, const dnc_layer *L)
+{
+  call c = {0};
+  layer_state ls = {0};
+  dnc_status st;
+  if ((st = check_tensor(x, &c.ldx)) || (st = check_tensor(y, &c.ldy)) ||
+      (st = check_pair(x, y)) || (st = prepare(f, x, &c.k)))
+    return st;
+  double p[DNC_MAX_PARAMS + 1];
+  param_values(f, L ? L->params : NULL, p);
+  c.f = f;
+  c.np = f->nparams;
+  c.dt = x->dtype;
+  c.es = storage_size(c.dt);
+  c.cs = compute_size(c.dt);
+  c.x = x->data;
+  c.y = y->data;
+  c.p = p;
+  grid_init(&c.g, x->rows, x->cols);
+  st = layer_inputs(&c, &ls, L, L && (L->gamma || L->beta));
+  if (st == DNC_OK)
+    run_grid(&c, f, task_layer_fwd);
+  layer_state_free(&ls, &c);
+  return st;
+}
+
+/* out[col] += sum over row blocks of partial[rb][col], in block order */
+static void add_channel(const call *c, const double *partial, void *out)
+{
+  for (int64_t j = 0; j < c->g.cols; j++) {
+    double s = 0;
+    for (int64_t i = 0; i < c->g.nrb; i++)
+      s += partial[i * c->g.cols + j];
+    if (c->cs == 8)
+      ((double *)out)[j] += s;
+    else
+      ((float *)out)[j] = (float)((double)((float *)out)[j] + s);
+  }
+}
+
+dnc_status dnc_layer_backward(const dnc_function *f, const dnc_tensor *x,
+                              const dnc_tensor *dy, const dnc_tensor *dx,
+                              const dnc_layer *L, const dnc_layer_grad *G)
+{
+  call c = {0};
+  layer_state ls = {0};
+  dnc_status st;
+  if ((st = check_tensor(x, &c.ldx)) || (st = check_tensor(dy, &c.lddy)) ||
+      (st = check_tensor(dx, &c.lddx)) || (st = check_pair(x, dy)) ||
+      (st = check_pair(x, dx)) || (st = prepare(f, x, &c.k)))
+    return st;
+  double p[DNC_MAX_PARAMS + 1];
+  param_values(f, L ? L->params : NULL, p);
+  c.f = f;
+  c.np = f->nparams;
+  c.dt = x->dtype;
+  c.es = storage_size(c.dt);
+  c.cs = compute_size(c.dt);
+  c.x = x->data;
+  c.dy = dy->data;
+  c.dx = dx->data;
+  c.p = p;
+  grid_init(&c.g, x->rows, x->cols);
+  int affine = (L && (L->gamma || L->beta)) || (G && (G->gamma || G->beta));
+  st = layer_inputs(&c, &ls, L, affine);
+  int64_t nblocks = c.g.nrb * c.g.ncb;
+  size_t psize = (size_t)(c.g.nrb * c.g.cols) + 1;
+  if (st == DNC_OK) {
+    c.sums = calloc((size_t)(nblocks * c.np) + 1, sizeof *c.sums);
+    if (!c.sums)
+      st = DNC_ERR_MEMORY;
+    for (int k = 0; k < c.np && st == DNC_OK; k++)
+      if (f->params[k].per_channel &&
+          !(c.partial[k] = calloc(psize, sizeof(double))))
+        st = DNC_ERR_MEMORY;
+    if (affine && st == DNC_OK &&
+        (!(c.pgamma = calloc(psize, sizeof(double))) ||
+         !(c.pbeta = calloc(psize, sizeof(double)))))
+      st = DNC_ERR_MEMORY;
+  }
+  if (st == DNC_OK) {
+    run_grid(&c, f, task_layer_bwd);
+    if (G && G->params)
+      add_sums(&c, nblocks, G->params, 1);
+    for (int k = 0; k < c.np; k++)
+      if (c.partial[k] && G && G->channel && G->channel[k])
+        add_channel(&c, c.partial[k], G->channel[k]);
+    if (affine && G && G->gamma)
+      add_channel(&c, c.pgamma, G->gamma);
+    if (affine && G && G->beta)
+      add_channel(&c, c.pbeta, G->beta);
+  }
+  layer_state_free(&ls, &c);
+  return st;
+}

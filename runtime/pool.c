@@ -1,0 +1,154 @@
+/*
+ * pool.c - a fixed pool of worker threads that run the tasks of a job.
+ *
+ * A job is n independent tasks (the blocks of a fixed grid: which block a
+ * thread runs never changes a result, see kernels.c). The calling thread
+ * posts its job and works on it too, so a job always progresses even when
+ * every worker is busy with other callers' jobs, and several threads may
+ * run jobs on one pool at once. Tasks are claimed with an atomic counter.
+ *
+ * A job lives on its caller's stack; the caller returns only when every
+ * task is done and no worker holds the job any more (`users`).
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+
+#include "runtime.h"
+
+typedef struct job {
+  void (*fn)(void *arg, int64_t task);
+  void *arg;
+  int64_t ntasks;
+  atomic_llong next; /* the next task to claim */
+  int64_t done;      /* under the pool's lock */
+  int users;         /* workers inside the job, under the lock */
+  struct job *link;
+} job;
+
+struct dnc_pool {
+  int nthreads; /* including the caller */
+  pthread_t *threads;
+  pthread_mutex_t lock;
+  pthread_cond_t work, finished;
+  job *jobs; /* jobs with tasks left to claim */
+  int stop;
+};
+
+static void unlink_job(dnc_pool *p, job *j)
+{
+  for (job **q = &p->jobs; *q; q = &(*q)->link)
+    if (*q == j) {
+      *q = j->link;
+      return;
+    }
+}
+
+/* Runs tasks of j until none is left to claim; returns how many it ran. */
+static int64_t work_on(job *j)
+{
+  int64_t ran = 0;
+  for (;;) {
+    int64_t t = atomic_fetch_add(&j->next, 1);
+    if (t >= j->ntasks)
+      return ran;
+    j->fn(j->arg, t);
+    ran++;
+  }
+}
+
+static void *worker(void *arg)
+{
+  dnc_pool *p = arg;
+  pthread_mutex_lock(&p->lock);
+  for (;;) {
+    while (!p->stop && !p->jobs)
+      pthread_cond_wait(&p->work, &p->lock);
+    if (p->stop)
+      break;
+    job *j = p->jobs;
+    j->users++;
+    pthread_mutex_unlock(&p->lock);
+    int64_t ran = work_on(j);
+    pthread_mutex_lock(&p->lock);
+    unlink_job(p, j); /* every task is claimed */
+    j->done += ran;
+    j->users--;
+    if (j->done == j->ntasks && j->users == 0)
+      pthread_cond_broadcast(&p->finished);
+  }
+  pthread_mutex_unlock(&p->lock);
+  return NULL;
+}
+
+dnc_pool *dnc_pool_new(int nthreads)
+{
+  dnc_pool *p = calloc(1, sizeof *p);
+  if (!p)
+    return NULL;
+  p->nthreads = nthreads < 1 ? 1 : nthreads;
+  pthread_mutex_init(&p->lock, NULL);
+  pthread_cond_init(&p->work, NULL);
+  pthread_cond_init(&p->finished, NULL);
+  if (p->nthreads > 1) {
+    p->threads = calloc((size_t)p->nthreads - 1, sizeof *p->threads);
+    if (!p->threads) {
+      dnc_pool_free(p);
+      return NULL;
+    }
+  }
+  for (int i = 0; i + 1 < p->nthreads; i++)
+    if (pthread_create(&p->threads[i], NULL, worker, p)) {
+      p->nthreads = i + 1; /* run with the workers that started */
+      break;
+    }
+  return p;
+}
+
+void dnc_pool_free(dnc_pool *p)
+{
+  if (!p)
+    return;
+  pthread_mutex_lock(&p->lock);
+  p->stop = 1;
+  pthread_cond_broadcast(&p->work);
+  pthread_mutex_unlock(&p->lock);
+  for (int i = 0; i + 1 < p->nthreads; i++)
+    pthread_join(p->threads[i], NULL);
+  free(p->threads);
+  pthread_mutex_destroy(&p->lock);
+  pthread_cond_destroy(&p->work);
+  pthread_cond_destroy(&p->finished);
+  free(p);
+}
+
+int dnc_pool_threads(const dnc_pool *p)
+{
+  return p->nthreads;
+}
+
+void dnc_pool_run(dnc_pool *p, int64_t ntasks, void (*fn)(void *, int64_t),
+                  void *arg)
+{
+  if (ntasks <= 0)
+    return;
+  if (p->nthreads == 1 || ntasks == 1) {
+    for (int64_t t = 0; t < ntasks; t++)
+      fn(arg, t);
+    return;
+  }
+  job j = {.fn = fn, .arg = arg, .ntasks = ntasks};
+  atomic_init(&j.next, 0);
+  pthread_mutex_lock(&p->lock);
+  j.link = p->jobs;
+  p->jobs = &j;
+  pthread_cond_broadcast(&p->work);
+  pthread_mutex_unlock(&p->lock);
+  int64_t ran = work_on(&j);
+  pthread_mutex_lock(&p->lock);
+  unlink_job(p, &j);
+  j.done += ran;
+  while (j.done < j.ntasks || j.users > 0)
+    pthread_cond_wait(&p->finished, &p->lock);
+  pthread_mutex_unlock(&p->lock);
+}

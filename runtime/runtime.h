@@ -1,0 +1,59 @@
+/*
+ * runtime.h - what the runtime's files share: the objects behind the public
+ * handles (api.c), the thread pool (pool.c) and the kernel entry points
+ * (kernels.c).
+ */
+#ifndef DNC_RUNTIME_H
+#define DNC_RUNTIME_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "dnc.h"
+#include "dnc_int.h"
+
+/* ---------------------------------------------------------------- pool.c */
+
+typedef struct dnc_pool dnc_pool;
+/* nthreads counts the caller, which works on its own jobs: 1 means no
+ * worker threads. NULL when out of memory. */
+dnc_pool *dnc_pool_new(int nthreads);
+void dnc_pool_free(dnc_pool *p);
+int dnc_pool_threads(const dnc_pool *p);
+/* Runs fn(arg, t) for t in [0, ntasks), on the caller and the workers;
+ * returns when all have run. */
+void dnc_pool_run(dnc_pool *p, int64_t ntasks, void (*fn)(void *, int64_t),
+                  void *arg);
+
+/* ----------------------------------------------------------------- api.c */
+
+struct dnc_context {
+  dnc_jit *jit;
+  dnc_pool *pool;
+  atomic_int refs; /* the handle, and one per module */
+};
+
+/* The kernels of one function in one dtype, compiled on first use. */
+typedef struct dnc_kset {
+  dnc_kernels k;
+} dnc_kset;
+
+struct dnc_module {
+  dnc_context *ctx;
+  dnc_mod *m;
+  size_t ndiags;
+  dnc_diagnostic *diags;
+  pthread_mutex_t lock; /* compiling kernels (the DAG grows) */
+  dnc_jit_lib *lib;     /* created with the first kernel */
+  _Atomic(dnc_kset *) *kernels; /* nfns x DNC_DT__COUNT */
+};
+
+/* Sets the calling thread's dnc_last_error text. */
+void dnc_set_last_error(const char *msg);
+/* The module a function belongs to. */
+dnc_module *dnc_function_module(const dnc_function *f);
+/* The compiled kernels of f in dtype t (compiling them if needed). */
+dnc_status dnc_get_kernels(const dnc_function *f, int t, const dnc_kernels **k);
+
+#endif
