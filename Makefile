@@ -26,7 +26,7 @@ BUILD ?= build
 SANFLAGS =
 endif
 
-VERSION = 0.1.0
+VERSION = 0.2.0
 CFLAGS ?= -O2 -g
 WARN = -Wall -Wextra -Werror
 BASEFLAGS = -std=c11 -D_GNU_SOURCE -fPIC $(SANFLAGS)
