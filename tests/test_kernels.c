@@ -1,0 +1,412 @@
+/*
+ * test_kernels.c - the kernel entry points: sizes and tails, row strides,
+ * unaligned pointers, in-place calls, layer sums against a naive double
+ * reference, the precision of a 33-million-element sum, bitwise equal
+ * results for 1, 2 and 7 threads, and the error codes of bad arguments.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime.h"
+#include "tap.h"
+
+static const char *src =
+    "fn dyt(x; alpha = 0.5) = tanh(alpha * x)\n"
+    "fn derf_pc(x; alpha = 0.5, s[] = 0.25) = erf(alpha * x + s)\n"
+    "fn mix(x; a = 0.75, b[] = 1.5, c = -0.5) = a * sigmoid(b * x) + c * x^2\n"
+    "fn lin(x; a = 1) = a * x\n";
+
+static dnc_context *new_ctx(int threads)
+{
+  dnc_options o;
+  dnc_options_init(&o);
+  o.threads = threads;
+  dnc_context *c;
+  if (dnc_context_create(&o, &c) != DNC_OK) {
+    printf("Bail out! no context: %s\n", dnc_last_error());
+    exit(1);
+  }
+  return c;
+}
+
+static dnc_module *compile(dnc_context *c)
+{
+  dnc_module *m;
+  if (dnc_compile_string(c, "t.dn", src, strlen(src), &m) != DNC_OK) {
+    printf("Bail out! the test source does not compile\n");
+    exit(1);
+  }
+  return m;
+}
+
+static float frand(uint64_t *s, float lo, float hi)
+{
+  *s ^= *s << 13;
+  *s ^= *s >> 7;
+  *s ^= *s << 17;
+  return lo + (hi - lo) * (float)((*s >> 40) & 0xffffff) / 16777216.0f;
+}
+
+static int same32(float a, float b)
+{
+  return (isnan(a) && isnan(b)) || memcmp(&a, &b, 4) == 0;
+}
+
+/* Element-wise forward and backward at awkward sizes and offsets, against
+ * the C evaluation of the same operations (rtmath.c), bit for bit. */
+static void test_sizes(dnc_module *mod)
+{
+  const dnc_function *f = dnc_module_find(mod, "mix");
+  dnc_fn *fn = (dnc_fn *)f;
+  dnc_node *d = dnc_simplify(&mod->m->dag, dnc_diff(&mod->m->dag, fn->body, DNC_WRT_X));
+  dnc_prog *pd = dnc_prog_build(&mod->m->dag, mod->m->arena, d);
+  static const int64_t sizes[] = {0, 1, 15, 16, 17, 31, 33, 1000003};
+  float p32[3] = {0.75f, 1.5f, -0.5f};
+  for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
+    int64_t n = sizes[si];
+    for (int off = 0; off < 3; off += 1) { /* 0: aligned; 1, 2: not */
+      float *bx = malloc(sizeof(float) * (size_t)(n + 4));
+      float *by = malloc(sizeof(float) * (size_t)(n + 4));
+      float *bdx = malloc(sizeof(float) * (size_t)(n + 4));
+      float *x = bx + off, *y = by + off, *dx = bdx + off;
+      uint64_t s = 42 + (uint64_t)n;
+      for (int64_t i = 0; i < n; i++)
+        x[i] = frand(&s, -6, 6);
+      /* guards around the output: a kernel must not write past n */
+      by[off + n] = bdx[off + n] = 12345.0f;
+      if (off)
+        by[off - 1] = bdx[off - 1] = 12345.0f;
+      dnc_tensor tx = {x, DNC_F32, 1, n, 0}, ty = {y, DNC_F32, 1, n, 0},
+                 tdx = {dx, DNC_F32, 1, n, 0};
+      int st = dnc_forward(f, &tx, &ty, NULL);
+      /* dy = x, so dx = x * f'(x) */
+      st |= dnc_backward(f, &tx, &tx, &tdx, NULL, NULL);
+      int64_t bad = 0;
+      for (int64_t i = 0; i < n; i++) {
+        float want = dnc_rt_eval_f32(fn->prog, x[i], p32);
+        float wdx = x[i] * dnc_rt_eval_f32(pd, x[i], p32);
+        bad += !same32(y[i], want) || !same32(dx[i], wdx);
+      }
+      int guards = by[off + n] == 12345.0f && bdx[off + n] == 12345.0f &&
+                   (!off || (by[off - 1] == 12345.0f && bdx[off - 1] == 12345.0f));
+      ok(st == 0 && bad == 0 && guards,
+         "n = %lld, offset %d elements: forward and backward exact, nothing "
+         "written outside (%lld wrong)", (long long)n, off, (long long)bad);
+      /* in place: y = f(x) into x, then dx = dy * f' into dy */
+      if (n == 1000003 && off == 1) {
+        memcpy(y, x, sizeof(float) * (size_t)n);
+        dnc_tensor tyy = {y, DNC_F32, 1, n, 0};
+        dnc_forward(f, &tyy, &tyy, NULL);
+        int64_t diff = 0;
+        for (int64_t i = 0; i < n; i++)
+          diff += !same32(y[i], dnc_rt_eval_f32(fn->prog, x[i], p32));
+        memcpy(dx, x, sizeof(float) * (size_t)n);
+        dnc_tensor tdd = {dx, DNC_F32, 1, n, 0};
+        dnc_backward(f, &tx, &tdd, &tdd, NULL, NULL);
+        for (int64_t i = 0; i < n; i++)
+          diff += !same32(dx[i], x[i] * dnc_rt_eval_f32(pd, x[i], p32));
+        ok(diff == 0, "in place (y = x, dx = dy): same results (%lld differ)",
+           (long long)diff);
+      }
+      free(bx);
+      free(by);
+      free(bdx);
+    }
+  }
+}
+
+/* A layer call on [rows x cols] with row stride ld, all gradients. */
+typedef struct layer_run {
+  float *y, *dx;
+  double dp[3];
+  float *dch[3], *dg, *db;
+} layer_run;
+
+static void layer_free(layer_run *r)
+{
+  free(r->y);
+  free(r->dx);
+  for (int k = 0; k < 3; k++)
+    free(r->dch[k]);
+  free(r->dg);
+  free(r->db);
+}
+
+static int run_layer(const dnc_function *f, const float *x, const float *dy,
+                     int64_t rows, int64_t cols, int64_t ld,
+                     const void *const *ch, const float *g, const float *b,
+                     layer_run *r)
+{
+  size_t n = (size_t)(rows * ld);
+  r->y = calloc(n + 1, sizeof(float));
+  r->dx = calloc(n + 1, sizeof(float));
+  for (int k = 0; k < 3; k++)
+    r->dch[k] = calloc((size_t)cols + 1, sizeof(float));
+  r->dg = calloc((size_t)cols + 1, sizeof(float));
+  r->db = calloc((size_t)cols + 1, sizeof(float));
+  memset(r->dp, 0, sizeof r->dp);
+  dnc_tensor tx = {(void *)x, DNC_F32, rows, cols, ld},
+             ty = {r->y, DNC_F32, rows, cols, ld},
+             tdy = {(void *)dy, DNC_F32, rows, cols, ld},
+             tdx = {r->dx, DNC_F32, rows, cols, ld};
+  dnc_layer L = {NULL, ch, g, b};
+  void *dch[3] = {r->dch[0], r->dch[1], r->dch[2]};
+  dnc_layer_grad G = {r->dp, dch, r->dg, r->db};
+  return dnc_layer_forward(f, &tx, &ty, &L) |
+         dnc_layer_backward(f, &tx, &tdy, &tdx, &L, &G);
+}
+
+/* Layer forward and fused backward of derf_pc (a per-channel shift) with
+ * gamma and beta, odd sizes and stride, against double sums of the
+ * C-evaluated derivatives. */
+static void test_layer(dnc_module *mod)
+{
+  const dnc_function *f = dnc_module_find(mod, "derf_pc");
+  dnc_fn *fn = (dnc_fn *)f;
+  dnc_mod *m = mod->m;
+  dnc_prog *pdx = dnc_prog_build(&m->dag, m->arena,
+                                 dnc_simplify(&m->dag, dnc_diff(&m->dag, fn->body, DNC_WRT_X)));
+  dnc_prog *pda = dnc_prog_build(&m->dag, m->arena,
+                                 dnc_simplify(&m->dag, dnc_diff(&m->dag, fn->body, 0)));
+  dnc_prog *pds = dnc_prog_build(&m->dag, m->arena,
+                                 dnc_simplify(&m->dag, dnc_diff(&m->dag, fn->body, 1)));
+  int64_t rows = 301, cols = 77, ld = 83;
+  float *x = calloc((size_t)(rows * ld), sizeof(float));
+  float *dy = calloc((size_t)(rows * ld), sizeof(float));
+  float *sv = malloc(sizeof(float) * (size_t)cols);
+  float *g = malloc(sizeof(float) * (size_t)cols);
+  float *b = malloc(sizeof(float) * (size_t)cols);
+  uint64_t s = 7;
+  for (int64_t i = 0; i < rows * ld; i++) {
+    x[i] = frand(&s, -5, 5);
+    dy[i] = frand(&s, -1, 1);
+  }
+  for (int64_t c = 0; c < cols; c++) {
+    sv[c] = frand(&s, -1, 1);
+    g[c] = frand(&s, 0.5f, 1.5f);
+    b[c] = frand(&s, -0.1f, 0.1f);
+  }
+  const void *ch[2] = {NULL, sv};
+  layer_run r;
+  int st = run_layer(f, x, dy, rows, cols, ld, ch, g, b, &r);
+  is_int(st, 0, "layer forward and backward with a row stride succeed");
+  int64_t ybad = 0, dxbad = 0;
+  double sa = 0, sa_abs = 0, err_s = 0, err_g = 0, err_b = 0;
+  for (int64_t c = 0; c < cols; c++) {
+    double ss = 0, ss_abs = 0, sg = 0, sg_abs = 0, sb = 0, sb_abs = 0;
+    for (int64_t i = 0; i < rows; i++) {
+      float xv = x[i * ld + c], dyv = dy[i * ld + c];
+      float p[2] = {0.5f, sv[c]};
+      float fv = dnc_rt_eval_f32(fn->prog, xv, p);
+      float dyf = dyv * g[c];
+      ybad += !same32(r.y[i * ld + c], g[c] * fv + b[c]);
+      dxbad += !same32(r.dx[i * ld + c], dyf * dnc_rt_eval_f32(pdx, xv, p));
+      double ta = (double)(dyf * dnc_rt_eval_f32(pda, xv, p));
+      double ts = (double)(dyf * dnc_rt_eval_f32(pds, xv, p));
+      double tg = (double)(dyv * fv);
+      sa += ta, sa_abs += fabs(ta);
+      ss += ts, ss_abs += fabs(ts);
+      sg += tg, sg_abs += fabs(tg);
+      sb += dyv, sb_abs += fabs(dyv);
+    }
+    /* the kernel's sums are in double; they are rounded to float on output */
+    err_s = fmax(err_s, fabs(r.dch[1][c] - ss) / (ss_abs * 1e-12 + fabs(ss) * 6e-8 + 1e-30));
+    err_g = fmax(err_g, fabs(r.dg[c] - sg) / (sg_abs * 1e-12 + fabs(sg) * 6e-8 + 1e-30));
+    err_b = fmax(err_b, fabs(r.db[c] - sb) / (sb_abs * 1e-12 + fabs(sb) * 6e-8 + 1e-30));
+  }
+  ok(ybad == 0 && dxbad == 0,
+     "layer [301 x 77], stride 83: y = gamma*f + beta and dx exact (%lld, %lld "
+     "wrong)", (long long)ybad, (long long)dxbad);
+  ok(fabs(r.dp[0] - sa) <= sa_abs * 1e-12,
+     "scalar parameter gradient = the double sum (%.17g vs %.17g)", r.dp[0], sa);
+  ok(err_s <= 1 && err_g <= 1 && err_b <= 1,
+     "per-channel, gamma and beta gradients = the double sums rounded to "
+     "float (worst %.2g, %.2g, %.2g of the allowance)", err_s, err_g, err_b);
+  ok(r.dp[1] == 0, "a per-channel parameter's scalar slot is left alone");
+  /* no gamma or beta: y = f exactly */
+  float *y2 = calloc((size_t)(rows * ld), sizeof(float));
+  dnc_tensor tx = {x, DNC_F32, rows, cols, ld}, ty = {y2, DNC_F32, rows, cols, ld};
+  dnc_layer L = {NULL, ch, NULL, NULL};
+  dnc_layer_forward(f, &tx, &ty, &L);
+  int64_t bad = 0;
+  for (int64_t i = 0; i < rows; i++)
+    for (int64_t c = 0; c < cols; c++) {
+      float p[2] = {0.5f, sv[c]};
+      bad += !same32(y2[i * ld + c], dnc_rt_eval_f32(fn->prog, x[i * ld + c], p));
+    }
+  ok(bad == 0, "layer without gamma and beta: y = f (%lld wrong)", (long long)bad);
+  /* gamma only: beta is taken as -0, which leaves gamma * f unchanged */
+  L.gamma = g;
+  dnc_layer_forward(f, &tx, &ty, &L);
+  bad = 0;
+  for (int64_t i = 0; i < rows; i++)
+    for (int64_t c = 0; c < cols; c++) {
+      float p[2] = {0.5f, sv[c]};
+      bad += !same32(y2[i * ld + c],
+                     g[c] * dnc_rt_eval_f32(fn->prog, x[i * ld + c], p));
+    }
+  ok(bad == 0, "layer with gamma only: y = gamma * f (%lld wrong)", (long long)bad);
+  free(y2);
+  layer_free(&r);
+  free(x);
+  free(dy);
+  free(sv);
+  free(g);
+  free(b);
+}
+
+/* sum over 2^25 + 3 elements of dy * d(a*x)/da = x with x = 0.1f: every
+ * partial sum is exact in double, so the result must be n * 0.1f exactly */
+static void test_long_sum(dnc_module *mod)
+{
+  const dnc_function *f = dnc_module_find(mod, "lin");
+  int64_t n = (1 << 25) + 3;
+  float *x = malloc(sizeof(float) * (size_t)n);
+  float *dx = malloc(sizeof(float) * (size_t)n);
+  float *dy = malloc(sizeof(float) * (size_t)n);
+  for (int64_t i = 0; i < n; i++)
+    x[i] = 0.1f, dy[i] = 1.0f;
+  dnc_tensor tx = {x, DNC_F32, 1, n, 0}, tdy = {dy, DNC_F32, 1, n, 0},
+             tdx = {dx, DNC_F32, 1, n, 0};
+  double da = 0;
+  int st = dnc_backward(f, &tx, &tdy, &tdx, NULL, &da);
+  ok(st == 0 && da == (double)n * (double)0.1f,
+     "a sum over 33,554,435 f32 elements is exact: %.17g (want %.17g; a "
+     "float accumulator would be off by far more)",
+     da, (double)n * (double)0.1f);
+  free(x);
+  free(dx);
+  free(dy);
+}
+
+/* The same calls with 1, 2 and 7 threads give the same bits. */
+static void test_threads(void)
+{
+  int64_t rows = 3001, cols = 513, ld = 515, n = 1000003;
+  float *x = malloc(sizeof(float) * (size_t)(rows * ld));
+  float *dy = malloc(sizeof(float) * (size_t)(rows * ld));
+  float bv[513], g[513], b[513];
+  uint64_t s = 99;
+  for (int64_t i = 0; i < rows * ld; i++) {
+    x[i] = frand(&s, -4, 4);
+    dy[i] = frand(&s, -1, 1);
+  }
+  for (int c = 0; c < cols; c++) {
+    bv[c] = frand(&s, 0.5f, 2);
+    g[c] = frand(&s, 0.5f, 1.5f);
+    b[c] = frand(&s, -0.1f, 0.1f);
+  }
+  const void *ch[3] = {NULL, bv, NULL};
+  static const int threads[3] = {1, 2, 7};
+  layer_run r[3];
+  float *ey[3], *edx[3];
+  double edp[3][3];
+  for (int t = 0; t < 3; t++) {
+    dnc_context *c = new_ctx(threads[t]);
+    dnc_module *mod = compile(c);
+    const dnc_function *f = dnc_module_find(mod, "mix");
+    run_layer(f, x, dy, rows, cols, ld, ch, g, b, &r[t]);
+    ey[t] = malloc(sizeof(float) * (size_t)n);
+    edx[t] = malloc(sizeof(float) * (size_t)n);
+    dnc_tensor tx = {x, DNC_F32, 1, n, 0}, ty = {ey[t], DNC_F32, 1, n, 0},
+               tdy = {dy, DNC_F32, 1, n, 0}, tdx = {edx[t], DNC_F32, 1, n, 0};
+    memset(edp[t], 0, sizeof edp[t]);
+    dnc_forward(f, &tx, &ty, NULL);
+    dnc_backward(f, &tx, &tdy, &tdx, NULL, edp[t]);
+    is_int(dnc_context_threads(c), threads[t], "a context with %d threads", threads[t]);
+    dnc_module_free(mod);
+    dnc_context_free(c);
+  }
+  size_t big = (size_t)(rows * ld) * sizeof(float), cb = (size_t)cols * sizeof(float);
+  for (int t = 1; t < 3; t++) {
+    ok(!memcmp(r[0].y, r[t].y, big) && !memcmp(r[0].dx, r[t].dx, big),
+       "layer: y and dx bitwise equal for 1 and %d threads", threads[t]);
+    ok(!memcmp(r[0].dp, r[t].dp, sizeof r[0].dp) &&
+       !memcmp(r[0].dch[1], r[t].dch[1], cb) && !memcmp(r[0].dg, r[t].dg, cb) &&
+       !memcmp(r[0].db, r[t].db, cb),
+       "layer: scalar, per-channel, gamma and beta gradients bitwise equal for "
+       "1 and %d threads", threads[t]);
+    ok(!memcmp(ey[0], ey[t], sizeof(float) * (size_t)n) &&
+       !memcmp(edx[0], edx[t], sizeof(float) * (size_t)n) &&
+       !memcmp(edp[0], edp[t], sizeof edp[0]),
+       "element-wise: y, dx and parameter gradients bitwise equal for 1 and "
+       "%d threads", threads[t]);
+  }
+  for (int t = 0; t < 3; t++) {
+    layer_free(&r[t]);
+    free(ey[t]);
+    free(edx[t]);
+  }
+  free(x);
+  free(dy);
+}
+
+static void test_bad_arguments(dnc_module *mod)
+{
+  const dnc_function *f = dnc_module_find(mod, "dyt");
+  float a[8] = {0}, b[8] = {0};
+  double d[8] = {0};
+  dnc_tensor x = {a, DNC_F32, 1, 8, 0}, y = {b, DNC_F32, 1, 8, 0};
+  dnc_tensor x64 = {d, DNC_F64, 1, 8, 0};
+  dnc_tensor neg = {a, DNC_F32, -1, 8, 0};
+  dnc_tensor nodata = {NULL, DNC_F32, 1, 8, 0};
+  dnc_tensor empty = {NULL, DNC_F32, 0, 8, 0};
+  dnc_tensor stride = {a, DNC_F32, 2, 4, 3};
+  dnc_tensor odd = {b, DNC_F32, 2, 4, 0};
+  dnc_tensor baddt = {a, (dnc_dtype)9, 1, 8, 0};
+  is_int(dnc_forward(NULL, &x, &y, NULL), DNC_ERR_ARGUMENT, "no function: DNC_ERR_ARGUMENT");
+  is_int(dnc_forward(f, NULL, &y, NULL), DNC_ERR_ARGUMENT, "no x: DNC_ERR_ARGUMENT");
+  is_int(dnc_forward(f, &x, NULL, NULL), DNC_ERR_ARGUMENT, "no y: DNC_ERR_ARGUMENT");
+  is_int(dnc_forward(f, &neg, &y, NULL), DNC_ERR_ARGUMENT, "negative rows: DNC_ERR_ARGUMENT");
+  is_int(dnc_forward(f, &nodata, &y, NULL), DNC_ERR_ARGUMENT, "null data: DNC_ERR_ARGUMENT");
+  is_int(dnc_forward(f, &empty, &empty, NULL), DNC_OK, "an empty tensor with null data is fine");
+  is_int(dnc_forward(f, &stride, &stride, NULL), DNC_ERR_ARGUMENT,
+         "a stride below the row length: DNC_ERR_ARGUMENT");
+  is_int(dnc_forward(f, &x, &x64, NULL), DNC_ERR_DTYPE, "f32 x, f64 y: DNC_ERR_DTYPE");
+  is_int(dnc_forward(f, &baddt, &baddt, NULL), DNC_ERR_DTYPE, "an unknown dtype: DNC_ERR_DTYPE");
+  is_int(dnc_forward(f, &x, &odd, NULL), DNC_ERR_SHAPE, "1x8 and 2x4: DNC_ERR_SHAPE");
+  is_int(dnc_backward(f, &x, &y, &odd, NULL, NULL), DNC_ERR_SHAPE,
+         "backward, dx of another shape: DNC_ERR_SHAPE");
+  is_int(dnc_backward(f, &x, &x64, &y, NULL, NULL), DNC_ERR_DTYPE,
+         "backward, dy of another dtype: DNC_ERR_DTYPE");
+  is_int(dnc_layer_forward(f, &x, &odd, NULL), DNC_ERR_SHAPE, "layer forward: DNC_ERR_SHAPE");
+  is_int(dnc_layer_backward(f, &x, &y, NULL, NULL, NULL), DNC_ERR_ARGUMENT,
+         "layer backward without dx: DNC_ERR_ARGUMENT");
+  dnc_kernels k;
+  is_int(dnc_function_kernels(f, (dnc_dtype)4, &k), DNC_ERR_DTYPE,
+         "kernels of an unknown dtype: DNC_ERR_DTYPE");
+  is_int(dnc_function_kernels(f, DNC_F32, NULL), DNC_ERR_ARGUMENT,
+         "kernels into NULL: DNC_ERR_ARGUMENT");
+  ok(dnc_function_kernels(f, DNC_BF16, &k) == DNC_OK && k.forward && k.backward &&
+     k.layer_forward && k.layer_backward, "raw bf16 kernels are returned");
+  dnc_kernels k2;
+  dnc_function_kernels(f, DNC_BF16, &k2);
+  ok(k2.forward == k.forward, "asking again returns the same kernels");
+  float in[3] = {1, -2, 3}, out[3];
+  double p = 0.5;
+  dnc_kernels k32;
+  dnc_function_kernels(f, DNC_F32, &k32);
+  k32.forward(in, out, 3, &p);
+  ok(out[1] == (float)tanh(-1.0), "a raw kernel computes tanh(0.5 * -2) = %.9g", out[1]);
+  dnc_options o;
+  dnc_options_init(&o);
+  o.opt_level = 7;
+  dnc_context *c = (dnc_context *)1;
+  is_int(dnc_context_create(&o, &c), DNC_ERR_ARGUMENT, "opt_level 7: DNC_ERR_ARGUMENT");
+  ok(c == NULL, "... and no context");
+}
+
+int main(void)
+{
+  dnc_context *ctx = new_ctx(0);
+  dnc_module *mod = compile(ctx);
+  test_sizes(mod);
+  test_layer(mod);
+  test_long_sum(mod);
+  test_bad_arguments(mod);
+  dnc_module_free(mod);
+  dnc_context_free(ctx);
+  test_threads();
+  return done_testing();
+}
