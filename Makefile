@@ -4,6 +4,7 @@
 #   make demo       install what is missing, build, run the examples end to end
 #   make test       install what is missing, build, run the whole suite (prove)
 #   make test SANITIZE=1   the same suite under ASan + UBSan (in build/san)
+#   make tsan       the concurrency and kernel tests under ThreadSanitizer
 #   make fuzz       libFuzzer over the front end (clang-19; FUZZ_SECONDS=600)
 #   make install PREFIX=/usr/local DESTDIR=
 #
@@ -21,6 +22,9 @@ FUZZ_SECONDS ?= 600
 ifeq ($(SANITIZE),1)
 BUILD ?= build/san
 SANFLAGS = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+else ifeq ($(SANITIZE),thread)
+BUILD ?= build/tsan
+SANFLAGS = -fsanitize=thread -fno-omit-frame-pointer
 else
 BUILD ?= build
 SANFLAGS =
@@ -57,7 +61,7 @@ TEST_SCRIPTS = $(wildcard tests/*.sh)
 
 PYTHON ?= /usr/bin/python3
 
-.PHONY: all deps demo test run-tests tests install uninstall fuzz clean
+.PHONY: all deps demo test run-tests tests bench install uninstall fuzz clean tsan examples
 .DELETE_ON_ERROR:
 
 all: $(BUILD)/dnc $(BUILD)/libdnc.a $(BUILD)/libdnc.so
@@ -104,7 +108,17 @@ $(BUILD)/tests/gen_corpus: tests/gen_corpus.c tests/corpus.h
 	@mkdir -p $(BUILD)/tests
 	$(CC) $(BASEFLAGS) $(CFLAGS) $(WARN) -Itests -o $@ $<
 
-tests: all $(TEST_BIN) $(BUILD)/tests/gen_corpus
+tests: all $(TEST_BIN) $(BUILD)/tests/gen_corpus $(BUILD)/examples/embed
+
+# examples/embed.c: libdnc in a C program (docs/c-api.md), built as a user's
+# program is, with dnc.h alone, against the static library; run by
+# `make examples` and, in the suite, by tests/examples.sh.
+$(BUILD)/examples/embed: examples/embed.c runtime/dnc.h $(BUILD)/libdnc.a
+	@mkdir -p $(BUILD)/examples
+	$(CC) $(BASEFLAGS) $(CFLAGS) $(WARN) -Iruntime -o $@ $< $(BUILD)/libdnc.a $(LLVM_LIBS) $(LIBS)
+
+examples: $(BUILD)/examples/embed
+	$(BUILD)/examples/embed
 
 deps:
 	@sh tools/deps.sh
@@ -124,6 +138,22 @@ run-tests:
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1 \
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	prove $(PROVE_FLAGS) $(TEST_BIN) $(TEST_SCRIPTS)
+
+# Kernel speed as ratios to a memory copy, and JIT latency: bench/README.md.
+# DNC_BENCH_ROWS, DNC_BENCH_COLS and DNC_BENCH_REPS make a quick run.
+bench: $(BUILD)/bench/kernels
+	$(BUILD)/bench/kernels $(BUILD)/bench/kernels.json
+
+$(BUILD)/bench/kernels: bench/kernels.c runtime/dnc.h $(BUILD)/libdnc.a
+	@mkdir -p $(BUILD)/bench
+	$(CC) $(BASEFLAGS) $(CFLAGS) $(WARN) $(INCLUDES) -o $@ $< $(BUILD)/libdnc.a $(LLVM_LIBS) $(LIBS)
+
+# ThreadSanitizer over the tests that run threads (its own build, build/tsan).
+tsan: deps
+	@$(MAKE) --no-print-directory SANITIZE=thread build/tsan/tests/test_concurrency \
+	  build/tsan/tests/test_kernels
+	TSAN_OPTIONS="halt_on_error=1 suppressions=$(CURDIR)/tests/tsan.supp" prove build/tsan/tests/test_concurrency \
+	  build/tsan/tests/test_kernels
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib \
