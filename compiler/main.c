@@ -15,6 +15,7 @@
 
 #include "dnc_int.h"
 #include "dnc.h"
+#include "runtime.h"
 
 enum { EXIT_INPUT = 1, EXIT_USAGE = 2 };
 
@@ -57,7 +58,8 @@ static const char usage_print[] =
     "subexpressions bound once with 'let'.\n";
 
 static const char usage_eval[] =
-    "usage: dnc eval FILE [-f NAME[,NAME...]] [--param P=V]... [X...]\n"
+    "usage: dnc eval FILE [-f NAME[,NAME...]] [--param P=V]... [--jit]\n"
+    "                [--dtype f32|f64|bf16|f16] [--dump-ir DIR] [X...]\n"
     "\n"
     "Evaluates functions at each X with the reference interpreter (extended\n"
     "precision, rounded to double) and prints the results in full precision.\n"
@@ -66,6 +68,11 @@ static const char usage_eval[] =
     "  -f, --function NAMES  the functions to evaluate, separated by commas\n"
     "                        (default: the only function in FILE)\n"
     "  -p, --param P=V       set parameter P (default: its declared value)\n"
+    "  --jit                 evaluate with the JIT-compiled forward kernel\n"
+    "                        instead (X is rounded to the dtype first)\n"
+    "  --dtype T             the kernel's dtype (default f64); implies --jit\n"
+    "  --dump-ir DIR         write each kernel module's LLVM IR before and\n"
+    "                        after optimisation into DIR; implies --jit\n"
     "\n"
     "With one function, prints one value per line; with several, a table\n"
     "with a header: x, then one column per function.\n";
@@ -350,8 +357,95 @@ static void print_value(double v)
   fputs(buf, stdout);
 }
 
-static void eval_row(dnc_fn **fns, int n, double **params, double x)
+/* x rounded to dtype t and back (bf16: to nearest even) */
+static double to_dtype(int t, double x, unsigned char *store)
 {
+  float f = (float)x;
+  switch (t) {
+  case DNC_F64:
+    memcpy(store, &x, 8);
+    return x;
+  case DNC_F32:
+    memcpy(store, &f, 4);
+    return f;
+  case DNC_BF16: {
+    uint32_t b;
+    memcpy(&b, &f, 4);
+    b = isnan(f) ? (b | 0x400000u) >> 16 : (b + 0x7fffu + ((b >> 16) & 1)) >> 16;
+    uint16_t h = (uint16_t)b;
+    memcpy(store, &h, 2);
+    b <<= 16;
+    memcpy(&f, &b, 4);
+    return f;
+  }
+  default: {
+    _Float16 h = (_Float16)x;
+    memcpy(store, &h, 2);
+    return (double)h;
+  }
+  }
+}
+
+static double from_dtype(int t, const unsigned char *store)
+{
+  switch (t) {
+  case DNC_F64: {
+    double d;
+    memcpy(&d, store, 8);
+    return d;
+  }
+  case DNC_F32: {
+    float f;
+    memcpy(&f, store, 4);
+    return f;
+  }
+  case DNC_BF16: {
+    uint16_t h;
+    memcpy(&h, store, 2);
+    uint32_t b = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &b, 4);
+    return f;
+  }
+  default: {
+    _Float16 h;
+    memcpy(&h, store, 2);
+    return (double)h;
+  }
+  }
+}
+
+/* How eval computes: the interpreter, or the JIT's kernels in a dtype. */
+typedef struct evaluator {
+  int jit, dtype;
+} evaluator;
+
+/* Prints one row; 0 when a kernel call failed (reported). */
+static int eval_row(const evaluator *ev, dnc_fn **fns, int n, double **params,
+                    double x)
+{
+  unsigned char in[8], out[8];
+  if (ev->jit)
+    x = to_dtype(ev->dtype, x, in);
+  double *v = calloc((size_t)n + 1, sizeof *v);
+  for (int k = 0; k < n; k++) {
+    if (!ev->jit) {
+      v[k] = dnc_interp(fns[k], x, params[k]);
+      continue;
+    }
+    dnc_tensor tx = {in, (dnc_dtype)ev->dtype, 1, 1, 0};
+    dnc_tensor ty = {out, (dnc_dtype)ev->dtype, 1, 1, 0};
+    dnc_status st = dnc_forward(fns[k], &tx, &ty, params[k]);
+    if (st != DNC_OK) {
+      fflush(stdout);
+      fprintf(stderr, "dnc: error: cannot run the kernel of '%s': %s%s%s\n",
+              fns[k]->name, dnc_status_string(st),
+              *dnc_last_error() ? ": " : "", dnc_last_error());
+      free(v);
+      return 0;
+    }
+    v[k] = from_dtype(ev->dtype, out);
+  }
   if (n > 1) {
     print_value(x);
     fputc('\t', stdout);
@@ -359,15 +453,20 @@ static void eval_row(dnc_fn **fns, int n, double **params, double x)
   for (int k = 0; k < n; k++) {
     if (k)
       fputc('\t', stdout);
-    print_value(dnc_interp(fns[k], x, params[k]));
+    print_value(v[k]);
   }
   fputc('\n', stdout);
+  free(v);
+  return 1;
 }
 
 static int cmd_eval(int argc, char **argv)
 {
-  const char *names = NULL, *file = NULL;
+  const char *names = NULL, *file = NULL, *dump_ir = NULL;
   int nx = 0, nset = 0, rc = 0;
+  evaluator ev = {0, DNC_F64};
+  dnc_context *ctx = NULL;
+  dnc_module *jm = NULL;
   double *xs = calloc((size_t)argc + 1, sizeof *xs);
   setting *set = calloc((size_t)argc + 1, sizeof *set);
   for (int i = 1; i < argc; i++) {
@@ -390,6 +489,26 @@ static int cmd_eval(int argc, char **argv)
       }
       set[nset].name = strndup(v, (size_t)(eq - v));
       set[nset++].value = d;
+    } else if (!strcmp(argv[i], "--jit")) {
+      ev.jit = 1;
+    } else if ((v = opt_value(argc, argv, &i, "--dtype", "--dtype"))) {
+      int t = 0;
+      while (t < 4 && strcmp(dnc_dtype_name((dnc_dtype)t), v))
+        t++;
+      if (t == 4) {
+        rc = usage_error(usage_eval, "--dtype is f32, f64, bf16 or f16, not "
+                                     "'%s'", v);
+        goto out;
+      }
+      ev.jit = 1;
+      ev.dtype = t;
+    } else if ((v = opt_value(argc, argv, &i, "--dump-ir", "--dump-ir"))) {
+      if (!*v) {
+        rc = usage_error(usage_eval, "--dump-ir needs a directory");
+        goto out;
+      }
+      ev.jit = 1;
+      dump_ir = v;
     } else if (file && parse_number(argv[i], &d)) {
       xs[nx++] = d;
     } else if (argv[i][0] == '-' && argv[i][1]) {
@@ -436,6 +555,22 @@ static int cmd_eval(int argc, char **argv)
       if (!set[s].applied)
         rc = usage_error(usage_eval, "no function evaluated has a parameter "
                                      "'%s'", set[s].name);
+    if (!rc && ev.jit) {
+      dnc_options o;
+      dnc_options_init(&o);
+      o.threads = 1;
+      o.dump_ir = dump_ir;
+      dnc_status st = dnc_context_create(&o, &ctx);
+      if (st == DNC_OK)
+        st = dnc_module_wrap(ctx, m, &jm); /* m now belongs to jm */
+      m = NULL;
+      if (st != DNC_OK) {
+        fprintf(stderr, "dnc: error: cannot start the JIT: %s%s%s\n",
+                dnc_status_string(st), *dnc_last_error() ? ": " : "",
+                dnc_last_error());
+        rc = EXIT_INPUT;
+      }
+    }
     if (!rc && n > 1) {
       fputs("x", stdout);
       for (int k = 0; k < n; k++)
@@ -443,8 +578,9 @@ static int cmd_eval(int argc, char **argv)
       fputc('\n', stdout);
     }
     if (!rc && nx) {
-      for (int i = 0; i < nx; i++)
-        eval_row(fns, n, params, xs[i]);
+      for (int i = 0; i < nx && !rc; i++)
+        if (!eval_row(&ev, fns, n, params, xs[i]))
+          rc = EXIT_INPUT;
     } else if (!rc) {
       char *line = NULL;
       size_t cap = 0;
@@ -468,7 +604,10 @@ static int cmd_eval(int argc, char **argv)
           rc = EXIT_INPUT;
           break;
         }
-        eval_row(fns, n, params, d);
+        if (!eval_row(&ev, fns, n, params, d)) {
+          rc = EXIT_INPUT;
+          break;
+        }
       }
       free(line);
     }
@@ -477,7 +616,10 @@ static int cmd_eval(int argc, char **argv)
     free(params);
   }
   free(fns);
-  dnc_mod_free(m);
+  if (m)
+    dnc_mod_free(m);
+  dnc_module_free(jm);
+  dnc_context_free(ctx);
 out:
   for (int s = 0; s < nset; s++)
     free((char *)set[s].name);

@@ -146,10 +146,8 @@ int dnc_context_vector_bits(const dnc_context *ctx)
   return ctx ? (int)dnc_jit_vector_bits(ctx->jit) : 0;
 }
 
-static dnc_status finish(dnc_context *ctx, dnc_mod *m, dnc_module **out)
+static dnc_status wrap(dnc_context *ctx, dnc_mod *m, dnc_module **out)
 {
-  if (m->diags.nerrors == 0)
-    dnc_mod_build(m);
   dnc_module *mod = calloc(1, sizeof *mod);
   if (!mod) {
     dnc_mod_free(m);
@@ -206,7 +204,9 @@ dnc_status dnc_compile_string(dnc_context *ctx, const char *name,
                  len, DNC_MAX_SOURCE_BYTES);
   else
     dnc_mod_add_source(m, name ? name : "<string>", source ? source : "", len);
-  return finish(ctx, m, out);
+  if (m->diags.nerrors == 0)
+    dnc_mod_build(m);
+  return wrap(ctx, m, out);
 }
 
 dnc_status dnc_compile_file(dnc_context *ctx, const char *path,
@@ -219,7 +219,14 @@ dnc_status dnc_compile_file(dnc_context *ctx, const char *path,
     return DNC_ERR_ARGUMENT;
   dnc_mod *m = dnc_mod_new();
   dnc_mod_read_file(m, path);
-  return finish(ctx, m, out);
+  if (m->diags.nerrors == 0)
+    dnc_mod_build(m);
+  return wrap(ctx, m, out);
+}
+
+dnc_status dnc_module_wrap(dnc_context *ctx, dnc_mod *m, dnc_module **out)
+{
+  return wrap(ctx, m, out);
 }
 
 void dnc_module_free(dnc_module *mod)

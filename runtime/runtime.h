@@ -49,6 +49,9 @@ struct dnc_module {
   _Atomic(dnc_kset *) *kernels; /* nfns x DNC_DT__COUNT */
 };
 
+/* A public module over m, which must be built (dnc_mod_build); m now
+ * belongs to *out (also when an error is returned with *out set). */
+dnc_status dnc_module_wrap(dnc_context *ctx, dnc_mod *m, dnc_module **out);
 /* Sets the calling thread's dnc_last_error text. */
 void dnc_set_last_error(const char *msg);
 /* The module a function belongs to. */

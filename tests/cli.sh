@@ -94,6 +94,31 @@ check_err "a missing file is an input error" 1 "cannot open '$tmp/none.dn'" "$DN
 check_err "an error in the source is an input error" 1 "error: unknown name 'y'" \
   sh -c "echo 'fn f(x) = y' | \"$DNC\" check -"
 
+# eval --jit: the kernels against the interpreter from the shell
+"$DNC" eval $N -f dyt,derf,dyisru 1 -2.5 0.001 300 >"$tmp/interp"
+"$DNC" eval $N -f dyt,derf,dyisru --jit 1 -2.5 0.001 300 >"$tmp/jit"
+check "eval --jit (f64) agrees with the interpreter within 2 ulp for dyt, derf, dyisru" 0 "4 rows" \
+  sh -c "paste \"$tmp/interp\" \"$tmp/jit\" | awk 'NR > 1 { for (i = 2; i <= 4; i++) { d = \$i - \$(i + 4); if (d < 0) d = -d; a = \$i < 0 ? -\$i : \$i; if (d > 4.5e-16 * a) bad++ } n++ } END { print (bad ? bad \" bad\" : n \" rows\") }'"
+check "eval --jit keeps NaN, inf and -0" 0 "$(printf 'nan\n1\n-0')" "$DNC" eval $N -f dyt --jit nan inf -0
+check "eval --dtype f32 rounds x and computes in float" 0 "0.46211716532707214" \
+  "$DNC" eval $N -f dyt --dtype f32 1
+check "eval --dtype bf16 rounds the result to bf16" 0 "0.462890625" "$DNC" eval $N -f dyt --dtype bf16 1
+check "eval --dtype f16 rounds the result to f16" 0 "0.46215820312500000" \
+  sh -c "\"$DNC\" eval $N -f dyt --dtype f16 1 | awk '{printf \"%.17f\\n\", \$1}'"
+check "eval --jit reads stdin too" 0 "$(printf '0.46211715726000974\n-0.7615941559557649')" \
+  sh -c "printf '1\n-2\n' | \"$DNC\" eval $N -f dyt --jit"
+mkdir -p "$tmp/ir"
+check "eval --dump-ir writes the IR before and after optimisation" 0 \
+  "$(printf 'dnc1_dyt_f64.after.ll\ndnc1_dyt_f64.before.ll')" \
+  sh -c "\"$DNC\" eval $N -f dyt --dump-ir \"$tmp/ir\" 1 >/dev/null && ls \"$tmp/ir\""
+check "the dumped IR holds the vector kernels" 0 "4" \
+  sh -c "grep -c '^define void @dnc1_dyt_f64_' \"$tmp/ir/dnc1_dyt_f64.after.ll\""
+check_err "an unwritable --dump-ir directory is an input error" 1 \
+  "cannot write the IR to '$tmp/none/dnc1_dyt_f64.before.ll'" \
+  "$DNC" eval $N -f dyt --dump-ir "$tmp/none" 1
+check_err "an unknown --dtype is a usage error" 2 "dnc: --dtype is f32, f64, bf16 or f16, not 'f8'" \
+  "$DNC" eval $N -f dyt --dtype f8 1
+
 check "dnc --help exits 0" 0 "usage: dnc <command> [options] FILE..." sh -c "\"$DNC\" --help | head -1"
 for c in check print eval; do
   check "dnc $c --help exits 0" 0 "usage: dnc $c" sh -c "\"$DNC\" $c --help | head -1 | cut -d' ' -f1-3"
