@@ -124,7 +124,7 @@ deps:
 	@sh tools/deps.sh
 
 demo: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory all $(BUILD)/examples/embed
 	@sh tools/demo.sh $(BUILD)/dnc
 
 test: deps

@@ -1,6 +1,7 @@
 #!/bin/sh
 # demo.sh - the main job end to end on examples/: check the published
-# functions, print them back as dnc source, evaluate them.
+# functions, print them back as dnc source, evaluate them, differentiate
+# them, and run their JIT-compiled kernels (from the shell and from C).
 set -e
 DNC=${1:-build/dnc}
 N=examples/norms.dn
@@ -29,3 +30,13 @@ say "dnc diff $N -f dyt,dyisru,derf --stats   (derivatives, simplified)"
 
 say "dnc diff $N -f dyt --wrt x --order 2 --format latex"
 "$DNC" diff $N -f dyt --wrt x --order 2 --format latex
+
+say "the same values through the JIT's kernels: f64, then bf16"
+"$DNC" eval $N -f dyt,dyisru,derf --jit -3 -1 0 1 3
+"$DNC" eval $N -f dyt,dyisru,derf --dtype bf16 -3 -1 0 1 3
+
+EMBED=$(dirname "$DNC")/examples/embed
+if [ -x "$EMBED" ]; then
+  say "examples/embed.c: libdnc from C, layer forward and fused backward"
+  "$EMBED"
+fi
