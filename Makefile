@@ -53,7 +53,8 @@ RUNTIME_SRC = $(wildcard runtime/*.c)
 LIB_OBJ = $(COMPILER_SRC:compiler/%.c=$(BUILD)/obj/%.o) \
           $(RUNTIME_SRC:runtime/%.c=$(BUILD)/obj/rt_%.o) \
           $(BUILD)/obj/parser.o $(BUILD)/obj/lexer.o
-HEADERS = $(wildcard compiler/*.h runtime/*.h) $(BUILD)/gen/parser.h $(BUILD)/gen/lexer.h
+HEADERS = $(wildcard compiler/*.h runtime/*.h) $(BUILD)/gen/parser.h $(BUILD)/gen/lexer.h \
+          $(BUILD)/gen/llvm_names.h
 
 TEST_SRC = $(wildcard tests/test_*.c)
 TEST_BIN = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
@@ -73,6 +74,11 @@ $(BUILD)/gen/parser.c $(BUILD)/gen/parser.h &: grammar/parser.y
 $(BUILD)/gen/lexer.c $(BUILD)/gen/lexer.h &: grammar/lexer.l $(BUILD)/gen/parser.h
 	@mkdir -p $(BUILD)/gen
 	flex --header-file=$(BUILD)/gen/lexer.h -o $(BUILD)/gen/lexer.c $<
+
+# The CPU and feature names LLVM knows, to refuse unknown ones (jit.c).
+$(BUILD)/gen/llvm_names.h: tools/llvm_names.sh
+	@mkdir -p $(BUILD)/gen
+	sh tools/llvm_names.sh $(shell $(LLVM_CONFIG) --bindir)/llc $@
 
 $(BUILD)/obj/parser.o: $(BUILD)/gen/parser.c $(HEADERS)
 	@mkdir -p $(BUILD)/obj

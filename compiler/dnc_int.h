@@ -416,7 +416,9 @@ typedef struct dnc_jit_options {
   const char *dump_dir; /* write IR before and after optimisation; NULL: no */
 } dnc_jit_options;
 
-dnc_jit *dnc_jit_new(const dnc_jit_options *o, char **err);
+/* NULL with *err malloc'd on failure; *bad_name is set when the reason
+ * is a CPU or feature name LLVM does not know. */
+dnc_jit *dnc_jit_new(const dnc_jit_options *o, char **err, int *bad_name);
 void dnc_jit_free(dnc_jit *j);
 const char *dnc_jit_cpu(const dnc_jit *j);
 const char *dnc_jit_features(const dnc_jit *j);

@@ -31,6 +31,7 @@
 #include <llvm-c/Transforms/PassBuilder.h>
 
 #include "codegen.h"
+#include "llvm_names.h"
 
 struct dnc_jit {
   LLVMOrcLLJITRef lljit;
@@ -108,6 +109,106 @@ unsigned dnc_vector_bits(const char *triple, const char *features)
   return 128; /* NEON on arm64; a 128-bit vector legalises everywhere */
 }
 
+/* The names LLVM knows for the triple's architecture, or NULL (then any
+ * name is passed on to LLVM). */
+static const char *const *known_names(const char *triple, int features)
+{
+  if (!strncmp(triple, "x86_64", 6))
+    return features ? llvm_x8664_features : llvm_x8664_cpus;
+  if (!strncmp(triple, "aarch64", 7) || !strncmp(triple, "arm64", 5))
+    return features ? llvm_aarch64_features : llvm_aarch64_cpus;
+  return NULL;
+}
+
+static int name_index(const char *const *names, const char *s, size_t n)
+{
+  for (int i = 0; names[i]; i++)
+    if (strlen(names[i]) == n && !strncmp(names[i], s, n))
+      return i;
+  return -1;
+}
+
+static int count_names(const char *const *names)
+{
+  int n = 0;
+  while (names[n])
+    n++;
+  return n;
+}
+
+/* An unknown CPU or feature makes LLVM print a warning and carry on (or
+ * abort later), so both are checked here first: "" when fine, else a
+ * malloc'd message. */
+static char *check_target_names(const char *triple, const char *cpu,
+                                const char *features)
+{
+  char msg[512];
+  const char *const *cpus = known_names(triple, 0);
+  if (cpus && *cpu && name_index(cpus, cpu, strlen(cpu)) < 0) {
+    const char *near = dnc_did_you_mean(cpu, cpus, count_names(cpus));
+    snprintf(msg, sizeof msg, "unknown CPU '%s' for %s%s%s%s", cpu, triple,
+             near ? " (did you mean '" : "", near ? near : "", near ? "'?)" : "");
+    return xstrdup(msg);
+  }
+  const char *const *feats = known_names(triple, 1);
+  for (const char *p = features; feats && *p;) {
+    size_t n = strcspn(p, ",");
+    if (n && ((*p != '+' && *p != '-') || name_index(feats, p + 1, n - 1) < 0)) {
+      snprintf(msg, sizeof msg, "unknown CPU feature '%.*s' for %s (features "
+               "are written +name or -name, separated by commas)", (int)n, p,
+               triple);
+      return xstrdup(msg);
+    }
+    p += n + (p[n] == ',');
+  }
+  return NULL;
+}
+
+/* The widest vector the target machine handles natively: a <16 x float>
+ * add is compiled and its assembly read (zmm, ymm or xmm registers).
+ * Needed when the CPU is named without features, since LLVM's C API does
+ * not tell which features a CPU implies. */
+static unsigned probe_vector_bits(const dnc_target *t)
+{
+  if (strncmp(t->triple, "x86_64", 6))
+    return dnc_vector_bits(t->triple, t->features);
+  char *err = NULL;
+  LLVMTargetMachineRef tm = dnc_target_machine(t, &err);
+  if (!tm) {
+    free(err);
+    return 128;
+  }
+  LLVMContextRef c = LLVMContextCreate();
+  LLVMModuleRef m = LLVMModuleCreateWithNameInContext("probe", c);
+  LLVMSetTarget(m, t->triple);
+  LLVMTypeRef v = LLVMVectorType(LLVMFloatTypeInContext(c), 16);
+  LLVMTypeRef args[2] = {v, v};
+  LLVMValueRef fn = LLVMAddFunction(m, "probe", LLVMFunctionType(v, args, 2, 0));
+  LLVMAddTargetDependentFunctionAttr(fn, "min-legal-vector-width", "512");
+  LLVMBuilderRef b = LLVMCreateBuilderInContext(c);
+  LLVMPositionBuilderAtEnd(b, LLVMAppendBasicBlockInContext(c, fn, "entry"));
+  LLVMBuildRet(b, LLVMBuildFAdd(b, LLVMGetParam(fn, 0), LLVMGetParam(fn, 1), ""));
+  LLVMDisposeBuilder(b);
+  LLVMMemoryBufferRef buf = NULL;
+  char *msg = NULL;
+  unsigned bits = 128;
+  if (!LLVMTargetMachineEmitToMemoryBuffer(tm, m, LLVMAssemblyFile, &msg, &buf)) {
+    size_t n = LLVMGetBufferSize(buf);
+    char *text = strndup(LLVMGetBufferStart(buf), n);
+    if (text && strstr(text, "zmm"))
+      bits = 512;
+    else if (text && strstr(text, "ymm"))
+      bits = 256;
+    free(text);
+    LLVMDisposeMemoryBuffer(buf);
+  }
+  LLVMDisposeMessage(msg);
+  LLVMDisposeModule(m);
+  LLVMContextDispose(c);
+  LLVMDisposeTargetMachine(tm);
+  return bits;
+}
+
 LLVMTargetMachineRef dnc_target_machine(const dnc_target *t, char **err)
 {
   LLVMTargetRef target;
@@ -170,8 +271,9 @@ static LLVMErrorRef define_runtime_symbols(LLVMOrcLLJITRef j)
   return LLVMOrcJITDylibDefine(LLVMOrcLLJITGetMainJITDylib(j), mu);
 }
 
-dnc_jit *dnc_jit_new(const dnc_jit_options *o, char **err)
+dnc_jit *dnc_jit_new(const dnc_jit_options *o, char **err, int *bad_name)
 {
+  *bad_name = 0;
   dnc_llvm_init();
   if (init_failed) {
     *err = xstrdup("LLVM's native target could not be initialised");
@@ -180,6 +282,7 @@ dnc_jit *dnc_jit_new(const dnc_jit_options *o, char **err)
   dnc_jit *j = calloc(1, sizeof *j);
   if (!j)
     dnc_die(__FILE__, __LINE__, "out of memory");
+  pthread_mutex_init(&j->lock, NULL);
   char *triple = LLVMGetDefaultTargetTriple();
   j->target.triple = xstrdup(triple);
   LLVMDisposeMessage(triple);
@@ -188,9 +291,17 @@ dnc_jit *dnc_jit_new(const dnc_jit_options *o, char **err)
                                : o->cpu   ? ""
                                           : dnc_host_features());
   j->target.opt_level = o->opt_level < 0 ? 0 : o->opt_level > 3 ? 3 : o->opt_level;
-  j->target.vector_bits = dnc_vector_bits(j->target.triple, j->target.features);
+  if ((*err = check_target_names(j->target.triple, j->target.cpu,
+                                 j->target.features))) {
+    *bad_name = 1;
+    dnc_jit_free(j);
+    return NULL;
+  }
+  j->target.vector_bits =
+      o->cpu || o->features
+          ? probe_vector_bits(&j->target)
+          : dnc_vector_bits(j->target.triple, j->target.features);
   j->dump_dir = o->dump_dir && *o->dump_dir ? xstrdup(o->dump_dir) : NULL;
-  pthread_mutex_init(&j->lock, NULL);
 
   LLVMTargetMachineRef tm = dnc_target_machine(&j->target, err);
   if (!tm) {

@@ -87,12 +87,13 @@ dnc_status dnc_context_create(const dnc_options *o, dnc_context **out)
   dnc_jit_options jo = {o->opt_level, o->cpu, o->features,
                         o->dump_ir ? o->dump_ir : getenv("DNC_DUMP_IR")};
   char *err = NULL;
-  ctx->jit = dnc_jit_new(&jo, &err);
+  int bad_name;
+  ctx->jit = dnc_jit_new(&jo, &err, &bad_name);
   if (!ctx->jit) {
     dnc_set_last_error(err);
     free(err);
     free(ctx);
-    return DNC_ERR_COMPILE;
+    return bad_name ? DNC_ERR_ARGUMENT : DNC_ERR_COMPILE;
   }
   ctx->pool = dnc_pool_new(o->threads ? o->threads : default_threads());
   if (!ctx->pool) {
@@ -101,6 +102,7 @@ dnc_status dnc_context_create(const dnc_options *o, dnc_context **out)
     return DNC_ERR_MEMORY;
   }
   atomic_init(&ctx->refs, 1);
+  dnc_set_last_error(NULL);
   *out = ctx;
   return DNC_OK;
 }
@@ -152,7 +154,7 @@ static dnc_status wrap(dnc_context *ctx, dnc_mod *m, dnc_module **out)
   if (!mod) {
     dnc_mod_free(m);
     *out = NULL;
-    return DNC_ERR_ARGUMENT;
+    return DNC_ERR_MEMORY;
   }
   mod->m = m;
   mod->ctx = ctx;
@@ -161,6 +163,11 @@ static dnc_status wrap(dnc_context *ctx, dnc_mod *m, dnc_module **out)
   for (dnc_diag *d = m->diags.head; d; d = d->next)
     mod->ndiags++;
   mod->diags = calloc(mod->ndiags + 1, sizeof *mod->diags);
+  if (!mod->diags) {
+    dnc_module_free(mod);
+    *out = NULL;
+    return DNC_ERR_MEMORY;
+  }
   size_t i = 0;
   for (dnc_diag *d = m->diags.head; d; d = d->next, i++) {
     mod->diags[i].severity = (dnc_diag_severity)d->sev;
@@ -400,7 +407,7 @@ dnc_status dnc_function_eval(const dnc_function *f, const double *x, double *y,
     if (f->nparams > 64) {
       d = heap = malloc(sizeof *heap * (size_t)f->nparams);
       if (!d)
-        return DNC_ERR_ARGUMENT;
+        return DNC_ERR_MEMORY;
     }
     for (int i = 0; i < f->nparams; i++)
       d[i] = f->params[i].def;

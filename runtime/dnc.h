@@ -45,8 +45,9 @@ typedef enum dnc_status {
 
 /* A short English description of a status. */
 const char *dnc_status_string(dnc_status s);
-/* More about the last DNC_ERR_COMPILE (or context creation failure) on
- * this thread; "" when there is nothing more to say. */
+/* More about the last DNC_ERR_COMPILE, or a failed dnc_context_create, on
+ * this thread; read it right after the failing call (later successful
+ * calls need not clear it). */
 const char *dnc_last_error(void);
 
 typedef struct dnc_context dnc_context;
@@ -57,13 +58,16 @@ typedef struct dnc_function dnc_function;
 typedef struct dnc_options {
   int opt_level;        /* LLVM optimisation, 0..3 (default 2) */
   int threads;          /* kernel threads; 0: $DNC_NUM_THREADS, else all CPUs */
-  const char *cpu;      /* target CPU (LLVM's names); NULL: the host's */
+  const char *cpu;      /* target CPU (LLVM's names, e.g. "x86-64-v3"); NULL:
+                           the host's. An unknown name is DNC_ERR_ARGUMENT. */
   const char *features; /* e.g. "+avx2,+fma"; NULL: the host's when cpu is
-                           NULL, else none beyond the CPU's */
-  const char *dump_ir;  /* a directory: each kernel module's IR is written
-                           there before and after optimisation as
-                           <symbol>.before.ll and .after.ll; NULL:
-                           $DNC_DUMP_IR, else nothing */
+                           NULL, else those the CPU implies. An unknown one
+                           is DNC_ERR_ARGUMENT. */
+  const char *dump_ir;  /* an existing directory: each kernel module's IR
+                           (the four kernels of one function and dtype) is
+                           written there before and after optimisation as
+                           dnc<N>_<function>_<dtype>.before.ll and .after.ll;
+                           NULL: $DNC_DUMP_IR, else nothing */
 } dnc_options;
 void dnc_options_init(dnc_options *o);
 
@@ -87,7 +91,9 @@ typedef enum dnc_diag_severity {
 
 typedef struct dnc_diagnostic {
   dnc_diag_severity severity;
-  const char *file; /* the name given at compile time */
+  const char *file; /* the name given at compile time; "" when the
+                       diagnostic is about no source (cannot open it, too
+                       large) */
   int line, column; /* 1-based; 0 when about the whole file */
   const char *message;
 } dnc_diagnostic;

@@ -397,6 +397,85 @@ static void test_bad_arguments(dnc_module *mod)
   ok(c == NULL, "... and no context");
 }
 
+/* Contexts for other CPUs: unknown names refused; each x86-64 level this
+ * machine runs gives the same outputs (no reduction involved) with its own
+ * vector width. */
+static void test_targets(void)
+{
+  dnc_options o;
+  dnc_options_init(&o);
+  dnc_context *c = NULL;
+  o.cpu = "znver9";
+  is_int(dnc_context_create(&o, &c), DNC_ERR_ARGUMENT, "an unknown CPU: DNC_ERR_ARGUMENT");
+  ok(strstr(dnc_last_error(), "unknown CPU 'znver9'") != NULL,
+     "... with a message: %s", dnc_last_error());
+  o.cpu = NULL;
+  o.features = "+avx2,+warp9";
+  is_int(dnc_context_create(&o, &c), DNC_ERR_ARGUMENT, "an unknown feature: DNC_ERR_ARGUMENT");
+  ok(strstr(dnc_last_error(), "unknown CPU feature '+warp9'") != NULL,
+     "... with a message: %s", dnc_last_error());
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  const struct { const char *cpu; int bits, runs; } lv[] = {
+      {"x86-64", 128, 1},
+      {"x86-64-v2", 128, __builtin_cpu_supports("sse4.2")},
+      {"x86-64-v3", 256, __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")},
+      {"x86-64-v4", 512, __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")}};
+  int64_t n = 1003;
+  float *x = malloc(sizeof(float) * (size_t)n), *ref = malloc(sizeof(float) * (size_t)n),
+        *y = malloc(sizeof(float) * (size_t)n);
+  uint64_t s = 5;
+  for (int64_t i = 0; i < n; i++)
+    x[i] = frand(&s, -8, 8);
+  dnc_context *host = new_ctx(1);
+  dnc_module *hm = compile(host);
+  dnc_tensor tx = {x, DNC_F32, 1, n, 0}, tr = {ref, DNC_F32, 1, n, 0},
+             ty = {y, DNC_F32, 1, n, 0};
+  dnc_forward(dnc_module_find(hm, "mix"), &tx, &tr, NULL);
+  uint16_t *h = malloc(2 * (size_t)n), *href = malloc(2 * (size_t)n),
+           *hy_level = malloc(2 * (size_t)n);
+  for (int64_t i = 0; i < n; i++) {
+    _Float16 v = (_Float16)x[i];
+    memcpy(&h[i], &v, 2);
+  }
+  dnc_tensor hx0 = {h, DNC_F16, 1, n, 0}, hr = {href, DNC_F16, 1, n, 0};
+  dnc_forward(dnc_module_find(hm, "mix"), &hx0, &hr, NULL);
+  for (size_t i = 0; i < sizeof lv / sizeof lv[0]; i++) {
+    if (!lv[i].runs) {
+      skip(2, "this CPU cannot run the level");
+      continue;
+    }
+    dnc_options_init(&o);
+    o.cpu = lv[i].cpu;
+    o.threads = 1;
+    if (!is_int(dnc_context_create(&o, &c), DNC_OK, "a context for %s", lv[i].cpu)) {
+      skip(1, "no context");
+      continue;
+    }
+    is_int(dnc_context_vector_bits(c), lv[i].bits, "%s kernels use %d-bit vectors",
+           lv[i].cpu, lv[i].bits);
+    dnc_module *m = compile(c);
+    dnc_forward(dnc_module_find(m, "mix"), &tx, &ty, NULL);
+    /* f16 too: without F16C, LLVM converts through library calls */
+    dnc_tensor hx = {h, DNC_F16, 1, n, 0}, hy = {hy_level, DNC_F16, 1, n, 0};
+    int st = dnc_forward(dnc_module_find(m, "mix"), &hx, &hy, NULL);
+    ok(st == 0 && !memcmp(ref, y, sizeof(float) * (size_t)n) &&
+       !memcmp(href, hy_level, 2 * (size_t)n),
+       "%s: the same f32 and f16 results as the host's kernels", lv[i].cpu);
+    dnc_module_free(m);
+    dnc_context_free(c);
+  }
+  dnc_module_free(hm);
+  dnc_context_free(host);
+  free(x);
+  free(ref);
+  free(y);
+  free(h);
+  free(href);
+  free(hy_level);
+#endif
+}
+
 int main(void)
 {
   dnc_context *ctx = new_ctx(0);
@@ -408,5 +487,6 @@ int main(void)
   dnc_module_free(mod);
   dnc_context_free(ctx);
   test_threads();
+  test_targets();
   return done_testing();
 }
