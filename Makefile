@@ -61,6 +61,9 @@ TEST_BIN = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 TEST_SCRIPTS = $(wildcard tests/*.sh)
 
 PYTHON ?= /usr/bin/python3
+# Two test programs at a time: no test measures time, and the longest ones
+# (test_jit, the SymPy check) then overlap.
+PROVE_FLAGS ?= -j2
 
 .PHONY: all deps demo test run-tests tests bench install uninstall fuzz clean tsan examples
 .DELETE_ON_ERROR:
