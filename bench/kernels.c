@@ -1,0 +1,584 @@
+/*
+ * kernels.c - `make bench`: the layer kernels of DyT, Derf and DyISRU
+ * against a memory copy of the same size, and the JIT's compile latency.
+ *
+ * Times are reported as ratios to a copy measured in the same run,
+ * interleaved with the kernel runs, because the machines are shared and
+ * noisy: a bare time means little, a ratio to the copy moved by the same
+ * noise means more. The all-threads copy is split across as many threads
+ * as the kernels' pool has, so the ratio compares like with like.
+ *
+ * Usage: kernels [out.json]   (default build/bench/kernels.json)
+ * Environment: DNC_BENCH_ROWS, DNC_BENCH_COLS (8192 x 4096),
+ * DNC_BENCH_REPS (9). bench/README.md has the details and the results.
+ */
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "dnc.h"
+
+enum {
+  DEFAULT_ROWS = 8192,
+  DEFAULT_COLS = 4096,
+  DEFAULT_REPS = 9,
+  JIT_REPS = 21, /* >= 20, odd so that the median is one sample */
+  CHECK_POINTS = 256,
+  NFUNCS = 3
+};
+
+typedef struct bench_func {
+  const char *name;
+  const char *source;
+} bench_func;
+
+/* The functions of examples/norms.dn, each alone so that the JIT latency
+ * is that of one function. */
+static const bench_func funcs[NFUNCS] = {
+    {"dyt", "fn dyt(x; alpha = 0.5) = tanh(alpha * x)\n"},
+    {"derf", "fn derf(x; alpha = 0.5, s = 0) = erf(alpha * x + s)\n"},
+    {"dyisru", "fn dyisru(x; beta = 301.1) = x / sqrt(beta + x^2)\n"},
+};
+
+/* ------------------------------------------------------------ failures */
+
+static void die(const char *what)
+{
+  fprintf(stderr, "bench: %s\n", what);
+  exit(1);
+}
+
+static void check(dnc_status st, const char *what)
+{
+  if (st == DNC_OK)
+    return;
+  const char *more = dnc_last_error();
+  fprintf(stderr, "bench: %s: %s%s%s\n", what, dnc_status_string(st),
+          *more ? ": " : "", more);
+  exit(1);
+}
+
+/* -------------------------------------------------------------- helpers */
+
+static double now_ms(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+/* Sorts v in place. */
+static double median(double *v, int n)
+{
+  qsort(v, (size_t)n, sizeof *v, cmp_double);
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/* A positive integer from the environment, or def when unset. */
+static long env_long(const char *name, long def, long max)
+{
+  const char *s = getenv(name);
+  if (!s || !*s)
+    return def;
+  char *end;
+  errno = 0;
+  long v = strtol(s, &end, 10);
+  if (errno || *end || v < 1 || v > max) {
+    fprintf(stderr, "bench: %s must be an integer in 1..%ld, not '%s'\n",
+            name, max, s);
+    exit(2);
+  }
+  return v;
+}
+
+/* A deterministic value in [-1, 1) for index i (a 64-bit mix), so that
+ * runs are comparable and no page is left untouched. */
+static float hash_unit(uint64_t i)
+{
+  i += 0x9e3779b97f4a7c15u;
+  i = (i ^ (i >> 30)) * 0xbf58476d1ce4e5b9u;
+  i = (i ^ (i >> 27)) * 0x94d049bb133111ebu;
+  i ^= i >> 31;
+  return (float)((double)(i >> 11) * 0x1p-52 - 1.0);
+}
+
+/* n floats, page aligned, each written scale * hash + offset: writing
+ * every element takes the page faults before any timing. */
+static float *alloc_filled(size_t n, uint64_t seed, float scale, float offset)
+{
+  size_t bytes = (n * sizeof(float) + 4095) & ~(size_t)4095;
+  float *a = aligned_alloc(4096, bytes);
+  if (!a)
+    die("out of memory for the tensors");
+  for (size_t i = 0; i < n; i++)
+    a[i] = scale * hash_unit(seed * n + i) + offset;
+  return a;
+}
+
+/* Creates every directory above the file `path` (mkdir -p of its dirname). */
+static void make_parent_dirs(const char *path)
+{
+  char buf[4096];
+  if (strlen(path) >= sizeof buf)
+    die("output path too long");
+  strcpy(buf, path);
+  for (char *p = buf + 1; *p; p++) {
+    if (*p != '/')
+      continue;
+    *p = 0;
+    if (mkdir(buf, 0777) != 0 && errno != EEXIST) {
+      fprintf(stderr, "bench: cannot create %s: %s\n", buf, strerror(errno));
+      exit(1);
+    }
+    *p = '/';
+  }
+}
+
+/* ---------------------------------------------------- the copy baseline */
+
+/* A team of threads that copy one buffer in equal slices. The workers
+ * live as long as the team and wait on a barrier between copies, as the
+ * kernels' pool keeps its workers, so that thread creation is in neither
+ * measurement. The caller is one of the team, as it is in the pool. */
+typedef struct copy_team copy_team;
+
+typedef struct copy_worker {
+  copy_team *team;
+  int index;
+  pthread_t thread;
+} copy_worker;
+
+struct copy_team {
+  int n; /* threads, the caller included */
+  copy_worker *workers; /* n - 1 of them, indices 1..n-1 */
+  pthread_barrier_t start, done;
+  char *dst;
+  const char *src;
+  size_t bytes;
+  int stop;
+};
+
+/* Slice i of n, cut at 4 KiB boundaries so that no two threads write to
+ * one page (or cache line). */
+static void copy_slice(copy_team *t, int i)
+{
+  size_t pages = (t->bytes + 4095) / 4096;
+  size_t lo = pages * (size_t)i / (size_t)t->n * 4096;
+  size_t hi = pages * (size_t)(i + 1) / (size_t)t->n * 4096;
+  if (hi > t->bytes)
+    hi = t->bytes;
+  if (lo < hi)
+    memcpy(t->dst + lo, t->src + lo, hi - lo);
+}
+
+static void *copy_worker_main(void *arg)
+{
+  copy_worker *w = arg;
+  for (;;) {
+    pthread_barrier_wait(&w->team->start);
+    if (w->team->stop)
+      return NULL;
+    copy_slice(w->team, w->index);
+    pthread_barrier_wait(&w->team->done);
+  }
+}
+
+static void copy_team_init(copy_team *t, int n)
+{
+  memset(t, 0, sizeof *t);
+  t->n = n;
+  t->workers = calloc((size_t)n, sizeof *t->workers);
+  if (!t->workers || pthread_barrier_init(&t->start, NULL, (unsigned)n) ||
+      pthread_barrier_init(&t->done, NULL, (unsigned)n))
+    die("cannot set up the copy threads");
+  for (int i = 1; i < n; i++) {
+    t->workers[i].team = t;
+    t->workers[i].index = i;
+    if (pthread_create(&t->workers[i].thread, NULL, copy_worker_main,
+                       &t->workers[i]))
+      die("cannot start a copy thread");
+  }
+}
+
+/* With one thread this is a plain memcpy on the caller. */
+static void copy_team_run(copy_team *t, void *dst, const void *src,
+                          size_t bytes)
+{
+  t->dst = dst;
+  t->src = src;
+  t->bytes = bytes;
+  pthread_barrier_wait(&t->start); /* publishes the fields above */
+  copy_slice(t, 0);
+  pthread_barrier_wait(&t->done);
+}
+
+static void copy_team_free(copy_team *t)
+{
+  t->stop = 1;
+  pthread_barrier_wait(&t->start);
+  for (int i = 1; i < t->n; i++)
+    pthread_join(t->workers[i].thread, NULL);
+  pthread_barrier_destroy(&t->start);
+  pthread_barrier_destroy(&t->done);
+  free(t->workers);
+}
+
+/* -------------------------------------------------------- the workload */
+
+/* The tensors of one layer, shared by every function and thread count. */
+typedef struct workload {
+  int64_t rows, cols;
+  size_t n;
+  float *x, *y, *dy, *dx;
+  float *gamma, *beta, *dgamma, *dbeta;
+  double dparams[4];
+  dnc_tensor tx, ty, tdy, tdx;
+  dnc_layer layer;
+  dnc_layer_grad grad;
+} workload;
+
+static dnc_tensor tensor_of(float *data, int64_t rows, int64_t cols)
+{
+  dnc_tensor t = {data, DNC_F32, rows, cols, 0};
+  return t;
+}
+
+/* x spans [-8, 8): beyond alpha*x = +-1 where tanh and erf bend, and
+ * around sqrt(beta) ~ 17 for DyISRU's scale; dy is a gradient in [-1, 1);
+ * gamma and beta are near their initial 1 and 0 but not equal to them. */
+static void workload_init(workload *w, int64_t rows, int64_t cols)
+{
+  memset(w, 0, sizeof *w);
+  w->rows = rows;
+  w->cols = cols;
+  w->n = (size_t)rows * (size_t)cols;
+  w->x = alloc_filled(w->n, 1, 8.0f, 0.0f);
+  w->y = alloc_filled(w->n, 2, 0.0f, 0.0f);
+  w->dy = alloc_filled(w->n, 3, 1.0f, 0.0f);
+  w->dx = alloc_filled(w->n, 4, 0.0f, 0.0f);
+  w->gamma = alloc_filled((size_t)cols, 5, 0.25f, 1.0f);
+  w->beta = alloc_filled((size_t)cols, 6, 0.1f, 0.0f);
+  w->dgamma = alloc_filled((size_t)cols, 7, 0.0f, 0.0f);
+  w->dbeta = alloc_filled((size_t)cols, 8, 0.0f, 0.0f);
+  w->tx = tensor_of(w->x, rows, cols);
+  w->ty = tensor_of(w->y, rows, cols);
+  w->tdy = tensor_of(w->dy, rows, cols);
+  w->tdx = tensor_of(w->dx, rows, cols);
+  w->layer.gamma = w->gamma;
+  w->layer.beta = w->beta;
+  w->grad.params = w->dparams;
+  w->grad.gamma = w->dgamma;
+  w->grad.beta = w->dbeta;
+}
+
+static void workload_free(workload *w)
+{
+  free(w->x);
+  free(w->y);
+  free(w->dy);
+  free(w->dx);
+  free(w->gamma);
+  free(w->beta);
+  free(w->dgamma);
+  free(w->dbeta);
+}
+
+static void run_forward(const dnc_function *f, workload *w)
+{
+  check(dnc_layer_forward(f, &w->tx, &w->ty, &w->layer), "layer forward");
+}
+
+/* What a training step runs: the forward, then the backward with every
+ * gradient wanted (dx, the parameters', dgamma and dbeta). */
+static void run_forward_backward(const dnc_function *f, workload *w)
+{
+  run_forward(f, w);
+  check(dnc_layer_backward(f, &w->tx, &w->tdy, &w->tdx, &w->layer, &w->grad),
+        "layer backward");
+}
+
+/* ---------------------------------------------------- the spot check */
+
+/* f(v) with the default parameters, through the reference interpreter. */
+static double eval_at(const dnc_function *f, double v)
+{
+  double out;
+  check(dnc_function_eval(f, &v, &out, 1, NULL), "reference evaluation");
+  return out;
+}
+
+static int close_to(double got, double want, double tol)
+{
+  return fabs(got - want) <= tol * (1.0 + fabs(want));
+}
+
+/* A timing is worth nothing if the kernel computes something else: checks
+ * y and dx at spread-out points (dx against a central difference) and
+ * dgamma, dbeta of column 0 against sums in double. Expects the gradients
+ * zeroed before the run it checks. */
+static void spot_check(const dnc_function *f, const workload *w,
+                       const char *label)
+{
+  const double h = 1e-4; /* difference error ~h^2, far below f32's */
+  int bad = 0;
+  for (size_t k = 0; k < CHECK_POINTS && !bad; k++) {
+    size_t i = (k * 2654435761u + 12345) % w->n;
+    size_t c = i % (size_t)w->cols;
+    double x = w->x[i], g = w->gamma[c];
+    double y = g * eval_at(f, x) + w->beta[c];
+    double df = (eval_at(f, x + h) - eval_at(f, x - h)) / (2 * h);
+    double dx = w->dy[i] * g * df;
+    if (!close_to(w->y[i], y, 1e-5) || !close_to(w->dx[i], dx, 1e-4)) {
+      fprintf(stderr, "bench: %s: at %zu x=%.9g: y %.9g (want %.9g), "
+              "dx %.9g (want %.9g)\n", label, i, x, w->y[i], y, w->dx[i], dx);
+      bad = 1;
+    }
+  }
+  double sg = 0, sb = 0;
+  for (int64_t r = 0; r < w->rows; r++) {
+    size_t i = (size_t)r * (size_t)w->cols;
+    sg += w->dy[i] * eval_at(f, w->x[i]);
+    sb += w->dy[i];
+  }
+  double tol = 1e-6 * (double)w->rows; /* float sums of rows terms */
+  if (fabs(w->dgamma[0] - sg) > tol || fabs(w->dbeta[0] - sb) > tol) {
+    fprintf(stderr, "bench: %s: dgamma[0] %.9g (want %.9g), dbeta[0] %.9g "
+            "(want %.9g)\n", label, w->dgamma[0], sg, w->dbeta[0], sb);
+    bad = 1;
+  }
+  if (bad)
+    die("a kernel's result is wrong; its timing would mean nothing");
+}
+
+/* ---------------------------------------------------- the measurement */
+
+typedef struct result {
+  const char *fn;
+  int threads;
+  double copy_ms, fwd_ms, fwdbwd_ms; /* medians */
+} result;
+
+static double time_copy(copy_team *team, workload *w)
+{
+  double t0 = now_ms();
+  copy_team_run(team, w->y, w->x, w->n * sizeof(float));
+  return now_ms() - t0;
+}
+
+static double time_forward(const dnc_function *f, workload *w)
+{
+  double t0 = now_ms();
+  run_forward(f, w);
+  return now_ms() - t0;
+}
+
+static double time_forward_backward(const dnc_function *f, workload *w)
+{
+  double t0 = now_ms();
+  run_forward_backward(f, w);
+  return now_ms() - t0;
+}
+
+/* One warm-up of each (the kernels are compiled on first use, and the
+ * warm-up's results are checked), then reps rounds of copy, forward and
+ * forward+backward. Odd rounds run in the reverse order, so that neither
+ * the copy nor a kernel always follows the other and inherits its caches
+ * or clock state. */
+static result measure(const dnc_function *f, const char *fn, int threads,
+                      copy_team *team, workload *w, int reps)
+{
+  memset(w->dgamma, 0, (size_t)w->cols * sizeof(float));
+  memset(w->dbeta, 0, (size_t)w->cols * sizeof(float));
+  time_copy(team, w);
+  run_forward_backward(f, w);
+  char label[64];
+  snprintf(label, sizeof label, "%s/f32/%d threads", fn, threads);
+  spot_check(f, w, label);
+
+  double *copy = malloc((size_t)reps * sizeof *copy);
+  double *fwd = malloc((size_t)reps * sizeof *fwd);
+  double *fwdbwd = malloc((size_t)reps * sizeof *fwdbwd);
+  if (!copy || !fwd || !fwdbwd)
+    die("out of memory");
+  for (int r = 0; r < reps; r++) {
+    if (r % 2 == 0) {
+      copy[r] = time_copy(team, w);
+      fwd[r] = time_forward(f, w);
+      fwdbwd[r] = time_forward_backward(f, w);
+    } else {
+      fwdbwd[r] = time_forward_backward(f, w);
+      fwd[r] = time_forward(f, w);
+      copy[r] = time_copy(team, w);
+    }
+  }
+  result res = {fn, threads, median(copy, reps), median(fwd, reps),
+                median(fwdbwd, reps)};
+  free(copy);
+  free(fwd);
+  free(fwdbwd);
+  return res;
+}
+
+/* Median time of compiling one function's source into a fresh module and
+ * JIT-compiling its f32 kernels (forward, backward and the layer forms). */
+static double jit_latency_ms(dnc_context *ctx, const bench_func *bf)
+{
+  double t[JIT_REPS];
+  for (int r = 0; r < JIT_REPS; r++) {
+    dnc_module *m = NULL;
+    dnc_kernels k;
+    double t0 = now_ms();
+    check(dnc_compile_string(ctx, bf->name, bf->source, strlen(bf->source), &m),
+          "compile");
+    const dnc_function *f = dnc_module_find(m, bf->name);
+    if (!f)
+      die("a compiled function is missing");
+    check(dnc_function_kernels(f, DNC_F32, &k), "JIT compile");
+    t[r] = now_ms() - t0;
+    dnc_module_free(m);
+  }
+  return median(t, JIT_REPS);
+}
+
+/* ------------------------------------------------------------- output */
+
+static dnc_context *context_with_threads(int threads)
+{
+  dnc_options o;
+  dnc_options_init(&o);
+  o.threads = threads;
+  dnc_context *ctx;
+  check(dnc_context_create(&o, &ctx), "context");
+  return ctx;
+}
+
+/* All three functions in one module of ctx. */
+static dnc_module *compile_all(dnc_context *ctx)
+{
+  char src[1024] = "";
+  for (int i = 0; i < NFUNCS; i++)
+    strcat(src, funcs[i].source);
+  dnc_module *m = NULL;
+  dnc_status st = dnc_compile_string(ctx, "bench", src, strlen(src), &m);
+  if (st == DNC_ERR_SOURCE) {
+    char diag[2048];
+    dnc_module_format_diagnostics(m, diag, sizeof diag);
+    fprintf(stderr, "%s", diag);
+  }
+  check(st, "compile");
+  return m;
+}
+
+static void print_row(const result *r)
+{
+  printf("%-7s %7d %9.2f %8.2f %10.2f %11.2f %9.2f\n", r->fn, r->threads,
+         r->fwd_ms, r->fwd_ms / r->copy_ms, r->fwdbwd_ms,
+         r->fwdbwd_ms / r->copy_ms, r->copy_ms);
+}
+
+/* results: for each function, the 1-thread then the all-threads result. */
+static void write_json(const char *path, const result *results,
+                       const double *jit_ms)
+{
+  make_parent_dirs(path);
+  FILE *fp = fopen(path, "w");
+  if (!fp) {
+    fprintf(stderr, "bench: cannot write %s: %s\n", path, strerror(errno));
+    exit(1);
+  }
+  fprintf(fp, "{\n");
+  for (int i = 0; i < 2 * NFUNCS; i++) {
+    const result *r = &results[i];
+    const char *t = i % 2 ? "tmax" : "t1";
+    fprintf(fp, "  \"%s/f32/%s/fwd_over_copy\": %.4f,\n", r->fn, t,
+            r->fwd_ms / r->copy_ms);
+    fprintf(fp, "  \"%s/f32/%s/fwdbwd_over_copy\": %.4f,\n", r->fn, t,
+            r->fwdbwd_ms / r->copy_ms);
+  }
+  for (int i = 0; i < NFUNCS; i++)
+    fprintf(fp, "  \"jit_ms/%s\": %.3f%s\n", funcs[i].name, jit_ms[i],
+            i + 1 < NFUNCS ? "," : "");
+  fprintf(fp, "}\n");
+  if (fclose(fp) != 0)
+    die("cannot finish writing the JSON");
+}
+
+/* The table: each function on 1 thread, then on all of them. */
+static void run_table(dnc_context *const ctx[2], dnc_module *const mod[2],
+                      copy_team team[2], workload *w, int reps,
+                      result *results)
+{
+  printf("fn      threads    fwd ms fwd/copy  fwdbwd ms fwdbwd/copy"
+         "   copy ms\n");
+  for (int i = 0; i < NFUNCS; i++) {
+    for (int t = 0; t < 2; t++) {
+      const dnc_function *f = dnc_module_find(mod[t], funcs[i].name);
+      if (!f)
+        die("a compiled function is missing");
+      results[2 * i + t] = measure(f, funcs[i].name,
+                                   dnc_context_threads(ctx[t]), &team[t], w,
+                                   reps);
+      print_row(&results[2 * i + t]);
+      fflush(stdout);
+    }
+  }
+}
+
+int main(int argc, char **argv)
+{
+  const char *out = argc > 1 ? argv[1] : "build/bench/kernels.json";
+  int64_t rows = env_long("DNC_BENCH_ROWS", DEFAULT_ROWS, 1L << 24);
+  int64_t cols = env_long("DNC_BENCH_COLS", DEFAULT_COLS, 1L << 24);
+  int reps = (int)env_long("DNC_BENCH_REPS", DEFAULT_REPS, 1000);
+  if (rows * cols > (1LL << 31)) /* four tensors of 8 GiB each */
+    die("DNC_BENCH_ROWS * DNC_BENCH_COLS is over 2^31 elements");
+
+  dnc_context *ctx[2] = {context_with_threads(1), context_with_threads(0)};
+  int tmax = dnc_context_threads(ctx[1]);
+  dnc_module *mod[2] = {compile_all(ctx[0]), compile_all(ctx[1])};
+  copy_team team[2];
+  copy_team_init(&team[0], 1);
+  copy_team_init(&team[1], tmax);
+  workload w;
+  workload_init(&w, rows, cols);
+
+  printf("dnc %s kernels: cpu %s, %d-bit vectors, %d threads\n",
+         dnc_version(), dnc_context_cpu(ctx[0]),
+         dnc_context_vector_bits(ctx[0]), tmax);
+  printf("layer f32 [%lld x %lld] (%.1f MiB per tensor), median of %d, "
+         "ratios to a copy of the same bytes on as many threads\n\n",
+         (long long)rows, (long long)cols,
+         (double)w.n * sizeof(float) / (1 << 20), reps);
+  result results[2 * NFUNCS];
+  run_table(ctx, mod, team, &w, reps, results);
+
+  double jit_ms[NFUNCS];
+  printf("\nJIT compile, f32 forward + backward + layer kernels "
+         "(median of %d, ms):\n", JIT_REPS);
+  for (int i = 0; i < NFUNCS; i++) {
+    jit_ms[i] = jit_latency_ms(ctx[0], &funcs[i]);
+    printf("  %-7s %8.2f\n", funcs[i].name, jit_ms[i]);
+  }
+  write_json(out, results, jit_ms);
+  printf("\nwrote %s\n", out);
+
+  workload_free(&w);
+  for (int t = 0; t < 2; t++) {
+    copy_team_free(&team[t]);
+    dnc_module_free(mod[t]);
+    dnc_context_free(ctx[t]);
+  }
+  return 0;
+}
