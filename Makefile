@@ -5,6 +5,8 @@
 #   make test       install what is missing, build, run the whole suite (prove)
 #   make test SANITIZE=1   the same suite under ASan + UBSan (in build/san)
 #   make tsan       the concurrency and kernel tests under ThreadSanitizer
+#   make check-math every f32 input through dnc's vector math (docs/accuracy.md)
+#   make bench      kernel speed against a memory copy (bench/README.md)
 #   make fuzz       libFuzzer over the front end (clang-19; FUZZ_SECONDS=600)
 #   make install PREFIX=/usr/local DESTDIR=
 #
@@ -65,7 +67,7 @@ PYTHON ?= /usr/bin/python3
 # (test_jit, the SymPy check) then overlap.
 PROVE_FLAGS ?= -j2
 
-.PHONY: all deps demo test run-tests tests bench install uninstall fuzz clean tsan examples
+.PHONY: all deps demo test run-tests tests bench install uninstall fuzz clean tsan examples check-math
 .DELETE_ON_ERROR:
 
 all: $(BUILD)/dnc $(BUILD)/libdnc.a $(BUILD)/libdnc.so
@@ -109,7 +111,7 @@ $(BUILD)/libdnc.so: $(LIB_OBJ)
 $(BUILD)/dnc: $(BUILD)/obj/main.o $(BUILD)/libdnc.a
 	$(CC) $(SANFLAGS) -o $@ $^ $(LLVM_LIBS) $(LIBS)
 
-$(BUILD)/tests/test_%: tests/test_%.c tests/tap.h tests/testlib.h tests/corpus.h $(BUILD)/libdnc.a
+$(BUILD)/tests/test_%: tests/test_%.c tests/tap.h tests/testlib.h tests/corpus.h tests/jitmath.h $(BUILD)/libdnc.a
 	@mkdir -p $(BUILD)/tests
 	$(CC) $(BASEFLAGS) $(CFLAGS) $(WARN) $(INCLUDES) -Itests -o $@ $< $(BUILD)/libdnc.a $(LLVM_LIBS) $(LIBS)
 
@@ -150,12 +152,30 @@ run-tests:
 
 # Kernel speed as ratios to a memory copy, and JIT latency: bench/README.md.
 # DNC_BENCH_ROWS, DNC_BENCH_COLS and DNC_BENCH_REPS make a quick run.
-bench: $(BUILD)/bench/kernels
+bench: $(BUILD)/bench/kernels $(BUILD)/bench/incache
 	$(BUILD)/bench/kernels $(BUILD)/bench/kernels.json
+	$(BUILD)/bench/incache $(BUILD)/bench/kernels.json
+
+# In-cache vector math against glibc's libmvec (a loop gcc vectorises with
+# -O3 -march=native -ffast-math, the flags of that one file) and SLEEF.
+$(BUILD)/bench/libmvec.o: bench/libmvec.c
+	@mkdir -p $(BUILD)/bench
+	$(CC) -O3 -march=native -ffast-math -c -o $@ $<
+
+$(BUILD)/bench/incache: bench/incache.c $(BUILD)/bench/libmvec.o runtime/dnc.h $(BUILD)/libdnc.a
+	@mkdir -p $(BUILD)/bench
+	$(CC) $(BASEFLAGS) $(CFLAGS) -march=native $(WARN) $(INCLUDES) -o $@ $< \
+	  $(BUILD)/bench/libmvec.o $(BUILD)/libdnc.a -lsleef $(LLVM_LIBS) $(LIBS)
 
 $(BUILD)/bench/kernels: bench/kernels.c runtime/dnc.h $(BUILD)/libdnc.a
 	@mkdir -p $(BUILD)/bench
 	$(CC) $(BASEFLAGS) $(CFLAGS) $(WARN) $(INCLUDES) -o $@ $< $(BUILD)/libdnc.a $(LLVM_LIBS) $(LIBS)
+
+# Every f32 input through each of dnc's own vector math functions, against
+# double references: the table of docs/accuracy.md (minutes; not in CI,
+# whose test_vmath takes every 257th input).
+check-math: $(BUILD)/tests/test_vmath
+	DNC_MATH_STRIDE=1 $(BUILD)/tests/test_vmath | tee $(BUILD)/check-math.txt
 
 # ThreadSanitizer over the tests that run threads (its own build, build/tsan).
 tsan: deps

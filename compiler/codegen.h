@@ -26,6 +26,7 @@ typedef struct dnc_cg {
   int dtype;
   int f64;       /* compute in double (else float) */
   unsigned lanes; /* vector width in elements of the compute type */
+  int fma;        /* the target has fused multiply-add */
   LLVMTypeRef i1, i16, i32, i64, f32, f64t, ptr, voidt;
   LLVMTypeRef ct;  /* compute scalar type */
   LLVMTypeRef vt;  /* <lanes x ct> */
@@ -54,6 +55,7 @@ typedef struct dnc_target {
   char *triple, *cpu, *features;
   int opt_level; /* 0..3 */
   unsigned vector_bits;
+  int has_fma; /* fused multiply-add in hardware (else mul and add) */
 } dnc_target;
 
 /* Builds the module holding every kernel of f in dtype dt, with symbol
@@ -77,7 +79,9 @@ char *dnc_llvm_error(LLVMErrorRef e);
 LLVMTargetMachineRef dnc_target_machine(const dnc_target *t, char **err);
 /* Runs the new pass manager's default<On> pipeline. */
 int dnc_optimize(LLVMModuleRef m, const dnc_target *t, char **err);
-/* Vector width in bits for a triple and feature string. */
+/* Vector width in bits for a triple and feature string, and whether it
+ * has fused multiply-add. */
 unsigned dnc_vector_bits(const char *triple, const char *features);
+int dnc_has_fma(const char *triple, const char *features);
 
 #endif

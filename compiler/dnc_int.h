@@ -398,9 +398,19 @@ const char *dnc_rt_name(int op, int f64);
 /* pow(x, e) for a constant e that kernels lower to arithmetic (returns e:
  * 1, 2, 3, -1, -2), else 0. */
 int dnc_pow_special(double e);
-/* A function evaluated in float or double with the kernels' operations. */
-float dnc_rt_eval_f32(const dnc_prog *pr, float x, const float *p);
-double dnc_rt_eval_f64(const dnc_prog *pr, double x, const double *p);
+/* Whether the f32 (f64: f64 = 1) kernels compute op with dnc's own
+ * vector code (vmath.c) rather than rtmath.c's scalar function. */
+int dnc_vm_native(int op, int f64);
+/* A function evaluated in float or double with the kernels' operations.
+ * math32: for each op, the float function to use in place of rtmath.c's
+ * (NULL entries, or NULL: rtmath.c's); tests pass the JIT's own vector
+ * math here so that kernels can be compared to the bit. fused: the target
+ * has fused multiply-add (codegen then refines exp(-(u^2))). */
+typedef float (*dnc_rt_fn32)(float);
+float dnc_rt_eval_f32(const dnc_prog *pr, float x, const float *p,
+                      const dnc_rt_fn32 *math32, int fused);
+double dnc_rt_eval_f64(const dnc_prog *pr, double x, const double *p,
+                       int fused);
 
 /* ------------------------------------------------------------------ jit.c */
 
@@ -423,6 +433,7 @@ void dnc_jit_free(dnc_jit *j);
 const char *dnc_jit_cpu(const dnc_jit *j);
 const char *dnc_jit_features(const dnc_jit *j);
 unsigned dnc_jit_vector_bits(const dnc_jit *j);
+int dnc_jit_has_fma(const dnc_jit *j);
 dnc_jit_lib *dnc_jit_lib_new(dnc_jit *j);
 /* Frees the library's code. */
 void dnc_jit_lib_free(dnc_jit_lib *l);

@@ -164,12 +164,14 @@ static char *check_target_names(const char *triple, const char *cpu,
   return NULL;
 }
 
-/* The widest vector the target machine handles natively: a <16 x float>
- * add is compiled and its assembly read (zmm, ymm or xmm registers).
- * Needed when the CPU is named without features, since LLVM's C API does
- * not tell which features a CPU implies. */
-static unsigned probe_vector_bits(const dnc_target *t)
+/* The widest vector the target machine handles natively, and whether it
+ * fuses multiply-add: a <16 x float> multiply-add is compiled and its
+ * assembly read (zmm, ymm or xmm registers; vfmadd). Needed when the CPU
+ * is named, since LLVM's C API does not tell which features a CPU
+ * implies. */
+static unsigned probe_target(const dnc_target *t, int *fma)
 {
+  *fma = dnc_has_fma(t->triple, t->features);
   if (strncmp(t->triple, "x86_64", 6))
     return dnc_vector_bits(t->triple, t->features);
   char *err = NULL;
@@ -187,7 +189,13 @@ static unsigned probe_vector_bits(const dnc_target *t)
   LLVMAddTargetDependentFunctionAttr(fn, "min-legal-vector-width", "512");
   LLVMBuilderRef b = LLVMCreateBuilderInContext(c);
   LLVMPositionBuilderAtEnd(b, LLVMAppendBasicBlockInContext(c, fn, "entry"));
-  LLVMBuildRet(b, LLVMBuildFAdd(b, LLVMGetParam(fn, 0), LLVMGetParam(fn, 1), ""));
+  LLVMTypeRef ov = v;
+  unsigned id = LLVMLookupIntrinsicID("llvm.fmuladd", 12);
+  LLVMValueRef fma_args[3] = {LLVMGetParam(fn, 0), LLVMGetParam(fn, 1),
+                              LLVMGetParam(fn, 0)};
+  LLVMBuildRet(b, LLVMBuildCall2(b, LLVMIntrinsicGetType(c, id, &ov, 1),
+                                 LLVMGetIntrinsicDeclaration(m, id, &ov, 1),
+                                 fma_args, 3, ""));
   LLVMDisposeBuilder(b);
   LLVMMemoryBufferRef buf = NULL;
   char *msg = NULL;
@@ -199,6 +207,7 @@ static unsigned probe_vector_bits(const dnc_target *t)
       bits = 512;
     else if (text && strstr(text, "ymm"))
       bits = 256;
+    *fma = text && strstr(text, "vfmadd") != NULL;
     free(text);
     LLVMDisposeMemoryBuffer(buf);
   }
@@ -207,6 +216,13 @@ static unsigned probe_vector_bits(const dnc_target *t)
   LLVMContextDispose(c);
   LLVMDisposeTargetMachine(tm);
   return bits;
+}
+
+int dnc_has_fma(const char *triple, const char *features)
+{
+  if (!strncmp(triple, "x86_64", 6))
+    return has_feature(features, "fma") || has_feature(features, "avx512f");
+  return !strncmp(triple, "aarch64", 7) || !strncmp(triple, "arm64", 5);
 }
 
 LLVMTargetMachineRef dnc_target_machine(const dnc_target *t, char **err)
@@ -297,10 +313,12 @@ dnc_jit *dnc_jit_new(const dnc_jit_options *o, char **err, int *bad_name)
     dnc_jit_free(j);
     return NULL;
   }
-  j->target.vector_bits =
-      o->cpu || o->features
-          ? probe_vector_bits(&j->target)
-          : dnc_vector_bits(j->target.triple, j->target.features);
+  if (o->cpu || o->features) {
+    j->target.vector_bits = probe_target(&j->target, &j->target.has_fma);
+  } else {
+    j->target.vector_bits = dnc_vector_bits(j->target.triple, j->target.features);
+    j->target.has_fma = dnc_has_fma(j->target.triple, j->target.features);
+  }
   j->dump_dir = o->dump_dir && *o->dump_dir ? xstrdup(o->dump_dir) : NULL;
 
   LLVMTargetMachineRef tm = dnc_target_machine(&j->target, err);
@@ -352,6 +370,7 @@ void dnc_jit_free(dnc_jit *j)
 const char *dnc_jit_cpu(const dnc_jit *j) { return j->target.cpu; }
 const char *dnc_jit_features(const dnc_jit *j) { return j->target.features; }
 unsigned dnc_jit_vector_bits(const dnc_jit *j) { return j->target.vector_bits; }
+int dnc_jit_has_fma(const dnc_jit *j) { return j->target.has_fma; }
 
 dnc_jit_lib *dnc_jit_lib_new(dnc_jit *j)
 {

@@ -150,12 +150,22 @@ int dnc_pow_special(double e)
     case OP_OR: r = a != 0 || b != 0; break;                                \
     case OP_NOT: r = a == 0; break;                                         \
     case OP_SELECT: r = a != 0 ? b : c; break;                              \
-    default: r = rt_math_##SUF(in->op, a); break;                           \
+    case OP_EXP:                                                            \
+      r = MATH(in->op, a);                                                  \
+      if (fused && gauss(pr, in)) { /* see lw_math in codegen.c */         \
+        T u = v[pr->insn[pr->insn[in->arg[0]].arg[0]].arg[0]];             \
+        T hi = v[pr->insn[in->arg[0]].arg[0]];                              \
+        r = fma##SUF##_(r, -fma##SUF##_(u, u, -hi), r);                     \
+      }                                                                     \
+      break;                                                                \
+    default: r = MATH(in->op, a); break;                                    \
     }                                                                       \
     v[i] = r;                                                               \
   }                                                                         \
   return v[pr->n - 1];
 
+#define fmaf32_ fmaf
+#define fmaf64_ fma
 #define fabsf32_ fabsf
 #define fabsf64_ fabs
 #define sqrtf32_ sqrtf
@@ -181,39 +191,57 @@ static double rt_math_f64(int op, double a)
   dnc_die(__FILE__, __LINE__, "no scalar math for this op");
 }
 
-static float eval_f32(const dnc_prog *pr, float *v, float x, const float *p)
+/* exp(-(u^2)) in a program, as gauss_base (codegen.c) sees it in a DAG */
+static int gauss(const dnc_prog *pr, const dnc_insn *in)
+{
+  const dnc_insn *neg = &pr->insn[in->arg[0]];
+  if (neg->op != OP_NEG)
+    return 0;
+  const dnc_insn *sq = &pr->insn[neg->arg[0]];
+  return sq->op == OP_POW && pr->insn[sq->arg[1]].op == OP_CONST &&
+         pr->insn[sq->arg[1]].value == 2;
+}
+
+#define MATH(op, a) (m && m[op] ? m[op](a) : rt_math_f32(op, a))
+static float eval_f32(const dnc_prog *pr, float *v, float x, const float *p,
+                      const dnc_rt_fn32 *m, int fused)
 {
   EVAL_BODY(float, f32, 1.0f)
 }
+#undef MATH
 
+#define MATH(op, a) rt_math_f64(op, a)
 static double eval_f64(const dnc_prog *pr, double *v, double x,
-                       const double *p)
+                       const double *p, int fused)
 {
   EVAL_BODY(double, f64, 1.0)
 }
+#undef MATH
 
-float dnc_rt_eval_f32(const dnc_prog *pr, float x, const float *p)
+float dnc_rt_eval_f32(const dnc_prog *pr, float x, const float *p,
+                      const dnc_rt_fn32 *math32, int fused)
 {
   float local[256];
   if (pr->n <= 256)
-    return eval_f32(pr, local, x, p);
+    return eval_f32(pr, local, x, p, math32, fused);
   float *v = malloc(sizeof *v * pr->n);
   if (!v)
     dnc_die(__FILE__, __LINE__, "out of memory");
-  float r = eval_f32(pr, v, x, p);
+  float r = eval_f32(pr, v, x, p, math32, fused);
   free(v);
   return r;
 }
 
-double dnc_rt_eval_f64(const dnc_prog *pr, double x, const double *p)
+double dnc_rt_eval_f64(const dnc_prog *pr, double x, const double *p,
+                       int fused)
 {
   double local[256];
   if (pr->n <= 256)
-    return eval_f64(pr, local, x, p);
+    return eval_f64(pr, local, x, p, fused);
   double *v = malloc(sizeof *v * pr->n);
   if (!v)
     dnc_die(__FILE__, __LINE__, "out of memory");
-  double r = eval_f64(pr, v, x, p);
+  double r = eval_f64(pr, v, x, p, fused);
   free(v);
   return r;
 }

@@ -3,16 +3,347 @@
  * with a general exponent) becomes IR on vectors of the compute type.
  *
  * The kernel builder (codegen.c) calls dnc_vm_emit and nothing else for
- * these ops, so replacing a lowering here changes every kernel at once.
+ * these ops, so a lowering changed here changes every kernel at once.
  *
- * Today's lowering is correct rather than fast: LLVM 19 has no vector
- * tanh or erf on x86 (and its vector exp/log/sin/cos intrinsics become the
- * same scalar calls without a vector library), so each lane calls the
- * scalar function of rtmath.c, declared here by name and resolved by the
- * JIT (jit.c defines the symbols). dnc's own branch-free vector
- * implementations replace these bodies in the vector-math issue.
+ * f32: dnc's own branch-free implementations, below, for exp, expm1, log,
+ * log1p, tanh, sigmoid, softplus, erf and erfc: a range reduction, a
+ * minimax polynomial (coefficients from tools/remez.py, in vmath_coef.h),
+ * and a reconstruction, with ±0, ±inf, NaN, subnormals and the overflow
+ * and saturation edges handled by selects. Fused multiply-adds are used
+ * where the target has them (the results may then differ in the last bit
+ * from a target without). Their maximum error over every f32 input is in
+ * docs/accuracy.md (`make check-math` measures it).
+ *
+ * Everything else (f64, and sinh, cosh, asinh, atan, sin, cos, pow in f32)
+ * calls the scalar function of rtmath.c lane by lane: correct, but not
+ * vector code. LLVM 19 has no vector tanh or erf on x86, and its vector
+ * exp/log/sin/cos intrinsics become the same scalar calls without a vector
+ * library, so there is nothing better to borrow from it.
  */
+#include <math.h>
+#include <string.h>
+
 #include "codegen.h"
+#include "vmath_coef.h"
+
+/* ------------------------------------------------------------ builders */
+
+typedef struct vm {
+  dnc_cg *cg;
+  LLVMBuilderRef b;
+  LLVMTypeRef ft, it; /* <lanes x float>, <lanes x i32> */
+} vm;
+
+static LLVMValueRef K(vm *v, double c)
+{
+  return dnc_cg_splat(v->cg, c);
+}
+
+static LLVMValueRef KI(vm *v, int c)
+{
+  LLVMValueRef e[64];
+  for (unsigned i = 0; i < v->cg->lanes; i++)
+    e[i] = LLVMConstInt(v->cg->i32, (unsigned long long)(long long)c, 1);
+  return LLVMConstVector(e, v->cg->lanes);
+}
+
+static LLVMValueRef add(vm *v, LLVMValueRef a, LLVMValueRef b)
+{
+  return LLVMBuildFAdd(v->b, a, b, "");
+}
+static LLVMValueRef sub(vm *v, LLVMValueRef a, LLVMValueRef b)
+{
+  return LLVMBuildFSub(v->b, a, b, "");
+}
+static LLVMValueRef mul(vm *v, LLVMValueRef a, LLVMValueRef b)
+{
+  return LLVMBuildFMul(v->b, a, b, "");
+}
+static LLVMValueRef vdiv(vm *v, LLVMValueRef a, LLVMValueRef b)
+{
+  return LLVMBuildFDiv(v->b, a, b, "");
+}
+static LLVMValueRef sel(vm *v, LLVMValueRef m, LLVMValueRef a, LLVMValueRef b)
+{
+  return LLVMBuildSelect(v->b, m, a, b, "");
+}
+static LLVMValueRef cmp(vm *v, LLVMRealPredicate p, LLVMValueRef a,
+                        LLVMValueRef b)
+{
+  return LLVMBuildFCmp(v->b, p, a, b, "");
+}
+
+static LLVMValueRef call_intr(vm *v, const char *name, LLVMValueRef *args,
+                              int n)
+{
+  unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+  LLVMTypeRef t = LLVMTypeOf(args[0]);
+  return LLVMBuildCall2(v->b, LLVMIntrinsicGetType(v->cg->ctx, id, &t, 1),
+                        LLVMGetIntrinsicDeclaration(v->cg->mod, id, &t, 1),
+                        args, (unsigned)n, "");
+}
+
+/* a * b + c: one rounding where the target fuses, else two */
+static LLVMValueRef fma3(vm *v, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c)
+{
+  if (!v->cg->fma)
+    return add(v, mul(v, a, b), c);
+  LLVMValueRef args[3] = {a, b, c};
+  return call_intr(v, "llvm.fma", args, 3);
+}
+
+static LLVMValueRef vabs(vm *v, LLVMValueRef a)
+{
+  return call_intr(v, "llvm.fabs", &a, 1);
+}
+
+static LLVMValueRef vcopysign(vm *v, LLVMValueRef mag, LLVMValueRef sgn)
+{
+  LLVMValueRef args[2] = {mag, sgn};
+  return call_intr(v, "llvm.copysign", args, 2);
+}
+
+/* c[0] + c[1] t + ... + c[n-1] t^(n-1), by Horner's rule */
+static LLVMValueRef poly(vm *v, LLVMValueRef t, const double *c, int n)
+{
+  LLVMValueRef r = K(v, c[n - 1]);
+  for (int i = n - 2; i >= 0; i--)
+    r = fma3(v, r, t, K(v, c[i]));
+  return r;
+}
+
+static LLVMValueRef as_int(vm *v, LLVMValueRef a)
+{
+  return LLVMBuildBitCast(v->b, a, v->it, "");
+}
+static LLVMValueRef as_float(vm *v, LLVMValueRef a)
+{
+  return LLVMBuildBitCast(v->b, a, v->ft, "");
+}
+
+/* 2^n for integer-valued float n in [-126, 127] */
+static LLVMValueRef pow2i(vm *v, LLVMValueRef n)
+{
+  LLVMValueRef i = LLVMBuildFPToSI(v->b, n, v->it, "");
+  i = LLVMBuildAdd(v->b, i, KI(v, 127), "");
+  return as_float(v, LLVMBuildShl(v->b, i, KI(v, 23), ""));
+}
+
+static LLVMValueRef isnan_(vm *v, LLVMValueRef a)
+{
+  return cmp(v, LLVMRealUNO, a, a);
+}
+
+/* ------------------------------------------------------ exp and expm1 */
+
+/* x = n ln2 + r, |r| <= ln2/2 (a little more), n integer-valued; x must be
+ * within [-104, 89]. ln2 is split Cody-Waite style so that n * C1 is exact
+ * (C1 has 9 significant bits) with or without fused multiply-add. */
+static void exp_reduce(vm *v, LLVMValueRef x, LLVMValueRef *n, LLVMValueRef *r)
+{
+  const double shifter = 0x1.8p23; /* adding it rounds to an integer */
+  LLVMValueRef z = fma3(v, x, K(v, 0x1.715476p+0), K(v, shifter));
+  *n = sub(v, z, K(v, shifter));
+  LLVMValueRef t = fma3(v, LLVMBuildFNeg(v->b, *n, ""), K(v, 0.693359375), x);
+  *r = fma3(v, LLVMBuildFNeg(v->b, *n, ""), K(v, -2.12194440e-4), t);
+}
+
+/* expm1(r) for the reduced r */
+static LLVMValueRef expm1_r(vm *v, LLVMValueRef r)
+{
+  LLVMValueRef p = poly(v, r, vm_exp_p32, 6);
+  return fma3(v, mul(v, r, r), p, r);
+}
+
+static LLVMValueRef clampf(vm *v, LLVMValueRef x, double lo, double hi)
+{
+  x = sel(v, cmp(v, LLVMRealOLT, x, K(v, lo)), K(v, lo), x);
+  return sel(v, cmp(v, LLVMRealOGT, x, K(v, hi)), K(v, hi), x);
+}
+
+/* exp(x): (1 + expm1(r)) 2^n, the scaling in two steps so that results
+ * near overflow and in the subnormal range are rounded once. */
+static LLVMValueRef vm_exp(vm *v, LLVMValueRef x)
+{
+  LLVMValueRef n, r;
+  LLVMValueRef xc = clampf(v, x, -104.0, 89.0);
+  exp_reduce(v, xc, &n, &r);
+  LLVMValueRef p = add(v, K(v, 1.0), expm1_r(v, r));
+  /* n1 = trunc(n / 2), n2 = n - n1: both within [-75, 64] */
+  LLVMValueRef n1 = call_intr(v, "llvm.trunc", (LLVMValueRef[]){mul(v, n, K(v, 0.5))}, 1);
+  LLVMValueRef n2 = sub(v, n, n1);
+  LLVMValueRef y = mul(v, mul(v, p, pow2i(v, n1)), pow2i(v, n2));
+  return sel(v, isnan_(v, x), x, y);
+}
+
+/* expm1(x) = 2^n expm1(r) + (2^n - 1), exact in its last step for the n
+ * where it matters; beyond n = 126 it is exp(x). */
+static LLVMValueRef vm_expm1(vm *v, LLVMValueRef x)
+{
+  LLVMValueRef n, r;
+  LLVMValueRef xc = clampf(v, x, -30.0, 89.0);
+  exp_reduce(v, xc, &n, &r);
+  LLVMValueRef em = expm1_r(v, r);
+  LLVMValueRef nn = sel(v, cmp(v, LLVMRealOGT, n, K(v, 126)), K(v, 126), n);
+  LLVMValueRef s = pow2i(v, nn);
+  LLVMValueRef y = fma3(v, s, em, sub(v, s, K(v, 1.0)));
+  y = sel(v, cmp(v, LLVMRealOGT, n, K(v, 126)), vm_exp(v, xc), y);
+  /* keep -0 and tiny x exact: expm1(x) = x for |x| < 2^-25 */
+  y = sel(v, cmp(v, LLVMRealOLT, vabs(v, x), K(v, 0x1p-25)), x, y);
+  return sel(v, isnan_(v, x), x, y);
+}
+
+/* ------------------------------------------------------ log and log1p */
+
+/* log of a positive normal or subnormal u, plus the correction c (added
+ * to the log1p(f) part): e ln2 + log1p(f) + c with u = 2^e (1 + f),
+ * f in [sqrt(1/2) - 1, sqrt(2) - 1]. Zero, negative, inf and NaN inputs
+ * are fixed by the callers. */
+static LLVMValueRef log_core(vm *v, LLVMValueRef u, LLVMValueRef c)
+{
+  /* subnormals: scale by 2^23 first */
+  LLVMValueRef sub_ = cmp(v, LLVMRealOLT, u, K(v, 0x1p-126));
+  u = sel(v, sub_, mul(v, u, K(v, 0x1p23)), u);
+  LLVMValueRef ebias = sel(v, sub_, K(v, -23.0), K(v, 0.0));
+  LLVMValueRef bits = as_int(v, u);
+  /* m in [sqrt(1/2), sqrt(2)): subtract the exponent of (bits - 0x3f3504f3) */
+  LLVMValueRef off = LLVMBuildSub(v->b, bits, KI(v, 0x3f3504f3), "");
+  LLVMValueRef ei = LLVMBuildAShr(v->b, off, KI(v, 23), "");
+  LLVMValueRef mbits = LLVMBuildSub(v->b, bits, LLVMBuildShl(v->b, ei, KI(v, 23), ""), "");
+  LLVMValueRef m = as_float(v, mbits);
+  LLVMValueRef e = add(v, LLVMBuildSIToFP(v->b, ei, v->ft, ""), ebias);
+  LLVMValueRef f = sub(v, m, K(v, 1.0));
+  LLVMValueRef f2 = mul(v, f, f);
+  LLVMValueRef q = poly(v, f, vm_log_q32, 9);
+  /* log1p(f) = f - f^2/2 + f^3 q */
+  LLVMValueRef t = fma3(v, mul(v, f2, f), q, c);
+  t = fma3(v, K(v, -0.5), f2, t);
+  LLVMValueRef lf = add(v, f, t);
+  /* e ln2 with ln2 split so that e * hi is exact */
+  LLVMValueRef y = fma3(v, e, K(v, -2.12194440e-4), lf);
+  return fma3(v, e, K(v, 0.693359375), y);
+}
+
+static LLVMValueRef log_specials(vm *v, LLVMValueRef u, LLVMValueRef y)
+{
+  y = sel(v, cmp(v, LLVMRealOEQ, u, K(v, 0.0)), K(v, -INFINITY), y);
+  y = sel(v, cmp(v, LLVMRealOLT, u, K(v, 0.0)), K(v, NAN), y);
+  y = sel(v, cmp(v, LLVMRealOEQ, u, K(v, INFINITY)), u, y);
+  return sel(v, isnan_(v, u), u, y);
+}
+
+static LLVMValueRef vm_log(vm *v, LLVMValueRef x)
+{
+  LLVMValueRef safe = sel(v, cmp(v, LLVMRealOGT, x, K(v, 0.0)), x, K(v, 1.0));
+  safe = sel(v, cmp(v, LLVMRealOEQ, safe, K(v, INFINITY)), K(v, 1.0), safe);
+  return log_specials(v, x, log_core(v, safe, K(v, 0.0)));
+}
+
+/* log1p(x) = log(u) + (x - (u - 1)) / u with u = 1 + x rounded */
+static LLVMValueRef vm_log1p(vm *v, LLVMValueRef x)
+{
+  LLVMValueRef u = add(v, K(v, 1.0), x);
+  LLVMValueRef ok = cmp(v, LLVMRealOGT, u, K(v, 0.0));
+  ok = LLVMBuildAnd(v->b, ok, cmp(v, LLVMRealONE, u, K(v, INFINITY)), "");
+  LLVMValueRef safe = sel(v, ok, u, K(v, 1.0));
+  LLVMValueRef c = vdiv(v, sub(v, x, sub(v, safe, K(v, 1.0))), safe);
+  c = sel(v, ok, c, K(v, 0.0));
+  LLVMValueRef y = log_core(v, safe, c);
+  /* tiny x (and -0): log1p(x) = x */
+  y = sel(v, cmp(v, LLVMRealOLT, vabs(v, x), K(v, 0x1p-24)), x, y);
+  return log_specials(v, u, sel(v, isnan_(v, x), x, y));
+}
+
+/* ---------------------------------------------- tanh, sigmoid, softplus */
+
+/* |x| < 0.625: x + x^3 T(x^2); above: sign(x) (1 - 2 / (exp(2|x|) + 1)) */
+static LLVMValueRef vm_tanh(vm *v, LLVMValueRef x)
+{
+  LLVMValueRef ax = vabs(v, x);
+  LLVMValueRef u = mul(v, x, x);
+  LLVMValueRef small = fma3(v, mul(v, x, u), poly(v, u, vm_tanh_t32, 6), x);
+  small = vcopysign(v, small, x); /* tanh(-0) = -0 */
+  LLVMValueRef e = vm_exp(v, mul(v, K(v, 2.0), sel(v, cmp(v, LLVMRealOGT, ax, K(v, 20.0)), K(v, 20.0), ax)));
+  LLVMValueRef big = sub(v, K(v, 1.0), vdiv(v, K(v, 2.0), add(v, e, K(v, 1.0))));
+  big = vcopysign(v, big, x);
+  LLVMValueRef y = sel(v, cmp(v, LLVMRealOLT, ax, K(v, 0.625)), small, big);
+  return sel(v, isnan_(v, x), x, y);
+}
+
+/* 1 / (1 + e^-x) for x >= 0, e^x / (1 + e^x) below, e = exp(-|x|) */
+static LLVMValueRef vm_sigmoid(vm *v, LLVMValueRef x)
+{
+  LLVMValueRef e = vm_exp(v, LLVMBuildFNeg(v->b, vabs(v, x), ""));
+  LLVMValueRef num = sel(v, cmp(v, LLVMRealOGE, x, K(v, 0.0)), K(v, 1.0), e);
+  LLVMValueRef y = vdiv(v, num, add(v, K(v, 1.0), e));
+  return sel(v, isnan_(v, x), x, y);
+}
+
+/* max(x, 0) + log1p(exp(-|x|)) */
+static LLVMValueRef vm_softplus(vm *v, LLVMValueRef x)
+{
+  LLVMValueRef e = vm_exp(v, LLVMBuildFNeg(v->b, vabs(v, x), ""));
+  LLVMValueRef pos = sel(v, cmp(v, LLVMRealOGT, x, K(v, 0.0)), x, K(v, 0.0));
+  LLVMValueRef y = add(v, pos, vm_log1p(v, e));
+  return sel(v, isnan_(v, x), x, y);
+}
+
+/* ------------------------------------------------------- erf and erfc */
+
+/* erfc(a) for a in [0.5, 10.1]: exp(-a^2) C(1/a - m) / a, with a^2 split
+ * into hi + lo so that exp sees it exactly: exp(-hi) (1 - lo) */
+static LLVMValueRef erfc_tail(vm *v, LLVMValueRef a)
+{
+  LLVMValueRef s = vdiv(v, K(v, 1.0), a);
+  LLVMValueRef first = cmp(v, LLVMRealOGE, s, K(v, 0.5)); /* a <= 2 */
+  LLVMValueRef t = sub(v, s, sel(v, first, K(v, vm_erfc_a32_mid), K(v, vm_erfc_b32_mid)));
+  LLVMValueRef c = sel(v, first, K(v, vm_erfc_a32[12]), K(v, vm_erfc_b32[12]));
+  for (int i = 11; i >= 0; i--)
+    c = fma3(v, c, t, sel(v, first, K(v, vm_erfc_a32[i]), K(v, vm_erfc_b32[i])));
+  LLVMValueRef hi = mul(v, a, a);
+  LLVMValueRef lo = v->cg->fma ? fma3(v, a, a, LLVMBuildFNeg(v->b, hi, ""))
+                               : K(v, 0.0);
+  LLVMValueRef ex = vm_exp(v, LLVMBuildFNeg(v->b, hi, ""));
+  ex = fma3(v, ex, LLVMBuildFNeg(v->b, lo, ""), ex);
+  return mul(v, ex, mul(v, c, s));
+}
+
+/* erf(x) for |x| <= 1: x (c0 + u E(u)), u = x^2, with c0 = 2/sqrt(pi)
+ * carried as hi + lo */
+static LLVMValueRef erf_small(vm *v, LLVMValueRef x)
+{
+  LLVMValueRef u = mul(v, x, x);
+  LLVMValueRef t = fma3(v, u, poly(v, u, vm_erf_e32, 7), K(v, vm_erf_c0lo));
+  return vcopysign(v, fma3(v, x, K(v, vm_erf_c0hi), mul(v, x, t)), x); /* ±0 */
+}
+
+/* erf(x) = erf_small for |x| <= 1, else sign(x) (1 - erfc(|x|)) */
+static LLVMValueRef vm_erf(vm *v, LLVMValueRef x)
+{
+  LLVMValueRef ax = vabs(v, x);
+  LLVMValueRef small = erf_small(v, x);
+  LLVMValueRef a = clampf(v, ax, 1.0, 10.0);
+  LLVMValueRef big = vcopysign(v, sub(v, K(v, 1.0), erfc_tail(v, a)), x);
+  big = sel(v, cmp(v, LLVMRealOGT, ax, K(v, 10.0)), vcopysign(v, K(v, 1.0), x), big);
+  LLVMValueRef y = sel(v, cmp(v, LLVMRealOLE, ax, K(v, 1.0)), small, big);
+  return sel(v, isnan_(v, x), x, y);
+}
+
+/* erfc(x) = 1 - x E(x^2) for |x| < 0.5; the tail for x >= 0.5 (0 beyond
+ * 10.1, where erfc rounds to 0); 2 - tail(-x) for x <= -0.5 */
+static LLVMValueRef vm_erfc(vm *v, LLVMValueRef x)
+{
+  LLVMValueRef ax = vabs(v, x);
+  LLVMValueRef small = sub(v, K(v, 1.0), erf_small(v, x));
+  LLVMValueRef tail = erfc_tail(v, clampf(v, ax, 0.5, 10.1));
+  tail = sel(v, cmp(v, LLVMRealOGT, ax, K(v, 10.1)), K(v, 0.0), tail);
+  LLVMValueRef big = sel(v, cmp(v, LLVMRealOGT, x, K(v, 0.0)), tail,
+                         sub(v, K(v, 2.0), tail));
+  LLVMValueRef y = sel(v, cmp(v, LLVMRealOLT, ax, K(v, 0.5)), small, big);
+  return sel(v, isnan_(v, x), x, y);
+}
+
+/* ------------------------------------------------------------ fallback */
 
 static LLVMValueRef scalar_fn(dnc_cg *cg, int op, LLVMTypeRef *ft)
 {
@@ -34,7 +365,9 @@ static LLVMValueRef scalar_fn(dnc_cg *cg, int op, LLVMTypeRef *ft)
   return fn;
 }
 
-LLVMValueRef dnc_vm_emit(dnc_cg *cg, int op, LLVMValueRef a, LLVMValueRef b)
+/* Each lane calls the scalar function of rtmath.c. */
+static LLVMValueRef lane_by_lane(dnc_cg *cg, int op, LLVMValueRef a,
+                                 LLVMValueRef b)
 {
   LLVMTypeRef ft;
   LLVMValueRef fn = scalar_fn(cg, op, &ft);
@@ -48,4 +381,34 @@ LLVMValueRef dnc_vm_emit(dnc_cg *cg, int op, LLVMValueRef a, LLVMValueRef b)
     r = LLVMBuildInsertElement(cg->b, r, v, idx, "");
   }
   return r;
+}
+
+int dnc_vm_native(int op, int f64)
+{
+  if (f64)
+    return 0;
+  switch (op) {
+  case OP_EXP: case OP_EXPM1: case OP_LOG: case OP_LOG1P: case OP_TANH:
+  case OP_SIGMOID: case OP_SOFTPLUS: case OP_ERF: case OP_ERFC:
+    return 1;
+  }
+  return 0;
+}
+
+LLVMValueRef dnc_vm_emit(dnc_cg *cg, int op, LLVMValueRef a, LLVMValueRef b)
+{
+  if (!dnc_vm_native(op, cg->f64))
+    return lane_by_lane(cg, op, a, b);
+  vm v = {cg, cg->b, cg->vt, LLVMVectorType(cg->i32, cg->lanes)};
+  switch (op) {
+  case OP_EXP: return vm_exp(&v, a);
+  case OP_EXPM1: return vm_expm1(&v, a);
+  case OP_LOG: return vm_log(&v, a);
+  case OP_LOG1P: return vm_log1p(&v, a);
+  case OP_TANH: return vm_tanh(&v, a);
+  case OP_SIGMOID: return vm_sigmoid(&v, a);
+  case OP_SOFTPLUS: return vm_softplus(&v, a);
+  case OP_ERF: return vm_erf(&v, a);
+  default: return vm_erfc(&v, a);
+  }
 }

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jitmath.h"
 #include "runtime.h"
 #include "tap.h"
 
@@ -39,7 +40,7 @@ static int check(const dnc_function *f, float scale)
   if (dnc_forward(f, &tx, &ty, NULL) != DNC_OK)
     bad = -1;
   for (int i = 0; i < N && bad >= 0; i++) {
-    float want = dnc_rt_eval_f32(fn->prog, x[i], p32);
+    float want = dnc_rt_eval_f32(fn->prog, x[i], p32, jm_table, jm_fma);
     if (memcmp(&want, &y[i], 4) && !(isnan(want) && isnan(y[i])))
       bad++;
   }
@@ -89,6 +90,10 @@ int main(void)
     printf("Bail out! no context: %s\n", dnc_last_error());
     return 1;
   }
+  if (!jm_init(ctx)) {
+    printf("Bail out! the vector math kernels do not compile\n");
+    return 1;
+  }
   const char *src = "fn dyt(x; alpha = 0.5) = tanh(alpha * x)\n"
                     "fn derf(x; alpha = 0.5, s = 0) = erf(alpha * x + s)\n"
                     "fn dyisru(x; beta = 301.1) = x / sqrt(beta + x^2)\n";
@@ -121,6 +126,7 @@ int main(void)
   dnc_function_kernels(dnc_module_find(shared, "dyt"), DNC_F32, &b);
   ok(a.forward == b.forward, "the shared module compiled dyt once");
   dnc_module_free(shared);
+  jm_free();
   dnc_context_free(ctx);
   return done_testing();
 }

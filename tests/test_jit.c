@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "corpus.h"
+#include "jitmath.h"
 #include "runtime.h"
 #include "tap.h"
 
@@ -243,8 +244,8 @@ static int check_function(dnc_module *mod, const dnc_function *f, fnreport *rep)
   if (dnc_forward(f, &tx, &ty, p) || dnc_backward(f, &tx, &tdy, &tdx, p, NULL))
     return 0;
   for (int i = 0; i < n; i++) {
-    float ef = dnc_rt_eval_f32(pf, fx[i], p32);
-    float ed = pd ? dnc_rt_eval_f32(pd, fx[i], p32) : 0.0f;
+    float ef = dnc_rt_eval_f32(pf, fx[i], p32, jm_table, jm_fma);
+    float ed = pd ? dnc_rt_eval_f32(pd, fx[i], p32, jm_table, jm_fma) : 0.0f;
     if (!same32(fy[i], ef) || !same32(fdx[i], ed)) {
       if (rep->mismatches++ < 3)
         diag("%s f32 at x = %.9g: kernel %.9g %.9g, C %.9g %.9g", fn->name,
@@ -309,8 +310,8 @@ static int check_function(dnc_module *mod, const dnc_function *f, fnreport *rep)
   if (dnc_forward(f, &ux, &uy, p) || dnc_backward(f, &ux, &udy, &udx, p, NULL))
     return 0;
   for (int i = 0; i < n; i++) {
-    double ef = dnc_rt_eval_f64(pf, dx64[i], p);
-    double ed = pd ? dnc_rt_eval_f64(pd, dx64[i], p) : 0.0;
+    double ef = dnc_rt_eval_f64(pf, dx64[i], p, jm_fma);
+    double ed = pd ? dnc_rt_eval_f64(pd, dx64[i], p, jm_fma) : 0.0;
     if (!same64(dy64[i], ef) || !same64(ddx64[i], ed)) {
       if (rep->mismatches++ < 3)
         diag("%s f64 at x = %.17g: kernel %.17g %.17g, C %.17g %.17g",
@@ -354,9 +355,10 @@ static char *read_file(const char *path)
 }
 
 /* Accuracy bounds of the examples against the interpreter, in ulps for
- * |x| <= 1e4: {forward, backward}. The causes of the larger ones:
- *   derf: exp(-u^2) with u^2 rounded in the compute type amplifies its
- *     relative error by u^2 (up to ~100 before the result underflows);
+ * |x| <= 1e4: {forward, backward}; the f32 ones include the vector math's
+ * own error (docs/accuracy.md) and the rounding of alpha * x before it.
+ * derf's backward, exp(-u^2), is exact to a few ulp because codegen
+ * carries the rounding error of u^2 (lw_math). The larger ones:
  *   dyisru, isru, algebraic (backward, -1: measured, not bounded): the
  *     derivative of x/sqrt(b + x^2) is built as (1 - (x/t)^2)/t, which
  *     cancels where x^2 >> b; the exact b/(b + x^2)^1.5 needs an algebraic
@@ -366,8 +368,8 @@ struct bound {
   double f32[2], f64[2];
 };
 static const struct bound bounds[] = {
-    {"dyt", {1, 4}, {3, 6}},          {"tanh_plain", {1, 4}, {3, 6}},
-    {"derf", {2, 64}, {2, 512}},      {"derf_pc", {2, 64}, {2, 512}},
+    {"dyt", {1.5, 4}, {3, 6}},        {"tanh_plain", {1.5, 4}, {3, 6}},
+    {"derf", {2, 3}, {2, 2}},         {"derf_pc", {2, 3}, {2, 2}},
     {"dyisru", {3, -1}, {3, -1}},     {"isru", {3, -1}, {3, -1}},
     {"algebraic", {3, -1}, {3, -1}},  {"arctan", {2, 3}, {2, 3}},
     {"satursin", {1, 1}, {1, 1}},     {"asinh_clip", {1, 3}, {2, 3}},
@@ -486,6 +488,10 @@ int main(void)
   hy = malloc(2 * POINTS);
   hdy = malloc(2 * POINTS);
   hdx = malloc(2 * POINTS);
+  if (!jm_init(ctx)) {
+    printf("Bail out! the vector math kernels do not compile: %s\n", dnc_last_error());
+    return 1;
+  }
   const char *env = getenv("DNC_JIT_CORPUS");
   int count = env ? atoi(env) : 100;
 
@@ -495,6 +501,7 @@ int main(void)
   free(fx); free(fy); free(fdy); free(fdx);
   free(dx64); free(dy64); free(ddy64); free(ddx64);
   free(hx); free(hy); free(hdy); free(hdx);
+  jm_free();
   dnc_context_free(ctx);
   return done_testing();
 }

@@ -1,0 +1,203 @@
+/*
+ * incache.c - throughput of dnc's vector math with the data in cache: a
+ * 16 KiB input (4096 floats) run through tanh, erf and exp again and
+ * again, in elements per nanosecond, against two peers in the same run:
+ * gcc -O3 -march=native -ffast-math loops (glibc's libmvec, bench/libmvec.c)
+ * and SLEEF's u10 vector functions (libsleef-dev, 1.0-ulp class).
+ *
+ *   build/bench/incache [OUT.json]     adds "incache/<op>/vs_libmvec" and
+ *                                      "incache/<op>/vs_sleef" (dnc's
+ *                                      throughput over the peer's) to the
+ *                                      JSON object in OUT.json (made if
+ *                                      missing)
+ *
+ * The peers are timed in the same loop as dnc, alternating, each the
+ * median of DNC_BENCH_REPS rounds (default 15).
+ */
+#include <immintrin.h>
+#include <sleef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "dnc.h"
+
+void libmvec_tanhf(const float *x, float *y, int n);
+void libmvec_erff(const float *x, float *y, int n);
+void libmvec_expf(const float *x, float *y, int n);
+
+enum { N = 4096, INNER = 2000 };
+
+static double now(void)
+{
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+#if defined(__AVX512F__)
+#define SLEEF_LOOP(NAME, FN)                                            \
+  static void NAME(const float *x, float *y, int n)                     \
+  {                                                                     \
+    for (int i = 0; i < n; i += 16)                                     \
+      _mm512_storeu_ps(y + i, FN##16_u10(_mm512_loadu_ps(x + i)));      \
+  }
+#elif defined(__AVX2__)
+#define SLEEF_LOOP(NAME, FN)                                            \
+  static void NAME(const float *x, float *y, int n)                     \
+  {                                                                     \
+    for (int i = 0; i < n; i += 8)                                      \
+      _mm256_storeu_ps(y + i, FN##8_u10(_mm256_loadu_ps(x + i)));       \
+  }
+#else
+#define SLEEF_LOOP(NAME, FN)                                            \
+  static void NAME(const float *x, float *y, int n)                     \
+  {                                                                     \
+    for (int i = 0; i < n; i += 4)                                      \
+      _mm_storeu_ps(y + i, FN##4_u10(_mm_loadu_ps(x + i)));             \
+  }
+#endif
+SLEEF_LOOP(sleef_tanh, Sleef_tanhf)
+SLEEF_LOOP(sleef_erf, Sleef_erff)
+SLEEF_LOOP(sleef_exp, Sleef_expf)
+
+typedef void (*loop_fn)(const float *, float *, int);
+
+static dnc_forward_fn dnc_k;
+static void dnc_loop(const float *x, float *y, int n)
+{
+  double p = 0;
+  dnc_k(x, y, n, &p);
+}
+
+/* elements per ns of one INNER-fold pass */
+static double rate(loop_fn f, const float *x, float *y)
+{
+  double t0 = now();
+  for (int r = 0; r < INNER; r++)
+    f(x, y, N);
+  return (double)N * INNER / ((now() - t0) * 1e9);
+}
+
+/* Adds "key": value pairs to the JSON object in path (a new one if the
+ * file is missing), rewriting it whole. */
+static void json_add(const char *path, char keys[][64], const double *vals, int n)
+{
+  char *old = NULL;
+  size_t len = 0;
+  FILE *f = fopen(path, "r");
+  if (f) {
+    fseek(f, 0, SEEK_END);
+    len = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    old = calloc(len + 1, 1);
+    if (!old || fread(old, 1, len, f) != len)
+      len = 0;
+    fclose(f);
+  }
+  char *end = old && len ? strrchr(old, '}') : NULL;
+  int first = 1;
+  if (end) {
+    *end = 0; /* keep what was there, up to the closing brace */
+    for (char *q = end - 1; q >= old && (*q == ' ' || *q == '\n'); q--)
+      *q = 0;
+    first = strchr(old, ':') == NULL;
+  }
+  f = fopen(path, "w");
+  if (!f) {
+    fprintf(stderr, "incache: cannot write %s\n", path);
+    exit(1);
+  }
+  fputs(end ? old : "{", f);
+  for (int i = 0; i < n; i++) {
+    fprintf(f, "%s\n  \"%s\": %.4f", first ? "" : ",", keys[i], vals[i]);
+    first = 0;
+  }
+  fputs("\n}\n", f);
+  if (fclose(f)) {
+    fprintf(stderr, "incache: cannot write %s\n", path);
+    exit(1);
+  }
+  free(old);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+int main(int argc, char **argv)
+{
+  const char *out = argc > 1 ? argv[1] : NULL;
+  int reps = getenv("DNC_BENCH_REPS") ? atoi(getenv("DNC_BENCH_REPS")) : 15;
+  if (reps < 1 || reps > 1000)
+    reps = 15;
+  dnc_options o;
+  dnc_options_init(&o);
+  o.threads = 1;
+  dnc_context *ctx;
+  if (dnc_context_create(&o, &ctx)) {
+    fprintf(stderr, "incache: no context: %s\n", dnc_last_error());
+    return 1;
+  }
+  static const struct {
+    const char *op;
+    double lo, hi;
+    loop_fn mvec, sleef;
+  } ops[] = {{"tanh", -5, 5, libmvec_tanhf, sleef_tanh},
+             {"erf", -4, 4, libmvec_erff, sleef_erf},
+             {"exp", -10, 10, libmvec_expf, sleef_exp}};
+  float *x = aligned_alloc(64, sizeof(float) * N), *y = aligned_alloc(64, sizeof(float) * N);
+  char keys[8][64];
+  double vals[8];
+  int nk = 0;
+  printf("in-cache f32, %d elements (16 KiB) x %d passes, median of %d, 1 thread; "
+         "cpu %s, %d-bit vectors\n", N, INNER, reps, dnc_context_cpu(ctx),
+         dnc_context_vector_bits(ctx));
+  printf("%-6s %12s %12s %12s %12s %12s\n", "op", "dnc el/ns", "libmvec", "SLEEF u10",
+         "vs libmvec", "vs SLEEF");
+  for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) {
+    char src[64];
+    snprintf(src, sizeof src, "fn f(x) = %s(x)", ops[i].op);
+    dnc_module *m;
+    dnc_kernels k;
+    if (dnc_compile_string(ctx, "incache", src, strlen(src), &m) ||
+        dnc_function_kernels(dnc_module_find(m, "f"), DNC_F32, &k)) {
+      fprintf(stderr, "incache: %s does not compile\n", ops[i].op);
+      return 1;
+    }
+    dnc_k = k.forward;
+    uint64_t s = 88172645463325252ull;
+    for (int j = 0; j < N; j++) {
+      s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+      x[j] = (float)(ops[i].lo + (ops[i].hi - ops[i].lo) * (double)(s >> 11) * 0x1p-53);
+    }
+    double *rd = malloc(sizeof(double) * (size_t)reps), *rm = malloc(sizeof(double) * (size_t)reps),
+           *rs = malloc(sizeof(double) * (size_t)reps);
+    rate(dnc_loop, x, y), rate(ops[i].mvec, x, y), rate(ops[i].sleef, x, y); /* warm */
+    for (int r = 0; r < reps; r++) {
+      rd[r] = rate(dnc_loop, x, y);
+      rm[r] = rate(ops[i].mvec, x, y);
+      rs[r] = rate(ops[i].sleef, x, y);
+    }
+    qsort(rd, (size_t)reps, sizeof *rd, cmp_double);
+    qsort(rm, (size_t)reps, sizeof *rm, cmp_double);
+    qsort(rs, (size_t)reps, sizeof *rs, cmp_double);
+    double d = rd[reps / 2], mv = rm[reps / 2], sl = rs[reps / 2];
+    printf("%-6s %12.3f %12.3f %12.3f %12.2f %12.2f\n", ops[i].op, d, mv, sl, d / mv, d / sl);
+    snprintf(keys[nk], sizeof keys[nk], "incache/%s/vs_libmvec", ops[i].op);
+    vals[nk++] = d / mv;
+    snprintf(keys[nk], sizeof keys[nk], "incache/%s/vs_sleef", ops[i].op);
+    vals[nk++] = d / sl;
+    free(rd), free(rm), free(rs);
+    dnc_module_free(m);
+  }
+  if (out)
+    json_add(out, keys, vals, nk);
+  free(x);
+  free(y);
+  dnc_context_free(ctx);
+  return 0;
+}
