@@ -23,6 +23,7 @@
  * memo over node ids: the hash-consed DAG makes tanh(alpha*x) the same node
  * in f, df/dx and df/dalpha, and it is computed once per vector.
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -312,8 +313,58 @@ static const dnc_node *gauss_base(const dnc_node *e)
  * where the result is still a normal f32); with fused multiply-add the
  * error lo = u*u - hi is exact, and exp(-hi - lo) = exp(-hi) (1 - lo) to
  * within the rounding. rtmath.c's evaluators mirror this. */
+/* a = s * t for a constant s (1 when a is not a product with one) */
+static double split_scale(const dnc_node *a, const dnc_node **t)
+{
+  if (a->op == OP_NEG) {
+    *t = a->arg[0];
+    return -1;
+  }
+  if (a->op == OP_MUL && a->arg[0]->op == OP_CONST) {
+    *t = a->arg[1];
+    return a->arg[0]->value;
+  }
+  if (a->op == OP_MUL && a->arg[1]->op == OP_CONST) {
+    *t = a->arg[0];
+    return a->arg[1]->value;
+  }
+  *t = a;
+  return 1;
+}
+
+/* tanh, sigmoid and softplus of a = s t, through e = exp(-k |a|) built
+ * once per (t, k |s|): |round(s t)| k = round(|s| k |t|) for k = 1 or 2,
+ * so e has the same bits as when computed from a alone. */
+static LLVMValueRef lower_with_e(dnc_cg *cg, const dnc_node *e, LLVMValueRef a)
+{
+  const dnc_node *t;
+  double s = split_scale(e->arg[0], &t);
+  if (!cg->f64)
+    s = (float)s;
+  double k = fabs(s) * (e->op == OP_TANH ? 2.0 : 1.0);
+  LLVMValueRef ev = NULL;
+  for (int i = 0; i < cg->nexpneg && !ev; i++)
+    if (cg->expneg[i].t == t->id && cg->expneg[i].k == k)
+      ev = cg->expneg[i].v;
+  if (!ev) {
+    LLVMValueRef tv = cg->memo[t->id];
+    LLVMValueRef y = LLVMBuildFMul(cg->b, unary_intrinsic(cg, "llvm.fabs", tv),
+                                   dnc_cg_splat(cg, k), "");
+    ev = dnc_vm_expneg(cg, LLVMBuildFNeg(cg->b, y, ""));
+    if (cg->nexpneg < (int)(sizeof cg->expneg / sizeof cg->expneg[0])) {
+      cg->expneg[cg->nexpneg].t = t->id;
+      cg->expneg[cg->nexpneg].k = k;
+      cg->expneg[cg->nexpneg++].v = ev;
+    }
+  }
+  return dnc_vm_with_e(cg, e->op, a, ev);
+}
+
 static LLVMValueRef lw_math(dnc_cg *cg, const dnc_node *e, LLVMValueRef *a)
 {
+  if ((e->op == OP_TANH || e->op == OP_SIGMOID || e->op == OP_SOFTPLUS) &&
+      dnc_vm_native(e->op, cg->f64))
+    return lower_with_e(cg, e, a[0]);
   LLVMValueRef r = dnc_vm_emit(cg, e->op, a[0], NULL);
   const dnc_node *u = gauss_base(e);
   if (!u || !cg->fma)
@@ -411,6 +462,7 @@ struct kbody {
 static void reset_memo(dnc_cg *cg)
 {
   memset(cg->memo, 0, sizeof *cg->memo * cg->memo_n);
+  cg->nexpneg = 0;
 }
 
 /* Per-vector parameter values: splats made at entry, or per-channel loads. */

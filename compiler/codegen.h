@@ -39,6 +39,15 @@ typedef struct dnc_cg {
   LLVMValueRef x;       /* the input vector */
   LLVMValueRef *params; /* by parameter index: a vector */
   const dnc_fn *fn;
+  /* exp(-k |t|) already built in this body, shared by tanh, sigmoid and
+   * softplus of +-s*t (DyT's backward needs tanh(u), sigmoid(2u) and
+   * sigmoid(-2u): one exp) */
+  struct {
+    uint32_t t;
+    double k;
+    LLVMValueRef v;
+  } expneg[16];
+  int nexpneg;
 } dnc_cg;
 
 /* The vector-math interface: one lowering per transcendental op (and pow),
@@ -46,6 +55,12 @@ typedef struct dnc_cg {
  * scalar functions; the vector-math issue replaces the bodies here without
  * touching the kernel builder. */
 LLVMValueRef dnc_vm_emit(dnc_cg *cg, int op, LLVMValueRef a, LLVMValueRef b);
+/* The same for tanh (e = exp(-2|x|)), sigmoid and softplus (e =
+ * exp(-|x|)) given e, which codegen shares between them; dnc_vm_emit
+ * computes e as dnc_vm_expneg(-(k |x|)) and calls these. Only where
+ * dnc_vm_native(op, f64) says so. */
+LLVMValueRef dnc_vm_expneg(dnc_cg *cg, LLVMValueRef y); /* exp(y), y <= 0 */
+LLVMValueRef dnc_vm_with_e(dnc_cg *cg, int op, LLVMValueRef x, LLVMValueRef e);
 
 /* Splat a compute-type constant. */
 LLVMValueRef dnc_cg_splat(dnc_cg *cg, double v);

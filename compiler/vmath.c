@@ -256,33 +256,31 @@ static LLVMValueRef vm_log1p(vm *v, LLVMValueRef x)
 
 /* ---------------------------------------------- tanh, sigmoid, softplus */
 
-/* |x| < 0.625: x + x^3 T(x^2); above: sign(x) (1 - 2 / (exp(2|x|) + 1)) */
-static LLVMValueRef vm_tanh(vm *v, LLVMValueRef x)
+/* |x| < 1: x + x^3 T(x^2); above: sign(x) (1 - 2e / (1 + e)) with
+ * e = exp(-2|x|) <= 0.136, whose error then weighs little */
+static LLVMValueRef vm_tanh(vm *v, LLVMValueRef x, LLVMValueRef e)
 {
   LLVMValueRef ax = vabs(v, x);
   LLVMValueRef u = mul(v, x, x);
-  LLVMValueRef small = fma3(v, mul(v, x, u), poly(v, u, vm_tanh_t32, 6), x);
+  LLVMValueRef small = fma3(v, mul(v, x, u), poly(v, u, vm_tanh_t32, 9), x);
   small = vcopysign(v, small, x); /* tanh(-0) = -0 */
-  LLVMValueRef e = vm_exp(v, mul(v, K(v, 2.0), sel(v, cmp(v, LLVMRealOGT, ax, K(v, 20.0)), K(v, 20.0), ax)));
-  LLVMValueRef big = sub(v, K(v, 1.0), vdiv(v, K(v, 2.0), add(v, e, K(v, 1.0))));
+  LLVMValueRef big = sub(v, K(v, 1.0), vdiv(v, add(v, e, e), add(v, K(v, 1.0), e)));
   big = vcopysign(v, big, x);
-  LLVMValueRef y = sel(v, cmp(v, LLVMRealOLT, ax, K(v, 0.625)), small, big);
+  LLVMValueRef y = sel(v, cmp(v, LLVMRealOLT, ax, K(v, 1.0)), small, big);
   return sel(v, isnan_(v, x), x, y);
 }
 
-/* 1 / (1 + e^-x) for x >= 0, e^x / (1 + e^x) below, e = exp(-|x|) */
-static LLVMValueRef vm_sigmoid(vm *v, LLVMValueRef x)
+/* 1 / (1 + e) for x >= 0, e / (1 + e) below, e = exp(-|x|) */
+static LLVMValueRef vm_sigmoid(vm *v, LLVMValueRef x, LLVMValueRef e)
 {
-  LLVMValueRef e = vm_exp(v, LLVMBuildFNeg(v->b, vabs(v, x), ""));
   LLVMValueRef num = sel(v, cmp(v, LLVMRealOGE, x, K(v, 0.0)), K(v, 1.0), e);
   LLVMValueRef y = vdiv(v, num, add(v, K(v, 1.0), e));
   return sel(v, isnan_(v, x), x, y);
 }
 
-/* max(x, 0) + log1p(exp(-|x|)) */
-static LLVMValueRef vm_softplus(vm *v, LLVMValueRef x)
+/* max(x, 0) + log1p(e), e = exp(-|x|) */
+static LLVMValueRef vm_softplus(vm *v, LLVMValueRef x, LLVMValueRef e)
 {
-  LLVMValueRef e = vm_exp(v, LLVMBuildFNeg(v->b, vabs(v, x), ""));
   LLVMValueRef pos = sel(v, cmp(v, LLVMRealOGT, x, K(v, 0.0)), x, K(v, 0.0));
   LLVMValueRef y = add(v, pos, vm_log1p(v, e));
   return sel(v, isnan_(v, x), x, y);
@@ -395,19 +393,45 @@ int dnc_vm_native(int op, int f64)
   return 0;
 }
 
+static vm vm_of(dnc_cg *cg)
+{
+  vm v = {cg, cg->b, cg->vt, LLVMVectorType(cg->i32, cg->lanes)};
+  return v;
+}
+
+LLVMValueRef dnc_vm_expneg(dnc_cg *cg, LLVMValueRef y)
+{
+  vm v = vm_of(cg);
+  return vm_exp(&v, y);
+}
+
+LLVMValueRef dnc_vm_with_e(dnc_cg *cg, int op, LLVMValueRef x, LLVMValueRef e)
+{
+  vm v = vm_of(cg);
+  switch (op) {
+  case OP_TANH: return vm_tanh(&v, x, e);
+  case OP_SIGMOID: return vm_sigmoid(&v, x, e);
+  default: return vm_softplus(&v, x, e);
+  }
+}
+
 LLVMValueRef dnc_vm_emit(dnc_cg *cg, int op, LLVMValueRef a, LLVMValueRef b)
 {
   if (!dnc_vm_native(op, cg->f64))
     return lane_by_lane(cg, op, a, b);
-  vm v = {cg, cg->b, cg->vt, LLVMVectorType(cg->i32, cg->lanes)};
+  vm v = vm_of(cg);
   switch (op) {
   case OP_EXP: return vm_exp(&v, a);
   case OP_EXPM1: return vm_expm1(&v, a);
   case OP_LOG: return vm_log(&v, a);
   case OP_LOG1P: return vm_log1p(&v, a);
-  case OP_TANH: return vm_tanh(&v, a);
-  case OP_SIGMOID: return vm_sigmoid(&v, a);
-  case OP_SOFTPLUS: return vm_softplus(&v, a);
+  case OP_TANH:
+  case OP_SIGMOID:
+  case OP_SOFTPLUS: {
+    LLVMValueRef k = K(&v, op == OP_TANH ? 2.0 : 1.0);
+    LLVMValueRef e = vm_exp(&v, LLVMBuildFNeg(cg->b, mul(&v, vabs(&v, a), k), ""));
+    return dnc_vm_with_e(cg, op, a, e);
+  }
   case OP_ERF: return vm_erf(&v, a);
   default: return vm_erfc(&v, a);
   }

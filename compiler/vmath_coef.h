@@ -5,8 +5,8 @@
 static const double vm_exp_p32[6] = {0x1.0000000000000p-1, 0x1.5555560000000p-3, 0x1.5554ea0000000p-5, 0x1.11114c0000000p-7, 0x1.6d43180000000p-10, 0x1.a072d80000000p-13};
 /* (log1p(f) - f + f^2/2)/f^3; max weighted error 6.5e-8 */
 static const double vm_log_q32[9] = {0x1.5555540000000p-2, -0x1.fffff80000000p-3, 0x1.999d580000000p-3, -0x1.555ca00000000p-3, 0x1.23d37e0000000p-3, -0x1.fcba9e0000000p-4, 0x1.de4a320000000p-4, -0x1.d7a3720000000p-4, 0x1.2043820000000p-4};
-/* (tanh(x) - x)/x^3, u = x^2 <= 0.390625; max weighted error 4.83e-9 */
-static const double vm_tanh_t32[6] = {-0x1.5555560000000p-2, 0x1.1110ea0000000p-3, -0x1.ba08c80000000p-5, 0x1.64a9960000000p-6, -0x1.116aca0000000p-7, 0x1.2c869e0000000p-9};
+/* (tanh(x) - x)/x^3, u = x^2 <= 1; max weighted error 4.49e-10 */
+static const double vm_tanh_t32[9] = {-0x1.5555560000000p-2, 0x1.11110e0000000p-3, -0x1.ba1a420000000p-5, 0x1.6632520000000p-6, -0x1.2138300000000p-7, 0x1.c7ed400000000p-9, -0x1.45a4640000000p-10, 0x1.6223320000000p-12, -0x1.96a8c00000000p-15};
 /* (erf(x)/x - 2/sqrt(pi))/x^2, u = x^2 <= 1; max weighted error 4.15e-10 */
 static const double vm_erf_e32[7] = {-0x1.8127460000000p-2, 0x1.ce2f1e0000000p-4, -0x1.b82be60000000p-6, 0x1.5644220000000p-8, -0x1.be0c700000000p-11, 0x1.e0025c0000000p-14, -0x1.55fe4c0000000p-17};
 static const double vm_erf_c0hi = 0x1.20dd760000000p+0, vm_erf_c0lo = -0x1.f7ac920000000p-25; /* 2/sqrt(pi) */

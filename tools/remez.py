@@ -17,7 +17,7 @@ rounding included, is measured by `make check-math` over every f32 input
 Why each function of t (the reductions are in compiler/vmath.c):
   exp, expm1  expm1(r) = r + r^2 P(r), |r| <= ln2/2: P fits (expm1(r)-r)/r^2
   log, log1p  log1p(f) = f - f^2/2 + f^3 Q(f), f in [sqrt(1/2)-1, sqrt(2)-1]
-  tanh        tanh(x) = x + x^3 T(x^2) for |x| <= 0.625: T(u) on u = x^2
+  tanh        tanh(x) = x + x^3 T(x^2) for |x| <= 1: T(u) on u = x^2
   erf         erf(x) = x (c0 + x^2 E(x^2)) for |x| <= 1, c0 = 2/sqrt(pi) as a
               sum of two floats: E(u) = (erf(sqrt u)/sqrt u - c0)/u
   erfc        erfc(x) = exp(-x^2) C(1/x - m) / x for x in [0.5, 10]: C is
@@ -126,9 +126,9 @@ def main():
     def tanh_t(u):
         x = mp.sqrt(u)
         return (mp.tanh(x) - x) / x ** 3 if u > 1e-50 else -mp.mpf(1) / 3
-    for prec, deg in ((32, 5),):
-        c, e = remez(tanh_t, 0, mp.mpf("0.625") ** 2, deg)
-        emit(f"vm_tanh_t{prec}", c, e, prec, "(tanh(x) - x)/x^3, u = x^2 <= 0.390625")
+    for prec, deg in ((32, 8),):
+        c, e = remez(tanh_t, 0, 1, deg)
+        emit(f"vm_tanh_t{prec}", c, e, prec, "(tanh(x) - x)/x^3, u = x^2 <= 1")
 
     c0 = 2 / mp.sqrt(mp.pi)
 
