@@ -6,7 +6,8 @@
  * these ops, so a lowering changed here changes every kernel at once.
  *
  * f32: dnc's own branch-free implementations, below, for exp, expm1, log,
- * log1p, tanh, sigmoid, softplus, erf and erfc: a range reduction, a
+ * log1p, tanh, sigmoid, softplus, erf, erfc, sinh, cosh, asinh, atan, sin
+ * and cos: a range reduction, a
  * minimax polynomial (coefficients from tools/remez.py, in vmath_coef.h),
  * and a reconstruction, with ±0, ±inf, NaN, subnormals and the overflow
  * and saturation edges handled by selects. Fused multiply-adds are used
@@ -14,9 +15,9 @@
  * from a target without). Their maximum error over every f32 input is in
  * docs/accuracy.md (`make check-math` measures it).
  *
- * Everything else (f64, and sinh, cosh, asinh, atan, sin, cos, pow in f32)
- * calls the scalar function of rtmath.c lane by lane: correct, but not
- * vector code. LLVM 19 has no vector tanh or erf on x86, and its vector
+ * Everything else (all of f64, and pow in f32) calls the scalar function of
+ * rtmath.c lane by lane: correct, but not vector code. So do sin and cos
+ * beyond |x| = 2^17 (2^10 without FMA), behind a branch on "any lane". LLVM 19 has no vector tanh or erf on x86, and its vector
  * exp/log/sin/cos intrinsics become the same scalar calls without a vector
  * library, so there is nothing better to borrow from it.
  */
@@ -161,19 +162,27 @@ static LLVMValueRef clampf(vm *v, LLVMValueRef x, double lo, double hi)
   return sel(v, cmp(v, LLVMRealOGT, x, K(v, hi)), K(v, hi), x);
 }
 
-/* exp(x): (1 + expm1(r)) 2^n, the scaling in two steps so that results
- * near overflow and in the subnormal range are rounded once. */
-static LLVMValueRef vm_exp(vm *v, LLVMValueRef x)
+/* exp(x) 2^adj: (1 + expm1(r)) 2^(n + adj), the scaling in two steps so
+ * that results near overflow and in the subnormal range are rounded once
+ * (adj = -1 lets sinh and cosh reach past exp's overflow). */
+static LLVMValueRef vm_exp_adj(vm *v, LLVMValueRef x, int adj)
 {
   LLVMValueRef n, r;
-  LLVMValueRef xc = clampf(v, x, -104.0, 89.0);
+  LLVMValueRef xc = clampf(v, x, -104.0, 90.0);
   exp_reduce(v, xc, &n, &r);
   LLVMValueRef p = add(v, K(v, 1.0), expm1_r(v, r));
-  /* n1 = trunc(n / 2), n2 = n - n1: both within [-75, 64] */
+  if (adj)
+    n = add(v, n, K(v, adj));
+  /* n1 = trunc(n / 2), n2 = n - n1: both within [-76, 65] */
   LLVMValueRef n1 = call_intr(v, "llvm.trunc", (LLVMValueRef[]){mul(v, n, K(v, 0.5))}, 1);
   LLVMValueRef n2 = sub(v, n, n1);
   LLVMValueRef y = mul(v, mul(v, p, pow2i(v, n1)), pow2i(v, n2));
   return sel(v, isnan_(v, x), x, y);
+}
+
+static LLVMValueRef vm_exp(vm *v, LLVMValueRef x)
+{
+  return vm_exp_adj(v, x, 0);
 }
 
 /* expm1(x) = 2^n expm1(r) + (2^n - 1), exact in its last step for the n
@@ -341,6 +350,131 @@ static LLVMValueRef vm_erfc(vm *v, LLVMValueRef x)
   return sel(v, isnan_(v, x), x, y);
 }
 
+/* ------------------------------------------- sinh, cosh, asinh, atan */
+
+/* |x| < 1: x + x^3 S(x^2); above: sign(x) (h - 1/(4h)), h = exp(|x|)/2 */
+static LLVMValueRef vm_sinh(vm *v, LLVMValueRef x)
+{
+  LLVMValueRef ax = vabs(v, x);
+  LLVMValueRef u = mul(v, x, x);
+  LLVMValueRef small = fma3(v, mul(v, x, u), poly(v, u, vm_sinh_s32, 5), x);
+  LLVMValueRef h = vm_exp_adj(v, ax, -1);
+  LLVMValueRef big = sub(v, h, vdiv(v, K(v, 0.25), h));
+  LLVMValueRef y = sel(v, cmp(v, LLVMRealOLT, ax, K(v, 1.0)), small, big);
+  return sel(v, isnan_(v, x), x, vcopysign(v, y, x));
+}
+
+/* h + 1/(4h), h = exp(|x|)/2: no cancellation, and finite up to 89.4 */
+static LLVMValueRef vm_cosh(vm *v, LLVMValueRef x)
+{
+  LLVMValueRef h = vm_exp_adj(v, vabs(v, x), -1);
+  LLVMValueRef y = add(v, h, vdiv(v, K(v, 0.25), h));
+  return sel(v, isnan_(v, x), x, y);
+}
+
+/* sign(x) log1p(a + a^2 / (1 + sqrt(1 + a^2))), a = |x|; log(a) + ln2
+ * above 2^12 (where a^2 would overflow or not matter); x below 2^-12 */
+static LLVMValueRef vm_asinh(vm *v, LLVMValueRef x)
+{
+  LLVMValueRef a = vabs(v, x);
+  LLVMValueRef mid = sel(v, cmp(v, LLVMRealOGT, a, K(v, 0x1p12)), K(v, 1.0), a);
+  LLVMValueRef a2 = mul(v, mid, mid);
+  LLVMValueRef sq = call_intr(v, "llvm.sqrt", (LLVMValueRef[]){add(v, K(v, 1.0), a2)}, 1);
+  LLVMValueRef ym = vm_log1p(v, add(v, mid, vdiv(v, a2, add(v, K(v, 1.0), sq))));
+  LLVMValueRef yl = add(v, vm_log(v, a), K(v, 0x1.62e430p-1));
+  LLVMValueRef y = sel(v, cmp(v, LLVMRealOGT, a, K(v, 0x1p12)), yl, ym);
+  y = sel(v, cmp(v, LLVMRealOLT, a, K(v, 0x1p-12)), a, y);
+  return sel(v, isnan_(v, x), x, vcopysign(v, y, x));
+}
+
+/* a = |x|: a + a^3 A(a^2) up to 1; pi/2 - atan(1/a) above (pi/2 as two
+ * floats) */
+static LLVMValueRef vm_atan(vm *v, LLVMValueRef x)
+{
+  LLVMValueRef a = vabs(v, x);
+  LLVMValueRef inv = cmp(v, LLVMRealOGT, a, K(v, 1.0));
+  LLVMValueRef y = sel(v, inv, vdiv(v, K(v, 1.0), a), a);
+  LLVMValueRef u = mul(v, y, y);
+  LLVMValueRef t = fma3(v, mul(v, y, u), poly(v, u, vm_atan_a32, 11), y);
+  LLVMValueRef far = add(v, sub(v, K(v, 0x1.921fb6p+0), t), K(v, -0x1.777a5cp-25));
+  LLVMValueRef r = sel(v, inv, far, t);
+  return sel(v, isnan_(v, x), x, vcopysign(v, r, x));
+}
+
+/* ------------------------------------------------------------ sin, cos */
+
+static LLVMValueRef lane_by_lane(dnc_cg *cg, int op, LLVMValueRef a,
+                                 LLVMValueRef b);
+
+/* x = n pi/2 + r for |x| below `bound`, with pi/2 in parts (from the
+ * exact value, mpmath) such that the leading products are exact: with
+ * fused multiply-add, pi/2 rounded to a float and two float remainders,
+ * n < 2^17; without, three 12-bit parts and a float, n < 2^10. Inputs
+ * beyond take the scalar path (vm_sincos). */
+static void trig_reduce(vm *v, LLVMValueRef x, LLVMValueRef *n,
+                        LLVMValueRef *r, double *bound)
+{
+  static const double fused[] = {0x1.921fb6p+0, -0x1.777a5cp-25, -0x1.ee59dap-50};
+  static const double split[] = {0x1.92p+0, 0x1.fb4p-12, 0x1.444p-24, 0x1.68c234p-39};
+  const double *c = v->cg->fma ? fused : split;
+  int nc = v->cg->fma ? 3 : 4;
+  *bound = v->cg->fma ? 0x1p17 : 0x1p10;
+  const double shifter = 0x1.8p23;
+  LLVMValueRef z = fma3(v, x, K(v, 0x1.45f306p-1), K(v, shifter)); /* 2/pi */
+  *n = sub(v, z, K(v, shifter));
+  LLVMValueRef m = LLVMBuildFNeg(v->b, *n, "");
+  LLVMValueRef t = x;
+  for (int i = 0; i < nc; i++)
+    t = fma3(v, m, K(v, c[i]), t);
+  *r = t;
+}
+
+/* sin (cos: is_cos) from the quadrant n mod 4 and r in [-pi/4, pi/4] */
+static LLVMValueRef vm_sincos(vm *v, LLVMValueRef x, int is_cos)
+{
+  LLVMValueRef n, r;
+  double bound;
+  LLVMValueRef xs = sel(v, cmp(v, LLVMRealOLT, vabs(v, x), K(v, 0x1p17)), x, K(v, 0.0));
+  trig_reduce(v, xs, &n, &r, &bound);
+  LLVMValueRef u = mul(v, r, r);
+  LLVMValueRef sn = fma3(v, mul(v, r, u), poly(v, u, vm_sin_s32, 5), r);
+  LLVMValueRef cs = add(v, K(v, 1.0),
+                        fma3(v, mul(v, u, u), poly(v, u, vm_cos_c32, 5),
+                             mul(v, K(v, -0.5), u)));
+  LLVMValueRef q = LLVMBuildFPToSI(v->b, n, v->it, "");
+  if (is_cos)
+    q = LLVMBuildAdd(v->b, q, KI(v, 1), "");
+  LLVMValueRef odd = LLVMBuildICmp(v->b, LLVMIntNE,
+                                   LLVMBuildAnd(v->b, q, KI(v, 1), ""), KI(v, 0), "");
+  LLVMValueRef neg = LLVMBuildICmp(v->b, LLVMIntNE,
+                                   LLVMBuildAnd(v->b, q, KI(v, 2), ""), KI(v, 0), "");
+  LLVMValueRef y = sel(v, odd, cs, sn);
+  y = sel(v, neg, LLVMBuildFNeg(v->b, y, ""), y);
+  if (!is_cos) /* sin(±0) = ±0 */
+    y = sel(v, cmp(v, LLVMRealOEQ, x, K(v, 0.0)), x, y);
+  y = sel(v, cmp(v, LLVMRealUNO, x, x), x, y);
+  /* |x| at or beyond the bound (inf too): the scalar functions, for the
+   * whole vector, behind one branch that ordinary inputs never take */
+  LLVMValueRef big = cmp(v, LLVMRealOGE, vabs(v, x), K(v, bound));
+  LLVMValueRef any = call_intr(v, "llvm.vector.reduce.or", &big, 1);
+  LLVMBasicBlockRef here = LLVMGetInsertBlock(v->b);
+  LLVMValueRef fn = LLVMGetBasicBlockParent(here);
+  LLVMBasicBlockRef slow = LLVMAppendBasicBlockInContext(v->cg->ctx, fn, "trig.big");
+  LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(v->cg->ctx, fn, "trig.join");
+  LLVMBuildCondBr(v->b, any, slow, join);
+  LLVMPositionBuilderAtEnd(v->b, slow);
+  LLVMValueRef ys = lane_by_lane(v->cg, is_cos ? OP_COS : OP_SIN, x, NULL);
+  ys = sel(v, big, ys, y);
+  LLVMBasicBlockRef slow_end = LLVMGetInsertBlock(v->b);
+  LLVMBuildBr(v->b, join);
+  LLVMPositionBuilderAtEnd(v->b, join);
+  LLVMValueRef phi = LLVMBuildPhi(v->b, v->ft, "trig");
+  LLVMValueRef vals[2] = {y, ys};
+  LLVMBasicBlockRef blocks[2] = {here, slow_end};
+  LLVMAddIncoming(phi, vals, blocks, 2);
+  return phi;
+}
+
 /* ------------------------------------------------------------ fallback */
 
 static LLVMValueRef scalar_fn(dnc_cg *cg, int op, LLVMTypeRef *ft)
@@ -387,7 +521,8 @@ int dnc_vm_native(int op, int f64)
     return 0;
   switch (op) {
   case OP_EXP: case OP_EXPM1: case OP_LOG: case OP_LOG1P: case OP_TANH:
-  case OP_SIGMOID: case OP_SOFTPLUS: case OP_ERF: case OP_ERFC:
+  case OP_SIGMOID: case OP_SOFTPLUS: case OP_ERF: case OP_ERFC: case OP_SINH:
+  case OP_COSH: case OP_ASINH: case OP_ATAN: case OP_SIN: case OP_COS:
     return 1;
   }
   return 0;
@@ -433,6 +568,12 @@ LLVMValueRef dnc_vm_emit(dnc_cg *cg, int op, LLVMValueRef a, LLVMValueRef b)
     return dnc_vm_with_e(cg, op, a, e);
   }
   case OP_ERF: return vm_erf(&v, a);
+  case OP_SINH: return vm_sinh(&v, a);
+  case OP_COSH: return vm_cosh(&v, a);
+  case OP_ASINH: return vm_asinh(&v, a);
+  case OP_ATAN: return vm_atan(&v, a);
+  case OP_SIN: return vm_sincos(&v, a, 0);
+  case OP_COS: return vm_sincos(&v, a, 1);
   default: return vm_erfc(&v, a);
   }
 }

@@ -27,7 +27,8 @@ static int jm_fma; /* the context's target fuses multiply-adds */
     return y;                                       \
   }
 JM_FN(EXP) JM_FN(EXPM1) JM_FN(LOG) JM_FN(LOG1P) JM_FN(TANH) JM_FN(SIGMOID)
-JM_FN(SOFTPLUS) JM_FN(ERF) JM_FN(ERFC)
+JM_FN(SOFTPLUS) JM_FN(ERF) JM_FN(ERFC) JM_FN(SINH) JM_FN(COSH) JM_FN(ASINH)
+JM_FN(ATAN) JM_FN(SIN) JM_FN(COS)
 #undef JM_FN
 
 /* Fills jm_table with the f32 math of ctx's kernels; 0 on failure. */
@@ -37,7 +38,9 @@ static int jm_init(dnc_context *ctx)
   static const struct { int op; dnc_rt_fn32 fn; } ops[] = {
       {OP_EXP, jm_EXP},         {OP_EXPM1, jm_EXPM1}, {OP_LOG, jm_LOG},
       {OP_LOG1P, jm_LOG1P},     {OP_TANH, jm_TANH},   {OP_SIGMOID, jm_SIGMOID},
-      {OP_SOFTPLUS, jm_SOFTPLUS}, {OP_ERF, jm_ERF},   {OP_ERFC, jm_ERFC}};
+      {OP_SOFTPLUS, jm_SOFTPLUS}, {OP_ERF, jm_ERF},   {OP_ERFC, jm_ERFC},
+      {OP_SINH, jm_SINH},       {OP_COSH, jm_COSH},   {OP_ASINH, jm_ASINH},
+      {OP_ATAN, jm_ATAN},       {OP_SIN, jm_SIN},     {OP_COS, jm_COS}};
   for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) {
     int op = ops[i].op;
     if (!dnc_vm_native(op, 0))

@@ -371,9 +371,9 @@ static const struct bound bounds[] = {
     {"dyt", {1.5, 4}, {3, 6}},        {"tanh_plain", {1.5, 4}, {3, 6}},
     {"derf", {2, 3}, {2, 2}},         {"derf_pc", {2, 3}, {2, 2}},
     {"dyisru", {3, -1}, {3, -1}},     {"isru", {3, -1}, {3, -1}},
-    {"algebraic", {3, -1}, {3, -1}},  {"arctan", {2, 3}, {2, 3}},
-    {"satursin", {1, 1}, {1, 1}},     {"asinh_clip", {1, 3}, {2, 3}},
-    {"sine", {1, 1}, {1, 1}},         {"linear", {0, 0}, {0, 0}},
+    {"algebraic", {3, -1}, {3, -1}},  {"arctan", {2.5, 3}, {2, 3}},
+    {"satursin", {1.5, 1.5}, {1, 1}}, {"asinh_clip", {1.5, 3}, {2, 3}},
+    {"sine", {1.5, 1.5}, {1, 1}},     {"linear", {0, 0}, {0, 0}},
 };
 
 static const struct bound *bound_of(const char *name)

@@ -52,7 +52,10 @@ static const mathfn fns[] = {
     {"log", log, 0.9},          {"log1p", log1p, 0.9},
     {"tanh", tanh, 1.4},        {"sigmoid", sigmoid_d, 2.5},
     {"softplus", softplus_d, 1.7}, {"erf", erf, 1.5},
-    {"erfc", erfc, 4.5},
+    {"erfc", erfc, 4.5},        {"sinh", sinh, 9},
+    {"cosh", cosh, 9},          {"asinh", asinh, 9},
+    {"atan", atan, 9},          {"sin", sin, 9},
+    {"cos", cos, 9},
 };
 
 static double ulp32(double v)

@@ -24,6 +24,7 @@ Why each function of t (the reductions are in compiler/vmath.c):
               erfc(x) exp(x^2) x, smooth in 1/x, in two pieces of the same
               degree (x below and above 2, chosen per lane), each centred
               (m) so that its coefficients stay small
+  sinh        sinh(x) = x + x^3 S(x^2) for |x| <= 1 (exp above)
   atan        atan(x) = x + x^3 A(x^2) for |x| <= 1 (1/x reduction above)
   sin, cos    sin(r) = r + r^3 S(r^2), cos(r) = 1 - r^2/2 + r^4 C(r^2),
               |r| <= pi/4
@@ -153,6 +154,13 @@ def main():
         emit(f"vm_erfc_{name}32", c, e, 32,
              f"erfc(x) exp(x^2) x, t = 1/x - {mp.nstr(mid, 5)}, 1/x in [{lo}, {hi}]")
         print(f"static const double vm_erfc_{name}32_mid = {as_c(mid, 32)};")
+
+    def sinh_s(u):
+        x = mp.sqrt(u)
+        return (mp.sinh(x) - x) / x ** 3 if u > 1e-50 else mp.mpf(1) / 6
+    for prec, deg in ((32, 4),):
+        c, e = remez(sinh_s, 0, 1, deg)
+        emit(f"vm_sinh_s{prec}", c, e, prec, "(sinh(x) - x)/x^3, u = x^2 <= 1")
 
     def atan_a(u):
         x = mp.sqrt(u)
