@@ -883,6 +883,7 @@ LLVMModuleRef dnc_codegen(LLVMContextRef ctx, dnc_mod *m, dnc_fn *f, int dt,
   cg.b = LLVMCreateBuilderInContext(ctx);
   cg_types(&cg, dt, t->vector_bits);
   cg.fma = t->has_fma;
+  cg.avx512 = !strncmp(t->triple, "x86_64", 6) && t->vector_bits == 512;
 
   /* the backward's roots: f, df/dx, df/dp_k (module DAG; the caller holds
    * the module's lock) */

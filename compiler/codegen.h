@@ -27,6 +27,7 @@ typedef struct dnc_cg {
   int f64;       /* compute in double (else float) */
   unsigned lanes; /* vector width in elements of the compute type */
   int fma;        /* the target has fused multiply-add */
+  int avx512;     /* x86 with AVX-512F: vscalefps scales by 2^n in one step */
   LLVMTypeRef i1, i16, i32, i64, f32, f64t, ptr, voidt;
   LLVMTypeRef ct;  /* compute scalar type */
   LLVMTypeRef vt;  /* <lanes x ct> */

@@ -173,6 +173,18 @@ static LLVMValueRef vm_exp_adj(vm *v, LLVMValueRef x, int adj)
   LLVMValueRef p = add(v, K(v, 1.0), expm1_r(v, r));
   if (adj)
     n = add(v, n, K(v, adj));
+  if (v->cg->avx512 && v->cg->lanes == 16) {
+    /* vscalefps: p 2^n rounded once, subnormals and overflow included */
+    LLVMValueRef args[5] = {p, n, LLVMGetPoison(v->ft),
+                            LLVMConstInt(LLVMInt16TypeInContext(v->cg->ctx), 0xffff, 0),
+                            LLVMConstInt(v->cg->i32, 4, 0)}; /* current rounding */
+    const char *name = "llvm.x86.avx512.mask.scalef.ps.512";
+    unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+    LLVMValueRef y = LLVMBuildCall2(v->b, LLVMIntrinsicGetType(v->cg->ctx, id, NULL, 0),
+                                    LLVMGetIntrinsicDeclaration(v->cg->mod, id, NULL, 0),
+                                    args, 5, "");
+    return sel(v, isnan_(v, x), x, y);
+  }
   /* n1 = trunc(n / 2), n2 = n - n1: both within [-76, 65] */
   LLVMValueRef n1 = call_intr(v, "llvm.trunc", (LLVMValueRef[]){mul(v, n, K(v, 0.5))}, 1);
   LLVMValueRef n2 = sub(v, n, n1);
@@ -324,14 +336,19 @@ static LLVMValueRef erf_small(vm *v, LLVMValueRef x)
   return vcopysign(v, fma3(v, x, K(v, vm_erf_c0hi), mul(v, x, t)), x); /* ±0 */
 }
 
-/* erf(x) = erf_small for |x| <= 1, else sign(x) (1 - erfc(|x|)) */
+/* erf(x) = erf_small for |x| <= 1, else sign(x) (1 - exp(-a^2) F(a)) for
+ * a = |x| up to 3.92, where erf rounds to 1: erfc needs only ~1e-7 of
+ * relative accuracy there, so one polynomial in a serves, without a
+ * division */
 static LLVMValueRef vm_erf(vm *v, LLVMValueRef x)
 {
   LLVMValueRef ax = vabs(v, x);
   LLVMValueRef small = erf_small(v, x);
-  LLVMValueRef a = clampf(v, ax, 1.0, 10.0);
-  LLVMValueRef big = vcopysign(v, sub(v, K(v, 1.0), erfc_tail(v, a)), x);
-  big = sel(v, cmp(v, LLVMRealOGT, ax, K(v, 10.0)), vcopysign(v, K(v, 1.0), x), big);
+  LLVMValueRef a = clampf(v, ax, 1.0, 3.92);
+  LLVMValueRef f = poly(v, sub(v, a, K(v, 2.46)), vm_erf_t32, 11);
+  LLVMValueRef ec = mul(v, vm_exp(v, LLVMBuildFNeg(v->b, mul(v, a, a), "")), f);
+  LLVMValueRef big = vcopysign(v, sub(v, K(v, 1.0), ec), x);
+  big = sel(v, cmp(v, LLVMRealOGT, ax, K(v, 3.92)), vcopysign(v, K(v, 1.0), x), big);
   LLVMValueRef y = sel(v, cmp(v, LLVMRealOLE, ax, K(v, 1.0)), small, big);
   return sel(v, isnan_(v, x), x, y);
 }

@@ -18,6 +18,8 @@ static const double vm_erfc_b32[13] = {0x1.1559c40000000p-1, -0x1.1362880000000p
 static const double vm_erfc_b32_mid = 0x1.32b0200000000p-2;
 /* (sinh(x) - x)/x^3, u = x^2 <= 1; max weighted error 1.86e-12 */
 static const double vm_sinh_s32[5] = {0x1.5555560000000p-3, 0x1.1111120000000p-7, 0x1.a01a120000000p-13, 0x1.71d2180000000p-19, 0x1.b553bc0000000p-26};
+/* erfc(x) exp(x^2), t = x - 2.46, x in [1, 3.92]; max weighted error 1.21e-7 */
+static const double vm_erf_t32[11] = {0x1.b5e79e0000000p-3, -0x1.38dbf20000000p-4, 0x1.a8b5f00000000p-6, -0x1.13766c0000000p-7, 0x1.5744500000000p-9, -0x1.9eca8e0000000p-11, 0x1.dffdf60000000p-13, -0x1.efc4a00000000p-15, 0x1.169bdc0000000p-16, -0x1.d17e520000000p-18, 0x1.cb49800000000p-20};
 /* (atan(x) - x)/x^3, u = x^2 <= 1; max weighted error 1.09e-9 */
 static const double vm_atan_a32[11] = {-0x1.5555560000000p-2, 0x1.99998e0000000p-3, -0x1.2490520000000p-3, 0x1.c6dc2a0000000p-4, -0x1.72375a0000000p-4, 0x1.3014d00000000p-4, -0x1.d914fc0000000p-5, 0x1.3b975e0000000p-5, -0x1.3e47860000000p-6, 0x1.9bd53e0000000p-8, -0x1.f2dcd20000000p-11};
 /* (sin(r) - r)/r^3, u = r^2 <= (pi/4)^2; max weighted error 1.69e-13 */

@@ -20,6 +20,8 @@ Why each function of t (the reductions are in compiler/vmath.c):
   tanh        tanh(x) = x + x^3 T(x^2) for |x| <= 1: T(u) on u = x^2
   erf         erf(x) = x (c0 + x^2 E(x^2)) for |x| <= 1, c0 = 2/sqrt(pi) as a
               sum of two floats: E(u) = (erf(sqrt u)/sqrt u - c0)/u
+  erf (tail)  erf(x) = 1 - exp(-x^2) F(x - 2.46) for x in [1, 3.92], F =
+              erfc(x) exp(x^2) (erf is 1 in f32 beyond 3.92)
   erfc        erfc(x) = exp(-x^2) C(1/x - m) / x for x in [0.5, 10]: C is
               erfc(x) exp(x^2) x, smooth in 1/x, in two pieces of the same
               degree (x below and above 2, chosen per lane), each centred
@@ -161,6 +163,15 @@ def main():
     for prec, deg in ((32, 4),):
         c, e = remez(sinh_s, 0, 1, deg)
         emit(f"vm_sinh_s{prec}", c, e, prec, "(sinh(x) - x)/x^3, u = x^2 <= 1")
+
+    # erf's own tail: erfc there only needs ~1e-7 relative (erf is near 1)
+    emid = mp.mpf(float.fromhex(as_c(mp.mpf("2.46"), 32)))
+
+    def erf_tail(t):
+        x = t + emid
+        return mp.erfc(x) * mp.exp(x * x)
+    c, e = remez(erf_tail, 1 - emid, mp.mpf("3.92") - emid, 10)
+    emit("vm_erf_t32", c, e, 32, "erfc(x) exp(x^2), t = x - 2.46, x in [1, 3.92]")
 
     def atan_a(u):
         x = mp.sqrt(u)
