@@ -20,7 +20,8 @@
  *   v == hi) the gradient goes to v.
  *
  * Accuracy: where two equal forms differ in accuracy the accurate one is
- * built (see the rules for tanh, sigmoid, expm1).
+ * built (see the rules for tanh, sigmoid, expm1, and div_isru for
+ * x / sqrt(c + x^2)).
  */
 #include <math.h>
 #include <stdlib.h>
@@ -29,7 +30,8 @@
 
 typedef struct dctx {
   dnc_dag *g;
-  int wrt; /* -1: x; k >= 0: parameter k */
+  int wrt;         /* -1: x; k >= 0: parameter k */
+  dnc_node **dv;   /* derivatives so far, by node id (NULL: zero) */
 } dctx;
 
 typedef dnc_node *(*rule_fn)(dctx *d, dnc_node *e, dnc_node *const *a,
@@ -80,9 +82,34 @@ RULE(df_mul)
 {
   return add(d, mul(d, da[0], a[1]), mul(d, a[0], da[1]));
 }
+/* a / sqrt(v) with v = c + a^2 (DyISRU, ISRU): the quotient rule's form
+ * (a' - (a/t)^2 a' - ...)/t cancels where a^2 >> c, losing every digit;
+ * the same derivative as (a' c - a c'/2) / (v t) does not. NULL when the
+ * quotient is not of that shape. */
+static dnc_node *div_isru(dctx *d, dnc_node *const *a, dnc_node *const *da)
+{
+  dnc_node *t = a[1];
+  if (t->op != OP_SQRT || t->arg[0]->op != OP_ADD)
+    return NULL;
+  dnc_node *v = t->arg[0];
+  for (int k = 0; k < 2; k++) {
+    dnc_node *sq = v->arg[k], *c = v->arg[1 - k];
+    if (sq->op == OP_POW && sq->arg[0] == a[0] && sq->arg[1]->op == OP_CONST &&
+        sq->arg[1]->value == 2) {
+      dnc_node *num = sub(d, mul(d, da[0], c),
+                          mul(d, a[0], mul(d, K(0.5), d->dv[c->id])));
+      return num ? S(OP_DIV, num, S(OP_MUL, v, t)) : K(0.0);
+    }
+  }
+  return NULL;
+}
+
 /* (a/b)' = (a' - (a/b) b') / b: reuses the quotient instead of a/b^2 */
 RULE(df_div)
 {
+  dnc_node *r = div_isru(d, a, da);
+  if (r)
+    return r->op == OP_CONST && r->value == 0 ? NULL : r;
   return divide(d, sub(d, da[0], mul(d, e, da[1])), a[1]);
 }
 RULE(df_pow)
@@ -208,7 +235,7 @@ dnc_node *dnc_diff(dnc_dag *g, dnc_node *root, int wrt)
   uint32_t n;
   dnc_node **s = dnc_schedule(g, scratch, root, &n);
   dnc_node **dv = dnc_arena_alloc(scratch, sizeof *dv * ((size_t)root->id + 1));
-  dctx d = {g, wrt};
+  dctx d = {g, wrt, dv};
   for (uint32_t i = 0; i < n; i++) {
     dnc_node *e = s[i];
     dnc_node *da[3] = {NULL, NULL, NULL};

@@ -21,13 +21,13 @@ double dyt__dalpha(double x, double alpha)
 }
 double dyisru__dx(double x, double beta)
 {
-  const double t1 = sqrt((beta + pow(x, 2.0)));
-  return ((1.0 - pow((x / t1), 2.0)) / t1);
+  const double t1 = (beta + pow(x, 2.0));
+  return (beta / (t1 * sqrt(t1)));
 }
 double dyisru__dbeta(double x, double beta)
 {
-  const double t1 = sqrt((beta + pow(x, 2.0)));
-  return ((-0.5) * (((x / t1) * (1.0 / t1)) / t1));
+  const double t1 = (beta + pow(x, 2.0));
+  return ((-0.5) * (x / (t1 * sqrt(t1))));
 }
 double derf__dx(double x, double alpha, double s)
 {
@@ -43,19 +43,17 @@ double derf__ds(double x, double alpha, double s)
 }
 double isru__dx(double x, double a, double c)
 {
-  const double t1 = (a * x);
-  const double t2 = sqrt((c + pow(t1, 2.0)));
-  return ((a - ((t1 / t2) * ((a * t1) / t2))) / t2);
+  const double t1 = (c + pow((a * x), 2.0));
+  return ((a * c) / (t1 * sqrt(t1)));
 }
 double isru__da(double x, double a, double c)
 {
-  const double t1 = (a * x);
-  const double t2 = sqrt((c + pow(t1, 2.0)));
-  return ((x - ((t1 / t2) * ((x * t1) / t2))) / t2);
+  const double t1 = (c + pow((a * x), 2.0));
+  return ((c * x) / (t1 * sqrt(t1)));
 }
 double isru__dc(double x, double a, double c)
 {
   const double t1 = (a * x);
-  const double t2 = sqrt((c + pow(t1, 2.0)));
-  return ((-0.5) * (((t1 / t2) * (1.0 / t2)) / t2));
+  const double t2 = (c + pow(t1, 2.0));
+  return ((-0.5) * (t1 / (t2 * sqrt(t2))));
 }
