@@ -175,7 +175,7 @@ $(BUILD)/bench/kernels: bench/kernels.c runtime/dnc.h $(BUILD)/libdnc.a
 # double references: the table of docs/accuracy.md (minutes; not in CI,
 # whose test_vmath takes every 257th input).
 check-math: $(BUILD)/tests/test_vmath
-	DNC_MATH_STRIDE=1 $(BUILD)/tests/test_vmath | tee $(BUILD)/check-math.txt
+	DNC_MATH_STRIDE=1 DNC_MATH_F64=100000000 $(BUILD)/tests/test_vmath | tee $(BUILD)/check-math.txt
 
 # ThreadSanitizer over the tests that run threads (its own build, build/tsan).
 tsan: deps

@@ -407,10 +407,11 @@ int dnc_vm_native(int op, int f64);
  * math here so that kernels can be compared to the bit. fused: the target
  * has fused multiply-add (codegen then refines exp(-(u^2))). */
 typedef float (*dnc_rt_fn32)(float);
+typedef double (*dnc_rt_fn64)(double);
 float dnc_rt_eval_f32(const dnc_prog *pr, float x, const float *p,
                       const dnc_rt_fn32 *math32, int fused);
 double dnc_rt_eval_f64(const dnc_prog *pr, double x, const double *p,
-                       int fused);
+                       const dnc_rt_fn64 *math64, int fused);
 
 /* ------------------------------------------------------------------ jit.c */
 

@@ -210,9 +210,9 @@ static float eval_f32(const dnc_prog *pr, float *v, float x, const float *p,
 }
 #undef MATH
 
-#define MATH(op, a) rt_math_f64(op, a)
+#define MATH(op, a) (m && m[op] ? m[op](a) : rt_math_f64(op, a))
 static double eval_f64(const dnc_prog *pr, double *v, double x,
-                       const double *p, int fused)
+                       const double *p, const dnc_rt_fn64 *m, int fused)
 {
   EVAL_BODY(double, f64, 1.0)
 }
@@ -233,15 +233,15 @@ float dnc_rt_eval_f32(const dnc_prog *pr, float x, const float *p,
 }
 
 double dnc_rt_eval_f64(const dnc_prog *pr, double x, const double *p,
-                       int fused)
+                       const dnc_rt_fn64 *math64, int fused)
 {
   double local[256];
   if (pr->n <= 256)
-    return eval_f64(pr, local, x, p, fused);
+    return eval_f64(pr, local, x, p, math64, fused);
   double *v = malloc(sizeof *v * pr->n);
   if (!v)
     dnc_die(__FILE__, __LINE__, "out of memory");
-  double r = eval_f64(pr, v, x, p, fused);
+  double r = eval_f64(pr, v, x, p, math64, fused);
   free(v);
   return r;
 }

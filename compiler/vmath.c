@@ -15,8 +15,12 @@
  * from a target without). Their maximum error over every f32 input is in
  * docs/accuracy.md (`make check-math` measures it).
  *
- * Everything else (all of f64, and pow in f32) calls the scalar function of
- * rtmath.c lane by lane: correct, but not vector code. So do sin and cos
+ * f64: the same design for exp, expm1, log, log1p, tanh, sigmoid and
+ * softplus (double coefficients; log through s = f/(2+f) as fdlibm does).
+ *
+ * Everything else (f64 erf, erfc, sinh, cosh, asinh, atan, sin, cos, and
+ * pow in both) calls the scalar function of rtmath.c lane by lane: correct,
+ * but not vector code. So do sin and cos
  * beyond |x| = 2^17 (2^10 without FMA), behind a branch on "any lane". LLVM 19 has no vector tanh or erf on x86, and its vector
  * exp/log/sin/cos intrinsics become the same scalar calls without a vector
  * library, so there is nothing better to borrow from it.
@@ -32,7 +36,9 @@
 typedef struct vm {
   dnc_cg *cg;
   LLVMBuilderRef b;
-  LLVMTypeRef ft, it; /* <lanes x float>, <lanes x i32> */
+  LLVMTypeRef ft, it; /* <lanes x float|double>, <lanes x i32|i64> */
+  int d;              /* double precision */
+  LLVMTypeRef ie;     /* i32 or i64 */
 } vm;
 
 static LLVMValueRef K(vm *v, double c)
@@ -40,11 +46,11 @@ static LLVMValueRef K(vm *v, double c)
   return dnc_cg_splat(v->cg, c);
 }
 
-static LLVMValueRef KI(vm *v, int c)
+static LLVMValueRef KI(vm *v, long long c)
 {
   LLVMValueRef e[64];
   for (unsigned i = 0; i < v->cg->lanes; i++)
-    e[i] = LLVMConstInt(v->cg->i32, (unsigned long long)(long long)c, 1);
+    e[i] = LLVMConstInt(v->ie, (unsigned long long)(long long)c, 1);
   return LLVMConstVector(e, v->cg->lanes);
 }
 
@@ -122,12 +128,12 @@ static LLVMValueRef as_float(vm *v, LLVMValueRef a)
   return LLVMBuildBitCast(v->b, a, v->ft, "");
 }
 
-/* 2^n for integer-valued float n in [-126, 127] */
+/* 2^n for integer-valued n in [-126, 127] (f64: [-1022, 1023]) */
 static LLVMValueRef pow2i(vm *v, LLVMValueRef n)
 {
   LLVMValueRef i = LLVMBuildFPToSI(v->b, n, v->it, "");
-  i = LLVMBuildAdd(v->b, i, KI(v, 127), "");
-  return as_float(v, LLVMBuildShl(v->b, i, KI(v, 23), ""));
+  i = LLVMBuildAdd(v->b, i, KI(v, v->d ? 1023 : 127), "");
+  return as_float(v, LLVMBuildShl(v->b, i, KI(v, v->d ? 52 : 23), ""));
 }
 
 static LLVMValueRef isnan_(vm *v, LLVMValueRef a)
@@ -142,17 +148,22 @@ static LLVMValueRef isnan_(vm *v, LLVMValueRef a)
  * (C1 has 9 significant bits) with or without fused multiply-add. */
 static void exp_reduce(vm *v, LLVMValueRef x, LLVMValueRef *n, LLVMValueRef *r)
 {
-  const double shifter = 0x1.8p23; /* adding it rounds to an integer */
-  LLVMValueRef z = fma3(v, x, K(v, 0x1.715476p+0), K(v, shifter));
+  /* adding the shifter rounds to an integer; f64: fdlibm's ln2 split,
+   * whose high part times any n here is exact */
+  const double shifter = v->d ? 0x1.8p52 : 0x1.8p23;
+  const double l2e = v->d ? 0x1.71547652b82fep+0 : 0x1.715476p+0;
+  const double c1 = v->d ? 6.93147180369123816490e-01 : 0.693359375;
+  const double c2 = v->d ? 1.90821492927058770002e-10 : -2.12194440e-4;
+  LLVMValueRef z = fma3(v, x, K(v, l2e), K(v, shifter));
   *n = sub(v, z, K(v, shifter));
-  LLVMValueRef t = fma3(v, LLVMBuildFNeg(v->b, *n, ""), K(v, 0.693359375), x);
-  *r = fma3(v, LLVMBuildFNeg(v->b, *n, ""), K(v, -2.12194440e-4), t);
+  LLVMValueRef t = fma3(v, LLVMBuildFNeg(v->b, *n, ""), K(v, c1), x);
+  *r = fma3(v, LLVMBuildFNeg(v->b, *n, ""), K(v, c2), t);
 }
 
 /* expm1(r) for the reduced r */
 static LLVMValueRef expm1_r(vm *v, LLVMValueRef r)
 {
-  LLVMValueRef p = poly(v, r, vm_exp_p32, 6);
+  LLVMValueRef p = v->d ? poly(v, r, vm_exp_p64, 11) : poly(v, r, vm_exp_p32, 6);
   return fma3(v, mul(v, r, r), p, r);
 }
 
@@ -168,24 +179,26 @@ static LLVMValueRef clampf(vm *v, LLVMValueRef x, double lo, double hi)
 static LLVMValueRef vm_exp_adj(vm *v, LLVMValueRef x, int adj)
 {
   LLVMValueRef n, r;
-  LLVMValueRef xc = clampf(v, x, -104.0, 90.0);
+  LLVMValueRef xc = v->d ? clampf(v, x, -746.0, 710.0) : clampf(v, x, -104.0, 90.0);
   exp_reduce(v, xc, &n, &r);
   LLVMValueRef p = add(v, K(v, 1.0), expm1_r(v, r));
   if (adj)
     n = add(v, n, K(v, adj));
-  if (v->cg->avx512 && v->cg->lanes == 16) {
-    /* vscalefps: p 2^n rounded once, subnormals and overflow included */
-    LLVMValueRef args[5] = {p, n, LLVMGetPoison(v->ft),
-                            LLVMConstInt(LLVMInt16TypeInContext(v->cg->ctx), 0xffff, 0),
+  if (v->cg->avx512 && v->cg->lanes == (v->d ? 8u : 16u)) {
+    /* vscalefps/pd: p 2^n rounded once, subnormals and overflow included */
+    LLVMTypeRef mt = v->d ? LLVMInt8TypeInContext(v->cg->ctx)
+                          : LLVMInt16TypeInContext(v->cg->ctx);
+    LLVMValueRef args[5] = {p, n, LLVMGetPoison(v->ft), LLVMConstAllOnes(mt),
                             LLVMConstInt(v->cg->i32, 4, 0)}; /* current rounding */
-    const char *name = "llvm.x86.avx512.mask.scalef.ps.512";
+    const char *name = v->d ? "llvm.x86.avx512.mask.scalef.pd.512"
+                            : "llvm.x86.avx512.mask.scalef.ps.512";
     unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
     LLVMValueRef y = LLVMBuildCall2(v->b, LLVMIntrinsicGetType(v->cg->ctx, id, NULL, 0),
                                     LLVMGetIntrinsicDeclaration(v->cg->mod, id, NULL, 0),
                                     args, 5, "");
     return sel(v, isnan_(v, x), x, y);
   }
-  /* n1 = trunc(n / 2), n2 = n - n1: both within [-76, 65] */
+  /* n1 = trunc(n / 2), n2 = n - n1: both within [-76, 65] (f64: [-538, 513]) */
   LLVMValueRef n1 = call_intr(v, "llvm.trunc", (LLVMValueRef[]){mul(v, n, K(v, 0.5))}, 1);
   LLVMValueRef n2 = sub(v, n, n1);
   LLVMValueRef y = mul(v, mul(v, p, pow2i(v, n1)), pow2i(v, n2));
@@ -202,15 +215,16 @@ static LLVMValueRef vm_exp(vm *v, LLVMValueRef x)
 static LLVMValueRef vm_expm1(vm *v, LLVMValueRef x)
 {
   LLVMValueRef n, r;
-  LLVMValueRef xc = clampf(v, x, -30.0, 89.0);
+  double top = v->d ? 1022 : 126;
+  LLVMValueRef xc = v->d ? clampf(v, x, -40.0, 710.0) : clampf(v, x, -30.0, 89.0);
   exp_reduce(v, xc, &n, &r);
   LLVMValueRef em = expm1_r(v, r);
-  LLVMValueRef nn = sel(v, cmp(v, LLVMRealOGT, n, K(v, 126)), K(v, 126), n);
+  LLVMValueRef nn = sel(v, cmp(v, LLVMRealOGT, n, K(v, top)), K(v, top), n);
   LLVMValueRef s = pow2i(v, nn);
   LLVMValueRef y = fma3(v, s, em, sub(v, s, K(v, 1.0)));
-  y = sel(v, cmp(v, LLVMRealOGT, n, K(v, 126)), vm_exp(v, xc), y);
-  /* keep -0 and tiny x exact: expm1(x) = x for |x| < 2^-25 */
-  y = sel(v, cmp(v, LLVMRealOLT, vabs(v, x), K(v, 0x1p-25)), x, y);
+  y = sel(v, cmp(v, LLVMRealOGT, n, K(v, top)), vm_exp(v, xc), y);
+  /* keep -0 and tiny x exact: expm1(x) = x below half an ulp of 1 */
+  y = sel(v, cmp(v, LLVMRealOLT, vabs(v, x), K(v, v->d ? 0x1p-54 : 0x1p-25)), x, y);
   return sel(v, isnan_(v, x), x, y);
 }
 
@@ -222,18 +236,33 @@ static LLVMValueRef vm_expm1(vm *v, LLVMValueRef x)
  * are fixed by the callers. */
 static LLVMValueRef log_core(vm *v, LLVMValueRef u, LLVMValueRef c)
 {
-  /* subnormals: scale by 2^23 first */
-  LLVMValueRef sub_ = cmp(v, LLVMRealOLT, u, K(v, 0x1p-126));
-  u = sel(v, sub_, mul(v, u, K(v, 0x1p23)), u);
-  LLVMValueRef ebias = sel(v, sub_, K(v, -23.0), K(v, 0.0));
+  /* subnormals: scale by 2^23 (f64: 2^52) first */
+  int mant = v->d ? 52 : 23;
+  LLVMValueRef sub_ = cmp(v, LLVMRealOLT, u, K(v, v->d ? 0x1p-1022 : 0x1p-126));
+  u = sel(v, sub_, mul(v, u, K(v, ldexp(1, mant))), u);
+  LLVMValueRef ebias = sel(v, sub_, K(v, -mant), K(v, 0.0));
   LLVMValueRef bits = as_int(v, u);
-  /* m in [sqrt(1/2), sqrt(2)): subtract the exponent of (bits - 0x3f3504f3) */
-  LLVMValueRef off = LLVMBuildSub(v->b, bits, KI(v, 0x3f3504f3), "");
-  LLVMValueRef ei = LLVMBuildAShr(v->b, off, KI(v, 23), "");
-  LLVMValueRef mbits = LLVMBuildSub(v->b, bits, LLVMBuildShl(v->b, ei, KI(v, 23), ""), "");
+  /* m in [sqrt(1/2), sqrt(2)): subtract the exponent of (bits - sqrt(1/2)'s) */
+  LLVMValueRef off = LLVMBuildSub(v->b, bits,
+                                  KI(v, v->d ? 0x3fe6a09e667f3bcdll : 0x3f3504f3), "");
+  LLVMValueRef ei = LLVMBuildAShr(v->b, off, KI(v, mant), "");
+  LLVMValueRef mbits = LLVMBuildSub(v->b, bits, LLVMBuildShl(v->b, ei, KI(v, mant), ""), "");
   LLVMValueRef m = as_float(v, mbits);
   LLVMValueRef e = add(v, LLVMBuildSIToFP(v->b, ei, v->ft, ""), ebias);
   LLVMValueRef f = sub(v, m, K(v, 1.0));
+  if (v->d) {
+    /* log1p(f) = 2s + s R, s = f / (2 + f), R = s^2 L(s^2), written as
+     * fdlibm does: f - (hfsq - s (hfsq + R)), hfsq = f^2/2, so that the
+     * exact f carries the result and the rounded s only the small part */
+    LLVMValueRef s2 = vdiv(v, f, add(v, K(v, 2.0), f));
+    LLVMValueRef u2 = mul(v, s2, s2);
+    LLVMValueRef R = mul(v, u2, poly(v, u2, vm_log_l64, 9));
+    LLVMValueRef hfsq = mul(v, K(v, 0.5), mul(v, f, f));
+    LLVMValueRef t = fma3(v, s2, add(v, hfsq, R), c);
+    LLVMValueRef lf = sub(v, f, sub(v, hfsq, t));
+    LLVMValueRef y = fma3(v, e, K(v, 1.90821492927058770002e-10), lf);
+    return fma3(v, e, K(v, 6.93147180369123816490e-01), y);
+  }
   LLVMValueRef f2 = mul(v, f, f);
   LLVMValueRef q = poly(v, f, vm_log_q32, 9);
   /* log1p(f) = f - f^2/2 + f^3 q */
@@ -271,7 +300,7 @@ static LLVMValueRef vm_log1p(vm *v, LLVMValueRef x)
   c = sel(v, ok, c, K(v, 0.0));
   LLVMValueRef y = log_core(v, safe, c);
   /* tiny x (and -0): log1p(x) = x */
-  y = sel(v, cmp(v, LLVMRealOLT, vabs(v, x), K(v, 0x1p-24)), x, y);
+  y = sel(v, cmp(v, LLVMRealOLT, vabs(v, x), K(v, v->d ? 0x1p-54 : 0x1p-24)), x, y);
   return log_specials(v, u, sel(v, isnan_(v, x), x, y));
 }
 
@@ -283,7 +312,8 @@ static LLVMValueRef vm_tanh(vm *v, LLVMValueRef x, LLVMValueRef e)
 {
   LLVMValueRef ax = vabs(v, x);
   LLVMValueRef u = mul(v, x, x);
-  LLVMValueRef small = fma3(v, mul(v, x, u), poly(v, u, vm_tanh_t32, 9), x);
+  LLVMValueRef small = fma3(v, mul(v, x, u),
+                            v->d ? poly(v, u, vm_tanh_t64, 16) : poly(v, u, vm_tanh_t32, 9), x);
   small = vcopysign(v, small, x); /* tanh(-0) = -0 */
   LLVMValueRef big = sub(v, K(v, 1.0), vdiv(v, add(v, e, e), add(v, K(v, 1.0), e)));
   big = vcopysign(v, big, x);
@@ -535,7 +565,8 @@ static LLVMValueRef lane_by_lane(dnc_cg *cg, int op, LLVMValueRef a,
 int dnc_vm_native(int op, int f64)
 {
   if (f64)
-    return 0;
+    return op == OP_EXP || op == OP_EXPM1 || op == OP_LOG || op == OP_LOG1P ||
+           op == OP_TANH || op == OP_SIGMOID || op == OP_SOFTPLUS;
   switch (op) {
   case OP_EXP: case OP_EXPM1: case OP_LOG: case OP_LOG1P: case OP_TANH:
   case OP_SIGMOID: case OP_SOFTPLUS: case OP_ERF: case OP_ERFC: case OP_SINH:
@@ -547,7 +578,8 @@ int dnc_vm_native(int op, int f64)
 
 static vm vm_of(dnc_cg *cg)
 {
-  vm v = {cg, cg->b, cg->vt, LLVMVectorType(cg->i32, cg->lanes)};
+  LLVMTypeRef ie = cg->f64 ? cg->i64 : cg->i32;
+  vm v = {cg, cg->b, cg->vt, LLVMVectorType(ie, cg->lanes), cg->f64, ie};
   return v;
 }
 

@@ -1,9 +1,9 @@
 /*
- * jitmath.h - the JIT's own f32 vector math (vmath.c) as scalar functions,
- * for the C evaluation of the kernels' operations (dnc_rt_eval_f32) to
- * use in their place, so that whole kernels can be compared to the bit.
- * Each function runs a one-element forward kernel of `fn f(x) = op(x)`:
- * a lane computes the same whatever its position in a vector.
+ * jitmath.h - the JIT's own vector math (vmath.c) as scalar functions, for
+ * the C evaluation of the kernels' operations (dnc_rt_eval_f32/f64) to use
+ * in their place, so that whole kernels can be compared to the bit. Each
+ * function runs a one-element forward kernel of `fn f(x) = op(x)`: a lane
+ * computes the same whatever its position in a vector.
  */
 #ifndef DNC_JITMATH_H
 #define DNC_JITMATH_H
@@ -13,9 +13,10 @@
 
 #include "runtime.h"
 
-static dnc_forward_fn jm_kernel[OP__COUNT];
+static dnc_forward_fn jm_kernel[2][OP__COUNT];
 static dnc_module *jm_modules[OP__COUNT];
 static dnc_rt_fn32 jm_table[OP__COUNT];
+static dnc_rt_fn64 jm_table64[OP__COUNT];
 static int jm_fma; /* the context's target fuses multiply-adds */
 
 #define JM_FN(OP)                                   \
@@ -23,7 +24,13 @@ static int jm_fma; /* the context's target fuses multiply-adds */
   {                                                 \
     float y;                                        \
     double p = 0;                                   \
-    jm_kernel[OP_##OP](&x, &y, 1, &p);              \
+    jm_kernel[0][OP_##OP](&x, &y, 1, &p);           \
+    return y;                                       \
+  }                                                 \
+  static double jm64_##OP(double x)                 \
+  {                                                 \
+    double y, p = 0;                                \
+    jm_kernel[1][OP_##OP](&x, &y, 1, &p);           \
     return y;                                       \
   }
 JM_FN(EXP) JM_FN(EXPM1) JM_FN(LOG) JM_FN(LOG1P) JM_FN(TANH) JM_FN(SIGMOID)
@@ -31,28 +38,34 @@ JM_FN(SOFTPLUS) JM_FN(ERF) JM_FN(ERFC) JM_FN(SINH) JM_FN(COSH) JM_FN(ASINH)
 JM_FN(ATAN) JM_FN(SIN) JM_FN(COS)
 #undef JM_FN
 
-/* Fills jm_table with the f32 math of ctx's kernels; 0 on failure. */
+/* Fills the tables with the math of ctx's kernels; 0 on failure. */
 static int jm_init(dnc_context *ctx)
 {
+#define E(OP) {OP_##OP, jm_##OP, jm64_##OP}
+  static const struct { int op; dnc_rt_fn32 fn; dnc_rt_fn64 fn64; } ops[] = {
+      E(EXP), E(EXPM1), E(LOG), E(LOG1P), E(TANH), E(SIGMOID), E(SOFTPLUS),
+      E(ERF), E(ERFC), E(SINH), E(COSH), E(ASINH), E(ATAN), E(SIN), E(COS)};
+#undef E
   jm_fma = dnc_jit_has_fma(ctx->jit);
-  static const struct { int op; dnc_rt_fn32 fn; } ops[] = {
-      {OP_EXP, jm_EXP},         {OP_EXPM1, jm_EXPM1}, {OP_LOG, jm_LOG},
-      {OP_LOG1P, jm_LOG1P},     {OP_TANH, jm_TANH},   {OP_SIGMOID, jm_SIGMOID},
-      {OP_SOFTPLUS, jm_SOFTPLUS}, {OP_ERF, jm_ERF},   {OP_ERFC, jm_ERFC},
-      {OP_SINH, jm_SINH},       {OP_COSH, jm_COSH},   {OP_ASINH, jm_ASINH},
-      {OP_ATAN, jm_ATAN},       {OP_SIN, jm_SIN},     {OP_COS, jm_COS}};
   for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) {
     int op = ops[i].op;
-    if (!dnc_vm_native(op, 0))
-      continue;
     char src[64];
     snprintf(src, sizeof src, "fn f(x) = %s(x)", dnc_ops[op].spell);
-    dnc_kernels k;
-    if (dnc_compile_string(ctx, "jitmath", src, strlen(src), &jm_modules[op]) ||
-        dnc_function_kernels(dnc_module_find(jm_modules[op], "f"), DNC_F32, &k))
+    if (dnc_compile_string(ctx, "jitmath", src, strlen(src), &jm_modules[op]))
       return 0;
-    jm_kernel[op] = k.forward;
-    jm_table[op] = ops[i].fn;
+    const dnc_function *f = dnc_module_find(jm_modules[op], "f");
+    for (int d = 0; d < 2; d++) {
+      if (!dnc_vm_native(op, d))
+        continue;
+      dnc_kernels k;
+      if (dnc_function_kernels(f, d ? DNC_F64 : DNC_F32, &k))
+        return 0;
+      jm_kernel[d][op] = k.forward;
+      if (d)
+        jm_table64[op] = ops[i].fn64;
+      else
+        jm_table[op] = ops[i].fn;
+    }
   }
   return 1;
 }
@@ -63,6 +76,7 @@ static void jm_free(void)
     dnc_module_free(jm_modules[i]);
     jm_modules[i] = NULL;
     jm_table[i] = NULL;
+    jm_table64[i] = NULL;
   }
 }
 

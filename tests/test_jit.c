@@ -310,8 +310,8 @@ static int check_function(dnc_module *mod, const dnc_function *f, fnreport *rep)
   if (dnc_forward(f, &ux, &uy, p) || dnc_backward(f, &ux, &udy, &udx, p, NULL))
     return 0;
   for (int i = 0; i < n; i++) {
-    double ef = dnc_rt_eval_f64(pf, dx64[i], p, jm_fma);
-    double ed = pd ? dnc_rt_eval_f64(pd, dx64[i], p, jm_fma) : 0.0;
+    double ef = dnc_rt_eval_f64(pf, dx64[i], p, jm_table64, jm_fma);
+    double ed = pd ? dnc_rt_eval_f64(pd, dx64[i], p, jm_table64, jm_fma) : 0.0;
     if (!same64(dy64[i], ef) || !same64(ddx64[i], ed)) {
       if (rep->mismatches++ < 3)
         diag("%s f64 at x = %.17g: kernel %.17g %.17g, C %.17g %.17g",

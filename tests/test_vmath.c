@@ -13,7 +13,8 @@
  * overflow to inf.
  *
  * `make check-math` runs it with DNC_MATH_STRIDE=1, every one of the 2^32
- * inputs, and prints the table of docs/accuracy.md.
+ * inputs, and DNC_MATH_F64=100000000 points per f64 function, and prints
+ * the tables of docs/accuracy.md.
  */
 #include <float.h>
 #include <math.h>
@@ -262,6 +263,121 @@ static void test_backward(dnc_context *ctx)
   free(x), free(dy), free(dx), free(hx), free(hdy), free(hdx);
 }
 
+/* ---------------------------------------------------------------- f64:
+ * DNC_MATH_F64 points per function (default 2 million; make check-math:
+ * 10^8), half random bit patterns (every exponent), half uniform in the
+ * range where the function varies, plus windows of consecutive doubles
+ * around the special points; reference: the long double C library (64-bit
+ * significand, ~2^-11 double ulp). */
+static long double sigmoid_l(long double x)
+{
+  if (x < 0) {
+    long double e = expl(x);
+    return e / (1 + e);
+  }
+  return 1 / (1 + expl(-x));
+}
+static long double softplus_l(long double x)
+{
+  return x > 0 ? x + log1pl(expl(-x)) : log1pl(expl(x));
+}
+
+static double ulp64(long double v)
+{
+  v = fabsl(v);
+  if (v < DBL_MIN)
+    return 0x1p-1074;
+  int e;
+  frexpl(v, &e);
+  return ldexp(1, e - 53);
+}
+
+static void test_f64(dnc_context *ctx)
+{
+  static const struct {
+    const char *name;
+    long double (*ref)(long double);
+    double lo, hi, bound;
+  } fs[] = {{"exp", expl, -750, 712, 1.05},     {"expm1", expm1l, -40, 712, 2.0},
+            {"log", logl, 0, 100, 1.3},         {"log1p", log1pl, -1, 100, 1.3},
+            {"tanh", tanhl, -20, 20, 1.2},      {"sigmoid", sigmoid_l, -750, 40, 2.6},
+            {"softplus", softplus_l, -750, 40, 1.8}};
+  const char *env = getenv("DNC_MATH_F64");
+  int64_t n = env ? atoll(env) : 2000000;
+  if (n < 1000)
+    n = 1000;
+  double *x = malloc(sizeof(double) * (size_t)(n + 200000));
+  double *y = malloc(sizeof(double) * (size_t)(n + 200000));
+  for (size_t f = 0; f < sizeof fs / sizeof fs[0]; f++) {
+    char src[64];
+    snprintf(src, sizeof src, "fn f(x) = %s(x)", fs[f].name);
+    dnc_module *mod;
+    dnc_kernels k;
+    if (dnc_compile_string(ctx, "vmath", src, strlen(src), &mod) ||
+        dnc_function_kernels(dnc_module_find(mod, "f"), DNC_F64, &k)) {
+      ok(0, "%s compiles in f64", fs[f].name);
+      continue;
+    }
+    uint64_t s = 0x9E3779B97F4A7C15ull + f;
+    int64_t m = 0;
+    for (int64_t i = 0; i < n; i++) {
+      s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+      if (i % 2) {
+        memcpy(&x[m++], &s, 8);
+      } else {
+        x[m++] = fs[f].lo + (fs[f].hi - fs[f].lo) * (double)(s >> 11) * 0x1p-53;
+      }
+    }
+    static const double centers[] = {0.0, 1.0, -1.0, 0x1p-1022, 0.5, 709.78, -708.4,
+                                     -745.1, 20.0, 0.35, -0.35, 1e-300};
+    for (size_t c = 0; c < sizeof centers / sizeof centers[0]; c++) {
+      uint64_t cb;
+      memcpy(&cb, &centers[c], 8);
+      for (int64_t d = -8000; d <= 8000; d++) {
+        uint64_t bits = cb + (uint64_t)d;
+        memcpy(&x[m++], &bits, 8);
+      }
+    }
+    static const double special[] = {0.0, -0.0, INFINITY, -INFINITY, NAN, 5e-324, -5e-324, DBL_MAX, -DBL_MAX};
+    for (size_t i = 0; i < sizeof special / sizeof special[0]; i++)
+      x[m++] = special[i];
+    double p = 0;
+    k.forward(x, y, m, &p);
+    double worst = 0, at = 0;
+    int64_t wrong = 0;
+    double first_bad = 0;
+    for (int64_t i = 0; i < m; i++) {
+      long double r = fs[f].ref((long double)x[i]);
+      if (isnan(r) || isnan(y[i])) {
+        if (isnan(r) != isnan(y[i]) && wrong++ == 0)
+          first_bad = x[i];
+        continue;
+      }
+      if (fabsl(r) > DBL_MAX || isinf(y[i]) || r == 0 || y[i] == 0) {
+        double rd = (double)r;
+        if ((rd != y[i] || signbit(rd) != signbit(y[i])) && wrong++ == 0)
+          first_bad = x[i];
+        if (rd == y[i])
+          continue;
+      }
+      double u = (double)(fabsl((long double)y[i] - r) / ulp64(r));
+      if (u > worst) {
+        worst = u;
+        at = x[i];
+      }
+    }
+    printf("# f64 %-9s %8.3f ulp at x = %.17g, %lld inputs\n", fs[f].name, worst, at,
+           (long long)m);
+    ok(wrong == 0, "f64 %s: NaN, infinities, zeros and overflow exact (%lld wrong, "
+       "first at %.17g)", fs[f].name, (long long)wrong, first_bad);
+    ok(worst <= fs[f].bound, "f64 %s: within %.1f ulp (%.3f)", fs[f].name, fs[f].bound,
+       worst);
+    dnc_module_free(mod);
+  }
+  free(x);
+  free(y);
+}
+
 int main(void)
 {
   const char *env = getenv("DNC_MATH_STRIDE");
@@ -345,6 +461,7 @@ int main(void)
   free(x);
   free(y);
   test_backward(ctx);
+  test_f64(ctx);
   dnc_context_free(ctx);
   return done_testing();
 }

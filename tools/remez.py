@@ -9,14 +9,15 @@ interval, found by the Remez exchange algorithm in 60-digit arithmetic
 (mpmath): solve for the polynomial that equioscillates on n + 2 reference
 points, move the references to the extrema of the new error curve, repeat
 until the extrema are equal to 1e-8. The weight is 1/g (relative error)
-unless stated. The coefficients are then rounded to float (the f32
-functions; f64 kernels still call the C library, see vmath.c); the real error,
+unless stated. The coefficients are then rounded to float for the f32
+functions and to double for the f64 ones (`..._p64`); the real error,
 rounding included, is measured by `make check-math` over every f32 input
 (docs/accuracy.md).
 
 Why each function of t (the reductions are in compiler/vmath.c):
   exp, expm1  expm1(r) = r + r^2 P(r), |r| <= ln2/2: P fits (expm1(r)-r)/r^2
-  log, log1p  log1p(f) = f - f^2/2 + f^3 Q(f), f in [sqrt(1/2)-1, sqrt(2)-1]
+  log, log1p  log1p(f) = f - f^2/2 + f^3 Q(f), f in [sqrt(1/2)-1, sqrt(2)-1];
+              f64: log1p(f) = 2s + s^3 L(s^2) with s = f/(2+f)
   tanh        tanh(x) = x + x^3 T(x^2) for |x| <= 1: T(u) on u = x^2
   erf         erf(x) = x (c0 + x^2 E(x^2)) for |x| <= 1, c0 = 2/sqrt(pi) as a
               sum of two floats: E(u) = (erf(sqrt u)/sqrt u - c0)/u
@@ -115,7 +116,7 @@ def main():
 
     def expm1_p(r):
         return (mp.expm1(r) - r) / r ** 2 if abs(r) > 1e-25 else mp.mpf(1) / 2
-    for prec, deg in ((32, 5),):
+    for prec, deg in ((32, 5), (64, 10)):
         c, e = remez(expm1_p, -ln2h * mp.mpf("1.0005"), ln2h * mp.mpf("1.0005"), deg)
         emit(f"vm_exp_p{prec}", c, e, prec, "(expm1(r) - r)/r^2, |r| <= ln2/2")
 
@@ -126,10 +127,18 @@ def main():
         c, e = remez(log_q, lo, hi, deg)
         emit(f"vm_log_q{prec}", c, e, prec, "(log1p(f) - f + f^2/2)/f^3")
 
+    # f64 log: log1p(f) = 2s + s^3 L(s^2), s = f/(2+f), |s| <= 0.1716
+    def log_l(u):
+        sq = mp.sqrt(u)
+        return (2 * mp.atanh(sq) - 2 * sq) / sq ** 3 if u > 1e-50 else mp.mpf(2) / 3
+    smax = (mp.sqrt(2) - 1) / (mp.sqrt(2) + 1)
+    c, e = remez(log_l, 0, smax ** 2 * mp.mpf("1.001"), 8)
+    emit("vm_log_l64", c, e, 64, "(2 atanh(s) - 2s)/s^3, u = s^2 <= 0.0295")
+
     def tanh_t(u):
         x = mp.sqrt(u)
         return (mp.tanh(x) - x) / x ** 3 if u > 1e-50 else -mp.mpf(1) / 3
-    for prec, deg in ((32, 8),):
+    for prec, deg in ((32, 8), (64, 15)):
         c, e = remez(tanh_t, 0, 1, deg)
         emit(f"vm_tanh_t{prec}", c, e, prec, "(tanh(x) - x)/x^3, u = x^2 <= 1")
 
