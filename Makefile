@@ -155,6 +155,7 @@ run-tests:
 bench: $(BUILD)/bench/kernels $(BUILD)/bench/incache
 	$(BUILD)/bench/kernels $(BUILD)/bench/kernels.json
 	$(BUILD)/bench/incache $(BUILD)/bench/kernels.json
+	$(PYTHON) bench/torch_eager.py $(BUILD)/bench/kernels.json
 
 # In-cache vector math against glibc's libmvec (a loop gcc vectorises with
 # -O3 -march=native -ffast-math, the flags of that one file) and SLEEF.

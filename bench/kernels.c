@@ -506,6 +506,9 @@ static void write_json(const char *path, const result *results,
             r->fwd_ms / r->copy_ms);
     fprintf(fp, "  \"%s/f32/%s/fwdbwd_over_copy\": %.4f,\n", r->fn, t,
             r->fwdbwd_ms / r->copy_ms);
+    /* the times themselves, for peers timed later in the same `make bench`
+     * (bench/torch_eager.py) */
+    fprintf(fp, "  \"%s/f32/%s/fwdbwd_ms\": %.4f,\n", r->fn, t, r->fwdbwd_ms);
   }
   for (int i = 0; i < NFUNCS; i++)
     fprintf(fp, "  \"jit_ms/%s\": %.3f%s\n", funcs[i].name, jit_ms[i],
