@@ -237,22 +237,69 @@ static void copy_team_free(copy_team *t)
 
 /* -------------------------------------------------------- the workload */
 
-/* The tensors of one layer, shared by every function and thread count. */
+/* The dtypes measured: f32, and bf16 (what training runs in). */
+enum { NDTYPES = 2 };
+static const dnc_dtype dtypes[NDTYPES] = {DNC_F32, DNC_BF16};
+
+/* The tensors of one layer, shared by every function and thread count:
+ * x, y, dy, dx in each dtype (the bf16 ones the f32 values rounded to
+ * nearest even), gamma and beta and their gradients in float for both. */
 typedef struct workload {
   int64_t rows, cols;
   size_t n;
   float *x, *y, *dy, *dx;
+  uint16_t *hx, *hy, *hdy, *hdx;
   float *gamma, *beta, *dgamma, *dbeta;
   double dparams[4];
-  dnc_tensor tx, ty, tdy, tdx;
+  dnc_tensor tx[NDTYPES], ty[NDTYPES], tdy[NDTYPES], tdx[NDTYPES];
   dnc_layer layer;
   dnc_layer_grad grad;
 } workload;
 
-static dnc_tensor tensor_of(float *data, int64_t rows, int64_t cols)
+static dnc_tensor tensor_of(void *data, dnc_dtype dt, int64_t rows,
+                            int64_t cols)
 {
-  dnc_tensor t = {data, DNC_F32, rows, cols, 0};
+  dnc_tensor t = {data, dt, rows, cols, 0};
   return t;
+}
+
+static size_t dtype_size(dnc_dtype dt)
+{
+  return dt == DNC_F32 ? 4 : 2;
+}
+
+static uint16_t to_bf16(float f)
+{
+  uint32_t u;
+  memcpy(&u, &f, 4);
+  u += 0x7fff + ((u >> 16) & 1); /* finite inputs only */
+  return (uint16_t)(u >> 16);
+}
+
+static double from_bf16(uint16_t h)
+{
+  uint32_t u = (uint32_t)h << 16;
+  float f;
+  memcpy(&f, &u, 4);
+  return f;
+}
+
+/* Element i of the view t, as a double. */
+static double elem(const dnc_tensor *t, size_t i)
+{
+  return t->dtype == DNC_F32 ? ((const float *)t->data)[i]
+                             : from_bf16(((const uint16_t *)t->data)[i]);
+}
+
+static uint16_t *alloc_bf16(const float *src, size_t n)
+{
+  size_t bytes = (n * 2 + 4095) & ~(size_t)4095;
+  uint16_t *a = aligned_alloc(4096, bytes);
+  if (!a)
+    die("out of memory for the tensors");
+  for (size_t i = 0; i < n; i++)
+    a[i] = to_bf16(src[i]);
+  return a;
 }
 
 /* x spans [-8, 8): beyond alpha*x = +-1 where tanh and erf bend, and
@@ -272,10 +319,18 @@ static void workload_init(workload *w, int64_t rows, int64_t cols)
   w->beta = alloc_filled((size_t)cols, 6, 0.1f, 0.0f);
   w->dgamma = alloc_filled((size_t)cols, 7, 0.0f, 0.0f);
   w->dbeta = alloc_filled((size_t)cols, 8, 0.0f, 0.0f);
-  w->tx = tensor_of(w->x, rows, cols);
-  w->ty = tensor_of(w->y, rows, cols);
-  w->tdy = tensor_of(w->dy, rows, cols);
-  w->tdx = tensor_of(w->dx, rows, cols);
+  w->hx = alloc_bf16(w->x, w->n);
+  w->hy = alloc_bf16(w->y, w->n);
+  w->hdy = alloc_bf16(w->dy, w->n);
+  w->hdx = alloc_bf16(w->dx, w->n);
+  void *data[NDTYPES][4] = {{w->x, w->y, w->dy, w->dx},
+                            {w->hx, w->hy, w->hdy, w->hdx}};
+  for (int d = 0; d < NDTYPES; d++) {
+    w->tx[d] = tensor_of(data[d][0], dtypes[d], rows, cols);
+    w->ty[d] = tensor_of(data[d][1], dtypes[d], rows, cols);
+    w->tdy[d] = tensor_of(data[d][2], dtypes[d], rows, cols);
+    w->tdx[d] = tensor_of(data[d][3], dtypes[d], rows, cols);
+  }
   w->layer.gamma = w->gamma;
   w->layer.beta = w->beta;
   w->grad.params = w->dparams;
@@ -289,23 +344,29 @@ static void workload_free(workload *w)
   free(w->y);
   free(w->dy);
   free(w->dx);
+  free(w->hx);
+  free(w->hy);
+  free(w->hdy);
+  free(w->hdx);
   free(w->gamma);
   free(w->beta);
   free(w->dgamma);
   free(w->dbeta);
 }
 
-static void run_forward(const dnc_function *f, workload *w)
+static void run_forward(const dnc_function *f, workload *w, int d)
 {
-  check(dnc_layer_forward(f, &w->tx, &w->ty, &w->layer), "layer forward");
+  check(dnc_layer_forward(f, &w->tx[d], &w->ty[d], &w->layer),
+        "layer forward");
 }
 
 /* What a training step runs: the forward, then the backward with every
  * gradient wanted (dx, the parameters', dgamma and dbeta). */
-static void run_forward_backward(const dnc_function *f, workload *w)
+static void run_forward_backward(const dnc_function *f, workload *w, int d)
 {
-  run_forward(f, w);
-  check(dnc_layer_backward(f, &w->tx, &w->tdy, &w->tdx, &w->layer, &w->grad),
+  run_forward(f, w, d);
+  check(dnc_layer_backward(f, &w->tx[d], &w->tdy[d], &w->tdx[d], &w->layer,
+                           &w->grad),
         "layer backward");
 }
 
@@ -328,29 +389,33 @@ static int close_to(double got, double want, double tol)
  * y and dx at spread-out points (dx against a central difference) and
  * dgamma, dbeta of column 0 against sums in double. Expects the gradients
  * zeroed before the run it checks. */
-static void spot_check(const dnc_function *f, const workload *w,
+static void spot_check(const dnc_function *f, const workload *w, int d,
                        const char *label)
 {
   const double h = 1e-4; /* difference error ~h^2, far below f32's */
+  /* f32: a few ulp; bf16: the result rounded to 8 bits */
+  const double tol_y = dtypes[d] == DNC_F32 ? 1e-5 : 1e-2;
+  const double tol_dx = dtypes[d] == DNC_F32 ? 1e-4 : 1e-2;
   int bad = 0;
   for (size_t k = 0; k < CHECK_POINTS && !bad; k++) {
     size_t i = (k * 2654435761u + 12345) % w->n;
     size_t c = i % (size_t)w->cols;
-    double x = w->x[i], g = w->gamma[c];
+    double x = elem(&w->tx[d], i), g = w->gamma[c];
     double y = g * eval_at(f, x) + w->beta[c];
     double df = (eval_at(f, x + h) - eval_at(f, x - h)) / (2 * h);
-    double dx = w->dy[i] * g * df;
-    if (!close_to(w->y[i], y, 1e-5) || !close_to(w->dx[i], dx, 1e-4)) {
+    double dx = elem(&w->tdy[d], i) * g * df;
+    double gy = elem(&w->ty[d], i), gdx = elem(&w->tdx[d], i);
+    if (!close_to(gy, y, tol_y) || !close_to(gdx, dx, tol_dx)) {
       fprintf(stderr, "bench: %s: at %zu x=%.9g: y %.9g (want %.9g), "
-              "dx %.9g (want %.9g)\n", label, i, x, w->y[i], y, w->dx[i], dx);
+              "dx %.9g (want %.9g)\n", label, i, x, gy, y, gdx, dx);
       bad = 1;
     }
   }
   double sg = 0, sb = 0;
   for (int64_t r = 0; r < w->rows; r++) {
     size_t i = (size_t)r * (size_t)w->cols;
-    sg += w->dy[i] * eval_at(f, w->x[i]);
-    sb += w->dy[i];
+    sg += elem(&w->tdy[d], i) * eval_at(f, elem(&w->tx[d], i));
+    sb += elem(&w->tdy[d], i);
   }
   double tol = 1e-6 * (double)w->rows; /* float sums of rows terms */
   if (fabs(w->dgamma[0] - sg) > tol || fabs(w->dbeta[0] - sb) > tol) {
@@ -366,28 +431,31 @@ static void spot_check(const dnc_function *f, const workload *w,
 
 typedef struct result {
   const char *fn;
+  dnc_dtype dtype;
   int threads;
   double copy_ms, fwd_ms, fwdbwd_ms; /* medians */
 } result;
 
-static double time_copy(copy_team *team, workload *w)
+/* The copy of x to y in dtype d: the same bytes the forward moves. */
+static double time_copy(copy_team *team, workload *w, int d)
 {
   double t0 = now_ms();
-  copy_team_run(team, w->y, w->x, w->n * sizeof(float));
+  copy_team_run(team, w->ty[d].data, w->tx[d].data,
+                w->n * dtype_size(dtypes[d]));
   return now_ms() - t0;
 }
 
-static double time_forward(const dnc_function *f, workload *w)
+static double time_forward(const dnc_function *f, workload *w, int d)
 {
   double t0 = now_ms();
-  run_forward(f, w);
+  run_forward(f, w, d);
   return now_ms() - t0;
 }
 
-static double time_forward_backward(const dnc_function *f, workload *w)
+static double time_forward_backward(const dnc_function *f, workload *w, int d)
 {
   double t0 = now_ms();
-  run_forward_backward(f, w);
+  run_forward_backward(f, w, d);
   return now_ms() - t0;
 }
 
@@ -396,16 +464,17 @@ static double time_forward_backward(const dnc_function *f, workload *w)
  * forward+backward. Odd rounds run in the reverse order, so that neither
  * the copy nor a kernel always follows the other and inherits its caches
  * or clock state. */
-static result measure(const dnc_function *f, const char *fn, int threads,
-                      copy_team *team, workload *w, int reps)
+static result measure(const dnc_function *f, const char *fn, int d,
+                      int threads, copy_team *team, workload *w, int reps)
 {
   memset(w->dgamma, 0, (size_t)w->cols * sizeof(float));
   memset(w->dbeta, 0, (size_t)w->cols * sizeof(float));
-  time_copy(team, w);
-  run_forward_backward(f, w);
+  time_copy(team, w, d);
+  run_forward_backward(f, w, d);
   char label[64];
-  snprintf(label, sizeof label, "%s/f32/%d threads", fn, threads);
-  spot_check(f, w, label);
+  snprintf(label, sizeof label, "%s/%s/%d threads", fn,
+           dnc_dtype_name(dtypes[d]), threads);
+  spot_check(f, w, d, label);
 
   double *copy = malloc((size_t)reps * sizeof *copy);
   double *fwd = malloc((size_t)reps * sizeof *fwd);
@@ -414,16 +483,16 @@ static result measure(const dnc_function *f, const char *fn, int threads,
     die("out of memory");
   for (int r = 0; r < reps; r++) {
     if (r % 2 == 0) {
-      copy[r] = time_copy(team, w);
-      fwd[r] = time_forward(f, w);
-      fwdbwd[r] = time_forward_backward(f, w);
+      copy[r] = time_copy(team, w, d);
+      fwd[r] = time_forward(f, w, d);
+      fwdbwd[r] = time_forward_backward(f, w, d);
     } else {
-      fwdbwd[r] = time_forward_backward(f, w);
-      fwd[r] = time_forward(f, w);
-      copy[r] = time_copy(team, w);
+      fwdbwd[r] = time_forward_backward(f, w, d);
+      fwd[r] = time_forward(f, w, d);
+      copy[r] = time_copy(team, w, d);
     }
   }
-  result res = {fn, threads, median(copy, reps), median(fwd, reps),
+  result res = {fn, dtypes[d], threads, median(copy, reps), median(fwd, reps),
                 median(fwdbwd, reps)};
   free(copy);
   free(fwd);
@@ -483,13 +552,14 @@ static dnc_module *compile_all(dnc_context *ctx)
 
 static void print_row(const result *r)
 {
-  printf("%-7s %7d %9.2f %8.2f %10.2f %11.2f %9.2f\n", r->fn, r->threads,
+  printf("%-7s %-5s %7d %9.2f %8.2f %10.2f %11.2f %9.2f\n", r->fn,
+         dnc_dtype_name(r->dtype), r->threads,
          r->fwd_ms, r->fwd_ms / r->copy_ms, r->fwdbwd_ms,
          r->fwdbwd_ms / r->copy_ms, r->copy_ms);
 }
 
-/* results: for each function, the 1-thread then the all-threads result. */
-static void write_json(const char *path, const result *results,
+/* Keys name the thread count itself: t1 and t<all threads>. */
+static void write_json(const char *path, const result *results, int nresults,
                        const double *jit_ms)
 {
   make_parent_dirs(path);
@@ -499,16 +569,17 @@ static void write_json(const char *path, const result *results,
     exit(1);
   }
   fprintf(fp, "{\n");
-  for (int i = 0; i < 2 * NFUNCS; i++) {
+  for (int i = 0; i < nresults; i++) {
     const result *r = &results[i];
-    const char *t = i % 2 ? "tmax" : "t1";
-    fprintf(fp, "  \"%s/f32/%s/fwd_over_copy\": %.4f,\n", r->fn, t,
-            r->fwd_ms / r->copy_ms);
-    fprintf(fp, "  \"%s/f32/%s/fwdbwd_over_copy\": %.4f,\n", r->fn, t,
-            r->fwdbwd_ms / r->copy_ms);
+    const char *dt = dnc_dtype_name(r->dtype);
+    fprintf(fp, "  \"%s/%s/t%d/fwd_over_copy\": %.4f,\n", r->fn, dt,
+            r->threads, r->fwd_ms / r->copy_ms);
+    fprintf(fp, "  \"%s/%s/t%d/fwdbwd_over_copy\": %.4f,\n", r->fn, dt,
+            r->threads, r->fwdbwd_ms / r->copy_ms);
     /* the times themselves, for peers timed later in the same `make bench`
      * (bench/torch_eager.py) */
-    fprintf(fp, "  \"%s/f32/%s/fwdbwd_ms\": %.4f,\n", r->fn, t, r->fwdbwd_ms);
+    fprintf(fp, "  \"%s/%s/t%d/fwdbwd_ms\": %.4f,\n", r->fn, dt,
+            r->threads, r->fwdbwd_ms);
   }
   for (int i = 0; i < NFUNCS; i++)
     fprintf(fp, "  \"jit_ms/%s\": %.3f%s\n", funcs[i].name, jit_ms[i],
@@ -518,23 +589,26 @@ static void write_json(const char *path, const result *results,
     die("cannot finish writing the JSON");
 }
 
-/* The table: each function on 1 thread, then on all of them. */
+/* The table: each function in each dtype on 1 thread, then on all of
+ * them; results[(i * NDTYPES + d) * 2 + t]. */
 static void run_table(dnc_context *const ctx[2], dnc_module *const mod[2],
                       copy_team team[2], workload *w, int reps,
                       result *results)
 {
-  printf("fn      threads    fwd ms fwd/copy  fwdbwd ms fwdbwd/copy"
+  printf("fn      dtype threads    fwd ms fwd/copy  fwdbwd ms fwdbwd/copy"
          "   copy ms\n");
   for (int i = 0; i < NFUNCS; i++) {
-    for (int t = 0; t < 2; t++) {
-      const dnc_function *f = dnc_module_find(mod[t], funcs[i].name);
-      if (!f)
-        die("a compiled function is missing");
-      results[2 * i + t] = measure(f, funcs[i].name,
-                                   dnc_context_threads(ctx[t]), &team[t], w,
-                                   reps);
-      print_row(&results[2 * i + t]);
-      fflush(stdout);
+    for (int d = 0; d < NDTYPES; d++) {
+      for (int t = 0; t < 2; t++) {
+        const dnc_function *f = dnc_module_find(mod[t], funcs[i].name);
+        if (!f)
+          die("a compiled function is missing");
+        result *r = &results[(i * NDTYPES + d) * 2 + t];
+        *r = measure(f, funcs[i].name, d, dnc_context_threads(ctx[t]),
+                     &team[t], w, reps);
+        print_row(r);
+        fflush(stdout);
+      }
     }
   }
 }
@@ -560,11 +634,11 @@ int main(int argc, char **argv)
   printf("dnc %s kernels: cpu %s, %d-bit vectors, %d threads\n",
          dnc_version(), dnc_context_cpu(ctx[0]),
          dnc_context_vector_bits(ctx[0]), tmax);
-  printf("layer f32 [%lld x %lld] (%.1f MiB per tensor), median of %d, "
+  printf("layer [%lld x %lld] (%.1f MiB per f32 tensor), median of %d, "
          "ratios to a copy of the same bytes on as many threads\n\n",
          (long long)rows, (long long)cols,
          (double)w.n * sizeof(float) / (1 << 20), reps);
-  result results[2 * NFUNCS];
+  result results[2 * NDTYPES * NFUNCS];
   run_table(ctx, mod, team, &w, reps, results);
 
   double jit_ms[NFUNCS];
@@ -574,7 +648,7 @@ int main(int argc, char **argv)
     jit_ms[i] = jit_latency_ms(ctx[0], &funcs[i]);
     printf("  %-7s %8.2f\n", funcs[i].name, jit_ms[i]);
   }
-  write_json(out, results, jit_ms);
+  write_json(out, results, 2 * NDTYPES * NFUNCS, jit_ms);
   printf("\nwrote %s\n", out);
 
   workload_free(&w);

@@ -7,8 +7,8 @@ Times a training step's layer kernels, forward and backward, of DyT, Derf
 and DyISRU written as plain PyTorch modules (the way their papers' code
 writes them) on the same [rows x cols] f32 tensor and thread count as
 bench/kernels.c, and adds "vs_torch_eager/<fn>/fwdbwd" (torch's time over
-dnc's "<fn>/f32/tmax/fwdbwd_ms", measured minutes before by kernels.c) to
-the JSON. Without PyTorch it says so and adds nothing.
+dnc's "<fn>/f32/t<N>/fwdbwd_ms" at kernels.c's all-threads count N,
+measured minutes before) to the JSON. Without PyTorch it says so and adds nothing.
 """
 import json
 import os
@@ -76,10 +76,16 @@ def main():
     rows = int(os.environ.get("DNC_BENCH_ROWS", "8192"))
     cols = int(os.environ.get("DNC_BENCH_COLS", "4096"))
     reps = int(os.environ.get("DNC_BENCH_REPS", "9"))
-    threads = int(os.environ.get("DNC_NUM_THREADS", "0")) or os.cpu_count()
-    torch.set_num_threads(threads)
     with open(out) as f:
         res = json.load(f)
+    # kernels.c's all-threads count: the largest t<N> it wrote
+    counts = [int(k.split("/")[2][1:]) for k in res
+              if k.startswith("dyt/f32/t") and k.endswith("/fwdbwd_ms")]
+    if not counts:
+        print(f"torch_eager: no dnc times in {out}; run bench/kernels first")
+        sys.exit(1)
+    threads = max(counts)
+    torch.set_num_threads(threads)
     g = torch.Generator().manual_seed(1)
     x = (torch.rand(rows, cols, generator=g) * 8 - 4).requires_grad_()
     dy = torch.rand(rows, cols, generator=g) * 2 - 1
@@ -87,7 +93,7 @@ def main():
           f"{threads} threads, forward + backward, median of {reps}")
     print(f"{'fn':8} {'torch ms':>10} {'dnc ms':>10} {'torch/dnc':>10}")
     for name, cls in (("dyt", DyT), ("derf", Derf), ("dyisru", DyISRU)):
-        key = f"{name}/f32/tmax/fwdbwd_ms"
+        key = f"{name}/f32/t{threads}/fwdbwd_ms"
         if key not in res:
             print(f"torch_eager: {key} missing from {out}; run bench/kernels first")
             sys.exit(1)
