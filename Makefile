@@ -32,7 +32,7 @@ BUILD ?= build
 SANFLAGS =
 endif
 
-VERSION = 0.2.0
+VERSION = 0.3.0
 CFLAGS ?= -O2 -g
 WARN = -Wall -Wextra -Werror
 BASEFLAGS = -std=c11 -D_GNU_SOURCE -fPIC $(SANFLAGS)
@@ -50,13 +50,14 @@ LIBS = -lm -lpthread
 
 COMPILER_SRC = $(filter-out compiler/main.c,$(wildcard compiler/*.c))
 # the files that include LLVM's headers (left out of the fuzzing build)
-LLVM_SRC = compiler/llvm_host.c compiler/codegen.c compiler/vmath.c compiler/jit.c
+LLVM_SRC = compiler/llvm_host.c compiler/codegen.c compiler/vmath.c compiler/jit.c \
+           compiler/aot.c
 RUNTIME_SRC = $(wildcard runtime/*.c)
 LIB_OBJ = $(COMPILER_SRC:compiler/%.c=$(BUILD)/obj/%.o) \
           $(RUNTIME_SRC:runtime/%.c=$(BUILD)/obj/rt_%.o) \
           $(BUILD)/obj/parser.o $(BUILD)/obj/lexer.o
 HEADERS = $(wildcard compiler/*.h runtime/*.h) $(BUILD)/gen/parser.h $(BUILD)/gen/lexer.h \
-          $(BUILD)/gen/llvm_names.h
+          $(BUILD)/gen/llvm_names.h $(BUILD)/gen/dnc_aot_h.inc
 
 TEST_SRC = $(wildcard tests/test_*.c)
 TEST_BIN = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
@@ -84,6 +85,14 @@ $(BUILD)/gen/lexer.c $(BUILD)/gen/lexer.h &: grammar/lexer.l $(BUILD)/gen/parser
 $(BUILD)/gen/llvm_names.h: tools/llvm_names.sh
 	@mkdir -p $(BUILD)/gen
 	sh tools/llvm_names.sh $(shell $(LLVM_CONFIG) --bindir)/llc $@
+
+# runtime/dnc_aot.h as a C string: `dnc compile` copies it into the C of
+# every library it writes (aot.c), so the descriptor has one definition.
+$(BUILD)/gen/dnc_aot_h.inc: runtime/dnc_aot.h
+	@mkdir -p $(BUILD)/gen
+	{ echo 'static const char dnc_aot_h_text[] ='; \
+	  sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/    "/' -e 's/$$/\\n"/' $<; \
+	  echo '    ;'; } >$@
 
 $(BUILD)/obj/parser.o: $(BUILD)/gen/parser.c $(HEADERS)
 	@mkdir -p $(BUILD)/obj

@@ -89,6 +89,15 @@ extern const char *const dnc_kernel_forms[DNC_K__COUNT];
 
 /* Initialises LLVM's native target once per process. */
 void dnc_llvm_init(void);
+/* Every target LLVM was built with (cross-compiling), once per process. */
+void dnc_llvm_init_all(void);
+/* NULL when LLVM knows the CPU and features for the triple, else a
+ * malloc'd message (with a suggestion where one is close). */
+char *dnc_check_target_names(const char *triple, const char *cpu,
+                             const char *features);
+/* The vector width in bits that code for t uses, and whether it has fused
+ * multiply-add (*fma), found by compiling a probe for t's CPU. */
+unsigned dnc_target_probe(const dnc_target *t, int *fma);
 /* A malloc'd copy of an LLVM error's message; the error is consumed. */
 char *dnc_llvm_error(LLVMErrorRef e);
 /* The target machine for t (NULL with *err set on failure). */
@@ -99,5 +108,25 @@ int dnc_optimize(LLVMModuleRef m, const dnc_target *t, char **err);
  * has fused multiply-add. */
 unsigned dnc_vector_bits(const char *triple, const char *features);
 int dnc_has_fma(const char *triple, const char *features);
+
+/* aot.c --------------------------------------------------------------- */
+
+/* What `dnc compile` writes. */
+enum { DNC_EMIT_SO, DNC_EMIT_OBJ, DNC_EMIT_ASM, DNC_EMIT_LLVM, DNC_EMIT_HEADER };
+
+typedef struct dnc_aot_options {
+  int emit;             /* DNC_EMIT_* for output */
+  const char *output;   /* the file to write */
+  const char *header;   /* -H: also a C header, or NULL */
+  const char *triple;   /* NULL: the host's */
+  const char *cpu;      /* NULL: the default levels (see aot.c) */
+  int opt_level;        /* 0..3 */
+  const char *cc;       /* the C compiler driver; NULL: $CC, else cc */
+} dnc_aot_options;
+
+/* Compiles every function of m (built, without errors) as o says. Writes
+ * each output to a temporary file beside it and renames it into place
+ * only when all succeeded. Returns 0, or -1 with *err malloc'd. */
+int dnc_aot_compile(dnc_mod *m, const dnc_aot_options *o, char **err);
 
 #endif

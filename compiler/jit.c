@@ -61,6 +61,22 @@ void dnc_llvm_init(void)
   pthread_once(&init_once, init_llvm);
 }
 
+static pthread_once_t init_all_once = PTHREAD_ONCE_INIT;
+
+static void init_all(void)
+{
+  LLVMInitializeAllTargetInfos();
+  LLVMInitializeAllTargets();
+  LLVMInitializeAllTargetMCs();
+  LLVMInitializeAllAsmPrinters();
+}
+
+void dnc_llvm_init_all(void)
+{
+  dnc_llvm_init();
+  pthread_once(&init_all_once, init_all);
+}
+
 char *dnc_llvm_error(LLVMErrorRef e)
 {
   char *msg = LLVMGetErrorMessage(e); /* consumes e */
@@ -139,8 +155,8 @@ static int count_names(const char *const *names)
 /* An unknown CPU or feature makes LLVM print a warning and carry on (or
  * abort later), so both are checked here first: "" when fine, else a
  * malloc'd message. */
-static char *check_target_names(const char *triple, const char *cpu,
-                                const char *features)
+char *dnc_check_target_names(const char *triple, const char *cpu,
+                             const char *features)
 {
   char msg[512];
   const char *const *cpus = known_names(triple, 0);
@@ -169,7 +185,7 @@ static char *check_target_names(const char *triple, const char *cpu,
  * assembly read (zmm, ymm or xmm registers; vfmadd). Needed when the CPU
  * is named, since LLVM's C API does not tell which features a CPU
  * implies. */
-static unsigned probe_target(const dnc_target *t, int *fma)
+unsigned dnc_target_probe(const dnc_target *t, int *fma)
 {
   *fma = dnc_has_fma(t->triple, t->features);
   if (strncmp(t->triple, "x86_64", 6))
@@ -307,14 +323,14 @@ dnc_jit *dnc_jit_new(const dnc_jit_options *o, char **err, int *bad_name)
                                : o->cpu   ? ""
                                           : dnc_host_features());
   j->target.opt_level = o->opt_level < 0 ? 0 : o->opt_level > 3 ? 3 : o->opt_level;
-  if ((*err = check_target_names(j->target.triple, j->target.cpu,
+  if ((*err = dnc_check_target_names(j->target.triple, j->target.cpu,
                                  j->target.features))) {
     *bad_name = 1;
     dnc_jit_free(j);
     return NULL;
   }
   if (o->cpu || o->features) {
-    j->target.vector_bits = probe_target(&j->target, &j->target.has_fma);
+    j->target.vector_bits = dnc_target_probe(&j->target, &j->target.has_fma);
   } else {
     j->target.vector_bits = dnc_vector_bits(j->target.triple, j->target.features);
     j->target.has_fma = dnc_has_fma(j->target.triple, j->target.features);

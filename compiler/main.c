@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codegen.h"
 #include "dnc_int.h"
 #include "dnc.h"
 #include "runtime.h"
@@ -33,6 +34,8 @@ static const char usage_main[] =
     "  print   print each function's expression DAG back as dnc source\n"
     "  eval    evaluate functions with the reference interpreter\n"
     "  diff    print derivatives with respect to x and the parameters\n"
+    "  compile compile the kernels ahead of time: a shared library, an\n"
+    "          object, assembly, LLVM IR or a C header\n"
     "\n"
     "options:\n"
     "  -h, --help     this help; 'dnc CMD --help' for a command's\n"
@@ -97,6 +100,31 @@ static const char usage_diff[] =
     "                for the built-ins C lacks (sigmoid, NaN-propagating min...)\n"
     "  --stats       also print the number of DAG nodes of f and of each\n"
     "                derivative, as comments\n";
+
+static const char usage_compile[] =
+    "usage: dnc compile FILE... -o OUT [-H HEADER] [options]\n"
+    "\n"
+    "Compiles the kernels of every function in FILEs (forward, backward and\n"
+    "the layer forms, in f32, f64, bf16 and f16) ahead of time.\n"
+    "\n"
+    "options:\n"
+    "  -o OUT            the file to write\n"
+    "  -H HEADER         also write a C header for the kernels\n"
+    "  --emit=KIND       so: a shared library (default), with a version of\n"
+    "                    each kernel per CPU level picked when it is loaded,\n"
+    "                    and the descriptor that dnc_module_load reads;\n"
+    "                    obj, asm, llvm: one CPU's kernels; header: the header\n"
+    "  -c, -S            --emit=obj, --emit=asm\n"
+    "  -O0 .. -O3        optimisation level (default -O2, as the JIT)\n"
+    "  --target TRIPLE   target triple, e.g. aarch64-linux-gnu (default: this\n"
+    "                    machine's)\n"
+    "  --cpu NAME[,...]  an LLVM CPU name, or native; for a library also a\n"
+    "                    list of x86-64 levels (default: a library carries\n"
+    "                    x86-64-v2,x86-64-v3,x86-64-v4; other outputs the\n"
+    "                    target's baseline, x86-64 or generic)\n"
+    "\n"
+    "environment: CC, the C compiler driver that links a library (cc);\n"
+    "DNC_AOT_CPU, when a library is loaded, forces one of its levels\n";
 
 static int usage_error(const char *usage, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -775,6 +803,91 @@ static int cmd_diff(int argc, char **argv)
   return rc;
 }
 
+static int cmd_compile(int argc, char **argv)
+{
+  dnc_aot_options o = {DNC_EMIT_SO, NULL, NULL, NULL, NULL, 2, NULL};
+  char **files = calloc((size_t)argc + 1, sizeof *files);
+  int nfiles = 0, emit_set = 0;
+  int rc = -1;
+  for (int i = 1; i < argc && rc < 0; i++) {
+    const char *v;
+    const char *a = argv[i];
+    int emit = -1;
+    if (is_help(a)) {
+      fputs(usage_compile, stdout);
+      rc = 0;
+    } else if ((v = opt_value(argc, argv, &i, "-o", "--output"))) {
+      if (!*v)
+        rc = usage_error(usage_compile, "-o needs a file name");
+      o.output = v;
+    } else if ((v = opt_value(argc, argv, &i, "-H", "--header"))) {
+      if (!*v)
+        rc = usage_error(usage_compile, "-H needs a file name");
+      o.header = v;
+    } else if ((v = opt_value(argc, argv, &i, "--emit", "--emit"))) {
+      static const char *const kinds[] = {"so", "obj", "asm", "llvm", "header"};
+      for (int k = 0; k < 5; k++)
+        if (!strcmp(v, kinds[k]))
+          emit = k; /* ORDER: DNC_EMIT_* */
+      if (emit < 0)
+        rc = usage_error(usage_compile, "--emit is so, obj, asm, llvm or "
+                                        "header, not '%s'", v);
+    } else if (!strcmp(a, "-c")) {
+      emit = DNC_EMIT_OBJ;
+    } else if (!strcmp(a, "-S")) {
+      emit = DNC_EMIT_ASM;
+    } else if (a[0] == '-' && a[1] == 'O' && a[2] >= '0' && a[2] <= '3' &&
+               !a[3]) {
+      o.opt_level = a[2] - '0';
+    } else if ((v = opt_value(argc, argv, &i, "--target", "--target"))) {
+      if (!*v)
+        rc = usage_error(usage_compile, "--target needs a triple");
+      o.triple = v;
+    } else if ((v = opt_value(argc, argv, &i, "--cpu", "--cpu"))) {
+      if (!*v)
+        rc = usage_error(usage_compile, "--cpu needs a CPU name");
+      o.cpu = v;
+    } else if (a[0] == '-' && a[1]) {
+      rc = usage_error(usage_compile, "unknown option '%s'", a);
+    } else {
+      files[nfiles++] = argv[i];
+    }
+    if (emit >= 0 && rc < 0) {
+      if (emit_set && (int)o.emit != emit)
+        rc = usage_error(usage_compile, "one kind of output at a time "
+                                        "(--emit, -c, -S)");
+      o.emit = emit;
+      emit_set = 1;
+    }
+  }
+  if (rc < 0 && !nfiles)
+    rc = usage_error(usage_compile, "no input files");
+  if (rc < 0 && !o.output)
+    rc = usage_error(usage_compile, "no output file (-o OUT)");
+  if (rc < 0 && o.header && o.emit == DNC_EMIT_HEADER)
+    rc = usage_error(usage_compile, "--emit=header writes the header to -o; "
+                                    "-H is for another output");
+  if (rc < 0 && o.header && !strcmp(o.header, o.output))
+    rc = usage_error(usage_compile, "-o and -H name the same file");
+  if (rc >= 0) {
+    free(files);
+    return rc;
+  }
+  dnc_mod *m = load(files, nfiles);
+  free(files);
+  if (!m)
+    return EXIT_INPUT;
+  char *err = NULL;
+  rc = 0;
+  if (dnc_aot_compile(m, &o, &err)) {
+    fprintf(stderr, "%s: error: %s\n", prog, err);
+    rc = EXIT_INPUT;
+  }
+  free(err);
+  dnc_mod_free(m);
+  return rc;
+}
+
 int main(int argc, char **argv)
 {
   if (argc < 2)
@@ -807,5 +920,7 @@ int main(int argc, char **argv)
     return cmd_eval(argc - 1, argv + 1);
   if (!strcmp(cmd, "diff"))
     return cmd_diff(argc - 1, argv + 1);
+  if (!strcmp(cmd, "compile"))
+    return cmd_compile(argc - 1, argv + 1);
   return usage_error(usage_main, "unknown command '%s'", cmd);
 }

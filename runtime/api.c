@@ -1,11 +1,13 @@
 /*
  * api.c - the public C API over the compiler's internals.
  */
+#include <dlfcn.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "codegen.h"
+#include "dnc_aot.h"
 #include "runtime.h"
 
 static _Thread_local char last_error[512];
@@ -41,6 +43,7 @@ const char *dnc_status_string(dnc_status s)
   case DNC_ERR_SHAPE: return "mismatched tensor shapes";
   case DNC_ERR_COMPILE: return "code generation failed";
   case DNC_ERR_MEMORY: return "out of memory";
+  case DNC_ERR_LOAD: return "the library cannot be loaded";
   }
   return "unknown status";
 }
@@ -249,7 +252,143 @@ void dnc_module_free(dnc_module *mod)
   dnc_mod_free(mod->m);
   free(mod->diags);
   context_release(mod->ctx);
+  if (mod->dl)
+    dlclose(mod->dl); /* after the last use of its strings */
   free(mod);
+}
+
+const char *dnc_module_cpu(const dnc_module *mod)
+{
+  if (!mod)
+    return NULL;
+  return mod->dl ? mod->aot_cpu : dnc_jit_cpu(mod->ctx->jit);
+}
+
+/* Whether the library's table describes the functions of m, as compiled
+ * from its sources by this dnc: "" if so, else what differs. */
+static const char *aot_mismatch(const dnc_aot_module *d, const dnc_mod *m,
+                                char *buf, size_t n)
+{
+  if ((int)d->nfunctions != m->nfns) {
+    snprintf(buf, n, "it lists %u functions, its sources define %d",
+             d->nfunctions, m->nfns);
+    return buf;
+  }
+  for (int i = 0; i < m->nfns; i++) {
+    const dnc_aot_function *af = &d->functions[i];
+    const dnc_fn *f = m->fns[i];
+    if (strcmp(af->name, f->name) || af->nparams != f->nparams) {
+      snprintf(buf, n, "function %d is '%s' with %d parameters in its table, "
+               "'%s' with %d in its sources", i, af->name, af->nparams,
+               f->name, f->nparams);
+      return buf;
+    }
+    for (int k = 0; k < f->nparams; k++) {
+      const dnc_aot_param *ap = &af->params[k];
+      if (strcmp(ap->name, f->params[k].name) ||
+          ap->per_channel != f->params[k].per_channel ||
+          ap->default_value != f->params[k].def) {
+        snprintf(buf, n, "parameter '%s' of '%s' differs between its table "
+                 "and its sources", ap->name, f->name);
+        return buf;
+      }
+    }
+  }
+  return "";
+}
+
+static dnc_status load_error(const char *path, const char *why)
+{
+  char msg[512];
+  snprintf(msg, sizeof msg, "%s: %s", path, why);
+  dnc_set_last_error(msg);
+  return DNC_ERR_LOAD;
+}
+
+dnc_status dnc_module_load(dnc_context *ctx, const char *path,
+                           dnc_module **out)
+{
+  if (!out)
+    return DNC_ERR_ARGUMENT;
+  *out = NULL;
+  if (!ctx || !path || !*path)
+    return DNC_ERR_ARGUMENT;
+  /* dlopen searches the library path for a bare name; a file is meant */
+  char *full = malloc(strlen(path) + 3);
+  if (!full)
+    return DNC_ERR_MEMORY;
+  sprintf(full, "%s%s", strchr(path, '/') ? "" : "./", path);
+  void *dl = dlopen(full, RTLD_NOW | RTLD_LOCAL);
+  free(full);
+  if (!dl) {
+    const char *e = dlerror();
+    return load_error(path, e ? e : "dlopen failed");
+  }
+  const dnc_aot_module *(*get)(void) =
+      (const dnc_aot_module *(*)(void))dlsym(dl, "dnc_aot_module_get");
+  const dnc_aot_module *d = get ? get() : NULL;
+  const char *why = NULL;
+  char buf[256];
+  if (!d)
+    why = "not a library written by dnc compile (no dnc_aot_module_get)";
+  else if (d->abi != DNC_AOT_ABI) {
+    snprintf(buf, sizeof buf, "written for library ABI %u (dnc %s); this "
+             "libdnc reads ABI %d: compile it again", d->abi,
+             d->dnc_version ? d->dnc_version : "?", DNC_AOT_ABI);
+    why = buf;
+  } else if (!d->functions) {
+    snprintf(buf, sizeof buf, "no level for this CPU: %s",
+             d->error ? d->error : "unknown reason");
+    why = buf;
+  }
+  if (why) {
+    dnc_status st = load_error(path, why);
+    dlclose(dl);
+    return st;
+  }
+  /* the front end again, from the sources the library carries: the
+   * functions, their parameters and the reference interpreter */
+  dnc_mod *m = dnc_mod_new();
+  for (uint32_t i = 0; i < d->nsources; i++)
+    dnc_mod_add_source(m, d->sources[i].name, d->sources[i].text,
+                       (size_t)d->sources[i].len);
+  if (dnc_mod_build(m) == 0)
+    why = aot_mismatch(d, m, buf, sizeof buf);
+  else
+    why = "its sources do not compile with this dnc";
+  if (*why) {
+    dnc_status st = load_error(path, why);
+    dnc_mod_free(m);
+    dlclose(dl);
+    return st;
+  }
+  dnc_module *mod;
+  dnc_status st = wrap(ctx, m, &mod);
+  if (st != DNC_OK) {
+    dnc_module_free(mod);
+    dlclose(dl);
+    return st;
+  }
+  mod->dl = dl;
+  mod->aot_cpu = d->cpu;
+  for (int i = 0; i < m->nfns; i++)
+    for (int t = 0; t < DNC_DT__COUNT; t++) {
+      dnc_kset *ks = calloc(1, sizeof *ks);
+      if (!ks) {
+        dnc_module_free(mod);
+        return DNC_ERR_MEMORY;
+      }
+      void *const *k = d->functions[i].kernels + t * DNC_AOT_FORMS;
+      /* ORDER: DNC_K_*, DNC_AOT_FORMS */
+      ks->k.forward = (dnc_forward_fn)k[DNC_K_FWD];
+      ks->k.backward = (dnc_backward_fn)k[DNC_K_BWD];
+      ks->k.layer_forward = (dnc_layer_forward_fn)k[DNC_K_LAYER_FWD];
+      ks->k.layer_backward = (dnc_layer_backward_fn)k[DNC_K_LAYER_BWD];
+      atomic_store(&mod->kernels[i * DNC_DT__COUNT + t], ks);
+    }
+  dnc_set_last_error(NULL);
+  *out = mod;
+  return DNC_OK;
 }
 
 dnc_module *dnc_function_module(const dnc_function *f)

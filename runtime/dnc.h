@@ -24,8 +24,8 @@
 extern "C" {
 #endif
 
-#define DNC_VERSION_STRING "0.2.0"
-#define DNC_ABI_VERSION 2
+#define DNC_VERSION_STRING "0.3.0"
+#define DNC_ABI_VERSION 3
 
 /* The library's version string and ABI version (compare with the macros
  * to detect a header/library mismatch). */
@@ -40,7 +40,9 @@ typedef enum dnc_status {
   DNC_ERR_DTYPE = 4,     /* an unknown dtype, or tensors of different dtypes */
   DNC_ERR_SHAPE = 5,     /* tensors of different shapes */
   DNC_ERR_COMPILE = 6,   /* LLVM failed: see dnc_last_error() */
-  DNC_ERR_MEMORY = 7     /* out of memory */
+  DNC_ERR_MEMORY = 7,    /* out of memory */
+  DNC_ERR_LOAD = 8       /* a library that cannot be loaded, is not dnc's,
+                            or has no level for this CPU: dnc_last_error() */
 } dnc_status;
 
 /* A short English description of a status. */
@@ -108,6 +110,21 @@ dnc_status dnc_compile_string(dnc_context *ctx, const char *name,
 dnc_status dnc_compile_file(dnc_context *ctx, const char *path,
                             dnc_module **out);
 void dnc_module_free(dnc_module *m);
+
+/* Loads a library written by `dnc compile FILE... -o OUT.so`: a module with
+ * exactly the API of one compiled from FILEs (functions, parameters, the
+ * reference interpreter, the checked and threaded entry points of ctx),
+ * whose kernels are the library's, for the CPU level it picked when loaded
+ * (see dnc_module_cpu). A path without '/' is taken in the current
+ * directory. DNC_ERR_LOAD when it cannot be opened, is not a dnc library
+ * of this ABI, or has no level this CPU runs (dnc_last_error() says
+ * which). The library stays loaded until the module is freed. */
+dnc_status dnc_module_load(dnc_context *ctx, const char *path,
+                           dnc_module **out);
+
+/* The CPU a module's kernels are compiled for: the context's for a
+ * compiled module, the chosen level (e.g. "x86-64-v3") for a loaded one. */
+const char *dnc_module_cpu(const dnc_module *m);
 
 size_t dnc_module_diagnostic_count(const dnc_module *m);
 const dnc_diagnostic *dnc_module_diagnostic(const dnc_module *m, size_t i);

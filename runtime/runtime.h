@@ -47,6 +47,8 @@ struct dnc_module {
   pthread_mutex_t lock; /* compiling kernels (the DAG grows) */
   dnc_jit_lib *lib;     /* created with the first kernel */
   _Atomic(dnc_kset *) *kernels; /* nfns x DNC_DT__COUNT */
+  void *dl;             /* a loaded library (dnc_module_load), or NULL */
+  const char *aot_cpu;  /* its chosen level */
 };
 
 /* A public module over m, which must be built (dnc_mod_build); m now

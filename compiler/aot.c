@@ -1,0 +1,960 @@
+/*
+ * aot.c - ahead of time: `dnc compile FILE... -o OUT`.
+ *
+ * The kernels are the JIT's (codegen.c, the same target settings, the same
+ * pass pipeline), emitted with LLVMTargetMachineEmitToFile instead of
+ * handed to an LLJIT, so that a library and a JIT context for the same CPU
+ * compute the same bits.
+ *
+ * A shared library (--emit=so, the default) carries one copy of every
+ * kernel per CPU level: x86-64-v2, -v3 and -v4 unless --cpu says
+ * otherwise. Each level is one object file whose kernels are hidden
+ * symbols "dncL<level>_<fn>_<dtype>_<form>". A C file written here holds
+ * the descriptor of runtime/dnc_aot.h (copied in verbatim), a constructor
+ * that picks the best level this CPU runs (or $DNC_AOT_CPU) when the
+ * library is loaded, and the exported entry points
+ * "dnc_<fn>_<dtype>_<form>", each a call through the chosen level's table:
+ * a load-time dispatch table rather than an ifunc, because choosing reads
+ * the environment, which an ifunc resolver may not. The system's C
+ * compiler driver ($CC, else cc) compiles that file and links it with the
+ * objects into the library (-static-libgcc, so the library needs only libc
+ * and libm).
+ *
+ * The scalar fallbacks the kernels call (rtmath.c's dnc_rt_*, for the
+ * operations without vector code) are defined in each object as internal
+ * functions over the C library's double functions, exactly as rtmath.c
+ * computes them.
+ *
+ * --emit=obj, asm and llvm write one CPU's kernels under the exported
+ * names, without descriptor or dispatch: for linking into a program, and
+ * for cross-compiling to any target LLVM has. --emit=header (or -H) writes
+ * the C header.
+ *
+ * Outputs go to a temporary file in the output's directory, renamed over
+ * the output only when everything succeeded; intermediate files live in a
+ * temporary directory removed on every path.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <llvm-c/Analysis.h>
+#include <llvm-c/Linker.h>
+#include <llvm-c/Target.h>
+
+#include "codegen.h"
+#include "dnc.h"
+#include "dnc_aot_h.inc" /* dnc_aot_h_text: runtime/dnc_aot.h (Makefile) */
+
+extern char **environ;
+
+enum { MAX_LEVELS = 4 };
+
+/* One CPU level: its target and the prefix of its kernels' symbols. */
+typedef struct level {
+  dnc_target t;
+  char *name; /* as the descriptor and $DNC_AOT_CPU say it */
+} level;
+
+typedef struct aot {
+  dnc_mod *m;
+  const dnc_aot_options *o;
+  char *triple;
+  int nlevels;
+  level lv[MAX_LEVELS];
+  char *tmpdir; /* intermediate files; NULL until made */
+  char *err;
+} aot;
+
+/* ------------------------------------------------------------ helpers */
+
+static char *xstrdup(const char *s)
+{
+  char *r = strdup(s);
+  if (!r)
+    dnc_die(__FILE__, __LINE__, "out of memory");
+  return r;
+}
+
+/* A malloc'd printf. */
+static char *xprintf(const char *fmt, ...)
+{
+  va_list ap;
+  va_start(ap, fmt);
+  char *s = NULL;
+  if (vasprintf(&s, fmt, ap) < 0)
+    dnc_die(__FILE__, __LINE__, "out of memory");
+  va_end(ap);
+  return s;
+}
+
+/* Records the first error; returns -1. */
+static int fail(aot *a, const char *fmt, ...)
+{
+  if (a->err)
+    return -1;
+  va_list ap;
+  va_start(ap, fmt);
+  if (vasprintf(&a->err, fmt, ap) < 0)
+    dnc_die(__FILE__, __LINE__, "out of memory");
+  va_end(ap);
+  return -1;
+}
+
+static int is_x86_64(const char *triple)
+{
+  return !strncmp(triple, "x86_64", 6);
+}
+
+/* The x86-64 micro-architecture levels, in increasing order: those the
+ * dispatch can check at load time. */
+static const char *const x86_levels[] = {"x86-64", "x86-64-v2", "x86-64-v3",
+                                         "x86-64-v4"};
+
+static int x86_level_index(const char *cpu)
+{
+  for (int i = 0; i < 4; i++)
+    if (!strcmp(cpu, x86_levels[i]))
+      return i;
+  return -1;
+}
+
+/* ---------------------------------------------------------- temp files */
+
+/* A temporary file name beside path ("dir/.name.XXXXXX"), created empty
+ * with mkstemp: proves the directory writable before any work. */
+static char *temp_beside(aot *a, const char *path)
+{
+  const char *slash = strrchr(path, '/');
+  char *t = slash ? xprintf("%.*s/.%s.XXXXXX", (int)(slash - path), path,
+                            slash + 1)
+                  : xprintf(".%s.XXXXXX", path);
+  int fd = mkstemp(t);
+  if (fd < 0) {
+    fail(a, "cannot write '%s': %s", path, strerror(errno));
+    free(t);
+    return NULL;
+  }
+  close(fd);
+  return t;
+}
+
+static int make_tmpdir(aot *a)
+{
+  const char *base = getenv("TMPDIR");
+  char *d = xprintf("%s/dnc-compile.XXXXXX", base && *base ? base : "/tmp");
+  if (!mkdtemp(d)) {
+    fail(a, "cannot make a temporary directory in %s: %s",
+         base && *base ? base : "/tmp", strerror(errno));
+    free(d);
+    return -1;
+  }
+  a->tmpdir = d;
+  return 0;
+}
+
+/* Removes the files dnc wrote into the temporary directory, then it. */
+static void remove_tmpdir(aot *a)
+{
+  if (!a->tmpdir)
+    return;
+  static const char *const names[] = {"dispatch.c", "level0.o", "level1.o",
+                                      "level2.o", "level3.o"};
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+    char *p = xprintf("%s/%s", a->tmpdir, names[i]);
+    unlink(p);
+    free(p);
+  }
+  rmdir(a->tmpdir);
+  free(a->tmpdir);
+  a->tmpdir = NULL;
+}
+
+/* --------------------------------------------------------- the levels */
+
+static int add_level(aot *a, const char *cpu, const char *features)
+{
+  if (a->nlevels == MAX_LEVELS)
+    return fail(a, "--cpu names more than %d CPUs", MAX_LEVELS);
+  for (int i = 0; i < a->nlevels; i++)
+    if (!strcmp(a->lv[i].name, cpu))
+      return fail(a, "--cpu names '%s' twice", cpu);
+  char *bad = dnc_check_target_names(a->triple, cpu, features);
+  if (bad) {
+    fail(a, "%s", bad);
+    free(bad);
+    return -1;
+  }
+  level *l = &a->lv[a->nlevels++];
+  l->name = xstrdup(cpu);
+  l->t.triple = a->triple;
+  l->t.cpu = xstrdup(cpu);
+  l->t.features = xstrdup(features);
+  l->t.opt_level = a->o->opt_level;
+  l->t.vector_bits = dnc_target_probe(&l->t, &l->t.has_fma);
+  return 0;
+}
+
+/* --cpu: one name, "native", or (for a library) a comma-separated list of
+ * x86-64 levels; none: x86-64-v2,-v3,-v4 for an x86-64 library, else the
+ * target's baseline (x86-64, or LLVM's "generic"). */
+static int choose_levels(aot *a)
+{
+  const char *cpu = a->o->cpu;
+  int lib = a->o->emit == DNC_EMIT_SO;
+  if (!cpu) {
+    if (lib && is_x86_64(a->triple)) {
+      for (int i = 1; i < 4; i++)
+        if (add_level(a, x86_levels[i], ""))
+          return -1;
+      return 0;
+    }
+    return add_level(a, is_x86_64(a->triple) ? "x86-64" : "generic", "");
+  }
+  if (!strcmp(cpu, "native")) {
+    char *host = LLVMGetDefaultTargetTriple();
+    int same = !strcmp(host, a->triple);
+    LLVMDisposeMessage(host);
+    if (!same)
+      return fail(a, "--cpu native compiles for this machine, not for "
+                     "--target %s", a->triple);
+    if (add_level(a, dnc_host_cpu(), dnc_host_features()))
+      return -1;
+    return 0;
+  }
+  if (!*cpu)
+    return fail(a, "--cpu needs a CPU name");
+  if (!strchr(cpu, ','))
+    return add_level(a, cpu, "");
+  if (!lib)
+    return fail(a, "several CPUs need --emit=so (one object holds one CPU's "
+                   "kernels)");
+  char *copy = xstrdup(cpu);
+  int rc = 0;
+  for (char *save, *c = strtok_r(copy, ",", &save); c && !rc;
+       c = strtok_r(NULL, ",", &save)) {
+    if (x86_level_index(c) < 0 || !is_x86_64(a->triple))
+      rc = fail(a, "'%s' in --cpu %s: a library with several CPUs can hold "
+                   "x86-64, x86-64-v2, x86-64-v3 and x86-64-v4 (the levels it "
+                   "can tell apart when loaded)", c, cpu);
+    else
+      rc = add_level(a, c, "");
+  }
+  free(copy);
+  if (!rc) /* the dispatch takes the last level that runs: sort them */
+    for (int i = 1; i < a->nlevels; i++)
+      for (int j = i; j > 0 && x86_level_index(a->lv[j].name) <
+                                   x86_level_index(a->lv[j - 1].name); j--) {
+        level t = a->lv[j];
+        a->lv[j] = a->lv[j - 1];
+        a->lv[j - 1] = t;
+      }
+  return rc;
+}
+
+/* ------------------------------------------------ runtime fallbacks */
+
+/* rtmath.c's dnc_rt_<name>_f32/f64 as IR over the C library's double
+ * function <name>: the f32 ones compute in double and round once, as
+ * rtmath.c does. */
+static const char *const rt_libm[] = {"exp", "expm1", "log", "log1p", "tanh",
+                                      "sinh", "cosh", "asinh", "atan", "erf",
+                                      "erfc", "sin", "cos", "pow",
+                                      "sigmoid", "softplus"};
+
+static LLVMValueRef libm_decl(LLVMModuleRef mod, const char *name, int arity)
+{
+  LLVMContextRef c = LLVMGetModuleContext(mod);
+  LLVMTypeRef d = LLVMDoubleTypeInContext(c);
+  LLVMTypeRef args[2] = {d, d};
+  LLVMTypeRef ft = LLVMFunctionType(d, args, (unsigned)arity, 0);
+  LLVMValueRef f = LLVMGetNamedFunction(mod, name);
+  return f ? f : LLVMAddFunction(mod, name, ft);
+}
+
+static LLVMValueRef call_libm(LLVMBuilderRef b, LLVMModuleRef mod,
+                              const char *name, LLVMValueRef *args, int n)
+{
+  LLVMContextRef c = LLVMGetModuleContext(mod);
+  LLVMTypeRef d = LLVMDoubleTypeInContext(c);
+  LLVMTypeRef at[2] = {d, d};
+  return LLVMBuildCall2(b, LLVMFunctionType(d, at, (unsigned)n, 0),
+                        libm_decl(mod, name, n), args, (unsigned)n, "");
+}
+
+/* sigmoid and softplus in double, as rtmath.c's sigmoid64/softplus64 */
+static LLVMValueRef rt_body(LLVMBuilderRef b, LLVMModuleRef mod,
+                            const char *name, LLVMValueRef *a, int n)
+{
+  LLVMContextRef c = LLVMGetModuleContext(mod);
+  LLVMTypeRef d = LLVMDoubleTypeInContext(c);
+  LLVMValueRef one = LLVMConstReal(d, 1.0), zero = LLVMConstReal(d, 0.0);
+  if (!strcmp(name, "sigmoid") || !strcmp(name, "softplus")) {
+    int sig = name[1] == 'i';
+    LLVMValueRef neg = LLVMBuildFCmp(b, sig ? LLVMRealOLT : LLVMRealOGT, a[0],
+                                     zero, "");
+    /* sigmoid: a < 0 ? e/(1+e), e = exp(a) : 1/(1+exp(-a));
+     * softplus: a > 0 ? a + log1p(exp(-a)) : log1p(exp(a)) */
+    LLVMValueRef na = LLVMBuildFNeg(b, a[0], "");
+    LLVMValueRef e1 = call_libm(b, mod, "exp", &a[0], 1);
+    LLVMValueRef e2 = call_libm(b, mod, "exp", &na, 1);
+    if (sig) {
+      LLVMValueRef lo = LLVMBuildFDiv(b, e1, LLVMBuildFAdd(b, one, e1, ""), "");
+      LLVMValueRef hi = LLVMBuildFDiv(b, one, LLVMBuildFAdd(b, one, e2, ""), "");
+      return LLVMBuildSelect(b, neg, lo, hi, "");
+    }
+    LLVMValueRef hi = LLVMBuildFAdd(b, a[0], call_libm(b, mod, "log1p", &e2, 1), "");
+    LLVMValueRef lo = call_libm(b, mod, "log1p", &e1, 1);
+    return LLVMBuildSelect(b, neg, hi, lo, "");
+  }
+  return call_libm(b, mod, name, a, n);
+}
+
+static void define_runtime(LLVMModuleRef mod)
+{
+  LLVMContextRef c = LLVMGetModuleContext(mod);
+  LLVMTypeRef d = LLVMDoubleTypeInContext(c);
+  LLVMBuilderRef b = LLVMCreateBuilderInContext(c);
+  for (LLVMValueRef f = LLVMGetFirstFunction(mod); f; f = LLVMGetNextFunction(f)) {
+    size_t len;
+    const char *name = LLVMGetValueName2(f, &len);
+    if (!LLVMIsDeclaration(f) || strncmp(name, "dnc_rt_", 7))
+      continue;
+    const char *op = name + 7;
+    size_t oplen = len - 7 - 4; /* "_f32" or "_f64" */
+    int f64 = !strcmp(name + len - 4, "_f64");
+    const char *lib = NULL;
+    for (size_t i = 0; i < sizeof rt_libm / sizeof rt_libm[0]; i++)
+      if (strlen(rt_libm[i]) == oplen && !strncmp(rt_libm[i], op, oplen))
+        lib = rt_libm[i];
+    if (!lib)
+      dnc_die(__FILE__, __LINE__, "a kernel calls an unknown runtime function");
+    unsigned n = LLVMCountParams(f);
+    LLVMSetLinkage(f, LLVMInternalLinkage);
+    LLVMPositionBuilderAtEnd(b, LLVMAppendBasicBlockInContext(c, f, "entry"));
+    LLVMValueRef args[2];
+    for (unsigned i = 0; i < n && i < 2; i++) {
+      args[i] = LLVMGetParam(f, i);
+      if (!f64)
+        args[i] = LLVMBuildFPExt(b, args[i], d, "");
+    }
+    LLVMValueRef r = rt_body(b, mod, lib, args, (int)n);
+    if (!f64)
+      r = LLVMBuildFPTrunc(b, r, LLVMFloatTypeInContext(c), "");
+    LLVMBuildRet(b, r);
+  }
+  LLVMDisposeBuilder(b);
+}
+
+/* -------------------------------------------------------------- kernels */
+
+/* The kernels of every function and dtype for level l in one module:
+ * symbols "<prefix><fn>_<dtype>_<form>", hidden when hidden is set. */
+static LLVMModuleRef build_level(aot *a, LLVMContextRef c, const level *l,
+                                 const char *prefix, int hidden)
+{
+  LLVMModuleRef all = LLVMModuleCreateWithNameInContext("dnc", c);
+  for (int i = 0; i < a->m->nfns; i++) {
+    dnc_fn *f = a->m->fns[i];
+    for (int dt = 0; dt < DNC_DT__COUNT; dt++) {
+      char *p = xprintf("%s%s_%s", prefix, f->name, dnc_dtype_names[dt]);
+      char *err = NULL;
+      LLVMModuleRef mod = dnc_codegen(c, a->m, f, dt, &l->t, p, &err);
+      if (mod && dnc_optimize(mod, &l->t, &err)) {
+        LLVMDisposeModule(mod);
+        mod = NULL;
+      }
+      if (!mod) {
+        fail(a, "%s (%s, %s): %s", f->name, dnc_dtype_names[dt], l->name,
+             err ? err : "code generation failed");
+        free(err);
+        free(p);
+        LLVMDisposeModule(all);
+        return NULL;
+      }
+      if (i == 0 && dt == 0) {
+        LLVMSetTarget(all, LLVMGetTarget(mod));
+        LLVMSetDataLayout(all, LLVMGetDataLayoutStr(mod));
+      }
+      if (LLVMLinkModules2(all, mod)) { /* consumes mod */
+        fail(a, "%s (%s): the kernels' modules do not link", f->name,
+             dnc_dtype_names[dt]);
+        free(p);
+        LLVMDisposeModule(all);
+        return NULL;
+      }
+      free(p);
+    }
+  }
+  for (LLVMValueRef f = LLVMGetFirstFunction(all); f; f = LLVMGetNextFunction(f))
+    if (!LLVMIsDeclaration(f) && hidden)
+      LLVMSetVisibility(f, LLVMHiddenVisibility);
+  define_runtime(all);
+  char *msg = NULL;
+  if (LLVMVerifyModule(all, LLVMReturnStatusAction, &msg)) {
+    fail(a, "internal error: invalid IR after linking: %s", msg);
+    LLVMDisposeMessage(msg);
+    LLVMDisposeModule(all);
+    return NULL;
+  }
+  LLVMDisposeMessage(msg);
+  return all;
+}
+
+/* Writes level l's kernels to path as an object, assembly or IR. */
+static int emit_level(aot *a, const level *l, const char *prefix, int hidden,
+                      int emit, const char *path)
+{
+  LLVMContextRef c = LLVMContextCreate();
+  LLVMModuleRef mod = build_level(a, c, l, prefix, hidden);
+  int rc = -1;
+  if (mod) {
+    char *msg = NULL;
+    if (emit == DNC_EMIT_LLVM) {
+      if (LLVMPrintModuleToFile(mod, path, &msg))
+        fail(a, "cannot write '%s': %s", path, msg ? msg : "");
+      else
+        rc = 0;
+    } else {
+      char *err = NULL;
+      LLVMTargetMachineRef tm = dnc_target_machine(&l->t, &err);
+      if (!tm) {
+        fail(a, "%s", err);
+        free(err);
+      } else {
+        if (LLVMTargetMachineEmitToFile(tm, mod, (char *)path,
+                                        emit == DNC_EMIT_ASM ? LLVMAssemblyFile
+                                                             : LLVMObjectFile,
+                                        &msg))
+          fail(a, "cannot write '%s': %s", path, msg ? msg : "");
+        else
+          rc = 0;
+        LLVMDisposeTargetMachine(tm);
+      }
+    }
+    LLVMDisposeMessage(msg);
+    LLVMDisposeModule(mod);
+  }
+  LLVMContextDispose(c);
+  return rc;
+}
+
+/* ------------------------------------------------- the C of a library */
+
+/* v with the fewest digits that read back as v (301.1, not
+ * 301.10000000000002). */
+static void put_double(FILE *fp, double v)
+{
+  char buf[40];
+  for (int prec = 15; prec <= 17; prec++) {
+    snprintf(buf, sizeof buf, "%.*g", prec, v);
+    if (strtod(buf, NULL) == v)
+      break;
+  }
+  fputs(buf, fp);
+  if (!strpbrk(buf, ".e"))
+    fputs(".0", fp); /* a double constant, not an int */
+}
+
+/* s as a C string literal (several, one per line of source), escaping
+ * everything but printable ASCII. */
+static void put_c_string(FILE *fp, const char *s, size_t n)
+{
+  fputs("\"", fp);
+  for (size_t i = 0; i < n; i++) {
+    unsigned char ch = (unsigned char)s[i];
+    if (ch == '\n')
+      fputs(i + 1 < n ? "\\n\"\n    \"" : "\\n", fp);
+    else if (ch == '"' || ch == '\\' || ch == '?')
+      fprintf(fp, "\\%c", ch);
+    else if (ch >= 0x20 && ch < 0x7f)
+      fputc(ch, fp);
+    else
+      fprintf(fp, "\\%03o", ch);
+  }
+  fputs("\"", fp);
+}
+
+/* The storage type of a dtype in C, and the compute type. */
+static const char *storage_c(int dt)
+{
+  return dt == DNC_DT_F32 ? "float" : dt == DNC_DT_F64 ? "double" : "uint16_t";
+}
+
+static const char *compute_c(int dt)
+{
+  return dt == DNC_DT_F64 ? "double" : "float";
+}
+
+/* The parameter list of a kernel form, typed for dtype dt (or with void
+ * pointers when dt < 0), with the names of dnc.h's raw kernels. */
+static void put_params(FILE *fp, int form, int dt)
+{
+  const char *T = dt < 0 ? "void" : storage_c(dt);
+  const char *C = dt < 0 ? "void" : compute_c(dt);
+  switch (form) {
+  case DNC_K_FWD:
+    fprintf(fp, "const %s *x, %s *y, int64_t n, const double *p", T, T);
+    break;
+  case DNC_K_BWD:
+    fprintf(fp, "const %s *x, const %s *dy, %s *dx, int64_t n, "
+            "const double *p, double *dp", T, T, T);
+    break;
+  case DNC_K_LAYER_FWD:
+    fprintf(fp, "const %s *x, int64_t ldx, %s *y, int64_t ldy, int64_t rows, "
+            "int64_t cols, const double *p, const void *const *channel, "
+            "const %s *gamma, const %s *beta", T, T, C, C);
+    break;
+  default:
+    fprintf(fp, "const %s *x, int64_t ldx, const %s *dy, int64_t lddy, "
+            "%s *dx, int64_t lddx, int64_t rows, int64_t cols, "
+            "const double *p, const void *const *channel, const %s *gamma, "
+            "const %s *beta, double *dp, double *const *dchannel, "
+            "double *dgamma, double *dbeta", T, T, T, C, C);
+  }
+}
+
+static const char *const form_args[DNC_K__COUNT] = {
+    "x, y, n, p", "x, dy, dx, n, p, dp",
+    "x, ldx, y, ldy, rows, cols, p, channel, gamma, beta",
+    "x, ldx, dy, lddy, dx, lddx, rows, cols, p, channel, gamma, beta, dp, "
+    "dchannel, dgamma, dbeta"};
+
+/* gcc's and clang's __builtin_cpu_supports names for what each x86-64
+ * level adds (cx16, lahf, f16c, lzcnt, movbe and xsave have no name
+ * there; every CPU with the others has them). */
+static const char *const level_features[4] = {
+    "", "sse3 ssse3 sse4.1 sse4.2 popcnt", "avx avx2 fma bmi bmi2",
+    "avx512f avx512bw avx512cd avx512dq avx512vl"};
+
+static void put_level_check(FILE *fp, const char *name)
+{
+  int k = x86_level_index(name);
+  fprintf(fp, "  /* %s */\n", name);
+  for (int i = 1; i <= k; i++) {
+    char feats[128];
+    snprintf(feats, sizeof feats, "%s", level_features[i]);
+    for (char *save, *t = strtok_r(feats, " ", &save); t;
+         t = strtok_r(NULL, " ", &save))
+      fprintf(fp, "  if (!__builtin_cpu_supports(\"%s\"))\n    return \"%s\";\n",
+              t, t);
+  }
+}
+
+static int write_dispatch_c(aot *a, const char *path)
+{
+  FILE *fp = fopen(path, "w");
+  if (!fp)
+    return fail(a, "cannot write '%s': %s", path, strerror(errno));
+  dnc_mod *m = a->m;
+  fprintf(fp, "/* Written by dnc %s: the descriptor and load-time dispatch "
+          "of a dnc library. */\n", DNC_VERSION_STRING);
+  fputs("#include <stdint.h>\n#include <stdio.h>\n#include <stdlib.h>\n"
+        "#include <string.h>\n\n", fp);
+  fputs(dnc_aot_h_text, fp);
+  fputs("\n#define EXPORT __attribute__((visibility(\"default\")))\n\n", fp);
+
+  /* the kernels of each level, and their tables */
+  for (int l = 0; l < a->nlevels; l++)
+    for (int i = 0; i < m->nfns; i++) {
+      for (int dt = 0; dt < DNC_DT__COUNT; dt++)
+        for (int k = 0; k < DNC_K__COUNT; k++)
+          fprintf(fp, "void dncL%d_%s_%s_%s(void);\n", l, m->fns[i]->name,
+                  dnc_dtype_names[dt], dnc_kernel_forms[k]);
+      fprintf(fp, "static void *const k%d_%d[] = {\n", l, i);
+      for (int dt = 0; dt < DNC_DT__COUNT; dt++)
+        for (int k = 0; k < DNC_K__COUNT; k++)
+          fprintf(fp, "    (void *)dncL%d_%s_%s_%s,\n", l, m->fns[i]->name,
+                  dnc_dtype_names[dt], dnc_kernel_forms[k]);
+      fputs("};\n", fp);
+    }
+  for (int i = 0; i < m->nfns; i++) {
+    const dnc_fn *f = m->fns[i];
+    if (!f->nparams)
+      continue;
+    fprintf(fp, "static const dnc_aot_param params%d[] = {\n", i);
+    for (int k = 0; k < f->nparams; k++) {
+      fprintf(fp, "    {\"%s\", %d, ", f->params[k].name,
+              f->params[k].per_channel);
+      put_double(fp, f->params[k].def);
+      fputs("},\n", fp);
+    }
+    fputs("};\n", fp);
+  }
+  for (int l = 0; l < a->nlevels; l++) {
+    fprintf(fp, "static const dnc_aot_function fns%d[] = {\n", l);
+    for (int i = 0; i < m->nfns; i++) {
+      char pn[32] = "NULL";
+      if (m->fns[i]->nparams)
+        snprintf(pn, sizeof pn, "params%d", i);
+      fprintf(fp, "    {\"%s\", %d, %s, k%d_%d},\n", m->fns[i]->name,
+              m->fns[i]->nparams, pn, l, i);
+    }
+    fputs("};\n", fp);
+  }
+  for (int s = 0; s < m->nsources; s++) {
+    fprintf(fp, "static const char text%d[] =\n    ", s);
+    put_c_string(fp, m->sources[s]->text, m->sources[s]->len);
+    fputs(";\n", fp);
+  }
+  fputs("static const dnc_aot_source sources[] = {\n", fp);
+  for (int s = 0; s < m->nsources; s++) {
+    fputs("    {", fp);
+    put_c_string(fp, m->sources[s]->name, strlen(m->sources[s]->name));
+    fprintf(fp, ", text%d, %zu},\n", s, m->sources[s]->len);
+  }
+  fputs("};\n\n", fp);
+
+  fputs("static const char *const level_names[] = {", fp);
+  for (int l = 0; l < a->nlevels; l++)
+    fprintf(fp, "\"%s\", ", a->lv[l].name);
+  fputs("};\nstatic const dnc_aot_function *const level_fns[] = {", fp);
+  for (int l = 0; l < a->nlevels; l++)
+    fprintf(fp, "fns%d, ", l);
+  fputs("};\n", fp);
+  fprintf(fp, "static dnc_aot_module desc = {DNC_AOT_ABI, %d, %d, NULL, "
+          "sources, \"%s\", \"", m->nfns, m->nsources, DNC_VERSION_STRING);
+  for (int l = 0; l < a->nlevels; l++)
+    fprintf(fp, "%s%s", l ? "," : "", a->lv[l].name);
+  fprintf(fp, "\", NULL, NULL, %d};\n\n", a->o->opt_level);
+
+  /* the level checks: a missing feature's name, or NULL */
+  int x86 = is_x86_64(a->triple);
+  fputs("/* The first feature level i needs that this CPU lacks, or NULL. */\n"
+        "static const char *level_missing(int i)\n{\n", fp);
+  if (x86)
+    fputs("  __builtin_cpu_init();\n", fp);
+  fputs("  switch (i) {\n", fp);
+  for (int l = 0; l < a->nlevels; l++) {
+    fprintf(fp, "  case %d: {\n", l);
+    if (x86 && x86_level_index(a->lv[l].name) >= 0)
+      put_level_check(fp, a->lv[l].name);
+    else /* one named CPU (or native): the builder's word for it */
+      fprintf(fp, "  /* %s: not checked */\n", a->lv[l].name);
+    fputs("  } break;\n", fp);
+  }
+  fputs("  }\n  return NULL;\n}\n\n", fp);
+  fprintf(fp, "static char error_text[256];\n\n"
+          "__attribute__((constructor)) static void dnc_aot_select(void)\n{\n"
+          "  const int n = %d;\n"
+          "  const char *force = getenv(\"DNC_AOT_CPU\"), *miss;\n"
+          "  if (force && *force) {\n"
+          "    for (int i = 0; i < n; i++)\n"
+          "      if (!strcmp(force, level_names[i])) {\n"
+          "        if ((miss = level_missing(i))) {\n"
+          "          snprintf(error_text, sizeof error_text, \"DNC_AOT_CPU=%%s, "
+          "but this CPU lacks %%s\", force, miss);\n"
+          "          desc.error = error_text;\n"
+          "          return;\n"
+          "        }\n"
+          "        desc.cpu = level_names[i];\n"
+          "        desc.functions = level_fns[i];\n"
+          "        return;\n"
+          "      }\n"
+          "    snprintf(error_text, sizeof error_text, \"DNC_AOT_CPU=%%.60s is not "
+          "a level of this library (it has %%s)\", force, desc.levels);\n"
+          "    desc.error = error_text;\n"
+          "    return;\n"
+          "  }\n"
+          "  for (int i = n - 1; i >= 0; i--)\n"
+          "    if (!level_missing(i)) {\n"
+          "      desc.cpu = level_names[i];\n"
+          "      desc.functions = level_fns[i];\n"
+          "      return;\n"
+          "    }\n"
+          "  snprintf(error_text, sizeof error_text, \"this CPU lacks %%s, which "
+          "every level of this library (%%s) needs\", level_missing(0), "
+          "desc.levels);\n"
+          "  desc.error = error_text;\n"
+          "}\n\n"
+          "EXPORT const dnc_aot_module *dnc_aot_module_get(void)\n{\n"
+          "  return &desc;\n}\n\n"
+          "static void *kernel(int f, int k)\n{\n"
+          "  if (!desc.functions) {\n"
+          "    fprintf(stderr, \"dnc library: %%s\\n\", desc.error);\n"
+          "    abort();\n"
+          "  }\n"
+          "  return desc.functions[f].kernels[k];\n}\n\n",
+          a->nlevels);
+  static const char *const types[DNC_K__COUNT] = {"fwd_t", "bwd_t", "lfwd_t",
+                                                  "lbwd_t"};
+  for (int k = 0; k < DNC_K__COUNT; k++) {
+    fprintf(fp, "typedef void (*%s)(", types[k]);
+    put_params(fp, k, -1);
+    fputs(");\n", fp);
+  }
+  for (int i = 0; i < m->nfns; i++)
+    for (int dt = 0; dt < DNC_DT__COUNT; dt++)
+      for (int k = 0; k < DNC_K__COUNT; k++) {
+        fprintf(fp, "EXPORT void dnc_%s_%s_%s(", m->fns[i]->name,
+                dnc_dtype_names[dt], dnc_kernel_forms[k]);
+        put_params(fp, k, -1);
+        fprintf(fp, ")\n{\n  ((%s)kernel(%d, %d))(%s);\n}\n", types[k], i,
+                dt * DNC_K__COUNT + k, form_args[k]);
+      }
+  if (fclose(fp) != 0)
+    return fail(a, "cannot write '%s': %s", path, strerror(errno));
+  return 0;
+}
+
+/* --------------------------------------------------- running the linker */
+
+/* Runs argv (argv[0] looked up on PATH), its output going to ours; 0 when
+ * it exits 0. */
+static int run(aot *a, char **argv)
+{
+  pid_t pid;
+  int e = posix_spawnp(&pid, argv[0], NULL, NULL, argv, environ);
+  if (e)
+    return fail(a, "cannot run the C compiler '%s' (set CC): %s", argv[0],
+                strerror(e));
+  int status;
+  while (waitpid(pid, &status, 0) < 0)
+    if (errno != EINTR)
+      return fail(a, "waiting for '%s': %s", argv[0], strerror(errno));
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    return fail(a, "the C compiler '%s' failed linking the library%s", argv[0],
+                is_x86_64(a->triple) ? "" : " (for another target, set CC to "
+                                            "its cross compiler)");
+  return 0;
+}
+
+static int link_library(aot *a, const char *out)
+{
+  char *c_path = xprintf("%s/dispatch.c", a->tmpdir);
+  char *objs[MAX_LEVELS];
+  int rc = write_dispatch_c(a, c_path);
+  for (int l = 0; l < a->nlevels; l++) {
+    objs[l] = xprintf("%s/level%d.o", a->tmpdir, l);
+    char *prefix = xprintf("dncL%d_", l);
+    if (!rc)
+      rc = emit_level(a, &a->lv[l], prefix, 1, DNC_EMIT_OBJ, objs[l]);
+    free(prefix);
+  }
+  if (!rc) {
+    /* CC may carry words ("ccache gcc"): split it on spaces */
+    const char *cc = a->o->cc ? a->o->cc : getenv("CC");
+    char *ccw = xstrdup(cc && *cc ? cc : "cc");
+    char *argv[64];
+    int n = 0;
+    for (char *save, *t = strtok_r(ccw, " \t", &save); t && n < 32;
+         t = strtok_r(NULL, " \t", &save))
+      argv[n++] = t;
+    static const char *const flags[] = {"-shared", "-fPIC", "-O2",
+                                        "-static-libgcc", "-Wl,--no-undefined",
+                                        "-Wl,-z,noexecstack", "-o"};
+    for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
+      argv[n++] = (char *)flags[i];
+    argv[n++] = (char *)out;
+    argv[n++] = c_path;
+    for (int l = 0; l < a->nlevels; l++)
+      argv[n++] = objs[l];
+    argv[n++] = "-lm";
+    argv[n] = NULL;
+    rc = n > 0 ? run(a, argv) : fail(a, "CC is empty");
+    free(ccw);
+  }
+  for (int l = 0; l < a->nlevels; l++)
+    free(objs[l]);
+  free(c_path);
+  return rc;
+}
+
+/* ------------------------------------------------------------ the header */
+
+/* The definition of f as written: from the line where it starts to the
+ * line before the next definition (or the end), trailing blank and comment
+ * lines left out. */
+static void put_definition(FILE *fp, const dnc_fn *f)
+{
+  const char *t = f->src->text;
+  size_t n = f->src->len, start = f->loc.start < n ? f->loc.start : 0;
+  while (start > 0 && t[start - 1] != '\n')
+    start--;
+  size_t end = start, last = start; /* last: after the last code line */
+  for (size_t ln = start; ln < n;) {
+    size_t e = ln;
+    while (e < n && t[e] != '\n')
+      e++;
+    size_t k = ln;
+    while (k < e && (t[k] == ' ' || t[k] == '\t' || t[k] == '\r'))
+      k++;
+    if (ln > start && e - k >= 3 && !strncmp(t + k, "fn", 2) &&
+        (t[k + 2] == ' ' || t[k + 2] == '\t'))
+      break;
+    if (k < e && t[k] != '#')
+      last = e;
+    end = e;
+    ln = e + 1;
+  }
+  (void)end;
+  fputs(" *   ", fp);
+  for (size_t i = start; i < last; i++) {
+    if (t[i] == '\n')
+      fputs("\n *   ", fp);
+    else if (t[i] == '*' && i + 1 < last && t[i + 1] == '/')
+      fputs("* ", fp); /* would close the comment */
+    else if (t[i] != '\r')
+      fputc(t[i], fp);
+  }
+  fputc('\n', fp);
+}
+
+static int write_header(aot *a, const char *path)
+{
+  FILE *fp = fopen(path, "w");
+  if (!fp)
+    return fail(a, "cannot write '%s': %s", path, strerror(errno));
+  const dnc_mod *m = a->m;
+  const char *base = strrchr(a->o->header ? a->o->header : a->o->output, '/');
+  base = base ? base + 1 : a->o->header ? a->o->header : a->o->output;
+  char guard[128] = "DNC_KERNELS_";
+  size_t g = strlen(guard);
+  for (const char *p = base; *p && g < sizeof guard - 3; p++)
+    guard[g++] = (char)((*p >= 'a' && *p <= 'z') ? *p - 32
+                        : ((*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9'))
+                            ? *p
+                            : '_');
+  guard[g] = 0;
+  fprintf(fp, "/*\n * Written by dnc %s (`dnc compile`) from", DNC_VERSION_STRING);
+  for (int s = 0; s < m->nsources; s++)
+    fprintf(fp, " %s", m->sources[s]->name);
+  fputs(": do not edit.\n"
+        " *\n"
+        " * The kernels of the library built with it, for every function\n"
+        " * below in f32 (float), f64 (double), bf16 and f16 (uint16_t\n"
+        " * bits); forms and arguments as dnc.h's raw kernels:\n"
+        " *   <fn>_<dtype>_fwd        y[i] = f(x[i]; p)\n"
+        " *   <fn>_<dtype>_bwd        dx[i] = dy[i] f'(x[i]); dp[k] = sum of\n"
+        " *                           dy df/dp_k (stored)\n"
+        " *   <fn>_<dtype>_layer_fwd  y = gamma[c] f(x; p, channel) + beta[c]\n"
+        " *   <fn>_<dtype>_layer_bwd  dx, dp (stored), dchannel, dgamma,\n"
+        " *                           dbeta (added to)\n"
+        " * p: every parameter's value, in the order listed; the defaults are\n"
+        " * the DNC_DEFAULT_<fn>_<param> constants. No checks, no threads:\n"
+        " * libdnc's dnc_module_load() adds both.\n"
+        " */\n", fp);
+  fprintf(fp, "#ifndef %s\n#define %s\n\n#include <stdint.h>\n\n"
+          "#ifdef __cplusplus\nextern \"C\" {\n#endif\n", guard, guard);
+  for (int i = 0; i < m->nfns; i++) {
+    const dnc_fn *f = m->fns[i];
+    int line, col;
+    dnc_loc_linecol(f->src, f->loc.start, &line, &col);
+    fprintf(fp, "\n/* %s, from %s:%d:\n", f->name, f->src->name, line);
+    put_definition(fp, f);
+    if (f->nparams) {
+      fputs(" * p[]:", fp);
+      for (int k = 0; k < f->nparams; k++)
+        fprintf(fp, " %s%s%s", f->params[k].name,
+                f->params[k].per_channel ? " (per channel)" : "",
+                k + 1 < f->nparams ? "," : "");
+      fputc('\n', fp);
+    }
+    fputs(" */\n", fp);
+    fprintf(fp, "#define DNC_NPARAMS_%s %d\n", f->name, f->nparams);
+    for (int k = 0; k < f->nparams; k++) {
+      fprintf(fp, "#define DNC_DEFAULT_%s_%s ", f->name, f->params[k].name);
+      put_double(fp, f->params[k].def);
+      fputc('\n', fp);
+    }
+    for (int dt = 0; dt < DNC_DT__COUNT; dt++)
+      for (int k = 0; k < DNC_K__COUNT; k++) {
+        fprintf(fp, "void dnc_%s_%s_%s(", f->name, dnc_dtype_names[dt],
+                dnc_kernel_forms[k]);
+        put_params(fp, k, dt);
+        fputs(");\n", fp);
+      }
+  }
+  fputs("\n/* The library's descriptor, for dnc_module_load (dnc_aot.h). */\n"
+        "struct dnc_aot_module;\n"
+        "const struct dnc_aot_module *dnc_aot_module_get(void);\n", fp);
+  fprintf(fp, "\n#ifdef __cplusplus\n}\n#endif\n\n#endif /* %s */\n", guard);
+  if (fclose(fp) != 0)
+    return fail(a, "cannot write '%s': %s", path, strerror(errno));
+  return 0;
+}
+
+/* ---------------------------------------------------------------- entry */
+
+int dnc_aot_compile(dnc_mod *m, const dnc_aot_options *o, char **err)
+{
+  aot a = {0};
+  a.m = m;
+  a.o = o;
+  *err = NULL;
+  dnc_llvm_init_all();
+  char *host = LLVMGetDefaultTargetTriple();
+  a.triple = xstrdup(o->triple && *o->triple ? o->triple : host);
+  LLVMDisposeMessage(host);
+
+  char *tmp_out = NULL, *tmp_h = NULL;
+  int rc = 0;
+  if (o->emit != DNC_EMIT_HEADER) {
+    LLVMTargetRef target;
+    char *msg = NULL;
+    if (LLVMGetTargetFromTriple(a.triple, &target, &msg))
+      rc = fail(&a, "unknown target '%s': %s", a.triple, msg ? msg : "");
+    LLVMDisposeMessage(msg);
+    if (!rc)
+      rc = choose_levels(&a);
+  }
+  /* the temporary outputs prove the directories writable before the work */
+  if (!rc && !(tmp_out = temp_beside(&a, o->output)))
+    rc = -1;
+  if (!rc && o->header && !(tmp_h = temp_beside(&a, o->header)))
+    rc = -1;
+  if (!rc) {
+    switch (o->emit) {
+    case DNC_EMIT_SO:
+      rc = make_tmpdir(&a);
+      if (!rc)
+        rc = link_library(&a, tmp_out);
+      break;
+    case DNC_EMIT_HEADER:
+      rc = write_header(&a, tmp_out);
+      break;
+    default:
+      rc = emit_level(&a, &a.lv[0], "dnc_", 0, o->emit, tmp_out);
+    }
+  }
+  if (!rc && tmp_h)
+    rc = write_header(&a, tmp_h);
+  /* everything written: the modes a new file gets (mkstemp made them
+   * 0600), then into place */
+  mode_t mask = umask(0);
+  umask(mask);
+  if (!rc && chmod(tmp_out, (o->emit == DNC_EMIT_SO ? 0777 : 0666) & ~mask))
+    rc = fail(&a, "cannot write '%s': %s", o->output, strerror(errno));
+  if (!rc && tmp_h && chmod(tmp_h, 0666 & ~mask))
+    rc = fail(&a, "cannot write '%s': %s", o->header, strerror(errno));
+  if (!rc && rename(tmp_out, o->output))
+    rc = fail(&a, "cannot write '%s': %s", o->output, strerror(errno));
+  if (!rc && tmp_h && rename(tmp_h, o->header)) {
+    rc = fail(&a, "cannot write '%s': %s", o->header, strerror(errno));
+    unlink(o->output); /* nothing half-written */
+  }
+  if (rc) {
+    if (tmp_out)
+      unlink(tmp_out);
+    if (tmp_h)
+      unlink(tmp_h);
+  }
+  remove_tmpdir(&a);
+  free(tmp_out);
+  free(tmp_h);
+  for (int l = 0; l < a.nlevels; l++) {
+    free(a.lv[l].name);
+    free(a.lv[l].t.cpu);
+    free(a.lv[l].t.features);
+  }
+  free(a.triple);
+  *err = a.err;
+  return rc;
+}
