@@ -128,7 +128,8 @@ $(BUILD)/tests/gen_corpus: tests/gen_corpus.c tests/corpus.h
 	@mkdir -p $(BUILD)/tests
 	$(CC) $(BASEFLAGS) $(CFLAGS) $(WARN) -Itests -o $@ $<
 
-tests: all $(TEST_BIN) $(BUILD)/tests/gen_corpus $(BUILD)/examples/embed
+tests: all $(TEST_BIN) $(BUILD)/tests/gen_corpus $(BUILD)/examples/embed \
+       $(BUILD)/examples/aot
 
 # examples/embed.c: libdnc in a C program (docs/c-api.md), built as a user's
 # program is, with dnc.h alone, against the static library; run by
@@ -137,8 +138,20 @@ $(BUILD)/examples/embed: examples/embed.c runtime/dnc.h $(BUILD)/libdnc.a
 	@mkdir -p $(BUILD)/examples
 	$(CC) $(BASEFLAGS) $(CFLAGS) $(WARN) -Iruntime -o $@ $< $(BUILD)/libdnc.a $(LLVM_LIBS) $(LIBS)
 
-examples: $(BUILD)/examples/embed
+# examples/aot.c: a plain C program over the library and header that
+# `dnc compile` writes from examples/norms.dn; no LLVM, no libdnc.
+$(BUILD)/examples/libnorms.so $(BUILD)/examples/norms.h &: examples/norms.dn $(BUILD)/dnc
+	@mkdir -p $(BUILD)/examples
+	$(BUILD)/dnc compile examples/norms.dn -o $(BUILD)/examples/libnorms.so \
+	  -H $(BUILD)/examples/norms.h
+
+$(BUILD)/examples/aot: examples/aot.c $(BUILD)/examples/libnorms.so $(BUILD)/examples/norms.h
+	$(CC) -std=c99 $(CFLAGS) $(WARN) -I$(BUILD)/examples -o $@ $< \
+	  -L$(BUILD)/examples -lnorms -Wl,-rpath,'$$ORIGIN' -lm
+
+examples: $(BUILD)/examples/embed $(BUILD)/examples/aot
 	$(BUILD)/examples/embed
+	$(BUILD)/examples/aot
 
 deps:
 	@sh tools/deps.sh
@@ -203,13 +216,14 @@ install: all
 	ln -sf libdnc.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libdnc.so.0
 	ln -sf libdnc.so.0 $(DESTDIR)$(PREFIX)/lib/libdnc.so
 	install -m 644 runtime/dnc.h $(DESTDIR)$(PREFIX)/include/dnc.h
+	install -m 644 runtime/dnc_aot.h $(DESTDIR)$(PREFIX)/include/dnc_aot.h
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' \
 	  -e 's|@LLVM_LIBDIR@|$(shell $(LLVM_CONFIG) --libdir)|g' \
 	  tools/dnc.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/dnc.pc
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/dnc $(DESTDIR)$(PREFIX)/lib/libdnc.a \
-	  $(DESTDIR)$(PREFIX)/lib/libdnc.so* $(DESTDIR)$(PREFIX)/include/dnc.h \
+	  $(DESTDIR)$(PREFIX)/lib/libdnc.so* $(DESTDIR)$(PREFIX)/include/dnc.h $(DESTDIR)$(PREFIX)/include/dnc_aot.h \
 	  $(DESTDIR)$(PREFIX)/lib/pkgconfig/dnc.pc
 
 # libFuzzer over the front end: its own build with clang-19, not in CI.

@@ -2,7 +2,9 @@
 # examples.sh - the example programs run and check themselves: examples/embed
 # (libdnc inside a C program, `make examples`) exits 0 and says that its
 # kernels match its C reference, with the same errors for 1 thread and for
-# 3 (the kernels' results do not depend on the number of threads).
+# 3 (the kernels' results do not depend on the number of threads);
+# examples/aot (a program over a library `dnc compile` wrote) exits 0 and
+# says its kernels match the formulas.
 set -u
 B="${DNC_BUILD:-build}"
 EMBED="$B/examples/embed"
@@ -45,5 +47,17 @@ t "embed says forward and backward match the C reference" \
   grep -q "^embed: dyt \[4096 x 1024\] f32, 3 threads: forward and backward match the C reference" "$tmp/out.3"
 t "with 1 thread too" exits_0 1
 t "and the same errors as with 3 threads" same_line
+
+# examples/aot: a plain C program over the library and header that
+# `dnc compile` wrote; it needs neither LLVM nor libdnc
+AOT="$B/examples/aot"
+"$AOT" >"$tmp/aot.out" 2>&1
+echo $? >"$tmp/aot.rc"
+sed 's/^/# /' "$tmp/aot.out"
+t "aot exits 0" grep -qx 0 "$tmp/aot.rc"
+t "aot says the library's kernels match the formulas" \
+  grep -q "^the library's kernels match the formulas" "$tmp/aot.out"
+t "its library needs neither LLVM nor libdnc" \
+  sh -c "! readelf -d '$B/examples/libnorms.so' | grep -Eq 'NEEDED.*(LLVM|dnc)'"
 echo "1..$n"
 [ "$fail" = 0 ]

@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# aot.sh - `dnc compile` on the command line: its options and usage errors,
+# errors in the input and in the output (each exits non-zero with a clear
+# message and leaves nothing behind, an existing output untouched), the
+# library's dynamic section (libc and libm only), the header under C99 and
+# C++, assembly and IR, and cross compiling to AArch64 and RISC-V objects.
+# The library's kernels against the JIT's are tests/test_aot.c's.
+set -u
+B="${DNC_BUILD:-build}"
+DNC="$B/dnc"
+n=0
+fail=0
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+# t NAME CMD...   (a test passes when CMD succeeds)
+t() {
+  n=$((n + 1))
+  if "${@:2}"; then
+    echo "ok $n - $1"
+  else
+    echo "not ok $n - $1"
+    fail=$((fail + 1))
+  fi
+}
+
+# run WANT_STATUS ARGS...: dnc's stderr in $tmp/err, stdout in $tmp/out
+run() {
+  local want=$1
+  shift
+  "$DNC" "$@" >"$tmp/out" 2>"$tmp/err"
+  local rc=$?
+  if [ "$rc" != "$want" ]; then
+    echo "# dnc $* exited $rc, not $want:"
+    sed 's/^/# /' "$tmp/err"
+    return 1
+  fi
+}
+says() { grep -qF -- "$1" "$tmp/err" || { echo "# stderr lacks '$1':"; sed 's/^/# /' "$tmp/err"; return 1; }; }
+# only the named entries in directory $1
+only() { local d=$1; shift; [ "$(ls -A "$d" | sort | xargs)" = "$*" ] || { echo "# $d holds: $(ls -A "$d" | xargs)"; return 1; }; }
+fails() { ! "$@"; }
+
+src="$tmp/f.dn"
+printf 'fn dyt(x; alpha = 0.5) = tanh(alpha * x)\nfn pc(x; s[] = 0.25) = x * sigmoid(x + s)\n' >"$src"
+bad="$tmp/bad.dn"
+printf 'fn oops(x) = tanh(x +)\n' >"$bad"
+out="$tmp/o"
+mkdir "$out"
+
+# ---------------------------------------------------------------- usage
+t "compile --help exits 0" run 0 compile --help
+t "  and shows the usage" grep -q "usage: dnc compile FILE... -o OUT" "$tmp/out"
+t "no -o is a usage error" run 2 compile "$src"
+t "  saying so" says "no output file (-o OUT)"
+t "no input is a usage error" run 2 compile -o "$out/k.so"
+t "an unknown --emit is a usage error" run 2 compile "$src" --emit=exe -o "$out/k"
+t "  naming the kinds" says "--emit is so, obj, asm, llvm or header, not 'exe'"
+t "-c and -S together are a usage error" run 2 compile "$src" -c -S -o "$out/k"
+t "-o and -H the same file is a usage error" run 2 compile "$src" -o "$out/k" -H "$out/k"
+t "an unknown option is a usage error" run 2 compile "$src" -O9 -o "$out/k.so"
+t "nothing was written" only "$out"
+
+# --------------------------------------------------------------- errors
+t "a source with errors exits 1" run 1 compile "$bad" -o "$out/k.so" -H "$out/k.h"
+t "  with the located error" says "bad.dn:1:"
+t "  and writes nothing" only "$out"
+t "a missing directory exits 1" run 1 compile "$src" -o "$tmp/none/k.so"
+t "  naming the file and why" says "cannot write '$tmp/none/k.so': No such file or directory"
+touch "$tmp/file"
+t "a directory that is a file exits 1" run 1 compile "$src" -o "$tmp/file/k.so"
+t "  saying why" says "Not a directory"
+t "an unknown target exits 1" run 1 compile "$src" --target nosuch-cpu-linux -o "$out/k.o" -c
+t "  saying so" says "unknown target 'nosuch-cpu-linux'"
+t "an unknown CPU exits 1" run 1 compile "$src" --cpu znver44 -o "$out/k.so"
+t "  with a suggestion" says "unknown CPU 'znver44' for x86_64"
+t "several CPUs that are not x86-64 levels exit 1" run 1 compile "$src" --cpu x86-64-v3,znver4 -o "$out/k.so"
+t "  saying what a library can hold" says "can hold x86-64, x86-64-v2, x86-64-v3 and x86-64-v4"
+t "a C compiler that fails exits 1" fails env CC=false "$DNC" compile "$src" -o "$out/k.so" 2>"$tmp/err"
+t "  saying so" says "the C compiler 'false' failed"
+t "a C compiler that is missing exits 1" fails env CC=/no/such/cc "$DNC" compile "$src" -o "$out/k.so" 2>"$tmp/err"
+t "  saying so" says "cannot run the C compiler '/no/such/cc' (set CC)"
+t "no failure left a file behind" only "$out"
+echo old >"$out/keep.so"
+t "a failed compile over an existing output" run 1 compile "$bad" -o "$out/keep.so"
+t "  leaves it as it was" grep -qx old "$out/keep.so"
+t "a failed link over an existing output" fails env CC=false "$DNC" compile "$src" -o "$out/keep.so" 2>/dev/null
+t "  leaves it as it was" grep -qx old "$out/keep.so"
+t "a successful compile replaces it" run 0 compile "$src" -o "$out/keep.so"
+t "  with a library" sh -c "readelf -h '$out/keep.so' | grep -q 'DYN'"
+t "  and nothing else in the directory" only "$out" keep.so
+rm -f "$out/keep.so"
+
+# -------------------------------------------------------------- library
+t "a library and a header" run 0 compile "$src" -o "$out/k.so" -H "$out/k.h"
+t "the library is executable and readable" test -x "$out/k.so" -a -r "$out/k.so"
+needed=$(readelf -d "$out/k.so" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | sort | tr '\n' ' ')
+t "it needs libc and libm only (needs: $needed)" sh -c "[ '$needed' = 'libc.so.6 libm.so.6 ' ] || [ '$needed' = 'libc.so.6 ' ]"
+exports=$(nm -D --defined-only "$out/k.so" | awk '{print $3}' | sort)
+t "it exports every kernel by its C name" sh -c "echo '$exports' | grep -qx dnc_pc_bf16_layer_bwd && echo '$exports' | grep -qx dnc_dyt_f64_fwd"
+t "and the descriptor" sh -c "echo '$exports' | grep -qx dnc_aot_module_get"
+t "and nothing else (33 symbols)" sh -c "[ \$(echo '$exports' | wc -l) = 33 ]"
+t "the header compiles as C99 with -Wall -Wextra -Werror -pedantic" \
+  sh -c "printf '#include \"k.h\"\nint main(void) { return DNC_NPARAMS_pc - 1; }\n' >'$tmp/h.c' &&
+         cc -std=c99 -Wall -Wextra -Werror -pedantic -I'$out' -c -o '$tmp/h.o' '$tmp/h.c'"
+t "and as C++" sh -c "printf '#include \"k.h\"\nint main() { return DNC_DEFAULT_dyt_alpha == 0.5 ? 0 : 1; }\n' >'$tmp/h.cc' &&
+         c++ -Wall -Wextra -Werror -I'$out' -c -o '$tmp/hpp.o' '$tmp/h.cc'"
+t "it holds the function's source" grep -qF "fn pc(x; s[] = 0.25) = x * sigmoid(x + s)" "$out/k.h"
+t "and its parameters' defaults" grep -qx "#define DNC_DEFAULT_pc_s 0.25" "$out/k.h"
+t "a C program links the library and calls a kernel" \
+  sh -c "printf '#include \"k.h\"\n#include <math.h>\nint main(void) { float x[3] = {-1, 0, 2}, y[3]; double p[1] = {0.5};\n dnc_dyt_f32_fwd(x, y, 3, p);\n return fabs(y[2] - tanh(1.0)) < 1e-7 ? 0 : 1; }\n' >'$tmp/p.c' &&
+         cc -std=c99 -I'$out' -o '$tmp/p' '$tmp/p.c' -L'$out' -l:k.so -Wl,-rpath,'$out' -lm && '$tmp/p'"
+t "--emit=header alone" run 0 compile "$src" --emit=header -o "$out/only.h"
+t "  is the same header" cmp -s "$out/only.h" <(sed 's/DNC_KERNELS_K_H/DNC_KERNELS_ONLY_H/' "$out/k.h")
+t "-O0 builds a library" run 0 compile "$src" -O0 -o "$out/o0.so"
+t "-O3 builds a library" run 0 compile "$src" -O3 -o "$out/o3.so"
+t "--cpu native builds a one-level library" run 0 compile "$src" --cpu native -o "$out/native.so"
+t "--cpu x86-64,x86-64-v3 builds two levels" run 0 compile "$src" --cpu x86-64-v3,x86-64 -o "$out/two.so"
+
+# ------------------------------------------ objects, assembly, IR, cross
+t "-c writes an object" run 0 compile "$src" -c -o "$out/k.o"
+t "  an x86-64 ELF relocatable" sh -c "readelf -h '$out/k.o' | grep -q 'Advanced Micro Devices X86-64'"
+t "  with the kernels under their C names" sh -c "nm '$out/k.o' | grep -q ' T dnc_dyt_f32_fwd$'"
+t "-S writes assembly" run 0 compile "$src" -S -o "$out/k.s"
+t "  text with the kernels" grep -q "^dnc_dyt_f32_layer_bwd:" "$out/k.s"
+t "--emit=llvm writes IR" run 0 compile "$src" --emit=llvm -o "$out/k.ll"
+t "  with the kernels" grep -q "define .*@dnc_pc_f16_fwd(" "$out/k.ll"
+t "--target aarch64-linux-gnu -c" run 0 compile "$src" --target aarch64-linux-gnu --cpu generic -c -o "$out/a64.o"
+t "  is an AArch64 object" sh -c "readelf -h '$out/a64.o' | grep -q 'Machine: *AArch64'"
+t "  with NEON code" sh -c "'$DNC' compile '$src' --target aarch64-linux-gnu -S -o '$out/a64.s' && grep -q 'fmla' '$out/a64.s'"
+t "--target riscv64-linux-gnu -c" run 0 compile "$src" --target riscv64-linux-gnu -c -o "$out/rv.o"
+t "  is a RISC-V object" sh -c "readelf -h '$out/rv.o' | grep -q 'Machine: *RISC-V'"
+t "a library for another target needs its C compiler" run 1 compile "$src" --target aarch64-linux-gnu -o "$out/a64.so"
+t "  saying so" says "set CC to its cross compiler"
+t "  and leaving nothing" test ! -e "$out/a64.so"
+t "no temporary file is left in the output directory" sh -c "! ls -A '$out' | grep -q '^\.'"
+
+echo "1..$n"
+[ "$fail" = 0 ]
