@@ -7,7 +7,7 @@
  *
  * f32: dnc's own branch-free implementations, below, for exp, expm1, log,
  * log1p, tanh, sigmoid, softplus, erf, erfc, sinh, cosh, asinh, atan, sin
- * and cos: a range reduction, a
+ * and cos (and pow, through double: vm_pow32): a range reduction, a
  * minimax polynomial (coefficients from tools/remez.py, in vmath_coef.h),
  * and a reconstruction, with ±0, ±inf, NaN, subnormals and the overflow
  * and saturation edges handled by selects. Fused multiply-adds are used
@@ -20,8 +20,9 @@
  * reduced to |t| <= tan(pi/8); sin and cos with the reduced argument in
  * two doubles).
  *
- * pow calls the scalar function of rtmath.c lane by lane: correct, but
- * not vector code. So do sin and cos beyond |x| = 2^17 (2^10 without FMA;
+ * f64 pow calls the scalar function of rtmath.c lane by lane: correct,
+ * but not vector code (it needs log in double-double). So do sin and cos
+ * beyond |x| = 2^17 (2^10 without FMA;
  * f64: 2^30, 2^20), behind a branch on "any lane". LLVM 19 has no vector
  * tanh or erf on x86, and its vector
  * exp/log/sin/cos intrinsics become the same scalar calls without a vector
@@ -43,9 +44,14 @@ typedef struct vm {
   LLVMTypeRef ie;     /* i32 or i64 */
 } vm;
 
+/* c splatted in v's type (rounded to float for f32, as dnc_cg_splat) */
 static LLVMValueRef K(vm *v, double c)
 {
-  return dnc_cg_splat(v->cg, c);
+  LLVMValueRef e[64];
+  LLVMValueRef k = LLVMConstReal(LLVMGetElementType(v->ft), v->d ? c : (double)(float)c);
+  for (unsigned i = 0; i < v->cg->lanes; i++)
+    e[i] = k;
+  return LLVMConstVector(e, v->cg->lanes);
 }
 
 static LLVMValueRef KI(vm *v, long long c)
@@ -738,6 +744,49 @@ static LLVMValueRef vm_sincos(vm *v, LLVMValueRef x, int is_cos)
   return phi;
 }
 
+/* ------------------------------------------------------------------ pow */
+
+/* f32 pow(x, y) = exp(y log|x|) computed in double on the same lanes
+ * (LLVM splits the wider vectors): the error of y log|x| is then below
+ * 2^-44 relative where the result is a finite float, so the result is
+ * the exact value rounded to float but for a rare double rounding, as
+ * glibc's powf does (Szabolcs Nagy's, with tables). The sign, and the
+ * cases of C99 Annex F that exp and log do not give by themselves, are
+ * selects on x and y in float. */
+static LLVMValueRef vm_pow32(vm *v, LLVMValueRef x, LLVMValueRef y)
+{
+  LLVMTypeRef i64 = v->cg->i64;
+  vm d = {v->cg, v->b, LLVMVectorType(v->cg->f64t, v->cg->lanes),
+          LLVMVectorType(i64, v->cg->lanes), 1, i64};
+  LLVMValueRef xd = LLVMBuildFPExt(v->b, x, d.ft, "");
+  LLVMValueRef yd = LLVMBuildFPExt(v->b, y, d.ft, "");
+  /* log(0) = -inf and log(inf) = inf give 0 and inf through exp */
+  LLVMValueRef z = mul(&d, yd, vm_log(&d, vabs(&d, xd)));
+  LLVMValueRef r = LLVMBuildFPTrunc(v->b, vm_exp(&d, z), v->ft, "");
+  LLVMValueRef ty = call_intr(v, "llvm.trunc", &y, 1);
+  LLVMValueRef yint = cmp(v, LLVMRealOEQ, ty, y); /* ±inf included */
+  LLVMValueRef hy = mul(v, y, K(v, 0.5));
+  LLVMValueRef yodd = LLVMBuildAnd(v->b, yint,
+                                   cmp(v, LLVMRealUNE, call_intr(v, "llvm.trunc", &hy, 1), hy), "");
+  /* x with its sign bit set (-0 and -inf too) and y odd: -|x|^y */
+  LLVMValueRef xneg = cmp(v, LLVMRealOLT, vcopysign(v, K(v, 1.0), x), K(v, 0.0));
+  r = sel(v, LLVMBuildAnd(v->b, yodd, xneg, ""), LLVMBuildFNeg(v->b, r, ""), r);
+  /* finite x < 0, finite y not an integer: NaN */
+  LLVMValueRef bad = LLVMBuildAnd(v->b, cmp(v, LLVMRealOLT, x, K(v, 0.0)),
+                                  cmp(v, LLVMRealOGT, x, K(v, -INFINITY)), "");
+  LLVMValueRef yfin = cmp(v, LLVMRealOLT, vabs(v, y), K(v, INFINITY));
+  bad = LLVMBuildAnd(v->b, bad, LLVMBuildAnd(v->b, yfin, LLVMBuildNot(v->b, yint, ""), ""), "");
+  r = sel(v, bad, K(v, NAN), r);
+  /* 1 for y = ±0 (x NaN too), x = 1 (y NaN too), x = -1 with y = ±inf,
+   * where y log|x| would be NaN */
+  LLVMValueRef one = LLVMBuildOr(v->b, cmp(v, LLVMRealOEQ, y, K(v, 0.0)),
+                                 cmp(v, LLVMRealOEQ, x, K(v, 1.0)), "");
+  one = LLVMBuildOr(v->b, one,
+                    LLVMBuildAnd(v->b, cmp(v, LLVMRealOEQ, x, K(v, -1.0)),
+                                 cmp(v, LLVMRealOEQ, vabs(v, y), K(v, INFINITY)), ""), "");
+  return sel(v, one, K(v, 1.0), r);
+}
+
 /* ------------------------------------------------------------ fallback */
 
 static LLVMValueRef scalar_fn(dnc_cg *cg, int op, LLVMTypeRef *ft)
@@ -780,7 +829,8 @@ static LLVMValueRef lane_by_lane(dnc_cg *cg, int op, LLVMValueRef a,
 
 int dnc_vm_native(int op, int f64)
 {
-  (void)f64;
+  if (op == OP_POW)
+    return !f64;
   switch (op) {
   case OP_EXP: case OP_EXPM1: case OP_LOG: case OP_LOG1P: case OP_TANH:
   case OP_SIGMOID: case OP_SOFTPLUS: case OP_ERF: case OP_ERFC: case OP_SINH:
@@ -837,6 +887,7 @@ LLVMValueRef dnc_vm_emit(dnc_cg *cg, int op, LLVMValueRef a, LLVMValueRef b)
   case OP_ATAN: return vm_atan(&v, a);
   case OP_SIN: return vm_sincos(&v, a, 0);
   case OP_COS: return vm_sincos(&v, a, 1);
+  case OP_POW: return vm_pow32(&v, a, b);
   default: return vm_erfc(&v, a);
   }
 }
