@@ -404,10 +404,12 @@ int dnc_vm_native(int op, int f64);
 /* A function evaluated in float or double with the kernels' operations.
  * math32: for each op, the float function to use in place of rtmath.c's
  * (NULL entries, or NULL: rtmath.c's); tests pass the JIT's own vector
- * math here so that kernels can be compared to the bit. fused: the target
- * has fused multiply-add (codegen then refines exp(-(u^2))). */
-typedef float (*dnc_rt_fn32)(float);
-typedef double (*dnc_rt_fn64)(double);
+ * math here so that kernels can be compared to the bit. The functions
+ * take both operands: pow uses the second, the unary ops ignore it.
+ * fused: the target has fused multiply-add (codegen then refines
+ * exp(-(u^2))). */
+typedef float (*dnc_rt_fn32)(float, float);
+typedef double (*dnc_rt_fn64)(double, double);
 float dnc_rt_eval_f32(const dnc_prog *pr, float x, const float *p,
                       const dnc_rt_fn32 *math32, int fused);
 double dnc_rt_eval_f64(const dnc_prog *pr, double x, const double *p,

@@ -126,7 +126,7 @@ int dnc_pow_special(double e)
       const dnc_insn *e = &pr->insn[in->arg[1]];                            \
       int k = e->op == OP_CONST ? dnc_pow_special(e->value) : 0;            \
       r = k == 1 ? a : k == 2 ? a * a : k == 3 ? (a * a) * a                \
-        : k == -1 ? ONE / a : k == -2 ? ONE / (a * a) : rt_pow_##SUF(a, b); \
+        : k == -1 ? ONE / a : k == -2 ? ONE / (a * a) : POW(a, b);         \
       break;                                                                \
     }                                                                       \
     case OP_ABS: r = fabs##SUF##_(a); break;                                \
@@ -202,21 +202,25 @@ static int gauss(const dnc_prog *pr, const dnc_insn *in)
          pr->insn[sq->arg[1]].value == 2;
 }
 
-#define MATH(op, a) (m && m[op] ? m[op](a) : rt_math_f32(op, a))
+#define MATH(op, a) (m && m[op] ? m[op](a, 0) : rt_math_f32(op, a))
+#define POW(a, b) (m && m[OP_POW] ? m[OP_POW](a, b) : rt_pow_f32(a, b))
 static float eval_f32(const dnc_prog *pr, float *v, float x, const float *p,
                       const dnc_rt_fn32 *m, int fused)
 {
   EVAL_BODY(float, f32, 1.0f)
 }
 #undef MATH
+#undef POW
 
-#define MATH(op, a) (m && m[op] ? m[op](a) : rt_math_f64(op, a))
+#define MATH(op, a) (m && m[op] ? m[op](a, 0) : rt_math_f64(op, a))
+#define POW(a, b) (m && m[OP_POW] ? m[OP_POW](a, b) : rt_pow_f64(a, b))
 static double eval_f64(const dnc_prog *pr, double *v, double x,
                        const double *p, const dnc_rt_fn64 *m, int fused)
 {
   EVAL_BODY(double, f64, 1.0)
 }
 #undef MATH
+#undef POW
 
 float dnc_rt_eval_f32(const dnc_prog *pr, float x, const float *p,
                       const dnc_rt_fn32 *math32, int fused)

@@ -7,7 +7,7 @@
  *
  * f32: dnc's own branch-free implementations, below, for exp, expm1, log,
  * log1p, tanh, sigmoid, softplus, erf, erfc, sinh, cosh, asinh, atan, sin
- * and cos: a range reduction, a
+ * and cos (and pow, through double: vm_pow32): a range reduction, a
  * minimax polynomial (coefficients from tools/remez.py, in vmath_coef.h),
  * and a reconstruction, with ±0, ±inf, NaN, subnormals and the overflow
  * and saturation edges handled by selects. Fused multiply-adds are used
@@ -15,13 +15,16 @@
  * from a target without). Their maximum error over every f32 input is in
  * docs/accuracy.md (`make check-math` measures it).
  *
- * f64: the same design for exp, expm1, log, log1p, tanh, sigmoid and
- * softplus (double coefficients; log through s = f/(2+f) as fdlibm does).
+ * f64: the same design for every one of them (double coefficients; log
+ * through s = f/(2+f) as fdlibm does; erfc's tail in four pieces; atan
+ * reduced to |t| <= tan(pi/8); sin and cos with the reduced argument in
+ * two doubles).
  *
- * Everything else (f64 erf, erfc, sinh, cosh, asinh, atan, sin, cos, and
- * pow in both) calls the scalar function of rtmath.c lane by lane: correct,
- * but not vector code. So do sin and cos
- * beyond |x| = 2^17 (2^10 without FMA), behind a branch on "any lane". LLVM 19 has no vector tanh or erf on x86, and its vector
+ * f64 pow calls the scalar function of rtmath.c lane by lane: correct,
+ * but not vector code (it needs log in double-double). So do sin and cos
+ * beyond |x| = 2^17 (2^10 without FMA;
+ * f64: 2^30, 2^20), behind a branch on "any lane". LLVM 19 has no vector
+ * tanh or erf on x86, and its vector
  * exp/log/sin/cos intrinsics become the same scalar calls without a vector
  * library, so there is nothing better to borrow from it.
  */
@@ -41,9 +44,14 @@ typedef struct vm {
   LLVMTypeRef ie;     /* i32 or i64 */
 } vm;
 
+/* c splatted in v's type (rounded to float for f32, as dnc_cg_splat) */
 static LLVMValueRef K(vm *v, double c)
 {
-  return dnc_cg_splat(v->cg, c);
+  LLVMValueRef e[64];
+  LLVMValueRef k = LLVMConstReal(LLVMGetElementType(v->ft), v->d ? c : (double)(float)c);
+  for (unsigned i = 0; i < v->cg->lanes; i++)
+    e[i] = k;
+  return LLVMConstVector(e, v->cg->lanes);
 }
 
 static LLVMValueRef KI(vm *v, long long c)
@@ -179,7 +187,9 @@ static LLVMValueRef clampf(vm *v, LLVMValueRef x, double lo, double hi)
 static LLVMValueRef vm_exp_adj(vm *v, LLVMValueRef x, int adj)
 {
   LLVMValueRef n, r;
-  LLVMValueRef xc = v->d ? clampf(v, x, -746.0, 710.0) : clampf(v, x, -104.0, 90.0);
+  /* up to 711 (f64), 90 (f32): exp(x)/2 of sinh and cosh is finite a
+   * little beyond exp's own overflow */
+  LLVMValueRef xc = v->d ? clampf(v, x, -746.0, 711.0) : clampf(v, x, -104.0, 90.0);
   exp_reduce(v, xc, &n, &r);
   LLVMValueRef p = add(v, K(v, 1.0), expm1_r(v, r));
   if (adj)
@@ -198,7 +208,7 @@ static LLVMValueRef vm_exp_adj(vm *v, LLVMValueRef x, int adj)
                                     args, 5, "");
     return sel(v, isnan_(v, x), x, y);
   }
-  /* n1 = trunc(n / 2), n2 = n - n1: both within [-76, 65] (f64: [-538, 513]) */
+  /* n1 = trunc(n / 2), n2 = n - n1: both within [-76, 65] (f64: [-538, 514]) */
   LLVMValueRef n1 = call_intr(v, "llvm.trunc", (LLVMValueRef[]){mul(v, n, K(v, 0.5))}, 1);
   LLVMValueRef n2 = sub(v, n, n1);
   LLVMValueRef y = mul(v, mul(v, p, pow2i(v, n1)), pow2i(v, n2));
@@ -339,8 +349,30 @@ static LLVMValueRef vm_softplus(vm *v, LLVMValueRef x, LLVMValueRef e)
 
 /* ------------------------------------------------------- erf and erfc */
 
+/* the rounding error of a * b = hi: exact with a fused multiply-add,
+ * else by Dekker's product (Veltkamp's split of a and b in halves) */
+static LLVMValueRef prod_err(vm *v, LLVMValueRef a, LLVMValueRef b, LLVMValueRef hi)
+{
+  if (v->cg->fma)
+    return fma3(v, a, b, LLVMBuildFNeg(v->b, hi, ""));
+  LLVMValueRef ab[2] = {a, b}, h[2], l[2];
+  for (int i = 0; i < 2; i++) {
+    LLVMValueRef c = mul(v, ab[i], K(v, v->d ? 0x1p27 + 1 : 0x1p12 + 1));
+    h[i] = sub(v, c, sub(v, c, ab[i]));
+    l[i] = sub(v, ab[i], h[i]);
+  }
+  LLVMValueRef e = sub(v, mul(v, h[0], h[1]), hi);
+  e = add(v, e, mul(v, h[0], l[1]));
+  e = add(v, e, mul(v, l[0], h[1]));
+  return add(v, e, mul(v, l[0], l[1]));
+}
+
+static LLVMValueRef vm_erf64(vm *v, LLVMValueRef x);
+static LLVMValueRef vm_erfc64(vm *v, LLVMValueRef x);
+
 /* erfc(a) for a in [0.5, 10.1]: exp(-a^2) C(1/a - m) / a, with a^2 split
- * into hi + lo so that exp sees it exactly: exp(-hi) (1 - lo) */
+ * into hi + lo so that exp sees it exactly: exp(-hi) (1 - lo) (without
+ * fused multiply-add, lo = 0 made erfc 64 ulp off near 9) */
 static LLVMValueRef erfc_tail(vm *v, LLVMValueRef a)
 {
   LLVMValueRef s = vdiv(v, K(v, 1.0), a);
@@ -350,8 +382,7 @@ static LLVMValueRef erfc_tail(vm *v, LLVMValueRef a)
   for (int i = 11; i >= 0; i--)
     c = fma3(v, c, t, sel(v, first, K(v, vm_erfc_a32[i]), K(v, vm_erfc_b32[i])));
   LLVMValueRef hi = mul(v, a, a);
-  LLVMValueRef lo = v->cg->fma ? fma3(v, a, a, LLVMBuildFNeg(v->b, hi, ""))
-                               : K(v, 0.0);
+  LLVMValueRef lo = prod_err(v, a, a, hi);
   LLVMValueRef ex = vm_exp(v, LLVMBuildFNeg(v->b, hi, ""));
   ex = fma3(v, ex, LLVMBuildFNeg(v->b, lo, ""), ex);
   return mul(v, ex, mul(v, c, s));
@@ -372,6 +403,8 @@ static LLVMValueRef erf_small(vm *v, LLVMValueRef x)
  * division */
 static LLVMValueRef vm_erf(vm *v, LLVMValueRef x)
 {
+  if (v->d)
+    return vm_erf64(v, x);
   LLVMValueRef ax = vabs(v, x);
   LLVMValueRef small = erf_small(v, x);
   LLVMValueRef a = clampf(v, ax, 1.0, 3.92);
@@ -387,10 +420,87 @@ static LLVMValueRef vm_erf(vm *v, LLVMValueRef x)
  * 10.1, where erfc rounds to 0); 2 - tail(-x) for x <= -0.5 */
 static LLVMValueRef vm_erfc(vm *v, LLVMValueRef x)
 {
+  if (v->d)
+    return vm_erfc64(v, x);
   LLVMValueRef ax = vabs(v, x);
   LLVMValueRef small = sub(v, K(v, 1.0), erf_small(v, x));
   LLVMValueRef tail = erfc_tail(v, clampf(v, ax, 0.5, 10.1));
   tail = sel(v, cmp(v, LLVMRealOGT, ax, K(v, 10.1)), K(v, 0.0), tail);
+  LLVMValueRef big = sel(v, cmp(v, LLVMRealOGT, x, K(v, 0.0)), tail,
+                         sub(v, K(v, 2.0), tail));
+  LLVMValueRef y = sel(v, cmp(v, LLVMRealOLT, ax, K(v, 0.5)), small, big);
+  return sel(v, isnan_(v, x), x, y);
+}
+
+/* f64 -------------------------------------------------------------- */
+
+/* a where pa, else b where pb, else c where pc, else d */
+static LLVMValueRef pick4(vm *v, LLVMValueRef pa, LLVMValueRef pb, LLVMValueRef pc,
+                          double a, double b, double c, double d)
+{
+  return sel(v, pa, K(v, a), sel(v, pb, K(v, b), sel(v, pc, K(v, c), K(v, d))));
+}
+
+/* erfc(a) for a in [0.5, 27.3] in f64: exp(-a^2) C(1/a - m) / a as in
+ * f32, C in four pieces of 1/a ([1, 2], [1/2, 1], [1/4, 1/2], below),
+ * the coefficients chosen per lane */
+static LLVMValueRef erfc_tail64(vm *v, LLVMValueRef a)
+{
+  LLVMValueRef s = vdiv(v, K(v, 1.0), a);
+  LLVMValueRef pa = cmp(v, LLVMRealOGE, s, K(v, 1.0));
+  LLVMValueRef pb = cmp(v, LLVMRealOGE, s, K(v, 0.5));
+  LLVMValueRef pc = cmp(v, LLVMRealOGE, s, K(v, 0.25));
+  LLVMValueRef t = sub(v, s, pick4(v, pa, pb, pc, vm_erfc_a64_mid, vm_erfc_b64_mid,
+                                   vm_erfc_c64_mid, vm_erfc_d64_mid));
+  LLVMValueRef c = pick4(v, pa, pb, pc, vm_erfc_a64[18], vm_erfc_b64[18],
+                         vm_erfc_c64[18], vm_erfc_d64[18]);
+  for (int i = 17; i >= 0; i--)
+    c = fma3(v, c, t, pick4(v, pa, pb, pc, vm_erfc_a64[i], vm_erfc_b64[i],
+                            vm_erfc_c64[i], vm_erfc_d64[i]));
+  /* C/a as c (s + s_lo), s_lo = (1 - s a)/a: one rounding, not two */
+  LLVMValueRef slo = mul(v, fma3(v, LLVMBuildFNeg(v->b, s, ""), a, K(v, 1.0)), s);
+  LLVMValueRef cs = fma3(v, c, s, mul(v, c, slo));
+  /* exp(-a^2) 2^64, so that the product is rounded once into the
+   * subnormals, by the last scaling (a <= 27.3: a^2 within exp's range) */
+  LLVMValueRef hi = mul(v, a, a);
+  LLVMValueRef lo = prod_err(v, a, a, hi);
+  LLVMValueRef p = mul(v, vm_exp_adj(v, LLVMBuildFNeg(v->b, hi, ""), 64), cs);
+  p = fma3(v, p, LLVMBuildFNeg(v->b, lo, ""), p); /* exp(-lo) = 1 - lo */
+  return mul(v, p, K(v, 0x1p-64));
+}
+
+/* erf(x) for |x| <= 1: x c0 + x (c0lo + u E(u)); erfc: 1 - x c0 with one
+ * rounding, then the rest */
+static LLVMValueRef erf_small64(vm *v, LLVMValueRef x, int is_erfc)
+{
+  LLVMValueRef u = mul(v, x, x);
+  LLVMValueRef t = fma3(v, u, poly(v, u, vm_erf_e64, 12), K(v, vm_erf_c0lo64));
+  if (is_erfc) {
+    LLVMValueRef nx = LLVMBuildFNeg(v->b, x, "");
+    return fma3(v, nx, t, fma3(v, nx, K(v, vm_erf_c0hi64), K(v, 1.0)));
+  }
+  return vcopysign(v, fma3(v, x, K(v, vm_erf_c0hi64), mul(v, x, t)), x); /* ±0 */
+}
+
+/* erf = sign(x) (1 - erfc_tail(|x|)) from 1 to 6, where it rounds to 1 */
+static LLVMValueRef vm_erf64(vm *v, LLVMValueRef x)
+{
+  LLVMValueRef ax = vabs(v, x);
+  LLVMValueRef small = erf_small64(v, x, 0);
+  LLVMValueRef tail = erfc_tail64(v, clampf(v, ax, 1.0, 6.0));
+  LLVMValueRef big = vcopysign(v, sub(v, K(v, 1.0), tail), x);
+  LLVMValueRef y = sel(v, cmp(v, LLVMRealOLE, ax, K(v, 1.0)), small, big);
+  return sel(v, isnan_(v, x), x, y);
+}
+
+/* erfc: 1 - erf for |x| < 0.5, the tail above (0 beyond 27.3, where
+ * erfc is below half the smallest subnormal), 2 - tail(-x) below -0.5 */
+static LLVMValueRef vm_erfc64(vm *v, LLVMValueRef x)
+{
+  LLVMValueRef ax = vabs(v, x);
+  LLVMValueRef small = erf_small64(v, x, 1);
+  LLVMValueRef tail = erfc_tail64(v, clampf(v, ax, 0.5, 27.3));
+  tail = sel(v, cmp(v, LLVMRealOGT, ax, K(v, 27.3)), K(v, 0.0), tail);
   LLVMValueRef big = sel(v, cmp(v, LLVMRealOGT, x, K(v, 0.0)), tail,
                          sub(v, K(v, 2.0), tail));
   LLVMValueRef y = sel(v, cmp(v, LLVMRealOLT, ax, K(v, 0.5)), small, big);
@@ -404,14 +514,16 @@ static LLVMValueRef vm_sinh(vm *v, LLVMValueRef x)
 {
   LLVMValueRef ax = vabs(v, x);
   LLVMValueRef u = mul(v, x, x);
-  LLVMValueRef small = fma3(v, mul(v, x, u), poly(v, u, vm_sinh_s32, 5), x);
+  LLVMValueRef small = fma3(v, mul(v, x, u),
+                            v->d ? poly(v, u, vm_sinh_s64, 7) : poly(v, u, vm_sinh_s32, 5), x);
   LLVMValueRef h = vm_exp_adj(v, ax, -1);
   LLVMValueRef big = sub(v, h, vdiv(v, K(v, 0.25), h));
   LLVMValueRef y = sel(v, cmp(v, LLVMRealOLT, ax, K(v, 1.0)), small, big);
   return sel(v, isnan_(v, x), x, vcopysign(v, y, x));
 }
 
-/* h + 1/(4h), h = exp(|x|)/2: no cancellation, and finite up to 89.4 */
+/* h + 1/(4h), h = exp(|x|)/2: no cancellation, and finite up to 89.4
+ * (f64: 710.4) */
 static LLVMValueRef vm_cosh(vm *v, LLVMValueRef x)
 {
   LLVMValueRef h = vm_exp_adj(v, vabs(v, x), -1);
@@ -420,24 +532,31 @@ static LLVMValueRef vm_cosh(vm *v, LLVMValueRef x)
 }
 
 /* sign(x) log1p(a + a^2 / (1 + sqrt(1 + a^2))), a = |x|; log(a) + ln2
- * above 2^12 (where a^2 would overflow or not matter); x below 2^-12 */
+ * above 2^12 (f64: 2^28), where 1/(4a^2) no longer matters (and a^2
+ * would overflow further up); x below 2^-12 (2^-28), where a^3/6 does
+ * not */
 static LLVMValueRef vm_asinh(vm *v, LLVMValueRef x)
 {
   LLVMValueRef a = vabs(v, x);
-  LLVMValueRef mid = sel(v, cmp(v, LLVMRealOGT, a, K(v, 0x1p12)), K(v, 1.0), a);
+  double big = v->d ? 0x1p28 : 0x1p12, tiny = v->d ? 0x1p-28 : 0x1p-12;
+  LLVMValueRef mid = sel(v, cmp(v, LLVMRealOGT, a, K(v, big)), K(v, 1.0), a);
   LLVMValueRef a2 = mul(v, mid, mid);
   LLVMValueRef sq = call_intr(v, "llvm.sqrt", (LLVMValueRef[]){add(v, K(v, 1.0), a2)}, 1);
   LLVMValueRef ym = vm_log1p(v, add(v, mid, vdiv(v, a2, add(v, K(v, 1.0), sq))));
-  LLVMValueRef yl = add(v, vm_log(v, a), K(v, 0x1.62e430p-1));
-  LLVMValueRef y = sel(v, cmp(v, LLVMRealOGT, a, K(v, 0x1p12)), yl, ym);
-  y = sel(v, cmp(v, LLVMRealOLT, a, K(v, 0x1p-12)), a, y);
+  LLVMValueRef yl = add(v, vm_log(v, a), K(v, v->d ? 0x1.62e42fefa39efp-1 : 0x1.62e430p-1));
+  LLVMValueRef y = sel(v, cmp(v, LLVMRealOGT, a, K(v, big)), yl, ym);
+  y = sel(v, cmp(v, LLVMRealOLT, a, K(v, tiny)), a, y);
   return sel(v, isnan_(v, x), x, vcopysign(v, y, x));
 }
 
 /* a = |x|: a + a^3 A(a^2) up to 1; pi/2 - atan(1/a) above (pi/2 as two
  * floats) */
+static LLVMValueRef vm_atan64(vm *v, LLVMValueRef x);
+
 static LLVMValueRef vm_atan(vm *v, LLVMValueRef x)
 {
+  if (v->d)
+    return vm_atan64(v, x);
   LLVMValueRef a = vabs(v, x);
   LLVMValueRef inv = cmp(v, LLVMRealOGT, a, K(v, 1.0));
   LLVMValueRef y = sel(v, inv, vdiv(v, K(v, 1.0), a), a);
@@ -445,6 +564,52 @@ static LLVMValueRef vm_atan(vm *v, LLVMValueRef x)
   LLVMValueRef t = fma3(v, mul(v, y, u), poly(v, u, vm_atan_a32, 11), y);
   LLVMValueRef far = add(v, sub(v, K(v, 0x1.921fb6p+0), t), K(v, -0x1.777a5cp-25));
   LLVMValueRef r = sel(v, inv, far, t);
+  return sel(v, isnan_(v, x), x, vcopysign(v, r, x));
+}
+
+/* f64: a = |x| reduced to |t| <= tan(pi/8), where a polynomial of degree
+ * 11 in t^2 suffices (on [0, 1] it would need twice that): t = a below
+ * tan(pi/8), (a - 1)/(a + 1) (plus pi/4) up to tan(3pi/8), -1/a (plus
+ * pi/2) above, one division for all three (fdlibm's atan, with three
+ * ranges instead of five). The quotient's rounding error t_lo (from the
+ * exact residual of a fused multiply-add and the roundings of a +- 1) and
+ * the rounding error of base + t (Fast2Sum: |base| >= |t|) join the small
+ * terms, so that t near -tan(pi/8), where pi/4 + atan(t) loses a bit,
+ * costs nothing. */
+static LLVMValueRef vm_atan64(vm *v, LLVMValueRef x)
+{
+  LLVMValueRef a = vabs(v, x);
+  LLVMValueRef mid = cmp(v, LLVMRealOGT, a, K(v, 0x1.a827999fcef32p-2));  /* tan(pi/8) */
+  LLVMValueRef far = cmp(v, LLVMRealOGT, a, K(v, 0x1.3504f333f9de6p+1)); /* tan(3pi/8) */
+  /* a - 1 rounds below 1/2 (Fast2Sum gives its error, 0 above 1) */
+  LLVMValueRef am1 = sub(v, a, K(v, 1.0));
+  LLVMValueRef nlo = sel(v, mid, sel(v, far, K(v, 0.0), sub(v, a, add(v, am1, K(v, 1.0)))),
+                         K(v, 0.0));
+  LLVMValueRef num = sel(v, far, K(v, -1.0), sel(v, mid, am1, a));
+  LLVMValueRef a1 = add(v, a, K(v, 1.0));
+  LLVMValueRef bb = sub(v, a1, a); /* TwoSum: a + 1 = a1 + a1lo */
+  LLVMValueRef a1lo = add(v, sub(v, a, sub(v, a1, bb)), sub(v, K(v, 1.0), bb));
+  /* a beyond 2^60 as 2^60: pi/2 either way, and 1/a stays finite */
+  LLVMValueRef ac = sel(v, cmp(v, LLVMRealOGT, a, K(v, 0x1p60)), K(v, 0x1p60), a);
+  LLVMValueRef den = sel(v, far, ac, sel(v, mid, a1, K(v, 1.0)));
+  LLVMValueRef dlo = sel(v, mid, sel(v, far, K(v, 0.0), a1lo), K(v, 0.0));
+  LLVMValueRef rden = vdiv(v, K(v, 1.0), den);
+  LLVMValueRef t = mul(v, num, rden);
+  /* (num + nlo)/(den + dlo) = t + (num - t den + nlo - t dlo)/den, to
+   * first order */
+  LLVMValueRef rho = add(v, fma3(v, LLVMBuildFNeg(v->b, t, ""), den, num), nlo);
+  LLVMValueRef tlo = mul(v, fma3(v, LLVMBuildFNeg(v->b, t, ""), dlo, rho), rden);
+  LLVMValueRef hi = sel(v, far, K(v, 0x1.921fb54442d18p+0),
+                        sel(v, mid, K(v, 0x1.921fb54442d18p-1), K(v, 0.0)));
+  LLVMValueRef lo = sel(v, far, K(v, 0x1.1a62633145c07p-54),
+                        sel(v, mid, K(v, 0x1.1a62633145c07p-55), K(v, 0.0)));
+  LLVMValueRef u = mul(v, t, t);
+  LLVMValueRef tail = mul(v, mul(v, t, u), poly(v, u, vm_atan_a64, 12));
+  LLVMValueRef s = add(v, hi, t);
+  LLVMValueRef err = add(v, sub(v, hi, s), t);
+  /* atan(t + tlo) = atan(t) + tlo/(1 + t^2) */
+  LLVMValueRef corr = fma3(v, LLVMBuildFNeg(v->b, tlo, ""), u, tlo);
+  LLVMValueRef r = add(v, s, add(v, add(v, add(v, err, lo), corr), tail));
   return sel(v, isnan_(v, x), x, vcopysign(v, r, x));
 }
 
@@ -456,16 +621,24 @@ static LLVMValueRef lane_by_lane(dnc_cg *cg, int op, LLVMValueRef a,
 /* x = n pi/2 + r for |x| below `bound`, with pi/2 in parts (from the
  * exact value, mpmath) such that the leading products are exact: with
  * fused multiply-add, pi/2 rounded to a float and two float remainders,
- * n < 2^17; without, three 12-bit parts and a float, n < 2^10. Inputs
- * beyond take the scalar path (vm_sincos). */
-static void trig_reduce(vm *v, LLVMValueRef x, LLVMValueRef *n,
-                        LLVMValueRef *r, double *bound)
+ * n < 2^17; without, three 12-bit parts and a float, n < 2^10. f64 (see
+ * trig_reduce64): with fused multiply-add three doubles, each the rounding
+ * of what the ones before leave (x - n C1 is exact for any n here), up
+ * to |x| = 2^30, where n from the rounded x 2/pi still leaves r inside
+ * the polynomials' interval (pi/4 and a thousandth); without, three
+ * 32-bit parts and a double, n < 2^20 (tools/remez.py makes both).
+ * Inputs beyond take the scalar path (vm_sincos). */
+static double trig_bound(vm *v)
+{
+  return v->d ? (v->cg->fma ? 0x1p30 : 0x1p20) : (v->cg->fma ? 0x1p17 : 0x1p10);
+}
+
+static void trig_reduce(vm *v, LLVMValueRef x, LLVMValueRef *n, LLVMValueRef *r)
 {
   static const double fused[] = {0x1.921fb6p+0, -0x1.777a5cp-25, -0x1.ee59dap-50};
   static const double split[] = {0x1.92p+0, 0x1.fb4p-12, 0x1.444p-24, 0x1.68c234p-39};
   const double *c = v->cg->fma ? fused : split;
   int nc = v->cg->fma ? 3 : 4;
-  *bound = v->cg->fma ? 0x1p17 : 0x1p10;
   const double shifter = 0x1.8p23;
   LLVMValueRef z = fma3(v, x, K(v, 0x1.45f306p-1), K(v, shifter)); /* 2/pi */
   *n = sub(v, z, K(v, shifter));
@@ -476,18 +649,67 @@ static void trig_reduce(vm *v, LLVMValueRef x, LLVMValueRef *n,
   *r = t;
 }
 
+/* f64: r carried as rh + rl, so that its roundings (one per part of
+ * pi/2 after the first) cost nothing: each n * part is exact, or its
+ * error is (a fused multiply-add gives it), and each subtraction is a
+ * TwoSum (Knuth) whose error goes to rl; the last part only to rl. */
+static void trig_reduce64(vm *v, LLVMValueRef x, LLVMValueRef *n, LLVMValueRef *rh,
+                          LLVMValueRef *rl)
+{
+  const double *c = v->cg->fma ? vm_pio2_fma64 : vm_pio2_split64;
+  int nc = v->cg->fma ? 3 : 4;
+  LLVMValueRef z = fma3(v, x, K(v, 0x1.45f306dc9c883p-1), K(v, 0x1.8p52)); /* 2/pi */
+  *n = sub(v, z, K(v, 0x1.8p52));
+  LLVMValueRef m = LLVMBuildFNeg(v->b, *n, "");
+  LLVMValueRef t = fma3(v, m, K(v, c[0]), x); /* exact */
+  LLVMValueRef lo = K(v, 0.0);
+  for (int i = 1; i < nc - 1; i++) {
+    LLVMValueRef p = mul(v, *n, K(v, c[i]));
+    if (v->cg->fma)
+      lo = sub(v, lo, prod_err(v, *n, K(v, c[i]), p));
+    LLVMValueRef s = sub(v, t, p);
+    LLVMValueRef bb = sub(v, s, t);
+    LLVMValueRef e = add(v, sub(v, t, sub(v, s, bb)), sub(v, LLVMBuildFNeg(v->b, p, ""), bb));
+    lo = add(v, lo, e);
+    t = s;
+  }
+  lo = fma3(v, m, K(v, c[nc - 1]), lo);
+  *rh = add(v, t, lo);
+  *rl = sub(v, lo, sub(v, *rh, t));
+}
+
 /* sin (cos: is_cos) from the quadrant n mod 4 and r in [-pi/4, pi/4] */
 static LLVMValueRef vm_sincos(vm *v, LLVMValueRef x, int is_cos)
 {
   LLVMValueRef n, r;
-  double bound;
-  LLVMValueRef xs = sel(v, cmp(v, LLVMRealOLT, vabs(v, x), K(v, 0x1p17)), x, K(v, 0.0));
-  trig_reduce(v, xs, &n, &r, &bound);
-  LLVMValueRef u = mul(v, r, r);
-  LLVMValueRef sn = fma3(v, mul(v, r, u), poly(v, u, vm_sin_s32, 5), r);
-  LLVMValueRef cs = add(v, K(v, 1.0),
-                        fma3(v, mul(v, u, u), poly(v, u, vm_cos_c32, 5),
-                             mul(v, K(v, -0.5), u)));
+  double bound = trig_bound(v);
+  /* the lanes beyond the bound are replaced below; reduce 0 for them */
+  LLVMValueRef xs = sel(v, cmp(v, LLVMRealOLT, vabs(v, x), K(v, bound)), x, K(v, 0.0));
+  LLVMValueRef sn, cs;
+  if (v->d) {
+    /* sin(rh + rl) = rh + (rh^3 S + rl (1 - u/2)); cos(rh + rl) = w +
+     * (w_lo + u^2 C - rh rl), w = 1 - u/2 with its rounding error w_lo
+     * (that of u = rh^2 included), as fdlibm's kernels do */
+    LLVMValueRef rh, rl;
+    trig_reduce64(v, xs, &n, &rh, &rl);
+    LLVMValueRef u = mul(v, rh, rh);
+    LLVMValueRef hu = mul(v, K(v, 0.5), u);
+    LLVMValueRef st = fma3(v, mul(v, rh, u), poly(v, u, vm_sin_s64, 7),
+                           fma3(v, LLVMBuildFNeg(v->b, rl, ""), hu, rl));
+    sn = add(v, rh, st);
+    LLVMValueRef w = sub(v, K(v, 1.0), hu);
+    LLVMValueRef wlo = sub(v, sub(v, sub(v, K(v, 1.0), w), hu),
+                           mul(v, K(v, 0.5), prod_err(v, rh, rh, u)));
+    LLVMValueRef ct = fma3(v, mul(v, u, u), poly(v, u, vm_cos_c64, 7),
+                           fma3(v, LLVMBuildFNeg(v->b, rh, ""), rl, wlo));
+    cs = add(v, w, ct);
+  } else {
+    trig_reduce(v, xs, &n, &r);
+    LLVMValueRef u = mul(v, r, r);
+    sn = fma3(v, mul(v, r, u), poly(v, u, vm_sin_s32, 5), r);
+    cs = add(v, K(v, 1.0),
+             fma3(v, mul(v, u, u), poly(v, u, vm_cos_c32, 5), mul(v, K(v, -0.5), u)));
+  }
   LLVMValueRef q = LLVMBuildFPToSI(v->b, n, v->it, "");
   if (is_cos)
     q = LLVMBuildAdd(v->b, q, KI(v, 1), "");
@@ -520,6 +742,49 @@ static LLVMValueRef vm_sincos(vm *v, LLVMValueRef x, int is_cos)
   LLVMBasicBlockRef blocks[2] = {here, slow_end};
   LLVMAddIncoming(phi, vals, blocks, 2);
   return phi;
+}
+
+/* ------------------------------------------------------------------ pow */
+
+/* f32 pow(x, y) = exp(y log|x|) computed in double on the same lanes
+ * (LLVM splits the wider vectors): the error of y log|x| is then below
+ * 2^-44 relative where the result is a finite float, so the result is
+ * the exact value rounded to float but for a rare double rounding, as
+ * glibc's powf does (Szabolcs Nagy's, with tables). The sign, and the
+ * cases of C99 Annex F that exp and log do not give by themselves, are
+ * selects on x and y in float. */
+static LLVMValueRef vm_pow32(vm *v, LLVMValueRef x, LLVMValueRef y)
+{
+  LLVMTypeRef i64 = v->cg->i64;
+  vm d = {v->cg, v->b, LLVMVectorType(v->cg->f64t, v->cg->lanes),
+          LLVMVectorType(i64, v->cg->lanes), 1, i64};
+  LLVMValueRef xd = LLVMBuildFPExt(v->b, x, d.ft, "");
+  LLVMValueRef yd = LLVMBuildFPExt(v->b, y, d.ft, "");
+  /* log(0) = -inf and log(inf) = inf give 0 and inf through exp */
+  LLVMValueRef z = mul(&d, yd, vm_log(&d, vabs(&d, xd)));
+  LLVMValueRef r = LLVMBuildFPTrunc(v->b, vm_exp(&d, z), v->ft, "");
+  LLVMValueRef ty = call_intr(v, "llvm.trunc", &y, 1);
+  LLVMValueRef yint = cmp(v, LLVMRealOEQ, ty, y); /* ±inf included */
+  LLVMValueRef hy = mul(v, y, K(v, 0.5));
+  LLVMValueRef yodd = LLVMBuildAnd(v->b, yint,
+                                   cmp(v, LLVMRealUNE, call_intr(v, "llvm.trunc", &hy, 1), hy), "");
+  /* x with its sign bit set (-0 and -inf too) and y odd: -|x|^y */
+  LLVMValueRef xneg = cmp(v, LLVMRealOLT, vcopysign(v, K(v, 1.0), x), K(v, 0.0));
+  r = sel(v, LLVMBuildAnd(v->b, yodd, xneg, ""), LLVMBuildFNeg(v->b, r, ""), r);
+  /* finite x < 0, finite y not an integer: NaN */
+  LLVMValueRef bad = LLVMBuildAnd(v->b, cmp(v, LLVMRealOLT, x, K(v, 0.0)),
+                                  cmp(v, LLVMRealOGT, x, K(v, -INFINITY)), "");
+  LLVMValueRef yfin = cmp(v, LLVMRealOLT, vabs(v, y), K(v, INFINITY));
+  bad = LLVMBuildAnd(v->b, bad, LLVMBuildAnd(v->b, yfin, LLVMBuildNot(v->b, yint, ""), ""), "");
+  r = sel(v, bad, K(v, NAN), r);
+  /* 1 for y = ±0 (x NaN too), x = 1 (y NaN too), x = -1 with y = ±inf,
+   * where y log|x| would be NaN */
+  LLVMValueRef one = LLVMBuildOr(v->b, cmp(v, LLVMRealOEQ, y, K(v, 0.0)),
+                                 cmp(v, LLVMRealOEQ, x, K(v, 1.0)), "");
+  one = LLVMBuildOr(v->b, one,
+                    LLVMBuildAnd(v->b, cmp(v, LLVMRealOEQ, x, K(v, -1.0)),
+                                 cmp(v, LLVMRealOEQ, vabs(v, y), K(v, INFINITY)), ""), "");
+  return sel(v, one, K(v, 1.0), r);
 }
 
 /* ------------------------------------------------------------ fallback */
@@ -564,9 +829,8 @@ static LLVMValueRef lane_by_lane(dnc_cg *cg, int op, LLVMValueRef a,
 
 int dnc_vm_native(int op, int f64)
 {
-  if (f64)
-    return op == OP_EXP || op == OP_EXPM1 || op == OP_LOG || op == OP_LOG1P ||
-           op == OP_TANH || op == OP_SIGMOID || op == OP_SOFTPLUS;
+  if (op == OP_POW)
+    return !f64;
   switch (op) {
   case OP_EXP: case OP_EXPM1: case OP_LOG: case OP_LOG1P: case OP_TANH:
   case OP_SIGMOID: case OP_SOFTPLUS: case OP_ERF: case OP_ERFC: case OP_SINH:
@@ -623,6 +887,7 @@ LLVMValueRef dnc_vm_emit(dnc_cg *cg, int op, LLVMValueRef a, LLVMValueRef b)
   case OP_ATAN: return vm_atan(&v, a);
   case OP_SIN: return vm_sincos(&v, a, 0);
   case OP_COS: return vm_sincos(&v, a, 1);
+  case OP_POW: return vm_pow32(&v, a, b);
   default: return vm_erfc(&v, a);
   }
 }

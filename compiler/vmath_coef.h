@@ -32,3 +32,28 @@ static const double vm_atan_a32[11] = {-0x1.5555560000000p-2, 0x1.99998e0000000p
 static const double vm_sin_s32[5] = {-0x1.5555560000000p-3, 0x1.1111120000000p-7, -0x1.a019fe0000000p-13, 0x1.71d9a60000000p-19, -0x1.aa26d60000000p-26};
 /* (cos(r) - 1 + r^2/2)/r^4, u = r^2; max weighted error 4.81e-14 */
 static const double vm_cos_c32[5] = {0x1.5555560000000p-5, -0x1.6c16c20000000p-10, 0x1.a01a000000000p-16, -0x1.27e25e0000000p-22, 0x1.1c81360000000p-29};
+/* (sinh(x) - x)/x^3, u = x^2 <= 1; max weighted error 2.03e-18 */
+static const double vm_sinh_s64[7] = {0x1.5555555555555p-3, 0x1.11111111110fep-7, 0x1.a01a01a01ed75p-13, 0x1.71de3a4e25c0ep-19, 0x1.ae6460eaa9b22p-26, 0x1.611cba692e5aap-33, 0x1.b40fca09d7fc3p-41};
+/* (atan(t) - t)/t^3, u = t^2 <= tan(pi/8)^2; max weighted error 3.44e-18 */
+static const double vm_atan_a64[12] = {-0x1.5555555555555p-2, 0x1.9999999999954p-3, -0x1.249249248d88fp-3, 0x1.c71c71c30b366p-4, -0x1.745d165f042c7p-4, 0x1.3b1392f399f6ep-4, -0x1.110e898847c11p-4, 0x1.e19a2fac14e3cp-5, -0x1.ac7b379c97f8dp-5, 0x1.74e0155f3d90bp-5, -0x1.1b37f8affb3adp-5, 0x1.0ad9b5d3b9cb8p-6};
+/* (sin(r) - r)/r^3, u = r^2 <= (pi/4)^2; max weighted error 7.15e-20 */
+static const double vm_sin_s64[7] = {-0x1.5555555555555p-3, 0x1.1111111111110p-7, -0x1.a01a01a019918p-13, 0x1.71de3a545cf03p-19, -0x1.ae64540cb562dp-26, 0x1.61217a6a8b5e1p-33, -0x1.ab152fab8817fp-41};
+/* (cos(r) - 1 + r^2/2)/r^4, u = r^2; max weighted error 1.58e-20 */
+static const double vm_cos_c64[7] = {0x1.5555555555555p-5, -0x1.6c16c16c16c16p-10, 0x1.a01a01a019cfep-16, -0x1.27e4fb771172cp-22, 0x1.1eed8de942469p-29, -0x1.9394b67434880p-37, 0x1.ab7649403a311p-45};
+/* (erf(x)/x - 2/sqrt(pi))/x^2, u = x^2 <= 1; max weighted error 1.59e-18 */
+static const double vm_erf_e64[12] = {-0x1.812746b0379e7p-2, 0x1.ce2f21a042bd5p-4, -0x1.b82ce31288256p-6, 0x1.565bcd0e40daep-8, -0x1.c02db3f3d8bf7p-11, 0x1.f9a324c7974f0p-14, -0x1.f4d21cf983d5cp-17, 0x1.b9e21548b08a8p-20, -0x1.5f381986e6741p-23, 0x1.f8c73bb73cf36p-27, -0x1.3bf2378fa1af3p-30, 0x1.0f09b01dbb319p-34};
+static const double vm_erf_c0hi64 = 0x1.20dd750429b6dp+0, vm_erf_c0lo64 = 0x1.1ae3a914fed80p-56; /* 2/sqrt(pi) */
+/* erfc(x) exp(x^2) x, t = 1/x - 1.5, 1/x in [1, 2]; max weighted error 6.25e-18 */
+static const double vm_erfc_a64[19] = {0x1.7026c7fe254efp-2, -0x1.e4f552d9716dbp-4, 0x1.0f9f2a7f71c72p-5, -0x1.84d697569f0c2p-8, -0x1.31542d47a7582p-10, 0x1.0e7e63693598ap-9, -0x1.875198dfc6f12p-10, 0x1.bbd99e7b4f0ddp-11, -0x1.b2e399d58818fp-12, 0x1.74e852cbffbc2p-13, -0x1.0be839d199fc0p-14, 0x1.06874b150db6ap-16, 0x1.8d64152723c1bp-20, -0x1.79f4f6b1f8fc7p-18, 0x1.57f9f2e37551dp-18, -0x1.c60301355e2bdp-19, 0x1.19d58616f5e7cp-19, -0x1.9f37d3c96be16p-20, 0x1.8a6a94ebb2268p-21};
+static const double vm_erfc_a64_mid = 0x1.8000000000000p+0;
+/* erfc(x) exp(x^2) x, t = 1/x - 0.75, 1/x in [0.5, 1]; max weighted error 2.59e-20 */
+static const double vm_erfc_b64[19] = {0x1.df6a7891d7325p-2, -0x1.5a4720afb6ebcp-3, 0x1.3cfedc0bfe541p-6, 0x1.4a14f6e4a6db2p-5, -0x1.9d6a514f40838p-5, 0x1.34bef97c11a18p-5, -0x1.28d3f1e528137p-6, 0x1.2606c843b5a40p-11, 0x1.6cac1add2a4d1p-7, -0x1.09dee11f20ed3p-6, 0x1.026788745d964p-6, -0x1.7bb936c131397p-7, 0x1.7196ffe5c4c6ep-8, 0x1.8854ae0ed8515p-12, -0x1.54ebed8439d07p-8, 0x1.0a7d4f335bdf0p-7, -0x1.2cda8fc0bb058p-7, 0x1.16c37c272e15cp-7, -0x1.403f995e24239p-8};
+static const double vm_erfc_b64_mid = 0x1.8000000000000p-1;
+/* erfc(x) exp(x^2) x, t = 1/x - 0.375, 1/x in [0.25, 0.5]; max weighted error 1.07e-21 */
+static const double vm_erfc_c64[19] = {0x1.0fcced7e1e7c8p-1, -0x1.367279608aefep-3, -0x1.78feec12540fap-4, 0x1.6b0b80c994843p-3, -0x1.dc4a70137a8aep-4, -0x1.35b947fc08b97p-5, 0x1.91e7801b4b390p-3, -0x1.05d228153f5dfp-2, 0x1.16c3e230dfb4ep-3, 0x1.5cbe3e71ded0cp-3, -0x1.1c3394b87117fp-1, 0x1.8fe6cba88195cp-1, -0x1.11d9ef067e571p-1, -0x1.b47428e1d92c7p-2, 0x1.04d5e81cd5c20p+1, -0x1.d9fda6649b135p+1, 0x1.fc4278f5591b1p+1, 0x1.640942d183464p-1, -0x1.3130188f4ac59p+3};
+static const double vm_erfc_c64_mid = 0x1.8000000000000p-2;
+/* erfc(x) exp(x^2) x, t = 1/x - 0.143, 1/x in [0.036, 0.25]; max weighted error 2.08e-20 */
+static const double vm_erfc_d64[19] = {0x1.1dff71f70207bp-1, -0x1.379c308e4e8e3p-4, -0x1.e368a07f0398ap-3, 0x1.86386683425f2p-3, 0x1.778fef991ef63p-3, -0x1.f1af003175484p-2, 0x1.9f947aec2629dp-4, 0x1.168be4ec0ad31p+0, -0x1.b27e475b89c09p+0, -0x1.041875df00b39p+0, 0x1.e066dffa325efp+2, -0x1.18fe6ee826be1p+3, -0x1.ddfe042bc1aafp+3, 0x1.0d31c5a6d0832p+6, -0x1.0a05d8c935677p+6, -0x1.9295d8c3f5e5ap+7, 0x1.84a834353df48p+9, -0x1.dac4b687d5caep+7, -0x1.71327225f010ap+11};
+static const double vm_erfc_d64_mid = 0x1.24dd2f1a9fbe7p-3;
+static const double vm_pio2_fma64[3] = {0x1.921fb54442d18p+0, 0x1.1a62633145c07p-54, -0x1.f1976b7ed8fbcp-110};
+static const double vm_pio2_split64[4] = {0x1.921fb54400000p+0, 0x1.0b4611a600000p-34, 0x1.3198a2e000000p-69, 0x1.b839a252049c1p-104};

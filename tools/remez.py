@@ -31,6 +31,8 @@ Why each function of t (the reductions are in compiler/vmath.c):
   atan        atan(x) = x + x^3 A(x^2) for |x| <= 1 (1/x reduction above)
   sin, cos    sin(r) = r + r^3 S(r^2), cos(r) = 1 - r^2/2 + r^4 C(r^2),
               |r| <= pi/4
+  f64         the same forms with double coefficients (`..._64`); erfc's
+              tail in four pieces of 1/x, atan on |t| <= tan(pi/8)
 """
 import sys
 
@@ -202,6 +204,55 @@ def main():
         emit(f"vm_sin_s{prec}", c, e, prec, "(sin(r) - r)/r^3, u = r^2 <= (pi/4)^2")
         c, e = remez(cos_c, 0, q, deg)
         emit(f"vm_cos_c{prec}", c, e, prec, "(cos(r) - 1 + r^2/2)/r^4, u = r^2")
+
+    # f64 versions of the functions above (same reductions; atan: t <=
+    # tan(pi/8) after the three-range reduction of vmath.c)
+    c, e = remez(sinh_s, 0, 1, 6)
+    emit("vm_sinh_s64", c, e, 64, "(sinh(x) - x)/x^3, u = x^2 <= 1")
+    c, e = remez(atan_a, 0, mp.tan(mp.pi / 8) ** 2 * mp.mpf("1.001"), 11)
+    emit("vm_atan_a64", c, e, 64, "(atan(t) - t)/t^3, u = t^2 <= tan(pi/8)^2")
+    q64 = (mp.pi / 4 * mp.mpf("1.001")) ** 2
+    c, e = remez(sin_s, 0, q64, 6)
+    emit("vm_sin_s64", c, e, 64, "(sin(r) - r)/r^3, u = r^2 <= (pi/4)^2")
+    c, e = remez(cos_c, 0, q64, 6)
+    emit("vm_cos_c64", c, e, 64, "(cos(r) - 1 + r^2/2)/r^4, u = r^2")
+    c, e = remez(erf_e, 0, 1, 11)
+    emit("vm_erf_e64", c, e, 64, "(erf(x)/x - 2/sqrt(pi))/x^2, u = x^2 <= 1")
+    hi = float(c0)
+    print(f"static const double vm_erf_c0hi64 = {as_c(hi, 64)}, "
+          f"vm_erf_c0lo64 = {as_c(c0 - hi, 64)}; /* 2/sqrt(pi) */")
+    # erfc(x) = exp(-x^2) C(1/x)/x for x in [0.5, 27.3] (below 2^-1074
+    # beyond), in four pieces of 1/x, each centred on a double
+    for name, lo, hi_ in (("a", "1", "2"), ("b", "0.5", "1"), ("c", "0.25", "0.5"),
+                          ("d", "0.036", "0.25")):
+        mid = mp.mpf(float((mp.mpf(lo) + mp.mpf(hi_)) / 2))
+
+        def erfc_c(t, mid=mid):
+            x = 1 / (t + mid)
+            return mp.erfc(x) * mp.exp(x * x) * x
+        c, e = remez(erfc_c, mp.mpf(lo) - mid, mp.mpf(hi_) - mid, 18)
+        emit(f"vm_erfc_{name}64", c, e, 64,
+             f"erfc(x) exp(x^2) x, t = 1/x - {mp.nstr(mid, 5)}, 1/x in [{lo}, {hi_}]")
+        print(f"static const double vm_erfc_{name}64_mid = {as_c(mid, 64)};")
+    # pi/2 in parts for sin and cos (Cody-Waite): with fused multiply-add
+    # three doubles, each the rounding of what the ones before leave;
+    # without, three of 32 bits (n * part exact for n < 2^20) and a double
+    rest = mp.pi / 2
+    parts = []
+    for _ in range(3):
+        parts.append(mp.mpf(float(rest)))
+        rest -= parts[-1]
+    print("static const double vm_pio2_fma64[3] = {%s};"
+          % ", ".join(as_c(v, 64) for v in parts))
+    rest = mp.pi / 2
+    parts = []
+    for _ in range(3):
+        ex = mp.floor(mp.log(abs(rest), 2))
+        parts.append(mp.floor(rest * 2 ** (31 - ex)) / 2 ** (31 - ex))
+        rest -= parts[-1]
+    parts.append(mp.mpf(float(rest)))
+    print("static const double vm_pio2_split64[4] = {%s};"
+          % ", ".join(as_c(v, 64) for v in parts))
     sys.stdout.flush()
 
 
