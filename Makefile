@@ -157,7 +157,7 @@ deps:
 	@sh tools/deps.sh
 
 demo: deps
-	@$(MAKE) --no-print-directory all $(BUILD)/examples/embed
+	@$(MAKE) --no-print-directory all $(BUILD)/examples/embed $(BUILD)/examples/aot
 	@sh tools/demo.sh $(BUILD)/dnc
 
 test: deps

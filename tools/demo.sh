@@ -40,3 +40,10 @@ if [ -x "$EMBED" ]; then
   say "examples/embed.c: libdnc from C, layer forward and fused backward"
   "$EMBED"
 fi
+
+AOT=$(dirname "$DNC")/examples/aot
+if [ -x "$AOT" ]; then
+  say "dnc compile $N -o libnorms.so -H norms.h; examples/aot.c: a plain C program over them"
+  readelf -d "$(dirname "$DNC")/examples/libnorms.so" | grep NEEDED
+  "$AOT"
+fi
