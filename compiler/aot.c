@@ -165,10 +165,9 @@ static void remove_tmpdir(aot *a)
 {
   if (!a->tmpdir)
     return;
-  static const char *const names[] = {"dispatch.c", "level0.o", "level1.o",
-                                      "level2.o", "level3.o"};
-  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-    char *p = xprintf("%s/%s", a->tmpdir, names[i]);
+  for (int l = -1; l < MAX_LEVELS; l++) {
+    char *p = l < 0 ? xprintf("%s/dispatch.c", a->tmpdir)
+                    : xprintf("%s/level%d.o", a->tmpdir, l);
     unlink(p);
     free(p);
   }
@@ -262,12 +261,8 @@ static int choose_levels(aot *a)
 /* ------------------------------------------------ runtime fallbacks */
 
 /* rtmath.c's dnc_rt_<name>_f32/f64 as IR over the C library's double
- * function <name>: the f32 ones compute in double and round once, as
- * rtmath.c does. */
-static const char *const rt_libm[] = {"exp", "expm1", "log", "log1p", "tanh",
-                                      "sinh", "cosh", "asinh", "atan", "erf",
-                                      "erfc", "sin", "cos", "pow",
-                                      "sigmoid", "softplus"};
+ * function <name> (sigmoid and softplus as formulas over exp and log1p):
+ * the f32 ones compute in double and round once, as rtmath.c does. */
 
 static LLVMValueRef libm_decl(LLVMModuleRef mod, const char *name, int arity)
 {
@@ -327,15 +322,17 @@ static void define_runtime(LLVMModuleRef mod)
     const char *name = LLVMGetValueName2(f, &len);
     if (!LLVMIsDeclaration(f) || strncmp(name, "dnc_rt_", 7))
       continue;
-    const char *op = name + 7;
-    size_t oplen = len - 7 - 4; /* "_f32" or "_f64" */
-    int f64 = !strcmp(name + len - 4, "_f64");
-    const char *lib = NULL;
-    for (size_t i = 0; i < sizeof rt_libm / sizeof rt_libm[0]; i++)
-      if (strlen(rt_libm[i]) == oplen && !strncmp(rt_libm[i], op, oplen))
-        lib = rt_libm[i];
-    if (!lib)
+    /* "dnc_rt_<op>_f32" or "_f64", one of rtmath.c's */
+    int f64 = !strcmp(name + len - 4, "_f64"), known = 0;
+    for (int i = 0; i < dnc_rt_count(); i++) {
+      const char *rt;
+      void *addr;
+      dnc_rt_entry(i, f64, &rt, &addr);
+      known |= !strcmp(rt, name);
+    }
+    if (!known)
       dnc_die(__FILE__, __LINE__, "a kernel calls an unknown runtime function");
+    char *lib = xprintf("%.*s", (int)(len - 7 - 4), name + 7);
     unsigned n = LLVMCountParams(f);
     LLVMSetLinkage(f, LLVMInternalLinkage);
     LLVMPositionBuilderAtEnd(b, LLVMAppendBasicBlockInContext(c, f, "entry"));
@@ -346,6 +343,7 @@ static void define_runtime(LLVMModuleRef mod)
         args[i] = LLVMBuildFPExt(b, args[i], d, "");
     }
     LLVMValueRef r = rt_body(b, mod, lib, args, (int)n);
+    free(lib);
     if (!f64)
       r = LLVMBuildFPTrunc(b, r, LLVMFloatTypeInContext(c), "");
     LLVMBuildRet(b, r);
@@ -530,22 +528,20 @@ static const char *const form_args[DNC_K__COUNT] = {
 /* gcc's and clang's __builtin_cpu_supports names for what each x86-64
  * level adds (cx16, lahf, f16c, lzcnt, movbe and xsave have no name
  * there; every CPU with the others has them). */
-static const char *const level_features[4] = {
-    "", "sse3 ssse3 sse4.1 sse4.2 popcnt", "avx avx2 fma bmi bmi2",
-    "avx512f avx512bw avx512cd avx512dq avx512vl"};
+static const char *const level_features[4][6] = {
+    {NULL},
+    {"sse3", "ssse3", "sse4.1", "sse4.2", "popcnt", NULL},
+    {"avx", "avx2", "fma", "bmi", "bmi2", NULL},
+    {"avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl", NULL}};
 
 static void put_level_check(FILE *fp, const char *name)
 {
   int k = x86_level_index(name);
   fprintf(fp, "  /* %s */\n", name);
-  for (int i = 1; i <= k; i++) {
-    char feats[128];
-    snprintf(feats, sizeof feats, "%s", level_features[i]);
-    for (char *save, *t = strtok_r(feats, " ", &save); t;
-         t = strtok_r(NULL, " ", &save))
+  for (int i = 1; i <= k; i++)
+    for (const char *const *t = level_features[i]; *t; t++)
       fprintf(fp, "  if (!__builtin_cpu_supports(\"%s\"))\n    return \"%s\";\n",
-              t, t);
-  }
+              *t, *t);
 }
 
 static int write_dispatch_c(aot *a, const char *path)
@@ -778,7 +774,7 @@ static void put_definition(FILE *fp, const dnc_fn *f)
   size_t n = f->src->len, start = f->loc.start < n ? f->loc.start : 0;
   while (start > 0 && t[start - 1] != '\n')
     start--;
-  size_t end = start, last = start; /* last: after the last code line */
+  size_t last = start; /* after the last code line */
   for (size_t ln = start; ln < n;) {
     size_t e = ln;
     while (e < n && t[e] != '\n')
@@ -791,10 +787,8 @@ static void put_definition(FILE *fp, const dnc_fn *f)
       break;
     if (k < e && t[k] != '#')
       last = e;
-    end = e;
     ln = e + 1;
   }
-  (void)end;
   fputs(" *   ", fp);
   for (size_t i = start; i < last; i++) {
     if (t[i] == '\n')

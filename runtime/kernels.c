@@ -237,6 +237,20 @@ static void flatten(call *c, const dnc_tensor *const *ts, const int64_t *lds,
   grid_init(&c->g, rows, cols);
 }
 
+/* What every call shares: the function, x's dtype and sizes, x's data
+ * and the parameter values p (the caller's array). */
+static void call_init(call *c, const dnc_function *f, const dnc_tensor *x,
+                      const double *p)
+{
+  c->f = f;
+  c->np = f->nparams;
+  c->dt = x->dtype;
+  c->es = storage_size(c->dt);
+  c->cs = compute_size(c->dt);
+  c->x = x->data;
+  c->p = p;
+}
+
 dnc_status dnc_forward(const dnc_function *f, const dnc_tensor *x,
                        const dnc_tensor *y, const double *params)
 {
@@ -247,11 +261,8 @@ dnc_status dnc_forward(const dnc_function *f, const dnc_tensor *x,
     return st;
   double p[DNC_MAX_PARAMS + 1];
   param_values(f, params, p);
-  c.dt = x->dtype;
-  c.es = storage_size(c.dt);
-  c.x = x->data;
+  call_init(&c, f, x, p);
   c.y = y->data;
-  c.p = p;
   const dnc_tensor *ts[2] = {x, y};
   int64_t lds[2] = {c.ldx, c.ldy};
   flatten(&c, ts, lds, 2);
@@ -271,14 +282,9 @@ dnc_status dnc_backward(const dnc_function *f, const dnc_tensor *x,
     return st;
   double p[DNC_MAX_PARAMS + 1];
   param_values(f, params, p);
-  c.f = f;
-  c.np = f->nparams;
-  c.dt = x->dtype;
-  c.es = storage_size(c.dt);
-  c.x = x->data;
+  call_init(&c, f, x, p);
   c.dy = dy->data;
   c.dx = dx->data;
-  c.p = p;
   const dnc_tensor *ts[3] = {x, dy, dx};
   int64_t lds[3] = {c.ldx, c.lddy, c.lddx};
   flatten(&c, ts, lds, 3);
@@ -366,14 +372,8 @@ dnc_status dnc_layer_forward(const dnc_function *f, const dnc_tensor *x,
     return st;
   double p[DNC_MAX_PARAMS + 1];
   param_values(f, L ? L->params : NULL, p);
-  c.f = f;
-  c.np = f->nparams;
-  c.dt = x->dtype;
-  c.es = storage_size(c.dt);
-  c.cs = compute_size(c.dt);
-  c.x = x->data;
+  call_init(&c, f, x, p);
   c.y = y->data;
-  c.p = p;
   grid_init(&c.g, x->rows, x->cols);
   st = layer_inputs(&c, &ls, L, L && (L->gamma || L->beta));
   if (st == DNC_OK)
@@ -409,15 +409,9 @@ dnc_status dnc_layer_backward(const dnc_function *f, const dnc_tensor *x,
     return st;
   double p[DNC_MAX_PARAMS + 1];
   param_values(f, L ? L->params : NULL, p);
-  c.f = f;
-  c.np = f->nparams;
-  c.dt = x->dtype;
-  c.es = storage_size(c.dt);
-  c.cs = compute_size(c.dt);
-  c.x = x->data;
+  call_init(&c, f, x, p);
   c.dy = dy->data;
   c.dx = dx->data;
-  c.p = p;
   grid_init(&c.g, x->rows, x->cols);
   int affine = (L && (L->gamma || L->beta)) || (G && (G->gamma || G->beta));
   st = layer_inputs(&c, &ls, L, affine);

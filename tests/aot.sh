@@ -6,23 +6,8 @@
 # C++, assembly and IR, and cross compiling to AArch64 and RISC-V objects.
 # The library's kernels against the JIT's are tests/test_aot.c's.
 set -u
-B="${DNC_BUILD:-build}"
+. "$(dirname "$0")/tap.bash"
 DNC="$B/dnc"
-n=0
-fail=0
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-
-# t NAME CMD...   (a test passes when CMD succeeds)
-t() {
-  n=$((n + 1))
-  if "${@:2}"; then
-    echo "ok $n - $1"
-  else
-    echo "not ok $n - $1"
-    fail=$((fail + 1))
-  fi
-}
 
 # run WANT_STATUS ARGS...: dnc's stderr in $tmp/err, stdout in $tmp/out
 run() {
@@ -135,5 +120,4 @@ t "  saying so" says "set CC to its cross compiler"
 t "  and leaving nothing" test ! -e "$out/a64.so"
 t "no temporary file is left in the output directory" sh -c "! ls -A '$out' | grep -q '^\.'"
 
-echo "1..$n"
-[ "$fail" = 0 ]
+tap_done

@@ -6,23 +6,8 @@
 # examples/aot (a program over a library `dnc compile` wrote) exits 0 and
 # says its kernels match the formulas.
 set -u
-B="${DNC_BUILD:-build}"
+. "$(dirname "$0")/tap.bash"
 EMBED="$B/examples/embed"
-n=0
-fail=0
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-
-# t NAME CMD...   (a test passes when CMD succeeds)
-t() {
-  n=$((n + 1))
-  if "${@:2}"; then
-    echo "ok $n - $1"
-  else
-    echo "not ok $n - $1"
-    fail=$((fail + 1))
-  fi
-}
 
 # run_embed THREADS: stdout in $tmp/out.THREADS, the status in $tmp/rc.THREADS
 run_embed() {
@@ -59,5 +44,4 @@ t "aot says the library's kernels match the formulas" \
   grep -q "^the library's kernels match the formulas" "$tmp/aot.out"
 t "its library needs neither LLVM nor libdnc" \
   sh -c "! readelf -d '$B/examples/libnorms.so' | grep -Eq 'NEEDED.*(LLVM|dnc)'"
-echo "1..$n"
-[ "$fail" = 0 ]
+tap_done

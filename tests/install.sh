@@ -20,7 +20,7 @@ t() { # t NAME CMD...
 san=""
 case "$B" in *san*) san="-fsanitize=address,undefined" SANITIZE=1 ;; esac
 t "make install into a DESTDIR" make -s install BUILD="$B" SANITIZE="${SANITIZE:-}" DESTDIR="$tmp/root" PREFIX=/opt/dnc
-for f in bin/dnc lib/libdnc.a lib/libdnc.so lib/libdnc.so.0 include/dnc.h lib/pkgconfig/dnc.pc; do
+for f in bin/dnc lib/libdnc.a lib/libdnc.so lib/libdnc.so.0 include/dnc.h include/dnc_aot.h lib/pkgconfig/dnc.pc; do
   t "installs $f" test -e "$tmp/root/opt/dnc/$f"
 done
 cat >"$tmp/use.c" <<'C'
