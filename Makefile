@@ -32,7 +32,7 @@ BUILD ?= build
 SANFLAGS =
 endif
 
-VERSION = 0.3.0
+VERSION = 0.4.0
 CFLAGS ?= -O2 -g
 WARN = -Wall -Wextra -Werror
 BASEFLAGS = -std=c11 -D_GNU_SOURCE -fPIC $(SANFLAGS)

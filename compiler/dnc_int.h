@@ -318,6 +318,33 @@ dnc_node *dnc_simplify(dnc_dag *g, dnc_node *root);
  * wrt, as nodes of the same DAG that share subterms with root. */
 dnc_node *dnc_diff(dnc_dag *g, dnc_node *root, int wrt);
 
+/* ---------------------------------------------------------------- dspec.c */
+
+/* One derivative: the variables (DNC_WRT_X or a parameter index) in the
+ * order they are applied. */
+#define DNC_DSPEC_MAX 16
+typedef struct dnc_dspec {
+  int n;
+  int var[DNC_DSPEC_MAX];
+} dnc_dspec;
+
+/* The output formats of derivatives (and of `dnc diff --format`). */
+enum { DNC_FMT_DSL = 0, DNC_FMT_LATEX = 1, DNC_FMT_C = 2 };
+
+/* The derivatives that `wrt` ("all", "v" or "v1,v2") and order (1..16) ask
+ * of f, into specs[0..*ns); -1 with a message in err when f lacks a
+ * variable or they are too many (more than max). */
+int dnc_dspec_parse(const dnc_fn *f, const char *wrt, int order,
+                    dnc_dspec *specs, int max, int *ns, char *err, size_t nerr);
+/* "f__dx2_dalpha": each variable once, with its count when above 1
+ * (malloc'd; NULL when out of memory). */
+char *dnc_dspec_name(const dnc_fn *f, const dnc_dspec *d);
+/* Differentiates f's body in m's DAG (which grows), simplifies and prints
+ * the derivative in a DNC_FMT_* format (with a node-count comment first
+ * when stats); -1 when out of memory. */
+int dnc_dspec_print(FILE *out, dnc_mod *m, const dnc_fn *f,
+                    const dnc_dspec *d, int format, int stats);
+
 /* --------------------------------------------------------------- interp.c */
 
 /* A DAG flattened for evaluation: one instruction per reachable node, in

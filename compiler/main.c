@@ -245,8 +245,6 @@ static int select_fns(dnc_mod *m, const char *names, dnc_fn ***out, int *n)
   return ok;
 }
 
-enum { FMT_DSL, FMT_LATEX, FMT_C };
-
 /* The options of the commands that read source files; each command allows
  * some of them. */
 enum { O_FUNCTION = 1, O_VERBOSE = 2, O_DIFF = 4 };
@@ -267,7 +265,7 @@ static int parse_args(int argc, char **argv, const char *usage, int allowed,
 {
   memset(a, 0, sizeof *a);
   a->wrt = "all";
-  a->fmt = FMT_DSL;
+  a->fmt = DNC_FMT_DSL;
   a->files = calloc((size_t)argc + 1, sizeof *a->files);
   for (int i = 1; i < argc; i++) {
     const char *v;
@@ -297,11 +295,11 @@ static int parse_args(int argc, char **argv, const char *usage, int allowed,
     } else if ((allowed & O_DIFF) &&
                (v = opt_value(argc, argv, &i, "--format", "--format"))) {
       if (!strcmp(v, "dsl"))
-        a->fmt = FMT_DSL;
+        a->fmt = DNC_FMT_DSL;
       else if (!strcmp(v, "latex"))
-        a->fmt = FMT_LATEX;
+        a->fmt = DNC_FMT_LATEX;
       else if (!strcmp(v, "c"))
-        a->fmt = FMT_C;
+        a->fmt = DNC_FMT_C;
       else
         return usage_error(usage, "--format is dsl, latex or c, not '%s'", v);
     } else if ((allowed & O_DIFF) && !strcmp(argv[i], "--stats")) {
@@ -656,98 +654,18 @@ out:
   return rc;
 }
 
-/* One derivative to print: the variables, in the order applied. */
-typedef struct dspec {
-  int n;
-  int var[16]; /* DNC_WRT_X or a parameter index */
-} dspec;
-
-static const char *var_name(const dnc_fn *f, int v)
-{
-  return v == DNC_WRT_X ? f->input : f->params[v].name;
-}
-
-/* f__dx2_dalpha: each variable once, with its count when above 1 */
-static char *dspec_name(const dnc_fn *f, const dspec *d)
-{
-  char *buf = NULL;
-  size_t len = 0;
-  FILE *o = open_memstream(&buf, &len);
-  fprintf(o, "%s_", f->name);
-  int done[16] = {0};
-  for (int i = 0; i < d->n; i++) {
-    if (done[i])
-      continue;
-    int c = 0;
-    for (int j = i; j < d->n; j++)
-      if (d->var[j] == d->var[i]) {
-        c++;
-        done[j] = 1;
-      }
-    fprintf(o, "_d%s", var_name(f, d->var[i]));
-    if (c > 1)
-      fprintf(o, "%d", c);
-  }
-  fclose(o);
-  return buf;
-}
-
-/* Every multiset of `order` variables from {x, params}, each once. */
-static int all_specs(const dnc_fn *f, int order, dspec *out, int max)
-{
-  int nv = f->nparams + 1, k = 0;
-  int idx[16] = {0};
-  for (;;) {
-    if (k < max) {
-      out[k].n = order;
-      for (int i = 0; i < order; i++)
-        out[k].var[i] = idx[i] == 0 ? DNC_WRT_X : idx[i] - 1;
-    }
-    k++;
-    int i = order - 1;
-    while (i >= 0 && idx[i] == nv - 1)
-      i--;
-    if (i < 0)
-      break;
-    idx[i]++;
-    for (int j = i + 1; j < order; j++)
-      idx[j] = idx[i];
-  }
-  return k;
-}
-
 /* The derivatives --wrt and --order ask of f, into specs[0..*ns); a usage
  * error (and its status) when f lacks a variable. */
-static int fn_specs(const dnc_fn *f, const char *wrt, int order, dspec *specs,
-                    int max, int *ns)
+static int fn_specs(const dnc_fn *f, const char *wrt, int order,
+                    dnc_dspec *specs, int max, int *ns)
 {
-  if (!strcmp(wrt, "all")) {
-    int k = all_specs(f, order, specs, max);
-    if (k > max)
-      return usage_error(usage_diff, "'%s' has %d derivatives of order %d; "
-                         "choose variables with --wrt", f->name, k, order);
-    if (ns)
-      *ns = k;
-    return 0;
-  }
-  char *copy = strdup(wrt), *save;
-  int list = strchr(wrt, ',') != NULL, rc = 0;
-  specs[0].n = 0;
-  for (char *t = strtok_r(copy, ",", &save); t && !rc;
-       t = strtok_r(NULL, ",", &save)) {
-    int v = !strcmp(t, f->input) ? DNC_WRT_X : dnc_fn_param_index(f, t);
-    if (v == -1 && strcmp(t, f->input))
-      rc = usage_error(usage_diff, "'%s' has no variable '%s'", f->name, t);
-    else if (specs[0].n + (list ? 1 : order) > 16)
-      rc = usage_error(usage_diff, "at most 16 derivatives in a row");
-    else
-      for (int r = 0; r < (list ? 1 : order); r++)
-        specs[0].var[specs[0].n++] = v;
-  }
-  free(copy);
+  char err[256];
+  int k;
+  if (dnc_dspec_parse(f, wrt, order, specs, max, &k, err, sizeof err) < 0)
+    return usage_error(usage_diff, "%s", err);
   if (ns)
-    *ns = 1;
-  return rc;
+    *ns = k;
+  return 0;
 }
 
 static int cmd_diff(int argc, char **argv)
@@ -768,34 +686,20 @@ static int cmd_diff(int argc, char **argv)
     return EXIT_USAGE;
   }
   enum { MAXSPEC = 4096 };
-  dspec *specs = calloc(MAXSPEC, sizeof *specs);
+  dnc_dspec *specs = calloc(MAXSPEC, sizeof *specs);
   /* every function's variables are checked before anything is printed */
   for (int k = 0; k < n && !rc; k++)
     rc = fn_specs(fns[k], wrt, order, specs, MAXSPEC, NULL);
-  if (!rc && fmt == FMT_C)
+  if (!rc && fmt == DNC_FMT_C)
     dnc_print_c_prelude(stdout);
   for (int k = 0; k < n && !rc; k++) {
     dnc_fn *f = fns[k];
-    int ns;
+    int ns = 0;
     fn_specs(f, wrt, order, specs, MAXSPEC, &ns);
     if (stats)
       dnc_print_stat(stdout, fmt, f->name, dnc_node_count(f->body));
-    for (int j = 0; j < ns; j++) {
-      dnc_node *e = f->body;
-      for (int i = 0; i < specs[j].n; i++)
-        e = dnc_diff(&m->dag, e, specs[j].var[i]);
-      e = dnc_simplify(&m->dag, e);
-      char *name = dspec_name(f, &specs[j]);
-      if (stats)
-        dnc_print_stat(stdout, fmt, name, dnc_node_count(e));
-      if (fmt == FMT_DSL)
-        dnc_print_def(stdout, f, name, e);
-      else if (fmt == FMT_LATEX)
-        dnc_print_latex(stdout, f, specs[j].var, specs[j].n, e);
-      else
-        dnc_print_c(stdout, f, name, e);
-      free(name);
-    }
+    for (int j = 0; j < ns; j++)
+      dnc_dspec_print(stdout, m, f, &specs[j], fmt, stats);
   }
   free(specs);
   free(fns);

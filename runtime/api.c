@@ -465,6 +465,19 @@ const dnc_diagnostic *dnc_module_diagnostic(const dnc_module *mod, size_t i)
   return mod && i < mod->ndiags ? &mod->diags[i] : NULL;
 }
 
+/* snprintf-style: at most n-1 bytes of text and a NUL into buf; frees
+ * text; returns len. */
+static size_t copy_text(char *text, size_t len, char *buf, size_t n)
+{
+  if (buf && n) {
+    size_t k = len < n - 1 ? len : n - 1;
+    memcpy(buf, text, k);
+    buf[k] = 0;
+  }
+  free(text);
+  return len;
+}
+
 size_t dnc_module_format_diagnostics(const dnc_module *mod, char *buf, size_t n)
 {
   if (!mod)
@@ -476,13 +489,7 @@ size_t dnc_module_format_diagnostics(const dnc_module *mod, char *buf, size_t n)
     return 0;
   dnc_diags_render(f, &mod->m->diags);
   fclose(f);
-  if (buf && n) {
-    size_t k = len < n - 1 ? len : n - 1;
-    memcpy(buf, text, k);
-    buf[k] = 0;
-  }
-  free(text);
-  return len;
+  return copy_text(text, len, buf, n);
 }
 
 int dnc_module_function_count(const dnc_module *mod)
@@ -555,5 +562,67 @@ dnc_status dnc_function_eval(const dnc_function *f, const double *x, double *y,
   for (size_t i = 0; i < n; i++)
     y[i] = dnc_interp(f, x[i], params);
   free(heap);
+  return DNC_OK;
+}
+
+size_t dnc_function_source(const dnc_function *f, char *buf, size_t n)
+{
+  char *text = NULL;
+  size_t len = 0;
+  FILE *o;
+  if (!f || !(o = open_memstream(&text, &len)))
+    return 0;
+  dnc_print_fn(o, f);
+  fclose(o);
+  return copy_text(text, len, buf, n);
+}
+
+dnc_status dnc_function_diff(const dnc_function *f, const char *wrt,
+                             int order, dnc_format format, char *buf,
+                             size_t n, size_t *len)
+{
+  if (len)
+    *len = 0;
+  if (!f || !f->owner || !wrt || (unsigned)format > DNC_FORMAT_C)
+    return DNC_ERR_ARGUMENT;
+  enum { MAXSPEC = 4096 };
+  dnc_dspec *specs = malloc(MAXSPEC * sizeof *specs);
+  if (!specs)
+    return DNC_ERR_MEMORY;
+  char err[256];
+  int ns;
+  dnc_status st = DNC_OK;
+  if (dnc_dspec_parse(f, wrt, order, specs, MAXSPEC, &ns, err,
+                      sizeof err) < 0) {
+    dnc_set_last_error(err);
+    free(specs);
+    return strstr(err, "has no variable") ? DNC_ERR_NOT_FOUND
+                                          : DNC_ERR_ARGUMENT;
+  }
+  char *text = NULL;
+  size_t tlen = 0;
+  FILE *o = open_memstream(&text, &tlen);
+  if (!o) {
+    free(specs);
+    return DNC_ERR_MEMORY;
+  }
+  if (format == DNC_FORMAT_C)
+    dnc_print_c_prelude(o);
+  /* differentiation grows the module's DAG, as compiling kernels does */
+  dnc_module *mod = f->owner;
+  pthread_mutex_lock(&mod->lock);
+  for (int j = 0; j < ns && st == DNC_OK; j++)
+    if (dnc_dspec_print(o, mod->m, f, &specs[j], (int)format, 0) < 0)
+      st = DNC_ERR_MEMORY;
+  pthread_mutex_unlock(&mod->lock);
+  fclose(o);
+  free(specs);
+  if (st != DNC_OK) {
+    free(text);
+    return st;
+  }
+  size_t l = copy_text(text, tlen, buf, n);
+  if (len)
+    *len = l;
   return DNC_OK;
 }

@@ -24,7 +24,7 @@
 extern "C" {
 #endif
 
-#define DNC_VERSION_STRING "0.3.0"
+#define DNC_VERSION_STRING "0.4.0"
 #define DNC_ABI_VERSION 3
 
 /* The library's version string and ABI version (compare with the macros
@@ -47,7 +47,8 @@ typedef enum dnc_status {
 
 /* A short English description of a status. */
 const char *dnc_status_string(dnc_status s);
-/* More about the last DNC_ERR_COMPILE, or a failed dnc_context_create, on
+/* More about the last DNC_ERR_COMPILE, DNC_ERR_LOAD, a refused
+ * dnc_function_diff, or a failed dnc_context_create, on
  * this thread; read it right after the failing call (later successful
  * calls need not clear it). */
 const char *dnc_last_error(void);
@@ -161,6 +162,34 @@ int dnc_function_param_index(const dnc_function *f, const char *name);
  * channel in question); NULL means the defaults. x and y may be equal. */
 dnc_status dnc_function_eval(const dnc_function *f, const double *x, double *y,
                              size_t n, const double *params);
+
+/* f as dnc source, as `dnc print` writes it (shared subexpressions become
+ * `let`s), snprintf-style: returns the length of the whole text, of which
+ * at most n-1 bytes and a NUL are written to buf. */
+size_t dnc_function_source(const dnc_function *f, char *buf, size_t n);
+
+/* Output formats of derivatives (`dnc diff --format`). */
+typedef enum dnc_format {
+  DNC_FORMAT_DSL = 0,   /* dnc source: one fn per derivative, named like
+                           dyt__dx, dyt__dalpha2, dyt__dx_dalpha, with f's
+                           parameters and defaults */
+  DNC_FORMAT_LATEX = 1, /* LaTeX equations */
+  DNC_FORMAT_C = 2      /* C99 functions over double, after the helpers
+                           they use */
+} dnc_format;
+
+/* The simplified derivatives of f that `dnc diff --wrt WRT --order N`
+ * prints: wrt "all" (every derivative of that order, mixed ones once
+ * each), f's input or a parameter (its order-th derivative), or a list
+ * "v1,v2" (the mixed derivative, in that order; order must be 1). The
+ * text is written snprintf-style into buf (at most n-1 bytes and a NUL),
+ * and *len (if len is not NULL) receives its whole length: call with n = 0
+ * to learn it. DNC_ERR_NOT_FOUND when f has no such variable,
+ * DNC_ERR_ARGUMENT for an order outside 1..16 or too many derivatives
+ * (dnc_last_error() says which). */
+dnc_status dnc_function_diff(const dnc_function *f, const char *wrt,
+                             int order, dnc_format format, char *buf,
+                             size_t n, size_t *len);
 
 /* ------------------------------------------------------------ kernels */
 

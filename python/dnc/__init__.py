@@ -1,0 +1,521 @@
+"""dnc - point-wise functions that replace normalization layers, compiled.
+
+    import dnc, numpy as np
+    m = dnc.compile("fn dyt(x; alpha = 0.5) = tanh(alpha * x)")
+    dyt = m["dyt"]
+    y = dyt.forward(np.linspace(-4, 4, 9, dtype=np.float32), alpha=0.7)
+    dx, grads = dyt.backward(x, dy)          # grads["alpha"]: sum dy*df/dalpha
+    print(dyt.diff(wrt="x"))                  # fn dyt__dx(x; alpha = 0.5) = ...
+
+A thin layer over libdnc (runtime/dnc.h) through ctypes: the kernels are
+dnc's JIT-compiled (or `dnc compile`d) vector kernels, called on NumPy
+arrays without copies where they are contiguous in their last dimension.
+`dnc.torch` has the PyTorch module. docs/python.md is the manual.
+"""
+import collections
+import ctypes
+import threading
+import weakref
+
+import numpy as np
+
+from . import _capi as C
+
+__all__ = ["Context", "Module", "Function", "Param", "Diagnostic", "Error",
+           "SourceError", "LoadError", "CompileError", "compile",
+           "compile_file", "load", "default_context", "version"]
+
+version = C.lib.dnc_version().decode()
+library_path = C.path
+
+Param = collections.namedtuple("Param", "name default kind")
+Param.__doc__ = """A parameter of a function: its name, its default value
+and its kind, "scalar" or "per_channel" (one value per channel)."""
+
+Diagnostic = collections.namedtuple("Diagnostic",
+                                    "severity file line column message")
+Diagnostic.__doc__ = """An error, warning or note from dnc's front end:
+severity is "error", "warning" or "note"; line and column are 1-based (0
+when about the whole file)."""
+
+_SEVERITY = {0: "error", 1: "warning", 2: "note"}
+_KINDS = {C.PARAM_SCALAR: "scalar", C.PARAM_PER_CHANNEL: "per_channel"}
+
+
+class Error(Exception):
+    """An error reported by libdnc; .status is its dnc_status."""
+
+    def __init__(self, message, status=None):
+        super().__init__(message)
+        self.status = status
+
+
+class SourceError(Error, ValueError):
+    """The source has errors. str() is dnc's located report (file:line:col:
+    error: ..., the source line and a caret); .diagnostics the list."""
+
+    def __init__(self, message, diagnostics):
+        super().__init__(message, C.ERR_SOURCE)
+        self.diagnostics = diagnostics
+
+
+class LoadError(Error, OSError):
+    """A library that cannot be loaded, is not dnc's, or has no kernels for
+    this CPU."""
+
+
+class CompileError(Error):
+    """LLVM failed to compile a kernel."""
+
+
+def _status_text(st):
+    return C.lib.dnc_status_string(st).decode()
+
+
+def _raise(st, what):
+    last = C.lib.dnc_last_error()
+    detail = last.decode() if last else ""
+    msg = "%s: %s" % (what, _status_text(st))
+    if detail and st in (C.ERR_COMPILE, C.ERR_LOAD, C.ERR_ARGUMENT,
+                         C.ERR_NOT_FOUND, C.ERR_MEMORY):
+        msg += " (%s)" % detail
+    if st == C.ERR_LOAD:
+        raise LoadError(msg, st)
+    if st == C.ERR_COMPILE:
+        raise CompileError(msg, st)
+    if st == C.ERR_MEMORY:
+        raise MemoryError(msg)
+    raise Error(msg, st)
+
+
+class Context:
+    """The JIT (target CPU, optimisation level) and the thread pool shared
+    by the modules compiled in it.
+
+    threads: kernel threads (0: $DNC_NUM_THREADS, else every CPU);
+    cpu, features: LLVM's names (None: the host's); opt_level 0..3."""
+
+    def __init__(self, threads=0, cpu=None, features=None, opt_level=2):
+        if not isinstance(threads, int) or threads < 0:
+            raise ValueError("threads must be an int >= 0, not %r"
+                             % (threads,))
+        o = C.Options()
+        C.lib.dnc_options_init(ctypes.byref(o))
+        o.threads = threads
+        o.opt_level = opt_level
+        o.cpu = cpu.encode() if cpu else None
+        o.features = features.encode() if features else None
+        h = ctypes.c_void_p()
+        st = C.lib.dnc_context_create(ctypes.byref(o), ctypes.byref(h))
+        if st != C.OK:
+            _raise(st, "dnc.Context(threads=%r, cpu=%r, features=%r, "
+                   "opt_level=%r)" % (threads, cpu, features, opt_level))
+        self._h = h.value
+        self._fin = weakref.finalize(self, C.lib.dnc_context_free, self._h)
+
+    @property
+    def threads(self):
+        return C.lib.dnc_context_threads(self._h)
+
+    @property
+    def cpu(self):
+        return C.lib.dnc_context_cpu(self._h).decode()
+
+    @property
+    def features(self):
+        return C.lib.dnc_context_features(self._h).decode()
+
+    @property
+    def vector_bits(self):
+        return C.lib.dnc_context_vector_bits(self._h)
+
+    def compile(self, source, name=None):
+        """Compiles dnc source text; SourceError when it has errors."""
+        if isinstance(source, str):
+            source = source.encode()
+        h = ctypes.c_void_p()
+        label = (name or "<string>")
+        st = C.lib.dnc_compile_string(self._h, label.encode(), source,
+                                      len(source), ctypes.byref(h))
+        return Module._made(self, h, st, "dnc.compile")
+
+    def compile_file(self, path):
+        """Compiles a .dn file; SourceError when it has errors."""
+        h = ctypes.c_void_p()
+        st = C.lib.dnc_compile_file(self._h, str(path).encode(),
+                                    ctypes.byref(h))
+        return Module._made(self, h, st, "dnc.compile_file")
+
+    def load(self, path):
+        """Loads a library written by `dnc compile FILE... -o OUT.so`;
+        LoadError when it cannot be used."""
+        h = ctypes.c_void_p()
+        st = C.lib.dnc_module_load(self._h, str(path).encode(),
+                                   ctypes.byref(h))
+        return Module._made(self, h, st, "dnc.load(%r)" % str(path))
+
+    def __repr__(self):
+        return "<dnc.Context threads=%d cpu=%s>" % (self.threads, self.cpu)
+
+
+_default = None
+_default_lock = threading.Lock()
+
+
+def default_context():
+    """The context dnc.compile, compile_file and load use when given none
+    (created on first use with the defaults)."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = Context()
+        return _default
+
+
+def compile(source, name=None, context=None):
+    """Compiles dnc source text into a Module (see Context.compile)."""
+    return (context or default_context()).compile(source, name)
+
+
+def compile_file(path, context=None):
+    """Compiles a .dn file into a Module."""
+    return (context or default_context()).compile_file(path)
+
+
+def load(path, context=None):
+    """Loads a library written by `dnc compile` into a Module."""
+    return (context or default_context()).load(path)
+
+
+class Module:
+    """Compiled functions: module["dyt"], iteration over the functions,
+    len(), .names, .diagnostics (warnings of a successful compile)."""
+
+    def __init__(self):
+        raise TypeError("use dnc.compile, dnc.compile_file or dnc.load")
+
+    @classmethod
+    def _made(cls, ctx, h, st, what):
+        if h.value is None:
+            _raise(st, what)
+        m = object.__new__(cls)
+        m._h = h.value
+        m.context = ctx
+        m._fin = weakref.finalize(m, C.lib.dnc_module_free, m._h)
+        m.diagnostics = [
+            Diagnostic(_SEVERITY.get(d.severity, "error"), d.file.decode(),
+                       d.line, d.column, d.message.decode())
+            for d in (C.lib.dnc_module_diagnostic(m._h, i)[0] for i in
+                      range(C.lib.dnc_module_diagnostic_count(m._h)))]
+        if st == C.ERR_SOURCE:
+            text = C.text(C.lib.dnc_module_format_diagnostics, m._h)
+            raise SourceError(text.rstrip("\n"), m.diagnostics)
+        if st != C.OK:
+            _raise(st, what)
+        m._fns = {}
+        for i in range(C.lib.dnc_module_function_count(m._h)):
+            f = Function._made(m, C.lib.dnc_module_function(m._h, i))
+            m._fns[f.name] = f
+        return m
+
+    @property
+    def names(self):
+        return list(self._fns)
+
+    @property
+    def cpu(self):
+        """The CPU the kernels are compiled for (a loaded library's level)."""
+        return C.lib.dnc_module_cpu(self._h).decode()
+
+    def __getitem__(self, name):
+        try:
+            return self._fns[name]
+        except KeyError:
+            raise KeyError("no function '%s' in this module (it has: %s)"
+                           % (name, ", ".join(self._fns) or "none")) from None
+
+    def __contains__(self, name):
+        return name in self._fns
+
+    def __iter__(self):
+        return iter(self._fns.values())
+
+    def __len__(self):
+        return len(self._fns)
+
+    def __repr__(self):
+        return "<dnc.Module %s>" % ", ".join(self._fns)
+
+
+# NumPy dtypes the kernels take, and the compute type of per-channel values
+_NP_DTYPES = {np.dtype(np.float32): (C.F32, np.float32),
+              np.dtype(np.float64): (C.F64, np.float64),
+              np.dtype(np.float16): (C.F16, np.float32)}
+
+
+def _rows_view(a):
+    """a as a 2-D [rows, C] view with unit stride along C and one row
+    stride, without copying when a's layout allows; else a C-ordered copy.
+    Returns (view, row stride in elements)."""
+    isz = a.itemsize
+    if a.ndim == 0:
+        a = a.reshape(1, 1)
+    elif a.ndim == 1:
+        a = a.reshape(1, -1) if a.strides[0] == isz else \
+            np.ascontiguousarray(a).reshape(1, -1)
+    shape, strides = a.shape, a.strides
+    c = shape[-1]
+    ok = strides[-1] == isz or c == 1
+    for i in range(a.ndim - 2):  # leading dimensions collapse into rows
+        ok = ok and (strides[i] == strides[i + 1] * shape[i + 1]
+                     or shape[i] == 1)
+    rs = strides[-2] if a.ndim >= 2 else c * isz
+    rows = int(np.prod(shape[:-1])) if a.ndim >= 2 else 1
+    if rows == 1:
+        rs = c * isz
+    ok = ok and rs % isz == 0 and rs >= c * isz
+    if not ok:
+        a = np.ascontiguousarray(a)
+        rs = c * isz
+    v = np.lib.stride_tricks.as_strided(a, (rows, c), (rs, isz))
+    return v, rs // isz
+
+
+def _tensor(v, ld, dt):
+    return C.Tensor(v.ctypes.data, dt, v.shape[0], v.shape[1], ld)
+
+
+class Function:
+    """A compiled function f(x; params): .name, .params, .source;
+    .forward, .backward, .eval (the double-precision reference), .diff
+    (symbolic derivatives as text) and .derivative (one, compiled)."""
+
+    def __init__(self):
+        raise TypeError("functions come from a dnc.Module")
+
+    @classmethod
+    def _made(cls, module, h):
+        f = object.__new__(cls)
+        f._h = h
+        f.module = module
+        f.name = C.lib.dnc_function_name(h).decode()
+        params = []
+        for i in range(C.lib.dnc_function_param_count(h)):
+            p = C.ParamInfo()
+            C.lib.dnc_function_param(h, i, ctypes.byref(p))
+            params.append(Param(p.name.decode(), p.default_value,
+                                _KINDS[p.kind]))
+        f.params = tuple(params)
+        f._index = {p.name: i for i, p in enumerate(params)}
+        f._derivs = {}
+        f._lock = threading.Lock()
+        return f
+
+    def __repr__(self):
+        return "<dnc.Function %s(x; %s)>" % (self.name, ", ".join(
+            "%s%s = %g" % (p.name, "[]" if p.kind == "per_channel" else "",
+                           p.default) for p in self.params))
+
+    @property
+    def source(self):
+        """The function as dnc source (as `dnc print` writes it)."""
+        return C.text(C.lib.dnc_function_source, self._h)
+
+    def diff(self, wrt="x", order=1, format="dsl"):
+        """The simplified derivative(s) as text, as `dnc diff` prints them:
+        wrt is the input's name or a parameter's (its order-th derivative),
+        "all" (every derivative of that order) or a list "x,alpha" / a
+        tuple (the mixed derivative); format is "dsl", "latex" or "c"."""
+        if not isinstance(wrt, str):
+            wrt = ",".join(wrt)
+        if format not in C.FORMATS:
+            raise ValueError("format is 'dsl', 'latex' or 'c', not %r"
+                             % (format,))
+        if not isinstance(order, int) or not 1 <= order <= 16:
+            raise ValueError("order is an int from 1 to 16, not %r"
+                             % (order,))
+        n = ctypes.c_size_t()
+        args = (self._h, wrt.encode(), order, C.FORMATS[format])
+        st = C.lib.dnc_function_diff(*args, None, 0, ctypes.byref(n))
+        if st == C.ERR_NOT_FOUND:
+            raise ValueError(C.lib.dnc_last_error().decode())
+        if st != C.OK:
+            _raise(st, "%s.diff(wrt=%r, order=%r)" % (self.name, wrt, order))
+        buf = ctypes.create_string_buffer(n.value + 1)
+        C.lib.dnc_function_diff(*args, buf, n.value + 1, None)
+        return buf.value.decode()
+
+    def derivative(self, wrt="x", order=1):
+        """One derivative of f as a Function of its own (same parameters),
+        compiled in f's context; cached."""
+        key = (wrt if isinstance(wrt, str) else ",".join(wrt), order)
+        with self._lock:
+            d = self._derivs.get(key)
+            if d is None:
+                if key[0] == "all":
+                    raise ValueError("derivative() takes one variable or a "
+                                     "list, not 'all'")
+                src = self.diff(key[0], order, "dsl")
+                m = self.module.context.compile(src, "<%s'>" % self.name)
+                d = self._derivs[key] = next(iter(m))
+            return d
+
+    # -------------------------------------------------------- parameters
+
+    def _values(self, kw):
+        """kw -> (scalars as doubles, {index: per-channel array or None})"""
+        vals = [p.default for p in self.params]
+        chan = {}
+        for k, v in kw.items():
+            i = self._index.get(k)
+            if i is None:
+                raise TypeError("%s() has no parameter '%s' (its parameters: "
+                                "%s)" % (self.name, k, ", ".join(
+                                    self._index) or "none"))
+            a = np.asarray(v, dtype=np.float64)
+            if a.ndim == 0:
+                vals[i] = float(a)
+            elif self.params[i].kind != "per_channel":
+                raise ValueError("%s: '%s' is a scalar parameter; got an "
+                                 "array of shape %s" % (self.name, k, a.shape))
+            elif a.ndim != 1:
+                raise ValueError("%s: per-channel '%s' takes one value per "
+                                 "channel (a 1-D array), not shape %s"
+                                 % (self.name, k, a.shape))
+            else:
+                chan[i] = a
+        return vals, chan
+
+    def _input(self, x, what="x"):
+        a = np.asarray(x)
+        if a.dtype.kind in "biu":
+            a = a.astype(np.float64)
+        if a.dtype not in _NP_DTYPES:
+            raise TypeError("%s: %s must be float32, float64 or float16, "
+                            "not %s" % (self.name, what, a.dtype))
+        return a
+
+    def _layer(self, vals, chan, cols, ct, keep):
+        """The dnc_layer for per-channel values chan (broadcast to every
+        per-channel parameter); keep holds the arrays it points to."""
+        for i, a in chan.items():
+            if a.shape[0] != cols:
+                raise ValueError("%s: per-channel '%s' has %d values; the "
+                                 "input has %d channels" % (
+                                     self.name, self.params[i].name,
+                                     a.shape[0], cols))
+        np_ = len(self.params)
+        ptrs = (ctypes.c_void_p * max(np_, 1))()
+        for i, p in enumerate(self.params):
+            if p.kind == "per_channel":
+                a = np.ascontiguousarray(chan.get(i, np.full(cols, vals[i])),
+                                         dtype=ct)
+                keep.append(a)
+                ptrs[i] = a.ctypes.data
+        pv = (ctypes.c_double * max(np_, 1))(*vals)
+        keep += [ptrs, pv]
+        return C.Layer(pv, ptrs, None, None)
+
+    # ----------------------------------------------------------- kernels
+
+    def forward(self, x, out=None, **params):
+        """y = f(x; params), element by element, in x's dtype (float32,
+        float64 or float16; integers are taken as float64). Parameters
+        default to the source's; a per-channel one may be given as one
+        value per channel of x's last dimension. out: an array of x's
+        shape and dtype to write into (may be x)."""
+        x = self._input(x)
+        dt, ct = _NP_DTYPES[x.dtype]
+        vals, chan = self._values(params)
+        if out is None:
+            out = np.empty(x.shape, x.dtype)
+        elif not isinstance(out, np.ndarray) or out.shape != x.shape or \
+                out.dtype != x.dtype:
+            raise ValueError("%s: out must be an array of shape %s and dtype"
+                             " %s" % (self.name, x.shape, x.dtype))
+        if x.size == 0:
+            return out
+        xv, ldx = _rows_view(x)
+        yv, ldy = _rows_view(out)
+        if not np.shares_memory(yv, out) and yv.size:
+            raise ValueError("%s: out must be contiguous in its last "
+                             "dimension" % self.name)
+        keep = []
+        if chan:
+            lay = self._layer(vals, chan, xv.shape[1], ct, keep)
+            st = C.lib.dnc_layer_forward(self._h, _tensor(xv, ldx, dt),
+                                         _tensor(yv, ldy, dt),
+                                         ctypes.byref(lay))
+        else:
+            pv = (ctypes.c_double * max(len(vals), 1))(*vals)
+            st = C.lib.dnc_forward(self._h, _tensor(xv, ldx, dt),
+                                   _tensor(yv, ldy, dt), pv)
+        if st != C.OK:
+            _raise(st, "%s.forward" % self.name)
+        return out
+
+    __call__ = forward
+
+    def backward(self, x, dy, **params):
+        """(dx, grads): dx = dy * df/dx in x's dtype, and grads[name] the
+        sum of dy * df/dp over all elements for each parameter (a float),
+        or per channel (an array) for a per-channel parameter given one
+        value per channel. Sums are accumulated in double and do not
+        depend on the number of threads."""
+        x = self._input(x)
+        dy = self._input(dy, "dy")
+        if dy.shape != x.shape or dy.dtype != x.dtype:
+            raise ValueError("%s: dy (%s %s) must have x's shape and dtype "
+                             "(%s %s)" % (self.name, dy.dtype, dy.shape,
+                                          x.dtype, x.shape))
+        dt, ct = _NP_DTYPES[x.dtype]
+        vals, chan = self._values(params)
+        dx = np.empty(x.shape, x.dtype)
+        names = [p.name for p in self.params]
+        if x.size == 0:
+            return dx, {n: (np.zeros(len(chan[i]), ct) if i in chan else 0.0)
+                        for i, n in enumerate(names)}
+        xv, ldx = _rows_view(x)
+        dyv, lddy = _rows_view(dy)
+        dxv, lddx = _rows_view(dx)
+        dp = (ctypes.c_double * max(len(vals), 1))()
+        keep = []
+        if chan:
+            cols = xv.shape[1]
+            lay = self._layer(vals, chan, cols, ct, keep)
+            gptrs = (ctypes.c_void_p * max(len(vals), 1))()
+            sums = {}
+            for i in chan:
+                sums[i] = np.zeros(cols, ct)
+                gptrs[i] = sums[i].ctypes.data
+            g = C.LayerGrad(dp, gptrs, None, None)
+            st = C.lib.dnc_layer_backward(
+                self._h, _tensor(xv, ldx, dt), _tensor(dyv, lddy, dt),
+                _tensor(dxv, lddx, dt), ctypes.byref(lay), ctypes.byref(g))
+            grads = {n: (sums[i] if i in sums else float(dp[i]))
+                     for i, n in enumerate(names)}
+        else:
+            pv = (ctypes.c_double * max(len(vals), 1))(*vals)
+            st = C.lib.dnc_backward(
+                self._h, _tensor(xv, ldx, dt), _tensor(dyv, lddy, dt),
+                _tensor(dxv, lddx, dt), pv, dp)
+            grads = {n: float(dp[i]) for i, n in enumerate(names)}
+        if st != C.OK:
+            _raise(st, "%s.backward" % self.name)
+        return dx, grads
+
+    def eval(self, x, **params):
+        """The reference interpreter: f(x) in extended precision, rounded
+        to double (float64 array of x's shape); scalar parameter values."""
+        x = np.ascontiguousarray(x, dtype=np.float64)
+        vals, chan = self._values(params)
+        if chan:
+            raise ValueError("%s.eval takes one value per parameter"
+                             % self.name)
+        y = np.empty_like(x)
+        pv = (ctypes.c_double * max(len(vals), 1))(*vals)
+        st = C.lib.dnc_function_eval(self._h, x.ctypes.data, y.ctypes.data,
+                                     x.size, pv)
+        if st != C.OK:
+            _raise(st, "%s.eval" % self.name)
+        return y

@@ -1,0 +1,160 @@
+"""_capi.py - libdnc through ctypes: finding the library, the structures of
+runtime/dnc.h and the signatures of its functions.
+
+The library is searched, in this order:
+  1. $DNC_LIBRARY (a path to libdnc.so);
+  2. next to this package (a copy installed with it);
+  3. the build folder of the checkout this package sits in ($DNC_BUILD, else
+     build/), so that PYTHONPATH=python works after `make`;
+  4. the system's library path (`make install`).
+"""
+import ctypes
+import ctypes.util
+import os
+
+ABI_VERSION = 3  # runtime/dnc.h's DNC_ABI_VERSION
+
+c_int64 = ctypes.c_int64
+c_double_p = ctypes.POINTER(ctypes.c_double)
+
+
+class Options(ctypes.Structure):
+    _fields_ = [("opt_level", ctypes.c_int), ("threads", ctypes.c_int),
+                ("cpu", ctypes.c_char_p), ("features", ctypes.c_char_p),
+                ("dump_ir", ctypes.c_char_p)]
+
+
+class Diagnostic(ctypes.Structure):
+    _fields_ = [("severity", ctypes.c_int), ("file", ctypes.c_char_p),
+                ("line", ctypes.c_int), ("column", ctypes.c_int),
+                ("message", ctypes.c_char_p)]
+
+
+class ParamInfo(ctypes.Structure):
+    _fields_ = [("name", ctypes.c_char_p), ("default_value", ctypes.c_double),
+                ("kind", ctypes.c_int)]
+
+
+class Tensor(ctypes.Structure):
+    _fields_ = [("data", ctypes.c_void_p), ("dtype", ctypes.c_int),
+                ("rows", c_int64), ("cols", c_int64), ("stride", c_int64)]
+
+
+class Layer(ctypes.Structure):
+    _fields_ = [("params", c_double_p),
+                ("channel", ctypes.POINTER(ctypes.c_void_p)),
+                ("gamma", ctypes.c_void_p), ("beta", ctypes.c_void_p)]
+
+
+class LayerGrad(ctypes.Structure):
+    _fields_ = [("params", c_double_p),
+                ("channel", ctypes.POINTER(ctypes.c_void_p)),
+                ("gamma", ctypes.c_void_p), ("beta", ctypes.c_void_p)]
+
+
+# dnc_status
+OK, ERR_SOURCE, ERR_ARGUMENT, ERR_NOT_FOUND, ERR_DTYPE, ERR_SHAPE, \
+    ERR_COMPILE, ERR_MEMORY, ERR_LOAD = range(9)
+# dnc_dtype
+F32, F64, BF16, F16 = range(4)
+# dnc_param_kind
+PARAM_SCALAR, PARAM_PER_CHANNEL = 0, 1
+# dnc_format
+FORMATS = {"dsl": 0, "latex": 1, "c": 2}
+
+
+def _candidates():
+    env = os.environ.get("DNC_LIBRARY")
+    if env:
+        return [env]
+    here = os.path.dirname(os.path.abspath(__file__))
+    out = [os.path.join(here, n) for n in ("libdnc.so", "libdnc.so.0")]
+    root = os.path.dirname(os.path.dirname(here))
+    build = os.environ.get("DNC_BUILD", "build")
+    out.append(os.path.join(build if os.path.isabs(build)
+                            else os.path.join(root, build), "libdnc.so"))
+    return out
+
+
+def _load():
+    tried = []
+    for path in _candidates():
+        if os.path.exists(path):
+            return ctypes.CDLL(path), path
+        tried.append(path)
+    found = ctypes.util.find_library("dnc")
+    if found:
+        return ctypes.CDLL(found), found
+    raise ImportError(
+        "dnc: cannot find libdnc.so (looked at %s and the system's library "
+        "path); build it with `make`, or set DNC_LIBRARY to its path"
+        % ", ".join(tried))
+
+
+lib, path = _load()
+
+
+def _sig(name, restype, *argtypes):
+    f = getattr(lib, name)
+    f.restype = restype
+    f.argtypes = list(argtypes)
+
+
+P = ctypes.c_void_p
+_sig("dnc_version", ctypes.c_char_p)
+_sig("dnc_abi_version", ctypes.c_int)
+_sig("dnc_status_string", ctypes.c_char_p, ctypes.c_int)
+_sig("dnc_last_error", ctypes.c_char_p)
+_sig("dnc_options_init", None, ctypes.POINTER(Options))
+_sig("dnc_context_create", ctypes.c_int, ctypes.POINTER(Options),
+     ctypes.POINTER(P))
+_sig("dnc_context_free", None, P)
+_sig("dnc_context_threads", ctypes.c_int, P)
+_sig("dnc_context_cpu", ctypes.c_char_p, P)
+_sig("dnc_context_features", ctypes.c_char_p, P)
+_sig("dnc_context_vector_bits", ctypes.c_int, P)
+_sig("dnc_compile_string", ctypes.c_int, P, ctypes.c_char_p, ctypes.c_char_p,
+     ctypes.c_size_t, ctypes.POINTER(P))
+_sig("dnc_compile_file", ctypes.c_int, P, ctypes.c_char_p, ctypes.POINTER(P))
+_sig("dnc_module_load", ctypes.c_int, P, ctypes.c_char_p, ctypes.POINTER(P))
+_sig("dnc_module_free", None, P)
+_sig("dnc_module_cpu", ctypes.c_char_p, P)
+_sig("dnc_module_diagnostic_count", ctypes.c_size_t, P)
+_sig("dnc_module_diagnostic", ctypes.POINTER(Diagnostic), P, ctypes.c_size_t)
+_sig("dnc_module_format_diagnostics", ctypes.c_size_t, P, ctypes.c_char_p,
+     ctypes.c_size_t)
+_sig("dnc_module_function_count", ctypes.c_int, P)
+_sig("dnc_module_function", P, P, ctypes.c_int)
+_sig("dnc_module_find", P, P, ctypes.c_char_p)
+_sig("dnc_function_name", ctypes.c_char_p, P)
+_sig("dnc_function_param_count", ctypes.c_int, P)
+_sig("dnc_function_param", ctypes.c_int, P, ctypes.c_int,
+     ctypes.POINTER(ParamInfo))
+_sig("dnc_function_eval", ctypes.c_int, P, P, P, ctypes.c_size_t, c_double_p)
+_sig("dnc_function_source", ctypes.c_size_t, P, ctypes.c_char_p,
+     ctypes.c_size_t)
+_sig("dnc_function_diff", ctypes.c_int, P, ctypes.c_char_p, ctypes.c_int,
+     ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t,
+     ctypes.POINTER(ctypes.c_size_t))
+_sig("dnc_function_kernels", ctypes.c_int, P, ctypes.c_int, P)
+_sig("dnc_forward", ctypes.c_int, P, ctypes.POINTER(Tensor),
+     ctypes.POINTER(Tensor), c_double_p)
+_sig("dnc_backward", ctypes.c_int, P, ctypes.POINTER(Tensor),
+     ctypes.POINTER(Tensor), ctypes.POINTER(Tensor), c_double_p, c_double_p)
+_sig("dnc_layer_forward", ctypes.c_int, P, ctypes.POINTER(Tensor),
+     ctypes.POINTER(Tensor), ctypes.POINTER(Layer))
+_sig("dnc_layer_backward", ctypes.c_int, P, ctypes.POINTER(Tensor),
+     ctypes.POINTER(Tensor), ctypes.POINTER(Tensor), ctypes.POINTER(Layer),
+     ctypes.POINTER(LayerGrad))
+
+if lib.dnc_abi_version() != ABI_VERSION:
+    raise ImportError("dnc: %s has ABI %d; this package needs ABI %d"
+                      % (path, lib.dnc_abi_version(), ABI_VERSION))
+
+
+def text(fn, *args):
+    """The whole text of an snprintf-style function fn(*args, buf, n)."""
+    n = fn(*args, None, 0)
+    buf = ctypes.create_string_buffer(n + 1)
+    fn(*args, buf, n + 1)
+    return buf.value.decode()
