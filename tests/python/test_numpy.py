@@ -1,0 +1,288 @@
+"""test_numpy.py - the dnc Python package over NumPy (tests/python_numpy.sh).
+
+The kernels against the reference interpreter, zero-copy views, the
+derivatives' text against `dnc diff`, loading a `dnc compile` library,
+every error the package raises, and pip installing it from the repository.
+"""
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+import dnc
+from tap import ok, raises, run, skip, done
+
+B = os.environ.get("DNC_BUILD", "build")
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+NORMS = os.path.join(ROOT, "examples", "norms.dn")
+m = dnc.compile_file(NORMS)
+rng = np.random.default_rng(7)
+
+
+def ulps(got, ref, dtype):
+    """|got - ref| in units of the last place of ref in dtype."""
+    ref = np.asarray(ref, np.float64)
+    tiny = np.finfo(dtype).tiny
+    e = np.maximum(np.abs(ref), tiny)
+    ulp = 2.0 ** (np.floor(np.log2(e)) - (np.finfo(dtype).nmant))
+    return np.max(np.abs(np.asarray(got, np.float64) - ref) / ulp)
+
+
+def module_api():
+    ok(dnc.version == "0.4.0", "dnc.version is the library's", dnc.version)
+    ok(m.names[:4] == ["dyt", "dyisru", "derf", "derf_pc"] and len(m) == 12,
+       "the module lists norms.dn's functions in order", m.names)
+    ok("dyt" in m and "nope" not in m, "in tests names")
+    f = m["derf_pc"]
+    ok(f.params == (dnc.Param("alpha", 0.5, "scalar"),
+                    dnc.Param("s", 0.0, "per_channel")),
+       "params: names, defaults, kinds", f.params)
+    ok(f.source.startswith("fn derf_pc(x; alpha = 0.5, s[] = 0) ="),
+       ".source is dnc source", f.source)
+    ok(m.diagnostics == [], "no diagnostics for a clean source")
+    w = dnc.compile("fn f(x) {\n  let pi = 3\n  pi * x\n}\n", "w.dn")
+    d = w.diagnostics
+    ok(len(d) == 1 and d[0].severity == "warning" and d[0].line == 2 and
+       d[0].column == 7 and "shadows" in d[0].message,
+       "warnings come with the module, located", d)
+    ok(m.context is dnc.default_context() and m.context.threads >= 1,
+       "the default context", m.context)
+
+
+def forward_against_reference():
+    x64 = np.concatenate([np.linspace(-12, 12, 4001), [0.0, -0.0, 1e-30]])
+    for name in ("dyt", "derf", "dyisru", "isru", "arctan", "satursin"):
+        f = m[name]
+        ref = f.eval(x64)
+        for dt, bound in ((np.float64, 4), (np.float32, 4), (np.float16, 1)):
+            x = x64.astype(dt)
+            y = f.forward(x)
+            r = f.eval(x.astype(np.float64))
+            e = ulps(y, r, dt)
+            ok(y.dtype == dt and y.shape == x.shape and e <= bound,
+               "%s forward in %s within %d ulp of the interpreter"
+               % (name, np.dtype(dt).name, bound), "max ulp %g" % e)
+        ok(np.array_equal(ref, f(x64)) or ulps(f(x64), ref, np.float64) <= 4,
+           "%s: calling the function is .forward" % name)
+    y = m["dyt"].forward(np.float32(1.5), alpha=2.0)
+    ok(y.shape == () and abs(float(y) - np.tanh(3.0)) < 1e-6,
+       "a 0-d input and a parameter by keyword", y)
+    y = m["dyt"].forward([1, 2, 3])
+    ok(y.dtype == np.float64, "integers are taken as float64", y.dtype)
+    e = m["dyt"].forward(np.zeros((0, 4), np.float32))
+    ok(e.shape == (0, 4), "an empty array gives an empty array")
+
+
+def zero_copy_and_views():
+    f = m["derf"]
+    big = rng.standard_normal((64, 48)).astype(np.float32)
+    ref = f.forward(np.ascontiguousarray(big[:, :40]), alpha=0.8, s=0.1)
+    got = f.forward(big[:, :40], alpha=0.8, s=0.1)
+    ok(np.array_equal(got, ref), "a view with a row stride (no copy) gives "
+       "the contiguous result bitwise")
+    t = big.T
+    ok(np.array_equal(f.forward(t), f.forward(np.ascontiguousarray(t))),
+       "a transposed (non-contiguous) input is copied and right")
+    x = big.copy()
+    want = f.forward(x)
+    out = f.forward(x, out=x)
+    ok(out is x and np.array_equal(x, want), "out=x works in place")
+    o = np.empty_like(big)
+    ok(f.forward(big, out=o) is o and np.array_equal(o, want),
+       "out= is written and returned")
+    raises(ValueError, lambda: f.forward(big, out=np.empty((2, 2),
+                                                          np.float32)),
+           "out= of another shape is refused", "out must be")
+    x3 = rng.standard_normal((4, 5, 6))
+    ok(np.array_equal(f.forward(x3), f.forward(x3.reshape(-1)).reshape(
+        x3.shape)), "3-D input, same values as flat")
+
+
+def backward_against_derivatives():
+    for name in ("dyt", "derf", "dyisru"):
+        f = m[name]
+        x = rng.uniform(-5, 5, 2000)
+        dy = rng.uniform(-1, 1, 2000)
+        dx, g = f.backward(x, dy)
+        want = dy * f.derivative("x").eval(x)
+        ok(np.max(np.abs(dx - want)) <= 1e-14 * np.max(np.abs(want)) + 1e-300,
+           "%s backward dx = dy f'(x) (f64)" % name,
+           lambda: np.max(np.abs(dx - want)))
+        for p in f.params:
+            s = np.sum(dy * f.derivative(p.name).eval(x))
+            ok(abs(g[p.name] - s) <= 1e-12 * max(1.0, np.sum(np.abs(
+                dy * f.derivative(p.name).eval(x)))),
+               "%s backward: d%s is the sum of dy df/d%s" % (name, p.name,
+                                                             p.name),
+               "got %r want %r" % (g[p.name], s))
+        dx32, g32 = f.backward(x.astype(np.float32), dy.astype(np.float32))
+        r = dy.astype(np.float32).astype(np.float64) * \
+            f.derivative("x").eval(x.astype(np.float32).astype(np.float64))
+        ok(dx32.dtype == np.float32 and
+           np.max(np.abs(dx32 - r)) <= 1e-6 * np.max(np.abs(r)),
+           "%s backward in f32" % name)
+    f = m["derf_pc"]
+    x = rng.standard_normal((50, 6))
+    dy = rng.standard_normal((50, 6))
+    s = np.linspace(-1, 1, 6)
+    y = f.forward(x, s=s)
+    ok(np.allclose(y, np.vstack([f.eval(x[:, c], s=s[c]) for c in
+                                 range(6)]).T, rtol=1e-14),
+       "per-channel values, one per column")
+    dx, g = f.backward(x, dy, s=s)
+    ds = [np.sum(dy[:, c] * f.derivative("s").eval(x[:, c], s=s[c]))
+          for c in range(6)]
+    ok(isinstance(g["s"], np.ndarray) and np.allclose(g["s"], ds,
+                                                      rtol=1e-12),
+       "per-channel gradient: one sum per channel", g["s"])
+    da = sum(np.sum(dy[:, c] * f.derivative("alpha").eval(x[:, c], s=s[c]))
+             for c in range(6))
+    ok(abs(g["alpha"] - da) < 1e-11 * max(1, abs(da)),
+       "the scalar gradient beside it")
+
+
+def diff_text():
+    for fmt in ("dsl", "latex", "c"):
+        for wrt, order in (("x", 1), ("alpha", 2), ("all", 1), ("all", 2)):
+            cli = subprocess.run(
+                [os.path.join(B, "dnc"), "diff", "-f", "derf", "--wrt", wrt,
+                 "--order", str(order), "--format", fmt, NORMS],
+                capture_output=True, text=True)
+            got = m["derf"].diff(wrt, order, fmt)
+            ok(cli.returncode == 0 and got == cli.stdout,
+               "diff(%r, %d, %r) is what dnc diff prints" % (wrt, order,
+                                                              fmt),
+               lambda: "api:\n%s\ncli:\n%s%s" % (got, cli.stdout, cli.stderr))
+    mixed = m["derf"].diff(("x", "alpha"))
+    ok(mixed.startswith("fn derf__dx_dalpha(x; alpha = 0.5, s = 0)"),
+       "a mixed derivative from a tuple", mixed)
+    d2 = m["dyt"].derivative("x", 2)
+    x = np.linspace(-3, 3, 61)
+    h = 1e-4
+    fd = (m["dyt"].eval(x + h) - 2 * m["dyt"].eval(x) + m["dyt"].eval(x - h)) \
+        / h ** 2
+    ok(d2.name == "dyt__dx2" and np.allclose(d2.eval(x), fd, atol=1e-6),
+       "derivative('x', 2) compiles and matches finite differences")
+
+
+def loading_a_library():
+    lib = os.path.join(B, "examples", "libnorms.so")
+    if not os.path.exists(lib):
+        ok(False, "build/examples/libnorms.so exists (make tests builds it)")
+        return
+    a = dnc.load(lib)
+    ok(a.names == m.names and a.cpu.startswith("x86-64"),
+       "dnc.load: the library's functions and its CPU level", a.cpu)
+    jit = dnc.Context(cpu=a.cpu).compile_file(NORMS)
+    x = rng.standard_normal(10000).astype(np.float32)
+    dy = rng.standard_normal(10000).astype(np.float32)
+    same = all(np.array_equal(a[n].forward(x), jit[n].forward(x)) and
+               np.array_equal(a[n].backward(x, dy)[0],
+                              jit[n].backward(x, dy)[0])
+               for n in ("dyt", "derf", "dyisru"))
+    ok(same, "the library's kernels equal the JIT's for its CPU, bitwise")
+
+
+def errors():
+    try:
+        dnc.compile("fn f(x) = tanh(x", "bad.dn")
+        ok(False, "a source error raises")
+    except dnc.SourceError as e:
+        ok(str(e).startswith("bad.dn:1:17: error: unexpected end of file")
+           and "^" in str(e), "SourceError reads as dnc's located report",
+           str(e))
+        ok(e.diagnostics[0] == dnc.Diagnostic("error", "bad.dn", 1, 17,
+                                              "unexpected end of file"),
+           "SourceError.diagnostics", e.diagnostics)
+        ok(isinstance(e, ValueError) and e.status == 1,
+           "SourceError is a ValueError with status DNC_ERR_SOURCE")
+    raises(dnc.SourceError, lambda: dnc.compile_file("/nonexistent/f.dn"),
+           "a missing file", "cannot open")
+    f = m["dyt"]
+    raises(KeyError, lambda: m["nope"], "an unknown function",
+           "no function 'nope'")
+    raises(TypeError, lambda: f.forward([1.0], beta=2), "an unknown parameter",
+           "dyt() has no parameter 'beta' (its parameters: alpha)")
+    raises(ValueError, lambda: f.forward([1.0], alpha=[1, 2]),
+           "an array for a scalar parameter", "scalar parameter")
+    raises(ValueError, lambda: m["derf_pc"].forward(np.ones((2, 3)),
+                                                    s=[1, 2]),
+           "per-channel values of the wrong length", "3 channels")
+    raises(TypeError, lambda: f.forward(np.ones(3, np.complex64)),
+           "a complex input", "float32, float64 or float16")
+    raises(ValueError, lambda: f.backward(np.ones(3), np.ones(4)),
+           "dy of another shape", "must have x's shape")
+    raises(ValueError, lambda: f.backward(np.ones(3), np.ones(3,
+                                                              np.float32)),
+           "dy of another dtype", "must have x's shape and dtype")
+    raises(ValueError, lambda: f.diff("beta"), "diff by an unknown variable",
+           "'dyt' has no variable 'beta'")
+    raises(ValueError, lambda: f.diff("x", format="tex"), "an unknown format",
+           "format is")
+    raises(ValueError, lambda: f.diff("x", order=0), "order 0", "order")
+    raises(dnc.Error, lambda: f.diff("x,alpha", order=2),
+           "a mixed derivative with an order", "takes no order")
+    raises(dnc.LoadError, lambda: dnc.load("/nonexistent/k.so"),
+           "loading a missing library", "cannot open")
+    libm = subprocess.run(["gcc", "-print-file-name=libm.so.6"],
+                          capture_output=True, text=True).stdout.strip()
+    raises(dnc.LoadError, lambda: dnc.load(libm), "loading a library that "
+           "is not dnc's", "dnc")
+    raises(dnc.Error, lambda: dnc.Context(cpu="no-such-cpu"),
+           "an unknown CPU", "no-such-cpu")
+    raises(ValueError, lambda: dnc.Context(threads=-1), "negative threads",
+           "threads")
+    r = subprocess.run([sys.executable, "-c", "import dnc"],
+                       env=dict(os.environ, DNC_LIBRARY="/nonexistent.so"),
+                       capture_output=True, text=True)
+    ok(r.returncode != 0 and "cannot find libdnc.so" in r.stderr,
+       "DNC_LIBRARY naming no file: a clear ImportError", r.stderr[-300:])
+
+
+def pip_install():
+    import importlib.util
+    if not all(importlib.util.find_spec(p)
+               for p in ("pip", "setuptools", "wheel")):
+        skip("pip install from the repository", "pip, setuptools or wheel "
+             "missing")
+        return
+    tmp = tempfile.mkdtemp()
+    try:
+        r = subprocess.run(
+            [sys.executable, "-m", "pip", "install", "-q", "--no-deps",
+             "--no-build-isolation", "--no-index", "--target", tmp, ROOT],
+            capture_output=True, text=True,
+            env=dict(os.environ, DNC_BUILD=os.path.abspath(B),
+                     PIP_NO_CACHE_DIR="1"))
+        ok(r.returncode == 0 and
+           os.path.exists(os.path.join(tmp, "dnc", "libdnc.so")),
+           "pip install from the repository, with libdnc inside",
+           r.stdout + r.stderr)
+        code = ("import dnc, numpy as np; f = dnc.compile('fn g(x) = 2 * x')"
+                "['g']; print(dnc.library_path, float(f.forward(np.ones(1))"
+                "[0]))")
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("PYTHONPATH", "DNC_LIBRARY", "DNC_BUILD")}
+        env["PYTHONPATH"] = tmp
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                           text=True, env=env, cwd=tmp)
+        ok(r.returncode == 0 and r.stdout.startswith(tmp) and
+           r.stdout.strip().endswith(" 2.0"),
+           "the installed package loads its own libdnc and runs",
+           r.stdout + r.stderr)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+for name, fn in [("module api", module_api),
+                 ("forward", forward_against_reference),
+                 ("views", zero_copy_and_views),
+                 ("backward", backward_against_derivatives),
+                 ("diff", diff_text), ("load", loading_a_library),
+                 ("errors", errors), ("pip", pip_install)]:
+    run(name, fn)
+done()
