@@ -1,0 +1,350 @@
+"""test_torch.py - dnc.torch (tests/python_torch.sh).
+
+gradcheck in float64 (input, every parameter, weight and bias) for DyT,
+Derf, DyISRU, a per-channel Derf and a sample of the random corpus;
+gradgradcheck through dnc's second derivatives; agreement with the plain
+PyTorch DyT and Derf modules in float32 and bfloat16 with stated
+tolerances; gradients bitwise equal on 1 and 2 threads; convert_layernorm,
+state_dict, no_grad, strided inputs and every error.
+"""
+import io
+import os
+import re
+import subprocess
+
+import torch
+from torch import nn
+from torch.autograd import gradcheck, gradgradcheck
+
+import dnc
+import dnc.torch as dt
+from tap import ok, raises, run, done
+
+B = os.environ.get("DNC_BUILD", "build")
+torch.manual_seed(0)
+
+
+class DyT(nn.Module):
+    """The DyT repository's DynamicTanh (channels last)."""
+
+    def __init__(self, c, alpha_init_value=0.5):
+        super().__init__()
+        self.alpha = nn.Parameter(torch.ones(1) * alpha_init_value)
+        self.weight = nn.Parameter(torch.ones(c))
+        self.bias = nn.Parameter(torch.zeros(c))
+
+    def forward(self, x):
+        return torch.tanh(self.alpha * x) * self.weight + self.bias
+
+
+class Derf(nn.Module):
+    """The Derf paper's module: erf(alpha x + s), scalar alpha and s."""
+
+    def __init__(self, c, alpha=0.5, s=0.0):
+        super().__init__()
+        self.alpha = nn.Parameter(torch.ones(1) * alpha)
+        self.s = nn.Parameter(torch.ones(1) * s)
+        self.weight = nn.Parameter(torch.ones(c))
+        self.bias = nn.Parameter(torch.zeros(c))
+
+    def forward(self, x):
+        return torch.erf(self.alpha * x + self.s) * self.weight + self.bias
+
+
+def randomize(mod, scale=0.3):
+    with torch.no_grad():
+        for name, p in mod.named_parameters():
+            if name == "weight":
+                p.uniform_(0.5, 1.5)
+            elif name == "bias":
+                p.uniform_(-0.5, 0.5)
+            else:
+                p.mul_(1 + scale * (2 * torch.rand_like(p) - 1))
+    return mod
+
+
+def inputs(mod, x):
+    """(x, *parameters in _LayerFn's order) all requiring grad, and the
+    function that applies the module's kernel to them."""
+    ps = [getattr(mod, p.name) for p in mod.fn.params]
+    args = [x.detach().clone().requires_grad_(), mod.weight, mod.bias] + ps
+    args = [a.detach().clone().requires_grad_() for a in args]
+
+    def f(x, w, b, *ps):
+        return dt._LayerFn.apply(mod.fn, x, w, b, *ps)
+    return f, tuple(args)
+
+
+def gradchecks():
+    x = torch.randn(3, 5, 8, dtype=torch.float64) * 2
+    for name in ("dyt", "derf", "dyisru"):
+        mod = randomize(dt.PointwiseNorm(8, name, dtype=torch.float64))
+        f, args = inputs(mod, x * (10 if name == "dyisru" else 1))
+        ok(gradcheck(f, args, eps=1e-6, atol=1e-8, rtol=1e-6),
+           "gradcheck %s (float64): input, %s, weight, bias" % (
+               name, ", ".join(p.name for p in mod.fn.params)))
+        ok(gradgradcheck(f, args, eps=1e-6, atol=1e-7, rtol=1e-5),
+           "gradgradcheck %s: double backward from dnc's derivatives" % name)
+    m = dnc.compile("fn derf_pc(x; alpha = 0.5, s[] = 0) = erf(alpha * x + s)")
+    mod = randomize(dt.PointwiseNorm(8, m["derf_pc"], dtype=torch.float64,
+                                     s=torch.linspace(-0.5, 0.5, 8)))
+    f, args = inputs(mod, x)
+    ok(gradcheck(f, args, eps=1e-6, atol=1e-8, rtol=1e-6) and
+       gradgradcheck(f, args, eps=1e-6, atol=1e-7, rtol=1e-5),
+       "gradcheck and gradgradcheck with a per-channel parameter")
+    mod = dt.PointwiseNorm(8, "derf", dtype=torch.float64,
+                           elementwise_affine=False)
+    ps = [getattr(mod, p.name).detach().clone().requires_grad_()
+          for p in mod.fn.params]
+    xx = x.clone().requires_grad_()
+    ok(gradcheck(lambda x, *p: dt._LayerFn.apply(mod.fn, x, None, None, *p),
+                 (xx, *ps), eps=1e-6, atol=1e-8, rtol=1e-6),
+       "gradcheck without weight and bias")
+
+
+def corpus_sample():
+    """Smooth functions of the random corpus (no branches or kinks), with
+    finite values and moderate derivatives on the sample: gradcheck each."""
+    gen = os.path.join(B, "tests", "gen_corpus")
+    src = subprocess.run([gen, "300", "5"], capture_output=True,
+                         text=True).stdout.splitlines()
+    kink = re.compile(r"\b(if|abs|sign|min|max|clamp)\b")
+    x = (torch.rand(4, 6, dtype=torch.float64) * 3 - 1.5)
+    checked = []
+    for line in src:
+        if kink.search(line) or "^" in line and "x)^" not in line:
+            continue
+        fn = dt.resolve(line)
+        xs = x.detach().numpy().ravel()
+        y = fn.eval(xs)
+        d = fn.derivative("x").eval(xs)
+        if not (abs(y).max() < 1e3 and abs(d).max() < 1e3 and
+                abs(d).max() > 1e-3) or any(y != y) or any(d != d):
+            continue
+        mod = randomize(dt.PointwiseNorm(6, fn, dtype=torch.float64), 0.05)
+        f, args = inputs(mod, x)
+        # parameter values must stay where the function is smooth too
+        vals = [float(a) for a in args[3:]]
+        ps = {p.name: v for p, v in zip(fn.params, vals)}
+        y2 = fn.eval(xs, **ps)
+        if any(y2 != y2) or abs(y2).max() > 1e3:
+            continue
+        good = gradcheck(f, args, eps=1e-6, atol=1e-6, rtol=1e-5,
+                         raise_exception=False)
+        ok(good, "gradcheck corpus %s" % fn.name, line)
+        checked.append(fn.name)
+        if len(checked) == 8:
+            break
+    ok(len(checked) == 8, "8 functions of the corpus checked", checked)
+
+
+def against_plain_torch():
+    c = 64
+    for ref_cls, name in ((DyT, "dyt"), (Derf, "derf")):
+        ref = randomize(ref_cls(c))
+        mod = dt.PointwiseNorm(c, name)
+        mod.load_state_dict(ref.state_dict())
+        x = torch.randn(16, 32, c) * 3
+        dy = torch.randn(16, 32, c)
+        # float32: forward within 2e-6 relative (a few ulp), dx the same,
+        # the sums (weight, bias, parameters over 16*32 rows) within 1e-4
+        # of PyTorch's float32 sums (dnc adds in double)
+        outs = []
+        for m in (ref, mod):
+            xx = x.clone().requires_grad_()
+            y = m(xx)
+            y.backward(dy)
+            outs.append([y, xx.grad] + [p.grad for p in m.parameters()])
+        y0, y1 = outs[0][0], outs[1][0]
+        ok(torch.allclose(y1, y0, rtol=2e-6, atol=2e-6),
+           "%s f32 forward = PyTorch's within 2e-6" % name,
+           lambda: (y1 - y0).abs().max())
+        ok(torch.allclose(outs[1][1], outs[0][1], rtol=1e-5, atol=1e-6),
+           "%s f32 dx = PyTorch's within 1e-5" % name,
+           lambda: (outs[1][1] - outs[0][1]).abs().max())
+        names = [n for n, _ in ref.named_parameters()]
+        for i, pname in enumerate(names):
+            g0, g1 = outs[0][2 + i], outs[1][2 + i]
+            ok(torch.allclose(g1, g0, rtol=1e-4, atol=1e-4),
+               "%s f32 d%s = PyTorch's within 1e-4" % (name, pname),
+               lambda: "%s vs %s" % (g1, g0))
+        # bfloat16: dnc computes in f32 and rounds once, so its forward is
+        # within 1 bf16 ulp (2^-8 relative) of the exact value of the bf16
+        # inputs; PyTorch's bf16 module rounds every step. Both agree with
+        # each other within 2^-6 (relative, and absolute for values near
+        # 0), and the gradients of the weights within 2^-5 of the exact
+        # float64 sums.
+        refb = ref_cls(c)
+        refb.load_state_dict(ref.state_dict())
+        refb = refb.to(torch.bfloat16)
+        modb = dt.PointwiseNorm(c, name, dtype=torch.bfloat16)
+        modb.load_state_dict(refb.state_dict())
+        ref64 = ref_cls(c).double()
+        ref64.load_state_dict(refb.state_dict())
+        xb = x.bfloat16()
+        dyb = dy.bfloat16()
+        res = []
+        for m, xin, din in ((refb, xb, dyb), (modb, xb, dyb),
+                            (ref64, xb.double(), dyb.double())):
+            xx = xin.clone().requires_grad_()
+            y = m(xx)
+            y.backward(din)
+            res.append([y, xx.grad] + [p.grad for p in m.parameters()])
+        yt, yd, ye = res[0][0].double(), res[1][0].double(), res[2][0]
+        ok(res[1][0].dtype == torch.bfloat16 and
+           ((yd - ye).abs() <= 2 ** -8 * ye.abs() + 1e-5).all(),
+           "%s bf16 forward within 1 ulp (+1e-5) of exact" % name,
+           lambda: ((yd - ye).abs() / ye.abs()).max())
+        ok(torch.allclose(yd, yt, rtol=2 ** -6, atol=2 ** -6),
+           "%s bf16 forward = PyTorch bf16 within 2^-6" % name,
+           lambda: (yd - yt).abs().max())
+        dxd, dxe = res[1][1].double(), res[2][1]
+        ok(((dxd - dxe).abs() <= 2 ** -7 * dxe.abs() + 2 ** -20).all(),
+           "%s bf16 dx within 2 ulp of exact" % name,
+           lambda: ((dxd - dxe).abs() / dxe.abs()).max())
+        ok(torch.allclose(dxd, res[0][1].double(), rtol=2 ** -5,
+                          atol=2 ** -6),
+           "%s bf16 dx = PyTorch bf16 within 2^-5" % name)
+        for i, pname in enumerate(names):
+            gd, ge = res[1][2 + i].double(), res[2][2 + i]
+            ok(res[1][2 + i].dtype == torch.bfloat16 and
+               torch.allclose(gd, ge, rtol=2 ** -7, atol=2 ** -7),
+               "%s bf16 d%s within 1 ulp of the exact sum" % (name, pname),
+               lambda: "%s vs %s" % (gd, ge))
+    # float16 storage, against float32
+    mod = dt.PointwiseNorm(c, "derf")
+    mh = dt.PointwiseNorm(c, "derf", dtype=torch.float16)
+    x = torch.randn(8, c)
+    ok(torch.allclose(mh(x.half()).float(), mod(x.half().float()),
+                      rtol=2 ** -10, atol=2 ** -14),
+       "float16 forward = float32's rounded (within 1 ulp)")
+
+
+def threads_bitwise():
+    x = torch.randn(300, 1000)
+    dy = torch.randn(300, 1000)
+    grads = []
+    for t in (1, 2):
+        torch.manual_seed(1)
+        mod = randomize(dt.PointwiseNorm(1000, "derf", threads=t))
+        ok(mod.fn.module.context.threads == t, "threads=%d is used" % t)
+        xx = x.clone().requires_grad_()
+        mod(xx).backward(dy)
+        grads.append([xx.grad] + [p.grad for p in mod.parameters()])
+    ok(all(torch.equal(a, b) for a, b in zip(*grads)),
+       "every gradient bitwise equal on 1 and 2 threads")
+
+
+def module_behaviour():
+    mod = randomize(dt.PointwiseNorm(16, "dyt"))
+    ok([n for n, _ in mod.named_parameters()] == ["alpha", "weight", "bias"]
+       and mod.alpha.shape == (1,), "parameters named and shaped as DyT's")
+    m2 = dt.PointwiseNorm(16, "fn g(x; a = 2, s[] = 0.25) = tanh(a * x + s)",
+                          a=3.0)
+    ok(float(m2.a) == 3.0 and m2.s.shape == (16,) and
+       float(m2.s[5]) == 0.25, "init from keyword and DSL defaults")
+    buf = io.BytesIO()
+    torch.save(mod.state_dict(), buf)
+    buf.seek(0)
+    fresh = dt.PointwiseNorm(16, "dyt")
+    fresh.load_state_dict(torch.load(buf))
+    x = torch.randn(4, 16)
+    ok(torch.equal(fresh(x), mod(x)), "state_dict round trip")
+    ref = DyT(16)
+    ref.load_state_dict(mod.state_dict())
+    ok(torch.allclose(ref(x), mod(x), atol=2e-6),
+       "the state_dict loads into the DyT repository's module")
+    with torch.no_grad():
+        y = mod(x.requires_grad_())
+    ok(y.grad_fn is None and torch.equal(y, mod(x).detach()),
+       "under no_grad: no graph, same values")
+    big = torch.randn(6, 40)
+    v = big[:, 3:19]
+    ok(torch.equal(mod(v), mod(v.contiguous())), "a strided view (no copy)")
+    t = torch.randn(16, 6).t()
+    ok(torch.equal(mod(t), mod(t.contiguous())), "a transposed input")
+    e = torch.randn(16).expand(5, 16)
+    xx = e.clone().requires_grad_()
+    yy = mod(e)
+    ok(torch.equal(yy, mod(xx)), "an expanded (stride 0) input")
+    dyexp = torch.randn(16).expand(5, 16)
+    g1 = torch.autograd.grad(mod(xx), xx, dyexp)[0]
+    g2 = torch.autograd.grad(mod(xx), xx, dyexp.contiguous())[0]
+    ok(torch.equal(g1, g2), "an expanded dy")
+    y = dt.pointwise(x, "derf", weight=torch.ones(16) * 2, alpha=0.7)
+    ok(torch.allclose(y, 2 * torch.erf(0.7 * x), atol=1e-6),
+       "the functional form")
+    ok("fn=dyt" in repr(mod), "repr names the function", repr(mod))
+
+
+def converting():
+    model = nn.Sequential(nn.Linear(8, 16), nn.LayerNorm(16),
+                          nn.TransformerEncoderLayer(16, 2, 32,
+                                                     batch_first=True),
+                          nn.LayerNorm(16, elementwise_affine=False))
+    with torch.no_grad():
+        model[1].weight.fill_(2.0)
+    kept = dt.convert_layernorm(model, "derf", keep_affine=True, alpha=0.7)
+    norms = [m for m in kept.modules() if isinstance(m, dt.PointwiseNorm)]
+    ok(len(norms) == 4 and not any(isinstance(m, nn.LayerNorm)
+                                   for m in kept.modules()),
+       "convert_layernorm replaces all 4 LayerNorms", kept)
+    ok(float(norms[0].weight[0]) == 2.0 and
+       abs(float(norms[0].alpha) - 0.7) < 1e-7
+       and norms[3].weight is None, "keep_affine, init and affine options")
+    x = torch.randn(3, 5, 8)
+    opt = torch.optim.SGD(kept.parameters(), lr=0.1)
+    a0 = float(norms[1].alpha)
+    loss = kept(x).pow(2).mean()
+    loss.backward()
+    opt.step()
+    ok(float(norms[1].alpha) != a0 and all(
+        p.grad is not None for n in norms for p in n.parameters()),
+       "a training step reaches every converted parameter")
+    ok(isinstance(dt.convert_layernorm(nn.LayerNorm(4), "dyt"),
+                  dt.PointwiseNorm), "a LayerNorm itself is converted")
+
+
+def errors():
+    mod = dt.PointwiseNorm(8, "dyt")
+    x = torch.randn(2, 8)
+    raises(RuntimeError, lambda: mod(x.to("meta")), "a tensor not on the CPU",
+           "run on CPU tensors")
+    raises(RuntimeError, lambda: dt.PointwiseNorm(8, "dyt", device="cuda"),
+           "a CUDA module", "no GPU back end")
+    raises(TypeError, lambda: mod(torch.ones(2, 8, dtype=torch.int32)),
+           "an integer input", "float32, float64, bfloat16 or float16")
+    raises(ValueError, lambda: mod(torch.randn(2, 7)), "a wrong last "
+           "dimension", "last dimension is 7")
+    raises(TypeError, lambda: mod(x.double()), "input and parameters of "
+           "different dtypes", "convert the module")
+    raises(TypeError, lambda: dt.PointwiseNorm(8, "dyt", beta=1),
+           "an unknown parameter", "no parameter 'beta'")
+    raises(ValueError, lambda: dt.PointwiseNorm((4, 8), "dyt"),
+           "two normalized dimensions", "last dimension")
+    raises(ValueError, lambda: dt.PointwiseNorm(8, "nosuch"),
+           "an unknown name", "not one of")
+    raises(ValueError, lambda: dt.PointwiseNorm(
+        8, "fn a(x) = x\nfn b(x) = x"), "source with two functions",
+        "defines 2 functions")
+    raises(dnc.SourceError, lambda: dt.PointwiseNorm(8, "fn a(x) = tan(x)"),
+           "a source error", "<dnc.torch>:1:")
+    raises(ValueError, lambda: dt.PointwiseNorm(
+        8, "fn a(x; weight = 1) = weight * x"), "a parameter named weight",
+        "clashes")
+    raises(ValueError, lambda: dt.PointwiseNorm(8, "derf", alpha=[1, 2]),
+           "a scalar parameter given two values", "one value")
+    raises(ValueError, lambda: dt.convert_layernorm(nn.LayerNorm((2, 4)),
+                                                    "dyt"),
+           "convert_layernorm of a 2-D LayerNorm", "last dimension only")
+    raises(ValueError, lambda: dt.pointwise(torch.randn(3, 4), "dyt",
+                                            weight=torch.ones(5)),
+           "a weight of the wrong size", "last dimension is 4")
+
+
+for name, fn in [("gradcheck", gradchecks), ("corpus", corpus_sample),
+                 ("plain torch", against_plain_torch),
+                 ("threads", threads_bitwise), ("module", module_behaviour),
+                 ("convert", converting), ("errors", errors)]:
+    run(name, fn)
+done()
