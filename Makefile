@@ -174,10 +174,10 @@ run-tests:
 
 # Kernel speed as ratios to a memory copy, and JIT latency: bench/README.md.
 # DNC_BENCH_ROWS, DNC_BENCH_COLS and DNC_BENCH_REPS make a quick run.
-bench: $(BUILD)/bench/kernels $(BUILD)/bench/incache
+bench: $(BUILD)/bench/kernels $(BUILD)/bench/incache $(BUILD)/libdnc.so
 	$(BUILD)/bench/kernels $(BUILD)/bench/kernels.json
 	$(BUILD)/bench/incache $(BUILD)/bench/kernels.json
-	$(PYTHON) bench/torch_eager.py $(BUILD)/bench/kernels.json
+	DNC_BUILD=$(BUILD) $(PYTHON) bench/torch_eager.py $(BUILD)/bench/kernels.json
 
 # In-cache vector math against glibc's libmvec (a loop gcc vectorises with
 # -O3 -march=native -ffast-math, the flags of that one file) and SLEEF.

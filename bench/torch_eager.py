@@ -1,20 +1,32 @@
 #!/usr/bin/python3
-"""torch_eager.py - PyTorch eager against dnc, in the same `make bench`.
+"""torch_eager.py - PyTorch against dnc, in the same `make bench`.
 
     /usr/bin/python3 bench/torch_eager.py build/bench/kernels.json
 
 Times a training step's layer kernels, forward and backward, of DyT, Derf
 and DyISRU written as plain PyTorch modules (the way their papers' code
 writes them) on the same [rows x cols] f32 tensor and thread count as
-bench/kernels.c, and adds "vs_torch_eager/<fn>/fwdbwd" (torch's time over
-dnc's "<fn>/f32/t<N>/fwdbwd_ms" at kernels.c's all-threads count N,
-measured minutes before) to the JSON. Without PyTorch it says so and adds nothing.
+bench/kernels.c: in eager mode, through torch.jit.script and, where this
+PyTorch has it, torch.compile; and dnc.torch.PointwiseNorm, the same
+layer through the Python package, all in interleaved rounds. Adds to the
+JSON:
+  "vs_torch_eager/<fn>/fwdbwd"      eager time over dnc's raw kernels
+                                    ("<fn>/f32/t<N>/fwdbwd_ms" at kernels.c's
+                                    all-threads count N, minutes before)
+  "torch_module/<fn>/vs_eager"      eager time over PointwiseNorm's
+  "torch_module/<fn>/vs_jit_script" torch.jit.script's over PointwiseNorm's
+  "torch_module/<fn>/vs_compile"    torch.compile's over PointwiseNorm's
+  "torch_module/<fn>/over_kernels"  PointwiseNorm's over the raw kernels'
+Without PyTorch it says so and adds nothing.
 """
 import json
 import os
 import statistics
 import sys
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))), "python"))
 
 try:
     import torch
@@ -57,18 +69,26 @@ class DyISRU(torch.nn.Module):
         return self.weight * (x / torch.sqrt(self.beta + x * x)) + self.bias
 
 
-def step_ms(mod, x, dy, reps):
-    times = []
-    for i in range(reps + 1):
-        x.grad = None
-        mod.zero_grad(set_to_none=True)
-        t0 = time.perf_counter()
-        y = mod(x)
-        y.backward(dy)
-        t = (time.perf_counter() - t0) * 1e3
-        if i:
-            times.append(t)
-    return statistics.median(times)
+def step(mod, x, dy):
+    """One training step's norm: forward, then backward with dy."""
+    x.grad = None
+    mod.zero_grad(set_to_none=True)
+    y = mod(x)
+    y.backward(dy)
+
+
+def compiled(mod):
+    """torch.compile of mod, where this PyTorch has it and it works here;
+    else None (and why, printed)."""
+    if not hasattr(torch, "compile"):
+        return None, "no torch.compile in PyTorch %s" % torch.__version__
+    try:
+        c = torch.compile(mod)
+        xx = torch.randn(8, mod.weight.shape[0], requires_grad=True)
+        c(xx).sum().backward()
+        return c, None
+    except Exception as e:  # no C compiler for inductor, and the like
+        return None, "torch.compile failed: %s" % str(e).splitlines()[0]
 
 
 def main():
@@ -86,21 +106,68 @@ def main():
         sys.exit(1)
     threads = max(counts)
     torch.set_num_threads(threads)
+    try:
+        import dnc.torch as dt
+    except ImportError as e:
+        print(f"torch_eager: dnc.torch does not import ({e}); PointwiseNorm "
+              "not measured")
+        dt = None
     g = torch.Generator().manual_seed(1)
     x = (torch.rand(rows, cols, generator=g) * 8 - 4).requires_grad_()
     dy = torch.rand(rows, cols, generator=g) * 2 - 1
-    print(f"PyTorch {torch.__version__} eager, f32 [{rows} x {cols}], "
-          f"{threads} threads, forward + backward, median of {reps}")
-    print(f"{'fn':8} {'torch ms':>10} {'dnc ms':>10} {'torch/dnc':>10}")
+    print(f"PyTorch {torch.__version__}, f32 [{rows} x {cols}], {threads} "
+          f"threads, forward + backward of the layer, median of {reps} "
+          "interleaved rounds")
+    print("  eager, jit: the module as its paper writes it, in eager mode and "
+          "through torch.jit.script;")
+    print("  compile: torch.compile of it; dnc: the raw kernels (bench/kernels."
+          "c, minutes before); module: dnc.torch.PointwiseNorm")
+    head = ["eager", "jit", "compile", "module", "dnc"]
+    print(f"{'fn':8}" + "".join(f"{h + ' ms':>12}" for h in head) +
+          f"{'eager/module':>14}{'jit/module':>12}{'compile/module':>16}")
+    note = None
     for name, cls in (("dyt", DyT), ("derf", Derf), ("dyisru", DyISRU)):
         key = f"{name}/f32/t{threads}/fwdbwd_ms"
         if key not in res:
             print(f"torch_eager: {key} missing from {out}; run bench/kernels first")
             sys.exit(1)
-        t = step_ms(cls(cols), x, dy, reps)
-        d = res[key]
-        res[f"vs_torch_eager/{name}/fwdbwd"] = round(t / d, 4)
-        print(f"{name:8} {t:10.2f} {d:10.2f} {t / d:10.2f}")
+        variants = {"eager": cls(cols), "jit": torch.jit.script(cls(cols))}
+        comp, why = compiled(cls(cols))
+        if comp is not None:
+            variants["compile"] = comp
+        else:
+            note = why
+        if dt is not None:
+            variants["module"] = dt.PointwiseNorm(cols, name, threads=threads)
+        times = {v: [] for v in variants}
+        for r in range(reps + 1):
+            order = list(variants) if r % 2 else list(variants)[::-1]
+            for v in order:
+                t0 = time.perf_counter()
+                step(variants[v], x, dy)
+                if r:  # the first round warms up (and compiles)
+                    times[v].append((time.perf_counter() - t0) * 1e3)
+        med = {v: statistics.median(t) for v, t in times.items()}
+        med["dnc"] = res[key]
+        res[f"vs_torch_eager/{name}/fwdbwd"] = round(med["eager"] / med["dnc"], 4)
+        cells = "".join(f"{med[h]:12.2f}" if h in med else f"{'-':>12}"
+                        for h in head)
+        ratios = ""
+        if "module" in med:
+            m = med["module"]
+            res[f"torch_module/{name}/vs_eager"] = round(med["eager"] / m, 4)
+            res[f"torch_module/{name}/vs_jit_script"] = round(med["jit"] / m, 4)
+            res[f"torch_module/{name}/over_kernels"] = round(m / med["dnc"], 4)
+            ratios = f"{med['eager'] / m:14.2f}{med['jit'] / m:12.2f}"
+            if "compile" in med:
+                res[f"torch_module/{name}/vs_compile"] = \
+                    round(med["compile"] / m, 4)
+                ratios += f"{med['compile'] / m:16.2f}"
+            else:
+                ratios += f"{'-':>16}"
+        print(f"{name:8}{cells}{ratios}")
+    if note:
+        print(f"  ({note})")
     tmp = out + ".tmp"
     with open(tmp, "w") as f:
         json.dump(res, f, indent=2)

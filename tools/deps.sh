@@ -3,7 +3,7 @@
 # As root it runs apt-get; otherwise it prints the exact command and fails.
 # DNC_DEPS_FUZZ=1 adds what `make fuzz` needs.
 set -e
-pkgs="gcc make pkg-config llvm-19-dev flex bison perl python3 python3-numpy python3-sympy python3-mpmath libsleef-dev"
+pkgs="gcc make pkg-config llvm-19-dev flex bison perl python3 python3-numpy python3-sympy python3-mpmath python3-torch libsleef-dev"
 if [ -n "$DNC_DEPS_FUZZ" ]; then
   pkgs="$pkgs clang-19 libclang-rt-19-dev"
 fi
