@@ -68,7 +68,7 @@ PYTHON ?= /usr/bin/python3
 # (test_jit, the SymPy check) then overlap.
 PROVE_FLAGS ?= -j2
 
-.PHONY: all deps demo test run-tests tests bench install uninstall fuzz clean tsan examples check-math
+.PHONY: all deps demo test run-tests tests bench bundle install uninstall fuzz clean tsan examples check-math
 .DELETE_ON_ERROR:
 
 all: $(BUILD)/dnc $(BUILD)/libdnc.a $(BUILD)/libdnc.so
@@ -178,6 +178,25 @@ bench: $(BUILD)/bench/kernels $(BUILD)/bench/incache $(BUILD)/libdnc.so
 	$(BUILD)/bench/kernels $(BUILD)/bench/kernels.json
 	$(BUILD)/bench/incache $(BUILD)/bench/kernels.json
 	DNC_BUILD=$(BUILD) $(PYTHON) bench/torch_eager.py $(BUILD)/bench/kernels.json
+
+# A libdnc.so with LLVM linked in (static LLVM libraries, all targets,
+# libstdc++ static; it needs only libc, libm, libz and libzstd): for a
+# machine without LLVM 19, such as the 16-core benchmark machine, where
+# bench/device.sh builds the benchmarks against it. Compressed with xz.
+bundle: $(BUILD)/bundle/libdnc.so.xz
+
+$(BUILD)/bundle/libdnc.so.xz: $(LIB_OBJ)
+	@mkdir -p $(BUILD)/bundle
+	g++ -shared -o $(BUILD)/bundle/libdnc.so -Wl,-soname,libdnc.so.0 \
+	  -Wl,--no-undefined -Wl,--gc-sections $(LIB_OBJ) \
+	  $(shell $(LLVM_CONFIG) --link-static --ldflags --libs all-targets core native orcjit) \
+	  -Wl,--as-needed -lz $(firstword $(wildcard /usr/lib/x86_64-linux-gnu/libzstd.so \
+	  /usr/lib/x86_64-linux-gnu/libzstd.so.1)) -static-libstdc++ -static-libgcc \
+	  -Wl,--exclude-libs,ALL $(LIBS) -ldl -lrt
+	strip $(BUILD)/bundle/libdnc.so
+	xz -T0 -3 -f $(BUILD)/bundle/libdnc.so
+	cp runtime/dnc.h $(wildcard /usr/include/sleef.h /usr/include/*/sleef.h) $(BUILD)/bundle/
+	cp -L /usr/lib/x86_64-linux-gnu/libsleef.so.3 $(BUILD)/bundle/
 
 # In-cache vector math against glibc's libmvec (a loop gcc vectorises with
 # -O3 -march=native -ffast-math, the flags of that one file) and SLEEF.
