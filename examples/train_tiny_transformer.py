@@ -184,7 +184,7 @@ def train(norm, source=None, fn=None, steps=250, seed=0, threads=None,
         sched.step()
         if step >= 5:  # the first steps compile kernels and warm up
             t_total += time.perf_counter() - t0
-        losses.append(float(loss))
+        losses.append(loss.item())
         if log and (step % 25 == 0 or step == steps - 1):
             log(step, losses[-1])
     model.eval()

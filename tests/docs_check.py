@@ -4,8 +4,9 @@
 usage: docs_check.py DNC FILE.md...
 
 In each markdown file, in order:
-  - a ```dn block whose first line is `# NAME.dn` is written to NAME.dn in a
-    scratch folder (one per markdown file), for the transcripts after it;
+  - a ```dn block whose first line is `# NAME.dn` (or a ```python block
+    whose first line is `# NAME.py`) is written to that file in a scratch
+    folder (one per markdown file), for the transcripts after it;
   - a ```dn block without such a line must check cleanly: `dnc check -`
     prints nothing and exits 0 (one test);
   - a ```console block is a transcript (one test): each line starting with
@@ -13,7 +14,9 @@ In each markdown file, in order:
     the next command are its output, standard output and standard error
     together, compared to the letter. `$?` is the status of the previous
     command, as in a shell. `dnc` runs DNC (through a folder put first in
-    PATH); `python3` runs DNC_PYTHON (default /usr/bin/python3).
+    PATH); `python3` runs DNC_PYTHON (default /usr/bin/python3) with the
+    repository's python/ on its path and the libdnc.so beside DNC (with the
+    sanitizer runtimes preloaded when that library is instrumented).
   - a ```console block right after the line
     `<!-- not checked: REASON -->` (blank lines between are allowed) is not
     run: it reports a TAP skip with the reason. Use it for output that
@@ -32,7 +35,7 @@ TIMEOUT = 60  # seconds for one console block (a hang is a failure)
 
 FENCE = re.compile(r"^```(\S*)\s*$")
 SKIP = re.compile(r"^<!--\s*not checked:\s*(.*?)\s*-->\s*$")
-HEADER = re.compile(r"^# (\S+\.dn)$")
+HEADER = re.compile(r"^# (\S+\.(?:dn|py))$")
 
 
 def blocks(path):
@@ -107,6 +110,24 @@ def run_console(body, box, env, md, line):
     return problems
 
 
+def python_wrapper(path, python, build):
+    """bin/python3 for the transcripts: the interpreter, with the sanitizer
+    runtimes preloaded when the build's libdnc is instrumented (a plain
+    interpreter cannot load it otherwise)."""
+    pre = ""
+    lib = os.path.join(build, "libdnc.so")
+    if os.path.exists(lib) and b"__asan_init" in open(lib, "rb").read():
+        libs = [subprocess.run(["gcc", f"-print-file-name={n}"],
+                               capture_output=True, text=True).stdout.strip()
+                for n in ("libasan.so", "libubsan.so")]
+        pre = (f"export LD_PRELOAD='{':'.join(libs)}'\n"
+               "export ASAN_OPTIONS=\"${ASAN_OPTIONS:+$ASAN_OPTIONS:}"
+               "detect_leaks=0\"\n")
+    with open(path, "w") as f:
+        f.write(f"#!/bin/sh\n{pre}exec '{python}' \"$@\"\n")
+    os.chmod(path, 0o755)
+
+
 def main():
     if len(sys.argv) < 3:
         sys.exit("usage: docs_check.py DNC FILE.md...")
@@ -120,9 +141,13 @@ def main():
         bindir = os.path.join(scratch, "bin")
         os.mkdir(bindir)
         os.symlink(dnc, os.path.join(bindir, "dnc"))
-        os.symlink(shutil.which(python) or python, os.path.join(bindir, "python3"))
+        python_wrapper(os.path.join(bindir, "python3"),
+                       shutil.which(python) or python, os.path.dirname(dnc))
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         env = dict(os.environ, PATH=bindir + os.pathsep + os.environ.get("PATH", ""),
-                   LC_ALL="C", LANG="C")
+                   LC_ALL="C", LANG="C", PYTHONDONTWRITEBYTECODE="1",
+                   PYTHONPATH=os.path.join(root, "python"),
+                   DNC_LIBRARY=os.path.join(os.path.dirname(dnc), "libdnc.so"))
         env.pop("LANGUAGE", None)
         results = []  # (ok, name, problems, skip)
         for md in sys.argv[2:]:
@@ -130,6 +155,13 @@ def main():
             os.mkdir(box)
             for info, line, body, skip in blocks(md):
                 where = f"{md}:{line}"
+                if info == "python":
+                    h = HEADER.match(body[0]) if body else None
+                    if h:
+                        with open(os.path.join(box, h.group(1)), "w",
+                                  encoding="utf-8") as f:
+                            f.write("\n".join(body) + "\n")
+                    continue
                 if info == "dn":
                     h = HEADER.match(body[0]) if body else None
                     src = "\n".join(body) + "\n"

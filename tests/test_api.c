@@ -149,11 +149,85 @@ static void test_bad_arguments(void)
   dnc_context_free(NULL);
 }
 
+/* dnc_function_source and dnc_function_diff: the text of dnc print and
+ * dnc diff, snprintf-style, and their refusals. */
+static void test_text(void)
+{
+  dnc_context *ctx = dnc_context_new();
+  dnc_module *m;
+  const char *src = "fn dyt(x; alpha = 0.5) = tanh(alpha * x)\n"
+                    "fn lin(x; a = 2, b[] = 1) = a * x + b\n";
+  dnc_compile_string(ctx, "t.dn", src, strlen(src), &m);
+  const dnc_function *f = dnc_module_find(m, "dyt");
+  const dnc_function *g = dnc_module_find(m, "lin");
+  char buf[512];
+  size_t n = dnc_function_source(f, buf, sizeof buf);
+  is_str(buf, "fn dyt(x; alpha = 0.5) = tanh(alpha * x)\n", "source of dyt");
+  ok(n == strlen(buf), "its length is returned");
+  char small[8];
+  ok(dnc_function_source(f, small, sizeof small) == n && strlen(small) == 7,
+     "a short buffer gets a truncated, terminated prefix");
+  size_t len = 0;
+  is_int(dnc_function_diff(g, "x", 1, DNC_FORMAT_DSL, NULL, 0, &len), DNC_OK,
+         "diff with n = 0 gives the length");
+  is_int(dnc_function_diff(g, "x", 1, DNC_FORMAT_DSL, buf, sizeof buf, NULL),
+         DNC_OK, "diff into a buffer");
+  is_str(buf, "fn lin__dx(x; a = 2, b[] = 1) = a\n", "d lin / dx");
+  ok(len == strlen(buf), "the length matches the text");
+  dnc_function_diff(g, "all", 2, DNC_FORMAT_DSL, buf, sizeof buf, NULL);
+  is_str(buf, "fn lin__dx2(x; a = 2, b[] = 1) = 0\n"
+              "fn lin__dx_da(x; a = 2, b[] = 1) = 1\n"
+              "fn lin__dx_db(x; a = 2, b[] = 1) = 0\n"
+              "fn lin__da2(x; a = 2, b[] = 1) = 0\n"
+              "fn lin__da_db(x; a = 2, b[] = 1) = 0\n"
+              "fn lin__db2(x; a = 2, b[] = 1) = 0\n",
+         "every second derivative, mixed ones once");
+  static char big[16384];
+  dnc_function_diff(g, "b,x", 1, DNC_FORMAT_C, big, sizeof big, &len);
+  ok(len < sizeof big && strstr(big, "static inline") &&
+         strstr(big, "double lin__db_dx(double x, double a, double b)"),
+     "a mixed derivative in C, after the prelude");
+  dnc_function_diff(f, "alpha", 1, DNC_FORMAT_LATEX, buf, sizeof buf, NULL);
+  ok(strstr(buf, "\\frac{\\partial \\operatorname{dyt}}{\\partial \\alpha}") != NULL,
+     "LaTeX");
+  is_int(dnc_function_diff(f, "beta", 1, DNC_FORMAT_DSL, buf, sizeof buf, NULL),
+         DNC_ERR_NOT_FOUND, "an unknown variable");
+  is_str(dnc_last_error(), "'dyt' has no variable 'beta'", "and why");
+  is_int(dnc_function_diff(f, "x", 0, DNC_FORMAT_DSL, buf, sizeof buf, NULL),
+         DNC_ERR_ARGUMENT, "order 0");
+  is_int(dnc_function_diff(f, "x", 17, DNC_FORMAT_DSL, buf, sizeof buf, NULL),
+         DNC_ERR_ARGUMENT, "order 17");
+  is_int(dnc_function_diff(f, "x,alpha", 2, DNC_FORMAT_DSL, buf, sizeof buf,
+                           NULL), DNC_ERR_ARGUMENT, "a list with an order");
+  is_int(dnc_function_diff(f, ",", 1, DNC_FORMAT_DSL, buf, sizeof buf, NULL),
+         DNC_ERR_ARGUMENT, "no variable at all");
+  is_int(dnc_function_diff(f, "x", 1, (dnc_format)3, buf, sizeof buf, NULL),
+         DNC_ERR_ARGUMENT, "an unknown format");
+  is_int(dnc_function_diff(NULL, "x", 1, DNC_FORMAT_DSL, buf, sizeof buf, NULL),
+         DNC_ERR_ARGUMENT, "a NULL function");
+  ok(dnc_function_source(NULL, buf, sizeof buf) == 0, "source of NULL is empty");
+  /* the derivative text compiles again, to the same values as the
+     interpreter's finite differences */
+  dnc_function_diff(f, "x", 1, DNC_FORMAT_DSL, buf, sizeof buf, NULL);
+  dnc_module *d;
+  is_int(dnc_compile_string(ctx, "d.dn", buf, strlen(buf), &d), DNC_OK,
+         "the derivative's source compiles");
+  double x = 0.7, y, yp, ym, h = 1e-6, xp = x + h, xm = x - h;
+  dnc_function_eval(dnc_module_function(d, 0), &x, &y, 1, NULL);
+  dnc_function_eval(f, &xp, &yp, 1, NULL);
+  dnc_function_eval(f, &xm, &ym, 1, NULL);
+  is_double(y, (yp - ym) / (2 * h), 1e-8, "and is the derivative");
+  dnc_module_free(d);
+  dnc_module_free(m);
+  dnc_context_free(ctx);
+}
+
 int main(void)
 {
   test_version();
   test_compile_ok();
   test_compile_errors();
   test_bad_arguments();
+  test_text();
   return done_testing();
 }
