@@ -47,3 +47,9 @@ if [ -x "$AOT" ]; then
   readelf -d "$(dirname "$DNC")/examples/libnorms.so" | grep NEEDED
   "$AOT"
 fi
+
+PY=${DNC_PYTHON:-/usr/bin/python3}
+if "$PY" -c 'import torch' 2>/dev/null; then
+  say "PyTorch: a tiny transformer, 20 steps each with LayerNorm and dnc's DyT, Derf, DyISRU (examples/train_tiny_transformer.py; the full run: docs/training.md)"
+  DNC_BUILD=$(dirname "$DNC") PYTHONPATH=python "$PY" examples/train_tiny_transformer.py --steps 20
+fi

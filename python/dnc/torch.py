@@ -148,6 +148,14 @@ def _check_device(what, t):
             "has no GPU back end yet): move it with .cpu()" % (what, t.device))
 
 
+def _values(t, ct):
+    """t's values in the compute type, contiguous: t itself when it is so
+    (only its address is taken), else a converted copy."""
+    if t.dtype == ct and t.is_contiguous():
+        return t
+    return t.detach().to(ct).contiguous()
+
+
 def _layer(fn, cols, ct, params, gamma, beta, keep):
     """dnc_layer for fn's parameter tensors (scalars: one value;
     per-channel: C values), gamma and beta; keep holds what it points to."""
@@ -156,17 +164,18 @@ def _layer(fn, cols, ct, params, gamma, beta, keep):
     ptrs = (ctypes.c_void_p * n)()
     for i, (p, t) in enumerate(zip(fn.params, params)):
         if p.kind == "per_channel":
-            a = t.detach().to(ct).expand(cols).contiguous()
+            a = _values(t if t.numel() == cols else t.reshape(-1)[:1]
+                        .expand(cols), ct)
             keep.append(a)
             ptrs[i] = a.data_ptr()
         else:
-            pv[i] = float(t.detach().reshape(-1)[0])
+            pv[i] = t.item()
     g = b = None
     if gamma is not None:
-        g = gamma.detach().to(ct).contiguous()
+        g = _values(gamma, ct)
         keep.append(g)
     if beta is not None:
-        b = beta.detach().to(ct).contiguous()
+        b = _values(beta, ct)
         keep.append(b)
     keep += [pv, ptrs]
     return C.Layer(pv, ptrs, g.data_ptr() if g is not None else None,
