@@ -4,6 +4,7 @@
  *   dnc check FILE...                    parse and check
  *   dnc print [-f NAME[,NAME]] FILE...   each function as dnc source
  *   dnc eval FILE [-f NAME[,NAME]] [--param P=V]... [X...]
+ *   dnc diff, compile; fit (tools.h: fit_cmd.c)
  *
  * Exit status: 0 success, 1 an error in the input, 2 a usage error.
  * Diagnostics go to stderr, results to stdout.
@@ -17,6 +18,7 @@
 #include "dnc_int.h"
 #include "dnc.h"
 #include "runtime.h"
+#include "tools.h"
 
 enum { EXIT_INPUT = 1, EXIT_USAGE = 2 };
 
@@ -36,6 +38,7 @@ static const char usage_main[] =
     "  diff    print derivatives with respect to x and the parameters\n"
     "  compile compile the kernels ahead of time: a shared library, an\n"
     "          object, assembly, LLVM IR or a C header\n"
+    "  fit     fit a function's parameters to points, or to LayerNorm\n"
     "\n"
     "options:\n"
     "  -h, --help     this help; 'dnc CMD --help' for a command's\n"
@@ -125,6 +128,38 @@ static const char usage_compile[] =
     "\n"
     "environment: CC, the C compiler driver that links a library (cc);\n"
     "DNC_AOT_CPU, when a library is loaded, forces one of its levels\n";
+
+static const char usage_fit[] =
+    "usage: dnc fit FILE [-f NAME] (--data POINTS.csv [--x COL] [--y COL]\n"
+    "               | --target layernorm|rmsnorm [target options])\n"
+    "               [--init P=V]... [--fix P=V]... [--gain] [--max-iter N]\n"
+    "               [--format text|json|csv] [--points OUT.csv]\n"
+    "\n"
+    "Fits the function's parameters to (x, y) points by least squares\n"
+    "(Levenberg-Marquardt, the Jacobian from dnc's symbolic derivatives) and\n"
+    "prints them with their standard errors, the residuals, the iterations\n"
+    "and why the fit stopped (docs/fit.md).\n"
+    "\n"
+    "  -f, --function NAME  the function (default: the only one in FILE)\n"
+    "  --data FILE          a CSV file with a header line\n"
+    "  --x COL, --y COL     its columns, by name or number (default: x and\n"
+    "                       y, or the two columns of a two-column file)\n"
+    "  --target KIND        points dnc makes: a normalized outlier of C\n"
+    "                       channel values, layernorm or rmsnorm; the model\n"
+    "                       is then gamma * f(x), gamma the layer's gain\n"
+    "  --init P=V           start parameter P at V (default: its default)\n"
+    "  --fix P=V            hold parameter P at V (gamma too)\n"
+    "  --gain               fit gamma * f(x) to --data as well\n"
+    "  --max-iter N         at most N iterations (default 200)\n"
+    "  --format F           text (default), json, or csv (one row)\n"
+    "  --points OUT.csv     also write x, y, the fit and the residual\n"
+    "\n"
+    "target options: --channels C (512), --dist normal|uniform|laplace\n"
+    "(normal), --scale S (the standard deviation, 1), --steps N (200\n"
+    "outlier positions, mirrored: 2N points), --reach X (the outlier's\n"
+    "largest value; 4 sqrt(C) S), --eps E (1e-5), --seed N (0)\n"
+    "\n"
+    "exit status 1 also when the fit does not converge or is ill-posed\n";
 
 static int usage_error(const char *usage, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -922,5 +957,7 @@ int main(int argc, char **argv)
     return cmd_diff(argc - 1, argv + 1);
   if (!strcmp(cmd, "compile"))
     return cmd_compile(argc - 1, argv + 1);
+  if (!strcmp(cmd, "fit"))
+    return dnc_cmd_fit(&(dnc_cli){usage_fit, no_warnings}, argc - 1, argv + 1);
   return usage_error(usage_main, "unknown command '%s'", cmd);
 }
