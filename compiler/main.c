@@ -4,7 +4,7 @@
  *   dnc check FILE...                    parse and check
  *   dnc print [-f NAME[,NAME]] FILE...   each function as dnc source
  *   dnc eval FILE [-f NAME[,NAME]] [--param P=V]... [X...]
- *   dnc diff, compile; fit (tools.h: fit_cmd.c)
+ *   dnc diff, compile; fit, plot (tools.h: fit_cmd.c, plot.c)
  *
  * Exit status: 0 success, 1 an error in the input, 2 a usage error.
  * Diagnostics go to stderr, results to stdout.
@@ -39,6 +39,7 @@ static const char usage_main[] =
     "  compile compile the kernels ahead of time: a shared library, an\n"
     "          object, assembly, LLVM IR or a C header\n"
     "  fit     fit a function's parameters to points, or to LayerNorm\n"
+    "  plot    draw functions and their derivatives as SVG\n"
     "\n"
     "options:\n"
     "  -h, --help     this help; 'dnc CMD --help' for a command's\n"
@@ -160,6 +161,22 @@ static const char usage_fit[] =
     "largest value; 4 sqrt(C) S), --eps E (1e-5), --seed N (0)\n"
     "\n"
     "exit status 1 also when the fit does not converge or is ill-posed\n";
+
+static const char usage_plot[] =
+    "usage: dnc plot FILE -f NAME[,NAME...] [-p P=V]... [--range A:B]\n"
+    "                [--deriv] [--top K] [--title T] -o OUT.svg\n"
+    "\n"
+    "Draws functions (and with --deriv their derivatives, dashed) as an SVG\n"
+    "image with axes, ticks and a legend. FILE may also be the ranked CSV of\n"
+    "'dnc search': then the top K candidates are drawn.\n"
+    "\n"
+    "  -f, --function NAMES  the functions (default: every one in FILE)\n"
+    "  -p, --param P=V       set parameter P of the functions that have it\n"
+    "  --range A:B           the x range (default -6:6)\n"
+    "  --deriv               also draw df/dx\n"
+    "  --top K               with a search's CSV: its first K rows (default 5)\n"
+    "  --title T             a title above the plot\n"
+    "  -o, --output OUT.svg  the image to write\n";
 
 static int usage_error(const char *usage, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -959,5 +976,8 @@ int main(int argc, char **argv)
     return cmd_compile(argc - 1, argv + 1);
   if (!strcmp(cmd, "fit"))
     return dnc_cmd_fit(&(dnc_cli){usage_fit, no_warnings}, argc - 1, argv + 1);
+  if (!strcmp(cmd, "plot"))
+    return dnc_cmd_plot(&(dnc_cli){usage_plot, no_warnings}, argc - 1,
+                        argv + 1);
   return usage_error(usage_main, "unknown command '%s'", cmd);
 }
