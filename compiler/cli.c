@@ -201,8 +201,27 @@ void dnc_cli_format(char *buf, size_t n, double v)
     snprintf(buf, n, "nan");
   else if (isinf(v))
     snprintf(buf, n, "%sinf", v < 0 ? "-" : "");
-  else
-    dnc_format_double(buf, n, v);
+  else if (v == floor(v) && fabs(v) < 1e15)
+    snprintf(buf, n, "%.0f", v); /* whole numbers, often flags: fast */
+  else {
+    /* dnc_format_double's output, the fewest digits found by bisection
+     * (a precision that reads back stays so with more digits) */
+    int lo = 1, hi = 17;
+    while (lo < hi) {
+      int mid = (lo + hi) / 2;
+      snprintf(buf, n, "%.*e", mid - 1, v);
+      if (strtod(buf, NULL) == v)
+        hi = mid;
+      else
+        lo = mid + 1;
+    }
+    snprintf(buf, n, "%.*e", lo - 1, v);
+    int ex = atoi(strchr(buf, 'e') + 1);
+    if (ex >= -5 && ex <= 16)
+      snprintf(buf, n, "%.*f", lo - 1 - ex > 0 ? lo - 1 - ex : 0, v);
+    else
+      snprintf(buf, n, "%.*g", lo, v);
+  }
 }
 
 void dnc_cli_json_string(FILE *out, const char *s)

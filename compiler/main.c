@@ -4,7 +4,8 @@
  *   dnc check FILE...                    parse and check
  *   dnc print [-f NAME[,NAME]] FILE...   each function as dnc source
  *   dnc eval FILE [-f NAME[,NAME]] [--param P=V]... [X...]
- *   dnc diff, compile; fit, plot (tools.h: fit_cmd.c, plot.c)
+ *   dnc diff, compile; fit, search, plot (tools.h: fit_cmd.c, search_cmd.c,
+ *   plot.c)
  *
  * Exit status: 0 success, 1 an error in the input, 2 a usage error.
  * Diagnostics go to stderr, results to stdout.
@@ -39,6 +40,7 @@ static const char usage_main[] =
     "  compile compile the kernels ahead of time: a shared library, an\n"
     "          object, assembly, LLVM IR or a C header\n"
     "  fit     fit a function's parameters to points, or to LayerNorm\n"
+    "  search  rank the candidate functions of a search space\n"
     "  plot    draw functions and their derivatives as SVG\n"
     "\n"
     "options:\n"
@@ -161,6 +163,24 @@ static const char usage_fit[] =
     "largest value; 4 sqrt(C) S), --eps E (1e-5), --seed N (0)\n"
     "\n"
     "exit status 1 also when the fit does not converge or is ill-posed\n";
+
+static const char usage_search[] =
+    "usage: dnc search SPEC [-o PREFIX] [--threads N] [--top K] [--quiet]\n"
+    "\n"
+    "Expands a search space (docs/search.md) into candidate functions,\n"
+    "drops those whose simplified DAGs are equal, measures each one's\n"
+    "properties (zero-centred, bounded, center-sensitive, monotonic), its\n"
+    "fit to LayerNorm and the spec's scores, and ranks them. Writes\n"
+    "PREFIX.csv and PREFIX.json (default PREFIX: SPEC's name without its\n"
+    "extension, in the current directory) and prints the top K.\n"
+    "\n"
+    "  -o, --output PREFIX  where the ranked tables go\n"
+    "  --threads N          worker threads (default: every CPU)\n"
+    "  --top K              rows of the table printed (default 10; 0: none)\n"
+    "  --quiet              no progress bar and no summary on stderr\n"
+    "\n"
+    "An interrupted search (SIGINT, SIGTERM, or killed) keeps what it has\n"
+    "measured in PREFIX.journal; the same command resumes it.\n";
 
 static const char usage_plot[] =
     "usage: dnc plot FILE -f NAME[,NAME...] [-p P=V]... [--range A:B]\n"
@@ -976,6 +996,9 @@ int main(int argc, char **argv)
     return cmd_compile(argc - 1, argv + 1);
   if (!strcmp(cmd, "fit"))
     return dnc_cmd_fit(&(dnc_cli){usage_fit, no_warnings}, argc - 1, argv + 1);
+  if (!strcmp(cmd, "search"))
+    return dnc_cmd_search(&(dnc_cli){usage_search, no_warnings}, argc - 1,
+                          argv + 1);
   if (!strcmp(cmd, "plot"))
     return dnc_cmd_plot(&(dnc_cli){usage_plot, no_warnings}, argc - 1,
                         argv + 1);
