@@ -431,14 +431,36 @@ static dnc_loc name_loc(const dnc_space *sp, const dnc_fn *f)
 static int compile_functions(dnc_space *sp, dnc_mod *m, const line *ls,
                              int nl)
 {
+  int nbase_lines = 0, nscore_lines = 0, clash = 0;
+  for (int k = 0; k < nl; k++) {
+    nbase_lines += ls[k].kind == 0;
+    nscore_lines += ls[k].kind == 3;
+  }
+  if (!nbase_lines) {
+    dnc_diag_add(&m->diags, DNC_SEV_ERROR, sp->text, DNC_NOLOC,
+                 "no base function: a spec has at least one line "
+                 "'base NAME(x) = EXPR'");
+    return 0;
+  }
+  for (int k = 0; k < nl && nscore_lines; k++) {
+    if (ls[k].kind != 0 && ls[k].kind != 3)
+      continue;
+    scan sc = {m, sp->text, ls[k].body, ls[k].end};
+    size_t at;
+    const char *name = ident(&sc, &at);
+    if (name && (!strcmp(name, "f") || !strcmp(name, "df"))) {
+      err(&sc, at, at + strlen(name), "'%s' names the candidate in scores; "
+          "call this %s something else", name, ls[k].kind ? "score" : "base");
+      clash = 1;
+    }
+  }
+  if (clash)
+    return 0;
   char *t = blanked(sp->text, ls, nl);
   sp->score_text = dnc_arena_strdup(m->arena, t);
   sp->m = dnc_mod_new();
   dnc_mod_add_source(sp->m, sp->path, t, sp->text->len);
   free(t);
-  int nscore_lines = 0;
-  for (int k = 0; k < nl; k++)
-    nscore_lines += ls[k].kind == 3;
   if (nscore_lines) {
     static const char dummy[] = "fn f(x) = x\nfn df(x) = 1\n";
     dnc_mod_add_source(sp->m, "<candidate>", dummy, sizeof dummy - 1);
@@ -469,12 +491,6 @@ static int compile_functions(dnc_space *sp, dnc_mod *m, const line *ls,
       sp->score_names[sp->nscores++] = f->name;
     else
       sp->bases[sp->nbases++] = f;
-    if (nscore_lines && (!strcmp(f->name, "f") || !strcmp(f->name, "df"))) {
-      dnc_diag_add(&m->diags, DNC_SEV_ERROR, sp->text, name_loc(sp, f),
-                   "'%s' names the candidate in scores; call this %s "
-                   "something else", f->name, score ? "score" : "base");
-      ok = 0;
-    }
   }
   return ok;
 }
@@ -517,10 +533,6 @@ dnc_space *dnc_space_load(dnc_mod *m, const char *path)
         else
           parse_rank(sp, &s);
       }
-    if (!sp->nbases && m->diags.nerrors == errors0)
-      dnc_diag_add(&m->diags, DNC_SEV_ERROR, src, DNC_NOLOC,
-                   "no base function: a spec has at least one line "
-                   "'base NAME(x) = EXPR'");
   }
   free(ls);
   if (!sp->nkeys) { /* the default ranking */

@@ -58,7 +58,8 @@ dnc_grids *dnc_grids_new(const dnc_space *s)
   g->x = malloc(sizeof *g->x * (size_t)g->n);
   int h = g->ndense / 2;
   double R = s->set[S_GRID_RANGE];
-  for (int k = 0; k <= h; k++) {
+  g->x[h] = 0;
+  for (int k = 1; k <= h; k++) {
     g->x[h + k] = R * k / h;
     g->x[h - k] = -(R * k / h);
   }
