@@ -478,7 +478,7 @@ int dnc_cmd_fit(const dnc_cli *c, int argc, char **argv)
     goto out;
   dnc_fn *f = dnc_cli_function(c, m, a.file, a.fn);
   if (!f) {
-    rc = a.fn || m->nfns == 0 ? DNC_EXIT_INPUT : DNC_EXIT_USAGE;
+    rc = m->nfns == 0 ? DNC_EXIT_INPUT : DNC_EXIT_USAGE;
     goto out;
   }
   if (a.gain && dnc_fn_param_index(f, "gamma") >= 0) {

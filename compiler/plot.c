@@ -414,6 +414,7 @@ int dnc_cmd_plot(const dnc_cli *c, int argc, char **argv)
       dnc_fn *f = dnc_cli_function(c, m, a.file, t);
       if (!f) {
         free(copy);
+        rc = DNC_EXIT_USAGE; /* as -f of the other commands */
         goto out;
       }
       int seen = 0;

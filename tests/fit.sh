@@ -161,7 +161,7 @@ err "--format unknown" 2 "--format is text, json or csv" \
   "$DNC" fit $N -f dyt --target layernorm --format xml
 err "several functions and no -f" 2 "defines [0-9]* functions; choose one with -f" \
   "$DNC" fit $N --target layernorm
-err "no such function" 1 "no function 'dty' in '$N'; did you mean 'dyt'?" \
+err "no such function: a usage error, as -f elsewhere" 2 "no function 'dty' in '$N'; did you mean 'dyt'?" \
   "$DNC" fit $N -f dty --target layernorm
 err "errors in the source file" 1 "error: unknown name" \
   sh -c "echo 'fn f(x; a = 1) = b * x' >'$tmp/bad.dn' && '$DNC' fit '$tmp/bad.dn' --target layernorm"

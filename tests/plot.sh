@@ -74,7 +74,7 @@ err() {
 err "no -o" 2 "no output file" "$DNC" plot $N -f dyt
 err "a bad --range" 2 "--range needs A:B with finite A < B, not '3:1'" \
   "$DNC" plot $N -f dyt --range 3:1 -o "$tmp/x.svg"
-err "no such function" 1 "no function 'dty'" "$DNC" plot $N -f dty -o "$tmp/x.svg"
+err "no such function: a usage error, as -f elsewhere" 2 "no function 'dty'" "$DNC" plot $N -f dty -o "$tmp/x.svg"
 err "a parameter no function has" 2 "no function plotted has a parameter 'beta'" \
   "$DNC" plot $N -f dyt -p beta=2 -o "$tmp/x.svg"
 t "... and no file written" test ! -e "$tmp/x.svg"
