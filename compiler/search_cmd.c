@@ -487,12 +487,10 @@ int dnc_cmd_search(const dnc_cli *c, int argc, char **argv)
   r.values = calloc((size_t)(r.ncands * r.nm + 1), sizeof *r.values);
   r.done = calloc((size_t)r.ncands + 1, 1);
   r.journal = journal;
-  int errors0 = m->diags.nerrors;
   if (!open_journal(&r, m, dnc_space_hash(sp))) {
     dnc_cli_show(c, &m->diags);
     goto out;
   }
-  (void)errors0;
   r.todo = malloc(sizeof *r.todo * (size_t)(r.ncands + 1));
   for (int64_t i = 0; i < r.ncands; i++)
     if (!r.done[i])
