@@ -6,7 +6,8 @@
 #   make test SANITIZE=1   the same suite under ASan + UBSan (in build/san)
 #   make tsan       the concurrency and kernel tests under ThreadSanitizer
 #   make check-math every f32 input through dnc's vector math (docs/accuracy.md)
-#   make bench      kernel speed against a memory copy (bench/README.md)
+#   make bench      kernel speed against a memory copy, search speed
+#                   (bench/README.md)
 #   make fuzz       libFuzzer over the front end (clang-19; FUZZ_SECONDS=600)
 #   make install PREFIX=/usr/local DESTDIR=
 #
@@ -174,10 +175,11 @@ run-tests:
 
 # Kernel speed as ratios to a memory copy, and JIT latency: bench/README.md.
 # DNC_BENCH_ROWS, DNC_BENCH_COLS and DNC_BENCH_REPS make a quick run.
-bench: $(BUILD)/bench/kernels $(BUILD)/bench/incache $(BUILD)/libdnc.so
+bench: $(BUILD)/bench/kernels $(BUILD)/bench/incache $(BUILD)/libdnc.so $(BUILD)/dnc
 	$(BUILD)/bench/kernels $(BUILD)/bench/kernels.json
 	$(BUILD)/bench/incache $(BUILD)/bench/kernels.json
 	DNC_BUILD=$(BUILD) $(PYTHON) bench/torch_eager.py $(BUILD)/bench/kernels.json
+	$(PYTHON) bench/search.py $(BUILD)/dnc $(BUILD)/bench/kernels.json
 
 # A libdnc.so with LLVM linked in (static LLVM libraries, all targets,
 # libstdc++ static; it needs only libc, libm, libz and libzstd): for a

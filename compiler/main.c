@@ -4,6 +4,8 @@
  *   dnc check FILE...                    parse and check
  *   dnc print [-f NAME[,NAME]] FILE...   each function as dnc source
  *   dnc eval FILE [-f NAME[,NAME]] [--param P=V]... [X...]
+ *   dnc diff, compile; fit, search, plot (tools.h: fit_cmd.c, search_cmd.c,
+ *   plot.c)
  *
  * Exit status: 0 success, 1 an error in the input, 2 a usage error.
  * Diagnostics go to stderr, results to stdout.
@@ -17,6 +19,7 @@
 #include "dnc_int.h"
 #include "dnc.h"
 #include "runtime.h"
+#include "tools.h"
 
 enum { EXIT_INPUT = 1, EXIT_USAGE = 2 };
 
@@ -36,6 +39,9 @@ static const char usage_main[] =
     "  diff    print derivatives with respect to x and the parameters\n"
     "  compile compile the kernels ahead of time: a shared library, an\n"
     "          object, assembly, LLVM IR or a C header\n"
+    "  fit     fit a function's parameters to points, or to LayerNorm\n"
+    "  search  rank the candidate functions of a search space\n"
+    "  plot    draw functions and their derivatives as SVG\n"
     "\n"
     "options:\n"
     "  -h, --help     this help; 'dnc CMD --help' for a command's\n"
@@ -125,6 +131,72 @@ static const char usage_compile[] =
     "\n"
     "environment: CC, the C compiler driver that links a library (cc);\n"
     "DNC_AOT_CPU, when a library is loaded, forces one of its levels\n";
+
+static const char usage_fit[] =
+    "usage: dnc fit FILE [-f NAME] (--data POINTS.csv [--x COL] [--y COL]\n"
+    "               | --target layernorm|rmsnorm [target options])\n"
+    "               [--init P=V]... [--fix P=V]... [--gain] [--max-iter N]\n"
+    "               [--format text|json|csv] [--points OUT.csv]\n"
+    "\n"
+    "Fits the function's parameters to (x, y) points by least squares\n"
+    "(Levenberg-Marquardt, the Jacobian from dnc's symbolic derivatives) and\n"
+    "prints them with their standard errors, the residuals, the iterations\n"
+    "and why the fit stopped (docs/fit.md).\n"
+    "\n"
+    "  -f, --function NAME  the function (default: the only one in FILE)\n"
+    "  --data FILE          a CSV file with a header line\n"
+    "  --x COL, --y COL     its columns, by name or number (default: x and\n"
+    "                       y, or the two columns of a two-column file)\n"
+    "  --target KIND        points dnc makes: a normalized outlier of C\n"
+    "                       channel values, layernorm or rmsnorm; the model\n"
+    "                       is then gamma * f(x), gamma the layer's gain\n"
+    "  --init P=V           start parameter P at V (default: its default)\n"
+    "  --fix P=V            hold parameter P at V (gamma too)\n"
+    "  --gain               fit gamma * f(x) to --data as well\n"
+    "  --max-iter N         at most N iterations (default 200)\n"
+    "  --format F           text (default), json, or csv (one row)\n"
+    "  --points OUT.csv     also write x, y, the fit and the residual\n"
+    "\n"
+    "target options: --channels C (512), --dist normal|uniform|laplace\n"
+    "(normal), --scale S (the standard deviation, 1), --steps N (200\n"
+    "outlier positions, mirrored: 2N points), --reach X (the outlier's\n"
+    "largest value; 4 sqrt(C) S), --eps E (1e-5), --seed N (0)\n"
+    "\n"
+    "exit status 1 also when the fit does not converge or is ill-posed\n";
+
+static const char usage_search[] =
+    "usage: dnc search SPEC [-o PREFIX] [--threads N] [--top K] [--quiet]\n"
+    "\n"
+    "Expands a search space (docs/search.md) into candidate functions,\n"
+    "drops those whose simplified DAGs are equal, measures each one's\n"
+    "properties (zero-centred, bounded, center-sensitive, monotonic), its\n"
+    "fit to LayerNorm and the spec's scores, and ranks them. Writes\n"
+    "PREFIX.csv and PREFIX.json (default PREFIX: SPEC's name without its\n"
+    "extension, in the current directory) and prints the top K.\n"
+    "\n"
+    "  -o, --output PREFIX  where the ranked tables go\n"
+    "  --threads N          worker threads (default: every CPU)\n"
+    "  --top K              rows of the table printed (default 10; 0: none)\n"
+    "  --quiet              no progress bar and no summary on stderr\n"
+    "\n"
+    "An interrupted search (SIGINT, SIGTERM, or killed) keeps what it has\n"
+    "measured in PREFIX.journal; the same command resumes it.\n";
+
+static const char usage_plot[] =
+    "usage: dnc plot FILE -f NAME[,NAME...] [-p P=V]... [--range A:B]\n"
+    "                [--deriv] [--top K] [--title T] -o OUT.svg\n"
+    "\n"
+    "Draws functions (and with --deriv their derivatives, dashed) as an SVG\n"
+    "image with axes, ticks and a legend. FILE may also be the ranked CSV of\n"
+    "'dnc search': then the top K candidates are drawn.\n"
+    "\n"
+    "  -f, --function NAMES  the functions (default: every one in FILE)\n"
+    "  -p, --param P=V       set parameter P of the functions that have it\n"
+    "  --range A:B           the x range (default -6:6)\n"
+    "  --deriv               also draw df/dx\n"
+    "  --top K               with a search's CSV: its first K rows (default 5)\n"
+    "  --title T             a title above the plot\n"
+    "  -o, --output OUT.svg  the image to write\n";
 
 static int usage_error(const char *usage, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -826,5 +898,13 @@ int main(int argc, char **argv)
     return cmd_diff(argc - 1, argv + 1);
   if (!strcmp(cmd, "compile"))
     return cmd_compile(argc - 1, argv + 1);
+  if (!strcmp(cmd, "fit"))
+    return dnc_cmd_fit(&(dnc_cli){usage_fit, no_warnings}, argc - 1, argv + 1);
+  if (!strcmp(cmd, "search"))
+    return dnc_cmd_search(&(dnc_cli){usage_search, no_warnings}, argc - 1,
+                          argv + 1);
+  if (!strcmp(cmd, "plot"))
+    return dnc_cmd_plot(&(dnc_cli){usage_plot, no_warnings}, argc - 1,
+                        argv + 1);
   return usage_error(usage_main, "unknown command '%s'", cmd);
 }

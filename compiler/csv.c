@@ -1,0 +1,262 @@
+/*
+ * csv.c - reading a CSV file with a header line, every field located.
+ *
+ * Fields are separated by commas; a field may be in double quotes, with ""
+ * for a quote inside (RFC 4180), and then may hold commas and newlines.
+ * White space around a field is not part of it. Blank lines are skipped;
+ * lines end with LF or CRLF. The file is read as a dnc source (the same
+ * size limit and checks: no NUL, valid UTF-8), so that errors render as
+ * FILE:LINE:COL with the line and a caret.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tools.h"
+
+typedef struct field {
+  char *text;
+  dnc_loc loc;
+} field;
+
+typedef struct reader {
+  dnc_mod *m;
+  const dnc_source *src;
+  size_t i;
+} reader;
+
+static int at_line_end(const reader *r)
+{
+  return r->i >= r->src->len || r->src->text[r->i] == '\n' ||
+         (r->src->text[r->i] == '\r' &&
+          (r->i + 1 >= r->src->len || r->src->text[r->i + 1] == '\n'));
+}
+
+static void skip_blank(reader *r)
+{
+  while (r->i < r->src->len && (r->src->text[r->i] == ' ' ||
+                                r->src->text[r->i] == '\t'))
+    r->i++;
+}
+
+static void error_at(reader *r, size_t start, size_t end, const char *msg)
+{
+  dnc_diag_add(&r->m->diags, DNC_SEV_ERROR, r->src,
+               (dnc_loc){(uint32_t)start, (uint32_t)end}, "%s", msg);
+}
+
+/* One field; 0 on a syntax error (reported). */
+static int read_field(reader *r, field *f)
+{
+  const char *t = r->src->text;
+  skip_blank(r);
+  size_t start = r->i;
+  if (r->i < r->src->len && t[r->i] == '"') {
+    char *buf = dnc_arena_alloc(r->m->arena, r->src->len - r->i + 1);
+    size_t k = 0;
+    r->i++;
+    for (;;) {
+      if (r->i >= r->src->len) {
+        error_at(r, start, start + 1, "unterminated quoted field");
+        return 0;
+      }
+      if (t[r->i] == '"') {
+        if (r->i + 1 < r->src->len && t[r->i + 1] == '"') {
+          buf[k++] = '"';
+          r->i += 2;
+          continue;
+        }
+        r->i++;
+        break;
+      }
+      buf[k++] = t[r->i++];
+    }
+    f->text = buf;
+    f->loc = (dnc_loc){(uint32_t)start, (uint32_t)r->i};
+    skip_blank(r);
+    if (!at_line_end(r) && t[r->i] != ',') {
+      error_at(r, r->i, r->i + 1, "a quoted field must end at a comma or "
+                                  "the end of the line");
+      return 0;
+    }
+    return 1;
+  }
+  while (!at_line_end(r) && t[r->i] != ',')
+    r->i++;
+  size_t end = r->i;
+  while (end > start && (t[end - 1] == ' ' || t[end - 1] == '\t'))
+    end--;
+  f->text = dnc_arena_strndup(r->m->arena, t + start, end - start);
+  f->loc = (dnc_loc){(uint32_t)start, (uint32_t)(end > start ? end : start + 1)};
+  return 1;
+}
+
+/* The fields of one line into *out (a malloc'd array); -1 on an error. */
+static int read_line(reader *r, field **out)
+{
+  int n = 0, cap = 8;
+  field *v = malloc(sizeof *v * (size_t)cap);
+  for (;;) {
+    if (n == cap)
+      v = realloc(v, sizeof *v * (size_t)(cap *= 2));
+    if (!v)
+      dnc_die(__FILE__, __LINE__, "out of memory");
+    if (!read_field(r, &v[n])) {
+      free(v);
+      return -1;
+    }
+    n++;
+    if (r->i < r->src->len && r->src->text[r->i] == ',') {
+      r->i++;
+      continue;
+    }
+    break;
+  }
+  if (r->i < r->src->len && r->src->text[r->i] == '\r')
+    r->i++;
+  if (r->i < r->src->len && r->src->text[r->i] == '\n')
+    r->i++;
+  *out = v;
+  return n;
+}
+
+/* Skips lines holding only white space. */
+static void skip_blank_lines(reader *r)
+{
+  for (;;) {
+    size_t j = r->i;
+    while (j < r->src->len && (r->src->text[j] == ' ' ||
+                               r->src->text[j] == '\t' || r->src->text[j] == '\r'))
+      j++;
+    if (j < r->src->len && r->src->text[j] == '\n') {
+      r->i = j + 1;
+      continue;
+    }
+    if (j >= r->src->len)
+      r->i = j;
+    return;
+  }
+}
+
+int dnc_csv_read(dnc_mod *m, const char *path, dnc_csv *c)
+{
+  memset(c, 0, sizeof *c);
+  const dnc_source *src = dnc_mod_read_file(m, path);
+  if (!src || !dnc_source_check_bytes(&m->diags, src))
+    return 0;
+  c->src = src;
+  reader r = {m, src, 0};
+  skip_blank_lines(&r);
+  if (r.i >= src->len) {
+    dnc_diag_add(&m->diags, DNC_SEV_ERROR, src, DNC_NOLOC,
+                 "empty file: a CSV file starts with a header line naming "
+                 "its columns");
+    return 0;
+  }
+  field *h;
+  int nh = read_line(&r, &h);
+  if (nh < 0)
+    return 0;
+  c->ncols = nh;
+  c->head = dnc_arena_alloc(m->arena, sizeof *c->head * (size_t)nh);
+  c->head_loc = dnc_arena_alloc(m->arena, sizeof *c->head_loc * (size_t)nh);
+  for (int k = 0; k < nh; k++) {
+    c->head[k] = h[k].text;
+    c->head_loc[k] = h[k].loc;
+  }
+  free(h);
+  int cap = 0;
+  for (;;) {
+    skip_blank_lines(&r);
+    if (r.i >= src->len)
+      break;
+    size_t line_start = r.i;
+    field *v;
+    int n = read_line(&r, &v);
+    if (n < 0)
+      return 0;
+    if (n != nh) {
+      size_t e = line_start;
+      while (e < src->len && src->text[e] != '\n' && src->text[e] != '\r')
+        e++;
+      dnc_diag_add(&m->diags, DNC_SEV_ERROR, src,
+                   (dnc_loc){(uint32_t)line_start, (uint32_t)e},
+                   "%d field%s where the header has %d", n, n == 1 ? "" : "s",
+                   nh);
+      free(v);
+      return 0;
+    }
+    if (c->nrows == cap) {
+      int nc = cap ? 2 * cap : 256;
+      char **cell = dnc_arena_alloc(m->arena, sizeof *cell * (size_t)nc * nh);
+      dnc_loc *loc = dnc_arena_alloc(m->arena, sizeof *loc * (size_t)nc * nh);
+      if (cap) {
+        memcpy(cell, c->cell, sizeof *cell * (size_t)cap * nh);
+        memcpy(loc, c->cell_loc, sizeof *loc * (size_t)cap * nh);
+      }
+      c->cell = cell;
+      c->cell_loc = loc;
+      cap = nc;
+    }
+    for (int k = 0; k < n; k++) {
+      c->cell[(size_t)c->nrows * nh + k] = v[k].text;
+      c->cell_loc[(size_t)c->nrows * nh + k] = v[k].loc;
+    }
+    c->nrows++;
+    free(v);
+  }
+  return 1;
+}
+
+int dnc_csv_column(dnc_mod *m, const dnc_csv *c, const char *name)
+{
+  for (int k = 0; k < c->ncols; k++)
+    if (!strcmp(c->head[k], name))
+      return k;
+  long n;
+  if (dnc_cli_int(name, 1, c->ncols, &n))
+    return (int)n - 1;
+  const char **cands = calloc((size_t)c->ncols + 1, sizeof *cands);
+  size_t len = 0;
+  for (int k = 0; k < c->ncols; k++) {
+    cands[k] = c->head[k];
+    len += strlen(c->head[k]) + 4;
+  }
+  char *list = calloc(len + 1, 1);
+  for (int k = 0; k < c->ncols; k++) {
+    if (k)
+      strcat(list, ", ");
+    strcat(list, "'");
+    strcat(list, c->head[k]);
+    strcat(list, "'");
+  }
+  const char *best = dnc_did_you_mean(name, cands, c->ncols);
+  dnc_diag_add(&m->diags, DNC_SEV_ERROR, c->src, c->head_loc[0],
+               "no column '%s' in the header (it has %s)%s%s%s", name, list,
+               best ? "; did you mean '" : "", best ? best : "",
+               best ? "'?" : "");
+  free(list);
+  free(cands);
+  return -1;
+}
+
+int dnc_csv_number(dnc_mod *m, const dnc_csv *c, int row, int col,
+                   int finite, double *v)
+{
+  size_t k = (size_t)row * c->ncols + col;
+  const char *s = c->cell[k];
+  if (!dnc_cli_number(s, v)) {
+    dnc_diag_add(&m->diags, DNC_SEV_ERROR, c->src, c->cell_loc[k],
+                 *s ? "not a number in column '%s': '%.40s'"
+                    : "empty field in column '%s'%.0s",
+                 c->head[col], s);
+    return 0;
+  }
+  if (finite && !isfinite(*v)) {
+    dnc_diag_add(&m->diags, DNC_SEV_ERROR, c->src, c->cell_loc[k],
+                 "%s in column '%s': the points must be finite",
+                 isnan(*v) ? "NaN" : "an infinite value", c->head[col]);
+    return 0;
+  }
+  return 1;
+}

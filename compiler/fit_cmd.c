@@ -1,0 +1,547 @@
+/*
+ * fit_cmd.c - `dnc fit`: a function's parameters fitted to points from a
+ * CSV file, or to the reference points of LayerNorm or RMSNorm (fit.c
+ * does the work; docs/fit.md is the manual).
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tools.h"
+
+enum { FMT_TEXT, FMT_JSON, FMT_CSV };
+
+typedef struct setting {
+  char *name;
+  double v;
+} setting;
+
+typedef struct fit_args {
+  const char *file, *fn, *data, *xcol, *ycol, *points;
+  int target; /* -1: --data */
+  dnc_refpoints t;
+  int target_opts; /* a target option was given */
+  int gain, fmt;
+  dnc_fit_options o;
+  setting *init, *fix;
+  int ninit, nfix;
+} fit_args;
+
+/* What the fit prints: the function, the data, the result. */
+typedef struct report {
+  const fit_args *a;
+  const dnc_fn *f;
+  const int *fixed;
+  const dnc_fit_result *r;
+  int n;
+  const char *what; /* the data, in words */
+  const double *x, *y;
+} report;
+
+static int add_setting(setting *s, int *n, const char *v)
+{
+  if (!dnc_cli_setting(v, &s[*n].name, &s[*n].v))
+    return 0;
+  if (!isfinite(s[*n].v)) {
+    free(s[*n].name);
+    return 0;
+  }
+  ++*n;
+  return 1;
+}
+
+static int parse(const dnc_cli *c, int argc, char **argv, fit_args *a)
+{
+  dnc_ref_defaults(&a->t);
+  dnc_fit_options_init(&a->o);
+  a->target = -1;
+  for (int i = 1; i < argc; i++) {
+    const char *v;
+    long l;
+    double d;
+    if (dnc_cli_is_help(argv[i])) {
+      fputs(c->usage, stdout);
+      return 0;
+    } else if ((v = dnc_cli_opt(argc, argv, &i, "-f", "--function"))) {
+      if (!*v)
+        return dnc_cli_usage_error(c, "-f needs a function name");
+      a->fn = v;
+    } else if ((v = dnc_cli_opt(argc, argv, &i, "--data", "--data"))) {
+      if (!*v)
+        return dnc_cli_usage_error(c, "--data needs a CSV file");
+      a->data = v;
+    } else if ((v = dnc_cli_opt(argc, argv, &i, "--x", "--x"))) {
+      if (!*v)
+        return dnc_cli_usage_error(c, "--x needs a column name or number");
+      a->xcol = v;
+    } else if ((v = dnc_cli_opt(argc, argv, &i, "--y", "--y"))) {
+      if (!*v)
+        return dnc_cli_usage_error(c, "--y needs a column name or number");
+      a->ycol = v;
+    } else if ((v = dnc_cli_opt(argc, argv, &i, "--target", "--target"))) {
+      if (!strcmp(v, "layernorm"))
+        a->target = DNC_TARGET_LAYERNORM;
+      else if (!strcmp(v, "rmsnorm"))
+        a->target = DNC_TARGET_RMSNORM;
+      else
+        return dnc_cli_usage_error(c, "--target is layernorm or rmsnorm, "
+                                      "not '%s'", v);
+      a->t.kind = (dnc_ref_kind)a->target;
+    } else if ((v = dnc_cli_opt(argc, argv, &i, "--channels", "--channels"))) {
+      if (!dnc_cli_int(v, 2, 1 << 24, &l))
+        return dnc_cli_usage_error(c, "--channels needs a whole number from "
+                                      "2 to 16777216, not '%s'", v);
+      a->t.channels = (int)l;
+      a->target_opts = 1;
+    } else if ((v = dnc_cli_opt(argc, argv, &i, "--dist", "--dist"))) {
+      int k = 0;
+      while (k < 3 && strcmp(v, dnc_dist_name((dnc_dist)k)))
+        k++;
+      if (k == 3)
+        return dnc_cli_usage_error(c, "--dist is normal, uniform or laplace, "
+                                      "not '%s'", v);
+      a->t.dist = (dnc_dist)k;
+      a->target_opts = 1;
+    } else if ((v = dnc_cli_opt(argc, argv, &i, "--scale", "--scale"))) {
+      if (!dnc_cli_number(v, &d) || !(d > 0) || !isfinite(d))
+        return dnc_cli_usage_error(c, "--scale needs a positive number, not "
+                                      "'%s'", v);
+      a->t.scale = d;
+      a->target_opts = 1;
+    } else if ((v = dnc_cli_opt(argc, argv, &i, "--steps", "--steps"))) {
+      if (!dnc_cli_int(v, 2, 1 << 20, &l))
+        return dnc_cli_usage_error(c, "--steps needs a whole number from 2 "
+                                      "to 1048576, not '%s'", v);
+      a->t.steps = (int)l;
+      a->target_opts = 1;
+    } else if ((v = dnc_cli_opt(argc, argv, &i, "--reach", "--reach"))) {
+      if (!dnc_cli_number(v, &d) || !(d > 0) || !isfinite(d))
+        return dnc_cli_usage_error(c, "--reach needs a positive number, not "
+                                      "'%s'", v);
+      a->t.reach = d;
+      a->target_opts = 1;
+    } else if ((v = dnc_cli_opt(argc, argv, &i, "--eps", "--eps"))) {
+      if (!dnc_cli_number(v, &d) || !(d >= 0) || !isfinite(d))
+        return dnc_cli_usage_error(c, "--eps needs a number >= 0, not '%s'",
+                                   v);
+      a->t.eps = d;
+      a->target_opts = 1;
+    } else if ((v = dnc_cli_opt(argc, argv, &i, "--seed", "--seed"))) {
+      char *end;
+      unsigned long long s = strtoull(v, &end, 10);
+      if (!*v || *end || *v == '-')
+        return dnc_cli_usage_error(c, "--seed needs a whole number >= 0, not "
+                                      "'%s'", v);
+      a->t.seed = s;
+      a->target_opts = 1;
+    } else if ((v = dnc_cli_opt(argc, argv, &i, "--init", "--init"))) {
+      if (!add_setting(a->init, &a->ninit, v))
+        return dnc_cli_usage_error(c, "--init needs NAME=NUMBER (a finite "
+                                      "number), not '%s'", v);
+    } else if ((v = dnc_cli_opt(argc, argv, &i, "--fix", "--fix"))) {
+      if (!add_setting(a->fix, &a->nfix, v))
+        return dnc_cli_usage_error(c, "--fix needs NAME=NUMBER (a finite "
+                                      "number), not '%s'", v);
+    } else if (!strcmp(argv[i], "--gain")) {
+      a->gain = 1;
+    } else if ((v = dnc_cli_opt(argc, argv, &i, "--max-iter", "--max-iter"))) {
+      if (!dnc_cli_int(v, 1, 1000000, &l))
+        return dnc_cli_usage_error(c, "--max-iter needs a whole number from "
+                                      "1 to 1000000, not '%s'", v);
+      a->o.max_iter = (int)l;
+    } else if ((v = dnc_cli_opt(argc, argv, &i, "--format", "--format"))) {
+      if (!strcmp(v, "text"))
+        a->fmt = FMT_TEXT;
+      else if (!strcmp(v, "json"))
+        a->fmt = FMT_JSON;
+      else if (!strcmp(v, "csv"))
+        a->fmt = FMT_CSV;
+      else
+        return dnc_cli_usage_error(c, "--format is text, json or csv, not "
+                                      "'%s'", v);
+    } else if ((v = dnc_cli_opt(argc, argv, &i, "--points", "--points"))) {
+      if (!*v)
+        return dnc_cli_usage_error(c, "--points needs a file name");
+      a->points = v;
+    } else if (argv[i][0] == '-' && argv[i][1]) {
+      return dnc_cli_usage_error(c, "unknown option '%s'", argv[i]);
+    } else if (!a->file) {
+      a->file = argv[i];
+    } else {
+      return dnc_cli_usage_error(c, "one source file at a time ('%s' and "
+                                    "'%s')", a->file, argv[i]);
+    }
+  }
+  if (!a->file)
+    return dnc_cli_usage_error(c, "no input file");
+  if (a->data && a->target >= 0)
+    return dnc_cli_usage_error(c, "--data and --target are two sources of "
+                                  "points; give one");
+  if (!a->data && a->target < 0)
+    return dnc_cli_usage_error(c, "no points to fit: give --data FILE.csv or "
+                                  "--target layernorm|rmsnorm");
+  if (a->target_opts && a->target < 0)
+    return dnc_cli_usage_error(c, "--channels, --dist, --scale, --steps, "
+                                  "--reach, --eps and --seed go with --target");
+  if ((a->xcol || a->ycol) && !a->data)
+    return dnc_cli_usage_error(c, "--x and --y choose columns of --data");
+  if (a->target >= 0)
+    a->gain = 1; /* the layer's gain: f alone has its own range */
+  return -1;
+}
+
+/* The points of --data: 0 on errors (reported). */
+static int read_points(const dnc_cli *c, const fit_args *a, double **x,
+                       double **y, int *n)
+{
+  dnc_mod *m = dnc_mod_new();
+  dnc_csv csv;
+  int ok = dnc_csv_read(m, a->data, &csv);
+  int cx = -1, cy = -1;
+  if (ok && csv.nrows == 0) {
+    dnc_diag_add(&m->diags, DNC_SEV_ERROR, csv.src, csv.head_loc[0],
+                 "no data: the file has a header line and no points");
+    ok = 0;
+  }
+  if (ok) {
+    const char *xn = a->xcol, *yn = a->ycol;
+    if (!xn)
+      xn = csv.ncols == 2 && strcmp(csv.head[0], "x") && strcmp(csv.head[1], "x")
+               ? "1" : "x";
+    if (!yn)
+      yn = csv.ncols == 2 && strcmp(csv.head[0], "y") && strcmp(csv.head[1], "y")
+               ? "2" : "y";
+    cx = dnc_csv_column(m, &csv, xn);
+    cy = dnc_csv_column(m, &csv, yn);
+    ok = cx >= 0 && cy >= 0;
+  }
+  if (ok) {
+    *x = malloc(sizeof **x * (size_t)csv.nrows);
+    *y = malloc(sizeof **y * (size_t)csv.nrows);
+    for (int i = 0; i < csv.nrows && ok; i++)
+      ok = dnc_csv_number(m, &csv, i, cx, 1, &(*x)[i]) &&
+           dnc_csv_number(m, &csv, i, cy, 1, &(*y)[i]);
+    *n = csv.nrows;
+    if (!ok) {
+      free(*x);
+      free(*y);
+      *x = *y = NULL;
+    }
+  }
+  fflush(stdout);
+  dnc_cli_show(c, &m->diags);
+  dnc_mod_free(m);
+  return ok;
+}
+
+static void json_number(FILE *out, double v)
+{
+  char buf[40];
+  if (!isfinite(v)) {
+    fputs("null", out);
+    return;
+  }
+  dnc_cli_format(buf, sizeof buf, v);
+  fputs(buf, out);
+}
+
+static const char *pname(const report *rp, int j)
+{
+  return j < rp->f->nparams ? rp->f->params[j].name : "gamma";
+}
+
+static int shown(const report *rp, int j)
+{
+  return j < rp->f->nparams || rp->a->gain;
+}
+
+static int is_fixed(const report *rp, int j)
+{
+  return j < rp->f->nparams ? rp->fixed[j] : rp->a->o.gain_fixed;
+}
+
+static void print_text(FILE *out, const report *rp)
+{
+  const dnc_fit_result *r = rp->r;
+  int np = rp->f->nparams;
+  fprintf(out, "fit of %s to %d points of %s\n", rp->f->name, rp->n, rp->what);
+  fprintf(out, "model: %s%s(%s", rp->a->gain ? "gamma * " : "", rp->f->name,
+          rp->f->input);
+  for (int j = 0; j < np; j++)
+    fprintf(out, "%s%s", j ? ", " : "; ", rp->f->params[j].name);
+  fputs(")\n", out);
+  fprintf(out, "  %-12s %-24s %s\n", "parameter", "value", "std. error");
+  for (int j = 0; j <= np; j++) {
+    if (!shown(rp, j))
+      continue;
+    char v[40], se[40];
+    dnc_cli_format(v, sizeof v, r->value[j]);
+    if (is_fixed(rp, j))
+      snprintf(se, sizeof se, "(fixed)");
+    else if (isnan(r->se[j]))
+      snprintf(se, sizeof se, "- (as many points as parameters)");
+    else
+      snprintf(se, sizeof se, "%.3g", r->se[j]);
+    fprintf(out, "  %-12s %-24s %s\n", pname(rp, j), v, se);
+  }
+  fprintf(out, "residual: mean |r| %.6g, max |r| %.6g, rms %.6g\n",
+          r->mean_abs, r->max_abs, r->rms);
+  fprintf(out, "stopped after %d iteration%s: %s\n", r->iterations,
+          r->iterations == 1 ? "" : "s", r->why);
+}
+
+static void print_json(FILE *out, const report *rp)
+{
+  const dnc_fit_result *r = rp->r;
+  int np = rp->f->nparams;
+  fputs("{\n  \"function\": ", out);
+  dnc_cli_json_string(out, rp->f->name);
+  fputs(",\n  \"data\": ", out);
+  dnc_cli_json_string(out, rp->what);
+  fprintf(out, ",\n  \"points\": %d,\n  \"gain\": %s,\n  \"parameters\": [",
+          rp->n, rp->a->gain ? "true" : "false");
+  int first = 1;
+  for (int j = 0; j <= np; j++) {
+    if (!shown(rp, j))
+      continue;
+    fprintf(out, "%s\n    {\"name\": ", first ? "" : ",");
+    first = 0;
+    dnc_cli_json_string(out, pname(rp, j));
+    fputs(", \"value\": ", out);
+    json_number(out, r->value[j]);
+    fputs(", \"stderr\": ", out);
+    json_number(out, r->se[j]);
+    fprintf(out, ", \"fixed\": %s}", is_fixed(rp, j) ? "true" : "false");
+  }
+  fputs("\n  ],\n  \"mean_abs_residual\": ", out);
+  json_number(out, r->mean_abs);
+  fputs(",\n  \"max_abs_residual\": ", out);
+  json_number(out, r->max_abs);
+  fputs(",\n  \"rms_residual\": ", out);
+  json_number(out, r->rms);
+  fprintf(out, ",\n  \"iterations\": %d,\n  \"converged\": %s,\n"
+               "  \"stopped\": ", r->iterations,
+          r->status == DNC_FIT_OK ? "true" : "false");
+  dnc_cli_json_string(out, r->why);
+  fputs("\n}\n", out);
+}
+
+static void print_csv(FILE *out, const report *rp)
+{
+  const dnc_fit_result *r = rp->r;
+  int np = rp->f->nparams;
+  char buf[40];
+  fputs("function,data,points", out);
+  for (int j = 0; j <= np; j++)
+    if (shown(rp, j))
+      fprintf(out, ",%s,%s_stderr", pname(rp, j), pname(rp, j));
+  fputs(",mean_abs_residual,max_abs_residual,rms_residual,iterations,"
+        "converged,stopped\n", out);
+  dnc_cli_csv_field(out, rp->f->name);
+  fputc(',', out);
+  dnc_cli_csv_field(out, rp->what);
+  fprintf(out, ",%d", rp->n);
+  for (int j = 0; j <= np; j++) {
+    if (!shown(rp, j))
+      continue;
+    dnc_cli_format(buf, sizeof buf, r->value[j]);
+    fprintf(out, ",%s", buf);
+    dnc_cli_format(buf, sizeof buf, r->se[j]);
+    fprintf(out, ",%s", buf);
+  }
+  double v[3] = {r->mean_abs, r->max_abs, r->rms};
+  for (int k = 0; k < 3; k++) {
+    dnc_cli_format(buf, sizeof buf, v[k]);
+    fprintf(out, ",%s", buf);
+  }
+  fprintf(out, ",%d,%d,", r->iterations, r->status == DNC_FIT_OK);
+  dnc_cli_csv_field(out, r->why);
+  fputc('\n', out);
+}
+
+/* --points: x, y, the fitted model and the residual at each point */
+static int write_points(FILE *out, void *arg)
+{
+  const report *rp = arg;
+  const double *p = rp->r->value;
+  double g = rp->a->gain ? p[rp->f->nparams] : 1;
+  fputs("x,y,fit,residual\n", out);
+  for (int i = 0; i < rp->n; i++) {
+    double m = g * dnc_interp(rp->f, rp->x[i], p);
+    char b[4][40];
+    double v[4] = {rp->x[i], rp->y[i], m, rp->y[i] - m};
+    for (int k = 0; k < 4; k++)
+      dnc_cli_format(b[k], sizeof b[k], v[k]);
+    fprintf(out, "%s,%s,%s,%s\n", b[0], b[1], b[2], b[3]);
+  }
+  return 0;
+}
+
+/* The initial and fixed values into p0 and fixed; a usage error for a
+ * name f lacks. */
+static int apply_settings(const dnc_cli *c, fit_args *a, const dnc_fn *f,
+                          double *p0, int *fixed)
+{
+  int np = f->nparams;
+  for (int j = 0; j < np; j++)
+    p0[j] = f->params[j].def;
+  for (int pass = 0; pass < 2; pass++) {
+    setting *s = pass ? a->fix : a->init;
+    int ns = pass ? a->nfix : a->ninit;
+    for (int i = 0; i < ns; i++) {
+      int j = dnc_fn_param_index(f, s[i].name);
+      if (j < 0 && a->gain && !strcmp(s[i].name, "gamma")) {
+        a->o.gain_init = s[i].v;
+        a->o.gain_fixed |= pass;
+        continue;
+      }
+      if (j < 0) {
+        const char **cands = calloc((size_t)np + 2, sizeof *cands);
+        for (int k = 0; k < np; k++)
+          cands[k] = f->params[k].name;
+        if (a->gain)
+          cands[np] = "gamma";
+        const char *best = dnc_did_you_mean(s[i].name, cands, np + a->gain);
+        char hint[120] = "";
+        if (best)
+          snprintf(hint, sizeof hint, "; did you mean '%s'?", best);
+        free(cands);
+        return dnc_cli_usage_error(c, "'%s' has no parameter '%s'%s",
+                                   f->name, s[i].name, hint);
+      }
+      p0[j] = s[i].v;
+      fixed[j] |= pass;
+    }
+  }
+  return -1;
+}
+
+static const char *status_advice(dnc_fit_status s)
+{
+  switch (s) {
+  case DNC_FIT_MAXITER:
+    return "; allow more with --max-iter, or start elsewhere with --init";
+  case DNC_FIT_STALLED:
+    return "; the model may not be smooth near these parameters: try other "
+           "--init values";
+  default:
+    return "";
+  }
+}
+
+/* The fit's own errors, in words; 0 when it succeeded. */
+static int explain(const report *rp)
+{
+  const dnc_fit_result *r = rp->r;
+  const dnc_fn *f = rp->f;
+  switch (r->status) {
+  case DNC_FIT_OK:
+    return 0;
+  case DNC_FIT_NONFINITE: {
+    char x[40];
+    dnc_cli_format(x, sizeof x, rp->x[r->bad_point]);
+    return dnc_cli_error("%s is not finite at x = %s (point %d) with the "
+                         "starting parameters; choose others with --init, "
+                         "or leave that point out", f->name, x,
+                         r->bad_point + 1);
+  }
+  case DNC_FIT_TOOFEW:
+    return dnc_cli_error("cannot fit %s: %s", f->name, r->why);
+  case DNC_FIT_ILLPOSED: {
+    const char *p = r->bad_param < f->nparams ? f->params[r->bad_param].name
+                                              : "gamma";
+    return dnc_cli_error("ill-posed fit: parameter '%s' of %s is not "
+                         "determined by the points (it has no effect on "
+                         "them, or the same effect as other parameters); "
+                         "hold it with --fix %s=V", p, f->name, p);
+  }
+  default:
+    return dnc_cli_error("the fit of %s %s%s", f->name, r->why,
+                         status_advice(r->status));
+  }
+}
+
+int dnc_cmd_fit(const dnc_cli *c, int argc, char **argv)
+{
+  fit_args a = {0};
+  a.init = calloc((size_t)argc + 1, sizeof *a.init);
+  a.fix = calloc((size_t)argc + 1, sizeof *a.fix);
+  double *x = NULL, *y = NULL, *p0 = NULL;
+  int *fixed = NULL, n = 0;
+  dnc_mod *m = NULL;
+  char *what = NULL;
+  int rc = parse(c, argc, argv, &a);
+  if (rc >= 0)
+    goto out;
+  rc = DNC_EXIT_INPUT;
+  if (!(m = dnc_cli_load(c, a.file)))
+    goto out;
+  dnc_fn *f = dnc_cli_function(c, m, a.file, a.fn);
+  if (!f) {
+    rc = m->nfns == 0 ? DNC_EXIT_INPUT : DNC_EXIT_USAGE;
+    goto out;
+  }
+  if (a.gain && dnc_fn_param_index(f, "gamma") >= 0) {
+    rc = dnc_cli_error("%s has a parameter named 'gamma', the name of the "
+                       "layer's gain that the fit adds%s", f->name,
+                       a.target >= 0 ? "" : "; fit without --gain");
+    goto out;
+  }
+  p0 = calloc((size_t)f->nparams + 1, sizeof *p0);
+  fixed = calloc((size_t)f->nparams + 1, sizeof *fixed);
+  if ((rc = apply_settings(c, &a, f, p0, fixed)) >= 0)
+    goto out;
+  rc = DNC_EXIT_INPUT;
+  if (a.data) {
+    if (!read_points(c, &a, &x, &y, &n))
+      goto out;
+    what = strdup(a.data);
+  } else {
+    dnc_ref_points(&a.t, &x, &y, &n);
+    if (!(x[n - 1] > x[n / 2])) {
+      rc = dnc_cli_error("--reach %g is not beyond the largest channel value "
+                         "%g; the outlier must grow", a.t.reach, x[n / 2]);
+      goto out;
+    }
+    char sc[40], ep[40];
+    dnc_cli_format(sc, sizeof sc, a.t.scale);
+    dnc_cli_format(ep, sizeof ep, a.t.eps);
+    if (asprintf(&what, "%s (C = %d, %s, scale %s, seed %llu, outlier to "
+                 "%.6g, eps %s)", dnc_ref_name(a.t.kind), a.t.channels,
+                 dnc_dist_name(a.t.dist), sc, (unsigned long long)a.t.seed,
+                 x[n - 1], ep) < 0)
+      dnc_die(__FILE__, __LINE__, "out of memory");
+  }
+  a.o.gain = a.gain;
+  dnc_fit_result r;
+  dnc_fit(m, f, x, y, n, p0, fixed, &a.o, &r);
+  report rp = {&a, f, fixed, &r, n, what, x, y};
+  int printable = r.status == DNC_FIT_OK || r.status == DNC_FIT_MAXITER ||
+                  r.status == DNC_FIT_STALLED;
+  if (printable) {
+    if (a.fmt == FMT_TEXT)
+      print_text(stdout, &rp);
+    else if (a.fmt == FMT_JSON)
+      print_json(stdout, &rp);
+    else
+      print_csv(stdout, &rp);
+  }
+  rc = explain(&rp);
+  if (!rc && a.points && dnc_cli_write_file(a.points, write_points, &rp))
+    rc = DNC_EXIT_INPUT;
+  dnc_fit_result_free(&r);
+out:
+  for (int i = 0; i < a.ninit; i++)
+    free(a.init[i].name);
+  for (int i = 0; i < a.nfix; i++)
+    free(a.fix[i].name);
+  free(a.init);
+  free(a.fix);
+  free(x);
+  free(y);
+  free(p0);
+  free(fixed);
+  free(what);
+  dnc_mod_free(m);
+  return rc;
+}

@@ -1,0 +1,473 @@
+/*
+ * plot.c - `dnc plot`: functions and their derivatives as an SVG image,
+ * written by hand: a frame with ticks at 1-2-5 steps, grid lines, the axes
+ * through 0, one polyline per curve (broken where a value is NaN or
+ * infinite), derivatives dashed in their function's colour, a legend.
+ *
+ * The y range covers the values between their 0.5th and 99.5th
+ * percentiles (and 8% more), so that a pole does not flatten the rest;
+ * what lies beyond is clipped. Values come from the reference interpreter,
+ * the derivatives from dnc_diff, at 801 points.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tools.h"
+
+enum { NPTS = 801, MAXCURVES = 64 };
+enum { W = 820, H = 500, ML = 72, MR = 190, MT = 44, MB = 52 };
+
+typedef struct curve {
+  const char *label;
+  int color, dashed;
+  double y[NPTS];
+} curve;
+
+typedef struct plot {
+  const char *title;
+  double x0, x1, y0, y1;
+  int ncurves;
+  curve *c;
+} plot;
+
+static const char *const palette[] = {
+    "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd",
+    "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22",
+};
+
+static void xml_text(FILE *out, const char *s)
+{
+  for (; *s; s++) {
+    switch (*s) {
+    case '&': fputs("&amp;", out); break;
+    case '<': fputs("&lt;", out); break;
+    case '>': fputs("&gt;", out); break;
+    case '"': fputs("&quot;", out); break;
+    default: fputc(*s, out);
+    }
+  }
+}
+
+static double xpx(const plot *p, double x)
+{
+  return ML + (x - p->x0) / (p->x1 - p->x0) * (W - ML - MR);
+}
+
+static double ypx(const plot *p, double y)
+{
+  double v = MT + (p->y1 - y) / (p->y1 - p->y0) * (H - MT - MB);
+  /* far beyond the frame: clipped anyway, but keep the numbers sane */
+  return v < -1e5 ? -1e5 : v > 1e5 ? 1e5 : v;
+}
+
+/* A tick step of 1, 2 or 5 times a power of ten, for about 8 ticks. */
+static double tick_step(double lo, double hi)
+{
+  double raw = (hi - lo) / 8, p = pow(10, floor(log10(raw)));
+  double m = raw / p;
+  return (m < 1.5 ? 1 : m < 3.5 ? 2 : m < 7.5 ? 5 : 10) * p;
+}
+
+static void tick_label(char *buf, size_t n, double v, double step)
+{
+  int dec = step >= 1 ? 0 : (int)ceil(-log10(step) - 1e-9);
+  if (fabs(v) < step / 2)
+    v = 0;
+  if (fabs(v) >= 1e6 || (v != 0 && fabs(v) < 1e-4))
+    snprintf(buf, n, "%g", v);
+  else
+    snprintf(buf, n, "%.*f", dec, v);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* The y range from the curves' values (see the top of the file). */
+static void y_range(plot *p)
+{
+  double *v = malloc(sizeof *v * (size_t)p->ncurves * NPTS + 1);
+  size_t n = 0;
+  for (int c = 0; c < p->ncurves; c++)
+    for (int i = 0; i < NPTS; i++)
+      if (isfinite(p->c[c].y[i]))
+        v[n++] = p->c[c].y[i];
+  double lo = -1, hi = 1;
+  if (n) {
+    qsort(v, n, sizeof *v, cmp_double);
+    lo = v[(size_t)(0.005 * (n - 1))];
+    hi = v[(size_t)(0.995 * (n - 1) + 0.5)];
+  }
+  free(v);
+  if (!(hi - lo > 1e-12 * fmax(1, fabs(hi)))) {
+    double d = fmax(1, fabs(hi)) * 0.5;
+    lo -= d;
+    hi += d;
+  }
+  double pad = 0.08 * (hi - lo);
+  p->y0 = lo - pad;
+  p->y1 = hi + pad;
+}
+
+static int write_svg(FILE *out, void *arg)
+{
+  plot *p = arg;
+  y_range(p);
+  int fw = W - ML - MR, fh = H - MT - MB;
+  fprintf(out, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+               "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" "
+               "height=\"%d\" viewBox=\"0 0 %d %d\" font-family=\"sans-serif\" "
+               "font-size=\"12\">\n", W, H, W, H);
+  fprintf(out, "<rect width=\"%d\" height=\"%d\" fill=\"white\"/>\n", W, H);
+  fprintf(out, "<defs><clipPath id=\"frame\"><rect x=\"%d\" y=\"%d\" "
+               "width=\"%d\" height=\"%d\"/></clipPath></defs>\n", ML, MT, fw,
+          fh);
+  if (p->title) {
+    fprintf(out, "<text class=\"title\" x=\"%d\" y=\"%d\" "
+                 "text-anchor=\"middle\" font-size=\"15\">", ML + fw / 2,
+            MT - 16);
+    xml_text(out, p->title);
+    fputs("</text>\n", out);
+  }
+  /* grid and ticks */
+  char buf[64];
+  fputs("<g class=\"xticks\" stroke=\"#e4e4e4\">\n", out);
+  double sx = tick_step(p->x0, p->x1), sy = tick_step(p->y0, p->y1);
+  for (double t = ceil(p->x0 / sx) * sx; t <= p->x1 + sx * 1e-9; t += sx) {
+    double px = xpx(p, t);
+    tick_label(buf, sizeof buf, t, sx);
+    fprintf(out, "<line x1=\"%.2f\" y1=\"%d\" x2=\"%.2f\" y2=\"%d\"/>"
+                 "<text x=\"%.2f\" y=\"%d\" text-anchor=\"middle\" "
+                 "stroke=\"none\" fill=\"#333\">%s</text>\n",
+            px, MT, px, MT + fh, px, MT + fh + 17, buf);
+  }
+  fputs("</g>\n<g class=\"yticks\" stroke=\"#e4e4e4\">\n", out);
+  for (double t = ceil(p->y0 / sy) * sy; t <= p->y1 + sy * 1e-9; t += sy) {
+    double py = ypx(p, t);
+    tick_label(buf, sizeof buf, t, sy);
+    fprintf(out, "<line x1=\"%d\" y1=\"%.2f\" x2=\"%d\" y2=\"%.2f\"/>"
+                 "<text x=\"%d\" y=\"%.2f\" text-anchor=\"end\" "
+                 "stroke=\"none\" fill=\"#333\">%s</text>\n",
+            ML, py, ML + fw, py, ML - 6, py + 4, buf);
+  }
+  fputs("</g>\n", out);
+  /* the axes through 0, when 0 is in range */
+  if (p->x0 < 0 && p->x1 > 0)
+    fprintf(out, "<line class=\"axis\" x1=\"%.2f\" y1=\"%d\" x2=\"%.2f\" "
+                 "y2=\"%d\" stroke=\"#888\"/>\n", xpx(p, 0), MT, xpx(p, 0),
+            MT + fh);
+  if (p->y0 < 0 && p->y1 > 0)
+    fprintf(out, "<line class=\"axis\" x1=\"%d\" y1=\"%.2f\" x2=\"%d\" "
+                 "y2=\"%.2f\" stroke=\"#888\"/>\n", ML, ypx(p, 0), ML + fw,
+            ypx(p, 0));
+  fprintf(out, "<rect class=\"frame\" x=\"%d\" y=\"%d\" width=\"%d\" "
+               "height=\"%d\" fill=\"none\" stroke=\"#333\"/>\n", ML, MT, fw,
+          fh);
+  fprintf(out, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">x</text>\n",
+          ML + fw / 2, H - 10);
+  /* curves */
+  fputs("<g clip-path=\"url(#frame)\" fill=\"none\" stroke-width=\"2\">\n",
+        out);
+  for (int c = 0; c < p->ncurves; c++) {
+    const curve *cv = &p->c[c];
+    int open = 0;
+    for (int i = 0; i < NPTS; i++) {
+      double x = p->x0 + (p->x1 - p->x0) * i / (NPTS - 1);
+      if (!isfinite(cv->y[i])) {
+        if (open)
+          fputs("\"/>\n", out);
+        open = 0;
+        continue;
+      }
+      if (!open) {
+        fprintf(out, "<polyline class=\"curve\" data-label=\"");
+        xml_text(out, cv->label);
+        fprintf(out, "\" stroke=\"%s\"%s points=\"",
+                palette[cv->color % 10],
+                cv->dashed ? " stroke-dasharray=\"7 4\"" : "");
+        open = 1;
+      } else {
+        fputc(' ', out);
+      }
+      fprintf(out, "%.2f,%.2f", xpx(p, x), ypx(p, cv->y[i]));
+    }
+    if (open)
+      fputs("\"/>\n", out);
+  }
+  fputs("</g>\n", out);
+  /* legend */
+  fputs("<g class=\"legend\">\n", out);
+  for (int c = 0; c < p->ncurves; c++) {
+    int ly = MT + 8 + 20 * c, lx = W - MR + 14;
+    fprintf(out, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" "
+                 "stroke=\"%s\" stroke-width=\"2\"%s/>"
+                 "<text x=\"%d\" y=\"%d\">", lx, ly, lx + 26, ly,
+            palette[p->c[c].color % 10],
+            p->c[c].dashed ? " stroke-dasharray=\"7 4\"" : "", lx + 32,
+            ly + 4);
+    xml_text(out, p->c[c].label);
+    fputs("</text>\n", out);
+  }
+  fputs("</g>\n</svg>\n", out);
+  return 0;
+}
+
+/* f (and its derivative) sampled into new curves */
+static void add_curves(plot *p, dnc_mod *m, const dnc_fn *f,
+                       const double *params, const char *label, int deriv,
+                       dnc_arena *a)
+{
+  int color = p->ncurves / (deriv ? 2 : 1);
+  curve *c = &p->c[p->ncurves++];
+  c->label = label;
+  c->color = color;
+  for (int i = 0; i < NPTS; i++)
+    c->y[i] = dnc_interp(f, p->x0 + (p->x1 - p->x0) * i / (NPTS - 1), params);
+  if (!deriv)
+    return;
+  dnc_node *d = dnc_simplify(&m->dag, dnc_diff(&m->dag, f->body, DNC_WRT_X));
+  dnc_prog *pr = dnc_prog_build(&m->dag, a, d);
+  c = &p->c[p->ncurves++];
+  c->label = dnc_arena_printf(a, "d/dx %s", label);
+  c->color = color;
+  c->dashed = 1;
+  for (int i = 0; i < NPTS; i++)
+    c->y[i] = (double)dnc_prog_eval(
+        pr, p->x0 + (p->x1 - p->x0) * i / (NPTS - 1), params);
+}
+
+typedef struct plot_args {
+  const char *file, *names, *out, *title;
+  double x0, x1;
+  int deriv;
+  long top;
+  int nset;
+  char **set_name;
+  double *set_v;
+} plot_args;
+
+static int parse(const dnc_cli *c, int argc, char **argv, plot_args *a)
+{
+  a->x0 = -6;
+  a->x1 = 6;
+  a->top = 5;
+  for (int i = 1; i < argc; i++) {
+    const char *v;
+    if (dnc_cli_is_help(argv[i])) {
+      fputs(c->usage, stdout);
+      return 0;
+    } else if ((v = dnc_cli_opt(argc, argv, &i, "-f", "--function"))) {
+      if (!*v || strspn(v, ",") == strlen(v))
+        return dnc_cli_usage_error(c, "-f needs function names");
+      a->names = v;
+    } else if ((v = dnc_cli_opt(argc, argv, &i, "-o", "--output"))) {
+      if (!*v)
+        return dnc_cli_usage_error(c, "-o needs a file name");
+      a->out = v;
+    } else if ((v = dnc_cli_opt(argc, argv, &i, "--title", "--title"))) {
+      a->title = v;
+    } else if ((v = dnc_cli_opt(argc, argv, &i, "-p", "--param"))) {
+      if (!dnc_cli_setting(v, &a->set_name[a->nset], &a->set_v[a->nset]))
+        return dnc_cli_usage_error(c, "--param needs NAME=NUMBER, not '%s'", v);
+      a->nset++;
+    } else if ((v = dnc_cli_opt(argc, argv, &i, "--range", "--range"))) {
+      const char *colon = strchr(v, ':');
+      char *lo = colon ? strndup(v, (size_t)(colon - v)) : NULL;
+      int okr = colon && dnc_cli_number(lo, &a->x0) &&
+                dnc_cli_number(colon + 1, &a->x1) && isfinite(a->x0) &&
+                isfinite(a->x1) && a->x0 < a->x1;
+      free(lo);
+      if (!okr)
+        return dnc_cli_usage_error(c, "--range needs A:B with finite A < B, "
+                                      "not '%s'", v);
+    } else if (!strcmp(argv[i], "--deriv")) {
+      a->deriv = 1;
+    } else if ((v = dnc_cli_opt(argc, argv, &i, "--top", "--top"))) {
+      if (!dnc_cli_int(v, 1, MAXCURVES / 2, &a->top))
+        return dnc_cli_usage_error(c, "--top needs a whole number from 1 to "
+                                      "%d, not '%s'", MAXCURVES / 2, v);
+    } else if (argv[i][0] == '-' && argv[i][1]) {
+      return dnc_cli_usage_error(c, "unknown option '%s'", argv[i]);
+    } else if (!a->file) {
+      a->file = argv[i];
+    } else {
+      return dnc_cli_usage_error(c, "one input file at a time ('%s' and "
+                                    "'%s')", a->file, argv[i]);
+    }
+  }
+  if (!a->file)
+    return dnc_cli_usage_error(c, "no input file");
+  if (!a->out)
+    return dnc_cli_usage_error(c, "no output file (-o OUT.svg)");
+  return -1;
+}
+
+static int ends_with(const char *s, const char *t)
+{
+  size_t ls = strlen(s), lt = strlen(t);
+  return ls >= lt && !strcmp(s + ls - lt, t);
+}
+
+/* A search's ranked CSV: the sources of its first rows, in one module;
+ * fns[r] the function of row r. */
+static dnc_mod *load_ranked(const plot_args *a, dnc_mod *csvmod,
+                            char ***labels, dnc_fn ***fns, int *n)
+{
+  dnc_csv csv;
+  if (!dnc_csv_read(csvmod, a->file, &csv))
+    return NULL;
+  int cs = dnc_csv_column(csvmod, &csv, "source");
+  int cn = cs >= 0 ? dnc_csv_column(csvmod, &csv, "name") : -1;
+  if (cn < 0)
+    return NULL;
+  if (csv.nrows == 0) {
+    dnc_diag_add(&csvmod->diags, DNC_SEV_ERROR, csv.src, csv.head_loc[0],
+                 "no candidates: the file has a header line and no rows");
+    return NULL;
+  }
+  int k = csv.nrows < a->top ? csv.nrows : (int)a->top;
+  dnc_mod *m = dnc_mod_new();
+  for (int r = 0; r < k; r++) {
+    const char *s = csv.cell[(size_t)r * csv.ncols + cs];
+    dnc_mod_add_source(m, "row", s, strlen(s));
+  }
+  int errors = dnc_mod_build(m);
+  /* each row's first error, or a row without a function, pointed at in
+   * its cell (at the very character when the cell is not quoted) */
+  for (int r = 0; r < k; r++) {
+    size_t cell = (size_t)r * csv.ncols + cs;
+    dnc_loc at = csv.cell_loc[cell];
+    const dnc_diag *d = m->diags.head;
+    while (d && !(d->sev == DNC_SEV_ERROR && d->src == m->sources[r]))
+      d = d->next;
+    int has_fn = 0;
+    for (int i = 0; i < m->nfns; i++)
+      has_fn |= m->fns[i]->src == m->sources[r];
+    if (d && d->loc.start != UINT32_MAX &&
+        at.end - at.start == strlen(csv.cell[cell]))
+      at = (dnc_loc){at.start + d->loc.start, at.start + d->loc.end};
+    if (d)
+      dnc_diag_add(&csvmod->diags, DNC_SEV_ERROR, csv.src, at,
+                   "this candidate's source does not compile: %s", d->msg);
+    else if (!errors && !has_fn)
+      dnc_diag_add(&csvmod->diags, DNC_SEV_ERROR, csv.src, at,
+                   "this candidate's source defines no function");
+  }
+  if (csvmod->diags.nerrors) {
+    dnc_mod_free(m);
+    return NULL;
+  }
+  *n = k;
+  *labels = calloc((size_t)k + 1, sizeof **labels);
+  *fns = calloc((size_t)k + 1, sizeof **fns);
+  for (int r = 0; r < k; r++) {
+    (*labels)[r] = csv.cell[(size_t)r * csv.ncols + cn];
+    for (int i = m->nfns; i-- > 0;)
+      if (m->fns[i]->src == m->sources[r])
+        (*fns)[r] = m->fns[i]; /* the first one the row defines */
+  }
+  return m;
+}
+
+int dnc_cmd_plot(const dnc_cli *c, int argc, char **argv)
+{
+  plot_args a = {0};
+  a.set_name = calloc((size_t)argc + 1, sizeof *a.set_name);
+  a.set_v = calloc((size_t)argc + 1, sizeof *a.set_v);
+  plot p = {0};
+  dnc_mod *m = NULL, *csvmod = NULL;
+  dnc_arena *arena = dnc_arena_new();
+  char **labels = NULL;
+  dnc_fn **fns = NULL;
+  double *params = NULL;
+  int nf = 0, *applied = calloc((size_t)argc + 1, sizeof *applied);
+  int rc = parse(c, argc, argv, &a);
+  if (rc >= 0)
+    goto out;
+  rc = DNC_EXIT_INPUT;
+  if (ends_with(a.file, ".csv")) {
+    if (a.names) {
+      rc = dnc_cli_usage_error(c, "-f chooses functions of a source file; "
+                                  "with a search's CSV, --top chooses rows");
+      goto out;
+    }
+    csvmod = dnc_mod_new();
+    m = load_ranked(&a, csvmod, &labels, &fns, &nf);
+    fflush(stdout);
+    dnc_cli_show(c, &csvmod->diags);
+    if (!m)
+      goto out;
+  } else {
+    if (!(m = dnc_cli_load(c, a.file)))
+      goto out;
+    fns = calloc((size_t)m->nfns + 1, sizeof *fns);
+    labels = calloc((size_t)m->nfns + 1, sizeof *labels);
+    char *copy = a.names ? strdup(a.names) : NULL, *save;
+    if (!copy)
+      for (int k = 0; k < m->nfns; k++)
+        fns[nf++] = m->fns[k];
+    for (char *t = copy ? strtok_r(copy, ",", &save) : NULL; t;
+         t = strtok_r(NULL, ",", &save)) {
+      dnc_fn *f = dnc_cli_function(c, m, a.file, t);
+      if (!f) {
+        free(copy);
+        rc = DNC_EXIT_USAGE; /* as -f of the other commands */
+        goto out;
+      }
+      int seen = 0;
+      for (int k = 0; k < nf; k++)
+        seen |= fns[k] == f;
+      if (!seen)
+        fns[nf++] = f;
+    }
+    free(copy);
+    for (int k = 0; k < nf; k++)
+      labels[k] = (char *)fns[k]->name;
+  }
+  if (nf * (a.deriv ? 2 : 1) > MAXCURVES) {
+    rc = dnc_cli_usage_error(c, "%d curves; at most %d in one plot",
+                             nf * (a.deriv ? 2 : 1), MAXCURVES);
+    goto out;
+  }
+  p.title = a.title;
+  p.x0 = a.x0;
+  p.x1 = a.x1;
+  p.c = calloc((size_t)nf * 2 + 1, sizeof *p.c);
+  params = calloc(DNC_MAX_PARAMS + 1, sizeof *params);
+  for (int k = 0; k < nf; k++) {
+    for (int j = 0; j < fns[k]->nparams; j++)
+      params[j] = fns[k]->params[j].def;
+    for (int s = 0; s < a.nset; s++) {
+      int j = dnc_fn_param_index(fns[k], a.set_name[s]);
+      if (j >= 0) {
+        params[j] = a.set_v[s];
+        applied[s] = 1;
+      }
+    }
+    add_curves(&p, m, fns[k], params, labels[k], a.deriv, arena);
+  }
+  for (int s = 0; s < a.nset; s++)
+    if (!applied[s]) {
+      rc = dnc_cli_usage_error(c, "no function plotted has a parameter '%s'",
+                               a.set_name[s]);
+      goto out;
+    }
+  rc = dnc_cli_write_file(a.out, write_svg, &p) ? DNC_EXIT_INPUT : 0;
+out:
+  for (int s = 0; s < a.nset; s++)
+    free(a.set_name[s]);
+  free(a.set_name);
+  free(a.set_v);
+  free(applied);
+  free(p.c);
+  free(params);
+  free(fns);
+  free(labels);
+  dnc_mod_free(m);
+  dnc_mod_free(csvmod);
+  dnc_arena_free(arena);
+  return rc;
+}

@@ -1,0 +1,579 @@
+/*
+ * search_cmd.c - `dnc search SPEC`: expand the space (search.c), drop the
+ * candidates whose simplified DAG an earlier one has, measure the rest on
+ * a thread pool (search_eval.c), rank them, write PREFIX.csv and
+ * PREFIX.json.
+ *
+ * Resuming: measured candidates are appended to PREFIX.journal, a batch at
+ * a time with one write() and an fsync(), values as C99 hex floats (exact).
+ * Its first line names the spec's hash. A run finds the journal, takes the
+ * candidates it holds (a torn last line, from a kill, is cut off) and
+ * measures the others; as every value is a function of the candidate
+ * alone, the tables come out the same as an uninterrupted run's. SIGINT
+ * and SIGTERM stop the workers between batches; the journal goes once the
+ * tables are written. DNC_SEARCH_STOP_AFTER=N (for tests) raises SIGINT
+ * once N candidates of this run are in the journal.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "runtime.h"
+#include "search.h"
+
+enum { BATCH = 64 };
+
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig)
+{
+  (void)sig;
+  interrupted = 1;
+}
+
+static double now(void)
+{
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* ----------------------------------------------- deduplicating the keys */
+
+typedef struct keyset {
+  unsigned char **k;
+  size_t *n;
+  uint64_t *h;
+  size_t cap, count;
+} keyset;
+
+static uint64_t fnv(const unsigned char *p, size_t n)
+{
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (size_t i = 0; i < n; i++)
+    h = (h ^ p[i]) * 0x100000001b3ull;
+  return h;
+}
+
+static void keyset_grow(keyset *s)
+{
+  keyset o = *s;
+  s->cap = o.cap ? 2 * o.cap : 1024;
+  s->k = calloc(s->cap, sizeof *s->k);
+  s->n = calloc(s->cap, sizeof *s->n);
+  s->h = calloc(s->cap, sizeof *s->h);
+  for (size_t i = 0; i < o.cap; i++)
+    if (o.k[i]) {
+      size_t j = o.h[i] & (s->cap - 1);
+      while (s->k[j])
+        j = (j + 1) & (s->cap - 1);
+      s->k[j] = o.k[i];
+      s->n[j] = o.n[i];
+      s->h[j] = o.h[i];
+    }
+  free(o.k);
+  free(o.n);
+  free(o.h);
+}
+
+/* keep(): 1 (and remembered) when the key is new */
+static int keyset_add(const unsigned char *key, size_t n, void *arg)
+{
+  keyset *s = arg;
+  if (2 * (s->count + 1) > s->cap)
+    keyset_grow(s);
+  uint64_t h = fnv(key, n);
+  size_t j = h & (s->cap - 1);
+  for (; s->k[j]; j = (j + 1) & (s->cap - 1))
+    if (s->h[j] == h && s->n[j] == n && !memcmp(s->k[j], key, n))
+      return 0;
+  s->k[j] = malloc(n + 1);
+  memcpy(s->k[j], key, n);
+  s->n[j] = n;
+  s->h[j] = h;
+  s->count++;
+  return 1;
+}
+
+static void keyset_free(keyset *s)
+{
+  for (size_t i = 0; i < s->cap; i++)
+    free(s->k[i]);
+  free(s->k);
+  free(s->n);
+  free(s->h);
+}
+
+/* ------------------------------------------------------------ the run */
+
+typedef struct run {
+  const dnc_space *sp;
+  const dnc_grids *g;
+  dnc_cand *cands;
+  int64_t ncands;
+  int nm;            /* measures per candidate */
+  double *values;    /* ncands x nm */
+  unsigned char *done;
+  int64_t *todo, ntodo, ndone_before;
+  int fd;            /* the journal */
+  const char *journal;
+  pthread_mutex_t lock;
+  int64_t written;   /* candidates this run put in the journal */
+  int64_t stop_after;
+  int write_failed;
+  int progress;
+  double t0, last_draw;
+} run;
+
+/* the value as the journal keeps it: exact */
+static void put_hex(FILE *o, double v)
+{
+  if (isnan(v))
+    fputs(" nan", o);
+  else if (isinf(v))
+    fputs(v > 0 ? " inf" : " -inf", o);
+  else
+    fprintf(o, " %a", v);
+}
+
+static void draw_progress(run *r, int final)
+{
+  double t = now();
+  if (!final && t - r->last_draw < 0.1)
+    return;
+  r->last_draw = t;
+  int64_t done = r->ndone_before + r->written, total = r->ncands;
+  double rate = r->written / fmax(t - r->t0, 1e-9);
+  double left = rate > 0 ? (double)(r->ntodo - r->written) / rate : 0;
+  int w = 30, fill = total ? (int)(w * done / total) : w;
+  char bar[64];
+  for (int i = 0; i < w; i++)
+    bar[i] = i < fill ? '#' : '.';
+  bar[w] = 0;
+  fprintf(stderr, "\r[%s] %lld/%lld candidates  %.0f/s  %.0f s left   ", bar,
+          (long long)done, (long long)total, rate, left);
+  if (final)
+    fputc('\n', stderr);
+}
+
+static void measure_batch(void *arg, int64_t t)
+{
+  run *r = arg;
+  if (interrupted || r->write_failed)
+    return;
+  int64_t lo = t * BATCH, hi = lo + BATCH < r->ntodo ? lo + BATCH : r->ntodo;
+  double *work = NULL;
+  size_t cap = 0;
+  char *text = NULL;
+  size_t len = 0;
+  FILE *o = open_memstream(&text, &len);
+  for (int64_t k = lo; k < hi; k++) {
+    int64_t i = r->todo[k];
+    double *v = r->values + i * r->nm;
+    dnc_measure(r->sp, r->g, &r->cands[i], &work, &cap, v);
+    fprintf(o, "%lld", (long long)r->cands[i].id);
+    for (int m = 0; m < r->nm; m++)
+      put_hex(o, v[m]);
+    fputc('\n', o);
+  }
+  fclose(o);
+  free(work);
+  pthread_mutex_lock(&r->lock);
+  if (!r->write_failed) {
+    ssize_t w = write(r->fd, text, len);
+    if (w != (ssize_t)len || fsync(r->fd)) {
+      r->write_failed = errno ? errno : EIO;
+    } else {
+      for (int64_t k = lo; k < hi; k++)
+        r->done[r->todo[k]] = 1;
+      r->written += hi - lo;
+      if (r->progress)
+        draw_progress(r, 0);
+      if (r->stop_after > 0 && r->written >= r->stop_after)
+        raise(SIGINT);
+    }
+  }
+  pthread_mutex_unlock(&r->lock);
+  free(text);
+}
+
+/* The candidate of id, by binary search (cands are in id order). */
+static int64_t find_id(const run *r, int64_t id)
+{
+  int64_t lo = 0, hi = r->ncands;
+  while (lo < hi) {
+    int64_t mid = (lo + hi) / 2;
+    if (r->cands[mid].id < id)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo < r->ncands && r->cands[lo].id == id ? lo : -1;
+}
+
+/* Takes what an earlier run left in the journal, and opens it for more.
+ * 0 on errors (reported in m's diagnostics or on stderr). */
+static int open_journal(run *r, dnc_mod *m, uint64_t hash)
+{
+  char head[96];
+  snprintf(head, sizeof head, "dnc search journal 1 %016llx %lld\n",
+           (unsigned long long)hash, (long long)r->ncands);
+  struct stat st;
+  if (stat(r->journal, &st) == 0) {
+    const dnc_source *src = dnc_mod_read_file(m, r->journal);
+    if (!src)
+      return 0;
+    size_t hl = strlen(head);
+    if (src->len < hl || memcmp(src->text, head, hl)) {
+      dnc_diag_add(&m->diags, DNC_SEV_ERROR, src, (dnc_loc){0, 1},
+                   "this journal is not of this search (another spec, or "
+                   "the spec changed since); remove it to start again");
+      return 0;
+    }
+    size_t i = hl, good = hl;
+    while (i < src->len) {
+      size_t e = i;
+      while (e < src->len && src->text[e] != '\n')
+        e++;
+      if (e == src->len)
+        break; /* a torn last line: cut off below */
+      char *end;
+      const char *p = src->text + i;
+      long long id = strtoll(p, &end, 10);
+      int64_t k = end == p ? -1 : find_id(r, id);
+      int ok = k >= 0;
+      double *v = ok ? r->values + k * r->nm : NULL;
+      for (int j = 0; ok && j < r->nm; j++) {
+        p = end;
+        v[j] = strtod(p, &end);
+        ok = end != p && *end != '\n' ? (*end == ' ') : end != p;
+      }
+      if (!ok || end != src->text + e) {
+        dnc_diag_add(&m->diags, DNC_SEV_ERROR, src,
+                     (dnc_loc){(uint32_t)i, (uint32_t)e},
+                     "not a line of this journal: a candidate's id and %d "
+                     "values; remove the journal to start again", r->nm);
+        return 0;
+      }
+      if (!r->done[k]) {
+        r->done[k] = 1;
+        r->ndone_before++;
+      }
+      good = e + 1;
+      i = e + 1;
+    }
+    r->fd = open(r->journal, O_WRONLY | O_APPEND);
+    if (r->fd < 0 || ftruncate(r->fd, (off_t)good)) {
+      dnc_cli_error("cannot write '%s': %s", r->journal, strerror(errno));
+      return 0;
+    }
+    return 1;
+  }
+  r->fd = open(r->journal, O_WRONLY | O_APPEND | O_CREAT | O_EXCL, 0666);
+  if (r->fd < 0 || write(r->fd, head, strlen(head)) != (ssize_t)strlen(head) ||
+      fsync(r->fd)) {
+    dnc_cli_error("cannot write '%s': %s", r->journal, strerror(errno));
+    return 0;
+  }
+  return 1;
+}
+
+/* ---------------------------------------------------------- the tables */
+
+typedef struct tables {
+  const run *r;
+  const int64_t *order;
+  int64_t nraw;
+} tables;
+
+static int is_flag(int k)
+{
+  return k == DNC_M_ZERO || k == DNC_M_BOUNDED || k == DNC_M_CENTER ||
+         k == DNC_M_MONO || k == DNC_M_FINITE;
+}
+
+static int write_csv(FILE *o, void *arg)
+{
+  const tables *t = arg;
+  const run *r = t->r;
+  fputs("rank,id,name", o);
+  for (int k = 0; k < r->nm; k++)
+    fprintf(o, ",%s", dnc_space_column(r->sp, k));
+  fputs(",source\n", o);
+  for (int64_t n = 0; n < r->ncands; n++) {
+    const dnc_cand *c = &r->cands[t->order[n]];
+    const double *v = r->values + t->order[n] * r->nm;
+    fprintf(o, "%lld,%lld,", (long long)n + 1, (long long)c->id);
+    dnc_cli_csv_field(o, c->name);
+    for (int k = 0; k < r->nm; k++) {
+      char b[40];
+      dnc_cli_format(b, sizeof b, v[k]);
+      fprintf(o, ",%s", b);
+    }
+    fputc(',', o);
+    dnc_cli_csv_field(o, c->source);
+    fputc('\n', o);
+  }
+  return 0;
+}
+
+static int write_json(FILE *o, void *arg)
+{
+  const tables *t = arg;
+  const run *r = t->r;
+  fputs("{\n  \"spec\": ", o);
+  dnc_cli_json_string(o, r->sp->path);
+  fprintf(o, ",\n  \"candidates\": %lld,\n  \"distinct\": %lld,\n"
+             "  \"ranked\": [", (long long)t->nraw, (long long)r->ncands);
+  for (int64_t n = 0; n < r->ncands; n++) {
+    const dnc_cand *c = &r->cands[t->order[n]];
+    const double *v = r->values + t->order[n] * r->nm;
+    fprintf(o, "%s\n    {\"rank\": %lld, \"id\": %lld, \"name\": ",
+            n ? "," : "", (long long)n + 1, (long long)c->id);
+    dnc_cli_json_string(o, c->name);
+    for (int k = 0; k < r->nm; k++) {
+      char b[40];
+      fprintf(o, ", \"%s\": ", dnc_space_column(r->sp, k));
+      if (k < DNC_M__COUNT && is_flag(k))
+        fputs(v[k] != 0 ? "true" : "false", o);
+      else if (!isfinite(v[k]))
+        fputs("null", o);
+      else {
+        dnc_cli_format(b, sizeof b, v[k]);
+        fputs(b, o);
+      }
+    }
+    fputs(", \"source\": ", o);
+    dnc_cli_json_string(o, c->source);
+    fputc('}', o);
+  }
+  fputs("\n  ]\n}\n", o);
+  return 0;
+}
+
+static const run *sort_run;
+
+static int by_rank(const void *a, const void *b)
+{
+  int64_t i = *(const int64_t *)a, j = *(const int64_t *)b;
+  const run *r = sort_run;
+  return dnc_space_compare(r->sp, r->values + i * r->nm, r->cands[i].id,
+                           r->values + j * r->nm, r->cands[j].id);
+}
+
+static void print_top(const run *r, const int64_t *order, long top)
+{
+  if (top <= 0)
+    return;
+  printf("%-5s %-5s %-4s %-12s %-32s %s\n", "rank", "props", "ZBCM",
+         "residual", "name", "source");
+  for (int64_t n = 0; n < r->ncands && n < top; n++) {
+    const double *v = r->values + order[n] * r->nm;
+    char flags[5] = {v[DNC_M_ZERO] ? 'Z' : '-', v[DNC_M_BOUNDED] ? 'B' : '-',
+                     v[DNC_M_CENTER] ? 'C' : '-', v[DNC_M_MONO] ? 'M' : '-', 0};
+    printf("%-5lld %-5d %-4s %-12.6g %-32s %s\n", (long long)n + 1,
+           (int)v[DNC_M_PROPS], flags, v[DNC_M_RESIDUAL],
+           r->cands[order[n]].name, r->cands[order[n]].source);
+  }
+}
+
+/* ---------------------------------------------------------- the command */
+
+typedef struct search_args {
+  const char *spec, *prefix;
+  long threads, top;
+  int quiet;
+} search_args;
+
+static int parse(const dnc_cli *c, int argc, char **argv, search_args *a)
+{
+  a->top = 10;
+  for (int i = 1; i < argc; i++) {
+    const char *v;
+    if (dnc_cli_is_help(argv[i])) {
+      fputs(c->usage, stdout);
+      return 0;
+    } else if ((v = dnc_cli_opt(argc, argv, &i, "-o", "--output"))) {
+      if (!*v)
+        return dnc_cli_usage_error(c, "-o needs a prefix for the output files");
+      a->prefix = v;
+    } else if ((v = dnc_cli_opt(argc, argv, &i, "--threads", "--threads"))) {
+      if (!dnc_cli_int(v, 1, 1024, &a->threads))
+        return dnc_cli_usage_error(c, "--threads needs a whole number from 1 "
+                                      "to 1024, not '%s'", v);
+    } else if ((v = dnc_cli_opt(argc, argv, &i, "--top", "--top"))) {
+      if (!dnc_cli_int(v, 0, 1000000, &a->top))
+        return dnc_cli_usage_error(c, "--top needs a whole number from 0, not "
+                                      "'%s'", v);
+    } else if (!strcmp(argv[i], "--quiet") || !strcmp(argv[i], "-q")) {
+      a->quiet = 1;
+    } else if (argv[i][0] == '-' && argv[i][1]) {
+      return dnc_cli_usage_error(c, "unknown option '%s'", argv[i]);
+    } else if (!a->spec) {
+      a->spec = argv[i];
+    } else {
+      return dnc_cli_usage_error(c, "one spec at a time ('%s' and '%s')",
+                                 a->spec, argv[i]);
+    }
+  }
+  if (!a->spec)
+    return dnc_cli_usage_error(c, "no search spec");
+  return -1;
+}
+
+/* SPEC's name without folders and extension */
+static char *default_prefix(const char *spec)
+{
+  const char *b = strrchr(spec, '/');
+  b = b ? b + 1 : spec;
+  const char *dot = strrchr(b, '.');
+  size_t n = dot && dot != b ? (size_t)(dot - b) : strlen(b);
+  return strndup(b, n);
+}
+
+/* Expands the space; the distinct candidates in id order. */
+static dnc_cand *expand(const dnc_space *sp, int64_t *n)
+{
+  keyset ks = {0};
+  int64_t size = dnc_space_size(sp), cap = 1024;
+  dnc_cand *c = malloc(sizeof *c * (size_t)cap);
+  *n = 0;
+  for (int64_t id = 0; id < size; id++) {
+    if (*n == cap)
+      c = realloc(c, sizeof *c * (size_t)(cap *= 2));
+    if (!c)
+      dnc_die(__FILE__, __LINE__, "out of memory");
+    if (dnc_space_build(sp, id, &c[*n], keyset_add, &ks))
+      ++*n;
+  }
+  keyset_free(&ks);
+  return c;
+}
+
+int dnc_cmd_search(const dnc_cli *c, int argc, char **argv)
+{
+  search_args a = {0};
+  int rc = parse(c, argc, argv, &a);
+  if (rc >= 0)
+    return rc;
+  rc = DNC_EXIT_INPUT;
+  dnc_mod *m = dnc_mod_new();
+  char *prefix = a.prefix ? strdup(a.prefix) : default_prefix(a.spec);
+  char *csv = NULL, *json = NULL, *journal = NULL;
+  if (asprintf(&csv, "%s.csv", prefix) < 0 ||
+      asprintf(&json, "%s.json", prefix) < 0 ||
+      asprintf(&journal, "%s.journal", prefix) < 0)
+    dnc_die(__FILE__, __LINE__, "out of memory");
+  run r = {0};
+  r.fd = -1;
+  dnc_grids *g = NULL;
+  dnc_pool *pool = NULL;
+  int64_t *order = NULL;
+  double t0 = now();
+  dnc_space *sp = dnc_space_load(m, a.spec);
+  fflush(stdout);
+  if (dnc_cli_show(c, &m->diags) || !sp)
+    goto out;
+  r.sp = sp;
+  r.nm = dnc_space_nmeasures(sp);
+  r.cands = expand(sp, &r.ncands);
+  double t_expand = now() - t0;
+  r.values = calloc((size_t)(r.ncands * r.nm + 1), sizeof *r.values);
+  r.done = calloc((size_t)r.ncands + 1, 1);
+  r.journal = journal;
+  if (!open_journal(&r, m, dnc_space_hash(sp))) {
+    dnc_cli_show(c, &m->diags);
+    goto out;
+  }
+  r.todo = malloc(sizeof *r.todo * (size_t)(r.ncands + 1));
+  for (int64_t i = 0; i < r.ncands; i++)
+    if (!r.done[i])
+      r.todo[r.ntodo++] = i;
+  g = dnc_grids_new(sp);
+  r.g = g;
+  const char *stop = getenv("DNC_SEARCH_STOP_AFTER");
+  r.stop_after = stop ? atoll(stop) : 0;
+  r.progress = !a.quiet && isatty(2);
+  pthread_mutex_init(&r.lock, NULL);
+  long nthreads = a.threads ? a.threads : sysconf(_SC_NPROCESSORS_ONLN);
+  pool = dnc_pool_new(nthreads < 1 ? 1 : (int)nthreads);
+  if (!pool)
+    dnc_die(__FILE__, __LINE__, "out of memory");
+  struct sigaction sa = {0}, old_int, old_term;
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  interrupted = 0;
+  sigaction(SIGINT, &sa, &old_int);
+  sigaction(SIGTERM, &sa, &old_term);
+  double t1 = now();
+  r.t0 = t1;
+  dnc_pool_run(pool, (r.ntodo + BATCH - 1) / BATCH, measure_batch, &r);
+  double t_measure = now() - t1;
+  sigaction(SIGINT, &old_int, NULL);
+  sigaction(SIGTERM, &old_term, NULL);
+  if (r.progress)
+    draw_progress(&r, 1);
+  pthread_mutex_destroy(&r.lock);
+  if (r.write_failed) {
+    dnc_cli_error("cannot write '%s': %s", journal, strerror(r.write_failed));
+    goto out;
+  }
+  if (interrupted) {
+    fflush(stdout);
+    fprintf(stderr, "dnc: interrupted: %lld of %lld candidates measured, "
+                    "kept in %s; the same command goes on from there\n",
+            (long long)(r.ndone_before + r.written), (long long)r.ncands,
+            journal);
+    rc = 130;
+    goto out;
+  }
+  order = malloc(sizeof *order * (size_t)(r.ncands + 1));
+  for (int64_t i = 0; i < r.ncands; i++)
+    order[i] = i;
+  sort_run = &r;
+  qsort(order, (size_t)r.ncands, sizeof *order, by_rank);
+  tables tb = {&r, order, dnc_space_size(sp)};
+  if (dnc_cli_write_file(csv, write_csv, &tb) ||
+      dnc_cli_write_file(json, write_json, &tb))
+    goto out;
+  close(r.fd);
+  r.fd = -1;
+  unlink(journal);
+  print_top(&r, order, a.top);
+  if (!a.quiet) {
+    double total = now() - t0;
+    fflush(stdout);
+    fprintf(stderr, "dnc search: %lld candidates, %lld distinct; expanded "
+                    "in %.2f s, %lld measured in %.2f s on %ld thread%s: "
+                    "%.0f candidates/s; wrote %s and %s\n",
+            (long long)dnc_space_size(sp), (long long)r.ncands, t_expand,
+            (long long)r.written, t_measure, nthreads,
+            nthreads == 1 ? "" : "s", dnc_space_size(sp) / total, csv, json);
+  }
+  rc = 0;
+out:
+  if (r.fd >= 0)
+    close(r.fd);
+  dnc_pool_free(pool);
+  dnc_grids_free(g);
+  for (int64_t i = 0; i < r.ncands; i++)
+    dnc_cand_free(&r.cands[i]);
+  free(r.cands);
+  free(r.values);
+  free(r.done);
+  free(r.todo);
+  free(order);
+  dnc_space_free(sp);
+  dnc_mod_free(m);
+  free(prefix);
+  free(csv);
+  free(json);
+  free(journal);
+  return rc;
+}

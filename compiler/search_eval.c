@@ -1,0 +1,302 @@
+/*
+ * search_eval.c - measuring a candidate: its program evaluated over whole
+ * grids at once, one instruction at a time across all points (so that the
+ * switch on the operation is paid once per instruction, not per point),
+ * in double precision; then the four properties, the fit to LayerNorm and
+ * the spec's scores (docs/search.md defines each, with its setting).
+ *
+ * The grids, in one array of x values:
+ *   dense: grid_points points on [-grid_range, grid_range], symmetric
+ *          (x[h + k] = -x[h - k] exactly) with 0 in the middle;
+ *   far:   +-10^(j / per_decade) for j = 0 .. decades * per_decade;
+ *   ln:    the reference points of LayerNorm (fit.c's dnc_ref_points with
+ *          C = ln_channels, ln_steps, seed ln_seed, the other defaults).
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "search.h"
+
+/* ORDER: DNC_M_* */
+static const char *const measure_names[DNC_M__COUNT] = {
+    "zero_centred", "bounded", "center_sensitive", "monotonic", "props",
+    "finite", "f0", "odd_err", "sup", "growth", "slope0",
+    "center_min_slope", "min_slope", "max_slope", "residual", "gain",
+};
+
+const char *dnc_measure_name(int k)
+{
+  return measure_names[k];
+}
+
+struct dnc_grids {
+  int n;
+  double *x;
+  int ndense, far0, nfar, ln0, nln;
+  double *ly, ly2;
+  int nscore;
+  double *score_x;
+};
+
+dnc_grids *dnc_grids_new(const dnc_space *s)
+{
+  dnc_grids *g = calloc(1, sizeof *g);
+  g->ndense = (int)s->set[S_GRID_POINTS];
+  int pd = (int)s->set[S_PER_DECADE], dec = (int)s->set[S_DECADES];
+  g->nfar = 2 * (dec * pd + 1);
+  dnc_refpoints t;
+  dnc_ref_defaults(&t);
+  t.channels = (int)s->set[S_LN_CHANNELS];
+  t.steps = (int)s->set[S_LN_STEPS];
+  t.seed = (uint64_t)s->set[S_LN_SEED];
+  double *lx;
+  dnc_ref_points(&t, &lx, &g->ly, &g->nln);
+  g->n = g->ndense + g->nfar + g->nln;
+  g->far0 = g->ndense;
+  g->ln0 = g->far0 + g->nfar;
+  g->x = malloc(sizeof *g->x * (size_t)g->n);
+  int h = g->ndense / 2;
+  double R = s->set[S_GRID_RANGE];
+  g->x[h] = 0;
+  for (int k = 1; k <= h; k++) {
+    g->x[h + k] = R * k / h;
+    g->x[h - k] = -(R * k / h);
+  }
+  for (int j = 0; j <= dec * pd; j++) {
+    double v = pow(10, (double)j / pd);
+    g->x[g->far0 + 2 * j] = v;
+    g->x[g->far0 + 2 * j + 1] = -v;
+  }
+  memcpy(g->x + g->ln0, lx, sizeof *lx * (size_t)g->nln);
+  free(lx);
+  g->ly2 = 0;
+  for (int i = 0; i < g->nln; i++)
+    g->ly2 += g->ly[i] * g->ly[i];
+  g->nscore = (int)s->set[S_SCORE_POINTS];
+  g->score_x = malloc(sizeof *g->score_x * (size_t)g->nscore);
+  for (int i = 0; i < g->nscore; i++)
+    g->score_x[i] = -R + 2 * R * i / (g->nscore - 1);
+  return g;
+}
+
+void dnc_grids_free(dnc_grids *g)
+{
+  if (!g)
+    return;
+  free(g->x);
+  free(g->ly);
+  free(g->score_x);
+  free(g);
+}
+
+/* min and max as the interpreter has them: NaN propagates, a tie gives the
+ * first operand */
+static double vmin(double a, double b)
+{
+  return isnan(a) || isnan(b) ? a + b : b < a ? b : a;
+}
+
+static double vmax(double a, double b)
+{
+  return isnan(a) || isnan(b) ? a + b : b > a ? b : a;
+}
+
+static double sigmoid(double a)
+{
+  if (a < 0) {
+    double e = exp(a);
+    return e / (1 + e);
+  }
+  return 1 / (1 + exp(-a));
+}
+
+void dnc_vprog_eval(const dnc_vprog *p, const double *x, int n, double *w)
+{
+  for (int i = 0; i < p->n; i++) {
+    const dnc_vinsn *in = &p->insn[i];
+    double *r = w + (size_t)i * n;
+    const double *a = w + (size_t)in->arg[0] * n;
+    const double *b = w + (size_t)in->arg[1] * n;
+    const double *c = w + (size_t)in->arg[2] * n;
+#define LOOP(expr)                                                          \
+  for (int j = 0; j < n; j++)                                               \
+    r[j] = (expr);                                                          \
+  break;
+    switch (in->op) {
+    case OP_CONST: LOOP(in->value)
+    case OP_INPUT: memcpy(r, x, sizeof *r * (size_t)n); break;
+    case OP_NEG: LOOP(-a[j])
+    case OP_ADD: LOOP(a[j] + b[j])
+    case OP_SUB: LOOP(a[j] - b[j])
+    case OP_MUL: LOOP(a[j] * b[j])
+    case OP_DIV: LOOP(a[j] / b[j])
+    case OP_POW: LOOP(pow(a[j], b[j]))
+    case OP_ABS: LOOP(fabs(a[j]))
+    case OP_SIGN: LOOP(a[j] > 0 ? 1.0 : a[j] < 0 ? -1.0 : a[j])
+    case OP_MIN: LOOP(vmin(a[j], b[j]))
+    case OP_MAX: LOOP(vmax(a[j], b[j]))
+    case OP_CLAMP: LOOP(vmin(vmax(a[j], b[j]), c[j]))
+    case OP_EXP: LOOP(exp(a[j]))
+    case OP_EXPM1: LOOP(expm1(a[j]))
+    case OP_LOG: LOOP(log(a[j]))
+    case OP_LOG1P: LOOP(log1p(a[j]))
+    case OP_SQRT: LOOP(sqrt(a[j]))
+    case OP_RSQRT: LOOP(1 / sqrt(a[j]))
+    case OP_TANH: LOOP(tanh(a[j]))
+    case OP_SINH: LOOP(sinh(a[j]))
+    case OP_COSH: LOOP(cosh(a[j]))
+    case OP_ASINH: LOOP(asinh(a[j]))
+    case OP_ATAN: LOOP(atan(a[j]))
+    case OP_ERF: LOOP(erf(a[j]))
+    case OP_ERFC: LOOP(erfc(a[j]))
+    case OP_SIGMOID: LOOP(sigmoid(a[j]))
+    case OP_SOFTPLUS:
+      LOOP(a[j] > 0 ? a[j] + log1p(exp(-a[j])) : log1p(exp(a[j])))
+    case OP_SIN: LOOP(sin(a[j]))
+    case OP_COS: LOOP(cos(a[j]))
+    case OP_LT: LOOP(a[j] < b[j])
+    case OP_LE: LOOP(a[j] <= b[j])
+    case OP_GT: LOOP(a[j] > b[j])
+    case OP_GE: LOOP(a[j] >= b[j])
+    case OP_EQ: LOOP(a[j] == b[j])
+    case OP_NE: LOOP(a[j] != b[j])
+    case OP_AND: LOOP(a[j] != 0 && b[j] != 0)
+    case OP_OR: LOOP(a[j] != 0 || b[j] != 0)
+    case OP_NOT: LOOP(a[j] == 0)
+    case OP_SELECT: LOOP(a[j] != 0 ? b[j] : c[j])
+    default:
+      DNC_ASSERT(!"an operation search_eval.c does not know");
+    }
+#undef LOOP
+  }
+}
+
+/* The spec's scores: each the mean of its expression over the score grid,
+ * with f and df the candidate and its derivative. */
+static void scores(const dnc_space *s, const dnc_grids *g, const dnc_cand *c,
+                   double *out)
+{
+  dnc_mod *m = dnc_mod_new();
+  dnc_mod_add_source(m, s->path, s->score_text, strlen(s->score_text));
+  dnc_mod_add_source(m, "<candidate>", c->score_src, strlen(c->score_src));
+  int errors = dnc_mod_build(m);
+  double *p = NULL;
+  for (int k = 0; k < s->nscores; k++) {
+    dnc_fn *f = errors ? NULL : dnc_mod_find(m, s->score_names[k]);
+    long double sum = 0;
+    for (int i = 0; f && i < g->nscore; i++)
+      sum += dnc_interp(f, g->score_x[i], p);
+    out[k] = f ? (double)(sum / g->nscore) : NAN;
+  }
+  dnc_mod_free(m);
+}
+
+void dnc_measure(const dnc_space *s, const dnc_grids *g, const dnc_cand *c,
+                 double **work, size_t *cap, double *out)
+{
+  const dnc_vprog *p = &c->prog;
+  size_t need = (size_t)p->n * g->n;
+  if (need > *cap) {
+    free(*work);
+    *work = malloc(sizeof **work * need);
+    if (!*work)
+      dnc_die(__FILE__, __LINE__, "out of memory");
+    *cap = need;
+  }
+  dnc_vprog_eval(p, g->x, g->n, *work);
+  const double *f = *work + (size_t)p->rf * g->n;
+  const double *d = *work + (size_t)p->rdf * g->n;
+  int nd = g->ndense, h = nd / 2;
+  int finite = 1;
+  double maxabs = 0, odd = 0, cmin = INFINITY, dmin = INFINITY,
+         dmax = -INFINITY;
+  double cw = s->set[S_CENTER_WIDTH];
+  for (int i = 0; i < nd; i++) {
+    if (!isfinite(f[i]) || !isfinite(d[i])) {
+      finite = 0;
+      continue;
+    }
+    maxabs = fmax(maxabs, fabs(f[i]));
+    dmin = fmin(dmin, d[i]);
+    dmax = fmax(dmax, d[i]);
+    if (fabs(g->x[i]) <= cw)
+      cmin = fmin(cmin, fabs(d[i]));
+  }
+  for (int k = 1; k <= h; k++)
+    odd = fmax(odd, fabs(f[h + k] + f[h - k]));
+  odd /= fmax(1, maxabs);
+  out[DNC_M_FINITE] = finite;
+  out[DNC_M_F0] = f[h];
+  out[DNC_M_ODD] = finite ? odd : NAN;
+  out[DNC_M_SLOPE0] = d[h];
+  out[DNC_M_CMIN] = finite ? cmin : NAN;
+  out[DNC_M_MINSLOPE] = finite ? dmin : NAN;
+  out[DNC_M_MAXSLOPE] = finite ? dmax : NAN;
+  out[DNC_M_ZERO] = finite && fabs(f[h]) <= s->set[S_ZERO_TOL] &&
+                    odd <= s->set[S_ODD_TOL];
+  out[DNC_M_CENTER] = finite && cmin >= s->set[S_CENTER_SLOPE];
+  out[DNC_M_MONO] = finite && (dmin >= -s->set[S_MONO_TOL] ||
+                               dmax <= s->set[S_MONO_TOL]);
+  /* bounded: the far grid's last decade against everything nearer */
+  int pd = (int)s->set[S_PER_DECADE], dec = (int)s->set[S_DECADES];
+  double last = 0, rest = maxabs;
+  int far_finite = 1;
+  for (int j = 0; j <= dec * pd; j++)
+    for (int sgn = 0; sgn < 2; sgn++) {
+      double v = fabs(f[g->far0 + 2 * j + sgn]);
+      if (!isfinite(v))
+        far_finite = 0;
+      else if (j > (dec - 1) * pd)
+        last = fmax(last, v);
+      else
+        rest = fmax(rest, v);
+    }
+  double sup = fmax(last, rest);
+  double growth = rest > 0 ? last / rest : last > 0 ? INFINITY : 1;
+  out[DNC_M_SUP] = finite && far_finite ? sup : INFINITY;
+  out[DNC_M_GROWTH] = finite && far_finite ? growth : INFINITY;
+  out[DNC_M_BOUNDED] = finite && far_finite && sup <= s->set[S_BOUND_MAX] &&
+                       growth <= 1 + s->set[S_GROWTH_TOL];
+  out[DNC_M_PROPS] = out[DNC_M_ZERO] + out[DNC_M_BOUNDED] +
+                     out[DNC_M_CENTER] + out[DNC_M_MONO];
+  /* the fit to LayerNorm with the best gain: y ~ gain * f */
+  long double sff = 0, sfy = 0;
+  int ln_finite = 1;
+  for (int i = 0; i < g->nln; i++) {
+    double v = f[g->ln0 + i];
+    ln_finite &= isfinite(v);
+    sff += (long double)v * v;
+    sfy += (long double)v * g->ly[i];
+  }
+  double gain = ln_finite && sff > 0 ? (double)(sfy / sff) : NAN;
+  double res = NAN;
+  if (ln_finite && sff > 0) {
+    long double r2 = 0;
+    for (int i = 0; i < g->nln; i++) {
+      long double r = g->ly[i] - gain * f[g->ln0 + i];
+      r2 += r * r;
+    }
+    res = sqrt((double)(r2 / g->ly2));
+  }
+  out[DNC_M_RESIDUAL] = res;
+  out[DNC_M_GAIN] = gain;
+  if (s->nscores)
+    scores(s, g, c, out + DNC_M__COUNT);
+}
+
+int dnc_space_compare(const dnc_space *s, const double *a, int64_t ida,
+                      const double *b, int64_t idb)
+{
+  for (int k = 0; k < s->nkeys; k++) {
+    double x = a[s->keys[k].column], y = b[s->keys[k].column];
+    if (isnan(x) || isnan(y)) {
+      if (isnan(x) != isnan(y))
+        return isnan(x) ? 1 : -1; /* NaN last, either way */
+      continue;
+    }
+    if (x != y)
+      return (x < y) != s->keys[k].desc ? -1 : 1;
+  }
+  return ida < idb ? -1 : ida > idb;
+}

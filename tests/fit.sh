@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# fit.sh - `dnc fit` from the command line: a fit to CSV points and to
+# LayerNorm's reference points (DyISRU closer than DyT), the output
+# formats, and each error the command reports, located in the CSV file
+# where it lies, with its exit status (1 input, 2 usage).
+set -u
+. "$(dirname "$0")/tap.bash"
+DNC="$B/dnc"
+PY="${DNC_PYTHON:-/usr/bin/python3}"
+N=examples/norms.dn
+
+# err NAME STATUS PATTERN CMD...: the status, and stderr matching PATTERN
+err() {
+  local name=$1 want=$2 pat=$3
+  shift 3
+  "$@" >"$tmp/out" 2>"$tmp/err"
+  local rc=$?
+  if [ "$rc" = "$want" ] && grep -q -- "$pat" "$tmp/err"; then
+    t "$name" true
+  else
+    t "$name" false
+    echo "#   status $rc (want $want), stderr:"
+    sed 's/^/#   /' "$tmp/err"
+  fi
+}
+
+cat >"$tmp/f.dn" <<'DN'
+fn line(x; a = 1, b = 0) = a * x + b
+fn both(x; a = 1, b = 1) = a * b * x
+fn logshift(x; a = 1) = log(x - a)
+fn plain(x) = x
+fn scaled(x; gamma = 1) = gamma * x
+DN
+printf 'x,y\n0,1\n1,3\n2,5\n3,7\n' >"$tmp/line.csv"
+printf 'time,value,note\n0,1,a\n1,3,b\n2,5,c\n3,7,"d, e"\n' >"$tmp/cols.csv"
+
+"$DNC" fit "$tmp/f.dn" -f line --data "$tmp/line.csv" --format csv \
+  >"$tmp/out" 2>"$tmp/err"
+t "fit recovers a = 2, b = 1 from exact points" \
+  grep -q '^line,.*,4,2,.*,1,.*,1,' "$tmp/out"
+"$DNC" fit "$tmp/f.dn" -f line --data "$tmp/cols.csv" --x time --y 2 \
+  --format csv >"$tmp/out" 2>&1
+t "--x and --y choose columns by name and number; quoted fields" \
+  grep -q '^line,.*,4,2,.*,1,' "$tmp/out"
+"$DNC" fit "$tmp/f.dn" -f line --data "$tmp/line.csv" --fix a=2 --format json \
+  >"$tmp/out.json" 2>&1
+t "--format json parses, and --fix holds a parameter" "$PY" -c '
+import json, sys
+r = json.load(open(sys.argv[1]))
+a, b = r["parameters"]
+assert a["name"] == "a" and a["value"] == 2 and a["fixed"] and a["stderr"] is None
+assert b["name"] == "b" and abs(b["value"] - 1) < 1e-12 and not b["fixed"]
+assert r["converged"] and r["points"] == 4
+' "$tmp/out.json"
+
+# LayerNorm: one command per function; DyISRU's residual is the smaller
+for f in dyt dyisru; do
+  "$DNC" fit $N -f $f --target layernorm --format json >"$tmp/$f.json" 2>&1
+done
+t "fit to layernorm: DyISRU's residual is under a tenth of DyT's" "$PY" -c '
+import json, sys
+dyt, isru = (json.load(open(p)) for p in sys.argv[1:])
+assert dyt["converged"] and isru["converged"]
+assert dyt["points"] == isru["points"] == 400
+assert isru["rms_residual"] * 10 < dyt["rms_residual"], (isru, dyt)
+assert [p["name"] for p in isru["parameters"]] == ["beta", "gamma"]
+' "$tmp/dyt.json" "$tmp/dyisru.json"
+"$DNC" fit $N -f dyt --target rmsnorm --channels 64 --dist laplace --scale 2 \
+  --steps 50 --seed 3 >"$tmp/out" 2>&1
+t "target options are taken and reported" \
+  grep -q '100 points of rmsnorm (C = 64, laplace, scale 2, seed 3' "$tmp/out"
+"$DNC" fit $N -f dyisru --target layernorm --points "$tmp/pts.csv" >/dev/null 2>&1
+t "--points writes x, y, fit, residual for every point" \
+  sh -c "head -1 '$tmp/pts.csv' | grep -qx 'x,y,fit,residual' &&
+         [ \$(wc -l <'$tmp/pts.csv') = 401 ]"
+
+# errors in the CSV file, located
+printf 'x,y\n0,1\n1,abc\n' >"$tmp/bad.csv"
+err "not a number: located" 1 "bad.csv:3:3: error: not a number in column 'y': 'abc'" \
+  "$DNC" fit "$tmp/f.dn" -f line --data "$tmp/bad.csv"
+printf 'x,y\n0,1\n1,\n' >"$tmp/blank.csv"
+err "an empty field: located" 1 "blank.csv:3:3: error: empty field in column 'y'" \
+  "$DNC" fit "$tmp/f.dn" -f line --data "$tmp/blank.csv"
+printf 'x,y\n0,1\nnan,2\n' >"$tmp/nan.csv"
+err "NaN in the data: located" 1 "nan.csv:3:1: error: NaN in column 'x'" \
+  "$DNC" fit "$tmp/f.dn" -f line --data "$tmp/nan.csv"
+printf 'x,y\n0,1\n1,-inf\n' >"$tmp/inf.csv"
+err "an infinite value: located" 1 "inf.csv:3:3: error: an infinite value in column 'y'" \
+  "$DNC" fit "$tmp/f.dn" -f line --data "$tmp/inf.csv"
+printf 'x,y\n\n' >"$tmp/empty.csv"
+err "a header and no points" 1 "empty.csv:1:1: error: no data" \
+  "$DNC" fit "$tmp/f.dn" -f line --data "$tmp/empty.csv"
+: >"$tmp/zero.csv"
+err "an empty file" 1 "zero.csv: error: empty file" \
+  "$DNC" fit "$tmp/f.dn" -f line --data "$tmp/zero.csv"
+printf 'x,y\n0,1\n1,2,3\n' >"$tmp/fields.csv"
+err "a row with too many fields: located" 1 "fields.csv:3:1: error: 3 fields where the header has 2" \
+  "$DNC" fit "$tmp/f.dn" -f line --data "$tmp/fields.csv"
+printf 'x,y\n"0,1\n' >"$tmp/quote.csv"
+err "an unterminated quote: located" 1 "quote.csv:2:1: error: unterminated quoted field" \
+  "$DNC" fit "$tmp/f.dn" -f line --data "$tmp/quote.csv"
+printf 'x,y\n"0"1,2\n' >"$tmp/quote2.csv"
+err "text after a closing quote: located" 1 "quote2.csv:2:4: error: a quoted field must end" \
+  "$DNC" fit "$tmp/f.dn" -f line --data "$tmp/quote2.csv"
+printf 'x,y\n0,\xff\n' >"$tmp/utf8.csv"
+err "invalid UTF-8: located" 1 "utf8.csv:2:3: error: invalid UTF-8" \
+  "$DNC" fit "$tmp/f.dn" -f line --data "$tmp/utf8.csv"
+err "no such column, with the columns there are" 1 \
+  "cols.csv:1:1: error: no column 'vaule' in the header (it has 'time', 'value', 'note'); did you mean 'value'?" \
+  "$DNC" fit "$tmp/f.dn" -f line --data "$tmp/cols.csv" --x time --y vaule
+err "a missing data file" 1 "cannot open '$tmp/none.csv'" \
+  "$DNC" fit "$tmp/f.dn" -f line --data "$tmp/none.csv"
+
+# the fit's own errors
+err "ill-posed: two parameters with one effect" 1 "ill-posed fit: parameter '[ab]' of both" \
+  "$DNC" fit "$tmp/f.dn" -f both --data "$tmp/line.csv"
+err "ill-posed: gamma times a linear function" 1 "ill-posed fit: parameter 'gamma' of line" \
+  "$DNC" fit "$tmp/f.dn" -f line --data "$tmp/line.csv" --gain
+err "not finite at the start: the point named" 1 "logshift is not finite at x = 0 (point 1)" \
+  "$DNC" fit "$tmp/f.dn" -f logshift --data "$tmp/line.csv"
+err "no free parameter" 1 "cannot fit plain: no free parameter" \
+  "$DNC" fit "$tmp/f.dn" -f plain --data "$tmp/line.csv"
+err "fewer points than parameters" 1 "cannot fit line: 1 point for 2 free parameters" \
+  sh -c "printf 'x,y\n1,2\n' >'$tmp/one.csv' && '$DNC' fit '$tmp/f.dn' -f line --data '$tmp/one.csv'"
+err "non-convergence: the iteration limit, and advice" 1 "did not converge in 1 iteration; allow more with --max-iter" \
+  "$DNC" fit $N -f dyt --target layernorm --max-iter 1
+t "... with the result so far on stdout" grep -q "^residual: mean" "$tmp/out"
+err "a parameter named gamma clashes with the gain" 1 "scaled has a parameter named 'gamma'" \
+  "$DNC" fit "$tmp/f.dn" -f scaled --target layernorm
+err "--reach below the largest channel value" 1 "--reach 1 is not beyond the largest channel value" \
+  "$DNC" fit $N -f dyt --target layernorm --reach 1
+mkdir "$tmp/ro" && chmod 555 "$tmp/ro"
+if [ -w "$tmp/ro" ]; then
+  t "--points into a directory that cannot be written # SKIP running as root" true
+else
+  err "--points into a directory that cannot be written" 1 "cannot write '$tmp/ro/p.csv'" \
+    "$DNC" fit $N -f dyt --target layernorm --points "$tmp/ro/p.csv"
+fi
+err "--points into a missing directory: nothing written" 1 "cannot write '$tmp/no/p.csv'" \
+  "$DNC" fit $N -f dyt --target layernorm --points "$tmp/no/p.csv"
+
+# usage errors
+err "a parameter the function lacks" 2 "'dyt' has no parameter 'alpah'; did you mean 'alpha'?" \
+  "$DNC" fit $N -f dyt --target layernorm --init alpah=1
+err "--fix needs NAME=NUMBER" 2 "--fix needs NAME=NUMBER" \
+  "$DNC" fit $N -f dyt --target layernorm --fix alpha
+err "--init takes no NaN" 2 "--init needs NAME=NUMBER (a finite number), not 'alpha=nan'" \
+  "$DNC" fit $N -f dyt --target layernorm --init alpha=nan
+err "--data and --target together" 2 "give one" \
+  "$DNC" fit $N -f dyt --target layernorm --data "$tmp/line.csv"
+err "no points at all" 2 "no points to fit" "$DNC" fit $N -f dyt
+err "target options without --target" 2 "go with --target" \
+  "$DNC" fit $N -f dyt --data "$tmp/line.csv" --channels 8
+err "an unknown target" 2 "--target is layernorm or rmsnorm, not 'batchnorm'" \
+  "$DNC" fit $N -f dyt --target batchnorm
+err "--channels out of range" 2 "--channels needs a whole number from 2" \
+  "$DNC" fit $N -f dyt --target layernorm --channels 1
+err "--dist unknown" 2 "--dist is normal, uniform or laplace" \
+  "$DNC" fit $N -f dyt --target layernorm --dist cauchy
+err "--format unknown" 2 "--format is text, json or csv" \
+  "$DNC" fit $N -f dyt --target layernorm --format xml
+err "several functions and no -f" 2 "defines [0-9]* functions; choose one with -f" \
+  "$DNC" fit $N --target layernorm
+err "no such function: a usage error, as -f elsewhere" 2 "no function 'dty' in '$N'; did you mean 'dyt'?" \
+  "$DNC" fit $N -f dty --target layernorm
+err "errors in the source file" 1 "error: unknown name" \
+  sh -c "echo 'fn f(x; a = 1) = b * x' >'$tmp/bad.dn' && '$DNC' fit '$tmp/bad.dn' --target layernorm"
+tap_done

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# plot.sh - `dnc plot`: the SVG it writes is well-formed XML (checked with
+# Python's xml.etree) with one polyline per curve, dashed derivatives,
+# ticks and a legend naming each curve; a pole breaks a curve; errors.
+set -u
+. "$(dirname "$0")/tap.bash"
+DNC="$B/dnc"
+PY="${DNC_PYTHON:-/usr/bin/python3}"
+N=examples/norms.dn
+
+# svg_check FILE LABELS... : well-formed SVG whose curves carry LABELS
+svg_check() {
+  "$PY" - "$@" <<'PYEOF'
+import math, sys
+import xml.etree.ElementTree as ET
+path, labels = sys.argv[1], sys.argv[2:]
+ns = "{http://www.w3.org/2000/svg}"
+root = ET.parse(path).getroot()
+assert root.tag == ns + "svg", root.tag
+assert root.get("viewBox") == "0 0 820 500"
+lines = root.iter(ns + "polyline")
+seen = []
+for pl in lines:
+    lab = pl.get("data-label")
+    if lab not in seen:
+        seen.append(lab)
+    pts = [tuple(map(float, p.split(","))) for p in pl.get("points").split()]
+    assert len(pts) >= 1 and all(math.isfinite(a) and math.isfinite(b) for a, b in pts)
+    xs = [a for a, _ in pts]
+    assert xs == sorted(xs), "x increases along a curve"
+    assert (pl.get("stroke-dasharray") is not None) == lab.startswith("d/dx ")
+assert seen == labels, (seen, labels)
+legend = [t.text for g in root.iter(ns + "g") if g.get("class") == "legend"
+          for t in g.iter(ns + "text")]
+assert legend == labels, legend
+for cls in ("xticks", "yticks"):
+    ticks = [t.text for g in root.iter(ns + "g") if g.get("class") == cls
+             for t in g.iter(ns + "text")]
+    assert len(ticks) >= 4, (cls, ticks)
+    [float(t) for t in ticks]
+PYEOF
+}
+
+"$DNC" plot $N -f dyt,derf,dyisru --deriv -o "$tmp/norms.svg" 2>"$tmp/err"
+t "DyT, Derf and DyISRU with their derivatives: valid SVG, 6 curves" \
+  svg_check "$tmp/norms.svg" dyt "d/dx dyt" derf "d/dx derf" dyisru "d/dx dyisru"
+t "nothing on stderr" test ! -s "$tmp/err"
+"$DNC" plot $N -f dyt -p alpha=2 --range -3:3 --title 'tanh & <co>' -o "$tmp/t.svg"
+t "--range, --param, and a title with XML's special characters" \
+  sh -c "svg_check() { :; }; grep -q '>tanh &amp; &lt;co&gt;</text>' '$tmp/t.svg' &&
+         grep -q '>-3</text>' '$tmp/t.svg' && grep -q '>3</text>' '$tmp/t.svg'"
+t "... and still valid" svg_check "$tmp/t.svg" dyt
+echo 'fn inv(x) = 1 / x' >"$tmp/inv.dn"
+"$DNC" plot "$tmp/inv.dn" --range -1:1 -o "$tmp/inv.svg"
+t "a pole: the curve is broken in two, still valid" \
+  sh -c "svg_check_ok=\$('$PY' -c \"
+import xml.etree.ElementTree as ET
+r = ET.parse('$tmp/inv.svg').getroot()
+print(len(list(r.iter('{http://www.w3.org/2000/svg}polyline'))))\") && [ \"\$svg_check_ok\" = 2 ]"
+
+err() {
+  local name=$1 want=$2 pat=$3
+  shift 3
+  "$@" >"$tmp/out" 2>"$tmp/err"
+  local rc=$?
+  if [ "$rc" = "$want" ] && grep -q -- "$pat" "$tmp/err"; then
+    t "$name" true
+  else
+    t "$name" false
+    echo "#   status $rc (want $want), stderr:"
+    sed 's/^/#   /' "$tmp/err"
+  fi
+}
+err "no -o" 2 "no output file" "$DNC" plot $N -f dyt
+err "a bad --range" 2 "--range needs A:B with finite A < B, not '3:1'" \
+  "$DNC" plot $N -f dyt --range 3:1 -o "$tmp/x.svg"
+err "no such function: a usage error, as -f elsewhere" 2 "no function 'dty'" "$DNC" plot $N -f dty -o "$tmp/x.svg"
+err "a parameter no function has" 2 "no function plotted has a parameter 'beta'" \
+  "$DNC" plot $N -f dyt -p beta=2 -o "$tmp/x.svg"
+t "... and no file written" test ! -e "$tmp/x.svg"
+err "an output in a missing directory" 1 "cannot write '$tmp/none/x.svg'" \
+  "$DNC" plot $N -f dyt -o "$tmp/none/x.svg"
+printf 'rank,name\n1,a\n' >"$tmp/r.csv"
+err "a ranked CSV without a source column: located" 1 "r.csv:1:1: error: no column 'source'" \
+  "$DNC" plot "$tmp/r.csv" -o "$tmp/x.svg"
+printf 'rank,name,source\n1,a,fn c1(x) = tanh(y)\n' >"$tmp/r2.csv"
+err "a candidate that does not compile: located in the CSV" 1 \
+  "r2.csv:2:21: error: this candidate's source does not compile: unknown name 'y'" \
+  "$DNC" plot "$tmp/r2.csv" -o "$tmp/x.svg"
+printf 'rank,name,source\n1,a,fn c1(x) = tanh(x)\n2,b,fn c2(x) = x / (1 + abs(x))\n3,c,fn c3(x) = erf(x)\n' >"$tmp/r3.csv"
+"$DNC" plot "$tmp/r3.csv" --top 2 --deriv -o "$tmp/top.svg"
+t "a ranked CSV: the top K rows with their derivatives" \
+  svg_check "$tmp/top.svg" a "d/dx a" b "d/dx b"
+tap_done

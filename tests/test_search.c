@@ -1,0 +1,214 @@
+/*
+ * test_search.c - the search space (search.c, search_eval.c): the four
+ * properties of textbook functions, deduplication on the simplified DAG,
+ * each candidate's printed source compiling back to the function that was
+ * measured, and the batched evaluator against the reference interpreter.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "search.h"
+#include "testlib.h"
+
+/* A space from spec text (written to a temporary file); NULL on errors. */
+static dnc_space *space(const char *text, dnc_mod **m)
+{
+  char path[] = "/tmp/test_search.XXXXXX";
+  int fd = mkstemp(path);
+  if (fd < 0 || write(fd, text, strlen(text)) != (ssize_t)strlen(text))
+    return NULL;
+  close(fd);
+  *m = dnc_mod_new();
+  dnc_space *sp = dnc_space_load(*m, path);
+  if (!sp)
+    dnc_diags_render(stdout, &(*m)->diags);
+  unlink(path);
+  return sp;
+}
+
+static int count_keys(const unsigned char *k, size_t n, void *arg)
+{
+  /* remembers the keys in a list: 1 when new */
+  struct keys {
+    int n;
+    unsigned char *k[64];
+    size_t len[64];
+  } *ks = arg;
+  for (int i = 0; i < ks->n; i++)
+    if (ks->len[i] == n && !memcmp(ks->k[i], k, n))
+      return 0;
+  ks->k[ks->n] = malloc(n + 1);
+  memcpy(ks->k[ks->n], k, n);
+  ks->len[ks->n++] = n;
+  return 1;
+}
+
+static void textbook(void)
+{
+  dnc_mod *m;
+  dnc_space *sp = space("base t(x) = tanh(x)\n"
+                        "base s(x) = sin(x)\n"
+                        "base lin(x) = x\n"
+                        "base cube(x) = x^3\n"
+                        "base erfp(x) = erf(x) + 1\n"
+                        "base isru(x) = x / sqrt(1 + x^2)\n",
+                        &m);
+  if (!ok(sp != NULL, "the textbook spec loads")) {
+    dnc_mod_free(m);
+    return;
+  }
+  /* zero-centred, bounded, center-sensitive, monotonic */
+  static const int want[6][4] = {
+      {1, 1, 1, 1}, /* tanh: all four */
+      {1, 1, 1, 0}, /* sin: not monotonic */
+      {1, 0, 1, 1}, /* x: not bounded */
+      {1, 0, 0, 1}, /* x^3: not center-sensitive (nor bounded) */
+      {0, 1, 1, 1}, /* erf(x) + 1: not zero-centred */
+      {1, 1, 1, 1}, /* the algebraic sigmoid: all four */
+  };
+  static const char *const names[6] = {"tanh", "sin", "x", "x^3",
+                                       "erf(x) + 1", "x / sqrt(1 + x^2)"};
+  static const char *const props[4] = {"zero-centred", "bounded",
+                                       "center-sensitive", "monotonic"};
+  is_int(dnc_space_size(sp), 6, "six bases, no stages: six candidates");
+  dnc_grids *g = dnc_grids_new(sp);
+  double *work = NULL, v[DNC_M__COUNT];
+  size_t cap = 0;
+  for (int i = 0; i < 6; i++) {
+    dnc_cand c;
+    dnc_space_build(sp, i, &c, NULL, NULL);
+    dnc_measure(sp, g, &c, &work, &cap, v);
+    for (int p = 0; p < 4; p++)
+      is_int((int)v[p], want[i][p], "%s: %s%s", names[i],
+             want[i][p] ? "" : "not ", props[p]);
+    is_int((int)v[DNC_M_PROPS], want[i][0] + want[i][1] + want[i][2] +
+           want[i][3], "%s: props counts them", names[i]);
+    dnc_cand_free(&c);
+  }
+  /* the measures behind them */
+  dnc_cand c;
+  dnc_space_build(sp, 0, &c, NULL, NULL);
+  dnc_measure(sp, g, &c, &work, &cap, v);
+  is_double(v[DNC_M_SLOPE0], 1, 1e-15, "tanh: slope at 0 is 1");
+  is_double(v[DNC_M_SUP], 1, 1e-15, "tanh: sup |f| is 1");
+  is_double(v[DNC_M_F0], 0, 0, "tanh: f(0) = 0");
+  dnc_cand_free(&c);
+  /* isru fits LayerNorm far better than x^3 */
+  double r5, r3;
+  dnc_space_build(sp, 5, &c, NULL, NULL);
+  dnc_measure(sp, g, &c, &work, &cap, v);
+  r5 = v[DNC_M_RESIDUAL];
+  dnc_cand_free(&c);
+  dnc_space_build(sp, 3, &c, NULL, NULL);
+  dnc_measure(sp, g, &c, &work, &cap, v);
+  r3 = v[DNC_M_RESIDUAL];
+  dnc_cand_free(&c);
+  ok(r5 < r3 && r5 > 0 && r5 < 1, "residual to LayerNorm: isru %.3g < x^3 "
+     "%.3g", r5, r3);
+  free(work);
+  dnc_grids_free(g);
+  dnc_space_free(sp);
+  dnc_mod_free(m);
+}
+
+static void dedup_and_sources(void)
+{
+  dnc_mod *m;
+  dnc_space *sp = space("base a(x) = tanh(x) * erf(x)\n"
+                        "base b(x) = erf(x) * tanh(x)\n"   /* = a */
+                        "base c(x) = x + x\n"
+                        "base d(x) = 2 * x\n"              /* = c */
+                        "base e(x) = atan(x)\n"
+                        "stage s: id | scale(1) | scale(0.5) | mirror\n",
+                        &m);
+  if (!ok(sp != NULL, "the dedup spec loads")) {
+    dnc_mod_free(m);
+    return;
+  }
+  is_int(dnc_space_size(sp), 20, "5 bases x 4 alternatives: 20 candidates");
+  struct {
+    int n;
+    unsigned char *k[64];
+    size_t len[64];
+  } ks = {0};
+  int kept = 0, sources_ok = 1, values_ok = 1;
+  for (int id = 0; id < 20; id++) {
+    dnc_cand c;
+    if (!dnc_space_build(sp, id, &c, count_keys, &ks))
+      continue;
+    kept++;
+    /* the printed source compiles back to the same values */
+    dnc_mod *back = build(c.source);
+    if (!back) {
+      sources_ok = 0;
+      diag("does not compile: %s", c.source);
+      dnc_cand_free(&c);
+      continue;
+    }
+    double xs[5] = {-3, -0.5, 0, 0.7, 4}, w[5 * 256];
+    if (c.prog.n <= 256) {
+      dnc_vprog_eval(&c.prog, xs, 5, w);
+      for (int i = 0; i < 5; i++) {
+        double ref = dnc_interp(back->fns[0], xs[i], NULL);
+        double got = w[c.prog.rf * 5 + i];
+        if (!(fabs(got - ref) <= 1e-14 * fmax(1, fabs(ref)))) {
+          values_ok = 0;
+          diag("%s at %g: %.17g, interpreter %.17g", c.source, xs[i], got,
+               ref);
+        }
+      }
+    }
+    dnc_mod_free(back);
+    dnc_cand_free(&c);
+  }
+  /* a = b and c = d (commutation, a + a = 2a), and scale(1) = id: of 20,
+   * 5 bases become 3 functions, times 3 distinct alternatives; mirror of
+   * 2x is 2x with |x| sign(x)... a DAG of its own */
+  is_int(kept, 9, "20 candidates, 9 distinct simplified DAGs");
+  ok(sources_ok, "every candidate's source compiles again");
+  ok(values_ok, "the batched evaluator agrees with the interpreter");
+  for (int i = 0; i < ks.n; i++)
+    free(ks.k[i]);
+  dnc_space_free(sp);
+  dnc_mod_free(m);
+}
+
+static void vprog_specials(void)
+{
+  /* min, max, clamp, sign and select as the interpreter has them */
+  dnc_mod *m;
+  dnc_space *sp = space("base f(x) = if x < 0 then min(x, 0 * x) else "
+                        "clamp(sign(x) * max(x, 1), -2, 2)\n", &m);
+  if (!ok(sp != NULL, "the specials spec loads")) {
+    dnc_mod_free(m);
+    return;
+  }
+  dnc_cand c;
+  dnc_space_build(sp, 0, &c, NULL, NULL);
+  dnc_mod *back = build(c.source);
+  double xs[7] = {-INFINITY, -1, -0.0, 0, 0.5, 3, NAN}, w[7 * 64];
+  int same = back && c.prog.n <= 64;
+  if (same) {
+    dnc_vprog_eval(&c.prog, xs, 7, w);
+    for (int i = 0; i < 7; i++) {
+      double ref = dnc_interp(back->fns[0], xs[i], NULL);
+      double got = w[c.prog.rf * 7 + i];
+      same &= (isnan(ref) && isnan(got)) ||
+              (got == ref && signbit(got) == signbit(ref));
+    }
+  }
+  ok(same, "NaN, infinities and signed zeros as the interpreter");
+  dnc_mod_free(back);
+  dnc_cand_free(&c);
+  dnc_space_free(sp);
+  dnc_mod_free(m);
+}
+
+int main(void)
+{
+  textbook();
+  dedup_and_sources();
+  vprog_specials();
+  return done_testing();
+}
