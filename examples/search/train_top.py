@@ -73,9 +73,11 @@ def main():
     runs.sort(key=loss)
     lines = ["| # | search rank | candidate | final loss | ms/step | source |",
              "|---|---|---|---|---|---|"]
+    def cell(s):  # a table cell: '|' (in names like a|scale(2)) escaped
+        return str(s).replace("|", "\\|")
     for i, (rank, name, src, r) in enumerate(runs, 1):
-        lines.append(f"| {i} | {rank} | {name} | {r['final_loss']:.4f} | "
-                     f"{r['ms_per_step']:.1f} | `{src}` |")
+        lines.append(f"| {i} | {rank} | {cell(name)} | {r['final_loss']:.4f} | "
+                     f"{r['ms_per_step']:.1f} | `{cell(src)}` |")
     text = "\n".join(lines) + "\n"
     with open(a.output, "w") as f:
         f.write(text)
