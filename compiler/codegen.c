@@ -146,32 +146,71 @@ static LLVMValueRef load_data(dnc_cg *cg, LLVMValueRef base, LLVMValueRef idx,
   }
 }
 
+/* f32 to bf16 bits, rounded to nearest even with integer operations
+ * (subnormals included); NaN stays a NaN, made quiet. */
+static LLVMValueRef bf16_round_int(dnc_cg *cg, LLVMValueRef v)
+{
+  LLVMTypeRef v32 = LLVMVectorType(cg->i32, cg->lanes);
+  LLVMValueRef k16 = const_splat(LLVMConstInt(cg->i32, 16, 0), cg->lanes);
+  LLVMValueRef bits = LLVMBuildBitCast(cg->b, v, v32, "bits");
+  LLVMValueRef odd = LLVMBuildAnd(
+      cg->b, LLVMBuildLShr(cg->b, bits, k16, ""),
+      const_splat(LLVMConstInt(cg->i32, 1, 0), cg->lanes), "");
+  LLVMValueRef bias = LLVMBuildAdd(
+      cg->b, odd, const_splat(LLVMConstInt(cg->i32, 0x7fff, 0), cg->lanes), "");
+  LLVMValueRef rounded =
+      LLVMBuildLShr(cg->b, LLVMBuildAdd(cg->b, bits, bias, ""), k16, "");
+  LLVMValueRef quiet = LLVMBuildOr(
+      cg->b, LLVMBuildLShr(cg->b, bits, k16, ""),
+      const_splat(LLVMConstInt(cg->i32, 0x40, 0), cg->lanes), "");
+  LLVMValueRef nan = LLVMBuildFCmp(cg->b, LLVMRealUNO, v, v, "isnan");
+  LLVMValueRef r = LLVMBuildSelect(cg->b, nan, quiet, rounded, "");
+  return LLVMBuildTrunc(cg->b, r, LLVMVectorType(cg->i16, cg->lanes), "bf16");
+}
+
+/* The same bits in one vcvtneps2bf16 where the target has AVX512-BF16.
+ * That instruction rounds to nearest even and quiets NaN as above, but
+ * reads subnormal inputs as zero (checked over all 2^32 floats); a
+ * vector with a subnormal lane, which ordinary data never has, takes the
+ * integer path behind one branch. */
+static LLVMValueRef bf16_round(dnc_cg *cg, LLVMValueRef v)
+{
+  if (!cg->bf16cvt)
+    return bf16_round_int(cg, v);
+  LLVMTypeRef i16v = LLVMVectorType(cg->i16, cg->lanes);
+  LLVMValueRef hw = intrinsic(cg, "llvm.x86.avx512bf16.cvtneps2bf16.512", NULL, 0,
+                              &v, 1);
+  hw = LLVMBuildBitCast(cg->b, hw, i16v, "bf16.hw");
+  LLVMTypeRef vt = LLVMTypeOf(v);
+  LLVMValueRef cargs[2] = {v, LLVMConstInt(cg->i32, 0x90, 0)}; /* ±subnormal */
+  LLVMValueRef sub = intrinsic(cg, "llvm.is.fpclass", &vt, 1, cargs, 2);
+  LLVMTypeRef mt = LLVMTypeOf(sub);
+  LLVMValueRef any = intrinsic(cg, "llvm.vector.reduce.or", &mt, 1, &sub, 1);
+  LLVMBasicBlockRef here = LLVMGetInsertBlock(cg->b);
+  LLVMValueRef fn = LLVMGetBasicBlockParent(here);
+  LLVMBasicBlockRef slow = LLVMAppendBasicBlockInContext(cg->ctx, fn, "bf16.subnormal");
+  LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(cg->ctx, fn, "bf16.join");
+  LLVMBuildCondBr(cg->b, any, slow, join);
+  LLVMPositionBuilderAtEnd(cg->b, slow);
+  LLVMValueRef si = bf16_round_int(cg, v);
+  LLVMBuildBr(cg->b, join);
+  LLVMPositionBuilderAtEnd(cg->b, join);
+  LLVMValueRef phi = LLVMBuildPhi(cg->b, i16v, "bf16");
+  LLVMValueRef vals[2] = {hw, si};
+  LLVMBasicBlockRef blocks[2] = {here, slow};
+  LLVMAddIncoming(phi, vals, blocks, 2);
+  return phi;
+}
+
 /* Compute to storage type; bf16 rounds to nearest even and keeps NaN a
  * (quiet) NaN, f16 rounds through fptrunc (IEEE nearest even). */
 static void store_data(dnc_cg *cg, LLVMValueRef base, LLVMValueRef idx,
                        LLVMValueRef v, LLVMValueRef mask)
 {
   switch (cg->dtype) {
-  case DNC_DT_BF16: {
-    LLVMTypeRef v32 = LLVMVectorType(cg->i32, cg->lanes);
-    LLVMValueRef k16 = const_splat(LLVMConstInt(cg->i32, 16, 0), cg->lanes);
-    LLVMValueRef bits = LLVMBuildBitCast(cg->b, v, v32, "bits");
-    LLVMValueRef odd = LLVMBuildAnd(
-        cg->b, LLVMBuildLShr(cg->b, bits, k16, ""),
-        const_splat(LLVMConstInt(cg->i32, 1, 0), cg->lanes), "");
-    LLVMValueRef bias = LLVMBuildAdd(
-        cg->b, odd, const_splat(LLVMConstInt(cg->i32, 0x7fff, 0), cg->lanes),
-        "");
-    LLVMValueRef rounded =
-        LLVMBuildLShr(cg->b, LLVMBuildAdd(cg->b, bits, bias, ""), k16, "");
-    LLVMValueRef quiet = LLVMBuildOr(
-        cg->b, LLVMBuildLShr(cg->b, bits, k16, ""),
-        const_splat(LLVMConstInt(cg->i32, 0x40, 0), cg->lanes), "");
-    LLVMValueRef nan = LLVMBuildFCmp(cg->b, LLVMRealUNO, v, v, "isnan");
-    LLVMValueRef r = LLVMBuildSelect(cg->b, nan, quiet, rounded, "");
-    v = LLVMBuildTrunc(cg->b, r, LLVMVectorType(cg->i16, cg->lanes), "bf16");
+  case DNC_DT_BF16:
+    v = bf16_round(cg, v);
     break;
-  }
   case DNC_DT_F16:
     v = LLVMBuildFPTrunc(cg->b, v, LLVMVectorType(cg->st, cg->lanes), "f16");
     break;
@@ -884,6 +923,8 @@ LLVMModuleRef dnc_codegen(LLVMContextRef ctx, dnc_mod *m, dnc_fn *f, int dt,
   cg_types(&cg, dt, t->vector_bits);
   cg.fma = t->has_fma;
   cg.avx512 = !strncmp(t->triple, "x86_64", 6) && t->vector_bits == 512;
+  cg.bf16cvt = cg.avx512 && cg.lanes == 16 && dt == DNC_DT_BF16 &&
+               dnc_has_bf16_convert(t->triple, t->features);
 
   /* the backward's roots: f, df/dx, df/dp_k (module DAG; the caller holds
    * the module's lock) */

@@ -28,6 +28,7 @@ typedef struct dnc_cg {
   unsigned lanes; /* vector width in elements of the compute type */
   int fma;        /* the target has fused multiply-add */
   int avx512;     /* x86 with AVX-512F: vscalefps scales by 2^n in one step */
+  int bf16cvt;    /* AVX512-BF16 with 16 lanes: vcvtneps2bf16 (store_data) */
   LLVMTypeRef i1, i16, i32, i64, f32, f64t, ptr, voidt;
   LLVMTypeRef ct;  /* compute scalar type */
   LLVMTypeRef vt;  /* <lanes x ct> */
@@ -108,6 +109,9 @@ int dnc_optimize(LLVMModuleRef m, const dnc_target *t, char **err);
  * has fused multiply-add. */
 unsigned dnc_vector_bits(const char *triple, const char *features);
 int dnc_has_fma(const char *triple, const char *features);
+/* x86 with AVX512-BF16 named in the features: vcvtneps2bf16 rounds 16
+ * floats to bf16 in one instruction */
+int dnc_has_bf16_convert(const char *triple, const char *features);
 
 /* aot.c --------------------------------------------------------------- */
 

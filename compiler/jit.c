@@ -234,6 +234,12 @@ unsigned dnc_target_probe(const dnc_target *t, int *fma)
   return bits;
 }
 
+int dnc_has_bf16_convert(const char *triple, const char *features)
+{
+  return !strncmp(triple, "x86_64", 6) && has_feature(features, "avx512f") &&
+         has_feature(features, "avx512bf16");
+}
+
 int dnc_has_fma(const char *triple, const char *features)
 {
   if (!strncmp(triple, "x86_64", 6))
