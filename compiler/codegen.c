@@ -250,11 +250,6 @@ static LLVMValueRef lw_sub(dnc_cg *cg, const dnc_node *e, LLVMValueRef *a)
   (void)e;
   return LLVMBuildFSub(cg->b, a[0], a[1], "");
 }
-static LLVMValueRef lw_mul(dnc_cg *cg, const dnc_node *e, LLVMValueRef *a)
-{
-  (void)e;
-  return LLVMBuildFMul(cg->b, a[0], a[1], "");
-}
 static LLVMValueRef lw_div(dnc_cg *cg, const dnc_node *e, LLVMValueRef *a)
 {
   (void)e;
@@ -371,32 +366,67 @@ static double split_scale(const dnc_node *a, const dnc_node **t)
   return 1;
 }
 
-/* tanh, sigmoid and softplus of a = s t, through e = exp(-k |a|) built
- * once per (t, k |s|): |round(s t)| k = round(|s| k |t|) for k = 1 or 2,
- * so e has the same bits as when computed from a alone. */
-static LLVMValueRef lower_with_e(dnc_cg *cg, const dnc_node *e, LLVMValueRef a)
+/* e = exp(-k |a|) for a = s t, built once per (t, k |s|): |round(s t)| k
+ * = round(|s| k |t|) for k = 1 or 2, so e has the same bits as when
+ * computed from a alone. */
+static LLVMValueRef expneg_of(dnc_cg *cg, const dnc_node *a, double k)
 {
   const dnc_node *t;
-  double s = split_scale(e->arg[0], &t);
+  double s = split_scale(a, &t);
   if (!cg->f64)
     s = (float)s;
-  double k = fabs(s) * (e->op == OP_TANH ? 2.0 : 1.0);
-  LLVMValueRef ev = NULL;
-  for (int i = 0; i < cg->nexpneg && !ev; i++)
+  k *= fabs(s);
+  for (int i = 0; i < cg->nexpneg; i++)
     if (cg->expneg[i].t == t->id && cg->expneg[i].k == k)
-      ev = cg->expneg[i].v;
-  if (!ev) {
-    LLVMValueRef tv = cg->memo[t->id];
-    LLVMValueRef y = LLVMBuildFMul(cg->b, unary_intrinsic(cg, "llvm.fabs", tv),
-                                   dnc_cg_splat(cg, k), "");
-    ev = dnc_vm_expneg(cg, LLVMBuildFNeg(cg->b, y, ""));
-    if (cg->nexpneg < (int)(sizeof cg->expneg / sizeof cg->expneg[0])) {
-      cg->expneg[cg->nexpneg].t = t->id;
-      cg->expneg[cg->nexpneg].k = k;
-      cg->expneg[cg->nexpneg++].v = ev;
-    }
+      return cg->expneg[i].v;
+  LLVMValueRef tv = cg->memo[t->id];
+  LLVMValueRef y = LLVMBuildFMul(cg->b, unary_intrinsic(cg, "llvm.fabs", tv),
+                                 dnc_cg_splat(cg, k), "");
+  LLVMValueRef ev = dnc_vm_expneg(cg, LLVMBuildFNeg(cg->b, y, ""));
+  if (cg->nexpneg < (int)(sizeof cg->expneg / sizeof cg->expneg[0])) {
+    cg->expneg[cg->nexpneg].t = t->id;
+    cg->expneg[cg->nexpneg].k = k;
+    cg->expneg[cg->nexpneg++].v = ev;
   }
+  return ev;
+}
+
+/* tanh, sigmoid and softplus of a through e = exp(-k |a|), k = 2 for
+ * tanh, shared between them */
+static LLVMValueRef lower_with_e(dnc_cg *cg, const dnc_node *e, LLVMValueRef a)
+{
+  LLVMValueRef ev = expneg_of(cg, e->arg[0], e->op == OP_TANH ? 2.0 : 1.0);
   return dnc_vm_with_e(cg, e->op, a, ev);
+}
+
+/* b = -a for every input, bit for bit: one is the other negated, or both
+ * are products of the same t with opposite constants (rounded to the
+ * compute type) */
+static int opposite(const dnc_node *a, const dnc_node *b, int f64)
+{
+  if ((a->op == OP_NEG && a->arg[0] == b) || (b->op == OP_NEG && b->arg[0] == a))
+    return 1;
+  const dnc_node *ta, *tb;
+  double sa = split_scale(a, &ta), sb = split_scale(b, &tb);
+  if (!f64)
+    sa = (float)sa, sb = (float)sb;
+  return ta == tb && sa == -sb && sa != 0 && !isnan(sa);
+}
+
+/* sigmoid(a) * sigmoid(-a), the derivative of sigmoid and (times 4, with
+ * a = 2u) of tanh: e / (1 + e)^2 with e = exp(-|a|), one division instead
+ * of two, and e shared with tanh(u) or sigmoid(a) where the kernel has
+ * them; rtmath.c's evaluators do the same (dnc_sigmoid_pair). */
+static LLVMValueRef lw_mul(dnc_cg *cg, const dnc_node *e, LLVMValueRef *a)
+{
+  const dnc_node *l = e->arg[0], *r = e->arg[1];
+  if (l->op == OP_SIGMOID && r->op == OP_SIGMOID && dnc_vm_native(OP_SIGMOID, cg->f64) &&
+      opposite(l->arg[0], r->arg[0], cg->f64)) {
+    LLVMValueRef ev = expneg_of(cg, l->arg[0], 1.0);
+    LLVMValueRef d = LLVMBuildFAdd(cg->b, dnc_cg_splat(cg, 1.0), ev, "");
+    return LLVMBuildFDiv(cg->b, ev, LLVMBuildFMul(cg->b, d, d, ""), "sigpair");
+  }
+  return LLVMBuildFMul(cg->b, a[0], a[1], "");
 }
 
 static LLVMValueRef lw_math(dnc_cg *cg, const dnc_node *e, LLVMValueRef *a)
