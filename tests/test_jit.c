@@ -427,6 +427,42 @@ static void test_examples(void)
   dnc_module_free(mod);
 }
 
+/* sigmoid(a) * sigmoid(-a) is lowered as e/(1+e)^2 from one exp (lw_mul
+ * in codegen.c, sigmoid_pair in rtmath.c) when b = -a is recognised: a
+ * negation, or opposite constant factors of the same term; not otherwise.
+ * Kernels and the C evaluation must agree to the bit whichever way each
+ * recognises a pair, and sigmoid(x) sigmoid(-x) stays within 4.5 ulp of
+ * the interpreter in f32 and f64. */
+static void test_sigmoid_pairs(void)
+{
+  static const char src[] =
+      "fn neg(x; a = 1.5) = sigmoid(a * x) * sigmoid(-(a * x))\n"
+      "fn plain(x) = sigmoid(x) * sigmoid(-x)\n"
+      "fn consts(x) = sigmoid(3 * x) * sigmoid(-3 * x)\n"
+      "fn other(x) = sigmoid(3 * x) * sigmoid(-2 * x)\n"
+      "fn dsig(x; b = 0.7) = sigmoid(b * x + 1)\n";
+  dnc_module *mod;
+  if (!is_int(dnc_compile_string(ctx, "pairs.dn", src, strlen(src), &mod), DNC_OK,
+              "the sigmoid pairs compile"))
+    return;
+  for (int i = 0; i < dnc_module_function_count(mod); i++) {
+    const dnc_function *f = dnc_module_function(mod, i);
+    fnreport r = {0};
+    int called = check_function(mod, f, &r);
+    const char *name = dnc_function_name(f);
+    ok(called && r.mismatches == 0 && r.lowp_mismatches == 0,
+       "%s: kernels match the C evaluation bit for bit (%d, %d differ)", name,
+       r.mismatches, r.lowp_mismatches);
+    /* the others' errors are mostly their arguments' rounding, which the
+     * pair's condition number (about |a|) multiplies */
+    if (!strcmp(name, "plain"))
+      ok(r.f32_fwd.work.max_ulp <= 4.5 && r.f64_fwd.work.max_ulp <= 4.5,
+         "plain: sigmoid(x) sigmoid(-x) within 4.5 ulp of the interpreter "
+         "(f32 %.2f, f64 %.2f)", r.f32_fwd.work.max_ulp, r.f64_fwd.work.max_ulp);
+  }
+  dnc_module_free(mod);
+}
+
 static void test_corpus(int count)
 {
   char buf[8192];
@@ -495,6 +531,7 @@ int main(void)
   int count = env ? atoi(env) : 100;
 
   test_examples();
+  test_sigmoid_pairs();
   test_corpus(count);
 
   free(fx); free(fy); free(fdy); free(fdx);
