@@ -181,21 +181,33 @@ static LLVMValueRef clampf(vm *v, LLVMValueRef x, double lo, double hi)
   return sel(v, cmp(v, LLVMRealOGT, x, K(v, hi)), K(v, hi), x);
 }
 
+/* What a caller knows of exp's argument, so that clamps that cannot
+ * matter are left out: anything; at most 0 (or NaN); within
+ * [-104, 88] (f64: [-745, 709]) (or NaN). */
+enum { EXP_ANY, EXP_NONPOS, EXP_INRANGE };
+
 /* exp(x) 2^adj: (1 + expm1(r)) 2^(n + adj), the scaling in two steps so
  * that results near overflow and in the subnormal range are rounded once
  * (adj = -1 lets sinh and cosh reach past exp's overflow). */
-static LLVMValueRef vm_exp_adj(vm *v, LLVMValueRef x, int adj)
+static LLVMValueRef vm_exp_in(vm *v, LLVMValueRef x, int adj, int range)
 {
   LLVMValueRef n, r;
   /* up to 711 (f64), 90 (f32): exp(x)/2 of sinh and cosh is finite a
-   * little beyond exp's own overflow */
-  LLVMValueRef xc = v->d ? clampf(v, x, -746.0, 711.0) : clampf(v, x, -104.0, 90.0);
+   * little beyond exp's own overflow; NaN passes both clamps */
+  double lo = v->d ? -746.0 : -104.0, hi = v->d ? 711.0 : 90.0;
+  LLVMValueRef xc = x;
+  if (range != EXP_INRANGE)
+    xc = sel(v, cmp(v, LLVMRealOLT, xc, K(v, lo)), K(v, lo), xc);
+  if (range == EXP_ANY)
+    xc = sel(v, cmp(v, LLVMRealOGT, xc, K(v, hi)), K(v, hi), xc);
   exp_reduce(v, xc, &n, &r);
   LLVMValueRef p = add(v, K(v, 1.0), expm1_r(v, r));
   if (adj)
     n = add(v, n, K(v, adj));
   if (v->cg->avx512 && v->cg->lanes == (v->d ? 8u : 16u)) {
-    /* vscalefps/pd: p 2^n rounded once, subnormals and overflow included */
+    /* vscalefps/pd: p 2^n rounded once, subnormals and overflow included.
+     * A NaN x makes n and p NaN, and vscalef returns a (quiet) NaN: no
+     * select needed. */
     LLVMTypeRef mt = v->d ? LLVMInt8TypeInContext(v->cg->ctx)
                           : LLVMInt16TypeInContext(v->cg->ctx);
     LLVMValueRef args[5] = {p, n, LLVMGetPoison(v->ft), LLVMConstAllOnes(mt),
@@ -203,21 +215,26 @@ static LLVMValueRef vm_exp_adj(vm *v, LLVMValueRef x, int adj)
     const char *name = v->d ? "llvm.x86.avx512.mask.scalef.pd.512"
                             : "llvm.x86.avx512.mask.scalef.ps.512";
     unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
-    LLVMValueRef y = LLVMBuildCall2(v->b, LLVMIntrinsicGetType(v->cg->ctx, id, NULL, 0),
-                                    LLVMGetIntrinsicDeclaration(v->cg->mod, id, NULL, 0),
-                                    args, 5, "");
-    return sel(v, isnan_(v, x), x, y);
+    return LLVMBuildCall2(v->b, LLVMIntrinsicGetType(v->cg->ctx, id, NULL, 0),
+                          LLVMGetIntrinsicDeclaration(v->cg->mod, id, NULL, 0),
+                          args, 5, "");
   }
-  /* n1 = trunc(n / 2), n2 = n - n1: both within [-76, 65] (f64: [-538, 514]) */
+  /* n1 = trunc(n / 2), n2 = n - n1: both within [-76, 65] (f64: [-538,
+   * 514]); NaN lanes (fptosi of NaN is poison) are replaced by x */
   LLVMValueRef n1 = call_intr(v, "llvm.trunc", (LLVMValueRef[]){mul(v, n, K(v, 0.5))}, 1);
   LLVMValueRef n2 = sub(v, n, n1);
   LLVMValueRef y = mul(v, mul(v, p, pow2i(v, n1)), pow2i(v, n2));
   return sel(v, isnan_(v, x), x, y);
 }
 
+static LLVMValueRef vm_exp_adj(vm *v, LLVMValueRef x, int adj)
+{
+  return vm_exp_in(v, x, adj, EXP_ANY);
+}
+
 static LLVMValueRef vm_exp(vm *v, LLVMValueRef x)
 {
-  return vm_exp_adj(v, x, 0);
+  return vm_exp_in(v, x, 0, EXP_ANY);
 }
 
 /* expm1(x) = 2^n expm1(r) + (2^n - 1), exact in its last step for the n
@@ -317,18 +334,19 @@ static LLVMValueRef vm_log1p(vm *v, LLVMValueRef x)
 /* ---------------------------------------------- tanh, sigmoid, softplus */
 
 /* |x| < 1: x + x^3 T(x^2); above: sign(x) (1 - 2e / (1 + e)) with
- * e = exp(-2|x|) <= 0.136, whose error then weighs little */
+ * e = exp(-2|x|) <= 0.136, whose error then weighs little. The sign is
+ * put on once, after the choice (tanh(-0) = -0). A NaN x (then e is NaN
+ * too: it is exp(-2|x|) computed from x or from x = s t) takes the
+ * second form, which is NaN: no select for it. */
 static LLVMValueRef vm_tanh(vm *v, LLVMValueRef x, LLVMValueRef e)
 {
   LLVMValueRef ax = vabs(v, x);
   LLVMValueRef u = mul(v, x, x);
-  LLVMValueRef small = fma3(v, mul(v, x, u),
-                            v->d ? poly(v, u, vm_tanh_t64, 16) : poly(v, u, vm_tanh_t32, 9), x);
-  small = vcopysign(v, small, x); /* tanh(-0) = -0 */
+  LLVMValueRef small = fma3(v, mul(v, ax, u),
+                            v->d ? poly(v, u, vm_tanh_t64, 16) : poly(v, u, vm_tanh_t32, 9), ax);
   LLVMValueRef big = sub(v, K(v, 1.0), vdiv(v, add(v, e, e), add(v, K(v, 1.0), e)));
-  big = vcopysign(v, big, x);
   LLVMValueRef y = sel(v, cmp(v, LLVMRealOLT, ax, K(v, 1.0)), small, big);
-  return sel(v, isnan_(v, x), x, y);
+  return vcopysign(v, y, x);
 }
 
 /* 1 / (1 + e) for x >= 0, e / (1 + e) below, e = exp(-|x|) */
@@ -409,11 +427,13 @@ static LLVMValueRef vm_erf(vm *v, LLVMValueRef x)
   LLVMValueRef small = erf_small(v, x);
   LLVMValueRef a = clampf(v, ax, 1.0, 3.92);
   LLVMValueRef f = poly(v, sub(v, a, K(v, 2.46)), vm_erf_t32, 11);
-  LLVMValueRef ec = mul(v, vm_exp(v, LLVMBuildFNeg(v->b, mul(v, a, a), "")), f);
+  LLVMValueRef ec = mul(v, vm_exp_in(v, LLVMBuildFNeg(v->b, mul(v, a, a), ""), 0, EXP_INRANGE),
+                         f);
   LLVMValueRef big = vcopysign(v, sub(v, K(v, 1.0), ec), x);
   big = sel(v, cmp(v, LLVMRealOGT, ax, K(v, 3.92)), vcopysign(v, K(v, 1.0), x), big);
-  LLVMValueRef y = sel(v, cmp(v, LLVMRealOLE, ax, K(v, 1.0)), small, big);
-  return sel(v, isnan_(v, x), x, y);
+  /* a NaN x takes big, which is NaN: the clamp and the comparisons pass
+   * it through */
+  return sel(v, cmp(v, LLVMRealOLE, ax, K(v, 1.0)), small, big);
 }
 
 /* erfc(x) = 1 - x E(x^2) for |x| < 0.5; the tail for x >= 0.5 (0 beyond
@@ -850,7 +870,7 @@ static vm vm_of(dnc_cg *cg)
 LLVMValueRef dnc_vm_expneg(dnc_cg *cg, LLVMValueRef y)
 {
   vm v = vm_of(cg);
-  return vm_exp(&v, y);
+  return vm_exp_in(&v, y, 0, EXP_NONPOS);
 }
 
 LLVMValueRef dnc_vm_with_e(dnc_cg *cg, int op, LLVMValueRef x, LLVMValueRef e)
@@ -877,7 +897,8 @@ LLVMValueRef dnc_vm_emit(dnc_cg *cg, int op, LLVMValueRef a, LLVMValueRef b)
   case OP_SIGMOID:
   case OP_SOFTPLUS: {
     LLVMValueRef k = K(&v, op == OP_TANH ? 2.0 : 1.0);
-    LLVMValueRef e = vm_exp(&v, LLVMBuildFNeg(cg->b, mul(&v, vabs(&v, a), k), ""));
+    LLVMValueRef e = vm_exp_in(&v, LLVMBuildFNeg(cg->b, mul(&v, vabs(&v, a), k), ""), 0,
+                               EXP_NONPOS);
     return dnc_vm_with_e(cg, op, a, e);
   }
   case OP_ERF: return vm_erf(&v, a);
