@@ -431,7 +431,8 @@ static LLVMValueRef lw_mul(dnc_cg *cg, const dnc_node *e, LLVMValueRef *a)
 
 static LLVMValueRef lw_math(dnc_cg *cg, const dnc_node *e, LLVMValueRef *a)
 {
-  if ((e->op == OP_TANH || e->op == OP_SIGMOID || e->op == OP_SOFTPLUS) &&
+  /* (bf16 and f16 kernels compute tanh without e: vm_tanh_lowp) */
+  if ((e->op == OP_SIGMOID || e->op == OP_SOFTPLUS || (e->op == OP_TANH && !cg->lowp)) &&
       dnc_vm_native(e->op, cg->f64))
     return lower_with_e(cg, e, a[0]);
   LLVMValueRef r = dnc_vm_emit(cg, e->op, a[0], NULL);
@@ -953,6 +954,11 @@ LLVMModuleRef dnc_codegen(LLVMContextRef ctx, dnc_mod *m, dnc_fn *f, int dt,
   cg_types(&cg, dt, t->vector_bits);
   cg.fma = t->has_fma;
   cg.avx512 = !strncmp(t->triple, "x86_64", 6) && t->vector_bits == 512;
+  /* precision-matched vector math: bf16 and f16 kernels (or any f32
+   * compute when the context asks, for testing) use the short forms */
+  int bits = t->math_bits ? t->math_bits
+             : dt == DNC_DT_BF16 ? 8 : dt == DNC_DT_F16 ? 11 : 24;
+  cg.lowp = !cg.f64 && bits <= 11 ? bits : 0;
   cg.bf16cvt = cg.avx512 && cg.lanes == 16 && dt == DNC_DT_BF16 &&
                dnc_has_bf16_convert(t->triple, t->features);
 

@@ -29,6 +29,8 @@ typedef struct dnc_cg {
   int fma;        /* the target has fused multiply-add */
   int avx512;     /* x86 with AVX-512F: vscalefps scales by 2^n in one step */
   int bf16cvt;    /* AVX512-BF16 with 16 lanes: vcvtneps2bf16 (store_data) */
+  int lowp;       /* 8 or 11: the vector math's results are for bf16 or f16
+                     (shorter polynomials, vmath.c); 0: full precision */
   LLVMTypeRef i1, i16, i32, i64, f32, f64t, ptr, voidt;
   LLVMTypeRef ct;  /* compute scalar type */
   LLVMTypeRef vt;  /* <lanes x ct> */
@@ -73,6 +75,10 @@ typedef struct dnc_target {
   int opt_level; /* 0..3 */
   unsigned vector_bits;
   int has_fma; /* fused multiply-add in hardware (else mul and add) */
+  int math_bits; /* 0: the vector math matched to each dtype (8 bits for
+                    bf16 kernels, 11 for f16, full for f32 and f64); 24:
+                    f32's in every f32-computed kernel; 8 or 11: that in
+                    every one (dnc_options.math_bits) */
 } dnc_target;
 
 /* Builds the module holding every kernel of f in dtype dt, with symbol

@@ -42,6 +42,7 @@ typedef struct vm {
   LLVMTypeRef ft, it; /* <lanes x float|double>, <lanes x i32|i64> */
   int d;              /* double precision */
   LLVMTypeRef ie;     /* i32 or i64 */
+  int lowp;           /* f32 for bf16 (8) or f16 (11) results; else 0 */
 } vm;
 
 /* c splatted in v's type (rounded to float for f32, as dnc_cg_splat) */
@@ -171,7 +172,10 @@ static void exp_reduce(vm *v, LLVMValueRef x, LLVMValueRef *n, LLVMValueRef *r)
 /* expm1(r) for the reduced r */
 static LLVMValueRef expm1_r(vm *v, LLVMValueRef r)
 {
-  LLVMValueRef p = v->d ? poly(v, r, vm_exp_p64, 11) : poly(v, r, vm_exp_p32, 6);
+  LLVMValueRef p = v->d           ? poly(v, r, vm_exp_p64, 11)
+                   : v->lowp == 8  ? poly(v, r, vm_exp_p32_bf16, 3)
+                   : v->lowp == 11 ? poly(v, r, vm_exp_p32_f16, 4)
+                                   : poly(v, r, vm_exp_p32, 6);
   return fma3(v, mul(v, r, r), p, r);
 }
 
@@ -349,6 +353,42 @@ static LLVMValueRef vm_tanh(vm *v, LLVMValueRef x, LLVMValueRef e)
   return vcopysign(v, y, x);
 }
 
+/* 2^n for integer-valued n in [-126, 127] or NaN (then NaN on AVX-512,
+ * poison elsewhere) */
+static LLVMValueRef pow2n(vm *v, LLVMValueRef n)
+{
+  if (!v->cg->avx512 || v->cg->lanes != (v->d ? 8u : 16u))
+    return pow2i(v, n);
+  LLVMTypeRef mt = v->d ? LLVMInt8TypeInContext(v->cg->ctx) : LLVMInt16TypeInContext(v->cg->ctx);
+  LLVMValueRef args[5] = {K(v, 1.0), n, LLVMGetPoison(v->ft), LLVMConstAllOnes(mt),
+                          LLVMConstInt(v->cg->i32, 4, 0)};
+  const char *name = v->d ? "llvm.x86.avx512.mask.scalef.pd.512"
+                          : "llvm.x86.avx512.mask.scalef.ps.512";
+  unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+  return LLVMBuildCall2(v->b, LLVMIntrinsicGetType(v->cg->ctx, id, NULL, 0),
+                        LLVMGetIntrinsicDeclaration(v->cg->mod, id, NULL, 0), args, 5, "");
+}
+
+/* tanh for bf16 and f16 results: sign(x) (-E / (2 + E)), E = expm1(-2|x|)
+ * = 2^n expm1(r) + (2^n - 1) with exp's reduction and its short
+ * polynomial, one form for every x (no cancellation: E is accurate
+ * relative to itself near 0, and -E/(2 + E) has no subtraction). The
+ * relative error is expm1(r)'s (below 2^-16 for bf16, 2^-20 for f16)
+ * plus three roundings; beyond |x| = 15, E = -1 and the result 1. */
+static LLVMValueRef vm_tanh_lowp(vm *v, LLVMValueRef x)
+{
+  LLVMValueRef y = mul(v, vabs(v, x), K(v, -2.0));
+  y = sel(v, cmp(v, LLVMRealOLT, y, K(v, -30.0)), K(v, -30.0), y);
+  LLVMValueRef n, r;
+  exp_reduce(v, y, &n, &r);
+  LLVMValueRef s = pow2n(v, n);
+  LLVMValueRef em = fma3(v, s, expm1_r(v, r), sub(v, s, K(v, 1.0)));
+  LLVMValueRef t = vcopysign(v, vdiv(v, em, add(v, K(v, 2.0), em)), x);
+  if (v->cg->avx512 && v->cg->lanes == 16)
+    return t; /* NaN made n, s and t NaN */
+  return sel(v, isnan_(v, x), x, t);
+}
+
 /* 1 / (1 + e) for x >= 0, e / (1 + e) below, e = exp(-|x|) */
 static LLVMValueRef vm_sigmoid(vm *v, LLVMValueRef x, LLVMValueRef e)
 {
@@ -411,7 +451,10 @@ static LLVMValueRef erfc_tail(vm *v, LLVMValueRef a)
 static LLVMValueRef erf_small(vm *v, LLVMValueRef x)
 {
   LLVMValueRef u = mul(v, x, x);
-  LLVMValueRef t = fma3(v, u, poly(v, u, vm_erf_e32, 7), K(v, vm_erf_c0lo));
+  LLVMValueRef e = v->lowp == 8  ? poly(v, u, vm_erf_e32_bf16, 4)
+                 : v->lowp == 11 ? poly(v, u, vm_erf_e32_f16, 5)
+                                 : poly(v, u, vm_erf_e32, 7);
+  LLVMValueRef t = fma3(v, u, e, K(v, vm_erf_c0lo));
   return vcopysign(v, fma3(v, x, K(v, vm_erf_c0hi), mul(v, x, t)), x); /* ±0 */
 }
 
@@ -426,7 +469,10 @@ static LLVMValueRef vm_erf(vm *v, LLVMValueRef x)
   LLVMValueRef ax = vabs(v, x);
   LLVMValueRef small = erf_small(v, x);
   LLVMValueRef a = clampf(v, ax, 1.0, 3.92);
-  LLVMValueRef f = poly(v, sub(v, a, K(v, 2.46)), vm_erf_t32, 11);
+  LLVMValueRef at = sub(v, a, K(v, 2.46));
+  LLVMValueRef f = v->lowp == 8  ? poly(v, at, vm_erf_t32_bf16, 7)
+                 : v->lowp == 11 ? poly(v, at, vm_erf_t32_f16, 9)
+                                 : poly(v, at, vm_erf_t32, 11);
   LLVMValueRef ec = mul(v, vm_exp_in(v, LLVMBuildFNeg(v->b, mul(v, a, a), ""), 0, EXP_INRANGE),
                          f);
   LLVMValueRef big = vcopysign(v, sub(v, K(v, 1.0), ec), x);
@@ -777,7 +823,7 @@ static LLVMValueRef vm_pow32(vm *v, LLVMValueRef x, LLVMValueRef y)
 {
   LLVMTypeRef i64 = v->cg->i64;
   vm d = {v->cg, v->b, LLVMVectorType(v->cg->f64t, v->cg->lanes),
-          LLVMVectorType(i64, v->cg->lanes), 1, i64};
+          LLVMVectorType(i64, v->cg->lanes), 1, i64, 0};
   LLVMValueRef xd = LLVMBuildFPExt(v->b, x, d.ft, "");
   LLVMValueRef yd = LLVMBuildFPExt(v->b, y, d.ft, "");
   /* log(0) = -inf and log(inf) = inf give 0 and inf through exp */
@@ -863,7 +909,8 @@ int dnc_vm_native(int op, int f64)
 static vm vm_of(dnc_cg *cg)
 {
   LLVMTypeRef ie = cg->f64 ? cg->i64 : cg->i32;
-  vm v = {cg, cg->b, cg->vt, LLVMVectorType(ie, cg->lanes), cg->f64, ie};
+  vm v = {cg, cg->b, cg->vt, LLVMVectorType(ie, cg->lanes), cg->f64, ie,
+          cg->f64 ? 0 : cg->lowp};
   return v;
 }
 
@@ -877,7 +924,7 @@ LLVMValueRef dnc_vm_with_e(dnc_cg *cg, int op, LLVMValueRef x, LLVMValueRef e)
 {
   vm v = vm_of(cg);
   switch (op) {
-  case OP_TANH: return vm_tanh(&v, x, e);
+  case OP_TANH: return v.lowp ? vm_tanh_lowp(&v, x) : vm_tanh(&v, x, e);
   case OP_SIGMOID: return vm_sigmoid(&v, x, e);
   default: return vm_softplus(&v, x, e);
   }
@@ -894,6 +941,9 @@ LLVMValueRef dnc_vm_emit(dnc_cg *cg, int op, LLVMValueRef a, LLVMValueRef b)
   case OP_LOG: return vm_log(&v, a);
   case OP_LOG1P: return vm_log1p(&v, a);
   case OP_TANH:
+    if (v.lowp)
+      return vm_tanh_lowp(&v, a);
+    /* fall through */
   case OP_SIGMOID:
   case OP_SOFTPLUS: {
     LLVMValueRef k = K(&v, op == OP_TANH ? 2.0 : 1.0);
