@@ -435,8 +435,11 @@ static LLVMValueRef lw_math(dnc_cg *cg, const dnc_node *e, LLVMValueRef *a)
   if ((e->op == OP_SIGMOID || e->op == OP_SOFTPLUS || (e->op == OP_TANH && !cg->lowp)) &&
       dnc_vm_native(e->op, cg->f64))
     return lower_with_e(cg, e, a[0]);
-  LLVMValueRef r = dnc_vm_emit(cg, e->op, a[0], NULL);
   const dnc_node *u = gauss_base(e);
+  /* exp(-(u^2)): its argument is at most 0, which spares a clamp, and the
+   * IR is the one erf(u) builds for its own exp(-u^2) (vm_erf), which
+   * LLVM then computes once for both */
+  LLVMValueRef r = u ? dnc_vm_expneg(cg, a[0]) : dnc_vm_emit(cg, e->op, a[0], NULL);
   if (!u || !cg->fma)
     return r;
   LLVMValueRef uv = cg->memo[u->id];

@@ -473,7 +473,10 @@ static LLVMValueRef vm_erf(vm *v, LLVMValueRef x)
   LLVMValueRef f = v->lowp == 8  ? poly(v, at, vm_erf_t32_bf16, 7)
                  : v->lowp == 11 ? poly(v, at, vm_erf_t32_f16, 9)
                                  : poly(v, at, vm_erf_t32, 11);
-  LLVMValueRef ec = mul(v, vm_exp_in(v, LLVMBuildFNeg(v->b, mul(v, a, a), ""), 0, EXP_INRANGE),
+  /* exp(-x^2) from x itself, not the clamped a (the same where big is
+   * taken), built as the derivative's exp(-(u^2)) is (lw_math in
+   * codegen.c), so that a kernel with both computes it once */
+  LLVMValueRef ec = mul(v, vm_exp_in(v, LLVMBuildFNeg(v->b, mul(v, x, x), ""), 0, EXP_NONPOS),
                          f);
   LLVMValueRef big = vcopysign(v, sub(v, K(v, 1.0), ec), x);
   big = sel(v, cmp(v, LLVMRealOGT, ax, K(v, 3.92)), vcopysign(v, K(v, 1.0), x), big);
