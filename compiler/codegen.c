@@ -368,8 +368,8 @@ static double split_scale(const dnc_node *a, const dnc_node **t)
 
 /* e = exp(-k |a|) for a = s t, built once per (t, k |s|): |round(s t)| k
  * = round(|s| k |t|) for k = 1 or 2, so e has the same bits as when
- * computed from a alone. */
-static LLVMValueRef expneg_of(dnc_cg *cg, const dnc_node *a, double k)
+ * computed from a alone. *y: its argument, -k |a|. */
+static LLVMValueRef expneg_of(dnc_cg *cg, const dnc_node *a, double k, LLVMValueRef *y)
 {
   const dnc_node *t;
   double s = split_scale(a, &t);
@@ -377,26 +377,31 @@ static LLVMValueRef expneg_of(dnc_cg *cg, const dnc_node *a, double k)
     s = (float)s;
   k *= fabs(s);
   for (int i = 0; i < cg->nexpneg; i++)
-    if (cg->expneg[i].t == t->id && cg->expneg[i].k == k)
+    if (cg->expneg[i].t == t->id && cg->expneg[i].k == k) {
+      *y = cg->expneg[i].y;
       return cg->expneg[i].v;
+    }
   LLVMValueRef tv = cg->memo[t->id];
-  LLVMValueRef y = LLVMBuildFMul(cg->b, unary_intrinsic(cg, "llvm.fabs", tv),
+  LLVMValueRef m = LLVMBuildFMul(cg->b, unary_intrinsic(cg, "llvm.fabs", tv),
                                  dnc_cg_splat(cg, k), "");
-  LLVMValueRef ev = dnc_vm_expneg(cg, LLVMBuildFNeg(cg->b, y, ""));
+  *y = LLVMBuildFNeg(cg->b, m, "");
+  LLVMValueRef ev = dnc_vm_expneg(cg, *y);
   if (cg->nexpneg < (int)(sizeof cg->expneg / sizeof cg->expneg[0])) {
     cg->expneg[cg->nexpneg].t = t->id;
     cg->expneg[cg->nexpneg].k = k;
+    cg->expneg[cg->nexpneg].y = *y;
     cg->expneg[cg->nexpneg++].v = ev;
   }
   return ev;
 }
 
 /* tanh, sigmoid and softplus of a through e = exp(-k |a|), k = 2 for
- * tanh, shared between them */
+ * tanh, shared between them (an e no one uses is left to LLVM to drop) */
 static LLVMValueRef lower_with_e(dnc_cg *cg, const dnc_node *e, LLVMValueRef a)
 {
-  LLVMValueRef ev = expneg_of(cg, e->arg[0], e->op == OP_TANH ? 2.0 : 1.0);
-  return dnc_vm_with_e(cg, e->op, a, ev);
+  LLVMValueRef y;
+  LLVMValueRef ev = expneg_of(cg, e->arg[0], e->op == OP_TANH ? 2.0 : 1.0, &y);
+  return dnc_vm_with_e(cg, e->op, a, ev, y);
 }
 
 /* b = -a for every input, bit for bit: one is the other negated, or both
@@ -422,7 +427,8 @@ static LLVMValueRef lw_mul(dnc_cg *cg, const dnc_node *e, LLVMValueRef *a)
   const dnc_node *l = e->arg[0], *r = e->arg[1];
   if (l->op == OP_SIGMOID && r->op == OP_SIGMOID && dnc_vm_native(OP_SIGMOID, cg->f64) &&
       opposite(l->arg[0], r->arg[0], cg->f64)) {
-    LLVMValueRef ev = expneg_of(cg, l->arg[0], 1.0);
+    LLVMValueRef y;
+    LLVMValueRef ev = expneg_of(cg, l->arg[0], 1.0, &y);
     LLVMValueRef d = LLVMBuildFAdd(cg->b, dnc_cg_splat(cg, 1.0), ev, "");
     return LLVMBuildFDiv(cg->b, ev, LLVMBuildFMul(cg->b, d, d, ""), "sigpair");
   }
@@ -431,8 +437,7 @@ static LLVMValueRef lw_mul(dnc_cg *cg, const dnc_node *e, LLVMValueRef *a)
 
 static LLVMValueRef lw_math(dnc_cg *cg, const dnc_node *e, LLVMValueRef *a)
 {
-  /* (bf16 and f16 kernels compute tanh without e: vm_tanh_lowp) */
-  if ((e->op == OP_SIGMOID || e->op == OP_SOFTPLUS || (e->op == OP_TANH && !cg->lowp)) &&
+  if ((e->op == OP_TANH || e->op == OP_SIGMOID || e->op == OP_SOFTPLUS) &&
       dnc_vm_native(e->op, cg->f64))
     return lower_with_e(cg, e, a[0]);
   const dnc_node *u = gauss_base(e);

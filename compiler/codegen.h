@@ -49,7 +49,7 @@ typedef struct dnc_cg {
   struct {
     uint32_t t;
     double k;
-    LLVMValueRef v;
+    LLVMValueRef y, v; /* y = -k |t|, v = exp(y) */
   } expneg[16];
   int nexpneg;
 } dnc_cg;
@@ -60,11 +60,13 @@ typedef struct dnc_cg {
  * touching the kernel builder. */
 LLVMValueRef dnc_vm_emit(dnc_cg *cg, int op, LLVMValueRef a, LLVMValueRef b);
 /* The same for tanh (e = exp(-2|x|)), sigmoid and softplus (e =
- * exp(-|x|)) given e, which codegen shares between them; dnc_vm_emit
- * computes e as dnc_vm_expneg(-(k |x|)) and calls these. Only where
+ * exp(-|x|)) given e = exp(y) and y = -k|x|, which codegen shares between
+ * them (bf16 and f16 kernels' tanh uses y, not e); dnc_vm_emit computes e
+ * as dnc_vm_expneg(-(k |x|)) and calls these. Only where
  * dnc_vm_native(op, f64) says so. */
 LLVMValueRef dnc_vm_expneg(dnc_cg *cg, LLVMValueRef y); /* exp(y), y <= 0 */
-LLVMValueRef dnc_vm_with_e(dnc_cg *cg, int op, LLVMValueRef x, LLVMValueRef e);
+LLVMValueRef dnc_vm_with_e(dnc_cg *cg, int op, LLVMValueRef x, LLVMValueRef e,
+                           LLVMValueRef y);
 
 /* Splat a compute-type constant. */
 LLVMValueRef dnc_cg_splat(dnc_cg *cg, double v);

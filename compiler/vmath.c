@@ -361,27 +361,26 @@ static LLVMValueRef vm_tanh(vm *v, LLVMValueRef x, LLVMValueRef e)
   return vcopysign(v, y, x);
 }
 
-/* 2^n for integer-valued n in [-126, 127] or NaN (then NaN on AVX-512,
- * poison elsewhere) */
-static LLVMValueRef pow2n(vm *v, LLVMValueRef n)
-{
-  return has_scalef(v) ? scalef(v, K(v, 1.0), n) : pow2i(v, n);
-}
-
 /* tanh for bf16 and f16 results: sign(x) (-E / (2 + E)), E = expm1(-2|x|)
  * = 2^n expm1(r) + (2^n - 1) with exp's reduction and its short
  * polynomial, one form for every x (no cancellation: E is accurate
  * relative to itself near 0, and -E/(2 + E) has no subtraction). The
  * relative error is expm1(r)'s plus three roundings (measured: 2^-14.7
- * for bf16's polynomial, 2^-19.7 for f16's); beyond |x| = 15, E = -1 and
- * the result 1. */
-static LLVMValueRef vm_tanh_lowp(vm *v, LLVMValueRef x)
+ * for bf16's polynomial, 2^-19.7 for f16's); below y = -30, E = -1 and
+ * the result 1. y = -2|x| is given as codegen gives it to exp(y)
+ * (dnc_vm_expneg) for the derivative, and clamped and reduced with the
+ * same instructions as there, so that a kernel with both (DyT's backward)
+ * does that work once. */
+static LLVMValueRef vm_tanh_lowp(vm *v, LLVMValueRef x, LLVMValueRef y)
 {
-  LLVMValueRef y = mul(v, vabs(v, x), K(v, -2.0));
-  y = sel(v, cmp(v, LLVMRealOLT, y, K(v, -30.0)), K(v, -30.0), y);
+  y = sel(v, cmp(v, LLVMRealOLT, y, K(v, -104.0)), K(v, -104.0), y); /* as vm_exp_in */
   LLVMValueRef n, r;
   exp_reduce(v, y, &n, &r);
-  LLVMValueRef s = pow2n(v, n);
+  /* pow2i needs n >= -126; 2^-126 instead of a smaller 2^n still gives
+   * E = -1 */
+  LLVMValueRef s = has_scalef(v) ? scalef(v, K(v, 1.0), n)
+                                 : pow2i(v, sel(v, cmp(v, LLVMRealOLT, n, K(v, -126.0)),
+                                                K(v, -126.0), n));
   LLVMValueRef em = fma3(v, s, expm1_r(v, r), sub(v, s, K(v, 1.0)));
   LLVMValueRef t = vcopysign(v, vdiv(v, em, add(v, K(v, 2.0), em)), x);
   if (has_scalef(v))
@@ -923,11 +922,12 @@ LLVMValueRef dnc_vm_expneg(dnc_cg *cg, LLVMValueRef y)
   return vm_exp_in(&v, y, 0, EXP_NONPOS);
 }
 
-LLVMValueRef dnc_vm_with_e(dnc_cg *cg, int op, LLVMValueRef x, LLVMValueRef e)
+LLVMValueRef dnc_vm_with_e(dnc_cg *cg, int op, LLVMValueRef x, LLVMValueRef e,
+                           LLVMValueRef y)
 {
   vm v = vm_of(cg);
   switch (op) {
-  case OP_TANH: return v.lowp ? vm_tanh_lowp(&v, x) : vm_tanh(&v, x, e);
+  case OP_TANH: return v.lowp ? vm_tanh_lowp(&v, x, y) : vm_tanh(&v, x, e);
   case OP_SIGMOID: return vm_sigmoid(&v, x, e);
   default: return vm_softplus(&v, x, e);
   }
@@ -944,15 +944,12 @@ LLVMValueRef dnc_vm_emit(dnc_cg *cg, int op, LLVMValueRef a, LLVMValueRef b)
   case OP_LOG: return vm_log(&v, a);
   case OP_LOG1P: return vm_log1p(&v, a);
   case OP_TANH:
-    if (v.lowp)
-      return vm_tanh_lowp(&v, a);
-    /* fall through */
   case OP_SIGMOID:
   case OP_SOFTPLUS: {
     LLVMValueRef k = K(&v, op == OP_TANH ? 2.0 : 1.0);
-    LLVMValueRef e = vm_exp_in(&v, LLVMBuildFNeg(cg->b, mul(&v, vabs(&v, a), k), ""), 0,
-                               EXP_NONPOS);
-    return dnc_vm_with_e(cg, op, a, e);
+    LLVMValueRef y = LLVMBuildFNeg(cg->b, mul(&v, vabs(&v, a), k), "");
+    LLVMValueRef e = vm_exp_in(&v, y, 0, EXP_NONPOS);
+    return dnc_vm_with_e(cg, op, a, e, y);
   }
   case OP_ERF: return vm_erf(&v, a);
   case OP_SINH: return vm_sinh(&v, a);

@@ -376,7 +376,7 @@ static void test_lowp(dnc_context *ctx)
              st[0].worst, st[0].at, (long long)st[0].not_cr, st[1].worst,
              (long long)st[1].not_cr);
       ok(st[0].wrong == 0 && st[0].worst <= LOWP_BOUND,
-         "%s in %s, all 65536 inputs: within %.2f ulp (%.4f), NaN, infinities and "
+         "%s in %s, all 65536 inputs: within %.3f ulp (%.4f), NaN, infinities and "
          "zeros as the reference (%lld wrong)", m->name, dnc_dtype_name(dt), LOWP_BOUND,
          st[0].worst, (long long)st[0].wrong);
     }
