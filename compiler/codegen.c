@@ -146,32 +146,71 @@ static LLVMValueRef load_data(dnc_cg *cg, LLVMValueRef base, LLVMValueRef idx,
   }
 }
 
+/* f32 to bf16 bits, rounded to nearest even with integer operations
+ * (subnormals included); NaN stays a NaN, made quiet. */
+static LLVMValueRef bf16_round_int(dnc_cg *cg, LLVMValueRef v)
+{
+  LLVMTypeRef v32 = LLVMVectorType(cg->i32, cg->lanes);
+  LLVMValueRef k16 = const_splat(LLVMConstInt(cg->i32, 16, 0), cg->lanes);
+  LLVMValueRef bits = LLVMBuildBitCast(cg->b, v, v32, "bits");
+  LLVMValueRef odd = LLVMBuildAnd(
+      cg->b, LLVMBuildLShr(cg->b, bits, k16, ""),
+      const_splat(LLVMConstInt(cg->i32, 1, 0), cg->lanes), "");
+  LLVMValueRef bias = LLVMBuildAdd(
+      cg->b, odd, const_splat(LLVMConstInt(cg->i32, 0x7fff, 0), cg->lanes), "");
+  LLVMValueRef rounded =
+      LLVMBuildLShr(cg->b, LLVMBuildAdd(cg->b, bits, bias, ""), k16, "");
+  LLVMValueRef quiet = LLVMBuildOr(
+      cg->b, LLVMBuildLShr(cg->b, bits, k16, ""),
+      const_splat(LLVMConstInt(cg->i32, 0x40, 0), cg->lanes), "");
+  LLVMValueRef nan = LLVMBuildFCmp(cg->b, LLVMRealUNO, v, v, "isnan");
+  LLVMValueRef r = LLVMBuildSelect(cg->b, nan, quiet, rounded, "");
+  return LLVMBuildTrunc(cg->b, r, LLVMVectorType(cg->i16, cg->lanes), "bf16");
+}
+
+/* The same bits in one vcvtneps2bf16 where the target has AVX512-BF16.
+ * That instruction rounds to nearest even and quiets NaN as above, but
+ * reads subnormal inputs as zero (checked over all 2^32 floats); a
+ * vector with a subnormal lane, which ordinary data never has, takes the
+ * integer path behind one branch. */
+static LLVMValueRef bf16_round(dnc_cg *cg, LLVMValueRef v)
+{
+  if (!cg->bf16cvt)
+    return bf16_round_int(cg, v);
+  LLVMTypeRef i16v = LLVMVectorType(cg->i16, cg->lanes);
+  LLVMValueRef hw = intrinsic(cg, "llvm.x86.avx512bf16.cvtneps2bf16.512", NULL, 0,
+                              &v, 1);
+  hw = LLVMBuildBitCast(cg->b, hw, i16v, "bf16.hw");
+  LLVMTypeRef vt = LLVMTypeOf(v);
+  LLVMValueRef cargs[2] = {v, LLVMConstInt(cg->i32, 0x90, 0)}; /* ±subnormal */
+  LLVMValueRef sub = intrinsic(cg, "llvm.is.fpclass", &vt, 1, cargs, 2);
+  LLVMTypeRef mt = LLVMTypeOf(sub);
+  LLVMValueRef any = intrinsic(cg, "llvm.vector.reduce.or", &mt, 1, &sub, 1);
+  LLVMBasicBlockRef here = LLVMGetInsertBlock(cg->b);
+  LLVMValueRef fn = LLVMGetBasicBlockParent(here);
+  LLVMBasicBlockRef slow = LLVMAppendBasicBlockInContext(cg->ctx, fn, "bf16.subnormal");
+  LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(cg->ctx, fn, "bf16.join");
+  LLVMBuildCondBr(cg->b, any, slow, join);
+  LLVMPositionBuilderAtEnd(cg->b, slow);
+  LLVMValueRef si = bf16_round_int(cg, v);
+  LLVMBuildBr(cg->b, join);
+  LLVMPositionBuilderAtEnd(cg->b, join);
+  LLVMValueRef phi = LLVMBuildPhi(cg->b, i16v, "bf16");
+  LLVMValueRef vals[2] = {hw, si};
+  LLVMBasicBlockRef blocks[2] = {here, slow};
+  LLVMAddIncoming(phi, vals, blocks, 2);
+  return phi;
+}
+
 /* Compute to storage type; bf16 rounds to nearest even and keeps NaN a
  * (quiet) NaN, f16 rounds through fptrunc (IEEE nearest even). */
 static void store_data(dnc_cg *cg, LLVMValueRef base, LLVMValueRef idx,
                        LLVMValueRef v, LLVMValueRef mask)
 {
   switch (cg->dtype) {
-  case DNC_DT_BF16: {
-    LLVMTypeRef v32 = LLVMVectorType(cg->i32, cg->lanes);
-    LLVMValueRef k16 = const_splat(LLVMConstInt(cg->i32, 16, 0), cg->lanes);
-    LLVMValueRef bits = LLVMBuildBitCast(cg->b, v, v32, "bits");
-    LLVMValueRef odd = LLVMBuildAnd(
-        cg->b, LLVMBuildLShr(cg->b, bits, k16, ""),
-        const_splat(LLVMConstInt(cg->i32, 1, 0), cg->lanes), "");
-    LLVMValueRef bias = LLVMBuildAdd(
-        cg->b, odd, const_splat(LLVMConstInt(cg->i32, 0x7fff, 0), cg->lanes),
-        "");
-    LLVMValueRef rounded =
-        LLVMBuildLShr(cg->b, LLVMBuildAdd(cg->b, bits, bias, ""), k16, "");
-    LLVMValueRef quiet = LLVMBuildOr(
-        cg->b, LLVMBuildLShr(cg->b, bits, k16, ""),
-        const_splat(LLVMConstInt(cg->i32, 0x40, 0), cg->lanes), "");
-    LLVMValueRef nan = LLVMBuildFCmp(cg->b, LLVMRealUNO, v, v, "isnan");
-    LLVMValueRef r = LLVMBuildSelect(cg->b, nan, quiet, rounded, "");
-    v = LLVMBuildTrunc(cg->b, r, LLVMVectorType(cg->i16, cg->lanes), "bf16");
+  case DNC_DT_BF16:
+    v = bf16_round(cg, v);
     break;
-  }
   case DNC_DT_F16:
     v = LLVMBuildFPTrunc(cg->b, v, LLVMVectorType(cg->st, cg->lanes), "f16");
     break;
@@ -210,11 +249,6 @@ static LLVMValueRef lw_sub(dnc_cg *cg, const dnc_node *e, LLVMValueRef *a)
 {
   (void)e;
   return LLVMBuildFSub(cg->b, a[0], a[1], "");
-}
-static LLVMValueRef lw_mul(dnc_cg *cg, const dnc_node *e, LLVMValueRef *a)
-{
-  (void)e;
-  return LLVMBuildFMul(cg->b, a[0], a[1], "");
 }
 static LLVMValueRef lw_div(dnc_cg *cg, const dnc_node *e, LLVMValueRef *a)
 {
@@ -332,32 +366,73 @@ static double split_scale(const dnc_node *a, const dnc_node **t)
   return 1;
 }
 
-/* tanh, sigmoid and softplus of a = s t, through e = exp(-k |a|) built
- * once per (t, k |s|): |round(s t)| k = round(|s| k |t|) for k = 1 or 2,
- * so e has the same bits as when computed from a alone. */
-static LLVMValueRef lower_with_e(dnc_cg *cg, const dnc_node *e, LLVMValueRef a)
+/* e = exp(-k |a|) for a = s t, built once per (t, k |s|): |round(s t)| k
+ * = round(|s| k |t|) for k = 1 or 2, so e has the same bits as when
+ * computed from a alone. *y: its argument, -k |a|. */
+static LLVMValueRef expneg_of(dnc_cg *cg, const dnc_node *a, double k, LLVMValueRef *y)
 {
   const dnc_node *t;
-  double s = split_scale(e->arg[0], &t);
+  double s = split_scale(a, &t);
   if (!cg->f64)
     s = (float)s;
-  double k = fabs(s) * (e->op == OP_TANH ? 2.0 : 1.0);
-  LLVMValueRef ev = NULL;
-  for (int i = 0; i < cg->nexpneg && !ev; i++)
-    if (cg->expneg[i].t == t->id && cg->expneg[i].k == k)
-      ev = cg->expneg[i].v;
-  if (!ev) {
-    LLVMValueRef tv = cg->memo[t->id];
-    LLVMValueRef y = LLVMBuildFMul(cg->b, unary_intrinsic(cg, "llvm.fabs", tv),
-                                   dnc_cg_splat(cg, k), "");
-    ev = dnc_vm_expneg(cg, LLVMBuildFNeg(cg->b, y, ""));
-    if (cg->nexpneg < (int)(sizeof cg->expneg / sizeof cg->expneg[0])) {
-      cg->expneg[cg->nexpneg].t = t->id;
-      cg->expneg[cg->nexpneg].k = k;
-      cg->expneg[cg->nexpneg++].v = ev;
+  k *= fabs(s);
+  for (int i = 0; i < cg->nexpneg; i++)
+    if (cg->expneg[i].t == t->id && cg->expneg[i].k == k) {
+      *y = cg->expneg[i].y;
+      return cg->expneg[i].v;
     }
+  LLVMValueRef tv = cg->memo[t->id];
+  LLVMValueRef m = LLVMBuildFMul(cg->b, unary_intrinsic(cg, "llvm.fabs", tv),
+                                 dnc_cg_splat(cg, k), "");
+  *y = LLVMBuildFNeg(cg->b, m, "");
+  LLVMValueRef ev = dnc_vm_expneg(cg, *y);
+  if (cg->nexpneg < (int)(sizeof cg->expneg / sizeof cg->expneg[0])) {
+    cg->expneg[cg->nexpneg].t = t->id;
+    cg->expneg[cg->nexpneg].k = k;
+    cg->expneg[cg->nexpneg].y = *y;
+    cg->expneg[cg->nexpneg++].v = ev;
   }
-  return dnc_vm_with_e(cg, e->op, a, ev);
+  return ev;
+}
+
+/* tanh, sigmoid and softplus of a through e = exp(-k |a|), k = 2 for
+ * tanh, shared between them (an e no one uses is left to LLVM to drop) */
+static LLVMValueRef lower_with_e(dnc_cg *cg, const dnc_node *e, LLVMValueRef a)
+{
+  LLVMValueRef y;
+  LLVMValueRef ev = expneg_of(cg, e->arg[0], e->op == OP_TANH ? 2.0 : 1.0, &y);
+  return dnc_vm_with_e(cg, e->op, a, ev, y);
+}
+
+/* b = -a for every input, bit for bit: one is the other negated, or both
+ * are products of the same t with opposite constants (rounded to the
+ * compute type) */
+static int opposite(const dnc_node *a, const dnc_node *b, int f64)
+{
+  if ((a->op == OP_NEG && a->arg[0] == b) || (b->op == OP_NEG && b->arg[0] == a))
+    return 1;
+  const dnc_node *ta, *tb;
+  double sa = split_scale(a, &ta), sb = split_scale(b, &tb);
+  if (!f64)
+    sa = (float)sa, sb = (float)sb;
+  return ta == tb && sa == -sb && sa != 0 && !isnan(sa);
+}
+
+/* sigmoid(a) * sigmoid(-a), the derivative of sigmoid and (times 4, with
+ * a = 2u) of tanh: e / (1 + e)^2 with e = exp(-|a|), one division instead
+ * of two, and e shared with tanh(u) or sigmoid(a) where the kernel has
+ * them; rtmath.c's evaluators do the same (dnc_sigmoid_pair). */
+static LLVMValueRef lw_mul(dnc_cg *cg, const dnc_node *e, LLVMValueRef *a)
+{
+  const dnc_node *l = e->arg[0], *r = e->arg[1];
+  if (l->op == OP_SIGMOID && r->op == OP_SIGMOID && dnc_vm_native(OP_SIGMOID, cg->f64) &&
+      opposite(l->arg[0], r->arg[0], cg->f64)) {
+    LLVMValueRef y;
+    LLVMValueRef ev = expneg_of(cg, l->arg[0], 1.0, &y);
+    LLVMValueRef d = LLVMBuildFAdd(cg->b, dnc_cg_splat(cg, 1.0), ev, "");
+    return LLVMBuildFDiv(cg->b, ev, LLVMBuildFMul(cg->b, d, d, ""), "sigpair");
+  }
+  return LLVMBuildFMul(cg->b, a[0], a[1], "");
 }
 
 static LLVMValueRef lw_math(dnc_cg *cg, const dnc_node *e, LLVMValueRef *a)
@@ -365,8 +440,11 @@ static LLVMValueRef lw_math(dnc_cg *cg, const dnc_node *e, LLVMValueRef *a)
   if ((e->op == OP_TANH || e->op == OP_SIGMOID || e->op == OP_SOFTPLUS) &&
       dnc_vm_native(e->op, cg->f64))
     return lower_with_e(cg, e, a[0]);
-  LLVMValueRef r = dnc_vm_emit(cg, e->op, a[0], NULL);
   const dnc_node *u = gauss_base(e);
+  /* exp(-(u^2)): its argument is at most 0, which spares a clamp, and the
+   * IR is the one erf(u) builds for its own exp(-u^2) (vm_erf), which
+   * LLVM then computes once for both */
+  LLVMValueRef r = u ? dnc_vm_expneg(cg, a[0]) : dnc_vm_emit(cg, e->op, a[0], NULL);
   if (!u || !cg->fma)
     return r;
   LLVMValueRef uv = cg->memo[u->id];
@@ -884,6 +962,13 @@ LLVMModuleRef dnc_codegen(LLVMContextRef ctx, dnc_mod *m, dnc_fn *f, int dt,
   cg_types(&cg, dt, t->vector_bits);
   cg.fma = t->has_fma;
   cg.avx512 = !strncmp(t->triple, "x86_64", 6) && t->vector_bits == 512;
+  /* precision-matched vector math: bf16 and f16 kernels (or any f32
+   * compute when the context asks, for testing) use the short forms */
+  int bits = t->math_bits ? t->math_bits
+             : dt == DNC_DT_BF16 ? 8 : dt == DNC_DT_F16 ? 11 : 24;
+  cg.lowp = !cg.f64 && bits <= 11 ? bits : 0;
+  cg.bf16cvt = cg.avx512 && cg.lanes == 16 && dt == DNC_DT_BF16 &&
+               dnc_has_bf16_convert(t->triple, t->features);
 
   /* the backward's roots: f, df/dx, df/dp_k (module DAG; the caller holds
    * the module's lock) */

@@ -28,6 +28,9 @@ typedef struct dnc_cg {
   unsigned lanes; /* vector width in elements of the compute type */
   int fma;        /* the target has fused multiply-add */
   int avx512;     /* x86 with AVX-512F: vscalefps scales by 2^n in one step */
+  int bf16cvt;    /* AVX512-BF16 with 16 lanes: vcvtneps2bf16 (store_data) */
+  int lowp;       /* 8 or 11: the vector math's results are for bf16 or f16
+                     (shorter polynomials, vmath.c); 0: full precision */
   LLVMTypeRef i1, i16, i32, i64, f32, f64t, ptr, voidt;
   LLVMTypeRef ct;  /* compute scalar type */
   LLVMTypeRef vt;  /* <lanes x ct> */
@@ -46,7 +49,7 @@ typedef struct dnc_cg {
   struct {
     uint32_t t;
     double k;
-    LLVMValueRef v;
+    LLVMValueRef y, v; /* y = -k |t|, v = exp(y) */
   } expneg[16];
   int nexpneg;
 } dnc_cg;
@@ -57,11 +60,13 @@ typedef struct dnc_cg {
  * touching the kernel builder. */
 LLVMValueRef dnc_vm_emit(dnc_cg *cg, int op, LLVMValueRef a, LLVMValueRef b);
 /* The same for tanh (e = exp(-2|x|)), sigmoid and softplus (e =
- * exp(-|x|)) given e, which codegen shares between them; dnc_vm_emit
- * computes e as dnc_vm_expneg(-(k |x|)) and calls these. Only where
+ * exp(-|x|)) given e = exp(y) and y = -k|x|, which codegen shares between
+ * them (bf16 and f16 kernels' tanh uses y, not e); dnc_vm_emit computes e
+ * as dnc_vm_expneg(-(k |x|)) and calls these. Only where
  * dnc_vm_native(op, f64) says so. */
 LLVMValueRef dnc_vm_expneg(dnc_cg *cg, LLVMValueRef y); /* exp(y), y <= 0 */
-LLVMValueRef dnc_vm_with_e(dnc_cg *cg, int op, LLVMValueRef x, LLVMValueRef e);
+LLVMValueRef dnc_vm_with_e(dnc_cg *cg, int op, LLVMValueRef x, LLVMValueRef e,
+                           LLVMValueRef y);
 
 /* Splat a compute-type constant. */
 LLVMValueRef dnc_cg_splat(dnc_cg *cg, double v);
@@ -72,6 +77,10 @@ typedef struct dnc_target {
   int opt_level; /* 0..3 */
   unsigned vector_bits;
   int has_fma; /* fused multiply-add in hardware (else mul and add) */
+  int math_bits; /* 0: the vector math matched to each dtype (8 bits for
+                    bf16 kernels, 11 for f16, full for f32 and f64); 24:
+                    f32's in every f32-computed kernel; 8 or 11: that in
+                    every one (dnc_options.math_bits) */
 } dnc_target;
 
 /* Builds the module holding every kernel of f in dtype dt, with symbol
@@ -108,6 +117,9 @@ int dnc_optimize(LLVMModuleRef m, const dnc_target *t, char **err);
  * has fused multiply-add. */
 unsigned dnc_vector_bits(const char *triple, const char *features);
 int dnc_has_fma(const char *triple, const char *features);
+/* x86 with AVX512-BF16 named in the features: vcvtneps2bf16 rounds 16
+ * floats to bf16 in one instruction */
+int dnc_has_bf16_convert(const char *triple, const char *features);
 
 /* aot.c --------------------------------------------------------------- */
 

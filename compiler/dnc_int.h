@@ -454,6 +454,7 @@ typedef struct dnc_jit_options {
   const char *cpu;      /* NULL: the host's */
   const char *features; /* NULL: the host's when cpu is NULL, else "" */
   const char *dump_dir; /* write IR before and after optimisation; NULL: no */
+  int math_bits;        /* dnc_target.math_bits */
 } dnc_jit_options;
 
 /* NULL with *err malloc'd on failure; *bad_name is set when the reason

@@ -234,6 +234,12 @@ unsigned dnc_target_probe(const dnc_target *t, int *fma)
   return bits;
 }
 
+int dnc_has_bf16_convert(const char *triple, const char *features)
+{
+  return !strncmp(triple, "x86_64", 6) && has_feature(features, "avx512f") &&
+         has_feature(features, "avx512bf16");
+}
+
 int dnc_has_fma(const char *triple, const char *features)
 {
   if (!strncmp(triple, "x86_64", 6))
@@ -323,6 +329,7 @@ dnc_jit *dnc_jit_new(const dnc_jit_options *o, char **err, int *bad_name)
                                : o->cpu   ? ""
                                           : dnc_host_features());
   j->target.opt_level = o->opt_level < 0 ? 0 : o->opt_level > 3 ? 3 : o->opt_level;
+  j->target.math_bits = o->math_bits;
   if ((*err = dnc_check_target_names(j->target.triple, j->target.cpu,
                                  j->target.features))) {
     *bad_name = 1;

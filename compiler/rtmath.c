@@ -120,7 +120,17 @@ int dnc_pow_special(double e)
     case OP_NEG: r = -a; break;                                             \
     case OP_ADD: r = a + b; break;                                          \
     case OP_SUB: r = a - b; break;                                          \
-    case OP_MUL: r = a * b; break;                                          \
+    case OP_MUL: {                                                          \
+      int32_t sp = sigmoid_pair(pr, in, sizeof(T) == 8);                    \
+      if (sp >= 0) { /* see lw_mul in codegen.c */                          \
+        T e = MATH(OP_EXP, -fabs##SUF##_(v[sp]));                           \
+        T d = ONE + e;                                                      \
+        r = e / (d * d);                                                    \
+      } else {                                                              \
+        r = a * b;                                                          \
+      }                                                                     \
+      break;                                                                \
+    }                                                                       \
     case OP_DIV: r = a / b; break;                                          \
     case OP_POW: {                                                          \
       const dnc_insn *e = &pr->insn[in->arg[1]];                            \
@@ -200,6 +210,42 @@ static int gauss(const dnc_prog *pr, const dnc_insn *in)
   const dnc_insn *sq = &pr->insn[neg->arg[0]];
   return sq->op == OP_POW && pr->insn[sq->arg[1]].op == OP_CONST &&
          pr->insn[sq->arg[1]].value == 2;
+}
+
+/* insn i as s * t for a constant s (1 when it is not a product with one),
+ * as split_scale (codegen.c) sees a node */
+static double insn_scale(const dnc_prog *pr, int32_t i, int32_t *t)
+{
+  const dnc_insn *a = &pr->insn[i];
+  if (a->op == OP_NEG) {
+    *t = a->arg[0];
+    return -1;
+  }
+  for (int k = 0; k < 2; k++)
+    if (a->op == OP_MUL && pr->insn[a->arg[k]].op == OP_CONST) {
+      *t = a->arg[1 - k];
+      return pr->insn[a->arg[k]].value;
+    }
+  *t = i;
+  return 1;
+}
+
+/* sigmoid(a) * sigmoid(-a) as lw_mul (codegen.c) sees it: the index of
+ * a, else -1 */
+static int32_t sigmoid_pair(const dnc_prog *pr, const dnc_insn *in, int f64)
+{
+  const dnc_insn *l = &pr->insn[in->arg[0]], *r = &pr->insn[in->arg[1]];
+  if (l->op != OP_SIGMOID || r->op != OP_SIGMOID)
+    return -1;
+  int32_t a = l->arg[0], b = r->arg[0];
+  if ((pr->insn[a].op == OP_NEG && pr->insn[a].arg[0] == b) ||
+      (pr->insn[b].op == OP_NEG && pr->insn[b].arg[0] == a))
+    return a;
+  int32_t ta, tb;
+  double sa = insn_scale(pr, a, &ta), sb = insn_scale(pr, b, &tb);
+  if (!f64)
+    sa = (float)sa, sb = (float)sb;
+  return ta == tb && sa == -sb && sa != 0 && !isnan(sa) ? a : -1;
 }
 
 #define MATH(op, a) (m && m[op] ? m[op](a, 0) : rt_math_f32(op, a))

@@ -42,6 +42,7 @@ typedef struct vm {
   LLVMTypeRef ft, it; /* <lanes x float|double>, <lanes x i32|i64> */
   int d;              /* double precision */
   LLVMTypeRef ie;     /* i32 or i64 */
+  int lowp;           /* f32 for bf16 (8) or f16 (11) results; else 0 */
 } vm;
 
 /* c splatted in v's type (rounded to float for f32, as dnc_cg_splat) */
@@ -171,7 +172,10 @@ static void exp_reduce(vm *v, LLVMValueRef x, LLVMValueRef *n, LLVMValueRef *r)
 /* expm1(r) for the reduced r */
 static LLVMValueRef expm1_r(vm *v, LLVMValueRef r)
 {
-  LLVMValueRef p = v->d ? poly(v, r, vm_exp_p64, 11) : poly(v, r, vm_exp_p32, 6);
+  LLVMValueRef p = v->d           ? poly(v, r, vm_exp_p64, 11)
+                   : v->lowp == 8  ? poly(v, r, vm_exp_p32_bf16, 3)
+                   : v->lowp == 11 ? poly(v, r, vm_exp_p32_f16, 4)
+                                   : poly(v, r, vm_exp_p32, 6);
   return fma3(v, mul(v, r, r), p, r);
 }
 
@@ -181,43 +185,68 @@ static LLVMValueRef clampf(vm *v, LLVMValueRef x, double lo, double hi)
   return sel(v, cmp(v, LLVMRealOGT, x, K(v, hi)), K(v, hi), x);
 }
 
+/* p 2^n rounded once (vscalefps/pd: subnormals and overflow included;
+ * NaN if p or n is NaN), for AVX-512 with full-width vectors */
+static int has_scalef(vm *v)
+{
+  return v->cg->avx512 && v->cg->lanes == (v->d ? 8u : 16u);
+}
+
+static LLVMValueRef scalef(vm *v, LLVMValueRef p, LLVMValueRef n)
+{
+  LLVMTypeRef mt = v->d ? LLVMInt8TypeInContext(v->cg->ctx) : LLVMInt16TypeInContext(v->cg->ctx);
+  LLVMValueRef args[5] = {p, n, LLVMGetPoison(v->ft), LLVMConstAllOnes(mt),
+                          LLVMConstInt(v->cg->i32, 4, 0)}; /* current rounding */
+  const char *name = v->d ? "llvm.x86.avx512.mask.scalef.pd.512"
+                          : "llvm.x86.avx512.mask.scalef.ps.512";
+  unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+  return LLVMBuildCall2(v->b, LLVMIntrinsicGetType(v->cg->ctx, id, NULL, 0),
+                        LLVMGetIntrinsicDeclaration(v->cg->mod, id, NULL, 0), args, 5, "");
+}
+
+/* What a caller knows of exp's argument, so that clamps that cannot
+ * matter are left out: anything; at most 0 (or NaN); within
+ * [-104, 88] (f64: [-745, 709]) (or NaN). */
+enum { EXP_ANY, EXP_NONPOS, EXP_INRANGE };
+
 /* exp(x) 2^adj: (1 + expm1(r)) 2^(n + adj), the scaling in two steps so
  * that results near overflow and in the subnormal range are rounded once
  * (adj = -1 lets sinh and cosh reach past exp's overflow). */
-static LLVMValueRef vm_exp_adj(vm *v, LLVMValueRef x, int adj)
+static LLVMValueRef vm_exp_in(vm *v, LLVMValueRef x, int adj, int range)
 {
   LLVMValueRef n, r;
   /* up to 711 (f64), 90 (f32): exp(x)/2 of sinh and cosh is finite a
-   * little beyond exp's own overflow */
-  LLVMValueRef xc = v->d ? clampf(v, x, -746.0, 711.0) : clampf(v, x, -104.0, 90.0);
+   * little beyond exp's own overflow; NaN passes both clamps */
+  double lo = v->d ? -746.0 : -104.0, hi = v->d ? 711.0 : 90.0;
+  LLVMValueRef xc = x;
+  if (range != EXP_INRANGE)
+    xc = sel(v, cmp(v, LLVMRealOLT, xc, K(v, lo)), K(v, lo), xc);
+  if (range == EXP_ANY)
+    xc = sel(v, cmp(v, LLVMRealOGT, xc, K(v, hi)), K(v, hi), xc);
   exp_reduce(v, xc, &n, &r);
   LLVMValueRef p = add(v, K(v, 1.0), expm1_r(v, r));
   if (adj)
     n = add(v, n, K(v, adj));
-  if (v->cg->avx512 && v->cg->lanes == (v->d ? 8u : 16u)) {
-    /* vscalefps/pd: p 2^n rounded once, subnormals and overflow included */
-    LLVMTypeRef mt = v->d ? LLVMInt8TypeInContext(v->cg->ctx)
-                          : LLVMInt16TypeInContext(v->cg->ctx);
-    LLVMValueRef args[5] = {p, n, LLVMGetPoison(v->ft), LLVMConstAllOnes(mt),
-                            LLVMConstInt(v->cg->i32, 4, 0)}; /* current rounding */
-    const char *name = v->d ? "llvm.x86.avx512.mask.scalef.pd.512"
-                            : "llvm.x86.avx512.mask.scalef.ps.512";
-    unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
-    LLVMValueRef y = LLVMBuildCall2(v->b, LLVMIntrinsicGetType(v->cg->ctx, id, NULL, 0),
-                                    LLVMGetIntrinsicDeclaration(v->cg->mod, id, NULL, 0),
-                                    args, 5, "");
-    return sel(v, isnan_(v, x), x, y);
-  }
-  /* n1 = trunc(n / 2), n2 = n - n1: both within [-76, 65] (f64: [-538, 514]) */
+  /* vscalef: a NaN x makes n and p NaN, and the result a (quiet) NaN: no
+   * select needed */
+  if (has_scalef(v))
+    return scalef(v, p, n);
+  /* n1 = trunc(n / 2), n2 = n - n1: both within [-76, 65] (f64: [-538,
+   * 514]); NaN lanes (fptosi of NaN is poison) are replaced by x */
   LLVMValueRef n1 = call_intr(v, "llvm.trunc", (LLVMValueRef[]){mul(v, n, K(v, 0.5))}, 1);
   LLVMValueRef n2 = sub(v, n, n1);
   LLVMValueRef y = mul(v, mul(v, p, pow2i(v, n1)), pow2i(v, n2));
   return sel(v, isnan_(v, x), x, y);
 }
 
+static LLVMValueRef vm_exp_adj(vm *v, LLVMValueRef x, int adj)
+{
+  return vm_exp_in(v, x, adj, EXP_ANY);
+}
+
 static LLVMValueRef vm_exp(vm *v, LLVMValueRef x)
 {
-  return vm_exp_adj(v, x, 0);
+  return vm_exp_in(v, x, 0, EXP_ANY);
 }
 
 /* expm1(x) = 2^n expm1(r) + (2^n - 1), exact in its last step for the n
@@ -317,18 +346,46 @@ static LLVMValueRef vm_log1p(vm *v, LLVMValueRef x)
 /* ---------------------------------------------- tanh, sigmoid, softplus */
 
 /* |x| < 1: x + x^3 T(x^2); above: sign(x) (1 - 2e / (1 + e)) with
- * e = exp(-2|x|) <= 0.136, whose error then weighs little */
+ * e = exp(-2|x|) <= 0.136, whose error then weighs little. The sign is
+ * put on once, after the choice (tanh(-0) = -0). A NaN x (then e is NaN
+ * too: it is exp(-2|x|) computed from x or from x = s t) takes the
+ * second form, which is NaN: no select for it. */
 static LLVMValueRef vm_tanh(vm *v, LLVMValueRef x, LLVMValueRef e)
 {
   LLVMValueRef ax = vabs(v, x);
   LLVMValueRef u = mul(v, x, x);
-  LLVMValueRef small = fma3(v, mul(v, x, u),
-                            v->d ? poly(v, u, vm_tanh_t64, 16) : poly(v, u, vm_tanh_t32, 9), x);
-  small = vcopysign(v, small, x); /* tanh(-0) = -0 */
+  LLVMValueRef small = fma3(v, mul(v, ax, u),
+                            v->d ? poly(v, u, vm_tanh_t64, 16) : poly(v, u, vm_tanh_t32, 9), ax);
   LLVMValueRef big = sub(v, K(v, 1.0), vdiv(v, add(v, e, e), add(v, K(v, 1.0), e)));
-  big = vcopysign(v, big, x);
   LLVMValueRef y = sel(v, cmp(v, LLVMRealOLT, ax, K(v, 1.0)), small, big);
-  return sel(v, isnan_(v, x), x, y);
+  return vcopysign(v, y, x);
+}
+
+/* tanh for bf16 and f16 results: sign(x) (-E / (2 + E)), E = expm1(-2|x|)
+ * = 2^n expm1(r) + (2^n - 1) with exp's reduction and its short
+ * polynomial, one form for every x (no cancellation: E is accurate
+ * relative to itself near 0, and -E/(2 + E) has no subtraction). The
+ * relative error is expm1(r)'s plus three roundings (measured: 2^-14.7
+ * for bf16's polynomial, 2^-19.7 for f16's); below y = -30, E = -1 and
+ * the result 1. y = -2|x| is given as codegen gives it to exp(y)
+ * (dnc_vm_expneg) for the derivative, and clamped and reduced with the
+ * same instructions as there, so that a kernel with both (DyT's backward)
+ * does that work once. */
+static LLVMValueRef vm_tanh_lowp(vm *v, LLVMValueRef x, LLVMValueRef y)
+{
+  y = sel(v, cmp(v, LLVMRealOLT, y, K(v, -104.0)), K(v, -104.0), y); /* as vm_exp_in */
+  LLVMValueRef n, r;
+  exp_reduce(v, y, &n, &r);
+  /* pow2i needs n >= -126; 2^-126 instead of a smaller 2^n still gives
+   * E = -1 */
+  LLVMValueRef s = has_scalef(v) ? scalef(v, K(v, 1.0), n)
+                                 : pow2i(v, sel(v, cmp(v, LLVMRealOLT, n, K(v, -126.0)),
+                                                K(v, -126.0), n));
+  LLVMValueRef em = fma3(v, s, expm1_r(v, r), sub(v, s, K(v, 1.0)));
+  LLVMValueRef t = vcopysign(v, vdiv(v, em, add(v, K(v, 2.0), em)), x);
+  if (has_scalef(v))
+    return t; /* NaN made n, s and t NaN */
+  return sel(v, isnan_(v, x), x, t);
 }
 
 /* 1 / (1 + e) for x >= 0, e / (1 + e) below, e = exp(-|x|) */
@@ -393,7 +450,10 @@ static LLVMValueRef erfc_tail(vm *v, LLVMValueRef a)
 static LLVMValueRef erf_small(vm *v, LLVMValueRef x)
 {
   LLVMValueRef u = mul(v, x, x);
-  LLVMValueRef t = fma3(v, u, poly(v, u, vm_erf_e32, 7), K(v, vm_erf_c0lo));
+  LLVMValueRef e = v->lowp == 8  ? poly(v, u, vm_erf_e32_bf16, 4)
+                 : v->lowp == 11 ? poly(v, u, vm_erf_e32_f16, 5)
+                                 : poly(v, u, vm_erf_e32, 7);
+  LLVMValueRef t = fma3(v, u, e, K(v, vm_erf_c0lo));
   return vcopysign(v, fma3(v, x, K(v, vm_erf_c0hi), mul(v, x, t)), x); /* ±0 */
 }
 
@@ -408,12 +468,20 @@ static LLVMValueRef vm_erf(vm *v, LLVMValueRef x)
   LLVMValueRef ax = vabs(v, x);
   LLVMValueRef small = erf_small(v, x);
   LLVMValueRef a = clampf(v, ax, 1.0, 3.92);
-  LLVMValueRef f = poly(v, sub(v, a, K(v, 2.46)), vm_erf_t32, 11);
-  LLVMValueRef ec = mul(v, vm_exp(v, LLVMBuildFNeg(v->b, mul(v, a, a), "")), f);
+  LLVMValueRef at = sub(v, a, K(v, 2.46));
+  LLVMValueRef f = v->lowp == 8  ? poly(v, at, vm_erf_t32_bf16, 7)
+                 : v->lowp == 11 ? poly(v, at, vm_erf_t32_f16, 9)
+                                 : poly(v, at, vm_erf_t32, 11);
+  /* exp(-x^2) from x itself, not the clamped a (the same where big is
+   * taken), built as the derivative's exp(-(u^2)) is (lw_math in
+   * codegen.c), so that a kernel with both computes it once */
+  LLVMValueRef ec = mul(v, vm_exp_in(v, LLVMBuildFNeg(v->b, mul(v, x, x), ""), 0, EXP_NONPOS),
+                         f);
   LLVMValueRef big = vcopysign(v, sub(v, K(v, 1.0), ec), x);
   big = sel(v, cmp(v, LLVMRealOGT, ax, K(v, 3.92)), vcopysign(v, K(v, 1.0), x), big);
-  LLVMValueRef y = sel(v, cmp(v, LLVMRealOLE, ax, K(v, 1.0)), small, big);
-  return sel(v, isnan_(v, x), x, y);
+  /* a NaN x takes big, which is NaN: the clamp and the comparisons pass
+   * it through */
+  return sel(v, cmp(v, LLVMRealOLE, ax, K(v, 1.0)), small, big);
 }
 
 /* erfc(x) = 1 - x E(x^2) for |x| < 0.5; the tail for x >= 0.5 (0 beyond
@@ -757,7 +825,7 @@ static LLVMValueRef vm_pow32(vm *v, LLVMValueRef x, LLVMValueRef y)
 {
   LLVMTypeRef i64 = v->cg->i64;
   vm d = {v->cg, v->b, LLVMVectorType(v->cg->f64t, v->cg->lanes),
-          LLVMVectorType(i64, v->cg->lanes), 1, i64};
+          LLVMVectorType(i64, v->cg->lanes), 1, i64, 0};
   LLVMValueRef xd = LLVMBuildFPExt(v->b, x, d.ft, "");
   LLVMValueRef yd = LLVMBuildFPExt(v->b, y, d.ft, "");
   /* log(0) = -inf and log(inf) = inf give 0 and inf through exp */
@@ -843,21 +911,23 @@ int dnc_vm_native(int op, int f64)
 static vm vm_of(dnc_cg *cg)
 {
   LLVMTypeRef ie = cg->f64 ? cg->i64 : cg->i32;
-  vm v = {cg, cg->b, cg->vt, LLVMVectorType(ie, cg->lanes), cg->f64, ie};
+  vm v = {cg, cg->b, cg->vt, LLVMVectorType(ie, cg->lanes), cg->f64, ie,
+          cg->f64 ? 0 : cg->lowp};
   return v;
 }
 
 LLVMValueRef dnc_vm_expneg(dnc_cg *cg, LLVMValueRef y)
 {
   vm v = vm_of(cg);
-  return vm_exp(&v, y);
+  return vm_exp_in(&v, y, 0, EXP_NONPOS);
 }
 
-LLVMValueRef dnc_vm_with_e(dnc_cg *cg, int op, LLVMValueRef x, LLVMValueRef e)
+LLVMValueRef dnc_vm_with_e(dnc_cg *cg, int op, LLVMValueRef x, LLVMValueRef e,
+                           LLVMValueRef y)
 {
   vm v = vm_of(cg);
   switch (op) {
-  case OP_TANH: return vm_tanh(&v, x, e);
+  case OP_TANH: return v.lowp ? vm_tanh_lowp(&v, x, y) : vm_tanh(&v, x, e);
   case OP_SIGMOID: return vm_sigmoid(&v, x, e);
   default: return vm_softplus(&v, x, e);
   }
@@ -877,8 +947,9 @@ LLVMValueRef dnc_vm_emit(dnc_cg *cg, int op, LLVMValueRef a, LLVMValueRef b)
   case OP_SIGMOID:
   case OP_SOFTPLUS: {
     LLVMValueRef k = K(&v, op == OP_TANH ? 2.0 : 1.0);
-    LLVMValueRef e = vm_exp(&v, LLVMBuildFNeg(cg->b, mul(&v, vabs(&v, a), k), ""));
-    return dnc_vm_with_e(cg, op, a, e);
+    LLVMValueRef y = LLVMBuildFNeg(cg->b, mul(&v, vabs(&v, a), k), "");
+    LLVMValueRef e = vm_exp_in(&v, y, 0, EXP_NONPOS);
+    return dnc_vm_with_e(cg, op, a, e, y);
   }
   case OP_ERF: return vm_erf(&v, a);
   case OP_SINH: return vm_sinh(&v, a);

@@ -84,11 +84,17 @@ dnc_status dnc_context_create(const dnc_options *o, dnc_context **out)
     dnc_set_last_error("opt_level must be 0..3 and threads 0..1024");
     return DNC_ERR_ARGUMENT;
   }
+  if (o->math_bits != 0 && o->math_bits != 8 && o->math_bits != 11 &&
+      o->math_bits != 24) {
+    dnc_set_last_error("math_bits must be 0, 8, 11 or 24");
+    return DNC_ERR_ARGUMENT;
+  }
   dnc_context *ctx = calloc(1, sizeof *ctx);
   if (!ctx)
     return DNC_ERR_MEMORY;
   dnc_jit_options jo = {o->opt_level, o->cpu, o->features,
-                        o->dump_ir ? o->dump_ir : getenv("DNC_DUMP_IR")};
+                        o->dump_ir ? o->dump_ir : getenv("DNC_DUMP_IR"),
+                        o->math_bits};
   char *err = NULL;
   int bad_name;
   ctx->jit = dnc_jit_new(&jo, &err, &bad_name);

@@ -71,6 +71,17 @@ typedef struct dnc_options {
                            written there before and after optimisation as
                            dnc<N>_<function>_<dtype>.before.ll and .after.ll;
                            NULL: $DNC_DUMP_IR, else nothing */
+  int math_bits;        /* the precision of the vector math (tanh, erf,
+                           exp, ...) in the kernels: 0 (default) matches it
+                           to each dtype: bf16 and f16 kernels, whose
+                           results keep 8 and 11 bits, use shorter
+                           approximations than f32 kernels
+                           (docs/accuracy.md); 24: f32's everywhere, so
+                           that bf16 and f16 kernels give the f32 kernels'
+                           results rounded once; 8 or 11: bf16's or f16's
+                           everywhere (f32 kernels too: for testing). f64
+                           kernels always use their own. Else
+                           DNC_ERR_ARGUMENT. */
 } dnc_options;
 void dnc_options_init(dnc_options *o);
 

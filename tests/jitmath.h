@@ -5,6 +5,10 @@
  * function runs a one-element forward kernel of `fn f(x) = op(x)` (pow:
  * `fn f(x; b = 1) = x^b`, b the second operand): a lane computes the same
  * whatever its position in a vector.
+ *
+ * jm_table_lowp[0] and [1] are the math of bf16 and f16 kernels (computed
+ * in f32 with shorter approximations, vmath.c): the f32 kernels of
+ * contexts for the same CPU with math_bits 8 and 11.
  */
 #ifndef DNC_JITMATH_H
 #define DNC_JITMATH_H
@@ -19,6 +23,11 @@ static dnc_module *jm_modules[OP__COUNT];
 static dnc_rt_fn32 jm_table[OP__COUNT];
 static dnc_rt_fn64 jm_table64[OP__COUNT];
 static int jm_fma; /* the context's target fuses multiply-adds */
+/* bf16's and f16's math: [0] bf16, [1] f16 */
+static dnc_context *jm_lowp_ctx[2];
+static dnc_module *jm_lowp_modules[2][OP__COUNT];
+static dnc_forward_fn jm_lowp_kernel[2][OP__COUNT];
+static dnc_rt_fn32 jm_table_lowp[2][OP__COUNT];
 
 #define JM_FN(OP)                                   \
   static float jm_##OP(float x, float b)            \
@@ -33,29 +42,63 @@ static int jm_fma; /* the context's target fuses multiply-adds */
     double y, p = b;                                \
     jm_kernel[1][OP_##OP](&x, &y, 1, &p);           \
     return y;                                       \
+  }                                                 \
+  static float jmbf_##OP(float x, float b)          \
+  {                                                 \
+    float y;                                        \
+    double p = b;                                   \
+    jm_lowp_kernel[0][OP_##OP](&x, &y, 1, &p);      \
+    return y;                                       \
+  }                                                 \
+  static float jmh_##OP(float x, float b)           \
+  {                                                 \
+    float y;                                        \
+    double p = b;                                   \
+    jm_lowp_kernel[1][OP_##OP](&x, &y, 1, &p);      \
+    return y;                                       \
   }
 JM_FN(EXP) JM_FN(EXPM1) JM_FN(LOG) JM_FN(LOG1P) JM_FN(TANH) JM_FN(SIGMOID)
 JM_FN(SOFTPLUS) JM_FN(ERF) JM_FN(ERFC) JM_FN(SINH) JM_FN(COSH) JM_FN(ASINH)
 JM_FN(ATAN) JM_FN(SIN) JM_FN(COS) JM_FN(POW)
 #undef JM_FN
 
+static void jm_source(int op, char *src, size_t n)
+{
+  if (op == OP_POW)
+    snprintf(src, n, "fn f(x; b = 1) = x^b");
+  else
+    snprintf(src, n, "fn f(x) = %s(x)", dnc_ops[op].spell);
+}
+
 /* Fills the tables with the math of ctx's kernels; 0 on failure. */
 static int jm_init(dnc_context *ctx)
 {
-#define E(OP) {OP_##OP, jm_##OP, jm64_##OP}
-  static const struct { int op; dnc_rt_fn32 fn; dnc_rt_fn64 fn64; } ops[] = {
+#define E(OP) {OP_##OP, jm_##OP, jm64_##OP, {jmbf_##OP, jmh_##OP}}
+  static const struct {
+    int op;
+    dnc_rt_fn32 fn;
+    dnc_rt_fn64 fn64;
+    dnc_rt_fn32 lowp[2];
+  } ops[] = {
       E(EXP), E(EXPM1), E(LOG), E(LOG1P), E(TANH), E(SIGMOID), E(SOFTPLUS),
       E(ERF), E(ERFC), E(SINH), E(COSH), E(ASINH), E(ATAN), E(SIN), E(COS),
       E(POW)};
 #undef E
   jm_fma = dnc_jit_has_fma(ctx->jit);
+  for (int l = 0; l < 2; l++) {
+    dnc_options o;
+    dnc_options_init(&o);
+    o.threads = 1;
+    o.cpu = dnc_context_cpu(ctx);
+    o.features = dnc_context_features(ctx);
+    o.math_bits = l ? 11 : 8;
+    if (dnc_context_create(&o, &jm_lowp_ctx[l]))
+      return 0;
+  }
   for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) {
     int op = ops[i].op;
     char src[64];
-    if (op == OP_POW)
-      snprintf(src, sizeof src, "fn f(x; b = 1) = x^b");
-    else
-      snprintf(src, sizeof src, "fn f(x) = %s(x)", dnc_ops[op].spell);
+    jm_source(op, src, sizeof src);
     if (dnc_compile_string(ctx, "jitmath", src, strlen(src), &jm_modules[op]))
       return 0;
     const dnc_function *f = dnc_module_find(jm_modules[op], "f");
@@ -71,6 +114,17 @@ static int jm_init(dnc_context *ctx)
       else
         jm_table[op] = ops[i].fn;
     }
+    if (!dnc_vm_native(op, 0))
+      continue;
+    for (int l = 0; l < 2; l++) {
+      dnc_kernels k;
+      if (dnc_compile_string(jm_lowp_ctx[l], "jitmath", src, strlen(src),
+                             &jm_lowp_modules[l][op]) ||
+          dnc_function_kernels(dnc_module_find(jm_lowp_modules[l][op], "f"), DNC_F32, &k))
+        return 0;
+      jm_lowp_kernel[l][op] = k.forward;
+      jm_table_lowp[l][op] = ops[i].lowp[l];
+    }
   }
   return 1;
 }
@@ -82,6 +136,15 @@ static void jm_free(void)
     jm_modules[i] = NULL;
     jm_table[i] = NULL;
     jm_table64[i] = NULL;
+    for (int l = 0; l < 2; l++) {
+      dnc_module_free(jm_lowp_modules[l][i]);
+      jm_lowp_modules[l][i] = NULL;
+      jm_table_lowp[l][i] = NULL;
+    }
+  }
+  for (int l = 0; l < 2; l++) {
+    dnc_context_free(jm_lowp_ctx[l]);
+    jm_lowp_ctx[l] = NULL;
   }
 }
 

@@ -9,8 +9,10 @@
  *   - the double (long double) interpreter: the error of the f32 and f64
  *     kernels against it is measured (max ulp, max relative error) and
  *     bounded for the published functions.
- * bf16 and f16 kernels compute in f32: their output must be the f32
- * kernel's output rounded once to nearest even.
+ * bf16 and f16 kernels compute in f32 with their own, shorter vector
+ * math (vmath.c): their output must be the C evaluation in float with
+ * that math (jitmath.h's jm_table_lowp) rounded once to nearest even; in
+ * a context with math_bits = 24, the f32 kernels' output rounded once.
  */
 #include <float.h>
 #include <math.h>
@@ -210,6 +212,9 @@ typedef struct fnreport {
   int lowp_mismatches; /* bf16/f16 against the rounded f32 result */
 } fnreport;
 
+/* the math the bf16 and f16 kernels are compared with: [0] bf16, [1] f16 */
+static const dnc_rt_fn32 *lowp_math[2];
+
 static float *fx, *fy, *fdy, *fdx;
 static double *dx64, *dy64, *ddy64, *ddx64;
 static uint16_t *hx, *hy, *hdy, *hdx;
@@ -256,8 +261,8 @@ static int check_function(dnc_module *mod, const dnc_function *f, fnreport *rep)
       err32(&rep->f32_bwd, fdx[i], dnc_prog_eval(pd, fx[i], p), fx[i]);
   }
 
-  /* bf16 and f16: the f32 result at the same (representable) input,
-   * rounded once */
+  /* bf16 and f16: the f32 evaluation with their math at the same
+   * (representable) input, rounded once */
   for (int dt = DNC_BF16; dt <= DNC_F16; dt++) {
     for (int i = 0; i < n; i++) {
       if (dt == DNC_BF16) {
@@ -274,10 +279,13 @@ static int check_function(dnc_module *mod, const dnc_function *f, fnreport *rep)
     }
     dnc_tensor hxt = vec(hx, (dnc_dtype)dt, n), hyt = vec(hy, (dnc_dtype)dt, n),
                hdyt = vec(hdy, (dnc_dtype)dt, n), hdxt = vec(hdx, (dnc_dtype)dt, n);
-    if (dnc_forward(f, &tx, &ty, p) || dnc_backward(f, &tx, &tdy, &tdx, p, NULL) ||
-        dnc_forward(f, &hxt, &hyt, p) ||
-        dnc_backward(f, &hxt, &hdyt, &hdxt, p, NULL))
+    if (dnc_forward(f, &hxt, &hyt, p) || dnc_backward(f, &hxt, &hdyt, &hdxt, p, NULL))
       return 0;
+    const dnc_rt_fn32 *lm = lowp_math[dt == DNC_F16];
+    for (int i = 0; i < n; i++) {
+      fy[i] = dnc_rt_eval_f32(pf, fx[i], p32, lm, jm_fma);
+      fdx[i] = pd ? dnc_rt_eval_f32(pd, fx[i], p32, lm, jm_fma) : 0.0f;
+    }
     for (int i = 0; i < n; i++) {
       float got_y, got_dx, want_y, want_dx;
       if (dt == DNC_BF16) {
@@ -296,7 +304,7 @@ static int check_function(dnc_module *mod, const dnc_function *f, fnreport *rep)
       }
       if (!same32(got_y, want_y) || !same32(got_dx, want_dx)) {
         if (rep->lowp_mismatches++ < 3)
-          diag("%s %s at x = %.9g: kernel %.9g %.9g, f32 rounded %.9g %.9g",
+          diag("%s %s at x = %.9g: kernel %.9g %.9g, C rounded %.9g %.9g",
                fn->name, dt == DNC_BF16 ? "bf16" : "f16", fx[i], got_y,
                got_dx, want_y, want_dx);
       }
@@ -427,6 +435,78 @@ static void test_examples(void)
   dnc_module_free(mod);
 }
 
+/* math_bits = 24: f32's vector math in the bf16 and f16 kernels too,
+ * whose outputs are then the f32 evaluation rounded once */
+static void test_full_math(void)
+{
+  dnc_options o;
+  dnc_options_init(&o);
+  o.math_bits = 24;
+  dnc_context *full;
+  if (!is_int(dnc_context_create(&o, &full), DNC_OK, "a context with math_bits = 24"))
+    return;
+  o.math_bits = 12;
+  dnc_context *bad = NULL;
+  is_int(dnc_context_create(&o, &bad), DNC_ERR_ARGUMENT, "math_bits = 12: DNC_ERR_ARGUMENT");
+  char *src = read_file("examples/norms.dn");
+  dnc_module *mod = NULL;
+  if (src && !dnc_compile_string(full, "norms.dn", src, strlen(src), &mod)) {
+    const dnc_rt_fn32 *saved[2] = {lowp_math[0], lowp_math[1]};
+    lowp_math[0] = lowp_math[1] = jm_table;
+    int bad_fns = 0, n = dnc_module_function_count(mod);
+    for (int i = 0; i < n; i++) {
+      fnreport r = {0};
+      bad_fns += !check_function(mod, dnc_module_function(mod, i), &r) || r.mismatches ||
+                 r.lowp_mismatches;
+    }
+    lowp_math[0] = saved[0];
+    lowp_math[1] = saved[1];
+    ok(n > 0 && bad_fns == 0, "math_bits = 24: the published functions' bf16 and f16 "
+       "kernels give the f32 evaluation rounded once (%d of %d differ)", bad_fns, n);
+  } else {
+    ok(0, "examples/norms.dn compiles with math_bits = 24");
+  }
+  free(src);
+  dnc_module_free(mod);
+  dnc_context_free(full);
+}
+
+/* sigmoid(a) * sigmoid(-a) is lowered as e/(1+e)^2 from one exp (lw_mul
+ * in codegen.c, sigmoid_pair in rtmath.c) when b = -a is recognised: a
+ * negation, or opposite constant factors of the same term; not otherwise.
+ * Kernels and the C evaluation must agree to the bit whichever way each
+ * recognises a pair, and sigmoid(x) sigmoid(-x) stays within 4.5 ulp of
+ * the interpreter in f32 and f64. */
+static void test_sigmoid_pairs(void)
+{
+  static const char src[] =
+      "fn neg(x; a = 1.5) = sigmoid(a * x) * sigmoid(-(a * x))\n"
+      "fn plain(x) = sigmoid(x) * sigmoid(-x)\n"
+      "fn consts(x) = sigmoid(3 * x) * sigmoid(-3 * x)\n"
+      "fn other(x) = sigmoid(3 * x) * sigmoid(-2 * x)\n"
+      "fn dsig(x; b = 0.7) = sigmoid(b * x + 1)\n";
+  dnc_module *mod;
+  if (!is_int(dnc_compile_string(ctx, "pairs.dn", src, strlen(src), &mod), DNC_OK,
+              "the sigmoid pairs compile"))
+    return;
+  for (int i = 0; i < dnc_module_function_count(mod); i++) {
+    const dnc_function *f = dnc_module_function(mod, i);
+    fnreport r = {0};
+    int called = check_function(mod, f, &r);
+    const char *name = dnc_function_name(f);
+    ok(called && r.mismatches == 0 && r.lowp_mismatches == 0,
+       "%s: kernels match the C evaluation bit for bit (%d, %d differ)", name,
+       r.mismatches, r.lowp_mismatches);
+    /* the others' errors are mostly their arguments' rounding, which the
+     * pair's condition number (about |a|) multiplies */
+    if (!strcmp(name, "plain"))
+      ok(r.f32_fwd.work.max_ulp <= 4.5 && r.f64_fwd.work.max_ulp <= 4.5,
+         "plain: sigmoid(x) sigmoid(-x) within 4.5 ulp of the interpreter "
+         "(f32 %.2f, f64 %.2f)", r.f32_fwd.work.max_ulp, r.f64_fwd.work.max_ulp);
+  }
+  dnc_module_free(mod);
+}
+
 static void test_corpus(int count)
 {
   char buf[8192];
@@ -494,7 +574,11 @@ int main(void)
   const char *env = getenv("DNC_JIT_CORPUS");
   int count = env ? atoi(env) : 100;
 
+  lowp_math[0] = jm_table_lowp[0];
+  lowp_math[1] = jm_table_lowp[1];
   test_examples();
+  test_full_math();
+  test_sigmoid_pairs();
   test_corpus(count);
 
   free(fx); free(fy); free(fdy); free(fdx);

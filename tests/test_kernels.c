@@ -494,6 +494,94 @@ static void test_targets(void)
 #endif
 }
 
+/* f32 to bf16 in the kernels' stores: round to nearest even, subnormals
+ * included, NaN kept a NaN (made quiet). y = gamma * lin(1) + 0 stores
+ * gamma itself, so a layer forward of `lin` over x = 1 rounds any float
+ * we choose; every 257th bit pattern (interleaved with every subnormal,
+ * so that vectors mix normal and subnormal lanes) against the integer
+ * rounding here. For the host (with AVX512-BF16, vcvtneps2bf16 and the
+ * integer path for vectors with subnormal lanes) and for x86-64-v4 (the
+ * integer path alone). */
+static uint16_t bf16_rne(float v)
+{
+  uint32_t b;
+  memcpy(&b, &v, 4);
+  if (isnan(v))
+    return (uint16_t)((b >> 16) | 0x40);
+  return (uint16_t)((b + 0x7fff + ((b >> 16) & 1)) >> 16);
+}
+
+static void test_bf16_store(void)
+{
+  enum { COLS = 1 << 18 };
+  const char *cpus[2] = {NULL, "x86-64-v4"};
+  float *g = malloc(sizeof(float) * COLS), *beta = calloc(COLS, sizeof(float));
+  uint16_t *x = malloc(2 * COLS), *y = malloc(2 * COLS);
+  for (int i = 0; i < COLS; i++)
+    x[i] = 0x3f80; /* 1.0 */
+  for (int c = 0; c < 2; c++) {
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    if (c == 1 && !(__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw"))) {
+      skip(1, "this CPU cannot run x86-64-v4");
+      continue;
+    }
+#else
+    if (c == 1) {
+      skip(1, "not x86-64");
+      continue;
+    }
+#endif
+    dnc_options o;
+    dnc_options_init(&o);
+    o.threads = 1;
+    o.cpu = cpus[c];
+    dnc_context *ctx;
+    if (dnc_context_create(&o, &ctx) != DNC_OK) {
+      ok(0, "a context for %s", cpus[c] ? cpus[c] : "the host");
+      continue;
+    }
+    dnc_module *m = compile(ctx);
+    const dnc_function *f = dnc_module_find(m, "lin");
+    int64_t bad = 0, n = 0;
+    uint32_t first = 0;
+    uint64_t wide = 0, sub = 0;
+    while (wide <= 0xffffffffull) {
+      for (int i = 0; i < COLS; i++) {
+        uint32_t bits;
+        if (i % 2 || sub >= 0x1000000) {
+          bits = (uint32_t)wide;
+          wide += 257;
+        } else { /* every subnormal and both zeros, either sign */
+          bits = (uint32_t)(sub & 0x7fffff) | (uint32_t)(sub >> 23) << 31;
+          sub++;
+        }
+        memcpy(&g[i], &bits, 4);
+      }
+      dnc_tensor tx = {x, DNC_BF16, 1, COLS, 0}, ty = {y, DNC_BF16, 1, COLS, 0};
+      dnc_layer L = {NULL, NULL, g, beta};
+      if (dnc_layer_forward(f, &tx, &ty, &L) != DNC_OK) {
+        bad++;
+        break;
+      }
+      for (int i = 0; i < COLS; i++, n++) {
+        uint16_t want = bf16_rne(g[i] * 1.0f + 0.0f);
+        if (y[i] != want && bad++ == 0)
+          memcpy(&first, &g[i], 4);
+      }
+    }
+    ok(bad == 0, "bf16 stores (%s): round to nearest even, subnormals and NaN "
+       "included, at %lld floats (%lld wrong, first 0x%08x)",
+       cpus[c] ? cpus[c] : "host", (long long)n, (long long)bad, first);
+    dnc_module_free(m);
+    dnc_context_free(ctx);
+  }
+  free(g);
+  free(beta);
+  free(x);
+  free(y);
+}
+
 int main(void)
 {
   dnc_context *ctx = new_ctx(0);
@@ -509,6 +597,7 @@ int main(void)
   dnc_module_free(mod);
   test_threads();
   test_targets();
+  test_bf16_store();
   jm_free();
   dnc_context_free(ctx);
   return done_testing();

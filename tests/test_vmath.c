@@ -283,6 +283,109 @@ static void test_backward(dnc_context *ctx)
   free(x), free(dy), free(dx), free(hx), free(hdy), free(hdx);
 }
 
+/* ---------------------------------------------------------------- bf16
+ * and f16 kernels compute the vector math with shorter approximations,
+ * matched to the 8 and 11 bits their results keep (vmath.c). Every one of
+ * the 65536 inputs of each function through the bf16 and the f16 forward
+ * kernel, against the double reference in the format's ulps (bf16: 8
+ * significand bits, f16: 11, subnormals included; overflow to inf where
+ * the reference rounds to it), next to the kernels of a context with
+ * math_bits = 24 (f32's math, then rounded: what the kernels gave before
+ * the matched math). Asserted: NaN, infinities and zeros as the reference;
+ * the matched kernels within LOWP_BOUND ulp everywhere. The count of
+ * inputs that are not correctly rounded (error above 0.5 ulp) is printed
+ * for both. */
+enum { LOWP_N = 1 << 16 };
+#define LOWP_BOUND 0.505
+
+typedef struct lowp_stat {
+  double worst, at;
+  int64_t not_cr, wrong;
+} lowp_stat;
+
+static void lowp_measure(const mathfn *m, int bf, const uint16_t *hy, lowp_stat *st)
+{
+  double fmax = bf ? 0x1.fep127 : 65504.0;
+  int p = bf ? 8 : 11, emin = bf ? -126 : -14;
+  double over = fmax + ulp_fmt(fmax, p, emin) / 2;
+  memset(st, 0, sizeof *st);
+  for (int i = 0; i < LOWP_N; i++) {
+    double x = h2f((uint16_t)i, bf), g = h2f(hy[i], bf);
+    double r = m->ref(x);
+    if (isnan(r) || isnan(g)) {
+      st->wrong += isnan(r) != isnan(g);
+      continue;
+    }
+    if (fabs(r) >= over || isinf(g)) {
+      st->wrong += !(fabs(r) >= over && isinf(g) && signbit(r) == signbit(g));
+      continue;
+    }
+    if (r == 0 || g == 0)
+      st->wrong += signbit(r) != signbit(g) && (r == 0) == (g == 0) && r == 0;
+    double u = fabs(g - r) / ulp_fmt(r, p, emin);
+    st->not_cr += u > 0.5;
+    if (u > st->worst)
+      st->worst = u, st->at = x;
+  }
+}
+
+static void test_lowp(dnc_context *ctx)
+{
+  dnc_options o;
+  dnc_options_init(&o);
+  o.threads = 1;
+  o.cpu = getenv("DNC_MATH_CPU");
+  o.math_bits = 24;
+  dnc_context *full;
+  if (dnc_context_create(&o, &full)) {
+    ok(0, "a context with math_bits = 24: %s", dnc_last_error());
+    return;
+  }
+  uint16_t *hx = malloc(2 * LOWP_N), *hy = malloc(2 * LOWP_N);
+  for (int i = 0; i < LOWP_N; i++)
+    hx[i] = (uint16_t)i;
+  for (size_t f = 0; f < sizeof fns / sizeof fns[0]; f++) {
+    const mathfn *m = &fns[f];
+    if (!wanted(m->name))
+      continue;
+    char src[64];
+    snprintf(src, sizeof src, "fn f(x) = %s(x)", m->name);
+    for (int bf = 1; bf >= 0; bf--) {
+      dnc_dtype dt = bf ? DNC_BF16 : DNC_F16;
+      lowp_stat st[2];
+      int failed = 0;
+      for (int c = 0; c < 2; c++) {
+        dnc_module *mod;
+        dnc_kernels k;
+        if (dnc_compile_string(c ? full : ctx, "vmath", src, strlen(src), &mod) ||
+            dnc_function_kernels(dnc_module_find(mod, "f"), dt, &k)) {
+          failed = 1;
+          continue;
+        }
+        double p = 0;
+        k.forward(hx, hy, LOWP_N, &p);
+        lowp_measure(m, bf, hy, &st[c]);
+        dnc_module_free(mod);
+      }
+      if (failed) {
+        ok(0, "%s compiles in %s", m->name, dnc_dtype_name(dt));
+        continue;
+      }
+      printf("# %-9s %-5s matched math %.4f ulp (at x = %.6g), %lld not correctly "
+             "rounded; f32 math %.4f ulp, %lld\n", m->name, dnc_dtype_name(dt),
+             st[0].worst, st[0].at, (long long)st[0].not_cr, st[1].worst,
+             (long long)st[1].not_cr);
+      ok(st[0].wrong == 0 && st[0].worst <= LOWP_BOUND,
+         "%s in %s, all 65536 inputs: within %.3f ulp (%.4f), NaN, infinities and "
+         "zeros as the reference (%lld wrong)", m->name, dnc_dtype_name(dt), LOWP_BOUND,
+         st[0].worst, (long long)st[0].wrong);
+    }
+  }
+  free(hx);
+  free(hy);
+  dnc_context_free(full);
+}
+
 /* ---------------------------------------------------------------- f64:
  * DNC_MATH_F64 points per function (default 2 million; make check-math:
  * 10^8), half random bit patterns (every exponent), half uniform in the
@@ -634,6 +737,7 @@ int main(void)
   }
   free(x);
   free(y);
+  test_lowp(ctx);
   if (!getenv("DNC_MATH_ONLY"))
     test_backward(ctx);
   test_f64(ctx);

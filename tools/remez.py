@@ -23,6 +23,11 @@ Why each function of t (the reductions are in compiler/vmath.c):
               sum of two floats: E(u) = (erf(sqrt u)/sqrt u - c0)/u
   erf (tail)  erf(x) = 1 - exp(-x^2) F(x - 2.46) for x in [1, 3.92], F =
               erfc(x) exp(x^2) (erf is 1 in f32 beyond 3.92)
+  bf16, f16   exp's P and erf's E and F again with fewer terms, for the
+              kernels whose results are rounded to 8 or 11 bits
+              (`..._bf16`, `..._f16`); tanh there is -E/(2 + E) with
+              E = expm1(-2|x|) from the same exp, so it has no polynomial
+              of its own
   erfc        erfc(x) = exp(-x^2) C(1/x - m) / x for x in [0.5, 10]: C is
               erfc(x) exp(x^2) x, smooth in 1/x, in two pieces of the same
               degree (x below and above 2, chosen per lane), each centred
@@ -122,6 +127,15 @@ def main():
         c, e = remez(expm1_p, -ln2h * mp.mpf("1.0005"), ln2h * mp.mpf("1.0005"), deg)
         emit(f"vm_exp_p{prec}", c, e, prec, "(expm1(r) - r)/r^2, |r| <= ln2/2")
 
+    # bf16 and f16 kernels (precision-matched math, vmath.c): the same
+    # forms with fewer terms, each enough for the 8 (bf16) or 11 (f16)
+    # bits the result keeps, with a margin of 2^-8 ulp or so: the degree
+    # is the smallest whose error, as it reaches the function's result,
+    # is below 2^-16 (bf16) or 2^-20 (f16) relative
+    for tag, deg in (("bf16", 2), ("f16", 3)):
+        c, e = remez(expm1_p, -ln2h * mp.mpf("1.0005"), ln2h * mp.mpf("1.0005"), deg)
+        emit(f"vm_exp_p32_{tag}", c, e, 32, f"(expm1(r) - r)/r^2 for {tag} kernels")
+
     def log_q(f):
         return (mp.log1p(f) - f + f ** 2 / 2) / f ** 3 if abs(f) > 1e-25 else mp.mpf(1) / 3
     lo, hi = mp.sqrt(0.5) - 1, mp.sqrt(2) - 1
@@ -168,6 +182,10 @@ def main():
              f"erfc(x) exp(x^2) x, t = 1/x - {mp.nstr(mid, 5)}, 1/x in [{lo}, {hi}]")
         print(f"static const double vm_erfc_{name}32_mid = {as_c(mid, 32)};")
 
+    for tag, deg in (("bf16", 3), ("f16", 4)):
+        c, e = remez(erf_e, 0, 1, deg)
+        emit(f"vm_erf_e32_{tag}", c, e, 32, f"(erf(x)/x - 2/sqrt(pi))/x^2 for {tag} kernels")
+
     def sinh_s(u):
         x = mp.sqrt(u)
         return (mp.sinh(x) - x) / x ** 3 if u > 1e-50 else mp.mpf(1) / 6
@@ -183,6 +201,9 @@ def main():
         return mp.erfc(x) * mp.exp(x * x)
     c, e = remez(erf_tail, 1 - emid, mp.mpf("3.92") - emid, 10)
     emit("vm_erf_t32", c, e, 32, "erfc(x) exp(x^2), t = x - 2.46, x in [1, 3.92]")
+    for tag, deg in (("bf16", 6), ("f16", 8)):
+        c, e = remez(erf_tail, 1 - emid, mp.mpf("3.92") - emid, deg)
+        emit(f"vm_erf_t32_{tag}", c, e, 32, f"erfc(x) exp(x^2), x in [1, 3.92], for {tag} kernels")
 
     def atan_a(u):
         x = mp.sqrt(u)
