@@ -25,7 +25,7 @@ extern "C" {
 #endif
 
 #define DNC_VERSION_STRING "0.4.0"
-#define DNC_ABI_VERSION 3
+#define DNC_ABI_VERSION 4
 
 /* The library's version string and ABI version (compare with the macros
  * to detect a header/library mismatch). */

@@ -93,9 +93,12 @@ class Context:
     by the modules compiled in it.
 
     threads: kernel threads (0: $DNC_NUM_THREADS, else every CPU);
-    cpu, features: LLVM's names (None: the host's); opt_level 0..3."""
+    cpu, features: LLVM's names (None: the host's); opt_level 0..3;
+    math_bits: the vector math's precision (0: matched to each dtype, the
+    default; 24: f32's in bf16 and f16 kernels too; see dnc.h)."""
 
-    def __init__(self, threads=0, cpu=None, features=None, opt_level=2):
+    def __init__(self, threads=0, cpu=None, features=None, opt_level=2,
+                 math_bits=0):
         if not isinstance(threads, int) or threads < 0:
             raise ValueError("threads must be an int >= 0, not %r"
                              % (threads,))
@@ -103,13 +106,15 @@ class Context:
         C.lib.dnc_options_init(ctypes.byref(o))
         o.threads = threads
         o.opt_level = opt_level
+        o.math_bits = math_bits
         o.cpu = cpu.encode() if cpu else None
         o.features = features.encode() if features else None
         h = ctypes.c_void_p()
         st = C.lib.dnc_context_create(ctypes.byref(o), ctypes.byref(h))
         if st != C.OK:
             _raise(st, "dnc.Context(threads=%r, cpu=%r, features=%r, "
-                   "opt_level=%r)" % (threads, cpu, features, opt_level))
+                   "opt_level=%r, math_bits=%r)" % (threads, cpu, features,
+                                                    opt_level, math_bits))
         self._h = h.value
         self._fin = weakref.finalize(self, C.lib.dnc_context_free, self._h)
 
