@@ -30,6 +30,12 @@ for t in torch; do
   DNC_BUILD=build PYTHONPATH=python:tests/python python3 tests/python/test_$t.py >"$out/test_$t.log" 2>&1
   echo "test_$t: exit $? ($(grep -c '^not ok' "$out/test_$t.log") failed)"
 done
+# DNC_DEVICE_TRAIN=1: the tiny transformer on two cores (pinned) and on all
 if [ -n "${DNC_DEVICE_TRAIN:-}" ]; then
-  python3 examples/train_tiny_transformer.py --json "$out/train.json" 2>&1 | tee "$out/train.log" | tail -8
+  { time taskset -c 0,1 python3 examples/train_tiny_transformer.py --threads 2 \
+      --json "$out/train_t2.json"; } >"$out/train_t2.log" 2>&1
+  tail -9 "$out/train_t2.log"
+  python3 examples/train_tiny_transformer.py --json "$out/train_t16.json" \
+    >"$out/train_t16.log" 2>&1
+  tail -6 "$out/train_t16.log"
 fi
