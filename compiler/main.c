@@ -213,39 +213,6 @@ static int usage_error(const char *usage, const char *fmt, ...)
   return EXIT_USAGE;
 }
 
-static int is_help(const char *a)
-{
-  return !strcmp(a, "-h") || !strcmp(a, "--help");
-}
-
-/* Parses a whole string as a double (inf and nan included). */
-static int parse_number(const char *s, double *v)
-{
-  if (!*s)
-    return 0;
-  char *end;
-  errno = 0;
-  *v = strtod(s, &end);
-  while (*end == ' ' || *end == '\t' || *end == '\r')
-    end++;
-  return *end == 0;
-}
-
-/* Takes the value of an option given as "-f V", "--opt V" or "--opt=V". */
-static const char *opt_value(int argc, char **argv, int *i, const char *s,
-                             const char *l)
-{
-  const char *a = argv[*i];
-  size_t ll = strlen(l);
-  if (!strncmp(a, l, ll) && a[ll] == '=')
-    return a + ll + 1;
-  if (strcmp(a, s) && strcmp(a, l))
-    return NULL;
-  if (*i + 1 >= argc)
-    return "";
-  return argv[++*i];
-}
-
 /* Loads files into one module and reports diagnostics; 0 on errors. */
 static dnc_mod *load(char **files, int nfiles)
 {
@@ -341,23 +308,23 @@ static int parse_args(int argc, char **argv, const char *usage, int allowed,
   a->files = calloc((size_t)argc + 1, sizeof *a->files);
   for (int i = 1; i < argc; i++) {
     const char *v;
-    if (is_help(argv[i])) {
+    if (dnc_cli_is_help(argv[i])) {
       fputs(usage, stdout);
       return 0;
     } else if ((allowed & O_FUNCTION) &&
-               (v = opt_value(argc, argv, &i, "-f", "--function"))) {
+               (v = dnc_cli_opt(argc, argv, &i, "-f", "--function"))) {
       if (!*v)
         return usage_error(usage, "-f needs function names");
       a->names = v;
     } else if ((allowed & O_VERBOSE) &&
                (!strcmp(argv[i], "-v") || !strcmp(argv[i], "--verbose"))) {
       a->verbose = 1;
-    } else if ((allowed & O_DIFF) && (v = opt_value(argc, argv, &i, "--wrt", "--wrt"))) {
+    } else if ((allowed & O_DIFF) && (v = dnc_cli_opt(argc, argv, &i, "--wrt", "--wrt"))) {
       if (!*v)
         return usage_error(usage, "--wrt needs a variable");
       a->wrt = v;
     } else if ((allowed & O_DIFF) &&
-               (v = opt_value(argc, argv, &i, "--order", "--order"))) {
+               (v = dnc_cli_opt(argc, argv, &i, "--order", "--order"))) {
       char *end;
       long n = strtol(v, &end, 10);
       if (!*v || *end || n < 1 || n > 16)
@@ -365,7 +332,7 @@ static int parse_args(int argc, char **argv, const char *usage, int allowed,
                                   "'%s'", v);
       a->order = (int)n;
     } else if ((allowed & O_DIFF) &&
-               (v = opt_value(argc, argv, &i, "--format", "--format"))) {
+               (v = dnc_cli_opt(argc, argv, &i, "--format", "--format"))) {
       if (!strcmp(v, "dsl"))
         a->fmt = DNC_FMT_DSL;
       else if (!strcmp(v, "latex"))
@@ -570,18 +537,18 @@ static int cmd_eval(int argc, char **argv)
   for (int i = 1; i < argc; i++) {
     const char *v;
     double d;
-    if (is_help(argv[i])) {
+    if (dnc_cli_is_help(argv[i])) {
       fputs(usage_eval, stdout);
       goto out;
-    } else if ((v = opt_value(argc, argv, &i, "-f", "--function"))) {
+    } else if ((v = dnc_cli_opt(argc, argv, &i, "-f", "--function"))) {
       if (!*v) {
         rc = usage_error(usage_eval, "-f needs function names");
         goto out;
       }
       names = v;
-    } else if ((v = opt_value(argc, argv, &i, "-p", "--param"))) {
+    } else if ((v = dnc_cli_opt(argc, argv, &i, "-p", "--param"))) {
       const char *eq = strchr(v, '=');
-      if (!eq || eq == v || !parse_number(eq + 1, &d)) {
+      if (!eq || eq == v || !dnc_cli_number(eq + 1, &d)) {
         rc = usage_error(usage_eval, "--param needs NAME=NUMBER, not '%s'", v);
         goto out;
       }
@@ -589,7 +556,7 @@ static int cmd_eval(int argc, char **argv)
       set[nset++].value = d;
     } else if (!strcmp(argv[i], "--jit")) {
       ev.jit = 1;
-    } else if ((v = opt_value(argc, argv, &i, "--dtype", "--dtype"))) {
+    } else if ((v = dnc_cli_opt(argc, argv, &i, "--dtype", "--dtype"))) {
       int t = 0;
       while (t < 4 && strcmp(dnc_dtype_name((dnc_dtype)t), v))
         t++;
@@ -600,14 +567,14 @@ static int cmd_eval(int argc, char **argv)
       }
       ev.jit = 1;
       ev.dtype = t;
-    } else if ((v = opt_value(argc, argv, &i, "--dump-ir", "--dump-ir"))) {
+    } else if ((v = dnc_cli_opt(argc, argv, &i, "--dump-ir", "--dump-ir"))) {
       if (!*v) {
         rc = usage_error(usage_eval, "--dump-ir needs a directory");
         goto out;
       }
       ev.jit = 1;
       dump_ir = v;
-    } else if (file && parse_number(argv[i], &d)) {
+    } else if (file && dnc_cli_number(argv[i], &d)) {
       xs[nx++] = d;
     } else if (argv[i][0] == '-' && argv[i][1]) {
       rc = usage_error(usage_eval, "unknown option '%s'", argv[i]);
@@ -695,7 +662,7 @@ static int cmd_eval(int argc, char **argv)
         if (!*p)
           continue;
         double d;
-        if (!parse_number(p, &d)) {
+        if (!dnc_cli_number(p, &d)) {
           fflush(stdout);
           fprintf(stderr, "<stdin>:%d: error: not a number: '%.60s'\n", lineno,
                   p);
@@ -789,18 +756,18 @@ static int cmd_compile(int argc, char **argv)
     const char *v;
     const char *a = argv[i];
     int emit = -1;
-    if (is_help(a)) {
+    if (dnc_cli_is_help(a)) {
       fputs(usage_compile, stdout);
       rc = 0;
-    } else if ((v = opt_value(argc, argv, &i, "-o", "--output"))) {
+    } else if ((v = dnc_cli_opt(argc, argv, &i, "-o", "--output"))) {
       if (!*v)
         rc = usage_error(usage_compile, "-o needs a file name");
       o.output = v;
-    } else if ((v = opt_value(argc, argv, &i, "-H", "--header"))) {
+    } else if ((v = dnc_cli_opt(argc, argv, &i, "-H", "--header"))) {
       if (!*v)
         rc = usage_error(usage_compile, "-H needs a file name");
       o.header = v;
-    } else if ((v = opt_value(argc, argv, &i, "--emit", "--emit"))) {
+    } else if ((v = dnc_cli_opt(argc, argv, &i, "--emit", "--emit"))) {
       static const char *const kinds[] = {"so", "obj", "asm", "llvm", "header"};
       for (int k = 0; k < 5; k++)
         if (!strcmp(v, kinds[k]))
@@ -815,11 +782,11 @@ static int cmd_compile(int argc, char **argv)
     } else if (a[0] == '-' && a[1] == 'O' && a[2] >= '0' && a[2] <= '3' &&
                !a[3]) {
       o.opt_level = a[2] - '0';
-    } else if ((v = opt_value(argc, argv, &i, "--target", "--target"))) {
+    } else if ((v = dnc_cli_opt(argc, argv, &i, "--target", "--target"))) {
       if (!*v)
         rc = usage_error(usage_compile, "--target needs a triple");
       o.triple = v;
-    } else if ((v = opt_value(argc, argv, &i, "--cpu", "--cpu"))) {
+    } else if ((v = dnc_cli_opt(argc, argv, &i, "--cpu", "--cpu"))) {
       if (!*v)
         rc = usage_error(usage_compile, "--cpu needs a CPU name");
       o.cpu = v;
@@ -869,7 +836,7 @@ int main(int argc, char **argv)
   if (argc < 2)
     return usage_error(usage_main, "no command given");
   const char *cmd = argv[1];
-  if (is_help(cmd)) {
+  if (dnc_cli_is_help(cmd)) {
     fputs(usage_main, stdout);
     return 0;
   }

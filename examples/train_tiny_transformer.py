@@ -3,7 +3,7 @@
 nn.LayerNorm, then with DyT, Derf and DyISRU through dnc's kernels.
 
     PYTHONPATH=python /usr/bin/python3 examples/train_tiny_transformer.py
-        [--steps 250] [--layers 2] [--width 128] [--threads N] [--seed 0]
+        [--steps 250] [--layers 2] [--width 128] [--mlp 2] [--threads N] [--seed 0]
         [--norms layernorm,dyt,derf,dyisru] [--json out.json]
 
 The text is a deterministic synthetic language (below), so that the run
@@ -208,12 +208,14 @@ def main():
     ap.add_argument("--steps", type=int, default=250)
     ap.add_argument("--layers", type=int, default=CFG["layers"])
     ap.add_argument("--width", type=int, default=CFG["width"])
+    ap.add_argument("--mlp", type=int, default=CFG["mlp"],
+                    help="the MLP's width over the model's (default 2)")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--norms", default="layernorm,dyt,derf,dyisru")
     ap.add_argument("--json", help="write the results here")
     a = ap.parse_args()
-    CFG["layers"], CFG["width"] = a.layers, a.width
+    CFG["layers"], CFG["width"], CFG["mlp"] = a.layers, a.width, a.mlp
     torch.set_num_threads(a.threads or os.cpu_count())
     print("tiny causal transformer: %d layers, width %d, %d heads, MLP %dx, "
           "context %d, batch %d, %d steps, %d threads, torch %s" % (

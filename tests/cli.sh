@@ -88,6 +88,7 @@ check_err "eval of an unknown parameter is a usage error" 2 "no function evaluat
   "$DNC" eval $N -f dyt --param beta=1 1
 check_err "a malformed --param is a usage error" 2 "needs NAME=NUMBER" "$DNC" eval $N -f dyt --param alpha 1
 check_err "a non-number X is a usage error" 2 "not a number: 'abc'" "$DNC" eval $N -f dyt abc
+check_err "a blank X is not a number" 2 "not a number: '  '" "$DNC" eval $N -f dyt '  '
 check_err "a non-number on stdin is an input error with its line" 1 "<stdin>:2: error: not a number: 'abc'" \
   sh -c "printf '1\nabc\n' | \"$DNC\" eval $N -f dyt"
 check_err "a missing file is an input error" 1 "cannot open '$tmp/none.dn'" "$DNC" check "$tmp/none.dn"
