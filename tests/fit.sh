@@ -9,21 +9,6 @@ DNC="$B/dnc"
 PY="${DNC_PYTHON:-/usr/bin/python3}"
 N=examples/norms.dn
 
-# err NAME STATUS PATTERN CMD...: the status, and stderr matching PATTERN
-err() {
-  local name=$1 want=$2 pat=$3
-  shift 3
-  "$@" >"$tmp/out" 2>"$tmp/err"
-  local rc=$?
-  if [ "$rc" = "$want" ] && grep -q -- "$pat" "$tmp/err"; then
-    t "$name" true
-  else
-    t "$name" false
-    echo "#   status $rc (want $want), stderr:"
-    sed 's/^/#   /' "$tmp/err"
-  fi
-}
-
 cat >"$tmp/f.dn" <<'DN'
 fn line(x; a = 1, b = 0) = a * x + b
 fn both(x; a = 1, b = 1) = a * b * x

@@ -58,19 +58,6 @@ import xml.etree.ElementTree as ET
 r = ET.parse('$tmp/inv.svg').getroot()
 print(len(list(r.iter('{http://www.w3.org/2000/svg}polyline'))))\") && [ \"\$svg_check_ok\" = 2 ]"
 
-err() {
-  local name=$1 want=$2 pat=$3
-  shift 3
-  "$@" >"$tmp/out" 2>"$tmp/err"
-  local rc=$?
-  if [ "$rc" = "$want" ] && grep -q -- "$pat" "$tmp/err"; then
-    t "$name" true
-  else
-    t "$name" false
-    echo "#   status $rc (want $want), stderr:"
-    sed 's/^/#   /' "$tmp/err"
-  fi
-}
 err "no -o" 2 "no output file" "$DNC" plot $N -f dyt
 err "a bad --range" 2 "--range needs A:B with finite A < B, not '3:1'" \
   "$DNC" plot $N -f dyt --range 3:1 -o "$tmp/x.svg"

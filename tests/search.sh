@@ -10,20 +10,6 @@ case "$B" in /*) ;; *) B="$PWD/$B" ;; esac
 DNC="$B/dnc"
 PY="${DNC_PYTHON:-/usr/bin/python3}"
 
-err() {
-  local name=$1 want=$2 pat=$3
-  shift 3
-  "$@" >"$tmp/out" 2>"$tmp/err"
-  local rc=$?
-  if [ "$rc" = "$want" ] && grep -q -- "$pat" "$tmp/err"; then
-    t "$name" true
-  else
-    t "$name" false
-    echo "#   status $rc (want $want), stderr:"
-    sed 's/^/#   /' "$tmp/err"
-  fi
-}
-
 cat >"$tmp/s.dns" <<'DNS'
 # a small space: 4 bases x 5 x 3 x 4 = 240 candidates
 base T(x) = tanh(x)
