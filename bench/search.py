@@ -13,13 +13,14 @@ every CPU, three times, and adds to the JSON (made if missing):
   "search/candidates", "search/distinct": the space's size before and
       after deduplication.
 """
-import json
 import os
 import re
 import statistics
 import subprocess
 import sys
 import tempfile
+
+import results
 
 SPEC = "examples/search/derf_space.dns"
 LINE = re.compile(r"dnc search: (\d+) candidates, (\d+) distinct; .*?: "
@@ -41,20 +42,13 @@ def main():
             total, distinct, rate = map(int, m.groups())
             rates.append(rate)
             print(p.stderr.strip())
-    res = {}
-    if os.path.exists(out):
-        with open(out) as f:
-            res = json.load(f)
+    res = results.load(out)
     res["search/candidates_per_s"] = statistics.median(rates)
     res["search/candidates"] = total
     res["search/distinct"] = distinct
     print(f"search: {statistics.median(rates)} candidates/s (median of 3), "
           f"{total} candidates, {distinct} distinct")
-    tmp = out + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(res, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, out)
+    results.save(out, res)
 
 
 if __name__ == "__main__":

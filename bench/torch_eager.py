@@ -19,11 +19,12 @@ JSON:
   "torch_module/<fn>/over_kernels"  PointwiseNorm's over the raw kernels'
 Without PyTorch it says so and adds nothing.
 """
-import json
 import os
 import statistics
 import sys
 import time
+
+import results
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))), "python"))
@@ -96,8 +97,7 @@ def main():
     rows = int(os.environ.get("DNC_BENCH_ROWS", "8192"))
     cols = int(os.environ.get("DNC_BENCH_COLS", "4096"))
     reps = int(os.environ.get("DNC_BENCH_REPS", "9"))
-    with open(out) as f:
-        res = json.load(f)
+    res = results.load(out, missing_ok=False)
     # kernels.c's all-threads count: the largest t<N> it wrote
     counts = [int(k.split("/")[2][1:]) for k in res
               if k.startswith("dyt/f32/t") and k.endswith("/fwdbwd_ms")]
@@ -168,11 +168,7 @@ def main():
         print(f"{name:8}{cells}{ratios}")
     if note:
         print(f"  ({note})")
-    tmp = out + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(res, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, out)
+    results.save(out, res)
 
 
 if __name__ == "__main__":
