@@ -65,6 +65,9 @@ TEST_BIN = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 TEST_SCRIPTS = $(wildcard tests/*.sh)
 
 PYTHON ?= /usr/bin/python3
+# The project's virtualenv with PyTorch 2 from PyPI (tools/deps.sh makes it).
+VENV ?= .venv
+VENV_PYTHON = $(VENV)/bin/python
 # Two test programs at a time: no test measures time, and the longest ones
 # (test_jit, the SymPy check) then overlap.
 PROVE_FLAGS ?= -j2
@@ -155,7 +158,7 @@ examples: $(BUILD)/examples/embed $(BUILD)/examples/aot
 	$(BUILD)/examples/aot
 
 deps:
-	@sh tools/deps.sh
+	@DNC_VENV=$(abspath $(VENV)) sh tools/deps.sh
 
 demo: deps
 	@$(MAKE) --no-print-directory all $(BUILD)/examples/embed $(BUILD)/examples/aot
@@ -168,7 +171,7 @@ test: deps
 # The scripts find the build through DNC_BUILD; sanitizer options make any
 # report fatal.
 run-tests:
-	DNC_BUILD=$(BUILD) DNC_PYTHON=$(PYTHON) \
+	DNC_BUILD=$(BUILD) DNC_PYTHON=$(PYTHON) DNC_VENV_PYTHON=$(VENV_PYTHON) \
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1 \
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	prove $(PROVE_FLAGS) $(TEST_BIN) $(TEST_SCRIPTS)
@@ -252,7 +255,7 @@ FUZZ_BUILD = build/fuzz
 FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
               -fno-sanitize-recover=all -Icompiler -Iruntime -I$(FUZZ_BUILD)/gen
 fuzz:
-	@DNC_DEPS_FUZZ=1 sh tools/deps.sh
+	@DNC_DEPS_FUZZ=1 DNC_DEPS_VENV=0 sh tools/deps.sh
 	@mkdir -p $(FUZZ_BUILD)/gen $(FUZZ_BUILD)/corpus
 	bison --header=$(FUZZ_BUILD)/gen/parser.h -o $(FUZZ_BUILD)/gen/parser.c grammar/parser.y
 	flex --header-file=$(FUZZ_BUILD)/gen/lexer.h -o $(FUZZ_BUILD)/gen/lexer.c grammar/lexer.l

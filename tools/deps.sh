@@ -1,9 +1,13 @@
 #!/bin/sh
-# deps.sh - install what dnc needs from Debian's packages when it is missing.
-# As root it runs apt-get; otherwise it prints the exact command and fails.
-# DNC_DEPS_FUZZ=1 adds what `make fuzz` needs.
+# deps.sh - install what dnc needs when it is missing:
+#  1. Debian's packages (as root it runs apt-get; otherwise it prints the
+#     exact command and fails);
+#  2. the virtualenv .venv over Debian's /usr/bin/python3 with the PyPI
+#     packages of tools/requirements-venv.txt (PyTorch 2 and the rest),
+#     remade only when that file changes (its digest is kept in the venv).
+# DNC_DEPS_FUZZ=1 adds what `make fuzz` needs; DNC_DEPS_VENV=0 skips step 2.
 set -e
-pkgs="gcc make pkg-config llvm-19-dev flex bison perl python3 python3-numpy python3-sympy python3-mpmath python3-torch libsleef-dev"
+pkgs="gcc make pkg-config llvm-19-dev flex bison perl python3 python3-numpy python3-sympy python3-mpmath python3-torch python3-pytest python3-venv libsleef-dev"
 if [ -n "$DNC_DEPS_FUZZ" ]; then
   pkgs="$pkgs clang-19 libclang-rt-19-dev"
 fi
@@ -13,15 +17,30 @@ for p in $pkgs; do
     missing="$missing $p"
   fi
 done
-[ -z "$missing" ] && exit 0
-cmd="apt-get install -y --no-install-recommends$missing"
-if [ "$(id -u)" = 0 ]; then
-  echo "deps: installing$missing"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -q >/dev/null
-  $cmd
-else
-  echo "deps: missing Debian packages:$missing" >&2
-  echo "deps: run as root:  apt-get update && $cmd" >&2
-  exit 1
+if [ -n "$missing" ]; then
+  cmd="apt-get install -y --no-install-recommends$missing"
+  if [ "$(id -u)" = 0 ]; then
+    echo "deps: installing$missing"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q >/dev/null
+    $cmd
+  else
+    echo "deps: missing Debian packages:$missing" >&2
+    echo "deps: run as root:  apt-get update && $cmd" >&2
+    exit 1
+  fi
 fi
+
+[ "${DNC_DEPS_VENV:-1}" = 0 ] && exit 0
+root=$(cd "$(dirname "$0")/.." && pwd)
+venv="${DNC_VENV:-$root/.venv}"
+req="$root/tools/requirements-venv.txt"
+want=$(sha256sum "$req" | cut -d' ' -f1)
+if [ -x "$venv/bin/python" ] && [ "$(cat "$venv/.dnc-requirements" 2>/dev/null)" = "$want" ]; then
+  exit 0
+fi
+echo "deps: making $venv (PyPI: $(grep -v '^#' "$req" | tr '\n' ' '))"
+[ -x "$venv/bin/python" ] || /usr/bin/python3 -m venv "$venv"
+"$venv/bin/python" -m pip install -q --upgrade pip
+"$venv/bin/python" -m pip install -q -r "$req"
+echo "$want" > "$venv/.dnc-requirements"
