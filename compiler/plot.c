@@ -9,6 +9,7 @@
  * what lies beyond is clipped. Values come from the reference interpreter,
  * the derivatives from dnc_diff, at 801 points.
  */
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 #include "tools.h"
 
 enum { NPTS = 801, MAXCURVES = 64 };
+#define PLOT_MIN_WIDTH 1e-9 /* of a --range, relative to its magnitude */
 enum { W = 820, H = 500, ML = 72, MR = 190, MT = 44, MB = 52 };
 
 typedef struct curve {
@@ -49,24 +51,52 @@ static void xml_text(FILE *out, const char *s)
   }
 }
 
+/* Coordinates in halves, so that a range up to +-DBL_MAX does not overflow
+ * (y1 - y0 would be infinite, and inf/inf NaN). */
 static double xpx(const plot *p, double x)
 {
-  return ML + (x - p->x0) / (p->x1 - p->x0) * (W - ML - MR);
+  return ML + (x / 2 - p->x0 / 2) / (p->x1 / 2 - p->x0 / 2) * (W - ML - MR);
 }
 
 static double ypx(const plot *p, double y)
 {
-  double v = MT + (p->y1 - y) / (p->y1 - p->y0) * (H - MT - MB);
+  double v = MT + (p->y1 / 2 - y / 2) / (p->y1 / 2 - p->y0 / 2) * (H - MT - MB);
   /* far beyond the frame: clipped anyway, but keep the numbers sane */
   return v < -1e5 ? -1e5 : v > 1e5 ? 1e5 : v;
 }
 
-/* A tick step of 1, 2 or 5 times a power of ten, for about 8 ticks. */
+/* A tick step of 1, 2 or 5 times a power of ten, for about 8 ticks (finite
+ * for any finite lo < hi: the width is taken in eighths). */
 static double tick_step(double lo, double hi)
 {
-  double raw = (hi - lo) / 8, p = pow(10, floor(log10(raw)));
+  double raw = hi / 8 - lo / 8, p = pow(10, floor(log10(raw)));
   double m = raw / p;
   return (m < 1.5 ? 1 : m < 3.5 ? 2 : m < 7.5 ? 5 : 10) * p;
+}
+
+static void tick_label(char *buf, size_t n, double v, double step);
+
+/* The i-th of the NPTS sample points, from the nearer end by the
+ * half-width, so that nothing overflows when B - A does. */
+static double sample_x(const plot *p, int i)
+{
+  double h = p->x1 / 2 - p->x0 / 2;
+  return 2 * i <= NPTS - 1 ? p->x0 + h * (2.0 * i / (NPTS - 1))
+                           : p->x1 - h * (2.0 * (NPTS - 1 - i) / (NPTS - 1));
+}
+
+/* The ticks k*step in [lo, hi], counted by an integer: `t += step` stops
+ * advancing once step is below one ulp of t. At most MAXTICKS. */
+enum { MAXTICKS = 32 };
+static int ticks(double lo, double hi, double step, double *t)
+{
+  double k0 = ceil(lo / step), k1 = floor(hi / step + 1e-9);
+  int n = 0;
+  if (!(k1 - k0 < MAXTICKS)) /* also NaN */
+    return 0;
+  for (long long i = 0; k0 + (double)i <= k1 && n < MAXTICKS; i++)
+    t[n++] = (k0 + (double)i) * step;
+  return n;
 }
 
 static void tick_label(char *buf, size_t n, double v, double step)
@@ -74,7 +104,7 @@ static void tick_label(char *buf, size_t n, double v, double step)
   int dec = step >= 1 ? 0 : (int)ceil(-log10(step) - 1e-9);
   if (fabs(v) < step / 2)
     v = 0;
-  if (fabs(v) >= 1e6 || (v != 0 && fabs(v) < 1e-4))
+  if (fabs(v) >= 1e6 || (v != 0 && fabs(v) < 1e-4) || dec > 12)
     snprintf(buf, n, "%g", v);
   else
     snprintf(buf, n, "%.*f", dec, v);
@@ -102,14 +132,13 @@ static void y_range(plot *p)
     hi = v[(size_t)(0.995 * (n - 1) + 0.5)];
   }
   free(v);
-  if (!(hi - lo > 1e-12 * fmax(1, fabs(hi)))) {
-    double d = fmax(1, fabs(hi)) * 0.5;
-    lo -= d;
-    hi += d;
-  }
-  double pad = 0.08 * (hi - lo);
-  p->y0 = lo - pad;
-  p->y1 = hi + pad;
+  /* centre and half-width, so that nothing overflows near +-DBL_MAX */
+  double c = lo / 2 + hi / 2, h = hi / 2 - lo / 2;
+  if (!(h > 1e-12 * fmax(1, fabs(c))))
+    h = fmax(1, fabs(c)) * 0.5;
+  h *= 1.08;
+  p->y0 = fmax(c - h, -DBL_MAX);
+  p->y1 = fmin(c + h, DBL_MAX);
 }
 
 static int write_svg(FILE *out, void *arg)
@@ -136,8 +165,10 @@ static int write_svg(FILE *out, void *arg)
   char buf[64];
   fputs("<g class=\"xticks\" stroke=\"#e4e4e4\">\n", out);
   double sx = tick_step(p->x0, p->x1), sy = tick_step(p->y0, p->y1);
-  for (double t = ceil(p->x0 / sx) * sx; t <= p->x1 + sx * 1e-9; t += sx) {
-    double px = xpx(p, t);
+  double tk[MAXTICKS];
+  int ntk = ticks(p->x0, p->x1, sx, tk);
+  for (int j = 0; j < ntk; j++) {
+    double t = tk[j], px = xpx(p, t);
     tick_label(buf, sizeof buf, t, sx);
     fprintf(out, "<line x1=\"%.2f\" y1=\"%d\" x2=\"%.2f\" y2=\"%d\"/>"
                  "<text x=\"%.2f\" y=\"%d\" text-anchor=\"middle\" "
@@ -145,8 +176,9 @@ static int write_svg(FILE *out, void *arg)
             px, MT, px, MT + fh, px, MT + fh + 17, buf);
   }
   fputs("</g>\n<g class=\"yticks\" stroke=\"#e4e4e4\">\n", out);
-  for (double t = ceil(p->y0 / sy) * sy; t <= p->y1 + sy * 1e-9; t += sy) {
-    double py = ypx(p, t);
+  ntk = ticks(p->y0, p->y1, sy, tk);
+  for (int j = 0; j < ntk; j++) {
+    double t = tk[j], py = ypx(p, t);
     tick_label(buf, sizeof buf, t, sy);
     fprintf(out, "<line x1=\"%d\" y1=\"%.2f\" x2=\"%d\" y2=\"%.2f\"/>"
                  "<text x=\"%d\" y=\"%.2f\" text-anchor=\"end\" "
@@ -175,7 +207,7 @@ static int write_svg(FILE *out, void *arg)
     const curve *cv = &p->c[c];
     int open = 0;
     for (int i = 0; i < NPTS; i++) {
-      double x = p->x0 + (p->x1 - p->x0) * i / (NPTS - 1);
+      double x = sample_x(p, i);
       if (!isfinite(cv->y[i])) {
         if (open)
           fputs("\"/>\n", out);
@@ -225,7 +257,7 @@ static void add_curves(plot *p, dnc_mod *m, const dnc_fn *f,
   c->label = label;
   c->color = color;
   for (int i = 0; i < NPTS; i++)
-    c->y[i] = dnc_interp(f, p->x0 + (p->x1 - p->x0) * i / (NPTS - 1), params);
+    c->y[i] = dnc_interp(f, sample_x(p, i), params);
   if (!deriv)
     return;
   dnc_node *d = dnc_simplify(&m->dag, dnc_diff(&m->dag, f->body, DNC_WRT_X));
@@ -236,7 +268,7 @@ static void add_curves(plot *p, dnc_mod *m, const dnc_fn *f,
   c->dashed = 1;
   for (int i = 0; i < NPTS; i++)
     c->y[i] = (double)dnc_prog_eval(
-        pr, p->x0 + (p->x1 - p->x0) * i / (NPTS - 1), params);
+        pr, sample_x(p, i), params);
 }
 
 typedef struct plot_args {
@@ -283,6 +315,11 @@ static int parse(const dnc_cli *c, int argc, char **argv, plot_args *a)
       if (!okr)
         return dnc_cli_usage_error(c, "--range needs A:B with finite A < B, "
                                       "not '%s'", v);
+      /* NPTS distinct points and distinct tick labels need some width */
+      if (a->x1 / 2 - a->x0 / 2 < PLOT_MIN_WIDTH / 2 * fmax(fabs(a->x0), fabs(a->x1)))
+        return dnc_cli_usage_error(c, "--range %s is too narrow to plot: B - A "
+                                      "must be at least %g times the larger "
+                                      "of |A| and |B|", v, PLOT_MIN_WIDTH);
     } else if (!strcmp(argv[i], "--deriv")) {
       a->deriv = 1;
     } else if ((v = dnc_cli_opt(argc, argv, &i, "--top", "--top"))) {

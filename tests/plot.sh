@@ -78,4 +78,28 @@ printf 'rank,name,source\n1,a,fn c1(x) = tanh(x)\n2,b,fn c2(x) = x / (1 + abs(x)
 "$DNC" plot "$tmp/r3.csv" --top 2 --deriv -o "$tmp/top.svg"
 t "a ranked CSV: the top K rows with their derivatives" \
   svg_check "$tmp/top.svg" a "d/dx a" b "d/dx b"
+# issue 20: ranges at the ends of the doubles end quickly with an error or
+# a valid plot (the tick loop once stalled below one ulp and filled the disk;
+# a width past DBL_MAX gave NaN coordinates)
+# (at most 20 MB written, 20 s, should it loop again)
+err "a range narrower than the ticks can tell apart: refused, at once" 2 \
+  "--range 1:1.0000000000000002 is too narrow to plot" \
+  bash -c 'ulimit -f 20000; exec timeout 20 "$@"' - "$DNC" plot $N -f dyt --range 1:1.0000000000000002 -o "$tmp/x.svg"
+t "... and no file written" test ! -e "$tmp/x.svg"
+timeout 20 "$DNC" plot $N -f dyt --range=-1e308:1e308 -o "$tmp/wide.svg"
+t "--range=-1e308:1e308: valid, finite coordinates" svg_check "$tmp/wide.svg" dyt
+t "... ticks from -1e+308 to 1e+308" \
+  sh -c "grep -q '>-1e+308</text>' '$tmp/wide.svg' && grep -q '>1e+308</text>' '$tmp/wide.svg'"
+timeout 20 "$DNC" plot $N -f dyt --range 1:1.000000001 -o "$tmp/narrow.svg"
+t "the narrowest range allowed: valid, 11 distinct x ticks" \
+  sh -c "svg_check '$tmp/narrow.svg' dyt 2>/dev/null; [ \$('$PY' -c \"
+import xml.etree.ElementTree as ET
+r = ET.parse('$tmp/narrow.svg').getroot()
+ts = [t.text for g in r.iter('{http://www.w3.org/2000/svg}g') if g.get('class') == 'xticks' for t in g.iter('{http://www.w3.org/2000/svg}text')]
+print(len(set(ts)))\") = 11 ]"
+t "... and valid" svg_check "$tmp/narrow.svg" dyt
+echo 'fn huge(x) = 1e308 * x * x' >"$tmp/huge.dn"
+timeout 20 "$DNC" plot "$tmp/huge.dn" -o "$tmp/huge.svg"
+t "values near DBL_MAX (1e308*x*x): valid, finite coordinates" svg_check "$tmp/huge.svg" huge
+t "... no NaN anywhere in the file" sh -c "! grep -qi nan '$tmp/huge.svg'"
 tap_done
