@@ -899,6 +899,12 @@ int dnc_aot_compile(dnc_mod *m, const dnc_aot_options *o, char **err)
     if (!rc)
       rc = choose_levels(&a);
   }
+  /* every kernel's size before any is made: LLVM's time grows with it */
+  for (int i = 0; i < m->nfns && !rc && o->emit != DNC_EMIT_HEADER; i++) {
+    char msg[256];
+    if (dnc_kernel_check(m, m->fns[i], msg, sizeof msg))
+      rc = fail(&a, "%s", msg);
+  }
   /* the temporary outputs prove the directories writable before the work */
   if (!rc && !(tmp_out = temp_beside(&a, o->output)))
     rc = -1;

@@ -986,8 +986,13 @@ LLVMModuleRef dnc_codegen(LLVMContextRef ctx, dnc_mod *m, dnc_fn *f, int dt,
       dfdp[i] = dnc_simplify(&m->dag, dfdp[i]);
   }
   k.dfdp = dfdp;
-  if (m->dag.too_deep) {
-    *err = strdup("the derivative is too deep to compile");
+  /* LLVM's time grows with the kernel: its size is checked first */
+  char why[256];
+  if (dnc_kernel_check(m, f, why, sizeof why) || m->dag.too_deep) {
+    if (m->dag.too_deep)
+      snprintf(why, sizeof why, "the derivative of '%s' is too deep to "
+               "compile", f->name);
+    *err = strdup(why);
     LLVMDisposeBuilder(cg.b);
     LLVMDisposeModule(cg.mod);
     return NULL;

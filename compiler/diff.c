@@ -24,6 +24,7 @@
  * x / sqrt(c + x^2)).
  */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "dnc_int.h"
@@ -229,14 +230,52 @@ static const rule_fn rules[OP__COUNT] = {
 #undef X
 };
 
+void dnc_diff_too_large_msg(char *buf, size_t n, const dnc_fn *f)
+{
+  snprintf(buf, n, "a derivative of '%s' is too large: more than %u nodes "
+           "(or all derivatives of its module more than %u)", f->name,
+           DNC_MAX_DIFF_NODES, DNC_MAX_DAG_NODES);
+}
+
+void dnc_diff_too_large(dnc_mod *m, const dnc_fn *f)
+{
+  char msg[200];
+  dnc_diff_too_large_msg(msg, sizeof msg, f);
+  dnc_diag_add(&m->diags, DNC_SEV_ERROR, f->src, f->loc, "%s", msg);
+  dnc_diag_render(stderr, m->diags.tail);
+}
+
+int dnc_kernel_check(dnc_mod *m, const dnc_fn *f, char *err, size_t n)
+{
+  uint32_t size = dnc_node_count(f->body);
+  for (int v = DNC_WRT_X; v < f->nparams; v++) {
+    dnc_node *d = dnc_simplify(&m->dag, dnc_diff(&m->dag, f->body, v));
+    if (!d) {
+      dnc_diff_too_large_msg(err, n, f);
+      return -1;
+    }
+    size += dnc_node_count(d);
+  }
+  if (size > DNC_MAX_KERNEL_NODES) {
+    snprintf(err, n, "'%s' is too large to compile: with its derivatives it "
+             "has %u nodes, more than %u", f->name, size,
+             DNC_MAX_KERNEL_NODES);
+    return -1;
+  }
+  return 0;
+}
+
 dnc_node *dnc_diff(dnc_dag *g, dnc_node *root, int wrt)
 {
+  if (!root)
+    return NULL;
+  uint32_t limit0 = dnc_dag_budget(g, DNC_MAX_DIFF_NODES);
   dnc_arena *scratch = dnc_arena_new();
   uint32_t n;
   dnc_node **s = dnc_schedule(g, scratch, root, &n);
   dnc_node **dv = dnc_arena_alloc(scratch, sizeof *dv * ((size_t)root->id + 1));
   dctx d = {g, wrt, dv};
-  for (uint32_t i = 0; i < n; i++) {
+  for (uint32_t i = 0; i < n && !g->over; i++) {
     dnc_node *e = s[i];
     dnc_node *da[3] = {NULL, NULL, NULL};
     for (int k = 0; k < e->nargs; k++)
@@ -245,5 +284,12 @@ dnc_node *dnc_diff(dnc_dag *g, dnc_node *root, int wrt)
   }
   dnc_node *r = dv[root->id];
   dnc_arena_free(scratch);
-  return r ? r : dnc_const(g, 0.0);
+  if (!r && !g->over)
+    r = dnc_const(g, 0.0);
+  dnc_dag_budget_end(g, limit0);
+  /* the size of the result, shared nodes once, is the budget too (a
+   * derivative of a derivative grows without adding many new nodes) */
+  if (!g->over && dnc_node_count(r) > DNC_MAX_DIFF_NODES)
+    g->over = 1;
+  return g->over ? NULL : r;
 }

@@ -29,6 +29,10 @@ _Noreturn void dnc_die(const char *file, int line, const char *msg);
 #define DNC_MAX_LITERAL 100             /* characters in a numeric literal */
 #define DNC_MAX_ERRORS 50               /* then stop reporting */
 #define DNC_MAX_PARAMS 64               /* parameters of one function */
+#define DNC_MAX_DAG_NODES (1u << 21)    /* nodes of one module's DAG */
+#define DNC_MAX_FN_NODES 100000u        /* new nodes lowering one fn */
+#define DNC_MAX_DIFF_NODES 100000u      /* new nodes of one derivative */
+#define DNC_MAX_KERNEL_NODES 5000u      /* f and its first derivatives, compiled */
 
 /* ---------------------------------------------------------------- arena.c */
 
@@ -223,10 +227,22 @@ typedef struct dnc_dag {
   dnc_node **nodes; /* by id */
   uint32_t cap;
   int too_deep; /* a node past DNC_MAX_DAG_DEPTH was requested */
+  /* The node budget: a node that would make count pass limit is not
+   * made; over is set and a placeholder (a NaN constant) returned, so a
+   * pass stops growing the DAG at once and its caller reports the error.
+   * limit is DNC_MAX_DAG_NODES, or less within dnc_dag_budget. */
+  uint32_t limit;
+  int over;
+  dnc_node *placeholder;
 } dnc_dag;
 
 void dnc_dag_init(dnc_dag *g, dnc_arena *a);
 void dnc_dag_free(dnc_dag *g); /* the table only; nodes live in the arena */
+/* A pass that may add at most `more` nodes: sets the limit (never above
+ * DNC_MAX_DAG_NODES) and clears over; returns the limit to restore with
+ * dnc_dag_budget_end. Over stays set until the next budget. */
+uint32_t dnc_dag_budget(dnc_dag *g, uint32_t more);
+void dnc_dag_budget_end(dnc_dag *g, uint32_t limit);
 dnc_node *dnc_const(dnc_dag *g, double v);
 dnc_node *dnc_input(dnc_dag *g);
 dnc_node *dnc_param(dnc_dag *g, int k);
@@ -315,8 +331,21 @@ dnc_node *dnc_simplify(dnc_dag *g, dnc_node *root);
 
 #define DNC_WRT_X (-1)
 /* The derivative of root with respect to x (wrt = DNC_WRT_X) or parameter
- * wrt, as nodes of the same DAG that share subterms with root. */
+ * wrt, as nodes of the same DAG that share subterms with root; NULL when
+ * it would need more than DNC_MAX_DIFF_NODES new nodes (the work stops
+ * there), when it has more than DNC_MAX_DIFF_NODES nodes, or when the DAG
+ * is full; the caller reports it. */
 dnc_node *dnc_diff(dnc_dag *g, dnc_node *root, int wrt);
+/* For the commands: that error, located at f's definition, added to m's
+ * diagnostics and printed to stderr. */
+void dnc_diff_too_large(dnc_mod *m, const dnc_fn *f);
+/* The same error as a sentence, for the library's dnc_last_error. */
+void dnc_diff_too_large_msg(char *buf, size_t n, const dnc_fn *f);
+/* Whether f's kernels are within the limits, before any code is made:
+ * each first derivative within dnc_diff's, and f with them at most
+ * DNC_MAX_KERNEL_NODES nodes (LLVM's time grows with it). 0, or -1 with
+ * the reason in err. The derivatives stay in the DAG for the code. */
+int dnc_kernel_check(dnc_mod *m, const dnc_fn *f, char *err, size_t n);
 
 /* ---------------------------------------------------------------- dspec.c */
 
@@ -339,11 +368,13 @@ int dnc_dspec_parse(const dnc_fn *f, const char *wrt, int order,
 /* "f__dx2_dalpha": each variable once, with its count when above 1
  * (malloc'd; NULL when out of memory). */
 char *dnc_dspec_name(const dnc_fn *f, const dnc_dspec *d);
-/* Differentiates f's body in m's DAG (which grows), simplifies and prints
- * the derivative in a DNC_FMT_* format (with a node-count comment first
- * when stats); -1 when out of memory. */
-int dnc_dspec_print(FILE *out, dnc_mod *m, const dnc_fn *f,
-                    const dnc_dspec *d, int format, int stats);
+/* Differentiates f's body in m's DAG (which grows) and simplifies; NULL
+ * when a step passes the budget (dnc_diff), the work stopping there. */
+dnc_node *dnc_dspec_derive(dnc_mod *m, const dnc_fn *f, const dnc_dspec *d);
+/* Prints that derivative e in a DNC_FMT_* format (with a node-count
+ * comment first when stats); -1 when out of memory. */
+int dnc_dspec_print(FILE *out, const dnc_fn *f, const dnc_dspec *d,
+                    dnc_node *e, int format, int stats);
 
 /* --------------------------------------------------------------- interp.c */
 

@@ -120,13 +120,17 @@ int dnc_dspec_parse(const dnc_fn *f, const char *wrt, int order,
   return rc;
 }
 
-int dnc_dspec_print(FILE *out, dnc_mod *m, const dnc_fn *f,
-                    const dnc_dspec *d, int format, int stats)
+dnc_node *dnc_dspec_derive(dnc_mod *m, const dnc_fn *f, const dnc_dspec *d)
 {
   dnc_node *e = f->body;
-  for (int i = 0; i < d->n; i++)
+  for (int i = 0; i < d->n && e; i++)
     e = dnc_diff(&m->dag, e, d->var[i]);
-  e = dnc_simplify(&m->dag, e);
+  return dnc_simplify(&m->dag, e);
+}
+
+int dnc_dspec_print(FILE *out, const dnc_fn *f, const dnc_dspec *d,
+                    dnc_node *e, int format, int stats)
+{
   char *name = dnc_dspec_name(f, d);
   if (!name)
     return -1;

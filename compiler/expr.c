@@ -6,6 +6,7 @@
  * subexpressions are shared for free, and a node's operands always have
  * smaller ids than the node (id order is a topological order).
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -54,6 +55,23 @@ void dnc_dag_init(dnc_dag *g, dnc_arena *a)
   g->nodes = malloc(sizeof *g->nodes * g->cap);
   if (!g->buckets || !g->nodes)
     dnc_die(__FILE__, __LINE__, "out of memory");
+  g->limit = DNC_MAX_DAG_NODES;
+}
+
+uint32_t dnc_dag_budget(dnc_dag *g, uint32_t more)
+{
+  uint32_t old = g->limit;
+  g->limit = g->count < DNC_MAX_DAG_NODES - more ? g->count + more
+                                                 : DNC_MAX_DAG_NODES;
+  if (g->limit > old)
+    g->limit = old; /* a budget within a budget */
+  g->over = 0;
+  return old;
+}
+
+void dnc_dag_budget_end(dnc_dag *g, uint32_t limit)
+{
+  g->limit = limit;
 }
 
 void dnc_dag_free(dnc_dag *g)
@@ -97,6 +115,16 @@ static dnc_node *intern(dnc_dag *g, int op, double value, int param,
       same &= e->arg[i] == args[i];
     if (same)
       return e;
+  }
+  if (g->count >= g->limit) {
+    g->over = 1;
+    if (!g->placeholder) {
+      uint32_t limit = g->limit;
+      g->limit = UINT32_MAX;
+      g->placeholder = dnc_const(g, NAN);
+      g->limit = limit;
+    }
+    return g->placeholder;
   }
   dnc_node *e = dnc_arena_alloc(g->arena, sizeof *e);
   e->id = g->count;

@@ -529,12 +529,21 @@ void dnc_fit(dnc_mod *m, const dnc_fn *f, const double *x, const double *y,
     if (fixed && fixed[j])
       continue;
     dnc_node *d = dnc_simplify(&m->dag, dnc_diff(&m->dag, f->body, j));
+    if (!d) {
+      snprintf(r->why, sizeof r->why, "cannot be done: its derivative with "
+               "respect to '%s' has more than %u nodes", f->params[j].name,
+               DNC_MAX_DIFF_NODES);
+      r->status = DNC_FIT_TOOLARGE;
+      break;
+    }
     pb.dprog[pb.k] = dnc_prog_build(&m->dag, m->arena, d);
     pb.var[pb.k++] = j;
   }
   if (o->gain && !o->gain_fixed)
     pb.var[pb.k++] = np; /* its column is f itself */
-  if (pb.k == 0) {
+  if (r->status == DNC_FIT_TOOLARGE) {
+    /* said in r->why */
+  } else if (pb.k == 0) {
     stop(r, DNC_FIT_TOOFEW, "no free parameter");
   } else if (n < pb.k) {
     snprintf(r->why, sizeof r->why, "%d point%s for %d free parameters", n,

@@ -729,8 +729,26 @@ static int cmd_diff(int argc, char **argv)
   /* every function's variables are checked before anything is printed */
   for (int k = 0; k < n && !rc; k++)
     rc = fn_specs(fns[k], wrt, order, specs, MAXSPEC, NULL);
+  /* every derivative is made (within the DAG's budget) before any is
+   * printed, so that one too large prints nothing but the error */
+  dnc_node **ds = NULL;
+  size_t nd = 0;
+  for (int k = 0; k < n && !rc; k++) {
+    int ns = 0;
+    fn_specs(fns[k], wrt, order, specs, MAXSPEC, &ns);
+    dnc_node **nds = realloc(ds, sizeof *ds * (nd + (size_t)ns + 1));
+    if (!nds)
+      dnc_die(__FILE__, __LINE__, "out of memory");
+    ds = nds;
+    for (int j = 0; j < ns && !rc; j++)
+      if (!(ds[nd++] = dnc_dspec_derive(m, fns[k], &specs[j]))) {
+        dnc_diff_too_large(m, fns[k]);
+        rc = DNC_EXIT_INPUT;
+      }
+  }
   if (!rc && fmt == DNC_FMT_C)
     dnc_print_c_prelude(stdout);
+  nd = 0;
   for (int k = 0; k < n && !rc; k++) {
     dnc_fn *f = fns[k];
     int ns = 0;
@@ -738,8 +756,9 @@ static int cmd_diff(int argc, char **argv)
     if (stats)
       dnc_print_stat(stdout, fmt, f->name, dnc_node_count(f->body));
     for (int j = 0; j < ns; j++)
-      dnc_dspec_print(stdout, m, f, &specs[j], fmt, stats);
+      dnc_dspec_print(stdout, f, &specs[j], ds[nd++], fmt, stats);
   }
+  free(ds);
   free(specs);
   free(fns);
   dnc_mod_free(m);

@@ -247,8 +247,9 @@ static int write_svg(FILE *out, void *arg)
   return 0;
 }
 
-/* f (and its derivative) sampled into new curves */
-static void add_curves(plot *p, dnc_mod *m, const dnc_fn *f,
+/* f (and its derivative) sampled into new curves; -1 (reported) when the
+ * derivative is too large */
+static int add_curves(plot *p, dnc_mod *m, const dnc_fn *f,
                        const double *params, const char *label, int deriv,
                        dnc_arena *a)
 {
@@ -259,8 +260,12 @@ static void add_curves(plot *p, dnc_mod *m, const dnc_fn *f,
   for (int i = 0; i < NPTS; i++)
     c->y[i] = dnc_interp(f, sample_x(p, i), params);
   if (!deriv)
-    return;
+    return 0;
   dnc_node *d = dnc_simplify(&m->dag, dnc_diff(&m->dag, f->body, DNC_WRT_X));
+  if (!d) {
+    dnc_diff_too_large(m, f);
+    return -1;
+  }
   dnc_prog *pr = dnc_prog_build(&m->dag, a, d);
   c = &p->c[p->ncurves++];
   c->label = dnc_arena_printf(a, "d/dx %s", label);
@@ -269,6 +274,7 @@ static void add_curves(plot *p, dnc_mod *m, const dnc_fn *f,
   for (int i = 0; i < NPTS; i++)
     c->y[i] = (double)dnc_prog_eval(
         pr, sample_x(p, i), params);
+  return 0;
 }
 
 typedef struct plot_args {
@@ -484,7 +490,10 @@ int dnc_cmd_plot(const dnc_cli *c, int argc, char **argv)
         applied[s] = 1;
       }
     }
-    add_curves(&p, m, fns[k], params, labels[k], a.deriv, arena);
+    if (add_curves(&p, m, fns[k], params, labels[k], a.deriv, arena)) {
+      rc = DNC_EXIT_INPUT;
+      goto out;
+    }
   }
   for (int s = 0; s < a.nset; s++)
     if (!applied[s]) {

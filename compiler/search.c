@@ -876,8 +876,10 @@ int dnc_space_build(const dnc_space *sp, int64_t id, dnc_cand *c,
   dnc_node *f = subst(&g, sp->bases[base]->body, dnc_input(&g));
   for (int k = 0; k < sp->nstages; k++)
     f = apply(sp, &g, f, &sp->stages[k].alts[pick[k]]);
-  int kept = 1;
-  if (keep) {
+  /* NULL: past the DAG's node budget (dnc_diff), not a candidate */
+  dnc_node *df = g.over ? NULL : dnc_simplify(&g, dnc_diff(&g, f, DNC_WRT_X));
+  int kept = df != NULL;
+  if (keep && kept) {
     memo hm, num;
     memo_init(&hm);
     memo_init(&num);
@@ -908,7 +910,6 @@ int dnc_space_build(const dnc_space *sp, int64_t id, dnc_cand *c,
       }
     }
     fclose(o);
-    dnc_node *df = dnc_simplify(&g, dnc_diff(&g, f, DNC_WRT_X));
     memset(c, 0, sizeof *c);
     c->id = id;
     c->name = name;

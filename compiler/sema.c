@@ -28,6 +28,7 @@ typedef struct fninfo {
   double *defaults;
   int color; /* recursion DFS: 0 white, 1 on the stack, 2 done */
   int in_cycle;
+  int height; /* the longest chain of calls below it (0: it calls no fn) */
 } fninfo;
 
 typedef struct binding {
@@ -59,7 +60,23 @@ typedef struct sema {
   int depth_reported;
   int calls_too_deep; /* set inside, reported at the outermost call */
   const char *cycle_callee; /* a recursive fn reached inside, likewise */
+  struct memo *memo; /* inlined calls already lowered (see lower_user_call) */
+  uint32_t memo_cap, memo_n;
 } sema;
+
+/* An inlined call's result, keyed by the callee and the nodes bound to its
+ * input and parameters: nodes are hash-consed, so equal keys lower to the
+ * same node, and each distinct call is lowered once. Work is then
+ * proportional to the DAG, not to the tree of calls it unfolds to (a fn
+ * that calls the previous one twice, 30 deep, was 2^30 lowerings). */
+typedef struct memo {
+  const fninfo *fi;
+  dnc_node *arg;
+  dnc_node **pv; /* fi->nparams nodes, defaults included */
+  uint32_t hash;
+  dnc_node *result;   /* NULL: an error (reported when fi is lowered alone) */
+  const char *cycle;  /* the recursive fn it reached, if any */
+} memo;
 
 static const char *const constant_names[] = {"pi", "e", "inf", "nan"};
 
@@ -399,7 +416,13 @@ static void check_recursion(sema *s)
     while (depth >= 0) {
       frame *fr = &stack[depth];
       if (fr->next == fr->c.n) {
-        s->fns[fr->fn].color = 2;
+        fninfo *fi = &s->fns[fr->fn];
+        for (int i = 0; i < fr->c.n; i++) {
+          const fninfo *callee = &s->fns[fr->c.v[i].callee];
+          if (callee->color == 2 && callee->height + 1 > fi->height)
+            fi->height = callee->height + 1;
+        }
+        fi->color = 2;
         free(fr->c.v);
         depth--;
         continue;
@@ -462,7 +485,7 @@ static dnc_node *operand(sema *s, scope *sc, dnc_ast *e, int want,
                          const char *what)
 {
   dnc_node *n = lower(s, sc, e);
-  if (!n)
+  if (!n || s->m->dag.over)
     return NULL;
   if (type_of(n) != want) {
     if (want == TYPE_NUM) {
@@ -521,8 +544,64 @@ static dnc_node *lower_builtin(sema *s, scope *sc, dnc_ast *e, int op)
   return ok ? dnc_node_op(&s->m->dag, op, a[0], a[1], a[2]) : NULL;
 }
 
+static uint32_t memo_hash(const fninfo *fi, const dnc_node *arg,
+                          dnc_node *const *pv)
+{
+  uint32_t h = 2166136261u ^ (uint32_t)(uintptr_t)fi;
+  h = (h ^ arg->id) * 16777619u;
+  for (int i = 0; i < fi->nparams; i++)
+    h = (h ^ pv[i]->id) * 16777619u;
+  return h ^ (h >> 15);
+}
+
+static memo *memo_find(sema *s, const fninfo *fi, dnc_node *arg,
+                       dnc_node *const *pv, uint32_t h)
+{
+  if (!s->memo_cap)
+    return NULL;
+  for (uint32_t i = h & (s->memo_cap - 1);; i = (i + 1) & (s->memo_cap - 1)) {
+    memo *e = &s->memo[i];
+    if (!e->fi)
+      return NULL;
+    if (e->hash != h || e->fi != fi || e->arg != arg)
+      continue;
+    int same = 1;
+    for (int k = 0; k < fi->nparams && same; k++)
+      same = e->pv[k] == pv[k];
+    if (same)
+      return e;
+  }
+}
+
+static void memo_add(sema *s, const memo *m)
+{
+  if (2 * (s->memo_n + 1) > s->memo_cap) {
+    uint32_t cap = s->memo_cap ? 2 * s->memo_cap : 256;
+    memo *t = calloc(cap, sizeof *t);
+    if (!t)
+      dnc_die(__FILE__, __LINE__, "out of memory");
+    for (uint32_t i = 0; i < s->memo_cap; i++) {
+      if (!s->memo[i].fi)
+        continue;
+      uint32_t j = s->memo[i].hash & (cap - 1);
+      while (t[j].fi)
+        j = (j + 1) & (cap - 1);
+      t[j] = s->memo[i];
+    }
+    free(s->memo);
+    s->memo = t;
+    s->memo_cap = cap;
+  }
+  uint32_t j = m->hash & (s->memo_cap - 1);
+  while (s->memo[j].fi)
+    j = (j + 1) & (s->memo_cap - 1);
+  s->memo[j] = *m;
+  s->memo_n++;
+}
+
 /* Inlines a call of a user fn: its body, lowered with its input bound to
- * the argument and its parameters to the named arguments or defaults. */
+ * the argument and its parameters to the named arguments or defaults;
+ * once per distinct call (struct memo). */
 static dnc_node *lower_user_call(sema *s, scope *sc, dnc_ast *e, fninfo *callee)
 {
   if (e->nargs != 1) {
@@ -576,10 +655,34 @@ static dnc_node *lower_user_call(sema *s, scope *sc, dnc_ast *e, fninfo *callee)
                           "inlined", e->name);
     return NULL;
   }
-  if (s->calls >= DNC_MAX_CALL_DEPTH) {
-    s->calls_too_deep = 1;
+  /* the depth of the calls below is known from the call graph: refuse
+   * before inlining any of them */
+  if (s->calls + callee->height >= DNC_MAX_CALL_DEPTH) {
+    if (s->calls == 0)
+      err(s, e->loc, "calls nested too deeply: more than %d levels of "
+                     "inlining", DNC_MAX_CALL_DEPTH);
+    else
+      s->calls_too_deep = 1; /* not reached: the outer call was refused */
     return NULL;
   }
+  for (int i = 0; i < callee->nparams; i++)
+    if (!pv[i])
+      pv[i] = dnc_const(&s->m->dag, callee->defaults[i]);
+  if (s->m->dag.over || s->m->dag.too_deep)
+    return NULL; /* pv[] may hold the DAG's placeholder */
+  uint32_t h = memo_hash(callee, arg, pv);
+  memo *hit = memo_find(s, callee, arg, pv, h);
+  if (hit) {
+    if (hit->cycle && s->quiet)
+      s->cycle_callee = hit->cycle;
+    else if (hit->cycle)
+      err(s, e->name_loc, "'%s' calls the recursive function '%s', so this "
+                          "call cannot be inlined", e->name, hit->cycle);
+    return hit->result;
+  }
+  const char *cycle0 = s->cycle_callee;
+  s->cycle_callee = NULL;
+  int depth0 = s->depth_reported;
   scope inner = {0};
   inner.fi = callee;
   inner.input = (binding){callee->ast->input, arg, callee->ast->input_loc,
@@ -590,7 +693,7 @@ static dnc_node *lower_user_call(sema *s, scope *sc, dnc_ast *e, fninfo *callee)
     b->name = callee->params[i]->name;
     b->kind = B_PARAM;
     b->loc = callee->params[i]->loc;
-    b->node = pv[i] ? pv[i] : dnc_const(&s->m->dag, callee->defaults[i]);
+    b->node = pv[i];
     if (tail)
       tail->next = b;
     else
@@ -605,6 +708,12 @@ static dnc_node *lower_user_call(sema *s, scope *sc, dnc_ast *e, fninfo *callee)
   s->calls--;
   s->quiet--;
   s->src = saved;
+  /* a result cut short by a limit that depends on where the call is
+   * (the lowering depth) or that stops the whole fn is not remembered */
+  if (s->depth_reported == depth0 && !s->m->dag.over && !s->m->dag.too_deep)
+    memo_add(s, &(memo){callee, arg, pv, h, r, s->cycle_callee});
+  if (!s->cycle_callee)
+    s->cycle_callee = cycle0;
   if (s->calls == 0) {
     /* inside, diagnostics were muted: say it here, where the user called */
     if (s->calls_too_deep)
@@ -659,6 +768,9 @@ static dnc_node *lower_name(sema *s, scope *sc, dnc_ast *e)
 
 static dnc_node *lower(sema *s, scope *sc, dnc_ast *e)
 {
+  /* past a limit the fn is refused: stop the work at once */
+  if (s->depth_reported || s->m->dag.over || s->m->dag.too_deep)
+    return NULL;
   if (s->rec >= DNC_MAX_LOWER_DEPTH) {
     if (!s->depth_reported) {
       s->depth_reported = 1;
@@ -766,14 +878,23 @@ static dnc_fn *lower_fn(sema *s, fninfo *fi)
   m->dag.too_deep = 0;
   s->depth_reported = 0; /* once per function */
   int errors0 = m->diags.nerrors;
+  uint32_t limit0 = dnc_dag_budget(&m->dag, DNC_MAX_FN_NODES);
   dnc_node *body = lower_body(s, &sc);
-  if (!body && m->diags.nerrors == errors0) /* never silently drop a fn */
+  int over = m->dag.over;
+  dnc_dag_budget_end(&m->dag, limit0);
+  if (over) {
+    err(s, fi->ast->loc, "'%s' is too large: once lets and calls are "
+                         "resolved, it has more than %u nodes",
+        fi->ast->name, DNC_MAX_FN_NODES);
+    return NULL;
+  }
+  if (!body && m->diags.nerrors == errors0 && !m->dag.too_deep)
     err(s, fi->ast->name_loc, "'%s' could not be compiled", fi->ast->name);
   int k = 0;
   for (binding *b = sc.params; body && b; b = b->next, k++)
     if (!b->used && !fi->dup[k])
       warn(s, b->loc, "parameter '%s' is never used", b->name);
-  if (m->dag.too_deep) {
+  if (m->dag.too_deep || (body && body->depth > DNC_MAX_DAG_DEPTH)) {
     err(s, fi->ast->loc, "'%s' is too deep: once lets and calls are "
                          "resolved, an operand chain is longer than %d",
         fi->ast->name, DNC_MAX_DAG_DEPTH);
@@ -864,5 +985,6 @@ int dnc_sema(dnc_mod *m, const dnc_parsed *parsed, int nparsed)
   }
   free(s.fns);
   free(s.table);
+  free(s.memo);
   return m->diags.nerrors - errors0;
 }

@@ -243,6 +243,9 @@ dnc_node *dnc_simp(dnc_dag *g, int op, dnc_node *a, dnc_node *b, dnc_node *c)
 
 dnc_node *dnc_simplify(dnc_dag *g, dnc_node *root)
 {
+  if (!root)
+    return NULL;
+  uint32_t limit0 = dnc_dag_budget(g, DNC_MAX_DIFF_NODES);
   dnc_arena *scratch = dnc_arena_new();
   uint32_t n;
   dnc_node **s = dnc_schedule(g, scratch, root, &n);
@@ -260,5 +263,6 @@ dnc_node *dnc_simplify(dnc_dag *g, dnc_node *root)
   }
   dnc_node *r = map[root->id];
   dnc_arena_free(scratch);
-  return r;
+  dnc_dag_budget_end(g, limit0);
+  return g->over ? NULL : r;
 }

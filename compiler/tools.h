@@ -113,6 +113,7 @@ typedef enum {
   DNC_FIT_ILLPOSED,   /* a parameter is not determined by the points */
   DNC_FIT_NONFINITE,  /* f is NaN or infinite at a point at the start */
   DNC_FIT_TOOFEW,     /* fewer points than free parameters */
+  DNC_FIT_TOOLARGE,   /* a derivative passes DNC_MAX_DIFF_NODES */
 } dnc_fit_status;
 
 typedef struct dnc_fit_options {

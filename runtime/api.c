@@ -617,9 +617,16 @@ dnc_status dnc_function_diff(const dnc_function *f, const char *wrt,
   /* differentiation grows the module's DAG, as compiling kernels does */
   dnc_module *mod = f->owner;
   pthread_mutex_lock(&mod->lock);
-  for (int j = 0; j < ns && st == DNC_OK; j++)
-    if (dnc_dspec_print(o, mod->m, f, &specs[j], (int)format, 0) < 0)
+  for (int j = 0; j < ns && st == DNC_OK; j++) {
+    dnc_node *e = dnc_dspec_derive(mod->m, f, &specs[j]);
+    if (!e) {
+      dnc_diff_too_large_msg(err, sizeof err, f);
+      dnc_set_last_error(err);
+      st = DNC_ERR_ARGUMENT; /* a refused dnc_function_diff */
+    } else if (dnc_dspec_print(o, f, &specs[j], e, (int)format, 0) < 0) {
       st = DNC_ERR_MEMORY;
+    }
+  }
   pthread_mutex_unlock(&mod->lock);
   fclose(o);
   free(specs);

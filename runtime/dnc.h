@@ -39,7 +39,8 @@ typedef enum dnc_status {
   DNC_ERR_NOT_FOUND = 3, /* no function or parameter of that name */
   DNC_ERR_DTYPE = 4,     /* an unknown dtype, or tensors of different dtypes */
   DNC_ERR_SHAPE = 5,     /* tensors of different shapes */
-  DNC_ERR_COMPILE = 6,   /* LLVM failed: see dnc_last_error() */
+  DNC_ERR_COMPILE = 6,   /* LLVM failed, or a kernel is past a size limit
+                            (docs/c-api.md): see dnc_last_error() */
   DNC_ERR_MEMORY = 7,    /* out of memory */
   DNC_ERR_LOAD = 8       /* a library that cannot be loaded, is not dnc's,
                             or has no level for this CPU: dnc_last_error() */
@@ -196,8 +197,9 @@ typedef enum dnc_format {
  * text is written snprintf-style into buf (at most n-1 bytes and a NUL),
  * and *len (if len is not NULL) receives its whole length: call with n = 0
  * to learn it. DNC_ERR_NOT_FOUND when f has no such variable,
- * DNC_ERR_ARGUMENT for an order outside 1..16 or too many derivatives
- * (dnc_last_error() says which). */
+ * DNC_ERR_ARGUMENT for an order outside 1..16, too many derivatives or
+ * one too large (more than 100,000 DAG nodes: docs/c-api.md, Limits;
+ * dnc_last_error() says which). */
 dnc_status dnc_function_diff(const dnc_function *f, const char *wrt,
                              int order, dnc_format format, char *buf,
                              size_t n, size_t *len);

@@ -4,6 +4,7 @@
  * evaluating through the reference interpreter, and argument checking.
  */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -222,6 +223,94 @@ static void test_text(void)
   dnc_context_free(ctx);
 }
 
+/* issue 20: a source whose calls unfold to a huge tree but whose DAG is
+ * small compiles at once (memoized inlining); sizes past the limits are
+ * refused, located, before the work. */
+static char *calls_twice(int n, const char *g0)
+{
+  size_t cap = 200 + (size_t)n * 100;
+  char *s = malloc(cap), *p = s;
+  p += snprintf(p, cap, "fn g0(x; a = 1) = %s\n", g0);
+  for (int i = 1; i <= n; i++)
+    p += snprintf(p, cap - (size_t)(p - s), "fn g%d(x; a = 1) = g%d(x; a = a) "
+                  "* g%d(x; a = a + 1)\n", i, i - 1, i - 1);
+  return s;
+}
+
+static void test_limits(void)
+{
+  dnc_context *ctx = dnc_context_new();
+  char *src = calls_twice(30, "tanh(a * x)");
+  dnc_module *m = NULL;
+  is_int(dnc_compile_string(ctx, "c.dn", src, strlen(src), &m), DNC_OK,
+         "30 fns each calling the previous twice: 2^30 calls, a small DAG");
+  const dnc_function *g15 = dnc_module_find(m, "g15");
+  char buf[64];
+  is_int(dnc_function_source(g15, buf, sizeof buf) > 0, 1, "g15 is there");
+  double x = 0.5, y = 0;
+  dnc_function_eval(g15, &x, &y, 1, NULL);
+  /* 2^15 leaves tanh(a x), a = 1 + k for k of the 15 calls adding 1 */
+  double want = 1, binom = 1;
+  for (int k = 0; k <= 15; k++) {
+    want *= pow(tanh((1 + k) * 0.5), binom);
+    binom = binom * (15 - k) / (k + 1);
+  }
+  is_double(y, want, 1e-12 * want, "g15(0.5) = prod_k tanh((1+k)/2)^C(15,k)");
+  dnc_module_free(m);
+  free(src);
+
+  /* sums of distinct calls: a DAG of 3 * 2^17 nodes, over the budget */
+  const char *wide =
+      "fn w0(x) = sin(x)\n"
+      "fn w1(x) = w0(x + 1) + w0(x + 2)\nfn w2(x) = w1(x + 1) + w1(x + 2)\n"
+      "fn w3(x) = w2(x + 1) + w2(x + 2)\nfn w4(x) = w3(x + 1) + w3(x + 2)\n"
+      "fn w5(x) = w4(x + 1) + w4(x + 2)\nfn w6(x) = w5(x + 1) + w5(x + 2)\n"
+      "fn w7(x) = w6(x + 1) + w6(x + 2)\nfn w8(x) = w7(x + 1) + w7(x + 2)\n"
+      "fn w9(x) = w8(x + 1) + w8(x + 2)\nfn w10(x) = w9(x + 1) + w9(x + 2)\n"
+      "fn w11(x) = w10(x + 1) + w10(x + 2)\nfn w12(x) = w11(x + 1) + w11(x + 2)\n"
+      "fn w13(x) = w12(x + 1) + w12(x + 2)\nfn w14(x) = w13(x + 1) + w13(x + 2)\n"
+      "fn w15(x) = w14(x + 1) + w14(x + 2)\nfn w16(x) = w15(x + 1) + w15(x + 2)\n"
+      "fn w17(x) = w16(x + 1) + w16(x + 2)\n";
+  m = NULL;
+  is_int(dnc_compile_string(ctx, "w.dn", wide, strlen(wide), &m),
+         DNC_ERR_SOURCE, "a fn of more than 100,000 nodes: a source error");
+  const dnc_diagnostic *d = dnc_module_diagnostic(m, 0);
+  ok(d && d->line == 17 && strstr(d->message, "'w16' is too large") &&
+         strstr(d->message, "more than 100000 nodes"),
+     "located at its definition: %s", d ? d->message : "(none)");
+  ok(dnc_module_find(m, "w13") == NULL, "a module with errors has no fns");
+  dnc_module_free(m);
+
+  /* w13 alone: 3 * 2^13 nodes, within the fn budget, past the kernel's */
+  char *w13 = strdup(wide);
+  *strstr(w13, "fn w14") = 0;
+  m = NULL;
+  is_int(dnc_compile_string(ctx, "w.dn", w13, strlen(w13), &m), DNC_OK,
+         "w13 (24,000 nodes) compiles to a DAG");
+  dnc_kernels k;
+  is_int(dnc_function_kernels(dnc_module_find(m, "w13"), DNC_F32, &k),
+         DNC_ERR_COMPILE, "but its kernel is refused before LLVM runs");
+  ok(strstr(dnc_last_error(), "'w13' is too large to compile") != NULL,
+     "saying so: %s", dnc_last_error());
+  dnc_module_free(m);
+  free(w13);
+
+  const char *osc = "fn f(x; a = 1, b = 2) = sin(a*cos(b*sin(a*cos(b*x))))";
+  m = NULL;
+  dnc_compile_string(ctx, "d.dn", osc, strlen(osc), &m);
+  size_t len = 0;
+  is_int(dnc_function_diff(dnc_module_find(m, "f"), "all", 16, DNC_FORMAT_DSL,
+                           NULL, 0, &len),
+         DNC_ERR_ARGUMENT, "16th derivatives past 100,000 nodes: refused");
+  ok(strstr(dnc_last_error(), "a derivative of 'f' is too large") != NULL,
+     "saying so: %s", dnc_last_error());
+  is_int(dnc_function_diff(dnc_module_find(m, "f"), "x", 4, DNC_FORMAT_DSL,
+                           NULL, 0, &len),
+         DNC_OK, "a small one afterwards still works");
+  dnc_module_free(m);
+  dnc_context_free(ctx);
+}
+
 int main(void)
 {
   test_version();
@@ -229,5 +318,6 @@ int main(void)
   test_compile_errors();
   test_bad_arguments();
   test_text();
+  test_limits();
   return done_testing();
 }
