@@ -450,6 +450,15 @@ static LLVMValueRef lw_math(dnc_cg *cg, const dnc_node *e, LLVMValueRef *a)
   LLVMValueRef uv = cg->memo[u->id];
   LLVMValueRef hi = cg->memo[e->arg[0]->arg[0]->id];
   LLVMValueRef lo = unary3(cg, "llvm.fma", uv, uv, LLVMBuildFNeg(cg->b, hi, ""));
+  /* lo, the rounding error of u*u, matters only where exp(-hi) is not 0
+   * (|lo| < 1e-13 there); where u*u overflows or u is infinite it is -inf
+   * or NaN, and r (0) * inf would be NaN: clamped to [-1, 1] (maxnum and
+   * minnum return the number where the other is NaN), r stays 0 */
+  LLVMTypeRef t = LLVMTypeOf(lo);
+  LLVMValueRef mx[2] = {lo, dnc_cg_splat(cg, -1.0)};
+  LLVMValueRef mn[2] = {intrinsic(cg, "llvm.maxnum", &t, 1, mx, 2),
+                        dnc_cg_splat(cg, 1.0)};
+  lo = intrinsic(cg, "llvm.minnum", &t, 1, mn, 2);
   return unary3(cg, "llvm.fma", r, LLVMBuildFNeg(cg->b, lo, ""), r);
 }
 

@@ -165,7 +165,8 @@ int dnc_pow_special(double e)
       if (fused && gauss(pr, in)) { /* see lw_math in codegen.c */         \
         T u = v[pr->insn[pr->insn[in->arg[0]].arg[0]].arg[0]];             \
         T hi = v[pr->insn[in->arg[0]].arg[0]];                              \
-        r = fma##SUF##_(r, -fma##SUF##_(u, u, -hi), r);                     \
+        T lo = fmax##SUF##_(fmin##SUF##_(fma##SUF##_(u, u, -hi), 1), -1);    \
+        r = fma##SUF##_(r, -lo, r);                                         \
       }                                                                     \
       break;                                                                \
     default: r = MATH(in->op, a); break;                                    \
@@ -176,6 +177,10 @@ int dnc_pow_special(double e)
 
 #define fmaf32_ fmaf
 #define fmaf64_ fma
+#define fmaxf32_ fmaxf
+#define fmaxf64_ fmax
+#define fminf32_ fminf
+#define fminf64_ fmin
 #define fabsf32_ fabsf
 #define fabsf64_ fabs
 #define sqrtf32_ sqrtf
