@@ -130,22 +130,6 @@ static int x86_level_index(const char *cpu)
 
 /* A temporary file name beside path ("dir/.name.XXXXXX"), created empty
  * with mkstemp: proves the directory writable before any work. */
-static char *temp_beside(aot *a, const char *path)
-{
-  const char *slash = strrchr(path, '/');
-  char *t = slash ? xprintf("%.*s/.%s.XXXXXX", (int)(slash - path), path,
-                            slash + 1)
-                  : xprintf(".%s.XXXXXX", path);
-  int fd = mkstemp(t);
-  if (fd < 0) {
-    fail(a, "cannot write '%s': %s", path, strerror(errno));
-    free(t);
-    return NULL;
-  }
-  close(fd);
-  return t;
-}
-
 static int make_tmpdir(aot *a)
 {
   const char *base = getenv("TMPDIR");
@@ -899,6 +883,24 @@ int dnc_aot_compile(dnc_mod *m, const dnc_aot_options *o, char **err)
     if (!rc)
       rc = choose_levels(&a);
   }
+  /* what the outputs' names are, before any work: never an input, a
+   * directory or the other output; a link's target, a device in place */
+  dnc_outpath out = {0}, hdr = {0};
+  const char **inputs = calloc((size_t)m->nsources + 1, sizeof *inputs);
+  for (int i = 0; i < m->nsources; i++)
+    inputs[i] = m->sources[i]->name;
+  char why[600];
+  if (!rc && dnc_outpath_resolve(o->output, inputs, m->nsources, &out, why,
+                                 sizeof why))
+    rc = fail(&a, "%s", why);
+  if (!rc && o->header &&
+      dnc_outpath_resolve(o->header, inputs, m->nsources, &hdr, why,
+                          sizeof why))
+    rc = fail(&a, "%s", why);
+  free(inputs);
+  if (!rc && o->header && !out.in_place && !strcmp(out.target, hdr.target))
+    rc = fail(&a, "the library and the header are the same file '%s'",
+              o->header);
   /* every kernel's size before any is made: LLVM's time grows with it */
   for (int i = 0; i < m->nfns && !rc && o->emit != DNC_EMIT_HEADER; i++) {
     char msg[256];
@@ -906,10 +908,10 @@ int dnc_aot_compile(dnc_mod *m, const dnc_aot_options *o, char **err)
       rc = fail(&a, "%s", msg);
   }
   /* the temporary outputs prove the directories writable before the work */
-  if (!rc && !(tmp_out = temp_beside(&a, o->output)))
-    rc = -1;
-  if (!rc && o->header && !(tmp_h = temp_beside(&a, o->header)))
-    rc = -1;
+  if (!rc && !(tmp_out = dnc_outpath_temp(&out)))
+    rc = fail(&a, "cannot write '%s': %s", o->output, strerror(errno));
+  if (!rc && o->header && !(tmp_h = dnc_outpath_temp(&hdr)))
+    rc = fail(&a, "cannot write '%s': %s", o->header, strerror(errno));
   if (!rc) {
     switch (o->emit) {
     case DNC_EMIT_SO:
@@ -934,12 +936,28 @@ int dnc_aot_compile(dnc_mod *m, const dnc_aot_options *o, char **err)
     rc = fail(&a, "cannot write '%s': %s", o->output, strerror(errno));
   if (!rc && tmp_h && chmod(tmp_h, 0666 & ~mask))
     rc = fail(&a, "cannot write '%s': %s", o->header, strerror(errno));
-  if (!rc && rename(tmp_out, o->output))
+  /* both outputs or neither: the old library is kept (a hard link) until
+   * the header is in place, and put back if it cannot be */
+  char *bak = NULL;
+  if (!rc && tmp_h && !out.in_place && access(out.target, F_OK) == 0 &&
+      (!(bak = dnc_outpath_temp(&out)) || unlink(bak) ||
+       link(out.target, bak)))
     rc = fail(&a, "cannot write '%s': %s", o->output, strerror(errno));
-  if (!rc && tmp_h && rename(tmp_h, o->header)) {
+  if (!rc && dnc_outpath_commit(&out, tmp_out))
+    rc = fail(&a, "cannot write '%s': %s", o->output, strerror(errno));
+  else if (!rc && tmp_h && dnc_outpath_commit(&hdr, tmp_h)) {
     rc = fail(&a, "cannot write '%s': %s", o->header, strerror(errno));
-    unlink(o->output); /* nothing half-written */
+    if (bak && !rename(bak, out.target))
+      free(bak), bak = NULL; /* the old library is back */
+    else if (!out.in_place)
+      unlink(out.target); /* there was none */
   }
+  if (bak) {
+    unlink(bak);
+    free(bak);
+  }
+  dnc_outpath_free(&out);
+  dnc_outpath_free(&hdr);
   if (rc) {
     if (tmp_out)
       unlink(tmp_out);

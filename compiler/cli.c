@@ -140,27 +140,27 @@ dnc_fn *dnc_cli_function(const dnc_cli *c, dnc_mod *m, const char *file,
   return NULL;
 }
 
+const char *const *dnc_cli_inputs;
+int dnc_cli_ninputs;
+
 int dnc_cli_write_file(const char *path, int (*write)(FILE *out, void *arg),
                        void *arg)
 {
-  const char *slash = strrchr(path, '/');
-  size_t dl = slash ? (size_t)(slash - path) : 0;
-  const char *base = slash ? slash + 1 : path;
-  size_t tl = dl + strlen(base) + 16;
-  char *tmp = malloc(tl);
-  if (!tmp)
-    dnc_die(__FILE__, __LINE__, "out of memory");
-  if (slash)
-    snprintf(tmp, tl, "%.*s/.%s.XXXXXX", (int)dl, path, base);
-  else
-    snprintf(tmp, tl, ".%s.XXXXXX", base);
-  int fd = mkstemp(tmp);
-  if (fd < 0) {
-    dnc_cli_error("cannot write '%s': %s", path, strerror(errno));
-    free(tmp);
+  /* a link's target, a device in place, never a directory (outfile.c) */
+  dnc_outpath op;
+  char why[600];
+  if (dnc_outpath_resolve(path, dnc_cli_inputs, dnc_cli_ninputs, &op, why,
+                          sizeof why)) {
+    dnc_cli_error("%s", why);
     return -1;
   }
-  FILE *out = fdopen(fd, "w");
+  char *tmp = dnc_outpath_temp(&op);
+  if (!tmp) {
+    dnc_cli_error("cannot write '%s': %s", path, strerror(errno));
+    dnc_outpath_free(&op);
+    return -1;
+  }
+  FILE *out = fopen(tmp, "w");
   int rc = out ? write(out, arg) : -1;
   int err = errno;
   if (out) {
@@ -168,21 +168,20 @@ int dnc_cli_write_file(const char *path, int (*write)(FILE *out, void *arg),
       rc = -1, err = errno;
     if (fclose(out) && !rc)
       rc = -1, err = errno;
-  } else {
-    close(fd);
   }
   /* the mode a new file gets (mkstemp made it 0600) */
   mode_t mask = umask(0);
   umask(mask);
   if (!rc && chmod(tmp, 0666 & ~mask))
     rc = -1, err = errno;
-  if (!rc && rename(tmp, path))
+  if (!rc && dnc_outpath_commit(&op, tmp))
     rc = -1, err = errno;
   if (rc) {
     dnc_cli_error("cannot write '%s': %s", path, strerror(err ? err : EIO));
     unlink(tmp);
   }
   free(tmp);
+  dnc_outpath_free(&op);
   return rc ? -1 : 0;
 }
 

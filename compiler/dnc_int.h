@@ -513,4 +513,22 @@ const char *dnc_llvm_version(void);
 const char *dnc_host_cpu(void);
 const char *dnc_host_features(void);
 
+/* ------------------------------------------------------------ outfile.c */
+
+/* Where an output named path goes (see outfile.c): target is the file to
+ * rename over (a symlink's target), or, with in_place, a device or FIFO
+ * to write into. -1 with err set for a directory, another non-regular
+ * file, a dangling link, or one of the inputs (ninputs file names). */
+typedef struct dnc_outpath {
+  char *target;
+  int in_place;
+} dnc_outpath;
+int dnc_outpath_resolve(const char *path, const char *const *inputs,
+                        int ninputs, dnc_outpath *o, char *err, size_t n);
+/* A new empty temporary file for it (malloc'd name; NULL, errno set) */
+char *dnc_outpath_temp(const dnc_outpath *o);
+/* The complete temporary into place; -1 with errno set. */
+int dnc_outpath_commit(const dnc_outpath *o, const char *tmp);
+void dnc_outpath_free(dnc_outpath *o);
+
 #endif

@@ -501,6 +501,9 @@ int dnc_cmd_plot(const dnc_cli *c, int argc, char **argv)
                                a.set_name[s]);
       goto out;
     }
+  const char *inputs[1] = {a.file};
+  dnc_cli_inputs = inputs;
+  dnc_cli_ninputs = 1;
   rc = dnc_cli_write_file(a.out, write_svg, &p) ? DNC_EXIT_INPUT : 0;
 out:
   for (int s = 0; s < a.nset; s++)

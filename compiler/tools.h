@@ -46,7 +46,12 @@ dnc_fn *dnc_cli_function(const dnc_cli *c, dnc_mod *m, const char *file,
 int dnc_cli_show(const dnc_cli *c, const dnc_diags *d);
 /* Writes path through write(out, arg) into a temporary file beside it,
  * renamed over path only when everything was written: a reader never sees
- * half a file. Returns 0, or reports and returns -1. */
+ * half a file. A symlink's target is replaced (the link stays), a device
+ * or FIFO written in place; a directory, or one of the dnc_cli_inputs
+ * (which a command sets to its input files), is refused (outfile.c).
+ * Returns 0, or reports and returns -1. */
+extern const char *const *dnc_cli_inputs;
+extern int dnc_cli_ninputs;
 int dnc_cli_write_file(const char *path, int (*write)(FILE *out, void *arg),
                        void *arg);
 /* "name=value" into *name (malloc'd) and *v; 0 when malformed. */

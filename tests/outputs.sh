@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# outputs.sh - what the commands' outputs replace (issue 20, items 4 and 5):
+# all outputs of one `dnc compile` appear together or not at all, and a
+# failure leaves the old ones; an output that is the input is refused; a
+# symlink's target is replaced, the link kept; a device or FIFO is written
+# in place; a directory or a dangling link is refused (compiler/outfile.c).
+set -u
+. "$(dirname "$0")/tap.bash"
+DNC="$B/dnc"
+cd "$tmp" || exit 1
+echo 'fn dyt(x; alpha = 0.5) = tanh(alpha * x)' >dyt.dn
+"$DNC" compile --emit=header dyt.dn -o k.h
+t "a header written" grep -q 'dnc_dyt_f32_fwd' k.h
+echo 'fn other(x) = x' >other.dn
+"$DNC" compile dyt.dn -o k.so
+cp k.so k.so.orig
+mkdir hdir
+err "-H naming a directory: refused before the work" 1 "cannot write 'hdir': it is a directory" \
+  "$DNC" compile other.dn -o k.so -H hdir
+t "... and the old library is still there, unchanged" cmp -s k.so k.so.orig
+t "... and no temporaries left beside it" sh -c '! ls -A | grep -q "^\.k"'
+cp dyt.dn in.dn
+err "-o naming the input: refused" 1 "the output 'in.dn' is the input 'in.dn': refusing to overwrite it" \
+  "$DNC" compile in.dn -o in.dn
+t "... and the source is untouched" cmp -s in.dn dyt.dn
+err "-H naming the input: refused" 1 "the output 'in.dn' is the input 'in.dn'" \
+  "$DNC" compile in.dn -o x.so -H in.dn
+t "... and no library written either" test ! -e x.so
+err "-o and -H the same file: a usage error" 2 "-o and -H name the same file" \
+  "$DNC" compile dyt.dn -o same -H same
+ln -s k.h hlink.h
+"$DNC" compile --emit=header other.dn -o hlink.h
+t "-o a symlink: the link stays a link" test -L hlink.h
+t "... and its target holds the new output" grep -q 'dnc_other_f32_fwd' k.h
+ln -s nowhere dangling.h
+err "-o a dangling symlink: refused" 1 "cannot write 'dangling.h': it is a symbolic link to nothing" \
+  "$DNC" compile --emit=header dyt.dn -o dangling.h
+t "... and it is left as it was" test -L dangling.h
+"$DNC" compile --emit=header dyt.dn -o /dev/null
+t "-o /dev/null: written in place, still a character device" test -c /dev/null
+mkfifo fifo
+cat fifo >from_fifo &
+"$DNC" compile --emit=header dyt.dn -o fifo
+wait
+t "-o a FIFO: written into it, whole" grep -q '^#endif' from_fifo
+t "... and still a FIFO" test -p fifo
+err "plot -o naming its input: refused" 1 "the output 'dyt.dn' is the input 'dyt.dn'" \
+  "$DNC" plot dyt.dn -o dyt.dn
+t "... and the source is untouched" grep -q '^fn dyt' dyt.dn
+tap_done
