@@ -73,8 +73,11 @@ static dnc_status check_tensor(const dnc_tensor *t, int64_t *ld)
   if (t->rows && t->cols) {
     if (!t->data)
       return DNC_ERR_ARGUMENT;
-    /* the last element's offset must fit */
-    if (t->rows - 1 > (INT64_MAX / 8 - t->cols) / (*ld ? *ld : 1))
+    /* the last element's byte offset must fit, and so must cols values of
+     * any type (the per-channel arrays): cols first, or INT64_MAX / 8 -
+     * cols is negative and the division truncates it to 0 */
+    if (t->cols > INT64_MAX / 8 ||
+        t->rows - 1 > (INT64_MAX / 8 - t->cols) / *ld)
       return DNC_ERR_ARGUMENT;
   }
   return DNC_OK;
@@ -370,6 +373,8 @@ dnc_status dnc_layer_forward(const dnc_function *f, const dnc_tensor *x,
   if ((st = check_tensor(x, &c.ldx)) || (st = check_tensor(y, &c.ldy)) ||
       (st = check_pair(x, y)) || (st = prepare(f, x, &c.k)))
     return st;
+  if (!x->rows || !x->cols)
+    return DNC_OK; /* nothing to do: nothing sized by cols is made */
   double p[DNC_MAX_PARAMS + 1];
   param_values(f, L ? L->params : NULL, p);
   call_init(&c, f, x, p);
@@ -407,6 +412,8 @@ dnc_status dnc_layer_backward(const dnc_function *f, const dnc_tensor *x,
       (st = check_tensor(dx, &c.lddx)) || (st = check_pair(x, dy)) ||
       (st = check_pair(x, dx)) || (st = prepare(f, x, &c.k)))
     return st;
+  if (!x->rows || !x->cols)
+    return DNC_OK; /* nothing to do, and every sum is 0 */
   double p[DNC_MAX_PARAMS + 1];
   param_values(f, L ? L->params : NULL, p);
   call_init(&c, f, x, p);

@@ -582,6 +582,43 @@ static void test_bf16_store(void)
   free(y);
 }
 
+/* issue 20: sizes whose byte counts overflow are refused before anything
+ * is allocated or written (cols = 2^62 once passed the check, and the
+ * layer forward wrote past malloc(cols * 4 + 4), which had wrapped); an
+ * empty tensor of any width has nothing to do. */
+static void test_huge_sizes(dnc_module *mod)
+{
+  const dnc_function *f = dnc_module_find(mod, "dyt");
+  const dnc_function *pc = dnc_module_find(mod, "derf_pc");
+  float a[2] = {0.5f, 0.5f}, b[2] = {7, 7}, g[2] = {2, 2};
+  int64_t huge[] = {(int64_t)1 << 62, INT64_MAX, INT64_MAX / 8 + 1,
+                    ((int64_t)1 << 61) + 1};
+  for (size_t i = 0; i < sizeof huge / sizeof *huge; i++) {
+    dnc_tensor x = {a, DNC_F32, 1, huge[i], 0}, y = {b, DNC_F32, 1, huge[i], 0};
+    dnc_layer L = {NULL, NULL, g, NULL};
+    is_int(dnc_layer_forward(f, &x, &y, &L), DNC_ERR_ARGUMENT,
+           "layer forward, 1 x %lld, gamma, no beta: refused",
+           (long long)huge[i]);
+    is_int(dnc_layer_forward(pc, &x, &y, NULL), DNC_ERR_ARGUMENT,
+           "... and with a per-channel default to fill in");
+    is_int(dnc_forward(f, &x, &y, NULL), DNC_ERR_ARGUMENT, "... forward too");
+    dnc_tensor dx = y;
+    is_int(dnc_layer_backward(f, &x, &x, &dx, &L, NULL), DNC_ERR_ARGUMENT,
+           "... layer backward too");
+    ok(b[0] == 7 && b[1] == 7, "nothing written");
+    dnc_tensor x0 = {a, DNC_F32, 0, huge[i], 0}, y0 = {b, DNC_F32, 0, huge[i], 0};
+    is_int(dnc_layer_forward(pc, &x0, &y0, &L), DNC_OK,
+           "0 x %lld: nothing to do, done", (long long)huge[i]);
+    float dg[2] = {0, 0};
+    dnc_layer_grad G = {NULL, NULL, dg, NULL};
+    is_int(dnc_layer_backward(pc, &x0, &x0, &y0, &L, &G), DNC_OK,
+           "... layer backward likewise");
+  }
+  dnc_tensor x = {a, DNC_F32, (int64_t)1 << 40, (int64_t)1 << 40, 0};
+  is_int(dnc_forward(f, &x, &x, NULL), DNC_ERR_ARGUMENT,
+         "2^40 x 2^40: rows * cols * 8 overflows, refused");
+}
+
 int main(void)
 {
   dnc_context *ctx = new_ctx(0);
@@ -594,6 +631,7 @@ int main(void)
   test_layer(mod);
   test_long_sum(mod);
   test_bad_arguments(mod);
+  test_huge_sizes(mod);
   dnc_module_free(mod);
   test_threads();
   test_targets();
