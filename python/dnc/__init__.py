@@ -428,7 +428,8 @@ class Function:
         float64 or float16; integers are taken as float64). Parameters
         default to the source's; a per-channel one may be given as one
         value per channel of x's last dimension. out: an array of x's
-        shape and dtype to write into (may be x)."""
+        shape and dtype to write into (may be x); a read-only one is
+        refused with ValueError."""
         x = self._input(x)
         dt, ct = _NP_DTYPES[x.dtype]
         vals, chan = self._values(params)
@@ -438,6 +439,11 @@ class Function:
                 out.dtype != x.dtype:
             raise ValueError("%s: out must be an array of shape %s and dtype"
                              " %s" % (self.name, x.shape, x.dtype))
+        elif not out.flags.writeable:
+            # np.frombuffer(bytes) or writeable=False: the kernel would
+            # write into memory the caller said must not change
+            raise ValueError("%s: out is read-only (writeable=False)"
+                             % self.name)
         if x.size == 0:
             return out
         xv, ldx = _rows_view(x)
