@@ -8,7 +8,8 @@
 #   make check-math every f32 input through dnc's vector math (docs/accuracy.md)
 #   make bench      kernel speed against a memory copy, search speed
 #                   (bench/README.md)
-#   make fuzz       libFuzzer over the front end (clang-19; FUZZ_SECONDS=600)
+#   make fuzz       libFuzzer over the front end (clang-19; FUZZ_SECONDS=600);
+#                   tests/fuzz.sh replays its corpus and runs it 20 s in make test
 #   make install PREFIX=/usr/local DESTDIR=
 #
 # LLVM 19 is found through llvm-config-19 (override: make LLVM_CONFIG=...).
@@ -72,7 +73,7 @@ VENV_PYTHON = $(VENV)/bin/python
 # (test_jit, the SymPy check) then overlap.
 PROVE_FLAGS ?= -j2
 
-.PHONY: all deps demo test run-tests tests bench bundle install uninstall fuzz clean tsan examples check-math
+.PHONY: all deps demo test run-tests tests bench bundle install uninstall fuzz fuzz-build clean tsan examples check-math
 .DELETE_ON_ERROR:
 
 all: $(BUILD)/dnc $(BUILD)/libdnc.a $(BUILD)/libdnc.so
@@ -133,7 +134,14 @@ $(BUILD)/tests/gen_corpus: tests/gen_corpus.c tests/corpus.h
 	$(CC) $(BASEFLAGS) $(CFLAGS) $(WARN) -Itests -o $@ $<
 
 tests: all $(TEST_BIN) $(BUILD)/tests/gen_corpus $(BUILD)/examples/embed \
-       $(BUILD)/examples/aot
+       $(BUILD)/examples/aot $(BUILD)/tests/fuzz_replay
+
+# The libFuzzer target built with $(CC) and a main() that replays files
+# (tests/fuzz/replay.c): tests/fuzz.sh runs the committed corpus through it.
+$(BUILD)/tests/fuzz_replay: tests/fuzz/fuzz_frontend.c tests/fuzz/replay.c $(BUILD)/libdnc.a
+	@mkdir -p $(BUILD)/tests
+	$(CC) $(BASEFLAGS) $(CFLAGS) $(WARN) $(INCLUDES) -o $@ tests/fuzz/fuzz_frontend.c \
+	  tests/fuzz/replay.c $(BUILD)/libdnc.a $(LLVM_LIBS) $(LIBS)
 
 # examples/embed.c: libdnc in a C program (docs/c-api.md), built as a user's
 # program is, with dnc.h alone, against the static library; run by
@@ -255,16 +263,25 @@ FUZZ_BUILD = build/fuzz
 FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
               -fno-sanitize-recover=all -Icompiler -Iruntime -I$(FUZZ_BUILD)/gen
 fuzz:
-	@DNC_DEPS_FUZZ=1 DNC_DEPS_VENV=0 sh tools/deps.sh
+	@DNC_DEPS_VENV=0 sh tools/deps.sh
+	@$(MAKE) --no-print-directory fuzz-build
+	cp examples/*.dn tests/diag/*.dn tests/fuzz/seeds/*.dn tests/fuzz/regressions/*.dn \
+	  $(FUZZ_BUILD)/corpus/
+	$(FUZZ_BUILD)/fuzz_frontend -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
+	  -timeout=10 -dict=tests/fuzz/dnc.dict $(FUZZ_BUILD)/corpus
+
+# The libFuzzer target alone (tests/fuzz.sh runs it briefly when clang-19
+# and libFuzzer are installed).
+fuzz-build: $(FUZZ_BUILD)/fuzz_frontend
+
+$(FUZZ_BUILD)/fuzz_frontend: tests/fuzz/fuzz_frontend.c $(wildcard compiler/*.c compiler/*.h) \
+                             runtime/pool.c grammar/parser.y grammar/lexer.l
 	@mkdir -p $(FUZZ_BUILD)/gen $(FUZZ_BUILD)/corpus
 	bison --header=$(FUZZ_BUILD)/gen/parser.h -o $(FUZZ_BUILD)/gen/parser.c grammar/parser.y
 	flex --header-file=$(FUZZ_BUILD)/gen/lexer.h -o $(FUZZ_BUILD)/gen/lexer.c grammar/lexer.l
 	clang-19 $(FUZZ_CFLAGS) -o $(FUZZ_BUILD)/fuzz_frontend tests/fuzz/fuzz_frontend.c \
-	  $(filter-out compiler/main.c $(LLVM_SRC),$(wildcard compiler/*.c)) \
-	  $(FUZZ_BUILD)/gen/parser.c $(FUZZ_BUILD)/gen/lexer.c -lm
-	cp examples/*.dn tests/diag/*.dn tests/fuzz/seeds/*.dn $(FUZZ_BUILD)/corpus/
-	$(FUZZ_BUILD)/fuzz_frontend -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
-	  -timeout=10 -dict=tests/fuzz/dnc.dict $(FUZZ_BUILD)/corpus
+	  $(filter-out compiler/main.c $(LLVM_SRC),$(wildcard compiler/*.c)) runtime/pool.c \
+	  $(FUZZ_BUILD)/gen/parser.c $(FUZZ_BUILD)/gen/lexer.c -lm -lpthread
 
 clean:
 	rm -rf build

@@ -5,12 +5,10 @@
 #  2. the virtualenv .venv over Debian's /usr/bin/python3 with the PyPI
 #     packages of tools/requirements-venv.txt (PyTorch 2 and the rest),
 #     remade only when that file changes (its digest is kept in the venv).
-# DNC_DEPS_FUZZ=1 adds what `make fuzz` needs; DNC_DEPS_VENV=0 skips step 2.
+# clang-19 and libclang-rt-19-dev (libFuzzer) are for `make fuzz` and the
+# short fuzz run of tests/fuzz.sh in `make test`. DNC_DEPS_VENV=0 skips step 2.
 set -e
-pkgs="gcc make pkg-config llvm-19-dev flex bison perl python3 python3-numpy python3-sympy python3-mpmath python3-torch python3-pytest python3-venv libsleef-dev"
-if [ -n "$DNC_DEPS_FUZZ" ]; then
-  pkgs="$pkgs clang-19 libclang-rt-19-dev"
-fi
+pkgs="gcc make pkg-config llvm-19-dev flex bison perl python3 python3-numpy python3-sympy python3-mpmath python3-torch python3-pytest python3-venv libsleef-dev clang-19 libclang-rt-19-dev"
 missing=""
 for p in $pkgs; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

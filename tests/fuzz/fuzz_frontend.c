@@ -10,7 +10,9 @@
  *      parameters (names, defaults bit for bit, per-channel marks) and a body
  *      structurally equal to the original's (dnc_node_equal);
  *   4. each function is evaluated by the reference interpreter at a few
- *      inputs with its default parameters.
+ *      inputs with its default parameters;
+ *   5. its first derivatives are made within their node budget (issue 20)
+ *      and df/dx evaluated.
  * A failed round trip abort()s with the printed text on stderr, so that
  * libFuzzer saves the input. Crashes, hangs, leaks and UB are caught by
  * libFuzzer and the sanitizers.
@@ -182,6 +184,24 @@ static void evaluate(const dnc_fn *f)
   free(p);
 }
 
+/* The first derivatives, within their budget (NULL past it), and the
+ * kernel-size check codegen makes: bounded work whatever the source. */
+static void differentiate(dnc_mod *m, const dnc_fn *f)
+{
+  char why[256];
+  dnc_kernel_check(m, f, why, sizeof why);
+  dnc_node *d = dnc_simplify(&m->dag, dnc_diff(&m->dag, f->body, DNC_WRT_X));
+  if (d && d->depth <= DNC_MAX_DAG_DEPTH) {
+    dnc_prog *p = dnc_prog_build(&m->dag, m->arena, d);
+    double *pv = calloc((size_t)f->nparams + 1, sizeof *pv);
+    if (!pv)
+      abort();
+    volatile double sink = (double)dnc_prog_eval(p, 0.5, pv);
+    (void)sink;
+    free(pv);
+  }
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
   (void)argc;
@@ -206,6 +226,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (int i = 0; i < m->nfns; i++) {
       round_trip(m->fns[i]);
       evaluate(m->fns[i]);
+      differentiate(m, m->fns[i]);
     }
   }
   dnc_mod_free(m);
