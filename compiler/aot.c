@@ -918,6 +918,8 @@ int dnc_aot_compile(dnc_mod *m, const dnc_aot_options *o, char **err)
       rc = make_tmpdir(&a);
       if (!rc)
         rc = link_library(&a, tmp_out);
+      if (!rc && dnc_aot_seal(tmp_out, why, sizeof why))
+        rc = fail(&a, "%s: %s", o->output, why);
       break;
     case DNC_EMIT_HEADER:
       rc = write_header(&a, tmp_out);

@@ -531,4 +531,14 @@ char *dnc_outpath_temp(const dnc_outpath *o);
 int dnc_outpath_commit(const dnc_outpath *o, const char *tmp);
 void dnc_outpath_free(dnc_outpath *o);
 
+/* ------------------------------------------------------------ aotseal.c */
+
+/* Appends the seal (ABI and digest of the whole file) to a library just
+ * linked; 0, or -1 with err set. */
+int dnc_aot_seal(const char *path, char *err, size_t nerr);
+/* What can be checked of a library before dlopen runs its code: a regular
+ * ELF shared object of this machine, whole, with an intact seal of this
+ * ABI. 0, or -1 with the reason in err. */
+int dnc_aot_check_file(const char *path, char *err, size_t nerr);
+
 #endif

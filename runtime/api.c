@@ -324,6 +324,12 @@ dnc_status dnc_module_load(dnc_context *ctx, const char *path,
   if (!full)
     return DNC_ERR_MEMORY;
   sprintf(full, "%s%s", strchr(path, '/') ? "" : "./", path);
+  /* before dlopen runs any of its code: whole, sealed, this ABI */
+  char bad[256];
+  if (dnc_aot_check_file(full, bad, sizeof bad)) {
+    free(full);
+    return load_error(path, bad);
+  }
   void *dl = dlopen(full, RTLD_NOW | RTLD_LOCAL);
   free(full);
   if (!dl) {

@@ -424,6 +424,74 @@ static void test_errors(const char *lib, const char *dir)
   dnc_context_free(c);
 }
 
+/* issue 20: what can be checked before dlopen runs a library's code is
+ * checked: a truncated copy (SIGBUS inside dlopen before), a flipped byte
+ * (SIGSEGV, SIGILL or wrong results), an edited embedded source (which
+ * disagreed with its own derivatives), a library without the seal (an
+ * older dnc's) are each refused with DNC_ERR_LOAD and a reason. */
+static unsigned char *slurp(const char *path, size_t *n)
+{
+  FILE *f = fopen(path, "rb");
+  if (!f)
+    return NULL;
+  fseek(f, 0, SEEK_END);
+  long len = ftell(f);
+  rewind(f);
+  unsigned char *b = malloc((size_t)len + 1);
+  *n = b ? fread(b, 1, (size_t)len, f) : 0;
+  fclose(f);
+  return b;
+}
+
+static void damaged(const char *dir, const char *name, const unsigned char *b,
+                    size_t n, const char *want)
+{
+  char path[512];
+  snprintf(path, sizeof path, "%s/%s.so", dir, name);
+  FILE *f = fopen(path, "wb");
+  fwrite(b, 1, n, f);
+  fclose(f);
+  dnc_context *c = dnc_context_new();
+  dnc_module *m = NULL;
+  is_int(dnc_module_load(c, path, &m), DNC_ERR_LOAD, "%s: DNC_ERR_LOAD", name);
+  ok(m == NULL && strstr(dnc_last_error(), want) != NULL, "... saying: %s",
+     dnc_last_error());
+  dnc_context_free(c);
+  unlink(path);
+}
+
+static void test_damaged(const char *lib, const char *dir)
+{
+  size_t n = 0;
+  unsigned char *b = slurp(lib, &n);
+  if (!ok(b && n > 4096, "the library read back"))
+    return;
+  damaged(dir, "half", b, n / 2, "truncated?");
+  damaged(dir, "noseal", b, n - 27, "it has no dnc seal");
+  unsigned char *c = malloc(n);
+  memcpy(c, b, n);
+  c[n / 3] ^= 0x10;
+  damaged(dir, "flipped", c, n, "its digest differs");
+  memcpy(c, b, n);
+  unsigned char *src = memmem(c, n, "tanh(alpha * x)", 15);
+  ok(src != NULL, "the embedded source found");
+  if (src)
+    memcpy(src, "sinh", 4);
+  damaged(dir, "edited", c, n, "its digest differs");
+  memcpy(c, b, n);
+  memcpy(c + n - 20, "99", 2); /* the seal's ABI field */
+  damaged(dir, "abi", c, n, "written for library ABI 99");
+  c[0] = 0;
+  damaged(dir, "notelf", c, n, "not an ELF shared library");
+  free(c);
+  free(b);
+  dnc_context *ctx = dnc_context_new();
+  dnc_module *m = NULL;
+  is_int(dnc_module_load(ctx, lib, &m), DNC_OK, "the intact library loads");
+  dnc_module_free(m);
+  dnc_context_free(ctx);
+}
+
 int main(void)
 {
   const char *build = getenv("DNC_BUILD");
@@ -447,6 +515,7 @@ int main(void)
   test_api(lib);
   test_dlopen(lib);
   test_errors(lib, dir);
+  test_damaged(lib, dir);
   unlink(lib);
   rmdir(dir);
   return done_testing();
