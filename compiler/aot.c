@@ -133,14 +133,24 @@ static int x86_level_index(const char *cpu)
 static int make_tmpdir(aot *a)
 {
   const char *base = getenv("TMPDIR");
-  char *d = xprintf("%s/dnc-compile.XXXXXX", base && *base ? base : "/tmp");
+  base = base && *base ? base : "/tmp";
+  /* named with the pid: a later dnc removes it if this one is killed */
+  dnc_temps_sweep(base, "dnc-compile.");
+  char *d = xprintf("%s/dnc-compile.%ld.XXXXXX", base, (long)getpid());
   if (!mkdtemp(d)) {
-    fail(a, "cannot make a temporary directory in %s: %s",
-         base && *base ? base : "/tmp", strerror(errno));
+    fail(a, "cannot make a temporary directory in %s: %s", base,
+         strerror(errno));
     free(d);
     return -1;
   }
   a->tmpdir = d;
+  dnc_temp_add(d);
+  for (int l = -1; l < MAX_LEVELS; l++) {
+    char *p = l < 0 ? xprintf("%s/dispatch.c", d)
+                    : xprintf("%s/level%d.o", d, l);
+    dnc_temp_add(p);
+    free(p);
+  }
   return 0;
 }
 

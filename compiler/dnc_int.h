@@ -530,6 +530,16 @@ char *dnc_outpath_temp(const dnc_outpath *o);
 /* The complete temporary into place; -1 with errno set. */
 int dnc_outpath_commit(const dnc_outpath *o, const char *tmp);
 void dnc_outpath_free(dnc_outpath *o);
+/* Temporaries (named PREFIX<pid>.XXXXXX) a command removes when a signal
+ * ends it: with tracking on (the command's choice; a library leaves it
+ * off), dnc_outpath_temp and the AOT's temporary directory register theirs,
+ * dnc_temps_remove_now (async-signal-safe) removes them, and a new
+ * temporary's directory is first swept of those of dead processes. */
+void dnc_temps_track(int on);
+void dnc_temp_add(const char *path);
+void dnc_temp_forget(const char *path);
+void dnc_temps_remove_now(void);
+void dnc_temps_sweep(const char *dir, const char *prefix);
 
 /* ------------------------------------------------------------ aotseal.c */
 

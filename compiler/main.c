@@ -12,6 +12,7 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -765,6 +766,15 @@ static int cmd_diff(int argc, char **argv)
   return rc;
 }
 
+/* SIGINT, SIGTERM, SIGHUP during dnc compile: its temporaries removed,
+ * then the signal's own death (status 128 + signal) */
+static void compile_on_signal(int sig)
+{
+  dnc_temps_remove_now();
+  signal(sig, SIG_DFL);
+  raise(sig);
+}
+
 static int cmd_compile(int argc, char **argv)
 {
   dnc_aot_options o = {DNC_EMIT_SO, NULL, NULL, NULL, NULL, 2, NULL};
@@ -841,6 +851,13 @@ static int cmd_compile(int argc, char **argv)
     return EXIT_INPUT;
   char *err = NULL;
   rc = 0;
+  dnc_temps_track(1);
+  struct sigaction sa = {0};
+  sa.sa_handler = compile_on_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGHUP, &sa, NULL);
   if (dnc_aot_compile(m, &o, &err)) {
     fprintf(stderr, "%s: error: %s\n", prog, err);
     rc = EXIT_INPUT;

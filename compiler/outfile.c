@@ -12,8 +12,10 @@
  *   - a file that is one of the inputs (the same device and inode): refused,
  *     so `dnc compile in.dn -o in.dn` cannot overwrite its source.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,27 +66,118 @@ int dnc_outpath_resolve(const char *path, const char *const *inputs,
   return 0;
 }
 
+/* ---- temporaries: named with the pid, removed on a signal (when the
+ * command asks) and, after SIGKILL, by the next run */
+
+enum { NTEMPS = 64 };
+static char *volatile temps[NTEMPS]; /* files, then directories */
+static volatile sig_atomic_t tracking;
+
+void dnc_temps_track(int on)
+{
+  tracking = on;
+}
+
+void dnc_temp_add(const char *path)
+{
+  if (!tracking)
+    return;
+  for (int i = 0; i < NTEMPS; i++)
+    if (!temps[i]) {
+      char *p = strdup(path);
+      if (!p)
+        dnc_die(__FILE__, __LINE__, "out of memory");
+      temps[i] = p;
+      return;
+    }
+}
+
+void dnc_temp_forget(const char *path)
+{
+  for (int i = 0; i < NTEMPS; i++)
+    if (temps[i] && !strcmp(temps[i], path)) {
+      char *p = temps[i];
+      temps[i] = NULL;
+      free(p);
+    }
+}
+
+/* async-signal-safe: unlink and rmdir only */
+void dnc_temps_remove_now(void)
+{
+  for (int i = 0; i < NTEMPS; i++)
+    if (temps[i])
+      unlink(temps[i]);
+  for (int i = NTEMPS; i-- > 0;)
+    if (temps[i])
+      rmdir(temps[i]);
+}
+
+/* Entries of dir named prefix<pid>.XXXXXX whose process is gone: left by
+ * a dnc killed with SIGKILL; removed (a directory with its files). */
+void dnc_temps_sweep(const char *dir, const char *prefix)
+{
+  DIR *d = opendir(dir);
+  if (!d)
+    return;
+  size_t pl = strlen(prefix);
+  for (struct dirent *e; (e = readdir(d));) {
+    if (strncmp(e->d_name, prefix, pl))
+      continue;
+    char *end;
+    long pid = strtol(e->d_name + pl, &end, 10);
+    if (end == e->d_name + pl || *end != '.' || strlen(end) != 7 ||
+        pid <= 0 || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+      continue;
+    char *p;
+    if (asprintf(&p, "%s/%s", dir, e->d_name) < 0)
+      continue;
+    if (unlink(p) && errno == EISDIR) {
+      DIR *sub = opendir(p);
+      for (struct dirent *f; sub && (f = readdir(sub));) {
+        char *q;
+        if (f->d_name[0] != '.' && asprintf(&q, "%s/%s", p, f->d_name) >= 0) {
+          unlink(q);
+          free(q);
+        }
+      }
+      if (sub)
+        closedir(sub);
+      rmdir(p);
+    }
+    free(p);
+  }
+  closedir(d);
+}
+
 char *dnc_outpath_temp(const dnc_outpath *o)
 {
-  char *t = NULL;
+  char *t = NULL, *dir = NULL, *prefix = NULL;
   int r;
+  long pid = (long)getpid();
   if (o->in_place) {
     const char *base = getenv("TMPDIR");
-    r = asprintf(&t, "%s/dnc-out.XXXXXX", base && *base ? base : "/tmp");
+    r = asprintf(&dir, "%s", base && *base ? base : "/tmp");
+    r |= asprintf(&prefix, "dnc-out.");
   } else {
     const char *slash = strrchr(o->target, '/');
-    r = slash ? asprintf(&t, "%.*s/.%s.XXXXXX", (int)(slash - o->target),
-                         o->target, slash + 1)
-              : asprintf(&t, ".%s.XXXXXX", o->target);
+    r = slash ? asprintf(&dir, "%.*s", (int)(slash - o->target), o->target)
+              : asprintf(&dir, ".");
+    r |= asprintf(&prefix, ".%s.", slash ? slash + 1 : o->target);
   }
-  if (r < 0)
+  if (r < 0 || asprintf(&t, "%s/%s%ld.XXXXXX", dir, prefix, pid) < 0)
     dnc_die(__FILE__, __LINE__, "out of memory");
+  if (tracking)
+    dnc_temps_sweep(dir, prefix);
+  free(dir);
+  free(prefix);
   int fd = mkstemp(t);
   if (fd < 0) {
     free(t);
     return NULL;
   }
   close(fd);
+  dnc_temp_add(t);
   return t;
 }
 
@@ -114,8 +207,12 @@ static int copy_in_place(const char *tmp, const char *target)
 
 int dnc_outpath_commit(const dnc_outpath *o, const char *tmp)
 {
-  if (!o->in_place)
-    return rename(tmp, o->target);
+  if (!o->in_place) {
+    int rc = rename(tmp, o->target);
+    if (!rc)
+      dnc_temp_forget(tmp);
+    return rc;
+  }
   int rc = copy_in_place(tmp, o->target);
   int e = errno;
   unlink(tmp);

@@ -6,7 +6,7 @@
 # in place; a directory or a dangling link is refused (compiler/outfile.c).
 set -u
 . "$(dirname "$0")/tap.bash"
-DNC="$B/dnc"
+DNC="$(cd "$B" && pwd)/dnc" # absolute: the test runs in $tmp
 cd "$tmp" || exit 1
 echo 'fn dyt(x; alpha = 0.5) = tanh(alpha * x)' >dyt.dn
 "$DNC" compile --emit=header dyt.dn -o k.h
@@ -39,7 +39,7 @@ t "... and it is left as it was" test -L dangling.h
 "$DNC" compile --emit=header dyt.dn -o /dev/null
 t "-o /dev/null: written in place, still a character device" test -c /dev/null
 mkfifo fifo
-cat fifo >from_fifo &
+timeout 120 cat fifo >from_fifo &
 "$DNC" compile --emit=header dyt.dn -o fifo
 wait
 t "-o a FIFO: written into it, whole" grep -q '^#endif' from_fifo
@@ -47,4 +47,29 @@ t "... and still a FIFO" test -p fifo
 err "plot -o naming its input: refused" 1 "the output 'dyt.dn' is the input 'dyt.dn'" \
   "$DNC" plot dyt.dn -o dyt.dn
 t "... and the source is untouched" grep -q '^fn dyt' dyt.dn
+# issue 20, item 10: a signal during dnc compile removes its temporaries;
+# after SIGKILL the next run removes those of the dead process (and only
+# those: a live process's stay)
+mkdir -p sigtmp
+for sig in INT TERM; do
+  TMPDIR=$PWD/sigtmp "$DNC" compile dyt.dn -o sig.so -H sig.h &
+  pid=$!
+  sleep 1
+  kill -$sig $pid
+  wait $pid
+  rc=$?
+  want=$((128 + $(kill -l $sig)))
+  t "SIG$sig during compile: the signal's status $want ($rc), or done first" \
+    test "$rc" = "$want" -o "$rc" = 0
+  t "... and no temporaries left, beside the outputs or in TMPDIR" \
+    sh -c '! ls -A . sigtmp | grep -q "^\.sig\.\|dnc-compile"'
+done
+dead=$(sh -c 'echo $$')
+touch ".k.so.$dead.AbCdEf" ".k.so.$$.LiVeOn"
+mkdir "sigtmp/dnc-compile.$dead.XyZzY1"
+touch "sigtmp/dnc-compile.$dead.XyZzY1/level0.o"
+TMPDIR=$PWD/sigtmp "$DNC" compile dyt.dn -o k.so
+t "after SIGKILL: the next run removes the dead process's temporaries" \
+  sh -c "! test -e .k.so.$dead.AbCdEf && ! test -e sigtmp/dnc-compile.$dead.XyZzY1"
+t "... and keeps a live process's" test -e ".k.so.$$.LiVeOn"
 tap_done
