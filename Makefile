@@ -169,9 +169,11 @@ test: deps
 	@$(MAKE) --no-print-directory run-tests
 
 # The scripts find the build through DNC_BUILD; sanitizer options make any
-# report fatal.
+# report fatal. The kernel cache is off, and its default directory is in
+# the build, never the user's (tests/test_kcache.c turns it on in its own).
 run-tests:
 	DNC_BUILD=$(BUILD) DNC_PYTHON=$(PYTHON) DNC_VENV_PYTHON=$(VENV_PYTHON) \
+	DNC_CACHE=0 XDG_CACHE_HOME=$(abspath $(BUILD))/tests/xdg-cache DNC_CACHE_DIR= \
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1 \
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	prove $(PROVE_FLAGS) $(TEST_BIN) $(TEST_SCRIPTS)
