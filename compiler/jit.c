@@ -5,7 +5,8 @@
  * per context) owns an LLJIT whose target machine carries the CPU name and
  * features (the host's unless overridden); every module built for it gets
  * that triple and data layout, is verified, optimised by the new pass
- * manager (default<On>) and then handed to the LLJIT.
+ * manager (dnc_pipeline: CFG cleanup at -O1 and -O2, LLVM's default<O3>
+ * at -O3) and compiled to object code.
  *
  * Kernels are compiled to object code, which the LLJIT links. The code
  * of one function's kernels in one dtype is an entry, named by the
@@ -291,7 +292,16 @@ LLVMTargetMachineRef dnc_target_machine(const dnc_target *t, char **err)
 
 void dnc_pipeline(const dnc_target *t, char *buf, size_t n)
 {
-  snprintf(buf, n, "default<O%d>", t->opt_level);
+  /* dnc's IR is explicit vector code already (codegen.c): LLVM's full
+   * pipeline spent half of a JIT compile and gave kernels no faster
+   * (docs/performance.md, "Compile latency"); CFG cleanup is what it
+   * needs before instruction selection. -O3 keeps the full pipeline. */
+  if (t->opt_level == 0)
+    snprintf(buf, n, "default<O0>");
+  else if (t->opt_level < 3)
+    snprintf(buf, n, "function(simplifycfg)");
+  else
+    snprintf(buf, n, "default<O3>");
 }
 
 int dnc_optimize(LLVMModuleRef m, const dnc_target *t, char **err)
@@ -299,7 +309,7 @@ int dnc_optimize(LLVMModuleRef m, const dnc_target *t, char **err)
   LLVMTargetMachineRef tm = dnc_target_machine(t, err);
   if (!tm)
     return -1;
-  char passes[64];
+  char passes[192];
   dnc_pipeline(t, passes, sizeof passes);
   LLVMPassBuilderOptionsRef po = LLVMCreatePassBuilderOptions();
   LLVMErrorRef e = LLVMRunPasses(m, passes, tm, po);
@@ -363,7 +373,7 @@ static char *target_key(const dnc_target *t)
   const char *f = "dnc %s\nbuild %s\nllvm %s\ntriple %s\ncpu %s\n"
                   "features %s\nopt %d\npipeline %s\nmath_bits %d\n"
                   "vector_bits %u\nfma %d\n";
-  char passes[64];
+  char passes[192];
   dnc_pipeline(t, passes, sizeof passes);
   size_t n = strlen(f) + strlen(DNC_VERSION_STRING) + strlen(build_id) +
              strlen(dnc_llvm_version()) + strlen(t->triple) + strlen(t->cpu) +
