@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "dnc.h"
+#include "peer.h"
 
 enum {
   DEFAULT_ROWS = 8192,
@@ -502,8 +503,6 @@ static result measure(const dnc_function *f, const char *fn, int d,
   return res;
 }
 
-/* Median time of compiling one function's source into a fresh module and
- * JIT-compiling its f32 kernels (forward, backward and the layer forms). */
 static double cpu_ms(void)
 {
   struct timespec ts;
@@ -511,8 +510,10 @@ static double cpu_ms(void)
   return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
-/* The same in this thread's CPU time (*cpu), less sensitive than the wall
- * time to other processes on a shared machine. */
+/* Median time of compiling one function's source into a fresh module and
+ * JIT-compiling its f32 kernels (forward, backward and the layer forms),
+ * and the same in this thread's CPU time (*cpu), less sensitive than the
+ * wall time to other processes on a shared machine. */
 static double jit_latency_ms(dnc_context *ctx, const bench_func *bf, double *cpu)
 {
   double t[JIT_REPS], c[JIT_REPS];
@@ -602,6 +603,60 @@ static void cached_latency_ms(double *ms)
   unsetenv("DNC_CACHE_DIR");
 }
 
+/* The hand-written C layer of bench/peer.c against dnc's f32 kernels on
+ * one thread (f from a one-thread context), forward + backward, reps
+ * rounds alternating which runs first: the peer's median time over dnc's,
+ * in this thread's CPU time (both run on this thread alone; on a shared
+ * machine the wall time also counts other processes' turns).
+ * The peer's y is checked against dnc's first (libmvec promises 4 ulp). */
+static double peer_ratio(const dnc_function *f, int fi, workload *w, int reps)
+{
+  static const float params[NFUNCS][2] = {{0.5f, 0}, {0.5f, 0}, {301.1f, 0}};
+  const float *p = params[fi];
+  float *dg = malloc((size_t)w->cols * sizeof *dg);
+  float *db = malloc((size_t)w->cols * sizeof *db);
+  float dp[2];
+  if (!dg || !db)
+    die("out of memory");
+  run_forward_backward(f, w, 0);
+  float want[64];
+  for (int k = 0; k < 64; k++)
+    want[k] = w->y[(size_t)k * (w->n / 64)];
+  peer_forward(fi, w->x, w->y, (long)w->rows, (long)w->cols, p, w->gamma, w->beta);
+  for (int k = 0; k < 64; k++) {
+    float got = w->y[(size_t)k * (w->n / 64)];
+    if (!(fabsf(got - want[k]) <= 1e-5f + 1e-5f * fabsf(want[k])))
+      die("the C peer's forward disagrees with dnc's");
+  }
+  double *tp = malloc((size_t)reps * sizeof *tp), *td = malloc((size_t)reps * sizeof *td);
+  if (!tp || !td)
+    die("out of memory");
+  for (int r = 0; r < reps; r++) {
+    for (int k = 0; k < 2; k++) {
+      if ((k + r) % 2 == 0) {
+        double t0 = cpu_ms();
+        run_forward_backward(f, w, 0);
+        td[r] = cpu_ms() - t0;
+      } else {
+        double t0 = cpu_ms();
+        peer_forward(fi, w->x, w->y, (long)w->rows, (long)w->cols, p, w->gamma,
+                     w->beta);
+        peer_backward(fi, w->x, w->dy, w->dx, (long)w->rows, (long)w->cols, p,
+                      w->gamma, dp, dg, db);
+        tp[r] = cpu_ms() - t0;
+      }
+    }
+  }
+  double ratio = median(tp, reps) / median(td, reps);
+  printf("  %-7s %9.2f %9.2f %9.2f\n", funcs[fi].name, median(tp, reps),
+         median(td, reps), ratio);
+  free(tp);
+  free(td);
+  free(dg);
+  free(db);
+  return ratio;
+}
+
 /* ------------------------------------------------------------- output */
 
 static dnc_context *context_with_threads(int threads)
@@ -643,7 +698,7 @@ static void print_row(const result *r)
 /* Keys name the thread count itself: t1 and t<all threads>. */
 static void write_json(const char *path, const result *results, int nresults,
                        const double *jit_ms, const double *jit_cpu,
-                       const double *cached_ms)
+                       const double *cached_ms, const double *peer)
 {
   make_parent_dirs(path);
   FILE *fp = fopen(path, "w");
@@ -667,6 +722,8 @@ static void write_json(const char *path, const result *results, int nresults,
   for (int i = 0; i < NFUNCS; i++)
     fprintf(fp, "  \"jit_ms/%s\": %.3f,\n  \"jit_cpu_ms/%s\": %.3f,\n",
             funcs[i].name, jit_ms[i], funcs[i].name, jit_cpu[i]);
+  for (int i = 0; i < NFUNCS; i++)
+    fprintf(fp, "  \"peer_c/%s/fwdbwd_vs_dnc\": %.4f,\n", funcs[i].name, peer[i]);
   for (int i = 0; i < NFUNCS; i++)
     fprintf(fp, "  \"jit_cached_ms/%s\": %.4f%s\n", funcs[i].name, cached_ms[i],
             i + 1 < NFUNCS ? "," : "");
@@ -729,6 +786,13 @@ int main(int argc, char **argv)
   result results[2 * NDTYPES * NFUNCS];
   run_table(ctx, mod, team, &w, reps, results);
 
+  double peer[NFUNCS];
+  printf("\nhand-written C layer (bench/peer.c: gcc -O3 -march=native "
+         "-ffast-math, libmvec), f32, 1 thread, forward + backward, CPU time, median of %d\n"
+         "fn         peer ms    dnc ms  peer/dnc\n", reps);
+  for (int i = 0; i < NFUNCS; i++)
+    peer[i] = peer_ratio(dnc_module_find(mod[0], funcs[i].name), i, &w, reps);
+
   double jit_ms[NFUNCS];
   double jit_cpu[NFUNCS];
   printf("\nJIT compile, f32 forward + backward + layer kernels "
@@ -746,7 +810,7 @@ int main(int argc, char **argv)
          "(median of %d processes, ms):\n", CACHED_REPS);
   for (int i = 0; i < NFUNCS; i++)
     printf("  %-7s %8.3f\n", funcs[i].name, cached_ms[i]);
-  write_json(out, results, 2 * NDTYPES * NFUNCS, jit_ms, jit_cpu, cached_ms);
+  write_json(out, results, 2 * NDTYPES * NFUNCS, jit_ms, jit_cpu, cached_ms, peer);
   printf("\nwrote %s\n", out);
 
   workload_free(&w);

@@ -654,7 +654,7 @@ int dnc_jit_compile(dnc_jit_lib *l, dnc_mod *m, dnc_fn *f, int dt,
   pthread_mutex_unlock(&j->lock);
 
   LLVMMemoryBufferRef obj = NULL;
-  if (!k && j->cache_dir) {
+  if (!k && j->cache_dir && !j->dump_dir) { /* a dump wants a compile */
     void *data;
     size_t n;
     if (dnc_kcache_read(j->cache_dir, name, key, &data, &n) == 1) {
