@@ -18,7 +18,8 @@ export DNC_LIBRARY="$PWD/$B/libdnc.so" LD_LIBRARY_PATH="$PWD/$B" PYTHONUNBUFFERE
   python3 -c 'import torch, numpy; print("torch", torch.__version__, "numpy", numpy.__version__)'; gcc --version | head -1; } \
   2>&1 | tee "$out/machine.log"
 CF="-O2 -std=c11 -D_GNU_SOURCE -I$B"
-gcc $CF -o $B/kernels bench/kernels.c -L$B -l:libdnc.so -lm -lpthread &&
+gcc -O3 -march=native -ffast-math -c -o $B/peer.o bench/peer.c &&
+gcc $CF -Ibench -o $B/kernels bench/kernels.c $B/peer.o -L$B -l:libdnc.so -lm -lpthread &&
 gcc -O3 -march=native -ffast-math -c -o $B/libmvec.o bench/libmvec.c &&
 gcc $CF -march=native -o $B/incache bench/incache.c $B/libmvec.o -L$B -l:libdnc.so -l:libsleef.so.3 -lm &&
 gcc -O2 -Itests -o $B/gen_corpus tests/gen_corpus.c || exit 1

@@ -21,14 +21,17 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "dnc.h"
+#include "peer.h"
 
 enum {
   DEFAULT_ROWS = 8192,
   DEFAULT_COLS = 4096,
   DEFAULT_REPS = 9,
   JIT_REPS = 21, /* >= 20, odd so that the median is one sample */
+  CACHED_REPS = 9, /* new processes that find the kernels in the cache */
   CHECK_POINTS = 256,
   NFUNCS = 3
 };
@@ -500,15 +503,24 @@ static result measure(const dnc_function *f, const char *fn, int d,
   return res;
 }
 
-/* Median time of compiling one function's source into a fresh module and
- * JIT-compiling its f32 kernels (forward, backward and the layer forms). */
-static double jit_latency_ms(dnc_context *ctx, const bench_func *bf)
+static double cpu_ms(void)
 {
-  double t[JIT_REPS];
+  struct timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* Median time of compiling one function's source into a fresh module and
+ * JIT-compiling its f32 kernels (forward, backward and the layer forms),
+ * and the same in this thread's CPU time (*cpu), less sensitive than the
+ * wall time to other processes on a shared machine. */
+static double jit_latency_ms(dnc_context *ctx, const bench_func *bf, double *cpu)
+{
+  double t[JIT_REPS], c[JIT_REPS];
   for (int r = 0; r < JIT_REPS; r++) {
     dnc_module *m = NULL;
     dnc_kernels k;
-    double t0 = now_ms();
+    double t0 = now_ms(), c0 = cpu_ms();
     check(dnc_compile_string(ctx, bf->name, bf->source, strlen(bf->source), &m),
           "compile");
     const dnc_function *f = dnc_module_find(m, bf->name);
@@ -516,9 +528,133 @@ static double jit_latency_ms(dnc_context *ctx, const bench_func *bf)
       die("a compiled function is missing");
     check(dnc_function_kernels(f, DNC_F32, &k), "JIT compile");
     t[r] = now_ms() - t0;
+    c[r] = cpu_ms() - c0;
     dnc_module_free(m);
   }
+  *cpu = median(c, JIT_REPS);
   return median(t, JIT_REPS);
+}
+
+/* `kernels --first-call`, run by cached_latency_ms in a new process with
+ * the cache on: for each function, the time from its source to its f32
+ * kernels (as jit_latency_ms measures), one line "name ms" each. The
+ * context (LLVM's JIT, the thread pool) is made first and not counted. */
+static int first_call(void)
+{
+  dnc_options o;
+  dnc_options_init(&o);
+  o.threads = 1;
+  o.cache = 1;
+  dnc_context *ctx;
+  check(dnc_context_create(&o, &ctx), "context");
+  for (int i = 0; i < NFUNCS; i++) {
+    dnc_module *m = NULL;
+    dnc_kernels k;
+    double t0 = now_ms();
+    check(dnc_compile_string(ctx, funcs[i].name, funcs[i].source,
+                             strlen(funcs[i].source), &m), "compile");
+    const dnc_function *f = dnc_module_find(m, funcs[i].name);
+    if (!f)
+      die("a compiled function is missing");
+    check(dnc_function_kernels(f, DNC_F32, &k), "JIT compile");
+    printf("%s %.4f\n", funcs[i].name, now_ms() - t0);
+    dnc_module_free(m);
+  }
+  dnc_context_free(ctx);
+  return 0;
+}
+
+/* Each function's median first-call time over CACHED_REPS new processes
+ * whose kernels are in a cache (a temporary directory, filled by one
+ * process before). */
+static void cached_latency_ms(double *ms)
+{
+  char dir[] = "/tmp/dnc-bench-cache-XXXXXX";
+  if (!mkdtemp(dir))
+    die("cannot make a temporary cache directory");
+  setenv("DNC_CACHE_DIR", dir, 1);
+  char self[4096], cmd[4200];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n <= 0 || n >= (ssize_t)sizeof self - 1 || strchr(self, '\''))
+    die("cannot find this program's path");
+  self[n] = 0;
+  snprintf(cmd, sizeof cmd, "exec '%s' --first-call", self);
+  double t[NFUNCS][CACHED_REPS];
+  for (int r = -1; r < CACHED_REPS; r++) {
+    FILE *p = popen(cmd, "r");
+    if (!p)
+      die("cannot start a new process");
+    char name[64];
+    double v;
+    for (int i = 0; i < NFUNCS; i++) {
+      if (fscanf(p, "%63s %lf", name, &v) != 2 || strcmp(name, funcs[i].name))
+        die("the first-call process gave no time");
+      if (r >= 0)
+        t[i][r] = v;
+    }
+    if (pclose(p) != 0)
+      die("the first-call process failed");
+  }
+  for (int i = 0; i < NFUNCS; i++)
+    ms[i] = median(t[i], CACHED_REPS);
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  if (system(cmd) != 0)
+    fprintf(stderr, "bench: could not remove %s\n", dir);
+  unsetenv("DNC_CACHE_DIR");
+}
+
+/* The hand-written C layer of bench/peer.c against dnc's f32 kernels on
+ * one thread (f from a one-thread context), forward + backward, reps
+ * rounds alternating which runs first: the peer's median time over dnc's,
+ * in this thread's CPU time (both run on this thread alone; on a shared
+ * machine the wall time also counts other processes' turns).
+ * The peer's y is checked against dnc's first (libmvec promises 4 ulp). */
+static double peer_ratio(const dnc_function *f, int fi, workload *w, int reps)
+{
+  static const float params[NFUNCS][2] = {{0.5f, 0}, {0.5f, 0}, {301.1f, 0}};
+  const float *p = params[fi];
+  float *dg = malloc((size_t)w->cols * sizeof *dg);
+  float *db = malloc((size_t)w->cols * sizeof *db);
+  float dp[2];
+  if (!dg || !db)
+    die("out of memory");
+  run_forward_backward(f, w, 0);
+  float want[64];
+  for (int k = 0; k < 64; k++)
+    want[k] = w->y[(size_t)k * (w->n / 64)];
+  peer_forward(fi, w->x, w->y, (long)w->rows, (long)w->cols, p, w->gamma, w->beta);
+  for (int k = 0; k < 64; k++) {
+    float got = w->y[(size_t)k * (w->n / 64)];
+    if (!(fabsf(got - want[k]) <= 1e-5f + 1e-5f * fabsf(want[k])))
+      die("the C peer's forward disagrees with dnc's");
+  }
+  double *tp = malloc((size_t)reps * sizeof *tp), *td = malloc((size_t)reps * sizeof *td);
+  if (!tp || !td)
+    die("out of memory");
+  for (int r = 0; r < reps; r++) {
+    for (int k = 0; k < 2; k++) {
+      if ((k + r) % 2 == 0) {
+        double t0 = cpu_ms();
+        run_forward_backward(f, w, 0);
+        td[r] = cpu_ms() - t0;
+      } else {
+        double t0 = cpu_ms();
+        peer_forward(fi, w->x, w->y, (long)w->rows, (long)w->cols, p, w->gamma,
+                     w->beta);
+        peer_backward(fi, w->x, w->dy, w->dx, (long)w->rows, (long)w->cols, p,
+                      w->gamma, dp, dg, db);
+        tp[r] = cpu_ms() - t0;
+      }
+    }
+  }
+  double ratio = median(tp, reps) / median(td, reps);
+  printf("  %-7s %9.2f %9.2f %9.2f\n", funcs[fi].name, median(tp, reps),
+         median(td, reps), ratio);
+  free(tp);
+  free(td);
+  free(dg);
+  free(db);
+  return ratio;
 }
 
 /* ------------------------------------------------------------- output */
@@ -528,6 +664,7 @@ static dnc_context *context_with_threads(int threads)
   dnc_options o;
   dnc_options_init(&o);
   o.threads = threads;
+  o.cache = -1; /* cold compiles; the cached ones have their own processes */
   dnc_context *ctx;
   check(dnc_context_create(&o, &ctx), "context");
   return ctx;
@@ -560,7 +697,8 @@ static void print_row(const result *r)
 
 /* Keys name the thread count itself: t1 and t<all threads>. */
 static void write_json(const char *path, const result *results, int nresults,
-                       const double *jit_ms)
+                       const double *jit_ms, const double *jit_cpu,
+                       const double *cached_ms, const double *peer)
 {
   make_parent_dirs(path);
   FILE *fp = fopen(path, "w");
@@ -582,7 +720,12 @@ static void write_json(const char *path, const result *results, int nresults,
             r->threads, r->fwdbwd_ms);
   }
   for (int i = 0; i < NFUNCS; i++)
-    fprintf(fp, "  \"jit_ms/%s\": %.3f%s\n", funcs[i].name, jit_ms[i],
+    fprintf(fp, "  \"jit_ms/%s\": %.3f,\n  \"jit_cpu_ms/%s\": %.3f,\n",
+            funcs[i].name, jit_ms[i], funcs[i].name, jit_cpu[i]);
+  for (int i = 0; i < NFUNCS; i++)
+    fprintf(fp, "  \"peer_c/%s/fwdbwd_vs_dnc\": %.4f,\n", funcs[i].name, peer[i]);
+  for (int i = 0; i < NFUNCS; i++)
+    fprintf(fp, "  \"jit_cached_ms/%s\": %.4f%s\n", funcs[i].name, cached_ms[i],
             i + 1 < NFUNCS ? "," : "");
   fprintf(fp, "}\n");
   if (fclose(fp) != 0)
@@ -615,6 +758,8 @@ static void run_table(dnc_context *const ctx[2], dnc_module *const mod[2],
 
 int main(int argc, char **argv)
 {
+  if (argc == 2 && !strcmp(argv[1], "--first-call"))
+    return first_call();
   const char *out = argc > 1 ? argv[1] : "build/bench/kernels.json";
   int64_t rows = env_long("DNC_BENCH_ROWS", DEFAULT_ROWS, 1L << 24);
   int64_t cols = env_long("DNC_BENCH_COLS", DEFAULT_COLS, 1L << 24);
@@ -641,14 +786,31 @@ int main(int argc, char **argv)
   result results[2 * NDTYPES * NFUNCS];
   run_table(ctx, mod, team, &w, reps, results);
 
+  double peer[NFUNCS];
+  printf("\nhand-written C layer (bench/peer.c: gcc -O3 -march=native "
+         "-ffast-math, libmvec), f32, 1 thread, forward + backward, CPU time, median of %d\n"
+         "fn         peer ms    dnc ms  peer/dnc\n", reps);
+  for (int i = 0; i < NFUNCS; i++)
+    peer[i] = peer_ratio(dnc_module_find(mod[0], funcs[i].name), i, &w, reps);
+
   double jit_ms[NFUNCS];
+  double jit_cpu[NFUNCS];
   printf("\nJIT compile, f32 forward + backward + layer kernels "
-         "(median of %d, ms):\n", JIT_REPS);
+         "(median of %d, ms; wall and this thread's CPU time):\n", JIT_REPS);
+  /* a context of its own: ctx[0] has these kernels linked already */
+  dnc_context *jctx = context_with_threads(1);
   for (int i = 0; i < NFUNCS; i++) {
-    jit_ms[i] = jit_latency_ms(ctx[0], &funcs[i]);
-    printf("  %-7s %8.2f\n", funcs[i].name, jit_ms[i]);
+    jit_ms[i] = jit_latency_ms(jctx, &funcs[i], &jit_cpu[i]);
+    printf("  %-7s %8.2f %8.2f\n", funcs[i].name, jit_ms[i], jit_cpu[i]);
   }
-  write_json(out, results, 2 * NDTYPES * NFUNCS, jit_ms);
+  dnc_context_free(jctx);
+  double cached_ms[NFUNCS];
+  cached_latency_ms(cached_ms);
+  printf("\nThe same from the kernel cache, first call in a new process "
+         "(median of %d processes, ms):\n", CACHED_REPS);
+  for (int i = 0; i < NFUNCS; i++)
+    printf("  %-7s %8.3f\n", funcs[i].name, cached_ms[i]);
+  write_json(out, results, 2 * NDTYPES * NFUNCS, jit_ms, jit_cpu, cached_ms, peer);
   printf("\nwrote %s\n", out);
 
   workload_free(&w);

@@ -1,7 +1,10 @@
 #!/usr/bin/python3
 """torch_eager.py - PyTorch against dnc, in the same `make bench`.
 
-    /usr/bin/python3 bench/torch_eager.py build/bench/kernels.json
+    .venv/bin/python bench/torch_eager.py build/bench/kernels.json
+
+(`make bench` runs it with the project's .venv, PyTorch 2, where there is
+one, else Debian's python3 with PyTorch 1.13; the output names the version.)
 
 Times a training step's layer kernels, forward and backward, of DyT, Derf
 and DyISRU written as plain PyTorch modules (the way their papers' code
@@ -17,6 +20,10 @@ JSON:
   "torch_module/<fn>/vs_jit_script" torch.jit.script's over PointwiseNorm's
   "torch_module/<fn>/vs_compile"    torch.compile's over PointwiseNorm's
   "torch_module/<fn>/over_kernels"  PointwiseNorm's over the raw kernels'
+  "torch_module/<fn>/<shape>/vs_layernorm"  nn.LayerNorm's forward +
+                                    backward time over PointwiseNorm's, f32,
+                                    same threads, <shape> 8192x4096 and
+                                    32x128x512 (a transformer layer's)
 Without PyTorch it says so and adds nothing.
 """
 import os
@@ -90,6 +97,47 @@ def compiled(mod):
         return c, None
     except Exception as e:  # no C compiler for inductor, and the like
         return None, "torch.compile failed: %s" % str(e).splitlines()[0]
+
+
+LAYERNORM_SHAPES = ((8192, 4096), (32, 128, 512))
+if os.environ.get("DNC_BENCH_LAYERNORM_SHAPES"):  # "4x64,2x8x64": a quick run
+    LAYERNORM_SHAPES = tuple(tuple(int(d) for d in s.split("x")) for s in
+                             os.environ["DNC_BENCH_LAYERNORM_SHAPES"].split(","))
+
+
+def vs_layernorm(dt, threads, reps, res):
+    """nn.LayerNorm against PointwiseNorm on the shapes of the issue, in
+    interleaved rounds (more of them for the small shape)."""
+    print(f"nn.LayerNorm over dnc.torch.PointwiseNorm, f32, {threads} threads, "
+          "forward + backward, median of interleaved rounds "
+          f"(PyTorch {torch.__version__})")
+    print(f"{'fn':8}{'shape':>14}{'layernorm ms':>14}{'module ms':>11}"
+          f"{'layernorm/module':>18}")
+    g = torch.Generator().manual_seed(2)
+    for shape in LAYERNORM_SHAPES:
+        cols = shape[-1]
+        n = 1
+        for d in shape:
+            n *= d
+        rounds = reps if n >= 1 << 24 else max(reps, 41)
+        x = (torch.rand(*shape, generator=g) * 8 - 4).requires_grad_()
+        dy = torch.rand(*shape, generator=g) * 2 - 1
+        tag = "x".join(str(d) for d in shape)
+        for name in ("dyt", "derf", "dyisru"):
+            variants = {"layernorm": torch.nn.LayerNorm(cols),
+                        "module": dt.PointwiseNorm(cols, name, threads=threads)}
+            times = {v: [] for v in variants}
+            for r in range(rounds + 1):
+                order = list(variants) if r % 2 else list(variants)[::-1]
+                for v in order:
+                    t0 = time.perf_counter()
+                    step(variants[v], x, dy)
+                    if r:
+                        times[v].append((time.perf_counter() - t0) * 1e3)
+            ln = statistics.median(times["layernorm"])
+            m = statistics.median(times["module"])
+            res[f"torch_module/{name}/{tag}/vs_layernorm"] = round(ln / m, 4)
+            print(f"{name:8}{tag:>14}{ln:14.3f}{m:11.3f}{ln / m:18.2f}")
 
 
 def main():
@@ -168,6 +216,8 @@ def main():
         print(f"{name:8}{cells}{ratios}")
     if note:
         print(f"  ({note})")
+    if dt is not None:
+        vs_layernorm(dt, threads, reps, res)
     results.save(out, res)
 
 

@@ -111,7 +111,9 @@ unsigned dnc_target_probe(const dnc_target *t, int *fma);
 char *dnc_llvm_error(LLVMErrorRef e);
 /* The target machine for t (NULL with *err set on failure). */
 LLVMTargetMachineRef dnc_target_machine(const dnc_target *t, char **err);
-/* Runs the new pass manager's default<On> pipeline. */
+/* The pass pipeline dnc_optimize runs for t, in opt's -passes syntax. */
+void dnc_pipeline(const dnc_target *t, char *buf, size_t n);
+/* Runs that pipeline. */
 int dnc_optimize(LLVMModuleRef m, const dnc_target *t, char **err);
 /* Vector width in bits for a triple and feature string, and whether it
  * has fused multiply-add. */

@@ -486,6 +486,8 @@ typedef struct dnc_jit_options {
   const char *features; /* NULL: the host's when cpu is NULL, else "" */
   const char *dump_dir; /* write IR before and after optimisation; NULL: no */
   int math_bits;        /* dnc_target.math_bits */
+  int cache;             /* dnc_options.cache: 0 $DNC_CACHE, 1 on, -1 off */
+  const char *cache_dir; /* dnc_options.cache_dir */
 } dnc_jit_options;
 
 /* NULL with *err malloc'd on failure; *bad_name is set when the reason
@@ -504,6 +506,40 @@ void dnc_jit_lib_free(dnc_jit_lib *l);
  * derivatives are added to m's DAG. Returns 0, or -1 with *err malloc'd. */
 int dnc_jit_compile(dnc_jit_lib *l, dnc_mod *m, dnc_fn *f, int dt,
                     void **fns, char **err);
+
+/* -------------------------------------------------------------- kcache.c */
+
+/* The on-disk kernel cache (kcache.c has the format; jit.c uses it). */
+#define DNC_KCACHE_FORMAT 1
+#define DNC_KCACHE_NAME_LEN 32 /* hex digits of an entry's file name */
+enum { DNC_KCACHE_HIT, DNC_KCACHE_MISS, DNC_KCACHE_REJECTED, DNC_KCACHE_WRITTEN };
+void dnc_sha256(const void *p, size_t n, unsigned char out[32]);
+/* The key of f's kernels in one dtype: `target` (lines describing the
+ * build, the target machine and the options) and f's canonical DAG
+ * (malloc'd). */
+char *dnc_kcache_key(const dnc_mod *m, const dnc_fn *f, const char *dtype,
+                     const char *target);
+/* The entry's file name (without ".dko"): hex digits of SHA-256(key). */
+void dnc_kcache_name(const char *key, char hex[DNC_KCACHE_NAME_LEN + 1]);
+/* Whether the cache is on: option 1 on, -1 off, 0 unless $DNC_CACHE is
+ * 0, off, no or false. */
+int dnc_kcache_enabled(int option);
+/* The directory, with a trailing '/' (malloc'd): option, else
+ * $DNC_CACHE_DIR, else $XDG_CACHE_HOME/dnc, else $HOME/.cache/dnc; NULL
+ * when none can be named. */
+char *dnc_kcache_dir(const char *option);
+/* 1 and the object (malloc'd) when a valid entry for exactly this key is
+ * there; 0 when there is none; -1 when one is there but rejected (short,
+ * corrupt, another key). */
+int dnc_kcache_read(const char *dir, const char *name, const char *key,
+                    void **obj, size_t *nobj);
+/* Writes the entry through a temporary file renamed into place (creating
+ * the directory); 0, or -1 when it could not (the cache is best effort). */
+int dnc_kcache_write(const char *dir, const char *name, const char *key,
+                     const void *obj, size_t nobj);
+/* Process-wide counts of reads that hit, missed and were rejected, and
+ * of entries written, indexed by DNC_KCACHE_* (for tests). */
+void dnc_kcache_counts(unsigned long out[4]);
 
 /* ------------------------------------------------------------ llvm_host.c */
 

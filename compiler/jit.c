@@ -5,12 +5,19 @@
  * per context) owns an LLJIT whose target machine carries the CPU name and
  * features (the host's unless overridden); every module built for it gets
  * that triple and data layout, is verified, optimised by the new pass
- * manager (default<On>) and then handed to the LLJIT.
+ * manager (dnc_pipeline: CFG cleanup at -O1 and -O2, LLVM's default<O3>
+ * at -O3) and compiled to object code.
  *
- * A library (one per dnc module) is a resource tracker in the main
- * JITDylib; its symbols are prefixed "dnc<serial>_" so that two modules
- * with a function of the same name never collide. Removing the tracker
- * frees the code.
+ * Kernels are compiled to object code, which the LLJIT links. The code
+ * of one function's kernels in one dtype is an entry, named by the
+ * SHA-256 of its key (kcache.c: dnc's build, LLVM, the target, the
+ * options, the dtype and the function's canonical DAG); its symbols are
+ * "dnck<name>_<form>" and it has its own resource tracker in the main
+ * JITDylib. Entries are shared: the jit keeps one per key, counted by the
+ * libraries (one per dnc module) that hold it, and removing the last
+ * holder's reference frees the code. With the on-disk cache on, the
+ * object code is read from it when a valid entry is there, else compiled
+ * and written to it.
  *
  * Threads: building and optimising IR happen in a ThreadSafeContext private
  * to one compile, outside any lock; adding a module to the LLJIT and
@@ -18,6 +25,7 @@
  * lock, because the LLJIT's compiler is not known to be reentrant through
  * the C API.
  */
+#include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -31,20 +39,35 @@
 #include <llvm-c/Transforms/PassBuilder.h>
 
 #include "codegen.h"
+#include "dnc.h"
 #include "llvm_names.h"
+
+/* One function's kernels in one dtype, linked into the LLJIT. */
+typedef struct kentry {
+  struct kentry *next;
+  char name[DNC_KCACHE_NAME_LEN + 1];
+  char *key;
+  LLVMOrcResourceTrackerRef rt;
+  void *fns[DNC_K__COUNT];
+  int refs; /* libraries holding it (under the jit's lock) */
+} kentry;
 
 struct dnc_jit {
   LLVMOrcLLJITRef lljit;
   dnc_target target;
   char *dump_dir;
+  char *cache_dir;   /* the on-disk cache, with a trailing '/'; NULL: off */
+  char *target_key;  /* the key's lines about the build and the target */
   pthread_mutex_t lock;
   unsigned long serial;
+  kentry *entries;
 };
 
 struct dnc_jit_lib {
   dnc_jit *j;
-  LLVMOrcResourceTrackerRef rt;
   unsigned long id;
+  kentry **held;
+  int nheld, cap;
 };
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
@@ -267,13 +290,27 @@ LLVMTargetMachineRef dnc_target_machine(const dnc_target *t, char **err)
   return tm;
 }
 
+void dnc_pipeline(const dnc_target *t, char *buf, size_t n)
+{
+  /* dnc's IR is explicit vector code already (codegen.c): LLVM's full
+   * pipeline spent half of a JIT compile and gave kernels no faster
+   * (docs/performance.md, "Compile latency"); CFG cleanup is what it
+   * needs before instruction selection. -O3 keeps the full pipeline. */
+  if (t->opt_level == 0)
+    snprintf(buf, n, "default<O0>");
+  else if (t->opt_level < 3)
+    snprintf(buf, n, "function(simplifycfg)");
+  else
+    snprintf(buf, n, "default<O3>");
+}
+
 int dnc_optimize(LLVMModuleRef m, const dnc_target *t, char **err)
 {
   LLVMTargetMachineRef tm = dnc_target_machine(t, err);
   if (!tm)
     return -1;
-  char passes[32];
-  snprintf(passes, sizeof passes, "default<O%d>", t->opt_level);
+  char passes[192];
+  dnc_pipeline(t, passes, sizeof passes);
   LLVMPassBuilderOptionsRef po = LLVMCreatePassBuilderOptions();
   LLVMErrorRef e = LLVMRunPasses(m, passes, tm, po);
   LLVMDisposePassBuilderOptions(po);
@@ -307,6 +344,47 @@ static LLVMErrorRef define_runtime_symbols(LLVMOrcLLJITRef j)
   free(pairs);
   /* mu is now owned by the JITDylib */
   return LLVMOrcJITDylibDefine(LLVMOrcLLJITGetMainJITDylib(j), mu);
+}
+
+/* The file holding this code (libdnc.so, or the program libdnc.a is
+ * linked into) by path, size and modification time: a rebuilt dnc whose
+ * version string did not change still gets keys of its own. */
+static char build_id[1200];
+static pthread_once_t build_once = PTHREAD_ONCE_INIT;
+
+static void find_build_id(void)
+{
+  Dl_info info;
+  struct stat st;
+  if (dladdr((void *)&dnc_jit_new, &info) && info.dli_fname &&
+      !stat(info.dli_fname, &st))
+    snprintf(build_id, sizeof build_id, "%.1000s %lld %lld.%09ld",
+             info.dli_fname, (long long)st.st_size, (long long)st.st_mtim.tv_sec,
+             st.st_mtim.tv_nsec);
+  else
+    snprintf(build_id, sizeof build_id, "unknown");
+}
+
+/* The lines of a kernel cache key about everything but the function: what
+ * makes the same DAG compile to other code. */
+static char *target_key(const dnc_target *t)
+{
+  pthread_once(&build_once, find_build_id);
+  const char *f = "dnc %s\nbuild %s\nllvm %s\ntriple %s\ncpu %s\n"
+                  "features %s\nopt %d\npipeline %s\nmath_bits %d\n"
+                  "vector_bits %u\nfma %d\n";
+  char passes[192];
+  dnc_pipeline(t, passes, sizeof passes);
+  size_t n = strlen(f) + strlen(DNC_VERSION_STRING) + strlen(build_id) +
+             strlen(dnc_llvm_version()) + strlen(t->triple) + strlen(t->cpu) +
+             strlen(t->features) + strlen(passes) + 64;
+  char *s = malloc(n);
+  if (!s)
+    dnc_die(__FILE__, __LINE__, "out of memory");
+  snprintf(s, n, f, DNC_VERSION_STRING, build_id, dnc_llvm_version(), t->triple,
+           t->cpu, t->features, t->opt_level, passes, t->math_bits,
+           t->vector_bits, t->has_fma);
+  return s;
 }
 
 dnc_jit *dnc_jit_new(const dnc_jit_options *o, char **err, int *bad_name)
@@ -343,6 +421,9 @@ dnc_jit *dnc_jit_new(const dnc_jit_options *o, char **err, int *bad_name)
     j->target.has_fma = dnc_has_fma(j->target.triple, j->target.features);
   }
   j->dump_dir = o->dump_dir && *o->dump_dir ? xstrdup(o->dump_dir) : NULL;
+  if (dnc_kcache_enabled(o->cache))
+    j->cache_dir = dnc_kcache_dir(o->cache_dir);
+  j->target_key = target_key(&j->target);
 
   LLVMTargetMachineRef tm = dnc_target_machine(&j->target, err);
   if (!tm) {
@@ -377,6 +458,13 @@ void dnc_jit_free(dnc_jit *j)
 {
   if (!j)
     return;
+  while (j->entries) { /* every library was freed: none is held */
+    kentry *k = j->entries;
+    j->entries = k->next;
+    LLVMOrcReleaseResourceTracker(k->rt);
+    free(k->key);
+    free(k);
+  }
   if (j->lljit) {
     LLVMErrorRef e = LLVMOrcDisposeLLJIT(j->lljit);
     if (e)
@@ -387,6 +475,8 @@ void dnc_jit_free(dnc_jit *j)
   free(j->target.cpu);
   free(j->target.features);
   free(j->dump_dir);
+  free(j->cache_dir);
+  free(j->target_key);
   free(j);
 }
 
@@ -403,10 +493,40 @@ dnc_jit_lib *dnc_jit_lib_new(dnc_jit *j)
   l->j = j;
   pthread_mutex_lock(&j->lock);
   l->id = ++j->serial;
-  l->rt = LLVMOrcJITDylibCreateResourceTracker(
-      LLVMOrcLLJITGetMainJITDylib(j->lljit));
   pthread_mutex_unlock(&j->lock);
   return l;
+}
+
+/* Under the jit's lock. */
+static void lib_hold(dnc_jit_lib *l, kentry *k)
+{
+  if (l->nheld == l->cap) {
+    l->cap = l->cap ? 2 * l->cap : 8;
+    l->held = realloc(l->held, sizeof *l->held * (size_t)l->cap);
+    if (!l->held)
+      dnc_die(__FILE__, __LINE__, "out of memory");
+  }
+  l->held[l->nheld++] = k;
+  k->refs++;
+}
+
+/* Under the jit's lock: drops one reference, freeing the code with the
+ * last. */
+static void entry_release(dnc_jit *j, kentry *k)
+{
+  if (--k->refs)
+    return;
+  for (kentry **p = &j->entries; *p; p = &(*p)->next)
+    if (*p == k) {
+      *p = k->next;
+      break;
+    }
+  LLVMErrorRef e = LLVMOrcResourceTrackerRemove(k->rt);
+  if (e)
+    free(dnc_llvm_error(e)); /* nothing to report it to */
+  LLVMOrcReleaseResourceTracker(k->rt);
+  free(k->key);
+  free(k);
 }
 
 void dnc_jit_lib_free(dnc_jit_lib *l)
@@ -414,11 +534,10 @@ void dnc_jit_lib_free(dnc_jit_lib *l)
   if (!l)
     return;
   pthread_mutex_lock(&l->j->lock);
-  LLVMErrorRef e = LLVMOrcResourceTrackerRemove(l->rt);
-  if (e)
-    free(dnc_llvm_error(e));
-  LLVMOrcReleaseResourceTracker(l->rt);
+  for (int i = 0; i < l->nheld; i++)
+    entry_release(l->j, l->held[i]);
   pthread_mutex_unlock(&l->j->lock);
+  free(l->held);
   free(l);
 }
 
@@ -446,39 +565,145 @@ static int dump(const dnc_jit *j, LLVMModuleRef m, const char *prefix,
   return bad ? -1 : 0;
 }
 
+/* Under the jit's lock: the entry for exactly this key, or NULL. */
+static kentry *entry_find(dnc_jit *j, const char *name, const char *key)
+{
+  for (kentry *k = j->entries; k; k = k->next)
+    if (!strcmp(k->name, name) && !strcmp(k->key, key))
+      return k;
+  return NULL;
+}
+
+/* Codegen, optimisation and code generation of f's kernels in dtype dt,
+ * with symbols "<sym>_<form>": the object code in *obj. */
+static int compile_object(dnc_jit *j, dnc_mod *m, dnc_fn *f, int dt,
+                          const char *sym, const char *dump_name,
+                          LLVMMemoryBufferRef *obj, char **err)
+{
+  LLVMContextRef ctx = LLVMContextCreate();
+  LLVMModuleRef mod = dnc_codegen(ctx, m, f, dt, &j->target, sym, err);
+  LLVMTargetMachineRef tm = NULL;
+  int bad = !mod || dump(j, mod, dump_name, "before", err) ||
+            dnc_optimize(mod, &j->target, err) ||
+            dump(j, mod, dump_name, "after", err) ||
+            !(tm = dnc_target_machine(&j->target, err));
+  if (!bad) {
+    char *msg = NULL;
+    if (LLVMTargetMachineEmitToMemoryBuffer(tm, mod, LLVMObjectFile, &msg, obj)) {
+      *err = fmt("LLVM could not emit the kernels' code: %s", msg ? msg : "");
+      bad = 1;
+    }
+    LLVMDisposeMessage(msg);
+  }
+  if (tm)
+    LLVMDisposeTargetMachine(tm);
+  if (mod)
+    LLVMDisposeModule(mod);
+  LLVMContextDispose(ctx);
+  return bad ? -1 : 0;
+}
+
+/* Under the jit's lock: links the object code (consumed) as a new entry
+ * and looks its kernels up; NULL with *err set on failure (nothing of it
+ * is left in the LLJIT then). */
+static kentry *entry_link(dnc_jit *j, const char *name, char *key,
+                          LLVMMemoryBufferRef obj, char **err)
+{
+  kentry *k = calloc(1, sizeof *k);
+  if (!k)
+    dnc_die(__FILE__, __LINE__, "out of memory");
+  snprintf(k->name, sizeof k->name, "%s", name);
+  k->rt = LLVMOrcJITDylibCreateResourceTracker(
+      LLVMOrcLLJITGetMainJITDylib(j->lljit));
+  /* obj is now owned by the LLJIT */
+  LLVMErrorRef e = LLVMOrcLLJITAddObjectFileWithRT(j->lljit, k->rt, obj);
+  for (int i = 0; i < DNC_K__COUNT && !e; i++) {
+    char sym[DNC_KCACHE_NAME_LEN + 32];
+    snprintf(sym, sizeof sym, "dnck%s_%s", name, dnc_kernel_forms[i]);
+    LLVMOrcExecutorAddress addr = 0;
+    e = LLVMOrcLLJITLookup(j->lljit, &addr, sym);
+    k->fns[i] = (void *)(uintptr_t)addr;
+  }
+  if (e) {
+    *err = dnc_llvm_error(e);
+    e = LLVMOrcResourceTrackerRemove(k->rt);
+    if (e)
+      free(dnc_llvm_error(e));
+    LLVMOrcReleaseResourceTracker(k->rt);
+    free(k);
+    return NULL;
+  }
+  k->key = key;
+  k->next = j->entries;
+  j->entries = k;
+  return k;
+}
+
 int dnc_jit_compile(dnc_jit_lib *l, dnc_mod *m, dnc_fn *f, int dt,
                     void **fns, char **err)
 {
   dnc_jit *j = l->j;
-  char prefix[160];
-  snprintf(prefix, sizeof prefix, "dnc%lu_%.100s_%s", l->id, f->name,
-           dnc_dtype_names[dt]);
-  LLVMOrcThreadSafeContextRef tsc = LLVMOrcCreateNewThreadSafeContext();
-  LLVMContextRef ctx = LLVMOrcThreadSafeContextGetContext(tsc);
-  LLVMModuleRef mod = dnc_codegen(ctx, m, f, dt, &j->target, prefix, err);
-  if (!mod || dump(j, mod, prefix, "before", err) ||
-      dnc_optimize(mod, &j->target, err) || dump(j, mod, prefix, "after", err)) {
-    if (mod)
-      LLVMDisposeModule(mod);
-    LLVMOrcDisposeThreadSafeContext(tsc);
-    return -1;
-  }
-  LLVMOrcThreadSafeModuleRef tsm = LLVMOrcCreateNewThreadSafeModule(mod, tsc);
-  LLVMOrcDisposeThreadSafeContext(tsc); /* the module keeps it alive */
+  char *key = dnc_kcache_key(m, f, dnc_dtype_names[dt], j->target_key);
+  char name[DNC_KCACHE_NAME_LEN + 1];
+  dnc_kcache_name(key, name);
+
   pthread_mutex_lock(&j->lock);
-  /* tsm is now owned by the LLJIT */
-  LLVMErrorRef e = LLVMOrcLLJITAddLLVMIRModuleWithRT(j->lljit, l->rt, tsm);
-  for (int i = 0; i < DNC_K__COUNT && !e; i++) {
-    char name[200];
-    snprintf(name, sizeof name, "%s_%s", prefix, dnc_kernel_forms[i]);
-    LLVMOrcExecutorAddress addr = 0;
-    e = LLVMOrcLLJITLookup(j->lljit, &addr, name);
-    fns[i] = (void *)(uintptr_t)addr;
-  }
+  kentry *k = entry_find(j, name, key);
+  if (k)
+    lib_hold(l, k);
   pthread_mutex_unlock(&j->lock);
-  if (e) {
-    *err = dnc_llvm_error(e);
-    return -1;
+
+  LLVMMemoryBufferRef obj = NULL;
+  if (!k && j->cache_dir && !j->dump_dir) { /* a dump wants a compile */
+    void *data;
+    size_t n;
+    if (dnc_kcache_read(j->cache_dir, name, key, &data, &n) == 1) {
+      obj = LLVMCreateMemoryBufferWithMemoryRangeCopy(data, n, name);
+      free(data);
+    }
   }
+  int from_cache = obj != NULL;
+  for (int tries = 0; !k && tries < 2; tries++) {
+    if (!obj) {
+      char sym[DNC_KCACHE_NAME_LEN + 8], dump_name[160];
+      snprintf(sym, sizeof sym, "dnck%s", name);
+      snprintf(dump_name, sizeof dump_name, "dnc%lu_%.100s_%s", l->id, f->name,
+               dnc_dtype_names[dt]);
+      if (compile_object(j, m, f, dt, sym, dump_name, &obj, err)) {
+        free(key);
+        return -1;
+      }
+      from_cache = 0;
+      if (j->cache_dir)
+        dnc_kcache_write(j->cache_dir, name, key, LLVMGetBufferStart(obj),
+                         LLVMGetBufferSize(obj));
+    }
+    pthread_mutex_lock(&j->lock);
+    /* another thread may have linked the same entry meanwhile */
+    k = entry_find(j, name, key);
+    if (k) {
+      LLVMDisposeMemoryBuffer(obj);
+    } else {
+      char *lerr = NULL;
+      k = entry_link(j, name, key, obj, &lerr);
+      if (k) {
+        key = NULL; /* now the entry's */
+      } else if (from_cache) {
+        free(lerr); /* a valid entry LLVM refuses: compile it anew */
+      } else {
+        *err = lerr;
+      }
+    }
+    if (k)
+      lib_hold(l, k);
+    pthread_mutex_unlock(&j->lock);
+    obj = NULL;
+    if (!k && !from_cache)
+      break;
+  }
+  free(key);
+  if (!k)
+    return -1;
+  memcpy(fns, k->fns, sizeof k->fns);
   return 0;
 }

@@ -89,12 +89,16 @@ dnc_status dnc_context_create(const dnc_options *o, dnc_context **out)
     dnc_set_last_error("math_bits must be 0, 8, 11 or 24");
     return DNC_ERR_ARGUMENT;
   }
+  if (o->cache < -1 || o->cache > 1) {
+    dnc_set_last_error("cache must be 0 (as $DNC_CACHE says), 1 (on) or -1 (off)");
+    return DNC_ERR_ARGUMENT;
+  }
   dnc_context *ctx = calloc(1, sizeof *ctx);
   if (!ctx)
     return DNC_ERR_MEMORY;
   dnc_jit_options jo = {o->opt_level, o->cpu, o->features,
                         o->dump_ir ? o->dump_ir : getenv("DNC_DUMP_IR"),
-                        o->math_bits};
+                        o->math_bits, o->cache, o->cache_dir};
   char *err = NULL;
   int bad_name;
   ctx->jit = dnc_jit_new(&jo, &err, &bad_name);

@@ -25,7 +25,7 @@ extern "C" {
 #endif
 
 #define DNC_VERSION_STRING "0.4.0"
-#define DNC_ABI_VERSION 4
+#define DNC_ABI_VERSION 5
 
 /* The library's version string and ABI version (compare with the macros
  * to detect a header/library mismatch). */
@@ -83,6 +83,11 @@ typedef struct dnc_options {
                            everywhere (f32 kernels too: for testing). f64
                            kernels always use their own. Else
                            DNC_ERR_ARGUMENT. */
+  int cache;            /* the on-disk kernel cache (docs/c-api.md): 0
+                           (default) on unless $DNC_CACHE is 0, off, no or
+                           false; 1 on; -1 off. Else DNC_ERR_ARGUMENT. */
+  const char *cache_dir; /* its directory; NULL: $DNC_CACHE_DIR, else
+                           $XDG_CACHE_HOME/dnc, else $HOME/.cache/dnc */
 } dnc_options;
 void dnc_options_init(dnc_options *o);
 

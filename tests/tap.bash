@@ -9,6 +9,9 @@ n=0
 fail=0
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+# the kernel cache: off unless the caller turned it on, never the user's
+export DNC_CACHE="${DNC_CACHE:-0}" XDG_CACHE_HOME="$tmp/xdg-cache"
+unset DNC_CACHE_DIR
 
 t() {
   n=$((n + 1))

@@ -12,9 +12,20 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int tap_n, tap_failed, tap_planned = -1;
+
+/* No test writes to the user's kernel cache: it is off unless the test's
+ * environment (or the test itself, with dnc_options.cache) turns it on,
+ * and its default directory is none of the user's. */
+__attribute__((constructor)) static void tap_no_user_cache(void)
+{
+  setenv("DNC_CACHE", "0", 0);
+  unsetenv("DNC_CACHE_DIR");
+  setenv("XDG_CACHE_HOME", "/nonexistent/dnc-tests", 1);
+}
 
 static void tap_vline(int pass, const char *fmt, va_list ap)
 {

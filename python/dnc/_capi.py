@@ -12,7 +12,7 @@ import ctypes
 import ctypes.util
 import os
 
-ABI_VERSION = 4  # runtime/dnc.h's DNC_ABI_VERSION
+ABI_VERSION = 5  # runtime/dnc.h's DNC_ABI_VERSION
 
 c_int64 = ctypes.c_int64
 c_double_p = ctypes.POINTER(ctypes.c_double)
@@ -21,7 +21,8 @@ c_double_p = ctypes.POINTER(ctypes.c_double)
 class Options(ctypes.Structure):
     _fields_ = [("opt_level", ctypes.c_int), ("threads", ctypes.c_int),
                 ("cpu", ctypes.c_char_p), ("features", ctypes.c_char_p),
-                ("dump_ir", ctypes.c_char_p), ("math_bits", ctypes.c_int)]
+                ("dump_ir", ctypes.c_char_p), ("math_bits", ctypes.c_int),
+                ("cache", ctypes.c_int), ("cache_dir", ctypes.c_char_p)]
 
 
 class Diagnostic(ctypes.Structure):
