@@ -334,7 +334,7 @@ class Function:
         if not isinstance(wrt, str):
             wrt = ",".join(wrt)
         if format not in C.FORMATS:
-            raise ValueError("format is 'dsl', 'latex' or 'c', not %r"
+            raise ValueError("format is 'dsl', 'latex', 'c' or 'torch', not %r"
                              % (format,))
         if not isinstance(order, int) or not 1 <= order <= 16:
             raise ValueError("order is an int from 1 to 16, not %r"
