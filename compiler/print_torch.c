@@ -6,9 +6,9 @@
  * semantics of the interpreter (interp.c) where PyTorch's own function
  * differs: min and max propagate NaN (torch.minimum, or torch.clamp
  * against a constant), softplus is exact (F.softplus switches to x above
- * 20), sign(NaN) is NaN (torch.sign gives 0), and a constant that must be a tensor (an operand of a call, a branch
- * of `if`, a constant body) is `torch.full_like(x, c)`, so it takes x's
- * device, dtype and shape. The operations are the ones ONNX export and
+ * 20), sign(NaN) is NaN (torch.sign gives 0). A constant that must be a
+ * tensor (an operand of a call, a branch of `if`, a constant body) is
+ * `torch.full_like(x, c)`, so it takes x's device, dtype and shape. The operations are the ones ONNX export and
  * inductor know, so the printed form runs on every device PyTorch has,
  * meta tensors included. Parameters are tensors that broadcast against x
  * (shape (1,) for a scalar, (C,) per channel, or 0-d).

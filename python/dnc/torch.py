@@ -615,7 +615,7 @@ def _apply(source, name, threads, x, gamma, beta, params):
     function `name` of dnc source `source`."""
     if _use_kernels(x):
         return _apply_kernels(source, name, threads, x, gamma, beta, params)
-    form = _form(source, name)
+    form = _forms[(source, name)]
     if _needs_grad(x, gamma, beta, params) and not _onnx_exporting():
         return _DecomposedFn.apply(form, x, gamma, beta, *params)
     return _dec_forward(form, x, gamma, beta, params)
@@ -637,7 +637,10 @@ def _autocast_dtype(x, ref):
     return torch.promote_types(x.dtype, ref.dtype) if on else None
 
 
-def _check(fn, x, gamma, beta, params, what):
+def _check(fname, fparams, x, gamma, beta, params, what):
+    """Refuses what the layer cannot compute; fname and fparams: the
+    function's name and Params (not the Function: no native call here, so
+    that torch.compile traces it)."""
     if x.dtype not in _DTYPES:
         raise TypeError("dnc.torch: %s takes float32, float64, bfloat16 or "
                         "float16 tensors, not %s" % (what, x.dtype))
@@ -650,10 +653,10 @@ def _check(fn, x, gamma, beta, params, what):
             raise ValueError("dnc.torch: %s: %s has shape %s; the input's "
                              "last dimension is %d" % (what, name,
                                                        tuple(t.shape), cols))
-    if len(params) != len(fn.params):
+    if len(params) != len(fparams):
         raise TypeError("dnc.torch: %s() takes %d parameters, got %d" % (
-            fn.name, len(fn.params), len(params)))
-    for p, t in zip(fn.params, params):
+            fname, len(fparams), len(params)))
+    for p, t in zip(fparams, params):
         ok = t.numel() == 1 or (p.kind == "per_channel" and t.numel() == cols
                                 and t.dim() == 1)
         if not ok:
@@ -663,7 +666,7 @@ def _check(fn, x, gamma, beta, params, what):
                     "one value or one per channel (%d)" % cols
                     if p.kind == "per_channel" else "one value"))
     for name, t in [("weight", gamma), ("bias", beta)] + \
-            [(p.name, t) for p, t in zip(fn.params, params)]:
+            [(p.name, t) for p, t in zip(fparams, params)]:
         if t is None:
             continue
         if t.device != x.device:
@@ -702,7 +705,9 @@ def pointwise(x, fn, weight=None, bias=None, module=None, threads=None,
         x = x.to(ct)
         weight, bias = [t if t is None else t.to(ct) for t in (weight, bias)]
         ts = [t.to(ct) for t in ts]
-    _check(fn, x, weight, bias, ts, "pointwise")
+    _check(fn.name, fn.params, x, weight, bias, ts, "pointwise")
+    if not _use_kernels(x):
+        torch_form(fn)  # printed and cached before _apply looks it up
     return _apply(_source_of(fn), fn.name, threads or 0, x, weight, bias,
                   ts)
 
@@ -756,6 +761,8 @@ class PointwiseNorm(nn.Module):
         self._dnc_source = _source_of(f)
         self._dnc_name = f.name
         self._dnc_threads = threads
+        self._dnc_params = f.params
+        self._prepare()
         c = normalized_shape[0]
         names = [p.name for p in f.params]
         extra = set(init) - set(names)
@@ -797,6 +804,15 @@ class PointwiseNorm(nn.Module):
             self.register_parameter("bias", None)
         self.reset_parameters()
 
+    def _prepare(self):
+        # the decomposed form is printed here, not in forward, which
+        # torch.compile traces: forward only reads it from the cache
+        _form(self._dnc_source, self._dnc_name)
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        self._prepare()
+
     def reset_parameters(self):
         """Parameters to their initial values: f's (the defaults or the
         keywords given), weight ones, bias zeros (on meta: nothing to do;
@@ -820,8 +836,8 @@ class PointwiseNorm(nn.Module):
                          self._dnc_threads or 0)
 
     def forward(self, x):
-        fn = self.fn
-        params = [getattr(self, p.name) for p in fn.params]
+        fparams = self._dnc_params
+        params = [getattr(self, p.name) for p in fparams]
         if x.dim() and x.shape[-1] != self.normalized_shape[0]:
             raise ValueError("PointwiseNorm(%d): the input's last dimension "
                              "is %d (shape %s)" % (self.normalized_shape[0],
@@ -836,7 +852,8 @@ class PointwiseNorm(nn.Module):
                 weight, bias = [t if t is None else t.to(ct)
                                 for t in (weight, bias)]
                 params = [t.to(ct) for t in params]
-        _check(fn, x, weight, bias, params, "PointwiseNorm")
+        _check(self._dnc_name, fparams, x, weight, bias, params,
+               "PointwiseNorm")
         return _apply(self._dnc_source, self._dnc_name,
                       self._dnc_threads or 0, x, weight, bias, params)
 
