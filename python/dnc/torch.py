@@ -582,29 +582,89 @@ if HAS_CUSTOM_OPS:
 
     _op_forward.register_autograd(_op_grad, setup_context=_op_setup)
 
+    def _vmap_loop(op, n_out_list):
+        """A vmap rule for op: one call over the batch as more rows when
+        only x (the first argument) is batched, else one call per member
+        of the batch, stacked."""
+        def rule(info, in_dims, *args):
+            tensors = list(args)
+
+            def pick(t, d, i):
+                if isinstance(t, (list, tuple)):
+                    return [pick(a, e, i) for a, e in zip(t, d)]
+                return t if t is None or d is None else t.select(d, i)
+            outs = [op(*[pick(a, d, i) for a, d in zip(tensors, in_dims)],
+                       *tensors[len(in_dims):])
+                    for i in range(info.batch_size)]
+            if n_out_list:
+                return [torch.stack(r) for r in zip(*outs)], \
+                    [0] * len(outs[0])
+            return torch.stack(outs), 0
+        return rule
+
+    _loop_fwd = _vmap_loop(lambda *a: torch.ops.dnc.layer_forward(*a), False)
+
     @_op_forward.register_vmap
     def _(info, in_dims, x, weight, bias, params, source, name, threads):
         xd, wd, bd, pd = in_dims[:4]
         if xd is not None and wd is None and bd is None and \
                 all(d is None for d in pd):
-            # only x is batched: one call over the batch as more rows
-            xm = x.movedim(xd, 0)
+            # only x is batched: the batch is more rows of one call
             return torch.ops.dnc.layer_forward(
-                xm, weight, bias, params, source, name, threads), 0
-        # batched weights or parameters: one call per member
-        n = info.batch_size
+                x.movedim(xd, 0), weight, bias, params, source, name,
+                threads), 0
+        return _loop_fwd(info, in_dims, x, weight, bias, params, source,
+                         name, threads)
 
-        def pick(t, d, i):
-            return t if t is None or d is None else t.select(d, i)
-        ys = [torch.ops.dnc.layer_forward(
-            pick(x, xd, i), pick(weight, wd, i), pick(bias, bd, i),
-            [pick(p, d, i) for p, d in zip(params, pd)], source, name,
-            threads) for i in range(n)]
-        return torch.stack(ys), 0
+    _op_backward.register_vmap(_vmap_loop(
+        lambda *a: torch.ops.dnc.layer_backward(*a), True))
+
+
+if HAS_CUSTOM_OPS:
+    class _FuncLayer(torch.autograd.Function):
+        """The custom ops under torch.func's transforms (grad, vmap,
+        jacrev...), which refuse the autograd formula of a custom op (an
+        autograd.Function without setup_context): the same ops, with the
+        formula here. vmap rules come from the ops' own."""
+        generate_vmap_rule = True
+
+        @staticmethod
+        def forward(source, name, threads, x, gamma, beta, *params):
+            return torch.ops.dnc.layer_forward(x, gamma, beta, list(params),
+                                               source, name, threads)
+
+        @staticmethod
+        def setup_context(ctx, inputs, output):
+            source, name, threads, x, gamma, beta, *params = inputs
+            ctx.fn_key = (source, name, threads)
+            ctx.save_for_backward(x, gamma, beta, *params)
+
+        @staticmethod
+        def backward(ctx, dy):
+            x, gamma, beta, *params = ctx.saved_tensors
+            source, name, threads = ctx.fn_key
+            need = ctx.needs_input_grad[3:]
+            if torch.is_grad_enabled():
+                grads = _composite_backward(source, name, threads, x, dy,
+                                            gamma, beta, params, need)
+            else:
+                out = torch.ops.dnc.layer_backward(x, dy, gamma, beta,
+                                                   list(params), source,
+                                                   name, threads)
+                grads = [g if n else None for g, n in zip(out, need)]
+                grads[1] = grads[1] if gamma is not None else None
+                grads[2] = grads[2] if beta is not None else None
+            return (None, None, None) + tuple(grads)
+
+    def _functorch_active():
+        return torch._C._functorch.peek_interpreter_stack() is not None
 
 
 def _apply_kernels(source, name, threads, x, gamma, beta, params):
     if HAS_CUSTOM_OPS:
+        if _functorch_active():
+            return _FuncLayer.apply(source, name, threads, x, gamma, beta,
+                                    *params)
         return torch.ops.dnc.layer_forward(x, gamma, beta, list(params),
                                            source, name, threads)
     return _LayerFn.apply(source, name, threads, x, gamma, beta, *params)
@@ -616,7 +676,11 @@ def _apply(source, name, threads, x, gamma, beta, params):
     if _use_kernels(x):
         return _apply_kernels(source, name, threads, x, gamma, beta, params)
     form = _forms[(source, name)]
-    if _needs_grad(x, gamma, beta, params) and not _onnx_exporting():
+    # under torch.func's transforms autograd differentiates the printed
+    # operations themselves (_DecomposedFn has 1.13's form, which they
+    # refuse): the same derivatives, without dnc's accurate forms
+    if _needs_grad(x, gamma, beta, params) and not _onnx_exporting() and \
+            not (HAS_CUSTOM_OPS and _functorch_active()):
         return _DecomposedFn.apply(form, x, gamma, beta, *params)
     return _dec_forward(form, x, gamma, beta, params)
 
@@ -838,6 +902,11 @@ class PointwiseNorm(nn.Module):
     def forward(self, x):
         fparams = self._dnc_params
         params = [getattr(self, p.name) for p in fparams]
+        if x.is_nested:
+            raise TypeError("PointwiseNorm takes dense tensors, not nested "
+                            "ones (an nn.TransformerEncoder made before its "
+                            "norms were replaced: set its use_nested_tensor"
+                            " to False, or convert with convert_layernorm)")
         if x.dim() and x.shape[-1] != self.normalized_shape[0]:
             raise ValueError("PointwiseNorm(%d): the input's last dimension "
                              "is %d (shape %s)" % (self.normalized_shape[0],
@@ -899,4 +968,15 @@ def convert_layernorm(model, fn, module=None, *, keep_affine=False,
                                          if path else name))
         return out
 
-    return convert(model, "")
+    out = convert(model, "")
+    # nn.TransformerEncoder decides at construction whether its eval-mode
+    # fast path packs the batch into a nested tensor, from its layers'
+    # LayerNorms: that path computes LayerNorm itself. Its layers' own fast
+    # path declines by PointwiseNorm.eps (NaN); this one is switched off.
+    for m in out.modules():
+        if isinstance(m, nn.TransformerEncoder) and any(
+                isinstance(n, PointwiseNorm) for n in m.layers.modules()):
+            if hasattr(m, "use_nested_tensor"):
+                m.use_nested_tensor = False
+            m.enable_nested_tensor = False
+    return out

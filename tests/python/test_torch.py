@@ -7,11 +7,13 @@ PyTorch DyT and Derf modules in float32 and bfloat16 with stated
 tolerances; gradients bitwise equal on 1 and 2 threads; convert_layernorm,
 state_dict, no_grad, strided inputs and every error.
 """
+import copy
 import io
 import os
 import re
 import subprocess
 
+import pytest
 import torch
 from torch import nn
 from torch.autograd import gradcheck, gradgradcheck
@@ -342,3 +344,73 @@ def test_errors():
                                             weight=torch.ones(5)),
            "a weight of the wrong size", "last dimension is 4")
 
+
+
+@pytest.mark.skipif(dt.HAS_CUSTOM_OPS, reason="PyTorch %s has custom ops; "
+                    "the refusal is for PyTorch 1.13" % torch.__version__)
+def test_pytorch2_features_refuse_on_1_13():
+    raises(RuntimeError, lambda: dt.require_custom_ops("torch.export of a "
+                                                       "PointwiseNorm"),
+           "what needs torch.library.custom_op refuses on PyTorch 1.13",
+           "needs PyTorch 2.4 or later")
+    ok(not hasattr(torch.ops, "dnc") or
+       not hasattr(torch.ops.dnc, "layer_forward"),
+       "no torch.ops.dnc on PyTorch 1.13")
+
+
+def _plain_reference(model):
+    """model with each PointwiseNorm of derf replaced by the plain PyTorch
+    Derf module holding the same values."""
+    ref = copy.deepcopy(model)
+
+    def swap(m):
+        for name, child in m.named_children():
+            if isinstance(child, dt.PointwiseNorm):
+                d = Derf(child.normalized_shape[0])
+                d.eps = float("nan")  # keeps PyTorch's fused path away too
+                d.load_state_dict(child.state_dict())
+                setattr(m, name, d)
+            else:
+                swap(child)
+    swap(ref)
+    return ref
+
+
+@pytest.mark.parametrize("mask", [False, True])
+def test_transformer_encoder_eval(mask):
+    # eval mode, batch_first: PyTorch's fused fast path would compute
+    # LayerNorm (or fail on a missing eps); PointwiseNorm.eps is NaN, so
+    # the path declines and the layers call the converted norms
+    torch.manual_seed(5)
+    layer = nn.TransformerEncoderLayer(16, 2, 32, dropout=0.0,
+                                       batch_first=True)
+    model = nn.TransformerEncoder(layer, 2, norm=nn.LayerNorm(16))
+    model = dt.convert_layernorm(model, "derf", alpha=0.7)
+    for m in model.modules():
+        if isinstance(m, dt.PointwiseNorm):
+            randomize(m)
+    x = torch.randn(3, 5, 16)
+    pad = torch.zeros(3, 5, dtype=torch.bool)
+    pad[0, 3:] = True
+    kw = {"src_key_padding_mask": pad} if mask else {}
+    model.train()
+    y_train = model(x, **kw)
+    model.eval()
+    with torch.no_grad():
+        y_eval = model(x, **kw)
+    y_ref = _plain_reference(model).eval()(x, **kw)
+    if mask:  # the fast path returns padded positions as 0: compare the rest
+        keep = ~pad
+        y_train, y_eval, y_ref = y_train[keep], y_eval[keep], y_ref[keep]
+    ok(torch.allclose(y_eval, y_train, rtol=0, atol=1e-6),
+       "eval = train mode with dropout 0", lambda: (y_eval - y_train).abs()
+       .max())
+    ok(torch.allclose(y_eval, y_ref, rtol=1e-5, atol=1e-5),
+       "eval = the plain PyTorch Derf reference",
+       lambda: (y_eval - y_ref).abs().max())
+    ok(PointwiseNormEps(), "PointwiseNorm.eps is NaN")
+
+
+def PointwiseNormEps():
+    e = dt.PointwiseNorm(4, "dyt").eps
+    return e != e
