@@ -48,6 +48,7 @@ def train(model, x, steps, compiled=None):
     return losses
 
 
+@pytest.mark.slow
 def test_compile_fullgraph_trains_as_eager():
     x = torch.randn(4, 5, 8)
     m = transformer()
@@ -188,6 +189,7 @@ class _Normed(torch.utils.data.Dataset):
             return self.norm(self.x[i:i + 1])[0]
 
 
+@pytest.mark.slow
 def test_spawn_dataloader_workers():
     ds = _Normed(dt.PointwiseNorm(6, "dyt", alpha=0.9))
     dl = torch.utils.data.DataLoader(ds, batch_size=4, num_workers=1,
