@@ -73,7 +73,7 @@ VENV_PYTHON = $(VENV)/bin/python
 # (test_jit, the SymPy check) then overlap.
 PROVE_FLAGS ?= -j2
 
-.PHONY: all deps demo test run-tests tests bench bundle install uninstall fuzz fuzz-build clean tsan examples check-math
+.PHONY: all deps demo test run-tests run-pytest tests bench bundle install uninstall fuzz fuzz-build clean tsan examples check-math
 .DELETE_ON_ERROR:
 
 all: $(BUILD)/dnc $(BUILD)/libdnc.a $(BUILD)/libdnc.so
@@ -184,7 +184,31 @@ run-tests:
 	DNC_CACHE=0 XDG_CACHE_HOME=$(abspath $(BUILD))/tests/xdg-cache DNC_CACHE_DIR= \
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1 \
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-	prove $(PROVE_FLAGS) $(TEST_BIN) $(TEST_SCRIPTS)
+	prove $(PROVE_FLAGS) $(TEST_BIN) $(TEST_SCRIPTS); rc=$$?; \
+	$(MAKE) --no-print-directory run-pytest || rc=1; exit $$rc
+
+# The Python tests (pytest collects tests/python/test_*.py) under Debian's
+# python (PyTorch 1.13) and the virtualenv's (PyTorch 2); -rs prints why
+# each skipped test was skipped. Under the sanitizers the Debian run takes
+# every test through the instrumented libdnc; the virtualenv's leaves out
+# those marked slow (inductor compiling, spawned workers, the gradchecks
+# the Debian run has just made), which spend minutes in PyTorch under ASan
+# and call libdnc as the others do.
+PYTEST_FLAGS ?= -q -rs
+ifeq ($(SANITIZE),1)
+VENV_PYTEST_FLAGS = -m "not slow"
+endif
+run-pytest: export DNC_CACHE = 0
+run-pytest: export XDG_CACHE_HOME = $(abspath $(BUILD))/tests/xdg-cache
+run-pytest:
+	DNC_BUILD=$(BUILD) ASAN_OPTIONS=abort_on_error=0:halt_on_error=1 \
+	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	tools/pytest.sh $(PYTHON) $(PYTEST_FLAGS); rc=$$?; \
+	$(if $(VENV_PYTEST_FLAGS),echo "sanitizer build: $(VENV_PYTHON) runs the tests not marked slow";) \
+	DNC_BUILD=$(BUILD) ASAN_OPTIONS=abort_on_error=0:halt_on_error=1 \
+	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	tools/pytest.sh $(VENV_PYTHON) $(PYTEST_FLAGS) $(VENV_PYTEST_FLAGS) \
+	|| rc=1; exit $$rc
 
 # Kernel speed as ratios to a memory copy, and JIT latency: bench/README.md.
 # DNC_BENCH_ROWS, DNC_BENCH_COLS and DNC_BENCH_REPS make a quick run.
@@ -193,6 +217,7 @@ bench: $(BUILD)/bench/kernels $(BUILD)/bench/incache $(BUILD)/libdnc.so $(BUILD)
 	$(BUILD)/bench/incache $(BUILD)/bench/kernels.json
 	DNC_BUILD=$(BUILD) $(if $(wildcard $(VENV_PYTHON)),$(VENV_PYTHON),$(PYTHON)) \
 	  bench/torch_eager.py $(BUILD)/bench/kernels.json
+	DNC_BUILD=$(BUILD) $(VENV_PYTHON) bench/torch2.py $(BUILD)/bench/kernels.json
 	$(PYTHON) bench/search.py $(BUILD)/dnc $(BUILD)/bench/kernels.json
 
 # A libdnc.so with LLVM linked in (static LLVM libraries, all targets,

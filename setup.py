@@ -2,6 +2,7 @@
 libdnc.so that `make` built ($DNC_BUILD, else build/), so that an installed
 dnc needs no DNC_LIBRARY; setuptools' own build files go to build/pip."""
 import os
+import shutil
 
 from setuptools import setup
 from setuptools.command.build_py import build_py
@@ -15,8 +16,12 @@ class BuildPy(build_py):
         build = os.environ.get("DNC_BUILD", "build")
         src = os.path.join(ROOT, build, "libdnc.so")
         if os.path.exists(src):
-            self.copy_file(src, os.path.join(self.build_lib, "dnc",
-                                             "libdnc.so"))
+            # copied every time: copy_file skips an older source, and
+            # build/pip may hold another build folder's (make test
+            # SANITIZE=1's instrumented) library, newer than this one
+            dst = os.path.join(self.build_lib, "dnc", "libdnc.so")
+            os.makedirs(os.path.dirname(dst), exist_ok=True)
+            shutil.copyfile(src, dst)
         else:
             self.warn("%s is not built (run make): the installed package "
                       "will look for libdnc through DNC_LIBRARY and the "

@@ -599,7 +599,7 @@ dnc_status dnc_function_diff(const dnc_function *f, const char *wrt,
 {
   if (len)
     *len = 0;
-  if (!f || !f->owner || !wrt || (unsigned)format > DNC_FORMAT_C)
+  if (!f || !f->owner || !wrt || (unsigned)format > DNC_FORMAT_TORCH)
     return DNC_ERR_ARGUMENT;
   enum { MAXSPEC = 4096 };
   dnc_dspec *specs = malloc(MAXSPEC * sizeof *specs);
@@ -622,11 +622,11 @@ dnc_status dnc_function_diff(const dnc_function *f, const char *wrt,
     free(specs);
     return DNC_ERR_MEMORY;
   }
-  if (format == DNC_FORMAT_C)
-    dnc_print_c_prelude(o);
+  dnc_print_prelude(o, (int)format);
   /* differentiation grows the module's DAG, as compiling kernels does */
   dnc_module *mod = f->owner;
   pthread_mutex_lock(&mod->lock);
+  dnc_print_head(o, f, (int)format);
   for (int j = 0; j < ns && st == DNC_OK; j++) {
     dnc_node *e = dnc_dspec_derive(mod->m, f, &specs[j]);
     if (!e) {
