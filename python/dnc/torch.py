@@ -29,7 +29,7 @@ __all__ = ["PointwiseNorm", "convert_layernorm", "pointwise", "STANDARD"]
 STANDARD = """\
 fn dyt(x; alpha = 0.5) = tanh(alpha * x)
 fn dyisru(x; beta = 301.1) = x / sqrt(beta + x^2)
-fn derf(x; alpha = 0.5, s = 0) = erf(alpha * x + s)
+fn derf(x; alpha = 0.5, shift = 0) = erf(alpha * x + shift)
 """
 
 # storage dtype -> (dnc_dtype, compute dtype of per-channel values, sums)
