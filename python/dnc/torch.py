@@ -347,12 +347,14 @@ class PointwiseNorm(nn.Module):
     nn.Parameter of its name, initialised to its default or to the value
     given by keyword (a per-channel one also takes C values): shape (1,)
     for a scalar, (C,) per channel. elementwise_affine and bias: the
-    per-channel weight (ones) and bias (zeros), as in nn.LayerNorm.
+    per-channel weight (ones) and bias (zeros), as in nn.LayerNorm
+    (bias=False: weight only, as RMSNorm). channels_last=False: over
+    dimension 1 of an N x C x ... input instead (dnc._channels).
     threads: the kernels' threads (None: torch.get_num_threads())."""
 
     def __init__(self, normalized_shape, fn, module=None, *,
-                 elementwise_affine=True, bias=True, threads=None,
-                 device=None, dtype=None, **init):
+                 elementwise_affine=True, bias=True, channels_last=True,
+                 threads=None, device=None, dtype=None, **init):
         super().__init__()
         if isinstance(normalized_shape, int):
             normalized_shape = (normalized_shape,)
@@ -370,6 +372,7 @@ class PointwiseNorm(nn.Module):
             raise TypeError("dnc.torch: PointwiseNorm takes float32, float64,"
                             " bfloat16 or float16, not %s" % dtype)
         self.normalized_shape = normalized_shape
+        self.channels_last = bool(channels_last)
         self.fn = resolve(fn, module, threads)
         c = normalized_shape[0]
         names = [p.name for p in self.fn.params]
@@ -406,23 +409,50 @@ class PointwiseNorm(nn.Module):
 
     def forward(self, x):
         params = [getattr(self, p.name) for p in self.fn.params]
+        if not self.channels_last and x.dim() > 2:
+            return self._forward_channels_first(x, params)
         if x.dim() and x.shape[-1] != self.normalized_shape[0]:
             raise ValueError("PointwiseNorm(%d): the input's last dimension "
                              "is %d (shape %s)" % (self.normalized_shape[0],
                                                    x.shape[-1],
                                                    tuple(x.shape)))
         _check(self.fn, x, self.weight, self.bias, params, "PointwiseNorm")
+        self._check_dtypes(x, params)
+        return _LayerFn.apply(self.fn, x, self.weight, self.bias, *params)
+
+    def _forward_channels_first(self, x, params):
+        from . import _channels
+        if x.shape[1] != self.normalized_shape[0]:
+            raise ValueError("PointwiseNorm(%d, channels_last=False): the "
+                             "input's dimension 1 is %d (shape %s)" % (
+                                 self.normalized_shape[0], x.shape[1],
+                                 tuple(x.shape)))
+        _channels.check(self.fn, x, self.weight, self.bias, params,
+                        "PointwiseNorm")
+        self._check_dtypes(x, params)
+        return _channels.apply(self.fn, x, self.weight, self.bias, params)
+
+    def _check_dtypes(self, x, params):
         for name, t in [("weight", self.weight), ("bias", self.bias)] + \
                 [(p.name, t) for p, t in zip(self.fn.params, params)]:
             if t is not None and t.dtype != x.dtype:
                 raise TypeError("PointwiseNorm: the input is %s but '%s' is "
                                 "%s; convert the module (e.g. .to(%s))" % (
                                     x.dtype, name, t.dtype, x.dtype))
-        return _LayerFn.apply(self.fn, x, self.weight, self.bias, *params)
 
     def extra_repr(self):
-        return "%s, fn=%s, elementwise_affine=%s, threads=%d" % (
-            self.normalized_shape, self.fn.name, self.elementwise_affine,
+        vals = []
+        for p in self.fn.params:
+            t = getattr(self, p.name).detach()
+            vals.append("%s=%.4g" % (p.name, float(t.reshape(-1)[0]))
+                        if t.numel() == 1 else "%s=[%d values, mean %.4g]"
+                        % (p.name, t.numel(), float(t.float().mean())))
+        return "%s, fn=%s(%s), elementwise_affine=%s%s%s, threads=%d" % (
+            self.normalized_shape, self.fn.name, ", ".join(vals),
+            self.elementwise_affine,
+            "" if self.bias is not None or not self.elementwise_affine
+            else ", bias=False",
+            "" if self.channels_last else ", channels_last=False",
             self.fn.module.context.threads)
 
 
