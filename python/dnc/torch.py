@@ -22,7 +22,8 @@ from torch import nn
 import dnc as _dnc
 from . import _capi as C
 
-__all__ = ["PointwiseNorm", "convert_layernorm", "pointwise", "STANDARD"]
+__all__ = ["PointwiseNorm", "convert", "convert_layernorm", "convert_rmsnorm",
+           "fit_initial", "pointwise", "STANDARD"]
 
 # The published functions, for PointwiseNorm(C, "dyt") and the like: the
 # definitions and defaults of examples/norms.dn.
@@ -456,39 +457,7 @@ class PointwiseNorm(nn.Module):
             self.fn.module.context.threads)
 
 
-def convert_layernorm(model, fn, module=None, *, keep_affine=False,
-                      threads=None, **init):
-    """Replaces every nn.LayerNorm in model (model itself included) by a
-    PointwiseNorm of fn with the same normalized_shape, affine options,
-    dtype and device, the way the DyT repository's convert_ln_to_dyt does;
-    keep_affine=True copies the LayerNorm's weight and bias into it.
-    Returns the converted model."""
-    fn = resolve(fn, module, threads)
-
-    def convert(m, path):
-        out = m
-        if isinstance(m, nn.LayerNorm):
-            if len(m.normalized_shape) != 1:
-                raise ValueError("convert_layernorm: %s normalizes over %s; "
-                                 "PointwiseNorm covers the last dimension "
-                                 "only" % (path or "the model",
-                                           tuple(m.normalized_shape)))
-            w = m.weight
-            out = PointwiseNorm(m.normalized_shape, fn,
-                                elementwise_affine=m.elementwise_affine,
-                                bias=m.bias is not None,
-                                dtype=w.dtype if w is not None else None,
-                                device=w.device if w is not None else None,
-                                **init)
-            if keep_affine and w is not None:
-                with torch.no_grad():
-                    out.weight.copy_(w)
-                    if m.bias is not None:
-                        out.bias.copy_(m.bias)
-            out.train(m.training)
-        for name, child in m.named_children():
-            out.add_module(name, convert(child, path + "." + name
-                                         if path else name))
-        return out
-
-    return convert(model, "")
+# The converters live in dnc/convert.py (channels-first LayerNorm subclasses,
+# RMSNorm, per-site and fitted initial values).
+from .convert import (convert, convert_layernorm, convert_rmsnorm,  # noqa
+                      find_norms, fit_initial, channels_first)
