@@ -72,7 +72,7 @@ VENV_PYTHON = $(VENV)/bin/python
 # (test_jit, the SymPy check) then overlap.
 PROVE_FLAGS ?= -j2
 
-.PHONY: all deps demo test run-tests tests bench bundle install uninstall fuzz clean tsan examples check-math
+.PHONY: all deps demo test run-tests run-pytest tests bench bundle install uninstall fuzz clean tsan examples check-math
 .DELETE_ON_ERROR:
 
 all: $(BUILD)/dnc $(BUILD)/libdnc.a $(BUILD)/libdnc.so
@@ -175,6 +175,19 @@ run-tests:
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1 \
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	prove $(PROVE_FLAGS) $(TEST_BIN) $(TEST_SCRIPTS)
+	@$(MAKE) --no-print-directory run-pytest
+
+# The Python tests (pytest collects tests/python/test_*.py) under Debian's
+# python (PyTorch 1.13) and the virtualenv's (PyTorch 2); -rs prints why
+# each skipped test was skipped.
+PYTEST_FLAGS ?= -q -rs
+run-pytest:
+	DNC_BUILD=$(BUILD) ASAN_OPTIONS=abort_on_error=0:halt_on_error=1 \
+	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	tools/pytest.sh $(PYTHON) $(PYTEST_FLAGS)
+	DNC_BUILD=$(BUILD) ASAN_OPTIONS=abort_on_error=0:halt_on_error=1 \
+	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	tools/pytest.sh $(VENV_PYTHON) $(PYTEST_FLAGS)
 
 # Kernel speed as ratios to a memory copy, and JIT latency: bench/README.md.
 # DNC_BENCH_ROWS, DNC_BENCH_COLS and DNC_BENCH_REPS make a quick run.

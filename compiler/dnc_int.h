@@ -329,7 +329,7 @@ typedef struct dnc_dspec {
 } dnc_dspec;
 
 /* The output formats of derivatives (and of `dnc diff --format`). */
-enum { DNC_FMT_DSL = 0, DNC_FMT_LATEX = 1, DNC_FMT_C = 2 };
+enum { DNC_FMT_DSL = 0, DNC_FMT_LATEX = 1, DNC_FMT_C = 2, DNC_FMT_TORCH = 3 };
 
 /* The derivatives that `wrt` ("all", "v" or "v1,v2") and order (1..16) ask
  * of f, into specs[0..*ns); -1 with a message in err when f lacks a
@@ -395,7 +395,8 @@ typedef struct dnc_sharing {
 void dnc_sharing_init(dnc_sharing *s, const dnc_node *root);
 int dnc_sharing_bound(const dnc_sharing *s, uint32_t id); /* gets a name */
 void dnc_sharing_free(dnc_sharing *s);
-/* "# NAME: N nodes" in the comment syntax of a format (0 dsl, 1 latex, 2 c) */
+/* "# NAME: N nodes" in the comment syntax of a format (0 dsl, 1 latex, 2 c,
+ * 3 torch) */
 void dnc_print_stat(FILE *out, int format, const char *name, uint32_t nodes);
 
 /* print_latex.c: the derivative of f with respect to vars[0..nvars), in
@@ -408,6 +409,16 @@ void dnc_print_latex(FILE *out, const dnc_fn *f, const int *vars, int nvars,
 void dnc_print_c_prelude(FILE *out);
 void dnc_print_c(FILE *out, const dnc_fn *f, const char *name,
                  const dnc_node *body);
+/* print_torch.c: a Python function `def name(x, p...)` over PyTorch
+ * tensors; the prelude imports torch and defines the helpers it uses */
+void dnc_print_torch_prelude(FILE *out);
+void dnc_print_torch(FILE *out, const dnc_fn *f, const char *name,
+                     const dnc_node *body);
+/* The prelude of a format (C's helpers, torch's import), if it has one;
+ * and what a format prints of f before its derivatives (torch: f itself,
+ * so that the output is a complete PyTorch form of f). */
+void dnc_print_prelude(FILE *out, int format);
+void dnc_print_head(FILE *out, const dnc_fn *f, int format);
 /* "pi", "e", "inf" or "nan" when v is that constant and f has no
  * parameter or input of that name; else NULL. */
 const char *dnc_const_name(const dnc_fn *f, double v);

@@ -136,8 +136,24 @@ int dnc_dspec_print(FILE *out, dnc_mod *m, const dnc_fn *f,
     dnc_print_def(out, f, name, e);
   else if (format == DNC_FMT_LATEX)
     dnc_print_latex(out, f, d->var, d->n, e);
-  else
+  else if (format == DNC_FMT_C)
     dnc_print_c(out, f, name, e);
+  else
+    dnc_print_torch(out, f, name, e);
   free(name);
   return 0;
+}
+
+void dnc_print_prelude(FILE *out, int format)
+{
+  if (format == DNC_FMT_C)
+    dnc_print_c_prelude(out);
+  else if (format == DNC_FMT_TORCH)
+    dnc_print_torch_prelude(out);
+}
+
+void dnc_print_head(FILE *out, const dnc_fn *f, int format)
+{
+  if (format == DNC_FMT_TORCH)
+    dnc_print_torch(out, f, f->name, f->body);
 }

@@ -88,7 +88,7 @@ static const char usage_eval[] =
 
 static const char usage_diff[] =
     "usage: dnc diff [-f NAME[,NAME...]] [--wrt VARS] [--order N]\n"
-    "                [--format dsl|latex|c] [--stats] FILE...\n"
+    "                [--format dsl|latex|c|torch] [--stats] FILE...\n"
     "\n"
     "Prints derivatives of each function (or the named ones), simplified.\n"
     "\n"
@@ -104,6 +104,8 @@ static const char usage_diff[] =
     "  --format latex   LaTeX equations\n"
     "  --format c    C99 functions over double, after static inline helpers\n"
     "                for the built-ins C lacks (sigmoid, NaN-propagating min...)\n"
+    "  --format torch   Python functions over PyTorch tensors: f itself,\n"
+    "                then each derivative, after `import torch` and helpers\n"
     "  --stats       also print the number of DAG nodes of f and of each\n"
     "                derivative, as comments\n";
 
@@ -339,8 +341,11 @@ static int parse_args(int argc, char **argv, const char *usage, int allowed,
         a->fmt = DNC_FMT_LATEX;
       else if (!strcmp(v, "c"))
         a->fmt = DNC_FMT_C;
+      else if (!strcmp(v, "torch"))
+        a->fmt = DNC_FMT_TORCH;
       else
-        return usage_error(usage, "--format is dsl, latex or c, not '%s'", v);
+        return usage_error(usage, "--format is dsl, latex, c or torch, not "
+                                  "'%s'", v);
     } else if ((allowed & O_DIFF) && !strcmp(argv[i], "--stats")) {
       a->stats = 1;
     } else if (argv[i][0] == '-' && argv[i][1]) {
@@ -729,14 +734,15 @@ static int cmd_diff(int argc, char **argv)
   /* every function's variables are checked before anything is printed */
   for (int k = 0; k < n && !rc; k++)
     rc = fn_specs(fns[k], wrt, order, specs, MAXSPEC, NULL);
-  if (!rc && fmt == DNC_FMT_C)
-    dnc_print_c_prelude(stdout);
+  if (!rc)
+    dnc_print_prelude(stdout, fmt);
   for (int k = 0; k < n && !rc; k++) {
     dnc_fn *f = fns[k];
     int ns = 0;
     fn_specs(f, wrt, order, specs, MAXSPEC, &ns);
     if (stats)
       dnc_print_stat(stdout, fmt, f->name, dnc_node_count(f->body));
+    dnc_print_head(stdout, f, fmt);
     for (int j = 0; j < ns; j++)
       dnc_dspec_print(stdout, m, f, &specs[j], fmt, stats);
   }

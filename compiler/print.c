@@ -215,7 +215,7 @@ uint32_t dnc_node_count(const dnc_node *root)
 
 void dnc_print_stat(FILE *out, int format, const char *name, uint32_t nodes)
 {
-  static const char *const open[] = {"# ", "% ", "/* "};
+  static const char *const open[] = {"# ", "% ", "/* ", "# "};
   fprintf(out, "%s%s: %u node%s%s\n", open[format], name, nodes,
           nodes == 1 ? "" : "s", format == 2 ? " */" : "");
 }

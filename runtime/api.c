@@ -589,7 +589,7 @@ dnc_status dnc_function_diff(const dnc_function *f, const char *wrt,
 {
   if (len)
     *len = 0;
-  if (!f || !f->owner || !wrt || (unsigned)format > DNC_FORMAT_C)
+  if (!f || !f->owner || !wrt || (unsigned)format > DNC_FORMAT_TORCH)
     return DNC_ERR_ARGUMENT;
   enum { MAXSPEC = 4096 };
   dnc_dspec *specs = malloc(MAXSPEC * sizeof *specs);
@@ -612,11 +612,11 @@ dnc_status dnc_function_diff(const dnc_function *f, const char *wrt,
     free(specs);
     return DNC_ERR_MEMORY;
   }
-  if (format == DNC_FORMAT_C)
-    dnc_print_c_prelude(o);
+  dnc_print_prelude(o, (int)format);
   /* differentiation grows the module's DAG, as compiling kernels does */
   dnc_module *mod = f->owner;
   pthread_mutex_lock(&mod->lock);
+  dnc_print_head(o, f, (int)format);
   for (int j = 0; j < ns && st == DNC_OK; j++)
     if (dnc_dspec_print(o, mod->m, f, &specs[j], (int)format, 0) < 0)
       st = DNC_ERR_MEMORY;

@@ -185,8 +185,12 @@ typedef enum dnc_format {
                            dyt__dx, dyt__dalpha2, dyt__dx_dalpha, with f's
                            parameters and defaults */
   DNC_FORMAT_LATEX = 1, /* LaTeX equations */
-  DNC_FORMAT_C = 2      /* C99 functions over double, after the helpers
+  DNC_FORMAT_C = 2,     /* C99 functions over double, after the helpers
                            they use */
+  DNC_FORMAT_TORCH = 3  /* Python functions over PyTorch tensors, after
+                           `import torch` and the helpers they use: f
+                           itself (def dyt(x, alpha)), then each
+                           derivative (def dyt__dx(x, alpha)) */
 } dnc_format;
 
 /* The simplified derivatives of f that `dnc diff --wrt WRT --order N`

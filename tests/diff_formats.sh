@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# diff_formats.sh - dnc diff: golden outputs in the three formats for DyT,
+# diff_formats.sh - dnc diff: golden outputs in the four formats for DyT,
 # DyISRU, Derf and ISRU; the dsl output checks again and evaluates the same
 # as the C output compiled with the system compiler; usage errors.
 set -u
@@ -27,6 +27,7 @@ N=examples/norms.dn
 golden tests/golden/diff_norms.dsl $N -f dyt,dyisru,derf,isru --format dsl
 golden tests/golden/diff_norms.latex $N -f dyt,dyisru,derf,isru --format latex
 golden tests/golden/diff_norms.c $N -f dyt,dyisru,derf,isru --format c
+golden tests/golden/diff_norms.torch $N -f dyt,dyisru,derf,isru --format torch
 golden tests/golden/diff_norms_order2.dsl $N -f dyt,derf --order 2
 
 # every derivative of every example, to order 2, checks again as dnc source
@@ -100,7 +101,7 @@ usage() { # usage PATTERN ARGS...
 }
 usage "has no variable 'beta'" $N -f dyt --wrt beta
 usage "from 1 to 16" $N -f dyt --order 0
-usage "dsl, latex or c" $N -f dyt --format tex
+usage "dsl, latex, c or torch" $N -f dyt --format tex
 usage "takes no --order" $N -f derf --wrt x,alpha --order 2
 usage "no input files" --wrt x
 

@@ -14,6 +14,7 @@ arrays without copies where they are contiguous in their last dimension.
 """
 import collections
 import ctypes
+import operator
 import threading
 import weakref
 
@@ -117,6 +118,12 @@ class Context:
                                                     opt_level, math_bits))
         self._h = h.value
         self._fin = weakref.finalize(self, C.lib.dnc_context_free, self._h)
+        self._args = (threads, cpu, features, opt_level, math_bits)
+
+    def __reduce__(self):
+        # a copy (copy, deepcopy, pickle) is a new context with the same
+        # options, never a second owner of this one's native handle
+        return (Context, self._args)
 
     @property
     def threads(self):
@@ -142,14 +149,18 @@ class Context:
         label = (name or "<string>")
         st = C.lib.dnc_compile_string(self._h, label.encode(), source,
                                       len(source), ctypes.byref(h))
-        return Module._made(self, h, st, "dnc.compile")
+        m = Module._made(self, h, st, "dnc.compile")
+        m._made_by = ("compile", source, name)
+        return m
 
     def compile_file(self, path):
         """Compiles a .dn file; SourceError when it has errors."""
         h = ctypes.c_void_p()
         st = C.lib.dnc_compile_file(self._h, str(path).encode(),
                                     ctypes.byref(h))
-        return Module._made(self, h, st, "dnc.compile_file")
+        m = Module._made(self, h, st, "dnc.compile_file")
+        m._made_by = ("compile_file", str(path))
+        return m
 
     def load(self, path):
         """Loads a library written by `dnc compile FILE... -o OUT.so`;
@@ -157,10 +168,16 @@ class Context:
         h = ctypes.c_void_p()
         st = C.lib.dnc_module_load(self._h, str(path).encode(),
                                    ctypes.byref(h))
-        return Module._made(self, h, st, "dnc.load(%r)" % str(path))
+        m = Module._made(self, h, st, "dnc.load(%r)" % str(path))
+        m._made_by = ("load", str(path))
+        return m
 
     def __repr__(self):
         return "<dnc.Context threads=%d cpu=%s>" % (self.threads, self.cpu)
+
+
+def _remake(context, how, *args):
+    return getattr(context, how)(*args)
 
 
 _default = None
@@ -206,6 +223,7 @@ class Module:
         m = object.__new__(cls)
         m._h = h.value
         m.context = ctx
+        m._made_by = None
         m._fin = weakref.finalize(m, C.lib.dnc_module_free, m._h)
         m.diagnostics = [
             Diagnostic(_SEVERITY.get(d.severity, "error"), d.file.decode(),
@@ -222,6 +240,12 @@ class Module:
             f = Function._made(m, C.lib.dnc_module_function(m._h, i))
             m._fns[f.name] = f
         return m
+
+    def __reduce__(self):
+        # copied by compiling (or loading) again in a copy of its context
+        if self._made_by is None:
+            raise TypeError("this dnc.Module cannot be copied")
+        return (_remake, (self.context,) + self._made_by)
 
     @property
     def names(self):
@@ -316,6 +340,10 @@ class Function:
         f._lock = threading.Lock()
         return f
 
+    def __reduce__(self):
+        # a copy is the function of that name in a copy of its module
+        return (operator.getitem, (self.module, self.name))
+
     def __repr__(self):
         return "<dnc.Function %s(x; %s)>" % (self.name, ", ".join(
             "%s%s = %g" % (p.name, "[]" if p.kind == "per_channel" else "",
@@ -334,7 +362,7 @@ class Function:
         if not isinstance(wrt, str):
             wrt = ",".join(wrt)
         if format not in C.FORMATS:
-            raise ValueError("format is 'dsl', 'latex' or 'c', not %r"
+            raise ValueError("format is 'dsl', 'latex', 'c' or 'torch', not %r"
                              % (format,))
         if not isinstance(order, int) or not 1 <= order <= 16:
             raise ValueError("order is an int from 1 to 16, not %r"

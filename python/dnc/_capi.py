@@ -60,7 +60,7 @@ F32, F64, BF16, F16 = range(4)
 # dnc_param_kind
 PARAM_SCALAR, PARAM_PER_CHANNEL = 0, 1
 # dnc_format
-FORMATS = {"dsl": 0, "latex": 1, "c": 2}
+FORMATS = {"dsl": 0, "latex": 1, "c": 2, "torch": 3}
 
 
 def _candidates():

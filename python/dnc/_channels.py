@@ -49,6 +49,10 @@ class _ChannelsFirstFn(torch.autograd.Function):
         dt, ct = _dt._DTYPES[x.dtype]
         xv, ldx = _rows(x)
         y = _dt._empty(xv.shape, x.dtype)
+        if y.numel() == 0:
+            ctx.fn = fn
+            ctx.save_for_backward(x, gamma, beta, *params)
+            return y.reshape(x.shape)
         keep = []
         chans = x.shape[1]
         lay = _dt._layer(fn, chans, ct, params, gamma, beta, keep)
@@ -135,25 +139,18 @@ def _composite_backward(fn, x, dy, gamma, beta, params, need):
     return (dx, dgamma, dbeta) + tuple(dparams)
 
 
-def check(fn, x, gamma, beta, params, what):
-    """_dt._check's checks along dimension 1."""
-    _dt._check_device("the input", x)
+def check(fparams, x, gamma, beta, params, what):
+    """The shape and dtype checks of dnc.torch._check, along dimension 1."""
     if x.dtype not in _dt._DTYPES:
         raise TypeError("dnc.torch: %s takes float32, float64, bfloat16 or "
                         "float16 tensors, not %s" % (what, x.dtype))
-    if x.dim() < 2:
-        raise ValueError("dnc.torch: %s with channels_last=False needs an "
-                         "N x C x ... input, not shape %s"
-                         % (what, tuple(x.shape)))
     chans = x.shape[1]
     for name, t in (("weight", gamma), ("bias", beta)):
-        _dt._check_device(name, t)
-        if t is not None and t.shape != (chans,):
+        if t is not None and tuple(t.shape) != (chans,):
             raise ValueError("dnc.torch: %s: %s has shape %s; the input's "
                              "channel dimension (1) is %d"
                              % (what, name, tuple(t.shape), chans))
-    for p, t in zip(fn.params, params):
-        _dt._check_device("parameter '%s'" % p.name, t)
+    for p, t in zip(fparams, params):
         ok = t.numel() == 1 or (p.kind == "per_channel" and t.dim() == 1
                                 and t.numel() == chans)
         if not ok:
@@ -162,6 +159,19 @@ def check(fn, x, gamma, beta, params, what):
                     what, p.name, tuple(t.shape),
                     "one value or one per channel (%d)" % chans
                     if p.kind == "per_channel" else "one value"))
+    for name, t in [("weight", gamma), ("bias", beta)] + \
+            [(p.name, t) for p, t in zip(fparams, params)]:
+        if t is None:
+            continue
+        if t.device != x.device:
+            raise RuntimeError("dnc.torch: %s: the input is on %s but '%s' "
+                               "is on %s; move the module (e.g. .to(%s))"
+                               % (what, x.device, name, t.device, x.device))
+        if t.dtype != x.dtype:
+            raise TypeError("dnc.torch: %s: the input is %s but '%s' is %s;"
+                            " convert the module (e.g. .to(%s)) or run "
+                            "under torch.autocast" % (what, x.dtype, name,
+                                                      t.dtype, x.dtype))
 
 
 def apply(fn, x, gamma, beta, params):

@@ -151,7 +151,7 @@ def convert(model, fn, module=None, *, kind="all", init=None,
         try:
             out = _dt.PointwiseNorm(
                 shape, fn, elementwise_affine=w is not None,
-                bias=b is not None, channels_last=not cf,
+                bias=b is not None, channels_last=not cf, threads=threads,
                 dtype=w.dtype if w is not None else None,
                 device=w.device if w is not None else None, **values)
         except (TypeError, ValueError) as e:
@@ -171,7 +171,18 @@ def convert(model, fn, module=None, *, kind="all", init=None,
                                       if path else name))
         return out
 
-    return walk(model, "")
+    out = walk(model, "")
+    # nn.TransformerEncoder decides at construction whether its eval-mode
+    # fast path packs the batch into a nested tensor, from its layers'
+    # LayerNorms: that path computes LayerNorm itself. Its layers' own fast
+    # path declines by PointwiseNorm.eps (NaN); this one is switched off.
+    for m in out.modules():
+        if isinstance(m, nn.TransformerEncoder) and any(
+                isinstance(n, _dt.PointwiseNorm) for n in m.layers.modules()):
+            if hasattr(m, "use_nested_tensor"):
+                m.use_nested_tensor = False
+            m.enable_nested_tensor = False
+    return out
 
 
 def convert_layernorm(model, fn, module=None, *, keep_affine=False,

@@ -1,20 +1,36 @@
-"""dnc.torch - dnc's kernels as a PyTorch autograd function and module.
+"""dnc.torch - dnc's kernels as PyTorch operators and an nn.Module.
 
     from dnc.torch import PointwiseNorm, convert_layernorm
     norm = PointwiseNorm(512, "dyt")                    # alpha = 0.5, weight, bias
     norm = PointwiseNorm(512, "fn f(x; a = 1, s[] = 0) = erf(a * x + s)")
     model = convert_layernorm(model, "derf")            # every nn.LayerNorm
 
-y = weight * f(x; params) + bias over the last dimension, forward and the
-fused backward in one pass each, on CPU tensors in float32, float64,
-bfloat16 and float16. Scalar parameters are tensors of shape (1,) (as in
-the DyT and Derf repositories), per-channel ones of shape (C,). Double
-backward (create_graph=True) is supported: the backward is then built from
-dnc's own symbolic derivatives, each one a differentiable dnc function in
-turn. docs/python.md is the manual.
+y = weight * f(x; params) + bias over the last dimension. Two paths
+compute it:
+
+- dnc's kernels (CPU tensors in float32, float64, bfloat16 and float16):
+  the forward and the fused backward in one pass each. On PyTorch 2 they
+  are the operators torch.ops.dnc.layer_forward and layer_backward
+  (torch.library custom ops with fake implementations and a registered
+  autograd formula), so torch.compile(fullgraph=True), torch.export and
+  torch.func see through them; on PyTorch 1.13 an autograd.Function.
+- the decomposed form: f, df/dx and every df/dp printed by dnc as PyTorch
+  operations (`dnc diff --format torch`), with dnc's symbolic backward.
+  It runs where the kernels cannot: CUDA, MPS, meta and any other device,
+  torch.onnx.export (standard ONNX operators), and torch.compile on
+  non-CPU devices, where inductor fuses it. `decomposed()` forces it.
+
+Scalar parameters are tensors of shape (1,) (as in the DyT and Derf
+repositories), per-channel ones of shape (C,). Double backward
+(create_graph=True) is built from dnc's own symbolic derivatives.
+Modules pickle and deepcopy: they keep the function's source and compile
+it again on first use. docs/python.md is the manual.
 """
+import contextlib
 import ctypes
+import re
 import threading
+import typing
 
 import torch
 from torch import nn
@@ -23,7 +39,8 @@ import dnc as _dnc
 from . import _capi as C
 
 __all__ = ["PointwiseNorm", "convert", "convert_layernorm", "convert_rmsnorm",
-           "fit_initial", "pointwise", "STANDARD"]
+           "fit_initial", "pointwise", "STANDARD", "resolve", "decomposed",
+           "torch_form", "HAS_CUSTOM_OPS", "require_custom_ops"]
 
 # The published functions, for PointwiseNorm(C, "dyt") and the like: the
 # definitions and defaults of examples/norms.dn.
@@ -38,6 +55,22 @@ _DTYPES = {torch.float32: (C.F32, torch.float32),
            torch.float64: (C.F64, torch.float64),
            torch.bfloat16: (C.BF16, torch.float32),
            torch.float16: (C.F16, torch.float32)}
+
+# torch.library.custom_op and register_fake arrived in PyTorch 2.4
+HAS_CUSTOM_OPS = hasattr(torch.library, "custom_op") and \
+    hasattr(torch.library, "register_fake")
+
+
+def require_custom_ops(what="this"):
+    """Raises RuntimeError naming what needs PyTorch 2 when this PyTorch
+    has no torch.library.custom_op (1.13: torch.compile, torch.export and
+    torch.ops.dnc do not exist there)."""
+    if not HAS_CUSTOM_OPS:
+        raise RuntimeError(
+            "dnc.torch: %s needs PyTorch 2.4 or later (torch.library."
+            "custom_op); this is PyTorch %s, where dnc.torch runs as an "
+            "autograd.Function" % (what, torch.__version__))
+
 
 # Fresh outputs are most of a layer's cost when their pages are faulted in
 # 4 KiB at a time (measured: 133 ms to allocate and fill 128 MiB on the
@@ -65,9 +98,12 @@ def _empty(shape, dtype):
     return t
 
 
+# ------------------------------------------------------------ functions
+
 _lock = threading.Lock()
 _contexts = {}   # threads -> dnc.Context
 _compiled = {}   # (source, threads) -> dnc.Module
+_functions = {}  # (source, name, threads) -> dnc.Function
 
 
 def _context(threads):
@@ -87,6 +123,18 @@ def _compile(source, threads):
         with _lock:
             m = _compiled.setdefault(key, m)
     return m
+
+
+def _function(source, name, threads):
+    """The dnc.Function `name` of source compiled for `threads` threads
+    (0: torch.get_num_threads() now), from a cache keyed by all three."""
+    if not threads:
+        threads = torch.get_num_threads()
+    key = (source, name, threads)
+    f = _functions.get(key)
+    if f is None:
+        f = _functions.setdefault(key, _compile(source, threads)[name])
+    return f
 
 
 def resolve(fn, module=None, threads=None):
@@ -127,6 +175,8 @@ def resolve(fn, module=None, threads=None):
     return m[fn]
 
 
+# ------------------------------------------------------- kernel calls
+
 def _rows(t):
     """t as a 2-D [rows, C] view with unit stride along C and one row
     stride of at least C (a contiguous copy when its layout has none), and
@@ -142,13 +192,6 @@ def _tensor(v, ld, dt):
     return C.Tensor(v.data_ptr(), dt, v.shape[0], v.shape[1], ld)
 
 
-def _check_device(what, t):
-    if t is not None and t.device.type != "cpu":
-        raise RuntimeError(
-            "dnc.torch: %s is on %s; dnc's kernels run on CPU tensors (it "
-            "has no GPU back end yet): move it with .cpu()" % (what, t.device))
-
-
 def _values(t, ct):
     """t's values in the compute type, contiguous: t itself when it is so
     (only its address is taken), else a converted copy."""
@@ -157,14 +200,29 @@ def _values(t, ct):
     return t.detach().to(ct).contiguous()
 
 
+# per Function: (kinds of its parameters, the double and pointer array
+# types of its dnc_layer) - built once, not per call
+_shapes = {}
+
+
+def _layout(fn):
+    s = _shapes.get(id(fn))
+    if s is None or s[0] is not fn:
+        n = max(len(fn.params), 1)
+        s = _shapes[id(fn)] = (fn, tuple(p.kind == "per_channel"
+                                         for p in fn.params),
+                               ctypes.c_double * n, ctypes.c_void_p * n)
+    return s[1:]
+
+
 def _layer(fn, cols, ct, params, gamma, beta, keep):
     """dnc_layer for fn's parameter tensors (scalars: one value;
     per-channel: C values), gamma and beta; keep holds what it points to."""
-    n = max(len(fn.params), 1)
-    pv = (ctypes.c_double * n)()
-    ptrs = (ctypes.c_void_p * n)()
-    for i, (p, t) in enumerate(zip(fn.params, params)):
-        if p.kind == "per_channel":
+    chan, dtype, ptype = _layout(fn)
+    pv = dtype()
+    ptrs = ptype()
+    for i, t in enumerate(params):
+        if chan[i]:
             a = _values(t if t.numel() == cols else t.reshape(-1)[:1]
                         .expand(cols), ct)
             keep.append(a)
@@ -188,109 +246,465 @@ def _status(st, fn, what):
         _dnc._raise(st, "%s.%s" % (fn.name, what))
 
 
-def _leading(t):
-    """Sums over every dimension but the last."""
-    return t.sum(dim=tuple(range(t.dim() - 1))) if t.dim() > 1 else t
-
-
-class _LayerFn(torch.autograd.Function):
-    """y = gamma * f(x; params) + beta over the last dimension (gamma, beta
-    None: 1 and 0). Arguments: fn (a dnc.Function), x, gamma, beta, then
-    one tensor per parameter of fn in order."""
-
-    @staticmethod
-    def forward(ctx, fn, x, gamma, beta, *params):
-        dt, ct = _DTYPES[x.dtype]
-        xv, ldx = _rows(x)
-        y = _empty(xv.shape, x.dtype)
-        keep = []
-        lay = _layer(fn, xv.shape[1], ct, params, gamma, beta, keep)
-        st = C.lib.dnc_layer_forward(fn._h, _tensor(xv, ldx, dt),
-                                     _tensor(y, y.shape[1], dt),
-                                     ctypes.byref(lay))
-        _status(st, fn, "layer_forward")
-        ctx.fn = fn
-        ctx.save_for_backward(x, gamma, beta, *params)
+def _kernel_forward(fn, x, gamma, beta, params):
+    dt, ct = _DTYPES[x.dtype]
+    xv, ldx = _rows(x)
+    y = _empty(xv.shape, x.dtype)
+    if y.numel() == 0:
         return y.reshape(x.shape)
-
-    @staticmethod
-    def backward(ctx, dy):
-        x, gamma, beta, *params = ctx.saved_tensors
-        need = ctx.needs_input_grad
-        if torch.is_grad_enabled():
-            grads = _composite_backward(ctx.fn, x, dy, gamma, beta, params,
-                                        need)
-        else:
-            grads = _fused_backward(ctx.fn, x, dy, gamma, beta, params, need)
-        return (None,) + grads
+    keep = []
+    lay = _layer(fn, xv.shape[1], ct, params, gamma, beta, keep)
+    st = C.lib.dnc_layer_forward(fn._h, _tensor(xv, ldx, dt),
+                                 _tensor(y, y.shape[1], dt),
+                                 ctypes.byref(lay))
+    _status(st, fn, "layer_forward")
+    return y.reshape(x.shape)
 
 
-def _fused_backward(fn, x, dy, gamma, beta, params, need):
-    """One pass of dnc's fused layer backward."""
+def _kernel_backward(fn, x, dy, gamma, beta, params, need):
+    """One pass of dnc's fused layer backward: (dx, dgamma, dbeta,
+    [dparams]), None where need (x, gamma, beta, params...) says no."""
     dt, ct = _DTYPES[x.dtype]
     xv, ldx = _rows(x)
     dyv, lddy = _rows(dy.to(x.dtype))
     cols = xv.shape[1]
     dx = _empty(xv.shape, x.dtype)
-    keep = []
-    lay = _layer(fn, cols, ct, params, gamma, beta, keep)
-    n = max(len(fn.params), 1)
-    dp = (ctypes.c_double * n)()
-    dptrs = (ctypes.c_void_p * n)()
+    chan, dtype, ptype = _layout(fn)
+    dp = dtype()
+    dptrs = ptype()
     dchan = {}
-    for i, p in enumerate(fn.params):
-        if p.kind == "per_channel" and need[4 + i]:
+    for i in range(len(params)):
+        if chan[i] and need[3 + i]:
             dchan[i] = torch.zeros(cols, dtype=ct)
             dptrs[i] = dchan[i].data_ptr()
-    dg = torch.zeros(cols, dtype=ct) if gamma is not None and need[2] \
+    dg = torch.zeros(cols, dtype=ct) if gamma is not None and need[1] \
         else None
-    db = torch.zeros(cols, dtype=ct) if beta is not None and need[3] \
+    db = torch.zeros(cols, dtype=ct) if beta is not None and need[2] \
         else None
-    grad = C.LayerGrad(dp, dptrs, dg.data_ptr() if dg is not None else None,
-                       db.data_ptr() if db is not None else None)
-    st = C.lib.dnc_layer_backward(fn._h, _tensor(xv, ldx, dt),
-                                  _tensor(dyv, lddy, dt),
-                                  _tensor(dx, cols, dt), ctypes.byref(lay),
-                                  ctypes.byref(grad))
-    _status(st, fn, "layer_backward")
+    if dx.numel():
+        keep = []
+        lay = _layer(fn, cols, ct, params, gamma, beta, keep)
+        grad = C.LayerGrad(dp, dptrs,
+                           dg.data_ptr() if dg is not None else None,
+                           db.data_ptr() if db is not None else None)
+        st = C.lib.dnc_layer_backward(fn._h, _tensor(xv, ldx, dt),
+                                      _tensor(dyv, lddy, dt),
+                                      _tensor(dx, cols, dt),
+                                      ctypes.byref(lay), ctypes.byref(grad))
+        _status(st, fn, "layer_backward")
     dparams = []
-    for i, (p, t) in enumerate(zip(fn.params, params)):
-        if not need[4 + i]:
+    for i, t in enumerate(params):
+        if not need[3 + i]:
             dparams.append(None)
-        elif p.kind == "per_channel":
+        elif chan[i]:
             d = dchan[i] if t.numel() == cols else dchan[i].sum()
             dparams.append(d.to(t.dtype).reshape(t.shape))
         else:
             dparams.append(torch.full(t.shape, dp[i], dtype=t.dtype))
-    return (dx.reshape(x.shape) if need[1] else None,
+    return (dx.reshape(x.shape) if need[0] else None,
             dg.to(gamma.dtype) if dg is not None else None,
-            db.to(beta.dtype) if db is not None else None) + tuple(dparams)
+            db.to(beta.dtype) if db is not None else None, dparams)
 
 
-def _composite_backward(fn, x, dy, gamma, beta, params, need):
+def _leading(t):
+    """Sums over every dimension but the last."""
+    return t.sum(dim=tuple(range(t.dim() - 1))) if t.dim() > 1 else t
+
+
+def _reduce(s, t, cols):
+    """A summand s of x's shape summed to parameter t's shape."""
+    if t.numel() == cols and t.dim() == 1 and cols != 1:
+        return _leading(s).reshape(t.shape)
+    return s.sum().reshape(t.shape)
+
+
+def _derivative_sources(fn):
+    """(source, name) of df/dx and of each df/dp, each a dnc function."""
+    d = getattr(fn, "_torch_derivs", None)
+    if d is None:
+        x = re.match(r"\s*fn\s+\w+\s*\(\s*(\w+)", _source_of(fn)).group(1)
+        d = [(g.source, g.name) for g in
+             [fn.derivative(x)] + [fn.derivative(p.name) for p in fn.params]]
+        fn._torch_derivs = d
+    return d
+
+
+def _source_of(fn):
+    """fn's own source (one function), read from libdnc once."""
+    s = getattr(fn, "_torch_source", None)
+    if s is None:
+        s = fn._torch_source = fn.source
+    return s
+
+
+# ---------------------------------------------- the decomposed form
+
+_forms = {}  # (source, name) -> (f, df/dx, [df/dp])
+_force = threading.local()
+
+
+@contextlib.contextmanager
+def decomposed(on=True):
+    """Within it, dnc.torch computes with the decomposed form (PyTorch
+    operations printed by dnc) on every device, CPU included: for tests
+    and for comparing the two paths."""
+    old = getattr(_force, "on", False)
+    _force.on = on
+    try:
+        yield
+    finally:
+        _force.on = old
+
+
+def torch_form(fn):
+    """(f, df/dx, [df/dp for each parameter]): Python functions over
+    tensors, f(x, *params), as `dnc diff --format torch` prints them."""
+    return _form(_source_of(fn), fn.name)
+
+
+def _form(source, name):
+    key = (source, name)
+    form = _forms.get(key)
+    if form is None:
+        fn = _function(source, name, 0)
+        text = fn.diff("all", 1, "torch")
+        names = [n for n in re.findall(r"^def (\w+)\(", text, re.M)
+                 if not n.startswith("dnc_")]
+        scope = {}
+        exec(compile(text, "<dnc diff --format torch: %s>" % fn.name,
+                     "exec"), scope)
+        fs = [scope[n] for n in names]
+        if len(fs) != len(fn.params) + 2:
+            raise RuntimeError("dnc.torch: the torch form of %s has %d "
+                               "functions, not %d" % (fn.name, len(fs),
+                                                      len(fn.params) + 2))
+        form = _forms.setdefault(key, (fs[0], fs[1], fs[2:]))
+    return form
+
+
+def _compute_dtype(x):
+    # bf16 and f16 are computed in f32 and rounded once, as the kernels do
+    return torch.float32 if x.dtype in (torch.bfloat16, torch.float16) \
+        else x.dtype
+
+
+def _full(v, x):
+    return v if v.shape == x.shape else v.expand(x.shape)
+
+
+def _dec_forward(form, x, gamma, beta, params):
+    ct = _compute_dtype(x)
+    xc = x.to(ct)
+    ps = [p.to(ct) for p in params]
+    y = _full(form[0](xc, *ps), xc)
+    if gamma is not None:
+        y = y * gamma.to(ct)
+    if beta is not None:
+        y = y + beta.to(ct)
+    return y.to(x.dtype)
+
+
+def _dec_backward(form, x, dy, gamma, beta, params, need):
+    ct = _compute_dtype(x)
+    xc = x.to(ct)
+    dyc = dy.to(ct)
+    ps = [p.to(ct) for p in params]
+    cols = x.shape[-1]
+    g = dyc if gamma is None else dyc * gamma.to(ct)
+    dx = (g * form[1](xc, *ps)).to(x.dtype) if need[0] else None
+    dgamma = _leading(dyc * _full(form[0](xc, *ps), xc)).to(gamma.dtype) \
+        if gamma is not None and need[1] else None
+    dbeta = _leading(dyc).to(beta.dtype) if beta is not None and need[2] \
+        else None
+    dparams = []
+    for i, t in enumerate(params):
+        if need[3 + i]:
+            s = _full(g * form[2][i](xc, *ps), xc)
+            dparams.append(_reduce(s, t, cols).to(t.dtype))
+        else:
+            dparams.append(None)
+    return dx, dgamma, dbeta, dparams
+
+
+class _DecomposedFn(torch.autograd.Function):
+    """The decomposed form with dnc's symbolic backward. Arguments: the
+    form, x, gamma, beta, then the parameters."""
+
+    @staticmethod
+    def forward(ctx, form, x, gamma, beta, *params):
+        ctx.form = form
+        ctx.save_for_backward(x, gamma, beta, *params)
+        return _dec_forward(form, x, gamma, beta, params)
+
+    @staticmethod
+    def backward(ctx, dy):
+        x, gamma, beta, *params = ctx.saved_tensors
+        dx, dg, db, dps = _dec_backward(ctx.form, x, dy, gamma, beta,
+                                        params, ctx.needs_input_grad[1:])
+        return (None, dx, dg, db) + tuple(dps)
+
+
+def _onnx_exporting():
+    f = getattr(torch.onnx, "is_in_onnx_export", None)
+    return bool(f and f())
+
+
+def _needs_grad(x, gamma, beta, params):
+    return torch.is_grad_enabled() and any(
+        t is not None and t.requires_grad for t in (x, gamma, beta, *params))
+
+
+def _use_kernels(x):
+    return x.device.type == "cpu" and not getattr(_force, "on", False) and \
+        not _onnx_exporting()
+
+
+# ---------------------------------------------- PyTorch 1.13's path
+
+class _LayerFn(torch.autograd.Function):
+    """The kernels as an autograd.Function (PyTorch without custom ops).
+    Arguments: source, name, threads, x, gamma, beta, then the
+    parameters."""
+
+    @staticmethod
+    def forward(ctx, source, name, threads, x, gamma, beta, *params):
+        fn = _function(source, name, threads)
+        ctx.fn_key = (source, name, threads)
+        ctx.save_for_backward(x, gamma, beta, *params)
+        return _kernel_forward(fn, x, gamma, beta, params)
+
+    @staticmethod
+    def backward(ctx, dy):
+        x, gamma, beta, *params = ctx.saved_tensors
+        source, name, threads = ctx.fn_key
+        need = ctx.needs_input_grad[3:]
+        if torch.is_grad_enabled():
+            grads = _composite_backward(source, name, threads, x, dy, gamma,
+                                        beta, params, need)
+        else:
+            dx, dg, db, dps = _kernel_backward(
+                _function(source, name, threads), x, dy, gamma, beta,
+                params, need)
+            grads = (dx, dg, db) + tuple(dps)
+        return (None, None, None) + grads
+
+
+def _composite_backward(source, name, threads, x, dy, gamma, beta, params,
+                        need):
     """The backward as differentiable operations on dnc functions (f and
     its symbolic derivatives), for create_graph=True: each derivative's own
     backward is dnc's again, to any order."""
-    def f(g):
-        return _LayerFn.apply(g, x, None, None, *params)
+    fn = _function(source, name, threads)
+    derivs = _derivative_sources(fn)
+
+    def f(src_name):
+        return _apply_kernels(src_name[0], src_name[1], threads, x, None,
+                              None, params)
+    cols = x.shape[-1]
     g = dy if gamma is None else dy * gamma
-    dx = g * f(fn.derivative("x")) if need[1] else None
-    dgamma = _leading(dy * f(fn)) if gamma is not None and need[2] else None
-    dbeta = _leading(dy) if beta is not None and need[3] else None
+    dx = g * f(derivs[0]) if need[0] else None
+    dgamma = _leading(dy * f((source, name))) \
+        if gamma is not None and need[1] else None
+    dbeta = _leading(dy) if beta is not None and need[2] else None
     dparams = []
-    for i, (p, t) in enumerate(zip(fn.params, params)):
-        if not need[4 + i]:
+    for i, t in enumerate(params):
+        if need[3 + i]:
+            dparams.append(_reduce(g * f(derivs[1 + i]), t, cols))
+        else:
             dparams.append(None)
-            continue
-        s = g * f(fn.derivative(p.name))
-        per_channel = p.kind == "per_channel" and t.numel() == x.shape[-1]
-        dparams.append((_leading(s) if per_channel else s.sum())
-                       .reshape(t.shape))
     return (dx, dgamma, dbeta) + tuple(dparams)
 
 
-def _check(fn, x, gamma, beta, params, what):
-    _check_device("the input", x)
+# ------------------------------------------------ PyTorch 2's custom ops
+
+if HAS_CUSTOM_OPS:
+    Tensor = torch.Tensor
+    OptTensor = typing.Optional[torch.Tensor]
+
+    @torch.library.custom_op("dnc::layer_forward", mutates_args=())
+    def _op_forward(x: Tensor, weight: OptTensor, bias: OptTensor,
+                    params: typing.List[Tensor], source: str, name: str,
+                    threads: int) -> Tensor:
+        """weight * f(x; params) + bias over x's last dimension, f the
+        function `name` of dnc source `source`, with dnc's CPU kernels on
+        `threads` threads (0: torch.get_num_threads() at the call)."""
+        return _kernel_forward(_function(source, name, threads), x, weight,
+                               bias, params)
+
+    @_op_forward.register_fake
+    def _(x, weight, bias, params, source, name, threads):
+        return x.new_empty(x.shape)
+
+    @torch.library.custom_op("dnc::layer_backward", mutates_args=())
+    def _op_backward(x: Tensor, dy: Tensor, weight: OptTensor,
+                     bias: OptTensor, params: typing.List[Tensor],
+                     source: str, name: str, threads: int
+                     ) -> typing.List[Tensor]:
+        """dnc's fused layer backward: [dx, dweight, dbias, dparams...]
+        (an empty tensor for an absent weight or bias)."""
+        need = [True] * (3 + len(params))
+        dx, dg, db, dps = _kernel_backward(_function(source, name, threads),
+                                           x, dy, weight, bias, params, need)
+        # outputs may not alias each other: two empty tensors, not one
+        return [dx, x.new_empty(0) if dg is None else dg,
+                x.new_empty(0) if db is None else db] + dps
+
+    @_op_backward.register_fake
+    def _(x, dy, weight, bias, params, source, name, threads):
+        return [x.new_empty(x.shape),
+                x.new_empty(0) if weight is None else
+                weight.new_empty(weight.shape),
+                x.new_empty(0) if bias is None else
+                bias.new_empty(bias.shape)] + \
+            [p.new_empty(p.shape) for p in params]
+
+    def _op_setup(ctx, inputs, output):
+        x, weight, bias, params, source, name, threads = inputs
+        ctx.fn_key = (source, name, threads)
+        ctx.nparams = len(params)
+        ctx.has = (weight is not None, bias is not None)
+        ctx.save_for_backward(x, weight, bias, *params)
+
+    def _op_grad(ctx, dy):
+        x, weight, bias, *params = ctx.saved_tensors
+        source, name, threads = ctx.fn_key
+        if torch.is_grad_enabled():  # create_graph: dnc's derivatives
+            need = [True] * (3 + len(params))
+            g = _composite_backward(source, name, threads, x, dy, weight,
+                                    bias, params, need)
+            dx, dg, db, dps = g[0], g[1], g[2], list(g[3:])
+        else:
+            out = torch.ops.dnc.layer_backward(x, dy, weight, bias, params,
+                                               source, name, threads)
+            dx, dg, db, dps = out[0], out[1], out[2], list(out[3:])
+        return (dx, dg if ctx.has[0] else None, db if ctx.has[1] else None,
+                dps, None, None, None)
+
+    _op_forward.register_autograd(_op_grad, setup_context=_op_setup)
+
+    def _vmap_loop(op, n_out_list):
+        """A vmap rule for op: one call over the batch as more rows when
+        only x (the first argument) is batched, else one call per member
+        of the batch, stacked."""
+        def rule(info, in_dims, *args):
+            tensors = list(args)
+
+            def pick(t, d, i):
+                if isinstance(t, (list, tuple)):
+                    return [pick(a, e, i) for a, e in zip(t, d)]
+                return t if t is None or d is None else t.select(d, i)
+            outs = [op(*[pick(a, d, i) for a, d in zip(tensors, in_dims)],
+                       *tensors[len(in_dims):])
+                    for i in range(info.batch_size)]
+            if n_out_list:
+                return [torch.stack(r) for r in zip(*outs)], \
+                    [0] * len(outs[0])
+            return torch.stack(outs), 0
+        return rule
+
+    _loop_fwd = _vmap_loop(lambda *a: torch.ops.dnc.layer_forward(*a), False)
+
+    @_op_forward.register_vmap
+    def _(info, in_dims, x, weight, bias, params, source, name, threads):
+        xd, wd, bd, pd = in_dims[:4]
+        if xd is not None and wd is None and bd is None and \
+                all(d is None for d in pd):
+            # only x is batched: the batch is more rows of one call
+            return torch.ops.dnc.layer_forward(
+                x.movedim(xd, 0), weight, bias, params, source, name,
+                threads), 0
+        return _loop_fwd(info, in_dims, x, weight, bias, params, source,
+                         name, threads)
+
+    _op_backward.register_vmap(_vmap_loop(
+        lambda *a: torch.ops.dnc.layer_backward(*a), True))
+
+
+if HAS_CUSTOM_OPS:
+    class _FuncLayer(torch.autograd.Function):
+        """The custom ops under torch.func's transforms (grad, vmap,
+        jacrev...), which refuse the autograd formula of a custom op (an
+        autograd.Function without setup_context): the same ops, with the
+        formula here. vmap rules come from the ops' own."""
+        generate_vmap_rule = True
+
+        @staticmethod
+        def forward(source, name, threads, x, gamma, beta, *params):
+            return torch.ops.dnc.layer_forward(x, gamma, beta, list(params),
+                                               source, name, threads)
+
+        @staticmethod
+        def setup_context(ctx, inputs, output):
+            source, name, threads, x, gamma, beta, *params = inputs
+            ctx.fn_key = (source, name, threads)
+            ctx.save_for_backward(x, gamma, beta, *params)
+
+        @staticmethod
+        def backward(ctx, dy):
+            x, gamma, beta, *params = ctx.saved_tensors
+            source, name, threads = ctx.fn_key
+            need = ctx.needs_input_grad[3:]
+            if torch.is_grad_enabled():
+                grads = _composite_backward(source, name, threads, x, dy,
+                                            gamma, beta, params, need)
+            else:
+                out = torch.ops.dnc.layer_backward(x, dy, gamma, beta,
+                                                   list(params), source,
+                                                   name, threads)
+                grads = [g if n else None for g, n in zip(out, need)]
+                grads[1] = grads[1] if gamma is not None else None
+                grads[2] = grads[2] if beta is not None else None
+            return (None, None, None) + tuple(grads)
+
+    def _functorch_active():
+        return torch._C._functorch.peek_interpreter_stack() is not None
+
+
+def _apply_kernels(source, name, threads, x, gamma, beta, params):
+    if HAS_CUSTOM_OPS:
+        if _functorch_active():
+            return _FuncLayer.apply(source, name, threads, x, gamma, beta,
+                                    *params)
+        return torch.ops.dnc.layer_forward(x, gamma, beta, list(params),
+                                           source, name, threads)
+    return _LayerFn.apply(source, name, threads, x, gamma, beta, *params)
+
+
+def _apply(source, name, threads, x, gamma, beta, params):
+    """y = gamma * f(x; params) + beta by the path x calls for: f is the
+    function `name` of dnc source `source`."""
+    if _use_kernels(x):
+        return _apply_kernels(source, name, threads, x, gamma, beta, params)
+    form = _forms[(source, name)]
+    # under torch.func's transforms autograd differentiates the printed
+    # operations themselves (_DecomposedFn has 1.13's form, which they
+    # refuse): the same derivatives, without dnc's accurate forms
+    if _needs_grad(x, gamma, beta, params) and not _onnx_exporting() and \
+            not (HAS_CUSTOM_OPS and _functorch_active()):
+        return _DecomposedFn.apply(form, x, gamma, beta, *params)
+    return _dec_forward(form, x, gamma, beta, params)
+
+
+# ----------------------------------------------------------- checks
+
+def _autocast_dtype(x, ref):
+    """The dtype the layer computes in when x and its parameters differ:
+    under autocast, the type promotion of the two (float32 for a bfloat16
+    x and float32 parameters: what the eager reference modules return, and
+    what autocast gives nn.LayerNorm); None outside autocast."""
+    dev = x.device.type
+    try:
+        on = torch.is_autocast_enabled(dev)
+    except TypeError:  # PyTorch 1.13: no device argument
+        on = torch.is_autocast_cpu_enabled() if dev == "cpu" else \
+            torch.is_autocast_enabled()
+    return torch.promote_types(x.dtype, ref.dtype) if on else None
+
+
+def _check(fname, fparams, x, gamma, beta, params, what):
+    """Refuses what the layer cannot compute; fname and fparams: the
+    function's name and Params (not the Function: no native call here, so
+    that torch.compile traces it)."""
     if x.dtype not in _DTYPES:
         raise TypeError("dnc.torch: %s takes float32, float64, bfloat16 or "
                         "float16 tensors, not %s" % (what, x.dtype))
@@ -299,16 +713,14 @@ def _check(fn, x, gamma, beta, params, what):
                          "dimension, not a 0-d tensor" % what)
     cols = x.shape[-1]
     for name, t in (("weight", gamma), ("bias", beta)):
-        _check_device(name, t)
-        if t is not None and t.shape != (cols,):
+        if t is not None and tuple(t.shape) != (cols,):
             raise ValueError("dnc.torch: %s: %s has shape %s; the input's "
                              "last dimension is %d" % (what, name,
                                                        tuple(t.shape), cols))
-    if len(params) != len(fn.params):
+    if len(params) != len(fparams):
         raise TypeError("dnc.torch: %s() takes %d parameters, got %d" % (
-            fn.name, len(fn.params), len(params)))
-    for p, t in zip(fn.params, params):
-        _check_device("parameter '%s'" % p.name, t)
+            fname, len(fparams), len(params)))
+    for p, t in zip(fparams, params):
         ok = t.numel() == 1 or (p.kind == "per_channel" and t.numel() == cols
                                 and t.dim() == 1)
         if not ok:
@@ -317,13 +729,29 @@ def _check(fn, x, gamma, beta, params, what):
                     what, p.name, tuple(t.shape),
                     "one value or one per channel (%d)" % cols
                     if p.kind == "per_channel" else "one value"))
+    for name, t in [("weight", gamma), ("bias", beta)] + \
+            [(p.name, t) for p, t in zip(fparams, params)]:
+        if t is None:
+            continue
+        if t.device != x.device:
+            raise RuntimeError("dnc.torch: %s: the input is on %s but '%s' "
+                               "is on %s; move the module (e.g. .to(%s))"
+                               % (what, x.device, name, t.device,
+                                  x.device))
+        if t.dtype != x.dtype:
+            raise TypeError("dnc.torch: %s: the input is %s but '%s' is %s;"
+                            " convert the module (e.g. .to(%s)) or run "
+                            "under torch.autocast" % (what, x.dtype, name,
+                                                      t.dtype, x.dtype))
 
 
-def pointwise(x, fn, weight=None, bias=None, module=None, **params):
+def pointwise(x, fn, weight=None, bias=None, module=None, threads=None,
+              **params):
     """The functional form: weight * f(x; params) + bias over x's last
     dimension, differentiable. params: tensors or numbers by name (missing
-    ones take the source's defaults)."""
-    fn = resolve(fn, module)
+    ones take the source's defaults). threads: the kernels' threads (None:
+    torch.get_num_threads() at the call)."""
+    fn = resolve(fn, module, threads)
     extra = set(params) - {p.name for p in fn.params}
     if extra:
         raise TypeError("%s() has no parameter %s (its parameters: %s)" % (
@@ -333,10 +761,22 @@ def pointwise(x, fn, weight=None, bias=None, module=None, **params):
     for p in fn.params:
         v = params.get(p.name, p.default)
         ts.append(v if isinstance(v, torch.Tensor)
-                  else torch.tensor([float(v)], dtype=x.dtype))
-    _check(fn, x, weight, bias, ts, "pointwise")
-    return _LayerFn.apply(fn, x, weight, bias, *ts)
+                  else torch.tensor([float(v)], dtype=x.dtype,
+                                    device=x.device))
+    ref = weight if weight is not None else (ts[0] if ts else x)
+    ct = _autocast_dtype(x, ref) if ref.dtype != x.dtype else None
+    if ct is not None:
+        x = x.to(ct)
+        weight, bias = [t if t is None else t.to(ct) for t in (weight, bias)]
+        ts = [t.to(ct) for t in ts]
+    _check(fn.name, fn.params, x, weight, bias, ts, "pointwise")
+    if not _use_kernels(x):
+        torch_form(fn)  # printed and cached before _apply looks it up
+    return _apply(_source_of(fn), fn.name, threads or 0, x, weight, bias,
+                  ts)
 
+
+# ------------------------------------------------------------- module
 
 class PointwiseNorm(nn.Module):
     """A drop-in for nn.LayerNorm over the last dimension:
@@ -351,7 +791,14 @@ class PointwiseNorm(nn.Module):
     per-channel weight (ones) and bias (zeros), as in nn.LayerNorm
     (bias=False: weight only, as RMSNorm). channels_last=False: over
     dimension 1 of an N x C x ... input instead (dnc._channels).
-    threads: the kernels' threads (None: torch.get_num_threads())."""
+    threads: the kernels' threads (None: torch.get_num_threads() at each
+    call). device, dtype: of the parameters (any device: where dnc's CPU
+    kernels cannot run, the decomposed form does)."""
+
+    # nn.LayerNorm's epsilon, which PyTorch's fused TransformerEncoderLayer
+    # path reads: NaN compares unequal to itself, so that path (which would
+    # compute LayerNorm, not f) declines and the layer calls this module.
+    eps = float("nan")
 
     def __init__(self, normalized_shape, fn, module=None, *,
                  elementwise_affine=True, bias=True, channels_last=True,
@@ -364,97 +811,177 @@ class PointwiseNorm(nn.Module):
             raise ValueError("PointwiseNorm normalizes over the last "
                              "dimension: normalized_shape is C or (C,), not "
                              "%r" % (normalized_shape,))
-        if device is not None and torch.device(device).type != "cpu":
-            raise RuntimeError("dnc.torch: PointwiseNorm runs on the CPU "
-                               "(dnc has no GPU back end yet), not on %s"
-                               % device)
         dtype = dtype or torch.get_default_dtype()
         if dtype not in _DTYPES:
             raise TypeError("dnc.torch: PointwiseNorm takes float32, float64,"
                             " bfloat16 or float16, not %s" % dtype)
+        if threads is not None and (not isinstance(threads, int) or
+                                    threads < 1):
+            raise ValueError("threads is None or an int >= 1, not %r"
+                             % (threads,))
         self.normalized_shape = normalized_shape
         self.channels_last = bool(channels_last)
-        self.fn = resolve(fn, module, threads)
+        f = resolve(fn, module, threads)
+        # the module holds no native handle, only the function's source
+        # and name (compiled again per thread count, from the cache, on
+        # first use): it pickles and deep-copies as plain data
+        self._dnc_source = _source_of(f)
+        self._dnc_name = f.name
+        self._dnc_threads = threads
+        self._dnc_params = f.params
+        self._prepare()
         c = normalized_shape[0]
-        names = [p.name for p in self.fn.params]
+        names = [p.name for p in f.params]
         extra = set(init) - set(names)
         if extra:
             raise TypeError("%s() has no parameter %s (its parameters: %s)"
-                            % (self.fn.name, ", ".join(
+                            % (f.name, ", ".join(
                                 "'%s'" % e for e in sorted(extra)),
                                ", ".join(names) or "none"))
-        for p in self.fn.params:
-            if p.name in ("weight", "bias") or hasattr(nn.Module, p.name) or \
-                    p.name.startswith("_"):
+        self._dnc_init = {}
+        for p in f.params:
+            if p.name in ("weight", "bias", "eps", "fn") or \
+                    hasattr(nn.Module, p.name) or p.name.startswith("_"):
                 raise ValueError("%s's parameter '%s' clashes with a name of"
                                  " the module; rename it in the source" % (
-                                     self.fn.name, p.name))
+                                     f.name, p.name))
             v = init.get(p.name, p.default)
             shape = (c,) if p.kind == "per_channel" else (1,)
-            t = torch.as_tensor(v, dtype=dtype).clone()
+            t = torch.as_tensor(v, dtype=torch.float64).detach().clone()
             if t.numel() == 1:
                 t = t.reshape(1).expand(shape).clone()
-            elif t.shape != shape:
+            elif tuple(t.shape) != shape:
                 raise ValueError("%s: '%s' takes %s, not shape %s" % (
-                    self.fn.name, p.name, "one value" if shape == (1,) else
+                    f.name, p.name, "one value" if shape == (1,) else
                     "one value or %d" % c, tuple(t.shape)))
-            setattr(self, p.name, nn.Parameter(t))
+            self._dnc_init[p.name] = t
+            setattr(self, p.name, nn.Parameter(
+                torch.empty(shape, dtype=dtype, device=device)))
         self.elementwise_affine = elementwise_affine
         if elementwise_affine:
-            self.weight = nn.Parameter(torch.ones(c, dtype=dtype))
-            self.bias = nn.Parameter(torch.zeros(c, dtype=dtype)) \
+            self.weight = nn.Parameter(torch.empty(c, dtype=dtype,
+                                                   device=device))
+            self.bias = nn.Parameter(torch.empty(c, dtype=dtype,
+                                                 device=device)) \
                 if bias else None
+            if not bias:
+                self.register_parameter("bias", None)
         else:
             self.register_parameter("weight", None)
             self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def _prepare(self):
+        # the decomposed form is printed here, not in forward, which
+        # torch.compile traces: forward only reads it from the cache
+        _form(self._dnc_source, self._dnc_name)
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        self._prepare()
+
+    def reset_parameters(self):
+        """Parameters to their initial values: f's (the defaults or the
+        keywords given), weight ones, bias zeros (on meta: nothing to do;
+        after .to_empty(device=...), call it)."""
+        with torch.no_grad():
+            for name, v in self._dnc_init.items():
+                t = getattr(self, name)
+                if t.device.type != "meta":
+                    t.copy_(v)
+            if self.weight is not None and self.weight.device.type != "meta":
+                self.weight.fill_(1)
+            if self.bias is not None and self.bias.device.type != "meta":
+                self.bias.zero_()
+
+    @property
+    def fn(self):
+        """The dnc.Function, compiled for the thread count of this call
+        (torch.get_num_threads() unless the module was built with
+        threads=)."""
+        return _function(self._dnc_source, self._dnc_name,
+                         self._dnc_threads or 0)
 
     def forward(self, x):
-        params = [getattr(self, p.name) for p in self.fn.params]
+        fparams = self._dnc_params
+        params = [getattr(self, p.name) for p in fparams]
+        if x.is_nested:
+            raise TypeError("PointwiseNorm takes dense tensors, not nested "
+                            "ones (an nn.TransformerEncoder made before its "
+                            "norms were replaced: set its use_nested_tensor"
+                            " to False, or convert with convert_layernorm)")
         if not self.channels_last and x.dim() > 2:
-            return self._forward_channels_first(x, params)
+            return self._forward_channels_first(x, fparams, params)
         if x.dim() and x.shape[-1] != self.normalized_shape[0]:
             raise ValueError("PointwiseNorm(%d): the input's last dimension "
                              "is %d (shape %s)" % (self.normalized_shape[0],
                                                    x.shape[-1],
                                                    tuple(x.shape)))
-        _check(self.fn, x, self.weight, self.bias, params, "PointwiseNorm")
-        self._check_dtypes(x, params)
-        return _LayerFn.apply(self.fn, x, self.weight, self.bias, *params)
+        weight, bias = self.weight, self.bias
+        ref = weight if weight is not None else (params[0] if params else x)
+        if ref.dtype != x.dtype:
+            ct = _autocast_dtype(x, ref)
+            if ct is not None:
+                x = x.to(ct)
+                weight, bias = [t if t is None else t.to(ct)
+                                for t in (weight, bias)]
+                params = [t.to(ct) for t in params]
+        _check(self._dnc_name, fparams, x, weight, bias, params,
+               "PointwiseNorm")
+        return _apply(self._dnc_source, self._dnc_name,
+                      self._dnc_threads or 0, x, weight, bias, params)
 
-    def _forward_channels_first(self, x, params):
+    def _forward_channels_first(self, x, fparams, params):
+        """Over dimension 1: dnc's channel-major kernels on CPU tensors
+        (dnc._channels); elsewhere (other devices, torch.compile, torch.func,
+        ONNX export) the last-dimension path on x.movedim(1, -1)."""
         from . import _channels
         if x.shape[1] != self.normalized_shape[0]:
             raise ValueError("PointwiseNorm(%d, channels_last=False): the "
                              "input's dimension 1 is %d (shape %s)" % (
                                  self.normalized_shape[0], x.shape[1],
                                  tuple(x.shape)))
-        _channels.check(self.fn, x, self.weight, self.bias, params,
-                        "PointwiseNorm")
-        self._check_dtypes(x, params)
-        return _channels.apply(self.fn, x, self.weight, self.bias, params)
-
-    def _check_dtypes(self, x, params):
-        for name, t in [("weight", self.weight), ("bias", self.bias)] + \
-                [(p.name, t) for p, t in zip(self.fn.params, params)]:
-            if t is not None and t.dtype != x.dtype:
-                raise TypeError("PointwiseNorm: the input is %s but '%s' is "
-                                "%s; convert the module (e.g. .to(%s))" % (
-                                    x.dtype, name, t.dtype, x.dtype))
+        weight, bias = self.weight, self.bias
+        ref = weight if weight is not None else (params[0] if params else x)
+        if ref.dtype != x.dtype:
+            ct = _autocast_dtype(x, ref)
+            if ct is not None:
+                x = x.to(ct)
+                weight, bias = [t if t is None else t.to(ct)
+                                for t in (weight, bias)]
+                params = [t.to(ct) for t in params]
+        compiling = getattr(getattr(torch, "compiler", None), "is_compiling",
+                            None)
+        if _use_kernels(x) and not (compiling and compiling()) and not (
+                HAS_CUSTOM_OPS and _functorch_active()):
+            _channels.check(fparams, x, weight, bias, params,
+                            "PointwiseNorm")
+            return _channels.apply(self.fn, x, weight, bias, params)
+        xl = x.movedim(1, -1)
+        _check(self._dnc_name, fparams, xl, weight, bias, params,
+               "PointwiseNorm")
+        return _apply(self._dnc_source, self._dnc_name,
+                      self._dnc_threads or 0, xl, weight, bias,
+                      params).movedim(-1, 1)
 
     def extra_repr(self):
         vals = []
-        for p in self.fn.params:
+        for p in self._dnc_params:
             t = getattr(self, p.name).detach()
-            vals.append("%s=%.4g" % (p.name, float(t.reshape(-1)[0]))
-                        if t.numel() == 1 else "%s=[%d values, mean %.4g]"
-                        % (p.name, t.numel(), float(t.float().mean())))
-        return "%s, fn=%s(%s), elementwise_affine=%s%s%s, threads=%d" % (
-            self.normalized_shape, self.fn.name, ", ".join(vals),
+            if t.device.type == "meta":
+                vals.append(p.name)
+            elif t.numel() == 1:
+                vals.append("%s=%.4g" % (p.name, float(t.reshape(-1)[0])))
+            else:
+                vals.append("%s=[%d values, mean %.4g]" % (
+                    p.name, t.numel(), float(t.float().mean())))
+        return "%s, fn=%s(%s), elementwise_affine=%s%s%s, threads=%s" % (
+            self.normalized_shape, self._dnc_name, ", ".join(vals),
             self.elementwise_affine,
             "" if self.bias is not None or not self.elementwise_affine
             else ", bias=False",
             "" if self.channels_last else ", channels_last=False",
-            self.fn.module.context.threads)
+            self._dnc_threads if self._dnc_threads else "torch")
 
 
 # The converters live in dnc/convert.py (channels-first LayerNorm subclasses,

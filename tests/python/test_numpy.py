@@ -1,4 +1,4 @@
-"""test_numpy.py - the dnc Python package over NumPy (tests/python_numpy.sh).
+"""test_numpy.py - the dnc Python package over NumPy (pytest).
 
 The kernels against the reference interpreter, zero-copy views, the
 derivatives' text against `dnc diff`, loading a `dnc compile` library,
@@ -13,7 +13,9 @@ import tempfile
 import numpy as np
 
 import dnc
-from tap import ok, raises, run, skip, done
+import pytest
+
+from checks import ok, raises
 
 B = os.environ.get("DNC_BUILD", "build")
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
@@ -32,7 +34,7 @@ def ulps(got, ref, dtype):
     return np.max(np.abs(np.asarray(got, np.float64) - ref) / ulp)
 
 
-def module_api():
+def test_module_api():
     ok(dnc.version == "0.4.0", "dnc.version is the library's", dnc.version)
     ok(m.names[:4] == ["dyt", "dyisru", "derf", "derf_pc"] and len(m) == 12,
        "the module lists norms.dn's functions in order", m.names)
@@ -53,7 +55,7 @@ def module_api():
        "the default context", m.context)
 
 
-def forward_against_reference():
+def test_forward_against_reference():
     x64 = np.concatenate([np.linspace(-12, 12, 4001), [0.0, -0.0, 1e-30]])
     for name in ("dyt", "derf", "dyisru", "isru", "arctan", "satursin"):
         f = m[name]
@@ -77,7 +79,7 @@ def forward_against_reference():
     ok(e.shape == (0, 4), "an empty array gives an empty array")
 
 
-def zero_copy_and_views():
+def test_zero_copy_and_views():
     f = m["derf"]
     big = rng.standard_normal((64, 48)).astype(np.float32)
     ref = f.forward(np.ascontiguousarray(big[:, :40]), alpha=0.8, shift=0.1)
@@ -102,7 +104,7 @@ def zero_copy_and_views():
         x3.shape)), "3-D input, same values as flat")
 
 
-def backward_against_derivatives():
+def test_backward_against_derivatives():
     for name in ("dyt", "derf", "dyisru"):
         f = m[name]
         x = rng.uniform(-5, 5, 2000)
@@ -145,7 +147,7 @@ def backward_against_derivatives():
        "the scalar gradient beside it")
 
 
-def diff_text():
+def test_diff_text():
     for fmt in ("dsl", "latex", "c"):
         for wrt, order in (("x", 1), ("alpha", 2), ("all", 1), ("all", 2)):
             cli = subprocess.run(
@@ -169,7 +171,7 @@ def diff_text():
        "derivative('x', 2) compiles and matches finite differences")
 
 
-def loading_a_library():
+def test_loading_a_library():
     lib = os.path.join(B, "examples", "libnorms.so")
     if not os.path.exists(lib):
         ok(False, "build/examples/libnorms.so exists (make tests builds it)")
@@ -187,7 +189,7 @@ def loading_a_library():
     ok(same, "the library's kernels equal the JIT's for its CPU, bitwise")
 
 
-def errors():
+def test_errors():
     try:
         dnc.compile("fn f(x) = tanh(x", "bad.dn")
         ok(False, "a source error raises")
@@ -243,13 +245,12 @@ def errors():
        "DNC_LIBRARY naming no file: a clear ImportError", r.stderr[-300:])
 
 
-def pip_install():
+def test_pip_install():
     import importlib.util
     if not all(importlib.util.find_spec(p)
                for p in ("pip", "setuptools", "wheel")):
-        skip("pip install from the repository", "pip, setuptools or wheel "
-             "missing")
-        return
+        pytest.skip("pip install from the repository: pip, setuptools or "
+                    "wheel missing")
     tmp = tempfile.mkdtemp()
     try:
         r = subprocess.run(
@@ -277,12 +278,3 @@ def pip_install():
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
-
-for name, fn in [("module api", module_api),
-                 ("forward", forward_against_reference),
-                 ("views", zero_copy_and_views),
-                 ("backward", backward_against_derivatives),
-                 ("diff", diff_text), ("load", loading_a_library),
-                 ("errors", errors), ("pip", pip_install)]:
-    run(name, fn)
-done()

@@ -1,4 +1,4 @@
-"""test_torch.py - dnc.torch (tests/python_torch.sh).
+"""test_torch.py - dnc.torch on its kernels, under PyTorch 1.13 and 2.
 
 gradcheck in float64 (input, every parameter, weight and bias) for DyT,
 Derf, DyISRU, a per-channel Derf and a sample of the random corpus;
@@ -7,18 +7,20 @@ PyTorch DyT and Derf modules in float32 and bfloat16 with stated
 tolerances; gradients bitwise equal on 1 and 2 threads; convert_layernorm,
 state_dict, no_grad, strided inputs and every error.
 """
+import copy
 import io
 import os
 import re
 import subprocess
 
+import pytest
 import torch
 from torch import nn
 from torch.autograd import gradcheck, gradgradcheck
 
 import dnc
 import dnc.torch as dt
-from tap import ok, raises, run, done
+from checks import ok, raises
 
 B = os.environ.get("DNC_BUILD", "build")
 torch.manual_seed(0)
@@ -71,11 +73,11 @@ def inputs(mod, x):
     args = [a.detach().clone().requires_grad_() for a in args]
 
     def f(x, w, b, *ps):
-        return dt._LayerFn.apply(mod.fn, x, w, b, *ps)
+        return dt._apply(mod._dnc_source, mod._dnc_name, 0, x, w, b, ps)
     return f, tuple(args)
 
 
-def gradchecks():
+def test_gradchecks():
     x = torch.randn(3, 5, 8, dtype=torch.float64) * 2
     for name in ("dyt", "derf", "dyisru"):
         mod = randomize(dt.PointwiseNorm(8, name, dtype=torch.float64))
@@ -97,12 +99,13 @@ def gradchecks():
     ps = [getattr(mod, p.name).detach().clone().requires_grad_()
           for p in mod.fn.params]
     xx = x.clone().requires_grad_()
-    ok(gradcheck(lambda x, *p: dt._LayerFn.apply(mod.fn, x, None, None, *p),
+    ok(gradcheck(lambda x, *p: dt._apply(mod._dnc_source, mod._dnc_name, 0,
+                                         x, None, None, p),
                  (xx, *ps), eps=1e-6, atol=1e-8, rtol=1e-6),
        "gradcheck without weight and bias")
 
 
-def corpus_sample():
+def test_corpus_sample():
     """Smooth functions of the random corpus (no branches or kinks), with
     finite values and moderate derivatives on the sample: gradcheck each."""
     gen = os.path.join(B, "tests", "gen_corpus")
@@ -138,7 +141,7 @@ def corpus_sample():
     ok(len(checked) == 8, "8 functions of the corpus checked", checked)
 
 
-def against_plain_torch():
+def test_against_plain_torch():
     c = 64
     for ref_cls, name in ((DyT, "dyt"), (Derf, "derf")):
         ref = randomize(ref_cls(c))
@@ -220,7 +223,7 @@ def against_plain_torch():
        "float16 forward = float32's rounded (within 1 ulp)")
 
 
-def threads_bitwise():
+def test_threads_bitwise():
     x = torch.randn(300, 1000)
     dy = torch.randn(300, 1000)
     grads = []
@@ -235,7 +238,7 @@ def threads_bitwise():
        "every gradient bitwise equal on 1 and 2 threads")
 
 
-def module_behaviour():
+def test_module_behaviour():
     mod = randomize(dt.PointwiseNorm(16, "dyt"))
     ok([n for n, _ in mod.named_parameters()] == ["alpha", "weight", "bias"]
        and mod.alpha.shape == (1,), "parameters named and shaped as DyT's")
@@ -277,7 +280,7 @@ def module_behaviour():
     ok("fn=dyt" in repr(mod), "repr names the function", repr(mod))
 
 
-def converting():
+def test_converting():
     model = nn.Sequential(nn.Linear(8, 16), nn.LayerNorm(16),
                           nn.TransformerEncoderLayer(16, 2, 32,
                                                      batch_first=True),
@@ -305,19 +308,19 @@ def converting():
                   dt.PointwiseNorm), "a LayerNorm itself is converted")
 
 
-def errors():
+def test_errors():
     mod = dt.PointwiseNorm(8, "dyt")
     x = torch.randn(2, 8)
-    raises(RuntimeError, lambda: mod(x.to("meta")), "a tensor not on the CPU",
-           "run on CPU tensors")
-    raises(RuntimeError, lambda: dt.PointwiseNorm(8, "dyt", device="cuda"),
-           "a CUDA module", "no GPU back end")
+    raises(RuntimeError, lambda: mod(x.to("meta")), "an input on another "
+           "device than the module", "move the module")
     raises(TypeError, lambda: mod(torch.ones(2, 8, dtype=torch.int32)),
            "an integer input", "float32, float64, bfloat16 or float16")
     raises(ValueError, lambda: mod(torch.randn(2, 7)), "a wrong last "
            "dimension", "last dimension is 7")
     raises(TypeError, lambda: mod(x.double()), "input and parameters of "
            "different dtypes", "convert the module")
+    raises(ValueError, lambda: dt.PointwiseNorm(8, "dyt", threads=0),
+           "threads=0", "int >= 1")
     raises(TypeError, lambda: dt.PointwiseNorm(8, "dyt", beta=1),
            "an unknown parameter", "no parameter 'beta'")
     raises(ValueError, lambda: dt.PointwiseNorm((4, 8), "dyt"),
@@ -342,9 +345,72 @@ def errors():
            "a weight of the wrong size", "last dimension is 4")
 
 
-for name, fn in [("gradcheck", gradchecks), ("corpus", corpus_sample),
-                 ("plain torch", against_plain_torch),
-                 ("threads", threads_bitwise), ("module", module_behaviour),
-                 ("convert", converting), ("errors", errors)]:
-    run(name, fn)
-done()
+
+@pytest.mark.skipif(dt.HAS_CUSTOM_OPS, reason="PyTorch %s has custom ops; "
+                    "the refusal is for PyTorch 1.13" % torch.__version__)
+def test_pytorch2_features_refuse_on_1_13():
+    raises(RuntimeError, lambda: dt.require_custom_ops("torch.export of a "
+                                                       "PointwiseNorm"),
+           "what needs torch.library.custom_op refuses on PyTorch 1.13",
+           "needs PyTorch 2.4 or later")
+    ok(not hasattr(torch.ops, "dnc") or
+       not hasattr(torch.ops.dnc, "layer_forward"),
+       "no torch.ops.dnc on PyTorch 1.13")
+
+
+def _plain_reference(model):
+    """model with each PointwiseNorm of derf replaced by the plain PyTorch
+    Derf module holding the same values."""
+    ref = copy.deepcopy(model)
+
+    def swap(m):
+        for name, child in m.named_children():
+            if isinstance(child, dt.PointwiseNorm):
+                d = Derf(child.normalized_shape[0])
+                d.eps = float("nan")  # keeps PyTorch's fused path away too
+                d.load_state_dict(child.state_dict())
+                setattr(m, name, d)
+            else:
+                swap(child)
+    swap(ref)
+    return ref
+
+
+@pytest.mark.parametrize("mask", [False, True])
+def test_transformer_encoder_eval(mask):
+    # eval mode, batch_first: PyTorch's fused fast path would compute
+    # LayerNorm (or fail on a missing eps); PointwiseNorm.eps is NaN, so
+    # the path declines and the layers call the converted norms
+    torch.manual_seed(5)
+    layer = nn.TransformerEncoderLayer(16, 2, 32, dropout=0.0,
+                                       batch_first=True)
+    model = nn.TransformerEncoder(layer, 2, norm=nn.LayerNorm(16))
+    model = dt.convert_layernorm(model, "derf", alpha=0.7)
+    for m in model.modules():
+        if isinstance(m, dt.PointwiseNorm):
+            randomize(m)
+    x = torch.randn(3, 5, 16)
+    pad = torch.zeros(3, 5, dtype=torch.bool)
+    pad[0, 3:] = True
+    kw = {"src_key_padding_mask": pad} if mask else {}
+    model.train()
+    y_train = model(x, **kw)
+    model.eval()
+    with torch.no_grad():
+        y_eval = model(x, **kw)
+    y_ref = _plain_reference(model).eval()(x, **kw)
+    if mask:  # the fast path returns padded positions as 0: compare the rest
+        keep = ~pad
+        y_train, y_eval, y_ref = y_train[keep], y_eval[keep], y_ref[keep]
+    ok(torch.allclose(y_eval, y_train, rtol=0, atol=1e-6),
+       "eval = train mode with dropout 0", lambda: (y_eval - y_train).abs()
+       .max())
+    ok(torch.allclose(y_eval, y_ref, rtol=1e-5, atol=1e-5),
+       "eval = the plain PyTorch Derf reference",
+       lambda: (y_eval - y_ref).abs().max())
+    ok(PointwiseNormEps(), "PointwiseNorm.eps is NaN")
+
+
+def PointwiseNormEps():
+    e = dt.PointwiseNorm(4, "dyt").eps
+    return e != e
