@@ -195,6 +195,7 @@ bench: $(BUILD)/bench/kernels $(BUILD)/bench/incache $(BUILD)/libdnc.so $(BUILD)
 	$(BUILD)/bench/kernels $(BUILD)/bench/kernels.json
 	$(BUILD)/bench/incache $(BUILD)/bench/kernels.json
 	DNC_BUILD=$(BUILD) $(PYTHON) bench/torch_eager.py $(BUILD)/bench/kernels.json
+	DNC_BUILD=$(BUILD) $(VENV_PYTHON) bench/torch2.py $(BUILD)/bench/kernels.json
 	$(PYTHON) bench/search.py $(BUILD)/dnc $(BUILD)/bench/kernels.json
 
 # A libdnc.so with LLVM linked in (static LLVM libraries, all targets,

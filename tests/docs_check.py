@@ -16,7 +16,10 @@ In each markdown file, in order:
     command, as in a shell. `dnc` runs DNC (through a folder put first in
     PATH); `python3` runs DNC_PYTHON (default /usr/bin/python3) with the
     repository's python/ on its path and the libdnc.so beside DNC (with the
-    sanitizer runtimes preloaded when that library is instrumented).
+    sanitizer runtimes preloaded when that library is instrumented), and
+    `.venv/bin/python` the project's virtualenv with PyTorch 2
+    (DNC_VENV_PYTHON, default the repository's .venv/bin/python) the same
+    way.
   - a ```console block right after the line
     `<!-- not checked: REASON -->` (blank lines between are allowed) is not
     run: it reports a TAP skip with the reason. Use it for output that
@@ -31,7 +34,8 @@ import subprocess
 import sys
 import tempfile
 
-TIMEOUT = 60  # seconds for one console block (a hang is a failure)
+TIMEOUT = 240  # seconds for one console block (a hang is a failure; the
+               # torch.compile transcript of python.md takes most of it)
 
 FENCE = re.compile(r"^```(\S*)\s*$")
 SKIP = re.compile(r"^<!--\s*not checked:\s*(.*?)\s*-->\s*$")
@@ -150,9 +154,14 @@ def main():
                    DNC_LIBRARY=os.path.join(os.path.dirname(dnc), "libdnc.so"))
         env.pop("LANGUAGE", None)
         results = []  # (ok, name, problems, skip)
+        venv = os.environ.get("DNC_VENV_PYTHON") or \
+            os.path.join(root, ".venv", "bin", "python")
         for md in sys.argv[2:]:
             box = os.path.join(scratch, re.sub(r"\W", "_", md))
             os.mkdir(box)
+            os.makedirs(os.path.join(box, ".venv", "bin"))
+            python_wrapper(os.path.join(box, ".venv", "bin", "python"),
+                           os.path.abspath(venv), os.path.dirname(dnc))
             for info, line, body, skip in blocks(md):
                 where = f"{md}:{line}"
                 if info == "python":

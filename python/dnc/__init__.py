@@ -358,7 +358,8 @@ class Function:
         """The simplified derivative(s) as text, as `dnc diff` prints them:
         wrt is the input's name or a parameter's (its order-th derivative),
         "all" (every derivative of that order) or a list "x,alpha" / a
-        tuple (the mixed derivative); format is "dsl", "latex" or "c"."""
+        tuple (the mixed derivative); format is "dsl", "latex", "c" or
+        "torch" (f itself, then the derivatives, as PyTorch functions)."""
         if not isinstance(wrt, str):
             wrt = ",".join(wrt)
         if format not in C.FORMATS:

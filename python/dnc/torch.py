@@ -462,7 +462,9 @@ def _use_kernels(x):
 # ---------------------------------------------- PyTorch 1.13's path
 
 class _LayerFn(torch.autograd.Function):
-    """The kernels as an autograd.Function (PyTorch without custom ops).
+    """The kernels as an autograd.Function: on PyTorch 1.13, and in plain
+    eager mode on 2 (where nothing traces it, it saves the dispatcher's
+    overhead of the custom ops).
     Arguments: source, name, threads, x, gamma, beta, then the
     parameters."""
 
@@ -660,8 +662,24 @@ if HAS_CUSTOM_OPS:
         return torch._C._functorch.peek_interpreter_stack() is not None
 
 
+if HAS_CUSTOM_OPS:
+    from torch.utils._python_dispatch import _get_current_dispatch_mode
+
+    def _plain_eager(x):
+        """Nothing is tracing or transforming x: the custom op's dispatch
+        (about twice _LayerFn's per-call time) buys nothing then."""
+        return type(x) is torch.Tensor and \
+            not torch.compiler.is_compiling() and \
+            not torch.jit.is_tracing() and \
+            _get_current_dispatch_mode() is None and \
+            not _functorch_active()
+
+
 def _apply_kernels(source, name, threads, x, gamma, beta, params):
     if HAS_CUSTOM_OPS:
+        if _plain_eager(x):
+            return _LayerFn.apply(source, name, threads, x, gamma, beta,
+                                  *params)
         if _functorch_active():
             return _FuncLayer.apply(source, name, threads, x, gamma, beta,
                                     *params)

@@ -127,7 +127,7 @@ def test_corpus_sample():
         mod = randomize(dt.PointwiseNorm(6, fn, dtype=torch.float64), 0.05)
         f, args = inputs(mod, x)
         # parameter values must stay where the function is smooth too
-        vals = [float(a) for a in args[3:]]
+        vals = [float(a.detach()) for a in args[3:]]
         ps = {p.name: v for p, v in zip(fn.params, vals)}
         y2 = fn.eval(xs, **ps)
         if any(y2 != y2) or abs(y2).max() > 1e3:

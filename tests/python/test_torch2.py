@@ -44,7 +44,7 @@ def train(model, x, steps, compiled=None):
         opt.zero_grad()
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     return losses
 
 
