@@ -58,7 +58,7 @@ def channels_first(m, overrides=None):
     raise ValueError(
         "dnc.convert: %s subclasses nn.LayerNorm with its own forward, which "
         "does not permute: it is not clear which dimension it normalizes; "
-        "pass channels_first={%s: True or False}"
+        "pass channels_first_classes={%s: True or False}"
         % (type(m).__name__, type(m).__name__))
 
 

@@ -879,10 +879,10 @@ class PointwiseNorm(nn.Module):
         if elementwise_affine:
             self.weight = nn.Parameter(torch.empty(c, dtype=dtype,
                                                    device=device))
-            self.bias = nn.Parameter(torch.empty(c, dtype=dtype,
-                                                 device=device)) \
-                if bias else None
-            if not bias:
+            if bias:
+                self.bias = nn.Parameter(torch.empty(c, dtype=dtype,
+                                                     device=device))
+            else:   # weight only (RMSNorm)
                 self.register_parameter("bias", None)
         else:
             self.register_parameter("weight", None)
