@@ -845,6 +845,9 @@ class PointwiseNorm(nn.Module):
         # first use): it pickles and deep-copies as plain data
         self._dnc_source = _source_of(f)
         self._dnc_name = f.name
+        # the Function just compiled serves its thread count's calls
+        _functions.setdefault((self._dnc_source, f.name,
+                               f.module.context.threads), f)
         self._dnc_threads = threads
         self._dnc_params = f.params
         self._prepare()

@@ -26,3 +26,9 @@ def pytest_report_header(config):
         t = "no torch"
     return "dnc tests: %s, %s, DNC_BUILD=%s" % (sys.executable, t,
                                                  os.environ["DNC_BUILD"])
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "slow: minutes under the sanitizers (make test SANITIZE=1 "
+        "leaves these out of the virtualenv's run)")

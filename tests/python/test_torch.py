@@ -77,6 +77,7 @@ def inputs(mod, x):
     return f, tuple(args)
 
 
+@pytest.mark.slow
 def test_gradchecks():
     x = torch.randn(3, 5, 8, dtype=torch.float64) * 2
     for name in ("dyt", "derf", "dyisru"):
@@ -105,6 +106,7 @@ def test_gradchecks():
        "gradcheck without weight and bias")
 
 
+@pytest.mark.slow
 def test_corpus_sample():
     """Smooth functions of the random corpus (no branches or kinks), with
     finite values and moderate derivatives on the sample: gradcheck each."""

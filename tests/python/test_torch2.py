@@ -48,6 +48,7 @@ def train(model, x, steps, compiled=None):
     return losses
 
 
+@pytest.mark.slow
 def test_compile_fullgraph_trains_as_eager():
     x = torch.randn(4, 5, 8)
     m = transformer()
@@ -188,6 +189,7 @@ class _Normed(torch.utils.data.Dataset):
             return self.norm(self.x[i:i + 1])[0]
 
 
+@pytest.mark.slow
 def test_spawn_dataloader_workers():
     ds = _Normed(dt.PointwiseNorm(6, "dyt", alpha=0.9))
     dl = torch.utils.data.DataLoader(ds, batch_size=4, num_workers=1,
@@ -258,3 +260,21 @@ def test_custom_ops_registered():
                                     dt.STANDARD, "dyt", 0)
     ok(y.shape == (2, 8) and y.device.type == "meta",
        "the fake implementation gives shapes on meta")
+
+
+def test_jit_trace_and_save():
+    # a trace records torch.ops.dnc.layer_forward, which jit.save keeps
+    import warnings
+    m = dt.PointwiseNorm(8, "derf", alpha=0.6)
+    x = torch.randn(3, 8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tr = torch.jit.trace(m, x)
+        buf = io.BytesIO()
+        torch.jit.save(tr, buf)
+        buf.seek(0)
+        back = torch.jit.load(buf)
+    ok("dnc::layer_forward" in str(tr.graph), "the trace calls the op",
+       str(tr.graph))
+    x2 = torch.randn(5, 8)
+    ok(torch.equal(back(x2), m(x2)), "jit.save / jit.load, then run")
