@@ -323,8 +323,10 @@ def _derivative_sources(fn):
     d = getattr(fn, "_torch_derivs", None)
     if d is None:
         x = re.match(r"\s*fn\s+\w+\s*\(\s*(\w+)", _source_of(fn)).group(1)
-        d = [(g.source, g.name) for g in
-             [fn.derivative(x)] + [fn.derivative(p.name) for p in fn.params]]
+        gs = [fn.derivative(x)] + [fn.derivative(p.name) for p in fn.params]
+        d = [(g.source, g.name) for g in gs]
+        for g, (src, name) in zip(gs, d):  # compiled once, not twice
+            _functions.setdefault((src, name, g.module.context.threads), g)
         fn._torch_derivs = d
     return d
 
