@@ -7,6 +7,7 @@
 #   make tsan       the concurrency and kernel tests under ThreadSanitizer
 #   make check-math every f32 input through dnc's vector math (docs/accuracy.md)
 #   make bench      kernel speed against a memory copy, search speed
+#   make wheel      build/wheel/dnc-*.whl with LLVM linked in (docs/python.md)
 #                   (bench/README.md)
 #   make fuzz       libFuzzer over the front end (clang-19; FUZZ_SECONDS=600);
 #                   tests/fuzz.sh replays its corpus and runs it 20 s in make test
@@ -238,6 +239,17 @@ $(BUILD)/bundle/libdnc.so.xz: $(LIB_OBJ)
 	xz -T0 -3 -f $(BUILD)/bundle/libdnc.so
 	cp runtime/dnc.h $(wildcard /usr/include/sleef.h /usr/include/*/sleef.h) $(BUILD)/bundle/
 	cp -L /usr/lib/x86_64-linux-gnu/libsleef.so.3 $(BUILD)/bundle/
+
+# A wheel for machines without LLVM 19: the library of `make bundle` (LLVM
+# linked in) and python/dnc, tagged manylinux_<glibc>_<arch> for this
+# machine's glibc, written by tools/wheel_backend.py (no network, no
+# setuptools): $(BUILD)/wheel/dnc-VERSION-py3-none-TAG.whl.
+wheel: $(BUILD)/bundle/libdnc.so.xz
+	@mkdir -p $(BUILD)/wheel
+	rm -f $(BUILD)/wheel/dnc-*.whl
+	xz -dkc $(BUILD)/bundle/libdnc.so.xz > $(BUILD)/wheel/libdnc.so
+	DNC_WHEEL_LIB=$(BUILD)/wheel/libdnc.so DNC_WHEEL_PLATFORM=manylinux \
+	  $(PYTHON) tools/wheel_backend.py $(BUILD)/wheel
 
 # In-cache vector math against glibc's libmvec (a loop gcc vectorises with
 # -O3 -march=native -ffast-math, the flags of that one file) and SLEEF.

@@ -38,7 +38,7 @@ int main(void)
   /* Derf as a layer over 3 rows of 3 channels: y = gamma erf(alpha x + s)
    * + beta */
   const float gamma[C] = {1, 0.5f, 2}, beta[C] = {0, 1, -1};
-  double pd[DNC_NPARAMS_derf] = {DNC_DEFAULT_derf_alpha, DNC_DEFAULT_derf_s};
+  double pd[DNC_NPARAMS_derf] = {DNC_DEFAULT_derf_alpha, DNC_DEFAULT_derf_shift};
   float out[N];
   dnc_derf_f32_layer_fwd(x, C, out, C, N / C, C, pd, NULL, gamma, beta);
   for (int i = 0; i < N; i++) {

@@ -282,6 +282,21 @@ dnc_status dnc_layer_backward(const dnc_function *f, const dnc_tensor *x,
                               const dnc_layer *layer,
                               const dnc_layer_grad *grad);
 
+/* The same layers channels first: x is [rows x cols] with row r in
+ * channel r % channels (rows a multiple of channels, else DNC_ERR_SHAPE),
+ * as an N x C x HW tensor is [N*C x HW]; per-channel values, gamma, beta
+ * and their gradients hold `channels` values:
+ *   y[r,j] = gamma[r%C] * f(x[r,j]; params, channel[.][r%C]) + beta[r%C]
+ * and the backward's per-channel sums run over the rows of a channel and
+ * all columns. Bitwise the same for any number of threads. */
+dnc_status dnc_layer_forward_cm(const dnc_function *f, const dnc_tensor *x,
+                                const dnc_tensor *y, int64_t channels,
+                                const dnc_layer *layer);
+dnc_status dnc_layer_backward_cm(const dnc_function *f, const dnc_tensor *x,
+                                 const dnc_tensor *dy, const dnc_tensor *dx,
+                                 int64_t channels, const dnc_layer *layer,
+                                 const dnc_layer_grad *grad);
+
 /* Raw kernels: no checks, no threads, for zero-overhead calls on the
  * caller's thread. Pointers are to the storage type T of the dtype;
  * C is the compute type (see above); lengths and strides in elements.

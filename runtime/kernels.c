@@ -452,3 +452,243 @@ dnc_status dnc_layer_backward(const dnc_function *f, const dnc_tensor *x,
   layer_state_free(&ls, &c);
   return st;
 }
+
+/* ------------------------------------------------- channel-major layers
+ *
+ * Channels first: x is [rows x cols] with row r in channel r % channels,
+ * an N x C x HW tensor seen as [N*C x HW]. The rows of one channel, r =
+ * n*C + c, form an [N x HW] tensor of row stride C*ld, so the generated
+ * layer kernels run on it unchanged, with the channel's per-channel
+ * values, gamma and beta broadcast along a chunk of columns (filled once
+ * per task, reused for every chunk). The grid is channels x (the grid of
+ * an [N x HW] tensor); each task keeps its own sums, added in grid order
+ * afterwards, so results are bitwise the same for any number of threads,
+ * as in the row-major form. */
+
+enum { CM_CHUNK = 512 };
+
+typedef struct cm_call {
+  call c;          /* c.g: the grid of one channel's [N x HW] tensor;
+                      c.pc, c.gamma, c.beta: `channels` values */
+  int64_t channels;
+  int64_t per;     /* tasks per channel */
+  int affine;
+  int nout;        /* sums per task: np scalar, np per-channel, gamma, beta */
+  double *tsum;    /* tasks x nout */
+  atomic_int oom;
+} cm_call;
+
+/* n copies of src[i] (the compute type) at dst */
+static void cm_fill(char *dst, size_t cs, const char *src, int64_t i,
+                    int64_t n)
+{
+  if (cs == 8) {
+    double v = ((const double *)src)[i];
+    for (int64_t j = 0; j < n; j++)
+      ((double *)dst)[j] = v;
+  } else {
+    float v = ((const float *)src)[i];
+    for (int64_t j = 0; j < n; j++)
+      ((float *)dst)[j] = v;
+  }
+}
+
+/* The broadcast values of channel ch for chunks of up to w columns, in
+ * one allocation: per-channel parameter k at vals[k], gamma and beta at
+ * vals[np] and vals[np + 1]; then, if sums, w doubles per slot for the
+ * backward's per-column sums at sums[k]. NULL when out of memory. */
+static char *cm_values(cm_call *m, int64_t ch, int64_t w, const void **vals,
+                       double **sums)
+{
+  call *c = &m->c;
+  int nv = c->np + 2;
+  size_t vbytes = (size_t)w * c->cs, sbytes = sums ? (size_t)w * 8 : 0;
+  char *buf = malloc((size_t)nv * (vbytes + sbytes) + 8);
+  if (!buf) {
+    atomic_store(&m->oom, 1);
+    return NULL;
+  }
+  for (int k = 0; k < nv; k++) {
+    char *v = buf + (size_t)k * vbytes;
+    const char *src = k < c->np ? c->pc[k] : k == c->np ? c->gamma : c->beta;
+    vals[k] = src ? v : NULL;
+    if (src)
+      cm_fill(v, c->cs, src, ch, w);
+    if (sums) {
+      sums[k] = (double *)(buf + (size_t)nv * vbytes + (size_t)k * sbytes);
+      memset(sums[k], 0, sbytes);
+    }
+  }
+  return buf;
+}
+
+static void task_cm_fwd(void *arg, int64_t t)
+{
+  cm_call *m = arg;
+  call *c = &m->c;
+  int64_t ch = t / m->per, r0, nr, c0, nc, i;
+  block_extent(c, t % m->per, &r0, &nr, &c0, &nc, &i);
+  int64_t w = nc < CM_CHUNK ? nc : CM_CHUNK;
+  const void *vals[DNC_MAX_PARAMS + 2];
+  char *buf = cm_values(m, ch, w, vals, NULL);
+  if (!buf)
+    return;
+  int64_t C = m->channels, row = r0 * C + ch;
+  for (int64_t j = c0; j < c0 + nc; j += w) {
+    int64_t n = c0 + nc - j < w ? c0 + nc - j : w;
+    c->k->layer_forward(c->x + (size_t)(row * c->ldx + j) * c->es,
+                        C * c->ldx,
+                        c->y + (size_t)(row * c->ldy + j) * c->es,
+                        C * c->ldy, nr, n, c->p, vals,
+                        m->affine ? vals[c->np] : NULL,
+                        m->affine ? vals[c->np + 1] : NULL);
+  }
+  free(buf);
+}
+
+static void task_cm_bwd(void *arg, int64_t t)
+{
+  cm_call *m = arg;
+  call *c = &m->c;
+  int64_t ch = t / m->per, r0, nr, c0, nc, i;
+  block_extent(c, t % m->per, &r0, &nr, &c0, &nc, &i);
+  int64_t w = nc < CM_CHUNK ? nc : CM_CHUNK;
+  const void *vals[DNC_MAX_PARAMS + 2];
+  double *sums[DNC_MAX_PARAMS + 2];
+  char *buf = cm_values(m, ch, w, vals, sums);
+  if (!buf)
+    return;
+  double dp[DNC_MAX_PARAMS + 1] = {0};
+  double *out = m->tsum + t * m->nout;
+  int64_t C = m->channels, row = r0 * C + ch;
+  for (int64_t j = c0; j < c0 + nc; j += w) {
+    int64_t n = c0 + nc - j < w ? c0 + nc - j : w;
+    c->k->layer_backward(
+        c->x + (size_t)(row * c->ldx + j) * c->es, C * c->ldx,
+        c->dy + (size_t)(row * c->lddy + j) * c->es, C * c->lddy,
+        c->dx + (size_t)(row * c->lddx + j) * c->es, C * c->lddx, nr, n,
+        c->p, vals, m->affine ? vals[c->np] : NULL,
+        m->affine ? vals[c->np + 1] : NULL, dp, sums,
+        m->affine ? sums[c->np] : NULL, m->affine ? sums[c->np + 1] : NULL);
+    for (int k = 0; k < c->np; k++)
+      if (!c->f->params[k].per_channel)
+        out[k] += dp[k];
+  }
+  /* the per-column sums of this channel, added in column order */
+  for (int k = 0; k < c->np + 2; k++) {
+    double s = 0;
+    for (int64_t j = 0; j < w; j++)
+      s += sums[k][j];
+    out[c->np + k] = s;
+  }
+  free(buf);
+}
+
+/* The checks and the state shared by both directions; x is checked by the
+ * caller. */
+static dnc_status cm_init(cm_call *m, layer_state *ls, const dnc_function *f,
+                          const dnc_tensor *x, int64_t channels,
+                          const dnc_layer *L, int affine, double *p)
+{
+  call *c = &m->c;
+  if (channels < 1)
+    return DNC_ERR_ARGUMENT;
+  if (x->rows % channels)
+    return DNC_ERR_SHAPE;
+  param_values(f, L ? L->params : NULL, p);
+  call_init(c, f, x, p);
+  m->channels = channels;
+  m->affine = affine;
+  c->g.cols = channels; /* layer_inputs sizes its defaults by g.cols */
+  dnc_status st = layer_inputs(c, ls, L, affine);
+  grid_init(&c->g, x->rows / channels, x->cols);
+  m->per = c->g.nrb * c->g.ncb;
+  return st;
+}
+
+dnc_status dnc_layer_forward_cm(const dnc_function *f, const dnc_tensor *x,
+                                const dnc_tensor *y, int64_t channels,
+                                const dnc_layer *L)
+{
+  cm_call m = {0};
+  layer_state ls = {0};
+  dnc_status st;
+  if ((st = check_tensor(x, &m.c.ldx)) || (st = check_tensor(y, &m.c.ldy)) ||
+      (st = check_pair(x, y)) || (st = prepare(f, x, &m.c.k)))
+    return st;
+  double p[DNC_MAX_PARAMS + 1];
+  st = cm_init(&m, &ls, f, x, channels, L, L && (L->gamma || L->beta), p);
+  m.c.y = y->data;
+  if (st == DNC_OK) {
+    dnc_pool_run(dnc_function_module(f)->ctx->pool, channels * m.per,
+                 task_cm_fwd, &m);
+    if (atomic_load(&m.oom))
+      st = DNC_ERR_MEMORY;
+  }
+  layer_state_free(&ls, &m.c);
+  return st;
+}
+
+/* out[ch] += the sums of slot j of channel ch's tasks, in task order */
+static void cm_add_channel(const cm_call *m, int j, void *out)
+{
+  for (int64_t ch = 0; ch < m->channels; ch++) {
+    double s = 0;
+    for (int64_t t = ch * m->per; t < (ch + 1) * m->per; t++)
+      s += m->tsum[t * m->nout + j];
+    if (m->c.cs == 8)
+      ((double *)out)[ch] += s;
+    else
+      ((float *)out)[ch] = (float)((double)((float *)out)[ch] + s);
+  }
+}
+
+dnc_status dnc_layer_backward_cm(const dnc_function *f, const dnc_tensor *x,
+                                 const dnc_tensor *dy, const dnc_tensor *dx,
+                                 int64_t channels, const dnc_layer *L,
+                                 const dnc_layer_grad *G)
+{
+  cm_call m = {0};
+  layer_state ls = {0};
+  call *c = &m.c;
+  dnc_status st;
+  if ((st = check_tensor(x, &c->ldx)) || (st = check_tensor(dy, &c->lddy)) ||
+      (st = check_tensor(dx, &c->lddx)) || (st = check_pair(x, dy)) ||
+      (st = check_pair(x, dx)) || (st = prepare(f, x, &c->k)))
+    return st;
+  int affine = (L && (L->gamma || L->beta)) || (G && (G->gamma || G->beta));
+  double p[DNC_MAX_PARAMS + 1];
+  st = cm_init(&m, &ls, f, x, channels, L, affine, p);
+  c->dy = dy->data;
+  c->dx = dx->data;
+  m.nout = 2 * c->np + 2;
+  int64_t ntasks = channels * m.per;
+  if (st == DNC_OK &&
+      !(m.tsum = calloc((size_t)(ntasks * m.nout) + 1, sizeof(double))))
+    st = DNC_ERR_MEMORY;
+  if (st == DNC_OK) {
+    dnc_pool_run(dnc_function_module(f)->ctx->pool, ntasks, task_cm_bwd, &m);
+    if (atomic_load(&m.oom))
+      st = DNC_ERR_MEMORY;
+  }
+  if (st == DNC_OK && G) {
+    for (int k = 0; k < c->np; k++) {
+      if (f->params[k].per_channel) {
+        if (G->channel && G->channel[k])
+          cm_add_channel(&m, c->np + k, G->channel[k]);
+      } else if (G->params) {
+        double s = 0;
+        for (int64_t t = 0; t < ntasks; t++)
+          s += m.tsum[t * m.nout + k];
+        G->params[k] += s;
+      }
+    }
+    if (affine && G->gamma)
+      cm_add_channel(&m, 2 * c->np, G->gamma);
+    if (affine && G->beta)
+      cm_add_channel(&m, 2 * c->np + 1, G->beta);
+  }
+  free(m.tsum);
+  layer_state_free(&ls, c);
+  return st;
+}

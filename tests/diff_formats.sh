@@ -38,7 +38,7 @@ else
   flunk "the order-2 derivatives of every example are valid dnc source"
   grep error "$tmp/err2" | head -5 | sed 's/^/#   /'
 fi
-if grep -q '^fn satursin__dx_dalpha(' "$tmp/d2.dn" && grep -q '^fn derf__dalpha_ds(' "$tmp/d2.dn"; then
+if grep -q '^fn satursin__dx_dalpha(' "$tmp/d2.dn" && grep -q '^fn derf__dalpha_dshift(' "$tmp/d2.dn"; then
   pass "mixed second derivatives are named f__dx_dalpha"
 else
   flunk "mixed second derivatives are named f__dx_dalpha"

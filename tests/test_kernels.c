@@ -257,6 +257,118 @@ static void test_layer(dnc_module *mod)
   free(b);
 }
 
+/* Channel-major layers (channels first): `mix` (a scalar, a per-channel
+ * and a scalar parameter) over an N x C x HW tensor seen as [N*C x HW]
+ * with a row stride, against the row-major layer over its transpose
+ * [N*HW x C]: y and dx bitwise, sums within double rounding; 1, 2 and 7
+ * threads bitwise; the channel-major errors. HW > 512 runs the broadcast
+ * chunks and a tail chunk. */
+static void test_layer_cm(void)
+{
+  enum { N = 3, C = 5, HW = 1100, LD = 1103 };
+  int64_t rows = N * C, n = rows * LD;
+  float *x = calloc((size_t)n, sizeof(float)), *dy = calloc((size_t)n, sizeof(float));
+  float *xt = malloc(sizeof(float) * N * HW * C), *dyt = malloc(sizeof(float) * N * HW * C);
+  float bv[C], g[C], b[C];
+  uint64_t s = 1234;
+  for (int64_t i = 0; i < n; i++) {
+    x[i] = frand(&s, -4, 4);
+    dy[i] = frand(&s, -1, 1);
+  }
+  for (int c = 0; c < C; c++) {
+    bv[c] = frand(&s, 0.5f, 2);
+    g[c] = frand(&s, 0.5f, 1.5f);
+    b[c] = frand(&s, -0.1f, 0.1f);
+  }
+  for (int i = 0; i < N; i++)
+    for (int c = 0; c < C; c++)
+      for (int j = 0; j < HW; j++) {
+        xt[((int64_t)i * HW + j) * C + c] = x[((int64_t)i * C + c) * LD + j];
+        dyt[((int64_t)i * HW + j) * C + c] = dy[((int64_t)i * C + c) * LD + j];
+      }
+  const void *ch[3] = {NULL, bv, NULL};
+  dnc_layer L = {NULL, ch, g, b};
+  static const int threads[3] = {1, 2, 7};
+  float *y[3], *dx[3], dch[3][C], dg[3][C], db[3][C];
+  double dp[3][3];
+  layer_run ref;
+  for (int t = 0; t < 3; t++) {
+    dnc_context *cx = new_ctx(threads[t]);
+    dnc_module *mod = compile(cx);
+    const dnc_function *f = dnc_module_find(mod, "mix");
+    if (t == 0)
+      run_layer(f, xt, dyt, N * HW, C, C, ch, g, b, &ref);
+    y[t] = calloc((size_t)n, sizeof(float));
+    dx[t] = calloc((size_t)n, sizeof(float));
+    memset(dch[t], 0, sizeof dch[t]);
+    memset(dg[t], 0, sizeof dg[t]);
+    memset(db[t], 0, sizeof db[t]);
+    memset(dp[t], 0, sizeof dp[t]);
+    void *dchp[3] = {NULL, dch[t], NULL};
+    dnc_layer_grad G = {dp[t], dchp, dg[t], db[t]};
+    dnc_tensor tx = {x, DNC_F32, rows, HW, LD}, ty = {y[t], DNC_F32, rows, HW, LD},
+               tdy = {dy, DNC_F32, rows, HW, LD}, tdx = {dx[t], DNC_F32, rows, HW, LD};
+    is_int(dnc_layer_forward_cm(f, &tx, &ty, C, &L) |
+               dnc_layer_backward_cm(f, &tx, &tdy, &tdx, C, &L, &G),
+           DNC_OK, "channel-major layer forward and backward on %d threads succeed",
+           threads[t]);
+    if (t == 0) {
+      tx.rows = rows - 1;
+      is_int(dnc_layer_forward_cm(f, &tx, &tx, C, &L), DNC_ERR_SHAPE,
+             "channel-major: rows not a multiple of the channels: DNC_ERR_SHAPE");
+      tx.rows = rows;
+      is_int(dnc_layer_forward_cm(f, &tx, &ty, 0, &L), DNC_ERR_ARGUMENT,
+             "channel-major: 0 channels: DNC_ERR_ARGUMENT");
+      is_int(dnc_layer_backward_cm(f, &tx, &tdy, &tdx, -1, &L, &G), DNC_ERR_ARGUMENT,
+             "channel-major backward: -1 channels: DNC_ERR_ARGUMENT");
+      tx.rows = 0, ty.rows = 0;
+      is_int(dnc_layer_forward_cm(f, &tx, &ty, C, &L), DNC_OK,
+             "channel-major: an empty tensor is a no-op");
+    }
+    dnc_module_free(mod);
+    dnc_context_free(cx);
+  }
+  int64_t ybad = 0, dxbad = 0;
+  for (int i = 0; i < N; i++)
+    for (int c = 0; c < C; c++)
+      for (int j = 0; j < HW; j++) {
+        int64_t a = ((int64_t)i * C + c) * LD + j, at = ((int64_t)i * HW + j) * C + c;
+        ybad += !same32(y[0][a], ref.y[at]);
+        dxbad += !same32(dx[0][a], ref.dx[at]);
+      }
+  ok(ybad == 0 && dxbad == 0,
+     "channel-major [%d x %d x %d], stride %d: y and dx equal the row-major "
+     "layer's on the transpose bit for bit (%lld, %lld differ)", N, C, HW, LD,
+     (long long)ybad, (long long)dxbad);
+  double worst = 0;
+  for (int c = 0; c < C; c++) {
+    worst = fmax(worst, fabs(dch[0][c] - ref.dch[1][c]) / (fabs(ref.dch[1][c]) + 1e-3));
+    worst = fmax(worst, fabs(dg[0][c] - ref.dg[c]) / (fabs(ref.dg[c]) + 1e-3));
+    worst = fmax(worst, fabs(db[0][c] - ref.db[c]) / (fabs(ref.db[c]) + 1e-3));
+  }
+  for (int k = 0; k < 3; k += 2)
+    worst = fmax(worst, fabs(dp[0][k] - ref.dp[k]) / (fabs(ref.dp[k]) + 1e-3));
+  ok(worst < 1e-6, "channel-major sums (scalar, per-channel, gamma, beta) "
+     "agree with the row-major ones (worst relative difference %.2g)", worst);
+  ok(dp[0][1] == 0, "channel-major: a per-channel parameter's scalar slot is left alone");
+  for (int t = 1; t < 3; t++)
+    ok(!memcmp(y[0], y[t], sizeof(float) * (size_t)n) &&
+           !memcmp(dx[0], dx[t], sizeof(float) * (size_t)n) &&
+           !memcmp(dp[0], dp[t], sizeof dp[0]) && !memcmp(dch[0], dch[t], sizeof dch[0]) &&
+           !memcmp(dg[0], dg[t], sizeof dg[0]) && !memcmp(db[0], db[t], sizeof db[0]),
+       "channel-major: every output and gradient bitwise equal for 1 and %d threads",
+       threads[t]);
+  for (int t = 0; t < 3; t++) {
+    free(y[t]);
+    free(dx[t]);
+  }
+  layer_free(&ref);
+  free(x);
+  free(dy);
+  free(xt);
+  free(dyt);
+}
+
 /* sum over 2^25 + 3 elements of dy * d(a*x)/da = x with x = 0.1f: every
  * partial sum is exact in double, so the result must be n * 0.1f exactly */
 static void test_long_sum(dnc_module *mod)
@@ -634,6 +746,7 @@ int main(void)
   test_huge_sizes(mod);
   dnc_module_free(mod);
   test_threads();
+  test_layer_cm();
   test_targets();
   test_bf16_store();
   jm_free();

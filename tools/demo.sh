@@ -22,8 +22,8 @@ say "DyT, DyISRU and Derf at their papers' defaults"
 say "the shapes the Derf paper compared"
 "$DNC" eval $N -f tanh_plain,arctan,algebraic,satursin,asinh_clip,sine,linear -4 -2 -1 0 1 2 4
 
-say "Derf with alpha = 1 and a shift s = 0.5, values from stdin"
-printf '%s\n' -2 -1 0 1 2 | "$DNC" eval $N -f derf --param alpha=1 --param s=0.5
+say "Derf with alpha = 1 and a shift of 0.5, values from stdin"
+printf '%s\n' -2 -1 0 1 2 | "$DNC" eval $N -f derf --param alpha=1 --param shift=0.5
 
 say "dnc diff $N -f dyt,dyisru,derf --stats   (derivatives, simplified)"
 "$DNC" diff $N -f dyt,dyisru,derf --stats

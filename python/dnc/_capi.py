@@ -147,6 +147,11 @@ _sig("dnc_layer_forward", ctypes.c_int, P, ctypes.POINTER(Tensor),
 _sig("dnc_layer_backward", ctypes.c_int, P, ctypes.POINTER(Tensor),
      ctypes.POINTER(Tensor), ctypes.POINTER(Tensor), ctypes.POINTER(Layer),
      ctypes.POINTER(LayerGrad))
+_sig("dnc_layer_forward_cm", ctypes.c_int, P, ctypes.POINTER(Tensor),
+     ctypes.POINTER(Tensor), ctypes.c_int64, ctypes.POINTER(Layer))
+_sig("dnc_layer_backward_cm", ctypes.c_int, P, ctypes.POINTER(Tensor),
+     ctypes.POINTER(Tensor), ctypes.POINTER(Tensor), ctypes.c_int64,
+     ctypes.POINTER(Layer), ctypes.POINTER(LayerGrad))
 
 if lib.dnc_abi_version() != ABI_VERSION:
     raise ImportError("dnc: %s has ABI %d; this package needs ABI %d"

@@ -38,16 +38,16 @@ from torch import nn
 import dnc as _dnc
 from . import _capi as C
 
-__all__ = ["PointwiseNorm", "convert_layernorm", "pointwise", "STANDARD",
-           "resolve", "decomposed", "torch_form", "HAS_CUSTOM_OPS",
-           "require_custom_ops"]
+__all__ = ["PointwiseNorm", "convert", "convert_layernorm", "convert_rmsnorm",
+           "fit_initial", "pointwise", "STANDARD", "resolve", "decomposed",
+           "torch_form", "HAS_CUSTOM_OPS", "require_custom_ops"]
 
 # The published functions, for PointwiseNorm(C, "dyt") and the like: the
 # definitions and defaults of examples/norms.dn.
 STANDARD = """\
 fn dyt(x; alpha = 0.5) = tanh(alpha * x)
 fn dyisru(x; beta = 301.1) = x / sqrt(beta + x^2)
-fn derf(x; alpha = 0.5, s = 0) = erf(alpha * x + s)
+fn derf(x; alpha = 0.5, shift = 0) = erf(alpha * x + shift)
 """
 
 # storage dtype -> (dnc_dtype, compute dtype of per-channel values, sums)
@@ -808,7 +808,9 @@ class PointwiseNorm(nn.Module):
     nn.Parameter of its name, initialised to its default or to the value
     given by keyword (a per-channel one also takes C values): shape (1,)
     for a scalar, (C,) per channel. elementwise_affine and bias: the
-    per-channel weight (ones) and bias (zeros), as in nn.LayerNorm.
+    per-channel weight (ones) and bias (zeros), as in nn.LayerNorm
+    (bias=False: weight only, as RMSNorm). channels_last=False: over
+    dimension 1 of an N x C x ... input instead (dnc._channels).
     threads: the kernels' threads (None: torch.get_num_threads() at each
     call). device, dtype: of the parameters (any device: where dnc's CPU
     kernels cannot run, the decomposed form does)."""
@@ -819,8 +821,8 @@ class PointwiseNorm(nn.Module):
     eps = float("nan")
 
     def __init__(self, normalized_shape, fn, module=None, *,
-                 elementwise_affine=True, bias=True, threads=None,
-                 device=None, dtype=None, **init):
+                 elementwise_affine=True, bias=True, channels_last=True,
+                 threads=None, device=None, dtype=None, **init):
         super().__init__()
         if isinstance(normalized_shape, int):
             normalized_shape = (normalized_shape,)
@@ -838,6 +840,7 @@ class PointwiseNorm(nn.Module):
             raise ValueError("threads is None or an int >= 1, not %r"
                              % (threads,))
         self.normalized_shape = normalized_shape
+        self.channels_last = bool(channels_last)
         f = resolve(fn, module, threads)
         # the module holds no native handle, only the function's source
         # and name (compiled again per thread count, from the cache, on
@@ -881,10 +884,10 @@ class PointwiseNorm(nn.Module):
         if elementwise_affine:
             self.weight = nn.Parameter(torch.empty(c, dtype=dtype,
                                                    device=device))
-            self.bias = nn.Parameter(torch.empty(c, dtype=dtype,
-                                                 device=device)) \
-                if bias else None
-            if not bias:
+            if bias:
+                self.bias = nn.Parameter(torch.empty(c, dtype=dtype,
+                                                     device=device))
+            else:   # weight only (RMSNorm)
                 self.register_parameter("bias", None)
         else:
             self.register_parameter("weight", None)
@@ -930,6 +933,8 @@ class PointwiseNorm(nn.Module):
                             "ones (an nn.TransformerEncoder made before its "
                             "norms were replaced: set its use_nested_tensor"
                             " to False, or convert with convert_layernorm)")
+        if not self.channels_last and x.dim() > 2:
+            return self._forward_channels_first(x, fparams, params)
         if x.dim() and x.shape[-1] != self.normalized_shape[0]:
             raise ValueError("PointwiseNorm(%d): the input's last dimension "
                              "is %d (shape %s)" % (self.normalized_shape[0],
@@ -949,57 +954,60 @@ class PointwiseNorm(nn.Module):
         return _apply(self._dnc_source, self._dnc_name,
                       self._dnc_threads or 0, x, weight, bias, params)
 
+    def _forward_channels_first(self, x, fparams, params):
+        """Over dimension 1: dnc's channel-major kernels on CPU tensors
+        (dnc._channels); elsewhere (other devices, torch.compile, torch.func,
+        ONNX export) the last-dimension path on x.movedim(1, -1)."""
+        from . import _channels
+        if x.shape[1] != self.normalized_shape[0]:
+            raise ValueError("PointwiseNorm(%d, channels_last=False): the "
+                             "input's dimension 1 is %d (shape %s)" % (
+                                 self.normalized_shape[0], x.shape[1],
+                                 tuple(x.shape)))
+        weight, bias = self.weight, self.bias
+        ref = weight if weight is not None else (params[0] if params else x)
+        if ref.dtype != x.dtype:
+            ct = _autocast_dtype(x, ref)
+            if ct is not None:
+                x = x.to(ct)
+                weight, bias = [t if t is None else t.to(ct)
+                                for t in (weight, bias)]
+                params = [t.to(ct) for t in params]
+        compiling = getattr(getattr(torch, "compiler", None), "is_compiling",
+                            None)
+        if _use_kernels(x) and not (compiling and compiling()) and not (
+                HAS_CUSTOM_OPS and _functorch_active()):
+            _channels.check(fparams, x, weight, bias, params,
+                            "PointwiseNorm")
+            return _channels.apply(self.fn, x, weight, bias, params)
+        xl = x.movedim(1, -1)
+        _check(self._dnc_name, fparams, xl, weight, bias, params,
+               "PointwiseNorm")
+        return _apply(self._dnc_source, self._dnc_name,
+                      self._dnc_threads or 0, xl, weight, bias,
+                      params).movedim(-1, 1)
+
     def extra_repr(self):
-        return "%s, fn=%s, elementwise_affine=%s, threads=%s" % (
-            self.normalized_shape, self._dnc_name, self.elementwise_affine,
+        vals = []
+        for p in self._dnc_params:
+            t = getattr(self, p.name).detach()
+            if t.device.type == "meta":
+                vals.append(p.name)
+            elif t.numel() == 1:
+                vals.append("%s=%.4g" % (p.name, float(t.reshape(-1)[0])))
+            else:
+                vals.append("%s=[%d values, mean %.4g]" % (
+                    p.name, t.numel(), float(t.float().mean())))
+        return "%s, fn=%s(%s), elementwise_affine=%s%s%s, threads=%s" % (
+            self.normalized_shape, self._dnc_name, ", ".join(vals),
+            self.elementwise_affine,
+            "" if self.bias is not None or not self.elementwise_affine
+            else ", bias=False",
+            "" if self.channels_last else ", channels_last=False",
             self._dnc_threads if self._dnc_threads else "torch")
 
 
-def convert_layernorm(model, fn, module=None, *, keep_affine=False,
-                      threads=None, **init):
-    """Replaces every nn.LayerNorm in model (model itself included) by a
-    PointwiseNorm of fn with the same normalized_shape, affine options,
-    dtype and device, the way the DyT repository's convert_ln_to_dyt does;
-    keep_affine=True copies the LayerNorm's weight and bias into it.
-    Returns the converted model."""
-    fn = resolve(fn, module, threads)
-
-    def convert(m, path):
-        out = m
-        if isinstance(m, nn.LayerNorm):
-            if len(m.normalized_shape) != 1:
-                raise ValueError("convert_layernorm: %s normalizes over %s; "
-                                 "PointwiseNorm covers the last dimension "
-                                 "only" % (path or "the model",
-                                           tuple(m.normalized_shape)))
-            w = m.weight
-            out = PointwiseNorm(m.normalized_shape, fn,
-                                elementwise_affine=m.elementwise_affine,
-                                bias=getattr(m, "bias", None) is not None,
-                                threads=threads,
-                                dtype=w.dtype if w is not None else None,
-                                device=w.device if w is not None else None,
-                                **init)
-            if keep_affine and w is not None:
-                with torch.no_grad():
-                    out.weight.copy_(w)
-                    if m.bias is not None:
-                        out.bias.copy_(m.bias)
-            out.train(m.training)
-        for name, child in m.named_children():
-            out.add_module(name, convert(child, path + "." + name
-                                         if path else name))
-        return out
-
-    out = convert(model, "")
-    # nn.TransformerEncoder decides at construction whether its eval-mode
-    # fast path packs the batch into a nested tensor, from its layers'
-    # LayerNorms: that path computes LayerNorm itself. Its layers' own fast
-    # path declines by PointwiseNorm.eps (NaN); this one is switched off.
-    for m in out.modules():
-        if isinstance(m, nn.TransformerEncoder) and any(
-                isinstance(n, PointwiseNorm) for n in m.layers.modules()):
-            if hasattr(m, "use_nested_tensor"):
-                m.use_nested_tensor = False
-            m.enable_nested_tensor = False
-    return out
+# The converters live in dnc/convert.py (channels-first LayerNorm subclasses,
+# RMSNorm, per-site and fitted initial values).
+from .convert import (convert, convert_layernorm, convert_rmsnorm,  # noqa
+                      find_norms, fit_initial, channels_first)

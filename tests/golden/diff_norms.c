@@ -29,17 +29,17 @@ double dyisru__dbeta(double x, double beta)
   const double t1 = (beta + pow(x, 2.0));
   return ((-0.5) * (x / (t1 * sqrt(t1))));
 }
-double derf__dx(double x, double alpha, double s)
+double derf__dx(double x, double alpha, double shift)
 {
-  return (1.1283791670955126 * (alpha * exp((-pow((s + (alpha * x)), 2.0)))));
+  return (1.1283791670955126 * (alpha * exp((-pow((shift + (alpha * x)), 2.0)))));
 }
-double derf__dalpha(double x, double alpha, double s)
+double derf__dalpha(double x, double alpha, double shift)
 {
-  return (1.1283791670955126 * (x * exp((-pow((s + (alpha * x)), 2.0)))));
+  return (1.1283791670955126 * (x * exp((-pow((shift + (alpha * x)), 2.0)))));
 }
-double derf__ds(double x, double alpha, double s)
+double derf__dshift(double x, double alpha, double shift)
 {
-  return (1.1283791670955126 * exp((-pow((s + (alpha * x)), 2.0))));
+  return (1.1283791670955126 * exp((-pow((shift + (alpha * x)), 2.0))));
 }
 double isru__dx(double x, double a, double c)
 {

@@ -14,9 +14,9 @@ fn dyisru__dbeta(x; beta = 301.1) {
   let t1 = beta + x^2
   -0.5 * (x / (t1 * sqrt(t1)))
 }
-fn derf__dx(x; alpha = 0.5, s = 0) = 1.1283791670955126 * (alpha * exp(-(s + alpha * x)^2))
-fn derf__dalpha(x; alpha = 0.5, s = 0) = 1.1283791670955126 * (x * exp(-(s + alpha * x)^2))
-fn derf__ds(x; alpha = 0.5, s = 0) = 1.1283791670955126 * exp(-(s + alpha * x)^2)
+fn derf__dx(x; alpha = 0.5, shift = 0) = 1.1283791670955126 * (alpha * exp(-(shift + alpha * x)^2))
+fn derf__dalpha(x; alpha = 0.5, shift = 0) = 1.1283791670955126 * (x * exp(-(shift + alpha * x)^2))
+fn derf__dshift(x; alpha = 0.5, shift = 0) = 1.1283791670955126 * exp(-(shift + alpha * x)^2)
 fn isru__dx(x; a = 1, c = 1) {
   let t1 = c + (a * x)^2
   a * c / (t1 * sqrt(t1))

@@ -20,28 +20,28 @@ fn dyt__dalpha2(x; alpha = 0.5) {
   let t4 = x * (t2 * t3)
   4 * (x * (2 * (t2 * t4) - 2 * (t3 * t4)))
 }
-fn derf__dx2(x; alpha = 0.5, s = 0) {
-  let t1 = s + alpha * x
+fn derf__dx2(x; alpha = 0.5, shift = 0) {
+  let t1 = shift + alpha * x
   -2.256758334191025 * (alpha * (exp(-t1^2) * (alpha * t1)))
 }
-fn derf__dx_dalpha(x; alpha = 0.5, s = 0) {
-  let t1 = s + alpha * x
+fn derf__dx_dalpha(x; alpha = 0.5, shift = 0) {
+  let t1 = shift + alpha * x
   let t2 = exp(-t1^2)
   1.1283791670955126 * (t2 - 2 * (alpha * (t2 * (x * t1))))
 }
-fn derf__dx_ds(x; alpha = 0.5, s = 0) {
-  let t1 = s + alpha * x
+fn derf__dx_dshift(x; alpha = 0.5, shift = 0) {
+  let t1 = shift + alpha * x
   -2.256758334191025 * (alpha * (t1 * exp(-t1^2)))
 }
-fn derf__dalpha2(x; alpha = 0.5, s = 0) {
-  let t1 = s + alpha * x
+fn derf__dalpha2(x; alpha = 0.5, shift = 0) {
+  let t1 = shift + alpha * x
   -2.256758334191025 * (x * (exp(-t1^2) * (x * t1)))
 }
-fn derf__dalpha_ds(x; alpha = 0.5, s = 0) {
-  let t1 = s + alpha * x
+fn derf__dalpha_dshift(x; alpha = 0.5, shift = 0) {
+  let t1 = shift + alpha * x
   -2.256758334191025 * (x * (t1 * exp(-t1^2)))
 }
-fn derf__ds2(x; alpha = 0.5, s = 0) {
-  let t1 = s + alpha * x
+fn derf__dshift2(x; alpha = 0.5, shift = 0) {
+  let t1 = shift + alpha * x
   -2.256758334191025 * (t1 * exp(-t1^2))
 }

@@ -82,8 +82,8 @@ def test_forward_against_reference():
 def test_zero_copy_and_views():
     f = m["derf"]
     big = rng.standard_normal((64, 48)).astype(np.float32)
-    ref = f.forward(np.ascontiguousarray(big[:, :40]), alpha=0.8, s=0.1)
-    got = f.forward(big[:, :40], alpha=0.8, s=0.1)
+    ref = f.forward(np.ascontiguousarray(big[:, :40]), alpha=0.8, shift=0.1)
+    got = f.forward(big[:, :40], alpha=0.8, shift=0.1)
     ok(np.array_equal(got, ref), "a view with a row stride (no copy) gives "
        "the contiguous result bitwise")
     t = big.T
@@ -160,7 +160,7 @@ def test_diff_text():
                                                               fmt),
                lambda: "api:\n%s\ncli:\n%s%s" % (got, cli.stdout, cli.stderr))
     mixed = m["derf"].diff(("x", "alpha"))
-    ok(mixed.startswith("fn derf__dx_dalpha(x; alpha = 0.5, s = 0)"),
+    ok(mixed.startswith("fn derf__dx_dalpha(x; alpha = 0.5, shift = 0)"),
        "a mixed derivative from a tuple", mixed)
     d2 = m["dyt"].derivative("x", 2)
     x = np.linspace(-3, 3, 61)

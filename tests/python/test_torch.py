@@ -45,12 +45,12 @@ class Derf(nn.Module):
     def __init__(self, c, alpha=0.5, s=0.0):
         super().__init__()
         self.alpha = nn.Parameter(torch.ones(1) * alpha)
-        self.s = nn.Parameter(torch.ones(1) * s)
+        self.shift = nn.Parameter(torch.ones(1) * s)
         self.weight = nn.Parameter(torch.ones(c))
         self.bias = nn.Parameter(torch.zeros(c))
 
     def forward(self, x):
-        return torch.erf(self.alpha * x + self.s) * self.weight + self.bias
+        return torch.erf(self.alpha * x + self.shift) * self.weight + self.bias
 
 
 def randomize(mod, scale=0.3):

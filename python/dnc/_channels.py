@@ -1,0 +1,178 @@
+"""dnc._channels - PointwiseNorm(channels_last=False): the layer over
+dimension 1 of an N x C x ... tensor (ConvNeXt's LayerNorm2d, the DyT and
+Derf modules with channels_last=False).
+
+The tensor is seen as an [N*C x HW] matrix without a copy (HW: the
+product of the dimensions after C); libdnc's channel-major layer kernels
+(dnc_layer_forward_cm, dnc_layer_backward_cm) take each channel's rows
+with a row stride, so per-channel weight, bias and function parameters
+are indexed by row mod C. Nothing is permuted or copied unless the input
+is not contiguous in its trailing dimensions.
+"""
+import ctypes
+
+import torch
+
+from . import _capi as C
+from . import torch as _dt
+
+
+def _rows(t):
+    """t (N x C x ...) as an [N*C x HW] view with unit column stride and
+    one row stride (a contiguous copy when it has none), and that stride."""
+    n, c = t.shape[0], t.shape[1]
+    hw = 1
+    for s in t.shape[2:]:
+        hw *= s
+    v = t.reshape(n * c, hw)
+    if (hw > 1 and v.stride(1) != 1) or (n * c > 1 and v.stride(0) < hw):
+        v = v.contiguous()
+    return v, (v.stride(0) if n * c > 1 else hw)
+
+
+def _over_channels(t, x):
+    """A (C,) tensor shaped to broadcast along dimension 1 of x."""
+    return t.reshape((1, -1) + (1,) * (x.dim() - 2))
+
+
+def _sum_channels(t):
+    """Sums over every dimension but 1."""
+    return t.sum(dim=[d for d in range(t.dim()) if d != 1])
+
+
+class _ChannelsFirstFn(torch.autograd.Function):
+    """y = gamma[c] * f(x; params[c]) + beta[c] with c = dimension 1 of x.
+    Arguments as _LayerFn's: fn, x, gamma, beta, one tensor per parameter."""
+
+    @staticmethod
+    def forward(ctx, fn, x, gamma, beta, *params):
+        dt, ct = _dt._DTYPES[x.dtype]
+        xv, ldx = _rows(x)
+        y = _dt._empty(xv.shape, x.dtype)
+        if y.numel() == 0:
+            ctx.fn = fn
+            ctx.save_for_backward(x, gamma, beta, *params)
+            return y.reshape(x.shape)
+        keep = []
+        chans = x.shape[1]
+        lay = _dt._layer(fn, chans, ct, params, gamma, beta, keep)
+        st = C.lib.dnc_layer_forward_cm(fn._h, _dt._tensor(xv, ldx, dt),
+                                        _dt._tensor(y, y.shape[1], dt),
+                                        chans, ctypes.byref(lay))
+        _dt._status(st, fn, "layer_forward_cm")
+        ctx.fn = fn
+        ctx.save_for_backward(x, gamma, beta, *params)
+        return y.reshape(x.shape)
+
+    @staticmethod
+    def backward(ctx, dy):
+        x, gamma, beta, *params = ctx.saved_tensors
+        need = ctx.needs_input_grad
+        if torch.is_grad_enabled():
+            grads = _composite_backward(ctx.fn, x, dy, gamma, beta, params,
+                                        need)
+        else:
+            grads = _fused_backward(ctx.fn, x, dy, gamma, beta, params, need)
+        return (None,) + grads
+
+
+def _fused_backward(fn, x, dy, gamma, beta, params, need):
+    dt, ct = _dt._DTYPES[x.dtype]
+    chans = x.shape[1]
+    xv, ldx = _rows(x)
+    dyv, lddy = _rows(dy.to(x.dtype))
+    dx = _dt._empty(xv.shape, x.dtype)
+    keep = []
+    lay = _dt._layer(fn, chans, ct, params, gamma, beta, keep)
+    n = max(len(fn.params), 1)
+    dp = (ctypes.c_double * n)()
+    dptrs = (ctypes.c_void_p * n)()
+    dchan = {}
+    for i, p in enumerate(fn.params):
+        if p.kind == "per_channel" and need[4 + i]:
+            dchan[i] = torch.zeros(chans, dtype=ct)
+            dptrs[i] = dchan[i].data_ptr()
+    dg = torch.zeros(chans, dtype=ct) if gamma is not None and need[2] \
+        else None
+    db = torch.zeros(chans, dtype=ct) if beta is not None and need[3] \
+        else None
+    grad = C.LayerGrad(dp, dptrs, dg.data_ptr() if dg is not None else None,
+                       db.data_ptr() if db is not None else None)
+    st = C.lib.dnc_layer_backward_cm(
+        fn._h, _dt._tensor(xv, ldx, dt), _dt._tensor(dyv, lddy, dt),
+        _dt._tensor(dx, dx.shape[1], dt), chans, ctypes.byref(lay),
+        ctypes.byref(grad))
+    _dt._status(st, fn, "layer_backward_cm")
+    dparams = []
+    for i, (p, t) in enumerate(zip(fn.params, params)):
+        if not need[4 + i]:
+            dparams.append(None)
+        elif p.kind == "per_channel":
+            d = dchan[i] if t.numel() == chans else dchan[i].sum()
+            dparams.append(d.to(t.dtype).reshape(t.shape))
+        else:
+            dparams.append(torch.full(t.shape, dp[i], dtype=t.dtype))
+    return (dx.reshape(x.shape) if need[1] else None,
+            dg.to(gamma.dtype) if dg is not None else None,
+            db.to(beta.dtype) if db is not None else None) + tuple(dparams)
+
+
+def _composite_backward(fn, x, dy, gamma, beta, params, need):
+    """The backward from dnc's symbolic derivatives as differentiable
+    operations, for create_graph=True (as _LayerFn's, along dimension 1)."""
+    def f(g):
+        return _ChannelsFirstFn.apply(g, x, None, None, *params)
+    g = dy if gamma is None else dy * _over_channels(gamma, x)
+    dx = g * f(fn.derivative("x")) if need[1] else None
+    dgamma = _sum_channels(dy * f(fn)) if gamma is not None and need[2] \
+        else None
+    dbeta = _sum_channels(dy) if beta is not None and need[3] else None
+    dparams = []
+    for i, (p, t) in enumerate(zip(fn.params, params)):
+        if not need[4 + i]:
+            dparams.append(None)
+            continue
+        s = g * f(fn.derivative(p.name))
+        per_channel = p.kind == "per_channel" and t.numel() == x.shape[1]
+        dparams.append((_sum_channels(s) if per_channel else s.sum())
+                       .reshape(t.shape))
+    return (dx, dgamma, dbeta) + tuple(dparams)
+
+
+def check(fparams, x, gamma, beta, params, what):
+    """The shape and dtype checks of dnc.torch._check, along dimension 1."""
+    if x.dtype not in _dt._DTYPES:
+        raise TypeError("dnc.torch: %s takes float32, float64, bfloat16 or "
+                        "float16 tensors, not %s" % (what, x.dtype))
+    chans = x.shape[1]
+    for name, t in (("weight", gamma), ("bias", beta)):
+        if t is not None and tuple(t.shape) != (chans,):
+            raise ValueError("dnc.torch: %s: %s has shape %s; the input's "
+                             "channel dimension (1) is %d"
+                             % (what, name, tuple(t.shape), chans))
+    for p, t in zip(fparams, params):
+        ok = t.numel() == 1 or (p.kind == "per_channel" and t.dim() == 1
+                                and t.numel() == chans)
+        if not ok:
+            raise ValueError(
+                "dnc.torch: %s: parameter '%s' has shape %s; it takes %s" % (
+                    what, p.name, tuple(t.shape),
+                    "one value or one per channel (%d)" % chans
+                    if p.kind == "per_channel" else "one value"))
+    for name, t in [("weight", gamma), ("bias", beta)] + \
+            [(p.name, t) for p, t in zip(fparams, params)]:
+        if t is None:
+            continue
+        if t.device != x.device:
+            raise RuntimeError("dnc.torch: %s: the input is on %s but '%s' "
+                               "is on %s; move the module (e.g. .to(%s))"
+                               % (what, x.device, name, t.device, x.device))
+        if t.dtype != x.dtype:
+            raise TypeError("dnc.torch: %s: the input is %s but '%s' is %s;"
+                            " convert the module (e.g. .to(%s)) or run "
+                            "under torch.autocast" % (what, x.dtype, name,
+                                                      t.dtype, x.dtype))
+
+
+def apply(fn, x, gamma, beta, params):
+    return _ChannelsFirstFn.apply(fn, x, gamma, beta, *params)

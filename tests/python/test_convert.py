@@ -1,0 +1,394 @@
+"""test_convert.py - converting models (dnc.convert, through dnc.torch):
+the Derf paper's point-wise functions as gamma*f(alpha*x + shift) + beta
+modules against plain PyTorch, forward and every gradient, channels last
+and channels first; reference DyT and Derf checkpoints loading strictly;
+channels-first LayerNorm subclasses; RMSNorm; per-site and fitted initial
+values; repr."""
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+import dnc.torch as dt
+import dnc.convert as dconv
+from checks import ok, raises
+
+torch.manual_seed(0)
+
+# The shapes the Derf paper compared, each as f(u) with u = alpha*x +
+# shift: (name, dnc expression of u, the same in PyTorch).
+PI = 3.141592653589793
+FUNCTIONS = [
+    ("erf", "erf(u)", torch.erf),
+    ("tanh", "tanh(u)", torch.tanh),
+    ("arctan", "2 / pi * atan(u)", lambda u: 2 / PI * torch.atan(u)),
+    ("isru", "u / sqrt(1 + u^2)", lambda u: u / torch.sqrt(1 + u * u)),
+    ("satursin", "if abs(u) < pi / 2 then sin(u) else sign(u)",
+     lambda u: torch.where(u.abs() < PI / 2, torch.sin(u), torch.sign(u))),
+    ("clip_linear", "clamp(u, -1, 1)", lambda u: torch.clamp(u, -1, 1)),
+    ("clip_asinh", "clamp(asinh(u), -1.5, 1.5)",
+     lambda u: torch.clamp(torch.asinh(u), -1.5, 1.5)),
+    ("clip_log", "clamp(sign(u) * log1p(abs(u)), -1.2, 1.2)",
+     lambda u: torch.clamp(torch.sign(u) * torch.log1p(u.abs()), -1.2, 1.2)),
+    ("clip_cubic", "clamp(u - u^3 / 3, -2 / 3, 2 / 3)",
+     lambda u: torch.clamp(u - u ** 3 / 3, -2 / 3, 2 / 3)),
+    ("expsign", "sign(u) * (1 - exp(-abs(u)))",
+     lambda u: torch.sign(u) * (1 - torch.exp(-u.abs()))),
+    ("softsign", "u / (1 + abs(u))", lambda u: u / (1 + u.abs())),
+    ("sigmoid2", "2 * sigmoid(u) - 1", lambda u: 2 * torch.sigmoid(u) - 1),
+    ("asinh", "asinh(u)", torch.asinh),
+    ("sine", "sin(u)", torch.sin),
+    ("quartic_isru", "u / sqrt(sqrt(1 + u^4))",
+     lambda u: u / torch.sqrt(torch.sqrt(1 + u ** 4))),
+]
+
+
+class Reference(nn.Module):
+    """gamma * f(alpha * x + shift) + beta in plain PyTorch, with the DyT
+    repository's channels_last switch."""
+
+    def __init__(self, c, f, channels_last=True, alpha=0.5, shift=0.0):
+        super().__init__()
+        self.f = f
+        self.channels_last = channels_last
+        self.alpha = nn.Parameter(torch.ones(1) * alpha)
+        self.shift = nn.Parameter(torch.ones(1) * shift)
+        self.weight = nn.Parameter(torch.ones(c))
+        self.bias = nn.Parameter(torch.zeros(c))
+
+    def forward(self, x):
+        y = self.f(self.alpha * x + self.shift)
+        if self.channels_last:
+            return y * self.weight + self.bias
+        shape = (-1,) + (1,) * (x.dim() - 2)
+        return y * self.weight.reshape(shape) + self.bias.reshape(shape)
+
+
+def _randomize(mod):
+    with torch.no_grad():
+        mod.weight.uniform_(0.5, 1.5)
+        mod.bias.uniform_(-0.5, 0.5)
+        mod.alpha.fill_(0.7)
+        mod.shift.fill_(0.1)
+    return mod
+
+
+@pytest.mark.parametrize("channels_last", [True, False])
+@pytest.mark.parametrize("name,expr,tf", FUNCTIONS,
+                         ids=[f[0] for f in FUNCTIONS])
+def test_derf_paper_functions_agree_with_plain_torch(name, expr, tf,
+                                                    channels_last):
+    src = "fn d_%s(x; alpha = 0.5, shift = 0) { let u = alpha * x + shift\n" \
+          "%s }" % (name, expr)
+    c = 6
+    ref = _randomize(Reference(c, tf, channels_last).double())
+    mod = dt.PointwiseNorm(c, src, channels_last=channels_last,
+                           dtype=torch.float64)
+    mod.load_state_dict(ref.state_dict(), strict=True)
+    shape = (3, 5, 4, c) if channels_last else (3, c, 5, 4)
+    x = (torch.randn(shape, dtype=torch.float64) * 2).requires_grad_()
+    x2 = x.detach().clone().requires_grad_()
+    dy = torch.randn(shape, dtype=torch.float64)
+    y, yr = mod(x), ref(x2)
+    ok(torch.allclose(y, yr, rtol=1e-12, atol=1e-12),
+       "%s forward, channels_last=%s" % (name, channels_last),
+       lambda: "max diff %g" % (y - yr).abs().max())
+    names = ["alpha", "shift", "weight", "bias"]
+    g = torch.autograd.grad(y, [x] + [getattr(mod, n) for n in names], dy)
+    gr = torch.autograd.grad(yr, [x2] + [getattr(ref, n) for n in names], dy)
+    for n, a, b in zip(["x"] + names, g, gr):
+        ok(torch.allclose(a, b, rtol=1e-9, atol=1e-9),
+           "%s d/d%s, channels_last=%s" % (name, n, channels_last),
+           lambda: "max diff %g" % (a - b).abs().max())
+
+
+def test_channels_first_float32_and_odd_strides():
+    c = 7
+    ref = _randomize(Reference(c, torch.erf, channels_last=False))
+    mod = dt.PointwiseNorm(c, "derf", channels_last=False)
+    mod.load_state_dict(ref.state_dict())
+    # a non-contiguous input (a slice along W) and a 3-D and a 5-D one
+    for x in (torch.randn(2, c, 9, 12)[..., 1:10], torch.randn(4, c, 33),
+              torch.randn(2, c, 3, 4, 5)):
+        ok(torch.allclose(mod(x), ref(x), atol=2e-6),
+           "channels first, shape %s" % (tuple(x.shape),))
+    x = torch.randn(5, c)     # N x C: dimension 1 is the last one
+    ok(torch.allclose(mod(x), ref(x), atol=2e-6), "N x C input")
+    raises(ValueError, lambda: mod(torch.randn(2, c + 1, 3)),
+           "a wrong channel dimension is refused", "dimension 1 is 8")
+
+
+def test_channels_first_double_backward():
+    c = 4
+    mod = _randomize(dt.PointwiseNorm(c, "derf", channels_last=False,
+                                      dtype=torch.float64))
+    ref = Reference(c, torch.erf, channels_last=False).double()
+    ref.load_state_dict(mod.state_dict())
+    x = torch.randn(2, c, 3, 3, dtype=torch.float64, requires_grad=True)
+    (g,) = torch.autograd.grad(mod(x).pow(2).sum(), x, create_graph=True)
+    (g2,) = torch.autograd.grad(g.sum(), mod.alpha)
+    xr = x.detach().clone().requires_grad_()
+    (gr,) = torch.autograd.grad(ref(xr).pow(2).sum(), xr, create_graph=True)
+    (gr2,) = torch.autograd.grad(gr.sum(), ref.alpha)
+    ok(torch.allclose(g, gr) and torch.allclose(g2, gr2),
+       "channels-first create_graph=True: d/dx and d2/dx dalpha",
+       lambda: "%s vs %s" % (g2, gr2))
+
+
+# ------------------------------------------------ reference checkpoints
+
+class DynamicTanh(nn.Module):
+    """The DyT repository's module (dynamic_tanh.py), as written there."""
+
+    def __init__(self, normalized_shape, channels_last, alpha_init_value=0.5):
+        super().__init__()
+        self.normalized_shape = normalized_shape
+        self.alpha_init_value = alpha_init_value
+        self.channels_last = channels_last
+        self.alpha = nn.Parameter(torch.ones(1) * alpha_init_value)
+        self.weight = nn.Parameter(torch.ones(normalized_shape))
+        self.bias = nn.Parameter(torch.zeros(normalized_shape))
+
+    def forward(self, x):
+        x = torch.tanh(self.alpha * x)
+        if self.channels_last:
+            x = x * self.weight + self.bias
+        else:
+            x = x * self.weight[:, None, None] + self.bias[:, None, None]
+        return x
+
+
+class Dynamic_erf(nn.Module):
+    """The Derf repository's module: erf(alpha x + shift), scalar shift."""
+
+    def __init__(self, normalized_shape, channels_last=True,
+                 alpha_init_value=0.5, shift_init_value=0.0):
+        super().__init__()
+        self.normalized_shape = normalized_shape
+        self.channels_last = channels_last
+        self.alpha = nn.Parameter(torch.ones(1) * alpha_init_value)
+        self.shift = nn.Parameter(torch.ones(1) * shift_init_value)
+        self.weight = nn.Parameter(torch.ones(normalized_shape))
+        self.bias = nn.Parameter(torch.zeros(normalized_shape))
+
+    def forward(self, x):
+        x = torch.erf(self.alpha * x + self.shift)
+        if self.channels_last:
+            return x * self.weight + self.bias
+        return x * self.weight[:, None, None] + self.bias[:, None, None]
+
+
+@pytest.mark.parametrize("channels_last", [True, False])
+@pytest.mark.parametrize("cls,fn", [(DynamicTanh, "dyt"),
+                                    (Dynamic_erf, "derf")])
+def test_reference_checkpoints_load_strictly(cls, fn, channels_last):
+    c = 8
+    ref = cls(c, channels_last)
+    with torch.no_grad():
+        for p in ref.parameters():
+            p.add_(torch.randn_like(p) * 0.3)
+    state = copy.deepcopy(ref.state_dict())   # as a checkpoint holds it
+    mod = dt.PointwiseNorm(c, fn, channels_last=channels_last)
+    mod.load_state_dict(state, strict=True)
+    x = torch.randn((2, 3, 4, c) if channels_last else (2, c, 4, 5))
+    ok(torch.allclose(mod(x), ref(x), atol=3e-6),
+       "%s's checkpoint in PointwiseNorm(%d, %r, channels_last=%s)" % (
+           cls.__name__, c, fn, channels_last))
+    back = cls(c, channels_last)
+    back.load_state_dict(mod.state_dict(), strict=True)
+    ok(torch.equal(back(x), ref(x)), "and back into %s" % cls.__name__)
+
+
+# ------------------------------------------------------ LayerNorm2d
+
+class PermutingLN(nn.LayerNorm):
+    """A channels-first LayerNorm written as ConvNeXt's LayerNorm2d is."""
+
+    def forward(self, x):
+        x = x.permute(0, 2, 3, 1)
+        x = nn.functional.layer_norm(x, self.normalized_shape, self.weight,
+                                     self.bias, self.eps)
+        return x.permute(0, 3, 1, 2)
+
+
+class ScaledLN(nn.LayerNorm):
+    """Its own forward, no permute: the converter cannot tell."""
+
+    def forward(self, x):
+        return super().forward(x) * 2
+
+
+def test_channels_first_layernorm_subclasses():
+    c = 6
+    model = nn.Sequential(nn.Conv2d(3, c, 1), PermutingLN(c), nn.GELU(),
+                          nn.LayerNorm(c))
+    ok(dconv.channels_first(model[1]) and
+       not dconv.channels_first(model[3]),
+       "a forward that permutes is channels first, nn.LayerNorm is not")
+    conv = dt.convert_layernorm(copy.deepcopy(model), "dyt")
+    ok(isinstance(conv[1], dt.PointwiseNorm) and not conv[1].channels_last
+       and conv[3].channels_last, "converted with channels_last=False")
+    # width = channels: the case that used to be silently wrong
+    x = torch.randn(2, 3, c, c)
+    ref = DynamicTanh(c, channels_last=False)
+    ref.load_state_dict(conv[1].state_dict())
+    h = conv[0](x)
+    ok(torch.allclose(conv[1](h), ref(h), atol=2e-6),
+       "LayerNorm2d-like norm over channels with H = W = C")
+    raises(ValueError, lambda: dt.convert_layernorm(
+        nn.Sequential(ScaledLN(c)), "dyt"),
+        "an unknown forward is refused", "channels_first_classes")
+    for key in (ScaledLN, "ScaledLN"):
+        m = dt.convert_layernorm(nn.Sequential(ScaledLN(c)), "dyt",
+                                 channels_first_classes={key: False})
+        ok(m[0].channels_last, "the caller's override (%r) decides" % (key,))
+    m = dt.convert_layernorm(nn.Sequential(PermutingLN(c)), "dyt",
+                             channels_first_classes={PermutingLN: False})
+    ok(m[0].channels_last, "the override wins over the permute rule")
+
+
+def test_torchvision_layernorm2d():
+    tv = pytest.importorskip("torchvision")
+    from torchvision.models.convnext import LayerNorm2d
+    c = 5
+    m = dt.convert_layernorm(nn.Sequential(LayerNorm2d(c)), "derf")
+    ok(not m[0].channels_last, "torchvision's LayerNorm2d is channels first "
+       "(torchvision %s)" % tv.__version__)
+
+
+# ------------------------------------------------------------ RMSNorm
+
+class LlamaRMSNorm(nn.Module):
+    def __init__(self, dim, eps=1e-6):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x):
+        return self.weight * x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True)
+                                             + self.eps)
+
+
+class Block(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.attention_norm = LlamaRMSNorm(d)
+        self.attention = nn.Linear(d, d)
+        self.ffn_norm = LlamaRMSNorm(d)
+        self.feed_forward = nn.Linear(d, d)
+
+
+class Llama(nn.Module):
+    def __init__(self, d=8, n=2):
+        super().__init__()
+        self.layers = nn.ModuleList(Block(d) for _ in range(n))
+        self.norm = LlamaRMSNorm(d)
+        self.other = nn.LayerNorm(d)
+
+    def forward(self, x):
+        for b in self.layers:
+            x = x + b.attention(b.attention_norm(x))
+            x = x + b.feed_forward(b.ffn_norm(x))
+        return self.other(self.norm(x))
+
+
+def test_convert_rmsnorm_weight_only_and_llama_recipe():
+    model = Llama()
+    with torch.no_grad():
+        model.norm.weight.uniform_(0.5, 1.5)
+    conv = dt.convert_rmsnorm(copy.deepcopy(model), "dyt", keep_affine=True,
+                              init={"*attention_norm": {"alpha": 0.8},
+                                    "*ffn_norm": {"alpha": 0.2},
+                                    "norm": {"alpha": 0.2}})
+    norms = dict((p, m) for p, m in conv.named_modules()
+                 if isinstance(m, dt.PointwiseNorm))
+    ok(sorted(norms) == sorted(["layers.0.attention_norm",
+                                "layers.0.ffn_norm", "layers.1.attention_norm",
+                                "layers.1.ffn_norm", "norm"]),
+       "every RMSNorm and only those (the LayerNorm stays)", sorted(norms))
+    ok(isinstance(conv.other, nn.LayerNorm), "kind='rmsnorm' leaves LayerNorm")
+    ok(all(m.bias is None and m.weight is not None for m in norms.values()),
+       "weight only")
+    ok(torch.equal(norms["norm"].weight, model.norm.weight),
+       "keep_affine copies the weight")
+    alphas = {p: float(m.alpha) for p, m in norms.items()}
+    ok(alphas == {"layers.0.attention_norm": pytest.approx(0.8),
+                  "layers.1.attention_norm": pytest.approx(0.8),
+                  "layers.0.ffn_norm": pytest.approx(0.2),
+                  "layers.1.ffn_norm": pytest.approx(0.2),
+                  "norm": pytest.approx(0.2)},
+       "DyT's LLaMA 7B recipe in one call", alphas)
+    ok("fn=dyt(alpha=0.8)" in repr(norms["layers.0.attention_norm"]) and
+       "bias=False" in repr(norms["norm"]), "repr shows values and no bias",
+       repr(norms["norm"]))
+    x = torch.randn(2, 3, 8)
+    ok(conv(x).shape == x.shape, "the converted model runs")
+    every = dt.convert(copy.deepcopy(model), "dyt",
+                       init=lambda path, m: {"alpha": 1.5}
+                       if path.endswith("norm") else None)
+    ok(isinstance(every.other, dt.PointwiseNorm) and
+       float(every.norm.alpha) == 1.5 and float(every.other.alpha) == 0.5,
+       "kind='all' and a callable init")
+    raises(TypeError, lambda: dt.convert_rmsnorm(
+        copy.deepcopy(model), "dyt", init={"norm": {"beta": 1}}),
+        "an unknown parameter names the site", "norm: dyt() has no parameter")
+    raises(ValueError, lambda: dt.convert(model, "dyt", kind="batchnorm"),
+           "an unknown kind", "kind is")
+
+
+def test_nn_rmsnorm():
+    if not hasattr(nn, "RMSNorm"):
+        pytest.skip("this PyTorch has no nn.RMSNorm")
+    model = nn.Sequential(nn.Linear(4, 6), nn.RMSNorm(6),
+                          nn.RMSNorm(6, elementwise_affine=False))
+    conv = dt.convert_rmsnorm(model, "derf")
+    ok(conv[1].weight is not None and conv[1].bias is None and
+       conv[2].weight is None, "nn.RMSNorm: weight only, or nothing")
+    ok(conv(torch.randn(3, 4)).shape == (3, 6), "runs")
+
+
+# ------------------------------------------------------- fitted values
+
+def test_fit_initial_fits_each_site():
+    torch.manual_seed(1)
+    model = Llama(d=16)
+    with torch.no_grad():   # sites that see different scales
+        model.layers[0].attention.weight.mul_(4)
+    batches = [torch.randn(4, 5, 16) * s for s in (0.5, 3.0)]
+    fit = dt.fit_initial(model, "dyt", batches)
+    ok(sorted(fit) == sorted(p for p, _, _ in dconv.find_norms(model)),
+       "one entry per norm", sorted(fit))
+    ok(all(set(v) == {"alpha"} and 0 < v["alpha"] < 10 for v in fit.values()),
+       "a finite positive alpha per site", fit)
+    # the fit beats the default at the site: least squares of tanh(a x) to
+    # the norm's own output
+    xs = []
+    h = model.norm.register_forward_hook(lambda m, a, o: xs.append(a[0]))
+    with torch.no_grad():
+        for b in batches:
+            model(b)
+    h.remove()
+    x = torch.cat([t.reshape(-1, 16) for t in xs]).double()
+    y = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6)
+
+    def err(a):
+        return float((torch.tanh(a * x) - y).pow(2).mean())
+    a = fit["norm"]["alpha"]
+    ok(err(a) <= err(0.5) and err(a) <= err(a * 1.05) and
+       err(a) <= err(a * 0.95), "the fitted alpha is a least-squares minimum",
+       lambda: "a=%g err %g, at 0.5 %g" % (a, err(a), err(0.5)))
+    conv = dt.convert(copy.deepcopy(model), "dyt", init=fit)
+    ok(float(conv.norm.alpha) == pytest.approx(a, rel=1e-6),
+       "convert takes fit_initial's result as init")
+    derf = dt.fit_initial(model, "derf", batches[:1], params=["alpha"])
+    ok(all(set(v) == {"alpha"} for v in derf.values()), "params= limits")
+    raises(ValueError, lambda: dt.fit_initial(nn.Linear(2, 2), "dyt",
+                                              [torch.randn(2)]),
+           "a model without norms", "no LayerNorm or RMSNorm")
+    raises(ValueError, lambda: dt.fit_initial(
+        model, "fn f(x; s[] = 0) = tanh(x + s)", batches),
+        "no scalar parameter", "no scalar parameter")
+    raises(ValueError, lambda: dt.fit_initial(model, "dyt", batches,
+                                              params=["beta"]),
+           "an unknown parameter", "not beta")
