@@ -242,7 +242,7 @@ class Progress:
 # ------------------------------------------------------------ the run
 
 
-def _ray_env(task):
+def _ray_env():
     """Where workers find dnc (this package and libdnc) and a user's task
     module: the driver's paths, which a cluster's nodes must share."""
     import dnc
@@ -260,9 +260,9 @@ def _ray_env(task):
     return {"env_vars": env}
 
 
-def start_ray(address, threads, quiet, task):
+def start_ray(address, threads, quiet):
     import ray
-    kw = dict(runtime_env=_ray_env(task),
+    kw = dict(runtime_env=_ray_env(),
               logging_level=logging.ERROR if quiet else logging.WARNING,
               log_to_driver=not quiet)
     if address:
@@ -371,7 +371,7 @@ def run(a):
                 continue
             if ray is None:
                 ray = start_ray(a.address, a.threads or os.cpu_count(),
-                                a.quiet, a.task)
+                                a.quiet)
                 remote = ray.remote(num_cpus=1, max_retries=a.retries,
                                     retry_exceptions=False)(train_unit)
             futs = {}
