@@ -321,6 +321,12 @@ def test_serial_run_divergence_and_rerun(tmp_path, monkeypatch, capsys):
     rc, out, err = run_main(ARGS[:-2] + ["3", "-q", "-o", "ser", "--serial"],
                             capsys)
     assert rc == 2 and "seeds differs" in err
+    # --top over the space's size: the rungs of the 8 there are
+    args = list(ARGS)
+    args[args.index("--top") + 1] = "100"
+    rc, out, err = run_main(args + ["-o", "all", "--serial"], capsys)
+    assert rc == 0, err
+    check_table(results("all"))
 
 
 # --------------------------------------------------------------- Ray

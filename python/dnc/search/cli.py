@@ -306,7 +306,6 @@ def run(a):
     os.makedirs(a.output, exist_ok=True)
     with open(spec, "rb") as f:
         spec_hash = hashlib.sha256(f.read()).hexdigest()
-    rungs = plan(a.top, steps, a.eta, a.rungs)
     config = {"spec_sha256": spec_hash, "task": a.task, "top": a.top,
               "steps": steps, "seeds": a.seeds, "eta": a.eta, "mode": mode,
               "alpha": a.alpha, "baseline": a.baseline, "rungs": a.rungs}
@@ -316,6 +315,8 @@ def run(a):
     cands = ranked[:a.top]
     if not cands:
         raise UsageError("the screening of %s gave no candidate" % a.spec)
+    # the rungs of the candidates there are (--top may ask for more)
+    rungs = plan(len(cands), steps, a.eta, a.rungs)
     info = {"c%d" % c["id"]: c for c in cands}
     order = {k: i for i, k in enumerate(info)}
     seeds_last = list(range(a.seeds))
