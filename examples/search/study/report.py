@@ -359,6 +359,26 @@ def main():
                      "monotonic": "monotonic vs not"}[study]
             panel(svg, si * W, 24 + ti * H, W, H, title, labels,
                   [(study, pts)], metric if si == 0 else "", numeric, base)
+        # every study's candidates together, each distinct source once, in
+        # the order dnc search ranks by default (props desc, residual asc)
+        pooled = {}
+        for study in STUDIES:
+            r = study_rows(a.out, task, study)
+            for x in (r or {"results": []})["results"]:
+                if x["source"] and x["final_mean"] is not None:
+                    body = x["source"].split("=", 1)[1].strip()
+                    pooled.setdefault(body, x)
+        if pooled:
+            xs = [(-x["screen"]["props"], x["screen"]["residual"])
+                  for x in pooled.values()]
+            order = sorted(range(len(xs)), key=lambda i: xs[i])
+            pos = [0] * len(xs)
+            for rank, i in enumerate(order):
+                pos[i] = -rank
+            ys = [score(mode, x["final_mean"]) for x in pooled.values()]
+            print("\nAll studies' %d distinct candidates pooled, in `dnc "
+                  "search`'s default order (props desc, residual asc): "
+                  "Spearman %s.\n" % (len(ys), fmt(spearman(pos, ys), 2)))
     for d in a.run:
         r = load(os.path.join(d, "results.json"))
         mode = r["mode"]
