@@ -35,6 +35,7 @@ static const struct {
     {"id", 0},      {"scale", 1},   {"shift", 1}, {"gain", 1},
     {"offset", 1},  {"mirror", 0},  {"flip", 0},  {"clip", 1},
     {"mix", 1},     {"compose", 2}, {"inside", 2}, {"times", 2},
+    {"flat", 1},    {"hump", 1},    {"wave", 1},
 };
 
 /* ORDER: S_* */
@@ -204,7 +205,8 @@ static int parse_stage(dnc_space *sp, scan *s)
     const char *w = ident(s, &at);
     if (!w) {
       expected(s, "a transformation (id, scale, shift, gain, offset, mirror, "
-                  "flip, clip, mix, compose, inside, times)");
+                  "flip, clip, mix, compose, inside, times, flat, hump, "
+                  "wave)");
       goto fail;
     }
     int k = 0;
@@ -230,8 +232,14 @@ static int parse_stage(dnc_space *sp, scan *s)
       do {
         alt a = {(xform_kind)k, 0, -1};
         if (xforms[k].takes == 1) {
+          blank(s);
+          size_t nat = s->i;
           if (!number(s, &a.v))
             goto fail;
+          if (k == X_FLAT && a.v < 0) {
+            err(s, nat, s->i, "flat's width must be 0 or more, not %g", a.v);
+            goto fail;
+          }
         } else {
           const char *b = ident(s, &at);
           if (!b) {
@@ -702,6 +710,20 @@ static dnc_node *apply(const dnc_space *sp, dnc_dag *g, dnc_node *f,
   case X_COMPOSE: return subst(g, sp->bases[a->base]->body, f);
   case X_INSIDE: return subst(g, f, subst(g, sp->bases[a->base]->body, x));
   case X_TIMES: return S2(OP_MUL, f, subst(g, sp->bases[a->base]->body, x));
+  case X_FLAT: /* g(x - clamp(x, -w/2, w/2)): g(0) on |x| < w/2, g moved
+                  outward by w/2 on either side beyond */
+    if (a->v == 0)
+      return f;
+    return subst(g, f,
+                 S2(OP_SUB, x,
+                    dnc_simp(g, OP_CLAMP, x, K(-a->v / 2), K(a->v / 2))));
+  case X_HUMP: /* g(x) + a x exp(-x^2): an odd bump near 0 */
+    return S2(OP_ADD, f,
+              S2(OP_MUL, S2(OP_MUL, K(a->v), x),
+                 S2(OP_EXP, S2(OP_NEG, S2(OP_MUL, x, x), NULL), NULL)));
+  case X_WAVE: /* g(x) + a sin(pi x): an oscillation of period 2 */
+    return S2(OP_ADD, f,
+              S2(OP_MUL, K(a->v), S2(OP_SIN, S2(OP_MUL, K(M_PI), x), NULL)));
   default: DNC_ASSERT(0); return f;
   }
 #undef S2

@@ -12,7 +12,7 @@
  * names in search.c's xform table. */
 typedef enum {
   X_ID, X_SCALE, X_SHIFT, X_GAIN, X_OFFSET, X_MIRROR, X_FLIP, X_CLIP, X_MIX,
-  X_COMPOSE, X_INSIDE, X_TIMES, X__COUNT
+  X_COMPOSE, X_INSIDE, X_TIMES, X_FLAT, X_HUMP, X_WAVE, X__COUNT
 } xform_kind;
 
 typedef struct alt {

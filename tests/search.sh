@@ -106,6 +106,9 @@ spec 'base T(x) = tanh(x)' 'stage s: id | compose(U)'
 err "an unknown base" 1 "e.dns:2:23: error: unknown base 'U'" "$DNC" search e.dns
 spec 'base T(x) = tanh(x)' 'stage s: scale(2, x)'
 err "not a number" 1 "e.dns:2:19: error: a number was expected here" "$DNC" search e.dns
+spec 'base T(x) = tanh(x)' 'stage s: id | flat(1, -2)'
+err "a negative flat width" 1 "e.dns:2:23: error: flat's width must be 0 or more, not -2" \
+  "$DNC" search e.dns
 spec 'base T(x) = tanh(x)' 'stage s: scale(2'
 err "an unclosed list" 1 "e.dns:2:.*error: ',' or ')' expected" "$DNC" search e.dns
 spec 'base T(x) = tanh(x)' 'stage s: id id'

@@ -205,10 +205,93 @@ static void vprog_specials(void)
   dnc_mod_free(m);
 }
 
+/* flat, hump and wave: the paper's property studies (docs/search.md) */
+static void paper_transforms(void)
+{
+  dnc_mod *m;
+  dnc_space *sp = space("base E(x) = erf(x)\n"
+                        "stage s: flat(0, 2) | hump(1) | wave(0.2)\n",
+                        &m);
+  if (!ok(sp != NULL, "the flat/hump/wave spec loads")) {
+    dnc_mod_free(m);
+    return;
+  }
+  is_int(dnc_space_size(sp), 4, "1 base x 4 alternatives");
+  dnc_grids *g = dnc_grids_new(sp);
+  double *work = NULL, v[DNC_M__COUNT];
+  size_t cap = 0;
+  /* zero-centred, bounded, center-sensitive, monotonic */
+  static const int want[4][4] = {
+      {1, 1, 1, 1}, /* flat(0) = erf */
+      {1, 1, 0, 1}, /* flat(2): flat on |x| < 1 */
+      {1, 1, 1, 0}, /* hump(1): overshoots, then falls back */
+      {1, 1, 1, 0}, /* wave(0.2): oscillates */
+  };
+  static const char *const names[4] = {"flat(0)", "flat(2)", "hump(1)",
+                                       "wave(0.2)"};
+  /* values, against the definitions */
+  static const double xs[5] = {-3, -0.7, 0.4, 1.5, 2.5};
+  for (int i = 0; i < 4; i++) {
+    dnc_cand c;
+    dnc_space_build(sp, i, &c, NULL, NULL);
+    dnc_measure(sp, g, &c, &work, &cap, v);
+    for (int p = 0; p < 4; p++)
+      is_int((int)v[p], want[i][p], "erf|%s: property %d", names[i], p);
+    dnc_mod *back = build(c.source);
+    if (ok(back != NULL, "erf|%s: its source compiles (%s)", names[i],
+           c.source)) {
+      int same = 1;
+      for (int k = 0; k < 5; k++) {
+        double x = xs[k], want_v;
+        switch (i) {
+        case 0: want_v = erf(x); break;
+        case 1: want_v = fabs(x) < 1 ? 0 : erf(x - (x > 0 ? 1 : -1)); break;
+        case 2: want_v = erf(x) + x * exp(-x * x); break;
+        default: want_v = erf(x) + 0.2 * sin(M_PI * x); break;
+        }
+        double got = dnc_interp(back->fns[0], x, NULL);
+        if (!(fabs(got - want_v) <= 1e-14)) {
+          same = 0;
+          diag("erf|%s at %g: %.17g, want %.17g", names[i], x, got, want_v);
+        }
+      }
+      ok(same, "erf|%s: the values of its definition", names[i]);
+      dnc_mod_free(back);
+    }
+    dnc_cand_free(&c);
+  }
+  /* flat(0) is id: one DAG */
+  struct {
+    int n;
+    unsigned char *k[64];
+    size_t len[64];
+  } ks = {0};
+  dnc_mod *m2;
+  dnc_space *sp2 = space("base E(x) = erf(x)\nstage s: id | flat(0)\n", &m2);
+  int kept = 0;
+  for (int id = 0; id < 2; id++) {
+    dnc_cand c;
+    if (dnc_space_build(sp2, id, &c, count_keys, &ks)) {
+      kept++;
+      dnc_cand_free(&c);
+    }
+  }
+  is_int(kept, 1, "flat(0) is id");
+  for (int i = 0; i < ks.n; i++)
+    free(ks.k[i]);
+  dnc_space_free(sp2);
+  dnc_mod_free(m2);
+  free(work);
+  dnc_grids_free(g);
+  dnc_space_free(sp);
+  dnc_mod_free(m);
+}
+
 int main(void)
 {
   textbook();
   dedup_and_sources();
+  paper_transforms();
   vprog_specials();
   return done_testing();
 }

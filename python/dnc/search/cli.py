@@ -1,0 +1,635 @@
+"""python -m dnc.search: screen a spec with `dnc search`, then train the best
+candidates on Ray with successive halving (docs/search.md).
+
+    python -m dnc.search SPEC --task TASK -o DIR [--top K] [--steps N]
+        [--seeds S] [--eta E] [--threads T] [--address ADDR] [--retries R]
+        [--alpha A] [--mode max|min] [--no-baseline] [--quiet]
+"""
+import argparse
+import csv
+import hashlib
+import io
+import json
+import logging
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+from . import tasks as T
+
+JOURNAL = "journal.jsonl"
+VERSION = 1
+BASELINE = "layernorm"
+
+
+class UsageError(Exception):
+    """A bad argument or a refused directory: message, exit status 2."""
+
+
+# ------------------------------------------------------------ the plan
+
+
+def plan(top, steps, eta, rungs=None):
+    """The rungs: [(steps, how many candidates)], successive halving from
+    top candidates down to 2 (or 1), each rung keeping 1/eta of the one
+    before (rounded up) for eta times its budget, the last at steps; rungs:
+    at most that many (1: everyone trains at steps)."""
+    n, sizes = top, [top]
+    while n > 2 and (rungs is None or len(sizes) < rungs):
+        n = max(2, -(-n // eta))
+        sizes.append(n)
+    r = len(sizes)
+    return [(max(1, int(round(steps / eta ** (r - 1 - i)))), sizes[i])
+            for i in range(r)]
+
+
+def better_key(mode):
+    """A sort key on a unit's metric: best first, None (diverged or
+    failed) last."""
+    def key(m):
+        if m is None or not math.isfinite(m):
+            return (1, 0.0)
+        return (0, -m if mode == "max" else m)
+    return key
+
+
+# ------------------------------------------------------------ journal
+
+
+class Journal:
+    """DIR/journal.jsonl: a header line with the run's settings, then one
+    JSON line per finished trial, each written with one write and an fsync;
+    a torn last line (a kill in the middle of a write) is cut off."""
+
+    def __init__(self, path, config):
+        self.path = path
+        self.done = {}
+        if os.path.exists(path):
+            with open(path, "rb") as f:
+                data = f.read()
+            lines = data.split(b"\n")
+            good = 0
+            records = []
+            for i, raw in enumerate(lines):
+                if not raw.strip():
+                    good += len(raw) + 1
+                    continue
+                try:
+                    rec = json.loads(raw)
+                except ValueError:
+                    if i == len(lines) - 1 or all(
+                            not x.strip() for x in lines[i + 1:]):
+                        break  # a torn last line
+                    raise UsageError("%s:%d: not a line of this journal" % (
+                        path, i + 1))
+                records.append((i + 1, rec))
+                good += len(raw) + 1
+            if len(data) > good:
+                with open(path, "r+b") as f:
+                    f.truncate(min(good, len(data)))
+            if not records or records[0][1].get("journal") != "dnc.search":
+                raise UsageError("%s:1: not a dnc.search journal; remove it "
+                                 "or use another -o" % path)
+            old = records[0][1].get("config")
+            if old != config:
+                diff = sorted(k for k in set(old or {}) | set(config)
+                              if (old or {}).get(k) != config.get(k))
+                raise UsageError(
+                    "%s:1: this directory holds a run of other settings (%s"
+                    " differ%s): rerun with the same ones, use another -o, "
+                    "or remove the directory" % (
+                        path, ", ".join(diff), "s" if len(diff) == 1 else ""))
+            for line, rec in records[1:]:
+                try:
+                    self.done[(rec["key"], rec["rung"], rec["seed"])] = rec
+                except (KeyError, TypeError):
+                    raise UsageError("%s:%d: not a line of this journal" % (
+                        path, line))
+        else:
+            self._write({"journal": "dnc.search", "version": VERSION,
+                         "config": config})
+
+    def _write(self, rec):
+        line = (json.dumps(rec, sort_keys=True) + "\n").encode()
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def add(self, rec):
+        self.done[(rec["key"], rec["rung"], rec["seed"])] = rec
+        self._write(rec)
+
+
+# ------------------------------------------------------------ screening
+
+
+def find_dnc():
+    """The dnc binary: $DNC, else $DNC_BUILD/dnc, else build/dnc of the
+    checkout this package sits in, else dnc on the PATH."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    root = os.path.normpath(os.path.join(here, "..", "..", ".."))
+    cands = []
+    if os.environ.get("DNC"):
+        cands.append(os.environ["DNC"])
+    if os.environ.get("DNC_BUILD"):
+        b = os.environ["DNC_BUILD"]
+        cands.append(os.path.join(b if os.path.isabs(b) else
+                                  os.path.join(os.getcwd(), b), "dnc"))
+    cands.append(os.path.join(root, "build", "dnc"))
+    for c in cands:
+        if os.path.isfile(c) and os.access(c, os.X_OK):
+            return c
+    w = shutil.which("dnc")
+    if w:
+        return w
+    raise UsageError("cannot find the dnc binary (tried %s and the PATH): "
+                     "run make, or set DNC or DNC_BUILD" % ", ".join(cands))
+
+
+def screen(spec, out, threads, quiet):
+    """Runs `dnc search SPEC -o DIR/screen` (resumable by its own journal)
+    unless DIR/screen.json is there; returns its ranked rows."""
+    prefix = os.path.join(out, "screen")
+    if not os.path.exists(prefix + ".json"):
+        cmd = [find_dnc(), "search", spec, "-o", prefix, "--top", "0"]
+        if threads:
+            cmd += ["--threads", str(threads)]
+        if quiet:
+            cmd.append("--quiet")
+        r = subprocess.run(cmd, stderr=subprocess.PIPE, text=True)
+        if r.returncode != 0:
+            sys.stderr.write(r.stderr)
+            raise UsageError("the screening (%s) failed with status %d" % (
+                " ".join(cmd), r.returncode))
+        if not quiet and r.stderr:
+            sys.stderr.write(r.stderr)
+    with open(prefix + ".json") as f:
+        return json.load(f)["ranked"]
+
+
+# ------------------------------------------------------------ a trial
+
+
+def train_unit(task, key, source, steps, seed, alpha, mode):
+    """One trial, in a Ray worker: trains the task with the candidate's
+    norm (LayerNorm for source None) and returns its record. An exception
+    of the task is a failure, a non-finite loss or metric a divergence;
+    neither is retried (a worker that dies is, by Ray)."""
+    t0 = time.time()
+    rec = {"key": key, "steps": steps, "seed": seed}
+    rec["node"] = None
+    if "ray" in sys.modules:  # not outside Ray: that would start one
+        import ray
+        if ray.is_initialized():
+            rec["node"] = ray.get_runtime_context().get_node_id()
+    try:
+        import torch
+        torch.set_num_threads(1)
+        fn = T.resolve_task(task)
+        norm = T.layernorm if source is None else \
+            T.candidate_norm(source, alpha, threads=1)
+        m = float(fn(norm, steps, seed))
+        if math.isfinite(m):
+            rec.update(status="ok", metric=m, error=None)
+        else:
+            rec.update(status="diverged", metric=None,
+                       error="the metric is %r" % m)
+    except T.Diverged as e:
+        rec.update(status="diverged", metric=None, error=str(e))
+    except Exception as e:
+        msg = str(e).strip().splitlines()
+        rec.update(status="failed", metric=None, error="%s: %s" % (
+            type(e).__name__, msg[0] if msg else ""))
+    rec["seconds"] = round(time.time() - t0, 3)
+    return rec
+
+
+# ------------------------------------------------------------ progress
+
+
+class Progress:
+    def __init__(self, quiet):
+        self.tty = not quiet and sys.stderr.isatty()
+        self.quiet = quiet
+        self.t0 = time.time()
+        self.last = ""
+
+    def show(self, text):
+        if self.tty:
+            el = int(time.time() - self.t0)
+            line = "%s  %d:%02d" % (text, el // 60, el % 60)
+            sys.stderr.write("\r" + line[:150].ljust(len(self.last)))
+            sys.stderr.flush()
+            self.last = line[:150]
+
+    def say(self, text):
+        if self.quiet:
+            return
+        if self.tty and self.last:
+            sys.stderr.write("\r" + " " * len(self.last) + "\r")
+            self.last = ""
+        sys.stderr.write(text + "\n")
+        sys.stderr.flush()
+
+
+# ------------------------------------------------------------ the run
+
+
+def _ray_env():
+    """Where workers find dnc (this package and libdnc) and a user's task
+    module: the driver's paths, which a cluster's nodes must share."""
+    import dnc
+    here = os.path.dirname(os.path.abspath(__file__))
+    pkg_root = os.path.normpath(os.path.join(here, "..", ".."))
+    paths = [pkg_root, os.getcwd()] + [p for p in os.environ.get(
+        "PYTHONPATH", "").split(os.pathsep) if p]
+    seen, pp = set(), []
+    for p in paths:
+        if p not in seen:
+            seen.add(p)
+            pp.append(p)
+    env = {"PYTHONPATH": os.pathsep.join(pp), "OMP_NUM_THREADS": "1",
+           "DNC_LIBRARY": os.path.abspath(dnc.library_path)}
+    return {"env_vars": env}
+
+
+def start_ray(address, threads, quiet):
+    import ray
+    kw = dict(runtime_env=_ray_env(),
+              logging_level=logging.ERROR if quiet else logging.WARNING,
+              log_to_driver=not quiet)
+    if address:
+        ray.init(address=address, **kw)
+    else:
+        # "local": a new cluster of its own, never one found running here
+        ray.init(address="local", num_cpus=threads, include_dashboard=False,
+                 object_store_memory=80 * 1024 * 1024, **kw)
+    return ray
+
+
+def run(a):
+    spec = os.path.abspath(a.spec)
+    if not os.path.isfile(spec):
+        raise UsageError("%s: no such spec file" % a.spec)
+    try:
+        fn = T.resolve_task(a.task)
+    except ValueError as e:
+        raise UsageError(str(e)) from e
+    mode = a.mode or getattr(fn, "mode", None)
+    if mode not in ("max", "min"):
+        raise UsageError("task '%s' says nothing of its metric's direction: "
+                         "give --mode max or --mode min (or set %s.mode)" % (
+                             a.task, a.task))
+    steps = a.steps or getattr(fn, "default_steps", None)
+    if not steps:
+        raise UsageError("task '%s' has no default budget: give --steps" %
+                         a.task)
+    metric = getattr(fn, "metric", "metric")
+    for name, v, lo in (("--top", a.top, 1), ("--steps", steps, 1),
+                        ("--seeds", a.seeds, 1), ("--eta", a.eta, 2),
+                        ("--threads", a.threads or 1, 1),
+                        ("--retries", a.retries, 0),
+                        ("--rungs", a.rungs or 1, 1)):
+        if v < lo:
+            raise UsageError("%s is at least %d, not %d" % (name, lo, v))
+    if a.serial and a.address:
+        raise UsageError("--serial trains in this process: no --address")
+    if not math.isfinite(a.alpha):
+        raise UsageError("--alpha must be finite")
+    os.makedirs(a.output, exist_ok=True)
+    with open(spec, "rb") as f:
+        spec_hash = hashlib.sha256(f.read()).hexdigest()
+    config = {"spec_sha256": spec_hash, "task": a.task, "top": a.top,
+              "steps": steps, "seeds": a.seeds, "eta": a.eta, "mode": mode,
+              "alpha": a.alpha, "baseline": a.baseline, "rungs": a.rungs}
+    journal = Journal(os.path.join(a.output, JOURNAL), config)
+    prog = Progress(a.quiet)
+    ranked = screen(spec, a.output, a.threads, a.quiet)
+    cands = ranked[:a.top]
+    if not cands:
+        raise UsageError("the screening of %s gave no candidate" % a.spec)
+    # the rungs of the candidates there are (--top may ask for more)
+    rungs = plan(len(cands), steps, a.eta, a.rungs)
+    info = {"c%d" % c["id"]: c for c in cands}
+    order = {k: i for i, k in enumerate(info)}
+    seeds_last = list(range(a.seeds))
+    key_of = better_key(mode)
+
+    def seeds_of(r):
+        return seeds_last if r == len(rungs) - 1 else [0]
+
+    def rung_metric(k, r):
+        """(metric or None, all ok) of candidate k at rung r, over seeds."""
+        recs = [journal.done.get((k, r, s)) for s in seeds_of(r)]
+        if any(x is None for x in recs):
+            return None, False
+        ms = [x["metric"] for x in recs if x["status"] == "ok"]
+        if len(ms) != len(recs):
+            return None, False
+        return sum(ms) / len(ms), True
+
+    total = sum(n * len(seeds_of(r)) for r, (_, n) in enumerate(rungs)) + \
+        (a.seeds if a.baseline else 0)
+    ray = None
+    submitted = 0
+    try:
+        members = list(info)
+        for r, (st, n) in enumerate(rungs):
+            if r > 0:
+                prev = [(rung_metric(k, r - 1), k) for k in members]
+                ok = [(m, k) for (m, good), k in prev if good]
+                ok.sort(key=lambda t: (key_of(t[0]), order[t[1]]))
+                members = [k for _, k in ok[:n]]
+            units = [(k, r, s) for k in members for s in seeds_of(r)]
+            if a.baseline and r == 0:
+                units += [(BASELINE, len(rungs) - 1, s) for s in seeds_last]
+            todo = [u for u in units if u not in journal.done]
+            prog.say("rung %d/%d: %d candidate%s x %d seed%s at %d steps, %d "
+                     "to train" % (r + 1, len(rungs), len(members),
+                                   "" if len(members) == 1 else "s",
+                                   len(seeds_of(r)),
+                                   "" if len(seeds_of(r)) == 1 else "s", st,
+                                   len(todo)))
+            if not todo:
+                continue
+            if a.serial:
+                for i, (k, rr, s) in enumerate(todo):
+                    src = None if k == BASELINE else info[k]["source"]
+                    rec = train_unit(a.task, k, src, rungs[rr][0], s,
+                                     a.alpha, mode)
+                    rec["rung"] = rr
+                    journal.add(rec)
+                    submitted += 1
+                    prog.show("rung %d/%d (%d steps): %d/%d trials" % (
+                        r + 1, len(rungs), st, i + 1, len(todo)))
+                continue
+            if ray is None:
+                ray = start_ray(a.address, a.threads or os.cpu_count(),
+                                a.quiet)
+                remote = ray.remote(num_cpus=1, max_retries=a.retries,
+                                    retry_exceptions=False)(train_unit)
+            futs = {}
+            for (k, rr, s) in todo:
+                src = None if k == BASELINE else info[k]["source"]
+                stp = rungs[rr][0]
+                f = remote.remote(a.task, k, src, stp, s, a.alpha, mode)
+                futs[f] = (k, rr, s, stp)
+                submitted += 1
+            pending = list(futs)
+            while pending:
+                ready, pending = ray.wait(pending, num_returns=1)
+                for f in ready:
+                    k, rr, s, stp = futs[f]
+                    try:
+                        rec = ray.get(f)
+                    except ray.exceptions.RayError as e:
+                        msg = str(e).strip().splitlines()
+                        rec = {"key": k, "steps": stp, "seed": s,
+                               "node": None, "seconds": None,
+                               "status": "failed", "metric": None,
+                               "error": "%s after %d retr%s: %s" % (
+                                   type(e).__name__, a.retries,
+                                   "y" if a.retries == 1 else "ies",
+                                   msg[0] if msg else "")}
+                    rec["rung"] = rr
+                    journal.add(rec)
+                    best = [(rung_metric(x, r)[0], x) for x in members]
+                    best = [t for t in best if t[0] is not None]
+                    best.sort(key=lambda t: key_of(t[0]))
+                    prog.show("rung %d/%d (%d steps): %d/%d trials, %d of %d "
+                              "in all%s" % (
+                                  r + 1, len(rungs), st,
+                                  len(todo) - len(pending), len(todo),
+                                  len(journal.done), total,
+                                  "; best %s %.4g" % (best[0][1], best[0][0])
+                                  if best else ""))
+                    if rec["status"] != "ok":
+                        prog.say("%s at %d steps, seed %d: %s (%s)" % (
+                            k, stp, s, rec["status"], rec["error"]))
+    except KeyboardInterrupt:
+        prog.say("interrupted: %d of %d trials kept in %s; run the same "
+                 "command to go on" % (len(journal.done), total,
+                                       journal.path))
+        return 130
+    finally:
+        if ray is not None:
+            ray.shutdown()
+    rows = table(cands, rungs, seeds_of, journal, a, mode, metric, ranked)
+    write_tables(a.output, rows, rungs, metric, a, mode, config, ranked)
+    if not a.quiet:
+        prog.say("dnc.search: %d candidates screened, %d trained over %d "
+                 "rung%s (%d trials, %d this time); wrote %s and %s" % (
+                     len(ranked), len(cands), len(rungs),
+                     "" if len(rungs) == 1 else "s", len(journal.done),
+                     submitted, os.path.join(a.output, "results.csv"),
+                     os.path.join(a.output, "results.json")))
+    show_top(rows, metric, a.top)
+    return 0
+
+
+SCREEN_SKIP = {"rank", "id", "name", "source"}
+
+
+def table(cands, rungs, seeds_of, journal, a, mode, metric, ranked):
+    key_of = better_key(mode)
+    last = len(rungs) - 1
+    rows = []
+    entries = [("c%d" % c["id"], c) for c in cands]
+    if a.baseline:
+        entries.append((BASELINE, None))
+    for k, c in entries:
+        row = {"key": k, "screen_rank": c["rank"] if c else None,
+               "id": c["id"] if c else None,
+               "name": c["name"] if c else "LayerNorm (baseline)",
+               "status": None, "error": None, "final_mean": None,
+               "final_std": None, "final_seeds": [], "rungs": [],
+               "reached": -1}
+        first_bad = None
+        for r, (st, _) in enumerate(rungs):
+            if k == BASELINE and r != last:
+                row["rungs"].append(None)
+                continue
+            recs = [journal.done.get((k, r, s)) for s in seeds_of(r)]
+            if all(x is None for x in recs):
+                row["rungs"].append(None)
+                continue
+            row["reached"] = r
+            ms = [x["metric"] for x in recs if x and x["status"] == "ok"]
+            row["rungs"].append(sum(ms) / len(ms) if ms else None)
+            for s, x in zip(seeds_of(r), recs):
+                if x and x["status"] != "ok" and first_bad is None:
+                    first_bad = (x["status"], "at %d steps, seed %d: %s" % (
+                        st, s, x["error"]))
+            if r == last:
+                row["final_seeds"] = [x["metric"] if x and x["status"] == "ok"
+                                      else None for x in recs]
+                if ms:
+                    mean = sum(ms) / len(ms)
+                    row["final_mean"] = mean
+                    row["final_std"] = math.sqrt(sum((m - mean) ** 2 for m in
+                                                     ms) / (len(ms) - 1)) \
+                        if len(ms) > 1 else 0.0
+        if first_bad:
+            row["status"], row["error"] = first_bad
+        elif row["reached"] == last:
+            row["status"] = "baseline" if k == BASELINE else "finished"
+        else:
+            row["status"] = "stopped" if row["reached"] >= 0 else "untrained"
+        row["screen"] = {col: v for col, v in c.items()
+                         if col not in SCREEN_SKIP} if c else {}
+        row["source"] = c["source"] if c else None
+        row["train_source"] = T.norm_source(c["source"], a.alpha) if c \
+            else None
+        rows.append(row)
+    rank_status = {"finished": 0, "baseline": 0, "stopped": 1, "diverged": 2,
+                   "failed": 3, "untrained": 4}
+
+    def place_key(row):
+        st = rank_status[row["status"]]
+        m = row["final_mean"] if st == 0 else (
+            row["rungs"][row["reached"]] if row["reached"] >= 0 else None)
+        return (st, -row["reached"], key_of(m), row["screen_rank"] or 0)
+    rows.sort(key=place_key)
+    for i, row in enumerate(rows, 1):
+        row["place"] = i
+    return rows
+
+
+def _num(v):
+    return None if v is None or (isinstance(v, float) and not
+                                 math.isfinite(v)) else v
+
+
+def write_tables(out, rows, rungs, metric, a, mode, config, ranked):
+    rcols = ["%s@%d" % (metric, st) for st, _ in rungs]
+    screen_cols = []
+    for row in rows:
+        for col in row["screen"]:
+            if col not in screen_cols:
+                screen_cols.append(col)
+    head = ["place", "screen_rank", "id", "name", "status"] + rcols + \
+        ["final_mean", "final_std", "final_seeds", "error"] + \
+        screen_cols + ["source", "train_source"]
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(head)
+
+    def cell(v):
+        if v is None:
+            return ""
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, float):
+            return repr(v)
+        return v
+    for row in rows:
+        w.writerow([cell(row["place"]), cell(row["screen_rank"]),
+                    cell(row["id"]), row["name"], row["status"]] +
+                   [cell(v) for v in row["rungs"]] +
+                   [cell(row["final_mean"]), cell(row["final_std"]),
+                    ";".join("" if v is None else repr(v)
+                             for v in row["final_seeds"]),
+                    cell(row["error"])] +
+                   [cell(row["screen"].get(col)) for col in screen_cols] +
+                   [cell(row["source"]), cell(row["train_source"])])
+    doc = {"spec": a.spec, "task": a.task, "metric": metric, "mode": mode,
+           "config": config, "screened": len(ranked),
+           "rungs": [{"steps": st, "candidates": n} for st, n in rungs],
+           "results": [{
+               "place": row["place"], "screen_rank": row["screen_rank"],
+               "id": row["id"], "name": row["name"], "status": row["status"],
+               "rungs": [_num(v) for v in row["rungs"]],
+               "final_mean": _num(row["final_mean"]),
+               "final_std": _num(row["final_std"]),
+               "final_seeds": [_num(v) for v in row["final_seeds"]],
+               "error": row["error"], "screen": {
+                   k: _num(v) for k, v in row["screen"].items()},
+               "source": row["source"], "train_source": row["train_source"]}
+               for row in rows]}
+    for name, text in (("results.csv", buf.getvalue()),
+                       ("results.json", json.dumps(doc, indent=1) + "\n")):
+        path = os.path.join(out, name)
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+
+
+def show_top(rows, metric, k):
+    print("%-5s %-6s %-10s %-10s %-9s %s" % ("place", "screen", "status",
+                                             metric[:10], "spread", "name"))
+    for row in rows[:k + 1]:
+        m = row["final_mean"] if row["final_mean"] is not None else (
+            row["rungs"][row["reached"]] if row["reached"] >= 0 else None)
+        print("%-5d %-6s %-10s %-10s %-9s %s" % (
+            row["place"], row["screen_rank"] or "-", row["status"],
+            "%.4f" % m if m is not None else "-",
+            "%.4f" % row["final_std"] if row["final_std"] is not None
+            else "-", row["name"]))
+
+
+def parser():
+    ap = argparse.ArgumentParser(
+        prog="python -m dnc.search",
+        description="Screen a dnc search spec, then train its best "
+        "candidates as gamma * f(alpha x + s) + beta norms on Ray with "
+        "successive halving (docs/search.md).")
+    ap.add_argument("spec", help="a `dnc search` spec (.dns)")
+    ap.add_argument("--task", default="digits-vit",
+                    help="digits-vit (default), char-lm, or module:function")
+    ap.add_argument("-o", "--output", required=True,
+                    help="the run's directory (reused to resume)")
+    ap.add_argument("--top", type=int, default=16,
+                    help="candidates to train (default 16)")
+    ap.add_argument("--steps", type=int, default=None,
+                    help="training steps of the last rung (default: the "
+                    "task's)")
+    ap.add_argument("--seeds", type=int, default=3,
+                    help="seeds at the last rung (default 3)")
+    ap.add_argument("--eta", type=int, default=2,
+                    help="each rung keeps 1/eta of the candidates for eta "
+                    "times the steps (default 2)")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="trials at a time in the local Ray (default: every "
+                    "CPU); one torch thread each")
+    ap.add_argument("--address", default=None,
+                    help="an existing Ray cluster's address (ray start)")
+    ap.add_argument("--rungs", type=int, default=None,
+                    help="at most this many rungs (1: no halving, every "
+                    "candidate trains the full budget with every seed)")
+    ap.add_argument("--serial", action="store_true",
+                    help="train in this process, one trial at a time, "
+                    "without Ray (debugging; the same table)")
+    ap.add_argument("--retries", type=int, default=2,
+                    help="retries of a trial whose worker dies (default 2)")
+    ap.add_argument("--alpha", type=float, default=0.5,
+                    help="alpha's initial value (default 0.5); s starts at 0")
+    ap.add_argument("--mode", choices=("max", "min"), default=None,
+                    help="a user task's direction (default: its .mode)")
+    ap.add_argument("--no-baseline", dest="baseline", action="store_false",
+                    help="no LayerNorm row")
+    ap.add_argument("-q", "--quiet", action="store_true",
+                    help="no progress display nor summary")
+    return ap
+
+
+def main(argv=None):
+    a = parser().parse_args(argv)
+    # SIGTERM as SIGINT: stop between trials, journal kept
+    old = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        return run(a)
+    except UsageError as e:
+        sys.stderr.write("python -m dnc.search: error: %s\n" % e)
+        return 2
+    finally:
+        signal.signal(signal.SIGTERM, old)

@@ -1,0 +1,442 @@
+"""test_search_train.py - `python -m dnc.search` (python/dnc/search/):
+the rungs, the norm a candidate becomes, the journal, each status (finished,
+stopped, diverged, failed), the errors, and, with Ray, a two-node cluster
+on loopback (with a worker that dies and is retried) and a run killed
+midway then resumed to the table of an uninterrupted one.
+
+Plain pytest functions; the Ray ones skip where ray is not installed
+(Debian's python), the rest where torch is missing. Budgets are tiny: a
+user task of a few milliseconds a trial on a 3-base spec.
+"""
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+PYDIR = os.path.join(ROOT, "python")
+if PYDIR not in sys.path:
+    sys.path.insert(0, PYDIR)
+torch = pytest.importorskip("torch")
+if not hasattr(torch, "compile"):
+    pytest.skip("dnc.search needs PyTorch 2 (the project's .venv)",
+                allow_module_level=True)
+
+from dnc.search import cli, tasks  # noqa: E402
+
+SPEC = """\
+base Erf(x) = erf(x)
+base Tanh(x) = tanh(x)
+base linear(x) = x
+base boom(x) = exp(60 * x)
+stage shape: id | clip(1)
+"""
+
+# A user task: a tiny regression through one norm, milliseconds a trial;
+# exp(60 x) overflows float32 at once: a divergence. CRASH names a marker
+# file: the first trial of Erf (unclipped) kills its worker once.
+TASK = '''\
+import os
+import torch
+from torch import nn
+
+MARK = {mark!r}
+SLEEP = {sleep!r}
+
+
+def quick(norm, steps, seed):
+    n = norm(8)
+    src = getattr(norm, "source", "")
+    if MARK and "erf(u)" in src and "clamp" not in src and \\
+            not os.path.exists(MARK):
+        open(MARK, "w").write(str(os.getpid()))
+        os._exit(3)  # the worker dies, as a killed node's would
+    torch.manual_seed(seed)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 4, generator=g)
+    y = (x[:, :1] * 2 - x[:, 1:2]).tanh()
+    model = nn.Sequential(nn.Linear(4, 8), n, nn.Linear(8, 1))
+    opt = torch.optim.Adam(model.parameters(), lr=0.05)
+    for _ in range(steps):
+        loss = ((model(x) - y) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    if SLEEP:
+        import time
+        time.sleep(SLEEP)
+    return float(((model(x) - y) ** 2).mean().detach())
+
+
+quick.mode = "min"
+
+
+def broken(norm, steps, seed):
+    raise RuntimeError("no data here")
+
+
+broken.mode = "max"
+
+
+def nomode(norm, steps, seed):
+    return 1.0
+'''
+
+
+def setup_dir(tmp_path, mark="", sleep=0.0):
+    (tmp_path / "s.dns").write_text(SPEC)
+    (tmp_path / "usertask.py").write_text(TASK.format(mark=mark,
+                                                      sleep=sleep))
+    return tmp_path
+
+
+def env():
+    e = dict(os.environ)
+    e["PYTHONPATH"] = PYDIR + (os.pathsep + e["PYTHONPATH"]
+                               if e.get("PYTHONPATH") else "")
+    if "DNC_BUILD" in e and not os.path.isabs(e["DNC_BUILD"]):
+        e["DNC_BUILD"] = os.path.join(ROOT, e["DNC_BUILD"])
+    return e
+
+
+ARGS = ["s.dns", "--task", "usertask:quick", "--top", "8", "--steps", "16",
+        "--seeds", "2", "-q"]
+
+
+def command(out, *extra):
+    return [sys.executable, "-m", "dnc.search"] + ARGS + ["-o", out] + \
+        list(extra)
+
+
+def results(d):
+    with open(os.path.join(d, "results.json")) as f:
+        return json.load(f)
+
+
+def journal(d):
+    with open(os.path.join(d, "journal.jsonl")) as f:
+        return [json.loads(x) for x in f if x.strip()][1:]
+
+
+# --------------------------------------------------------------- units
+
+
+def test_plan():
+    assert cli.plan(16, 400, 2) == [(50, 16), (100, 8), (200, 4), (400, 2)]
+    assert cli.plan(16, 400, 2, rungs=1) == [(400, 16)]
+    assert cli.plan(16, 400, 2, rungs=2) == [(200, 16), (400, 8)]
+    assert cli.plan(2, 40, 2) == [(40, 2)]
+    assert cli.plan(1, 40, 2) == [(40, 1)]
+    assert cli.plan(10, 90, 3) == [(10, 10), (30, 4), (90, 2)]
+    assert cli.plan(6, 4, 2) == [(1, 6), (2, 3), (4, 2)]  # at least 1 step
+
+
+def test_norm_source_is_gamma_f_alpha_x_plus_s_plus_beta():
+    src = tasks.norm_source("fn c7(x) = erf(x) + 0.5 * (x * exp(-x^2))",
+                            alpha=0.7, shift=0.25)
+    assert src.startswith("fn net(x; alpha = 0.7, shift = 0.25) { let u = "
+                          "alpha * x + shift; ")
+    assert src.endswith("shift; erf(u) + 0.5 * (u * exp(-u^2)) }")
+    norm = tasks.candidate_norm("fn c7(x) = erf(x) + 0.5 * (x * exp(-x^2))",
+                                alpha=0.7, shift=0.25)
+    m = norm(5)
+    names = {n for n, _ in m.named_parameters()}
+    assert {"alpha", "shift", "weight", "bias"} <= names
+    with torch.no_grad():
+        m.weight.copy_(torch.arange(1., 6.))
+        m.bias.copy_(torch.arange(5.) / 10)
+    x = torch.randn(3, 5, dtype=torch.float32)
+    u = 0.7 * x.double() + 0.25
+    want = (torch.erf(u) + 0.5 * u * torch.exp(-u * u)) * \
+        torch.arange(1., 6.).double() + torch.arange(5.).double() / 10
+    assert torch.allclose(m(x).double(), want, atol=1e-5)
+    y = m(x).sum()
+    y.backward()
+    assert m.alpha.grad is not None and m.shift.grad is not None
+    # names taken: the bound variable is fresh; hex floats are numbers
+    src = tasks.norm_source("fn c1(x) { let u = x * 0x1p-1; tanh(u) + x }")
+    assert "let u_ = alpha * x + shift; let u = u_ * 0x1p-1; tanh(u) + u_" \
+        in src
+    with pytest.raises(ValueError, match="not a search candidate"):
+        tasks.norm_source("fn f(x; a = 1) = x")
+
+
+def test_journal_torn_line_and_other_settings(tmp_path):
+    p = str(tmp_path / "journal.jsonl")
+    cfg = {"task": "t", "top": 2}
+    j = cli.Journal(p, cfg)
+    j.add({"key": "c1", "rung": 0, "seed": 0, "status": "ok", "metric": 1.5})
+    with open(p, "ab") as f:
+        f.write(b'{"key": "c2", "ru')  # a kill in the middle of a write
+    j = cli.Journal(p, cfg)
+    assert list(j.done) == [("c1", 0, 0)]
+    assert j.done[("c1", 0, 0)]["metric"] == 1.5
+    with open(p, "rb") as f:
+        assert f.read().endswith(b"}\n"), "the torn line is cut off"
+    with pytest.raises(cli.UsageError,
+                       match=r"journal.jsonl:1: this directory holds a run of "
+                       r"other settings \(top differs\)"):
+        cli.Journal(p, {"task": "t", "top": 3})
+    with open(p, "ab") as f:
+        f.write(b"garbage\n{}\n")
+    with pytest.raises(cli.UsageError, match=r"journal.jsonl:3: not a line "
+                       "of this journal"):
+        cli.Journal(p, cfg)
+    q = str(tmp_path / "other.jsonl")
+    with open(q, "w") as f:
+        f.write('{"a": 1}\n')
+    with pytest.raises(cli.UsageError, match="other.jsonl:1: not a "
+                       "dnc.search journal"):
+        cli.Journal(q, cfg)
+
+
+def test_train_unit_statuses(tmp_path, monkeypatch):
+    setup_dir(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    ok = cli.train_unit("usertask:quick", "c0", "fn c0(x) = erf(x)", 5, 0,
+                        0.5, "min")
+    assert ok["status"] == "ok" and math.isfinite(ok["metric"])
+    again = cli.train_unit("usertask:quick", "c0", "fn c0(x) = erf(x)", 5, 0,
+                           0.5, "min")
+    assert again["metric"] == ok["metric"], "a trial is deterministic"
+    d = cli.train_unit("usertask:quick", "c6", "fn c6(x) = exp(60 * x)", 5,
+                       0, 0.5, "min")
+    assert d["status"] == "diverged" and d["metric"] is None
+    f = cli.train_unit("usertask:broken", "c0", "fn c0(x) = erf(x)", 5, 0,
+                       0.5, "max")
+    assert f["status"] == "failed" and \
+        f["error"] == "RuntimeError: no data here"
+    ln = cli.train_unit("usertask:quick", "layernorm", None, 5, 0, 0.5, "min")
+    assert ln["status"] == "ok"
+
+
+def run_main(args, capsys):
+    rc = cli.main(args)
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def test_errors(tmp_path, monkeypatch, capsys):
+    setup_dir(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    cases = [
+        (["s.dns", "--task", "digits", "-o", "o"],
+         "unknown task 'digits': digits-vit, char-lm or module:function"),
+        (["s.dns", "--task", "nosuchmod:f", "-o", "o"],
+         "cannot import module 'nosuchmod'"),
+        (["s.dns", "--task", "usertask:nothere", "-o", "o"],
+         "module 'usertask' has no 'nothere'"),
+        (["s.dns", "--task", "usertask:nomode", "--steps", "3", "-o", "o"],
+         "says nothing of its metric's direction: give --mode max or --mode"
+         " min"),
+        (["s.dns", "--task", "usertask:quick", "-o", "o"],
+         "task 'usertask:quick' has no default budget: give --steps"),
+        (["none.dns", "--task", "digits-vit", "-o", "o"],
+         "none.dns: no such spec file"),
+        (["s.dns", "--task", "digits-vit", "--top", "0", "-o", "o"],
+         "--top is at least 1, not 0"),
+        (["s.dns", "--task", "digits-vit", "--eta", "1", "-o", "o"],
+         "--eta is at least 2, not 1"),
+        (["s.dns", "--task", "digits-vit", "--serial", "--address", "x:1",
+          "-o", "o"], "--serial trains in this process: no --address"),
+    ]
+    for args, msg in cases:
+        rc, out, err = run_main(args, capsys)
+        assert rc == 2, args
+        assert err.startswith("python -m dnc.search: error: ") and msg in err, \
+            err
+    (tmp_path / "bad.dns").write_text("base T(x) = tanh(y)\n")
+    rc, out, err = run_main(["bad.dns", "--task", "usertask:quick",
+                             "--steps", "3", "-o", "b"], capsys)
+    assert rc == 2 and "bad.dns:1:18: error: unknown name 'y'" in err
+    assert "the screening" in err and "failed with status 1" in err
+
+
+def check_table(r, steps=16):
+    rows = {x["name"]: x for x in r["results"]}
+    assert r["rungs"] == [{"steps": 4, "candidates": 8},
+                          {"steps": 8, "candidates": 4},
+                          {"steps": 16, "candidates": 2}]
+    assert [x["place"] for x in r["results"]] == list(range(1, 10))
+    boom = [x for x in r["results"] if x["name"] == "boom"]
+    assert boom and all(x["status"] == "diverged" for x in boom)
+    assert all("loss" in x["error"] or "metric" in x["error"] for x in boom)
+    fin = [x for x in r["results"] if x["status"] == "finished"]
+    assert len(fin) == 2
+    for x in fin:
+        assert len(x["final_seeds"]) == 2 and None not in x["final_seeds"]
+        m = sum(x["final_seeds"]) / 2
+        assert abs(x["final_mean"] - m) < 1e-12
+        assert x["final_std"] == pytest.approx(
+            abs(x["final_seeds"][0] - x["final_seeds"][1]) / math.sqrt(2))
+    base = rows["LayerNorm (baseline)"]
+    assert base["status"] == "baseline" and base["final_mean"] is not None
+    stopped = [x for x in r["results"] if x["status"] == "stopped"]
+    assert stopped and all(x["rungs"][-1] is None for x in stopped)
+    # finished first (best first), then stopped, then diverged
+    order = [x["status"] for x in r["results"]]
+    assert order.index("diverged") > max(i for i, s in enumerate(order)
+                                         if s == "stopped")
+    ms = [x["final_mean"] for x in r["results"]
+          if x["status"] in ("finished", "baseline")]
+    assert ms == sorted(ms), "a loss: ascending"
+    for x in r["results"]:
+        if x["source"]:
+            assert x["train_source"].startswith("fn net(x; alpha = 0.5, "
+                                                "shift = 0.0)")
+            assert "residual" in x["screen"] and "props" in x["screen"]
+
+
+def test_serial_run_divergence_and_rerun(tmp_path, monkeypatch, capsys):
+    setup_dir(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    rc, out, err = run_main(ARGS + ["-o", "ser", "--serial"], capsys)
+    assert rc == 0, err
+    r = results("ser")
+    check_table(r)
+    recs = journal("ser")
+    keys = [(x["key"], x["rung"], x["seed"]) for x in recs]
+    assert len(keys) == len(set(keys)), "each trial once"
+    for x in r["results"]:
+        if x["status"] == "diverged":
+            n = [k for k in keys if k[0] == "c%d" % x["id"]]
+            assert len(n) == 1, "a divergence is recorded, not retried"
+    assert open("ser/results.csv").readline().startswith(
+        "place,screen_rank,id,name,status,metric@4,metric@8,metric@16,"
+        "final_mean,final_std,final_seeds,error,")
+    before = open("ser/results.csv").read()
+    rc, out, err = run_main(ARGS + ["-o", "ser", "--serial"], capsys)
+    assert rc == 0 and len(journal("ser")) == len(recs), "nothing retrained"
+    assert open("ser/results.csv").read() == before
+    rc, out, err = run_main(ARGS[:-2] + ["3", "-q", "-o", "ser", "--serial"],
+                            capsys)
+    assert rc == 2 and "seeds differs" in err
+    # --top over the space's size: the rungs of the 8 there are
+    args = list(ARGS)
+    args[args.index("--top") + 1] = "100"
+    rc, out, err = run_main(args + ["-o", "all", "--serial"], capsys)
+    assert rc == 0, err
+    check_table(results("all"))
+
+
+# --------------------------------------------------------------- Ray
+
+
+def test_two_node_cluster_and_a_dying_worker(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("ray")
+    from ray.cluster_utils import Cluster
+    mark = str(tmp_path / "crashed")
+    setup_dir(tmp_path, mark=mark, sleep=0.2)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    # the uninterrupted reference, without Ray (and without the crash)
+    open(mark, "w").close()
+    rc, out, err = run_main(ARGS + ["-o", "ref", "--serial"], capsys)
+    assert rc == 0, err
+    os.unlink(mark)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        [PYDIR, str(tmp_path), os.environ.get("PYTHONPATH", "")]))
+    cluster = Cluster(initialize_head=True, head_node_args=dict(
+        num_cpus=1, include_dashboard=False,
+        object_store_memory=80 * 1024 * 1024))
+    try:
+        cluster.add_node(num_cpus=1, object_store_memory=80 * 1024 * 1024)
+        cluster.wait_for_nodes()
+        rc, out, err = run_main(ARGS + ["-o", "two", "--address",
+                                        cluster.address], capsys)
+    finally:
+        cluster.shutdown()
+    assert rc == 0, err
+    assert os.path.exists(mark), "the first Erf trial killed its worker"
+    nodes = {x["node"] for x in journal("two")}
+    assert None not in nodes and len(nodes) == 2, "trials on both nodes"
+    r = results("two")
+    check_table(r)
+    erf = [x for x in r["results"] if x["name"] == "Erf"][0]
+    assert erf["status"] in ("finished", "stopped"), "retried, then trained"
+    assert open("two/results.csv").read() == open("ref/results.csv").read()
+
+
+def descendants(pid):
+    """pid and every process under it, from /proc (Linux)."""
+    kids = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open("/proc/%s/stat" % d) as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            kids.setdefault(ppid, []).append(int(d))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo += kids.get(p, [])
+    return out
+
+
+def test_killed_and_resumed(tmp_path, monkeypatch):
+    pytest.importorskip("ray")
+    if not os.path.isdir("/proc/self"):
+        pytest.skip("finding the run's processes needs Linux's /proc")
+    setup_dir(tmp_path, sleep=0.6)
+    monkeypatch.chdir(tmp_path)
+    e = env()
+    e["PYTHONPATH"] += os.pathsep + str(tmp_path)
+    ref = subprocess.run(command("ref", "--serial"), cwd=tmp_path, env=e,
+                         capture_output=True, text=True, timeout=300)
+    assert ref.returncode == 0, ref.stderr
+    p = subprocess.Popen(command("cut", "--threads", "1"), cwd=tmp_path,
+                         env=e, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, start_new_session=True)
+    procs = []
+    try:
+        jp = tmp_path / "cut" / "journal.jsonl"
+        t0 = time.time()
+        while time.time() - t0 < 240 and p.poll() is None:
+            if jp.exists() and len(jp.read_text().splitlines()) >= 4:
+                break
+            time.sleep(0.2)
+        assert p.poll() is None, "killed before it finished: %s" % (
+            p.stderr.read().decode()[-2000:])
+        procs = descendants(p.pid)
+        for q in procs:  # the driver and all it started, as a crash would
+            try:
+                os.kill(q, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        p.wait(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        p.stderr.close()
+        t0 = time.time()
+        while time.time() - t0 < 30 and any(
+                os.path.exists("/proc/%d" % q) and q != p.pid
+                for q in procs):
+            time.sleep(0.2)
+    done_before = journal("cut")
+    assert 3 <= len(done_before) < 18, "killed midway"
+    assert not (tmp_path / "cut" / "results.csv").exists()
+    res = subprocess.run(command("cut", "--threads", "2"), cwd=tmp_path,
+                         env=e, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    after = journal("cut")
+    keys = [(x["key"], x["rung"], x["seed"]) for x in after]
+    assert len(keys) == len(set(keys)), "nothing finished was retrained"
+    assert after[:len(done_before)] == done_before
+    assert (tmp_path / "cut" / "results.csv").read_text() == \
+        (tmp_path / "ref" / "results.csv").read_text()
+    assert results("cut") == results("ref")
