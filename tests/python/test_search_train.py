@@ -332,6 +332,7 @@ def test_serial_run_divergence_and_rerun(tmp_path, monkeypatch, capsys):
 # --------------------------------------------------------------- Ray
 
 
+@pytest.mark.slow  # Ray's own processes under a preloaded ASan: not libdnc's test
 def test_two_node_cluster_and_a_dying_worker(tmp_path, monkeypatch, capsys):
     pytest.importorskip("ray")
     from ray.cluster_utils import Cluster
@@ -386,6 +387,7 @@ def descendants(pid):
     return out
 
 
+@pytest.mark.slow  # Ray's own processes under a preloaded ASan: not libdnc's test
 def test_killed_and_resumed(tmp_path, monkeypatch):
     pytest.importorskip("ray")
     if not os.path.isdir("/proc/self"):
