@@ -503,7 +503,10 @@ static char *cm_values(cm_call *m, int64_t ch, int64_t w, const void **vals,
   call *c = &m->c;
   int nv = c->np + 2;
   size_t vbytes = (size_t)w * c->cs, sbytes = sums ? (size_t)w * 8 : 0;
-  char *buf = malloc((size_t)nv * (vbytes + sbytes) + 8);
+  /* the double sums start at the first multiple of 8 after the values
+   * (w * cs bytes each: odd for an odd w in f32, bf16 or f16) */
+  size_t soff = ((size_t)nv * vbytes + 7) & ~(size_t)7;
+  char *buf = malloc(soff + (size_t)nv * sbytes + 8);
   if (!buf) {
     atomic_store(&m->oom, 1);
     return NULL;
@@ -515,7 +518,7 @@ static char *cm_values(cm_call *m, int64_t ch, int64_t w, const void **vals,
     if (src)
       cm_fill(v, c->cs, src, ch, w);
     if (sums) {
-      sums[k] = (double *)(buf + (size_t)nv * vbytes + (size_t)k * sbytes);
+      sums[k] = (double *)(buf + soff + (size_t)k * sbytes);
       memset(sums[k], 0, sbytes);
     }
   }

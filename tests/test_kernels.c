@@ -265,7 +265,10 @@ static void test_layer(dnc_module *mod)
  * chunks and a tail chunk. */
 static void test_layer_cm(void)
 {
-  enum { N = 3, C = 5, HW = 1100, LD = 1103 };
+  /* HW odd and under CM_CHUNK: each channel's f32 values then end off an
+   * 8-byte boundary, where the double sums must not start (UBSan: a
+   * misaligned load) */
+  enum { N = 3, C = 5, HW = 301, LD = 307 };
   int64_t rows = N * C, n = rows * LD;
   float *x = calloc((size_t)n, sizeof(float)), *dy = calloc((size_t)n, sizeof(float));
   float *xt = malloc(sizeof(float) * N * HW * C), *dyt = malloc(sizeof(float) * N * HW * C);

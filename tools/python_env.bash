@@ -6,7 +6,7 @@
 export DNC_BUILD="${DNC_BUILD:-build}"
 export PYTHONPATH="python:tests/python${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONDONTWRITEBYTECODE=1
-DNC_SANITIZED=
+export DNC_SANITIZED=
 if nm -D "$DNC_BUILD/libdnc.so" 2>/dev/null | grep -q __asan_init; then
   DNC_SANITIZED=1
   export LD_PRELOAD="$(gcc -print-file-name=libasan.so):$(gcc -print-file-name=libubsan.so)"
