@@ -940,6 +940,15 @@ class PointwiseNorm(nn.Module):
                              "is %d (shape %s)" % (self.normalized_shape[0],
                                                    x.shape[-1],
                                                    tuple(x.shape)))
+        x, weight, bias, params = self._promoted(x, params)
+        _check(self._dnc_name, fparams, x, weight, bias, params,
+               "PointwiseNorm")
+        return _apply(self._dnc_source, self._dnc_name,
+                      self._dnc_threads or 0, x, weight, bias, params)
+
+    def _promoted(self, x, params):
+        """x, weight, bias and the function's parameters in one dtype where
+        autocast left x in another than the module's (_autocast_dtype)."""
         weight, bias = self.weight, self.bias
         ref = weight if weight is not None else (params[0] if params else x)
         if ref.dtype != x.dtype:
@@ -949,10 +958,7 @@ class PointwiseNorm(nn.Module):
                 weight, bias = [t if t is None else t.to(ct)
                                 for t in (weight, bias)]
                 params = [t.to(ct) for t in params]
-        _check(self._dnc_name, fparams, x, weight, bias, params,
-               "PointwiseNorm")
-        return _apply(self._dnc_source, self._dnc_name,
-                      self._dnc_threads or 0, x, weight, bias, params)
+        return x, weight, bias, params
 
     def _forward_channels_first(self, x, fparams, params):
         """Over dimension 1: dnc's channel-major kernels on CPU tensors
@@ -964,15 +970,7 @@ class PointwiseNorm(nn.Module):
                              "input's dimension 1 is %d (shape %s)" % (
                                  self.normalized_shape[0], x.shape[1],
                                  tuple(x.shape)))
-        weight, bias = self.weight, self.bias
-        ref = weight if weight is not None else (params[0] if params else x)
-        if ref.dtype != x.dtype:
-            ct = _autocast_dtype(x, ref)
-            if ct is not None:
-                x = x.to(ct)
-                weight, bias = [t if t is None else t.to(ct)
-                                for t in (weight, bias)]
-                params = [t.to(ct) for t in params]
+        x, weight, bias, params = self._promoted(x, params)
         compiling = getattr(getattr(torch, "compiler", None), "is_compiling",
                             None)
         if _use_kernels(x) and not (compiling and compiling()) and not (
