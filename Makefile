@@ -35,10 +35,17 @@ BUILD ?= build
 SANFLAGS =
 endif
 
-VERSION = 0.4.0
+# The version has one home, runtime/dnc.h's DNC_VERSION_STRING: the
+# library, `make install`, dnc.pc and the Python wheel all read it there.
+VERSION := $(shell sed -n 's/^\#define DNC_VERSION_STRING "\(.*\)"/\1/p' runtime/dnc.h)
 CFLAGS ?= -O2 -g
 WARN = -Wall -Wextra -Werror
 BASEFLAGS = -std=c11 -D_GNU_SOURCE -fPIC $(SANFLAGS)
+# Each object's header dependencies, written by the compiler beside it.
+DEPFLAGS = -MMD -MP
+# libdnc's objects: every symbol hidden but those dnc.h marks DNC_API, so
+# that libdnc.so exports exactly the public API (tests/exports.sh).
+LIBFLAGS = -fvisibility=hidden
 INCLUDES = -Icompiler -Iruntime -I$(BUILD)/gen -isystem $(LLVM_INCLUDEDIR)
 # Generated scanner and parser: these particular warnings come from flex and
 # bison skeleton code, not from ours, and are switched off for those two
@@ -51,7 +58,11 @@ LLVM_LIBS = $(shell $(LLVM_CONFIG) --link-shared --ldflags --libs core native or
             -Wl,-rpath,$(shell $(LLVM_CONFIG) --libdir)
 LIBS = -lm -lpthread
 
-COMPILER_SRC = $(filter-out compiler/main.c,$(wildcard compiler/*.c))
+COMPILER_SRC = $(wildcard compiler/*.c)
+# The command line (the dnc driver, option parsing, CSV, the fit, search
+# and plot commands): linked into build/dnc, not into libdnc.
+CLI_SRC = $(wildcard cli/*.c)
+CLI_OBJ = $(CLI_SRC:cli/%.c=$(BUILD)/obj/cli_%.o)
 # the files that include LLVM's headers (left out of the fuzzing build)
 LLVM_SRC = compiler/llvm_host.c compiler/codegen.c compiler/vmath.c compiler/jit.c \
            compiler/aot.c
@@ -59,8 +70,10 @@ RUNTIME_SRC = $(wildcard runtime/*.c)
 LIB_OBJ = $(COMPILER_SRC:compiler/%.c=$(BUILD)/obj/%.o) \
           $(RUNTIME_SRC:runtime/%.c=$(BUILD)/obj/rt_%.o) \
           $(BUILD)/obj/parser.o $(BUILD)/obj/lexer.o
-HEADERS = $(wildcard compiler/*.h runtime/*.h) $(BUILD)/gen/parser.h $(BUILD)/gen/lexer.h \
-          $(BUILD)/gen/llvm_names.h $(BUILD)/gen/dnc_aot_h.inc
+# Generated headers: made before any object is compiled (order-only);
+# after that the -MMD files say which object includes which.
+GEN_HEADERS = $(BUILD)/gen/parser.h $(BUILD)/gen/lexer.h $(BUILD)/gen/llvm_names.h \
+              $(BUILD)/gen/dnc_aot_h.inc
 
 TEST_SRC = $(wildcard tests/test_*.c)
 TEST_BIN = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
@@ -100,21 +113,27 @@ $(BUILD)/gen/dnc_aot_h.inc: runtime/dnc_aot.h
 	  sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/    "/' -e 's/$$/\\n"/' $<; \
 	  echo '    ;'; } >$@
 
-$(BUILD)/obj/parser.o: $(BUILD)/gen/parser.c $(HEADERS)
+$(BUILD)/obj/parser.o: $(BUILD)/gen/parser.c | $(GEN_HEADERS)
 	@mkdir -p $(BUILD)/obj
-	$(CC) $(BASEFLAGS) $(CFLAGS) $(WARN) $(GEN_WARN) $(INCLUDES) -c -o $@ $<
+	$(CC) $(BASEFLAGS) $(LIBFLAGS) $(DEPFLAGS) $(CFLAGS) $(WARN) $(GEN_WARN) $(INCLUDES) -c -o $@ $<
 
-$(BUILD)/obj/lexer.o: $(BUILD)/gen/lexer.c $(HEADERS)
+$(BUILD)/obj/lexer.o: $(BUILD)/gen/lexer.c | $(GEN_HEADERS)
 	@mkdir -p $(BUILD)/obj
-	$(CC) $(BASEFLAGS) $(CFLAGS) $(WARN) $(GEN_WARN) $(INCLUDES) -c -o $@ $<
+	$(CC) $(BASEFLAGS) $(LIBFLAGS) $(DEPFLAGS) $(CFLAGS) $(WARN) $(GEN_WARN) $(INCLUDES) -c -o $@ $<
 
-$(BUILD)/obj/%.o: compiler/%.c $(HEADERS)
+$(BUILD)/obj/%.o: compiler/%.c | $(GEN_HEADERS)
 	@mkdir -p $(BUILD)/obj
-	$(CC) $(BASEFLAGS) $(CFLAGS) $(WARN) $(INCLUDES) -c -o $@ $<
+	$(CC) $(BASEFLAGS) $(LIBFLAGS) $(DEPFLAGS) $(CFLAGS) $(WARN) $(INCLUDES) -c -o $@ $<
 
-$(BUILD)/obj/rt_%.o: runtime/%.c $(HEADERS)
+$(BUILD)/obj/rt_%.o: runtime/%.c | $(GEN_HEADERS)
 	@mkdir -p $(BUILD)/obj
-	$(CC) $(BASEFLAGS) $(CFLAGS) $(WARN) $(INCLUDES) -c -o $@ $<
+	$(CC) $(BASEFLAGS) $(LIBFLAGS) $(DEPFLAGS) $(CFLAGS) $(WARN) $(INCLUDES) -c -o $@ $<
+
+$(BUILD)/obj/cli_%.o: cli/%.c | $(GEN_HEADERS)
+	@mkdir -p $(BUILD)/obj
+	$(CC) $(BASEFLAGS) $(DEPFLAGS) $(CFLAGS) $(WARN) -Icli $(INCLUDES) -c -o $@ $<
+
+-include $(wildcard $(BUILD)/obj/*.d $(BUILD)/tests/*.d $(BUILD)/bench/*.d)
 
 $(BUILD)/libdnc.a: $(LIB_OBJ)
 	@rm -f $@
@@ -123,16 +142,16 @@ $(BUILD)/libdnc.a: $(LIB_OBJ)
 $(BUILD)/libdnc.so: $(LIB_OBJ)
 	$(CC) -shared $(SANFLAGS) -Wl,-soname,libdnc.so.0 -o $@ $^ $(LLVM_LIBS) $(LIBS)
 
-$(BUILD)/dnc: $(BUILD)/obj/main.o $(BUILD)/libdnc.a
+$(BUILD)/dnc: $(CLI_OBJ) $(BUILD)/libdnc.a
 	$(CC) $(SANFLAGS) -o $@ $^ $(LLVM_LIBS) $(LIBS)
 
-$(BUILD)/tests/test_%: tests/test_%.c tests/tap.h tests/testlib.h tests/corpus.h tests/jitmath.h $(BUILD)/libdnc.a
+$(BUILD)/tests/test_%: tests/test_%.c $(BUILD)/libdnc.a | $(GEN_HEADERS)
 	@mkdir -p $(BUILD)/tests
-	$(CC) $(BASEFLAGS) $(CFLAGS) $(WARN) $(INCLUDES) -Itests -o $@ $< $(BUILD)/libdnc.a $(LLVM_LIBS) $(LIBS)
+	$(CC) $(BASEFLAGS) $(DEPFLAGS) $(CFLAGS) $(WARN) $(INCLUDES) -Itests -o $@ $< $(BUILD)/libdnc.a $(LLVM_LIBS) $(LIBS)
 
-$(BUILD)/tests/gen_corpus: tests/gen_corpus.c tests/corpus.h
+$(BUILD)/tests/gen_corpus: tests/gen_corpus.c
 	@mkdir -p $(BUILD)/tests
-	$(CC) $(BASEFLAGS) $(CFLAGS) $(WARN) -Itests -o $@ $<
+	$(CC) $(BASEFLAGS) $(DEPFLAGS) $(CFLAGS) $(WARN) -Itests -o $@ $<
 
 tests: all $(TEST_BIN) $(BUILD)/tests/gen_corpus $(BUILD)/examples/embed \
        $(BUILD)/examples/aot $(BUILD)/tests/fuzz_replay
@@ -327,7 +346,7 @@ $(FUZZ_BUILD)/fuzz_frontend: tests/fuzz/fuzz_frontend.c $(wildcard compiler/*.c 
 	bison --header=$(FUZZ_BUILD)/gen/parser.h -o $(FUZZ_BUILD)/gen/parser.c grammar/parser.y
 	flex --header-file=$(FUZZ_BUILD)/gen/lexer.h -o $(FUZZ_BUILD)/gen/lexer.c grammar/lexer.l
 	clang-19 $(FUZZ_CFLAGS) -o $(FUZZ_BUILD)/fuzz_frontend tests/fuzz/fuzz_frontend.c \
-	  $(filter-out compiler/main.c $(LLVM_SRC),$(wildcard compiler/*.c)) runtime/pool.c \
+	  $(filter-out $(LLVM_SRC),$(wildcard compiler/*.c)) runtime/pool.c \
 	  $(FUZZ_BUILD)/gen/parser.c $(FUZZ_BUILD)/gen/lexer.c -lm -lpthread
 
 clean:

@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "tools.h"
+#include "cli.h"
 
 int dnc_cli_usage_error(const dnc_cli *c, const char *fmt, ...)
 {
@@ -192,35 +192,6 @@ int dnc_cli_setting(const char *s, char **name, double *v)
     return 0;
   *name = strndup(s, (size_t)(eq - s));
   return 1;
-}
-
-void dnc_cli_format(char *buf, size_t n, double v)
-{
-  if (isnan(v))
-    snprintf(buf, n, "nan");
-  else if (isinf(v))
-    snprintf(buf, n, "%sinf", v < 0 ? "-" : "");
-  else if (v == floor(v) && fabs(v) < 1e15)
-    snprintf(buf, n, "%.0f", v); /* whole numbers, often flags: fast */
-  else {
-    /* dnc_format_double's output, the fewest digits found by bisection
-     * (a precision that reads back stays so with more digits) */
-    int lo = 1, hi = 17;
-    while (lo < hi) {
-      int mid = (lo + hi) / 2;
-      snprintf(buf, n, "%.*e", mid - 1, v);
-      if (strtod(buf, NULL) == v)
-        hi = mid;
-      else
-        lo = mid + 1;
-    }
-    snprintf(buf, n, "%.*e", lo - 1, v);
-    int ex = atoi(strchr(buf, 'e') + 1);
-    if (ex >= -5 && ex <= 16)
-      snprintf(buf, n, "%.*f", lo - 1 - ex > 0 ? lo - 1 - ex : 0, v);
-    else
-      snprintf(buf, n, "%.*g", lo, v);
-  }
 }
 
 void dnc_cli_json_string(FILE *out, const char *s)

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tools.h"
+#include "cli.h"
 
 typedef struct field {
   char *text;

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tools.h"
+#include "cli.h"
 
 enum { FMT_TEXT, FMT_JSON, FMT_CSV };
 
@@ -241,7 +241,7 @@ static void json_number(FILE *out, double v)
     fputs("null", out);
     return;
   }
-  dnc_cli_format(buf, sizeof buf, v);
+  dnc_format_number(buf, sizeof buf, v);
   fputs(buf, out);
 }
 
@@ -275,7 +275,7 @@ static void print_text(FILE *out, const report *rp)
     if (!shown(rp, j))
       continue;
     char v[40], se[40];
-    dnc_cli_format(v, sizeof v, r->value[j]);
+    dnc_format_number(v, sizeof v, r->value[j]);
     if (is_fixed(rp, j))
       snprintf(se, sizeof se, "(fixed)");
     else if (isnan(r->se[j]))
@@ -344,14 +344,14 @@ static void print_csv(FILE *out, const report *rp)
   for (int j = 0; j <= np; j++) {
     if (!shown(rp, j))
       continue;
-    dnc_cli_format(buf, sizeof buf, r->value[j]);
+    dnc_format_number(buf, sizeof buf, r->value[j]);
     fprintf(out, ",%s", buf);
-    dnc_cli_format(buf, sizeof buf, r->se[j]);
+    dnc_format_number(buf, sizeof buf, r->se[j]);
     fprintf(out, ",%s", buf);
   }
   double v[3] = {r->mean_abs, r->max_abs, r->rms};
   for (int k = 0; k < 3; k++) {
-    dnc_cli_format(buf, sizeof buf, v[k]);
+    dnc_format_number(buf, sizeof buf, v[k]);
     fprintf(out, ",%s", buf);
   }
   fprintf(out, ",%d,%d,", r->iterations, r->status == DNC_FIT_OK);
@@ -371,7 +371,7 @@ static int write_points(FILE *out, void *arg)
     char b[4][40];
     double v[4] = {rp->x[i], rp->y[i], m, rp->y[i] - m};
     for (int k = 0; k < 4; k++)
-      dnc_cli_format(b[k], sizeof b[k], v[k]);
+      dnc_format_number(b[k], sizeof b[k], v[k]);
     fprintf(out, "%s,%s,%s,%s\n", b[0], b[1], b[2], b[3]);
   }
   return 0;
@@ -439,7 +439,7 @@ static int explain(const report *rp)
     return 0;
   case DNC_FIT_NONFINITE: {
     char x[40];
-    dnc_cli_format(x, sizeof x, rp->x[r->bad_point]);
+    dnc_format_number(x, sizeof x, rp->x[r->bad_point]);
     return dnc_cli_error("%s is not finite at x = %s (point %d) with the "
                          "starting parameters; choose others with --init, "
                          "or leave that point out", f->name, x,
@@ -504,8 +504,8 @@ int dnc_cmd_fit(const dnc_cli *c, int argc, char **argv)
       goto out;
     }
     char sc[40], ep[40];
-    dnc_cli_format(sc, sizeof sc, a.t.scale);
-    dnc_cli_format(ep, sizeof ep, a.t.eps);
+    dnc_format_number(sc, sizeof sc, a.t.scale);
+    dnc_format_number(ep, sizeof ep, a.t.eps);
     if (asprintf(&what, "%s (C = %d, %s, scale %s, seed %llu, outlier to "
                  "%.6g, eps %s)", dnc_ref_name(a.t.kind), a.t.channels,
                  dnc_dist_name(a.t.dist), sc, (unsigned long long)a.t.seed,

@@ -20,7 +20,7 @@
 #include "dnc_int.h"
 #include "dnc.h"
 #include "runtime.h"
-#include "tools.h"
+#include "cli.h"
 
 enum { EXIT_INPUT = 1, EXIT_USAGE = 2 };
 
@@ -419,12 +419,7 @@ typedef struct setting {
 static void print_value(double v)
 {
   char buf[40];
-  if (isnan(v))
-    snprintf(buf, sizeof buf, "%snan", signbit(v) ? "-" : "");
-  else if (isinf(v))
-    snprintf(buf, sizeof buf, "%sinf", v < 0 ? "-" : "");
-  else
-    dnc_format_double(buf, sizeof buf, v);
+  dnc_format_number(buf, sizeof buf, v);
   fputs(buf, stdout);
 }
 

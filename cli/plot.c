@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tools.h"
+#include "cli.h"
 
 enum { NPTS = 801, MAXCURVES = 64 };
 #define PLOT_MIN_WIDTH 1e-9 /* of a --range, relative to its magnitude */
@@ -249,7 +249,7 @@ static int write_svg(FILE *out, void *arg)
 
 /* f (and its derivative) sampled into new curves; -1 (reported) when the
  * derivative is too large */
-static int add_curves(plot *p, dnc_mod *m, const dnc_fn *f,
+static int add_curves(plot *p, dnc_mod *m, dnc_fn *f,
                        const double *params, const char *label, int deriv,
                        dnc_arena *a)
 {
@@ -261,12 +261,11 @@ static int add_curves(plot *p, dnc_mod *m, const dnc_fn *f,
     c->y[i] = dnc_interp(f, sample_x(p, i), params);
   if (!deriv)
     return 0;
-  dnc_node *d = dnc_simplify(&m->dag, dnc_diff(&m->dag, f->body, DNC_WRT_X));
-  if (!d) {
+  const dnc_prog *pr = dnc_derive_prog(m, f, DNC_WRT_X);
+  if (!pr) {
     dnc_diff_too_large(m, f);
     return -1;
   }
-  dnc_prog *pr = dnc_prog_build(&m->dag, a, d);
   c = &p->c[p->ncurves++];
   c->label = dnc_arena_printf(a, "d/dx %s", label);
   c->color = color;

@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "runtime.h"
 #include "search.h"
 
@@ -313,7 +314,7 @@ static int write_csv(FILE *o, void *arg)
     dnc_cli_csv_field(o, c->name);
     for (int k = 0; k < r->nm; k++) {
       char b[40];
-      dnc_cli_format(b, sizeof b, v[k]);
+      dnc_format_number(b, sizeof b, v[k]);
       fprintf(o, ",%s", b);
     }
     fputc(',', o);
@@ -345,7 +346,7 @@ static int write_json(FILE *o, void *arg)
       else if (!isfinite(v[k]))
         fputs("null", o);
       else {
-        dnc_cli_format(b, sizeof b, v[k]);
+        dnc_format_number(b, sizeof b, v[k]);
         fputs(b, o);
       }
     }

@@ -986,14 +986,9 @@ LLVMModuleRef dnc_codegen(LLVMContextRef ctx, dnc_mod *m, dnc_fn *f, int dt,
   k.m = m;
   k.f = f;
   k.froot = f->body;
-  k.dfdx = dnc_diff(&m->dag, f->body, DNC_WRT_X);
-  if (k.dfdx)
-    k.dfdx = dnc_simplify(&m->dag, k.dfdx);
-  for (int i = 0; i < f->nparams; i++) {
-    dfdp[i] = dnc_diff(&m->dag, f->body, i);
-    if (dfdp[i])
-      dfdp[i] = dnc_simplify(&m->dag, dfdp[i]);
-  }
+  k.dfdx = dnc_derive(m, f, DNC_WRT_X);
+  for (int i = 0; i < f->nparams; i++)
+    dfdp[i] = dnc_derive(m, f, i);
   k.dfdp = dfdp;
   /* LLVM's time grows with the kernel: its size is checked first */
   char why[256];

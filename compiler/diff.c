@@ -245,11 +245,50 @@ void dnc_diff_too_large(dnc_mod *m, const dnc_fn *f)
   dnc_diag_render(stderr, m->diags.tail);
 }
 
-int dnc_kernel_check(dnc_mod *m, const dnc_fn *f, char *err, size_t n)
+dnc_node *dnc_derivative(dnc_dag *g, dnc_node *root, int wrt)
+{
+  return dnc_simplify(g, dnc_diff(g, root, wrt));
+}
+
+/* f's first derivatives, made once each: d1[wrt + 1] (NULL when past the
+ * budget, which d1done tells from not made) and their programs for the
+ * interpreter, allocated in m's arena with the first one. */
+static int derive_slot(dnc_mod *m, dnc_fn *f, int wrt)
+{
+  DNC_ASSERT(wrt >= DNC_WRT_X && wrt < f->nparams);
+  if (!f->d1) {
+    size_t n = (size_t)f->nparams + 1;
+    f->d1 = dnc_arena_alloc(m->arena, sizeof *f->d1 * n);
+    f->d1prog = dnc_arena_alloc(m->arena, sizeof *f->d1prog * n);
+    f->d1done = dnc_arena_alloc(m->arena, n);
+  }
+  int i = wrt + 1;
+  if (!f->d1done[i]) {
+    f->d1[i] = dnc_derivative(&m->dag, f->body, wrt);
+    f->d1done[i] = 1;
+  }
+  return i;
+}
+
+dnc_node *dnc_derive(dnc_mod *m, dnc_fn *f, int wrt)
+{
+  int i = derive_slot(m, f, wrt); /* allocates f->d1 */
+  return f->d1[i];
+}
+
+const dnc_prog *dnc_derive_prog(dnc_mod *m, dnc_fn *f, int wrt)
+{
+  int i = derive_slot(m, f, wrt);
+  if (f->d1[i] && !f->d1prog[i])
+    f->d1prog[i] = dnc_prog_build(&m->dag, m->arena, f->d1[i]);
+  return f->d1prog[i];
+}
+
+int dnc_kernel_check(dnc_mod *m, dnc_fn *f, char *err, size_t n)
 {
   uint32_t size = dnc_node_count(f->body);
   for (int v = DNC_WRT_X; v < f->nparams; v++) {
-    dnc_node *d = dnc_simplify(&m->dag, dnc_diff(&m->dag, f->body, v));
+    dnc_node *d = dnc_derive(m, f, v);
     if (!d) {
       dnc_diff_too_large_msg(err, n, f);
       return -1;

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdarg.h>
 
+#include "dnc.h"
 #include "ops.h"
 
 /* Internal invariants die loudly with file and line; user errors never do. */
@@ -272,6 +273,10 @@ typedef struct dnc_function {
   const dnc_source *src;
   dnc_loc loc;
   struct dnc_prog *prog; /* the body for the reference interpreter */
+  /* first derivatives by wrt + 1 (diff.c's dnc_derive), made on demand */
+  dnc_node **d1;
+  struct dnc_prog **d1prog;
+  unsigned char *d1done;
   void *owner;           /* the runtime's module (runtime/api.c) */
   int index;             /* in the module's fns */
 } dnc_fn;
@@ -336,16 +341,29 @@ dnc_node *dnc_simplify(dnc_dag *g, dnc_node *root);
  * there), when it has more than DNC_MAX_DIFF_NODES nodes, or when the DAG
  * is full; the caller reports it. */
 dnc_node *dnc_diff(dnc_dag *g, dnc_node *root, int wrt);
+/* dnc_diff, then dnc_simplify: a derivative of any root in any DAG. */
+dnc_node *dnc_derivative(dnc_dag *g, dnc_node *root, int wrt);
+
+/* The derivative step of the pipeline, between the DAG and its users:
+ * f's first derivative with respect to x (DNC_WRT_X) or parameter wrt,
+ * simplified, made in m's DAG once and kept in f, so that code
+ * generation, the kernel check, the fit and the plot share it (and dnc
+ * diff's first step). NULL when it passes dnc_diff's budget. It grows m:
+ * where others may use m, the caller holds the module's lock (the API's
+ * functions do). dnc_derive_prog: the same as a program for the
+ * interpreter (NULL likewise). */
+dnc_node *dnc_derive(dnc_mod *m, dnc_fn *f, int wrt);
+const struct dnc_prog *dnc_derive_prog(dnc_mod *m, dnc_fn *f, int wrt);
 /* For the commands: that error, located at f's definition, added to m's
  * diagnostics and printed to stderr. */
 void dnc_diff_too_large(dnc_mod *m, const dnc_fn *f);
 /* The same error as a sentence, for the library's dnc_last_error. */
 void dnc_diff_too_large_msg(char *buf, size_t n, const dnc_fn *f);
 /* Whether f's kernels are within the limits, before any code is made:
- * each first derivative within dnc_diff's, and f with them at most
- * DNC_MAX_KERNEL_NODES nodes (LLVM's time grows with it). 0, or -1 with
- * the reason in err. The derivatives stay in the DAG for the code. */
-int dnc_kernel_check(dnc_mod *m, const dnc_fn *f, char *err, size_t n);
+ * each first derivative (dnc_derive) within dnc_diff's budget, and f with
+ * them at most DNC_MAX_KERNEL_NODES nodes (LLVM's time grows with it). 0,
+ * or -1 with the reason in err. */
+int dnc_kernel_check(dnc_mod *m, dnc_fn *f, char *err, size_t n);
 
 /* ---------------------------------------------------------------- dspec.c */
 
@@ -369,12 +387,48 @@ int dnc_dspec_parse(const dnc_fn *f, const char *wrt, int order,
  * (malloc'd; NULL when out of memory). */
 char *dnc_dspec_name(const dnc_fn *f, const dnc_dspec *d);
 /* Differentiates f's body in m's DAG (which grows) and simplifies; NULL
- * when a step passes the budget (dnc_diff), the work stopping there. */
-dnc_node *dnc_dspec_derive(dnc_mod *m, const dnc_fn *f, const dnc_dspec *d);
+ * when a step passes the budget (dnc_diff), the work stopping there. A
+ * first derivative is dnc_derive's. */
+dnc_node *dnc_dspec_derive(dnc_mod *m, dnc_fn *f, const dnc_dspec *d);
 /* Prints that derivative e in a DNC_FMT_* format (with a node-count
  * comment first when stats); -1 when out of memory. */
 int dnc_dspec_print(FILE *out, const dnc_fn *f, const dnc_dspec *d,
                     dnc_node *e, int format, int stats);
+
+/* ------------------------------------------------------------------ fit.c */
+
+/* Reference points that stand for a normalization layer (docs/fit.md): C
+ * channel values drawn from a seeded distribution, the largest moved out
+ * in steps; x the outlier's input, y its normalized output; mirrored. */
+typedef enum { DNC_TARGET_LAYERNORM, DNC_TARGET_RMSNORM } dnc_ref_kind;
+typedef enum { DNC_DIST_NORMAL, DNC_DIST_UNIFORM, DNC_DIST_LAPLACE } dnc_dist;
+typedef struct dnc_refpoints {
+  dnc_ref_kind kind;
+  int channels;     /* C */
+  dnc_dist dist;
+  double scale;     /* the distribution's standard deviation */
+  int steps;        /* outlier positions (2 * steps points, mirrored) */
+  double reach;     /* the outlier's largest input; 0: 4 * sqrt(C) * scale */
+  double eps;       /* added to the variance */
+  uint64_t seed;
+} dnc_refpoints;
+void dnc_ref_defaults(dnc_refpoints *t);
+/* Fills x, y with 2 * t->steps points (malloc'd). */
+void dnc_ref_points(const dnc_refpoints *t, double **x, double **y, int *n);
+const char *dnc_ref_name(dnc_ref_kind k);
+const char *dnc_dist_name(dnc_dist d);
+
+/* Fits f's parameters (start: p0; fixed[k] holds parameter k at p0[k]) to
+ * the n points by Levenberg-Marquardt with f's symbolic derivatives as the
+ * Jacobian: dnc_function_fit (runtime/dnc.h) over the compiler's objects.
+ * It grows m only through dnc_derive_prog of the free parameters, whose
+ * results are kept: made first, under the module's lock, they leave
+ * nothing for dnc_fit to change in m. o NULL: the defaults. (fit.c also
+ * defines the API's dnc_fit_options_init and dnc_fit_result_free.) */
+void dnc_fit(dnc_mod *m, dnc_fn *f, const double *x, const double *y,
+             int n, const double *p0, const int *fixed,
+             const dnc_fit_options *o, dnc_fit_result *r);
+
 
 /* --------------------------------------------------------------- interp.c */
 
@@ -455,6 +509,9 @@ void dnc_print_head(FILE *out, const dnc_fn *f, int format);
 const char *dnc_const_name(const dnc_fn *f, double v);
 /* Shortest decimal that reads back as exactly v (finite v). */
 void dnc_format_double(char *buf, size_t n, double v);
+/* Any number as dnc writes it in its outputs (dnc eval, fit, search):
+ * dnc_format_double, or nan, -nan (the sign bit set), inf, -inf. */
+void dnc_format_number(char *buf, size_t n, double v);
 
 /* --------------------------------------------------------------- rtmath.c */
 

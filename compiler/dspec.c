@@ -120,8 +120,10 @@ int dnc_dspec_parse(const dnc_fn *f, const char *wrt, int order,
   return rc;
 }
 
-dnc_node *dnc_dspec_derive(dnc_mod *m, const dnc_fn *f, const dnc_dspec *d)
+dnc_node *dnc_dspec_derive(dnc_mod *m, dnc_fn *f, const dnc_dspec *d)
 {
+  if (d->n == 1)
+    return dnc_derive(m, f, d->var[0]);
   dnc_node *e = f->body;
   for (int i = 0; i < d->n && e; i++)
     e = dnc_diff(&m->dag, e, d->var[i]);

@@ -26,7 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tools.h"
+#include "dnc_int.h"
 
 /* ---------------------------------------------------- reference points */
 
@@ -153,7 +153,8 @@ typedef struct problem {
   int k;       /* free variables */
   int *var;    /* free variable j: a parameter index, or np for gamma */
   int np;
-  dnc_prog **dprog; /* d f / d parameter, per free variable (NULL: gamma) */
+  const dnc_prog **dprog; /* d f / d parameter, per free variable (NULL:
+                             gamma) */
   double *p;   /* all parameters, and gamma at p[np] */
 } problem;
 
@@ -504,7 +505,7 @@ out:
   free(trial);
 }
 
-void dnc_fit(dnc_mod *m, const dnc_fn *f, const double *x, const double *y,
+void dnc_fit(dnc_mod *m, dnc_fn *f, const double *x, const double *y,
              int n, const double *p0, const int *fixed,
              const dnc_fit_options *o, dnc_fit_result *r)
 {
@@ -528,7 +529,7 @@ void dnc_fit(dnc_mod *m, const dnc_fn *f, const double *x, const double *y,
   for (int j = 0; j < np; j++) {
     if (fixed && fixed[j])
       continue;
-    dnc_node *d = dnc_simplify(&m->dag, dnc_diff(&m->dag, f->body, j));
+    const dnc_prog *d = dnc_derive_prog(m, f, j);
     if (!d) {
       snprintf(r->why, sizeof r->why, "cannot be done: its derivative with "
                "respect to '%s' has more than %u nodes", f->params[j].name,
@@ -536,7 +537,7 @@ void dnc_fit(dnc_mod *m, const dnc_fn *f, const double *x, const double *y,
       r->status = DNC_FIT_TOOLARGE;
       break;
     }
-    pb.dprog[pb.k] = dnc_prog_build(&m->dag, m->arena, d);
+    pb.dprog[pb.k] = d;
     pb.var[pb.k++] = j;
   }
   if (o->gain && !o->gain_fixed)

@@ -18,20 +18,37 @@
  * is "10" and not "1e+01". */
 void dnc_format_double(char *buf, size_t n, double v)
 {
-  int prec = 1;
-  for (; prec < 17; prec++) {
-    snprintf(buf, n, "%.*e", prec - 1, v);
+  if (v == floor(v) && fabs(v) < 1e15) {
+    snprintf(buf, n, "%.0f", v); /* whole numbers, often flags: fast */
+    return;
+  }
+  /* the fewest digits that read back, found by bisection (a precision
+   * that reads back stays so with more digits) */
+  int lo = 1, hi = 17;
+  while (lo < hi) {
+    int mid = (lo + hi) / 2;
+    snprintf(buf, n, "%.*e", mid - 1, v);
     if (strtod(buf, NULL) == v)
-      break;
+      hi = mid;
+    else
+      lo = mid + 1;
   }
-  snprintf(buf, n, "%.*e", prec - 1, v);
+  snprintf(buf, n, "%.*e", lo - 1, v);
   int ex = atoi(strchr(buf, 'e') + 1);
-  if (ex >= -5 && ex <= 16) {
-    int decimals = prec - 1 - ex;
-    snprintf(buf, n, "%.*f", decimals > 0 ? decimals : 0, v);
-  } else {
-    snprintf(buf, n, "%.*g", prec, v);
-  }
+  if (ex >= -5 && ex <= 16)
+    snprintf(buf, n, "%.*f", lo - 1 - ex > 0 ? lo - 1 - ex : 0, v);
+  else
+    snprintf(buf, n, "%.*g", lo, v);
+}
+
+void dnc_format_number(char *buf, size_t n, double v)
+{
+  if (isnan(v))
+    snprintf(buf, n, "%snan", signbit(v) ? "-" : "");
+  else if (isinf(v))
+    snprintf(buf, n, "%sinf", v < 0 ? "-" : "");
+  else
+    dnc_format_double(buf, n, v);
 }
 
 typedef struct printer {

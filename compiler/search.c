@@ -899,7 +899,7 @@ int dnc_space_build(const dnc_space *sp, int64_t id, dnc_cand *c,
   for (int k = 0; k < sp->nstages; k++)
     f = apply(sp, &g, f, &sp->stages[k].alts[pick[k]]);
   /* NULL: past the DAG's node budget (dnc_diff), not a candidate */
-  dnc_node *df = g.over ? NULL : dnc_simplify(&g, dnc_diff(&g, f, DNC_WRT_X));
+  dnc_node *df = g.over ? NULL : dnc_derivative(&g, f, DNC_WRT_X);
   int kept = df != NULL;
   if (keep && kept) {
     memo hm, num;
@@ -925,7 +925,7 @@ int dnc_space_build(const dnc_space *sp, int64_t id, dnc_cand *c,
       fprintf(o, "|%s", xforms[al->kind].name);
       if (xforms[al->kind].takes == 1) {
         char v[40];
-        dnc_cli_format(v, sizeof v, al->v);
+        dnc_format_number(v, sizeof v, al->v);
         fprintf(o, "(%s)", v);
       } else if (xforms[al->kind].takes == 2) {
         fprintf(o, "(%s)", sp->bases[al->base]->name);

@@ -2,6 +2,7 @@
  * api.c - the public C API over the compiler's internals.
  */
 #include <dlfcn.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -628,7 +629,7 @@ dnc_status dnc_function_diff(const dnc_function *f, const char *wrt,
   pthread_mutex_lock(&mod->lock);
   dnc_print_head(o, f, (int)format);
   for (int j = 0; j < ns && st == DNC_OK; j++) {
-    dnc_node *e = dnc_dspec_derive(mod->m, f, &specs[j]);
+    dnc_node *e = dnc_dspec_derive(mod->m, (dnc_fn *)f, &specs[j]);
     if (!e) {
       dnc_diff_too_large_msg(err, sizeof err, f);
       dnc_set_last_error(err);
@@ -647,5 +648,37 @@ dnc_status dnc_function_diff(const dnc_function *f, const char *wrt,
   size_t l = copy_text(text, tlen, buf, n);
   if (len)
     *len = l;
+  return DNC_OK;
+}
+
+dnc_status dnc_function_fit(const dnc_function *f, const double *x,
+                            const double *y, size_t n, const double *params,
+                            const int *fixed, const dnc_fit_options *o,
+                            dnc_fit_result *r)
+{
+  if (!f || !f->owner || !x || !y || !r || n > INT_MAX)
+    return DNC_ERR_ARGUMENT;
+  if (o && (o->max_iter < 0 || !(o->ftol >= 0) || !(o->xtol >= 0) ||
+            !(o->gtol >= 0))) {
+    dnc_set_last_error("max_iter must be >= 0 and ftol, xtol and gtol "
+                       ">= 0");
+    return DNC_ERR_ARGUMENT;
+  }
+  dnc_fn *fn = (dnc_fn *)f;
+  double *p0 = malloc(sizeof *p0 * ((size_t)fn->nparams + 1));
+  if (!p0)
+    return DNC_ERR_MEMORY;
+  for (int j = 0; j < fn->nparams; j++)
+    p0[j] = params ? params[j] : fn->params[j].def;
+  /* the Jacobian's derivatives grow the module's DAG: made here under its
+   * lock, they are kept (dnc_derive_prog), and dnc_fit only reads them */
+  dnc_module *mod = f->owner;
+  pthread_mutex_lock(&mod->lock);
+  for (int j = 0; j < fn->nparams; j++)
+    if (!fixed || !fixed[j])
+      dnc_derive_prog(mod->m, fn, j);
+  pthread_mutex_unlock(&mod->lock);
+  dnc_fit(mod->m, fn, x, y, (int)n, p0, fixed, o, r);
+  free(p0);
   return DNC_OK;
 }

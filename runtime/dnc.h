@@ -24,13 +24,24 @@
 extern "C" {
 #endif
 
+/* What libdnc exports: it is built with hidden visibility, so the
+ * functions declared here (marked DNC_API) are its whole dynamic symbol
+ * table (tests/exports.sh checks). */
+#if defined(__GNUC__)
+#define DNC_API __attribute__((visibility("default")))
+#else
+#define DNC_API
+#endif
+
+/* The version of dnc, in one place: the Makefile, dnc.pc and the Python
+ * wheel read it here. */
 #define DNC_VERSION_STRING "0.4.0"
 #define DNC_ABI_VERSION 5
 
 /* The library's version string and ABI version (compare with the macros
  * to detect a header/library mismatch). */
-const char *dnc_version(void);
-int dnc_abi_version(void);
+DNC_API const char *dnc_version(void);
+DNC_API int dnc_abi_version(void);
 
 typedef enum dnc_status {
   DNC_OK = 0,
@@ -47,12 +58,12 @@ typedef enum dnc_status {
 } dnc_status;
 
 /* A short English description of a status. */
-const char *dnc_status_string(dnc_status s);
+DNC_API const char *dnc_status_string(dnc_status s);
 /* More about the last DNC_ERR_COMPILE, DNC_ERR_LOAD, a refused
  * dnc_function_diff, or a failed dnc_context_create, on
  * this thread; read it right after the failing call (later successful
  * calls need not clear it). */
-const char *dnc_last_error(void);
+DNC_API const char *dnc_last_error(void);
 
 typedef struct dnc_context dnc_context;
 typedef struct dnc_module dnc_module;
@@ -89,19 +100,19 @@ typedef struct dnc_options {
   const char *cache_dir; /* its directory; NULL: $DNC_CACHE_DIR, else
                            $XDG_CACHE_HOME/dnc, else $HOME/.cache/dnc */
 } dnc_options;
-void dnc_options_init(dnc_options *o);
+DNC_API void dnc_options_init(dnc_options *o);
 
 /* A context holds the JIT (target machine, options) and the thread pool
  * shared by the modules compiled in it. It lives until it is freed and the
  * last of its modules is freed. */
-dnc_status dnc_context_create(const dnc_options *o, dnc_context **out);
-dnc_context *dnc_context_new(void); /* defaults; NULL on failure */
-void dnc_context_free(dnc_context *ctx);
-int dnc_context_threads(const dnc_context *ctx);
-const char *dnc_context_cpu(const dnc_context *ctx);
-const char *dnc_context_features(const dnc_context *ctx);
+DNC_API dnc_status dnc_context_create(const dnc_options *o, dnc_context **out);
+DNC_API dnc_context *dnc_context_new(void); /* defaults; NULL on failure */
+DNC_API void dnc_context_free(dnc_context *ctx);
+DNC_API int dnc_context_threads(const dnc_context *ctx);
+DNC_API const char *dnc_context_cpu(const dnc_context *ctx);
+DNC_API const char *dnc_context_features(const dnc_context *ctx);
 /* The widest vector the kernels use, in bits (512 with AVX-512...). */
-int dnc_context_vector_bits(const dnc_context *ctx);
+DNC_API int dnc_context_vector_bits(const dnc_context *ctx);
 
 typedef enum dnc_diag_severity {
   DNC_DIAG_ERROR = 0,
@@ -122,12 +133,12 @@ typedef struct dnc_diagnostic {
  * errors (then DNC_ERR_SOURCE is returned and the module has no functions
  * but carries the diagnostics); free it with dnc_module_free. `name` is
  * used in diagnostics (NULL: "<string>"). */
-dnc_status dnc_compile_string(dnc_context *ctx, const char *name,
-                              const char *source, size_t len,
-                              dnc_module **out);
-dnc_status dnc_compile_file(dnc_context *ctx, const char *path,
-                            dnc_module **out);
-void dnc_module_free(dnc_module *m);
+DNC_API dnc_status dnc_compile_string(dnc_context *ctx, const char *name,
+                                      const char *source, size_t len,
+                                      dnc_module **out);
+DNC_API dnc_status dnc_compile_file(dnc_context *ctx, const char *path,
+                                    dnc_module **out);
+DNC_API void dnc_module_free(dnc_module *m);
 
 /* Loads a library written by `dnc compile FILE... -o OUT.so`: a module with
  * exactly the API of one compiled from FILEs (functions, parameters, the
@@ -137,23 +148,26 @@ void dnc_module_free(dnc_module *m);
  * directory. DNC_ERR_LOAD when it cannot be opened, is not a dnc library
  * of this ABI, or has no level this CPU runs (dnc_last_error() says
  * which). The library stays loaded until the module is freed. */
-dnc_status dnc_module_load(dnc_context *ctx, const char *path,
-                           dnc_module **out);
+DNC_API dnc_status dnc_module_load(dnc_context *ctx, const char *path,
+                                   dnc_module **out);
 
 /* The CPU a module's kernels are compiled for: the context's for a
  * compiled module, the chosen level (e.g. "x86-64-v3") for a loaded one. */
-const char *dnc_module_cpu(const dnc_module *m);
+DNC_API const char *dnc_module_cpu(const dnc_module *m);
 
-size_t dnc_module_diagnostic_count(const dnc_module *m);
-const dnc_diagnostic *dnc_module_diagnostic(const dnc_module *m, size_t i);
+DNC_API size_t dnc_module_diagnostic_count(const dnc_module *m);
+DNC_API const dnc_diagnostic *dnc_module_diagnostic(const dnc_module *m,
+    size_t i);
 /* Writes the diagnostics as dnc prints them (gcc style, with the source line
  * and a caret) into buf, snprintf-style: returns the length of the whole
  * text, of which at most n-1 bytes and a NUL are written. */
-size_t dnc_module_format_diagnostics(const dnc_module *m, char *buf, size_t n);
+DNC_API size_t dnc_module_format_diagnostics(const dnc_module *m, char *buf,
+                                             size_t n);
 
-int dnc_module_function_count(const dnc_module *m);
-const dnc_function *dnc_module_function(const dnc_module *m, int i);
-const dnc_function *dnc_module_find(const dnc_module *m, const char *name);
+DNC_API int dnc_module_function_count(const dnc_module *m);
+DNC_API const dnc_function *dnc_module_function(const dnc_module *m, int i);
+DNC_API const dnc_function *dnc_module_find(const dnc_module *m,
+                                            const char *name);
 
 typedef enum dnc_param_kind {
   DNC_PARAM_SCALAR = 0,
@@ -166,24 +180,24 @@ typedef struct dnc_param_info {
   dnc_param_kind kind;
 } dnc_param_info;
 
-const char *dnc_function_name(const dnc_function *f);
-int dnc_function_param_count(const dnc_function *f);
-dnc_status dnc_function_param(const dnc_function *f, int i,
-                              dnc_param_info *out);
+DNC_API const char *dnc_function_name(const dnc_function *f);
+DNC_API int dnc_function_param_count(const dnc_function *f);
+DNC_API dnc_status dnc_function_param(const dnc_function *f, int i,
+                                      dnc_param_info *out);
 /* Index of the parameter called `name`, or -1. */
-int dnc_function_param_index(const dnc_function *f, const char *name);
+DNC_API int dnc_function_param_index(const dnc_function *f, const char *name);
 
 /* Reference interpreter: y[i] = f(x[i]; params) for i < n, computed in
  * extended precision and rounded to double. params holds one value per
  * parameter in declaration order (a per-channel parameter's value for the
  * channel in question); NULL means the defaults. x and y may be equal. */
-dnc_status dnc_function_eval(const dnc_function *f, const double *x, double *y,
-                             size_t n, const double *params);
+DNC_API dnc_status dnc_function_eval(const dnc_function *f, const double *x,
+                                     double *y, size_t n, const double *params);
 
 /* f as dnc source, as `dnc print` writes it (shared subexpressions become
  * `let`s), snprintf-style: returns the length of the whole text, of which
  * at most n-1 bytes and a NUL are written to buf. */
-size_t dnc_function_source(const dnc_function *f, char *buf, size_t n);
+DNC_API size_t dnc_function_source(const dnc_function *f, char *buf, size_t n);
 
 /* Output formats of derivatives (`dnc diff --format`). */
 typedef enum dnc_format {
@@ -209,9 +223,70 @@ typedef enum dnc_format {
  * DNC_ERR_ARGUMENT for an order outside 1..16, too many derivatives or
  * one too large (more than 100,000 DAG nodes: docs/c-api.md, Limits;
  * dnc_last_error() says which). */
-dnc_status dnc_function_diff(const dnc_function *f, const char *wrt,
-                             int order, dnc_format format, char *buf,
-                             size_t n, size_t *len);
+DNC_API dnc_status dnc_function_diff(const dnc_function *f, const char *wrt,
+                                     int order, dnc_format format, char *buf,
+                                     size_t n, size_t *len);
+
+/* ------------------------------------------------------ least squares */
+
+/* Fits f's parameters to the n points (x[i], y[i]) by least squares,
+ * min sum (y - f(x; p))^2 (or y - gamma f(x; p) with options' gain), by
+ * Levenberg-Marquardt with f's symbolic derivatives as the Jacobian,
+ * evaluated by the reference interpreter: the solver of `dnc fit`
+ * (docs/fit.md). */
+typedef enum dnc_fit_status {
+  DNC_FIT_OK = 0,     /* converged; why says by which test */
+  DNC_FIT_MAXITER,    /* the iteration limit came first */
+  DNC_FIT_STALLED,    /* no step lowers the sum of squares, gradient not 0 */
+  DNC_FIT_ILLPOSED,   /* a parameter is not determined by the points */
+  DNC_FIT_NONFINITE,  /* f is NaN or infinite at a point at the start */
+  DNC_FIT_TOOFEW,     /* fewer points than free parameters */
+  DNC_FIT_TOOLARGE,   /* a derivative passes DNC_MAX_DIFF_NODES */
+} dnc_fit_status;
+
+typedef struct dnc_fit_options {
+  int max_iter;     /* default 200 */
+  double ftol;      /* relative decrease of the sum of squares; 1e-14 */
+  double xtol;      /* relative step; 1e-12 */
+  double gtol;      /* cosine of the residual and the Jacobian; 1e-12 */
+  int gain;         /* fit gamma * f(x) with gamma free */
+  double gain_init; /* its start (and value when fixed); default 1 */
+  int gain_fixed;
+} dnc_fit_options;
+/* The defaults (every field; gain off). */
+DNC_API void dnc_fit_options_init(dnc_fit_options *o);
+
+typedef struct dnc_fit_result {
+  dnc_fit_status status;
+  char why[200];      /* how it stopped, in words */
+  int iterations;
+  double *value;      /* nparams + 1 values: the parameters in declaration
+                         order, then gamma (1 without a gain); malloc'd:
+                         free with dnc_fit_result_free */
+  double *se;         /* standard errors; NaN for fixed ones or when
+                         there are no more points than free parameters */
+  double gain, gain_se;
+  double ssq, mean_abs, max_abs, rms; /* of the residuals y - model */
+  int bad_point;      /* DNC_FIT_NONFINITE: the point; ILLPOSED: -1 */
+  int bad_param;      /* DNC_FIT_ILLPOSED: the parameter (nparams: gamma) */
+} dnc_fit_result;
+
+
+/* params: the start, one value per parameter in declaration order (a
+ * per-channel parameter is fitted as one value); NULL: the defaults.
+ * fixed: NULL, or one flag per parameter, nonzero to hold it at its
+ * start. o NULL: the defaults. Returns DNC_OK when the fit ran: r then
+ * says how it ended (r->status, r->why; a fit that did not converge is
+ * not an error of the call) and must be freed with dnc_fit_result_free;
+ * DNC_ERR_ARGUMENT (nothing to free) for a NULL f, x, y or r, n above
+ * INT_MAX, or options out of range (max_iter < 0, a negative or NaN
+ * tolerance). */
+DNC_API dnc_status dnc_function_fit(const dnc_function *f, const double *x,
+                                    const double *y, size_t n,
+                                    const double *params, const int *fixed,
+                                    const dnc_fit_options *o,
+                                    dnc_fit_result *r);
+DNC_API void dnc_fit_result_free(dnc_fit_result *r);
 
 /* ------------------------------------------------------------ kernels */
 
@@ -224,7 +299,7 @@ typedef enum dnc_dtype {
   DNC_F16 = 3
 } dnc_dtype;
 /* "f32", "f64", "bf16", "f16"; NULL for another value. */
-const char *dnc_dtype_name(dnc_dtype t);
+DNC_API const char *dnc_dtype_name(dnc_dtype t);
 
 /* A 2-D view of a tensor: rows x cols elements, row r starting at element
  * r * stride (stride 0 means cols). A vector is 1 x n. */
@@ -243,11 +318,11 @@ typedef struct dnc_tensor {
  * when not wanted. y may be x, dx may be dy (the same view); other
  * overlaps are undefined. The sums are accumulated in double (see
  * docs/c-api.md) and are bitwise the same for any number of threads. */
-dnc_status dnc_forward(const dnc_function *f, const dnc_tensor *x,
-                       const dnc_tensor *y, const double *params);
-dnc_status dnc_backward(const dnc_function *f, const dnc_tensor *x,
-                        const dnc_tensor *dy, const dnc_tensor *dx,
-                        const double *params, double *dparams);
+DNC_API dnc_status dnc_forward(const dnc_function *f, const dnc_tensor *x,
+                               const dnc_tensor *y, const double *params);
+DNC_API dnc_status dnc_backward(const dnc_function *f, const dnc_tensor *x,
+                                const dnc_tensor *dy, const dnc_tensor *dx,
+                                const double *params, double *dparams);
 
 /* Layer kernels over a [rows x C] tensor, channel c = column c:
  *   forward:  y[r,c] = gamma[c] * f(x[r,c]; params, channel[.][c]) + beta[c]
@@ -275,12 +350,14 @@ typedef struct dnc_layer_grad {
   void *gamma, *beta;   /* += C sums; NULL: unwanted */
 } dnc_layer_grad;
 
-dnc_status dnc_layer_forward(const dnc_function *f, const dnc_tensor *x,
-                             const dnc_tensor *y, const dnc_layer *layer);
-dnc_status dnc_layer_backward(const dnc_function *f, const dnc_tensor *x,
-                              const dnc_tensor *dy, const dnc_tensor *dx,
-                              const dnc_layer *layer,
-                              const dnc_layer_grad *grad);
+DNC_API dnc_status dnc_layer_forward(const dnc_function *f, const dnc_tensor *x,
+                                     const dnc_tensor *y,
+                                     const dnc_layer *layer);
+DNC_API dnc_status dnc_layer_backward(const dnc_function *f,
+                                      const dnc_tensor *x, const dnc_tensor *dy,
+                                      const dnc_tensor *dx,
+                                      const dnc_layer *layer,
+                                      const dnc_layer_grad *grad);
 
 /* The same layers channels first: x is [rows x cols] with row r in
  * channel r % channels (rows a multiple of channels, else DNC_ERR_SHAPE),
@@ -289,13 +366,16 @@ dnc_status dnc_layer_backward(const dnc_function *f, const dnc_tensor *x,
  *   y[r,j] = gamma[r%C] * f(x[r,j]; params, channel[.][r%C]) + beta[r%C]
  * and the backward's per-channel sums run over the rows of a channel and
  * all columns. Bitwise the same for any number of threads. */
-dnc_status dnc_layer_forward_cm(const dnc_function *f, const dnc_tensor *x,
-                                const dnc_tensor *y, int64_t channels,
-                                const dnc_layer *layer);
-dnc_status dnc_layer_backward_cm(const dnc_function *f, const dnc_tensor *x,
-                                 const dnc_tensor *dy, const dnc_tensor *dx,
-                                 int64_t channels, const dnc_layer *layer,
-                                 const dnc_layer_grad *grad);
+DNC_API dnc_status dnc_layer_forward_cm(const dnc_function *f,
+                                        const dnc_tensor *x,
+                                        const dnc_tensor *y, int64_t channels,
+                                        const dnc_layer *layer);
+DNC_API dnc_status dnc_layer_backward_cm(const dnc_function *f,
+                                         const dnc_tensor *x,
+                                         const dnc_tensor *dy,
+                                         const dnc_tensor *dx, int64_t channels,
+                                         const dnc_layer *layer,
+                                         const dnc_layer_grad *grad);
 
 /* Raw kernels: no checks, no threads, for zero-overhead calls on the
  * caller's thread. Pointers are to the storage type T of the dtype;
@@ -337,8 +417,8 @@ typedef struct dnc_kernels {
 
 /* The kernels of f in a dtype, compiled on first use (later calls return
  * the same pointers). They live as long as f's module. */
-dnc_status dnc_function_kernels(const dnc_function *f, dnc_dtype t,
-                                dnc_kernels *out);
+DNC_API dnc_status dnc_function_kernels(const dnc_function *f, dnc_dtype t,
+                                        dnc_kernels *out);
 
 #ifdef __cplusplus
 }

@@ -9,7 +9,7 @@
 #include <stdint.h>
 
 #include "testlib.h"
-#include "tools.h"
+#include "dnc_int.h"
 
 /* a seeded normal deviate (Box-Muller over a 64-bit LCG) */
 static uint64_t rng = 12345;

@@ -186,11 +186,11 @@ static void evaluate(const dnc_fn *f)
 
 /* The first derivatives, within their budget (NULL past it), and the
  * kernel-size check codegen makes: bounded work whatever the source. */
-static void differentiate(dnc_mod *m, const dnc_fn *f)
+static void differentiate(dnc_mod *m, dnc_fn *f)
 {
   char why[256];
   dnc_kernel_check(m, f, why, sizeof why);
-  dnc_node *d = dnc_simplify(&m->dag, dnc_diff(&m->dag, f->body, DNC_WRT_X));
+  dnc_node *d = dnc_derive(m, f, DNC_WRT_X);
   if (d && d->depth <= DNC_MAX_DAG_DEPTH) {
     dnc_prog *p = dnc_prog_build(&m->dag, m->arena, d);
     double *pv = calloc((size_t)f->nparams + 1, sizeof *pv);
