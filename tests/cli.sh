@@ -124,7 +124,8 @@ check "dnc --help exits 0" 0 "usage: dnc <command> [options] FILE..." sh -c "\"$
 for c in check print eval; do
   check "dnc $c --help exits 0" 0 "usage: dnc $c" sh -c "\"$DNC\" $c --help | head -1 | cut -d' ' -f1-3"
 done
-check "dnc --version names dnc and LLVM 19" 0 "dnc 0.4.0 LLVM 19" \
+V=$(sed -n 's/^#define DNC_VERSION_STRING "\(.*\)"/\1/p' runtime/dnc.h)
+check "dnc --version names dnc ($V, dnc.h's) and LLVM 19" 0 "dnc $V LLVM 19" \
   sh -c "\"$DNC\" --version | sed -E 's/^(dnc [0-9.]+) .*(LLVM 19)\\..*/\\1 \\2/'"
 
 echo "1..$n"

@@ -319,9 +319,84 @@ static void test_limits(void)
   dnc_context_free(ctx);
 }
 
+/* dnc_function_fit: the least-squares solver of `dnc fit` through the
+ * public API, on points made by the function itself; held parameters;
+ * how a fit that cannot be done is reported; argument checks. */
+static void test_fit(void)
+{
+  dnc_context *ctx = dnc_context_new();
+  const char *src = "fn derf(x; alpha = 0.5, shift = 0) = erf(alpha * x + shift)\n"
+                    "fn lg(x; a = 1) = log(a * x)\n";
+  dnc_module *m = NULL;
+  dnc_compile_string(ctx, "fit.dn", src, strlen(src), &m);
+  const dnc_function *f = dnc_module_find(m, "derf");
+  enum { N = 41 };
+  double x[N], y[N], truth[2] = {1.7, -0.3};
+  for (int i = 0; i < N; i++)
+    x[i] = -4 + 0.2 * i;
+  dnc_function_eval(f, x, y, N, truth);
+  dnc_fit_result r;
+  is_int(dnc_function_fit(f, x, y, N, NULL, NULL, NULL, &r), DNC_OK,
+         "a fit from the defaults runs");
+  is_int(r.status, DNC_FIT_OK, "and converges (%s)", r.why);
+  is_double(r.value[0], 1.7, 1e-9, "alpha recovered");
+  is_double(r.value[1], -0.3, 1e-9, "shift recovered");
+  ok(r.rms < 1e-12, "residual rms %g", r.rms);
+  is_double(r.value[2], 1, 0, "no gain: gamma stays 1");
+  dnc_fit_result_free(&r);
+
+  double start[2] = {1, 0.5};
+  int fixed[2] = {0, 1};
+  dnc_fit_options o;
+  dnc_fit_options_init(&o);
+  is_int(o.max_iter, 200, "dnc_fit_options_init: the defaults");
+  is_int(dnc_function_fit(f, x, y, N, start, fixed, &o, &r), DNC_OK,
+         "a fit with shift held runs");
+  is_double(r.value[1], 0.5, 0, "the held shift keeps its start");
+  ok(isnan(r.se[1]) && r.se[0] > 0, "standard error for alpha only");
+  ok(r.rms > 1e-3, "and the residual is not 0 (the data has shift -0.3)");
+  dnc_fit_result_free(&r);
+
+  o.max_iter = 1;
+  dnc_function_fit(f, x, y, N, start, NULL, &o, &r);
+  is_int(r.status, DNC_FIT_MAXITER, "max_iter 1: not converged, said (%s)",
+         r.why);
+  dnc_fit_result_free(&r);
+
+  const dnc_function *lg = dnc_module_find(m, "lg");
+  is_int(dnc_function_fit(lg, x, y, N, NULL, NULL, NULL, &r), DNC_OK,
+         "log at negative x: the call succeeds");
+  is_int(r.status, DNC_FIT_NONFINITE, "with status NONFINITE (%s)", r.why);
+  is_int(r.bad_point, 0, "at the first point");
+  dnc_fit_result_free(&r);
+  is_int(dnc_function_fit(f, x, y, 1, NULL, NULL, NULL, &r), DNC_OK,
+         "one point for two parameters runs");
+  is_int(r.status, DNC_FIT_TOOFEW, "status TOOFEW (%s)", r.why);
+  dnc_fit_result_free(&r);
+
+  is_int(dnc_function_fit(NULL, x, y, N, NULL, NULL, NULL, &r),
+         DNC_ERR_ARGUMENT, "no function: DNC_ERR_ARGUMENT");
+  is_int(dnc_function_fit(f, NULL, y, N, NULL, NULL, NULL, &r),
+         DNC_ERR_ARGUMENT, "no x: DNC_ERR_ARGUMENT");
+  is_int(dnc_function_fit(f, x, y, N, NULL, NULL, NULL, NULL),
+         DNC_ERR_ARGUMENT, "no result: DNC_ERR_ARGUMENT");
+  is_int(dnc_function_fit(f, x, y, (size_t)1 << 40, NULL, NULL, NULL, &r),
+         DNC_ERR_ARGUMENT, "more than INT_MAX points: DNC_ERR_ARGUMENT");
+  o.max_iter = -1;
+  is_int(dnc_function_fit(f, x, y, N, NULL, NULL, &o, &r), DNC_ERR_ARGUMENT,
+         "max_iter -1: DNC_ERR_ARGUMENT");
+  dnc_fit_options_init(&o);
+  o.ftol = NAN;
+  is_int(dnc_function_fit(f, x, y, N, NULL, NULL, &o, &r), DNC_ERR_ARGUMENT,
+         "a NaN tolerance: DNC_ERR_ARGUMENT");
+  dnc_module_free(m);
+  dnc_context_free(ctx);
+}
+
 int main(void)
 {
   test_version();
+  test_fit();
   test_compile_ok();
   test_compile_errors();
   test_bad_arguments();

@@ -23,13 +23,23 @@ import zipfile
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def _version():
+    """DNC_VERSION_STRING of runtime/dnc.h: the version's one home."""
+    with open(os.path.join(ROOT, "runtime", "dnc.h"), encoding="utf-8") as h:
+        m = re.search(r'^#define DNC_VERSION_STRING "([^"]+)"', h.read(), re.M)
+    if not m:
+        raise SystemExit("wheel_backend: no DNC_VERSION_STRING in "
+                         "runtime/dnc.h")
+    return m.group(1)
+
+
 def _project():
     text = open(os.path.join(ROOT, "pyproject.toml"), encoding="utf-8").read()
 
     def field(name):
         m = re.search(r'^%s\s*=\s*"([^"]*)"' % name, text, re.M)
         return m.group(1) if m else None
-    return {"name": field("name"), "version": field("version"),
+    return {"name": field("name"), "version": _version(),
             "description": field("description"),
             "requires-python": field("requires-python")}
 

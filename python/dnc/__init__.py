@@ -22,11 +22,14 @@ import numpy as np
 
 from . import _capi as C
 
-__all__ = ["Context", "Module", "Function", "Param", "Diagnostic", "Error",
+__all__ = ["Context", "Module", "Function", "Fit", "Param", "Diagnostic",
+           "Error",
            "SourceError", "LoadError", "CompileError", "compile",
-           "compile_file", "load", "default_context", "version"]
+           "compile_file", "load", "default_context", "version",
+           "__version__"]
 
 version = C.lib.dnc_version().decode()
+__version__ = version   # the library's: runtime/dnc.h's DNC_VERSION_STRING
 library_path = C.path
 
 Param = collections.namedtuple("Param", "name default kind")
@@ -314,10 +317,37 @@ def _tensor(v, ld, dt):
     return C.Tensor(v.ctypes.data, dt, v.shape[0], v.shape[1], ld)
 
 
+class Fit:
+    """What Function.fit found (see there)."""
+
+    def __init__(self, fn, r, names, free):
+        self.function = fn.name
+        self.status = C.FIT_STATUS[r.status]
+        self.message = r.why.decode()
+        self.iterations = r.iterations
+        self.values = {n: r.value[i] for i, n in enumerate(names)}
+        self.se = {n: r.se[i] for i, n in enumerate(names) if n in free}
+        self.ssq, self.rms, self.max_abs = r.ssq, r.rms, r.max_abs
+        self.bad_point = r.bad_point if self.status == "nonfinite" else None
+        self.bad_param = (names[r.bad_param] if self.status == "illposed"
+                          and 0 <= r.bad_param < len(names) else None)
+
+    @property
+    def converged(self):
+        return self.status == "ok"
+
+    def __repr__(self):
+        return "<dnc.Fit %s %s: %s, rms %g (%s)>" % (
+            self.function, self.status, ", ".join(
+                "%s = %.6g" % kv for kv in self.values.items()),
+            self.rms, self.message)
+
+
 class Function:
     """A compiled function f(x; params): .name, .params, .source;
     .forward, .backward, .eval (the double-precision reference), .diff
-    (symbolic derivatives as text) and .derivative (one, compiled)."""
+    (symbolic derivatives as text), .derivative (one, compiled) and .fit
+    (least squares with the symbolic Jacobian)."""
 
     def __init__(self):
         raise TypeError("functions come from a dnc.Module")
@@ -543,6 +573,55 @@ class Function:
         if st != C.OK:
             _raise(st, "%s.backward" % self.name)
         return dx, grads
+
+    def fit(self, x, y, params=None, start=None, max_iter=200):
+        """Least squares: the values of f's parameters that minimize
+        sum (y - f(x))^2 over the points (x, y), by dnc's solver (`dnc
+        fit`'s: Levenberg-Marquardt with f's symbolic derivatives as the
+        Jacobian, evaluated by the reference interpreter; docs/fit.md).
+        params: the names of the parameters to fit (default: all); the
+        others are held at start's values (start: {name: value}, default
+        the source's, also the fit's starting point). A per-channel
+        parameter is fitted as one value. Returns a Fit: .values and .se
+        (standard errors) by name, .status ("ok", "maxiter", "stalled",
+        "illposed", "nonfinite", "toofew", "toolarge"), .message,
+        .iterations, .rms, .max_abs, .ssq; .converged is status == "ok"."""
+        x = np.ascontiguousarray(x, dtype=np.float64).reshape(-1)
+        y = np.ascontiguousarray(y, dtype=np.float64).reshape(-1)
+        if x.shape != y.shape:
+            raise ValueError("%s.fit: x has %d points, y %d"
+                             % (self.name, x.size, y.size))
+        names = [p.name for p in self.params]
+        vals, chan = self._values(dict(start or {}))
+        if chan:
+            raise ValueError("%s.fit starts from one value per parameter"
+                             % self.name)
+        free = names if params is None else list(params)
+        for n in free:
+            if n not in self._index:
+                raise ValueError("%s.fit: no parameter '%s' (its parameters: "
+                                 "%s)" % (self.name, n,
+                                          ", ".join(names) or "none"))
+        if not isinstance(max_iter, int) or max_iter < 0:
+            raise ValueError("%s.fit: max_iter is an int >= 0, not %r"
+                             % (self.name, max_iter))
+        np_ = len(names)
+        pv = (ctypes.c_double * max(np_, 1))(*vals)
+        fixed = (ctypes.c_int * max(np_, 1))(
+            *[0 if n in free else 1 for n in names])
+        o = C.FitOptions()
+        C.lib.dnc_fit_options_init(ctypes.byref(o))
+        o.max_iter = max_iter
+        r = C.FitResult()
+        st = C.lib.dnc_function_fit(self._h, x.ctypes.data, y.ctypes.data,
+                                    x.size, pv, fixed, ctypes.byref(o),
+                                    ctypes.byref(r))
+        if st != C.OK:
+            _raise(st, "%s.fit" % self.name)
+        try:
+            return Fit(self, r, names, free)
+        finally:
+            C.lib.dnc_fit_result_free(ctypes.byref(r))
 
     def eval(self, x, **params):
         """The reference interpreter: f(x) in extended precision, rounded

@@ -53,6 +53,26 @@ class LayerGrad(ctypes.Structure):
                 ("gamma", ctypes.c_void_p), ("beta", ctypes.c_void_p)]
 
 
+class FitOptions(ctypes.Structure):
+    _fields_ = [("max_iter", ctypes.c_int), ("ftol", ctypes.c_double),
+                ("xtol", ctypes.c_double), ("gtol", ctypes.c_double),
+                ("gain", ctypes.c_int), ("gain_init", ctypes.c_double),
+                ("gain_fixed", ctypes.c_int)]
+
+
+class FitResult(ctypes.Structure):
+    _fields_ = [("status", ctypes.c_int), ("why", ctypes.c_char * 200),
+                ("iterations", ctypes.c_int), ("value", c_double_p),
+                ("se", c_double_p), ("gain", ctypes.c_double),
+                ("gain_se", ctypes.c_double), ("ssq", ctypes.c_double),
+                ("mean_abs", ctypes.c_double), ("max_abs", ctypes.c_double),
+                ("rms", ctypes.c_double), ("bad_point", ctypes.c_int),
+                ("bad_param", ctypes.c_int)]
+
+
+# dnc_fit_status
+FIT_STATUS = ("ok", "maxiter", "stalled", "illposed", "nonfinite", "toofew",
+              "toolarge")
 # dnc_status
 OK, ERR_SOURCE, ERR_ARGUMENT, ERR_NOT_FOUND, ERR_DTYPE, ERR_SHAPE, \
     ERR_COMPILE, ERR_MEMORY, ERR_LOAD = range(9)
@@ -138,6 +158,11 @@ _sig("dnc_function_diff", ctypes.c_int, P, ctypes.c_char_p, ctypes.c_int,
      ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t,
      ctypes.POINTER(ctypes.c_size_t))
 _sig("dnc_function_kernels", ctypes.c_int, P, ctypes.c_int, P)
+_sig("dnc_fit_options_init", None, ctypes.POINTER(FitOptions))
+_sig("dnc_function_fit", ctypes.c_int, P, P, P, ctypes.c_size_t, c_double_p,
+     ctypes.POINTER(ctypes.c_int), ctypes.POINTER(FitOptions),
+     ctypes.POINTER(FitResult))
+_sig("dnc_fit_result_free", None, ctypes.POINTER(FitResult))
 _sig("dnc_forward", ctypes.c_int, P, ctypes.POINTER(Tensor),
      ctypes.POINTER(Tensor), c_double_p)
 _sig("dnc_backward", ctypes.c_int, P, ctypes.POINTER(Tensor),

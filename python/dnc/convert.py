@@ -13,6 +13,7 @@ docs/python.md is the manual.
 """
 import fnmatch
 import inspect
+import warnings
 
 import numpy as np
 import torch
@@ -217,49 +218,6 @@ def _normalized(m, kind, x, cf, eps):
     return x.reshape(-1), y.reshape(-1)
 
 
-def _lm(fn, x, y, start, names, iters=100):
-    """Levenberg-Marquardt over fn's scalar parameters `names` (the others
-    at start's values) to min sum (f(x) - y)^2, with the Jacobian from
-    dnc's symbolic derivatives (fn.derivative(p)), as `dnc fit` does.
-    Returns (values, rms residual)."""
-    p = dict(start)
-    derivs = {n: fn.derivative(n) for n in names}
-
-    def resid(q):
-        return fn.forward(x, **q) - y
-
-    r = resid(p)
-    cost = float(r @ r)
-    lam = 1e-3
-    for _ in range(iters):
-        J = np.stack([derivs[n].forward(x, **p) for n in names], axis=1)
-        g = J.T @ r
-        H = J.T @ J
-        improved = False
-        while lam < 1e12:
-            A = H + lam * np.diag(np.diag(H) + 1e-12)
-            try:
-                step = np.linalg.solve(A, -g)
-            except np.linalg.LinAlgError:
-                lam *= 10
-                continue
-            q = dict(p)
-            for n, s in zip(names, step):
-                q[n] = p[n] + float(s)
-            rq = resid(q)
-            cq = float(rq @ rq)
-            if np.isfinite(cq) and cq < cost:
-                rel = (cost - cq) / max(cost, 1e-300)
-                p, r, cost = q, rq, cq
-                lam = max(lam / 10, 1e-12)
-                improved = True
-                break
-            lam *= 10
-        if not improved or rel < 1e-12:
-            break
-    return p, (cost / len(x)) ** 0.5
-
-
 def fit_initial(model, fn, batches, module=None, *, kind="all",
                 params=None, max_points=20000, channels_first_classes=None,
                 seed=0):
@@ -270,7 +228,11 @@ def fit_initial(model, fn, batches, module=None, *, kind="all",
     those named in params) by least squares so that f(x) matches the norm's
     output before its affine part, per site. Returns {path: {name: value}}
     (a mapping convert's init takes as it is: paths are exact patterns).
-    Each site uses at most max_points (x, y) pairs, sampled evenly."""
+    Each site uses at most max_points (x, y) pairs, sampled evenly. The
+    solver is dnc's own (Function.fit: `dnc fit`'s Levenberg-Marquardt with
+    the symbolic Jacobian, in libdnc); a site where it cannot fit (f not
+    finite at a point, a parameter the points do not determine) is a
+    ValueError naming it, one that did not converge a warning."""
     fn = _dt.resolve(fn, module)
     scalar = [p.name for p in fn.params if p.kind == "scalar"]
     names = list(params) if params is not None else scalar
@@ -324,7 +286,15 @@ def fit_initial(model, fn, batches, module=None, *, kind="all",
         if len(x) > max_points:
             idx = np.sort(gen.choice(len(x), max_points, replace=False))
             x, y = x[idx], y[idx]
-        vals, _ = _lm(fn, np.ascontiguousarray(x), np.ascontiguousarray(y),
-                      start, names)
-        out[path] = {n: vals[n] for n in names}
+        r = fn.fit(x, y, params=names, start=start)
+        if r.status in ("maxiter", "stalled"):
+            warnings.warn("fit_initial: the fit of %s at %s did not converge "
+                          "(%s); its values are the best found"
+                          % (fn.name, path or "the model", r.message))
+        elif not r.converged:
+            raise ValueError("fit_initial: %s cannot be fitted at %s: %s%s"
+                             % (fn.name, path or "the model", r.message,
+                                " (parameter %s)" % r.bad_param
+                                if r.bad_param else ""))
+        out[path] = {n: r.values[n] for n in names}
     return out

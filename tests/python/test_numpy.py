@@ -35,7 +35,12 @@ def ulps(got, ref, dtype):
 
 
 def test_module_api():
-    ok(dnc.version == "0.4.0", "dnc.version is the library's", dnc.version)
+    with open(os.path.join(ROOT, "runtime", "dnc.h")) as h:
+        want = [ln.split('"')[1] for ln in h
+                if ln.startswith("#define DNC_VERSION_STRING")][0]
+    ok(dnc.version == want, "dnc.version is the library's (dnc.h's)",
+       dnc.version)
+    ok(dnc.__version__ == want, "dnc.__version__ too", dnc.__version__)
     ok(m.names[:4] == ["dyt", "dyisru", "derf", "derf_pc"] and len(m) == 12,
        "the module lists norms.dn's functions in order", m.names)
     ok("dyt" in m and "nope" not in m, "in tests names")
@@ -169,6 +174,34 @@ def test_diff_text():
         / h ** 2
     ok(d2.name == "dyt__dx2" and np.allclose(d2.eval(x), fd, atol=1e-6),
        "derivative('x', 2) compiles and matches finite differences")
+
+
+def test_fit_least_squares():
+    """Function.fit: dnc's solver (dnc_function_fit) through ctypes."""
+    derf = m["derf"]
+    x = np.linspace(-4, 4, 81)
+    y = derf.eval(x, alpha=1.7, shift=-0.3)
+    r = derf.fit(x, y)
+    ok(r.converged and r.status == "ok", "converges", r)
+    ok(abs(r.values["alpha"] - 1.7) < 1e-9 and
+       abs(r.values["shift"] + 0.3) < 1e-9, "recovers alpha and shift", r)
+    ok(r.rms < 1e-12 and set(r.se) == {"alpha", "shift"}, "rms and se", r)
+    h = derf.fit(x, y, params=["alpha"], start={"shift": 0.5})
+    ok(h.values["shift"] == 0.5 and set(h.se) == {"alpha"} and h.rms > 1e-3,
+       "params= holds the others at start's values", h)
+    ok(derf.fit(x, y, max_iter=1).status == "maxiter", "max_iter=1")
+    lg = dnc.compile("fn lg(x; a = 1) = log(a * x)")["lg"]
+    bad = lg.fit(x, y)
+    ok(bad.status == "nonfinite" and bad.bad_point == 0 and
+       not bad.converged, "not finite at the start: said, with the point",
+       bad)
+    ok(derf.fit(x[:1], y[:1]).status == "toofew", "one point, two params")
+    raises(ValueError, lambda: derf.fit(x, y[:3]), "x and y differ",
+           "x has 81 points, y 3")
+    raises(ValueError, lambda: derf.fit(x, y, params=["beta"]),
+           "an unknown parameter", "no parameter 'beta'")
+    raises(ValueError, lambda: derf.fit(x, y, max_iter=-1), "max_iter < 0",
+           "max_iter")
 
 
 def test_loading_a_library():
