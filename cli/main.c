@@ -16,7 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "codegen.h"
 #include "dnc_int.h"
 #include "dnc.h"
 #include "runtime.h"

@@ -1,8 +1,10 @@
 /*
  * codegen.h - what the LLVM-facing files share: code generation
  * (codegen.c), the vector math interface (vmath.c) and the JIT (jit.c).
- * Kept apart from dnc_int.h so that the rest of the compiler builds
- * without LLVM's headers.
+ * Kept apart from dnc_int.h so that the rest of the compiler, the
+ * runtime and the command line build without LLVM's headers: what they
+ * need of code generation (dtypes, kernel forms, the AOT options) is in
+ * dnc_int.h.
  */
 #ifndef DNC_CODEGEN_H
 #define DNC_CODEGEN_H
@@ -12,11 +14,6 @@
 #include <llvm-c/TargetMachine.h>
 
 #include "dnc_int.h"
-
-/* Kernel dtypes: the storage type of x, y, dy, dx. ORDER: dnc_dtype in
- * runtime/dnc.h. */
-enum { DNC_DT_F32, DNC_DT_F64, DNC_DT_BF16, DNC_DT_F16, DNC_DT__COUNT };
-extern const char *const dnc_dtype_names[DNC_DT__COUNT];
 
 /* What one kernel body is being built with. */
 typedef struct dnc_cg {
@@ -90,10 +87,6 @@ LLVMModuleRef dnc_codegen(LLVMContextRef ctx, dnc_mod *m, dnc_fn *f, int dt,
                           const dnc_target *t, const char *prefix,
                           char **err);
 
-/* Kernel form names, in the order of dnc_kernels' members. */
-enum { DNC_K_FWD, DNC_K_BWD, DNC_K_LAYER_FWD, DNC_K_LAYER_BWD, DNC_K__COUNT };
-extern const char *const dnc_kernel_forms[DNC_K__COUNT];
-
 /* jit.c --------------------------------------------------------------- */
 
 /* Initialises LLVM's native target once per process. */
@@ -122,25 +115,5 @@ int dnc_has_fma(const char *triple, const char *features);
 /* x86 with AVX512-BF16 named in the features: vcvtneps2bf16 rounds 16
  * floats to bf16 in one instruction */
 int dnc_has_bf16_convert(const char *triple, const char *features);
-
-/* aot.c --------------------------------------------------------------- */
-
-/* What `dnc compile` writes. */
-enum { DNC_EMIT_SO, DNC_EMIT_OBJ, DNC_EMIT_ASM, DNC_EMIT_LLVM, DNC_EMIT_HEADER };
-
-typedef struct dnc_aot_options {
-  int emit;             /* DNC_EMIT_* for output */
-  const char *output;   /* the file to write */
-  const char *header;   /* -H: also a C header, or NULL */
-  const char *triple;   /* NULL: the host's */
-  const char *cpu;      /* NULL: the default levels (see aot.c) */
-  int opt_level;        /* 0..3 */
-  const char *cc;       /* the C compiler driver; NULL: $CC, else cc */
-} dnc_aot_options;
-
-/* Compiles every function of m (built, without errors) as o says. Writes
- * each output to a temporary file beside it and renames it into place
- * only when all succeeded. Returns 0, or -1 with *err malloc'd. */
-int dnc_aot_compile(dnc_mod *m, const dnc_aot_options *o, char **err);
 
 #endif

@@ -1,9 +1,21 @@
 /*
  * dnc_int.h - the compiler's one internal header, a section per file.
+ * codegen.h adds what only the LLVM-facing files share.
  *
- * Pipeline (see compiler/driver.c):
- *   source --lexer.l/parser.y--> AST --sema.c--> expression DAG (expr.c)
- *          --> interpreter (interp.c), printers (print.c), later codegen.
+ * The pipeline, in the order a module goes through it (module.c's
+ * dnc_mod_build runs the first three; the API, runtime/api.c, and the
+ * command line, cli/, run the rest on demand):
+ *
+ *   source --lexer.l/parser.y (parse.c)--> AST
+ *          --sema.c--> expression DAG (expr.c: hash-consed; ops.h)
+ *          --interp.c--> the reference interpreter's program (dnc_prog)
+ *   DAG    --diff.c, simplify.c (dnc_derive)--> first derivatives, kept
+ *          in the function; dspec.c for higher and mixed ones
+ *   DAG and derivatives
+ *          --> printers (print.c, print_latex.c, print_c.c, print_torch.c)
+ *          --> fit.c (least squares), search.c/search_eval.c (search.h)
+ *          --> codegen.c + vmath.c (LLVM IR) --> jit.c (ORC, kcache.c) or
+ *              aot.c (a shared library, aotseal.c)
  */
 #ifndef DNC_INT_H
 #define DNC_INT_H
@@ -540,6 +552,35 @@ float dnc_rt_eval_f32(const dnc_prog *pr, float x, const float *p,
                       const dnc_rt_fn32 *math32, int fused);
 double dnc_rt_eval_f64(const dnc_prog *pr, double x, const double *p,
                        const dnc_rt_fn64 *math64, int fused);
+
+/* ------------------------------------------- kernels (codegen.c, aot.c) */
+
+/* Kernel dtypes: the storage type of x, y, dy, dx. ORDER: dnc_dtype in
+ * runtime/dnc.h. */
+enum { DNC_DT_F32, DNC_DT_F64, DNC_DT_BF16, DNC_DT_F16, DNC_DT__COUNT };
+extern const char *const dnc_dtype_names[DNC_DT__COUNT];
+
+/* Kernel form names, in the order of dnc_kernels' members. */
+enum { DNC_K_FWD, DNC_K_BWD, DNC_K_LAYER_FWD, DNC_K_LAYER_BWD, DNC_K__COUNT };
+extern const char *const dnc_kernel_forms[DNC_K__COUNT];
+
+/* aot.c: `dnc compile`. What it writes: */
+enum { DNC_EMIT_SO, DNC_EMIT_OBJ, DNC_EMIT_ASM, DNC_EMIT_LLVM, DNC_EMIT_HEADER };
+
+typedef struct dnc_aot_options {
+  int emit;             /* DNC_EMIT_* for output */
+  const char *output;   /* the file to write */
+  const char *header;   /* -H: also a C header, or NULL */
+  const char *triple;   /* NULL: the host's */
+  const char *cpu;      /* NULL: the default levels (see aot.c) */
+  int opt_level;        /* 0..3 */
+  const char *cc;       /* the C compiler driver; NULL: $CC, else cc */
+} dnc_aot_options;
+
+/* Compiles every function of m (built, without errors) as o says. Writes
+ * each output to a temporary file beside it and renames it into place
+ * only when all succeeded. Returns 0, or -1 with *err malloc'd. */
+int dnc_aot_compile(dnc_mod *m, const dnc_aot_options *o, char **err);
 
 /* ------------------------------------------------------------------ jit.c */
 

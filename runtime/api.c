@@ -7,7 +7,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "codegen.h"
 #include "dnc_aot.h"
 #include "runtime.h"
 

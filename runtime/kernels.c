@@ -21,7 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "codegen.h"
 #include "runtime.h"
 
 enum { BLOCK = 65536, MAX_ROW_BLOCKS = 64 };

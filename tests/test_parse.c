@@ -10,8 +10,7 @@
 #include "tap.h"
 #include "testlib.h"
 
-/* Builds a module from source; NULL (and the diagnostics as TAP comments)
- * when it has errors. */
+/* f printed as dnc source (dnc_print_fn), malloc'd. */
 static char *print_fn(const dnc_fn *f)
 {
   char *text = NULL;
