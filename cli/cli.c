@@ -1,7 +1,8 @@
 /*
- * cli.c - what the fit, search and plot commands share: option values,
- * loading a source, located errors, and writing an output file whole
- * (a temporary file beside it, renamed into place, as aot.c does).
+ * cli.c - what the commands share: options parsed from tables, option
+ * values, loading sources, choosing functions, errors, and writing an
+ * output file whole (a temporary file beside it, renamed into place, as
+ * aot.c does).
  */
 #include <errno.h>
 #include <math.h>
@@ -98,10 +99,13 @@ int dnc_cli_show(const dnc_cli *c, const dnc_diags *d)
   return d->nerrors;
 }
 
-dnc_mod *dnc_cli_load(const dnc_cli *c, const char *file)
+dnc_mod *dnc_cli_load(const dnc_cli *c, char **files, int nfiles)
 {
   dnc_mod *m = dnc_mod_new();
-  if (dnc_mod_read_file(m, file))
+  int ok = 1;
+  for (int i = 0; i < nfiles; i++)
+    ok &= dnc_mod_read_file(m, files[i]) != NULL;
+  if (ok)
     dnc_mod_build(m);
   fflush(stdout);
   if (dnc_cli_show(c, &m->diags)) {
@@ -109,6 +113,23 @@ dnc_mod *dnc_cli_load(const dnc_cli *c, const char *file)
     return NULL;
   }
   return m;
+}
+
+void dnc_cli_no_function(const dnc_mod *m, const char *name,
+                         const char *file)
+{
+  const char **cands = calloc((size_t)m->nfns + 1, sizeof *cands);
+  for (int i = 0; i < m->nfns; i++)
+    cands[i] = m->fns[i]->name;
+  const char *best = dnc_did_you_mean(name, cands, m->nfns);
+  fflush(stdout);
+  fprintf(stderr, "dnc: error: no function '%s'", name);
+  if (file)
+    fprintf(stderr, " in '%s'", file);
+  if (best)
+    fprintf(stderr, "; did you mean '%s'?", best);
+  fputc('\n', stderr);
+  free(cands);
 }
 
 dnc_fn *dnc_cli_function(const dnc_cli *c, dnc_mod *m, const char *file,
@@ -125,19 +146,146 @@ dnc_fn *dnc_cli_function(const dnc_cli *c, dnc_mod *m, const char *file,
     return NULL;
   }
   dnc_fn *f = dnc_mod_find(m, name);
-  if (f)
-    return f;
-  const char **cands = calloc((size_t)m->nfns + 1, sizeof *cands);
-  for (int i = 0; i < m->nfns; i++)
-    cands[i] = m->fns[i]->name;
-  const char *best = dnc_did_you_mean(name, cands, m->nfns);
-  fflush(stdout);
-  fprintf(stderr, "dnc: error: no function '%s' in '%s'", name, file);
-  if (best)
-    fprintf(stderr, "; did you mean '%s'?", best);
-  fputc('\n', stderr);
-  free(cands);
-  return NULL;
+  if (!f)
+    dnc_cli_no_function(m, name, file);
+  return f;
+}
+
+int dnc_cli_functions(dnc_mod *m, const char *names, dnc_fn ***fns, int *n)
+{
+  *fns = calloc((size_t)m->nfns + 1, sizeof **fns);
+  *n = 0;
+  if (!names) {
+    for (int i = 0; i < m->nfns; i++)
+      (*fns)[(*n)++] = m->fns[i];
+    return 1;
+  }
+  if (strspn(names, ",") == strlen(names)) { /* "" or "," */
+    dnc_cli_error("-f needs function names");
+    return 0;
+  }
+  char *copy = strdup(names);
+  int ok = 1;
+  for (char *save, *t = strtok_r(copy, ",", &save); t;
+       t = strtok_r(NULL, ",", &save)) {
+    dnc_fn *f = dnc_mod_find(m, t);
+    if (!f) {
+      dnc_cli_no_function(m, t, NULL);
+      ok = 0;
+      continue;
+    }
+    int seen = 0;
+    for (int i = 0; i < *n; i++)
+      seen |= (*fns)[i] == f;
+    if (!seen) /* -f a,a is a */
+      (*fns)[(*n)++] = f;
+  }
+  free(copy);
+  return ok;
+}
+
+/* ------------------------------------------------------- option tables */
+
+static const char *opt_name(const dnc_opt *o)
+{
+  return o->name ? o->name : o->s ? o->s : o->l;
+}
+
+static int takes_value(const dnc_opt *o)
+{
+  return o->kind != DNC_OPT_FLAG && (o->kind != DNC_OPT_CALL || o->takes);
+}
+
+/* Applies option o with value v (NULL for a flag): -1, or the status. */
+static int opt_apply(const dnc_cli *c, const dnc_opt *o, const char *v,
+                     void *arg)
+{
+  const char *name = opt_name(o);
+  if (o->given)
+    *o->given = 1;
+  switch (o->kind) {
+  case DNC_OPT_FLAG:
+    *(int *)o->dest = 1;
+    return -1;
+  case DNC_OPT_STRING:
+    if (o->what && !*v)
+      return dnc_cli_usage_error(c, "%s needs %s", name, o->what);
+    *(const char **)o->dest = v;
+    return -1;
+  case DNC_OPT_CHOICE:
+    for (int k = 0; o->choices[k]; k++)
+      if (!strcmp(v, o->choices[k])) {
+        *(int *)o->dest = k;
+        return -1;
+      }
+    {
+      /* "NAME is a, b or c, not 'V'" */
+      char list[200] = "";
+      size_t len = 0;
+      for (int k = 0; o->choices[k]; k++)
+        len += (size_t)snprintf(list + len, len < sizeof list ?
+                                sizeof list - len : 0, "%s%s",
+                                k == 0 ? "" : o->choices[k + 1] ? ", "
+                                                                : " or ",
+                                o->choices[k]);
+      return dnc_cli_usage_error(c, "%s is %s, not '%s'", name, list, v);
+    }
+  case DNC_OPT_INT:
+    if (!dnc_cli_int(v, o->lo, o->hi, (long *)o->dest)) {
+      char what[200];
+      snprintf(what, sizeof what, o->what, o->lo, o->hi);
+      return dnc_cli_usage_error(c, "%s needs %s, not '%s'", name, what, v);
+    }
+    return -1;
+  case DNC_OPT_CALL: {
+    int rc = o->call(arg, o->l, v);
+    if (rc == -1)
+      return dnc_cli_usage_error(c, "%s needs %s, not '%s'", name, o->what,
+                                 v ? v : "");
+    return rc ? rc : -1;
+  }
+  }
+  return -1;
+}
+
+int dnc_cli_parse(const dnc_cli *c, int argc, char **argv,
+                  const dnc_opt *opts, dnc_cli_arg_fn positional, void *arg)
+{
+  for (int i = 1; i < argc; i++) {
+    if (dnc_cli_is_help(argv[i])) {
+      fputs(c->usage, stdout);
+      return 0;
+    }
+    const dnc_opt *o = opts;
+    const char *v = NULL;
+    for (; o->l; o++) {
+      if (!takes_value(o)) {
+        if ((o->s && !strcmp(argv[i], o->s)) || !strcmp(argv[i], o->l))
+          break;
+      } else if ((v = dnc_cli_opt(argc, argv, &i, o->s ? o->s : o->l,
+                                  o->l))) {
+        break;
+      }
+    }
+    int rc;
+    if (o->l)
+      rc = opt_apply(c, o, v, arg);
+    else if ((rc = positional(c, arg, argv[i])) == DNC_CLI_UNKNOWN)
+      rc = dnc_cli_usage_error(c, "unknown option '%s'", argv[i]);
+    if (rc >= 0)
+      return rc;
+  }
+  return -1;
+}
+
+int dnc_cli_file_arg(const dnc_cli *c, void *arg, const char *a)
+{
+  (void)c;
+  if (a[0] == '-' && a[1])
+    return DNC_CLI_UNKNOWN;
+  dnc_cli_files *f = arg;
+  f->files[f->n++] = (char *)a;
+  return -1;
 }
 
 const char *const *dnc_cli_inputs;

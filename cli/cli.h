@@ -1,17 +1,23 @@
 /*
- * tools.h - the fit, search and plot commands and what they share: a
- * section per file. The commands' usage texts live in main.c, which hands
- * them over with the -w setting (dnc_cli).
+ * cli.h - the dnc command: what its files share, a section per file.
+ *
+ * main.c reads as the pipeline's front: it picks a command from its table
+ * and hands it the -w setting and its usage text (dnc_cli). Each command
+ * lives in its own file with its usage text and parses its options from a
+ * table (dnc_cli_parse): check_cmd.c, print_cmd.c, eval_cmd.c,
+ * diff_cmd.c, compile_cmd.c, fit_cmd.c, search_cmd.c, plot_cmd.c. They
+ * call libdnc's passes (dnc_int.h; search.h for the search engine); cli.c
+ * and csv.c are what they share. None of this is in libdnc.
  */
-#ifndef DNC_TOOLS_H
-#define DNC_TOOLS_H
+#ifndef DNC_CLI_H
+#define DNC_CLI_H
 
 #include <stdint.h>
 #include <stdio.h>
 
 #include "dnc_int.h"
 
-/* ------------------------------------------------------------------ cli.c */
+/* ------------------------------------------------------------ commands */
 
 /* What a command gets from main.c. */
 typedef struct dnc_cli {
@@ -19,7 +25,68 @@ typedef struct dnc_cli {
   int no_warnings; /* -w */
 } dnc_cli;
 
+/* A command: its name, its line in `dnc --help` (continuation lines
+ * indented by 10 spaces), its usage text and its entry point, which
+ * returns the exit status. */
+typedef struct dnc_command {
+  const char *name, *summary, *usage;
+  int (*run)(const dnc_cli *c, int argc, char **argv);
+} dnc_command;
+/* ORDER: as `dnc --help` lists them (main.c's table). */
+extern const dnc_command dnc_cmd_check, dnc_cmd_print, dnc_cmd_eval,
+    dnc_cmd_diff, dnc_cmd_compile, dnc_cmd_fit, dnc_cmd_search, dnc_cmd_plot;
+
 enum { DNC_EXIT_INPUT = 1, DNC_EXIT_USAGE = 2 };
+
+/* ------------------------------------------------------------------ cli.c */
+
+/* One option of a command's table (dnc_cli_parse). A value is given as
+ * "-s V", "--long V" or "--long=V". Errors are usage errors, worded from
+ * the table: "NAME needs WHAT" (an empty string), "NAME needs WHAT, not
+ * 'V'" (a bad number; for DNC_OPT_INT, WHAT is a printf format given lo
+ * and hi), "NAME is A, B or C, not 'V'" (a choice). NAME is .name, else
+ * the short spelling, else the long one. */
+typedef enum {
+  DNC_OPT_FLAG,   /* no value: *(int *)dest = 1 */
+  DNC_OPT_STRING, /* *(const char **)dest; with what set, "" is refused */
+  DNC_OPT_CHOICE, /* *(int *)dest = the value's index in choices */
+  DNC_OPT_INT,    /* *(long *)dest, a whole number in [lo, hi] */
+  DNC_OPT_CALL,   /* call(arg, spelling, value): 0 done; -1 the "needs
+                     WHAT, not 'V'" error; else an exit status, reported.
+                     Without takes, a flag (value NULL) */
+} dnc_opt_kind;
+
+typedef struct dnc_opt {
+  const char *s, *l; /* "-f" (or NULL) and "--function"; l NULL ends */
+  dnc_opt_kind kind;
+  void *dest;
+  const char *what;
+  long lo, hi;
+  const char *const *choices; /* NULL-terminated */
+  int *given;                 /* set to 1 when given (or NULL) */
+  int takes;                  /* DNC_OPT_CALL: it takes a value */
+  int (*call)(void *arg, const char *opt, const char *v);
+  const char *name;           /* in errors, when not the first spelling */
+} dnc_opt;
+
+/* What an argument that is no option is, for dnc_cli_parse's caller:
+ * -1 taken; DNC_CLI_UNKNOWN an unknown option (the parser says so); else
+ * an exit status, reported. */
+enum { DNC_CLI_UNKNOWN = -2 };
+typedef int (*dnc_cli_arg_fn)(const dnc_cli *c, void *arg, const char *a);
+
+/* Parses argv[1..argc) in order: -h/--help prints the usage (returns 0),
+ * an option of opts sets what it says, any other argument goes to
+ * positional. -1 to go on; else the exit status, the error reported. */
+int dnc_cli_parse(const dnc_cli *c, int argc, char **argv,
+                  const dnc_opt *opts, dnc_cli_arg_fn positional, void *arg);
+/* positional for commands that take source files: each one into
+ * ((dnc_cli_files *)arg); options starting with '-' are unknown. */
+typedef struct dnc_cli_files {
+  int n;
+  char **files; /* argc entries, malloc'd by the caller */
+} dnc_cli_files;
+int dnc_cli_file_arg(const dnc_cli *c, void *arg, const char *a);
 
 /* "dnc: MESSAGE" and the usage on stderr; returns DNC_EXIT_USAGE. */
 int dnc_cli_usage_error(const dnc_cli *c, const char *fmt, ...)
@@ -35,13 +102,20 @@ int dnc_cli_int(const char *s, long lo, long hi, long *v);
  * value is missing), or NULL when argv[*i] is another option. */
 const char *dnc_cli_opt(int argc, char **argv, int *i, const char *s,
                         const char *l);
-/* Reads and builds one source file, showing its diagnostics; NULL on
- * errors. */
-dnc_mod *dnc_cli_load(const dnc_cli *c, const char *file);
+/* Reads and builds source files as one module, showing its diagnostics;
+ * NULL on errors. */
+dnc_mod *dnc_cli_load(const dnc_cli *c, char **files, int nfiles);
 /* The function called name (or the only one when name is NULL); reports
  * and returns NULL when there is none. */
 dnc_fn *dnc_cli_function(const dnc_cli *c, dnc_mod *m, const char *file,
                          const char *name);
+/* The functions "-f a,b" names (each once, in that order), or all of m's
+ * when names is NULL, into *fns (malloc'd) and *n; 0 after reporting a
+ * name m lacks (with a did-you-mean) or an empty list. */
+int dnc_cli_functions(dnc_mod *m, const char *names, dnc_fn ***fns, int *n);
+/* "dnc: error: no function 'name'[ in 'file']; did you mean 'x'?" */
+void dnc_cli_no_function(const dnc_mod *m, const char *name,
+                         const char *file);
 /* Renders the diagnostics of d; returns its number of errors. */
 int dnc_cli_show(const dnc_cli *c, const dnc_diags *d);
 /* Writes path through write(out, arg) into a temporary file beside it,
@@ -85,17 +159,5 @@ int dnc_csv_column(dnc_mod *m, const dnc_csv *c, const char *name);
  * it is NaN or infinite and finite is set. */
 int dnc_csv_number(dnc_mod *m, const dnc_csv *c, int row, int col,
                    int finite, double *v);
-
-/* ------------------------------------------------------------ commands */
-
-/* Each command's entry point, in its own file with its usage text
- * (fit_cmd.c, plot.c, search_cmd.c). */
-int dnc_cmd_fit(const dnc_cli *c, int argc, char **argv);
-
-/* ----------------------------------------------------------------- plot.c */
-
-int dnc_cmd_plot(const dnc_cli *c, int argc, char **argv);
-
-int dnc_cmd_search(const dnc_cli *c, int argc, char **argv);
 
 #endif

@@ -9,7 +9,39 @@
 
 #include "cli.h"
 
-enum { FMT_TEXT, FMT_JSON, FMT_CSV };
+static const char usage[] =
+    "usage: dnc fit FILE [-f NAME] (--data POINTS.csv [--x COL] [--y COL]\n"
+    "               | --target layernorm|rmsnorm [target options])\n"
+    "               [--init P=V]... [--fix P=V]... [--gain] [--max-iter N]\n"
+    "               [--format text|json|csv] [--points OUT.csv]\n"
+    "\n"
+    "Fits the function's parameters to (x, y) points by least squares\n"
+    "(Levenberg-Marquardt, the Jacobian from dnc's symbolic derivatives) and\n"
+    "prints them with their standard errors, the residuals, the iterations\n"
+    "and why the fit stopped (docs/fit.md).\n"
+    "\n"
+    "  -f, --function NAME  the function (default: the only one in FILE)\n"
+    "  --data FILE          a CSV file with a header line\n"
+    "  --x COL, --y COL     its columns, by name or number (default: x and\n"
+    "                       y, or the two columns of a two-column file)\n"
+    "  --target KIND        points dnc makes: a normalized outlier of C\n"
+    "                       channel values, layernorm or rmsnorm; the model\n"
+    "                       is then gamma * f(x), gamma the layer's gain\n"
+    "  --init P=V           start parameter P at V (default: its default)\n"
+    "  --fix P=V            hold parameter P at V (gamma too)\n"
+    "  --gain               fit gamma * f(x) to --data as well\n"
+    "  --max-iter N         at most N iterations (default 200)\n"
+    "  --format F           text (default), json, or csv (one row)\n"
+    "  --points OUT.csv     also write x, y, the fit and the residual\n"
+    "\n"
+    "target options: --channels C (512), --dist normal|uniform|laplace\n"
+    "(normal), --scale S (the standard deviation, 1), --steps N (200\n"
+    "outlier positions, mirrored: 2N points), --reach X (the outlier's\n"
+    "largest value; 4 sqrt(C) S), --eps E (1e-5), --seed N (0)\n"
+    "\n"
+    "exit status 1 also when the fit does not converge or is ill-posed\n";
+
+enum { FMT_TEXT, FMT_JSON, FMT_CSV }; /* ORDER: formats */
 
 typedef struct setting {
   char *name;
@@ -50,128 +82,131 @@ static int add_setting(setting *s, int *n, const char *v)
   return 1;
 }
 
+static int opt_init(void *arg, const char *opt, const char *v)
+{
+  (void)opt;
+  fit_args *a = arg;
+  return add_setting(a->init, &a->ninit, v) ? 0 : -1;
+}
+
+static int opt_fix(void *arg, const char *opt, const char *v)
+{
+  (void)opt;
+  fit_args *a = arg;
+  return add_setting(a->fix, &a->nfix, v) ? 0 : -1;
+}
+
+/* a finite number > 0 (--scale, --reach), >= 0 (--eps) */
+static int positive(const char *v, double *d)
+{
+  return dnc_cli_number(v, d) && *d > 0 && isfinite(*d) ? 0 : -1;
+}
+
+static int opt_scale(void *arg, const char *opt, const char *v)
+{
+  (void)opt;
+  return positive(v, &((fit_args *)arg)->t.scale);
+}
+
+static int opt_reach(void *arg, const char *opt, const char *v)
+{
+  (void)opt;
+  return positive(v, &((fit_args *)arg)->t.reach);
+}
+
+static int opt_eps(void *arg, const char *opt, const char *v)
+{
+  (void)opt;
+  double d;
+  if (!dnc_cli_number(v, &d) || !(d >= 0) || !isfinite(d))
+    return -1;
+  ((fit_args *)arg)->t.eps = d;
+  return 0;
+}
+
+static int opt_seed(void *arg, const char *opt, const char *v)
+{
+  (void)opt;
+  char *end;
+  unsigned long long s = strtoull(v, &end, 10);
+  if (!*v || *end || *v == '-')
+    return -1;
+  ((fit_args *)arg)->t.seed = s;
+  return 0;
+}
+
+/* FILE: one at a time */
+static int fit_arg(const dnc_cli *c, void *arg, const char *s)
+{
+  fit_args *a = arg;
+  if (s[0] == '-' && s[1])
+    return DNC_CLI_UNKNOWN;
+  if (a->file)
+    return dnc_cli_usage_error(c, "one source file at a time ('%s' and "
+                                  "'%s')", a->file, s);
+  a->file = s;
+  return -1;
+}
+
+static const char *const targets[] = {"layernorm", "rmsnorm", NULL};
+static const char *const dists[] = {"normal", "uniform", "laplace", NULL};
+static const char *const formats[] = {"text", "json", "csv", NULL};
+
 static int parse(const dnc_cli *c, int argc, char **argv, fit_args *a)
 {
   dnc_ref_defaults(&a->t);
   dnc_fit_options_init(&a->o);
   a->target = -1;
-  for (int i = 1; i < argc; i++) {
-    const char *v;
-    long l;
-    double d;
-    if (dnc_cli_is_help(argv[i])) {
-      fputs(c->usage, stdout);
-      return 0;
-    } else if ((v = dnc_cli_opt(argc, argv, &i, "-f", "--function"))) {
-      if (!*v)
-        return dnc_cli_usage_error(c, "-f needs a function name");
-      a->fn = v;
-    } else if ((v = dnc_cli_opt(argc, argv, &i, "--data", "--data"))) {
-      if (!*v)
-        return dnc_cli_usage_error(c, "--data needs a CSV file");
-      a->data = v;
-    } else if ((v = dnc_cli_opt(argc, argv, &i, "--x", "--x"))) {
-      if (!*v)
-        return dnc_cli_usage_error(c, "--x needs a column name or number");
-      a->xcol = v;
-    } else if ((v = dnc_cli_opt(argc, argv, &i, "--y", "--y"))) {
-      if (!*v)
-        return dnc_cli_usage_error(c, "--y needs a column name or number");
-      a->ycol = v;
-    } else if ((v = dnc_cli_opt(argc, argv, &i, "--target", "--target"))) {
-      if (!strcmp(v, "layernorm"))
-        a->target = DNC_TARGET_LAYERNORM;
-      else if (!strcmp(v, "rmsnorm"))
-        a->target = DNC_TARGET_RMSNORM;
-      else
-        return dnc_cli_usage_error(c, "--target is layernorm or rmsnorm, "
-                                      "not '%s'", v);
-      a->t.kind = (dnc_ref_kind)a->target;
-    } else if ((v = dnc_cli_opt(argc, argv, &i, "--channels", "--channels"))) {
-      if (!dnc_cli_int(v, 2, 1 << 24, &l))
-        return dnc_cli_usage_error(c, "--channels needs a whole number from "
-                                      "2 to 16777216, not '%s'", v);
-      a->t.channels = (int)l;
-      a->target_opts = 1;
-    } else if ((v = dnc_cli_opt(argc, argv, &i, "--dist", "--dist"))) {
-      int k = 0;
-      while (k < 3 && strcmp(v, dnc_dist_name((dnc_dist)k)))
-        k++;
-      if (k == 3)
-        return dnc_cli_usage_error(c, "--dist is normal, uniform or laplace, "
-                                      "not '%s'", v);
-      a->t.dist = (dnc_dist)k;
-      a->target_opts = 1;
-    } else if ((v = dnc_cli_opt(argc, argv, &i, "--scale", "--scale"))) {
-      if (!dnc_cli_number(v, &d) || !(d > 0) || !isfinite(d))
-        return dnc_cli_usage_error(c, "--scale needs a positive number, not "
-                                      "'%s'", v);
-      a->t.scale = d;
-      a->target_opts = 1;
-    } else if ((v = dnc_cli_opt(argc, argv, &i, "--steps", "--steps"))) {
-      if (!dnc_cli_int(v, 2, 1 << 20, &l))
-        return dnc_cli_usage_error(c, "--steps needs a whole number from 2 "
-                                      "to 1048576, not '%s'", v);
-      a->t.steps = (int)l;
-      a->target_opts = 1;
-    } else if ((v = dnc_cli_opt(argc, argv, &i, "--reach", "--reach"))) {
-      if (!dnc_cli_number(v, &d) || !(d > 0) || !isfinite(d))
-        return dnc_cli_usage_error(c, "--reach needs a positive number, not "
-                                      "'%s'", v);
-      a->t.reach = d;
-      a->target_opts = 1;
-    } else if ((v = dnc_cli_opt(argc, argv, &i, "--eps", "--eps"))) {
-      if (!dnc_cli_number(v, &d) || !(d >= 0) || !isfinite(d))
-        return dnc_cli_usage_error(c, "--eps needs a number >= 0, not '%s'",
-                                   v);
-      a->t.eps = d;
-      a->target_opts = 1;
-    } else if ((v = dnc_cli_opt(argc, argv, &i, "--seed", "--seed"))) {
-      char *end;
-      unsigned long long s = strtoull(v, &end, 10);
-      if (!*v || *end || *v == '-')
-        return dnc_cli_usage_error(c, "--seed needs a whole number >= 0, not "
-                                      "'%s'", v);
-      a->t.seed = s;
-      a->target_opts = 1;
-    } else if ((v = dnc_cli_opt(argc, argv, &i, "--init", "--init"))) {
-      if (!add_setting(a->init, &a->ninit, v))
-        return dnc_cli_usage_error(c, "--init needs NAME=NUMBER (a finite "
-                                      "number), not '%s'", v);
-    } else if ((v = dnc_cli_opt(argc, argv, &i, "--fix", "--fix"))) {
-      if (!add_setting(a->fix, &a->nfix, v))
-        return dnc_cli_usage_error(c, "--fix needs NAME=NUMBER (a finite "
-                                      "number), not '%s'", v);
-    } else if (!strcmp(argv[i], "--gain")) {
-      a->gain = 1;
-    } else if ((v = dnc_cli_opt(argc, argv, &i, "--max-iter", "--max-iter"))) {
-      if (!dnc_cli_int(v, 1, 1000000, &l))
-        return dnc_cli_usage_error(c, "--max-iter needs a whole number from "
-                                      "1 to 1000000, not '%s'", v);
-      a->o.max_iter = (int)l;
-    } else if ((v = dnc_cli_opt(argc, argv, &i, "--format", "--format"))) {
-      if (!strcmp(v, "text"))
-        a->fmt = FMT_TEXT;
-      else if (!strcmp(v, "json"))
-        a->fmt = FMT_JSON;
-      else if (!strcmp(v, "csv"))
-        a->fmt = FMT_CSV;
-      else
-        return dnc_cli_usage_error(c, "--format is text, json or csv, not "
-                                      "'%s'", v);
-    } else if ((v = dnc_cli_opt(argc, argv, &i, "--points", "--points"))) {
-      if (!*v)
-        return dnc_cli_usage_error(c, "--points needs a file name");
-      a->points = v;
-    } else if (argv[i][0] == '-' && argv[i][1]) {
-      return dnc_cli_usage_error(c, "unknown option '%s'", argv[i]);
-    } else if (!a->file) {
-      a->file = argv[i];
-    } else {
-      return dnc_cli_usage_error(c, "one source file at a time ('%s' and "
-                                    "'%s')", a->file, argv[i]);
-    }
-  }
+  long channels = a->t.channels, steps = a->t.steps, max_iter = a->o.max_iter;
+  int dist = (int)a->t.dist;
+  int *tg = &a->target_opts; /* a target option was given */
+  const dnc_opt opts[] = {
+      {.s = "-f", .l = "--function", .kind = DNC_OPT_STRING, .dest = &a->fn,
+       .what = "a function name"},
+      {.l = "--data", .kind = DNC_OPT_STRING, .dest = &a->data,
+       .what = "a CSV file"},
+      {.l = "--x", .kind = DNC_OPT_STRING, .dest = &a->xcol,
+       .what = "a column name or number"},
+      {.l = "--y", .kind = DNC_OPT_STRING, .dest = &a->ycol,
+       .what = "a column name or number"},
+      {.l = "--target", .kind = DNC_OPT_CHOICE, .dest = &a->target,
+       .choices = targets},
+      {.l = "--channels", .kind = DNC_OPT_INT, .dest = &channels, .lo = 2,
+       .hi = 1 << 24, .what = "a whole number from %ld to %ld", .given = tg},
+      {.l = "--dist", .kind = DNC_OPT_CHOICE, .dest = &dist, .choices = dists,
+       .given = tg},
+      {.l = "--scale", .kind = DNC_OPT_CALL, .takes = 1, .call = opt_scale,
+       .what = "a positive number", .given = tg},
+      {.l = "--steps", .kind = DNC_OPT_INT, .dest = &steps, .lo = 2,
+       .hi = 1 << 20, .what = "a whole number from %ld to %ld", .given = tg},
+      {.l = "--reach", .kind = DNC_OPT_CALL, .takes = 1, .call = opt_reach,
+       .what = "a positive number", .given = tg},
+      {.l = "--eps", .kind = DNC_OPT_CALL, .takes = 1, .call = opt_eps,
+       .what = "a number >= 0", .given = tg},
+      {.l = "--seed", .kind = DNC_OPT_CALL, .takes = 1, .call = opt_seed,
+       .what = "a whole number >= 0", .given = tg},
+      {.l = "--init", .kind = DNC_OPT_CALL, .takes = 1, .call = opt_init,
+       .what = "NAME=NUMBER (a finite number)"},
+      {.l = "--fix", .kind = DNC_OPT_CALL, .takes = 1, .call = opt_fix,
+       .what = "NAME=NUMBER (a finite number)"},
+      {.l = "--gain", .kind = DNC_OPT_FLAG, .dest = &a->gain},
+      {.l = "--max-iter", .kind = DNC_OPT_INT, .dest = &max_iter, .lo = 1,
+       .hi = 1000000, .what = "a whole number from %ld to %ld"},
+      {.l = "--format", .kind = DNC_OPT_CHOICE, .dest = &a->fmt,
+       .choices = formats},
+      {.l = "--points", .kind = DNC_OPT_STRING, .dest = &a->points,
+       .what = "a file name"},
+      {0},
+  };
+  int rc = dnc_cli_parse(c, argc, argv, opts, fit_arg, a);
+  if (rc >= 0)
+    return rc;
+  a->t.channels = (int)channels;
+  a->t.steps = (int)steps;
+  a->t.dist = (dnc_dist)dist;
+  a->o.max_iter = (int)max_iter;
+  if (a->target >= 0)
+    a->t.kind = (dnc_ref_kind)a->target; /* ORDER: targets */
   if (!a->file)
     return dnc_cli_usage_error(c, "no input file");
   if (a->data && a->target >= 0)
@@ -461,7 +496,7 @@ static int explain(const report *rp)
   }
 }
 
-int dnc_cmd_fit(const dnc_cli *c, int argc, char **argv)
+static int run(const dnc_cli *c, int argc, char **argv)
 {
   fit_args a = {0};
   a.init = calloc((size_t)argc + 1, sizeof *a.init);
@@ -474,7 +509,7 @@ int dnc_cmd_fit(const dnc_cli *c, int argc, char **argv)
   if (rc >= 0)
     goto out;
   rc = DNC_EXIT_INPUT;
-  if (!(m = dnc_cli_load(c, a.file)))
+  if (!(m = dnc_cli_load(c, (char **)&a.file, 1)))
     goto out;
   dnc_fn *f = dnc_cli_function(c, m, a.file, a.fn);
   if (!f) {
@@ -545,3 +580,7 @@ out:
   dnc_mod_free(m);
   return rc;
 }
+
+const dnc_command dnc_cmd_fit = {
+    "fit", "fit a function's parameters to points, or to LayerNorm", usage,
+    run};

@@ -28,6 +28,24 @@
 #include "runtime.h"
 #include "search.h"
 
+static const char usage[] =
+    "usage: dnc search SPEC [-o PREFIX] [--threads N] [--top K] [--quiet]\n"
+    "\n"
+    "Expands a search space (docs/search.md) into candidate functions,\n"
+    "drops those whose simplified DAGs are equal, measures each one's\n"
+    "properties (zero-centred, bounded, center-sensitive, monotonic), its\n"
+    "fit to LayerNorm and the spec's scores, and ranks them. Writes\n"
+    "PREFIX.csv and PREFIX.json (default PREFIX: SPEC's name without its\n"
+    "extension, in the current directory) and prints the top K.\n"
+    "\n"
+    "  -o, --output PREFIX  where the ranked tables go\n"
+    "  --threads N          worker threads (default: every CPU)\n"
+    "  --top K              rows of the table printed (default 10; 0: none)\n"
+    "  --quiet              no progress bar and no summary on stderr\n"
+    "\n"
+    "An interrupted search (SIGINT, SIGTERM, or killed) keeps what it has\n"
+    "measured in PREFIX.journal; the same command resumes it.\n";
+
 enum { BATCH = 64 };
 
 static volatile sig_atomic_t interrupted;
@@ -392,37 +410,35 @@ typedef struct search_args {
   int quiet;
 } search_args;
 
+/* SPEC: one at a time */
+static int spec_arg(const dnc_cli *c, void *arg, const char *s)
+{
+  search_args *a = arg;
+  if (s[0] == '-' && s[1])
+    return DNC_CLI_UNKNOWN;
+  if (a->spec)
+    return dnc_cli_usage_error(c, "one spec at a time ('%s' and '%s')",
+                               a->spec, s);
+  a->spec = s;
+  return -1;
+}
+
 static int parse(const dnc_cli *c, int argc, char **argv, search_args *a)
 {
   a->top = 10;
-  for (int i = 1; i < argc; i++) {
-    const char *v;
-    if (dnc_cli_is_help(argv[i])) {
-      fputs(c->usage, stdout);
-      return 0;
-    } else if ((v = dnc_cli_opt(argc, argv, &i, "-o", "--output"))) {
-      if (!*v)
-        return dnc_cli_usage_error(c, "-o needs a prefix for the output files");
-      a->prefix = v;
-    } else if ((v = dnc_cli_opt(argc, argv, &i, "--threads", "--threads"))) {
-      if (!dnc_cli_int(v, 1, 1024, &a->threads))
-        return dnc_cli_usage_error(c, "--threads needs a whole number from 1 "
-                                      "to 1024, not '%s'", v);
-    } else if ((v = dnc_cli_opt(argc, argv, &i, "--top", "--top"))) {
-      if (!dnc_cli_int(v, 0, 1000000, &a->top))
-        return dnc_cli_usage_error(c, "--top needs a whole number from 0, not "
-                                      "'%s'", v);
-    } else if (!strcmp(argv[i], "--quiet") || !strcmp(argv[i], "-q")) {
-      a->quiet = 1;
-    } else if (argv[i][0] == '-' && argv[i][1]) {
-      return dnc_cli_usage_error(c, "unknown option '%s'", argv[i]);
-    } else if (!a->spec) {
-      a->spec = argv[i];
-    } else {
-      return dnc_cli_usage_error(c, "one spec at a time ('%s' and '%s')",
-                                 a->spec, argv[i]);
-    }
-  }
+  const dnc_opt opts[] = {
+      {.s = "-o", .l = "--output", .kind = DNC_OPT_STRING, .dest = &a->prefix,
+       .what = "a prefix for the output files"},
+      {.l = "--threads", .kind = DNC_OPT_INT, .dest = &a->threads, .lo = 1,
+       .hi = 1024, .what = "a whole number from %ld to %ld"},
+      {.l = "--top", .kind = DNC_OPT_INT, .dest = &a->top, .lo = 0,
+       .hi = 1000000, .what = "a whole number from %ld"},
+      {.s = "-q", .l = "--quiet", .kind = DNC_OPT_FLAG, .dest = &a->quiet},
+      {0},
+  };
+  int rc = dnc_cli_parse(c, argc, argv, opts, spec_arg, a);
+  if (rc >= 0)
+    return rc;
   if (!a->spec)
     return dnc_cli_usage_error(c, "no search spec");
   return -1;
@@ -457,7 +473,7 @@ static dnc_cand *expand(const dnc_space *sp, int64_t *n)
   return c;
 }
 
-int dnc_cmd_search(const dnc_cli *c, int argc, char **argv)
+static int cmd_search(const dnc_cli *c, int argc, char **argv)
 {
   search_args a = {0};
   int rc = parse(c, argc, argv, &a);
@@ -578,3 +594,7 @@ out:
   free(journal);
   return rc;
 }
+
+const dnc_command dnc_cmd_search = {
+    "search", "rank the candidate functions of a search space", usage,
+    cmd_search};

@@ -1,5 +1,5 @@
 /*
- * plot.c - `dnc plot`: functions and their derivatives as an SVG image,
+ * plot_cmd.c - `dnc plot`: functions and their derivatives as an SVG image,
  * written by hand: a frame with ticks at 1-2-5 steps, grid lines, the axes
  * through 0, one polyline per curve (broken where a value is NaN or
  * infinite), derivatives dashed in their function's colour, a legend.
@@ -7,7 +7,8 @@
  * The y range covers the values between their 0.5th and 99.5th
  * percentiles (and 8% more), so that a pole does not flatten the rest;
  * what lies beyond is clipped. Values come from the reference interpreter,
- * the derivatives from dnc_diff, at 801 points.
+ * the derivatives from the derivative step (dnc_derive_prog), at 801
+ * points.
  */
 #include <float.h>
 #include <math.h>
@@ -15,6 +16,22 @@
 #include <string.h>
 
 #include "cli.h"
+
+static const char usage[] =
+    "usage: dnc plot FILE -f NAME[,NAME...] [-p P=V]... [--range A:B]\n"
+    "                [--deriv] [--top K] [--title T] -o OUT.svg\n"
+    "\n"
+    "Draws functions (and with --deriv their derivatives, dashed) as an SVG\n"
+    "image with axes, ticks and a legend. FILE may also be the ranked CSV of\n"
+    "'dnc search': then the top K candidates are drawn.\n"
+    "\n"
+    "  -f, --function NAMES  the functions (default: every one in FILE)\n"
+    "  -p, --param P=V       set parameter P of the functions that have it\n"
+    "  --range A:B           the x range (default -6:6)\n"
+    "  --deriv               also draw df/dx\n"
+    "  --top K               with a search's CSV: its first K rows (default 5)\n"
+    "  --title T             a title above the plot\n"
+    "  -o, --output OUT.svg  the image to write\n";
 
 enum { NPTS = 801, MAXCURVES = 64 };
 #define PLOT_MIN_WIDTH 1e-9 /* of a --range, relative to its magnitude */
@@ -277,6 +294,7 @@ static int add_curves(plot *p, dnc_mod *m, dnc_fn *f,
 }
 
 typedef struct plot_args {
+  const dnc_cli *c;
   const char *file, *names, *out, *title;
   double x0, x1;
   int deriv;
@@ -286,60 +304,83 @@ typedef struct plot_args {
   double *set_v;
 } plot_args;
 
+static int opt_functions(void *arg, const char *opt, const char *v)
+{
+  (void)opt;
+  plot_args *a = arg;
+  if (!*v || strspn(v, ",") == strlen(v))
+    return dnc_cli_usage_error(a->c, "-f needs function names");
+  a->names = v;
+  return 0;
+}
+
+static int opt_param(void *arg, const char *opt, const char *v)
+{
+  (void)opt;
+  plot_args *a = arg;
+  if (!dnc_cli_setting(v, &a->set_name[a->nset], &a->set_v[a->nset]))
+    return -1;
+  a->nset++;
+  return 0;
+}
+
+static int opt_range(void *arg, const char *opt, const char *v)
+{
+  (void)opt;
+  plot_args *a = arg;
+  const char *colon = strchr(v, ':');
+  char *lo = colon ? strndup(v, (size_t)(colon - v)) : NULL;
+  int okr = colon && dnc_cli_number(lo, &a->x0) &&
+            dnc_cli_number(colon + 1, &a->x1) && isfinite(a->x0) &&
+            isfinite(a->x1) && a->x0 < a->x1;
+  free(lo);
+  if (!okr)
+    return -1;
+  /* NPTS distinct points and distinct tick labels need some width */
+  if (a->x1 / 2 - a->x0 / 2 < PLOT_MIN_WIDTH / 2 * fmax(fabs(a->x0), fabs(a->x1)))
+    return dnc_cli_usage_error(a->c, "--range %s is too narrow to plot: B - A "
+                                     "must be at least %g times the larger "
+                                     "of |A| and |B|", v, PLOT_MIN_WIDTH);
+  return 0;
+}
+
+/* FILE: one at a time */
+static int plot_arg(const dnc_cli *c, void *arg, const char *s)
+{
+  plot_args *a = arg;
+  if (s[0] == '-' && s[1])
+    return DNC_CLI_UNKNOWN;
+  if (a->file)
+    return dnc_cli_usage_error(c, "one input file at a time ('%s' and "
+                                  "'%s')", a->file, s);
+  a->file = s;
+  return -1;
+}
+
 static int parse(const dnc_cli *c, int argc, char **argv, plot_args *a)
 {
+  a->c = c;
   a->x0 = -6;
   a->x1 = 6;
   a->top = 5;
-  for (int i = 1; i < argc; i++) {
-    const char *v;
-    if (dnc_cli_is_help(argv[i])) {
-      fputs(c->usage, stdout);
-      return 0;
-    } else if ((v = dnc_cli_opt(argc, argv, &i, "-f", "--function"))) {
-      if (!*v || strspn(v, ",") == strlen(v))
-        return dnc_cli_usage_error(c, "-f needs function names");
-      a->names = v;
-    } else if ((v = dnc_cli_opt(argc, argv, &i, "-o", "--output"))) {
-      if (!*v)
-        return dnc_cli_usage_error(c, "-o needs a file name");
-      a->out = v;
-    } else if ((v = dnc_cli_opt(argc, argv, &i, "--title", "--title"))) {
-      a->title = v;
-    } else if ((v = dnc_cli_opt(argc, argv, &i, "-p", "--param"))) {
-      if (!dnc_cli_setting(v, &a->set_name[a->nset], &a->set_v[a->nset]))
-        return dnc_cli_usage_error(c, "--param needs NAME=NUMBER, not '%s'", v);
-      a->nset++;
-    } else if ((v = dnc_cli_opt(argc, argv, &i, "--range", "--range"))) {
-      const char *colon = strchr(v, ':');
-      char *lo = colon ? strndup(v, (size_t)(colon - v)) : NULL;
-      int okr = colon && dnc_cli_number(lo, &a->x0) &&
-                dnc_cli_number(colon + 1, &a->x1) && isfinite(a->x0) &&
-                isfinite(a->x1) && a->x0 < a->x1;
-      free(lo);
-      if (!okr)
-        return dnc_cli_usage_error(c, "--range needs A:B with finite A < B, "
-                                      "not '%s'", v);
-      /* NPTS distinct points and distinct tick labels need some width */
-      if (a->x1 / 2 - a->x0 / 2 < PLOT_MIN_WIDTH / 2 * fmax(fabs(a->x0), fabs(a->x1)))
-        return dnc_cli_usage_error(c, "--range %s is too narrow to plot: B - A "
-                                      "must be at least %g times the larger "
-                                      "of |A| and |B|", v, PLOT_MIN_WIDTH);
-    } else if (!strcmp(argv[i], "--deriv")) {
-      a->deriv = 1;
-    } else if ((v = dnc_cli_opt(argc, argv, &i, "--top", "--top"))) {
-      if (!dnc_cli_int(v, 1, MAXCURVES / 2, &a->top))
-        return dnc_cli_usage_error(c, "--top needs a whole number from 1 to "
-                                      "%d, not '%s'", MAXCURVES / 2, v);
-    } else if (argv[i][0] == '-' && argv[i][1]) {
-      return dnc_cli_usage_error(c, "unknown option '%s'", argv[i]);
-    } else if (!a->file) {
-      a->file = argv[i];
-    } else {
-      return dnc_cli_usage_error(c, "one input file at a time ('%s' and "
-                                    "'%s')", a->file, argv[i]);
-    }
-  }
+  const dnc_opt opts[] = {
+      {.s = "-f", .l = "--function", .kind = DNC_OPT_CALL, .takes = 1,
+       .call = opt_functions},
+      {.s = "-o", .l = "--output", .kind = DNC_OPT_STRING, .dest = &a->out,
+       .what = "a file name"},
+      {.l = "--title", .kind = DNC_OPT_STRING, .dest = &a->title},
+      {.s = "-p", .l = "--param", .kind = DNC_OPT_CALL, .takes = 1,
+       .call = opt_param, .name = "--param", .what = "NAME=NUMBER"},
+      {.l = "--range", .kind = DNC_OPT_CALL, .takes = 1, .call = opt_range,
+       .what = "A:B with finite A < B"},
+      {.l = "--deriv", .kind = DNC_OPT_FLAG, .dest = &a->deriv},
+      {.l = "--top", .kind = DNC_OPT_INT, .dest = &a->top, .lo = 1,
+       .hi = MAXCURVES / 2, .what = "a whole number from %ld to %ld"},
+      {0},
+  };
+  int rc = dnc_cli_parse(c, argc, argv, opts, plot_arg, a);
+  if (rc >= 0)
+    return rc;
   if (!a->file)
     return dnc_cli_usage_error(c, "no input file");
   if (!a->out)
@@ -414,7 +455,7 @@ static dnc_mod *load_ranked(const plot_args *a, dnc_mod *csvmod,
   return m;
 }
 
-int dnc_cmd_plot(const dnc_cli *c, int argc, char **argv)
+static int run(const dnc_cli *c, int argc, char **argv)
 {
   plot_args a = {0};
   a.set_name = calloc((size_t)argc + 1, sizeof *a.set_name);
@@ -443,7 +484,7 @@ int dnc_cmd_plot(const dnc_cli *c, int argc, char **argv)
     if (!m)
       goto out;
   } else {
-    if (!(m = dnc_cli_load(c, a.file)))
+    if (!(m = dnc_cli_load(c, (char **)&a.file, 1)))
       goto out;
     fns = calloc((size_t)m->nfns + 1, sizeof *fns);
     labels = calloc((size_t)m->nfns + 1, sizeof *labels);
@@ -519,3 +560,6 @@ out:
   dnc_arena_free(arena);
   return rc;
 }
+
+const dnc_command dnc_cmd_plot = {
+    "plot", "draw functions and their derivatives as SVG", usage, run};

@@ -1,0 +1,165 @@
+/*
+ * compile_cmd.c - `dnc compile`: every function's kernels ahead of time,
+ * as a shared library, an object, assembly, LLVM IR or a C header (aot.c).
+ */
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const char usage[] =
+    "usage: dnc compile FILE... -o OUT [-H HEADER] [options]\n"
+    "\n"
+    "Compiles the kernels of every function in FILEs (forward, backward and\n"
+    "the layer forms, in f32, f64, bf16 and f16) ahead of time.\n"
+    "\n"
+    "options:\n"
+    "  -o OUT            the file to write\n"
+    "  -H HEADER         also write a C header for the kernels\n"
+    "  --emit=KIND       so: a shared library (default), with a version of\n"
+    "                    each kernel per CPU level picked when it is loaded,\n"
+    "                    and the descriptor that dnc_module_load reads;\n"
+    "                    obj, asm, llvm: one CPU's kernels; header: the header\n"
+    "  -c, -S            --emit=obj, --emit=asm\n"
+    "  -O0 .. -O3        optimisation level (default -O2, as the JIT)\n"
+    "  --target TRIPLE   target triple, e.g. aarch64-linux-gnu (default: this\n"
+    "                    machine's)\n"
+    "  --cpu NAME[,...]  an LLVM CPU name, or native; for a library also a\n"
+    "                    list of x86-64 levels (default: a library carries\n"
+    "                    x86-64-v2,x86-64-v3,x86-64-v4; other outputs the\n"
+    "                    target's baseline, x86-64 or generic)\n"
+    "\n"
+    "environment: CC, the C compiler driver that links a library (cc);\n"
+    "DNC_AOT_CPU, when a library is loaded, forces one of its levels\n";
+
+/* ORDER: DNC_EMIT_* */
+static const char *const kinds[] = {"so", "obj", "asm", "llvm", "header",
+                                    NULL};
+
+typedef struct compile_args {
+  const dnc_cli *c;
+  dnc_aot_options o;
+  int emit_set;
+  dnc_cli_files in;
+} compile_args;
+
+/* one kind of output: --emit=KIND, -c or -S */
+static int set_emit(compile_args *a, int emit)
+{
+  if (a->emit_set && (int)a->o.emit != emit)
+    return dnc_cli_usage_error(a->c, "one kind of output at a time (--emit, "
+                                     "-c, -S)");
+  a->o.emit = emit;
+  a->emit_set = 1;
+  return 0;
+}
+
+static int opt_emit(void *arg, const char *opt, const char *v)
+{
+  int emit = -1;
+  for (int k = 0; kinds[k]; k++)
+    if (!strcmp(v, kinds[k]))
+      emit = k;
+  if (emit < 0)
+    return dnc_cli_usage_error(((compile_args *)arg)->c, "%s is so, obj, "
+                               "asm, llvm or header, not '%s'", opt, v);
+  return set_emit(arg, emit);
+}
+
+static int opt_obj(void *arg, const char *opt, const char *v)
+{
+  (void)opt, (void)v;
+  return set_emit(arg, DNC_EMIT_OBJ);
+}
+
+static int opt_asm(void *arg, const char *opt, const char *v)
+{
+  (void)opt, (void)v;
+  return set_emit(arg, DNC_EMIT_ASM);
+}
+
+static int file_arg(const dnc_cli *c, void *arg, const char *s)
+{
+  return dnc_cli_file_arg(c, &((compile_args *)arg)->in, s);
+}
+
+/* -O0 .. -O3 */
+static int opt_level(void *arg, const char *opt, const char *v)
+{
+  (void)v;
+  ((compile_args *)arg)->o.opt_level = opt[2] - '0';
+  return 0;
+}
+
+/* SIGINT, SIGTERM, SIGHUP during dnc compile: its temporaries removed,
+ * then the signal's own death (status 128 + signal) */
+static void compile_on_signal(int sig)
+{
+  dnc_temps_remove_now();
+  signal(sig, SIG_DFL);
+  raise(sig);
+}
+
+static int run(const dnc_cli *c, int argc, char **argv)
+{
+  compile_args a = {c, {DNC_EMIT_SO, NULL, NULL, NULL, NULL, 2, NULL}, 0,
+                    {0, calloc((size_t)argc + 1, sizeof *a.in.files)}};
+  dnc_aot_options *o = &a.o;
+  const dnc_opt opts[] = {
+      {.s = "-o", .l = "--output", .kind = DNC_OPT_STRING, .dest = &o->output,
+       .what = "a file name"},
+      {.s = "-H", .l = "--header", .kind = DNC_OPT_STRING, .dest = &o->header,
+       .what = "a file name"},
+      {.l = "--emit", .kind = DNC_OPT_CALL, .takes = 1, .call = opt_emit},
+      {.l = "-c", .kind = DNC_OPT_CALL, .call = opt_obj},
+      {.l = "-S", .kind = DNC_OPT_CALL, .call = opt_asm},
+      {.l = "-O0", .kind = DNC_OPT_CALL, .call = opt_level},
+      {.l = "-O1", .kind = DNC_OPT_CALL, .call = opt_level},
+      {.l = "-O2", .kind = DNC_OPT_CALL, .call = opt_level},
+      {.l = "-O3", .kind = DNC_OPT_CALL, .call = opt_level},
+      {.l = "--target", .kind = DNC_OPT_STRING, .dest = &o->triple,
+       .what = "a triple"},
+      {.l = "--cpu", .kind = DNC_OPT_STRING, .dest = &o->cpu,
+       .what = "a CPU name"},
+      {0},
+  };
+  int rc = dnc_cli_parse(c, argc, argv, opts, file_arg, &a);
+  if (rc < 0 && !a.in.n)
+    rc = dnc_cli_usage_error(c, "no input files");
+  if (rc < 0 && !o->output)
+    rc = dnc_cli_usage_error(c, "no output file (-o OUT)");
+  if (rc < 0 && o->header && o->emit == DNC_EMIT_HEADER)
+    rc = dnc_cli_usage_error(c, "--emit=header writes the header to -o; "
+                                "-H is for another output");
+  if (rc < 0 && o->header && !strcmp(o->header, o->output))
+    rc = dnc_cli_usage_error(c, "-o and -H name the same file");
+  dnc_mod *m = rc < 0 ? dnc_cli_load(c, a.in.files, a.in.n) : NULL;
+  free(a.in.files);
+  if (rc >= 0)
+    return rc;
+  if (!m)
+    return DNC_EXIT_INPUT;
+  char *err = NULL;
+  rc = 0;
+  dnc_temps_track(1);
+  struct sigaction sa = {0};
+  sa.sa_handler = compile_on_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGHUP, &sa, NULL);
+  if (dnc_aot_compile(m, o, &err)) {
+    fprintf(stderr, "dnc: error: %s\n", err);
+    rc = DNC_EXIT_INPUT;
+  }
+  free(err);
+  dnc_mod_free(m);
+  return rc;
+}
+
+const dnc_command dnc_cmd_compile = {
+    "compile",
+    "compile the kernels ahead of time: a shared library, an\n"
+    "          object, assembly, LLVM IR or a C header",
+    usage, run};
