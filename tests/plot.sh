@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # plot.sh - `dnc plot`: the SVG it writes is well-formed XML (checked with
 # Python's xml.etree) with one polyline per curve, dashed derivatives,
-# ticks and a legend naming each curve; a pole breaks a curve; errors.
+# ticks and a legend naming each curve; the curves' points are the
+# values of f and f' (read back through the ticks' coordinates and
+# compared with `dnc eval` of f and of `dnc diff`'s derivative, -p
+# included); a pole breaks a curve; errors.
 set -u
 . "$(dirname "$0")/tap.bash"
 DNC="$B/dnc"
@@ -41,15 +44,75 @@ for cls in ("xticks", "yticks"):
 PYEOF
 }
 
+# svg_values SVG LABEL FILE FN [P=V...]: 40 points of the curve LABEL,
+# read back as (x, y) through the tick labels' positions, are FN's values
+# by `dnc eval FILE -f FN -p P=V...`, within what the coordinates' two
+# decimals allow (0.02 px, plus the local slope times 0.01 px)
+svg_values() {
+  DNC="$DNC" "$PY" - "$@" <<'PYEOF'
+import subprocess, sys, os
+import xml.etree.ElementTree as ET
+path, label, src, fn, sets = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5:]
+ns = "{http://www.w3.org/2000/svg}"
+root = ET.parse(path).getroot()
+
+def axis(cls, attr):
+    """pixel -> value for an axis, from its first and last tick"""
+    g = [g for g in root.iter(ns + "g") if g.get("class") == cls][0]
+    lines = list(g.iter(ns + "line"))
+    texts = list(g.iter(ns + "text"))
+    (p0, v0), (p1, v1) = [(float(lines[i].get(attr)), float(texts[i].text))
+                          for i in (0, -1)]
+    return lambda p: v0 + (p - p0) * (v1 - v0) / (p1 - p0), (p1 - p0) / (v1 - v0)
+
+xval, _ = axis("xticks", "x1")
+yval, ypx_per = axis("yticks", "y1")
+pts = []
+for pl in root.iter(ns + "polyline"):
+    if pl.get("data-label") == label:
+        pts += [tuple(map(float, q.split(","))) for q in pl.get("points").split()]
+assert len(pts) > 100, (label, len(pts))
+pick = [pts[i] for i in range(2, len(pts) - 2, (len(pts) - 4) // 40)]
+cmd = [os.environ["DNC"], "eval", src, "-f", fn] + sum((["-p", s] for s in sets), [])
+xs = [xval(px) for px, _ in pick]
+out = subprocess.run(cmd, input="\n".join(repr(x) for x in xs), text=True,
+                     capture_output=True, check=True).stdout.split()
+assert len(out) == len(xs), out
+bad = []
+for (px, py), x, f in zip(pick, xs, map(float, out)):
+    i = pts.index((px, py))
+    slope = abs(pts[i + 1][1] - pts[i - 1][1]) / (pts[i + 1][0] - pts[i - 1][0])
+    want = py - (yval(py) - f) * ypx_per   # f's pixel row
+    if not abs(want - py) <= 0.02 + 0.01 * slope:
+        bad.append((x, yval(py), f, want - py))
+assert not bad, ("%s: points off the values of %s: (x, plotted, dnc eval, px)" % (label, fn), bad[:5])
+PYEOF
+}
+
 "$DNC" plot $N -f dyt,derf,dyisru --deriv -o "$tmp/norms.svg" 2>"$tmp/err"
 t "DyT, Derf and DyISRU with their derivatives: valid SVG, 6 curves" \
   svg_check "$tmp/norms.svg" dyt "d/dx dyt" derf "d/dx derf" dyisru "d/dx dyisru"
 t "nothing on stderr" test ! -s "$tmp/err"
-"$DNC" plot $N -f dyt -p alpha=2 --range -3:3 --title 'tanh & <co>' -o "$tmp/t.svg"
+"$DNC" diff $N -f dyt,derf,dyisru --wrt x >"$tmp/d.dn"
+for f in dyt derf dyisru; do
+  t "$f's curve: its values (dnc eval)" svg_values "$tmp/norms.svg" $f $N $f
+  t "d/dx $f's curve: the derivative's values (dnc diff, dnc eval)" \
+    svg_values "$tmp/norms.svg" "d/dx $f" "$tmp/d.dn" ${f}__dx
+done
+"$DNC" plot $N -f dyt -p alpha=2 --range -3:3 --deriv --title 'tanh & <co>' -o "$tmp/t.svg"
 t "--range, --param, and a title with XML's special characters" \
-  sh -c "svg_check() { :; }; grep -q '>tanh &amp; &lt;co&gt;</text>' '$tmp/t.svg' &&
+  sh -c "grep -q '>tanh &amp; &lt;co&gt;</text>' '$tmp/t.svg' &&
          grep -q '>-3</text>' '$tmp/t.svg' && grep -q '>3</text>' '$tmp/t.svg'"
-t "... and still valid" svg_check "$tmp/t.svg" dyt
+t "... and still valid" svg_check "$tmp/t.svg" dyt "d/dx dyt"
+t "-p alpha=2: the curve is tanh(2x)" svg_values "$tmp/t.svg" dyt $N dyt alpha=2
+t "... and its derivative 2 (1 - tanh(2x)^2)" \
+  svg_values "$tmp/t.svg" "d/dx dyt" "$tmp/d.dn" dyt__dx alpha=2
+# fails: a command that must fail, its stderr dropped
+fails() { ! "$@" 2>/dev/null; }
+t "... which the default alpha's values are not (the check can fail)" \
+  fails svg_values "$tmp/t.svg" dyt $N dyt
+t "... nor f's values the derivative's (the check tells f from f')" \
+  fails svg_values "$tmp/t.svg" "d/dx dyt" $N dyt alpha=2
 echo 'fn inv(x) = 1 / x' >"$tmp/inv.dn"
 "$DNC" plot "$tmp/inv.dn" --range -1:1 -o "$tmp/inv.svg"
 t "a pole: the curve is broken in two, still valid" \
@@ -91,8 +154,8 @@ t "--range=-1e308:1e308: valid, finite coordinates" svg_check "$tmp/wide.svg" dy
 t "... ticks from -1e+308 to 1e+308" \
   sh -c "grep -q '>-1e+308</text>' '$tmp/wide.svg' && grep -q '>1e+308</text>' '$tmp/wide.svg'"
 timeout 20 "$DNC" plot $N -f dyt --range 1:1.000000001 -o "$tmp/narrow.svg"
-t "the narrowest range allowed: valid, 11 distinct x ticks" \
-  sh -c "svg_check '$tmp/narrow.svg' dyt 2>/dev/null; [ \$('$PY' -c \"
+t "the narrowest range allowed: 11 distinct x ticks" \
+  sh -c "[ \$('$PY' -c \"
 import xml.etree.ElementTree as ET
 r = ET.parse('$tmp/narrow.svg').getroot()
 ts = [t.text for g in r.iter('{http://www.w3.org/2000/svg}g') if g.get('class') == 'xticks' for t in g.iter('{http://www.w3.org/2000/svg}text')]
