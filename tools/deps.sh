@@ -6,10 +6,13 @@
 #     packages of tools/requirements-venv.txt (PyTorch 2 and the rest),
 #     remade only when that file changes (its digest is kept in the venv).
 # clang-19 and libclang-rt-19-dev (libFuzzer) are for `make fuzz` and the
-# short fuzz run of tests/fuzz.sh in `make test`. DNC_DEPS_VENV=0 skips step 2.
+# short fuzz run of tests/fuzz.sh in `make test`. DNC_DEPS_VENV=0 skips step 2,
+# DNC_DEPS_SKIP_DEBIAN=1 step 1 (tests/deps.sh). With everything installed
+# it needs no network and no root: it runs neither apt-get nor pip.
 set -e
 pkgs="gcc make pkg-config llvm-19-dev flex bison perl python3 python3-numpy python3-sympy python3-mpmath python3-torch python3-pytest python3-venv libsleef-dev clang-19 libclang-rt-19-dev"
 missing=""
+[ "${DNC_DEPS_SKIP_DEBIAN:-0}" = 1 ] && pkgs=""
 for p in $pkgs; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
     missing="$missing $p"
