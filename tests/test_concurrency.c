@@ -3,8 +3,11 @@
  * thread compiles its own module (same function names, so symbol names
  * must be unique per module) in one shared context and runs its kernels on
  * the shared thread pool, while all threads also ask one shared module for
- * the same kernels (compiled once, on first use) and call them. Every
- * result is checked against the C evaluation. `make tsan` runs this under
+ * the same kernels (compiled once, on first use) and call them, and fit
+ * the shared module's derf by least squares (dnc_function_fit, whose
+ * derivatives grow the module as compiling does). Every result is checked
+ * against the C evaluation, every fit against the parameters that made
+ * its points. `make tsan` runs this under
  * ThreadSanitizer.
  */
 #include <math.h>
@@ -23,8 +26,26 @@ static dnc_module *shared;
 
 typedef struct result {
   int id;
-  int compiled, own_bad, shared_bad, calls_failed;
+  int compiled, own_bad, shared_bad, calls_failed, fits_bad;
 } result;
+
+/* derf fitted to points of derf(x; 1.3, -0.2): 0 when recovered */
+static int fit_shared(void)
+{
+  const dnc_function *f = dnc_module_find(shared, "derf");
+  enum { NP = 61 };
+  double x[NP], y[NP], truth[2] = {1.3, -0.2};
+  for (int i = 0; i < NP; i++)
+    x[i] = -3 + 0.1 * i;
+  dnc_function_eval(f, x, y, NP, truth);
+  dnc_fit_result r;
+  if (dnc_function_fit(f, x, y, NP, NULL, NULL, NULL, &r) != DNC_OK)
+    return 1;
+  int bad = r.status != DNC_FIT_OK || fabs(r.value[0] - 1.3) > 1e-9 ||
+            fabs(r.value[1] + 0.2) > 1e-9;
+  dnc_fit_result_free(&r);
+  return bad;
+}
 
 static int check(const dnc_function *f, float scale)
 {
@@ -70,6 +91,7 @@ static void *worker(void *arg)
     else
       r->own_bad += b;
     dnc_module_free(m);
+    r->fits_bad += fit_shared();
     for (int k = 0; k < dnc_module_function_count(shared); k++) {
       b = check(dnc_module_function(shared, k), 8);
       if (b < 0)
@@ -108,19 +130,22 @@ int main(void)
     r[i].id = i;
     pthread_create(&t[i], NULL, worker, &r[i]);
   }
-  int compiled = 0, own_bad = 0, shared_bad = 0, failed = 0;
+  int compiled = 0, own_bad = 0, shared_bad = 0, failed = 0, fits_bad = 0;
   for (int i = 0; i < THREADS; i++) {
     pthread_join(t[i], NULL);
     compiled += r[i].compiled;
     own_bad += r[i].own_bad;
     shared_bad += r[i].shared_bad;
     failed += r[i].calls_failed;
+    fits_bad += r[i].fits_bad;
   }
   is_int(compiled, THREADS * 3, "8 threads each compiled 3 modules at once");
   is_int(failed, 0, "no kernel call failed");
   is_int(own_bad, 0, "each thread's own kernels give exact results");
   is_int(shared_bad, 0, "kernels of the shared module, first asked for by 8 "
                         "threads at once, give exact results");
+  is_int(fits_bad, 0, "24 fits of the shared module's derf, alongside its "
+                      "kernels' compiling, recover its parameters");
   dnc_kernels a, b;
   dnc_function_kernels(dnc_module_find(shared, "dyt"), DNC_F32, &a);
   dnc_function_kernels(dnc_module_find(shared, "dyt"), DNC_F32, &b);
