@@ -222,9 +222,8 @@ static int opt_apply(const dnc_cli *c, const dnc_opt *o, const char *v,
       /* "NAME is a, b or c, not 'V'" */
       char list[200] = "";
       size_t len = 0;
-      for (int k = 0; o->choices[k]; k++)
-        len += (size_t)snprintf(list + len, len < sizeof list ?
-                                sizeof list - len : 0, "%s%s",
+      for (int k = 0; o->choices[k] && len < sizeof list; k++)
+        len += (size_t)snprintf(list + len, sizeof list - len, "%s%s",
                                 k == 0 ? "" : o->choices[k + 1] ? ", "
                                                                 : " or ",
                                 o->choices[k]);
