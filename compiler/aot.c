@@ -565,9 +565,10 @@ static int compile_objects(aot *a)
   aot_jobs q = {0};
   q.a = a;
   int threads = job_threads();
-  /* four chunks or more per level (work for several threads however few
-   * the functions), of at most CHUNK functions; not a function of the
-   * thread count, so that the library is the same bytes on any machine */
+  /* up to four chunks per level when the functions are few (work for
+   * several threads), else chunks of CHUNK functions; not a function of
+   * the thread count, so that the library is the same bytes on any
+   * machine */
   q.chunk = (a->m->nfns + 3) / 4;
   q.chunk = q.chunk < 1 ? 1 : q.chunk > CHUNK ? CHUNK : q.chunk;
   q.nchunks = (a->m->nfns + q.chunk - 1) / q.chunk;
