@@ -238,7 +238,10 @@ bench: $(BUILD)/bench/kernels $(BUILD)/bench/incache $(BUILD)/libdnc.so $(BUILD)
 	DNC_BUILD=$(BUILD) $(if $(wildcard $(VENV_PYTHON)),$(VENV_PYTHON),$(PYTHON)) \
 	  bench/torch_eager.py $(BUILD)/bench/kernels.json
 	DNC_BUILD=$(BUILD) $(VENV_PYTHON) bench/torch2.py $(BUILD)/bench/kernels.json
+	DNC_BUILD=$(BUILD) $(if $(wildcard $(VENV_PYTHON)),$(VENV_PYTHON),$(PYTHON)) \
+	  bench/jax_peer.py $(BUILD)/bench/kernels.json
 	$(PYTHON) bench/search.py $(BUILD)/dnc $(BUILD)/bench/kernels.json
+	$(PYTHON) bench/aot_scale.py $(BUILD)/dnc $(BUILD)/bench/kernels.json
 
 # A libdnc.so with LLVM linked in (static LLVM libraries, all targets,
 # libstdc++ static; it needs only libc, libm, libz and libzstd): for a

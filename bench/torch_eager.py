@@ -19,7 +19,10 @@ JSON:
   "torch_module/<fn>/vs_eager"      eager time over PointwiseNorm's
   "torch_module/<fn>/vs_jit_script" torch.jit.script's over PointwiseNorm's
   "torch_module/<fn>/vs_compile"    torch.compile's over PointwiseNorm's
-  "torch_module/<fn>/over_kernels"  PointwiseNorm's over the raw kernels'
+  "torch_module/<fn>/over_kernels"  PointwiseNorm's over its raw kernels'
+                                    (dnc_layer_forward + dnc_layer_backward
+                                    on fixed buffers, bench/dnc_step.py) in
+                                    the same rounds
   "torch_module/<fn>/<shape>/vs_layernorm"  nn.LayerNorm's forward +
                                     backward time over PointwiseNorm's, f32,
                                     same threads, <shape> 8192x4096 and
@@ -156,6 +159,8 @@ def main():
     torch.set_num_threads(threads)
     try:
         import dnc.torch as dt
+        global DncStep
+        from dnc_step import DncStep
     except ImportError as e:
         print(f"torch_eager: dnc.torch does not import ({e}); PointwiseNorm "
               "not measured")
@@ -169,10 +174,13 @@ def main():
     print("  eager, jit: the module as its paper writes it, in eager mode and "
           "through torch.jit.script;")
     print("  compile: torch.compile of it; dnc: the raw kernels (bench/kernels."
-          "c, minutes before); module: dnc.torch.PointwiseNorm")
-    head = ["eager", "jit", "compile", "module", "dnc"]
+          "c, minutes before); module: dnc.torch.PointwiseNorm;")
+    print("  kernels: the module's raw kernels on fixed buffers, in the same "
+          "rounds")
+    head = ["eager", "jit", "compile", "module", "kernels", "dnc"]
     print(f"{'fn':8}" + "".join(f"{h + ' ms':>12}" for h in head) +
-          f"{'eager/module':>14}{'jit/module':>12}{'compile/module':>16}")
+          f"{'eager/module':>14}{'jit/module':>12}{'compile/module':>16}"
+          f"{'module/kernels':>16}")
     note = None
     for name, cls in (("dyt", DyT), ("derf", Derf), ("dyisru", DyISRU)):
         key = f"{name}/f32/t{threads}/fwdbwd_ms"
@@ -187,12 +195,21 @@ def main():
             note = why
         if dt is not None:
             variants["module"] = dt.PointwiseNorm(cols, name, threads=threads)
+            # its raw kernels, in the same rounds: over_kernels
+            mod = variants["module"]
+            variants["kernels"] = DncStep(
+                mod.fn, x.detach().numpy(), dy.numpy(),
+                mod.weight.detach().numpy(), mod.bias.detach().numpy(),
+                [getattr(mod, q.name).detach().item() for q in mod.fn.params])
         times = {v: [] for v in variants}
         for r in range(reps + 1):
             order = list(variants) if r % 2 else list(variants)[::-1]
             for v in order:
                 t0 = time.perf_counter()
-                step(variants[v], x, dy)
+                if v == "kernels":
+                    variants[v]()
+                else:
+                    step(variants[v], x, dy)
                 if r:  # the first round warms up (and compiles)
                     times[v].append((time.perf_counter() - t0) * 1e3)
         med = {v: statistics.median(t) for v, t in times.items()}
@@ -205,7 +222,8 @@ def main():
             m = med["module"]
             res[f"torch_module/{name}/vs_eager"] = round(med["eager"] / m, 4)
             res[f"torch_module/{name}/vs_jit_script"] = round(med["jit"] / m, 4)
-            res[f"torch_module/{name}/over_kernels"] = round(m / med["dnc"], 4)
+            res[f"torch_module/{name}/over_kernels"] = \
+                round(m / med["kernels"], 4)
             ratios = f"{med['eager'] / m:14.2f}{med['jit'] / m:12.2f}"
             if "compile" in med:
                 res[f"torch_module/{name}/vs_compile"] = \
@@ -213,6 +231,7 @@ def main():
                 ratios += f"{med['compile'] / m:16.2f}"
             else:
                 ratios += f"{'-':>16}"
+            ratios += f"{m / med['kernels']:16.2f}"
         print(f"{name:8}{cells}{ratios}")
     if note:
         print(f"  ({note})")

@@ -8,8 +8,9 @@
  *
  * A shared library (--emit=so, the default) carries one copy of every
  * kernel per CPU level: x86-64-v2, -v3 and -v4 unless --cpu says
- * otherwise. Each level is one object file whose kernels are hidden
- * symbols "dncL<level>_<fn>_<dtype>_<form>". A C file written here holds
+ * otherwise, as hidden symbols "dncL<level>_<fn>_<dtype>_<form>",
+ * compiled in jobs of up to 8 functions for one level, each job an object
+ * file of its own, on every CPU (compile_objects). A C file written here holds
  * the descriptor of runtime/dnc_aot.h (copied in verbatim), a constructor
  * that picks the best level this CPU runs (or $DNC_AOT_CPU) when the
  * library is loaded, and the exported entry points
@@ -36,6 +37,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -70,6 +72,8 @@ typedef struct aot {
   int nlevels;
   level lv[MAX_LEVELS];
   char *tmpdir; /* intermediate files; NULL until made */
+  int njobs;    /* the objects in it, k0.o .. (compile_objects) */
+  pthread_mutex_t *dag_lock; /* m's DAG, while several threads compile */
   char *err;
 } aot;
 
@@ -145,13 +149,16 @@ static int make_tmpdir(aot *a)
   }
   a->tmpdir = d;
   dnc_temp_add(d);
-  for (int l = -1; l < MAX_LEVELS; l++) {
-    char *p = l < 0 ? xprintf("%s/dispatch.c", d)
-                    : xprintf("%s/level%d.o", d, l);
-    dnc_temp_add(p);
-    free(p);
-  }
+  char *p = xprintf("%s/dispatch.c", d);
+  dnc_temp_add(p);
+  free(p);
   return 0;
+}
+
+/* The object file of job j (compile_objects). */
+static char *job_path(const aot *a, int j)
+{
+  return xprintf("%s/k%d.o", a->tmpdir, j);
 }
 
 /* Removes the files dnc wrote into the temporary directory, then it. */
@@ -159,9 +166,8 @@ static void remove_tmpdir(aot *a)
 {
   if (!a->tmpdir)
     return;
-  for (int l = -1; l < MAX_LEVELS; l++) {
-    char *p = l < 0 ? xprintf("%s/dispatch.c", a->tmpdir)
-                    : xprintf("%s/level%d.o", a->tmpdir, l);
+  for (int j = -1; j < a->njobs; j++) {
+    char *p = j < 0 ? xprintf("%s/dispatch.c", a->tmpdir) : job_path(a, j);
     unlink(p);
     free(p);
   }
@@ -347,44 +353,85 @@ static void define_runtime(LLVMModuleRef mod)
 
 /* -------------------------------------------------------------- kernels */
 
-/* The kernels of every function and dtype for level l in one module:
- * symbols "<prefix><fn>_<dtype>_<form>", hidden when hidden is set. */
-static LLVMModuleRef build_level(aot *a, LLVMContextRef c, const level *l,
-                                 const char *prefix, int hidden)
+/* Links mods[0..n) (each consumed) into one, in their order, as a balanced
+ * tree: LLVM's linker walks the whole destination module on every call, so
+ * linking n modules one by one into a growing one costs n^2 (a third of
+ * the compile of 200 functions into one module). mods[k] holds function
+ * k / DNC_DT__COUNT of [f0, ...). Returns the result in mods[0], or -1
+ * (all disposed). */
+static int link_tree(aot *a, LLVMModuleRef *mods, int n, int f0)
 {
-  LLVMModuleRef all = LLVMModuleCreateWithNameInContext("dnc", c);
-  for (int i = 0; i < a->m->nfns; i++) {
-    dnc_fn *f = a->m->fns[i];
-    for (int dt = 0; dt < DNC_DT__COUNT; dt++) {
-      char *p = xprintf("%s%s_%s", prefix, f->name, dnc_dtype_names[dt]);
-      char *err = NULL;
-      LLVMModuleRef mod = dnc_codegen(c, a->m, f, dt, &l->t, p, &err);
-      if (mod && dnc_optimize(mod, &l->t, &err)) {
-        LLVMDisposeModule(mod);
-        mod = NULL;
-      }
-      if (!mod) {
-        fail(a, "%s (%s, %s): %s", f->name, dnc_dtype_names[dt], l->name,
-             err ? err : "code generation failed");
-        free(err);
-        free(p);
-        LLVMDisposeModule(all);
-        return NULL;
-      }
-      if (i == 0 && dt == 0) {
-        LLVMSetTarget(all, LLVMGetTarget(mod));
-        LLVMSetDataLayout(all, LLVMGetDataLayoutStr(mod));
-      }
-      if (LLVMLinkModules2(all, mod)) { /* consumes mod */
-        fail(a, "%s (%s): the kernels' modules do not link", f->name,
-             dnc_dtype_names[dt]);
-        free(p);
-        LLVMDisposeModule(all);
-        return NULL;
-      }
-      free(p);
+  int rc = 0;
+  for (int step = 1; step < n && !rc; step *= 2)
+    for (int i = 0; i + step < n && !rc; i += 2 * step) {
+      /* the source is consumed, linked or not */
+      if (LLVMLinkModules2(mods[i], mods[i + step]))
+        rc = fail(a, "%s: the kernels' modules do not link",
+                  a->m->fns[f0 + (i + step) / DNC_DT__COUNT]->name);
+      mods[i + step] = NULL;
     }
+  if (rc)
+    for (int i = 0; i < n; i++)
+      if (mods[i])
+        LLVMDisposeModule(mods[i]);
+  return rc;
+}
+
+/* The kernels of functions [f0, f1) in every dtype for level l in one
+ * module: symbols "<prefix><fn>_<dtype>_<form>", hidden when hidden is
+ * set. dnc_codegen grows the module's DAG (the derivatives): with several
+ * threads it runs under a->dag_lock; the rest of the work is the thread's
+ * own, in its own LLVM context. */
+static LLVMModuleRef build_range(aot *a, LLVMContextRef c, const level *l,
+                                 int f0, int f1, const char *prefix,
+                                 int hidden)
+{
+  int n = (f1 - f0) * DNC_DT__COUNT;
+  LLVMModuleRef *mods = calloc((size_t)n, sizeof *mods);
+  if (!mods)
+    dnc_die(__FILE__, __LINE__, "out of memory");
+  int rc = 0;
+  for (int k = 0; k < n && !rc; k++) {
+    dnc_fn *f = a->m->fns[f0 + k / DNC_DT__COUNT];
+    int dt = k % DNC_DT__COUNT;
+    char *p = xprintf("%s%s_%s", prefix, f->name, dnc_dtype_names[dt]);
+    char *err = NULL;
+    if (a->dag_lock)
+      pthread_mutex_lock(a->dag_lock);
+    LLVMModuleRef mod = dnc_codegen(c, a->m, f, dt, &l->t, p, &err);
+    if (a->dag_lock)
+      pthread_mutex_unlock(a->dag_lock);
+    if (mod && dnc_optimize(mod, &l->t, &err)) {
+      LLVMDisposeModule(mod);
+      mod = NULL;
+    }
+    if (!mod) {
+      rc = fail(a, "%s (%s, %s): %s", f->name, dnc_dtype_names[dt], l->name,
+                err ? err : "code generation failed");
+      for (int j = 0; j < k; j++)
+        LLVMDisposeModule(mods[j]);
+    }
+    mods[k] = mod;
+    free(err);
+    free(p);
   }
+  if (!rc)
+    rc = link_tree(a, mods, n, f0);
+  if (rc) {
+    free(mods);
+    return NULL;
+  }
+  /* into a module named as before, for --emit=llvm's text */
+  LLVMModuleRef all = LLVMModuleCreateWithNameInContext("dnc", c);
+  LLVMSetTarget(all, LLVMGetTarget(mods[0]));
+  LLVMSetDataLayout(all, LLVMGetDataLayoutStr(mods[0]));
+  if (LLVMLinkModules2(all, mods[0])) { /* consumes mods[0] */
+    fail(a, "%s: the kernels' modules do not link", a->m->fns[f0]->name);
+    LLVMDisposeModule(all);
+    free(mods);
+    return NULL;
+  }
+  free(mods);
   for (LLVMValueRef f = LLVMGetFirstFunction(all); f; f = LLVMGetNextFunction(f))
     if (!LLVMIsDeclaration(f) && hidden)
       LLVMSetVisibility(f, LLVMHiddenVisibility);
@@ -400,12 +447,14 @@ static LLVMModuleRef build_level(aot *a, LLVMContextRef c, const level *l,
   return all;
 }
 
-/* Writes level l's kernels to path as an object, assembly or IR. */
-static int emit_level(aot *a, const level *l, const char *prefix, int hidden,
-                      int emit, const char *path)
+/* Writes the kernels of functions [f0, f1) for level l to path as an
+ * object, assembly or IR. */
+static int emit_range(aot *a, const level *l, int f0, int f1,
+                      const char *prefix, int hidden, int emit,
+                      const char *path)
 {
   LLVMContextRef c = LLVMContextCreate();
-  LLVMModuleRef mod = build_level(a, c, l, prefix, hidden);
+  LLVMModuleRef mod = build_range(a, c, l, f0, f1, prefix, hidden);
   int rc = -1;
   if (mod) {
     char *msg = NULL;
@@ -436,6 +485,129 @@ static int emit_level(aot *a, const level *l, const char *prefix, int hidden,
   }
   LLVMContextDispose(c);
   return rc;
+}
+
+/* ------------------------------------------- a library's objects, in jobs */
+
+/* A library's kernels are compiled in jobs, each the kernels of at most
+ * CHUNK functions for one level, into an object file of its own
+ * ("<tmpdir>/k<job>.o"), on as many threads as there are CPUs
+ * ($DNC_NUM_THREADS, as the kernels' pool), each thread with its own LLVM
+ * context. A thread holds one job's IR and machine code at a time, so the
+ * memory is bounded whatever the number of functions; the linker joins the
+ * objects, in job order, whichever thread made them. Job j is chunk
+ * j % nchunks of level j / nchunks: the order a single thread would take. */
+enum { CHUNK = 8, MAX_WORKERS = 64 };
+
+typedef struct aot_jobs {
+  aot *a;
+  int chunk, nchunks, njobs;
+  pthread_mutex_t lock; /* next and failed, err */
+  int next;             /* the next job to take */
+  int failed;           /* the lowest job that failed (njobs: none) */
+  char *err;            /* its message */
+} aot_jobs;
+
+static int job_threads(void)
+{
+  const char *env = getenv("DNC_NUM_THREADS");
+  if (env && *env) {
+    char *end;
+    long n = strtol(env, &end, 10);
+    if (!*end && n >= 1 && n <= 1024)
+      return (int)n;
+  }
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n < 1 ? 1 : (int)n;
+}
+
+/* One job, its error in a copy of *a: whichever thread fails first, the
+ * error reported is that of the lowest job that fails, as with one thread
+ * (every job below a failed one still runs). */
+static void run_job(aot_jobs *q, int j)
+{
+  aot a = *q->a;
+  a.err = NULL;
+  int l = j / q->nchunks, f0 = j % q->nchunks * q->chunk;
+  int f1 = f0 + q->chunk < a.m->nfns ? f0 + q->chunk : a.m->nfns;
+  char *path = job_path(&a, j), *prefix = xprintf("dncL%d_", l);
+  emit_range(&a, &a.lv[l], f0, f1, prefix, 1, DNC_EMIT_OBJ, path);
+  free(prefix);
+  free(path);
+  pthread_mutex_lock(&q->lock);
+  if (a.err && j < q->failed) {
+    free(q->err);
+    q->err = a.err;
+    q->failed = j;
+  } else {
+    free(a.err);
+  }
+  pthread_mutex_unlock(&q->lock);
+}
+
+static void *job_worker(void *arg)
+{
+  aot_jobs *q = arg;
+  for (;;) {
+    pthread_mutex_lock(&q->lock);
+    int j = q->next < q->failed ? q->next++ : -1;
+    pthread_mutex_unlock(&q->lock);
+    if (j < 0)
+      return NULL;
+    run_job(q, j);
+  }
+}
+
+/* Every level's objects, k0.o .. k<njobs - 1>.o in the temporary
+ * directory. */
+static int compile_objects(aot *a)
+{
+  aot_jobs q = {0};
+  q.a = a;
+  int threads = job_threads();
+  /* up to four chunks per level when the functions are few (work for
+   * several threads), else chunks of CHUNK functions; not a function of
+   * the thread count, so that the library is the same bytes on any
+   * machine */
+  q.chunk = (a->m->nfns + 3) / 4;
+  q.chunk = q.chunk < 1 ? 1 : q.chunk > CHUNK ? CHUNK : q.chunk;
+  q.nchunks = (a->m->nfns + q.chunk - 1) / q.chunk;
+  q.njobs = q.nchunks * a->nlevels;
+  q.failed = q.njobs;
+  a->njobs = q.njobs;
+  char *series = xprintf("%s/k", a->tmpdir);
+  dnc_temp_add_series(series, ".o", q.njobs);
+  free(series);
+  pthread_mutex_init(&q.lock, NULL);
+  pthread_mutex_t dag_lock;
+  pthread_mutex_init(&dag_lock, NULL);
+  int nw = threads < q.njobs ? threads : q.njobs;
+  nw = nw > MAX_WORKERS ? MAX_WORKERS : nw;
+  pthread_t tid[MAX_WORKERS];
+  int started = 0;
+  if (nw > 1) {
+    a->dag_lock = &dag_lock;
+    /* LLVM's code generator recurses: the stack of a main thread */
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 8 << 20);
+    for (int i = 1; i < nw; i++)
+      if (pthread_create(&tid[started], &attr, job_worker, &q) == 0)
+        started++;
+    pthread_attr_destroy(&attr);
+  }
+  job_worker(&q); /* this thread too */
+  for (int i = 0; i < started; i++)
+    pthread_join(tid[i], NULL);
+  a->dag_lock = NULL;
+  pthread_mutex_destroy(&dag_lock);
+  pthread_mutex_destroy(&q.lock);
+  if (q.err) {
+    fail(a, "%s", q.err);
+    free(q.err);
+    return -1;
+  }
+  return 0;
 }
 
 /* ------------------------------------------------- the C of a library */
@@ -719,40 +891,44 @@ static int run(aot *a, char **argv)
 static int link_library(aot *a, const char *out)
 {
   char *c_path = xprintf("%s/dispatch.c", a->tmpdir);
-  char *objs[MAX_LEVELS];
   int rc = write_dispatch_c(a, c_path);
-  for (int l = 0; l < a->nlevels; l++) {
-    objs[l] = xprintf("%s/level%d.o", a->tmpdir, l);
-    char *prefix = xprintf("dncL%d_", l);
-    if (!rc)
-      rc = emit_level(a, &a->lv[l], prefix, 1, DNC_EMIT_OBJ, objs[l]);
-    free(prefix);
-  }
+  if (!rc)
+    rc = compile_objects(a);
   if (!rc) {
     /* CC may carry words ("ccache gcc"): split it on spaces */
     const char *cc = a->o->cc ? a->o->cc : getenv("CC");
     char *ccw = xstrdup(cc && *cc ? cc : "cc");
-    char *argv[64];
+    /* -O1: the dispatch's C is tables and one-call wrappers, which -O2
+     * took twice as long to compile for nothing (1,000 functions: 48,000
+     * wrappers) */
+    static const char *const flags[] = {"-shared", "-fPIC", "-O1",
+                                        "-static-libgcc", "-Wl,--no-undefined",
+                                        "-Wl,-z,noexecstack", "-o"};
+    enum { NFLAGS = sizeof flags / sizeof flags[0] };
+    char **argv = calloc(32 + NFLAGS + 4 + (size_t)a->njobs, sizeof *argv);
+    char **objs = calloc((size_t)a->njobs + 1, sizeof *objs);
+    if (!argv || !objs)
+      dnc_die(__FILE__, __LINE__, "out of memory");
     int n = 0;
     for (char *save, *t = strtok_r(ccw, " \t", &save); t && n < 32;
          t = strtok_r(NULL, " \t", &save))
       argv[n++] = t;
-    static const char *const flags[] = {"-shared", "-fPIC", "-O2",
-                                        "-static-libgcc", "-Wl,--no-undefined",
-                                        "-Wl,-z,noexecstack", "-o"};
-    for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
+    int words = n;
+    for (size_t i = 0; i < NFLAGS; i++)
       argv[n++] = (char *)flags[i];
     argv[n++] = (char *)out;
     argv[n++] = c_path;
-    for (int l = 0; l < a->nlevels; l++)
-      argv[n++] = objs[l];
+    for (int j = 0; j < a->njobs; j++)
+      argv[n++] = objs[j] = job_path(a, j);
     argv[n++] = "-lm";
     argv[n] = NULL;
-    rc = n > 0 ? run(a, argv) : fail(a, "CC is empty");
+    rc = words > 0 ? run(a, argv) : fail(a, "CC is empty");
+    for (int j = 0; j < a->njobs; j++)
+      free(objs[j]);
+    free(objs);
+    free(argv);
     free(ccw);
   }
-  for (int l = 0; l < a->nlevels; l++)
-    free(objs[l]);
   free(c_path);
   return rc;
 }
@@ -935,7 +1111,7 @@ int dnc_aot_compile(dnc_mod *m, const dnc_aot_options *o, char **err)
       rc = write_header(&a, tmp_out);
       break;
     default:
-      rc = emit_level(&a, &a.lv[0], "dnc_", 0, o->emit, tmp_out);
+      rc = emit_range(&a, &a.lv[0], 0, m->nfns, "dnc_", 0, o->emit, tmp_out);
     }
   }
   if (!rc && tmp_h)

@@ -683,6 +683,8 @@ void dnc_outpath_free(dnc_outpath *o);
 void dnc_temps_track(int on);
 void dnc_temp_add(const char *path);
 void dnc_temp_forget(const char *path);
+/* "<prefix><i><suffix>" for every i < count (one series at a time) */
+void dnc_temp_add_series(const char *prefix, const char *suffix, int count);
 void dnc_temps_remove_now(void);
 void dnc_temps_sweep(const char *dir, const char *prefix);
 

@@ -102,12 +102,41 @@ void dnc_temp_forget(const char *path)
     }
 }
 
+/* One numbered series, "<prefix><i><suffix>" for i < count: the AOT's
+ * objects, one per job, more than NTEMPS for a large library. */
+static char series_prefix[PATH_MAX], series_suffix[16];
+static volatile sig_atomic_t series_count;
+
+void dnc_temp_add_series(const char *prefix, const char *suffix, int count)
+{
+  if (!tracking || strlen(prefix) + 12 + strlen(suffix) >= PATH_MAX ||
+      strlen(suffix) >= sizeof series_suffix)
+    return;
+  series_count = 0;
+  strcpy(series_prefix, prefix);
+  strcpy(series_suffix, suffix);
+  series_count = count;
+}
+
 /* async-signal-safe: unlink and rmdir only */
 void dnc_temps_remove_now(void)
 {
   for (int i = 0; i < NTEMPS; i++)
     if (temps[i])
       unlink(temps[i]);
+  static char name[PATH_MAX];
+  for (int i = 0; i < series_count; i++) {
+    size_t n = strlen(series_prefix);
+    memcpy(name, series_prefix, n);
+    char digits[12];
+    int nd = 0;
+    for (int v = i; nd == 0 || v; v /= 10)
+      digits[nd++] = (char)('0' + v % 10);
+    while (nd)
+      name[n++] = digits[--nd];
+    strcpy(name + n, series_suffix);
+    unlink(name);
+  }
   for (int i = NTEMPS; i-- > 0;)
     if (temps[i])
       rmdir(temps[i]);

@@ -102,6 +102,25 @@ t "-O3 builds a library" run 0 compile "$src" -O3 -o "$out/o3.so"
 t "--cpu native builds a one-level library" run 0 compile "$src" --cpu native -o "$out/native.so"
 t "--cpu x86-64,x86-64-v3 builds two levels" run 0 compile "$src" --cpu x86-64-v3,x86-64 -o "$out/two.so"
 
+# --------------------------------------------- many functions, in jobs
+# a library's kernels are compiled in jobs (chunks of functions per level,
+# each its own object, on $DNC_NUM_THREADS threads): ten functions make
+# four chunks per level; the library is the same bytes on any thread count
+many="$tmp/many.dn"
+for i in 0 1 2 3 4 5 6 7 8 9; do
+  printf 'fn m%d(x; a = 0.5) = tanh(a * x + %d) * x\n' "$i" "$i"
+done >"$many"
+t "ten functions on one thread" sh -c "DNC_NUM_THREADS=1 '$DNC' compile '$many' --cpu x86-64-v3,x86-64-v4 -o '$out/m1.so'"
+t "ten functions on three threads" sh -c "DNC_NUM_THREADS=3 '$DNC' compile '$many' --cpu x86-64-v3,x86-64-v4 -o '$out/m3.so'"
+t "  the same library, byte for byte" cmp -s "$out/m1.so" "$out/m3.so"
+exports=$(nm -D --defined-only "$out/m3.so" | awk '{print $3}' | sort)
+t "  exporting every kernel of every function (161 symbols)" \
+  sh -c "[ \$(echo '$exports' | wc -l) = 161 ] && echo '$exports' | grep -qx dnc_m9_f16_layer_bwd && echo '$exports' | grep -qx dnc_m0_f32_fwd"
+t "  a C program calls the first and the last function's kernels" \
+  sh -c "printf '#include <math.h>\n#include <stdint.h>\nvoid dnc_m0_f32_fwd(const float *, float *, int64_t, const double *);\nvoid dnc_m9_f64_fwd(const double *, double *, int64_t, const double *);\nint main(void) { float x = 2, y; double p = 0.5, dx = 2, dy;\n dnc_m0_f32_fwd(&x, &y, 1, &p); dnc_m9_f64_fwd(&dx, &dy, 1, &p);\n return fabs(y - 2 * tanh(1.0)) < 1e-6 && fabs(dy - 2 * tanh(10.0)) < 1e-15 ? 0 : 1; }\n' >'$tmp/m.c' &&
+         cc -std=c99 -o '$tmp/m' '$tmp/m.c' '$out/m3.so' -Wl,-rpath,'$out' -lm && '$tmp/m'"
+rm -f "$out/m1.so" "$out/m3.so"
+
 # ------------------------------------------ objects, assembly, IR, cross
 t "-c writes an object" run 0 compile "$src" -c -o "$out/k.o"
 t "  an x86-64 ELF relocatable" sh -c "readelf -h '$out/k.o' | grep -q 'Advanced Micro Devices X86-64'"

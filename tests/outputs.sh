@@ -51,8 +51,14 @@ t "... and the source is untouched" grep -q '^fn dyt' dyt.dn
 # after SIGKILL the next run removes those of the dead process (and only
 # those: a live process's stay)
 mkdir -p sigtmp
+# 24 functions: several seconds, one object per chunk of functions and
+# level (more than the 64 temporaries a list holds), some written when
+# the signal comes
+for i in $(seq 24); do
+  echo "fn s$i(x; a = 0.5) = tanh(a * x + $i) * erf(x)"
+done >sig.dn
 for sig in INT TERM; do
-  TMPDIR=$PWD/sigtmp "$DNC" compile dyt.dn -o sig.so -H sig.h &
+  TMPDIR=$PWD/sigtmp "$DNC" compile sig.dn -o sig.so -H sig.h &
   pid=$!
   sleep 1
   kill -$sig $pid

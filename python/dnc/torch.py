@@ -28,6 +28,7 @@ it again on first use. docs/python.md is the manual.
 """
 import contextlib
 import ctypes
+import os
 import re
 import threading
 import typing
@@ -40,7 +41,8 @@ from . import _capi as C
 
 __all__ = ["PointwiseNorm", "convert", "convert_layernorm", "convert_rmsnorm",
            "fit_initial", "pointwise", "STANDARD", "resolve", "decomposed",
-           "torch_form", "HAS_CUSTOM_OPS", "require_custom_ops"]
+           "torch_form", "HAS_CUSTOM_OPS", "require_custom_ops",
+           "set_output_reuse"]
 
 # The published functions, for PointwiseNorm(C, "dyt") and the like: the
 # definitions and defaults of examples/norms.dn.
@@ -86,7 +88,7 @@ except (OSError, AttributeError):
     _madvise = None
 
 
-def _empty(shape, dtype):
+def _fresh(shape, dtype):
     t = torch.empty(shape, dtype=dtype)
     n = t.numel() * t.element_size()
     if _madvise is not None and n >= 8 * _HUGE:
@@ -95,6 +97,65 @@ def _empty(shape, dtype):
         hi = (a + n) & ~(_HUGE - 1)
         if hi > lo:
             _madvise(lo, hi - lo, 14)  # MADV_HUGEPAGE
+    return t
+
+
+# Even with huge pages, a fresh output costs the kernel zeroing its pages:
+# on the development VM two fresh 128 MiB outputs (y and dx) took 40 ms of
+# system time, as long again as the raw kernels of DyT's forward and
+# backward (docs/performance.md). PyTorch's CPU allocator returns such
+# blocks to the system on free (glibc maps them), so every step pays it
+# again. dnc.torch therefore keeps the storages of its last few large
+# outputs and gives one out again once nothing else holds it (its use
+# count is this list's own reference): a tensor, view, saved tensor or
+# .grad the caller still has keeps its storage out of reach. At most
+# _reuse_keep storages of 1 MiB or more are kept (set_output_reuse; at
+# 8 MiB glibc's heap returned part of a freed block to the system too);
+# PyTorch 1.13 cannot count a storage's uses, and there nothing is kept.
+_REUSE_MIN = 1 << 20
+_use_count = getattr(torch._C, "_storage_Use_Count", None)
+_reuse = []  # UntypedStorage, the most recently made or given out last
+_reuse_lock = threading.Lock()
+try:
+    _reuse_keep = max(int(os.environ.get("DNC_TORCH_REUSE", "4")), 0)
+except ValueError:
+    _reuse_keep = 4
+
+
+def set_output_reuse(n):
+    """Keep (at most) the n most recent large output buffers for reuse
+    (default 4, or $DNC_TORCH_REUSE); 0 turns reuse off and lets the
+    kept ones go. Returns the previous count."""
+    global _reuse_keep
+    n = int(n)
+    if n < 0:
+        raise ValueError("set_output_reuse: n must be >= 0, not %d" % n)
+    with _reuse_lock:
+        old, _reuse_keep = _reuse_keep, n
+        del _reuse[:len(_reuse) - n]
+    return old
+
+
+def _empty(shape, dtype):
+    """An uninitialised CPU tensor for an output: a large one in a storage
+    that dnc.torch made before and nothing else holds, where there is
+    one."""
+    n = dtype.itemsize if hasattr(dtype, "itemsize") else \
+        torch.empty(0, dtype=dtype).element_size()
+    for d in shape:
+        n *= d
+    if n < _REUSE_MIN or not _reuse_keep or _use_count is None:
+        return _fresh(shape, dtype)
+    with _reuse_lock:
+        for i, st in enumerate(_reuse):
+            if st.nbytes() == n and _use_count(st._cdata) == 1:
+                del _reuse[i]
+                _reuse.append(st)
+                return torch.empty(0, dtype=dtype).set_(st, 0, shape)
+    t = _fresh(shape, dtype)
+    with _reuse_lock:
+        _reuse.append(t.untyped_storage())
+        del _reuse[:max(len(_reuse) - _reuse_keep, 0)]
     return t
 
 

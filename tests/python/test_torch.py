@@ -416,3 +416,70 @@ def test_transformer_encoder_eval(mask):
 def PointwiseNormEps():
     e = dt.PointwiseNorm(4, "dyt").eps
     return e != e
+
+
+# -------------------------------------------- large outputs' storage reuse
+
+def test_output_reuse():
+    """Outputs of 1 MiB and more come from a storage dnc.torch made
+    before only once nothing else holds it (a live output, a view of one
+    or a kept .grad is never written over), with right values either way;
+    set_output_reuse(0) turns it off. PyTorch 1.13 cannot count a
+    storage's uses: there every output is fresh."""
+    can = getattr(torch._C, "_storage_Use_Count", None) is not None
+    old = dt.set_output_reuse(4)
+    try:
+        cols = 4096
+        norm = dt.PointwiseNorm(cols, "dyt", threads=1)
+        ref = DyT(cols)
+        x = torch.randn(1024, cols) * 3  # 16 MiB in f32
+        want = ref(x).detach()
+
+        def same(y, name):
+            ok(torch.allclose(y, want, rtol=1e-6, atol=1e-6), name,
+               lambda: "max diff %g" % (y - want).abs().max())
+        with torch.no_grad():
+            y1 = norm(x)
+            p1 = y1.data_ptr()
+            same(y1, "first output right")
+            y2 = norm(x)  # y1 alive: never its storage
+            ok(y2.data_ptr() != p1, "a live output's storage is not reused")
+            same(y1, "... and the live output is unchanged")
+            v = y1[3:5]  # a view holds the storage
+            del y1
+            y3 = norm(x * 0.5)
+            ok(y3.data_ptr() != p1, "a storage a view holds is not reused")
+            ok(torch.allclose(v, want[3:5]), "... the view unchanged")
+            del v, y2, y3
+            y4 = norm(x)
+            if can:  # (1.13: a fresh block may land at the same address)
+                ok(y4.data_ptr() == p1, "a storage nothing holds is reused")
+            same(y4, "... with the right values")
+        # backward: dx's storage, and a .grad kept by the caller
+        xg = x.clone().requires_grad_()
+        dy = torch.randn_like(x)
+        norm(xg).backward(dy)
+        g1 = xg.grad
+        xr = x.clone().requires_grad_()
+        ref.load_state_dict(norm.state_dict(), strict=False)
+        ref(xr).backward(dy)
+        ok(torch.allclose(g1, xr.grad, rtol=1e-5, atol=1e-5), "dx right")
+        keep = g1.clone()
+        xg2 = x.clone().requires_grad_()
+        norm(xg2).backward(dy)  # g1 is still xg.grad: not written
+        ok(torch.equal(xg.grad, keep), "a kept .grad is never written over")
+        ok(torch.equal(xg2.grad, keep), "... and the new dx is right")
+        # off: fresh storages only
+        dt.set_output_reuse(0)
+        with torch.no_grad():
+            y5 = norm(x)
+            p5 = y5.data_ptr()
+            del y5
+            y6 = norm(x)
+            same(y6, "reuse off: right values")
+        ok(dt._reuse == [], "reuse off: nothing kept")
+        del y6, p5
+        raises(ValueError, lambda: dt.set_output_reuse(-1),
+               "a negative count is refused", "must be >= 0")
+    finally:
+        dt.set_output_reuse(old)
