@@ -31,7 +31,8 @@ static const char usage[] =
     "                    target's baseline, x86-64 or generic)\n"
     "\n"
     "environment: CC, the C compiler driver that links a library (cc);\n"
-    "DNC_AOT_CPU, when a library is loaded, forces one of its levels\n";
+    "DNC_NUM_THREADS, how many threads compile a library's kernels (every\n"
+    "CPU); DNC_AOT_CPU, when a library is loaded, forces one of its levels\n";
 
 /* ORDER: DNC_EMIT_* */
 static const char *const kinds[] = {"so", "obj", "asm", "llvm", "header",
