@@ -472,7 +472,8 @@ static LLVMValueRef lw_cmp(dnc_cg *cg, const dnc_node *e, LLVMValueRef *a)
   case OP_GT: p = LLVMRealOGT; break;
   case OP_GE: p = LLVMRealOGE; break;
   case OP_EQ: p = LLVMRealOEQ; break;
-  default: p = LLVMRealUNE; break;
+  case OP_NE: p = LLVMRealUNE; break;
+  default: DNC_ASSERT(!"lw_cmp of an op that is not a comparison");
   }
   return LLVMBuildFCmp(cg->b, p, a[0], a[1], "");
 }
@@ -498,7 +499,7 @@ static LLVMValueRef lw_select(dnc_cg *cg, const dnc_node *e, LLVMValueRef *a)
 }
 
 static const lower_fn lower[OP__COUNT] = {
-#define X(NAME, ARITY, SPELL, FORM, PREC, TYPE, EVAL, DIFF, LOWER) LOWER,
+#define X(NAME, ARITY, SPELL, FORM, PREC, TYPE, COMM, MATH, C, TORCH, RT, DIFF, LOWER) LOWER,
     DNC_OPS(X)
 #undef X
 };

@@ -225,7 +225,7 @@ RULE(df_select)
 }
 
 static const rule_fn rules[OP__COUNT] = {
-#define X(NAME, ARITY, SPELL, FORM, PREC, TYPE, EVAL, DIFF, LOWER) DIFF,
+#define X(NAME, ARITY, SPELL, FORM, PREC, TYPE, COMM, MATH, C, TORCH, RT, DIFF, LOWER) DIFF,
     DNC_OPS(X)
 #undef X
 };

@@ -186,7 +186,7 @@ dnc_ast *dnc_ast_call(dnc_parse_state *ps, dnc_loc loc, dnc_loc name_loc,
 /* ----------------------------------------------------------------- expr.c */
 
 typedef enum {
-#define X(NAME, ARITY, SPELL, FORM, PREC, TYPE, EVAL, DIFF, LOWER) OP_##NAME,
+#define X(NAME, ARITY, SPELL, FORM, PREC, TYPE, COMM, MATH, C, TORCH, RT, DIFF, LOWER) OP_##NAME,
   DNC_OPS(X)
 #undef X
   OP__COUNT
@@ -202,6 +202,11 @@ typedef struct dnc_opinfo {
   dnc_form form;
   int prec;
   dnc_type type;
+  int commutative;  /* ops.h's COMM */
+  const char *math; /* ops.h's MATH: the formula's name in opmath.h */
+  const char *c;    /* C99 spelling (print_c.c) */
+  const char *torch; /* PyTorch function of a one-operand call, or "" */
+  int rt;           /* rtmath.c has dnc_rt_<math>_f32/_f64 */
 } dnc_opinfo;
 extern const dnc_opinfo dnc_ops[OP__COUNT];
 

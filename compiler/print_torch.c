@@ -183,9 +183,9 @@ static void tp(tprinter *p, const dnc_node *e)
     fputc(')', o);
     return;
   }
-  /* the other built-ins are torch's functions of the same name */
-  int helper = e->op == OP_SOFTPLUS || e->op == OP_SIGN;
-  fprintf(o, "%s%s(", helper ? "dnc_" : "torch.", oi->spell);
+  /* the other built-ins: one operand, ops.h's TORCH function */
+  DNC_ASSERT(oi->arity == 1 && oi->torch[0]);
+  fprintf(o, "%s(", oi->torch);
   tp_tensor(p, e->arg[0]);
   fputc(')', o);
 }

@@ -897,15 +897,8 @@ static LLVMValueRef lane_by_lane(dnc_cg *cg, int op, LLVMValueRef a,
 
 int dnc_vm_native(int op, int f64)
 {
-  if (op == OP_POW)
-    return !f64;
-  switch (op) {
-  case OP_EXP: case OP_EXPM1: case OP_LOG: case OP_LOG1P: case OP_TANH:
-  case OP_SIGMOID: case OP_SOFTPLUS: case OP_ERF: case OP_ERFC: case OP_SINH:
-  case OP_COSH: case OP_ASINH: case OP_ATAN: case OP_SIN: case OP_COS:
-    return 1;
-  }
-  return 0;
+  /* every op with a runtime function (ops.h's RT) but f64 pow */
+  return dnc_ops[op].rt && !(op == OP_POW && f64);
 }
 
 static vm vm_of(dnc_cg *cg)
