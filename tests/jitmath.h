@@ -57,9 +57,14 @@ static dnc_rt_fn32 jm_table_lowp[2][OP__COUNT];
     jm_lowp_kernel[1][OP_##OP](&x, &y, 1, &p);      \
     return y;                                       \
   }
-JM_FN(EXP) JM_FN(EXPM1) JM_FN(LOG) JM_FN(LOG1P) JM_FN(TANH) JM_FN(SIGMOID)
-JM_FN(SOFTPLUS) JM_FN(ERF) JM_FN(ERFC) JM_FN(SINH) JM_FN(COSH) JM_FN(ASINH)
-JM_FN(ATAN) JM_FN(SIN) JM_FN(COS) JM_FN(POW)
+/* one for each op of ops.h with vector math (RT) */
+#define JM_0(OP)
+#define JM_1(OP) JM_FN(OP)
+#define X(NAME, ARITY, SPELL, FORM, PREC, TYPE, COMM, MATH, C, TORCH, RT, \
+          DIFF, LOWER)                                                    \
+  JM_##RT(NAME)
+DNC_OPS(X)
+#undef X
 #undef JM_FN
 
 static void jm_source(int op, char *src, size_t n)
@@ -80,9 +85,14 @@ static int jm_init(dnc_context *ctx)
     dnc_rt_fn64 fn64;
     dnc_rt_fn32 lowp[2];
   } ops[] = {
-      E(EXP), E(EXPM1), E(LOG), E(LOG1P), E(TANH), E(SIGMOID), E(SOFTPLUS),
-      E(ERF), E(ERFC), E(SINH), E(COSH), E(ASINH), E(ATAN), E(SIN), E(COS),
-      E(POW)};
+#define E_0(OP)
+#define E_1(OP) E(OP),
+#define X(NAME, ARITY, SPELL, FORM, PREC, TYPE, COMM, MATH, C, TORCH, RT, \
+          DIFF, LOWER)                                                    \
+  E_##RT(NAME)
+      DNC_OPS(X)
+#undef X
+  };
 #undef E
   jm_fma = dnc_jit_has_fma(ctx->jit);
   for (int l = 0; l < 2; l++) {
