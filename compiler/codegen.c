@@ -270,8 +270,8 @@ static LLVMValueRef lw_pow(dnc_cg *cg, const dnc_node *e, LLVMValueRef *a)
     return LLVMBuildFMul(cg->b, LLVMBuildFMul(cg->b, a[0], a[0], ""), a[0],
                          "cube");
   case -1: return LLVMBuildFDiv(cg->b, one, a[0], "");
-  case -2:
-    return LLVMBuildFDiv(cg->b, one, LLVMBuildFMul(cg->b, a[0], a[0], ""), "");
+  case -2: /* (1/x)/x: 1/(x*x) would be 0 where x*x overflows */
+    return LLVMBuildFDiv(cg->b, LLVMBuildFDiv(cg->b, one, a[0], ""), a[0], "invsq");
   }
   return dnc_vm_emit(cg, OP_POW, a[0], a[1]);
 }

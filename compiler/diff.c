@@ -148,7 +148,19 @@ RULE(df_clamp)
                           zero_if_null(d, da[1]), zero_if_null(d, da[0]));
   return dnc_simp(d->g, OP_SELECT, S(OP_LT, a[2], m), zero_if_null(d, da[2]), dm);
 }
-RULE(df_exp) { return mul(d, e, da[0]); }
+/* exp(-u^2)' = -2 (e u) u', e u first: it is bounded (|e u| < 0.43), so
+ * the product is 0, not 0 * inf = NaN, where u u' overflows and e is 0
+ * (d/da of exp(-(a x)^2) at huge x) */
+RULE(df_exp)
+{
+  const dnc_node *sq = a[0]->op == OP_NEG ? a[0]->arg[0] : NULL;
+  if (sq && sq->op == OP_POW && sq->arg[1]->op == OP_CONST &&
+      sq->arg[1]->value == 2 && d->dv[sq->arg[0]->id]) {
+    dnc_node *u = sq->arg[0];
+    return S(OP_MUL, K(-2.0), S(OP_MUL, S(OP_MUL, e, u), d->dv[u->id]));
+  }
+  return mul(d, e, da[0]);
+}
 /* expm1' = exp, not expm1 + 1, which cancels where expm1 -> -1 */
 RULE(df_expm1) { return mul(d, S(OP_EXP, a[0], NULL), da[0]); }
 RULE(df_log) { return divide(d, da[0], a[0]); }

@@ -107,7 +107,8 @@ const char *dnc_rt_name(int op, int f64)
 }
 
 /* pow with a constant exponent the kernels lower to arithmetic: 1 x, 2 x*x,
- * 3 (x*x)*x, -1 1/x, -2 1/(x*x); 0 if none */
+ * 3 (x*x)*x, -1 1/x, -2 (1/x)/x (two roundings, as 1/(x*x), but no
+ * overflow of x*x where x^-2 is a subnormal); 0 if none */
 int dnc_pow_special(double e)
 {
   if (e == 1 || e == 2 || e == 3 || e == -1 || e == -2)
@@ -141,7 +142,7 @@ int dnc_pow_special(double e)
       const dnc_insn *e = &pr->insn[in->arg[1]];                            \
       int k = e->op == OP_CONST ? dnc_pow_special(e->value) : 0;            \
       r = k == 1 ? a : k == 2 ? a * a : k == 3 ? (a * a) * a                \
-        : k == -1 ? ONE / a : k == -2 ? ONE / (a * a) : POW(a, b);         \
+        : k == -1 ? ONE / a : k == -2 ? (ONE / a) / a : POW(a, b);         \
       break;                                                                \
     }                                                                       \
     case OP_EXP:                                                            \
