@@ -217,6 +217,11 @@ RULE(df_cos)
   dnc_node *t = mul(d, S(OP_SIN, a[0], NULL), da[0]);
   return t ? S(OP_NEG, t, NULL) : NULL;
 }
+/* fma(a, b, c)' = a' b + a b' + c' */
+RULE(df_fma)
+{
+  return add(d, add(d, mul(d, da[0], a[1]), mul(d, a[0], da[1])), da[2]);
+}
 /* conditions have no derivative */
 RULE(df_lt) { return NULL; }
 #define df_le df_lt

@@ -78,6 +78,8 @@
 #define DNC_OPM_or(T, ONE, F) return a != 0 || b != 0;
 #define DNC_OPM_not(T, ONE, F) return a == 0;
 #define DNC_OPM_select(T, ONE, F) return a != 0 ? b : c;
+/* a * b + c rounded once */
+#define DNC_OPM_fma(T, ONE, F) return F(fma)(a, b, c);
 
 /* the C library's function names by type */
 #define DNC_OPM_LIBM_D(fn) fn

@@ -35,12 +35,16 @@
  *
  * Adding a built-in touches: one row here; its formula DNC_OPM_<MATH> in
  * opmath.h; its DIFF rule in diff.c; its lowering (an lw_ function in
- * codegen.c, or for lw_math a vector implementation in vmath.c); and the
- * language reference (docs/language.md). Everything else (parsing, the
- * interpreter, the oracles, the search evaluator, the four printers, the
- * runtime symbol tables) follows from the row. tests/test_ops.c walks
- * every row through every evaluator, printer, the differentiator and the
- * JIT, so a missing piece fails a test.
+ * codegen.c, or for lw_math a vector implementation in vmath.c); a
+ * PyTorch form in print_torch.c when it is not a one-operand torch
+ * function (TORCH); sympy's name in tests/sympy_check.py; and the
+ * language reference (docs/language.md, README.md). Everything else
+ * (parsing, the interpreter, rtmath.c's runtime functions and oracle, the
+ * search evaluator, the DSL, C and LaTeX printers, the JIT's symbol table,
+ * the AOT runtime) follows from the row. fma, the last row, was added so:
+ * row, formula, df_fma, lw_fma, its torch.addcmul form, docs.
+ * tests/test_ops.c walks every row through every evaluator, printer, the
+ * differentiator and the JIT, so a missing piece fails a test.
  *
  * ORDER: the precedence numbers must agree with the %left/%right lists in
  * grammar/parser.y.
@@ -101,6 +105,7 @@
   X(AND,      2, "and",      INFIX,  DNC_PREC_AND,  BOOL, 1, and,      "&&",           "",              0, df_and,      lw_and)    \
   X(OR,       2, "or",       INFIX,  DNC_PREC_OR,   BOOL, 1, or,       "||",           "",              0, df_or,       lw_or)     \
   X(NOT,      1, "not",      PREFIX, DNC_PREC_NOT,  BOOL, 0, not,      "!",            "",              0, df_not,      lw_not)    \
-  X(SELECT,   3, "if",       IFELSE, DNC_PREC_IF,   NUM,  0, select,   "?:",           "",              0, df_select,   lw_select)
+  X(SELECT,   3, "if",       IFELSE, DNC_PREC_IF,   NUM,  0, select,   "?:",           "",              0, df_select,   lw_select) \
+  X(FMA,      3, "fma",      CALL,   DNC_PREC_ATOM, NUM,  0, fma,      "fma",          "",              0, df_fma,      lw_fma)   
 
 #endif

@@ -163,6 +163,15 @@ static void tp(tprinter *p, const dnc_node *e)
     }
     return;
   }
+  case OP_FMA: /* c + a * b: PyTorch has no fused form */
+    fputs("torch.addcmul(", o);
+    tp_tensor(p, e->arg[2]);
+    fputs(", ", o);
+    tp_tensor(p, e->arg[0]);
+    fputs(", ", o);
+    tp_tensor(p, e->arg[1]);
+    fputc(')', o);
+    return;
   case OP_SELECT:
     fputs("torch.where(", o);
     tp(p, e->arg[0]);

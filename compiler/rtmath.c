@@ -8,11 +8,13 @@
  * compute in double and round once, f64 versions are the formulas of
  * opmath.h over the C library.
  *
- * dnc_rt_eval_f32/f64 evaluate a flattened function in float or double with
- * exactly the operations the kernels perform (same lowering of pow, min,
- * max, sign), so a kernel can be checked against them to the bit, apart
- * from the vector math, which the caller passes in (or the runtime
- * functions stand in for) and which is checked against the interpreter.
+ * dnc_rt_eval_f32/f64 evaluate a flattened function in float or double
+ * with exactly the operations the kernels perform, so a kernel can be
+ * checked against them to the bit, apart from the vector math, which the
+ * caller passes in (or the runtime functions stand in for) and which is
+ * checked against the interpreter. The function is the one the kernels
+ * lower: dnc_rt_prog applies the same DAG rewrites (rewrite.c) first;
+ * what follows here is each op's own formula, not a copy of codegen's.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -116,7 +118,7 @@ int dnc_pow_special(double e)
   return 0;
 }
 
-#define EVAL_BODY(T, SUF, ONE, FN)                                          \
+#define EVAL_BODY(T, ONE, FN)                                               \
   for (uint32_t i = 0; i < pr->n; i++) {                                    \
     const dnc_insn *in = &pr->insn[i];                                      \
     T a = in->op > OP_PARAM ? v[in->arg[0]] : 0;                            \
@@ -127,17 +129,6 @@ int dnc_pow_special(double e)
     case OP_CONST: r = (T)in->value; break;                                 \
     case OP_INPUT: r = x; break;                                            \
     case OP_PARAM: r = p[in->param]; break;                                 \
-    case OP_MUL: {                                                          \
-      int32_t sp = sigmoid_pair(pr, in, sizeof(T) == 8);                    \
-      if (sp >= 0) { /* see lw_mul in codegen.c */                          \
-        T e = MATH(OP_EXP, -fabs##SUF##_(v[sp]));                           \
-        T d = ONE + e;                                                      \
-        r = e / (d * d);                                                    \
-      } else {                                                              \
-        r = a * b;                                                          \
-      }                                                                     \
-      break;                                                                \
-    }                                                                       \
     case OP_POW: {                                                          \
       const dnc_insn *e = &pr->insn[in->arg[1]];                            \
       int k = e->op == OP_CONST ? dnc_pow_special(e->value) : 0;            \
@@ -145,15 +136,6 @@ int dnc_pow_special(double e)
         : k == -1 ? ONE / a : k == -2 ? (ONE / a) / a : POW(a, b);         \
       break;                                                                \
     }                                                                       \
-    case OP_EXP:                                                            \
-      r = MATH(in->op, a);                                                  \
-      if (fused && gauss(pr, in)) { /* see lw_math in codegen.c */         \
-        T u = v[pr->insn[pr->insn[in->arg[0]].arg[0]].arg[0]];             \
-        T hi = v[pr->insn[in->arg[0]].arg[0]];                              \
-        T lo = fmax##SUF##_(fmin##SUF##_(fma##SUF##_(u, u, -hi), 1), -1);    \
-        r = fma##SUF##_(r, -lo, r);                                         \
-      }                                                                     \
-      break;                                                                \
     default: /* every other op: its formula, opmath.h */                    \
       r = dnc_ops[in->op].rt ? MATH(in->op, a) : FN[in->op](a, b, c);       \
       break;                                                                \
@@ -162,68 +144,19 @@ int dnc_pow_special(double e)
   }                                                                         \
   return v[pr->n - 1];
 
-#define fmaf32_ fmaf
-#define fmaf64_ fma
-#define fmaxf32_ fmaxf
-#define fmaxf64_ fmax
-#define fminf32_ fminf
-#define fminf64_ fmin
-#define fabsf32_ fabsf
-#define fabsf64_ fabs
-
-/* exp(-(u^2)) in a program, as gauss_base (codegen.c) sees it in a DAG */
-static int gauss(const dnc_prog *pr, const dnc_insn *in)
+dnc_prog *dnc_rt_prog(dnc_mod *m, dnc_node *root, int f64, int fma)
 {
-  const dnc_insn *neg = &pr->insn[in->arg[0]];
-  if (neg->op != OP_NEG)
-    return 0;
-  const dnc_insn *sq = &pr->insn[neg->arg[0]];
-  return sq->op == OP_POW && pr->insn[sq->arg[1]].op == OP_CONST &&
-         pr->insn[sq->arg[1]].value == 2;
-}
-
-/* insn i as s * t for a constant s (1 when it is not a product with one),
- * as split_scale (codegen.c) sees a node */
-static double insn_scale(const dnc_prog *pr, int32_t i, int32_t *t)
-{
-  const dnc_insn *a = &pr->insn[i];
-  if (a->op == OP_NEG) {
-    *t = a->arg[0];
-    return -1;
-  }
-  for (int k = 0; k < 2; k++)
-    if (a->op == OP_MUL && pr->insn[a->arg[k]].op == OP_CONST) {
-      *t = a->arg[1 - k];
-      return pr->insn[a->arg[k]].value;
-    }
-  *t = i;
-  return 1;
-}
-
-/* sigmoid(a) * sigmoid(-a) as lw_mul (codegen.c) sees it: the index of
- * a, else -1 */
-static int32_t sigmoid_pair(const dnc_prog *pr, const dnc_insn *in, int f64)
-{
-  const dnc_insn *l = &pr->insn[in->arg[0]], *r = &pr->insn[in->arg[1]];
-  if (l->op != OP_SIGMOID || r->op != OP_SIGMOID)
-    return -1;
-  int32_t a = l->arg[0], b = r->arg[0];
-  if ((pr->insn[a].op == OP_NEG && pr->insn[a].arg[0] == b) ||
-      (pr->insn[b].op == OP_NEG && pr->insn[b].arg[0] == a))
-    return a;
-  int32_t ta, tb;
-  double sa = insn_scale(pr, a, &ta), sb = insn_scale(pr, b, &tb);
-  if (!f64)
-    sa = (float)sa, sb = (float)sb;
-  return ta == tb && sa == -sb && sa != 0 && !isnan(sa) ? a : -1;
+  if (dnc_rewrite(&m->dag, f64, fma, &root, 1))
+    dnc_die(__FILE__, __LINE__, "the rewritten function is too large");
+  return dnc_prog_build(&m->dag, m->arena, root);
 }
 
 #define MATH(op, a) (m && m[op] ? m[op](a, 0) : (float)d_fn[op](a, 0, 0))
 #define POW(a, b) (m && m[OP_POW] ? m[OP_POW](a, b) : rt_pow_f32(a, b))
 static float eval_f32(const dnc_prog *pr, float *v, float x, const float *p,
-                      const dnc_rt_fn32 *m, int fused)
+                      const dnc_rt_fn32 *m)
 {
-  EVAL_BODY(float, f32, 1.0f, f_fn)
+  EVAL_BODY(float, 1.0f, f_fn)
 }
 #undef MATH
 #undef POW
@@ -231,37 +164,37 @@ static float eval_f32(const dnc_prog *pr, float *v, float x, const float *p,
 #define MATH(op, a) (m && m[op] ? m[op](a, 0) : d_fn[op](a, 0, 0))
 #define POW(a, b) (m && m[OP_POW] ? m[OP_POW](a, b) : rt_pow_f64(a, b))
 static double eval_f64(const dnc_prog *pr, double *v, double x,
-                       const double *p, const dnc_rt_fn64 *m, int fused)
+                       const double *p, const dnc_rt_fn64 *m)
 {
-  EVAL_BODY(double, f64, 1.0, d_fn)
+  EVAL_BODY(double, 1.0, d_fn)
 }
 #undef MATH
 #undef POW
 
 float dnc_rt_eval_f32(const dnc_prog *pr, float x, const float *p,
-                      const dnc_rt_fn32 *math32, int fused)
+                      const dnc_rt_fn32 *math32)
 {
   float local[256];
   if (pr->n <= 256)
-    return eval_f32(pr, local, x, p, math32, fused);
+    return eval_f32(pr, local, x, p, math32);
   float *v = malloc(sizeof *v * pr->n);
   if (!v)
     dnc_die(__FILE__, __LINE__, "out of memory");
-  float r = eval_f32(pr, v, x, p, math32, fused);
+  float r = eval_f32(pr, v, x, p, math32);
   free(v);
   return r;
 }
 
 double dnc_rt_eval_f64(const dnc_prog *pr, double x, const double *p,
-                       const dnc_rt_fn64 *math64, int fused)
+                       const dnc_rt_fn64 *math64)
 {
   double local[256];
   if (pr->n <= 256)
-    return eval_f64(pr, local, x, p, math64, fused);
+    return eval_f64(pr, local, x, p, math64);
   double *v = malloc(sizeof *v * pr->n);
   if (!v)
     dnc_die(__FILE__, __LINE__, "out of memory");
-  double r = eval_f64(pr, v, x, p, math64, fused);
+  double r = eval_f64(pr, v, x, p, math64);
   free(v);
   return r;
 }

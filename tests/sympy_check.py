@@ -58,6 +58,7 @@ FUNCS = {
     "cosh": sp.cosh, "asinh": sp.asinh, "atan": sp.atan, "erf": sp.erf,
     "erfc": sp.erfc, "sigmoid": sigmoid,
     "softplus": lambda u: sp.log(1 + sp.exp(u)), "sin": sp.sin, "cos": sp.cos,
+    "fma": lambda a, b, c: a * b + c,
 }
 CONSTS = {"pi": sp.pi, "e": sp.E, "inf": sp.oo, "nan": sp.nan}
 

@@ -1,7 +1,8 @@
 /*
  * test_parse.c - the front end: precedence and associativity, literal
- * forms, parse -> print -> parse round trips for every example and every
- * construct, and hash-consing of the DAG.
+ * forms, parse -> print -> parse round trips for examples/norms.dn and
+ * every construct, and hash-consing of the DAG. (Every op's printing is
+ * walked by test_ops.c.)
  */
 #include <stdlib.h>
 #include <string.h>
@@ -10,8 +11,7 @@
 #include "tap.h"
 #include "testlib.h"
 
-/* Builds a module from source; NULL (and the diagnostics as TAP comments)
- * when it has errors. */
+/* f printed as dnc source (malloc'd) */
 static char *print_fn(const dnc_fn *f)
 {
   char *text = NULL;
