@@ -425,7 +425,7 @@ static LLVMValueRef lw_math(dnc_cg *cg, const dnc_node *e, LLVMValueRef *a)
       dnc_vm_native(e->op, cg->f64))
     return lower_with_e(cg, e, a[0]);
   LLVMValueRef r = e->op == OP_EXP ? lw_exp_nonpos(cg, e, a[0]) : NULL;
-  return r ? r : dnc_vm_emit(cg, e->op, a[0], NULL);
+  return r ? r : dnc_vm_emit(cg, e->op, a[0], a[1]);
 }
 
 /* comparisons are ordered (false with NaN) except !=, which is true */

@@ -186,9 +186,11 @@ RULE(df_tanh)
 }
 RULE(df_sinh) { return mul(d, S(OP_COSH, a[0], NULL), da[0]); }
 RULE(df_cosh) { return mul(d, S(OP_SINH, a[0], NULL), da[0]); }
+/* asinh' = 1 / sqrt(1 + u^2) = 1 / hypot(1, u): 1 + u^2 would overflow
+ * from |u| = 1.3e154 (f32: 1.8e19) and give 0, not 1/|u| */
 RULE(df_asinh)
 {
-  return divide(d, da[0], S(OP_SQRT, S(OP_ADD, K(1.0), S(OP_POW, a[0], K(2.0))), NULL));
+  return divide(d, da[0], S(OP_HYPOT, K(1.0), a[0]));
 }
 RULE(df_atan)
 {
@@ -216,6 +218,12 @@ RULE(df_cos)
 {
   dnc_node *t = mul(d, S(OP_SIN, a[0], NULL), da[0]);
   return t ? S(OP_NEG, t, NULL) : NULL;
+}
+/* hypot(a, b)' = (a/h) a' + (b/h) b', h = hypot(a, b): |a/h| <= 1, so
+ * nothing overflows (NaN at a = b = 0, where hypot has no derivative) */
+RULE(df_hypot)
+{
+  return add(d, mul(d, S(OP_DIV, a[0], e), da[0]), mul(d, S(OP_DIV, a[1], e), da[1]));
 }
 /* fma(a, b, c)' = a' b + a b' + c' */
 RULE(df_fma)

@@ -80,6 +80,8 @@
 #define DNC_OPM_select(T, ONE, F) return a != 0 ? b : c;
 /* a * b + c rounded once */
 #define DNC_OPM_fma(T, ONE, F) return F(fma)(a, b, c);
+/* sqrt(a^2 + b^2) without overflow or underflow; inf if either is inf */
+#define DNC_OPM_hypot(T, ONE, F) return F(hypot)(a, b);
 
 /* the C library's function names by type */
 #define DNC_OPM_LIBM_D(fn) fn

@@ -22,8 +22,8 @@
  *          the C printer's prelude) and float (rtmath.c)
  *   C      its C99 spelling for print_c.c: an operator, a <math.h>
  *          function, or a dnc_ helper of the prelude (written from MATH)
- *   TORCH  the PyTorch function print_torch.c calls for a one-operand
- *          CALL ("" where the printer has its own form)
+ *   TORCH  the PyTorch function print_torch.c calls for a CALL, with the
+ *          same operands ("" where the printer has its own form)
  *   RT     1 when rtmath.c has a scalar runtime function dnc_rt_<MATH>_f32
  *          /_f64 (transcendentals and pow, lowered by vmath.c, which may
  *          call it lane by lane; the JIT binds it, aot.c defines it in IR
@@ -42,7 +42,9 @@
  * (parsing, the interpreter, rtmath.c's runtime functions and oracle, the
  * search evaluator, the DSL, C and LaTeX printers, the JIT's symbol table,
  * the AOT runtime) follows from the row. fma, the last row, was added so:
- * row, formula, df_fma, lw_fma, its torch.addcmul form, docs.
+ * row, formula, df_fma, lw_fma, its torch.addcmul form, docs; hypot, for
+ * asinh's derivative 1/hypot(1, u), with vm_hypot (vmath.c) as its
+ * lowering.
  * tests/test_ops.c walks every row through every evaluator, printer, the
  * differentiator and the JIT, so a missing piece fails a test.
  *
@@ -106,6 +108,7 @@
   X(OR,       2, "or",       INFIX,  DNC_PREC_OR,   BOOL, 1, or,       "||",           "",              0, df_or,       lw_or)     \
   X(NOT,      1, "not",      PREFIX, DNC_PREC_NOT,  BOOL, 0, not,      "!",            "",              0, df_not,      lw_not)    \
   X(SELECT,   3, "if",       IFELSE, DNC_PREC_IF,   NUM,  0, select,   "?:",           "",              0, df_select,   lw_select) \
-  X(FMA,      3, "fma",      CALL,   DNC_PREC_ATOM, NUM,  0, fma,      "fma",          "",              0, df_fma,      lw_fma)   
+  X(FMA,      3, "fma",      CALL,   DNC_PREC_ATOM, NUM,  0, fma,      "fma",          "",              0, df_fma,      lw_fma)    \
+  X(HYPOT,    2, "hypot",    CALL,   DNC_PREC_ATOM, NUM,  0, hypot,    "hypot",        "torch.hypot",   1, df_hypot,    lw_math)  
 
 #endif

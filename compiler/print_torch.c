@@ -192,10 +192,14 @@ static void tp(tprinter *p, const dnc_node *e)
     fputc(')', o);
     return;
   }
-  /* the other built-ins: one operand, ops.h's TORCH function */
-  DNC_ASSERT(oi->arity == 1 && oi->torch[0]);
+  /* the other built-ins: ops.h's TORCH function of the same operands */
+  DNC_ASSERT(oi->torch[0]);
   fprintf(o, "%s(", oi->torch);
-  tp_tensor(p, e->arg[0]);
+  for (int i = 0; i < e->nargs; i++) {
+    if (i)
+      fputs(", ", o);
+    tp_tensor(p, e->arg[i]);
+  }
   fputc(')', o);
 }
 

@@ -137,7 +137,7 @@ int dnc_pow_special(double e)
       break;                                                                \
     }                                                                       \
     default: /* every other op: its formula, opmath.h */                    \
-      r = dnc_ops[in->op].rt ? MATH(in->op, a) : FN[in->op](a, b, c);       \
+      r = dnc_ops[in->op].rt ? MATH(in->op, a, b) : FN[in->op](a, b, c);       \
       break;                                                                \
     }                                                                       \
     v[i] = r;                                                               \
@@ -151,7 +151,7 @@ dnc_prog *dnc_rt_prog(dnc_mod *m, dnc_node *root, int f64, int fma)
   return dnc_prog_build(&m->dag, m->arena, root);
 }
 
-#define MATH(op, a) (m && m[op] ? m[op](a, 0) : (float)d_fn[op](a, 0, 0))
+#define MATH(op, a, b) (m && m[op] ? m[op](a, b) : (float)d_fn[op](a, b, 0))
 #define POW(a, b) (m && m[OP_POW] ? m[OP_POW](a, b) : rt_pow_f32(a, b))
 static float eval_f32(const dnc_prog *pr, float *v, float x, const float *p,
                       const dnc_rt_fn32 *m)
@@ -161,7 +161,7 @@ static float eval_f32(const dnc_prog *pr, float *v, float x, const float *p,
 #undef MATH
 #undef POW
 
-#define MATH(op, a) (m && m[op] ? m[op](a, 0) : d_fn[op](a, 0, 0))
+#define MATH(op, a, b) (m && m[op] ? m[op](a, b) : d_fn[op](a, b, 0))
 #define POW(a, b) (m && m[OP_POW] ? m[OP_POW](a, b) : rt_pow_f64(a, b))
 static double eval_f64(const dnc_prog *pr, double *v, double x,
                        const double *p, const dnc_rt_fn64 *m)

@@ -2,9 +2,10 @@
  * jitmath.h - the JIT's own vector math (vmath.c) as scalar functions, for
  * the C evaluation of the kernels' operations (dnc_rt_eval_f32/f64) to use
  * in their place, so that whole kernels can be compared to the bit. Each
- * function runs a one-element forward kernel of `fn f(x) = op(x)` (pow:
- * `fn f(x; b = 1) = x^b`, b the second operand): a lane computes the same
- * whatever its position in a vector.
+ * function runs a one-element forward kernel of `fn f(x) = op(x)` (ops of
+ * two operands: `fn f(x; b = 1) = x^b` or `op(x, b)`, b the second
+ * operand), one for each op with vector math (ops.h's RT): a lane computes
+ * the same whatever its position in a vector.
  *
  * jm_table_lowp[0] and [1] are the math of bf16 and f16 kernels (computed
  * in f32 with shorter approximations, vmath.c): the f32 kernels of
@@ -69,10 +70,13 @@ DNC_OPS(X)
 
 static void jm_source(int op, char *src, size_t n)
 {
-  if (op == OP_POW)
-    snprintf(src, n, "fn f(x; b = 1) = x^b");
+  const char *sp = dnc_ops[op].spell;
+  if (dnc_ops[op].arity == 1)
+    snprintf(src, n, "fn f(x) = %s(x)", sp);
+  else if (dnc_ops[op].form == FORM_INFIX)
+    snprintf(src, n, "fn f(x; b = 1) = x %s b", sp);
   else
-    snprintf(src, n, "fn f(x) = %s(x)", dnc_ops[op].spell);
+    snprintf(src, n, "fn f(x; b = 1) = %s(x, b)", sp);
 }
 
 /* Fills the tables with the math of ctx's kernels; 0 on failure. */
