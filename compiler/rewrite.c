@@ -22,7 +22,9 @@
  *     exp(-hi - lo) = r (1 - lo), r = exp(-hi), to within the rounding:
  *     fma(r, -lo, r). lo matters only where r is not 0 (|lo| < 1e-13
  *     there); where u^2 overflows or u is infinite it is -inf or NaN, and
- *     r * inf would be NaN, so lo is taken as 0 unless |lo| <= 1.
+ *     r * inf would be NaN, so lo is clamped to [-1, 1] with NaN taken as
+ *     -1 (if lo > -1 then lo else -1, then the same against 1: r is 0
+ *     there, and x86 selects each as one vmaxps/vminps).
  */
 #include <math.h>
 #include <stdlib.h>
@@ -119,8 +121,9 @@ static dnc_node *gauss(rewriter *rw, const dnc_node *e)
   dnc_node *y = rw->map[e->arg[0]->id]; /* -hi */
   dnc_node *r = N(OP_EXP, y, NULL, NULL);
   dnc_node *lo = N(OP_FMA, u, u, y);
-  dnc_node *small = N(OP_LE, N(OP_ABS, lo, NULL, NULL), dnc_const(rw->g, 1.0), NULL);
-  lo = N(OP_SELECT, small, lo, dnc_const(rw->g, 0.0));
+  dnc_node *m1 = dnc_const(rw->g, -1.0), *p1 = dnc_const(rw->g, 1.0);
+  lo = N(OP_SELECT, N(OP_GT, lo, m1, NULL), lo, m1);
+  lo = N(OP_SELECT, N(OP_LT, lo, p1, NULL), lo, p1);
   return N(OP_FMA, r, N(OP_NEG, lo, NULL, NULL), r);
 }
 

@@ -108,6 +108,14 @@ const char *dnc_rt_name(int op, int f64)
   return NULL;
 }
 
+/* vmath.c's vector code covers every op with a runtime function (ops.h's
+ * RT) but f64 pow; here, not there, so that the passes that ask (rewrite.c)
+ * build without LLVM */
+int dnc_vm_native(int op, int f64)
+{
+  return dnc_ops[op].rt && !(op == OP_POW && f64);
+}
+
 /* pow with a constant exponent the kernels lower to arithmetic: 1 x, 2 x*x,
  * 3 (x*x)*x, -1 1/x, -2 (1/x)/x (two roundings, as 1/(x*x), but no
  * overflow of x*x where x^-2 is a subnormal); 0 if none */

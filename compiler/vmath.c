@@ -912,12 +912,6 @@ static LLVMValueRef lane_by_lane(dnc_cg *cg, int op, LLVMValueRef a,
   return r;
 }
 
-int dnc_vm_native(int op, int f64)
-{
-  /* every op with a runtime function (ops.h's RT) but f64 pow */
-  return dnc_ops[op].rt && !(op == OP_POW && f64);
-}
-
 static vm vm_of(dnc_cg *cg)
 {
   LLVMTypeRef ie = cg->f64 ? cg->i64 : cg->i32;
