@@ -2,7 +2,9 @@
  * ops.h - the one table of expression operations.
  *
  * Every pass that switches over operations reads its column from this
- * X-macro list; no pass has a `default:` that would hide a missing op.
+ * X-macro list; a switch names the ops it treats specially (simplify.c's
+ * rewrites, a printer's own forms) and leaves every other op to the
+ * columns, so none has a `default:` that hides a missing op.
  *
  * Columns:
  *   NAME   enum suffix (OP_NAME)
