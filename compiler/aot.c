@@ -260,9 +260,12 @@ static int choose_levels(aot *a)
 
 /* ------------------------------------------------ runtime fallbacks */
 
-/* rtmath.c's dnc_rt_<name>_f32/f64 as IR over the C library's double
- * function <name> (sigmoid and softplus as formulas over exp and log1p):
- * the f32 ones compute in double and round once, as rtmath.c does. */
+/* rtmath.c's dnc_rt_<math>_f32/f64 as IR over the C library's double
+ * function (ops.h's C spelling of the op): the f32 ones compute in double
+ * and round once, as rtmath.c does. Only ops vmath.c leaves to scalar code
+ * get here (f64 pow, sin and cos of huge arguments); an op whose C
+ * spelling is a prelude helper (sigmoid, softplus) has no C library
+ * function, and vmath.c lowers it natively (tests/test_ops.c checks). */
 
 static LLVMValueRef libm_decl(LLVMModuleRef mod, const char *name, int arity)
 {
@@ -284,32 +287,17 @@ static LLVMValueRef call_libm(LLVMBuilderRef b, LLVMModuleRef mod,
                         libm_decl(mod, name, n), args, (unsigned)n, "");
 }
 
-/* sigmoid and softplus in double, as rtmath.c's sigmoid64/softplus64 */
-static LLVMValueRef rt_body(LLVMBuilderRef b, LLVMModuleRef mod,
-                            const char *name, LLVMValueRef *a, int n)
+/* the C library function of the op whose MATH name is `math` */
+static const char *libm_name(const char *math)
 {
-  LLVMContextRef c = LLVMGetModuleContext(mod);
-  LLVMTypeRef d = LLVMDoubleTypeInContext(c);
-  LLVMValueRef one = LLVMConstReal(d, 1.0), zero = LLVMConstReal(d, 0.0);
-  if (!strcmp(name, "sigmoid") || !strcmp(name, "softplus")) {
-    int sig = name[1] == 'i';
-    LLVMValueRef neg = LLVMBuildFCmp(b, sig ? LLVMRealOLT : LLVMRealOGT, a[0],
-                                     zero, "");
-    /* sigmoid: a < 0 ? e/(1+e), e = exp(a) : 1/(1+exp(-a));
-     * softplus: a > 0 ? a + log1p(exp(-a)) : log1p(exp(a)) */
-    LLVMValueRef na = LLVMBuildFNeg(b, a[0], "");
-    LLVMValueRef e1 = call_libm(b, mod, "exp", &a[0], 1);
-    LLVMValueRef e2 = call_libm(b, mod, "exp", &na, 1);
-    if (sig) {
-      LLVMValueRef lo = LLVMBuildFDiv(b, e1, LLVMBuildFAdd(b, one, e1, ""), "");
-      LLVMValueRef hi = LLVMBuildFDiv(b, one, LLVMBuildFAdd(b, one, e2, ""), "");
-      return LLVMBuildSelect(b, neg, lo, hi, "");
+  for (int op = 0; op < OP__COUNT; op++)
+    if (dnc_ops[op].rt && !strcmp(dnc_ops[op].math, math)) {
+      if (!strncmp(dnc_ops[op].c, "dnc_", 4))
+        dnc_die(__FILE__, __LINE__, "a kernel calls a runtime function the "
+                "C library does not have");
+      return dnc_ops[op].c;
     }
-    LLVMValueRef hi = LLVMBuildFAdd(b, a[0], call_libm(b, mod, "log1p", &e2, 1), "");
-    LLVMValueRef lo = call_libm(b, mod, "log1p", &e1, 1);
-    return LLVMBuildSelect(b, neg, hi, lo, "");
-  }
-  return call_libm(b, mod, name, a, n);
+  dnc_die(__FILE__, __LINE__, "a kernel calls an unknown runtime function");
 }
 
 static void define_runtime(LLVMModuleRef mod)
@@ -342,7 +330,7 @@ static void define_runtime(LLVMModuleRef mod)
       if (!f64)
         args[i] = LLVMBuildFPExt(b, args[i], d, "");
     }
-    LLVMValueRef r = rt_body(b, mod, lib, args, (int)n);
+    LLVMValueRef r = call_libm(b, mod, libm_name(lib), args, (int)n);
     free(lib);
     if (!f64)
       r = LLVMBuildFPTrunc(b, r, LLVMFloatTypeInContext(c), "");

@@ -21,7 +21,12 @@
  *
  * Every derivative the backward needs is emitted into one body with one
  * memo over node ids: the hash-consed DAG makes tanh(alpha*x) the same node
- * in f, df/dx and df/dalpha, and it is computed once per vector.
+ * in f, df/dx and df/dalpha, and it is computed once per vector. Before
+ * lowering, the roots go through the lowering rewrites of rewrite.c (the
+ * sigmoid pairs, the Gaussian's FMA correction), which the bit-exact
+ * oracle (rtmath.c) applies too; here each node is lowered on its own
+ * (ops.h's LOWER), exp choosing its short form where its argument is
+ * known to be <= 0. With --dump-ir, values are named after their op.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -270,8 +275,8 @@ static LLVMValueRef lw_pow(dnc_cg *cg, const dnc_node *e, LLVMValueRef *a)
     return LLVMBuildFMul(cg->b, LLVMBuildFMul(cg->b, a[0], a[0], ""), a[0],
                          "cube");
   case -1: return LLVMBuildFDiv(cg->b, one, a[0], "");
-  case -2:
-    return LLVMBuildFDiv(cg->b, one, LLVMBuildFMul(cg->b, a[0], a[0], ""), "");
+  case -2: /* (1/x)/x: 1/(x*x) would be 0 where x*x overflows */
+    return LLVMBuildFDiv(cg->b, LLVMBuildFDiv(cg->b, one, a[0], ""), a[0], "invsq");
   }
   return dnc_vm_emit(cg, OP_POW, a[0], a[1]);
 }
@@ -331,61 +336,42 @@ static LLVMValueRef lw_rsqrt(dnc_cg *cg, const dnc_node *e, LLVMValueRef *a)
   return LLVMBuildFDiv(cg->b, dnc_cg_splat(cg, 1.0),
                        unary_intrinsic(cg, "llvm.sqrt", a[0]), "rsqrt");
 }
-/* The base u when e is exp(-(u^2)), the Gaussian of erf's derivative;
- * else NULL. */
-static const dnc_node *gauss_base(const dnc_node *e)
-{
-  if (e->op != OP_EXP || e->arg[0]->op != OP_NEG)
-    return NULL;
-  const dnc_node *sq = e->arg[0]->arg[0];
-  if (sq->op == OP_POW && sq->arg[1]->op == OP_CONST && sq->arg[1]->value == 2)
-    return sq->arg[0];
-  return NULL;
-}
-
-/* exp(-(u^2)) loses |u^2| times the rounding error of u^2 (up to ~100 ulp
- * where the result is still a normal f32); with fused multiply-add the
- * error lo = u*u - hi is exact, and exp(-hi - lo) = exp(-hi) (1 - lo) to
- * within the rounding. rtmath.c's evaluators mirror this. */
-/* a = s * t for a constant s (1 when a is not a product with one) */
-static double split_scale(const dnc_node *a, const dnc_node **t)
-{
-  if (a->op == OP_NEG) {
-    *t = a->arg[0];
-    return -1;
-  }
-  if (a->op == OP_MUL && a->arg[0]->op == OP_CONST) {
-    *t = a->arg[1];
-    return a->arg[0]->value;
-  }
-  if (a->op == OP_MUL && a->arg[1]->op == OP_CONST) {
-    *t = a->arg[0];
-    return a->arg[1]->value;
-  }
-  *t = a;
-  return 1;
-}
-
 /* e = exp(-k |a|) for a = s t, built once per (t, k |s|): |round(s t)| k
  * = round(|s| k |t|) for k = 1 or 2, so e has the same bits as when
  * computed from a alone. *y: its argument, -k |a|. */
+static LLVMValueRef expneg_t(dnc_cg *cg, const dnc_node *t, double k,
+                             LLVMValueRef have_y, LLVMValueRef *y);
+
 static LLVMValueRef expneg_of(dnc_cg *cg, const dnc_node *a, double k, LLVMValueRef *y)
 {
   const dnc_node *t;
-  double s = split_scale(a, &t);
+  double s = dnc_split_scale(a, &t);
   if (!cg->f64)
     s = (float)s;
-  k *= fabs(s);
+  return expneg_t(cg, t, k * fabs(s), NULL, y);
+}
+
+/* exp(-k |t|), once per (t, k) in a body; have_y: -(|t| k) where the
+ * caller has it already */
+static LLVMValueRef expneg_t(dnc_cg *cg, const dnc_node *t, double k,
+                             LLVMValueRef have_y, LLVMValueRef *y)
+{
   for (int i = 0; i < cg->nexpneg; i++)
     if (cg->expneg[i].t == t->id && cg->expneg[i].k == k) {
       *y = cg->expneg[i].y;
       return cg->expneg[i].v;
     }
-  LLVMValueRef tv = cg->memo[t->id];
-  LLVMValueRef m = LLVMBuildFMul(cg->b, unary_intrinsic(cg, "llvm.fabs", tv),
-                                 dnc_cg_splat(cg, k), "");
-  *y = LLVMBuildFNeg(cg->b, m, "");
+  if (have_y) {
+    *y = have_y;
+  } else {
+    LLVMValueRef tv = cg->memo[t->id];
+    LLVMValueRef m = LLVMBuildFMul(cg->b, unary_intrinsic(cg, "llvm.fabs", tv),
+                                   dnc_cg_splat(cg, k), "");
+    *y = LLVMBuildFNeg(cg->b, m, "");
+  }
   LLVMValueRef ev = dnc_vm_expneg(cg, *y);
+  if (LLVMIsAInstruction(ev))
+    LLVMSetValueName2(ev, "expneg", 6);
   if (cg->nexpneg < (int)(sizeof cg->expneg / sizeof cg->expneg[0])) {
     cg->expneg[cg->nexpneg].t = t->id;
     cg->expneg[cg->nexpneg].k = k;
@@ -404,35 +390,33 @@ static LLVMValueRef lower_with_e(dnc_cg *cg, const dnc_node *e, LLVMValueRef a)
   return dnc_vm_with_e(cg, e->op, a, ev, y);
 }
 
-/* b = -a for every input, bit for bit: one is the other negated, or both
- * are products of the same t with opposite constants (rounded to the
- * compute type) */
-static int opposite(const dnc_node *a, const dnc_node *b, int f64)
-{
-  if ((a->op == OP_NEG && a->arg[0] == b) || (b->op == OP_NEG && b->arg[0] == a))
-    return 1;
-  const dnc_node *ta, *tb;
-  double sa = split_scale(a, &ta), sb = split_scale(b, &tb);
-  if (!f64)
-    sa = (float)sa, sb = (float)sb;
-  return ta == tb && sa == -sb && sa != 0 && !isnan(sa);
-}
-
-/* sigmoid(a) * sigmoid(-a), the derivative of sigmoid and (times 4, with
- * a = 2u) of tanh: e / (1 + e)^2 with e = exp(-|a|), one division instead
- * of two, and e shared with tanh(u) or sigmoid(a) where the kernel has
- * them; rtmath.c's evaluators do the same (dnc_sigmoid_pair). */
 static LLVMValueRef lw_mul(dnc_cg *cg, const dnc_node *e, LLVMValueRef *a)
 {
-  const dnc_node *l = e->arg[0], *r = e->arg[1];
-  if (l->op == OP_SIGMOID && r->op == OP_SIGMOID && dnc_vm_native(OP_SIGMOID, cg->f64) &&
-      opposite(l->arg[0], r->arg[0], cg->f64)) {
-    LLVMValueRef y;
-    LLVMValueRef ev = expneg_of(cg, l->arg[0], 1.0, &y);
-    LLVMValueRef d = LLVMBuildFAdd(cg->b, dnc_cg_splat(cg, 1.0), ev, "");
-    return LLVMBuildFDiv(cg->b, ev, LLVMBuildFMul(cg->b, d, d, ""), "sigpair");
-  }
+  (void)e;
   return LLVMBuildFMul(cg->b, a[0], a[1], "");
+}
+
+static LLVMValueRef lw_fma(dnc_cg *cg, const dnc_node *e, LLVMValueRef *a)
+{
+  (void)e;
+  return unary3(cg, "llvm.fma", a[0], a[1], a[2]);
+}
+
+/* exp of an argument known to be <= 0: -(|t| k) (rewrite.c's sigmoid
+ * pairs), shared with tanh, sigmoid and softplus of t; -(u^2) (the
+ * Gaussian), whose IR is the one erf(u) builds for its own exp(-u^2)
+ * (vm_erf), which LLVM then computes once for both */
+static LLVMValueRef lw_exp_nonpos(dnc_cg *cg, const dnc_node *e, LLVMValueRef a)
+{
+  const dnc_node *t;
+  double k;
+  LLVMValueRef y;
+  if (dnc_expneg_of(e->arg[0], &t, &k))
+    return expneg_t(cg, t, k, a, &y);
+  const dnc_node *sq = e->arg[0]->op == OP_NEG ? e->arg[0]->arg[0] : NULL;
+  if (sq && sq->op == OP_POW && sq->arg[1]->op == OP_CONST && sq->arg[1]->value == 2)
+    return dnc_vm_expneg(cg, a);
+  return NULL;
 }
 
 static LLVMValueRef lw_math(dnc_cg *cg, const dnc_node *e, LLVMValueRef *a)
@@ -440,26 +424,8 @@ static LLVMValueRef lw_math(dnc_cg *cg, const dnc_node *e, LLVMValueRef *a)
   if ((e->op == OP_TANH || e->op == OP_SIGMOID || e->op == OP_SOFTPLUS) &&
       dnc_vm_native(e->op, cg->f64))
     return lower_with_e(cg, e, a[0]);
-  const dnc_node *u = gauss_base(e);
-  /* exp(-(u^2)): its argument is at most 0, which spares a clamp, and the
-   * IR is the one erf(u) builds for its own exp(-u^2) (vm_erf), which
-   * LLVM then computes once for both */
-  LLVMValueRef r = u ? dnc_vm_expneg(cg, a[0]) : dnc_vm_emit(cg, e->op, a[0], NULL);
-  if (!u || !cg->fma)
-    return r;
-  LLVMValueRef uv = cg->memo[u->id];
-  LLVMValueRef hi = cg->memo[e->arg[0]->arg[0]->id];
-  LLVMValueRef lo = unary3(cg, "llvm.fma", uv, uv, LLVMBuildFNeg(cg->b, hi, ""));
-  /* lo, the rounding error of u*u, matters only where exp(-hi) is not 0
-   * (|lo| < 1e-13 there); where u*u overflows or u is infinite it is -inf
-   * or NaN, and r (0) * inf would be NaN: clamped to [-1, 1] (maxnum and
-   * minnum return the number where the other is NaN), r stays 0 */
-  LLVMTypeRef t = LLVMTypeOf(lo);
-  LLVMValueRef mx[2] = {lo, dnc_cg_splat(cg, -1.0)};
-  LLVMValueRef mn[2] = {intrinsic(cg, "llvm.maxnum", &t, 1, mx, 2),
-                        dnc_cg_splat(cg, 1.0)};
-  lo = intrinsic(cg, "llvm.minnum", &t, 1, mn, 2);
-  return unary3(cg, "llvm.fma", r, LLVMBuildFNeg(cg->b, lo, ""), r);
+  LLVMValueRef r = e->op == OP_EXP ? lw_exp_nonpos(cg, e, a[0]) : NULL;
+  return r ? r : dnc_vm_emit(cg, e->op, a[0], a[1]);
 }
 
 /* comparisons are ordered (false with NaN) except !=, which is true */
@@ -472,7 +438,8 @@ static LLVMValueRef lw_cmp(dnc_cg *cg, const dnc_node *e, LLVMValueRef *a)
   case OP_GT: p = LLVMRealOGT; break;
   case OP_GE: p = LLVMRealOGE; break;
   case OP_EQ: p = LLVMRealOEQ; break;
-  default: p = LLVMRealUNE; break;
+  case OP_NE: p = LLVMRealUNE; break;
+  default: DNC_ASSERT(!"lw_cmp of an op that is not a comparison");
   }
   return LLVMBuildFCmp(cg->b, p, a[0], a[1], "");
 }
@@ -498,7 +465,7 @@ static LLVMValueRef lw_select(dnc_cg *cg, const dnc_node *e, LLVMValueRef *a)
 }
 
 static const lower_fn lower[OP__COUNT] = {
-#define X(NAME, ARITY, SPELL, FORM, PREC, TYPE, EVAL, DIFF, LOWER) LOWER,
+#define X(NAME, ARITY, SPELL, FORM, PREC, TYPE, COMM, MATH, C, TORCH, RT, DIFF, LOWER) LOWER,
     DNC_OPS(X)
 #undef X
 };
@@ -518,7 +485,16 @@ static LLVMValueRef emit_node(dnc_cg *cg, dnc_mod *m, dnc_node *root)
     LLVMValueRef a[3] = {NULL, NULL, NULL};
     for (int k = 0; k < e->nargs; k++)
       a[k] = cg->memo[e->arg[k]->id];
-    cg->memo[e->id] = lower[e->op](cg, e, a);
+    LLVMValueRef v = lower[e->op](cg, e, a);
+    size_t len;
+    /* --dump-ir: each node's value named after its op (exp, mul, ...),
+     * or the parameter's name */
+    if (LLVMIsAInstruction(v) && (LLVMGetValueName2(v, &len), len == 0)) {
+      const char *name = e->op == OP_PARAM ? cg->fn->params[e->param].name
+                                           : dnc_ops[e->op].math;
+      LLVMSetValueName2(v, name, strlen(name));
+    }
+    cg->memo[e->id] = v;
   }
   return cg->memo[root->id];
 }
@@ -1001,6 +977,22 @@ LLVMModuleRef dnc_codegen(LLVMContextRef ctx, dnc_mod *m, dnc_fn *f, int dt,
     LLVMDisposeModule(cg.mod);
     return NULL;
   }
+  /* the lowering rewrites (rewrite.c), as the oracle sees them too */
+  dnc_node *roots[DNC_MAX_PARAMS + 2];
+  roots[0] = k.froot;
+  roots[1] = k.dfdx;
+  for (int i = 0; i < f->nparams; i++)
+    roots[i + 2] = dfdp[i];
+  if (dnc_rewrite(&m->dag, cg.f64, cg.fma, roots, f->nparams + 2)) {
+    *err = strdup("the kernels' DAG after its lowering rewrites is too large");
+    LLVMDisposeBuilder(cg.b);
+    LLVMDisposeModule(cg.mod);
+    return NULL;
+  }
+  k.froot = roots[0];
+  k.dfdx = roots[1];
+  for (int i = 0; i < f->nparams; i++)
+    dfdp[i] = roots[i + 2];
   cg.memo_n = m->dag.count + 1;
   cg.memo = calloc(cg.memo_n, sizeof *cg.memo);
   cg.params = calloc((size_t)f->nparams + 1, sizeof *cg.params);

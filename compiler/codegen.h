@@ -51,10 +51,10 @@ typedef struct dnc_cg {
   int nexpneg;
 } dnc_cg;
 
-/* The vector-math interface: one lowering per transcendental op (and pow),
- * on vectors of the compute type. Today a lane-by-lane call of rtmath.c's
- * scalar functions; the vector-math issue replaces the bodies here without
- * touching the kernel builder. */
+/* The vector-math interface (vmath.c): one lowering per transcendental op
+ * (ops.h's RT) and pow, on vectors of the compute type: dnc's own vector
+ * code where dnc_vm_native(op, f64) says so, else a lane-by-lane call of
+ * rtmath.c's scalar function (f64 pow). */
 LLVMValueRef dnc_vm_emit(dnc_cg *cg, int op, LLVMValueRef a, LLVMValueRef b);
 /* The same for tanh (e = exp(-2|x|)), sigmoid and softplus (e =
  * exp(-|x|)) given e = exp(y) and y = -k|x|, which codegen shares between
@@ -81,8 +81,11 @@ typedef struct dnc_target {
 } dnc_target;
 
 /* Builds the module holding every kernel of f in dtype dt, with symbol
- * names "<prefix>_<form>". Runs the verifier; returns NULL with *err set
- * (malloc'd) on failure. The module belongs to ctx. */
+ * names "<prefix>_<form>": differentiates f (into m's DAG; the caller
+ * holds the module's lock), applies the lowering rewrites (rewrite.c) for
+ * the dtype's compute precision and t's FMA, and lowers each node (ops.h's
+ * LOWER). Runs the verifier; returns NULL with *err set (malloc'd) on
+ * failure. The module belongs to ctx. */
 LLVMModuleRef dnc_codegen(LLVMContextRef ctx, dnc_mod *m, dnc_fn *f, int dt,
                           const dnc_target *t, const char *prefix,
                           char **err);

@@ -148,7 +148,19 @@ RULE(df_clamp)
                           zero_if_null(d, da[1]), zero_if_null(d, da[0]));
   return dnc_simp(d->g, OP_SELECT, S(OP_LT, a[2], m), zero_if_null(d, da[2]), dm);
 }
-RULE(df_exp) { return mul(d, e, da[0]); }
+/* exp(-u^2)' = -2 (e u) u', e u first: it is bounded (|e u| < 0.43), so
+ * the product is 0, not 0 * inf = NaN, where u u' overflows and e is 0
+ * (d/da of exp(-(a x)^2) at huge x) */
+RULE(df_exp)
+{
+  const dnc_node *sq = a[0]->op == OP_NEG ? a[0]->arg[0] : NULL;
+  if (sq && sq->op == OP_POW && sq->arg[1]->op == OP_CONST &&
+      sq->arg[1]->value == 2 && d->dv[sq->arg[0]->id]) {
+    dnc_node *u = sq->arg[0];
+    return S(OP_MUL, K(-2.0), S(OP_MUL, S(OP_MUL, e, u), d->dv[u->id]));
+  }
+  return mul(d, e, da[0]);
+}
 /* expm1' = exp, not expm1 + 1, which cancels where expm1 -> -1 */
 RULE(df_expm1) { return mul(d, S(OP_EXP, a[0], NULL), da[0]); }
 RULE(df_log) { return divide(d, da[0], a[0]); }
@@ -174,9 +186,11 @@ RULE(df_tanh)
 }
 RULE(df_sinh) { return mul(d, S(OP_COSH, a[0], NULL), da[0]); }
 RULE(df_cosh) { return mul(d, S(OP_SINH, a[0], NULL), da[0]); }
+/* asinh' = 1 / sqrt(1 + u^2) = 1 / hypot(1, u): 1 + u^2 would overflow
+ * from |u| = 1.3e154 (f32: 1.8e19) and give 0, not 1/|u| */
 RULE(df_asinh)
 {
-  return divide(d, da[0], S(OP_SQRT, S(OP_ADD, K(1.0), S(OP_POW, a[0], K(2.0))), NULL));
+  return divide(d, da[0], S(OP_HYPOT, K(1.0), a[0]));
 }
 RULE(df_atan)
 {
@@ -205,6 +219,17 @@ RULE(df_cos)
   dnc_node *t = mul(d, S(OP_SIN, a[0], NULL), da[0]);
   return t ? S(OP_NEG, t, NULL) : NULL;
 }
+/* hypot(a, b)' = (a/h) a' + (b/h) b', h = hypot(a, b): |a/h| <= 1, so
+ * nothing overflows (NaN at a = b = 0, where hypot has no derivative) */
+RULE(df_hypot)
+{
+  return add(d, mul(d, S(OP_DIV, a[0], e), da[0]), mul(d, S(OP_DIV, a[1], e), da[1]));
+}
+/* fma(a, b, c)' = a' b + a b' + c' */
+RULE(df_fma)
+{
+  return add(d, add(d, mul(d, da[0], a[1]), mul(d, a[0], da[1])), da[2]);
+}
 /* conditions have no derivative */
 RULE(df_lt) { return NULL; }
 #define df_le df_lt
@@ -225,7 +250,7 @@ RULE(df_select)
 }
 
 static const rule_fn rules[OP__COUNT] = {
-#define X(NAME, ARITY, SPELL, FORM, PREC, TYPE, EVAL, DIFF, LOWER) DIFF,
+#define X(NAME, ARITY, SPELL, FORM, PREC, TYPE, COMM, MATH, C, TORCH, RT, DIFF, LOWER) DIFF,
     DNC_OPS(X)
 #undef X
 };

@@ -199,7 +199,7 @@ dnc_ast *dnc_ast_call(dnc_parse_state *ps, dnc_loc loc, dnc_loc name_loc,
 /* ----------------------------------------------------------------- expr.c */
 
 typedef enum {
-#define X(NAME, ARITY, SPELL, FORM, PREC, TYPE, EVAL, DIFF, LOWER) OP_##NAME,
+#define X(NAME, ARITY, SPELL, FORM, PREC, TYPE, COMM, MATH, C, TORCH, RT, DIFF, LOWER) OP_##NAME,
   DNC_OPS(X)
 #undef X
   OP__COUNT
@@ -215,6 +215,11 @@ typedef struct dnc_opinfo {
   dnc_form form;
   int prec;
   dnc_type type;
+  int commutative;  /* ops.h's COMM */
+  const char *math; /* ops.h's MATH: the formula's name in opmath.h */
+  const char *c;    /* C99 spelling (print_c.c) */
+  const char *torch; /* PyTorch function of a one-operand call, or "" */
+  int rt;           /* rtmath.c has dnc_rt_<math>_f32/_f64 */
 } dnc_opinfo;
 extern const dnc_opinfo dnc_ops[OP__COUNT];
 
@@ -527,8 +532,9 @@ void dnc_format_number(char *buf, size_t n, double v);
 
 /* --------------------------------------------------------------- rtmath.c */
 
-/* The scalar functions kernels call for transcendentals (vmath.c's
- * lowering until dnc has its own): entry i's symbol name and address. */
+/* The scalar functions kernels may call (ops.h's RT: vmath.c leaves f64
+ * pow, and sin and cos of huge arguments, to them): entry i's symbol
+ * name and address. */
 int dnc_rt_count(void);
 void dnc_rt_entry(int i, int f64, const char **name, void **addr);
 /* The symbol name of op's scalar function, or NULL when op has none. */
@@ -539,19 +545,38 @@ int dnc_pow_special(double e);
 /* Whether the f32 (f64: f64 = 1) kernels compute op with dnc's own
  * vector code (vmath.c) rather than rtmath.c's scalar function. */
 int dnc_vm_native(int op, int f64);
-/* A function evaluated in float or double with the kernels' operations.
- * math32: for each op, the float function to use in place of rtmath.c's
- * (NULL entries, or NULL: rtmath.c's); tests pass the JIT's own vector
- * math here so that kernels can be compared to the bit. The functions
- * take both operands: pow uses the second, the unary ops ignore it.
- * fused: the target has fused multiply-add (codegen then refines
- * exp(-(u^2))). */
+/* root as the kernels of one precision (f64, else f32 compute: f32, bf16,
+ * f16) for a target with or without fused multiply-add compute it: the
+ * lowering rewrites of rewrite.c applied, then flattened (module DAG and
+ * arena; the caller holds the module's lock where others may use it). */
+dnc_prog *dnc_rt_prog(dnc_mod *m, dnc_node *root, int f64, int fma);
+/* Such a program evaluated in float or double, each op by its formula
+ * (opmath.h) as the kernels lower it (pow with small integer exponents as
+ * arithmetic, dnc_pow_special). math32: for each op, the float function
+ * to use in place of rtmath.c's (NULL entries, or NULL: rtmath.c's); tests
+ * pass the JIT's own vector math here so that kernels can be compared to
+ * the bit. The functions take both operands: pow uses the second, the
+ * unary ops ignore it. */
 typedef float (*dnc_rt_fn32)(float, float);
 typedef double (*dnc_rt_fn64)(double, double);
 float dnc_rt_eval_f32(const dnc_prog *pr, float x, const float *p,
-                      const dnc_rt_fn32 *math32, int fused);
+                      const dnc_rt_fn32 *math32);
 double dnc_rt_eval_f64(const dnc_prog *pr, double x, const double *p,
-                       const dnc_rt_fn64 *math64, int fused);
+                       const dnc_rt_fn64 *math64);
+
+/* -------------------------------------------------------------- rewrite.c */
+
+/* a = s * t for a constant s (1 when a is not a product with one, -1 for
+ * a negation): returns s, sets *t */
+double dnc_split_scale(const dnc_node *a, const dnc_node **t);
+/* y = -(|t| * k) for a constant k >= 0, as the sigmoid-pair rewrite
+ * writes exp(-k|t|)'s argument: 1 and *t, *k set; else 0 */
+int dnc_expneg_of(const dnc_node *y, const dnc_node **t, double *k);
+/* The lowering rewrites (rewrite.c) for f64 or f32 compute and a target
+ * with or without fused multiply-add, applied to roots[0..n) in place
+ * (NULL entries skipped; shared nodes rewritten once); -1 when the DAG's
+ * node budget ran out. */
+int dnc_rewrite(dnc_dag *g, int f64, int fma, dnc_node **roots, int n);
 
 /* ------------------------------------------- kernels (codegen.c, aot.c) */
 

@@ -13,8 +13,9 @@
 #include "dnc_int.h"
 
 const dnc_opinfo dnc_ops[OP__COUNT] = {
-#define X(NAME, ARITY, SPELL, FORM, PREC, TYPE, EVAL, DIFF, LOWER) \
-  {#NAME, ARITY, SPELL, FORM_##FORM, PREC, TYPE_##TYPE},
+#define X(NAME, ARITY, SPELL, FORM, PREC, TYPE, COMM, MATH, C, TORCH, RT,  \
+          DIFF, LOWER)                                                     \
+  {#NAME, ARITY, SPELL, FORM_##FORM, PREC, TYPE_##TYPE, COMM, #MATH, C, TORCH, RT},
     DNC_OPS(X)
 #undef X
 };

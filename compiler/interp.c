@@ -4,14 +4,9 @@
  *
  * It computes in long double (x87 extended on x86-64, 64-bit mantissa) and
  * rounds once to double at the end, so that its result is a better
- * reference for f64 kernels than a double evaluation would be. Semantics:
- *   - IEEE for NaN, infinities and signed zeros, as the C library gives them;
- *   - min and max propagate NaN (as torch.minimum does, unlike fmin), and on
- *     a tie return their first operand;
- *   - clamp(v, lo, hi) = min(max(v, lo), hi);
- *   - sign(±0) = ±0, sign(NaN) = NaN;
- *   - comparisons with NaN are false, except != which is true;
- *   - `if` evaluates both branches (they have no side effects) and selects.
+ * reference for f64 kernels than a double evaluation would be. Each op's
+ * meaning is its formula in opmath.h (semantics stated there), expanded
+ * here for long double.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -21,78 +16,16 @@
 
 typedef long double ld;
 
-static ld ev_none(ld a, ld b, ld c) { (void)a; (void)b; (void)c; return NAN; }
-static ld ev_neg(ld a, ld b, ld c) { (void)b; (void)c; return -a; }
-static ld ev_add(ld a, ld b, ld c) { (void)c; return a + b; }
-static ld ev_sub(ld a, ld b, ld c) { (void)c; return a - b; }
-static ld ev_mul(ld a, ld b, ld c) { (void)c; return a * b; }
-static ld ev_div(ld a, ld b, ld c) { (void)c; return a / b; }
-static ld ev_pow(ld a, ld b, ld c) { (void)c; return powl(a, b); }
-static ld ev_abs(ld a, ld b, ld c) { (void)b; (void)c; return fabsl(a); }
-static ld ev_sign(ld a, ld b, ld c)
-{
-  (void)b; (void)c;
-  return a > 0 ? 1.0L : a < 0 ? -1.0L : a; /* ±0 and NaN pass through */
-}
-static ld ev_min(ld a, ld b, ld c)
-{
-  (void)c;
-  if (isnan(a) || isnan(b))
-    return a + b;
-  return b < a ? b : a;
-}
-static ld ev_max(ld a, ld b, ld c)
-{
-  (void)c;
-  if (isnan(a) || isnan(b))
-    return a + b;
-  return b > a ? b : a;
-}
-static ld ev_clamp(ld a, ld b, ld c) { return ev_min(ev_max(a, b, 0), c, 0); }
-static ld ev_exp(ld a, ld b, ld c) { (void)b; (void)c; return expl(a); }
-static ld ev_expm1(ld a, ld b, ld c) { (void)b; (void)c; return expm1l(a); }
-static ld ev_log(ld a, ld b, ld c) { (void)b; (void)c; return logl(a); }
-static ld ev_log1p(ld a, ld b, ld c) { (void)b; (void)c; return log1pl(a); }
-static ld ev_sqrt(ld a, ld b, ld c) { (void)b; (void)c; return sqrtl(a); }
-static ld ev_rsqrt(ld a, ld b, ld c) { (void)b; (void)c; return 1.0L / sqrtl(a); }
-static ld ev_tanh(ld a, ld b, ld c) { (void)b; (void)c; return tanhl(a); }
-static ld ev_sinh(ld a, ld b, ld c) { (void)b; (void)c; return sinhl(a); }
-static ld ev_cosh(ld a, ld b, ld c) { (void)b; (void)c; return coshl(a); }
-static ld ev_asinh(ld a, ld b, ld c) { (void)b; (void)c; return asinhl(a); }
-static ld ev_atan(ld a, ld b, ld c) { (void)b; (void)c; return atanl(a); }
-static ld ev_erf(ld a, ld b, ld c) { (void)b; (void)c; return erfl(a); }
-static ld ev_erfc(ld a, ld b, ld c) { (void)b; (void)c; return erfcl(a); }
-static ld ev_sigmoid(ld a, ld b, ld c)
-{
-  (void)b; (void)c;
-  /* for a < 0 the form e/(1+e) keeps the relative accuracy of tiny values */
-  if (a < 0) {
-    ld e = expl(a);
-    return e / (1.0L + e);
-  }
-  return 1.0L / (1.0L + expl(-a));
-}
-static ld ev_softplus(ld a, ld b, ld c)
-{
-  (void)b; (void)c;
-  /* log(1 + e^a) without overflow: a + log1p(e^-a) for a > 0 */
-  return a > 0 ? a + log1pl(expl(-a)) : log1pl(expl(a));
-}
-static ld ev_sin(ld a, ld b, ld c) { (void)b; (void)c; return sinl(a); }
-static ld ev_cos(ld a, ld b, ld c) { (void)b; (void)c; return cosl(a); }
-static ld ev_lt(ld a, ld b, ld c) { (void)c; return a < b; }
-static ld ev_le(ld a, ld b, ld c) { (void)c; return a <= b; }
-static ld ev_gt(ld a, ld b, ld c) { (void)c; return a > b; }
-static ld ev_ge(ld a, ld b, ld c) { (void)c; return a >= b; }
-static ld ev_eq(ld a, ld b, ld c) { (void)c; return a == b; }
-static ld ev_ne(ld a, ld b, ld c) { (void)c; return a != b; }
-static ld ev_and(ld a, ld b, ld c) { (void)c; return a != 0 && b != 0; }
-static ld ev_or(ld a, ld b, ld c) { (void)c; return a != 0 || b != 0; }
-static ld ev_not(ld a, ld b, ld c) { (void)b; (void)c; return a == 0; }
-static ld ev_select(ld a, ld b, ld c) { return a != 0 ? b : c; }
+#define DNC_OPM_T ld
+#define DNC_OPM_ONE 1.0L
+#define DNC_OPM_F DNC_OPM_LIBM_LD
+#define DNC_OPM_NAME(m) ev_##m
+#include "opmath_def.h"
 
 static ld (*const eval_fn[OP__COUNT])(ld, ld, ld) = {
-#define X(NAME, ARITY, SPELL, FORM, PREC, TYPE, EVAL, DIFF, LOWER) EVAL,
+#define X(NAME, ARITY, SPELL, FORM, PREC, TYPE, COMM, MATH, C, TORCH, RT, \
+          DIFF, LOWER)                                                    \
+  ev_##MATH,
     DNC_OPS(X)
 #undef X
 };

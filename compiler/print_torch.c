@@ -163,6 +163,15 @@ static void tp(tprinter *p, const dnc_node *e)
     }
     return;
   }
+  case OP_FMA: /* c + a * b: PyTorch has no fused form */
+    fputs("torch.addcmul(", o);
+    tp_tensor(p, e->arg[2]);
+    fputs(", ", o);
+    tp_tensor(p, e->arg[0]);
+    fputs(", ", o);
+    tp_tensor(p, e->arg[1]);
+    fputc(')', o);
+    return;
   case OP_SELECT:
     fputs("torch.where(", o);
     tp(p, e->arg[0]);
@@ -183,10 +192,14 @@ static void tp(tprinter *p, const dnc_node *e)
     fputc(')', o);
     return;
   }
-  /* the other built-ins are torch's functions of the same name */
-  int helper = e->op == OP_SOFTPLUS || e->op == OP_SIGN;
-  fprintf(o, "%s%s(", helper ? "dnc_" : "torch.", oi->spell);
-  tp_tensor(p, e->arg[0]);
+  /* the other built-ins: ops.h's TORCH function of the same operands */
+  DNC_ASSERT(oi->torch[0]);
+  fprintf(o, "%s(", oi->torch);
+  for (int i = 0; i < e->nargs; i++) {
+    if (i)
+      fputs(", ", o);
+    tp_tensor(p, e->arg[i]);
+  }
   fputc(')', o);
 }
 

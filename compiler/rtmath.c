@@ -2,17 +2,19 @@
  * rtmath.c - the scalar math that generated kernels call, and the same
  * semantics evaluated in C one operation at a time.
  *
- * The JIT lowers each transcendental through one interface (vmath.c). Until
- * dnc's own vector implementations replace them, that interface calls these
- * functions lane by lane: f32 versions compute in double and round once
- * (so they are within 0.5 ulp plus a rare double rounding), f64 versions
- * are the C library's, with the same NaN-, overflow- and saturation-safe
- * forms as the reference interpreter (interp.c) for sigmoid and softplus.
+ * Kernels compute transcendentals with dnc's own vector code (vmath.c);
+ * the few cases it leaves to scalar code (f64 pow, sin and cos of huge
+ * arguments) call the runtime functions here lane by lane: f32 versions
+ * compute in double and round once, f64 versions are the formulas of
+ * opmath.h over the C library.
  *
- * dnc_rt_eval_f32/f64 evaluate a flattened function in float or double with
- * exactly the operations the kernels perform (same lowering of pow, min,
- * max, sign), so a kernel can be checked against them to the bit, apart
- * from the vector math, which is checked against the interpreter.
+ * dnc_rt_eval_f32/f64 evaluate a flattened function in float or double
+ * with exactly the operations the kernels perform, so a kernel can be
+ * checked against them to the bit, apart from the vector math, which the
+ * caller passes in (or the runtime functions stand in for) and which is
+ * checked against the interpreter. The function is the one the kernels
+ * lower: dnc_rt_prog applies the same DAG rewrites (rewrite.c) first;
+ * what follows here is each op's own formula, not a copy of codegen's.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -20,61 +22,70 @@
 
 #include "dnc_int.h"
 
-static double sigmoid64(double a)
-{
-  if (a < 0) {
-    double e = exp(a);
-    return e / (1.0 + e);
-  }
-  return 1.0 / (1.0 + exp(-a));
-}
+#define DNC_OPM_T double
+#define DNC_OPM_ONE 1.0
+#define DNC_OPM_F DNC_OPM_LIBM_D
+#define DNC_OPM_NAME(m) d_##m
+#include "opmath_def.h"
 
-static double softplus64(double a)
-{
-  return a > 0 ? a + log1p(exp(-a)) : log1p(exp(a));
-}
+#define DNC_OPM_T float
+#define DNC_OPM_ONE 1.0f
+#define DNC_OPM_F DNC_OPM_LIBM_F
+#define DNC_OPM_NAME(m) f_##m
+#include "opmath_def.h"
 
-/* ORDER: the ops of dnc_rt_math_ops[] */
-#define DNC_RT_MATH(X)                 \
-  X(EXP, exp, exp)                     \
-  X(EXPM1, expm1, expm1)               \
-  X(LOG, log, log)                     \
-  X(LOG1P, log1p, log1p)               \
-  X(TANH, tanh, tanh)                  \
-  X(SINH, sinh, sinh)                  \
-  X(COSH, cosh, cosh)                  \
-  X(ASINH, asinh, asinh)               \
-  X(ATAN, atan, atan)                  \
-  X(ERF, erf, erf)                     \
-  X(ERFC, erfc, erfc)                  \
-  X(SIGMOID, sigmoid, sigmoid64)       \
-  X(SOFTPLUS, softplus, softplus64)    \
-  X(SIN, sin, sin)                     \
-  X(COS, cos, cos)
-
-#define X(OP, NAME, F64)                                           \
-  static float rt_##NAME##_f32(float a) { return (float)F64((double)a); } \
-  static double rt_##NAME##_f64(double a) { return F64(a); }
-DNC_RT_MATH(X)
+/* each op's formula by type; a float transcendental (RT) is its double
+ * formula rounded once (rt_<m>_f32), not the float expansion */
+static double (*const d_fn[OP__COUNT])(double, double, double) = {
+#define X(NAME, ARITY, SPELL, FORM, PREC, TYPE, COMM, MATH, C, TORCH, RT, \
+          DIFF, LOWER)                                                    \
+  d_##MATH,
+    DNC_OPS(X)
 #undef X
+};
+static float (*const f_fn[OP__COUNT])(float, float, float) = {
+#define X(NAME, ARITY, SPELL, FORM, PREC, TYPE, COMM, MATH, C, TORCH, RT, \
+          DIFF, LOWER)                                                    \
+  f_##MATH,
+    DNC_OPS(X)
+#undef X
+};
 
-/* powf through double is exact for the products of two floats that matter
- * here and correctly rounded otherwise but for double rounding */
-static float rt_pow_f32(float a, float b) { return (float)pow(a, b); }
-static double rt_pow_f64(double a, double b) { return pow(a, b); }
+/* The runtime functions of the ops with RT set, of their arity: the f32
+ * ones compute in double and round once (within 0.5 ulp plus a rare
+ * double rounding; powf through double is exact for the products of two
+ * floats that matter here). */
+#define RT_FN1(M)                                                          \
+  static float rt_##M##_f32(float a) { return (float)d_##M(a, 0, 0); }     \
+  static double rt_##M##_f64(double a) { return d_##M(a, 0, 0); }
+#define RT_FN2(M)                                                          \
+  static float rt_##M##_f32(float a, float b)                              \
+  {                                                                        \
+    return (float)d_##M(a, b, 0);                                          \
+  }                                                                        \
+  static double rt_##M##_f64(double a, double b) { return d_##M(a, b, 0); }
+#define RT_DEF_0(ARITY, M)
+#define RT_DEF_1(ARITY, M) RT_FN##ARITY(M)
+#define X(NAME, ARITY, SPELL, FORM, PREC, TYPE, COMM, MATH, C, TORCH, RT,  \
+          DIFF, LOWER)                                                     \
+  RT_DEF_##RT(ARITY, MATH)
+DNC_OPS(X)
+#undef X
 
 static const struct rt_entry {
   int op;
   const char *name32, *name64;
   void *f32, *f64;
 } rt_table[] = {
-#define X(OP, NAME, F64)                                                  \
-  {OP_##OP, "dnc_rt_" #NAME "_f32", "dnc_rt_" #NAME "_f64",                \
-   (void *)rt_##NAME##_f32, (void *)rt_##NAME##_f64},
-    DNC_RT_MATH(X)
+#define RT_ENTRY_0(OP, M)
+#define RT_ENTRY_1(OP, M)                                                  \
+  {OP, "dnc_rt_" #M "_f32", "dnc_rt_" #M "_f64", (void *)rt_##M##_f32,     \
+   (void *)rt_##M##_f64},
+#define X(NAME, ARITY, SPELL, FORM, PREC, TYPE, COMM, MATH, C, TORCH, RT,  \
+          DIFF, LOWER)                                                     \
+  RT_ENTRY_##RT(OP_##NAME, MATH)
+    DNC_OPS(X)
 #undef X
-    {OP_POW, "dnc_rt_pow_f32", "dnc_rt_pow_f64", (void *)rt_pow_f32,
-     (void *)rt_pow_f64},
 };
 
 int dnc_rt_count(void)
@@ -97,8 +108,17 @@ const char *dnc_rt_name(int op, int f64)
   return NULL;
 }
 
+/* vmath.c's vector code covers every op with a runtime function (ops.h's
+ * RT) but f64 pow; here, not there, so that the passes that ask (rewrite.c)
+ * build without LLVM */
+int dnc_vm_native(int op, int f64)
+{
+  return dnc_ops[op].rt && !(op == OP_POW && f64);
+}
+
 /* pow with a constant exponent the kernels lower to arithmetic: 1 x, 2 x*x,
- * 3 (x*x)*x, -1 1/x, -2 1/(x*x); 0 if none */
+ * 3 (x*x)*x, -1 1/x, -2 (1/x)/x (two roundings, as 1/(x*x), but no
+ * overflow of x*x where x^-2 is a subnormal); 0 if none */
 int dnc_pow_special(double e)
 {
   if (e == 1 || e == 2 || e == 3 || e == -1 || e == -2)
@@ -106,7 +126,7 @@ int dnc_pow_special(double e)
   return 0;
 }
 
-#define EVAL_BODY(T, SUF, ONE)                                              \
+#define EVAL_BODY(T, ONE, FN)                                               \
   for (uint32_t i = 0; i < pr->n; i++) {                                    \
     const dnc_insn *in = &pr->insn[i];                                      \
     T a = in->op > OP_PARAM ? v[in->arg[0]] : 0;                            \
@@ -117,186 +137,72 @@ int dnc_pow_special(double e)
     case OP_CONST: r = (T)in->value; break;                                 \
     case OP_INPUT: r = x; break;                                            \
     case OP_PARAM: r = p[in->param]; break;                                 \
-    case OP_NEG: r = -a; break;                                             \
-    case OP_ADD: r = a + b; break;                                          \
-    case OP_SUB: r = a - b; break;                                          \
-    case OP_MUL: {                                                          \
-      int32_t sp = sigmoid_pair(pr, in, sizeof(T) == 8);                    \
-      if (sp >= 0) { /* see lw_mul in codegen.c */                          \
-        T e = MATH(OP_EXP, -fabs##SUF##_(v[sp]));                           \
-        T d = ONE + e;                                                      \
-        r = e / (d * d);                                                    \
-      } else {                                                              \
-        r = a * b;                                                          \
-      }                                                                     \
-      break;                                                                \
-    }                                                                       \
-    case OP_DIV: r = a / b; break;                                          \
     case OP_POW: {                                                          \
       const dnc_insn *e = &pr->insn[in->arg[1]];                            \
       int k = e->op == OP_CONST ? dnc_pow_special(e->value) : 0;            \
       r = k == 1 ? a : k == 2 ? a * a : k == 3 ? (a * a) * a                \
-        : k == -1 ? ONE / a : k == -2 ? ONE / (a * a) : POW(a, b);         \
+        : k == -1 ? ONE / a : k == -2 ? (ONE / a) / a : POW(a, b);         \
       break;                                                                \
     }                                                                       \
-    case OP_ABS: r = fabs##SUF##_(a); break;                                \
-    case OP_SIGN: r = a > 0 ? ONE : a < 0 ? -ONE : a; break;                \
-    case OP_MIN: r = (isnan(a) || isnan(b)) ? a + b : b < a ? b : a; break; \
-    case OP_MAX: r = (isnan(a) || isnan(b)) ? a + b : b > a ? b : a; break; \
-    case OP_CLAMP: {                                                        \
-      T m = (isnan(a) || isnan(b)) ? a + b : b > a ? b : a;                 \
-      r = (isnan(m) || isnan(c)) ? m + c : c < m ? c : m;                   \
+    default: /* every other op: its formula, opmath.h */                    \
+      r = dnc_ops[in->op].rt ? MATH(in->op, a, b) : FN[in->op](a, b, c);       \
       break;                                                                \
-    }                                                                       \
-    case OP_SQRT: r = sqrt##SUF##_(a); break;                               \
-    case OP_RSQRT: r = ONE / sqrt##SUF##_(a); break;                        \
-    case OP_LT: r = a < b; break;                                           \
-    case OP_LE: r = a <= b; break;                                          \
-    case OP_GT: r = a > b; break;                                           \
-    case OP_GE: r = a >= b; break;                                          \
-    case OP_EQ: r = a == b; break;                                          \
-    case OP_NE: r = a != b; break;                                          \
-    case OP_AND: r = a != 0 && b != 0; break;                               \
-    case OP_OR: r = a != 0 || b != 0; break;                                \
-    case OP_NOT: r = a == 0; break;                                         \
-    case OP_SELECT: r = a != 0 ? b : c; break;                              \
-    case OP_EXP:                                                            \
-      r = MATH(in->op, a);                                                  \
-      if (fused && gauss(pr, in)) { /* see lw_math in codegen.c */         \
-        T u = v[pr->insn[pr->insn[in->arg[0]].arg[0]].arg[0]];             \
-        T hi = v[pr->insn[in->arg[0]].arg[0]];                              \
-        T lo = fmax##SUF##_(fmin##SUF##_(fma##SUF##_(u, u, -hi), 1), -1);    \
-        r = fma##SUF##_(r, -lo, r);                                         \
-      }                                                                     \
-      break;                                                                \
-    default: r = MATH(in->op, a); break;                                    \
     }                                                                       \
     v[i] = r;                                                               \
   }                                                                         \
   return v[pr->n - 1];
 
-#define fmaf32_ fmaf
-#define fmaf64_ fma
-#define fmaxf32_ fmaxf
-#define fmaxf64_ fmax
-#define fminf32_ fminf
-#define fminf64_ fmin
-#define fabsf32_ fabsf
-#define fabsf64_ fabs
-#define sqrtf32_ sqrtf
-#define sqrtf64_ sqrt
-
-static float rt_math_f32(int op, float a)
+dnc_prog *dnc_rt_prog(dnc_mod *m, dnc_node *root, int f64, int fma)
 {
-  switch (op) {
-#define X(OP, NAME, F64) case OP_##OP: return rt_##NAME##_f32(a);
-    DNC_RT_MATH(X)
-#undef X
-  }
-  dnc_die(__FILE__, __LINE__, "no scalar math for this op");
+  if (dnc_rewrite(&m->dag, f64, fma, &root, 1))
+    dnc_die(__FILE__, __LINE__, "the rewritten function is too large");
+  return dnc_prog_build(&m->dag, m->arena, root);
 }
 
-static double rt_math_f64(int op, double a)
-{
-  switch (op) {
-#define X(OP, NAME, F64) case OP_##OP: return rt_##NAME##_f64(a);
-    DNC_RT_MATH(X)
-#undef X
-  }
-  dnc_die(__FILE__, __LINE__, "no scalar math for this op");
-}
-
-/* exp(-(u^2)) in a program, as gauss_base (codegen.c) sees it in a DAG */
-static int gauss(const dnc_prog *pr, const dnc_insn *in)
-{
-  const dnc_insn *neg = &pr->insn[in->arg[0]];
-  if (neg->op != OP_NEG)
-    return 0;
-  const dnc_insn *sq = &pr->insn[neg->arg[0]];
-  return sq->op == OP_POW && pr->insn[sq->arg[1]].op == OP_CONST &&
-         pr->insn[sq->arg[1]].value == 2;
-}
-
-/* insn i as s * t for a constant s (1 when it is not a product with one),
- * as split_scale (codegen.c) sees a node */
-static double insn_scale(const dnc_prog *pr, int32_t i, int32_t *t)
-{
-  const dnc_insn *a = &pr->insn[i];
-  if (a->op == OP_NEG) {
-    *t = a->arg[0];
-    return -1;
-  }
-  for (int k = 0; k < 2; k++)
-    if (a->op == OP_MUL && pr->insn[a->arg[k]].op == OP_CONST) {
-      *t = a->arg[1 - k];
-      return pr->insn[a->arg[k]].value;
-    }
-  *t = i;
-  return 1;
-}
-
-/* sigmoid(a) * sigmoid(-a) as lw_mul (codegen.c) sees it: the index of
- * a, else -1 */
-static int32_t sigmoid_pair(const dnc_prog *pr, const dnc_insn *in, int f64)
-{
-  const dnc_insn *l = &pr->insn[in->arg[0]], *r = &pr->insn[in->arg[1]];
-  if (l->op != OP_SIGMOID || r->op != OP_SIGMOID)
-    return -1;
-  int32_t a = l->arg[0], b = r->arg[0];
-  if ((pr->insn[a].op == OP_NEG && pr->insn[a].arg[0] == b) ||
-      (pr->insn[b].op == OP_NEG && pr->insn[b].arg[0] == a))
-    return a;
-  int32_t ta, tb;
-  double sa = insn_scale(pr, a, &ta), sb = insn_scale(pr, b, &tb);
-  if (!f64)
-    sa = (float)sa, sb = (float)sb;
-  return ta == tb && sa == -sb && sa != 0 && !isnan(sa) ? a : -1;
-}
-
-#define MATH(op, a) (m && m[op] ? m[op](a, 0) : rt_math_f32(op, a))
+#define MATH(op, a, b) (m && m[op] ? m[op](a, b) : (float)d_fn[op](a, b, 0))
 #define POW(a, b) (m && m[OP_POW] ? m[OP_POW](a, b) : rt_pow_f32(a, b))
 static float eval_f32(const dnc_prog *pr, float *v, float x, const float *p,
-                      const dnc_rt_fn32 *m, int fused)
+                      const dnc_rt_fn32 *m)
 {
-  EVAL_BODY(float, f32, 1.0f)
+  EVAL_BODY(float, 1.0f, f_fn)
 }
 #undef MATH
 #undef POW
 
-#define MATH(op, a) (m && m[op] ? m[op](a, 0) : rt_math_f64(op, a))
+#define MATH(op, a, b) (m && m[op] ? m[op](a, b) : d_fn[op](a, b, 0))
 #define POW(a, b) (m && m[OP_POW] ? m[OP_POW](a, b) : rt_pow_f64(a, b))
 static double eval_f64(const dnc_prog *pr, double *v, double x,
-                       const double *p, const dnc_rt_fn64 *m, int fused)
+                       const double *p, const dnc_rt_fn64 *m)
 {
-  EVAL_BODY(double, f64, 1.0)
+  EVAL_BODY(double, 1.0, d_fn)
 }
 #undef MATH
 #undef POW
 
 float dnc_rt_eval_f32(const dnc_prog *pr, float x, const float *p,
-                      const dnc_rt_fn32 *math32, int fused)
+                      const dnc_rt_fn32 *math32)
 {
   float local[256];
   if (pr->n <= 256)
-    return eval_f32(pr, local, x, p, math32, fused);
+    return eval_f32(pr, local, x, p, math32);
   float *v = malloc(sizeof *v * pr->n);
   if (!v)
     dnc_die(__FILE__, __LINE__, "out of memory");
-  float r = eval_f32(pr, v, x, p, math32, fused);
+  float r = eval_f32(pr, v, x, p, math32);
   free(v);
   return r;
 }
 
 double dnc_rt_eval_f64(const dnc_prog *pr, double x, const double *p,
-                       const dnc_rt_fn64 *math64, int fused)
+                       const dnc_rt_fn64 *math64)
 {
   double local[256];
   if (pr->n <= 256)
-    return eval_f64(pr, local, x, p, math64, fused);
+    return eval_f64(pr, local, x, p, math64);
   double *v = malloc(sizeof *v * pr->n);
   if (!v)
     dnc_die(__FILE__, __LINE__, "out of memory");
-  double r = eval_f64(pr, v, x, p, math64, fused);
+  double r = eval_f64(pr, v, x, p, math64);
   free(v);
   return r;
 }

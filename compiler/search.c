@@ -745,9 +745,7 @@ static uint64_t shash(const dnc_node *e, memo *mm)
   uint64_t a[3] = {0, 0, 0};
   for (int k = 0; k < e->nargs; k++)
     a[k] = shash(e->arg[k], mm);
-  if (e->nargs == 2 && (e->op == OP_ADD || e->op == OP_MUL || e->op == OP_EQ ||
-                        e->op == OP_NE || e->op == OP_AND || e->op == OP_OR) &&
-      a[0] > a[1]) {
+  if (e->nargs == 2 && dnc_ops[e->op].commutative && a[0] > a[1]) {
     uint64_t t = a[0];
     a[0] = a[1];
     a[1] = t;
@@ -788,8 +786,7 @@ static int32_t serialize(const dnc_node *e, memo *hm, memo *num, buf *b,
     return (int32_t)(intptr_t)num->v[i];
   int order[3] = {0, 1, 2};
   if (e->nargs == 2 && shash(e->arg[0], hm) > shash(e->arg[1], hm) &&
-      (e->op == OP_ADD || e->op == OP_MUL || e->op == OP_EQ ||
-       e->op == OP_NE || e->op == OP_AND || e->op == OP_OR)) {
+      dnc_ops[e->op].commutative) {
     order[0] = 1;
     order[1] = 0;
   }

@@ -90,26 +90,11 @@ void dnc_grids_free(dnc_grids *g)
   free(g);
 }
 
-/* min and max as the interpreter has them: NaN propagates, a tie gives the
- * first operand */
-static double vmin(double a, double b)
-{
-  return isnan(a) || isnan(b) ? a + b : b < a ? b : a;
-}
-
-static double vmax(double a, double b)
-{
-  return isnan(a) || isnan(b) ? a + b : b > a ? b : a;
-}
-
-static double sigmoid(double a)
-{
-  if (a < 0) {
-    double e = exp(a);
-    return e / (1 + e);
-  }
-  return 1 / (1 + exp(-a));
-}
+#define DNC_OPM_T double
+#define DNC_OPM_ONE 1.0
+#define DNC_OPM_F DNC_OPM_LIBM_D
+#define DNC_OPM_NAME(m) sv_##m
+#include "opmath_def.h"
 
 void dnc_vprog_eval(const dnc_vprog *p, const double *x, int n, double *w)
 {
@@ -119,56 +104,36 @@ void dnc_vprog_eval(const dnc_vprog *p, const double *x, int n, double *w)
     const double *a = w + (size_t)in->arg[0] * n;
     const double *b = w + (size_t)in->arg[1] * n;
     const double *c = w + (size_t)in->arg[2] * n;
-#define LOOP(expr)                                                          \
-  for (int j = 0; j < n; j++)                                               \
-    r[j] = (expr);                                                          \
-  break;
     switch (in->op) {
-    case OP_CONST: LOOP(in->value)
+    case OP_CONST:
+      for (int j = 0; j < n; j++)
+        r[j] = in->value;
+      break;
     case OP_INPUT: memcpy(r, x, sizeof *r * (size_t)n); break;
-    case OP_NEG: LOOP(-a[j])
-    case OP_ADD: LOOP(a[j] + b[j])
-    case OP_SUB: LOOP(a[j] - b[j])
-    case OP_MUL: LOOP(a[j] * b[j])
-    case OP_DIV: LOOP(a[j] / b[j])
-    case OP_POW: LOOP(pow(a[j], b[j]))
-    case OP_ABS: LOOP(fabs(a[j]))
-    case OP_SIGN: LOOP(a[j] > 0 ? 1.0 : a[j] < 0 ? -1.0 : a[j])
-    case OP_MIN: LOOP(vmin(a[j], b[j]))
-    case OP_MAX: LOOP(vmax(a[j], b[j]))
-    case OP_CLAMP: LOOP(vmin(vmax(a[j], b[j]), c[j]))
-    case OP_EXP: LOOP(exp(a[j]))
-    case OP_EXPM1: LOOP(expm1(a[j]))
-    case OP_LOG: LOOP(log(a[j]))
-    case OP_LOG1P: LOOP(log1p(a[j]))
-    case OP_SQRT: LOOP(sqrt(a[j]))
-    case OP_RSQRT: LOOP(1 / sqrt(a[j]))
-    case OP_TANH: LOOP(tanh(a[j]))
-    case OP_SINH: LOOP(sinh(a[j]))
-    case OP_COSH: LOOP(cosh(a[j]))
-    case OP_ASINH: LOOP(asinh(a[j]))
-    case OP_ATAN: LOOP(atan(a[j]))
-    case OP_ERF: LOOP(erf(a[j]))
-    case OP_ERFC: LOOP(erfc(a[j]))
-    case OP_SIGMOID: LOOP(sigmoid(a[j]))
-    case OP_SOFTPLUS:
-      LOOP(a[j] > 0 ? a[j] + log1p(exp(-a[j])) : log1p(exp(a[j])))
-    case OP_SIN: LOOP(sin(a[j]))
-    case OP_COS: LOOP(cos(a[j]))
-    case OP_LT: LOOP(a[j] < b[j])
-    case OP_LE: LOOP(a[j] <= b[j])
-    case OP_GT: LOOP(a[j] > b[j])
-    case OP_GE: LOOP(a[j] >= b[j])
-    case OP_EQ: LOOP(a[j] == b[j])
-    case OP_NE: LOOP(a[j] != b[j])
-    case OP_AND: LOOP(a[j] != 0 && b[j] != 0)
-    case OP_OR: LOOP(a[j] != 0 || b[j] != 0)
-    case OP_NOT: LOOP(a[j] == 0)
-    case OP_SELECT: LOOP(a[j] != 0 ? b[j] : c[j])
-    default:
-      DNC_ASSERT(!"an operation search_eval.c does not know");
+    case OP_PARAM: DNC_ASSERT(!"a candidate has no parameters"); break;
+      /* every other op: its formula (opmath.h), inlined in its own loop */
+#define OP_LOOP_0(NAME, MATH)
+#define OP_LOOP_1(NAME, MATH)                                              \
+  case OP_##NAME:                                                          \
+    for (int j = 0; j < n; j++)                                            \
+      r[j] = sv_##MATH(a[j], 0, 0);                                        \
+    break;
+#define OP_LOOP_2(NAME, MATH)                                              \
+  case OP_##NAME:                                                          \
+    for (int j = 0; j < n; j++)                                            \
+      r[j] = sv_##MATH(a[j], b[j], 0);                                     \
+    break;
+#define OP_LOOP_3(NAME, MATH)                                              \
+  case OP_##NAME:                                                          \
+    for (int j = 0; j < n; j++)                                            \
+      r[j] = sv_##MATH(a[j], b[j], c[j]);                                  \
+    break;
+#define X(NAME, ARITY, SPELL, FORM, PREC, TYPE, COMM, MATH, C, TORCH, RT, \
+          DIFF, LOWER)                                                    \
+  OP_LOOP_##ARITY(NAME, MATH)
+      DNC_OPS(X)
+#undef X
     }
-#undef LOOP
   }
 }
 

@@ -68,12 +68,6 @@ static int before(const dnc_node *a, const dnc_node *b)
   return a->id <= b->id;
 }
 
-static int commutative(int op)
-{
-  return op == OP_ADD || op == OP_MUL || op == OP_EQ || op == OP_NE ||
-         op == OP_AND || op == OP_OR;
-}
-
 /* a term as coefficient * base: c*b gives (c, b), -b gives (-1, b). */
 static dnc_node *split(dnc_node *t, double *c)
 {
@@ -126,7 +120,7 @@ static int product_safe(double c1, double c2)
 dnc_node *dnc_simp(dnc_dag *g, int op, dnc_node *a, dnc_node *b, dnc_node *c)
 {
   int n = dnc_ops[op].arity;
-  if (commutative(op) && !before(a, b)) {
+  if (dnc_ops[op].commutative && !before(a, b)) {
     dnc_node *t = a;
     a = b;
     b = t;

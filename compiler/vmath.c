@@ -617,6 +617,23 @@ static LLVMValueRef vm_asinh(vm *v, LLVMValueRef x)
   return sel(v, isnan_(v, x), x, vcopysign(v, y, x));
 }
 
+/* m sqrt(1 + r^2), m = max(|a|, |b|), r = min(|a|, |b|) / m: no
+ * overflow or underflow of a^2; 0 where m is 0, inf where either is inf
+ * (NaN or not: C's hypot), NaN where one is NaN and neither inf */
+static LLVMValueRef vm_hypot(vm *v, LLVMValueRef a, LLVMValueRef b)
+{
+  LLVMValueRef aa = vabs(v, a), ab = vabs(v, b);
+  LLVMValueRef agt = cmp(v, LLVMRealOGT, aa, ab);
+  LLVMValueRef m = sel(v, agt, aa, ab), n = sel(v, agt, ab, aa);
+  LLVMValueRef r = vdiv(v, n, m);
+  LLVMValueRef h = mul(v, m, call_intr(v, "llvm.sqrt",
+                                       (LLVMValueRef[]){fma3(v, r, r, K(v, 1.0))}, 1));
+  h = sel(v, cmp(v, LLVMRealOEQ, m, K(v, 0.0)), m, h);
+  LLVMValueRef inf = LLVMBuildOr(v->b, cmp(v, LLVMRealOEQ, aa, K(v, INFINITY)),
+                                 cmp(v, LLVMRealOEQ, ab, K(v, INFINITY)), "");
+  return sel(v, inf, K(v, INFINITY), h);
+}
+
 /* a = |x|: a + a^3 A(a^2) up to 1; pi/2 - atan(1/a) above (pi/2 as two
  * floats) */
 static LLVMValueRef vm_atan64(vm *v, LLVMValueRef x);
@@ -862,7 +879,7 @@ static LLVMValueRef scalar_fn(dnc_cg *cg, int op, LLVMTypeRef *ft)
   const char *name = dnc_rt_name(op, cg->f64);
   DNC_ASSERT(name);
   LLVMTypeRef args[2] = {cg->ct, cg->ct};
-  *ft = LLVMFunctionType(cg->ct, args, op == OP_POW ? 2 : 1, 0);
+  *ft = LLVMFunctionType(cg->ct, args, (unsigned)dnc_ops[op].arity, 0);
   LLVMValueRef fn = LLVMGetNamedFunction(cg->mod, name);
   if (!fn) {
     fn = LLVMAddFunction(cg->mod, name, *ft);
@@ -893,19 +910,6 @@ static LLVMValueRef lane_by_lane(dnc_cg *cg, int op, LLVMValueRef a,
     r = LLVMBuildInsertElement(cg->b, r, v, idx, "");
   }
   return r;
-}
-
-int dnc_vm_native(int op, int f64)
-{
-  if (op == OP_POW)
-    return !f64;
-  switch (op) {
-  case OP_EXP: case OP_EXPM1: case OP_LOG: case OP_LOG1P: case OP_TANH:
-  case OP_SIGMOID: case OP_SOFTPLUS: case OP_ERF: case OP_ERFC: case OP_SINH:
-  case OP_COSH: case OP_ASINH: case OP_ATAN: case OP_SIN: case OP_COS:
-    return 1;
-  }
-  return 0;
 }
 
 static vm vm_of(dnc_cg *cg)
@@ -959,6 +963,8 @@ LLVMValueRef dnc_vm_emit(dnc_cg *cg, int op, LLVMValueRef a, LLVMValueRef b)
   case OP_SIN: return vm_sincos(&v, a, 0);
   case OP_COS: return vm_sincos(&v, a, 1);
   case OP_POW: return vm_pow32(&v, a, b);
-  default: return vm_erfc(&v, a);
+  case OP_ERFC: return vm_erfc(&v, a);
+  case OP_HYPOT: return vm_hypot(&v, a, b);
+  default: DNC_ASSERT(!"an op without vector math"); return NULL;
   }
 }

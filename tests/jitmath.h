@@ -2,9 +2,10 @@
  * jitmath.h - the JIT's own vector math (vmath.c) as scalar functions, for
  * the C evaluation of the kernels' operations (dnc_rt_eval_f32/f64) to use
  * in their place, so that whole kernels can be compared to the bit. Each
- * function runs a one-element forward kernel of `fn f(x) = op(x)` (pow:
- * `fn f(x; b = 1) = x^b`, b the second operand): a lane computes the same
- * whatever its position in a vector.
+ * function runs a one-element forward kernel of `fn f(x) = op(x)` (ops of
+ * two operands: `fn f(x; b = 1) = x^b` or `op(x, b)`, b the second
+ * operand), one for each op with vector math (ops.h's RT): a lane computes
+ * the same whatever its position in a vector.
  *
  * jm_table_lowp[0] and [1] are the math of bf16 and f16 kernels (computed
  * in f32 with shorter approximations, vmath.c): the f32 kernels of
@@ -57,17 +58,25 @@ static dnc_rt_fn32 jm_table_lowp[2][OP__COUNT];
     jm_lowp_kernel[1][OP_##OP](&x, &y, 1, &p);      \
     return y;                                       \
   }
-JM_FN(EXP) JM_FN(EXPM1) JM_FN(LOG) JM_FN(LOG1P) JM_FN(TANH) JM_FN(SIGMOID)
-JM_FN(SOFTPLUS) JM_FN(ERF) JM_FN(ERFC) JM_FN(SINH) JM_FN(COSH) JM_FN(ASINH)
-JM_FN(ATAN) JM_FN(SIN) JM_FN(COS) JM_FN(POW)
+/* one for each op of ops.h with vector math (RT) */
+#define JM_0(OP)
+#define JM_1(OP) JM_FN(OP)
+#define X(NAME, ARITY, SPELL, FORM, PREC, TYPE, COMM, MATH, C, TORCH, RT, \
+          DIFF, LOWER)                                                    \
+  JM_##RT(NAME)
+DNC_OPS(X)
+#undef X
 #undef JM_FN
 
 static void jm_source(int op, char *src, size_t n)
 {
-  if (op == OP_POW)
-    snprintf(src, n, "fn f(x; b = 1) = x^b");
+  const char *sp = dnc_ops[op].spell;
+  if (dnc_ops[op].arity == 1)
+    snprintf(src, n, "fn f(x) = %s(x)", sp);
+  else if (dnc_ops[op].form == FORM_INFIX)
+    snprintf(src, n, "fn f(x; b = 1) = x %s b", sp);
   else
-    snprintf(src, n, "fn f(x) = %s(x)", dnc_ops[op].spell);
+    snprintf(src, n, "fn f(x; b = 1) = %s(x, b)", sp);
 }
 
 /* Fills the tables with the math of ctx's kernels; 0 on failure. */
@@ -80,9 +89,14 @@ static int jm_init(dnc_context *ctx)
     dnc_rt_fn64 fn64;
     dnc_rt_fn32 lowp[2];
   } ops[] = {
-      E(EXP), E(EXPM1), E(LOG), E(LOG1P), E(TANH), E(SIGMOID), E(SOFTPLUS),
-      E(ERF), E(ERFC), E(SINH), E(COSH), E(ASINH), E(ATAN), E(SIN), E(COS),
-      E(POW)};
+#define E_0(OP)
+#define E_1(OP) E(OP),
+#define X(NAME, ARITY, SPELL, FORM, PREC, TYPE, COMM, MATH, C, TORCH, RT, \
+          DIFF, LOWER)                                                    \
+  E_##RT(NAME)
+      DNC_OPS(X)
+#undef X
+  };
 #undef E
   jm_fma = dnc_jit_has_fma(ctx->jit);
   for (int l = 0; l < 2; l++) {

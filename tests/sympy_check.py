@@ -58,6 +58,8 @@ FUNCS = {
     "cosh": sp.cosh, "asinh": sp.asinh, "atan": sp.atan, "erf": sp.erf,
     "erfc": sp.erfc, "sigmoid": sigmoid,
     "softplus": lambda u: sp.log(1 + sp.exp(u)), "sin": sp.sin, "cos": sp.cos,
+    "fma": lambda a, b, c: a * b + c,
+    "hypot": lambda a, b: sp.sqrt(a**2 + b**2),
 }
 CONSTS = {"pi": sp.pi, "e": sp.E, "inf": sp.oo, "nan": sp.nan}
 

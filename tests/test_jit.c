@@ -196,14 +196,11 @@ static uint16_t f32_to_bf16_bits(float v)
   return (uint16_t)(b >> 16);
 }
 
-/* The derivative of f's body with respect to x, as a program (NULL: 0). */
-static dnc_prog *deriv_prog(dnc_mod *m, dnc_fn *f, int wrt)
+/* The derivative of f's body with respect to x (NULL: 0). */
+static dnc_node *deriv(dnc_mod *m, dnc_fn *f, int wrt)
 {
   dnc_node *d = dnc_diff(&m->dag, f->body, wrt);
-  if (!d)
-    return NULL;
-  d = dnc_simplify(&m->dag, d);
-  return dnc_prog_build(&m->dag, m->arena, d);
+  return d ? dnc_simplify(&m->dag, d) : NULL;
 }
 
 typedef struct fnreport {
@@ -230,8 +227,15 @@ static int check_function(dnc_module *mod, const dnc_function *f, fnreport *rep)
 {
   dnc_mod *m = mod->m;
   dnc_fn *fn = (dnc_fn *)f;
+  /* the interpreter's programs, and the kernels' (rewritten) ones for
+   * f32 compute and f64 */
   dnc_prog *pf = fn->prog;
-  dnc_prog *pd = deriv_prog(m, fn, DNC_WRT_X);
+  dnc_node *dn = deriv(m, fn, DNC_WRT_X);
+  dnc_prog *pd = dn ? dnc_prog_build(&m->dag, m->arena, dn) : NULL;
+  dnc_prog *kf32 = dnc_rt_prog(m, fn->body, 0, jm_fma);
+  dnc_prog *kd32 = dn ? dnc_rt_prog(m, dn, 0, jm_fma) : NULL;
+  dnc_prog *kf64 = dnc_rt_prog(m, fn->body, 1, jm_fma);
+  dnc_prog *kd64 = dn ? dnc_rt_prog(m, dn, 1, jm_fma) : NULL;
   double p[DNC_MAX_PARAMS];
   float p32[DNC_MAX_PARAMS];
   for (int k = 0; k < fn->nparams; k++) {
@@ -249,8 +253,8 @@ static int check_function(dnc_module *mod, const dnc_function *f, fnreport *rep)
   if (dnc_forward(f, &tx, &ty, p) || dnc_backward(f, &tx, &tdy, &tdx, p, NULL))
     return 0;
   for (int i = 0; i < n; i++) {
-    float ef = dnc_rt_eval_f32(pf, fx[i], p32, jm_table, jm_fma);
-    float ed = pd ? dnc_rt_eval_f32(pd, fx[i], p32, jm_table, jm_fma) : 0.0f;
+    float ef = dnc_rt_eval_f32(kf32, fx[i], p32, jm_table);
+    float ed = pd ? dnc_rt_eval_f32(kd32, fx[i], p32, jm_table) : 0.0f;
     if (!same32(fy[i], ef) || !same32(fdx[i], ed)) {
       if (rep->mismatches++ < 3)
         diag("%s f32 at x = %.9g: kernel %.9g %.9g, C %.9g %.9g", fn->name,
@@ -283,8 +287,8 @@ static int check_function(dnc_module *mod, const dnc_function *f, fnreport *rep)
       return 0;
     const dnc_rt_fn32 *lm = lowp_math[dt == DNC_F16];
     for (int i = 0; i < n; i++) {
-      fy[i] = dnc_rt_eval_f32(pf, fx[i], p32, lm, jm_fma);
-      fdx[i] = pd ? dnc_rt_eval_f32(pd, fx[i], p32, lm, jm_fma) : 0.0f;
+      fy[i] = dnc_rt_eval_f32(kf32, fx[i], p32, lm);
+      fdx[i] = pd ? dnc_rt_eval_f32(kd32, fx[i], p32, lm) : 0.0f;
     }
     for (int i = 0; i < n; i++) {
       float got_y, got_dx, want_y, want_dx;
@@ -318,8 +322,8 @@ static int check_function(dnc_module *mod, const dnc_function *f, fnreport *rep)
   if (dnc_forward(f, &ux, &uy, p) || dnc_backward(f, &ux, &udy, &udx, p, NULL))
     return 0;
   for (int i = 0; i < n; i++) {
-    double ef = dnc_rt_eval_f64(pf, dx64[i], p, jm_table64, jm_fma);
-    double ed = pd ? dnc_rt_eval_f64(pd, dx64[i], p, jm_table64, jm_fma) : 0.0;
+    double ef = dnc_rt_eval_f64(kf64, dx64[i], p, jm_table64);
+    double ed = pd ? dnc_rt_eval_f64(kd64, dx64[i], p, jm_table64) : 0.0;
     if (!same64(dy64[i], ef) || !same64(ddx64[i], ed)) {
       if (rep->mismatches++ < 3)
         diag("%s f64 at x = %.17g: kernel %.17g %.17g, C %.17g %.17g",

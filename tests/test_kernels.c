@@ -61,7 +61,8 @@ static void test_sizes(dnc_module *mod)
   const dnc_function *f = dnc_module_find(mod, "mix");
   dnc_fn *fn = (dnc_fn *)f;
   dnc_node *d = dnc_simplify(&mod->m->dag, dnc_diff(&mod->m->dag, fn->body, DNC_WRT_X));
-  dnc_prog *pd = dnc_prog_build(&mod->m->dag, mod->m->arena, d);
+  dnc_prog *pd = dnc_rt_prog(mod->m, d, 0, jm_fma);
+  dnc_prog *pf = dnc_rt_prog(mod->m, fn->body, 0, jm_fma);
   static const int64_t sizes[] = {0, 1, 15, 16, 17, 31, 33, 1000003};
   float p32[3] = {0.75f, 1.5f, -0.5f};
   for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
@@ -85,8 +86,8 @@ static void test_sizes(dnc_module *mod)
       st |= dnc_backward(f, &tx, &tx, &tdx, NULL, NULL);
       int64_t bad = 0;
       for (int64_t i = 0; i < n; i++) {
-        float want = dnc_rt_eval_f32(fn->prog, x[i], p32, jm_table, jm_fma);
-        float wdx = x[i] * dnc_rt_eval_f32(pd, x[i], p32, jm_table, jm_fma);
+        float want = dnc_rt_eval_f32(pf, x[i], p32, jm_table);
+        float wdx = x[i] * dnc_rt_eval_f32(pd, x[i], p32, jm_table);
         bad += !same32(y[i], want) || !same32(dx[i], wdx);
       }
       int guards = by[off + n] == 12345.0f && bdx[off + n] == 12345.0f &&
@@ -101,12 +102,12 @@ static void test_sizes(dnc_module *mod)
         dnc_forward(f, &tyy, &tyy, NULL);
         int64_t diff = 0;
         for (int64_t i = 0; i < n; i++)
-          diff += !same32(y[i], dnc_rt_eval_f32(fn->prog, x[i], p32, jm_table, jm_fma));
+          diff += !same32(y[i], dnc_rt_eval_f32(pf, x[i], p32, jm_table));
         memcpy(dx, x, sizeof(float) * (size_t)n);
         dnc_tensor tdd = {dx, DNC_F32, 1, n, 0};
         dnc_backward(f, &tx, &tdd, &tdd, NULL, NULL);
         for (int64_t i = 0; i < n; i++)
-          diff += !same32(dx[i], x[i] * dnc_rt_eval_f32(pd, x[i], p32, jm_table, jm_fma));
+          diff += !same32(dx[i], x[i] * dnc_rt_eval_f32(pd, x[i], p32, jm_table));
         ok(diff == 0, "in place (y = x, dx = dy): same results (%lld differ)",
            (long long)diff);
       }
@@ -166,12 +167,14 @@ static void test_layer(dnc_module *mod)
   const dnc_function *f = dnc_module_find(mod, "derf_pc");
   dnc_fn *fn = (dnc_fn *)f;
   dnc_mod *m = mod->m;
-  dnc_prog *pdx = dnc_prog_build(&m->dag, m->arena,
-                                 dnc_simplify(&m->dag, dnc_diff(&m->dag, fn->body, DNC_WRT_X)));
-  dnc_prog *pda = dnc_prog_build(&m->dag, m->arena,
-                                 dnc_simplify(&m->dag, dnc_diff(&m->dag, fn->body, 0)));
-  dnc_prog *pds = dnc_prog_build(&m->dag, m->arena,
-                                 dnc_simplify(&m->dag, dnc_diff(&m->dag, fn->body, 1)));
+  /* f and its derivatives as the f32 kernels compute them */
+  dnc_prog *pf = dnc_rt_prog(m, fn->body, 0, jm_fma);
+  dnc_prog *pdx = dnc_rt_prog(m, dnc_simplify(&m->dag, dnc_diff(&m->dag, fn->body, DNC_WRT_X)),
+                              0, jm_fma);
+  dnc_prog *pda = dnc_rt_prog(m, dnc_simplify(&m->dag, dnc_diff(&m->dag, fn->body, 0)), 0,
+                              jm_fma);
+  dnc_prog *pds = dnc_rt_prog(m, dnc_simplify(&m->dag, dnc_diff(&m->dag, fn->body, 1)), 0,
+                              jm_fma);
   int64_t rows = 301, cols = 77, ld = 83;
   float *x = calloc((size_t)(rows * ld), sizeof(float));
   float *dy = calloc((size_t)(rows * ld), sizeof(float));
@@ -199,12 +202,12 @@ static void test_layer(dnc_module *mod)
     for (int64_t i = 0; i < rows; i++) {
       float xv = x[i * ld + c], dyv = dy[i * ld + c];
       float p[2] = {0.5f, sv[c]};
-      float fv = dnc_rt_eval_f32(fn->prog, xv, p, jm_table, jm_fma);
+      float fv = dnc_rt_eval_f32(pf, xv, p, jm_table);
       float dyf = dyv * g[c];
       ybad += !same32(r.y[i * ld + c], g[c] * fv + b[c]);
-      dxbad += !same32(r.dx[i * ld + c], dyf * dnc_rt_eval_f32(pdx, xv, p, jm_table, jm_fma));
-      double ta = (double)(dyf * dnc_rt_eval_f32(pda, xv, p, jm_table, jm_fma));
-      double ts = (double)(dyf * dnc_rt_eval_f32(pds, xv, p, jm_table, jm_fma));
+      dxbad += !same32(r.dx[i * ld + c], dyf * dnc_rt_eval_f32(pdx, xv, p, jm_table));
+      double ta = (double)(dyf * dnc_rt_eval_f32(pda, xv, p, jm_table));
+      double ts = (double)(dyf * dnc_rt_eval_f32(pds, xv, p, jm_table));
       double tg = (double)(dyv * fv);
       sa += ta, sa_abs += fabs(ta);
       ss += ts, ss_abs += fabs(ts);
@@ -234,7 +237,7 @@ static void test_layer(dnc_module *mod)
   for (int64_t i = 0; i < rows; i++)
     for (int64_t c = 0; c < cols; c++) {
       float p[2] = {0.5f, sv[c]};
-      bad += !same32(y2[i * ld + c], dnc_rt_eval_f32(fn->prog, x[i * ld + c], p, jm_table, jm_fma));
+      bad += !same32(y2[i * ld + c], dnc_rt_eval_f32(pf, x[i * ld + c], p, jm_table));
     }
   ok(bad == 0, "layer without gamma and beta: y = f (%lld wrong)", (long long)bad);
   /* gamma only: beta is taken as -0, which leaves gamma * f unchanged */
@@ -245,7 +248,7 @@ static void test_layer(dnc_module *mod)
     for (int64_t c = 0; c < cols; c++) {
       float p[2] = {0.5f, sv[c]};
       bad += !same32(y2[i * ld + c],
-                     g[c] * dnc_rt_eval_f32(fn->prog, x[i * ld + c], p, jm_table, jm_fma));
+                     g[c] * dnc_rt_eval_f32(pf, x[i * ld + c], p, jm_table));
     }
   ok(bad == 0, "layer with gamma only: y = gamma * f (%lld wrong)", (long long)bad);
   free(y2);

@@ -1,7 +1,8 @@
 /*
  * test_parse.c - the front end: precedence and associativity, literal
- * forms, parse -> print -> parse round trips for every example and every
- * construct, and hash-consing of the DAG.
+ * forms, parse -> print -> parse round trips for examples/norms.dn and
+ * every construct, and hash-consing of the DAG. (Every op's printing is
+ * walked by test_ops.c.)
  */
 #include <stdlib.h>
 #include <string.h>

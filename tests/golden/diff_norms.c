@@ -4,7 +4,7 @@
 static inline double dnc_sign(double a) { return a > 0 ? 1.0 : a < 0 ? -1.0 : a; }
 static inline double dnc_min(double a, double b) { return isnan(a) || isnan(b) ? a + b : b < a ? b : a; }
 static inline double dnc_max(double a, double b) { return isnan(a) || isnan(b) ? a + b : b > a ? b : a; }
-static inline double dnc_clamp(double v, double lo, double hi) { return dnc_min(dnc_max(v, lo), hi); }
+static inline double dnc_clamp(double a, double b, double c) { double m = isnan(a) || isnan(b) ? a + b : b > a ? b : a; return isnan(m) || isnan(c) ? m + c : c < m ? c : m; }
 static inline double dnc_rsqrt(double a) { return 1.0 / sqrt(a); }
 static inline double dnc_sigmoid(double a) { if (a < 0) { double e = exp(a); return e / (1.0 + e); } return 1.0 / (1.0 + exp(-a)); }
 static inline double dnc_softplus(double a) { return a > 0 ? a + log1p(exp(-a)) : log1p(exp(a)); }

@@ -22,12 +22,12 @@ fn dyt__dalpha2(x; alpha = 0.5) {
 }
 fn derf__dx2(x; alpha = 0.5, shift = 0) {
   let t1 = shift + alpha * x
-  -2.256758334191025 * (alpha * (exp(-t1^2) * (alpha * t1)))
+  -2.256758334191025 * (alpha * (alpha * (t1 * exp(-t1^2))))
 }
 fn derf__dx_dalpha(x; alpha = 0.5, shift = 0) {
   let t1 = shift + alpha * x
   let t2 = exp(-t1^2)
-  1.1283791670955126 * (t2 - 2 * (alpha * (t2 * (x * t1))))
+  1.1283791670955126 * (t2 - 2 * (alpha * (x * (t1 * t2))))
 }
 fn derf__dx_dshift(x; alpha = 0.5, shift = 0) {
   let t1 = shift + alpha * x
@@ -35,7 +35,7 @@ fn derf__dx_dshift(x; alpha = 0.5, shift = 0) {
 }
 fn derf__dalpha2(x; alpha = 0.5, shift = 0) {
   let t1 = shift + alpha * x
-  -2.256758334191025 * (x * (exp(-t1^2) * (x * t1)))
+  -2.256758334191025 * (x * (x * (t1 * exp(-t1^2))))
 }
 fn derf__dalpha_dshift(x; alpha = 0.5, shift = 0) {
   let t1 = shift + alpha * x

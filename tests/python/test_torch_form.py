@@ -26,6 +26,7 @@ fn every(x; a = 0.7, b[] = 0.3) {
   let p = s + exp(-u^2) + expm1(u / 4) + log(w) + log1p(u^2) + sqrt(w)
   let q = rsqrt(w) - tanh(u) + sinh(u / 3) + cosh(u / 3) + asinh(u)
   p + q + atan(u) + erf(u) + erfc(u) + sin(u) * cos(u) + w^a / (2 + u^2) - (-u)
+    + hypot(u, a) + fma(u, b, 0.5)
 }
 """
 

@@ -1,0 +1,175 @@
+/*
+ * rewrite.c - the lowering rewrites: DAG-to-DAG passes that put a
+ * function in the form its kernels compute for one precision and target.
+ *
+ * Code generation (codegen.c) lowers the rewritten DAG op by op; the
+ * bit-exact oracle (rtmath.c, dnc_rt_prog) evaluates the same rewritten
+ * DAG with its own per-op code. Neither copies the other's patterns: a
+ * wrong rewrite shows against the reference interpreter, which sees the
+ * DAG before this pass, and a wrong lowering against the oracle.
+ *
+ *   sigmoid pairs: sigmoid(a) * sigmoid(b) with b = -a for every input,
+ *     bit for bit (the derivative of sigmoid, and of tanh as
+ *     4 sigmoid(2u) sigmoid(-2u)), becomes e / ((1 + e) (1 + e)) with
+ *     e = exp(-(|t| * k)), a = s t, k = |s|: one exp and one division
+ *     instead of two sigmoids, and |round(s t)| = round(|s| |t|), so e
+ *     has the bits of exp(-|a|). The exponent is written over t, so
+ *     codegen computes e once with tanh(u), sigmoid(a) and softplus(a)
+ *     of the same t (they use exp(-k|t|) too).
+ *   the Gaussian, with fused multiply-add: exp(-(u^2)) loses |u^2| times
+ *     the rounding error of hi = u^2 (up to ~100 ulp where the result is
+ *     still a normal f32); lo = fma(u, u, -hi) is that error exactly, and
+ *     exp(-hi - lo) = r (1 - lo), r = exp(-hi), to within the rounding:
+ *     fma(r, -lo, r). lo matters only where r is not 0 (|lo| < 1e-13
+ *     there); where u^2 overflows or u is infinite it is -inf or NaN, and
+ *     r * inf would be NaN, so lo is clamped to [-1, 1] with NaN taken as
+ *     -1 (if lo > -1 then lo else -1, then the same against 1: r is 0
+ *     there, and x86 selects each as one vmaxps/vminps).
+ */
+#include <math.h>
+#include <stdlib.h>
+
+#include "dnc_int.h"
+
+double dnc_split_scale(const dnc_node *a, const dnc_node **t)
+{
+  if (a->op == OP_NEG) {
+    *t = a->arg[0];
+    return -1;
+  }
+  for (int k = 0; k < 2; k++)
+    if (a->op == OP_MUL && a->arg[k]->op == OP_CONST) {
+      *t = a->arg[1 - k];
+      return a->arg[k]->value;
+    }
+  *t = a;
+  return 1;
+}
+
+/* b = -a for every input, bit for bit: one is the other negated, or both
+ * are products of the same t with opposite constants (rounded to the
+ * compute type) */
+static int opposite(const dnc_node *a, const dnc_node *b, int f64)
+{
+  if ((a->op == OP_NEG && a->arg[0] == b) || (b->op == OP_NEG && b->arg[0] == a))
+    return 1;
+  const dnc_node *ta, *tb;
+  double sa = dnc_split_scale(a, &ta), sb = dnc_split_scale(b, &tb);
+  if (!f64)
+    sa = (float)sa, sb = (float)sb;
+  return ta == tb && sa == -sb && sa != 0 && !isnan(sa);
+}
+
+/* The base u when e is exp(-(u^2)), else NULL. */
+static const dnc_node *gauss_base(const dnc_node *e)
+{
+  if (e->op != OP_EXP || e->arg[0]->op != OP_NEG)
+    return NULL;
+  const dnc_node *sq = e->arg[0]->arg[0];
+  if (sq->op == OP_POW && sq->arg[1]->op == OP_CONST && sq->arg[1]->value == 2)
+    return sq->arg[0];
+  return NULL;
+}
+
+int dnc_expneg_of(const dnc_node *y, const dnc_node **t, double *k)
+{
+  if (y->op != OP_NEG || y->arg[0]->op != OP_MUL)
+    return 0;
+  const dnc_node *m = y->arg[0];
+  if (m->arg[0]->op == OP_ABS && m->arg[1]->op == OP_CONST &&
+      m->arg[1]->value >= 0) {
+    *t = m->arg[0]->arg[0];
+    *k = m->arg[1]->value;
+    return 1;
+  }
+  return 0;
+}
+
+typedef struct rewriter {
+  dnc_dag *g;
+  int f64, fma;
+  dnc_node **map; /* by id of an original node: its rewritten form */
+} rewriter;
+
+#define N(op, a, b, c) dnc_node_op(rw->g, op, a, b, c)
+
+static dnc_node *sigmoid_pair(rewriter *rw, const dnc_node *e)
+{
+  const dnc_node *l = e->arg[0], *r = e->arg[1];
+  if (l->op != OP_SIGMOID || r->op != OP_SIGMOID ||
+      !dnc_vm_native(OP_SIGMOID, rw->f64) ||
+      !opposite(l->arg[0], r->arg[0], rw->f64))
+    return NULL;
+  const dnc_node *t;
+  double s = dnc_split_scale(l->arg[0], &t);
+  if (!rw->f64)
+    s = (float)s;
+  dnc_node *y = N(OP_NEG, N(OP_MUL, N(OP_ABS, rw->map[t->id], NULL, NULL),
+                            dnc_const(rw->g, fabs(s)), NULL),
+                  NULL, NULL);
+  dnc_node *ex = N(OP_EXP, y, NULL, NULL);
+  dnc_node *d = N(OP_ADD, dnc_const(rw->g, 1.0), ex, NULL);
+  return N(OP_DIV, ex, N(OP_MUL, d, d, NULL), NULL);
+}
+
+static dnc_node *gauss(rewriter *rw, const dnc_node *e)
+{
+  const dnc_node *u0 = rw->fma ? gauss_base(e) : NULL;
+  if (!u0)
+    return NULL;
+  dnc_node *u = rw->map[u0->id];
+  dnc_node *y = rw->map[e->arg[0]->id]; /* -hi */
+  dnc_node *r = N(OP_EXP, y, NULL, NULL);
+  dnc_node *lo = N(OP_FMA, u, u, y);
+  dnc_node *m1 = dnc_const(rw->g, -1.0), *p1 = dnc_const(rw->g, 1.0);
+  lo = N(OP_SELECT, N(OP_GT, lo, m1, NULL), lo, m1);
+  lo = N(OP_SELECT, N(OP_LT, lo, p1, NULL), lo, p1);
+  return N(OP_FMA, r, N(OP_NEG, lo, NULL, NULL), r);
+}
+
+static void rewrite_root(rewriter *rw, dnc_arena *scratch, dnc_node **root)
+{
+  uint32_t n;
+  dnc_node **s = dnc_schedule(rw->g, scratch, *root, &n);
+  for (uint32_t i = 0; i < n; i++) {
+    dnc_node *e = s[i];
+    if (rw->map[e->id])
+      continue;
+    dnc_node *r = NULL;
+    if (e->op == OP_MUL)
+      r = sigmoid_pair(rw, e);
+    else if (e->op == OP_EXP)
+      r = gauss(rw, e);
+    if (!r && e->nargs) {
+      dnc_node *a[3] = {NULL, NULL, NULL};
+      int same = 1;
+      for (int k = 0; k < e->nargs; k++) {
+        a[k] = rw->map[e->arg[k]->id];
+        same &= a[k] == e->arg[k];
+      }
+      r = same ? e : N(e->op, a[0], a[1], a[2]);
+    }
+    rw->map[e->id] = r ? r : e;
+  }
+  *root = rw->map[(*root)->id];
+}
+
+int dnc_rewrite(dnc_dag *g, int f64, int fma, dnc_node **roots, int n)
+{
+  uint32_t top = 0;
+  for (int i = 0; i < n; i++)
+    if (roots[i] && roots[i]->id + 1 > top)
+      top = roots[i]->id + 1;
+  uint32_t limit0 = dnc_dag_budget(g, DNC_MAX_DIFF_NODES);
+  dnc_arena *scratch = dnc_arena_new();
+  rewriter rw = {g, f64, fma, dnc_arena_alloc(scratch, sizeof(dnc_node *) * (top + 1))};
+  for (uint32_t i = 0; i <= top; i++)
+    rw.map[i] = NULL;
+  for (int i = 0; i < n && !g->over; i++)
+    if (roots[i])
+      rewrite_root(&rw, scratch, &roots[i]);
+  dnc_arena_free(scratch);
+  int over = g->over;
+  dnc_dag_budget_end(g, limit0);
+  return over ? -1 : 0;
+}
