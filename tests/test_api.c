@@ -319,6 +319,42 @@ static void test_limits(void)
   dnc_context_free(ctx);
 }
 
+/* A freed context is refused, not used (issue 20): while a module keeps
+ * it alive, and once released (its memory is kept in a quarantine, so
+ * this test reads no freed memory, under ASan too). */
+static void test_freed_context(void)
+{
+  dnc_context *ctx = dnc_context_new();
+  dnc_module *m = NULL, *m2 = NULL;
+  const char *src = "fn f(x) = x";
+  ok(ctx && dnc_compile_string(ctx, "a.dn", src, strlen(src), &m) == DNC_OK,
+     "freed context: a module compiled");
+  dnc_context_free(ctx);
+  is_int(dnc_compile_string(ctx, "b.dn", src, strlen(src), &m2),
+         DNC_ERR_ARGUMENT, "a freed context (its module alive) compiles nothing");
+  ok(m2 == NULL && strstr(dnc_last_error(), "context was freed"),
+     "... saying why: %s", dnc_last_error());
+  is_int(dnc_compile_file(ctx, "none.dn", &m2), DNC_ERR_ARGUMENT,
+         "... nor a file");
+  is_int(dnc_module_load(ctx, "none.so", &m2), DNC_ERR_ARGUMENT,
+         "... nor loads a library");
+  ok(dnc_context_threads(ctx) == 0 && dnc_context_cpu(ctx) == NULL &&
+         dnc_context_features(ctx) == NULL && dnc_context_vector_bits(ctx) == 0,
+     "... and answers no query");
+  dnc_context_free(ctx); /* a second free: refused, not a double release */
+  ok(strstr(dnc_last_error(), "context was freed") != NULL,
+     "a second dnc_context_free is refused");
+  double x = 2, y = 0;
+  ok(dnc_function_eval(dnc_module_function(m, 0), &x, &y, 1, NULL) == DNC_OK &&
+         y == 2, "the module still works");
+  dnc_module_free(m); /* the context is released now */
+  is_int(dnc_compile_string(ctx, "c.dn", src, strlen(src), &m2),
+         DNC_ERR_ARGUMENT, "a released context compiles nothing");
+  dnc_context_free(ctx);
+  ok(strstr(dnc_last_error(), "context was freed") != NULL,
+     "... and freeing it again is refused");
+}
+
 int main(void)
 {
   test_version();
@@ -327,5 +363,6 @@ int main(void)
   test_bad_arguments();
   test_text();
   test_limits();
+  test_freed_context();
   return done_testing();
 }
