@@ -14,8 +14,9 @@
  * what the rounding of its intermediates becomes through the rest of the
  * computation (cancellation, log(1 + tiny) = 0, an overflow to inf, a
  * branch taken the other way, sin of a huge argument). That is measured,
- * not guessed, on the same DAG: run again with every intermediate rounded
- * to the compute type (double for f64, float for the others), and four
+ * not guessed, on the same DAG: run again with every constant, parameter
+ * and intermediate rounded to the compute type (double for f64, float for
+ * the others), and four
  * times more with each rounded intermediate also multiplied by (1 + e),
  * |e| <= 4 ulp of the compute type's math (4 * 2^-52 for f64, 4 * 2^-23
  * for f32; bf16 and f16 compute in float with math of their own precision:
@@ -173,9 +174,11 @@ static double run(const dnc_prog *pr, long double *v, const long double *base,
   for (uint32_t i = 0; i < pr->n; i++) {
     const dnc_insn *in = &pr->insn[i];
     switch (in->op) {
-    case OP_CONST: v[i] = in->value; break;
+    /* the kernel's constants and parameters are of the compute type too
+     * (pi is 3.14159274 in float, and sin(pi) < 0 there) */
+    case OP_CONST: v[i] = mode ? to_compute(t, in->value) : in->value; break;
     case OP_INPUT: v[i] = x; break;
-    case OP_PARAM: v[i] = p[in->param]; break;
+    case OP_PARAM: v[i] = mode ? to_compute(t, p[in->param]) : p[in->param]; break;
     default:
       v[i] = dnc_eval_op(in->op, v[in->arg[0]], v[in->arg[1]], v[in->arg[2]]);
       if (mode >= 1)
