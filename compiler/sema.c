@@ -931,7 +931,12 @@ static dnc_fn *lower_fn(sema *s, fninfo *fi)
   int errors0 = m->diags.nerrors;
   uint32_t limit0 = dnc_dag_budget(&m->dag, DNC_MAX_FN_NODES);
   dnc_node *body = lower_body(s, &sc);
-  int over = m->dag.over;
+  /* the budget counts the nodes this fn made; nodes earlier fns made are
+   * shared, so also count what it reaches: its size must not depend on the
+   * fns before it (its printed form, built alone, must build) */
+  int over = m->dag.over ||
+             (body && dnc_node_count(body) + (uint32_t)fi->nparams + 1 >
+                          DNC_MAX_FN_NODES);
   dnc_dag_budget_end(&m->dag, limit0);
   if (over) {
     err(s, fi->ast->loc, "'%s' is too large: once lets and calls are "
