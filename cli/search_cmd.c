@@ -5,15 +5,29 @@
  * PREFIX.json.
  *
  * Resuming: measured candidates are appended to PREFIX.journal, a batch at
- * a time with one write() and an fsync(), values as C99 hex floats (exact).
- * Its first line names the spec's hash. A run finds the journal, takes the
- * candidates it holds (a torn last line, from a kill, is cut off) and
- * measures the others; as every value is a function of the candidate
- * alone, the tables come out the same as an uninterrupted run's. SIGINT
- * and SIGTERM stop the workers between batches; the journal goes once the
- * tables are written. DNC_SEARCH_STOP_AFTER=N (for tests) raises SIGINT
- * once N candidates of this run are in the journal.
+ * a time with one write() and an fsync(), values as C99 hex floats (exact),
+ * each line ending in a checksum of the rest (" #" and 16 hex digits of
+ * its FNV-1a hash). Its first line names the format and the spec's hash. A
+ * run finds the journal, takes the candidates it holds (a torn last line,
+ * from a kill, is cut off; a line whose checksum fails is reported, located,
+ * and nothing is used) and measures the others; as every value is a
+ * function of the candidate alone, the tables come out the same as an
+ * uninterrupted run's.
+ *
+ * Signals: SIGINT, SIGTERM and SIGHUP stop the expansion or the workers
+ * (between batches), and the command exits with 128 + the signal (130,
+ * 143, 129), the journal kept. While the tables are written, a signal
+ * removes their temporaries and the process dies of it (the same status);
+ * both tables are complete before either is renamed into place, and a run
+ * removes the temporaries that a killed one (SIGKILL) left. The journal
+ * goes once the tables are in place.
+ *
+ * For tests: DNC_SEARCH_STOP_AFTER=N raises DNC_SEARCH_STOP_SIGNAL (a
+ * number; SIGINT if unset) once N candidates of this run are in the
+ * journal; =expand raises it before measuring, =tables halfway through
+ * writing the CSV.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -48,12 +62,40 @@ static const char usage[] =
 
 enum { BATCH = 64 };
 
-static volatile sig_atomic_t interrupted;
+static volatile sig_atomic_t interrupted; /* the signal */
 
 static void on_signal(int sig)
 {
-  (void)sig;
-  interrupted = 1;
+  interrupted = sig;
+}
+
+/* while the tables are written: no partial file left */
+static void on_signal_in_tables(int sig)
+{
+  dnc_temps_remove_now();
+  signal(sig, SIG_DFL);
+  raise(sig);
+}
+
+static const int stop_signals[] = {SIGINT, SIGTERM, SIGHUP};
+enum { NSTOP = sizeof stop_signals / sizeof *stop_signals };
+
+static void set_handlers(void (*h)(int), struct sigaction *old)
+{
+  struct sigaction sa = {0};
+  sa.sa_handler = h;
+  sigemptyset(&sa.sa_mask);
+  for (int i = 0; i < NSTOP; i++)
+    sigaction(stop_signals[i], &sa, old ? &old[i] : NULL);
+}
+
+static void block_signals(int how)
+{
+  sigset_t set;
+  sigemptyset(&set);
+  for (int i = 0; i < NSTOP; i++)
+    sigaddset(&set, stop_signals[i]);
+  sigprocmask(how, &set, NULL);
 }
 
 static double now(void)
@@ -145,6 +187,8 @@ typedef struct run {
   pthread_mutex_t lock;
   int64_t written;   /* candidates this run put in the journal */
   int64_t stop_after;
+  enum { STOP_NONE, STOP_EXPAND, STOP_TABLES } stop_at;
+  int stop_signal;
   int write_failed;
   int progress;
   double t0, last_draw;
@@ -196,10 +240,14 @@ static void measure_batch(void *arg, int64_t t)
     int64_t i = r->todo[k];
     double *v = r->values + i * r->nm;
     dnc_measure(r->sp, r->g, &r->cands[i], &work, &cap, v);
+    fflush(o);
+    size_t start = len;
     fprintf(o, "%lld", (long long)r->cands[i].id);
     for (int m = 0; m < r->nm; m++)
       put_hex(o, v[m]);
-    fputc('\n', o);
+    fflush(o);
+    fprintf(o, " #%016llx\n",
+            (unsigned long long)fnv((unsigned char *)text + start, len - start));
   }
   fclose(o);
   free(work);
@@ -215,7 +263,7 @@ static void measure_batch(void *arg, int64_t t)
       if (r->progress)
         draw_progress(r, 0);
       if (r->stop_after > 0 && r->written >= r->stop_after)
-        raise(SIGINT);
+        raise(r->stop_signal);
     }
   }
   pthread_mutex_unlock(&r->lock);
@@ -241,7 +289,7 @@ static int64_t find_id(const run *r, int64_t id)
 static int open_journal(run *r, dnc_mod *m, uint64_t hash)
 {
   char head[96];
-  snprintf(head, sizeof head, "dnc search journal 1 %016llx %lld\n",
+  snprintf(head, sizeof head, "dnc search journal 2 %016llx %lld\n",
            (unsigned long long)hash, (long long)r->ncands);
   struct stat st;
   if (stat(r->journal, &st) == 0) {
@@ -249,6 +297,13 @@ static int open_journal(run *r, dnc_mod *m, uint64_t hash)
     if (!src)
       return 0;
     size_t hl = strlen(head);
+    static const char v1[] = "dnc search journal 1 ";
+    if (src->len >= sizeof v1 - 1 && !memcmp(src->text, v1, sizeof v1 - 1)) {
+      dnc_diag_add(&m->diags, DNC_SEV_ERROR, src, (dnc_loc){0, 1},
+                   "this journal is of an older dnc (format 1, without "
+                   "checksums); remove it to start again");
+      return 0;
+    }
     if (src->len < hl || memcmp(src->text, head, hl)) {
       dnc_diag_add(&m->diags, DNC_SEV_ERROR, src, (dnc_loc){0, 1},
                    "this journal is not of this search (another spec, or "
@@ -262,6 +317,23 @@ static int open_journal(run *r, dnc_mod *m, uint64_t hash)
         e++;
       if (e == src->len)
         break; /* a torn last line: cut off below */
+      /* " #" and 16 hex digits: the FNV-1a hash of what is before */
+      enum { SUM = 18 };
+      const char *sum = src->text + e - SUM;
+      char *send = NULL;
+      unsigned long long want = 0;
+      if (e - i > SUM && sum[0] == ' ' && sum[1] == '#' && isxdigit((unsigned char)sum[2]))
+        want = strtoull(sum + 2, &send, 16);
+      if (send != src->text + e ||
+          want != fnv((const unsigned char *)src->text + i, e - i - SUM)) {
+        dnc_diag_add(&m->diags, DNC_SEV_ERROR, src,
+                     (dnc_loc){(uint32_t)i, (uint32_t)e},
+                     "a damaged record: its checksum does not match, so none "
+                     "of the journal is used; remove this line (its "
+                     "candidate is measured again) or the journal");
+        return 0;
+      }
+      e -= SUM; /* the record */
       char *end;
       const char *p = src->text + i;
       long long id = strtoll(p, &end, 10);
@@ -284,8 +356,8 @@ static int open_journal(run *r, dnc_mod *m, uint64_t hash)
         r->done[k] = 1;
         r->ndone_before++;
       }
-      good = e + 1;
-      i = e + 1;
+      good = e + SUM + 1;
+      i = e + SUM + 1;
     }
     r->fd = open(r->journal, O_WRONLY | O_APPEND);
     if (r->fd < 0 || ftruncate(r->fd, (off_t)good)) {
@@ -328,6 +400,10 @@ static int write_csv(FILE *o, void *arg)
   for (int64_t n = 0; n < r->ncands; n++) {
     const dnc_cand *c = &r->cands[t->order[n]];
     const double *v = r->values + t->order[n] * r->nm;
+    if (r->stop_at == STOP_TABLES && n == r->ncands / 2) {
+      fflush(o);
+      raise(r->stop_signal);
+    }
     fprintf(o, "%lld,%lld,", (long long)n + 1, (long long)c->id);
     dnc_cli_csv_field(o, c->name);
     for (int k = 0; k < r->nm; k++) {
@@ -402,6 +478,59 @@ static void print_top(const run *r, const int64_t *order, long top)
   }
 }
 
+/* PREFIX.csv and PREFIX.json: both written to temporaries, then renamed
+ * into place with the stop signals blocked, so that they appear together
+ * (or, on an error or a signal, neither changes). On return the signals
+ * are still blocked: the caller removes the journal first. */
+static int write_tables(const char *csv, const char *json, tables *tb)
+{
+  const char *path[2] = {csv, json};
+  int (*fn[2])(FILE *, void *) = {write_csv, write_json};
+  dnc_outpath op[2] = {{0}};
+  char *tmp[2] = {NULL, NULL};
+  int rc = 0, i;
+  for (i = 0; i < 2 && !rc; i++) {
+    char why[600];
+    if (dnc_outpath_resolve(path[i], dnc_cli_inputs, dnc_cli_ninputs, &op[i],
+                            why, sizeof why)) {
+      dnc_cli_error("%s", why);
+      rc = -1;
+      break;
+    }
+    tmp[i] = dnc_outpath_temp(&op[i]);
+    FILE *o = tmp[i] ? fopen(tmp[i], "w") : NULL;
+    int wrc = o ? fn[i](o, tb) : -1, err = errno;
+    if (o && (fflush(o) || ferror(o)))
+      wrc = -1, err = errno;
+    if (o && fclose(o) && !wrc)
+      wrc = -1, err = errno;
+    mode_t mask = umask(0); /* a new file's mode (mkstemp made it 0600) */
+    umask(mask);
+    if (!wrc && chmod(tmp[i], 0666 & ~mask))
+      wrc = -1, err = errno;
+    if (wrc) {
+      dnc_cli_error("cannot write '%s': %s", path[i],
+                    strerror(err ? err : EIO));
+      rc = -1;
+    }
+  }
+  block_signals(SIG_BLOCK);
+  for (i = 0; i < 2 && !rc; i++)
+    if (dnc_outpath_commit(&op[i], tmp[i])) {
+      dnc_cli_error("cannot write '%s': %s", path[i], strerror(errno));
+      rc = -1;
+    }
+  for (i = 0; i < 2; i++) {
+    if (tmp[i] && rc) {
+      unlink(tmp[i]);
+      dnc_temp_forget(tmp[i]);
+    }
+    free(tmp[i]);
+    dnc_outpath_free(&op[i]);
+  }
+  return rc;
+}
+
 /* ---------------------------------------------------------- the command */
 
 typedef struct search_args {
@@ -454,14 +583,15 @@ static char *default_prefix(const char *spec)
   return strndup(b, n);
 }
 
-/* Expands the space; the distinct candidates in id order. */
+/* Expands the space; the distinct candidates in id order (fewer when a
+ * signal stops it). */
 static dnc_cand *expand(const dnc_space *sp, int64_t *n)
 {
   keyset ks = {0};
   int64_t size = dnc_space_size(sp), cap = 1024;
   dnc_cand *c = malloc(sizeof *c * (size_t)cap);
   *n = 0;
-  for (int64_t id = 0; id < size; id++) {
+  for (int64_t id = 0; id < size && !interrupted; id++) {
     if (*n == cap)
       c = realloc(c, sizeof *c * (size_t)(cap *= 2));
     if (!c)
@@ -489,18 +619,38 @@ static int cmd_search(const dnc_cli *c, int argc, char **argv)
     dnc_die(__FILE__, __LINE__, "out of memory");
   run r = {0};
   r.fd = -1;
+  const char *stop = getenv("DNC_SEARCH_STOP_AFTER");
+  const char *stop_sig = getenv("DNC_SEARCH_STOP_SIGNAL");
+  r.stop_signal = stop_sig ? atoi(stop_sig) : SIGINT;
+  if (stop && !strcmp(stop, "expand"))
+    r.stop_at = STOP_EXPAND;
+  else if (stop && !strcmp(stop, "tables"))
+    r.stop_at = STOP_TABLES;
+  else
+    r.stop_after = stop ? atoll(stop) : 0;
   dnc_grids *g = NULL;
   dnc_pool *pool = NULL;
   int64_t *order = NULL;
   double t0 = now();
+  struct sigaction old_sa[NSTOP];
+  interrupted = 0;
+  set_handlers(on_signal, old_sa);
   dnc_space *sp = dnc_space_load(m, a.spec);
   fflush(stdout);
   if (dnc_cli_show(c, &m->diags) || !sp)
     goto out;
   r.sp = sp;
   r.nm = dnc_space_nmeasures(sp);
+  if (r.stop_at == STOP_EXPAND)
+    raise(r.stop_signal);
   r.cands = expand(sp, &r.ncands);
   double t_expand = now() - t0;
+  if (interrupted) {
+    fflush(stdout);
+    fprintf(stderr, "dnc: interrupted before measuring: nothing written\n");
+    rc = 128 + interrupted;
+    goto out;
+  }
   r.values = calloc((size_t)(r.ncands * r.nm + 1), sizeof *r.values);
   r.done = calloc((size_t)r.ncands + 1, 1);
   r.journal = journal;
@@ -514,26 +664,16 @@ static int cmd_search(const dnc_cli *c, int argc, char **argv)
       r.todo[r.ntodo++] = i;
   g = dnc_grids_new(sp);
   r.g = g;
-  const char *stop = getenv("DNC_SEARCH_STOP_AFTER");
-  r.stop_after = stop ? atoll(stop) : 0;
   r.progress = !a.quiet && isatty(2);
   pthread_mutex_init(&r.lock, NULL);
   long nthreads = a.threads ? a.threads : sysconf(_SC_NPROCESSORS_ONLN);
   pool = dnc_pool_new(nthreads < 1 ? 1 : (int)nthreads);
   if (!pool)
     dnc_die(__FILE__, __LINE__, "out of memory");
-  struct sigaction sa = {0}, old_int, old_term;
-  sa.sa_handler = on_signal;
-  sigemptyset(&sa.sa_mask);
-  interrupted = 0;
-  sigaction(SIGINT, &sa, &old_int);
-  sigaction(SIGTERM, &sa, &old_term);
   double t1 = now();
   r.t0 = t1;
   dnc_pool_run(pool, (r.ntodo + BATCH - 1) / BATCH, measure_batch, &r);
   double t_measure = now() - t1;
-  sigaction(SIGINT, &old_int, NULL);
-  sigaction(SIGTERM, &old_term, NULL);
   if (r.progress)
     draw_progress(&r, 1);
   pthread_mutex_destroy(&r.lock);
@@ -547,7 +687,7 @@ static int cmd_search(const dnc_cli *c, int argc, char **argv)
                     "kept in %s; the same command goes on from there\n",
             (long long)(r.ndone_before + r.written), (long long)r.ncands,
             journal);
-    rc = 130;
+    rc = 128 + interrupted;
     goto out;
   }
   order = malloc(sizeof *order * (size_t)(r.ncands + 1));
@@ -556,12 +696,17 @@ static int cmd_search(const dnc_cli *c, int argc, char **argv)
   sort_run = &r;
   qsort(order, (size_t)r.ncands, sizeof *order, by_rank);
   tables tb = {&r, order, dnc_space_size(sp)};
-  if (dnc_cli_write_file(csv, write_csv, &tb) ||
-      dnc_cli_write_file(json, write_json, &tb))
+  /* from here a signal removes the temporaries and kills the process */
+  dnc_temps_track(1);
+  set_handlers(on_signal_in_tables, NULL);
+  if (interrupted) /* came before the handler changed */
+    raise(interrupted);
+  if (write_tables(csv, json, &tb))
     goto out;
   close(r.fd);
   r.fd = -1;
   unlink(journal);
+  block_signals(SIG_UNBLOCK);
   print_top(&r, order, a.top);
   if (!a.quiet) {
     double total = now() - t0;
@@ -575,6 +720,10 @@ static int cmd_search(const dnc_cli *c, int argc, char **argv)
   }
   rc = 0;
 out:
+  block_signals(SIG_UNBLOCK);
+  for (int i = 0; i < NSTOP; i++)
+    sigaction(stop_signals[i], &old_sa[i], NULL);
+  dnc_temps_track(0);
   if (r.fd >= 0)
     close(r.fd);
   dnc_pool_free(pool);

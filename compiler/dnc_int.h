@@ -90,6 +90,11 @@ typedef struct dnc_diags {
   dnc_diag *head, *tail;
   int nerrors, nwarnings;
   int suppressed; /* errors not recorded past DNC_MAX_ERRORS */
+  /* where the last diagnostic's line and column were counted to, so that
+   * diagnostics in source order cost one pass over the source in all */
+  const struct dnc_source *lc_src;
+  uint32_t lc_off;
+  int lc_line, lc_col;
 } dnc_diags;
 
 void dnc_diag_add(dnc_diags *d, dnc_severity sev, const dnc_source *src,

@@ -28,6 +28,13 @@
 
 #include "dnc_int.h"
 
+/* The normal equations, the sums of squares and the factorisation are in
+ * long double: with x near DBL_MAX a column of J is ~1e308 and J'J ~1e616,
+ * which overflowed double (a fit through x = 1e308 was called
+ * ill-posed); the test of whether a parameter is determined is on the
+ * correlation form, which does not depend on units. */
+typedef long double wide;
+
 /* ---------------------------------------------------- reference points */
 
 void dnc_ref_defaults(dnc_refpoints *t)
@@ -161,7 +168,7 @@ typedef struct problem {
 /* Residuals y - model into r and the sum of their squares; the Jacobian
  * of the model into J (n x k) when J is not NULL. Returns the sum, or NaN
  * (and the point in *bad) when something is not finite. */
-static double evaluate(const problem *pb, const double *p, double *r,
+static wide evaluate(const problem *pb, const double *p, double *r,
                        double *J, int *bad)
 {
   long double ssq = 0;
@@ -190,12 +197,12 @@ static double evaluate(const problem *pb, const double *p, double *r,
       J[(size_t)i * pb->k + j] = d;
     }
   }
-  return (double)ssq;
+  return ssq;
 }
 
 /* A = J'J, b = J'r */
 static void normal_eq(const problem *pb, const double *J, const double *r,
-                      double *A, double *b)
+                      wide *A, wide *b)
 {
   int k = pb->k;
   for (int a = 0; a < k; a++) {
@@ -203,65 +210,65 @@ static void normal_eq(const problem *pb, const double *J, const double *r,
       long double s = 0;
       for (int i = 0; i < pb->n; i++)
         s += (long double)J[(size_t)i * k + a] * J[(size_t)i * k + c];
-      A[a * k + c] = A[c * k + a] = (double)s;
+      A[a * k + c] = A[c * k + a] = s;
     }
     long double s = 0;
     for (int i = 0; i < pb->n; i++)
       s += (long double)J[(size_t)i * k + a] * r[i];
-    b[a] = (double)s;
+    b[a] = s;
   }
 }
 
 /* Cholesky in place (lower triangle of M, k x k): -1, or the column whose
  * pivot is not positive enough (relative to the diagonal, tol). */
-static int cholesky(double *M, int k, double tol)
+static int cholesky(wide *M, int k, double tol)
 {
   for (int j = 0; j < k; j++) {
-    double d0 = M[j * k + j];
-    long double d = d0;
+    wide d0 = M[j * k + j];
+    wide d = d0;
     for (int c = 0; c < j; c++)
       d -= (long double)M[j * k + c] * M[j * k + c];
     if (!(d > tol * d0) || !(d0 > 0))
       return j;
-    double l = sqrt((double)d);
+    wide l = sqrtl(d);
     M[j * k + j] = l;
     for (int i = j + 1; i < k; i++) {
       long double s = M[i * k + j];
       for (int c = 0; c < j; c++)
         s -= (long double)M[i * k + c] * M[j * k + c];
-      M[i * k + j] = (double)(s / l);
+      M[i * k + j] = s / l;
     }
   }
   return -1;
 }
 
-static void chol_solve(const double *L, int k, double *v)
+static void chol_solve(const wide *L, int k, wide *v)
 {
   for (int i = 0; i < k; i++) {
     long double s = v[i];
     for (int c = 0; c < i; c++)
       s -= (long double)L[i * k + c] * v[c];
-    v[i] = (double)(s / L[i * k + i]);
+    v[i] = s / L[i * k + i];
   }
   for (int i = k; i-- > 0;) {
     long double s = v[i];
     for (int c = i + 1; c < k; c++)
       s -= (long double)L[c * k + i] * v[c];
-    v[i] = (double)(s / L[i * k + i]);
+    v[i] = s / L[i * k + i];
   }
 }
 
 /* The covariance's diagonal (unscaled: (J'J)^-1) into se, and which
  * variable makes J'J singular (-1: none). Works on the correlation form
  * D^-1 J'J D^-1, so that the test does not depend on units. */
-static int inverse_diag(const double *A, int k, double *se)
+static int inverse_diag(const wide *A, int k, wide *se)
 {
-  double *C = malloc(sizeof *C * (size_t)(k * k + 1));
-  double *e = malloc(sizeof *e * (size_t)(k + 1));
-  double *d = malloc(sizeof *d * (size_t)(k + 1));
+  wide *C = malloc(sizeof *C * (size_t)(k * k + 1));
+  wide *e = malloc(sizeof *e * (size_t)(k + 1));
+  wide *d = malloc(sizeof *d * (size_t)(k + 1));
   int bad = -1;
   for (int j = 0; j < k && bad < 0; j++) {
-    d[j] = sqrt(A[j * k + j]);
+    d[j] = sqrtl(A[j * k + j]);
     if (!(d[j] > 0))
       bad = j;
   }
@@ -290,12 +297,12 @@ static void stop(dnc_fit_result *r, dnc_fit_status s, const char *why)
 }
 
 /* The largest cosine between the residual and a column of J. */
-static double grad_cosine(int k, const double *A, const double *b, double S)
+static double grad_cosine(int k, const wide *A, const wide *b, wide S)
 {
   double g = 0;
   for (int j = 0; j < k; j++)
     if (A[j * k + j] > 0 && S > 0) {
-      double c = fabs(b[j]) / sqrt(A[j * k + j] * S);
+      double c = (double)(fabsl(b[j]) / sqrtl(A[j * k + j] * S));
       g = c > g ? c : g;
     }
   return g;
@@ -306,14 +313,14 @@ static double grad_cosine(int k, const double *A, const double *b, double S)
  * right to about half the digits. Gauss-Newton steps, kept while they
  * shrink the gradient (a first-order measure) without raising the sum
  * beyond rounding, recover the rest. Returns the steps taken. */
-static int polish(problem *pb, double *res, double *J, double *A, double *b,
-                  double *M, double *dlt, double *trial, double *S)
+static int polish(problem *pb, double *res, double *J, wide *A, wide *b,
+                  wide *M, wide *dlt, double *trial, wide *S)
 {
   int k = pb->k, np1 = pb->np + 1, steps = 0;
   double *res2 = malloc(sizeof *res2 * (size_t)pb->n);
   double *J2 = malloc(sizeof *J2 * (size_t)pb->n * k + 1);
-  double *A2 = malloc(sizeof *A2 * (size_t)(k * k + 1));
-  double *b2 = malloc(sizeof *b2 * (size_t)(k + 1));
+  wide *A2 = malloc(sizeof *A2 * (size_t)(k * k + 1));
+  wide *b2 = malloc(sizeof *b2 * (size_t)(k + 1));
   normal_eq(pb, J, res, A, b);
   double g = grad_cosine(k, A, b, *S);
   for (int t = 0; t < 5 && g > 0; t++) {
@@ -324,8 +331,8 @@ static int polish(problem *pb, double *res, double *J, double *A, double *b,
     chol_solve(M, k, dlt);
     memcpy(trial, pb->p, sizeof *trial * (size_t)np1);
     for (int j = 0; j < k; j++)
-      trial[pb->var[j]] += dlt[j];
-    double S2 = evaluate(pb, trial, res2, J2, NULL);
+      trial[pb->var[j]] += (double)dlt[j];
+    wide S2 = evaluate(pb, trial, res2, J2, NULL);
     if (isnan(S2) || S2 > *S * (1 + 1e-12))
       break;
     normal_eq(pb, J2, res2, A2, b2);
@@ -357,14 +364,14 @@ static void solve(problem *pb, const dnc_fit_options *o, dnc_fit_result *r)
   double *res = malloc(sizeof *res * (size_t)n);
   double *res2 = malloc(sizeof *res2 * (size_t)n);
   double *J = malloc(sizeof *J * (size_t)n * k + 1);
-  double *A = malloc(sizeof *A * (size_t)(k * k + 1));
-  double *M = malloc(sizeof *M * (size_t)(k * k + 1));
-  double *b = malloc(sizeof *b * (size_t)(k + 1));
-  double *dlt = malloc(sizeof *dlt * (size_t)(k + 1));
-  double *D = calloc((size_t)k + 1, sizeof *D);
+  wide *A = malloc(sizeof *A * (size_t)(k * k + 1));
+  wide *M = malloc(sizeof *M * (size_t)(k * k + 1));
+  wide *b = malloc(sizeof *b * (size_t)(k + 1));
+  wide *dlt = malloc(sizeof *dlt * (size_t)(k + 1));
+  wide *D = calloc((size_t)k + 1, sizeof *D);
   double *trial = malloc(sizeof *trial * (size_t)np1);
   int bad = -1;
-  double S = evaluate(pb, pb->p, res, J, &bad);
+  wide S = evaluate(pb, pb->p, res, J, &bad);
   if (isnan(S)) {
     r->bad_point = bad;
     stop(r, DNC_FIT_NONFINITE, "not finite at the start");
@@ -410,23 +417,23 @@ static void solve(problem *pb, const dnc_fit_options *o, dnc_fit_result *r)
       } else {
         chol_solve(M, k, dlt);
         memcpy(trial, pb->p, sizeof *trial * (size_t)np1);
-        double step = 0, size = 0;
+        wide step = 0, size = 0;
         for (int j = 0; j < k; j++) {
-          trial[pb->var[j]] += dlt[j];
+          trial[pb->var[j]] += (double)dlt[j];
           step += dlt[j] * dlt[j];
           size += pb->p[pb->var[j]] * pb->p[pb->var[j]];
         }
-        double S2 = evaluate(pb, trial, res2, NULL, NULL);
+        wide S2 = evaluate(pb, trial, res2, NULL, NULL);
         /* predicted decrease: dlt' (lambda D dlt + b) */
-        double pred = 0;
+        wide pred = 0;
         for (int j = 0; j < k; j++)
           pred += dlt[j] * (lambda * (D[j] > 0 ? D[j] : 1) * dlt[j] + b[j]);
-        double rho = isnan(S2) ? -1 : (S - S2) / pred;
+        wide rho = isnan(S2) ? -1 : (S - S2) / pred;
         if (!isnan(S2) && S2 <= S && pred > 0 && rho > 0) {
-          double rel = (S - S2) / S;
+          wide rel = (S - S2) / S;
           memcpy(pb->p, trial, sizeof *trial * (size_t)np1);
           S = evaluate(pb, pb->p, res, J, NULL);
-          double t = 2 * rho - 1;
+          double t = (double)(2 * rho - 1);
           double shrink = 1 - t * t * t;
           lambda *= shrink > 1.0 / 3 ? shrink : 1.0 / 3;
           nu = 2;
@@ -435,7 +442,7 @@ static void solve(problem *pb, const dnc_fit_options *o, dnc_fit_result *r)
             snprintf(r->why, sizeof r->why, "the sum of squares changed by "
                      "less than %.2g (relative)", o->ftol);
             converged = 1;
-          } else if (sqrt(step) <= o->xtol * (sqrt(size) + o->xtol)) {
+          } else if (sqrtl(step) <= o->xtol * (sqrtl(size) + o->xtol)) {
             snprintf(r->why, sizeof r->why, "the step was below %.2g of "
                      "the parameters", o->xtol);
             converged = 1;
@@ -471,7 +478,7 @@ static void solve(problem *pb, const dnc_fit_options *o, dnc_fit_result *r)
     it += polish(pb, res, J, A, b, M, dlt, trial, &S);
 done:
   r->iterations = it;
-  r->ssq = S;
+  r->ssq = (double)S;
   {
     double sa = 0, mx = 0;
     for (int i = 0; i < n; i++) {
@@ -480,7 +487,7 @@ done:
     }
     r->mean_abs = sa / n;
     r->max_abs = mx;
-    r->rms = sqrt(S / n);
+    r->rms = (double)sqrtl(S / n);
   }
   /* standard errors, and whether the parameters are determined at all */
   normal_eq(pb, J, res, A, b);
@@ -489,9 +496,9 @@ done:
     r->bad_param = pb->var[sing];
     stop(r, DNC_FIT_ILLPOSED, "a parameter is not determined by the points");
   } else {
-    double s2 = n > k ? S / (n - k) : NAN;
+    wide s2 = n > k ? S / (n - k) : NAN;
     for (int j = 0; j < k; j++)
-      r->se[pb->var[j]] = sqrt(s2 * dlt[j]);
+      r->se[pb->var[j]] = (double)sqrtl(s2 * dlt[j]);
   }
 out:
   free(res);

@@ -45,6 +45,12 @@ typedef struct scope {
   binding *lets; /* latest first */
   binding *params;
   binding input;
+  /* every name in scope, to its binding (a let over a parameter over the
+   * input; the latest let of a name): open addressing, built by
+   * lower_body, so a lookup is O(1) however many lets came before (a
+   * walk of the lets made 20,000 lets quadratic) */
+  binding **names;
+  uint32_t ncap, nnames;
 } scope;
 
 typedef struct sema {
@@ -284,13 +290,17 @@ static void check_params(sema *s, fninfo *fi)
       err(s, p->loc, "too many parameters: a function has at most %d",
           DNC_MAX_PARAMS);
   }
+  /* past the limit, the fn is refused: the rest are not looked at (the
+   * duplicate check is quadratic, and a 4 MB source holds 300,000) */
+  if (n > DNC_MAX_PARAMS)
+    n = DNC_MAX_PARAMS;
   fi->nparams = n;
   check_constant_name(s, f->input, f->input_loc, "the input", "the input");
   fi->params = dnc_arena_alloc(s->m->arena, sizeof *fi->params * (size_t)(n + 1));
   fi->dup = dnc_arena_alloc(s->m->arena, (size_t)n + 1);
   fi->defaults = dnc_arena_alloc(s->m->arena, sizeof *fi->defaults * (size_t)(n + 1));
   int i = 0;
-  for (dnc_ast_param *p = f->params; p; p = p->next, i++) {
+  for (dnc_ast_param *p = f->params; p && i < n; p = p->next, i++) {
     fi->params[i] = p;
     if (!strcmp(p->name, f->input))
       err(s, p->loc, "parameter '%s' has the name of the input", p->name);
@@ -448,17 +458,38 @@ static int type_of(const dnc_node *e)
   return dnc_ops[e->op].type;
 }
 
+static binding **name_slot(scope *sc, const char *name)
+{
+  uint32_t i = str_hash(name) & (sc->ncap - 1);
+  while (sc->names[i] && strcmp(sc->names[i]->name, name))
+    i = (i + 1) & (sc->ncap - 1);
+  return &sc->names[i];
+}
+
+/* b into sc's names, in place of an earlier binding of its name */
+static void name_bind(scope *sc, binding *b)
+{
+  if (2 * (sc->nnames + 1) > sc->ncap) {
+    binding **old = sc->names;
+    uint32_t n = sc->ncap;
+    sc->ncap = n ? 2 * n : 64;
+    sc->names = calloc(sc->ncap, sizeof *sc->names);
+    if (!sc->names)
+      dnc_die(__FILE__, __LINE__, "out of memory");
+    for (uint32_t i = 0; i < n; i++)
+      if (old[i])
+        *name_slot(sc, old[i]->name) = old[i];
+    free(old);
+  }
+  binding **slot = name_slot(sc, b->name);
+  if (!*slot)
+    sc->nnames++;
+  *slot = b;
+}
+
 static binding *lookup(scope *sc, const char *name)
 {
-  for (binding *b = sc->lets; b; b = b->next)
-    if (!strcmp(b->name, name))
-      return b;
-  for (binding *b = sc->params; b; b = b->next)
-    if (!strcmp(b->name, name))
-      return b;
-  if (!strcmp(sc->input.name, name))
-    return &sc->input;
-  return NULL;
+  return sc->ncap ? *name_slot(sc, name) : NULL;
 }
 
 static void suggest_name(sema *s, scope *sc, dnc_loc loc, const char *name)
@@ -795,19 +826,12 @@ static dnc_node *lower(sema *s, scope *sc, dnc_ast *e)
 
 static const char *shadow_what(scope *sc, const char *name, dnc_loc *where)
 {
-  for (binding *b = sc->lets; b; b = b->next)
-    if (!strcmp(b->name, name)) {
-      *where = b->loc;
-      return "an earlier let";
-    }
-  for (binding *b = sc->params; b; b = b->next)
-    if (!strcmp(b->name, name)) {
-      *where = b->loc;
-      return "a parameter";
-    }
-  if (!strcmp(sc->input.name, name)) {
-    *where = sc->input.loc;
-    return "the input";
+  static const char *const kinds[] = {"the input", "a parameter",
+                                      "an earlier let"}; /* ORDER: B_* */
+  binding *b = lookup(sc, name);
+  if (b) {
+    *where = b->loc;
+    return kinds[b->kind];
   }
   double c;
   if (dnc_named_constant(name, &c)) {
@@ -817,7 +841,33 @@ static const char *shadow_what(scope *sc, const char *name, dnc_loc *where)
   return NULL;
 }
 
+static dnc_node *lower_body_in(sema *s, scope *sc);
+
+/* The fn of sc, lowered: its lets in order, then its body. */
 static dnc_node *lower_body(sema *s, scope *sc)
+{
+  name_bind(sc, &sc->input);
+  /* the first of duplicate parameters wins, as a walk of the list did */
+  int n = 0;
+  for (binding *b = sc->params; b; b = b->next)
+    n++;
+  binding **ps = calloc((size_t)n + 1, sizeof *ps);
+  if (!ps)
+    dnc_die(__FILE__, __LINE__, "out of memory");
+  n = 0;
+  for (binding *b = sc->params; b; b = b->next)
+    ps[n++] = b;
+  while (n-- > 0)
+    name_bind(sc, ps[n]);
+  free(ps);
+  dnc_node *r = lower_body_in(s, sc);
+  free(sc->names);
+  sc->names = NULL;
+  sc->ncap = sc->nnames = 0;
+  return r;
+}
+
+static dnc_node *lower_body_in(sema *s, scope *sc)
 {
   dnc_ast_fn *f = sc->fi->ast;
   int ok = 1;
@@ -837,6 +887,7 @@ static dnc_node *lower_body(sema *s, scope *sc)
     ok &= b->node != NULL;
     b->next = sc->lets;
     sc->lets = b;
+    name_bind(sc, b);
   }
   dnc_node *body = lower(s, sc, f->body);
   if (!body || !ok)
@@ -880,7 +931,12 @@ static dnc_fn *lower_fn(sema *s, fninfo *fi)
   int errors0 = m->diags.nerrors;
   uint32_t limit0 = dnc_dag_budget(&m->dag, DNC_MAX_FN_NODES);
   dnc_node *body = lower_body(s, &sc);
-  int over = m->dag.over;
+  /* the budget counts the nodes this fn made; nodes earlier fns made are
+   * shared, so also count what it reaches: its size must not depend on the
+   * fns before it (its printed form, built alone, must build) */
+  int over = m->dag.over ||
+             (body && dnc_node_count(body) + (uint32_t)fi->nparams + 1 >
+                          DNC_MAX_FN_NODES);
   dnc_dag_budget_end(&m->dag, limit0);
   if (over) {
     err(s, fi->ast->loc, "'%s' is too large: once lets and calls are "

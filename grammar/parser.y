@@ -39,6 +39,9 @@ int dnc_yylex(DNC_YYSTYPE *lval, dnc_loc *lloc, yyscan_t scanner);
 static void dnc_yyerror(dnc_loc *loc, yyscan_t scanner, dnc_parse_state *ps,
                         const char *msg);
 static void args_push(dnc_parse_state *ps, dnc_arglist *l, dnc_ast *e);
+static dnc_ast_param *reverse_params(dnc_ast_param *l);
+static dnc_ast_let *reverse_lets(dnc_ast_let *l);
+static dnc_named_arg *reverse_named(dnc_named_arg *l);
 static dnc_ast_fn *make_fn(dnc_parse_state *ps, dnc_loc loc, char *name,
                            dnc_loc name_loc, char *input, dnc_loc input_loc,
                            dnc_ast_param *params, dnc_ast_let *lets,
@@ -121,13 +124,7 @@ params_opt:
 
 param_list:
   param { $$ = $1; }
-| param_list ',' param {
-    dnc_ast_param *p = $1;
-    while (p->next)
-      p = p->next;
-    p->next = $3;
-    $$ = $1;
-  }
+| param_list ',' param { $3->next = $1; $$ = $3; } /* reversed: make_fn */
 ;
 
 /* param = name [ "[" "]" ] [ "=" expr ] ; a missing default is a sema error */
@@ -151,15 +148,8 @@ lets:
     l->name = $3;
     l->loc = @3;
     l->value = $5;
-    if (!$1) {
-      $$ = l;
-    } else {
-      dnc_ast_let *t = $1;
-      while (t->next)
-        t = t->next;
-      t->next = l;
-      $$ = $1;
-    }
+    l->next = $1; /* reversed, as the other lists: make_fn */
+    $$ = l;
   }
 ;
 
@@ -195,7 +185,7 @@ primary:
 | IDENT '(' ')'             { $$ = dnc_ast_call(ps, @$, @1, $1, NULL, 0, NULL); }
 | IDENT '(' expr_list ')'   { $$ = dnc_ast_call(ps, @$, @1, $1, $3.v, $3.n, NULL); }
 | IDENT '(' expr_list ';' named_list ')' {
-    $$ = dnc_ast_call(ps, @$, @1, $1, $3.v, $3.n, $5);
+    $$ = dnc_ast_call(ps, @$, @1, $1, $3.v, $3.n, reverse_named($5));
   }
 | '(' expr ')'              { $$ = $2; $$->loc = @$; }
 ;
@@ -207,13 +197,7 @@ expr_list:
 
 named_list:
   named                     { $$ = $1; }
-| named_list ',' named {
-    dnc_named_arg *t = $1;
-    while (t->next)
-      t = t->next;
-    t->next = $3;
-    $$ = $1;
-  }
+| named_list ',' named { $3->next = $1; $$ = $3; } /* reversed */
 ;
 
 named:
@@ -226,6 +210,38 @@ named:
 ;
 
 %%
+
+/* Lists are built latest first, each item put in front in O(1) (an
+ * append walking to the tail made 100,000 lets quadratic), and turned
+ * around once complete. */
+#define REVERSE(type, list)                 \
+  do {                                      \
+    type *prev_ = NULL, *next_;             \
+    for (; list; list = next_) {            \
+      next_ = list->next;                   \
+      list->next = prev_;                   \
+      prev_ = list;                         \
+    }                                       \
+    list = prev_;                           \
+  } while (0)
+
+static dnc_ast_param *reverse_params(dnc_ast_param *l)
+{
+  REVERSE(dnc_ast_param, l);
+  return l;
+}
+
+static dnc_ast_let *reverse_lets(dnc_ast_let *l)
+{
+  REVERSE(dnc_ast_let, l);
+  return l;
+}
+
+static dnc_named_arg *reverse_named(dnc_named_arg *l)
+{
+  REVERSE(dnc_named_arg, l);
+  return l;
+}
 
 static void args_push(dnc_parse_state *ps, dnc_arglist *l, dnc_ast *e)
 {
@@ -251,8 +267,8 @@ static dnc_ast_fn *make_fn(dnc_parse_state *ps, dnc_loc loc, char *name,
   f->name_loc = name_loc;
   f->input = input;
   f->input_loc = input_loc;
-  f->params = params;
-  f->lets = lets;
+  f->params = reverse_params(params);
+  f->lets = reverse_lets(lets);
   f->body = body;
   if (ps->fns_tail)
     ps->fns_tail->next = f;

@@ -115,6 +115,8 @@ dnc_status dnc_context_create(const dnc_options *o, dnc_context **out)
     return DNC_ERR_MEMORY;
   }
   atomic_init(&ctx->refs, 1);
+  atomic_init(&ctx->handle_freed, 0);
+  ctx->magic = DNC_CONTEXT_LIVE;
   dnc_set_last_error(NULL);
   *out = ctx;
   return DNC_OK;
@@ -126,39 +128,78 @@ dnc_context *dnc_context_new(void)
   return dnc_context_create(NULL, &ctx) == DNC_OK ? ctx : NULL;
 }
 
+/* Freed handles: a context given up by dnc_context_free is refused by
+ * every entry that takes one (its modules keep it alive meanwhile). Once
+ * released, its memory is not given back at once: the last QUARANTINE
+ * released contexts stay allocated with magic DNC_CONTEXT_DEAD, so that a
+ * use of such a handle reads memory that is still allocated and is
+ * refused; the oldest is freed as a new one comes in. Past that, a freed
+ * handle is undefined behaviour, as in C generally (docs/c-api.md). */
+enum { QUARANTINE = 64 };
+static dnc_context *quarantine[QUARANTINE];
+static unsigned quarantine_next;
+static pthread_mutex_t quarantine_lock = PTHREAD_MUTEX_INITIALIZER;
+
 static void context_release(dnc_context *ctx)
 {
   if (atomic_fetch_sub(&ctx->refs, 1) != 1)
     return;
   dnc_pool_free(ctx->pool);
   dnc_jit_free(ctx->jit);
-  free(ctx);
+  ctx->pool = NULL;
+  ctx->jit = NULL;
+  ctx->magic = DNC_CONTEXT_DEAD;
+  pthread_mutex_lock(&quarantine_lock);
+  dnc_context *old = quarantine[quarantine_next];
+  quarantine[quarantine_next] = ctx;
+  quarantine_next = (quarantine_next + 1) % QUARANTINE;
+  pthread_mutex_unlock(&quarantine_lock);
+  free(old);
+}
+
+/* 1 when ctx may be used; else 0, with dnc_last_error saying why */
+static int context_usable(const dnc_context *ctx)
+{
+  if (!ctx)
+    return 0;
+  if (ctx->magic != DNC_CONTEXT_LIVE || atomic_load(&ctx->handle_freed)) {
+    dnc_set_last_error("this context was freed (dnc_context_free) and "
+                       "cannot be used");
+    return 0;
+  }
+  return 1;
 }
 
 void dnc_context_free(dnc_context *ctx)
 {
-  if (ctx)
-    context_release(ctx);
+  if (!ctx || !context_usable(ctx))
+    return; /* a second free: refused, not released twice */
+  if (atomic_exchange(&ctx->handle_freed, 1)) {
+    dnc_set_last_error("this context was freed (dnc_context_free) and "
+                       "cannot be used");
+    return;
+  }
+  context_release(ctx);
 }
 
 int dnc_context_threads(const dnc_context *ctx)
 {
-  return ctx ? dnc_pool_threads(ctx->pool) : 0;
+  return context_usable(ctx) ? dnc_pool_threads(ctx->pool) : 0;
 }
 
 const char *dnc_context_cpu(const dnc_context *ctx)
 {
-  return ctx ? dnc_jit_cpu(ctx->jit) : NULL;
+  return context_usable(ctx) ? dnc_jit_cpu(ctx->jit) : NULL;
 }
 
 const char *dnc_context_features(const dnc_context *ctx)
 {
-  return ctx ? dnc_jit_features(ctx->jit) : NULL;
+  return context_usable(ctx) ? dnc_jit_features(ctx->jit) : NULL;
 }
 
 int dnc_context_vector_bits(const dnc_context *ctx)
 {
-  return ctx ? (int)dnc_jit_vector_bits(ctx->jit) : 0;
+  return context_usable(ctx) ? (int)dnc_jit_vector_bits(ctx->jit) : 0;
 }
 
 static dnc_status wrap(dnc_context *ctx, dnc_mod *m, dnc_module **out)
@@ -215,7 +256,7 @@ dnc_status dnc_compile_string(dnc_context *ctx, const char *name,
   if (!out)
     return DNC_ERR_ARGUMENT;
   *out = NULL;
-  if (!ctx || (!source && len))
+  if (!context_usable(ctx) || (!source && len))
     return DNC_ERR_ARGUMENT;
   dnc_mod *m = dnc_mod_new();
   if (len > DNC_MAX_SOURCE_BYTES)
@@ -235,7 +276,7 @@ dnc_status dnc_compile_file(dnc_context *ctx, const char *path,
   if (!out)
     return DNC_ERR_ARGUMENT;
   *out = NULL;
-  if (!ctx || !path)
+  if (!context_usable(ctx) || !path)
     return DNC_ERR_ARGUMENT;
   dnc_mod *m = dnc_mod_new();
   dnc_mod_read_file(m, path);
@@ -321,7 +362,7 @@ dnc_status dnc_module_load(dnc_context *ctx, const char *path,
   if (!out)
     return DNC_ERR_ARGUMENT;
   *out = NULL;
-  if (!ctx || !path || !*path)
+  if (!context_usable(ctx) || !path || !*path)
     return DNC_ERR_ARGUMENT;
   /* dlopen searches the library path for a bare name; a file is meant */
   char *full = malloc(strlen(path) + 3);

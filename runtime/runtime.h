@@ -29,10 +29,14 @@ void dnc_pool_run(dnc_pool *p, int64_t ntasks, void (*fn)(void *, int64_t),
 /* ----------------------------------------------------------------- api.c */
 
 struct dnc_context {
+  uint32_t magic; /* DNC_CONTEXT_LIVE; DNC_CONTEXT_DEAD once released */
+  atomic_int handle_freed; /* dnc_context_free was called */
   dnc_jit *jit;
   dnc_pool *pool;
   atomic_int refs; /* the handle, and one per module */
 };
+#define DNC_CONTEXT_LIVE 0x636e6464u
+#define DNC_CONTEXT_DEAD 0xdeadc0deu
 
 /* The kernels of one function in one dtype, compiled on first use. */
 typedef struct dnc_kset {

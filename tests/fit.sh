@@ -150,4 +150,14 @@ err "no such function: a usage error, as -f elsewhere" 2 "no function 'dty' in '
   "$DNC" fit $N -f dty --target layernorm
 err "errors in the source file" 1 "error: unknown name" \
   sh -c "echo 'fn f(x; a = 1) = b * x' >'$tmp/bad.dn' && '$DNC' fit '$tmp/bad.dn' --target layernorm"
+# Data at the top of the double range (issue 20: J'J overflowed double, and
+# a fit through x = 1e308 was called ill-posed)
+echo 'fn lin(x; a = 2, b = 1) = a * x + b' >"$tmp/lin.dn"
+printf 'x,y\n1e308,1e308\n-1e308,-1e308\n5e307,5e307\n1,1\n' >"$tmp/huge.csv"
+"$DNC" fit "$tmp/lin.dn" --data "$tmp/huge.csv" >"$tmp/out" 2>"$tmp/err"
+t "a line through x = 1e308: fitted, not ill-posed" sh -c "[ $? = 0 ] && ! grep -q ill-posed '$tmp/err'"
+t "... the slope 1 (b is known to about 1e308 ulp only)" grep -q '^  a  *1  ' "$tmp/out"
+printf 'x,y\n-2,-0.76\n-1,-0.46\n0,0\n1,0.46\n2,0.76\n1e308,1\n-1e308,-1\n' >"$tmp/dh.csv"
+"$DNC" fit $N -f dyt --data "$tmp/dh.csv" >"$tmp/out" 2>"$tmp/err"
+t "dyt through points at +-1e308: fitted" sh -c "[ $? = 0 ] && grep -q '^  alpha  *0\.49' '$tmp/out'"
 tap_done

@@ -61,4 +61,33 @@ err "16th derivatives past 100,000 nodes: refused, located" 1 \
 t "... and nothing printed before the error" test ! -s "$tmp/out"
 bounded "$DNC" diff "$tmp/osc.dn" --order 6 --stats >"$tmp/out"
 t "the 6th derivatives are within the limits" grep -q '^# f__dx6: ' "$tmp/out"
+# Long lists are linear (the parser appended each let, parameter and named
+# argument by walking the list; sema scanned every earlier name for each
+# let): at 200,000 lets, quadratic work is minutes, and the bound fails.
+awk 'BEGIN { print "fn chain(x) {"; print "let a0=x";
+  for (i = 1; i < 200000; i++) printf "let a%d=a%d\n", i, i - 1;
+  print "a199999 }" }' >"$tmp/lets.dn"
+bounded "$DNC" check "$tmp/lets.dn" 2>"$tmp/err"
+t "200,000 chained lets (4 MB): checked at once, no diagnostic" \
+  sh -c "[ $? = 0 ] && test ! -s '$tmp/err'"
+awk 'BEGIN { printf "fn far(x) {\nlet z0=x\n";
+  for (i = 1; i < 200000; i++) printf "let z%d=z0\n", i;
+  print "z199999 }" }' >"$tmp/near.dn"
+bounded "$DNC" check "$tmp/near.dn" 2>"$tmp/err"
+t "200,000 lets that name the first one: checked at once" test $? = 0
+t "... each of the 199,998 unused ones warned about, located (last first)" sh -c "
+  [ \$(grep -c ': warning: .* is never used' '$tmp/err') = 199998 ] &&
+  grep -q '^.*near.dn:200000:5: warning: .z199998. is never used' '$tmp/err' &&
+  tail -3 '$tmp/err' | grep -q 'near.dn:3:5: warning: .z1. is never used'"
+awk 'BEGIN { printf "fn many(x; p0 = 1"; for (i = 1; i < 300000; i++)
+  printf ", p%d = 1", i; print ") = x" }' >"$tmp/params.dn"
+err "300,000 parameters: refused at once, located" 1 \
+  "params.dn:1:.*error: .*parameters" bounded "$DNC" check "$tmp/params.dn"
+awk 'BEGIN { print "fn g(x; a = 1) = a * x"; printf "fn h(x) = g(x; a = 1";
+  for (i = 1; i < 300000; i++) printf ", a = %d", i; print ")" }' >"$tmp/named.dn"
+err "300,000 named arguments: refused at once, located" 1 \
+  "named.dn:2:.*error: parameter 'a' is given twice" bounded "$DNC" check "$tmp/named.dn"
+t "... 50 errors on one 3 MB line: each shows 240 bytes of it around the caret" sh -c "
+  [ \$(wc -c <'$tmp/err') -lt 40000 ] &&
+  grep -q '^    2 | \\.\\.\\..*a = 3, a = 4.*\\.\\.\\.\$' '$tmp/err'"
 tap_done

@@ -87,10 +87,88 @@ DNC_SEARCH_STOP_AFTER=64 "$DNC" search s.dns -o other --top 0 -q 2>/dev/null
 sed 's/set ln_steps = 40/set ln_steps = 41/' s.dns >s2.dns
 err "a journal of another spec: refused, located" 1 "other.journal:1:1: error: this journal is not of this search" \
   "$DNC" search s2.dns -o other --top 0 -q
-printf 'dnc search journal 1 %s\n12 oops\n' "$(head -c 37 other.journal | tail -c 16)" >bad.journal
 head -1 other.journal >bad.journal && printf '12 0x1p+0 oops\n' >>bad.journal
-err "a journal line that is not one: located" 1 "bad.journal:2:1: error: not a line of this journal" \
+err "a journal line without its checksum: located" 1 "bad.journal:2:1: error: a damaged record: its checksum does not match" \
   "$DNC" search s.dns -o bad --top 0 -q
+t "... and nothing written" sh -c 'test ! -e bad.csv && test ! -e bad.json'
+sed 's/^dnc search journal 2 /dnc search journal 1 /' other.journal >old.journal
+err "a journal of the format before checksums: refused" 1 "old.journal:1:1: error: this journal is of an older dnc (format 1" \
+  "$DNC" search s.dns -o old --top 0 -q
+
+# Bit flips in a journal (issue 20: 11 of 40 changed the tables, exit 0):
+# each is either reported on its line (a record) or the header's, with
+# nothing used, or cut off as a torn last line (the last newline) and the
+# tables come out right; never other tables with status 0.
+DNC_SEARCH_STOP_AFTER=128 "$DNC" search s.dns -o flip --threads 1 --top 0 -q 2>/dev/null
+cp flip.journal flip.good
+"$PY" - flip.good 60 >flips.txt <<'PY'
+import random, sys
+data = open(sys.argv[1], "rb").read()
+head = data.index(b"\n") + 1
+rng = random.Random(20)
+for _ in range(int(sys.argv[2])):
+    pos = rng.randrange(len(data)) if rng.random() < 0.1 else rng.randrange(head, len(data))
+    print(pos, rng.randrange(8), data[:pos].count(b"\n") + 1)
+PY
+flip_bad=0
+flip_reported=0
+while read -r pos bit line; do
+  "$PY" -c '
+import sys
+p, b = int(sys.argv[1]), int(sys.argv[2])
+d = bytearray(open("flip.good", "rb").read())
+d[p] ^= 1 << b
+open("flip.journal", "wb").write(d)' "$pos" "$bit"
+  rm -f flip.csv flip.json
+  "$DNC" search s.dns -o flip --threads 1 --top 0 -q 2>flip.err
+  rc=$?
+  if [ $rc = 0 ]; then
+    # only a flip of the last newline makes a torn line, cut off and measured
+    cmp -s flip.csv one.csv && cmp -s flip.json one.json || {
+      echo "# flip at $pos bit $bit: other tables, status 0"; flip_bad=$((flip_bad + 1)); }
+  elif [ $rc = 1 ] && { grep -q "^flip.journal:$line:1: error: a damaged record" flip.err ||
+    { [ $line = 1 ] && grep -q "^flip.journal:1:1: error: this journal" flip.err; }; } &&
+    test ! -e flip.csv; then
+    flip_reported=$((flip_reported + 1))
+  else
+    echo "# flip at $pos bit $bit (line $line): status $rc"; sed 's/^/#   /' flip.err | head -3
+    flip_bad=$((flip_bad + 1))
+  fi
+done <flips.txt
+t "60 random bit flips in a journal: each reported on its line or harmless ($flip_reported reported)" \
+  sh -c "[ $flip_bad = 0 ] && [ $flip_reported -ge 55 ]"
+cp flip.good flip.journal
+"$DNC" search s.dns -o flip --threads 2 --top 0 -q
+t "... the undamaged journal resumes to the tables of an uninterrupted run" \
+  sh -c 'cmp flip.csv one.csv && cmp flip.json one.json && test ! -e flip.journal'
+
+# Signals: 128 + the signal at every stage, no partial table, the journal
+# kept; killed outright while writing the tables, the next run removes
+# the temporaries it left
+DNC_SEARCH_STOP_AFTER=expand DNC_SEARCH_STOP_SIGNAL=15 "$DNC" search s.dns -o sig --top 0 -q 2>sig.err
+t "SIGTERM before measuring: status 143, nothing written" \
+  sh -c "[ $? = 143 ] && test ! -e sig.journal && test ! -e sig.csv && grep -q 'interrupted before measuring' sig.err"
+DNC_SEARCH_STOP_AFTER=expand DNC_SEARCH_STOP_SIGNAL=2 "$DNC" search s.dns -o sig --top 0 -q 2>/dev/null
+t "SIGINT before measuring: status 130" test $? = 130
+DNC_SEARCH_STOP_AFTER=64 DNC_SEARCH_STOP_SIGNAL=15 "$DNC" search s.dns -o sig --top 0 -q 2>/dev/null
+t "SIGTERM while measuring: status 143, the journal kept" sh -c "[ $? = 143 ] && test -s sig.journal"
+printf 'old csv\n' >sig.csv
+printf 'old json\n' >sig.json
+DNC_SEARCH_STOP_AFTER=tables DNC_SEARCH_STOP_SIGNAL=15 "$DNC" search s.dns -o sig --top 0 -q 2>/dev/null
+t "SIGTERM while writing the tables: status 143" test $? = 143
+t "... the old tables untouched, the journal kept, no temporary left" sh -c '
+  [ "$(cat sig.csv)" = "old csv" ] && [ "$(cat sig.json)" = "old json" ] &&
+  test -s sig.journal && [ -z "$(ls -A | grep "^\.sig\.")" ]'
+DNC_SEARCH_STOP_AFTER=tables DNC_SEARCH_STOP_SIGNAL=2 "$DNC" search s.dns -o sig --top 0 -q 2>/dev/null
+t "SIGINT while writing the tables: status 130, no temporary left" \
+  sh -c "[ $? = 130 ] && [ -z \"\$(ls -A | grep '^\.sig\.')\" ]"
+DNC_SEARCH_STOP_AFTER=tables DNC_SEARCH_STOP_SIGNAL=9 "$DNC" search s.dns -o sig --top 0 -q 2>/dev/null
+t "SIGKILL while writing the tables leaves a temporary ..." \
+  sh -c "[ $? = 137 ] && ls -A | grep -q '^\.sig\.csv\.[0-9]*\.'"
+"$DNC" search s.dns -o sig --top 0 -q
+t "... which the next run removes, writing the tables of an uninterrupted run" sh -c '
+  [ -z "$(ls -A | grep "^\.sig\.")" ] && cmp sig.csv one.csv && cmp sig.json one.json &&
+  test ! -e sig.journal'
 err "an output directory that is missing" 1 "cannot write 'none/x.journal'" \
   "$DNC" search s.dns -o none/x --top 0 -q
 
