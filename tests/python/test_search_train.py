@@ -329,6 +329,37 @@ def test_serial_run_divergence_and_rerun(tmp_path, monkeypatch, capsys):
     check_table(results("all"))
 
 
+@pytest.mark.slow  # Python's signal handling in a child, not libdnc's test
+def test_sigterm_stops_with_143_and_keeps_the_journal(tmp_path):
+    setup_dir(tmp_path, sleep=0.3)
+    e = env()
+    e["PYTHONPATH"] += os.pathsep + str(tmp_path)
+    p = subprocess.Popen(command("term", "--serial"), cwd=tmp_path, env=e,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        jp = tmp_path / "term" / "journal.jsonl"
+        t0 = time.time()
+        while time.time() - t0 < 240 and p.poll() is None:
+            if jp.exists() and len(jp.read_text().splitlines()) >= 3:
+                break
+            time.sleep(0.1)
+        assert p.poll() is None, "finished before the signal: %s" % (
+            p.stderr.read().decode()[-2000:])
+        p.send_signal(signal.SIGTERM)
+        rc = p.wait(timeout=120)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        err = p.stderr.read().decode()
+        p.stderr.close()
+    assert rc == 143, (rc, err[-2000:])  # 128 + SIGTERM, as `dnc search`
+    kept = journal(str(tmp_path / "term"))
+    assert len(kept) >= 2, "the finished trials stay in the journal"
+    assert not (tmp_path / "term" / "results.csv").exists(), \
+        "no table from an interrupted run"
+
+
 # --------------------------------------------------------------- Ray
 
 

@@ -417,7 +417,7 @@ def run(a):
         prog.say("interrupted: %d of %d trials kept in %s; run the same "
                  "command to go on" % (len(journal.done), total,
                                        journal.path))
-        return 130
+        return 128 + _stopped_by[0]
     finally:
         if ray is not None:
             ray.shutdown()
@@ -622,10 +622,21 @@ def parser():
     return ap
 
 
+# The signal that stopped the run (SIGINT unless the handler below saw
+# another): the exit status is 128 + it, as `dnc search`'s.
+_stopped_by = [signal.SIGINT]
+
+
+def _stop(signum, frame):
+    _stopped_by[0] = signum
+    raise KeyboardInterrupt
+
+
 def main(argv=None):
     a = parser().parse_args(argv)
-    # SIGTERM as SIGINT: stop between trials, journal kept
-    old = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # SIGTERM as SIGINT: stop between trials, journal kept, status 143
+    _stopped_by[0] = signal.SIGINT
+    old = signal.signal(signal.SIGTERM, _stop)
     try:
         return run(a)
     except UsageError as e:
