@@ -23,14 +23,9 @@ static int run(const dnc_cli *c, int argc, char **argv)
       {0},
   };
   int rc = dnc_cli_parse(c, argc, argv, opts, dnc_cli_file_arg, &in);
-  if (rc < 0 && !in.n)
-    rc = dnc_cli_usage_error(c, "no input files");
-  dnc_mod *m = rc < 0 ? dnc_cli_load(c, in.files, in.n) : NULL;
-  free(in.files);
-  if (rc >= 0)
-    return rc;
+  dnc_mod *m = dnc_cli_load_files(c, &in, &rc);
   if (!m)
-    return DNC_EXIT_INPUT;
+    return rc;
   for (int i = 0; verbose && i < m->nfns; i++) {
     dnc_print_signature(stdout, m->fns[i], m->fns[i]->name);
     fputc('\n', stdout);

@@ -115,6 +115,18 @@ dnc_mod *dnc_cli_load(const dnc_cli *c, char **files, int nfiles)
   return m;
 }
 
+dnc_mod *dnc_cli_load_files(const dnc_cli *c, dnc_cli_files *in, int *rc)
+{
+  if (*rc < 0 && !in->n)
+    *rc = dnc_cli_usage_error(c, "no input files");
+  dnc_mod *m = *rc < 0 ? dnc_cli_load(c, in->files, in->n) : NULL;
+  free(in->files);
+  in->files = NULL;
+  if (*rc < 0 && !m)
+    *rc = DNC_EXIT_INPUT;
+  return m;
+}
+
 void dnc_cli_no_function(const dnc_mod *m, const char *name,
                          const char *file)
 {

@@ -105,6 +105,12 @@ const char *dnc_cli_opt(int argc, char **argv, int *i, const char *s,
 /* Reads and builds source files as one module, showing its diagnostics;
  * NULL on errors. */
 dnc_mod *dnc_cli_load(const dnc_cli *c, char **files, int nfiles);
+/* The end of a command's parsing over source files: *rc is
+ * dnc_cli_parse's result or a later usage error's (-1: none); with none,
+ * "no input files" where there are none, else the files loaded as one
+ * module. Frees in->files. The module, or NULL with *rc the exit
+ * status. */
+dnc_mod *dnc_cli_load_files(const dnc_cli *c, dnc_cli_files *in, int *rc);
 /* The function called name (or the only one when name is NULL); reports
  * and returns NULL when there is none. */
 dnc_fn *dnc_cli_function(const dnc_cli *c, dnc_mod *m, const char *file,

@@ -126,21 +126,17 @@ static int run(const dnc_cli *c, int argc, char **argv)
       {0},
   };
   int rc = dnc_cli_parse(c, argc, argv, opts, file_arg, &a);
-  if (rc < 0 && !a.in.n)
-    rc = dnc_cli_usage_error(c, "no input files");
-  if (rc < 0 && !o->output)
+  /* with no input files, that is the error reported (dnc_cli_load_files) */
+  if (rc < 0 && a.in.n && !o->output)
     rc = dnc_cli_usage_error(c, "no output file (-o OUT)");
-  if (rc < 0 && o->header && o->emit == DNC_EMIT_HEADER)
+  if (rc < 0 && a.in.n && o->header && o->emit == DNC_EMIT_HEADER)
     rc = dnc_cli_usage_error(c, "--emit=header writes the header to -o; "
                                 "-H is for another output");
-  if (rc < 0 && o->header && !strcmp(o->header, o->output))
+  if (rc < 0 && a.in.n && o->header && !strcmp(o->header, o->output))
     rc = dnc_cli_usage_error(c, "-o and -H name the same file");
-  dnc_mod *m = rc < 0 ? dnc_cli_load(c, a.in.files, a.in.n) : NULL;
-  free(a.in.files);
-  if (rc >= 0)
-    return rc;
+  dnc_mod *m = dnc_cli_load_files(c, &a.in, &rc);
   if (!m)
-    return DNC_EXIT_INPUT;
+    return rc;
   char *err = NULL;
   rc = 0;
   dnc_temps_track(1);
