@@ -48,6 +48,7 @@
 #include "corpus.h"
 #include "dnc.h"
 #include "dnc_int.h"
+#include "dtypes.h"
 #include "tap.h"
 
 static const double specials[] = {
@@ -68,77 +69,6 @@ static const double eps_c[] = {[DNC_F32] = 0x1p-21, [DNC_F64] = 0x1p-50,
 
 /* ------------------------------------------------ dtypes, as stored */
 
-static uint16_t to_bf16(float f)
-{
-  uint32_t u;
-  memcpy(&u, &f, 4);
-  if ((u & 0x7fffffffu) > 0x7f800000u)
-    return (uint16_t)((u >> 16) | 0x40);
-  u += 0x7fffu + ((u >> 16) & 1);
-  return (uint16_t)(u >> 16);
-}
-
-static float from_bf16(uint16_t h)
-{
-  uint32_t u = (uint32_t)h << 16;
-  float f;
-  memcpy(&f, &u, 4);
-  return f;
-}
-
-static double store(dnc_dtype t, double x, void *buf)
-{
-  switch (t) {
-  case DNC_F64: memcpy(buf, &x, 8); return x;
-  case DNC_F32: {
-    float f = (float)x;
-    memcpy(buf, &f, 4);
-    return f;
-  }
-  case DNC_BF16: {
-    uint16_t h = to_bf16((float)x);
-    memcpy(buf, &h, 2);
-    return from_bf16(h);
-  }
-  default: {
-    _Float16 h = (_Float16)(float)x;
-    memcpy(buf, &h, 2);
-    return (double)h;
-  }
-  }
-}
-
-static double load(dnc_dtype t, const void *buf)
-{
-  switch (t) {
-  case DNC_F64: {
-    double d;
-    memcpy(&d, buf, 8);
-    return d;
-  }
-  case DNC_F32: {
-    float f;
-    memcpy(&f, buf, 4);
-    return f;
-  }
-  case DNC_BF16: {
-    uint16_t h;
-    memcpy(&h, buf, 2);
-    return from_bf16(h);
-  }
-  default: {
-    _Float16 h;
-    memcpy(&h, buf, 2);
-    return (double)h;
-  }
-  }
-}
-
-static double round_to(dnc_dtype t, double v)
-{
-  char b[8];
-  return store(t, v, b);
-}
 
 static int klass(double v)
 {

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "dnc.h"
+#include "dtypes.h"
 #include "tap.h"
 
 /* the functions: each must be exact in class at every special input */
@@ -51,63 +52,6 @@ static const double specials[] = {
     1e154, 1e155, 1e200, 1e300, DBL_MAX, INFINITY,
 };
 
-static uint16_t to_bf16(float f)
-{
-  uint32_t u;
-  memcpy(&u, &f, 4);
-  if ((u & 0x7fffffffu) > 0x7f800000u)
-    return (uint16_t)((u >> 16) | 0x40);
-  u += 0x7fffu + ((u >> 16) & 1);
-  return (uint16_t)(u >> 16);
-}
-
-static float from_bf16(uint16_t h)
-{
-  uint32_t u = (uint32_t)h << 16;
-  float f;
-  memcpy(&f, &u, 4);
-  return f;
-}
-
-/* x stored in dtype t into buf; returns the stored value as a double */
-static double store(dnc_dtype t, double x, void *buf)
-{
-  switch (t) {
-  case DNC_F64: *(double *)buf = x; return x;
-  case DNC_F32: *(float *)buf = (float)x; return (float)x;
-  case DNC_BF16: {
-    uint16_t h = to_bf16((float)x);
-    *(uint16_t *)buf = h;
-    return from_bf16(h);
-  }
-  default: {
-    _Float16 h = (_Float16)(float)x;
-    memcpy(buf, &h, 2);
-    return (double)h;
-  }
-  }
-}
-
-static double load(dnc_dtype t, const void *buf)
-{
-  switch (t) {
-  case DNC_F64: return *(const double *)buf;
-  case DNC_F32: return *(const float *)buf;
-  case DNC_BF16: return from_bf16(*(const uint16_t *)buf);
-  default: {
-    _Float16 h;
-    memcpy(&h, buf, 2);
-    return (double)h;
-  }
-  }
-}
-
-/* a double rounded to dtype t (storage) */
-static double round_to(dnc_dtype t, double v)
-{
-  char b[8];
-  return store(t, v, b);
-}
 
 static const double rel_tol[] = {[DNC_F32] = 2e-6, [DNC_F64] = 1e-13,
                                  [DNC_BF16] = 1.6e-2, [DNC_F16] = 2e-3};
