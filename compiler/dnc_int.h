@@ -502,6 +502,15 @@ typedef struct dnc_sharing {
 void dnc_sharing_init(dnc_sharing *s, const dnc_node *root);
 int dnc_sharing_bound(const dnc_sharing *s, uint32_t id); /* gets a name */
 void dnc_sharing_free(dnc_sharing *s);
+/* The C and PyTorch printers' locals: each node that sh binds, in id
+ * order, named tN (N counting from 1, skipping the input's printed name
+ * `input` and the parameters' names), printed by bind(ctx, name, node)
+ * and recorded in sh->name. The names live in scratch. */
+void dnc_print_locals(dnc_sharing *sh, dnc_arena *scratch, const dnc_fn *f,
+                      const char *input,
+                      void (*bind)(void *ctx, const char *name,
+                                   const dnc_node *e),
+                      void *ctx);
 /* "# NAME: N nodes" in the comment syntax of a format (0 dsl, 1 latex, 2 c,
  * 3 torch) */
 void dnc_print_stat(FILE *out, int format, const char *name, uint32_t nodes);

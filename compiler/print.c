@@ -219,6 +219,25 @@ void dnc_sharing_free(dnc_sharing *s)
   free(s->name);
 }
 
+void dnc_print_locals(dnc_sharing *sh, dnc_arena *scratch, const dnc_fn *f,
+                      const char *input,
+                      void (*bind)(void *ctx, const char *name,
+                                   const dnc_node *e),
+                      void *ctx)
+{
+  int counter = 0;
+  for (uint32_t i = 0; i < sh->maxid; i++) {
+    if (!dnc_sharing_bound(sh, i))
+      continue;
+    const char *tname;
+    do
+      tname = dnc_arena_printf(scratch, "t%d", ++counter);
+    while (!strcmp(input, tname) || dnc_fn_param_index(f, tname) >= 0);
+    bind(ctx, tname, sh->byid[i]);
+    sh->name[i] = tname;
+  }
+}
+
 uint32_t dnc_node_count(const dnc_node *root)
 {
   dnc_sharing s;

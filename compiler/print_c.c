@@ -142,6 +142,15 @@ static void cp(cprinter *p, const dnc_node *e)
   }
 }
 
+/* a local, for dnc_print_locals */
+static void c_bind(void *ctx, const char *name, const dnc_node *e)
+{
+  cprinter *p = ctx;
+  fprintf(p->out, "  const double %s = ", name);
+  cp(p, e);
+  fputs(";\n", p->out);
+}
+
 void dnc_print_c(FILE *out, const dnc_fn *f, const char *name,
                  const dnc_node *body)
 {
@@ -169,20 +178,7 @@ void dnc_print_c(FILE *out, const dnc_fn *f, const char *name,
   for (int i = 0; i < f->nparams; i++)
     if (!used[i])
       fprintf(out, "  (void)%s;\n", cname(f->params[i].name, b, sizeof b));
-  int counter = 0;
-  for (uint32_t i = 0; i < sh.maxid; i++) {
-    if (!dnc_sharing_bound(&sh, i))
-      continue;
-    const char *tname;
-    do
-      tname = dnc_arena_printf(scratch, "t%d", ++counter);
-    while (!strcmp(cname(f->input, b, sizeof b), tname) ||
-           dnc_fn_param_index(f, tname) >= 0);
-    fprintf(out, "  const double %s = ", tname);
-    cp(&p, sh.byid[i]);
-    fputs(";\n", out);
-    sh.name[i] = tname;
-  }
+  dnc_print_locals(&sh, scratch, f, cname(f->input, b, sizeof b), c_bind, &p);
   fputs("  return ", out);
   cp(&p, body);
   fputs(";\n}\n", out);

@@ -203,6 +203,15 @@ static void tp(tprinter *p, const dnc_node *e)
   fputc(')', o);
 }
 
+/* a local, for dnc_print_locals */
+static void t_bind(void *ctx, const char *name, const dnc_node *e)
+{
+  tprinter *p = ctx;
+  fprintf(p->out, "    %s = ", name);
+  tp(p, e);
+  fputc('\n', p->out);
+}
+
 void dnc_print_torch(FILE *out, const dnc_fn *f, const char *name,
                      const dnc_node *body)
 {
@@ -215,20 +224,8 @@ void dnc_print_torch(FILE *out, const dnc_fn *f, const char *name,
   dnc_sharing_init(&sh, body);
   dnc_arena *scratch = dnc_arena_new();
   tprinter p = {out, f, &sh};
-  int counter = 0;
-  for (uint32_t i = 0; i < sh.maxid; i++) {
-    if (!dnc_sharing_bound(&sh, i))
-      continue;
-    const char *tname;
-    do
-      tname = dnc_arena_printf(scratch, "t%d", ++counter);
-    while (!strcmp(pyname(f->input, b, sizeof b), tname) ||
-           dnc_fn_param_index(f, tname) >= 0);
-    fprintf(out, "    %s = ", tname);
-    tp(&p, sh.byid[i]);
-    fputs("\n", out);
-    sh.name[i] = tname;
-  }
+  dnc_print_locals(&sh, scratch, f, pyname(f->input, b, sizeof b), t_bind,
+                   &p);
   fputs("    return ", out);
   tp_tensor(&p, body);
   fputs("\n", out);
