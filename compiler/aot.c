@@ -496,19 +496,6 @@ typedef struct aot_jobs {
   char *err;            /* its message */
 } aot_jobs;
 
-static int job_threads(void)
-{
-  const char *env = getenv("DNC_NUM_THREADS");
-  if (env && *env) {
-    char *end;
-    long n = strtol(env, &end, 10);
-    if (!*end && n >= 1 && n <= 1024)
-      return (int)n;
-  }
-  long n = sysconf(_SC_NPROCESSORS_ONLN);
-  return n < 1 ? 1 : (int)n;
-}
-
 /* One job, its error in a copy of *a: whichever thread fails first, the
  * error reported is that of the lowest job that fails, as with one thread
  * (every job below a failed one still runs). */
@@ -552,7 +539,7 @@ static int compile_objects(aot *a)
 {
   aot_jobs q = {0};
   q.a = a;
-  int threads = job_threads();
+  int threads = dnc_pool_default_threads();
   /* up to four chunks per level when the functions are few (work for
    * several threads), else chunks of CHUNK functions; not a function of
    * the thread count, so that the library is the same bytes on any

@@ -502,6 +502,10 @@ typedef struct dnc_sharing {
 void dnc_sharing_init(dnc_sharing *s, const dnc_node *root);
 int dnc_sharing_bound(const dnc_sharing *s, uint32_t id); /* gets a name */
 void dnc_sharing_free(dnc_sharing *s);
+/* How many threads work when none were asked for: $DNC_NUM_THREADS if it
+ * is a whole number in [1, 1024], else the CPUs online (at most 1024); a
+ * context's kernel pool and `dnc compile`'s jobs (runtime/pool.c). */
+int dnc_pool_default_threads(void);
 /* The C and PyTorch printers' locals: each node that sh binds, in id
  * order, named tN (N counting from 1, skipping the input's printed name
  * `input` and the parameters' names), printed by bind(ctx, name, node)

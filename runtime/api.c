@@ -56,19 +56,6 @@ void dnc_options_init(dnc_options *o)
   o->opt_level = 2;
 }
 
-static int default_threads(void)
-{
-  const char *env = getenv("DNC_NUM_THREADS");
-  if (env && *env) {
-    char *end;
-    long n = strtol(env, &end, 10);
-    if (!*end && n >= 1 && n <= 1024)
-      return (int)n;
-  }
-  long n = sysconf(_SC_NPROCESSORS_ONLN);
-  return n < 1 ? 1 : n > 1024 ? 1024 : (int)n;
-}
-
 dnc_status dnc_context_create(const dnc_options *o, dnc_context **out)
 {
   if (!out)
@@ -108,7 +95,7 @@ dnc_status dnc_context_create(const dnc_options *o, dnc_context **out)
     free(ctx);
     return bad_name ? DNC_ERR_ARGUMENT : DNC_ERR_COMPILE;
   }
-  ctx->pool = dnc_pool_new(o->threads ? o->threads : default_threads());
+  ctx->pool = dnc_pool_new(o->threads ? o->threads : dnc_pool_default_threads());
   if (!ctx->pool) {
     dnc_jit_free(ctx->jit);
     free(ctx);

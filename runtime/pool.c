@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "runtime.h"
 
@@ -151,4 +152,17 @@ void dnc_pool_run(dnc_pool *p, int64_t ntasks, void (*fn)(void *, int64_t),
   while (j.done < j.ntasks || j.users > 0)
     pthread_cond_wait(&p->finished, &p->lock);
   pthread_mutex_unlock(&p->lock);
+}
+
+int dnc_pool_default_threads(void)
+{
+  const char *env = getenv("DNC_NUM_THREADS");
+  if (env && *env) {
+    char *end;
+    long n = strtol(env, &end, 10);
+    if (!*end && n >= 1 && n <= 1024)
+      return (int)n;
+  }
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n < 1 ? 1 : n > 1024 ? 1024 : (int)n;
 }
