@@ -139,40 +139,5 @@ def _composite_backward(fn, x, dy, gamma, beta, params, need):
     return (dx, dgamma, dbeta) + tuple(dparams)
 
 
-def check(fparams, x, gamma, beta, params, what):
-    """The shape and dtype checks of dnc.torch._check, along dimension 1."""
-    if x.dtype not in _dt._DTYPES:
-        raise TypeError("dnc.torch: %s takes float32, float64, bfloat16 or "
-                        "float16 tensors, not %s" % (what, x.dtype))
-    chans = x.shape[1]
-    for name, t in (("weight", gamma), ("bias", beta)):
-        if t is not None and tuple(t.shape) != (chans,):
-            raise ValueError("dnc.torch: %s: %s has shape %s; the input's "
-                             "channel dimension (1) is %d"
-                             % (what, name, tuple(t.shape), chans))
-    for p, t in zip(fparams, params):
-        ok = t.numel() == 1 or (p.kind == "per_channel" and t.dim() == 1
-                                and t.numel() == chans)
-        if not ok:
-            raise ValueError(
-                "dnc.torch: %s: parameter '%s' has shape %s; it takes %s" % (
-                    what, p.name, tuple(t.shape),
-                    "one value or one per channel (%d)" % chans
-                    if p.kind == "per_channel" else "one value"))
-    for name, t in [("weight", gamma), ("bias", beta)] + \
-            [(p.name, t) for p, t in zip(fparams, params)]:
-        if t is None:
-            continue
-        if t.device != x.device:
-            raise RuntimeError("dnc.torch: %s: the input is on %s but '%s' "
-                               "is on %s; move the module (e.g. .to(%s))"
-                               % (what, x.device, name, t.device, x.device))
-        if t.dtype != x.dtype:
-            raise TypeError("dnc.torch: %s: the input is %s but '%s' is %s;"
-                            " convert the module (e.g. .to(%s)) or run "
-                            "under torch.autocast" % (what, x.dtype, name,
-                                                      t.dtype, x.dtype))
-
-
 def apply(fn, x, gamma, beta, params):
     return _ChannelsFirstFn.apply(fn, x, gamma, beta, *params)

@@ -782,22 +782,24 @@ def _autocast_dtype(x, ref):
     return torch.promote_types(x.dtype, ref.dtype) if on else None
 
 
-def _check(fname, fparams, x, gamma, beta, params, what):
-    """Refuses what the layer cannot compute; fname and fparams: the
-    function's name and Params (not the Function: no native call here, so
-    that torch.compile traces it)."""
+def _check(fname, fparams, x, gamma, beta, params, what, dim=-1):
+    """Refuses what the layer cannot compute over x's dimension dim (-1,
+    or 1 for channels-first); fname and fparams: the function's name and
+    Params (not the Function: no native call here, so that torch.compile
+    traces it)."""
     if x.dtype not in _DTYPES:
         raise TypeError("dnc.torch: %s takes float32, float64, bfloat16 or "
                         "float16 tensors, not %s" % (what, x.dtype))
     if x.dim() == 0:
         raise ValueError("dnc.torch: %s needs an input with a channel "
                          "dimension, not a 0-d tensor" % what)
-    cols = x.shape[-1]
+    cols = x.shape[dim]
+    along = "last dimension" if dim == -1 else "channel dimension (%d)" % dim
     for name, t in (("weight", gamma), ("bias", beta)):
         if t is not None and tuple(t.shape) != (cols,):
             raise ValueError("dnc.torch: %s: %s has shape %s; the input's "
-                             "last dimension is %d" % (what, name,
-                                                       tuple(t.shape), cols))
+                             "%s is %d" % (what, name, tuple(t.shape), along,
+                                           cols))
     if len(params) != len(fparams):
         raise TypeError("dnc.torch: %s() takes %d parameters, got %d" % (
             fname, len(fparams), len(params)))
@@ -1036,8 +1038,8 @@ class PointwiseNorm(nn.Module):
                             None)
         if _use_kernels(x) and not (compiling and compiling()) and not (
                 HAS_CUSTOM_OPS and _functorch_active()):
-            _channels.check(fparams, x, weight, bias, params,
-                            "PointwiseNorm")
+            _check(self._dnc_name, fparams, x, weight, bias, params,
+                   "PointwiseNorm", dim=1)
             return _channels.apply(self.fn, x, weight, bias, params)
         xl = x.movedim(1, -1)
         _check(self._dnc_name, fparams, xl, weight, bias, params,
