@@ -244,18 +244,24 @@ bench: $(BUILD)/bench/kernels $(BUILD)/bench/incache $(BUILD)/libdnc.so $(BUILD)
 	$(PYTHON) bench/aot_scale.py $(BUILD)/dnc $(BUILD)/bench/kernels.json
 
 # A libdnc.so with LLVM linked in (static LLVM libraries, all targets,
-# libstdc++ static; it needs only libc, libm, libz and libzstd): for a
+# libstdc++, zlib and zstd static; it needs only libc and libm, which the
+# manylinux policy allows): for a
 # machine without LLVM 19, such as the 16-core benchmark machine, where
 # bench/device.sh builds the benchmarks against it. Compressed with xz.
 bundle: $(BUILD)/bundle/libdnc.so.xz
+
+# LLVM's compression libraries, static (zlib1g-dev and libzstd-dev,
+# tools/deps.sh): the shared ones where the archives are missing.
+BUNDLE_COMPRESSION = $(or $(wildcard /usr/lib/x86_64-linux-gnu/libz.a),-lz) \
+  $(or $(wildcard /usr/lib/x86_64-linux-gnu/libzstd.a),$(firstword $(wildcard \
+  /usr/lib/x86_64-linux-gnu/libzstd.so /usr/lib/x86_64-linux-gnu/libzstd.so.1)))
 
 $(BUILD)/bundle/libdnc.so.xz: $(LIB_OBJ)
 	@mkdir -p $(BUILD)/bundle
 	g++ -shared -o $(BUILD)/bundle/libdnc.so -Wl,-soname,libdnc.so.0 \
 	  -Wl,--no-undefined -Wl,--gc-sections $(LIB_OBJ) \
 	  $(shell $(LLVM_CONFIG) --link-static --ldflags --libs all-targets core native orcjit) \
-	  -Wl,--as-needed -lz $(firstword $(wildcard /usr/lib/x86_64-linux-gnu/libzstd.so \
-	  /usr/lib/x86_64-linux-gnu/libzstd.so.1)) -static-libstdc++ -static-libgcc \
+	  -Wl,--as-needed $(BUNDLE_COMPRESSION) -static-libstdc++ -static-libgcc \
 	  -Wl,--exclude-libs,ALL $(LIBS) -ldl -lrt
 	strip $(BUILD)/bundle/libdnc.so
 	xz -T0 -3 -f $(BUILD)/bundle/libdnc.so

@@ -10,7 +10,7 @@
 # DNC_DEPS_SKIP_DEBIAN=1 step 1 (tests/deps.sh). With everything installed
 # it needs no network and no root: it runs neither apt-get nor pip.
 set -e
-pkgs="gcc make pkg-config llvm-19-dev flex bison perl python3 python3-numpy python3-sympy python3-mpmath python3-torch python3-pytest python3-venv libsleef-dev clang-19 libclang-rt-19-dev"
+pkgs="gcc make pkg-config llvm-19-dev flex bison perl python3 python3-numpy python3-sympy python3-mpmath python3-torch python3-pytest python3-venv libsleef-dev clang-19 libclang-rt-19-dev zlib1g-dev libzstd-dev"
 missing=""
 [ "${DNC_DEPS_SKIP_DEBIAN:-0}" = 1 ] && pkgs=""
 for p in $pkgs; do

@@ -10,7 +10,7 @@ holds python/dnc and a libdnc.so:
   - make wheel   : python3 tools/wheel_backend.py OUTDIR with
     DNC_WHEEL_LIB (the library of `make bundle`, LLVM linked in) and
     DNC_WHEEL_PLATFORM=manylinux: tagged manylinux_<glibc>_<arch> for the
-    build machine's glibc (the library needs libc, libm, libz, libzstd).
+    build machine's glibc (the library needs only libc and libm).
 """
 import base64
 import hashlib

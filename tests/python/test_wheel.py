@@ -11,6 +11,7 @@ rewrites the wheel from the library it has, in seconds."""
 import glob
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -66,6 +67,15 @@ def test_wheel_tag(wheel):
         pytest.skip("no readelf")
     ok("NEEDED" in r.stdout and "LLVM" not in r.stdout,
        "the bundled libdnc.so needs no libLLVM", r.stdout)
+    # the libraries the manylinux policy (PEP 600) lets a wheel assume
+    allowed = {"libc.so.6", "libm.so.6", "libdl.so.2", "librt.so.1",
+               "libpthread.so.0", "libgcc_s.so.1", "libstdc++.so.6",
+               "ld-linux-x86-64.so.2", "ld-linux-aarch64.so.1"}
+    needed = set(re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]",
+                            r.stdout))
+    ok(needed and needed <= allowed,
+       "the bundled libdnc.so needs only what manylinux allows",
+       sorted(needed - allowed))
 
 
 CODE = r"""
