@@ -25,6 +25,13 @@
  *     r * inf would be NaN, so lo is clamped to [-1, 1] with NaN taken as
  *     -1 (if lo > -1 then lo else -1, then the same against 1: r is 0
  *     there, and x86 selects each as one vmaxps/vminps).
+ *   the inverse square root unit: u / sqrt(c + u^2) (or u * rsqrt(...))
+ *     tends to sign(u), but u^2 overflows past |u| ~ 1.8e19 in f32 (1.3e154
+ *     in f64) and the quotient became 0. Where |u| > T the quotient is
+ *     taken of u k and c k k instead, k a power of two (exact scaling, the
+ *     same quotient but for c k k, which is then far below (u k)^2):
+ *     T = 2^60, k = 2^-96 in f32; T = 2^500, k = 2^-600 in f64. Elsewhere
+ *     k = 1 and every operation is the original's, bit for bit.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -85,6 +92,16 @@ int dnc_expneg_of(const dnc_node *y, const dnc_node **t, double *k)
   return 0;
 }
 
+/* u when e is u^2 or u * u, else NULL */
+static const dnc_node *square_of(const dnc_node *e)
+{
+  if (e->op == OP_POW && e->arg[1]->op == OP_CONST && e->arg[1]->value == 2)
+    return e->arg[0];
+  if (e->op == OP_MUL && e->arg[0] == e->arg[1])
+    return e->arg[0];
+  return NULL;
+}
+
 typedef struct rewriter {
   dnc_dag *g;
   int f64, fma;
@@ -127,6 +144,35 @@ static dnc_node *gauss(rewriter *rw, const dnc_node *e)
   return N(OP_FMA, r, N(OP_NEG, lo, NULL, NULL), r);
 }
 
+/* u / sqrt(c + u^2) or u * rsqrt(c + u^2), scaled where u^2 would
+ * overflow (the comment at the top) */
+static dnc_node *isru(rewriter *rw, const dnc_node *e)
+{
+  const dnc_node *u = e->arg[0], *r = e->arg[1];
+  if (!((e->op == OP_DIV && r->op == OP_SQRT) ||
+        (e->op == OP_MUL && r->op == OP_RSQRT)))
+    return NULL;
+  const dnc_node *s = r->arg[0], *c = NULL;
+  if (s->op != OP_ADD)
+    return NULL;
+  for (int k = 0; k < 2 && !c; k++)
+    if (square_of(s->arg[k]) == u)
+      c = s->arg[1 - k];
+  if (!c)
+    return NULL;
+  dnc_node *mu = rw->map[u->id], *mc = rw->map[c->id];
+  dnc_node *t = dnc_const(rw->g, rw->f64 ? 0x1p500 : 0x1p60);
+  dnc_node *k = N(OP_SELECT, N(OP_GT, N(OP_ABS, mu, NULL, NULL), t, NULL),
+                  dnc_const(rw->g, rw->f64 ? 0x1p-600 : 0x1p-96),
+                  dnc_const(rw->g, 1.0));
+  dnc_node *us = N(OP_MUL, mu, k, NULL);
+  dnc_node *cs = N(OP_MUL, N(OP_MUL, mc, k, NULL), k, NULL);
+  dnc_node *sum = N(OP_ADD, cs, N(OP_POW, us, dnc_const(rw->g, 2.0), NULL),
+                    NULL);
+  return e->op == OP_DIV ? N(OP_DIV, us, N(OP_SQRT, sum, NULL, NULL), NULL)
+                         : N(OP_MUL, us, N(OP_RSQRT, sum, NULL, NULL), NULL);
+}
+
 static void rewrite_root(rewriter *rw, dnc_arena *scratch, dnc_node **root)
 {
   uint32_t n;
@@ -140,6 +186,8 @@ static void rewrite_root(rewriter *rw, dnc_arena *scratch, dnc_node **root)
       r = sigmoid_pair(rw, e);
     else if (e->op == OP_EXP)
       r = gauss(rw, e);
+    if (!r && (e->op == OP_DIV || e->op == OP_MUL))
+      r = isru(rw, e);
     if (!r && e->nargs) {
       dnc_node *a[3] = {NULL, NULL, NULL};
       int same = 1;

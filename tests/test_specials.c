@@ -33,10 +33,12 @@ static const char *src =
     /* d/da is -2 x (u exp(-u^2)), u = a x: was -2 exp(-u^2) (x u) =
      * 0 * inf = NaN where x u overflows (x >= 1e155 in f64) */
     "fn gauss_h(x; a = 0.5) = exp(-(a * x)^2)\n"
-    /* known wrong, reported as TODO (not yet fixed, issue 20's list):
-     * x^2 overflows inside the kernel where the interpreter's extended
-     * precision does not: dyisru is 0, not +-1, past sqrt(DBL_MAX) (f64)
-     * or sqrt(FLT_MAX) (f32), and its d/dbeta 0, not a subnormal, from
+    /* u / sqrt(c + u^2) was 0, not +-1, past sqrt(DBL_MAX) (f64) or
+     * sqrt(FLT_MAX) (f32), where u^2 overflows (rewrite.c scales u) */
+    "fn isru1(x) = x / sqrt(1 + x^2)\n"
+    /* known wrong, reported as TODO (not yet fixed): x^2 overflows
+     * inside the kernel where the interpreter's extended precision does
+     * not: dyisru's d/dbeta is 0, not a subnormal, from 1e154 (f64) and
      * 1e19 (f32); gauss_a's derivatives are NaN, not 0, where u = a x
      * itself overflows in the dtype (2 * 3e38 in f32: inf * 0) */
     "fn dyisru(x; beta = 301.1) = x / sqrt(beta + x^2)\n"
