@@ -144,6 +144,33 @@ static dnc_node *gauss(rewriter *rw, const dnc_node *e)
   return N(OP_FMA, r, N(OP_NEG, lo, NULL, NULL), r);
 }
 
+/* c when s is c + u^2 (either order), else NULL */
+static const dnc_node *isru_base(const dnc_node *s, const dnc_node *u)
+{
+  if (s->op != OP_ADD)
+    return NULL;
+  for (int k = 0; k < 2; k++)
+    if (square_of(s->arg[k]) == u)
+      return s->arg[1 - k];
+  return NULL;
+}
+
+/* The scale k (1, or 2^-96 in f32 and 2^-600 in f64 where |u| > T) and
+ * the scaled sum c k k + (u k)^2 of the rewritten u and c; *us: u k. The
+ * nodes are hash-consed: the quotient and its derivatives get the same
+ * ones, so their sqrt is computed once. */
+static dnc_node *isru_scaled(rewriter *rw, const dnc_node *u, const dnc_node *c,
+                             dnc_node **k, dnc_node **us)
+{
+  dnc_node *mu = rw->map[u->id], *mc = rw->map[c->id];
+  dnc_node *t = dnc_const(rw->g, rw->f64 ? 0x1p500 : 0x1p60);
+  *k = N(OP_SELECT, N(OP_GT, N(OP_ABS, mu, NULL, NULL), t, NULL),
+         dnc_const(rw->g, rw->f64 ? 0x1p-600 : 0x1p-96), dnc_const(rw->g, 1.0));
+  *us = N(OP_MUL, mu, *k, NULL);
+  dnc_node *cs = N(OP_MUL, N(OP_MUL, mc, *k, NULL), *k, NULL);
+  return N(OP_ADD, cs, N(OP_POW, *us, dnc_const(rw->g, 2.0), NULL), NULL);
+}
+
 /* u / sqrt(c + u^2) or u * rsqrt(c + u^2), scaled where u^2 would
  * overflow (the comment at the top) */
 static dnc_node *isru(rewriter *rw, const dnc_node *e)
@@ -152,25 +179,42 @@ static dnc_node *isru(rewriter *rw, const dnc_node *e)
   if (!((e->op == OP_DIV && r->op == OP_SQRT) ||
         (e->op == OP_MUL && r->op == OP_RSQRT)))
     return NULL;
-  const dnc_node *s = r->arg[0], *c = NULL;
-  if (s->op != OP_ADD)
-    return NULL;
-  for (int k = 0; k < 2 && !c; k++)
-    if (square_of(s->arg[k]) == u)
-      c = s->arg[1 - k];
+  const dnc_node *c = isru_base(r->arg[0], u);
   if (!c)
     return NULL;
-  dnc_node *mu = rw->map[u->id], *mc = rw->map[c->id];
-  dnc_node *t = dnc_const(rw->g, rw->f64 ? 0x1p500 : 0x1p60);
-  dnc_node *k = N(OP_SELECT, N(OP_GT, N(OP_ABS, mu, NULL, NULL), t, NULL),
-                  dnc_const(rw->g, rw->f64 ? 0x1p-600 : 0x1p-96),
-                  dnc_const(rw->g, 1.0));
-  dnc_node *us = N(OP_MUL, mu, k, NULL);
-  dnc_node *cs = N(OP_MUL, N(OP_MUL, mc, k, NULL), k, NULL);
-  dnc_node *sum = N(OP_ADD, cs, N(OP_POW, us, dnc_const(rw->g, 2.0), NULL),
-                    NULL);
+  dnc_node *k, *us, *sum = isru_scaled(rw, u, c, &k, &us);
   return e->op == OP_DIV ? N(OP_DIV, us, N(OP_SQRT, sum, NULL, NULL), NULL)
                          : N(OP_MUL, us, N(OP_RSQRT, sum, NULL, NULL), NULL);
+}
+
+/* n / (v sqrt(v)), v = c + u^2, where n has no u: the derivatives of
+ * u / sqrt(c + u^2) (diff.c's div_isru) become (n k^3) / (S sqrt(S)) with
+ * the quotient's own k and scaled sum S, so that a backward computes
+ * sqrt(S) once for f and its derivatives instead of twice. Where k = 1
+ * every operation is the original's (n 1 1 1 = n, c 1 1 + (u 1)^2 = v),
+ * bit for bit. Where k < 1 (|u| > 2^60 in f32, 2^500 in f64) v sqrt(v)
+ * overflows (or v does) and the original is 0, or NaN for an infinite n;
+ * n k^3 is then 0, or infinite, and so is the result. */
+static dnc_node *isru_deriv(rewriter *rw, const dnc_node *e)
+{
+  const dnc_node *d = e->arg[1];
+  if (e->op != OP_DIV || d->op != OP_MUL)
+    return NULL;
+  for (int j = 0; j < 2; j++) {
+    const dnc_node *v = d->arg[j], *sq = d->arg[1 - j];
+    if (sq->op != OP_SQRT || sq->arg[0] != v || v->op != OP_ADD)
+      continue;
+    for (int i = 0; i < 2; i++) {
+      const dnc_node *u = square_of(v->arg[i]);
+      if (!u || isru_base(v, u) != v->arg[1 - i])
+        continue;
+      dnc_node *k, *us, *S = isru_scaled(rw, u, v->arg[1 - i], &k, &us);
+      dnc_node *k3 = N(OP_MUL, N(OP_MUL, k, k, NULL), k, NULL);
+      dnc_node *num = N(OP_MUL, rw->map[e->arg[0]->id], k3, NULL);
+      return N(OP_DIV, num, N(OP_MUL, S, N(OP_SQRT, S, NULL, NULL), NULL), NULL);
+    }
+  }
+  return NULL;
 }
 
 static void rewrite_root(rewriter *rw, dnc_arena *scratch, dnc_node **root)
@@ -188,6 +232,8 @@ static void rewrite_root(rewriter *rw, dnc_arena *scratch, dnc_node **root)
       r = gauss(rw, e);
     if (!r && (e->op == OP_DIV || e->op == OP_MUL))
       r = isru(rw, e);
+    if (!r && e->op == OP_DIV)
+      r = isru_deriv(rw, e);
     if (!r && e->nargs) {
       dnc_node *a[3] = {NULL, NULL, NULL};
       int same = 1;
