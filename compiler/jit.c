@@ -299,7 +299,7 @@ void dnc_pipeline(const dnc_target *t, char *buf, size_t n)
   if (t->opt_level == 0)
     snprintf(buf, n, "default<O0>");
   else if (t->opt_level < 3)
-    snprintf(buf, n, "function(mem2reg,simplifycfg)");
+    snprintf(buf, n, "function(simplifycfg)");
   else
     snprintf(buf, n, "default<O3>");
 }
