@@ -517,6 +517,7 @@ struct kbody {
   LLVMValueRef dgamma, dbeta;
   LLVMValueRef *acc;               /* by param: alloca'd <lanes x double> */
   LLVMValueRef *splats;            /* by param: the scalar value, splatted */
+  LLVMValueRef layer_fn[2];        /* the layer forward and backward */
   dnc_node *froot;                 /* f */
   dnc_node *dfdx;                  /* NULL: exactly zero */
   dnc_node **dfdp;                 /* by param, NULL: exactly zero */
@@ -757,11 +758,42 @@ static void store_sums(dnc_cg *cg, kbody *k, LLVMValueRef dp)
   }
 }
 
+/* A function without per-channel parameters has its forward and
+ * backward as calls of its layer kernels on one row without gamma and
+ * beta (the same body, so the same bits): the vector math is emitted for
+ * the layer forms only, and compiled a third less often (docs/
+ * performance.md, "Compile latency"). With one, the plain forms read it
+ * as a scalar and keep their own loops. */
+static int plain_as_layer(const kbody *k)
+{
+  for (int i = 0; i < k->f->nparams; i++)
+    if (k->f->params[i].per_channel)
+      return 0;
+  return 1;
+}
+
+static void call_layer(dnc_cg *cg, LLVMValueRef layer, LLVMValueRef *args,
+                       unsigned n)
+{
+  LLVMValueRef c = LLVMBuildCall2(cg->b, LLVMGlobalGetValueType(layer), layer,
+                                  args, n, "");
+  LLVMSetTailCall(c, 1);
+  LLVMBuildRetVoid(cg->b);
+}
+
 static void build_fwd(dnc_cg *cg, kbody *k, const dnc_target *t,
                       const char *name)
 {
   LLVMTypeRef pt[4] = {cg->ptr, cg->ptr, cg->i64, cg->ptr};
   LLVMValueRef fn = new_function(cg, t, name, pt, 4);
+  if (plain_as_layer(k)) {
+    /* layer_fwd(x, n, y, n, 1, n, p, NULL, NULL, NULL) */
+    LLVMValueRef n = LLVMGetParam(fn, 2), null = LLVMConstNull(cg->ptr);
+    LLVMValueRef a[10] = {LLVMGetParam(fn, 0), n, LLVMGetParam(fn, 1), n,
+                          i64c(cg, 1), n, LLVMGetParam(fn, 3), null, null, null};
+    call_layer(cg, k->layer_fn[0], a, 10);
+    return;
+  }
   LLVMValueRef splats[DNC_MAX_PARAMS];
   k->x = LLVMGetParam(fn, 0);
   k->y = LLVMGetParam(fn, 1);
@@ -779,6 +811,17 @@ static void build_bwd(dnc_cg *cg, kbody *k, const dnc_target *t,
 {
   LLVMTypeRef pt[6] = {cg->ptr, cg->ptr, cg->ptr, cg->i64, cg->ptr, cg->ptr};
   LLVMValueRef fn = new_function(cg, t, name, pt, 6);
+  if (plain_as_layer(k)) {
+    /* layer_bwd(x, n, dy, n, dx, n, 1, n, p, NULL, NULL, NULL, dp, NULL,
+     * NULL, NULL): its plain form stores the scalar sums in dp */
+    LLVMValueRef n = LLVMGetParam(fn, 3), null = LLVMConstNull(cg->ptr);
+    LLVMValueRef a[16] = {LLVMGetParam(fn, 0), n, LLVMGetParam(fn, 1), n,
+                          LLVMGetParam(fn, 2), n, i64c(cg, 1), n,
+                          LLVMGetParam(fn, 4), null, null, null,
+                          LLVMGetParam(fn, 5), null, null, null};
+    call_layer(cg, k->layer_fn[1], a, 16);
+    return;
+  }
   LLVMValueRef acc[DNC_MAX_PARAMS], splats[DNC_MAX_PARAMS];
   k->x = LLVMGetParam(fn, 0);
   k->dy = LLVMGetParam(fn, 1);
@@ -871,6 +914,7 @@ static void build_layer_fwd(dnc_cg *cg, kbody *k, const dnc_target *t,
   LLVMTypeRef pt[10] = {cg->ptr, cg->i64, cg->ptr, cg->i64, cg->i64,
                         cg->i64, cg->ptr, cg->ptr, cg->ptr, cg->ptr};
   LLVMValueRef fn = new_function(cg, t, name, pt, 10);
+  k->layer_fn[0] = fn;
   LLVMValueRef splats[DNC_MAX_PARAMS], pc[DNC_MAX_PARAMS];
   param_splats(cg, k->f, LLVMGetParam(fn, 6), splats);
   for (int i = 0; i < k->f->nparams; i++)
@@ -897,6 +941,7 @@ static void build_layer_bwd(dnc_cg *cg, kbody *k, const dnc_target *t,
                         cg->i64, cg->i64, cg->ptr, cg->ptr, cg->ptr, cg->ptr,
                         cg->ptr, cg->ptr, cg->ptr, cg->ptr};
   LLVMValueRef fn = new_function(cg, t, name, pt, 16);
+  k->layer_fn[1] = fn;
   LLVMValueRef pc[DNC_MAX_PARAMS], dpc[DNC_MAX_PARAMS], acc[DNC_MAX_PARAMS];
   LLVMValueRef splats[DNC_MAX_PARAMS];
   param_splats(cg, k->f, LLVMGetParam(fn, 8), splats);
@@ -1031,7 +1076,11 @@ LLVMModuleRef dnc_codegen(LLVMContextRef ctx, dnc_mod *m, dnc_fn *f, int dt,
   void (*build[DNC_K__COUNT])(dnc_cg *, kbody *, const dnc_target *,
                               const char *) = {build_fwd, build_bwd,
                                                build_layer_fwd, build_layer_bwd};
-  for (int i = 0; i < DNC_K__COUNT; i++) {
+  /* the layer forms first: the plain ones may call them */
+  static const int order[DNC_K__COUNT] = {DNC_K_LAYER_FWD, DNC_K_LAYER_BWD,
+                                          DNC_K_FWD, DNC_K_BWD};
+  for (int j = 0; j < DNC_K__COUNT; j++) {
+    int i = order[j];
     char *name = dnc_arena_printf(m->arena, "%s_%s", prefix, dnc_kernel_forms[i]);
     build[i](&cg, &k, t, name);
   }
