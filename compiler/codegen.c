@@ -387,6 +387,8 @@ static LLVMValueRef lower_with_e(dnc_cg *cg, const dnc_node *e, LLVMValueRef a)
 {
   LLVMValueRef y;
   LLVMValueRef ev = expneg_of(cg, e->arg[0], e->op == OP_TANH ? 2.0 : 1.0, &y);
+  if (cg->dgamma_f && !cg->lowp && e->op != OP_SOFTPLUS)
+    return dnc_vm_with_q(cg, e->op, a, ev);
   return dnc_vm_with_e(cg, e->op, a, ev, y);
 }
 
@@ -631,11 +633,6 @@ static void prefetch(dnc_cg *cg, LLVMValueRef base, LLVMValueRef col,
 
 enum { PREFETCH_IN = 4096, PREFETCH_OUT = 2048 };
 
-static LLVMValueRef zero_or(dnc_cg *cg, kbody *k, dnc_node *e)
-{
-  return e ? emit_node(cg, k->m, e) : dnc_cg_splat(cg, 0.0);
-}
-
 static void body_fwd(dnc_cg *cg, kbody *k, LLVMValueRef col, LLVMValueRef mask)
 {
   prefetch(cg, k->x, col, mask, PREFETCH_IN, 0);
@@ -660,15 +657,22 @@ static void body_bwd(dnc_cg *cg, kbody *k, LLVMValueRef col, LLVMValueRef mask)
   LLVMValueRef dy = load_data(cg, k->dy, col, mask);
   load_params(cg, k, col, mask);
   LLVMValueRef dyf = dy; /* dL/df */
+  LLVMValueRef dfdx = k->dfdx ? emit_node(cg, k->m, k->dfdx) : NULL;
   if (k->affine) {
     LLVMValueRef g = load_vec(cg, cg->ct, k->gamma, col, mask);
     dyf = LLVMBuildFMul(cg->b, dy, g, "dyf");
+    /* f after the derivative, whose intermediates it may take: a tanh or
+     * sigmoid that is f itself (not one inside it, whose error f's
+     * expression could magnify) is built from the derivative's quotient
+     * (dnc_vm_with_q) */
+    int op = k->froot->op;
+    cg->dgamma_f = (op == OP_TANH || op == OP_SIGMOID) && !cg->memo[k->froot->id];
     LLVMValueRef f = emit_node(cg, k->m, k->froot);
+    cg->dgamma_f = 0;
     accumulate_mem(cg, k->dgamma, col, LLVMBuildFMul(cg->b, dy, f, ""), mask);
     accumulate_mem(cg, k->dbeta, col, dy, mask);
   }
-  LLVMValueRef dx = k->dfdx ? LLVMBuildFMul(cg->b, dyf, zero_or(cg, k, k->dfdx), "dx")
-                            : dnc_cg_splat(cg, 0.0);
+  LLVMValueRef dx = dfdx ? LLVMBuildFMul(cg->b, dyf, dfdx, "dx") : dnc_cg_splat(cg, 0.0);
   store_data(cg, k->dx, col, dx, mask);
   for (int i = 0; i < k->f->nparams; i++) {
     if (!k->dfdp[i])

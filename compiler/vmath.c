@@ -361,6 +361,47 @@ static LLVMValueRef vm_tanh(vm *v, LLVMValueRef x, LLVMValueRef e)
   return vcopysign(v, y, x);
 }
 
+/* tanh for the backward's f (dnc_vm_with_q): above |x| = 1/4 (f32; 1
+ * in f64, where vm_tanh's polynomial is kept) 1 - 2 q d, one fused
+ * multiply-add, with q the derivative's quotient; below, x + x^3 P(x^2)
+ * with P the Taylor series to x^8 (its remainder under 0.15 ulp there),
+ * four operations fewer than vm_tanh's degree-8 polynomial. Above 1/4
+ * the error is that of q d (three roundings, and e's own) weighed by
+ * 2e/d <= 0.76 against tanh >= 0.245: at most 10 ulp at the crossover by
+ * that bound, 4.1 ulp measured there, about 1 ulp from |x| = 1
+ * (tests/test_kernels.c holds it to 5). The sign is put on after the
+ * choice. */
+static LLVMValueRef vm_tanh_q(vm *v, LLVMValueRef x, LLVMValueRef e)
+{
+  LLVMValueRef ax = vabs(v, x);
+  LLVMValueRef u = mul(v, x, x), small, edge;
+  if (v->d) {
+    small = fma3(v, mul(v, ax, u), poly(v, u, vm_tanh_t64, 16), ax);
+    edge = K(v, 1.0);
+  } else {
+    LLVMValueRef p = fma3(v, u, K(v, -62.0 / 2835), K(v, 17.0 / 315));
+    p = fma3(v, u, p, K(v, -2.0 / 15));
+    p = fma3(v, u, p, K(v, 1.0 / 3));
+    small = fma3(v, mul(v, ax, u), LLVMBuildFNeg(v->b, p, ""), ax);
+    edge = K(v, 0.25);
+  }
+  LLVMValueRef d = add(v, K(v, 1.0), e);
+  LLVMValueRef q = vdiv(v, e, mul(v, d, d));
+  LLVMValueRef big = fma3(v, mul(v, q, K(v, -2.0)), d, K(v, 1.0));
+  LLVMValueRef y = sel(v, cmp(v, LLVMRealOLT, ax, edge), small, big);
+  return vcopysign(v, y, x);
+}
+
+/* sigmoid for the backward's f: 1 - q d for x >= 0, q d below */
+static LLVMValueRef vm_sigmoid_q(vm *v, LLVMValueRef x, LLVMValueRef e)
+{
+  LLVMValueRef d = add(v, K(v, 1.0), e);
+  LLVMValueRef q = vdiv(v, e, mul(v, d, d));
+  LLVMValueRef pos = fma3(v, LLVMBuildFNeg(v->b, q, ""), d, K(v, 1.0));
+  LLVMValueRef y = sel(v, cmp(v, LLVMRealOGE, x, K(v, 0.0)), pos, mul(v, q, d));
+  return sel(v, isnan_(v, x), x, y);
+}
+
 /* tanh for bf16 and f16 results: sign(x) (-E / (2 + E)), E = expm1(-2|x|)
  * = 2^n expm1(r) + (2^n - 1) with exp's reduction and its short
  * polynomial, one form for every x (no cancellation: E is accurate
@@ -935,6 +976,13 @@ LLVMValueRef dnc_vm_with_e(dnc_cg *cg, int op, LLVMValueRef x, LLVMValueRef e,
   case OP_SIGMOID: return vm_sigmoid(&v, x, e);
   default: return vm_softplus(&v, x, e);
   }
+}
+
+LLVMValueRef dnc_vm_with_q(dnc_cg *cg, int op, LLVMValueRef x, LLVMValueRef e)
+{
+  vm v = vm_of(cg);
+  DNC_ASSERT(!v.lowp && (op == OP_TANH || op == OP_SIGMOID));
+  return op == OP_TANH ? vm_tanh_q(&v, x, e) : vm_sigmoid_q(&v, x, e);
 }
 
 LLVMValueRef dnc_vm_emit(dnc_cg *cg, int op, LLVMValueRef a, LLVMValueRef b)

@@ -764,6 +764,81 @@ static void test_huge_sizes(dnc_module *mod)
          "2^40 x 2^40: rows * cols * 8 overflows, refused");
 }
 
+/* Error in f32 ulps of got against ref (the subnormal spacing the
+ * smallest ulp); 0 when both are the same NaN-ness or infinity. */
+static double ulps32(float got, long double ref)
+{
+  if (isnan(got) || isnan((double)ref))
+    return isnan(got) && isnan((double)ref) ? 0 : INFINITY;
+  if (isinf(got) || isinf((double)ref))
+    return got == (float)ref ? 0 : INFINITY;
+  int e = ref == 0 ? -126 : ilogbl(ref);
+  if (e < -126)
+    e = -126;
+  return (double)(fabsl((long double)got - ref) / ldexpl(1.0L, e - 23));
+}
+
+/* The layer backward's f for dgamma, where f is tanh or sigmoid itself,
+ * is built from the derivative's quotient (vmath.c, vm_tanh_q and
+ * vm_sigmoid_q): each dgamma term's error is bounded here, one element
+ * per channel (rows = 1, dy = 1: dgamma[c] is that f rounded to float),
+ * against the long double function of the kernel's own u = a * x. */
+static void test_dgamma_f(dnc_context *ctx)
+{
+  static const char *s2 = "fn dyt(x; alpha = 0.5) = tanh(alpha * x)\n"
+                          "fn sg(x; a = 1.5) = sigmoid(a * x)\n";
+  dnc_module *m;
+  if (dnc_compile_string(ctx, "f.dn", s2, strlen(s2), &m) != DNC_OK) {
+    ok(0, "the dgamma-f functions compile");
+    return;
+  }
+  enum { N = 20000 };
+  float *x = malloc(sizeof(float) * N), *dy = malloc(sizeof(float) * N);
+  float *dx = malloc(sizeof(float) * N), *g = malloc(sizeof(float) * N);
+  float *bb = malloc(sizeof(float) * N), *dg = malloc(sizeof(float) * N);
+  float *db = malloc(sizeof(float) * N);
+  int n = 0;
+  static const float sp[] = {0.0f, -0.0f, INFINITY, -INFINITY, NAN, 1e-30f,
+                             -1e-30f, 3e38f, -3e38f, 0.5f, 0.25f, 0.125f, 2.0f};
+  for (size_t i = 0; i < sizeof sp / sizeof sp[0]; i++)
+    x[n++] = sp[i];
+  for (int i = 0; n < N / 2; i++) /* every magnitude from 2^-40 to 2^7 */
+    x[n++] = (i % 2 ? -1 : 1) * ldexpf(1.0f + (float)(i % 997) / 997.0f,
+                                       -40 + (i / 2) % 47);
+  uint64_t st = 11;
+  while (n < N)
+    x[n++] = frand(&st, -12, 12);
+  for (int i = 0; i < N; i++)
+    dy[i] = 1, g[i] = 1, bb[i] = 0;
+  for (int fi = 0; fi < 2; fi++) {
+    const char *name = fi ? "sg" : "dyt";
+    const dnc_function *f = dnc_module_find(m, name);
+    float a = fi ? 1.5f : 0.5f;
+    memset(dg, 0, sizeof(float) * N);
+    memset(db, 0, sizeof(float) * N);
+    dnc_tensor tx = {x, DNC_F32, 1, N, 0}, tdy = {dy, DNC_F32, 1, N, 0},
+               tdx = {dx, DNC_F32, 1, N, 0};
+    dnc_layer L = {NULL, NULL, g, bb};
+    dnc_layer_grad G = {NULL, NULL, dg, db};
+    int rc = dnc_layer_backward(f, &tx, &tdy, &tdx, &L, &G);
+    double worst = 0;
+    float at = 0;
+    for (int i = 0; i < N; i++) {
+      long double u = (long double)(a * x[i]);
+      long double ref = fi ? 1.0L / (1.0L + expl(-u)) : tanhl(u);
+      double e = ulps32(dg[i], ref);
+      if (!(e <= worst))
+        worst = e, at = x[i];
+    }
+    double bound = fi ? 3.5 : 5.0; /* measured: 2.76 and 4.07 */
+    ok(rc == 0 && worst <= bound,
+       "%s: the layer backward's f for dgamma within %.1f ulp (worst %.2f at "
+       "x = %a)", name, bound, worst, (double)at);
+  }
+  dnc_module_free(m);
+  free(x), free(dy), free(dx), free(g), free(bb), free(dg), free(db);
+}
+
 int main(void)
 {
   dnc_context *ctx = new_ctx(0);
@@ -774,6 +849,7 @@ int main(void)
   }
   test_sizes(mod);
   test_layer(mod);
+  test_dgamma_f(ctx);
   test_long_sum(mod);
   test_bad_arguments(mod);
   test_huge_sizes(mod);
