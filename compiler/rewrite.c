@@ -211,7 +211,9 @@ static dnc_node *isru_deriv(rewriter *rw, const dnc_node *e)
       dnc_node *k, *us, *S = isru_scaled(rw, u, v->arg[1 - i], &k, &us);
       dnc_node *k3 = N(OP_MUL, N(OP_MUL, k, k, NULL), k, NULL);
       dnc_node *num = N(OP_MUL, rw->map[e->arg[0]->id], k3, NULL);
-      return N(OP_DIV, num, N(OP_MUL, S, N(OP_SQRT, S, NULL, NULL), NULL), NULL);
+      dnc_node *r = N(OP_DIV, dnc_const(rw->g, 1.0),
+                      N(OP_MUL, S, N(OP_SQRT, S, NULL, NULL), NULL), NULL);
+      return N(OP_MUL, num, r, NULL);
     }
   }
   return NULL;
