@@ -187,14 +187,18 @@ static dnc_node *isru(rewriter *rw, const dnc_node *e)
                          : N(OP_MUL, us, N(OP_RSQRT, sum, NULL, NULL), NULL);
 }
 
-/* n / (v sqrt(v)), v = c + u^2, where n has no u: the derivatives of
- * u / sqrt(c + u^2) (diff.c's div_isru) become (n k^3) / (S sqrt(S)) with
- * the quotient's own k and scaled sum S, so that a backward computes
- * sqrt(S) once for f and its derivatives instead of twice. Where k = 1
- * every operation is the original's (n 1 1 1 = n, c 1 1 + (u 1)^2 = v),
- * bit for bit. Where k < 1 (|u| > 2^60 in f32, 2^500 in f64) v sqrt(v)
- * overflows (or v does) and the original is 0, or NaN for an infinite n;
- * n k^3 is then 0, or infinite, and so is the result. */
+/* n / (v sqrt(v)), v = c + u^2: the derivatives of
+ * u / sqrt(c + u^2) (diff.c's div_isru) become (n k^3) (1 / (S sqrt(S)))
+ * with the quotient's own k and scaled sum S, so that a backward computes
+ * sqrt(S) once for f and its derivatives instead of twice, and one
+ * division for all the derivatives (DyISRU's dx and dbeta) instead of
+ * one each: the divider is what bounds DyISRU's backward. Where k = 1
+ * the operations are the original's (n 1 1 1 = n, c 1 1 + (u 1)^2 = v)
+ * but for the reciprocal's one rounding more (DyISRU's f32 backward 3.1
+ * -> 3.5 ulp, tests/test_jit.c). Where k < 1 (|u| > 2^60 in f32, 2^500
+ * in f64) v sqrt(v) overflows (or v does) and the original is 0, or NaN
+ * for an infinite n; n k^3 is then 0, or infinite, and so is the
+ * result. */
 static dnc_node *isru_deriv(rewriter *rw, const dnc_node *e)
 {
   const dnc_node *d = e->arg[1];
