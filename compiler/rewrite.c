@@ -31,7 +31,11 @@
  *     taken of u k and c k k instead, k a power of two (exact scaling, the
  *     same quotient but for c k k, which is then far below (u k)^2):
  *     T = 2^60, k = 2^-96 in f32; T = 2^500, k = 2^-600 in f64. Elsewhere
- *     k = 1 and every operation is the original's, bit for bit.
+ *     k = 1 and every operation is the original's, bit for bit. Its
+ *     derivatives, n / (v sqrt(v)) with v = c + u^2, take the same k and
+ *     scaled sum, and one reciprocal for all of them (isru_deriv): one
+ *     sqrt and two divisions in DyISRU's backward instead of two and
+ *     three.
  */
 #include <math.h>
 #include <stdlib.h>
