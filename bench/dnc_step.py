@@ -28,8 +28,8 @@ class DncStep:
         self.ptrs = (ctypes.c_void_p * n)()
         self.dp = (ctypes.c_double * n)()
         self.dptrs = (ctypes.c_void_p * n)()
-        self.dg = np.zeros(cols, np.float64)
-        self.db = np.zeros(cols, np.float64)
+        self.dg = np.zeros(cols, np.float32)
+        self.db = np.zeros(cols, np.float32)
         self.lay = C.Layer(self.pv, self.ptrs, gamma.ctypes.data,
                            beta.ctypes.data)
         self.grad = C.LayerGrad(self.dp, self.dptrs, self.dg.ctypes.data,
