@@ -375,6 +375,22 @@ static void scratch_init(void)
   scratch_key_ok = pthread_key_create(&scratch_key, scratch_destroy) == 0;
 }
 
+/* When libdnc is unloaded (dlclose) or the process exits: the key goes,
+ * so that no thread exiting later calls a destructor that is no longer
+ * mapped; this thread's buffer is freed, other threads' are left. */
+__attribute__((destructor)) static void scratch_fini(void)
+{
+  if (!scratch_key_ok)
+    return;
+  scratch_key_ok = 0;
+  scratch *s = pthread_getspecific(scratch_key);
+  if (s) {
+    pthread_setspecific(scratch_key, NULL);
+    scratch_destroy(s);
+  }
+  pthread_key_delete(scratch_key);
+}
+
 /* n doubles (not zeroed) for this call, or NULL when out of memory */
 static double *scratch_get(size_t n)
 {
