@@ -23,6 +23,7 @@
 #include "jitmath.h"
 #include "runtime.h"
 #include "tap.h"
+#include "ulp.h"
 
 enum { POINTS = 100000 };
 
@@ -109,27 +110,6 @@ static int same64(double a, double b)
   if (isnan(a) && isnan(b))
     return 1;
   return memcmp(&a, &b, 8) == 0;
-}
-
-/* ulp of a float value's binade (subnormal spacing at the bottom) */
-static double ulp32(double v)
-{
-  v = fabs(v);
-  if (v < FLT_MIN)
-    return ldexp(1, -149);
-  int e;
-  frexp(v, &e);
-  return ldexp(1, e - 24);
-}
-
-static double ulp64(long double v)
-{
-  v = fabsl(v);
-  if (v < DBL_MIN)
-    return ldexp(1, -1074);
-  int e;
-  frexpl(v, &e);
-  return ldexp(1, e - 53);
 }
 
 /* Errors in ulps of the dtype at the reference value. `work` counts only

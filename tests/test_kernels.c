@@ -11,6 +11,7 @@
 #include "jitmath.h"
 #include "runtime.h"
 #include "tap.h"
+#include "ulp.h"
 
 static const char *src =
     "fn dyt(x; alpha = 0.5) = tanh(alpha * x)\n"
@@ -764,18 +765,16 @@ static void test_huge_sizes(dnc_module *mod)
          "2^40 x 2^40: rows * cols * 8 overflows, refused");
 }
 
-/* Error in f32 ulps of got against ref (the subnormal spacing the
- * smallest ulp); 0 when both are the same NaN-ness or infinity. */
-static double ulps32(float got, long double ref)
+/* |got - ref| in units of ulp (ulp32 or ulp64 of ref); 0 where both are
+ * NaN or the same infinity or zero, infinite where only one is NaN or
+ * infinite. */
+static double err_ulps(long double got, long double ref, double ulp)
 {
-  if (isnan(got) || isnan((double)ref))
-    return isnan(got) && isnan((double)ref) ? 0 : INFINITY;
-  if (isinf(got) || isinf((double)ref))
-    return got == (float)ref ? 0 : INFINITY;
-  int e = ref == 0 ? -126 : ilogbl(ref);
-  if (e < -126)
-    e = -126;
-  return (double)(fabsl((long double)got - ref) / ldexpl(1.0L, e - 23));
+  if (isnan((double)got) || isnan((double)ref))
+    return isnan((double)got) && isnan((double)ref) ? 0 : INFINITY;
+  if (isinf((double)got) || isinf((double)ref))
+    return got == ref ? 0 : INFINITY;
+  return (double)(fabsl(got - ref) / ulp);
 }
 
 /* The layer backward's f for dgamma, where f is tanh or sigmoid itself,
@@ -826,7 +825,7 @@ static void test_dgamma_f(dnc_context *ctx)
     for (int i = 0; i < N; i++) {
       long double u = (long double)(a * x[i]);
       long double ref = fi ? 1.0L / (1.0L + expl(-u)) : tanhl(u);
-      double e = ulps32(dg[i], ref);
+      double e = err_ulps(dg[i], ref, ulp32((double)ref));
       if (!(e <= worst))
         worst = e, at = x[i];
     }
@@ -850,14 +849,7 @@ static void test_dgamma_f(dnc_context *ctx)
     for (int i = 0; i < N; i++) {
       long double u = (long double)(ad * x64[i]);
       long double ref = fi ? 1.0L / (1.0L + expl(-u)) : tanhl(u);
-      double e;
-      if (isnan(dg64[i]) || isnan((double)ref))
-        e = isnan(dg64[i]) && isnan((double)ref) ? 0 : INFINITY;
-      else if (ref == 0 || isinf((double)ref))
-        e = dg64[i] == (double)ref ? 0 : INFINITY;
-      else
-        e = (double)(fabsl((long double)dg64[i] - ref) /
-                     ldexpl(1.0L, ilogbl(ref) - 52));
+      double e = err_ulps(dg64[i], ref, ulp64(ref));
       if (!(e <= worst64))
         worst64 = e, at = (float)x64[i];
     }

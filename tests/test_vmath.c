@@ -29,6 +29,7 @@
 
 #include "runtime.h"
 #include "tap.h"
+#include "ulp.h"
 
 static double sigmoid_d(double x)
 {
@@ -78,16 +79,6 @@ static const mathfn fns[] = {
     {"atan", atan, 1.4},        {"sin", sin, 1.5},
     {"cos", cos, 1.5},
 };
-
-static double ulp32(double v)
-{
-  v = fabs(v);
-  if (v < FLT_MIN)
-    return 0x1p-149;
-  int e;
-  frexp(v, &e);
-  return ldexp(1, e - 24);
-}
 
 typedef struct stat {
   double max_ulp, at;
@@ -403,16 +394,6 @@ static long double sigmoid_l(long double x)
 static long double softplus_l(long double x)
 {
   return x > 0 ? x + log1pl(expl(-x)) : log1pl(expl(x));
-}
-
-static double ulp64(long double v)
-{
-  v = fabsl(v);
-  if (v < DBL_MIN)
-    return 0x1p-1074;
-  int e;
-  frexpl(v, &e);
-  return ldexp(1, e - 53);
 }
 
 static void test_f64(dnc_context *ctx)
