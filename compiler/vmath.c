@@ -345,6 +345,18 @@ static LLVMValueRef vm_log1p(vm *v, LLVMValueRef x)
 
 /* ---------------------------------------------- tanh, sigmoid, softplus */
 
+/* sign(x) (|x| < edge ? |x| + |x|^3 T(x^2) : big), T of n coefficients:
+ * the sign put on once, after the choice (tanh(-0) = -0) */
+static LLVMValueRef tanh_join(vm *v, LLVMValueRef x, const double *t, int n,
+                              double edge, LLVMValueRef big)
+{
+  LLVMValueRef ax = vabs(v, x);
+  LLVMValueRef u = mul(v, x, x);
+  LLVMValueRef small = fma3(v, mul(v, ax, u), poly(v, u, t, n), ax);
+  LLVMValueRef y = sel(v, cmp(v, LLVMRealOLT, ax, K(v, edge)), small, big);
+  return vcopysign(v, y, x);
+}
+
 /* |x| < 1: x + x^3 T(x^2); above: sign(x) (1 - 2e / (1 + e)) with
  * e = exp(-2|x|) <= 0.136, whose error then weighs little. The sign is
  * put on once, after the choice (tanh(-0) = -0). A NaN x (then e is NaN
@@ -352,44 +364,32 @@ static LLVMValueRef vm_log1p(vm *v, LLVMValueRef x)
  * second form, which is NaN: no select for it. */
 static LLVMValueRef vm_tanh(vm *v, LLVMValueRef x, LLVMValueRef e)
 {
-  LLVMValueRef ax = vabs(v, x);
-  LLVMValueRef u = mul(v, x, x);
-  LLVMValueRef small = fma3(v, mul(v, ax, u),
-                            v->d ? poly(v, u, vm_tanh_t64, 16) : poly(v, u, vm_tanh_t32, 9), ax);
   LLVMValueRef big = sub(v, K(v, 1.0), vdiv(v, add(v, e, e), add(v, K(v, 1.0), e)));
-  LLVMValueRef y = sel(v, cmp(v, LLVMRealOLT, ax, K(v, 1.0)), small, big);
-  return vcopysign(v, y, x);
+  return v->d ? tanh_join(v, x, vm_tanh_t64, 16, 1.0, big)
+              : tanh_join(v, x, vm_tanh_t32, 9, 1.0, big);
 }
+
+/* tanh's Taylor series, (tanh(x) - x)/x^3 to x^6: below |x| = 1/4 its
+ * remainder is under 0.15 ulp of tanh */
+static const double vm_tanh_taylor[4] = {-1.0 / 3, 2.0 / 15, -17.0 / 315,
+                                         62.0 / 2835};
 
 /* tanh for the backward's f (dnc_vm_with_q): above |x| = 1/4 (f32; 1
  * in f64, where vm_tanh's polynomial is kept) 1 - 2 q d, one fused
  * multiply-add, with q the derivative's quotient; below, x + x^3 P(x^2)
- * with P the Taylor series to x^8 (its remainder under 0.15 ulp there),
+ * with P the Taylor series (vm_tanh_taylor, tanh's to x^9),
  * four operations fewer than vm_tanh's degree-8 polynomial. Above 1/4
  * the error is that of q d (three roundings, and e's own) weighed by
  * 2e/d <= 0.76 against tanh >= 0.245: at most 10 ulp at the crossover by
  * that bound, 4.1 ulp measured there, about 1 ulp from |x| = 1
- * (tests/test_kernels.c holds it to 5). The sign is put on after the
- * choice. */
+ * (tests/test_kernels.c holds it to 5). */
 static LLVMValueRef vm_tanh_q(vm *v, LLVMValueRef x, LLVMValueRef e)
 {
-  LLVMValueRef ax = vabs(v, x);
-  LLVMValueRef u = mul(v, x, x), small, edge;
-  if (v->d) {
-    small = fma3(v, mul(v, ax, u), poly(v, u, vm_tanh_t64, 16), ax);
-    edge = K(v, 1.0);
-  } else {
-    LLVMValueRef p = fma3(v, u, K(v, -62.0 / 2835), K(v, 17.0 / 315));
-    p = fma3(v, u, p, K(v, -2.0 / 15));
-    p = fma3(v, u, p, K(v, 1.0 / 3));
-    small = fma3(v, mul(v, ax, u), LLVMBuildFNeg(v->b, p, ""), ax);
-    edge = K(v, 0.25);
-  }
   LLVMValueRef d = add(v, K(v, 1.0), e);
   LLVMValueRef q = vdiv(v, e, mul(v, d, d));
   LLVMValueRef big = fma3(v, mul(v, q, K(v, -2.0)), d, K(v, 1.0));
-  LLVMValueRef y = sel(v, cmp(v, LLVMRealOLT, ax, edge), small, big);
-  return vcopysign(v, y, x);
+  return v->d ? tanh_join(v, x, vm_tanh_t64, 16, 1.0, big)
+              : tanh_join(v, x, vm_tanh_taylor, 4, 0.25, big);
 }
 
 /* sigmoid for the backward's f: 1 - q d for x >= 0, q d below */
