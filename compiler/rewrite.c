@@ -214,9 +214,11 @@ static dnc_node *isru_deriv(rewriter *rw, const dnc_node *e)
       continue;
     for (int i = 0; i < 2; i++) {
       const dnc_node *u = square_of(v->arg[i]);
-      if (!u || isru_base(v, u) != v->arg[1 - i])
+      /* c as isru() takes it from the same sum, so that S is its node */
+      const dnc_node *c = u ? isru_base(v, u) : NULL;
+      if (!c)
         continue;
-      dnc_node *k, *us, *S = isru_scaled(rw, u, v->arg[1 - i], &k, &us);
+      dnc_node *k, *us, *S = isru_scaled(rw, u, c, &k, &us);
       dnc_node *k3 = N(OP_MUL, N(OP_MUL, k, k, NULL), k, NULL);
       dnc_node *num = N(OP_MUL, rw->map[e->arg[0]->id], k3, NULL);
       dnc_node *r = N(OP_DIV, dnc_const(rw->g, 1.0),
