@@ -13,6 +13,11 @@
 #include "tap.h"
 #include "ulp.h"
 
+/* the layer backward's per-channel sums: the terms of up to 8 rows are
+ * added in f32 (7 additions, each off by at most 2^-24 of the magnitudes
+ * so far), those sums in double (codegen.c, SUM_ROWS) */
+#define SUM_ERR (7 * 0x1p-24)
+
 static const char *src =
     "fn dyt(x; alpha = 0.5) = tanh(alpha * x)\n"
     "fn derf_pc(x; alpha = 0.5, s[] = 0.25) = erf(alpha * x + s)\n"
@@ -215,10 +220,12 @@ static void test_layer(dnc_module *mod)
       sg += tg, sg_abs += fabs(tg);
       sb += dyv, sb_abs += fabs(dyv);
     }
-    /* the kernel's sums are in double; they are rounded to float on output */
-    err_s = fmax(err_s, fabs(r.dch[1][c] - ss) / (ss_abs * 1e-12 + fabs(ss) * 6e-8 + 1e-30));
-    err_g = fmax(err_g, fabs(r.dg[c] - sg) / (sg_abs * 1e-12 + fabs(sg) * 6e-8 + 1e-30));
-    err_b = fmax(err_b, fabs(r.db[c] - sb) / (sb_abs * 1e-12 + fabs(sb) * 6e-8 + 1e-30));
+    /* the kernel adds the terms of up to 8 rows in f32 (each addition off
+     * by at most 2^-24 of the magnitudes so far: 7 of them), those sums in
+     * double, and rounds the total to float on output (2^-24 of it) */
+    err_s = fmax(err_s, fabs(r.dch[1][c] - ss) / (ss_abs * SUM_ERR + fabs(ss) * 0x1p-24 + 1e-30));
+    err_g = fmax(err_g, fabs(r.dg[c] - sg) / (sg_abs * SUM_ERR + fabs(sg) * 0x1p-24 + 1e-30));
+    err_b = fmax(err_b, fabs(r.db[c] - sb) / (sb_abs * SUM_ERR + fabs(sb) * 0x1p-24 + 1e-30));
   }
   ok(ybad == 0 && dxbad == 0,
      "layer [301 x 77], stride 83: y = gamma*f + beta and dx exact (%lld, %lld "
@@ -226,8 +233,9 @@ static void test_layer(dnc_module *mod)
   ok(fabs(r.dp[0] - sa) <= sa_abs * 1e-12,
      "scalar parameter gradient = the double sum (%.17g vs %.17g)", r.dp[0], sa);
   ok(err_s <= 1 && err_g <= 1 && err_b <= 1,
-     "per-channel, gamma and beta gradients = the double sums rounded to "
-     "float (worst %.2g, %.2g, %.2g of the allowance)", err_s, err_g, err_b);
+     "per-channel, gamma and beta gradients within 7 * 2^-24 of their terms' "
+     "magnitudes of the exact sums (worst %.2g, %.2g, %.2g of the allowance)",
+     err_s, err_g, err_b);
   ok(r.dp[1] == 0, "a per-channel parameter's scalar slot is left alone");
   /* no gamma or beta: y = f exactly */
   float *y2 = calloc((size_t)(rows * ld), sizeof(float));
@@ -382,7 +390,8 @@ static void test_layer_cm(void)
   }
   for (int k = 0; k < 3; k += 2)
     worst = fmax(worst, fabs(dp[0][k] - ref.dp[k]) / (fabs(ref.dp[k]) + 1e-3));
-  ok(worst < 1e-6, "channel-major sums (scalar, per-channel, gamma, beta) "
+  /* the two walk their rows in different groups of 8 (SUM_ERR) */
+  ok(worst < 1e-5, "channel-major sums (scalar, per-channel, gamma, beta) "
      "agree with the row-major ones (worst relative difference %.2g)", worst);
   ok(dp[0][1] == 0, "channel-major: a per-channel parameter's scalar slot is left alone");
   for (int t = 1; t < 3; t++)
@@ -401,6 +410,38 @@ static void test_layer_cm(void)
   free(dy);
   free(xt);
   free(dyt);
+}
+
+/* dbeta over 1024 rows of a column whose first dy is 2^24 and the rest 1:
+ * a float accumulator loses every 1 after the first row (2^24 + 1 rounds
+ * to 2^24); the kernel loses at most the 7 of the first group of 8 rows
+ * and adds the others' exact group sums (8) in double */
+static void test_channel_sum(dnc_module *mod)
+{
+  const dnc_function *f = dnc_module_find(mod, "lin");
+  int64_t rows = 1024, cols = 19, n = rows * cols;
+  float *x = calloc((size_t)n, sizeof(float)), *dy = malloc(sizeof(float) * (size_t)n);
+  float *y = malloc(sizeof(float) * (size_t)n), *dx = malloc(sizeof(float) * (size_t)n);
+  float g[19], b[19], dg[19] = {0}, db[19] = {0};
+  for (int64_t i = 0; i < n; i++)
+    dy[i] = i < cols ? 0x1p24f : 1.0f;
+  for (int c = 0; c < cols; c++)
+    g[c] = 1, b[c] = 0;
+  dnc_tensor tx = {x, DNC_F32, rows, cols, 0}, tdy = {dy, DNC_F32, rows, cols, 0},
+             tdx = {dx, DNC_F32, rows, cols, 0};
+  dnc_layer L = {NULL, NULL, g, b};
+  double dp[1] = {0};
+  dnc_layer_grad G = {dp, NULL, dg, db};
+  int st = dnc_layer_backward(f, &tx, &tdy, &tdx, &L, &G);
+  double want = 0x1p24 + (double)(rows - 1), worst = 0;
+  for (int c = 0; c < cols; c++)
+    worst = fmax(worst, fabs(db[c] - want));
+  ok(st == 0 && worst <= 7 + 1, "dbeta over 1024 rows, one of them 2^24 times "
+     "the others: off by %g (a float accumulator: by %g)", worst, (double)(rows - 1));
+  free(x);
+  free(dy);
+  free(y);
+  free(dx);
 }
 
 /* sum over 2^25 + 3 elements of dy * d(a*x)/da = x with x = 0.1f: every
@@ -875,6 +916,7 @@ int main(void)
   test_layer(mod);
   test_dgamma_f(ctx);
   test_long_sum(mod);
+  test_channel_sum(mod);
   test_bad_arguments(mod);
   test_huge_sizes(mod);
   dnc_module_free(mod);
