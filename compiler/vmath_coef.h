@@ -34,10 +34,11 @@ static const double vm_erf_e32_f16[5] = {-0x1.81273a0000000p-2, 0x1.ce258a000000
 static const double vm_sinh_s32[5] = {0x1.5555560000000p-3, 0x1.1111120000000p-7, 0x1.a01a120000000p-13, 0x1.71d2180000000p-19, 0x1.b553bc0000000p-26};
 /* erfc(x) exp(x^2), t = x - 2.46, x in [1, 3.92]; max weighted error 1.21e-7 */
 static const double vm_erf_t32[11] = {0x1.b5e79e0000000p-3, -0x1.38dbf20000000p-4, 0x1.a8b5f00000000p-6, -0x1.13766c0000000p-7, 0x1.5744500000000p-9, -0x1.9eca8e0000000p-11, 0x1.dffdf60000000p-13, -0x1.efc4a00000000p-15, 0x1.169bdc0000000p-16, -0x1.d17e520000000p-18, 0x1.cb49800000000p-20};
-/* erfc(x) exp(x^2), x in [1, 3.92], for bf16 kernels; max weighted error 8.32e-5 */
-static const double vm_erf_t32_bf16[7] = {0x1.b5e8e40000000p-3, -0x1.3935e00000000p-4, 0x1.a8be200000000p-6, -0x1.08e86a0000000p-7, 0x1.4f5ed60000000p-9, -0x1.1a6a5a0000000p-10, 0x1.38e4a20000000p-12};
 /* erfc(x) exp(x^2), x in [1, 3.92], for f16 kernels; max weighted error 3.35e-6 */
 static const double vm_erf_t32_f16[9] = {0x1.b5e78e0000000p-3, -0x1.38d7180000000p-4, 0x1.a8b8c80000000p-6, -0x1.14713c0000000p-7, 0x1.57aa1c0000000p-9, -0x1.83b4000000000p-11, 0x1.cc2e940000000p-13, -0x1.81b11c0000000p-14, 0x1.917cb40000000p-16};
+/* (erf(x)/x - 2/sqrt(pi))/x^2, t = x^2 - 5.12, |x| <= 3.2, for bf16 kernels; max weighted error 1.16e-5 */
+static const double vm_erf_w32_bf16[9] = {-0x1.12d0de0000000p-3, 0x1.25978c0000000p-6, -0x1.34455e0000000p-9, 0x1.33f3660000000p-12, -0x1.1b82f80000000p-15, 0x1.e3a5ac0000000p-19, -0x1.bcc4e60000000p-22, 0x1.9151380000000p-25, -0x1.7a663e0000000p-29};
+static const double vm_erf_w32_bf16_mid = 0x1.47ae140000000p+2;
 /* (atan(x) - x)/x^3, u = x^2 <= 1; max weighted error 1.09e-9 */
 static const double vm_atan_a32[11] = {-0x1.5555560000000p-2, 0x1.99998e0000000p-3, -0x1.2490520000000p-3, 0x1.c6dc2a0000000p-4, -0x1.72375a0000000p-4, 0x1.3014d00000000p-4, -0x1.d914fc0000000p-5, 0x1.3b975e0000000p-5, -0x1.3e47860000000p-6, 0x1.9bd53e0000000p-8, -0x1.f2dcd20000000p-11};
 /* (sin(r) - r)/r^3, u = r^2 <= (pi/4)^2; max weighted error 1.69e-13 */

@@ -25,7 +25,8 @@ Why each function of t (the reductions are in compiler/vmath.c):
               erfc(x) exp(x^2) (erf is 1 in f32 beyond 3.92)
   bf16, f16   exp's P and erf's E and F again with fewer terms, for the
               kernels whose results are rounded to 8 or 11 bits
-              (`..._bf16`, `..._f16`); tanh there is -E/(2 + E) with
+              (`..._bf16`, `..._f16`); bf16's erf is one polynomial,
+              x (c0 + u E(u - 5.12)) up to 3.2; tanh there is -E/(2 + E) with
               E = expm1(-2|x|) from the same exp, so it has no polynomial
               of its own
   erfc        erfc(x) = exp(-x^2) C(1/x - m) / x for x in [0.5, 10]: C is
@@ -201,9 +202,24 @@ def main():
         return mp.erfc(x) * mp.exp(x * x)
     c, e = remez(erf_tail, 1 - emid, mp.mpf("3.92") - emid, 10)
     emit("vm_erf_t32", c, e, 32, "erfc(x) exp(x^2), t = x - 2.46, x in [1, 3.92]")
-    for tag, deg in (("bf16", 6), ("f16", 8)):
+    for tag, deg in (("f16", 8),):  # bf16's erf: vm_erf_w32_bf16 below
         c, e = remez(erf_tail, 1 - emid, mp.mpf("3.92") - emid, deg)
         emit(f"vm_erf_t32_{tag}", c, e, 32, f"erfc(x) exp(x^2), x in [1, 3.92], for {tag} kernels")
+
+    # bf16's erf in one piece: erf(x) = x (c0 + u E(u - 5.12)) up to
+    # |x| = 3.2, where 1 - erf is 2^-17.3, then 1; centred at u = 5.12,
+    # where its terms cancel little in f32; weighted by u / (erf(x)/x),
+    # as E's error reaches erf
+    wmid = mp.mpf(float.fromhex(as_c(mp.mpf("5.12"), 32)))
+
+    def erf_weight(t):
+        u = t + wmid
+        return u / (mp.erf(mp.sqrt(u)) / mp.sqrt(u)) if u > 1e-30 else mp.mpf(1e-30)
+    c, e = remez(lambda t: erf_e(t + wmid), -wmid, mp.mpf("3.2") ** 2 - wmid, 8,
+                 weight=erf_weight)
+    emit("vm_erf_w32_bf16", c, e, 32,
+         "(erf(x)/x - 2/sqrt(pi))/x^2, t = x^2 - 5.12, |x| <= 3.2, for bf16 kernels")
+    print(f"static const double vm_erf_w32_bf16_mid = {as_c(wmid, 32)};")
 
     def atan_a(u):
         x = mp.sqrt(u)
