@@ -27,6 +27,9 @@ JSON:
                                     backward time over PointwiseNorm's, f32,
                                     same threads, <shape> 8192x4096 and
                                     32x128x512 (a transformer layer's)
+  "torch_module/<fn>/<shape>/t<N>/vs_layernorm"  the same on N threads: the
+                                    all-threads count and 1 (issue 18's
+                                    bars are for one thread)
 Without PyTorch it says so and adds nothing.
 """
 import os
@@ -114,9 +117,11 @@ if os.environ.get("DNC_BENCH_LAYERNORM_SHAPES"):  # "4x64,2x8x64": a quick run
                              os.environ["DNC_BENCH_LAYERNORM_SHAPES"].split(","))
 
 
-def vs_layernorm(dt, threads, reps, res):
+def vs_layernorm(dt, threads, reps, res, all_threads):
     """nn.LayerNorm against PointwiseNorm on the shapes of the issue, in
-    interleaved rounds (more of them for the small shape)."""
+    interleaved rounds (more of them for the small shape), on `threads`
+    threads (all_threads: the count of the unsuffixed keys)."""
+    torch.set_num_threads(threads)
     print(f"nn.LayerNorm over dnc.torch.PointwiseNorm, f32, {threads} threads, "
           "forward + backward, median of interleaved rounds "
           f"(PyTorch {torch.__version__})")
@@ -146,7 +151,11 @@ def vs_layernorm(dt, threads, reps, res):
                         times[v].append((time.perf_counter() - t0) * 1e3)
             ln = statistics.median(times["layernorm"])
             m = statistics.median(times["module"])
-            res[f"torch_module/{name}/{tag}/vs_layernorm"] = round(ln / m, 4)
+            res[f"torch_module/{name}/{tag}/t{threads}/vs_layernorm"] = \
+                round(ln / m, 4)
+            if threads == all_threads:
+                res[f"torch_module/{name}/{tag}/vs_layernorm"] = \
+                    round(ln / m, 4)
             print(f"{name:8}{tag:>14}{ln:14.3f}{m:11.3f}{ln / m:18.2f}")
 
 
@@ -253,7 +262,8 @@ def main():
     if note:
         print(f"  ({note})")
     if dt is not None:
-        vs_layernorm(dt, threads, reps, res)
+        for t in sorted({threads, 1}, reverse=True):
+            vs_layernorm(dt, t, reps, res, threads)
     results.save(out, res)
 
 
