@@ -16,9 +16,9 @@
  * masked iteration for the tail; LLVM's vectorizers are not relied on. The
  * storage type is f32, f64, bf16 or f16; bf16 and f16 are computed in f32
  * and rounded to nearest even when stored. Reductions accumulate in double
- * lanes and are summed lane by lane in a fixed order, so a kernel's result
- * does not depend on how the caller chunks other work; a layer's
- * per-channel sums are added in f32 over 8 rows first (emit_tiles).
+ * lanes, after groups of 8 terms in f32 (SUM_VECS, emit_tiles), and are
+ * summed lane by lane in a fixed order, so a kernel's result does not
+ * depend on how the caller chunks other work.
  *
  * Every derivative the backward needs is emitted into one body with one
  * memo over node ids: the hash-consed DAG makes tanh(alpha*x) the same node
@@ -524,6 +524,9 @@ struct kbody {
   LLVMValueRef pfw, pfld[3];       /* bwd in tiles: the tile's width, and
                                     * x, dy, dx's row strides (prefetch) */
   LLVMValueRef *acc;               /* by param: alloca'd <lanes x double> */
+  LLVMValueRef *acc32;             /* by param: <lanes x ct>, SUM_VECS terms
+                                    * before they go to acc (not f64) */
+  LLVMValueRef nacc;               /* vectors added to acc32 since */
   LLVMValueRef *splats;            /* by param: the scalar value, splatted */
   LLVMValueRef layer_fn[2];        /* the layer forward and backward */
   dnc_node *froot;                 /* f */
@@ -593,16 +596,63 @@ static void emit_vector_loop(dnc_cg *cg, kbody *k, LLVMValueRef n,
   LLVMPositionBuilderAtEnd(cg->b, exit);
 }
 
-/* acc += (double) v, dead lanes left out */
+/* A scalar parameter's sum: each lane adds its terms in double (f64), or
+ * in the compute type over SUM_VECS vectors and then into its double
+ * (flush_scalars). Widening every vector of terms and adding it in double
+ * (two conversions and two additions per 16 elements and parameter) was
+ * a tenth of DyT's f32 backward in cache. A sum is off by at most 7 2^-24
+ * of its terms' magnitudes more than in double, as the per-channel sums
+ * (emit_tiles). */
+enum { SUM_VECS = 8 };
+
+static int has_scalar_sums(const kbody *k)
+{
+  for (int i = 0; i < k->f->nparams; i++)
+    if (k->dfdp[i] && !(k->dpc && k->dpc[i]))
+      return 1;
+  return 0;
+}
+
+/* acc += v, dead lanes left out */
 static void accumulate(dnc_cg *cg, LLVMValueRef acc, LLVMValueRef v,
                        LLVMValueRef mask)
 {
-  if (!cg->f64)
-    v = LLVMBuildFPExt(cg->b, v, cg->accv, "");
+  LLVMTypeRef t = LLVMTypeOf(v);
   if (mask)
-    v = LLVMBuildSelect(cg->b, mask, v, LLVMConstNull(cg->accv), "");
-  LLVMValueRef old = LLVMBuildLoad2(cg->b, cg->accv, acc, "");
+    v = LLVMBuildSelect(cg->b, mask, v, LLVMConstNull(t), "");
+  LLVMValueRef old = LLVMBuildLoad2(cg->b, t, acc, "");
   LLVMBuildStore(cg->b, LLVMBuildFAdd(cg->b, old, v, ""), acc);
+}
+
+/* acc[i] += (double) acc32[i]; acc32[i] = 0 */
+static void flush_scalars(dnc_cg *cg, kbody *k)
+{
+  for (int i = 0; i < k->f->nparams; i++) {
+    if (!k->dfdp[i] || (k->dpc && k->dpc[i]))
+      continue;
+    LLVMValueRef a = LLVMBuildLoad2(cg->b, cg->vt, k->acc32[i], "");
+    accumulate(cg, k->acc[i], LLVMBuildFPExt(cg->b, a, cg->accv, ""), NULL);
+    LLVMBuildStore(cg->b, LLVMConstNull(cg->vt), k->acc32[i]);
+  }
+}
+
+/* after a vector's terms: every SUM_VECS-th vector, flush_scalars */
+static void count_scalars(dnc_cg *cg, kbody *k)
+{
+  LLVMValueRef fn = LLVMGetBasicBlockParent(LLVMGetInsertBlock(cg->b));
+  LLVMBasicBlockRef flush = LLVMAppendBasicBlockInContext(cg->ctx, fn, "sums.flush");
+  LLVMBasicBlockRef cont = LLVMAppendBasicBlockInContext(cg->ctx, fn, "sums.cont");
+  LLVMValueRef n = LLVMBuildAdd(cg->b, LLVMBuildLoad2(cg->b, cg->i32, k->nacc, ""),
+                                LLVMConstInt(cg->i32, 1, 0), "");
+  LLVMValueRef full = LLVMBuildICmp(cg->b, LLVMIntEQ, n,
+                                    LLVMConstInt(cg->i32, SUM_VECS, 0), "");
+  LLVMBuildStore(cg->b, LLVMBuildSelect(cg->b, full, LLVMConstInt(cg->i32, 0, 0), n, ""),
+                 k->nacc);
+  LLVMBuildCondBr(cg->b, full, flush, cont);
+  LLVMPositionBuilderAtEnd(cg->b, flush);
+  flush_scalars(cg, k);
+  LLVMBuildBr(cg->b, cont);
+  LLVMPositionBuilderAtEnd(cg->b, cont);
 }
 
 /* sums[col..] += v: per-channel accumulation in memory, in double, or in
@@ -693,9 +743,13 @@ static void body_bwd(dnc_cg *cg, kbody *k, LLVMValueRef col, LLVMValueRef mask)
     LLVMValueRef t = LLVMBuildFMul(cg->b, dyf, emit_node(cg, k->m, k->dfdp[i]), "");
     if (k->dpc && k->dpc[i])
       accumulate_mem(cg, k, k->dpc[i], col, t, mask);
-    else
+    else if (cg->f64)
       accumulate(cg, k->acc[i], t, mask);
+    else
+      accumulate(cg, k->acc32[i], t, mask);
   }
+  if (!cg->f64 && has_scalar_sums(k))
+    count_scalars(cg, k);
 }
 
 /* ----------------------------------------------------- kernel functions */
@@ -735,6 +789,22 @@ static LLVMValueRef alloca_entry(dnc_cg *cg, LLVMTypeRef t, const char *name)
   return a;
 }
 
+/* The scalar sums' accumulators, zeroed */
+static void new_accumulators(dnc_cg *cg, kbody *k, LLVMValueRef *acc,
+                             LLVMValueRef *acc32)
+{
+  for (int i = 0; i < k->f->nparams; i++) {
+    acc[i] = alloca_entry(cg, cg->accv, "acc");
+    LLVMBuildStore(cg->b, LLVMConstNull(cg->accv), acc[i]);
+    acc32[i] = alloca_entry(cg, cg->vt, "acc32");
+    LLVMBuildStore(cg->b, LLVMConstNull(cg->vt), acc32[i]);
+  }
+  k->acc = acc;
+  k->acc32 = acc32;
+  k->nacc = alloca_entry(cg, cg->i32, "nacc");
+  LLVMBuildStore(cg->b, LLVMConstInt(cg->i32, 0, 0), k->nacc);
+}
+
 /* Splatted scalar parameter values p[k], converted to the compute type. */
 static void param_splats(dnc_cg *cg, dnc_fn *f, LLVMValueRef p,
                          LLVMValueRef *out)
@@ -757,9 +827,12 @@ static LLVMValueRef load_ptr_at(dnc_cg *cg, LLVMValueRef arr, int i)
                         LLVMBuildGEP2(cg->b, cg->ptr, arr, &idx, 1, ""), "");
 }
 
-/* Horizontal sums of the accumulators into dp[k], lane by lane in order. */
+/* Horizontal sums of the accumulators into dp[k], lane by lane in order
+ * (after what acc32 still holds). */
 static void store_sums(dnc_cg *cg, kbody *k, LLVMValueRef dp)
 {
+  if (!cg->f64)
+    flush_scalars(cg, k);
   for (int i = 0; i < k->f->nparams; i++) {
     if (k->dpc && k->dpc[i])
       continue;
@@ -839,7 +912,7 @@ static void build_bwd(dnc_cg *cg, kbody *k, const dnc_target *t,
     call_layer(cg, k->layer_fn[1], a, 16);
     return;
   }
-  LLVMValueRef acc[DNC_MAX_PARAMS], splats[DNC_MAX_PARAMS];
+  LLVMValueRef acc[DNC_MAX_PARAMS], acc32[DNC_MAX_PARAMS], splats[DNC_MAX_PARAMS];
   k->x = LLVMGetParam(fn, 0);
   k->dy = LLVMGetParam(fn, 1);
   k->dx = LLVMGetParam(fn, 2);
@@ -848,11 +921,7 @@ static void build_bwd(dnc_cg *cg, kbody *k, const dnc_target *t,
   k->pc = NULL;
   k->dpc = NULL;
   k->affine = 0;
-  k->acc = acc;
-  for (int i = 0; i < k->f->nparams; i++) {
-    acc[i] = alloca_entry(cg, cg->accv, "acc");
-    LLVMBuildStore(cg->b, LLVMConstNull(cg->accv), acc[i]);
-  }
+  new_accumulators(cg, k, acc, acc32);
   LLVMValueRef ivar = alloca_entry(cg, cg->i64, "i.addr");
   emit_vector_loop(cg, k, LLVMGetParam(fn, 3), ivar, body_bwd);
   store_sums(cg, k, LLVMGetParam(fn, 5));
@@ -1104,19 +1173,17 @@ static void build_layer_bwd(dnc_cg *cg, kbody *k, const dnc_target *t,
   LLVMValueRef fn = new_function(cg, t, name, pt, 16);
   k->layer_fn[1] = fn;
   LLVMValueRef pc[DNC_MAX_PARAMS], dpc[DNC_MAX_PARAMS], acc[DNC_MAX_PARAMS];
-  LLVMValueRef splats[DNC_MAX_PARAMS];
+  LLVMValueRef acc32[DNC_MAX_PARAMS], splats[DNC_MAX_PARAMS];
   param_splats(cg, k->f, LLVMGetParam(fn, 8), splats);
   k->splats = splats;
   for (int i = 0; i < k->f->nparams; i++) {
     int pcp = k->f->params[i].per_channel;
     pc[i] = pcp ? load_ptr_at(cg, LLVMGetParam(fn, 9), i) : NULL;
     dpc[i] = pcp ? load_ptr_at(cg, LLVMGetParam(fn, 13), i) : NULL;
-    acc[i] = alloca_entry(cg, cg->accv, "acc");
-    LLVMBuildStore(cg->b, LLVMConstNull(cg->accv), acc[i]);
   }
   k->pc = pc;
   k->dpc = dpc;
-  k->acc = acc;
+  new_accumulators(cg, k, acc, acc32);
   k->gamma = LLVMGetParam(fn, 10);
   k->beta = LLVMGetParam(fn, 11);
   k->dgamma = LLVMGetParam(fn, 14);

@@ -316,7 +316,8 @@ typedef struct dnc_tensor {
  * params: one value per parameter in declaration order (a per-channel
  * parameter takes the one value given); NULL: the defaults. dparams: NULL
  * when not wanted. y may be x, dx may be dy (the same view); other
- * overlaps are undefined. The sums are accumulated in double (see
+ * overlaps are undefined. The sums are accumulated in double, after
+ * groups of 8 terms per vector lane in f32 for f32, bf16 and f16 (see
  * docs/c-api.md) and are bitwise the same for any number of threads. */
 DNC_API dnc_status dnc_forward(const dnc_function *f, const dnc_tensor *x,
                                const dnc_tensor *y, const double *params);

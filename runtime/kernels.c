@@ -12,14 +12,12 @@
  * same for 1, 2 or N threads.
  *
  * Accumulation precision: each element's contribution dy * df/dp is
- * formed in the compute type. A scalar parameter's is widened to double
- * and summed in double lanes; lanes and blocks are then summed in double
- * in a fixed order: the relative error of a sum of n terms is about
- * n * 2^-53 of the sum of their magnitudes (plus each term's own rounding
- * in the compute type), far below f32 resolution for n = 2^25. A layer's
- * per-channel sums are added in the compute type over 8 rows at a time
- * (codegen.c, emit_tiles: at most 7 * 2^-24 of the magnitudes more in
- * f32), those group sums and then the blocks in double.
+ * formed in the compute type and added in it over groups of 8 (a scalar
+ * parameter's: 8 vectors per lane; a per-channel one's: 8 rows; codegen.c,
+ * SUM_VECS and emit_tiles), whose sums go to double lanes; lanes and
+ * blocks are then summed in double in a fixed order. A sum is thus off by
+ * at most 7 * 2^-24 of its terms' magnitudes in f32 (0 in f64), plus about
+ * n * 2^-53 (plus each term's own rounding in the compute type).
  */
 #include <stdlib.h>
 #include <string.h>
