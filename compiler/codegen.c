@@ -526,7 +526,8 @@ struct kbody {
   LLVMValueRef *acc;               /* by param: alloca'd <lanes x double> */
   LLVMValueRef *acc32;             /* by param: <lanes x ct>, SUM_VECS terms
                                     * before they go to acc (not f64) */
-  LLVMValueRef nacc;               /* vectors added to acc32 since */
+  LLVMValueRef nacc;               /* vectors added to acc32 since the
+                                    * last flush_scalars */
   LLVMValueRef *splats;            /* by param: the scalar value, splatted */
   LLVMValueRef layer_fn[2];        /* the layer forward and backward */
   dnc_node *froot;                 /* f */
