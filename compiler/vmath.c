@@ -366,7 +366,7 @@ static LLVMValueRef vm_tanh(vm *v, LLVMValueRef x, LLVMValueRef e)
 {
   LLVMValueRef big = sub(v, K(v, 1.0), vdiv(v, add(v, e, e), add(v, K(v, 1.0), e)));
   return v->d ? tanh_join(v, x, vm_tanh_t64, 16, 1.0, big)
-              : tanh_join(v, x, vm_tanh_t32, 9, 1.0, big);
+              : tanh_join(v, x, vm_tanh_t32, 7, 1.0, big);
 }
 
 /* tanh's Taylor series, (tanh(x) - x)/x^3 to x^6: below |x| = 1/4 its
@@ -378,7 +378,7 @@ static const double vm_tanh_taylor[4] = {-1.0 / 3, 2.0 / 15, -17.0 / 315,
  * in f64, where vm_tanh's polynomial is kept) 1 - 2 q d, one fused
  * multiply-add, with q the derivative's quotient; below, x + x^3 P(x^2)
  * with P the Taylor series (vm_tanh_taylor, tanh's to x^9),
- * four operations fewer than vm_tanh's degree-8 polynomial. Above 1/4
+ * three operations fewer than vm_tanh's degree-6 polynomial. Above 1/4
  * the error is that of q d (three roundings, and e's own) weighed by
  * 2e/d <= 0.76 against tanh >= 0.245: at most 10 ulp at the crossover by
  * that bound, 4.1 ulp measured there, about 1 ulp from |x| = 1
@@ -493,7 +493,7 @@ static LLVMValueRef erf_small(vm *v, LLVMValueRef x)
   LLVMValueRef u = mul(v, x, x);
   LLVMValueRef e = v->lowp == 8  ? poly(v, u, vm_erf_e32_bf16, 4)
                  : v->lowp == 11 ? poly(v, u, vm_erf_e32_f16, 5)
-                                 : poly(v, u, vm_erf_e32, 7);
+                                 : poly(v, u, vm_erf_e32, 6);
   LLVMValueRef t = fma3(v, u, e, K(v, vm_erf_c0lo));
   return vcopysign(v, fma3(v, x, K(v, vm_erf_c0hi), mul(v, x, t)), x); /* ±0 */
 }
@@ -532,7 +532,7 @@ static LLVMValueRef vm_erf(vm *v, LLVMValueRef x)
   LLVMValueRef a = clampf(v, ax, 1.0, 3.92);
   LLVMValueRef at = sub(v, a, K(v, 2.46));
   LLVMValueRef f = v->lowp == 11 ? poly(v, at, vm_erf_t32_f16, 9)
-                                 : poly(v, at, vm_erf_t32, 11);
+                                 : poly(v, at, vm_erf_t32, 9);
   /* exp(-x^2) from x itself, not the clamped a (the same where big is
    * taken), built as the derivative's exp(-(u^2)) is (lw_math in
    * codegen.c), so that a kernel with both computes it once */

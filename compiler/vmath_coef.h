@@ -13,12 +13,12 @@ static const double vm_exp_p32_f16[4] = {0x1.ffff580000000p-2, 0x1.5555e60000000
 static const double vm_log_q32[9] = {0x1.5555540000000p-2, -0x1.fffff80000000p-3, 0x1.999d580000000p-3, -0x1.555ca00000000p-3, 0x1.23d37e0000000p-3, -0x1.fcba9e0000000p-4, 0x1.de4a320000000p-4, -0x1.d7a3720000000p-4, 0x1.2043820000000p-4};
 /* (2 atanh(s) - 2s)/s^3, u = s^2 <= 0.0295; max weighted error 2.07e-20 */
 static const double vm_log_l64[9] = {0x1.5555555555555p-1, 0x1.9999999999998p-2, 0x1.2492492492965p-2, 0x1.c71c71c64aca6p-3, 0x1.745d17d44d790p-3, 0x1.3b137ae93f8b5p-3, 0x1.111d33b99a27dp-3, 0x1.debcb52db051bp-4, 0x1.e6c2feaf9dc06p-4};
-/* (tanh(x) - x)/x^3, u = x^2 <= 1; max weighted error 4.49e-10 */
-static const double vm_tanh_t32[9] = {-0x1.5555560000000p-2, 0x1.11110e0000000p-3, -0x1.ba1a420000000p-5, 0x1.6632520000000p-6, -0x1.2138300000000p-7, 0x1.c7ed400000000p-9, -0x1.45a4640000000p-10, 0x1.6223320000000p-12, -0x1.96a8c00000000p-15};
+/* (tanh(x) - x)/x^3, u = x^2 <= 1, error weighted as it reaches tanh; max weighted error 4.63e-9 */
+static const double vm_tanh_t32[7] = {-0x1.55553c0000000p-2, 0x1.110be20000000p-3, -0x1.b962220000000p-5, 0x1.6009920000000p-6, -0x1.0460c40000000p-7, 0x1.2da4f60000000p-9, -0x1.77dd300000000p-12};
 /* (tanh(x) - x)/x^3, u = x^2 <= 1; max weighted error 1.42e-17 */
 static const double vm_tanh_t64[16] = {-0x1.5555555555555p-2, 0x1.11111111110bap-3, -0x1.ba1ba1ba14573p-5, 0x1.664f4880d3635p-6, -0x1.226e35199d302p-7, 0x1.d6d3c53c1a946p-9, -0x1.7da2bdeb74e31p-10, 0x1.3551af7bd3905p-11, -0x1.f521261a5fef2p-13, 0x1.94985cd273c7ap-14, -0x1.4209caa8734e8p-15, 0x1.ea1ce40d3fea5p-17, -0x1.4ebdd66958e50p-18, 0x1.724219da60bacp-20, -0x1.1ac4aae1dc838p-22, 0x1.b040c4f187979p-26};
-/* (erf(x)/x - 2/sqrt(pi))/x^2, u = x^2 <= 1; max weighted error 4.15e-10 */
-static const double vm_erf_e32[7] = {-0x1.8127460000000p-2, 0x1.ce2f1e0000000p-4, -0x1.b82be60000000p-6, 0x1.5644220000000p-8, -0x1.be0c700000000p-11, 0x1.e0025c0000000p-14, -0x1.55fe4c0000000p-17};
+/* (erf(x)/x - 2/sqrt(pi))/x^2, u = x^2 <= 1, error weighted as it reaches erf; max weighted error 1.33e-9 */
+static const double vm_erf_e32[6] = {-0x1.8127400000000p-2, 0x1.ce2d4e0000000p-4, -0x1.b7fdae0000000p-6, 0x1.54247a0000000p-8, -0x1.a4bb4a0000000p-11, 0x1.4b4b960000000p-14};
 static const double vm_erf_c0hi = 0x1.20dd760000000p+0, vm_erf_c0lo = -0x1.f7ac920000000p-25; /* 2/sqrt(pi) */
 /* erfc(x) exp(x^2) x, t = 1/x - 1.25, 1/x in [0.5, 2]; max weighted error 2.64e-9 */
 static const double vm_erfc_a32[13] = {0x1.90abd40000000p-2, -0x1.16750a0000000p-3, 0x1.2cf84a0000000p-5, -0x1.783c140000000p-9, -0x1.787b780000000p-8, 0x1.823d3a0000000p-8, -0x1.064b2e0000000p-8, 0x1.18a1e60000000p-9, -0x1.fa1ffe0000000p-11, 0x1.20206c0000000p-11, -0x1.717c2c0000000p-13, -0x1.537ff20000000p-12, 0x1.14d9ce0000000p-12};
@@ -32,8 +32,8 @@ static const double vm_erf_e32_bf16[4] = {-0x1.8125da0000000p-2, 0x1.cd7d9800000
 static const double vm_erf_e32_f16[5] = {-0x1.81273a0000000p-2, 0x1.ce258a0000000p-4, -0x1.b6fb860000000p-6, 0x1.48c7080000000p-8, -0x1.3ce9c20000000p-11};
 /* (sinh(x) - x)/x^3, u = x^2 <= 1; max weighted error 1.86e-12 */
 static const double vm_sinh_s32[5] = {0x1.5555560000000p-3, 0x1.1111120000000p-7, 0x1.a01a120000000p-13, 0x1.71d2180000000p-19, 0x1.b553bc0000000p-26};
-/* erfc(x) exp(x^2), t = x - 2.46, x in [1, 3.92]; max weighted error 1.21e-7 */
-static const double vm_erf_t32[11] = {0x1.b5e79e0000000p-3, -0x1.38dbf20000000p-4, 0x1.a8b5f00000000p-6, -0x1.13766c0000000p-7, 0x1.5744500000000p-9, -0x1.9eca8e0000000p-11, 0x1.dffdf60000000p-13, -0x1.efc4a00000000p-15, 0x1.169bdc0000000p-16, -0x1.d17e520000000p-18, 0x1.cb49800000000p-20};
+/* erfc(x) exp(x^2), t = x - 2.46, x in [1, 3.92], error weighted as it reaches erf; max weighted error 2.52e-9 */
+static const double vm_erf_t32[9] = {0x1.b5e82c0000000p-3, -0x1.38d4f40000000p-4, 0x1.a887f80000000p-6, -0x1.1715900000000p-7, 0x1.406ee00000000p-9, -0x1.9752460000000p-11, 0x1.04a2680000000p-11, 0x1.9e76600000000p-13, 0x1.c5cd420000000p-14};
 /* erfc(x) exp(x^2), x in [1, 3.92], for f16 kernels; max weighted error 3.35e-6 */
 static const double vm_erf_t32_f16[9] = {0x1.b5e78e0000000p-3, -0x1.38d7180000000p-4, 0x1.a8b8c80000000p-6, -0x1.14713c0000000p-7, 0x1.57aa1c0000000p-9, -0x1.83b4000000000p-11, 0x1.cc2e940000000p-13, -0x1.81b11c0000000p-14, 0x1.917cb40000000p-16};
 /* (erf(x)/x - 2/sqrt(pi))/x^2, t = x^2 - 5.12, |x| <= 3.2, for bf16 kernels; max weighted error 1.16e-5 */
