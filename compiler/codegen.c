@@ -606,10 +606,16 @@ static void emit_vector_loop(dnc_cg *cg, kbody *k, LLVMValueRef n,
  * (emit_tiles). */
 enum { SUM_VECS = 8 };
 
+/* parameter i has a scalar sum (not per-channel, and not exactly 0) */
+static int scalar_sum(const kbody *k, int i)
+{
+  return k->dfdp[i] && !(k->dpc && k->dpc[i]);
+}
+
 static int has_scalar_sums(const kbody *k)
 {
   for (int i = 0; i < k->f->nparams; i++)
-    if (k->dfdp[i] && !(k->dpc && k->dpc[i]))
+    if (scalar_sum(k, i))
       return 1;
   return 0;
 }
@@ -629,7 +635,7 @@ static void accumulate(dnc_cg *cg, LLVMValueRef acc, LLVMValueRef v,
 static void flush_scalars(dnc_cg *cg, kbody *k)
 {
   for (int i = 0; i < k->f->nparams; i++) {
-    if (!k->dfdp[i] || (k->dpc && k->dpc[i]))
+    if (!scalar_sum(k, i))
       continue;
     LLVMValueRef a = LLVMBuildLoad2(cg->b, cg->vt, k->acc32[i], "");
     accumulate(cg, k->acc[i], LLVMBuildFPExt(cg->b, a, cg->accv, ""), NULL);

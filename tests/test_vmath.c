@@ -179,15 +179,6 @@ static double dsigmoid_d(double x)
 
 /* ulp of the format with p significand bits and minimum normal exponent
  * emin at v */
-static double ulp_fmt(double v, int p, int emin)
-{
-  int e;
-  frexp(fabs(v), &e);
-  if (e - 1 < emin)
-    e = emin + 1;
-  return ldexp(1, e - p);
-}
-
 static float h2f(uint16_t h, int bf16)
 {
   if (bf16) {

@@ -1,32 +1,31 @@
 /*
  * ulp.h - the unit in the last place that the C tests measure errors in:
- * of a float's or a double's binade at v, the subnormal spacing at the
- * bottom.
+ * of v's binade in a format of p significand bits and least normal
+ * exponent emin, the subnormal spacing below; ulp32 and ulp64 for float
+ * and double, whose ulp at 0 is the subnormal spacing too.
  */
 #ifndef DNC_TEST_ULP_H
 #define DNC_TEST_ULP_H
 
-#include <float.h>
 #include <math.h>
+
+static inline double ulp_fmt(long double v, int p, int emin)
+{
+  int e;
+  frexpl(fabsl(v), &e);
+  if (e - 1 < emin)
+    e = emin + 1;
+  return ldexp(1, e - p);
+}
 
 static inline double ulp32(double v)
 {
-  v = fabs(v);
-  if (v < FLT_MIN)
-    return 0x1p-149;
-  int e;
-  frexp(v, &e);
-  return ldexp(1, e - 24);
+  return v == 0 ? 0x1p-149 : ulp_fmt(v, 24, -126);
 }
 
 static inline double ulp64(long double v)
 {
-  v = fabsl(v);
-  if (v < DBL_MIN)
-    return 0x1p-1074;
-  int e;
-  frexpl(v, &e);
-  return ldexp(1, e - 53);
+  return v == 0 ? 0x1p-1074 : ulp_fmt(v, 53, -1022);
 }
 
 #endif

@@ -224,15 +224,10 @@ def main():
 
     # bf16's erf in one piece: erf(x) = x (c0 + u E(u - 5.12)) up to
     # |x| = 3.2, where 1 - erf is 2^-17.3, then 1; centred at u = 5.12,
-    # where its terms cancel little in f32; weighted by u / (erf(x)/x),
-    # as E's error reaches erf
+    # where its terms cancel little in f32; weighted as f32's E is
     wmid = mp.mpf(float.fromhex(as_c(mp.mpf("5.12"), 32)))
-
-    def erf_weight(t):
-        u = t + wmid
-        return u / (mp.erf(mp.sqrt(u)) / mp.sqrt(u)) if u > 1e-30 else mp.mpf(1e-30)
     c, e = remez(lambda t: erf_e(t + wmid), -wmid, mp.mpf("3.2") ** 2 - wmid, 8,
-                 weight=erf_weight)
+                 weight=lambda t: erf_e_weight(t + wmid))
     emit("vm_erf_w32_bf16", c, e, 32,
          "(erf(x)/x - 2/sqrt(pi))/x^2, t = x^2 - 5.12, |x| <= 3.2, for bf16 kernels")
     print(f"static const double vm_erf_w32_bf16_mid = {as_c(wmid, 32)};")
