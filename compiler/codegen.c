@@ -125,6 +125,15 @@ static void store_vec(dnc_cg *cg, LLVMTypeRef et, LLVMValueRef base,
   if (!mask) {
     LLVMValueRef s = LLVMBuildStore(cg->b, v, p);
     LLVMSetAlignment(s, align);
+    if (cg->nt_store) {
+      /* a whole vector, aligned (dnc_target.stream): movntps and kin */
+      LLVMSetAlignment(s, (unsigned)LLVMABISizeOfType(
+                              LLVMGetModuleDataLayout(cg->mod), LLVMTypeOf(v)));
+      LLVMMetadataRef one = LLVMValueAsMetadata(LLVMConstInt(cg->i32, 1, 0));
+      LLVMSetMetadata(s, LLVMGetMDKindIDInContext(cg->ctx, "nontemporal", 11),
+                      LLVMMetadataAsValue(cg->ctx,
+                                          LLVMMDNodeInContext2(cg->ctx, &one, 1)));
+    }
     return;
   }
   LLVMTypeRef ov[2] = {LLVMTypeOf(v), cg->ptr};
@@ -209,7 +218,8 @@ static LLVMValueRef bf16_round(dnc_cg *cg, LLVMValueRef v)
 }
 
 /* Compute to storage type; bf16 rounds to nearest even and keeps NaN a
- * (quiet) NaN, f16 rounds through fptrunc (IEEE nearest even). */
+ * (quiet) NaN, f16 rounds through fptrunc (IEEE nearest even). Every
+ * store_data is of an output, y or dx: streamed in stream kernels. */
 static void store_data(dnc_cg *cg, LLVMValueRef base, LLVMValueRef idx,
                        LLVMValueRef v, LLVMValueRef mask)
 {
@@ -223,7 +233,9 @@ static void store_data(dnc_cg *cg, LLVMValueRef base, LLVMValueRef idx,
   default:
     break;
   }
+  cg->nt_store = cg->stream;
   store_vec(cg, cg->st, base, idx, v, mask);
+  cg->nt_store = 0;
 }
 
 /* ------------------------------------------------- lowering of one node */
@@ -686,7 +698,7 @@ static void prefetch(dnc_cg *cg, LLVMValueRef base, LLVMValueRef col,
                      LLVMValueRef mask, int bytes, LLVMValueRef w,
                      LLVMValueRef ld, int rw)
 {
-  if (mask)
+  if (mask || (rw && cg->stream)) /* a streamed output is never read */
     return;
   unsigned es = LLVMABISizeOfType(LLVMGetModuleDataLayout(cg->mod), cg->st);
   LLVMValueRef idx = LLVMBuildAdd(cg->b, col, i64c(cg, bytes / (int)es), "");
@@ -869,6 +881,19 @@ static int plain_as_layer(const kbody *k)
   return 1;
 }
 
+/* A kernel's return: a stream kernel's non-temporal stores are weakly
+ * ordered, so it makes them visible first (sfence), as callers of
+ * memcpy-like routines expect. */
+static void kernel_ret(dnc_cg *cg)
+{
+  if (cg->stream) {
+    unsigned id = LLVMLookupIntrinsicID("llvm.x86.sse.sfence", 19);
+    LLVMValueRef f = LLVMGetIntrinsicDeclaration(cg->mod, id, NULL, 0);
+    LLVMBuildCall2(cg->b, LLVMIntrinsicGetType(cg->ctx, id, NULL, 0), f, NULL, 0, "");
+  }
+  LLVMBuildRetVoid(cg->b);
+}
+
 static void call_layer(dnc_cg *cg, LLVMValueRef layer, LLVMValueRef *args,
                        unsigned n)
 {
@@ -900,7 +925,7 @@ static void build_fwd(dnc_cg *cg, kbody *k, const dnc_target *t,
   k->affine = 0;
   LLVMValueRef ivar = alloca_entry(cg, cg->i64, "i.addr");
   emit_vector_loop(cg, k, LLVMGetParam(fn, 2), ivar, body_fwd);
-  LLVMBuildRetVoid(cg->b);
+  kernel_ret(cg);
 }
 
 static void build_bwd(dnc_cg *cg, kbody *k, const dnc_target *t,
@@ -932,7 +957,7 @@ static void build_bwd(dnc_cg *cg, kbody *k, const dnc_target *t,
   LLVMValueRef ivar = alloca_entry(cg, cg->i64, "i.addr");
   emit_vector_loop(cg, k, LLVMGetParam(fn, 3), ivar, body_bwd);
   store_sums(cg, k, LLVMGetParam(fn, 5));
-  LLVMBuildRetVoid(cg->b);
+  kernel_ret(cg);
 }
 
 /* for (i = 0; i < n; i += step) { ... }: loop_begin leaves the builder in
@@ -1166,7 +1191,7 @@ static void build_layer_fwd(dnc_cg *cg, kbody *k, const dnc_target *t,
                    {LLVMGetParam(fn, 1), LLVMGetParam(fn, 3)},
                    {&k->x, &k->y}, 2, body_fwd};
   split_affine(cg, k, k->gamma, emit_layer_copy, &la);
-  LLVMBuildRetVoid(cg->b);
+  kernel_ret(cg);
 }
 
 static void build_layer_bwd(dnc_cg *cg, kbody *k, const dnc_target *t,
@@ -1206,7 +1231,7 @@ static void build_layer_bwd(dnc_cg *cg, kbody *k, const dnc_target *t,
                    {&k->x, &k->dy, &k->dx}, 3, body_bwd};
   split_affine(cg, k, k->gamma, emit_layer_bwd_copy, &la);
   store_sums(cg, k, LLVMGetParam(fn, 12));
-  LLVMBuildRetVoid(cg->b);
+  kernel_ret(cg);
 }
 
 /* ------------------------------------------------------------- driver */
@@ -1266,6 +1291,7 @@ LLVMModuleRef dnc_codegen(LLVMContextRef ctx, dnc_mod *m, dnc_fn *f, int dt,
   int bits = t->math_bits ? t->math_bits
              : dt == DNC_DT_BF16 ? 8 : dt == DNC_DT_F16 ? 11 : 24;
   cg.lowp = !cg.f64 && bits <= 11 ? bits : 0;
+  cg.stream = t->stream && !strncmp(t->triple, "x86_64", 6);
   cg.bf16cvt = cg.avx512 && cg.lanes == 16 && dt == DNC_DT_BF16 &&
                dnc_has_bf16_convert(t->triple, t->features);
 

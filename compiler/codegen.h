@@ -49,6 +49,8 @@ typedef struct dnc_cg {
     LLVMValueRef y, v; /* y = -k |t|, v = exp(y) */
   } expneg[16];
   int nexpneg;
+  int stream;   /* dnc_target.stream */
+  int nt_store; /* store_data is writing an output (y or dx) */
   int dgamma_f; /* the layer backward's f for dgamma alone is being built:
                    tanh and sigmoid may take the derivative's quotient
                    (dnc_vm_with_e) */
@@ -91,6 +93,12 @@ typedef struct dnc_target {
                     bf16 kernels, 11 for f16, full for f32 and f64); 24:
                     f32's in every f32-computed kernel; 8 or 11: that in
                     every one (dnc_options.math_bits) */
+  int stream; /* x86: the kernels write y and dx with non-temporal stores
+                 (every full vector; a row's masked tail as usual) and
+                 end with sfence. They then need every row of y and dx
+                 aligned to a vector of the storage type: the runtime
+                 calls them only so (kernels.c, stream_ok), and only for
+                 outputs too large to stay in the caches. */
 } dnc_target;
 
 /* Builds the module holding every kernel of f in dtype dt, with symbol

@@ -654,9 +654,11 @@ dnc_jit_lib *dnc_jit_lib_new(dnc_jit *j);
 /* Frees the library's code. */
 void dnc_jit_lib_free(dnc_jit_lib *l);
 /* Compiles f's four kernels in dtype dt (a DNC_DT_*) into l and stores
- * their addresses in fns[DNC_K_*]. The caller holds m's lock: the
- * derivatives are added to m's DAG. Returns 0, or -1 with *err malloc'd. */
-int dnc_jit_compile(dnc_jit_lib *l, dnc_mod *m, dnc_fn *f, int dt,
+ * their addresses in fns[DNC_K_*]; stream: the variant that writes its
+ * outputs with non-temporal stores (codegen.h, dnc_target.stream). The
+ * caller holds m's lock: the derivatives are added to m's DAG. Returns 0,
+ * or -1 with *err malloc'd. */
+int dnc_jit_compile(dnc_jit_lib *l, dnc_mod *m, dnc_fn *f, int dt, int stream,
                     void **fns, char **err);
 
 /* -------------------------------------------------------------- kcache.c */

@@ -58,6 +58,7 @@ struct dnc_jit {
   char *dump_dir;
   char *cache_dir;   /* the on-disk cache, with a trailing '/'; NULL: off */
   char *target_key;  /* the key's lines about the build and the target */
+  char *stream_key;  /* the same for the stream kernels (target.stream) */
   pthread_mutex_t lock;
   unsigned long serial;
   kentry *entries;
@@ -372,7 +373,7 @@ static char *target_key(const dnc_target *t)
   pthread_once(&build_once, find_build_id);
   const char *f = "dnc %s\nbuild %s\nllvm %s\ntriple %s\ncpu %s\n"
                   "features %s\nopt %d\npipeline %s\nmath_bits %d\n"
-                  "vector_bits %u\nfma %d\n";
+                  "vector_bits %u\nfma %d\nstream %d\n";
   char passes[192];
   dnc_pipeline(t, passes, sizeof passes);
   size_t n = strlen(f) + strlen(DNC_VERSION_STRING) + strlen(build_id) +
@@ -383,7 +384,7 @@ static char *target_key(const dnc_target *t)
     dnc_die(__FILE__, __LINE__, "out of memory");
   snprintf(s, n, f, DNC_VERSION_STRING, build_id, dnc_llvm_version(), t->triple,
            t->cpu, t->features, t->opt_level, passes, t->math_bits,
-           t->vector_bits, t->has_fma);
+           t->vector_bits, t->has_fma, t->stream);
   return s;
 }
 
@@ -424,6 +425,9 @@ dnc_jit *dnc_jit_new(const dnc_jit_options *o, char **err, int *bad_name)
   if (dnc_kcache_enabled(o->cache))
     j->cache_dir = dnc_kcache_dir(o->cache_dir);
   j->target_key = target_key(&j->target);
+  j->target.stream = 1;
+  j->stream_key = target_key(&j->target);
+  j->target.stream = 0;
 
   LLVMTargetMachineRef tm = dnc_target_machine(&j->target, err);
   if (!tm) {
@@ -477,6 +481,7 @@ void dnc_jit_free(dnc_jit *j)
   free(j->dump_dir);
   free(j->cache_dir);
   free(j->target_key);
+  free(j->stream_key);
   free(j);
 }
 
@@ -577,11 +582,13 @@ static kentry *entry_find(dnc_jit *j, const char *name, const char *key)
 /* Codegen, optimisation and code generation of f's kernels in dtype dt,
  * with symbols "<sym>_<form>": the object code in *obj. */
 static int compile_object(dnc_jit *j, dnc_mod *m, dnc_fn *f, int dt,
-                          const char *sym, const char *dump_name,
+                          int stream, const char *sym, const char *dump_name,
                           LLVMMemoryBufferRef *obj, char **err)
 {
+  dnc_target t = j->target;
+  t.stream = stream;
   LLVMContextRef ctx = LLVMContextCreate();
-  LLVMModuleRef mod = dnc_codegen(ctx, m, f, dt, &j->target, sym, err);
+  LLVMModuleRef mod = dnc_codegen(ctx, m, f, dt, &t, sym, err);
   LLVMTargetMachineRef tm = NULL;
   int bad = !mod || dump(j, mod, dump_name, "before", err) ||
             dnc_optimize(mod, &j->target, err) ||
@@ -639,11 +646,12 @@ static kentry *entry_link(dnc_jit *j, const char *name, char *key,
   return k;
 }
 
-int dnc_jit_compile(dnc_jit_lib *l, dnc_mod *m, dnc_fn *f, int dt,
+int dnc_jit_compile(dnc_jit_lib *l, dnc_mod *m, dnc_fn *f, int dt, int stream,
                     void **fns, char **err)
 {
   dnc_jit *j = l->j;
-  char *key = dnc_kcache_key(m, f, dnc_dtype_names[dt], j->target_key);
+  char *key = dnc_kcache_key(m, f, dnc_dtype_names[dt],
+                             stream ? j->stream_key : j->target_key);
   char name[DNC_KCACHE_NAME_LEN + 1];
   dnc_kcache_name(key, name);
 
@@ -667,9 +675,9 @@ int dnc_jit_compile(dnc_jit_lib *l, dnc_mod *m, dnc_fn *f, int dt,
     if (!obj) {
       char sym[DNC_KCACHE_NAME_LEN + 8], dump_name[160];
       snprintf(sym, sizeof sym, "dnck%s", name);
-      snprintf(dump_name, sizeof dump_name, "dnc%lu_%.100s_%s", l->id, f->name,
-               dnc_dtype_names[dt]);
-      if (compile_object(j, m, f, dt, sym, dump_name, &obj, err)) {
+      snprintf(dump_name, sizeof dump_name, "dnc%lu_%.100s_%s%s", l->id,
+               f->name, dnc_dtype_names[dt], stream ? "_stream" : "");
+      if (compile_object(j, m, f, dt, stream, sym, dump_name, &obj, err)) {
         free(key);
         return -1;
       }

@@ -2,6 +2,7 @@
  * api.c - the public C API over the compiler's internals.
  */
 #include <dlfcn.h>
+#include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,6 +57,42 @@ void dnc_options_init(dnc_options *o)
   o->opt_level = 2;
 }
 
+/* stream_bytes 0: $DNC_STREAM_BYTES (a size in bytes, or -1), else the
+ * last-level cache's size capped at 64 MiB. Larger outputs would leave
+ * the caches before they are read anyway: written past them, they cost
+ * no read for ownership (docs/performance.md, round five, has where the
+ * cap comes from). */
+static int stream_default(long long *out)
+{
+  const char *env = getenv("DNC_STREAM_BYTES");
+  if (env && *env) {
+    char *end;
+    errno = 0;
+    long long v = strtoll(env, &end, 10);
+    if (errno || *end || v < -1 || end == env) {
+      char msg[160];
+      snprintf(msg, sizeof msg, "$DNC_STREAM_BYTES is '%.40s%s': it must be "
+               "-1 (never), 0 (the default) or a size in bytes", env,
+               strlen(env) > 40 ? "..." : "");
+      dnc_set_last_error(msg);
+      return -1;
+    }
+    if (v) {
+      *out = v;
+      return 0;
+    }
+  }
+  long llc = 0;
+#ifdef _SC_LEVEL3_CACHE_SIZE
+  llc = sysconf(_SC_LEVEL3_CACHE_SIZE);
+  if (llc <= 0)
+    llc = sysconf(_SC_LEVEL2_CACHE_SIZE);
+#endif
+  long long cap = 64ll << 20;
+  *out = llc > 0 && llc < cap ? llc : cap;
+  return 0;
+}
+
 dnc_status dnc_context_create(const dnc_options *o, dnc_context **out)
 {
   if (!out)
@@ -80,9 +117,18 @@ dnc_status dnc_context_create(const dnc_options *o, dnc_context **out)
     dnc_set_last_error("cache must be 0 (as $DNC_CACHE says), 1 (on) or -1 (off)");
     return DNC_ERR_ARGUMENT;
   }
+  long long stream = o->stream_bytes;
+  if (stream < -1) {
+    dnc_set_last_error("stream_bytes must be -1 (never), 0 (as "
+                       "$DNC_STREAM_BYTES says) or a size in bytes");
+    return DNC_ERR_ARGUMENT;
+  }
+  if (!stream && stream_default(&stream))
+    return DNC_ERR_ARGUMENT;
   dnc_context *ctx = calloc(1, sizeof *ctx);
   if (!ctx)
     return DNC_ERR_MEMORY;
+  ctx->stream_bytes = stream;
   dnc_jit_options jo = {o->opt_level, o->cpu, o->features,
                         o->dump_ir ? o->dump_ir : getenv("DNC_DUMP_IR"),
                         o->math_bits, o->cache, o->cache_dir};
@@ -428,6 +474,7 @@ dnc_status dnc_module_load(dnc_context *ctx, const char *path,
       ks->k.backward = (dnc_backward_fn)k[DNC_K_BWD];
       ks->k.layer_forward = (dnc_layer_forward_fn)k[DNC_K_LAYER_FWD];
       ks->k.layer_backward = (dnc_layer_backward_fn)k[DNC_K_LAYER_BWD];
+      atomic_init(&ks->stream_state, -1); /* not in the library */
       atomic_store(&mod->kernels[i * DNC_DT__COUNT + t], ks);
     }
   dnc_set_last_error(NULL);
@@ -443,6 +490,15 @@ dnc_module *dnc_function_module(const dnc_function *f)
 const char *dnc_dtype_name(dnc_dtype t)
 {
   return (unsigned)t < DNC_DT__COUNT ? dnc_dtype_names[t] : NULL;
+}
+
+/* ORDER: DNC_K_* */
+static void set_kernels(dnc_kernels *k, void *const *fns)
+{
+  k->forward = (dnc_forward_fn)fns[DNC_K_FWD];
+  k->backward = (dnc_backward_fn)fns[DNC_K_BWD];
+  k->layer_forward = (dnc_layer_forward_fn)fns[DNC_K_LAYER_FWD];
+  k->layer_backward = (dnc_layer_backward_fn)fns[DNC_K_LAYER_BWD];
 }
 
 dnc_status dnc_get_kernels(const dnc_function *f, int t, const dnc_kernels **out)
@@ -464,18 +520,14 @@ dnc_status dnc_get_kernels(const dnc_function *f, int t, const dnc_kernels **out
       mod->lib = dnc_jit_lib_new(mod->ctx->jit);
     void *fns[DNC_K__COUNT];
     char *err = NULL;
-    if (dnc_jit_compile(mod->lib, mod->m, (dnc_fn *)f, t, fns, &err)) {
+    if (dnc_jit_compile(mod->lib, mod->m, (dnc_fn *)f, t, 0, fns, &err)) {
       dnc_set_last_error(err);
       free(err);
       st = DNC_ERR_COMPILE;
     } else if (!(ks = calloc(1, sizeof *ks))) {
       st = DNC_ERR_MEMORY;
     } else {
-      /* ORDER: DNC_K_* */
-      ks->k.forward = (dnc_forward_fn)fns[DNC_K_FWD];
-      ks->k.backward = (dnc_backward_fn)fns[DNC_K_BWD];
-      ks->k.layer_forward = (dnc_layer_forward_fn)fns[DNC_K_LAYER_FWD];
-      ks->k.layer_backward = (dnc_layer_backward_fn)fns[DNC_K_LAYER_BWD];
+      set_kernels(&ks->k, fns);
       atomic_store_explicit(slot, ks, memory_order_release);
     }
   }
@@ -483,6 +535,33 @@ dnc_status dnc_get_kernels(const dnc_function *f, int t, const dnc_kernels **out
   if (ks)
     *out = &ks->k;
   return st;
+}
+
+const dnc_kernels *dnc_get_stream_kernels(const dnc_function *f, int t)
+{
+  const dnc_kernels *k;
+  if (dnc_get_kernels(f, t, &k) != DNC_OK)
+    return NULL;
+  dnc_kset *ks = (dnc_kset *)k; /* k is its first member */
+  int state = atomic_load_explicit(&ks->stream_state, memory_order_acquire);
+  if (state)
+    return state > 0 ? &ks->stream : NULL;
+  dnc_module *mod = f->owner;
+  pthread_mutex_lock(&mod->lock);
+  state = atomic_load_explicit(&ks->stream_state, memory_order_acquire);
+  if (!state) {
+    void *fns[DNC_K__COUNT];
+    char *err = NULL;
+    state = -1;
+    if (dnc_jit_compile(mod->lib, mod->m, (dnc_fn *)f, t, 1, fns, &err) == 0) {
+      set_kernels(&ks->stream, fns);
+      state = 1;
+    }
+    free(err); /* the plain kernels, which compiled, serve instead */
+    atomic_store_explicit(&ks->stream_state, state, memory_order_release);
+  }
+  pthread_mutex_unlock(&mod->lock);
+  return state > 0 ? &ks->stream : NULL;
 }
 
 dnc_status dnc_function_kernels(const dnc_function *f, dnc_dtype t,

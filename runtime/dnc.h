@@ -81,7 +81,8 @@ typedef struct dnc_options {
   const char *dump_ir;  /* an existing directory: each kernel module's IR
                            (the four kernels of one function and dtype) is
                            written there before and after optimisation as
-                           dnc<N>_<function>_<dtype>.before.ll and .after.ll;
+                           dnc<N>_<function>_<dtype>.before.ll and .after.ll
+                           (..._<dtype>_stream.* for the stream kernels);
                            NULL: $DNC_DUMP_IR, else nothing */
   int math_bits;        /* the precision of the vector math (tanh, erf,
                            exp, ...) in the kernels: 0 (default) matches it
@@ -99,6 +100,14 @@ typedef struct dnc_options {
                            false; 1 on; -1 off. Else DNC_ERR_ARGUMENT. */
   const char *cache_dir; /* its directory; NULL: $DNC_CACHE_DIR, else
                            $XDG_CACHE_HOME/dnc, else $HOME/.cache/dnc */
+  long long stream_bytes; /* x86: a call whose output (y, dx) has at
+                           least this many bytes, every row aligned to 64
+                           bytes, writes it with non-temporal stores, past
+                           the caches (kernels compiled for it on first
+                           use; the same results). 0 (default):
+                           $DNC_STREAM_BYTES, else the last-level cache's
+                           size capped at 64 MiB; -1: never. Else
+                           DNC_ERR_ARGUMENT. */
 } dnc_options;
 DNC_API void dnc_options_init(dnc_options *o);
 

@@ -246,6 +246,28 @@ static void flatten(call *c, const dnc_tensor *const *ts, const int64_t *lds,
   grid_init(&c->g, rows, cols);
 }
 
+/* The stream kernels (non-temporal stores) for a call whose output, out
+ * with row stride ld (elements), is at least the context's stream_bytes
+ * and has every vector store aligned: each row's start, and each column
+ * block's, on 64 bytes (the widest vector; movntps faults on less). The
+ * grid must be set. Else the call keeps c->k: the same results. */
+static void pick_stream(call *c, const void *out, int64_t ld)
+{
+#if defined(__x86_64__)
+  long long limit = dnc_function_module(c->f)->ctx->stream_bytes;
+  double bytes = (double)c->g.rows * (double)c->g.cols * (double)c->es;
+  if (limit < 0 || bytes < (double)limit || (uintptr_t)out % 64 ||
+      (c->g.rows > 1 && (size_t)ld * c->es % 64) ||
+      (c->g.ncb > 1 && (size_t)c->g.cb * c->es % 64))
+    return;
+  const dnc_kernels *k = dnc_get_stream_kernels(c->f, c->dt);
+  if (k)
+    c->k = k;
+#else
+  (void)c, (void)out, (void)ld;
+#endif
+}
+
 /* What every call shares: the function, x's dtype and sizes, x's data
  * and the parameter values p (the caller's array). */
 static void call_init(call *c, const dnc_function *f, const dnc_tensor *x,
@@ -275,6 +297,7 @@ dnc_status dnc_forward(const dnc_function *f, const dnc_tensor *x,
   const dnc_tensor *ts[2] = {x, y};
   int64_t lds[2] = {c.ldx, c.ldy};
   flatten(&c, ts, lds, 2);
+  pick_stream(&c, c.y, c.ldy);
   run_grid(&c, f, task_fwd);
   return DNC_OK;
 }
@@ -297,6 +320,7 @@ dnc_status dnc_backward(const dnc_function *f, const dnc_tensor *x,
   const dnc_tensor *ts[3] = {x, dy, dx};
   int64_t lds[3] = {c.ldx, c.lddy, c.lddx};
   flatten(&c, ts, lds, 3);
+  pick_stream(&c, c.dx, c.lddx);
   int64_t nblocks = c.g.nrb * c.g.ncb;
   c.sums = calloc((size_t)(nblocks * c.np) + 1, sizeof *c.sums);
   if (!c.sums)
@@ -471,6 +495,7 @@ dnc_status dnc_layer_forward(const dnc_function *f, const dnc_tensor *x,
   call_init(&c, f, x, p);
   c.y = y->data;
   grid_init(&c.g, x->rows, x->cols);
+  pick_stream(&c, c.y, c.ldy);
   st = layer_inputs(&c, &ls, L, L && (L->gamma || L->beta));
   if (st == DNC_OK)
     run_grid(&c, f, task_layer_fwd);
@@ -511,6 +536,7 @@ dnc_status dnc_layer_backward(const dnc_function *f, const dnc_tensor *x,
   c.dy = dy->data;
   c.dx = dx->data;
   grid_init(&c.g, x->rows, x->cols);
+  pick_stream(&c, c.dx, c.lddx);
   int affine = (L && (L->gamma || L->beta)) || (G && (G->gamma || G->beta));
   st = layer_inputs(&c, &ls, L, affine);
   int64_t nblocks = c.g.nrb * c.g.ncb;

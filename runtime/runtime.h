@@ -34,6 +34,8 @@ struct dnc_context {
   dnc_jit *jit;
   dnc_pool *pool;
   atomic_int refs; /* the handle, and one per module */
+  long long stream_bytes; /* outputs of this many bytes or more are written
+                             by the stream kernels; -1: never */
 };
 #define DNC_CONTEXT_LIVE 0x636e6464u
 #define DNC_CONTEXT_DEAD 0xdeadc0deu
@@ -41,6 +43,11 @@ struct dnc_context {
 /* The kernels of one function in one dtype, compiled on first use. */
 typedef struct dnc_kset {
   dnc_kernels k;
+  /* the same with non-temporal stores (codegen.h, dnc_target.stream),
+   * compiled when first wanted: stream_state 0 not yet, 1 there, -1
+   * unavailable (a loaded library, or its compile failed) */
+  dnc_kernels stream;
+  atomic_int stream_state;
 } dnc_kset;
 
 struct dnc_module {
@@ -64,5 +71,8 @@ void dnc_set_last_error(const char *msg);
 dnc_module *dnc_function_module(const dnc_function *f);
 /* The compiled kernels of f in dtype t (compiling them if needed). */
 dnc_status dnc_get_kernels(const dnc_function *f, int t, const dnc_kernels **k);
+/* The stream kernels of f in dtype t, compiled on first use; NULL when
+ * there are none (then the plain ones serve: the same results). */
+const dnc_kernels *dnc_get_stream_kernels(const dnc_function *f, int t);
 
 #endif

@@ -4,7 +4,9 @@
  * reference, the precision of a 33-million-element sum, bitwise equal
  * results for 1, 2 and 7 threads, and the error codes of bad arguments.
  */
+#include <glob.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -935,6 +937,287 @@ static void test_dgamma_f(dnc_context *ctx)
   free(x), free(dy), free(dx), free(g), free(bb), free(dg), free(db);
 }
 
+
+/* ------------------------------------------------------ stream kernels */
+
+/* One dtype's forward and backward, layer (gamma, beta and every
+ * gradient) and element-wise, of f on [rows x cols] with row stride ld,
+ * in a context that streams every output it can (stream_bytes 1) and in
+ * one that never does (-1): outputs and sums must be bitwise equal. The
+ * buffers are 64-byte aligned; whether the stream kernels ran is read
+ * from the function's kernel set (runtime.h). */
+typedef struct stream_run {
+  void *y, *dx, *ey, *edx;
+  double dp[3], edp[3];
+  void *dch[3], *dg, *db;
+} stream_run;
+
+static void *zalloc64(size_t bytes)
+{
+  bytes = (bytes + 63) / 64 * 64;
+  void *p = aligned_alloc(64, bytes);
+  if (!p) {
+    printf("Bail out! out of memory\n");
+    exit(1);
+  }
+  memset(p, 0, bytes);
+  return p;
+}
+
+static int stream_state(const dnc_function *f, int dt)
+{
+  const dnc_kernels *k;
+  if (dnc_get_kernels(f, dt, &k) != DNC_OK)
+    return -2;
+  return atomic_load(&((const dnc_kset *)k)->stream_state);
+}
+
+static void stream_call(const dnc_function *f, int dt, const void *x,
+                        const void *dy, int64_t rows, int64_t cols, int64_t ld,
+                        const void *const *ch, const void *g, const void *b,
+                        stream_run *r)
+{
+  size_t es = dt == DNC_F64 ? 8 : dt == DNC_F32 ? 4 : 2;
+  size_t cs = dt == DNC_F64 ? 8 : 4, n = (size_t)(rows * ld);
+  memset(r, 0, sizeof *r);
+  r->y = zalloc64(n * es);
+  r->dx = zalloc64(n * es);
+  r->ey = zalloc64(n * es);
+  r->edx = zalloc64(n * es);
+  for (int k = 0; k < 3; k++)
+    r->dch[k] = zalloc64((size_t)cols * cs);
+  r->dg = zalloc64((size_t)cols * cs);
+  r->db = zalloc64((size_t)cols * cs);
+  dnc_tensor tx = {(void *)x, dt, rows, cols, ld}, ty = {r->y, dt, rows, cols, ld},
+             tdy = {(void *)dy, dt, rows, cols, ld}, tdx = {r->dx, dt, rows, cols, ld};
+  dnc_layer L = {NULL, ch, g, b};
+  dnc_layer_grad G = {r->dp, r->dch, r->dg, r->db};
+  int st = dnc_layer_forward(f, &tx, &ty, &L) |
+           dnc_layer_backward(f, &tx, &tdy, &tdx, &L, &G);
+  /* element-wise over all rows * ld elements (one flat row) */
+  dnc_tensor fx = {(void *)x, dt, 1, (int64_t)n, 0}, fy = {r->ey, dt, 1, (int64_t)n, 0},
+             fdy = {(void *)dy, dt, 1, (int64_t)n, 0}, fdx = {r->edx, dt, 1, (int64_t)n, 0};
+  st |= dnc_forward(f, &fx, &fy, NULL) | dnc_backward(f, &fx, &fdy, &fdx, NULL, r->edp);
+  if (st)
+    printf("# a stream test call failed: %s\n", dnc_last_error());
+}
+
+static void stream_free(stream_run *r)
+{
+  free(r->y), free(r->dx), free(r->ey), free(r->edx);
+  for (int k = 0; k < 3; k++)
+    free(r->dch[k]);
+  free(r->dg), free(r->db);
+}
+
+/* occurrences of needle in the file at path; -1 when it cannot be read */
+static int count_in(const char *path, const char *needle)
+{
+  FILE *f = fopen(path, "r");
+  if (!f)
+    return -1;
+  char line[4096];
+  int n = 0;
+  while (fgets(line, sizeof line, f))
+    for (const char *p = line; (p = strstr(p, needle)); p += strlen(needle))
+      n++;
+  fclose(f);
+  return n;
+}
+
+static dnc_context *stream_ctx(int threads, long long bytes)
+{
+  dnc_options o;
+  dnc_options_init(&o);
+  o.threads = threads;
+  o.stream_bytes = bytes;
+  o.cache = -1;
+  dnc_context *c;
+  if (dnc_context_create(&o, &c) != DNC_OK) {
+    printf("Bail out! no context: %s\n", dnc_last_error());
+    exit(1);
+  }
+  return c;
+}
+
+static void test_stream(void)
+{
+  static const int dts[4] = {DNC_F32, DNC_F64, DNC_BF16, DNC_F16};
+  static const char *fns[3] = {"dyt", "derf_pc", "mix"};
+  /* ld 224: each row 64-byte aligned in every dtype; 229: in none (the
+   * plain kernels serve) */
+  static const int64_t lds[2] = {224, 229};
+  int64_t rows = 37, cols = 203;
+  for (int threads = 1; threads <= 2; threads++) {
+    dnc_context *cs = stream_ctx(threads, 1), *cp = stream_ctx(threads, -1);
+    dnc_module *ms = compile(cs), *mp = compile(cp);
+    for (int d = 0; d < 4; d++)
+      for (int fi = 0; fi < 3; fi++)
+        for (int li = 0; li < 2; li++) {
+          int dt = dts[d];
+          int64_t ld = lds[li];
+          size_t es = dt == DNC_F64 ? 8 : dt == DNC_F32 ? 4 : 2;
+          size_t n = (size_t)(rows * ld);
+          unsigned char *x = zalloc64(n * es), *dy = zalloc64(n * es);
+          double gv[256], bv[256], sv[256];
+          uint64_t seed = 7 + (uint64_t)(d * 10 + fi);
+          for (size_t i = 0; i < n; i++) {
+            double a = frand(&seed, -4, 4), b = frand(&seed, -1, 1);
+            if (dt == DNC_F64)
+              ((double *)x)[i] = a, ((double *)dy)[i] = b;
+            else if (dt == DNC_F32)
+              ((float *)x)[i] = (float)a, ((float *)dy)[i] = (float)b;
+            else if (dt == DNC_F16)
+              ((_Float16 *)x)[i] = (_Float16)a, ((_Float16 *)dy)[i] = (_Float16)b;
+            else {
+              float fa = (float)a, fb = (float)b;
+              uint32_t ua, ub;
+              memcpy(&ua, &fa, 4), memcpy(&ub, &fb, 4);
+              ((uint16_t *)x)[i] = (uint16_t)(ua >> 16);
+              ((uint16_t *)dy)[i] = (uint16_t)(ub >> 16);
+            }
+          }
+          float g32[256], b32[256], s32[256];
+          for (int c = 0; c < cols; c++) {
+            gv[c] = frand(&seed, 0.5f, 1.5f), bv[c] = frand(&seed, -0.1f, 0.1f);
+            sv[c] = frand(&seed, -0.5f, 0.5f);
+            g32[c] = (float)gv[c], b32[c] = (float)bv[c], s32[c] = (float)sv[c];
+          }
+          int wide = dt == DNC_F64;
+          const void *g = wide ? (void *)gv : (void *)g32, *b = wide ? (void *)bv : (void *)b32;
+          /* derf_pc's s[] and mix's b[] are their second parameters */
+          const void *chs[3] = {NULL, wide ? (void *)sv : (void *)s32, NULL};
+          const void *const *ch = strcmp(fns[fi], "dyt") ? chs : NULL;
+          const dnc_function *fs = dnc_module_find(ms, fns[fi]);
+          const dnc_function *fp = dnc_module_find(mp, fns[fi]);
+          stream_run a, p;
+          stream_call(fs, dt, x, dy, rows, cols, ld, ch, g, b, &a);
+          stream_call(fp, dt, x, dy, rows, cols, ld, ch, g, b, &p);
+          size_t cb = (size_t)cols * (wide ? 8 : 4);
+          int same = !memcmp(a.y, p.y, n * es) && !memcmp(a.dx, p.dx, n * es) &&
+                     !memcmp(a.ey, p.ey, n * es) && !memcmp(a.edx, p.edx, n * es) &&
+                     !memcmp(a.dp, p.dp, sizeof a.dp) && !memcmp(a.edp, p.edp, sizeof a.edp) &&
+                     !memcmp(a.dg, p.dg, cb) && !memcmp(a.db, p.db, cb) &&
+                     !memcmp(a.dch[1], p.dch[1], cb);
+          ok(same, "stream kernels: %s %s [%lld x %lld] ld %lld, %d thread%s: "
+             "layer and element-wise results bitwise those of the plain kernels",
+             fns[fi], dnc_dtype_name(dt), (long long)rows, (long long)cols,
+             (long long)ld, threads, threads > 1 ? "s" : "");
+          stream_free(&a);
+          stream_free(&p);
+          free(x);
+          free(dy);
+        }
+    /* ld 224 ran first for each function and dtype: the stream kernels
+     * were compiled and used there; never in the context that does not
+     * stream */
+    int used = 1, unused = 1;
+    for (int d = 0; d < 4; d++)
+      for (int fi = 0; fi < 3; fi++) {
+        used &= stream_state(dnc_module_find(ms, fns[fi]), dts[d]) == 1;
+        unused &= stream_state(dnc_module_find(mp, fns[fi]), dts[d]) == 0;
+      }
+#if defined(__x86_64__)
+    ok(used, "stream kernels compiled for every function and dtype (%d threads)",
+       threads);
+#else
+    skip(1, "stream kernels are x86 only");
+#endif
+    ok(unused, "stream_bytes -1: no stream kernels compiled");
+    dnc_module_free(ms), dnc_module_free(mp);
+    dnc_context_free(cs), dnc_context_free(cp);
+  }
+  /* their code: non-temporal stores and a fence (the IR dnc_options.dump_ir
+   * writes), none in the plain kernels' */
+  {
+    char dir[] = "/tmp/dnc-stream-XXXXXX";
+    if (!mkdtemp(dir)) {
+      printf("Bail out! mkdtemp\n");
+      exit(1);
+    }
+    dnc_options o;
+    dnc_options_init(&o);
+    o.threads = 1;
+    o.stream_bytes = 1;
+    o.dump_ir = dir;
+    dnc_context *c;
+    dnc_module *m;
+    if (dnc_context_create(&o, &c) != DNC_OK) {
+      printf("Bail out! no context: %s\n", dnc_last_error());
+      exit(1);
+    }
+    m = compile(c);
+    float *buf = zalloc64(sizeof(float) * 2 * 256);
+    dnc_tensor t = {buf, DNC_F32, 2, 256, 256};
+    is_int(dnc_layer_forward(dnc_module_find(m, "dyt"), &t, &t, NULL), DNC_OK,
+           "an aligned in-place layer forward with the IR dumped");
+    char pat[96], cmd[256];
+    snprintf(pat, sizeof pat, "%s/dnc*_dyt_f32_stream.after.ll", dir);
+    glob_t gs = {0}, gp = {0};
+    int nt = -1, fence = -1, plain = -1;
+    if (glob(pat, 0, NULL, &gs) == 0 && gs.gl_pathc == 1) {
+      nt = count_in(gs.gl_pathv[0], "!nontemporal");
+      fence = count_in(gs.gl_pathv[0], "llvm.x86.sse.sfence");
+    }
+    snprintf(pat, sizeof pat, "%s/dnc*_dyt_f32.after.ll", dir);
+    if (glob(pat, 0, NULL, &gp) == 0 && gp.gl_pathc == 1)
+      plain = count_in(gp.gl_pathv[0], "!nontemporal");
+    ok(nt >= 2 && fence >= 2, "the stream kernels store with !nontemporal (%d) "
+       "and fence (%d)", nt, fence);
+    is_int(plain, 0, "the plain kernels do not");
+    globfree(&gs), globfree(&gp);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd))
+      diag("could not remove %s", dir);
+    free(buf);
+    dnc_module_free(m);
+    dnc_context_free(c);
+  }
+  /* unaligned rows alone never compile them */
+  dnc_context *c = stream_ctx(1, 1);
+  dnc_module *m = compile(c);
+  const dnc_function *f = dnc_module_find(m, "dyt");
+  float *buf = zalloc64(sizeof(float) * 4 * 229 + 64);
+  dnc_tensor t = {buf + 1, DNC_F32, 4, 200, 229};
+  is_int(dnc_layer_forward(f, &t, &t, NULL), DNC_OK, "an unaligned in-place layer forward");
+  is_int(stream_state(f, DNC_F32), 0, "an unaligned output leaves the stream kernels uncompiled");
+  free(buf);
+  dnc_module_free(m);
+  dnc_context_free(c);
+  /* the option and its variable */
+  dnc_options o;
+  dnc_options_init(&o);
+  o.stream_bytes = -2;
+  dnc_context *bad = NULL;
+  is_int(dnc_context_create(&o, &bad), DNC_ERR_ARGUMENT, "stream_bytes -2 is refused");
+  ok(!bad && strstr(dnc_last_error(), "stream_bytes"), "  naming the option: %s",
+     dnc_last_error());
+  o.stream_bytes = 0;
+  setenv("DNC_STREAM_BYTES", "64k", 1);
+  is_int(dnc_context_create(&o, &bad), DNC_ERR_ARGUMENT, "$DNC_STREAM_BYTES=64k is refused");
+  ok(!bad && strstr(dnc_last_error(), "$DNC_STREAM_BYTES is '64k'"), "  naming it: %s",
+     dnc_last_error());
+  setenv("DNC_STREAM_BYTES", "-1", 1);
+  is_int(dnc_context_create(&o, &bad), DNC_OK, "$DNC_STREAM_BYTES=-1 is taken");
+  is_int((int)bad->stream_bytes, -1, "  as never");
+  dnc_context_free(bad);
+  setenv("DNC_STREAM_BYTES", "123456", 1);
+  dnc_context_create(&o, &bad);
+  is_int((int)bad->stream_bytes, 123456, "$DNC_STREAM_BYTES=123456 is the threshold");
+  dnc_context_free(bad);
+  o.stream_bytes = 99;
+  dnc_context_create(&o, &bad);
+  is_int((int)bad->stream_bytes, 99, "the option wins over the variable");
+  dnc_context_free(bad);
+  unsetenv("DNC_STREAM_BYTES");
+  o.stream_bytes = 0;
+  dnc_context_create(&o, &bad);
+  ok(bad->stream_bytes > 0 && bad->stream_bytes <= (64ll << 20),
+     "the default threshold is the last-level cache capped at 64 MiB: %lld",
+     bad->stream_bytes);
+  dnc_context_free(bad);
+}
+
 int main(void)
 {
   dnc_context *ctx = new_ctx(0);
@@ -956,6 +1239,7 @@ int main(void)
   test_layer_cm();
   test_targets();
   test_bf16_store();
+  test_stream();
   jm_free();
   dnc_context_free(ctx);
   return done_testing();

@@ -99,10 +99,13 @@ class Context:
     threads: kernel threads (0: $DNC_NUM_THREADS, else every CPU);
     cpu, features: LLVM's names (None: the host's); opt_level 0..3;
     math_bits: the vector math's precision (0: matched to each dtype, the
-    default; 24: f32's in bf16 and f16 kernels too; see dnc.h)."""
+    default; 24: f32's in bf16 and f16 kernels too; see dnc.h);
+    stream_bytes: outputs of at least this many bytes are written past the
+    caches with non-temporal stores (0: $DNC_STREAM_BYTES, else the
+    last-level cache's size capped at 64 MiB; -1: never; see dnc.h)."""
 
     def __init__(self, threads=0, cpu=None, features=None, opt_level=2,
-                 math_bits=0):
+                 math_bits=0, stream_bytes=0):
         if not isinstance(threads, int) or threads < 0:
             raise ValueError("threads must be an int >= 0, not %r"
                              % (threads,))
@@ -111,17 +114,20 @@ class Context:
         o.threads = threads
         o.opt_level = opt_level
         o.math_bits = math_bits
+        o.stream_bytes = stream_bytes
         o.cpu = cpu.encode() if cpu else None
         o.features = features.encode() if features else None
         h = ctypes.c_void_p()
         st = C.lib.dnc_context_create(ctypes.byref(o), ctypes.byref(h))
         if st != C.OK:
             _raise(st, "dnc.Context(threads=%r, cpu=%r, features=%r, "
-                   "opt_level=%r, math_bits=%r)" % (threads, cpu, features,
-                                                    opt_level, math_bits))
+                   "opt_level=%r, math_bits=%r, stream_bytes=%r)"
+                   % (threads, cpu, features, opt_level, math_bits,
+                      stream_bytes))
         self._h = h.value
         self._fin = weakref.finalize(self, C.lib.dnc_context_free, self._h)
-        self._args = (threads, cpu, features, opt_level, math_bits)
+        self._args = (threads, cpu, features, opt_level, math_bits,
+                      stream_bytes)
 
     def __reduce__(self):
         # a copy (copy, deepcopy, pickle) is a new context with the same

@@ -22,7 +22,8 @@ class Options(ctypes.Structure):
     _fields_ = [("opt_level", ctypes.c_int), ("threads", ctypes.c_int),
                 ("cpu", ctypes.c_char_p), ("features", ctypes.c_char_p),
                 ("dump_ir", ctypes.c_char_p), ("math_bits", ctypes.c_int),
-                ("cache", ctypes.c_int), ("cache_dir", ctypes.c_char_p)]
+                ("cache", ctypes.c_int), ("cache_dir", ctypes.c_char_p),
+                ("stream_bytes", ctypes.c_longlong)]
 
 
 class Diagnostic(ctypes.Structure):

@@ -344,3 +344,32 @@ def test_copies_make_new_native_objects():
         m = dnc.load(lib)
         ok(pickle.loads(pickle.dumps(m)).names == m.names,
            "a loaded library pickles by its path")
+
+
+def test_stream_bytes():
+    # a context that writes every aligned output with non-temporal stores
+    # gives the same bits as one that never does; a bad size is refused
+    def aligned(n):
+        raw = np.empty(n + 16, np.float32)
+        off = (-raw.ctypes.data % 64) // 4
+        return raw[off:off + n]
+    rng = np.random.default_rng(5)
+    x = aligned(100003)
+    x[:] = rng.uniform(-4, 4, x.size)
+    dy = aligned(x.size)
+    dy[:] = rng.uniform(-1, 1, x.size)
+    res = []
+    for sb in (1, -1):
+        f = dnc.Context(threads=2, stream_bytes=sb).compile(
+            "fn dyt(x; alpha = 0.7) = tanh(alpha * x)")["dyt"]
+        out = aligned(x.size)
+        f.forward(x, out=out)
+        dx, dp = f.backward(x, dy)
+        res.append((out.copy(), dx, dp))
+    ok(np.array_equal(res[0][0].view(np.uint32), res[1][0].view(np.uint32)),
+       "stream_bytes=1: the forward's bits of stream_bytes=-1")
+    ok(np.array_equal(res[0][1].view(np.uint32), res[1][1].view(np.uint32))
+       and res[0][2] == res[1][2],
+       "stream_bytes=1: the backward's bits of stream_bytes=-1")
+    raises(dnc.Error, lambda: dnc.Context(stream_bytes=-2),
+           "stream_bytes -2", "stream_bytes")
