@@ -36,7 +36,7 @@ extern "C" {
 /* The version of dnc, in one place: the Makefile, dnc.pc and the Python
  * wheel read it here. */
 #define DNC_VERSION_STRING "0.4.0"
-#define DNC_ABI_VERSION 5
+#define DNC_ABI_VERSION 6
 
 /* The library's version string and ABI version (compare with the macros
  * to detect a header/library mismatch). */
@@ -100,7 +100,7 @@ typedef struct dnc_options {
                            false; 1 on; -1 off. Else DNC_ERR_ARGUMENT. */
   const char *cache_dir; /* its directory; NULL: $DNC_CACHE_DIR, else
                            $XDG_CACHE_HOME/dnc, else $HOME/.cache/dnc */
-  long long stream_bytes; /* x86: a call whose output (y, dx) has at
+  long long stream_bytes; /* x86: a call whose f32 or f64 output (y, dx) has at
                            least this many bytes, every row aligned to 64
                            bytes, writes it with non-temporal stores, past
                            the caches (kernels compiled for it on first

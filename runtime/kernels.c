@@ -247,8 +247,8 @@ static void flatten(call *c, const dnc_tensor *const *ts, const int64_t *lds,
 }
 
 /* The stream kernels (non-temporal stores) for a call whose output, out
- * with row stride ld (elements), is at least the context's stream_bytes
- * and has every vector store aligned: each row's start, and each column
+ * with row stride ld (elements), is f32 or f64, at least the context's
+ * stream_bytes, and has every vector store aligned: each row's start, and each column
  * block's, on 64 bytes (the widest vector; movntps faults on less). The
  * grid must be set. Else the call keeps c->k: the same results. */
 static void pick_stream(call *c, const void *out, int64_t ld)
@@ -256,7 +256,10 @@ static void pick_stream(call *c, const void *out, int64_t ld)
 #if defined(__x86_64__)
   long long limit = dnc_function_module(c->f)->ctx->stream_bytes;
   double bytes = (double)c->g.rows * (double)c->g.cols * (double)c->es;
-  if (limit < 0 || bytes < (double)limit || (uintptr_t)out % 64 ||
+  /* not 2-byte outputs: their 32-byte streaming stores (half a line
+   * each) made bf16's forward 4-8% slower at [8192 x 4096], no faster
+   * backward (docs/performance.md, round five) */
+  if (limit < 0 || c->es < 4 || bytes < (double)limit || (uintptr_t)out % 64 ||
       (c->g.rows > 1 && (size_t)ld * c->es % 64) ||
       (c->g.ncb > 1 && (size_t)c->g.cb * c->es % 64))
     return;

@@ -12,7 +12,7 @@ import ctypes
 import ctypes.util
 import os
 
-ABI_VERSION = 5  # runtime/dnc.h's DNC_ABI_VERSION
+ABI_VERSION = 6  # runtime/dnc.h's DNC_ABI_VERSION
 
 c_int64 = ctypes.c_int64
 c_double_p = ctypes.POINTER(ctypes.c_double)
