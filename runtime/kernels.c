@@ -25,6 +25,9 @@
 #include "runtime.h"
 
 enum { BLOCK = 65536, MAX_ROW_BLOCKS = 64 };
+/* channels first: columns per kernel call, whose broadcast per-channel
+ * values are filled once per task (task_cm_fwd) */
+enum { CM_CHUNK = 512 };
 
 typedef struct grid {
   int64_t rows, cols;
@@ -247,27 +250,30 @@ static void flatten(call *c, const dnc_tensor *const *ts, const int64_t *lds,
 }
 
 /* The stream kernels (non-temporal stores) for a call whose output, out
- * with row stride ld (elements), is f32 or f64, at least the context's
- * stream_bytes, and has every vector store aligned: each row's start, and each column
- * block's, on 64 bytes (the widest vector; movntps faults on less). The
- * grid must be set. Else the call keeps c->k: the same results. */
-static void pick_stream(call *c, const void *out, int64_t ld)
+ * with `rows` rows of row stride ld (elements), is f32 or f64, at least
+ * the context's stream_bytes, and has every vector store aligned: each
+ * row's start, and each column block's, on 64 bytes (the widest vector;
+ * movntps faults on less). The grid must be set (its blocks' columns
+ * are where kernel calls start, as are the channels-first chunks of
+ * CM_CHUNK columns). Else the call keeps c->k: the same results. */
+static void pick_stream(call *c, const void *out, int64_t ld, int64_t rows)
 {
 #if defined(__x86_64__)
   long long limit = dnc_function_module(c->f)->ctx->stream_bytes;
-  double bytes = (double)c->g.rows * (double)c->g.cols * (double)c->es;
+  double bytes = (double)rows * (double)c->g.cols * (double)c->es;
   /* not 2-byte outputs: their 32-byte streaming stores (half a line
    * each) made bf16's forward 4-8% slower at [8192 x 4096], no faster
    * backward (docs/performance.md, round five) */
   if (limit < 0 || c->es < 4 || bytes < (double)limit || (uintptr_t)out % 64 ||
-      (c->g.rows > 1 && (size_t)ld * c->es % 64) ||
-      (c->g.ncb > 1 && (size_t)c->g.cb * c->es % 64))
+      (rows > 1 && (size_t)ld * c->es % 64) ||
+      (c->g.ncb > 1 && (size_t)c->g.cb * c->es % 64) ||
+      (size_t)CM_CHUNK * c->es % 64)
     return;
   const dnc_kernels *k = dnc_get_stream_kernels(c->f, c->dt);
   if (k)
     c->k = k;
 #else
-  (void)c, (void)out, (void)ld;
+  (void)c, (void)out, (void)ld, (void)rows;
 #endif
 }
 
@@ -300,7 +306,7 @@ dnc_status dnc_forward(const dnc_function *f, const dnc_tensor *x,
   const dnc_tensor *ts[2] = {x, y};
   int64_t lds[2] = {c.ldx, c.ldy};
   flatten(&c, ts, lds, 2);
-  pick_stream(&c, c.y, c.ldy);
+  pick_stream(&c, c.y, c.ldy, c.g.rows);
   run_grid(&c, f, task_fwd);
   return DNC_OK;
 }
@@ -323,7 +329,7 @@ dnc_status dnc_backward(const dnc_function *f, const dnc_tensor *x,
   const dnc_tensor *ts[3] = {x, dy, dx};
   int64_t lds[3] = {c.ldx, c.lddy, c.lddx};
   flatten(&c, ts, lds, 3);
-  pick_stream(&c, c.dx, c.lddx);
+  pick_stream(&c, c.dx, c.lddx, c.g.rows);
   int64_t nblocks = c.g.nrb * c.g.ncb;
   c.sums = calloc((size_t)(nblocks * c.np) + 1, sizeof *c.sums);
   if (!c.sums)
@@ -498,7 +504,7 @@ dnc_status dnc_layer_forward(const dnc_function *f, const dnc_tensor *x,
   call_init(&c, f, x, p);
   c.y = y->data;
   grid_init(&c.g, x->rows, x->cols);
-  pick_stream(&c, c.y, c.ldy);
+  pick_stream(&c, c.y, c.ldy, c.g.rows);
   st = layer_inputs(&c, &ls, L, L && (L->gamma || L->beta));
   if (st == DNC_OK)
     run_grid(&c, f, task_layer_fwd);
@@ -539,7 +545,7 @@ dnc_status dnc_layer_backward(const dnc_function *f, const dnc_tensor *x,
   c.dy = dy->data;
   c.dx = dx->data;
   grid_init(&c.g, x->rows, x->cols);
-  pick_stream(&c, c.dx, c.lddx);
+  pick_stream(&c, c.dx, c.lddx, c.g.rows);
   int affine = (L && (L->gamma || L->beta)) || (G && (G->gamma || G->beta));
   st = layer_inputs(&c, &ls, L, affine);
   int64_t nblocks = c.g.nrb * c.g.ncb;
@@ -591,7 +597,6 @@ dnc_status dnc_layer_backward(const dnc_function *f, const dnc_tensor *x,
  * afterwards, so results are bitwise the same for any number of threads,
  * as in the row-major form. */
 
-enum { CM_CHUNK = 512 };
 
 typedef struct cm_call {
   call c;          /* c.g: the grid of one channel's [N x HW] tensor;
@@ -749,6 +754,7 @@ dnc_status dnc_layer_forward_cm(const dnc_function *f, const dnc_tensor *x,
   st = cm_init(&m, &ls, f, x, channels, L, L && (L->gamma || L->beta), p);
   m.c.y = y->data;
   if (st == DNC_OK) {
+    pick_stream(&m.c, m.c.y, m.c.ldy, x->rows);
     dnc_pool_run(dnc_function_module(f)->ctx->pool, channels * m.per,
                  task_cm_fwd, &m);
     if (atomic_load(&m.oom))
@@ -790,6 +796,8 @@ dnc_status dnc_layer_backward_cm(const dnc_function *f, const dnc_tensor *x,
   st = cm_init(&m, &ls, f, x, channels, L, affine, p);
   c->dy = dy->data;
   c->dx = dx->data;
+  if (st == DNC_OK)
+    pick_stream(c, c->dx, c->lddx, x->rows);
   m.nout = 2 * c->np + 2;
   int64_t ntasks = channels * m.per;
   if (st == DNC_OK &&

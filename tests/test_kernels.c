@@ -1128,6 +1128,64 @@ static void test_stream(void)
     dnc_module_free(ms), dnc_module_free(mp);
     dnc_context_free(cs), dnc_context_free(cp);
   }
+  /* channels first: N x C x HW with HW over CM_CHUNK (a tail chunk) */
+  for (int d = 0; d < 2; d++) {
+    enum { N = 3, C = 5, HW = 1100, LD = 1104 };
+    int dt = d ? DNC_F64 : DNC_F32;
+    size_t es = d ? 8 : 4, n = (size_t)N * C * LD;
+    unsigned char *x = zalloc64(n * es), *dy = zalloc64(n * es);
+    uint64_t seed = 41;
+    for (size_t i = 0; i < n; i++) {
+      double a = frand(&seed, -4, 4), b = frand(&seed, -1, 1);
+      if (d)
+        ((double *)x)[i] = a, ((double *)dy)[i] = b;
+      else
+        ((float *)x)[i] = (float)a, ((float *)dy)[i] = (float)b;
+    }
+    double g64[C], b64[C], s64[C];
+    float g32[C], b32[C], s32[C];
+    for (int c = 0; c < C; c++) {
+      g64[c] = g32[c] = frand(&seed, 0.5f, 1.5f);
+      b64[c] = b32[c] = frand(&seed, -0.1f, 0.1f);
+      s64[c] = s32[c] = frand(&seed, -0.5f, 0.5f);
+    }
+    const void *g = d ? (void *)g64 : (void *)g32, *b = d ? (void *)b64 : (void *)b32;
+    const void *ch[2] = {NULL, d ? (void *)s64 : (void *)s32};
+    unsigned char *out[2][2];
+    double sums[2][4 * C + 2];
+    int st = 0;
+    for (int k = 0; k < 2; k++) {
+      dnc_context *c = stream_ctx(2, k ? -1 : 1);
+      dnc_module *m = compile(c);
+      const dnc_function *f = dnc_module_find(m, "derf_pc");
+      out[k][0] = zalloc64(n * es), out[k][1] = zalloc64(n * es);
+      memset(sums[k], 0, sizeof sums[k]);
+      double *dch = sums[k] + 2, *dg = dch + C, *db = dg + C; /* f64 slots */
+      float dch32[C] = {0}, dg32[C] = {0}, db32[C] = {0};
+      void *dchp[2] = {NULL, d ? (void *)dch : (void *)dch32};
+      dnc_tensor tx = {x, dt, N * C, HW, LD}, ty = {out[k][0], dt, N * C, HW, LD},
+                 tdy = {dy, dt, N * C, HW, LD}, tdx = {out[k][1], dt, N * C, HW, LD};
+      dnc_layer L = {NULL, ch, g, b};
+      dnc_layer_grad G = {sums[k], dchp, d ? (void *)dg : (void *)dg32,
+                          d ? (void *)db : (void *)db32};
+      st |= dnc_layer_forward_cm(f, &tx, &ty, C, &L) |
+            dnc_layer_backward_cm(f, &tx, &tdy, &tdx, C, &L, &G);
+      if (!d)
+        for (int c2 = 0; c2 < C; c2++)
+          dch[c2] = dch32[c2], dg[c2] = dg32[c2], db[c2] = db32[c2];
+      if (!k && stream_state(f, dt) != 1)
+        st |= 0x100;
+      dnc_module_free(m);
+      dnc_context_free(c);
+    }
+    ok(!st && !memcmp(out[0][0], out[1][0], n * es) &&
+       !memcmp(out[0][1], out[1][1], n * es) && !memcmp(sums[0], sums[1], sizeof sums[0]),
+       "stream kernels, channels first, %s [%d x %d x %d]: run, and give the plain "
+       "kernels' bits (st %#x)", dnc_dtype_name(dt), N, C, HW, st);
+    for (int k = 0; k < 2; k++)
+      free(out[k][0]), free(out[k][1]);
+    free(x), free(dy);
+  }
   /* their code: non-temporal stores and a fence (the IR dnc_options.dump_ir
    * writes), none in the plain kernels' */
   {
