@@ -18,7 +18,8 @@ Why each function of t (the reductions are in compiler/vmath.c):
   exp, expm1  expm1(r) = r + r^2 P(r), |r| <= ln2/2: P fits (expm1(r)-r)/r^2
   log, log1p  log1p(f) = f - f^2/2 + f^3 Q(f), f in [sqrt(1/2)-1, sqrt(2)-1];
               f64: log1p(f) = 2s + s^3 L(s^2) with s = f/(2+f)
-  tanh        tanh(x) = x + x^3 T(x^2) for |x| <= 1: T(u) on u = x^2
+  tanh        tanh(x) = x + x^3 T(x^2) for |x| <= 1: T(u) on u = x^2; and
+              with 16-lane vectors a table of 16 pieces (tanh_table below)
   erf         erf(x) = x (c0 + x^2 E(x^2)) for |x| <= 1, c0 = 2/sqrt(pi) as a
               sum of two floats: E(u) = (erf(sqrt u)/sqrt u - c0)/u
   erf (tail)  erf(x) = 1 - exp(-x^2) F(x - 2.46) for x in [1, 3.92], F =
