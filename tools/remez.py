@@ -23,7 +23,8 @@ Why each function of t (the reductions are in compiler/vmath.c):
   erf         erf(x) = x (c0 + x^2 E(x^2)) for |x| <= 1, c0 = 2/sqrt(pi) as a
               sum of two floats: E(u) = (erf(sqrt u)/sqrt u - c0)/u
   erf (tail)  erf(x) = 1 - exp(-x^2) F(x - 2.46) for x in [1, 3.92], F =
-              erfc(x) exp(x^2) (erf is 1 in f32 beyond 3.92)
+              erfc(x) exp(x^2) (erf is 1 in f32 beyond 3.92); with 16-lane
+              vectors a table of 16 pieces instead (erf_table below)
   bf16, f16   exp's P and erf's E and F again with fewer terms, for the
               kernels whose results are rounded to 8 or 11 bits
               (`..._bf16`, `..._f16`); bf16's erf is one polynomial,
