@@ -97,7 +97,7 @@ typedef struct dnc_target {
                  (every full vector; a row's masked tail as usual) and
                  end with sfence. They then need every row of y and dx
                  aligned to a vector of the storage type: the runtime
-                 calls them only so (kernels.c, stream_ok), and only for
+                 calls them only so (kernels.c, pick_stream), and only for
                  outputs too large to stay in the caches. */
 } dnc_target;
 

@@ -382,6 +382,37 @@ static LLVMValueRef tab(vm *v, const float *t, LLVMValueRef idx)
   return x86_call(v, "llvm.x86.avx512.permvar.sf.512", a, 2);
 }
 
+/* The tables' vector code: f32 with 16 lanes (AVX-512). */
+static int table_ok(const vm *v)
+{
+  return !v->d && v->cg->avx512 && v->cg->lanes == 16;
+}
+
+/* |x| clamped to lim (a NaN passes), its piece i = min(floor(scale |x|),
+ * 15) and t = |x| - center[i] (exact: Sterbenz). The index's min is
+ * vminps, which gives 15.5 for a NaN, so the conversion is defined. */
+static LLVMValueRef table_arg(vm *v, LLVMValueRef x, double lim, double scale,
+                              const float *center, LLVMValueRef *idx)
+{
+  LLVMValueRef ax = vabs(v, x);
+  ax = sel(v, cmp(v, LLVMRealOGT, ax, K(v, lim)), K(v, lim), ax);
+  LLVMValueRef m[3] = {mul(v, ax, K(v, scale)), K(v, 15.5),
+                       LLVMConstInt(v->cg->i32, 4, 0)};
+  *idx = LLVMBuildFPToSI(v->b, x86_call(v, "llvm.x86.avx512.min.ps.512", m, 3),
+                         LLVMVectorType(v->cg->i32, 16), "");
+  return sub(v, ax, tab(v, center, *idx));
+}
+
+/* sum of rows[k][i] t^k, k < n, by Horner */
+static LLVMValueRef table_poly(vm *v, const float (*rows)[16], int n,
+                               LLVMValueRef t, LLVMValueRef idx)
+{
+  LLVMValueRef r = tab(v, rows[n - 1], idx);
+  for (int k = n - 2; k >= 0; k--)
+    r = fma3(v, r, t, tab(v, rows[k], idx));
+  return r;
+}
+
 /* f32 tanh on 16 lanes (AVX-512): |x| clamped to 9.1 (tanh is 1 there in
  * f32; a NaN passes), piece i = min(floor(2|x|), 15) of tools/remez.py's
  * table (tanh_table), t = |x| - center[i] (exact), and
@@ -389,27 +420,12 @@ static LLVMValueRef tab(vm *v, const float *t, LLVMValueRef idx)
  * c0 + t (c1 + t R(t)) above, each coefficient a vpermps of its row. No
  * exp, no division, no select: 0.80 ulp over every float, where the two
  * forms of vm_tanh side by side gave 1.03, and a fifth faster in DyT's
- * forward (docs/performance.md, round five). The index's min is vminps,
- * which gives 15.5 for a NaN, so the conversion is defined. */
-static int tanh_table_ok(const vm *v)
-{
-  return !v->d && v->cg->avx512 && v->cg->lanes == 16;
-}
-
+ * forward (docs/performance.md, round five). */
 static LLVMValueRef vm_tanh_table(vm *v, LLVMValueRef x)
 {
-  LLVMValueRef ax = vabs(v, x);
-  ax = sel(v, cmp(v, LLVMRealOGT, ax, K(v, 9.1)), K(v, 9.1), ax); /* NaN stays */
-  LLVMValueRef m[3] = {mul(v, ax, K(v, 2.0)), K(v, 15.5),
-                       LLVMConstInt(v->cg->i32, 4, 0)};
-  LLVMValueRef i = LLVMBuildFPToSI(
-      v->b, x86_call(v, "llvm.x86.avx512.min.ps.512", m, 3),
-      LLVMVectorType(v->cg->i32, 16), "");
-  LLVMValueRef t = sub(v, ax, tab(v, vm_tanh_tab_center, i));
+  LLVMValueRef i, t = table_arg(v, x, 9.1, 2.0, vm_tanh_tab_center, &i);
   enum { NR = sizeof vm_tanh_tab_r / sizeof vm_tanh_tab_r[0] };
-  LLVMValueRef r = tab(v, vm_tanh_tab_r[NR - 1], i);
-  for (int k = NR - 2; k >= 0; k--)
-    r = fma3(v, r, t, tab(v, vm_tanh_tab_r[k], i));
+  LLVMValueRef r = table_poly(v, vm_tanh_tab_r, NR, t, i);
   LLVMValueRef V = fma3(v, t, r, tab(v, vm_tanh_tab_c1, i));
   LLVMValueRef W = fma3(v, tab(v, vm_tanh_tab_w, i), t, tab(v, vm_tanh_tab_c0, i));
   return vcopysign(v, fma3(v, t, V, W), x);
@@ -423,7 +439,7 @@ static LLVMValueRef vm_tanh_table(vm *v, LLVMValueRef x)
  * (AVX-512), the table of vm_tanh_table instead (e is then not used). */
 static LLVMValueRef vm_tanh(vm *v, LLVMValueRef x, LLVMValueRef e)
 {
-  if (tanh_table_ok(v))
+  if (table_ok(v))
     return vm_tanh_table(v, x);
   LLVMValueRef big = sub(v, K(v, 1.0), vdiv(v, add(v, e, e), add(v, K(v, 1.0), e)));
   return v->d ? tanh_join(v, x, vm_tanh_t64, 16, 1.0, big)
@@ -594,18 +610,9 @@ static LLVMValueRef erf_bf16(vm *v, LLVMValueRef x)
  * five). */
 static LLVMValueRef vm_erf_table(vm *v, LLVMValueRef x)
 {
-  LLVMValueRef ax = vabs(v, x);
-  ax = sel(v, cmp(v, LLVMRealOGT, ax, K(v, 3.95)), K(v, 3.95), ax); /* NaN stays */
-  LLVMValueRef m[3] = {mul(v, ax, K(v, 4.0)), K(v, 15.5),
-                       LLVMConstInt(v->cg->i32, 4, 0)};
-  LLVMValueRef i = LLVMBuildFPToSI(
-      v->b, x86_call(v, "llvm.x86.avx512.min.ps.512", m, 3),
-      LLVMVectorType(v->cg->i32, 16), "");
-  LLVMValueRef t = sub(v, ax, tab(v, vm_erf_tab_center, i));
+  LLVMValueRef i, t = table_arg(v, x, 3.95, 4.0, vm_erf_tab_center, &i);
   enum { NP = sizeof vm_erf_tab_p / sizeof vm_erf_tab_p[0] };
-  LLVMValueRef p = tab(v, vm_erf_tab_p[NP - 1], i);
-  for (int k = NP - 2; k >= 0; k--)
-    p = fma3(v, p, t, tab(v, vm_erf_tab_p[k], i));
+  LLVMValueRef p = table_poly(v, vm_erf_tab_p, NP, t, i);
   LLVMValueRef A = fma3(v, tab(v, vm_erf_tab_m, i), p, tab(v, vm_erf_tab_a, i));
   LLVMValueRef B = fma3(v, mul(v, tab(v, vm_erf_tab_n, i), t), p,
                         tab(v, vm_erf_tab_c0, i));
@@ -616,7 +623,7 @@ static LLVMValueRef vm_erf(vm *v, LLVMValueRef x)
 {
   if (v->d)
     return vm_erf64(v, x);
-  if (!v->lowp && tanh_table_ok(v))
+  if (!v->lowp && table_ok(v))
     return vm_erf_table(v, x);
   if (v->lowp == 8)
     return erf_bf16(v, x);
