@@ -389,6 +389,15 @@ static dnc_status load_error(const char *path, const char *why)
   return DNC_ERR_LOAD;
 }
 
+/* ORDER: DNC_K_* */
+static void set_kernels(dnc_kernels *k, void *const *fns)
+{
+  k->forward = (dnc_forward_fn)fns[DNC_K_FWD];
+  k->backward = (dnc_backward_fn)fns[DNC_K_BWD];
+  k->layer_forward = (dnc_layer_forward_fn)fns[DNC_K_LAYER_FWD];
+  k->layer_backward = (dnc_layer_backward_fn)fns[DNC_K_LAYER_BWD];
+}
+
 dnc_status dnc_module_load(dnc_context *ctx, const char *path,
                            dnc_module **out)
 {
@@ -468,12 +477,8 @@ dnc_status dnc_module_load(dnc_context *ctx, const char *path,
         dnc_module_free(mod);
         return DNC_ERR_MEMORY;
       }
-      void *const *k = d->functions[i].kernels + t * DNC_AOT_FORMS;
       /* ORDER: DNC_K_*, DNC_AOT_FORMS */
-      ks->k.forward = (dnc_forward_fn)k[DNC_K_FWD];
-      ks->k.backward = (dnc_backward_fn)k[DNC_K_BWD];
-      ks->k.layer_forward = (dnc_layer_forward_fn)k[DNC_K_LAYER_FWD];
-      ks->k.layer_backward = (dnc_layer_backward_fn)k[DNC_K_LAYER_BWD];
+      set_kernels(&ks->k, d->functions[i].kernels + t * DNC_AOT_FORMS);
       atomic_init(&ks->stream_state, -1); /* not in the library */
       atomic_store(&mod->kernels[i * DNC_DT__COUNT + t], ks);
     }
@@ -490,15 +495,6 @@ dnc_module *dnc_function_module(const dnc_function *f)
 const char *dnc_dtype_name(dnc_dtype t)
 {
   return (unsigned)t < DNC_DT__COUNT ? dnc_dtype_names[t] : NULL;
-}
-
-/* ORDER: DNC_K_* */
-static void set_kernels(dnc_kernels *k, void *const *fns)
-{
-  k->forward = (dnc_forward_fn)fns[DNC_K_FWD];
-  k->backward = (dnc_backward_fn)fns[DNC_K_BWD];
-  k->layer_forward = (dnc_layer_forward_fn)fns[DNC_K_LAYER_FWD];
-  k->layer_backward = (dnc_layer_backward_fn)fns[DNC_K_LAYER_BWD];
 }
 
 dnc_status dnc_get_kernels(const dnc_function *f, int t, const dnc_kernels **out)

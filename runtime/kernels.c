@@ -249,13 +249,17 @@ static void flatten(call *c, const dnc_tensor *const *ts, const int64_t *lds,
   grid_init(&c->g, rows, cols);
 }
 
+/* Kernel calls start at multiples of BLOCK or CM_CHUNK columns into a
+ * row: 64 bytes apart for every element size pick_stream streams. */
+_Static_assert(BLOCK % 16 == 0 && CM_CHUNK % 16 == 0,
+               "column blocks keep 64-byte alignment for 4-byte elements");
+
 /* The stream kernels (non-temporal stores) for a call whose output, out
  * with `rows` rows of row stride ld (elements), is f32 or f64, at least
  * the context's stream_bytes, and has every vector store aligned: each
- * row's start, and each column block's, on 64 bytes (the widest vector;
- * movntps faults on less). The grid must be set (its blocks' columns
- * are where kernel calls start, as are the channels-first chunks of
- * CM_CHUNK columns). Else the call keeps c->k: the same results. */
+ * row's start on 64 bytes (the widest vector; movntps faults on less),
+ * and so each column block's (above). The grid must be set. Else the
+ * call keeps c->k: the same results. */
 static void pick_stream(call *c, const void *out, int64_t ld, int64_t rows)
 {
 #if defined(__x86_64__)
@@ -265,9 +269,7 @@ static void pick_stream(call *c, const void *out, int64_t ld, int64_t rows)
    * each) made bf16's forward 4-8% slower at [8192 x 4096], no faster
    * backward (docs/performance.md, round five) */
   if (limit < 0 || c->es < 4 || bytes < (double)limit || (uintptr_t)out % 64 ||
-      (rows > 1 && (size_t)ld * c->es % 64) ||
-      (c->g.ncb > 1 && (size_t)c->g.cb * c->es % 64) ||
-      (size_t)CM_CHUNK * c->es % 64)
+      (rows > 1 && (size_t)ld * c->es % 64))
     return;
   const dnc_kernels *k = dnc_get_stream_kernels(c->f, c->dt);
   if (k)
