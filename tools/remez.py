@@ -104,18 +104,51 @@ def remez(g, a, b, n, weight=None, grid=3000, iters=40):
     return c, err
 
 
+def f32(v):
+    """v rounded to float"""
+    import struct
+    return struct.unpack("f", struct.pack("f", float(v)))[0]
+
+
 def as_c(v, prec):
-    f = float(v)
-    if prec == 32:
-        import struct
-        f = struct.unpack("f", struct.pack("f", f))[0]
-    return float.hex(f)
+    return float.hex(f32(v) if prec == 32 else float(v))
 
 
 def emit(name, coeffs, err, prec, what):
     vals = ", ".join(as_c(v, prec) for v in coeffs)
     print(f"/* {what}; max weighted error {mp.nstr(err, 3)} */")
     print(f"static const double {name}[{len(coeffs)}] = {{{vals}}};")
+
+
+def accurate_center(lo, hi, margin, fn):
+    """Gal's accurate tables: among the 400000 floats nearest the middle of
+    [lo + margin, hi - margin], the first whose fn (an array function, in
+    double or long double) lies nearest a float, in that float's ulps;
+    returns (center, fn(center) rounded to float)."""
+    import numpy as np
+    mid = (lo + hi) / 2
+    ulp = float(np.spacing(np.float32(mid)))
+    cand = (np.float32(mid) + np.arange(-200000, 200000, dtype=np.float64) * ulp).astype(np.float32)
+    cand = cand[(cand > lo + margin) & (cand < hi - margin)]
+    v = fn(cand)
+    v32 = v.astype(np.float32)
+    off = np.abs(v - v32.astype(v.dtype)) / np.spacing(v32).astype(v.dtype)
+    i = int(np.argmin(off))
+    return float(cand[i]), float(v32[i])
+
+
+def emit_table(fn, comment, rows, coef_name, coefs):
+    """The rows of 16 floats of a piecewise table (vm_<fn>_tab_<name>),
+    then its coefficients' rows (vm_<fn>_tab_<coef_name>[k][piece])."""
+    def row(vals):
+        return ", ".join(as_c(v, 32) + "f" for v in vals)
+    print(f"/* {comment} */")
+    for name, vals in rows:
+        print(f"static const float vm_{fn}_tab_{name}[16] = {{{row(vals)}}};")
+    print(f"static const float vm_{fn}_tab_{coef_name}[{len(coefs[0])}][16] = {{")
+    for j in range(len(coefs[0])):
+        print(f"    {{{row(c[j] for c in coefs)}}},")
+    print("};")
 
 
 def tanh_table():
@@ -136,10 +169,6 @@ def tanh_table():
     c0, c1 (0 for piece 0) and R's coefficients; the kernel computes
     fma(t, fma(t, R, c1), fma(w, t, c0)) with each row a vpermps."""
     import numpy as np
-
-    def f32(v):
-        import struct
-        return struct.unpack("f", struct.pack("f", float(v)))[0]
     segs = [(0.0, 0.5)] + [(k / 2, k / 2 + 0.5) for k in range(1, 15)] + [(7.5, 9.1)]
     center, w, c0s, c1s, R = [], [], [], [], []
     worst = 0
@@ -155,15 +184,8 @@ def tanh_table():
             R.append([f32(x) for x in c])
             worst = max(worst, e)
             continue
-        mid = (lo + hi) / 2
-        ulp = float(np.spacing(np.float32(mid)))
-        cand = (np.float32(mid) + np.arange(-200000, 200000, dtype=np.float64) * ulp).astype(np.float32)
-        cand = cand[(cand > lo + 0.05) & (cand < hi - 0.05)]
-        tl = np.tanh(cand.astype(np.longdouble))
-        t32 = tl.astype(np.float32)
-        off = np.abs(tl - t32.astype(np.longdouble)) / np.spacing(t32).astype(np.longdouble)
-        i = int(np.argmin(off))
-        cm, c0m = mp.mpf(float(cand[i])), mp.mpf(float(t32[i]))
+        cf, c0 = accurate_center(lo, hi, 0.05, lambda c: np.tanh(c.astype(np.longdouble)))
+        cm, c0m = mp.mpf(cf), mp.mpf(c0)
 
         def g(t):
             return (mp.tanh(cm + t) - c0m) / t if abs(t) > 1e-40 else 1 - mp.tanh(cm) ** 2
@@ -172,22 +194,13 @@ def tanh_table():
             return max(abs(t), mp.mpf(1e-30)) / mp.tanh(cm + t)
         c, e = remez(g, mp.mpf(lo) - cm, mp.mpf(hi) - cm, 7, weight=wk)
         worst = max(worst, e)
-        center.append(float(cand[i])), w.append(0.0), c0s.append(float(t32[i]))
+        center.append(cf), w.append(0.0), c0s.append(c0)
         c1s.append(f32(c[0]))
         R.append([f32(x) for x in c[1:]])
 
-    def row(vals):
-        return ", ".join(as_c(v, 32) + "f" for v in vals)
-    print(f"/* tanh(|x|) in 16 pieces of degree 8 (tanh_table); max weighted error "
-          f"{mp.nstr(worst, 3)}: center, w, c0, c1, then R's coefficients */")
-    print(f"static const float vm_tanh_tab_center[16] = {{{row(center)}}};")
-    print(f"static const float vm_tanh_tab_w[16] = {{{row(w)}}};")
-    print(f"static const float vm_tanh_tab_c0[16] = {{{row(c0s)}}};")
-    print(f"static const float vm_tanh_tab_c1[16] = {{{row(c1s)}}};")
-    print(f"static const float vm_tanh_tab_r[{len(R[0])}][16] = {{")
-    for j in range(len(R[0])):
-        print(f"    {{{row(R[k][j] for k in range(16))}}},")
-    print("};")
+    emit_table("tanh", f"tanh(|x|) in 16 pieces of degree 8 (tanh_table); max weighted error "
+               f"{mp.nstr(worst, 3)}: center, w, c0, c1, then R's coefficients",
+               (("center", center), ("w", w), ("c0", c0s), ("c1", c1s)), "r", R)
 
 
 def erf_table():
@@ -207,10 +220,6 @@ def erf_table():
     fma(t, fma(m, P, a), fma(n t, P, c0))."""
     import math
     import numpy as np
-
-    def f32(v):
-        import struct
-        return struct.unpack("f", struct.pack("f", float(v)))[0]
     c0hi = f32(2 / mp.sqrt(mp.pi))
     segs = [(k / 4, k / 4 + 0.25) for k in range(15)] + [(3.75, 3.95)]
     rows = {k: [] for k in ("center", "m", "a", "n", "c0")}
@@ -229,17 +238,7 @@ def erf_table():
             P.append([f32(x) for x in c])
             worst = max(worst, e)
             continue
-        mid = (lo + hi) / 2
-        ulp = float(np.spacing(np.float32(mid)))
-        cand = (np.float32(mid) + np.arange(-200000, 200000, dtype=np.float64) * ulp).astype(np.float32)
-        cand = cand[(cand > lo + 0.03) & (cand < hi - 0.03)]
-        best, bc, b0 = None, None, None
-        for cf in cand.tolist():
-            v = math.erf(cf)
-            v32 = f32(v)
-            off = abs(v - v32) / float(np.spacing(np.float32(v32)))
-            if best is None or off < best:
-                best, bc, b0 = off, cf, v32
+        bc, b0 = accurate_center(lo, hi, 0.03, np.vectorize(math.erf, otypes=[np.float64]))
         cm, c0m = mp.mpf(bc), mp.mpf(b0)
 
         def g(t):
@@ -253,16 +252,9 @@ def erf_table():
             rows[key].append(val)
         P.append([f32(x) for x in c])
 
-    def row(vals):
-        return ", ".join(as_c(v, 32) + "f" for v in vals)
-    print(f"/* erf(|x|) in 16 pieces of degree 7 (erf_table); max weighted error "
-          f"{mp.nstr(worst, 3)}: center, m, a, n, c0, then P's coefficients */")
-    for key in ("center", "m", "a", "n", "c0"):
-        print(f"static const float vm_erf_tab_{key}[16] = {{{row(rows[key])}}};")
-    print(f"static const float vm_erf_tab_p[{len(P[0])}][16] = {{")
-    for j in range(len(P[0])):
-        print(f"    {{{row(P[k][j] for k in range(16))}}},")
-    print("};")
+    emit_table("erf", f"erf(|x|) in 16 pieces of degree 7 (erf_table); max weighted error "
+               f"{mp.nstr(worst, 3)}: center, m, a, n, c0, then P's coefficients",
+               tuple(rows.items()), "p", P)
 
 
 def main():
