@@ -348,7 +348,10 @@ def test_copies_make_new_native_objects():
 
 def test_stream_bytes():
     # a context that writes every aligned output with non-temporal stores
-    # gives the same bits as one that never does; a bad size is refused
+    # gives the same bits as one that never does; a bad size is refused.
+    # The forward's out is 64-byte aligned here, so it streams; backward's
+    # dx is NumPy's own allocation, aligned or not (tests/test_kernels.c
+    # streams the backward in every dtype)
     def aligned(n):
         raw = np.empty(n + 16, np.float32)
         off = (-raw.ctypes.data % 64) // 4
