@@ -271,7 +271,7 @@ static LLVMValueRef lw_sub(dnc_cg *cg, const dnc_node *e, LLVMValueRef *a)
 static LLVMValueRef lw_div(dnc_cg *cg, const dnc_node *e, LLVMValueRef *a)
 {
   (void)e;
-  return LLVMBuildFDiv(cg->b, a[0], a[1], "");
+  return dnc_vm_div(cg, a[0], a[1]);
 }
 
 /* Small constant integer exponents become multiplications (the same
@@ -341,13 +341,15 @@ static LLVMValueRef lw_clamp(dnc_cg *cg, const dnc_node *e, LLVMValueRef *a)
 static LLVMValueRef lw_sqrt(dnc_cg *cg, const dnc_node *e, LLVMValueRef *a)
 {
   (void)e;
-  return unary_intrinsic(cg, "llvm.sqrt", a[0]);
+  LLVMValueRef r = dnc_vm_sqrt(cg, a[0]);
+  return r ? r : unary_intrinsic(cg, "llvm.sqrt", a[0]);
 }
 static LLVMValueRef lw_rsqrt(dnc_cg *cg, const dnc_node *e, LLVMValueRef *a)
 {
   (void)e;
-  return LLVMBuildFDiv(cg->b, dnc_cg_splat(cg, 1.0),
-                       unary_intrinsic(cg, "llvm.sqrt", a[0]), "rsqrt");
+  LLVMValueRef r = dnc_vm_rsqrt(cg, a[0]);
+  return r ? r : LLVMBuildFDiv(cg->b, dnc_cg_splat(cg, 1.0),
+                               unary_intrinsic(cg, "llvm.sqrt", a[0]), "rsqrt");
 }
 /* e = exp(-k |a|) for a = s t, built once per (t, k |s|): |round(s t)| k
  * = round(|s| k |t|) for k = 1 or 2, so e has the same bits as when
@@ -1323,7 +1325,7 @@ LLVMModuleRef dnc_codegen(LLVMContextRef ctx, dnc_mod *m, dnc_fn *f, int dt,
   roots[1] = k.dfdx;
   for (int i = 0; i < f->nparams; i++)
     roots[i + 2] = dfdp[i];
-  if (dnc_rewrite(&m->dag, cg.f64, cg.fma, roots, f->nparams + 2)) {
+  if (dnc_rewrite(&m->dag, cg.f64, cg.lowp, cg.fma, roots, f->nparams + 2)) {
     *err = strdup("the kernels' DAG after its lowering rewrites is too large");
     LLVMDisposeBuilder(cg.b);
     LLVMDisposeModule(cg.mod);

@@ -564,17 +564,20 @@ int dnc_pow_special(double e);
  * vector code (vmath.c) rather than rtmath.c's scalar function. */
 int dnc_vm_native(int op, int f64);
 /* root as the kernels of one precision (f64, else f32 compute: f32, bf16,
- * f16) for a target with or without fused multiply-add compute it: the
+ * f16; lowp: their math's bits, as dnc_rewrite) for a target with or
+ * without fused multiply-add compute it: the
  * lowering rewrites of rewrite.c applied, then flattened (module DAG and
  * arena; the caller holds the module's lock where others may use it). */
-dnc_prog *dnc_rt_prog(dnc_mod *m, dnc_node *root, int f64, int fma);
+dnc_prog *dnc_rt_prog(dnc_mod *m, dnc_node *root, int f64, int lowp, int fma);
 /* Such a program evaluated in float or double, each op by its formula
  * (opmath.h) as the kernels lower it (pow with small integer exponents as
  * arithmetic, dnc_pow_special). math32: for each op, the float function
  * to use in place of rtmath.c's (NULL entries, or NULL: rtmath.c's); tests
  * pass the JIT's own vector math here so that kernels can be compared to
- * the bit. The functions take both operands: pow uses the second, the
- * unary ops ignore it. */
+ * the bit, and for bf16's math its division, sqrt and rsqrt too (ops
+ * without a runtime function, which are otherwise IEEE's). The functions
+ * take both operands: pow and division use the second, the unary ops
+ * ignore it. */
 typedef float (*dnc_rt_fn32)(float, float);
 typedef double (*dnc_rt_fn64)(double, double);
 float dnc_rt_eval_f32(const dnc_prog *pr, float x, const float *p,
@@ -590,11 +593,12 @@ double dnc_split_scale(const dnc_node *a, const dnc_node **t);
 /* y = -(|t| * k) for a constant k >= 0, as the sigmoid-pair rewrite
  * writes exp(-k|t|)'s argument: 1 and *t, *k set; else 0 */
 int dnc_expneg_of(const dnc_node *y, const dnc_node **t, double *k);
-/* The lowering rewrites (rewrite.c) for f64 or f32 compute and a target
- * with or without fused multiply-add, applied to roots[0..n) in place
+/* The lowering rewrites (rewrite.c) for f64 or f32 compute, the vector
+ * math's precision in f32 (lowp: 8 for bf16's, 11 for f16's, else 0) and a
+ * target with or without fused multiply-add, applied to roots[0..n) in place
  * (NULL entries skipped; shared nodes rewritten once); -1 when the DAG's
  * node budget ran out. */
-int dnc_rewrite(dnc_dag *g, int f64, int fma, dnc_node **roots, int n);
+int dnc_rewrite(dnc_dag *g, int f64, int lowp, int fma, dnc_node **roots, int n);
 
 /* ------------------------------------------- kernels (codegen.c, aot.c) */
 

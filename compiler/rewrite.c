@@ -35,7 +35,11 @@
  *     derivatives, n / (v sqrt(v)) with v = c + u^2, take the same k and
  *     scaled sum, and one reciprocal for all of them (isru_deriv): one
  *     sqrt and two divisions in DyISRU's backward instead of two and
- *     three.
+ *     three. In bf16's math (math_bits 8), whose division and roots are
+ *     14-bit estimates (vmath.c), the quotient is u k rsqrt(S) and the
+ *     reciprocal rsqrt(S) (1 / S), S the scaled sum: one estimate fewer
+ *     each, so DyISRU's bf16 forward is a third faster (docs/
+ *     performance.md, round six).
  */
 #include <math.h>
 #include <stdlib.h>
@@ -108,7 +112,7 @@ static const dnc_node *square_of(const dnc_node *e)
 
 typedef struct rewriter {
   dnc_dag *g;
-  int f64, fma;
+  int f64, lowp, fma;
   dnc_node **map; /* by id of an original node: its rewritten form */
 } rewriter;
 
@@ -176,7 +180,7 @@ static dnc_node *isru_scaled(rewriter *rw, const dnc_node *u, const dnc_node *c,
 }
 
 /* u / sqrt(c + u^2) or u * rsqrt(c + u^2), scaled where u^2 would
- * overflow (the comment at the top) */
+ * overflow (the comment at the top); u * rsqrt(...) in bf16's math */
 static dnc_node *isru(rewriter *rw, const dnc_node *e)
 {
   const dnc_node *u = e->arg[0], *r = e->arg[1];
@@ -187,6 +191,8 @@ static dnc_node *isru(rewriter *rw, const dnc_node *e)
   if (!c)
     return NULL;
   dnc_node *k, *us, *sum = isru_scaled(rw, u, c, &k, &us);
+  if (rw->lowp == 8)
+    return N(OP_MUL, us, N(OP_RSQRT, sum, NULL, NULL), NULL);
   return e->op == OP_DIV ? N(OP_DIV, us, N(OP_SQRT, sum, NULL, NULL), NULL)
                          : N(OP_MUL, us, N(OP_RSQRT, sum, NULL, NULL), NULL);
 }
@@ -221,8 +227,11 @@ static dnc_node *isru_deriv(rewriter *rw, const dnc_node *e)
       dnc_node *k, *us, *S = isru_scaled(rw, u, c, &k, &us);
       dnc_node *k3 = N(OP_MUL, N(OP_MUL, k, k, NULL), k, NULL);
       dnc_node *num = N(OP_MUL, rw->map[e->arg[0]->id], k3, NULL);
-      dnc_node *r = N(OP_DIV, dnc_const(rw->g, 1.0),
-                      N(OP_MUL, S, N(OP_SQRT, S, NULL, NULL), NULL), NULL);
+      dnc_node *r = rw->lowp == 8
+                        ? N(OP_MUL, N(OP_RSQRT, S, NULL, NULL),
+                            N(OP_DIV, dnc_const(rw->g, 1.0), S, NULL), NULL)
+                        : N(OP_DIV, dnc_const(rw->g, 1.0),
+                            N(OP_MUL, S, N(OP_SQRT, S, NULL, NULL), NULL), NULL);
       return N(OP_MUL, num, r, NULL);
     }
   }
@@ -260,7 +269,7 @@ static void rewrite_root(rewriter *rw, dnc_arena *scratch, dnc_node **root)
   *root = rw->map[(*root)->id];
 }
 
-int dnc_rewrite(dnc_dag *g, int f64, int fma, dnc_node **roots, int n)
+int dnc_rewrite(dnc_dag *g, int f64, int lowp, int fma, dnc_node **roots, int n)
 {
   uint32_t top = 0;
   for (int i = 0; i < n; i++)
@@ -268,7 +277,7 @@ int dnc_rewrite(dnc_dag *g, int f64, int fma, dnc_node **roots, int n)
       top = roots[i]->id + 1;
   uint32_t limit0 = dnc_dag_budget(g, DNC_MAX_DIFF_NODES);
   dnc_arena *scratch = dnc_arena_new();
-  rewriter rw = {g, f64, fma, dnc_arena_alloc(scratch, sizeof(dnc_node *) * (top + 1))};
+  rewriter rw = {g, f64, lowp, fma, dnc_arena_alloc(scratch, sizeof(dnc_node *) * (top + 1))};
   for (uint32_t i = 0; i <= top; i++)
     rw.map[i] = NULL;
   for (int i = 0; i < n && !g->over; i++)

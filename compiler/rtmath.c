@@ -144,17 +144,19 @@ int dnc_pow_special(double e)
         : k == -1 ? ONE / a : k == -2 ? (ONE / a) / a : POW(a, b);         \
       break;                                                                \
     }                                                                       \
-    default: /* every other op: its formula, opmath.h */                    \
-      r = dnc_ops[in->op].rt ? MATH(in->op, a, b) : FN[in->op](a, b, c);       \
+    default: /* every other op: its formula, opmath.h, or the caller's   \
+                math where it gives one (bf16's division and roots) */     \
+      r = dnc_ops[in->op].rt || (m && m[in->op]) ? MATH(in->op, a, b)      \
+                                                 : FN[in->op](a, b, c);    \
       break;                                                                \
     }                                                                       \
     v[i] = r;                                                               \
   }                                                                         \
   return v[pr->n - 1];
 
-dnc_prog *dnc_rt_prog(dnc_mod *m, dnc_node *root, int f64, int fma)
+dnc_prog *dnc_rt_prog(dnc_mod *m, dnc_node *root, int f64, int lowp, int fma)
 {
-  if (dnc_rewrite(&m->dag, f64, fma, &root, 1))
+  if (dnc_rewrite(&m->dag, f64, lowp, fma, &root, 1))
     dnc_die(__FILE__, __LINE__, "the rewritten function is too large");
   return dnc_prog_build(&m->dag, m->arena, root);
 }

@@ -20,6 +20,10 @@
  * reduced to |t| <= tan(pi/8); sin and cos with the reduced argument in
  * two doubles).
  *
+ * bf16's math (math_bits 8) on 16-lane AVX-512 also divides and takes
+ * square roots for codegen.c (dnc_vm_div, dnc_vm_sqrt, dnc_vm_rsqrt) with
+ * the 14-bit estimates vrcp14ps and vrsqrt14ps instead of the one divider.
+ *
  * f64 pow calls the scalar function of rtmath.c lane by lane: correct,
  * but not vector code (it needs log in double-double). So do sin and cos
  * beyond |x| = 2^17 (2^10 without FMA;
@@ -386,6 +390,81 @@ static LLVMValueRef tab(vm *v, const float *t, LLVMValueRef idx)
 static int table_ok(const vm *v)
 {
   return !v->d && v->cg->avx512 && v->cg->lanes == 16;
+}
+
+/* ------------------------------ bf16's division and square roots */
+
+/* bf16 kernels (math_bits 8) on 16-lane AVX-512 divide and take square
+ * roots with the hardware's 14-bit estimates instead of vdivps and
+ * vsqrtps, which share one divider that takes 11 cycles for each: that
+ * divider bounded DyISRU's bf16 kernels (a sqrt and a division per 16
+ * elements forward, docs/performance.md, round six). Each estimate is
+ * within 2^-14 relative (vrcp14ps, vrsqrt14ps), 2^-14 + 2^-24 after the
+ * product that uses it, as bf16's other math (about 2^-15, docs/
+ * accuracy.md); specials, signed zeros and subnormals as IEEE division
+ * and sqrt give them. f16's math (11 bits) keeps the exact operations. */
+static int estimates_ok(const vm *v)
+{
+  return v->lowp == 8 && table_ok(v);
+}
+
+static LLVMValueRef rcp14(vm *v, LLVMValueRef x)
+{
+  LLVMValueRef a[3] = {x, LLVMGetPoison(v->ft), LLVMConstAllOnes(v->cg->i16)};
+  return x86_call(v, "llvm.x86.avx512.rcp14.ps.512", a, 3);
+}
+
+/* a / b = a rcp14(b), where b = +-0 gives +-inf (NaN for a = 0), b =
+ * +-inf +-0 (NaN for an infinite a), NaNs pass, and a reciprocal that is
+ * subnormal (|b| > 2^126) still has 21 bits. A subnormal b's reciprocal
+ * overflows while a / b need not: a vector with one goes to a block that
+ * divides (vdivps) and takes that quotient in those lanes, so that a lane's
+ * result never depends on the others. Handling it without the branch
+ * (scaling b and the quotient by 2^64, or getmant, getexp and scalef)
+ * cost as much as the division it replaces. */
+static LLVMValueRef div_est(vm *v, LLVMValueRef a, LLVMValueRef b)
+{
+  LLVMValueRef q = mul(v, a, rcp14(v, b));
+  LLVMValueRef fc[2] = {b, LLVMConstInt(v->cg->i32, 0x20, 0)}; /* class: denormal */
+  LLVMValueRef sub = x86_call(v, "llvm.x86.avx512.fpclass.ps.512", fc, 2);
+  LLVMValueRef any = LLVMBuildICmp(v->b, LLVMIntNE,
+                                   LLVMBuildBitCast(v->b, sub, v->cg->i16, ""),
+                                   LLVMConstInt(v->cg->i16, 0, 0), "");
+  LLVMBasicBlockRef cur = LLVMGetInsertBlock(v->b);
+  LLVMValueRef fn = LLVMGetBasicBlockParent(cur);
+  LLVMBasicBlockRef slow = LLVMAppendBasicBlockInContext(v->cg->ctx, fn, "div.subnormal");
+  LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(v->cg->ctx, fn, "div.join");
+  LLVMBuildCondBr(v->b, any, slow, join);
+  LLVMPositionBuilderAtEnd(v->b, slow);
+  LLVMValueRef qs = sel(v, sub, vdiv(v, a, b), q);
+  LLVMBuildBr(v->b, join);
+  LLVMPositionBuilderAtEnd(v->b, join);
+  LLVMValueRef phi = LLVMBuildPhi(v->b, v->ft, "quotient");
+  LLVMValueRef in[2] = {q, qs};
+  LLVMBasicBlockRef from[2] = {cur, slow};
+  LLVMAddIncoming(phi, in, from, 2);
+  return phi;
+}
+
+/* rsqrt14 is right for every special: +-0, +inf, negative, NaN, and
+ * subnormals (whose reciprocal square roots are normal) */
+static LLVMValueRef rsqrt_est(vm *v, LLVMValueRef x)
+{
+  LLVMValueRef a[3] = {x, LLVMGetPoison(v->ft), LLVMConstAllOnes(v->cg->i16)};
+  return x86_call(v, "llvm.x86.avx512.rsqrt14.ps.512", a, 3);
+}
+
+/* sqrt(x) = x rsqrt14(x), where x = +-0, +1 and +inf (0 inf, inf 0: NaN)
+ * are then fixed up to x itself (vfixupimmps: class zero, +1 and +inf
+ * answer "the source"); negative x and NaN give NaN, as rsqrt14 does. */
+static LLVMValueRef sqrt_est(vm *v, LLVMValueRef x)
+{
+  enum { SRC = 1, ZERO = 2, POS_ONE = 3, POS_INF = 5 };
+  const unsigned tbl = SRC << (4 * ZERO) | SRC << (4 * POS_ONE) | SRC << (4 * POS_INF);
+  LLVMValueRef a[6] = {mul(v, x, rsqrt_est(v, x)), x, KI(v, tbl),
+                       LLVMConstInt(v->cg->i32, 0, 0), LLVMConstAllOnes(v->cg->i16),
+                       LLVMConstInt(v->cg->i32, 4, 0)};
+  return x86_call(v, "llvm.x86.avx512.mask.fixupimm.ps.512", a, 6);
 }
 
 /* |x| clamped to lim (a NaN passes), its piece i = min(floor(scale |x|),
@@ -1135,4 +1214,22 @@ LLVMValueRef dnc_vm_emit(dnc_cg *cg, int op, LLVMValueRef a, LLVMValueRef b)
   case OP_HYPOT: return vm_hypot(&v, a, b);
   default: DNC_ASSERT(!"an op without vector math"); return NULL;
   }
+}
+
+LLVMValueRef dnc_vm_div(dnc_cg *cg, LLVMValueRef a, LLVMValueRef b)
+{
+  vm v = vm_of(cg);
+  return estimates_ok(&v) ? div_est(&v, a, b) : LLVMBuildFDiv(cg->b, a, b, "");
+}
+
+LLVMValueRef dnc_vm_sqrt(dnc_cg *cg, LLVMValueRef x)
+{
+  vm v = vm_of(cg);
+  return estimates_ok(&v) ? sqrt_est(&v, x) : NULL;
+}
+
+LLVMValueRef dnc_vm_rsqrt(dnc_cg *cg, LLVMValueRef x)
+{
+  vm v = vm_of(cg);
+  return estimates_ok(&v) ? rsqrt_est(&v, x) : NULL;
 }

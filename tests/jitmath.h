@@ -9,7 +9,8 @@
  *
  * jm_table_lowp[0] and [1] are the math of bf16 and f16 kernels (computed
  * in f32 with shorter approximations, vmath.c): the f32 kernels of
- * contexts for the same CPU with math_bits 8 and 11.
+ * contexts for the same CPU with math_bits 8 and 11; bf16's also has
+ * division, sqrt and rsqrt (estimates on AVX-512, vmath.c).
  */
 #ifndef DNC_JITMATH_H
 #define DNC_JITMATH_H
@@ -58,6 +59,20 @@ static dnc_rt_fn32 jm_table_lowp[2][OP__COUNT];
     jm_lowp_kernel[1][OP_##OP](&x, &y, 1, &p);      \
     return y;                                       \
   }
+/* bf16's division and roots (vmath.c's estimates where the CPU has them) */
+#define JM_BF(OP)                                   \
+  static float jmbf_##OP(float x, float b)          \
+  {                                                 \
+    float y;                                        \
+    double p = b;                                   \
+    jm_lowp_kernel[0][OP_##OP](&x, &y, 1, &p);      \
+    return y;                                       \
+  }
+JM_BF(DIV)
+JM_BF(SQRT)
+JM_BF(RSQRT)
+#undef JM_BF
+
 /* one for each op of ops.h with vector math (RT) */
 #define JM_0(OP)
 #define JM_1(OP) JM_FN(OP)
@@ -139,6 +154,22 @@ static int jm_init(dnc_context *ctx)
       jm_lowp_kernel[l][op] = k.forward;
       jm_table_lowp[l][op] = ops[i].lowp[l];
     }
+  }
+  static const struct {
+    int op;
+    dnc_rt_fn32 fn;
+  } est[] = {{OP_DIV, jmbf_DIV}, {OP_SQRT, jmbf_SQRT}, {OP_RSQRT, jmbf_RSQRT}};
+  for (size_t i = 0; i < sizeof est / sizeof est[0]; i++) {
+    int op = est[i].op;
+    char src[64];
+    dnc_kernels k;
+    jm_source(op, src, sizeof src);
+    if (dnc_compile_string(jm_lowp_ctx[0], "jitmath", src, strlen(src),
+                           &jm_lowp_modules[0][op]) ||
+        dnc_function_kernels(dnc_module_find(jm_lowp_modules[0][op], "f"), DNC_F32, &k))
+      return 0;
+    jm_lowp_kernel[0][op] = k.forward;
+    jm_table_lowp[0][op] = est[i].fn;
   }
   return 1;
 }

@@ -144,12 +144,12 @@ static void test_op(int op)
   double ref[NX], y[NX];
   for (int i = 0; i < NX; i++)
     ref[i] = dnc_interp(f, xs[i], p);
-  dnc_prog *r64 = dnc_rt_prog(m, f->body, 1, 0);
+  dnc_prog *r64 = dnc_rt_prog(m, f->body, 1, 0, 0);
   for (int i = 0; i < NX; i++)
     y[i] = dnc_rt_eval_f64(r64, xs[i], p, NULL);
   ok(max_err(y, ref) <= 1e-15, "%s: rtmath's double evaluator agrees with the interpreter", name);
   const float p32[2] = {(float)P, (float)Q};
-  dnc_prog *r32 = dnc_rt_prog(m, f->body, 0, 0);
+  dnc_prog *r32 = dnc_rt_prog(m, f->body, 0, 0, 0);
   for (int i = 0; i < NX; i++)
     y[i] = dnc_rt_eval_f32(r32, (float)xs[i], p32, NULL);
   ok(max_err(y, ref) <= 1e-6, "%s: rtmath's float evaluator agrees with the interpreter", name);

@@ -368,6 +368,203 @@ static void test_lowp(dnc_context *ctx)
   dnc_context_free(full);
 }
 
+/* ------------------------------------------------- bf16's division,
+ * sqrt and rsqrt: in bf16's math (math_bits 8) on 16-lane AVX-512 they
+ * are the 14-bit estimates (vmath.c, estimates_ok); elsewhere IEEE's. The
+ * f32 kernels of a context with math_bits = 8 (x / b with b in each lane,
+ * as a / x; sqrt; rsqrt) over random bit patterns, subnormals, the edges
+ * of the reciprocal's range and the specials: NaN, infinities and signed
+ * zeros exactly as IEEE gives them, every other result within EST_REL of
+ * the exact quotient or root (and the subnormal spacing where it is
+ * subnormal), and each lane the same alone as beside the others (a vector
+ * with a subnormal divisor takes another block). Then every bf16 input of
+ * sqrt and rsqrt through the bf16 kernels, in bf16 ulps. */
+#define EST_REL (0x1p-14 + 0x1p-23)
+enum { EST_N = 1 << 15 };
+
+static void est_check(double r, float g, int64_t *wrong, double *worst)
+{
+  int same;
+  if (isnan(r) || isnan(g))
+    same = isnan(r) && isnan(g);
+  else if (r == 0 || isinf(r))
+    same = g == r && !signbit(g) == !signbit(r);
+  else if (isinf(g)) /* only where r rounds to inf, give or take the estimate */
+    same = fabs(r) >= FLT_MAX * (1 - 0x1p-13) && !signbit(g) == !signbit(r);
+  else {
+    /* relative, and the subnormal spacing where r is below the normals */
+    double e = (fabs(g - r) - (fabs(r) < FLT_MIN ? 0x1p-149 : 0)) / fabs(r);
+    if (e > *worst && fabs(r) >= FLT_MIN)
+      *worst = e;
+    same = e <= EST_REL && (g == 0 || !signbit(g) == !signbit(r));
+  }
+  *wrong += !same;
+}
+
+static float est_point(uint64_t i)
+{
+  static const float special[] = {0.0f, -0.0f, INFINITY, -INFINITY, NAN, 1e-45f,
+                                  -1e-45f, 1e-40f, -3e-39f, 0x1p-126f, -0x1p-126f,
+                                  0x1.fffffcp-127f, FLT_MAX, -FLT_MAX, 0x1p126f,
+                                  0x1p127f, 1.0f, -1.0f, 2.0f, 0.75f, 3.0f};
+  enum { NS = sizeof special / sizeof special[0] };
+  if (i < NS)
+    return special[i];
+  uint32_t b = (uint32_t)((i * 0x9E3779B97F4A7C15ull) >> 32);
+  if (i % 4 == 0)
+    b &= 0x807fffffu; /* a subnormal */
+  float f;
+  memcpy(&f, &b, 4);
+  return f;
+}
+
+static void test_estimates(dnc_context *ctx)
+{
+  dnc_options o;
+  dnc_options_init(&o);
+  o.threads = 1;
+  o.cpu = getenv("DNC_MATH_CPU");
+  o.math_bits = 8;
+  dnc_context *c8;
+  if (dnc_context_create(&o, &c8)) {
+    ok(0, "a context with math_bits = 8: %s", dnc_last_error());
+    return;
+  }
+  const char *src = "fn q(x; a = 1) = a / x\nfn s(x) = sqrt(x)\nfn r(x) = rsqrt(x)\n";
+  dnc_module *mod;
+  if (dnc_compile_string(c8, "est", src, strlen(src), &mod)) {
+    ok(0, "the estimates compile: %s", dnc_last_error());
+    dnc_context_free(c8);
+    return;
+  }
+  dnc_kernels kq, ks, kr;
+  dnc_function_kernels(dnc_module_find(mod, "q"), DNC_F32, &kq);
+  dnc_function_kernels(dnc_module_find(mod, "s"), DNC_F32, &ks);
+  dnc_function_kernels(dnc_module_find(mod, "r"), DNC_F32, &kr);
+  float *x = malloc(sizeof(float) * EST_N), *y = malloc(sizeof(float) * EST_N);
+  for (int i = 0; i < EST_N; i++)
+    x[i] = est_point((uint64_t)i);
+  /* a / x: numerators of every size, the specials among them */
+  int64_t wrong[3] = {0, 0, 0}, alone = 0;
+  double worst[3] = {0, 0, 0};
+  for (int j = 0; j < 400; j++) {
+    double a = est_point((uint64_t)(j * 7919 + 3));
+    if (j < 21)
+      a = est_point((uint64_t)j);
+    kq.forward(x, y, EST_N, &a);
+    for (int i = 0; i < EST_N; i++) {
+      double r = (double)(float)a / (double)x[i];
+      est_check(r, y[i], &wrong[0], &worst[0]);
+    }
+    for (int i = 0; i < 64; i++) { /* alone: the same bits as among the others */
+      float y1;
+      kq.forward(&x[i], &y1, 1, &a);
+      alone += memcmp(&y1, &y[i], 4) != 0 && !(isnan(y1) && isnan(y[i]));
+    }
+  }
+  double p = 0;
+  ks.forward(x, y, EST_N, &p);
+  for (int i = 0; i < EST_N; i++)
+    est_check(sqrt((double)x[i]), y[i], &wrong[1], &worst[1]);
+  kr.forward(x, y, EST_N, &p);
+  for (int i = 0; i < EST_N; i++)
+    est_check(1 / sqrt((double)x[i]), y[i], &wrong[2], &worst[2]);
+  static const char *const names[3] = {"a / x", "sqrt", "rsqrt"};
+  for (int k = 0; k < 3; k++)
+    ok(wrong[k] == 0, "bf16's math: %s within 2^-14 + 2^-23 relative (2^%.2f), "
+       "specials, signed zeros and subnormals as IEEE's (%lld wrong)", names[k],
+       worst[k] > 0 ? log2(worst[k]) : -INFINITY, (long long)wrong[k]);
+  ok(alone == 0, "bf16's math: a / x of a lane alone as among others (%lld differ)",
+     (long long)alone);
+  /* every bf16 input: within half an ulp and 2^-14 relative, 0.5 + 2^-6 */
+  uint16_t *hx = malloc(2 * LOWP_N), *hy = malloc(2 * LOWP_N);
+  for (int i = 0; i < LOWP_N; i++)
+    hx[i] = (uint16_t)i;
+  for (int k = 1; k < 3; k++) {
+    dnc_module *m16;
+    dnc_kernels kb;
+    char one[48];
+    snprintf(one, sizeof one, "fn f(x) = %s(x)", names[k]);
+    if (dnc_compile_string(c8, "est", one, strlen(one), &m16) ||
+        dnc_function_kernels(dnc_module_find(m16, "f"), DNC_BF16, &kb)) {
+      ok(0, "%s compiles in bf16", names[k]);
+      continue;
+    }
+    kb.forward(hx, hy, LOWP_N, &p);
+    int64_t bad = 0, not_cr = 0;
+    double w = 0;
+    for (int i = 0; i < LOWP_N; i++) {
+      double v = h2f((uint16_t)i, 1), g = h2f(hy[i], 1);
+      double r = k == 1 ? sqrt(v) : 1 / sqrt(v);
+      if (isnan(r) || isinf(r) || r == 0) {
+        bad += !(isnan(r) ? isnan(g) : g == r && signbit(g) == signbit(r));
+        continue;
+      }
+      double u = fabs(g - r) / ulp_fmt(r, 8, -126);
+      not_cr += u > 0.5;
+      if (u > w)
+        w = u;
+    }
+    printf("# %-5s bf16, every input: %.4f ulp, %lld not correctly rounded\n",
+           names[k], w, (long long)not_cr);
+    ok(bad == 0 && w <= 0.5 + 0x1p-6, "%s in bf16, all 65536 inputs: within "
+       "0.516 ulp (%.4f), specials as IEEE's", names[k], w);
+    dnc_module_free(m16);
+  }
+  /* DyISRU in bf16 (the default context: bf16's math), forward and
+   * backward with dy = 1, every input: its quotient is x rsqrt(v) there
+   * (rewrite.c), its derivative rsqrt(v) (1 / v) beta */
+  const char *isru = "fn f(x; beta = 301.1) = x / sqrt(beta + x^2)";
+  dnc_module *mi;
+  dnc_kernels ki;
+  uint16_t *hd = malloc(2 * LOWP_N), *one = malloc(2 * LOWP_N);
+  for (int i = 0; i < LOWP_N; i++)
+    one[i] = 0x3f80;
+  if (dnc_compile_string(ctx, "est", isru, strlen(isru), &mi) ||
+      dnc_function_kernels(dnc_module_find(mi, "f"), DNC_BF16, &ki)) {
+    ok(0, "DyISRU compiles in bf16");
+  } else {
+    double beta = 301.1, dbeta = 0, worst2[2] = {0, 0};
+    int64_t bad = 0, ncr[2] = {0, 0};
+    ki.forward(hx, hy, LOWP_N, &beta);
+    ki.backward(hx, one, hd, LOWP_N, &beta, &dbeta);
+    for (int i = 0; i < LOWP_N; i++) {
+      double v = h2f((uint16_t)i, 1), b = (double)(float)beta;
+      double ref[2] = {v / sqrt(b + v * v), b / ((b + v * v) * sqrt(b + v * v))};
+      if (isinf(v)) {
+        ref[0] = v > 0 ? 1 : -1;
+        ref[1] = 0;
+      }
+      double got[2] = {h2f(hy[i], 1), h2f(hd[i], 1)};
+      for (int k = 0; k < 2; k++) {
+        if (isnan(v) || ref[k] == 0) {
+          bad += isnan(v) ? !isnan(got[k]) : got[k] != 0;
+          continue;
+        }
+        double u = fabs(got[k] - ref[k]) / ulp_fmt(ref[k], 8, -126);
+        ncr[k] += u > 0.5;
+        if (u > worst2[k])
+          worst2[k] = u;
+      }
+    }
+    printf("# DyISRU bf16, every input: forward %.4f ulp, %lld not correctly rounded; "
+           "backward %.4f, %lld\n", worst2[0], (long long)ncr[0], worst2[1],
+           (long long)ncr[1]);
+    ok(bad == 0 && worst2[0] <= 0.5 + 0x1p-6 && worst2[1] <= 0.5 + 0x1p-5,
+       "DyISRU in bf16, all 65536 inputs: forward within 0.516 ulp (%.4f), "
+       "backward within 0.532 (%.4f)", worst2[0], worst2[1]);
+    dnc_module_free(mi);
+  }
+  free(hd);
+  free(one);
+  free(hx);
+  free(hy);
+  free(x);
+  free(y);
+  dnc_module_free(mod);
+  dnc_context_free(c8);
+}
+
 /* ---------------------------------------------------------------- f64:
  * DNC_MATH_F64 points per function (default 2 million; make check-math:
  * 10^8), half random bit patterns (every exponent), half uniform in the
@@ -719,6 +916,8 @@ int main(void)
   free(x);
   free(y);
   test_lowp(ctx);
+  if (!getenv("DNC_MATH_ONLY"))
+    test_estimates(ctx);
   if (!getenv("DNC_MATH_ONLY"))
     test_backward(ctx);
   test_f64(ctx);
