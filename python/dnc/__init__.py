@@ -15,6 +15,7 @@ arrays without copies where they are contiguous in their last dimension.
 import collections
 import ctypes
 import operator
+import re
 import threading
 import weakref
 
@@ -381,7 +382,7 @@ class Function:
         return (operator.getitem, (self.module, self.name))
 
     def __repr__(self):
-        return "<dnc.Function %s(x; %s)>" % (self.name, ", ".join(
+        return "<dnc.Function %s(%s; %s)>" % (self.name, self.variable, ", ".join(
             "%s%s = %g" % (p.name, "[]" if p.kind == "per_channel" else "",
                            p.default) for p in self.params))
 
@@ -390,13 +391,26 @@ class Function:
         """The function as dnc source (as `dnc print` writes it)."""
         return C.text(C.lib.dnc_function_source, self._h)
 
-    def diff(self, wrt="x", order=1, format="dsl"):
+    @property
+    def variable(self):
+        """The name of f's input, as its source writes it (x in
+        `fn dyt(x; alpha = 0.5) = ...`, u in `fn g(u) = ...`)."""
+        v = self.__dict__.get("_variable")
+        if v is None:
+            m = re.match(r"\s*fn\s+\w+\s*\(\s*(\w+)", self.source)
+            v = self._variable = m.group(1)
+        return v
+
+    def diff(self, wrt=None, order=1, format="dsl"):
         """The simplified derivative(s) as text, as `dnc diff` prints them:
-        wrt is the input's name or a parameter's (its order-th derivative),
+        wrt is the input's name (the default: .variable) or a parameter's
+        (its order-th derivative),
         "all" (every derivative of that order) or a list "x,alpha" / a
         tuple (the mixed derivative); format is "dsl", "latex", "c" or
         "torch" (f itself, then the derivatives, as PyTorch functions)."""
-        if not isinstance(wrt, str):
+        if wrt is None:
+            wrt = self.variable
+        elif not isinstance(wrt, str):
             wrt = ",".join(wrt)
         if format not in C.FORMATS:
             raise ValueError("format is 'dsl', 'latex', 'c' or 'torch', not %r"
@@ -415,9 +429,12 @@ class Function:
         C.lib.dnc_function_diff(*args, buf, n.value + 1, None)
         return buf.value.decode()
 
-    def derivative(self, wrt="x", order=1):
+    def derivative(self, wrt=None, order=1):
         """One derivative of f as a Function of its own (same parameters),
-        compiled in f's context; cached."""
+        compiled in f's context; cached. wrt as diff's (default: the
+        input)."""
+        if wrt is None:
+            wrt = self.variable
         key = (wrt if isinstance(wrt, str) else ",".join(wrt), order)
         with self._lock:
             d = self._derivs.get(key)
@@ -632,7 +649,9 @@ class Function:
     def eval(self, x, **params):
         """The reference interpreter: f(x) in extended precision, rounded
         to double (float64 array of x's shape); scalar parameter values."""
-        x = np.ascontiguousarray(x, dtype=np.float64)
+        x = np.asarray(x, dtype=np.float64)
+        shape = x.shape
+        x = np.ascontiguousarray(x.reshape(-1))  # (a 0-d x comes back 0-d)
         vals, chan = self._values(params)
         if chan:
             raise ValueError("%s.eval takes one value per parameter"
@@ -643,4 +662,4 @@ class Function:
                                      x.size, pv)
         if st != C.OK:
             _raise(st, "%s.eval" % self.name)
-        return y
+        return y.reshape(shape)

@@ -62,7 +62,23 @@ class _ChannelsFirstFn(torch.autograd.Function):
         _dt._status(st, fn, "layer_forward_cm")
         ctx.fn = fn
         ctx.save_for_backward(x, gamma, beta, *params)
+        if hasattr(ctx, "save_for_forward"):
+            ctx.save_for_forward(x, gamma, beta, *params)
         return y.reshape(x.shape)
+
+    @staticmethod
+    def jvp(ctx, _fn, tx, tg, tb, *tps):
+        """Forward mode: the last dimension's (_dt._layer_jvp) on x with
+        dimension 1 moved last."""
+        x, gamma, beta, *params = ctx.saved_tensors
+        fn = ctx.fn
+
+        def last(t):
+            return None if t is None else t.movedim(1, -1)
+        t = _dt._layer_jvp(_dt._source_of(fn), fn.name,
+                           fn.module.context.threads, last(x), gamma, beta,
+                           params, last(tx), tg, tb, tps)
+        return t.movedim(-1, 1).contiguous()  # the layout of y
 
     @staticmethod
     def backward(ctx, dy):
@@ -123,7 +139,7 @@ def _composite_backward(fn, x, dy, gamma, beta, params, need):
     def f(g):
         return _ChannelsFirstFn.apply(g, x, None, None, *params)
     g = dy if gamma is None else dy * _over_channels(gamma, x)
-    dx = g * f(fn.derivative("x")) if need[1] else None
+    dx = g * f(fn.derivative()) if need[1] else None
     dgamma = _sum_channels(dy * f(fn)) if gamma is not None and need[2] \
         else None
     dbeta = _sum_channels(dy) if beta is not None and need[3] else None

@@ -137,11 +137,14 @@ def convert(model, fn, module=None, *, kind="all", init=None,
     for LayerNorm subclasses whose layout cannot be told."""
     fn = _dt.resolve(fn, module, threads)
     sites = {id(m): (p, k) for p, m, k in find_norms(model, kind)}
+    made = {}  # id of a norm -> its PointwiseNorm: a shared norm stays shared
 
     def replace(m, path):
         site = sites.get(id(m))
         if site is None:
             return m
+        if id(m) in made:
+            return made[id(m)]
         k = site[1]
         shape = _shape(m, path)
         w = getattr(m, "weight", None)
@@ -163,14 +166,23 @@ def convert(model, fn, module=None, *, kind="all", init=None,
                 if b is not None:
                     out.bias.copy_(b)
         out.train(m.training)
+        made[id(m)] = out
         return out
 
     def walk(m, path):
         out = replace(m, path)
-        for name, child in m.named_children():
-            out.add_module(name, walk(child, path + "." + name
-                                      if path else name))
+        # every name, also a second one for the same module (which
+        # named_children() leaves out); each module's children once
+        if out is m and id(m) in walked:
+            return out
+        walked.add(id(m))
+        for name, child in list(m._modules.items()):
+            if child is not None:
+                out.add_module(name, walk(child, path + "." + name
+                                          if path else name))
         return out
+
+    walked = set()
 
     out = walk(model, "")
     # nn.TransformerEncoder decides at construction whether its eval-mode
@@ -253,13 +265,17 @@ def fit_initial(model, fn, batches, module=None, *, kind="all",
     hooks = []
     for path, m, k in sites:
         cf = k == "layernorm" and channels_first(m, channels_first_classes)
-        eps = getattr(m, "eps", None)
-        if eps is None:
+        # nn.LayerNorm's and nn.RMSNorm's eps (None: the input dtype's
+        # machine epsilon, as nn.RMSNorm(eps=None) computes), Hugging
+        # Face's variance_epsilon, else 1e-6
+        if hasattr(m, "eps"):
+            eps = m.eps
+        else:
             eps = getattr(m, "variance_epsilon", 1e-6)
-        if eps is None:   # nn.RMSNorm(eps=None): torch.finfo's eps
-            eps = 1.1920928955078125e-07
 
         def hook(mod, args, out, path=path, k=k, cf=cf, eps=eps):
+            if eps is None:
+                eps = torch.finfo(args[0].dtype).eps
             x, y = _normalized(mod, k, args[0], cf, eps)
             xs[path].append(x)
             ys[path].append(y)

@@ -30,6 +30,7 @@ import contextlib
 import ctypes
 import os
 import re
+import sys
 import threading
 import typing
 
@@ -107,8 +108,10 @@ def _fresh(shape, dtype):
 # blocks to the system on free (glibc maps them), so every step pays it
 # again. dnc.torch therefore keeps the storages of its last few large
 # outputs and gives one out again once nothing else holds it (its use
-# count is this list's own reference): a tensor, view, saved tensor or
-# .grad the caller still has keeps its storage out of reach. At most
+# count is this list's own reference, and no Python reference but this
+# list's holds the storage object, which PyTorch hands out again as
+# y.untyped_storage() and inside y.storage()): a tensor, view, saved
+# tensor, .grad or storage the caller still has keeps it out of reach. At most
 # _reuse_keep storages of 1 MiB or more are kept (set_output_reuse; at
 # 8 MiB glibc's heap returned part of a freed block to the system too);
 # PyTorch 1.13 cannot count a storage's uses, and there nothing is kept.
@@ -116,6 +119,17 @@ _REUSE_MIN = 1 << 20
 _use_count = getattr(torch._C, "_storage_Use_Count", None)
 _reuse = []  # UntypedStorage, the most recently made or given out last
 _reuse_lock = threading.Lock()
+
+
+def _refs_of_listed():
+    """sys.getrefcount of an object that one list and one local name hold,
+    as _empty looks at a kept storage: any more is someone else's."""
+    kept = [object()]
+    st = kept[0]
+    return sys.getrefcount(st)
+
+
+_LISTED_REFS = _refs_of_listed()
 try:
     _reuse_keep = max(int(os.environ.get("DNC_TORCH_REUSE", "4")), 0)
 except ValueError:
@@ -147,8 +161,10 @@ def _empty(shape, dtype):
     if n < _REUSE_MIN or not _reuse_keep or _use_count is None:
         return _fresh(shape, dtype)
     with _reuse_lock:
-        for i, st in enumerate(_reuse):
-            if st.nbytes() == n and _use_count(st._cdata) == 1:
+        for i in range(len(_reuse)):
+            st = _reuse[i]
+            if st.nbytes() == n and _use_count(st._cdata) == 1 and \
+                    sys.getrefcount(st) <= _LISTED_REFS:
                 del _reuse[i]
                 _reuse.append(st)
                 return torch.empty(0, dtype=dtype).set_(st, 0, shape)
@@ -383,8 +399,7 @@ def _derivative_sources(fn):
     """(source, name) of df/dx and of each df/dp, each a dnc function."""
     d = getattr(fn, "_torch_derivs", None)
     if d is None:
-        x = re.match(r"\s*fn\s+\w+\s*\(\s*(\w+)", _source_of(fn)).group(1)
-        gs = [fn.derivative(x)] + [fn.derivative(p.name) for p in fn.params]
+        gs = [fn.derivative()] + [fn.derivative(p.name) for p in fn.params]
         d = [(g.source, g.name) for g in gs]
         for g, (src, name) in zip(gs, d):  # compiled once, not twice
             _functions.setdefault((src, name, g.module.context.threads), g)
@@ -536,7 +551,15 @@ class _LayerFn(torch.autograd.Function):
         fn = _function(source, name, threads)
         ctx.fn_key = (source, name, threads)
         ctx.save_for_backward(x, gamma, beta, *params)
+        if hasattr(ctx, "save_for_forward"):
+            ctx.save_for_forward(x, gamma, beta, *params)
         return _kernel_forward(fn, x, gamma, beta, params)
+
+    @staticmethod
+    def jvp(ctx, _s, _n, _t, tx, tg, tb, *tps):
+        x, gamma, beta, *params = ctx.saved_tensors
+        return _layer_jvp(*ctx.fn_key, x, gamma, beta, params, tx, tg, tb,
+                          tps)
 
     @staticmethod
     def backward(ctx, dy):
@@ -578,6 +601,36 @@ def _composite_backward(source, name, threads, x, dy, gamma, beta, params,
         else:
             dparams.append(None)
     return (dx, dgamma, dbeta) + tuple(dparams)
+
+
+def _layer_jvp(source, name, threads, x, gamma, beta, params, tx, tg, tb,
+               tps):
+    """Forward mode (torch.func.jvp, jacfwd, torch.autograd.forward_ad):
+    the tangent of y = gamma * f(x; p) + beta, gamma * (f'(x) tx +
+    sum_k df/dp_k tp_k) + tg f + tb, from dnc's symbolic derivatives, each
+    a dnc function again (so to any order)."""
+    fn = _function(source, name, threads)
+    derivs = _derivative_sources(fn)
+
+    def f(src_name):
+        return _apply_kernels(src_name[0], src_name[1], threads, x, None,
+                              None, params)
+    t = None
+
+    def add(a, b):
+        return b if a is None else a + b
+    if tx is not None:
+        t = f(derivs[0]) * tx
+    for i, tp in enumerate(tps):
+        if tp is not None:
+            t = add(t, f(derivs[1 + i]) * tp)
+    if t is not None and gamma is not None:
+        t = t * gamma
+    if tg is not None:
+        t = add(t, f((source, name)) * tg)
+    if tb is not None:
+        t = add(t, tb.expand(x.shape))
+    return torch.zeros_like(x) if t is None else t
 
 
 # ------------------------------------------------ PyTorch 2's custom ops
@@ -721,6 +774,22 @@ if HAS_CUSTOM_OPS:
                 grads[2] = grads[2] if beta is not None else None
             return (None, None, None) + tuple(grads)
 
+    class _FuncLayerJvp(_FuncLayer):
+        """_FuncLayer with forward mode (jvp, jacfwd, hessian) outside
+        torch.compile, whose tracer refuses an autograd.Function with a
+        jvp."""
+
+        @staticmethod
+        def setup_context(ctx, inputs, output):
+            _FuncLayer.setup_context(ctx, inputs, output)
+            ctx.save_for_forward(*inputs[3:])
+
+        @staticmethod
+        def jvp(ctx, _s, _n, _t, tx, tg, tb, *tps):
+            x, gamma, beta, *params = ctx.saved_tensors
+            return _layer_jvp(*ctx.fn_key, x, gamma, beta, params, tx, tg,
+                              tb, tps)
+
     def _functorch_active():
         return torch._C._functorch.peek_interpreter_stack() is not None
 
@@ -744,8 +813,8 @@ def _apply_kernels(source, name, threads, x, gamma, beta, params):
             return _LayerFn.apply(source, name, threads, x, gamma, beta,
                                   *params)
         if _functorch_active():
-            return _FuncLayer.apply(source, name, threads, x, gamma, beta,
-                                    *params)
+            cls = _FuncLayer if _compiling() else _FuncLayerJvp
+            return cls.apply(source, name, threads, x, gamma, beta, *params)
         return torch.ops.dnc.layer_forward(x, gamma, beta, list(params),
                                            source, name, threads)
     return _LayerFn.apply(source, name, threads, x, gamma, beta, *params)
@@ -834,32 +903,58 @@ def pointwise(x, fn, weight=None, bias=None, module=None, threads=None,
     dimension, differentiable. params: tensors or numbers by name (missing
     ones take the source's defaults). threads: the kernels' threads (None:
     torch.get_num_threads() at the call)."""
-    fn = resolve(fn, module, threads)
-    extra = set(params) - {p.name for p in fn.params}
+    if isinstance(fn, str) and _compiling():
+        # torch.compile: fn named by a string is looked up while tracing,
+        # as a constant (its source, name and parameters), not traced
+        source, name, fparams = _resolved_const(fn, module, threads)
+    else:
+        f = resolve(fn, module, threads)
+        source, name, fparams = _source_of(f), f.name, f.params
+    extra = set(params) - {p.name for p in fparams}
     if extra:
         raise TypeError("%s() has no parameter %s (its parameters: %s)" % (
-            fn.name, ", ".join("'%s'" % e for e in sorted(extra)),
-            ", ".join(p.name for p in fn.params) or "none"))
+            name, ", ".join("'%s'" % e for e in sorted(extra)),
+            ", ".join(p.name for p in fparams) or "none"))
     ts = []
-    for p in fn.params:
+    for p in fparams:
         v = params.get(p.name, p.default)
-        ts.append(v if isinstance(v, torch.Tensor)
-                  else torch.tensor([float(v)], dtype=x.dtype,
-                                    device=x.device))
+        if not isinstance(v, torch.Tensor):  # a number, or a list of C
+            v = torch.tensor(v, dtype=x.dtype, device=x.device).reshape(-1)
+        ts.append(v)
     ref = weight if weight is not None else (ts[0] if ts else x)
     ct = _autocast_dtype(x, ref) if ref.dtype != x.dtype else None
     if ct is not None:
         x = x.to(ct)
         weight, bias = [t if t is None else t.to(ct) for t in (weight, bias)]
         ts = [t.to(ct) for t in ts]
-    _check(fn.name, fn.params, x, weight, bias, ts, "pointwise")
+    _check(name, fparams, x, weight, bias, ts, "pointwise")
     if not _use_kernels(x):
-        torch_form(fn)  # printed and cached before _apply looks it up
-    return _apply(_source_of(fn), fn.name, threads or 0, x, weight, bias,
-                  ts)
+        _form(source, name)  # printed and cached before _apply looks it up
+    return _apply(source, name, threads or 0, x, weight, bias, ts)
+
+
+def _resolved(fn, module, threads):
+    """(source, name, params) of the function resolve() finds."""
+    f = resolve(fn, module, threads)
+    return _source_of(f), f.name, f.params
+
+
+def _compiling():
+    c = getattr(getattr(torch, "compiler", None), "is_compiling", None)
+    return bool(c and c())
+
+
+_resolved_const = getattr(getattr(torch, "compiler", None),
+                          "assume_constant_result", lambda f: f)(_resolved)
 
 
 # ------------------------------------------------------------- module
+
+# the attributes PointwiseNorm sets besides f's parameters (nn.Module's
+# own, such as training, are in its __dict__ or its class by then)
+_OWN_NAMES = ("weight", "bias", "eps", "fn", "normalized_shape",
+              "channels_last", "elementwise_affine")
+
 
 class PointwiseNorm(nn.Module):
     """A drop-in for nn.LayerNorm over the last dimension:
@@ -926,14 +1021,17 @@ class PointwiseNorm(nn.Module):
                                ", ".join(names) or "none"))
         self._dnc_init = {}
         for p in f.params:
-            if p.name in ("weight", "bias", "eps", "fn") or \
-                    hasattr(nn.Module, p.name) or p.name.startswith("_"):
+            if p.name in _OWN_NAMES or p.name in self.__dict__ or \
+                    hasattr(type(self), p.name) or p.name.startswith("_"):
                 raise ValueError("%s's parameter '%s' clashes with a name of"
                                  " the module; rename it in the source" % (
                                      f.name, p.name))
             v = init.get(p.name, p.default)
             shape = (c,) if p.kind == "per_channel" else (1,)
-            t = torch.as_tensor(v, dtype=torch.float64).detach().clone()
+            # on the CPU whatever torch.device() context the module is
+            # made in: reset_parameters copies them after .to_empty()
+            t = torch.as_tensor(v, dtype=torch.float64,
+                                device="cpu").detach().clone()
             if t.numel() == 1:
                 t = t.reshape(1).expand(shape).clone()
             elif tuple(t.shape) != shape:
@@ -1041,12 +1139,16 @@ class PointwiseNorm(nn.Module):
             _check(self._dnc_name, fparams, x, weight, bias, params,
                    "PointwiseNorm", dim=1)
             return _channels.apply(self.fn, x, weight, bias, params)
-        xl = x.movedim(1, -1)
+        # permutes with every dimension named: the legacy ONNX exporter
+        # writes movedim(-1, 1) as a Transpose with perm -1, which
+        # onnxruntime refuses
+        d = x.dim()
+        xl = x.permute(0, *range(2, d), 1)
         _check(self._dnc_name, fparams, xl, weight, bias, params,
                "PointwiseNorm")
         return _apply(self._dnc_source, self._dnc_name,
                       self._dnc_threads or 0, xl, weight, bias,
-                      params).movedim(-1, 1)
+                      params).permute(0, d - 1, *range(1, d - 1))
 
     def extra_repr(self):
         vals = []

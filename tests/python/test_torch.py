@@ -12,6 +12,7 @@ import io
 import os
 import re
 import subprocess
+import warnings
 
 import pytest
 import torch
@@ -455,6 +456,24 @@ def test_output_reuse():
             if can:  # (1.13: a fresh block may land at the same address)
                 ok(y4.data_ptr() == p1, "a storage nothing holds is reused")
             same(y4, "... with the right values")
+            # the storage object alone (y.untyped_storage(), or inside
+            # y.storage()), which PyTorch hands out as the same object
+            # dnc.torch keeps: it holds the data too (PyTorch 2)
+            for how in ("untyped_storage", "storage") if can else ():
+                y5 = norm(x * 0.25)
+                with warnings.catch_warnings():  # TypedStorage is deprecated
+                    warnings.simplefilter("ignore")
+                    st = getattr(y5, how)()
+                p5, keep5 = y5.data_ptr(), y5.clone()
+                del y5
+                y6 = norm(x * 0.75)
+                ok(y6.data_ptr() != p5, "a storage the caller holds through "
+                   "y.%s() is not reused" % how)
+                held = torch.empty(0).set_(
+                    st if how == "untyped_storage" else st._untyped_storage,
+                    0, keep5.shape)
+                ok(torch.equal(held, keep5), "... and it still holds y")
+                del st, held, y6
         # backward: dx's storage, and a .grad kept by the caller
         xg = x.clone().requires_grad_()
         dy = torch.randn_like(x)

@@ -1,0 +1,212 @@
+"""test_torch_users.py - what users of PyTorch 2 do with dnc.torch beyond
+training steps: forward-mode differentiation (torch.func.jvp, jacfwd,
+hessian, torch.autograd.forward_ad), double backward through a
+channels-first layer whose variable is not x, modules made under
+torch.device("meta"), converting models whose norms are shared, fitted
+initial values for nn.RMSNorm(eps=None), parameter names that clash with
+the module's own, dnc.torch.pointwise under torch.compile(fullgraph=True),
+the legacy ONNX exporter with a channels-first norm, and per-channel values
+given to pointwise as lists. Skipped as a whole under PyTorch 1.13."""
+import warnings
+
+import pytest
+
+torch = pytest.importorskip("torch")
+import dnc  # noqa: E402
+import dnc.torch as dt  # noqa: E402
+from checks import ok, raises  # noqa: E402
+from torch import nn  # noqa: E402
+
+if not dt.HAS_CUSTOM_OPS:
+    pytest.skip("PyTorch %s has no torch.library.custom_op (PyTorch 2 only)"
+                % torch.__version__, allow_module_level=True)
+
+SRC = "fn g(u; k = 0.7, s = 0.1) = erf(k * u + s)"
+
+
+def reference(norm, channels_last):
+    """The same layer in plain PyTorch operations."""
+    def f(x):
+        xl = x if channels_last else x.movedim(1, -1)
+        y = norm.weight * torch.erf(norm.k * xl + norm.s) + norm.bias
+        return y if channels_last else y.movedim(-1, 1)
+    return f
+
+
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_forward_mode(channels_last):
+    """jvp in x and in the parameters, hessian (forward over reverse) and
+    torch.autograd.forward_ad, against the same layer in plain PyTorch."""
+    torch.manual_seed(0)
+    norm = dt.PointwiseNorm(4, SRC, dtype=torch.float64,
+                           channels_last=channels_last)
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 1.5)
+        norm.bias.uniform_(-1, 1)
+    ref = reference(norm, channels_last)
+    shape = (3, 4) if channels_last else (3, 4, 2)
+    x = torch.randn(*shape, dtype=torch.float64)
+    v = torch.randn_like(x)
+    want = torch.func.jvp(ref, (x,), (v,))[1]
+    got = torch.func.jvp(norm, (x,), (v,))[1]
+    ok(torch.allclose(got, want, rtol=1e-12, atol=1e-13), "jvp in x",
+       lambda: "max diff %g" % (got - want).abs().max())
+    params = {k: p.detach() for k, p in norm.named_parameters()}
+    tang = {k: torch.randn_like(p) for k, p in params.items()}
+
+    def call(ps):
+        return torch.func.functional_call(norm, ps, (x,))
+    got = torch.func.jvp(call, (params,), (tang,))[1]
+    h = 1e-6
+    fd = (call({k: params[k] + h * tang[k] for k in params}) -
+          call({k: params[k] - h * tang[k] for k in params})) / (2 * h)
+    ok(torch.allclose(got, fd, rtol=1e-6, atol=1e-8),
+       "jvp in every parameter = central differences",
+       lambda: "max diff %g" % (got - fd).abs().max())
+    hs = torch.func.hessian(lambda t: norm(t).sum())(x)
+    hr = torch.func.hessian(lambda t: ref(t).sum())(x)
+    ok(torch.allclose(hs, hr, rtol=1e-11, atol=1e-12), "hessian")
+    jf = torch.func.jacfwd(norm)(x)
+    jr = torch.func.jacrev(ref)(x)
+    ok(torch.allclose(jf, jr, rtol=1e-12, atol=1e-13), "jacfwd = jacrev")
+    import torch.autograd.forward_ad as fwad
+    with fwad.dual_level():
+        t = fwad.unpack_dual(norm(fwad.make_dual(x, v))).tangent
+    ok(t is not None and torch.allclose(t, want, rtol=1e-12, atol=1e-13),
+       "torch.autograd.forward_ad")
+
+
+def test_double_backward_channels_first_other_variable():
+    """create_graph=True through a channels-first layer of `fn g(u; ...)`:
+    its derivative is taken with respect to u, not a variable named x."""
+    torch.manual_seed(1)
+    norm = dt.PointwiseNorm(4, SRC, dtype=torch.float64, channels_last=False)
+    x = torch.randn(2, 4, 3, dtype=torch.float64, requires_grad=True)
+    ok(torch.autograd.gradgradcheck(lambda t: norm(t), (x,)),
+       "gradgradcheck, channels first, variable u")
+    ok(torch.autograd.gradcheck(lambda t: norm(t), (x,)),
+       "gradcheck, channels first, variable u")
+
+
+def test_function_variable_and_eval_shape():
+    """dnc.Function knows its variable's name (derivative() and diff()
+    take it by default), and eval gives a 0-d array for a 0-d x."""
+    f = next(iter(dnc.compile(SRC)))
+    ok(f.variable == "u", "Function.variable", f.variable)
+    d = f.derivative()
+    ok(abs(float(d.eval(0.5)) - float(f.derivative("u").eval(0.5))) == 0,
+       "derivative() is d/du")
+    ok(f.eval(0.5).shape == (), "eval of a number is 0-d")
+    ok(f.eval([[0.5, 1.0]]).shape == (1, 2), "eval keeps x's shape")
+    ok("u" in repr(f), "repr names the variable", repr(f))
+
+
+def test_module_made_under_meta_device():
+    """with torch.device("meta"): the module is built without memory;
+    to_empty() and reset_parameters() then give the initial values."""
+    with torch.device("meta"):
+        m = dt.PointwiseNorm(8, "dyt", alpha=0.8)
+    ok(m.alpha.device.type == "meta", "parameters on meta")
+    m.to_empty(device="cpu")
+    m.reset_parameters()
+    ok(torch.allclose(m.alpha, torch.tensor([0.8])) and
+       torch.equal(m.weight, torch.ones(8)) and
+       torch.equal(m.bias, torch.zeros(8)), "initial values after to_empty")
+    with torch.device("meta"):
+        m2 = nn.Sequential(nn.Linear(8, 8), dt.PointwiseNorm(8, "dyt"))
+    m2.to_empty(device="cpu")
+    m2.apply(lambda mod: mod.reset_parameters()
+             if isinstance(mod, dt.PointwiseNorm) else None)
+    ok(torch.allclose(m2[1].alpha, torch.tensor([0.5])), "apply(reset)")
+
+
+def test_convert_keeps_shared_norms_shared():
+    """A norm registered under two names (or two parents) becomes one
+    PointwiseNorm under all of them."""
+    ln = nn.LayerNorm(8)
+    sub = nn.Sequential(ln)
+    model = nn.Module()
+    model.a = ln
+    model.b = ln
+    model.sub = sub
+    out = dt.convert_layernorm(model, "dyt")
+    ok(isinstance(out.a, dt.PointwiseNorm), "first name converted")
+    ok(out.a is out.b and out.b is out.sub[0],
+       "one PointwiseNorm under every name",
+       lambda: "%r %r %r" % (type(out.a), type(out.b), type(out.sub[0])))
+    ok(not any(isinstance(m, nn.LayerNorm) for m in out.modules()),
+       "no LayerNorm left")
+
+
+@pytest.mark.skipif(not hasattr(nn, "RMSNorm"), reason="no nn.RMSNorm")
+def test_fit_initial_rmsnorm_default_eps():
+    """nn.RMSNorm(eps=None) adds the input dtype's machine epsilon, as
+    fit_initial then does: the same fit as eps=finfo(float32).eps."""
+    torch.manual_seed(2)
+    x = torch.randn(64, 16) * 1e-3
+    fits = []
+    for eps in (None, torch.finfo(torch.float32).eps):
+        model = nn.Sequential(nn.RMSNorm(16, eps=eps))
+        fits.append(dt.fit_initial(model, "dyt", [x])["0"]["alpha"])
+    ok(abs(fits[0] - fits[1]) <= 1e-9 * abs(fits[1]),
+       "eps=None fits as finfo's eps", fits)
+
+
+@pytest.mark.parametrize("name", ["training", "elementwise_affine",
+                                  "normalized_shape", "channels_last"])
+def test_parameter_names_that_clash(name):
+    raises(ValueError,
+           lambda: dt.PointwiseNorm(8, "fn f(x; %s = 0.5) = tanh(%s * x)"
+                                    % (name, name)),
+           "a parameter named %s is refused" % name, "clashes")
+
+
+@pytest.mark.slow
+def test_pointwise_compiles_fullgraph():
+    """The functional form, fn named by a string, under
+    torch.compile(fullgraph=True): forward and backward as eager."""
+    x = torch.randn(5, 8, requires_grad=True)
+    a = torch.tensor([0.7], requires_grad=True)
+    for threads in (None, 2):
+        def f(xx, aa):
+            return dt.pointwise(xx, "dyt", alpha=aa, threads=threads)
+        torch._dynamo.reset()
+        y = torch.compile(f, fullgraph=True)(x, a)
+        ok(torch.allclose(y, f(x, a)), "compiled = eager, threads=%s"
+           % threads)
+        g = torch.autograd.grad(y.sum(), (x, a))
+        g0 = torch.autograd.grad(f(x, a).sum(), (x, a))
+        ok(all(torch.allclose(p, q) for p, q in zip(g, g0)),
+           "gradients compiled = eager")
+    torch._dynamo.reset()
+
+
+def test_legacy_onnx_export_channels_first():
+    """torch.onnx.export(dynamo=False) of a channels-first norm gives a
+    model onnxruntime runs (every Transpose's perm named)."""
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    import io
+    m = dt.PointwiseNorm(4, "dyt", channels_last=False).eval()
+    x = torch.randn(2, 4, 3, 3)
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            torch.onnx.export(m, (x,), buf, dynamo=False)
+        except Exception as e:  # an exporter this PyTorch no longer has
+            pytest.skip("the legacy exporter: %s" % e)
+    s = ort.InferenceSession(buf.getvalue(),
+                             providers=["CPUExecutionProvider"])
+    out = s.run(None, {s.get_inputs()[0].name: x.numpy()})[0]
+    ok(torch.allclose(torch.from_numpy(out), m(x), rtol=1e-5, atol=1e-6),
+       "onnxruntime runs it and agrees")
+
+
+def test_pointwise_per_channel_list():
+    """pointwise takes a per-channel parameter as a list, as
+    PointwiseNorm does."""
+    x = torch.randn(3, 4)
+    s = [0.0, 0.1, -0.2, 0.3]
+    y = dt.pointwise(x, "fn f(x; s[] = 0) = tanh(x + s)", s=s)
+    ok(torch.allclose(y, torch.tanh(x + torch.tensor(s))), "values")
