@@ -163,9 +163,14 @@ dnc_fn *dnc_cli_function(const dnc_cli *c, dnc_mod *m, const char *file,
   return f;
 }
 
-int dnc_cli_functions(dnc_mod *m, const char *names, dnc_fn ***fns, int *n)
+int dnc_cli_functions(dnc_mod *m, const char *names, int repeat,
+                      dnc_fn ***fns, int *n)
 {
-  *fns = calloc((size_t)m->nfns + 1, sizeof **fns);
+  /* room for every function, and for every name of the list */
+  size_t room = (size_t)m->nfns + 1;
+  for (const char *p = names; p && *p; p++)
+    room += *p == ',';
+  *fns = calloc(room + 1, sizeof **fns);
   *n = 0;
   if (!names) {
     for (int i = 0; i < m->nfns; i++)
@@ -189,7 +194,7 @@ int dnc_cli_functions(dnc_mod *m, const char *names, dnc_fn ***fns, int *n)
     int seen = 0;
     for (int i = 0; i < *n; i++)
       seen |= (*fns)[i] == f;
-    if (!seen) /* -f a,a is a */
+    if (!seen || repeat) /* -f a,a is a, unless the caller repeats it */
       (*fns)[(*n)++] = f;
   }
   free(copy);

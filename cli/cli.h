@@ -115,10 +115,12 @@ dnc_mod *dnc_cli_load_files(const dnc_cli *c, dnc_cli_files *in, int *rc);
  * and returns NULL when there is none. */
 dnc_fn *dnc_cli_function(const dnc_cli *c, dnc_mod *m, const char *file,
                          const char *name);
-/* The functions "-f a,b" names (each once, in that order), or all of m's
- * when names is NULL, into *fns (malloc'd) and *n; 0 after reporting a
- * name m lacks (with a did-you-mean) or an empty list. */
-int dnc_cli_functions(dnc_mod *m, const char *names, dnc_fn ***fns, int *n);
+/* The functions "-f a,b" names (in that order; a name given twice is
+ * there twice with repeat set, else once), or all of m's when names is
+ * NULL, into *fns (malloc'd) and *n; 0 after reporting a name m lacks
+ * (with a did-you-mean) or an empty list. */
+int dnc_cli_functions(dnc_mod *m, const char *names, int repeat,
+                      dnc_fn ***fns, int *n);
 /* "dnc: error: no function 'name'[ in 'file']; did you mean 'x'?" */
 void dnc_cli_no_function(const dnc_mod *m, const char *name,
                          const char *file);
@@ -158,6 +160,10 @@ typedef struct dnc_csv {
 /* Reads path into c (its memory from m's arena, its errors in m's
  * diagnostics); 0 on errors. */
 int dnc_csv_read(dnc_mod *m, const char *path, dnc_csv *c);
+/* The same for the header and the first nrows rows only: the file is read
+ * no further than they end, so it may be of any size (they must fit in
+ * DNC_MAX_SOURCE_BYTES). */
+int dnc_csv_read_head(dnc_mod *m, const char *path, int nrows, dnc_csv *c);
 /* The column named name, or its 1-based number; -1 with an error (naming
  * the columns there are) otherwise. */
 int dnc_csv_column(dnc_mod *m, const dnc_csv *c, const char *name);

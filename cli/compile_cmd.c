@@ -80,6 +80,20 @@ static int opt_asm(void *arg, const char *opt, const char *v)
   return set_emit(arg, DNC_EMIT_ASM);
 }
 
+/* --cpu NAME[,NAME...]: no name empty ("", ",", "a,,b", "a,") */
+static int opt_cpu(void *arg, const char *opt, const char *v)
+{
+  compile_args *a = arg;
+  size_t n = strlen(v);
+  if (!n)
+    return dnc_cli_usage_error(a->c, "%s needs a CPU name", opt);
+  if (v[0] == ',' || v[n - 1] == ',' || strstr(v, ",,"))
+    return dnc_cli_usage_error(a->c, "%s needs CPU names separated by "
+                               "commas, none empty, not '%s'", opt, v);
+  a->o.cpu = v;
+  return 0;
+}
+
 static int file_arg(const dnc_cli *c, void *arg, const char *s)
 {
   return dnc_cli_file_arg(c, &((compile_args *)arg)->in, s);
@@ -121,8 +135,7 @@ static int run(const dnc_cli *c, int argc, char **argv)
       {.l = "-O3", .kind = DNC_OPT_CALL, .call = opt_level},
       {.l = "--target", .kind = DNC_OPT_STRING, .dest = &o->triple,
        .what = "a triple"},
-      {.l = "--cpu", .kind = DNC_OPT_STRING, .dest = &o->cpu,
-       .what = "a CPU name"},
+      {.l = "--cpu", .kind = DNC_OPT_CALL, .takes = 1, .call = opt_cpu},
       {0},
   };
   int rc = dnc_cli_parse(c, argc, argv, opts, file_arg, &a);
@@ -146,8 +159,14 @@ static int run(const dnc_cli *c, int argc, char **argv)
   sigaction(SIGINT, &sa, NULL);
   sigaction(SIGTERM, &sa, NULL);
   sigaction(SIGHUP, &sa, NULL);
+  const dnc_diag *last = m->diags.tail; /* shown by dnc_cli_load_files */
   if (dnc_aot_compile(m, o, &err)) {
-    fprintf(stderr, "dnc: error: %s\n", err);
+    /* located when the error has a place in the source */
+    const dnc_diag *d = last ? last->next : m->diags.head;
+    if (!d)
+      fprintf(stderr, "dnc: error: %s\n", err);
+    for (; d; d = d->next)
+      dnc_diag_render(stderr, d);
     rc = DNC_EXIT_INPUT;
   }
   free(err);

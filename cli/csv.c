@@ -8,9 +8,11 @@
  * size limit and checks: no NUL, valid UTF-8), so that errors render as
  * FILE:LINE:COL with the line and a caret.
  */
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli.h"
 
@@ -138,12 +140,9 @@ static void skip_blank_lines(reader *r)
   }
 }
 
-int dnc_csv_read(dnc_mod *m, const char *path, dnc_csv *c)
+/* The CSV in src into c; 0 on errors. */
+static int parse(dnc_mod *m, const dnc_source *src, dnc_csv *c)
 {
-  memset(c, 0, sizeof *c);
-  const dnc_source *src = dnc_mod_read_file(m, path);
-  if (!src || !dnc_source_check_bytes(&m->diags, src))
-    return 0;
   c->src = src;
   reader r = {m, src, 0};
   skip_blank_lines(&r);
@@ -206,6 +205,123 @@ int dnc_csv_read(dnc_mod *m, const char *path, dnc_csv *c)
     free(v);
   }
   return 1;
+}
+
+int dnc_csv_read(dnc_mod *m, const char *path, dnc_csv *c)
+{
+  memset(c, 0, sizeof *c);
+  const dnc_source *src = dnc_mod_read_file(m, path);
+  if (!src || !dnc_source_check_bytes(&m->diags, src))
+    return 0;
+  return parse(m, src, c);
+}
+
+/* ---- the header and the first rows of a file of any size */
+
+/* Where a record ends, found byte by byte as read_line reads: a quote
+ * opens a quoted field only at the start of a field (after blanks), ""
+ * inside one is a quote, and a line end outside quotes ends a record,
+ * counted when it held more than blanks (skip_blank_lines). */
+typedef struct scan {
+  enum { FIELD_START, UNQUOTED, QUOTED, QUOTE_SEEN } state;
+  int content; /* the line so far holds more than blanks */
+  long records;
+} scan;
+
+static void scan_byte(scan *k, char ch)
+{
+  switch (k->state) {
+  case QUOTED:
+    if (ch == '"')
+      k->state = QUOTE_SEEN;
+    return;
+  case QUOTE_SEEN:
+    if (ch == '"') {
+      k->state = QUOTED;
+      return;
+    }
+    k->state = UNQUOTED; /* what follows the closing quote */
+    break;
+  case FIELD_START:
+    if (ch == '"') {
+      k->state = QUOTED;
+      k->content = 1;
+      return;
+    }
+    if (ch != ' ' && ch != '\t' && ch != '\r' && ch != '\n') {
+      k->state = UNQUOTED;
+      k->content = 1;
+    }
+    break;
+  case UNQUOTED:
+    break;
+  }
+  if (ch == ',') {
+    k->state = FIELD_START;
+    k->content = 1;
+  } else if (ch == '\n') {
+    k->records += k->content;
+    k->content = 0;
+    k->state = FIELD_START;
+  }
+}
+
+int dnc_csv_read_head(dnc_mod *m, const char *path, int nrows, dnc_csv *c)
+{
+  memset(c, 0, sizeof *c);
+  FILE *f = fopen(path, "rb");
+  if (!f) {
+    dnc_diag_add(&m->diags, DNC_SEV_ERROR, NULL, DNC_NOLOC,
+                 "cannot open '%s': %s", path, strerror(errno));
+    return 0;
+  }
+  struct stat st;
+  if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+    dnc_diag_add(&m->diags, DNC_SEV_ERROR, NULL, DNC_NOLOC,
+                 "'%s' is a directory, not a CSV file", path);
+    fclose(f);
+    return 0;
+  }
+  /* read in blocks until the header and nrows records are complete: at
+   * most one block more than they need, however large the file */
+  scan k = {FIELD_START, 0, 0};
+  size_t len = 0, cap = 0;
+  char *buf = NULL;
+  int failed = 0;
+  while (k.records <= nrows) {
+    if (len > DNC_MAX_SOURCE_BYTES)
+      break;
+    if (cap - len < 65536) {
+      cap = cap ? 2 * cap : 65536;
+      if (!(buf = realloc(buf, cap)))
+        dnc_die(__FILE__, __LINE__, "out of memory");
+    }
+    size_t got = fread(buf + len, 1, cap - len, f), used = 0;
+    while (used < got && k.records <= nrows) /* the rest is not needed */
+      scan_byte(&k, buf[len + used++]);
+    len += used;
+    if (got == 0) {
+      failed = ferror(f);
+      break;
+    }
+  }
+  int saved_errno = errno;
+  fclose(f);
+  int ok = 0;
+  if (failed)
+    dnc_diag_add(&m->diags, DNC_SEV_ERROR, NULL, DNC_NOLOC,
+                 "cannot read '%s': %s", path, strerror(saved_errno));
+  else if (len > DNC_MAX_SOURCE_BYTES)
+    dnc_diag_add(&m->diags, DNC_SEV_ERROR, NULL, DNC_NOLOC,
+                 "'%s' is too large: its header and first %d row%s take "
+                 "more than %u bytes", path, nrows, nrows == 1 ? "" : "s",
+                 DNC_MAX_SOURCE_BYTES);
+  else {
+    const dnc_source *src = dnc_mod_add_source(m, path, buf, len);
+    ok = dnc_source_check_bytes(&m->diags, src) && parse(m, src, c);
+  }
+  free(buf);
+  return ok;
 }
 
 int dnc_csv_column(dnc_mod *m, const dnc_csv *c, const char *name)

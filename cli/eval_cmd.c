@@ -148,6 +148,17 @@ static int eval_row(const evaluator *ev, dnc_fn **fns, int n, double **params,
   return 1;
 }
 
+/* At most the first 60 bytes of s[0..n), a NUL byte shown as \0. */
+static void put_shown(FILE *out, const char *s, size_t n)
+{
+  for (size_t i = 0; i < n && i < 60; i++) {
+    if (s[i])
+      fputc(s[i], out);
+    else
+      fputs("\\0", out);
+  }
+}
+
 /* What eval's arguments fill besides the table's options. */
 typedef struct eval_args {
   const char *file;
@@ -227,7 +238,7 @@ static int run(const dnc_cli *c, int argc, char **argv)
   }
   dnc_fn **fns;
   int n;
-  if (!dnc_cli_functions(m, names, &fns, &n)) {
+  if (!dnc_cli_functions(m, names, 1, &fns, &n)) {
     rc = DNC_EXIT_USAGE;
   } else if (!names && n > 1) {
     rc = dnc_cli_usage_error(c, "'%s' defines %d functions; choose with -f",
@@ -280,22 +291,23 @@ static int run(const dnc_cli *c, int argc, char **argv)
       char *line = NULL;
       size_t cap = 0;
       int lineno = 0;
-      while (getline(&line, &cap, stdin) >= 0) {
+      for (ssize_t got; (got = getline(&line, &cap, stdin)) >= 0;) {
         lineno++;
-        size_t l = strlen(line);
+        size_t l = (size_t)got; /* a NUL byte is part of the line */
         while (l && (line[l - 1] == '\n' || line[l - 1] == '\r' ||
                      line[l - 1] == ' ' || line[l - 1] == '\t'))
           line[--l] = 0;
         char *p = line;
         while (*p == ' ' || *p == '\t')
           p++;
-        if (!*p)
+        if (p == line + l)
           continue;
         double d;
-        if (!dnc_cli_number(p, &d)) {
+        if (memchr(p, 0, l - (size_t)(p - line)) || !dnc_cli_number(p, &d)) {
           fflush(stdout);
-          fprintf(stderr, "<stdin>:%d: error: not a number: '%.60s'\n", lineno,
-                  p);
+          fprintf(stderr, "<stdin>:%d: error: not a number: '", lineno);
+          put_shown(stderr, p, l - (size_t)(p - line));
+          fputs("'\n", stderr);
           rc = DNC_EXIT_INPUT;
           break;
         }

@@ -475,6 +475,15 @@ static int explain(const report *rp)
   case DNC_FIT_NONFINITE: {
     char x[40];
     dnc_format_number(x, sizeof x, rp->x[r->bad_point]);
+    if (r->bad_param >= 0) { /* f is finite there, a derivative is not */
+      const char *p = r->bad_param < f->nparams ? f->params[r->bad_param].name
+                                                : "gamma";
+      return dnc_cli_error("the derivative of %s with respect to '%s' is "
+                           "not finite at x = %s (point %d) with the "
+                           "starting parameters; choose others with --init, "
+                           "hold it with --fix %s=V, or leave that point out",
+                           f->name, p, x, r->bad_point + 1, p);
+    }
     return dnc_cli_error("%s is not finite at x = %s (point %d) with the "
                          "starting parameters; choose others with --init, "
                          "or leave that point out", f->name, x,
@@ -490,6 +499,9 @@ static int explain(const report *rp)
                          "them, or the same effect as other parameters); "
                          "hold it with --fix %s=V", p, f->name, p);
   }
+  case DNC_FIT_STALLED:
+    return dnc_cli_error("the fit of %s stalled: %s%s", f->name, r->why,
+                         status_advice(r->status));
   default:
     return dnc_cli_error("the fit of %s %s%s", f->name, r->why,
                          status_advice(r->status));

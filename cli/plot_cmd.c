@@ -35,6 +35,9 @@ static const char usage[] =
 
 enum { NPTS = 801, MAXCURVES = 64 };
 #define PLOT_MIN_WIDTH 1e-9 /* of a --range, relative to its magnitude */
+/* and absolute: the step between points, an eighth of the range for the
+ * ticks, and their labels are normal doubles (not 0, not subnormal) */
+#define PLOT_MIN_ABS_WIDTH 1e-300
 enum { W = 820, H = 500, ML = 72, MR = 190, MT = 44, MB = 52 };
 
 typedef struct curve {
@@ -337,10 +340,13 @@ static int opt_range(void *arg, const char *opt, const char *v)
   if (!okr)
     return -1;
   /* NPTS distinct points and distinct tick labels need some width */
-  if (a->x1 / 2 - a->x0 / 2 < PLOT_MIN_WIDTH / 2 * fmax(fabs(a->x0), fabs(a->x1)))
+  double h = a->x1 / 2 - a->x0 / 2;
+  if (h < PLOT_MIN_WIDTH / 2 * fmax(fabs(a->x0), fabs(a->x1)) ||
+      !(h >= PLOT_MIN_ABS_WIDTH / 2))
     return dnc_cli_usage_error(a->c, "--range %s is too narrow to plot: B - A "
                                      "must be at least %g times the larger "
-                                     "of |A| and |B|", v, PLOT_MIN_WIDTH);
+                                     "of |A| and |B|, and at least %g", v,
+                               PLOT_MIN_WIDTH, PLOT_MIN_ABS_WIDTH);
   return 0;
 }
 
@@ -400,7 +406,8 @@ static dnc_mod *load_ranked(const plot_args *a, dnc_mod *csvmod,
                             char ***labels, dnc_fn ***fns, int *n)
 {
   dnc_csv csv;
-  if (!dnc_csv_read(csvmod, a->file, &csv))
+  /* a search's CSV holds every candidate: read only the rows drawn */
+  if (!dnc_csv_read_head(csvmod, a->file, (int)a->top, &csv))
     return NULL;
   int cs = dnc_csv_column(csvmod, &csv, "source");
   int cn = cs >= 0 ? dnc_csv_column(csvmod, &csv, "name") : -1;

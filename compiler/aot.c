@@ -2,9 +2,9 @@
  * aot.c - ahead of time: `dnc compile FILE... -o OUT`.
  *
  * The kernels are the JIT's (codegen.c, the same target settings, the same
- * pass pipeline), emitted with LLVMTargetMachineEmitToFile instead of
- * handed to an LLJIT, so that a library and a JIT context for the same CPU
- * compute the same bits.
+ * pass pipeline), emitted with LLVMTargetMachineEmitToMemoryBuffer and
+ * written to a file instead of handed to an LLJIT, so that a library and a
+ * JIT context for the same CPU compute the same bits.
  *
  * A shared library (--emit=so, the default) carries one copy of every
  * kernel per CPU level: x86-64-v2, -v3 and -v4 unless --cpu says
@@ -130,6 +130,17 @@ static int x86_level_index(const char *cpu)
   return -1;
 }
 
+/* Closes fp: nonzero, errno set, when anything written to it failed. */
+static int write_failed(FILE *fp)
+{
+  int bad = fflush(fp) != 0 || ferror(fp);
+  int e = errno;
+  if (fclose(fp) != 0)
+    return 1;
+  errno = e;
+  return bad;
+}
+
 /* ---------------------------------------------------------- temp files */
 
 /* A temporary file name beside path ("dir/.name.XXXXXX"), created empty
@@ -228,8 +239,12 @@ static int choose_levels(aot *a)
       return -1;
     return 0;
   }
-  if (!*cpu)
+  size_t len = strlen(cpu);
+  if (!len)
     return fail(a, "--cpu needs a CPU name");
+  if (cpu[0] == ',' || cpu[len - 1] == ',' || strstr(cpu, ",,"))
+    return fail(a, "--cpu needs CPU names separated by commas, none empty, "
+                   "not '%s'", cpu);
   if (!strchr(cpu, ','))
     return add_level(a, cpu, "");
   if (!lib)
@@ -436,21 +451,25 @@ static LLVMModuleRef build_range(aot *a, LLVMContextRef c, const level *l,
 }
 
 /* Writes the kernels of functions [f0, f1) for level l to path as an
- * object, assembly or IR. */
+ * object, assembly or IR; shown names path in errors. LLVM makes the
+ * bytes in memory and dnc_write_whole writes them: LLVM's own file output
+ * ends the process on a write error (a full disk), leaving temporaries. */
 static int emit_range(aot *a, const level *l, int f0, int f1,
                       const char *prefix, int hidden, int emit,
-                      const char *path)
+                      const char *path, const char *shown)
 {
   LLVMContextRef c = LLVMContextCreate();
   LLVMModuleRef mod = build_range(a, c, l, f0, f1, prefix, hidden);
   int rc = -1;
   if (mod) {
-    char *msg = NULL;
+    char *msg = NULL, *text = NULL;
+    LLVMMemoryBufferRef buf = NULL;
+    const char *data = NULL;
+    size_t size = 0;
     if (emit == DNC_EMIT_LLVM) {
-      if (LLVMPrintModuleToFile(mod, path, &msg))
-        fail(a, "cannot write '%s': %s", path, msg ? msg : "");
-      else
-        rc = 0;
+      text = LLVMPrintModuleToString(mod);
+      data = text;
+      size = strlen(text);
     } else {
       char *err = NULL;
       LLVMTargetMachineRef tm = dnc_target_machine(&l->t, &err);
@@ -458,16 +477,27 @@ static int emit_range(aot *a, const level *l, int f0, int f1,
         fail(a, "%s", err);
         free(err);
       } else {
-        if (LLVMTargetMachineEmitToFile(tm, mod, (char *)path,
-                                        emit == DNC_EMIT_ASM ? LLVMAssemblyFile
-                                                             : LLVMObjectFile,
-                                        &msg))
-          fail(a, "cannot write '%s': %s", path, msg ? msg : "");
-        else
-          rc = 0;
+        if (LLVMTargetMachineEmitToMemoryBuffer(tm, mod,
+                                                emit == DNC_EMIT_ASM
+                                                    ? LLVMAssemblyFile
+                                                    : LLVMObjectFile,
+                                                &msg, &buf))
+          fail(a, "LLVM could not emit the kernels' code: %s",
+               msg ? msg : "");
+        else {
+          data = LLVMGetBufferStart(buf);
+          size = LLVMGetBufferSize(buf);
+        }
         LLVMDisposeTargetMachine(tm);
       }
     }
+    if (data && dnc_write_whole(path, data, size))
+      fail(a, "cannot write '%s': %s", shown, strerror(errno));
+    else if (data)
+      rc = 0;
+    if (buf)
+      LLVMDisposeMemoryBuffer(buf);
+    LLVMDisposeMessage(text);
     LLVMDisposeMessage(msg);
     LLVMDisposeModule(mod);
   }
@@ -506,7 +536,7 @@ static void run_job(aot_jobs *q, int j)
   int l = j / q->nchunks, f0 = j % q->nchunks * q->chunk;
   int f1 = f0 + q->chunk < a.m->nfns ? f0 + q->chunk : a.m->nfns;
   char *path = job_path(&a, j), *prefix = xprintf("dncL%d_", l);
-  emit_range(&a, &a.lv[l], f0, f1, prefix, 1, DNC_EMIT_OBJ, path);
+  emit_range(&a, &a.lv[l], f0, f1, prefix, 1, DNC_EMIT_OBJ, path, path);
   free(prefix);
   free(path);
   pthread_mutex_lock(&q->lock);
@@ -806,9 +836,10 @@ static int write_dispatch_c(aot *a, const char *path)
           "      desc.functions = level_fns[i];\n"
           "      return;\n"
           "    }\n"
+          "  miss = level_missing(0);\n"
           "  snprintf(error_text, sizeof error_text, \"this CPU lacks %%s, which "
-          "every level of this library (%%s) needs\", level_missing(0), "
-          "desc.levels);\n"
+          "every level of this library (%%s) needs\", miss ? miss : \"a "
+          "feature\", desc.levels);\n"
           "  desc.error = error_text;\n"
           "}\n\n"
           "EXPORT const dnc_aot_module *dnc_aot_module_get(void)\n{\n"
@@ -836,7 +867,7 @@ static int write_dispatch_c(aot *a, const char *path)
         fprintf(fp, ")\n{\n  ((%s)kernel(%d, %d))(%s);\n}\n", types[k], i,
                 dt * DNC_K__COUNT + k, form_args[k]);
       }
-  if (fclose(fp) != 0)
+  if (write_failed(fp))
     return fail(a, "cannot write '%s': %s", path, strerror(errno));
   return 0;
 }
@@ -946,11 +977,12 @@ static void put_definition(FILE *fp, const dnc_fn *f)
   fputc('\n', fp);
 }
 
-static int write_header(aot *a, const char *path)
+/* The header into path; shown names it in errors. */
+static int write_header(aot *a, const char *path, const char *shown)
 {
   FILE *fp = fopen(path, "w");
   if (!fp)
-    return fail(a, "cannot write '%s': %s", path, strerror(errno));
+    return fail(a, "cannot write '%s': %s", shown, strerror(errno));
   const dnc_mod *m = a->m;
   const char *base = strrchr(a->o->header ? a->o->header : a->o->output, '/');
   base = base ? base + 1 : a->o->header ? a->o->header : a->o->output;
@@ -1015,8 +1047,8 @@ static int write_header(aot *a, const char *path)
         "struct dnc_aot_module;\n"
         "const struct dnc_aot_module *dnc_aot_module_get(void);\n", fp);
   fprintf(fp, "\n#ifdef __cplusplus\n}\n#endif\n\n#endif /* %s */\n", guard);
-  if (fclose(fp) != 0)
-    return fail(a, "cannot write '%s': %s", path, strerror(errno));
+  if (write_failed(fp))
+    return fail(a, "cannot write '%s': %s", shown, strerror(errno));
   return 0;
 }
 
@@ -1043,6 +1075,8 @@ int dnc_aot_compile(dnc_mod *m, const dnc_aot_options *o, char **err)
     LLVMDisposeMessage(msg);
     if (!rc)
       rc = choose_levels(&a);
+    /* the dispatch needs a level to choose */
+    DNC_ASSERT(rc || a.nlevels > 0);
   }
   /* what the outputs' names are, before any work: never an input, a
    * directory or the other output; a link's target, a device in place */
@@ -1062,11 +1096,15 @@ int dnc_aot_compile(dnc_mod *m, const dnc_aot_options *o, char **err)
   if (!rc && o->header && !out.in_place && !strcmp(out.target, hdr.target))
     rc = fail(&a, "the library and the header are the same file '%s'",
               o->header);
-  /* every kernel's size before any is made: LLVM's time grows with it */
+  /* every kernel's size before any is made: LLVM's time grows with it;
+   * a function too large is also a diagnostic at its definition */
   for (int i = 0; i < m->nfns && !rc && o->emit != DNC_EMIT_HEADER; i++) {
     char msg[256];
-    if (dnc_kernel_check(m, m->fns[i], msg, sizeof msg))
+    if (dnc_kernel_check(m, m->fns[i], msg, sizeof msg)) {
+      dnc_diag_add(&m->diags, DNC_SEV_ERROR, m->fns[i]->src, m->fns[i]->loc,
+                   "%s", msg);
       rc = fail(&a, "%s", msg);
+    }
   }
   /* the temporary outputs prove the directories writable before the work */
   if (!rc && !(tmp_out = dnc_outpath_temp(&out)))
@@ -1083,14 +1121,15 @@ int dnc_aot_compile(dnc_mod *m, const dnc_aot_options *o, char **err)
         rc = fail(&a, "%s: %s", o->output, why);
       break;
     case DNC_EMIT_HEADER:
-      rc = write_header(&a, tmp_out);
+      rc = write_header(&a, tmp_out, o->output);
       break;
     default:
-      rc = emit_range(&a, &a.lv[0], 0, m->nfns, "dnc_", 0, o->emit, tmp_out);
+      rc = emit_range(&a, &a.lv[0], 0, m->nfns, "dnc_", 0, o->emit, tmp_out,
+                      o->output);
     }
   }
   if (!rc && tmp_h)
-    rc = write_header(&a, tmp_h);
+    rc = write_header(&a, tmp_h, o->header);
   /* everything written: the modes a new file gets (mkstemp made them
    * 0600), then into place */
   mode_t mask = umask(0);

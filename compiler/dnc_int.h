@@ -626,7 +626,9 @@ typedef struct dnc_aot_options {
 
 /* Compiles every function of m (built, without errors) as o says. Writes
  * each output to a temporary file beside it and renames it into place
- * only when all succeeded. Returns 0, or -1 with *err malloc'd. */
+ * only when all succeeded. Returns 0, or -1 with *err malloc'd; an error
+ * that has a place in the source (a function too large to compile) is
+ * also added to m's diagnostics. */
 int dnc_aot_compile(dnc_mod *m, const dnc_aot_options *o, char **err);
 
 /* ------------------------------------------------------------------ jit.c */
@@ -724,6 +726,11 @@ char *dnc_outpath_temp(const dnc_outpath *o);
 /* The complete temporary into place; -1 with errno set. */
 int dnc_outpath_commit(const dnc_outpath *o, const char *tmp);
 void dnc_outpath_free(dnc_outpath *o);
+/* Writes n bytes to path (created, or truncated) and closes it: a short
+ * write, a full disk or a file size limit is -1 with errno set, never
+ * LLVM's report_fatal_error (which its raw_fd_ostream calls on a write
+ * error): LLVM's outputs are made in memory and written with this. */
+int dnc_write_whole(const char *path, const void *data, size_t n);
 /* Temporaries (named PREFIX<pid>.XXXXXX) a command removes when a signal
  * ends it: with tracking on (the command's choice; a library leaves it
  * off), dnc_outpath_temp and the AOT's temporary directory register theirs,

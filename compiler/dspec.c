@@ -91,7 +91,11 @@ int dnc_dspec_parse(const dnc_fn *f, const char *wrt, int order,
     return -1;
   }
   int list = strchr(wrt, ',') != NULL, rc = 0;
-  if (list && order != 1) {
+  size_t len = strlen(wrt);
+  if (list && (wrt[0] == ',' || wrt[len - 1] == ',' || strstr(wrt, ",,"))) {
+    snprintf(err, nerr, "the list of variables '%s' has an empty name", wrt);
+    rc = -1;
+  } else if (list && order != 1) {
     snprintf(err, nerr, "a list of variables gives one mixed derivative; it "
              "takes no order");
     rc = -1;

@@ -148,6 +148,8 @@ void dnc_fit_options_init(dnc_fit_options *o)
 
 void dnc_fit_result_free(dnc_fit_result *r)
 {
+  if (!r)
+    return;
   free(r->value);
   free(r->se);
   r->value = r->se = NULL;
@@ -167,9 +169,11 @@ typedef struct problem {
 
 /* Residuals y - model into r and the sum of their squares; the Jacobian
  * of the model into J (n x k) when J is not NULL. Returns the sum, or NaN
- * (and the point in *bad) when something is not finite. */
+ * when something is not finite: then the point in *bad and, in *bad_var,
+ * the variable (parameter index, or np for gamma) whose column of J is
+ * not finite there, or -1 when the residual is not (either may be NULL). */
 static wide evaluate(const problem *pb, const double *p, double *r,
-                       double *J, int *bad)
+                     double *J, int *bad, int *bad_var)
 {
   long double ssq = 0;
   double g = p[pb->np];
@@ -179,6 +183,8 @@ static wide evaluate(const problem *pb, const double *p, double *r,
     if (!isfinite(ri)) {
       if (bad)
         *bad = i;
+      if (bad_var)
+        *bad_var = -1;
       return NAN;
     }
     r[i] = ri;
@@ -192,6 +198,8 @@ static wide evaluate(const problem *pb, const double *p, double *r,
       if (!isfinite(d)) {
         if (bad)
           *bad = i;
+        if (bad_var)
+          *bad_var = pb->var[j];
         return NAN;
       }
       J[(size_t)i * pb->k + j] = d;
@@ -332,7 +340,7 @@ static int polish(problem *pb, double *res, double *J, wide *A, wide *b,
     memcpy(trial, pb->p, sizeof *trial * (size_t)np1);
     for (int j = 0; j < k; j++)
       trial[pb->var[j]] += (double)dlt[j];
-    wide S2 = evaluate(pb, trial, res2, J2, NULL);
+    wide S2 = evaluate(pb, trial, res2, J2, NULL, NULL);
     if (isnan(S2) || S2 > *S * (1 + 1e-12))
       break;
     normal_eq(pb, J2, res2, A2, b2);
@@ -370,11 +378,18 @@ static void solve(problem *pb, const dnc_fit_options *o, dnc_fit_result *r)
   wide *dlt = malloc(sizeof *dlt * (size_t)(k + 1));
   wide *D = calloc((size_t)k + 1, sizeof *D);
   double *trial = malloc(sizeof *trial * (size_t)np1);
-  int bad = -1;
-  wide S = evaluate(pb, pb->p, res, J, &bad);
+  int bad = -1, bad_var = -1;
+  wide S = evaluate(pb, pb->p, res, J, &bad, &bad_var);
   if (isnan(S)) {
     r->bad_point = bad;
-    stop(r, DNC_FIT_NONFINITE, "not finite at the start");
+    r->bad_param = bad_var;
+    if (bad_var < 0)
+      stop(r, DNC_FIT_NONFINITE, "not finite at the start");
+    else
+      snprintf(r->why, sizeof r->why, "its derivative with respect to '%s' "
+               "is not finite at the start", bad_var < pb->np
+               ? pb->f->params[bad_var].name : "gamma");
+    r->status = DNC_FIT_NONFINITE;
     goto out;
   }
   double lambda = -1, nu = 2;
@@ -423,7 +438,7 @@ static void solve(problem *pb, const dnc_fit_options *o, dnc_fit_result *r)
           step += dlt[j] * dlt[j];
           size += pb->p[pb->var[j]] * pb->p[pb->var[j]];
         }
-        wide S2 = evaluate(pb, trial, res2, NULL, NULL);
+        wide S2 = evaluate(pb, trial, res2, NULL, NULL, NULL);
         /* predicted decrease: dlt' (lambda D dlt + b) */
         wide pred = 0;
         for (int j = 0; j < k; j++)
@@ -432,7 +447,7 @@ static void solve(problem *pb, const dnc_fit_options *o, dnc_fit_result *r)
         if (!isnan(S2) && S2 <= S && pred > 0 && rho > 0) {
           wide rel = (S - S2) / S;
           memcpy(pb->p, trial, sizeof *trial * (size_t)np1);
-          S = evaluate(pb, pb->p, res, J, NULL);
+          S = evaluate(pb, pb->p, res, J, NULL, NULL);
           double t = (double)(2 * rho - 1);
           double shrink = 1 - t * t * t;
           lambda *= shrink > 1.0 / 3 ? shrink : 1.0 / 3;

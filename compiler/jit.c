@@ -556,16 +556,14 @@ static int dump(const dnc_jit *j, LLVMModuleRef m, const char *prefix,
   if (!path)
     dnc_die(__FILE__, __LINE__, "out of memory");
   snprintf(path, n, "%s/%s.%s.ll", j->dump_dir, prefix, stage);
-  char *msg = NULL;
-  int bad = LLVMPrintModuleToFile(m, path, &msg);
-  if (bad) {
-    size_t k = strlen(path) + (msg ? strlen(msg) : 0) + 64;
-    *err = malloc(k);
-    if (!*err)
-      dnc_die(__FILE__, __LINE__, "out of memory");
-    snprintf(*err, k, "cannot write the IR to '%s': %s", path, msg ? msg : "");
-  }
-  LLVMDisposeMessage(msg);
+  /* made in memory: LLVMPrintModuleToFile ends the process when the
+   * disk is full */
+  char *text = LLVMPrintModuleToString(m);
+  int bad = dnc_write_whole(path, text, strlen(text));
+  if (bad && asprintf(err, "cannot write the IR to '%s': %s", path,
+                      strerror(errno)) < 0)
+    dnc_die(__FILE__, __LINE__, "out of memory");
+  LLVMDisposeMessage(text);
   free(path);
   return bad ? -1 : 0;
 }

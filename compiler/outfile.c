@@ -210,6 +210,29 @@ char *dnc_outpath_temp(const dnc_outpath *o)
   return t;
 }
 
+int dnc_write_whole(const char *path, const void *data, size_t n)
+{
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+  if (fd < 0)
+    return -1;
+  const char *p = data;
+  int rc = 0;
+  for (size_t put = 0; put < n && !rc;) {
+    ssize_t w = write(fd, p + put, n - put);
+    if (w > 0)
+      put += (size_t)w;
+    else if (w == 0)
+      rc = -1, errno = EIO;
+    else if (errno != EINTR)
+      rc = -1;
+  }
+  int e = errno;
+  if (close(fd) && !rc)
+    rc = -1, e = errno;
+  errno = e;
+  return rc;
+}
+
 /* tmp's bytes into the device or FIFO o->target */
 static int copy_in_place(const char *tmp, const char *target)
 {

@@ -248,7 +248,8 @@ typedef enum dnc_fit_status {
   DNC_FIT_MAXITER,    /* the iteration limit came first */
   DNC_FIT_STALLED,    /* no step lowers the sum of squares, gradient not 0 */
   DNC_FIT_ILLPOSED,   /* a parameter is not determined by the points */
-  DNC_FIT_NONFINITE,  /* f is NaN or infinite at a point at the start */
+  DNC_FIT_NONFINITE,  /* f or a derivative is NaN or infinite at a point
+                         at the start */
   DNC_FIT_TOOFEW,     /* fewer points than free parameters */
   DNC_FIT_TOOLARGE,   /* a derivative passes DNC_MAX_DIFF_NODES */
 } dnc_fit_status;
@@ -277,7 +278,9 @@ typedef struct dnc_fit_result {
   double gain, gain_se;
   double ssq, mean_abs, max_abs, rms; /* of the residuals y - model */
   int bad_point;      /* DNC_FIT_NONFINITE: the point; ILLPOSED: -1 */
-  int bad_param;      /* DNC_FIT_ILLPOSED: the parameter (nparams: gamma) */
+  int bad_param;      /* DNC_FIT_ILLPOSED: the parameter (nparams: gamma);
+                         NONFINITE: the parameter whose derivative is not
+                         finite at bad_point, -1 when f is not */
 } dnc_fit_result;
 
 
@@ -295,6 +298,7 @@ DNC_API dnc_status dnc_function_fit(const dnc_function *f, const double *x,
                                     const double *params, const int *fixed,
                                     const dnc_fit_options *o,
                                     dnc_fit_result *r);
+/* Frees r's arrays; NULL does nothing. */
 DNC_API void dnc_fit_result_free(dnc_fit_result *r);
 
 /* ------------------------------------------------------------ kernels */

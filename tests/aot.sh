@@ -44,6 +44,12 @@ t "  naming the kinds" says "--emit is so, obj, asm, llvm or header, not 'exe'"
 t "-c and -S together are a usage error" run 2 compile "$src" -c -S -o "$out/k"
 t "-o and -H the same file is a usage error" run 2 compile "$src" -o "$out/k" -H "$out/k"
 t "an unknown option is a usage error" run 2 compile "$src" -O9 -o "$out/k.so"
+t "--cpu '' is a usage error" run 2 compile "$src" --cpu '' -o "$out/k.so"
+t "  saying so" says "--cpu needs a CPU name"
+for c in , x86-64-v3, ,x86-64-v3 x86-64-v2,,x86-64-v3; do
+  t "--cpu $c (an empty name in the list) is a usage error" run 2 compile "$src" --cpu "$c" -o "$out/k.so"
+  t "  saying so" says "--cpu needs CPU names separated by commas, none empty, not '$c'"
+done
 t "nothing was written" only "$out"
 
 # --------------------------------------------------------------- errors

@@ -56,6 +56,11 @@ check "eval -p NAME=V and --param=NAME=V" 0 "$(printf '0.7615941559557649\n0.761
   sh -c "\"$DNC\" eval $N -f dyt -p alpha=1 1 && \"$DNC\" eval $N -f dyt --param=alpha=1 1"
 check "eval of several functions prints a table" 0 \
   "$(printf 'x\tdyt\tlinear\n2\t0.7615941559557649\t2')" "$DNC" eval $N -f dyt,linear 2
+check "eval -f with a repeated name prints the column again" 0 \
+  "$(printf 'x\tdyt\tlinear\tdyt\n2\t0.7615941559557649\t2\t0.7615941559557649')" \
+  "$DNC" eval $N -f dyt,linear,dyt 2
+check "eval -f dyt,dyt: two columns" 0 \
+  "$(printf 'x\tdyt\tdyt\n2\t0.7615941559557649\t0.7615941559557649')" "$DNC" eval $N -f dyt,dyt 2
 check "eval prints special values" 0 "$(printf 'nan\ninf\n-inf\n-0')" \
   "$DNC" eval $N -f linear nan inf -inf -0
 check "eval prints the shortest exact decimal" 0 "0.1" "$DNC" eval $N -f linear 0.1
@@ -91,6 +96,13 @@ check_err "a non-number X is a usage error" 2 "not a number: 'abc'" "$DNC" eval 
 check_err "a blank X is not a number" 2 "not a number: '  '" "$DNC" eval $N -f dyt '  '
 check_err "a non-number on stdin is an input error with its line" 1 "<stdin>:2: error: not a number: 'abc'" \
   sh -c "printf '1\nabc\n' | \"$DNC\" eval $N -f dyt"
+check_err "a NUL byte on stdin makes the line not a number" 1 \
+  "<stdin>:2: error: not a number: '2\\\\0abc'" \
+  sh -c "printf '1\n2\\0abc\n3\n' | \"$DNC\" eval $N -f linear"
+check "... after the values before it" 0 "1" cat "$tmp/out"
+check_err "a line of only a NUL byte is not skipped as blank" 1 \
+  "<stdin>:1: error: not a number: '\\\\0'" \
+  sh -c "printf '\\0\n3\n' | \"$DNC\" eval $N -f linear"
 check_err "a missing file is an input error" 1 "cannot open '$tmp/none.dn'" "$DNC" check "$tmp/none.dn"
 check_err "an error in the source is an input error" 1 "error: unknown name 'y'" \
   sh -c "echo 'fn f(x) = y' | \"$DNC\" check -"
@@ -117,6 +129,9 @@ check "the dumped IR holds the vector kernels" 0 "4" \
 check_err "an unwritable --dump-ir directory is an input error" 1 \
   "cannot write the IR to '$tmp/none/dnc1_dyt_f64.before.ll'" \
   "$DNC" eval $N -f dyt --dump-ir "$tmp/none" 1
+check_err "--dump-ir past the file size limit: an input error, not LLVM's fatal one" 1 \
+  "cannot write the IR to '$tmp/ir/dnc1_dyt_f64.before.ll': File too large" \
+  sh -c "trap '' XFSZ && ulimit -f 1 && \"$DNC\" eval $N -f dyt --dump-ir \"$tmp/ir\" 1"
 check_err "an unknown --dtype is a usage error" 2 "dnc: --dtype is f32, f64, bf16 or f16, not 'f8'" \
   "$DNC" eval $N -f dyt --dtype f8 1
 

@@ -104,6 +104,11 @@ usage "from 1 to 16" $N -f dyt --order 0
 usage "dsl, latex, c or torch" $N -f dyt --format tex
 usage "takes no --order" $N -f derf --wrt x,alpha --order 2
 usage "no input files" --wrt x
+for w in x, ,x x,,alpha; do
+  usage "the list of variables '$w' has an empty name" $N -f derf --wrt $w
+done
+echo 'fn h(x; a = 1, b = 2, c = 3, d = 4, g = 5) = a * x + b + c + d + g' >"$tmp/h.dn"
+usage "'h' has 20349 derivatives of order 16; name the variables (--wrt)" "$tmp/h.dn" --order 16
 
 echo "1..$n"
 [ "$fail" = 0 ]

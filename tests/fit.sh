@@ -15,6 +15,8 @@ fn both(x; a = 1, b = 1) = a * b * x
 fn logshift(x; a = 1) = log(x - a)
 fn plain(x) = x
 fn scaled(x; gamma = 1) = gamma * x
+fn power(x; a = 1, b = 1) = abs(x)^a * b
+fn grow(x; a = 1) = exp(a * x)
 DN
 printf 'x,y\n0,1\n1,3\n2,5\n3,7\n' >"$tmp/line.csv"
 printf 'time,value,note\n0,1,a\n1,3,b\n2,5,c\n3,7,"d, e"\n' >"$tmp/cols.csv"
@@ -103,6 +105,13 @@ err "ill-posed: gamma times a linear function" 1 "ill-posed fit: parameter 'gamm
   "$DNC" fit "$tmp/f.dn" -f line --data "$tmp/line.csv" --gain
 err "not finite at the start: the point named" 1 "logshift is not finite at x = 0 (point 1)" \
   "$DNC" fit "$tmp/f.dn" -f logshift --data "$tmp/line.csv"
+err "f finite, a derivative not: the parameter named" 1 \
+  "the derivative of power with respect to 'a' is not finite at x = 0 (point 1) with the starting parameters; choose others with --init, hold it with --fix a=V" \
+  "$DNC" fit "$tmp/f.dn" -f power --data "$tmp/line.csv"
+"$PY" -c 'print("x,y"); [print("%d,1e300" % i) for i in range(10)]' >"$tmp/far.csv"
+err "a stalled fit, in words" 1 \
+  "^dnc: error: the fit of grow stalled: no step lowers the sum of squares, yet the gradient is not small" \
+  "$DNC" fit "$tmp/f.dn" -f grow --data "$tmp/far.csv"
 err "no free parameter" 1 "cannot fit plain: no free parameter" \
   "$DNC" fit "$tmp/f.dn" -f plain --data "$tmp/line.csv"
 err "fewer points than parameters" 1 "cannot fit line: 1 point for 2 free parameters" \

@@ -50,8 +50,8 @@ err "a fn of 2^17 distinct calls: too large, located, at once" 1 \
   "wide.dn:17:1: error: 'w16' is too large: once lets and calls are resolved, it has more than 100000 nodes" \
   bounded "$DNC" check "$tmp/wide.dn"
 head -11 "$tmp/wide.dn" >"$tmp/w13.dn"
-err "a kernel of more than 5,000 nodes: refused before LLVM runs" 1 \
-  "'w10' is too large to compile: with its derivatives it has 8192 nodes, more than 5000" bounded "$DNC" compile "$tmp/w13.dn" -o "$tmp/w13.so"
+err "a kernel of more than 5,000 nodes: refused before LLVM runs, located" 1 \
+  "w13.dn:11:1: error: 'w10' is too large to compile: with its derivatives it has 8192 nodes, more than 5000" bounded "$DNC" compile "$tmp/w13.dn" -o "$tmp/w13.so"
 t "... and no library written" test ! -e "$tmp/w13.so"
 
 echo 'fn f(x; a = 1, b = 2) = sin(a*cos(b*sin(a*cos(b*x))))' >"$tmp/osc.dn"

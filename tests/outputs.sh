@@ -78,4 +78,25 @@ TMPDIR=$PWD/sigtmp "$DNC" compile dyt.dn -o k.so
 t "after SIGKILL: the next run removes the dead process's temporaries" \
   sh -c "! test -e .k.so.$dead.AbCdEf && ! test -e sigtmp/dnc-compile.$dead.XyZzY1"
 t "... and keeps a live process's" test -e ".k.so.$$.LiVeOn"
+rm -f ".k.so.$$.LiVeOn"
+# a write error (a full disk; here the file size limit, SIGXFSZ ignored)
+# is an error naming the output, never LLVM's fatal "IO failure on output
+# stream", and leaves no temporary, beside the output or in TMPDIR
+small() { (trap '' XFSZ && ulimit -f "$1" && "${@:2}"); } # small KIB CMD...
+for e in asm llvm obj; do
+  err "--emit=$e past the file size limit: a clear error" 1 \
+    "^dnc: error: cannot write 'big.$e': File too large" \
+    small 8 "$DNC" compile dyt.dn --emit=$e -o big.$e
+  t "... not LLVM's" sh -c "! grep -q 'LLVM ERROR' '$tmp/err'"
+  t "... and no output or temporary left" sh -c '! ls -A | grep -q "big"'
+done
+err "a library whose objects pass the limit in TMPDIR: a clear error" 1 \
+  "^dnc: error: cannot write '.*sigtmp/dnc-compile\..*/k0.o': File too large" \
+  small 16 env TMPDIR="$PWD/sigtmp" "$DNC" compile dyt.dn -o big.so -H big.h
+t "... and no temporaries left, beside the outputs or in TMPDIR" \
+  sh -c '! ls -A . sigtmp | grep -q "big\|dnc-compile"'
+err "a header past the limit: a clear error" 1 \
+  "^dnc: error: cannot write 'big.h': File too large" \
+  small 2 "$DNC" compile --emit=header sig.dn -o big.h
+t "... and no temporary left" sh -c '! ls -A | grep -q "big"'
 tap_done

@@ -141,6 +141,26 @@ printf 'rank,name,source\n1,a,fn c1(x) = tanh(x)\n2,b,fn c2(x) = x / (1 + abs(x)
 "$DNC" plot "$tmp/r3.csv" --top 2 --deriv -o "$tmp/top.svg"
 t "a ranked CSV: the top K rows with their derivatives" \
   svg_check "$tmp/top.svg" a "d/dx a" b "d/dx b"
+# a search's CSV holds every candidate (several MB): plot reads the header
+# and the first K rows only, quoted fields across lines included
+{
+  printf 'rank,name,source\n1,a,"fn c1(x) =\n  tanh(x)"\n2,"b, quoted ""b""",fn c2(x) = erf(x)\n'
+  seq 3 90000 | awk '{ print $1 ",z" $1 ",\"fn z" $1 "(x) = x / (1 + abs(x)) * " $1 "\"" }'
+} >"$tmp/big.csv"
+t "(the CSV is larger than a source file may be: $(wc -c <"$tmp/big.csv") bytes)" \
+  test "$(wc -c <"$tmp/big.csv")" -gt 4194304
+"$DNC" plot "$tmp/big.csv" --top 2 -o "$tmp/big.svg"
+t "a search's CSV of any size: its top 2 drawn" svg_check "$tmp/big.svg" a 'b, quoted "b"'
+"$DNC" plot "$tmp/big.csv" -o "$tmp/big5.svg"
+t "... and its top 5 by default" svg_check "$tmp/big5.svg" a 'b, quoted "b"' z3 z4 z5
+{
+  printf 'rank,name,source\n1,a,"fn c1(x) = x'
+  head -c 4200000 /dev/zero | tr '\0' ' '
+  printf '"\n'
+} >"$tmp/wide.csv"
+err "rows drawn that pass the limit: refused" 1 \
+  "'$tmp/wide.csv' is too large: its header and first 5 rows take more than 4194304 bytes" \
+  "$DNC" plot "$tmp/wide.csv" -o "$tmp/x.svg"
 # issue 20: ranges at the ends of the doubles end quickly with an error or
 # a valid plot (the tick loop once stalled below one ulp and filled the disk;
 # a width past DBL_MAX gave NaN coordinates)
@@ -161,6 +181,13 @@ r = ET.parse('$tmp/narrow.svg').getroot()
 ts = [t.text for g in r.iter('{http://www.w3.org/2000/svg}g') if g.get('class') == 'xticks' for t in g.iter('{http://www.w3.org/2000/svg}text')]
 print(len(set(ts)))\") = 11 ]"
 t "... and valid" svg_check "$tmp/narrow.svg" dyt
+err "a subnormal range, whose points cannot differ: refused" 2 \
+  "--range -5e-324:5e-324 is too narrow to plot: .* and at least 1e-300" \
+  "$DNC" plot $N -f dyt --range=-5e-324:5e-324 -o "$tmp/sub.svg"
+t "... and no file written" test ! -e "$tmp/sub.svg"
+timeout 20 "$DNC" plot $N -f dyt --range=-5e-301:5e-301 -o "$tmp/tiny.svg"
+t "the narrowest range near 0 allowed (1e-300 wide): valid" svg_check "$tmp/tiny.svg" dyt
+t "... no NaN anywhere in the file" sh -c "! grep -qi nan '$tmp/tiny.svg'"
 echo 'fn huge(x) = 1e308 * x * x' >"$tmp/huge.dn"
 timeout 20 "$DNC" plot "$tmp/huge.dn" -o "$tmp/huge.svg"
 t "values near DBL_MAX (1e308*x*x): valid, finite coordinates" svg_check "$tmp/huge.svg" huge

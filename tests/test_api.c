@@ -211,6 +211,16 @@ static void test_text(void)
                            NULL), DNC_ERR_ARGUMENT, "a list with an order");
   is_int(dnc_function_diff(f, ",", 1, DNC_FORMAT_DSL, buf, sizeof buf, NULL),
          DNC_ERR_ARGUMENT, "no variable at all");
+  static const char *const empty[] = {"x,", ",x", "x,,alpha"};
+  for (int i = 0; i < 3; i++) {
+    is_int(dnc_function_diff(f, empty[i], 1, DNC_FORMAT_DSL, buf, sizeof buf,
+                             NULL),
+           DNC_ERR_ARGUMENT, "a list with an empty name, '%s'", empty[i]);
+    char want[80];
+    snprintf(want, sizeof want, "the list of variables '%s' has an empty name",
+             empty[i]);
+    is_str(dnc_last_error(), want, "... and why");
+  }
   is_int(dnc_function_diff(f, "x", 1, (dnc_format)(DNC_FORMAT_TORCH + 1), buf,
                            sizeof buf, NULL),
          DNC_ERR_ARGUMENT, "an unknown format");
@@ -378,6 +388,8 @@ static void test_fit(void)
          "one point for two parameters runs");
   is_int(r.status, DNC_FIT_TOOFEW, "status TOOFEW (%s)", r.why);
   dnc_fit_result_free(&r);
+  dnc_fit_result_free(NULL);
+  ok(1, "dnc_fit_result_free(NULL) does nothing");
 
   is_int(dnc_function_fit(NULL, x, y, N, NULL, NULL, NULL, &r),
          DNC_ERR_ARGUMENT, "no function: DNC_ERR_ARGUMENT");

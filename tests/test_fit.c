@@ -53,7 +53,8 @@ static const char *src =
     "fn both(x; a = 1, b = 1) = a * b * x\n"
     "fn unused(x; a = 1, b = 1) = a * x\n"
     "fn logshift(x; a = 1) = log(x - a)\n"
-    "fn rational(x; a = 1, b = 1, c = 1) = (a * x + b) / (1 + c * x^2)\n";
+    "fn rational(x; a = 1, b = 1, c = 1) = (a * x + b) / (1 + c * x^2)\n"
+    "fn power(x; a = 1, b = 1) = abs(x)^a * b\n";
 
 static void exact_recovery(dnc_mod *m)
 {
@@ -156,7 +157,16 @@ static void failures(dnc_mod *m)
   r = fit(m, "logshift", x, y, 20, p, NULL, 0);
   is_int(r.status, DNC_FIT_NONFINITE, "log(x - 1) at x = 0: not finite");
   is_int(r.bad_point, 0, "... at the first point");
+  is_int(r.bad_param, -1, "... f itself, not a derivative");
   dnc_fit_result_free(&r);
+  /* |x|^a b is 0 at x = 0, its derivative in a 0 log 0: NaN */
+  r = fit(m, "power", x, y, 20, p, NULL, 0);
+  is_int(r.status, DNC_FIT_NONFINITE, "d/da |x|^a at x = 0: not finite (%s)",
+         r.why);
+  is_int(r.bad_point, 0, "... at the first point");
+  is_int(r.bad_param, 0, "... naming a, whose derivative it is");
+  dnc_fit_result_free(&r);
+  dnc_fit_result_free(NULL); /* does nothing */
   dnc_fit_options o;
   dnc_fit_options_init(&o);
   o.max_iter = 1;
