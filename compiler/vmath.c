@@ -361,6 +361,34 @@ static LLVMValueRef tanh_join(vm *v, LLVMValueRef x, const double *t, int n,
   return vcopysign(v, y, x);
 }
 
+/* ------------------------------------------------------- rare lanes */
+
+/* y, or where some lane of mask is set (a vector any lane of which is
+ * rare: one branch that ordinary inputs never take), select(mask, slow,
+ * y) with slow built by fn(v, arg) in a block of its own: a lane's result
+ * never depends on the others. name: the blocks' and the result's. */
+static LLVMValueRef rare_lanes(vm *v, LLVMValueRef mask, LLVMValueRef y,
+                               LLVMValueRef (*fn)(vm *, const void *),
+                               const void *arg, const char *name)
+{
+  LLVMValueRef any = call_intr(v, "llvm.vector.reduce.or", &mask, 1);
+  LLVMBasicBlockRef here = LLVMGetInsertBlock(v->b);
+  LLVMValueRef f = LLVMGetBasicBlockParent(here);
+  LLVMBasicBlockRef slow = LLVMAppendBasicBlockInContext(v->cg->ctx, f, name);
+  LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(v->cg->ctx, f, name);
+  LLVMBuildCondBr(v->b, any, slow, join);
+  LLVMPositionBuilderAtEnd(v->b, slow);
+  LLVMValueRef ys = sel(v, mask, fn(v, arg), y);
+  LLVMBasicBlockRef slow_end = LLVMGetInsertBlock(v->b);
+  LLVMBuildBr(v->b, join);
+  LLVMPositionBuilderAtEnd(v->b, join);
+  LLVMValueRef phi = LLVMBuildPhi(v->b, v->ft, name);
+  LLVMValueRef vals[2] = {y, ys};
+  LLVMBasicBlockRef blocks[2] = {here, slow_end};
+  LLVMAddIncoming(phi, vals, blocks, 2);
+  return phi;
+}
+
 /* ------------------------------------------------- tables of 16 pieces */
 
 /* A float table of 16 as a constant vector (16 lanes). */
@@ -422,28 +450,18 @@ static LLVMValueRef rcp14(vm *v, LLVMValueRef x)
  * result never depends on the others. Handling it without the branch
  * (scaling b and the quotient by 2^64, or getmant, getexp and scalef)
  * cost as much as the division it replaces. */
+static LLVMValueRef exact_quotient(vm *v, const void *ab)
+{
+  const LLVMValueRef *q = ab;
+  return vdiv(v, q[0], q[1]);
+}
+
 static LLVMValueRef div_est(vm *v, LLVMValueRef a, LLVMValueRef b)
 {
-  LLVMValueRef q = mul(v, a, rcp14(v, b));
   LLVMValueRef fc[2] = {b, LLVMConstInt(v->cg->i32, 0x20, 0)}; /* class: denormal */
-  LLVMValueRef sub = x86_call(v, "llvm.x86.avx512.fpclass.ps.512", fc, 2);
-  LLVMValueRef any = LLVMBuildICmp(v->b, LLVMIntNE,
-                                   LLVMBuildBitCast(v->b, sub, v->cg->i16, ""),
-                                   LLVMConstInt(v->cg->i16, 0, 0), "");
-  LLVMBasicBlockRef cur = LLVMGetInsertBlock(v->b);
-  LLVMValueRef fn = LLVMGetBasicBlockParent(cur);
-  LLVMBasicBlockRef slow = LLVMAppendBasicBlockInContext(v->cg->ctx, fn, "div.subnormal");
-  LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(v->cg->ctx, fn, "div.join");
-  LLVMBuildCondBr(v->b, any, slow, join);
-  LLVMPositionBuilderAtEnd(v->b, slow);
-  LLVMValueRef qs = sel(v, sub, vdiv(v, a, b), q);
-  LLVMBuildBr(v->b, join);
-  LLVMPositionBuilderAtEnd(v->b, join);
-  LLVMValueRef phi = LLVMBuildPhi(v->b, v->ft, "quotient");
-  LLVMValueRef in[2] = {q, qs};
-  LLVMBasicBlockRef from[2] = {cur, slow};
-  LLVMAddIncoming(phi, in, from, 2);
-  return phi;
+  LLVMValueRef ab[2] = {a, b};
+  return rare_lanes(v, x86_call(v, "llvm.x86.avx512.fpclass.ps.512", fc, 2),
+                    mul(v, a, rcp14(v, b)), exact_quotient, ab, "div.subnormal");
 }
 
 /* rsqrt14 is right for every special: +-0, +inf, negative, NaN, and
@@ -1003,6 +1021,18 @@ static void trig_reduce64(vm *v, LLVMValueRef x, LLVMValueRef *n, LLVMValueRef *
   *rl = sub(v, lo, sub(v, *rh, t));
 }
 
+/* beyond the bound: the scalar functions, lane by lane */
+typedef struct trig_args {
+  LLVMValueRef x;
+  int is_cos;
+} trig_args;
+
+static LLVMValueRef trig_scalar(vm *v, const void *arg)
+{
+  const trig_args *t = arg;
+  return lane_by_lane(v->cg, t->is_cos ? OP_COS : OP_SIN, t->x, NULL);
+}
+
 /* sin (cos: is_cos) from the quadrant n mod 4 and r in [-pi/4, pi/4] */
 static LLVMValueRef vm_sincos(vm *v, LLVMValueRef x, int is_cos)
 {
@@ -1050,23 +1080,8 @@ static LLVMValueRef vm_sincos(vm *v, LLVMValueRef x, int is_cos)
   /* |x| at or beyond the bound (inf too): the scalar functions, for the
    * whole vector, behind one branch that ordinary inputs never take */
   LLVMValueRef big = cmp(v, LLVMRealOGE, vabs(v, x), K(v, bound));
-  LLVMValueRef any = call_intr(v, "llvm.vector.reduce.or", &big, 1);
-  LLVMBasicBlockRef here = LLVMGetInsertBlock(v->b);
-  LLVMValueRef fn = LLVMGetBasicBlockParent(here);
-  LLVMBasicBlockRef slow = LLVMAppendBasicBlockInContext(v->cg->ctx, fn, "trig.big");
-  LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(v->cg->ctx, fn, "trig.join");
-  LLVMBuildCondBr(v->b, any, slow, join);
-  LLVMPositionBuilderAtEnd(v->b, slow);
-  LLVMValueRef ys = lane_by_lane(v->cg, is_cos ? OP_COS : OP_SIN, x, NULL);
-  ys = sel(v, big, ys, y);
-  LLVMBasicBlockRef slow_end = LLVMGetInsertBlock(v->b);
-  LLVMBuildBr(v->b, join);
-  LLVMPositionBuilderAtEnd(v->b, join);
-  LLVMValueRef phi = LLVMBuildPhi(v->b, v->ft, "trig");
-  LLVMValueRef vals[2] = {y, ys};
-  LLVMBasicBlockRef blocks[2] = {here, slow_end};
-  LLVMAddIncoming(phi, vals, blocks, 2);
-  return phi;
+  trig_args ta = {x, is_cos};
+  return rare_lanes(v, big, y, trig_scalar, &ta, "trig.big");
 }
 
 /* ------------------------------------------------------------------ pow */

@@ -31,6 +31,16 @@ static dnc_module *jm_lowp_modules[2][OP__COUNT];
 static dnc_forward_fn jm_lowp_kernel[2][OP__COUNT];
 static dnc_rt_fn32 jm_table_lowp[2][OP__COUNT];
 
+/* the f32 kernel of lowp context L's one-op function, as a scalar one */
+#define JM_LOWP(PREFIX, L, OP)                      \
+  static float PREFIX##_##OP(float x, float b)      \
+  {                                                 \
+    float y;                                        \
+    double p = b;                                   \
+    jm_lowp_kernel[L][OP_##OP](&x, &y, 1, &p);      \
+    return y;                                       \
+  }
+
 #define JM_FN(OP)                                   \
   static float jm_##OP(float x, float b)            \
   {                                                 \
@@ -45,33 +55,12 @@ static dnc_rt_fn32 jm_table_lowp[2][OP__COUNT];
     jm_kernel[1][OP_##OP](&x, &y, 1, &p);           \
     return y;                                       \
   }                                                 \
-  static float jmbf_##OP(float x, float b)          \
-  {                                                 \
-    float y;                                        \
-    double p = b;                                   \
-    jm_lowp_kernel[0][OP_##OP](&x, &y, 1, &p);      \
-    return y;                                       \
-  }                                                 \
-  static float jmh_##OP(float x, float b)           \
-  {                                                 \
-    float y;                                        \
-    double p = b;                                   \
-    jm_lowp_kernel[1][OP_##OP](&x, &y, 1, &p);      \
-    return y;                                       \
-  }
+  JM_LOWP(jmbf, 0, OP)                              \
+  JM_LOWP(jmh, 1, OP)
 /* bf16's division and roots (vmath.c's estimates where the CPU has them) */
-#define JM_BF(OP)                                   \
-  static float jmbf_##OP(float x, float b)          \
-  {                                                 \
-    float y;                                        \
-    double p = b;                                   \
-    jm_lowp_kernel[0][OP_##OP](&x, &y, 1, &p);      \
-    return y;                                       \
-  }
-JM_BF(DIV)
-JM_BF(SQRT)
-JM_BF(RSQRT)
-#undef JM_BF
+JM_LOWP(jmbf, 0, DIV)
+JM_LOWP(jmbf, 0, SQRT)
+JM_LOWP(jmbf, 0, RSQRT)
 
 /* one for each op of ops.h with vector math (RT) */
 #define JM_0(OP)
