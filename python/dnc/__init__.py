@@ -24,7 +24,7 @@ import numpy as np
 from . import _capi as C
 
 __all__ = ["Context", "Module", "Function", "Fit", "Param", "Diagnostic",
-           "Error",
+           "Error", "ArgumentError",
            "SourceError", "LoadError", "CompileError", "compile",
            "compile_file", "load", "default_context", "version",
            "__version__"]
@@ -64,6 +64,11 @@ class SourceError(Error, ValueError):
         self.diagnostics = diagnostics
 
 
+class ArgumentError(Error, ValueError):
+    """An argument libdnc refuses (a Context option out of range, an
+    unknown CPU, a bad shape): a ValueError too."""
+
+
 class LoadError(Error, OSError):
     """A library that cannot be loaded, is not dnc's, or has no kernels for
     this CPU."""
@@ -90,6 +95,8 @@ def _raise(st, what):
         raise CompileError(msg, st)
     if st == C.ERR_MEMORY:
         raise MemoryError(msg)
+    if st in (C.ERR_ARGUMENT, C.ERR_SHAPE, C.ERR_DTYPE):
+        raise ArgumentError(msg, st)
     raise Error(msg, st)
 
 
@@ -459,7 +466,11 @@ class Function:
                 raise TypeError("%s() has no parameter '%s' (its parameters: "
                                 "%s)" % (self.name, k, ", ".join(
                                     self._index) or "none"))
-            a = np.asarray(v, dtype=np.float64)
+            a = np.asarray(v)
+            if a.dtype.kind not in "biuf":  # None, a string, an object
+                raise TypeError("%s: '%s' takes a number (or, per channel, "
+                                "one per channel), not %r" % (self.name, k, v))
+            a = a.astype(np.float64)
             if a.ndim == 0:
                 vals[i] = float(a)
             elif self.params[i].kind != "per_channel":
@@ -515,6 +526,7 @@ class Function:
         x = self._input(x)
         dt, ct = _NP_DTYPES[x.dtype]
         vals, chan = self._values(params)
+        target = out
         if out is None:
             out = np.empty(x.shape, x.dtype)
         elif not isinstance(out, np.ndarray) or out.shape != x.shape or \
@@ -530,9 +542,17 @@ class Function:
             return out
         xv, ldx = _rows_view(x)
         yv, ldy = _rows_view(out)
-        if not np.shares_memory(yv, out) and yv.size:
-            raise ValueError("%s: out must be contiguous in its last "
-                             "dimension" % self.name)
+        # an out whose layout the kernels cannot take (x itself when x is
+        # transposed, say) gets the result through a contiguous copy
+        copy_back = target is not None and not np.shares_memory(yv, out)
+        # an out that overlaps x other than element for element (out =
+        # x[1:] for x[:-1]) would be read after it was written: x is
+        # copied first, as NumPy's ufuncs do
+        if not copy_back and target is not None and \
+                np.may_share_memory(xv, yv) and \
+                (xv.ctypes.data != yv.ctypes.data or ldx != ldy):
+            xv = np.array(xv)
+            ldx = xv.shape[1]
         keep = []
         if chan:
             lay = self._layer(vals, chan, xv.shape[1], ct, keep)
@@ -545,6 +565,8 @@ class Function:
                                    _tensor(yv, ldy, dt), pv)
         if st != C.OK:
             _raise(st, "%s.forward" % self.name)
+        if copy_back:
+            out[...] = yv.reshape(out.shape)
         return out
 
     __call__ = forward

@@ -109,6 +109,33 @@ def test_zero_copy_and_views():
         x3.shape)), "3-D input, same values as flat")
 
 
+def test_out_overlapping_and_strided():
+    """out= that overlaps x other than element for element is computed
+    from a copy of x (as NumPy's ufuncs); out in a layout the kernels
+    cannot take (x itself transposed) gets the result all the same."""
+    f = dnc.compile("fn dyt(x; alpha = 0.5) = tanh(alpha * x)")["dyt"]
+    for dt in (np.float64, np.float32):
+        buf = np.arange(1, 41, dtype=dt)
+        x = buf[:-1].copy()
+        f.forward(buf[:-1], out=buf[1:])
+        ok(np.allclose(buf[1:], np.tanh(dt(0.5) * x), rtol=1e-6),
+           "out = a[1:] for x = a[:-1], %s" % np.dtype(dt).name)
+        buf = np.arange(1, 41, dtype=dt)
+        x = buf[1:].copy()
+        f.forward(buf[1:], out=buf[:-1])
+        ok(np.allclose(buf[:-1], np.tanh(dt(0.5) * x), rtol=1e-6),
+           "out = a[:-1] for x = a[1:]")
+        a = np.arange(24, dtype=dt).reshape(4, 6) / 7
+        want = np.tanh(dt(0.5) * a[:, ::2].T)
+        f.forward(a[:, ::2].T, out=a[:, 1::2].T)  # interleaved, no overlap
+        ok(np.allclose(a[:, 1::2].T, want, rtol=1e-6), "interleaved columns")
+        X = np.arange(12, dtype=dt).reshape(3, 4).T / 5
+        want = np.tanh(dt(0.5) * X)
+        r = f.forward(X, out=X)
+        ok(r is X and np.allclose(X, want, rtol=1e-6),
+           "in place on a transposed x")
+
+
 def test_backward_against_derivatives():
     for name in ("dyt", "derf", "dyisru"):
         f = m[name]
@@ -269,6 +296,16 @@ def test_errors():
            "is not dnc's", "dnc")
     raises(dnc.Error, lambda: dnc.Context(cpu="no-such-cpu"),
            "an unknown CPU", "no-such-cpu")
+    # what libdnc refuses as an argument is a ValueError too
+    for kw in ({"cpu": "no-such-cpu"}, {"threads": 2000}, {"math_bits": 16},
+               {"opt_level": 7}, {"features": "+bogus"}):
+        raises(ValueError, lambda: dnc.Context(**kw),
+               "Context(%r): a ValueError (dnc.ArgumentError)" % kw)
+    raises(dnc.ArgumentError, lambda: dnc.Context(math_bits=16),
+           "math_bits 16: dnc.ArgumentError", "math_bits")
+    for bad in (None, "1", object()):
+        raises(TypeError, lambda: f.forward(np.ones(3), alpha=bad),
+               "alpha=%r: not a number" % (bad,), "takes a number")
     raises(ValueError, lambda: dnc.Context(threads=-1), "negative threads",
            "threads")
     r = subprocess.run([sys.executable, "-c", "import dnc"],

@@ -246,6 +246,13 @@ def test_errors(tmp_path, monkeypatch, capsys):
          "--top is at least 1, not 0"),
         (["s.dns", "--task", "digits-vit", "--eta", "1", "-o", "o"],
          "--eta is at least 2, not 1"),
+        # 0 is a value, not "the default"
+        (["s.dns", "--task", "digits-vit", "--steps", "0", "-o", "o"],
+         "--steps is at least 1, not 0"),
+        (["s.dns", "--task", "digits-vit", "--rungs", "0", "-o", "o"],
+         "--rungs is at least 1, not 0"),
+        (["s.dns", "--task", "digits-vit", "--threads", "0", "-o", "o"],
+         "--threads is at least 1, not 0"),
         (["s.dns", "--task", "digits-vit", "--serial", "--address", "x:1",
           "-o", "o"], "--serial trains in this process: no --address"),
     ]
@@ -330,11 +337,15 @@ def test_serial_run_divergence_and_rerun(tmp_path, monkeypatch, capsys):
 
 
 @pytest.mark.slow  # Python's signal handling in a child, not libdnc's test
-def test_sigterm_stops_with_143_and_keeps_the_journal(tmp_path):
+@pytest.mark.parametrize("how", ["--serial", "ray"])
+def test_sigterm_stops_with_143_and_keeps_the_journal(tmp_path, how):
+    """SIGTERM stops between trials with 143, serial or under the local
+    Ray (whose ray.init installs a SIGTERM handler of its own)."""
     setup_dir(tmp_path, sleep=0.3)
     e = env()
     e["PYTHONPATH"] += os.pathsep + str(tmp_path)
-    p = subprocess.Popen(command("term", "--serial"), cwd=tmp_path, env=e,
+    extra = ("--serial",) if how == "--serial" else ("--threads", "1")
+    p = subprocess.Popen(command("term", *extra), cwd=tmp_path, env=e,
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         jp = tmp_path / "term" / "journal.jsonl"

@@ -17,6 +17,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 from . import tasks as T
@@ -271,6 +272,12 @@ def start_ray(address, threads, quiet):
         # "local": a new cluster of its own, never one found running here
         ray.init(address="local", num_cpus=threads, include_dashboard=False,
                  object_store_memory=80 * 1024 * 1024, **kw)
+    # ray.init installs its own SIGTERM handler (which dumps a trace and
+    # ends the process with 15): SIGTERM is ours again, a stop between
+    # trials with status 143
+    if signal.getsignal(signal.SIGTERM) is not _stop and \
+            threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _stop)
     return ray
 
 
@@ -287,16 +294,17 @@ def run(a):
         raise UsageError("task '%s' says nothing of its metric's direction: "
                          "give --mode max or --mode min (or set %s.mode)" % (
                              a.task, a.task))
-    steps = a.steps or getattr(fn, "default_steps", None)
-    if not steps:
+    steps = a.steps if a.steps is not None else getattr(fn, "default_steps",
+                                                        None)
+    if steps is None:
         raise UsageError("task '%s' has no default budget: give --steps" %
                          a.task)
     metric = getattr(fn, "metric", "metric")
     for name, v, lo in (("--top", a.top, 1), ("--steps", steps, 1),
                         ("--seeds", a.seeds, 1), ("--eta", a.eta, 2),
-                        ("--threads", a.threads or 1, 1),
+                        ("--threads", 1 if a.threads is None else a.threads, 1),
                         ("--retries", a.retries, 0),
-                        ("--rungs", a.rungs or 1, 1)):
+                        ("--rungs", 1 if a.rungs is None else a.rungs, 1)):
         if v < lo:
             raise UsageError("%s is at least %d, not %d" % (name, lo, v))
     if a.serial and a.address:
