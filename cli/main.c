@@ -14,6 +14,7 @@
  * Exit status: 0 success, 1 an error in the input, 2 a usage error.
  * Diagnostics go to stderr, results to stdout.
  */
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -55,6 +56,10 @@ static char *main_usage(void)
 
 int main(int argc, char **argv)
 {
+  /* a file size limit (ulimit -f) is a write error like a full disk:
+   * every output's write is checked, reported and its temporary removed,
+   * where SIGXFSZ's default would kill the process mid-write */
+  signal(SIGXFSZ, SIG_IGN);
   char *usage = main_usage();
   dnc_cli top = {usage, 0};
   int rc;

@@ -99,4 +99,10 @@ err "a header past the limit: a clear error" 1 \
   "^dnc: error: cannot write 'big.h': File too large" \
   small 2 "$DNC" compile --emit=header sig.dn -o big.h
 t "... and no temporary left" sh -c '! ls -A | grep -q "big"'
+# SIGXFSZ at its default: dnc ignores it, so the limit is the same error
+# (not a death by the signal, status 153, mid-write)
+err "past the file size limit, SIGXFSZ at its default: the same error" 1 \
+  "^dnc: error: cannot write 'big.s': File too large" \
+  sh -c "trap - XFSZ; ulimit -f 8; exec \"\$0\" compile dyt.dn -S -o big.s" "$DNC"
+t "... and no temporary left" sh -c '! ls -A | grep -q "big"'
 tap_done
