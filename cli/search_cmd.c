@@ -12,7 +12,8 @@
  * from a kill, is cut off; a line whose checksum fails is reported, located,
  * and nothing is used) and measures the others; as every value is a
  * function of the candidate alone, the tables come out the same as an
- * uninterrupted run's.
+ * uninterrupted run's. The journal is read a line at a time: it grows
+ * with the space, past the 4 MiB a source file may have.
  *
  * Signals: SIGINT, SIGTERM and SIGHUP stop the expansion or the workers
  * (between batches), and the command exits with 128 + the signal (130,
@@ -32,6 +33,7 @@
 #include <fcntl.h>
 #include <math.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -284,6 +286,151 @@ static int64_t find_id(const run *r, int64_t id)
   return lo < r->ncands && r->cands[lo].id == id ? lo : -1;
 }
 
+/* The longest line of a journal with nm values: an id (at most 20
+ * characters), each value as " %a" (at most 25: " -0x1.fffffffffffffp-1022")
+ * and the checksum (" #" and 16 hex digits). A longer line is damaged. */
+enum { SUM = 18 };
+static size_t longest_line(int nm)
+{
+  return 20 + 25 * (size_t)nm + SUM;
+}
+
+/* One line of f, without its newline: its length in *len, its first
+ * cap - 1 bytes in buf (NUL-terminated; a longer line is damaged, and
+ * those bytes are enough to show it). 1: a line; 0: the end of the file,
+ * after a torn last line when *len > 0; -1: a read error. Read a byte at
+ * a time, as a damaged line may hold NULs. */
+static int read_line(FILE *f, char *buf, size_t cap, size_t *len)
+{
+  size_t n = 0;
+  int ch;
+  while ((ch = getc(f)) != EOF && ch != '\n') {
+    if (n + 1 < cap)
+      buf[n] = (char)ch;
+    n++;
+  }
+  buf[n + 1 < cap ? n : cap - 1] = 0;
+  *len = n;
+  return ch == '\n' ? 1 : ferror(f) ? -1 : 0;
+}
+
+/* An error on line `line` of the journal, whose first `kept` bytes are in
+ * text, about its bytes [0, end). The journal is read a line at a time (it
+ * grows with the space, past what a source file may hold), so the source
+ * is that line alone, and the diagnostic is given its line in the file. */
+static void journal_error(dnc_mod *m, const char *path, int line,
+                          const char *text, size_t kept, size_t end,
+                          const char *fmt, ...)
+    __attribute__((format(printf, 7, 8)));
+static void journal_error(dnc_mod *m, const char *path, int line,
+                          const char *text, size_t kept, size_t end,
+                          const char *fmt, ...)
+{
+  const dnc_source *src = dnc_mod_add_source(m, path, text, kept);
+  va_list ap;
+  va_start(ap, fmt);
+  dnc_diag_vadd(&m->diags, DNC_SEV_ERROR, src, (dnc_loc){0, (uint32_t)end},
+                fmt, ap);
+  va_end(ap);
+  if (m->diags.tail && m->diags.tail->src == src)
+    m->diags.tail->line = line;
+}
+
+/* Takes the candidates of the journal at path, whose first line must be
+ * head; *good: the bytes up to the end of its last whole line (a torn
+ * last line is cut off there). 0 on errors, reported in m's diagnostics. */
+static int read_journal(run *r, dnc_mod *m, const char *head, off_t *good)
+{
+  FILE *f = fopen(r->journal, "rb");
+  if (!f) {
+    dnc_diag_add(&m->diags, DNC_SEV_ERROR, NULL, DNC_NOLOC,
+                 "cannot open '%s': %s", r->journal, strerror(errno));
+    return 0;
+  }
+  struct stat st;
+  if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+    dnc_diag_add(&m->diags, DNC_SEV_ERROR, NULL, DNC_NOLOC,
+                 "'%s' is a directory, not a journal", r->journal);
+    fclose(f);
+    return 0;
+  }
+  size_t hl = strlen(head), longest = longest_line(r->nm);
+  size_t cap = (longest > hl ? longest : hl) + 2, len;
+  char *line = malloc(cap);
+  if (!line)
+    dnc_die(__FILE__, __LINE__, "out of memory");
+  int ok = 0, lineno = 1, got = read_line(f, line, cap, &len);
+  size_t kept = len < cap - 1 ? len : cap - 1;
+  static const char v1[] = "dnc search journal 1 ";
+  if (got >= 0 && kept >= sizeof v1 - 1 && !memcmp(line, v1, sizeof v1 - 1)) {
+    journal_error(m, r->journal, 1, line, kept, 1, "this journal is of an "
+                  "older dnc (format 1, without checksums); remove it to start "
+                  "again");
+    goto out;
+  }
+  /* head ends in the newline that read_line drops */
+  if (got == 0 || (got > 0 && (len != hl - 1 || memcmp(line, head, len)))) {
+    journal_error(m, r->journal, 1, line, kept, 1, "this journal is not "
+                  "of this search (another spec, or the spec changed since); "
+                  "remove it to start again");
+    goto out;
+  }
+  *good = (off_t)hl;
+  while (got > 0 && (got = read_line(f, line, cap, &len)) > 0) {
+    lineno++;
+    kept = len < cap - 1 ? len : cap - 1;
+    /* " #" and 16 hex digits: the FNV-1a hash of what is before */
+    char *send = NULL;
+    unsigned long long want = 0;
+    if (len > SUM && len <= longest) {
+      const char *sum = line + len - SUM;
+      if (sum[0] == ' ' && sum[1] == '#' && isxdigit((unsigned char)sum[2]))
+        want = strtoull(sum + 2, &send, 16);
+    }
+    if (send != line + len ||
+        want != fnv((const unsigned char *)line, len - SUM)) {
+      journal_error(m, r->journal, lineno, line, kept, kept ? kept : 1,
+                    "a damaged record: its checksum does not match, so "
+                    "none of the journal is used; remove this line (its "
+                    "candidate is measured again) or the journal");
+      goto out;
+    }
+    const char *rec_end = line + len - SUM; /* the record */
+    char *end;
+    const char *p = line;
+    long long id = strtoll(p, &end, 10);
+    int64_t k = end == p ? -1 : find_id(r, id);
+    int valid = k >= 0;
+    double *v = valid ? r->values + k * r->nm : NULL;
+    for (int j = 0; valid && j < r->nm; j++) {
+      p = end;
+      v[j] = strtod(p, &end);
+      valid = end != p && (end == rec_end || *end == ' ');
+    }
+    if (!valid || end != rec_end) {
+      journal_error(m, r->journal, lineno, line, len, len - SUM, "not a line "
+                    "of this journal: a candidate's id and %d values; remove "
+                    "the journal to start again", r->nm);
+      goto out;
+    }
+    if (!r->done[k]) {
+      r->done[k] = 1;
+      r->ndone_before++;
+    }
+    *good += (off_t)len + 1;
+  }
+  if (got < 0) {
+    dnc_diag_add(&m->diags, DNC_SEV_ERROR, NULL, DNC_NOLOC,
+                 "cannot read '%s': %s", r->journal, strerror(errno));
+    goto out;
+  }
+  ok = 1; /* got == 0: the end, after a torn last line or none */
+out:
+  free(line);
+  fclose(f);
+  return ok;
+}
+
 /* Takes what an earlier run left in the journal, and opens it for more.
  * 0 on errors (reported in m's diagnostics or on stderr). */
 static int open_journal(run *r, dnc_mod *m, uint64_t hash)
@@ -293,74 +440,11 @@ static int open_journal(run *r, dnc_mod *m, uint64_t hash)
            (unsigned long long)hash, (long long)r->ncands);
   struct stat st;
   if (stat(r->journal, &st) == 0) {
-    const dnc_source *src = dnc_mod_read_file(m, r->journal);
-    if (!src)
+    off_t good = 0;
+    if (!read_journal(r, m, head, &good))
       return 0;
-    size_t hl = strlen(head);
-    static const char v1[] = "dnc search journal 1 ";
-    if (src->len >= sizeof v1 - 1 && !memcmp(src->text, v1, sizeof v1 - 1)) {
-      dnc_diag_add(&m->diags, DNC_SEV_ERROR, src, (dnc_loc){0, 1},
-                   "this journal is of an older dnc (format 1, without "
-                   "checksums); remove it to start again");
-      return 0;
-    }
-    if (src->len < hl || memcmp(src->text, head, hl)) {
-      dnc_diag_add(&m->diags, DNC_SEV_ERROR, src, (dnc_loc){0, 1},
-                   "this journal is not of this search (another spec, or "
-                   "the spec changed since); remove it to start again");
-      return 0;
-    }
-    size_t i = hl, good = hl;
-    while (i < src->len) {
-      size_t e = i;
-      while (e < src->len && src->text[e] != '\n')
-        e++;
-      if (e == src->len)
-        break; /* a torn last line: cut off below */
-      /* " #" and 16 hex digits: the FNV-1a hash of what is before */
-      enum { SUM = 18 };
-      const char *sum = src->text + e - SUM;
-      char *send = NULL;
-      unsigned long long want = 0;
-      if (e - i > SUM && sum[0] == ' ' && sum[1] == '#' && isxdigit((unsigned char)sum[2]))
-        want = strtoull(sum + 2, &send, 16);
-      if (send != src->text + e ||
-          want != fnv((const unsigned char *)src->text + i, e - i - SUM)) {
-        dnc_diag_add(&m->diags, DNC_SEV_ERROR, src,
-                     (dnc_loc){(uint32_t)i, (uint32_t)e},
-                     "a damaged record: its checksum does not match, so none "
-                     "of the journal is used; remove this line (its "
-                     "candidate is measured again) or the journal");
-        return 0;
-      }
-      e -= SUM; /* the record */
-      char *end;
-      const char *p = src->text + i;
-      long long id = strtoll(p, &end, 10);
-      int64_t k = end == p ? -1 : find_id(r, id);
-      int ok = k >= 0;
-      double *v = ok ? r->values + k * r->nm : NULL;
-      for (int j = 0; ok && j < r->nm; j++) {
-        p = end;
-        v[j] = strtod(p, &end);
-        ok = end != p && *end != '\n' ? (*end == ' ') : end != p;
-      }
-      if (!ok || end != src->text + e) {
-        dnc_diag_add(&m->diags, DNC_SEV_ERROR, src,
-                     (dnc_loc){(uint32_t)i, (uint32_t)e},
-                     "not a line of this journal: a candidate's id and %d "
-                     "values; remove the journal to start again", r->nm);
-        return 0;
-      }
-      if (!r->done[k]) {
-        r->done[k] = 1;
-        r->ndone_before++;
-      }
-      good = e + SUM + 1;
-      i = e + SUM + 1;
-    }
     r->fd = open(r->journal, O_WRONLY | O_APPEND);
-    if (r->fd < 0 || ftruncate(r->fd, (off_t)good)) {
+    if (r->fd < 0 || ftruncate(r->fd, good)) {
       dnc_cli_error("cannot write '%s': %s", r->journal, strerror(errno));
       return 0;
     }

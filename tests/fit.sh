@@ -17,6 +17,7 @@ fn plain(x) = x
 fn scaled(x; gamma = 1) = gamma * x
 fn power(x; a = 1, b = 1) = abs(x)^a * b
 fn grow(x; a = 1) = exp(a * x)
+fn derf(x; alpha = 0.5, s = 0) = erf(alpha * x + s)
 DN
 printf 'x,y\n0,1\n1,3\n2,5\n3,7\n' >"$tmp/line.csv"
 printf 'time,value,note\n0,1,a\n1,3,b\n2,5,c\n3,7,"d, e"\n' >"$tmp/cols.csv"
@@ -39,6 +40,39 @@ assert a["name"] == "a" and a["value"] == 2 and a["fixed"] and a["stderr"] is No
 assert b["name"] == "b" and abs(b["value"] - 1) < 1e-12 and not b["fixed"]
 assert r["converged"] and r["points"] == 4
 ' "$tmp/out.json"
+
+# Points computed in double fit to rounding, where no step lowers the sum
+# of squares and the gradient's cosine is noise: an exact fit, status 0
+# (it was called stalled, status 1)
+"$PY" -c '
+import math
+print("x,y")
+for i in range(400):
+    x = -4 + 8 * i / 399
+    print("%r,%r" % (x, math.erf(0.8 * x + 0.1)))' >"$tmp/erf.csv"
+"$PY" -c '
+import math
+print("x,y")
+for i in range(400):
+    x = -4 + 8 * i / 399
+    print("%r,%r" % (x, math.tanh(0.8 * x)))' >"$tmp/tanh.csv"
+"$DNC" fit "$tmp/f.dn" -f derf --data "$tmp/erf.csv" --format json \
+  >"$tmp/erf.json" 2>"$tmp/err"
+t "exact points of erf(0.8 x + 0.1): status 0, an exact fit" \
+  sh -c "[ $? = 0 ] && [ ! -s '$tmp/err' ]"
+"$DNC" fit $N -f dyt --data "$tmp/tanh.csv" --format json >"$tmp/tanh.json" \
+  2>"$tmp/err"
+t "exact points of tanh(0.8 x): status 0, an exact fit" \
+  sh -c "[ $? = 0 ] && [ ! -s '$tmp/err' ]"
+t "... the parameters recovered, said to be exact" "$PY" -c '
+import json, sys
+for path, truth in zip(sys.argv[1:], ([0.8, 0.1], [0.8])):
+    r = json.load(open(path))
+    assert r["converged"] and r["stopped"].startswith("exact fit"), r
+    for p, v in zip(r["parameters"], truth):
+        assert abs(p["value"] - v) < 1e-13 * v, (p, v)
+    assert r["rms_residual"] < 1e-15, r
+' "$tmp/erf.json" "$tmp/tanh.json"
 
 # LayerNorm: one command per function; DyISRU's residual is the smaller
 for f in dyt dyisru; do

@@ -1,12 +1,14 @@
 /*
  * test_fit.c - dnc_fit (fit.c): parameters recovered from points made by
- * the function itself, exactly without noise and within the reported
- * standard errors with noise; the reference points of LayerNorm and
+ * the function itself, exactly without noise (computed in double too:
+ * an exact fit, not a stall) and within the reported standard errors with
+ * noise; the reference points of LayerNorm and
  * RMSNorm; the fit's own failures (ill-posed, too few points, not finite,
  * iteration limit).
  */
 #include <math.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "testlib.h"
 #include "dnc_int.h"
@@ -43,6 +45,20 @@ static dnc_fit_result fit(dnc_mod *m, const char *name, const double *x,
   dnc_fit_result r;
   dnc_fit(m, dnc_mod_find(m, name), x, y, n, p0, fixed, &o, &r);
   return r;
+}
+
+/* the functions of src below, computed in double */
+static double derf_double(double x, const double *p)
+{
+  return erf(p[0] * x + p[1]);
+}
+static double dyt_double(double x, const double *p)
+{
+  return tanh(p[0] * x);
+}
+static double decay_double(double x, const double *p)
+{
+  return p[0] * exp(-p[1] * x);
 }
 
 static const char *src =
@@ -119,6 +135,56 @@ static void noisy_recovery(dnc_mod *m)
               "noise's 0.02", cases[c].fn);
     dnc_fit_result_free(&r);
   }
+}
+
+/* Points computed in double, as a user's script computes them (math.erf,
+ * numpy.tanh): the fit matches them to rounding, where no step lowers the
+ * sum of squares and the gradient's cosine is that of rounding noise.
+ * That is an exact fit; it was reported stalled (cosine 0.2 for erf, 0.003
+ * for tanh). */
+static void exact_in_double(dnc_mod *m)
+{
+  enum { N = 400 };
+  double x[N], y[N];
+  struct {
+    const char *fn;
+    double (*g)(double, const double *);
+    double truth[2], start[2];
+  } cases[] = {
+      {"derf", derf_double, {0.8, 0.1}, {0.5, 0}},
+      {"dyt", dyt_double, {0.8}, {0.5}},
+      {"decay", decay_double, {2.5, 0.4}, {1, 1}},
+  };
+  for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+    const dnc_fn *f = dnc_mod_find(m, cases[c].fn);
+    for (int i = 0; i < N; i++) {
+      x[i] = -4 + 8.0 * i / (N - 1);
+      y[i] = cases[c].g(x[i], cases[c].truth);
+    }
+    dnc_fit_result r = fit(m, cases[c].fn, x, y, N, cases[c].start, NULL, 0);
+    is_int(r.status, DNC_FIT_OK, "%s, points in double: an exact fit (%s)",
+           cases[c].fn, r.why);
+    ok(strstr(r.why, "exact fit") != NULL, "... said to be exact (%s)",
+       r.why);
+    for (int j = 0; j < f->nparams; j++)
+      is_double(r.value[j], cases[c].truth[j], 1e-13 * fabs(cases[c].truth[j]),
+                "... parameter %s recovered", f->params[j].name);
+    ok(r.rms < 1e-15, "... residual %.3g is rounding only", r.rms);
+    dnc_fit_result_free(&r);
+  }
+  /* noise of 1e-10, far above rounding and far below the 0.02 above: the
+   * fit converges by the other tests, not called exact */
+  for (int i = 0; i < N; i++) {
+    x[i] = -4 + 8.0 * i / (N - 1);
+    y[i] = erf(0.8 * x[i] + 0.1) + 1e-10 * normal();
+  }
+  double start[2] = {0.5, 0};
+  dnc_fit_result r = fit(m, "derf", x, y, N, start, NULL, 0);
+  is_int(r.status, DNC_FIT_OK, "derf with noise of 1e-10: converges (%s)",
+         r.why);
+  ok(strstr(r.why, "exact fit") == NULL, "... not called exact (%s)", r.why);
+  is_double(r.rms, 1e-10, 2e-11, "... rms residual near the noise's 1e-10");
+  dnc_fit_result_free(&r);
 }
 
 static void fixed_parameter(dnc_mod *m)
@@ -262,6 +328,7 @@ int main(void)
   }
   exact_recovery(m);
   noisy_recovery(m);
+  exact_in_double(m);
   fixed_parameter(m);
   failures(m);
   reference_points(m);
