@@ -111,7 +111,9 @@ def _fresh(shape, dtype):
 # count is this list's own reference, and no Python reference but this
 # list's holds the storage object, which PyTorch hands out again as
 # y.untyped_storage() and inside y.storage()): a tensor, view, saved
-# tensor, .grad or storage the caller still has keeps it out of reach. At most
+# tensor, .grad or storage the caller still has keeps it out of reach; so
+# does shared memory (an output sent to another process by
+# torch.multiprocessing, which the sender holds only weakly). At most
 # _reuse_keep storages of 1 MiB or more are kept (set_output_reuse; at
 # 8 MiB glibc's heap returned part of a freed block to the system too);
 # PyTorch 1.13 cannot count a storage's uses, and there nothing is kept.
@@ -164,7 +166,8 @@ def _empty(shape, dtype):
         for i in range(len(_reuse)):
             st = _reuse[i]
             if st.nbytes() == n and _use_count(st._cdata) == 1 and \
-                    sys.getrefcount(st) <= _LISTED_REFS:
+                    sys.getrefcount(st) <= _LISTED_REFS and \
+                    not st.is_shared():
                 del _reuse[i]
                 _reuse.append(st)
                 return torch.empty(0, dtype=dtype).set_(st, 0, shape)
@@ -1132,18 +1135,23 @@ class PointwiseNorm(nn.Module):
                                  self.normalized_shape[0], x.shape[1],
                                  tuple(x.shape)))
         x, weight, bias, params = self._promoted(x, params)
-        compiling = getattr(getattr(torch, "compiler", None), "is_compiling",
-                            None)
-        if _use_kernels(x) and not (compiling and compiling()) and not (
-                HAS_CUSTOM_OPS and _functorch_active()):
-            _check(self._dnc_name, fparams, x, weight, bias, params,
-                   "PointwiseNorm", dim=1)
-            return _channels.apply(self.fn, x, weight, bias, params)
         # permutes with every dimension named: the legacy ONNX exporter
         # writes movedim(-1, 1) as a Transpose with perm -1, which
         # onnxruntime refuses
         d = x.dim()
         xl = x.permute(0, *range(2, d), 1)
+        # dnc's channel-major kernels, but for: torch.compile, torch.func
+        # and torch.jit.trace (whose saved graph cannot hold the Python
+        # autograd.Function), which take the custom ops on the permuted
+        # view; and an input in channels_last memory format, whose
+        # permuted view is already rows of C channels, so that the last
+        # dimension's kernels take it without a copy and y keeps x's format
+        if _use_kernels(x) and not _compiling() and not (
+                HAS_CUSTOM_OPS and _functorch_active()) and \
+                not torch.jit.is_tracing() and not xl.is_contiguous():
+            _check(self._dnc_name, fparams, x, weight, bias, params,
+                   "PointwiseNorm", dim=1)
+            return _channels.apply(self.fn, x, weight, bias, params)
         _check(self._dnc_name, fparams, xl, weight, bias, params,
                "PointwiseNorm")
         return _apply(self._dnc_source, self._dnc_name,

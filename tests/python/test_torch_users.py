@@ -210,3 +210,63 @@ def test_pointwise_per_channel_list():
     s = [0.0, 0.1, -0.2, 0.3]
     y = dt.pointwise(x, "fn f(x; s[] = 0) = tanh(x + s)", s=s)
     ok(torch.allclose(y, torch.tanh(x + torch.tensor(s))), "values")
+
+
+def test_output_reuse_skips_shared_memory():
+    """An output moved to shared memory (sent to another process by
+    torch.multiprocessing, which keeps only a weak reference on the
+    sending side) is never written over by a later output."""
+    old = dt.set_output_reuse(4)
+    try:
+        norm = dt.PointwiseNorm(1024, "dyt")
+        with torch.no_grad():
+            y = norm(torch.full((512, 1024), 1.0))
+            y.share_memory_()
+            p, held = y.data_ptr(), y.untyped_storage()._weak_ref()
+            del y
+            z = norm(torch.full((512, 1024), -3.0))
+        ok(z.data_ptr() != p, "a shared storage is not reused")
+        torch.UntypedStorage._free_weak_ref(held)
+    finally:
+        dt.set_output_reuse(old)
+
+
+def test_channels_first_jit_trace_saves():
+    """torch.jit.trace of a channels-first PointwiseNorm saves and loads
+    (the traced graph holds the custom operators, not a Python
+    autograd.Function)."""
+    import io
+    m = dt.PointwiseNorm(4, "derf", channels_last=False).eval()
+    x = torch.randn(2, 4, 3, 3)
+    tr = torch.jit.trace(m, (x,))
+    buf = io.BytesIO()
+    torch.jit.save(tr, buf)
+    buf.seek(0)
+    back = torch.jit.load(buf)
+    x2 = torch.randn(2, 4, 3, 3)
+    ok(torch.allclose(back(x2), m(x2), rtol=1e-6, atol=1e-7),
+       "the loaded trace computes the layer")
+
+
+def test_channels_first_keeps_channels_last_format():
+    """A channels-first norm given an input in channels_last memory
+    format returns y in that format, with the same values and gradients
+    as for a contiguous copy of the input."""
+    torch.manual_seed(3)
+    m = dt.PointwiseNorm(8, "dyt", channels_last=False)
+    x = torch.randn(2, 8, 5, 6).to(memory_format=torch.channels_last)
+    x.requires_grad_()
+    y = m(x)
+    ok(y.is_contiguous(memory_format=torch.channels_last),
+       "y in channels_last format")
+    dy = torch.randn_like(y)
+    y.backward(dy)
+    xc = x.detach().contiguous().requires_grad_()
+    m2 = dt.PointwiseNorm(8, "dyt", channels_last=False)
+    y2 = m2(xc)
+    y2.backward(dy.contiguous())
+    ok(torch.equal(y, y2), "same values as for the contiguous input")
+    ok(torch.allclose(x.grad, xc.grad, rtol=1e-6, atol=1e-7) and
+       torch.allclose(m.alpha.grad, m2.alpha.grad, rtol=1e-6) and
+       torch.allclose(m.weight.grad, m2.weight.grad, rtol=1e-6),
+       "same gradients")
