@@ -311,18 +311,28 @@ static void lowp_measure(const mathfn *m, int bf, const uint16_t *hy, lowp_stat 
   }
 }
 
-static void test_lowp(dnc_context *ctx)
+/* A one-thread context for DNC_MATH_CPU with the given math_bits (NULL,
+ * and a failed check, when it cannot be made). */
+static dnc_context *math_context(int bits)
 {
   dnc_options o;
   dnc_options_init(&o);
   o.threads = 1;
   o.cpu = getenv("DNC_MATH_CPU");
-  o.math_bits = 24;
-  dnc_context *full;
-  if (dnc_context_create(&o, &full)) {
-    ok(0, "a context with math_bits = 24: %s", dnc_last_error());
-    return;
+  o.math_bits = bits;
+  dnc_context *c;
+  if (dnc_context_create(&o, &c)) {
+    ok(0, "a context with math_bits = %d: %s", bits, dnc_last_error());
+    return NULL;
   }
+  return c;
+}
+
+static void test_lowp(dnc_context *ctx)
+{
+  dnc_context *full = math_context(24);
+  if (!full)
+    return;
   uint16_t *hx = malloc(2 * LOWP_N), *hy = malloc(2 * LOWP_N);
   for (int i = 0; i < LOWP_N; i++)
     hx[i] = (uint16_t)i;
@@ -420,16 +430,9 @@ static float est_point(uint64_t i)
 
 static void test_estimates(dnc_context *ctx)
 {
-  dnc_options o;
-  dnc_options_init(&o);
-  o.threads = 1;
-  o.cpu = getenv("DNC_MATH_CPU");
-  o.math_bits = 8;
-  dnc_context *c8;
-  if (dnc_context_create(&o, &c8)) {
-    ok(0, "a context with math_bits = 8: %s", dnc_last_error());
+  dnc_context *c8 = math_context(8);
+  if (!c8)
     return;
-  }
   const char *src = "fn q(x; a = 1) = a / x\nfn s(x) = sqrt(x)\nfn r(x) = rsqrt(x)\n";
   dnc_module *mod;
   if (dnc_compile_string(c8, "est", src, strlen(src), &mod)) {
