@@ -509,20 +509,39 @@ def _dec_backward(form, x, dy, gamma, beta, params, need):
 
 class _DecomposedFn(torch.autograd.Function):
     """The decomposed form with dnc's symbolic backward. Arguments: the
-    form, x, gamma, beta, then the parameters."""
+    form, its function's (source, name), x, gamma, beta, then the
+    parameters. With create_graph=True (outside torch.compile) the
+    backward is made of such functions again, each differentiated by
+    dnc's next derivative: autograd through the printed operations would
+    take torch.where's untaken branch (0 inf: NaN for `if x > 0 then
+    sqrt(x) else 0`) and 1 - t^2 for tanh's derivative."""
 
     @staticmethod
-    def forward(ctx, form, x, gamma, beta, *params):
-        ctx.form = form
+    def forward(ctx, form, key, x, gamma, beta, *params):
+        ctx.form, ctx.key = form, key
         ctx.save_for_backward(x, gamma, beta, *params)
         return _dec_forward(form, x, gamma, beta, params)
 
     @staticmethod
     def backward(ctx, dy):
         x, gamma, beta, *params = ctx.saved_tensors
+        need = ctx.needs_input_grad[2:]
+        if torch.is_grad_enabled() and not _compiling():
+            return (None, None) + _symbolic_backward(
+                _dec_runner(*ctx.key, x, params), ctx.key, x, dy, gamma,
+                beta, params, need)
         dx, dg, db, dps = _dec_backward(ctx.form, x, dy, gamma, beta,
-                                        params, ctx.needs_input_grad[1:])
-        return (None, dx, dg, db) + tuple(dps)
+                                        params, need)
+        return (None, None, dx, dg, db) + tuple(dps)
+
+
+def _dec_layer(source, name, x, gamma, beta, params):
+    """gamma * f(x; params) + beta in the decomposed form, differentiable
+    (to any order, and under torch.func) by dnc's symbolic derivatives."""
+    if HAS_CUSTOM_OPS and _functorch_active():
+        return _DecFunc.apply(source, name, x, gamma, beta, *params)
+    return _DecomposedFn.apply(_forms[(source, name)], (source, name), x,
+                               gamma, beta, *params)
 
 
 def _onnx_exporting():
@@ -580,22 +599,38 @@ class _LayerFn(torch.autograd.Function):
         return (None, None, None) + grads
 
 
-def _composite_backward(source, name, threads, x, dy, gamma, beta, params,
-                        need):
-    """The backward as differentiable operations on dnc functions (f and
-    its symbolic derivatives), for create_graph=True: each derivative's own
-    backward is dnc's again, to any order."""
-    fn = _function(source, name, threads)
-    derivs = _derivative_sources(fn)
-
-    def f(src_name):
+def _kernel_runner(source, name, threads, x, params):
+    """(run, derivatives): run((source, name)) evaluates that dnc function
+    on x and params with the kernels (differentiably, by dnc's own
+    derivatives again); derivatives: (source, name) of df/dx and of each
+    df/dp of f."""
+    def run(src_name):
         return _apply_kernels(src_name[0], src_name[1], threads, x, None,
                               None, params)
+    return run, _derivative_sources(_function(source, name, threads))
+
+
+def _dec_runner(source, name, x, params):
+    """The same in the decomposed form (PyTorch operations printed from
+    dnc's derivatives, each wrapped so that autograd differentiates it by
+    dnc's next derivative, not through the printed operations)."""
+    def run(src_name):
+        _form(*src_name)  # printed once per function, cached
+        return _dec_layer(src_name[0], src_name[1], x, None, None, params)
+    return run, _derivative_sources(_function(source, name, 0))
+
+
+def _symbolic_backward(runner, f0, x, dy, gamma, beta, params, need):
+    """The layer's backward as differentiable operations on dnc functions
+    (f, f0 = its (source, name), and its symbolic derivatives), for
+    create_graph=True and torch.func: each derivative's own backward is
+    dnc's again, to any order. runner: (run, derivatives), as
+    _kernel_runner or _dec_runner give them."""
+    f, derivs = runner
     cols = x.shape[-1]
     g = dy if gamma is None else dy * gamma
     dx = g * f(derivs[0]) if need[0] else None
-    dgamma = _leading(dy * f((source, name))) \
-        if gamma is not None and need[1] else None
+    dgamma = _leading(dy * f(f0)) if gamma is not None and need[1] else None
     dbeta = _leading(dy) if beta is not None and need[2] else None
     dparams = []
     for i, t in enumerate(params):
@@ -606,18 +641,21 @@ def _composite_backward(source, name, threads, x, dy, gamma, beta, params,
     return (dx, dgamma, dbeta) + tuple(dparams)
 
 
-def _layer_jvp(source, name, threads, x, gamma, beta, params, tx, tg, tb,
-               tps):
+def _composite_backward(source, name, threads, x, dy, gamma, beta, params,
+                        need):
+    """_symbolic_backward with the kernels."""
+    return _symbolic_backward(_kernel_runner(source, name, threads, x, params),
+                              (source, name), x, dy, gamma, beta, params, need)
+
+
+def _symbolic_jvp(runner, f0, x, gamma, beta, params, tx, tg, tb, tps):
     """Forward mode (torch.func.jvp, jacfwd, torch.autograd.forward_ad):
     the tangent of y = gamma * f(x; p) + beta, gamma * (f'(x) tx +
     sum_k df/dp_k tp_k) + tg f + tb, from dnc's symbolic derivatives, each
-    a dnc function again (so to any order)."""
-    fn = _function(source, name, threads)
-    derivs = _derivative_sources(fn)
-
-    def f(src_name):
-        return _apply_kernels(src_name[0], src_name[1], threads, x, None,
-                              None, params)
+    a dnc function again (so to any order). A parameter's term is 0 where
+    its tangent is 0, whatever its derivative (0 log 0 of a power's
+    exponent is NaN: 0 times it would be too)."""
+    f, derivs = runner
     t = None
 
     def add(a, b):
@@ -626,14 +664,23 @@ def _layer_jvp(source, name, threads, x, gamma, beta, params, tx, tg, tb,
         t = f(derivs[0]) * tx
     for i, tp in enumerate(tps):
         if tp is not None:
-            t = add(t, f(derivs[1 + i]) * tp)
+            d = f(derivs[1 + i])
+            t = add(t, torch.where(tp != 0, d * tp, torch.zeros_like(d)))
     if t is not None and gamma is not None:
         t = t * gamma
     if tg is not None:
-        t = add(t, f((source, name)) * tg)
+        t = add(t, f(f0) * tg)
     if tb is not None:
         t = add(t, tb.expand(x.shape))
     return torch.zeros_like(x) if t is None else t
+
+
+def _layer_jvp(source, name, threads, x, gamma, beta, params, tx, tg, tb,
+               tps):
+    """_symbolic_jvp with the kernels."""
+    return _symbolic_jvp(_kernel_runner(source, name, threads, x, params),
+                         (source, name), x, gamma, beta, params, tx, tg, tb,
+                         tps)
 
 
 # ------------------------------------------------ PyTorch 2's custom ops
@@ -793,6 +840,38 @@ if HAS_CUSTOM_OPS:
             return _layer_jvp(*ctx.fn_key, x, gamma, beta, params, tx, tg,
                               tb, tps)
 
+    class _DecFunc(torch.autograd.Function):
+        """The decomposed form under torch.func's transforms (outside
+        torch.compile): backward and forward mode from dnc's symbolic
+        derivatives, as _DecomposedFn's with create_graph; the vmap rule
+        is generated (the forward is PyTorch operations)."""
+        generate_vmap_rule = True
+
+        @staticmethod
+        def forward(source, name, x, gamma, beta, *params):
+            return _dec_forward(_forms[(source, name)], x, gamma, beta,
+                                params)
+
+        @staticmethod
+        def setup_context(ctx, inputs, output):
+            source, name, x, gamma, beta, *params = inputs
+            ctx.key = (source, name)
+            ctx.save_for_backward(x, gamma, beta, *params)
+            ctx.save_for_forward(x, gamma, beta, *params)
+
+        @staticmethod
+        def backward(ctx, dy):
+            x, gamma, beta, *params = ctx.saved_tensors
+            return (None, None) + _symbolic_backward(
+                _dec_runner(*ctx.key, x, params), ctx.key, x, dy, gamma,
+                beta, params, ctx.needs_input_grad[2:])
+
+        @staticmethod
+        def jvp(ctx, _s, _n, tx, tg, tb, *tps):
+            x, gamma, beta, *params = ctx.saved_tensors
+            return _symbolic_jvp(_dec_runner(*ctx.key, x, params), ctx.key,
+                                 x, gamma, beta, params, tx, tg, tb, tps)
+
     def _functorch_active():
         return torch._C._functorch.peek_interpreter_stack() is not None
 
@@ -829,12 +908,18 @@ def _apply(source, name, threads, x, gamma, beta, params):
     if _use_kernels(x):
         return _apply_kernels(source, name, threads, x, gamma, beta, params)
     form = _forms[(source, name)]
-    # under torch.func's transforms autograd differentiates the printed
-    # operations themselves (_DecomposedFn has 1.13's form, which they
-    # refuse): the same derivatives, without dnc's accurate forms
-    if _needs_grad(x, gamma, beta, params) and not _onnx_exporting() and \
-            not (HAS_CUSTOM_OPS and _functorch_active()):
-        return _DecomposedFn.apply(form, x, gamma, beta, *params)
+    if _onnx_exporting():
+        return _dec_forward(form, x, gamma, beta, params)
+    if HAS_CUSTOM_OPS and _functorch_active():
+        # under torch.compile autograd differentiates the printed
+        # operations themselves (its tracer refuses a jvp, and the
+        # derivatives' forms would be printed while tracing)
+        if _compiling():
+            return _dec_forward(form, x, gamma, beta, params)
+        return _DecFunc.apply(source, name, x, gamma, beta, *params)
+    if _needs_grad(x, gamma, beta, params):
+        return _DecomposedFn.apply(form, (source, name), x, gamma, beta,
+                                   *params)
     return _dec_forward(form, x, gamma, beta, params)
 
 

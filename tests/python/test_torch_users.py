@@ -270,3 +270,65 @@ def test_channels_first_keeps_channels_last_format():
        torch.allclose(m.alpha.grad, m2.alpha.grad, rtol=1e-6) and
        torch.allclose(m.weight.grad, m2.weight.grad, rtol=1e-6),
        "same gradients")
+
+
+def _layer(src, dtype=torch.float64):
+    m = dt.PointwiseNorm(3, src, dtype=dtype, elementwise_affine=False)
+    return m
+
+
+@pytest.mark.parametrize("decomposed", [False, True])
+def test_higher_order_through_if_and_saturation(decomposed):
+    """Double backward and torch.func through `if x > 0 then sqrt(x) else
+    0`, softplus at 0, tanh deep in saturation and clamp: dnc's symbolic
+    derivatives at every order, in the kernels' path and the decomposed
+    one (autograd through torch.where's untaken branch gave NaN, through
+    1 - t^2 zero or 1e-4 off, through clamp an error)."""
+    ctx = dt.decomposed() if decomposed else warnings.catch_warnings()
+    with ctx:
+        m = _layer("fn f(x) = if x > 0 then sqrt(x) else 0")
+        x = torch.tensor([-1.0, 0.0, 4.0], dtype=torch.float64,
+                         requires_grad=True)
+        g, = torch.autograd.grad(m(x).sum(), x, create_graph=True)
+        g2, = torch.autograd.grad(g.sum(), x)
+        ok(torch.equal(g2, torch.tensor([0.0, 0.0, -0.03125],
+                                        dtype=torch.float64)),
+           "d2f/dx2 through if/sqrt", g2)
+        gf = torch.func.vmap(torch.func.grad(lambda t: m(t).sum()))(
+            x.detach().reshape(3, 1).expand(3, 3).contiguous())[:, 0]
+        ok(torch.equal(gf, torch.tensor([0.0, 0.0, 0.25],
+                                        dtype=torch.float64)),
+           "vmap(grad) through if/sqrt", gf)
+        sp = _layer("fn f(x) = softplus(x)")
+        z = torch.zeros(3, dtype=torch.float64)
+        ok(torch.equal(torch.func.grad(lambda t: sp(t).sum())(z),
+                       torch.full((3,), 0.5, dtype=torch.float64)),
+           "softplus' at 0 under torch.func")
+        th = _layer("fn f(x; a = 0.5) = tanh(a * x)")
+        xs = torch.tensor([30.0, 100.0, 1.0], dtype=torch.float64)
+        want = 0.5 / torch.cosh(0.5 * xs) ** 2
+        got = torch.func.grad(lambda t: th(t).sum())(xs)
+        ok(torch.allclose(got, want, rtol=1e-12, atol=0),
+           "tanh' deep in saturation under torch.func", got - want)
+        cl = _layer("fn f(x) = clamp(x, -1, 1)")
+        xc = torch.tensor([-2.0, 0.5, 2.0], dtype=torch.float64,
+                          requires_grad=True)
+        g, = torch.autograd.grad(cl(xc).sum(), xc, create_graph=True)
+        g2, = torch.autograd.grad(g.sum(), xc, allow_unused=True)
+        ok(g2 is None or torch.equal(g2, torch.zeros(3, dtype=torch.float64)),
+           "clamp's second derivative", g2)
+
+
+def test_jvp_zero_tangent_of_a_parameter():
+    """jvp of |x|^p at x = 0: the exponent's derivative (0 log 0, NaN)
+    does not leak into the tangent where its own tangent is 0."""
+    m = _layer("fn f(x; p = 1.5) = abs(x)^p")
+    x = torch.tensor([0.0, 1.0, 2.0], dtype=torch.float64)
+    params = {k: v.detach() for k, v in m.named_parameters()}
+
+    def call(xx, ps):
+        return torch.func.functional_call(m, ps, (xx,))
+    tang = {k: torch.zeros_like(v) for k, v in params.items()}
+    _, t = torch.func.jvp(call, (x, params), (torch.ones_like(x), tang))
+    want = 1.5 * x.abs() ** 0.5
+    ok(torch.allclose(t, want) and not t.isnan().any(), "no NaN", t)
