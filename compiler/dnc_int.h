@@ -500,6 +500,14 @@ typedef struct dnc_sharing {
   const char **name;
 } dnc_sharing;
 void dnc_sharing_init(dnc_sharing *s, const dnc_node *root);
+/* The same where a printer prints some nodes with other operands than
+ * their own (print_torch.c's helpers): operands(e, ops) stores the
+ * operands e is printed with (at most DNC_SHARING_MAX_OPS, each of a
+ * smaller id than e) and returns their count, or -1 for e's own. */
+#define DNC_SHARING_MAX_OPS 4
+void dnc_sharing_init_by(dnc_sharing *s, const dnc_node *root,
+                         int (*operands)(const dnc_node *e,
+                                         const dnc_node **ops));
 int dnc_sharing_bound(const dnc_sharing *s, uint32_t id); /* gets a name */
 void dnc_sharing_free(dnc_sharing *s);
 /* How many threads work when none were asked for: $DNC_NUM_THREADS if it

@@ -25,7 +25,9 @@
  *   C      its C99 spelling for print_c.c: an operator, a <math.h>
  *          function, or a dnc_ helper of the prelude (written from MATH)
  *   TORCH  the PyTorch function print_torch.c calls for a CALL, with the
- *          same operands ("" where the printer has its own form)
+ *          same operands: a torch function, or a dnc_ helper of its
+ *          prelude where torch's has other semantics or no ONNX export
+ *          ("" where the printer has its own form)
  *   RT     1 when rtmath.c has a scalar runtime function dnc_rt_<MATH>_f32
  *          /_f64 (transcendentals and pow, lowered by vmath.c, which may
  *          call it lane by lane; the JIT binds it, aot.c defines it in IR
@@ -90,9 +92,9 @@
   X(SQRT,     1, "sqrt",     CALL,   DNC_PREC_ATOM, NUM,  0, sqrt,     "sqrt",         "torch.sqrt",    0, df_sqrt,     lw_sqrt)   \
   X(RSQRT,    1, "rsqrt",    CALL,   DNC_PREC_ATOM, NUM,  0, rsqrt,    "dnc_rsqrt",    "torch.rsqrt",   0, df_rsqrt,    lw_rsqrt)  \
   X(TANH,     1, "tanh",     CALL,   DNC_PREC_ATOM, NUM,  0, tanh,     "tanh",         "torch.tanh",    1, df_tanh,     lw_math)   \
-  X(SINH,     1, "sinh",     CALL,   DNC_PREC_ATOM, NUM,  0, sinh,     "sinh",         "torch.sinh",    1, df_sinh,     lw_math)   \
-  X(COSH,     1, "cosh",     CALL,   DNC_PREC_ATOM, NUM,  0, cosh,     "cosh",         "torch.cosh",    1, df_cosh,     lw_math)   \
-  X(ASINH,    1, "asinh",    CALL,   DNC_PREC_ATOM, NUM,  0, asinh,    "asinh",        "torch.asinh",   1, df_asinh,    lw_math)   \
+  X(SINH,     1, "sinh",     CALL,   DNC_PREC_ATOM, NUM,  0, sinh,     "sinh",         "dnc_sinh",      1, df_sinh,     lw_math)   \
+  X(COSH,     1, "cosh",     CALL,   DNC_PREC_ATOM, NUM,  0, cosh,     "cosh",         "dnc_cosh",      1, df_cosh,     lw_math)   \
+  X(ASINH,    1, "asinh",    CALL,   DNC_PREC_ATOM, NUM,  0, asinh,    "asinh",        "dnc_asinh",     1, df_asinh,    lw_math)   \
   X(ATAN,     1, "atan",     CALL,   DNC_PREC_ATOM, NUM,  0, atan,     "atan",         "torch.atan",    1, df_atan,     lw_math)   \
   X(ERF,      1, "erf",      CALL,   DNC_PREC_ATOM, NUM,  0, erf,      "erf",          "torch.erf",     1, df_erf,      lw_math)   \
   X(ERFC,     1, "erfc",     CALL,   DNC_PREC_ATOM, NUM,  0, erfc,     "erfc",         "torch.erfc",    1, df_erfc,     lw_math)   \
@@ -111,6 +113,6 @@
   X(NOT,      1, "not",      PREFIX, DNC_PREC_NOT,  BOOL, 0, not,      "!",            "",              0, df_not,      lw_not)    \
   X(SELECT,   3, "if",       IFELSE, DNC_PREC_IF,   NUM,  0, select,   "?:",           "",              0, df_select,   lw_select) \
   X(FMA,      3, "fma",      CALL,   DNC_PREC_ATOM, NUM,  0, fma,      "fma",          "",              0, df_fma,      lw_fma)    \
-  X(HYPOT,    2, "hypot",    CALL,   DNC_PREC_ATOM, NUM,  0, hypot,    "hypot",        "torch.hypot",   1, df_hypot,    lw_math)  
+  X(HYPOT,    2, "hypot",    CALL,   DNC_PREC_ATOM, NUM,  0, hypot,    "hypot",        "dnc_hypot",     1, df_hypot,    lw_math)  
 
 #endif

@@ -186,6 +186,13 @@ void dnc_print_fn(FILE *out, const dnc_fn *f)
 
 void dnc_sharing_init(dnc_sharing *s, const dnc_node *root)
 {
+  dnc_sharing_init_by(s, root, NULL);
+}
+
+void dnc_sharing_init_by(dnc_sharing *s, const dnc_node *root,
+                         int (*operands)(const dnc_node *e,
+                                         const dnc_node **ops))
+{
   /* operands have smaller ids, so one pass down from the root's id sees
    * every user of a node before the node */
   s->maxid = root->id + 1;
@@ -199,9 +206,15 @@ void dnc_sharing_init(dnc_sharing *s, const dnc_node *root)
     const dnc_node *e = s->byid[i];
     if (!e)
       continue;
-    for (int k = 0; k < e->nargs; k++) {
-      s->uses[e->arg[k]->id]++;
-      s->byid[e->arg[k]->id] = e->arg[k];
+    const dnc_node *ops[DNC_SHARING_MAX_OPS];
+    int n = operands ? operands(e, ops) : 0;
+    if (!operands || n < 0)
+      for (n = 0; n < e->nargs; n++)
+        ops[n] = e->arg[n];
+    for (int k = 0; k < n; k++) {
+      DNC_ASSERT(ops[k]->id < e->id);
+      s->uses[ops[k]->id]++;
+      s->byid[ops[k]->id] = ops[k];
     }
   }
 }

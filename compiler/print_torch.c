@@ -5,8 +5,17 @@
  * locals first, every binary operation fully parenthesised, with the
  * semantics of the interpreter (interp.c) where PyTorch's own function
  * differs: min and max propagate NaN (torch.minimum, or torch.clamp
- * against a constant), softplus is exact (F.softplus switches to x above
- * 20), sign(NaN) is NaN (torch.sign gives 0). A constant that must be a
+ * against a constant) and keep the first operand on a tie (min(0, -0) is
+ * 0), softplus is exact (F.softplus switches to x above 20), sign(NaN) is
+ * NaN and sign(-0) is -0 (torch.sign gives 0 for both), a^y for a
+ * constant y that is not an integer has C's pow conventions at -0 and
+ * -inf (torch.pow(a, 0.5) is sqrt: -0 and NaN there). Where PyTorch's
+ * function overflows or has no ONNX export (the legacy exporter has no
+ * hypot, sinh, cosh, asinh), a dnc_ helper of the prelude computes it
+ * from operations that have one, as accurately: the inverse square root
+ * unit u / sqrt(c + u^2) and its derivatives n / (v sqrt(v)), v = c + u^2
+ * (whose u^2 overflows long before the result does: rewrite.c's isru for
+ * the kernels), hypot, sinh, cosh, asinh. A constant that must be a
  * tensor (an operand of a call, a branch of `if`, a constant body) is
  * `torch.full_like(x, c)`, so it takes x's device, dtype and shape. The operations are the ones ONNX export and
  * inductor know, so the printed form runs on every device PyTorch has,
@@ -25,11 +34,89 @@ void dnc_print_torch_prelude(FILE *out)
         "\n"
         "\n"
         "def dnc_sign(a):\n"
-        "    return torch.where(torch.isnan(a), a, torch.sign(a))\n"
+        "    # NaN and -0 are their own sign; torch.sign gives 0 for both\n"
+        "    return torch.where(torch.abs(a) > 0, torch.sign(a), a)\n"
         "\n"
         "\n"
         "def dnc_softplus(a):\n"
-        "    return torch.clamp(a, min=0.0) + torch.log1p(torch.exp(-torch.abs(a)))\n",
+        "    return torch.clamp(a, min=0.0) + torch.log1p(torch.exp(-torch.abs(a)))\n"
+        "\n"
+        "\n"
+        "def dnc_min_c(c, a):\n"
+        "    # min(c, a) for a constant c: c on a tie (min(0, -0) = 0), NaN for NaN a\n"
+        "    return torch.where(a >= c, torch.full_like(a, c), a)\n"
+        "\n"
+        "\n"
+        "def dnc_max_c(c, a):\n"
+        "    return torch.where(a <= c, torch.full_like(a, c), a)\n"
+        "\n"
+        "\n"
+        "def dnc_pow(a, y):\n"
+        "    # a^y for a constant y, not an integer, as C's pow: (-0)^y = 0^y and\n"
+        "    # (-inf)^y = inf^y (torch.pow(a, 0.5) is sqrt, sqrt(-0) = -0); not\n"
+        "    # a + 0.0, which inductor takes for a\n"
+        "    b = torch.where((a == 0) | (a == -float(\"inf\")), torch.abs(a), a)\n"
+        "    return torch.pow(b, y)\n"
+        "\n"
+        "\n"
+        "def dnc_isru(u, c):\n"
+        "    # u / sqrt(c + u^2); past |u| = 1 as u / |u| / sqrt(1 + c / u / u),\n"
+        "    # where u^2 would overflow (NaN for an infinite u, as u / sqrt(u^2))\n"
+        "    big = torch.abs(u) > 1.0\n"
+        "    s = torch.where(big, u, torch.ones_like(u))\n"
+        "    return torch.where(big, s / torch.abs(s) * torch.rsqrt(1.0 + c / s / s),\n"
+        "                       u / torch.sqrt(c + u * u))\n"
+        "\n"
+        "\n"
+        "def dnc_isru_d(n, u, c):\n"
+        "    # n / (v sqrt(v)), v = c + u^2 (the derivatives of dnc_isru); past\n"
+        "    # |u| = 1 as n / |u|^3 / q^1.5, q = 1 + c / u / u\n"
+        "    big = torch.abs(u) > 1.0\n"
+        "    s = torch.abs(torch.where(big, u, torch.ones_like(u)))\n"
+        "    q = 1.0 + c / s / s\n"
+        "    v = c + u * u\n"
+        "    return torch.where(big, n / s / s / s * (torch.rsqrt(q) / q),\n"
+        "                       n / (v * torch.sqrt(v)))\n"
+        "\n"
+        "\n"
+        "def dnc_hypot(a, b):\n"
+        "    # m sqrt(1 + (n / m)^2), m = max(|a|, |b|), n = min: no overflow; inf\n"
+        "    # where either is infinite, NaN among them (C's hypot)\n"
+        "    a = torch.abs(a)\n"
+        "    b = torch.abs(b)\n"
+        "    m = torch.maximum(a, b)\n"
+        "    r = torch.minimum(a, b) / torch.where(m > 0, m, torch.ones_like(m))\n"
+        "    h = m * torch.sqrt(1.0 + r * r)\n"
+        "    return torch.where(torch.isinf(a) | torch.isinf(b),\n"
+        "                       torch.full_like(h, float(\"inf\")), h)\n"
+        "\n"
+        "\n"
+        "def dnc_sinh(a):\n"
+        "    # below |a| = 1 as 2 t / (1 - t^2), t = tanh(a / 2); above as\n"
+        "    # (h / 2) h - (1 / 2h) / h, h = exp(|a| / 2), which overflows only\n"
+        "    # where sinh does\n"
+        "    t = torch.tanh(0.5 * a)\n"
+        "    h = torch.exp(0.5 * torch.abs(a))\n"
+        "    return torch.where(torch.abs(a) < 1.0, 2.0 * t / (1.0 - t * t),\n"
+        "                       torch.sign(a) * ((0.5 * h) * h - (0.5 / h) / h))\n"
+        "\n"
+        "\n"
+        "def dnc_cosh(a):\n"
+        "    h = torch.exp(0.5 * torch.abs(a))\n"
+        "    return (0.5 * h) * h + (0.5 / h) / h\n"
+        "\n"
+        "\n"
+        "def dnc_asinh(a):\n"
+        "    # log1p(t + t^2 / (1 + sqrt(1 + t^2))), t = |a|, below t = 1;\n"
+        "    # log(t) + log(1 + sqrt(1 + 1 / t^2)) above, where t^2 may overflow\n"
+        "    t = torch.abs(a)\n"
+        "    small = t < 1.0\n"
+        "    s = torch.where(small, t, torch.ones_like(t))\n"
+        "    w = torch.where(small, torch.ones_like(t), t)\n"
+        "    r = 1.0 / w\n"
+        "    lo = torch.log1p(s + s * s / (1.0 + torch.sqrt(1.0 + s * s)))\n"
+        "    hi = torch.log(w) + torch.log(1.0 + torch.sqrt(1.0 + r * r))\n"
+        "    return dnc_sign(a) * torch.where(small, lo, hi)\n",
         out);
 }
 
@@ -59,6 +146,105 @@ typedef struct tprinter {
 } tprinter;
 
 static void tp(tprinter *p, const dnc_node *e);
+
+/* u when e is u^2 or u * u, else NULL (as rewrite.c's square_of) */
+static const dnc_node *square_of(const dnc_node *e)
+{
+  if (e->op == OP_POW && e->arg[1]->op == OP_CONST && e->arg[1]->value == 2)
+    return e->arg[0];
+  if (e->op == OP_MUL && e->arg[0] == e->arg[1])
+    return e->arg[0];
+  return NULL;
+}
+
+/* 1 with *c when v is c + u^2 (either order) for a u not constant */
+static int isru_sum(const dnc_node *v, const dnc_node *u, const dnc_node **c)
+{
+  if (v->op != OP_ADD || u->op == OP_CONST)
+    return 0;
+  for (int k = 0; k < 2; k++)
+    if (square_of(v->arg[k]) == u) {
+      *c = v->arg[1 - k];
+      return 1;
+    }
+  return 0;
+}
+
+/* 1 with u and c when e is u / sqrt(c + u^2) or u * rsqrt(c + u^2):
+ * printed as dnc_isru(u, c) */
+static int isru_of(const dnc_node *e, const dnc_node **u, const dnc_node **c)
+{
+  for (int k = 0; k < 2; k++) {
+    const dnc_node *r = e->arg[1 - k];
+    *u = e->arg[k];
+    if ((e->op == OP_DIV && k == 0 && r->op == OP_SQRT) ||
+        (e->op == OP_MUL && r->op == OP_RSQRT))
+      if (isru_sum(r->arg[0], *u, c))
+        return 1;
+  }
+  return 0;
+}
+
+/* 1 with n, u and c when e is n / (v sqrt(v)), v = c + u^2 (diff.c's
+ * div_isru): printed as dnc_isru_d(n, u, c) */
+static int isru_d_of(const dnc_node *e, const dnc_node **n,
+                     const dnc_node **u, const dnc_node **c)
+{
+  const dnc_node *d = e->arg[1];
+  if (e->op != OP_DIV || d->op != OP_MUL)
+    return 0;
+  for (int j = 0; j < 2; j++) {
+    const dnc_node *v = d->arg[j], *sq = d->arg[1 - j];
+    if (sq->op != OP_SQRT || sq->arg[0] != v || v->op != OP_ADD)
+      continue;
+    for (int i = 0; i < 2; i++) {
+      *u = square_of(v->arg[i]);
+      if (*u && isru_sum(v, *u, c)) {
+        *n = e->arg[0];
+        return 1;
+      }
+    }
+  }
+  return 0;
+}
+
+/* the operands e is printed with where they are not its own (for
+ * dnc_sharing_init_by): a helper's, which computes v and sqrt(v) itself */
+static int tp_operands(const dnc_node *e, const dnc_node **ops)
+{
+  if (isru_of(e, &ops[0], &ops[1]))
+    return 2;
+  if (isru_d_of(e, &ops[0], &ops[1], &ops[2]))
+    return 3;
+  return -1;
+}
+
+/* 1 with *v when e is a constant or an operation on constants (1 / 3 is
+ * kept so; a few levels deep at most) */
+static int const_value(const dnc_node *e, int depth, double *v)
+{
+  if (e->op == OP_CONST) {
+    *v = e->value;
+    return 1;
+  }
+  if (depth == 0 || e->op == OP_INPUT || e->op == OP_PARAM || !e->nargs ||
+      dnc_ops[e->op].type != TYPE_NUM)
+    return 0;
+  double a[3] = {0, 0, 0};
+  for (int k = 0; k < e->nargs; k++)
+    if (!const_value(e->arg[k], depth - 1, &a[k]))
+      return 0;
+  *v = (double)dnc_eval_op(e->op, a[0], a[1], a[2]);
+  return 1;
+}
+
+/* a^y for a constant y that is not an integer: torch.pow differs from C's
+ * pow at -0 and -inf there */
+static int pow_frac(const dnc_node *e)
+{
+  double y;
+  return const_value(e->arg[1], 4, &y) && isfinite(y) && y != floor(y);
+}
 
 static void tp_const(FILE *o, double v)
 {
@@ -96,8 +282,15 @@ static void tp_minmax(tprinter *p, const dnc_node *a, const dnc_node *b, int max
     fputs(max ? ", min=" : ", max=", o);
     tp_const(o, b->value);
     fputc(')', o);
+  } else if (a->op == OP_CONST && b->op != OP_CONST && a->value == 0) {
+    /* a tie between 0 and -0 gives the constant, not clamp's operand */
+    fputs(max ? "dnc_max_c(" : "dnc_min_c(", o);
+    tp_const(o, a->value);
+    fputs(", ", o);
+    tp(p, b);
+    fputc(')', o);
   } else if (a->op == OP_CONST && b->op != OP_CONST) {
-    tp_minmax(p, b, a, max);
+    tp_minmax(p, b, a, max); /* a tie gives equal values */
   } else {
     fputs(max ? "torch.maximum(" : "torch.minimum(", o);
     tp_tensor(p, a);
@@ -116,6 +309,18 @@ static void tp(tprinter *p, const dnc_node *e)
   }
   const dnc_opinfo *oi = &dnc_ops[e->op];
   char b[96];
+  const dnc_node *ops[3];
+  int nops = tp_operands(e, ops);
+  if (nops > 0) {
+    fputs(nops == 2 ? "dnc_isru(" : "dnc_isru_d(", o);
+    for (int i = 0; i < nops; i++) {
+      if (i)
+        fputs(", ", o);
+      tp(p, ops[i]);
+    }
+    fputc(')', o);
+    return;
+  }
   switch (e->op) {
   case OP_CONST:
     tp_const(o, e->value);
@@ -136,7 +341,7 @@ static void tp(tprinter *p, const dnc_node *e)
     fputc(')', o);
     return;
   case OP_POW:
-    fputs("torch.pow(", o);
+    fputs(pow_frac(e) ? "dnc_pow(" : "torch.pow(", o);
     tp(p, e->arg[0]);
     fputs(", ", o);
     tp(p, e->arg[1]);
@@ -221,7 +426,7 @@ void dnc_print_torch(FILE *out, const dnc_fn *f, const char *name,
     fprintf(out, ", %s", pyname(f->params[i].name, b, sizeof b));
   fputs("):\n", out);
   dnc_sharing sh;
-  dnc_sharing_init(&sh, body);
+  dnc_sharing_init_by(&sh, body, tp_operands);
   dnc_arena *scratch = dnc_arena_new();
   tprinter p = {out, f, &sh};
   dnc_print_locals(&sh, scratch, f, pyname(f->input, b, sizeof b), t_bind,

@@ -144,3 +144,229 @@ def test_meta_and_moving():
     x = torch.randn(4, 16)
     ok(torch.equal(m(x), ref(x)), "to_empty + reset_parameters gives the "
        "module built on the CPU")
+
+
+# ------------------------------------------- edges: overflow, ±0, ±inf
+
+INF = float("inf")
+DTYPES = [torch.float64, torch.float32, torch.bfloat16, torch.float16]
+
+
+def _cpu_has(dtype):
+    try:
+        x = torch.ones(1, dtype=dtype)
+        torch.rsqrt(x), torch.tanh(x), torch.exp(x), torch.log1p(x)
+        return True
+    except RuntimeError:  # PyTorch 1.13 has no f16 rsqrt, tanh... on CPU
+        return False
+
+
+# the dtypes the printed form can be called with directly here
+FORM_DTYPES = [d for d in DTYPES if _cpu_has(d)]
+
+
+def form(src):
+    return dt.torch_form(dt.resolve(src))
+
+
+def same_mask(a, b):
+    """equal values, NaN equal to NaN, the sign of a zero included"""
+    return (a == b) & (torch.signbit(a) == torch.signbit(b)) | \
+        (torch.isnan(a) & torch.isnan(b))
+
+
+def same_bits(a, b):
+    return a.shape == b.shape and bool(torch.all(same_mask(a, b)))
+
+
+def same_edges(a, b, rtol):
+    """same_bits where either is 0, inf or NaN; within rtol elsewhere (each
+    side's own pow or sinh)"""
+    edge = (a == 0) | (b == 0) | ~torch.isfinite(a) | ~torch.isfinite(b)
+    return a.shape == b.shape and bool(torch.all(torch.where(
+        edge, same_mask(a, b), (a - b).abs() <= rtol * b.abs())))
+
+
+def near(got, want, dtype, ulps=2):
+    """got within ulps of the float64 want rounded to dtype (inf and NaN
+    where want has them)"""
+    w = want.to(dtype).double()
+    g = got.double()
+    e = torch.finfo(dtype).eps * ulps
+    tiny = torch.finfo(dtype).tiny
+    return bool(torch.all(same_mask(g, w) | ((g - w).abs() <=
+                e * w.abs() + tiny)))
+
+
+def isru_ref(x, b):
+    # x / sqrt(b + x^2) in float64 without overflow, and its derivative
+    # b / (b + x^2)^1.5
+    s = x.abs().clamp(min=1.0)
+    q = b / s / s + (x / s) ** 2
+    return (x / s) * q.rsqrt(), b / s / s / s * q.rsqrt() / q
+
+
+@pytest.mark.parametrize("dtype", FORM_DTYPES)
+def test_isru_at_huge_u(dtype):
+    # u^2 overflows far below the end of the dtype's range (1.8e19 in f32,
+    # 255 in f16): the torch form must still give ±1 and the derivatives
+    f, dfdx, (dfdb,) = form("fn f(x; b = 1.5) = x / sqrt(b + x^2)")
+    g, dgdx, _ = form("fn g(x; b = 1.5) = sqrt(b + x^2)")
+    r, drdx, _ = form("fn r(x; b = 1.5) = x * rsqrt(b + x^2)")
+    big = torch.finfo(dtype).max
+    xs = [0.0, -0.0, 0.5, -1.0, 3.0, 200.0, 1e4, -1e13, 1e20, 1e36, 1e160,
+          1e300, big, -big]
+    x = torch.tensor(xs, dtype=torch.float64).clamp(-big, big).to(dtype)
+    b = torch.tensor([1.5], dtype=dtype)
+    y, dy = isru_ref(x.double(), 1.5)
+    for what, got, want in [("f", f(x, b), y), ("g'", dgdx(x, b), x.double()
+                             / (1.5 + x.double() ** 2).sqrt()
+                             if dtype != torch.float64 else y),
+                            ("rsqrt form", r(x, b), y), ("f'", dfdx(x, b), dy),
+                            ("df/db", dfdb(x, b), -0.5 * x.double() * dy / 1.5)]:
+        if what == "g'" and dtype != torch.float64:
+            want = y  # the same function: x / sqrt(b + x^2)
+        ok(near(got, want, dtype, ulps=4),
+           "%s: %s of the isru at |x| up to the largest finite" % (dtype, what),
+           lambda: list(zip(xs, got.tolist(), want.tolist())))
+    r_inf = f(torch.tensor([INF, -INF], dtype=dtype), b)
+    ok(bool(torch.isnan(r_inf).all()), "%s: isru(±inf) is NaN, as "
+       "inf / sqrt(inf) and the kernels" % dtype, r_inf)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_isru_at_huge_u_equals_kernels(dtype):
+    big = 1e20 if dtype == torch.float32 else 1e160
+    x = torch.tensor([[big, -big, 1e13, -3.0]], dtype=dtype)
+    for src in ("fn f(x; b = 1) = x / sqrt(b + x^2)",
+                "fn f(x; b = 1) = sqrt(b + x^2)",
+                "fn f(x; a = 1, c = 1) { let u = a * x\n u * rsqrt(c + u^2) }"):
+        k = grads(src, x, False)
+        d = grads(src, x, True)
+        # subnormal results (f' at 1e13 in f32, 1e-39) may be 0 in the kernels
+        tiny = torch.finfo(dtype).tiny
+        ok(all(torch.allclose(a, b, rtol=1e-5, atol=tiny, equal_nan=True)
+               for a, b in zip(k, d)),
+           "%s %s at |x| = %g: the torch form = the kernels" % (src, dtype, big),
+           lambda: (k, d))
+
+
+def grads(src, x, dec):
+    """f and its gradients (x, then each parameter's) at x, as tensors"""
+    fn = dt.resolve(src)
+    xx = x.clone().requires_grad_()
+    ps = [torch.tensor([p.default], dtype=x.dtype, requires_grad=True)
+          for p in fn.params]
+    kw = {p.name: t for p, t in zip(fn.params, ps)}
+    with dt.decomposed(dec):
+        y = dt.pointwise(xx, fn, **kw)
+        g = torch.autograd.grad(y.sum(), [xx] + ps)
+    return [y.detach()] + list(g)
+
+
+# the language's conventions at ±0 and ±inf (docs/language.md 5.3 and the
+# table of built-ins), where torch's functions have others
+CONVENTIONS = [
+    "fn f(x) = x^0.5", "fn f(x) = x^-0.5", "fn f(x) = x^(1/3)",
+    "fn f(x) = x^1.5", "fn f(x) = x^-2.5", "fn f(x) = x^3 + x^-3",
+    "fn f(x) = sign(x) * abs(x)^(1/3)", "fn f(x) = sign(x)",
+    "fn f(x) = min(0, x)", "fn f(x) = max(0, x)", "fn f(x) = min(x, 0)",
+    "fn f(x) = max(x, 0)", "fn f(x) = min(-0, x) + max(-0, x)",
+    "fn f(x) = sinh(x) + asinh(x) + cosh(x) * 0"]
+EDGES = [-0.0, 0.0, -INF, INF, float("nan"), -2.0, 2.0]
+
+
+@pytest.mark.parametrize("src", CONVENTIONS)
+def test_conventions_at_zero_and_inf_equal_kernels(src):
+    for dtype in DTYPES:
+        x = torch.tensor([EDGES], dtype=dtype)
+        k = grads(src, x, False)
+        d = grads(src, x, True)
+        # the gradients with respect to x: the forward's edges again
+        rtol = 8 * torch.finfo(dtype).eps
+        ok(same_edges(k[0], d[0], rtol) and same_edges(k[1], d[1], rtol),
+           "%s %s at %s: the torch form = the kernels, signed zeros "
+           "included" % (src, dtype, EDGES), lambda: (k[:2], d[:2]))
+
+
+def test_documented_values():
+    x = torch.tensor([-0.0, -INF], dtype=torch.float64)
+    ok(same_bits(form("fn f(x) = x^0.5")[0](x), torch.tensor([0.0, INF],
+                 dtype=torch.float64)), "(-0)^0.5 = 0, (-inf)^0.5 = inf")
+    ok(same_bits(form("fn f(x) = x^-0.5")[0](x), torch.tensor([INF, 0.0],
+                 dtype=torch.float64)), "(-0)^-0.5 = inf, (-inf)^-0.5 = 0")
+    z = torch.tensor([-0.0, 0.0], dtype=torch.float64)
+    ok(same_bits(form("fn f(x) = min(0, x)")[0](z), torch.zeros(2,
+                 dtype=torch.float64)), "min(0, -0) = 0: the first operand")
+    ok(same_bits(form("fn f(x) = max(-0, x)")[0](z), -torch.zeros(2,
+                 dtype=torch.float64)), "max(-0, 0) = -0: the first operand")
+
+
+HELPERS = [("sinh", torch.sinh), ("cosh", torch.cosh), ("asinh", torch.asinh),
+           ("hypot", None)]
+
+
+@pytest.mark.parametrize("name,ref", HELPERS)
+def test_exportable_forms_are_accurate(name, ref):
+    # dnc_sinh, dnc_cosh, dnc_asinh, dnc_hypot (ONNX-exportable forms)
+    # within 2 ulp of float64 in each dtype, over the whole range
+    src = "fn f(x; b = 0.75) = hypot(x, b)" if name == "hypot" else \
+        "fn f(x) = %s(x)" % name
+    f = form(src)[0]
+    v = torch.cat([torch.tensor([0.0, 1e-300, 1e-30, 1e-7, 0.3, 0.999, 1.0,
+                                 1.001, 2.5, 11.0, 88.5, 89.5, 700.0, 709.9,
+                                 710.4, 711.0, 1e20, 1e200, INF]),
+                   torch.logspace(-8, 3, 200, dtype=torch.float64)])
+    v = torch.cat([v, -v, torch.tensor([float("nan")])])
+    for dtype in FORM_DTYPES:
+        x = v.to(dtype)
+        want = x.double().hypot(torch.tensor(0.75, dtype=torch.float64)) \
+            if ref is None else ref(x.double())
+        got = f(x, torch.tensor([0.75], dtype=dtype)) if ref is None else f(x)
+        ok(got.dtype == dtype and near(got, want, dtype),
+           "%s in %s: within 2 ulp of float64" % (name, dtype),
+           lambda: [(a, b, c) for a, b, c in zip(x.tolist(), got.tolist(),
+                    want.tolist()) if not near(torch.tensor([b], dtype=dtype),
+                    torch.tensor([c], dtype=torch.float64), dtype)][:5])
+
+
+def test_forms_on_meta():
+    src = ("fn f(x; b = 1) = hypot(x, b) + sinh(x) + cosh(x) + asinh(x) + "
+           "x / sqrt(b + x^2) + x^0.5 + min(0, x)")
+    fs = form(src)
+    x = torch.empty(3, 4, device="meta")
+    b = torch.empty(1, device="meta")
+    ok(all(f(x, b).shape == (3, 4) and f(x, b).device.type == "meta"
+           for f in [fs[0], fs[1]] + fs[2]), "the helpers run on meta tensors")
+
+
+def onnx_run(ort, m, x):
+    import io
+    import warnings
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        kw = {"dynamo": False} if "dynamo" in \
+            torch.onnx.export.__code__.co_varnames else {}
+        torch.onnx.export(m, (x,), buf, opset_version=17, **kw)
+    s = ort.InferenceSession(buf.getvalue(),
+                             providers=["CPUExecutionProvider"])
+    return torch.from_numpy(s.run(None, {s.get_inputs()[0].name:
+                                         x.numpy()})[0])
+
+
+def test_onnx_export_legacy():
+    ort = pytest.importorskip("onnxruntime")
+    for src, x in [
+            ("fn f(x; b = 1.5) = hypot(x, b) + sinh(x) + cosh(x) + asinh(x) + "
+             "abs(x)^0.5 + min(0, x) + sign(x)", torch.linspace(-3, 3, 16)),
+            ("fn f(x; b = 1.5) = x / sqrt(b + x^2)",
+             torch.tensor([1e20, -1e20, 1e30, -3.0] * 4))]:
+        m = dt.PointwiseNorm(8, src).eval()
+        x = x.reshape(2, 8)
+        y = onnx_run(ort, m, x)
+        with torch.no_grad():
+            want = m(x)
+        ok(torch.allclose(y, want, rtol=1e-5, atol=1e-5),
+           "%s: the legacy ONNX export runs in onnxruntime as in PyTorch" % src,
+           lambda: (y, want))
