@@ -876,8 +876,9 @@ static LLVMValueRef vm_asinh(vm *v, LLVMValueRef x)
 }
 
 /* m sqrt(1 + r^2), m = max(|a|, |b|), r = min(|a|, |b|) / m: no
- * overflow or underflow of a^2; 0 where m is 0, inf where either is inf
- * (NaN or not: C's hypot), NaN where one is NaN and neither inf */
+ * overflow or underflow of a^2; 0 where both are 0, inf where either is
+ * inf (NaN or not: C's hypot), NaN where one is NaN and neither inf
+ * (hypot(NaN, 0) too: m is then 0 and n NaN) */
 static LLVMValueRef vm_hypot(vm *v, LLVMValueRef a, LLVMValueRef b)
 {
   LLVMValueRef aa = vabs(v, a), ab = vabs(v, b);
@@ -886,7 +887,7 @@ static LLVMValueRef vm_hypot(vm *v, LLVMValueRef a, LLVMValueRef b)
   LLVMValueRef r = vdiv(v, n, m);
   LLVMValueRef h = mul(v, m, call_intr(v, "llvm.sqrt",
                                        (LLVMValueRef[]){fma3(v, r, r, K(v, 1.0))}, 1));
-  h = sel(v, cmp(v, LLVMRealOEQ, m, K(v, 0.0)), m, h);
+  h = sel(v, cmp(v, LLVMRealOEQ, add(v, aa, ab), K(v, 0.0)), m, h);
   LLVMValueRef inf = LLVMBuildOr(v->b, cmp(v, LLVMRealOEQ, aa, K(v, INFINITY)),
                                  cmp(v, LLVMRealOEQ, ab, K(v, INFINITY)), "");
   return sel(v, inf, K(v, INFINITY), h);

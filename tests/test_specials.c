@@ -36,6 +36,9 @@ static const char *src =
     /* u / sqrt(c + u^2) was 0, not +-1, past sqrt(DBL_MAX) (f64) or
      * sqrt(FLT_MAX) (f32), where u^2 overflows (rewrite.c scales u) */
     "fn isru1(x) = x / sqrt(1 + x^2)\n"
+    /* hypot(NaN, 0) was 0, not NaN (vmath.c took m = 0 for "both 0") */
+    "fn hyp(x; b = 0) = hypot(x, b)\n"
+    "fn hyp0(x) = hypot(0, x)\n"
     /* known wrong, reported as TODO (not yet fixed): x^2 overflows
      * inside the kernel where the interpreter's extended precision does
      * not: dyisru's d/dbeta is 0, not a subnormal, from 1e154 (f64) and
