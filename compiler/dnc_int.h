@@ -601,6 +601,8 @@ double dnc_split_scale(const dnc_node *a, const dnc_node **t);
 /* y = -(|t| * k) for a constant k >= 0, as the sigmoid-pair rewrite
  * writes exp(-k|t|)'s argument: 1 and *t, *k set; else 0 */
 int dnc_expneg_of(const dnc_node *y, const dnc_node **t, double *k);
+/* u when e is u^2 or u * u, else NULL */
+const dnc_node *dnc_square_of(const dnc_node *e);
 /* The lowering rewrites (rewrite.c) for f64 or f32 compute, the vector
  * math's precision in f32 (lowp: 8 for bf16's, 11 for f16's, else 0) and a
  * target with or without fused multiply-add, applied to roots[0..n) in place

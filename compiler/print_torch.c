@@ -147,23 +147,13 @@ typedef struct tprinter {
 
 static void tp(tprinter *p, const dnc_node *e);
 
-/* u when e is u^2 or u * u, else NULL (as rewrite.c's square_of) */
-static const dnc_node *square_of(const dnc_node *e)
-{
-  if (e->op == OP_POW && e->arg[1]->op == OP_CONST && e->arg[1]->value == 2)
-    return e->arg[0];
-  if (e->op == OP_MUL && e->arg[0] == e->arg[1])
-    return e->arg[0];
-  return NULL;
-}
-
 /* 1 with *c when v is c + u^2 (either order) for a u not constant */
 static int isru_sum(const dnc_node *v, const dnc_node *u, const dnc_node **c)
 {
   if (v->op != OP_ADD || u->op == OP_CONST)
     return 0;
   for (int k = 0; k < 2; k++)
-    if (square_of(v->arg[k]) == u) {
+    if (dnc_square_of(v->arg[k]) == u) {
       *c = v->arg[1 - k];
       return 1;
     }
@@ -198,7 +188,7 @@ static int isru_d_of(const dnc_node *e, const dnc_node **n,
     if (sq->op != OP_SQRT || sq->arg[0] != v || v->op != OP_ADD)
       continue;
     for (int i = 0; i < 2; i++) {
-      *u = square_of(v->arg[i]);
+      *u = dnc_square_of(v->arg[i]);
       if (*u && isru_sum(v, *u, c)) {
         *n = e->arg[0];
         return 1;

@@ -100,8 +100,7 @@ int dnc_expneg_of(const dnc_node *y, const dnc_node **t, double *k)
   return 0;
 }
 
-/* u when e is u^2 or u * u, else NULL */
-static const dnc_node *square_of(const dnc_node *e)
+const dnc_node *dnc_square_of(const dnc_node *e)
 {
   if (e->op == OP_POW && e->arg[1]->op == OP_CONST && e->arg[1]->value == 2)
     return e->arg[0];
@@ -158,7 +157,7 @@ static const dnc_node *isru_base(const dnc_node *s, const dnc_node *u)
   if (s->op != OP_ADD)
     return NULL;
   for (int k = 0; k < 2; k++)
-    if (square_of(s->arg[k]) == u)
+    if (dnc_square_of(s->arg[k]) == u)
       return s->arg[1 - k];
   return NULL;
 }
@@ -219,7 +218,7 @@ static dnc_node *isru_deriv(rewriter *rw, const dnc_node *e)
     if (sq->op != OP_SQRT || sq->arg[0] != v || v->op != OP_ADD)
       continue;
     for (int i = 0; i < 2; i++) {
-      const dnc_node *u = square_of(v->arg[i]);
+      const dnc_node *u = dnc_square_of(v->arg[i]);
       /* c as isru() takes it from the same sum, so that S is its node */
       const dnc_node *c = u ? isru_base(v, u) : NULL;
       if (!c)
