@@ -163,7 +163,21 @@ RULE(df_exp)
 }
 /* expm1' = exp, not expm1 + 1, which cancels where expm1 -> -1 */
 RULE(df_expm1) { return mul(d, S(OP_EXP, a[0], NULL), da[0]); }
-RULE(df_log) { return divide(d, da[0], a[0]); }
+/* log(f)' = f'/f, but log(cosh u)' = tanh(u) u' and log(sigmoid u)' =
+ * sigmoid(-u) u': the quotient cancels where they do not (cosh^2 - sinh^2
+ * in log(cosh u)'', whose f64 kernel gave 0 for sech^2 at u = 20;
+ * 0/0 where sigmoid(u) underflows, inf/inf where cosh overflows) */
+RULE(df_log)
+{
+  const dnc_node *f = a[0];
+  if ((f->op == OP_COSH || f->op == OP_SIGMOID) && d->dv[f->arg[0]->id]) {
+    dnc_node *u = f->arg[0];
+    dnc_node *q = f->op == OP_COSH ? S(OP_TANH, u, NULL)
+                                   : S(OP_SIGMOID, S(OP_NEG, u, NULL), NULL);
+    return mul(d, q, d->dv[u->id]);
+  }
+  return divide(d, da[0], a[0]);
+}
 RULE(df_log1p) { return divide(d, da[0], S(OP_ADD, K(1.0), a[0])); }
 RULE(df_sqrt) { return divide(d, da[0], S(OP_MUL, K(2.0), e)); }
 /* rsqrt(a)' = -rsqrt(a) / (2a) */

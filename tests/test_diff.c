@@ -218,6 +218,11 @@ static void test_conventions(void)
       {"fn f(x) = tanh(x)", 30.0, 3.5392166965739962e-26, "tanh'(30) keeps its digits (4e^-60)"},
       {"fn f(x) = sigmoid(x)", 40.0, 4.2483542552915889e-18, "sigmoid'(40) keeps its digits"},
       {"fn f(x) = expm1(x)", -40.0, 4.2483542552915889e-18, "expm1'(-40) = e^-40"},
+      /* log(cosh)' = tanh, log(sigmoid)' = sigmoid(-x): sinh/cosh was
+       * inf/inf = NaN where cosh overflows, sigmoid'/sigmoid 0/0 */
+      {"fn f(x) = log(cosh(x))", 1000.0, 1.0, "log(cosh)'(1000) = tanh(1000) = 1"},
+      {"fn f(x) = log(sigmoid(x))", -1000.0, 1.0, "log(sigmoid)'(-1000) = 1"},
+      {"fn f(x) = log(sigmoid(x))", 3.0, 0.04742587317756678, "log(sigmoid)'(3) = sigmoid(-3)"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
     dnc_mod *m = build(cases[i].src);
@@ -227,6 +232,24 @@ static void test_conventions(void)
     }
     dnc_node *d = dnc_diff(&m->dag, m->fns[0]->body, DNC_WRT_X);
     is_double(eval_node(m, d, cases[i].x), cases[i].want, 1e-15, "%s", cases[i].what);
+    dnc_mod_free(m);
+  }
+  /* second derivatives that log(f)' = f'/f would make cancel: sech^2(20)
+   * from cosh^2 - sinh^2 lost every digit in double */
+  static const struct {
+    const char *src;
+    double x, want;
+  } second[] = {
+      {"fn f(x) = log(cosh(x))", 20.0, 1.6993417021166355e-17},
+      {"fn f(x; a = 2) = log(cosh(a * x))", 10.0, 4 * 1.6993417021166355e-17},
+      {"fn f(x) = log(sigmoid(x))", -40.0, -4.2483542552915889e-18},
+  };
+  for (size_t i = 0; i < sizeof second / sizeof *second; i++) {
+    dnc_mod *m = build(second[i].src);
+    dnc_node *d1 = dnc_diff(&m->dag, m->fns[0]->body, DNC_WRT_X);
+    dnc_node *d2 = dnc_diff(&m->dag, d1, DNC_WRT_X);
+    is_double(eval_node(m, d2, second[i].x), second[i].want, 1e-14,
+              "%s: f''(%g) keeps its digits", second[i].src, second[i].x);
     dnc_mod_free(m);
   }
   /* a derivative with respect to a parameter in a min: to the selected one */
