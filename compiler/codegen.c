@@ -341,8 +341,7 @@ static LLVMValueRef lw_clamp(dnc_cg *cg, const dnc_node *e, LLVMValueRef *a)
 static LLVMValueRef lw_sqrt(dnc_cg *cg, const dnc_node *e, LLVMValueRef *a)
 {
   (void)e;
-  LLVMValueRef r = dnc_vm_sqrt(cg, a[0]);
-  return r ? r : unary_intrinsic(cg, "llvm.sqrt", a[0]);
+  return unary_intrinsic(cg, "llvm.sqrt", a[0]);
 }
 static LLVMValueRef lw_rsqrt(dnc_cg *cg, const dnc_node *e, LLVMValueRef *a)
 {

@@ -80,12 +80,11 @@ LLVMValueRef dnc_vm_with_e(dnc_cg *cg, int op, LLVMValueRef x, LLVMValueRef e,
  * forward's. Only for f32 and f64 results. */
 LLVMValueRef dnc_vm_with_q(dnc_cg *cg, int op, LLVMValueRef x, LLVMValueRef e);
 
-/* a / b, sqrt and 1/sqrt as the kernels compute them: IEEE's, except in
- * bf16's math (math_bits 8) on 16-lane AVX-512, where they come from the
- * 14-bit estimates (vmath.c, estimates_ok). dnc_vm_sqrt and dnc_vm_rsqrt
- * return NULL where the exact operation is to be emitted. */
+/* a / b and 1/sqrt as the kernels compute them: IEEE's, except in bf16's
+ * math (math_bits 8) on 16-lane AVX-512, where they come from the 14-bit
+ * estimates (vmath.c, estimates_ok). dnc_vm_rsqrt returns NULL where the
+ * exact operation is to be emitted. */
 LLVMValueRef dnc_vm_div(dnc_cg *cg, LLVMValueRef a, LLVMValueRef b);
-LLVMValueRef dnc_vm_sqrt(dnc_cg *cg, LLVMValueRef x);
 LLVMValueRef dnc_vm_rsqrt(dnc_cg *cg, LLVMValueRef x);
 
 /* Splat a compute-type constant. */

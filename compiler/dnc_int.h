@@ -582,7 +582,7 @@ dnc_prog *dnc_rt_prog(dnc_mod *m, dnc_node *root, int f64, int lowp, int fma);
  * arithmetic, dnc_pow_special). math32: for each op, the float function
  * to use in place of rtmath.c's (NULL entries, or NULL: rtmath.c's); tests
  * pass the JIT's own vector math here so that kernels can be compared to
- * the bit, and for bf16's math its division, sqrt and rsqrt too (ops
+ * the bit, and for bf16's math its division and rsqrt too (ops
  * without a runtime function, which are otherwise IEEE's). The functions
  * take both operands: pow and division use the second, the unary ops
  * ignore it. */

@@ -35,7 +35,7 @@
  *     derivatives, n / (v sqrt(v)) with v = c + u^2, take the same k and
  *     scaled sum, and one reciprocal for all of them (isru_deriv): one
  *     sqrt and two divisions in DyISRU's backward instead of two and
- *     three. In bf16's math (math_bits 8), whose division and roots are
+ *     three. In bf16's math (math_bits 8), whose division and rsqrt are
  *     14-bit estimates (vmath.c), the quotient is u k rsqrt(S) and the
  *     reciprocal rsqrt(S) (1 / S), S the scaled sum: one estimate fewer
  *     each, so DyISRU's bf16 forward is a third faster (docs/

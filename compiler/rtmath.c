@@ -145,7 +145,7 @@ int dnc_pow_special(double e)
       break;                                                                \
     }                                                                       \
     default: /* every other op: its formula, opmath.h, or the caller's   \
-                math where it gives one (bf16's division and roots) */     \
+                math where it gives one (bf16's division, rsqrt) */         \
       r = dnc_ops[in->op].rt || (m && m[in->op]) ? MATH(in->op, a, b)      \
                                                  : FN[in->op](a, b, c);    \
       break;                                                                \

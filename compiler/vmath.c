@@ -21,7 +21,7 @@
  * two doubles).
  *
  * bf16's math (math_bits 8) on 16-lane AVX-512 also divides and takes
- * square roots for codegen.c (dnc_vm_div, dnc_vm_sqrt, dnc_vm_rsqrt) with
+ * reciprocal square roots for codegen.c (dnc_vm_div, dnc_vm_rsqrt) with
  * the 14-bit estimates vrcp14ps and vrsqrt14ps instead of the one divider.
  *
  * f64 pow calls the scalar function of rtmath.c lane by lane: correct,
@@ -420,17 +420,21 @@ static int table_ok(const vm *v)
   return !v->d && v->cg->avx512 && v->cg->lanes == 16;
 }
 
-/* ------------------------------ bf16's division and square roots */
+/* ------------------------ bf16's division and reciprocal square root */
 
-/* bf16 kernels (math_bits 8) on 16-lane AVX-512 divide and take square
- * roots with the hardware's 14-bit estimates instead of vdivps and
- * vsqrtps, which share one divider that takes 11 cycles for each: that
- * divider bounded DyISRU's bf16 kernels (a sqrt and a division per 16
- * elements forward, docs/performance.md, round six). Each estimate is
- * within 2^-14 relative (vrcp14ps, vrsqrt14ps), 2^-14 + 2^-24 after the
- * product that uses it, as bf16's other math (about 2^-15, docs/
+/* bf16 kernels (math_bits 8) on 16-lane AVX-512 divide and take
+ * reciprocal square roots with the hardware's 14-bit estimates instead of
+ * vdivps and vsqrtps, which share one divider that takes 11 cycles for
+ * each: that divider bounded DyISRU's bf16 kernels (a sqrt and a division
+ * per 16 elements forward, docs/performance.md, round six). Each estimate
+ * is within 2^-14 relative (vrcp14ps, vrsqrt14ps), 2^-14 + 2^-24 after
+ * the product that uses it, as bf16's other math (about 2^-15, docs/
  * accuracy.md); specials, signed zeros and subnormals as IEEE division
- * and sqrt give them. f16's math (11 bits) keeps the exact operations. */
+ * gives them. sqrt itself stays vsqrtps: an estimate of it (x rsqrt14(x))
+ * took `if t3 > sqrt(1 + t1^2)` the wrong way where the two were 1e-5
+ * apart (test_differential), a branch, not an error of 2^-14, where a
+ * condition compares a root; DyISRU's roots are rsqrt there anyway
+ * (rewrite.c). f16's math (11 bits) keeps the exact operations. */
 static int estimates_ok(const vm *v)
 {
   return v->lowp == 8 && table_ok(v);
@@ -470,19 +474,6 @@ static LLVMValueRef rsqrt_est(vm *v, LLVMValueRef x)
 {
   LLVMValueRef a[3] = {x, LLVMGetPoison(v->ft), LLVMConstAllOnes(v->cg->i16)};
   return x86_call(v, "llvm.x86.avx512.rsqrt14.ps.512", a, 3);
-}
-
-/* sqrt(x) = x rsqrt14(x), where x = +-0, +1 and +inf (0 inf, inf 0: NaN)
- * are then fixed up to x itself (vfixupimmps: class zero, +1 and +inf
- * answer "the source"); negative x and NaN give NaN, as rsqrt14 does. */
-static LLVMValueRef sqrt_est(vm *v, LLVMValueRef x)
-{
-  enum { SRC = 1, ZERO = 2, POS_ONE = 3, POS_INF = 5 };
-  const unsigned tbl = SRC << (4 * ZERO) | SRC << (4 * POS_ONE) | SRC << (4 * POS_INF);
-  LLVMValueRef a[6] = {mul(v, x, rsqrt_est(v, x)), x, KI(v, tbl),
-                       LLVMConstInt(v->cg->i32, 0, 0), LLVMConstAllOnes(v->cg->i16),
-                       LLVMConstInt(v->cg->i32, 4, 0)};
-  return x86_call(v, "llvm.x86.avx512.mask.fixupimm.ps.512", a, 6);
 }
 
 /* |x| clamped to lim (a NaN passes), its piece i = min(floor(scale |x|),
@@ -1236,12 +1227,6 @@ LLVMValueRef dnc_vm_div(dnc_cg *cg, LLVMValueRef a, LLVMValueRef b)
 {
   vm v = vm_of(cg);
   return estimates_ok(&v) ? div_est(&v, a, b) : LLVMBuildFDiv(cg->b, a, b, "");
-}
-
-LLVMValueRef dnc_vm_sqrt(dnc_cg *cg, LLVMValueRef x)
-{
-  vm v = vm_of(cg);
-  return estimates_ok(&v) ? sqrt_est(&v, x) : NULL;
 }
 
 LLVMValueRef dnc_vm_rsqrt(dnc_cg *cg, LLVMValueRef x)

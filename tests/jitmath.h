@@ -10,7 +10,7 @@
  * jm_table_lowp[0] and [1] are the math of bf16 and f16 kernels (computed
  * in f32 with shorter approximations, vmath.c): the f32 kernels of
  * contexts for the same CPU with math_bits 8 and 11; bf16's also has
- * division, sqrt and rsqrt (estimates on AVX-512, vmath.c).
+ * division and rsqrt (estimates on AVX-512, vmath.c).
  */
 #ifndef DNC_JITMATH_H
 #define DNC_JITMATH_H
@@ -57,9 +57,8 @@ static dnc_rt_fn32 jm_table_lowp[2][OP__COUNT];
   }                                                 \
   JM_LOWP(jmbf, 0, OP)                              \
   JM_LOWP(jmh, 1, OP)
-/* bf16's division and roots (vmath.c's estimates where the CPU has them) */
+/* bf16's division and rsqrt (vmath.c's estimates where the CPU has them) */
 JM_LOWP(jmbf, 0, DIV)
-JM_LOWP(jmbf, 0, SQRT)
 JM_LOWP(jmbf, 0, RSQRT)
 
 /* one for each op of ops.h with vector math (RT) */
@@ -147,7 +146,7 @@ static int jm_init(dnc_context *ctx)
   static const struct {
     int op;
     dnc_rt_fn32 fn;
-  } est[] = {{OP_DIV, jmbf_DIV}, {OP_SQRT, jmbf_SQRT}, {OP_RSQRT, jmbf_RSQRT}};
+  } est[] = {{OP_DIV, jmbf_DIV}, {OP_RSQRT, jmbf_RSQRT}};
   for (size_t i = 0; i < sizeof est / sizeof est[0]; i++) {
     int op = est[i].op;
     char src[64];

@@ -379,8 +379,9 @@ static void test_lowp(dnc_context *ctx)
 }
 
 /* ------------------------------------------------- bf16's division,
- * sqrt and rsqrt: in bf16's math (math_bits 8) on 16-lane AVX-512 they
- * are the 14-bit estimates (vmath.c, estimates_ok); elsewhere IEEE's. The
+ * sqrt and rsqrt: in bf16's math (math_bits 8) on 16-lane AVX-512 a / b
+ * and rsqrt are the 14-bit estimates (vmath.c, estimates_ok), sqrt is
+ * IEEE's (its estimate flipped a comparison); elsewhere all IEEE's. The
  * f32 kernels of a context with math_bits = 8 (x / b with b in each lane,
  * as a / x; sqrt; rsqrt) over random bit patterns, subnormals, the edges
  * of the reciprocal's range and the specials: NaN, infinities and signed
