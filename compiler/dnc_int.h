@@ -723,11 +723,14 @@ const char *dnc_host_features(void);
 
 /* Where an output named path goes (see outfile.c): target is the file to
  * rename over (a symlink's target), or, with in_place, a device or FIFO
- * to write into. -1 with err set for a directory, another non-regular
- * file, a dangling link, or one of the inputs (ninputs file names). */
+ * to write into, or (std_fd 1 or 2) the file standard output or error is,
+ * written through that descriptor. -1 with err set for a directory,
+ * another non-regular file, a dangling link, or one of the inputs
+ * (ninputs file names). */
 typedef struct dnc_outpath {
   char *target;
   int in_place;
+  int std_fd;
 } dnc_outpath;
 int dnc_outpath_resolve(const char *path, const char *const *inputs,
                         int ninputs, dnc_outpath *o, char *err, size_t n);

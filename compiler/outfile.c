@@ -8,6 +8,11 @@
  *   - a symbolic link: its target, renamed over (the link stays a link);
  *   - a character device or FIFO (/dev/null, /dev/stdout): written in
  *     place, copied from the temporary once it is complete;
+ *   - the file that standard output or error is (/dev/stdout when the
+ *     shell redirected it to a file, or that file's own name): written to
+ *     that descriptor, at its offset, once complete. Renaming over it, or
+ *     opening it again at offset 0, would lose what the process and the
+ *     shell write there before and after;
  *   - a directory, a socket, a dangling link: refused;
  *   - a file that is one of the inputs (the same device and inode): refused,
  *     so `dnc compile in.dn -o in.dn` cannot overwrite its source.
@@ -24,6 +29,17 @@
 #include <unistd.h>
 
 #include "dnc_int.h"
+
+/* 1 or 2 when st is the file that standard output or error is open on */
+static int std_stream_of(const struct stat *st)
+{
+  for (int fd = 1; fd <= 2; fd++) {
+    struct stat ss;
+    if (!fstat(fd, &ss) && ss.st_dev == st->st_dev && ss.st_ino == st->st_ino)
+      return fd;
+  }
+  return 0;
+}
 
 int dnc_outpath_resolve(const char *path, const char *const *inputs,
                         int ninputs, dnc_outpath *o, char *err, size_t n)
@@ -43,6 +59,9 @@ int dnc_outpath_resolve(const char *path, const char *const *inputs,
   } else if (S_ISDIR(st.st_mode)) {
     snprintf(err, n, "cannot write '%s': it is a directory", path);
     return -1;
+  } else if ((o->std_fd = std_stream_of(&st))) {
+    o->target = strdup(path);
+    o->in_place = 1;
   } else if (S_ISCHR(st.st_mode) || S_ISFIFO(st.st_mode)) {
     o->target = strdup(path);
     o->in_place = 1;
@@ -233,10 +252,14 @@ int dnc_write_whole(const char *path, const void *data, size_t n)
   return rc;
 }
 
-/* tmp's bytes into the device or FIFO o->target */
-static int copy_in_place(const char *tmp, const char *target)
+/* tmp's bytes into the device or FIFO o->target, or into standard output
+ * or error (std_fd 1 or 2) after what stdio holds for it */
+static int copy_in_place(const char *tmp, const char *target, int std_fd)
 {
-  int in = open(tmp, O_RDONLY), out = in < 0 ? -1 : open(target, O_WRONLY);
+  if (std_fd && fflush(std_fd == 1 ? stdout : stderr))
+    return -1;
+  int in = open(tmp, O_RDONLY);
+  int out = in < 0 ? -1 : std_fd ? std_fd : open(target, O_WRONLY);
   int rc = in < 0 || out < 0 ? -1 : 0;
   char buf[65536];
   for (ssize_t got; !rc && (got = read(in, buf, sizeof buf)) != 0;) {
@@ -251,7 +274,7 @@ static int copy_in_place(const char *tmp, const char *target)
   int e = errno;
   if (in >= 0)
     close(in);
-  if (out >= 0 && close(out))
+  if (out >= 0 && !std_fd && close(out))
     rc = -1, e = errno;
   errno = e;
   return rc;
@@ -265,7 +288,7 @@ int dnc_outpath_commit(const dnc_outpath *o, const char *tmp)
       dnc_temp_forget(tmp);
     return rc;
   }
-  int rc = copy_in_place(tmp, o->target);
+  int rc = copy_in_place(tmp, o->target, o->std_fd);
   int e = errno;
   unlink(tmp);
   errno = e;

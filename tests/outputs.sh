@@ -3,7 +3,8 @@
 # all outputs of one `dnc compile` appear together or not at all, and a
 # failure leaves the old ones; an output that is the input is refused; a
 # symlink's target is replaced, the link kept; a device or FIFO is written
-# in place; a directory or a dangling link is refused (compiler/outfile.c).
+# in place, and the file standard output or error is, through the
+# descriptor; a directory or a dangling link is refused (compiler/outfile.c).
 set -u
 . "$(dirname "$0")/tap.bash"
 DNC="$(cd "$B" && pwd)/dnc" # absolute: the test runs in $tmp
@@ -44,6 +45,19 @@ timeout 120 cat fifo >from_fifo &
 wait
 t "-o a FIFO: written into it, whole" grep -q '^#endif' from_fifo
 t "... and still a FIFO" test -p fifo
+# -o /dev/stdout with standard output redirected to a file: written
+# through the descriptor, after what came before and before what follows
+# (renaming over the file lost both)
+{ echo before; "$DNC" compile --emit=header dyt.dn -o /dev/stdout; echo after; } >stdout.txt
+t "-o /dev/stdout redirected to a file: the header is in it" grep -q '^#endif' stdout.txt
+t "... after what the shell wrote before" sh -c 'head -1 stdout.txt | grep -qx before'
+t "... and before what it wrote after" sh -c 'tail -1 stdout.txt | grep -qx after'
+printf 'x,y\n0,0\n1,0.46\n2,0.76\n' >pts.csv
+"$DNC" fit dyt.dn --data pts.csv --format csv --points /dev/stdout >fit.txt
+t "fit --points /dev/stdout: the summary row is kept" grep -q '^dyt,pts.csv,3,' fit.txt
+t "... and the points follow it" grep -q '^x,y,fit,residual' fit.txt
+"$DNC" plot dyt.dn -o /dev/stderr 2>plot.txt
+t "plot -o /dev/stderr redirected to a file: the SVG is in it" grep -q '</svg>' plot.txt
 err "plot -o naming its input: refused" 1 "the output 'dyt.dn' is the input 'dyt.dn'" \
   "$DNC" plot dyt.dn -o dyt.dn
 t "... and the source is untouched" grep -q '^fn dyt' dyt.dn
