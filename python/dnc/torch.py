@@ -28,6 +28,7 @@ it again on first use. docs/python.md is the manual.
 """
 import contextlib
 import ctypes
+import math
 import os
 import re
 import sys
@@ -152,15 +153,20 @@ def set_output_reuse(n):
     return old
 
 
+_ITEMSIZE = {torch.float32: 4, torch.float64: 8, torch.bfloat16: 2,
+             torch.float16: 2}
+
+
 def _empty(shape, dtype):
     """An uninitialised CPU tensor for an output: a large one in a storage
     that dnc.torch made before and nothing else holds, where there is
     one."""
-    n = dtype.itemsize if hasattr(dtype, "itemsize") else \
-        torch.empty(0, dtype=dtype).element_size()
+    n = _ITEMSIZE[dtype]
     for d in shape:
         n *= d
-    if n < _REUSE_MIN or not _reuse_keep or _use_count is None:
+    if n < _REUSE_MIN:
+        return torch.empty(shape, dtype=dtype)
+    if not _reuse_keep or _use_count is None:
         return _fresh(shape, dtype)
     with _reuse_lock:
         for i in range(len(_reuse)):
@@ -272,6 +278,21 @@ def _tensor(v, ld, dt):
     return C.Tensor(v.data_ptr(), dt, v.shape[0], v.shape[1], ld)
 
 
+def _view(t, dt):
+    """t as dnc's [rows x C] view over its last dimension (C = 1 for a 0-d
+    t) and the tensor that holds its data: t itself when it is
+    contiguous (no view is made: the per-call cost counts at training
+    sizes), else _rows's."""
+    if t.is_contiguous():
+        if not t.dim():
+            return C.Tensor(t.data_ptr(), dt, 1, 1, 1), t
+        cols = t.shape[-1]
+        rows = t.numel() // cols if cols else math.prod(t.shape[:-1])
+        return C.Tensor(t.data_ptr(), dt, rows, cols, cols), t
+    v, ld = _rows(t)
+    return C.Tensor(v.data_ptr(), dt, v.shape[0], v.shape[1], ld), v
+
+
 def _values(t, ct):
     """t's values in the compute type, contiguous: t itself when it is so
     (only its address is taken), else a converted copy."""
@@ -328,27 +349,29 @@ def _status(st, fn, what):
 
 def _kernel_forward(fn, x, gamma, beta, params):
     dt, ct = _DTYPES[x.dtype]
-    xv, ldx = _rows(x)
-    y = _empty(xv.shape, x.dtype)
+    y = _empty(x.shape, x.dtype)
     if y.numel() == 0:
-        return y.reshape(x.shape)
-    keep = []
-    lay = _layer(fn, xv.shape[1], ct, params, gamma, beta, keep)
-    st = C.lib.dnc_layer_forward(fn._h, _tensor(xv, ldx, dt),
-                                 _tensor(y, y.shape[1], dt),
-                                 ctypes.byref(lay))
-    _status(st, fn, "layer_forward")
-    return y.reshape(x.shape)
+        return y
+    tx, xv = _view(x, dt)
+    ty, _ = _view(y, dt)
+    keep = [xv]
+    lay = _layer(fn, tx.cols, ct, params, gamma, beta, keep)
+    st = C.lib.dnc_layer_forward(fn._h, tx, ty, ctypes.byref(lay))
+    if st:
+        _status(st, fn, "layer_forward")
+    return y
 
 
 def _kernel_backward(fn, x, dy, gamma, beta, params, need):
     """One pass of dnc's fused layer backward: (dx, dgamma, dbeta,
     [dparams]), None where need (x, gamma, beta, params...) says no."""
     dt, ct = _DTYPES[x.dtype]
-    xv, ldx = _rows(x)
-    dyv, lddy = _rows(dy.to(x.dtype))
-    cols = xv.shape[1]
-    dx = _empty(xv.shape, x.dtype)
+    if dy.dtype != x.dtype:
+        dy = dy.to(x.dtype)
+    tx, xv = _view(x, dt)
+    tdy, dyv = _view(dy, dt)
+    cols = tx.cols
+    dx = _empty(x.shape, x.dtype)
     chan, dtype, ptype = _layout(fn)
     dp = dtype()
     dptrs = ptype()
@@ -367,11 +390,10 @@ def _kernel_backward(fn, x, dy, gamma, beta, params, need):
         grad = C.LayerGrad(dp, dptrs,
                            dg.data_ptr() if dg is not None else None,
                            db.data_ptr() if db is not None else None)
-        st = C.lib.dnc_layer_backward(fn._h, _tensor(xv, ldx, dt),
-                                      _tensor(dyv, lddy, dt),
-                                      _tensor(dx, cols, dt),
+        st = C.lib.dnc_layer_backward(fn._h, tx, tdy, _view(dx, dt)[0],
                                       ctypes.byref(lay), ctypes.byref(grad))
-        _status(st, fn, "layer_backward")
+        if st:
+            _status(st, fn, "layer_backward")
     dparams = []
     for i, t in enumerate(params):
         if not need[3 + i]:
@@ -381,9 +403,11 @@ def _kernel_backward(fn, x, dy, gamma, beta, params, need):
             dparams.append(d.to(t.dtype).reshape(t.shape))
         else:
             dparams.append(torch.full(t.shape, dp[i], dtype=t.dtype))
-    return (dx.reshape(x.shape) if need[0] else None,
-            dg.to(gamma.dtype) if dg is not None else None,
-            db.to(beta.dtype) if db is not None else None, dparams)
+    return (dx if need[0] else None,
+            dg if dg is None or dg.dtype == gamma.dtype else
+            dg.to(gamma.dtype),
+            db if db is None or db.dtype == beta.dtype else
+            db.to(beta.dtype), dparams)
 
 
 def _leading(t):
@@ -555,7 +579,7 @@ def _needs_grad(x, gamma, beta, params):
 
 
 def _use_kernels(x):
-    return x.device.type == "cpu" and not getattr(_force, "on", False) and \
+    return x.is_cpu and not getattr(_force, "on", False) and \
         not _onnx_exporting()
 
 
@@ -969,11 +993,12 @@ def _check(fname, fparams, x, gamma, beta, params, what, dim=-1):
                     what, p.name, tuple(t.shape),
                     "one value or one per channel (%d)" % cols
                     if p.kind == "per_channel" else "one value"))
+    cpu = x.is_cpu
     for name, t in [("weight", gamma), ("bias", beta)] + \
             [(p.name, t) for p, t in zip(fparams, params)]:
         if t is None:
             continue
-        if t.device != x.device:
+        if (not t.is_cpu) if cpu else t.device != x.device:
             raise RuntimeError("dnc.torch: %s: the input is on %s but '%s' "
                                "is on %s; move the module (e.g. .to(%s))"
                                % (what, x.device, name, t.device,
