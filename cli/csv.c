@@ -4,7 +4,8 @@
  * Fields are separated by commas; a field may be in double quotes, with ""
  * for a quote inside (RFC 4180), and then may hold commas and newlines.
  * White space around a field is not part of it. Blank lines are skipped;
- * lines end with LF or CRLF. The file is read as a dnc source (the same
+ * lines end with LF or CRLF; a UTF-8 byte order mark at the start is
+ * skipped. The file is read as a dnc source (the same
  * size limit and checks: no NUL, valid UTF-8), so that errors render as
  * FILE:LINE:COL with the line and a caret.
  */
@@ -145,6 +146,10 @@ static int parse(dnc_mod *m, const dnc_source *src, dnc_csv *c)
 {
   c->src = src;
   reader r = {m, src, 0};
+  /* a UTF-8 byte order mark, which spreadsheets write ("CSV UTF-8"), is
+   * not part of the first column's name */
+  if (src->len >= 3 && !memcmp(src->text, "\xEF\xBB\xBF", 3))
+    r.i = 3;
   skip_blank_lines(&r);
   if (r.i >= src->len) {
     dnc_diag_add(&m->diags, DNC_SEV_ERROR, src, DNC_NOLOC,
