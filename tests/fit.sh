@@ -98,7 +98,7 @@ t "--points writes x, y, fit, residual for every point" \
 # a spreadsheet's "CSV UTF-8" starts with a byte order mark: not part of
 # the first column's name
 printf '\xef\xbb\xbfx,y\n0,1\n1,3\n2,5\n' >"$tmp/bom.csv"
-"$DNC" fit "$tmp/f.dn" -f line --data "$tmp/bom.csv" --format csv >"$tmp/out" 2>"$tmp/err"
+"$DNC" fit "$tmp/f.dn" -f line --data "$tmp/bom.csv" --x x --format csv >"$tmp/out" 2>"$tmp/err"
 t "a CSV file with a UTF-8 byte order mark: column 'x' found, the fit made" \
   sh -c "[ $? = 0 ] && grep -q '^line,' '$tmp/out'"
 # errors in the CSV file, located
