@@ -148,8 +148,7 @@ static int parse(dnc_mod *m, const dnc_source *src, dnc_csv *c)
   reader r = {m, src, 0};
   /* a UTF-8 byte order mark, which spreadsheets write ("CSV UTF-8"), is
    * not part of the first column's name */
-  if (src->len >= 3 && !memcmp(src->text, "\xEF\xBB\xBF", 3))
-    r.i = 3;
+  r.i = dnc_source_bom_len(src);
   skip_blank_lines(&r);
   if (r.i >= src->len) {
     dnc_diag_add(&m->diags, DNC_SEV_ERROR, src, DNC_NOLOC,

@@ -22,6 +22,8 @@ static void linecol_from(const dnc_source *src, uint32_t from, uint32_t off,
   int l = *line, c = *col;
   if (off > src->len)
     off = (uint32_t)src->len;
+  if (from == 0 && dnc_source_bom_len(src) <= off)
+    from = (uint32_t)dnc_source_bom_len(src);
   for (uint32_t i = from; i < off; i++) {
     unsigned char ch = (unsigned char)src->text[i];
     if (ch == '\n') {
@@ -163,6 +165,8 @@ void dnc_diag_render(FILE *out, const dnc_diag *dg)
   size_t b = s;
   while (b > 0 && src->text[b - 1] != '\n')
     b--;
+  if (b == 0 && dnc_source_bom_len(src) <= s)
+    b = dnc_source_bom_len(src); /* not shown: the caret would be off by one */
   size_t e = s;
   while (e < src->len && src->text[e] != '\n')
     e++;

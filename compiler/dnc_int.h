@@ -333,6 +333,10 @@ size_t dnc_utf8_len(const unsigned char *p, size_t n);
 /* Checks that the raw bytes are fit to scan (no NUL, valid UTF-8);
  * records an error and returns 0 otherwise. */
 int dnc_source_check_bytes(dnc_diags *d, const dnc_source *src);
+/* 3 when the text starts with a UTF-8 byte order mark (as some editors and
+ * spreadsheets write), else 0: the scanners start after it, and no column
+ * counts it (diag.c) */
+size_t dnc_source_bom_len(const dnc_source *src);
 
 /* sema.c: checks the parsed definitions of all sources and lowers each to
  * one DAG, appending to m->fns. Returns the number of new errors. */

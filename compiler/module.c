@@ -146,6 +146,11 @@ size_t dnc_utf8_len(const unsigned char *p, size_t n)
   return len;
 }
 
+size_t dnc_source_bom_len(const dnc_source *src)
+{
+  return src->len >= 3 && !memcmp(src->text, "\xEF\xBB\xBF", 3) ? 3 : 0;
+}
+
 int dnc_source_check_bytes(dnc_diags *d, const dnc_source *src)
 {
   const unsigned char *t = (const unsigned char *)src->text;

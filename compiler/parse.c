@@ -93,7 +93,11 @@ dnc_ast_fn *dnc_parse(dnc_arena *a, dnc_diags *d, const dnc_source *src)
   yyscan_t scanner;
   if (dnc_yylex_init_extra(&ps, &scanner))
     dnc_die(__FILE__, __LINE__, "cannot create the scanner");
-  YY_BUFFER_STATE buf = dnc_yy_scan_bytes(src->text, (int)src->len, scanner);
+  /* a UTF-8 byte order mark at the start (as some editors write) is not
+   * scanned; locations stay offsets into the whole text */
+  ps.off = (uint32_t)dnc_source_bom_len(src);
+  YY_BUFFER_STATE buf = dnc_yy_scan_bytes(src->text + ps.off,
+                                          (int)(src->len - ps.off), scanner);
   int errors_before = d->nerrors;
   int rc = dnc_yyparse(scanner, &ps);
   dnc_yy_delete_buffer(buf, scanner);

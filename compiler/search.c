@@ -515,7 +515,7 @@ dnc_space *dnc_space_load(dnc_mod *m, const char *path)
     sp->set[k] = settings[k].def;
   line *ls = malloc(sizeof *ls * (src->len + 1));
   int nl = 0, errors0 = m->diags.nerrors;
-  for (size_t i = 0; i < src->len;) {
+  for (size_t i = dnc_source_bom_len(src); i < src->len;) {
     size_t e = i;
     while (e < src->len && src->text[e] != '\n')
       e++;

@@ -88,6 +88,23 @@ bad "a UTF-8 encoded surrogate" "$tmp/surrogate.dn" "error: invalid UTF-8: byte 
 printf 'fn f(x) = x # caf\xc3\xa9\nfn g(x) = \xc3\xa9\n' >"$tmp/utf8.dn"
 bad "valid UTF-8 outside a comment" "$tmp/utf8.dn" "utf8.dn:2:11: error: unexpected character 'é'"
 
+# a UTF-8 byte order mark, as some editors write: skipped at the start,
+# counted by no column, an error anywhere else
+printf '\xef\xbb\xbffn f(x) = x\n' >"$tmp/bom.dn"
+good "a UTF-8 byte order mark at the start" "$tmp/bom.dn"
+printf '\xef\xbb\xbffn f(x) = y\n' >"$tmp/bomerr.dn"
+bad "an error after a byte order mark: its column" "$tmp/bomerr.dn" "bomerr.dn:1:11: error: unknown name 'y'"
+n=$((n + 1))
+if grep -qx '    1 | fn f(x) = y' "$tmp/err" && grep -qx '      |           ^' "$tmp/err"; then
+  echo "ok $n - ... the line shown without the mark, the caret under 'y'"
+else
+  echo "not ok $n - ... the line shown without the mark, the caret under 'y'"
+  sed 's/^/#   /' "$tmp/err"
+  fail=$((fail + 1))
+fi
+printf 'fn f(x) = \xef\xbb\xbfx\n' >"$tmp/bommid.dn"
+bad "a byte order mark after the start" "$tmp/bommid.dn" "bommid.dn:1:11: error: unexpected character"
+
 printf 'fn f(x) {\n  let u = x\n  u\n' >"$tmp/block.dn"
 bad "an unterminated block" "$tmp/block.dn" "block.dn:3:4: error: unexpected end of file, expected '}'"
 

@@ -26,6 +26,11 @@ rank props desc, near_tanh asc
 DNS
 cd "$tmp" || exit 1
 
+printf '\xef\xbb\xbfbase T(x) = tanh(x)\nstage s: id | scale(2)\n' >bom.dns
+"$DNC" search bom.dns -o bom -q >/dev/null 2>err.txt
+t "a spec that starts with a UTF-8 byte order mark is read" \
+  sh -c "[ $? = 0 ] && [ -s bom.csv ] && [ ! -s err.txt ]"
+
 "$DNC" search s.dns -o one --threads 1 --top 3 -q >top.txt 2>err.txt
 t "a search runs on one thread, quietly" test ! -s err.txt
 "$DNC" search s.dns -o two --threads 2 --top 0 -q
