@@ -212,9 +212,27 @@ static int add_level(aot *a, const char *cpu, const char *features)
   return 0;
 }
 
+/* The baseline CPU and features of a triple, as clang has them: its
+ * objects must link with the platform's. LLVM's "generic" RISC-V has no
+ * F and D, so its objects had the soft-float ABI, which a linker refuses
+ * to mix with the lp64d/ilp32d of every Linux distribution's code; with
+ * +d, LLVM takes the ABI with hardware doubles. */
+static void baseline(const char *triple, const char **cpu,
+                     const char **features)
+{
+  *features = "";
+  if (is_x86_64(triple))
+    *cpu = "x86-64";
+  else if (!strncmp(triple, "riscv64", 7) || !strncmp(triple, "riscv32", 7)) {
+    *cpu = triple[5] == '6' ? "generic-rv64" : "generic-rv32";
+    *features = "+m,+a,+f,+d,+c";
+  } else
+    *cpu = "generic";
+}
+
 /* --cpu: one name, "native", or (for a library) a comma-separated list of
  * x86-64 levels; none: x86-64-v2,-v3,-v4 for an x86-64 library, else the
- * target's baseline (x86-64, or LLVM's "generic"). */
+ * target's baseline (x86-64, rv64gc or rv32gc, or LLVM's "generic"). */
 static int choose_levels(aot *a)
 {
   const char *cpu = a->o->cpu;
@@ -226,7 +244,9 @@ static int choose_levels(aot *a)
           return -1;
       return 0;
     }
-    return add_level(a, is_x86_64(a->triple) ? "x86-64" : "generic", "");
+    const char *base, *features;
+    baseline(a->triple, &base, &features);
+    return add_level(a, base, features);
   }
   if (!strcmp(cpu, "native")) {
     char *host = LLVMGetDefaultTargetTriple();

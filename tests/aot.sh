@@ -140,6 +140,9 @@ t "  is an AArch64 object" sh -c "readelf -h '$out/a64.o' | grep -q 'Machine: *A
 t "  with NEON code" sh -c "'$DNC' compile '$src' --target aarch64-linux-gnu -S -o '$out/a64.s' && grep -q 'fmla' '$out/a64.s'"
 t "--target riscv64-linux-gnu -c" run 0 compile "$src" --target riscv64-linux-gnu -c -o "$out/rv.o"
 t "  is a RISC-V object" sh -c "readelf -h '$out/rv.o' | grep -q 'Machine: *RISC-V'"
+# the platform's ABI (clang's rv64gc, lp64d): a soft-float object cannot
+# be linked with the rest of a program (EF_RISCV_FLOAT_ABI_DOUBLE is 0x4)
+t "  with the double-float ABI, as the platform's code" sh -c "readelf -h '$out/rv.o' | grep -q 'Flags: *0x5, RVC, double-float ABI'"
 t "a library for another target needs its C compiler" run 1 compile "$src" --target aarch64-linux-gnu -o "$out/a64.so"
 t "  saying so" says "set CC to its cross compiler"
 t "  and leaving nothing" test ! -e "$out/a64.so"
