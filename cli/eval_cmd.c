@@ -231,6 +231,13 @@ static int run(const dnc_cli *c, int argc, char **argv)
     rc = dnc_cli_usage_error(c, "no input file");
     goto out;
   }
+  /* standard input holds the source: no values could follow it there */
+  if (!strcmp(file, "-") && !nx) {
+    rc = dnc_cli_usage_error(c, "the source is read from standard input "
+                                "('-'), so the values of x must be given "
+                                "as arguments");
+    goto out;
+  }
   dnc_mod *m = dnc_cli_load(c, (char **)&file, 1);
   if (!m) {
     rc = DNC_EXIT_INPUT;

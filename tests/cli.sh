@@ -86,6 +86,9 @@ check_err "an unknown command is a usage error" 2 "unknown command 'frob'" "$DNC
 check_err "an unknown option is a usage error" 2 "unknown option '--frob'" "$DNC" check --frob $N
 check_err "check without files is a usage error" 2 "no input files" "$DNC" check
 check_err "eval without a file is a usage error" 2 "no input file" "$DNC" eval
+check_err "eval - without X: a usage error, not an empty success" 2 \
+  "the source is read from standard input ('-'), so the values of x must be given as arguments" \
+  sh -c "echo 'fn f(x) = x' | \"$DNC\" eval -"
 check_err "eval of a file with several functions needs -f" 2 "choose with -f" "$DNC" eval $N 1
 check_err "eval of an unknown function names the closest" 2 "no function 'dty'; did you mean 'dyt'?" \
   "$DNC" eval $N -f dty 1
