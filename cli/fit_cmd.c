@@ -220,6 +220,9 @@ static int parse(const dnc_cli *c, int argc, char **argv, fit_args *a)
                                   "--reach, --eps and --seed go with --target");
   if ((a->xcol || a->ycol) && !a->data)
     return dnc_cli_usage_error(c, "--x and --y choose columns of --data");
+  if (a->data && !strcmp(a->file, "-") && !strcmp(a->data, "-"))
+    return dnc_cli_usage_error(c, "the source and --data cannot both be "
+                                  "standard input ('-')");
   if (a->target >= 0)
     a->gain = 1; /* the layer's gain: f alone has its own range */
   return -1;

@@ -183,6 +183,9 @@ err "--init takes no NaN" 2 "--init needs NAME=NUMBER (a finite number), not 'al
 err "--data and --target together" 2 "give one" \
   "$DNC" fit $N -f dyt --target layernorm --data "$tmp/line.csv"
 err "no points at all" 2 "no points to fit" "$DNC" fit $N -f dyt
+err "the source and --data both standard input" 2 \
+  "the source and --data cannot both be standard input ('-')" \
+  sh -c "\"\$0\" fit - -f dyt --data - <'$N'" "$DNC"
 err "target options without --target" 2 "go with --target" \
   "$DNC" fit $N -f dyt --data "$tmp/line.csv" --channels 8
 err "an unknown target" 2 "--target is layernorm or rmsnorm, not 'batchnorm'" \
