@@ -8,6 +8,7 @@
  *   - a symbolic link: its target, renamed over (the link stays a link);
  *   - a character device or FIFO (/dev/null, /dev/stdout): written in
  *     place, copied from the temporary once it is complete;
+ *   - "-": standard output, written once complete (as cc -o -);
  *   - the file that standard output or error is (/dev/stdout when the
  *     shell redirected it to a file, or that file's own name): written to
  *     that descriptor, at its offset, once complete. Renaming over it, or
@@ -46,7 +47,11 @@ int dnc_outpath_resolve(const char *path, const char *const *inputs,
 {
   memset(o, 0, sizeof *o);
   struct stat ls, st;
-  if (lstat(path, &ls)) {
+  if (!strcmp(path, "-")) { /* standard output, as for cc -o - */
+    o->target = strdup(path);
+    o->in_place = 1;
+    o->std_fd = 1;
+  } else if (lstat(path, &ls)) {
     if (errno != ENOENT) {
       snprintf(err, n, "cannot write '%s': %s", path, strerror(errno));
       return -1;

@@ -58,6 +58,9 @@ t "fit --points /dev/stdout: the summary row is kept" grep -q '^dyt,pts.csv,3,' 
 t "... and the points follow it" grep -q '^x,y,fit,residual' fit.txt
 "$DNC" plot dyt.dn -o /dev/stderr 2>plot.txt
 t "plot -o /dev/stderr redirected to a file: the SVG is in it" grep -q '</svg>' plot.txt
+"$DNC" compile --emit=header dyt.dn -o - >dash.txt
+t "-o -: standard output" grep -q '^#endif' dash.txt
+t "... and no file named '-'" test ! -e -
 err "plot -o naming its input: refused" 1 "the output 'dyt.dn' is the input 'dyt.dn'" \
   "$DNC" plot dyt.dn -o dyt.dn
 t "... and the source is untouched" grep -q '^fn dyt' dyt.dn
