@@ -99,11 +99,40 @@ int dnc_cli_show(const dnc_cli *c, const dnc_diags *d)
   return d->nerrors;
 }
 
+/* files[i] is files[j] for some j < i: the same name, or the same file
+ * under another (standard input can be read once) */
+static const char *given_before(char **files, int i)
+{
+  struct stat si, sj;
+  int has_si = strcmp(files[i], "-") && !stat(files[i], &si);
+  for (int j = 0; j < i; j++) {
+    if (!strcmp(files[i], files[j]))
+      return files[j];
+    if (has_si && strcmp(files[j], "-") && !stat(files[j], &sj) &&
+        si.st_dev == sj.st_dev && si.st_ino == sj.st_ino)
+      return files[j];
+  }
+  return NULL;
+}
+
 dnc_mod *dnc_cli_load(const dnc_cli *c, char **files, int nfiles)
 {
   dnc_mod *m = dnc_mod_new();
   int ok = 1;
-  for (int i = 0; i < nfiles; i++)
+  for (int i = 0; i < nfiles && ok; i++) {
+    const char *before = given_before(files, i);
+    if (!before)
+      continue;
+    /* read twice, every function would be a duplicate of itself */
+    if (strcmp(before, files[i]))
+      dnc_diag_add(&m->diags, DNC_SEV_ERROR, NULL, DNC_NOLOC,
+                   "'%s' is given twice (also as '%s')", files[i], before);
+    else
+      dnc_diag_add(&m->diags, DNC_SEV_ERROR, NULL, DNC_NOLOC,
+                   "'%s' is given twice", files[i]);
+    ok = 0;
+  }
+  for (int i = 0; i < nfiles && ok; i++)
     ok &= dnc_mod_read_file(m, files[i]) != NULL;
   if (ok)
     dnc_mod_build(m);

@@ -80,6 +80,11 @@ check "several files form one module: f's call of g in another file is inlined" 
   "fn f(x) = 5 * x + 1" "$DNC" print -f f "$tmp/g.dn" "$tmp/f.dn"
 check_err "a call into a file not given is an unknown function" 1 "unknown function 'g'" \
   "$DNC" check "$tmp/f.dn"
+check_err "a file given twice: said once, not as duplicate functions" 1 \
+  "^dnc: error: '$tmp/./g.dn' is given twice (also as '$tmp/g.dn')\$" \
+  "$DNC" check "$tmp/g.dn" "$tmp/./g.dn"
+check_err "standard input given twice" 1 "^dnc: error: '-' is given twice\$" \
+  sh -c "echo 'fn f(x) = x' | \"$DNC\" check - -"
 
 check_err "no command is a usage error" 2 "no command given" "$DNC"
 check_err "an unknown command is a usage error" 2 "unknown command 'frob'" "$DNC" frob
