@@ -548,6 +548,19 @@ static int run(const dnc_cli *c, int argc, char **argv)
                                a.set_name[s]);
       goto out;
     }
+  /* a curve with no finite point has a legend entry and no line: say so */
+  for (int k = 0; k < p.ncurves && !c->no_warnings; k++) {
+    int finite = 0;
+    for (int i = 0; i < NPTS && !finite; i++)
+      finite = isfinite(p.c[k].y[i]);
+    if (!finite) {
+      char r0[32], r1[32];
+      dnc_format_number(r0, sizeof r0, p.x0);
+      dnc_format_number(r1, sizeof r1, p.x1);
+      fprintf(stderr, "dnc: warning: '%s' is NaN or infinite at every point "
+                      "of %s:%s; it has no line\n", p.c[k].label, r0, r1);
+    }
+  }
   const char *inputs[1] = {a.file};
   dnc_cli_inputs = inputs;
   dnc_cli_ninputs = 1;

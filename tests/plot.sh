@@ -120,6 +120,13 @@ t "a pole: the curve is broken in two, still valid" \
 import xml.etree.ElementTree as ET
 r = ET.parse('$tmp/inv.svg').getroot()
 print(len(list(r.iter('{http://www.w3.org/2000/svg}polyline'))))\") && [ \"\$svg_check_ok\" = 2 ]"
+echo 'fn nowhere(x) = sqrt(-1 - x^2)' >"$tmp/nowhere.dn"
+err "a curve with no finite point: a warning, status 0" 0 \
+  "^dnc: warning: 'nowhere' is NaN or infinite at every point of -2:2; it has no line\$" \
+  "$DNC" plot "$tmp/nowhere.dn" --range -2:2 -o "$tmp/nowhere.svg"
+t "... the SVG written all the same" grep -q '</svg>' "$tmp/nowhere.svg"
+"$DNC" plot "$tmp/nowhere.dn" -w -o "$tmp/nowhere.svg" 2>"$tmp/err"
+t "... and -w hides the warning" test ! -s "$tmp/err"
 
 err "no -o" 2 "no output file" "$DNC" plot $N -f dyt
 err "a bad --range" 2 "--range needs A:B with finite A < B, not '3:1'" \
