@@ -998,6 +998,62 @@ static void put_definition(FILE *fp, const dnc_fn *f)
 }
 
 /* The header into path; shown names it in errors. */
+/* The header's DNC_DEFAULT_<fn>_<param> names, one per parameter of every
+ * function: two alike ('a_b' with 'c', 'a' with 'b_c') would define one
+ * macro twice, the second value silently the one a C program sees. -1
+ * with a diagnostic at the second function (and a note at the first). */
+typedef struct default_name {
+  char *name;
+  int fn, param;
+} default_name;
+
+static int cmp_default_name(const void *x, const void *y)
+{
+  const default_name *a = x, *b = y;
+  int c = strcmp(a->name, b->name);
+  return c ? c : a->fn != b->fn ? (a->fn > b->fn) - (a->fn < b->fn)
+                                 : (a->param > b->param) - (a->param < b->param);
+}
+
+static int check_default_names(aot *a)
+{
+  dnc_mod *m = a->m;
+  size_t n = 0;
+  for (int i = 0; i < m->nfns; i++)
+    n += (size_t)m->fns[i]->nparams;
+  default_name *v = calloc(n + 1, sizeof *v);
+  if (!v)
+    dnc_die(__FILE__, __LINE__, "out of memory");
+  n = 0;
+  for (int i = 0; i < m->nfns; i++)
+    for (int k = 0; k < m->fns[i]->nparams; k++) {
+      if (asprintf(&v[n].name, "%s_%s", m->fns[i]->name,
+                   m->fns[i]->params[k].name) < 0)
+        dnc_die(__FILE__, __LINE__, "out of memory");
+      v[n].fn = i;
+      v[n++].param = k;
+    }
+  qsort(v, n, sizeof *v, cmp_default_name);
+  int rc = 0;
+  for (size_t j = 1; j < n && !rc; j++) {
+    if (strcmp(v[j - 1].name, v[j].name))
+      continue;
+    const dnc_fn *f0 = m->fns[v[j - 1].fn], *f1 = m->fns[v[j].fn];
+    dnc_diag_add(&m->diags, DNC_SEV_ERROR, f1->src, f1->loc,
+                 "the header would define DNC_DEFAULT_%s twice: for "
+                 "parameter '%s' of '%s' and parameter '%s' of '%s'; rename "
+                 "one of them", v[j].name, f1->params[v[j].param].name,
+                 f1->name, f0->params[v[j - 1].param].name, f0->name);
+    dnc_diag_add(&m->diags, DNC_SEV_NOTE, f0->src, f0->loc,
+                 "'%s' is defined here", f0->name);
+    rc = fail(a, "the header would define DNC_DEFAULT_%s twice", v[j].name);
+  }
+  for (size_t j = 0; j < n; j++)
+    free(v[j].name);
+  free(v);
+  return rc;
+}
+
 static int write_header(aot *a, const char *path, const char *shown)
 {
   FILE *fp = fopen(path, "w");
@@ -1116,6 +1172,9 @@ int dnc_aot_compile(dnc_mod *m, const dnc_aot_options *o, char **err)
   if (!rc && o->header && !out.in_place && !strcmp(out.target, hdr.target))
     rc = fail(&a, "the library and the header are the same file '%s'",
               o->header);
+  /* the header's macro names, before any work */
+  if (!rc && (o->header || o->emit == DNC_EMIT_HEADER))
+    rc = check_default_names(&a);
   /* every kernel's size before any is made: LLVM's time grows with it;
    * a function too large is also a diagnostic at its definition */
   for (int i = 0; i < m->nfns && !rc && o->emit != DNC_EMIT_HEADER; i++) {

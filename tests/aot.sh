@@ -126,6 +126,13 @@ t "  a C program calls the first and the last function's kernels" \
   sh -c "printf '#include <math.h>\n#include <stdint.h>\nvoid dnc_m0_f32_fwd(const float *, float *, int64_t, const double *);\nvoid dnc_m9_f64_fwd(const double *, double *, int64_t, const double *);\nint main(void) { float x = 2, y; double p = 0.5, dx = 2, dy;\n dnc_m0_f32_fwd(&x, &y, 1, &p); dnc_m9_f64_fwd(&dx, &dy, 1, &p);\n return fabs(y - 2 * tanh(1.0)) < 1e-6 && fabs(dy - 2 * tanh(10.0)) < 1e-15 ? 0 : 1; }\n' >'$tmp/m.c' &&
          cc -std=c99 -o '$tmp/m' '$tmp/m.c' '$out/m3.so' -Wl,-rpath,'$out' -lm && '$tmp/m'"
 rm -f "$out/m1.so" "$out/m3.so"
+# two functions whose parameters' default macros would have one name
+printf 'fn a_b(x; c = 1) = c * x\nfn a(x; b_c = 2) = b_c * x\n' >"$tmp/clash.dn"
+t "DNC_DEFAULT_ names that clash: the header is refused" run 1 compile "$tmp/clash.dn" --emit=header -o "$out/clash.h"
+t "  saying which, at the second function" says "clash.dn:2:1: error: the header would define DNC_DEFAULT_a_b_c twice: for parameter 'b_c' of 'a' and parameter 'c' of 'a_b'; rename one of them"
+t "  and writing nothing" test ! -e "$out/clash.h"
+t "  a library without a header is fine" run 0 compile "$tmp/clash.dn" -o "$out/clash.so"
+rm -f "$out/clash.so"
 
 # ------------------------------------------ objects, assembly, IR, cross
 t "-c writes an object" run 0 compile "$src" -c -o "$out/k.o"
