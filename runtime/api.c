@@ -215,6 +215,46 @@ void dnc_context_free(dnc_context *ctx)
   context_release(ctx);
 }
 
+dnc_status dnc_context_use_openmp(dnc_context *ctx, const char *library)
+{
+  if (!context_usable(ctx))
+    return DNC_ERR_ARGUMENT;
+  void *parallel = NULL;
+  if (library) {
+    if (!*library) {
+      dnc_set_last_error("dnc_context_use_openmp: the library's name is "
+                         "empty (NULL goes back to dnc's own threads)");
+      return DNC_ERR_ARGUMENT;
+    }
+    /* only a runtime the process already has: a second one would start
+     * its own threads, the competition this is meant to end */
+    void *h = dlopen(library, RTLD_LAZY | RTLD_NOLOAD | RTLD_NODELETE);
+    if (!h) {
+      char msg[480];
+      snprintf(msg, sizeof msg, "dnc_context_use_openmp: '%s' is not "
+               "loaded in this process (dnc joins an OpenMP runtime that is "
+               "already there)", library);
+      dnc_set_last_error(msg);
+      return DNC_ERR_NOT_FOUND;
+    }
+    /* RTLD_NODELETE: the runtime is never unloaded from now on (its
+     * threads live on, in its code); the handle can go */
+    parallel = dlsym(h, "GOMP_parallel");
+    dlclose(h);
+    if (!parallel) {
+      char msg[480];
+      snprintf(msg, sizeof msg, "dnc_context_use_openmp: '%s' has no "
+               "GOMP_parallel: not an OpenMP runtime dnc can use (libgomp, "
+               "LLVM's libomp, Intel's libiomp5)", library);
+      dnc_set_last_error(msg);
+      return DNC_ERR_ARGUMENT;
+    }
+  }
+  dnc_pool_use_omp(ctx->pool, parallel);
+  dnc_set_last_error(NULL);
+  return DNC_OK;
+}
+
 int dnc_context_threads(const dnc_context *ctx)
 {
   return context_usable(ctx) ? dnc_pool_threads(ctx->pool) : 0;

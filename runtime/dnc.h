@@ -122,6 +122,19 @@ DNC_API const char *dnc_context_cpu(const dnc_context *ctx);
 DNC_API const char *dnc_context_features(const dnc_context *ctx);
 /* The widest vector the kernels use, in bits (512 with AVX-512...). */
 DNC_API int dnc_context_vector_bits(const dnc_context *ctx);
+/* Run the context's kernel threads on an OpenMP runtime that the process
+ * has already loaded (library: its soname or path, e.g. "libgomp.so.1"):
+ * each call's blocks become one parallel region of dnc_context_threads
+ * threads of the calling thread's team (GOMP_parallel), the same bits.
+ * For a host whose own parallel code runs on that runtime (PyTorch's
+ * ATen): its threads spin for a while after each region, and dnc's own
+ * threads would compete with them for the cores. NULL: dnc's own threads
+ * (the default). DNC_ERR_NOT_FOUND when the library is not loaded,
+ * DNC_ERR_ARGUMENT when it has no GOMP_parallel. Once used, the runtime
+ * is never unloaded (its threads live on). After fork() the child uses
+ * dnc's own threads. */
+DNC_API dnc_status dnc_context_use_openmp(dnc_context *ctx,
+                                          const char *library);
 
 typedef enum dnc_diag_severity {
   DNC_DIAG_ERROR = 0,

@@ -9,10 +9,21 @@
  *
  * A job lives on its caller's stack; the caller returns only when every
  * task is done and no worker holds the job any more (`users`).
+ *
+ * A pool may instead run its jobs on an OpenMP runtime that the process
+ * already has (dnc_pool_use_omp): each job is one GOMP_parallel region
+ * of nthreads threads, the caller's team, whose members claim tasks from
+ * the same counter. Where the process's other parallel code runs on that
+ * runtime (PyTorch's ATen), its threads, which spin for a while after
+ * each region, then take dnc's tasks instead of competing with dnc's own
+ * workers for the cores (docs/performance.md, round seven). A child
+ * process made by fork() goes back to the pool's own threads, or to the
+ * caller alone: an OpenMP runtime need not survive a fork.
  */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "runtime.h"
@@ -27,6 +38,11 @@ typedef struct job {
   struct job *link;
 } job;
 
+/* an OpenMP runtime's fork-join entry: libgomp's GOMP_parallel, which
+ * LLVM's libomp and Intel's libiomp5 export too */
+typedef void (*omp_parallel_fn)(void (*fn)(void *), void *data,
+                                unsigned nthreads, unsigned flags);
+
 struct dnc_pool {
   int nthreads; /* including the caller */
   pthread_t *threads;
@@ -34,7 +50,23 @@ struct dnc_pool {
   pthread_cond_t work, finished;
   job *jobs; /* jobs with tasks left to claim */
   int stop;
+  _Atomic(omp_parallel_fn) omp; /* NULL: the pool's own threads */
+  atomic_uint omp_forks;        /* forks seen when omp was set */
 };
+
+/* fork()s seen by this process: counted in the child */
+static atomic_uint forks;
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+
+static void count_fork(void)
+{
+  atomic_fetch_add(&forks, 1);
+}
+
+static void watch_forks(void)
+{
+  pthread_atfork(NULL, NULL, count_fork);
+}
 
 static void unlink_job(dnc_pool *p, job *j)
 {
@@ -88,6 +120,8 @@ dnc_pool *dnc_pool_new(int nthreads)
   if (!p)
     return NULL;
   p->nthreads = nthreads < 1 ? 1 : nthreads;
+  atomic_init(&p->omp, NULL);
+  atomic_init(&p->omp_forks, 0);
   pthread_mutex_init(&p->lock, NULL);
   pthread_cond_init(&p->work, NULL);
   pthread_cond_init(&p->finished, NULL);
@@ -128,6 +162,21 @@ int dnc_pool_threads(const dnc_pool *p)
   return p->nthreads;
 }
 
+void dnc_pool_use_omp(dnc_pool *p, void *parallel)
+{
+  pthread_once(&fork_once, watch_forks);
+  omp_parallel_fn f = NULL;
+  if (parallel)
+    memcpy(&f, &parallel, sizeof f); /* dlsym's object pointer */
+  atomic_store(&p->omp_forks, atomic_load(&forks));
+  atomic_store_explicit(&p->omp, f, memory_order_release);
+}
+
+static void omp_member(void *j)
+{
+  work_on(j);
+}
+
 void dnc_pool_run(dnc_pool *p, int64_t ntasks, void (*fn)(void *, int64_t),
                   void *arg)
 {
@@ -140,6 +189,13 @@ void dnc_pool_run(dnc_pool *p, int64_t ntasks, void (*fn)(void *, int64_t),
   }
   job j = {.fn = fn, .arg = arg, .ntasks = ntasks};
   atomic_init(&j.next, 0);
+  omp_parallel_fn omp = atomic_load_explicit(&p->omp, memory_order_acquire);
+  if (omp && atomic_load(&p->omp_forks) == atomic_load(&forks)) {
+    /* the region ends when every member has run out of tasks */
+    unsigned n = (unsigned)(ntasks < p->nthreads ? ntasks : p->nthreads);
+    omp(omp_member, &j, n, 0);
+    return;
+  }
   pthread_mutex_lock(&p->lock);
   j.link = p->jobs;
   p->jobs = &j;

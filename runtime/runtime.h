@@ -25,6 +25,9 @@ int dnc_pool_threads(const dnc_pool *p);
  * returns when all have run. */
 void dnc_pool_run(dnc_pool *p, int64_t ntasks, void (*fn)(void *, int64_t),
                   void *arg);
+/* Runs later jobs as regions of an OpenMP runtime: parallel is its
+ * GOMP_parallel (from dlsym); NULL goes back to the pool's threads. */
+void dnc_pool_use_omp(dnc_pool *p, void *parallel);
 
 /* ----------------------------------------------------------------- api.c */
 

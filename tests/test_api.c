@@ -3,12 +3,16 @@
  * files, structured diagnostics, enumerating functions and parameters,
  * evaluating through the reference interpreter, and argument checking.
  */
+#include <dirent.h>
 #include <dlfcn.h>
 #include <math.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "dnc.h"
 #include "tap.h"
@@ -539,6 +543,116 @@ static void test_unload(void)
      "dlclose, then the calling thread's exit");
 }
 
+/* threads of this process */
+static int count_threads(void)
+{
+  DIR *d = opendir("/proc/self/task");
+  int n = 0;
+  if (!d)
+    return -1;
+  for (struct dirent *e; (e = readdir(d));)
+    n += e->d_name[0] != '.';
+  closedir(d);
+  return n;
+}
+
+enum { OR = 257, OC = 1000 }; /* several blocks (kernels.c's grid) */
+enum { OUTS = 2 * OR * OC + 2 * OC };
+
+/* DyT's layer forward and backward on ctx's threads, y, dx, dgamma and
+ * dbeta into out (OUTS floats); 1 when both calls succeeded */
+static int omp_run(dnc_context *ctx, float *out)
+{
+  const char *src = "fn dyt(x; alpha = 0.5) = tanh(alpha * x)\n";
+  dnc_module *m = NULL;
+  if (dnc_compile_string(ctx, "omp.dn", src, strlen(src), &m) != DNC_OK) {
+    dnc_module_free(m);
+    return 0;
+  }
+  static float x[OR * OC], g[OC], b[OC];
+  float *y = out, *dx = out + OR * OC, *dg = dx + OR * OC, *db = dg + OC;
+  double dp = 0;
+  for (int i = 0; i < OR * OC; i++)
+    x[i] = (float)((i * 7919) % 2001) / 250.0f - 4.0f;
+  for (int c = 0; c < OC; c++)
+    g[c] = 1.0f + (float)c / OC, b[c] = (float)c / 4096, dg[c] = db[c] = 0;
+  dnc_tensor tx = {x, DNC_F32, OR, OC, 0}, ty = {y, DNC_F32, OR, OC, 0},
+             tdx = {dx, DNC_F32, OR, OC, 0};
+  dnc_layer L = {NULL, NULL, g, b};
+  dnc_layer_grad G = {&dp, NULL, dg, db};
+  const dnc_function *f = dnc_module_find(m, "dyt");
+  /* dy = y: the forward's output as the backward's incoming gradient */
+  int done = dnc_layer_forward(f, &tx, &ty, &L) == DNC_OK &&
+             dnc_layer_backward(f, &tx, &ty, &tdx, &L, &G) == DNC_OK;
+  dnc_module_free(m);
+  return done;
+}
+
+/* dnc_context_use_openmp: refusals, then the kernels on libgomp's team
+ * (the same bits as on dnc's own threads), back, and a fork()ed child */
+static void test_openmp(void)
+{
+  dnc_options o;
+  dnc_options_init(&o);
+  o.threads = 4;
+  o.cache = -1;
+  dnc_context *ctx = NULL;
+  if (dnc_context_create(&o, &ctx) != DNC_OK) {
+    ok(0, "openmp: a context");
+    return;
+  }
+  is_int(dnc_context_use_openmp(ctx, "libdnc-no-such-runtime.so"),
+         DNC_ERR_NOT_FOUND, "openmp: a runtime that is not loaded is refused");
+  ok(strstr(dnc_last_error(), "'libdnc-no-such-runtime.so' is not loaded") != NULL,
+     "... saying so: %s", dnc_last_error());
+  is_int(dnc_context_use_openmp(ctx, ""), DNC_ERR_ARGUMENT,
+         "openmp: an empty name is refused");
+  void *libm = dlopen("libm.so.6", RTLD_NOW);
+  is_int(dnc_context_use_openmp(ctx, "libm.so.6"), DNC_ERR_ARGUMENT,
+         "openmp: a loaded library without GOMP_parallel is refused");
+  ok(strstr(dnc_last_error(), "has no GOMP_parallel") != NULL,
+     "... saying so: %s", dnc_last_error());
+  if (libm)
+    dlclose(libm);
+
+  static float ref[OUTS], got[OUTS];
+  ok(omp_run(ctx, ref), "openmp: DyT on dnc's own 4 threads");
+  void *gomp = dlopen("libgomp.so.1", RTLD_NOW | RTLD_GLOBAL);
+  if (!gomp) {
+    skip(6, "no libgomp.so.1 to load");
+    dnc_context_free(ctx);
+    return;
+  }
+  int before = count_threads();
+  is_int(dnc_context_use_openmp(ctx, "libgomp.so.1"), DNC_OK,
+         "openmp: libgomp.so.1, once loaded, is taken");
+  ok(omp_run(ctx, got) && !memcmp(got, ref, sizeof ref),
+     "... and its team's y, dx, dgamma and dbeta are dnc's own threads' bits");
+  /* libgomp starts its team's threads on the first region: dnc's blocks
+   * ran there, not on dnc's workers (which were already there) */
+  ok(count_threads() >= before + 3, "... on 3 threads libgomp started "
+     "(%d threads before, %d after)", before, count_threads());
+  pid_t pid = fork();
+  if (pid == 0) {
+    /* the child: dnc's own threads (none survive a fork: the caller
+     * alone), never the parent's OpenMP team */
+    alarm(60);
+    memset(got, 0, sizeof got);
+    _exit(omp_run(ctx, got) && !memcmp(got, ref, sizeof ref) ? 0 : 1);
+  }
+  int st = -1;
+  int waited = pid > 0 && waitpid(pid, &st, 0) == pid;
+  ok(waited && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+     "... and after fork() the child gets the same bits (status %d)", st);
+  is_int(dnc_context_use_openmp(ctx, NULL), DNC_OK,
+         "openmp: NULL goes back to dnc's own threads");
+  ok(omp_run(ctx, got) && !memcmp(got, ref, sizeof ref), "... the same bits");
+  dnc_context_free(ctx);
+  is_int(dnc_context_use_openmp(ctx, "libgomp.so.1"), DNC_ERR_ARGUMENT,
+         "openmp: a freed context is refused");
+  dlclose(gomp);
+}
+
 int main(void)
 {
   test_version();
@@ -550,5 +664,6 @@ int main(void)
   test_limits();
   test_freed_context();
   test_unload();
+  test_openmp();
   return done_testing();
 }

@@ -158,6 +158,22 @@ class Context:
     def vector_bits(self):
         return C.lib.dnc_context_vector_bits(self._h)
 
+    openmp = None  # the OpenMP runtime the kernels' threads run on
+
+    def use_openmp(self, library):
+        """Run the kernels' threads on an OpenMP runtime this process has
+        already loaded (its soname or path, e.g. "libgomp.so.1"): each
+        call's blocks become one parallel region of the calling thread's
+        team, so that a host whose parallel code runs on that runtime
+        (PyTorch) shares its threads with dnc instead of competing with
+        them for the cores; the same results. None: dnc's own threads (the
+        default). A copy of the context starts on its own threads."""
+        st = C.lib.dnc_context_use_openmp(
+            self._h, library.encode() if library is not None else None)
+        if st != C.OK:
+            _raise(st, "Context.use_openmp(%r)" % (library,))
+        self.openmp = library
+
     def compile(self, source, name=None):
         """Compiles dnc source text; SourceError when it has errors."""
         if isinstance(source, str):

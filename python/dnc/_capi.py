@@ -135,6 +135,7 @@ _sig("dnc_context_threads", ctypes.c_int, P)
 _sig("dnc_context_cpu", ctypes.c_char_p, P)
 _sig("dnc_context_features", ctypes.c_char_p, P)
 _sig("dnc_context_vector_bits", ctypes.c_int, P)
+_sig("dnc_context_use_openmp", ctypes.c_int, P, ctypes.c_char_p)
 _sig("dnc_compile_string", ctypes.c_int, P, ctypes.c_char_p, ctypes.c_char_p,
      ctypes.c_size_t, ctypes.POINTER(P))
 _sig("dnc_compile_file", ctypes.c_int, P, ctypes.c_char_p, ctypes.POINTER(P))

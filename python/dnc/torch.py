@@ -192,11 +192,54 @@ _compiled = {}   # (source, threads) -> dnc.Module
 _functions = {}  # (source, name, threads) -> dnc.Function
 
 
+_omp = []  # [the OpenMP runtime PyTorch's ATen runs on, or None]
+
+
+def _torch_openmp():
+    """The path of the OpenMP runtime that PyTorch's ATen runs its parallel
+    code on (its own libgomp in a pip wheel, the system's in Debian's
+    build), when it runs on OpenMP and that runtime is loaded; else None.
+    $DNC_TORCH_OPENMP=0 says None."""
+    if _omp:
+        return _omp[0]
+    lib = None
+    if os.environ.get("DNC_TORCH_OPENMP", "1").lower() not in (
+            "0", "off", "no", "false"):
+        try:
+            parallel = torch.__config__.parallel_info()
+            with open("/proc/self/maps") as f:
+                libs = {ln.split(None, 5)[5].strip() for ln in f
+                        if ln.count(" ") >= 5 and
+                        re.search(r"/lib(g|i|i5)?omp[^/]*\.so[^/]*$",
+                                  ln.strip())}
+        except (OSError, IndexError, AttributeError):
+            libs, parallel = set(), ""
+        if "parallel backend: OpenMP" in parallel and libs:
+            # torch's own copy when it has one, else the one it links
+            here = os.path.dirname(os.path.realpath(torch.__file__))
+            own = sorted(p for p in libs
+                         if os.path.realpath(p).startswith(here + os.sep))
+            lib = own[0] if own else (sorted(libs)[0] if len(libs) == 1
+                                      else None)
+    _omp.append(lib)
+    return lib
+
+
 def _context(threads):
     with _lock:
         ctx = _contexts.get(threads)
         if ctx is None:
-            ctx = _contexts[threads] = _dnc.Context(threads=threads)
+            ctx = _dnc.Context(threads=threads)
+            lib = _torch_openmp()
+            if lib is not None:
+                # PyTorch's threads spin after each of its parallel
+                # regions; on them, dnc's blocks do not compete with them
+                # for the cores (docs/performance.md, round seven)
+                try:
+                    ctx.use_openmp(lib)
+                except _dnc.Error:
+                    pass  # dnc's own threads: slower next to ATen, same bits
+            _contexts[threads] = ctx
         return ctx
 
 

@@ -11,7 +11,9 @@ import copy
 import io
 import os
 import re
+import signal
 import subprocess
+import sys
 import warnings
 
 import pytest
@@ -239,6 +241,71 @@ def test_threads_bitwise():
         grads.append([xx.grad] + [p.grad for p in mod.parameters()])
     ok(all(torch.equal(a, b) for a, b in zip(*grads)),
        "every gradient bitwise equal on 1 and 2 threads")
+
+
+def _step(mod, x, dy):
+    xx = x.clone().requires_grad_()
+    mod.zero_grad(set_to_none=True)
+    y = mod(xx)
+    y.backward(dy)
+    return [y.detach(), xx.grad] + [p.grad for p in mod.parameters()]
+
+
+def test_openmp_runtime():
+    """dnc.torch's kernel threads are PyTorch's OpenMP threads where ATen
+    runs on OpenMP: the same bits as on dnc's own, in a fork()ed child
+    too; Context.use_openmp's refusals."""
+    ctx = dnc.Context(threads=2)
+    raises(dnc.Error, lambda: ctx.use_openmp("libdnc-no-such-omp.so"),
+           "a runtime that is not loaded", "is not loaded in this process")
+    raises(dnc.Error, lambda: ctx.use_openmp(""), "an empty name",
+           "the library's name is empty")
+    ctx.use_openmp(None)
+    ok(ctx.openmp is None, "None: dnc's own threads")
+
+    lib = dt._torch_openmp()
+    on_omp = "parallel backend: OpenMP" in torch.__config__.parallel_info()
+    ok((lib is not None) == on_omp and (lib is None or "omp" in lib),
+       "ATen's OpenMP runtime is found where ATen runs on OpenMP",
+       lambda: "found %r; %s" % (lib, torch.__config__.parallel_info()))
+    torch.manual_seed(3)
+    mod = randomize(dt.PointwiseNorm(1000, "dyt", threads=2))
+    tctx = mod.fn.module.context
+    ok(tctx.openmp == lib, "the module's context runs on it (%r)" % lib)
+    x = torch.randn(300, 1000) * 3
+    dy = torch.randn(300, 1000)
+    torch.randn(512, 512) @ torch.randn(512, 512)  # ATen's team, spinning
+    got = _step(mod, x, dy)
+    try:
+        tctx.use_openmp(None)
+        ref = _step(mod, x, dy)
+    finally:
+        tctx.use_openmp(lib)
+    ok(all(torch.equal(a, b) for a, b in zip(got, ref)),
+       "y and every gradient bitwise the same on ATen's team and on dnc's "
+       "own threads")
+    pid = os.fork()
+    if pid == 0:  # a DataLoader-style worker: dnc's own threads there
+        code = 1
+        try:
+            signal.alarm(120)
+            # as DataLoader's workers do: ATen's OpenMP team does not
+            # survive a fork (x.clone() on 2 threads hangs in the child)
+            torch.set_num_threads(1)
+            code = 0 if all(torch.equal(a, b) for a, b in
+                            zip(_step(mod, x, dy), ref)) else 1
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    ok(os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0,
+       "a fork()ed child computes the same bits", "status %d" % status)
+    out = subprocess.run(
+        [sys.executable, "-c", "import dnc.torch as dt; "
+         "print(dt._torch_openmp(), dt._context(2).openmp)"],
+        env=dict(os.environ, DNC_TORCH_OPENMP="0"), capture_output=True,
+        text=True, timeout=300)
+    ok(out.returncode == 0 and out.stdout.split() == ["None", "None"],
+       "DNC_TORCH_OPENMP=0: dnc's own threads", out.stdout + out.stderr)
 
 
 def test_module_behaviour():
