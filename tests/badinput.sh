@@ -105,6 +105,12 @@ fi
 printf 'fn f(x) = \xef\xbb\xbfx\n' >"$tmp/bommid.dn"
 bad "a byte order mark after the start" "$tmp/bommid.dn" "bommid.dn:1:11: error: unexpected character"
 
+# 64 parameters are accepted, a 65th is the error, at it
+{ printf 'fn f(x'; for i in $(seq 1 64); do printf '%s p%d = 1' "$([ $i = 1 ] && echo ';' || echo ',')" $i; done; printf ') = x\n'; } >"$tmp/p64.dn"
+good "64 parameters" "$tmp/p64.dn"
+sed 's/) = x/, p65 = 1) = x/' "$tmp/p64.dn" >"$tmp/p65.dn"
+bad "65 parameters" "$tmp/p65.dn" "p65.dn:1:[0-9]+: error: too many parameters: a function has at most 64"
+
 printf 'fn f(x) {\n  let u = x\n  u\n' >"$tmp/block.dn"
 bad "an unterminated block" "$tmp/block.dn" "block.dn:3:4: error: unexpected end of file, expected '}'"
 
