@@ -13,6 +13,8 @@ docs/python.md is the manual.
 """
 import fnmatch
 import inspect
+import itertools
+import re
 import warnings
 
 import numpy as np
@@ -56,6 +58,9 @@ def channels_first(m, overrides=None):
         src = ""
     if ".permute(" in src or "movedim(" in src:
         return True
+    if not isinstance(m, nn.LayerNorm) and "transpose(" not in src and \
+            re.search(r"layer_norm\(|mean\(\s*(dim\s*=\s*)?-1\b", src):
+        return False  # a LayerNorm written from scratch, over the last dim
     raise ValueError(
         "dnc.convert: %s subclasses nn.LayerNorm with its own forward, which "
         "does not permute: it is not clear which dimension it normalizes; "
@@ -63,22 +68,82 @@ def channels_first(m, overrides=None):
         % (type(m).__name__, type(m).__name__))
 
 
+def _vec(m, name):
+    t = getattr(m, name, None)
+    return t if isinstance(t, torch.Tensor) and t.dim() == 1 else None
+
+
+def _scale(m):
+    """A norm's per-channel scale: its weight, or torchtune's `scale`."""
+    w = _vec(m, "weight")
+    return w if w is not None else _vec(m, "scale")
+
+
+def _leaf(m):
+    return next(m.children(), None) is None
+
+
+def _forward_source(m):
+    try:
+        return inspect.getsource(type(m).forward)
+    except (OSError, TypeError):
+        return ""
+
+
+def _is_layernorm(m):
+    """nn.LayerNorm and its subclasses, and LayerNorms written from scratch
+    as the ConvNeXt repositories' LayerNorm (its data_format) and
+    Hugging Face's ConvNextLayerNorm are: a leaf module whose class name
+    has "LayerNorm" in it, with a 1-D weight and a bias of its shape."""
+    if isinstance(m, nn.LayerNorm):
+        return True
+    w, b = _vec(m, "weight"), _vec(m, "bias")
+    return ("layernorm" in type(m).__name__.lower() and _leaf(m) and
+            w is not None and b is not None and b.shape == w.shape)
+
+
 def _is_rmsnorm(m):
+    """nn.RMSNorm; leaf classes named *RMSNorm with a 1-D weight (or
+    torchtune's `scale`) and no bias; and a bias-free *LayerNorm* class
+    whose forward does not call layer_norm (Hugging Face's T5LayerNorm:
+    an RMSNorm by another name)."""
     if _RMSNorm is not None and isinstance(m, _RMSNorm):
         return True
-    w = getattr(m, "weight", None)
-    return (type(m).__name__.lower().endswith("rmsnorm") and
-            isinstance(w, torch.Tensor) and w.dim() == 1 and
-            getattr(m, "bias", None) is None)
+    if isinstance(m, nn.LayerNorm) or not _leaf(m) or \
+            getattr(m, "bias", None) is not None:
+        return False
+    name = type(m).__name__.lower()
+    if name.endswith("rmsnorm"):
+        return _scale(m) is not None
+    return "layernorm" in name and _vec(m, "weight") is not None and \
+        "layer_norm(" not in _forward_source(m)
+
+
+# norms that are not dnc's to replace: they normalize over the batch or
+# over groups of channels
+_OTHER_NORMS = tuple(c for c in (
+    getattr(nn.modules.batchnorm, "_NormBase", None), nn.GroupNorm,
+    nn.LocalResponseNorm, getattr(nn, "CrossMapLRN2d", None)) if c)
 
 
 def _kind(m, kind):
     """'layernorm', 'rmsnorm' or None: what converting for kind replaces."""
-    if kind in ("layernorm", "all") and isinstance(m, nn.LayerNorm):
+    if kind in ("layernorm", "all") and _is_layernorm(m):
         return "layernorm"
     if kind in ("rmsnorm", "all") and _is_rmsnorm(m):
         return "rmsnorm"
     return None
+
+
+def _unknown_norm(m):
+    """A leaf module named like a norm (*Norm, *Norm2d) that is neither a
+    LayerNorm nor an RMSNorm dnc recognises, nor a batch, group or
+    local-response norm: convert warns that it stays."""
+    if isinstance(m, (_dt.PointwiseNorm,) + _OTHER_NORMS) or not _leaf(m):
+        return False
+    if _is_layernorm(m) or _is_rmsnorm(m):
+        return False
+    return re.search(r"norm(\dd)?$", type(m).__name__.lower()) is not None
 
 
 def find_norms(model, kind="all"):
@@ -96,7 +161,7 @@ def _shape(m, path):
                                        isinstance(m, _RMSNorm)):
         shape = tuple(m.normalized_shape)
     else:
-        shape = (m.weight.shape[0],)
+        shape = (_scale(m).shape[0],)
     if len(shape) != 1:
         raise ValueError("dnc.convert: %s normalizes over %s; PointwiseNorm "
                          "covers one dimension: the last dimension only, or "
@@ -121,6 +186,67 @@ def _site_values(init, path, m):
     return {}
 
 
+def _eps(m):
+    """nn.LayerNorm's and nn.RMSNorm's eps (None: the input dtype's
+    machine epsilon, as nn.RMSNorm(eps=None) computes), Hugging Face's
+    variance_epsilon, else 1e-6"""
+    if hasattr(m, "eps"):
+        return m.eps
+    return getattr(m, "variance_epsilon", 1e-6)
+
+
+def _affine(m, path, k, cf, w, b):
+    """The weight and bias that give m's affine part, for keep_affine:
+    nn.LayerNorm's and nn.RMSNorm's own; for another class, checked by
+    running m on a probe input: its weight, or 1 + weight where m scales
+    by (1 + weight) (Gemma's RMSNorms, whose weight starts at 0); a
+    ValueError when neither reproduces m."""
+    if type(m) is nn.LayerNorm or (_RMSNorm is not None and
+                                   type(m) is _RMSNorm):
+        return w, b
+    if w.is_meta:
+        return w, b  # no values to copy, nor to check
+    c = w.shape[0]
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn((2, c, 2, 3) if cf else (2, 3, c), generator=g,
+                    dtype=torch.float64)
+    try:
+        with torch.no_grad():
+            y = m(x.to(w.device, w.dtype)).detach().double().cpu()
+    except Exception as e:  # whatever m does with a probe it cannot take
+        warnings.warn("dnc.convert: %s: running %s on a probe input to "
+                      "check how it applies its weight failed (%s: %s); "
+                      "keep_affine copies its weight as it is"
+                      % (path or "the model", type(m).__name__,
+                         type(e).__name__, e))
+        return w, b
+    eps = _eps(m)
+    eps = torch.finfo(w.dtype).eps if eps is None else eps
+    xl = x.movedim(1, -1) if cf else x
+    xq = xl.to(w.dtype).double()  # as m saw it
+    if k == "layernorm":
+        base = F.layer_norm(xq, (c,), eps=eps)
+    else:
+        base = xq * torch.rsqrt(xq.pow(2).mean(-1, keepdim=True) + eps)
+    wd = w.detach().double().cpu()
+    bd = b.detach().double().cpu() if b is not None else 0.0
+    tol = 1e-3 if w.dtype in (torch.float32, torch.float64) else 3e-2
+    for scale, copied in ((wd, w), (1 + wd, None)):
+        want = base * scale + bd
+        if cf:
+            want = want.movedim(-1, 1)
+        if y.shape == want.shape and torch.allclose(y, want, rtol=tol,
+                                                    atol=tol):
+            return (copied if copied is not None else
+                    (1 + w.detach())), b
+    raise ValueError(
+        "dnc.convert: %s: %s's output is neither weight * %s(x) nor "
+        "(1 + weight) * %s(x)%s on a probe input: keep_affine cannot copy "
+        "its affine part (convert with keep_affine=False)"
+        % (path or "the model", type(m).__name__, k, k,
+           " + bias" if b is not None else ""))
+
+
 def convert(model, fn, module=None, *, kind="all", init=None,
             keep_affine=False, channels_first_classes=None, threads=None,
             **defaults):
@@ -138,6 +264,10 @@ def convert(model, fn, module=None, *, kind="all", init=None,
     fn = _dt.resolve(fn, module, threads)
     sites = {id(m): (p, k) for p, m, k in find_norms(model, kind)}
     made = {}  # id of a norm -> its PointwiseNorm: a shared norm stays shared
+    # a norm without a weight takes the model's dtype and device
+    ref = next((t for t in itertools.chain(model.parameters(),
+                                           model.buffers())
+                if t.is_floating_point()), None)
 
     def replace(m, path):
         site = sites.get(id(m))
@@ -147,20 +277,22 @@ def convert(model, fn, module=None, *, kind="all", init=None,
             return made[id(m)]
         k = site[1]
         shape = _shape(m, path)
-        w = getattr(m, "weight", None)
+        w = _scale(m) if k == "rmsnorm" else getattr(m, "weight", None)
         b = getattr(m, "bias", None) if k == "layernorm" else None
         cf = k == "layernorm" and channels_first(m, channels_first_classes)
         values = dict(defaults)
         values.update(_site_values(init, path, m))
+        like = w if w is not None else ref
         try:
             out = _dt.PointwiseNorm(
                 shape, fn, elementwise_affine=w is not None,
                 bias=b is not None, channels_last=not cf, threads=threads,
-                dtype=w.dtype if w is not None else None,
-                device=w.device if w is not None else None, **values)
+                dtype=like.dtype if like is not None else None,
+                device=like.device if like is not None else None, **values)
         except (TypeError, ValueError) as e:
             raise type(e)("dnc.convert: %s: %s" % (path or "the model", e))
         if keep_affine and w is not None:
+            w, b = _affine(m, path, k, cf, w, b)
             with torch.no_grad():
                 out.weight.copy_(w)
                 if b is not None:
@@ -185,6 +317,14 @@ def convert(model, fn, module=None, *, kind="all", init=None,
     walked = set()
 
     out = walk(model, "")
+    left = sorted({"%s (%s)" % (p or "the model", type(m).__name__)
+                   for p, m in out.named_modules() if _unknown_norm(m)})
+    if left:
+        warnings.warn("dnc.convert: left as they are, not recognised as a "
+                      "LayerNorm or an RMSNorm: %s (a LayerNorm needs a 1-D "
+                      "weight and bias, an RMSNorm a 1-D weight and no bias;"
+                      " replace these by hand with PointwiseNorm)"
+                      % ", ".join(left))
     # nn.TransformerEncoder decides at construction whether its eval-mode
     # fast path packs the batch into a nested tensor, from its layers'
     # LayerNorms: that path computes LayerNorm itself. Its layers' own fast
@@ -265,13 +405,7 @@ def fit_initial(model, fn, batches, module=None, *, kind="all",
     hooks = []
     for path, m, k in sites:
         cf = k == "layernorm" and channels_first(m, channels_first_classes)
-        # nn.LayerNorm's and nn.RMSNorm's eps (None: the input dtype's
-        # machine epsilon, as nn.RMSNorm(eps=None) computes), Hugging
-        # Face's variance_epsilon, else 1e-6
-        if hasattr(m, "eps"):
-            eps = m.eps
-        else:
-            eps = getattr(m, "variance_epsilon", 1e-6)
+        eps = _eps(m)
 
         def hook(mod, args, out, path=path, k=k, cf=cf, eps=eps):
             if eps is None:

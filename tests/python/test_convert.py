@@ -5,6 +5,7 @@ and channels first; reference DyT and Derf checkpoints loading strictly;
 channels-first LayerNorm subclasses; RMSNorm; per-site and fitted initial
 values; repr."""
 import copy
+import warnings
 
 import pytest
 import torch
@@ -392,3 +393,154 @@ def test_fit_initial_fits_each_site():
     raises(ValueError, lambda: dt.fit_initial(model, "dyt", batches,
                                               params=["beta"]),
            "an unknown parameter", "not beta")
+
+
+class ConvNeXtLayerNorm(nn.Module):
+    """The ConvNeXt repositories' LayerNorm: not an nn.LayerNorm."""
+
+    def __init__(self, c, eps=1e-6, data_format="channels_last"):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(c))
+        self.bias = nn.Parameter(torch.zeros(c))
+        self.eps = eps
+        self.data_format = data_format
+        self.normalized_shape = (c,)
+
+    def forward(self, x):
+        if self.data_format == "channels_last":
+            return nn.functional.layer_norm(x, self.normalized_shape,
+                                            self.weight, self.bias, self.eps)
+        u = x.mean(1, keepdim=True)
+        s = (x - u).pow(2).mean(1, keepdim=True)
+        x = (x - u) / torch.sqrt(s + self.eps)
+        return self.weight[:, None, None] * x + self.bias[:, None, None]
+
+
+class T5LayerNorm(nn.Module):
+    """Hugging Face's T5LayerNorm: an RMSNorm named LayerNorm."""
+
+    def __init__(self, c, eps=1e-6):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(c))
+        self.variance_epsilon = eps
+
+    def forward(self, x):
+        v = x.pow(2).mean(-1, keepdim=True)
+        return self.weight * (x * torch.rsqrt(v + self.variance_epsilon))
+
+
+class TuneRMSNorm(nn.Module):
+    """torchtune's RMSNorm: its parameter is `scale`."""
+
+    def __init__(self, c, eps=1e-6):
+        super().__init__()
+        self.eps = eps
+        self.scale = nn.Parameter(torch.ones(c))
+
+    def forward(self, x):
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) +
+                               self.eps) * self.scale
+
+
+class GemmaRMSNorm(nn.Module):
+    """Hugging Face's Gemma RMSNorms: output * (1 + weight), weight from 0."""
+
+    def __init__(self, c, eps=1e-6):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.zeros(c))
+
+    def forward(self, x):
+        y = x.float() * torch.rsqrt(x.float().pow(2).mean(-1, keepdim=True) +
+                                    self.eps)
+        return (y * (1.0 + self.weight.float())).type_as(x)
+
+
+class OddNorm(nn.Module):
+    """A norm dnc cannot tell: its output is not weight * norm(x)."""
+
+    def __init__(self, c):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(c))
+
+    def forward(self, x):
+        return torch.tanh(x) * self.weight
+
+
+class ScaleNorm(nn.Module):
+    """A norm by another recipe (one scalar): neither kind."""
+
+    def __init__(self):
+        super().__init__()
+        self.g = nn.Parameter(torch.ones(()))
+
+    def forward(self, x):
+        return self.g * x / x.norm(dim=-1, keepdim=True)
+
+
+def test_norm_classes_written_from_scratch():
+    """ConvNeXt's LayerNorm, T5LayerNorm and torchtune's RMSNorm are
+    converted (with their layout and kind), keep_affine copies Gemma's
+    (1 + weight), a norm that is neither is warned about, and keep_affine
+    refuses a weight it cannot place."""
+    torch.manual_seed(5)
+    model = nn.Sequential(nn.Conv2d(3, 8, 4, 4),
+                          ConvNeXtLayerNorm(8, data_format="channels_first"),
+                          nn.Flatten(2), T5LayerNorm(4), TuneRMSNorm(4),
+                          nn.Flatten(1), ConvNeXtLayerNorm(32))
+    with torch.no_grad():
+        model[1].weight.uniform_(0.5, 1.5)
+        model[4].scale.uniform_(0.5, 1.5)
+    kinds = [(p, k) for p, _, k in dconv.find_norms(model)]
+    ok(kinds == [("1", "layernorm"), ("3", "rmsnorm"), ("4", "rmsnorm"),
+                 ("6", "layernorm")], "each class is found as its kind",
+       str(kinds))
+    w1, s4 = model[1].weight.detach().clone(), model[4].scale.detach().clone()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        dt.convert(model, "dyt", keep_affine=True)
+    ok(all(isinstance(model[i], dt.PointwiseNorm) for i in (1, 3, 4, 6)),
+       "all four are PointwiseNorm now")
+    ok(not model[1].channels_last and model[6].channels_last,
+       "ConvNeXt's data_format gives the layout")
+    ok(model[3].bias is None and model[4].bias is None,
+       "the RMSNorms are weight-only")
+    ok(torch.equal(model[1].weight, w1) and torch.equal(model[4].weight, s4),
+       "keep_affine copies weight and torchtune's scale")
+    y = model(torch.randn(2, 3, 8, 8))
+    ok(y.shape == (2, 32) and bool(torch.isfinite(y).all()), "it runs")
+
+    g = nn.Sequential(nn.Linear(8, 8), GemmaRMSNorm(8))
+    with torch.no_grad():
+        g[1].weight.uniform_(-0.5, 0.5)
+    want = 1 + g[1].weight.detach()
+    dt.convert_rmsnorm(g, "dyt", keep_affine=True)
+    ok(torch.allclose(g[1].weight, want), "Gemma's RMSNorm: keep_affine "
+       "copies 1 + weight, the scale it applies")
+
+    raises(ValueError, lambda: dt.convert(
+        nn.Sequential(nn.Linear(4, 4), OddRMSNorm(4)), "dyt",
+        keep_affine=True), "keep_affine on a norm whose output is not "
+        "weight * rmsnorm(x)", "keep_affine cannot copy")
+    with pytest.warns(UserWarning, match=r"1 \(ScaleNorm\)"):
+        m = dt.convert(nn.Sequential(nn.LayerNorm(4), ScaleNorm()), "dyt")
+    ok(isinstance(m[0], dt.PointwiseNorm) and isinstance(m[1], ScaleNorm),
+       "a norm of neither kind stays, with a warning naming it")
+
+
+class OddRMSNorm(OddNorm):
+    pass
+
+
+def test_no_affine_norm_takes_the_models_dtype_and_device():
+    m = nn.Sequential(nn.Linear(8, 8),
+                      nn.LayerNorm(8, elementwise_affine=False)).to(
+                          torch.bfloat16)
+    dt.convert_layernorm(m, "dyt")
+    ok(m[1].alpha.dtype == torch.bfloat16, "a bf16 model's norm is bf16")
+    y = m(torch.randn(2, 8, dtype=torch.bfloat16))
+    ok(y.dtype == torch.bfloat16, "and runs")
+    m = nn.Sequential(nn.Linear(8, 8), nn.LayerNorm(
+        8, elementwise_affine=False)).to("meta")
+    dt.convert_layernorm(m, "dyt")
+    ok(m[1].alpha.is_meta, "a meta model's norm is on meta")
