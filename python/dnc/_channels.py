@@ -84,7 +84,7 @@ class _ChannelsFirstFn(torch.autograd.Function):
     def backward(ctx, dy):
         x, gamma, beta, *params = ctx.saved_tensors
         need = ctx.needs_input_grad
-        if torch.is_grad_enabled():
+        if torch.is_grad_enabled() or _dt._no_storage(dy):
             grads = _composite_backward(ctx.fn, x, dy, gamma, beta, params,
                                         need)
         else:

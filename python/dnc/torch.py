@@ -266,6 +266,28 @@ def _function(source, name, threads):
     return f
 
 
+_DEFAULT_OPTIONS = (None, None, 2, 0, 0)  # Context's but threads
+
+
+def _own_options(f):
+    """Refuses a Function whose context has options other than threads
+    set: dnc.torch compiles a function again in contexts of its own (the
+    default options, one per thread count), which would not be that
+    context's kernels (math_bits=24's bf16 results on one thread count and
+    the default math's on another)."""
+    args = getattr(f.module.context, "_args", None)
+    if args is not None and tuple(args[1:]) != _DEFAULT_OPTIONS:
+        names = ("cpu", "features", "opt_level", "math_bits", "stream_bytes")
+        set_ = ", ".join("%s=%r" % (n, v) for n, v, d in
+                         zip(names, args[1:], _DEFAULT_OPTIONS) if v != d)
+        raise ValueError(
+            "dnc.torch: %s comes from a dnc.Context with %s; dnc.torch "
+            "compiles its functions in contexts of its own (default "
+            "options, one per thread count), which would not give that "
+            "context's kernels: pass the function's source, or a Function "
+            "of a context with only threads set" % (f.name, set_))
+
+
 def resolve(fn, module=None, threads=None):
     """The dnc.Function that fn names: a dnc.Function; a name in module (a
     dnc.Module, or the path of a .dn file or of a library from `dnc
@@ -273,6 +295,7 @@ def resolve(fn, module=None, threads=None):
     defining one function. threads: the kernels' threads (None: a
     Function's own context, else torch.get_num_threads())."""
     if isinstance(fn, _dnc.Function):
+        _own_options(fn)
         if threads is None or fn.module.context.threads == threads:
             return fn
         return _compile(fn.source, threads)[fn.name]
@@ -655,7 +678,7 @@ class _LayerFn(torch.autograd.Function):
         x, gamma, beta, *params = ctx.saved_tensors
         source, name, threads = ctx.fn_key
         need = ctx.needs_input_grad[3:]
-        if torch.is_grad_enabled():
+        if torch.is_grad_enabled() or _no_storage(dy):
             grads = _composite_backward(source, name, threads, x, dy, gamma,
                                         beta, params, need)
         else:
@@ -664,6 +687,15 @@ class _LayerFn(torch.autograd.Function):
                 params, need)
             grads = (dx, dg, db) + tuple(dps)
         return (None, None, None) + grads
+
+
+def _no_storage(t):
+    """A dy the kernels cannot read: the batched gradients of PyTorch's
+    legacy vmap (autograd.grad(is_grads_batched=True),
+    autograd.functional.jacobian(vectorize=True), gradcheck's batched
+    checks) have no storage. The backward is then built from dnc's
+    derivatives, whose kernels run on x and the parameters alone."""
+    return not torch._C._has_storage(t)
 
 
 def _kernel_runner(source, name, threads, x, params):
@@ -1307,9 +1339,12 @@ class PointwiseNorm(nn.Module):
             return _channels.apply(self.fn, x, weight, bias, params)
         _check(self._dnc_name, fparams, xl, weight, bias, params,
                "PointwiseNorm")
-        return _apply(self._dnc_source, self._dnc_name,
-                      self._dnc_threads or 0, xl, weight, bias,
-                      params).permute(0, d - 1, *range(1, d - 1))
+        y = _apply(self._dnc_source, self._dnc_name, self._dnc_threads or 0,
+                   xl, weight, bias, params).permute(0, d - 1, *range(1, d - 1))
+        # y in x's memory format, as the channel-major kernels give it in
+        # eager mode: a compiled or exported model's y.view(N, -1) must
+        # work where the eager one's does
+        return y if xl.is_contiguous() else y.contiguous()
 
     def extra_repr(self):
         vals = []

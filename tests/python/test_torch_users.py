@@ -332,3 +332,67 @@ def test_jvp_zero_tangent_of_a_parameter():
     _, t = torch.func.jvp(call, (x, params), (torch.ones_like(x), tang))
     want = 1.5 * x.abs() ** 0.5
     ok(torch.allclose(t, want) and not t.isnan().any(), "no NaN", t)
+
+
+def test_function_of_a_context_with_options_is_refused():
+    """dnc.torch compiles again in contexts of its own: a Function whose
+    context sets math_bits (or cpu, features, opt_level, stream_bytes)
+    would lose it on another thread count, so it is refused; one with
+    only threads set is taken."""
+    src = "fn f(x; beta = 2) = x / sqrt(beta + x^2)"
+    f24 = dnc.Context(threads=1, math_bits=24).compile(src)["f"]
+    raises(ValueError, lambda: dt.PointwiseNorm(8, f24), "math_bits=24",
+           "math_bits=24")
+    raises(ValueError, lambda: dt.pointwise(torch.randn(2, 8), f24),
+           "pointwise too", "contexts of its own")
+    f1 = dnc.Context(threads=1).compile(src)["f"]
+    ok(dt.PointwiseNorm(8, f1).fn.name == "f", "threads only: taken")
+
+
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_legacy_vmap_batched_gradients(channels_last):
+    """autograd.grad(is_grads_batched=True), jacobian(vectorize=True) and
+    hessian(vectorize=True): PyTorch's legacy vmap hands the backward a dy
+    without storage."""
+    torch.manual_seed(4)
+    norm = dt.PointwiseNorm(4, SRC, channels_last=channels_last)
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 1.5)
+        norm.bias.uniform_(-0.5, 0.5)
+    ref = reference(norm, channels_last)
+    shape = (3, 4) if channels_last else (2, 4, 3)
+    x = torch.randn(*shape, dtype=torch.float32, requires_grad=True)
+    y = norm(x)
+    n = y.numel()
+    eye = torch.eye(n).reshape(n, *shape)
+    (jac,) = torch.autograd.grad(y, x, eye, is_grads_batched=True)
+    want = torch.autograd.functional.jacobian(ref, x.detach())
+    ok(torch.allclose(jac.reshape(want.shape), want, atol=1e-5),
+       "is_grads_batched: the Jacobian")
+    J = torch.autograd.functional.jacobian(norm, x.detach(), vectorize=True)
+    ok(torch.allclose(J, want, atol=1e-5), "jacobian(vectorize=True)")
+    H = torch.autograd.functional.hessian(lambda z: norm(z).pow(2).sum(),
+                                          x.detach(), vectorize=True)
+    Hr = torch.autograd.functional.hessian(lambda z: ref(z).pow(2).sum(),
+                                           x.detach())
+    ok(torch.allclose(H, Hr, atol=1e-4), "hessian(vectorize=True)")
+
+
+def test_channels_first_compiled_keeps_eager_layout():
+    """A compiled or exported channels-first norm gives y in x's memory
+    format, as eager does: y.view(N, -1) works in all three."""
+    class M(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.n = dt.PointwiseNorm(4, "dyt", channels_last=False)
+
+        def forward(self, x):
+            return self.n(x).view(x.shape[0], -1)
+    m = M()
+    x = torch.randn(2, 4, 3, 3)
+    want = m(x)
+    got = torch.compile(m, fullgraph=True, backend="aot_eager")(x)
+    ok(torch.allclose(got, want), "torch.compile: view works, same values")
+    ep = torch.export.export(m, (x,))
+    ok(torch.allclose(ep.module()(x), want), "torch.export: the same")
+    ok(m.n(x).is_contiguous(), "eager y is contiguous")
