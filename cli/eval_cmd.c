@@ -2,6 +2,7 @@
  * eval_cmd.c - `dnc eval`: functions evaluated at points by the reference
  * interpreter, or by their JIT-compiled kernels in a dtype.
  */
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -159,6 +160,89 @@ static void put_shown(FILE *out, const char *s, size_t n)
   }
 }
 
+/* The longest line of X values read from standard input, its newline not
+ * counted (docs/cli.md): far more than a number and the white space around
+ * it need, and the bound on the memory an input that never ends a line
+ * takes. */
+#define MAX_LINE ((size_t)1 << 20)
+
+/* One line of f without its newline into *buf (grown as needed, to at most
+ * MAX_LINE + 1 bytes), NUL-terminated, its length in *len; it may hold NUL
+ * bytes. 1: a line; 0: the end of the input; -1: a line longer than
+ * MAX_LINE (the rest of it is left unread); -2: a read error (errno). */
+static int read_line(FILE *f, char **buf, size_t *cap, size_t *len)
+{
+  size_t n = 0;
+  int ch;
+  if (!*cap && !(*buf = malloc(*cap = 256)))
+    dnc_die(__FILE__, __LINE__, "out of memory");
+  while ((ch = getc(f)) != EOF && ch != '\n') {
+    if (n == MAX_LINE)
+      return -1;
+    if (n + 1 == *cap) {
+      *cap *= 2;
+      if (*cap > MAX_LINE + 1)
+        *cap = MAX_LINE + 1;
+      if (!(*buf = realloc(*buf, *cap)))
+        dnc_die(__FILE__, __LINE__, "out of memory");
+    }
+    (*buf)[n++] = (char)ch;
+  }
+  if (ch == EOF && ferror(f))
+    return -2;
+  if (ch == EOF && n == 0)
+    return 0;
+  (*buf)[n] = 0;
+  *len = n;
+  return 1;
+}
+
+/* Evaluates at the values of standard input, one per line, blank lines
+ * skipped; an exit status. */
+static int eval_stdin(const evaluator *ev, dnc_fn **fns, int n,
+                      double **params)
+{
+  char *line = NULL;
+  size_t cap = 0, l;
+  unsigned long long lineno = 0; /* an int would overflow on 2^31 lines */
+  int rc = 0, got;
+  while (!rc && (got = read_line(stdin, &line, &cap, &l)) != 0) {
+    lineno++;
+    if (got < 0) {
+      int saved_errno = errno;
+      fflush(stdout);
+      if (got == -1)
+        fprintf(stderr, "<stdin>:%llu: error: line too long (more than %zu "
+                        "bytes)\n", lineno, MAX_LINE);
+      else
+        fprintf(stderr, "dnc: error: cannot read '<stdin>': %s\n",
+                strerror(saved_errno));
+      rc = DNC_EXIT_INPUT;
+      break;
+    }
+    while (l && (line[l - 1] == '\r' || line[l - 1] == ' ' ||
+                 line[l - 1] == '\t'))
+      line[--l] = 0;
+    char *p = line;
+    while (*p == ' ' || *p == '\t')
+      p++;
+    if (p == line + l)
+      continue;
+    double d;
+    if (memchr(p, 0, l - (size_t)(p - line)) || !dnc_cli_number(p, &d)) {
+      fflush(stdout);
+      fprintf(stderr, "<stdin>:%llu: error: not a number: '", lineno);
+      put_shown(stderr, p, l - (size_t)(p - line));
+      fputs("'\n", stderr);
+      rc = DNC_EXIT_INPUT;
+    } else if (!eval_row(ev, fns, n, params, d)) {
+      rc = DNC_EXIT_INPUT;
+    }
+  }
+  free(line);
+  return rc;
+}
+
 /* What eval's arguments fill besides the table's options. */
 typedef struct eval_args {
   const char *file;
@@ -295,35 +379,7 @@ static int run(const dnc_cli *c, int argc, char **argv)
         if (!eval_row(&ev, fns, n, params, xs[i]))
           rc = DNC_EXIT_INPUT;
     } else if (!rc) {
-      char *line = NULL;
-      size_t cap = 0;
-      int lineno = 0;
-      for (ssize_t got; (got = getline(&line, &cap, stdin)) >= 0;) {
-        lineno++;
-        size_t l = (size_t)got; /* a NUL byte is part of the line */
-        while (l && (line[l - 1] == '\n' || line[l - 1] == '\r' ||
-                     line[l - 1] == ' ' || line[l - 1] == '\t'))
-          line[--l] = 0;
-        char *p = line;
-        while (*p == ' ' || *p == '\t')
-          p++;
-        if (p == line + l)
-          continue;
-        double d;
-        if (memchr(p, 0, l - (size_t)(p - line)) || !dnc_cli_number(p, &d)) {
-          fflush(stdout);
-          fprintf(stderr, "<stdin>:%d: error: not a number: '", lineno);
-          put_shown(stderr, p, l - (size_t)(p - line));
-          fputs("'\n", stderr);
-          rc = DNC_EXIT_INPUT;
-          break;
-        }
-        if (!eval_row(&ev, fns, n, params, d)) {
-          rc = DNC_EXIT_INPUT;
-          break;
-        }
-      }
-      free(line);
+      rc = eval_stdin(&ev, fns, n, params);
     }
     for (int k = 0; k < n; k++)
       free(params[k]);

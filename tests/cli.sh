@@ -111,6 +111,17 @@ check "... after the values before it" 0 "1" cat "$tmp/out"
 check_err "a line of only a NUL byte is not skipped as blank" 1 \
   "<stdin>:1: error: not a number: '\\\\0'" \
   sh -c "printf '\\0\n3\n' | \"$DNC\" eval $N -f linear"
+# a line on stdin is at most 1 MiB, its newline not counted (docs/cli.md)
+{ echo; echo 1; head -c 1048575 /dev/zero | tr '\0' ' '; echo 2; } >"$tmp/long1"
+{ echo 1; head -c 1048576 /dev/zero | tr '\0' ' '; echo 2; echo 3; } >"$tmp/long2"
+check "an empty first line, then a line of 1 MiB on stdin are read" 0 "$(printf '1\n2')" \
+  sh -c "\"$DNC\" eval $N -f linear <\"$tmp/long1\""
+check_err "a longer line is an input error with its line" 1 \
+  "^<stdin>:2: error: line too long (more than 1048576 bytes)\$" \
+  sh -c "\"$DNC\" eval $N -f linear <\"$tmp/long2\""
+check "... after the values before it" 0 "1" cat "$tmp/out"
+check_err "standard input that cannot be read is an input error" 1 \
+  "^dnc: error: cannot read '<stdin>': Is a directory\$" sh -c "\"$DNC\" eval $N -f linear </"
 check_err "a missing file is an input error" 1 "cannot open '$tmp/none.dn'" "$DNC" check "$tmp/none.dn"
 check_err "an error in the source is an input error" 1 "error: unknown name 'y'" \
   sh -c "echo 'fn f(x) = y' | \"$DNC\" check -"

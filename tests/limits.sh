@@ -90,4 +90,10 @@ err "300,000 named arguments: refused at once, located" 1 \
 t "... 50 errors on one 3 MB line: each shows 240 bytes of it around the caret" sh -c "
   [ \$(wc -c <'$tmp/err') -lt 40000 ] &&
   grep -q '^    2 | \\.\\.\\..*a = 3, a = 4.*\\.\\.\\.\$' '$tmp/err'"
+# eval's values on stdin: a line is at most 1 MiB (docs/cli.md), so a
+# stream that never ends a line is refused at once, not read whole
+echo 'fn g(u; a = 2) = a * u' >"$tmp/g.dn"
+err "eval: 3 GB on stdin and no newline: refused at once, located" 1 \
+  "^<stdin>:1: error: line too long (more than 1048576 bytes)\$" \
+  bounded sh -c "head -c 3G /dev/zero | \"$DNC\" eval '$tmp/g.dn'"
 tap_done
