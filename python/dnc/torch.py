@@ -29,6 +29,7 @@ it again on first use. docs/python.md is the manual.
 import contextlib
 import ctypes
 import math
+import numbers
 import os
 import re
 import sys
@@ -1144,6 +1145,93 @@ _OWN_NAMES = ("weight", "bias", "eps", "fn", "normalized_shape",
               "channels_last", "elementwise_affine")
 
 
+def _promoted(x, weight, bias, params):
+    """x, weight, bias and the function's parameters in one dtype where
+    autocast left x in another than the module's (_autocast_dtype)."""
+    ref = weight if weight is not None else (params[0] if params else x)
+    if ref.dtype != x.dtype:
+        ct = _autocast_dtype(x, ref)
+        if ct is not None:
+            x = x.to(ct)
+            weight, bias = [t if t is None else t.to(ct)
+                            for t in (weight, bias)]
+            params = [t.to(ct) for t in params]
+    return x, weight, bias, params
+
+
+def _norm_forward(c, channels_last, source, name, threads, fparams, x,
+                  weight, bias, params):
+    """PointwiseNorm(c, fn, channels_last=...)'s forward: fn the function
+    `name` of `source` (fparams its Params), threads its kernels' threads
+    (0: torch.get_num_threads())."""
+    if x.is_nested:
+        raise TypeError("PointwiseNorm takes dense tensors, not nested "
+                        "ones (an nn.TransformerEncoder made before its "
+                        "norms were replaced: set its use_nested_tensor"
+                        " to False, or convert with convert_layernorm)")
+    if not channels_last and x.dim() > 2:
+        return _forward_channels_first(c, source, name, threads, fparams, x,
+                                       weight, bias, params)
+    if x.dim() and x.shape[-1] != c:
+        raise ValueError("PointwiseNorm(%d): the input's last dimension "
+                         "is %d (shape %s)" % (c, x.shape[-1],
+                                               tuple(x.shape)))
+    x, weight, bias, params = _promoted(x, weight, bias, params)
+    _check(name, fparams, x, weight, bias, params, "PointwiseNorm")
+    return _apply(source, name, threads, x, weight, bias, params)
+
+
+def _forward_channels_first(c, source, name, threads, fparams, x, weight,
+                            bias, params):
+    """Over dimension 1: dnc's channel-major kernels on CPU tensors
+    (dnc._channels); elsewhere (other devices, torch.compile, torch.func,
+    ONNX export) the last-dimension path on x.movedim(1, -1)."""
+    from . import _channels
+    if x.shape[1] != c:
+        raise ValueError("PointwiseNorm(%d, channels_last=False): the "
+                         "input's dimension 1 is %d (shape %s)" % (
+                             c, x.shape[1], tuple(x.shape)))
+    x, weight, bias, params = _promoted(x, weight, bias, params)
+    # permutes with every dimension named: the legacy ONNX exporter
+    # writes movedim(-1, 1) as a Transpose with perm -1, which
+    # onnxruntime refuses
+    d = x.dim()
+    xl = x.permute(0, *range(2, d), 1)
+    # dnc's channel-major kernels, but for: torch.compile, torch.func
+    # and torch.jit.trace (whose saved graph cannot hold the Python
+    # autograd.Function), which take the custom ops on the permuted
+    # view; and an input in channels_last memory format, whose
+    # permuted view is already rows of C channels, so that the last
+    # dimension's kernels take it without a copy and y keeps x's format
+    if _use_kernels(x) and not _compiling() and not (
+            HAS_CUSTOM_OPS and _functorch_active()) and \
+            not torch.jit.is_tracing() and not xl.is_contiguous():
+        _check(name, fparams, x, weight, bias, params, "PointwiseNorm",
+               dim=1)
+        return _channels.apply(_function(source, name, threads), x, weight,
+                               bias, params)
+    _check(name, fparams, xl, weight, bias, params, "PointwiseNorm")
+    y = _apply(source, name, threads, xl, weight, bias,
+               params).permute(0, d - 1, *range(1, d - 1))
+    # y in x's memory format, as the channel-major kernels give it in
+    # eager mode: a compiled or exported model's y.view(N, -1) must
+    # work where the eager one's does
+    return y if xl.is_contiguous() else y.contiguous()
+
+
+def _fx_norm(x, weight, bias, params, c, channels_last, source, name,
+             threads):
+    """PointwiseNorm's forward as one function of plain arguments, which
+    torch.fx.symbolic_trace records as one node (torch.fx.wrap below) and
+    the traced GraphModule calls."""
+    fparams = _function(source, name, threads).params
+    return _norm_forward(c, channels_last, source, name, threads, fparams,
+                         x, weight, bias, list(params))
+
+
+torch.fx.wrap("_fx_norm")
+
+
 class PointwiseNorm(nn.Module):
     """A drop-in for nn.LayerNorm over the last dimension:
     y = weight * f(x; params) + bias.
@@ -1170,9 +1258,10 @@ class PointwiseNorm(nn.Module):
                  elementwise_affine=True, bias=True, channels_last=True,
                  threads=None, device=None, dtype=None, **init):
         super().__init__()
-        if isinstance(normalized_shape, int):
+        if isinstance(normalized_shape, numbers.Integral):  # numpy's too
             normalized_shape = (normalized_shape,)
-        normalized_shape = tuple(normalized_shape)
+        normalized_shape = tuple(int(d) if isinstance(d, numbers.Integral)
+                                 else d for d in normalized_shape)
         if len(normalized_shape) != 1 or normalized_shape[0] < 1:
             raise ValueError("PointwiseNorm normalizes over the last "
                              "dimension: normalized_shape is C or (C,), not "
@@ -1181,7 +1270,11 @@ class PointwiseNorm(nn.Module):
         if dtype not in _DTYPES:
             raise TypeError("dnc.torch: PointwiseNorm takes float32, float64,"
                             " bfloat16 or float16, not %s" % dtype)
+        if isinstance(threads, numbers.Integral) and \
+                not isinstance(threads, bool):
+            threads = int(threads)
         if threads is not None and (not isinstance(threads, int) or
+                                    isinstance(threads, bool) or
                                     threads < 1):
             raise ValueError("threads is None or an int >= 1, not %r"
                              % (threads,))
@@ -1274,77 +1367,27 @@ class PointwiseNorm(nn.Module):
         return _function(self._dnc_source, self._dnc_name,
                          self._dnc_threads or 0)
 
+    def __prepare_scriptable__(self):
+        raise TypeError(
+            "dnc.torch: torch.jit.script cannot compile PointwiseNorm (its "
+            "kernels are an autograd.Function and custom operators, which "
+            "TorchScript's compiler does not take); use torch.jit.trace, "
+            "torch.compile or torch.export")
+
     def forward(self, x):
         fparams = self._dnc_params
         params = [getattr(self, p.name) for p in fparams]
-        if x.is_nested:
-            raise TypeError("PointwiseNorm takes dense tensors, not nested "
-                            "ones (an nn.TransformerEncoder made before its "
-                            "norms were replaced: set its use_nested_tensor"
-                            " to False, or convert with convert_layernorm)")
-        if not self.channels_last and x.dim() > 2:
-            return self._forward_channels_first(x, fparams, params)
-        if x.dim() and x.shape[-1] != self.normalized_shape[0]:
-            raise ValueError("PointwiseNorm(%d): the input's last dimension "
-                             "is %d (shape %s)" % (self.normalized_shape[0],
-                                                   x.shape[-1],
-                                                   tuple(x.shape)))
-        x, weight, bias, params = self._promoted(x, params)
-        _check(self._dnc_name, fparams, x, weight, bias, params,
-               "PointwiseNorm")
-        return _apply(self._dnc_source, self._dnc_name,
-                      self._dnc_threads or 0, x, weight, bias, params)
-
-    def _promoted(self, x, params):
-        """x, weight, bias and the function's parameters in one dtype where
-        autocast left x in another than the module's (_autocast_dtype)."""
-        weight, bias = self.weight, self.bias
-        ref = weight if weight is not None else (params[0] if params else x)
-        if ref.dtype != x.dtype:
-            ct = _autocast_dtype(x, ref)
-            if ct is not None:
-                x = x.to(ct)
-                weight, bias = [t if t is None else t.to(ct)
-                                for t in (weight, bias)]
-                params = [t.to(ct) for t in params]
-        return x, weight, bias, params
-
-    def _forward_channels_first(self, x, fparams, params):
-        """Over dimension 1: dnc's channel-major kernels on CPU tensors
-        (dnc._channels); elsewhere (other devices, torch.compile, torch.func,
-        ONNX export) the last-dimension path on x.movedim(1, -1)."""
-        from . import _channels
-        if x.shape[1] != self.normalized_shape[0]:
-            raise ValueError("PointwiseNorm(%d, channels_last=False): the "
-                             "input's dimension 1 is %d (shape %s)" % (
-                                 self.normalized_shape[0], x.shape[1],
-                                 tuple(x.shape)))
-        x, weight, bias, params = self._promoted(x, params)
-        # permutes with every dimension named: the legacy ONNX exporter
-        # writes movedim(-1, 1) as a Transpose with perm -1, which
-        # onnxruntime refuses
-        d = x.dim()
-        xl = x.permute(0, *range(2, d), 1)
-        # dnc's channel-major kernels, but for: torch.compile, torch.func
-        # and torch.jit.trace (whose saved graph cannot hold the Python
-        # autograd.Function), which take the custom ops on the permuted
-        # view; and an input in channels_last memory format, whose
-        # permuted view is already rows of C channels, so that the last
-        # dimension's kernels take it without a copy and y keeps x's format
-        if _use_kernels(x) and not _compiling() and not (
-                HAS_CUSTOM_OPS and _functorch_active()) and \
-                not torch.jit.is_tracing() and not xl.is_contiguous():
-            _check(self._dnc_name, fparams, x, weight, bias, params,
-                   "PointwiseNorm", dim=1)
-            return _channels.apply(self.fn, x, weight, bias, params)
-        _check(self._dnc_name, fparams, xl, weight, bias, params,
-               "PointwiseNorm")
-        y = _apply(self._dnc_source, self._dnc_name, self._dnc_threads or 0,
-                   xl, weight, bias, params).permute(0, d - 1, *range(1, d - 1))
-        # y in x's memory format, as the channel-major kernels give it in
-        # eager mode: a compiled or exported model's y.view(N, -1) must
-        # work where the eager one's does
-        return y if xl.is_contiguous() else y.contiguous()
+        if isinstance(x, torch.fx.Proxy):
+            # torch.fx.symbolic_trace (torchvision's feature extractors):
+            # one call_function node, not a trace through the checks
+            return _fx_norm(x, self.weight, self.bias, params,
+                            self.normalized_shape[0], self.channels_last,
+                            self._dnc_source, self._dnc_name,
+                            self._dnc_threads or 0)
+        return _norm_forward(self.normalized_shape[0], self.channels_last,
+                             self._dnc_source, self._dnc_name,
+                             self._dnc_threads or 0, fparams, x,
+                             self.weight, self.bias, params)
 
     def extra_repr(self):
         vals = []

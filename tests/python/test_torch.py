@@ -569,3 +569,16 @@ def test_output_reuse():
                "a negative count is refused", "must be >= 0")
     finally:
         dt.set_output_reuse(old)
+
+
+def test_numpy_integers_for_shape_and_threads():
+    """normalized_shape and threads as NumPy integers, as nn.LayerNorm takes
+    them; a bool is not a thread count."""
+    np = pytest.importorskip("numpy")
+    n = dt.PointwiseNorm(np.int64(8), "dyt", threads=np.int32(2))
+    ok(n.normalized_shape == (8,) and n._dnc_threads == 2 and
+       type(n._dnc_threads) is int, "taken as ints")
+    ok(dt.PointwiseNorm((np.int64(8),), "dyt").normalized_shape == (8,),
+       "a tuple of them too")
+    raises(ValueError, lambda: dt.PointwiseNorm(8, "dyt", threads=True),
+           "threads=True", "int >= 1")

@@ -396,3 +396,28 @@ def test_channels_first_compiled_keeps_eager_layout():
     ep = torch.export.export(m, (x,))
     ok(torch.allclose(ep.module()(x), want), "torch.export: the same")
     ok(m.n(x).is_contiguous(), "eager y is contiguous")
+
+
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_fx_symbolic_trace(channels_last):
+    """torch.fx.symbolic_trace (torchvision's feature extractors) records a
+    PointwiseNorm as one call whose GraphModule computes and differentiates
+    what the module does; torch.jit.script is refused saying what works."""
+    torch.manual_seed(6)
+    norm = dt.PointwiseNorm(4, SRC, channels_last=channels_last)
+    lin = nn.Linear(4, 4) if channels_last else nn.Conv2d(4, 4, 1)
+    m = nn.Sequential(lin, norm)
+    gm = torch.fx.symbolic_trace(m)
+    calls = [n for n in gm.graph.nodes if n.op == "call_function" and
+             getattr(n.target, "__name__", "") == "_fx_norm"]
+    ok(len(calls) == 1, "one node for the norm", str(gm.graph))
+    x = torch.randn(*((3, 4) if channels_last else (2, 4, 3, 3)))
+    xa = x.clone().requires_grad_()
+    xb = x.clone().requires_grad_()
+    ya, yb = m(xa), gm(xb)
+    ok(torch.equal(ya, yb), "the traced module's output is the module's")
+    ya.sum().backward()
+    yb.sum().backward()
+    ok(torch.equal(xa.grad, xb.grad), "and its gradient")
+    raises(TypeError, lambda: torch.jit.script(m), "torch.jit.script",
+           "use torch.jit.trace, torch.compile or torch.export")
