@@ -137,12 +137,14 @@ def _composite_backward(fn, x, dy, gamma, beta, params, need):
     """The backward from dnc's symbolic derivatives as differentiable
     operations, for create_graph=True (as _LayerFn's, along dimension 1)."""
     def f(g):
-        return _ChannelsFirstFn.apply(g, x, None, None, *params)
-    g = dy if gamma is None else dy * _over_channels(gamma, x)
-    dx = g * f(fn.derivative()) if need[1] else None
-    dgamma = _sum_channels(dy * f(fn)) if gamma is not None and need[2] \
-        else None
-    dbeta = _sum_channels(dy) if beta is not None and need[3] else None
+        return _dt._wide(_ChannelsFirstFn.apply(g, x, None, None, *params))
+    dyw = _dt._wide(dy)
+    g = dyw if gamma is None else dyw * _over_channels(_dt._wide(gamma), x)
+    dx = (g * f(fn.derivative())).to(x.dtype) if need[1] else None
+    dgamma = _sum_channels(dyw * f(fn)).to(gamma.dtype) \
+        if gamma is not None and need[2] else None
+    dbeta = _sum_channels(dyw).to(beta.dtype) \
+        if beta is not None and need[3] else None
     dparams = []
     for i, (p, t) in enumerate(zip(fn.params, params)):
         if not need[4 + i]:
@@ -151,7 +153,7 @@ def _composite_backward(fn, x, dy, gamma, beta, params, need):
         s = g * f(fn.derivative(p.name))
         per_channel = p.kind == "per_channel" and t.numel() == x.shape[1]
         dparams.append((_sum_channels(s) if per_channel else s.sum())
-                       .reshape(t.shape))
+                       .reshape(t.shape).to(t.dtype))
     return (dx, dgamma, dbeta) + tuple(dparams)
 
 

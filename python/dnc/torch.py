@@ -720,6 +720,12 @@ def _dec_runner(source, name, x, params):
     return run, _derivative_sources(_function(source, name, 0))
 
 
+def _wide(t):
+    """bfloat16 and float16 in float32, as the fused kernels compute and sum
+    (differentiably: create_graph goes through it)."""
+    return t.float() if t.dtype in (torch.bfloat16, torch.float16) else t
+
+
 def _symbolic_backward(runner, f0, x, dy, gamma, beta, params, need):
     """The layer's backward as differentiable operations on dnc functions
     (f, f0 = its (source, name), and its symbolic derivatives), for
@@ -728,14 +734,18 @@ def _symbolic_backward(runner, f0, x, dy, gamma, beta, params, need):
     _kernel_runner or _dec_runner give them."""
     f, derivs = runner
     cols = x.shape[-1]
-    g = dy if gamma is None else dy * gamma
-    dx = g * f(derivs[0]) if need[0] else None
-    dgamma = _leading(dy * f(f0)) if gamma is not None and need[1] else None
-    dbeta = _leading(dy) if beta is not None and need[2] else None
+    dyw = _wide(dy)
+    g = dyw if gamma is None else dyw * _wide(gamma)
+    dx = (g * _wide(f(derivs[0]))).to(x.dtype) if need[0] else None
+    dgamma = _leading(dyw * _wide(f(f0))).to(gamma.dtype) \
+        if gamma is not None and need[1] else None
+    dbeta = _leading(dyw).to(beta.dtype) \
+        if beta is not None and need[2] else None
     dparams = []
     for i, t in enumerate(params):
         if need[3 + i]:
-            dparams.append(_reduce(g * f(derivs[1 + i]), t, cols))
+            dparams.append(_reduce(g * _wide(f(derivs[1 + i])), t, cols)
+                           .to(t.dtype))
         else:
             dparams.append(None)
     return (dx, dgamma, dbeta) + tuple(dparams)

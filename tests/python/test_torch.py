@@ -582,3 +582,30 @@ def test_numpy_integers_for_shape_and_threads():
        "a tuple of them too")
     raises(ValueError, lambda: dt.PointwiseNorm(8, "dyt", threads=True),
            "threads=True", "int >= 1")
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.bfloat16, 0.006),
+                                       (torch.float16, 0.002)])
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_create_graph_low_precision_sums(dtype, tol, channels_last):
+    """create_graph's first-order gradients of bf16 and f16 layers are
+    formed and summed in float32, as the fused kernels do (they were summed
+    in the storage type: alpha's gradient 0.010-0.015 off)."""
+    torch.manual_seed(0)
+    n = dt.PointwiseNorm(64, "derf", channels_last=channels_last,
+                         dtype=dtype)
+    shape = (4096, 64) if channels_last else (64, 64, 8, 8)
+    x = torch.randn(*shape).to(dtype).requires_grad_()
+    dy = torch.randn_like(x)
+    ps = [x, n.alpha, n.shift, n.weight, n.bias]
+    got = torch.autograd.grad(n(x), ps, dy, create_graph=True)
+    ref_in = [t.detach().double().requires_grad_() for t in ps]
+    xd, a, s, w, b = ref_in
+    sh = (-1,) if channels_last else (-1, 1, 1)
+    yr = torch.erf(a * xd + s) * w.reshape(sh) + b.reshape(sh)
+    want = torch.autograd.grad(yr, ref_in, dy.double())
+    for name, g, r in zip(("x", "alpha", "shift", "weight", "bias"), got,
+                          want):
+        err = ((g.double() - r).abs().max() / r.abs().max()).item()
+        ok(err < tol and g.dtype == dtype, "%s's gradient within %g (%.2g)"
+           % (name, tol, err))
