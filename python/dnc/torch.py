@@ -1102,9 +1102,10 @@ def pointwise(x, fn, weight=None, bias=None, module=None, threads=None,
     dimension, differentiable. params: tensors or numbers by name (missing
     ones take the source's defaults). threads: the kernels' threads (None:
     torch.get_num_threads() at the call)."""
-    if isinstance(fn, str) and _compiling():
-        # torch.compile: fn named by a string is looked up while tracing,
-        # as a constant (its source, name and parameters), not traced
+    if isinstance(fn, (str, _dnc.Function)) and _compiling():
+        # torch.compile: fn named by a string, or a Function, is looked up
+        # while tracing, as a constant (its source, name and parameters),
+        # not traced (a Function's attributes are native calls)
         source, name, fparams = _resolved_const(fn, module, threads)
     else:
         f = resolve(fn, module, threads)

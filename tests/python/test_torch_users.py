@@ -181,6 +181,16 @@ def test_pointwise_compiles_fullgraph():
     torch._dynamo.reset()
 
 
+def test_pointwise_function_object_compiles_fullgraph():
+    """pointwise(x, <dnc.Function>) under torch.compile(fullgraph=True):
+    the Function's source, name and parameters are taken as a constant."""
+    f = dnc.compile("fn g(x; a = 0.8) = tanh(a * x)")["g"]
+    x = torch.randn(4, 8)
+    y = torch.compile(lambda x: dt.pointwise(x, f, a=0.8),
+                      fullgraph=True, backend="aot_eager")(x)
+    ok(torch.allclose(y, torch.tanh(0.8 * x)), "the same values")
+
+
 def test_legacy_onnx_export_channels_first():
     """torch.onnx.export(dynamo=False) of a channels-first norm gives a
     model onnxruntime runs (every Transpose's perm named)."""
