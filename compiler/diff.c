@@ -117,9 +117,14 @@ RULE(df_pow)
 {
   if (!da[1]) /* a^b with b constant here: b a^(b-1) a' */
     return mul(d, mul(d, a[1], S(OP_POW, a[0], S(OP_SUB, a[1], K(1.0)))), da[0]);
-  /* (a^b)' = a^b (b' log a + b a'/a) */
-  return mul(d, e, add(d, mul(d, da[1], S(OP_LOG, a[0], NULL)),
-                       divide(d, mul(d, a[1], da[0]), a[0])));
+  /* (a^b)' = a^b b' log a + a^b b a'/a. The first term is 0 where a^b
+   * is 0 (a = 0 and b > 0, or an underflow), its limit there, instead of
+   * 0 * -inf = NaN at a = 0: one x = 0 in a batch would make the whole
+   * gradient of a parameter in the exponent NaN. A NaN a^b stays NaN. */
+  dnc_node *t = mul(d, e, mul(d, da[1], S(OP_LOG, a[0], NULL)));
+  if (t)
+    t = dnc_simp(d->g, OP_SELECT, S(OP_EQ, e, K(0.0)), K(0.0), t);
+  return add(d, t, mul(d, e, divide(d, mul(d, a[1], da[0]), a[0])));
 }
 RULE(df_abs) { return mul(d, S(OP_SIGN, a[0], NULL), da[0]); }
 RULE(df_sign) { return NULL; }

@@ -260,6 +260,26 @@ static void test_conventions(void)
   ok(at(m, da, 2, p, 2, -1, 0) == 2 && at(m, db, 2, p, 2, -1, 0) == 0,
      "min tie between parameters: the gradient goes to the first");
   dnc_mod_free(m);
+  /* d/dp |x|^p = |x|^p log|x|: where |x|^p is 0 (x = 0, p > 0) it is 0,
+   * the limit, not 0 * -inf = NaN (which made a whole batch's gradient of
+   * p NaN); elsewhere exact, NaN for NaN, and the second derivative too */
+  m = build("fn f(x; p = 2) = abs(x)^p");
+  dnc_node *dp = dnc_diff(&m->dag, m->fns[0]->body, 0);
+  dnc_node *dp2 = dnc_diff(&m->dag, dp, 0);
+  double p2[1] = {2}, pneg[1] = {-1}, pnan[1] = {NAN};
+  is_double((double)at(m, dp, 0.0, p2, 1, -1, 0), 0, 0, "d/dp |x|^p at x = 0 is 0");
+  is_double((double)at(m, dp, -0.0, p2, 1, -1, 0), 0, 0, "... at x = -0 too");
+  is_double((double)at(m, dp2, 0.0, p2, 1, -1, 0), 0, 0,
+            "... and d2/dp2 at x = 0 is 0");
+  is_double((double)at(m, dp, 0.5, p2, 1, -1, 0), 0.25 * log(0.5), 1e-15,
+            "... at x = 0.5 it is 0.25 log(0.5)");
+  is_double((double)at(m, dp2, 0.5, p2, 1, -1, 0), 0.25 * log(0.5) * log(0.5),
+            1e-15, "... and d2/dp2 0.25 log(0.5)^2");
+  is_double((double)at(m, dp, NAN, p2, 1, -1, 0), NAN, 0, "... NaN at x = NaN");
+  is_double((double)at(m, dp, 0.0, pnan, 1, -1, 0), NAN, 0, "... NaN at p = NaN");
+  is_double((double)at(m, dp, 0.0, pneg, 1, -1, 0), -INFINITY, 0,
+            "... -inf at x = 0 for p = -1 (|x|^p is inf there)");
+  dnc_mod_free(m);
 }
 
 static void test_sharing_and_growth(void)

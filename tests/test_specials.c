@@ -10,7 +10,8 @@
  * rounded to the dtype: the same class (NaN, +inf, -inf, finite) and,
  * finite, within a relative tolerance of the dtype (a few ulp of the
  * stated accuracy, docs/accuracy.md) or an absolute one of the dtype's
- * smallest normal.
+ * smallest normal. Then the gradient of a parameter in an exponent over a
+ * batch with zeros in it, in every dtype.
  */
 #include <float.h>
 #include <math.h>
@@ -48,7 +49,9 @@ static const char *src =
     "fn gauss_a(x; a = 2) = exp(-(a * x)^2)\n"
     /* asinh' is 1 / hypot(1, x): was 1 / sqrt(1 + x^2), 0 past 1.3e154
      * (f64) and 1.8e19 (f32), not 1/|x| */
-    "fn asinh1(x) = asinh(x)\n";
+    "fn asinh1(x) = asinh(x)\n"
+    /* d/dp |x|^p = |x|^p log|x| was 0 * -inf = NaN at x = 0 */
+    "fn powp(x; p = 2) = abs(x)^p\n";
 static const char *const known[] = {"dyisru", "gauss_a"};
 
 static const double specials[] = {
@@ -180,6 +183,56 @@ static void check_fn(dnc_context *ctx, const char *cpu, const dnc_function *f)
     dnc_module_free(dm[k]);
 }
 
+/* d/dp |x|^p at x = 0 is 0 (its limit for p > 0), not 0 log 0 = NaN: a
+ * batch with zeros among its x has a finite gradient of p, that of the
+ * other elements, from the element-wise and the layer kernels in every
+ * dtype; and a NaN x still makes it NaN. */
+static void test_pow_exponent_at_zero(dnc_context *ctx, const char *cpu)
+{
+  static const char text[] = "fn powp(x; p = 2) = abs(x)^p\n";
+  static const double xs[] = {0, 0.5, -2, -0.0, 1.5, 0, 3, -0.25, 0, 0.75,
+                              -1, 0, 2.5, 0.125, -0.0, 4, 0, -3, 1, 0};
+  enum { N = sizeof xs / sizeof *xs };
+  static const int bytes[] = {[DNC_F32] = 4, [DNC_F64] = 8, [DNC_BF16] = 2,
+                              [DNC_F16] = 2};
+  dnc_module *m;
+  if (!ok(dnc_compile_string(ctx, "p.dn", text, strlen(text), &m) == DNC_OK,
+          "%s: |x|^p compiles", cpu))
+    return;
+  const dnc_function *f = dnc_module_function(m, 0);
+  for (int t = 0; t < 4; t++) {
+    char xb[N * 8], dyb[N * 8], dxb[N * 8];
+    double want = 0, mag = 0;
+    int zeros = 0;
+    for (int i = 0; i < N; i++) {
+      double x = fabs(store(t, xs[i], xb + i * bytes[t]));
+      store(t, 1.0, dyb + i * bytes[t]);
+      if (x != 0) {
+        want += x * x * log(x);
+        mag += fabs(x * x * log(x));
+      }
+      zeros += x == 0;
+    }
+    dnc_tensor tx = {xb, t, 1, N, 0}, tdy = {dyb, t, 1, N, 0},
+               tdx = {dxb, t, 1, N, 0}, lx = {xb, t, 4, N / 4, 0},
+               ldy = {dyb, t, 4, N / 4, 0}, ldx = {dxb, t, 4, N / 4, 0};
+    double dp = 0, ldp = 0;
+    dnc_layer_grad g = {&ldp, NULL, NULL, NULL};
+    int st = dnc_backward(f, &tx, &tdy, &tdx, NULL, &dp) |
+             dnc_layer_backward(f, &lx, &ldy, &ldx, NULL, &g);
+    double tol = rel_tol[t] * mag;
+    ok(!st && fabs(dp - want) <= tol && fabs(ldp - want) <= tol,
+       "%s, %s: the gradient of p of |x|^p over %d x, %d of them 0, is "
+       "finite: %.9g and %.9g (layer), want %.9g", cpu, dnc_dtype_name(t),
+       (int)N, zeros, dp, ldp, want);
+    store(t, NAN, xb + 3 * bytes[t]);
+    dp = 0;
+    ok(dnc_backward(f, &tx, &tdy, &tdx, NULL, &dp) == DNC_OK && isnan(dp),
+       "%s, %s: ... and NaN with a NaN among them", cpu, dnc_dtype_name(t));
+  }
+  dnc_module_free(m);
+}
+
 int main(void)
 {
   const char *cpus[] = {"x86-64-v2", NULL};
@@ -200,6 +253,7 @@ int main(void)
     }
     for (int i = 0; i < dnc_module_function_count(m); i++)
       check_fn(ctx, cpus[c] ? cpus[c] : "host", dnc_module_function(m, i));
+    test_pow_exponent_at_zero(ctx, cpus[c] ? cpus[c] : "host");
     dnc_module_free(m);
     dnc_context_free(ctx);
   }
