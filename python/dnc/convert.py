@@ -56,15 +56,22 @@ def channels_first(m, overrides=None):
         src = inspect.getsource(type(m).forward)
     except (OSError, TypeError):
         src = ""
-    if ".permute(" in src or "movedim(" in src:
+    # moving dimension 1 last: permute(0, 2, 3, 1), movedim(1, -1); a
+    # permute that keeps the last dimension last (sequence first,
+    # permute(1, 0, 2)) is not channels first
+    perms = [[a.strip() for a in p.split(",")] for p in
+             re.findall(r"\.permute\(([^()]*)\)", src)]
+    if any(p and p[-1] == "1" for p in perms) or \
+            re.search(r"movedim\(\s*1\s*,", src):
         return True
-    if not isinstance(m, nn.LayerNorm) and "transpose(" not in src and \
+    if not perms and "movedim(" not in src and "transpose(" not in src \
+            and not isinstance(m, nn.LayerNorm) and \
             re.search(r"layer_norm\(|mean\(\s*(dim\s*=\s*)?-1\b", src):
         return False  # a LayerNorm written from scratch, over the last dim
     raise ValueError(
-        "dnc.convert: %s subclasses nn.LayerNorm with its own forward, which "
-        "does not permute: it is not clear which dimension it normalizes; "
-        "pass channels_first_classes={%s: True or False}"
+        "dnc.convert: %s has a forward of its own, from which it is not "
+        "clear which dimension it normalizes; pass "
+        "channels_first_classes={%s: True or False}"
         % (type(m).__name__, type(m).__name__))
 
 

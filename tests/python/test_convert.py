@@ -247,6 +247,19 @@ def test_channels_first_layernorm_subclasses():
     m = dt.convert_layernorm(nn.Sequential(PermutingLN(c)), "dyt",
                              channels_first_classes={PermutingLN: False})
     ok(m[0].channels_last, "the override wins over the permute rule")
+    raises(ValueError, lambda: dt.convert_layernorm(
+        nn.Sequential(SeqFirstLN(c)), "dyt"), "a permute that keeps the "
+        "last dimension last is not taken for channels first",
+        "channels_first_classes")
+
+
+class SeqFirstLN(nn.LayerNorm):
+    """Permutes, but keeps the channels last: (L, B, C) <-> (B, L, C)."""
+
+    def forward(self, x):
+        y = nn.functional.layer_norm(x.permute(1, 0, 2), self.normalized_shape,
+                                     self.weight, self.bias, self.eps)
+        return y.permute(1, 0, 2)
 
 
 def test_torchvision_layernorm2d():
