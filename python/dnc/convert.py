@@ -37,8 +37,10 @@ def channels_first(m, overrides=None):
     `data_format` or `channels_last` attribute (the ConvNeXt and DyT
     repositories' spelling); a class whose name ends in "LayerNorm2d"
     (torchvision's and timm's ConvNeXt); nn.LayerNorm's own forward (no);
-    any other forward that calls permute or movedim (yes). A subclass with
-    another forward is refused: say which it is through overrides."""
+    any other forward that moves dimension 1 last, permute(..., 1) or
+    movedim(1, ...) (yes); a LayerNorm written from scratch whose forward
+    calls layer_norm( or mean(-1 and does not permute or transpose (no).
+    Another forward is refused: say which it is through overrides."""
     for cls in type(m).__mro__:
         for key in (cls, cls.__name__):
             if overrides and key in overrides:
