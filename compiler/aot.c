@@ -216,7 +216,10 @@ static int add_level(aot *a, const char *cpu, const char *features)
  * objects must link with the platform's. LLVM's "generic" RISC-V has no
  * F and D, so its objects had the soft-float ABI, which a linker refuses
  * to mix with the lp64d/ilp32d of every Linux distribution's code; with
- * +d, LLVM takes the ABI with hardware doubles. */
+ * +d, LLVM takes the ABI with hardware doubles. NVPTX has no "generic":
+ * LLVM warned that it ignored it, once per module, and wrote `.target
+ * generic` into the PTX, which ptxas refuses; sm_52 is clang 19's
+ * default GPU for CUDA (--cuda-gpu-arch), and its PTX runs on later GPUs. */
 static void baseline(const char *triple, const char **cpu,
                      const char **features)
 {
@@ -226,13 +229,16 @@ static void baseline(const char *triple, const char **cpu,
   else if (!strncmp(triple, "riscv64", 7) || !strncmp(triple, "riscv32", 7)) {
     *cpu = triple[5] == '6' ? "generic-rv64" : "generic-rv32";
     *features = "+m,+a,+f,+d,+c";
-  } else
+  } else if (!strncmp(triple, "nvptx", 5))
+    *cpu = "sm_52";
+  else
     *cpu = "generic";
 }
 
 /* --cpu: one name, "native", or (for a library) a comma-separated list of
  * x86-64 levels; none: x86-64-v2,-v3,-v4 for an x86-64 library, else the
- * target's baseline (x86-64, rv64gc or rv32gc, or LLVM's "generic"). */
+ * target's baseline (x86-64, rv64gc or rv32gc, sm_52, or LLVM's
+ * "generic"). */
 static int choose_levels(aot *a)
 {
   const char *cpu = a->o->cpu;

@@ -3,7 +3,8 @@
 # errors in the input and in the output (each exits non-zero with a clear
 # message and leaves nothing behind, an existing output untouched), the
 # library's dynamic section (libc and libm only), the header under C99 and
-# C++, assembly and IR, and cross compiling to AArch64 and RISC-V objects.
+# C++, assembly and IR, and cross compiling to AArch64 and RISC-V objects
+# and to NVPTX assembly.
 # The library's kernels against the JIT's are tests/test_aot.c's.
 set -u
 . "$(dirname "$0")/tap.bash"
@@ -153,6 +154,26 @@ t "  with the double-float ABI, as the platform's code" sh -c "readelf -h '$out/
 t "a library for another target needs its C compiler" run 1 compile "$src" --target aarch64-linux-gnu -o "$out/a64.so"
 t "  saying so" says "set CC to its cross compiler"
 t "  and leaving nothing" test ! -e "$out/a64.so"
+# NVPTX has no CPU "generic": LLVM warned, once per module, that it ignored
+# it, and wrote `.target generic`, which ptxas refuses; the baseline is sm_52
+"$DNC" compile "$src" --target nvptx64-nvidia-cuda -S -o "$out/k.ptx" 2>"$tmp/err"
+rc=$?
+if grep -qF "unknown target" "$tmp/err"; then
+  for i in 1 2 3 4; do
+    n=$((n + 1))
+    echo "ok $n # skip this LLVM has no NVPTX target"
+  done
+else
+  t "--target nvptx64-nvidia-cuda -S" test "$rc" = 0
+  t "  prints nothing (no LLVM warnings)" sh -c "! sed 's/^/# /' '$tmp/err' | grep ."
+  t "  PTX for sm_52, the baseline" grep -qx '\.target sm_52' "$out/k.ptx"
+  if command -v ptxas >/dev/null; then
+    t "  which ptxas assembles" ptxas "$out/k.ptx" -o "$out/k.cubin"
+  else
+    n=$((n + 1))
+    echo "ok $n # skip no ptxas here to assemble the PTX"
+  fi
+fi
 t "no temporary file is left in the output directory" sh -c "! ls -A '$out' | grep -q '^\.'"
 
 tap_done
