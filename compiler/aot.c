@@ -112,6 +112,27 @@ static int fail(aot *a, const char *fmt, ...)
   return -1;
 }
 
+/* The architectures dnc compiles for (the triple's first part, by
+ * prefix): those whose LLVM back ends take dnc's kernels. Others are
+ * refused before any work: LLVM 19 crashed on some (avr, ve: signals;
+ * s390x: f16 loads it cannot select; xcore, bpf, amdgcn, r600: internal
+ * errors). */
+static const char *const arch_ok[] = {
+    "x86_64", "i386", "i486", "i586", "i686", "aarch64", "arm64", "arm",
+    "thumb", "riscv32", "riscv64", "powerpc64le", "ppc64le", "powerpc64",
+    "ppc64", "mips", "wasm32", "wasm64", "nvptx"};
+
+static int arch_supported(const char *triple)
+{
+  if (!strncmp(triple, "aarch64_be", 10) || !strncmp(triple, "armeb", 5) ||
+      !strncmp(triple, "thumbeb", 7))
+    return 0; /* big-endian ARM: untested */
+  for (size_t i = 0; i < sizeof arch_ok / sizeof arch_ok[0]; i++)
+    if (!strncmp(triple, arch_ok[i], strlen(arch_ok[i])))
+      return 1;
+  return 0;
+}
+
 static int is_x86_64(const char *triple)
 {
   return !strncmp(triple, "x86_64", 6);
@@ -1154,6 +1175,10 @@ int dnc_aot_compile(dnc_mod *m, const dnc_aot_options *o, char **err)
     char *msg = NULL;
     if (LLVMGetTargetFromTriple(a.triple, &target, &msg))
       rc = fail(&a, "unknown target '%s': %s", a.triple, msg ? msg : "");
+    else if (!arch_supported(a.triple))
+      rc = fail(&a, "dnc compile does not support target '%s' (it compiles "
+                "for x86_64, i686, aarch64, arm, riscv32, riscv64, "
+                "powerpc64(le), mips, wasm32, wasm64 and nvptx)", a.triple);
     LLVMDisposeMessage(msg);
     if (!rc)
       rc = choose_levels(&a);

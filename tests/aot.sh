@@ -64,6 +64,16 @@ t "a directory that is a file exits 1" run 1 compile "$src" -o "$tmp/file/k.so"
 t "  saying why" says "Not a directory"
 t "an unknown target exits 1" run 1 compile "$src" --target nosuch-cpu-linux -o "$out/k.o" -c
 t "  saying so" says "unknown target 'nosuch-cpu-linux'"
+# targets LLVM has whose back ends crash or fail on dnc's kernels
+for tgt in avr s390x-linux-gnu ve xcore bpf amdgcn aarch64_be-linux-gnu; do
+  t "--target $tgt is refused (exit 1, no crash)" run 1 compile "$src" --target "$tgt" -c -o "$out/x.o"
+  t "  saying which targets dnc compiles for" says "does not support target '$tgt' (it compiles for x86_64"
+  t "  and writing nothing" test ! -e "$out/x.o"
+done
+for tgt in i686-linux-gnu armv7-linux-gnueabihf powerpc64le-linux-gnu mips64el-linux-gnuabi64 wasm32; do
+  t "--target $tgt -c" run 0 compile "$src" --target "$tgt" -c -o "$out/x.o"
+  rm -f "$out/x.o"
+done
 t "an unknown CPU exits 1" run 1 compile "$src" --cpu znver44 -o "$out/k.so"
 t "  with a suggestion" says "unknown CPU 'znver44' for x86_64"
 t "several CPUs that are not x86-64 levels exit 1" run 1 compile "$src" --cpu x86-64-v3,znver4 -o "$out/k.so"

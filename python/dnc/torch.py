@@ -763,8 +763,9 @@ def _symbolic_jvp(runner, f0, x, gamma, beta, params, tx, tg, tb, tps):
     the tangent of y = gamma * f(x; p) + beta, gamma * (f'(x) tx +
     sum_k df/dp_k tp_k) + tg f + tb, from dnc's symbolic derivatives, each
     a dnc function again (so to any order). A parameter's term is 0 where
-    its tangent is 0, whatever its derivative (0 log 0 of a power's
-    exponent is NaN: 0 times it would be too)."""
+    its tangent is 0, whatever its derivative (one that is infinite or NaN
+    at a point, as u^v's with respect to v where u = 0 and v < 0, would
+    make 0 times it NaN)."""
     f, derivs = runner
     t = None
 
