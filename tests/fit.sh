@@ -15,7 +15,7 @@ fn both(x; a = 1, b = 1) = a * b * x
 fn logshift(x; a = 1) = log(x - a)
 fn plain(x) = x
 fn scaled(x; gamma = 1) = gamma * x
-fn power(x; a = 1, b = 1) = abs(x)^a * b
+fn power(x; a = 1, b = 1) = sqrt(a * abs(x)) * b
 fn grow(x; a = 1) = exp(a * x)
 fn derf(x; alpha = 0.5, s = 0) = erf(alpha * x + s)
 DN
