@@ -215,6 +215,15 @@ void dnc_context_free(dnc_context *ctx)
   context_release(ctx);
 }
 
+static dnc_status omp_refused(dnc_status st, const char *library,
+                              const char *why)
+{
+  char msg[480];
+  snprintf(msg, sizeof msg, "dnc_context_use_openmp: '%s' %s", library, why);
+  dnc_set_last_error(msg);
+  return st;
+}
+
 dnc_status dnc_context_use_openmp(dnc_context *ctx, const char *library)
 {
   if (!context_usable(ctx))
@@ -229,26 +238,18 @@ dnc_status dnc_context_use_openmp(dnc_context *ctx, const char *library)
     /* only a runtime the process already has: a second one would start
      * its own threads, the competition this is meant to end */
     void *h = dlopen(library, RTLD_LAZY | RTLD_NOLOAD | RTLD_NODELETE);
-    if (!h) {
-      char msg[480];
-      snprintf(msg, sizeof msg, "dnc_context_use_openmp: '%s' is not "
-               "loaded in this process (dnc joins an OpenMP runtime that is "
-               "already there)", library);
-      dnc_set_last_error(msg);
-      return DNC_ERR_NOT_FOUND;
-    }
+    if (!h)
+      return omp_refused(DNC_ERR_NOT_FOUND, library,
+                         "is not loaded in this process (dnc joins an OpenMP "
+                         "runtime that is already there)");
     /* RTLD_NODELETE: the runtime is never unloaded from now on (its
      * threads live on, in its code); the handle can go */
     parallel = dlsym(h, "GOMP_parallel");
     dlclose(h);
-    if (!parallel) {
-      char msg[480];
-      snprintf(msg, sizeof msg, "dnc_context_use_openmp: '%s' has no "
-               "GOMP_parallel: not an OpenMP runtime dnc can use (libgomp, "
-               "LLVM's libomp, Intel's libiomp5)", library);
-      dnc_set_last_error(msg);
-      return DNC_ERR_ARGUMENT;
-    }
+    if (!parallel)
+      return omp_refused(DNC_ERR_ARGUMENT, library,
+                         "has no GOMP_parallel: not an OpenMP runtime dnc "
+                         "can use (libgomp, LLVM's libomp, Intel's libiomp5)");
   }
   dnc_pool_use_omp(ctx->pool, parallel);
   dnc_set_last_error(NULL);
