@@ -960,8 +960,7 @@ if HAS_CUSTOM_OPS:
 
         @staticmethod
         def forward(source, name, x, gamma, beta, *params):
-            return _dec_forward(_forms[(source, name)], x, gamma, beta,
-                                params)
+            return _dec_output(source, name, x, gamma, beta, params)
 
         @staticmethod
         def setup_context(ctx, inputs, output):
@@ -982,6 +981,44 @@ if HAS_CUSTOM_OPS:
             x, gamma, beta, *params = ctx.saved_tensors
             return _symbolic_jvp(_dec_runner(*ctx.key, x, params), ctx.key,
                                  x, gamma, beta, params, tx, tg, tb, tps)
+
+    class _DecCompiled(torch.autograd.Function):
+        """The decomposed form under torch.compile (the path of every
+        compiled model on a GPU): an autograd.Function with setup_context
+        and no jvp, which dynamo's tracer refuses, whose backward is
+        _dec_backward, the printed forms of dnc's first derivatives.
+        Autograd through the printed operations themselves took
+        torch.where's untaken branch (NaN for `if x >= 0 then sqrt(x + c)
+        ...`) and lost derivatives that dnc writes exactly (0 for
+        softplus(a x) - softplus(-a x) at 0, not 0.8)."""
+        generate_vmap_rule = True
+
+        @staticmethod
+        def forward(source, name, x, gamma, beta, *params):
+            return _dec_output(source, name, x, gamma, beta, params)
+
+        @staticmethod
+        def setup_context(ctx, inputs, output):
+            source, name, x, gamma, beta, *params = inputs
+            ctx.key = (source, name)
+            ctx.save_for_backward(x, gamma, beta, *params)
+
+        @staticmethod
+        def backward(ctx, dy):
+            x, gamma, beta, *params = ctx.saved_tensors
+            dx, dg, db, dps = _dec_backward(_forms[ctx.key], x, dy, gamma,
+                                            beta, params,
+                                            ctx.needs_input_grad[2:])
+            return (None, None, dx, dg, db) + tuple(dps)
+
+    def _dec_output(source, name, x, gamma, beta, params):
+        """_dec_forward for an autograd.Function with setup_context: never
+        an input itself (f = x, or a derivative that is x), which autograd
+        refuses to save and return as it is."""
+        y = _dec_forward(_forms[(source, name)], x, gamma, beta, params)
+        if y is x or any(y is p for p in params):
+            y = y.clone()
+        return y
 
     def _functorch_active():
         return torch._C._functorch.peek_interpreter_stack() is not None
@@ -1022,11 +1059,11 @@ def _apply(source, name, threads, x, gamma, beta, params):
     if _onnx_exporting():
         return _dec_forward(form, x, gamma, beta, params)
     if HAS_CUSTOM_OPS and _functorch_active():
-        # under torch.compile autograd differentiates the printed
-        # operations themselves (its tracer refuses a jvp, and the
-        # derivatives' forms would be printed while tracing)
+        # under torch.compile, whose tracer refuses a jvp: the first
+        # derivatives' printed forms (a second order would print more
+        # forms while tracing; autograd takes it through these)
         if _compiling():
-            return _dec_forward(form, x, gamma, beta, params)
+            return _DecCompiled.apply(source, name, x, gamma, beta, *params)
         return _DecFunc.apply(source, name, x, gamma, beta, *params)
     if _needs_grad(x, gamma, beta, params):
         return _DecomposedFn.apply(form, (source, name), x, gamma, beta,

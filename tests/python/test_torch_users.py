@@ -7,6 +7,7 @@ initial values for nn.RMSNorm(eps=None), parameter names that clash with
 the module's own, dnc.torch.pointwise under torch.compile(fullgraph=True),
 the legacy ONNX exporter with a channels-first norm, and per-channel values
 given to pointwise as lists. Skipped as a whole under PyTorch 1.13."""
+import contextlib
 import warnings
 
 import pytest
@@ -431,3 +432,66 @@ def test_fx_symbolic_trace(channels_last):
     ok(torch.equal(xa.grad, xb.grad), "and its gradient")
     raises(TypeError, lambda: torch.jit.script(m), "torch.jit.script",
            "use torch.jit.trace, torch.compile or torch.export")
+
+
+DEC_CASES = [
+    ("fn pwroot(x; c = 0.5) = if x >= 0 then sqrt(x + c) - sqrt(c) "
+     "else -(sqrt(-x + c) - sqrt(c))", [1.0, -1.0]),
+    ("fn sp(x; a = 0.8) = softplus(a * x) - softplus(-a * x)", [0.0, 1.0]),
+    ("fn ash(x; a = 0.3) = asinh(a * x) / a", [0.0, 1.0]),
+    ("fn dy(x; a = 1) = tanh(a * x)", [200.0, 1.0]),
+    ("fn ps(x; a = 1.2) = if x > 0 then 1 - exp(-a * x) else expm1(a * x)",
+     [float("inf"), 1.0]),
+    ("fn gate(x; t = 1, a = 2) = if abs(x) < t then a * x else x",
+     [0.5, 3.0]),
+]
+
+
+@pytest.mark.parametrize("src,xs", DEC_CASES)
+def test_compiled_decomposed_gradients(src, xs):
+    """torch.compile of the decomposed path (every compiled model on a
+    GPU): the gradients are dnc's derivatives, as in eager mode, not
+    autograd's through the printed operations (NaN from torch.where's
+    untaken branch, 0 for softplus(a x) - softplus(-a x) at 0)."""
+    norm = dt.PointwiseNorm(2, src, elementwise_affine=False).double()
+    got = []
+    for f in (norm, torch.compile(norm, fullgraph=True, backend="aot_eager")):
+        norm.zero_grad(set_to_none=True)
+        x = torch.tensor([xs], dtype=torch.float64, requires_grad=True)
+        with dt.decomposed():
+            f(x).sum().backward()
+        got.append([x.grad] + [p.grad for p in norm.parameters()])
+    torch._dynamo.reset()
+    ok(all(b is not None and torch.allclose(a, b, rtol=0, atol=0,
+                                             equal_nan=True)
+           for a, b in zip(got[0], got[1])),
+       "compiled gradients are eager's", lambda: "%s\n%s" % tuple(got))
+
+
+@pytest.mark.parametrize("src", ["fn lin(x; a = 0.5) = a * x",
+                                 "fn idn(x) = x"])
+def test_func_on_decomposed_identity(src):
+    """torch.func over the decomposed form of a function that is x itself,
+    or whose derivative is (d/da a x = x): no 'input returned as-is'."""
+    from torch.func import functional_call, grad, jvp, vmap
+    for affine in (True, False):
+        norm = dt.PointwiseNorm(3, src, elementwise_affine=affine).double()
+        ps = {k: v.detach() for k, v in norm.named_parameters()}
+        x = torch.randn(2, 3, dtype=torch.float64)
+        res = {}
+        for path in ("kernels", "decomposed"):
+            ctx = dt.decomposed() if path == "decomposed" else \
+                contextlib.nullcontext()
+            with ctx:
+                res[path] = (
+                    grad(lambda p: functional_call(norm, p, (x,)).sum())(ps)
+                    if ps else {},
+                    grad(lambda z: functional_call(norm, ps, (z,)).sum())(x),
+                    jvp(lambda z: functional_call(norm, ps, (z,)), (x,),
+                        (torch.ones_like(x),))[1],
+                    vmap(lambda z: functional_call(norm, ps, (z,)))(x))
+        k, d = res["kernels"], res["decomposed"]
+        ok(all(torch.allclose(k[0][n], d[0][n]) for n in k[0]) and
+           all(torch.allclose(a, b) for a, b in zip(k[1:], d[1:])),
+           "the decomposed path agrees with the kernels (affine=%s)"
+           % affine)
