@@ -951,37 +951,6 @@ if HAS_CUSTOM_OPS:
             return _layer_jvp(*ctx.fn_key, x, gamma, beta, params, tx, tg,
                               tb, tps)
 
-    class _DecFunc(torch.autograd.Function):
-        """The decomposed form under torch.func's transforms (outside
-        torch.compile): backward and forward mode from dnc's symbolic
-        derivatives, as _DecomposedFn's with create_graph; the vmap rule
-        is generated (the forward is PyTorch operations)."""
-        generate_vmap_rule = True
-
-        @staticmethod
-        def forward(source, name, x, gamma, beta, *params):
-            return _dec_output(source, name, x, gamma, beta, params)
-
-        @staticmethod
-        def setup_context(ctx, inputs, output):
-            source, name, x, gamma, beta, *params = inputs
-            ctx.key = (source, name)
-            ctx.save_for_backward(x, gamma, beta, *params)
-            ctx.save_for_forward(x, gamma, beta, *params)
-
-        @staticmethod
-        def backward(ctx, dy):
-            x, gamma, beta, *params = ctx.saved_tensors
-            return (None, None) + _symbolic_backward(
-                _dec_runner(*ctx.key, x, params), ctx.key, x, dy, gamma,
-                beta, params, ctx.needs_input_grad[2:])
-
-        @staticmethod
-        def jvp(ctx, _s, _n, tx, tg, tb, *tps):
-            x, gamma, beta, *params = ctx.saved_tensors
-            return _symbolic_jvp(_dec_runner(*ctx.key, x, params), ctx.key,
-                                 x, gamma, beta, params, tx, tg, tb, tps)
-
     class _DecCompiled(torch.autograd.Function):
         """The decomposed form under torch.compile (the path of every
         compiled model on a GPU): an autograd.Function with setup_context
@@ -990,7 +959,8 @@ if HAS_CUSTOM_OPS:
         Autograd through the printed operations themselves took
         torch.where's untaken branch (NaN for `if x >= 0 then sqrt(x + c)
         ...`) and lost derivatives that dnc writes exactly (0 for
-        softplus(a x) - softplus(-a x) at 0, not 0.8)."""
+        softplus(a x) - softplus(-a x) at 0, not 0.8). The vmap rule is
+        generated (the forward is PyTorch operations)."""
         generate_vmap_rule = True
 
         @staticmethod
@@ -1010,6 +980,29 @@ if HAS_CUSTOM_OPS:
                                             beta, params,
                                             ctx.needs_input_grad[2:])
             return (None, None, dx, dg, db) + tuple(dps)
+
+    class _DecFunc(_DecCompiled):
+        """The decomposed form under torch.func's transforms (outside
+        torch.compile): backward and forward mode from dnc's symbolic
+        derivatives, as _DecomposedFn's with create_graph, to any order."""
+
+        @staticmethod
+        def setup_context(ctx, inputs, output):
+            _DecCompiled.setup_context(ctx, inputs, output)
+            ctx.save_for_forward(*inputs[2:])
+
+        @staticmethod
+        def backward(ctx, dy):
+            x, gamma, beta, *params = ctx.saved_tensors
+            return (None, None) + _symbolic_backward(
+                _dec_runner(*ctx.key, x, params), ctx.key, x, dy, gamma,
+                beta, params, ctx.needs_input_grad[2:])
+
+        @staticmethod
+        def jvp(ctx, _s, _n, tx, tg, tb, *tps):
+            x, gamma, beta, *params = ctx.saved_tensors
+            return _symbolic_jvp(_dec_runner(*ctx.key, x, params), ctx.key,
+                                 x, gamma, beta, params, tx, tg, tb, tps)
 
     def _dec_output(source, name, x, gamma, beta, params):
         """_dec_forward for an autograd.Function with setup_context: never
