@@ -122,9 +122,11 @@ def vs_layernorm(dt, threads, reps, res, all_threads):
     interleaved rounds (more of them for the small shape), on `threads`
     threads (all_threads: the count of the unsuffixed keys)."""
     torch.set_num_threads(threads)
+    omp = dt._torch_openmp()
     print(f"nn.LayerNorm over dnc.torch.PointwiseNorm, f32, {threads} threads, "
           "forward + backward, median of interleaved rounds "
-          f"(PyTorch {torch.__version__})")
+          f"(PyTorch {torch.__version__}; dnc's kernel threads: "
+          f"{'ATen OpenMP team, ' + omp if omp else 'its own'})")
     print(f"{'fn':8}{'shape':>14}{'layernorm ms':>14}{'module ms':>11}"
           f"{'layernorm/module':>18}")
     g = torch.Generator().manual_seed(2)
