@@ -152,7 +152,11 @@ def _unknown_norm(m):
         return False
     if _is_layernorm(m) or _is_rmsnorm(m):
         return False
-    return re.search(r"norm(\dd)?$", type(m).__name__.lower()) is not None
+    name = type(m).__name__.lower()
+    # batch, group and instance norms by name too (torchvision's
+    # FrozenBatchNorm2d is not an nn.BatchNorm)
+    return re.search(r"norm(\dd)?$", name) is not None and not re.search(
+        r"batch|group|instance|localresponse", name)
 
 
 def find_norms(model, kind="all"):

@@ -539,10 +539,31 @@ def test_norm_classes_written_from_scratch():
         m = dt.convert(nn.Sequential(nn.LayerNorm(4), ScaleNorm()), "dyt")
     ok(isinstance(m[0], dt.PointwiseNorm) and isinstance(m[1], ScaleNorm),
        "a norm of neither kind stays, with a warning naming it")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        m = dt.convert(nn.Sequential(nn.Conv2d(3, 4, 1), FrozenBatchNorm2d(4),
+                                     nn.GroupNorm(2, 4)), "dyt")
+    ok(isinstance(m[1], FrozenBatchNorm2d), "batch and group norms stay, "
+       "without a warning, also torchvision's FrozenBatchNorm2d")
 
 
 class OddRMSNorm(OddNorm):
     pass
+
+
+class FrozenBatchNorm2d(nn.Module):
+    """torchvision's FrozenBatchNorm2d: buffers, not an nn.BatchNorm."""
+
+    def __init__(self, c):
+        super().__init__()
+        for n, v in (("weight", 1), ("bias", 0), ("running_mean", 0),
+                     ("running_var", 1)):
+            self.register_buffer(n, torch.full((c,), float(v)))
+
+    def forward(self, x):
+        scale = self.weight * (self.running_var + 1e-5).rsqrt()
+        shift = self.bias - self.running_mean * scale
+        return x * scale[:, None, None] + shift[:, None, None]
 
 
 def test_no_affine_norm_takes_the_models_dtype_and_device():
