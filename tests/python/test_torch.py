@@ -584,28 +584,34 @@ def test_numpy_integers_for_shape_and_threads():
            "threads=True", "int >= 1")
 
 
-@pytest.mark.parametrize("dtype,tol", [(torch.bfloat16, 0.006),
-                                       (torch.float16, 0.002)])
-@pytest.mark.parametrize("channels_last", [True, False])
-def test_create_graph_low_precision_sums(dtype, tol, channels_last):
+def test_create_graph_low_precision_sums():
     """create_graph's first-order gradients of bf16 and f16 layers are
-    formed and summed in float32, as the fused kernels do (they were summed
-    in the storage type: alpha's gradient 0.010-0.015 off)."""
+    formed and summed in float32, as the fused kernels do. Formed in the
+    storage type, they were off by 0.0077 (shift, bf16), 0.010 (alpha,
+    bf16, channels first) and 0.015 (alpha, f16) on this sweep's data
+    (seed 0, in this order: a user's probe), against a float64 reference;
+    now by at most 0.0051 and 0.0011."""
     torch.manual_seed(0)
-    n = dt.PointwiseNorm(64, "derf", channels_last=channels_last,
-                         dtype=dtype)
-    shape = (4096, 64) if channels_last else (64, 64, 8, 8)
-    x = torch.randn(*shape).to(dtype).requires_grad_()
-    dy = torch.randn_like(x)
-    ps = [x, n.alpha, n.shift, n.weight, n.bias]
-    got = torch.autograd.grad(n(x), ps, dy, create_graph=True)
-    ref_in = [t.detach().double().requires_grad_() for t in ps]
-    xd, a, s, w, b = ref_in
-    sh = (-1,) if channels_last else (-1, 1, 1)
-    yr = torch.erf(a * xd + s) * w.reshape(sh) + b.reshape(sh)
-    want = torch.autograd.grad(yr, ref_in, dy.double())
-    for name, g, r in zip(("x", "alpha", "shift", "weight", "bias"), got,
-                          want):
-        err = ((g.double() - r).abs().max() / r.abs().max()).item()
-        ok(err < tol and g.dtype == dtype, "%s's gradient within %g (%.2g)"
-           % (name, tol, err))
+    tols = {torch.float32: 1e-5, torch.bfloat16: 0.006,
+            torch.float16: 0.003}
+    for dtype in (torch.float32, torch.bfloat16, torch.float16):
+        for channels_last in (True, False):
+            n = dt.PointwiseNorm(64, "derf", channels_last=channels_last,
+                                 dtype=dtype)
+            shape = (4096, 64) if channels_last else (64, 64, 8, 8)
+            x = torch.randn(*shape).to(dtype).requires_grad_()
+            dy = torch.randn_like(x)
+            ps = [x, n.alpha, n.shift, n.weight, n.bias]
+            got = torch.autograd.grad(n(x), ps, dy, create_graph=True)
+            ref_in = [t.detach().double().requires_grad_() for t in ps]
+            xd, a, s, w, b = ref_in
+            sh = (-1,) if channels_last else (-1, 1, 1)
+            yr = torch.erf(a * xd + s) * w.reshape(sh) + b.reshape(sh)
+            want = torch.autograd.grad(yr, ref_in, dy.double())
+            for name, g, r in zip(("x", "alpha", "shift", "weight", "bias"),
+                                  got, want):
+                err = ((g.double() - r).abs().max() / r.abs().max()).item()
+                ok(err < tols[dtype] and g.dtype == dtype,
+                   "%s, %s, %s's gradient within %g (%.2g)" % (
+                       dtype, "last dim" if channels_last else
+                       "channels first", name, tols[dtype], err))
