@@ -211,7 +211,7 @@ def _torch_openmp():
             with open("/proc/self/maps") as f:
                 libs = {ln.split(None, 5)[5].strip() for ln in f
                         if ln.count(" ") >= 5 and
-                        re.search(r"/lib(g|i|i5)?omp[^/]*\.so[^/]*$",
+                        re.search(r"/lib[gi]?omp[^/]*\.so[^/]*$",
                                   ln.strip())}
         except (OSError, IndexError, AttributeError):
             libs, parallel = set(), ""
@@ -267,9 +267,6 @@ def _function(source, name, threads):
     return f
 
 
-_DEFAULT_OPTIONS = (None, None, 2, 0, 0)  # Context's but threads
-
-
 def _own_options(f):
     """Refuses a Function whose context has options other than threads
     set: dnc.torch compiles a function again in contexts of its own (the
@@ -277,10 +274,13 @@ def _own_options(f):
     context's kernels (math_bits=24's bf16 results on one thread count and
     the default math's on another)."""
     args = getattr(f.module.context, "_args", None)
-    if args is not None and tuple(args[1:]) != _DEFAULT_OPTIONS:
-        names = ("cpu", "features", "opt_level", "math_bits", "stream_bytes")
+    # Context's parameters and defaults, threads first
+    init = _dnc.Context.__init__
+    names = init.__code__.co_varnames[2:init.__code__.co_argcount]
+    defaults = init.__defaults__[1:]
+    if args is not None and tuple(args[1:]) != defaults:
         set_ = ", ".join("%s=%r" % (n, v) for n, v, d in
-                         zip(names, args[1:], _DEFAULT_OPTIONS) if v != d)
+                         zip(names, args[1:], defaults) if v != d)
         raise ValueError(
             "dnc.torch: %s comes from a dnc.Context with %s; dnc.torch "
             "compiles its functions in contexts of its own (default "
@@ -357,7 +357,7 @@ def _view(t, dt):
         rows = t.numel() // cols if cols else math.prod(t.shape[:-1])
         return C.Tensor(t.data_ptr(), dt, rows, cols, cols), t
     v, ld = _rows(t)
-    return C.Tensor(v.data_ptr(), dt, v.shape[0], v.shape[1], ld), v
+    return _tensor(v, ld, dt), v
 
 
 def _values(t, ct):
