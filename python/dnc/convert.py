@@ -235,23 +235,16 @@ def _affine(m, path, k, cf, w, b):
         return w, b
     eps = _eps(m)
     eps = torch.finfo(w.dtype).eps if eps is None else eps
-    xl = x.movedim(1, -1) if cf else x
-    xq = xl.to(w.dtype).double()  # as m saw it
-    if k == "layernorm":
-        base = F.layer_norm(xq, (c,), eps=eps)
-    else:
-        base = xq * torch.rsqrt(xq.pow(2).mean(-1, keepdim=True) + eps)
-    wd = w.detach().double().cpu()
+    _, base = _normalized(k, x.to(w.dtype), cf, eps)  # as m saw x
     bd = b.detach().double().cpu() if b is not None else 0.0
     tol = 1e-3 if w.dtype in (torch.float32, torch.float64) else 3e-2
-    for scale, copied in ((wd, w), (1 + wd, None)):
-        want = base * scale + bd
+    for scale in (w, 1 + w.detach()):
+        want = base * scale.detach().double().cpu() + bd
         if cf:
             want = want.movedim(-1, 1)
         if y.shape == want.shape and torch.allclose(y, want, rtol=tol,
                                                     atol=tol):
-            return (copied if copied is not None else
-                    (1 + w.detach())), b
+            return scale, b
     raise ValueError(
         "dnc.convert: %s: %s's output is neither weight * %s(x) nor "
         "(1 + weight) * %s(x)%s on a probe input: keep_affine cannot copy "
@@ -371,8 +364,9 @@ def convert_rmsnorm(model, fn, module=None, *, keep_affine=False, init=None,
 
 # ------------------------------------------------------- fitted initial values
 
-def _normalized(m, kind, x, cf, eps):
-    """What the norm m computes before its affine part, for input x."""
+def _normalized(kind, x, cf, eps):
+    """x (in double, channels moved last when cf) and what a LayerNorm or
+    an RMSNorm (kind) computes of it before its affine part."""
     x = x.detach().double()
     if cf:
         x = x.movedim(1, -1)
@@ -380,7 +374,7 @@ def _normalized(m, kind, x, cf, eps):
         y = F.layer_norm(x, x.shape[-1:], eps=eps)
     else:
         y = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)
-    return x.reshape(-1), y.reshape(-1)
+    return x, y
 
 
 def fit_initial(model, fn, batches, module=None, *, kind="all",
@@ -423,9 +417,9 @@ def fit_initial(model, fn, batches, module=None, *, kind="all",
         def hook(mod, args, out, path=path, k=k, cf=cf, eps=eps):
             if eps is None:
                 eps = torch.finfo(args[0].dtype).eps
-            x, y = _normalized(mod, k, args[0], cf, eps)
-            xs[path].append(x)
-            ys[path].append(y)
+            x, y = _normalized(k, args[0], cf, eps)
+            xs[path].append(x.reshape(-1))
+            ys[path].append(y.reshape(-1))
         hooks.append(m.register_forward_hook(hook))
     was = model.training
     model.eval()
