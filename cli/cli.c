@@ -405,6 +405,26 @@ void dnc_cli_json_string(FILE *out, const char *s)
   fputc('"', out);
 }
 
+int dnc_cli_read_line(FILE *f, char *buf, size_t cap, size_t *len,
+                      size_t stop)
+{
+  size_t n = 0;
+  int ch;
+  while ((ch = getc(f)) != EOF && ch != '\n') {
+    if (n + 1 < cap)
+      buf[n] = (char)ch;
+    if (++n == stop)
+      break;
+  }
+  buf[n + 1 < cap ? n : cap - 1] = 0;
+  *len = n;
+  if (ch == '\n')
+    return 1;
+  if (ch != EOF)
+    return 2;
+  return ferror(f) ? -1 : 0;
+}
+
 void dnc_cli_csv_field(FILE *out, const char *s)
 {
   if (!strpbrk(s, ",\"\n\r") && *s != ' ' && (!*s || s[strlen(s) - 1] != ' ')) {

@@ -142,6 +142,14 @@ int dnc_cli_setting(const char *s, char **name, double *v);
 void dnc_cli_json_string(FILE *out, const char *s);
 /* A CSV field, quoted when it must be. */
 void dnc_cli_csv_field(FILE *out, const char *s);
+/* One line of f without its newline, a byte at a time (a line may hold NUL
+ * bytes): its first cap - 1 bytes into buf, NUL-terminated, and its length
+ * in *len. stop > 0 stops reading a line once it has stop bytes (the rest
+ * left unread: the bound on an input that never ends a line). 1: a line;
+ * 0: the end of the input, after a last line without a newline when
+ * *len > 0; -1: a read error (errno); 2: stopped at stop bytes. */
+int dnc_cli_read_line(FILE *f, char *buf, size_t cap, size_t *len,
+                      size_t stop);
 
 /* ------------------------------------------------------------------ csv.c */
 

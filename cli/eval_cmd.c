@@ -166,52 +166,25 @@ static void put_shown(FILE *out, const char *s, size_t n)
  * takes. */
 #define MAX_LINE ((size_t)1 << 20)
 
-/* One line of f without its newline into *buf (grown as needed, to at most
- * MAX_LINE + 1 bytes), NUL-terminated, its length in *len; it may hold NUL
- * bytes. 1: a line; 0: the end of the input; -1: a line longer than
- * MAX_LINE (the rest of it is left unread); -2: a read error (errno). */
-static int read_line(FILE *f, char **buf, size_t *cap, size_t *len)
-{
-  size_t n = 0;
-  int ch;
-  if (!*cap && !(*buf = malloc(*cap = 256)))
-    dnc_die(__FILE__, __LINE__, "out of memory");
-  while ((ch = getc(f)) != EOF && ch != '\n') {
-    if (n == MAX_LINE)
-      return -1;
-    if (n + 1 == *cap) {
-      *cap *= 2;
-      if (*cap > MAX_LINE + 1)
-        *cap = MAX_LINE + 1;
-      if (!(*buf = realloc(*buf, *cap)))
-        dnc_die(__FILE__, __LINE__, "out of memory");
-    }
-    (*buf)[n++] = (char)ch;
-  }
-  if (ch == EOF && ferror(f))
-    return -2;
-  if (ch == EOF && n == 0)
-    return 0;
-  (*buf)[n] = 0;
-  *len = n;
-  return 1;
-}
-
 /* Evaluates at the values of standard input, one per line, blank lines
  * skipped; an exit status. */
 static int eval_stdin(const evaluator *ev, dnc_fn **fns, int n,
                       double **params)
 {
-  char *line = NULL;
-  size_t cap = 0, l;
+  char *line = malloc(MAX_LINE + 1);
+  if (!line)
+    dnc_die(__FILE__, __LINE__, "out of memory");
+  size_t l;
   unsigned long long lineno = 0; /* an int would overflow on 2^31 lines */
   int rc = 0, got;
-  while (!rc && (got = read_line(stdin, &line, &cap, &l)) != 0) {
+  /* 0 with l > 0: a last line without its newline */
+  while (!rc && ((got = dnc_cli_read_line(stdin, line, MAX_LINE + 1, &l,
+                                          MAX_LINE + 1)) != 0 || l > 0)) {
     lineno++;
-    if (got < 0) {
+    if (got == 2 || got < 0) {
       int saved_errno = errno;
       fflush(stdout);
-      if (got == -1)
+      if (got == 2)
         fprintf(stderr, "<stdin>:%llu: error: line too long (more than %zu "
                         "bytes)\n", lineno, MAX_LINE);
       else

@@ -295,25 +295,6 @@ static size_t longest_line(int nm)
   return 20 + 25 * (size_t)nm + SUM;
 }
 
-/* One line of f, without its newline: its length in *len, its first
- * cap - 1 bytes in buf (NUL-terminated; a longer line is damaged, and
- * those bytes are enough to show it). 1: a line; 0: the end of the file,
- * after a torn last line when *len > 0; -1: a read error. Read a byte at
- * a time, as a damaged line may hold NULs. */
-static int read_line(FILE *f, char *buf, size_t cap, size_t *len)
-{
-  size_t n = 0;
-  int ch;
-  while ((ch = getc(f)) != EOF && ch != '\n') {
-    if (n + 1 < cap)
-      buf[n] = (char)ch;
-    n++;
-  }
-  buf[n + 1 < cap ? n : cap - 1] = 0;
-  *len = n;
-  return ch == '\n' ? 1 : ferror(f) ? -1 : 0;
-}
-
 /* An error on line `line` of the journal, whose first `kept` bytes are in
  * text, about its bytes [0, end). The journal is read a line at a time (it
  * grows with the space, past what a source file may hold), so the source
@@ -359,7 +340,7 @@ static int read_journal(run *r, dnc_mod *m, const char *head, off_t *good)
   char *line = malloc(cap);
   if (!line)
     dnc_die(__FILE__, __LINE__, "out of memory");
-  int ok = 0, lineno = 1, got = read_line(f, line, cap, &len);
+  int ok = 0, lineno = 1, got = dnc_cli_read_line(f, line, cap, &len, 0);
   size_t kept = len < cap - 1 ? len : cap - 1;
   static const char v1[] = "dnc search journal 1 ";
   if (got >= 0 && kept >= sizeof v1 - 1 && !memcmp(line, v1, sizeof v1 - 1)) {
@@ -368,7 +349,7 @@ static int read_journal(run *r, dnc_mod *m, const char *head, off_t *good)
                   "again");
     goto out;
   }
-  /* head ends in the newline that read_line drops */
+  /* head ends in the newline that dnc_cli_read_line drops */
   if (got == 0 || (got > 0 && (len != hl - 1 || memcmp(line, head, len)))) {
     journal_error(m, r->journal, 1, line, kept, 1, "this journal is not "
                   "of this search (another spec, or the spec changed since); "
@@ -376,7 +357,7 @@ static int read_journal(run *r, dnc_mod *m, const char *head, off_t *good)
     goto out;
   }
   *good = (off_t)hl;
-  while (got > 0 && (got = read_line(f, line, cap, &len)) > 0) {
+  while (got > 0 && (got = dnc_cli_read_line(f, line, cap, &len, 0)) > 0) {
     lineno++;
     kept = len < cap - 1 ? len : cap - 1;
     /* " #" and 16 hex digits: the FNV-1a hash of what is before */
