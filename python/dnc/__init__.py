@@ -616,14 +616,20 @@ class Function:
             lay = self._layer(vals, chan, cols, ct, keep)
             gptrs = (ctypes.c_void_p * max(len(vals), 1))()
             sums = {}
-            for i in chan:
-                sums[i] = np.zeros(cols, ct)
-                gptrs[i] = sums[i].ctypes.data
+            # the layer kernel leaves dp[i] alone for every per-channel
+            # parameter, those given one value too: their sums come per
+            # channel, and one given as one value gets the total of them
+            for i, p in enumerate(self.params):
+                if p.kind == "per_channel":
+                    sums[i] = np.zeros(cols, ct)
+                    gptrs[i] = sums[i].ctypes.data
             g = C.LayerGrad(dp, gptrs, None, None)
             st = C.lib.dnc_layer_backward(
                 self._h, _tensor(xv, ldx, dt), _tensor(dyv, lddy, dt),
                 _tensor(dxv, lddx, dt), ctypes.byref(lay), ctypes.byref(g))
-            grads = {n: (sums[i] if i in sums else float(dp[i]))
+            grads = {n: (sums[i] if i in chan else
+                         float(np.sum(sums[i], dtype=np.float64))
+                         if i in sums else float(dp[i]))
                      for i, n in enumerate(names)}
         else:
             pv = (ctypes.c_double * max(len(vals), 1))(*vals)

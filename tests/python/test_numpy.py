@@ -177,6 +177,23 @@ def test_backward_against_derivatives():
              for c in range(6))
     ok(abs(g["alpha"] - da) < 1e-11 * max(1, abs(da)),
        "the scalar gradient beside it")
+    # a per-channel parameter left at one value (a) beside one given per
+    # channel (s): its gradient is the total over every element, not 0
+    pc = dnc.compile("fn pc(x; a[] = 0.5, s[] = 0) = tanh(a * x + s)")["pc"]
+    for a in (None, 0.75):
+        kw = {} if a is None else {"a": a}
+        dx, g = pc.backward(x, dy, s=s, **kw)
+        av = 0.5 if a is None else a
+        da = sum(np.sum(dy[:, c] * pc.derivative("a").eval(x[:, c], a=av,
+                                                            s=s[c]))
+                 for c in range(6))
+        ok(isinstance(g["a"], float) and
+           abs(g["a"] - da) < 1e-11 * max(1, abs(da)),
+           "a per-channel parameter given one value (%r) beside one given "
+           "per channel: the sum over all channels" % (a,),
+           "got %r want %r" % (g["a"], da))
+        ok(isinstance(g["s"], np.ndarray) and g["s"].shape == (6,),
+           "and the one given per channel, one sum per channel", g["s"])
 
 
 def test_diff_text():
