@@ -435,6 +435,19 @@ static dnc_loc name_loc(const dnc_space *sp, const dnc_fn *f)
   return (dnc_loc){(uint32_t)i, (uint32_t)(i + strlen(f->name))};
 }
 
+/* A column that every table has: a score may not take its name. */
+static int is_table_column(const char *name)
+{
+  static const char *const fixed[] = {"rank", "id", "name", "source"};
+  for (int k = 0; k < 4; k++)
+    if (!strcmp(name, fixed[k]))
+      return 1;
+  for (int k = 0; k < DNC_M__COUNT; k++)
+    if (!strcmp(name, dnc_measure_name(k)))
+      return 1;
+  return 0;
+}
+
 /* Compiles the base and score lines; their functions into sp. */
 static int compile_functions(dnc_space *sp, dnc_mod *m, const line *ls,
                              int nl)
@@ -459,6 +472,12 @@ static int compile_functions(dnc_space *sp, dnc_mod *m, const line *ls,
     if (name && (!strcmp(name, "f") || !strcmp(name, "df"))) {
       err(&sc, at, at + strlen(name), "'%s' names the candidate in scores; "
           "call this %s something else", name, ls[k].kind ? "score" : "base");
+      clash = 1;
+    } else if (name && ls[k].kind == 3 && is_table_column(name)) {
+      /* the tables would have two columns of that name, and rank and
+         the JSON's keys would pick one of them */
+      err(&sc, at, at + strlen(name), "'%s' is a column of the table; call "
+          "this score something else", name);
       clash = 1;
     }
   }

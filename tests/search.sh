@@ -257,6 +257,12 @@ err "a base with parameters" 1 "e.dns:1:6: error: a base takes x alone" "$DNC" s
 spec 'base f(x) = tanh(x)' 'score s(x) = f(x)'
 err "a base named f beside scores" 1 "e.dns:1:6: error: 'f' names the candidate in scores" \
   "$DNC" search e.dns
+spec 'base T(x) = tanh(x)' 'score residual(x) = f(x)' 'rank residual asc'
+err "a score named as a column of the table" 1 "e.dns:2:7: error: 'residual' is a column of the table; call this score something else" \
+  "$DNC" search e.dns
+t "... and no tables written" test ! -e e.csv -a ! -e e.json
+spec 'base T(x) = tanh(x)' 'score source(x) = f(x)'
+err "a score named source" 1 "e.dns:2:7: error: 'source' is a column of the table" "$DNC" search e.dns
 spec '# nothing' 'set decades = 4'
 err "no base" 1 "e.dns: error: no base function" "$DNC" search e.dns
 spec 'base T(x) = tanh(x)' 'base U(x) = erf(x)' 'base V(x) = sin(x)' 'base W(x) = cos(x)' 'base X(x) = x' \
