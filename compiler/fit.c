@@ -601,8 +601,16 @@ void dnc_fit(dnc_mod *m, dnc_fn *f, const double *x, const double *y,
   }
   if (o->gain && !o->gain_fixed)
     pb.var[pb.k++] = np; /* its column is f itself */
+  int bad = 0; /* a point that is not finite: nothing to fit it to */
+  while (bad < n && isfinite(x[bad]) && isfinite(y[bad]))
+    bad++;
   if (r->status == DNC_FIT_TOOLARGE) {
     /* said in r->why */
+  } else if (bad < n) {
+    snprintf(r->why, sizeof r->why, "point %d (x = %.17g, y = %.17g) is not "
+             "finite; the points must be finite", bad + 1, x[bad], y[bad]);
+    r->status = DNC_FIT_NONFINITE;
+    r->bad_point = bad;
   } else if (pb.k == 0) {
     stop(r, DNC_FIT_TOOFEW, "no free parameter");
   } else if (n < pb.k) {

@@ -293,7 +293,8 @@ typedef struct dnc_fit_result {
   int bad_point;      /* DNC_FIT_NONFINITE: the point; ILLPOSED: -1 */
   int bad_param;      /* DNC_FIT_ILLPOSED: the parameter (nparams: gamma);
                          NONFINITE: the parameter whose derivative is not
-                         finite at bad_point, -1 when f is not */
+                         finite at bad_point, -1 when f is not (or
+                         the point itself is not) */
 } dnc_fit_result;
 
 

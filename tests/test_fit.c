@@ -233,6 +233,22 @@ static void failures(dnc_mod *m)
   is_int(r.bad_point, 0, "... at the first point");
   is_int(r.bad_param, 0, "... naming a, whose derivative it is");
   dnc_fit_result_free(&r);
+  /* a point that is not finite: refused as such, not blamed on f or a
+   * derivative "at the start" */
+  for (int k = 0; k < 2; k++) {
+    double xs = x[3], ys = y[3];
+    (k ? y : x)[3] = k ? NAN : INFINITY;
+    r = fit(m, "derf", x, y, 20, p, NULL, 0);
+    is_int(r.status, DNC_FIT_NONFINITE, "a point with %s: not finite",
+           k ? "y = nan" : "x = inf");
+    ok(r.bad_point == 3 && r.bad_param == -1 &&
+           strstr(r.why, "point 4 (x = ") &&
+           strstr(r.why, "is not finite; the points must be finite"),
+       "... naming the point, not a parameter (%s)", r.why);
+    dnc_fit_result_free(&r);
+    x[3] = xs;
+    y[3] = ys;
+  }
   dnc_fit_result_free(NULL); /* does nothing */
   dnc_fit_options o;
   dnc_fit_options_init(&o);

@@ -646,7 +646,8 @@ class Function:
         sum (y - f(x))^2 over the points (x, y), by dnc's solver (`dnc
         fit`'s: Levenberg-Marquardt with f's symbolic derivatives as the
         Jacobian, evaluated by the reference interpreter; docs/fit.md).
-        params: the names of the parameters to fit (default: all); the
+        params: the names of the parameters to fit (default: all; one
+        name may be given as a string); the
         others are held at start's values (start: {name: value}, default
         the source's, also the fit's starting point). A per-channel
         parameter is fitted as one value. Returns a Fit: .values and .se
@@ -663,7 +664,9 @@ class Function:
         if chan:
             raise ValueError("%s.fit starts from one value per parameter"
                              % self.name)
-        free = names if params is None else list(params)
+        # one name alone is that parameter, not its letters
+        free = names if params is None else [params] \
+            if isinstance(params, str) else list(params)
         for n in free:
             if n not in self._index:
                 raise ValueError("%s.fit: no parameter '%s' (its parameters: "

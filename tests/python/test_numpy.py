@@ -240,6 +240,18 @@ def test_fit_least_squares():
        not bad.converged, "not finite at the start: said, with the point",
        bad)
     ok(derf.fit(x[:1], y[:1]).status == "toofew", "one point, two params")
+    for k, v in (("x", np.inf), ("y", np.nan)):
+        xb, yb = x.copy(), y.copy()
+        (xb if k == "x" else yb)[5] = v
+        r = derf.fit(xb, yb)
+        ok(r.status == "nonfinite" and r.bad_point == 5 and
+           "point 6 (x = " in r.message and
+           "is not finite; the points must be finite" in r.message,
+           "a point with %s = %r: said so, not blamed on f" % (k, v),
+           r.message)
+    s = derf.fit(x, y, params="alpha", start={"shift": -0.3})
+    ok(set(s.se) == {"alpha"} and abs(s.values["alpha"] - 1.7) < 1e-9,
+       "params= one name as a string: that parameter", s)
     raises(ValueError, lambda: derf.fit(x, y[:3]), "x and y differ",
            "x has 81 points, y 3")
     raises(ValueError, lambda: derf.fit(x, y, params=["beta"]),
