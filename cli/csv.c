@@ -331,8 +331,16 @@ int dnc_csv_read_head(dnc_mod *m, const char *path, int nrows, dnc_csv *c)
 int dnc_csv_column(dnc_mod *m, const dnc_csv *c, const char *name)
 {
   for (int k = 0; k < c->ncols; k++)
-    if (!strcmp(c->head[k], name))
+    if (!strcmp(c->head[k], name)) {
+      for (int j = k + 1; j < c->ncols; j++)
+        if (!strcmp(c->head[j], name)) { /* which one is meant? */
+          dnc_diag_add(&m->diags, DNC_SEV_ERROR, c->src, c->head_loc[j],
+                       "'%s' names columns %d and %d of the header; choose "
+                       "one by its number", name, k + 1, j + 1);
+          return -1;
+        }
       return k;
+    }
   long n;
   if (dnc_cli_int(name, 1, c->ncols, &n))
     return (int)n - 1;

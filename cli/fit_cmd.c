@@ -228,6 +228,43 @@ static int parse(const dnc_cli *c, int argc, char **argv, fit_args *a)
   return -1;
 }
 
+static int has_column(const dnc_csv *csv, const char *name)
+{
+  for (int k = 0; k < csv->ncols; k++)
+    if (!strcmp(csv->head[k], name))
+      return 1;
+  return 0;
+}
+
+/* The columns of x and y: --x and --y, else those named x and y; in a
+ * two-column file, one that is neither given nor named is the column the
+ * other is not (so 'target,x' is y then x). 0 on errors (reported), and
+ * when x and y would be one column. */
+static int choose_columns(dnc_mod *m, const dnc_csv *csv, const fit_args *a,
+                          int *cx, int *cy)
+{
+  int two = csv->ncols == 2;
+  const char *xn = a->xcol ? a->xcol
+                   : !two || has_column(csv, "x") ? "x" : NULL;
+  const char *yn = a->ycol ? a->ycol
+                   : !two || has_column(csv, "y") ? "y" : NULL;
+  *cx = xn ? dnc_csv_column(m, csv, xn) : -1;
+  *cy = yn ? dnc_csv_column(m, csv, yn) : -1;
+  if ((xn && *cx < 0) || (yn && *cy < 0))
+    return 0;
+  if (!xn)
+    *cx = yn ? 1 - *cy : 0;
+  if (!yn)
+    *cy = 1 - *cx;
+  if (*cx == *cy) {
+    dnc_diag_add(&m->diags, DNC_SEV_ERROR, csv->src, csv->head_loc[*cx],
+                 "x and y would both be column %d, '%s'; choose them with "
+                 "--x and --y", *cx + 1, csv->head[*cx]);
+    return 0;
+  }
+  return 1;
+}
+
 /* The points of --data: 0 on errors (reported). */
 static int read_points(const dnc_cli *c, const fit_args *a, double **x,
                        double **y, int *n)
@@ -241,18 +278,8 @@ static int read_points(const dnc_cli *c, const fit_args *a, double **x,
                  "no data: the file has a header line and no points");
     ok = 0;
   }
-  if (ok) {
-    const char *xn = a->xcol, *yn = a->ycol;
-    if (!xn)
-      xn = csv.ncols == 2 && strcmp(csv.head[0], "x") && strcmp(csv.head[1], "x")
-               ? "1" : "x";
-    if (!yn)
-      yn = csv.ncols == 2 && strcmp(csv.head[0], "y") && strcmp(csv.head[1], "y")
-               ? "2" : "y";
-    cx = dnc_csv_column(m, &csv, xn);
-    cy = dnc_csv_column(m, &csv, yn);
-    ok = cx >= 0 && cy >= 0;
-  }
+  if (ok)
+    ok = choose_columns(m, &csv, a, &cx, &cy);
   if (ok) {
     *x = malloc(sizeof **x * (size_t)csv.nrows);
     *y = malloc(sizeof **y * (size_t)csv.nrows);

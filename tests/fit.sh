@@ -135,6 +135,22 @@ err "invalid UTF-8: located" 1 "utf8.csv:2:3: error: invalid UTF-8" \
 err "no such column, with the columns there are" 1 \
   "cols.csv:1:1: error: no column 'vaule' in the header (it has 'time', 'value', 'note'); did you mean 'value'?" \
   "$DNC" fit "$tmp/f.dn" -f line --data "$tmp/cols.csv" --x time --y vaule
+# a two-column file with one of x and y named: the other column is the
+# other one (it was the named column twice: y = x fitted, status 0)
+printf 'target,x\n1,0\n3,1\n5,2\n7,3\n' >"$tmp/tx.csv"
+"$DNC" fit "$tmp/f.dn" -f line --data "$tmp/tx.csv" --format csv >"$tmp/out" 2>&1
+t "a two-column file 'target,x': y is the column not named x" \
+  grep -q '^line,.*,4,2,.*,1,' "$tmp/out"
+printf 'y,b\n1,0\n3,1\n5,2\n7,3\n' >"$tmp/yb.csv"
+"$DNC" fit "$tmp/f.dn" -f line --data "$tmp/yb.csv" --format csv >"$tmp/out" 2>&1
+t "... and 'y,b': x is the column not named y" grep -q '^line,.*,4,2,.*,1,' "$tmp/out"
+err "x and y one column: refused, located" 1 \
+  "line.csv:1:3: error: x and y would both be column 2, 'y'; choose them with --x and --y" \
+  "$DNC" fit "$tmp/f.dn" -f line --data "$tmp/line.csv" --x 2
+printf 'x,x,y\n0,0,1\n1,1,3\n' >"$tmp/twox.csv"
+err "a name two columns share: refused, located at the second" 1 \
+  "twox.csv:1:3: error: 'x' names columns 1 and 2 of the header; choose one by its number" \
+  "$DNC" fit "$tmp/f.dn" -f line --data "$tmp/twox.csv"
 err "a missing data file" 1 "cannot open '$tmp/none.csv'" \
   "$DNC" fit "$tmp/f.dn" -f line --data "$tmp/none.csv"
 
