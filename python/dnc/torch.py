@@ -1261,6 +1261,41 @@ def _forward_channels_first(c, source, name, threads, fparams, x, weight,
     return y if xl.is_contiguous() else y.contiguous()
 
 
+# the key of PointwiseNorm's function in a state_dict's metadata
+_STATE_FN = "dnc_fn"
+
+
+def _signature(source):
+    """What a state_dict's values mean: the printed source without the
+    function's name and its parameters' defaults (which the values
+    replace)."""
+    def header(m):
+        return "fn (%s)" % re.sub(r"\s*=[^,]*", "", m.group(1))
+    return re.sub(r"fn \w+\(([^)]*)\)", header, source, count=1).strip()
+
+
+def _same_function(saved, source):
+    """Whether a state_dict saved from a PointwiseNorm of `saved` (dnc
+    source) loads into one of `source`: the same signature, as printed,
+    or once `saved` is compiled and printed again by this libdnc (a
+    checkpoint of another dnc version)."""
+    mine = _signature(source)
+    if not isinstance(saved, str):
+        return False
+    if _signature(saved) == mine:
+        return True
+    try:
+        m = _compile(saved, 1)
+    except _dnc.Error:
+        return False
+    return len(m) == 1 and _signature(_source_of(next(iter(m)))) == mine
+
+
+def _one_line(source):
+    s = " ".join(ln.strip() for ln in source.strip().splitlines())
+    return s if len(s) <= 200 else s[:197] + "..."
+
+
 def _fx_norm(x, weight, bias, params, c, channels_last, source, name,
              threads):
     """PointwiseNorm's forward as one function of plain arguments, which
@@ -1386,6 +1421,38 @@ class PointwiseNorm(nn.Module):
     def __setstate__(self, state):
         super().__setstate__(state)
         self._prepare()
+
+    # A state_dict holds values by name, and the same names (alpha, say)
+    # mean other things in other functions: the module's function goes
+    # into the state_dict's metadata (PyTorch's per-module local_metadata,
+    # beside its "version", not a key: the DyT and Derf repositories'
+    # modules still load it strictly), and a checkpoint of another
+    # function is refused rather than loaded into this one.
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        meta = getattr(destination, "_metadata", None)
+        if meta is not None and isinstance(meta.get(prefix[:-1]), dict):
+            meta[prefix[:-1]][_STATE_FN] = self._dnc_source
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata,
+                              strict, missing_keys, unexpected_keys,
+                              error_msgs):
+        theirs = local_metadata.get(_STATE_FN)
+        if theirs is not None and not _same_function(theirs,
+                                                     self._dnc_source):
+            error_msgs.append(
+                "dnc.torch: %s was saved from a PointwiseNorm computing "
+                "%s; this one computes %s: its values would mean something "
+                "else here. Build the module with that function, or load "
+                "dict(state_dict) (without PyTorch's metadata) to load the "
+                "values by name on purpose" % (
+                    "the state_dict's '%s'" % prefix[:-1] if prefix
+                    else "the state_dict", _one_line(theirs),
+                    _one_line(self._dnc_source)))
+            return
+        super()._load_from_state_dict(state_dict, prefix, local_metadata,
+                                      strict, missing_keys, unexpected_keys,
+                                      error_msgs)
 
     def reset_parameters(self):
         """Parameters to their initial values: f's (the defaults or the

@@ -1,0 +1,103 @@
+"""test_torch_state.py - what a training run keeps, under PyTorch 1.13
+and 2: a state_dict records its PointwiseNorm's function, and one saved
+from another function is refused, not loaded into this one (directly,
+nested, through torch.save and a weights-only load), while the same
+function under another name or other defaults, and the DyT repository's
+checkpoints, load."""
+import copy
+import io
+
+import pytest
+
+torch = pytest.importorskip("torch")
+import dnc.torch as dt  # noqa: E402
+from checks import ok, raises  # noqa: E402
+from torch import nn  # noqa: E402
+
+ISRU = "fn f(x; alpha = 1) = x / sqrt(alpha + x^2)"
+SRC = "fn g(u; k = 0.7, s[] = 0.1) = erf(k * u + s)"
+
+
+class DynamicTanh(nn.Module):
+    """The DyT repository's module (channels last)."""
+
+    def __init__(self, c):
+        super().__init__()
+        self.alpha = nn.Parameter(torch.full((1,), 0.5))
+        self.weight = nn.Parameter(torch.ones(c))
+        self.bias = nn.Parameter(torch.zeros(c))
+
+
+def saved(state, **kw):
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    buf.seek(0)
+    return torch.load(buf, **kw)
+
+
+def test_state_dict_of_another_function_is_refused():
+    """DyT and an ISRU both have one scalar 'alpha' and per-channel weight
+    and bias: the names and shapes match, the meaning does not."""
+    isru = nn.Sequential(nn.Linear(4, 4), dt.PointwiseNorm(4, ISRU))
+    with torch.no_grad():
+        isru[1].alpha.fill_(3.0)
+    dyt = nn.Sequential(nn.Linear(4, 4), dt.PointwiseNorm(4, "dyt"))
+    state = isru.state_dict()
+    kw = [{}]
+    try:
+        saved(state, weights_only=True)
+        kw.append({"weights_only": True})
+    except TypeError:  # a PyTorch whose torch.load has no weights_only
+        pass
+    for strict in (True, False):
+        for how in kw:
+            raises(RuntimeError,
+                   lambda: dyt.load_state_dict(saved(state, **how),
+                                               strict=strict),
+                   "ISRU's checkpoint into DyT, strict=%s %s" % (strict, how),
+                   "the state_dict's '1' was saved from a PointwiseNorm "
+                   "computing fn f(x; alpha = 1) = x / sqrt(alpha + x^2); "
+                   "this one computes fn dyt(x; alpha = 0.5) = "
+                   "tanh(alpha * x)")
+            ok(dyt[1].alpha.item() == 0.5, "DyT's alpha is not loaded")
+    raises(RuntimeError,
+           lambda: dyt[1].load_state_dict(isru[1].state_dict()),
+           "the module itself", "the state_dict was saved from")
+    raises(RuntimeError,
+           lambda: dyt.load_state_dict(copy.deepcopy(state)),
+           "a deep copy keeps the metadata", "sqrt(alpha + x^2)")
+    # on purpose: a plain dict has no metadata, values load by name
+    dyt.load_state_dict(dict(state))
+    ok(dyt[1].alpha.item() == 3.0, "dict(state_dict) loads by name")
+
+
+def test_state_dict_of_the_same_function_loads():
+    mod = dt.PointwiseNorm(4, "dyt")
+    x = torch.randn(3, 4)
+    for other in ("fn other(x; alpha = 2) = tanh(alpha * x)",  # name, default
+                  "fn dyt(x; alpha = 0.5) = tanh(alpha*x)"):
+        src = dt.PointwiseNorm(4, other)
+        with torch.no_grad():
+            src.alpha.fill_(0.8)
+            src.bias.uniform_(-1, 1)
+        mod.load_state_dict(saved(src.state_dict()))
+        ok(torch.equal(mod(x), src(x)), "%s loads into dyt" % other)
+    # a checkpoint whose source another dnc printed otherwise: compiled
+    # and printed again before it is compared
+    state = mod.state_dict()
+    ok(state._metadata[""][dt._STATE_FN].startswith("fn dyt(x;"),
+       "the metadata holds the function's source",
+       lambda: repr(state._metadata))
+    state._metadata[""][dt._STATE_FN] = "fn f(v;alpha=3)=tanh((alpha*v))"
+    raises(RuntimeError, lambda: mod.load_state_dict(state),
+           "another variable name is another printed function",
+           "computing fn f(v;alpha=3)=tanh((alpha*v)); this one")
+    state._metadata[""][dt._STATE_FN] = "fn f(x;alpha=3)=tanh((alpha*x))"
+    mod.load_state_dict(state)
+    # the reference module's checkpoints have no such metadata, and ours
+    # load into it strictly
+    ref = DynamicTanh(4)
+    mod.load_state_dict(ref.state_dict(), strict=True)
+    ref.load_state_dict(mod.state_dict(), strict=True)
+    per = dt.PointwiseNorm(4, SRC, channels_last=False)
+    per.load_state_dict(saved(dt.PointwiseNorm(4, SRC).state_dict()))
