@@ -647,7 +647,16 @@ def _needs_grad(x, gamma, beta, params):
 
 def _use_kernels(x):
     return x.is_cpu and not getattr(_force, "on", False) and \
-        not _onnx_exporting()
+        not _onnx_exporting() and (HAS_CUSTOM_OPS or _has_data(x))
+
+
+def _has_data(x):
+    """PyTorch 1.13, which has no custom ops with fake implementations:
+    whether x and the kernels' outputs have memory, which a FakeTensor,
+    or any tensor under a dispatch mode (FakeTensorMode), may not have.
+    Those take the decomposed form."""
+    return type(x) in (torch.Tensor, nn.Parameter) and \
+        _get_current_dispatch_mode() is None
 
 
 # ---------------------------------------------- PyTorch 1.13's path
@@ -1017,9 +1026,9 @@ if HAS_CUSTOM_OPS:
         return torch._C._functorch.peek_interpreter_stack() is not None
 
 
-if HAS_CUSTOM_OPS:
-    from torch.utils._python_dispatch import _get_current_dispatch_mode
+from torch.utils._python_dispatch import _get_current_dispatch_mode  # noqa
 
+if HAS_CUSTOM_OPS:
     def _plain_eager(x):
         """Nothing is tracing or transforming x: the custom op's dispatch
         (about twice _LayerFn's per-call time) buys nothing then."""
@@ -1077,6 +1086,8 @@ def _autocast_dtype(x, ref):
     except TypeError:  # PyTorch 1.13: no device argument
         on = torch.is_autocast_cpu_enabled() if dev == "cpu" else \
             torch.is_autocast_enabled()
+    except RuntimeError:  # a device autocast has no mode for (meta)
+        on = False
     return torch.promote_types(x.dtype, ref.dtype) if on else None
 
 
@@ -1239,15 +1250,17 @@ def _forward_channels_first(c, source, name, threads, fparams, x, weight,
     # onnxruntime refuses
     d = x.dim()
     xl = x.permute(0, *range(2, d), 1)
-    # dnc's channel-major kernels, but for: torch.compile, torch.func
-    # and torch.jit.trace (whose saved graph cannot hold the Python
-    # autograd.Function), which take the custom ops on the permuted
-    # view; and an input in channels_last memory format, whose
-    # permuted view is already rows of C channels, so that the last
-    # dimension's kernels take it without a copy and y keeps x's format
-    if _use_kernels(x) and not _compiling() and not (
-            HAS_CUSTOM_OPS and _functorch_active()) and \
-            not torch.jit.is_tracing() and not xl.is_contiguous():
+    # dnc's channel-major kernels, but for: torch.compile, torch.func,
+    # torch.jit.trace (whose saved graph cannot hold the Python
+    # autograd.Function), fake tensors and dispatch modes (FakeTensorMode,
+    # whose tensors have no data for the kernels), which take the custom
+    # ops on the permuted view; and an input in channels_last memory
+    # format, whose permuted view is already rows of C channels, so that
+    # the last dimension's kernels take it without a copy and y keeps
+    # x's format
+    if _use_kernels(x) and (_plain_eager(x) if HAS_CUSTOM_OPS else
+                            not torch.jit.is_tracing()) and \
+            not xl.is_contiguous():
         _check(name, fparams, x, weight, bias, params, "PointwiseNorm",
                dim=1)
         return _channels.apply(_function(source, name, threads), x, weight,

@@ -1,9 +1,12 @@
-"""test_torch_state.py - what a training run keeps, under PyTorch 1.13
-and 2: a state_dict records its PointwiseNorm's function, and one saved
-from another function is refused, not loaded into this one (directly,
-nested, through torch.save and a weights-only load), while the same
-function under another name or other defaults, and the DyT repository's
-checkpoints, load."""
+"""test_torch_state.py - what a training run keeps and what traces it,
+under PyTorch 1.13 and 2: a state_dict records its PointwiseNorm's
+function, and one saved from another function is refused, not loaded into
+this one (directly, nested, through torch.save and a weights-only load),
+while the same function under another name or other defaults, and the
+DyT repository's checkpoints, load; fake tensors (FakeTensorMode) through
+either layout, where the channels-first kernels once got data pointers
+that fake tensors do not have; a meta input of another dtype refused by
+name."""
 import copy
 import io
 
@@ -101,3 +104,75 @@ def test_state_dict_of_the_same_function_loads():
     ref.load_state_dict(mod.state_dict(), strict=True)
     per = dt.PointwiseNorm(4, SRC, channels_last=False)
     per.load_state_dict(saved(dt.PointwiseNorm(4, SRC).state_dict()))
+
+
+def fake_mode():
+    try:
+        from torch._subclasses.fake_tensor import FakeTensorMode
+    except ImportError:
+        pytest.skip("no FakeTensorMode in PyTorch %s" % torch.__version__)
+    return FakeTensorMode
+
+
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_fake_tensors(channels_last):
+    """Shapes through FakeTensorMode (as torch.export and compilers
+    propagate them), never the kernels on tensors without data."""
+    FakeTensorMode = fake_mode()
+    shape = (2, 6, 3, 6)
+    if dt.HAS_CUSTOM_OPS:
+        # a real module, fake inputs: the custom ops' fake implementations
+        norm = dt.PointwiseNorm(6, SRC, channels_last=channels_last)
+        with FakeTensorMode(allow_non_fake_inputs=True):
+            x = torch.empty(shape, requires_grad=True)
+            y = norm(x)
+            y.sum().backward()
+            ok(tuple(x.grad.shape) == shape, "fake x.grad")
+    else:
+        # PyTorch 1.13: everything fake, the decomposed form
+        with FakeTensorMode():
+            norm = dt.PointwiseNorm(6, SRC, channels_last=channels_last)
+            y = norm(torch.empty(shape))
+    ok(type(y).__name__ == "FakeTensor" and tuple(y.shape) == shape,
+       "a fake output of x's shape", lambda: "%s %s" % (type(y), y.shape))
+    # and outside the mode, real values again
+    norm = dt.PointwiseNorm(6, SRC, channels_last=channels_last)
+    x = torch.randn(shape)
+    xl = x if channels_last else x.movedim(1, -1)
+    want = norm.weight * torch.erf(norm.k * xl + norm.s) + norm.bias
+    ok(torch.allclose(norm(x), want if channels_last else
+                      want.movedim(-1, 1), atol=1e-6), "real values")
+
+
+@pytest.mark.skipif(not dt.HAS_CUSTOM_OPS, reason="PyTorch 2's dispatch "
+                    "modes see the custom ops")
+def test_dispatch_mode_sees_channels_first_op():
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Ops(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.seen = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.seen.append(str(func))
+            return func(*args, **(kwargs or {}))
+    norm = dt.PointwiseNorm(6, SRC, channels_last=False)
+    x = torch.randn(2, 6, 4, 5)
+    with Ops() as ops:
+        y = norm(x)
+    ok("dnc.layer_forward.default" in ops.seen, "the operator is seen",
+       lambda: repr(ops.seen))
+    ok(torch.equal(y, norm(x)), "the same values as without the mode")
+
+
+def test_meta_input_of_another_dtype():
+    norm = dt.PointwiseNorm(6, "dyt", device="meta")
+    raises(TypeError,
+           lambda: norm(torch.empty(3, 6, device="meta", dtype=torch.int32)),
+           "an int32 meta input", "not torch.int32")
+    raises(TypeError,
+           lambda: norm(torch.empty(3, 6, device="meta",
+                                    dtype=torch.float64)),
+           "a float64 meta input into a float32 module",
+           "the input is torch.float64 but 'weight' is torch.float32")
