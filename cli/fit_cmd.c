@@ -604,6 +604,11 @@ static int run(const dnc_cli *c, int argc, char **argv)
       print_csv(stdout, &rp);
   }
   rc = explain(&rp);
+  /* --points never overwrites the source or the data it was fitted to */
+  const char *inputs[2] = {strcmp(a.file, "-") ? a.file : NULL,
+                           a.data && strcmp(a.data, "-") ? a.data : NULL};
+  dnc_cli_inputs = inputs;
+  dnc_cli_ninputs = 2;
   if (!rc && a.points && dnc_cli_write_file(a.points, write_points, &rp))
     rc = DNC_EXIT_INPUT;
   dnc_fit_result_free(&r);

@@ -151,6 +151,17 @@ printf 'x,x,y\n0,0,1\n1,1,3\n' >"$tmp/twox.csv"
 err "a name two columns share: refused, located at the second" 1 \
   "twox.csv:1:3: error: 'x' names columns 1 and 2 of the header; choose one by its number" \
   "$DNC" fit "$tmp/f.dn" -f line --data "$tmp/twox.csv"
+# --points onto an input: refused, the input kept (it overwrote both)
+cp "$tmp/line.csv" "$tmp/keep.csv"
+cp "$tmp/f.dn" "$tmp/keep.dn"
+err "--points onto the data file: refused" 1 \
+  "the output '$tmp/keep.csv' is the input '$tmp/keep.csv': refusing to overwrite it" \
+  "$DNC" fit "$tmp/keep.dn" -f line --data "$tmp/keep.csv" --points "$tmp/keep.csv"
+t "... the data file kept" cmp "$tmp/line.csv" "$tmp/keep.csv"
+err "--points onto the source file: refused" 1 \
+  "the output '$tmp/keep.dn' is the input '$tmp/keep.dn': refusing to overwrite it" \
+  "$DNC" fit "$tmp/keep.dn" -f line --data "$tmp/keep.csv" --points "$tmp/keep.dn"
+t "... the source kept" cmp "$tmp/f.dn" "$tmp/keep.dn"
 err "a missing data file" 1 "cannot open '$tmp/none.csv'" \
   "$DNC" fit "$tmp/f.dn" -f line --data "$tmp/none.csv"
 
