@@ -638,6 +638,19 @@ static int parse(const dnc_cli *c, int argc, char **argv, search_args *a)
   return -1;
 }
 
+/* An output path that is the spec itself (by any name): reported, 1.
+ * `dnc search t.csv` would otherwise write its table over its spec. */
+static int is_the_spec(const char *out, const char *spec)
+{
+  struct stat os, ss;
+  if (stat(out, &os) || stat(spec, &ss) || os.st_dev != ss.st_dev ||
+      os.st_ino != ss.st_ino)
+    return 0;
+  dnc_cli_error("the output '%s' is the input '%s': refusing to overwrite "
+                "it; choose another with -o", out, spec);
+  return 1;
+}
+
 /* SPEC's name without folders and extension */
 static char *default_prefix(const char *spec)
 {
@@ -684,6 +697,18 @@ static int cmd_search(const dnc_cli *c, int argc, char **argv)
     dnc_die(__FILE__, __LINE__, "out of memory");
   run r = {0};
   r.fd = -1;
+  const char *inputs[1] = {a.spec};
+  dnc_cli_inputs = inputs; /* for write_tables, too */
+  dnc_cli_ninputs = 1;
+  if (is_the_spec(csv, a.spec) || is_the_spec(json, a.spec) ||
+      is_the_spec(journal, a.spec)) {
+    free(prefix);
+    free(csv);
+    free(json);
+    free(journal);
+    dnc_mod_free(m);
+    return rc;
+  }
   const char *stop = getenv("DNC_SEARCH_STOP_AFTER");
   const char *stop_sig = getenv("DNC_SEARCH_STOP_SIGNAL");
   r.stop_signal = stop_sig ? atoi(stop_sig) : SIGINT;
@@ -732,7 +757,7 @@ static int cmd_search(const dnc_cli *c, int argc, char **argv)
   r.progress = !a.quiet && isatty(2);
   pthread_mutex_init(&r.lock, NULL);
   long nthreads = a.threads ? a.threads : sysconf(_SC_NPROCESSORS_ONLN);
-  pool = dnc_pool_new(nthreads < 1 ? 1 : (int)nthreads);
+  pool = dnc_pool_new(nthreads < 1 ? 1 : (int)nthreads, 0); /* one long job */
   if (!pool)
     dnc_die(__FILE__, __LINE__, "out of memory");
   double t1 = now();

@@ -263,6 +263,17 @@ err "a score named as a column of the table" 1 "e.dns:2:7: error: 'residual' is 
 t "... and no tables written" test ! -e e.csv -a ! -e e.json
 spec 'base T(x) = tanh(x)' 'score source(x) = f(x)'
 err "a score named source" 1 "e.dns:2:7: error: 'source' is a column of the table" "$DNC" search e.dns
+# a spec whose name is an output's: it wrote its table over the spec
+printf 'base T(x) = tanh(x)\n' >t.csv
+cp t.csv t.keep
+err "a spec named t.csv, default prefix t: refused" 1 \
+  "the output 't.csv' is the input 't.csv': refusing to overwrite it; choose another with -o" \
+  "$DNC" search t.csv -q
+t "... the spec kept" cmp t.csv t.keep
+cp t.csv u.json
+err "-o onto the spec's .json: refused" 1 "the output 'u.json' is the input 'u.json'" \
+  "$DNC" search u.json -o u -q
+t "... the spec kept, and no table written" sh -c 'cmp u.json t.keep && test ! -e u.csv'
 spec '# nothing' 'set decades = 4'
 err "no base" 1 "e.dns: error: no base function" "$DNC" search e.dns
 spec 'base T(x) = tanh(x)' 'base U(x) = erf(x)' 'base V(x) = sin(x)' 'base W(x) = cos(x)' 'base X(x) = x' \
