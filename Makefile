@@ -232,9 +232,10 @@ run-pytest:
 
 # Kernel speed as ratios to a memory copy, and JIT latency: bench/README.md.
 # DNC_BENCH_ROWS, DNC_BENCH_COLS and DNC_BENCH_REPS make a quick run.
-bench: $(BUILD)/bench/kernels $(BUILD)/bench/incache $(BUILD)/libdnc.so $(BUILD)/dnc
+bench: $(BUILD)/bench/kernels $(BUILD)/bench/incache $(BUILD)/bench/pool_wait $(BUILD)/libdnc.so $(BUILD)/dnc
 	$(BUILD)/bench/kernels $(BUILD)/bench/kernels.json
 	$(BUILD)/bench/incache $(BUILD)/bench/kernels.json
+	$(BUILD)/bench/pool_wait $(BUILD)/bench/kernels.json
 	DNC_BUILD=$(BUILD) $(if $(wildcard $(VENV_PYTHON)),$(VENV_PYTHON),$(PYTHON)) \
 	  bench/torch_eager.py $(BUILD)/bench/kernels.json
 	DNC_BUILD=$(BUILD) $(VENV_PYTHON) bench/torch2.py $(BUILD)/bench/kernels.json
@@ -285,10 +286,16 @@ $(BUILD)/bench/libmvec.o: bench/libmvec.c
 	@mkdir -p $(BUILD)/bench
 	$(CC) -O3 -march=native -ffast-math -c -o $@ $<
 
-$(BUILD)/bench/incache: bench/incache.c $(BUILD)/bench/libmvec.o runtime/dnc.h $(BUILD)/libdnc.a
+$(BUILD)/bench/incache: bench/incache.c bench/json.h $(BUILD)/bench/libmvec.o runtime/dnc.h $(BUILD)/libdnc.a
 	@mkdir -p $(BUILD)/bench
 	$(CC) $(BASEFLAGS) $(CFLAGS) -march=native $(WARN) $(INCLUDES) -o $@ $< \
 	  $(BUILD)/bench/libmvec.o $(BUILD)/libdnc.a -lsleef $(LLVM_LIBS) $(LIBS)
+
+# The thread pool's spinning against sleeping at once, on training-size calls.
+$(BUILD)/bench/pool_wait: bench/pool_wait.c bench/json.h runtime/dnc.h $(BUILD)/libdnc.a
+	@mkdir -p $(BUILD)/bench
+	$(CC) $(BASEFLAGS) $(CFLAGS) $(WARN) $(INCLUDES) -o $@ $< \
+	  $(BUILD)/libdnc.a $(LLVM_LIBS) $(LIBS)
 
 # The C peer a programmer would write (bench/peer.c), with the flags of
 # that comparison: gcc vectorises tanhf and erff into libmvec calls.

@@ -22,6 +22,7 @@
 #include <time.h>
 
 #include "dnc.h"
+#include "json.h"
 
 void libmvec_tanhf(const float *x, float *y, int n);
 void libmvec_erff(const float *x, float *y, int n);
@@ -78,48 +79,6 @@ static double rate(loop_fn f, const float *x, float *y)
   for (int r = 0; r < INNER; r++)
     f(x, y, N);
   return (double)N * INNER / ((now() - t0) * 1e9);
-}
-
-/* Adds "key": value pairs to the JSON object in path (a new one if the
- * file is missing), rewriting it whole. */
-static void json_add(const char *path, char keys[][64], const double *vals, int n)
-{
-  char *old = NULL;
-  size_t len = 0;
-  FILE *f = fopen(path, "r");
-  if (f) {
-    fseek(f, 0, SEEK_END);
-    len = (size_t)ftell(f);
-    fseek(f, 0, SEEK_SET);
-    old = calloc(len + 1, 1);
-    if (!old || fread(old, 1, len, f) != len)
-      len = 0;
-    fclose(f);
-  }
-  char *end = old && len ? strrchr(old, '}') : NULL;
-  int first = 1;
-  if (end) {
-    *end = 0; /* keep what was there, up to the closing brace */
-    for (char *q = end - 1; q >= old && (*q == ' ' || *q == '\n'); q--)
-      *q = 0;
-    first = strchr(old, ':') == NULL;
-  }
-  f = fopen(path, "w");
-  if (!f) {
-    fprintf(stderr, "incache: cannot write %s\n", path);
-    exit(1);
-  }
-  fputs(end ? old : "{", f);
-  for (int i = 0; i < n; i++) {
-    fprintf(f, "%s\n  \"%s\": %.4f", first ? "" : ",", keys[i], vals[i]);
-    first = 0;
-  }
-  fputs("\n}\n", f);
-  if (fclose(f)) {
-    fprintf(stderr, "incache: cannot write %s\n", path);
-    exit(1);
-  }
-  free(old);
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -195,7 +154,7 @@ int main(int argc, char **argv)
     dnc_module_free(m);
   }
   if (out)
-    json_add(out, keys, vals, nk);
+    json_add("incache", out, keys, vals, nk);
   free(x);
   free(y);
   dnc_context_free(ctx);

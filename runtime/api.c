@@ -2,6 +2,7 @@
  * api.c - the public C API over the compiler's internals.
  */
 #include <dlfcn.h>
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -93,6 +94,29 @@ static int stream_default(long long *out)
   return 0;
 }
 
+/* $DNC_SPIN_US: how long the pool's waiting threads spin (pool.c), an
+ * integer from 0 to DNC_SPIN_US_MAX; unset or empty: the default */
+static int spin_default(int *out)
+{
+  const char *env = getenv("DNC_SPIN_US");
+  *out = DNC_SPIN_US_DEFAULT;
+  if (!env || !*env)
+    return 0;
+  char *end;
+  errno = 0;
+  long v = strtol(env, &end, 10);
+  if (errno || *end || !isdigit((unsigned char)*env) || v > DNC_SPIN_US_MAX) {
+    char msg[160];
+    snprintf(msg, sizeof msg, "$DNC_SPIN_US is '%.40s%s': it must be an "
+             "integer from 0 (no spinning) to %d microseconds", env,
+             strlen(env) > 40 ? "..." : "", DNC_SPIN_US_MAX);
+    dnc_set_last_error(msg);
+    return -1;
+  }
+  *out = (int)v;
+  return 0;
+}
+
 dnc_status dnc_context_create(const dnc_options *o, dnc_context **out)
 {
   if (!out)
@@ -123,7 +147,8 @@ dnc_status dnc_context_create(const dnc_options *o, dnc_context **out)
                        "$DNC_STREAM_BYTES says) or a size in bytes");
     return DNC_ERR_ARGUMENT;
   }
-  if (!stream && stream_default(&stream))
+  int spin_us;
+  if ((!stream && stream_default(&stream)) || spin_default(&spin_us))
     return DNC_ERR_ARGUMENT;
   dnc_context *ctx = calloc(1, sizeof *ctx);
   if (!ctx)
@@ -141,7 +166,8 @@ dnc_status dnc_context_create(const dnc_options *o, dnc_context **out)
     free(ctx);
     return bad_name ? DNC_ERR_ARGUMENT : DNC_ERR_COMPILE;
   }
-  ctx->pool = dnc_pool_new(o->threads ? o->threads : dnc_pool_default_threads());
+  ctx->pool = dnc_pool_new(o->threads ? o->threads : dnc_pool_default_threads(),
+                           spin_us);
   if (!ctx->pool) {
     dnc_jit_free(ctx->jit);
     free(ctx);

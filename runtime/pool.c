@@ -10,6 +10,18 @@
  * A job lives on its caller's stack; the caller returns only when every
  * task is done and no worker holds the job any more (`users`).
  *
+ * Waiting spins a little before it sleeps: an idle worker watches for a
+ * new job for up to spin_us (100 us unless $DNC_SPIN_US says otherwise,
+ * api.c), and a caller whose own tasks are done watches for the job's
+ * end for up to twice that, before each blocks on its condition
+ * variable. Waking a sleeping thread took about 50 us on
+ * the development VM (the futex, and the hypervisor starting an idle
+ * vCPU), and a layer call on [4096 x 512] paid it twice, once for the
+ * worker and once for the caller: 2-thread forward + backward calls
+ * back to back ran at 1.0 to 1.15 times a spinning OpenMP team's speed
+ * before (docs/performance.md, round eight). A poster signals only when
+ * a worker sleeps, and a worker only when the caller sleeps.
+ *
  * A pool may instead run its jobs on an OpenMP runtime that the process
  * already has (dnc_pool_use_omp): each job is one GOMP_parallel region
  * of nthreads threads, the caller's team, whose members claim tasks from
@@ -21,9 +33,11 @@
  * caller alone: an OpenMP runtime need not survive a fork.
  */
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "runtime.h"
@@ -35,8 +49,11 @@ typedef struct job {
   atomic_llong next; /* the next task to claim */
   int64_t done;      /* under the pool's lock */
   int users;         /* workers inside the job, under the lock */
+  atomic_int over;   /* every task done and no worker inside: set under
+                        the lock, read without it by the spinning caller */
   struct job *link;
 } job;
+
 
 /* an OpenMP runtime's fork-join entry: libgomp's GOMP_parallel, which
  * LLVM's libomp and Intel's libiomp5 export too */
@@ -50,6 +67,10 @@ struct dnc_pool {
   pthread_cond_t work, finished;
   job *jobs; /* jobs with tasks left to claim */
   int stop;
+  int64_t spin_ns;    /* an idle worker's spin; a caller's: twice it */
+  int sleepers;       /* workers waiting on `work`, under the lock */
+  int joiners;        /* callers waiting on `finished`, under the lock */
+  atomic_uint posted; /* jobs posted and stops, for the spinning workers */
   _Atomic(omp_parallel_fn) omp; /* NULL: the pool's own threads */
   atomic_uint omp_forks;        /* forks seen when omp was set */
 };
@@ -77,6 +98,68 @@ static void unlink_job(dnc_pool *p, job *j)
     }
 }
 
+static void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  __asm__ __volatile__("yield");
+#endif
+}
+
+static int64_t now_ns(void)
+{
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+/* Spins until *a differs from seen, for at most ns; returns whether it
+ * changed. Once per 64 rounds it reads the clock and yields the CPU: on
+ * a machine with more runnable threads than CPUs a spinning thread would
+ * otherwise hold a CPU that the thread it waits for may need. */
+static int spin_while_equal(atomic_uint *a, unsigned seen, int64_t ns)
+{
+  int64_t end = now_ns() + ns;
+  for (unsigned i = 1;; i++) {
+    if (atomic_load_explicit(a, memory_order_acquire) != seen)
+      return 1;
+    cpu_relax();
+    if (i % 64 == 0) {
+      if (now_ns() >= end)
+        return 0;
+      sched_yield(); /* a thread waiting for this CPU runs first */
+    }
+  }
+}
+
+static int spin_until_set(atomic_int *a, int64_t ns)
+{
+  int64_t end = now_ns() + ns;
+  for (unsigned i = 1;; i++) {
+    if (atomic_load_explicit(a, memory_order_acquire))
+      return 1;
+    cpu_relax();
+    if (i % 64 == 0) {
+      if (now_ns() >= end)
+        return 0;
+      sched_yield(); /* a thread waiting for this CPU runs first */
+    }
+  }
+}
+
+/* under the lock: the job's last task is done and no worker is inside;
+ * after the store j may be gone (its caller returns), so the sleeping
+ * caller is woken through the pool only */
+static void finish_if_over(dnc_pool *p, job *j)
+{
+  if (j->done == j->ntasks && j->users == 0) {
+    atomic_store_explicit(&j->over, 1, memory_order_release);
+    if (p->joiners)
+      pthread_cond_broadcast(&p->finished);
+  }
+}
+
 /* Runs tasks of j until none is left to claim; returns how many it ran. */
 static int64_t work_on(job *j)
 {
@@ -95,10 +178,21 @@ static void *worker(void *arg)
   dnc_pool *p = arg;
   pthread_mutex_lock(&p->lock);
   for (;;) {
-    while (!p->stop && !p->jobs)
-      pthread_cond_wait(&p->work, &p->lock);
     if (p->stop)
       break;
+    if (!p->jobs) {
+      unsigned seen = atomic_load_explicit(&p->posted, memory_order_acquire);
+      pthread_mutex_unlock(&p->lock);
+      if (p->spin_ns)
+        spin_while_equal(&p->posted, seen, p->spin_ns);
+      pthread_mutex_lock(&p->lock);
+      if (!p->jobs && !p->stop) {
+        p->sleepers++;
+        pthread_cond_wait(&p->work, &p->lock);
+        p->sleepers--;
+      }
+      continue;
+    }
     job *j = p->jobs;
     j->users++;
     pthread_mutex_unlock(&p->lock);
@@ -107,21 +201,22 @@ static void *worker(void *arg)
     unlink_job(p, j); /* every task is claimed */
     j->done += ran;
     j->users--;
-    if (j->done == j->ntasks && j->users == 0)
-      pthread_cond_broadcast(&p->finished);
+    finish_if_over(p, j);
   }
   pthread_mutex_unlock(&p->lock);
   return NULL;
 }
 
-dnc_pool *dnc_pool_new(int nthreads)
+dnc_pool *dnc_pool_new(int nthreads, int spin_us)
 {
   dnc_pool *p = calloc(1, sizeof *p);
   if (!p)
     return NULL;
   p->nthreads = nthreads < 1 ? 1 : nthreads;
+  p->spin_ns = spin_us > 0 ? (int64_t)spin_us * 1000 : 0;
   atomic_init(&p->omp, NULL);
   atomic_init(&p->omp_forks, 0);
+  atomic_init(&p->posted, 0);
   pthread_mutex_init(&p->lock, NULL);
   pthread_cond_init(&p->work, NULL);
   pthread_cond_init(&p->finished, NULL);
@@ -146,6 +241,7 @@ void dnc_pool_free(dnc_pool *p)
     return;
   pthread_mutex_lock(&p->lock);
   p->stop = 1;
+  atomic_fetch_add_explicit(&p->posted, 1, memory_order_release);
   pthread_cond_broadcast(&p->work);
   pthread_mutex_unlock(&p->lock);
   for (int i = 0; i + 1 < p->nthreads; i++)
@@ -189,6 +285,7 @@ void dnc_pool_run(dnc_pool *p, int64_t ntasks, void (*fn)(void *, int64_t),
   }
   job j = {.fn = fn, .arg = arg, .ntasks = ntasks};
   atomic_init(&j.next, 0);
+  atomic_init(&j.over, 0);
   omp_parallel_fn omp = atomic_load_explicit(&p->omp, memory_order_acquire);
   if (omp && atomic_load(&p->omp_forks) == atomic_load(&forks)) {
     /* the region ends when every member has run out of tasks */
@@ -199,14 +296,23 @@ void dnc_pool_run(dnc_pool *p, int64_t ntasks, void (*fn)(void *, int64_t),
   pthread_mutex_lock(&p->lock);
   j.link = p->jobs;
   p->jobs = &j;
-  pthread_cond_broadcast(&p->work);
+  atomic_fetch_add_explicit(&p->posted, 1, memory_order_release);
+  if (p->sleepers)
+    pthread_cond_broadcast(&p->work);
   pthread_mutex_unlock(&p->lock);
   int64_t ran = work_on(&j);
   pthread_mutex_lock(&p->lock);
   unlink_job(p, &j);
   j.done += ran;
-  while (j.done < j.ntasks || j.users > 0)
+  finish_if_over(p, &j);
+  pthread_mutex_unlock(&p->lock);
+  if (p->spin_ns && spin_until_set(&j.over, 2 * p->spin_ns))
+    return;
+  pthread_mutex_lock(&p->lock);
+  p->joiners++;
+  while (!atomic_load_explicit(&j.over, memory_order_relaxed))
     pthread_cond_wait(&p->finished, &p->lock);
+  p->joiners--;
   pthread_mutex_unlock(&p->lock);
 }
 

@@ -17,8 +17,11 @@
 
 typedef struct dnc_pool dnc_pool;
 /* nthreads counts the caller, which works on its own jobs: 1 means no
- * worker threads. NULL when out of memory. */
-dnc_pool *dnc_pool_new(int nthreads);
+ * worker threads. spin_us: how long a waiting thread spins before it
+ * sleeps (an idle worker spin_us, a caller waiting for its job's end
+ * twice that); 0: it sleeps at once. NULL when out of memory. */
+enum { DNC_SPIN_US_DEFAULT = 100, DNC_SPIN_US_MAX = 100000 };
+dnc_pool *dnc_pool_new(int nthreads, int spin_us);
 void dnc_pool_free(dnc_pool *p);
 int dnc_pool_threads(const dnc_pool *p);
 /* Runs fn(arg, t) for t in [0, ntasks), on the caller and the workers;

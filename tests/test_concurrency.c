@@ -7,13 +7,16 @@
  * the shared module's derf by least squares (dnc_function_fit, whose
  * derivatives grow the module as compiling does). Every result is checked
  * against the C evaluation, every fit against the parameters that made
- * its points. `make tsan` runs this under
- * ThreadSanitizer.
+ * its points. Then one caller posts layer jobs to a pool whose threads
+ * spin a while before they sleep (pool.c), at gaps that find them
+ * spinning, asleep, and freed right after a call. `make tsan` runs this
+ * under ThreadSanitizer.
  */
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "jitmath.h"
 #include "runtime.h"
@@ -108,6 +111,125 @@ static void *worker(void *arg)
   return NULL;
 }
 
+/* a layer backward of dyt on [R x C] with gamma: dx and dgamma */
+enum { R = 300, C = 512 };
+typedef struct layer_out {
+  float dx[R * C];
+  float dgamma[C], dbeta[C];
+  double dalpha;
+} layer_out;
+
+static int layer_call(const dnc_function *f, const float *x, const float *dy,
+                      const float *gamma, layer_out *o)
+{
+  memset(o, 0, sizeof *o);
+  dnc_tensor tx = {(void *)x, DNC_F32, R, C, 0}, tdy = {(void *)dy, DNC_F32, R, C, 0},
+             tdx = {o->dx, DNC_F32, R, C, 0};
+  dnc_layer L = {NULL, NULL, gamma, NULL};
+  dnc_layer_grad G = {&o->dalpha, NULL, o->dgamma, o->dbeta};
+  return dnc_layer_backward(f, &tx, &tdy, &tdx, &L, &G) == DNC_OK;
+}
+
+static void pause_us(long us)
+{
+  struct timespec t = {us / 1000000, (us % 1000000) * 1000};
+  nanosleep(&t, NULL);
+}
+
+/* jobs posted after gaps of 0 to 3 ms, and a context freed right after a
+ * call, while its threads spin (spin_us NULL: the default) or with
+ * $DNC_SPIN_US=0, where they sleep at once: the same bits as one
+ * thread's */
+static void pool_waits(const float *x, const float *dy,
+                       const float *gamma, const layer_out *ref, const char *spin_us)
+{
+  static const char *src = "fn dyt(x; alpha = 0.5) = tanh(alpha * x)\n";
+  static layer_out got;
+  const char *how = spin_us ? "threads that sleep at once" : "spinning threads";
+  dnc_options o;
+  dnc_options_init(&o);
+  o.threads = 3;
+  if (spin_us)
+    setenv("DNC_SPIN_US", spin_us, 1);
+  dnc_context *three;
+  dnc_module *m3;
+  int made = dnc_context_create(&o, &three) == DNC_OK;
+  unsetenv("DNC_SPIN_US");
+  made = made && dnc_compile_string(three, "p.dn", src, strlen(src), &m3) == DNC_OK;
+  ok(made, "a context of 3 threads, %s", how);
+  if (!made)
+    return;
+  static const long gaps[] = {0, 20, 150, 400, 3000, 0, 0, 1000};
+  int calls = 0, same = 0;
+  for (int round = 0; round < 5; round++)
+    for (size_t g = 0; g < sizeof gaps / sizeof *gaps; g++) {
+      pause_us(gaps[g]);
+      calls += layer_call(dnc_module_find(m3, "dyt"), x, dy, gamma, &got);
+      same += memcmp(&got, ref, sizeof got) == 0;
+    }
+  is_int(calls, 40, "40 calls on 3 %s after gaps of 0 to 3 ms", how);
+  is_int(same, 40, "  each gives one thread's bits (dx, dalpha, dgamma, dbeta)");
+  layer_call(dnc_module_find(m3, "dyt"), x, dy, gamma, &got);
+  dnc_module_free(m3);
+  dnc_context_free(three);
+  ok(1, "  a context freed right after a call is freed");
+}
+
+/* $DNC_SPIN_US: an integer of microseconds from 0 to 100000, or refused */
+static void spin_env(void)
+{
+  static const char *bad[] = {"abc", "-1", "100001", "5us", " 7", "1e3"};
+  static const char *good[] = {"0", "250", "100000", ""};
+  dnc_options o;
+  dnc_options_init(&o);
+  o.threads = 2;
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    dnc_context *c = NULL;
+    setenv("DNC_SPIN_US", bad[i], 1);
+    is_int(dnc_context_create(&o, &c), DNC_ERR_ARGUMENT, "$DNC_SPIN_US='%s' is refused", bad[i]);
+    ok(!c && strstr(dnc_last_error(), "$DNC_SPIN_US is '") &&
+           strstr(dnc_last_error(), "from 0 (no spinning) to 100000 microseconds"),
+       "  naming it: %s", dnc_last_error());
+  }
+  for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
+    dnc_context *c = NULL;
+    setenv("DNC_SPIN_US", good[i], 1);
+    is_int(dnc_context_create(&o, &c), DNC_OK, "$DNC_SPIN_US='%s' is taken", good[i]);
+    dnc_context_free(c);
+  }
+  unsetenv("DNC_SPIN_US");
+}
+
+static void pool_tests(void)
+{
+  static const char *src = "fn dyt(x; alpha = 0.5) = tanh(alpha * x)\n";
+  static float x[R * C], dy[R * C], gamma[C];
+  static layer_out ref;
+  for (int i = 0; i < R * C; i++) {
+    x[i] = (float)((i * 7919LL) % 2001 - 1000) / 200.0f;
+    dy[i] = (float)((i * 104729LL) % 2001 - 1000) / 1000.0f;
+  }
+  for (int c = 0; c < C; c++)
+    gamma[c] = 1.0f + (float)c / C;
+  dnc_options o;
+  dnc_options_init(&o);
+  o.threads = 1;
+  dnc_context *one;
+  dnc_module *m1;
+  int made = dnc_context_create(&o, &one) == DNC_OK &&
+             dnc_compile_string(one, "p.dn", src, strlen(src), &m1) == DNC_OK;
+  ok(made, "a context of 1 thread");
+  if (!made)
+    return;
+  const dnc_function *f1 = dnc_module_find(m1, "dyt");
+  ok(layer_call(f1, x, dy, gamma, &ref), "one thread's layer backward");
+  pool_waits(x, dy, gamma, &ref, NULL);
+  pool_waits(x, dy, gamma, &ref, "0");
+  spin_env();
+  dnc_module_free(m1);
+  dnc_context_free(one);
+}
+
 int main(void)
 {
   dnc_options o;
@@ -158,5 +280,6 @@ int main(void)
   dnc_module_free(shared);
   jm_free();
   dnc_context_free(ctx);
+  pool_tests();
   return done_testing();
 }
