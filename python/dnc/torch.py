@@ -652,9 +652,9 @@ def _use_kernels(x):
 
 def _has_data(x):
     """PyTorch 1.13, which has no custom ops with fake implementations:
-    whether x and the kernels' outputs have memory, which a FakeTensor,
-    or any tensor under a dispatch mode (FakeTensorMode), may not have.
-    Those take the decomposed form."""
+    whether x and the kernels' outputs surely have memory, which a tensor
+    subclass (FakeTensor), or any tensor under a dispatch mode
+    (FakeTensorMode), may not have. Those take the decomposed form."""
     return type(x) in (torch.Tensor, nn.Parameter) and \
         _get_current_dispatch_mode() is None
 
