@@ -615,3 +615,47 @@ def test_create_graph_low_precision_sums():
                    "%s, %s, %s's gradient within %g (%.2g)" % (
                        dtype, "last dim" if channels_last else
                        "channels first", name, tols[dtype], err))
+
+
+def test_inference_path():
+    """Calls nothing will differentiate (torch.no_grad, inference_mode, no
+    input requiring grad) run the kernels without an autograd.Function:
+    the same bits as the recorded call; a forward-mode dual level still
+    gets its tangent, and a trace under no_grad still records the layer."""
+    torch.manual_seed(3)
+    mod = dt.PointwiseNorm(24, "derf", alpha=0.7)
+    with torch.no_grad():
+        mod.weight.uniform_(0.5, 1.5)
+        mod.bias.uniform_(-0.2, 0.2)
+    x = torch.randn(5, 24)
+    recorded = mod(x)
+    ok(recorded.grad_fn is not None, "a recorded call has a graph")
+    with torch.no_grad():
+        y = mod(x)
+    ok(y.grad_fn is None and torch.equal(y, recorded.detach()),
+       "no_grad: the same bits, no graph")
+    with torch.inference_mode():
+        y = mod(x)
+    ok(torch.equal(y, recorded.detach()), "inference_mode: the same bits")
+    frozen = dt.PointwiseNorm(24, "derf", alpha=0.7).requires_grad_(False)
+    frozen.load_state_dict(mod.state_dict())
+    y = frozen(x)
+    ok(y.grad_fn is None and torch.equal(y, recorded.detach()),
+       "nothing requires grad: the same bits, no graph")
+    import torch.autograd.forward_ad as fwad
+    x64 = torch.randn(3, 24, dtype=torch.float64)
+    v = torch.randn(3, 24, dtype=torch.float64)
+    m64 = dt.PointwiseNorm(24, "dyt", dtype=torch.float64).requires_grad_(
+        False)
+    h = 1e-6
+    fd = (m64(x64 + h * v) - m64(x64 - h * v)) / (2 * h)
+    with torch.no_grad(), fwad.dual_level():
+        t = fwad.unpack_dual(m64(fwad.make_dual(x64, v))).tangent
+    ok(t is not None and torch.allclose(t, fd, rtol=1e-6, atol=1e-8),
+       "forward_ad under no_grad: the tangent is carried")
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tr = torch.jit.trace(mod, x)
+    x2 = torch.randn(7, 24)
+    ok(torch.equal(tr(x2), mod(x2)),
+       "a trace made under no_grad computes the layer on new inputs")
