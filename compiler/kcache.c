@@ -12,7 +12,9 @@
  *   SHA-256 of the key and the object together         32 bytes
  *   the key, then the object
  *
- * A reader accepts an entry only when its length, magic, key (compared
+ * A reader accepts an entry only when it is a regular file of at most
+ * 256 MiB (a FIFO or a device under its name is not waited on, a huge
+ * file not read) and its length, magic, key (compared
  * byte for byte, so a hash collision or an entry of another build is a
  * miss) and digest all match; anything else is reported as rejected, and
  * the JIT compiles and writes the entry again. A writer writes a
@@ -312,6 +314,9 @@ static int make_dirs(const char *dir)
 
 static const unsigned char magic[8] = {'D', 'N', 'C', 'K', 'C', 0, 0, 1};
 enum { HEADER = 8 + 16 + 32 };
+/* No entry is this large (a function's four kernels are kilobytes to a
+ * few megabytes): a larger file is rejected unread. */
+#define DNC_KCACHE_MAX_BYTES ((off_t)256 << 20)
 
 static atomic_ulong counts[4]; /* DNC_KCACHE_HIT... */
 
@@ -345,6 +350,22 @@ static void entry_digest(const char *key, size_t nkey, const void *obj,
   sha_final(&s, d);
 }
 
+/* Reads n bytes at the file's current offset; 0 when all came. */
+static int read_all(int fd, void *p, size_t n)
+{
+  char *s = p;
+  while (n) {
+    ssize_t k = read(fd, s, n);
+    if (k < 0 && errno == EINTR)
+      continue;
+    if (k <= 0)
+      return -1;
+    s += k;
+    n -= (size_t)k;
+  }
+  return 0;
+}
+
 int dnc_kcache_read(const char *dir, const char *name, const char *key,
                     void **obj, size_t *nobj)
 {
@@ -353,45 +374,41 @@ int dnc_kcache_read(const char *dir, const char *name, const char *key,
   char file[DNC_KCACHE_NAME_LEN + 8];
   snprintf(file, sizeof file, "%s.dko", name);
   char *path = path_join(dir, file);
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  /* O_NONBLOCK: a FIFO or a device under the entry's name must not block
+   * the open; anything but a regular file is then rejected */
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   free(path);
   if (fd < 0) {
     atomic_fetch_add(&counts[DNC_KCACHE_MISS], 1);
     return 0;
   }
   int ok = 0;
-  unsigned char *data = NULL;
+  unsigned char h[HEADER], *data = NULL;
   struct stat st;
   size_t nkey = strlen(key);
-  if (!fstat(fd, &st) && S_ISREG(st.st_mode) && (size_t)st.st_size >= HEADER &&
-      (size_t)st.st_size - HEADER >= nkey) {
-    size_t n = (size_t)st.st_size;
-    data = malloc(n);
+  /* the header first: a file whose lengths do not add up to its size, or
+   * that is larger than any entry, is rejected before anything is
+   * allocated for it */
+  if (!fstat(fd, &st) && S_ISREG(st.st_mode) && st.st_size >= HEADER &&
+      st.st_size <= DNC_KCACHE_MAX_BYTES && !read_all(fd, h, HEADER) &&
+      !memcmp(h, magic, 8) && get_u64(h + 8) == nkey &&
+      (uint64_t)st.st_size - HEADER >= nkey &&
+      get_u64(h + 16) == (uint64_t)st.st_size - HEADER - nkey) {
+    size_t n = (size_t)st.st_size - HEADER;
+    data = malloc(n ? n : 1);
     if (!data)
       dnc_die(__FILE__, __LINE__, "out of memory");
-    size_t got = 0;
-    while (got < n) {
-      ssize_t k = read(fd, data + got, n - got);
-      if (k < 0 && errno == EINTR)
-        continue;
-      if (k <= 0)
-        break;
-      got += (size_t)k;
-    }
     unsigned char d[32];
-    ok = got == n && !memcmp(data, magic, 8) && get_u64(data + 8) == nkey &&
-         get_u64(data + 16) == n - HEADER - nkey &&
-         !memcmp(data + HEADER, key, nkey);
+    ok = !read_all(fd, data, n) && !memcmp(data, key, nkey);
     if (ok) {
-      entry_digest(key, nkey, data + HEADER + nkey, n - HEADER - nkey, d);
-      ok = !memcmp(d, data + 24, 32);
+      entry_digest(key, nkey, data + nkey, n - nkey, d);
+      ok = !memcmp(d, h + 24, 32);
     }
-    if (ok) {
-      *nobj = n - HEADER - nkey;
-      *obj = malloc(*nobj ? *nobj : 1);
-      if (!*obj)
-        dnc_die(__FILE__, __LINE__, "out of memory");
-      memcpy(*obj, data + HEADER + nkey, *nobj);
+    if (ok) { /* the object alone, in the same allocation */
+      *nobj = n - nkey;
+      memmove(data, data + nkey, *nobj);
+      *obj = data;
+      data = NULL;
     }
   }
   free(data);

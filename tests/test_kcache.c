@@ -337,6 +337,23 @@ static void garbage_entry(const char *path, const char *dir)
   fclose(f);
 }
 
+/* a FIFO under the entry's name: opening it for reading must not wait for
+ * a writer that never comes */
+static void fifo_entry(const char *path, const char *dir)
+{
+  (void)dir;
+  if (unlink(path) || mkfifo(path, 0600))
+    abort();
+}
+
+/* a sparse file of 1 TiB: rejected unread, not allocated for */
+static void huge_entry(const char *path, const char *dir)
+{
+  (void)dir;
+  if (truncate(path, (off_t)1 << 40))
+    abort();
+}
+
 /* derf's valid entry (another key) under dyt's name */
 static void foreign_entry(const char *path, const char *dir)
 {
@@ -370,6 +387,8 @@ static void test_rejected(void)
   damaged(dir, "a truncated entry", truncate_entry);
   damaged(dir, "a file that is no entry", garbage_entry);
   damaged(dir, "another function's entry", foreign_entry);
+  damaged(dir, "a FIFO", fifo_entry);
+  damaged(dir, "a sparse file of 1 TiB", huge_entry);
   rm_rf(dir);
   free(dir);
 }
