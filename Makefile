@@ -335,10 +335,13 @@ install: all
 	  -e 's|@LLVM_LIBDIR@|$(shell $(LLVM_CONFIG) --libdir)|g' \
 	  tools/dnc.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/dnc.pc
 
+# Exactly what install wrote, by name: no pattern, so another version's
+# libdnc.so.X.Y.Z (or any other file beside them) stays.
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/dnc $(DESTDIR)$(PREFIX)/lib/libdnc.a \
-	  $(DESTDIR)$(PREFIX)/lib/libdnc.so* $(DESTDIR)$(PREFIX)/include/dnc.h $(DESTDIR)$(PREFIX)/include/dnc_aot.h \
-	  $(DESTDIR)$(PREFIX)/lib/pkgconfig/dnc.pc
+	  $(DESTDIR)$(PREFIX)/lib/libdnc.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libdnc.so.0 \
+	  $(DESTDIR)$(PREFIX)/lib/libdnc.so $(DESTDIR)$(PREFIX)/include/dnc.h \
+	  $(DESTDIR)$(PREFIX)/include/dnc_aot.h $(DESTDIR)$(PREFIX)/lib/pkgconfig/dnc.pc
 
 # libFuzzer over the front end: its own build with clang-19, not in CI.
 FUZZ_BUILD = build/fuzz

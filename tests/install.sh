@@ -49,5 +49,17 @@ t "a C program builds against the installed header and library" \
 out=$(LD_LIBRARY_PATH="$tmp/root/opt/dnc/lib" "$tmp/use" 2>&1)
 t "and runs: dyt(1) = tanh(0.5)" test "$out" = "0.46211715726000974"
 t "the installed dnc runs" "$tmp/root/opt/dnc/bin/dnc" eval examples/norms.dn -f dyt 1
+# the same program as C++ (dnc.h and dnc_aot.h are C++ compatible)
+{ echo '#include <dnc_aot.h>'; cat "$tmp/use.c"; } >"$tmp/use.cc"
+t "a C++ program builds against the installed headers and library" \
+  c++ -std=c++11 -Wall -Wextra -Werror -pedantic $san -o "$tmp/usecc" "$tmp/use.cc" $flags
+out=$(LD_LIBRARY_PATH="$tmp/root/opt/dnc/lib" "$tmp/usecc" 2>&1)
+t "and runs: dyt(1) = tanh(0.5)" test "$out" = "0.46211715726000974"
+# uninstall removes what install wrote and nothing else: not another
+# version's library, not a file of the user's beside them
+touch "$tmp/root/opt/dnc/lib/libdnc.so.0.3.9" "$tmp/root/opt/dnc/lib/libdnc.so.mine"
+t "make uninstall" make -s uninstall BUILD="$B" SANITIZE="${SANITIZE:-}" DESTDIR="$tmp/root" PREFIX=/opt/dnc
+left=$(cd "$tmp/root/opt/dnc" && find . ! -type d | sort | tr '\n' ' ')
+t "it leaves only the files it did not install" test "$left" = "./lib/libdnc.so.0.3.9 ./lib/libdnc.so.mine "
 echo "1..$n"
 [ "$fail" = 0 ]
