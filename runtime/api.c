@@ -630,10 +630,18 @@ const dnc_kernels *dnc_get_stream_kernels(const dnc_function *f, int t)
 dnc_status dnc_function_kernels(const dnc_function *f, dnc_dtype t,
                                 dnc_kernels *out)
 {
-  if (!f || !out)
+  if (!f || !out) {
+    dnc_set_last_error(f ? "dnc_function_kernels: out is NULL"
+                         : "dnc_function_kernels: the function is NULL");
     return DNC_ERR_ARGUMENT;
-  if ((unsigned)t >= DNC_DT__COUNT)
+  }
+  if ((unsigned)t >= DNC_DT__COUNT) {
+    char msg[128];
+    snprintf(msg, sizeof msg, "dnc_function_kernels: dtype %d is none of "
+             "f32, f64, bf16, f16", (int)t);
+    dnc_set_last_error(msg);
     return DNC_ERR_DTYPE;
+  }
   const dnc_kernels *k;
   dnc_status st = dnc_get_kernels(f, (int)t, &k);
   if (st == DNC_OK)

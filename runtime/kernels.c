@@ -19,6 +19,8 @@
  * at most 7 * 2^-24 of its terms' magnitudes in f32 (0 in f64), plus about
  * n * 2^-53 (plus each term's own rounding in the compute type).
  */
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -61,37 +63,68 @@ static size_t compute_size(int dt)
   return dt == DNC_F64 ? 8 : 4;
 }
 
-/* Checks one view; *ld receives its row stride. */
-static dnc_status check_tensor(const dnc_tensor *t, int64_t *ld)
+/* A failed check: dnc_last_error() says which call, which argument and
+ * why, as "dnc_forward: y: ...". */
+static dnc_status refuse(dnc_status st, const char *call, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static dnc_status refuse(dnc_status st, const char *call, const char *fmt, ...)
+{
+  char msg[400];
+  int n = snprintf(msg, sizeof msg, "%s: ", call);
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg + n, sizeof msg - (size_t)n, fmt, ap);
+  va_end(ap);
+  dnc_set_last_error(msg);
+  return st;
+}
+
+/* Checks one view, the argument `name` of `call`; *ld receives its row
+ * stride. */
+static dnc_status check_tensor(const char *call, const char *name,
+                               const dnc_tensor *t, int64_t *ld)
 {
   if (!t)
-    return DNC_ERR_ARGUMENT;
+    return refuse(DNC_ERR_ARGUMENT, call, "%s is NULL", name);
   if ((unsigned)t->dtype >= DNC_DT__COUNT)
-    return DNC_ERR_DTYPE;
+    return refuse(DNC_ERR_DTYPE, call, "%s has dtype %d, which is none of "
+                  "f32, f64, bf16, f16", name, (int)t->dtype);
   if (t->rows < 0 || t->cols < 0 || t->stride < 0)
-    return DNC_ERR_ARGUMENT;
+    return refuse(DNC_ERR_ARGUMENT, call, "%s has a negative size or stride "
+                  "(rows %lld, cols %lld, stride %lld)", name,
+                  (long long)t->rows, (long long)t->cols, (long long)t->stride);
   *ld = t->stride ? t->stride : t->cols;
   if (t->rows > 1 && *ld < t->cols)
-    return DNC_ERR_ARGUMENT; /* rows would overlap */
+    return refuse(DNC_ERR_ARGUMENT, call, "%s's stride %lld is less than its "
+                  "cols %lld: its %lld rows would overlap", name,
+                  (long long)*ld, (long long)t->cols, (long long)t->rows);
   if (t->rows && t->cols) {
     if (!t->data)
-      return DNC_ERR_ARGUMENT;
+      return refuse(DNC_ERR_ARGUMENT, call, "%s has %lld x %lld elements and "
+                    "NULL data", name, (long long)t->rows, (long long)t->cols);
     /* the last element's byte offset must fit, and so must cols values of
      * any type (the per-channel arrays): cols first, or INT64_MAX / 8 -
      * cols is negative and the division truncates it to 0 */
     if (t->cols > INT64_MAX / 8 ||
         t->rows - 1 > (INT64_MAX / 8 - t->cols) / *ld)
-      return DNC_ERR_ARGUMENT;
+      return refuse(DNC_ERR_ARGUMENT, call, "%s is too large (rows %lld, "
+                    "cols %lld, stride %lld: more than 2^60 elements)", name,
+                    (long long)t->rows, (long long)t->cols, (long long)*ld);
   }
   return DNC_OK;
 }
 
-static dnc_status check_pair(const dnc_tensor *a, const dnc_tensor *b)
+static dnc_status check_pair(const char *call, const char *na,
+                             const dnc_tensor *a, const char *nb,
+                             const dnc_tensor *b)
 {
   if (a->dtype != b->dtype)
-    return DNC_ERR_DTYPE;
+    return refuse(DNC_ERR_DTYPE, call, "%s is %s but %s is %s", na,
+                  dnc_dtype_name(a->dtype), nb, dnc_dtype_name(b->dtype));
   if (a->rows != b->rows || a->cols != b->cols)
-    return DNC_ERR_SHAPE;
+    return refuse(DNC_ERR_SHAPE, call, "%s is [%lld x %lld] but %s is "
+                  "[%lld x %lld]", na, (long long)a->rows, (long long)a->cols,
+                  nb, (long long)b->rows, (long long)b->cols);
   return DNC_OK;
 }
 
@@ -224,12 +257,15 @@ static void add_sums(const call *c, int64_t nblocks, double *dparams,
   }
 }
 
-static dnc_status prepare(const dnc_function *f, const dnc_tensor *x,
-                          const dnc_kernels **k)
+static dnc_status prepare(const char *call, const dnc_function *f,
+                          const dnc_tensor *x, const dnc_kernels **k)
 {
   if (!f || !dnc_function_module(f))
-    return DNC_ERR_ARGUMENT;
-  return dnc_get_kernels(f, x->dtype, k);
+    return refuse(DNC_ERR_ARGUMENT, call, "the function is NULL");
+  dnc_status st = dnc_get_kernels(f, x->dtype, k);
+  if (st == DNC_ERR_MEMORY)
+    refuse(st, call, "out of memory compiling the kernels");
+  return st;
 }
 
 /* A view of element-wise operands as one row when they are all contiguous,
@@ -298,8 +334,10 @@ dnc_status dnc_forward(const dnc_function *f, const dnc_tensor *x,
 {
   call c = {0};
   dnc_status st;
-  if ((st = check_tensor(x, &c.ldx)) || (st = check_tensor(y, &c.ldy)) ||
-      (st = check_pair(x, y)) || (st = prepare(f, x, &c.k)))
+  if ((st = check_tensor("dnc_forward", "x", x, &c.ldx)) ||
+      (st = check_tensor("dnc_forward", "y", y, &c.ldy)) ||
+      (st = check_pair("dnc_forward", "x", x, "y", y)) ||
+      (st = prepare("dnc_forward", f, x, &c.k)))
     return st;
   double p[DNC_MAX_PARAMS + 1];
   param_values(f, params, p);
@@ -319,9 +357,12 @@ dnc_status dnc_backward(const dnc_function *f, const dnc_tensor *x,
 {
   call c = {0};
   dnc_status st;
-  if ((st = check_tensor(x, &c.ldx)) || (st = check_tensor(dy, &c.lddy)) ||
-      (st = check_tensor(dx, &c.lddx)) || (st = check_pair(x, dy)) ||
-      (st = check_pair(x, dx)) || (st = prepare(f, x, &c.k)))
+  if ((st = check_tensor("dnc_backward", "x", x, &c.ldx)) ||
+      (st = check_tensor("dnc_backward", "dy", dy, &c.lddy)) ||
+      (st = check_tensor("dnc_backward", "dx", dx, &c.lddx)) ||
+      (st = check_pair("dnc_backward", "x", x, "dy", dy)) ||
+      (st = check_pair("dnc_backward", "x", x, "dx", dx)) ||
+      (st = prepare("dnc_backward", f, x, &c.k)))
     return st;
   double p[DNC_MAX_PARAMS + 1];
   param_values(f, params, p);
@@ -496,8 +537,10 @@ dnc_status dnc_layer_forward(const dnc_function *f, const dnc_tensor *x,
   call c = {0};
   layer_state ls = {0};
   dnc_status st;
-  if ((st = check_tensor(x, &c.ldx)) || (st = check_tensor(y, &c.ldy)) ||
-      (st = check_pair(x, y)) || (st = prepare(f, x, &c.k)))
+  if ((st = check_tensor("dnc_layer_forward", "x", x, &c.ldx)) ||
+      (st = check_tensor("dnc_layer_forward", "y", y, &c.ldy)) ||
+      (st = check_pair("dnc_layer_forward", "x", x, "y", y)) ||
+      (st = prepare("dnc_layer_forward", f, x, &c.k)))
     return st;
   if (!x->rows || !x->cols)
     return DNC_OK; /* nothing to do: nothing sized by cols is made */
@@ -535,9 +578,12 @@ dnc_status dnc_layer_backward(const dnc_function *f, const dnc_tensor *x,
   call c = {0};
   layer_state ls = {0};
   dnc_status st;
-  if ((st = check_tensor(x, &c.ldx)) || (st = check_tensor(dy, &c.lddy)) ||
-      (st = check_tensor(dx, &c.lddx)) || (st = check_pair(x, dy)) ||
-      (st = check_pair(x, dx)) || (st = prepare(f, x, &c.k)))
+  if ((st = check_tensor("dnc_layer_backward", "x", x, &c.ldx)) ||
+      (st = check_tensor("dnc_layer_backward", "dy", dy, &c.lddy)) ||
+      (st = check_tensor("dnc_layer_backward", "dx", dx, &c.lddx)) ||
+      (st = check_pair("dnc_layer_backward", "x", x, "dy", dy)) ||
+      (st = check_pair("dnc_layer_backward", "x", x, "dx", dx)) ||
+      (st = prepare("dnc_layer_backward", f, x, &c.k)))
     return st;
   if (!x->rows || !x->cols)
     return DNC_OK; /* nothing to do, and every sum is 0 */
@@ -722,15 +768,18 @@ static void task_cm_bwd(void *arg, int64_t t)
 
 /* The checks and the state shared by both directions; x is checked by the
  * caller. */
-static dnc_status cm_init(cm_call *m, layer_state *ls, const dnc_function *f,
-                          const dnc_tensor *x, int64_t channels,
+static dnc_status cm_init(const char *name, cm_call *m, layer_state *ls,
+                          const dnc_function *f, const dnc_tensor *x,
+                          int64_t channels,
                           const dnc_layer *L, int affine, double *p)
 {
   call *c = &m->c;
   if (channels < 1)
-    return DNC_ERR_ARGUMENT;
+    return refuse(DNC_ERR_ARGUMENT, name, "channels is %lld, not at least 1",
+                  (long long)channels);
   if (x->rows % channels)
-    return DNC_ERR_SHAPE;
+    return refuse(DNC_ERR_SHAPE, name, "x's %lld rows are not a multiple of "
+                  "its %lld channels", (long long)x->rows, (long long)channels);
   param_values(f, L ? L->params : NULL, p);
   call_init(c, f, x, p);
   m->channels = channels;
@@ -749,11 +798,14 @@ dnc_status dnc_layer_forward_cm(const dnc_function *f, const dnc_tensor *x,
   cm_call m = {0};
   layer_state ls = {0};
   dnc_status st;
-  if ((st = check_tensor(x, &m.c.ldx)) || (st = check_tensor(y, &m.c.ldy)) ||
-      (st = check_pair(x, y)) || (st = prepare(f, x, &m.c.k)))
+  if ((st = check_tensor("dnc_layer_forward_cm", "x", x, &m.c.ldx)) ||
+      (st = check_tensor("dnc_layer_forward_cm", "y", y, &m.c.ldy)) ||
+      (st = check_pair("dnc_layer_forward_cm", "x", x, "y", y)) ||
+      (st = prepare("dnc_layer_forward_cm", f, x, &m.c.k)))
     return st;
   double p[DNC_MAX_PARAMS + 1];
-  st = cm_init(&m, &ls, f, x, channels, L, L && (L->gamma || L->beta), p);
+  st = cm_init("dnc_layer_forward_cm", &m, &ls, f, x, channels, L,
+               L && (L->gamma || L->beta), p);
   m.c.y = y->data;
   if (st == DNC_OK) {
     pick_stream(&m.c, m.c.y, m.c.ldy, x->rows);
@@ -789,13 +841,16 @@ dnc_status dnc_layer_backward_cm(const dnc_function *f, const dnc_tensor *x,
   layer_state ls = {0};
   call *c = &m.c;
   dnc_status st;
-  if ((st = check_tensor(x, &c->ldx)) || (st = check_tensor(dy, &c->lddy)) ||
-      (st = check_tensor(dx, &c->lddx)) || (st = check_pair(x, dy)) ||
-      (st = check_pair(x, dx)) || (st = prepare(f, x, &c->k)))
+  if ((st = check_tensor("dnc_layer_backward_cm", "x", x, &c->ldx)) ||
+      (st = check_tensor("dnc_layer_backward_cm", "dy", dy, &c->lddy)) ||
+      (st = check_tensor("dnc_layer_backward_cm", "dx", dx, &c->lddx)) ||
+      (st = check_pair("dnc_layer_backward_cm", "x", x, "dy", dy)) ||
+      (st = check_pair("dnc_layer_backward_cm", "x", x, "dx", dx)) ||
+      (st = prepare("dnc_layer_backward_cm", f, x, &c->k)))
     return st;
   int affine = (L && (L->gamma || L->beta)) || (G && (G->gamma || G->beta));
   double p[DNC_MAX_PARAMS + 1];
-  st = cm_init(&m, &ls, f, x, channels, L, affine, p);
+  st = cm_init("dnc_layer_backward_cm", &m, &ls, f, x, channels, L, affine, p);
   c->dy = dy->data;
   c->dx = dx->data;
   if (st == DNC_OK)

@@ -577,26 +577,44 @@ static void test_bad_arguments(dnc_module *mod)
   dnc_tensor odd = {b, DNC_F32, 2, 4, 0};
   dnc_tensor baddt = {a, (dnc_dtype)9, 1, 8, 0};
   is_int(dnc_forward(NULL, &x, &y, NULL), DNC_ERR_ARGUMENT, "no function: DNC_ERR_ARGUMENT");
+  is_str(dnc_last_error(), "dnc_forward: the function is NULL", "... saying so");
   is_int(dnc_forward(f, NULL, &y, NULL), DNC_ERR_ARGUMENT, "no x: DNC_ERR_ARGUMENT");
   is_int(dnc_forward(f, &x, NULL, NULL), DNC_ERR_ARGUMENT, "no y: DNC_ERR_ARGUMENT");
+  is_str(dnc_last_error(), "dnc_forward: y is NULL", "... saying which argument");
   is_int(dnc_forward(f, &neg, &y, NULL), DNC_ERR_ARGUMENT, "negative rows: DNC_ERR_ARGUMENT");
+  is_str(dnc_last_error(), "dnc_forward: x has a negative size or stride (rows -1, "
+         "cols 8, stride 0)", "... saying so");
   is_int(dnc_forward(f, &nodata, &y, NULL), DNC_ERR_ARGUMENT, "null data: DNC_ERR_ARGUMENT");
+  is_str(dnc_last_error(), "dnc_forward: x has 1 x 8 elements and NULL data", "... saying so");
   is_int(dnc_forward(f, &empty, &empty, NULL), DNC_OK, "an empty tensor with null data is fine");
   is_int(dnc_forward(f, &stride, &stride, NULL), DNC_ERR_ARGUMENT,
          "a stride below the row length: DNC_ERR_ARGUMENT");
+  is_str(dnc_last_error(), "dnc_forward: x's stride 3 is less than its cols 4: its 2 "
+         "rows would overlap", "... saying so");
   is_int(dnc_forward(f, &x, &x64, NULL), DNC_ERR_DTYPE, "f32 x, f64 y: DNC_ERR_DTYPE");
+  is_str(dnc_last_error(), "dnc_forward: x is f32 but y is f64", "... saying so");
   is_int(dnc_forward(f, &baddt, &baddt, NULL), DNC_ERR_DTYPE, "an unknown dtype: DNC_ERR_DTYPE");
+  is_str(dnc_last_error(), "dnc_forward: x has dtype 9, which is none of f32, f64, "
+         "bf16, f16", "... saying so");
   is_int(dnc_forward(f, &x, &odd, NULL), DNC_ERR_SHAPE, "1x8 and 2x4: DNC_ERR_SHAPE");
   is_int(dnc_backward(f, &x, &y, &odd, NULL, NULL), DNC_ERR_SHAPE,
          "backward, dx of another shape: DNC_ERR_SHAPE");
+  is_str(dnc_last_error(), "dnc_backward: x is [1 x 8] but dx is [2 x 4]", "... saying so");
   is_int(dnc_backward(f, &x, &x64, &y, NULL, NULL), DNC_ERR_DTYPE,
          "backward, dy of another dtype: DNC_ERR_DTYPE");
   is_int(dnc_layer_forward(f, &x, &odd, NULL), DNC_ERR_SHAPE, "layer forward: DNC_ERR_SHAPE");
   is_int(dnc_layer_backward(f, &x, &y, NULL, NULL, NULL), DNC_ERR_ARGUMENT,
          "layer backward without dx: DNC_ERR_ARGUMENT");
+  is_str(dnc_last_error(), "dnc_layer_backward: dx is NULL", "... saying so");
+  is_int(dnc_layer_forward_cm(f, &x, &y, 0, NULL), DNC_ERR_ARGUMENT,
+         "channels first, 0 channels: DNC_ERR_ARGUMENT");
+  is_str(dnc_last_error(), "dnc_layer_forward_cm: channels is 0, not at least 1",
+         "... saying so");
   dnc_kernels k;
   is_int(dnc_function_kernels(f, (dnc_dtype)4, &k), DNC_ERR_DTYPE,
          "kernels of an unknown dtype: DNC_ERR_DTYPE");
+  is_str(dnc_last_error(), "dnc_function_kernels: dtype 4 is none of f32, f64, bf16, "
+         "f16", "... saying so");
   is_int(dnc_function_kernels(f, DNC_F32, NULL), DNC_ERR_ARGUMENT,
          "kernels into NULL: DNC_ERR_ARGUMENT");
   ok(dnc_function_kernels(f, DNC_BF16, &k) == DNC_OK && k.forward && k.backward &&
