@@ -342,8 +342,8 @@ typedef struct dnc_tensor {
  *   backward: dx = dy * df/dx, and dparams[k] += sum of dy * df/dp_k
  * params: one value per parameter in declaration order (a per-channel
  * parameter takes the one value given); NULL: the defaults. dparams: NULL
- * when not wanted. y may be x, dx may be dy (the same view); other
- * overlaps are undefined. The sums are accumulated in double, after
+ * when not wanted. y may be x, dx may be dy (the same view); an output
+ * sharing memory with an input otherwise is DNC_ERR_ARGUMENT. The sums are accumulated in double, after
  * groups of 8 terms per vector lane in f32 for f32, bf16 and f16 (see
  * docs/c-api.md) and are bitwise the same for any number of threads. */
 DNC_API dnc_status dnc_forward(const dnc_function *f, const dnc_tensor *x,

@@ -128,6 +128,56 @@ static dnc_status check_pair(const char *call, const char *na,
   return DNC_OK;
 }
 
+/* Whether two views of the same shape and dtype (checked) share a byte:
+ * row r of a covers [r*lda*es, r*lda*es + cols*es) from a's data, and
+ * likewise b's; for each row of a, the rows of b that could meet it are
+ * found by division. O(rows), only when the two spans meet. */
+static int views_overlap(const dnc_tensor *a, int64_t lda, const dnc_tensor *b,
+                         int64_t ldb)
+{
+  if (!a->rows || !a->cols)
+    return 0;
+  typedef __int128 i128; /* byte offsets reach 2^63 */
+  i128 es = (i128)storage_size(a->dtype), w = a->cols * es;
+  i128 la = (a->rows > 1 ? lda : a->cols) * es;
+  i128 lb = (b->rows > 1 ? ldb : b->cols) * es;
+  i128 d = (i128)(intptr_t)b->data - (i128)(intptr_t)a->data;
+  i128 span_a = (a->rows - 1) * la + w, span_b = (b->rows - 1) * lb + w;
+  if (d >= span_a || -d >= span_b)
+    return 0;
+  for (int64_t r = 0; r < a->rows; r++) {
+    /* b's row t meets a's row r iff lo < t*lb < hi */
+    i128 lo = r * la - w - d, hi = r * la + w - d;
+    i128 q = lo / lb;
+    if (q * lb > lo)
+      q--; /* floor */
+    i128 t = q + 1 > 0 ? q + 1 : 0;
+    if (t < b->rows && t * lb < hi)
+      return 1;
+  }
+  return 0;
+}
+
+/* An output view, `out`, must not share memory with an input `in` of the
+ * call, except as the very same view where `same_ok` (y = x, dx = dy: in
+ * place, element by element). */
+static dnc_status check_overlap(const char *call, const char *nout,
+                                const dnc_tensor *out, int64_t ldout,
+                                const char *nin, const dnc_tensor *in,
+                                int64_t ldin, int same_ok)
+{
+  if (same_ok && out->data == in->data && (ldout == ldin || out->rows <= 1))
+    return DNC_OK;
+  if (!views_overlap(out, ldout, in, ldin))
+    return DNC_OK;
+  if (same_ok)
+    return refuse(DNC_ERR_ARGUMENT, call, "%s overlaps %s without being the "
+                  "same view (in place, %s may be %s itself)", nout, nin,
+                  nout, nin);
+  return refuse(DNC_ERR_ARGUMENT, call, "%s overlaps %s (%s may share no "
+                "memory with %s)", nout, nin, nout, nin);
+}
+
 /* Everything a block needs. */
 typedef struct call {
   const dnc_kernels *k;
@@ -337,6 +387,7 @@ dnc_status dnc_forward(const dnc_function *f, const dnc_tensor *x,
   if ((st = check_tensor("dnc_forward", "x", x, &c.ldx)) ||
       (st = check_tensor("dnc_forward", "y", y, &c.ldy)) ||
       (st = check_pair("dnc_forward", "x", x, "y", y)) ||
+      (st = check_overlap("dnc_forward", "y", y, c.ldy, "x", x, c.ldx, 1)) ||
       (st = prepare("dnc_forward", f, x, &c.k)))
     return st;
   double p[DNC_MAX_PARAMS + 1];
@@ -362,6 +413,9 @@ dnc_status dnc_backward(const dnc_function *f, const dnc_tensor *x,
       (st = check_tensor("dnc_backward", "dx", dx, &c.lddx)) ||
       (st = check_pair("dnc_backward", "x", x, "dy", dy)) ||
       (st = check_pair("dnc_backward", "x", x, "dx", dx)) ||
+      (st = check_overlap("dnc_backward", "dx", dx, c.lddx, "x", x, c.ldx, 0)) ||
+      (st = check_overlap("dnc_backward",
+                          "dx", dx, c.lddx, "dy", dy, c.lddy, 1)) ||
       (st = prepare("dnc_backward", f, x, &c.k)))
     return st;
   double p[DNC_MAX_PARAMS + 1];
@@ -540,6 +594,8 @@ dnc_status dnc_layer_forward(const dnc_function *f, const dnc_tensor *x,
   if ((st = check_tensor("dnc_layer_forward", "x", x, &c.ldx)) ||
       (st = check_tensor("dnc_layer_forward", "y", y, &c.ldy)) ||
       (st = check_pair("dnc_layer_forward", "x", x, "y", y)) ||
+      (st = check_overlap("dnc_layer_forward",
+                          "y", y, c.ldy, "x", x, c.ldx, 1)) ||
       (st = prepare("dnc_layer_forward", f, x, &c.k)))
     return st;
   if (!x->rows || !x->cols)
@@ -583,6 +639,10 @@ dnc_status dnc_layer_backward(const dnc_function *f, const dnc_tensor *x,
       (st = check_tensor("dnc_layer_backward", "dx", dx, &c.lddx)) ||
       (st = check_pair("dnc_layer_backward", "x", x, "dy", dy)) ||
       (st = check_pair("dnc_layer_backward", "x", x, "dx", dx)) ||
+      (st = check_overlap("dnc_layer_backward",
+                          "dx", dx, c.lddx, "x", x, c.ldx, 0)) ||
+      (st = check_overlap("dnc_layer_backward",
+                          "dx", dx, c.lddx, "dy", dy, c.lddy, 1)) ||
       (st = prepare("dnc_layer_backward", f, x, &c.k)))
     return st;
   if (!x->rows || !x->cols)
@@ -801,6 +861,8 @@ dnc_status dnc_layer_forward_cm(const dnc_function *f, const dnc_tensor *x,
   if ((st = check_tensor("dnc_layer_forward_cm", "x", x, &m.c.ldx)) ||
       (st = check_tensor("dnc_layer_forward_cm", "y", y, &m.c.ldy)) ||
       (st = check_pair("dnc_layer_forward_cm", "x", x, "y", y)) ||
+      (st = check_overlap("dnc_layer_forward_cm",
+                          "y", y, m.c.ldy, "x", x, m.c.ldx, 1)) ||
       (st = prepare("dnc_layer_forward_cm", f, x, &m.c.k)))
     return st;
   double p[DNC_MAX_PARAMS + 1];
@@ -846,6 +908,10 @@ dnc_status dnc_layer_backward_cm(const dnc_function *f, const dnc_tensor *x,
       (st = check_tensor("dnc_layer_backward_cm", "dx", dx, &c->lddx)) ||
       (st = check_pair("dnc_layer_backward_cm", "x", x, "dy", dy)) ||
       (st = check_pair("dnc_layer_backward_cm", "x", x, "dx", dx)) ||
+      (st = check_overlap("dnc_layer_backward_cm",
+                          "dx", dx, c->lddx, "x", x, c->ldx, 0)) ||
+      (st = check_overlap("dnc_layer_backward_cm",
+                          "dx", dx, c->lddx, "dy", dy, c->lddy, 1)) ||
       (st = prepare("dnc_layer_backward_cm", f, x, &c->k)))
     return st;
   int affine = (L && (L->gamma || L->beta)) || (G && (G->gamma || G->beta));

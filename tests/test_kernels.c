@@ -637,6 +637,83 @@ static void test_bad_arguments(dnc_module *mod)
   ok(c == NULL, "... and no context");
 }
 
+/* Views of one buffer: an output that shares memory with an input is
+ * refused (nothing written) unless it is the same view in the documented
+ * in-place pairs (y = x, dx = dy); views that interleave without sharing
+ * an element run. The check against a brute-force one over every small
+ * layout, then the named cases. */
+static void test_overlap(dnc_module *mod)
+{
+  const dnc_function *f = dnc_module_find(mod, "dyt");
+  static float buf[256], before[256];
+  int wrong = 0, tried = 0;
+  for (int rows = 1; rows <= 3; rows++)
+    for (int cols = 1; cols <= 4; cols++)
+      for (int ldx = cols; ldx <= cols + 3; ldx++)
+        for (int ldy = cols; ldy <= cols + 3; ldy++)
+          for (int d = -20; d <= 20; d++) {
+            char mark[256] = {0};
+            int base = 64, shared = 0;
+            for (int r = 0; r < rows; r++)
+              for (int c = 0; c < cols; c++)
+                mark[base + r * ldx + c] = 1;
+            for (int r = 0; r < rows; r++)
+              for (int c = 0; c < cols; c++)
+                shared |= mark[base + d + r * ldy + c];
+            int same = d == 0 && (ldx == ldy || rows == 1);
+            dnc_tensor x = {buf + base, DNC_F32, rows, cols, ldx};
+            dnc_tensor y = {buf + base + d, DNC_F32, rows, cols, ldy};
+            dnc_status st = dnc_forward(f, &x, &y, NULL);
+            wrong += st != (shared && !same ? DNC_ERR_ARGUMENT : DNC_OK);
+            tried++;
+          }
+  is_int(wrong, 0, "y sharing memory with x is refused exactly when it does "
+         "and is not x itself (%d layouts)", tried);
+
+  for (int i = 0; i < 256; i++)
+    buf[i] = before[i] = (float)i / 64;
+  dnc_tensor x = {buf, DNC_F32, 1, 100, 0}, y = {buf + 1, DNC_F32, 1, 100, 0};
+  is_int(dnc_forward(f, &x, &y, NULL), DNC_ERR_ARGUMENT,
+         "y one element past x: DNC_ERR_ARGUMENT");
+  is_str(dnc_last_error(), "dnc_forward: y overlaps x without being the same "
+         "view (in place, y may be x itself)", "... saying so");
+  ok(!memcmp(buf, before, sizeof buf), "... and nothing is written");
+  dnc_layer L = {0};
+  is_int(dnc_layer_forward(f, &x, &y, &L), DNC_ERR_ARGUMENT,
+         "the same in a layer forward");
+  is_int(dnc_layer_forward_cm(f, &x, &y, 1, &L), DNC_ERR_ARGUMENT,
+         "and channels first");
+  dnc_tensor dy = {buf + 128, DNC_F32, 1, 100, 0};
+  is_int(dnc_backward(f, &x, &dy, &x, NULL, NULL), DNC_ERR_ARGUMENT,
+         "backward: dx = x is refused");
+  is_str(dnc_last_error(), "dnc_backward: dx overlaps x (dx may share no memory "
+         "with x)", "... saying so");
+  dnc_tensor dx = {buf + 129, DNC_F32, 1, 100, 0};
+  is_int(dnc_backward(f, &x, &dy, &dx, NULL, NULL), DNC_ERR_ARGUMENT,
+         "backward: dx one element past dy is refused");
+  is_int(dnc_layer_backward(f, &x, &dy, &dx, NULL, NULL), DNC_ERR_ARGUMENT,
+         "the same in a layer backward");
+  is_int(dnc_layer_backward_cm(f, &x, &dy, &dx, 1, NULL, NULL), DNC_ERR_ARGUMENT,
+         "and channels first");
+  ok(!memcmp(buf, before, sizeof buf), "nothing was written by any of them");
+  is_int(dnc_backward(f, &x, &dy, &dy, NULL, NULL), DNC_OK, "dx = dy is in place");
+
+  /* the column halves of a [4 x 64] buffer: x the left, y the right */
+  for (int i = 0; i < 256; i++)
+    buf[i] = before[i] = (float)i / 64;
+  dnc_tensor hx = {buf, DNC_F32, 4, 32, 64}, hy = {buf + 32, DNC_F32, 4, 32, 64};
+  int bad = dnc_forward(f, &hx, &hy, NULL) != DNC_OK;
+  for (int r = 0; r < 4; r++)
+    for (int c = 0; c < 32; c++)
+      bad |= fabs(buf[r * 64 + 32 + c] - tanh(0.5 * before[r * 64 + c])) > 1e-6 ||
+             buf[r * 64 + c] != before[r * 64 + c];
+  ok(!bad, "y the right half of x's rows: runs, and is right");
+  /* rows 0, 4C, 8C against rows C, 3C, 5C, 7C: other strides, no element shared */
+  dnc_tensor sx = {buf, DNC_F32, 3, 16, 64}, sy = {buf + 16, DNC_F32, 3, 16, 32};
+  is_int(dnc_forward(f, &sx, &sy, NULL), DNC_OK,
+         "interleaved rows of other strides that share nothing run");
+}
+
 /* Contexts for other CPUs: unknown names refused; each x86-64 level this
  * machine runs gives the same outputs (no reduction involved) with its own
  * vector width. */
@@ -1330,6 +1407,7 @@ int main(void)
   test_long_sum(mod);
   test_channel_sum(mod);
   test_bad_arguments(mod);
+  test_overlap(mod);
   test_huge_sizes(mod);
   dnc_module_free(mod);
   test_threads();
