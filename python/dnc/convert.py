@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
+from torch.nn.utils import parametrize
 
 from . import torch as _dt
 
@@ -89,7 +90,10 @@ def _scale(m):
 
 
 def _leaf(m):
-    return next(m.children(), None) is None
+    """No child modules, torch.nn.utils.parametrize's container of a
+    parametrized weight (weight_norm) aside."""
+    return all(n == "parametrizations" and parametrize.is_parametrized(m)
+               for n, _ in m.named_children())
 
 
 def _forward_source(m):
@@ -159,6 +163,14 @@ def _unknown_norm(m):
         r"batch|group|instance|localresponse", name)
 
 
+def _named_layers(model):
+    """model.named_modules() less the modules of torch.nn.utils.parametrize
+    (weight_norm's _WeightNorm is not a layer of the model)."""
+    inner = {id(p) for pl in model.modules()
+             if isinstance(pl, parametrize.ParametrizationList) for p in pl}
+    return [(p, m) for p, m in model.named_modules() if id(m) not in inner]
+
+
 def find_norms(model, kind="all"):
     """[(path, module, 'layernorm' or 'rmsnorm')] of model's norms that
     convert(kind=) replaces ('' is the model itself), in module order."""
@@ -225,7 +237,8 @@ def _affine(m, path, k, cf, w, b):
                     dtype=torch.float64)
     try:
         with torch.no_grad():
-            y = m(x.to(w.device, w.dtype)).detach().double().cpu()
+            # forward, not __call__: not the hooks (the caller's own)
+            y = m.forward(x.to(w.device, w.dtype)).detach().double().cpu()
     except Exception as e:  # whatever m does with a probe it cannot take
         warnings.warn("dnc.convert: %s: running %s on a probe input to "
                       "check how it applies its weight failed (%s: %s); "
@@ -253,6 +266,69 @@ def _affine(m, path, k, cf, w, b):
            " + bias" if b is not None else ""))
 
 
+# Forward and backward hooks of a replaced norm move to its PointwiseNorm
+# (as torch.ao.quantization's swap_module does): the dictionaries
+# themselves, so that the caller's handles still remove them. Those that
+# PyTorch 1.13 lacks are skipped.
+_HOOK_DICTS = ("_forward_pre_hooks", "_forward_pre_hooks_with_kwargs",
+               "_forward_hooks", "_forward_hooks_with_kwargs",
+               "_forward_hooks_always_called", "_backward_pre_hooks",
+               "_backward_hooks")
+
+
+def _move_hooks(m, out, path):
+    for name in ("_forward_pre_hooks", "_forward_hooks"):
+        for h in getattr(m, name).values():
+            cls = type(h)
+            if cls.__module__.startswith("torch.nn.utils."):
+                # the old weight_norm and spectral_norm: hooks that compute
+                # the weight from parameters the PointwiseNorm has not
+                raise ValueError(
+                    "dnc.convert: %s: its weight is computed by a hook of "
+                    "%s.%s (torch.nn.utils.weight_norm or spectral_norm), "
+                    "which a PointwiseNorm cannot carry: remove it first "
+                    "(torch.nn.utils.remove_weight_norm), or use "
+                    "torch.nn.utils.parametrizations.weight_norm, which "
+                    "convert carries over" % (path or "the model",
+                                              cls.__module__, cls.__name__))
+    for name in _HOOK_DICTS:
+        theirs = getattr(m, name, None)
+        if theirs:
+            theirs.update(getattr(out, name))
+            setattr(out, name, theirs)
+    if getattr(m, "_is_full_backward_hook", None) is not None:
+        out._is_full_backward_hook = m._is_full_backward_hook
+
+
+def _move_parametrizations(m, out, path, keep_affine):
+    """m's parametrized weight (and bias), as torch.nn.utils.parametrize
+    (parametrizations.weight_norm) makes them, registered on out's: the
+    same parametrization modules; the originals m's own with keep_affine,
+    else those that give out's initial values (right_inverse)."""
+    if not parametrize.is_parametrized(m):
+        return
+    for name, plist in m.parametrizations.items():
+        target = {"weight": "weight", "scale": "weight",
+                  "bias": "bias"}.get(name)
+        if target is None or getattr(out, target, None) is None:
+            raise ValueError(
+                "dnc.convert: %s: its parametrized %r has no place in a "
+                "PointwiseNorm (weight and bias only)" % (path or "the model",
+                                                          name))
+        value = getattr(out, target).detach().clone()
+        for p in plist:
+            parametrize.register_parametrization(out, target, p, unsafe=True)
+        mine = out.parametrizations[target]
+        with torch.no_grad():
+            if keep_affine:
+                for a, b in zip(mine.parameters(), plist.parameters()):
+                    a.copy_(b)
+            else:
+                mine.right_inverse(value)
+        for a, b in zip(mine.parameters(), plist.parameters()):
+            a.requires_grad_(b.requires_grad)
+
+
 def convert(model, fn, module=None, *, kind="all", init=None,
             keep_affine=False, channels_first_classes=None, threads=None,
             **defaults):
@@ -268,7 +344,10 @@ def convert(model, fn, module=None, *, kind="all", init=None,
     weight and bias. channels_first_classes: {class or class name: bool}
     for LayerNorm subclasses whose layout cannot be told."""
     fn = _dt.resolve(fn, module, threads)
-    sites = {id(m): (p, k) for p, m, k in find_norms(model, kind)}
+    found = find_norms(model, kind)
+    if not found:
+        raise ValueError("dnc.convert: %s" % _no_norm(model, kind))
+    sites = {id(m): (p, k) for p, m, k in found}
     made = {}  # id of a norm -> its PointwiseNorm: a shared norm stays shared
     # a norm without a weight takes the model's dtype and device
     ref = next((t for t in itertools.chain(model.parameters(),
@@ -297,21 +376,33 @@ def convert(model, fn, module=None, *, kind="all", init=None,
                 device=like.device if like is not None else None, **values)
         except (TypeError, ValueError) as e:
             raise type(e)("dnc.convert: %s: %s" % (path or "the model", e))
+        # each parameter as trainable as what it replaces: weight and
+        # bias as the norm's; f's parameters frozen with a frozen norm
+        own = list(m.parameters())
+        if own and not any(t.requires_grad for t in own):
+            out.requires_grad_(False)
+        for mine, theirs in ((out.weight, w), (out.bias, b)):
+            if mine is not None and theirs is not None:
+                mine.requires_grad_(theirs.requires_grad)
         if keep_affine and w is not None:
             w, b = _affine(m, path, k, cf, w, b)
             with torch.no_grad():
                 out.weight.copy_(w)
                 if b is not None:
                     out.bias.copy_(b)
+        _move_parametrizations(m, out, path, keep_affine)
+        _move_hooks(m, out, path)
         out.train(m.training)
         made[id(m)] = out
         return out
 
     def walk(m, path):
         out = replace(m, path)
+        if out is not m:
+            return out  # a norm's own children (its parametrizations) went
         # every name, also a second one for the same module (which
         # named_children() leaves out); each module's children once
-        if out is m and id(m) in walked:
+        if id(m) in walked:
             return out
         walked.add(id(m))
         for name, child in list(m._modules.items()):
@@ -324,7 +415,7 @@ def convert(model, fn, module=None, *, kind="all", init=None,
 
     out = walk(model, "")
     left = sorted({"%s (%s)" % (p or "the model", type(m).__name__)
-                   for p, m in out.named_modules() if _unknown_norm(m)})
+                   for p, m in _named_layers(out) if _unknown_norm(m)})
     if left:
         warnings.warn("dnc.convert: left as they are, not recognised as a "
                       "LayerNorm or an RMSNorm: %s (a LayerNorm needs a 1-D "
@@ -342,6 +433,24 @@ def convert(model, fn, module=None, *, kind="all", init=None,
                 m.use_nested_tensor = False
             m.enable_nested_tensor = False
     return out
+
+
+def _no_norm(model, kind):
+    """Why convert or fit_initial finds nothing to do in model."""
+    what = "LayerNorm or RMSNorm" if kind == "all" else {
+        "layernorm": "LayerNorm", "rmsnorm": "RMSNorm"}[kind]
+    done = [p or "the model" for p, m in model.named_modules()
+            if isinstance(m, _dt.PointwiseNorm)]
+    if done:
+        return ("the model has no %s left: its norms are PointwiseNorms "
+                "already (%s%s); convert the original model to use another "
+                "function" % (what, ", ".join(done[:4]),
+                              ", ..." if len(done) > 4 else ""))
+    other = sorted({"%s (%s)" % (p or "the model", type(m).__name__)
+                    for p, m in _named_layers(model) if _unknown_norm(m)})
+    return "the model has no %s to replace%s" % (
+        what, "; not recognised as one: %s" % ", ".join(other)
+        if other else "")
 
 
 def convert_layernorm(model, fn, module=None, *, keep_affine=False,
@@ -405,8 +514,7 @@ def fit_initial(model, fn, batches, module=None, *, kind="all",
                          % fn.name)
     sites = find_norms(model, kind)
     if not sites:
-        raise ValueError("fit_initial: the model has no %s to fit to"
-                         % ("LayerNorm or RMSNorm" if kind == "all" else kind))
+        raise ValueError("fit_initial: %s" % _no_norm(model, kind))
     xs = {p: [] for p, _, _ in sites}
     ys = {p: [] for p, _, _ in sites}
     hooks = []
@@ -415,6 +523,12 @@ def fit_initial(model, fn, batches, module=None, *, kind="all",
         eps = _eps(m)
 
         def hook(mod, args, out, path=path, k=k, cf=cf, eps=eps):
+            if args[0].is_meta:
+                raise ValueError(
+                    "fit_initial: %s's input is on the meta device, without "
+                    "values to fit to: run fit_initial on the model with its "
+                    "weights (after to_empty and loading them) and real "
+                    "batches" % (path or "the model"))
             if eps is None:
                 eps = torch.finfo(args[0].dtype).eps
             x, y = _normalized(k, args[0], cf, eps)

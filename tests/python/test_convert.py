@@ -542,9 +542,17 @@ def test_norm_classes_written_from_scratch():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         m = dt.convert(nn.Sequential(nn.Conv2d(3, 4, 1), FrozenBatchNorm2d(4),
-                                     nn.GroupNorm(2, 4)), "dyt")
+                                     nn.GroupNorm(2, 4), nn.LayerNorm(1)),
+                       "dyt")
     ok(isinstance(m[1], FrozenBatchNorm2d), "batch and group norms stay, "
        "without a warning, also torchvision's FrozenBatchNorm2d")
+    raises(ValueError, lambda: dt.convert(
+        nn.Sequential(nn.Conv2d(3, 4, 1), FrozenBatchNorm2d(4)), "dyt"),
+        "a model of batch norms only has nothing to convert",
+        "has no LayerNorm or RMSNorm to replace")
+    raises(ValueError, lambda: dt.convert(nn.Sequential(ScaleNorm()), "dyt"),
+           "nor a model of norms convert does not know",
+           "not recognised as one: 0 (ScaleNorm)")
 
 
 class OddRMSNorm(OddNorm):
@@ -578,3 +586,136 @@ def test_no_affine_norm_takes_the_models_dtype_and_device():
         8, elementwise_affine=False)).to("meta")
     dt.convert_layernorm(m, "dyt")
     ok(m[1].alpha.is_meta, "a meta model's norm is on meta")
+
+
+class Positive(nn.Module):
+    """A parametrization: weight = exp(original)."""
+
+    def forward(self, x):
+        return x.exp()
+
+    def right_inverse(self, w):
+        return w.log()
+
+
+class LlamaRMSNorm(nn.Module):
+    """LLaMA's RMSNorm as Hugging Face writes it (variance_epsilon)."""
+
+    def __init__(self, c, eps=1e-6):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(c))
+        self.variance_epsilon = eps
+
+    def forward(self, x):
+        v = x.float().pow(2).mean(-1, keepdim=True)
+        return self.weight * (x * torch.rsqrt(v + self.variance_epsilon))
+
+
+def test_parametrized_norms_keep_their_parametrization():
+    """A norm whose weight is parametrized (torch.nn.utils.parametrize, as
+    parametrizations.weight_norm) is converted, its own class or not; the
+    PointwiseNorm's weight carries the same parametrization, and the old
+    norm's parametrization modules are not left inside it as dead
+    parameters, nor warned about as norms."""
+    from torch.nn.utils import parametrize
+    torch.manual_seed(3)
+    model = nn.Sequential(nn.Linear(8, 8), nn.LayerNorm(8),
+                          ConvNeXtLayerNorm(8), LlamaRMSNorm(8))
+    with torch.no_grad():
+        for i in (1, 2, 3):
+            model[i].weight.uniform_(0.5, 2)
+        model[0].bias.uniform_(0.1, 0.2)  # not a norm's: no warning
+    for i in (1, 2, 3):
+        parametrize.register_parametrization(model[i], "weight", Positive())
+    parametrize.register_parametrization(model[0], "bias", Positive())
+    kinds = [(p, k) for p, _, k in dconv.find_norms(model)]
+    ok(kinds == [("1", "layernorm"), ("2", "layernorm"), ("3", "rmsnorm")],
+       "parametrized norms are found, classes of their own too", str(kinds))
+    w = [model[i].weight.detach().clone() for i in (1, 2, 3)]
+    x = torch.randn(3, 8)
+    for keep in (True, False):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            conv = dt.convert(copy.deepcopy(model), "dyt", keep_affine=keep)
+        for j, i in enumerate((1, 2, 3)):
+            n = conv[i]
+            ok(isinstance(n, dt.PointwiseNorm) and
+               parametrize.is_parametrized(n, "weight"),
+               "norm %d: a PointwiseNorm with a parametrized weight" % i)
+            names = sorted(name for name, _ in n.named_parameters())
+            ok(names == ["alpha"] + (["bias"] if i < 3 else []) +
+               ["parametrizations.weight.original"], "norm %d: no dead "
+               "parameters" % i, str(names))
+            want = w[j] if keep else torch.ones(8)
+            ok(torch.allclose(n.weight, want, atol=1e-6), "norm %d: weight "
+               "%s" % (i, "copied" if keep else "ones, through the "
+                       "parametrization"))
+        conv(x).sum().backward()
+        g = conv[1].parametrizations.weight.original.grad
+        ok(g is not None and bool(torch.isfinite(g).all()),
+           "the gradient reaches the parametrization's original")
+
+
+def test_hooks_move_to_the_pointwise_norm():
+    """Forward hooks and pre-hooks of a converted norm run on its
+    PointwiseNorm (their handles still remove them); the old weight_norm,
+    hooks over weight_g and weight_v, is refused."""
+    model = nn.Sequential(nn.Linear(8, 8), nn.LayerNorm(8))
+    seen = []
+    handle = model[1].register_forward_hook(
+        lambda mod, args, out: seen.append(type(mod).__name__))
+    model[1].register_forward_pre_hook(lambda mod, args: (args[0] * 2,))
+    conv = dt.convert(model, "dyt")
+    x = torch.randn(3, 8)
+    y = conv(x)
+    ok(seen == ["PointwiseNorm"], "the forward hook runs on the new norm",
+       str(seen))
+    plain = dt.PointwiseNorm(8, "dyt")
+    ok(torch.allclose(y, plain(conv[0](x) * 2)), "the pre-hook's input is "
+       "what the new norm computes on")
+    handle.remove()
+    conv(x)
+    ok(len(seen) == 1, "the caller's handle removes the moved hook")
+    old = nn.Sequential(nn.Linear(8, 8), nn.LayerNorm(8))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # deprecated in PyTorch 2
+        torch.nn.utils.weight_norm(old[1], dim=0)
+    raises(ValueError, lambda: dt.convert(old, "dyt"), "the old weight_norm",
+           "remove_weight_norm")
+
+
+def test_requires_grad_follows_the_replaced_norm():
+    """A frozen norm becomes a frozen PointwiseNorm (f's parameters
+    too); a frozen bias stays frozen; a trainable norm stays trainable."""
+    model = nn.Sequential(nn.Linear(8, 8), nn.LayerNorm(8), nn.LayerNorm(8),
+                          nn.LayerNorm(8, elementwise_affine=False))
+    model[1].requires_grad_(False)
+    model[2].bias.requires_grad_(False)
+    conv = dt.convert(model, "dyt")
+    got = {n: p.requires_grad for n, p in conv.named_parameters()}
+    ok(got == {"0.weight": True, "0.bias": True, "1.alpha": False,
+               "1.weight": False, "1.bias": False, "2.alpha": True,
+               "2.weight": True, "2.bias": False, "3.alpha": True},
+       "requires_grad as the replaced norm's", str(got))
+
+
+def test_nothing_to_convert_is_refused():
+    """A model without norms, or whose norms are PointwiseNorms already
+    (converting twice), is refused rather than returned unchanged; so is
+    fitting to a model on the meta device."""
+    raises(ValueError, lambda: dt.convert(nn.Linear(4, 4), "dyt"),
+           "no norm at all", "has no LayerNorm or RMSNorm to replace")
+    raises(ValueError, lambda: dt.convert_rmsnorm(
+        nn.Sequential(nn.LayerNorm(4)), "dyt"), "no RMSNorm",
+           "has no RMSNorm to replace")
+    once = dt.convert(nn.Sequential(nn.Linear(4, 4), nn.LayerNorm(4)), "dyt")
+    raises(ValueError, lambda: dt.convert(once, "derf"), "converting twice",
+           "PointwiseNorms already (1)")
+    ok(once[1].fn.name == "dyt", "and the model is as it was")
+    raises(ValueError, lambda: dt.fit_initial(once, "derf",
+                                              [torch.randn(2, 4)]),
+           "fit_initial on a converted model", "PointwiseNorms already")
+    meta = nn.Sequential(nn.Linear(4, 4), nn.LayerNorm(4)).to("meta")
+    raises(ValueError, lambda: dt.fit_initial(
+        meta, "dyt", [torch.randn(2, 4, device="meta")]),
+        "fit_initial on meta", "'s input is on the meta device")
