@@ -28,9 +28,12 @@
  * the same counter. Where the process's other parallel code runs on that
  * runtime (PyTorch's ATen), its threads, which spin for a while after
  * each region, then take dnc's tasks instead of competing with dnc's own
- * workers for the cores (docs/performance.md, round seven). A child
- * process made by fork() goes back to the pool's own threads, or to the
- * caller alone: an OpenMP runtime need not survive a fork.
+ * workers for the cores (docs/performance.md, round seven).
+ *
+ * A child process made by fork() runs a pool's jobs on the caller alone:
+ * the pool's workers do not exist there (nor need an OpenMP team), and
+ * its lock may have been held by one of them at the fork. Freeing the
+ * pool there frees its memory only; joining the parent's workers hung.
  */
 #include <pthread.h>
 #include <sched.h>
@@ -73,6 +76,7 @@ struct dnc_pool {
   atomic_uint posted; /* jobs posted and stops, for the spinning workers */
   _Atomic(omp_parallel_fn) omp; /* NULL: the pool's own threads */
   atomic_uint omp_forks;        /* forks seen when omp was set */
+  unsigned born;                /* forks seen when the pool was made */
 };
 
 /* fork()s seen by this process: counted in the child */
@@ -212,6 +216,8 @@ dnc_pool *dnc_pool_new(int nthreads, int spin_us)
   dnc_pool *p = calloc(1, sizeof *p);
   if (!p)
     return NULL;
+  pthread_once(&fork_once, watch_forks);
+  p->born = atomic_load(&forks);
   p->nthreads = nthreads < 1 ? 1 : nthreads;
   p->spin_ns = spin_us > 0 ? (int64_t)spin_us * 1000 : 0;
   atomic_init(&p->omp, NULL);
@@ -235,10 +241,23 @@ dnc_pool *dnc_pool_new(int nthreads, int spin_us)
   return p;
 }
 
+/* whether this process is a fork() of the one that made p: its workers
+ * do not exist here, and its lock may have been held by one of them at
+ * the fork */
+static int forked(const dnc_pool *p)
+{
+  return atomic_load(&forks) != p->born;
+}
+
 void dnc_pool_free(dnc_pool *p)
 {
   if (!p)
     return;
+  if (forked(p)) { /* nothing to stop or join; the lock is left as it is */
+    free(p->threads);
+    free(p);
+    return;
+  }
   pthread_mutex_lock(&p->lock);
   p->stop = 1;
   atomic_fetch_add_explicit(&p->posted, 1, memory_order_release);
@@ -278,7 +297,7 @@ void dnc_pool_run(dnc_pool *p, int64_t ntasks, void (*fn)(void *, int64_t),
 {
   if (ntasks <= 0)
     return;
-  if (p->nthreads == 1 || ntasks == 1) {
+  if (p->nthreads == 1 || ntasks == 1 || forked(p)) {
     for (int64_t t = 0; t < ntasks; t++)
       fn(arg, t);
     return;

@@ -16,7 +16,9 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "jitmath.h"
 #include "runtime.h"
@@ -175,6 +177,52 @@ static void pool_waits(const float *x, const float *dy,
   ok(1, "  a context freed right after a call is freed");
 }
 
+/* fork()ed children of a process whose pool has just run a call (its
+ * threads spinning, taking the lock to sleep, asleep): each computes a
+ * call, alone, and frees the module and the context, within 10 s (a
+ * child froze in dnc_context_free, joining threads that a child does not
+ * have, and could in a call, on a lock a parent's thread held) */
+static void fork_children(const float *x, const float *dy, const float *gamma,
+                          const layer_out *ref)
+{
+  static const char *src = "fn dyt(x; alpha = 0.5) = tanh(alpha * x)\n";
+  static layer_out got;
+  dnc_options o;
+  dnc_options_init(&o);
+  o.threads = 3;
+  dnc_context *three;
+  dnc_module *m3;
+  if (dnc_context_create(&o, &three) != DNC_OK ||
+      dnc_compile_string(three, "p.dn", src, strlen(src), &m3) != DNC_OK) {
+    ok(0, "a context of 3 threads to fork");
+    return;
+  }
+  static const long gaps[] = {0, 30, 90, 120, 180, 250, 1000};
+  int good = 0, n = 0;
+  for (int round = 0; round < 3; round++)
+    for (size_t g = 0; g < sizeof gaps / sizeof *gaps; g++, n++) {
+      layer_call(dnc_module_find(m3, "dyt"), x, dy, gamma, &got);
+      pause_us(gaps[g]);
+      fflush(stdout);
+      pid_t pid = fork();
+      if (pid == 0) {
+        alarm(10);
+        int same = layer_call(dnc_module_find(m3, "dyt"), x, dy, gamma, &got) &&
+                   memcmp(&got, ref, sizeof got) == 0;
+        dnc_module_free(m3);
+        dnc_context_free(three);
+        _exit(same ? 0 : 1);
+      }
+      int st = 0;
+      good += pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st) &&
+              WEXITSTATUS(st) == 0;
+    }
+  is_int(good, n, "%d fork()ed children each compute one thread's bits and "
+                  "free their context", n);
+  dnc_module_free(m3);
+  dnc_context_free(three);
+}
+
 /* $DNC_SPIN_US: an integer of microseconds from 0 to 100000, or refused */
 static void spin_env(void)
 {
@@ -225,6 +273,7 @@ static void pool_tests(void)
   ok(layer_call(f1, x, dy, gamma, &ref), "one thread's layer backward");
   pool_waits(x, dy, gamma, &ref, NULL);
   pool_waits(x, dy, gamma, &ref, "0");
+  fork_children(x, dy, gamma, &ref);
   spin_env();
   dnc_module_free(m1);
   dnc_context_free(one);
