@@ -52,7 +52,7 @@ typedef struct job {
   atomic_llong next; /* the next task to claim */
   int64_t done;      /* under the pool's lock */
   int users;         /* workers inside the job, under the lock */
-  atomic_int over;   /* every task done and no worker inside: set under
+  atomic_uint over;  /* every task done and no worker inside: set under
                         the lock, read without it by the spinning caller */
   struct job *link;
 } job;
@@ -127,21 +127,6 @@ static int spin_while_equal(atomic_uint *a, unsigned seen, int64_t ns)
   int64_t end = now_ns() + ns;
   for (unsigned i = 1;; i++) {
     if (atomic_load_explicit(a, memory_order_acquire) != seen)
-      return 1;
-    cpu_relax();
-    if (i % 64 == 0) {
-      if (now_ns() >= end)
-        return 0;
-      sched_yield(); /* a thread waiting for this CPU runs first */
-    }
-  }
-}
-
-static int spin_until_set(atomic_int *a, int64_t ns)
-{
-  int64_t end = now_ns() + ns;
-  for (unsigned i = 1;; i++) {
-    if (atomic_load_explicit(a, memory_order_acquire))
       return 1;
     cpu_relax();
     if (i % 64 == 0) {
@@ -325,7 +310,7 @@ void dnc_pool_run(dnc_pool *p, int64_t ntasks, void (*fn)(void *, int64_t),
   j.done += ran;
   finish_if_over(p, &j);
   pthread_mutex_unlock(&p->lock);
-  if (p->spin_ns && spin_until_set(&j.over, 2 * p->spin_ns))
+  if (p->spin_ns && spin_while_equal(&j.over, 0, 2 * p->spin_ns))
     return;
   pthread_mutex_lock(&p->lock);
   p->joiners++;
