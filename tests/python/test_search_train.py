@@ -87,6 +87,24 @@ broken.mode = "max"
 
 def nomode(norm, steps, seed):
     return 1.0
+
+
+def badmode(norm, steps, seed):
+    return 1.0
+
+
+badmode.mode = "maximize"
+
+
+def unseeded(norm, steps, seed):
+    # draws from the global generators without seeding them
+    import random
+    x = torch.randn(16, 4) + random.random()
+    model = nn.Sequential(nn.Linear(4, 8), norm(8), nn.Linear(8, 1))
+    return float(model(x).pow(2).mean().detach())
+
+
+unseeded.mode = "min"
 '''
 
 
@@ -216,6 +234,11 @@ def test_train_unit_statuses(tmp_path, monkeypatch):
         f["error"] == "RuntimeError: no data here"
     ln = cli.train_unit("usertask:quick", "layernorm", None, 5, 0, 0.5, "min")
     assert ln["status"] == "ok"
+    # a task that does not seed: the trial seeds torch, random and NumPy,
+    # so what ran before in the worker does not change it
+    u = [cli.train_unit("usertask:unseeded", "c0", "fn c0(x) = erf(x)", 1,
+                        1, 0.5, "min")["metric"] for _ in range(2)]
+    assert u[0] == u[1] and math.isfinite(u[0]), u
 
 
 def run_main(args, capsys):
@@ -238,6 +261,13 @@ def test_errors(tmp_path, monkeypatch, capsys):
         (["s.dns", "--task", "usertask:nomode", "--steps", "3", "-o", "o"],
          "says nothing of its metric's direction: give --mode max or --mode"
          " min"),
+        (["s.dns", "--task", "usertask:badmode", "--steps", "3", "-o", "o"],
+         "task 'usertask:badmode' has mode 'maximize': it is \"max\" or "
+         "\"min\""),
+        (["s.dns", "--task", ":quick", "-o", "o"],
+         "task ':quick': module:function names both"),
+        (["s.dns", "--task", "raising:f", "-o", "o"],
+         "importing module 'raising' raised RuntimeError: no GPU here"),
         (["s.dns", "--task", "usertask:quick", "-o", "o"],
          "task 'usertask:quick' has no default budget: give --steps"),
         (["none.dns", "--task", "digits-vit", "-o", "o"],
@@ -256,6 +286,7 @@ def test_errors(tmp_path, monkeypatch, capsys):
         (["s.dns", "--task", "digits-vit", "--serial", "--address", "x:1",
           "-o", "o"], "--serial trains in this process: no --address"),
     ]
+    (tmp_path / "raising.py").write_text("raise RuntimeError('no GPU here')\n")
     for args, msg in cases:
         rc, out, err = run_main(args, capsys)
         assert rc == 2, args
@@ -334,6 +365,12 @@ def test_serial_run_divergence_and_rerun(tmp_path, monkeypatch, capsys):
     rc, out, err = run_main(args + ["-o", "all", "--serial"], capsys)
     assert rc == 0, err
     check_table(results("all"))
+    # a failing trial is said on stderr, as under Ray
+    rc, out, err = run_main(["s.dns", "--task", "usertask:broken", "--top",
+                             "2", "--steps", "2", "--seeds", "1", "-o",
+                             "broken", "--serial"], capsys)
+    assert rc == 0 and "layernorm at 2 steps, seed 0: failed (" \
+        "RuntimeError: no data here)" in err, err
 
 
 @pytest.mark.slow  # Python's signal handling in a child, not libdnc's test

@@ -191,8 +191,15 @@ def train_unit(task, key, source, steps, seed, alpha, mode):
         if ray.is_initialized():
             rec["node"] = ray.get_runtime_context().get_node_id()
     try:
+        import random
+        import numpy
         import torch
         torch.set_num_threads(1)
+        # the trial's seed, not what earlier trials of this worker left:
+        # a task that does not seed itself trains the same on any worker
+        torch.manual_seed(seed)
+        random.seed(seed)
+        numpy.random.seed(seed)
         fn = T.resolve_task(task)
         norm = T.layernorm if source is None else \
             T.candidate_norm(source, alpha, threads=1)
@@ -290,10 +297,13 @@ def run(a):
     except ValueError as e:
         raise UsageError(str(e)) from e
     mode = a.mode or getattr(fn, "mode", None)
-    if mode not in ("max", "min"):
+    if mode is None:
         raise UsageError("task '%s' says nothing of its metric's direction: "
                          "give --mode max or --mode min (or set %s.mode)" % (
                              a.task, a.task))
+    if mode not in ("max", "min"):
+        raise UsageError("task '%s' has mode %r: it is \"max\" or \"min\" "
+                         "(or give --mode)" % (a.task, mode))
     steps = a.steps if a.steps is not None else getattr(fn, "default_steps",
                                                         None)
     if steps is None:
@@ -375,6 +385,9 @@ def run(a):
                     rec["rung"] = rr
                     journal.add(rec)
                     submitted += 1
+                    if rec["status"] != "ok":
+                        prog.say("%s at %d steps, seed %d: %s (%s)" % (
+                            k, rungs[rr][0], s, rec["status"], rec["error"]))
                     prog.show("rung %d/%d (%d steps): %d/%d trials" % (
                         r + 1, len(rungs), st, i + 1, len(todo)))
                 continue

@@ -272,6 +272,8 @@ def resolve_task(name):
         raise ValueError("unknown task '%s': digits-vit, char-lm or "
                          "module:function" % name)
     mod, _, fn = name.partition(":")
+    if not mod or not fn:
+        raise ValueError("task '%s': module:function names both" % name)
     if "" not in sys.path and os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
@@ -279,6 +281,9 @@ def resolve_task(name):
     except ImportError as e:
         raise ValueError("task '%s': cannot import module '%s': %s" % (
             name, mod, e)) from e
+    except Exception as e:  # the module's own code failed
+        raise ValueError("task '%s': importing module '%s' raised %s: %s" % (
+            name, mod, type(e).__name__, e)) from e
     f = m
     for part in fn.split("."):
         f = getattr(f, part, None)
