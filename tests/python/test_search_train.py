@@ -365,12 +365,17 @@ def test_serial_run_divergence_and_rerun(tmp_path, monkeypatch, capsys):
     rc, out, err = run_main(args + ["-o", "all", "--serial"], capsys)
     assert rc == 0, err
     check_table(results("all"))
-    # a failing trial is said on stderr, as under Ray
+    # a failing trial is said on stderr, as under Ray; when every trial
+    # fails (a broken task), the run says so and exits with status 1, the
+    # tables written
     rc, out, err = run_main(["s.dns", "--task", "usertask:broken", "--top",
                              "2", "--steps", "2", "--seeds", "1", "-o",
                              "broken", "--serial"], capsys)
-    assert rc == 0 and "layernorm at 2 steps, seed 0: failed (" \
+    assert rc == 1 and "layernorm at 2 steps, seed 0: failed (" \
         "RuntimeError: no data here)" in err, err
+    assert "error: every trial failed (" in err and \
+        "RuntimeError: no data here); the tables say which" in err, err
+    assert all(x["status"] == "failed" for x in results("broken")["results"])
 
 
 @pytest.mark.slow  # Python's signal handling in a child, not libdnc's test

@@ -452,6 +452,16 @@ def run(a):
                      submitted, os.path.join(a.output, "results.csv"),
                      os.path.join(a.output, "results.json")))
     show_top(rows, metric, a.top)
+    recs = list(journal.done.values())
+    if recs and all(r.get("status") == "failed" for r in recs):
+        # a broken task, not a ranking: a script must not go on with it
+        first = min(recs, key=lambda r: (str(r.get("key")), r.get("seed") or 0))
+        sys.stderr.write("python -m dnc.search: error: every trial failed "
+                         "(%s at %s steps, seed %s: %s); the tables say "
+                         "which\n" % (
+                             first.get("key"), first.get("steps"),
+                             first.get("seed"), first.get("error")))
+        return 1
     return 0
 
 
