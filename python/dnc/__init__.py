@@ -78,6 +78,35 @@ class CompileError(Error):
     """LLVM failed to compile a kernel."""
 
 
+def _int_arg(v, what, lo, hi):
+    """v as a Python int from lo to hi (a C int or int64 of libdnc): an
+    int or a NumPy integer, never a bool, a float or a value ctypes would
+    wrap (2**32 + 2 threads must not become 2)."""
+    if isinstance(v, (bool, np.bool_)):
+        raise TypeError("%s is an int, not %r" % (what, v))
+    try:
+        i = operator.index(v)
+    except TypeError:
+        raise TypeError("%s is an int, not %r" % (what, v)) from None
+    if not lo <= i <= hi:
+        raise ValueError("%s is an int from %d to %d, not %d"
+                         % (what, lo, hi, i))
+    return i
+
+
+_INT_MAX = 2 ** 31 - 1
+_INT64_MAX = 2 ** 63 - 1
+
+
+def _text_arg(v, what):
+    """v as bytes for a char * argument: a str (None stays None)."""
+    if v is None:
+        return None
+    if not isinstance(v, str):
+        raise TypeError("%s is a str, not %r" % (what, v))
+    return v.encode()
+
+
 def _status_text(st):
     return C.lib.dnc_status_string(st).decode()
 
@@ -114,17 +143,21 @@ class Context:
 
     def __init__(self, threads=0, cpu=None, features=None, opt_level=2,
                  math_bits=0, stream_bytes=0):
-        if not isinstance(threads, int) or threads < 0:
-            raise ValueError("threads must be an int >= 0, not %r"
-                             % (threads,))
+        # checked here for their C types (int, long long): ctypes would
+        # wrap an out-of-range value into one libdnc accepts
+        threads = _int_arg(threads, "threads", 0, _INT_MAX)
+        opt_level = _int_arg(opt_level, "opt_level", -_INT_MAX, _INT_MAX)
+        math_bits = _int_arg(math_bits, "math_bits", -_INT_MAX, _INT_MAX)
+        stream_bytes = _int_arg(stream_bytes, "stream_bytes", -_INT64_MAX,
+                                _INT64_MAX)
         o = C.Options()
         C.lib.dnc_options_init(ctypes.byref(o))
         o.threads = threads
         o.opt_level = opt_level
         o.math_bits = math_bits
         o.stream_bytes = stream_bytes
-        o.cpu = cpu.encode() if cpu else None
-        o.features = features.encode() if features else None
+        o.cpu = _text_arg(cpu, "cpu") or None
+        o.features = _text_arg(features, "features") or None
         h = ctypes.c_void_p()
         st = C.lib.dnc_context_create(ctypes.byref(o), ctypes.byref(h))
         if st != C.OK:
@@ -169,7 +202,7 @@ class Context:
         them for the cores; the same results. None: dnc's own threads (the
         default). A copy of the context starts on its own threads."""
         st = C.lib.dnc_context_use_openmp(
-            self._h, library.encode() if library is not None else None)
+            self._h, _text_arg(library, "use_openmp's library"))
         if st != C.OK:
             _raise(st, "Context.use_openmp(%r)" % (library,))
         self.openmp = library
@@ -309,6 +342,31 @@ class Module:
         return "<dnc.Module %s>" % ", ".join(self._fns)
 
 
+_MISSING = object()  # an argument not given
+
+
+def _by_keyword(fn, call, args, params):
+    """The arrays of a kernel call (x, dy, out) given positionally, or by
+    keyword when fn has no parameter of that name (positional-only in the
+    signature, so that a parameter may be called x, dy or out: then the
+    keyword is the parameter's). args: [(name, value or _MISSING,
+    required)]; returns the values, None for an optional one not given."""
+    got = []
+    for name, v, required in args:
+        if name in params and name not in fn._index:
+            if v is not _MISSING:
+                raise TypeError("%s.%s() got %s twice" % (fn.name, call,
+                                                          name))
+            v = params.pop(name)
+        if v is _MISSING:
+            if required:
+                raise TypeError("%s.%s() is missing %s" % (fn.name, call,
+                                                           name))
+            v = None
+        got.append(v)
+    return got
+
+
 # NumPy dtypes the kernels take, and the compute type of per-channel values
 _NP_DTYPES = {np.dtype(np.float32): (C.F32, np.float32),
               np.dtype(np.float64): (C.F64, np.float64),
@@ -431,16 +489,11 @@ class Function:
         "all" (every derivative of that order) or a list "x,alpha" / a
         tuple (the mixed derivative); format is "dsl", "latex", "c" or
         "torch" (f itself, then the derivatives, as PyTorch functions)."""
-        if wrt is None:
-            wrt = self.variable
-        elif not isinstance(wrt, str):
-            wrt = ",".join(wrt)
+        wrt = self._wrt(wrt)
         if format not in C.FORMATS:
             raise ValueError("format is 'dsl', 'latex', 'c' or 'torch', not %r"
                              % (format,))
-        if not isinstance(order, int) or not 1 <= order <= 16:
-            raise ValueError("order is an int from 1 to 16, not %r"
-                             % (order,))
+        order = _int_arg(order, "order", 1, 16)
         n = ctypes.c_size_t()
         args = (self._h, wrt.encode(), order, C.FORMATS[format])
         st = C.lib.dnc_function_diff(*args, None, 0, ctypes.byref(n))
@@ -452,13 +505,24 @@ class Function:
         C.lib.dnc_function_diff(*args, buf, n.value + 1, None)
         return buf.value.decode()
 
+    def _wrt(self, wrt):
+        """diff's and derivative's wrt as libdnc's text: a name, "all", or
+        the names of a mixed derivative joined by commas."""
+        if wrt is None:
+            return self.variable
+        if isinstance(wrt, str):
+            return wrt
+        if isinstance(wrt, (list, tuple)) and \
+                all(isinstance(w, str) for w in wrt):
+            return ",".join(wrt)
+        raise TypeError("%s: wrt is a variable's name, 'all', or a list or "
+                        "tuple of names, not %r" % (self.name, wrt))
+
     def derivative(self, wrt=None, order=1):
         """One derivative of f as a Function of its own (same parameters),
         compiled in f's context; cached. wrt as diff's (default: the
         input)."""
-        if wrt is None:
-            wrt = self.variable
-        key = (wrt if isinstance(wrt, str) else ",".join(wrt), order)
+        key = (self._wrt(wrt), _int_arg(order, "order", 1, 16))
         with self._lock:
             d = self._derivs.get(key)
             if d is None:
@@ -500,6 +564,18 @@ class Function:
                 chan[i] = a
         return vals, chan
 
+    def _points(self, x, what):
+        """x as float64 for the interpreter (eval, fit): numbers, bools and
+        arrays of a dtype that converts to float64 exactly; not None, a
+        string, a complex or a long double one, which would become NaN, a
+        parsed number or lose their imaginary part or digits."""
+        a = np.asarray(x)
+        if not np.can_cast(a.dtype, np.float64, "safe"):
+            raise TypeError("%s: %s must be real numbers that float64 holds"
+                            " (float, int or bool), not %s"
+                            % (self.name, what, a.dtype))
+        return a.astype(np.float64)
+
     def _input(self, x, what="x"):
         a = np.asarray(x)
         if a.dtype.kind in "biu":
@@ -509,15 +585,22 @@ class Function:
                             "not %s" % (self.name, what, a.dtype))
         return a
 
-    def _layer(self, vals, chan, cols, ct, keep):
-        """The dnc_layer for per-channel values chan (broadcast to every
-        per-channel parameter); keep holds the arrays it points to."""
+    def _check_channels(self, chan, shape):
+        """Each per-channel array has one value per channel of the last
+        dimension of an input of this shape (one for a 0-d input), empty
+        or not."""
+        cols = shape[-1] if shape else 1
         for i, a in chan.items():
             if a.shape[0] != cols:
                 raise ValueError("%s: per-channel '%s' has %d values; the "
                                  "input has %d channels" % (
                                      self.name, self.params[i].name,
                                      a.shape[0], cols))
+
+    def _layer(self, vals, chan, cols, ct, keep):
+        """The dnc_layer for per-channel values chan (broadcast to every
+        per-channel parameter, each of cols values: _check_channels);
+        keep holds the arrays it points to."""
         np_ = len(self.params)
         ptrs = (ctypes.c_void_p * max(np_, 1))()
         for i, p in enumerate(self.params):
@@ -532,23 +615,30 @@ class Function:
 
     # ----------------------------------------------------------- kernels
 
-    def forward(self, x, out=None, **params):
+    def forward(self, x=_MISSING, out=_MISSING, /, **params):
         """y = f(x; params), element by element, in x's dtype (float32,
-        float64 or float16; integers are taken as float64). Parameters
-        default to the source's; a per-channel one may be given as one
-        value per channel of x's last dimension. out: an array of x's
-        shape and dtype to write into (may be x); a read-only one is
-        refused with ValueError."""
+        float64 or float16; integers and bools are taken as float64).
+        Parameters default to the source's; a per-channel one may be given
+        as one value per channel of x's last dimension. out: an array of
+        x's shape and dtype to write into (may be x); a read-only one is
+        refused with ValueError. A parameter of f called x or out is set
+        by that keyword; x and out then go by position."""
+        x, out = _by_keyword(self, "forward", [("x", x, True),
+                                               ("out", out, False)], params)
         x = self._input(x)
         dt, ct = _NP_DTYPES[x.dtype]
         vals, chan = self._values(params)
+        self._check_channels(chan, x.shape)
         target = out
         if out is None:
             out = np.empty(x.shape, x.dtype)
-        elif not isinstance(out, np.ndarray) or out.shape != x.shape or \
-                out.dtype != x.dtype:
+        elif not isinstance(out, np.ndarray):
+            raise TypeError("%s: out must be a NumPy array, not %s"
+                            % (self.name, type(out).__name__))
+        elif out.shape != x.shape or out.dtype != x.dtype:
             raise ValueError("%s: out must be an array of shape %s and dtype"
-                             " %s" % (self.name, x.shape, x.dtype))
+                             " %s, not %s %s" % (self.name, x.shape, x.dtype,
+                                                 out.shape, out.dtype))
         elif not out.flags.writeable:
             # np.frombuffer(bytes) or writeable=False: the kernel would
             # write into memory the caller said must not change
@@ -587,12 +677,15 @@ class Function:
 
     __call__ = forward
 
-    def backward(self, x, dy, **params):
+    def backward(self, x=_MISSING, dy=_MISSING, /, **params):
         """(dx, grads): dx = dy * df/dx in x's dtype, and grads[name] the
         sum of dy * df/dp over all elements for each parameter (a float),
         or per channel (an array) for a per-channel parameter given one
         value per channel. Sums are accumulated in double and do not
-        depend on the number of threads."""
+        depend on the number of threads. A parameter of f called x or dy
+        is set by that keyword; x and dy then go by position."""
+        x, dy = _by_keyword(self, "backward", [("x", x, True),
+                                               ("dy", dy, True)], params)
         x = self._input(x)
         dy = self._input(dy, "dy")
         if dy.shape != x.shape or dy.dtype != x.dtype:
@@ -601,6 +694,7 @@ class Function:
                                           x.dtype, x.shape))
         dt, ct = _NP_DTYPES[x.dtype]
         vals, chan = self._values(params)
+        self._check_channels(chan, x.shape)
         dx = np.empty(x.shape, x.dtype)
         names = [p.name for p in self.params]
         if x.size == 0:
@@ -654,11 +748,14 @@ class Function:
         (standard errors) by name, .status ("ok", "maxiter", "stalled",
         "illposed", "nonfinite", "toofew", "toolarge"), .message,
         .iterations, .rms, .max_abs, .ssq; .converged is status == "ok"."""
-        x = np.ascontiguousarray(x, dtype=np.float64).reshape(-1)
-        y = np.ascontiguousarray(y, dtype=np.float64).reshape(-1)
-        if x.shape != y.shape:
-            raise ValueError("%s.fit: x has %d points, y %d"
-                             % (self.name, x.size, y.size))
+        x = self._points(x, "fit's x")
+        y = self._points(y, "fit's y")
+        if x.shape != y.shape:  # same size is not enough: (4, 10), (10, 4)
+            raise ValueError("%s.fit: x (shape %s) and y (shape %s) must "
+                             "have the same shape" % (self.name, x.shape,
+                                                      y.shape))
+        x = np.ascontiguousarray(x).reshape(-1)
+        y = np.ascontiguousarray(y).reshape(-1)
         names = [p.name for p in self.params]
         vals, chan = self._values(dict(start or {}))
         if chan:
@@ -672,9 +769,8 @@ class Function:
                 raise ValueError("%s.fit: no parameter '%s' (its parameters: "
                                  "%s)" % (self.name, n,
                                           ", ".join(names) or "none"))
-        if not isinstance(max_iter, int) or max_iter < 0:
-            raise ValueError("%s.fit: max_iter is an int >= 0, not %r"
-                             % (self.name, max_iter))
+        max_iter = _int_arg(max_iter, "%s.fit: max_iter" % self.name, 0,
+                            _INT_MAX)
         np_ = len(names)
         pv = (ctypes.c_double * max(np_, 1))(*vals)
         fixed = (ctypes.c_int * max(np_, 1))(
@@ -693,10 +789,14 @@ class Function:
         finally:
             C.lib.dnc_fit_result_free(ctypes.byref(r))
 
-    def eval(self, x, **params):
+    def eval(self, x=_MISSING, /, **params):
         """The reference interpreter: f(x) in extended precision, rounded
-        to double (float64 array of x's shape); scalar parameter values."""
-        x = np.asarray(x, dtype=np.float64)
+        to double (float64 array of x's shape); scalar parameter values.
+        x: numbers that float64 holds exactly (not None, strings, complex
+        or long double: TypeError). A parameter of f called x is set by
+        x=; x then goes by position."""
+        x, = _by_keyword(self, "eval", [("x", x, True)], params)
+        x = self._points(x, "x")
         shape = x.shape
         x = np.ascontiguousarray(x.reshape(-1))  # (a 0-d x comes back 0-d)
         vals, chan = self._values(params)

@@ -253,7 +253,7 @@ def test_fit_least_squares():
     ok(set(s.se) == {"alpha"} and abs(s.values["alpha"] - 1.7) < 1e-9,
        "params= one name as a string: that parameter", s)
     raises(ValueError, lambda: derf.fit(x, y[:3]), "x and y differ",
-           "x has 81 points, y 3")
+           "x (shape (81,)) and y (shape (3,)) must have the same shape")
     raises(ValueError, lambda: derf.fit(x, y, params=["beta"]),
            "an unknown parameter", "no parameter 'beta'")
     raises(ValueError, lambda: derf.fit(x, y, max_iter=-1), "max_iter < 0",

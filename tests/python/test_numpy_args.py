@@ -1,0 +1,130 @@
+"""test_numpy_args.py - what dnc's NumPy calls do with arguments at their
+edges: each is either computed right or refused with an exception that
+names the problem, never turned into something plausible and wrong (an
+integer ctypes wraps, None read as NaN, a string parsed, a gradient of
+the wrong length, points paired in the wrong order)."""
+import numpy as np
+
+import dnc
+import pytest
+
+from checks import ok, raises
+
+m = dnc.compile("""
+fn dyt(x; alpha = 0.5) = tanh(alpha * x)
+fn derf_pc(x; alpha = 0.5, s[] = 0) = erf(alpha * x + s)
+fn lin(x; a = 1, b = 0) = a * x + b
+fn g(u; x = 1) = u * x
+fn h(x; out = 1, dy = 2) = x * out + dy
+""")
+dyt, pc, lin = m["dyt"], m["derf_pc"], m["lin"]
+
+
+def test_per_channel_length_checked_for_an_empty_input():
+    e = np.zeros((0, 3))
+    raises(ValueError, lambda: pc.forward(e, s=[1, 2]),
+           "forward: 2 values for 3 channels, no rows", "3 channels")
+    raises(ValueError, lambda: pc.backward(e, e, s=[1, 2]),
+           "backward: 2 values for 3 channels, no rows", "3 channels")
+    dx, g = pc.backward(e, e, s=[1, 2, 3])
+    ok(dx.shape == (0, 3) and np.array_equal(g["s"], np.zeros(3)),
+       "the right length: a zero gradient per channel", g)
+
+
+def test_eval_and_fit_refuse_what_is_not_a_real_number():
+    for bad in (None, "0.5", np.array([1 + 2j]), [1.0, None],
+                np.ones(2, np.longdouble)):
+        raises(TypeError, lambda: dyt.eval(bad), "eval(%r)" % (bad,),
+               "real numbers")
+        raises(TypeError, lambda: dyt.fit(bad, bad), "fit(%r)" % (bad,),
+               "real numbers")
+    ok(dyt.eval(True) == np.tanh(0.5) and
+       np.array_equal(dyt.eval(np.array([1, 2], np.int8)),
+                      dyt.eval([1.0, 2.0])),
+       "bools and integers are numbers")
+
+
+def test_fit_pairs_points_by_shape_not_by_size():
+    x = np.linspace(-2, 2, 40).reshape(4, 10)
+    y = 2 * x + 1
+    raises(ValueError, lambda: lin.fit(x, y.reshape(10, 4)),
+           "x (4, 10) and y (10, 4): not paired by flat order",
+           "same shape")
+    r = lin.fit(x, y)
+    ok(r.converged and abs(r.values["a"] - 2) < 1e-12 and
+       abs(r.values["b"] - 1) < 1e-12, "the same shape fits", r)
+
+
+def test_ints_too_large_for_c_are_refused_not_wrapped():
+    big = 2 ** 32 + 2  # as a C int, 2
+    for kw in ({"threads": big}, {"opt_level": big}, {"math_bits": big + 22},
+               {"stream_bytes": 2 ** 64}):
+        raises(ValueError, lambda: dnc.Context(**kw), "Context(%r)" % kw,
+               "is an int from")
+    raises(ValueError, lambda: dyt.fit([0.0, 1.0], [0.0, 0.5],
+                                       max_iter=2 ** 32 + 3),
+           "fit(max_iter=2**32 + 3)", "max_iter")
+    for kw in ({"threads": 1.5}, {"threads": True}, {"cpu": b"x86-64"}):
+        raises(TypeError, lambda: dnc.Context(**kw), "Context(%r)" % kw)
+    raises(TypeError, lambda: dnc.Context(threads=1).use_openmp(7),
+           "use_openmp(7)", "str")
+
+
+def test_numpy_integers_are_ints():
+    ok(dnc.Context(threads=np.int64(2)).threads == 2, "threads=np.int64(2)")
+    ok(dyt.derivative(order=np.int32(2)) is dyt.derivative(order=2),
+       "derivative(order=np.int32(2)): the same cached derivative")
+    ok(dyt.diff(order=np.int64(2)) == dyt.diff(order=2), "diff(order=int64)")
+    r = dyt.fit([0.0, 1.0, 2.0], np.tanh([0.0, 1.0, 2.0]),
+                max_iter=np.int64(1))
+    ok(r.iterations <= 1, "fit(max_iter=np.int64(1))", r)
+    raises(TypeError, lambda: dyt.diff(order=True), "order=True", "int")
+    raises(TypeError, lambda: dyt.diff(order=2.0), "order=2.0", "int")
+
+
+def test_wrt_of_another_type_is_named():
+    for bad in (3, b"x", {"x"}):
+        raises(TypeError, lambda: dyt.diff(bad), "diff(%r)" % (bad,), "wrt")
+        raises(TypeError, lambda: dyt.derivative(bad),
+               "derivative(%r)" % (bad,), "wrt")
+    ok(dyt.derivative(["x", "alpha"]) is dyt.derivative("x,alpha"),
+       "a list of names is the mixed derivative")
+
+
+def test_parameters_named_like_the_arguments():
+    x = np.array([1.0, 2.0])
+    ok(np.array_equal(m["g"].forward(x, x=3.0), 3 * x),
+       "g(u; x): x= sets the parameter, forward")
+    ok(np.array_equal(m["g"].eval(x, x=3.0), 3 * x), "eval too")
+    dx, gr = m["g"].backward(x, np.ones(2), x=3.0)
+    ok(np.array_equal(dx, [3.0, 3.0]) and gr == {"x": 3.0}, "backward too",
+       (dx, gr))
+    h = m["h"]
+    ok(np.array_equal(h.forward(x, out=3.0), 3 * x + 2),
+       "h(x; out, dy): out= sets the parameter")
+    o = np.empty(2)
+    ok(h.forward(x, o, out=3.0, dy=0.0) is o and np.array_equal(o, 3 * x),
+       "the output array then goes second")
+    dx, gr = h.backward(x, np.ones(2), dy=1.0, out=2.0)
+    ok(np.array_equal(dx, [2.0, 2.0]) and gr == {"out": 3.0, "dy": 2.0},
+       "backward(x, dy, dy=...): dy= sets the parameter", (dx, gr))
+    # for a function without such parameters the keywords are the arrays
+    o = np.empty(2)
+    ok(dyt.forward(x=x, out=o) is o and np.allclose(o, np.tanh(0.5 * x)),
+       "forward(x=..., out=...)")
+    dx, _ = dyt.backward(x=x, dy=np.ones(2))
+    ok(np.allclose(dx, 0.5 / np.cosh(0.5 * x) ** 2), "backward(x=, dy=)")
+    ok(np.allclose(dyt.eval(x=x), np.tanh(0.5 * x)), "eval(x=)")
+    raises(TypeError, lambda: dyt.forward(x, o, out=o), "out twice", "twice")
+    raises(TypeError, lambda: dyt.forward(), "no x", "missing x")
+    raises(TypeError, lambda: dyt.backward(x), "no dy", "missing dy")
+
+
+def test_out_that_is_not_a_numpy_array():
+    x = np.ones(3, np.float32)
+    raises(TypeError, lambda: dyt.forward(x, out=[0.0] * 3),
+           "out=a list", "NumPy array")
+    torch = pytest.importorskip("torch")
+    raises(TypeError, lambda: dyt.forward(x, out=torch.zeros(3)),
+           "out=a tensor of the right shape and dtype: named as a tensor",
+           "not Tensor")
