@@ -378,6 +378,34 @@ def test_serial_run_divergence_and_rerun(tmp_path, monkeypatch, capsys):
     assert all(x["status"] == "failed" for x in results("broken")["results"])
 
 
+def test_screening_of_another_spec_is_not_reused(tmp_path, monkeypatch,
+                                                 capsys):
+    """A finished screening is reused by a rerun of its spec; with
+    journal.jsonl gone but screen.json left, a run of another spec in the
+    same -o screens that spec, not ranks the old screening's candidates."""
+    setup_dir(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    args = ["s.dns", "--task", "usertask:quick", "--top", "2", "--steps",
+            "2", "--seeds", "1", "-q", "--serial", "-o", "o"]
+    rc, out, err = run_main(args, capsys)
+    assert rc == 0, err
+    stamp = os.stat("o/screen.json").st_mtime_ns
+    rc, out, err = run_main(args, capsys)
+    assert rc == 0 and os.stat("o/screen.json").st_mtime_ns == stamp, \
+        "the same spec's screening is reused"
+    os.remove("o/journal.jsonl")
+    (tmp_path / "s.dns").write_text(SPEC.replace(
+        "base linear(x) = x\n", "base soft(x) = x / (1 + abs(x))\n"))
+    rc, out, err = run_main(args, capsys)
+    assert rc == 0, err
+    with open("o/screen.json") as f:
+        names = [r["name"] for r in json.load(f)["ranked"]]
+    assert "soft" in names and "linear" not in names, names
+    got = [r["name"] for r in results("o")["results"]]
+    assert all("linear" not in n for n in got), got
+
+
 @pytest.mark.slow  # Python's signal handling in a child, not libdnc's test
 @pytest.mark.parametrize("how", ["--serial", "ray"])
 def test_sigterm_stops_with_143_and_keeps_the_journal(tmp_path, how):

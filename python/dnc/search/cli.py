@@ -154,11 +154,18 @@ def find_dnc():
                      "run make, or set DNC or DNC_BUILD" % ", ".join(cands))
 
 
-def screen(spec, out, threads, quiet):
+def screen(spec, digest, out, threads, quiet):
     """Runs `dnc search SPEC -o DIR/screen` (resumable by its own journal)
-    unless DIR/screen.json is there; returns its ranked rows."""
+    unless DIR/screen.json is there from this SPEC's very text (digest:
+    its SHA-256, kept in DIR/screen.sha256; a screen.json left by another
+    spec was reused before); returns its ranked rows."""
     prefix = os.path.join(out, "screen")
-    if not os.path.exists(prefix + ".json"):
+    try:
+        with open(prefix + ".sha256") as f:
+            same = f.read().strip() == digest
+    except OSError:
+        same = False
+    if not (same and os.path.exists(prefix + ".json")):
         cmd = [find_dnc(), "search", spec, "-o", prefix, "--top", "0"]
         if threads:
             cmd += ["--threads", str(threads)]
@@ -171,6 +178,8 @@ def screen(spec, out, threads, quiet):
                 " ".join(cmd), r.returncode))
         if not quiet and r.stderr:
             sys.stderr.write(r.stderr)
+        with open(prefix + ".sha256", "w") as f:
+            f.write(digest + "\n")
     with open(prefix + ".json") as f:
         return json.load(f)["ranked"]
 
@@ -329,7 +338,7 @@ def run(a):
               "alpha": a.alpha, "baseline": a.baseline, "rungs": a.rungs}
     journal = Journal(os.path.join(a.output, JOURNAL), config)
     prog = Progress(a.quiet)
-    ranked = screen(spec, a.output, a.threads, a.quiet)
+    ranked = screen(spec, spec_hash, a.output, a.threads, a.quiet)
     cands = ranked[:a.top]
     if not cands:
         raise UsageError("the screening of %s gave no candidate" % a.spec)
