@@ -18,7 +18,7 @@
 #include "cli.h"
 
 static const char usage[] =
-    "usage: dnc plot FILE -f NAME[,NAME...] [-p P=V]... [--range A:B]\n"
+    "usage: dnc plot FILE [-f NAME[,NAME...]] [-p P=V]... [--range A:B]\n"
     "                [--deriv] [--top K] [--title T] -o OUT.svg\n"
     "\n"
     "Draws functions (and with --deriv their derivatives, dashed) as an SVG\n"

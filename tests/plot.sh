@@ -93,6 +93,11 @@ PYEOF
 t "DyT, Derf and DyISRU with their derivatives: valid SVG, 6 curves" \
   svg_check "$tmp/norms.svg" dyt "d/dx dyt" derf "d/dx derf" dyisru "d/dx dyisru"
 t "nothing on stderr" test ! -s "$tmp/err"
+printf 'fn dyt(x) = tanh(x)\nfn isru(x; c = 1) = x / sqrt(c + x^2)\n' >"$tmp/two.dn"
+"$DNC" plot "$tmp/two.dn" -o "$tmp/two.svg"
+t "without -f, every function of FILE (as --help says)" svg_check "$tmp/two.svg" dyt isru
+t "... and the usage shows -f as optional" \
+  sh -c "'$DNC' plot --help | head -1 | grep -qF 'dnc plot FILE [-f NAME[,NAME...]]'"
 "$DNC" diff $N -f dyt,derf,dyisru --wrt x >"$tmp/d.dn"
 for f in dyt derf dyisru; do
   t "$f's curve: its values (dnc eval)" svg_values "$tmp/norms.svg" $f $N $f
