@@ -367,6 +367,15 @@ def _by_keyword(fn, call, args, params):
     return got
 
 
+def _unmasked(fn, x, what):
+    """Refuses a masked array: np.asarray drops its mask, and the kernels
+    (or the fit) would take the values under it as data."""
+    if isinstance(x, np.ma.MaskedArray):
+        raise TypeError("%s: %s is a masked array; dnc takes no mask (pass "
+                        "x.filled(value), or the unmasked values x.compressed()"
+                        ")" % (fn.name, what))
+
+
 # NumPy dtypes the kernels take, and the compute type of per-channel values
 _NP_DTYPES = {np.dtype(np.float32): (C.F32, np.float32),
               np.dtype(np.float64): (C.F64, np.float64),
@@ -569,6 +578,7 @@ class Function:
         arrays of a dtype that converts to float64 exactly; not None, a
         string, a complex or a long double one, which would become NaN, a
         parsed number or lose their imaginary part or digits."""
+        _unmasked(self, x, what)
         a = np.asarray(x)
         if not np.can_cast(a.dtype, np.float64, "safe"):
             raise TypeError("%s: %s must be real numbers that float64 holds"
@@ -577,6 +587,7 @@ class Function:
         return a.astype(np.float64)
 
     def _input(self, x, what="x"):
+        _unmasked(self, x, what)
         a = np.asarray(x)
         if a.dtype.kind in "biu":
             a = a.astype(np.float64)

@@ -128,3 +128,16 @@ def test_out_that_is_not_a_numpy_array():
     raises(TypeError, lambda: dyt.forward(x, out=torch.zeros(3)),
            "out=a tensor of the right shape and dtype: named as a tensor",
            "not Tensor")
+
+
+def test_masked_arrays_are_refused():
+    x = np.ma.masked_array([1.0, 2.0, 3.0], mask=[False, True, False])
+    raises(TypeError, lambda: dyt.forward(x), "forward", "masked array")
+    raises(TypeError, lambda: dyt.backward(np.ones(3), x), "backward's dy",
+           "dy is a masked array")
+    raises(TypeError, lambda: dyt.eval(x), "eval", "masked array")
+    raises(TypeError, lambda: lin.fit(x, 2 * x), "fit: the masked point "
+           "would be fitted", "masked array")
+    ok(np.allclose(lin.fit(x.compressed(), 2 * x.compressed()).values["a"],
+                   2), "the unmasked points fit")
+
