@@ -323,25 +323,47 @@ int dnc_optimize(LLVMModuleRef m, const dnc_target *t, char **err)
   return 0;
 }
 
-/* The scalar math of rtmath.c, by absolute address, so that kernels find it
- * whether libdnc is linked statically or dynamically. */
+/* libgcc's f16 conversions, which LLVM calls for f16's fpext and fptrunc
+ * on a CPU without F16C (x86-64, x86-64-v2). The process's symbol search
+ * sees only the global scope, which lacks them where libdnc.so was
+ * dlopen()ed with RTLD_LOCAL (Python's ctypes), its libgcc_s with it: so
+ * by address. Declared for their addresses only, never called from C. */
+extern void __extendhfsf2(void);
+extern void __truncsfhf2(void);
+static const struct {
+  const char *name;
+  void (*addr)(void);
+} half_conversions[] = {{"__extendhfsf2", __extendhfsf2},
+                        {"__truncsfhf2", __truncsfhf2}};
+#define N_HALF (int)(sizeof half_conversions / sizeof half_conversions[0])
+
+/* The scalar math of rtmath.c and the f16 conversions, by absolute
+ * address, so that kernels find them whether libdnc is linked statically
+ * or dynamically, and however it was loaded. */
 static LLVMErrorRef define_runtime_symbols(LLVMOrcLLJITRef j)
 {
   int n = dnc_rt_count();
-  LLVMOrcCSymbolMapPair *pairs = calloc(2 * (size_t)n, sizeof *pairs);
+  LLVMOrcCSymbolMapPair *pairs = calloc(2 * (size_t)n + N_HALF,
+                                        sizeof *pairs);
   if (!pairs)
     dnc_die(__FILE__, __LINE__, "out of memory");
-  for (int i = 0; i < 2 * n; i++) {
+  for (int i = 0; i < 2 * n + N_HALF; i++) {
     const char *name;
     void *addr;
-    dnc_rt_entry(i / 2, i % 2, &name, &addr);
+    if (i < 2 * n) {
+      dnc_rt_entry(i / 2, i % 2, &name, &addr);
+    } else {
+      name = half_conversions[i - 2 * n].name;
+      addr = (void *)half_conversions[i - 2 * n].addr;
+    }
     pairs[i].Name = LLVMOrcLLJITMangleAndIntern(j, name);
     pairs[i].Sym.Address = (LLVMOrcJITTargetAddress)(uintptr_t)addr;
     pairs[i].Sym.Flags.GenericFlags = LLVMJITSymbolGenericFlagsExported |
                                       LLVMJITSymbolGenericFlagsCallable;
     pairs[i].Sym.Flags.TargetFlags = 0;
   }
-  LLVMOrcMaterializationUnitRef mu = LLVMOrcAbsoluteSymbols(pairs, 2 * (size_t)n);
+  LLVMOrcMaterializationUnitRef mu =
+      LLVMOrcAbsoluteSymbols(pairs, 2 * (size_t)n + N_HALF);
   free(pairs);
   /* mu is now owned by the JITDylib */
   return LLVMOrcJITDylibDefine(LLVMOrcLLJITGetMainJITDylib(j), mu);
@@ -443,7 +465,7 @@ dnc_jit *dnc_jit_new(const dnc_jit_options *o, char **err, int *bad_name)
   if (!e)
     e = define_runtime_symbols(j->lljit);
   if (!e) {
-    /* what LLVM itself may call (memset, half conversions): the process */
+    /* what else LLVM itself may call (memset): the process */
     LLVMOrcDefinitionGeneratorRef gen;
     e = LLVMOrcCreateDynamicLibrarySearchGeneratorForProcess(
         &gen, LLVMOrcLLJITGetGlobalPrefix(j->lljit), NULL, NULL);

@@ -141,3 +141,26 @@ def test_masked_arrays_are_refused():
     ok(np.allclose(lin.fit(x.compressed(), 2 * x.compressed()).values["a"],
                    2), "the unmasked points fit")
 
+
+@pytest.mark.parametrize("cpu", ["x86-64", "x86-64-v2"])
+def test_float16_on_a_cpu_without_f16c(cpu):
+    """LLVM converts f16 there through libgcc's __extendhfsf2 and
+    __truncsfhf2, which a libdnc that ctypes loaded (RTLD_LOCAL) must
+    still find: the kernels ran into 'Symbols not found'."""
+    import platform
+    if platform.machine() != "x86_64":
+        pytest.skip("x86-64 CPU names")
+    f = dnc.Context(cpu=cpu, threads=1).compile(
+        "fn dyt(x; alpha = 0.5) = tanh(alpha * x)")["dyt"]
+    x = np.linspace(-6, 6, 101).astype(np.float16)
+    y = f.forward(x, alpha=0.7)
+    ref = np.tanh(0.7 * x.astype(np.float64))
+    ok(y.dtype == np.float16 and
+       np.max(np.abs(y - ref)) <= np.finfo(np.float16).eps,
+       "%s: f16 forward" % cpu, lambda: str(y - ref))
+    dx, g = f.backward(x, np.ones_like(x), alpha=0.7)
+    dref = 0.7 / np.cosh(0.7 * x.astype(np.float64)) ** 2
+    ok(np.max(np.abs(dx - dref)) <= np.finfo(np.float16).eps and
+       abs(g["alpha"] - np.sum(x.astype(np.float64) /
+                               np.cosh(0.7 * x.astype(np.float64)) ** 2))
+       < 1e-3, "%s: f16 backward" % cpu, lambda: str((dx - dref, g)))
