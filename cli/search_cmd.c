@@ -57,7 +57,7 @@ static const char usage[] =
     "  -o, --output PREFIX  where the ranked tables go\n"
     "  --threads N          worker threads (default: every CPU)\n"
     "  --top K              rows of the table printed (default 10; 0: none)\n"
-    "  --quiet              no progress bar and no summary on stderr\n"
+    "  -q, --quiet          no progress bar and no summary on stderr\n"
     "\n"
     "An interrupted search (SIGINT, SIGTERM, or killed) keeps what it has\n"
     "measured in PREFIX.journal; the same command resumes it.\n";

@@ -37,6 +37,8 @@ mkdir "$out"
 # ---------------------------------------------------------------- usage
 t "compile --help exits 0" run 0 compile --help
 t "  and shows the usage" grep -q "usage: dnc compile FILE... -o OUT" "$tmp/out"
+t "  and its long forms --output and --header" \
+  sh -c "grep -q -- '-o, --output OUT' '$tmp/out' && grep -q -- '-H, --header HEADER' '$tmp/out'"
 t "no -o is a usage error" run 2 compile "$src"
 t "  saying so" says "no output file (-o OUT)"
 t "no input is a usage error" run 2 compile -o "$out/k.so"
@@ -114,6 +116,10 @@ t "a C program links the library and calls a kernel" \
          cc -std=c99 -I'$out' -o '$tmp/p' '$tmp/p.c' -L'$out' -l:k.so -Wl,-rpath,'$out' -lm && '$tmp/p'"
 t "--emit=header alone" run 0 compile "$src" --emit=header -o "$out/only.h"
 t "  is the same header" cmp -s "$out/only.h" <(sed 's/DNC_KERNELS_K_H/DNC_KERNELS_ONLY_H/' "$out/k.h")
+t "--output and --header, the long forms of -o and -H" \
+  run 0 compile "$src" -c --output "$out/long.o" --header="$out/long.h"
+t "  write the object and the same header" \
+  bash -c "test -s '$out/long.o' && cmp -s '$out/long.h' <(sed 's/DNC_KERNELS_K_H/DNC_KERNELS_LONG_H/' '$out/k.h')"
 t "-O0 builds a library" run 0 compile "$src" -O0 -o "$out/o0.so"
 t "-O3 builds a library" run 0 compile "$src" -O3 -o "$out/o3.so"
 t "--cpu native builds a one-level library" run 0 compile "$src" --cpu native -o "$out/native.so"

@@ -33,6 +33,8 @@ t "a spec that starts with a UTF-8 byte order mark is read" \
 
 "$DNC" search s.dns -o one --threads 1 --top 3 -q >top.txt 2>err.txt
 t "a search runs on one thread, quietly" test ! -s err.txt
+t "--help names -q, the short form of --quiet used above" \
+  sh -c "'$DNC' search --help | grep -q -- '-q, --quiet'"
 "$DNC" search s.dns -o two --threads 2 --top 0 -q
 "$DNC" search s.dns -o again --threads 2 --top 0 -q
 t "the same spec gives the same CSV on 1 and 2 threads, and again" \
