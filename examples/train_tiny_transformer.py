@@ -204,7 +204,8 @@ def train(norm, source=None, fn=None, steps=250, seed=0, threads=None,
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0].replace("\n", " "))
     ap.add_argument("--steps", type=int, default=250)
     ap.add_argument("--layers", type=int, default=CFG["layers"])
     ap.add_argument("--width", type=int, default=CFG["width"])
