@@ -211,6 +211,10 @@ class Context:
         """Compiles dnc source text; SourceError when it has errors."""
         if isinstance(source, str):
             source = source.encode()
+        elif not isinstance(source, (bytes, bytearray)):
+            raise TypeError("dnc.compile: the source is a str or bytes, not "
+                            "%s" % type(source).__name__)
+        source = bytes(source)
         h = ctypes.c_void_p()
         label = (name or "<string>")
         st = C.lib.dnc_compile_string(self._h, label.encode(), source,
@@ -555,10 +559,21 @@ class Function:
                 raise TypeError("%s() has no parameter '%s' (its parameters: "
                                 "%s)" % (self.name, k, ", ".join(
                                     self._index) or "none"))
+            if isinstance(v, int) and not isinstance(v, bool) and \
+                    abs(v) >= 2 ** 63:  # past int64: np.asarray makes objects
+                try:
+                    v = float(v)
+                except OverflowError:
+                    raise ValueError("%s: '%s' is an integer of %d digits, "
+                                     "too large for a double" % (
+                                         self.name, k, len(str(abs(v)))))
             a = np.asarray(v)
             if a.dtype.kind not in "biuf":  # None, a string, an object
+                r = repr(v)
                 raise TypeError("%s: '%s' takes a number (or, per channel, "
-                                "one per channel), not %r" % (self.name, k, v))
+                                "one per channel), not %s" % (
+                                    self.name, k,
+                                    r if len(r) <= 60 else r[:57] + "..."))
             a = a.astype(np.float64)
             if a.ndim == 0:
                 vals[i] = float(a)

@@ -164,3 +164,20 @@ def test_float16_on_a_cpu_without_f16c(cpu):
        abs(g["alpha"] - np.sum(x.astype(np.float64) /
                                np.cosh(0.7 * x.astype(np.float64)) ** 2))
        < 1e-3, "%s: f16 backward" % cpu, lambda: str((dx - dref, g)))
+
+
+def test_source_and_huge_integers_are_named():
+    raises(TypeError, lambda: dnc.compile(None), "compile(None)",
+           "the source is a str or bytes, not NoneType")
+    raises(TypeError, lambda: dnc.compile(3), "compile(3)",
+           "not int")
+    ok(len(list(dnc.compile(bytearray(b"fn f(x) = x")))) == 1,
+       "a bytearray source compiles")
+    x = np.ones(3, np.float32)
+    raises(ValueError, lambda: dyt.forward(x, alpha=10 ** 400),
+           "an integer too large for a double",
+           "'alpha' is an integer of 401 digits, too large for a double")
+    ok(np.allclose(dyt.forward(x, alpha=10 ** 30), np.ones(3)),
+       "an integer a double holds is taken")
+    raises(TypeError, lambda: dyt.forward(x, alpha="a" * 500),
+           "a long string is named, shortened", "...")
