@@ -4,6 +4,7 @@
 #include <dlfcn.h>
 #include <ctype.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,19 @@ const char *dnc_last_error(void)
 void dnc_set_last_error(const char *msg)
 {
   snprintf(last_error, sizeof last_error, "%s", msg ? msg : "");
+}
+
+/* st, with dnc_last_error() saying why (printf-style) */
+__attribute__((format(printf, 2, 3))) static dnc_status
+refuse(dnc_status st, const char *fmt, ...)
+{
+  char msg[256];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  dnc_set_last_error(msg);
+  return st;
 }
 
 const char *dnc_version(void)
@@ -120,7 +134,7 @@ static int spin_default(int *out)
 dnc_status dnc_context_create(const dnc_options *o, dnc_context **out)
 {
   if (!out)
-    return DNC_ERR_ARGUMENT;
+    return refuse(DNC_ERR_ARGUMENT, "dnc_context_create: out is NULL");
   *out = NULL;
   dnc_options def;
   if (!o) {
@@ -219,8 +233,10 @@ static void context_release(dnc_context *ctx)
 /* 1 when ctx may be used; else 0, with dnc_last_error saying why */
 static int context_usable(const dnc_context *ctx)
 {
-  if (!ctx)
+  if (!ctx) {
+    dnc_set_last_error("the context is NULL");
     return 0;
+  }
   if (ctx->magic != DNC_CONTEXT_LIVE || atomic_load(&ctx->handle_freed)) {
     dnc_set_last_error("this context was freed (dnc_context_free) and "
                        "cannot be used");
@@ -354,10 +370,13 @@ dnc_status dnc_compile_string(dnc_context *ctx, const char *name,
                               const char *source, size_t len, dnc_module **out)
 {
   if (!out)
-    return DNC_ERR_ARGUMENT;
+    return refuse(DNC_ERR_ARGUMENT, "dnc_compile_string: out is NULL");
   *out = NULL;
-  if (!context_usable(ctx) || (!source && len))
+  if (!context_usable(ctx))
     return DNC_ERR_ARGUMENT;
+  if (!source && len)
+    return refuse(DNC_ERR_ARGUMENT, "dnc_compile_string: source is NULL "
+                  "and len is %zu", len);
   dnc_mod *m = dnc_mod_new();
   if (len > DNC_MAX_SOURCE_BYTES)
     dnc_diag_add(&m->diags, DNC_SEV_ERROR, NULL, DNC_NOLOC,
@@ -374,10 +393,12 @@ dnc_status dnc_compile_file(dnc_context *ctx, const char *path,
                             dnc_module **out)
 {
   if (!out)
-    return DNC_ERR_ARGUMENT;
+    return refuse(DNC_ERR_ARGUMENT, "dnc_compile_file: out is NULL");
   *out = NULL;
-  if (!context_usable(ctx) || !path)
+  if (!context_usable(ctx))
     return DNC_ERR_ARGUMENT;
+  if (!path)
+    return refuse(DNC_ERR_ARGUMENT, "dnc_compile_file: path is NULL");
   dnc_mod *m = dnc_mod_new();
   dnc_mod_read_file(m, path);
   if (m->diags.nerrors == 0)
@@ -469,10 +490,13 @@ dnc_status dnc_module_load(dnc_context *ctx, const char *path,
                            dnc_module **out)
 {
   if (!out)
-    return DNC_ERR_ARGUMENT;
+    return refuse(DNC_ERR_ARGUMENT, "dnc_module_load: out is NULL");
   *out = NULL;
-  if (!context_usable(ctx) || !path || !*path)
+  if (!context_usable(ctx))
     return DNC_ERR_ARGUMENT;
+  if (!path || !*path)
+    return refuse(DNC_ERR_ARGUMENT, "dnc_module_load: path is %s",
+                  path ? "empty" : "NULL");
   /* dlopen searches the library path for a bare name; a file is meant */
   char *full = malloc(strlen(path) + 3);
   if (!full)
@@ -718,9 +742,12 @@ int dnc_function_param_count(const dnc_function *f)
 dnc_status dnc_function_param(const dnc_function *f, int i, dnc_param_info *out)
 {
   if (!f || !out)
-    return DNC_ERR_ARGUMENT;
+    return refuse(DNC_ERR_ARGUMENT, "dnc_function_param: %s is NULL",
+                  f ? "out" : "f");
   if (i < 0 || i >= f->nparams)
-    return DNC_ERR_NOT_FOUND;
+    return refuse(DNC_ERR_NOT_FOUND, "dnc_function_param: %s has %d "
+                  "parameter%s; there is no index %d", f->name, f->nparams,
+                  f->nparams == 1 ? "" : "s", i);
   out->name = f->params[i].name;
   out->default_value = f->params[i].def;
   out->kind = f->params[i].per_channel ? DNC_PARAM_PER_CHANNEL
@@ -739,7 +766,8 @@ dnc_status dnc_function_eval(const dnc_function *f, const double *x, double *y,
                              size_t n, const double *params)
 {
   if (!f || (n && (!x || !y)))
-    return DNC_ERR_ARGUMENT;
+    return refuse(DNC_ERR_ARGUMENT, "dnc_function_eval: %s is NULL%s",
+                  !f ? "f" : !x ? "x" : "y", f ? " and n is not 0" : "");
   double defaults[64];
   double *heap = NULL;
   if (!params) {
@@ -778,7 +806,9 @@ dnc_status dnc_function_diff(const dnc_function *f, const char *wrt,
   if (len)
     *len = 0;
   if (!f || !f->owner || !wrt || (unsigned)format > DNC_FORMAT_TORCH)
-    return DNC_ERR_ARGUMENT;
+    return refuse(DNC_ERR_ARGUMENT, "dnc_function_diff: %s",
+                  !f ? "f is NULL" : !f->owner ? "f's module is gone"
+                  : !wrt ? "wrt is NULL" : "an unknown format");
   enum { MAXSPEC = 4096 };
   dnc_dspec *specs = malloc(MAXSPEC * sizeof *specs);
   if (!specs)
@@ -834,7 +864,10 @@ dnc_status dnc_function_fit(const dnc_function *f, const double *x,
                             dnc_fit_result *r)
 {
   if (!f || !f->owner || !x || !y || !r || n > INT_MAX)
-    return DNC_ERR_ARGUMENT;
+    return refuse(DNC_ERR_ARGUMENT, "dnc_function_fit: %s",
+                  !f ? "f is NULL" : !f->owner ? "f's module is gone"
+                  : !x ? "x is NULL" : !y ? "y is NULL" : !r ? "r is NULL"
+                  : "more than INT_MAX points");
   if (o && (o->max_iter < 0 || !(o->ftol >= 0) || !(o->xtol >= 0) ||
             !(o->gtol >= 0))) {
     dnc_set_last_error("max_iter must be >= 0 and ftol, xtol and gtol "

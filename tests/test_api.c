@@ -132,21 +132,41 @@ static void test_bad_arguments(void)
   is_int(dnc_compile_string(NULL, "a", "fn f(x) = x", 11, &m), DNC_ERR_ARGUMENT,
          "a NULL context is rejected");
   ok(m == NULL, "and *out is cleared");
+  is_str(dnc_last_error(), "the context is NULL", "  saying so");
   is_int(dnc_compile_string(ctx, "a", NULL, 5, &m), DNC_ERR_ARGUMENT,
          "a NULL source with a length is rejected");
+  is_str(dnc_last_error(), "dnc_compile_string: source is NULL and len is 5",
+         "  saying so");
   is_int(dnc_compile_string(ctx, "a", "x", 1, NULL), DNC_ERR_ARGUMENT,
          "a NULL out pointer is rejected");
+  is_str(dnc_last_error(), "dnc_compile_string: out is NULL", "  saying so");
   is_int(dnc_compile_file(ctx, NULL, &m), DNC_ERR_ARGUMENT, "a NULL path is rejected");
+  is_str(dnc_last_error(), "dnc_compile_file: path is NULL", "  saying so");
+  is_int(dnc_module_load(ctx, "", &m), DNC_ERR_ARGUMENT, "an empty library path is rejected");
+  is_str(dnc_last_error(), "dnc_module_load: path is empty", "  saying so");
+  is_int(dnc_context_create(NULL, NULL), DNC_ERR_ARGUMENT, "a context needs out");
+  is_str(dnc_last_error(), "dnc_context_create: out is NULL", "  saying so");
   is_int(dnc_function_eval(NULL, NULL, NULL, 0, NULL), DNC_ERR_ARGUMENT,
          "eval of a NULL function is rejected");
+  is_str(dnc_last_error(), "dnc_function_eval: f is NULL", "  saying so");
   dnc_compile_string(ctx, "a", "fn f(x) = x", 11, &m);
   const dnc_function *f = dnc_module_function(m, 0);
   double y;
   is_int(dnc_function_eval(f, NULL, &y, 1, NULL), DNC_ERR_ARGUMENT,
          "eval with a NULL x is rejected");
+  is_str(dnc_last_error(), "dnc_function_eval: x is NULL and n is not 0",
+         "  saying so");
   is_int(dnc_function_eval(f, NULL, NULL, 0, NULL), DNC_OK,
          "eval of zero elements needs no arrays");
   is_int(dnc_function_param(f, 0, NULL), DNC_ERR_ARGUMENT, "param info needs out");
+  is_str(dnc_last_error(), "dnc_function_param: out is NULL", "  saying so");
+  dnc_param_info pi;
+  is_int(dnc_function_param(f, 3, &pi), DNC_ERR_NOT_FOUND, "no parameter 3");
+  is_str(dnc_last_error(), "dnc_function_param: f has 0 parameters; there is "
+         "no index 3", "  saying so");
+  is_int(dnc_function_fit(f, NULL, &y, 1, NULL, NULL, NULL, NULL), DNC_ERR_ARGUMENT,
+         "a fit needs points");
+  is_str(dnc_last_error(), "dnc_function_fit: x is NULL", "  saying so");
   ok(dnc_module_find(NULL, "f") == NULL && dnc_module_function_count(NULL) == 0 &&
          dnc_module_diagnostic_count(NULL) == 0 && dnc_function_name(NULL) == NULL,
      "queries on NULL return empty answers");
