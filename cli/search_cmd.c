@@ -36,6 +36,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -419,20 +420,37 @@ static int open_journal(run *r, dnc_mod *m, uint64_t hash)
   char head[96];
   snprintf(head, sizeof head, "dnc search journal 2 %016llx %lld\n",
            (unsigned long long)hash, (long long)r->ncands);
+  /* locked before it is read: a second search writing the same journal
+   * would interleave its records with this one's */
+  r->fd = open(r->journal, O_WRONLY | O_APPEND | O_CREAT, 0666);
+  if (r->fd < 0) {
+    dnc_cli_error("cannot write '%s': %s", r->journal, strerror(errno));
+    return 0;
+  }
+  if (flock(r->fd, LOCK_EX | LOCK_NB)) {
+    if (errno == EWOULDBLOCK)
+      dnc_cli_error("'%s' is being written by another dnc search of the "
+                    "same -o; wait for it, or use another -o", r->journal);
+    else
+      dnc_cli_error("cannot lock '%s': %s", r->journal, strerror(errno));
+    return 0;
+  }
   struct stat st;
-  if (stat(r->journal, &st) == 0) {
+  if (fstat(r->fd, &st)) {
+    dnc_cli_error("cannot write '%s': %s", r->journal, strerror(errno));
+    return 0;
+  }
+  if (st.st_size > 0) {
     off_t good = 0;
     if (!read_journal(r, m, head, &good))
       return 0;
-    r->fd = open(r->journal, O_WRONLY | O_APPEND);
-    if (r->fd < 0 || ftruncate(r->fd, good)) {
+    if (ftruncate(r->fd, good)) {
       dnc_cli_error("cannot write '%s': %s", r->journal, strerror(errno));
       return 0;
     }
     return 1;
   }
-  r->fd = open(r->journal, O_WRONLY | O_APPEND | O_CREAT | O_EXCL, 0666);
-  if (r->fd < 0 || write(r->fd, head, strlen(head)) != (ssize_t)strlen(head) ||
+  if (write(r->fd, head, strlen(head)) != (ssize_t)strlen(head) ||
       fsync(r->fd)) {
     dnc_cli_error("cannot write '%s': %s", r->journal, strerror(errno));
     return 0;
@@ -793,9 +811,9 @@ static int cmd_search(const dnc_cli *c, int argc, char **argv)
     raise(interrupted);
   if (write_tables(csv, json, &tb))
     goto out;
+  unlink(journal); /* before the lock goes with the descriptor */
   close(r.fd);
   r.fd = -1;
-  unlink(journal);
   block_signals(SIG_UNBLOCK);
   print_top(&r, order, a.top);
   if (!a.quiet) {

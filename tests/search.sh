@@ -80,6 +80,20 @@ DNC_SEARCH_STOP_AFTER=64 "$DNC" search s.dns -o cut2 --top 0 -q 2>/dev/null
 "$DNC" search s.dns -o cut2 --top 0 -q
 t "interrupted twice, resumed twice: still the same" cmp cut2.csv one.csv
 
+# two searches of one -o: the second is refused while the first holds
+# the journal (here flock(1) holds it), not interleaved with it
+rm -f lock.held
+flock lock.journal sh -c 'touch lock.held; sleep 5' &
+holder=$!
+for i in $(seq 100); do test -e lock.held && break; sleep 0.1; done
+"$DNC" search s.dns -o lock --top 0 -q 2>lock.err
+t "a journal another search holds: status 1" sh -c "[ $? = 1 ] && test ! -e lock.csv"
+t "... saying so" grep -q "error: 'lock.journal' is being written by another dnc search of the same -o" lock.err
+wait $holder
+"$DNC" search s.dns -o lock --top 0 -q
+t "... and once it is free, the search runs (the empty journal taken as new)" \
+  sh -c 'cmp lock.csv one.csv && test ! -e lock.journal'
+
 # A journal past the 4 MiB a source file may have (the example
 # spec's, cut at 16448 of 16683, was refused as too large): 18,225 cheap
 # candidates, cut near the end and while writing the tables
