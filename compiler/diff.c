@@ -20,8 +20,8 @@
  *   v == hi) the gradient goes to v.
  *
  * Accuracy: where two equal forms differ in accuracy the accurate one is
- * built (see the rules for tanh, sigmoid, expm1, and div_isru for
- * x / sqrt(c + x^2)).
+ * built (see the rules for tanh, sigmoid, expm1, and isru_rule for
+ * x / sqrt(c + x^2) and x * rsqrt(c + x^2)).
  */
 #include <math.h>
 #include <stdio.h>
@@ -79,32 +79,53 @@ RULE(df_param) { return e->param == d->wrt ? K(1.0) : NULL; }
 RULE(df_neg) { return da[0] ? S(OP_NEG, da[0], NULL) : NULL; }
 RULE(df_add) { return add(d, da[0], da[1]); }
 RULE(df_sub) { return sub(d, da[0], da[1]); }
-RULE(df_mul)
+/* The derivative of a / sqrt(v) = a * rsqrt(v), v = c + a^2 (DyISRU,
+ * ISRU), as (a' c - a c'/2) / (v sqrt(v)): the quotient rule's form
+ * (a' - (a/t)^2 a' - ...)/t, and the product rule's rsqrt(v) - a^2
+ * rsqrt(v)/v, cancel where a^2 >> c, losing every digit (and the
+ * product's 2a overflows to inf * 0 = NaN before v does). NULL when v is
+ * not of that shape; the constant 0 when the derivative is 0. */
+static dnc_node *isru_rule(dctx *d, dnc_node *a, dnc_node *da, dnc_node *v,
+                           dnc_node *t)
 {
-  return add(d, mul(d, da[0], a[1]), mul(d, a[0], da[1]));
-}
-/* a / sqrt(v) with v = c + a^2 (DyISRU, ISRU): the quotient rule's form
- * (a' - (a/t)^2 a' - ...)/t cancels where a^2 >> c, losing every digit;
- * the same derivative as (a' c - a c'/2) / (v t) does not. NULL when the
- * quotient is not of that shape. */
-static dnc_node *div_isru(dctx *d, dnc_node *const *a, dnc_node *const *da)
-{
-  dnc_node *t = a[1];
-  if (t->op != OP_SQRT || t->arg[0]->op != OP_ADD)
+  if (v->op != OP_ADD)
     return NULL;
-  dnc_node *v = t->arg[0];
   for (int k = 0; k < 2; k++) {
     dnc_node *sq = v->arg[k], *c = v->arg[1 - k];
-    if (sq->op == OP_POW && sq->arg[0] == a[0] && sq->arg[1]->op == OP_CONST &&
+    if (sq->op == OP_POW && sq->arg[0] == a && sq->arg[1]->op == OP_CONST &&
         sq->arg[1]->value == 2) {
-      dnc_node *num = sub(d, mul(d, da[0], c),
-                          mul(d, a[0], mul(d, K(0.5), d->dv[c->id])));
+      dnc_node *num = sub(d, mul(d, da, c),
+                          mul(d, a, mul(d, K(0.5), d->dv[c->id])));
+      if (!t)
+        t = S(OP_SQRT, v, NULL);
       return num ? S(OP_DIV, num, S(OP_MUL, v, t)) : K(0.0);
     }
   }
   return NULL;
 }
 
+static dnc_node *div_isru(dctx *d, dnc_node *const *a, dnc_node *const *da)
+{
+  dnc_node *t = a[1];
+  return t->op == OP_SQRT ? isru_rule(d, a[0], da[0], t->arg[0], t) : NULL;
+}
+
+/* a * rsqrt(c + a^2), either order: as div_isru */
+static dnc_node *mul_isru(dctx *d, dnc_node *const *a, dnc_node *const *da)
+{
+  for (int k = 0; k < 2; k++)
+    if (a[1 - k]->op == OP_RSQRT)
+      return isru_rule(d, a[k], da[k], a[1 - k]->arg[0], NULL);
+  return NULL;
+}
+
+RULE(df_mul)
+{
+  dnc_node *r = mul_isru(d, a, da);
+  if (r)
+    return r->op == OP_CONST && r->value == 0 ? NULL : r;
+  return add(d, mul(d, da[0], a[1]), mul(d, a[0], da[1]));
+}
 /* (a/b)' = (a' - (a/b) b') / b: reuses the quotient instead of a/b^2 */
 RULE(df_div)
 {

@@ -37,6 +37,10 @@ static const char *src =
     /* u / sqrt(c + u^2) was 0, not +-1, past sqrt(DBL_MAX) (f64) or
      * sqrt(FLT_MAX) (f32), where u^2 overflows (rewrite.c scales u) */
     "fn isru1(x) = x / sqrt(1 + x^2)\n"
+    /* its derivative as the product rule gave it, rsqrt(v) - x (2x
+     * (rsqrt(v) / v)) / 2, lost its digits from |x| ~ 1e4 and was NaN
+     * (inf * 0) where 2x overflows (diff.c's isru_rule) */
+    "fn isru_r(x) = x * rsqrt(1 + x^2)\n"
     /* hypot(NaN, 0) was 0, not NaN (vmath.c took m = 0 for "both 0") */
     "fn hyp(x; b = 0) = hypot(x, b)\n"
     "fn hyp0(x) = hypot(0, x)\n"
