@@ -377,7 +377,8 @@ def run(a):
             units = [(k, r, s) for k in members for s in seeds_of(r)]
             if a.baseline and r == 0:
                 units += [(BASELINE, len(rungs) - 1, s) for s in seeds_last]
-            todo = [u for u in units if u not in journal.done]
+            todo = [u for u in units if u not in journal.done or (
+                a.retry_failed and journal.done[u]["status"] == "failed")]
             prog.say("rung %d/%d: %d candidate%s x %d seed%s at %d steps, %d "
                      "to train" % (r + 1, len(rungs), len(members),
                                    "" if len(members) == 1 else "s",
@@ -651,6 +652,9 @@ def parser():
                     "without Ray (debugging; the same table)")
     ap.add_argument("--retries", type=int, default=2,
                     help="retries of a trial whose worker dies (default 2)")
+    ap.add_argument("--retry-failed", action="store_true",
+                    help="train again the trials the journal holds as "
+                    "failed (after a fix to the task)")
     ap.add_argument("--alpha", type=float, default=0.5,
                     help="alpha's initial value (default 0.5); s starts at 0")
     ap.add_argument("--mode", choices=("max", "min"), default=None,
