@@ -178,11 +178,16 @@ static dnc_node *isru_scaled(rewriter *rw, const dnc_node *u, const dnc_node *c,
   return N(OP_ADD, cs, N(OP_POW, *us, dnc_const(rw->g, 2.0), NULL), NULL);
 }
 
-/* u / sqrt(c + u^2) or u * rsqrt(c + u^2), scaled where u^2 would
- * overflow (the comment at the top); u * rsqrt(...) in bf16's math */
+/* u / sqrt(c + u^2) or u * rsqrt(c + u^2) (or rsqrt(c + u^2) * u: a
+ * function's body keeps the order it was written in), scaled where u^2
+ * would overflow (the comment at the top); u * rsqrt(...) in bf16's math */
 static dnc_node *isru(rewriter *rw, const dnc_node *e)
 {
   const dnc_node *u = e->arg[0], *r = e->arg[1];
+  if (e->op == OP_MUL && u->op == OP_RSQRT && r->op != OP_RSQRT) {
+    u = e->arg[1];
+    r = e->arg[0];
+  }
   if (!((e->op == OP_DIV && r->op == OP_SQRT) ||
         (e->op == OP_MUL && r->op == OP_RSQRT)))
     return NULL;

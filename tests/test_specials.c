@@ -41,6 +41,9 @@ static const char *src =
      * (rsqrt(v) / v)) / 2, lost its digits from |x| ~ 1e4 and was NaN
      * (inf * 0) where 2x overflows (diff.c's isru_rule) */
     "fn isru_r(x) = x * rsqrt(1 + x^2)\n"
+    /* the same written rsqrt(x^2 + 1) * x was 0, not +-1, where x^2
+     * overflows: rewrite.c's isru took u from the left operand only */
+    "fn isru_rl(x) = rsqrt(x^2 + 1) * x\n"
     /* hypot(NaN, 0) was 0, not NaN (vmath.c took m = 0 for "both 0") */
     "fn hyp(x; b = 0) = hypot(x, b)\n"
     "fn hyp0(x) = hypot(0, x)\n"
