@@ -197,18 +197,41 @@ def _shape(m, path):
 
 def _site_values(init, path, m):
     """The initial values init gives the site at path: init is None, a
-    mapping from fnmatch patterns of module paths to dicts (the first
-    pattern that matches wins), or a callable (path, module) -> dict or
-    None."""
+    mapping from module paths or fnmatch patterns of them to dicts (the
+    path itself first, whatever characters it has: fit_initial's keys are
+    paths, and a ModuleDict key such as 'a[1]' or 'b*' read as a pattern
+    matched another site or none; else the first pattern that matches),
+    or a callable (path, module) -> dict or None."""
     if init is None:
         return {}
     if callable(init):
         v = init(path, m)
         return dict(v) if v else {}
+    if path in init:
+        return dict(init[path])
     for pattern, v in init.items():
         if fnmatch.fnmatchcase(path, pattern):
             return dict(v)
     return {}
+
+
+def _check_init(init, model):
+    """Refuses keys of a mapping init that are no norm's path and match
+    none as patterns: a typo would leave every site at the defaults,
+    silently."""
+    if init is None or callable(init):
+        return
+    ids = {id(m) for _, m, _ in find_norms(model, "all")}
+    paths = [p for p, m in model.named_modules(remove_duplicate=False)
+             if id(m) in ids]
+    unused = [k for k in init if k not in paths and
+              not any(fnmatch.fnmatchcase(p, k) for p in paths)]
+    if unused:
+        raise ValueError(
+            "dnc.convert: init's %s match%s no norm of the model (its "
+            "norms: %s)" % (", ".join(repr(k) for k in unused),
+                            "es" if len(unused) == 1 else "",
+                            ", ".join(p or "the model" for p in paths)))
 
 
 def _eps(m):
@@ -347,6 +370,7 @@ def convert(model, fn, module=None, *, kind="all", init=None,
     found = find_norms(model, kind)
     if not found:
         raise ValueError("dnc.convert: %s" % _no_norm(model, kind))
+    _check_init(init, model)
     sites = {id(m): (p, k) for p, m, k in found}
     made = {}  # id of a norm -> its PointwiseNorm: a shared norm stays shared
     # a norm without a weight takes the model's dtype and device

@@ -719,3 +719,34 @@ def test_nothing_to_convert_is_refused():
     raises(ValueError, lambda: dt.fit_initial(
         meta, "dyt", [torch.randn(2, 4, device="meta")]),
         "fit_initial on meta", "'s input is on the meta device")
+
+
+def test_init_keys_are_paths_first_and_must_match():
+    """fit_initial's keys are paths, which convert's init takes before
+    reading them as patterns: a ModuleDict key 'a[1]' or 'b*' got the
+    defaults or another site's values; a key matching no norm is refused."""
+    class M(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.d = nn.ModuleDict({"a[1]": nn.LayerNorm(8),
+                                    "b*": nn.LayerNorm(8),
+                                    "bx": nn.LayerNorm(8)})
+
+        def forward(self, x):
+            return x
+
+    init = {"d.a[1]": {"alpha": 0.11}, "d.b*": {"alpha": 0.22},
+            "d.bx": {"alpha": 0.33}}
+    c = dt.convert(M(), "dyt", init=init)
+    got = {p: float(m.alpha.detach()) for p, m in c.named_modules()
+           if isinstance(m, dt.PointwiseNorm)}
+    ok(got == {p: pytest.approx(v["alpha"]) for p, v in init.items()},
+       "each site its own value", got)
+    c = dt.convert(M(), "dyt", init={"d.b?": {"alpha": 0.4}})
+    ok(float(c.d["bx"].alpha.detach()) == pytest.approx(0.4) and
+       float(c.d["a[1]"].alpha.detach()) == 0.5,
+       "patterns still match", c)
+    raises(ValueError, lambda: dt.convert(M(), "dyt",
+                                          init={"d.nosuch*": {"alpha": 1}}),
+           "a key matching no norm", "init's 'd.nosuch*' matches no norm "
+           "of the model (its norms: d.a[1], d.b*, d.bx)")
