@@ -57,7 +57,6 @@ typedef struct job {
   struct job *link;
 } job;
 
-
 /* an OpenMP runtime's fork-join entry: libgomp's GOMP_parallel, which
  * LLVM's libomp and Intel's libiomp5 export too */
 typedef void (*omp_parallel_fn)(void (*fn)(void *), void *data,
@@ -75,7 +74,6 @@ struct dnc_pool {
   int joiners;        /* callers waiting on `finished`, under the lock */
   atomic_uint posted; /* jobs posted and stops, for the spinning workers */
   _Atomic(omp_parallel_fn) omp; /* NULL: the pool's own threads */
-  atomic_uint omp_forks;        /* forks seen when omp was set */
   unsigned born;                /* forks seen when the pool was made */
 };
 
@@ -206,7 +204,6 @@ dnc_pool *dnc_pool_new(int nthreads, int spin_us)
   p->nthreads = nthreads < 1 ? 1 : nthreads;
   p->spin_ns = spin_us > 0 ? (int64_t)spin_us * 1000 : 0;
   atomic_init(&p->omp, NULL);
-  atomic_init(&p->omp_forks, 0);
   atomic_init(&p->posted, 0);
   pthread_mutex_init(&p->lock, NULL);
   pthread_cond_init(&p->work, NULL);
@@ -264,11 +261,9 @@ int dnc_pool_threads(const dnc_pool *p)
 
 void dnc_pool_use_omp(dnc_pool *p, void *parallel)
 {
-  pthread_once(&fork_once, watch_forks);
   omp_parallel_fn f = NULL;
   if (parallel)
     memcpy(&f, &parallel, sizeof f); /* dlsym's object pointer */
-  atomic_store(&p->omp_forks, atomic_load(&forks));
   atomic_store_explicit(&p->omp, f, memory_order_release);
 }
 
@@ -291,7 +286,7 @@ void dnc_pool_run(dnc_pool *p, int64_t ntasks, void (*fn)(void *, int64_t),
   atomic_init(&j.next, 0);
   atomic_init(&j.over, 0);
   omp_parallel_fn omp = atomic_load_explicit(&p->omp, memory_order_acquire);
-  if (omp && atomic_load(&p->omp_forks) == atomic_load(&forks)) {
+  if (omp) { /* not forked since: the pool is older than omp's setting */
     /* the region ends when every member has run out of tasks */
     unsigned n = (unsigned)(ntasks < p->nthreads ? ntasks : p->nthreads);
     omp(omp_member, &j, n, 0);
