@@ -25,16 +25,15 @@ void dnc_set_last_error(const char *msg)
   snprintf(last_error, sizeof last_error, "%s", msg ? msg : "");
 }
 
-/* st, with dnc_last_error() saying why (printf-style) */
-__attribute__((format(printf, 2, 3))) static dnc_status
-refuse(dnc_status st, const char *fmt, ...)
+dnc_status dnc_refuse(dnc_status st, const char *who, const char *fmt, ...)
 {
-  char msg[256];
+  int n = who ? snprintf(last_error, sizeof last_error, "%s: ", who) : 0;
+  if (n < 0 || (size_t)n >= sizeof last_error)
+    n = 0;
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
+  vsnprintf(last_error + n, sizeof last_error - (size_t)n, fmt, ap);
   va_end(ap);
-  dnc_set_last_error(msg);
   return st;
 }
 
@@ -77,21 +76,17 @@ void dnc_options_init(dnc_options *o)
  * the caches before they are read anyway: written past them, they cost
  * no read for ownership (docs/performance.md, round five, has where the
  * cap comes from). */
-static int stream_default(long long *out)
+static dnc_status stream_default(long long *out)
 {
   const char *env = getenv("DNC_STREAM_BYTES");
   if (env && *env) {
     char *end;
     errno = 0;
     long long v = strtoll(env, &end, 10);
-    if (errno || *end || v < -1 || end == env) {
-      char msg[160];
-      snprintf(msg, sizeof msg, "$DNC_STREAM_BYTES is '%.40s%s': it must be "
-               "-1 (never), 0 (the default) or a size in bytes", env,
-               strlen(env) > 40 ? "..." : "");
-      dnc_set_last_error(msg);
-      return -1;
-    }
+    if (errno || *end || v < -1 || end == env)
+      return dnc_refuse(DNC_ERR_ARGUMENT, NULL, "$DNC_STREAM_BYTES is "
+                        "'%.40s%s': it must be -1 (never), 0 (the default) "
+                        "or a size in bytes", env, strlen(env) > 40 ? "..." : "");
     if (v) {
       *out = v;
       return 0;
@@ -110,7 +105,7 @@ static int stream_default(long long *out)
 
 /* $DNC_SPIN_US: how long the pool's waiting threads spin (pool.c), an
  * integer from 0 to DNC_SPIN_US_MAX; unset or empty: the default */
-static int spin_default(int *out)
+static dnc_status spin_default(int *out)
 {
   const char *env = getenv("DNC_SPIN_US");
   *out = DNC_SPIN_US_DEFAULT;
@@ -119,14 +114,11 @@ static int spin_default(int *out)
   char *end;
   errno = 0;
   long v = strtol(env, &end, 10);
-  if (errno || *end || !isdigit((unsigned char)*env) || v > DNC_SPIN_US_MAX) {
-    char msg[160];
-    snprintf(msg, sizeof msg, "$DNC_SPIN_US is '%.40s%s': it must be an "
-             "integer from 0 (no spinning) to %d microseconds", env,
-             strlen(env) > 40 ? "..." : "", DNC_SPIN_US_MAX);
-    dnc_set_last_error(msg);
-    return -1;
-  }
+  if (errno || *end || !isdigit((unsigned char)*env) || v > DNC_SPIN_US_MAX)
+    return dnc_refuse(DNC_ERR_ARGUMENT, NULL, "$DNC_SPIN_US is '%.40s%s': it "
+                      "must be an integer from 0 (no spinning) to %d "
+                      "microseconds", env, strlen(env) > 40 ? "..." : "",
+                      DNC_SPIN_US_MAX);
   *out = (int)v;
   return 0;
 }
@@ -134,7 +126,7 @@ static int spin_default(int *out)
 dnc_status dnc_context_create(const dnc_options *o, dnc_context **out)
 {
   if (!out)
-    return refuse(DNC_ERR_ARGUMENT, "dnc_context_create: out is NULL");
+    return dnc_refuse(DNC_ERR_ARGUMENT, "dnc_context_create", "out is NULL");
   *out = NULL;
   dnc_options def;
   if (!o) {
@@ -257,15 +249,6 @@ void dnc_context_free(dnc_context *ctx)
   context_release(ctx);
 }
 
-static dnc_status omp_refused(dnc_status st, const char *library,
-                              const char *why)
-{
-  char msg[480];
-  snprintf(msg, sizeof msg, "dnc_context_use_openmp: '%s' %s", library, why);
-  dnc_set_last_error(msg);
-  return st;
-}
-
 dnc_status dnc_context_use_openmp(dnc_context *ctx, const char *library)
 {
   if (!context_usable(ctx))
@@ -281,17 +264,17 @@ dnc_status dnc_context_use_openmp(dnc_context *ctx, const char *library)
      * its own threads, the competition this is meant to end */
     void *h = dlopen(library, RTLD_LAZY | RTLD_NOLOAD | RTLD_NODELETE);
     if (!h)
-      return omp_refused(DNC_ERR_NOT_FOUND, library,
-                         "is not loaded in this process (dnc joins an OpenMP "
-                         "runtime that is already there)");
+      return dnc_refuse(DNC_ERR_NOT_FOUND, "dnc_context_use_openmp", "'%s' is "
+                        "not loaded in this process (dnc joins an OpenMP "
+                        "runtime that is already there)", library);
     /* RTLD_NODELETE: the runtime is never unloaded from now on (its
      * threads live on, in its code); the handle can go */
     parallel = dlsym(h, "GOMP_parallel");
     dlclose(h);
     if (!parallel)
-      return omp_refused(DNC_ERR_ARGUMENT, library,
-                         "has no GOMP_parallel: not an OpenMP runtime dnc "
-                         "can use (libgomp, LLVM's libomp, Intel's libiomp5)");
+      return dnc_refuse(DNC_ERR_ARGUMENT, "dnc_context_use_openmp", "'%s' has "
+                        "no GOMP_parallel: not an OpenMP runtime dnc can use "
+                        "(libgomp, LLVM's libomp, Intel's libiomp5)", library);
   }
   dnc_pool_use_omp(ctx->pool, parallel);
   dnc_set_last_error(NULL);
@@ -370,12 +353,12 @@ dnc_status dnc_compile_string(dnc_context *ctx, const char *name,
                               const char *source, size_t len, dnc_module **out)
 {
   if (!out)
-    return refuse(DNC_ERR_ARGUMENT, "dnc_compile_string: out is NULL");
+    return dnc_refuse(DNC_ERR_ARGUMENT, "dnc_compile_string", "out is NULL");
   *out = NULL;
   if (!context_usable(ctx))
     return DNC_ERR_ARGUMENT;
   if (!source && len)
-    return refuse(DNC_ERR_ARGUMENT, "dnc_compile_string: source is NULL "
+    return dnc_refuse(DNC_ERR_ARGUMENT, "dnc_compile_string", "source is NULL "
                   "and len is %zu", len);
   dnc_mod *m = dnc_mod_new();
   if (len > DNC_MAX_SOURCE_BYTES)
@@ -393,12 +376,12 @@ dnc_status dnc_compile_file(dnc_context *ctx, const char *path,
                             dnc_module **out)
 {
   if (!out)
-    return refuse(DNC_ERR_ARGUMENT, "dnc_compile_file: out is NULL");
+    return dnc_refuse(DNC_ERR_ARGUMENT, "dnc_compile_file", "out is NULL");
   *out = NULL;
   if (!context_usable(ctx))
     return DNC_ERR_ARGUMENT;
   if (!path)
-    return refuse(DNC_ERR_ARGUMENT, "dnc_compile_file: path is NULL");
+    return dnc_refuse(DNC_ERR_ARGUMENT, "dnc_compile_file", "path is NULL");
   dnc_mod *m = dnc_mod_new();
   dnc_mod_read_file(m, path);
   if (m->diags.nerrors == 0)
@@ -471,10 +454,7 @@ static const char *aot_mismatch(const dnc_aot_module *d, const dnc_mod *m,
 
 static dnc_status load_error(const char *path, const char *why)
 {
-  char msg[512];
-  snprintf(msg, sizeof msg, "%s: %s", path, why);
-  dnc_set_last_error(msg);
-  return DNC_ERR_LOAD;
+  return dnc_refuse(DNC_ERR_LOAD, path, "%s", why);
 }
 
 /* ORDER: DNC_K_* */
@@ -490,12 +470,12 @@ dnc_status dnc_module_load(dnc_context *ctx, const char *path,
                            dnc_module **out)
 {
   if (!out)
-    return refuse(DNC_ERR_ARGUMENT, "dnc_module_load: out is NULL");
+    return dnc_refuse(DNC_ERR_ARGUMENT, "dnc_module_load", "out is NULL");
   *out = NULL;
   if (!context_usable(ctx))
     return DNC_ERR_ARGUMENT;
   if (!path || !*path)
-    return refuse(DNC_ERR_ARGUMENT, "dnc_module_load: path is %s",
+    return dnc_refuse(DNC_ERR_ARGUMENT, "dnc_module_load", "path is %s",
                   path ? "empty" : "NULL");
   /* dlopen searches the library path for a bare name; a file is meant */
   char *full = malloc(strlen(path) + 3);
@@ -654,18 +634,12 @@ const dnc_kernels *dnc_get_stream_kernels(const dnc_function *f, int t)
 dnc_status dnc_function_kernels(const dnc_function *f, dnc_dtype t,
                                 dnc_kernels *out)
 {
-  if (!f || !out) {
-    dnc_set_last_error(f ? "dnc_function_kernels: out is NULL"
-                         : "dnc_function_kernels: the function is NULL");
-    return DNC_ERR_ARGUMENT;
-  }
-  if ((unsigned)t >= DNC_DT__COUNT) {
-    char msg[128];
-    snprintf(msg, sizeof msg, "dnc_function_kernels: dtype %d is none of "
-             "f32, f64, bf16, f16", (int)t);
-    dnc_set_last_error(msg);
-    return DNC_ERR_DTYPE;
-  }
+  if (!f || !out)
+    return dnc_refuse(DNC_ERR_ARGUMENT, "dnc_function_kernels", "%s",
+                      f ? "out is NULL" : "the function is NULL");
+  if ((unsigned)t >= DNC_DT__COUNT)
+    return dnc_refuse(DNC_ERR_DTYPE, "dnc_function_kernels", "dtype %d is "
+                      "none of f32, f64, bf16, f16", (int)t);
   const dnc_kernels *k;
   dnc_status st = dnc_get_kernels(f, (int)t, &k);
   if (st == DNC_OK)
@@ -742,10 +716,10 @@ int dnc_function_param_count(const dnc_function *f)
 dnc_status dnc_function_param(const dnc_function *f, int i, dnc_param_info *out)
 {
   if (!f || !out)
-    return refuse(DNC_ERR_ARGUMENT, "dnc_function_param: %s is NULL",
+    return dnc_refuse(DNC_ERR_ARGUMENT, "dnc_function_param", "%s is NULL",
                   f ? "out" : "f");
   if (i < 0 || i >= f->nparams)
-    return refuse(DNC_ERR_NOT_FOUND, "dnc_function_param: %s has %d "
+    return dnc_refuse(DNC_ERR_NOT_FOUND, "dnc_function_param", "%s has %d "
                   "parameter%s; there is no index %d", f->name, f->nparams,
                   f->nparams == 1 ? "" : "s", i);
   out->name = f->params[i].name;
@@ -766,7 +740,7 @@ dnc_status dnc_function_eval(const dnc_function *f, const double *x, double *y,
                              size_t n, const double *params)
 {
   if (!f || (n && (!x || !y)))
-    return refuse(DNC_ERR_ARGUMENT, "dnc_function_eval: %s is NULL%s",
+    return dnc_refuse(DNC_ERR_ARGUMENT, "dnc_function_eval", "%s is NULL%s",
                   !f ? "f" : !x ? "x" : "y", f ? " and n is not 0" : "");
   double defaults[64];
   double *heap = NULL;
@@ -806,7 +780,7 @@ dnc_status dnc_function_diff(const dnc_function *f, const char *wrt,
   if (len)
     *len = 0;
   if (!f || !f->owner || !wrt || (unsigned)format > DNC_FORMAT_TORCH)
-    return refuse(DNC_ERR_ARGUMENT, "dnc_function_diff: %s",
+    return dnc_refuse(DNC_ERR_ARGUMENT, "dnc_function_diff", "%s",
                   !f ? "f is NULL" : !f->owner ? "f's module is gone"
                   : !wrt ? "wrt is NULL" : "an unknown format");
   enum { MAXSPEC = 4096 };
@@ -864,7 +838,7 @@ dnc_status dnc_function_fit(const dnc_function *f, const double *x,
                             dnc_fit_result *r)
 {
   if (!f || !f->owner || !x || !y || !r || n > INT_MAX)
-    return refuse(DNC_ERR_ARGUMENT, "dnc_function_fit: %s",
+    return dnc_refuse(DNC_ERR_ARGUMENT, "dnc_function_fit", "%s",
                   !f ? "f is NULL" : !f->owner ? "f's module is gone"
                   : !x ? "x is NULL" : !y ? "y is NULL" : !r ? "r is NULL"
                   : "more than INT_MAX points");

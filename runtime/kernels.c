@@ -19,8 +19,6 @@
  * at most 7 * 2^-24 of its terms' magnitudes in f32 (0 in f64), plus about
  * n * 2^-53 (plus each term's own rounding in the compute type).
  */
-#include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -63,51 +61,35 @@ static size_t compute_size(int dt)
   return dt == DNC_F64 ? 8 : 4;
 }
 
-/* A failed check: dnc_last_error() says which call, which argument and
- * why, as "dnc_forward: y: ...". */
-static dnc_status refuse(dnc_status st, const char *call, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static dnc_status refuse(dnc_status st, const char *call, const char *fmt, ...)
-{
-  char msg[400];
-  int n = snprintf(msg, sizeof msg, "%s: ", call);
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(msg + n, sizeof msg - (size_t)n, fmt, ap);
-  va_end(ap);
-  dnc_set_last_error(msg);
-  return st;
-}
-
 /* Checks one view, the argument `name` of `call`; *ld receives its row
  * stride. */
 static dnc_status check_tensor(const char *call, const char *name,
                                const dnc_tensor *t, int64_t *ld)
 {
   if (!t)
-    return refuse(DNC_ERR_ARGUMENT, call, "%s is NULL", name);
+    return dnc_refuse(DNC_ERR_ARGUMENT, call, "%s is NULL", name);
   if ((unsigned)t->dtype >= DNC_DT__COUNT)
-    return refuse(DNC_ERR_DTYPE, call, "%s has dtype %d, which is none of "
+    return dnc_refuse(DNC_ERR_DTYPE, call, "%s has dtype %d, which is none of "
                   "f32, f64, bf16, f16", name, (int)t->dtype);
   if (t->rows < 0 || t->cols < 0 || t->stride < 0)
-    return refuse(DNC_ERR_ARGUMENT, call, "%s has a negative size or stride "
+    return dnc_refuse(DNC_ERR_ARGUMENT, call, "%s has a negative size or stride "
                   "(rows %lld, cols %lld, stride %lld)", name,
                   (long long)t->rows, (long long)t->cols, (long long)t->stride);
   *ld = t->stride ? t->stride : t->cols;
   if (t->rows > 1 && *ld < t->cols)
-    return refuse(DNC_ERR_ARGUMENT, call, "%s's stride %lld is less than its "
+    return dnc_refuse(DNC_ERR_ARGUMENT, call, "%s's stride %lld is less than its "
                   "cols %lld: its %lld rows would overlap", name,
                   (long long)*ld, (long long)t->cols, (long long)t->rows);
   if (t->rows && t->cols) {
     if (!t->data)
-      return refuse(DNC_ERR_ARGUMENT, call, "%s has %lld x %lld elements and "
+      return dnc_refuse(DNC_ERR_ARGUMENT, call, "%s has %lld x %lld elements and "
                     "NULL data", name, (long long)t->rows, (long long)t->cols);
     /* the last element's byte offset must fit, and so must cols values of
      * any type (the per-channel arrays): cols first, or INT64_MAX / 8 -
      * cols is negative and the division truncates it to 0 */
     if (t->cols > INT64_MAX / 8 ||
         t->rows - 1 > (INT64_MAX / 8 - t->cols) / *ld)
-      return refuse(DNC_ERR_ARGUMENT, call, "%s is too large (rows %lld, "
+      return dnc_refuse(DNC_ERR_ARGUMENT, call, "%s is too large (rows %lld, "
                     "cols %lld, stride %lld: more than 2^60 elements)", name,
                     (long long)t->rows, (long long)t->cols, (long long)*ld);
   }
@@ -119,10 +101,10 @@ static dnc_status check_pair(const char *call, const char *na,
                              const dnc_tensor *b)
 {
   if (a->dtype != b->dtype)
-    return refuse(DNC_ERR_DTYPE, call, "%s is %s but %s is %s", na,
+    return dnc_refuse(DNC_ERR_DTYPE, call, "%s is %s but %s is %s", na,
                   dnc_dtype_name(a->dtype), nb, dnc_dtype_name(b->dtype));
   if (a->rows != b->rows || a->cols != b->cols)
-    return refuse(DNC_ERR_SHAPE, call, "%s is [%lld x %lld] but %s is "
+    return dnc_refuse(DNC_ERR_SHAPE, call, "%s is [%lld x %lld] but %s is "
                   "[%lld x %lld]", na, (long long)a->rows, (long long)a->cols,
                   nb, (long long)b->rows, (long long)b->cols);
   return DNC_OK;
@@ -171,10 +153,10 @@ static dnc_status check_overlap(const char *call, const char *nout,
   if (!views_overlap(out, ldout, in, ldin))
     return DNC_OK;
   if (same_ok)
-    return refuse(DNC_ERR_ARGUMENT, call, "%s overlaps %s without being the "
+    return dnc_refuse(DNC_ERR_ARGUMENT, call, "%s overlaps %s without being the "
                   "same view (in place, %s may be %s itself)", nout, nin,
                   nout, nin);
-  return refuse(DNC_ERR_ARGUMENT, call, "%s overlaps %s (%s may share no "
+  return dnc_refuse(DNC_ERR_ARGUMENT, call, "%s overlaps %s (%s may share no "
                 "memory with %s)", nout, nin, nout, nin);
 }
 
@@ -311,11 +293,42 @@ static dnc_status prepare(const char *call, const dnc_function *f,
                           const dnc_tensor *x, const dnc_kernels **k)
 {
   if (!f || !dnc_function_module(f))
-    return refuse(DNC_ERR_ARGUMENT, call, "the function is NULL");
+    return dnc_refuse(DNC_ERR_ARGUMENT, call, "the function is NULL");
   dnc_status st = dnc_get_kernels(f, x->dtype, k);
   if (st == DNC_ERR_MEMORY)
-    refuse(st, call, "out of memory compiling the kernels");
+    dnc_refuse(st, call, "out of memory compiling the kernels");
   return st;
+}
+
+/* A forward call's checks (x in, y out, y = x allowed), and its kernels;
+ * who: the entry point, for dnc_last_error() */
+static dnc_status check_fwd(const char *who, const dnc_function *f,
+                            const dnc_tensor *x, const dnc_tensor *y, call *c)
+{
+  dnc_status st;
+  if ((st = check_tensor(who, "x", x, &c->ldx)) ||
+      (st = check_tensor(who, "y", y, &c->ldy)) ||
+      (st = check_pair(who, "x", x, "y", y)) ||
+      (st = check_overlap(who, "y", y, c->ldy, "x", x, c->ldx, 1)))
+    return st;
+  return prepare(who, f, x, &c->k);
+}
+
+/* A backward call's checks (x and dy in, dx out, dx = dy allowed) */
+static dnc_status check_bwd(const char *who, const dnc_function *f,
+                            const dnc_tensor *x, const dnc_tensor *dy,
+                            const dnc_tensor *dx, call *c)
+{
+  dnc_status st;
+  if ((st = check_tensor(who, "x", x, &c->ldx)) ||
+      (st = check_tensor(who, "dy", dy, &c->lddy)) ||
+      (st = check_tensor(who, "dx", dx, &c->lddx)) ||
+      (st = check_pair(who, "x", x, "dy", dy)) ||
+      (st = check_pair(who, "x", x, "dx", dx)) ||
+      (st = check_overlap(who, "dx", dx, c->lddx, "x", x, c->ldx, 0)) ||
+      (st = check_overlap(who, "dx", dx, c->lddx, "dy", dy, c->lddy, 1)))
+    return st;
+  return prepare(who, f, x, &c->k);
 }
 
 /* A view of element-wise operands as one row when they are all contiguous,
@@ -384,11 +397,7 @@ dnc_status dnc_forward(const dnc_function *f, const dnc_tensor *x,
 {
   call c = {0};
   dnc_status st;
-  if ((st = check_tensor("dnc_forward", "x", x, &c.ldx)) ||
-      (st = check_tensor("dnc_forward", "y", y, &c.ldy)) ||
-      (st = check_pair("dnc_forward", "x", x, "y", y)) ||
-      (st = check_overlap("dnc_forward", "y", y, c.ldy, "x", x, c.ldx, 1)) ||
-      (st = prepare("dnc_forward", f, x, &c.k)))
+  if ((st = check_fwd("dnc_forward", f, x, y, &c)))
     return st;
   double p[DNC_MAX_PARAMS + 1];
   param_values(f, params, p);
@@ -408,15 +417,7 @@ dnc_status dnc_backward(const dnc_function *f, const dnc_tensor *x,
 {
   call c = {0};
   dnc_status st;
-  if ((st = check_tensor("dnc_backward", "x", x, &c.ldx)) ||
-      (st = check_tensor("dnc_backward", "dy", dy, &c.lddy)) ||
-      (st = check_tensor("dnc_backward", "dx", dx, &c.lddx)) ||
-      (st = check_pair("dnc_backward", "x", x, "dy", dy)) ||
-      (st = check_pair("dnc_backward", "x", x, "dx", dx)) ||
-      (st = check_overlap("dnc_backward", "dx", dx, c.lddx, "x", x, c.ldx, 0)) ||
-      (st = check_overlap("dnc_backward",
-                          "dx", dx, c.lddx, "dy", dy, c.lddy, 1)) ||
-      (st = prepare("dnc_backward", f, x, &c.k)))
+  if ((st = check_bwd("dnc_backward", f, x, dy, dx, &c)))
     return st;
   double p[DNC_MAX_PARAMS + 1];
   param_values(f, params, p);
@@ -591,12 +592,7 @@ dnc_status dnc_layer_forward(const dnc_function *f, const dnc_tensor *x,
   call c = {0};
   layer_state ls = {0};
   dnc_status st;
-  if ((st = check_tensor("dnc_layer_forward", "x", x, &c.ldx)) ||
-      (st = check_tensor("dnc_layer_forward", "y", y, &c.ldy)) ||
-      (st = check_pair("dnc_layer_forward", "x", x, "y", y)) ||
-      (st = check_overlap("dnc_layer_forward",
-                          "y", y, c.ldy, "x", x, c.ldx, 1)) ||
-      (st = prepare("dnc_layer_forward", f, x, &c.k)))
+  if ((st = check_fwd("dnc_layer_forward", f, x, y, &c)))
     return st;
   if (!x->rows || !x->cols)
     return DNC_OK; /* nothing to do: nothing sized by cols is made */
@@ -634,16 +630,7 @@ dnc_status dnc_layer_backward(const dnc_function *f, const dnc_tensor *x,
   call c = {0};
   layer_state ls = {0};
   dnc_status st;
-  if ((st = check_tensor("dnc_layer_backward", "x", x, &c.ldx)) ||
-      (st = check_tensor("dnc_layer_backward", "dy", dy, &c.lddy)) ||
-      (st = check_tensor("dnc_layer_backward", "dx", dx, &c.lddx)) ||
-      (st = check_pair("dnc_layer_backward", "x", x, "dy", dy)) ||
-      (st = check_pair("dnc_layer_backward", "x", x, "dx", dx)) ||
-      (st = check_overlap("dnc_layer_backward",
-                          "dx", dx, c.lddx, "x", x, c.ldx, 0)) ||
-      (st = check_overlap("dnc_layer_backward",
-                          "dx", dx, c.lddx, "dy", dy, c.lddy, 1)) ||
-      (st = prepare("dnc_layer_backward", f, x, &c.k)))
+  if ((st = check_bwd("dnc_layer_backward", f, x, dy, dx, &c)))
     return st;
   if (!x->rows || !x->cols)
     return DNC_OK; /* nothing to do, and every sum is 0 */
@@ -835,10 +822,10 @@ static dnc_status cm_init(const char *name, cm_call *m, layer_state *ls,
 {
   call *c = &m->c;
   if (channels < 1)
-    return refuse(DNC_ERR_ARGUMENT, name, "channels is %lld, not at least 1",
+    return dnc_refuse(DNC_ERR_ARGUMENT, name, "channels is %lld, not at least 1",
                   (long long)channels);
   if (x->rows % channels)
-    return refuse(DNC_ERR_SHAPE, name, "x's %lld rows are not a multiple of "
+    return dnc_refuse(DNC_ERR_SHAPE, name, "x's %lld rows are not a multiple of "
                   "its %lld channels", (long long)x->rows, (long long)channels);
   param_values(f, L ? L->params : NULL, p);
   call_init(c, f, x, p);
@@ -858,12 +845,7 @@ dnc_status dnc_layer_forward_cm(const dnc_function *f, const dnc_tensor *x,
   cm_call m = {0};
   layer_state ls = {0};
   dnc_status st;
-  if ((st = check_tensor("dnc_layer_forward_cm", "x", x, &m.c.ldx)) ||
-      (st = check_tensor("dnc_layer_forward_cm", "y", y, &m.c.ldy)) ||
-      (st = check_pair("dnc_layer_forward_cm", "x", x, "y", y)) ||
-      (st = check_overlap("dnc_layer_forward_cm",
-                          "y", y, m.c.ldy, "x", x, m.c.ldx, 1)) ||
-      (st = prepare("dnc_layer_forward_cm", f, x, &m.c.k)))
+  if ((st = check_fwd("dnc_layer_forward_cm", f, x, y, &m.c)))
     return st;
   double p[DNC_MAX_PARAMS + 1];
   st = cm_init("dnc_layer_forward_cm", &m, &ls, f, x, channels, L,
@@ -903,16 +885,7 @@ dnc_status dnc_layer_backward_cm(const dnc_function *f, const dnc_tensor *x,
   layer_state ls = {0};
   call *c = &m.c;
   dnc_status st;
-  if ((st = check_tensor("dnc_layer_backward_cm", "x", x, &c->ldx)) ||
-      (st = check_tensor("dnc_layer_backward_cm", "dy", dy, &c->lddy)) ||
-      (st = check_tensor("dnc_layer_backward_cm", "dx", dx, &c->lddx)) ||
-      (st = check_pair("dnc_layer_backward_cm", "x", x, "dy", dy)) ||
-      (st = check_pair("dnc_layer_backward_cm", "x", x, "dx", dx)) ||
-      (st = check_overlap("dnc_layer_backward_cm",
-                          "dx", dx, c->lddx, "x", x, c->ldx, 0)) ||
-      (st = check_overlap("dnc_layer_backward_cm",
-                          "dx", dx, c->lddx, "dy", dy, c->lddy, 1)) ||
-      (st = prepare("dnc_layer_backward_cm", f, x, &c->k)))
+  if ((st = check_bwd("dnc_layer_backward_cm", f, x, dy, dx, c)))
     return st;
   int affine = (L && (L->gamma || L->beta)) || (G && (G->gamma || G->beta));
   double p[DNC_MAX_PARAMS + 1];

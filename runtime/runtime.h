@@ -73,6 +73,10 @@ struct dnc_module {
 dnc_status dnc_module_wrap(dnc_context *ctx, dnc_mod *m, dnc_module **out);
 /* Sets the calling thread's dnc_last_error text. */
 void dnc_set_last_error(const char *msg);
+/* st, with dnc_last_error() set to "WHO: " (who NULL: nothing) and the
+ * printf-style rest: how every refusal says which call and why. */
+dnc_status dnc_refuse(dnc_status st, const char *who, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* The module a function belongs to. */
 dnc_module *dnc_function_module(const dnc_function *f);
 /* The compiled kernels of f in dtype t (compiling them if needed). */
