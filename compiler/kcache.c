@@ -350,12 +350,13 @@ static void entry_digest(const char *key, size_t nkey, const void *obj,
   sha_final(&s, d);
 }
 
-/* Reads n bytes at the file's current offset; 0 when all came. */
-static int read_all(int fd, void *p, size_t n)
+/* Reads (writing 0) or writes n bytes at the file's current offset, as
+ * many calls as it takes; 0 when all went. */
+static int transfer_all(int fd, void *p, size_t n, int writing)
 {
   char *s = p;
   while (n) {
-    ssize_t k = read(fd, s, n);
+    ssize_t k = writing ? write(fd, s, n) : read(fd, s, n);
     if (k < 0 && errno == EINTR)
       continue;
     if (k <= 0)
@@ -364,6 +365,16 @@ static int read_all(int fd, void *p, size_t n)
     n -= (size_t)k;
   }
   return 0;
+}
+
+static int read_all(int fd, void *p, size_t n)
+{
+  return transfer_all(fd, p, n, 0);
+}
+
+static int write_all(int fd, const void *p, size_t n)
+{
+  return transfer_all(fd, (void *)p, n, 1); /* only read from */
 }
 
 int dnc_kcache_read(const char *dir, const char *name, const char *key,
@@ -415,21 +426,6 @@ int dnc_kcache_read(const char *dir, const char *name, const char *key,
   close(fd);
   atomic_fetch_add(&counts[ok ? DNC_KCACHE_HIT : DNC_KCACHE_REJECTED], 1);
   return ok ? 1 : -1;
-}
-
-static int write_all(int fd, const void *p, size_t n)
-{
-  const char *s = p;
-  while (n) {
-    ssize_t k = write(fd, s, n);
-    if (k < 0 && errno == EINTR)
-      continue;
-    if (k <= 0)
-      return -1;
-    s += k;
-    n -= (size_t)k;
-  }
-  return 0;
 }
 
 int dnc_kcache_write(const char *dir, const char *name, const char *key,
