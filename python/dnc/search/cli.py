@@ -187,6 +187,17 @@ def screen(spec, digest, out, threads, quiet):
 # ------------------------------------------------------------ a trial
 
 
+def trial_name(rec):
+    return "%s at %d steps, seed %d" % (rec["key"], rec["steps"], rec["seed"])
+
+
+def say_if_bad(prog, rec):
+    """A trial that failed or diverged, said as it happens."""
+    if rec["status"] != "ok":
+        prog.say("%s: %s (%s)" % (trial_name(rec), rec["status"],
+                                  rec["error"]))
+
+
 def train_unit(task, key, source, steps, seed, alpha, mode):
     """One trial, in a Ray worker: trains the task with the candidate's
     norm (LayerNorm for source None) and returns its record. An exception
@@ -395,9 +406,7 @@ def run(a):
                     rec["rung"] = rr
                     journal.add(rec)
                     submitted += 1
-                    if rec["status"] != "ok":
-                        prog.say("%s at %d steps, seed %d: %s (%s)" % (
-                            k, rungs[rr][0], s, rec["status"], rec["error"]))
+                    say_if_bad(prog, rec)
                     prog.show("rung %d/%d (%d steps): %d/%d trials" % (
                         r + 1, len(rungs), st, i + 1, len(todo)))
                 continue
@@ -441,9 +450,7 @@ def run(a):
                                   len(journal.done), total,
                                   "; best %s %.4g" % (best[0][1], best[0][0])
                                   if best else ""))
-                    if rec["status"] != "ok":
-                        prog.say("%s at %d steps, seed %d: %s (%s)" % (
-                            k, stp, s, rec["status"], rec["error"]))
+                    say_if_bad(prog, rec)
     except KeyboardInterrupt:
         prog.say("interrupted: %d of %d trials kept in %s; run the same "
                  "command to go on" % (len(journal.done), total,
@@ -465,12 +472,10 @@ def run(a):
     recs = list(journal.done.values())
     if recs and all(r.get("status") == "failed" for r in recs):
         # a broken task, not a ranking: a script must not go on with it
-        first = min(recs, key=lambda r: (str(r.get("key")), r.get("seed") or 0))
+        first = min(recs, key=lambda r: (str(r["key"]), r["seed"]))
         sys.stderr.write("python -m dnc.search: error: every trial failed "
-                         "(%s at %s steps, seed %s: %s); the tables say "
-                         "which\n" % (
-                             first.get("key"), first.get("steps"),
-                             first.get("seed"), first.get("error")))
+                         "(%s: %s); the tables say which\n"
+                         % (trial_name(first), first["error"]))
         return 1
     return 0
 
