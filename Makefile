@@ -286,13 +286,13 @@ $(BUILD)/bench/libmvec.o: bench/libmvec.c
 	@mkdir -p $(BUILD)/bench
 	$(CC) -O3 -march=native -ffast-math -c -o $@ $<
 
-$(BUILD)/bench/incache: bench/incache.c bench/json.h $(BUILD)/bench/libmvec.o runtime/dnc.h $(BUILD)/libdnc.a
+$(BUILD)/bench/incache: bench/incache.c bench/bench.h $(BUILD)/bench/libmvec.o runtime/dnc.h $(BUILD)/libdnc.a
 	@mkdir -p $(BUILD)/bench
 	$(CC) $(BASEFLAGS) $(CFLAGS) -march=native $(WARN) $(INCLUDES) -o $@ $< \
 	  $(BUILD)/bench/libmvec.o $(BUILD)/libdnc.a -lsleef $(LLVM_LIBS) $(LIBS)
 
 # The thread pool's spinning against sleeping at once, on training-size calls.
-$(BUILD)/bench/pool_wait: bench/pool_wait.c bench/json.h runtime/dnc.h $(BUILD)/libdnc.a
+$(BUILD)/bench/pool_wait: bench/pool_wait.c bench/bench.h runtime/dnc.h $(BUILD)/libdnc.a
 	@mkdir -p $(BUILD)/bench
 	$(CC) $(BASEFLAGS) $(CFLAGS) $(WARN) $(INCLUDES) -o $@ $< \
 	  $(BUILD)/libdnc.a $(LLVM_LIBS) $(LIBS)
@@ -303,7 +303,7 @@ $(BUILD)/bench/peer.o: bench/peer.c bench/peer.h
 	@mkdir -p $(BUILD)/bench
 	$(CC) -O3 -march=native -ffast-math -c -o $@ $<
 
-$(BUILD)/bench/kernels: bench/kernels.c bench/peer.h $(BUILD)/bench/peer.o runtime/dnc.h $(BUILD)/libdnc.a
+$(BUILD)/bench/kernels: bench/kernels.c bench/bench.h bench/peer.h $(BUILD)/bench/peer.o runtime/dnc.h $(BUILD)/libdnc.a
 	@mkdir -p $(BUILD)/bench
 	$(CC) $(BASEFLAGS) $(CFLAGS) $(WARN) $(INCLUDES) -Ibench -o $@ $< $(BUILD)/bench/peer.o \
 	  $(BUILD)/libdnc.a $(LLVM_LIBS) $(LIBS)

@@ -22,20 +22,13 @@
 #include <time.h>
 
 #include "dnc.h"
-#include "json.h"
+#include "bench.h"
 
 void libmvec_tanhf(const float *x, float *y, int n);
 void libmvec_erff(const float *x, float *y, int n);
 void libmvec_expf(const float *x, float *y, int n);
 
 enum { N = 4096, INNER = 2000 };
-
-static double now(void)
-{
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 #if defined(__AVX512F__)
 #define SLEEF_LOOP(NAME, FN)                                            \
@@ -75,16 +68,10 @@ static void dnc_loop(const float *x, float *y, int n)
 /* elements per ns of one INNER-fold pass */
 static double rate(loop_fn f, const float *x, float *y)
 {
-  double t0 = now();
+  double t0 = bench_now();
   for (int r = 0; r < INNER; r++)
     f(x, y, N);
-  return (double)N * INNER / ((now() - t0) * 1e9);
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-  double x = *(const double *)a, y = *(const double *)b;
-  return x < y ? -1 : x > y;
+  return (double)N * INNER / ((bench_now() - t0) * 1e9);
 }
 
 int main(int argc, char **argv)
@@ -141,10 +128,7 @@ int main(int argc, char **argv)
       rm[r] = rate(ops[i].mvec, x, y);
       rs[r] = rate(ops[i].sleef, x, y);
     }
-    qsort(rd, (size_t)reps, sizeof *rd, cmp_double);
-    qsort(rm, (size_t)reps, sizeof *rm, cmp_double);
-    qsort(rs, (size_t)reps, sizeof *rs, cmp_double);
-    double d = rd[reps / 2], mv = rm[reps / 2], sl = rs[reps / 2];
+    double d = median(rd, reps), mv = median(rm, reps), sl = median(rs, reps);
     printf("%-6s %12.3f %12.3f %12.3f %12.2f %12.2f\n", ops[i].op, d, mv, sl, d / mv, d / sl);
     snprintf(keys[nk], sizeof keys[nk], "incache/%s/vs_libmvec", ops[i].op);
     vals[nk++] = d / mv;

@@ -22,22 +22,9 @@
 #include <time.h>
 
 #include "dnc.h"
-#include "json.h"
+#include "bench.h"
 
 enum { COLS = 512, BLOCK_STEPS = 10 };
-
-static double now(void)
-{
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-  double x = *(const double *)a, y = *(const double *)b;
-  return x < y ? -1 : x > y;
-}
 
 typedef struct step {
   const dnc_function *f;
@@ -48,13 +35,13 @@ typedef struct step {
 
 static double run(const step *s)
 {
-  double t = now();
+  double t = bench_now();
   if (dnc_layer_forward(s->f, &s->x, &s->y, &s->L) != DNC_OK ||
       dnc_layer_backward(s->f, &s->x, &s->dy, &s->dx, &s->L, &s->G) != DNC_OK) {
     fprintf(stderr, "pool_wait: a layer call failed\n");
     exit(1);
   }
-  return now() - t;
+  return bench_now() - t;
 }
 
 static const dnc_function *dyt(dnc_context *ctx, dnc_module **m)
@@ -135,9 +122,7 @@ int main(int argc, char **argv)
         for (int i = 0; i < BLOCK_STEPS; i++)
           (first ? t_spin : t_nospin)[k + i] = run(first ? &s : &s2);
       }
-    qsort(t_spin, (size_t)n_steps, sizeof *t_spin, cmp_double);
-    qsort(t_nospin, (size_t)n_steps, sizeof *t_nospin, cmp_double);
-    double a = t_nospin[n_steps / 2], c = t_spin[n_steps / 2];
+    double a = median(t_nospin, n_steps), c = median(t_spin, n_steps);
     printf("  [%lld x %d]  sleeping %.3f ms  spinning %.3f ms  ratio %.2f\n",
            (long long)rows, COLS, a * 1e3, c * 1e3, a / c);
     char key[1][64];

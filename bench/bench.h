@@ -1,18 +1,41 @@
 /*
- * json.h - the C benchmarks' results: "key": value pairs added to the JSON
- * object in a file (build/bench/kernels.json), as bench/results.py does
- * for the Python ones.
+ * bench.h - what the C benchmarks share: the clock, medians, and their
+ * results, "key": value pairs added to the JSON object in a file
+ * (build/bench/kernels.json), as bench/results.py does for the Python
+ * ones.
  */
-#ifndef DNC_BENCH_JSON_H
-#define DNC_BENCH_JSON_H
+#ifndef DNC_BENCH_H
+#define DNC_BENCH_H
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+/* seconds on the monotonic clock */
+static inline double bench_now(void)
+{
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static inline int cmp_double(const void *a, const void *b)
+{
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+/* The median of v[0..n), n > 0; sorts v in place. */
+static inline double median(double *v, int n)
+{
+  qsort(v, (size_t)n, sizeof *v, cmp_double);
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
 
 /* Adds "key": value pairs to the JSON object in path (a new one if the
  * file is missing), rewriting it whole. */
-static void json_add(const char *prog, const char *path, char keys[][64], const double *vals, int n)
+static inline void json_add(const char *prog, const char *path, char keys[][64], const double *vals, int n)
 {
   char *old = NULL;
   size_t len = 0;
