@@ -98,6 +98,12 @@ _INT_MAX = 2 ** 31 - 1
 _INT64_MAX = 2 ** 63 - 1
 
 
+def _shortened(text, n):
+    """text, cut to n characters with "..." at its end where longer (for
+    a message that quotes what it was given)."""
+    return text if len(text) <= n else text[:n - 3] + "..."
+
+
 def _text_arg(v, what):
     """v as bytes for a char * argument: a str (None stays None)."""
     if v is None:
@@ -569,11 +575,9 @@ class Function:
                                          self.name, k, len(str(abs(v)))))
             a = np.asarray(v)
             if a.dtype.kind not in "biuf":  # None, a string, an object
-                r = repr(v)
                 raise TypeError("%s: '%s' takes a number (or, per channel, "
                                 "one per channel), not %s" % (
-                                    self.name, k,
-                                    r if len(r) <= 60 else r[:57] + "..."))
+                                    self.name, k, _shortened(repr(v), 60)))
             a = a.astype(np.float64)
             if a.ndim == 0:
                 vals[i] = float(a)

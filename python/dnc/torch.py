@@ -1317,8 +1317,8 @@ def _same_function(saved, source):
 
 
 def _one_line(source):
-    s = " ".join(ln.strip() for ln in source.strip().splitlines())
-    return s if len(s) <= 200 else s[:197] + "..."
+    return _dnc._shortened(" ".join(ln.strip() for ln in
+                                    source.strip().splitlines()), 200)
 
 
 def _fx_norm(x, weight, bias, params, c, channels_last, source, name,
