@@ -988,6 +988,28 @@ static int link_library(aot *a, const char *out)
 
 /* ------------------------------------------------------------ the header */
 
+/* n bytes of s inside a C block comment, each newline followed by nl:
+ * what would end the comment (a star and a slash), start one inside it
+ * (a slash and a star: -Wcomment) or begin a trigraph (two question
+ * marks: -std=c99 converts them, and -Wall warns of one that ends a line)
+ * is broken by a space or a backslash; CRs are dropped. A source's
+ * comment or a file's name may hold any of them, and the header must
+ * compile with -Wall -Werror. */
+static void put_comment_text(FILE *fp, const char *s, size_t n, const char *nl)
+{
+  for (size_t i = 0; i < n; i++) {
+    char c = s[i], next = i + 1 < n ? s[i + 1] : 0;
+    if (c == '\n')
+      fputs(nl, fp);
+    else if ((c == '*' && next == '/') || (c == '/' && next == '*'))
+      fprintf(fp, "%c ", c);
+    else if (c == '?' && next == '?')
+      fputs("?\\", fp);
+    else if (c != '\r')
+      fputc(c, fp);
+  }
+}
+
 /* The definition of f as written: from the line where it starts to the
  * line before the next definition (or the end), trailing blank and comment
  * lines left out. */
@@ -1013,14 +1035,7 @@ static void put_definition(FILE *fp, const dnc_fn *f)
     ln = e + 1;
   }
   fputs(" *   ", fp);
-  for (size_t i = start; i < last; i++) {
-    if (t[i] == '\n')
-      fputs("\n *   ", fp);
-    else if (t[i] == '*' && i + 1 < last && t[i + 1] == '/')
-      fputs("* ", fp); /* would close the comment */
-    else if (t[i] != '\r')
-      fputc(t[i], fp);
-  }
+  put_comment_text(fp, t + start, last - start, "\n *   ");
   fputc('\n', fp);
 }
 
@@ -1098,8 +1113,11 @@ static int write_header(aot *a, const char *path, const char *shown)
                             : '_');
   guard[g] = 0;
   fprintf(fp, "/*\n * Written by dnc %s (`dnc compile`) from", DNC_VERSION_STRING);
-  for (int s = 0; s < m->nsources; s++)
-    fprintf(fp, " %s", m->sources[s]->name);
+  for (int s = 0; s < m->nsources; s++) {
+    fputc(' ', fp);
+    put_comment_text(fp, m->sources[s]->name, strlen(m->sources[s]->name),
+                     "\n *   ");
+  }
   fputs(": do not edit.\n"
         " *\n"
         " * The kernels of the library built with it, for every function\n"
@@ -1121,7 +1139,9 @@ static int write_header(aot *a, const char *path, const char *shown)
     const dnc_fn *f = m->fns[i];
     int line, col;
     dnc_loc_linecol(f->src, f->loc.start, &line, &col);
-    fprintf(fp, "\n/* %s, from %s:%d:\n", f->name, f->src->name, line);
+    fprintf(fp, "\n/* %s, from ", f->name);
+    put_comment_text(fp, f->src->name, strlen(f->src->name), "\n *   ");
+    fprintf(fp, ":%d:\n", line);
     put_definition(fp, f);
     if (f->nparams) {
       fputs(" * p[]:", fp);

@@ -109,6 +109,19 @@ t "the header compiles as C99 with -Wall -Wextra -Werror -pedantic" \
          cc -std=c99 -Wall -Wextra -Werror -pedantic -I'$out' -c -o '$tmp/h.o' '$tmp/h.c'"
 t "and as C++" sh -c "printf '#include \"k.h\"\nint main() { return DNC_DEFAULT_dyt_alpha == 0.5 ? 0 : 1; }\n' >'$tmp/h.cc' &&
          c++ -Wall -Wextra -Werror -I'$out' -c -o '$tmp/hpp.o' '$tmp/h.cc'"
+# the header quotes each definition, comments included, and names the
+# files, inside C comments: a star-slash, a slash-star or a trigraph there
+# ended the comment (the rest of the header was C) or failed -Werror
+mkdir "$tmp/odd*"
+printf 'fn c1(x; a = 1) = a * x  # ends */ starts /* \n# after\nfn c2(x) { # ??/\n  x # \\\n}\n' >"$tmp/odd*/c.dn"
+t "comment text in the source and a '*/' in its path" \
+  run 0 compile "$tmp/odd*/c.dn" --emit=header -o "$out/c.h"
+t "  the header compiles as C99 with -Wall -Wextra -Werror -pedantic" \
+  sh -c "printf '#include \"c.h\"\nint main(void) { return DNC_NPARAMS_c1 - 1; }\n' >'$tmp/c.c' &&
+         cc -std=c99 -Wall -Wextra -Werror -pedantic -I'$out' -c -o '$tmp/c.o' '$tmp/c.c'"
+t "  and as C++" c++ -Wall -Wextra -Werror -pedantic -x c++ -I"$out" -c -o "$tmp/c.o" "$tmp/c.c"
+t "  still quoting the definition" grep -qF "fn c1(x; a = 1) = a * x  # ends * / starts / *" "$out/c.h"
+rm -f "$out/c.h" "$tmp/c.o"
 t "it holds the function's source" grep -qF "fn pc(x; s[] = 0.25) = x * sigmoid(x + s)" "$out/k.h"
 t "and its parameters' defaults" grep -qx "#define DNC_DEFAULT_pc_s 0.25" "$out/k.h"
 t "a C program links the library and calls a kernel" \
