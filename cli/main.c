@@ -14,6 +14,7 @@
  * Exit status: 0 success, 1 an error in the input, 2 a usage error.
  * Diagnostics go to stderr, results to stdout.
  */
+#include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +53,27 @@ static char *main_usage(void)
         "exit status: 0 success, 1 error in the input, 2 usage error\n", o);
   fclose(o);
   return text;
+}
+
+/* The results go to stdout through its buffer: a write that failed (a
+ * full disk, a closed pipe's EPIPE with SIGPIPE ignored, a file size
+ * limit) is seen here, after the command, and is an error of its own:
+ * output that is not all there must not exit 0. */
+static int finish_stdout(int rc)
+{
+  errno = 0;
+  int e = fflush(stdout) ? errno : 0;
+  if (!ferror(stdout) && !e)
+    return rc;
+  if (!e) {
+    /* an earlier flush failed and dropped its data: ask again for why */
+    clearerr(stdout);
+    if (fputc('\n', stdout) == EOF || fflush(stdout))
+      e = errno;
+  }
+  fprintf(stderr, "dnc: error: cannot write standard output%s%s\n",
+          e ? ": " : "", e ? strerror(e) : "");
+  return rc ? rc : DNC_EXIT_INPUT;
 }
 
 int main(int argc, char **argv)
@@ -95,5 +117,5 @@ int main(int argc, char **argv)
     }
   }
   free(usage);
-  return rc;
+  return finish_stdout(rc);
 }

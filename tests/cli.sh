@@ -162,5 +162,22 @@ V=$(sed -n 's/^#define DNC_VERSION_STRING "\(.*\)"/\1/p' runtime/dnc.h)
 check "dnc --version names dnc ($V, dnc.h's) and LLVM 19" 0 "dnc $V LLVM 19" \
   sh -c "\"$DNC\" --version | sed -E 's/^(dnc [0-9.]+) .*(LLVM 19)\\..*/\\1 \\2/'"
 
+# results on standard output that could not be written (a full disk, a
+# closed descriptor) exited 0, the output cut short without a word
+for c in "check -v $N" "print $N" "eval $N -f dyt 1 2" "diff $N" "--help" \
+  "--version" "print --help"; do
+  check_err "dnc $c >/dev/full: an input error, saying why" 1 \
+    "^dnc: error: cannot write standard output: No space left on device" \
+    sh -c "\"$DNC\" $c >/dev/full"
+done
+check_err "eval from standard input >/dev/full too" 1 \
+  "^dnc: error: cannot write standard output: No space left on device" \
+  sh -c "printf '1\n2\n' | \"$DNC\" eval $N -f dyt >/dev/full"
+check_err "dnc print with standard output closed" 1 \
+  "^dnc: error: cannot write standard output: Bad file descriptor" \
+  sh -c "\"$DNC\" print $N >&-"
+check_err "an error in the source keeps its status and its message" 1 \
+  "error: unknown name" sh -c "echo 'fn f(x) = y' | \"$DNC\" print - >/dev/full"
+
 echo "1..$n"
 [ "$fail" = 0 ]
