@@ -149,14 +149,22 @@ static int eval_row(const evaluator *ev, dnc_fn **fns, int n, double **params,
   return 1;
 }
 
-/* At most the first 60 bytes of s[0..n), a NUL byte shown as \0. */
+/* At most the first 60 bytes of s[0..n), not cutting a UTF-8 character,
+ * a NUL byte shown as \0 and the other control bytes as \xHH: the line
+ * may be any data, and an escape sequence must not reach the terminal. */
 static void put_shown(FILE *out, const char *s, size_t n)
 {
-  for (size_t i = 0; i < n && i < 60; i++) {
-    if (s[i])
-      fputc(s[i], out);
-    else
+  size_t end = n < 60 ? n : 60;
+  while (end < n && end > 0 && ((unsigned char)s[end] & 0xC0) == 0x80)
+    end--; /* s[end] continues a character: leave all of it out */
+  for (size_t i = 0; i < end; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (!c)
       fputs("\\0", out);
+    else if (c < 0x20 || c == 0x7f)
+      fprintf(out, "\\x%02X", c);
+    else
+      fputc(c, out);
   }
 }
 

@@ -108,6 +108,14 @@ check_err "a NUL byte on stdin makes the line not a number" 1 \
   "<stdin>:2: error: not a number: '2\\\\0abc'" \
   sh -c "printf '1\n2\\0abc\n3\n' | \"$DNC\" eval $N -f linear"
 check "... after the values before it" 0 "1" cat "$tmp/out"
+# the line is shown as it is but for control bytes: an escape sequence in
+# the data went to the terminal as it was
+check "control bytes in a line that is not a number are shown as \\xHH" 1 \
+  "<stdin>:1: error: not a number: 'a\\x1B[31mb\\x07\\x09c'" \
+  sh -c "printf 'a\\033[31mb\\007\\tc\\n' | \"$DNC\" eval $N -f linear 2>&1"
+check "a line cut at 60 bytes is not cut inside a UTF-8 character" 1 \
+  "<stdin>:1: error: not a number: '$(printf 'a%.0s' $(seq 59))'" \
+  sh -c "printf '%59s\\303\\251b\\n' '' | tr ' ' a | \"$DNC\" eval $N -f linear 2>&1"
 check_err "a line of only a NUL byte is not skipped as blank" 1 \
   "<stdin>:1: error: not a number: '\\\\0'" \
   sh -c "printf '\\0\n3\n' | \"$DNC\" eval $N -f linear"
