@@ -3,8 +3,10 @@
  * as a shared library, an object, assembly, LLVM IR or a C header (aot.c).
  */
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli.h"
 
@@ -35,6 +37,48 @@ static const char usage[] =
     "environment: CC, the C compiler driver that links a library (cc);\n"
     "DNC_NUM_THREADS, how many threads compile a library's kernels (every\n"
     "CPU); DNC_AOT_CPU, when a library is loaded, forces one of its levels\n";
+
+/* The parent directory of path, made absolute without symbolic links,
+ * then its last component: the file path names, whether it exists or not
+ * (NULL when the directory cannot be resolved). */
+static char *canonical(const char *path)
+{
+  const char *slash = strrchr(path, '/');
+  char *dir = slash ? strndup(path, (size_t)(slash - path) + (slash == path))
+                    : strdup(".");
+  if (!dir)
+    dnc_die(__FILE__, __LINE__, "out of memory");
+  char *real = realpath(dir, NULL), *full = NULL;
+  if (real && asprintf(&full, "%s/%s", real, slash ? slash + 1 : path) < 0)
+    dnc_die(__FILE__, __LINE__, "out of memory");
+  free(real);
+  free(dir);
+  return full;
+}
+
+/* Whether -o and -H name one file: one inode (a link, another spelling of
+ * an existing file) or, for files still to be made, one name in one
+ * directory ('k.so' and './k.so'). The second output would replace the
+ * first, and the library be a header. */
+static int same_file(const char *a, const char *b)
+{
+  if (!strcmp(a, b))
+    return 1;
+  if (!strcmp(a, "-") || !strcmp(b, "-"))
+    return 0;
+  struct stat sa, sb;
+  int ea = stat(a, &sa), eb = stat(b, &sb);
+  if (!ea && !eb)
+    return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+  if (!ea || !eb)
+    return 0;
+  /* neither exists (a dangling link is refused later, as an output) */
+  char *ca = canonical(a), *cb = canonical(b);
+  int same = ca && cb && !strcmp(ca, cb);
+  free(ca);
+  free(cb);
+  return same;
+}
 
 /* ORDER: DNC_EMIT_* */
 static const char *const kinds[] = {"so", "obj", "asm", "llvm", "header",
@@ -147,7 +191,7 @@ static int run(const dnc_cli *c, int argc, char **argv)
   if (rc < 0 && a.in.n && o->header && o->emit == DNC_EMIT_HEADER)
     rc = dnc_cli_usage_error(c, "--emit=header writes the header to -o; "
                                 "-H is for another output");
-  if (rc < 0 && a.in.n && o->header && !strcmp(o->header, o->output))
+  if (rc < 0 && a.in.n && o->header && same_file(o->header, o->output))
     rc = dnc_cli_usage_error(c, "-o and -H name the same file");
   dnc_mod *m = dnc_cli_load_files(c, &a.in, &rc);
   if (!m)
