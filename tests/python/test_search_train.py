@@ -8,6 +8,7 @@ Plain pytest functions; the Ray ones skip where ray is not installed
 (Debian's python), the rest where torch is missing. Budgets are tiny: a
 user task of a few milliseconds a trial on a 3-base spec.
 """
+import csv
 import json
 import math
 import os
@@ -199,11 +200,13 @@ def test_norm_source_is_gamma_f_alpha_x_plus_s_plus_beta():
 def test_journal_torn_line_and_other_settings(tmp_path):
     p = str(tmp_path / "journal.jsonl")
     cfg = {"task": "t", "top": 2}
-    j = cli.Journal(p, cfg)
-    j.add({"key": "c1", "rung": 0, "seed": 0, "status": "ok", "metric": 1.5})
+    with cli.Journal(p, cfg) as j:
+        j.add({"key": "c1", "rung": 0, "seed": 0, "status": "ok",
+               "metric": 1.5})
     with open(p, "ab") as f:
         f.write(b'{"key": "c2", "ru')  # a kill in the middle of a write
     j = cli.Journal(p, cfg)
+    j.close()
     assert list(j.done) == [("c1", 0, 0)]
     assert j.done[("c1", 0, 0)]["metric"] == 1.5
     with open(p, "rb") as f:
@@ -223,6 +226,35 @@ def test_journal_torn_line_and_other_settings(tmp_path):
     with pytest.raises(cli.UsageError, match="other.jsonl:1: not a "
                        "dnc.search journal"):
         cli.Journal(q, cfg)
+    with open(q, "w") as f:
+        f.write('[1]\n')
+    with pytest.raises(cli.UsageError, match="other.jsonl:1: not a line "
+                       "of this journal"):
+        cli.Journal(q, cfg)
+
+
+def test_journal_lock_and_torn_header(tmp_path):
+    """A journal is locked while a run holds it: a second run of the same
+    directory stops (Busy) rather than add its records to the first's;
+    a header torn by a kill, or an empty file, starts a new journal."""
+    p = str(tmp_path / "journal.jsonl")
+    cfg = {"task": "t", "top": 2}
+    j = cli.Journal(p, cfg)
+    with pytest.raises(cli.Busy, match="journal.jsonl' is being written by "
+                       "another python -m dnc.search of the same -o"):
+        cli.Journal(p, cfg)
+    j.add({"key": "c1", "rung": 0, "seed": 0, "status": "ok", "metric": 1.})
+    j.close()
+    with cli.Journal(p, cfg) as k:
+        assert list(k.done) == [("c1", 0, 0)], "free again once closed"
+    for torn in (b'{"journal": "dnc.se', b"", b"\n"):
+        with open(p, "wb") as f:
+            f.write(torn)
+        with cli.Journal(p, cfg) as k:
+            assert k.done == {}
+        with open(p) as f:
+            head = json.loads(f.read())
+        assert head["journal"] == "dnc.search" and head["config"] == cfg
 
 
 def test_train_unit_statuses(tmp_path, monkeypatch):
@@ -438,6 +470,43 @@ def test_retry_failed(tmp_path, monkeypatch, capsys):
     assert st and all(s in ("finished", "baseline") for s in st), st
     rc, out, err = run_main(args + ["--retry-failed"], capsys)
     assert rc == 0 and len(journal("r")) == 2 * n, "nothing failed is left"
+
+
+def test_the_directory_busy_or_not_one_and_one_seed(tmp_path, monkeypatch,
+                                                   capsys):
+    """A second run of a directory whose journal a run holds stops with
+    status 1, training nothing; an -o that is a file is refused with 2,
+    not a traceback; with one seed the deviation is none, not 0."""
+    setup_dir(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    args = ["s.dns", "--task", "usertask:quick", "--top", "2", "--steps",
+            "2", "--seeds", "1", "-q", "--serial"]
+    os.mkdir("busy")
+    held = cli.Journal(os.path.join("busy", "journal.jsonl"), {"x": 1})
+    try:
+        rc, out, err = run_main(args + ["-o", "busy"], capsys)
+    finally:
+        held.close()
+    assert rc == 1 and "python -m dnc.search: error: 'busy/journal.jsonl' " \
+        "is being written by another python -m dnc.search of the same -o; " \
+        "wait for it, or use another -o" in err, err
+    assert not os.path.exists("busy/screen.json"), "nothing ran"
+    open("afile", "w").close()
+    rc, out, err = run_main(args + ["-o", "afile"], capsys)
+    assert rc == 2 and "error: -o afile: cannot make the run's directory" \
+        in err, err
+    rc, out, err = run_main(args + ["-o", "one"], capsys)
+    assert rc == 0, err
+    fin = [x for x in results("one")["results"]
+           if x["status"] in ("finished", "baseline")]
+    assert len(fin) == 3
+    for x in fin:
+        assert len(x["final_seeds"]) == 1 and x["final_mean"] is not None
+        assert x["final_std"] is None, "no deviation from one seed"
+    with open("one/results.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert all(r["final_std"] == "" for r in rows if r["final_mean"])
 
 
 @pytest.mark.slow  # Python's signal handling in a child, not libdnc's test

@@ -7,6 +7,7 @@ candidates on Ray with successive halving (docs/search.md).
 """
 import argparse
 import csv
+import fcntl
 import hashlib
 import io
 import json
@@ -61,67 +62,115 @@ def better_key(mode):
 # ------------------------------------------------------------ journal
 
 
+class Busy(Exception):
+    """Another run holds the directory's journal: message, exit status 1."""
+
+
 class Journal:
     """DIR/journal.jsonl: a header line with the run's settings, then one
     JSON line per finished trial, each written with one write and an fsync;
-    a torn last line (a kill in the middle of a write) is cut off."""
+    a torn last line (a kill in the middle of a write) is cut off. The
+    journal is locked (flock) from before it is read until close(): a
+    second run of the same directory stops at once (Busy) instead of
+    training the same trials and adding its records to the first one's."""
 
     def __init__(self, path, config):
         self.path = path
         self.done = {}
-        if os.path.exists(path):
-            with open(path, "rb") as f:
-                data = f.read()
-            lines = data.split(b"\n")
-            good = 0
-            records = []
-            for i, raw in enumerate(lines):
-                if not raw.strip():
-                    good += len(raw) + 1
-                    continue
-                try:
-                    rec = json.loads(raw)
-                except ValueError:
-                    if i == len(lines) - 1 or all(
-                            not x.strip() for x in lines[i + 1:]):
-                        break  # a torn last line
-                    raise UsageError("%s:%d: not a line of this journal" % (
-                        path, i + 1))
-                records.append((i + 1, rec))
+        try:
+            self.fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT,
+                              0o644)
+        except OSError as e:
+            raise UsageError("%s: cannot open the journal: %s" % (
+                path, e.strerror or e))
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(self.fd)
+            self.fd = None
+            raise Busy("'%s' is being written by another python -m "
+                       "dnc.search of the same -o; wait for it, or use "
+                       "another -o" % path)
+        try:
+            self._load(config)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self):
+        if self.fd is not None:
+            os.close(self.fd)  # and the lock with it
+            self.fd = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _load(self, config):
+        path = self.path
+        chunks = []
+        os.lseek(self.fd, 0, os.SEEK_SET)
+        while True:
+            b = os.read(self.fd, 1 << 20)
+            if not b:
+                break
+            chunks.append(b)
+        data = b"".join(chunks)
+        lines = data.split(b"\n")
+        good = 0
+        records = []
+        for i, raw in enumerate(lines):
+            if not raw.strip():
                 good += len(raw) + 1
-            if len(data) > good:
-                with open(path, "r+b") as f:
-                    f.truncate(min(good, len(data)))
-            if not records or records[0][1].get("journal") != "dnc.search":
-                raise UsageError("%s:1: not a dnc.search journal; remove it "
-                                 "or use another -o" % path)
-            old = records[0][1].get("config")
-            if old != config:
-                diff = sorted(k for k in set(old or {}) | set(config)
-                              if (old or {}).get(k) != config.get(k))
-                raise UsageError(
-                    "%s:1: this directory holds a run of other settings (%s"
-                    " differ%s): rerun with the same ones, use another -o, "
-                    "or remove the directory" % (
-                        path, ", ".join(diff), "s" if len(diff) == 1 else ""))
-            for line, rec in records[1:]:
-                try:
-                    self.done[(rec["key"], rec["rung"], rec["seed"])] = rec
-                except (KeyError, TypeError):
-                    raise UsageError("%s:%d: not a line of this journal" % (
-                        path, line))
-        else:
+                continue
+            try:
+                rec = json.loads(raw)
+            except ValueError:
+                if i == len(lines) - 1 or all(
+                        not x.strip() for x in lines[i + 1:]):
+                    break  # a torn last line
+                raise UsageError("%s:%d: not a line of this journal" % (
+                    path, i + 1))
+            if not isinstance(rec, dict):
+                raise UsageError("%s:%d: not a line of this journal" % (
+                    path, i + 1))
+            records.append((i + 1, rec))
+            good += len(raw) + 1
+        if len(data) > good:
+            os.ftruncate(self.fd, min(good, len(data)))
+        if not records and not data[:good].strip():
+            # a new journal, or one whose header a kill tore: start it
+            os.ftruncate(self.fd, 0)
             self._write({"journal": "dnc.search", "version": VERSION,
                          "config": config})
+            return
+        if records[0][1].get("journal") != "dnc.search":
+            raise UsageError("%s:1: not a dnc.search journal; remove it "
+                             "or use another -o" % path)
+        old = records[0][1].get("config")
+        if old != config:
+            old = old if isinstance(old, dict) else {}
+            diff = sorted(k for k in set(old) | set(config)
+                          if old.get(k) != config.get(k))
+            raise UsageError(
+                "%s:1: this directory holds a run of other settings (%s"
+                " differ%s): rerun with the same ones, use another -o, "
+                "or remove the directory" % (
+                    path, ", ".join(diff), "s" if len(diff) == 1 else ""))
+        for line, rec in records[1:]:
+            try:
+                self.done[(rec["key"], rec["rung"], rec["seed"])] = rec
+            except (KeyError, TypeError):
+                raise UsageError("%s:%d: not a line of this journal" % (
+                    path, line))
 
     def _write(self, rec):
         line = (json.dumps(rec, sort_keys=True) + "\n").encode()
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, line)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        while line:  # one write, unless the kernel takes less
+            line = line[os.write(self.fd, line):]
+        os.fsync(self.fd)
 
     def add(self, rec):
         self.done[(rec["key"], rec["rung"], rec["seed"])] = rec
@@ -341,13 +390,24 @@ def run(a):
         raise UsageError("--serial trains in this process: no --address")
     if not math.isfinite(a.alpha):
         raise UsageError("--alpha must be finite")
-    os.makedirs(a.output, exist_ok=True)
+    try:
+        os.makedirs(a.output, exist_ok=True)
+    except OSError as e:
+        raise UsageError("-o %s: cannot make the run's directory: %s" % (
+            a.output, e.strerror or e))
     with open(spec, "rb") as f:
         spec_hash = hashlib.sha256(f.read()).hexdigest()
     config = {"spec_sha256": spec_hash, "task": a.task, "top": a.top,
               "steps": steps, "seeds": a.seeds, "eta": a.eta, "mode": mode,
               "alpha": a.alpha, "baseline": a.baseline, "rungs": a.rungs}
-    journal = Journal(os.path.join(a.output, JOURNAL), config)
+    with Journal(os.path.join(a.output, JOURNAL), config) as journal:
+        return train(a, spec, spec_hash, config, journal, mode, steps,
+                     metric)
+
+
+def train(a, spec, spec_hash, config, journal, mode, steps, metric):
+    """The run once its directory's journal is read and locked: screening,
+    the rungs on Ray (or serially), the tables."""
     prog = Progress(a.quiet)
     ranked = screen(spec, spec_hash, a.output, a.threads, a.quiet)
     cands = ranked[:a.top]
@@ -519,9 +579,11 @@ def table(cands, rungs, seeds_of, journal, a, mode, metric, ranked):
                 if ms:
                     mean = sum(ms) / len(ms)
                     row["final_mean"] = mean
+                    # the sample deviation: none from one seed (not 0,
+                    # which would say the seeds agree)
                     row["final_std"] = math.sqrt(sum((m - mean) ** 2 for m in
                                                      ms) / (len(ms) - 1)) \
-                        if len(ms) > 1 else 0.0
+                        if len(ms) > 1 else None
         if first_bad:
             row["status"], row["error"] = first_bad
         elif row["reached"] == last:
@@ -691,5 +753,14 @@ def main(argv=None):
     except UsageError as e:
         sys.stderr.write("python -m dnc.search: error: %s\n" % e)
         return 2
+    except Busy as e:
+        sys.stderr.write("python -m dnc.search: error: %s\n" % e)
+        return 1
+    except OSError as e:
+        # a full disk, a directory made read-only under the run: said, not
+        # a traceback; the journal keeps what was done
+        sys.stderr.write("python -m dnc.search: error: %s%s\n" % (
+            "%s: " % e.filename if e.filename else "", e.strerror or e))
+        return 1
     finally:
         signal.signal(signal.SIGTERM, old)
