@@ -133,26 +133,25 @@ dnc_status dnc_context_create(const dnc_options *o, dnc_context **out)
     dnc_options_init(&def);
     o = &def;
   }
-  if (o->opt_level < 0 || o->opt_level > 3 || o->threads < 0 ||
-      o->threads > 1024) {
-    dnc_set_last_error("opt_level must be 0..3 and threads 0..1024");
-    return DNC_ERR_ARGUMENT;
-  }
+  static const char who[] = "dnc_context_create";
+  if (o->opt_level < 0 || o->opt_level > 3)
+    return dnc_refuse(DNC_ERR_ARGUMENT, who, "opt_level is %d, not 0..3",
+                      o->opt_level);
+  if (o->threads < 0 || o->threads > 1024)
+    return dnc_refuse(DNC_ERR_ARGUMENT, who, "threads is %d, not 0 (the "
+                      "default) to 1024", o->threads);
   if (o->math_bits != 0 && o->math_bits != 8 && o->math_bits != 11 &&
-      o->math_bits != 24) {
-    dnc_set_last_error("math_bits must be 0, 8, 11 or 24");
-    return DNC_ERR_ARGUMENT;
-  }
-  if (o->cache < -1 || o->cache > 1) {
-    dnc_set_last_error("cache must be 0 (as $DNC_CACHE says), 1 (on) or -1 (off)");
-    return DNC_ERR_ARGUMENT;
-  }
+      o->math_bits != 24)
+    return dnc_refuse(DNC_ERR_ARGUMENT, who, "math_bits is %d, not 0, 8, 11 "
+                      "or 24", o->math_bits);
+  if (o->cache < -1 || o->cache > 1)
+    return dnc_refuse(DNC_ERR_ARGUMENT, who, "cache is %d, not 0 (as $DNC_CACHE "
+                      "says), 1 (on) or -1 (off)", o->cache);
   long long stream = o->stream_bytes;
-  if (stream < -1) {
-    dnc_set_last_error("stream_bytes must be -1 (never), 0 (as "
-                       "$DNC_STREAM_BYTES says) or a size in bytes");
-    return DNC_ERR_ARGUMENT;
-  }
+  if (stream < -1)
+    return dnc_refuse(DNC_ERR_ARGUMENT, who, "stream_bytes is %lld, not -1 "
+                      "(never), 0 (as $DNC_STREAM_BYTES says) or a size in "
+                      "bytes", stream);
   int spin_us;
   if ((!stream && stream_default(&stream)) || spin_default(&spin_us))
     return DNC_ERR_ARGUMENT;

@@ -146,6 +146,37 @@ static void test_bad_arguments(void)
   is_str(dnc_last_error(), "dnc_module_load: path is empty", "  saying so");
   is_int(dnc_context_create(NULL, NULL), DNC_ERR_ARGUMENT, "a context needs out");
   is_str(dnc_last_error(), "dnc_context_create: out is NULL", "  saying so");
+  /* each option out of range is named with its value (one message for
+   * opt_level and threads said neither which nor what) */
+  static const struct {
+    int field, value;
+    const char *msg;
+  } bad_opts[] = {
+      {0, 4, "dnc_context_create: opt_level is 4, not 0..3"},
+      {1, -1, "dnc_context_create: threads is -1, not 0 (the default) to 1024"},
+      {2, 16, "dnc_context_create: math_bits is 16, not 0, 8, 11 or 24"},
+      {3, 2, "dnc_context_create: cache is 2, not 0 (as $DNC_CACHE says), 1 "
+             "(on) or -1 (off)"},
+      {4, -2, "dnc_context_create: stream_bytes is -2, not -1 (never), 0 (as "
+              "$DNC_STREAM_BYTES says) or a size in bytes"},
+  };
+  for (size_t i = 0; i < sizeof bad_opts / sizeof *bad_opts; i++) {
+    dnc_options o;
+    dnc_options_init(&o);
+    int v = bad_opts[i].value;
+    switch (bad_opts[i].field) {
+    case 0: o.opt_level = v; break;
+    case 1: o.threads = v; break;
+    case 2: o.math_bits = v; break;
+    case 3: o.cache = v; break;
+    default: o.stream_bytes = v; break;
+    }
+    dnc_context *c = (dnc_context *)1;
+    is_int(dnc_context_create(&o, &c), DNC_ERR_ARGUMENT, "a bad option: %s",
+           bad_opts[i].msg);
+    is_str(dnc_last_error(), bad_opts[i].msg, "  saying which and why");
+    ok(c == NULL, "  and *out is NULL");
+  }
   is_int(dnc_function_eval(NULL, NULL, NULL, 0, NULL), DNC_ERR_ARGUMENT,
          "eval of a NULL function is rejected");
   is_str(dnc_last_error(), "dnc_function_eval: f is NULL", "  saying so");
