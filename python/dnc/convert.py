@@ -31,34 +31,24 @@ __all__ = ["convert", "convert_layernorm", "convert_rmsnorm", "find_norms",
 _RMSNorm = getattr(nn, "RMSNorm", None)   # PyTorch >= 2.4
 
 
-def channels_first(m, overrides=None):
-    """Whether the nn.LayerNorm m normalizes over dimension 1 of an
-    N x C x ... input (True) or over the last dimension (False). In order:
-    overrides (a mapping from a class, or a class name, to a bool); a
-    `data_format` or `channels_last` attribute (the ConvNeXt and DyT
-    repositories' spelling); a class whose name ends in "LayerNorm2d"
-    (torchvision's and timm's ConvNeXt); nn.LayerNorm's own forward (no);
-    any other forward that moves dimension 1 last, permute(..., 1) or
-    movedim(1, ...) (yes); a LayerNorm written from scratch whose forward
-    calls layer_norm( or mean(-1 and does not permute or transpose (no).
-    Another forward is refused: say which it is through overrides."""
+def _guess(m, overrides):
+    """(channels first: True, False or None when the class does not tell,
+    whether the caller's overrides said so), from m's class and its
+    forward's source, as channels_first documents."""
     for cls in type(m).__mro__:
         for key in (cls, cls.__name__):
             if overrides and key in overrides:
-                return bool(overrides[key])
+                return bool(overrides[key]), True
     fmt = getattr(m, "data_format", None)
     if fmt in ("channels_first", "channels_last"):
-        return fmt == "channels_first"
+        return fmt == "channels_first", False
     if isinstance(getattr(m, "channels_last", None), bool):
-        return not m.channels_last
+        return not m.channels_last, False
     if type(m).__name__.endswith("LayerNorm2d"):
-        return True
+        return True, False
     if type(m).forward is nn.LayerNorm.forward:
-        return False
-    try:
-        src = inspect.getsource(type(m).forward)
-    except (OSError, TypeError):
-        src = ""
+        return False, False
+    src = _forward_source(m)
     # moving dimension 1 last: permute(0, 2, 3, 1), movedim(1, -1); a
     # permute that keeps the last dimension last (sequence first,
     # permute(1, 0, 2)) is not channels first
@@ -66,16 +56,48 @@ def channels_first(m, overrides=None):
              re.findall(r"\.permute\(([^()]*)\)", src)]
     if any(p and p[-1] == "1" for p in perms) or \
             re.search(r"movedim\(\s*1\s*,", src):
-        return True
+        return True, False
     if not perms and "movedim(" not in src and "transpose(" not in src \
             and not isinstance(m, nn.LayerNorm) and \
             re.search(r"layer_norm\(|mean\(\s*(dim\s*=\s*)?-1\b", src):
-        return False  # a LayerNorm written from scratch, over the last dim
-    raise ValueError(
+        return False, False  # written from scratch, over the last dim
+    return None, False
+
+
+def _unclear(m):
+    return ValueError(
         "dnc.convert: %s has a forward of its own, from which it is not "
         "clear which dimension it normalizes; pass "
         "channels_first_classes={%s: True or False}"
         % (type(m).__name__, type(m).__name__))
+
+
+def channels_first(m, overrides=None):
+    """Whether the LayerNorm (or RMSNorm) m normalizes over dimension 1 of
+    an N x C x ... input (True) or over the last dimension (False). In
+    order: overrides (a mapping from a class, or a class name, to a bool);
+    a `data_format` or `channels_last` attribute (the ConvNeXt and DyT
+    repositories' spelling); a class whose name ends in "LayerNorm2d"
+    (torchvision's and timm's ConvNeXt); nn.LayerNorm's own forward (no);
+    any other forward that moves dimension 1 last, permute(..., 1) or
+    movedim(1, ...) (yes); a LayerNorm written from scratch whose forward
+    calls layer_norm( or mean(-1 and does not permute or transpose (no).
+    A class other than nn.LayerNorm and nn.RMSNorm is then run on probe
+    inputs (_probe): what it computes decides where the class does not
+    tell (timm's LayerNorm, whose forward calls fast_layer_norm) and where
+    the class's guess is wrong; an override it contradicts is a
+    ValueError. A forward neither tells nor runs on a probe is refused:
+    say which it is through overrides."""
+    k = "rmsnorm" if _is_rmsnorm(m) and not _is_layernorm(m) else \
+        "layernorm"
+    site = _site(m, type(m).__name__, k, overrides)
+    if isinstance(site, str):
+        guess, forced = _guess(m, overrides)
+        if guess is None:
+            raise ValueError("dnc.convert: %s: %s" % (type(m).__name__,
+                                                       site))
+        return guess
+    return site.cf
 
 
 def _vec(m, name):
@@ -243,50 +265,155 @@ def _eps(m):
     return getattr(m, "variance_epsilon", 1e-6)
 
 
-def _affine(m, path, k, cf, w, b):
-    """The weight and bias that give m's affine part, for keep_affine:
-    nn.LayerNorm's and nn.RMSNorm's own; for another class, checked by
-    running m on a probe input: its weight, or 1 + weight where m scales
-    by (1 + weight) (Gemma's RMSNorms, whose weight starts at 0); a
-    ValueError when neither reproduces m."""
-    if type(m) is nn.LayerNorm or (_RMSNorm is not None and
-                                   type(m) is _RMSNorm):
-        return w, b
-    if w.is_meta:
-        return w, b  # no values to copy, nor to check
-    c = w.shape[0]
+class _Site:
+    """How a norm is converted: cf (over dimension 1), base ('layernorm'
+    or 'rmsnorm': what it computes before its affine part, fit_initial's
+    target), offset (it scales by 1 + weight; None where no probe ran),
+    failed (why the probe could not run, or None)."""
+
+    def __init__(self, cf, base, offset, failed=None):
+        self.cf, self.base, self.offset, self.failed = cf, base, offset, \
+            failed
+
+
+def _exact(m):
+    return type(m) is nn.LayerNorm or (_RMSNorm is not None and
+                                       type(m) is _RMSNorm)
+
+
+def _weights(m, k):
+    """m's weight (RMSNorm: or torchtune's scale) and, for a LayerNorm, its
+    bias."""
+    w = _scale(m) if k == "rmsnorm" else _vec(m, "weight")
+    b = _vec(m, "bias") if k == "layernorm" else None
+    return w, b
+
+
+def _probe(m, k, c):
+    """What m's forward computes on probe inputs: [(cf, base, offset)],
+    each a layout (cf: over dimension 1 of 2 x C x 3 x 5, else over the
+    last of 2 x 3 x C) and a normalization (base) whose weight * base(x)
+    (+ bias; offset: (1 + weight), RMSNorm classes only, Gemma's) m
+    reproduces; a string saying why m ran on neither probe instead (it
+    raised; it has no values, on the meta device)."""
+    w, b = _weights(m, k)
+    ref = next((t for t in itertools.chain(m.parameters(), m.buffers())
+                if t.is_floating_point()), None)
+    if ref is not None and ref.is_meta:
+        return "its parameters are on the meta device"
+    dtype = ref.dtype if ref is not None else torch.get_default_dtype()
+    device = ref.device if ref is not None else None
+    tol = 1e-3 if dtype in (torch.float32, torch.float64) else 3e-2
+    s1, s2 = [n for n in (3, 5, 7, 2, 11) if n != c][:2]
     g = torch.Generator().manual_seed(0)
-    x = torch.randn((2, c, 2, 3) if cf else (2, 3, c), generator=g,
-                    dtype=torch.float64)
-    try:
-        with torch.no_grad():
-            # forward, not __call__: not the hooks (the caller's own)
-            y = m.forward(x.to(w.device, w.dtype)).detach().double().cpu()
-    except Exception as e:  # whatever m does with a probe it cannot take
-        warnings.warn("dnc.convert: %s: running %s on a probe input to "
-                      "check how it applies its weight failed (%s: %s); "
-                      "keep_affine copies its weight as it is"
-                      % (path or "the model", type(m).__name__,
-                         type(e).__name__, e))
-        return w, b
+    probes = [(False, (2, s1, c)), (False, (2, s1, s2, c)),
+              (True, (2, c, s1, s2))]
+    scales = [(False, w)]
+    if k == "rmsnorm" and w is not None:
+        scales.append((True, 1 + w.detach()))
+    bases = ("rmsnorm", "layernorm") if k == "rmsnorm" else ("layernorm",)
     eps = _eps(m)
-    eps = torch.finfo(w.dtype).eps if eps is None else eps
-    _, base = _normalized(k, x.to(w.dtype), cf, eps)  # as m saw x
-    bd = b.detach().double().cpu() if b is not None else 0.0
-    tol = 1e-3 if w.dtype in (torch.float32, torch.float64) else 3e-2
-    for scale in (w, 1 + w.detach()):
-        want = base * scale.detach().double().cpu() + bd
-        if cf:
-            want = want.movedim(-1, 1)
-        if y.shape == want.shape and torch.allclose(y, want, rtol=tol,
-                                                    atol=tol):
-            return scale, b
-    raise ValueError(
-        "dnc.convert: %s: %s's output is neither weight * %s(x) nor "
-        "(1 + weight) * %s(x)%s on a probe input: keep_affine cannot copy "
-        "its affine part (convert with keep_affine=False)"
-        % (path or "the model", type(m).__name__, k, k,
-           " + bias" if b is not None else ""))
+    eps = torch.finfo(dtype).eps if eps is None else eps
+    found, ran, failed = [], set(), []
+    for cf, shape in probes:
+        if cf in ran:
+            continue
+        x = torch.randn(shape, generator=g, dtype=torch.float64).to(dtype)
+        try:
+            # forward, not __call__: not the hooks (the caller's own);
+            # the caller's random numbers as they were (a dropout inside)
+            with torch.no_grad(), torch.random.fork_rng(devices=[]):
+                y = m.forward(x.to(device))
+        except Exception as e:  # whatever m does with a probe it cannot take
+            failed.append("%s: %s" % (type(e).__name__, e))
+            continue
+        ran.add(cf)
+        if not isinstance(y, torch.Tensor) or y.shape != x.shape:
+            continue
+        y = y.detach().double().cpu()
+        for base in bases:
+            _, want = _normalized(base, x, cf, eps)
+            for offset, scale in scales:
+                z = want if scale is None else \
+                    want * scale.detach().double().cpu()
+                if b is not None:
+                    z = z + b.detach().double().cpu()
+                if cf:
+                    z = z.movedim(-1, 1)
+                if torch.allclose(y, z, rtol=tol, atol=tol):
+                    found.append((cf, base, offset))
+    if not ran:
+        return "running it on a probe input failed (%s)" % failed[-1]
+    return found
+
+
+def _site(m, path, k, overrides):
+    """m's _Site, or a string saying why m, a LayerNorm or RMSNorm by its
+    class, is not converted (what it computes is neither over the last
+    dimension nor over dimension 1); ValueError where an override
+    contradicts what m computes, or nothing tells the layout."""
+    if _exact(m):
+        return _Site(False, k, False)
+    w, _ = _weights(m, k)
+    c = _shape(m, path)[0]
+    guess, forced = _guess(m, overrides)
+    found = _probe(m, k, c)
+    name = type(m).__name__
+    if isinstance(found, str):  # no probe ran: the class's word
+        if guess is None:
+            if k == "rmsnorm":
+                guess = False  # as nn.RMSNorm
+            else:
+                raise _unclear(m)
+        return _Site(guess, k, None, found)
+    if not found:
+        if forced:
+            return _Site(guess, k, None)
+        return ("its output on a probe input is not weight * %s(x)%s "
+                "over the last dimension nor over dimension 1 (pass "
+                "channels_first_classes={%s: False (the last) or True "
+                "(dimension 1)} to convert it all the same)"
+                % (k, " + bias" if k == "layernorm" else "", name))
+    layouts = {cf for cf, _, _ in found}
+    if forced and guess not in layouts:
+        raise ValueError(
+            "dnc.convert: %s: channels_first_classes says %s normalizes "
+            "over %s, but on a probe input it computes a %s over %s"
+            % (path or "the model", name,
+               "dimension 1" if guess else "the last dimension",
+               found[0][1], "dimension 1" if found[0][0] else
+               "the last dimension"))
+    if len(layouts) == 1:
+        cf = found[0][0]
+    elif guess is not None:
+        cf = guess  # a probe that cannot tell (a weight of zeros)
+    else:
+        raise _unclear(m)
+    _, base, offset = next(f for f in found if f[0] == cf)
+    return _Site(cf, base, offset)
+
+
+def _affine(m, path, k, site, w, b):
+    """The weight and bias that give m's affine part, for keep_affine:
+    nn.LayerNorm's and nn.RMSNorm's own; for another class, as the probe
+    found it: its weight, or 1 + weight where m scales by (1 + weight)
+    (Gemma's RMSNorms, whose weight starts at 0); a ValueError when
+    neither reproduces m."""
+    if w.is_meta or _exact(m):
+        return w, b  # no values to copy, nor to check
+    if site.failed is not None:
+        warnings.warn("dnc.convert: %s: %s, to check how %s applies its "
+                      "weight; keep_affine copies its weight as it is"
+                      % (path or "the model", site.failed, type(m).__name__))
+        return w, b
+    if site.offset is None:
+        raise ValueError(
+            "dnc.convert: %s: %s's output is neither weight * %s(x) nor "
+            "(1 + weight) * %s(x)%s on a probe input: keep_affine cannot "
+            "copy its affine part (convert with keep_affine=False)"
+            % (path or "the model", type(m).__name__, k, k,
+               " + bias" if b is not None else ""))
+    return (1 + w.detach() if site.offset else w), b
 
 
 # Forward and backward hooks of a replaced norm move to its PointwiseNorm
@@ -386,9 +513,15 @@ def convert(model, fn, module=None, *, kind="all", init=None,
             return made[id(m)]
         k = site[1]
         shape = _shape(m, path)
+        how = _site(m, path, k, channels_first_classes)
+        if isinstance(how, str):
+            odd.append("%s (%s): %s" % (path or "the model",
+                                        type(m).__name__, how))
+            made[id(m)] = m
+            return m
         w = _scale(m) if k == "rmsnorm" else getattr(m, "weight", None)
         b = getattr(m, "bias", None) if k == "layernorm" else None
-        cf = k == "layernorm" and channels_first(m, channels_first_classes)
+        cf = how.cf
         values = dict(defaults)
         values.update(_site_values(init, path, m))
         like = w if w is not None else ref
@@ -409,7 +542,7 @@ def convert(model, fn, module=None, *, kind="all", init=None,
             if mine is not None and theirs is not None:
                 mine.requires_grad_(theirs.requires_grad)
         if keep_affine and w is not None:
-            w, b = _affine(m, path, k, cf, w, b)
+            w, b = _affine(m, path, k, how, w, b)
             with torch.no_grad():
                 out.weight.copy_(w)
                 if b is not None:
@@ -436,8 +569,14 @@ def convert(model, fn, module=None, *, kind="all", init=None,
         return out
 
     walked = set()
+    odd = []  # LayerNorms and RMSNorms by class that compute neither
 
     out = walk(model, "")
+    if len(odd) == len({id(m) for _, m, _ in found}):
+        raise ValueError("dnc.convert: the model has no %s to replace; "
+                         "not converted: %s" % (_what(kind), "; ".join(odd)))
+    if odd:
+        warnings.warn("dnc.convert: left as they are: %s" % "; ".join(odd))
     left = sorted({"%s (%s)" % (p or "the model", type(m).__name__)
                    for p, m in _named_layers(out) if _unknown_norm(m)})
     if left:
@@ -459,10 +598,14 @@ def convert(model, fn, module=None, *, kind="all", init=None,
     return out
 
 
+def _what(kind):
+    return "LayerNorm or RMSNorm" if kind == "all" else {
+        "layernorm": "LayerNorm", "rmsnorm": "RMSNorm"}[kind]
+
+
 def _no_norm(model, kind):
     """Why convert or fit_initial finds nothing to do in model."""
-    what = "LayerNorm or RMSNorm" if kind == "all" else {
-        "layernorm": "LayerNorm", "rmsnorm": "RMSNorm"}[kind]
+    what = _what(kind)
     done = [p or "the model" for p, m in model.named_modules()
             if isinstance(m, _dt.PointwiseNorm)]
     if done:
@@ -539,11 +682,26 @@ def fit_initial(model, fn, batches, module=None, *, kind="all",
     sites = find_norms(model, kind)
     if not sites:
         raise ValueError("fit_initial: %s" % _no_norm(model, kind))
+    # what each site computes, as convert finds it: its layout, and
+    # LayerNorm's or RMSNorm's normalization (Cohere's bias-free LayerNorm
+    # is an RMSNorm by its class); those convert leaves are not fitted
+    hows, odd = {}, []
+    for path, m, k in sites:
+        how = _site(m, path, k, channels_first_classes)
+        if isinstance(how, str):
+            odd.append("%s (%s): %s" % (path or "the model",
+                                        type(m).__name__, how))
+        else:
+            hows[path] = how
+    if not hows:
+        raise ValueError("fit_initial: the model has no %s to fit to; not "
+                         "fitted: %s" % (_what(kind), "; ".join(odd)))
+    sites = [(p, m, hows[p].base) for p, m, _ in sites if p in hows]
     xs = {p: [] for p, _, _ in sites}
     ys = {p: [] for p, _, _ in sites}
     hooks = []
     for path, m, k in sites:
-        cf = k == "layernorm" and channels_first(m, channels_first_classes)
+        cf = hows[path].cf
         eps = _eps(m)
 
         def hook(mod, args, out, path=path, k=k, cf=cf, eps=eps):

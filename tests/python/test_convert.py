@@ -244,13 +244,16 @@ def test_channels_first_layernorm_subclasses():
         m = dt.convert_layernorm(nn.Sequential(ScaledLN(c)), "dyt",
                                  channels_first_classes={key: False})
         ok(m[0].channels_last, "the caller's override (%r) decides" % (key,))
-    m = dt.convert_layernorm(nn.Sequential(PermutingLN(c)), "dyt",
-                             channels_first_classes={PermutingLN: False})
-    ok(m[0].channels_last, "the override wins over the permute rule")
     raises(ValueError, lambda: dt.convert_layernorm(
-        nn.Sequential(SeqFirstLN(c)), "dyt"), "a permute that keeps the "
-        "last dimension last is not taken for channels first",
-        "channels_first_classes")
+        nn.Sequential(PermutingLN(c)), "dyt",
+        channels_first_classes={PermutingLN: False}),
+        "an override that what the norm computes contradicts is refused",
+        "channels_first_classes says PermutingLN normalizes over the last "
+        "dimension, but on a probe input it computes a layernorm over "
+        "dimension 1")
+    m = dt.convert_layernorm(nn.Sequential(SeqFirstLN(c)), "dyt")
+    ok(m[0].channels_last, "a permute that keeps the last dimension last is "
+       "not taken for channels first (the probe input tells)")
 
 
 class SeqFirstLN(nn.LayerNorm):
@@ -533,8 +536,15 @@ def test_norm_classes_written_from_scratch():
 
     raises(ValueError, lambda: dt.convert(
         nn.Sequential(nn.Linear(4, 4), OddRMSNorm(4)), "dyt",
-        keep_affine=True), "keep_affine on a norm whose output is not "
-        "weight * rmsnorm(x)", "keep_affine cannot copy")
+        keep_affine=True), "a model whose only norm's output is not "
+        "weight * rmsnorm(x) has nothing to convert",
+        "not converted: 1 (OddRMSNorm): its output on a probe input is not "
+        "weight * rmsnorm(x) over the last dimension nor over dimension 1")
+    raises(ValueError, lambda: dt.convert(
+        nn.Sequential(nn.Linear(4, 4), OddRMSNorm(4)), "dyt",
+        keep_affine=True, channels_first_classes={OddRMSNorm: False}),
+        "keep_affine on a norm forced through channels_first_classes whose "
+        "output is not weight * rmsnorm(x)", "keep_affine cannot copy")
     with pytest.warns(UserWarning, match=r"1 \(ScaleNorm\)"):
         m = dt.convert(nn.Sequential(nn.LayerNorm(4), ScaleNorm()), "dyt")
     ok(isinstance(m[0], dt.PointwiseNorm) and isinstance(m[1], ScaleNorm),

@@ -1,0 +1,184 @@
+"""test_convert_probe.py - dnc.convert runs a norm of a class other than
+nn.LayerNorm and nn.RMSNorm on probe inputs, and converts it as what it
+computes: timm's LayerNorm (an nn.LayerNorm subclass whose forward calls
+fast_layer_norm) over the last dimension, Cohere's bias-free LayerNorm
+(an RMSNorm by its class) with LayerNorm's target for fit_initial, an
+RMSNorm over dimension 1 channels first; a LayerNorm subclass that also
+applies an activation (timm's LayerNormAct2d) stays, with a warning, and
+an override that what the norm computes contradicts is refused. The
+classes are written here as those libraries write them."""
+import copy
+import warnings
+
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+import dnc.torch as dt
+import dnc.convert as dconv
+from checks import ok, raises
+
+
+def fast_layer_norm(x, shape, weight, bias, eps):
+    return F.layer_norm(x, shape, weight, bias, eps)
+
+
+class TimmLayerNorm(nn.LayerNorm):
+    """timm.layers.LayerNorm: its own forward, over the last dimension."""
+    _fast_norm = True
+
+    def forward(self, x):
+        if self._fast_norm:
+            x = fast_layer_norm(x, self.normalized_shape, self.weight,
+                                self.bias, self.eps)
+        else:
+            x = F.layer_norm(x, self.normalized_shape, self.weight,
+                             self.bias, self.eps)
+        return x
+
+
+class LayerNormAct2d(nn.LayerNorm):
+    """timm.layers.LayerNormAct2d: a channels-first LayerNorm, then an
+    activation (its children)."""
+
+    def __init__(self, c):
+        super().__init__(c)
+        self.drop = nn.Identity()
+        self.act = nn.GELU()
+
+    def forward(self, x):
+        x = x.permute(0, 2, 3, 1)
+        x = F.layer_norm(x, self.normalized_shape, self.weight, self.bias,
+                         self.eps)
+        x = x.permute(0, 3, 1, 2)
+        return self.act(self.drop(x))
+
+
+class CohereLayerNorm(nn.Module):
+    """Hugging Face's CohereLayerNorm: a LayerNorm without a bias."""
+
+    def __init__(self, c, eps=1e-5):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(c))
+        self.variance_epsilon = eps
+
+    def forward(self, x):
+        mean = x.mean(-1, keepdim=True)
+        var = (x - mean).pow(2).mean(-1, keepdim=True)
+        return self.weight * ((x - mean) * torch.rsqrt(var +
+                                                       self.variance_epsilon))
+
+
+class ChannelRMSNorm(nn.Module):
+    """An RMSNorm over dimension 1 (timm's RmsNorm2d, by another name)."""
+
+    def __init__(self, c, eps=1e-6):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(c))
+
+    def forward(self, x):
+        r = torch.rsqrt(x.pow(2).mean(1, keepdim=True) + self.eps)
+        return x * r * self.weight[:, None, None]
+
+
+def _perturbed(m):
+    with torch.no_grad():
+        for p in m.parameters():
+            p.add_(torch.randn_like(p) * 0.3)
+    return m
+
+
+def test_timm_layernorm_is_converted_over_the_last_dimension():
+    torch.manual_seed(0)
+    c = 6
+    model = _perturbed(nn.Sequential(nn.Linear(4, c), TimmLayerNorm(c),
+                                     nn.Linear(c, c), TimmLayerNorm(c)))
+    ok(not dconv.channels_first(model[1]), "channels_first: timm's "
+       "LayerNorm normalizes the last dimension")
+    w, b = model[1].weight.detach().clone(), model[1].bias.detach().clone()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        conv = dt.convert(copy.deepcopy(model), "dyt", keep_affine=True,
+                          alpha=0.7)
+    ok(all(isinstance(conv[i], dt.PointwiseNorm) and conv[i].channels_last
+           for i in (1, 3)), "both converted, channels last")
+    x = torch.randn(3, 5, 4)
+    h = conv[0](x)
+    ok(torch.allclose(conv[1](h), torch.tanh(0.7 * h) * w + b, atol=1e-6),
+       "weight * tanh(alpha * x) + bias over the last dimension")
+
+
+def test_a_norm_that_also_activates_stays_with_a_warning():
+    c = 5
+    model = nn.Sequential(nn.Conv2d(3, c, 1), LayerNormAct2d(c),
+                          nn.Conv2d(c, c, 1), TimmLayerNorm(c))
+    with pytest.warns(UserWarning, match=r"1 \(LayerNormAct2d\): its "
+                      r"output on a probe input is not"):
+        conv = dt.convert(model, "dyt")
+    ok(type(conv[1]) is LayerNormAct2d and isinstance(conv[3],
+                                                      dt.PointwiseNorm),
+       "the LayerNorm with its GELU stays; the other is converted")
+    raises(ValueError, lambda: dt.convert(
+        nn.Sequential(nn.Conv2d(3, c, 1), LayerNormAct2d(c)), "dyt"),
+        "nothing else to convert: refused", "not converted: 1 "
+        "(LayerNormAct2d)")
+    m = dt.convert(nn.Sequential(nn.Conv2d(3, c, 1), LayerNormAct2d(c)),
+                   "dyt", channels_first_classes={LayerNormAct2d: True})
+    ok(isinstance(m[1], dt.PointwiseNorm) and not m[1].channels_last,
+       "the caller's override converts it all the same")
+
+
+def test_overrides_are_checked_against_what_the_norm_computes():
+    """{'LayerNorm': False}, meant for timm's LayerNorm, also names
+    nn.LayerNorm, a base of timm's LayerNorm2d: refused, not applied."""
+    from test_convert import PermutingLN
+    c = 4
+    model = nn.Sequential(nn.Conv2d(3, c, 1), PermutingLN(c))
+    raises(ValueError, lambda: dt.convert(
+        copy.deepcopy(model), "dyt",
+        channels_first_classes={"LayerNorm": False}),
+        "an override that contradicts the probe",
+        "channels_first_classes says PermutingLN normalizes over the last "
+        "dimension, but on a probe input it computes a layernorm over "
+        "dimension 1")
+    m = dt.convert(copy.deepcopy(model), "dyt",
+                   channels_first_classes={"LayerNorm": True})
+    ok(not m[1].channels_last, "an override the probe agrees with")
+
+
+def test_cohere_layernorm_keep_affine_and_fit_initial():
+    torch.manual_seed(1)
+    c = 16
+    model = _perturbed(nn.Sequential(nn.Linear(c, c), CohereLayerNorm(c)))
+    ok([k for _, _, k in dconv.find_norms(model)] == ["rmsnorm"],
+       "found as an RMSNorm by its class (no bias)")
+    w = model[1].weight.detach().clone()
+    conv = dt.convert(copy.deepcopy(model), "dyt", keep_affine=True)
+    ok(torch.equal(conv[1].weight.detach(), w) and conv[1].bias is None,
+       "keep_affine copies its weight (it used to refuse)")
+    batches = [torch.randn(64, c) * 3 + 1 for _ in range(2)]
+    got = dconv.fit_initial(model, "dyisru", batches, max_points=5000)
+    # the target: LayerNorm's (x - mean)/std, not x/rms
+    x = torch.cat([model[0](b) for b in batches]).detach().double()
+    y = F.layer_norm(x, (c,), eps=1e-5)
+    want = dt.resolve("dyisru").fit(x.reshape(-1).numpy(),
+                                    y.reshape(-1).numpy(), params=["beta"],
+                                    start={"beta": 301.1})
+    ok(abs(got["1"]["beta"] - want.values["beta"]) <
+       1e-3 * abs(want.values["beta"]), "fit_initial fits LayerNorm's "
+       "output", "%r vs %r" % (got, want.values))
+
+
+def test_an_rmsnorm_over_dimension_1_is_converted_channels_first():
+    torch.manual_seed(2)
+    c = 3
+    model = _perturbed(nn.Sequential(nn.Conv2d(2, c, 1), ChannelRMSNorm(c)))
+    w = model[1].weight.detach().clone()
+    conv = dt.convert(copy.deepcopy(model), "dyt", keep_affine=True)
+    ok(isinstance(conv[1], dt.PointwiseNorm) and not conv[1].channels_last,
+       "converted channels first")
+    x = conv[0](torch.randn(2, 2, c, c))
+    ok(torch.allclose(conv[1](x), torch.tanh(0.5 * x) * w[:, None, None],
+                      atol=1e-6), "weight[c] * tanh(alpha * x) (H = W = C)")
