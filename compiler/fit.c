@@ -469,11 +469,23 @@ static void solve(problem *pb, const dnc_fit_options *o, dnc_fit_result *r)
       } else {
         chol_solve(M, k, dlt);
         memcpy(trial, pb->p, sizeof *trial * (size_t)np1);
-        wide step = 0, size = 0;
+        /* The step says the fit converged when it is small for every
+         * parameter, each against its own size, and was not made small
+         * by the damping: where lambda D_j exceeds the curvature A_jj
+         * (D keeps the largest A_jj so far, which a parameter whose
+         * column has since shrunk by orders of magnitude is far below),
+         * the step is a small part of the Gauss-Newton step, and a tiny
+         * one says nothing of the minimum. Against the parameters' joint
+         * norm and without the damping's test, a exp(k x) fitted from k =
+         * 50 to points of 2.5 exp(-0.7 x) stopped as converged with an
+         * rms residual of 1e73. */
+        int small = 1;
         for (int j = 0; j < k; j++) {
+          double pj = pb->p[pb->var[j]];
           trial[pb->var[j]] += (double)dlt[j];
-          step += dlt[j] * dlt[j];
-          size += pb->p[pb->var[j]] * pb->p[pb->var[j]];
+          if (!(fabsl(dlt[j]) <= o->xtol * (fabs(pj) + o->xtol)) ||
+              !(lambda * (D[j] > 0 ? D[j] : 1) <= A[j * k + j]))
+            small = 0;
         }
         wide S2 = evaluate(pb, trial, res2, NULL, NULL, NULL);
         /* predicted decrease: dlt' (lambda D dlt + b) */
@@ -494,7 +506,7 @@ static void solve(problem *pb, const dnc_fit_options *o, dnc_fit_result *r)
             snprintf(r->why, sizeof r->why, "the sum of squares changed by "
                      "less than %.2g (relative)", o->ftol);
             converged = 1;
-          } else if (sqrtl(step) <= o->xtol * (sqrtl(size) + o->xtol)) {
+          } else if (small) {
             snprintf(r->why, sizeof r->why, "the step was below %.2g of "
                      "the parameters", o->xtol);
             converged = 1;

@@ -271,6 +271,38 @@ static void failures(dnc_mod *m)
   dnc_fit_result_free(&r);
 }
 
+/* a exp(-b x) started at b = -50 (exp(50 x): the model 1e106 times the
+ * points at the far end): the step in a shrinks a by orders of magnitude
+ * while the damping, scaled by the largest curvature so far, keeps the
+ * steps tiny. A tiny step there is not convergence: it was reported as
+ * one, status OK with an rms residual of 1e89 (points of size 2.5). A
+ * fit said to converge is no worse than a = 0 (the model 0). */
+static void no_false_convergence(dnc_mod *m)
+{
+  double x[50], y[50], yy = 0;
+  for (int i = 0; i < 50; i++) {
+    x[i] = i / 10.0;
+    y[i] = 2.5 * exp(-0.7 * x[i]);
+    yy += y[i] * y[i];
+  }
+  static const double starts[] = {-20, -30, -50, -100};
+  for (int t = 0; t < 4; t++) {
+    double p[2] = {1, starts[t]};
+    dnc_fit_result r = fit(m, "decay", x, y, 50, p, NULL, 0);
+    ok(r.status != DNC_FIT_OK || r.ssq <= yy * (1 + 1e-12),
+       "a exp(-b x) from b = %g: converged only where it fits no worse "
+       "than 0 (status %d, ssq %g against %g: %s)", starts[t], r.status,
+       r.ssq, yy, r.why);
+    dnc_fit_result_free(&r);
+  }
+  double p[2] = {1, -1};
+  dnc_fit_result r = fit(m, "decay", x, y, 50, p, NULL, 0);
+  ok(r.status == DNC_FIT_OK && fabs(r.value[0] - 2.5) < 1e-12 &&
+         fabs(r.value[1] - 0.7) < 1e-12,
+     "... and from b = -1, a = 2.5 and b = 0.7 recovered (%s)", r.why);
+  dnc_fit_result_free(&r);
+}
+
 static void reference_points(dnc_mod *m)
 {
   dnc_refpoints t;
@@ -348,6 +380,7 @@ int main(void)
   exact_in_double(m);
   fixed_parameter(m);
   failures(m);
+  no_false_convergence(m);
   reference_points(m);
   dnc_mod_free(m);
   return done_testing();
