@@ -126,10 +126,72 @@ RULE(df_mul)
     return r->op == OP_CONST && r->value == 0 ? NULL : r;
   return add(d, mul(d, da[0], a[1]), mul(d, a[0], da[1]));
 }
+/* Is h, as a function of the variable, k(a) with k positively
+ * homogeneous of degree 1 and its coefficients independent of the
+ * variable (h = a, -a, c a, a / c, |h'|, ...)? Then a' h - a h' is 0
+ * exactly: |m| = sign(m) m and (c m)' = c m'. */
+static int homogeneous(dctx *d, const dnc_node *h, const dnc_node *a)
+{
+  for (int depth = 0; depth < 16; depth++) {
+    if (h == a)
+      return 1;
+    switch (h->op) {
+    case OP_ABS:
+    case OP_NEG:
+      h = h->arg[0];
+      continue;
+    case OP_MUL:
+      if (!d->dv[h->arg[0]->id])
+        h = h->arg[1];
+      else if (!d->dv[h->arg[1]->id])
+        h = h->arg[0];
+      else
+        return 0;
+      continue;
+    case OP_DIV:
+      if (d->dv[h->arg[1]->id])
+        return 0;
+      h = h->arg[0];
+      continue;
+    default:
+      return 0;
+    }
+  }
+  return 0;
+}
+
+/* a / (c + h) or a / (c - h), h homogeneous in a (softsign x / (1 +
+ * |x|), a x / (1 + |a x|)): the derivative is (a' c - a c') / b^2, as
+ * a' h - a h' = 0, computed (a' c - a c') / b / b. The quotient rule's
+ * a' - (a/b) b' = 1 - |x| / (1 + |x|) for softsign lost every digit (0
+ * from |x| = 1e8 in f32, 1e16 in f64, 1/x^2 a normal number); and NaN
+ * (inf/inf) at x = inf, where the limit is 0. NULL when b is not of that
+ * shape. */
+static dnc_node *div_homogeneous(dctx *d, dnc_node *const *a, dnc_node *const *da)
+{
+  const dnc_node *b = a[1];
+  if (!da[0] || (b->op != OP_ADD && b->op != OP_SUB))
+    return NULL;
+  for (int k = 0; k < 2; k++) {
+    dnc_node *h = b->arg[k], *c = b->arg[1 - k];
+    if (!d->dv[h->id] || !homogeneous(d, h, a[0]))
+      continue;
+    dnc_node *num = sub(d, mul(d, da[0], c), mul(d, a[0], d->dv[c->id]));
+    if (!num)
+      return K(0.0);
+    if (b->op == OP_SUB && k == 0) /* h - c */
+      num = S(OP_NEG, num, NULL);
+    return S(OP_DIV, S(OP_DIV, num, a[1]), a[1]);
+  }
+  return NULL;
+}
+
 /* (a/b)' = (a' - (a/b) b') / b: reuses the quotient instead of a/b^2 */
 RULE(df_div)
 {
   dnc_node *r = div_isru(d, a, da);
+  if (!r)
+    r = div_homogeneous(d, a, da);
   if (r)
     return r->op == OP_CONST && r->value == 0 ? NULL : r;
   return divide(d, sub(d, da[0], mul(d, e, da[1])), a[1]);
@@ -189,6 +251,25 @@ RULE(df_exp)
 }
 /* expm1' = exp, not expm1 + 1, which cancels where expm1 -> -1 */
 RULE(df_expm1) { return mul(d, S(OP_EXP, a[0], NULL), da[0]); }
+/* log1p(exp(u))' = log(1 + exp(u))' = sigmoid(u) u', not exp(u) u' /
+ * (1 + exp(u)): inf/inf = NaN where exp(u) overflows (u > 88.7 in f32),
+ * where the derivative is u'. NULL when f is not exp(u) or 1 + exp(u). */
+static dnc_node *softplus_rule(dctx *d, const dnc_node *f, int log1p)
+{
+  if (!log1p) { /* 1 + exp(u), either order: a function is as written */
+    if (f->op != OP_ADD)
+      return NULL;
+    int k = f->arg[0]->op == OP_CONST ? 0 : 1;
+    if (f->arg[k]->op != OP_CONST || f->arg[k]->value != 1)
+      return NULL;
+    f = f->arg[1 - k];
+  }
+  if (f->op != OP_EXP || !d->dv[f->arg[0]->id])
+    return NULL;
+  dnc_node *u = f->arg[0];
+  return S(OP_MUL, S(OP_SIGMOID, u, NULL), d->dv[u->id]);
+}
+
 /* log(f)' = f'/f, but log(cosh u)' = tanh(u) u' and log(sigmoid u)' =
  * sigmoid(-u) u': the quotient cancels where they do not (cosh^2 - sinh^2
  * in log(cosh u)'', whose f64 kernel gave 0 for sech^2 at u = 20;
@@ -202,9 +283,14 @@ RULE(df_log)
                                    : S(OP_SIGMOID, S(OP_NEG, u, NULL), NULL);
     return mul(d, q, d->dv[u->id]);
   }
-  return divide(d, da[0], a[0]);
+  dnc_node *r = softplus_rule(d, f, 0);
+  return r ? r : divide(d, da[0], a[0]);
 }
-RULE(df_log1p) { return divide(d, da[0], S(OP_ADD, K(1.0), a[0])); }
+RULE(df_log1p)
+{
+  dnc_node *r = softplus_rule(d, a[0], 1);
+  return r ? r : divide(d, da[0], S(OP_ADD, K(1.0), a[0]));
+}
 RULE(df_sqrt) { return divide(d, da[0], S(OP_MUL, K(2.0), e)); }
 /* rsqrt(a)' = -rsqrt(a) / (2a) */
 RULE(df_rsqrt)
@@ -232,9 +318,19 @@ RULE(df_asinh)
 {
   return divide(d, da[0], S(OP_HYPOT, K(1.0), a[0]));
 }
+/* atan' = 1 / (1 + u^2), but 1 + u^2 overflows from |u| = 1.8e19 in f32
+ * (1.3e154 in f64) while u'/u^2 is still a normal number (d/da of
+ * atan(a x) at a = 1e10, x = 1e10 is 1e-30, and was 0). Above |u| = 1e12,
+ * where 1 + u^2 rounds to u^2 in every format (long double's from 2^32)
+ * and u^2 is still finite in f32, it is (u'/u)/u, which does not
+ * overflow; below, the quotient as before. */
 RULE(df_atan)
 {
-  return divide(d, da[0], S(OP_ADD, K(1.0), S(OP_POW, a[0], K(2.0))));
+  if (!da[0])
+    return NULL;
+  dnc_node *big = S(OP_GT, S(OP_ABS, a[0], NULL), K(1e12));
+  return dnc_simp(d->g, OP_SELECT, big, S(OP_DIV, S(OP_DIV, da[0], a[0]), a[0]),
+                  S(OP_DIV, da[0], S(OP_ADD, K(1.0), S(OP_POW, a[0], K(2.0)))));
 }
 /* erf' = 2/sqrt(pi) e^(-u^2): no cancellation anywhere */
 RULE(df_erf)

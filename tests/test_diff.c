@@ -272,6 +272,66 @@ static void test_conventions(void)
               "%s: f'(%g) keeps its digits", isru[i].src, isru[i].x);
     dnc_mod_free(m);
   }
+  /* softsign's quotient rule 1 - |x| / (1 + |x|) had no digit left from
+   * |x| = 1e20 even in long double (and 1e8 in f32), and was NaN at inf;
+   * log1p(exp(u))' was exp(u) / (1 + exp(u)) = inf / inf where exp(u)
+   * overflows (long double: u > 11356) */
+  static const struct {
+    const char *src;
+    double x, want;
+  } quot[] = {
+      {"fn f(x) = x / (1 + abs(x))", 1e20, 1e-40},
+      {"fn f(x) = x / (1 + abs(x))", INFINITY, 0},
+      {"fn f(x) = x / (abs(x) + 1)", 1e20, 1e-40},
+      {"fn f(x) = x / (1 - abs(x))", 1e20, 1e-40},
+      {"fn f(x) = 2 * x / (1 + abs(2 * x))", 1e20, 5e-41},
+      {"fn f(x) = x / (abs(x) - 1)", 1e20, -1e-40},
+      {"fn f(x) = log1p(exp(x))", 20000, 1},
+      {"fn f(x) = log(1 + exp(2 * x))", 20000, 2},
+      {"fn f(x) = log(exp(x) + 1)", 20000, 1},
+  };
+  for (size_t i = 0; i < sizeof quot / sizeof *quot; i++) {
+    dnc_mod *m = build(quot[i].src);
+    dnc_node *d = dnc_diff(&m->dag, m->fns[0]->body, DNC_WRT_X);
+    double v = eval_node(m, d, quot[i].x);
+    ok(quot[i].want == 0 ? v == 0 : fabs(v / quot[i].want - 1) <= 1e-15,
+       "%s: f'(%g) = %g, want %g", quot[i].src, quot[i].x, v, quot[i].want);
+    dnc_mod_free(m);
+  }
+  /* the derivatives' printed forms: atan' divides by u twice above 1e12
+   * (1 + u^2 overflows in f32 from 1.8e19, where u'/u^2 is a normal
+   * number); softsign's is 1 / b / b, and with respect to a parameter
+   * in the denominator -x / b / b */
+  static const struct {
+    const char *src, *wrt, *want;
+  } forms[] = {
+      {"fn f(x; a = 2) = atan(a * x)", "a",
+       "fn g(x; a = 2) {\n  let t1 = a * x\n  if abs(t1) > 1000000000000 then "
+       "x / t1 / t1 else x / (1 + t1^2)\n}\n"},
+      {"fn f(x; s = 1) = x / (s + abs(x))", "x",
+       "fn g(x; s = 1) {\n  let t1 = s + abs(x)\n  s / t1 / t1\n}\n"},
+      {"fn f(x; s = 1) = x / (s + abs(x))", "s",
+       "fn g(x; s = 1) {\n  let t1 = s + abs(x)\n  -(x / t1 / t1)\n}\n"},
+      {"fn f(x; a = 2) = x / (1 + abs(a * x))", "x",
+       "fn g(x; a = 2) {\n  let t1 = 1 + abs(a * x)\n  1 / t1 / t1\n}\n"},
+      /* not homogeneous in x: the quotient rule */
+      {"fn f(x) = x / (1 + abs(x^2))", "x",
+       "fn g(x) {\n  let t1 = x^2\n  let t2 = 1 + abs(t1)\n  (1 - x / t2 * (2 * x * sign(t1))) / t2\n}\n"},
+      {"fn f(x; a = 1) = log1p(exp(a * x))", "a", "fn g(x; a = 1) = x * sigmoid(a * x)\n"},
+  };
+  for (size_t i = 0; i < sizeof forms / sizeof *forms; i++) {
+    dnc_mod *m = build(forms[i].src);
+    int wrt = strcmp(forms[i].wrt, "x") ? 0 : DNC_WRT_X;
+    dnc_node *d = dnc_derivative(&m->dag, m->fns[0]->body, wrt);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *o = open_memstream(&text, &len);
+    dnc_print_def(o, m->fns[0], "g", d);
+    fclose(o);
+    is_str(text, forms[i].want, "%s: d/d%s as printed", forms[i].src, forms[i].wrt);
+    free(text);
+    dnc_mod_free(m);
+  }
   /* a derivative with respect to a parameter in a min: to the selected one */
   dnc_mod *m = build("fn f(x; a = 1, b = 1) = min(a * x, b * x)");
   double p[2] = {1, 1};
