@@ -30,7 +30,8 @@
  *     in f64) and the quotient became 0. Where |u| > T the quotient is
  *     taken of u k and c k k instead, k a power of two (exact scaling, the
  *     same quotient but for c k k, which is then far below (u k)^2):
- *     T = 2^60, k = 2^-96 in f32; T = 2^500, k = 2^-600 in f64. Elsewhere
+ *     T = 2^42, k = 2^-84 in f32; T = 2^340, k = 2^-680 in f64; and
+ *     where u and c are both tiny, k > 1 (isru_scaled). Elsewhere
  *     k = 1 and every operation is the original's, bit for bit. Its
  *     derivatives, n / (v sqrt(v)) with v = c + u^2, take the same k and
  *     scaled sum, and one reciprocal for all of them (isru_deriv): one
@@ -162,17 +163,33 @@ static const dnc_node *isru_base(const dnc_node *s, const dnc_node *u)
   return NULL;
 }
 
-/* The scale k (1, or 2^-96 in f32 and 2^-600 in f64 where |u| > T) and
- * the scaled sum c k k + (u k)^2 of the rewritten u and c; *us: u k. The
- * nodes are hash-consed: the quotient and its derivatives get the same
- * ones, so their sqrt is computed once. */
+/* The scale k and the scaled sum c k k + (u k)^2 of the rewritten u and
+ * c; *us: u k. k is a power of two, so the scaling is exact:
+ *   - where |u| > 2^42 (f32; 2^340 in f64), k = 2^-84 (2^-680): u^2
+ *     overflows from 1.8e19 (1.3e154) and v sqrt(v) from 7e12 (2e102),
+ *     while the derivatives (-u/(2 v^1.5) is DyISRU's d/dbeta) are
+ *     normal numbers far beyond; (u k)^3 stays within the normal range
+ *     up to |u| = 2^126 (2^1020), where the derivatives are 0 anyway;
+ *   - where |u| < 2^-42 and |c| < 2^-84 (2^-340 and 2^-680), k = 2^50
+ *     (2^300): v sqrt(v) underflows (DyISRU with beta below 2e-26 at x
+ *     = 0, whose dx 1/sqrt(beta) was inf and d/dbeta NaN);
+ *   - elsewhere k = 1, and every operation is the original's.
+ * The nodes are hash-consed: the quotient and its derivatives get the
+ * same ones, so their sqrt is computed once. */
 static dnc_node *isru_scaled(rewriter *rw, const dnc_node *u, const dnc_node *c,
                              dnc_node **k, dnc_node **us)
 {
   dnc_node *mu = rw->map[u->id], *mc = rw->map[c->id];
-  dnc_node *t = dnc_const(rw->g, rw->f64 ? 0x1p500 : 0x1p60);
-  *k = N(OP_SELECT, N(OP_GT, N(OP_ABS, mu, NULL, NULL), t, NULL),
-         dnc_const(rw->g, rw->f64 ? 0x1p-600 : 0x1p-96), dnc_const(rw->g, 1.0));
+  dnc_node *au = N(OP_ABS, mu, NULL, NULL);
+  double big = rw->f64 ? 0x1p340 : 0x1p42, kbig = rw->f64 ? 0x1p-680 : 0x1p-84;
+  double tiny = rw->f64 ? 0x1p-340 : 0x1p-42, ctiny = rw->f64 ? 0x1p-680 : 0x1p-84;
+  double ksmall = rw->f64 ? 0x1p300 : 0x1p50;
+  dnc_node *small = N(OP_AND, N(OP_LT, au, dnc_const(rw->g, tiny), NULL),
+                      N(OP_LT, N(OP_ABS, mc, NULL, NULL), dnc_const(rw->g, ctiny), NULL),
+                      NULL);
+  *k = N(OP_SELECT, N(OP_GT, au, dnc_const(rw->g, big), NULL),
+         dnc_const(rw->g, kbig),
+         N(OP_SELECT, small, dnc_const(rw->g, ksmall), dnc_const(rw->g, 1.0)));
   *us = N(OP_MUL, mu, *k, NULL);
   dnc_node *cs = N(OP_MUL, N(OP_MUL, mc, *k, NULL), *k, NULL);
   return N(OP_ADD, cs, N(OP_POW, *us, dnc_const(rw->g, 2.0), NULL), NULL);
@@ -209,10 +226,13 @@ static dnc_node *isru(rewriter *rw, const dnc_node *e)
  * one each: the divider is what bounds DyISRU's backward. Where k = 1
  * the operations are the original's (n 1 1 1 = n, c 1 1 + (u 1)^2 = v)
  * but for the reciprocal's one rounding more (DyISRU's f32 backward 3.1
- * -> 3.5 ulp, tests/test_jit.c). Where k < 1 (|u| > 2^60 in f32, 2^500
- * in f64) v sqrt(v) overflows (or v does) and the original is 0, or NaN
- * for an infinite n; n k^3 is then 0, or infinite, and so is the
- * result. */
+ * -> 3.5 ulp, tests/test_jit.c). Where k != 1, v sqrt(v) would overflow
+ * (|u| > 2^42 in f32, 2^340 in f64) or underflow (u and c tiny), and
+ * the original be 0, NaN or inf where the derivative is a normal
+ * number; S sqrt(S) is then within the normal range (tests/
+ * test_specials.c), up to |u| = 2^126 (2^1020), beyond which it
+ * overflows and the result is 0 (the derivatives are below the
+ * smallest subnormal there), or NaN for an infinite n. */
 static dnc_node *isru_deriv(rewriter *rw, const dnc_node *e)
 {
   const dnc_node *d = e->arg[1];
@@ -229,14 +249,15 @@ static dnc_node *isru_deriv(rewriter *rw, const dnc_node *e)
       if (!c)
         continue;
       dnc_node *k, *us, *S = isru_scaled(rw, u, c, &k, &us);
-      dnc_node *k3 = N(OP_MUL, N(OP_MUL, k, k, NULL), k, NULL);
-      dnc_node *num = N(OP_MUL, rw->map[e->arg[0]->id], k3, NULL);
       dnc_node *r = rw->lowp == 8
                         ? N(OP_MUL, N(OP_RSQRT, S, NULL, NULL),
                             N(OP_DIV, dnc_const(rw->g, 1.0), S, NULL), NULL)
                         : N(OP_DIV, dnc_const(rw->g, 1.0),
                             N(OP_MUL, S, N(OP_SQRT, S, NULL, NULL), NULL), NULL);
-      return N(OP_MUL, num, r, NULL);
+      /* n k^3 r as ((n k) (r k)) k: k^3 itself is outside the range,
+       * and so may be n k r */
+      dnc_node *nk = N(OP_MUL, rw->map[e->arg[0]->id], k, NULL);
+      return N(OP_MUL, N(OP_MUL, nk, N(OP_MUL, r, k, NULL), NULL), k, NULL);
     }
   }
   return NULL;

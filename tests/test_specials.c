@@ -47,19 +47,33 @@ static const char *src =
     /* hypot(NaN, 0) was 0, not NaN (vmath.c took m = 0 for "both 0") */
     "fn hyp(x; b = 0) = hypot(x, b)\n"
     "fn hyp0(x) = hypot(0, x)\n"
-    /* known wrong, reported as TODO (not yet fixed): x^2 overflows
-     * inside the kernel where the interpreter's extended precision does
-     * not: dyisru's d/dbeta is 0, not a subnormal, from 1e154 (f64) and
-     * 1e19 (f32); gauss_a's derivatives are NaN, not 0, where u = a x
-     * itself overflows in the dtype (2 * 3e38 in f32: inf * 0) */
+    /* d/dbeta = -x / (2 v sqrt(v)), v = beta + x^2, was 0, not a
+     * normal number, from |x| = 7e12 (f32) and 2e102 (f64), where
+     * v sqrt(v) overflows (rewrite.c's isru_scaled scales from 2^42);
+     * with beta below 2e-26 (f32) v sqrt(v) underflowed at x = 0: dx
+     * was inf, not 1/sqrt(beta), and d/dbeta NaN, not 0 */
     "fn dyisru(x; beta = 301.1) = x / sqrt(beta + x^2)\n"
+    "fn dyisru_s(x; beta = 1e-30) = x / sqrt(beta + x^2)\n"
+    /* f64 only (the f32 kernels round beta to 0) */
+    "fn dyisru_d(x; beta = 1e-300) = x * rsqrt(beta + x^2)\n"
+    /* atan' = 1 / (1 + u^2) was 0 where u^2 overflows (|u| > 1.8e19
+     * in f32), while a / u^2 is a normal number (diff.c's df_atan) */
+    "fn atan_a(x; a = 0.75) = atan(a * x)\n"
+    /* softsign's derivative by the quotient rule, (1 - |x| / (1 + |x|))
+     * / (1 + |x|), was 0 from |x| = 1e8 (f32), 1e16 (f64), not 1/x^2,
+     * and NaN at inf (diff.c's div_homogeneous) */
+    "fn softsign(x; s = 1) = x / (s + abs(x))\n"
+    /* known wrong, reported as TODO (not yet fixed): gauss_a's
+     * derivatives are NaN, not 0, where u = a x itself overflows in the
+     * dtype (2 * 3e38 in f32: inf * 0) */
     "fn gauss_a(x; a = 2) = exp(-(a * x)^2)\n"
     /* asinh' is 1 / hypot(1, x): was 1 / sqrt(1 + x^2), 0 past 1.3e154
      * (f64) and 1.8e19 (f32), not 1/|x| */
     "fn asinh1(x) = asinh(x)\n"
     /* d/dp |x|^p = |x|^p log|x| was 0 * -inf = NaN at x = 0 */
     "fn powp(x; p = 2) = abs(x)^p\n";
-static const char *const known[] = {"dyisru", "gauss_a"};
+static const char *const known[] = {"gauss_a"};
+static const char *const f64_only[] = {"dyisru_d"};
 
 static const double specials[] = {
     0.0, -0.0, 4.9e-324, 1e-310, 1e-300, 1e-40, 1e-30, 1e-8, 0.5, 1, 3,
@@ -137,6 +151,8 @@ static void check_fn(dnc_context *ctx, const char *cpu, const dnc_function *f)
   ok(dfx != NULL, "%s: the interpreter's derivatives", name);
   for (int t = 0; t < 4 && dfx; t++) {
     int bad = 0, n = 0;
+    if (t != DNC_F64 && !strcmp(name, f64_only[0]))
+      continue;
     for (size_t i = 0; i < sizeof specials / sizeof *specials; i++)
       for (int sign = 1; sign >= -1; sign -= 2) {
         double x0 = sign * specials[i];
@@ -240,6 +256,48 @@ static void test_pow_exponent_at_zero(dnc_context *ctx, const char *cpu)
   dnc_module_free(m);
 }
 
+/* log1p(exp(u)) and log(1 + exp(u)) as written overflow in the forward
+ * where exp(u) does, but their derivative is sigmoid(u) u' (diff.c's
+ * softplus_rule): it was exp(u) u' / (1 + exp(u)) = inf / inf = NaN
+ * there (x > 88.7 in f32, 709.8 in f64), not 1. */
+static void test_softplus_written_out(dnc_context *ctx, const char *cpu)
+{
+  static const char text[] =
+      "fn lse(x; a = 1) = log1p(exp(a * x)) + log(1 + exp(-a * x))\n";
+  static const double xs[] = {100, 1e3, 1e4, 3e38, -100, -1e4, -3e38, 0.5};
+  enum { N = sizeof xs / sizeof *xs };
+  dnc_module *m;
+  if (!ok(dnc_compile_string(ctx, "l.dn", text, strlen(text), &m) == DNC_OK,
+          "%s: log1p(exp(a x)) compiles", cpu))
+    return;
+  const dnc_function *f = dnc_module_function(m, 0);
+  for (int t = 0; t < 4; t++) {
+    int bad = 0;
+    for (int i = 0; i < N; i++) {
+      char xb[8], dyb[8], dxb[8];
+      double x = store(t, xs[i], xb);
+      if (!isfinite(x)) /* 3e38 in f16 */
+        continue;
+      store(t, 1.0, dyb);
+      dnc_tensor tx = {xb, t, 1, 1, 0}, tdy = {dyb, t, 1, 1, 0},
+                 tdx = {dxb, t, 1, 1, 0};
+      double dp = 0;
+      /* d/dx = sigmoid(x) - sigmoid(-x), d/da = x d/dx */
+      double s = 1 / (1 + exp(-x)), want = s - (1 - s);
+      if (dnc_backward(f, &tx, &tdy, &tdx, NULL, &dp) != DNC_OK ||
+          !agree(t, load(t, dxb), round_to(t, want)) ||
+          !(fabs(dp - x * want) <= 1e-2 * fabs(x * want) + 1e-30)) {
+        if (bad++ < 3)
+          diag("%s %s at x = %g: dx %g, da %g, want %g, %g", cpu,
+               dnc_dtype_name(t), x, load(t, dxb), dp, want, x * want);
+      }
+    }
+    ok(bad == 0, "%s, %s: the derivatives of log1p(exp(a x)) and log(1 + "
+       "exp(-a x)) are finite where exp overflows", cpu, dnc_dtype_name(t));
+  }
+  dnc_module_free(m);
+}
+
 int main(void)
 {
   const char *cpus[] = {"x86-64-v2", NULL};
@@ -261,6 +319,7 @@ int main(void)
     for (int i = 0; i < dnc_module_function_count(m); i++)
       check_fn(ctx, cpus[c] ? cpus[c] : "host", dnc_module_function(m, i));
     test_pow_exponent_at_zero(ctx, cpus[c] ? cpus[c] : "host");
+    test_softplus_written_out(ctx, cpus[c] ? cpus[c] : "host");
     dnc_module_free(m);
     dnc_context_free(ctx);
   }
