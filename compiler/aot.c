@@ -762,6 +762,68 @@ static void put_level_check(FILE *fp, const char *name)
               *t, *t);
 }
 
+/* Features beyond the levels' that a CPU's features may name and that
+ * gcc's and clang's __builtin_cpu_supports know (gcc from 11 for the
+ * second group: an older gcc does not check those). */
+static const char *const other_features[] = {
+    "sse4a", "fma4", "xop", "aes", "pclmul", "avx512vbmi", "avx512ifma",
+    "avx512vpopcntdq", NULL};
+static const char *const newer_features[] = {
+    "avx512vnni", "avx512vbmi2", "avx512bitalg", "gfni", "vpclmulqdq",
+    "avx512bf16", NULL};
+
+static void put_supports(FILE *fp, const char *name)
+{
+  fprintf(fp, "  if (!__builtin_cpu_supports(\"%s\"))\n    return \"%s\";\n",
+          name, name);
+}
+
+/* Whether the LLVM feature string f holds +name. */
+static int enables(const char *f, const char *name)
+{
+  size_t n = strlen(name);
+  for (const char *p = f; (p = strstr(p, name)); p += n)
+    if (p > f && p[-1] == '+' && (p[n] == ',' || !p[n]))
+      return 1;
+  return 0;
+}
+
+/* One named CPU (or native) on x86-64: the features its kernels may use,
+ * checked as a level's are, so that a library built for another CPU is
+ * refused when loaded instead of dying of SIGILL in a kernel. With the
+ * features spelled out (native: the host's), each one that
+ * __builtin_cpu_supports knows; for a CPU named alone, whose features
+ * LLVM's C API does not list, what the probe saw its code use: zmm
+ * registers (avx512f), ymm (avx) and multiply-adds (fma). */
+static void put_cpu_check(FILE *fp, const level *l)
+{
+  fprintf(fp, "  /* %s: the features its code may use */\n", l->name);
+  const char *f = l->t.features ? l->t.features : "";
+  for (int i = 1; i < 4; i++)
+    for (const char *const *t = level_features[i]; *t; t++)
+      if (enables(f, *t))
+        put_supports(fp, *t);
+  for (const char *const *t = other_features; *t; t++)
+    if (enables(f, *t))
+      put_supports(fp, *t);
+  int newer = 0;
+  for (const char *const *t = newer_features; *t; t++)
+    newer |= enables(f, *t);
+  if (newer) {
+    fputs("#if defined(__clang__) || __GNUC__ >= 11\n", fp);
+    for (const char *const *t = newer_features; *t; t++)
+      if (enables(f, *t))
+        put_supports(fp, *t);
+    fputs("#endif\n", fp);
+  }
+  if (l->t.vector_bits >= 512)
+    put_supports(fp, "avx512f");
+  if (l->t.vector_bits >= 256)
+    put_supports(fp, "avx");
+  if (l->t.has_fma)
+    put_supports(fp, "fma");
+}
+
 static int write_dispatch_c(aot *a, const char *path)
 {
   FILE *fp = fopen(path, "w");
@@ -850,7 +912,9 @@ static int write_dispatch_c(aot *a, const char *path)
     fprintf(fp, "  case %d: {\n", l);
     if (x86 && x86_level_index(a->lv[l].name) >= 0)
       put_level_check(fp, a->lv[l].name);
-    else /* one named CPU (or native): the builder's word for it */
+    else if (x86)
+      put_cpu_check(fp, &a->lv[l]);
+    else /* another architecture: the builder's word for it */
       fprintf(fp, "  /* %s: not checked */\n", a->lv[l].name);
     fputs("  } break;\n", fp);
   }

@@ -146,6 +146,17 @@ t "  write the object and the same header" \
 t "-O0 builds a library" run 0 compile "$src" -O0 -o "$out/o0.so"
 t "-O3 builds a library" run 0 compile "$src" -O3 -o "$out/o3.so"
 t "--cpu native builds a one-level library" run 0 compile "$src" --cpu native -o "$out/native.so"
+# a library for one named CPU checked nothing when loaded: on a CPU
+# without AVX2 and FMA a --cpu haswell library loaded, and its first
+# kernel call died of SIGILL; it now names what it checks ('avx', 'fma')
+t "--cpu haswell builds a one-level library" run 0 compile "$src" --cpu haswell -o "$out/hsw.so"
+t "  which checks AVX and FMA when loaded" \
+  sh -c "strings -n 3 '$out/hsw.so' | grep -qx avx && strings -n 3 '$out/hsw.so' | grep -qx fma"
+if command -v clang >/dev/null; then
+  t "--cpu native linked by clang (its names for the features)" \
+    sh -c "CC=clang '$DNC' compile '$src' --cpu native -o '$out/native-clang.so'"
+fi
+rm -f "$out/hsw.so" "$out/native-clang.so"
 t "--cpu x86-64,x86-64-v3 builds two levels" run 0 compile "$src" --cpu x86-64-v3,x86-64 -o "$out/two.so"
 
 # --------------------------------------------- many functions, in jobs
