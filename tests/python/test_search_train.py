@@ -116,6 +116,27 @@ def unseeded(norm, steps, seed):
 
 
 unseeded.mode = "min"
+
+
+def sleepy(norm, steps, seed):
+    # hangs for tanh (and swallows what it can, as careless code does)
+    if "tanh" in getattr(norm, "source", ""):
+        import time
+        try:
+            time.sleep(600)
+        except Exception:
+            pass
+    return quick(norm, steps, seed)
+
+
+sleepy.mode = "min"
+
+
+def bare(norm, steps, seed):
+    raise MemoryError()
+
+
+bare.mode = "min"
 '''
 
 
@@ -507,6 +528,66 @@ def test_the_directory_busy_or_not_one_and_one_seed(tmp_path, monkeypatch,
     with open("one/results.csv") as f:
         rows = list(csv.DictReader(f))
     assert all(r["final_std"] == "" for r in rows if r["final_mean"])
+
+
+def test_timeout(tmp_path, monkeypatch, capsys):
+    """--timeout: a trial that hangs fails after that many seconds (even
+    in a task that catches Exception) and the run goes on; an exception
+    without a message is named alone."""
+    setup_dir(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    t0 = time.time()
+    rc, out, err = run_main(["s.dns", "--task", "usertask:sleepy", "--top",
+                             "8", "--steps", "2", "--seeds", "1", "--rungs",
+                             "1", "-o", "t", "--serial", "--timeout", "0.5"],
+                            capsys)
+    assert rc == 0, err
+    assert time.time() - t0 < 300
+    rows = results("t")["results"]
+    tanh = [x for x in rows if x["name"].startswith("Tanh")]
+    assert len(tanh) == 2 and all(
+        x["status"] == "failed" and x["error"] == "at 2 steps, seed 0: "
+        "TimeoutError: the trial ran past --timeout 0.5 s" for x in tanh), \
+        tanh
+    assert "TimeoutError: the trial ran past --timeout 0.5 s" in err
+    assert sum(x["status"] == "finished" for x in rows) >= 4
+    import signal as sg
+    assert sg.getsignal(sg.SIGALRM) in (sg.SIG_DFL, None) and \
+        sg.getitimer(sg.ITIMER_REAL) == (0.0, 0.0), "the timer is disarmed"
+    for bad in ("0", "-1", "nan"):
+        rc, out, err = run_main(["s.dns", "--task", "usertask:sleepy",
+                                 "--steps", "2", "-o", "t2", "--serial",
+                                 "--timeout", bad], capsys)
+        assert rc == 2 and "--timeout is a number of seconds above 0" in err
+    r = cli.train_unit("usertask:bare", "c0", "fn c0(x) = erf(x)", 1, 0,
+                       0.5, "min")
+    assert r["status"] == "failed" and r["error"] == "MemoryError", r
+
+
+def test_interrupted_screening(tmp_path, monkeypatch, capsys):
+    """A screening stopped by a signal stops the run with the same status
+    and a line saying so (it was 'the screening failed', status 2; a
+    Ctrl-C while the driver waited for it, a traceback); the rerun goes
+    on from the screening's journal."""
+    setup_dir(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    args = ["s.dns", "--task", "usertask:quick", "--top", "2", "--steps",
+            "2", "--seeds", "1", "--serial", "-o", "i"]
+    for sig, status in (("2", 130), ("15", 143)):
+        monkeypatch.setenv("DNC_SEARCH_STOP_AFTER", "expand")
+        monkeypatch.setenv("DNC_SEARCH_STOP_SIGNAL", sig)
+        rc, out, err = run_main(args, capsys)
+        assert rc == status, (rc, err)
+        assert "python -m dnc.search: interrupted before training; run the " \
+            "same command to go on" in err, err
+        assert "Traceback" not in err and not os.path.exists("i/screen.json")
+        assert cli._stopped_by[0] == signal.SIGINT or rc == 143
+    monkeypatch.delenv("DNC_SEARCH_STOP_AFTER")
+    monkeypatch.delenv("DNC_SEARCH_STOP_SIGNAL")
+    rc, out, err = run_main(args, capsys)
+    assert rc == 0, err
 
 
 @pytest.mark.slow  # Python's signal handling in a child, not libdnc's test

@@ -2,8 +2,9 @@
 candidates on Ray with successive halving (docs/search.md).
 
     python -m dnc.search SPEC --task TASK -o DIR [--top K] [--steps N]
-        [--seeds S] [--eta E] [--threads T] [--address ADDR] [--retries R]
-        [--alpha A] [--mode max|min] [--no-baseline] [--quiet]
+        [--seeds S] [--eta E] [--rungs R] [--threads T] [--address ADDR]
+        [--retries R] [--retry-failed] [--timeout SECONDS] [--alpha A]
+        [--mode max|min] [--no-baseline] [--serial] [--quiet]
 """
 import argparse
 import csv
@@ -221,6 +222,14 @@ def screen(spec, digest, out, threads, quiet):
         if quiet:
             cmd.append("--quiet")
         r = subprocess.run(cmd, stderr=subprocess.PIPE, text=True)
+        if r.returncode in (128 + signal.SIGHUP, 128 + signal.SIGINT,
+                            128 + signal.SIGTERM):
+            # stopped by a signal (its journal kept): the run stops too,
+            # with the same status, not as a failed screening
+            if not quiet:
+                sys.stderr.write(r.stderr)
+            _stopped_by[0] = r.returncode - 128
+            raise KeyboardInterrupt
         if r.returncode != 0:
             sys.stderr.write(r.stderr)
             raise UsageError("the screening (%s) failed with status %d" % (
@@ -247,18 +256,69 @@ def say_if_bad(prog, rec):
                                   rec["error"]))
 
 
-def train_unit(task, key, source, steps, seed, alpha, mode):
+class TrialTimeout(BaseException):
+    """--timeout ran out (a BaseException: a task's own `except Exception`
+    does not swallow it)."""
+
+
+def _alarm(signum, frame):
+    raise TrialTimeout()
+
+
+def train_unit(task, key, source, steps, seed, alpha, mode, timeout=None):
     """One trial, in a Ray worker: trains the task with the candidate's
     norm (LayerNorm for source None) and returns its record. An exception
     of the task is a failure, a non-finite loss or metric a divergence;
-    neither is retried (a worker that dies is, by Ray)."""
+    neither is retried (a worker that dies is, by Ray). timeout: seconds
+    (SIGALRM in this thread, the main one of the worker or of a serial
+    run), past which the trial is a failure."""
     t0 = time.time()
-    rec = {"key": key, "steps": steps, "seed": seed}
-    rec["node"] = None
+    alarm = bool(timeout) and \
+        threading.current_thread() is threading.main_thread()
+    old = None
+    if alarm:
+        # imported before the timer runs: a timeout in the middle of
+        # `import torch` would leave torch half-imported, and every later
+        # trial of the worker failing with ImportError
+        try:
+            import numpy  # noqa: F401
+            import torch  # noqa: F401
+            import dnc.torch  # noqa: F401  (torch's lazy imports with it)
+            T.resolve_task(task)
+        except Exception:
+            pass  # _train_unit says what went wrong
+        old = signal.signal(signal.SIGALRM, _alarm)
+    try:
+        if alarm:
+            signal.setitimer(signal.ITIMER_REAL, timeout)
+        try:
+            rec = _train_unit(task, key, source, steps, seed, alpha, mode)
+        finally:
+            if alarm:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+    except TrialTimeout:
+        rec = {"key": key, "steps": steps, "seed": seed, "node": _node(),
+               "status": "failed", "metric": None,
+               "error": "TimeoutError: the trial ran past --timeout %g s" %
+               timeout}
+    finally:
+        if alarm:
+            signal.signal(signal.SIGALRM, old)
+    rec["seconds"] = round(time.time() - t0, 3)
+    return rec
+
+
+def _node():
+    """The Ray node this runs on (None outside Ray)."""
     if "ray" in sys.modules:  # not outside Ray: that would start one
         import ray
         if ray.is_initialized():
-            rec["node"] = ray.get_runtime_context().get_node_id()
+            return ray.get_runtime_context().get_node_id()
+    return None
+
+
+def _train_unit(task, key, source, steps, seed, alpha, mode):
+    rec = {"key": key, "steps": steps, "seed": seed, "node": _node()}
     try:
         import random
         import numpy
@@ -283,8 +343,7 @@ def train_unit(task, key, source, steps, seed, alpha, mode):
     except Exception as e:
         msg = str(e).strip().splitlines()
         rec.update(status="failed", metric=None, error="%s: %s" % (
-            type(e).__name__, msg[0] if msg else ""))
-    rec["seconds"] = round(time.time() - t0, 3)
+            type(e).__name__, msg[0]) if msg else type(e).__name__)
     return rec
 
 
@@ -390,6 +449,9 @@ def run(a):
         raise UsageError("--serial trains in this process: no --address")
     if not math.isfinite(a.alpha):
         raise UsageError("--alpha must be finite")
+    if a.timeout is not None and not (0 < a.timeout < 1e9):
+        raise UsageError("--timeout is a number of seconds above 0, not %r"
+                         % a.timeout)
     try:
         os.makedirs(a.output, exist_ok=True)
     except OSError as e:
@@ -462,7 +524,7 @@ def train(a, spec, spec_hash, config, journal, mode, steps, metric):
                 for i, (k, rr, s) in enumerate(todo):
                     src = None if k == BASELINE else info[k]["source"]
                     rec = train_unit(a.task, k, src, rungs[rr][0], s,
-                                     a.alpha, mode)
+                                     a.alpha, mode, a.timeout)
                     rec["rung"] = rr
                     journal.add(rec)
                     submitted += 1
@@ -479,7 +541,8 @@ def train(a, spec, spec_hash, config, journal, mode, steps, metric):
             for (k, rr, s) in todo:
                 src = None if k == BASELINE else info[k]["source"]
                 stp = rungs[rr][0]
-                f = remote.remote(a.task, k, src, stp, s, a.alpha, mode)
+                f = remote.remote(a.task, k, src, stp, s, a.alpha, mode,
+                                  a.timeout)
                 futs[f] = (k, rr, s, stp)
                 submitted += 1
             pending = list(futs)
@@ -719,6 +782,9 @@ def parser():
                     "without Ray (debugging; the same table)")
     ap.add_argument("--retries", type=int, default=2,
                     help="retries of a trial whose worker dies (default 2)")
+    ap.add_argument("--timeout", type=float, default=None,
+                    help="seconds a trial may take, past which it fails "
+                    "(default: no limit)")
     ap.add_argument("--retry-failed", action="store_true",
                     help="train again the trials the journal holds as "
                     "failed (after a fix to the task)")
@@ -756,6 +822,12 @@ def main(argv=None):
     except Busy as e:
         sys.stderr.write("python -m dnc.search: error: %s\n" % e)
         return 1
+    except KeyboardInterrupt:
+        # before the trials (importing the task, screening): what the
+        # screening's journal holds is kept by `dnc search` itself
+        sys.stderr.write("python -m dnc.search: interrupted before "
+                         "training; run the same command to go on\n")
+        return 128 + _stopped_by[0]
     except OSError as e:
         # a full disk, a directory made read-only under the run: said, not
         # a traceback; the journal keeps what was done
