@@ -35,10 +35,15 @@ def _guess(m, overrides):
     """(channels first: True, False or None when the class does not tell,
     whether the caller's overrides said so), from m's class and its
     forward's source, as channels_first documents."""
+    # an override names the class whose forward m runs, or a subclass
+    # of it: {"LayerNorm": False}, meant for timm's LayerNorm, is not
+    # nn.LayerNorm's for timm's LayerNorm2d, which has a forward of its own
     for cls in type(m).__mro__:
         for key in (cls, cls.__name__):
             if overrides and key in overrides:
                 return bool(overrides[key]), True
+        if "forward" in vars(cls):
+            break
     fmt = getattr(m, "data_format", None)
     if fmt in ("channels_first", "channels_last"):
         return fmt == "channels_first", False
@@ -75,7 +80,8 @@ def _unclear(m):
 def channels_first(m, overrides=None):
     """Whether the LayerNorm (or RMSNorm) m normalizes over dimension 1 of
     an N x C x ... input (True) or over the last dimension (False). In
-    order: overrides (a mapping from a class, or a class name, to a bool);
+    order: overrides (a mapping from a class, or a class name, to a bool:
+    the class that defines m's forward, or a subclass of it);
     a `data_format` or `channels_last` attribute (the ConvNeXt and DyT
     repositories' spelling); a class whose name ends in "LayerNorm2d"
     (torchvision's and timm's ConvNeXt); nn.LayerNorm's own forward (no);

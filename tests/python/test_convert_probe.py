@@ -24,8 +24,9 @@ def fast_layer_norm(x, shape, weight, bias, eps):
     return F.layer_norm(x, shape, weight, bias, eps)
 
 
-class TimmLayerNorm(nn.LayerNorm):
-    """timm.layers.LayerNorm: its own forward, over the last dimension."""
+class LayerNorm(nn.LayerNorm):
+    """timm.layers.LayerNorm (its name too): its own forward, over the last
+    dimension."""
     _fast_norm = True
 
     def forward(self, x):
@@ -36,6 +37,9 @@ class TimmLayerNorm(nn.LayerNorm):
             x = F.layer_norm(x, self.normalized_shape, self.weight,
                              self.bias, self.eps)
         return x
+
+
+TimmLayerNorm = LayerNorm
 
 
 class LayerNormAct2d(nn.LayerNorm):
@@ -131,20 +135,18 @@ def test_a_norm_that_also_activates_stays_with_a_warning():
 
 
 def test_overrides_are_checked_against_what_the_norm_computes():
-    """{'LayerNorm': False}, meant for timm's LayerNorm, also names
-    nn.LayerNorm, a base of timm's LayerNorm2d: refused, not applied."""
     from test_convert import PermutingLN
     c = 4
     model = nn.Sequential(nn.Conv2d(3, c, 1), PermutingLN(c))
     raises(ValueError, lambda: dt.convert(
         copy.deepcopy(model), "dyt",
-        channels_first_classes={"LayerNorm": False}),
+        channels_first_classes={"PermutingLN": False}),
         "an override that contradicts the probe",
         "channels_first_classes says PermutingLN normalizes over the last "
         "dimension, but on a probe input it computes a layernorm over "
         "dimension 1")
     m = dt.convert(copy.deepcopy(model), "dyt",
-                   channels_first_classes={"LayerNorm": True})
+                   channels_first_classes={"PermutingLN": True})
     ok(not m[1].channels_last, "an override the probe agrees with")
 
 
@@ -182,3 +184,27 @@ def test_an_rmsnorm_over_dimension_1_is_converted_channels_first():
     x = conv[0](torch.randn(2, 2, c, c))
     ok(torch.allclose(conv[1](x), torch.tanh(0.5 * x) * w[:, None, None],
                       atol=1e-6), "weight[c] * tanh(alpha * x) (H = W = C)")
+
+
+def test_an_override_names_the_class_whose_forward_runs():
+    """On the meta device no probe runs: {'LayerNorm': False}, meant for
+    timm's LayerNorm, used to reach nn.LayerNorm in the bases of a
+    channels-first subclass with its own forward and convert it channels
+    last."""
+    from test_convert import PermutingLN
+
+    class Sub(TimmLayerNorm):
+        pass  # TimmLayerNorm's forward: the override still names it
+
+    c = 4
+    model = nn.Sequential(PermutingLN(c), TimmLayerNorm(c), Sub(c)).to("meta")
+    ok(model[0].weight.is_meta, "on the meta device")
+    m = dt.convert(model, "dyt", channels_first_classes={"LayerNorm": False})
+    ok(not m[0].channels_last, "PermutingLN's own forward decides")
+    ok(m[1].channels_last and m[2].channels_last, "the override names "
+       "TimmLayerNorm and its subclass")
+    raises(ValueError, lambda: dt.convert(
+        nn.Sequential(TimmLayerNorm(c)).to("meta"), "dyt"),
+        "on the meta device, without an override: not clear",
+        "channels_first_classes={LayerNorm: True or False}")
+
