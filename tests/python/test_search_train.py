@@ -355,6 +355,19 @@ def test_errors(tmp_path, monkeypatch, capsys):
         assert rc == 2, args
         assert err.startswith("python -m dnc.search: error: ") and msg in err, \
             err
+    # --address where no cluster is: said at once (ray.init retried for
+    # minutes), before the directory is made
+    import socket
+    with socket.socket() as sk:
+        sk.bind(("127.0.0.1", 0))
+        port = sk.getsockname()[1]
+    t0 = time.time()
+    rc, out, err = run_main(["s.dns", "--task", "usertask:quick", "--steps",
+                             "2", "-o", "ad", "--address",
+                             "127.0.0.1:%d" % port], capsys)
+    assert rc == 2 and "error: --address 127.0.0.1:%d: no Ray cluster " \
+        "answers there (" % port in err, err
+    assert time.time() - t0 < 60 and not os.path.exists("ad")
     (tmp_path / "bad.dns").write_text("base T(x) = tanh(y)\n")
     rc, out, err = run_main(["bad.dns", "--task", "usertask:quick",
                              "--steps", "3", "-o", "b"], capsys)

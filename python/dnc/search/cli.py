@@ -17,6 +17,7 @@ import math
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -396,6 +397,23 @@ def _ray_env():
     return {"env_vars": env}
 
 
+def check_address(address):
+    """--address HOST:PORT answers on that port, else a UsageError at once
+    (ray.init retries a cluster that is not there for minutes, then
+    raises)."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or "/" in host:
+        return  # ray://..., auto: Ray's to judge
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), 10).close()
+    except (OSError, ValueError, OverflowError) as e:
+        raise UsageError("--address %s: no Ray cluster answers there (%s); "
+                         "start one with `ray start --head`, or leave "
+                         "--address out for a local Ray of this command's "
+                         "own" % (address, getattr(e, "strerror", None) or
+                                  e))
+
+
 def start_ray(address, threads, quiet):
     import ray
     kw = dict(runtime_env=_ray_env(),
@@ -447,6 +465,8 @@ def run(a):
             raise UsageError("%s is at least %d, not %d" % (name, lo, v))
     if a.serial and a.address:
         raise UsageError("--serial trains in this process: no --address")
+    if a.address:
+        check_address(a.address)
     if not math.isfinite(a.alpha):
         raise UsageError("--alpha must be finite")
     if a.timeout is not None and not (0 < a.timeout < 1e9):
