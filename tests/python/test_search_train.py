@@ -132,6 +132,16 @@ def sleepy(norm, steps, seed):
 sleepy.mode = "min"
 
 
+def lnonly(norm, steps, seed):
+    # takes nn.LayerNorm alone, as some model code does
+    if not isinstance(norm(8), nn.LayerNorm):
+        raise TypeError("a LayerNorm, please")
+    return quick(norm, steps, seed)
+
+
+lnonly.mode = "min"
+
+
 def bare(norm, steps, seed):
     raise MemoryError()
 
@@ -452,6 +462,17 @@ def test_serial_run_divergence_and_rerun(tmp_path, monkeypatch, capsys):
     assert "error: every trial failed (" in err and \
         "RuntimeError: no data here); the tables say which" in err, err
     assert all(x["status"] == "failed" for x in results("broken")["results"])
+    # every candidate failed, LayerNorm trained: not a ranking either (it
+    # exited 0 with the baseline first)
+    rc, out, err = run_main(["s.dns", "--task", "usertask:lnonly", "--top",
+                             "2", "--steps", "2", "--seeds", "1", "-o",
+                             "lnonly", "--serial", "-q"], capsys)
+    assert rc == 1 and "error: every candidate's trial failed (c" in err \
+        and "TypeError: a LayerNorm, please" in err and "while LayerNorm's trained: " \
+        "the task does not train with dnc's norms; the tables say which" \
+        in err, err
+    st = {x["status"] for x in results("lnonly")["results"]}
+    assert st == {"failed", "baseline"}, st
 
 
 def test_screening_of_another_spec_is_not_reused(tmp_path, monkeypatch,

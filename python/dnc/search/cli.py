@@ -613,12 +613,19 @@ def train(a, spec, spec_hash, config, journal, mode, steps, metric):
                      os.path.join(a.output, "results.json")))
     show_top(rows, metric, a.top)
     recs = list(journal.done.values())
-    if recs and all(r.get("status") == "failed" for r in recs):
+    cand = [r for r in recs if r["key"] != BASELINE]
+    if cand and all(r.get("status") == "failed" for r in cand):
         # a broken task, not a ranking: a script must not go on with it
-        first = min(recs, key=lambda r: (str(r["key"]), r["seed"]))
-        sys.stderr.write("python -m dnc.search: error: every trial failed "
-                         "(%s: %s); the tables say which\n"
-                         % (trial_name(first), first["error"]))
+        # (nor take the baseline, first when no candidate trained, for
+        # the search's winner)
+        first = min(cand, key=lambda r: (str(r["key"]), r["seed"]))
+        every = all(r.get("status") == "failed" for r in recs)
+        sys.stderr.write("python -m dnc.search: error: every %s failed "
+                         "(%s: %s)%s; the tables say which\n"
+                         % ("trial" if every else "candidate's trial",
+                            trial_name(first), first["error"],
+                            "" if every else ", while LayerNorm's trained: "
+                            "the task does not train with dnc's norms"))
         return 1
     return 0
 
