@@ -836,17 +836,23 @@ dnc_status dnc_function_fit(const dnc_function *f, const double *x,
                             const int *fixed, const dnc_fit_options *o,
                             dnc_fit_result *r)
 {
+  /* a refused call leaves nothing to free, and r safe to free anyway */
+  if (r)
+    memset(r, 0, sizeof *r);
   if (!f || !f->owner || !x || !y || !r || n > INT_MAX)
     return dnc_refuse(DNC_ERR_ARGUMENT, "dnc_function_fit", "%s",
                   !f ? "f is NULL" : !f->owner ? "f's module is gone"
                   : !x ? "x is NULL" : !y ? "y is NULL" : !r ? "r is NULL"
                   : "more than INT_MAX points");
-  if (o && (o->max_iter < 0 || !(o->ftol >= 0) || !(o->xtol >= 0) ||
-            !(o->gtol >= 0))) {
-    dnc_set_last_error("max_iter must be >= 0 and ftol, xtol and gtol "
-                       ">= 0");
-    return DNC_ERR_ARGUMENT;
-  }
+  if (o && o->max_iter < 0)
+    return dnc_refuse(DNC_ERR_ARGUMENT, "dnc_function_fit", "max_iter is "
+                      "%d, not 0 or more", o->max_iter);
+  if (o && (!(o->ftol >= 0) || !(o->xtol >= 0) || !(o->gtol >= 0)))
+    return dnc_refuse(DNC_ERR_ARGUMENT, "dnc_function_fit", "%s is %g, "
+                      "not 0 or more", !(o->ftol >= 0) ? "ftol"
+                      : !(o->xtol >= 0) ? "xtol" : "gtol",
+                      !(o->ftol >= 0) ? o->ftol : !(o->xtol >= 0) ? o->xtol
+                      : o->gtol);
   dnc_fn *fn = (dnc_fn *)f;
   double *p0 = malloc(sizeof *p0 * ((size_t)fn->nparams + 1));
   if (!p0)

@@ -304,9 +304,9 @@ typedef struct dnc_fit_result {
  * start. o NULL: the defaults. Returns DNC_OK when the fit ran: r then
  * says how it ended (r->status, r->why; a fit that did not converge is
  * not an error of the call) and must be freed with dnc_fit_result_free;
- * DNC_ERR_ARGUMENT (nothing to free) for a NULL f, x, y or r, n above
- * INT_MAX, or options out of range (max_iter < 0, a negative or NaN
- * tolerance). */
+ * DNC_ERR_ARGUMENT (nothing to free; r cleared) for a NULL f, x, y or
+ * r, n above INT_MAX, or options out of range (max_iter < 0, a negative
+ * or NaN tolerance). */
 DNC_API dnc_status dnc_function_fit(const dnc_function *f, const double *x,
                                     const double *y, size_t n,
                                     const double *params, const int *fixed,

@@ -457,10 +457,19 @@ static void test_fit(void)
   o.max_iter = -1;
   is_int(dnc_function_fit(f, x, y, N, NULL, NULL, &o, &r), DNC_ERR_ARGUMENT,
          "max_iter -1: DNC_ERR_ARGUMENT");
+  is_str(dnc_last_error(), "dnc_function_fit: max_iter is -1, not 0 or more",
+         "  naming it and its value");
   dnc_fit_options_init(&o);
-  o.ftol = NAN;
+  o.xtol = NAN;
+  /* a refused fit leaves r safe to free: it held whatever the caller's
+   * stack had, and freeing it after a refusal freed garbage */
+  memset(&r, 0x5a, sizeof r);
   is_int(dnc_function_fit(f, x, y, N, NULL, NULL, &o, &r), DNC_ERR_ARGUMENT,
          "a NaN tolerance: DNC_ERR_ARGUMENT");
+  is_str(dnc_last_error(), "dnc_function_fit: xtol is nan, not 0 or more",
+         "  naming it and its value");
+  ok(r.value == NULL && r.se == NULL, "  and r is cleared");
+  dnc_fit_result_free(&r);
   dnc_module_free(m);
   dnc_context_free(ctx);
 }
