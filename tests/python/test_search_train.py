@@ -146,6 +146,11 @@ def bare(norm, steps, seed):
     raise MemoryError()
 
 
+def exits(norm, steps, seed):
+    import sys
+    sys.exit(3)
+
+
 bare.mode = "min"
 '''
 
@@ -597,6 +602,12 @@ def test_timeout(tmp_path, monkeypatch, capsys):
     r = cli.train_unit("usertask:bare", "c0", "fn c0(x) = erf(x)", 1, 0,
                        0.5, "min")
     assert r["status"] == "failed" and r["error"] == "MemoryError", r
+    # sys.exit() in a task: the trial fails, the run goes on (a --serial
+    # run ended with the task's status, no word, no tables)
+    r = cli.train_unit("usertask:exits", "c0", "fn c0(x) = erf(x)", 1, 0,
+                       0.5, "min")
+    assert r["status"] == "failed" and r["error"] == \
+        "SystemExit: the task exited (sys.exit(3))", r
 
 
 def test_interrupted_screening(tmp_path, monkeypatch, capsys):

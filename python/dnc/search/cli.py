@@ -345,6 +345,13 @@ def _train_unit(task, key, source, steps, seed, alpha, mode):
         msg = str(e).strip().splitlines()
         rec.update(status="failed", metric=None, error="%s: %s" % (
             type(e).__name__, msg[0]) if msg else type(e).__name__)
+    except SystemExit as e:
+        # sys.exit() or an argparse error in the task: the trial fails;
+        # it ended a --serial run with the task's status and no word, and
+        # killed Ray's worker (retried, then a WorkerCrashedError)
+        rec.update(status="failed", metric=None,
+                   error="SystemExit: the task exited (sys.exit(%r))" %
+                   (e.code,))
     return rec
 
 
