@@ -185,8 +185,11 @@ static int eval_stdin(const evaluator *ev, dnc_fn **fns, int n,
   size_t l;
   unsigned long long lineno = 0; /* an int would overflow on 2^31 lines */
   int rc = 0, got;
-  /* 0 with l > 0: a last line without its newline */
-  while (!rc && ((got = dnc_cli_read_line(stdin, line, MAX_LINE + 1, &l,
+  /* 0 with l > 0: a last line without its newline. A failed write of the
+   * results stops it (main.c says why): an endless input to a full disk
+   * was read forever */
+  while (!rc && !ferror(stdout) &&
+         ((got = dnc_cli_read_line(stdin, line, MAX_LINE + 1, &l,
                                           MAX_LINE + 1)) != 0 || l > 0)) {
     lineno++;
     if (got == 2 || got < 0) {

@@ -181,6 +181,9 @@ done
 check_err "eval from standard input >/dev/full too" 1 \
   "^dnc: error: cannot write standard output: No space left on device" \
   sh -c "printf '1\n2\n' | \"$DNC\" eval $N -f dyt >/dev/full"
+check_err "eval of an endless standard input to /dev/full stops (it read forever)" 1 \
+  "^dnc: error: cannot write standard output: No space left on device" \
+  sh -c "yes 1 | timeout 60 \"$DNC\" eval $N -f dyt >/dev/full"
 check_err "dnc print with standard output closed" 1 \
   "^dnc: error: cannot write standard output: Bad file descriptor" \
   sh -c "\"$DNC\" print $N >&-"
