@@ -17,7 +17,11 @@
  * (whose u^2 overflows long before the result does: rewrite.c's isru for
  * the kernels), hypot, sinh, cosh, asinh. A constant that must be a
  * tensor (an operand of a call, a branch of `if`, a constant body) is
- * `torch.full_like(x, c)`, so it takes x's device, dtype and shape. The operations are the ones ONNX export and
+ * `torch.full_like(x, c)`, so it takes x's device, dtype and shape; a
+ * constant subexpression other than float arithmetic (a call, a
+ * condition, a division by 0) is printed so by its value, computed as the
+ * interpreter does (torch.sqrt(2.0 / pi) was a TypeError, 1.0 / 0.0 a
+ * ZeroDivisionError). The operations are the ones ONNX export and
  * inductor know, so the printed form runs on every device PyTorch has,
  * meta tensors included. Parameters are tensors that broadcast against x
  * (shape (1,) for a scalar, (C,) per channel, or 0-d).
@@ -144,9 +148,57 @@ typedef struct tprinter {
   FILE *out;
   const dnc_fn *f;
   const dnc_sharing *sh;
+  unsigned char *kind; /* by id: 0 not yet known, KONST, VARYING */
+  long double *value;  /* by id, of a KONST node */
 } tprinter;
 
+enum { KONST = 1, VARYING = 2 };
+
 static void tp(tprinter *p, const dnc_node *e);
+
+/* Does e depend on neither the input nor a parameter? Then its value is
+ * known here (the interpreter's: each operation in long double). */
+static int is_konst(tprinter *p, const dnc_node *e)
+{
+  if (!p->kind[e->id]) {
+    int k = e->op != OP_INPUT && e->op != OP_PARAM;
+    long double a[3] = {0, 0, 0};
+    for (int i = 0; i < e->nargs && k; i++) {
+      k = is_konst(p, e->arg[i]);
+      if (k)
+        a[i] = p->value[e->arg[i]->id];
+    }
+    if (k)
+      p->value[e->id] = e->op == OP_CONST ? (long double)e->value
+                                          : dnc_eval_op(e->op, a[0], a[1], a[2]);
+    p->kind[e->id] = k ? KONST : VARYING;
+  }
+  return p->kind[e->id] == KONST;
+}
+
+/* Can a constant e be printed as Python arithmetic on floats? Only +, -,
+ * * and a division by a nonzero: a call (torch.sqrt(0.6)) or a
+ * condition (1.0 < 2.0 is a Python bool) needs a tensor, 1.0 / 0.0 and
+ * 0.0 ** -1 raise ZeroDivisionError. */
+static int python_float(tprinter *p, const dnc_node *e)
+{
+  switch (e->op) {
+  case OP_CONST:
+    return 1;
+  case OP_NEG:
+    return python_float(p, e->arg[0]);
+  case OP_DIV:
+    if (p->value[e->arg[1]->id] == 0)
+      return 0;
+    /* fallthrough */
+  case OP_ADD:
+  case OP_SUB:
+  case OP_MUL:
+    return python_float(p, e->arg[0]) && python_float(p, e->arg[1]);
+  default:
+    return 0;
+  }
+}
 
 /* 1 with *c when v is c + u^2 (either order) for a u not constant */
 static int isru_sum(const dnc_node *v, const dnc_node *u, const dnc_node **c)
@@ -251,15 +303,26 @@ static void tp_const(FILE *o, double v)
   }
 }
 
-/* An operand that must be a tensor: a constant becomes one like x. */
+/* A constant's value as a tensor like x: a condition's as a bool one */
+static void tp_full(tprinter *p, const dnc_node *e)
+{
+  char b[96];
+  fprintf(p->out, "torch.full_like(%s, ", pyname(p->f->input, b, sizeof b));
+  if (dnc_ops[e->op].type != TYPE_NUM)
+    fprintf(p->out, "%s, dtype=torch.bool)", p->value[e->id] ? "True" : "False");
+  else {
+    tp_const(p->out, (double)p->value[e->id]);
+    fputc(')', p->out);
+  }
+}
+
+/* An operand that must be a tensor: a constant becomes one like x (a
+ * shared one is bound as one, t_bind). */
 static void tp_tensor(tprinter *p, const dnc_node *e)
 {
-  if (e->op == OP_CONST && !p->sh->name[e->id]) {
-    char b[96];
-    fprintf(p->out, "torch.full_like(%s, ", pyname(p->f->input, b, sizeof b));
-    tp_const(p->out, e->value);
-    fputc(')', p->out);
-  } else
+  if (!p->sh->name[e->id] && is_konst(p, e))
+    tp_full(p, e);
+  else
     tp(p, e);
 }
 
@@ -269,7 +332,7 @@ static void tp_minmax(tprinter *p, const dnc_node *a, const dnc_node *b, int max
   FILE *o = p->out;
   if (b->op == OP_CONST && a->op != OP_CONST) {
     fputs("torch.clamp(", o);
-    tp(p, a);
+    tp_tensor(p, a);
     fputs(max ? ", min=" : ", max=", o);
     tp_const(o, b->value);
     fputc(')', o);
@@ -278,7 +341,7 @@ static void tp_minmax(tprinter *p, const dnc_node *a, const dnc_node *b, int max
     fputs(max ? "dnc_max_c(" : "dnc_min_c(", o);
     tp_const(o, a->value);
     fputs(", ", o);
-    tp(p, b);
+    tp_tensor(p, b);
     fputc(')', o);
   } else if (a->op == OP_CONST && b->op != OP_CONST) {
     tp_minmax(p, b, a, max); /* a tie gives equal values */
@@ -298,6 +361,10 @@ static void tp(tprinter *p, const dnc_node *e)
     fputs(p->sh->name[e->id], o);
     return;
   }
+  if (is_konst(p, e) && !python_float(p, e)) {
+    tp_full(p, e);
+    return;
+  }
   const dnc_opinfo *oi = &dnc_ops[e->op];
   char b[96];
   const dnc_node *ops[3];
@@ -307,7 +374,7 @@ static void tp(tprinter *p, const dnc_node *e)
     for (int i = 0; i < nops; i++) {
       if (i)
         fputs(", ", o);
-      tp(p, ops[i]);
+      tp_tensor(p, ops[i]);
     }
     fputc(')', o);
     return;
@@ -354,7 +421,7 @@ static void tp(tprinter *p, const dnc_node *e)
       fputs("torch.minimum(", o);
       tp_minmax(p, v, lo, 1);
       fputs(", ", o);
-      tp(p, hi);
+      tp_tensor(p, hi);
       fputc(')', o);
     }
     return;
@@ -404,7 +471,7 @@ static void t_bind(void *ctx, const char *name, const dnc_node *e)
 {
   tprinter *p = ctx;
   fprintf(p->out, "    %s = ", name);
-  tp(p, e);
+  tp_tensor(p, e);
   fputc('\n', p->out);
 }
 
@@ -419,7 +486,10 @@ void dnc_print_torch(FILE *out, const dnc_fn *f, const char *name,
   dnc_sharing sh;
   dnc_sharing_init_by(&sh, body, tp_operands);
   dnc_arena *scratch = dnc_arena_new();
-  tprinter p = {out, f, &sh};
+  size_t n = (size_t)body->id + 1;
+  unsigned char *kind = dnc_arena_alloc(scratch, n);
+  memset(kind, 0, n);
+  tprinter p = {out, f, &sh, kind, dnc_arena_alloc(scratch, n * sizeof(long double))};
   dnc_print_locals(&sh, scratch, f, pyname(f->input, b, sizeof b), t_bind,
                    &p);
   fputs("    return ", out);
