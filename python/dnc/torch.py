@@ -495,7 +495,7 @@ def _derivative_sources(fn):
     d = getattr(fn, "_torch_derivs", None)
     if d is None:
         gs = [fn.derivative()] + [fn.derivative(p.name) for p in fn.params]
-        d = [(g.source, g.name) for g in gs]
+        d = [(_source_of(g), g.name) for g in gs]
         for g, (src, name) in zip(gs, d):  # compiled once, not twice
             _functions.setdefault((src, name, g.module.context.threads), g)
         fn._torch_derivs = d
@@ -503,11 +503,36 @@ def _derivative_sources(fn):
 
 
 def _source_of(fn):
-    """fn's own source (one function), read from libdnc once."""
+    """fn's own source (one function) on one line, read from libdnc once:
+    the string the custom ops take. Inductor's cpp_wrapper writes a
+    string argument into its C++ as it is, between quotes, where a line
+    break ends the literal (the printed source's last newline, or those
+    between a block's statements, failed to compile)."""
     s = getattr(fn, "_torch_source", None)
     if s is None:
-        s = fn._torch_source = fn.source
+        s = fn._torch_source = _single_line(fn)
     return s
+
+
+def _single_line(fn):
+    """fn.source with its lines joined (a newline between statements is
+    a ';' in dnc's language, one after '{' is a space), if it prints back
+    as the same function; else the printed text as it is."""
+    text = fn.source
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    one = lines[0] if lines else ""
+    for ln in lines[1:]:
+        one += (" " if one.endswith("{") or ln.startswith("}") else "; ") \
+            + ln
+    if one == text:
+        return text
+    try:
+        m = _compile(one, fn.module.context.threads)
+    except _dnc.Error:
+        return text
+    if len(m) != 1 or next(iter(m)).source != text:
+        return text
+    return one
 
 
 # ---------------------------------------------- the decomposed form
@@ -1026,6 +1051,48 @@ if HAS_CUSTOM_OPS:
     def _functorch_active():
         return torch._C._functorch.peek_interpreter_stack() is not None
 
+    def _vmapped(x, gamma, beta, params):
+        """Under torch.compile: whether torch.func.vmap batches one of the
+        tensors at the innermost transform. torch.compile cannot vmap an
+        autograd.Function (its traced copy has no vmap rule: "You tried
+        to vmap over ApplyTemplate"), so there the custom op is called as
+        it is, which has a vmap rule and, outside torch.func.grad, its
+        autograd formula."""
+        b = torch._C._functorch.is_batchedtensor
+        return any(t is not None and b(t) for t in (x, gamma, beta, *params))
+
+    def _refuse_nested():
+        """Under torch.compile, where torch.func's transforms see dnc's
+        autograd.Function as the compiler copies it: refuses forward mode
+        (the copy has no jvp) and a transform inside another (the copy's
+        backward is neither differentiated again, so grad(grad(f)) gave 0
+        and not f's second derivative, nor vmapped: vmap(grad(f)),
+        per-sample gradients, failed inside PyTorch). Without
+        fullgraph=True, torch.compile then runs that code in eager mode,
+        where they work."""
+        # (peek_interpreter_stack() is never None to torch.compile's
+        # tracer, which wraps the None: this says whether there is one)
+        if not torch._C._are_functorch_transforms_active():
+            return
+        top = torch._functorch.pyfunctorch.coerce_cinterpreter(
+            torch._C._functorch.peek_interpreter_stack())
+        if top.key() == torch._C._functorch.TransformType.Jvp:
+            raise RuntimeError(
+                "dnc.torch: torch.compile of forward-mode AD (torch.func.jvp,"
+                " jacfwd, hessian) over a PointwiseNorm is not supported: "
+                "the compiler's copy of its autograd.Function has no jvp. "
+                "Apply it outside torch.compile (in eager mode it works, "
+                "through dnc's derivatives)")
+        if top.level() > 1:  # levels count from 1, the outermost
+            raise RuntimeError(
+                "dnc.torch: torch.compile of torch.func transforms nested in "
+                "one another (grad of grad, vmap of grad) over a "
+                "PointwiseNorm is not supported: the compiler would not "
+                "differentiate or vmap its backward again (grad(grad(f)) "
+                "would be 0). Apply them outside torch.compile (in eager "
+                "mode they work, through dnc's derivatives), or compile one "
+                "transform (grad, vmap, jacrev)")
+
 
 from torch.utils._python_dispatch import _get_current_dispatch_mode  # noqa
 
@@ -1051,7 +1118,10 @@ def _inference(x, gamma, beta, params):
 
 def _apply_kernels(source, name, threads, x, gamma, beta, params):
     if HAS_CUSTOM_OPS and not _plain_eager(x):
-        if _functorch_active():
+        if _functorch_active() and not (_compiling() and _vmapped(
+                x, gamma, beta, params)):
+            if _compiling():
+                _refuse_nested()
             cls = _FuncLayer if _compiling() else _FuncLayerJvp
             return cls.apply(source, name, threads, x, gamma, beta, *params)
         return torch.ops.dnc.layer_forward(x, gamma, beta, list(params),
@@ -1077,6 +1147,11 @@ def _apply(source, name, threads, x, gamma, beta, params):
         # derivatives' printed forms (a second order would print more
         # forms while tracing; autograd takes it through these)
         if _compiling():
+            if _vmapped(x, gamma, beta, params):
+                # the same as the kernels' (_vmapped): PyTorch's own
+                # operations, which vmap batches, differentiated by autograd
+                return _dec_forward(form, x, gamma, beta, params)
+            _refuse_nested()
             return _DecCompiled.apply(source, name, x, gamma, beta, *params)
         return _DecFunc.apply(source, name, x, gamma, beta, *params)
     if _needs_grad(x, gamma, beta, params):
@@ -1160,7 +1235,9 @@ def pointwise(x, fn, weight=None, bias=None, module=None, threads=None,
         # torch.compile: fn named by a string, or a Function, is looked up
         # while tracing, as a constant (its source, name and parameters),
         # not traced (a Function's attributes are native calls)
-        source, name, fparams = _resolved_const(fn, module, threads)
+        # (threads aside: they do not change what fn is, and an int that
+        # torch.compile made dynamic after a second value cannot be one)
+        source, name, fparams = _resolved_const(fn, module, None)
     else:
         f = resolve(fn, module, threads)
         source, name, fparams = _source_of(f), f.name, f.params
@@ -1525,9 +1602,13 @@ class PointwiseNorm(nn.Module):
 
     def extra_repr(self):
         vals = []
+        # no values where there are none to read: on meta, and while
+        # torch.compile traces (torch.func.vmap's repr of the function it
+        # maps, to name it in errors, is traced too)
+        compiling = _compiling()
         for p in self._dnc_params:
             t = getattr(self, p.name).detach()
-            if t.device.type == "meta":
+            if compiling or t.device.type == "meta":
                 vals.append(p.name)
             elif t.numel() == 1:
                 vals.append("%s=%.4g" % (p.name, float(t.reshape(-1)[0])))

@@ -1,0 +1,169 @@
+"""test_torch_compile_users.py - dnc.torch under what demanding PyTorch 2
+users compile: inductor's cpp_wrapper (which writes the ops' string
+arguments into C++), pointwise's threads= as a changing argument,
+torch.func.vmap inside torch.compile, and nested torch.func transforms
+inside torch.compile, refused rather than computed wrong. Skipped as a
+whole under PyTorch 1.13."""
+import copy
+import warnings
+
+import pytest
+
+torch = pytest.importorskip("torch")
+import dnc  # noqa: E402
+import dnc.torch as dt  # noqa: E402
+from checks import ok  # noqa: E402
+from torch import nn  # noqa: E402
+
+if not dt.HAS_CUSTOM_OPS:
+    pytest.skip("PyTorch %s has no torch.library.custom_op (PyTorch 2 only)"
+                % torch.__version__, allow_module_level=True)
+
+# a function whose printed source is a block of several lines
+BLOCK = """fn g(x; a = 1, b[] = 0) {
+  let u = a * x
+  (if u > 0 then sqrt(u + 1) else exp(u)) * tanh(u) + b
+}"""
+
+
+@pytest.fixture(autouse=True)
+def _fresh_dynamo():
+    torch._dynamo.reset()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+    torch._dynamo.reset()
+
+
+def test_sources_on_one_line():
+    """The ops' source argument has no line break (inductor's cpp_wrapper
+    writes it between quotes in C++), and is the same function."""
+    for fn in ("derf", BLOCK):
+        m = dt.PointwiseNorm(4, fn)
+        src = m._dnc_source
+        ok("\n" not in src, "no line break in the source of %s" % m._dnc_name,
+           repr(src))
+        f = dnc.compile(src)[m._dnc_name]
+        ok(f.source == dnc.compile(fn if fn != "derf" else dt.STANDARD)[
+            m._dnc_name].source, "the one line is the same function", src)
+        for s, _ in dt._derivative_sources(m.fn):
+            ok("\n" not in s, "no line break in a derivative's source", s)
+    # a state_dict whose metadata has the printed, multi-line source (as
+    # earlier versions wrote it) still loads
+    m = dt.PointwiseNorm(4, BLOCK)
+    sd = m.state_dict()
+    sd._metadata[""]["dnc_fn"] = dnc.compile(BLOCK)["g"].source
+    ok("\n" in sd._metadata[""]["dnc_fn"].strip(), "a multi-line source")
+    dt.PointwiseNorm(4, BLOCK).load_state_dict(sd)
+
+
+@pytest.mark.slow
+def test_cpp_wrapper():
+    """torch.compile(options={"cpp_wrapper": True}) failed to compile its
+    C++ (the source's newline ended the string literal)."""
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Linear(8, 8), dt.PointwiseNorm(8, BLOCK),
+                      dt.PointwiseNorm(8, "derf", channels_last=False))
+    c = torch.compile(m, options={"cpp_wrapper": True})
+    x = torch.randn(3, 8, requires_grad=True)
+    y = c(x)
+    y.pow(2).sum().backward()
+    got = x.grad.clone()
+    x.grad = None
+    m(x).pow(2).sum().backward()
+    ok(torch.allclose(y, m(x), atol=1e-6), "cpp_wrapper: the module's values")
+    ok(torch.allclose(got, x.grad, atol=1e-6), "cpp_wrapper: its gradients")
+
+
+def test_pointwise_threads_argument():
+    """threads= given as an argument that changes: torch.compile makes
+    the int dynamic at its second value, which assume_constant_result
+    refused ("argument conversion failed")."""
+    x = torch.randn(3, 8)
+
+    def f(x, t):
+        return dt.pointwise(x, "dyt", threads=t)
+    c = torch.compile(f, fullgraph=True, backend="eager")
+    for t in (1, 2, 3):
+        ok(torch.equal(c(x, t), f(x, t)), "threads=%d compiled" % t)
+
+
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_vmap_inside_compile(channels_last):
+    """torch.compile(torch.func.vmap(norm)) failed: vmap's repr of the
+    module read parameter values while tracing, and the compiler's copy
+    of the autograd.Function has no vmap rule. The ops' own rule runs."""
+    torch.manual_seed(1)
+    m = dt.PointwiseNorm(4, "fn g(x; a = 0.7, s[] = 0.1) = tanh(a * x + s)",
+                         dtype=torch.float64, channels_last=channels_last)
+    with torch.no_grad():
+        for p in m.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    m2 = copy.deepcopy(m)
+    x = torch.randn(5, 3, 4, 2, dtype=torch.float64)
+    if channels_last:
+        x = x[..., 0]
+    x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
+    for dec in (False, True):   # the kernels; the decomposed form (GPUs)
+        with dt.decomposed(dec):
+            torch._dynamo.reset()
+            y1 = torch.compile(torch.func.vmap(m), fullgraph=True,
+                               backend="aot_eager")(x1)
+            y2 = torch.func.vmap(m2)(x2)
+            y1.pow(2).sum().backward()
+            y2.pow(2).sum().backward()
+        ok(torch.allclose(y1, y2, rtol=1e-12, atol=0),
+           "compiled vmap = eager vmap (decomposed=%s)" % dec)
+        ok(torch.allclose(x1.grad, x2.grad, rtol=1e-12, atol=0) and all(
+            torch.allclose(p.grad, q.grad, rtol=1e-12, atol=0)
+            for p, q in zip(m.parameters(), m2.parameters())),
+           "and its gradients (decomposed=%s)" % dec)
+        x1.grad = x2.grad = None
+        m.zero_grad()
+        m2.zero_grad()
+
+
+def test_nested_transforms_inside_compile():
+    """torch.compile(grad(grad(f))) over a norm gave 0, not f's second
+    derivative (the compiler's copy of the backward is not differentiated
+    again): refused with fullgraph=True; without it, torch.compile runs
+    that part in eager mode, which gives the right values. Forward mode
+    (jvp) is refused the same way."""
+    m = dt.PointwiseNorm(4, "derf", dtype=torch.float64)
+    x = torch.randn(3, 4, dtype=torch.float64)
+    F = torch.func
+
+    def loss(x):
+        return m(x).pow(2).sum()
+
+    def gg(x):
+        return F.grad(lambda x: F.grad(loss)(x).sum())(x)
+
+    def plain(x):
+        return torch.erf(0.5 * x).pow(2).sum()
+    want = F.grad(lambda x: F.grad(plain)(x).sum())(x)
+    for dec in (False, True):
+        with dt.decomposed(dec):
+            ok(torch.allclose(gg(x), want, rtol=1e-12, atol=1e-14),
+               "eager grad(grad)")
+            torch._dynamo.reset()
+            with pytest.raises(Exception) as e:
+                torch.compile(gg, fullgraph=True, backend="aot_eager")(x)
+            ok("nested in one another" in str(e.value),
+               "compiled grad(grad), fullgraph: refused", str(e.value))
+            torch._dynamo.reset()
+            got = torch.compile(gg, backend="aot_eager")(x)
+            ok(torch.allclose(got, want, rtol=1e-12, atol=1e-14),
+               "compiled grad(grad), not fullgraph: the second derivative "
+               "(decomposed=%s), not 0" % dec, got)
+            torch._dynamo.reset()
+            with pytest.raises(Exception) as e:
+                torch.compile(lambda x: F.jvp(m, (x,), (x,))[1],
+                              fullgraph=True, backend="aot_eager")(x)
+            ok("forward-mode" in str(e.value), "compiled jvp: refused",
+               str(e.value))
+            torch._dynamo.reset()
+            g = torch.compile(F.grad(loss), fullgraph=True,
+                              backend="aot_eager")(x)
+            ok(torch.allclose(g, F.grad(loss)(x), rtol=1e-12, atol=0),
+               "one grad still compiles with fullgraph")
