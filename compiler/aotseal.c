@@ -21,10 +21,12 @@
  */
 #include <elf.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "dnc_aot.h"
 #include "dnc_int.h"
@@ -44,12 +46,17 @@ static uint64_t fnv1a(const unsigned char *p, size_t n)
 static unsigned char *read_all(const char *path, size_t *n, char *err,
                                size_t nerr)
 {
-  FILE *f = fopen(path, "rb");
+  /* O_NONBLOCK: a FIFO (or a device) under the name must not block the
+   * open, which waited for a writer forever; it is then refused below */
+  int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  FILE *f = fd < 0 ? NULL : fdopen(fd, "rb");
   struct stat st;
   if (!f || fstat(fileno(f), &st)) {
     snprintf(err, nerr, "cannot open it: %s", strerror(errno));
     if (f)
       fclose(f);
+    else if (fd >= 0)
+      close(fd);
     return NULL;
   }
   if (!S_ISREG(st.st_mode)) {
