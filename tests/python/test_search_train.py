@@ -636,14 +636,18 @@ def test_interrupted_screening(tmp_path, monkeypatch, capsys):
 
 
 @pytest.mark.slow  # Python's signal handling in a child, not libdnc's test
-@pytest.mark.parametrize("how", ["--serial", "ray"])
+@pytest.mark.parametrize("how", ["--serial", "ray", "hup-serial",
+                                 "hup-ray"])
 def test_sigterm_stops_with_143_and_keeps_the_journal(tmp_path, how):
     """SIGTERM stops between trials with 143, serial or under the local
-    Ray (whose ray.init installs a SIGTERM handler of its own)."""
+    Ray (whose ray.init installs a SIGTERM handler of its own); SIGHUP
+    (the terminal gone) with 129, as `dnc search` (it died of the signal,
+    -1)."""
     setup_dir(tmp_path, sleep=0.3)
     e = env()
     e["PYTHONPATH"] += os.pathsep + str(tmp_path)
-    extra = ("--serial",) if how == "--serial" else ("--threads", "1")
+    sig = signal.SIGHUP if how.startswith("hup") else signal.SIGTERM
+    extra = ("--serial",) if how.endswith("serial") else ("--threads", "1")
     p = subprocess.Popen(command("term", *extra), cwd=tmp_path, env=e,
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
@@ -655,7 +659,7 @@ def test_sigterm_stops_with_143_and_keeps_the_journal(tmp_path, how):
             time.sleep(0.1)
         assert p.poll() is None, "finished before the signal: %s" % (
             p.stderr.read().decode()[-2000:])
-        p.send_signal(signal.SIGTERM)
+        p.send_signal(sig)
         rc = p.wait(timeout=120)
     finally:
         if p.poll() is None:
@@ -663,7 +667,7 @@ def test_sigterm_stops_with_143_and_keeps_the_journal(tmp_path, how):
             p.wait()
         err = p.stderr.read().decode()
         p.stderr.close()
-    assert rc == 143, (rc, err[-2000:])  # 128 + SIGTERM, as `dnc search`
+    assert rc == 128 + sig, (rc, err[-2000:])  # as `dnc search`
     kept = journal(str(tmp_path / "term"))
     assert len(kept) >= 2, "the finished trials stay in the journal"
     assert not (tmp_path / "term" / "results.csv").exists(), \

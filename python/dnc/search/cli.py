@@ -435,9 +435,10 @@ def start_ray(address, threads, quiet):
     # ray.init installs its own SIGTERM handler (which dumps a trace and
     # ends the process with 15): SIGTERM is ours again, a stop between
     # trials with status 143
-    if signal.getsignal(signal.SIGTERM) is not _stop and \
-            threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _stop)
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            if signal.getsignal(sig) is not _stop:
+                signal.signal(sig, _stop)
     return ray
 
 
@@ -845,9 +846,11 @@ def _stop(signum, frame):
 
 def main(argv=None):
     a = parser().parse_args(argv)
-    # SIGTERM as SIGINT: stop between trials, journal kept, status 143
+    # SIGTERM and SIGHUP (the terminal gone) as SIGINT: stop between
+    # trials, journal kept, status 143 or 129, as `dnc search`
     _stopped_by[0] = signal.SIGINT
     old = signal.signal(signal.SIGTERM, _stop)
+    old_hup = signal.signal(signal.SIGHUP, _stop)
     try:
         return run(a)
     except UsageError as e:
@@ -870,3 +873,4 @@ def main(argv=None):
         return 1
     finally:
         signal.signal(signal.SIGTERM, old)
+        signal.signal(signal.SIGHUP, old_hup)
