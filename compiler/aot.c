@@ -36,6 +36,7 @@
  * temporary directory removed on every path.
  */
 #include <errno.h>
+#include <math.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <spawn.h>
@@ -1218,9 +1219,13 @@ static int write_header(aot *a, const char *path, const char *shown)
     fputs(" */\n", fp);
     fprintf(fp, "#define DNC_NPARAMS_%s %d\n", f->name, f->nparams);
     for (int k = 0; k < f->nparams; k++) {
-      fprintf(fp, "#define DNC_DEFAULT_%s_%s ", f->name, f->params[k].name);
-      put_double(fp, f->params[k].def);
-      fputc('\n', fp);
+      /* a negative one in parentheses, as a macro's value must be:
+       * 2-DNC_DEFAULT_f_a was 2--1.0, a decrement */
+      double d = f->params[k].def;
+      fprintf(fp, "#define DNC_DEFAULT_%s_%s %s", f->name, f->params[k].name,
+              signbit(d) ? "(" : "");
+      put_double(fp, d);
+      fputs(signbit(d) ? ")\n" : "\n", fp);
     }
     for (int dt = 0; dt < DNC_DT__COUNT; dt++)
       for (int k = 0; k < DNC_K__COUNT; k++) {

@@ -134,6 +134,16 @@ t "  still quoting the definition" grep -qF "fn c1(x; a = 1) = a * x  # ends * /
 rm -f "$out/c.h" "$tmp/c.o"
 t "it holds the function's source" grep -qF "fn pc(x; s[] = 0.25) = x * sigmoid(x + s)" "$out/k.h"
 t "and its parameters' defaults" grep -qx "#define DNC_DEFAULT_pc_s 0.25" "$out/k.h"
+# a negative default was written bare: 2-DNC_DEFAULT_n_a read 2--1.0
+printf 'fn n(x; a = -1, z = -0) = a * x + z\n' >"$tmp/neg.dn"
+t "a negative default is parenthesised" \
+  sh -c "'$DNC' compile '$tmp/neg.dn' --emit=header -o '$out/neg.h' &&
+         grep -qx '#define DNC_DEFAULT_n_a (-1.0)' '$out/neg.h' &&
+         grep -qx '#define DNC_DEFAULT_n_z (-0.0)' '$out/neg.h'"
+t "  and reads as itself in an expression" \
+  sh -c "printf '#include \"neg.h\"\nint main(void) { return 2-DNC_DEFAULT_n_a == 3 && 1 / DNC_DEFAULT_n_z < 0 ? 0 : 1; }\n' >'$tmp/neg.c' &&
+         cc -std=c99 -Wall -Wextra -Werror -pedantic -I'$out' -o '$tmp/neg' '$tmp/neg.c' && '$tmp/neg'"
+rm -f "$out/neg.h" "$tmp/neg" "$tmp/neg.c"
 t "a C program links the library and calls a kernel" \
   sh -c "printf '#include \"k.h\"\n#include <math.h>\nint main(void) { float x[3] = {-1, 0, 2}, y[3]; double p[1] = {0.5};\n dnc_dyt_f32_fwd(x, y, 3, p);\n return fabs(y[2] - tanh(1.0)) < 1e-7 ? 0 : 1; }\n' >'$tmp/p.c' &&
          cc -std=c99 -I'$out' -o '$tmp/p' '$tmp/p.c' -L'$out' -l:k.so -Wl,-rpath,'$out' -lm && '$tmp/p'"
