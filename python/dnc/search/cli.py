@@ -582,12 +582,21 @@ def train(a, spec, spec_hash, config, journal, mode, steps, metric):
                         rec = ray.get(f)
                     except ray.exceptions.RayError as e:
                         msg = str(e).strip().splitlines()
+                        # --retries counts the deaths of workers; Ray's
+                        # memory monitor (OutOfMemoryError) and others
+                        # keep counts of their own
+                        crashed = isinstance(e, tuple(
+                            getattr(ray.exceptions, n) for n in (
+                                "WorkerCrashedError", "NodeDiedError")
+                            if hasattr(ray.exceptions, n)))
                         rec = {"key": k, "steps": stp, "seed": s,
                                "node": None, "seconds": None,
                                "status": "failed", "metric": None,
-                               "error": "%s after %d retr%s: %s" % (
-                                   type(e).__name__, a.retries,
-                                   "y" if a.retries == 1 else "ies",
+                               "error": "%s%s: %s" % (
+                                   type(e).__name__,
+                                   " after %d retr%s" % (
+                                       a.retries, "y" if a.retries == 1
+                                       else "ies") if crashed else "",
                                    msg[0] if msg else "")}
                     rec["rung"] = rr
                     journal.add(rec)
