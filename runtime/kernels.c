@@ -392,6 +392,17 @@ static void call_init(call *c, const dnc_function *f, const dnc_tensor *x,
   c->p = p;
 }
 
+/* A call's result; out of memory for its temporaries (the sums, the
+ * defaulted per-channel arrays) is said in dnc_last_error() too, which
+ * otherwise kept an older, unrelated message. */
+static dnc_status finish(const char *who, dnc_status st, const dnc_tensor *x)
+{
+  if (st == DNC_ERR_MEMORY)
+    dnc_refuse(st, who, "out of memory for the temporaries of a [%lld x %lld] "
+               "call", (long long)x->rows, (long long)x->cols);
+  return st;
+}
+
 dnc_status dnc_forward(const dnc_function *f, const dnc_tensor *x,
                        const dnc_tensor *y, const double *params)
 {
@@ -431,7 +442,7 @@ dnc_status dnc_backward(const dnc_function *f, const dnc_tensor *x,
   int64_t nblocks = c.g.nrb * c.g.ncb;
   c.sums = calloc((size_t)(nblocks * c.np) + 1, sizeof *c.sums);
   if (!c.sums)
-    return DNC_ERR_MEMORY;
+    return finish("dnc_backward", DNC_ERR_MEMORY, x);
   run_grid(&c, f, task_bwd);
   if (dparams)
     add_sums(&c, nblocks, dparams, 0);
@@ -606,7 +617,7 @@ dnc_status dnc_layer_forward(const dnc_function *f, const dnc_tensor *x,
   if (st == DNC_OK)
     run_grid(&c, f, task_layer_fwd);
   layer_state_free(&ls, &c);
-  return st;
+  return finish("dnc_layer_forward", st, x);
 }
 
 /* out[col] += sum over row blocks of partial[rb][col], in block order */
@@ -677,7 +688,7 @@ dnc_status dnc_layer_backward(const dnc_function *f, const dnc_tensor *x,
   if (partial)
     scratch_put(partial);
   layer_state_free(&ls, &c);
-  return st;
+  return finish("dnc_layer_backward", st, x);
 }
 
 /* ------------------------------------------------- channel-major layers
@@ -859,7 +870,7 @@ dnc_status dnc_layer_forward_cm(const dnc_function *f, const dnc_tensor *x,
       st = DNC_ERR_MEMORY;
   }
   layer_state_free(&ls, &m.c);
-  return st;
+  return finish("dnc_layer_forward_cm", st, x);
 }
 
 /* out[ch] += the sums of slot j of channel ch's tasks, in task order */
@@ -923,5 +934,5 @@ dnc_status dnc_layer_backward_cm(const dnc_function *f, const dnc_tensor *x,
   }
   free(m.tsum);
   layer_state_free(&ls, c);
-  return st;
+  return finish("dnc_layer_backward_cm", st, x);
 }

@@ -713,9 +713,68 @@ static void test_openmp(void)
   dlclose(gomp);
 }
 
+/* A kernel call whose temporaries cannot be allocated (a defaulted beta
+ * of cols floats, here 2^52 bytes: past any address space, so refused
+ * even where memory is overcommitted) is DNC_ERR_MEMORY with nothing
+ * written, and says so: dnc_last_error() kept an older, unrelated
+ * message. The views' data is never read (the allocation comes first),
+ * so the pointers need only be apart. */
+#if defined(__SANITIZE_ADDRESS__)
+const char *__asan_default_options(void);
+const char *__asan_default_options(void)
+{
+  return "allocator_may_return_null=1";
+}
+#endif
+
+static void test_out_of_memory(void)
+{
+  dnc_context *ctx = dnc_context_new();
+  dnc_module *m = NULL;
+  const char *src = "fn f(x; a = 1) = a * x";
+  dnc_compile_string(ctx, "f.dn", src, strlen(src), &m);
+  const dnc_function *f = dnc_module_function(m, 0);
+  int64_t cols = (int64_t)1 << 50;
+  dnc_tensor x = {(void *)((uintptr_t)1 << 40), DNC_F32, 1, cols, 0};
+  dnc_tensor d = {(void *)(((uintptr_t)1 << 40) + ((uintptr_t)1 << 53)),
+                  DNC_F32, 1, cols, 0};
+  float gamma[1] = {1}, dgamma[1] = {0};
+  dnc_layer L = {NULL, NULL, gamma, NULL};
+  dnc_layer_grad G = {NULL, NULL, dgamma, NULL};
+  dnc_function_param(f, 9, NULL); /* an older message */
+  is_int(dnc_layer_forward(f, &x, &d, &L), DNC_ERR_MEMORY,
+         "a layer forward whose default beta cannot be made: DNC_ERR_MEMORY");
+  is_str(dnc_last_error(), "dnc_layer_forward: out of memory for the "
+         "temporaries of a [1 x 1125899906842624] call", "  saying so");
+  dnc_function_param(f, 9, NULL);
+  is_int(dnc_layer_backward(f, &x, &d, &d, NULL, &G), DNC_ERR_MEMORY,
+         "a layer backward likewise");
+  ok(strstr(dnc_last_error(), "dnc_layer_backward: out of memory") != NULL,
+     "  saying so: %s", dnc_last_error());
+  /* channels first: the per-channel arrays hold one value per channel,
+   * so 2^50 channels of one element each */
+  dnc_tensor xc = x, dc = d;
+  xc.rows = dc.rows = cols;
+  xc.cols = dc.cols = 1;
+  dnc_function_param(f, 9, NULL);
+  is_int(dnc_layer_forward_cm(f, &xc, &dc, cols, &L), DNC_ERR_MEMORY,
+         "channels first likewise");
+  ok(strstr(dnc_last_error(), "dnc_layer_forward_cm: out of memory") != NULL,
+     "  saying so: %s", dnc_last_error());
+  dnc_function_param(f, 9, NULL);
+  is_int(dnc_layer_backward_cm(f, &xc, &dc, &dc, cols, NULL, &G),
+         DNC_ERR_MEMORY, "and its backward");
+  ok(strstr(dnc_last_error(), "dnc_layer_backward_cm: out of memory") != NULL,
+     "  saying so: %s", dnc_last_error());
+  ok(dgamma[0] == 0, "no gradient was written");
+  dnc_module_free(m);
+  dnc_context_free(ctx);
+}
+
 int main(void)
 {
   test_version();
+  test_out_of_memory();
   test_fit();
   test_compile_ok();
   test_compile_errors();
