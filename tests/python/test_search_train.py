@@ -713,6 +713,20 @@ def test_two_node_cluster_and_a_dying_worker(tmp_path, monkeypatch, capsys):
     assert open("two/results.csv").read() == open("ref/results.csv").read()
 
 
+def test_ray_error_text():
+    """'after N retries' is said of a worker's death, which --retries
+    counts, not of Ray's other failures (its memory monitor keeps a count
+    of its own)."""
+    ray = pytest.importorskip("ray")
+    rx = ray.exceptions
+    assert cli.ray_error_text(rx.WorkerCrashedError(), 2).startswith(
+        "WorkerCrashedError after 2 retries: ")
+    assert cli.ray_error_text(rx.WorkerCrashedError(), 1).startswith(
+        "WorkerCrashedError after 1 retry: ")
+    t = cli.ray_error_text(rx.OutOfMemoryError("the node ran out\nmore"), 2)
+    assert t == "OutOfMemoryError: the node ran out", t
+
+
 def descendants(pid):
     """pid and every process under it, from /proc (Linux)."""
     kids = {}

@@ -404,6 +404,21 @@ def _ray_env():
     return {"env_vars": env}
 
 
+def ray_error_text(e, retries):
+    """A trial's error when Ray failed it (ray.get raised e): --retries
+    counts the deaths of workers, so 'after N retries' is said of those
+    alone; Ray's memory monitor (OutOfMemoryError) and others keep counts
+    of their own."""
+    import ray
+    crashed = tuple(getattr(ray.exceptions, n) for n in (
+        "WorkerCrashedError", "NodeDiedError") if hasattr(ray.exceptions, n))
+    msg = str(e).strip().splitlines()
+    return "%s%s: %s" % (
+        type(e).__name__, " after %d retr%s" % (
+            retries, "y" if retries == 1 else "ies")
+        if isinstance(e, crashed) else "", msg[0] if msg else "")
+
+
 def check_address(address):
     """--address HOST:PORT answers on that port, else a UsageError at once
     (ray.init retries a cluster that is not there for minutes, then
@@ -581,23 +596,10 @@ def train(a, spec, spec_hash, config, journal, mode, steps, metric):
                     try:
                         rec = ray.get(f)
                     except ray.exceptions.RayError as e:
-                        msg = str(e).strip().splitlines()
-                        # --retries counts the deaths of workers; Ray's
-                        # memory monitor (OutOfMemoryError) and others
-                        # keep counts of their own
-                        crashed = isinstance(e, tuple(
-                            getattr(ray.exceptions, n) for n in (
-                                "WorkerCrashedError", "NodeDiedError")
-                            if hasattr(ray.exceptions, n)))
                         rec = {"key": k, "steps": stp, "seed": s,
                                "node": None, "seconds": None,
                                "status": "failed", "metric": None,
-                               "error": "%s%s: %s" % (
-                                   type(e).__name__,
-                                   " after %d retr%s" % (
-                                       a.retries, "y" if a.retries == 1
-                                       else "ies") if crashed else "",
-                                   msg[0] if msg else "")}
+                               "error": ray_error_text(e, a.retries)}
                     rec["rung"] = rr
                     journal.add(rec)
                     best = [(rung_metric(x, r)[0], x) for x in members]
