@@ -186,12 +186,37 @@ static dnc_node *div_homogeneous(dctx *d, dnc_node *const *a, dnc_node *const *d
   return NULL;
 }
 
+/* a / hypot(c, a) (either order), the inverse square root unit written
+ * with hypot: the derivative is c (a' c - a c') / h^3, computed
+ * (c / h) ((a' c - a c') / h) / h, which neither overflows (|c/h| <= 1)
+ * nor cancels; the quotient rule's 1 - (a/h)^2 lost every digit where
+ * |a| >> |c| (0 from |x| = 1e4 in f32, 1e8 in f64). NULL when b is not
+ * of that shape. */
+static dnc_node *div_hypot(dctx *d, dnc_node *const *a, dnc_node *const *da)
+{
+  dnc_node *h = a[1];
+  if (!da[0] || h->op != OP_HYPOT)
+    return NULL;
+  for (int k = 0; k < 2; k++) {
+    if (h->arg[k] != a[0])
+      continue;
+    dnc_node *c = h->arg[1 - k];
+    dnc_node *num = sub(d, mul(d, da[0], c), mul(d, a[0], d->dv[c->id]));
+    if (!num)
+      return K(0.0);
+    return S(OP_DIV, S(OP_MUL, S(OP_DIV, c, h), S(OP_DIV, num, h)), h);
+  }
+  return NULL;
+}
+
 /* (a/b)' = (a' - (a/b) b') / b: reuses the quotient instead of a/b^2 */
 RULE(df_div)
 {
   dnc_node *r = div_isru(d, a, da);
   if (!r)
     r = div_homogeneous(d, a, da);
+  if (!r)
+    r = div_hypot(d, a, da);
   if (r)
     return r->op == OP_CONST && r->value == 0 ? NULL : r;
   return divide(d, sub(d, da[0], mul(d, e, da[1])), a[1]);

@@ -286,6 +286,9 @@ static void test_conventions(void)
       {"fn f(x) = x / (1 - abs(x))", 1e20, 1e-40},
       {"fn f(x) = 2 * x / (1 + abs(2 * x))", 1e20, 5e-41},
       {"fn f(x) = x / (abs(x) - 1)", 1e20, -1e-40},
+      /* x / hypot(c, x)' = c^2 / h^3: 1 - (x/h)^2 cancelled likewise */
+      {"fn f(x) = x / hypot(1, x)", 1e20, 1e-60},
+      {"fn f(x) = x / hypot(x, 2)", -1e20, 4e-60},
       {"fn f(x) = log1p(exp(x))", 20000, 1},
       {"fn f(x) = log(1 + exp(2 * x))", 20000, 2},
       {"fn f(x) = log(exp(x) + 1)", 20000, 1},
@@ -318,6 +321,8 @@ static void test_conventions(void)
       {"fn f(x) = x / (1 + abs(x^2))", "x",
        "fn g(x) {\n  let t1 = x^2\n  let t2 = 1 + abs(t1)\n  (1 - x / t2 * (2 * x * sign(t1))) / t2\n}\n"},
       {"fn f(x; a = 1) = log1p(exp(a * x))", "a", "fn g(x; a = 1) = x * sigmoid(a * x)\n"},
+      {"fn f(x; b = 1) = x / hypot(b, x)", "b",
+       "fn g(x; b = 1) {\n  let t1 = hypot(b, x)\n  -(x / t1 * (b / t1) / t1)\n}\n"},
   };
   for (size_t i = 0; i < sizeof forms / sizeof *forms; i++) {
     dnc_mod *m = build(forms[i].src);

@@ -63,6 +63,9 @@ static const char *src =
      * / (1 + |x|), was 0 from |x| = 1e8 (f32), 1e16 (f64), not 1/x^2,
      * and NaN at inf (diff.c's div_homogeneous) */
     "fn softsign(x; s = 1) = x / (s + abs(x))\n"
+    /* the same cancellation in x / hypot(b, x)'s quotient rule, 1 -
+     * (x/h)^2: 0 from |x| = 1e4 in f32, not b^2/|x|^3 (div_hypot) */
+    "fn hyp_isru(x; b = 1) = x / hypot(b, x)\n"
     /* known wrong, reported as TODO (not yet fixed): gauss_a's
      * derivatives are NaN, not 0, where u = a x itself overflows in the
      * dtype (2 * 3e38 in f32: inf * 0) */
