@@ -1049,7 +1049,11 @@ if HAS_CUSTOM_OPS:
         return y
 
     def _functorch_active():
-        return torch._C._functorch.peek_interpreter_stack() is not None
+        # not peek_interpreter_stack() is not None: torch.compile's tracer
+        # wraps the None it returns, and it was never None there (a plain
+        # compiled model took _FuncLayer, whose compiled copy's backward a
+        # gradient penalty did not differentiate again)
+        return torch._C._are_functorch_transforms_active()
 
     def _vmapped(x, gamma, beta, params):
         """Under torch.compile: whether torch.func.vmap batches one of the
@@ -1070,9 +1074,7 @@ if HAS_CUSTOM_OPS:
         per-sample gradients, failed inside PyTorch). Without
         fullgraph=True, torch.compile then runs that code in eager mode,
         where they work."""
-        # (peek_interpreter_stack() is never None to torch.compile's
-        # tracer, which wraps the None: this says whether there is one)
-        if not torch._C._are_functorch_transforms_active():
+        if not _functorch_active():
             return
         top = torch._functorch.pyfunctorch.coerce_cinterpreter(
             torch._C._functorch.peek_interpreter_stack())
@@ -1142,7 +1144,7 @@ def _apply(source, name, threads, x, gamma, beta, params):
     form = _forms[(source, name)]
     if _onnx_exporting():
         return _dec_forward(form, x, gamma, beta, params)
-    if HAS_CUSTOM_OPS and _functorch_active():
+    if HAS_CUSTOM_OPS and (_compiling() or _functorch_active()):
         # under torch.compile, whose tracer refuses a jvp: the first
         # derivatives' printed forms (a second order would print more
         # forms while tracing; autograd takes it through these)

@@ -167,3 +167,35 @@ def test_nested_transforms_inside_compile():
                               backend="aot_eager")(x)
             ok(torch.allclose(g, F.grad(loss)(x), rtol=1e-12, atol=0),
                "one grad still compiles with fullgraph")
+
+
+def test_gradient_penalty_compiled_eager_backend():
+    """A gradient penalty (create_graph=True) through a norm compiled with
+    backend="eager": the compiled model called dnc's autograd.Function,
+    whose compiled backward was not differentiated again, so the norm's
+    second-order terms were silently dropped (alpha.grad None, or wrong
+    where another term made the penalty differentiable). It now calls the
+    custom op, whose formula is dnc's derivatives; aot_autograd's
+    backends refuse double backward themselves."""
+    m = dt.PointwiseNorm(4, "derf", dtype=torch.float64)
+    x = torch.randn(3, 4, dtype=torch.float64)
+
+    def penalty(x):
+        x = x.clone().requires_grad_()
+        s = m(x).pow(2).sum() + (x * x.detach() ** 0).pow(3).sum()
+        (g,) = torch.autograd.grad(s, x, create_graph=True)
+        return g.pow(2).sum()
+
+    def grads(fn):
+        m.zero_grad()
+        fn(x).backward()
+        return [p.grad.clone() if p.grad is not None else None
+                for p in m.parameters()]
+    want = grads(penalty)
+    got = grads(torch.compile(penalty, backend="eager"))
+    for (n, _), a, b in zip(m.named_parameters(), got, want):
+        ok(a is not None and torch.allclose(a, b, rtol=1e-12, atol=0),
+           "compiled penalty: %s's gradient as eager's" % n, (a, b))
+    torch._dynamo.reset()
+    with pytest.raises(RuntimeError, match="double backward"):
+        grads(torch.compile(penalty, backend="aot_eager"))
