@@ -94,8 +94,13 @@ def channels_first(m, overrides=None):
     the class's guess is wrong; an override it contradicts is a
     ValueError. A forward neither tells nor runs on a probe is refused:
     say which it is through overrides."""
-    k = "rmsnorm" if _is_rmsnorm(m) and not _is_layernorm(m) else \
-        "layernorm"
+    k = "layernorm" if _is_layernorm(m) else \
+        "rmsnorm" if _is_rmsnorm(m) else None
+    if k is None:  # no norm convert replaces: the class's word alone
+        guess, _ = _guess(m, overrides)
+        if guess is None:
+            raise _unclear(m)
+        return guess
     site = _site(m, type(m).__name__, k, overrides)
     if isinstance(site, str):
         guess, forced = _guess(m, overrides)
@@ -177,18 +182,20 @@ def _kind(m, kind):
 
 
 def _unknown_norm(m):
-    """A leaf module named like a norm (*Norm, *Norm2d) that is neither a
-    LayerNorm nor an RMSNorm dnc recognises, nor a batch, group or
-    local-response norm: convert warns that it stays."""
+    """A leaf module named like a norm (*Norm, *Norm2d, *NormGated) that is
+    neither a LayerNorm nor an RMSNorm dnc recognises, nor a batch, group
+    or local-response norm: convert warns that it stays."""
     if isinstance(m, (_dt.PointwiseNorm,) + _OTHER_NORMS) or not _leaf(m):
         return False
     if _is_layernorm(m) or _is_rmsnorm(m):
         return False
     name = type(m).__name__.lower()
     # batch, group and instance norms by name too (torchvision's
-    # FrozenBatchNorm2d is not an nn.BatchNorm)
-    return re.search(r"norm(\dd)?$", name) is not None and not re.search(
-        r"batch|group|instance|localresponse", name)
+    # FrozenBatchNorm2d is not an nn.BatchNorm); the gated RMSNorms of
+    # Mamba2 and its kin (forward(x, gate=None)) are warned about: a
+    # PointwiseNorm takes x alone
+    return re.search(r"norm(\dd)?(gated)?$", name) is not None and \
+        not re.search(r"batch|group|instance|localresponse", name)
 
 
 def _named_layers(model):

@@ -208,3 +208,28 @@ def test_an_override_names_the_class_whose_forward_runs():
         "on the meta device, without an override: not clear",
         "channels_first_classes={LayerNorm: True or False}")
 
+
+
+class MambaRMSNormGated(nn.Module):
+    """transformers' Mamba2 gated RMSNorm: forward(x, gate=None)."""
+
+    def __init__(self, c, eps=1e-6):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(c))
+        self.variance_epsilon = eps
+
+    def forward(self, x, gate=None):
+        if gate is not None:
+            x = x * F.silu(gate)
+        v = x.pow(2).mean(-1, keepdim=True)
+        return self.weight * x * torch.rsqrt(v + self.variance_epsilon)
+
+
+def test_gated_rmsnorm_stays_with_a_warning_and_channels_first_of_a_non_norm():
+    with pytest.warns(UserWarning, match=r"1 \(MambaRMSNormGated\)"):
+        m = dt.convert(nn.Sequential(nn.LayerNorm(4), MambaRMSNormGated(4)),
+                       "dyt")
+    ok(type(m[1]) is MambaRMSNormGated, "a gated RMSNorm stays, warned")
+    raises(ValueError, lambda: dconv.channels_first(nn.Linear(3, 3)),
+           "channels_first of a module that is no norm: the class does not "
+           "tell", "not clear which dimension")
