@@ -429,6 +429,20 @@ def _affine(m, path, k, site, w, b):
     return (1 + w.detach() if site.offset else w), b
 
 
+def _offset_weight(module, state_dict, prefix, *args):
+    """A load_state_dict pre-hook of a PointwiseNorm that replaced a norm
+    scaling by (1 + weight) (Gemma's RMSNorms): a state_dict of that norm,
+    with its weight and none of f's parameters (the unconverted model's
+    checkpoint, loaded into the converted model), loads 1 + weight, the
+    scale the norm applied, as keep_affine copies it. (state_dict is
+    load_state_dict's own copy: the caller's is not changed.)"""
+    key = prefix + "weight"
+    if key in state_dict and isinstance(state_dict[key], torch.Tensor) and \
+            not any(prefix + p.name in state_dict
+                    for p in module._dnc_params):
+        state_dict[key] = state_dict[key] + 1
+
+
 # Forward and backward hooks of a replaced norm move to its PointwiseNorm
 # (as torch.ao.quantization's swap_module does): the dictionaries
 # themselves, so that the caller's handles still remove them. Those that
@@ -560,6 +574,9 @@ def convert(model, fn, module=None, *, kind="all", init=None,
                 out.weight.copy_(w)
                 if b is not None:
                     out.bias.copy_(b)
+        if how.offset and w is not None:
+            out._register_load_state_dict_pre_hook(_offset_weight,
+                                                   with_module=True)
         _move_parametrizations(m, out, path, keep_affine)
         _move_hooks(m, out, path)
         out.train(m.training)

@@ -233,3 +233,62 @@ def test_gated_rmsnorm_stays_with_a_warning_and_channels_first_of_a_non_norm():
     raises(ValueError, lambda: dconv.channels_first(nn.Linear(3, 3)),
            "channels_first of a module that is no norm: the class does not "
            "tell", "not clear which dimension")
+
+
+class GemmaRMSNorm(nn.Module):
+    """Hugging Face's Gemma RMSNorms: output * (1 + weight)."""
+
+    def __init__(self, c, eps=1e-6):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.zeros(c))
+
+    def forward(self, x):
+        y = x.float() * torch.rsqrt(x.float().pow(2).mean(-1, keepdim=True) +
+                                    self.eps)
+        return (y * (1.0 + self.weight.float())).type_as(x)
+
+
+def test_gemma_checkpoint_loads_into_the_converted_model_as_its_scale():
+    """Convert, then load the unconverted model's checkpoint (strict=False:
+    it has no alpha): Gemma's weight is an offset, and used to load as the
+    scale itself (0.2 for a norm that scaled by 1.2)."""
+    import io
+    import pickle
+    torch.manual_seed(3)
+    c = 6
+
+    def gemma():
+        return nn.Sequential(nn.Linear(c, c), GemmaRMSNorm(c),
+                             nn.Linear(c, c), nn.LayerNorm(c))
+    pre = gemma()
+    with torch.no_grad():
+        pre[1].weight.uniform_(-0.5, 0.5)
+        pre[3].weight.uniform_(0.5, 1.5)
+    sd = pre.state_dict()
+    want = dt.convert(copy.deepcopy(pre), "dyt", keep_affine=True)
+    ok(torch.allclose(want[1].weight, 1 + sd["1.weight"]), "keep_affine")
+    for how in ("fresh", "deepcopy", "pickle"):
+        conv = dt.convert(gemma(), "dyt")
+        if how == "deepcopy":
+            conv = copy.deepcopy(conv)
+        elif how == "pickle":
+            buf = io.BytesIO()
+            torch.save(conv, buf)
+            buf.seek(0)
+            conv = torch.load(buf, weights_only=False) \
+                if "weights_only" in torch.load.__code__.co_varnames \
+                else torch.load(buf)
+        r = conv.load_state_dict(sd, strict=False)
+        ok(sorted(r.missing_keys) == ["1.alpha", "3.alpha"],
+           "only f's parameters are missing", str(r.missing_keys))
+        ok(torch.equal(conv[1].weight, want[1].weight) and
+           torch.equal(conv[3].weight, want[3].weight),
+           "%s: Gemma's weight loads as 1 + weight, LayerNorm's as it is"
+           % how)
+        ok(torch.equal(sd["1.weight"], pre[1].weight),
+           "the caller's state_dict is unchanged")
+        back = dt.convert(gemma(), "dyt")
+        back.load_state_dict(conv.state_dict(), strict=True)
+        ok(torch.equal(back[1].weight, conv[1].weight),
+           "%s: the converted model's own state_dict loads as it is" % how)
