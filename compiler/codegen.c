@@ -1264,6 +1264,13 @@ static void cg_types(dnc_cg *cg, int dt, unsigned vector_bits)
   }
 }
 
+int dnc_target_flags(const dnc_target *t)
+{
+  int avx512 = !strncmp(t->triple, "x86_64", 6) && t->vector_bits == 512;
+  return (t->has_fma ? DNC_TARGET_FMA : 0) |
+         (avx512 && t->has_fma ? DNC_TARGET_RSQRT : 0);
+}
+
 LLVMModuleRef dnc_codegen(LLVMContextRef ctx, dnc_mod *m, dnc_fn *f, int dt,
                           const dnc_target *t, const char *prefix, char **err)
 {
@@ -1286,6 +1293,7 @@ LLVMModuleRef dnc_codegen(LLVMContextRef ctx, dnc_mod *m, dnc_fn *f, int dt,
   cg.b = LLVMCreateBuilderInContext(ctx);
   cg_types(&cg, dt, t->vector_bits);
   cg.fma = t->has_fma;
+  cg.target = dnc_target_flags(t);
   cg.avx512 = !strncmp(t->triple, "x86_64", 6) && t->vector_bits == 512;
   /* precision-matched vector math: bf16 and f16 kernels (or any f32
    * compute when the context asks, for testing) use the short forms */
@@ -1324,7 +1332,8 @@ LLVMModuleRef dnc_codegen(LLVMContextRef ctx, dnc_mod *m, dnc_fn *f, int dt,
   roots[1] = k.dfdx;
   for (int i = 0; i < f->nparams; i++)
     roots[i + 2] = dfdp[i];
-  if (dnc_rewrite(&m->dag, cg.f64, cg.lowp, cg.fma, roots, f->nparams + 2)) {
+  if (dnc_rewrite(&m->dag, cg.f64, cg.lowp, cg.target, roots,
+                  f->nparams + 2)) {
     *err = strdup("the kernels' DAG after its lowering rewrites is too large");
     LLVMDisposeBuilder(cg.b);
     LLVMDisposeModule(cg.mod);

@@ -24,6 +24,7 @@ typedef struct dnc_cg {
   int f64;       /* compute in double (else float) */
   unsigned lanes; /* vector width in elements of the compute type */
   int fma;        /* the target has fused multiply-add */
+  int target;     /* its DNC_TARGET_* flags (dnc_target_flags) */
   int avx512;     /* x86 with AVX-512F: vscalefps scales by 2^n in one step */
   int bf16cvt;    /* AVX512-BF16 with 16 lanes: vcvtneps2bf16 (store_data) */
   int lowp;       /* 8 or 11: the vector math's results are for bf16 or f16
@@ -107,6 +108,9 @@ typedef struct dnc_target {
                  calls them only so (kernels.c, pick_stream), and only for
                  outputs too large to stay in the caches. */
 } dnc_target;
+
+/* t's DNC_TARGET_* flags (dnc_int.h), for the lowering rewrites */
+int dnc_target_flags(const dnc_target *t);
 
 /* Builds the module holding every kernel of f in dtype dt, with symbol
  * names "<prefix>_<form>": differentiates f (into m's DAG; the caller

@@ -576,11 +576,12 @@ int dnc_pow_special(double e);
  * vector code (vmath.c) rather than rtmath.c's scalar function. */
 int dnc_vm_native(int op, int f64);
 /* root as the kernels of one precision (f64, else f32 compute: f32, bf16,
- * f16; lowp: their math's bits, as dnc_rewrite) for a target with or
- * without fused multiply-add compute it: the
+ * f16; lowp: their math's bits, as dnc_rewrite) for a target (its
+ * DNC_TARGET_* flags) compute it: the
  * lowering rewrites of rewrite.c applied, then flattened (module DAG and
  * arena; the caller holds the module's lock where others may use it). */
-dnc_prog *dnc_rt_prog(dnc_mod *m, dnc_node *root, int f64, int lowp, int fma);
+dnc_prog *dnc_rt_prog(dnc_mod *m, dnc_node *root, int f64, int lowp,
+                      int target);
 /* Such a program evaluated in float or double, each op by its formula
  * (opmath.h) as the kernels lower it (pow with small integer exponents as
  * arithmetic, dnc_pow_special). math32: for each op, the float function
@@ -607,12 +608,19 @@ double dnc_split_scale(const dnc_node *a, const dnc_node **t);
 int dnc_expneg_of(const dnc_node *y, const dnc_node **t, double *k);
 /* u when e is u^2 or u * u, else NULL */
 const dnc_node *dnc_square_of(const dnc_node *e);
+/* What of a target the lowering rewrites depend on (dnc_target_flags):
+ *   DNC_TARGET_FMA    fused multiply-add in hardware
+ *   DNC_TARGET_RSQRT  f32's rsqrt is vmath.c's refined estimate (16-lane
+ *                     AVX-512 with FMA), as cheap as a multiplication,
+ *                     while division and sqrt share one slow divider */
+enum { DNC_TARGET_FMA = 1, DNC_TARGET_RSQRT = 2 };
 /* The lowering rewrites (rewrite.c) for f64 or f32 compute, the vector
  * math's precision in f32 (lowp: 8 for bf16's, 11 for f16's, else 0) and a
- * target with or without fused multiply-add, applied to roots[0..n) in place
+ * target's DNC_TARGET_* flags, applied to roots[0..n) in place
  * (NULL entries skipped; shared nodes rewritten once); -1 when the DAG's
  * node budget ran out. */
-int dnc_rewrite(dnc_dag *g, int f64, int lowp, int fma, dnc_node **roots, int n);
+int dnc_rewrite(dnc_dag *g, int f64, int lowp, int target, dnc_node **roots,
+                int n);
 
 /* ------------------------------------------- kernels (codegen.c, aot.c) */
 
@@ -669,7 +677,8 @@ void dnc_jit_free(dnc_jit *j);
 const char *dnc_jit_cpu(const dnc_jit *j);
 const char *dnc_jit_features(const dnc_jit *j);
 unsigned dnc_jit_vector_bits(const dnc_jit *j);
-int dnc_jit_has_fma(const dnc_jit *j);
+/* The DNC_TARGET_* flags of the JIT's target (dnc_target_flags) */
+int dnc_jit_target_flags(const dnc_jit *j);
 dnc_jit_lib *dnc_jit_lib_new(dnc_jit *j);
 /* Frees the library's code. */
 void dnc_jit_lib_free(dnc_jit_lib *l);

@@ -510,7 +510,7 @@ void dnc_jit_free(dnc_jit *j)
 const char *dnc_jit_cpu(const dnc_jit *j) { return j->target.cpu; }
 const char *dnc_jit_features(const dnc_jit *j) { return j->target.features; }
 unsigned dnc_jit_vector_bits(const dnc_jit *j) { return j->target.vector_bits; }
-int dnc_jit_has_fma(const dnc_jit *j) { return j->target.has_fma; }
+int dnc_jit_target_flags(const dnc_jit *j) { return dnc_target_flags(&j->target); }
 
 dnc_jit_lib *dnc_jit_lib_new(dnc_jit *j)
 {

@@ -112,7 +112,7 @@ const dnc_node *dnc_square_of(const dnc_node *e)
 
 typedef struct rewriter {
   dnc_dag *g;
-  int f64, lowp, fma;
+  int f64, lowp, target; /* target: DNC_TARGET_* flags */
   dnc_node **map; /* by id of an original node: its rewritten form */
 } rewriter;
 
@@ -139,7 +139,7 @@ static dnc_node *sigmoid_pair(rewriter *rw, const dnc_node *e)
 
 static dnc_node *gauss(rewriter *rw, const dnc_node *e)
 {
-  const dnc_node *u0 = rw->fma ? gauss_base(e) : NULL;
+  const dnc_node *u0 = rw->target & DNC_TARGET_FMA ? gauss_base(e) : NULL;
   if (!u0)
     return NULL;
   dnc_node *u = rw->map[u0->id];
@@ -195,9 +195,17 @@ static dnc_node *isru_scaled(rewriter *rw, const dnc_node *u, const dnc_node *c,
   return N(OP_ADD, cs, N(OP_POW, *us, dnc_const(rw->g, 2.0), NULL), NULL);
 }
 
+/* f32 compute with f32's math on a target whose rsqrt is refined from an
+ * estimate (vmath.c) and so costs no division */
+static int rsqrt_cheap(const rewriter *rw)
+{
+  return !rw->f64 && !rw->lowp && (rw->target & DNC_TARGET_RSQRT);
+}
+
 /* u / sqrt(c + u^2) or u * rsqrt(c + u^2) (or rsqrt(c + u^2) * u: a
  * function's body keeps the order it was written in), scaled where u^2
- * would overflow (the comment at the top); u * rsqrt(...) in bf16's math */
+ * would overflow (the comment at the top); u * rsqrt(...) in bf16's math
+ * and where rsqrt is cheap */
 static dnc_node *isru(rewriter *rw, const dnc_node *e)
 {
   const dnc_node *u = e->arg[0], *r = e->arg[1];
@@ -212,10 +220,26 @@ static dnc_node *isru(rewriter *rw, const dnc_node *e)
   if (!c)
     return NULL;
   dnc_node *k, *us, *sum = isru_scaled(rw, u, c, &k, &us);
-  if (rw->lowp == 8)
+  if (rw->lowp == 8 || rsqrt_cheap(rw))
     return N(OP_MUL, us, N(OP_RSQRT, sum, NULL, NULL), NULL);
   return e->op == OP_DIV ? N(OP_DIV, us, N(OP_SQRT, sum, NULL, NULL), NULL)
                          : N(OP_MUL, us, N(OP_RSQRT, sum, NULL, NULL), NULL);
+}
+
+/* 1 / (S sqrt(S)) = r^3 from r = rsqrt(S), where rsqrt is cheap: c = (r r)
+ * r carries three times r's error, and e = 1 - S (r r) (fma) is -2 times
+ * it (to the rounding of r r), so c (1 + 1.5 e) (fma) takes it out: DyISRU's
+ * f32 backward 4.5-4.9 ulp against 4.4-4.7 from the division (r r r alone:
+ * 5.3-6.0; docs/accuracy.md). S = +-0 or +inf: r r S is NaN, and c (inf or
+ * 0) is the result, as 1 / (S sqrt(S)) gives. */
+static dnc_node *rsqrt_cubed(rewriter *rw, dnc_node *S)
+{
+  dnc_node *r = N(OP_RSQRT, S, NULL, NULL);
+  dnc_node *r2 = N(OP_MUL, r, r, NULL);
+  dnc_node *c = N(OP_MUL, r2, r, NULL);
+  dnc_node *e = N(OP_FMA, N(OP_NEG, S, NULL, NULL), r2, dnc_const(rw->g, 1.0));
+  dnc_node *fix = N(OP_FMA, c, N(OP_MUL, dnc_const(rw->g, 1.5), e, NULL), c);
+  return N(OP_SELECT, N(OP_LT, e, dnc_const(rw->g, 1.0), NULL), fix, c);
 }
 
 /* n / (v sqrt(v)), v = c + u^2: the derivatives of
@@ -249,7 +273,8 @@ static dnc_node *isru_deriv(rewriter *rw, const dnc_node *e)
       if (!c)
         continue;
       dnc_node *k, *us, *S = isru_scaled(rw, u, c, &k, &us);
-      dnc_node *r = rw->lowp == 8
+      dnc_node *r = rsqrt_cheap(rw) ? rsqrt_cubed(rw, S)
+                    : rw->lowp == 8
                         ? N(OP_MUL, N(OP_RSQRT, S, NULL, NULL),
                             N(OP_DIV, dnc_const(rw->g, 1.0), S, NULL), NULL)
                         : N(OP_DIV, dnc_const(rw->g, 1.0),
@@ -294,7 +319,8 @@ static void rewrite_root(rewriter *rw, dnc_arena *scratch, dnc_node **root)
   *root = rw->map[(*root)->id];
 }
 
-int dnc_rewrite(dnc_dag *g, int f64, int lowp, int fma, dnc_node **roots, int n)
+int dnc_rewrite(dnc_dag *g, int f64, int lowp, int target, dnc_node **roots,
+                int n)
 {
   uint32_t top = 0;
   for (int i = 0; i < n; i++)
@@ -302,7 +328,8 @@ int dnc_rewrite(dnc_dag *g, int f64, int lowp, int fma, dnc_node **roots, int n)
       top = roots[i]->id + 1;
   uint32_t limit0 = dnc_dag_budget(g, DNC_MAX_DIFF_NODES);
   dnc_arena *scratch = dnc_arena_new();
-  rewriter rw = {g, f64, lowp, fma, dnc_arena_alloc(scratch, sizeof(dnc_node *) * (top + 1))};
+  rewriter rw = {g, f64, lowp, target,
+                 dnc_arena_alloc(scratch, sizeof(dnc_node *) * (top + 1))};
   for (uint32_t i = 0; i <= top; i++)
     rw.map[i] = NULL;
   for (int i = 0; i < n && !g->over; i++)

@@ -154,9 +154,10 @@ int dnc_pow_special(double e)
   }                                                                         \
   return v[pr->n - 1];
 
-dnc_prog *dnc_rt_prog(dnc_mod *m, dnc_node *root, int f64, int lowp, int fma)
+dnc_prog *dnc_rt_prog(dnc_mod *m, dnc_node *root, int f64, int lowp,
+                      int target)
 {
-  if (dnc_rewrite(&m->dag, f64, lowp, fma, &root, 1))
+  if (dnc_rewrite(&m->dag, f64, lowp, target, &root, 1))
     dnc_die(__FILE__, __LINE__, "the rewritten function is too large");
   return dnc_prog_build(&m->dag, m->arena, root);
 }

@@ -10,7 +10,8 @@
  * jm_table_lowp[0] and [1] are the math of bf16 and f16 kernels (computed
  * in f32 with shorter approximations, vmath.c): the f32 kernels of
  * contexts for the same CPU with math_bits 8 and 11; bf16's also has
- * division and rsqrt (estimates on AVX-512, vmath.c).
+ * division and rsqrt (estimates on AVX-512, vmath.c). jm_table also has
+ * f32's rsqrt (refined from an estimate on AVX-512).
  */
 #ifndef DNC_JITMATH_H
 #define DNC_JITMATH_H
@@ -24,7 +25,7 @@ static dnc_forward_fn jm_kernel[2][OP__COUNT];
 static dnc_module *jm_modules[OP__COUNT];
 static dnc_rt_fn32 jm_table[OP__COUNT];
 static dnc_rt_fn64 jm_table64[OP__COUNT];
-static int jm_fma; /* the context's target fuses multiply-adds */
+static int jm_target; /* the context's DNC_TARGET_* flags (dnc_int.h) */
 /* bf16's and f16's math: [0] bf16, [1] f16 */
 static dnc_context *jm_lowp_ctx[2];
 static dnc_module *jm_lowp_modules[2][OP__COUNT];
@@ -60,6 +61,15 @@ static dnc_rt_fn32 jm_table_lowp[2][OP__COUNT];
 /* bf16's division and rsqrt (vmath.c's estimates where the CPU has them) */
 JM_LOWP(jmbf, 0, DIV)
 JM_LOWP(jmbf, 0, RSQRT)
+/* f32's rsqrt (a refined estimate where the target has DNC_TARGET_RSQRT,
+ * else 1 / sqrt(x), which rtmath.c's formula gives too) */
+static float jm_rsqrt32(float x, float b)
+{
+  float y;
+  double p = b;
+  jm_kernel[0][OP_RSQRT](&x, &y, 1, &p);
+  return y;
+}
 
 /* one for each op of ops.h with vector math (RT) */
 #define JM_0(OP)
@@ -101,7 +111,7 @@ static int jm_init(dnc_context *ctx)
 #undef X
   };
 #undef E
-  jm_fma = dnc_jit_has_fma(ctx->jit);
+  jm_target = dnc_jit_target_flags(ctx->jit);
   for (int l = 0; l < 2; l++) {
     dnc_options o;
     dnc_options_init(&o);
@@ -142,6 +152,18 @@ static int jm_init(dnc_context *ctx)
       jm_lowp_kernel[l][op] = k.forward;
       jm_table_lowp[l][op] = ops[i].lowp[l];
     }
+  }
+  {
+    char src[64];
+    dnc_kernels k;
+    jm_source(OP_RSQRT, src, sizeof src);
+    if (dnc_compile_string(ctx, "jitmath", src, strlen(src),
+                           &jm_modules[OP_RSQRT]) ||
+        dnc_function_kernels(dnc_module_find(jm_modules[OP_RSQRT], "f"),
+                             DNC_F32, &k))
+      return 0;
+    jm_kernel[0][OP_RSQRT] = k.forward;
+    jm_table[OP_RSQRT] = jm_rsqrt32;
   }
   static const struct {
     int op;

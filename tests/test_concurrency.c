@@ -68,7 +68,7 @@ static int check(const dnc_function *f, float scale)
   /* f as the f32 kernels compute it; the module's DAG grows: its lock */
   dnc_module *owner = fn->owner;
   pthread_mutex_lock(&owner->lock);
-  dnc_prog *pr = dnc_rt_prog(owner->m, fn->body, 0, 0, jm_fma);
+  dnc_prog *pr = dnc_rt_prog(owner->m, fn->body, 0, 0, jm_target);
   pthread_mutex_unlock(&owner->lock);
   for (int i = 0; i < N && bad >= 0; i++) {
     float want = dnc_rt_eval_f32(pr, x[i], p32, jm_table);

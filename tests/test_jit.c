@@ -216,10 +216,10 @@ static int check_function(dnc_module *mod, const dnc_function *f, fnreport *rep)
   dnc_prog *pf = fn->prog;
   dnc_node *dn = deriv(m, fn, DNC_WRT_X);
   dnc_prog *pd = dn ? dnc_prog_build(&m->dag, m->arena, dn) : NULL;
-  dnc_prog *kf32 = dnc_rt_prog(m, fn->body, 0, 0, jm_fma);
-  dnc_prog *kd32 = dn ? dnc_rt_prog(m, dn, 0, 0, jm_fma) : NULL;
-  dnc_prog *kf64 = dnc_rt_prog(m, fn->body, 1, 0, jm_fma);
-  dnc_prog *kd64 = dn ? dnc_rt_prog(m, dn, 1, 0, jm_fma) : NULL;
+  dnc_prog *kf32 = dnc_rt_prog(m, fn->body, 0, 0, jm_target);
+  dnc_prog *kd32 = dn ? dnc_rt_prog(m, dn, 0, 0, jm_target) : NULL;
+  dnc_prog *kf64 = dnc_rt_prog(m, fn->body, 1, 0, jm_target);
+  dnc_prog *kd64 = dn ? dnc_rt_prog(m, dn, 1, 0, jm_target) : NULL;
   double p[DNC_MAX_PARAMS];
   float p32[DNC_MAX_PARAMS];
   for (int k = 0; k < fn->nparams; k++) {
@@ -271,8 +271,8 @@ static int check_function(dnc_module *mod, const dnc_function *f, fnreport *rep)
       return 0;
     const dnc_rt_fn32 *lm = lowp_math[dt == DNC_F16];
     int bits = lowp_bits[dt == DNC_F16];
-    dnc_prog *kfl = dnc_rt_prog(m, fn->body, 0, bits, jm_fma);
-    dnc_prog *kdl = dn ? dnc_rt_prog(m, dn, 0, bits, jm_fma) : NULL;
+    dnc_prog *kfl = dnc_rt_prog(m, fn->body, 0, bits, jm_target);
+    dnc_prog *kdl = dn ? dnc_rt_prog(m, dn, 0, bits, jm_target) : NULL;
     for (int i = 0; i < n; i++) {
       fy[i] = dnc_rt_eval_f32(kfl, fx[i], p32, lm);
       fdx[i] = pd ? dnc_rt_eval_f32(kdl, fx[i], p32, lm) : 0.0f;

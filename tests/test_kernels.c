@@ -70,8 +70,8 @@ static void test_sizes(dnc_module *mod)
   const dnc_function *f = dnc_module_find(mod, "mix");
   dnc_fn *fn = (dnc_fn *)f;
   dnc_node *d = dnc_simplify(&mod->m->dag, dnc_diff(&mod->m->dag, fn->body, DNC_WRT_X));
-  dnc_prog *pd = dnc_rt_prog(mod->m, d, 0, 0, jm_fma);
-  dnc_prog *pf = dnc_rt_prog(mod->m, fn->body, 0, 0, jm_fma);
+  dnc_prog *pd = dnc_rt_prog(mod->m, d, 0, 0, jm_target);
+  dnc_prog *pf = dnc_rt_prog(mod->m, fn->body, 0, 0, jm_target);
   static const int64_t sizes[] = {0, 1, 15, 16, 17, 31, 33, 1000003};
   float p32[3] = {0.75f, 1.5f, -0.5f};
   for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
@@ -181,13 +181,13 @@ static void test_layer(dnc_module *mod, int64_t rows, int64_t cols, int64_t ld,
   dnc_fn *fn = (dnc_fn *)f;
   dnc_mod *m = mod->m;
   /* f and its derivatives as the f32 kernels compute them */
-  dnc_prog *pf = dnc_rt_prog(m, fn->body, 0, 0, jm_fma);
+  dnc_prog *pf = dnc_rt_prog(m, fn->body, 0, 0, jm_target);
   dnc_prog *pdx = dnc_rt_prog(m, dnc_simplify(&m->dag, dnc_diff(&m->dag, fn->body, DNC_WRT_X)),
-                              0, 0, jm_fma);
+                              0, 0, jm_target);
   dnc_prog *pda = dnc_rt_prog(m, dnc_simplify(&m->dag, dnc_diff(&m->dag, fn->body, 0)), 0, 0,
-                              jm_fma);
+                              jm_target);
   dnc_prog *pds = dnc_rt_prog(m, dnc_simplify(&m->dag, dnc_diff(&m->dag, fn->body, 1)), 0, 0,
-                              jm_fma);
+                              jm_target);
   float *x = calloc((size_t)(rows * ld), sizeof(float));
   float *dy = calloc((size_t)(rows * ld), sizeof(float));
   float *sv = malloc(sizeof(float) * (size_t)cols);
