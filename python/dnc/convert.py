@@ -519,7 +519,12 @@ def convert(model, fn, module=None, *, kind="all", init=None,
     patterns to dicts, or a callable (path, module) -> dict), over
     **defaults, which apply to every site. keep_affine: copy the norm's
     weight and bias. channels_first_classes: {class or class name: bool}
-    for LayerNorm subclasses whose layout cannot be told."""
+    for LayerNorm subclasses whose layout cannot be told. A norm of
+    another class than nn.LayerNorm and nn.RMSNorm is run on probe
+    inputs (_site): its layout, its normalization (fit_initial's target)
+    and a (1 + weight) scale are what it computes; one that computes
+    neither stays, with a warning (convert it all the same through
+    channels_first_classes)."""
     fn = _dt.resolve(fn, module, threads)
     found = find_norms(model, kind)
     if not found:
