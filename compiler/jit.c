@@ -186,9 +186,36 @@ char *dnc_check_target_names(const char *triple, const char *cpu,
   const char *const *cpus = known_names(triple, 0);
   if (cpus && *cpu && name_index(cpus, cpu, strlen(cpu)) < 0) {
     const char *near = dnc_did_you_mean(cpu, cpus, count_names(cpus));
-    snprintf(msg, sizeof msg, "unknown CPU '%s' for %s%s%s%s", cpu, triple,
-             near ? " (did you mean '" : "", near ? near : "", near ? "'?)" : "");
+    if (!strcmp(cpu, "native"))
+      near = NULL; /* the C API's host CPU is cpu NULL */
+    snprintf(msg, sizeof msg, "unknown CPU '%s' for %s%s%s%s%s", cpu, triple,
+             near ? " (did you mean '" : "", near ? near : "", near ? "'?)" : "",
+             !strcmp(cpu, "native") ? " (NULL means this machine's CPU)" : "");
     return xstrdup(msg);
+  }
+  /* LLVM knows these for x86_64 but aborts the process ("64-bit code
+   * requested on a subtarget that doesn't support it") when it compiles
+   * for one: llc-19 -mtriple=x86_64 -mcpu=NAME fails for exactly these */
+  static const char *const x86_32_only[] = {
+      "athlon", "athlon-4", "athlon-mp", "athlon-tbird", "athlon-xp", "c3",
+      "c3-2", "geode", "i386", "i486", "i586", "i686", "k6", "k6-2", "k6-3",
+      "lakemont", "pentium", "pentium-m", "pentium-mmx", "pentium2",
+      "pentium3", "pentium3m", "pentium4", "pentium4m", "pentium_4",
+      "pentium_4_sse3", "pentium_ii", "pentium_iii",
+      "pentium_iii_no_xmm_regs", "pentium_m", "pentium_mmx", "pentium_pro",
+      "pentiumpro", "prescott", "winchip-c6", "winchip2", "yonah", NULL};
+  if (!strncmp(triple, "x86_64", 6)) {
+    if (name_index(x86_32_only, cpu, strlen(cpu)) >= 0) {
+      snprintf(msg, sizeof msg, "CPU '%s' cannot run 64-bit code, which %s "
+               "needs", cpu, triple);
+      return xstrdup(msg);
+    }
+    for (const char *p = features; (p = strstr(p, "-64bit")); p++)
+      if ((p == features || p[-1] == ',') && (p[6] == ',' || !p[6])) {
+        snprintf(msg, sizeof msg, "the feature -64bit: %s needs 64-bit code",
+                 triple);
+        return xstrdup(msg);
+      }
   }
   const char *const *feats = known_names(triple, 1);
   for (const char *p = features; feats && *p;) {

@@ -86,6 +86,8 @@ for tgt in i686-linux-gnu armv7-linux-gnueabihf powerpc64le-linux-gnu mips64el-l
   t "--target $tgt -c" run 0 compile "$src" --target "$tgt" -c -o "$out/x.o"
   rm -f "$out/x.o"
 done
+t "a 32-bit-only CPU exits 1, not an abort" run 1 compile "$src" --cpu i386 -o "$out/k.so"
+t "  saying why" says "CPU 'i386' cannot run 64-bit code"
 t "an unknown CPU exits 1" run 1 compile "$src" --cpu znver44 -o "$out/k.so"
 t "  with a suggestion" says "unknown CPU 'znver44' for x86_64"
 t "several CPUs that are not x86-64 levels exit 1" run 1 compile "$src" --cpu x86-64-v3,znver4 -o "$out/k.so"

@@ -726,6 +726,28 @@ static void test_targets(void)
   is_int(dnc_context_create(&o, &c), DNC_ERR_ARGUMENT, "an unknown CPU: DNC_ERR_ARGUMENT");
   ok(strstr(dnc_last_error(), "unknown CPU 'znver9'") != NULL,
      "... with a message: %s", dnc_last_error());
+#if defined(__x86_64__)
+  /* LLVM knows 32-bit-only CPUs for x86_64 and aborted the process when
+   * it compiled for one */
+  static const char *const old32[] = {"i386", "pentium4", "yonah"};
+  for (int i = 0; i < 3; i++) {
+    o.cpu = old32[i];
+    is_int(dnc_context_create(&o, &c), DNC_ERR_ARGUMENT,
+           "a 32-bit-only CPU (%s): DNC_ERR_ARGUMENT, not an abort", old32[i]);
+    ok(strstr(dnc_last_error(), "cannot run 64-bit code") != NULL,
+       "... with a message: %s", dnc_last_error());
+  }
+  o.cpu = NULL;
+  o.features = "-64bit";
+  is_int(dnc_context_create(&o, &c), DNC_ERR_ARGUMENT, "the feature -64bit: DNC_ERR_ARGUMENT");
+  ok(strstr(dnc_last_error(), "needs 64-bit code") != NULL,
+     "... with a message: %s", dnc_last_error());
+  o.cpu = "native";
+  o.features = NULL;
+  is_int(dnc_context_create(&o, &c), DNC_ERR_ARGUMENT, "cpu \"native\": DNC_ERR_ARGUMENT");
+  ok(strstr(dnc_last_error(), "NULL means this machine's CPU") != NULL,
+     "... saying what NULL means: %s", dnc_last_error());
+#endif
   o.cpu = NULL;
   o.features = "+avx2,+warp9";
   is_int(dnc_context_create(&o, &c), DNC_ERR_ARGUMENT, "an unknown feature: DNC_ERR_ARGUMENT");
