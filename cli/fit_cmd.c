@@ -265,6 +265,27 @@ static int choose_columns(dnc_mod *m, const dnc_csv *csv, const fit_args *a,
   return 1;
 }
 
+/* Every field of the header reads whole as a finite number: a file
+ * without a header line, whose first point would otherwise be taken for
+ * the column names and dropped. */
+static int header_is_numbers(const dnc_csv *csv)
+{
+  for (int k = 0; k < csv->ncols; k++) {
+    const char *s = csv->head[k];
+    char *end;
+    while (*s == ' ' || *s == '\t')
+      s++;
+    if (!*s)
+      return 0;
+    double v = strtod(s, &end);
+    while (*end == ' ' || *end == '\t')
+      end++;
+    if (*end || !isfinite(v))
+      return 0;
+  }
+  return 1;
+}
+
 /* The points of --data: 0 on errors (reported). */
 static int read_points(const dnc_cli *c, const fit_args *a, double **x,
                        double **y, int *n)
@@ -273,6 +294,13 @@ static int read_points(const dnc_cli *c, const fit_args *a, double **x,
   dnc_csv csv;
   int ok = dnc_csv_read(m, a->data, &csv);
   int cx = -1, cy = -1;
+  if (ok && header_is_numbers(&csv)) {
+    dnc_diag_add(&m->diags, DNC_SEV_ERROR, csv.src, csv.head_loc[0],
+                 "the first line holds numbers, not column names: --data "
+                 "reads a CSV file whose first line is a header (x,y); "
+                 "add one, or that line's point would be lost");
+    ok = 0;
+  }
   if (ok && csv.nrows == 0) {
     dnc_diag_add(&m->diags, DNC_SEV_ERROR, csv.src, csv.head_loc[0],
                  "no data: the file has a header line and no points");

@@ -114,6 +114,10 @@ err "NaN in the data: located" 1 "nan.csv:3:1: error: NaN in column 'x'" \
 printf 'x,y\n0,1\n1,-inf\n' >"$tmp/inf.csv"
 err "an infinite value: located" 1 "inf.csv:3:3: error: an infinite value in column 'y'" \
   "$DNC" fit "$tmp/f.dn" -f line --data "$tmp/inf.csv"
+printf '0,1\n1,3\n2,5\n3,7\n' >"$tmp/nohead.csv"
+err "a file without a header line: refused, not its first point dropped" 1 \
+  "nohead.csv:1:1: error: the first line holds numbers, not column names" \
+  "$DNC" fit "$tmp/f.dn" -f line --data "$tmp/nohead.csv"
 printf 'x,y\n\n' >"$tmp/empty.csv"
 err "a header and no points" 1 "empty.csv:1:1: error: no data" \
   "$DNC" fit "$tmp/f.dn" -f line --data "$tmp/empty.csv"
