@@ -199,3 +199,94 @@ def test_gradient_penalty_compiled_eager_backend():
     torch._dynamo.reset()
     with pytest.raises(RuntimeError, match="double backward"):
         grads(torch.compile(penalty, backend="aot_eager"))
+
+
+def _ddp_model():
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Linear(8, 16),
+        dt.PointwiseNorm(16, "fn g(x; a = 0.7, s[] = 0.1) = tanh(a * x + s)"),
+        nn.Linear(16, 4, bias=False),
+        dt.PointwiseNorm(4, "derf", channels_last=False))
+
+
+def _ddp_data():
+    return torch.randn(8, 8, generator=torch.Generator().manual_seed(1))
+
+
+def _ddp_worker(rank, init, out):
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=init, rank=rank,
+                            world_size=2)
+    m = DistributedDataParallel(_ddp_model())
+    opt = torch.optim.SGD(m.parameters(), lr=0.1)
+    x = _ddp_data()[rank * 4:(rank + 1) * 4]
+    for _ in range(3):
+        opt.zero_grad()
+        m(x).pow(2).mean().backward()
+        opt.step()
+    if rank == 0:
+        torch.save(m.module.state_dict(), out)
+    dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_ddp_gloo_two_processes(tmp_path):
+    """DistributedDataParallel on 2 CPU processes (gloo, spawned): after
+    3 SGD steps, the parameters are those of one process taking the mean
+    of the two halves' losses."""
+    import torch.distributed as dist
+    import torch.multiprocessing as mp
+    if not dist.is_available() or not dist.is_gloo_available():
+        pytest.skip("no gloo backend in this PyTorch")
+    ref = _ddp_model()
+    opt = torch.optim.SGD(ref.parameters(), lr=0.1)
+    x = _ddp_data()
+    for _ in range(3):
+        opt.zero_grad()
+        ((ref(x[:4]).pow(2).mean() + ref(x[4:]).pow(2).mean()) / 2).backward()
+        opt.step()
+    out = str(tmp_path / "rank0.pt")
+    mp.spawn(_ddp_worker, args=("file://" + str(tmp_path / "init"), out),
+             nprocs=2, join=True)
+    got = torch.load(out)
+    for k, v in ref.state_dict().items():
+        ok(torch.allclose(got[k], v, rtol=1e-5, atol=1e-7),
+           "DDP: %s as one process's" % k, lambda: (got[k], v))
+
+
+class _Grads(torch.utils.data.Dataset):
+    """Forward and backward of a norm in the worker."""
+
+    def __init__(self, norm):
+        self.norm = norm
+        self.x = torch.randn(8, 64)
+
+    def __len__(self):
+        return 8
+
+    def __getitem__(self, i):
+        x = self.x[i:i + 1].clone().requires_grad_()
+        y = self.norm(x)
+        y.sum().backward()
+        return y.detach()[0], x.grad[0]
+
+
+def test_fork_dataloader_workers():
+    """fork-started DataLoader workers, after the parent has run the
+    kernels (on ATen's OpenMP threads): the same values and gradients."""
+    import multiprocessing
+    if "fork" not in multiprocessing.get_all_start_methods():
+        pytest.skip("no fork on this system")
+    norm = dt.PointwiseNorm(64, "fn g(x; a = 0.7, s[] = 0.1) = tanh(a * x + s)")
+    ds = _Grads(norm)
+    x = ds.x.clone().requires_grad_()
+    want = norm(x)
+    want.sum().backward()
+    dl = torch.utils.data.DataLoader(ds, batch_size=8, num_workers=2,
+                                     multiprocessing_context="fork")
+    y, g = next(iter(dl))
+    ok(torch.equal(y, want.detach()) and torch.equal(g, x.grad),
+       "fork workers: the parent's values and gradients")
