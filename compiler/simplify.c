@@ -19,7 +19,7 @@
  *   - like terms and powers: a + a -> 2*a; c1*a + c2*a -> (c1+c2)*a when
  *     c1 and c2 have one sign (3a - 2a is NaN at a = inf, a is not);
  *     c1*(c2*a) -> (c1*c2)*a when the product neither overflows nor
- *     underflows;
+ *     underflows (to 0 or to a subnormal);
  *     constant factors move to the front: a*(c*b) -> c*(a*b),
  *     (c*a)/b -> c*(a/b), a/(2^k*b) -> 2^-k*(a/b), -(c*a) -> (-c)*a
  *     (these change rounding, and where an intermediate overflows, the
@@ -31,6 +31,7 @@
  *     constants, then parameters, then x, then other nodes by id; so that
  *     a*x and x*a are one node.
  */
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -107,12 +108,14 @@ static int same_sign(double c1, double c2)
   return (c1 > 0 && c2 > 0) || (c1 < 0 && c2 < 0);
 }
 
-/* c1*(c2*a) = (c1*c2)*a unless the product overflows or underflows to 0
- * (then at a = inf or a = 0 the sides differ) */
+/* c1*(c2*a) = (c1*c2)*a unless the product overflows or underflows
+ * (then at a = inf or a = 0 the sides differ; and a subnormal product
+ * keeps only some of its digits: 1e-160*(1e-160*x) was 1e-320*x, 1e-5
+ * off at x = 1e300) */
 static int product_safe(double c1, double c2)
 {
   double p = c1 * c2;
-  return isfinite(p) && (p != 0 || c1 == 0 || c2 == 0);
+  return isfinite(p) && (fabs(p) >= DBL_MIN || c1 == 0 || c2 == 0);
 }
 
 #define S(op, a, b) dnc_simp(g, op, a, b, NULL)

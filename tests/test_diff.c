@@ -435,6 +435,8 @@ static void test_simplifier(void)
       {"fn f(x) = -0 + x", -0.0},     {"fn f(x) = 3 * x - 2 * x", INFINITY},
       {"fn f(x) = 1e300 * (1e300 * x)", 0.0},
       {"fn f(x) = 1e-300 * (1e-300 * x)", INFINITY},
+      /* 1e-320 * x kept 3 digits of the constant */
+      {"fn f(x) = 1e-160 * (1e-160 * x)", 1e300},
       {"fn f(x) = x / 5e-324", 0.0},  {"fn f(x) = x^0.5 * x^1.5", -1.0},
       {"fn f(x) = x^2 * x^3", -0.0},  {"fn f(x) = x^-2 * x^-3", INFINITY},
   };
