@@ -400,8 +400,17 @@ static int ends_with(const char *s, const char *t)
   return ls >= lt && !strcmp(s + ls - lt, t);
 }
 
-/* A search's ranked CSV: the sources of its first rows, in one module;
- * fns[r] the function of row r. */
+/* Whether row r's source cell is not blank. */
+static int has_source(const dnc_csv *csv, int r, int cs)
+{
+  const char *s = csv->cell[(size_t)r * csv->ncols + cs];
+  return s[strspn(s, " \t\r\n")] != 0;
+}
+
+/* A search's ranked CSV: the sources of its first rows that have one, in
+ * one module; fns[i] the function of the i-th of them. A row with an empty
+ * source (results.csv's LayerNorm baseline, which is no dnc function) is
+ * not drawn, and a note says so. */
 static dnc_mod *load_ranked(const plot_args *a, dnc_mod *csvmod,
                             char ***labels, dnc_fn ***fns, int *n)
 {
@@ -410,6 +419,18 @@ static dnc_mod *load_ranked(const plot_args *a, dnc_mod *csvmod,
   if (!dnc_csv_read_head(csvmod, a->file, (int)a->top, &csv))
     return NULL;
   int cs = dnc_csv_column(csvmod, &csv, "source");
+  /* rows without a source among the first K (results.csv's baseline):
+   * read as many more, until K have one or the file ends */
+  for (int want = (int)a->top, pass = 0; cs >= 0 && pass < 4; pass++) {
+    int have = 0;
+    for (int r = 0; r < csv.nrows; r++)
+      have += has_source(&csv, r, cs);
+    if (have >= a->top || csv.nrows < want)
+      break;
+    want += (int)a->top - have;
+    if (!dnc_csv_read_head(csvmod, a->file, want, &csv))
+      return NULL;
+  }
   int cn = cs >= 0 ? dnc_csv_column(csvmod, &csv, "name") : -1;
   if (cn < 0)
     return NULL;
@@ -418,17 +439,34 @@ static dnc_mod *load_ranked(const plot_args *a, dnc_mod *csvmod,
                  "no candidates: the file has a header line and no rows");
     return NULL;
   }
-  int k = csv.nrows < a->top ? csv.nrows : (int)a->top;
+  /* row[i]: the CSV row of the i-th drawn */
+  int *row = malloc(sizeof *row * (size_t)(csv.nrows + 1)), k = 0;
+  for (int r = 0; r < csv.nrows && k < a->top; r++) {
+    size_t cell = (size_t)r * csv.ncols + cs;
+    if (has_source(&csv, r, cs))
+      row[k++] = r;
+    else
+      dnc_diag_add(&csvmod->diags, DNC_SEV_NOTE, csv.src, csv.cell_loc[cell],
+                   "'%s' has no source (a baseline, not a dnc function): "
+                   "not drawn", csv.cell[(size_t)r * csv.ncols + cn]);
+  }
+  if (k == 0) {
+    dnc_diag_add(&csvmod->diags, DNC_SEV_ERROR, csv.src, csv.head_loc[cs],
+                 "no candidates to draw: none of the %d row%s read has "
+                 "a source", csv.nrows, csv.nrows == 1 ? "" : "s");
+    free(row);
+    return NULL;
+  }
   dnc_mod *m = dnc_mod_new();
-  for (int r = 0; r < k; r++) {
-    const char *s = csv.cell[(size_t)r * csv.ncols + cs];
+  for (int i = 0; i < k; i++) {
+    const char *s = csv.cell[(size_t)row[i] * csv.ncols + cs];
     dnc_mod_add_source(m, "row", s, strlen(s));
   }
   int errors = dnc_mod_build(m);
   /* each row's first error, or a row without a function, pointed at in
    * its cell (at the very character when the cell is not quoted) */
   for (int r = 0; r < k; r++) {
-    size_t cell = (size_t)r * csv.ncols + cs;
+    size_t cell = (size_t)row[r] * csv.ncols + cs;
     dnc_loc at = csv.cell_loc[cell];
     const dnc_diag *d = m->diags.head;
     while (d && !(d->sev == DNC_SEV_ERROR && d->src == m->sources[r]))
@@ -447,6 +485,7 @@ static dnc_mod *load_ranked(const plot_args *a, dnc_mod *csvmod,
                    "this candidate's source defines no function");
   }
   if (csvmod->diags.nerrors) {
+    free(row);
     dnc_mod_free(m);
     return NULL;
   }
@@ -454,11 +493,12 @@ static dnc_mod *load_ranked(const plot_args *a, dnc_mod *csvmod,
   *labels = calloc((size_t)k + 1, sizeof **labels);
   *fns = calloc((size_t)k + 1, sizeof **fns);
   for (int r = 0; r < k; r++) {
-    (*labels)[r] = csv.cell[(size_t)r * csv.ncols + cn];
+    (*labels)[r] = csv.cell[(size_t)row[r] * csv.ncols + cn];
     for (int i = m->nfns; i-- > 0;)
       if (m->fns[i]->src == m->sources[r])
         (*fns)[r] = m->fns[i]; /* the first one the row defines */
   }
+  free(row);
   return m;
 }
 

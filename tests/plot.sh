@@ -153,6 +153,16 @@ printf 'rank,name,source\n1,a,fn c1(x) = tanh(x)\n2,b,fn c2(x) = x / (1 + abs(x)
 "$DNC" plot "$tmp/r3.csv" --top 2 --deriv -o "$tmp/top.svg"
 t "a ranked CSV: the top K rows with their derivatives" \
   svg_check "$tmp/top.svg" a "d/dx a" b "d/dx b"
+# a training search's results.csv ranks the LayerNorm baseline among the
+# candidates, with no source: not drawn (a note), the next row drawn instead
+printf 'place,name,source\n1,c1,fn c1(x) = tanh(x)\n2,LayerNorm,\n3,c3,fn c3(x) = erf(x)\n4,c4,fn c4(x) = x\n' >"$tmp/ln.csv"
+"$DNC" plot "$tmp/ln.csv" --top 3 -o "$tmp/ln.svg" 2>"$tmp/err"
+t "a row without a source (results.csv's LayerNorm) is passed over" \
+  svg_check "$tmp/ln.svg" c1 c3 c4
+t "  with a located note" grep -qF "ln.csv:3:13: note: 'LayerNorm' has no source" "$tmp/err"
+printf 'place,name,source\n1,LayerNorm,\n' >"$tmp/ln1.csv"
+err "only rows without a source: refused" 1 "error: no candidates to draw: none of the 1 row read has a source" \
+  "$DNC" plot "$tmp/ln1.csv" -o "$tmp/x.svg"
 # a search's CSV holds every candidate (several MB): plot reads the header
 # and the first K rows only, quoted fields across lines included
 {
