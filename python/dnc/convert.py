@@ -360,6 +360,23 @@ def _probe(m, k, c):
     return found
 
 
+def _offset_in_source(m):
+    """Whether the source of m's class (and of its bases up to nn.Module)
+    scales by 1 + self.weight, as Gemma's RMSNorms do: what tells where no
+    probe runs (the meta device)."""
+    for cls in type(m).__mro__:
+        if cls.__module__.startswith("torch."):
+            break
+        try:
+            src = inspect.getsource(cls)
+        except (OSError, TypeError):
+            continue
+        if re.search(r"\b1(\.0*)?\s*\+\s*self\.weight\b|"
+                     r"\bself\.weight(\.\w+\(\))?\s*\+\s*1\b", src):
+            return True
+    return False
+
+
 def _site(m, path, k, overrides):
     """m's _Site, or a string saying why m, a LayerNorm or RMSNorm by its
     class, is not converted (what it computes is neither over the last
@@ -378,7 +395,8 @@ def _site(m, path, k, overrides):
                 guess = False  # as nn.RMSNorm
             else:
                 raise _unclear(m)
-        return _Site(guess, k, None, found)
+        return _Site(guess, k, True if k == "rmsnorm" and
+                     _offset_in_source(m) else None, found)
     if not found:
         if forced:
             return _Site(guess, k, None)
@@ -416,9 +434,12 @@ def _affine(m, path, k, site, w, b):
         return w, b  # no values to copy, nor to check
     if site.failed is not None:
         warnings.warn("dnc.convert: %s: %s, to check how %s applies its "
-                      "weight; keep_affine copies its weight as it is"
-                      % (path or "the model", site.failed, type(m).__name__))
-        return w, b
+                      "weight; keep_affine copies %s"
+                      % (path or "the model", site.failed, type(m).__name__,
+                         "1 + its weight (its class's source scales by 1 + "
+                         "weight)" if site.offset else
+                         "its weight as it is"))
+        return (1 + w.detach() if site.offset else w), b
     if site.offset is None:
         raise ValueError(
             "dnc.convert: %s: %s's output is neither weight * %s(x) nor "

@@ -292,3 +292,28 @@ def test_gemma_checkpoint_loads_into_the_converted_model_as_its_scale():
         back.load_state_dict(conv.state_dict(), strict=True)
         ok(torch.equal(back[1].weight, conv[1].weight),
            "%s: the converted model's own state_dict loads as it is" % how)
+
+
+def test_gemma_checkpoint_loads_into_a_model_converted_on_meta():
+    """On the meta device no probe runs: the class's source (1.0 +
+    self.weight) tells the offset."""
+    from test_convert import LlamaRMSNorm
+    torch.manual_seed(4)
+    c = 6
+
+    def model():
+        return nn.Sequential(nn.Linear(c, c), GemmaRMSNorm(c),
+                             LlamaRMSNorm(c))
+    pre = model()
+    with torch.no_grad():
+        pre[1].weight.uniform_(-0.5, 0.5)
+        pre[2].weight.uniform_(0.5, 1.5)
+    sd = pre.state_dict()
+    conv = dt.convert(model().to("meta"), "dyt").to_empty(device="cpu")
+    for m in conv.modules():
+        if isinstance(m, dt.PointwiseNorm):
+            m.reset_parameters()
+    conv.load_state_dict(sd, strict=False)
+    ok(torch.allclose(conv[1].weight, 1 + sd["1.weight"]) and
+       torch.equal(conv[2].weight, sd["2.weight"]),
+       "Gemma's weight loads as 1 + weight, LLaMA's as it is")
