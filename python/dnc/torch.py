@@ -1150,8 +1150,19 @@ def _apply(source, name, threads, x, gamma, beta, params):
         # forms while tracing; autograd takes it through these)
         if _compiling():
             if _vmapped(x, gamma, beta, params):
-                # the same as the kernels' (_vmapped): PyTorch's own
-                # operations, which vmap batches, differentiated by autograd
+                # as the kernels' (_vmapped): PyTorch's own operations,
+                # which vmap batches; not differentiated by autograd, which
+                # would take NaN from torch.where's untaken branch (with
+                # grad on at all: a batched x says requires_grad False)
+                if torch.is_grad_enabled():
+                    raise RuntimeError(
+                        "dnc.torch: torch.compile of torch.func.vmap over a "
+                        "PointwiseNorm on %s (dnc's decomposed form) cannot "
+                        "be differentiated: the compiler cannot vmap the "
+                        "layer's autograd.Function, and autograd through "
+                        "the printed operations would not be dnc's "
+                        "derivatives. Apply vmap outside torch.compile, or "
+                        "compile it under torch.no_grad()" % x.device.type)
                 return _dec_forward(form, x, gamma, beta, params)
             _refuse_nested()
             return _DecCompiled.apply(source, name, x, gamma, beta, *params)
