@@ -92,8 +92,7 @@ static dnc_node *isru_rule(dctx *d, dnc_node *a, dnc_node *da, dnc_node *v,
     return NULL;
   for (int k = 0; k < 2; k++) {
     dnc_node *sq = v->arg[k], *c = v->arg[1 - k];
-    if (sq->op == OP_POW && sq->arg[0] == a && sq->arg[1]->op == OP_CONST &&
-        sq->arg[1]->value == 2) {
+    if (dnc_square_of(sq) == a) { /* a^2 or a * a */
       dnc_node *num = sub(d, mul(d, da, c),
                           mul(d, a, mul(d, K(0.5), d->dv[c->id])));
       if (!t)
@@ -104,18 +103,31 @@ static dnc_node *isru_rule(dctx *d, dnc_node *a, dnc_node *da, dnc_node *v,
   return NULL;
 }
 
-static dnc_node *div_isru(dctx *d, dnc_node *const *a, dnc_node *const *da)
+/* v^p for a constant p: v, else NULL */
+static dnc_node *pow_base(dnc_node *t, double p)
 {
-  dnc_node *t = a[1];
-  return t->op == OP_SQRT ? isru_rule(d, a[0], da[0], t->arg[0], t) : NULL;
+  return t->op == OP_POW && t->arg[1]->op == OP_CONST && t->arg[1]->value == p
+             ? t->arg[0] : NULL;
 }
 
-/* a * rsqrt(c + a^2), either order: as div_isru */
+/* a / sqrt(c + a^2), or a / (c + a^2)^0.5 */
+static dnc_node *div_isru(dctx *d, dnc_node *const *a, dnc_node *const *da)
+{
+  dnc_node *t = a[1], *v = pow_base(t, 0.5);
+  if (t->op == OP_SQRT)
+    return isru_rule(d, a[0], da[0], t->arg[0], t);
+  return v ? isru_rule(d, a[0], da[0], v, NULL) : NULL;
+}
+
+/* a * rsqrt(c + a^2), or a * (c + a^2)^-0.5, either order: as div_isru */
 static dnc_node *mul_isru(dctx *d, dnc_node *const *a, dnc_node *const *da)
 {
-  for (int k = 0; k < 2; k++)
-    if (a[1 - k]->op == OP_RSQRT)
-      return isru_rule(d, a[k], da[k], a[1 - k]->arg[0], NULL);
+  for (int k = 0; k < 2; k++) {
+    dnc_node *t = a[1 - k], *v = t->op == OP_RSQRT ? t->arg[0] : pow_base(t, -0.5);
+    dnc_node *r = v ? isru_rule(d, a[k], da[k], v, NULL) : NULL;
+    if (r)
+      return r;
+  }
   return NULL;
 }
 

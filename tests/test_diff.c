@@ -264,6 +264,12 @@ static void test_conventions(void)
       {"fn f(x) = rsqrt(x^2 + 1) * x", 1e8, 9.9999999999999985e-25},
       {"fn f(x) = x * rsqrt(1 + x^2)", 1e4, 9.999999850000001875e-13},
       {"fn f(x) = x / sqrt(1 + x^2)", 1e8, 9.9999999999999985e-25},
+      /* the same unit written with x * x or a power: the product and
+       * quotient rules cancelled as above */
+      {"fn f(x) = x / sqrt(1 + x * x)", 1e8, 9.9999999999999985e-25},
+      {"fn f(x) = x * (1 + x^2)^-0.5", 1e8, 9.9999999999999985e-25},
+      {"fn f(x) = (x^2 + 1)^-0.5 * x", 1e8, 9.9999999999999985e-25},
+      {"fn f(x) = x / (1 + x^2)^0.5", 1e8, 9.9999999999999985e-25},
   };
   for (size_t i = 0; i < sizeof isru / sizeof *isru; i++) {
     dnc_mod *m = build(isru[i].src);
