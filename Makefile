@@ -38,6 +38,9 @@ endif
 # The version has one home, runtime/dnc.h's DNC_VERSION_STRING: the
 # library, `make install`, dnc.pc and the Python wheel all read it there.
 VERSION := $(shell sed -n 's/^\#define DNC_VERSION_STRING "\(.*\)"/\1/p' runtime/dnc.h)
+# The shared library's soname is libdnc.so.$(ABI): a program linked against
+# one ABI never loads a library of another (dnc_options may have grown)
+ABI := $(shell sed -n 's/^\#define DNC_ABI_VERSION \([0-9]*\)/\1/p' runtime/dnc.h)
 CFLAGS ?= -O2 -g
 WARN = -Wall -Wextra -Werror
 BASEFLAGS = -std=c11 -D_GNU_SOURCE -fPIC $(SANFLAGS)
@@ -140,7 +143,8 @@ $(BUILD)/libdnc.a: $(LIB_OBJ)
 	ar rcs $@ $^
 
 $(BUILD)/libdnc.so: $(LIB_OBJ)
-	$(CC) -shared $(SANFLAGS) -Wl,-soname,libdnc.so.0 -o $@ $^ $(LLVM_LIBS) $(LIBS)
+	$(CC) -shared $(SANFLAGS) -Wl,-soname,libdnc.so.$(ABI) -o $@ $^ $(LLVM_LIBS) $(LIBS)
+	ln -sf libdnc.so $(BUILD)/libdnc.so.$(ABI)
 
 $(BUILD)/dnc: $(CLI_OBJ) $(BUILD)/libdnc.a
 	$(CC) $(SANFLAGS) -o $@ $^ $(LLVM_LIBS) $(LIBS)
@@ -259,7 +263,7 @@ BUNDLE_COMPRESSION = $(or $(wildcard /usr/lib/x86_64-linux-gnu/libz.a),-lz) \
 
 $(BUILD)/bundle/libdnc.so.xz: $(LIB_OBJ)
 	@mkdir -p $(BUILD)/bundle
-	g++ -shared -o $(BUILD)/bundle/libdnc.so -Wl,-soname,libdnc.so.0 \
+	g++ -shared -o $(BUILD)/bundle/libdnc.so -Wl,-soname,libdnc.so.$(ABI) \
 	  -Wl,--no-undefined -Wl,--gc-sections $(LIB_OBJ) \
 	  $(shell $(LLVM_CONFIG) --link-static --ldflags --libs all-targets core native orcjit) \
 	  -Wl,--as-needed $(BUNDLE_COMPRESSION) -static-libstdc++ -static-libgcc \
@@ -327,8 +331,8 @@ install: all
 	install -m 755 $(BUILD)/dnc $(DESTDIR)$(PREFIX)/bin/dnc
 	install -m 644 $(BUILD)/libdnc.a $(DESTDIR)$(PREFIX)/lib/libdnc.a
 	install -m 755 $(BUILD)/libdnc.so $(DESTDIR)$(PREFIX)/lib/libdnc.so.$(VERSION)
-	ln -sf libdnc.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libdnc.so.0
-	ln -sf libdnc.so.0 $(DESTDIR)$(PREFIX)/lib/libdnc.so
+	ln -sf libdnc.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libdnc.so.$(ABI)
+	ln -sf libdnc.so.$(ABI) $(DESTDIR)$(PREFIX)/lib/libdnc.so
 	install -m 644 runtime/dnc.h $(DESTDIR)$(PREFIX)/include/dnc.h
 	install -m 644 runtime/dnc_aot.h $(DESTDIR)$(PREFIX)/include/dnc_aot.h
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' \
@@ -339,7 +343,7 @@ install: all
 # libdnc.so.X.Y.Z (or any other file beside them) stays.
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/dnc $(DESTDIR)$(PREFIX)/lib/libdnc.a \
-	  $(DESTDIR)$(PREFIX)/lib/libdnc.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libdnc.so.0 \
+	  $(DESTDIR)$(PREFIX)/lib/libdnc.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libdnc.so.$(ABI) \
 	  $(DESTDIR)$(PREFIX)/lib/libdnc.so $(DESTDIR)$(PREFIX)/include/dnc.h \
 	  $(DESTDIR)$(PREFIX)/include/dnc_aot.h $(DESTDIR)$(PREFIX)/lib/pkgconfig/dnc.pc
 

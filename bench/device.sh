@@ -12,7 +12,7 @@ out="${1:?usage: bench/device.sh OUTDIR}"
 B=build/bundle
 mkdir -p "$out"
 python3 -c "import lzma, shutil; shutil.copyfileobj(lzma.open('$B/libdnc.so.xz'), open('$B/libdnc.so', 'wb'))" || exit 1
-ln -sf libdnc.so $B/libdnc.so.0
+ln -sf libdnc.so "$B/libdnc.so.$(sed -n 's/^#define DNC_ABI_VERSION \([0-9]*\)/\1/p' "$B/dnc.h")"
 export DNC_LIBRARY="$PWD/$B/libdnc.so" LD_LIBRARY_PATH="$PWD/$B" PYTHONUNBUFFERED=1
 { nproc; lscpu | grep -E 'Model name|^CPU\(s\)|Thread|Socket|NUMA node|L2|L3|Flags' | cut -c1-400;
   python3 -c 'import torch, numpy; print("torch", torch.__version__, "numpy", numpy.__version__)'; gcc --version | head -1; } \

@@ -20,7 +20,8 @@ t() { # t NAME CMD...
 san=""
 case "$B" in *san*) san="-fsanitize=address,undefined" SANITIZE=1 ;; esac
 t "make install into a DESTDIR" make -s install BUILD="$B" SANITIZE="${SANITIZE:-}" DESTDIR="$tmp/root" PREFIX=/opt/dnc
-for f in bin/dnc lib/libdnc.a lib/libdnc.so lib/libdnc.so.0 include/dnc.h include/dnc_aot.h lib/pkgconfig/dnc.pc; do
+abi=$(sed -n 's/^#define DNC_ABI_VERSION \([0-9]*\)/\1/p' runtime/dnc.h)
+for f in bin/dnc lib/libdnc.a lib/libdnc.so "lib/libdnc.so.$abi" include/dnc.h include/dnc_aot.h lib/pkgconfig/dnc.pc; do
   t "installs $f" test -e "$tmp/root/opt/dnc/$f"
 done
 cat >"$tmp/use.c" <<'C'
@@ -49,6 +50,14 @@ t "a C program builds against the installed header and library" \
 out=$(LD_LIBRARY_PATH="$tmp/root/opt/dnc/lib" "$tmp/use" 2>&1)
 t "and runs: dyt(1) = tanh(0.5)" test "$out" = "0.46211715726000974"
 t "the installed dnc runs" "$tmp/root/opt/dnc/bin/dnc" eval examples/norms.dn -f dyt 1
+t "the library's soname is libdnc.so.<DNC_ABI_VERSION>" \
+  sh -c "readelf -d '$tmp/root/opt/dnc/lib/libdnc.so.$abi' | grep -q 'Library soname: \[libdnc.so.$abi\]'"
+# against the build tree's library: it has the soname's link beside it
+t "a C program builds against the build tree's library" \
+  cc -std=c99 -Wall -Wextra -Werror $san -Iruntime -o "$tmp/usebuild" "$tmp/use.c" \
+  -L"$B" -ldnc -Wl,-rpath,"$(cd "$B" && pwd)"
+out=$("$tmp/usebuild" 2>&1)
+t "and runs from there: dyt(1) = tanh(0.5)" test "$out" = "0.46211715726000974"
 # the same program as C++ (dnc.h and dnc_aot.h are C++ compatible)
 { echo '#include <dnc_aot.h>'; cat "$tmp/use.c"; } >"$tmp/use.cc"
 t "a C++ program builds against the installed headers and library" \

@@ -90,7 +90,7 @@ def _candidates():
     if env:
         return [env]
     here = os.path.dirname(os.path.abspath(__file__))
-    out = [os.path.join(here, n) for n in ("libdnc.so", "libdnc.so.0")]
+    out = [os.path.join(here, "libdnc.so")]
     root = os.path.dirname(os.path.dirname(here))
     build = os.environ.get("DNC_BUILD", "build")
     out.append(os.path.join(build if os.path.isabs(build)
