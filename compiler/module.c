@@ -55,7 +55,7 @@ dnc_source *dnc_mod_read_file(dnc_mod *m, const char *path)
   struct stat st = {0};
   if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
     dnc_diag_add(&m->diags, DNC_SEV_ERROR, NULL, DNC_NOLOC,
-                 "'%s' is a directory, not a source file",
+                 "'%s' is a directory, not a file",
                  is_stdin ? "<stdin>" : path);
     if (!is_stdin)
       fclose(f);

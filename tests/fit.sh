@@ -118,6 +118,8 @@ printf '0,1\n1,3\n2,5\n3,7\n' >"$tmp/nohead.csv"
 err "a file without a header line: refused, not its first point dropped" 1 \
   "nohead.csv:1:1: error: the first line holds numbers, not column names" \
   "$DNC" fit "$tmp/f.dn" -f line --data "$tmp/nohead.csv"
+err "a directory as --data: said so, not as a source file" 1 "is a directory, not a file" \
+  "$DNC" fit "$tmp/f.dn" -f line --data "$tmp"
 printf 'x,y\n\n' >"$tmp/empty.csv"
 err "a header and no points" 1 "empty.csv:1:1: error: no data" \
   "$DNC" fit "$tmp/f.dn" -f line --data "$tmp/empty.csv"
