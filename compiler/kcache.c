@@ -14,7 +14,8 @@
  *
  * A reader accepts an entry only when it is a regular file of at most
  * 256 MiB (a FIFO or a device under its name is not waited on, a huge
- * file not read) and its length, magic, key (compared
+ * file not read), owned by the process's effective user (another user's
+ * file is never linked into this process), and its length, magic, key (compared
  * byte for byte, so a hash collision or an entry of another build is a
  * miss) and digest all match; anything else is reported as rejected, and
  * the JIT compiles and writes the entry again. A writer writes a
@@ -399,8 +400,11 @@ int dnc_kcache_read(const char *dir, const char *name, const char *key,
   size_t nkey = strlen(key);
   /* the header first: a file whose lengths do not add up to its size, or
    * that is larger than any entry, is rejected before anything is
-   * allocated for it */
-  if (!fstat(fd, &st) && S_ISREG(st.st_mode) && st.st_size >= HEADER &&
+   * allocated for it; and so is one another user owns, in a cache
+   * directory others may write to (DNC_CACHE_DIR=/tmp/...): the digest
+   * is no signature, anyone can compute it for code of their own */
+  if (!fstat(fd, &st) && S_ISREG(st.st_mode) && st.st_uid == geteuid() &&
+      st.st_size >= HEADER &&
       st.st_size <= DNC_KCACHE_MAX_BYTES && !read_all(fd, h, HEADER) &&
       !memcmp(h, magic, 8) && get_u64(h + 8) == nkey &&
       (uint64_t)st.st_size - HEADER >= nkey &&

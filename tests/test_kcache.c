@@ -374,6 +374,14 @@ static void foreign_entry(const char *path, const char *dir)
   rm_rf(other);
 }
 
+/* the entry owned by another user (nobody): rejected, whatever it holds */
+static void other_owner(const char *path, const char *dir)
+{
+  (void)dir;
+  if (chown(path, 65534, 65534))
+    abort();
+}
+
 static void test_rejected(void)
 {
   char *dir = tmpdir();
@@ -389,6 +397,10 @@ static void test_rejected(void)
   damaged(dir, "another function's entry", foreign_entry);
   damaged(dir, "a FIFO", fifo_entry);
   damaged(dir, "a sparse file of 1 TiB", huge_entry);
+  if (geteuid() == 0)
+    damaged(dir, "a valid entry another user owns", other_owner);
+  else
+    skip(4, "an entry of another user's needs root to make (chown)");
   rm_rf(dir);
   free(dir);
 }
