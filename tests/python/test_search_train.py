@@ -30,6 +30,7 @@ if not hasattr(torch, "compile"):
     pytest.skip("dnc.search needs PyTorch 2 (the project's .venv)",
                 allow_module_level=True)
 
+import dnc  # noqa: E402
 from dnc.search import cli, tasks  # noqa: E402
 
 SPEC = """\
@@ -291,6 +292,31 @@ def test_journal_lock_and_torn_header(tmp_path):
         with open(p) as f:
             head = json.loads(f.read())
         assert head["journal"] == "dnc.search" and head["config"] == cfg
+
+
+def test_journal_records_the_software(tmp_path, monkeypatch, capsys):
+    """The header holds dnc's version, the loaded libdnc's SHA-256 and
+    PyTorch's version; a run resumed with other software says so (the
+    tables would mix trials whose numbers differ in their last digits)."""
+    p = str(tmp_path / "journal.jsonl")
+    cfg = {"task": "t", "top": 2}
+    with cli.Journal(p, cfg) as j:
+        j.add({"key": "c1", "rung": 0, "seed": 0, "status": "ok",
+               "metric": 1.5})
+    with open(p) as f:
+        head = json.loads(f.readline())
+    sw = head["software"]
+    assert sw == cli.software()
+    assert sw["dnc"] == dnc.__version__ and len(sw["libdnc_sha256"]) == 16
+    with cli.Journal(p, cfg):
+        pass
+    assert "other software" not in capsys.readouterr().err
+    monkeypatch.setattr(cli, "software", lambda: dict(sw, torch="9.9"))
+    with cli.Journal(p, cfg) as j:
+        assert list(j.done) == [("c1", 0, 0)], "the trials are kept"
+    err = capsys.readouterr().err
+    assert "journal.jsonl: its 1 trial were trained with other software " \
+        "(torch %s -> 9.9)" % sw["torch"] in err, err
 
 
 def test_train_unit_statuses(tmp_path, monkeypatch):

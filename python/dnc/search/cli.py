@@ -64,6 +64,25 @@ def better_key(mode):
 # ------------------------------------------------------------ journal
 
 
+def software():
+    """What the trained numbers depend on besides the settings: dnc's
+    version and the SHA-256 (16 digits) of the libdnc it loads (a rebuild
+    changes the kernels' last bits), and PyTorch's version."""
+    try:
+        from .. import _capi
+        with open(_capi.path, "rb") as f:
+            lib = hashlib.sha256(f.read()).hexdigest()[:16]
+        dnc_ver = _capi.lib.dnc_version().decode()
+    except (ImportError, OSError, AttributeError):
+        lib = dnc_ver = None
+    try:
+        from importlib import metadata
+        torch_ver = metadata.version("torch")
+    except Exception:  # no distribution metadata (Debian's torch)
+        torch_ver = None
+    return {"dnc": dnc_ver, "libdnc_sha256": lib, "torch": torch_ver}
+
+
 class Busy(Exception):
     """Another run holds the directory's journal: message, exit status 1."""
 
@@ -146,7 +165,7 @@ class Journal:
             # a new journal, or one whose header a kill tore: start it
             os.ftruncate(self.fd, 0)
             self._write({"journal": "dnc.search", "version": VERSION,
-                         "config": config})
+                         "config": config, "software": software()})
             return
         if records[0][1].get("journal") != "dnc.search":
             raise UsageError("%s:1: not a dnc.search journal; remove it "
@@ -161,6 +180,18 @@ class Journal:
                 " differ%s): rerun with the same ones, use another -o, "
                 "or remove the directory" % (
                     path, ", ".join(diff), "s" if len(diff) == 1 else ""))
+        was, now = records[0][1].get("software"), software()
+        if records[1:] and isinstance(was, dict) and was != now:
+            diff = ", ".join("%s %s -> %s" % (k, was.get(k), now.get(k))
+                             for k in sorted(set(was) | set(now))
+                             if was.get(k) != now.get(k))
+            sys.stderr.write(
+                "dnc.search: warning: %s: its %d trial%s were trained with "
+                "other software (%s); the tables will mix both, whose "
+                "numbers may differ in their last digits: use another -o "
+                "for results of one build\n" % (
+                    path, len(records) - 1, "" if len(records) == 2 else "s",
+                    diff))
         for line, rec in records[1:]:
             try:
                 self.done[(rec["key"], rec["rung"], rec["seed"])] = rec
