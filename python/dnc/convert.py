@@ -16,6 +16,7 @@ import inspect
 import itertools
 import re
 import warnings
+from collections.abc import Mapping
 
 import numpy as np
 import torch
@@ -714,7 +715,8 @@ def fit_initial(model, fn, batches, module=None, *, kind="all",
                 seed=0):
     """Per-site initial values for convert(init=...), fitted to what each
     norm of the unconverted model does: runs model on batches (an iterable
-    of inputs, or of tuples of positional arguments), records every
+    of inputs, of tuples of positional arguments, or of mappings of keyword
+    arguments, model(**batch), as Hugging Face's batches), records every
     LayerNorm's / RMSNorm's inputs, and fits fn's scalar parameters (or
     those named in params) by least squares so that f(x) matches the norm's
     output before its affine part, per site. Returns {path: {name: value}}
@@ -778,7 +780,12 @@ def fit_initial(model, fn, batches, module=None, *, kind="all",
     try:
         with torch.no_grad():
             for b in batches:
-                model(*b) if isinstance(b, (tuple, list)) else model(b)
+                if isinstance(b, Mapping):   # Hugging Face's batches
+                    model(**b)
+                elif isinstance(b, (tuple, list)):
+                    model(*b)
+                else:
+                    model(b)
     finally:
         for h in hooks:
             h.remove()

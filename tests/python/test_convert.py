@@ -398,6 +398,19 @@ def test_fit_initial_fits_each_site():
     conv = dt.convert(copy.deepcopy(model), "dyt", init=fit)
     ok(float(conv.norm.alpha) == pytest.approx(a, rel=1e-6),
        "convert takes fit_initial's result as init")
+    # Hugging Face's batches are mappings of keyword arguments: model(**b)
+
+    class Keywords(nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids=None, scale=1.0):
+            return self.inner(input_ids * scale)
+    kw = dt.fit_initial(Keywords(model), "dyt",
+                        [{"input_ids": b} for b in batches])
+    ok(kw == {"inner." + p: v for p, v in fit.items()},
+       "dict batches are keyword arguments: the same fit", kw)
     derf = dt.fit_initial(model, "derf", batches[:1], params=["alpha"])
     ok(all(set(v) == {"alpha"} for v in derf.values()), "params= limits")
     raises(ValueError, lambda: dt.fit_initial(nn.Linear(2, 2), "dyt",
