@@ -621,7 +621,7 @@ class Positive(nn.Module):
         return w.log()
 
 
-class LlamaRMSNorm(nn.Module):
+class HFLlamaRMSNorm(nn.Module):
     """LLaMA's RMSNorm as Hugging Face writes it (variance_epsilon)."""
 
     def __init__(self, c, eps=1e-6):
@@ -643,7 +643,7 @@ def test_parametrized_norms_keep_their_parametrization():
     from torch.nn.utils import parametrize
     torch.manual_seed(3)
     model = nn.Sequential(nn.Linear(8, 8), nn.LayerNorm(8),
-                          ConvNeXtLayerNorm(8), LlamaRMSNorm(8))
+                          ConvNeXtLayerNorm(8), HFLlamaRMSNorm(8))
     with torch.no_grad():
         for i in (1, 2, 3):
             model[i].weight.uniform_(0.5, 2)

@@ -18,6 +18,7 @@ from torch.nn import functional as F
 import dnc.torch as dt
 import dnc.convert as dconv
 from checks import ok, raises
+from test_convert import GemmaRMSNorm  # Hugging Face's: output * (1 + weight)
 
 
 def fast_layer_norm(x, shape, weight, bias, eps):
@@ -235,26 +236,11 @@ def test_gated_rmsnorm_stays_with_a_warning_and_channels_first_of_a_non_norm():
            "tell", "not clear which dimension")
 
 
-class GemmaRMSNorm(nn.Module):
-    """Hugging Face's Gemma RMSNorms: output * (1 + weight)."""
-
-    def __init__(self, c, eps=1e-6):
-        super().__init__()
-        self.eps = eps
-        self.weight = nn.Parameter(torch.zeros(c))
-
-    def forward(self, x):
-        y = x.float() * torch.rsqrt(x.float().pow(2).mean(-1, keepdim=True) +
-                                    self.eps)
-        return (y * (1.0 + self.weight.float())).type_as(x)
-
-
 def test_gemma_checkpoint_loads_into_the_converted_model_as_its_scale():
     """Convert, then load the unconverted model's checkpoint (strict=False:
     it has no alpha): Gemma's weight is an offset, and used to load as the
     scale itself (0.2 for a norm that scaled by 1.2)."""
     import io
-    import pickle
     torch.manual_seed(3)
     c = 6
 

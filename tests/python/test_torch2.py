@@ -8,7 +8,6 @@ Skipped as a whole, with the reason, under PyTorch 1.13 (test_torch.py
 checks the refusal there)."""
 import copy
 import io
-import os
 import pickle
 
 import pytest
