@@ -92,6 +92,20 @@ static void jm_source(int op, char *src, size_t n)
     snprintf(src, n, "fn f(x; b = 1) = %s(x, b)", sp);
 }
 
+/* op's one-op function compiled in c into *m, its f32 forward kernel in
+ * *fwd; 0 on failure */
+static int jm_f32(dnc_context *c, int op, dnc_module **m, dnc_forward_fn *fwd)
+{
+  char src[64];
+  dnc_kernels k;
+  jm_source(op, src, sizeof src);
+  if (dnc_compile_string(c, "jitmath", src, strlen(src), m) ||
+      dnc_function_kernels(dnc_module_find(*m, "f"), DNC_F32, &k))
+    return 0;
+  *fwd = k.forward;
+  return 1;
+}
+
 /* Fills the tables with the math of ctx's kernels; 0 on failure. */
 static int jm_init(dnc_context *ctx)
 {
@@ -144,41 +158,24 @@ static int jm_init(dnc_context *ctx)
     if (!dnc_vm_native(op, 0))
       continue;
     for (int l = 0; l < 2; l++) {
-      dnc_kernels k;
-      if (dnc_compile_string(jm_lowp_ctx[l], "jitmath", src, strlen(src),
-                             &jm_lowp_modules[l][op]) ||
-          dnc_function_kernels(dnc_module_find(jm_lowp_modules[l][op], "f"), DNC_F32, &k))
+      if (!jm_f32(jm_lowp_ctx[l], op, &jm_lowp_modules[l][op],
+                  &jm_lowp_kernel[l][op]))
         return 0;
-      jm_lowp_kernel[l][op] = k.forward;
       jm_table_lowp[l][op] = ops[i].lowp[l];
     }
   }
-  {
-    char src[64];
-    dnc_kernels k;
-    jm_source(OP_RSQRT, src, sizeof src);
-    if (dnc_compile_string(ctx, "jitmath", src, strlen(src),
-                           &jm_modules[OP_RSQRT]) ||
-        dnc_function_kernels(dnc_module_find(jm_modules[OP_RSQRT], "f"),
-                             DNC_F32, &k))
-      return 0;
-    jm_kernel[0][OP_RSQRT] = k.forward;
-    jm_table[OP_RSQRT] = jm_rsqrt32;
-  }
+  if (!jm_f32(ctx, OP_RSQRT, &jm_modules[OP_RSQRT], &jm_kernel[0][OP_RSQRT]))
+    return 0;
+  jm_table[OP_RSQRT] = jm_rsqrt32;
   static const struct {
     int op;
     dnc_rt_fn32 fn;
   } est[] = {{OP_DIV, jmbf_DIV}, {OP_RSQRT, jmbf_RSQRT}};
   for (size_t i = 0; i < sizeof est / sizeof est[0]; i++) {
     int op = est[i].op;
-    char src[64];
-    dnc_kernels k;
-    jm_source(op, src, sizeof src);
-    if (dnc_compile_string(jm_lowp_ctx[0], "jitmath", src, strlen(src),
-                           &jm_lowp_modules[0][op]) ||
-        dnc_function_kernels(dnc_module_find(jm_lowp_modules[0][op], "f"), DNC_F32, &k))
+    if (!jm_f32(jm_lowp_ctx[0], op, &jm_lowp_modules[0][op],
+                &jm_lowp_kernel[0][op]))
       return 0;
-    jm_lowp_kernel[0][op] = k.forward;
     jm_table_lowp[0][op] = est[i].fn;
   }
   return 1;
