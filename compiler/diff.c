@@ -79,6 +79,14 @@ RULE(df_param) { return e->param == d->wrt ? K(1.0) : NULL; }
 RULE(df_neg) { return da[0] ? S(OP_NEG, da[0], NULL) : NULL; }
 RULE(df_add) { return add(d, da[0], da[1]); }
 RULE(df_sub) { return sub(d, da[0], da[1]); }
+/* a' c - a (s c'), the numerator the quotient-like rules below share;
+ * NULL when it is 0 */
+static dnc_node *cross(dctx *d, dnc_node *a, dnc_node *da, dnc_node *c, double s)
+{
+  dnc_node *dc = d->dv[c->id];
+  return sub(d, mul(d, da, c), mul(d, a, s == 1 ? dc : mul(d, K(s), dc)));
+}
+
 /* The derivative of a / sqrt(v) = a * rsqrt(v), v = c + a^2 (DyISRU,
  * ISRU), as (a' c - a c'/2) / (v sqrt(v)): the quotient rule's form
  * (a' - (a/t)^2 a' - ...)/t, and the product rule's rsqrt(v) - a^2
@@ -93,8 +101,7 @@ static dnc_node *isru_rule(dctx *d, dnc_node *a, dnc_node *da, dnc_node *v,
   for (int k = 0; k < 2; k++) {
     dnc_node *sq = v->arg[k], *c = v->arg[1 - k];
     if (dnc_square_of(sq) == a) { /* a^2 or a * a */
-      dnc_node *num = sub(d, mul(d, da, c),
-                          mul(d, a, mul(d, K(0.5), d->dv[c->id])));
+      dnc_node *num = cross(d, a, da, c, 0.5);
       if (!t)
         t = S(OP_SQRT, v, NULL);
       return num ? S(OP_DIV, num, S(OP_MUL, v, t)) : K(0.0);
@@ -188,7 +195,7 @@ static dnc_node *div_homogeneous(dctx *d, dnc_node *const *a, dnc_node *const *d
     dnc_node *h = b->arg[k], *c = b->arg[1 - k];
     if (!d->dv[h->id] || !homogeneous(d, h, a[0]))
       continue;
-    dnc_node *num = sub(d, mul(d, da[0], c), mul(d, a[0], d->dv[c->id]));
+    dnc_node *num = cross(d, a[0], da[0], c, 1);
     if (!num)
       return K(0.0);
     if (b->op == OP_SUB && k == 0) /* h - c */
@@ -213,7 +220,7 @@ static dnc_node *div_hypot(dctx *d, dnc_node *const *a, dnc_node *const *da)
     if (h->arg[k] != a[0])
       continue;
     dnc_node *c = h->arg[1 - k];
-    dnc_node *num = sub(d, mul(d, da[0], c), mul(d, a[0], d->dv[c->id]));
+    dnc_node *num = cross(d, a[0], da[0], c, 1);
     if (!num)
       return K(0.0);
     return S(OP_DIV, S(OP_MUL, S(OP_DIV, c, h), S(OP_DIV, num, h)), h);
