@@ -336,6 +336,18 @@ static int run(const dnc_cli *c, int argc, char **argv)
       if (!set[s].applied)
         rc = dnc_cli_usage_error(c, "no function evaluated has a "
                                     "parameter '%s'", set[s].name);
+    /* a kernel too large to compile is refused at its definition, as
+     * dnc compile refuses it, and before any row (or the header) is
+     * printed: the JIT would only find it at the first point */
+    for (int k = 0; k < n && !rc && ev.jit; k++) {
+      char why[256];
+      if (dnc_kernel_check(m, fns[k], why, sizeof why)) {
+        dnc_diag_add(&m->diags, DNC_SEV_ERROR, fns[k]->src, fns[k]->loc,
+                     "%s", why);
+        dnc_diag_render(stderr, m->diags.tail);
+        rc = DNC_EXIT_INPUT;
+      }
+    }
     if (!rc && ev.jit) {
       dnc_options o;
       dnc_options_init(&o);
