@@ -20,7 +20,8 @@
  * miss) and digest all match; anything else is reported as rejected, and
  * the JIT compiles and writes the entry again. A writer writes a
  * temporary file in the same directory and renames it into place, so
- * concurrent processes see either no entry or a whole one.
+ * concurrent processes see either no entry or a whole one; an entry
+ * larger than the process's file-size limit is not written (SIGXFSZ).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -30,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -435,9 +437,16 @@ int dnc_kcache_read(const char *dir, const char *name, const char *key,
 int dnc_kcache_write(const char *dir, const char *name, const char *key,
                      const void *obj, size_t nobj)
 {
+  size_t nkey = strlen(key);
+  /* a file-size limit (ulimit -f) the entry would pass: writing past it
+   * raises SIGXFSZ, which ends the process; the cache is best effort, so
+   * such an entry is not written at all */
+  struct rlimit rl;
+  if (!getrlimit(RLIMIT_FSIZE, &rl) && rl.rlim_cur != RLIM_INFINITY &&
+      (uint64_t)HEADER + nkey + nobj > (uint64_t)rl.rlim_cur)
+    return -1;
   if (make_dirs(dir))
     return -1;
-  size_t nkey = strlen(key);
   unsigned char h[HEADER];
   memcpy(h, magic, 8);
   put_u64(h + 8, nkey);

@@ -1,0 +1,164 @@
+/*
+ * test_kcache_p10.c - the kernel cache where writing it is not possible:
+ * a file-size limit (ulimit -f) smaller than an entry must cost the cache
+ * entry and nothing else (writing past the limit raises SIGXFSZ, which
+ * used to end the process), and threads with their own contexts on one
+ * cache directory, compiling the same functions at once, all get correct
+ * kernels and leave one whole entry per function and dtype, no temporary
+ * file.
+ */
+#include <dirent.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "dnc.h"
+#include "tap.h"
+
+static const char *const src =
+    "fn dyt(x; alpha = 0.5) = tanh(alpha * x)\n"
+    "fn derf(x; alpha = 0.5, s = 0) = erf(alpha * x + s)\n";
+
+enum { N = 37 };
+
+static char *tmpdir(void)
+{
+  char *d = strdup("/tmp/dnc-kcache-p10-XXXXXX");
+  if (!d || !mkdtemp(d))
+    abort();
+  return d;
+}
+
+static void rm_dir(const char *dir)
+{
+  DIR *d = opendir(dir);
+  if (d) {
+    struct dirent *e;
+    while ((e = readdir(d))) {
+      char p[1024];
+      snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+      unlink(p);
+    }
+    closedir(d);
+  }
+  rmdir(dir);
+}
+
+/* files in dir whose names end in suffix */
+static int count_files(const char *dir, const char *suffix)
+{
+  DIR *d = opendir(dir);
+  if (!d)
+    return 0;
+  int n = 0;
+  struct dirent *e;
+  size_t ns = strlen(suffix);
+  while ((e = readdir(d))) {
+    size_t k = strlen(e->d_name);
+    if (e->d_name[0] != '.' && k >= ns && !strcmp(e->d_name + k - ns, suffix))
+      n++;
+  }
+  closedir(d);
+  return n;
+}
+
+/* Compiles src in a context with the cache on in dir, runs both functions
+ * forward in dtype t and checks them against the interpreter: 1 when all
+ * is well. */
+static int run(const char *dir, dnc_dtype t)
+{
+  dnc_options o;
+  dnc_options_init(&o);
+  o.cache = 1;
+  o.cache_dir = dir;
+  o.threads = 1;
+  dnc_context *ctx;
+  if (dnc_context_create(&o, &ctx) != DNC_OK)
+    return 0;
+  dnc_module *m;
+  int good = dnc_compile_string(ctx, "p10.dn", src, strlen(src), &m) == DNC_OK;
+  for (int i = 0; good && i < 2; i++) {
+    const dnc_function *f = dnc_module_function(m, i);
+    double xd[N], yd[N], ref[N];
+    float xf[N], yf[N];
+    for (int j = 0; j < N; j++)
+      xd[j] = xf[j] = (float)(j - N / 2) / 7.0f;
+    dnc_function_eval(f, xd, ref, N, NULL);
+    dnc_tensor tx = {t == DNC_F64 ? (void *)xd : xf, t, 1, N, 0};
+    dnc_tensor ty = {t == DNC_F64 ? (void *)yd : yf, t, 1, N, 0};
+    good = dnc_forward(f, &tx, &ty, NULL) == DNC_OK;
+    for (int j = 0; good && j < N; j++)
+      good = fabs((t == DNC_F64 ? yd[j] : yf[j]) - ref[j]) < 1e-6;
+  }
+  dnc_module_free(m);
+  dnc_context_free(ctx);
+  return good;
+}
+
+static void file_size_limit(void)
+{
+  char *dir = tmpdir();
+  pid_t pid = fork();
+  if (pid == 0) {
+    /* 4 KiB: less than any entry */
+    struct rlimit rl = {4096, 4096};
+    if (setrlimit(RLIMIT_FSIZE, &rl))
+      _exit(3);
+    _exit(run(dir, DNC_F32) ? 0 : 4);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ok(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+     "under a 4 KiB file-size limit the kernels compile and run (status "
+     "%#x%s)",
+     status, WIFSIGNALED(status) ? ", killed by a signal" : "");
+  is_int(count_files(dir, ""), 0, "and nothing is left in the cache directory");
+  ok(run(dir, DNC_F32) && count_files(dir, ".dko") == 2,
+     "without the limit, the entries are written");
+  rm_dir(dir);
+  free(dir);
+}
+
+enum { THREADS = 8 };
+static const char *shared_dir;
+static int thread_good[THREADS];
+
+static void *worker(void *arg)
+{
+  int i = (int)(intptr_t)arg;
+  thread_good[i] = run(shared_dir, i % 2 ? DNC_F64 : DNC_F32);
+  return NULL;
+}
+
+static void threads_one_dir(void)
+{
+  char *dir = tmpdir();
+  shared_dir = dir;
+  pthread_t th[THREADS];
+  for (int i = 0; i < THREADS; i++)
+    pthread_create(&th[i], NULL, worker, (void *)(intptr_t)i);
+  int all = 1;
+  for (int i = 0; i < THREADS; i++) {
+    pthread_join(th[i], NULL);
+    all &= thread_good[i];
+  }
+  ok(all, "%d threads, each its own context, one cache directory: correct "
+          "kernels in f32 and f64",
+     THREADS);
+  is_int(count_files(dir, ".dko"), 4, "one entry per function and dtype");
+  is_int(count_files(dir, ""), 4, "and no temporary file");
+  ok(run(dir, DNC_F32) && run(dir, DNC_F64), "a later context runs from them");
+  rm_dir(dir);
+  free(dir);
+}
+
+int main(void)
+{
+  file_size_limit();
+  threads_one_dir();
+  done_testing();
+}
