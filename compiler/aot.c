@@ -796,6 +796,8 @@ static int enables(const char *f, const char *name)
  * __builtin_cpu_supports knows; for a CPU named alone, whose features
  * LLVM's C API does not list, what the probe saw its code use: zmm
  * registers (avx512f), ymm (avx) and multiply-adds (fma). */
+int dnc_target_uses_avx512fp16(const dnc_target *t); /* jit.c */
+
 static void put_cpu_check(FILE *fp, const level *l)
 {
   fprintf(fp, "  /* %s: the features its code may use */\n", l->name);
@@ -817,6 +819,13 @@ static void put_cpu_check(FILE *fp, const level *l)
         put_supports(fp, *t);
     fputs("#endif\n", fp);
   }
+  /* AVX512-FP16 (sapphirerapids' f16 conversions), which AMD's AVX-512
+   * CPUs lack and older compilers' __builtin_cpu_supports do not know:
+   * CPUID leaf 7, EDX bit 23 */
+  if (enables(f, "avx512fp16") || dnc_target_uses_avx512fp16(&l->t))
+    fputs("  {\n    unsigned a_, b_, c_, d_;\n"
+          "    if (!__get_cpuid_count(7, 0, &a_, &b_, &c_, &d_) || !(d_ >> 23 & 1))\n"
+          "      return \"avx512fp16\";\n  }\n", fp);
   if (l->t.vector_bits >= 512)
     put_supports(fp, "avx512f");
   if (l->t.vector_bits >= 256)
@@ -834,7 +843,10 @@ static int write_dispatch_c(aot *a, const char *path)
   fprintf(fp, "/* Written by dnc %s: the descriptor and load-time dispatch "
           "of a dnc library. */\n", DNC_VERSION_STRING);
   fputs("#include <stdint.h>\n#include <stdio.h>\n#include <stdlib.h>\n"
-        "#include <string.h>\n\n", fp);
+        "#include <string.h>\n", fp);
+  if (is_x86_64(a->triple))
+    fputs("#include <cpuid.h>\n", fp);
+  fputs("\n", fp);
   fputs(dnc_aot_h_text, fp);
   fputs("\n#define EXPORT __attribute__((visibility(\"default\")))\n\n", fp);
 

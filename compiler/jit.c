@@ -285,6 +285,98 @@ unsigned dnc_target_probe(const dnc_target *t, int *fma)
   return bits;
 }
 
+/* Whether the target's f16 kernels convert with AVX512-FP16's vcvtph2psx
+ * and vcvtps2phx (sapphirerapids and later), which a CPU with AVX-512 but
+ * without that extension (AMD's) cannot run: a <16 x half> widened to
+ * float, compiled and its assembly read, as dnc_target_probe does. */
+int dnc_target_uses_avx512fp16(const dnc_target *t)
+{
+  if (strncmp(t->triple, "x86_64", 6))
+    return 0;
+  char *err = NULL;
+  LLVMTargetMachineRef tm = dnc_target_machine(t, &err);
+  if (!tm) {
+    free(err);
+    return 0;
+  }
+  LLVMContextRef c = LLVMContextCreate();
+  LLVMModuleRef m = LLVMModuleCreateWithNameInContext("probe16", c);
+  LLVMSetTarget(m, t->triple);
+  LLVMTypeRef h = LLVMVectorType(LLVMHalfTypeInContext(c), 16);
+  LLVMTypeRef v = LLVMVectorType(LLVMFloatTypeInContext(c), 16);
+  LLVMValueRef fn = LLVMAddFunction(m, "probe16", LLVMFunctionType(v, &h, 1, 0));
+  LLVMAddTargetDependentFunctionAttr(fn, "min-legal-vector-width", "512");
+  LLVMBuilderRef b = LLVMCreateBuilderInContext(c);
+  LLVMPositionBuilderAtEnd(b, LLVMAppendBasicBlockInContext(c, fn, "entry"));
+  LLVMBuildRet(b, LLVMBuildFPExt(b, LLVMGetParam(fn, 0), v, ""));
+  LLVMDisposeBuilder(b);
+  LLVMMemoryBufferRef buf = NULL;
+  char *msg = NULL;
+  int uses = 0;
+  if (!LLVMTargetMachineEmitToMemoryBuffer(tm, m, LLVMAssemblyFile, &msg, &buf)) {
+    char *text = strndup(LLVMGetBufferStart(buf), LLVMGetBufferSize(buf));
+    uses = text && (strstr(text, "ph2psx") || strstr(text, "ps2phx"));
+    free(text);
+    LLVMDisposeMemoryBuffer(buf);
+  }
+  LLVMDisposeMessage(msg);
+  LLVMDisposeModule(m);
+  LLVMContextDispose(c);
+  LLVMDisposeTargetMachine(tm);
+  return uses;
+}
+
+/* Whether LLVM's host feature string says this machine lacks `name`
+ * (it lists every feature it knows, "+name" or "-name"). */
+static int host_lacks(const char *name)
+{
+  const char *f = dnc_host_features();
+  size_t n = strlen(name);
+  for (const char *p = f; (p = strstr(p, name)); p += n)
+    if (p > f && p[-1] == '-' && (p[n] == ',' || !p[n]))
+      return 1;
+  return 0;
+}
+
+/* The instruction sets a kernel may use: a JIT target whose features
+ * enable one the host lacks would die of SIGILL in its first kernel. */
+static const char *const isa_features[] = {
+    "sse3", "ssse3", "sse4.1", "sse4.2", "sse4a", "popcnt", "avx", "avx2",
+    "fma", "fma4", "xop", "f16c", "bmi", "bmi2", "avx512f", "avx512bw",
+    "avx512cd", "avx512dq", "avx512vl", "avx512fp16", "avx512bf16",
+    "avx512vbmi", "avx512vbmi2", "avx512vnni", "avx512ifma", "avx512bitalg",
+    "avx512vpopcntdq", "avxneconvert", "avxvnni", "gfni", "vpclmulqdq",
+    "aes", "pclmul", NULL};
+
+/* A JIT runs the code it compiles on this machine: a target (a named CPU
+ * or features) with instructions this CPU lacks is refused, with the
+ * first one named, instead of a kernel dying of SIGILL. NULL when fine. */
+static char *check_host_runs(const dnc_target *t, const char *what)
+{
+  if (strncmp(t->triple, "x86_64", 6) || !*dnc_host_features())
+    return NULL;
+  const char *miss = NULL;
+  for (const char *const *f = isa_features; *f && !miss; f++)
+    if (has_feature(t->features, *f) && host_lacks(*f))
+      miss = *f;
+  if (!miss && t->vector_bits >= 512 && host_lacks("avx512f"))
+    miss = "avx512f";
+  if (!miss && t->vector_bits >= 256 && host_lacks("avx"))
+    miss = "avx";
+  if (!miss && t->has_fma && host_lacks("fma") && host_lacks("fma4"))
+    miss = "fma";
+  if (!miss && host_lacks("avx512fp16") && dnc_target_uses_avx512fp16(t))
+    miss = "avx512fp16";
+  if (!miss)
+    return NULL;
+  char msg[512];
+  snprintf(msg, sizeof msg, "%s: its kernels would use %s, which this "
+           "machine's CPU (%s) lacks; the JIT runs the code it compiles "
+           "here (for another machine's CPU, use dnc compile --cpu)",
+           what, miss, dnc_host_cpu());
+  return xstrdup(msg);
+}
+
 int dnc_has_bf16_convert(const char *triple, const char *features)
 {
   return !strncmp(triple, "x86_64", 6) && has_feature(features, "avx512f") &&
@@ -466,6 +558,18 @@ dnc_jit *dnc_jit_new(const dnc_jit_options *o, char **err, int *bad_name)
   }
   if (o->cpu || o->features) {
     j->target.vector_bits = dnc_target_probe(&j->target, &j->target.has_fma);
+    char what[300];
+    snprintf(what, sizeof what, "%s%.100s%s%s%.100s%s", o->cpu ? "CPU '" : "",
+             o->cpu ? o->cpu : "", o->cpu ? "'" : "",
+             o->cpu && o->features ? " with " : "",
+             o->features ? "features '" : "", o->features ? o->features : "");
+    if (o->features)
+      strcat(what, "'");
+    if ((*err = check_host_runs(&j->target, what))) {
+      *bad_name = 1;
+      dnc_jit_free(j);
+      return NULL;
+    }
   } else {
     j->target.vector_bits = dnc_vector_bits(j->target.triple, j->target.features);
     j->target.has_fma = dnc_has_fma(j->target.triple, j->target.features);

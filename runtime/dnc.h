@@ -74,10 +74,12 @@ typedef struct dnc_options {
   int opt_level;        /* LLVM optimisation, 0..3 (default 2) */
   int threads;          /* kernel threads; 0: $DNC_NUM_THREADS, else all CPUs */
   const char *cpu;      /* target CPU (LLVM's names, e.g. "x86-64-v3"); NULL:
-                           the host's. An unknown name is DNC_ERR_ARGUMENT. */
+                           the host's. An unknown name, or one whose code
+                           this CPU cannot run, is DNC_ERR_ARGUMENT. */
   const char *features; /* e.g. "+avx2,+fma"; NULL: the host's when cpu is
-                           NULL, else those the CPU implies. An unknown one
-                           is DNC_ERR_ARGUMENT. */
+                           NULL, else those the CPU implies. An unknown one,
+                           or an instruction set this CPU lacks, is
+                           DNC_ERR_ARGUMENT. */
   const char *dump_ir;  /* an existing directory: each kernel module's IR
                            (the four kernels of one function and dtype) is
                            written there before and after optimisation as
