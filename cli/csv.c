@@ -5,11 +5,19 @@
  * for a quote inside (RFC 4180), and then may hold commas and newlines.
  * White space around a field is not part of it. Blank lines are skipped;
  * lines end with LF or CRLF; a UTF-8 byte order mark at the start is
- * skipped. The file is read as a dnc source (the same
- * size limit and checks: no NUL, valid UTF-8), so that errors render as
- * FILE:LINE:COL with the line and a caret.
+ * skipped. The file becomes a dnc source (the same checks: no NUL, valid
+ * UTF-8; up to DNC_CSV_MAX_BYTES, not a source's 4 MiB), so that errors
+ * render as FILE:LINE:COL with the line and a caret.
+ *
+ * Memory: the text, one copy of it in which the fields are unquoted in
+ * place and ended by NULs, and a pointer and a location per cell,
+ * allocated once for the rows counted beforehand: about 3 times the file
+ * for short numbers. (Each quoted field took a buffer as long as the
+ * rest of the file before, so that a file of 40,000 quoted numbers, 440
+ * KB, asked for gigabytes.)
  */
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,9 +30,14 @@ typedef struct field {
   dnc_loc loc;
 } field;
 
+/* The largest --data file: 256 MiB, some 10 million points (fitted in
+ * minutes); locations are 32-bit offsets, so at most 4 GiB in any case. */
+#define DNC_CSV_MAX_BYTES ((size_t)256 << 20)
+
 typedef struct reader {
   dnc_mod *m;
   const dnc_source *src;
+  char *work; /* src's text, len + 1 bytes: the fields unquoted in place */
   size_t i;
 } reader;
 
@@ -55,7 +68,9 @@ static int read_field(reader *r, field *f)
   skip_blank(r);
   size_t start = r->i;
   if (r->i < r->src->len && t[r->i] == '"') {
-    char *buf = dnc_arena_alloc(r->m->arena, r->src->len - r->i + 1);
+    /* the field's text goes where its quotes were: never past what has
+     * been read, and the reading is of src's text, not of work */
+    char *buf = r->work + start;
     size_t k = 0;
     r->i++;
     for (;;) {
@@ -74,6 +89,7 @@ static int read_field(reader *r, field *f)
       }
       buf[k++] = t[r->i++];
     }
+    buf[k] = '\0';
     f->text = buf;
     f->loc = (dnc_loc){(uint32_t)start, (uint32_t)r->i};
     skip_blank(r);
@@ -89,7 +105,8 @@ static int read_field(reader *r, field *f)
   size_t end = r->i;
   while (end > start && (t[end - 1] == ' ' || t[end - 1] == '\t'))
     end--;
-  f->text = dnc_arena_strndup(r->m->arena, t + start, end - start);
+  r->work[end] = '\0'; /* a separator, a line end or blanks: read */
+  f->text = r->work + start;
   f->loc = (dnc_loc){(uint32_t)start, (uint32_t)(end > start ? end : start + 1)};
   return 1;
 }
@@ -141,86 +158,7 @@ static void skip_blank_lines(reader *r)
   }
 }
 
-/* The CSV in src into c; 0 on errors. */
-static int parse(dnc_mod *m, const dnc_source *src, dnc_csv *c)
-{
-  c->src = src;
-  reader r = {m, src, 0};
-  /* a UTF-8 byte order mark, which spreadsheets write ("CSV UTF-8"), is
-   * not part of the first column's name */
-  r.i = dnc_source_bom_len(src);
-  skip_blank_lines(&r);
-  if (r.i >= src->len) {
-    dnc_diag_add(&m->diags, DNC_SEV_ERROR, src, DNC_NOLOC,
-                 "empty file: a CSV file starts with a header line naming "
-                 "its columns");
-    return 0;
-  }
-  field *h;
-  int nh = read_line(&r, &h);
-  if (nh < 0)
-    return 0;
-  c->ncols = nh;
-  c->head = dnc_arena_alloc(m->arena, sizeof *c->head * (size_t)nh);
-  c->head_loc = dnc_arena_alloc(m->arena, sizeof *c->head_loc * (size_t)nh);
-  for (int k = 0; k < nh; k++) {
-    c->head[k] = h[k].text;
-    c->head_loc[k] = h[k].loc;
-  }
-  free(h);
-  int cap = 0;
-  for (;;) {
-    skip_blank_lines(&r);
-    if (r.i >= src->len)
-      break;
-    size_t line_start = r.i;
-    field *v;
-    int n = read_line(&r, &v);
-    if (n < 0)
-      return 0;
-    if (n != nh) {
-      size_t e = line_start;
-      while (e < src->len && src->text[e] != '\n' && src->text[e] != '\r')
-        e++;
-      dnc_diag_add(&m->diags, DNC_SEV_ERROR, src,
-                   (dnc_loc){(uint32_t)line_start, (uint32_t)e},
-                   "%d field%s where the header has %d", n, n == 1 ? "" : "s",
-                   nh);
-      free(v);
-      return 0;
-    }
-    if (c->nrows == cap) {
-      int nc = cap ? 2 * cap : 256;
-      char **cell = dnc_arena_alloc(m->arena, sizeof *cell * (size_t)nc * nh);
-      dnc_loc *loc = dnc_arena_alloc(m->arena, sizeof *loc * (size_t)nc * nh);
-      if (cap) {
-        memcpy(cell, c->cell, sizeof *cell * (size_t)cap * nh);
-        memcpy(loc, c->cell_loc, sizeof *loc * (size_t)cap * nh);
-      }
-      c->cell = cell;
-      c->cell_loc = loc;
-      cap = nc;
-    }
-    for (int k = 0; k < n; k++) {
-      c->cell[(size_t)c->nrows * nh + k] = v[k].text;
-      c->cell_loc[(size_t)c->nrows * nh + k] = v[k].loc;
-    }
-    c->nrows++;
-    free(v);
-  }
-  return 1;
-}
-
-int dnc_csv_read(dnc_mod *m, const char *path, dnc_csv *c)
-{
-  memset(c, 0, sizeof *c);
-  const dnc_source *src = dnc_mod_read_file(m, path);
-  if (!src || !dnc_source_check_bytes(&m->diags, src))
-    return 0;
-  return parse(m, src, c);
-}
-
-/* ---- the header and the first rows of a file of any size */
+/* ---- counting records */
 
 /* Where a record ends, found byte by byte as read_line reads: a quote
  * opens a quoted field only at the start of a field (after blanks), ""
@@ -269,6 +207,167 @@ static void scan_byte(scan *k, char ch)
     k->state = FIELD_START;
   }
 }
+
+/* The CSV in src into c; 0 on errors. */
+static int parse(dnc_mod *m, const dnc_source *src, dnc_csv *c)
+{
+  c->src = src;
+  reader r = {m, src, dnc_arena_alloc(m->arena, src->len + 1), 0};
+  memcpy(r.work, src->text, src->len);
+  r.work[src->len] = '\0';
+  /* the records, for arrays of the right size at once (growing them in
+   * the arena would leave every smaller one behind); a file that the
+   * count misjudges is one parse reports an error in, and they grow */
+  scan sc = {FIELD_START, 0, 0};
+  for (size_t j = 0; j < src->len; j++)
+    scan_byte(&sc, src->text[j]);
+  long counted = sc.records + sc.content - 1; /* less the header */
+  /* a UTF-8 byte order mark, which spreadsheets write ("CSV UTF-8"), is
+   * not part of the first column's name */
+  r.i = dnc_source_bom_len(src);
+  skip_blank_lines(&r);
+  if (r.i >= src->len) {
+    dnc_diag_add(&m->diags, DNC_SEV_ERROR, src, DNC_NOLOC,
+                 "empty file: a CSV file starts with a header line naming "
+                 "its columns");
+    return 0;
+  }
+  field *h;
+  int nh = read_line(&r, &h);
+  if (nh < 0)
+    return 0;
+  c->ncols = nh;
+  c->head = dnc_arena_alloc(m->arena, sizeof *c->head * (size_t)nh);
+  c->head_loc = dnc_arena_alloc(m->arena, sizeof *c->head_loc * (size_t)nh);
+  for (int k = 0; k < nh; k++) {
+    c->head[k] = h[k].text;
+    c->head_loc[k] = h[k].loc;
+  }
+  free(h);
+  int cap = 0;
+  for (;;) {
+    skip_blank_lines(&r);
+    if (r.i >= src->len)
+      break;
+    size_t line_start = r.i;
+    field *v;
+    int n = read_line(&r, &v);
+    if (n < 0)
+      return 0;
+    if (n != nh) {
+      size_t e = line_start;
+      while (e < src->len && src->text[e] != '\n' && src->text[e] != '\r')
+        e++;
+      dnc_diag_add(&m->diags, DNC_SEV_ERROR, src,
+                   (dnc_loc){(uint32_t)line_start, (uint32_t)e},
+                   "%d field%s where the header has %d", n, n == 1 ? "" : "s",
+                   nh);
+      free(v);
+      return 0;
+    }
+    if (c->nrows == cap) {
+      long want = cap ? 2L * cap : counted > 0 ? counted : 1;
+      int nc = want < INT_MAX ? (int)want : INT_MAX;
+      char **cell = dnc_arena_alloc(m->arena, sizeof *cell * (size_t)nc * nh);
+      dnc_loc *loc = dnc_arena_alloc(m->arena, sizeof *loc * (size_t)nc * nh);
+      if (cap) {
+        memcpy(cell, c->cell, sizeof *cell * (size_t)cap * nh);
+        memcpy(loc, c->cell_loc, sizeof *loc * (size_t)cap * nh);
+      }
+      c->cell = cell;
+      c->cell_loc = loc;
+      cap = nc;
+    }
+    for (int k = 0; k < n; k++) {
+      c->cell[(size_t)c->nrows * nh + k] = v[k].text;
+      c->cell_loc[(size_t)c->nrows * nh + k] = v[k].loc;
+    }
+    c->nrows++;
+    free(v);
+  }
+  return 1;
+}
+
+/* path ("-": standard input) as a source of up to DNC_CSV_MAX_BYTES; NULL
+ * with an error (cannot open or read it, a directory, too large). */
+static const dnc_source *read_csv_file(dnc_mod *m, const char *path)
+{
+  int is_stdin = !strcmp(path, "-");
+  const char *shown = is_stdin ? "<stdin>" : path;
+  FILE *f = is_stdin ? stdin : fopen(path, "rb");
+  if (!f) {
+    dnc_diag_add(&m->diags, DNC_SEV_ERROR, NULL, DNC_NOLOC,
+                 "cannot open '%s': %s", path, strerror(errno));
+    return NULL;
+  }
+  struct stat st = {0};
+  if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+    dnc_diag_add(&m->diags, DNC_SEV_ERROR, NULL, DNC_NOLOC,
+                 "'%s' is a directory, not a file", shown);
+    if (!is_stdin)
+      fclose(f);
+    return NULL;
+  }
+  if (S_ISREG(st.st_mode) && (unsigned long long)st.st_size > DNC_CSV_MAX_BYTES) {
+    dnc_diag_add(&m->diags, DNC_SEV_ERROR, NULL, DNC_NOLOC,
+                 "'%s' is too large: %lld bytes, at most %zu (256 MiB) are "
+                 "accepted; fit a sample of its rows", shown,
+                 (long long)st.st_size, DNC_CSV_MAX_BYTES);
+    if (!is_stdin)
+      fclose(f);
+    return NULL;
+  }
+  /* the size of a regular file at once, else doubling; at most one byte
+   * past the limit, so that a stream is bounded too */
+  size_t cap = S_ISREG(st.st_mode) ? (size_t)st.st_size + 1 : 65536, len = 0;
+  char *buf = malloc(cap);
+  int too_large = 0, failed = 0;
+  if (!buf)
+    dnc_die(__FILE__, __LINE__, "out of memory");
+  for (;;) {
+    if (len == cap) {
+      cap *= 2;
+      if (!(buf = realloc(buf, cap)))
+        dnc_die(__FILE__, __LINE__, "out of memory");
+    }
+    size_t want = cap - len, got = fread(buf + len, 1, want, f);
+    len += got;
+    if (len > DNC_CSV_MAX_BYTES) {
+      too_large = 1;
+      break;
+    }
+    if (got < want) {
+      failed = ferror(f);
+      break;
+    }
+  }
+  int saved_errno = errno;
+  if (!is_stdin)
+    fclose(f);
+  const dnc_source *src = NULL;
+  if (failed)
+    dnc_diag_add(&m->diags, DNC_SEV_ERROR, NULL, DNC_NOLOC,
+                 "cannot read '%s': %s", shown, strerror(saved_errno));
+  else if (too_large)
+    dnc_diag_add(&m->diags, DNC_SEV_ERROR, NULL, DNC_NOLOC,
+                 "'%s' is too large: more than %zu bytes (256 MiB); fit a "
+                 "sample of its rows", shown, DNC_CSV_MAX_BYTES);
+  else
+    src = dnc_mod_add_source(m, shown, buf, len);
+  free(buf);
+  return src;
+}
+
+int dnc_csv_read(dnc_mod *m, const char *path, dnc_csv *c)
+{
+  memset(c, 0, sizeof *c);
+  const dnc_source *src = read_csv_file(m, path);
+  if (!src || !dnc_source_check_bytes(&m->diags, src))
+    return 0;
+  return parse(m, src, c);
+}
+
+/* ---- the header and the first rows of a file of any size */
 
 int dnc_csv_read_head(dnc_mod *m, const char *path, int nrows, dnc_csv *c)
 {
