@@ -299,6 +299,50 @@ static int sym_is(yysymbol_kind_t k, const char *name)
   return !strcmp(yysymbol_name(k), name);
 }
 
+/* The offset just past the last character before `at` that is neither
+ * white space nor in a comment (0 at the start of the text); *nl is set
+ * when a newline lies between. Comments run from the first '#' of a line
+ * (the language has no strings). */
+static uint32_t prev_char_end(const dnc_parse_state *ps, uint32_t at, int *nl)
+{
+  const char *t = ps->src->text;
+  uint32_t i = at;
+  *nl = 0;
+  for (;;) {
+    uint32_t ls = i;
+    while (ls > 0 && t[ls - 1] != '\n')
+      ls--;
+    for (uint32_t k = ls; k < i; k++)
+      if (t[k] == '#') {
+        i = k;
+        break;
+      }
+    while (i > ls && strchr(" \t\r\f\v", t[i - 1]))
+      i--;
+    if (i > ls || ls == 0)
+      return i;
+    *nl = 1;
+    i = ls - 1; /* the newline before the line, which was blank */
+  }
+}
+
+/* The name or keyword that ends at `end` (empty when none), at most n-1
+ * characters of it; where it starts. */
+static uint32_t word_before(const dnc_parse_state *ps, uint32_t end, char *w,
+                        size_t n)
+{
+  const char *t = ps->src->text;
+  uint32_t s = end;
+  while (s > 0 && (t[s - 1] == '_' || (t[s - 1] >= 'a' && t[s - 1] <= 'z') ||
+                   (t[s - 1] >= 'A' && t[s - 1] <= 'Z') ||
+                   (t[s - 1] >= '0' && t[s - 1] <= '9')))
+    s--;
+  size_t l = end - s < n - 1 ? end - s : n - 1;
+  memcpy(w, t + s, l);
+  w[l] = 0;
+  return s;
+}
+
 /* "unexpected X, expected A, B or C", plus a hint for common mistakes. */
 static int yyreport_syntax_error(const yypcontext_t *ctx, yyscan_t scanner,
                                  dnc_parse_state *ps)
@@ -307,20 +351,29 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, yyscan_t scanner,
   if (ps->aborted)
     return 0; /* the scanner has reported why it stopped */
   enum { MAXEXP = 8 };
-  yysymbol_kind_t exp[MAXEXP];
-  int n = yypcontext_expected_tokens(ctx, exp, MAXEXP);
+  yysymbol_kind_t exp[YYNTOKENS];
+  int n = yypcontext_expected_tokens(ctx, exp, YYNTOKENS);
   yysymbol_kind_t tok = yypcontext_token(ctx);
   const dnc_loc *loc = yypcontext_location(ctx);
+  const char *text = ps->src->text;
+  /* the ';' that a newline in a block stands for (zero-width, at it) */
+  int eol = sym_is(tok, "';'") && loc->start == loc->end &&
+            text[loc->start] == '\n';
+  int want_else = 0, want_expr = 0;
+  for (int i = 0; i < n; i++) {
+    want_else |= exp[i] == YYSYMBOL_ELSE;
+    want_expr |= exp[i] == YYSYMBOL_IDENT;
+  }
   char buf[512];
   size_t len = 0;
   if (tok == YYSYMBOL_IDENT || tok == YYSYMBOL_NUMBER) {
     size_t tl = loc->end - loc->start;
     len += (size_t)snprintf(buf + len, sizeof buf - len, "unexpected %s '%.*s'",
                             yysymbol_name(tok), tl > 40 ? 40 : (int)tl,
-                            ps->src->text + loc->start);
+                            text + loc->start);
   } else {
     len += (size_t)snprintf(buf + len, sizeof buf - len, "unexpected %s",
-                            yysymbol_name(tok));
+                            eol ? "end of line" : yysymbol_name(tok));
   }
   if (n > 0 && n < MAXEXP) {
     for (int i = 0; i < n && len < sizeof buf; i++)
@@ -329,6 +382,15 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, yyscan_t scanner,
                               yysymbol_name(exp[i]));
   }
   dnc_diag_add(ps->diags, DNC_SEV_ERROR, ps->src, *loc, "%s", buf);
+
+  /* what comes before the unexpected token */
+  int nl, nl2;
+  char word[64];
+  uint32_t pe = prev_char_end(ps, loc->start, &nl);
+  char pc = pe > 0 ? text[pe - 1] : 0;
+  uint32_t ws = word_before(ps, pe, word, sizeof word);
+  uint32_t pe2 = prev_char_end(ps, ws, &nl2);
+  char pc2 = pe2 > 0 ? text[pe2 - 1] : 0;
 
   if (sym_is(tok, "'<'") || sym_is(tok, "'>'") || tok == YYSYMBOL_LE ||
       tok == YYSYMBOL_GE || tok == YYSYMBOL_EQ || tok == YYSYMBOL_NE)
@@ -339,6 +401,12 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, yyscan_t scanner,
                  "parameters follow the input after ';', as in "
                  "'fn f(x; a = 1, b = 2)'");
   else if ((tok == YYSYMBOL_IDENT || tok == YYSYMBOL_NUMBER ||
+            sym_is(tok, "'('")) && ps->prev_ends_expr &&
+           !strcmp(word, "return") && !nl)
+    dnc_diag_add(ps->diags, DNC_SEV_NOTE, ps->src, *loc,
+                 "there is no 'return': the value of a block is the "
+                 "expression after its 'let's");
+  else if ((tok == YYSYMBOL_IDENT || tok == YYSYMBOL_NUMBER ||
             sym_is(tok, "'('")) && ps->prev_ends_expr)
     dnc_diag_add(ps->diags, DNC_SEV_NOTE, ps->src, *loc,
                  "an operator may be missing before this; a product is "
@@ -347,9 +415,33 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, yyscan_t scanner,
            (tok == YYSYMBOL_FN && ps->paren_cut))
     dnc_diag_add(ps->diags, DNC_SEV_NOTE, ps->src, ps->open_paren,
                  "the parenthesis opened here is not closed");
+  else if (want_else)
+    dnc_diag_add(ps->diags, DNC_SEV_NOTE, ps->src, *loc,
+                 "'if ... then ...' needs an 'else': write 'if c then a "
+                 "else b'");
   else if ((tok == YYSYMBOL_YYEOF && ps->brace_depth > 0) ||
            (tok == YYSYMBOL_FN && ps->brace_cut))
     dnc_diag_add(ps->diags, DNC_SEV_NOTE, ps->src, ps->open_brace,
                  "the block opened here is not closed");
+  else if (sym_is(tok, "'}'") && want_expr &&
+           (pc == ';' || pc == '{' || (nl && (pc == ')' || word[0] ||
+                                              (pc >= '0' && pc <= '9') ||
+                                              pc == '.'))))
+    dnc_diag_add(ps->diags, DNC_SEV_NOTE, ps->src, *loc,
+                 "a block ends with an expression, its value, after its "
+                 "'let's");
+  else if (sym_is(tok, "'='") && word[0] && word[0] > '9' &&
+           (pc2 == '{' || pc2 == ';' || (nl2 && ps->brace_depth > 0)) &&
+           ps->paren_depth == 0)
+    dnc_diag_add(ps->diags, DNC_SEV_NOTE, ps->src, *loc,
+                 "a binding is written 'let %s = ...'", word);
+  else if (sym_is(tok, "'='") && word[0] && word[0] > '9' &&
+           (pc2 == ',' || pc2 == '(') && ps->paren_depth > 0)
+    dnc_diag_add(ps->diags, DNC_SEV_NOTE, ps->src, *loc,
+                 "named arguments come after the input and a ';', not a "
+                 "',': '(x; %s = ...)'", word);
+  else if (sym_is(tok, "'='"))
+    dnc_diag_add(ps->diags, DNC_SEV_NOTE, ps->src, *loc,
+                 "equality is tested with '=='");
   return 0;
 }
