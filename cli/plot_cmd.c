@@ -60,14 +60,25 @@ static const char *const palette[] = {
 
 static void xml_text(FILE *out, const char *s)
 {
-  for (; *s; s++) {
-    switch (*s) {
+  const unsigned char *t = (const unsigned char *)s;
+  for (size_t i = 0, n = strlen(s); i < n;) {
+    size_t l = dnc_utf8_len(t + i, n - i);
+    /* XML text cannot hold a control character, even as a reference, nor
+     * a byte that is not UTF-8: a label from a CSV file may have either,
+     * and the file would not open. U+FFFD stands for it. */
+    if (!l || (t[i] < 0x20 && t[i] != '\t' && t[i] != '\n')) {
+      fputs("&#xFFFD;", out);
+      i += l ? l : 1;
+      continue;
+    }
+    switch (t[i]) {
     case '&': fputs("&amp;", out); break;
     case '<': fputs("&lt;", out); break;
     case '>': fputs("&gt;", out); break;
     case '"': fputs("&quot;", out); break;
-    default: fputc(*s, out);
+    default: fwrite(t + i, 1, l, out);
     }
+    i += l;
   }
 }
 
@@ -391,6 +402,18 @@ static int parse(const dnc_cli *c, int argc, char **argv, plot_args *a)
     return dnc_cli_usage_error(c, "no input file");
   if (!a->out)
     return dnc_cli_usage_error(c, "no output file (-o OUT.svg)");
+  /* the title goes into the SVG as XML text: a control character (XML
+   * has no way to write one) or a byte that is not UTF-8 would make the
+   * file ill-formed, and no viewer would open it */
+  const unsigned char *t = (const unsigned char *)a->title;
+  for (size_t i = 0, n = t ? strlen(a->title) : 0; i < n;) {
+    size_t l = dnc_utf8_len(t + i, n - i);
+    if (!l || (t[i] < 0x20 && t[i] != '\t' && t[i] != '\n'))
+      return dnc_cli_usage_error(c, "--title needs UTF-8 text without "
+                                    "control characters (byte 0x%02X)",
+                                 t[i]);
+    i += l;
+  }
   return -1;
 }
 

@@ -20,4 +20,20 @@ err "eval --jit: a kernel too large is a located error" 1 \
   "$DNC" eval --jit "$tmp/big.dn" -f small,big 1 2
 t "eval --jit: nothing printed before the error" test ! -s "$tmp/out"
 
+# plot: a title or a CSV label with a control character or a byte that is
+# not UTF-8 made an SVG no XML reader opens
+echo 'fn f(x) = tanh(x)' >"$tmp/f.dn"
+err "plot: a title with a control character is refused" 2 \
+  "title needs UTF-8 text without control characters (byte 0x01)" \
+  "$DNC" plot "$tmp/f.dn" --title "$(printf 'a\001b')" -o "$tmp/t.svg"
+t "plot: no SVG written for it" test ! -e "$tmp/t.svg"
+err "plot: a title that is not UTF-8 is refused" 2 "(byte 0xFF)" \
+  "$DNC" plot "$tmp/f.dn" --title "$(printf 'a\377b')" -o "$tmp/t.svg"
+printf 'rank,name,source\n1,"a\001b<&>",fn f(x) = x\n' >"$tmp/r.csv"
+"$DNC" plot "$tmp/r.csv" -o "$tmp/r.svg" 2>"$tmp/err"
+t "plot: a CSV label with a control character" \
+  grep -q 'a&#xFFFD;b&lt;&amp;&gt;' "$tmp/r.svg"
+t "plot: no control character in the SVG" \
+  bash -c "! LC_ALL=C grep -q \$'\\x01' '$tmp/r.svg'"
+
 tap_done
