@@ -157,14 +157,19 @@ static void put_shown(FILE *out, const char *s, size_t n)
   size_t end = n < 60 ? n : 60;
   while (end < n && end > 0 && ((unsigned char)s[end] & 0xC0) == 0x80)
     end--; /* s[end] continues a character: leave all of it out */
-  for (size_t i = 0; i < end; i++) {
+  for (size_t i = 0; i < end;) {
     unsigned char c = (unsigned char)s[i];
+    /* a byte that is not UTF-8 is shown as a control byte is: raw, it
+     * would reach the terminal as garbage */
+    size_t l = c < 0x80 ? 1 : dnc_utf8_len((const unsigned char *)s + i,
+                                           end - i);
     if (!c)
       fputs("\\0", out);
-    else if (c < 0x20 || c == 0x7f)
+    else if (c < 0x20 || c == 0x7f || !l)
       fprintf(out, "\\x%02X", c);
     else
-      fputc(c, out);
+      fwrite(s + i, 1, l, out);
+    i += l ? l : 1;
   }
 }
 

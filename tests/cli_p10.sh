@@ -36,4 +36,10 @@ t "plot: a CSV label with a control character" \
 t "plot: no control character in the SVG" \
   bash -c "! LC_ALL=C grep -q \$'\\x01' '$tmp/r.svg'"
 
+# eval: a line of standard input that is not a number, shown in the
+# error: a byte that is not UTF-8 went raw to the terminal
+printf '\377\303\251\342\202\n' | "$DNC" eval "$tmp/f.dn" >"$tmp/out" 2>"$tmp/err"
+t "eval: a stdin line that is not UTF-8 is shown escaped" \
+  grep -qF "<stdin>:1: error: not a number: '\\xFFé\\xE2\\x82'" "$tmp/err"
+
 tap_done
