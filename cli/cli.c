@@ -180,10 +180,11 @@ dnc_fn *dnc_cli_function(const dnc_cli *c, dnc_mod *m, const char *file,
     if (m->nfns == 1)
       return m->fns[0];
     if (!m->nfns)
-      dnc_cli_error("'%s' defines no function", file);
+      dnc_cli_error("'%s' defines no function",
+                    strcmp(file, "-") ? file : "<stdin>");
     else
       dnc_cli_usage_error(c, "'%s' defines %d functions; choose one with -f",
-                          file, m->nfns);
+                          strcmp(file, "-") ? file : "<stdin>", m->nfns);
     return NULL;
   }
   dnc_fn *f = dnc_mod_find(m, name);

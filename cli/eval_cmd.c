@@ -322,7 +322,7 @@ static int run(const dnc_cli *c, int argc, char **argv)
     rc = DNC_EXIT_USAGE;
   } else if (!names && n > 1) {
     rc = dnc_cli_usage_error(c, "'%s' defines %d functions; choose with -f",
-                             file, n);
+                             strcmp(file, "-") ? file : "<stdin>", n);
   } else {
     double **params = calloc((size_t)n, sizeof *params);
     for (int k = 0; k < n; k++) {

@@ -42,4 +42,10 @@ printf '\377\303\251\342\202\n' | "$DNC" eval "$tmp/f.dn" >"$tmp/out" 2>"$tmp/er
 t "eval: a stdin line that is not UTF-8 is shown escaped" \
   grep -qF "<stdin>:1: error: not a number: '\\xFFé\\xE2\\x82'" "$tmp/err"
 
+# the source on standard input is '<stdin>' in every message, as in the
+# diagnostics ('-' defines 2 functions, said eval)
+printf 'fn f(x) = x\nfn g(x) = x\n' >"$tmp/two.dn"
+err "eval: '<stdin>' defines 2 functions" 2 "dnc: '<stdin>' defines 2 functions; choose with -f" \
+  "$DNC" eval - 1 <"$tmp/two.dn"
+
 tap_done
