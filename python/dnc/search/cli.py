@@ -236,6 +236,47 @@ def find_dnc():
                      "run make, or set DNC or DNC_BUILD" % ", ".join(cands))
 
 
+def _die_with_parent():
+    """In the screening's process, before exec: SIGTERM when the run that
+    started it dies (Linux's PR_SET_PDEATHSIG), so that `dnc search` stops
+    between batches, its journal kept, instead of screening on, orphaned,
+    after a SIGKILL of the run, holding the lock its rerun needs."""
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass  # not Linux: wait_for_screening waits for it instead
+
+
+def wait_for_screening(journal, quiet, limit=600.0):
+    """Waits (at most limit seconds) until no process holds the lock of
+    the screening's journal: a `dnc search` of this directory still
+    running (or stopping) after its run was killed. Only a run holding
+    DIR/journal.jsonl's lock gets here, so it is no other run's; `dnc
+    search` says so itself if it is still held after the limit."""
+    try:
+        fd = os.open(journal, os.O_RDONLY)
+    except OSError:
+        return  # no journal: nothing left running
+    try:
+        t0, said = time.time(), False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except OSError:
+                if time.time() - t0 > limit:
+                    return
+                if not said and not quiet:
+                    sys.stderr.write("dnc.search: waiting for the screening "
+                                     "that a killed run of this -o left "
+                                     "running (%s is locked)\n" % journal)
+                    said = True
+                time.sleep(0.1)
+    finally:
+        os.close(fd)  # and the lock with it
+
+
 def screen(spec, digest, out, threads, quiet):
     """Runs `dnc search SPEC -o DIR/screen` (resumable by its own journal)
     unless DIR/screen.json is there from this SPEC's very text (digest:
@@ -253,7 +294,9 @@ def screen(spec, digest, out, threads, quiet):
             cmd += ["--threads", str(threads)]
         if quiet:
             cmd.append("--quiet")
-        r = subprocess.run(cmd, stderr=subprocess.PIPE, text=True)
+        wait_for_screening(prefix + ".journal", quiet)
+        r = subprocess.run(cmd, stderr=subprocess.PIPE, text=True,
+                           preexec_fn=_die_with_parent)
         if r.returncode in (128 + signal.SIGHUP, 128 + signal.SIGINT,
                             128 + signal.SIGTERM):
             # stopped by a signal (its journal kept): the run stops too,
