@@ -1,0 +1,130 @@
+"""test_search_p10.py - `python -m dnc.search` killed with SIGKILL while
+`dnc search` screens for it: the screening died with it (it screened on,
+orphaned, holding its journal's lock, and the rerun that the docs promise
+resumes failed at once with status 2, 'being written by another dnc
+search'), and a rerun waits for a screening that is still stopping.
+"""
+import fcntl
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+PYDIR = os.path.join(ROOT, "python")
+if PYDIR not in sys.path:
+    sys.path.insert(0, PYDIR)
+
+from dnc.search import cli  # noqa: E402
+
+TASK = '''\
+def quick(norm, steps, seed):
+    n = norm(4)
+    import torch
+    return float(n(torch.linspace(-2, 2, 8).reshape(2, 4)).abs().mean())
+
+
+quick.mode = "max"
+'''
+
+
+def env(tmp_path):
+    e = dict(os.environ)
+    e["PYTHONPATH"] = os.pathsep.join(
+        [PYDIR, str(tmp_path)] + ([e["PYTHONPATH"]] if e.get("PYTHONPATH")
+                                  else []))
+    if "DNC_BUILD" in e and not os.path.isabs(e["DNC_BUILD"]):
+        e["DNC_BUILD"] = os.path.join(ROOT, e["DNC_BUILD"])
+    return e
+
+
+def children(pid):
+    kids = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open("/proc/%s/stat" % d) as f:
+                    st = f.read()
+            except OSError:
+                continue
+            if int(st[st.rindex(")") + 2:].split()[1]) == pid:
+                kids.append(int(d))
+    return kids
+
+
+def alive(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            st = f.read()
+    except OSError:
+        return False
+    return st[st.rindex(")") + 2] != "Z"
+
+
+def test_wait_for_screening_waits_for_the_lock(tmp_path):
+    j = tmp_path / "screen.journal"
+    cli.wait_for_screening(str(j), True)  # none: at once
+    j.write_text("dnc search journal\n")
+    fd = os.open(str(j), os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    threading.Timer(0.6, os.close, (fd,)).start()
+    t0 = time.time()
+    cli.wait_for_screening(str(j), True)
+    assert time.time() - t0 >= 0.5
+    t0 = time.time()
+    fd = os.open(str(j), os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        cli.wait_for_screening(str(j), True, limit=0.3)  # gives up
+    finally:
+        os.close(fd)
+    assert time.time() - t0 < 5
+
+
+@pytest.mark.slow  # a screening of 16,800 candidates on one thread
+def test_driver_killed_while_screening_then_rerun(tmp_path):
+    torch = pytest.importorskip("torch")
+    if not hasattr(torch, "compile"):
+        pytest.skip("dnc.search needs PyTorch 2 (the project's .venv)")
+    spec = os.path.join(ROOT, "examples", "search", "derf_space.dns")
+    (tmp_path / "usertask.py").write_text(TASK)
+    cmd = [sys.executable, "-m", "dnc.search", spec, "--task",
+           "usertask:quick", "--top", "2", "--steps", "2", "--seeds", "1",
+           "--serial", "--threads", "1", "-q", "-o", "k"]
+    e = env(tmp_path)
+    p = subprocess.Popen(cmd, cwd=tmp_path, env=e, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    jp = tmp_path / "k" / "screen.journal"
+    kid = None
+    try:
+        t0 = time.time()
+        while time.time() - t0 < 120 and p.poll() is None:
+            kids = children(p.pid)
+            if kids and jp.exists() and \
+                    len(jp.read_bytes().splitlines()) >= 3:
+                kid = kids[0]
+                break
+            time.sleep(0.05)
+        assert kid is not None and p.poll() is None, \
+            "the screening was not seen measuring"
+        p.kill()  # the driver alone, as `kill -9 PID` does
+        p.wait()
+        r = subprocess.run(cmd, cwd=tmp_path, env=e, capture_output=True,
+                           text=True, timeout=600)
+        assert r.returncode == 0, r.stderr[-3000:]
+        assert (tmp_path / "k" / "results.csv").exists()
+        t0 = time.time()
+        while alive(kid) and time.time() - t0 < 30:
+            time.sleep(0.1)
+        assert not alive(kid), "the screening outlived its run"
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        if kid and alive(kid):
+            os.kill(kid, signal.SIGKILL)
