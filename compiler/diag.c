@@ -11,6 +11,7 @@
  * line so that it stays aligned however the terminal expands them.
  */
 #include <string.h>
+#include <strings.h>
 #include <stdlib.h>
 
 #include "dnc_int.h"
@@ -263,6 +264,11 @@ const char *dnc_did_you_mean(const char *name, const char *const *cands, int n)
   /* one edit for short names, two from five characters up; none for a
    * one-letter name, which is one edit from every other */
   int limit = len < 2 ? 0 : len < 5 ? 1 : 2;
+  /* a name that differs only in case is the likeliest slip ('Tanh',
+   * 'ALPHA'), however many letters differ */
+  for (int i = 0; i < n; i++)
+    if (cands[i] && strcmp(cands[i], name) && !strcasecmp(cands[i], name))
+      return cands[i];
   for (int i = 0; i < n; i++) {
     if (!cands[i] || !strcmp(cands[i], name))
       continue;

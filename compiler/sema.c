@@ -770,10 +770,15 @@ static dnc_node *lower_call(sema *s, scope *sc, dnc_ast *e)
   double c;
   if (lookup(sc, e->name) || dnc_named_constant(e->name, &c)) {
     err(s, e->name_loc, "'%s' is not a function", e->name);
-    return NULL;
+  } else {
+    err(s, e->name_loc, "unknown function '%s'", e->name);
+    suggest_fn(s, e->name_loc, e->name, sc->fi->ast->name);
   }
-  err(s, e->name_loc, "unknown function '%s'", e->name);
-  suggest_fn(s, e->name_loc, e->name, sc->fi->ast->name);
+  /* the arguments' own mistakes are reported too, in the same run */
+  for (int i = 0; i < e->nargs && !s->m->dag.over; i++)
+    lower(s, sc, e->args[i]);
+  for (dnc_named_arg *na = e->named; na && !s->m->dag.over; na = na->next)
+    lower(s, sc, na->value);
   return NULL;
 }
 

@@ -48,4 +48,10 @@ printf 'fn f(x) = x\nfn g(x) = x\n' >"$tmp/two.dn"
 err "eval: '<stdin>' defines 2 functions" 2 "dnc: '<stdin>' defines 2 functions; choose with -f" \
   "$DNC" eval - 1 <"$tmp/two.dn"
 
+# a function named with the wrong case gets the suggestion (-f DYT said
+# only "no function 'DYT'")
+echo 'fn dyt(x; alpha = 0.5) = tanh(alpha * x)' >"$tmp/dyt.dn"
+err "eval -f DYT: did you mean 'dyt'" 2 "no function 'DYT'; did you mean 'dyt'?" \
+  "$DNC" eval "$tmp/dyt.dn" -f DYT 1
+
 tap_done
