@@ -101,7 +101,16 @@ int main(int argc, char **argv)
       if (!strcmp(cmd, commands[i]->name))
         c = commands[i];
     if (!c) {
-      rc = dnc_cli_usage_error(&top, "unknown command '%s'", cmd);
+      const char *names[NCOMMANDS + 1] = {NULL};
+      for (int i = 0; i < NCOMMANDS; i++)
+        names[i] = commands[i]->name;
+      const char *near = cmd[0] == '-' ? NULL
+                                       : dnc_did_you_mean(cmd, names, NCOMMANDS);
+      if (near)
+        rc = dnc_cli_usage_error(&top, "unknown command '%s'; did you mean "
+                                       "'%s'?", cmd, near);
+      else
+        rc = dnc_cli_usage_error(&top, "unknown command '%s'", cmd);
     } else {
       /* -w is accepted by every command that reads sources */
       dnc_cli cli = {c->usage, 0};
