@@ -59,10 +59,12 @@ typedef enum dnc_status {
 
 /* A short English description of a status. */
 DNC_API const char *dnc_status_string(dnc_status s);
-/* More about the last DNC_ERR_COMPILE, DNC_ERR_LOAD, a refused
- * dnc_function_diff, or a failed dnc_context_create, on
- * this thread; read it right after the failing call (later successful
- * calls need not clear it). */
+/* More about the last failure on this thread: DNC_ERR_COMPILE,
+ * DNC_ERR_LOAD, a failed dnc_context_create, a kernel call out of memory
+ * for its temporaries, and any call that refuses its arguments (naming
+ * the call, the argument and why: "dnc_forward: x is NULL"). Read it
+ * right after the failing call (later successful calls need not clear
+ * it); DNC_ERR_SOURCE's explanation is the module's diagnostics. */
 DNC_API const char *dnc_last_error(void);
 
 typedef struct dnc_context dnc_context;
