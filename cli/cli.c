@@ -294,6 +294,34 @@ static int opt_apply(const dnc_cli *c, const dnc_opt *o, const char *v,
   return -1;
 }
 
+/* "unknown option", with the command's long option that is close to it
+ * ('--funtion', '--dtpye=f32') */
+static int unknown_option(const dnc_cli *c, const dnc_opt *opts,
+                          const char *a)
+{
+  const char *near = NULL;
+  if (!strncmp(a, "--", 2) && a[2]) {
+    size_t n = 0;
+    while (opts[n].l)
+      n++;
+    const char **names = calloc(n + 2, sizeof *names);
+    for (size_t k = 0; k < n; k++)
+      names[k] = opts[k].l;
+    names[n] = "--no-warnings";
+    char *given = strdup(a);
+    char *eq = strchr(given, '=');
+    if (eq)
+      *eq = 0;
+    near = dnc_did_you_mean(given, names, (int)n + 1);
+    free(given);
+    free(names);
+  }
+  if (near)
+    return dnc_cli_usage_error(c, "unknown option '%s'; did you mean '%s'?",
+                               a, near);
+  return dnc_cli_usage_error(c, "unknown option '%s'", a);
+}
+
 int dnc_cli_parse(const dnc_cli *c, int argc, char **argv,
                   const dnc_opt *opts, dnc_cli_arg_fn positional, void *arg)
 {
@@ -317,7 +345,7 @@ int dnc_cli_parse(const dnc_cli *c, int argc, char **argv,
     if (o->l)
       rc = opt_apply(c, o, v, arg);
     else if ((rc = positional(c, arg, argv[i])) == DNC_CLI_UNKNOWN)
-      rc = dnc_cli_usage_error(c, "unknown option '%s'", argv[i]);
+      rc = unknown_option(c, opts, argv[i]);
     if (rc >= 0)
       return rc;
   }

@@ -54,4 +54,12 @@ echo 'fn dyt(x; alpha = 0.5) = tanh(alpha * x)' >"$tmp/dyt.dn"
 err "eval -f DYT: did you mean 'dyt'" 2 "no function 'DYT'; did you mean 'dyt'?" \
   "$DNC" eval "$tmp/dyt.dn" -f DYT 1
 
+# a misspelt long option or command gets a suggestion
+err "an unknown long option close to one" 2 "unknown option '--funtion'; did you mean '--function'?" \
+  "$DNC" eval "$tmp/dyt.dn" --funtion dyt 1
+err "an unknown long option with a value" 2 "unknown option '--dtpye=f32'; did you mean '--dtype'?" \
+  "$DNC" eval "$tmp/dyt.dn" --dtpye=f32 1
+err "an unknown command close to one" 2 "unknown command 'chek'; did you mean 'check'?" \
+  "$DNC" chek "$tmp/dyt.dn"
+
 tap_done
