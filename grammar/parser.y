@@ -415,6 +415,11 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, yyscan_t scanner,
            (tok == YYSYMBOL_FN && ps->paren_cut))
     dnc_diag_add(ps->diags, DNC_SEV_NOTE, ps->src, ps->open_paren,
                  "the parenthesis opened here is not closed");
+  else if (sym_is(tok, "'-'") && nl && ps->brace_depth > 0)
+    dnc_diag_add(ps->diags, DNC_SEV_NOTE, ps->src, *loc,
+                 "in a block, a line that starts with '-' starts a new "
+                 "statement; to continue a subtraction, end the line "
+                 "before with '-', or put the expression in parentheses");
   else if (want_else)
     dnc_diag_add(ps->diags, DNC_SEV_NOTE, ps->src, *loc,
                  "'if ... then ...' needs an 'else': write 'if c then a "
