@@ -420,7 +420,25 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, yyscan_t scanner,
                  "in a block, a line that starts with '-' starts a new "
                  "statement; to continue a subtraction, end the line "
                  "before with '-', or put the expression in parentheses");
-  else if (want_else)
+  else if (tok == YYSYMBOL_LET && ps->brace_depth > 0 && pe > 0) {
+    /* a let after the block's value: often a line starting with '-' that
+     * was meant to continue the let before it */
+    uint32_t k = pe - 1;
+    while (k > 0 && text[k - 1] != '\n')
+      k--;
+    while (text[k] == ' ' || text[k] == '\t')
+      k++;
+    if (text[k] == '-' && k > 0)
+      dnc_diag_add(ps->diags, DNC_SEV_NOTE, ps->src, (dnc_loc){k, k + 1},
+                   "this line starts with '-', so it is not part of the "
+                   "'let' before it but a new statement, the block's value; "
+                   "to continue a subtraction, end the line before with '-', "
+                   "or put the expression in parentheses");
+    else
+      dnc_diag_add(ps->diags, DNC_SEV_NOTE, ps->src, *loc,
+                   "the value of a block is its last statement: every "
+                   "'let' comes before it");
+  } else if (want_else)
     dnc_diag_add(ps->diags, DNC_SEV_NOTE, ps->src, *loc,
                  "'if ... then ...' needs an 'else': write 'if c then a "
                  "else b'");
