@@ -128,3 +128,20 @@ def test_driver_killed_while_screening_then_rerun(tmp_path):
             p.wait()
         if kid and alive(kid):
             os.kill(kid, signal.SIGKILL)
+
+
+def test_the_printed_table_shows_small_metrics(capsys):
+    """A task whose losses are about 1e-6 printed 0.0000 for every row."""
+    rows = [{"place": i + 1, "screen_rank": i + 1, "status": "finished",
+             "final_mean": m, "final_std": sd, "rungs": [m], "reached": 0,
+             "name": "c%d" % i}
+            for i, (m, sd) in enumerate([(3.125e-06, 2.5e-07),
+                                         (8.5e-06, None), (0.9759, 0.008),
+                                         (0.0, None), (12345.678, 0.5)])]
+    cli.show_top(rows, "val_loss", 10)
+    out = capsys.readouterr().out.splitlines()
+    assert out[1].split()[3:5] == ["3.125e-06", "2.5e-07"], out
+    assert out[2].split()[3:5] == ["8.5e-06", "-"], out
+    assert out[3].split()[3:5] == ["0.9759", "0.0080"], out
+    assert out[4].split()[3] == "0.0000", out
+    assert out[5].split()[3:5] == ["1.235e+04", "0.5000"], out

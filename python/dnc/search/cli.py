@@ -855,6 +855,17 @@ def write_tables(out, rows, rungs, metric, a, mode, config, ranked):
         os.replace(tmp, path)
 
 
+def shown(v):
+    """A metric in the printed table: 4 decimals where they say something
+    (0.9759), else 4 digits (a loss of 3.1e-06 was 0.0000, as were all its
+    rivals, though the tables rank them by their full values)."""
+    if v is None:
+        return "-"
+    if v == 0 or not math.isfinite(v) or 1e-3 <= abs(v) < 1e4:
+        return "%.4f" % v
+    return "%.4g" % v
+
+
 def show_top(rows, metric, k):
     print("%-5s %-6s %-10s %-10s %-9s %s" % ("place", "screen", "status",
                                              metric[:10], "spread", "name"))
@@ -863,9 +874,7 @@ def show_top(rows, metric, k):
             row["rungs"][row["reached"]] if row["reached"] >= 0 else None)
         print("%-5d %-6s %-10s %-10s %-9s %s" % (
             row["place"], row["screen_rank"] or "-", row["status"],
-            "%.4f" % m if m is not None else "-",
-            "%.4f" % row["final_std"] if row["final_std"] is not None
-            else "-", row["name"]))
+            shown(m), shown(row["final_std"]), row["name"]))
 
 
 def parser():
