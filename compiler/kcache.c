@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -268,9 +269,10 @@ int dnc_kcache_enabled(int option)
 {
   if (option)
     return option > 0;
+  /* in any case: DNC_CACHE=False or OFF turned nothing off before */
   const char *e = getenv("DNC_CACHE");
-  return !(e && (!strcmp(e, "0") || !strcmp(e, "off") || !strcmp(e, "no") ||
-                 !strcmp(e, "false")));
+  return !(e && (!strcmp(e, "0") || !strcasecmp(e, "off") ||
+                 !strcasecmp(e, "no") || !strcasecmp(e, "false")));
 }
 
 char *dnc_kcache_dir(const char *option)

@@ -101,7 +101,8 @@ typedef struct dnc_options {
                            DNC_ERR_ARGUMENT. */
   int cache;            /* the on-disk kernel cache (docs/c-api.md): 0
                            (default) on unless $DNC_CACHE is 0, off, no or
-                           false; 1 on; -1 off. Else DNC_ERR_ARGUMENT. */
+                           false (in any case); 1 on; -1 off. Else
+                           DNC_ERR_ARGUMENT. */
   const char *cache_dir; /* its directory; NULL: $DNC_CACHE_DIR, else
                            $XDG_CACHE_HOME/dnc, else $HOME/.cache/dnc */
   long long stream_bytes; /* x86: a call whose f32 or f64 output (y, dx) has at

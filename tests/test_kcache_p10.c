@@ -5,7 +5,7 @@
  * used to end the process), and threads with their own contexts on one
  * cache directory, compiling the same functions at once, all get correct
  * kernels and leave one whole entry per function and dtype, no temporary
- * file.
+ * file; and $DNC_CACHE turns the cache off in any case (False, OFF).
  */
 #include <dirent.h>
 #include <pthread.h>
@@ -69,11 +69,13 @@ static int count_files(const char *dir, const char *suffix)
 /* Compiles src in a context with the cache on in dir, runs both functions
  * forward in dtype t and checks them against the interpreter: 1 when all
  * is well. */
+static int cache_option = 1;
+
 static int run(const char *dir, dnc_dtype t)
 {
   dnc_options o;
   dnc_options_init(&o);
-  o.cache = 1;
+  o.cache = cache_option;
   o.cache_dir = dir;
   o.threads = 1;
   dnc_context *ctx;
@@ -156,8 +158,32 @@ static void threads_one_dir(void)
   free(dir);
 }
 
+/* $DNC_CACHE=False (Python's spelling) or OFF used to leave the cache on */
+static void env_spellings(void)
+{
+  const char *off[] = {"False", "OFF", "No", "0", "off"};
+  cache_option = 0; /* the environment decides */
+  for (int i = 0; i < 5; i++) {
+    char *dir = tmpdir();
+    setenv("DNC_CACHE", off[i], 1);
+    ok(run(dir, DNC_F32) && count_files(dir, "") == 0,
+       "DNC_CACHE=%s: the cache is off, nothing written", off[i]);
+    rm_dir(dir);
+    free(dir);
+  }
+  char *dir = tmpdir();
+  setenv("DNC_CACHE", "1", 1);
+  ok(run(dir, DNC_F32) && count_files(dir, ".dko") == 2,
+     "DNC_CACHE=1: the cache is on");
+  setenv("DNC_CACHE", "0", 1);
+  cache_option = 1;
+  rm_dir(dir);
+  free(dir);
+}
+
 int main(void)
 {
+  env_spellings();
   file_size_limit();
   threads_one_dir();
   done_testing();
