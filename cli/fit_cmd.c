@@ -478,6 +478,28 @@ static int apply_settings(const dnc_cli *c, fit_args *a, const dnc_fn *f,
   int np = f->nparams;
   for (int j = 0; j < np; j++)
     p0[j] = f->params[j].def;
+  /* a parameter named twice: --fix held it whatever --init said, in
+   * either order, and the last of two values won; which is meant? */
+  int nall = a->ninit + a->nfix;
+  for (int i = 0; i < nall; i++)
+    for (int k = i + 1; k < nall; k++) {
+      int fi = i >= a->ninit, fk = k >= a->ninit;
+      const setting *si = fi ? &a->fix[i - a->ninit] : &a->init[i];
+      const setting *sk = fk ? &a->fix[k - a->ninit] : &a->init[k];
+      if (strcmp(si->name, sk->name) || (fi == fk && si->v == sk->v))
+        continue;
+      if (fi != fk)
+        return dnc_cli_usage_error(
+            c, "'%s' is given to both --init and --fix: --init %s=V starts "
+               "it at V, --fix %s=V holds it there; give one",
+            si->name, si->name, si->name);
+      char v1[40], v2[40];
+      dnc_format_double(v1, sizeof v1, si->v);
+      dnc_format_double(v2, sizeof v2, sk->v);
+      return dnc_cli_usage_error(c, "two values for '%s' in %s (%s and %s); "
+                                    "give one",
+                                 si->name, fi ? "--fix" : "--init", v1, v2);
+    }
   for (int pass = 0; pass < 2; pass++) {
     setting *s = pass ? a->fix : a->init;
     int ns = pass ? a->nfix : a->ninit;
@@ -496,7 +518,10 @@ static int apply_settings(const dnc_cli *c, fit_args *a, const dnc_fn *f,
           cands[np] = "gamma";
         const char *best = dnc_did_you_mean(s[i].name, cands, np + a->gain);
         char hint[120] = "";
-        if (best)
+        if (!a->gain && !strcmp(s[i].name, "gamma"))
+          snprintf(hint, sizeof hint, "; the gain gamma is fitted with "
+                                      "--gain (and with --target)");
+        else if (best)
           snprintf(hint, sizeof hint, "; did you mean '%s'?", best);
         free(cands);
         return dnc_cli_usage_error(c, "'%s' has no parameter '%s'%s",

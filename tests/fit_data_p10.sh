@@ -75,4 +75,25 @@ err "a 300 MiB CSV: refused with its size" 1 \
   bounded "$DNC" fit $N -f dyt --data "$tmp/huge.csv"
 rm -f "$tmp/huge.csv"
 
+# a parameter given twice: --fix held it whatever --init said, and the
+# last of two values won, silently
+printf 'x,y\n0,0\n1,0.46\n2,0.76\n3,0.9\n' >"$tmp/p.csv"
+err "--init and --fix of one parameter: refused" 2 \
+  "'alpha' is given to both --init and --fix" \
+  "$DNC" fit $N -f dyt --data "$tmp/p.csv" --init alpha=1 --fix alpha=0.7
+err "... in either order" 2 "'alpha' is given to both --init and --fix" \
+  "$DNC" fit $N -f dyt --data "$tmp/p.csv" --fix alpha=1 --init alpha=0.7
+err "two values in --fix: refused" 2 \
+  "two values for 'alpha' in --fix (1 and 0.7); give one" \
+  "$DNC" fit $N -f dyt --data "$tmp/p.csv" --fix alpha=1 --fix alpha=0.7
+err "two values in --init: refused" 2 \
+  "two values for 'alpha' in --init (0.5 and 0.6); give one" \
+  "$DNC" fit $N -f dyt --data "$tmp/p.csv" --init alpha=0.5 --init alpha=0.6
+"$DNC" fit $N -f dyt --data "$tmp/p.csv" --init alpha=0.6 --init alpha=0.6 \
+  >"$tmp/out" 2>&1
+t "the same value twice is one" grep -q "^fit of dyt to 4 points" "$tmp/out"
+err "gamma without --gain: said how to get it" 2 \
+  "'dyt' has no parameter 'gamma'; the gain gamma is fitted with --gain" \
+  "$DNC" fit $N -f dyt --data "$tmp/p.csv" --fix gamma=2
+
 tap_done
