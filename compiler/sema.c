@@ -872,6 +872,21 @@ static dnc_node *lower_body(sema *s, scope *sc)
   return r;
 }
 
+/* Whether text[a..b) holds a newline outside comments and no ';'. */
+static int newline_between(const char *text, uint32_t a, uint32_t b)
+{
+  int nl = 0, comment = 0;
+  for (uint32_t i = a; i < b; i++) {
+    if (text[i] == '\n')
+      nl = 1, comment = 0;
+    else if (text[i] == '#')
+      comment = 1;
+    else if (text[i] == ';' && !comment)
+      return 0;
+  }
+  return nl;
+}
+
 static dnc_node *lower_body_in(sema *s, scope *sc)
 {
   dnc_ast_fn *f = sc->fi->ast;
@@ -897,9 +912,24 @@ static dnc_node *lower_body_in(sema *s, scope *sc)
   dnc_node *body = lower(s, sc, f->body);
   if (!body || !ok)
     return NULL; /* a use may have been misspelled: no unused warnings */
+  const dnc_ast_let *last = f->lets;
+  while (last && last->next)
+    last = last->next;
   for (binding *b = sc->lets; b; b = b->next)
-    if (!b->used)
+    if (!b->used) {
       warn(s, b->loc, "'%s' is never used", b->name);
+      /* `let a = 2 * x` then a line `- 1`: the block's value is -1, and
+       * the let that was meant to continue onto it is unused */
+      if (b == sc->lets && last && f->body->kind == AST_OP &&
+          f->body->op == OP_NEG &&
+          newline_between(s->src->text, last->value->loc.end,
+                          f->body->loc.start))
+        note(s, (dnc_loc){f->body->loc.start, f->body->loc.start + 1},
+             "this line starts with '-', so it is a new statement, the "
+             "block's value, not the continuation of '%s'; to continue a "
+             "subtraction, end the line before with '-', or put the "
+             "expression in parentheses", b->name);
+    }
   if (type_of(body) != TYPE_NUM) {
     err(s, f->body->loc, "the value of '%s' must be a number, not a condition",
         f->name);
