@@ -280,21 +280,61 @@ RULE(df_clamp)
                           zero_if_null(d, da[1]), zero_if_null(d, da[0]));
   return dnc_simp(d->g, OP_SELECT, S(OP_LT, a[2], m), zero_if_null(d, da[2]), dm);
 }
+/* if f == 0 then 0 else t: t is a product with the factor f, which is 0
+ * where a saturating function's derivative underflows (exp(-u^2),
+ * sigmoid(u) sigmoid(-u), exp(u) for u -> -inf) while another factor
+ * overflowed to inf: 0 * inf = NaN, where the true product is 0 */
+static dnc_node *zero_where(dctx *d, dnc_node *f, dnc_node *t)
+{
+  return dnc_simp(d->g, OP_SELECT, S(OP_EQ, f, K(0.0)), K(0.0), t);
+}
+
+/* u' that cannot overflow where the function is finite: a constant, the
+ * input or a parameter, or a constant times one (d/dx of tanh(a x) is
+ * a, d/da is x). Any other u' (a x^2, x + c x^3, ...) can be inf at a
+ * finite x, where f'(u) has underflowed to 0. */
+static int plain(const dnc_node *v)
+{
+  if (v->op == OP_NEG)
+    v = v->arg[0];
+  if (v->op == OP_MUL && v->arg[0]->op == OP_CONST)
+    v = v->arg[1];
+  return v->op == OP_CONST || v->op == OP_INPUT || v->op == OP_PARAM;
+}
+
+/* the chain rule f'(u) u' for an f' that goes to 0 (tanh, erf, sigmoid,
+ * exp, ...): f'(u) u', and 0 where f'(u) is 0 unless u' is plain (so
+ * DyT's and Derf's derivatives, whose u' is a or x, are as before; at
+ * x = inf their d/da is inf * 0 = NaN, as in PyTorch). z is f'(u)
+ * without its constant factor, the node tested. */
+static dnc_node *chain0(dctx *d, dnc_node *z, dnc_node *fp, dnc_node *du)
+{
+  if (!du)
+    return NULL;
+  dnc_node *t = S(OP_MUL, fp, du);
+  return plain(du) ? t : zero_where(d, z, t);
+}
+
 /* exp(-u^2)' = -2 (e u) u', e u first: it is bounded (|e u| < 0.43), so
  * the product is 0, not 0 * inf = NaN, where u u' overflows and e is 0
- * (d/da of exp(-(a x)^2) at huge x) */
+ * (d/da of exp(-(a x)^2) at huge x); and 0 where e is 0, not inf * 0 =
+ * NaN where u itself overflowed (a x = 2 * 3e38 in f32). u^2 is u^2 or
+ * u * u. */
 RULE(df_exp)
 {
   const dnc_node *sq = a[0]->op == OP_NEG ? a[0]->arg[0] : NULL;
-  if (sq && sq->op == OP_POW && sq->arg[1]->op == OP_CONST &&
-      sq->arg[1]->value == 2 && d->dv[sq->arg[0]->id]) {
-    dnc_node *u = sq->arg[0];
-    return S(OP_MUL, K(-2.0), S(OP_MUL, S(OP_MUL, e, u), d->dv[u->id]));
-  }
-  return mul(d, e, da[0]);
+  dnc_node *u = sq ? (dnc_node *)dnc_square_of(sq) : NULL;
+  if (u && d->dv[u->id])
+    return S(OP_MUL, K(-2.0),
+             zero_where(d, e, S(OP_MUL, S(OP_MUL, e, u), d->dv[u->id])));
+  return chain0(d, e, e, da[0]);
 }
 /* expm1' = exp, not expm1 + 1, which cancels where expm1 -> -1 */
-RULE(df_expm1) { return mul(d, S(OP_EXP, a[0], NULL), da[0]); }
+RULE(df_expm1)
+{
+  dnc_node *g = S(OP_EXP, a[0], NULL);
+  return chain0(d, g, g, da[0]);
+}
 /* log1p(exp(u))' = log(1 + exp(u))' = sigmoid(u) u', not exp(u) u' /
  * (1 + exp(u)): inf/inf = NaN where exp(u) overflows (u > 88.7 in f32),
  * where the derivative is u'. NULL when f is not exp(u) or 1 + exp(u). */
@@ -349,10 +389,9 @@ RULE(df_rsqrt)
 RULE(df_tanh)
 {
   dnc_node *u2 = S(OP_MUL, K(2.0), a[0]);
-  dnc_node *sech2 = S(OP_MUL, K(4.0),
-                      S(OP_MUL, S(OP_SIGMOID, u2, NULL),
-                        S(OP_SIGMOID, S(OP_NEG, u2, NULL), NULL)));
-  return mul(d, sech2, da[0]);
+  dnc_node *q = S(OP_MUL, S(OP_SIGMOID, u2, NULL),
+                  S(OP_SIGMOID, S(OP_NEG, u2, NULL), NULL));
+  return chain0(d, q, S(OP_MUL, K(4.0), q), da[0]);
 }
 RULE(df_sinh) { return mul(d, S(OP_COSH, a[0], NULL), da[0]); }
 RULE(df_cosh) { return mul(d, S(OP_SINH, a[0], NULL), da[0]); }
@@ -380,19 +419,24 @@ RULE(df_atan)
 RULE(df_erf)
 {
   dnc_node *g = S(OP_EXP, S(OP_NEG, S(OP_POW, a[0], K(2.0)), NULL), NULL);
-  return mul(d, S(OP_MUL, K(1.1283791670955126), g), da[0]);
+  return chain0(d, g, S(OP_MUL, K(1.1283791670955126), g), da[0]);
 }
 RULE(df_erfc)
 {
   dnc_node *g = S(OP_EXP, S(OP_NEG, S(OP_POW, a[0], K(2.0)), NULL), NULL);
-  return mul(d, S(OP_MUL, K(-1.1283791670955126), g), da[0]);
+  return chain0(d, g, S(OP_MUL, K(-1.1283791670955126), g), da[0]);
 }
 /* sigmoid' = s (1 - s) = s sigmoid(-u): 1 - s cancels where s -> 1 */
 RULE(df_sigmoid)
 {
-  return mul(d, S(OP_MUL, e, S(OP_SIGMOID, S(OP_NEG, a[0], NULL), NULL)), da[0]);
+  dnc_node *q = S(OP_MUL, e, S(OP_SIGMOID, S(OP_NEG, a[0], NULL), NULL));
+  return chain0(d, q, q, da[0]);
 }
-RULE(df_softplus) { return mul(d, S(OP_SIGMOID, a[0], NULL), da[0]); }
+RULE(df_softplus)
+{
+  dnc_node *s = S(OP_SIGMOID, a[0], NULL);
+  return chain0(d, s, s, da[0]);
+}
 RULE(df_sin) { return mul(d, S(OP_COS, a[0], NULL), da[0]); }
 RULE(df_cos)
 {

@@ -22,26 +22,31 @@ fn dyt__dalpha2(x; alpha = 0.5) {
 }
 fn derf__dx2(x; alpha = 0.5, shift = 0) {
   let t1 = shift + alpha * x
-  -2.256758334191025 * (alpha * (alpha * (t1 * exp(-t1^2))))
+  let t2 = exp(-t1^2)
+  -2.256758334191025 * (alpha * (if 0 == t2 then 0 else alpha * (t1 * t2)))
 }
 fn derf__dx_dalpha(x; alpha = 0.5, shift = 0) {
   let t1 = shift + alpha * x
   let t2 = exp(-t1^2)
-  1.1283791670955126 * (t2 - 2 * (alpha * (x * (t1 * t2))))
+  1.1283791670955126 * (t2 - 2 * (alpha * (if 0 == t2 then 0 else x * (t1 * t2))))
 }
 fn derf__dx_dshift(x; alpha = 0.5, shift = 0) {
   let t1 = shift + alpha * x
-  -2.256758334191025 * (alpha * (t1 * exp(-t1^2)))
+  let t2 = exp(-t1^2)
+  -2.256758334191025 * (alpha * (if 0 == t2 then 0 else t1 * t2))
 }
 fn derf__dalpha2(x; alpha = 0.5, shift = 0) {
   let t1 = shift + alpha * x
-  -2.256758334191025 * (x * (x * (t1 * exp(-t1^2))))
+  let t2 = exp(-t1^2)
+  -2.256758334191025 * (x * (if 0 == t2 then 0 else x * (t1 * t2)))
 }
 fn derf__dalpha_dshift(x; alpha = 0.5, shift = 0) {
   let t1 = shift + alpha * x
-  -2.256758334191025 * (x * (t1 * exp(-t1^2)))
+  let t2 = exp(-t1^2)
+  -2.256758334191025 * (x * (if 0 == t2 then 0 else t1 * t2))
 }
 fn derf__dshift2(x; alpha = 0.5, shift = 0) {
   let t1 = shift + alpha * x
-  -2.256758334191025 * (t1 * exp(-t1^2))
+  let t2 = exp(-t1^2)
+  -2.256758334191025 * (if 0 == t2 then 0 else t1 * t2)
 }

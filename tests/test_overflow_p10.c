@@ -1,0 +1,233 @@
+/*
+ * test_overflow_p10.c - derivatives where an intermediate of the chain
+ * rule overflows while the true derivative is finite (0 or tiny): f'(u)
+ * underflowed to 0 (exp(-u^2), sigmoid(u) sigmoid(-u), exp(u) for u ->
+ * -inf) times a u or u' that overflowed to inf was 0 * inf = NaN in the
+ * kernels, for finite x and parameters:
+ *
+ *   exp(-(a x)^2) where a x overflows (2 * 3e38 in f32), and written
+ *   exp(-(a x) * (a x)), whose d/da was e (x u) with x u = inf;
+ *   tanh(a (x + c x^3)) (GELU's tanh form), where x^3 overflows;
+ *   x * sigmoid(-a x^2), exp(-a x^2), erf(a x^2), softplus(-x^2) ...
+ *
+ * diff.c now writes those products as `if f'(u) == 0 then 0 else ...`
+ * where u' is not a constant, the input or a parameter (chain0), and
+ * exp(-u^2)'s as -2 (if e == 0 then 0 else (e u) u'). Each kernel
+ * (element-wise and layer, f32, f64, bf16, f16) must give the
+ * interpreter's derivative there: finite, in class and within a few ulp.
+ * The interpreter computes in long double, where none of these overflow.
+ *
+ * At the end, TODO (not fixed, reported): cases whose NaN is not a
+ * saturating function's.
+ */
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dnc.h"
+#include "dtypes.h"
+#include "tap.h"
+
+static const char *src =
+    "fn gauss(x; a = 2) = exp(-(a * x)^2)\n"
+    "fn gauss_mul(x; a = 2) = exp(-(a * x) * (a * x))\n"
+    "fn xgauss(x; a = 2) = x * exp(-(a * x)^2)\n"
+    "fn gelu_t(x; a = 0.7978845608) = 0.5 * x * (1 + tanh(a * (x + 0.044715 * x^3)))\n"
+    "fn sigx(x; a = 1) = x * sigmoid(-a * x^2)\n"
+    "fn gexp(x; a = 1) = exp(-a * x^2)\n"
+    "fn erfsq(x; a = 1) = erf(a * x^2)\n"
+    "fn erfcsq(x; a = 1) = erfc(a * x^2)\n"
+    "fn spneg(x; a = 1) = softplus(-a * x^2)\n"
+    "fn em1(x; a = 1) = expm1(-a * x^2)\n"
+    "fn tgate(x; a = 1, b = 1) = tanh(a * x) * sigmoid(b * x^3)\n";
+
+/* finite inputs whose square or cube overflows in f32 or f64, and
+ * ordinary ones (the guard must not change those) */
+static const double xs[] = {0.0, 0.5, 3, 30, 1e10, 1e13, 1e19, 1e20, 1e30,
+                            1e38, 3e38, 1e103, 1e155, 1e200, 1e300, DBL_MAX};
+
+static const double rel_tol[] = {[DNC_F32] = 4e-6, [DNC_F64] = 1e-13,
+                                 [DNC_BF16] = 1.6e-2, [DNC_F16] = 2e-3};
+static const double min_normal[] = {[DNC_F32] = FLT_MIN, [DNC_F64] = DBL_MIN,
+                                     [DNC_BF16] = FLT_MIN,
+                                     [DNC_F16] = 6.103515625e-05};
+
+static int klass(double v)
+{
+  return isnan(v) ? 0 : isinf(v) ? (v > 0 ? 1 : -1) : 2;
+}
+
+static int agree(dnc_dtype t, double got, double want)
+{
+  if (klass(got) != klass(want))
+    return 0;
+  if (klass(got) != 2)
+    return 1;
+  return fabs(got - want) <= rel_tol[t] * fabs(want) + 2 * min_normal[t];
+}
+
+static const dnc_function *derivative(dnc_context *ctx, const dnc_function *f,
+                                      const char *wrt, dnc_module **keep)
+{
+  char text[16384];
+  size_t len;
+  if (dnc_function_diff(f, wrt, 1, DNC_FORMAT_DSL, text, sizeof text, &len) !=
+          DNC_OK ||
+      dnc_compile_string(ctx, "d.dn", text, len, keep) != DNC_OK)
+    return NULL;
+  return dnc_module_function(*keep, 0);
+}
+
+static const char *param_name(const dnc_function *f, int k)
+{
+  dnc_param_info pi;
+  return dnc_function_param(f, k, &pi) == DNC_OK ? pi.name : "?";
+}
+
+static void check_fn(dnc_context *ctx, const char *cpu, const dnc_function *f)
+{
+  const char *name = dnc_function_name(f);
+  int np = dnc_function_param_count(f);
+  dnc_module *dm[4] = {0};
+  const dnc_function *dfx = derivative(ctx, f, "x", &dm[0]);
+  const dnc_function *dfp[3] = {0};
+  for (int k = 0; k < np && k < 3; k++)
+    dfp[k] = derivative(ctx, f, param_name(f, k), &dm[k + 1]);
+  if (!ok(dfx != NULL, "%s: the interpreter's derivatives", name))
+    return;
+  for (int t = 0; t < 4; t++) {
+    int bad = 0, n = 0, shown = 0;
+    for (size_t i = 0; i < sizeof xs / sizeof *xs; i++)
+      for (int sign = 1; sign >= -1; sign -= 2) {
+        char xb[8], yb[8], dyb[8], dxb[8];
+        double x = store(t, sign * xs[i], xb);
+        if (!isfinite(x)) /* beyond the dtype: not this test's subject */
+          continue;
+        store(t, 1.0, dyb);
+        dnc_tensor tx = {xb, t, 1, 1, 0}, ty = {yb, t, 1, 1, 0},
+                   tdy = {dyb, t, 1, 1, 0}, tdx = {dxb, t, 1, 1, 0};
+        /* the layer kernel: one row, one channel (dp a per-layer sum) */
+        dnc_tensor lx = {xb, t, 1, 1, 0}, ldy = {dyb, t, 1, 1, 0};
+        char ldxb[8];
+        dnc_tensor ldx = {ldxb, t, 1, 1, 0};
+        double dp[3] = {0}, ldp[3] = {0}, want;
+        dnc_layer_grad g = {ldp, NULL, NULL, NULL};
+        if (dnc_forward(f, &tx, &ty, NULL) != DNC_OK ||
+            dnc_backward(f, &tx, &tdy, &tdx, NULL, dp) != DNC_OK ||
+            dnc_layer_backward(f, &lx, &ldy, &ldx, NULL, &g) != DNC_OK) {
+          bad++;
+          continue;
+        }
+        dnc_function_eval(f, &x, &want, 1, NULL);
+        if (!isfinite(want) || klass(load(t, yb)) != 2)
+          continue; /* the forward as written overflows: not this test's */
+        const char *what[8];
+        double gv[8], wv[8];
+        int nv = 0;
+        dnc_function_eval(dfx, &x, &want, 1, NULL);
+        what[nv] = "df/dx", gv[nv] = load(t, dxb), wv[nv++] = round_to(t, want);
+        what[nv] = "df/dx (layer)", gv[nv] = load(t, ldxb), wv[nv++] = round_to(t, want);
+        for (int k = 0; k < np && k < 3; k++) {
+          if (!dfp[k])
+            continue;
+          dnc_function_eval(dfp[k], &x, &want, 1, NULL);
+          double w = t == DNC_F64 ? want : (double)(float)want;
+          what[nv] = param_name(f, k), gv[nv] = dp[k], wv[nv++] = w;
+          what[nv] = "layer sum", gv[nv] = ldp[k], wv[nv++] = w;
+        }
+        for (int v = 0; v < nv; v++) {
+          n++;
+          if (!agree(t, gv[v], wv[v])) {
+            bad++;
+            if (shown++ < 4)
+              diag("%s %s %s at x = %g: %s kernel %.17g, interpreter %.17g",
+                   cpu, name, dnc_dtype_name(t), x, what[v], gv[v], wv[v]);
+          }
+        }
+      }
+    ok(bad == 0, "%s, %s, %s: %d derivative values where u or u' overflows "
+       "as the interpreter's", cpu, name, dnc_dtype_name(t), n);
+  }
+  for (int k = 0; k < 4; k++)
+    dnc_module_free(dm[k]);
+}
+
+/* the guard is a select, and only where u' is not plain: DyT's and
+ * Derf's derivatives are printed (and compiled) as before */
+static void test_plain_unchanged(dnc_context *ctx)
+{
+  static const char text[] = "fn dyt(x; alpha = 0.5) = tanh(alpha * x)\n"
+                             "fn derf(x; alpha = 0.5, s = 0) = erf(alpha * x + s)\n"
+                             "fn gelu_t(x; a = 1) = tanh(a * (x + x^3))\n";
+  dnc_module *m;
+  if (!ok(dnc_compile_string(ctx, "u.dn", text, strlen(text), &m) == DNC_OK,
+          "DyT, Derf compile"))
+    return;
+  char buf[4096];
+  size_t len;
+  for (int i = 0; i < 2; i++) {
+    const dnc_function *f = dnc_module_function(m, i);
+    int st = dnc_function_diff(f, "all", 1, DNC_FORMAT_DSL, buf, sizeof buf, &len);
+    ok(st == DNC_OK && !strstr(buf, "if "), "%s: no select in its first "
+       "derivatives (u' is a parameter or x)", dnc_function_name(f));
+  }
+  const dnc_function *g = dnc_module_function(m, 2);
+  int st = dnc_function_diff(g, "x", 1, DNC_FORMAT_DSL, buf, sizeof buf, &len);
+  ok(st == DNC_OK && strstr(buf, "if 0 == "), "gelu_t's d/dx has the guard");
+  dnc_module_free(m);
+}
+
+/* A case reported, not fixed here: the quotient rule (a' - q b') / b with
+ * q = a/b underflowed to 0 and b' overflowed (x / (1 + (a x)^2) at a x =
+ * 1e24 in f32: NaN, true -1/(a^2 x^2), tiny); the forward as written is
+ * itself 0 there instead of 1/(a^2 x), so it is the written form's
+ * overflow. Shown as TODO. */
+static void todo_quotient(dnc_context *ctx)
+{
+  static const char text[] = "fn ratl(x; a = 1e20) = x / (1 + (a * x)^2)\n";
+  dnc_module *m;
+  if (dnc_compile_string(ctx, "q.dn", text, strlen(text), &m) != DNC_OK)
+    return;
+  const dnc_function *f = dnc_module_function(m, 0);
+  float x = 1e4f, dy = 1, dx;
+  dnc_tensor tx = {&x, DNC_F32, 1, 1, 0}, tdy = {&dy, DNC_F32, 1, 1, 0},
+             tdx = {&dx, DNC_F32, 1, 1, 0};
+  double dp = 0;
+  int st = dnc_backward(f, &tx, &tdy, &tdx, NULL, &dp);
+  printf("%s %d - x / (1 + (a x)^2), f32, a x = 1e24: dx %g finite # TODO "
+         "quotient rule 0 * inf, forward as written underflows\n",
+         st == DNC_OK && isfinite(dx) ? "ok" : "not ok", ++tap_n, dx);
+  dnc_module_free(m);
+}
+
+int main(void)
+{
+  const char *cpus[] = {"x86-64-v2", NULL};
+  for (int c = 0; c < 2; c++) {
+    dnc_options o;
+    dnc_options_init(&o);
+    o.cpu = cpus[c];
+    o.threads = 1;
+    dnc_context *ctx;
+    if (dnc_context_create(&o, &ctx) != DNC_OK) {
+      ok(1, "# SKIP no context for %s: %s", cpus[c], dnc_last_error());
+      continue;
+    }
+    dnc_module *m;
+    if (dnc_compile_string(ctx, "s.dn", src, strlen(src), &m) != DNC_OK) {
+      printf("Bail out! the test source does not compile\n");
+      return 1;
+    }
+    for (int i = 0; i < dnc_module_function_count(m); i++)
+      check_fn(ctx, cpus[c] ? cpus[c] : "host", dnc_module_function(m, i));
+    if (c == 1) {
+      test_plain_unchanged(ctx);
+      todo_quotient(ctx);
+    }
+    dnc_module_free(m);
+    dnc_context_free(ctx);
+  }
+  return done_testing();
+}
