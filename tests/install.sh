@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # install.sh - `make install` into a DESTDIR gives the binary, both
-# libraries, dnc.h and a dnc.pc with which a C program builds and runs.
+# libraries, dnc.h and a dnc.pc with which a C program builds and runs,
+# against the shared library or (pkg-config --static) the static one.
 set -u
 B="${DNC_BUILD:-build}"
 tmp=$(mktemp -d)
@@ -52,6 +53,15 @@ t "and runs: dyt(1) = tanh(0.5)" test "$out" = "0.46211715726000974"
 t "the installed dnc runs" "$tmp/root/opt/dnc/bin/dnc" eval examples/norms.dn -f dyt 1
 t "the library's soname is libdnc.so.<DNC_ABI_VERSION>" \
   sh -c "readelf -d '$tmp/root/opt/dnc/lib/libdnc.so.$abi' | grep -q 'Library soname: \[libdnc.so.$abi\]'"
+# against the installed static library, with what `pkg-config --static`
+# lists after -ldnc (docs/c-api.md): no libdnc.so needed at run time
+sflags=$(PKG_CONFIG_PATH="$tmp/root/opt/dnc/lib/pkgconfig" PKG_CONFIG_SYSROOT_DIR="$tmp/root" pkg-config --static --libs dnc 2>/dev/null | sed 's/ -ldnc / /')
+t "a C program links the installed static library" \
+  cc -std=c99 -Wall -Wextra -Werror $san -I"$tmp/root/opt/dnc/include" -o "$tmp/usestatic" "$tmp/use.c" \
+  "$tmp/root/opt/dnc/lib/libdnc.a" $sflags
+t "  which it does not need libdnc.so for" sh -c "! readelf -d '$tmp/usestatic' | grep -q 'libdnc'"
+out=$("$tmp/usestatic" 2>&1)
+t "and runs: dyt(1) = tanh(0.5)" test "$out" = "0.46211715726000974"
 # against the build tree's library: it has the soname's link beside it
 t "a C program builds against the build tree's library" \
   cc -std=c99 -Wall -Wextra -Werror $san -Iruntime -o "$tmp/usebuild" "$tmp/use.c" \
