@@ -422,23 +422,35 @@ static int open_journal(run *r, dnc_mod *m, uint64_t hash)
            (unsigned long long)hash, (long long)r->ncands);
   /* locked before it is read: a second search writing the same journal
    * would interleave its records with this one's */
-  r->fd = open(r->journal, O_WRONLY | O_APPEND | O_CREAT, 0666);
-  if (r->fd < 0) {
-    dnc_cli_error("cannot write '%s': %s", r->journal, strerror(errno));
-    return 0;
-  }
-  if (flock(r->fd, LOCK_EX | LOCK_NB)) {
-    if (errno == EWOULDBLOCK)
-      dnc_cli_error("'%s' is being written by another dnc search of the "
-                    "same -o; wait for it, or use another -o", r->journal);
-    else
-      dnc_cli_error("cannot lock '%s': %s", r->journal, strerror(errno));
-    return 0;
-  }
   struct stat st;
-  if (fstat(r->fd, &st)) {
-    dnc_cli_error("cannot write '%s': %s", r->journal, strerror(errno));
-    return 0;
+  for (int tries = 0;; tries++) {
+    r->fd = open(r->journal, O_WRONLY | O_APPEND | O_CREAT, 0666);
+    if (r->fd < 0) {
+      dnc_cli_error("cannot write '%s': %s", r->journal, strerror(errno));
+      return 0;
+    }
+    if (flock(r->fd, LOCK_EX | LOCK_NB)) {
+      if (errno == EWOULDBLOCK)
+        dnc_cli_error("'%s' is being written by another dnc search of the "
+                      "same -o; wait for it, or use another -o", r->journal);
+      else
+        dnc_cli_error("cannot lock '%s': %s", r->journal, strerror(errno));
+      return 0;
+    }
+    if (fstat(r->fd, &st)) {
+      dnc_cli_error("cannot write '%s': %s", r->journal, strerror(errno));
+      return 0;
+    }
+    /* the file locked must still be the journal: a search that finished
+     * between this open and this flock removed it (and a third may have
+     * made a new one, which this one would then run beside, and remove
+     * at its end); then again, with the file there now */
+    struct stat now;
+    if ((stat(r->journal, &now) == 0 && now.st_dev == st.st_dev &&
+         now.st_ino == st.st_ino) || tries == 100)
+      break;
+    close(r->fd);
+    r->fd = -1;
   }
   if (st.st_size > 0) {
     off_t good = 0;
