@@ -367,6 +367,22 @@ static char *check_host_runs(const dnc_target *t, const char *what)
     miss = "fma";
   if (!miss && host_lacks("avx512fp16") && dnc_target_uses_avx512fp16(t))
     miss = "avx512fp16";
+  /* what a CPU's name implies beyond the probes: the x86-64 levels'
+   * instruction sets, and AMD's FMA4 and XOP for bdver1..4 */
+  static const struct {
+    const char *cpu, *needs[10];
+  } implied[] = {
+      {"x86-64-v2", {"ssse3", "sse4.1", "sse4.2", "popcnt"}},
+      {"x86-64-v3", {"ssse3", "sse4.1", "sse4.2", "popcnt", "avx", "avx2",
+                     "fma", "bmi", "bmi2", "f16c"}},
+      {"x86-64-v4", {"avx2", "fma", "bmi2", "f16c", "avx512f", "avx512bw",
+                     "avx512cd", "avx512dq", "avx512vl"}},
+      {"bdver", {"fma4", "xop"}}};
+  for (size_t i = 0; !miss && i < sizeof implied / sizeof implied[0]; i++)
+    if (!strncmp(t->cpu, implied[i].cpu, strlen(implied[i].cpu)))
+      for (int k = 0; !miss && k < 10 && implied[i].needs[k]; k++)
+        if (host_lacks(implied[i].needs[k]))
+          miss = implied[i].needs[k];
   if (!miss)
     return NULL;
   char msg[512];

@@ -5,7 +5,8 @@
  * AVX-512 CPUs lack) used to pass the load-time check (AVX-512, AVX, FMA
  * only) and die in dnc_module_load's first f16 kernel, and a JIT context
  * with that CPU, or with features this CPU lacks, died in its first
- * kernel. On a machine with AVX512-FP16 both run, and are checked to.
+ * kernel; so did one for bdver2 (FMA4) on any CPU but AMD's Bulldozers.
+ * On a machine with AVX512-FP16 (FMA4) they run, and are checked to.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -79,6 +80,21 @@ int main(void)
            strstr(dnc_last_error(), "avx512fp16"),
        "and so is one with the feature +avx512fp16: %s", dnc_last_error());
   }
+  dnc_context_free(ctx);
+  /* bdver2's code uses AMD's FMA4 (and XOP), which Zen and Intel lack */
+  dnc_options_init(&o);
+  o.cpu = "bdver2";
+  ctx = NULL;
+  st = dnc_context_create(&o, &ctx);
+  if (host_has("fma4")) {
+    dnc_module *m = NULL;
+    ok(st == DNC_OK && !dnc_compile_string(ctx, "s", src, strlen(src), &m) &&
+           f16_runs(m),
+       "a JIT context for bdver2 runs");
+    dnc_module_free(m);
+  } else
+    ok(st == DNC_ERR_ARGUMENT && strstr(dnc_last_error(), "fma4"),
+       "a JIT context for bdver2 is refused: %s", dnc_last_error());
   dnc_context_free(ctx);
   /* contexts this CPU runs are not refused */
   const char *fine[] = {"x86-64-v4", "x86-64", "skylake-avx512"};
