@@ -795,7 +795,8 @@ static int enables(const char *f, const char *name)
  * features spelled out (native: the host's), each one that
  * __builtin_cpu_supports knows; for a CPU named alone, whose features
  * LLVM's C API does not list, what the probe saw its code use: zmm
- * registers (avx512f), ymm (avx) and multiply-adds (fma). */
+ * registers (avx512f), ymm (avx), multiply-adds (fma) and AVX512-FP16's
+ * f16 conversions, and for bdver1..4 FMA4 and XOP. */
 int dnc_target_uses_avx512fp16(const dnc_target *t); /* jit.c */
 
 static void put_cpu_check(FILE *fp, const level *l)
@@ -826,6 +827,12 @@ static void put_cpu_check(FILE *fp, const level *l)
     fputs("  {\n    unsigned a_, b_, c_, d_;\n"
           "    if (!__get_cpuid_count(7, 0, &a_, &b_, &c_, &d_) || !(d_ >> 23 & 1))\n"
           "      return \"avx512fp16\";\n  }\n", fp);
+  /* AMD's Bulldozers: their code uses FMA4 and XOP, which no later CPU
+   * has (a bdver2 library died of SIGILL in dnc_module_load on Zen) */
+  if (!strncmp(l->t.cpu, "bdver", 5) && !enables(f, "fma4"))
+    put_supports(fp, "fma4");
+  if (!strncmp(l->t.cpu, "bdver", 5) && !enables(f, "xop"))
+    put_supports(fp, "xop");
   if (l->t.vector_bits >= 512)
     put_supports(fp, "avx512f");
   if (l->t.vector_bits >= 256)

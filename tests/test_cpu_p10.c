@@ -138,6 +138,18 @@ int main(void)
     ok(st == DNC_ERR_LOAD && strstr(dnc_last_error(), "lacks avx512fp16"),
        "the library is refused when loaded: %s", dnc_last_error());
   dnc_module_free(m);
+  /* and a bdver2 library on a CPU without FMA4: refused, not SIGILL */
+  snprintf(cmd, sizeof cmd, "%s/dnc compile %s --cpu bdver2 -o %s", build,
+           src_path, lib);
+  is_int(system(cmd), 0, "dnc compile --cpu bdver2");
+  m = NULL;
+  st = dnc_module_load(ctx, lib, &m);
+  if (host_has("fma4") && host_has("xop"))
+    ok(st == DNC_OK && f16_runs(m), "the bdver2 library loads and runs");
+  else
+    ok(st == DNC_ERR_LOAD && strstr(dnc_last_error(), "this CPU lacks"),
+       "the bdver2 library is refused when loaded: %s", dnc_last_error());
+  dnc_module_free(m);
   dnc_context_free(ctx);
   unlink(src_path);
   unlink(lib);
