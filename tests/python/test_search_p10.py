@@ -145,3 +145,58 @@ def test_the_printed_table_shows_small_metrics(capsys):
     assert out[3].split()[3:5] == ["0.9759", "0.0080"], out
     assert out[4].split()[3] == "0.0000", out
     assert out[5].split()[3:5] == ["1.235e+04", "0.5000"], out
+
+
+def test_journal_checksums_find_flipped_bits(tmp_path):
+    """A bit flipped in a journal line (a damaged disk, an edit) is found
+    on its line, as `dnc search`'s checksums find theirs: a metric read
+    back as another number changed the ranking silently. Each of 80
+    random flips is reported at its line, or tears the last line (which
+    is cut off and trained again); no flip is read as other values."""
+    import json
+    import random
+    p = str(tmp_path / "journal.jsonl")
+    cfg = {"task": "t", "top": 4, "steps": 16}
+    recs = [{"key": "c%d" % k, "rung": r, "seed": 0, "steps": 8, "node": None,
+             "status": "ok", "metric": 0.9 + k / 7 + r / 11, "error": None,
+             "seconds": 1.25} for k in range(3) for r in range(2)]
+    with cli.Journal(p, cfg) as j:
+        for r in recs:
+            j.add(r)
+    with open(p, "rb") as f:
+        good = f.read()
+    with cli.Journal(p, cfg) as j:
+        want = dict(j.done)
+    assert [want[(r["key"], r["rung"], 0)] for r in recs] == recs
+    starts = [0] + [i + 1 for i, b in enumerate(good) if b == 10]
+    rng = random.Random(5)
+    for _ in range(80):
+        pos, bit = rng.randrange(len(good)), 1 << rng.randrange(8)
+        bad = bytearray(good)
+        bad[pos] ^= bit
+        with open(p, "wb") as f:
+            f.write(bad)
+        line = max(i for i, s in enumerate(starts) if s <= pos) + 1
+        try:
+            with cli.Journal(p, cfg) as j:
+                got = dict(j.done)
+        except (cli.Damaged, cli.UsageError) as e:
+            assert str(e).startswith("%s:%d: " % (p, line)), (pos, bit, e)
+            continue
+        # read without an error: only the last line torn (cut off)
+        assert line >= len(starts) - 1, (pos, bit, bad[starts[line - 1]:])
+        last = (recs[-1]["key"], recs[-1]["rung"], 0)
+        assert got == {k: v for k, v in want.items() if k != last}, (pos, bit)
+    # a journal of an older dnc.search, without sums, is still read
+    with open(p, "w") as f:
+        f.write(json.dumps({"journal": "dnc.search", "version": 1,
+                            "config": cfg}) + "\n")
+        f.write(json.dumps(recs[0]) + "\n")
+    with cli.Journal(p, cfg) as j:
+        assert j.done == {("c0", 0, 0): recs[0]}
+    # the command's status for a damaged journal: 1, one line
+    with open(p, "wb") as f:
+        f.write(good.replace(b'"metric": 0.9,', b'"metric": 0.8,', 1))
+    with pytest.raises(cli.Damaged, match=r"journal.jsonl:2: a damaged "
+                       r"record: its checksum does not match"):
+        cli.Journal(p, cfg)

@@ -87,10 +87,24 @@ class Busy(Exception):
     """Another run holds the directory's journal: message, exit status 1."""
 
 
+class Damaged(Exception):
+    """A journal line whose checksum does not match: message, status 1."""
+
+
+def _digest(rec):
+    """A record's checksum: 16 hex digits of the SHA-256 of its JSON (keys
+    sorted, as written; Python's floats read back exactly, so the JSON of
+    a record read is that of the record written)."""
+    return hashlib.sha256(json.dumps(rec, sort_keys=True).encode()) \
+        .hexdigest()[:16]
+
+
 class Journal:
     """DIR/journal.jsonl: a header line with the run's settings, then one
-    JSON line per finished trial, each written with one write and an fsync;
-    a torn last line (a kill in the middle of a write) is cut off. The
+    JSON line per finished trial, each written with one write and an fsync,
+    each with its checksum ("sum": a bit flipped in a metric changed the
+    ranking silently); a torn last line (a kill in the middle of a write)
+    is cut off. The
     journal is locked (flock) from before it is read until close(): a
     second run of the same directory stops at once (Busy) instead of
     training the same trials and adding its records to the first one's."""
@@ -157,6 +171,18 @@ class Journal:
             if not isinstance(rec, dict):
                 raise UsageError("%s:%d: not a line of this journal" % (
                     path, i + 1))
+            # every line of a journal whose header has a sum has one (a
+            # journal of an older dnc has none)
+            summed = "sum" in (records[0][1] if records else rec)
+            if "sum" in rec or summed:
+                if rec.pop("sum", None) != _digest(rec):
+                    raise Damaged(
+                        "%s:%d: a damaged record: its checksum does not "
+                        "match, so none of the journal is used; remove "
+                        "this line (its trial trains again) or the journal" %
+                        (path, i + 1))
+                if not records:
+                    rec["sum"] = True  # the header's mark, for the lines after
             records.append((i + 1, rec))
             good += len(raw) + 1
         if len(data) > good:
@@ -200,6 +226,7 @@ class Journal:
                     path, line))
 
     def _write(self, rec):
+        rec = dict(rec, sum=_digest(rec))
         line = (json.dumps(rec, sort_keys=True) + "\n").encode()
         while line:  # one write, unless the kernel takes less
             line = line[os.write(self.fd, line):]
@@ -950,7 +977,7 @@ def main(argv=None):
     except UsageError as e:
         sys.stderr.write("python -m dnc.search: error: %s\n" % e)
         return 2
-    except Busy as e:
+    except (Busy, Damaged) as e:
         sys.stderr.write("python -m dnc.search: error: %s\n" % e)
         return 1
     except KeyboardInterrupt:
