@@ -87,6 +87,22 @@ static dnc_node *cross(dctx *d, dnc_node *a, dnc_node *da, dnc_node *c, double s
   return sub(d, mul(d, da, c), mul(d, a, s == 1 ? dc : mul(d, K(s), dc)));
 }
 
+/* a when e is a^2 or a * a, or s a^2 (either order) with s independent
+ * of the variable (x / sqrt(beta + alpha x^2)): v' = c' + 2 s a a' then,
+ * and the isru rule's numerator a' c - a c'/2 is the same */
+static const dnc_node *scaled_square_of(dctx *d, const dnc_node *e)
+{
+  const dnc_node *a = dnc_square_of(e);
+  if (a || e->op != OP_MUL)
+    return a;
+  for (int k = 0; k < 2; k++) {
+    a = dnc_square_of(e->arg[k]);
+    if (a && !d->dv[e->arg[1 - k]->id])
+      return a;
+  }
+  return NULL;
+}
+
 /* The derivative of a / sqrt(v) = a * rsqrt(v), v = c + a^2 (DyISRU,
  * ISRU), as (a' c - a c'/2) / (v sqrt(v)): the quotient rule's form
  * (a' - (a/t)^2 a' - ...)/t, and the product rule's rsqrt(v) - a^2
@@ -100,7 +116,7 @@ static dnc_node *isru_rule(dctx *d, dnc_node *a, dnc_node *da, dnc_node *v,
     return NULL;
   for (int k = 0; k < 2; k++) {
     dnc_node *sq = v->arg[k], *c = v->arg[1 - k];
-    if (dnc_square_of(sq) == a) { /* a^2 or a * a */
+    if (scaled_square_of(d, sq) == a) { /* a^2, a * a or s a^2 */
       dnc_node *num = cross(d, a, da, c, 0.5);
       if (!t)
         t = S(OP_SQRT, v, NULL);
