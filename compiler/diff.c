@@ -87,6 +87,19 @@ static dnc_node *cross(dctx *d, dnc_node *a, dnc_node *da, dnc_node *c, double s
   return sub(d, mul(d, da, c), mul(d, a, s == 1 ? dc : mul(d, K(s), dc)));
 }
 
+static int homogeneous(dctx *d, const dnc_node *h, const dnc_node *a);
+
+/* b = k(a) or a = k(b), k positively homogeneous of degree 1 with
+ * coefficients independent of the variable (homogeneous(), below):
+ * then a' b^2 - a b b' = 0 (Euler: b' a = b a'), so the isru and hypot
+ * rules below hold for a / sqrt(c + b^2) and a / hypot(c, b), as for b =
+ * a: x / sqrt(1 + (x/c)^2), x / sqrt(1 + (alpha x)^2), alpha x / sqrt(1 +
+ * alpha^2 x^2) (for d/dx) */
+static int related(dctx *d, const dnc_node *b, const dnc_node *a)
+{
+  return b == a || homogeneous(d, b, a) || homogeneous(d, a, b);
+}
+
 /* a when e is a^2 or a * a, or s a^2 (either order) with s independent
  * of the variable (x / sqrt(beta + alpha x^2)): v' = c' + 2 s a a' then,
  * and the isru rule's numerator a' c - a c'/2 is the same */
@@ -116,7 +129,8 @@ static dnc_node *isru_rule(dctx *d, dnc_node *a, dnc_node *da, dnc_node *v,
     return NULL;
   for (int k = 0; k < 2; k++) {
     dnc_node *sq = v->arg[k], *c = v->arg[1 - k];
-    if (scaled_square_of(d, sq) == a) { /* a^2, a * a or s a^2 */
+    const dnc_node *b = scaled_square_of(d, sq); /* b^2, b * b or s b^2 */
+    if (b && related(d, b, a)) {
       dnc_node *num = cross(d, a, da, c, 0.5);
       if (!t)
         t = S(OP_SQRT, v, NULL);
@@ -233,7 +247,7 @@ static dnc_node *div_hypot(dctx *d, dnc_node *const *a, dnc_node *const *da)
   if (!da[0] || h->op != OP_HYPOT)
     return NULL;
   for (int k = 0; k < 2; k++) {
-    if (h->arg[k] != a[0])
+    if (!related(d, h->arg[k], a[0]))
       continue;
     dnc_node *c = h->arg[1 - k];
     dnc_node *num = cross(d, a[0], da[0], c, 1);

@@ -137,10 +137,14 @@ ISRU_SCALED = """
 fn isrun(x; a = 1.5, c = 2) = x * rsqrt(c + a * x^2)
 fn isrud(x; c = 2, a = 1.5) = x / sqrt(c + x^2 * a)
 fn isrup(x; c = 2, a = 1.5) = x * (c + a * x^2)^-0.5
+fn isrua(x; c = 2, a = 1.5) = x / sqrt(c + (x * sqrt(a))^2)
+fn isruh(x; c = 2, a = 1.5) = x / hypot(sqrt(c), x * sqrt(a))
+fn isruc(x; c = 2, a = 1.5) = x / sqrt(c + (x / (1 / sqrt(a)))^2)
 """
 
 
-@pytest.mark.parametrize("name", ["isrun", "isrud", "isrup"])
+@pytest.mark.parametrize("name", ["isrun", "isrud", "isrup", "isrua",
+                                  "isruh", "isruc"])
 @pytest.mark.parametrize("dt", [np.float32, np.float64])
 def test_isru_with_a_scaled_square(name, dt):
     # x / sqrt(c + a x^2): d/dx = c / v^1.5 was built by the product (or
