@@ -74,7 +74,8 @@ typedef struct dnc_function dnc_function;
 /* Options of a context: fill with dnc_options_init, then change fields. */
 typedef struct dnc_options {
   int opt_level;        /* LLVM optimisation, 0..3 (default 2) */
-  int threads;          /* kernel threads; 0: $DNC_NUM_THREADS, else all CPUs */
+  int threads;          /* kernel threads; 0: $DNC_NUM_THREADS, else the CPUs
+                           this process may run on (its affinity) */
   const char *cpu;      /* target CPU (LLVM's names, e.g. "x86-64-v3"); NULL:
                            the host's. An unknown name, or one whose code
                            this CPU cannot run, is DNC_ERR_ARGUMENT. */

@@ -324,6 +324,13 @@ int dnc_pool_default_threads(void)
     if (!*end && n >= 1 && n <= 1024)
       return (int)n;
   }
+  /* the CPUs this process may run on (taskset, a container's cpuset,
+   * numactl), as OpenMP and nproc count them; the online CPUs where
+   * that cannot be read */
   long n = sysconf(_SC_NPROCESSORS_ONLN);
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) >= 1 &&
+      (n < 1 || CPU_COUNT(&set) < n))
+    n = CPU_COUNT(&set);
   return n < 1 ? 1 : n > 1024 ? 1024 : (int)n;
 }

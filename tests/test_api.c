@@ -7,6 +7,7 @@
 #include <dlfcn.h>
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -771,6 +772,50 @@ static void test_out_of_memory(void)
   dnc_context_free(ctx);
 }
 
+/* threads = 0 counts the CPUs the process may run on (taskset, a
+ * container's cpuset), not every online CPU; $DNC_NUM_THREADS wins */
+static void test_default_threads(void)
+{
+  cpu_set_t old, one;
+  if (sched_getaffinity(0, sizeof old, &old) != 0) {
+    skip(2, "no sched_getaffinity");
+    return;
+  }
+  int first = 0;
+  while (first < CPU_SETSIZE && !CPU_ISSET(first, &old))
+    first++;
+  CPU_ZERO(&one);
+  CPU_SET(first, &one);
+  const char *env = getenv("DNC_NUM_THREADS");
+  char *saved = env ? strdup(env) : NULL;
+  unsetenv("DNC_NUM_THREADS");
+  int pinned = sched_setaffinity(0, sizeof one, &one) == 0;
+  dnc_options o;
+  dnc_options_init(&o);
+  o.cache = -1;
+  dnc_context *ctx = NULL;
+  int n = -1;
+  if (pinned && dnc_context_create(&o, &ctx) == DNC_OK) {
+    n = dnc_context_threads(ctx);
+    dnc_context_free(ctx);
+  }
+  ok(!pinned || n == 1, "pinned to one CPU, a default context has 1 thread (%d)", n);
+  setenv("DNC_NUM_THREADS", "3", 1);
+  n = -1;
+  if (dnc_context_create(&o, &ctx) == DNC_OK) {
+    n = dnc_context_threads(ctx);
+    dnc_context_free(ctx);
+  }
+  is_int(n, 3, "DNC_NUM_THREADS=3 still gives 3 threads when pinned");
+  sched_setaffinity(0, sizeof old, &old);
+  if (saved) {
+    setenv("DNC_NUM_THREADS", saved, 1);
+    free(saved);
+  } else {
+    unsetenv("DNC_NUM_THREADS");
+  }
+}
+
 int main(void)
 {
   test_version();
@@ -784,5 +829,6 @@ int main(void)
   test_freed_context();
   test_unload();
   test_openmp();
+  test_default_threads();
   return done_testing();
 }
