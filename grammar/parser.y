@@ -359,10 +359,11 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, yyscan_t scanner,
   /* the ';' that a newline in a block stands for (zero-width, at it) */
   int eol = sym_is(tok, "';'") && loc->start == loc->end &&
             text[loc->start] == '\n';
-  int want_else = 0, want_expr = 0;
+  int want_else = 0, want_expr = 0, want_rbrace = 0;
   for (int i = 0; i < n; i++) {
     want_else |= exp[i] == YYSYMBOL_ELSE;
     want_expr |= exp[i] == YYSYMBOL_IDENT;
+    want_rbrace |= sym_is(exp[i], "'}'");
   }
   char buf[512];
   size_t len = 0;
@@ -420,7 +421,8 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, yyscan_t scanner,
                  "in a block, a line that starts with '-' starts a new "
                  "statement; to continue a subtraction, end the line "
                  "before with '-', or put the expression in parentheses");
-  else if (tok == YYSYMBOL_LET && ps->brace_depth > 0 && pe > 0) {
+  else if (tok == YYSYMBOL_LET && ps->brace_depth > 0 && pe > 0 &&
+           want_rbrace) {
     /* a let after the block's value: often a line starting with '-' that
      * was meant to continue the let before it */
     uint32_t k = pe - 1;
@@ -446,13 +448,19 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, yyscan_t scanner,
            (tok == YYSYMBOL_FN && ps->brace_cut))
     dnc_diag_add(ps->diags, DNC_SEV_NOTE, ps->src, ps->open_brace,
                  "the block opened here is not closed");
-  else if (sym_is(tok, "'}'") && want_expr &&
+  else if (sym_is(tok, "'}'") && want_expr && !ps->in_header &&
            (pc == ';' || pc == '{' || (nl && (pc == ')' || word[0] ||
                                               (pc >= '0' && pc <= '9') ||
                                               pc == '.'))))
     dnc_diag_add(ps->diags, DNC_SEV_NOTE, ps->src, *loc,
                  "a block ends with an expression, its value, after its "
                  "'let's");
+  else if (sym_is(tok, "'='") && ps->in_header && ps->paren_depth > 0)
+    dnc_diag_add(ps->diags, DNC_SEV_NOTE, ps->src, *loc,
+                 "parameters follow the input after ';', as in "
+                 "'fn f(x; a = 1, b = 2)'");
+  else if (sym_is(tok, "'='") && !ps->prev_ends_expr)
+    ; /* after an operator or a keyword: no guess */
   else if (sym_is(tok, "'='") && word[0] && word[0] > '9' &&
            (pc2 == '{' || pc2 == ';' || (nl2 && ps->brace_depth > 0)) &&
            ps->paren_depth == 0)
