@@ -155,8 +155,11 @@ static int eval_row(const evaluator *ev, dnc_fn **fns, int n, double **params,
 static void put_shown(FILE *out, const char *s, size_t n)
 {
   size_t end = n < 60 ? n : 60;
-  while (end < n && end > 0 && ((unsigned char)s[end] & 0xC0) == 0x80)
-    end--; /* s[end] continues a character: leave all of it out */
+  /* s[end] continues a character: leave all of it out (at most 3 bytes
+   * back; a run of stray continuation bytes is shown as \xHH) */
+  for (size_t k = 0; k < 3 && end < n && end > 0 &&
+                     ((unsigned char)s[end] & 0xC0) == 0x80; k++)
+    end--;
   for (size_t i = 0; i < end;) {
     unsigned char c = (unsigned char)s[i];
     /* a byte that is not UTF-8 is shown as a control byte is: raw, it

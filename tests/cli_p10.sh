@@ -62,4 +62,11 @@ err "an unknown long option with a value" 2 "unknown option '--dtpye=f32'; did y
 err "an unknown command close to one" 2 "unknown command 'chek'; did you mean 'check'?" \
   "$DNC" chek "$tmp/dyt.dn"
 
+# a line of stray UTF-8 continuation bytes: the first 60 bytes were cut back
+# to nothing (the cut stepped back over every "continuation")
+head -c 70 /dev/zero | tr '\0' '\200' >"$tmp/cont.txt"; echo >>"$tmp/cont.txt"
+"$DNC" eval "$tmp/f.dn" <"$tmp/cont.txt" >"$tmp/out" 2>"$tmp/err"
+t "eval: stray continuation bytes are shown, not cut to nothing" \
+  grep -qF "not a number: '\\x80\\x80\\x80" "$tmp/err"
+
 tap_done
