@@ -352,13 +352,14 @@ static wide rounding_level(const problem *pb, const double *J)
  * shrink the gradient (a first-order measure) without raising the sum
  * beyond rounding, recover the rest. Returns the steps taken. */
 static int polish(problem *pb, double *res, double *J, wide *A, wide *b,
-                  wide *M, wide *dlt, double *trial, wide *S)
+                  wide *M, wide *dlt, double *trial, wide *S, double *res2,
+                  double *J2)
 {
   int k = pb->k, np1 = pb->np + 1, steps = 0;
-  double *res2 = malloc(sizeof *res2 * (size_t)pb->n);
-  double *J2 = malloc(sizeof *J2 * (size_t)pb->n * k + 1);
   wide *A2 = malloc(sizeof *A2 * (size_t)(k * k + 1));
   wide *b2 = malloc(sizeof *b2 * (size_t)(k + 1));
+  if (!A2 || !b2)
+    dnc_die(__FILE__, __LINE__, "out of memory");
   normal_eq(pb, J, res, A, b);
   double g = grad_cosine(k, A, b, *S);
   for (int t = 0; t < 5 && g > 0; t++) {
@@ -388,8 +389,6 @@ static int polish(problem *pb, double *res, double *J, wide *A, wide *b,
     if (S2 == 0)
       break;
   }
-  free(res2);
-  free(J2);
   free(A2);
   free(b2);
   return steps;
@@ -408,6 +407,19 @@ static void solve(problem *pb, const dnc_fit_options *o, dnc_fit_result *r)
   wide *dlt = malloc(sizeof *dlt * (size_t)(k + 1));
   wide *D = calloc((size_t)k + 1, sizeof *D);
   double *trial = malloc(sizeof *trial * (size_t)np1);
+  /* the polishing's trial residuals and Jacobian (with res2): made here,
+   * so that points too many for the memory are said at once, not a
+   * crash (malloc's NULL was written through) */
+  double *J2 = malloc(sizeof *J2 * (size_t)n * k + 1);
+  if (!res || !res2 || !J || !J2) {
+    snprintf(r->why, sizeof r->why, "cannot be done: %d points and %d free "
+             "parameters need %.3g GB, more than can be allocated", n, k,
+             (double)n * (2.0 * k + 2) * sizeof(double) / 1e9);
+    r->status = DNC_FIT_TOOLARGE;
+    goto out;
+  }
+  if (!A || !M || !b || !dlt || !D || !trial)
+    dnc_die(__FILE__, __LINE__, "out of memory");
   int bad = -1, bad_var = -1;
   wide S = evaluate(pb, pb->p, res, J, &bad, &bad_var);
   if (isnan(S)) {
@@ -539,7 +551,7 @@ static void solve(problem *pb, const dnc_fit_options *o, dnc_fit_result *r)
     }
   }
   if (r->status == DNC_FIT_OK && S > 0)
-    it += polish(pb, res, J, A, b, M, dlt, trial, &S);
+    it += polish(pb, res, J, A, b, M, dlt, trial, &S, res2, J2);
 done:
   r->iterations = it;
   r->ssq = (double)S;
@@ -568,6 +580,7 @@ out:
   free(res);
   free(res2);
   free(J);
+  free(J2);
   free(A);
   free(M);
   free(b);
