@@ -184,6 +184,23 @@ static LLVMValueRef expm1_r(vm *v, LLVMValueRef r)
   return fma3(v, mul(v, r, r), p, r);
 }
 
+/* exp(r) for the reduced r. With fused multiply-add: 1 + r (1 + r P(r)),
+ * Horner's rule to the end; f32's P is one degree lower than expm1's,
+ * fitted to the error it gives exp (tools/remez.py). Six operations where
+ * 1 + (r + r^2 P(r)) took eight, and one rounding at the end where that
+ * had two: 0.891 ulp over every f32 input instead of 0.987 (f64: 0.842
+ * instead of 0.968, with expm1's P). A search over the f32 coefficients'
+ * last bits was measured and not kept (docs/performance.md, round ten). */
+static LLVMValueRef exp_r(vm *v, LLVMValueRef r)
+{
+  if (v->lowp || !v->cg->fma) /* without fused multiply-add, 1 + r Q
+                                * rounds r Q too: 1.16 ulp (f64 1.12) */
+    return add(v, K(v, 1.0), expm1_r(v, r));
+  LLVMValueRef p = v->d ? poly(v, r, vm_exp_p64, 11) : poly(v, r, vm_exp_e32, 5);
+  LLVMValueRef q = fma3(v, p, r, K(v, 1.0));
+  return fma3(v, r, q, K(v, 1.0));
+}
+
 static LLVMValueRef clampf(vm *v, LLVMValueRef x, double lo, double hi)
 {
   x = sel(v, cmp(v, LLVMRealOLT, x, K(v, lo)), K(v, lo), x);
@@ -236,7 +253,7 @@ static LLVMValueRef vm_exp_in(vm *v, LLVMValueRef x, int adj, int range)
   if (range == EXP_ANY)
     xc = sel(v, cmp(v, LLVMRealOGT, xc, K(v, hi)), K(v, hi), xc);
   exp_reduce(v, xc, &n, &r);
-  LLVMValueRef p = add(v, K(v, 1.0), expm1_r(v, r));
+  LLVMValueRef p = exp_r(v, r);
   if (adj)
     n = add(v, n, K(v, adj));
   /* vscalef: a NaN x makes n and p NaN, and the result a (quiet) NaN: no

@@ -5,6 +5,8 @@
 static const double vm_exp_p32[6] = {0x1.0000000000000p-1, 0x1.5555560000000p-3, 0x1.5554ea0000000p-5, 0x1.11114c0000000p-7, 0x1.6d43180000000p-10, 0x1.a072d80000000p-13};
 /* (expm1(r) - r)/r^2, |r| <= ln2/2; max weighted error 2.73e-18 */
 static const double vm_exp_p64[11] = {0x1.0000000000000p-1, 0x1.5555555555557p-3, 0x1.555555555554ep-5, 0x1.11111111100dep-7, 0x1.6c16c16c1a0a9p-10, 0x1.a01a01abe80b9p-13, 0x1.a01a0190563e8p-16, 0x1.71de022e8f7a8p-19, 0x1.27e510e544123p-22, 0x1.af4df468ad7c5p-26, 0x1.1f19ffe62621ep-29};
+/* (expm1(r) - r)/r^2, |r| <= ln2/2, error weighted as it reaches exp(r); max weighted error 3.07e-9 */
+static const double vm_exp_e32[5] = {0x1.fffffc0000000p-2, 0x1.5554920000000p-3, 0x1.5558f20000000p-5, 0x1.123a200000000p-7, 0x1.6a23d00000000p-10};
 /* (expm1(r) - r)/r^2 for bf16 kernels; max weighted error 0.000174 */
 static const double vm_exp_p32_bf16[3] = {0x1.0000a80000000p-1, 0x1.56df940000000p-3, 0x1.55acbe0000000p-5};
 /* (expm1(r) - r)/r^2 for f16 kernels; max weighted error 5.02e-6 */

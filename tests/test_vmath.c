@@ -598,6 +598,16 @@ static long double softplus_l(long double x)
   return x > 0 ? x + log1pl(expl(-x)) : log1pl(expl(x));
 }
 
+/* the context's kernels fuse multiply-adds */
+static int fused(dnc_context *ctx)
+{
+  const char *f = dnc_context_features(ctx);
+  for (const char *p = f; p && (p = strstr(p, "+fma")); p += 4)
+    if (p[4] == ',' || p[4] == '\0') /* not +fma4 */
+      return 1;
+  return 0;
+}
+
 static void test_f64(dnc_context *ctx)
 {
   static const struct {
@@ -688,8 +698,9 @@ static void test_f64(dnc_context *ctx)
            (long long)m);
     ok(wrong == 0, "f64 %s: NaN, infinities, zeros and overflow exact (%lld wrong, "
        "first at %.17g)", fs[f].name, (long long)wrong, first_bad);
-    ok(worst <= fs[f].bound, "f64 %s: within %.1f ulp (%.3f)", fs[f].name, fs[f].bound,
-       worst);
+    /* exp with fused multiply-add: 1 + r Q(r) (vmath.c, exp_r), 0.842 */
+    double bound = fused(ctx) && !strcmp(fs[f].name, "exp") ? 0.95 : fs[f].bound;
+    ok(worst <= bound, "f64 %s: within %.2f ulp (%.3f)", fs[f].name, bound, worst);
     dnc_module_free(mod);
   }
   free(x);
@@ -921,7 +932,10 @@ int main(void)
      * (erf's at x = 1.2e-38, where x c0's low part is subnormal) over
      * every input */
     int wide = dnc_context_vector_bits(ctx) == 512;
-    double bound = wide && !strcmp(m->name, "tanh") ? 0.85
+    /* exp with fused multiply-add is 1 + r Q(r), one rounding at the end
+     * (vmath.c, exp_r): 0.891 over every input; 0.987 without */
+    double bound = fused(ctx) && !strcmp(m->name, "exp") ? 0.9
+                   : wide && !strcmp(m->name, "tanh") ? 0.85
                    : wide && !strcmp(m->name, "erf") ? 1.05
                    : wide && !strcmp(m->name, "rsqrt") ? 1.05 : m->bound;
     ok(s.max_ulp <= bound, "%s: within %.2f ulp (%.3f at x = %.9g)",

@@ -15,7 +15,8 @@ rounding included, is measured by `make check-math` over every f32 input
 (docs/accuracy.md).
 
 Why each function of t (the reductions are in compiler/vmath.c):
-  exp, expm1  expm1(r) = r + r^2 P(r), |r| <= ln2/2: P fits (expm1(r)-r)/r^2
+  exp, expm1  expm1(r) = r + r^2 P(r), |r| <= ln2/2: P fits (expm1(r)-r)/r^2;
+              f32 exp is 1 + r (1 + r P(r)) with a P one degree lower
   log, log1p  log1p(f) = f - f^2/2 + f^3 Q(f), f in [sqrt(1/2)-1, sqrt(2)-1];
               f64: log1p(f) = 2s + s^3 L(s^2) with s = f/(2+f)
   tanh        tanh(x) = x + x^3 T(x^2) for |x| <= 1: T(u) on u = x^2; and
@@ -268,6 +269,13 @@ def main():
     for prec, deg in ((32, 5), (64, 10)):
         c, e = remez(expm1_p, -ln2h * mp.mpf("1.0005"), ln2h * mp.mpf("1.0005"), deg)
         emit(f"vm_exp_p{prec}", c, e, prec, "(expm1(r) - r)/r^2, |r| <= ln2/2")
+    # exp itself, f32: 1 + r (1 + r P(r)) (vmath.c, exp_r), P weighted by
+    # how its error reaches exp (r^2 dP / exp(r)), not relative to P: a
+    # degree lower for the same error in exp
+    c, e = remez(expm1_p, -ln2h * mp.mpf("1.0005"), ln2h * mp.mpf("1.0005"), 4,
+                 weight=lambda r: r ** 2 / mp.exp(r))
+    emit("vm_exp_e32", c, e, 32,
+         "(expm1(r) - r)/r^2, |r| <= ln2/2, error weighted as it reaches exp(r)")
 
     # bf16 and f16 kernels (precision-matched math, vmath.c): the same
     # forms with fewer terms, each enough for the 8 (bf16) or 11 (f16)
