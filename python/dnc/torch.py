@@ -1265,16 +1265,12 @@ def pointwise(x, fn, weight=None, bias=None, module=None, threads=None,
         if not isinstance(v, torch.Tensor):  # a number, or a list of C
             v = torch.tensor(v, dtype=x.dtype, device=x.device).reshape(-1)
         ts.append(v)
-    ref = weight if weight is not None else (ts[0] if ts else x)
-    ct = _autocast_dtype(x, ref) if ref.dtype != x.dtype else None
-    if ct is not None:
-        x = x.to(ct)
-        weight, bias = [t if t is None else t.to(ct) for t in (weight, bias)]
-        ts = [t.to(ct) for t in ts]
+    x, weight, bias, ts, out = _promoted(x, weight, bias, ts)
     _check(name, fparams, x, weight, bias, ts, "pointwise")
     if not _use_kernels(x):
         _form(source, name)  # printed and cached before _apply looks it up
-    return _apply(source, name, threads or 0, x, weight, bias, ts)
+    y = _apply(source, name, threads or 0, x, weight, bias, ts)
+    return y if out is None else y.to(out)
 
 
 def _resolved(fn, module, threads):
@@ -1300,18 +1296,37 @@ _OWN_NAMES = ("weight", "bias", "eps", "fn", "normalized_shape",
               "channels_last", "elementwise_affine")
 
 
+def _mixed(x, ref):
+    """Outside autocast, a bfloat16 or float16 x to float32 parameters,
+    which nn.LayerNorm takes on PyTorch 2 (norms kept in float32 in a
+    bfloat16 model): computed in float32, returned in x's dtype. That
+    dtype, else None."""
+    if x.dtype in (torch.bfloat16, torch.float16) and \
+            ref.dtype == torch.float32:
+        return x.dtype
+    return None
+
+
 def _promoted(x, weight, bias, params):
-    """x, weight, bias and the function's parameters in one dtype where
-    autocast left x in another than the module's (_autocast_dtype)."""
+    """(x, weight, bias, params, out): the tensors in one dtype where
+    autocast left x in another than the module's (_autocast_dtype), or
+    where x is bfloat16 or float16 and the parameters float32 (_mixed:
+    x in float32); out: the dtype to return y in (x's in the mixed case),
+    else None."""
     ref = weight if weight is not None else (params[0] if params else x)
+    out = None
     if ref.dtype != x.dtype:
         ct = _autocast_dtype(x, ref)
+        if ct is None:
+            out = _mixed(x, ref)
+            if out is not None:
+                ct = torch.float32
         if ct is not None:
             x = x.to(ct)
             weight, bias = [t if t is None else t.to(ct)
                             for t in (weight, bias)]
             params = [t.to(ct) for t in params]
-    return x, weight, bias, params
+    return x, weight, bias, params, out
 
 
 def _norm_forward(c, channels_last, source, name, threads, fparams, x,
@@ -1331,9 +1346,10 @@ def _norm_forward(c, channels_last, source, name, threads, fparams, x,
         raise ValueError("PointwiseNorm(%d): the input's last dimension "
                          "is %d (shape %s)" % (c, x.shape[-1],
                                                tuple(x.shape)))
-    x, weight, bias, params = _promoted(x, weight, bias, params)
+    x, weight, bias, params, out = _promoted(x, weight, bias, params)
     _check(name, fparams, x, weight, bias, params, "PointwiseNorm")
-    return _apply(source, name, threads, x, weight, bias, params)
+    y = _apply(source, name, threads, x, weight, bias, params)
+    return y if out is None else y.to(out)
 
 
 def _forward_channels_first(c, source, name, threads, fparams, x, weight,
@@ -1346,7 +1362,7 @@ def _forward_channels_first(c, source, name, threads, fparams, x, weight,
         raise ValueError("PointwiseNorm(%d, channels_last=False): the "
                          "input's dimension 1 is %d (shape %s)" % (
                              c, x.shape[1], tuple(x.shape)))
-    x, weight, bias, params = _promoted(x, weight, bias, params)
+    x, weight, bias, params, out = _promoted(x, weight, bias, params)
     # permutes with every dimension named: the legacy ONNX exporter
     # writes movedim(-1, 1) as a Transpose with perm -1, which
     # onnxruntime refuses
@@ -1365,11 +1381,14 @@ def _forward_channels_first(c, source, name, threads, fparams, x, weight,
             not xl.is_contiguous():
         _check(name, fparams, x, weight, bias, params, "PointwiseNorm",
                dim=1)
-        return _channels.apply(_function(source, name, threads), x, weight,
-                               bias, params)
+        y = _channels.apply(_function(source, name, threads), x, weight,
+                            bias, params)
+        return y if out is None else y.to(out)
     _check(name, fparams, xl, weight, bias, params, "PointwiseNorm")
     y = _apply(source, name, threads, xl, weight, bias,
                params).permute(0, d - 1, *range(1, d - 1))
+    if out is not None:
+        y = y.to(out)
     # y in x's memory format, as the channel-major kernels give it in
     # eager mode: a compiled or exported model's y.view(N, -1) must
     # work where the eager one's does

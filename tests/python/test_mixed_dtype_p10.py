@@ -1,0 +1,112 @@
+"""test_mixed_dtype_p10.py - a bfloat16 or float16 input to a norm whose
+parameters are float32, outside autocast: nn.LayerNorm takes it on
+PyTorch 2 (norms kept in float32 in a bfloat16 model, as mixed-precision
+recipes keep them), computing in float32 and returning the input's dtype.
+A converted model must run where the unconverted one ran, with the values
+of the same formula: gamma * tanh(alpha * x) + beta in float32, rounded
+once."""
+import copy
+
+import pytest
+
+torch = pytest.importorskip("torch")
+import dnc.torch as dt  # noqa: E402
+from checks import ok  # noqa: E402
+from torch import nn  # noqa: E402
+
+
+def _layer_norm_mixed():
+    """Whether this PyTorch's nn.LayerNorm takes a bfloat16 input with
+    float32 parameters (PyTorch 2 does; 1.13 refuses)."""
+    try:
+        nn.LayerNorm(4)(torch.randn(2, 4, dtype=torch.bfloat16))
+        return True
+    except RuntimeError:
+        return False
+
+
+def _reference(x, norm, cf):
+    shape = (-1,) + (1,) * (x.dim() - 2) if cf else (-1,)
+    y = torch.tanh(norm.alpha * x.float()) * norm.weight.reshape(shape)
+    if norm.bias is not None:
+        y = y + norm.bias.reshape(shape)
+    return y.to(x.dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16],
+                         ids=["bf16", "f16"])
+@pytest.mark.parametrize("cf", [False, True], ids=["last", "channels_first"])
+def test_low_precision_input_float32_parameters(dtype, cf):
+    norm = dt.PointwiseNorm(6, "dyt", channels_last=not cf)
+    with torch.no_grad():
+        norm.alpha.fill_(0.8)
+        norm.weight.uniform_(0.5, 1.5)
+        norm.bias.uniform_(-0.5, 0.5)
+    ref = copy.deepcopy(norm)
+    shapes = [(2, 6, 3, 4), (2, 6, 5)] if cf else [(3, 6), (2, 3, 6)]
+    for shape in shapes:
+        x = torch.randn(shape).to(dtype).requires_grad_()
+        xr = x.detach().clone().requires_grad_()
+        y = norm(x)
+        want = _reference(xr, ref, cf)
+        ok(y.dtype == dtype, "%s %s: y in the input's dtype" % (dtype, shape),
+           y.dtype)
+        ok(torch.equal(y, want), "%s %s: y" % (dtype, shape),
+           lambda: (y - want).abs().max())
+        g = torch.randn(shape).to(dtype)
+        y.backward(g)
+        want.backward(g)
+        ok(x.grad.dtype == dtype and
+           torch.allclose(x.grad.float(), xr.grad.float(), rtol=1e-2,
+                          atol=1e-2), "%s %s: dx" % (dtype, shape))
+        for (n, p), q in zip(norm.named_parameters(), ref.parameters()):
+            ok(p.grad.dtype == torch.float32 and
+               torch.allclose(p.grad, q.grad, rtol=1e-4, atol=1e-4),
+               "%s %s: d%s" % (dtype, shape, n), (p.grad, q.grad))
+        norm.zero_grad()
+        ref.zero_grad()
+
+
+def test_converted_model_with_float32_norms():
+    """A bfloat16 model whose LayerNorms stay float32 runs before and
+    after dnc.convert (PyTorch 2, where nn.LayerNorm takes it)."""
+    if not _layer_norm_mixed():
+        pytest.skip("nn.LayerNorm of this PyTorch takes one dtype")
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 8), nn.LayerNorm(8), nn.GELU(),
+                          nn.Linear(8, 8), nn.LayerNorm(8))
+    model[0].to(torch.bfloat16)
+    model[3].to(torch.bfloat16)
+    x = torch.randn(4, 8, dtype=torch.bfloat16)
+    ok(model(x).dtype == torch.bfloat16, "nn.LayerNorm: mixed dtypes run")
+    conv = dt.convert(copy.deepcopy(model), "dyt")
+    ok(conv[1].weight.dtype == torch.float32, "the norms stay float32")
+    y = conv(x)
+    ok(y.dtype == torch.bfloat16, "converted: y in bfloat16", y.dtype)
+    y.float().pow(2).sum().backward()
+    ok(conv[1].alpha.grad is not None and conv[0].weight.grad is not None,
+       "converted: gradients reach every parameter")
+
+
+def test_other_mixtures_still_refused():
+    """A float32 input to bfloat16 parameters, or float64 to float32, is
+    refused outside autocast (nn.LayerNorm refuses them too)."""
+    norm = dt.PointwiseNorm(4, "dyt")
+    with pytest.raises(TypeError, match="convert the module"):
+        norm(torch.randn(2, 4, dtype=torch.float64))
+    with pytest.raises(TypeError, match="convert the module"):
+        copy.deepcopy(norm).bfloat16()(torch.randn(2, 4))
+    with pytest.raises(TypeError, match="convert the module"):
+        copy.deepcopy(norm).half()(torch.randn(2, 4, dtype=torch.bfloat16))
+
+
+def test_compiled_mixed():
+    if not dt.HAS_CUSTOM_OPS:
+        pytest.skip("torch.compile needs PyTorch 2")
+    torch._dynamo.reset()
+    norm = dt.PointwiseNorm(6, "dyt", channels_last=False)
+    x = torch.randn(2, 6, 3, 3).to(torch.bfloat16)
+    y = torch.compile(norm)(x)
+    ok(y.dtype == torch.bfloat16 and torch.equal(y, norm(x)),
+       "compiled: the eager values")
+    torch._dynamo.reset()
