@@ -479,13 +479,18 @@ void dnc_print_torch(FILE *out, const dnc_fn *f, const char *name,
                      const dnc_node *body)
 {
   char b[96];
-  fprintf(out, "\n\ndef %s(%s", name, pyname(f->input, b, sizeof b));
+  /* the function's own name too: `fn dnc_sign(x)` replaced the prelude's
+   * helper of that name (another function's sign() then called it), and
+   * `fn torch(x)` hid the module */
+  dnc_arena *scratch = dnc_arena_new();
+  size_t nb = strlen(name) + 3;
+  fprintf(out, "\n\ndef %s(%s", pyname(name, dnc_arena_alloc(scratch, nb), nb),
+          pyname(f->input, b, sizeof b));
   for (int i = 0; i < f->nparams; i++)
     fprintf(out, ", %s", pyname(f->params[i].name, b, sizeof b));
   fputs("):\n", out);
   dnc_sharing sh;
   dnc_sharing_init_by(&sh, body, tp_operands);
-  dnc_arena *scratch = dnc_arena_new();
   size_t n = (size_t)body->id + 1;
   unsigned char *kind = dnc_arena_alloc(scratch, n);
   memset(kind, 0, n);

@@ -132,6 +132,35 @@ def test_printed_text_runs():
                       atol=1e-12), "the printed df/da = the interpreter's")
 
 
+
+def test_function_names_that_python_or_the_prelude_use():
+    # a function named as a prelude helper (dnc_sign), the module (torch)
+    # or a builtin (float) is printed under another name (v_...), so that
+    # it neither replaces the helper another function's sign() calls nor
+    # hides torch
+    src = ("fn dnc_sign(x) = 3 * x\n"
+           "fn g(x; a = 1) = sign(a * x) * x\n"
+           "fn torch(x) = tanh(x)\n"
+           "fn float(x) = x * x\n")
+    import os
+    exe = os.environ.get("DNC_BUILD", "build") + "/dnc"
+    text = subprocess.run([exe, "diff", "--format", "torch", "-"], input=src,
+                          capture_output=True, text=True, check=True).stdout
+    scope = {}
+    exec(text, scope)
+    x = torch.tensor([-2.0, 3.0], dtype=torch.float64)
+    a = torch.tensor([1.0], dtype=torch.float64)
+    ok(torch.equal(scope["g__dx"](x, a), torch.tensor([-1.0, 1.0],
+                                                      dtype=torch.float64)),
+       "g's derivative calls the prelude's dnc_sign, not the user's")
+    ok(torch.equal(scope["v_dnc_sign"](x), 3 * x), "dnc_sign as v_dnc_sign")
+    ok(torch.allclose(scope["v_torch"](x), torch.tanh(x)), "torch as v_torch")
+    ok(torch.equal(scope["v_float"](x), x * x), "float as v_float")
+    for name in ("dnc_sign", "torch", "float"):
+        fs = dt.torch_form(dnc.compile(src)[name])
+        ok(len(fs[2]) == 0 and torch.allclose(fs[0](x), scope["v_" + name](x)),
+           "dnc.torch's decomposed form of %s" % name)
+
 def test_meta_and_moving():
     # built on meta, moved to the CPU and initialised there
     m = dt.PointwiseNorm(16, "derf", device="meta", alpha=0.7)
