@@ -84,6 +84,19 @@ class _ChannelsFirstFn(torch.autograd.Function):
     def backward(ctx, dy):
         x, gamma, beta, *params = ctx.saved_tensors
         need = ctx.needs_input_grad
+        if _dt.HAS_CUSTOM_OPS and _dt._compiling() and \
+                not torch.is_grad_enabled():
+            # compiled autograd traces this backward: the last dimension's
+            # custom op on dimension 1 moved last, which it records, not
+            # the ctypes calls (a graph break each)
+            fn = ctx.fn
+            g = _dt._op_backward_grads(
+                x.movedim(1, -1), dy.movedim(1, -1), gamma, beta, params,
+                _dt._source_of(fn), fn.name,
+                getattr(fn, "_torch_threads", None) or
+                fn.module.context.threads, need[1:])
+            dx = None if g[0] is None else g[0].movedim(-1, 1)
+            return (None, dx) + g[1:]
         if torch.is_grad_enabled() or _dt._no_storage(dy):
             grads = _composite_backward(ctx.fn, x, dy, gamma, beta, params,
                                         need)

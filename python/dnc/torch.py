@@ -265,6 +265,9 @@ def _function(source, name, threads):
     f = _functions.get(key)
     if f is None:
         f = _functions.setdefault(key, _compile(source, threads)[name])
+        # its thread count as a Python attribute, which torch.compile's
+        # tracer reads without a native call (_channels' backward)
+        f._torch_threads = threads
     return f
 
 
@@ -714,7 +717,12 @@ class _LayerFn(torch.autograd.Function):
         x, gamma, beta, *params = ctx.saved_tensors
         source, name, threads = ctx.fn_key
         need = ctx.needs_input_grad[3:]
-        if torch.is_grad_enabled() or _no_storage(dy):
+        if HAS_CUSTOM_OPS and _compiling() and not torch.is_grad_enabled():
+            # compiled autograd traces this backward: the custom op, which
+            # it records, not the ctypes calls (a graph break each)
+            grads = _op_backward_grads(x, dy, gamma, beta, params, source,
+                                       name, threads, need)
+        elif torch.is_grad_enabled() or _no_storage(dy):
             grads = _composite_backward(source, name, threads, x, dy, gamma,
                                         beta, params, need)
         else:
@@ -723,6 +731,20 @@ class _LayerFn(torch.autograd.Function):
                 params, need)
             grads = (dx, dg, db) + tuple(dps)
         return (None, None, None) + grads
+
+
+def _op_backward_grads(x, dy, gamma, beta, params, source, name, threads,
+                       need):
+    """(dx, dgamma, dbeta, *dparams) by torch.ops.dnc.layer_backward, None
+    where need says no or the tensor is absent."""
+    out = torch.ops.dnc.layer_backward(x, dy, gamma, beta, list(params),
+                                       source, name, threads)
+    grads = [g if n else None for g, n in zip(out, need)]
+    if gamma is None:
+        grads[1] = None
+    if beta is None:
+        grads[2] = None
+    return tuple(grads)
 
 
 def _no_storage(t):
@@ -1498,8 +1520,10 @@ class PointwiseNorm(nn.Module):
         self._dnc_source = _source_of(f)
         self._dnc_name = f.name
         # the Function just compiled serves its thread count's calls
-        _functions.setdefault((self._dnc_source, f.name,
-                               f.module.context.threads), f)
+        nthreads = f.module.context.threads
+        if _functions.setdefault((self._dnc_source, f.name, nthreads),
+                                 f) is f:
+            f._torch_threads = nthreads
         self._dnc_threads = threads
         self._dnc_params = f.params
         self._prepare()

@@ -1,0 +1,51 @@
+"""test_compiled_autograd_p10.py - PyTorch's compiled autograd (the
+backward traced by torch.compile, as torchtitan and FSDP2 users turn it
+on) over an eager PointwiseNorm: the backward records dnc's custom
+operator instead of breaking the graph at each ctypes call of the fused
+kernel (about a dozen breaks per norm before), and the gradients are
+the eager ones. Skipped under PyTorch 1.13."""
+import copy
+
+import pytest
+
+torch = pytest.importorskip("torch")
+import dnc.torch as dt  # noqa: E402
+from checks import ok  # noqa: E402
+
+if not dt.HAS_CUSTOM_OPS:
+    pytest.skip("PyTorch %s has no torch.library.custom_op (PyTorch 2 only)"
+                % torch.__version__, allow_module_level=True)
+
+
+@pytest.mark.parametrize("channels_last", [True, False],
+                         ids=["last", "channels_first"])
+def test_compiled_autograd_no_graph_breaks(channels_last):
+    ca = getattr(getattr(torch._dynamo, "compiled_autograd", None),
+                 "_enable", None)
+    if ca is None:
+        pytest.skip("no torch._dynamo.compiled_autograd._enable here")
+    from torch._dynamo.utils import counters
+    torch._dynamo.reset()
+    counters.clear()
+    norm = dt.PointwiseNorm(6, "fn g(x; a = 0.7, s[] = 0.1) = "
+                            "tanh(a * x + s)", channels_last=channels_last)
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 1.5)
+        norm.s.uniform_(-0.3, 0.3)
+    ref = copy.deepcopy(norm)
+    x = torch.randn(2, 6, 3, 4) if not channels_last else \
+        torch.randn(2, 3, 6)
+    x.requires_grad_()
+    xr = x.detach().clone().requires_grad_()
+    with ca(torch.compile(backend="eager")):
+        norm(x).pow(2).sum().backward()
+    ref(xr).pow(2).sum().backward()
+    breaks = sum(counters["graph_break"].values())
+    ok(breaks == 0, "compiled autograd: no graph break",
+       dict(counters["graph_break"]))
+    ok(torch.allclose(x.grad, xr.grad, rtol=1e-6, atol=1e-6),
+       "compiled autograd: dx")
+    for (n, p), q in zip(norm.named_parameters(), ref.parameters()):
+        ok(torch.allclose(p.grad, q.grad, rtol=1e-5, atol=1e-6),
+           "compiled autograd: d%s" % n, (p.grad, q.grad))
+    torch._dynamo.reset()
