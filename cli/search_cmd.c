@@ -56,7 +56,8 @@ static const char usage[] =
     "extension, in the current directory) and prints the top K.\n"
     "\n"
     "  -o, --output PREFIX  where the ranked tables go\n"
-    "  --threads N          worker threads (default: every CPU)\n"
+    "  --threads N          worker threads (default: $DNC_NUM_THREADS, else\n"
+    "                       the CPUs it may run on)\n"
     "  --top K              rows of the table printed (default 10; 0: none)\n"
     "  -q, --quiet          no progress bar and no summary on stderr\n"
     "\n"
@@ -786,7 +787,7 @@ static int cmd_search(const dnc_cli *c, int argc, char **argv)
   r.g = g;
   r.progress = !a.quiet && isatty(2);
   pthread_mutex_init(&r.lock, NULL);
-  long nthreads = a.threads ? a.threads : sysconf(_SC_NPROCESSORS_ONLN);
+  long nthreads = a.threads ? a.threads : dnc_pool_default_threads();
   pool = dnc_pool_new(nthreads < 1 ? 1 : (int)nthreads, 0); /* one long job */
   if (!pool)
     dnc_die(__FILE__, __LINE__, "out of memory");

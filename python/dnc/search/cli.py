@@ -34,6 +34,16 @@ class UsageError(Exception):
     """A bad argument or a refused directory: message, exit status 2."""
 
 
+def _usable_cpus():
+    """The CPUs this process may run on (taskset, a container's cpuset),
+    as dnc's own thread pool counts them; every CPU where that is not
+    known."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 # ------------------------------------------------------------ the plan
 
 
@@ -677,7 +687,7 @@ def train(a, spec, spec_hash, config, journal, mode, steps, metric):
                         r + 1, len(rungs), st, i + 1, len(todo)))
                 continue
             if ray is None:
-                ray = start_ray(a.address, a.threads or os.cpu_count(),
+                ray = start_ray(a.address, a.threads or _usable_cpus(),
                                 a.quiet)
                 remote = ray.remote(num_cpus=1, max_retries=a.retries,
                                     retry_exceptions=False)(train_unit)
