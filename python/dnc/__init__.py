@@ -14,6 +14,7 @@ arrays without copies where they are contiguous in their last dimension.
 """
 import collections
 import ctypes
+import math
 import operator
 import re
 import threading
@@ -427,8 +428,10 @@ def _tensor(v, ld, dt):
 class Fit:
     """What Function.fit found (see there)."""
 
-    def __init__(self, fn, r, names, free):
+    def __init__(self, fn, r, names, free, gain=False):
         self.function = fn.name
+        self.gain = r.gain if gain else None
+        self.gain_se = r.gain_se if gain else None
         self.status = C.FIT_STATUS[r.status]
         self.message = r.why.decode()
         self.iterations = r.iterations
@@ -437,17 +440,21 @@ class Fit:
         self.ssq, self.rms, self.max_abs = r.ssq, r.rms, r.max_abs
         self.bad_point = r.bad_point if self.status == "nonfinite" else None
         self.bad_param = (names[r.bad_param] if self.status == "illposed"
-                          and 0 <= r.bad_param < len(names) else None)
+                          and 0 <= r.bad_param < len(names) else "gamma"
+                          if self.status == "illposed" and gain
+                          and r.bad_param == len(names) else None)
 
     @property
     def converged(self):
         return self.status == "ok"
 
     def __repr__(self):
+        vals = list(self.values.items())
+        if self.gain is not None:
+            vals.append(("gamma", self.gain))
         return "<dnc.Fit %s %s: %s, rms %g (%s)>" % (
             self.function, self.status, ", ".join(
-                "%s = %.6g" % kv for kv in self.values.items()),
-            self.rms, self.message)
+                "%s = %.6g" % kv for kv in vals), self.rms, self.message)
 
 
 class Function:
@@ -765,7 +772,7 @@ class Function:
             _raise(st, "%s.backward" % self.name)
         return dx, grads
 
-    def fit(self, x, y, params=None, start=None, max_iter=200):
+    def fit(self, x, y, params=None, start=None, max_iter=200, gain=False):
         """Least squares: the values of f's parameters that minimize
         sum (y - f(x))^2 over the points (x, y), by dnc's solver (`dnc
         fit`'s: Levenberg-Marquardt with f's symbolic derivatives as the
@@ -777,7 +784,11 @@ class Function:
         parameter is fitted as one value. Returns a Fit: .values and .se
         (standard errors) by name, .status ("ok", "maxiter", "stalled",
         "illposed", "nonfinite", "toofew", "toolarge"), .message,
-        .iterations, .rms, .max_abs, .ssq; .converged is status == "ok"."""
+        .iterations, .rms, .max_abs, .ssq; .converged is status == "ok".
+        gain: True (from 1) or a number (from that value) fits gamma f(x)
+        with gamma free as well, as `dnc fit --gain` does (y a LayerNorm's
+        output, whose gamma the norm's weight takes): .gain and .gain_se;
+        False (the default): f(x) alone, .gain None."""
         x = self._points(x, "fit's x")
         y = self._points(y, "fit's y")
         if x.shape != y.shape:  # same size is not enough: (4, 10), (10, 4)
@@ -808,6 +819,20 @@ class Function:
         o = C.FitOptions()
         C.lib.dnc_fit_options_init(ctypes.byref(o))
         o.max_iter = max_iter
+        if gain is not False and gain is not None:
+            if gain is True:
+                g0 = 1.0
+            elif isinstance(gain, (int, float, np.integer, np.floating)) \
+                    and not isinstance(gain, bool):
+                g0 = float(gain)
+            else:
+                raise TypeError("%s.fit: gain is True, False or gamma's "
+                                "start (a number), not %s"
+                                % (self.name, type(gain).__name__))
+            if not math.isfinite(g0):
+                raise ValueError("%s.fit: gain's start must be finite, not "
+                                 "%r" % (self.name, g0))
+            o.gain, o.gain_init = 1, g0
         r = C.FitResult()
         st = C.lib.dnc_function_fit(self._h, x.ctypes.data, y.ctypes.data,
                                     x.size, pv, fixed, ctypes.byref(o),
@@ -815,7 +840,7 @@ class Function:
         if st != C.OK:
             _raise(st, "%s.fit" % self.name)
         try:
-            return Fit(self, r, names, free)
+            return Fit(self, r, names, free, bool(o.gain))
         finally:
             C.lib.dnc_fit_result_free(ctypes.byref(r))
 

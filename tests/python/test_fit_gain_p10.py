@@ -1,0 +1,59 @@
+"""test_fit_gain_p10.py - Function.fit(gain=...): gamma f(x) fitted with
+gamma free, as `dnc fit --gain` and dnc_fit_options.gain do (fitting a
+function to a LayerNorm's output, whose scale the norm's weight takes)."""
+import math
+
+import numpy as np
+import pytest
+
+import dnc
+from checks import ok
+
+
+def test_gain_fits_gamma_and_the_parameters():
+    f = dnc.compile("fn dyt(x; alpha = 0.5) = tanh(alpha * x)")["dyt"]
+    x = np.linspace(-4, 4, 200)
+    y = 1.7 * np.tanh(0.8 * x)
+    r = f.fit(x, y, gain=True)
+    ok(r.converged and abs(r.values["alpha"] - 0.8) < 1e-12
+       and abs(r.gain - 1.7) < 1e-12, "alpha 0.8 and gamma 1.7: %r" % r)
+    ok(r.gain_se is not None and r.gain_se >= 0, "gamma's standard error")
+    ok("gamma = 1.7" in repr(r), "repr shows gamma")
+    r2 = f.fit(x, y, gain=3)
+    ok(abs(r2.gain - 1.7) < 1e-9, "from gamma = 3 too")
+    plain = f.fit(x, y)
+    ok(plain.gain is None and plain.gain_se is None and plain.rms > 0.1,
+       "without gain: f alone, no gamma")
+
+
+def test_gain_matches_the_cli_gain():
+    # the same solver as `dnc fit --gain`: the noisy fit's values agree
+    rng = np.random.default_rng(1)
+    f = dnc.compile("fn derf(x; alpha = 0.5, shift = 0) = "
+                    "erf(alpha * x + shift)")["derf"]
+    x = rng.normal(0, 2, 4000)
+    y = 0.9 * np.array([math.erf(0.6 * v + 0.1) for v in x]) \
+        + rng.normal(0, 1e-3, x.size)
+    r = f.fit(x, y, gain=True)
+    ok(r.converged and abs(r.values["alpha"] - 0.6) < 1e-2
+       and abs(r.values["shift"] - 0.1) < 1e-2 and abs(r.gain - 0.9) < 1e-2,
+       "noisy Derf: %r" % r)
+
+
+def test_gain_that_is_not_determined_is_named():
+    # gamma * a * x: gamma and a are one product
+    f = dnc.compile("fn lin(x; a = 1) = a * x")["lin"]
+    x = np.linspace(-1, 1, 50)
+    r = f.fit(x, 2 * x, gain=True)
+    ok(r.status == "illposed" and r.bad_param in ("a", "gamma"),
+       "a and gamma not both determined: %s, %s" % (r.status, r.bad_param))
+
+
+@pytest.mark.parametrize("bad,exc", [("yes", TypeError), ([1.0], TypeError),
+                                     (float("nan"), ValueError),
+                                     (float("inf"), ValueError)])
+def test_bad_gain_is_refused(bad, exc):
+    f = dnc.compile("fn dyt(x; alpha = 0.5) = tanh(alpha * x)")["dyt"]
+    x = np.linspace(-1, 1, 10)
+    with pytest.raises(exc, match="gain"):
+        f.fit(x, np.tanh(x), gain=bad)
