@@ -231,6 +231,76 @@ char *dnc_check_target_names(const char *triple, const char *cpu,
   return NULL;
 }
 
+/* One function that `body` adds to a module, compiled for t and given
+ * back as assembly text (malloc'd; NULL where t has no target machine
+ * or the code generator failed). */
+static char *probe_asm(const dnc_target *t,
+                       void (*body)(LLVMContextRef, LLVMModuleRef))
+{
+  char *err = NULL;
+  LLVMTargetMachineRef tm = dnc_target_machine(t, &err);
+  if (!tm) {
+    free(err);
+    return NULL;
+  }
+  LLVMContextRef c = LLVMContextCreate();
+  LLVMModuleRef m = LLVMModuleCreateWithNameInContext("probe", c);
+  LLVMSetTarget(m, t->triple);
+  body(c, m);
+  LLVMMemoryBufferRef buf = NULL;
+  char *msg = NULL, *text = NULL;
+  if (!LLVMTargetMachineEmitToMemoryBuffer(tm, m, LLVMAssemblyFile, &msg, &buf)) {
+    text = strndup(LLVMGetBufferStart(buf), LLVMGetBufferSize(buf));
+    LLVMDisposeMemoryBuffer(buf);
+  }
+  LLVMDisposeMessage(msg);
+  LLVMDisposeModule(m);
+  LLVMContextDispose(c);
+  LLVMDisposeTargetMachine(tm);
+  return text;
+}
+
+/* the probe function, out probe(in[, in]) with 512-bit vectors legal, and
+ * a builder at its entry (*b, for the caller to dispose of) */
+static LLVMValueRef probe_fn(LLVMContextRef c, LLVMModuleRef m,
+                             LLVMTypeRef in, LLVMTypeRef out, unsigned nin,
+                             LLVMBuilderRef *b)
+{
+  LLVMTypeRef args[2] = {in, in};
+  LLVMValueRef fn = LLVMAddFunction(m, "probe", LLVMFunctionType(out, args, nin, 0));
+  LLVMAddTargetDependentFunctionAttr(fn, "min-legal-vector-width", "512");
+  *b = LLVMCreateBuilderInContext(c);
+  LLVMPositionBuilderAtEnd(*b, LLVMAppendBasicBlockInContext(c, fn, "entry"));
+  return fn;
+}
+
+/* a * b + a on <16 x float>, by llvm.fmuladd */
+static void fma_body(LLVMContextRef c, LLVMModuleRef m)
+{
+  LLVMTypeRef v = LLVMVectorType(LLVMFloatTypeInContext(c), 16);
+  LLVMBuilderRef b;
+  LLVMValueRef fn = probe_fn(c, m, v, v, 2, &b);
+  LLVMTypeRef ov = v;
+  unsigned id = LLVMLookupIntrinsicID("llvm.fmuladd", 12);
+  LLVMValueRef fma_args[3] = {LLVMGetParam(fn, 0), LLVMGetParam(fn, 1),
+                              LLVMGetParam(fn, 0)};
+  LLVMBuildRet(b, LLVMBuildCall2(b, LLVMIntrinsicGetType(c, id, &ov, 1),
+                                 LLVMGetIntrinsicDeclaration(m, id, &ov, 1),
+                                 fma_args, 3, ""));
+  LLVMDisposeBuilder(b);
+}
+
+/* <16 x half> widened to <16 x float> */
+static void fp16_body(LLVMContextRef c, LLVMModuleRef m)
+{
+  LLVMTypeRef h = LLVMVectorType(LLVMHalfTypeInContext(c), 16);
+  LLVMTypeRef v = LLVMVectorType(LLVMFloatTypeInContext(c), 16);
+  LLVMBuilderRef b;
+  LLVMValueRef fn = probe_fn(c, m, h, v, 1, &b);
+  LLVMBuildRet(b, LLVMBuildFPExt(b, LLVMGetParam(fn, 0), v, ""));
+  LLVMDisposeBuilder(b);
+}
+
 /* The widest vector the target machine handles natively, and whether it
  * fuses multiply-add: a <16 x float> multiply-add is compiled and its
  * assembly read (zmm, ymm or xmm registers; vfmadd). Needed when the CPU
@@ -241,47 +311,13 @@ unsigned dnc_target_probe(const dnc_target *t, int *fma)
   *fma = dnc_has_fma(t->triple, t->features);
   if (strncmp(t->triple, "x86_64", 6))
     return dnc_vector_bits(t->triple, t->features);
-  char *err = NULL;
-  LLVMTargetMachineRef tm = dnc_target_machine(t, &err);
-  if (!tm) {
-    free(err);
-    return 128;
-  }
-  LLVMContextRef c = LLVMContextCreate();
-  LLVMModuleRef m = LLVMModuleCreateWithNameInContext("probe", c);
-  LLVMSetTarget(m, t->triple);
-  LLVMTypeRef v = LLVMVectorType(LLVMFloatTypeInContext(c), 16);
-  LLVMTypeRef args[2] = {v, v};
-  LLVMValueRef fn = LLVMAddFunction(m, "probe", LLVMFunctionType(v, args, 2, 0));
-  LLVMAddTargetDependentFunctionAttr(fn, "min-legal-vector-width", "512");
-  LLVMBuilderRef b = LLVMCreateBuilderInContext(c);
-  LLVMPositionBuilderAtEnd(b, LLVMAppendBasicBlockInContext(c, fn, "entry"));
-  LLVMTypeRef ov = v;
-  unsigned id = LLVMLookupIntrinsicID("llvm.fmuladd", 12);
-  LLVMValueRef fma_args[3] = {LLVMGetParam(fn, 0), LLVMGetParam(fn, 1),
-                              LLVMGetParam(fn, 0)};
-  LLVMBuildRet(b, LLVMBuildCall2(b, LLVMIntrinsicGetType(c, id, &ov, 1),
-                                 LLVMGetIntrinsicDeclaration(m, id, &ov, 1),
-                                 fma_args, 3, ""));
-  LLVMDisposeBuilder(b);
-  LLVMMemoryBufferRef buf = NULL;
-  char *msg = NULL;
+  char *text = probe_asm(t, fma_body);
   unsigned bits = 128;
-  if (!LLVMTargetMachineEmitToMemoryBuffer(tm, m, LLVMAssemblyFile, &msg, &buf)) {
-    size_t n = LLVMGetBufferSize(buf);
-    char *text = strndup(LLVMGetBufferStart(buf), n);
-    if (text && strstr(text, "zmm"))
-      bits = 512;
-    else if (text && strstr(text, "ymm"))
-      bits = 256;
-    *fma = text && strstr(text, "vfmadd") != NULL;
+  if (text) {
+    bits = strstr(text, "zmm") ? 512 : strstr(text, "ymm") ? 256 : 128;
+    *fma = strstr(text, "vfmadd") != NULL;
     free(text);
-    LLVMDisposeMemoryBuffer(buf);
   }
-  LLVMDisposeMessage(msg);
-  LLVMDisposeModule(m);
-  LLVMContextDispose(c);
-  LLVMDisposeTargetMachine(tm);
   return bits;
 }
 
@@ -293,36 +329,9 @@ int dnc_target_uses_avx512fp16(const dnc_target *t)
 {
   if (strncmp(t->triple, "x86_64", 6))
     return 0;
-  char *err = NULL;
-  LLVMTargetMachineRef tm = dnc_target_machine(t, &err);
-  if (!tm) {
-    free(err);
-    return 0;
-  }
-  LLVMContextRef c = LLVMContextCreate();
-  LLVMModuleRef m = LLVMModuleCreateWithNameInContext("probe16", c);
-  LLVMSetTarget(m, t->triple);
-  LLVMTypeRef h = LLVMVectorType(LLVMHalfTypeInContext(c), 16);
-  LLVMTypeRef v = LLVMVectorType(LLVMFloatTypeInContext(c), 16);
-  LLVMValueRef fn = LLVMAddFunction(m, "probe16", LLVMFunctionType(v, &h, 1, 0));
-  LLVMAddTargetDependentFunctionAttr(fn, "min-legal-vector-width", "512");
-  LLVMBuilderRef b = LLVMCreateBuilderInContext(c);
-  LLVMPositionBuilderAtEnd(b, LLVMAppendBasicBlockInContext(c, fn, "entry"));
-  LLVMBuildRet(b, LLVMBuildFPExt(b, LLVMGetParam(fn, 0), v, ""));
-  LLVMDisposeBuilder(b);
-  LLVMMemoryBufferRef buf = NULL;
-  char *msg = NULL;
-  int uses = 0;
-  if (!LLVMTargetMachineEmitToMemoryBuffer(tm, m, LLVMAssemblyFile, &msg, &buf)) {
-    char *text = strndup(LLVMGetBufferStart(buf), LLVMGetBufferSize(buf));
-    uses = text && (strstr(text, "ph2psx") || strstr(text, "ps2phx"));
-    free(text);
-    LLVMDisposeMemoryBuffer(buf);
-  }
-  LLVMDisposeMessage(msg);
-  LLVMDisposeModule(m);
-  LLVMContextDispose(c);
-  LLVMDisposeTargetMachine(tm);
+  char *text = probe_asm(t, fp16_body);
+  int uses = text && (strstr(text, "ph2psx") || strstr(text, "ps2phx"));
+  free(text);
   return uses;
 }
 
