@@ -319,33 +319,14 @@ static const dnc_source *read_csv_file(dnc_mod *m, const char *path)
   }
   /* the size of a regular file at once, else doubling; at most one byte
    * past the limit, so that a stream is bounded too */
-  size_t cap = S_ISREG(st.st_mode) ? (size_t)st.st_size + 1 : 65536, len = 0;
-  char *buf = malloc(cap);
-  int too_large = 0, failed = 0;
-  if (!buf)
-    dnc_die(__FILE__, __LINE__, "out of memory");
-  for (;;) {
-    if (len == cap) {
-      cap *= 2;
-      if (!(buf = realloc(buf, cap)))
-        dnc_die(__FILE__, __LINE__, "out of memory");
-    }
-    size_t want = cap - len, got = fread(buf + len, 1, want, f);
-    len += got;
-    if (len > DNC_CSV_MAX_BYTES) {
-      too_large = 1;
-      break;
-    }
-    if (got < want) {
-      failed = ferror(f);
-      break;
-    }
-  }
-  int saved_errno = errno;
+  size_t len;
+  int too_large, saved_errno;
+  char *buf = dnc_read_bounded(f, S_ISREG(st.st_mode) ? (size_t)st.st_size + 1 : 65536,
+                               DNC_CSV_MAX_BYTES, &len, &too_large, &saved_errno);
   if (!is_stdin)
     fclose(f);
   const dnc_source *src = NULL;
-  if (failed)
+  if (saved_errno)
     dnc_diag_add(&m->diags, DNC_SEV_ERROR, NULL, DNC_NOLOC,
                  "cannot read '%s': %s", shown, strerror(saved_errno));
   else if (too_large)

@@ -321,6 +321,12 @@ dnc_source *dnc_mod_add_source(dnc_mod *m, const char *name, const char *text,
 /* Reads a file into a new source, or records a located error and returns
  * NULL (missing, a directory, unreadable, too large). */
 dnc_source *dnc_mod_read_file(dnc_mod *m, const char *path);
+/* f read to its end into a malloc'd buffer of *len bytes (the first of
+ * cap bytes, then doubled), stopping at most one byte past max so that a
+ * stream is bounded too (*too_large then); *err: errno where reading
+ * failed, else 0. */
+char *dnc_read_bounded(FILE *f, size_t cap, size_t max, size_t *len,
+                       int *too_large, int *err);
 /* Parses and checks every added source, building one DAG per fn.
  * Returns the number of errors (0: the module is usable). */
 int dnc_mod_build(dnc_mod *m);

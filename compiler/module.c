@@ -43,6 +43,37 @@ dnc_source *dnc_mod_add_source(dnc_mod *m, const char *name, const char *text,
   return s;
 }
 
+char *dnc_read_bounded(FILE *f, size_t cap, size_t max, size_t *len,
+                       int *too_large, int *err)
+{
+  char *buf = malloc(cap ? cap : (cap = 4096));
+  if (!buf)
+    dnc_die(__FILE__, __LINE__, "out of memory");
+  *len = 0;
+  *too_large = *err = 0;
+  for (;;) {
+    if (*len == cap) {
+      cap *= 2;
+      char *nb = realloc(buf, cap);
+      if (!nb)
+        dnc_die(__FILE__, __LINE__, "out of memory");
+      buf = nb;
+    }
+    size_t want = cap - *len, got = fread(buf + *len, 1, want, f);
+    *len += got;
+    if (*len > max) {
+      *too_large = 1;
+      break;
+    }
+    if (got < want) {
+      if (ferror(f))
+        *err = errno ? errno : EIO;
+      break;
+    }
+  }
+  return buf;
+}
+
 dnc_source *dnc_mod_read_file(dnc_mod *m, const char *path)
 {
   int is_stdin = !strcmp(path, "-");
@@ -61,35 +92,14 @@ dnc_source *dnc_mod_read_file(dnc_mod *m, const char *path)
       fclose(f);
     return NULL;
   }
-  /* read at most one byte past the limit, so a stream is bounded too */
-  size_t cap = 4096, len = 0;
-  char *buf = malloc(cap);
-  int too_large = 0, failed = 0;
-  for (;;) {
-    if (len == cap) {
-      cap *= 2;
-      char *nb = realloc(buf, cap);
-      if (!nb)
-        dnc_die(__FILE__, __LINE__, "out of memory");
-      buf = nb;
-    }
-    size_t want = cap - len;
-    size_t got = fread(buf + len, 1, want, f);
-    len += got;
-    if (len > DNC_MAX_SOURCE_BYTES) {
-      too_large = 1;
-      break;
-    }
-    if (got < want) {
-      failed = ferror(f);
-      break;
-    }
-  }
-  int saved_errno = errno;
+  size_t len;
+  int too_large, saved_errno;
+  char *buf = dnc_read_bounded(f, 4096, DNC_MAX_SOURCE_BYTES, &len, &too_large,
+                               &saved_errno);
   if (!is_stdin)
     fclose(f);
   const char *shown = is_stdin ? "<stdin>" : path;
-  if (failed) {
+  if (saved_errno) {
     dnc_diag_add(&m->diags, DNC_SEV_ERROR, NULL, DNC_NOLOC,
                  "cannot read '%s': %s", shown, strerror(saved_errno));
     free(buf);
