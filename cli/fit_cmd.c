@@ -625,7 +625,7 @@ static int run(const dnc_cli *c, int argc, char **argv)
   if (a.data) {
     if (!read_points(c, &a, &x, &y, &n))
       goto out;
-    what = strdup(a.data);
+    what = strdup(strcmp(a.data, "-") ? a.data : "<stdin>");
   } else {
     dnc_ref_points(&a.t, &x, &y, &n);
     if (!(x[n - 1] > x[n / 2])) {

@@ -67,7 +67,7 @@ err "an error on line 50,001 of a large file: located" 1 \
 # the same points through standard input
 "$DNC" fit $N -f dyt --data - --gain <"$tmp/big.csv" >"$tmp/s.out" 2>&1
 t "--data - reads a large CSV from standard input" \
-  grep -q "^fit of dyt to 60000 points of -$" "$tmp/s.out"
+  grep -q "^fit of dyt to 60000 points of <stdin>$" "$tmp/s.out"
 
 # past the limit: refused at once, with the size, not read
 truncate -s 300M "$tmp/huge.csv"
