@@ -381,6 +381,15 @@ static void print_text(FILE *out, const report *rp)
           r->mean_abs, r->max_abs, r->rms);
   fprintf(out, "stopped after %d iteration%s: %s\n", r->iterations,
           r->iterations == 1 ? "" : "s", r->why);
+  /* a parameter the points barely determine (the sum of squares flat in
+   * it, as where f saturates for every point): its value is one of many
+   * as good, which the table alone does not make plain */
+  for (int j = 0; j <= np; j++)
+    if (shown(rp, j) && !is_fixed(rp, j) && isfinite(r->se[j]) &&
+        r->se[j] > 1e6 * fmax(fabs(r->value[j]), 1.0))
+      fprintf(out, "note: the points barely determine %s (its standard "
+              "error is %.3g): other values fit as well\n", pname(rp, j),
+              r->se[j]);
 }
 
 static void print_json(FILE *out, const report *rp)

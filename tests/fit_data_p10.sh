@@ -97,4 +97,13 @@ err "gamma without --gain: said how to get it" 2 \
   "'dyt' has no parameter 'gamma'; the gain gamma is fitted with --gain" \
   "$DNC" fit $N -f dyt --data "$tmp/p.csv" --fix gamma=2
 
+# a parameter the points barely determine (tanh(a x + s) saturated at every
+# LayerNorm point): said, not left to a standard error of 1e12 in the table
+printf 'fn g(x; a = 1, s[] = 0) = tanh(a * x + s)\n' >"$tmp/sat.dn"
+"$DNC" fit "$tmp/sat.dn" --target layernorm >"$tmp/sat.out" 2>&1
+t "a flat direction: noted" grep -q \
+  "^note: the points barely determine a (its standard error is" "$tmp/sat.out"
+"$DNC" fit $N -f dyt --target layernorm >"$tmp/dyt.out" 2>&1
+t "DyT's fit to LayerNorm: no such note" sh -c "! grep -q '^note:' '$tmp/dyt.out'"
+
 tap_done
