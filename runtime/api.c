@@ -791,10 +791,10 @@ dnc_status dnc_function_diff(const dnc_function *f, const char *wrt,
   dnc_status st = DNC_OK;
   if (dnc_dspec_parse(f, wrt, order, specs, MAXSPEC, &ns, err,
                       sizeof err) < 0) {
-    dnc_set_last_error(err);
     free(specs);
-    return strstr(err, "has no variable") ? DNC_ERR_NOT_FOUND
-                                          : DNC_ERR_ARGUMENT;
+    return dnc_refuse(strstr(err, "has no variable") ? DNC_ERR_NOT_FOUND
+                                                     : DNC_ERR_ARGUMENT,
+                      "dnc_function_diff", "%s", err);
   }
   char *text = NULL;
   size_t tlen = 0;
@@ -812,8 +812,7 @@ dnc_status dnc_function_diff(const dnc_function *f, const char *wrt,
     dnc_node *e = dnc_dspec_derive(mod->m, (dnc_fn *)f, &specs[j]);
     if (!e) {
       dnc_diff_too_large_msg(err, sizeof err, f);
-      dnc_set_last_error(err);
-      st = DNC_ERR_ARGUMENT; /* a refused dnc_function_diff */
+      st = dnc_refuse(DNC_ERR_ARGUMENT, "dnc_function_diff", "%s", err);
     } else if (dnc_dspec_print(o, f, &specs[j], e, (int)format, 0) < 0) {
       st = DNC_ERR_MEMORY;
     }

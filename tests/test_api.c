@@ -258,7 +258,8 @@ static void test_text(void)
      "LaTeX");
   is_int(dnc_function_diff(f, "beta", 1, DNC_FORMAT_DSL, buf, sizeof buf, NULL),
          DNC_ERR_NOT_FOUND, "an unknown variable");
-  is_str(dnc_last_error(), "'dyt' has no variable 'beta'", "and why");
+  is_str(dnc_last_error(), "dnc_function_diff: 'dyt' has no variable 'beta'",
+         "and why, naming the call");
   is_int(dnc_function_diff(f, "x", 0, DNC_FORMAT_DSL, buf, sizeof buf, NULL),
          DNC_ERR_ARGUMENT, "order 0");
   is_int(dnc_function_diff(f, "x", 17, DNC_FORMAT_DSL, buf, sizeof buf, NULL),
@@ -272,8 +273,9 @@ static void test_text(void)
     is_int(dnc_function_diff(f, empty[i], 1, DNC_FORMAT_DSL, buf, sizeof buf,
                              NULL),
            DNC_ERR_ARGUMENT, "a list with an empty name, '%s'", empty[i]);
-    char want[80];
-    snprintf(want, sizeof want, "the list of variables '%s' has an empty name",
+    char want[120];
+    snprintf(want, sizeof want,
+             "dnc_function_diff: the list of variables '%s' has an empty name",
              empty[i]);
     is_str(dnc_last_error(), want, "... and why");
   }

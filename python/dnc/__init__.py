@@ -523,8 +523,9 @@ class Function:
         n = ctypes.c_size_t()
         args = (self._h, wrt.encode(), order, C.FORMATS[format])
         st = C.lib.dnc_function_diff(*args, None, 0, ctypes.byref(n))
-        if st == C.ERR_NOT_FOUND:
-            raise ValueError(C.lib.dnc_last_error().decode())
+        if st == C.ERR_NOT_FOUND:  # the C call's name left out
+            raise ValueError(C.lib.dnc_last_error().decode().replace(
+                "dnc_function_diff: ", "", 1))
         if st != C.OK:
             _raise(st, "%s.diff(wrt=%r, order=%r)" % (self.name, wrt, order))
         buf = ctypes.create_string_buffer(n.value + 1)
