@@ -584,12 +584,11 @@ dnc_jit *dnc_jit_new(const dnc_jit_options *o, char **err, int *bad_name)
   if (o->cpu || o->features) {
     j->target.vector_bits = dnc_target_probe(&j->target, &j->target.has_fma);
     char what[300];
-    snprintf(what, sizeof what, "%s%.100s%s%s%.100s%s", o->cpu ? "CPU '" : "",
+    snprintf(what, sizeof what, "%s%.100s%s%s%s%.100s%s", o->cpu ? "CPU '" : "",
              o->cpu ? o->cpu : "", o->cpu ? "'" : "",
              o->cpu && o->features ? " with " : "",
-             o->features ? "features '" : "", o->features ? o->features : "");
-    if (o->features)
-      strcat(what, "'");
+             o->features ? "features '" : "", o->features ? o->features : "",
+             o->features ? "'" : "");
     if ((*err = check_host_runs(&j->target, what))) {
       *bad_name = 1;
       dnc_jit_free(j);

@@ -9,6 +9,9 @@ set -u
 . "$(dirname "$0")/tap.bash"
 DNC="$B/dnc"
 LLVM_LIBDIR=$(llvm-config-19 --libdir 2>/dev/null || echo /usr/lib/llvm-19/lib)
+# the sanitizer build's libdnc.a needs its runtime linked in
+san=""
+case "$B" in *san*) san="-fsanitize=address,undefined" ;; esac
 
 printf 'fn dyt(x; alpha = 0.5) = tanh(alpha * x)\n' >"$tmp/a.dn"
 printf 'fn derf(x; alpha = 0.5, s[] = -0.25) = erf(alpha * x + s)\n' >"$tmp/b.dn"
@@ -51,7 +54,7 @@ int main(int argc, char **argv)
   return 0;
 }
 C
-t "a loader builds against libdnc.a" cc -std=c99 -Iruntime -o "$tmp/load" "$tmp/load.c" \
+t "a loader builds against libdnc.a" cc -std=c99 $san -Iruntime -o "$tmp/load" "$tmp/load.c" \
   "$B/libdnc.a" -L"$LLVM_LIBDIR" -lLLVM-19 -Wl,-rpath,"$LLVM_LIBDIR" -lm -lpthread
 t "dnc_module_load runs the library's derf" sh -c "'$tmp/load' '$tmp/libk.so' >/dev/null"
 for lv in x86-64-v2 x86-64-v3 x86-64-v4; do
