@@ -598,14 +598,11 @@ static long double softplus_l(long double x)
   return x > 0 ? x + log1pl(expl(-x)) : log1pl(expl(x));
 }
 
-/* the context's kernels fuse multiply-adds */
+/* the context's kernels fuse multiply-adds (vmath.c's exp_r then takes
+ * its one-rounding form) */
 static int fused(dnc_context *ctx)
 {
-  const char *f = dnc_context_features(ctx);
-  for (const char *p = f; p && (p = strstr(p, "+fma")); p += 4)
-    if (p[4] == ',' || p[4] == '\0') /* not +fma4 */
-      return 1;
-  return 0;
+  return (dnc_jit_target_flags(ctx->jit) & DNC_TARGET_FMA) != 0;
 }
 
 static void test_f64(dnc_context *ctx)
