@@ -8,12 +8,14 @@
 #include <string.h>
 
 #include "cli.h"
+#include "fit_bounds.h"
 
 static const char usage[] =
     "usage: dnc fit FILE [-f NAME] (--data POINTS.csv [--x COL] [--y COL]\n"
     "               | --target layernorm|rmsnorm [target options])\n"
-    "               [--init P=V]... [--fix P=V]... [--gain] [--max-iter N]\n"
-    "               [--format text|json|csv] [--points OUT.csv]\n"
+    "               [--init P=V]... [--fix P=V]... [--bounds P=LO:HI]...\n"
+    "               [--gain] [--max-iter N] [--format text|json|csv]\n"
+    "               [--points OUT.csv]\n"
     "\n"
     "Fits the function's parameters to (x, y) points by least squares\n"
     "(Levenberg-Marquardt, the Jacobian from dnc's symbolic derivatives) and\n"
@@ -29,6 +31,8 @@ static const char usage[] =
     "                       is then gamma * f(x), gamma the layer's gain\n"
     "  --init P=V           start parameter P at V (default: its default)\n"
     "  --fix P=V            hold parameter P at V (gamma too)\n"
+    "  --bounds P=LO:HI     keep the fitted P within [LO, HI]; an end left\n"
+    "                       empty (or inf, -inf) is no bound: beta=0:\n"
     "  --gain               fit gamma * f(x) to --data as well\n"
     "  --max-iter N         at most N iterations (default 200)\n"
     "  --format F           text (default), json, or csv (one row)\n"
@@ -46,6 +50,7 @@ enum { FMT_TEXT, FMT_JSON, FMT_CSV }; /* ORDER: formats */
 typedef struct setting {
   char *name;
   double v;
+  double hi; /* --bounds: v is the lower bound, hi the upper */
 } setting;
 
 typedef struct fit_args {
@@ -55,8 +60,8 @@ typedef struct fit_args {
   int target_opts; /* a target option was given */
   int gain, fmt;
   dnc_fit_options o;
-  setting *init, *fix;
-  int ninit, nfix;
+  setting *init, *fix, *bounds;
+  int ninit, nfix, nbounds;
 } fit_args;
 
 /* What the fit prints: the function, the data, the result. */
@@ -64,6 +69,9 @@ typedef struct report {
   const fit_args *a;
   const dnc_fn *f;
   const int *fixed;
+  const double *lo, *hi;  /* the bounds (np + 1 each) */
+  const int *at_bound;    /* per variable: -1 lower, 1 upper, 0 */
+  int bounded;            /* --bounds was given */
   const dnc_fit_result *r;
   int n;
   const char *what; /* the data, in words */
@@ -87,6 +95,41 @@ static int opt_init(void *arg, const char *opt, const char *v)
   (void)opt;
   fit_args *a = arg;
   return add_setting(a->init, &a->ninit, v) ? 0 : -1;
+}
+
+/* NAME=LO:HI, either end empty for none (inf and -inf too); NaN is
+ * taken here and refused with the parameter's name (dnc_fit_bounds_check) */
+static int end_of(const char *s, size_t len, double none, double *v)
+{
+  char buf[64];
+  while (len && (*s == ' ' || *s == '\t'))
+    s++, len--;
+  while (len && (s[len - 1] == ' ' || s[len - 1] == '\t'))
+    len--;
+  if (!len) {
+    *v = none;
+    return 1;
+  }
+  if (len >= sizeof buf)
+    return 0;
+  memcpy(buf, s, len);
+  buf[len] = 0;
+  return dnc_cli_number(buf, v);
+}
+
+static int opt_bounds(void *arg, const char *opt, const char *v)
+{
+  (void)opt;
+  fit_args *a = arg;
+  const char *eq = strchr(v, '='), *colon = eq ? strchr(eq, ':') : NULL;
+  setting *b = &a->bounds[a->nbounds];
+  if (!eq || eq == v || !colon ||
+      !end_of(eq + 1, (size_t)(colon - eq - 1), -INFINITY, &b->v) ||
+      !end_of(colon + 1, strlen(colon + 1), INFINITY, &b->hi))
+    return -1;
+  b->name = strndup(v, (size_t)(eq - v));
+  a->nbounds++;
+  return 0;
 }
 
 static int opt_fix(void *arg, const char *opt, const char *v)
@@ -189,6 +232,8 @@ static int parse(const dnc_cli *c, int argc, char **argv, fit_args *a)
        .what = "NAME=NUMBER (a finite number)"},
       {.l = "--fix", .kind = DNC_OPT_CALL, .takes = 1, .call = opt_fix,
        .what = "NAME=NUMBER (a finite number)"},
+      {.l = "--bounds", .kind = DNC_OPT_CALL, .takes = 1, .call = opt_bounds,
+       .what = "NAME=LOW:HIGH (numbers; an end left empty is no bound)"},
       {.l = "--gain", .kind = DNC_OPT_FLAG, .dest = &a->gain},
       {.l = "--max-iter", .kind = DNC_OPT_INT, .dest = &max_iter, .lo = 1,
        .hi = 1000000, .what = "a whole number from %ld to %ld"},
@@ -353,6 +398,36 @@ static int is_fixed(const report *rp, int j)
   return j < rp->f->nparams ? rp->fixed[j] : rp->a->o.gain_fixed;
 }
 
+/* "lower", "upper" or NULL: where variable j ended */
+static const char *bound_word(const report *rp, int j)
+{
+  int b = rp->bounded ? rp->at_bound[j] : 0;
+  return b < 0 ? "lower" : b > 0 ? "upper" : NULL;
+}
+
+/* bounds: beta >= 0, 0 <= s <= 1 (the variables given --bounds) */
+static void print_bounds(FILE *out, const report *rp)
+{
+  int first = 1;
+  for (int j = 0; j <= rp->f->nparams; j++) {
+    if (!shown(rp, j) || (rp->lo[j] == -INFINITY && rp->hi[j] == INFINITY))
+      continue;
+    char l[40], h[40];
+    dnc_format_number(l, sizeof l, rp->lo[j]);
+    dnc_format_number(h, sizeof h, rp->hi[j]);
+    fputs(first ? "bounds: " : ", ", out);
+    first = 0;
+    if (rp->lo[j] == -INFINITY)
+      fprintf(out, "%s <= %s", pname(rp, j), h);
+    else if (rp->hi[j] == INFINITY)
+      fprintf(out, "%s >= %s", pname(rp, j), l);
+    else
+      fprintf(out, "%s <= %s <= %s", l, pname(rp, j), h);
+  }
+  if (!first)
+    fputc('\n', out);
+}
+
 static void print_text(FILE *out, const report *rp)
 {
   const dnc_fit_result *r = rp->r;
@@ -363,6 +438,8 @@ static void print_text(FILE *out, const report *rp)
   for (int j = 0; j < np; j++)
     fprintf(out, "%s%s", j ? ", " : "; ", rp->f->params[j].name);
   fputs(")\n", out);
+  if (rp->bounded)
+    print_bounds(out, rp);
   fprintf(out, "  %-12s %-24s %s\n", "parameter", "value", "std. error");
   for (int j = 0; j <= np; j++) {
     if (!shown(rp, j))
@@ -371,6 +448,8 @@ static void print_text(FILE *out, const report *rp)
     dnc_format_number(v, sizeof v, r->value[j]);
     if (is_fixed(rp, j))
       snprintf(se, sizeof se, "(fixed)");
+    else if (bound_word(rp, j))
+      snprintf(se, sizeof se, "- (at its %s bound)", bound_word(rp, j));
     else if (isnan(r->se[j]))
       snprintf(se, sizeof se, "- (as many points as parameters)");
     else
@@ -413,7 +492,19 @@ static void print_json(FILE *out, const report *rp)
     json_number(out, r->value[j]);
     fputs(", \"stderr\": ", out);
     json_number(out, r->se[j]);
-    fprintf(out, ", \"fixed\": %s}", is_fixed(rp, j) ? "true" : "false");
+    fprintf(out, ", \"fixed\": %s", is_fixed(rp, j) ? "true" : "false");
+    if (rp->bounded) { /* an infinite bound, none, is null */
+      fputs(", \"lower\": ", out);
+      json_number(out, rp->lo[j]);
+      fputs(", \"upper\": ", out);
+      json_number(out, rp->hi[j]);
+      fputs(", \"at_bound\": ", out);
+      if (bound_word(rp, j))
+        dnc_cli_json_string(out, bound_word(rp, j));
+      else
+        fputs("null", out);
+    }
+    fputc('}', out);
   }
   fputs("\n  ],\n  \"mean_abs_residual\": ", out);
   json_number(out, r->mean_abs);
@@ -435,8 +526,11 @@ static void print_csv(FILE *out, const report *rp)
   char buf[40];
   fputs("function,data,points", out);
   for (int j = 0; j <= np; j++)
-    if (shown(rp, j))
+    if (shown(rp, j)) {
       fprintf(out, ",%s,%s_stderr", pname(rp, j), pname(rp, j));
+      if (rp->bounded)
+        fprintf(out, ",%s_at_bound", pname(rp, j));
+    }
   fputs(",mean_abs_residual,max_abs_residual,rms_residual,iterations,"
         "converged,stopped\n", out);
   dnc_cli_csv_field(out, rp->f->name);
@@ -450,6 +544,8 @@ static void print_csv(FILE *out, const report *rp)
     fprintf(out, ",%s", buf);
     dnc_format_number(buf, sizeof buf, r->se[j]);
     fprintf(out, ",%s", buf);
+    if (rp->bounded)
+      fprintf(out, ",%s", bound_word(rp, j) ? bound_word(rp, j) : "");
   }
   double v[3] = {r->mean_abs, r->max_abs, r->rms};
   for (int k = 0; k < 3; k++) {
@@ -477,6 +573,62 @@ static int write_points(FILE *out, void *arg)
     fprintf(out, "%s,%s,%s,%s\n", b[0], b[1], b[2], b[3]);
   }
   return 0;
+}
+
+/* The usage error of a parameter name f lacks, with a suggestion. */
+static int no_param(const dnc_cli *c, const fit_args *a, const dnc_fn *f,
+                    const char *name)
+{
+  int np = f->nparams;
+  const char **cands = calloc((size_t)np + 2, sizeof *cands);
+  for (int k = 0; k < np; k++)
+    cands[k] = f->params[k].name;
+  if (a->gain)
+    cands[np] = "gamma";
+  const char *best = dnc_did_you_mean(name, cands, np + a->gain);
+  char hint[120] = "";
+  if (!a->gain && !strcmp(name, "gamma"))
+    snprintf(hint, sizeof hint, "; the gain gamma is fitted with "
+                                "--gain (and with --target)");
+  else if (best)
+    snprintf(hint, sizeof hint, "; did you mean '%s'?", best);
+  free(cands);
+  return dnc_cli_usage_error(c, "'%s' has no parameter '%s'%s", f->name,
+                             name, hint);
+}
+
+/* --bounds into lo and hi (np + 1 each, -inf and inf where none); a usage
+ * error for a name f lacks, a parameter bounded twice, and bounds that
+ * dnc_fit_bounds_check refuses (NaN, LO >= HI, on a --fix'ed parameter, a
+ * start outside them), named. */
+static int apply_bounds(const dnc_cli *c, const fit_args *a, const dnc_fn *f,
+                        const double *p0, const int *fixed, double *lo,
+                        double *hi)
+{
+  int np = f->nparams;
+  for (int j = 0; j <= np; j++) {
+    lo[j] = -INFINITY;
+    hi[j] = INFINITY;
+  }
+  for (int i = 0; i < a->nbounds; i++) {
+    const setting *b = &a->bounds[i];
+    for (int k = 0; k < i; k++)
+      if (!strcmp(a->bounds[k].name, b->name))
+        return dnc_cli_usage_error(c, "two --bounds for '%s'; give one",
+                                   b->name);
+    int j = dnc_fn_param_index(f, b->name);
+    if (j < 0 && a->gain && !strcmp(b->name, "gamma"))
+      j = np;
+    if (j < 0)
+      return no_param(c, a, f, b->name);
+    lo[j] = b->v;
+    hi[j] = b->hi;
+  }
+  char why[300];
+  if (a->nbounds &&
+      dnc_fit_bounds_check(f, p0, fixed, &a->o, lo, hi, why, sizeof why) >= 0)
+    return dnc_cli_usage_error(c, "--bounds: %s", why);
+  return -1;
 }
 
 /* The initial and fixed values into p0 and fixed; a usage error for a
@@ -519,23 +671,8 @@ static int apply_settings(const dnc_cli *c, fit_args *a, const dnc_fn *f,
         a->o.gain_fixed |= pass;
         continue;
       }
-      if (j < 0) {
-        const char **cands = calloc((size_t)np + 2, sizeof *cands);
-        for (int k = 0; k < np; k++)
-          cands[k] = f->params[k].name;
-        if (a->gain)
-          cands[np] = "gamma";
-        const char *best = dnc_did_you_mean(s[i].name, cands, np + a->gain);
-        char hint[120] = "";
-        if (!a->gain && !strcmp(s[i].name, "gamma"))
-          snprintf(hint, sizeof hint, "; the gain gamma is fitted with "
-                                      "--gain (and with --target)");
-        else if (best)
-          snprintf(hint, sizeof hint, "; did you mean '%s'?", best);
-        free(cands);
-        return dnc_cli_usage_error(c, "'%s' has no parameter '%s'%s",
-                                   f->name, s[i].name, hint);
-      }
+      if (j < 0)
+        return no_param(c, a, f, s[i].name);
       p0[j] = s[i].v;
       fixed[j] |= pass;
     }
@@ -605,8 +742,9 @@ static int run(const dnc_cli *c, int argc, char **argv)
   fit_args a = {0};
   a.init = calloc((size_t)argc + 1, sizeof *a.init);
   a.fix = calloc((size_t)argc + 1, sizeof *a.fix);
-  double *x = NULL, *y = NULL, *p0 = NULL;
-  int *fixed = NULL, n = 0;
+  a.bounds = calloc((size_t)argc + 1, sizeof *a.bounds);
+  double *x = NULL, *y = NULL, *p0 = NULL, *lo = NULL, *hi = NULL;
+  int *fixed = NULL, *at_bound = NULL, n = 0;
   dnc_mod *m = NULL;
   char *what = NULL;
   int rc = parse(c, argc, argv, &a);
@@ -630,6 +768,12 @@ static int run(const dnc_cli *c, int argc, char **argv)
   fixed = calloc((size_t)f->nparams + 1, sizeof *fixed);
   if ((rc = apply_settings(c, &a, f, p0, fixed)) >= 0)
     goto out;
+  a.o.gain = a.gain;
+  lo = calloc((size_t)f->nparams + 1, sizeof *lo);
+  hi = calloc((size_t)f->nparams + 1, sizeof *hi);
+  at_bound = calloc((size_t)f->nparams + 1, sizeof *at_bound);
+  if ((rc = apply_bounds(c, &a, f, p0, fixed, lo, hi)) >= 0)
+    goto out;
   rc = DNC_EXIT_INPUT;
   if (a.data) {
     if (!read_points(c, &a, &x, &y, &n))
@@ -651,10 +795,10 @@ static int run(const dnc_cli *c, int argc, char **argv)
                  x[n - 1], ep) < 0)
       dnc_die(__FILE__, __LINE__, "out of memory");
   }
-  a.o.gain = a.gain;
   dnc_fit_result r;
-  dnc_fit(m, f, x, y, n, p0, fixed, &a.o, &r);
-  report rp = {&a, f, fixed, &r, n, what, x, y};
+  dnc_fit_bounded(m, f, x, y, n, p0, fixed, lo, hi, &a.o, &r, at_bound);
+  report rp = {&a, f, fixed, lo, hi, at_bound, a.nbounds > 0,
+               &r, n, what, x, y};
   int printable = r.status == DNC_FIT_OK || r.status == DNC_FIT_MAXITER ||
                   r.status == DNC_FIT_STALLED;
   if (printable) {
@@ -679,8 +823,14 @@ out:
     free(a.init[i].name);
   for (int i = 0; i < a.nfix; i++)
     free(a.fix[i].name);
+  for (int i = 0; i < a.nbounds; i++)
+    free(a.bounds[i].name);
   free(a.init);
   free(a.fix);
+  free(a.bounds);
+  free(lo);
+  free(hi);
+  free(at_bound);
   free(x);
   free(y);
   free(p0);

@@ -12,6 +12,7 @@
 
 #include "dnc_aot.h"
 #include "runtime.h"
+#include "fit_bounds.h"
 
 static _Thread_local char last_error[512];
 
@@ -830,24 +831,27 @@ dnc_status dnc_function_diff(const dnc_function *f, const char *wrt,
   return DNC_OK;
 }
 
-dnc_status dnc_function_fit(const dnc_function *f, const double *x,
-                            const double *y, size_t n, const double *params,
-                            const int *fixed, const dnc_fit_options *o,
-                            dnc_fit_result *r)
+/* dnc_function_fit and dnc_function_fit_bounded, named who */
+static dnc_status fit_call(const char *who, const dnc_function *f,
+                           const double *x, const double *y, size_t n,
+                           const double *params, const int *fixed,
+                           const double *lower, const double *upper,
+                           const dnc_fit_options *o, dnc_fit_result *r,
+                           int *at_bound)
 {
   /* a refused call leaves nothing to free, and r safe to free anyway */
   if (r)
     memset(r, 0, sizeof *r);
   if (!f || !f->owner || !x || !y || !r || n > INT_MAX)
-    return dnc_refuse(DNC_ERR_ARGUMENT, "dnc_function_fit", "%s",
+    return dnc_refuse(DNC_ERR_ARGUMENT, who, "%s",
                   !f ? "f is NULL" : !f->owner ? "f's module is gone"
                   : !x ? "x is NULL" : !y ? "y is NULL" : !r ? "r is NULL"
                   : "more than INT_MAX points");
   if (o && o->max_iter < 0)
-    return dnc_refuse(DNC_ERR_ARGUMENT, "dnc_function_fit", "max_iter is "
+    return dnc_refuse(DNC_ERR_ARGUMENT, who, "max_iter is "
                       "%d, not 0 or more", o->max_iter);
   if (o && (!(o->ftol >= 0) || !(o->xtol >= 0) || !(o->gtol >= 0)))
-    return dnc_refuse(DNC_ERR_ARGUMENT, "dnc_function_fit", "%s is %g, "
+    return dnc_refuse(DNC_ERR_ARGUMENT, who, "%s is %g, "
                       "not 0 or more", !(o->ftol >= 0) ? "ftol"
                       : !(o->xtol >= 0) ? "xtol" : "gtol",
                       !(o->ftol >= 0) ? o->ftol : !(o->xtol >= 0) ? o->xtol
@@ -858,6 +862,12 @@ dnc_status dnc_function_fit(const dnc_function *f, const double *x,
     return DNC_ERR_MEMORY;
   for (int j = 0; j < fn->nparams; j++)
     p0[j] = params ? params[j] : fn->params[j].def;
+  char why[300];
+  if (dnc_fit_bounds_check(fn, p0, fixed, o, lower, upper, why,
+                           sizeof why) >= 0) {
+    free(p0);
+    return dnc_refuse(DNC_ERR_ARGUMENT, who, "%s", why);
+  }
   /* the Jacobian's derivatives grow the module's DAG: made here under its
    * lock, they are kept (dnc_derive_prog), and dnc_fit only reads them */
   dnc_module *mod = f->owner;
@@ -866,7 +876,28 @@ dnc_status dnc_function_fit(const dnc_function *f, const double *x,
     if (!fixed || !fixed[j])
       dnc_derive_prog(mod->m, fn, j);
   pthread_mutex_unlock(&mod->lock);
-  dnc_fit(mod->m, fn, x, y, (int)n, p0, fixed, o, r);
+  dnc_fit_bounded(mod->m, fn, x, y, (int)n, p0, fixed, lower, upper, o, r,
+                  at_bound);
   free(p0);
   return DNC_OK;
+}
+
+dnc_status dnc_function_fit(const dnc_function *f, const double *x,
+                            const double *y, size_t n, const double *params,
+                            const int *fixed, const dnc_fit_options *o,
+                            dnc_fit_result *r)
+{
+  return fit_call("dnc_function_fit", f, x, y, n, params, fixed, NULL, NULL,
+                  o, r, NULL);
+}
+
+dnc_status dnc_function_fit_bounded(const dnc_function *f, const double *x,
+                                    const double *y, size_t n,
+                                    const double *params, const int *fixed,
+                                    const double *lower, const double *upper,
+                                    const dnc_fit_options *o,
+                                    dnc_fit_result *r, int *at_bound)
+{
+  return fit_call("dnc_function_fit_bounded", f, x, y, n, params, fixed,
+                  lower, upper, o, r, at_bound);
 }

@@ -318,6 +318,31 @@ DNC_API dnc_status dnc_function_fit(const dnc_function *f, const double *x,
                                     const double *params, const int *fixed,
                                     const dnc_fit_options *o,
                                     dnc_fit_result *r);
+/* dnc_function_fit with bounds on the free parameters, lower[j] <= p_j <=
+ * upper[j], by a projected Levenberg-Marquardt (docs/fit.md, "Bounds").
+ * lower and upper: NULL (none) or nparams values in declaration order,
+ * and gamma's after them (nparams + 1) when o->gain is set; -INFINITY and
+ * INFINITY for no bound. at_bound: NULL, or nparams + 1 ints that
+ * receive, per parameter then gamma, -1 when it ended at its lower bound,
+ * 1 at its upper one, else 0; such a parameter's r->se is NaN (the
+ * minimum is on the bound, where a two-sided error means nothing), and
+ * the others' standard errors are those with it held there.
+ * DNC_ERR_ARGUMENT, besides dnc_function_fit's, with dnc_last_error()
+ * naming the parameter: a NaN bound, a lower bound of +inf or an upper
+ * one of -inf, lower > upper, lower == upper (fix it instead), a finite
+ * bound on a fixed parameter (or gamma's with o->gain_fixed), a start
+ * (params or the default; o->gain_init) outside its bounds. Added in
+ * 0.4.0 without changing DNC_ABI_VERSION: dnc_function_fit is this with
+ * no bounds. */
+DNC_API dnc_status dnc_function_fit_bounded(const dnc_function *f,
+                                            const double *x, const double *y,
+                                            size_t n, const double *params,
+                                            const int *fixed,
+                                            const double *lower,
+                                            const double *upper,
+                                            const dnc_fit_options *o,
+                                            dnc_fit_result *r,
+                                            int *at_bound);
 /* Frees r's arrays; NULL does nothing. */
 DNC_API void dnc_fit_result_free(dnc_fit_result *r);
 

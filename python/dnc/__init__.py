@@ -13,6 +13,7 @@ arrays without copies where they are contiguous in their last dimension.
 `dnc.torch` has the PyTorch module. docs/python.md is the manual.
 """
 import collections
+import collections.abc
 import ctypes
 import math
 import operator
@@ -428,7 +429,7 @@ def _tensor(v, ld, dt):
 class Fit:
     """What Function.fit found (see there)."""
 
-    def __init__(self, fn, r, names, free, gain=False):
+    def __init__(self, fn, r, names, free, gain=False, at_bound=None):
         self.function = fn.name
         self.gain = r.gain if gain else None
         self.gain_se = r.gain_se if gain else None
@@ -443,6 +444,11 @@ class Fit:
                           and 0 <= r.bad_param < len(names) else "gamma"
                           if self.status == "illposed" and gain
                           and r.bad_param == len(names) else None)
+        # the parameters (and gamma) that ended at a bound: "lower"/"upper"
+        self.at_bound = {}
+        for i, n in enumerate(names + ["gamma"]):
+            if at_bound is not None and at_bound[i]:
+                self.at_bound[n] = "lower" if at_bound[i] < 0 else "upper"
 
     @property
     def converged(self):
@@ -452,9 +458,12 @@ class Fit:
         vals = list(self.values.items())
         if self.gain is not None:
             vals.append(("gamma", self.gain))
-        return "<dnc.Fit %s %s: %s, rms %g (%s)>" % (
+        held = "".join(", %s at its %s bound" % kv
+                       for kv in self.at_bound.items())
+        return "<dnc.Fit %s %s: %s%s, rms %g (%s)>" % (
             self.function, self.status, ", ".join(
-                "%s = %.6g" % kv for kv in vals), self.rms, self.message)
+                "%s = %.6g" % kv for kv in vals), held, self.rms,
+            self.message)
 
 
 class Function:
@@ -773,7 +782,8 @@ class Function:
             _raise(st, "%s.backward" % self.name)
         return dx, grads
 
-    def fit(self, x, y, params=None, start=None, max_iter=200, gain=False):
+    def fit(self, x, y, params=None, start=None, max_iter=200, gain=False,
+            bounds=None):
         """Least squares: the values of f's parameters that minimize
         sum (y - f(x))^2 over the points (x, y), by dnc's solver (`dnc
         fit`'s: Levenberg-Marquardt with f's symbolic derivatives as the
@@ -789,7 +799,14 @@ class Function:
         gain: True (from 1) or a number (from that value) fits gamma f(x)
         with gamma free as well, as `dnc fit --gain` does (y a LayerNorm's
         output, whose gamma the norm's weight takes): .gain and .gain_se;
-        False (the default): f(x) alone, .gain None."""
+        False (the default): f(x) alone, .gain None.
+        bounds: {name: (lower, upper)} for parameters being fitted (and
+        "gamma" with gain), either end None (or -inf/inf) for none, e.g.
+        {"beta": (0, None)}; the fit stays within them (a projected
+        Levenberg-Marquardt) and must start within them (start, or the
+        source's defaults). .at_bound names those that ended at a bound
+        ({"beta": "lower"}); their .se is NaN, the others' are with them
+        held there (docs/fit.md, "Bounds")."""
         x = self._points(x, "fit's x")
         y = self._points(y, "fit's y")
         if x.shape != y.shape:  # same size is not enough: (4, 10), (10, 4)
@@ -834,16 +851,68 @@ class Function:
                 raise ValueError("%s.fit: gain's start must be finite, not "
                                  "%r" % (self.name, g0))
             o.gain, o.gain_init = 1, g0
+        lo, hi = self._fit_bounds(bounds, names, free, bool(o.gain))
+        at = (ctypes.c_int * (np_ + 1))()
         r = C.FitResult()
-        st = C.lib.dnc_function_fit(self._h, x.ctypes.data, y.ctypes.data,
-                                    x.size, pv, fixed, ctypes.byref(o),
-                                    ctypes.byref(r))
+        st = C.lib.dnc_function_fit_bounded(
+            self._h, x.ctypes.data, y.ctypes.data, x.size, pv, fixed, lo, hi,
+            ctypes.byref(o), ctypes.byref(r), at)
         if st != C.OK:
             _raise(st, "%s.fit" % self.name)
         try:
-            return Fit(self, r, names, free, bool(o.gain))
+            return Fit(self, r, names, free, bool(o.gain), list(at))
         finally:
             C.lib.dnc_fit_result_free(ctypes.byref(r))
+
+    def _fit_bounds(self, bounds, names, free, gain):
+        """fit's bounds as two C arrays (None, None without any); the
+        values themselves (NaN, lower >= upper, a start outside) are
+        checked by libdnc, which names the parameter."""
+        if bounds is None:
+            return None, None
+        if not isinstance(bounds, collections.abc.Mapping):
+            raise TypeError("%s.fit: bounds is a dict {name: (lower, "
+                            "upper)}, not %s" % (self.name,
+                                                 type(bounds).__name__))
+        lo = [-math.inf] * (len(names) + 1)
+        hi = [math.inf] * (len(names) + 1)
+        for name, b in bounds.items():
+            if name == "gamma" and gain:
+                j = len(names)
+            elif name not in self._index:
+                hint = ("; the gain gamma is fitted with gain=True"
+                        if name == "gamma" else "")
+                raise ValueError("%s.fit: bounds on '%s', which is not a "
+                                 "parameter (its parameters: %s)%s"
+                                 % (self.name, name,
+                                    ", ".join(names) or "none", hint))
+            else:
+                j = names.index(name)
+                if name not in free:
+                    raise ValueError("%s.fit: bounds on '%s', which is not "
+                                     "fitted (params holds it at its "
+                                     "start): bounds are for the "
+                                     "parameters being fitted"
+                                     % (self.name, name))
+            if not isinstance(b, (tuple, list, np.ndarray)) or \
+                    np.ndim(b) != 1 or len(b) != 2:
+                raise TypeError("%s.fit: bounds['%s'] is (lower, upper), "
+                                "None for no bound, not %r"
+                                % (self.name, name, b))
+            for k, (v, inf, arr) in enumerate(((b[0], -math.inf, lo),
+                                               (b[1], math.inf, hi))):
+                if v is None:
+                    continue
+                if isinstance(v, bool) or not isinstance(
+                        v, (int, float, np.integer, np.floating)):
+                    raise TypeError("%s.fit: bounds['%s']'s %s bound is a "
+                                    "number or None, not %s"
+                                    % (self.name, name,
+                                       ("lower", "upper")[k],
+                                       type(v).__name__))
+                arr[j] = float(v)
+        return ((ctypes.c_double * len(lo))(*lo),
+                (ctypes.c_double * len(hi))(*hi))
 
     def eval(self, x=_MISSING, /, **params):
         """The reference interpreter: f(x) in extended precision, rounded

@@ -164,6 +164,10 @@ _sig("dnc_fit_options_init", None, ctypes.POINTER(FitOptions))
 _sig("dnc_function_fit", ctypes.c_int, P, P, P, ctypes.c_size_t, c_double_p,
      ctypes.POINTER(ctypes.c_int), ctypes.POINTER(FitOptions),
      ctypes.POINTER(FitResult))
+_sig("dnc_function_fit_bounded", ctypes.c_int, P, P, P, ctypes.c_size_t,
+     c_double_p, ctypes.POINTER(ctypes.c_int), c_double_p, c_double_p,
+     ctypes.POINTER(FitOptions), ctypes.POINTER(FitResult),
+     ctypes.POINTER(ctypes.c_int))
 _sig("dnc_fit_result_free", None, ctypes.POINTER(FitResult))
 _sig("dnc_forward", ctypes.c_int, P, ctypes.POINTER(Tensor),
      ctypes.POINTER(Tensor), c_double_p)
