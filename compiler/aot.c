@@ -52,6 +52,7 @@
 #include <llvm-c/Linker.h>
 #include <llvm-c/Target.h>
 
+#include "aotseal.h"
 #include "codegen.h"
 #include "dnc.h"
 #include "dnc_aot_h.inc" /* dnc_aot_h_text: runtime/dnc_aot.h (Makefile) */
@@ -856,6 +857,7 @@ static int write_dispatch_c(aot *a, const char *path)
   fputs("\n", fp);
   fputs(dnc_aot_h_text, fp);
   fputs("\n#define EXPORT __attribute__((visibility(\"default\")))\n\n", fp);
+  dnc_aot_seal_note_c(fp);
 
   /* the kernels of each level, and their tables */
   for (int l = 0; l < a->nlevels; l++)
