@@ -625,8 +625,13 @@ static int apply_bounds(const dnc_cli *c, const fit_args *a, const dnc_fn *f,
     hi[j] = b->hi;
   }
   char why[300];
-  if (a->nbounds &&
-      dnc_fit_bounds_check(f, p0, fixed, &a->o, lo, hi, why, sizeof why) >= 0)
+  int j = a->nbounds ? dnc_fit_bounds_check(f, p0, fixed, &a->o, lo, hi, why,
+                                            sizeof why)
+                     : -1;
+  if (j >= 0 && !strncmp(why, "the start of", 12)) /* where it comes from */
+    return dnc_cli_usage_error(c, "--bounds: %s with --init %s=V", why,
+                               j < np ? f->params[j].name : "gamma");
+  if (j >= 0)
     return dnc_cli_usage_error(c, "--bounds: %s", why);
   return -1;
 }
