@@ -1274,7 +1274,17 @@ int dnc_target_flags(const dnc_target *t)
 LLVMModuleRef dnc_codegen(LLVMContextRef ctx, dnc_mod *m, dnc_fn *f, int dt,
                           const dnc_target *t, const char *prefix, char **err)
 {
+  return dnc_codegen_forms(ctx, m, f, dt, t, DNC_FORMS_ALL, prefix, err);
+}
+
+LLVMModuleRef dnc_codegen_forms(LLVMContextRef ctx, dnc_mod *m, dnc_fn *f,
+                                int dt, const dnc_target *t, unsigned forms,
+                                const char *prefix, char **err)
+{
   DNC_ASSERT(f->nparams <= DNC_MAX_PARAMS);
+  /* a plain form calls its layer form: both in one module */
+  DNC_ASSERT(!(forms & 1u << DNC_K_FWD) || forms & 1u << DNC_K_LAYER_FWD);
+  DNC_ASSERT(!(forms & 1u << DNC_K_BWD) || forms & 1u << DNC_K_LAYER_BWD);
   dnc_cg cg = {0};
   cg.ctx = ctx;
   cg.fn = f;
@@ -1357,6 +1367,8 @@ LLVMModuleRef dnc_codegen(LLVMContextRef ctx, dnc_mod *m, dnc_fn *f, int dt,
                                           DNC_K_FWD, DNC_K_BWD};
   for (int j = 0; j < DNC_K__COUNT; j++) {
     int i = order[j];
+    if (!(forms & 1u << i))
+      continue;
     char *name = dnc_arena_printf(m->arena, "%s_%s", prefix, dnc_kernel_forms[i]);
     build[i](&cg, &k, t, name);
   }

@@ -112,6 +112,13 @@ typedef struct dnc_target {
 /* t's DNC_TARGET_* flags (dnc_int.h), for the lowering rewrites */
 int dnc_target_flags(const dnc_target *t);
 
+/* Kernel forms for dnc_codegen, as bits 1 << DNC_K_*: all of them, and
+ * the forward's and the backward's (a plain form calls its layer form, so
+ * they go together) */
+#define DNC_FORMS_ALL ((1u << DNC_K__COUNT) - 1)
+#define DNC_FORMS_FWD (1u << DNC_K_FWD | 1u << DNC_K_LAYER_FWD)
+#define DNC_FORMS_BWD (1u << DNC_K_BWD | 1u << DNC_K_LAYER_BWD)
+
 /* Builds the module holding every kernel of f in dtype dt, with symbol
  * names "<prefix>_<form>": differentiates f (into m's DAG; the caller
  * holds the module's lock), applies the lowering rewrites (rewrite.c) for
@@ -121,6 +128,10 @@ int dnc_target_flags(const dnc_target *t);
 LLVMModuleRef dnc_codegen(LLVMContextRef ctx, dnc_mod *m, dnc_fn *f, int dt,
                           const dnc_target *t, const char *prefix,
                           char **err);
+/* The same with only the kernels whose bits are in forms (DNC_FORMS_*) */
+LLVMModuleRef dnc_codegen_forms(LLVMContextRef ctx, dnc_mod *m, dnc_fn *f,
+                                int dt, const dnc_target *t, unsigned forms,
+                                const char *prefix, char **err);
 
 /* jit.c --------------------------------------------------------------- */
 

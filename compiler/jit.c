@@ -28,6 +28,9 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -62,6 +65,7 @@ struct dnc_jit {
   pthread_mutex_t lock;
   unsigned long serial;
   kentry *entries;
+  int split; /* the process may run on two CPUs or more (compile_object) */
 };
 
 struct dnc_jit_lib {
@@ -599,6 +603,8 @@ dnc_jit *dnc_jit_new(const dnc_jit_options *o, char **err, int *bad_name)
     j->target.has_fma = dnc_has_fma(j->target.triple, j->target.features);
   }
   j->dump_dir = o->dump_dir && *o->dump_dir ? xstrdup(o->dump_dir) : NULL;
+  cpu_set_t cpus;
+  j->split = !sched_getaffinity(0, sizeof cpus, &cpus) && CPU_COUNT(&cpus) > 1;
   if (dnc_kcache_enabled(o->cache))
     j->cache_dir = dnc_kcache_dir(o->cache_dir);
   j->target_key = target_key(&j->target);
@@ -754,21 +760,28 @@ static kentry *entry_find(dnc_jit *j, const char *name, const char *key)
   return NULL;
 }
 
-/* Codegen, optimisation and code generation of f's kernels in dtype dt,
- * with symbols "<sym>_<form>": the object code in *obj. */
-static int compile_object(dnc_jit *j, dnc_mod *m, dnc_fn *f, int dt,
-                          int stream, const char *sym, const char *dump_name,
-                          LLVMMemoryBufferRef *obj, char **err)
+/* A function's object code: one object, or two (compile_object) */
+typedef struct objs {
+  LLVMMemoryBufferRef o[2];
+  int n;
+} objs;
+
+static void objs_dispose(objs *o)
 {
-  dnc_target t = j->target;
-  t.stream = stream;
-  LLVMContextRef ctx = LLVMContextCreate();
-  LLVMModuleRef mod = dnc_codegen(ctx, m, f, dt, &t, sym, err);
+  for (int i = 0; i < o->n; i++)
+    LLVMDisposeMemoryBuffer(o->o[i]);
+  o->n = 0;
+}
+
+/* Optimisation (where opt) and code generation of mod (consumed, with its
+ * context) into *obj */
+static int emit_object(LLVMContextRef ctx, LLVMModuleRef mod, int opt,
+                       const dnc_target *t, LLVMMemoryBufferRef *obj,
+                       char **err)
+{
   LLVMTargetMachineRef tm = NULL;
-  int bad = !mod || dump(j, mod, dump_name, "before", err) ||
-            dnc_optimize(mod, &j->target, err) ||
-            dump(j, mod, dump_name, "after", err) ||
-            !(tm = dnc_target_machine(&j->target, err));
+  int bad = (opt && dnc_optimize(mod, t, err)) ||
+            !(tm = dnc_target_machine(t, err));
   if (!bad) {
     char *msg = NULL;
     if (LLVMTargetMachineEmitToMemoryBuffer(tm, mod, LLVMObjectFile, &msg, obj)) {
@@ -779,17 +792,156 @@ static int compile_object(dnc_jit *j, dnc_mod *m, dnc_fn *f, int dt,
   }
   if (tm)
     LLVMDisposeTargetMachine(tm);
-  if (mod)
-    LLVMDisposeModule(mod);
+  LLVMDisposeModule(mod);
   LLVMContextDispose(ctx);
   return bad ? -1 : 0;
+}
+
+typedef struct emit_job {
+  LLVMContextRef ctx;
+  LLVMModuleRef mod;
+  const dnc_target *t;
+  LLVMMemoryBufferRef obj;
+  char *err;
+  int rc;
+} emit_job;
+
+static void *emit_thread(void *p)
+{
+  emit_job *e = p;
+  e->rc = emit_object(e->ctx, e->mod, 1, e->t, &e->obj, &e->err);
+  return NULL;
+}
+
+/* compiles in flight in this process (compile_object) */
+static atomic_int compiling;
+
+/* Codegen, optimisation and code generation of f's kernels in dtype dt,
+ * with symbols "<sym>_<form>": the object code in *out. LLVM's code
+ * generator is nine tenths of a cold compile and runs on one thread per
+ * module: where the process may use two CPUs or more and no other compile
+ * is in flight in it (a search's or a server's threads keep theirs), the
+ * forward's kernels and the backward's are two modules, and the
+ * backward's is generated on a second thread meanwhile. The wall time of
+ * a cold compile is then about the backward's, 60 to 70% of the whole
+ * (docs/performance.md, round eleven), and the code the same. An IR dump
+ * keeps one module. */
+static int compile_object(dnc_jit *j, dnc_mod *m, dnc_fn *f, int dt,
+                          int stream, const char *sym, const char *dump_name,
+                          objs *out, char **err)
+{
+  dnc_target t = j->target;
+  t.stream = stream;
+  int busy = atomic_fetch_add(&compiling, 1);
+  int split = j->split && !busy && !j->dump_dir;
+  out->n = 0;
+  /* the IR of both, on this thread: codegen grows m's DAG */
+  emit_job job = {NULL, NULL, &j->target, NULL, NULL, 0};
+  LLVMContextRef ctx = LLVMContextCreate();
+  LLVMModuleRef mod = dnc_codegen_forms(ctx, m, f, dt, &t,
+                                        split ? DNC_FORMS_FWD : DNC_FORMS_ALL,
+                                        sym, err);
+  if (mod && split) {
+    job.ctx = LLVMContextCreate();
+    job.mod = dnc_codegen_forms(job.ctx, m, f, dt, &t, DNC_FORMS_BWD, sym, err);
+  }
+  int bad = !mod || (split && !job.mod) ||
+            dump(j, mod, dump_name, "before", err) ||
+            dnc_optimize(mod, &j->target, err) ||
+            dump(j, mod, dump_name, "after", err);
+  if (bad) {
+    if (mod)
+      LLVMDisposeModule(mod);
+    if (job.mod)
+      LLVMDisposeModule(job.mod);
+    LLVMContextDispose(ctx);
+    if (job.ctx)
+      LLVMContextDispose(job.ctx);
+    atomic_fetch_sub(&compiling, 1);
+    return -1;
+  }
+  pthread_t th;
+  int threaded = 0;
+  if (split) {
+    pthread_attr_t attr;
+    if (!pthread_attr_init(&attr)) {
+      pthread_attr_setstacksize(&attr, 8u << 20); /* LLVM recurses */
+      threaded = !pthread_create(&th, &attr, emit_thread, &job);
+      pthread_attr_destroy(&attr);
+    }
+  }
+  bad = emit_object(ctx, mod, 0, &j->target, &out->o[0], err);
+  if (threaded)
+    pthread_join(th, NULL);
+  else if (split) /* no thread to be had: one after the other */
+    emit_thread(&job);
+  atomic_fetch_sub(&compiling, 1);
+  if (!bad)
+    out->n = 1;
+  if (split && !job.rc)
+    out->o[out->n++] = job.obj;
+  if (bad || (split && job.rc)) {
+    if (!bad)
+      *err = job.err;
+    else
+      free(job.err);
+    objs_dispose(out);
+    return -1;
+  }
+  return 0;
+}
+
+/* A cache entry holds the object code as it is for one object; for two,
+ * OBJS_MAGIC, the first's size (8 bytes, little-endian) and the two */
+static const char OBJS_MAGIC[8] = "dnc2obj";
+
+static void *objs_blob(const objs *o, size_t *n, int *owned)
+{
+  size_t a = LLVMGetBufferSize(o->o[0]);
+  if (o->n == 1) {
+    *n = a;
+    *owned = 0;
+    return (void *)LLVMGetBufferStart(o->o[0]);
+  }
+  size_t b = LLVMGetBufferSize(o->o[1]);
+  unsigned char *p = malloc(16 + a + b);
+  if (!p)
+    dnc_die(__FILE__, __LINE__, "out of memory");
+  memcpy(p, OBJS_MAGIC, 8);
+  for (int i = 0; i < 8; i++)
+    p[8 + i] = (unsigned char)((uint64_t)a >> (8 * i));
+  memcpy(p + 16, LLVMGetBufferStart(o->o[0]), a);
+  memcpy(p + 16 + a, LLVMGetBufferStart(o->o[1]), b);
+  *n = 16 + a + b;
+  *owned = 1;
+  return p;
+}
+
+/* The objects of a cache entry's data; -1 where its sizes do not add up */
+static int objs_from_blob(const unsigned char *p, size_t n, const char *name,
+                          objs *o)
+{
+  o->n = 0;
+  if (n < 16 || memcmp(p, OBJS_MAGIC, 8)) {
+    o->o[o->n++] = LLVMCreateMemoryBufferWithMemoryRangeCopy((const char *)p, n, name);
+    return 0;
+  }
+  uint64_t a = 0;
+  for (int i = 0; i < 8; i++)
+    a |= (uint64_t)p[8 + i] << (8 * i);
+  if (a == 0 || a >= n - 16)
+    return -1;
+  o->o[o->n++] = LLVMCreateMemoryBufferWithMemoryRangeCopy((const char *)p + 16, a, name);
+  o->o[o->n++] = LLVMCreateMemoryBufferWithMemoryRangeCopy(
+      (const char *)p + 16 + a, n - 16 - a, name);
+  return 0;
 }
 
 /* Under the jit's lock: links the object code (consumed) as a new entry
  * and looks its kernels up; NULL with *err set on failure (nothing of it
  * is left in the LLJIT then). */
 static kentry *entry_link(dnc_jit *j, const char *name, char *key,
-                          LLVMMemoryBufferRef obj, char **err)
+                          objs *o, char **err)
 {
   kentry *k = calloc(1, sizeof *k);
   if (!k)
@@ -797,8 +949,14 @@ static kentry *entry_link(dnc_jit *j, const char *name, char *key,
   snprintf(k->name, sizeof k->name, "%s", name);
   k->rt = LLVMOrcJITDylibCreateResourceTracker(
       LLVMOrcLLJITGetMainJITDylib(j->lljit));
-  /* obj is now owned by the LLJIT */
-  LLVMErrorRef e = LLVMOrcLLJITAddObjectFileWithRT(j->lljit, k->rt, obj);
+  /* each object is now owned by the LLJIT, the ones after an error too */
+  LLVMErrorRef e = NULL;
+  for (int i = 0; i < o->n; i++)
+    if (!e)
+      e = LLVMOrcLLJITAddObjectFileWithRT(j->lljit, k->rt, o->o[i]);
+    else
+      LLVMDisposeMemoryBuffer(o->o[i]);
+  o->n = 0;
   for (int i = 0; i < DNC_K__COUNT && !e; i++) {
     char sym[DNC_KCACHE_NAME_LEN + 32];
     snprintf(sym, sizeof sym, "dnck%s_%s", name, dnc_kernel_forms[i]);
@@ -836,18 +994,19 @@ int dnc_jit_compile(dnc_jit_lib *l, dnc_mod *m, dnc_fn *f, int dt, int stream,
     lib_hold(l, k);
   pthread_mutex_unlock(&j->lock);
 
-  LLVMMemoryBufferRef obj = NULL;
+  objs obj = {{NULL, NULL}, 0};
   if (!k && j->cache_dir && !j->dump_dir) { /* a dump wants a compile */
     void *data;
     size_t n;
     if (dnc_kcache_read(j->cache_dir, name, key, &data, &n) == 1) {
-      obj = LLVMCreateMemoryBufferWithMemoryRangeCopy(data, n, name);
+      if (objs_from_blob(data, n, name, &obj)) /* sizes that do not add up */
+        objs_dispose(&obj);
       free(data);
     }
   }
-  int from_cache = obj != NULL;
+  int from_cache = obj.n != 0;
   for (int tries = 0; !k && tries < 2; tries++) {
-    if (!obj) {
+    if (!obj.n) {
       char sym[DNC_KCACHE_NAME_LEN + 8], dump_name[160];
       snprintf(sym, sizeof sym, "dnck%s", name);
       snprintf(dump_name, sizeof dump_name, "dnc%lu_%.100s_%s%s", l->id,
@@ -857,18 +1016,23 @@ int dnc_jit_compile(dnc_jit_lib *l, dnc_mod *m, dnc_fn *f, int dt, int stream,
         return -1;
       }
       from_cache = 0;
-      if (j->cache_dir)
-        dnc_kcache_write(j->cache_dir, name, key, LLVMGetBufferStart(obj),
-                         LLVMGetBufferSize(obj));
+      if (j->cache_dir) {
+        size_t n;
+        int owned;
+        void *blob = objs_blob(&obj, &n, &owned);
+        dnc_kcache_write(j->cache_dir, name, key, blob, n);
+        if (owned)
+          free(blob);
+      }
     }
     pthread_mutex_lock(&j->lock);
     /* another thread may have linked the same entry meanwhile */
     k = entry_find(j, name, key);
     if (k) {
-      LLVMDisposeMemoryBuffer(obj);
+      objs_dispose(&obj);
     } else {
       char *lerr = NULL;
-      k = entry_link(j, name, key, obj, &lerr);
+      k = entry_link(j, name, key, &obj, &lerr);
       if (k) {
         key = NULL; /* now the entry's */
       } else if (from_cache) {
@@ -880,7 +1044,7 @@ int dnc_jit_compile(dnc_jit_lib *l, dnc_mod *m, dnc_fn *f, int dt, int stream,
     if (k)
       lib_hold(l, k);
     pthread_mutex_unlock(&j->lock);
-    obj = NULL;
+    obj.n = 0;
     if (!k && !from_cache)
       break;
   }
