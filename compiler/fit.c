@@ -766,7 +766,8 @@ int dnc_fit_bounds_check(const dnc_fn *f, const double *p0, const int *fixed,
     else if (l == h)
       snprintf(msg, n, "the bounds of '%s' are equal (%s): to hold it at a "
                "value, fix it there", name, ls);
-    else if (isfree && !(start >= l && start <= h))
+    else if (isfree && (l > -INFINITY || h < INFINITY) &&
+             !(start >= l && start <= h))
       snprintf(msg, n, "the start of '%s', %s, is outside its bounds [%s, "
                "%s]; start it within them", name, ss, ls, hs);
     else
