@@ -53,7 +53,9 @@
  *   8  uint32 ABI (DNC_AOT_ABI), the target's byte order
  *  12  uint32 loaded segments when sealed (0 until then)
  *  16  16 hex digits of the digest (16 NULs until sealed)
- *  32  the dnc version, NUL-padded to 32 bytes */
+ *  32  the dnc version, NUL-padded to 32 bytes
+ * A change to this layout or to what the digest covers is a new
+ * SEAL_TYPE: a library with the old seal then has "no dnc seal". */
 #define SEAL_NAME "DNC"
 #define SEAL_MAGIC "DNCSEAL"
 enum {
