@@ -194,7 +194,8 @@ static const char *elf_read(elf *e, int host, char *err, size_t nerr)
                                        ET_DYN)
     return "not a 64-bit ELF shared library";
   int machine = (int)rd(e, offsetof(Elf64_Ehdr, e_machine), 2);
-  if (host && (HOST_MACHINE < 0 || machine != HOST_MACHINE ||
+  /* a host not named above: its byte order only */
+  if (host && ((HOST_MACHINE >= 0 && machine != HOST_MACHINE) ||
                b[EI_DATA] != HOST_DATA)) {
     snprintf(err, nerr, "built for another architecture (ELF machine %d, "
              "%s-endian)", machine, e->msb ? "big" : "little");

@@ -515,6 +515,14 @@ static void test_damaged(const char *lib, const char *dir)
     damaged(dir, "noseal", c, n, "it has no dnc seal");
   }
   memcpy(c, b, n);
+  c[18] = 183; /* e_machine: EM_AARCH64 */
+  c[19] = 0;
+  damaged(dir, "aarch64", c, n,
+          "built for another architecture (ELF machine 183, little-endian)");
+  memcpy(c, b, n);
+  c[4] = 1; /* EI_CLASS: ELFCLASS32 */
+  damaged(dir, "elf32", c, n, "not a 64-bit ELF shared library");
+  memcpy(c, b, n);
   c[0] = 0;
   damaged(dir, "notelf", c, n, "not an ELF shared library");
   free(c);
