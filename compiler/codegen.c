@@ -395,10 +395,31 @@ static LLVMValueRef expneg_t(dnc_cg *cg, const dnc_node *t, double k,
   return ev;
 }
 
+/* -k |a| as expneg_of makes it, without its exp: the one of an exp built
+ * already in this body, else a new one */
+static LLVMValueRef expneg_arg(dnc_cg *cg, const dnc_node *a, double k)
+{
+  const dnc_node *t;
+  double s = dnc_split_scale(a, &t);
+  if (!cg->f64)
+    s = (float)s;
+  k *= fabs(s);
+  for (int i = 0; i < cg->nexpneg; i++)
+    if (cg->expneg[i].t == t->id && cg->expneg[i].k == k)
+      return cg->expneg[i].y;
+  LLVMValueRef m = LLVMBuildFMul(cg->b, unary_intrinsic(cg, "llvm.fabs", cg->memo[t->id]),
+                                 dnc_cg_splat(cg, k), "");
+  return LLVMBuildFNeg(cg->b, m, "");
+}
+
 /* tanh, sigmoid and softplus of a through e = exp(-k |a|), k = 2 for
- * tanh, shared between them (an e no one uses is left to LLVM to drop) */
+ * tanh, shared between them (an e no one uses is left to LLVM to drop).
+ * bf16's and f16's tanh takes no e but its argument -2|a|, and the
+ * reduction of an exp of it built already (vmath.c, reduce_nonpos) */
 static LLVMValueRef lower_with_e(dnc_cg *cg, const dnc_node *e, LLVMValueRef a)
 {
+  if (cg->lowp && e->op == OP_TANH)
+    return dnc_vm_with_e(cg, e->op, a, NULL, expneg_arg(cg, e->arg[0], 2.0));
   LLVMValueRef y;
   LLVMValueRef ev = expneg_of(cg, e->arg[0], e->op == OP_TANH ? 2.0 : 1.0, &y);
   if (cg->dgamma_f && !cg->lowp && e->op != OP_SOFTPLUS)
@@ -552,6 +573,7 @@ static void reset_memo(dnc_cg *cg)
 {
   memset(cg->memo, 0, sizeof *cg->memo * cg->memo_n);
   cg->nexpneg = 0;
+  cg->nred = 0;
 }
 
 /* Per-vector parameter values: splats made at entry, or per-channel loads. */

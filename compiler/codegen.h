@@ -50,6 +50,13 @@ typedef struct dnc_cg {
     LLVMValueRef y, v; /* y = -k |t|, v = exp(y) */
   } expneg[16];
   int nexpneg;
+  /* exp's argument reduction of a y <= 0 (vmath.c, reduce_nonpos), once
+   * per y in a body: exp(y) and bf16/f16's tanh of the same y (DyT's
+   * backward) share it */
+  struct {
+    LLVMValueRef y, under, n, r;
+  } red[4];
+  int nred;
   int stream;   /* dnc_target.stream */
   int nt_store; /* store_data is writing an output (y or dx) */
   int dgamma_f; /* the layer backward's f for dgamma alone is being built:

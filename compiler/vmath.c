@@ -234,6 +234,38 @@ enum { EXP_ANY, EXP_NONPOS, EXP_INRANGE };
 /* exp(x) 2^adj: (1 + expm1(r)) 2^(n + adj), the scaling in two steps so
  * that results near overflow and in the subnormal range are rounded once
  * (adj = -1 lets sinh and cosh reach past exp's overflow). */
+/* The reduction of exp(y) for y <= 0 (or NaN): under, the lanes below
+ * -104 (f32; -746 f64), whose exp is 0 and which are reduced as y = 0
+ * (vm_exp_in has why); n and r of the others. Once per y in a body
+ * (dnc_cg.red): exp(y) for a derivative and tanh's expm1 of the same y in
+ * bf16 and f16 (vm_tanh_lowp) share it, which LLVM does not find for them
+ * across the blocks of the division between them. */
+static int reduced_nonpos(vm *v, LLVMValueRef y, LLVMValueRef *under,
+                          LLVMValueRef *n, LLVMValueRef *r)
+{
+  dnc_cg *cg = v->cg;
+  for (int i = 0; i < cg->nred; i++)
+    if (cg->red[i].y == y) {
+      *under = cg->red[i].under;
+      *n = cg->red[i].n;
+      *r = cg->red[i].r;
+      return 1;
+    }
+  return 0;
+}
+
+static void reduce_nonpos(vm *v, LLVMValueRef y, LLVMValueRef *under,
+                          LLVMValueRef *n, LLVMValueRef *r)
+{
+  dnc_cg *cg = v->cg;
+  if (reduced_nonpos(v, y, under, n, r))
+    return;
+  *under = cmp(v, LLVMRealOLT, y, K(v, v->d ? -746.0 : -104.0));
+  exp_reduce(v, sel(v, *under, K(v, 0.0), y), n, r);
+  if (cg->nred < (int)(sizeof cg->red / sizeof cg->red[0]))
+    cg->red[cg->nred++] = (__typeof__(cg->red[0])){y, *under, *n, *r};
+}
+
 static LLVMValueRef vm_exp_in(vm *v, LLVMValueRef x, int adj, int range)
 {
   LLVMValueRef n, r;
@@ -246,13 +278,17 @@ static LLVMValueRef vm_exp_in(vm *v, LLVMValueRef x, int adj, int range)
    * assist for the whole vector (DyT's backward, whose exp(-2|u|) is 0
    * once |u| > 52: 0.70 -> 1.44 ns/el with 1 % of |x| ~ 1000, as LLMs'
    * massive activations; docs/performance.md, round nine) */
-  if (range != EXP_INRANGE) {
-    under = cmp(v, LLVMRealOLT, xc, K(v, lo));
-    xc = sel(v, under, K(v, 0.0), xc);
+  if (range == EXP_NONPOS) {
+    reduce_nonpos(v, x, &under, &n, &r);
+  } else {
+    if (range != EXP_INRANGE) {
+      under = cmp(v, LLVMRealOLT, xc, K(v, lo));
+      xc = sel(v, under, K(v, 0.0), xc);
+    }
+    if (range == EXP_ANY)
+      xc = sel(v, cmp(v, LLVMRealOGT, xc, K(v, hi)), K(v, hi), xc);
+    exp_reduce(v, xc, &n, &r);
   }
-  if (range == EXP_ANY)
-    xc = sel(v, cmp(v, LLVMRealOGT, xc, K(v, hi)), K(v, hi), xc);
-  exp_reduce(v, xc, &n, &r);
   LLVMValueRef p = exp_r(v, r);
   if (adj)
     n = add(v, n, K(v, adj));
@@ -601,20 +637,26 @@ static LLVMValueRef vm_sigmoid_q(vm *v, LLVMValueRef x, LLVMValueRef e)
  * relative error is expm1(r)'s plus three roundings (measured: 2^-14.7
  * for bf16's polynomial, 2^-19.7 for f16's); below y = -30, E = -1 and
  * the result 1. y = -2|x| is given as codegen gives it to exp(y)
- * (dnc_vm_expneg) for the derivative, and clamped and reduced with the
- * same instructions as there, so that a kernel with both (DyT's backward)
- * does that work once. */
+ * (dnc_vm_expneg) for the derivative: where that exp was built already
+ * (DyT's backward, whose tanh for dgamma follows its derivative), its
+ * reduction is taken (reduce_nonpos), the lanes below -104 set to E = -1
+ * after; alone (the forward), y is clamped to -104 (E = -1 there too),
+ * one operation where the other form has two. The same bits either way. */
 static LLVMValueRef vm_tanh_lowp(vm *v, LLVMValueRef x, LLVMValueRef y)
 {
-  y = sel(v, cmp(v, LLVMRealOLT, y, K(v, -104.0)), K(v, -104.0), y); /* as vm_exp_in */
-  LLVMValueRef n, r;
-  exp_reduce(v, y, &n, &r);
+  LLVMValueRef under = NULL, n, r;
+  if (!reduced_nonpos(v, y, &under, &n, &r)) {
+    y = sel(v, cmp(v, LLVMRealOLT, y, K(v, -104.0)), K(v, -104.0), y);
+    exp_reduce(v, y, &n, &r);
+  }
   /* pow2i needs n >= -126; 2^-126 instead of a smaller 2^n still gives
    * E = -1 */
   LLVMValueRef s = has_scalef(v) ? scalef(v, K(v, 1.0), n)
                                  : pow2i(v, sel(v, cmp(v, LLVMRealOLT, n, K(v, -126.0)),
                                                 K(v, -126.0), n));
   LLVMValueRef em = fma3(v, s, expm1_r(v, r), sub(v, s, K(v, 1.0)));
+  if (under)
+    em = sel(v, under, K(v, -1.0), em); /* y < -104: expm1(y) is -1 */
   LLVMValueRef t = vcopysign(v, vdiv(v, em, add(v, K(v, 2.0), em)), x);
   if (has_scalef(v))
     return t; /* NaN made n, s and t NaN */
@@ -1233,6 +1275,8 @@ LLVMValueRef dnc_vm_emit(dnc_cg *cg, int op, LLVMValueRef a, LLVMValueRef b)
   case OP_SOFTPLUS: {
     LLVMValueRef k = K(&v, op == OP_TANH ? 2.0 : 1.0);
     LLVMValueRef y = LLVMBuildFNeg(cg->b, mul(&v, vabs(&v, a), k), "");
+    if (v.lowp && op == OP_TANH)
+      return vm_tanh_lowp(&v, a, y);
     LLVMValueRef e = vm_exp_in(&v, y, 0, EXP_NONPOS);
     return dnc_vm_with_e(cg, op, a, e, y);
   }
