@@ -15,6 +15,7 @@ import fnmatch
 import inspect
 import itertools
 import re
+import sys
 import warnings
 from collections.abc import Mapping
 
@@ -528,6 +529,46 @@ def _move_parametrizations(m, out, path, keep_affine):
             a.requires_grad_(b.requires_grad)
 
 
+def _distributed_wrappers():
+    """The classes of PyTorch's data-parallel wrappers that keep their own
+    record of the model's parameters: DistributedDataParallel, and FSDP's
+    (FullyShardedDataParallel; fully_shard's FSDPModule) where that
+    package is loaded (a model cannot hold one otherwise)."""
+    classes = [nn.parallel.DistributedDataParallel]
+    for name, attrs in (("torch.distributed.fsdp",
+                         ("FullyShardedDataParallel", "FSDPModule")),
+                        ("torch.distributed._composable.fsdp",
+                         ("FSDPModule",))):
+        mod = sys.modules.get(name)
+        for a in attrs:
+            c = getattr(mod, a, None) if mod is not None else None
+            if isinstance(c, type):
+                classes.append(c)
+    return tuple(classes)
+
+
+def _refuse_distributed(model):
+    """Refuses a model wrapped for data-parallel training before its norms
+    were replaced. DistributedDataParallel registered the old norms'
+    parameters with its gradient reducer: the PointwiseNorms' parameters
+    would never be averaged across processes (with
+    find_unused_parameters=True each process's alpha, weight and bias
+    silently drifted apart; without it the next step failed with
+    PyTorch's error about unused parameters). FSDP's flat parameters hold
+    the old ones the same way."""
+    wrappers = _distributed_wrappers()
+    for path, m in model.named_modules():
+        if isinstance(m, wrappers):
+            raise ValueError(
+                "dnc.convert: %s is a %s, made before its norms were "
+                "replaced: it keeps the old norms' parameters for its "
+                "gradient averaging, and the new ones would not be "
+                "averaged across processes. Convert the model first, then "
+                "wrap it (%s(convert(model, ...)))"
+                % (path or "the model", type(m).__name__,
+                   type(m).__name__))
+
+
 def convert(model, fn, module=None, *, kind="all", init=None,
             keep_affine=False, channels_first_classes=None, threads=None,
             **defaults):
@@ -548,6 +589,7 @@ def convert(model, fn, module=None, *, kind="all", init=None,
     neither stays, with a warning (convert it all the same through
     channels_first_classes)."""
     fn = _dt.resolve(fn, module, threads)
+    _refuse_distributed(model)
     found = find_norms(model, kind)
     if not found:
         raise ValueError("dnc.convert: %s" % _no_norm(model, kind))
