@@ -21,8 +21,11 @@ case "$B" in *san*) san="-fsanitize=address,undefined" ;; esac
 
 printf 'fn dyt(x; alpha = 0.5) = tanh(alpha * x)\n' >"$tmp/a.dn"
 printf 'fn derf(x; alpha = 0.5, s[] = -0.25) = erf(alpha * x + s)\nfn dyisru(x; beta = 1) = x / sqrt(beta + x^2)\n' >"$tmp/b.dn"
-t "dnc compile writes the library" \
-  "$DNC" compile "$tmp/a.dn" "$tmp/b.dn" -o "$tmp/lib.so"
+if ! "$DNC" compile "$tmp/a.dn" "$tmp/b.dn" -o "$tmp/lib.so"; then
+  echo "Bail out! dnc compile failed"
+  exit 1
+fi
+t "dnc compile writes the library" test -s "$tmp/lib.so"
 
 # dump LIB: every function's forward and backward (f32, f64; dx and the
 # parameters' gradients) as raw bytes on stdout; a refusal on stderr, 1
@@ -72,8 +75,12 @@ int main(int argc, char **argv)
   return 0;
 }
 C
-t "the loader builds against libdnc.a" cc -std=c99 $san -Iruntime -o "$tmp/dump" "$tmp/dump.c" \
-  "$B/libdnc.a" -L"$LLVM_LIBDIR" -lLLVM-19 -Wl,-rpath,"$LLVM_LIBDIR" -lm -lpthread
+if ! cc -std=c99 $san -Iruntime -o "$tmp/dump" "$tmp/dump.c" \
+  "$B/libdnc.a" -L"$LLVM_LIBDIR" -lLLVM-19 -Wl,-rpath,"$LLVM_LIBDIR" -lm -lpthread; then
+  echo "Bail out! the loader does not build against $B/libdnc.a"
+  exit 1
+fi
+t "the loader builds against libdnc.a" test -x "$tmp/dump"
 t "the library as written loads: the reference bits" \
   sh -c "'$tmp/dump' '$tmp/lib.so' >'$tmp/ref.bin' 2>'$tmp/err' && grep -q 'loaded 3 functions' '$tmp/err'"
 # 3 functions x (2 x 1001 x 4 + 2 x 1001 x 8 + 64) bytes
