@@ -187,7 +187,9 @@ static LLVMValueRef bf16_round_int(dnc_cg *cg, LLVMValueRef v)
  * That instruction rounds to nearest even and quiets NaN as above, but
  * reads subnormal inputs as zero (checked over all 2^32 floats); a
  * vector with a subnormal lane, which ordinary data never has, takes the
- * integer path behind one branch. */
+ * integer path behind one branch. The test is one vfpclassps (class
+ * 0x20, denormal): LLVM lowers llvm.is.fpclass of the same class to
+ * three integer operations, for every vector stored. */
 static LLVMValueRef bf16_round(dnc_cg *cg, LLVMValueRef v)
 {
   if (!cg->bf16cvt)
@@ -196,9 +198,9 @@ static LLVMValueRef bf16_round(dnc_cg *cg, LLVMValueRef v)
   LLVMValueRef hw = intrinsic(cg, "llvm.x86.avx512bf16.cvtneps2bf16.512", NULL, 0,
                               &v, 1);
   hw = LLVMBuildBitCast(cg->b, hw, i16v, "bf16.hw");
-  LLVMTypeRef vt = LLVMTypeOf(v);
-  LLVMValueRef cargs[2] = {v, LLVMConstInt(cg->i32, 0x90, 0)}; /* ±subnormal */
-  LLVMValueRef sub = intrinsic(cg, "llvm.is.fpclass", &vt, 1, cargs, 2);
+  LLVMValueRef cargs[2] = {v, LLVMConstInt(cg->i32, 0x20, 0)}; /* ±subnormal */
+  LLVMValueRef sub = intrinsic(cg, "llvm.x86.avx512.fpclass.ps.512", NULL, 0,
+                               cargs, 2);
   LLVMTypeRef mt = LLVMTypeOf(sub);
   LLVMValueRef any = intrinsic(cg, "llvm.vector.reduce.or", &mt, 1, &sub, 1);
   LLVMBasicBlockRef here = LLVMGetInsertBlock(cg->b);
