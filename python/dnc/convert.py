@@ -559,14 +559,20 @@ def _refuse_distributed(model):
     wrappers = _distributed_wrappers()
     for path, m in model.named_modules():
         if isinstance(m, wrappers):
+            # fully_shard makes an FSDP<class> of the module itself
+            fsdp2 = any(c.__name__ == "FSDPModule" for c in type(m).__mro__)
             raise ValueError(
                 "dnc.convert: %s is a %s, made before its norms were "
                 "replaced: it keeps the old norms' parameters for its "
                 "gradient averaging, and the new ones would not be "
                 "averaged across processes. Convert the model first, then "
-                "wrap it (%s(convert(model, ...)))"
-                % (path or "the model", type(m).__name__,
-                   type(m).__name__))
+                "%s"
+                % (path or "the model",
+                   "module sharded by fully_shard (%s)" % type(m).__name__
+                   if fsdp2 else type(m).__name__,
+                   "shard it (fully_shard(convert(model, ...)))" if fsdp2
+                   else "wrap it (%s(convert(model, ...)))"
+                   % type(m).__name__))
 
 
 def convert(model, fn, module=None, *, kind="all", init=None,

@@ -82,3 +82,39 @@ def test_convert_of_a_compiled_model_replaces_inside():
         y = out(x)
     want = model[3](nn.functional.gelu(torch.tanh(0.5 * model[0](x))))
     assert torch.allclose(y, want, atol=1e-6)
+
+
+def _fsdp():
+    try:
+        from torch.distributed import fsdp
+    except Exception:  # 1.13 under Python 3.11: a ValueError on import
+        return None
+    return fsdp if hasattr(fsdp, "fully_shard") else None
+
+
+@pytest.mark.skipif(_fsdp() is None,
+                    reason="this PyTorch has no torch.distributed.fsdp."
+                           "fully_shard (FSDP2)")
+def test_convert_refuses_a_model_sharded_by_fsdp(one_process_group):
+    fsdp = _fsdp()
+    model = _model()
+    fsdp.fully_shard(model)
+    with pytest.raises(ValueError) as e:
+        dt.convert_layernorm(model, "dyt")
+    msg = str(e.value)
+    assert "the model is a module sharded by fully_shard (FSDPSequential)" \
+        in msg, msg
+    assert "fully_shard(convert(model, ...))" in msg, msg
+    model = _model()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # NO_SHARD on one process
+        wrapped = fsdp.FullyShardedDataParallel(
+            model, device_id=torch.device("cpu"))
+    with pytest.raises(ValueError,
+                       match="the model is a FullyShardedDataParallel"):
+        dt.convert_layernorm(wrapped, "dyt")
+    # converting first, then sharding: the new norms' gradients arrive
+    model = dt.convert_layernorm(_model(), "dyt")
+    fsdp.fully_shard(model)
+    model(torch.randn(3, 8)).square().sum().backward()
+    assert all(p.grad is not None for p in model.parameters())
