@@ -385,7 +385,7 @@ static const char *check(elf *e, char *err, size_t nerr)
   if (end != hex + 16 || elf_digest(e) != want) {
     if (sealed != nload) {
       snprintf(err, nerr, "its loaded segments were rewritten since dnc "
-               "compile wrote it (%u loaded segments, %u when written: "
+               "compile wrote it (loaded segments: %u, %u when written; "
                "patchelf?); dnc refuses an edited library (strip is "
                "fine): ship the file dnc compile wrote", nload, sealed);
       return err;
