@@ -11,7 +11,9 @@
  * otherwise, as hidden symbols "dncL<level>_<fn>_<dtype>_<form>",
  * compiled in jobs of up to 8 functions for one level, each job an object
  * file of its own, on every CPU (compile_objects). A C file written here holds
- * the descriptor of runtime/dnc_aot.h (copied in verbatim), a constructor
+ * the descriptor of runtime/dnc_aot.h (copied in verbatim), the seal note
+ * that aotseal.c fills in after the link and dnc_module_load checks, a
+ * constructor
  * that picks the best level this CPU runs (or $DNC_AOT_CPU) when the
  * library is loaded, and the exported entry points
  * "dnc_<fn>_<dtype>_<form>", each a call through the chosen level's table:
