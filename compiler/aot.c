@@ -13,9 +13,8 @@
  * file of its own, on every CPU (compile_objects). A C file written here holds
  * the descriptor of runtime/dnc_aot.h (copied in verbatim), the seal note
  * that aotseal.c fills in after the link and dnc_module_load checks, a
- * constructor
- * that picks the best level this CPU runs (or $DNC_AOT_CPU) when the
- * library is loaded, and the exported entry points
+ * constructor that picks the best level this CPU runs (or $DNC_AOT_CPU)
+ * when the library is loaded, and the exported entry points
  * "dnc_<fn>_<dtype>_<form>", each a call through the chosen level's table:
  * a load-time dispatch table rather than an ifunc, because choosing reads
  * the environment, which an ifunc resolver may not. The system's C
