@@ -23,6 +23,7 @@
 #include "dnc_int.h"
 #include "dtypes.h"
 #include "tap.h"
+#include "tmpdir.h"
 
 static const char *const src =
     "fn dyt(x; alpha = 0.5) = tanh(alpha * x)\n"
@@ -126,35 +127,6 @@ static int one_cpu(void)
   return -1;
 }
 
-static char *tmpdir(void)
-{
-  char *d = strdup("/tmp/dnc-split-XXXXXX");
-  if (!d || !mkdtemp(d))
-    bail("mkdtemp");
-  return d;
-}
-
-static void rm_rf(const char *dir)
-{
-  DIR *d = opendir(dir);
-  if (d) {
-    struct dirent *e;
-    while ((e = readdir(d))) {
-      if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-        continue;
-      char p[1024];
-      snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-      struct stat st;
-      if (!lstat(p, &st) && S_ISDIR(st.st_mode))
-        rm_rf(p);
-      else
-        unlink(p);
-    }
-    closedir(d);
-  }
-  rmdir(dir);
-}
-
 static result want[NFN][NDT], got[NFN][NDT];
 
 typedef struct job {
@@ -178,17 +150,17 @@ int main(void)
   int cpus = CPU_COUNT(&all);
 
   /* one module: an IR dump */
-  char *dump = tmpdir();
+  char *dump = tmpdir_make("dnc-split");
   dnc_context *single = context(dump, NULL);
   for (int fi = 0; fi < NFN; fi++)
     for (int di = 0; di < NDT; di++)
       run(single, fi, di, &want[fi][di]);
   dnc_context_free(single);
-  rm_rf(dump);
+  tmpdir_remove(dump);
   free(dump);
 
   /* split where this process may use two CPUs, into a cache */
-  char *cache = tmpdir();
+  char *cache = tmpdir_make("dnc-split");
   dnc_context *split = context(NULL, cache);
   for (int fi = 0; fi < NFN; fi++)
     for (int di = 0; di < NDT; di++) {
@@ -251,7 +223,7 @@ int main(void)
   ok(same, "compiled on one CPU, the same bits");
   dnc_context_free(lone);
   sched_setaffinity(0, sizeof all, &all);
-  rm_rf(cache);
+  tmpdir_remove(cache);
   free(cache);
   return done_testing();
 }

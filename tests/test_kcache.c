@@ -18,6 +18,7 @@
 #include "dnc.h"
 #include "dnc_int.h"
 #include "tap.h"
+#include "tmpdir.h"
 
 static const char *const src =
     "fn dyt(x; alpha = 0.5) = tanh(alpha * x)\n"
@@ -32,35 +33,6 @@ static void bail(const char *why)
 {
   printf("Bail out! %s\n", why);
   exit(1);
-}
-
-static char *tmpdir(void)
-{
-  char *d = strdup("/tmp/dnc-kcache-XXXXXX");
-  if (!d || !mkdtemp(d))
-    abort();
-  return d;
-}
-
-static void rm_rf(const char *dir)
-{
-  DIR *d = opendir(dir);
-  if (d) {
-    struct dirent *e;
-    while ((e = readdir(d))) {
-      if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-        continue;
-      char p[1024];
-      snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-      struct stat st;
-      if (!lstat(p, &st) && S_ISDIR(st.st_mode))
-        rm_rf(p);
-      else
-        unlink(p);
-    }
-    closedir(d);
-  }
-  rmdir(dir);
 }
 
 /* Files in dir ending in suffix (the first one's name in *first). */
@@ -141,7 +113,7 @@ static void counts(unsigned long c[4])
  * process starts LLVM or any thread, so that fork is plain. */
 static void test_concurrent_writers(void)
 {
-  char *dir = tmpdir();
+  char *dir = tmpdir_make("dnc-kcache");
   enum { P = 4 };
   pid_t pid[P];
   for (int i = 0; i < P; i++) {
@@ -184,7 +156,7 @@ static void test_concurrent_writers(void)
      "a new process hits all three entries the writers left");
   dnc_module_free(m);
   dnc_context_free(ctx);
-  rm_rf(dir);
+  tmpdir_remove(dir);
   free(dir);
 }
 
@@ -371,7 +343,7 @@ static void foreign_entry(const char *path, const char *dir)
   count_files(other, ".dko", from, sizeof from);
   if (rename(from, path))
     abort();
-  rm_rf(other);
+  tmpdir_remove(other);
 }
 
 /* the entry owned by another user (nobody): rejected, whatever it holds */
@@ -384,7 +356,7 @@ static void other_owner(const char *path, const char *dir)
 
 static void test_rejected(void)
 {
-  char *dir = tmpdir();
+  char *dir = tmpdir_make("dnc-kcache");
   dnc_context *ctx = context(1, dir);
   dnc_module *m = compile(ctx, "fn dyt(x; alpha = 0.5) = tanh(alpha * x)");
   float y[N];
@@ -401,13 +373,13 @@ static void test_rejected(void)
     damaged(dir, "a valid entry another user owns", other_owner);
   else
     skip(4, "an entry of another user's needs root to make (chown)");
-  rm_rf(dir);
+  tmpdir_remove(dir);
   free(dir);
 }
 
 static void test_off(void)
 {
-  char *dir = tmpdir();
+  char *dir = tmpdir_make("dnc-kcache");
   float y[N];
   dnc_context *ctx = context(-1, dir);
   dnc_module *m = compile(ctx, src);
@@ -437,13 +409,13 @@ static void test_off(void)
   ok(dnc_context_create(&o, &ctx) == DNC_ERR_ARGUMENT &&
          strstr(dnc_last_error(), "cache"),
      "cache = 2 is refused with a message");
-  rm_rf(dir);
+  tmpdir_remove(dir);
   free(dir);
 }
 
 static void test_directory(void)
 {
-  char *xdg = tmpdir(), *env = tmpdir();
+  char *xdg = tmpdir_make("dnc-kcache"), *env = tmpdir_make("dnc-kcache");
   char sub[1024];
   float y[N];
   setenv("DNC_CACHE", "1", 1);
@@ -480,8 +452,8 @@ static void test_directory(void)
   setenv("DNC_CACHE", "0", 1);
   unsetenv("DNC_CACHE_DIR");
   setenv("XDG_CACHE_HOME", "/nonexistent/dnc-tests", 1);
-  rm_rf(xdg);
-  rm_rf(env);
+  tmpdir_remove(xdg);
+  tmpdir_remove(env);
   free(xdg);
   free(env);
 }
@@ -544,9 +516,9 @@ int main(void)
   if (got != sizeof want || !WIFEXITED(st) || WEXITSTATUS(st))
     bail("the reference kernels do not compile");
   test_concurrent_writers();
-  char *dir = tmpdir();
+  char *dir = tmpdir_make("dnc-kcache");
   test_miss_hit(dir);
-  rm_rf(dir);
+  tmpdir_remove(dir);
   free(dir);
   test_rejected();
   test_off();

@@ -18,35 +18,13 @@
 
 #include "dnc.h"
 #include "tap.h"
+#include "tmpdir.h"
 
 static const char *const src =
     "fn dyt(x; alpha = 0.5) = tanh(alpha * x)\n"
     "fn derf(x; alpha = 0.5, s = 0) = erf(alpha * x + s)\n";
 
 enum { N = 37 };
-
-static char *tmpdir(void)
-{
-  char *d = strdup("/tmp/dnc-kcache-p10-XXXXXX");
-  if (!d || !mkdtemp(d))
-    abort();
-  return d;
-}
-
-static void rm_dir(const char *dir)
-{
-  DIR *d = opendir(dir);
-  if (d) {
-    struct dirent *e;
-    while ((e = readdir(d))) {
-      char p[1024];
-      snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-      unlink(p);
-    }
-    closedir(d);
-  }
-  rmdir(dir);
-}
 
 /* files in dir whose names end in suffix */
 static int count_files(const char *dir, const char *suffix)
@@ -103,7 +81,7 @@ static int run(const char *dir, dnc_dtype t)
 
 static void file_size_limit(void)
 {
-  char *dir = tmpdir();
+  char *dir = tmpdir_make("dnc-kcache-p10");
   pid_t pid = fork();
   if (pid == 0) {
     /* 4 KiB: less than any entry */
@@ -121,7 +99,7 @@ static void file_size_limit(void)
   is_int(count_files(dir, ""), 0, "and nothing is left in the cache directory");
   ok(run(dir, DNC_F32) && count_files(dir, ".dko") == 2,
      "without the limit, the entries are written");
-  rm_dir(dir);
+  tmpdir_remove(dir);
   free(dir);
 }
 
@@ -138,7 +116,7 @@ static void *worker(void *arg)
 
 static void threads_one_dir(void)
 {
-  char *dir = tmpdir();
+  char *dir = tmpdir_make("dnc-kcache-p10");
   shared_dir = dir;
   pthread_t th[THREADS];
   for (int i = 0; i < THREADS; i++)
@@ -154,7 +132,7 @@ static void threads_one_dir(void)
   is_int(count_files(dir, ".dko"), 4, "one entry per function and dtype");
   is_int(count_files(dir, ""), 4, "and no temporary file");
   ok(run(dir, DNC_F32) && run(dir, DNC_F64), "a later context runs from them");
-  rm_dir(dir);
+  tmpdir_remove(dir);
   free(dir);
 }
 
@@ -164,20 +142,20 @@ static void env_spellings(void)
   const char *off[] = {"False", "OFF", "No", "0", "off"};
   cache_option = 0; /* the environment decides */
   for (int i = 0; i < 5; i++) {
-    char *dir = tmpdir();
+    char *dir = tmpdir_make("dnc-kcache-p10");
     setenv("DNC_CACHE", off[i], 1);
     ok(run(dir, DNC_F32) && count_files(dir, "") == 0,
        "DNC_CACHE=%s: the cache is off, nothing written", off[i]);
-    rm_dir(dir);
+    tmpdir_remove(dir);
     free(dir);
   }
-  char *dir = tmpdir();
+  char *dir = tmpdir_make("dnc-kcache-p10");
   setenv("DNC_CACHE", "1", 1);
   ok(run(dir, DNC_F32) && count_files(dir, ".dko") == 2,
      "DNC_CACHE=1: the cache is on");
   setenv("DNC_CACHE", "0", 1);
   cache_option = 1;
-  rm_dir(dir);
+  tmpdir_remove(dir);
   free(dir);
 }
 
