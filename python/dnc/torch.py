@@ -35,6 +35,7 @@ import re
 import sys
 import threading
 import typing
+import warnings
 
 import torch
 from torch import nn
@@ -1260,12 +1261,38 @@ def _check(fname, fparams, x, gamma, beta, params, what, dim=-1):
                                                       t.dtype, x.dtype))
 
 
+@contextlib.contextmanager
+def _quiet_tracer():
+    """Under torch.jit.trace: no TracerWarning from dnc.torch's own Python
+    (its checks on the input's shape, which only raise, and on PyTorch
+    1.13 the bookkeeping inside its autograd.Function, which the trace
+    runs again at each call). They said "might cause the trace to be
+    incorrect" 5 to 10 times per norm (about 250 for a ViT-B), where the
+    trace records dnc's operator or Function, which reads the shapes and
+    parameters of each call (a traced model runs other shapes and sees
+    parameter updates: tests/python/test_trace_p11.py). The caller's own
+    code keeps its warnings."""
+    if not torch.jit.is_tracing():
+        yield
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        yield
+
+
 def pointwise(x, fn, weight=None, bias=None, module=None, threads=None,
               **params):
     """The functional form: weight * f(x; params) + bias over x's last
     dimension, differentiable. params: tensors or numbers by name (missing
     ones take the source's defaults). threads: the kernels' threads (None:
     torch.get_num_threads() at the call)."""
+    if torch.jit.is_tracing():
+        with _quiet_tracer():
+            return _pointwise(x, fn, weight, bias, module, threads, params)
+    return _pointwise(x, fn, weight, bias, module, threads, params)
+
+
+def _pointwise(x, fn, weight, bias, module, threads, params):
     if isinstance(fn, (str, _dnc.Function)) and _compiling():
         # torch.compile: fn named by a string, or a Function, is looked up
         # while tracing, as a constant (its source, name and parameters),
@@ -1642,6 +1669,12 @@ class PointwiseNorm(nn.Module):
             "torch.compile or torch.export")
 
     def forward(self, x):
+        if torch.jit.is_tracing():
+            with _quiet_tracer():
+                return self._forward(x)
+        return self._forward(x)
+
+    def _forward(self, x):
         fparams = self._dnc_params
         params = [getattr(self, p.name) for p in fparams]
         if isinstance(x, torch.fx.Proxy):
