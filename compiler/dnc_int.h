@@ -778,8 +778,8 @@ void dnc_temps_sweep(const char *dir, const char *prefix);
 
 /* ------------------------------------------------------------ aotseal.c */
 
-/* Appends the seal (ABI and digest of the whole file) to a library just
- * linked; 0, or -1 with err set. */
+/* Fills in the seal note (ABI, loaded segments, digest of what the loader
+ * reads) of a library just linked; 0, or -1 with err set. */
 int dnc_aot_seal(const char *path, char *err, size_t nerr);
 /* What can be checked of a library before dlopen runs its code: a regular
  * ELF shared object of this machine, whole, with an intact seal of this
