@@ -1283,9 +1283,17 @@ def _quiet_tracer():
 def pointwise(x, fn, weight=None, bias=None, module=None, threads=None,
               **params):
     """The functional form: weight * f(x; params) + bias over x's last
-    dimension, differentiable. params: tensors or numbers by name (missing
-    ones take the source's defaults). threads: the kernels' threads (None:
+    dimension (a 0-d x: one channel, a 0-d result), differentiable.
+    params: tensors or numbers by name (missing ones take the source's
+    defaults). threads: the kernels' threads (None:
     torch.get_num_threads() at the call)."""
+    if isinstance(x, torch.Tensor) and x.dim() == 0:
+        # element-wise on one number, as torch.tanh and dnc's NumPy
+        # functions take it: one channel, a 0-d result (torch.func.grad of
+        # f at a point, vmap(grad(...)) over points). PointwiseNorm, like
+        # nn.LayerNorm, still wants a channel dimension.
+        return pointwise(x.reshape(1), fn, weight, bias, module, threads,
+                         **params).reshape(())
     if torch.jit.is_tracing():
         with _quiet_tracer():
             return _pointwise(x, fn, weight, bias, module, threads, params)
