@@ -116,6 +116,107 @@ static const dnc_node *scaled_square_of(dctx *d, const dnc_node *e)
   return NULL;
 }
 
+/* The degree of h in w, a node that the variable reaches: d where h is
+ * homogeneous of degree d in w with every other operand independent of
+ * the variable (built of +, -, *, /, integer powers and sqrt; not abs,
+ * so that x / (1 + abs(x^2)) keeps the quotient rule), else -1000.
+ * Then Euler's h' = d (h / w) w' holds. */
+static int hdeg(dctx *d, const dnc_node *h, const dnc_node *w, int depth)
+{
+  if (h == w)
+    return 1;
+  if (!d->dv[h->id])
+    return 0;
+  if (!h->nargs || depth > 16)
+    return -1000;
+  int a = hdeg(d, h->arg[0], w, depth + 1);
+  int b = h->nargs > 1 ? hdeg(d, h->arg[1], w, depth + 1) : 0;
+  if (a == -1000 || b == -1000)
+    return -1000;
+  switch (h->op) {
+  case OP_NEG:
+    return a;
+  case OP_MUL:
+    return a + b;
+  case OP_DIV:
+    return a - b;
+  case OP_ADD:
+  case OP_SUB:
+    return a == b ? a : -1000;
+  case OP_SQRT:
+    return a % 2 == 0 ? a / 2 : -1000;
+  case OP_POW:
+    if (b == 0 && h->arg[1]->op == OP_CONST && h->arg[1]->value == rint(h->arg[1]->value) &&
+        fabs(h->arg[1]->value) <= 8)
+      return a * (int)h->arg[1]->value;
+    return -1000;
+  default:
+    return -1000;
+  }
+}
+
+/* the variable's own node (the input or the parameter) where h reaches
+ * it, else NULL */
+static const dnc_node *var_leaf(dctx *d, const dnc_node *h, int depth)
+{
+  if (!d->dv[h->id] || depth > 16)
+    return NULL;
+  if (h->op == OP_INPUT || h->op == OP_PARAM)
+    return h;
+  for (int k = 0; k < h->nargs; k++) {
+    const dnc_node *w = var_leaf(d, h->arg[k], depth + 1);
+    if (w)
+      return w;
+  }
+  return NULL;
+}
+
+/* the degree of h in the function's input, the parameters fixed (as
+ * hdeg, without the variable), else -1000 */
+static int input_degree(const dnc_node *h, int depth)
+{
+  if (h->op == OP_INPUT)
+    return 1;
+  if (h->op == OP_CONST || h->op == OP_PARAM)
+    return 0;
+  if (depth > 16 || !h->nargs)
+    return -1000;
+  int a = input_degree(h->arg[0], depth + 1);
+  int b = h->nargs > 1 ? input_degree(h->arg[1], depth + 1) : 0;
+  if (a == -1000 || b == -1000)
+    return -1000;
+  switch (h->op) {
+  case OP_NEG:
+    return a;
+  case OP_MUL:
+    return a + b;
+  case OP_DIV:
+    return a - b;
+  case OP_ADD:
+  case OP_SUB:
+    return a == b ? a : -1000;
+  case OP_POW:
+    if (b == 0 && h->arg[1]->op == OP_CONST && h->arg[1]->value == rint(h->arg[1]->value) &&
+        fabs(h->arg[1]->value) <= 8)
+      return a * (int)h->arg[1]->value;
+    return -1000;
+  default:
+    return -1000;
+  }
+}
+
+/* a' t - a t'/2 = 0: t of degree 2 and a of degree 1 in a or in the
+ * variable itself (x / sqrt(1 + beta x x), x / sqrt(1 + x^2 / s),
+ * 2 x / sqrt(1 + (3 x)^2), alpha x / sqrt(1 + alpha^2 x^2) for
+ * d/dalpha) */
+static int euler2(dctx *d, const dnc_node *t, const dnc_node *a)
+{
+  if (hdeg(d, t, a, 0) == 2)
+    return 1;
+  const dnc_node *w = var_leaf(d, a, 0);
+  return w && hdeg(d, a, w, 0) == 1 && hdeg(d, t, w, 0) == 2;
+}
+
 /* The derivative of a / sqrt(v) = a * rsqrt(v), v = c + a^2 (DyISRU,
  * ISRU), as (a' c - a c'/2) / (v sqrt(v)): the quotient rule's form
  * (a' - (a/t)^2 a' - ...)/t, and the product rule's rsqrt(v) - a^2
@@ -130,13 +231,28 @@ static dnc_node *isru_rule(dctx *d, dnc_node *a, dnc_node *da, dnc_node *v,
   for (int k = 0; k < 2; k++) {
     dnc_node *sq = v->arg[k], *c = v->arg[1 - k];
     const dnc_node *b = scaled_square_of(d, sq); /* b^2, b * b or s b^2 */
-    if (b && related(d, b, a)) {
+    if ((b && related(d, b, a)) || (d->dv[sq->id] && euler2(d, sq, a))) {
       dnc_node *num = cross(d, a, da, c, 0.5);
       if (!t)
         t = S(OP_SQRT, v, NULL);
       return num ? S(OP_DIV, num, S(OP_MUL, v, t)) : K(0.0);
     }
   }
+  /* a' = 0 (a parameter in the square: d/dbeta of x / sqrt(1 + beta
+   * x^2), d/dalpha of x / sqrt(1 + (alpha x)^2)): -(a v'/2) / (v
+   * sqrt(v)), where the quotient rule's q (v'/(2 sqrt(v))) / sqrt(v) was
+   * 0 * inf / inf = NaN once v' overflowed; in this form rewrite.c
+   * scales the numerator (of degree 3 in x) with the sum */
+  dnc_node *dv = d->dv[v->id];
+  if (!da && dv)
+    for (int k = 0; k < 2; k++) {
+      if (input_degree(v->arg[k], 0) == 2) {
+        if (!t)
+          t = S(OP_SQRT, v, NULL);
+        dnc_node *num = S(OP_NEG, S(OP_MUL, K(0.5), S(OP_MUL, a, dv)), NULL);
+        return S(OP_DIV, num, S(OP_MUL, v, t));
+      }
+    }
   return NULL;
 }
 
@@ -168,11 +284,41 @@ static dnc_node *mul_isru(dctx *d, dnc_node *const *a, dnc_node *const *da)
   return NULL;
 }
 
+static dnc_node *zero_where(dctx *d, dnc_node *f, dnc_node *t);
+
+/* sigmoid(p) sigmoid(-p) (tanh' = 4 s(2u) s(-2u), sigmoid' = s(u)
+ * s(-u)): the product rule's s s (s(-p) - s(p)) p' cancels where p -> 0
+ * (tanh'' at x = 1e-30 was 0 in f64, not -2e-30), and s(-p) - s(p) =
+ * -tanh(p/2): -(s s) tanh(p/2) p', every factor accurate. The opposite
+ * arguments as rewrite.c's sigmoid pairs: -b and b, or c t and -c t.
+ * NULL when e is not of that shape. */
+static dnc_node *sigmoid_pair_rule(dctx *d, dnc_node *e, dnc_node *const *a)
+{
+  if (a[0]->op != OP_SIGMOID || a[1]->op != OP_SIGMOID)
+    return NULL;
+  dnc_node *p = a[0]->arg[0];
+  const dnc_node *tl, *tr;
+  double sl = dnc_split_scale(p, &tl), sr = dnc_split_scale(a[1]->arg[0], &tr);
+  if (tl != tr || sl != -sr || sl == 0 || !isfinite(sl) || !d->dv[p->id])
+    return NULL;
+  if (sl < 0) { /* the same with -p for p: tanh(u), not tanh(-u) */
+    p = a[1]->arg[0];
+    sl = sr;
+  }
+  dnc_node *half = S(OP_MUL, K(sl / 2), (dnc_node *)tl);
+  dnc_node *fp = S(OP_NEG, S(OP_MUL, e, S(OP_TANH, half, NULL)), NULL);
+  /* always guarded (s s underflows where p' = 2x overflows: 0 * inf),
+   * unlike chain0's plain p': a second derivative, no DyT kernel's */
+  return zero_where(d, e, S(OP_MUL, fp, d->dv[p->id]));
+}
+
 RULE(df_mul)
 {
   dnc_node *r = mul_isru(d, a, da);
   if (r)
     return r->op == OP_CONST && r->value == 0 ? NULL : r;
+  if ((r = sigmoid_pair_rule(d, e, a)))
+    return r;
   return add(d, mul(d, da[0], a[1]), mul(d, a[0], da[1]));
 }
 /* Is h, as a function of the variable, k(a) with k positively
@@ -258,6 +404,57 @@ static dnc_node *div_hypot(dctx *d, dnc_node *const *a, dnc_node *const *da)
   return NULL;
 }
 
+/* a / (c + t), t of degree 2 in a or in the variable (x / (1 + (a
+ * x)^2), 2 x / (beta + x^2)): (a' c - a c' - a' t) / b^2 (Euler: a t' =
+ * 2 a' t), computed ((a' c - a c') / b) / b - a' (t / b) / b. The quotient
+ * rule's a' - q b' was 0 * inf = NaN where b' overflowed and q
+ * underflowed (x / (1 + (a x)^2), a x = 1e24 in f32); here t / b is
+ * rewrite.c's rational form, 1 there. Where a does not depend on the
+ * variable (d/da of x / (1 + (a x)^2)): -q (b' / b), q = a / b, b' / b
+ * a rational form too. NULL when b is not of that shape. */
+static dnc_node *div_rational(dctx *d, dnc_node *e, dnc_node *const *a,
+                              dnc_node *const *da)
+{
+  dnc_node *b = a[1];
+  if (b->op != OP_ADD || !d->dv[b->id])
+    return NULL;
+  for (int k = 0; k < 2; k++) {
+    dnc_node *t = b->arg[k], *c = b->arg[1 - k];
+    if (!d->dv[t->id] || input_degree(t, 0) != 2)
+      continue;
+    if (!da[0]) /* a parameter in t: -q (b' / b), both rational forms */
+      return S(OP_NEG, S(OP_MUL, e, S(OP_DIV, d->dv[b->id], b)), NULL);
+    if (!euler2(d, t, a[0]))
+      continue;
+    dnc_node *num = cross(d, a[0], da[0], c, 1);
+    dnc_node *first = num ? S(OP_DIV, S(OP_DIV, num, b), b) : NULL;
+    return sub(d, first, S(OP_DIV, S(OP_MUL, da[0], S(OP_DIV, t, b)), b));
+  }
+  return NULL;
+}
+
+/* a / (v sqrt(v)), the isru rule's derivatives: (a' - 1.5 a (v'/v)) /
+ * (v sqrt(v)), not the quotient rule's (a' - q b') / b with b' = v'
+ * sqrt(v) + v (v' / (2 sqrt(v))): q is 0 and b' inf where v overflows,
+ * 0 * inf = NaN (DyISRU's second derivative at x = 1e20 in f32), where
+ * v'/v is rewrite.c's rational form and the quotient its isru_deriv.
+ * NULL when b is not of that shape; the constant 0 for a zero. */
+static dnc_node *div_v32(dctx *d, dnc_node *const *a, dnc_node *const *da)
+{
+  dnc_node *b = a[1];
+  if (b->op != OP_MUL)
+    return NULL;
+  for (int k = 0; k < 2; k++) {
+    dnc_node *v = b->arg[k], *t = b->arg[1 - k];
+    if (t->op != OP_SQRT || t->arg[0] != v)
+      continue;
+    dnc_node *q = divide(d, d->dv[v->id], v);
+    dnc_node *num = sub(d, da[0], mul(d, K(1.5), mul(d, a[0], q)));
+    return num ? S(OP_DIV, num, b) : K(0.0);
+  }
+  return NULL;
+}
+
 /* (a/b)' = (a' - (a/b) b') / b: reuses the quotient instead of a/b^2 */
 RULE(df_div)
 {
@@ -266,6 +463,10 @@ RULE(df_div)
     r = div_homogeneous(d, a, da);
   if (!r)
     r = div_hypot(d, a, da);
+  if (!r)
+    r = div_v32(d, a, da);
+  if (!r)
+    r = div_rational(d, e, a, da);
   if (r)
     return r->op == OP_CONST && r->value == 0 ? NULL : r;
   return divide(d, sub(d, da[0], mul(d, e, da[1])), a[1]);
@@ -406,9 +607,14 @@ RULE(df_log1p)
   return r ? r : divide(d, da[0], S(OP_ADD, K(1.0), a[0]));
 }
 RULE(df_sqrt) { return divide(d, da[0], S(OP_MUL, K(2.0), e)); }
-/* rsqrt(a)' = -rsqrt(a) / (2a) */
+/* rsqrt(a)' = -rsqrt(a) / (2a); for a sum (rsqrt(beta + x^2)) -(a'/2) /
+ * (a sqrt(a)), the form rewrite.c scales where a overflows (a' = 2x
+ * overflowed too, inf * 0 = NaN at x = 3e38 in f32) */
 RULE(df_rsqrt)
 {
+  if (da[0] && a[0]->op == OP_ADD)
+    return S(OP_DIV, S(OP_MUL, K(-0.5), da[0]),
+             S(OP_MUL, a[0], S(OP_SQRT, a[0], NULL)));
   return mul(d, S(OP_MUL, K(-0.5), S(OP_DIV, e, a[0])), da[0]);
 }
 /* tanh' = 1 - tanh^2 = (1 - t)(1 + t), where 1 - t = 2 sigmoid(-2u) and

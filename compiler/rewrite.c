@@ -41,6 +41,16 @@
  *     reciprocal rsqrt(S) (1 / S), S the scaled sum: one estimate fewer
  *     each, so DyISRU's bf16 forward is a third faster (docs/
  *     performance.md, round six).
+ *     The same for the spellings users write (isru_match): n / sqrt(c +
+ *     t), n * rsqrt(c + t), n / (c + t)^0.5 and n * (c + t)^-0.5 with t
+ *     of degree 2 in the input x (beta x^2, (2 x)^2, (alpha x)^2, x^2 /
+ *     s) or the square of a node, n of degree 1 in it or any node: t
+ *     and n are computed from x k (subst), c k k as above, so that k = 1
+ *     is again the original's operations; their derivatives n / (v
+ *     sqrt(v)) with n of degree 1 to 3 (a parameter in the square: -x^3
+ *     beta'/2); the rational forms n / (c + t), n of degree 1 or 2
+ *     (x / (1 + (a x)^2), x^2 / (beta + x^2), v'/v); and the roots
+ *     alone, sqrt(1 + x^2) (root_alone).
  */
 #include <math.h>
 #include <stdlib.h>
@@ -152,15 +162,171 @@ static dnc_node *gauss(rewriter *rw, const dnc_node *e)
   return N(OP_FMA, r, N(OP_NEG, lo, NULL, NULL), r);
 }
 
-/* c when s is c + u^2 (either order), else NULL */
-static const dnc_node *isru_base(const dnc_node *s, const dnc_node *u)
+/* Whether h reaches the node u (1 too past the budget: callers take
+ * that as "may") */
+static int reaches(const dnc_node *h, const dnc_node *u, int *budget)
 {
-  if (s->op != OP_ADD)
+  if (h == u)
+    return 1;
+  if (h->id < u->id || !h->nargs)
+    return 0;
+  if (--*budget < 0)
+    return 1;
+  for (int k = 0; k < h->nargs; k++)
+    if (reaches(h->arg[k], u, budget))
+      return 1;
+  return 0;
+}
+
+/* The degree of h in the node u: d where h, as a function of u with
+ * every other node held fixed, is homogeneous of degree d (h(u k) = k^d
+ * h(u) for k > 0): built of +, -, *, /, abs, integer powers, sqrt and
+ * hypot from u and nodes of degree 0 (any function of those, and any
+ * node that does not reach u: ids are topological, an operand's below
+ * its user's). DEG_NO otherwise or past the budget of nodes looked at.
+ * h computed with u k in place of u (subst) is then h k^d exactly where
+ * k is a power of two and nothing overflows or underflows: each
+ * operation's rounding commutes with the scaling. */
+#define DEG_NO (-1000)
+static int degree(const dnc_node *h, const dnc_node *u, int depth, int *budget)
+{
+  if (h == u)
+    return 1;
+  if (h->id < u->id || !h->nargs)
+    return 0;
+  if (depth > 24 || --*budget < 0)
+    return DEG_NO;
+  int d[3] = {0, 0, 0};
+  for (int k = 0; k < h->nargs; k++)
+    if ((d[k] = degree(h->arg[k], u, depth + 1, budget)) == DEG_NO)
+      return DEG_NO;
+  switch (h->op) {
+  case OP_NEG:
+  case OP_ABS:
+    return d[0];
+  case OP_MUL:
+    return d[0] + d[1];
+  case OP_DIV:
+    return d[0] - d[1];
+  case OP_ADD:
+  case OP_SUB:
+  case OP_HYPOT:
+    return d[0] == d[1] ? d[0] : DEG_NO;
+  case OP_SQRT:
+    return d[0] % 2 == 0 ? d[0] / 2 : DEG_NO;
+  case OP_POW:
+    if (d[1] == 0 && h->arg[1]->op == OP_CONST) {
+      double p = d[0] * h->arg[1]->value;
+      if (p == rint(p) && fabs(p) <= 8)
+        return (int)p;
+    }
+    return DEG_NO;
+  default: /* any function of degree-0 operands is of degree 0 */
+    return d[0] == 0 && d[1] == 0 && d[2] == 0 ? 0 : DEG_NO;
+  }
+}
+
+static int deg_of(const dnc_node *h, const dnc_node *u)
+{
+  int budget = 256;
+  return degree(h, u, 0, &budget);
+}
+
+/* h computed with us = u k in place of u; the rewritten nodes where u is
+ * not reached (so that a rewrite inside them is kept) */
+static dnc_node *subst(rewriter *rw, const dnc_node *h, const dnc_node *u,
+                       dnc_node *us)
+{
+  int budget = 256;
+  if (h == u)
+    return us;
+  if (!reaches(h, u, &budget))
+    return rw->map[h->id];
+  dnc_node *a[3] = {NULL, NULL, NULL};
+  for (int k = 0; k < h->nargs; k++)
+    a[k] = subst(rw, h->arg[k], u, us);
+  return N(h->op, a[0], a[1], a[2]);
+}
+
+/* the function's input where t reaches it, else NULL */
+static const dnc_node *input_in(const dnc_node *t, int *budget)
+{
+  if (t->op == OP_INPUT)
+    return t;
+  if (--*budget < 0)
     return NULL;
-  for (int k = 0; k < 2; k++)
-    if (dnc_square_of(s->arg[k]) == u)
-      return s->arg[1 - k];
+  for (int k = 0; k < t->nargs; k++) {
+    const dnc_node *x = input_in(t->arg[k], budget);
+    if (x)
+      return x;
+  }
   return NULL;
+}
+
+/* v = c + t (either order) with t of degree 2 in u: u^2 (pure: t is
+ * the square of u; isru_scaled's first form), or (2 x)^2, beta x^2,
+ * (alpha x)^2, x^2 / s, ... in u = x, the function's input; c is any
+ * node (c k k is exact). dn: the degree of the numerator in u, or
+ * DEG_NO. */
+typedef struct isru_m {
+  const dnc_node *u, *c, *t; /* t NULL where pure */
+  int dn;
+  const dnc_node *base; /* t = base^2 where t is not u^2, else NULL */
+} isru_m;
+
+/* u for v: the input where t reaches it and is of degree 2 in it (the
+ * parameters are fixed and x is what grows: x^2, beta x^2, (2 x)^2,
+ * (a x)^2, where a x itself may overflow), then the base of the square
+ * where t is one (x - mu), then the bases of squares in t; a candidate
+ * that does not reach the input (alpha in alpha^2 x^2) is not one. The
+ * first candidate in which n is of a degree from dmin to dmax, or the
+ * input where n is of degree 0 in it (1, beta: n k, with dn = DEG_NO),
+ * is taken, so that a quotient and its derivatives share S and its sqrt
+ * (the oracle rewrites each root alone: the choice cannot depend on the
+ * other roots); else the first valid candidate with dn = DEG_NO. 0 when
+ * v is not of the shape. */
+static int isru_match(const dnc_node *v, const dnc_node *n, int dmin, int dmax,
+                      isru_m *m)
+{
+  if (v->op != OP_ADD)
+    return 0;
+  int have = 0;
+  for (int i = 0; i < 2; i++) {
+    const dnc_node *t = v->arg[i], *pure = dnc_square_of(t), *cand[4];
+    int nc = 0, budget = 256;
+    const dnc_node *x = input_in(t, &budget);
+    if (x)
+      cand[nc++] = x;
+    if (pure && pure != x)
+      cand[nc++] = pure;
+    if (!pure && t->op == OP_MUL)
+      for (int j = 0; j < 2; j++)
+        if (dnc_square_of(t->arg[j]))
+          cand[nc++] = dnc_square_of(t->arg[j]);
+    for (int j = 0; j < nc; j++) {
+      const dnc_node *u = cand[j];
+      budget = 256;
+      if ((u != pure && deg_of(t, u) != 2) || !input_in(u, &budget))
+        continue; /* not a base that grows with x: alpha in alpha^2 x^2 */
+      isru_m cur = {u, v->arg[1 - i], u == pure ? NULL : t,
+                    n ? deg_of(n, u) : 0, u == pure ? NULL : pure};
+      int take = cur.dn >= dmin && cur.dn <= dmax;
+      if (!take && u == x && cur.dn == 0) {
+        cur.dn = DEG_NO;
+        take = 1;
+      }
+      if (take) {
+        *m = cur;
+        return 1;
+      }
+      if (!have) {
+        cur.dn = DEG_NO;
+        *m = cur;
+        have = 1;
+      }
+    }
+  }
+  return have;
 }
 
 /* The scale k and the scaled sum c k k + (u k)^2 of the rewritten u and
@@ -174,25 +340,61 @@ static const dnc_node *isru_base(const dnc_node *s, const dnc_node *u)
  *     (2^300): v sqrt(v) underflows (DyISRU with beta below 2e-26 at x
  *     = 0, whose dx 1/sqrt(beta) was inf and d/dbeta NaN);
  *   - elsewhere k = 1, and every operation is the original's.
+ * For a t other than u^2 (m->t: s u^2, (2 x)^2, ...) the test is on |t|
+ * against the squares of those bounds (t computed as written, inf where
+ * it overflows), not on |u|, so that a small coefficient (1 + 1e-20 x^2
+ * at x = 1e12) is not scaled below the range, and the scaled t is t
+ * computed from u k (subst): c k k + t(u k). There k is 2^-80 (2^-676)
+ * up to |u| = 2^86 (2^682) and 2^-126 (2^-1022) above, so that u k and
+ * (u k)^3, a numerator of degree 3, stay normal numbers up to |u| =
+ * FLT_MAX (DBL_MAX): d/dbeta of x / sqrt(1 + beta x^2) tends to -1/(2
+ * beta^1.5), not to 0, and S sqrt(S) >= 2^-120 (2^-1014), where t >
+ * 2^84 (2^680). Where t is the square of a base b of degree 1 in u
+ * ((a x)^2 in ISRU, a x / sqrt(c + (a x)^2), with u = x), the tests are
+ * those of u^2 on |b| (b as written: inf where it overflows) and k is
+ * 2^-84 (2^-680), one compare as for u^2, but for a numerator of degree
+ * 3 (deep). *kh (when asked): sqrt(k), by the same tests.
  * The nodes are hash-consed: the quotient and its derivatives get the
  * same ones, so their sqrt is computed once. */
-static dnc_node *isru_scaled(rewriter *rw, const dnc_node *u, const dnc_node *c,
-                             dnc_node **k, dnc_node **us)
+static dnc_node *isru_scaled(rewriter *rw, const isru_m *m, int deep,
+                             dnc_node **k, dnc_node **us, dnc_node **kh)
 {
-  dnc_node *mu = rw->map[u->id], *mc = rw->map[c->id];
-  dnc_node *au = N(OP_ABS, mu, NULL, NULL);
+  dnc_node *mu = rw->map[m->u->id], *mc = rw->map[m->c->id];
+  /* t = b^2, b of degree 1 in u: the tests on |b| as for u^2 */
+  dnc_node *au = N(OP_ABS, rw->map[(m->base && !deep ? m->base : m->u)->id],
+                   NULL, NULL);
   double big = rw->f64 ? 0x1p340 : 0x1p42, kbig = rw->f64 ? 0x1p-680 : 0x1p-84;
   double tiny = rw->f64 ? 0x1p-340 : 0x1p-42, ctiny = rw->f64 ? 0x1p-680 : 0x1p-84;
   double ksmall = rw->f64 ? 0x1p300 : 0x1p50;
   dnc_node *small = N(OP_AND, N(OP_LT, au, dnc_const(rw->g, tiny), NULL),
                       N(OP_LT, N(OP_ABS, mc, NULL, NULL), dnc_const(rw->g, ctiny), NULL),
                       NULL);
-  *k = N(OP_SELECT, N(OP_GT, au, dnc_const(rw->g, big), NULL),
-         dnc_const(rw->g, kbig),
+  dnc_node *large = N(OP_GT, au, dnc_const(rw->g, big), NULL);
+  dnc_node *kl = dnc_const(rw->g, kbig), *khl = dnc_const(rw->g, sqrt(kbig));
+  if (m->t && (deep || !m->base)) {
+    dnc_node *at = N(OP_ABS, rw->map[m->t->id], NULL, NULL);
+    au = N(OP_ABS, mu, NULL, NULL);
+    double top = rw->f64 ? 0x1p682 : 0x1p86, ktop = rw->f64 ? 0x1p-1022 : 0x1p-126;
+    kbig = rw->f64 ? 0x1p-676 : 0x1p-80;
+    large = N(OP_GT, at, dnc_const(rw->g, big * big), NULL);
+    small = N(OP_AND, small, N(OP_LT, at, dnc_const(rw->g, tiny * tiny), NULL),
+              NULL);
+    dnc_node *higher = N(OP_GT, au, dnc_const(rw->g, top), NULL);
+    kl = N(OP_SELECT, higher, dnc_const(rw->g, ktop), dnc_const(rw->g, kbig));
+    khl = N(OP_SELECT, higher, dnc_const(rw->g, sqrt(ktop)),
+            dnc_const(rw->g, sqrt(kbig)));
+  }
+  *k = N(OP_SELECT, large, kl,
          N(OP_SELECT, small, dnc_const(rw->g, ksmall), dnc_const(rw->g, 1.0)));
+  if (kh)
+    *kh = N(OP_SELECT, large, khl,
+            N(OP_SELECT, small, dnc_const(rw->g, sqrt(ksmall)),
+              dnc_const(rw->g, 1.0)));
   *us = N(OP_MUL, mu, *k, NULL);
   dnc_node *cs = N(OP_MUL, N(OP_MUL, mc, *k, NULL), *k, NULL);
-  return N(OP_ADD, cs, N(OP_POW, *us, dnc_const(rw->g, 2.0), NULL), NULL);
+  dnc_node *ts = m->t ? subst(rw, m->t, m->u, *us)
+                      : N(OP_POW, *us, dnc_const(rw->g, 2.0), NULL);
+  return N(OP_ADD, cs, ts, NULL);
 }
 
 /* f32 compute with f32's math on a target whose rsqrt is refined from an
@@ -202,28 +404,80 @@ static int rsqrt_cheap(const rewriter *rw)
   return !rw->f64 && !rw->lowp && (rw->target & DNC_TARGET_RSQRT);
 }
 
-/* u / sqrt(c + u^2) or u * rsqrt(c + u^2) (or rsqrt(c + u^2) * u: a
- * function's body keeps the order it was written in), scaled where u^2
- * would overflow (the comment at the top); u * rsqrt(...) in bf16's math
- * and where rsqrt is cheap */
+/* v when t is v^p, else NULL */
+static const dnc_node *pow_of(const dnc_node *t, double p)
+{
+  return t->op == OP_POW && t->arg[1]->op == OP_CONST && t->arg[1]->value == p
+             ? t->arg[0] : NULL;
+}
+
+/* n / sqrt(c + t), n * rsqrt(c + t) (or rsqrt(c + t) * n: a function's
+ * body keeps the order it was written in), n / (c + t)^0.5 and n * (c +
+ * t)^-0.5, t of degree 2 in some u (isru_match): the inverse square
+ * root unit u / sqrt(c + u^2), x / sqrt(1 + beta x^2), x / sqrt(beta +
+ * (2 x)^2). Scaled where t would overflow (the comment at the top): n k
+ * / sqrt(c k k + t k k), n k computed as n(u k) where n is of degree 1
+ * in u, else as n times k. u k rsqrt(...) in bf16's math and where
+ * rsqrt is cheap for u / sqrt(c + u^2) itself; a power stays a power. */
 static dnc_node *isru(rewriter *rw, const dnc_node *e)
 {
-  const dnc_node *u = e->arg[0], *r = e->arg[1];
-  if (e->op == OP_MUL && u->op == OP_RSQRT && r->op != OP_RSQRT) {
-    u = e->arg[1];
-    r = e->arg[0];
+  const dnc_node *n = NULL, *s = NULL;
+  int form = -1; /* 0 sqrt, 1 rsqrt, 2 ^0.5, 3 ^-0.5 */
+  if (e->op == OP_DIV) {
+    n = e->arg[0];
+    const dnc_node *r = e->arg[1];
+    if (r->op == OP_SQRT)
+      s = r->arg[0], form = 0;
+    else if ((s = pow_of(r, 0.5)))
+      form = 2;
+  } else {
+    for (int j = 1; j >= 0 && form < 0; j--) {
+      const dnc_node *r = e->arg[j];
+      n = e->arg[1 - j];
+      if (r->op == OP_RSQRT)
+        s = r->arg[0], form = 1;
+      else if ((s = pow_of(r, -0.5)))
+        form = 3;
+    }
   }
-  if (!((e->op == OP_DIV && r->op == OP_SQRT) ||
-        (e->op == OP_MUL && r->op == OP_RSQRT)))
+  isru_m m;
+  if (form < 0 || !isru_match(s, n, 1, 1, &m))
     return NULL;
-  const dnc_node *c = isru_base(r->arg[0], u);
-  if (!c)
+  dnc_node *k, *us, *sum = isru_scaled(rw, &m, 0, &k, &us, NULL);
+  dnc_node *ns = m.dn == 1 ? subst(rw, n, m.u, us)
+                           : N(OP_MUL, rw->map[n->id], k, NULL);
+  switch (form) {
+  case 2:
+    return N(OP_DIV, ns, N(OP_POW, sum, dnc_const(rw->g, 0.5), NULL), NULL);
+  case 3:
+    return N(OP_MUL, ns, N(OP_POW, sum, dnc_const(rw->g, -0.5), NULL), NULL);
+  }
+  /* u / sqrt(c + u^2) itself as u k rsqrt(S) in bf16's math and where
+   * rsqrt is cheap; the other spellings keep their operation (1 /
+   * sqrt(beta + x^2) - 1 / sqrt(beta) is 0 at x = 0 as written) */
+  int own = dnc_square_of(s->arg[0]) == n || dnc_square_of(s->arg[1]) == n;
+  if (form == 1 || ((rw->lowp == 8 || rsqrt_cheap(rw)) && own))
+    return N(OP_MUL, ns, N(OP_RSQRT, sum, NULL, NULL), NULL);
+  return N(OP_DIV, ns, N(OP_SQRT, sum, NULL, NULL), NULL);
+}
+
+/* sqrt(c + t) and (c + t)^0.5 alone, t as in isru (sqrt(1 + x^2), the
+ * smooth |x|, was inf at x = 1e20 in f32, not 1e20): sqrt(S) / k, S the
+ * scaled sum (k = 1: the original's operations). Not rsqrt(c + t) alone:
+ * a tiny rsqrt(S) k kept finite, where the rest of an expression is not
+ * scaled, turned the NaN of 1 / rsqrt(1 + x^2)'s quotient rule (its b'
+ * underflows) into a finite wrong value (tests/test_differential.c,
+ * seed 20); that NaN stays. */
+static dnc_node *root_alone(rewriter *rw, const dnc_node *e)
+{
+  const dnc_node *s = e->op == OP_SQRT ? e->arg[0] : pow_of(e, 0.5);
+  isru_m m;
+  if (!s || !isru_match(s, NULL, 1, 1, &m))
     return NULL;
-  dnc_node *k, *us, *sum = isru_scaled(rw, u, c, &k, &us);
-  if (rw->lowp == 8 || rsqrt_cheap(rw))
-    return N(OP_MUL, us, N(OP_RSQRT, sum, NULL, NULL), NULL);
-  return e->op == OP_DIV ? N(OP_DIV, us, N(OP_SQRT, sum, NULL, NULL), NULL)
-                         : N(OP_MUL, us, N(OP_RSQRT, sum, NULL, NULL), NULL);
+  dnc_node *k, *us, *sum = isru_scaled(rw, &m, 0, &k, &us, NULL);
+  dnc_node *r = e->op == OP_POW ? N(OP_POW, sum, rw->map[e->arg[1]->id], NULL)
+                                : N(OP_SQRT, sum, NULL, NULL);
+  return N(OP_DIV, r, k, NULL);
 }
 
 /* 1 / (S sqrt(S)) = r^3 from r = rsqrt(S), where rsqrt is cheap: c = (r r)
@@ -242,7 +496,21 @@ static dnc_node *rsqrt_cubed(rewriter *rw, dnc_node *S)
   return N(OP_SELECT, N(OP_LT, e, dnc_const(rw->g, 1.0), NULL), fix, c);
 }
 
-/* n / (v sqrt(v)), v = c + u^2: the derivatives of
+/* n k for a numerator of no degree in u: a product p q (or its negation)
+ * as (p sqrt(k)) (q sqrt(k)), which stays finite where p q overflows and
+ * k < 1 (x c in d/da of a x / sqrt(c + (a x)^2), x = c = 1e20 in f32) */
+static dnc_node *times_k(rewriter *rw, const dnc_node *n, dnc_node *k,
+                         dnc_node *kh)
+{
+  if (n->op == OP_NEG)
+    return N(OP_NEG, times_k(rw, n->arg[0], k, kh), NULL, NULL);
+  if (n->op == OP_MUL && n->arg[0]->op != OP_CONST && n->arg[1]->op != OP_CONST)
+    return N(OP_MUL, N(OP_MUL, rw->map[n->arg[0]->id], kh, NULL),
+             N(OP_MUL, rw->map[n->arg[1]->id], kh, NULL), NULL);
+  return N(OP_MUL, rw->map[n->id], k, NULL);
+}
+
+/* n / (v sqrt(v)), v = c + t as isru() takes it: the derivatives of
  * u / sqrt(c + u^2) (diff.c's div_isru) become (n k^3) (1 / (S sqrt(S)))
  * with the quotient's own k and scaled sum S, so that a backward computes
  * sqrt(S) once for f and its derivatives instead of twice, and one
@@ -256,36 +524,59 @@ static dnc_node *rsqrt_cubed(rewriter *rw, dnc_node *S)
  * number; S sqrt(S) is then within the normal range (tests/
  * test_specials.c), up to |u| = 2^126 (2^1020), beyond which it
  * overflows and the result is 0 (the derivatives are below the
- * smallest subnormal there), or NaN for an infinite n. */
+ * smallest subnormal there), or NaN for an infinite n. n k^3 is n(u k)
+ * k^(3-d) where n is of degree d = 1..3 in u (-x^3/2, d/dbeta of x /
+ * sqrt(1 + beta x^2), overflows from x = 7e12 in f32), else (n k) k k
+ * (times_k). */
 static dnc_node *isru_deriv(rewriter *rw, const dnc_node *e)
 {
   const dnc_node *d = e->arg[1];
   if (e->op != OP_DIV || d->op != OP_MUL)
     return NULL;
   for (int j = 0; j < 2; j++) {
-    const dnc_node *v = d->arg[j], *sq = d->arg[1 - j];
-    if (sq->op != OP_SQRT || sq->arg[0] != v || v->op != OP_ADD)
+    const dnc_node *v = d->arg[j], *sq = d->arg[1 - j], *n = e->arg[0];
+    isru_m m;
+    if (sq->op != OP_SQRT || sq->arg[0] != v || !isru_match(v, n, 1, 3, &m))
       continue;
-    for (int i = 0; i < 2; i++) {
-      const dnc_node *u = dnc_square_of(v->arg[i]);
-      /* c as isru() takes it from the same sum, so that S is its node */
-      const dnc_node *c = u ? isru_base(v, u) : NULL;
-      if (!c)
-        continue;
-      dnc_node *k, *us, *S = isru_scaled(rw, u, c, &k, &us);
-      dnc_node *r = rsqrt_cheap(rw) ? rsqrt_cubed(rw, S)
-                    : rw->lowp == 8
-                        ? N(OP_MUL, N(OP_RSQRT, S, NULL, NULL),
-                            N(OP_DIV, dnc_const(rw->g, 1.0), S, NULL), NULL)
-                        : N(OP_DIV, dnc_const(rw->g, 1.0),
-                            N(OP_MUL, S, N(OP_SQRT, S, NULL, NULL), NULL), NULL);
-      /* n k^3 r as ((n k) (r k)) k: k^3 itself is outside the range,
-       * and so may be n k r */
-      dnc_node *nk = N(OP_MUL, rw->map[e->arg[0]->id], k, NULL);
-      return N(OP_MUL, N(OP_MUL, nk, N(OP_MUL, r, k, NULL), NULL), k, NULL);
-    }
+    dnc_node *k, *us, *kh, *S = isru_scaled(rw, &m, m.dn == 3, &k, &us, &kh);
+    dnc_node *r = rsqrt_cheap(rw) ? rsqrt_cubed(rw, S)
+                  : rw->lowp == 8
+                      ? N(OP_MUL, N(OP_RSQRT, S, NULL, NULL),
+                          N(OP_DIV, dnc_const(rw->g, 1.0), S, NULL), NULL)
+                      : N(OP_DIV, dnc_const(rw->g, 1.0),
+                          N(OP_MUL, S, N(OP_SQRT, S, NULL, NULL), NULL), NULL);
+    /* degree 3: the derivative does not tend to 0 (-1/(2 beta^1.5)
+     * above), and 1 / (S sqrt(S)) is below the range where (u k)^3 is
+     * near its top: (n(u k) / S) / sqrt(S) */
+    if (m.dn == 3)
+      return N(OP_DIV, N(OP_DIV, subst(rw, n, m.u, us), S, NULL),
+               N(OP_SQRT, S, NULL, NULL), NULL);
+    dnc_node *rk = N(OP_MUL, r, k, NULL);
+    if (m.dn == 2)
+      return N(OP_MUL, subst(rw, n, m.u, us), rk, NULL);
+    /* n k^3 r as ((n k) (r k)) k: k^3 itself is outside the range,
+     * and so may be n k r */
+    dnc_node *nk = m.dn == 1 ? subst(rw, n, m.u, us) : times_k(rw, n, k, kh);
+    return N(OP_MUL, N(OP_MUL, nk, rk, NULL), k, NULL);
   }
   return NULL;
+}
+
+/* n / (c + t), t of degree 2 and n of degree 1 or 2 in u (isru_match):
+ * x / (1 + (a x)^2), x^2 / (beta + x^2), v'/v in the derivatives of
+ * isru_deriv's forms (diff.c's div_v32). As written, t overflows and
+ * the quotient is 0 (1e-20 at x = 1e20 in f32) or inf/inf = NaN (1);
+ * scaled as in isru: n(u k) / S times k for degree 1, n(u k) / S for
+ * degree 2 (k = 1: the original's operations). */
+static dnc_node *rational(rewriter *rw, const dnc_node *e)
+{
+  isru_m m;
+  if (e->op != OP_DIV || !isru_match(e->arg[1], e->arg[0], 1, 2, &m) ||
+      m.dn == DEG_NO)
+    return NULL;
+  dnc_node *k, *us, *S = isru_scaled(rw, &m, 0, &k, &us, NULL);
+  dnc_node *q = N(OP_DIV, subst(rw, e->arg[0], m.u, us), S, NULL);
+  return m.dn == 2 ? q : N(OP_MUL, q, k, NULL);
 }
 
 static void rewrite_root(rewriter *rw, dnc_arena *scratch, dnc_node **root)
@@ -305,6 +596,10 @@ static void rewrite_root(rewriter *rw, dnc_arena *scratch, dnc_node **root)
       r = isru(rw, e);
     if (!r && e->op == OP_DIV)
       r = isru_deriv(rw, e);
+    if (!r && e->op == OP_DIV)
+      r = rational(rw, e);
+    if (!r && (e->op == OP_SQRT || e->op == OP_POW))
+      r = root_alone(rw, e);
     if (!r && e->nargs) {
       dnc_node *a[3] = {NULL, NULL, NULL};
       int same = 1;
