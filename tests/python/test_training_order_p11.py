@@ -4,7 +4,6 @@ does things: a model already wrapped by DistributedDataParallel is refused
 find_unused_parameters=True the new norms' parameters silently drifted
 apart between processes); converting first and wrapping after, and
 converting a torch.compile'd model, work."""
-import os
 import warnings
 
 import pytest
