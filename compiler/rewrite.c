@@ -49,8 +49,12 @@
  *     is again the original's operations; their derivatives n / (v
  *     sqrt(v)) with n of degree 1 to 3 (a parameter in the square: -x^3
  *     beta'/2); the rational forms n / (c + t), n of degree 1 or 2
- *     (x / (1 + (a x)^2), x^2 / (beta + x^2), v'/v); and the roots
- *     alone, sqrt(1 + x^2) (root_alone).
+ *     (x / (1 + (a x)^2), x^2 / (beta + x^2), v'/v). Not the roots
+ *     alone: sqrt(1 + x^2) is inf where x^2 overflows, as the
+ *     decomposed PyTorch form (tests/python/test_torch_form.py holds
+ *     the two equal), and rsqrt(1 + x^2) 0 (kept finite, it turned the
+ *     NaN of 1 / rsqrt(1 + x^2)'s quotient rule into a finite wrong
+ *     value: tests/test_differential.c, seed 20).
  */
 #include <math.h>
 #include <stdlib.h>
@@ -461,25 +465,6 @@ static dnc_node *isru(rewriter *rw, const dnc_node *e)
   return N(OP_DIV, ns, N(OP_SQRT, sum, NULL, NULL), NULL);
 }
 
-/* sqrt(c + t) and (c + t)^0.5 alone, t as in isru (sqrt(1 + x^2), the
- * smooth |x|, was inf at x = 1e20 in f32, not 1e20): sqrt(S) / k, S the
- * scaled sum (k = 1: the original's operations). Not rsqrt(c + t) alone:
- * a tiny rsqrt(S) k kept finite, where the rest of an expression is not
- * scaled, turned the NaN of 1 / rsqrt(1 + x^2)'s quotient rule (its b'
- * underflows) into a finite wrong value (tests/test_differential.c,
- * seed 20); that NaN stays. */
-static dnc_node *root_alone(rewriter *rw, const dnc_node *e)
-{
-  const dnc_node *s = e->op == OP_SQRT ? e->arg[0] : pow_of(e, 0.5);
-  isru_m m;
-  if (!s || !isru_match(s, NULL, 1, 1, &m))
-    return NULL;
-  dnc_node *k, *us, *sum = isru_scaled(rw, &m, 0, &k, &us, NULL);
-  dnc_node *r = e->op == OP_POW ? N(OP_POW, sum, rw->map[e->arg[1]->id], NULL)
-                                : N(OP_SQRT, sum, NULL, NULL);
-  return N(OP_DIV, r, k, NULL);
-}
-
 /* 1 / (S sqrt(S)) = r^3 from r = rsqrt(S), where rsqrt is cheap: c = (r r)
  * r carries three times r's error, and e = 1 - S (r r) (fma) is -2 times
  * it (to the rounding of r r), so c (1 + 1.5 e) (fma) takes it out: DyISRU's
@@ -598,8 +583,6 @@ static void rewrite_root(rewriter *rw, dnc_arena *scratch, dnc_node **root)
       r = isru_deriv(rw, e);
     if (!r && e->op == OP_DIV)
       r = rational(rw, e);
-    if (!r && (e->op == OP_SQRT || e->op == OP_POW))
-      r = root_alone(rw, e);
     if (!r && e->nargs) {
       dnc_node *a[3] = {NULL, NULL, NULL};
       int same = 1;
