@@ -1,24 +1,17 @@
 fn dyt__dx2(x; alpha = 0.5) {
   let t1 = alpha * x
-  let t2 = sigmoid(-2 * t1)
-  let t3 = sigmoid(2 * t1)
-  let t4 = alpha * (t2 * t3)
-  4 * (alpha * (2 * (t2 * t4) - 2 * (t3 * t4)))
+  let t2 = sigmoid(-2 * t1) * sigmoid(2 * t1)
+  4 * (alpha * (if 0 == t2 then 0 else -(2 * alpha * (tanh(t1) * t2))))
 }
 fn dyt__dx_dalpha(x; alpha = 0.5) {
   let t1 = alpha * x
-  let t2 = sigmoid(-2 * t1)
-  let t3 = sigmoid(2 * t1)
-  let t4 = t2 * t3
-  let t5 = x * t4
-  4 * (t4 + alpha * (2 * (t2 * t5) - 2 * (t3 * t5)))
+  let t2 = sigmoid(-2 * t1) * sigmoid(2 * t1)
+  4 * (t2 + alpha * (if 0 == t2 then 0 else -2 * (x * (tanh(t1) * t2))))
 }
 fn dyt__dalpha2(x; alpha = 0.5) {
   let t1 = alpha * x
-  let t2 = sigmoid(-2 * t1)
-  let t3 = sigmoid(2 * t1)
-  let t4 = x * (t2 * t3)
-  4 * (x * (2 * (t2 * t4) - 2 * (t3 * t4)))
+  let t2 = sigmoid(-2 * t1) * sigmoid(2 * t1)
+  4 * (x * (if 0 == t2 then 0 else -2 * (x * (tanh(t1) * t2))))
 }
 fn derf__dx2(x; alpha = 0.5, shift = 0) {
   let t1 = shift + alpha * x
