@@ -120,12 +120,13 @@ static const dnc_node *scaled_square_of(dctx *d, const dnc_node *e)
  * homogeneous of degree d in w with every other operand independent of
  * the variable (built of +, -, *, /, integer powers and sqrt; not abs,
  * so that x / (1 + abs(x^2)) keeps the quotient rule), else -1000.
- * Then Euler's h' = d (h / w) w' holds. */
+ * Then Euler's h' = d (h / w) w' holds. w NULL: the degree in the
+ * function's input, the parameters and constants fixed (no sqrt). */
 static int hdeg(dctx *d, const dnc_node *h, const dnc_node *w, int depth)
 {
-  if (h == w)
+  if (w ? h == w : h->op == OP_INPUT)
     return 1;
-  if (!d->dv[h->id])
+  if (w ? !d->dv[h->id] : h->op == OP_CONST || h->op == OP_PARAM)
     return 0;
   if (!h->nargs || depth > 16)
     return -1000;
@@ -144,7 +145,7 @@ static int hdeg(dctx *d, const dnc_node *h, const dnc_node *w, int depth)
   case OP_SUB:
     return a == b ? a : -1000;
   case OP_SQRT:
-    return a % 2 == 0 ? a / 2 : -1000;
+    return w && a % 2 == 0 ? a / 2 : -1000;
   case OP_POW:
     if (b == 0 && h->arg[1]->op == OP_CONST && h->arg[1]->value == rint(h->arg[1]->value) &&
         fabs(h->arg[1]->value) <= 8)
@@ -169,40 +170,6 @@ static const dnc_node *var_leaf(dctx *d, const dnc_node *h, int depth)
       return w;
   }
   return NULL;
-}
-
-/* the degree of h in the function's input, the parameters fixed (as
- * hdeg, without the variable), else -1000 */
-static int input_degree(const dnc_node *h, int depth)
-{
-  if (h->op == OP_INPUT)
-    return 1;
-  if (h->op == OP_CONST || h->op == OP_PARAM)
-    return 0;
-  if (depth > 16 || !h->nargs)
-    return -1000;
-  int a = input_degree(h->arg[0], depth + 1);
-  int b = h->nargs > 1 ? input_degree(h->arg[1], depth + 1) : 0;
-  if (a == -1000 || b == -1000)
-    return -1000;
-  switch (h->op) {
-  case OP_NEG:
-    return a;
-  case OP_MUL:
-    return a + b;
-  case OP_DIV:
-    return a - b;
-  case OP_ADD:
-  case OP_SUB:
-    return a == b ? a : -1000;
-  case OP_POW:
-    if (b == 0 && h->arg[1]->op == OP_CONST && h->arg[1]->value == rint(h->arg[1]->value) &&
-        fabs(h->arg[1]->value) <= 8)
-      return a * (int)h->arg[1]->value;
-    return -1000;
-  default:
-    return -1000;
-  }
 }
 
 /* a' t - a t'/2 = 0: t of degree 2 and a of degree 1 in a or in the
@@ -246,7 +213,7 @@ static dnc_node *isru_rule(dctx *d, dnc_node *a, dnc_node *da, dnc_node *v,
   dnc_node *dv = d->dv[v->id];
   if (!da && dv)
     for (int k = 0; k < 2; k++) {
-      if (input_degree(v->arg[k], 0) == 2) {
+      if (hdeg(d, v->arg[k], NULL, 0) == 2) {
         if (!t)
           t = S(OP_SQRT, v, NULL);
         dnc_node *num = S(OP_NEG, S(OP_MUL, K(0.5), S(OP_MUL, a, dv)), NULL);
@@ -420,7 +387,7 @@ static dnc_node *div_rational(dctx *d, dnc_node *e, dnc_node *const *a,
     return NULL;
   for (int k = 0; k < 2; k++) {
     dnc_node *t = b->arg[k], *c = b->arg[1 - k];
-    if (!d->dv[t->id] || input_degree(t, 0) != 2)
+    if (!d->dv[t->id] || hdeg(d, t, NULL, 0) != 2)
       continue;
     if (!da[0]) /* a parameter in t: -q (b' / b), both rational forms */
       return S(OP_NEG, S(OP_MUL, e, S(OP_DIV, d->dv[b->id], b)), NULL);
