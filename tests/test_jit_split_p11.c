@@ -127,6 +127,33 @@ static int one_cpu(void)
   return -1;
 }
 
+/* cache entries (*.dko) in dir whose object code is two objects: the
+ * header jit.c writes for them, "dnc2obj" and its NUL */
+static int count_two_object_entries(const char *dir)
+{
+  DIR *d = opendir(dir);
+  if (!d)
+    return -1;
+  int n = 0;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    size_t len = strlen(e->d_name);
+    if (len < 4 || strcmp(e->d_name + len - 4, ".dko"))
+      continue;
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+      continue;
+    static char buf[1 << 20];
+    size_t got = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    n += memmem(buf, got, "dnc2obj", 8) != NULL;
+  }
+  closedir(d);
+  return n;
+}
+
 static result want[NFN][NDT], got[NFN][NDT];
 
 typedef struct job {
@@ -171,6 +198,12 @@ int main(void)
          cpus > 1 ? "split" : "(one CPU: unsplit)");
     }
   dnc_context_free(split);
+  int two = count_two_object_entries(cache);
+  if (cpus > 1)
+    is_int(two, NFN * NDT, "every entry the split compiles wrote holds two "
+           "objects (the forward's and the backward's)");
+  else
+    is_int(two, 0, "on one CPU no entry holds two objects");
 
   /* several threads compiling at once in one context */
   dnc_context *threads = context(NULL, NULL);
