@@ -356,26 +356,29 @@ static LLVMValueRef lw_rsqrt(dnc_cg *cg, const dnc_node *e, LLVMValueRef *a)
  * = round(|s| k |t|) for k = 1 or 2, so e has the same bits as when
  * computed from a alone. *y: its argument, -k |a|. */
 static LLVMValueRef expneg_t(dnc_cg *cg, const dnc_node *t, double k,
-                             LLVMValueRef have_y, LLVMValueRef *y);
+                             LLVMValueRef have_y, LLVMValueRef *y, int want_e);
 
-static LLVMValueRef expneg_of(dnc_cg *cg, const dnc_node *a, double k, LLVMValueRef *y)
+/* want_e 0: only *y, -k |a| (the one of an exp built already in this body,
+ * else a new one), and NULL */
+static LLVMValueRef expneg_of(dnc_cg *cg, const dnc_node *a, double k,
+                              LLVMValueRef *y, int want_e)
 {
   const dnc_node *t;
   double s = dnc_split_scale(a, &t);
   if (!cg->f64)
     s = (float)s;
-  return expneg_t(cg, t, k * fabs(s), NULL, y);
+  return expneg_t(cg, t, k * fabs(s), NULL, y, want_e);
 }
 
 /* exp(-k |t|), once per (t, k) in a body; have_y: -(|t| k) where the
  * caller has it already */
 static LLVMValueRef expneg_t(dnc_cg *cg, const dnc_node *t, double k,
-                             LLVMValueRef have_y, LLVMValueRef *y)
+                             LLVMValueRef have_y, LLVMValueRef *y, int want_e)
 {
   for (int i = 0; i < cg->nexpneg; i++)
     if (cg->expneg[i].t == t->id && cg->expneg[i].k == k) {
       *y = cg->expneg[i].y;
-      return cg->expneg[i].v;
+      return want_e ? cg->expneg[i].v : NULL;
     }
   if (have_y) {
     *y = have_y;
@@ -385,6 +388,8 @@ static LLVMValueRef expneg_t(dnc_cg *cg, const dnc_node *t, double k,
                                    dnc_cg_splat(cg, k), "");
     *y = LLVMBuildFNeg(cg->b, m, "");
   }
+  if (!want_e)
+    return NULL;
   LLVMValueRef ev = dnc_vm_expneg(cg, *y);
   if (LLVMIsAInstruction(ev))
     LLVMSetValueName2(ev, "expneg", 6);
@@ -397,33 +402,18 @@ static LLVMValueRef expneg_t(dnc_cg *cg, const dnc_node *t, double k,
   return ev;
 }
 
-/* -k |a| as expneg_of makes it, without its exp: the one of an exp built
- * already in this body, else a new one */
-static LLVMValueRef expneg_arg(dnc_cg *cg, const dnc_node *a, double k)
-{
-  const dnc_node *t;
-  double s = dnc_split_scale(a, &t);
-  if (!cg->f64)
-    s = (float)s;
-  k *= fabs(s);
-  for (int i = 0; i < cg->nexpneg; i++)
-    if (cg->expneg[i].t == t->id && cg->expneg[i].k == k)
-      return cg->expneg[i].y;
-  LLVMValueRef m = LLVMBuildFMul(cg->b, unary_intrinsic(cg, "llvm.fabs", cg->memo[t->id]),
-                                 dnc_cg_splat(cg, k), "");
-  return LLVMBuildFNeg(cg->b, m, "");
-}
-
 /* tanh, sigmoid and softplus of a through e = exp(-k |a|), k = 2 for
  * tanh, shared between them (an e no one uses is left to LLVM to drop).
  * bf16's and f16's tanh takes no e but its argument -2|a|, and the
  * reduction of an exp of it built already (vmath.c, reduce_nonpos) */
 static LLVMValueRef lower_with_e(dnc_cg *cg, const dnc_node *e, LLVMValueRef a)
 {
-  if (cg->lowp && e->op == OP_TANH)
-    return dnc_vm_with_e(cg, e->op, a, NULL, expneg_arg(cg, e->arg[0], 2.0));
   LLVMValueRef y;
-  LLVMValueRef ev = expneg_of(cg, e->arg[0], e->op == OP_TANH ? 2.0 : 1.0, &y);
+  if (cg->lowp && e->op == OP_TANH) {
+    expneg_of(cg, e->arg[0], 2.0, &y, 0);
+    return dnc_vm_with_e(cg, e->op, a, NULL, y);
+  }
+  LLVMValueRef ev = expneg_of(cg, e->arg[0], e->op == OP_TANH ? 2.0 : 1.0, &y, 1);
   if (cg->dgamma_f && !cg->lowp && e->op != OP_SOFTPLUS)
     return dnc_vm_with_q(cg, e->op, a, ev);
   return dnc_vm_with_e(cg, e->op, a, ev, y);
@@ -451,7 +441,7 @@ static LLVMValueRef lw_exp_nonpos(dnc_cg *cg, const dnc_node *e, LLVMValueRef a)
   double k;
   LLVMValueRef y;
   if (dnc_expneg_of(e->arg[0], &t, &k))
-    return expneg_t(cg, t, k, a, &y);
+    return expneg_t(cg, t, k, a, &y, 1);
   const dnc_node *sq = e->arg[0]->op == OP_NEG ? e->arg[0]->arg[0] : NULL;
   if (sq && sq->op == OP_POW && sq->arg[1]->op == OP_CONST && sq->arg[1]->value == 2)
     return dnc_vm_expneg(cg, a);
