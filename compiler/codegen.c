@@ -419,9 +419,13 @@ static LLVMValueRef lower_with_e(dnc_cg *cg, const dnc_node *e, LLVMValueRef a)
   return dnc_vm_with_e(cg, e->op, a, ev, y);
 }
 
+/* x 1 = x: a speculated scale (speculate) is the constant 1 */
 static LLVMValueRef lw_mul(dnc_cg *cg, const dnc_node *e, LLVMValueRef *a)
 {
   (void)e;
+  LLVMValueRef one = dnc_cg_splat(cg, 1.0);
+  if (a[0] == one || a[1] == one)
+    return a[a[0] == one];
   return LLVMBuildFMul(cg->b, a[0], a[1], "");
 }
 
@@ -559,7 +563,83 @@ struct kbody {
   dnc_node *froot;                 /* f */
   dnc_node *dfdx;                  /* NULL: exactly zero */
   dnc_node **dfdp;                 /* by param, NULL: exactly zero */
+  struct spec_set *spec[2];        /* the forward's and backward's rare
+                                    * scales (find_spec) */
 };
+
+/* ------------------------------------------- rare scales, speculated */
+
+/* rewrite.c scales the inverse square root unit by k = select(large, kl,
+ * select(small, ks, 1)) so that its squares neither overflow nor
+ * underflow; on ordinary input k is 1 in every lane, and its products
+ * (x k, c k k, r k, ...) were a third of DyISRU's forward and a quarter
+ * of its backward. A vector body whose roots reach such a node is
+ * emitted twice behind one branch on its conditions: where no lane of a
+ * vector meets any of them, a copy in which the node is the constant 1
+ * and its products fold away (lw_mul); else the copy that computes k.
+ * The same bits either way: in every lane of the first copy k is 1, and
+ * x 1 = x. A node is taken when it is a chain select(c1, K1, select(c2,
+ * K2, ... 1)), each Ki a constant or a select of constants: it is 1
+ * wherever c1, c2, ... are all false. Only the main vector loop is
+ * copied (the masked tail keeps one body), and only where some node is
+ * taken. */
+typedef struct spec_set {
+  int n, nc;
+  dnc_node **node; /* the chains */
+  dnc_node **cond; /* their conditions, each once */
+} spec_set;
+
+static int const_tree(const dnc_node *e)
+{
+  if (e->op == OP_CONST)
+    return 1;
+  return e->op == OP_SELECT && const_tree(e->arg[1]) && const_tree(e->arg[2]);
+}
+
+/* 1 when e is a chain that is 1 where its conditions are false; adds
+ * them to s->cond (seen: by node id, 2 for a condition listed) */
+static int spec_chain(const dnc_node *e, spec_set *s, unsigned char *seen)
+{
+  const dnc_node *c = e;
+  while (c->op == OP_SELECT && const_tree(c->arg[1]))
+    c = c->arg[2];
+  if (c == e || c->op != OP_CONST || c->value != 1.0)
+    return 0;
+  for (c = e; c->op == OP_SELECT && const_tree(c->arg[1]); c = c->arg[2])
+    if (!(seen[c->arg[0]->id] & 2)) {
+      seen[c->arg[0]->id] |= 2;
+      s->cond[s->nc++] = c->arg[0];
+    }
+  return 1;
+}
+
+/* The chains among the nodes that roots reach (NULL roots skipped). */
+static spec_set *find_spec(dnc_cg *cg, dnc_mod *m, dnc_node **roots, int nr)
+{
+  spec_set *s = dnc_arena_alloc(m->arena, sizeof *s);
+  s->n = s->nc = 0;
+  s->node = dnc_arena_alloc(m->arena, sizeof *s->node * cg->memo_n);
+  s->cond = dnc_arena_alloc(m->arena, sizeof *s->cond * cg->memo_n);
+  unsigned char *seen = calloc(cg->memo_n, 1);
+  if (!seen)
+    dnc_die(__FILE__, __LINE__, "out of memory");
+  for (int r = 0; r < nr; r++) {
+    if (!roots[r])
+      continue;
+    uint32_t n;
+    dnc_node **sch = dnc_schedule(&m->dag, m->arena, roots[r], &n);
+    for (uint32_t i = 0; i < n; i++) {
+      dnc_node *e = sch[i];
+      if (seen[e->id] & 1)
+        continue;
+      seen[e->id] |= 1;
+      if (e->op == OP_SELECT && spec_chain(e, s, seen))
+        s->node[s->n++] = e;
+    }
+  }
+  free(seen);
+  return s;
+}
 
 static void reset_memo(dnc_cg *cg)
 {
@@ -730,12 +810,88 @@ static void prefetch(dnc_cg *cg, LLVMValueRef base, LLVMValueRef col,
 
 enum { PREFETCH_IN = 4096, PREFETCH_OUT = 2048 };
 
+/* a body's part after its loads (x, dy, the parameters) */
+typedef void (*rest_fn)(dnc_cg *cg, kbody *k, LLVMValueRef col,
+                        LLVMValueRef mask, LLVMValueRef dy);
+static void rest_fwd(dnc_cg *cg, kbody *k, LLVMValueRef col, LLVMValueRef mask,
+                     LLVMValueRef dy);
+static void rest_bwd(dnc_cg *cg, kbody *k, LLVMValueRef col, LLVMValueRef mask,
+                     LLVMValueRef dy);
+
+/* br's first successor as one that is almost never taken (branch
+ * weights), so that the code generator lays out the other as the
+ * fall-through */
+static void unlikely(dnc_cg *cg, LLVMValueRef br)
+{
+  LLVMMetadataRef md[3] = {
+      LLVMMDStringInContext2(cg->ctx, "branch_weights", 14),
+      LLVMValueAsMetadata(LLVMConstInt(cg->i32, 1, 0)),
+      LLVMValueAsMetadata(LLVMConstInt(cg->i32, 1 << 20, 0))};
+  LLVMValueRef node = LLVMMetadataAsValue(cg->ctx,
+                                          LLVMMDNodeInContext2(cg->ctx, md, 3));
+  LLVMSetMetadata(br, LLVMGetMDKindIDInContext(cg->ctx, "prof", 4), node);
+}
+
+/* rest, or (a full vector, and s has chains) rest twice behind a branch
+ * on s's conditions: with the chains as 1 where no lane meets one, and
+ * as computed where some lane does (the comment at spec_set). Each copy
+ * starts from the memo as the loads left it. */
+static void speculate(dnc_cg *cg, kbody *k, const spec_set *s,
+                      LLVMValueRef col, LLVMValueRef mask, LLVMValueRef dy,
+                      rest_fn rest)
+{
+  if (mask || !s || !s->n) {
+    rest(cg, k, col, mask, dy);
+    return;
+  }
+  LLVMValueRef rare = NULL;
+  for (int i = 0; i < s->nc; i++) {
+    LLVMValueRef c = emit_node(cg, k->m, s->cond[i]);
+    rare = rare ? LLVMBuildOr(cg->b, rare, c, "") : c;
+  }
+  LLVMTypeRef mt = LLVMTypeOf(rare);
+  LLVMValueRef any = intrinsic(cg, "llvm.vector.reduce.or", &mt, 1, &rare, 1);
+  LLVMValueRef fn = LLVMGetBasicBlockParent(LLVMGetInsertBlock(cg->b));
+  LLVMBasicBlockRef fast = LLVMAppendBasicBlockInContext(cg->ctx, fn, "scale.one");
+  LLVMBasicBlockRef slow = LLVMAppendBasicBlockInContext(cg->ctx, fn, "scale.rare");
+  LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(cg->ctx, fn, "scale.join");
+  unlikely(cg, LLVMBuildCondBr(cg->b, any, slow, fast));
+  LLVMValueRef *memo = malloc(sizeof *memo * cg->memo_n);
+  if (!memo)
+    dnc_die(__FILE__, __LINE__, "out of memory");
+  memcpy(memo, cg->memo, sizeof *memo * cg->memo_n);
+  int nexpneg = cg->nexpneg, nred = cg->nred;
+
+  LLVMPositionBuilderAtEnd(cg->b, fast);
+  LLVMValueRef one = dnc_cg_splat(cg, 1.0);
+  for (int i = 0; i < s->n; i++)
+    cg->memo[s->node[i]->id] = one;
+  rest(cg, k, col, mask, dy);
+  LLVMBuildBr(cg->b, join);
+
+  memcpy(cg->memo, memo, sizeof *memo * cg->memo_n);
+  cg->nexpneg = nexpneg;
+  cg->nred = nred;
+  free(memo);
+  LLVMPositionBuilderAtEnd(cg->b, slow);
+  rest(cg, k, col, mask, dy);
+  LLVMBuildBr(cg->b, join);
+  LLVMPositionBuilderAtEnd(cg->b, join);
+}
+
 static void body_fwd(dnc_cg *cg, kbody *k, LLVMValueRef col, LLVMValueRef mask)
 {
   prefetch(cg, k->x, col, mask, PREFETCH_IN, NULL, NULL, 0);
   prefetch(cg, k->y, col, mask, PREFETCH_OUT, NULL, NULL, 1);
   cg->x = load_data(cg, k->x, col, mask);
   load_params(cg, k, col, mask);
+  speculate(cg, k, k->spec[0], col, mask, NULL, rest_fwd);
+}
+
+static void rest_fwd(dnc_cg *cg, kbody *k, LLVMValueRef col, LLVMValueRef mask,
+                     LLVMValueRef dy)
+{
+  (void)dy;
   LLVMValueRef y = emit_node(cg, k->m, k->froot);
   if (k->affine) {
     LLVMValueRef g = load_vec(cg, cg->ct, k->gamma, col, mask);
@@ -753,6 +909,12 @@ static void body_bwd(dnc_cg *cg, kbody *k, LLVMValueRef col, LLVMValueRef mask)
   cg->x = load_data(cg, k->x, col, mask);
   LLVMValueRef dy = load_data(cg, k->dy, col, mask);
   load_params(cg, k, col, mask);
+  speculate(cg, k, k->spec[1], col, mask, dy, rest_bwd);
+}
+
+static void rest_bwd(dnc_cg *cg, kbody *k, LLVMValueRef col, LLVMValueRef mask,
+                     LLVMValueRef dy)
+{
   LLVMValueRef dyf = dy; /* dL/df */
   LLVMValueRef dfdx = k->dfdx ? emit_node(cg, k->m, k->dfdx) : NULL;
   if (k->affine) {
@@ -1368,6 +1530,8 @@ LLVMModuleRef dnc_codegen_forms(LLVMContextRef ctx, dnc_mod *m, dnc_fn *f,
   for (int i = 0; i < f->nparams; i++)
     dfdp[i] = roots[i + 2];
   cg.memo_n = m->dag.count + 1;
+  k.spec[0] = find_spec(&cg, m, roots, 1);
+  k.spec[1] = find_spec(&cg, m, roots, f->nparams + 2);
   cg.memo = calloc(cg.memo_n, sizeof *cg.memo);
   cg.params = calloc((size_t)f->nparams + 1, sizeof *cg.params);
   if (!cg.memo || !cg.params)
