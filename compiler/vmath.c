@@ -540,30 +540,28 @@ static LLVMValueRef rsqrt_est(vm *v, LLVMValueRef x)
 }
 
 /* |x| clamped to lim (a NaN passes), its piece i = min(floor(scale |x|),
- * 15) and t = |x| - center[i] (exact: Sterbenz). The index's min is
- * vminps, which gives 15.5 for a NaN, so the conversion is defined.
- * Where scale lim < 16 (erf's 4 x 3.95) the clamp alone keeps the index
- * within 15, and the conversion is vcvttps2dq itself, which gives
- * 0x80000000 for a NaN (vpermps reads its low four bits: piece 0, where
- * t and the result are NaN anyway): one operation fewer on the
- * multiply-add ports, which bound Derf's backward. */
+ * 15) and t = |x| - center[i] (exact: Sterbenz). The conversion is
+ * vcvttps2dq itself, defined for a NaN (0x80000000, where LLVM's fptosi
+ * is poison), and the index's min an unsigned integer one (vpminud),
+ * which takes that to 15, as the float min to 15.5 did. Where scale lim
+ * < 16 (erf's 4 x 3.95) the clamp alone keeps the index within 15 and
+ * there is no min: a NaN reads piece 0 (vpermps reads the low four
+ * bits), where t and the result are NaN anyway. Both keep the kernels'
+ * bottleneck, the multiply-add ports (FP0 and FP1 on Zen 4, where a
+ * 512-bit operation holds one for two cycles; vminps runs there, vpminud
+ * and vcvttps2dq on FP2 and FP3), one operation lighter per vector. */
 static LLVMValueRef table_arg(vm *v, LLVMValueRef x, double lim, double scale,
                               const float *center, LLVMValueRef *idx)
 {
   LLVMValueRef ax = vabs(v, x);
   ax = sel(v, cmp(v, LLVMRealOGT, ax, K(v, lim)), K(v, lim), ax);
   LLVMTypeRef i32v = LLVMVectorType(v->cg->i32, 16);
-  if (scale * lim < 16.0) {
-    LLVMValueRef c[4] = {mul(v, ax, K(v, scale)), LLVMGetUndef(i32v),
-                         LLVMConstAllOnes(v->cg->i16),
-                         LLVMConstInt(v->cg->i32, 4, 0)};
-    *idx = x86_call(v, "llvm.x86.avx512.mask.cvttps2dq.512", c, 4);
-  } else {
-    LLVMValueRef m[3] = {mul(v, ax, K(v, scale)), K(v, 15.5),
-                         LLVMConstInt(v->cg->i32, 4, 0)};
-    *idx = LLVMBuildFPToSI(v->b, x86_call(v, "llvm.x86.avx512.min.ps.512", m, 3),
-                           i32v, "");
-  }
+  LLVMValueRef c[4] = {mul(v, ax, K(v, scale)), LLVMGetUndef(i32v),
+                       LLVMConstAllOnes(v->cg->i16),
+                       LLVMConstInt(v->cg->i32, 4, 0)};
+  *idx = x86_call(v, "llvm.x86.avx512.mask.cvttps2dq.512", c, 4);
+  if (scale * lim >= 16.0)
+    *idx = call_intr(v, "llvm.umin", (LLVMValueRef[]){*idx, KI(v, 15)}, 2);
   return sub(v, ax, tab(v, center, *idx));
 }
 
