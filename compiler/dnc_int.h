@@ -514,7 +514,7 @@ void dnc_sharing_init(dnc_sharing *s, const dnc_node *root);
  * their own (print_torch.c's helpers): operands(e, ops) stores the
  * operands e is printed with (at most DNC_SHARING_MAX_OPS, each of a
  * smaller id than e) and returns their count, or -1 for e's own. */
-#define DNC_SHARING_MAX_OPS 4
+#define DNC_SHARING_MAX_OPS 16
 void dnc_sharing_init_by(dnc_sharing *s, const dnc_node *root,
                          int (*operands)(const dnc_node *e,
                                          const dnc_node **ops));
@@ -614,6 +614,31 @@ double dnc_split_scale(const dnc_node *a, const dnc_node **t);
 int dnc_expneg_of(const dnc_node *y, const dnc_node **t, double *k);
 /* u when e is u^2 or u * u, else NULL */
 const dnc_node *dnc_square_of(const dnc_node *e);
+/* Whether h reaches the node u (1 too where the walk's budget ran out:
+ * callers take that as "may") */
+int dnc_reaches(const dnc_node *h, const dnc_node *u);
+/* The inverse square root unit's shapes that rewrite.c scales where
+ * c + t would overflow (its top comment), as the kernels and the
+ * decomposed PyTorch form (print_torch.c) both take them: one matcher,
+ * so the two cannot disagree on which nodes are scaled or how. */
+enum {
+  DNC_ISRU_QUOTIENT = 1, /* n / sqrt(v), n * rsqrt(v), n / v^0.5, n * v^-0.5 */
+  DNC_ISRU_DERIV,        /* n / (v sqrt(v)) */
+  DNC_ISRU_RATIONAL      /* n / v */
+};
+#define DNC_DEG_NO (-1000) /* no degree in u (a node that is not homogeneous) */
+typedef struct dnc_isru_shape {
+  int kind;  /* DNC_ISRU_* */
+  int root;  /* a quotient's: 0 sqrt, 1 rsqrt, 2 ^0.5, 3 ^-0.5 */
+  const dnc_node *n, *v; /* the numerator and v = c + t */
+  const dnc_node *u, *c; /* the base that grows, and the other term */
+  const dnc_node *t;     /* t of degree 2 in u; NULL where t is u^2 */
+  const dnc_node *base;  /* t = base^2, base of degree 1 in u; else NULL */
+  int dn;    /* n's degree in u (1 to 3), or DNC_DEG_NO */
+  int deep;  /* a derivative with dn 3: k is chosen by |t|, not |base| */
+} dnc_isru_shape;
+/* 1 with *s when e is one of the shapes (a DIV or MUL node), else 0 */
+int dnc_isru_shape_of(const dnc_node *e, dnc_isru_shape *s);
 /* What of a target the lowering rewrites depend on (dnc_target_flags):
  *   DNC_TARGET_FMA    fused multiply-add in hardware
  *   DNC_TARGET_RSQRT  f32's rsqrt is vmath.c's refined estimate (16-lane

@@ -49,10 +49,12 @@
  *     is again the original's operations; their derivatives n / (v
  *     sqrt(v)) with n of degree 1 to 3 (a parameter in the square: -x^3
  *     beta'/2); the rational forms n / (c + t), n of degree 1 or 2
- *     (x / (1 + (a x)^2), x^2 / (beta + x^2), v'/v). Not the roots
- *     alone: sqrt(1 + x^2) is inf where x^2 overflows, as the
- *     decomposed PyTorch form (tests/python/test_torch_form.py holds
- *     the two equal), and rsqrt(1 + x^2) 0 (kept finite, it turned the
+ *     (x / (1 + (a x)^2), x^2 / (beta + x^2), v'/v). The matcher
+ *     (dnc_isru_shape_of) is the decomposed PyTorch form's too
+ *     (print_torch.c), which scales the same shapes by powers of two
+ *     in Python. Not the roots alone: sqrt(1 + x^2) is inf where x^2
+ *     overflows, as the decomposed PyTorch form (tests/python/
+ *     test_torch_form.py holds the two equal), and rsqrt(1 + x^2) 0 (kept finite, it turned the
  *     NaN of 1 / rsqrt(1 + x^2)'s quotient rule into a finite wrong
  *     value: tests/test_differential.c, seed 20).
  */
@@ -182,16 +184,21 @@ static int reaches(const dnc_node *h, const dnc_node *u, int *budget)
   return 0;
 }
 
+int dnc_reaches(const dnc_node *h, const dnc_node *u)
+{
+  int budget = 256;
+  return reaches(h, u, &budget);
+}
+
 /* The degree of h in the node u: d where h, as a function of u with
  * every other node held fixed, is homogeneous of degree d (h(u k) = k^d
  * h(u) for k > 0): built of +, -, *, /, abs, integer powers, sqrt and
  * hypot from u and nodes of degree 0 (any function of those, and any
  * node that does not reach u: ids are topological, an operand's below
- * its user's). DEG_NO otherwise or past the budget of nodes looked at.
+ * its user's). DNC_DEG_NO otherwise or past the budget of nodes looked at.
  * h computed with u k in place of u (subst) is then h k^d exactly where
  * k is a power of two and nothing overflows or underflows: each
  * operation's rounding commutes with the scaling. */
-#define DEG_NO (-1000)
 static int degree(const dnc_node *h, const dnc_node *u, int depth, int *budget)
 {
   if (h == u)
@@ -199,11 +206,11 @@ static int degree(const dnc_node *h, const dnc_node *u, int depth, int *budget)
   if (h->id < u->id || !h->nargs)
     return 0;
   if (depth > 24 || --*budget < 0)
-    return DEG_NO;
+    return DNC_DEG_NO;
   int d[3] = {0, 0, 0};
   for (int k = 0; k < h->nargs; k++)
-    if ((d[k] = degree(h->arg[k], u, depth + 1, budget)) == DEG_NO)
-      return DEG_NO;
+    if ((d[k] = degree(h->arg[k], u, depth + 1, budget)) == DNC_DEG_NO)
+      return DNC_DEG_NO;
   switch (h->op) {
   case OP_NEG:
   case OP_ABS:
@@ -215,18 +222,18 @@ static int degree(const dnc_node *h, const dnc_node *u, int depth, int *budget)
   case OP_ADD:
   case OP_SUB:
   case OP_HYPOT:
-    return d[0] == d[1] ? d[0] : DEG_NO;
+    return d[0] == d[1] ? d[0] : DNC_DEG_NO;
   case OP_SQRT:
-    return d[0] % 2 == 0 ? d[0] / 2 : DEG_NO;
+    return d[0] % 2 == 0 ? d[0] / 2 : DNC_DEG_NO;
   case OP_POW:
     if (d[1] == 0 && h->arg[1]->op == OP_CONST) {
       double p = d[0] * h->arg[1]->value;
       if (p == rint(p) && fabs(p) <= 8)
         return (int)p;
     }
-    return DEG_NO;
+    return DNC_DEG_NO;
   default: /* any function of degree-0 operands is of degree 0 */
-    return d[0] == 0 && d[1] == 0 && d[2] == 0 ? 0 : DEG_NO;
+    return d[0] == 0 && d[1] == 0 && d[2] == 0 ? 0 : DNC_DEG_NO;
   }
 }
 
@@ -268,29 +275,23 @@ static const dnc_node *input_in(const dnc_node *t, int *budget)
 }
 
 /* v = c + t (either order) with t of degree 2 in u: u^2 (pure: t is
- * the square of u; isru_scaled's first form), or (2 x)^2, beta x^2,
- * (alpha x)^2, x^2 / s, ... in u = x, the function's input; c is any
- * node (c k k is exact). dn: the degree of the numerator in u, or
- * DEG_NO. */
-typedef struct isru_m {
-  const dnc_node *u, *c, *t; /* t NULL where pure */
-  int dn;
-  const dnc_node *base; /* t = base^2 where t is not u^2, else NULL */
-} isru_m;
-
-/* u for v: the input where t reaches it and is of degree 2 in it (the
+ * the square of u, m->t NULL; isru_scaled's first form), or (2 x)^2,
+ * beta x^2, (alpha x)^2, x^2 / s, ... in u = x, the function's input; c
+ * is any node (c k k is exact). m->dn: the degree of the numerator in
+ * u, or DNC_DEG_NO.
+ * u for v: the input where t reaches it and is of degree 2 in it (the
  * parameters are fixed and x is what grows: x^2, beta x^2, (2 x)^2,
  * (a x)^2, where a x itself may overflow), then the base of the square
  * where t is one (x - mu), then the bases of squares in t; a candidate
  * that does not reach the input (alpha in alpha^2 x^2) is not one. The
  * first candidate in which n is of a degree from dmin to dmax, or the
- * input where n is of degree 0 in it (1, beta: n k, with dn = DEG_NO),
+ * input where n is of degree 0 in it (1, beta: n k, with dn = DNC_DEG_NO),
  * is taken, so that a quotient and its derivatives share S and its sqrt
  * (the oracle rewrites each root alone: the choice cannot depend on the
- * other roots); else the first valid candidate with dn = DEG_NO. 0 when
+ * other roots); else the first valid candidate with dn = DNC_DEG_NO. 0 when
  * v is not of the shape. */
 static int isru_match(const dnc_node *v, const dnc_node *n, int dmin, int dmax,
-                      isru_m *m)
+                      dnc_isru_shape *m)
 {
   if (v->op != OP_ADD)
     return 0;
@@ -312,11 +313,13 @@ static int isru_match(const dnc_node *v, const dnc_node *n, int dmin, int dmax,
       budget = 256;
       if ((u != pure && deg_of(t, u) != 2) || !input_in(u, &budget))
         continue; /* not a base that grows with x: alpha in alpha^2 x^2 */
-      isru_m cur = {u, v->arg[1 - i], u == pure ? NULL : t,
-                    n ? deg_of(n, u) : 0, u == pure ? NULL : pure};
+      dnc_isru_shape cur = {0};
+      cur.n = n, cur.v = v, cur.u = u, cur.c = v->arg[1 - i];
+      cur.t = u == pure ? NULL : t, cur.base = u == pure ? NULL : pure;
+      cur.dn = n ? deg_of(n, u) : 0;
       int take = cur.dn >= dmin && cur.dn <= dmax;
       if (!take && u == x && cur.dn == 0) {
-        cur.dn = DEG_NO;
+        cur.dn = DNC_DEG_NO;
         take = 1;
       }
       if (take) {
@@ -324,7 +327,7 @@ static int isru_match(const dnc_node *v, const dnc_node *n, int dmin, int dmax,
         return 1;
       }
       if (!have) {
-        cur.dn = DEG_NO;
+        cur.dn = DNC_DEG_NO;
         *m = cur;
         have = 1;
       }
@@ -360,9 +363,10 @@ static int isru_match(const dnc_node *v, const dnc_node *n, int dmin, int dmax,
  * 3 (deep). *kh (when asked): sqrt(k), by the same tests.
  * The nodes are hash-consed: the quotient and its derivatives get the
  * same ones, so their sqrt is computed once. */
-static dnc_node *isru_scaled(rewriter *rw, const isru_m *m, int deep,
+static dnc_node *isru_scaled(rewriter *rw, const dnc_isru_shape *m,
                              dnc_node **k, dnc_node **us, dnc_node **kh)
 {
+  int deep = m->deep;
   dnc_node *mu = rw->map[m->u->id], *mc = rw->map[m->c->id];
   /* t = b^2, b of degree 1 in u: the tests on |b| as for u^2 */
   dnc_node *au = N(OP_ABS, rw->map[(m->base && !deep ? m->base : m->u)->id],
@@ -415,42 +419,89 @@ static const dnc_node *pow_of(const dnc_node *t, double p)
              ? t->arg[0] : NULL;
 }
 
-/* n / sqrt(c + t), n * rsqrt(c + t) (or rsqrt(c + t) * n: a function's
- * body keeps the order it was written in), n / (c + t)^0.5 and n * (c +
- * t)^-0.5, t of degree 2 in some u (isru_match): the inverse square
- * root unit u / sqrt(c + u^2), x / sqrt(1 + beta x^2), x / sqrt(beta +
- * (2 x)^2). Scaled where t would overflow (the comment at the top): n k
- * / sqrt(c k k + t k k), n k computed as n(u k) where n is of degree 1
- * in u, else as n times k. u k rsqrt(...) in bf16's math and where
- * rsqrt is cheap for u / sqrt(c + u^2) itself; a power stays a power. */
-static dnc_node *isru(rewriter *rw, const dnc_node *e)
+/* The quotients: n / sqrt(c + t), n * rsqrt(c + t) (or rsqrt(c + t) *
+ * n: a function's body keeps the order it was written in), n / (c +
+ * t)^0.5 and n * (c + t)^-0.5, t of degree 2 in some u (isru_match),
+ * n of degree 1 in it or anything: the inverse square root unit u /
+ * sqrt(c + u^2), x / sqrt(1 + beta x^2), x / sqrt(beta + (2 x)^2). */
+static int quotient_shape(const dnc_node *e, dnc_isru_shape *s)
 {
-  const dnc_node *n = NULL, *s = NULL;
+  const dnc_node *n = NULL, *v = NULL;
   int form = -1; /* 0 sqrt, 1 rsqrt, 2 ^0.5, 3 ^-0.5 */
   if (e->op == OP_DIV) {
     n = e->arg[0];
     const dnc_node *r = e->arg[1];
     if (r->op == OP_SQRT)
-      s = r->arg[0], form = 0;
-    else if ((s = pow_of(r, 0.5)))
+      v = r->arg[0], form = 0;
+    else if ((v = pow_of(r, 0.5)))
       form = 2;
-  } else {
+  } else if (e->op == OP_MUL) {
     for (int j = 1; j >= 0 && form < 0; j--) {
       const dnc_node *r = e->arg[j];
       n = e->arg[1 - j];
       if (r->op == OP_RSQRT)
-        s = r->arg[0], form = 1;
-      else if ((s = pow_of(r, -0.5)))
+        v = r->arg[0], form = 1;
+      else if ((v = pow_of(r, -0.5)))
         form = 3;
     }
   }
-  isru_m m;
-  if (form < 0 || !isru_match(s, n, 1, 1, &m))
-    return NULL;
-  dnc_node *k, *us, *sum = isru_scaled(rw, &m, 0, &k, &us, NULL);
-  dnc_node *ns = m.dn == 1 ? subst(rw, n, m.u, us)
-                           : N(OP_MUL, rw->map[n->id], k, NULL);
-  switch (form) {
+  if (form < 0 || !isru_match(v, n, 1, 1, s))
+    return 0;
+  s->kind = DNC_ISRU_QUOTIENT;
+  s->root = form;
+  return 1;
+}
+
+/* The derivatives of the quotients (diff.c's div_isru): n / (v
+ * sqrt(v)), v = c + t as above, n of degree 1 to 3 in u or anything
+ * (-x^3 beta'/2 for a parameter in the square). */
+static int deriv_shape(const dnc_node *e, dnc_isru_shape *s)
+{
+  const dnc_node *d = e->arg[1];
+  if (e->op != OP_DIV || d->op != OP_MUL)
+    return 0;
+  for (int j = 0; j < 2; j++) {
+    const dnc_node *v = d->arg[j], *sq = d->arg[1 - j];
+    if (sq->op == OP_SQRT && sq->arg[0] == v &&
+        isru_match(v, e->arg[0], 1, 3, s)) {
+      s->kind = DNC_ISRU_DERIV;
+      s->deep = s->dn == 3;
+      return 1;
+    }
+  }
+  return 0;
+}
+
+/* The rational forms n / (c + t), n of degree 1 or 2 in u: x / (1 +
+ * (a x)^2), x^2 / (beta + x^2), v'/v in the derivatives of the
+ * quotients (diff.c's div_v32). */
+static int rational_shape(const dnc_node *e, dnc_isru_shape *s)
+{
+  if (e->op != OP_DIV || !isru_match(e->arg[1], e->arg[0], 1, 2, s) ||
+      s->dn == DNC_DEG_NO)
+    return 0;
+  s->kind = DNC_ISRU_RATIONAL;
+  return 1;
+}
+
+int dnc_isru_shape_of(const dnc_node *e, dnc_isru_shape *s)
+{
+  if (e->op != OP_DIV && e->op != OP_MUL)
+    return 0;
+  return quotient_shape(e, s) || deriv_shape(e, s) || rational_shape(e, s);
+}
+
+/* A quotient scaled where t would overflow (the comment at the top): n k
+ * / sqrt(c k k + t k k), n k computed as n(u k) where n is of degree 1
+ * in u, else as n times k. u k rsqrt(...) in bf16's math and where
+ * rsqrt is cheap for u / sqrt(c + u^2) itself; a power stays a power. */
+static dnc_node *isru(rewriter *rw, const dnc_isru_shape *m)
+{
+  const dnc_node *n = m->n, *s = m->v;
+  dnc_node *k, *us, *sum = isru_scaled(rw, m, &k, &us, NULL);
+  dnc_node *ns = m->dn == 1 ? subst(rw, n, m->u, us)
+                            : N(OP_MUL, rw->map[n->id], k, NULL);
+  switch (m->root) {
   case 2:
     return N(OP_DIV, ns, N(OP_POW, sum, dnc_const(rw->g, 0.5), NULL), NULL);
   case 3:
@@ -460,7 +511,7 @@ static dnc_node *isru(rewriter *rw, const dnc_node *e)
    * rsqrt is cheap; the other spellings keep their operation (1 /
    * sqrt(beta + x^2) - 1 / sqrt(beta) is 0 at x = 0 as written) */
   int own = dnc_square_of(s->arg[0]) == n || dnc_square_of(s->arg[1]) == n;
-  if (form == 1 || ((rw->lowp == 8 || rsqrt_cheap(rw)) && own))
+  if (m->root == 1 || ((rw->lowp == 8 || rsqrt_cheap(rw)) && own))
     return N(OP_MUL, ns, N(OP_RSQRT, sum, NULL, NULL), NULL);
   return N(OP_DIV, ns, N(OP_SQRT, sum, NULL, NULL), NULL);
 }
@@ -495,9 +546,8 @@ static dnc_node *times_k(rewriter *rw, const dnc_node *n, dnc_node *k,
   return N(OP_MUL, rw->map[n->id], k, NULL);
 }
 
-/* n / (v sqrt(v)), v = c + t as isru() takes it: the derivatives of
- * u / sqrt(c + u^2) (diff.c's div_isru) become (n k^3) (1 / (S sqrt(S)))
- * with the quotient's own k and scaled sum S, so that a backward computes
+/* A derivative n / (v sqrt(v)) becomes (n k^3) (1 / (S sqrt(S))) with
+ * the quotient's own k and scaled sum S, so that a backward computes
  * sqrt(S) once for f and its derivatives instead of twice, and one
  * division for all the derivatives (DyISRU's dx and dbeta) instead of
  * one each: the divider is what bounds DyISRU's backward. Where k = 1
@@ -513,56 +563,57 @@ static dnc_node *times_k(rewriter *rw, const dnc_node *n, dnc_node *k,
  * k^(3-d) where n is of degree d = 1..3 in u (-x^3/2, d/dbeta of x /
  * sqrt(1 + beta x^2), overflows from x = 7e12 in f32), else (n k) k k
  * (times_k). */
-static dnc_node *isru_deriv(rewriter *rw, const dnc_node *e)
+static dnc_node *isru_deriv(rewriter *rw, const dnc_isru_shape *m)
 {
-  const dnc_node *d = e->arg[1];
-  if (e->op != OP_DIV || d->op != OP_MUL)
-    return NULL;
-  for (int j = 0; j < 2; j++) {
-    const dnc_node *v = d->arg[j], *sq = d->arg[1 - j], *n = e->arg[0];
-    isru_m m;
-    if (sq->op != OP_SQRT || sq->arg[0] != v || !isru_match(v, n, 1, 3, &m))
-      continue;
-    dnc_node *k, *us, *kh, *S = isru_scaled(rw, &m, m.dn == 3, &k, &us, &kh);
-    dnc_node *r = rsqrt_cheap(rw) ? rsqrt_cubed(rw, S)
-                  : rw->lowp == 8
-                      ? N(OP_MUL, N(OP_RSQRT, S, NULL, NULL),
-                          N(OP_DIV, dnc_const(rw->g, 1.0), S, NULL), NULL)
-                      : N(OP_DIV, dnc_const(rw->g, 1.0),
-                          N(OP_MUL, S, N(OP_SQRT, S, NULL, NULL), NULL), NULL);
-    /* degree 3: the derivative does not tend to 0 (-1/(2 beta^1.5)
-     * above), and 1 / (S sqrt(S)) is below the range where (u k)^3 is
-     * near its top: (n(u k) / S) / sqrt(S) */
-    if (m.dn == 3)
-      return N(OP_DIV, N(OP_DIV, subst(rw, n, m.u, us), S, NULL),
-               N(OP_SQRT, S, NULL, NULL), NULL);
-    dnc_node *rk = N(OP_MUL, r, k, NULL);
-    if (m.dn == 2)
-      return N(OP_MUL, subst(rw, n, m.u, us), rk, NULL);
-    /* n k^3 r as ((n k) (r k)) k: k^3 itself is outside the range,
-     * and so may be n k r */
-    dnc_node *nk = m.dn == 1 ? subst(rw, n, m.u, us) : times_k(rw, n, k, kh);
-    return N(OP_MUL, N(OP_MUL, nk, rk, NULL), k, NULL);
-  }
-  return NULL;
+  const dnc_node *n = m->n;
+  dnc_node *k, *us, *kh, *S = isru_scaled(rw, m, &k, &us, &kh);
+  dnc_node *r = rsqrt_cheap(rw) ? rsqrt_cubed(rw, S)
+                : rw->lowp == 8
+                    ? N(OP_MUL, N(OP_RSQRT, S, NULL, NULL),
+                        N(OP_DIV, dnc_const(rw->g, 1.0), S, NULL), NULL)
+                    : N(OP_DIV, dnc_const(rw->g, 1.0),
+                        N(OP_MUL, S, N(OP_SQRT, S, NULL, NULL), NULL), NULL);
+  /* degree 3: the derivative does not tend to 0 (-1/(2 beta^1.5)
+   * above), and 1 / (S sqrt(S)) is below the range where (u k)^3 is
+   * near its top: (n(u k) / S) / sqrt(S) */
+  if (m->dn == 3)
+    return N(OP_DIV, N(OP_DIV, subst(rw, n, m->u, us), S, NULL),
+             N(OP_SQRT, S, NULL, NULL), NULL);
+  dnc_node *rk = N(OP_MUL, r, k, NULL);
+  if (m->dn == 2)
+    return N(OP_MUL, subst(rw, n, m->u, us), rk, NULL);
+  /* n k^3 r as ((n k) (r k)) k: k^3 itself is outside the range,
+   * and so may be n k r */
+  dnc_node *nk = m->dn == 1 ? subst(rw, n, m->u, us) : times_k(rw, n, k, kh);
+  return N(OP_MUL, N(OP_MUL, nk, rk, NULL), k, NULL);
 }
 
-/* n / (c + t), t of degree 2 and n of degree 1 or 2 in u (isru_match):
- * x / (1 + (a x)^2), x^2 / (beta + x^2), v'/v in the derivatives of
- * isru_deriv's forms (diff.c's div_v32). As written, t overflows and
- * the quotient is 0 (1e-20 at x = 1e20 in f32) or inf/inf = NaN (1);
- * scaled as in isru: n(u k) / S times k for degree 1, n(u k) / S for
- * degree 2 (k = 1: the original's operations). */
-static dnc_node *rational(rewriter *rw, const dnc_node *e)
+/* A rational form: as written, t overflows and the quotient is 0 (1e-20
+ * at x = 1e20 in f32) or inf/inf = NaN (1); scaled as in isru: n(u k) /
+ * S times k for degree 1, n(u k) / S for degree 2 (k = 1: the
+ * original's operations). */
+static dnc_node *rational(rewriter *rw, const dnc_isru_shape *m)
 {
-  isru_m m;
-  if (e->op != OP_DIV || !isru_match(e->arg[1], e->arg[0], 1, 2, &m) ||
-      m.dn == DEG_NO)
-    return NULL;
-  dnc_node *k, *us, *S = isru_scaled(rw, &m, 0, &k, &us, NULL);
-  dnc_node *q = N(OP_DIV, subst(rw, e->arg[0], m.u, us), S, NULL);
-  return m.dn == 2 ? q : N(OP_MUL, q, k, NULL);
+  dnc_node *k, *us, *S = isru_scaled(rw, m, &k, &us, NULL);
+  dnc_node *q = N(OP_DIV, subst(rw, m->n, m->u, us), S, NULL);
+  return m->dn == 2 ? q : N(OP_MUL, q, k, NULL);
 }
+
+static dnc_node *isru_lower(rewriter *rw, const dnc_node *e)
+{
+  dnc_isru_shape m;
+  if (!dnc_isru_shape_of(e, &m))
+    return NULL;
+  switch (m.kind) {
+  case DNC_ISRU_QUOTIENT:
+    return isru(rw, &m);
+  case DNC_ISRU_DERIV:
+    return isru_deriv(rw, &m);
+  default:
+    return rational(rw, &m);
+  }
+}
+
 
 static void rewrite_root(rewriter *rw, dnc_arena *scratch, dnc_node **root)
 {
@@ -577,12 +628,8 @@ static void rewrite_root(rewriter *rw, dnc_arena *scratch, dnc_node **root)
       r = sigmoid_pair(rw, e);
     else if (e->op == OP_EXP)
       r = gauss(rw, e);
-    if (!r && (e->op == OP_DIV || e->op == OP_MUL))
-      r = isru(rw, e);
-    if (!r && e->op == OP_DIV)
-      r = isru_deriv(rw, e);
-    if (!r && e->op == OP_DIV)
-      r = rational(rw, e);
+    if (!r)
+      r = isru_lower(rw, e);
     if (!r && e->nargs) {
       dnc_node *a[3] = {NULL, NULL, NULL};
       int same = 1;
