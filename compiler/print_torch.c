@@ -12,10 +12,23 @@
  * -inf (torch.pow(a, 0.5) is sqrt: -0 and NaN there). Where PyTorch's
  * function overflows or has no ONNX export (the legacy exporter has no
  * hypot, sinh, cosh, asinh), a dnc_ helper of the prelude computes it
- * from operations that have one, as accurately: the inverse square root
- * unit u / sqrt(c + u^2) and its derivatives n / (v sqrt(v)), v = c + u^2
- * (whose u^2 overflows long before the result does: rewrite.c's isru for
- * the kernels), hypot, sinh, cosh, asinh. A constant that must be a
+ * from operations that have one, as accurately: hypot, sinh, cosh,
+ * asinh, and the inverse square root unit in every spelling the kernels
+ * scale (rewrite.c's top comment: n / sqrt(c + t), n * rsqrt(c + t), n /
+ * (c + t)^0.5, n * (c + t)^-0.5 with t of degree 2 in a u that grows with
+ * x, their derivatives n / (v sqrt(v)), v = c + t, and n / (c + t)),
+ * whose t overflows long before the result does. Those shapes come from
+ * rewrite.c's own matcher (dnc_isru_shape_of), so the two cannot differ
+ * on what is scaled; dnc_isru, dnc_isru_d and dnc_ratl get u, c, and t,
+ * the base of t = b^2 and the numerator as Python functions of u
+ * (lambda dnc_u: ...), and compute them from u k and c k k, k a power
+ * of two: the kernels' (isru_scaled's tests, by the dtype: f32's
+ * constants for f32, f16 and bf16, computed in f32; f64's for f64), but
+ * where t is u^2 or the square of a base, one that keeps u k near 1 from
+ * |u| = 2^20 (2^100) on: the same values (exact scaling), and autograd
+ * through them, a second order under torch.compile, keeps its digits.
+ * Within a few ulp of the kernels everywhere, and of the same class
+ * (tests/python/test_torch_form_isru_p12.py). A constant that must be a
  * tensor (an operand of a call, a branch of `if`, a constant body) is
  * `torch.full_like(x, c)`, so it takes x's device, dtype and shape; a
  * constant subexpression other than float arithmetic (a call, a
@@ -63,25 +76,110 @@ void dnc_print_torch_prelude(FILE *out)
         "    return torch.pow(b, y)\n"
         "\n"
         "\n"
-        "def dnc_isru(u, c):\n"
-        "    # u / sqrt(c + u^2); past |u| = 1 as u / |u| / sqrt(1 + c / u / u),\n"
-        "    # where u^2 would overflow (NaN for an infinite u, as u / sqrt(u^2))\n"
-        "    big = torch.abs(u) > 1.0\n"
-        "    s = torch.where(big, u, torch.ones_like(u))\n"
-        "    return torch.where(big, s / torch.abs(s) * torch.rsqrt(1.0 + c / s / s),\n"
-        "                       u / torch.sqrt(c + u * u))\n"
+        "def dnc_isru_wide(u, c):\n"
+        "    # f16 and bf16 are computed in f32 and rounded once, as the kernels do\n"
+        "    if not torch.is_tensor(c):\n"
+        "        c = torch.full_like(u, c)\n"
+        "    if u.dtype in (torch.float16, torch.bfloat16):\n"
+        "        return u.float(), c.float()\n"
+        "    return u, c\n"
         "\n"
         "\n"
-        "def dnc_isru_d(n, u, c):\n"
-        "    # n / (v sqrt(v)), v = c + u^2 (the derivatives of dnc_isru); past\n"
-        "    # |u| = 1 as n / |u|^3 / q^1.5, q = 1 + c / u / u; below as\n"
-        "    # n / v / sqrt(v), as v sqrt(v) underflows for a tiny c\n"
-        "    big = torch.abs(u) > 1.0\n"
-        "    s = torch.abs(torch.where(big, u, torch.ones_like(u)))\n"
-        "    q = 1.0 + c / s / s\n"
-        "    v = c + u * u\n"
-        "    return torch.where(big, n / s / s / s * (torch.rsqrt(q) / q),\n"
-        "                       n / v / torch.sqrt(v))\n"
+        "def dnc_isru_scale(u, c, t, b):\n"
+        "    # compiler/rewrite.c's isru_scaled: k, a power of two, where c + t(u)\n"
+        "    # would overflow or underflow, sqrt(k), u k and the sum S = c k k +\n"
+        "    # t(u k), exactly (c + t) k k where nothing overflows. t: of degree 2\n"
+        "    # in u (None: u^2); b: the base of t = b^2 whose size picks k (None:\n"
+        "    # u's, or t's where t is given). Where t is u^2 or b^2, k puts |u k|\n"
+        "    # (|b k|) in [1, 2^22) ([1, 2^100) in f64) from |u| = 2^20 (2^100) on,\n"
+        "    # not the kernels' one k past 2^42 (2^340): the same values (exact\n"
+        "    # scaling of operands in range), and autograd through them (a second\n"
+        "    # order under torch.compile) keeps S^-2.5 in range, where v^-2.5 of\n"
+        "    # d/du v^-1.5 underflowed from |u| = 2^21 and (2^-84 u)^-5 overflowed\n"
+        "    one = torch.ones_like(u)\n"
+        "    if u.dtype == torch.float64:\n"
+        "        big, kb, tiny, ksmall, top, ktop, kt = \\\n"
+        "            2.0 ** 340, 2.0 ** -680, 2.0 ** -340, 2.0 ** 300, 2.0 ** 682, \\\n"
+        "            2.0 ** -1022, 2.0 ** -676\n"
+        "        steps = range(100, 1001, 100)\n"
+        "    else:\n"
+        "        big, kb, tiny, ksmall, top, ktop, kt = \\\n"
+        "            2.0 ** 42, 2.0 ** -84, 2.0 ** -42, 2.0 ** 50, 2.0 ** 86, \\\n"
+        "            2.0 ** -126, 2.0 ** -80\n"
+        "        steps = range(20, 109, 22)\n"
+        "    au = torch.abs(u if b is None else b(u))\n"
+        "    small = (au < tiny) & (torch.abs(c) < kb)\n"
+        "    if t is not None and b is None:\n"
+        "        # t as written, so that a small coefficient (1 + 1e-20 x^2) is not\n"
+        "        # scaled below the range; u k and (u k)^3 stay normal numbers\n"
+        "        at = torch.abs(t(u))\n"
+        "        large = at > big * big\n"
+        "        small = small & (at < tiny * tiny)\n"
+        "        higher = torch.abs(u) > top\n"
+        "        k = torch.where(higher, ktop * one, kt * one)\n"
+        "        kh = torch.where(higher, ktop ** 0.5 * one, kt ** 0.5 * one)\n"
+        "        k = torch.where(large, k, torch.where(small, ksmall * one, one))\n"
+        "        kh = torch.where(large, kh, torch.where(small, ksmall ** 0.5 * one, one))\n"
+        "    else:\n"
+        "        k = torch.where(small, ksmall * one, one)\n"
+        "        kh = torch.where(small, ksmall ** 0.5 * one, one)\n"
+        "        for e in steps:\n"
+        "            above = au > 2.0 ** e\n"
+        "            k = torch.where(above, 2.0 ** -e * one, k)\n"
+        "            kh = torch.where(above, 2.0 ** (-e // 2) * one, kh)\n"
+        "    us = u * k\n"
+        "    return k, kh, us, c * k * k + (us * us if t is None else t(us))\n"
+        "\n"
+        "\n"
+        "def dnc_isru(u, c, n=None, t=None, b=None, root=0):\n"
+        "    # n / sqrt(c + t) (root 1: n * rsqrt, 2: n / (c + t)^0.5, 3:\n"
+        "    # n * (c + t)^-0.5), t of degree 2 in u, as n k / sqrt(S): n a\n"
+        "    # function of u of degree 1 (n(u k)), None for u itself, or any value\n"
+        "    # (n k). u / sqrt(c + u^2) tends to sign(u) where u^2 overflows\n"
+        "    dt = u.dtype\n"
+        "    u, c = dnc_isru_wide(u, c)\n"
+        "    k, kh, us, s = dnc_isru_scale(u, c, t, b)\n"
+        "    nk = us if n is None else n(us) if callable(n) else n * k\n"
+        "    if root == 1:\n"
+        "        y = nk * torch.rsqrt(s)\n"
+        "    elif root == 2:\n"
+        "        y = nk / dnc_pow(s, 0.5)\n"
+        "    elif root == 3:\n"
+        "        y = nk * dnc_pow(s, -0.5)\n"
+        "    else:\n"
+        "        y = nk / torch.sqrt(s)\n"
+        "    return y.to(dt) if dt != u.dtype else y\n"
+        "\n"
+        "\n"
+        "def dnc_isru_d(u, c, n, dn=0, t=None, b=None):\n"
+        "    # n / (v sqrt(v)), v = c + t (the derivatives of dnc_isru), as\n"
+        "    # n k^3 / (S sqrt(S)): n a function of u of degree dn = 1..3 (n(u k)),\n"
+        "    # a pair (p, q) for n = p q ((p sqrt(k)) (q sqrt(k))), or any value\n"
+        "    dt = u.dtype\n"
+        "    u, c = dnc_isru_wide(u, c)\n"
+        "    k, kh, us, s = dnc_isru_scale(u, c, t, b)\n"
+        "    if dn == 3:  # (n(u k) / S) / sqrt(S): 1 / (S sqrt(S)) may underflow\n"
+        "        y = n(us) / s / torch.sqrt(s)\n"
+        "    else:\n"
+        "        rk = 1.0 / (s * torch.sqrt(s)) * k\n"
+        "        if dn == 2:\n"
+        "            y = n(us) * rk\n"
+        "        else:\n"
+        "            nk = n(us) if dn == 1 else (n[0] * kh) * (n[1] * kh) \\\n"
+        "                if isinstance(n, tuple) else n * k\n"
+        "            y = nk * rk * k\n"
+        "    return y.to(dt) if dt != u.dtype else y\n"
+        "\n"
+        "\n"
+        "def dnc_ratl(u, c, n, dn, t=None, b=None):\n"
+        "    # n / (c + t), n a function of u of degree dn = 1 or 2, as n(u k) / S\n"
+        "    # times k^(2 - dn)\n"
+        "    dt = u.dtype\n"
+        "    u, c = dnc_isru_wide(u, c)\n"
+        "    k, kh, us, s = dnc_isru_scale(u, c, t, b)\n"
+        "    y = n(us) / s\n"
+        "    y = y if dn == 2 else y * k\n"
+        "    return y.to(dt) if dt != u.dtype else y\n"
         "\n"
         "\n"
         "def dnc_hypot(a, b):\n"
@@ -150,6 +248,7 @@ typedef struct tprinter {
   const dnc_sharing *sh;
   unsigned char *kind; /* by id: 0 not yet known, KONST, VARYING */
   long double *value;  /* by id, of a KONST node */
+  const dnc_node *su;  /* printed as dnc_u in a helper's lambda, or NULL */
 } tprinter;
 
 enum { KONST = 1, VARYING = 2 };
@@ -200,66 +299,101 @@ static int python_float(tprinter *p, const dnc_node *e)
   }
 }
 
-/* 1 with *c when v is c + u^2 (either order) for a u not constant */
-static int isru_sum(const dnc_node *v, const dnc_node *u, const dnc_node **c)
+/* The inverse square root unit's shapes (rewrite.c's matcher,
+ * dnc_isru_shape_of) are printed as calls of the prelude's dnc_isru,
+ * dnc_isru_d and dnc_ratl, which scale them as the kernels do: u, c, the
+ * numerator, and t and the base of t = base^2 as Python functions of u
+ * (lambda dnc_u: ...), evaluated at u and at u k. A lambda's nodes that
+ * reach u are printed as written (the kernels substitute u k in them the
+ * same way, without rewriting them again), the others as anywhere else.
+ * How the numerator is passed: */
+enum { N_SELF, N_FN, N_VALUE, N_PAIR };
+
+/* n k's form: u itself, a function of u (degree 1 to 3), a pair p q
+ * ((p sqrt(k)) (q sqrt(k)), rewrite.c's times_k, under *neg negations
+ * printed outside), or a value times k */
+static int num_form(const dnc_isru_shape *s, const dnc_node **n, int *neg)
 {
-  if (v->op != OP_ADD || u->op == OP_CONST)
-    return 0;
-  for (int k = 0; k < 2; k++)
-    if (dnc_square_of(v->arg[k]) == u) {
-      *c = v->arg[1 - k];
-      return 1;
+  *n = s->n;
+  *neg = 0;
+  if (s->kind == DNC_ISRU_QUOTIENT && s->n == s->u)
+    return N_SELF;
+  if (s->dn >= 1 && s->dn <= 3)
+    return N_FN;
+  if (s->kind == DNC_ISRU_DERIV) {
+    while ((*n)->op == OP_NEG) {
+      *n = (*n)->arg[0];
+      ++*neg;
     }
-  return 0;
+    if ((*n)->op == OP_MUL && (*n)->arg[0]->op != OP_CONST &&
+        (*n)->arg[1]->op != OP_CONST)
+      return N_PAIR;
+  }
+  return N_VALUE;
 }
 
-/* 1 with u and c when e is u / sqrt(c + u^2) or u * rsqrt(c + u^2):
- * printed as dnc_isru(u, c) */
-static int isru_of(const dnc_node *e, const dnc_node **u, const dnc_node **c)
+/* whether the base of t is passed: rewrite.c's isru_scaled tests |base|
+ * but for a derivative with a numerator of degree 3 */
+static int base_passed(const dnc_isru_shape *s)
 {
-  for (int k = 0; k < 2; k++) {
-    const dnc_node *r = e->arg[1 - k];
-    *u = e->arg[k];
-    if ((e->op == OP_DIV && k == 0 && r->op == OP_SQRT) ||
-        (e->op == OP_MUL && r->op == OP_RSQRT))
-      if (isru_sum(r->arg[0], *u, c))
-        return 1;
-  }
-  return 0;
+  return s->t && s->base && !s->deep;
 }
 
-/* 1 with n, u and c when e is n / (v sqrt(v)), v = c + u^2 (diff.c's
- * div_isru): printed as dnc_isru_d(n, u, c) */
-static int isru_d_of(const dnc_node *e, const dnc_node **n,
-                     const dnc_node **u, const dnc_node **c)
+typedef struct opset {
+  const dnc_node **ops;
+  int n;
+} opset;
+
+static void add_op(opset *o, const dnc_node *e)
 {
-  const dnc_node *d = e->arg[1];
-  if (e->op != OP_DIV || d->op != OP_MUL)
-    return 0;
-  for (int j = 0; j < 2; j++) {
-    const dnc_node *v = d->arg[j], *sq = d->arg[1 - j];
-    if (sq->op != OP_SQRT || sq->arg[0] != v || v->op != OP_ADD)
-      continue;
-    for (int i = 0; i < 2; i++) {
-      *u = dnc_square_of(v->arg[i]);
-      if (*u && isru_sum(v, *u, c)) {
-        *n = e->arg[0];
-        return 1;
-      }
-    }
+  if (o->n < DNC_SHARING_MAX_OPS)
+    o->ops[o->n] = e;
+  o->n++;
+}
+
+/* the nodes a lambda's body h names: the largest ones that do not reach u */
+static void lambda_ops(opset *o, const dnc_node *h, const dnc_node *u)
+{
+  if (h == u)
+    return;
+  if (!dnc_reaches(h, u)) {
+    add_op(o, h);
+    return;
   }
-  return 0;
+  for (int k = 0; k < h->nargs; k++)
+    lambda_ops(o, h->arg[k], u);
 }
 
 /* the operands e is printed with where they are not its own (for
- * dnc_sharing_init_by): a helper's, which computes v and sqrt(v) itself */
+ * dnc_sharing_init_by): a helper's; -1 past DNC_SHARING_MAX_OPS (then
+ * some node may be bound and not used: the values are the same) */
 static int tp_operands(const dnc_node *e, const dnc_node **ops)
 {
-  if (isru_of(e, &ops[0], &ops[1]))
-    return 2;
-  if (isru_d_of(e, &ops[0], &ops[1], &ops[2]))
-    return 3;
-  return -1;
+  dnc_isru_shape s;
+  if (!dnc_isru_shape_of(e, &s))
+    return -1;
+  opset o = {ops, 0};
+  const dnc_node *n;
+  int neg;
+  add_op(&o, s.u);
+  add_op(&o, s.c);
+  switch (num_form(&s, &n, &neg)) {
+  case N_FN:
+    lambda_ops(&o, n, s.u);
+    break;
+  case N_PAIR:
+    add_op(&o, n->arg[0]);
+    add_op(&o, n->arg[1]);
+    break;
+  case N_VALUE:
+    add_op(&o, n);
+    break;
+  }
+  if (s.t)
+    lambda_ops(&o, s.t, s.u);
+  if (base_passed(&s))
+    lambda_ops(&o, s.base, s.u);
+  return o.n <= DNC_SHARING_MAX_OPS ? o.n : -1;
 }
 
 /* 1 with *v when e is a constant or an operation on constants (1 / 3 is
@@ -354,10 +488,21 @@ static void tp_minmax(tprinter *p, const dnc_node *a, const dnc_node *b, int max
   }
 }
 
+static void tp_isru(tprinter *p, const dnc_isru_shape *s);
+
 static void tp(tprinter *p, const dnc_node *e)
 {
   FILE *o = p->out;
-  if (p->sh->name[e->id]) {
+  /* in a helper's lambda, a node that reaches u is printed as written */
+  int plain = 0;
+  if (p->su) {
+    if (e == p->su) {
+      fputs("dnc_u", o);
+      return;
+    }
+    plain = dnc_reaches(e, p->su);
+  }
+  if (!plain && p->sh->name[e->id]) {
     fputs(p->sh->name[e->id], o);
     return;
   }
@@ -367,16 +512,9 @@ static void tp(tprinter *p, const dnc_node *e)
   }
   const dnc_opinfo *oi = &dnc_ops[e->op];
   char b[96];
-  const dnc_node *ops[3];
-  int nops = tp_operands(e, ops);
-  if (nops > 0) {
-    fputs(nops == 2 ? "dnc_isru(" : "dnc_isru_d(", o);
-    for (int i = 0; i < nops; i++) {
-      if (i)
-        fputs(", ", o);
-      tp_tensor(p, ops[i]);
-    }
-    fputc(')', o);
+  dnc_isru_shape sh;
+  if (!plain && dnc_isru_shape_of(e, &sh)) {
+    tp_isru(p, &sh);
     return;
   }
   switch (e->op) {
@@ -466,6 +604,66 @@ static void tp(tprinter *p, const dnc_node *e)
   fputc(')', o);
 }
 
+/* h as a function of u: lambda dnc_u: h */
+static void tp_lambda(tprinter *p, const dnc_node *h, const dnc_node *u)
+{
+  const dnc_node *su = p->su;
+  p->su = u;
+  fputs("lambda dnc_u: ", p->out);
+  tp(p, h);
+  p->su = su;
+}
+
+/* dnc_isru(u, c[, n][, t=...][, b=...][, root=r]), dnc_isru_d(u, c, n[,
+ * dn][, t=...][, b=...]) or dnc_ratl(u, c, n, dn[, t=...][, b=...]) */
+static void tp_isru(tprinter *p, const dnc_isru_shape *s)
+{
+  FILE *o = p->out;
+  const dnc_node *n;
+  int neg, form = num_form(s, &n, &neg);
+  for (int i = 0; i < neg; i++)
+    fputs("(-", o);
+  fputs(s->kind == DNC_ISRU_QUOTIENT ? "dnc_isru("
+        : s->kind == DNC_ISRU_DERIV  ? "dnc_isru_d("
+                                     : "dnc_ratl(",
+        o);
+  tp_tensor(p, s->u);
+  fputs(", ", o);
+  tp(p, s->c);
+  switch (form) {
+  case N_FN:
+    fputs(", ", o);
+    tp_lambda(p, n, s->u);
+    if (s->kind != DNC_ISRU_QUOTIENT)
+      fprintf(o, ", %d", s->dn);
+    break;
+  case N_PAIR:
+    fputs(", (", o);
+    tp(p, n->arg[0]);
+    fputs(", ", o);
+    tp(p, n->arg[1]);
+    fputc(')', o);
+    break;
+  case N_VALUE:
+    fputs(", ", o);
+    tp(p, n);
+    break;
+  }
+  if (s->t) {
+    fputs(", t=", o);
+    tp_lambda(p, s->t, s->u);
+  }
+  if (base_passed(s)) {
+    fputs(", b=", o);
+    tp_lambda(p, s->base, s->u);
+  }
+  if (s->root)
+    fprintf(o, ", root=%d", s->root);
+  fputc(')', o);
+  for (int i = 0; i < neg; i++)
+    fputc(')', o);
+}
+
 /* a local, for dnc_print_locals */
 static void t_bind(void *ctx, const char *name, const dnc_node *e)
 {
@@ -494,7 +692,8 @@ void dnc_print_torch(FILE *out, const dnc_fn *f, const char *name,
   size_t n = (size_t)body->id + 1;
   unsigned char *kind = dnc_arena_alloc(scratch, n);
   memset(kind, 0, n);
-  tprinter p = {out, f, &sh, kind, dnc_arena_alloc(scratch, n * sizeof(long double))};
+  tprinter p = {out, f, &sh, kind,
+               dnc_arena_alloc(scratch, n * sizeof(long double)), NULL};
   dnc_print_locals(&sh, scratch, f, pyname(f->input, b, sizeof b), t_bind,
                    &p);
   fputs("    return ", out);
