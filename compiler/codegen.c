@@ -565,6 +565,10 @@ struct kbody {
   dnc_node **dfdp;                 /* by param, NULL: exactly zero */
   struct spec_set *spec[2];        /* the forward's and backward's rare
                                     * scales (find_spec) */
+  LLVMBasicBlockRef gen;           /* the vector loop's general body (its
+                                    * tail's), where speculate sends a
+                                    * vector with a rare lane; NULL: none */
+  LLVMBasicBlockRef gen_from;      /* the block that does (or NULL) */
 };
 
 /* ------------------------------------------- rare scales, speculated */
@@ -573,16 +577,17 @@ struct kbody {
  * select(small, ks, 1)) so that its squares neither overflow nor
  * underflow; on ordinary input k is 1 in every lane, and its products
  * (x k, c k k, r k, ...) were a third of DyISRU's forward and a quarter
- * of its backward. A vector body whose roots reach such a node is
- * emitted twice behind one branch on its conditions: where no lane of a
- * vector meets any of them, a copy in which the node is the constant 1
- * and its products fold away (lw_mul); else the copy that computes k.
- * The same bits either way: in every lane of the first copy k is 1, and
- * x 1 = x. A node is taken when it is a chain select(c1, K1, select(c2,
- * K2, ... 1)), each Ki a constant or a select of constants: it is 1
- * wherever c1, c2, ... are all false. Only the main vector loop is
- * copied (the masked tail keeps one body), and only where some node is
- * taken. */
+ * of its backward. In a vector loop whose body reaches such a node, a
+ * full vector branches on the node's conditions: where no lane meets
+ * any of them, it runs a body in which the node is the constant 1 and
+ * its products fold away (lw_mul); else the loop's general body, the
+ * one its masked tail runs, with every lane live (emit_vector_loop): one
+ * body more than before, and a smaller one, not a copy of the general
+ * body (which had cost a tenth more compile time). The same bits either
+ * way: in every lane of the first k is 1, and x 1 = x. A node is taken
+ * when it is a chain select(c1, K1, select(c2, K2, ... 1)), each Ki a
+ * constant or a select of constants: it is 1 wherever c1, c2, ... are
+ * all false. */
 typedef struct spec_set {
   int n, nc;
   dnc_node **node; /* the chains */
@@ -659,7 +664,9 @@ static void load_params(dnc_cg *cg, kbody *k, LLVMValueRef col,
 }
 
 /* for (i = 0; i + lanes <= n; i += lanes) body(i); then one masked body
- * for the remaining n - i < lanes elements */
+ * for the remaining n - i < lanes elements. Where the body speculates
+ * (speculate), a full vector with a rare lane runs that masked body too,
+ * with every lane live, and goes back to the loop. */
 static void emit_vector_loop(dnc_cg *cg, kbody *k, LLVMValueRef n,
                              LLVMValueRef ivar, body_fn body)
 {
@@ -680,15 +687,15 @@ static void emit_vector_loop(dnc_cg *cg, kbody *k, LLVMValueRef n,
 
   LLVMPositionBuilderAtEnd(cg->b, vbody);
   reset_memo(cg);
+  k->gen = tail;
+  k->gen_from = NULL;
   body(cg, k, i, NULL);
+  LLVMBasicBlockRef rare_from = k->gen_from;
+  k->gen = NULL;
   LLVMBuildStore(cg->b, next, ivar);
   LLVMBuildBr(cg->b, head);
 
   LLVMPositionBuilderAtEnd(cg->b, tchk);
-  LLVMBuildCondBr(cg->b, LLVMBuildICmp(cg->b, LLVMIntSLT, i, n, ""), tail,
-                  exit);
-
-  LLVMPositionBuilderAtEnd(cg->b, tail);
   LLVMValueRef lane[64];
   for (unsigned l = 0; l < cg->lanes; l++)
     lane[l] = LLVMConstInt(cg->i64, l, 0);
@@ -697,9 +704,32 @@ static void emit_vector_loop(dnc_cg *cg, kbody *k, LLVMValueRef n,
                                   LLVMConstVector(lane, cg->lanes), "");
   LLVMValueRef mask = LLVMBuildICmp(cg->b, LLVMIntSLT, idx,
                                     splat_value(cg, n, v64), "mask");
+  LLVMBuildCondBr(cg->b, LLVMBuildICmp(cg->b, LLVMIntSLT, i, n, ""), tail,
+                  exit);
+
+  LLVMPositionBuilderAtEnd(cg->b, tail);
+  LLVMValueRef inloop = NULL;
+  if (rare_from) {
+    LLVMValueRef m = LLVMBuildPhi(cg->b, cg->mt, "mask.all");
+    LLVMValueRef mv[2] = {mask, LLVMConstAllOnes(cg->mt)};
+    LLVMBasicBlockRef mb[2] = {tchk, rare_from};
+    LLVMAddIncoming(m, mv, mb, 2);
+    inloop = LLVMBuildPhi(cg->b, cg->i1, "in.loop");
+    LLVMValueRef iv[2] = {LLVMConstInt(cg->i1, 0, 0), LLVMConstInt(cg->i1, 1, 0)};
+    LLVMAddIncoming(inloop, iv, mb, 2);
+    mask = m;
+  }
   reset_memo(cg);
   body(cg, k, i, mask);
-  LLVMBuildBr(cg->b, exit);
+  if (rare_from) {
+    LLVMBasicBlockRef latch = LLVMAppendBasicBlockInContext(cg->ctx, fn, "rare.next");
+    LLVMBuildCondBr(cg->b, inloop, latch, exit);
+    LLVMPositionBuilderAtEnd(cg->b, latch);
+    LLVMBuildStore(cg->b, next, ivar);
+    LLVMBuildBr(cg->b, head);
+  } else {
+    LLVMBuildBr(cg->b, exit);
+  }
 
   LLVMPositionBuilderAtEnd(cg->b, exit);
 }
@@ -832,15 +862,16 @@ static void unlikely(dnc_cg *cg, LLVMValueRef br)
   LLVMSetMetadata(br, LLVMGetMDKindIDInContext(cg->ctx, "prof", 4), node);
 }
 
-/* rest, or (a full vector, and s has chains) rest twice behind a branch
- * on s's conditions: with the chains as 1 where no lane meets one, and
- * as computed where some lane does (the comment at spec_set). Each copy
- * starts from the memo as the loads left it. */
+/* rest, or (a full vector in a loop whose tail is k->gen, and s has
+ * chains) the branch on s's conditions: where no lane of the vector meets
+ * one, rest with the chains as 1; else to the loop's general body,
+ * which the masked tail is too (emit_vector_loop), with every lane live:
+ * one general body for both, as the comment at spec_set says. */
 static void speculate(dnc_cg *cg, kbody *k, const spec_set *s,
                       LLVMValueRef col, LLVMValueRef mask, LLVMValueRef dy,
                       rest_fn rest)
 {
-  if (mask || !s || !s->n) {
+  if (mask || !s || !s->n || !k->gen) {
     rest(cg, k, col, mask, dy);
     return;
   }
@@ -853,30 +884,13 @@ static void speculate(dnc_cg *cg, kbody *k, const spec_set *s,
   LLVMValueRef any = intrinsic(cg, "llvm.vector.reduce.or", &mt, 1, &rare, 1);
   LLVMValueRef fn = LLVMGetBasicBlockParent(LLVMGetInsertBlock(cg->b));
   LLVMBasicBlockRef fast = LLVMAppendBasicBlockInContext(cg->ctx, fn, "scale.one");
-  LLVMBasicBlockRef slow = LLVMAppendBasicBlockInContext(cg->ctx, fn, "scale.rare");
-  LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(cg->ctx, fn, "scale.join");
-  unlikely(cg, LLVMBuildCondBr(cg->b, any, slow, fast));
-  LLVMValueRef *memo = malloc(sizeof *memo * cg->memo_n);
-  if (!memo)
-    dnc_die(__FILE__, __LINE__, "out of memory");
-  memcpy(memo, cg->memo, sizeof *memo * cg->memo_n);
-  int nexpneg = cg->nexpneg, nred = cg->nred;
-
+  k->gen_from = LLVMGetInsertBlock(cg->b);
+  unlikely(cg, LLVMBuildCondBr(cg->b, any, k->gen, fast));
   LLVMPositionBuilderAtEnd(cg->b, fast);
   LLVMValueRef one = dnc_cg_splat(cg, 1.0);
   for (int i = 0; i < s->n; i++)
     cg->memo[s->node[i]->id] = one;
   rest(cg, k, col, mask, dy);
-  LLVMBuildBr(cg->b, join);
-
-  memcpy(cg->memo, memo, sizeof *memo * cg->memo_n);
-  cg->nexpneg = nexpneg;
-  cg->nred = nred;
-  free(memo);
-  LLVMPositionBuilderAtEnd(cg->b, slow);
-  rest(cg, k, col, mask, dy);
-  LLVMBuildBr(cg->b, join);
-  LLVMPositionBuilderAtEnd(cg->b, join);
 }
 
 static void body_fwd(dnc_cg *cg, kbody *k, LLVMValueRef col, LLVMValueRef mask)

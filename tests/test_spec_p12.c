@@ -1,10 +1,12 @@
 /*
  * test_spec_p12.c - the inverse square root unit's scale k (rewrite.c,
- * isru_scaled) is 1 on ordinary input, and codegen.c (speculate) emits
- * each full vector's body twice behind a branch on k's conditions: a copy
- * with k = 1 folded away where no lane of the vector needs scaling, the
- * copy that computes k where some lane does. A lane's result must not
- * depend on its neighbours: each kernel (element-wise and layer, with
+ * isru_scaled) is 1 on ordinary input, and codegen.c (speculate)
+ * branches each full vector on k's conditions: to a body with k = 1
+ * folded away where no lane of the vector needs scaling, to the loop's
+ * general body (its masked tail's, every lane live, then back into the
+ * loop) where some lane does. A lane's result must not depend on its
+ * neighbours, nor a vector's on the rare one before it: each kernel
+ * (element-wise and layer, with
  * gamma and beta and a per-channel parameter, f32, f64, bf16, f16) run
  * over vectors with no rare lane, one rare lane in each position, and all
  * lanes rare (|x| past 2^42; x and the parameter both tiny),
