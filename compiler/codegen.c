@@ -619,15 +619,16 @@ static int spec_chain(const dnc_node *e, spec_set *s, unsigned char *seen)
 }
 
 /* The chains among the nodes that roots reach (NULL roots skipped). */
+/* (malloc'd, spec_free: the module's arena outlives codegen, and a
+ * search compiles thousands of modules) */
 static spec_set *find_spec(dnc_cg *cg, dnc_mod *m, dnc_node **roots, int nr)
 {
-  spec_set *s = dnc_arena_alloc(m->arena, sizeof *s);
-  s->n = s->nc = 0;
-  s->node = dnc_arena_alloc(m->arena, sizeof *s->node * cg->memo_n);
-  s->cond = dnc_arena_alloc(m->arena, sizeof *s->cond * cg->memo_n);
+  spec_set *s = malloc(sizeof *s);
   unsigned char *seen = calloc(cg->memo_n, 1);
-  if (!seen)
+  if (!s || !seen || !(s->node = malloc(sizeof *s->node * cg->memo_n)) ||
+      !(s->cond = malloc(sizeof *s->cond * cg->memo_n)))
     dnc_die(__FILE__, __LINE__, "out of memory");
+  s->n = s->nc = 0;
   for (int r = 0; r < nr; r++) {
     if (!roots[r])
       continue;
@@ -644,6 +645,13 @@ static spec_set *find_spec(dnc_cg *cg, dnc_mod *m, dnc_node **roots, int nr)
   }
   free(seen);
   return s;
+}
+
+static void spec_free(spec_set *s)
+{
+  free(s->node);
+  free(s->cond);
+  free(s);
 }
 
 static void reset_memo(dnc_cg *cg)
@@ -1566,6 +1574,8 @@ LLVMModuleRef dnc_codegen_forms(LLVMContextRef ctx, dnc_mod *m, dnc_fn *f,
   }
   free(cg.memo);
   free(cg.params);
+  spec_free(k.spec[0]);
+  spec_free(k.spec[1]);
   LLVMDisposeBuilder(cg.b);
 
   char *msg = NULL;
