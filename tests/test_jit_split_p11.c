@@ -140,15 +140,12 @@ static int count_two_object_entries(const char *dir)
     size_t len = strlen(e->d_name);
     if (len < 4 || strcmp(e->d_name + len - 4, ".dko"))
       continue;
-    char path[1024];
-    snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-    FILE *f = fopen(path, "rb");
-    if (!f)
+    size_t got;
+    char *buf = tmpdir_read(dir, e->d_name, &got);
+    if (!buf)
       continue;
-    static char buf[1 << 20];
-    size_t got = fread(buf, 1, sizeof buf, f);
-    fclose(f);
     n += memmem(buf, got, "dnc2obj", 8) != NULL;
+    free(buf);
   }
   closedir(d);
   return n;

@@ -220,16 +220,12 @@ static int dumped_branch(const char *dir, const char *fn)
     const char *s = strstr(e->d_name, want);
     if (!s || strcmp(s, want))
       continue;
-    char path[1024];
-    snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-    FILE *f = fopen(path, "rb");
-    if (!f)
+    size_t len;
+    char *ir = tmpdir_read(dir, e->d_name, &len);
+    if (!ir)
       continue;
-    static char buf[4 << 20];
-    size_t got = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[got] = 0;
-    found = strstr(buf, "scale.one") != NULL;
+    found = strstr(ir, "scale.one") != NULL;
+    free(ir);
   }
   closedir(d);
   return found;

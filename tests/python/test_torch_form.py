@@ -12,7 +12,7 @@ import pytest
 torch = pytest.importorskip("torch")
 import dnc  # noqa: E402
 import dnc.torch as dt  # noqa: E402
-from checks import ok  # noqa: E402
+from checks import ok, onnx_run  # noqa: E402
 
 # every operation of ops.h at least once (the test below checks that),
 # with values that stay finite on the sample
@@ -367,21 +367,6 @@ def test_forms_on_meta():
     b = torch.empty(1, device="meta")
     ok(all(f(x, b).shape == (3, 4) and f(x, b).device.type == "meta"
            for f in [fs[0], fs[1]] + fs[2]), "the helpers run on meta tensors")
-
-
-def onnx_run(ort, m, x):
-    import io
-    import warnings
-    buf = io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        kw = {"dynamo": False} if "dynamo" in \
-            torch.onnx.export.__code__.co_varnames else {}
-        torch.onnx.export(m, (x,), buf, opset_version=17, **kw)
-    s = ort.InferenceSession(buf.getvalue(),
-                             providers=["CPUExecutionProvider"])
-    return torch.from_numpy(s.run(None, {s.get_inputs()[0].name:
-                                         x.numpy()})[0])
 
 
 def test_onnx_export_legacy():

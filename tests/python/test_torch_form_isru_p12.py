@@ -19,7 +19,7 @@ import pytest
 torch = pytest.importorskip("torch")
 import dnc  # noqa: E402
 import dnc.torch as dt  # noqa: E402
-from checks import ok  # noqa: E402
+from checks import ok, onnx_run  # noqa: E402
 
 # tests/test_isru_p11.c's spellings (its `src`), each a function here
 SPELLINGS = {
@@ -207,20 +207,9 @@ def test_onnx_export_legacy():
     # the lambdas of the printed form are traced as any Python code: the
     # exported graph is the scaled one
     ort = pytest.importorskip("onnxruntime")
-    import io
-    import warnings
     m = dt.PointwiseNorm(4, dt.resolve(SPELLINGS["alphax"])).eval()
     x = torch.tensor([[1e20, -1e20, 1e30, -3.0]])
-    buf = io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        kw = {"dynamo": False} if "dynamo" in \
-            torch.onnx.export.__code__.co_varnames else {}
-        torch.onnx.export(m, (x,), buf, opset_version=17, **kw)
-    s = ort.InferenceSession(buf.getvalue(),
-                             providers=["CPUExecutionProvider"])
-    y = torch.from_numpy(s.run(None, {s.get_inputs()[0].name:
-                                      x.numpy()})[0])
+    y = onnx_run(ort, m, x)
     with torch.no_grad():
         want = m(x)
     ok(torch.allclose(y, want, rtol=1e-5, atol=0) and
