@@ -158,7 +158,7 @@ $(BUILD)/tests/gen_corpus: tests/gen_corpus.c
 	$(CC) $(BASEFLAGS) $(DEPFLAGS) $(CFLAGS) $(WARN) -Itests -o $@ $<
 
 tests: all $(TEST_BIN) $(BUILD)/tests/gen_corpus $(BUILD)/examples/embed \
-       $(BUILD)/examples/aot $(BUILD)/tests/fuzz_replay
+       $(BUILD)/examples/aot $(BUILD)/tests/fuzz_replay $(BUILD)/bench/ab
 
 # The libFuzzer target built with $(CC) and a main() that replays files
 # (tests/fuzz/replay.c): tests/fuzz.sh runs the committed corpus through it.
@@ -311,6 +311,12 @@ $(BUILD)/bench/kernels: bench/kernels.c bench/bench.h bench/peer.h $(BUILD)/benc
 	@mkdir -p $(BUILD)/bench
 	$(CC) $(BASEFLAGS) $(CFLAGS) $(WARN) $(INCLUDES) -Ibench -o $@ $< $(BUILD)/bench/peer.o \
 	  $(BUILD)/libdnc.a $(LLVM_LIBS) $(LIBS)
+
+# Two libdnc.so builds' layer kernels timed alternately (bench/ab.c):
+# build/bench/ab OLD/libdnc.so NEW/libdnc.so [SOURCE [ROWS COLS]]
+$(BUILD)/bench/ab: bench/ab.c runtime/dnc.h
+	@mkdir -p $(BUILD)/bench
+	$(CC) $(BASEFLAGS) $(CFLAGS) $(WARN) $(INCLUDES) -o $@ $< -ldl
 
 # Every f32 input through each of dnc's own vector math functions, against
 # double references: the table of docs/accuracy.md (minutes; not in CI,

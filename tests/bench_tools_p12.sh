@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# bench_tools_p12.sh - the tools that measure a change (bench/README.md):
+# build/bench/ab times two libdnc.so builds alternately (here the same
+# one twice: each side prints its times, and the ratios are positive), a
+# function with a per-channel parameter and bf16 included, and refuses
+# bad arguments; tools/port_pressure.sh prints llvm-mca's pipe pressure
+# for a kernel's loop (skipped where llvm-mca is not installed) and
+# refuses an unknown function, dtype or form.
+set -u
+. "$(dirname "$0")/tap.bash"
+AB="$B/bench/ab"
+LIB="$B/libdnc.so"
+export AB_ROUNDS=2
+
+if [ ! -x "$AB" ]; then
+  echo "Bail out! $AB is not built (make tests builds it)"
+  exit 1
+fi
+"$AB" "$LIB" "$LIB" "fn dyisru(x; beta = 301.1) = x / sqrt(beta + x^2)" 4 64 >"$tmp/ab" 2>&1
+t "ab: two sides timed" grep -Eq '^  OLD forward [0-9.]+ backward [0-9.]+$' "$tmp/ab"
+t "ab: their ratio" grep -Eq '^  NEW/OLD forward [0-9.]+ backward [0-9.]+$' "$tmp/ab"
+AB_DTYPE=bf16 "$AB" "$LIB" "$LIB" "fn derf_pc(x; alpha = 0.5, s[] = 0) = erf(alpha * x + s)" 3 40 >"$tmp/ab2" 2>&1
+t "ab: bf16, a per-channel parameter" grep -Eq '^bf16, \[3 x 40\].*' "$tmp/ab2"
+err "ab: usage" 2 "usage: ab" "$AB" "$LIB"
+err "ab: a bad shape" 2 "ROWS must be" "$AB" "$LIB" "$LIB" "fn f(x) = x" 0 4
+err "ab: a bad dtype" 2 "AB_DTYPE must be" env AB_DTYPE=f8 "$AB" "$LIB" "$LIB"
+err "ab: a missing library" 1 "cannot open" "$AB" "$tmp/none.so" "$LIB"
+err "ab: a source that does not compile" 1 "ab: " "$AB" "$LIB" "$LIB" "fn f(x) = y"
+
+PP=tools/port_pressure.sh
+if command -v llvm-mca-19 >/dev/null || command -v llvm-mca >/dev/null; then
+  DNC_BUILD="$B" "$PP" examples/norms.dn dyt f32 layer_bwd >"$tmp/pp" 2>&1
+  t "port_pressure: FP0 and FP1 of DyT's backward" \
+    grep -Eq '^dyt f32 layer_bwd: [0-9]+ instructions;.* Zn4FP0 [0-9.]+ Zn4FP1 [0-9.]+' "$tmp/pp"
+  err "port_pressure: an unknown function" 1 "no kernel dnc_nope_f32_layer_bwd" \
+    env DNC_BUILD="$B" "$PP" examples/norms.dn nope
+else
+  echo "ok $((n + 1)) # skip llvm-mca is not installed"
+  echo "ok $((n + 2)) # skip llvm-mca is not installed"
+  n=$((n + 2))
+fi
+err "port_pressure: a bad dtype" 2 "DTYPE must be" "$PP" examples/norms.dn dyt f8
+err "port_pressure: a bad form" 2 "FORM must be" "$PP" examples/norms.dn dyt f32 layer
+err "port_pressure: usage" 2 "usage:" "$PP" examples/norms.dn
+tap_done
