@@ -87,6 +87,8 @@ static int derive_and_print(const dnc_cli *c, dnc_mod *m, dnc_fn **fns,
     dnc_print_head(stdout, f, fmt);
     for (int j = 0; j < ns; j++)
       dnc_dspec_print(stdout, f, &specs[j], ds[nd++], fmt, stats);
+    if (dnc_dspec_print_all(stdout, f, specs, ds + nd - ns, ns, fmt) < 0)
+      dnc_die(__FILE__, __LINE__, "out of memory");
   }
   free(ds);
   free(specs);

@@ -426,6 +426,11 @@ dnc_node *dnc_dspec_derive(dnc_mod *m, dnc_fn *f, const dnc_dspec *d);
  * comment first when stats); -1 when out of memory. */
 int dnc_dspec_print(FILE *out, const dnc_fn *f, const dnc_dspec *d,
                     dnc_node *e, int format, int stats);
+/* After the derivatives ds of specs (ns of them) in the torch format:
+ * where each is a first derivative, NAME__all(x, params) returning f and
+ * them as one tuple, their shared operations once. 0, or -1 (memory). */
+int dnc_dspec_print_all(FILE *out, const dnc_fn *f, const dnc_dspec *specs,
+                        dnc_node *const *ds, int ns, int format);
 
 /* ------------------------------------------------------------------ fit.c */
 
@@ -518,6 +523,12 @@ void dnc_sharing_init(dnc_sharing *s, const dnc_node *root);
 void dnc_sharing_init_by(dnc_sharing *s, const dnc_node *root,
                          int (*operands)(const dnc_node *e,
                                          const dnc_node **ops));
+/* The same over several roots printed together (a tuple of them): a
+ * node that two of them use, a root among them, is bound once. */
+void dnc_sharing_init_roots(dnc_sharing *s, const dnc_node *const *roots,
+                            int nroots,
+                            int (*operands)(const dnc_node *e,
+                                            const dnc_node **ops));
 int dnc_sharing_bound(const dnc_sharing *s, uint32_t id); /* gets a name */
 void dnc_sharing_free(dnc_sharing *s);
 /* How many threads work when none were asked for: $DNC_NUM_THREADS if it
@@ -533,6 +544,14 @@ void dnc_print_locals(dnc_sharing *sh, dnc_arena *scratch, const dnc_fn *f,
                       void (*bind)(void *ctx, const char *name,
                                    const dnc_node *e),
                       void *ctx);
+/* The same, calling before(ctx, id) ahead of each local's node id, and
+ * once with sh->maxid after the last (where a printer adds its own). */
+void dnc_print_locals_hook(dnc_sharing *sh, dnc_arena *scratch,
+                           const dnc_fn *f, const char *input,
+                           void (*bind)(void *ctx, const char *name,
+                                        const dnc_node *e),
+                           void (*before)(void *ctx, uint32_t id),
+                           void *ctx);
 /* "# NAME: N nodes" in the comment syntax of a format (0 dsl, 1 latex, 2 c,
  * 3 torch) */
 void dnc_print_stat(FILE *out, int format, const char *name, uint32_t nodes);
@@ -552,6 +571,13 @@ void dnc_print_c(FILE *out, const dnc_fn *f, const char *name,
 void dnc_print_torch_prelude(FILE *out);
 void dnc_print_torch(FILE *out, const dnc_fn *f, const char *name,
                      const dnc_node *body);
+/* f and its first derivatives as one PyTorch function NAME(x, params)
+ * returning the tuple (roots[0], ..., roots[n-1]), their shared
+ * operations computed once (dnc.torch's backward on the devices its
+ * kernels cannot run on). */
+void dnc_print_torch_roots(FILE *out, const dnc_fn *f, const char *name,
+                           const char *comment, const dnc_node *const *roots,
+                           int n);
 /* The prelude of a format (C's helpers, torch's import), if it has one;
  * and what a format prints of f before its derivatives (torch: f itself,
  * so that the output is a complete PyTorch form of f). */

@@ -193,15 +193,34 @@ void dnc_sharing_init_by(dnc_sharing *s, const dnc_node *root,
                          int (*operands)(const dnc_node *e,
                                          const dnc_node **ops))
 {
-  /* operands have smaller ids, so one pass down from the root's id sees
-   * every user of a node before the node */
-  s->maxid = root->id + 1;
+  dnc_sharing_init_roots(s, &root, 1, operands);
+}
+
+void dnc_sharing_init_roots(dnc_sharing *s, const dnc_node *const *roots,
+                            int nroots,
+                            int (*operands)(const dnc_node *e,
+                                            const dnc_node **ops))
+{
+  /* one root: never bound (id + 1 == maxid). Several: each is used once
+   * by the tuple they are returned in, and maxid is one past the last,
+   * so that a root that another root uses too is bound like any node */
+  uint32_t top = 0;
+  for (int r = 0; r < nroots; r++)
+    if (roots[r]->id > top)
+      top = roots[r]->id;
+  s->maxid = top + (nroots > 1 ? 2 : 1);
   s->byid = calloc(s->maxid, sizeof *s->byid);
   s->uses = calloc(s->maxid, sizeof *s->uses);
   s->name = calloc(s->maxid, sizeof *s->name);
   if (!s->byid || !s->uses || !s->name)
     dnc_die(__FILE__, __LINE__, "out of memory");
-  s->byid[root->id] = root;
+  for (int r = 0; r < nroots; r++) {
+    s->byid[roots[r]->id] = roots[r];
+    if (nroots > 1)
+      s->uses[roots[r]->id]++;
+  }
+  /* operands have smaller ids, so one pass down from the last root's id
+   * sees every user of a node before the node */
   for (uint32_t i = s->maxid; i-- > 0;) {
     const dnc_node *e = s->byid[i];
     if (!e)
@@ -238,10 +257,22 @@ void dnc_print_locals(dnc_sharing *sh, dnc_arena *scratch, const dnc_fn *f,
                                    const dnc_node *e),
                       void *ctx)
 {
+  dnc_print_locals_hook(sh, scratch, f, input, bind, NULL, ctx);
+}
+
+void dnc_print_locals_hook(dnc_sharing *sh, dnc_arena *scratch,
+                           const dnc_fn *f, const char *input,
+                           void (*bind)(void *ctx, const char *name,
+                                        const dnc_node *e),
+                           void (*before)(void *ctx, uint32_t id),
+                           void *ctx)
+{
   int counter = 0;
   for (uint32_t i = 0; i < sh->maxid; i++) {
     if (!dnc_sharing_bound(sh, i))
       continue;
+    if (before)
+      before(ctx, i);
     const char *tname;
     do
       tname = dnc_arena_printf(scratch, "t%d", ++counter);
@@ -249,6 +280,8 @@ void dnc_print_locals(dnc_sharing *sh, dnc_arena *scratch, const dnc_fn *f,
     bind(ctx, tname, sh->byid[i]);
     sh->name[i] = tname;
   }
+  if (before)
+    before(ctx, sh->maxid);
 }
 
 uint32_t dnc_node_count(const dnc_node *root)

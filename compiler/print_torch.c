@@ -129,14 +129,16 @@ void dnc_print_torch_prelude(FILE *out)
         "    return k, kh, us, c * k * k + (us * us if t is None else t(us))\n"
         "\n"
         "\n"
-        "def dnc_isru(u, c, n=None, t=None, b=None, root=0):\n"
+        "def dnc_isru(u, c, n=None, t=None, b=None, root=0, sc=None):\n"
         "    # n / sqrt(c + t) (root 1: n * rsqrt, 2: n / (c + t)^0.5, 3:\n"
         "    # n * (c + t)^-0.5), t of degree 2 in u, as n k / sqrt(S): n a\n"
         "    # function of u of degree 1 (n(u k)), None for u itself, or any value\n"
-        "    # (n k). u / sqrt(c + u^2) tends to sign(u) where u^2 overflows\n"
+        "    # (n k). u / sqrt(c + u^2) tends to sign(u) where u^2 overflows.\n"
+        "    # sc: dnc_isru_scale's (k, kh, u k, S) where a function computes\n"
+        "    # it once for several helpers of the same u, c, t and b (NAME__all)\n"
         "    dt = u.dtype\n"
         "    u, c = dnc_isru_wide(u, c)\n"
-        "    k, kh, us, s = dnc_isru_scale(u, c, t, b)\n"
+        "    k, kh, us, s = dnc_isru_scale(u, c, t, b) if sc is None else sc\n"
         "    nk = us if n is None else n(us) if callable(n) else n * k\n"
         "    if root == 1:\n"
         "        y = nk * torch.rsqrt(s)\n"
@@ -149,13 +151,13 @@ void dnc_print_torch_prelude(FILE *out)
         "    return y.to(dt) if dt != u.dtype else y\n"
         "\n"
         "\n"
-        "def dnc_isru_d(u, c, n, dn=0, t=None, b=None):\n"
+        "def dnc_isru_d(u, c, n, dn=0, t=None, b=None, sc=None):\n"
         "    # n / (v sqrt(v)), v = c + t (the derivatives of dnc_isru), as\n"
         "    # n k^3 / (S sqrt(S)): n a function of u of degree dn = 1..3 (n(u k)),\n"
         "    # a pair (p, q) for n = p q ((p sqrt(k)) (q sqrt(k))), or any value\n"
         "    dt = u.dtype\n"
         "    u, c = dnc_isru_wide(u, c)\n"
-        "    k, kh, us, s = dnc_isru_scale(u, c, t, b)\n"
+        "    k, kh, us, s = dnc_isru_scale(u, c, t, b) if sc is None else sc\n"
         "    if dn == 3:  # (n(u k) / S) / sqrt(S): 1 / (S sqrt(S)) may underflow\n"
         "        y = n(us) / s / torch.sqrt(s)\n"
         "    else:\n"
@@ -169,12 +171,12 @@ void dnc_print_torch_prelude(FILE *out)
         "    return y.to(dt) if dt != u.dtype else y\n"
         "\n"
         "\n"
-        "def dnc_ratl(u, c, n, dn, t=None, b=None):\n"
+        "def dnc_ratl(u, c, n, dn, t=None, b=None, sc=None):\n"
         "    # n / (c + t), n a function of u of degree dn = 1 or 2, as n(u k) / S\n"
         "    # times k^(2 - dn)\n"
         "    dt = u.dtype\n"
         "    u, c = dnc_isru_wide(u, c)\n"
-        "    k, kh, us, s = dnc_isru_scale(u, c, t, b)\n"
+        "    k, kh, us, s = dnc_isru_scale(u, c, t, b) if sc is None else sc\n"
         "    y = n(us) / s\n"
         "    y = y if dn == 2 else y * k\n"
         "    return y.to(dt) if dt != u.dtype else y\n"
@@ -240,6 +242,15 @@ static const char *pyname(const char *name, char *buf, size_t n)
   return name;
 }
 
+/* The helpers of one u, c, t and base in a function of several roots
+ * (NAME__all): their scale is computed once, in a local kN passed as sc= */
+typedef struct scale_group {
+  const dnc_node *u, *c, *t, *b;
+  int count;
+  uint32_t first;   /* the smallest id among them */
+  const char *name; /* where count >= 2, once printed */
+} scale_group;
+
 typedef struct tprinter {
   FILE *out;
   const dnc_fn *f;
@@ -247,6 +258,9 @@ typedef struct tprinter {
   unsigned char *kind; /* by id: 0 not yet known, KONST, VARYING */
   long double *value;  /* by id, of a KONST node */
   const dnc_node *su;  /* printed as dnc_u in a helper's lambda, or NULL */
+  scale_group *groups; /* ngroups of them, or NULL */
+  int ngroups, named;
+  dnc_arena *scratch;
 } tprinter;
 
 enum { KONST = 1, VARYING = 2 };
@@ -612,6 +626,72 @@ static void tp_lambda(tprinter *p, const dnc_node *h, const dnc_node *u)
   p->su = su;
 }
 
+static scale_group *find_group(const tprinter *p, const dnc_isru_shape *s)
+{
+  const dnc_node *b = base_passed(s) ? s->base : NULL;
+  for (int i = 0; i < p->ngroups; i++) {
+    scale_group *g = &p->groups[i];
+    if (g->u == s->u && g->c == s->c && g->t == s->t && g->b == b)
+      return g;
+  }
+  return NULL;
+}
+
+/* the helpers among the nodes to print, grouped by their scale's inputs */
+static void find_groups(tprinter *p)
+{
+  const dnc_sharing *sh = p->sh;
+  p->groups = dnc_arena_alloc(p->scratch, sh->maxid * sizeof *p->groups);
+  for (uint32_t id = 0; id < sh->maxid; id++) {
+    dnc_isru_shape s;
+    const dnc_node *e = sh->byid[id];
+    if (!e || !dnc_isru_shape_of(e, &s))
+      continue;
+    scale_group *g = find_group(p, &s);
+    if (!g) {
+      g = &p->groups[p->ngroups++];
+      *g = (scale_group){s.u, s.c, s.t, base_passed(&s) ? s.base : NULL, 0,
+                         id, NULL};
+    }
+    g->count++;
+  }
+}
+
+/* before the local of node id: the scales of groups whose helpers come
+ * from here on (every operand of theirs has a smaller id, so is bound or
+ * printed as written by now) */
+static void t_before(void *ctx, uint32_t id)
+{
+  tprinter *p = ctx;
+  char b[96];
+  for (int i = 0; i < p->ngroups; i++) {
+    scale_group *g = &p->groups[i];
+    if (g->count < 2 || g->name || g->first > id)
+      continue;
+    const char *name;
+    do
+      name = dnc_arena_printf(p->scratch, "k%d", ++p->named);
+    while (!strcmp(pyname(p->f->input, b, sizeof b), name) ||
+           dnc_fn_param_index(p->f, name) >= 0);
+    fprintf(p->out, "    %s = dnc_isru_scale(*dnc_isru_wide(", name);
+    tp_tensor(p, g->u);
+    fputs(", ", p->out);
+    tp(p, g->c);
+    fputs("), ", p->out);
+    if (g->t)
+      tp_lambda(p, g->t, g->u);
+    else
+      fputs("None", p->out);
+    fputs(", ", p->out);
+    if (g->b)
+      tp_lambda(p, g->b, g->u);
+    else
+      fputs("None", p->out);
+    fputs(")\n", p->out);
+    g->name = name;
+  }
+}
+
 /* dnc_isru(u, c[, n][, t=...][, b=...][, root=r]), dnc_isru_d(u, c, n[,
  * dn][, t=...][, b=...]) or dnc_ratl(u, c, n, dn[, t=...][, b=...]) */
 static void tp_isru(tprinter *p, const dnc_isru_shape *s)
@@ -657,6 +737,9 @@ static void tp_isru(tprinter *p, const dnc_isru_shape *s)
   }
   if (s->root)
     fprintf(o, ", root=%d", s->root);
+  const scale_group *g = p->su ? NULL : find_group(p, s);
+  if (g && g->name)
+    fprintf(o, ", sc=%s", g->name);
   fputc(')', o);
   for (int i = 0; i < neg; i++)
     fputc(')', o);
@@ -674,6 +757,13 @@ static void t_bind(void *ctx, const char *name, const dnc_node *e)
 void dnc_print_torch(FILE *out, const dnc_fn *f, const char *name,
                      const dnc_node *body)
 {
+  dnc_print_torch_roots(out, f, name, NULL, &body, 1);
+}
+
+void dnc_print_torch_roots(FILE *out, const dnc_fn *f, const char *name,
+                           const char *comment, const dnc_node *const *roots,
+                           int n)
+{
   char b[96];
   /* the function's own name too: `fn dnc_sign(x)` replaced the prelude's
    * helper of that name (another function's sign() then called it), and
@@ -685,18 +775,26 @@ void dnc_print_torch(FILE *out, const dnc_fn *f, const char *name,
   for (int i = 0; i < f->nparams; i++)
     fprintf(out, ", %s", pyname(f->params[i].name, b, sizeof b));
   fputs("):\n", out);
+  if (comment)
+    fprintf(out, "    # %s\n", comment);
   dnc_sharing sh;
-  dnc_sharing_init_by(&sh, body, tp_operands);
-  size_t n = (size_t)body->id + 1;
-  unsigned char *kind = dnc_arena_alloc(scratch, n);
-  memset(kind, 0, n);
-  tprinter p = {out, f, &sh, kind,
-               dnc_arena_alloc(scratch, n * sizeof(long double)), NULL};
-  dnc_print_locals(&sh, scratch, f, pyname(f->input, b, sizeof b), t_bind,
-                   &p);
+  dnc_sharing_init_roots(&sh, roots, n, tp_operands);
+  size_t nid = sh.maxid;
+  unsigned char *kind = dnc_arena_alloc(scratch, nid);
+  memset(kind, 0, nid);
+  tprinter p = {out,  f, &sh, kind,
+               dnc_arena_alloc(scratch, nid * sizeof(long double)),
+               NULL, NULL, 0,   0,    scratch};
+  if (n > 1)
+    find_groups(&p);
+  dnc_print_locals_hook(&sh, scratch, f, pyname(f->input, b, sizeof b),
+                        t_bind, p.groups ? t_before : NULL, &p);
   fputs("    return ", out);
-  tp_tensor(&p, body);
-  fputs("\n", out);
+  for (int r = 0; r < n; r++) {
+    fputs(r ? ", " : n > 1 ? "(" : "", out);
+    tp_tensor(&p, roots[r]);
+  }
+  fputs(n > 1 ? ")\n" : "\n", out);
   dnc_sharing_free(&sh);
   dnc_arena_free(scratch);
 }

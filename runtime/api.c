@@ -809,6 +809,9 @@ dnc_status dnc_function_diff(const dnc_function *f, const char *wrt,
   dnc_module *mod = f->owner;
   pthread_mutex_lock(&mod->lock);
   dnc_print_head(o, f, (int)format);
+  dnc_node **ds = malloc(sizeof *ds * (size_t)(ns > 0 ? ns : 1));
+  if (!ds)
+    st = DNC_ERR_MEMORY;
   for (int j = 0; j < ns && st == DNC_OK; j++) {
     dnc_node *e = dnc_dspec_derive(mod->m, (dnc_fn *)f, &specs[j]);
     if (!e) {
@@ -817,7 +820,12 @@ dnc_status dnc_function_diff(const dnc_function *f, const char *wrt,
     } else if (dnc_dspec_print(o, f, &specs[j], e, (int)format, 0) < 0) {
       st = DNC_ERR_MEMORY;
     }
+    ds[j] = e;
   }
+  if (st == DNC_OK &&
+      dnc_dspec_print_all(o, f, specs, ds, ns, (int)format) < 0)
+    st = DNC_ERR_MEMORY;
+  free(ds);
   pthread_mutex_unlock(&mod->lock);
   fclose(o);
   free(specs);

@@ -238,7 +238,10 @@ typedef enum dnc_format {
   DNC_FORMAT_TORCH = 3  /* Python functions over PyTorch tensors, after
                            `import torch` and the helpers they use: f
                            itself (def dyt(x, alpha)), then each
-                           derivative (def dyt__dx(x, alpha)) */
+                           derivative (def dyt__dx(x, alpha)), and
+                           where they are first derivatives
+                           dyt__all(x, alpha), returning f and them
+                           as one tuple */
 } dnc_format;
 
 /* The simplified derivatives of f that `dnc diff --wrt WRT --order N`

@@ -523,7 +523,8 @@ class Function:
         (its order-th derivative),
         "all" (every derivative of that order) or a list "x,alpha" / a
         tuple (the mixed derivative); format is "dsl", "latex", "c" or
-        "torch" (f itself, then the derivatives, as PyTorch functions)."""
+        "torch" (f itself, then the derivatives, as PyTorch functions;
+        for first derivatives, last NAME__all, returning them all)."""
         wrt = self._wrt(wrt)
         if format not in C.FORMATS:
             raise ValueError("format is 'dsl', 'latex', 'c' or 'torch', not %r"

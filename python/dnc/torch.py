@@ -561,7 +561,7 @@ def decomposed(on=True):
 def torch_form(fn):
     """(f, df/dx, [df/dp for each parameter]): Python functions over
     tensors, f(x, *params), as `dnc diff --format torch` prints them."""
-    return _form(_source_of(fn), fn.name)
+    return _form(_source_of(fn), fn.name)[:3]
 
 
 def _form(source, name):
@@ -576,11 +576,14 @@ def _form(source, name):
         exec(compile(text, "<dnc diff --format torch: %s>" % fn.name,
                      "exec"), scope)
         fs = [scope[n] for n in names]
-        if len(fs) != len(fn.params) + 2:
+        # f, df/dx, each df/dp, then NAME__all: all of them in one tuple,
+        # their shared operations once (the backward's, where it needs
+        # more than one: fewer passes over the tensors in eager mode)
+        if len(fs) != len(fn.params) + 3:
             raise RuntimeError("dnc.torch: the torch form of %s has %d "
                                "functions, not %d" % (fn.name, len(fs),
-                                                      len(fn.params) + 2))
-        form = _forms.setdefault(key, (fs[0], fs[1], fs[2:]))
+                                                      len(fn.params) + 3))
+        form = _forms.setdefault(key, (fs[0], fs[1], fs[2:-1], fs[-1]))
     return form
 
 
@@ -614,15 +617,23 @@ def _dec_backward(form, x, dy, gamma, beta, params, need):
     ps = [p.to(ct) for p in params]
     cols = x.shape[-1]
     g = dyc if gamma is None else dyc * gamma.to(ct)
-    dx = (g * form[1](xc, *ps)).to(x.dtype) if need[0] else None
-    dgamma = _leading(dyc * _full(form[0](xc, *ps), xc)).to(gamma.dtype) \
-        if gamma is not None and need[1] else None
+    want_f = gamma is not None and need[1]
+    if want_f + bool(need[0]) + sum(bool(n) for n in need[3:]) > 1:
+        f, fx, *fps = form[3](xc, *ps)
+    else:
+        f, fx, fps = (form[0](xc, *ps) if want_f else None,
+                      form[1](xc, *ps) if need[0] else None,
+                      [form[2][i](xc, *ps) if need[3 + i] else None
+                       for i in range(len(params))])
+    dx = (g * fx).to(x.dtype) if need[0] else None
+    dgamma = _leading(dyc * _full(f, xc)).to(gamma.dtype) if want_f \
+        else None
     dbeta = _leading(dyc).to(beta.dtype) if beta is not None and need[2] \
         else None
     dparams = []
     for i, t in enumerate(params):
         if need[3 + i]:
-            s = _full(g * form[2][i](xc, *ps), xc)
+            s = _full(g * fps[i], xc)
             dparams.append(_reduce(s, t, cols).to(t.dtype))
         else:
             dparams.append(None)

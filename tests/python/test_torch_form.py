@@ -384,3 +384,50 @@ def test_onnx_export_legacy():
         ok(torch.allclose(y, want, rtol=1e-5, atol=1e-5),
            "%s: the legacy ONNX export runs in onnxruntime as in PyTorch" % src,
            lambda: (y, want))
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32,
+                                   torch.bfloat16, torch.float16],
+                         ids=lambda d: str(d)[6:])
+def test_all_is_the_separate_functions_bit_for_bit(dtype):
+    # NAME__all(x, params) = (f, df/dx, df/dp...) computed together (their
+    # shared operations, an inverse square root unit's scale, once): the
+    # same bits as the separate functions, for the published functions,
+    # the ISRU spellings, and every operation
+    if dtype == torch.float16 and torch.__version__ < "2":
+        pytest.skip("PyTorch 1.13 has no float16 tanh on the CPU")
+    from test_torch_form_isru_p12 import SPELLINGS
+    srcs = [open("examples/norms.dn").read(), EVERY_OP] + \
+        list(SPELLINGS.values())
+    vals = [0.0, -0.0, 1e-30, 0.3, 1.5, -2.0, 7.0, 1e3, 1e6, 1e19, 1e20,
+            1e30, 3e38, 1e100, 1e300, float("inf"), -float("inf"),
+            float("nan")]
+    x = torch.tensor(vals + [-v for v in vals], dtype=torch.float64)
+    x = x.to(dtype)
+    checked = 0
+    for src in srcs:
+        for fn in dnc.compile(src):
+            text = fn.diff("all", 1, "torch")
+            names = [n for n in re.findall(r"^def (\w+)\(", text, re.M)
+                     if not n.startswith("dnc_")]
+            ok(names[-1].endswith("__all") and
+               len(names) == len(fn.params) + 3,
+               "%s: f, its first derivatives, then %s__all" % (
+                   fn.name, fn.name), names)
+            scope = {}
+            exec(text, scope)
+            ps = [torch.tensor([0.7 + 0.1 * i], dtype=dtype)
+                  for i in range(len(fn.params))]
+            sep = [scope[n](x, *ps) for n in names[:-1]]
+            together = scope[names[-1]](x, *ps)
+            ok(len(together) == len(sep), "%s__all's tuple" % fn.name)
+            for n, a, b in zip(names, together, sep):
+                a, b = torch.broadcast_tensors(a, b)
+                ok(a.dtype == b.dtype and torch.equal(
+                    a.nan_to_num(1.25), b.nan_to_num(1.25)) and
+                   torch.equal(torch.signbit(a), torch.signbit(b)),
+                   "%s: %s__all's %s = %s's bits (%s)" % (
+                       fn.name, fn.name, n, n, dtype),
+                   lambda: "%s\n%s" % (a, b))
+                checked += 1
+    ok(checked > 90, "checked every function's derivatives", checked)
