@@ -31,6 +31,12 @@ for t in torch; do
   DNC_BUILD=build PYTHONPATH=python:tests/python python3 tests/python/test_$t.py >"$out/test_$t.log" 2>&1
   echo "test_$t: exit $? ($(grep -c '^not ok' "$out/test_$t.log") failed)"
 done
+# DNC_DEVICE_GPU=1: dnc.torch on the GPU (tools/gpu_check.sh: its tests
+# against the CPU kernels, then bench/torch_cuda.py's figures)
+if [ -n "${DNC_DEVICE_GPU:-}" ]; then
+  sh tools/gpu_check.sh "$out/gpu.json" >"$out/gpu.log" 2>&1
+  echo "gpu_check: exit $?"; tail -3 "$out/gpu.log"
+fi
 # DNC_DEVICE_TRAIN=1: the tiny transformer on two cores (pinned) and on all
 if [ -n "${DNC_DEVICE_TRAIN:-}" ]; then
   { time taskset -c 0,1 python3 examples/train_tiny_transformer.py --threads 2 \
