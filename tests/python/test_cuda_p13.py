@@ -37,7 +37,8 @@ def ref():
     """Around the reference: dnc's CPU kernels."""
     return dt.decomposed(False)
 from checks import ok, raises  # noqa: E402
-from test_torch_form import EVERY_OP  # noqa: E402
+from test_torch_form import EVERY_OP, module as form_module, \
+    run as form_run  # noqa: E402
 
 FUNCTIONS = [("dyt", None), ("derf", None), ("dyisru", None),
              ("derf_pc", "fn derf_pc(x; alpha = 0.5, s[] = 0) = "
@@ -46,17 +47,9 @@ FUNCTIONS = [("dyt", None), ("derf", None), ("dyisru", None),
 C = 6
 
 
-def module(name, src, dtype, cf=False, c=C, seed=3):
-    torch.manual_seed(seed)
-    fn = dt.resolve(src) if src else name
-    m = dt.PointwiseNorm(c, fn, channels_last=not cf, dtype=dtype)
-    with torch.no_grad():
-        m.weight.uniform_(0.5, 1.5)
-        m.bias.uniform_(-0.5, 0.5)
-        for p in m._dnc_params:
-            t = getattr(m, p.name)
-            t.mul_(1 + 0.2 * (2 * torch.rand_like(t) - 1))
-    return m
+def module(name, src, dtype, cf=False):
+    torch.manual_seed(3)
+    return form_module(name, src, dtype, cf)
 
 
 def sample(name, dtype, cf, seed=5):
@@ -71,13 +64,7 @@ def sample(name, dtype, cf, seed=5):
 
 def run(m, x, dy):
     """y, dx and every parameter's gradient (CPU float64 copies)."""
-    xx = x.clone().requires_grad_()
-    for p in m.parameters():
-        p.grad = None
-    y = m(xx)
-    y.backward(dy)
-    out = [y, xx.grad] + [p.grad for p in m.parameters()]
-    return [t.detach().double().cpu() for t in out]
+    return [t.detach().double().cpu() for t in form_run(m, x, dy)]
 
 
 def names(m):

@@ -48,9 +48,11 @@ def test_every_op_is_used():
     ok(not missing, "EVERY_OP uses every operation of ops.h", missing)
 
 
-def module(name, src, dtype):
+def module(name, src, dtype, cf=False):
+    """A PointwiseNorm of 6 channels (over dimension 1 where cf) with
+    weight, bias and parameters drawn near their defaults."""
     fn = dt.resolve(src) if src else name
-    m = dt.PointwiseNorm(6, fn, dtype=dtype)
+    m = dt.PointwiseNorm(6, fn, dtype=dtype, channels_last=not cf)
     with torch.no_grad():
         m.weight.uniform_(0.5, 1.5)
         m.bias.uniform_(-0.5, 0.5)
