@@ -359,3 +359,32 @@ def test_training_with_ema_on_cuda():
         want = train("cpu")
     for i, (a, b) in enumerate(zip(train(DEV), want)):
         close(a, b, 1e-4, "parameter %d after AdamW and EMA" % i)
+
+
+@pytest.mark.parametrize("compiled", [False, True], ids=["eager", "compiled"])
+def test_functional_pointwise_on_cuda(compiled):
+    # dnc.torch.pointwise (the functional form) with a per-channel weight,
+    # a parameter as a tensor and one as a number, eager and compiled
+    torch._dynamo.reset()
+    g = torch.Generator().manual_seed(7)
+    x = torch.randn(4, 3, C, generator=g, dtype=torch.float64) * 2
+    dy = torch.randn(4, 3, C, generator=g, dtype=torch.float64)
+    w = torch.rand(C, generator=g, dtype=torch.float64) + 0.5
+    a = torch.tensor([0.8], dtype=torch.float64)
+
+    def grads(x, dy, w, a, f):
+        x, w, a = (t.clone().requires_grad_() for t in (x, w, a))
+        y = f(x, w, a)
+        y.backward(dy)
+        return [t.detach().cpu() for t in (y, x.grad, w.grad, a.grad)]
+
+    def layer(x, w, a):
+        return dt.pointwise(x, "derf", w, None, alpha=a, shift=0.25)
+
+    with ref():
+        want = grads(x, dy, w, a, layer)
+    f = torch.compile(layer, fullgraph=True) if compiled else layer
+    got = grads(*(t.to(DEV) for t in (x, dy, w, a)), f)
+    for what, p, q in zip(("y", "dx", "dweight", "dalpha"), got, want):
+        close(p, q, 1e-10, "pointwise %s: %s" % (
+            "compiled" if compiled else "eager", what))
