@@ -390,7 +390,7 @@ def test_onnx_export_legacy():
 
 # tuples whose members are constants, x itself, a parameter, or one node
 # twice (exp's derivative is exp)
-EDGES = """\
+TUPLE_EDGES = """\
 fn lin(x; b = 1) = x + b
 fn ex(x) = exp(x)
 fn sq(x) = x^2 / 2
@@ -405,7 +405,8 @@ def test_decomposed_edges_equal_kernels(name):
     # the decomposed backward through NAME__all where its members are
     # constants, x, a per-channel parameter or one shared node
     torch.manual_seed(4)
-    m = module(name, dt.resolve(name, dnc.compile(EDGES)), torch.float64)
+    m = module(name, dt.resolve(name, dnc.compile(TUPLE_EDGES)),
+               torch.float64)
     x = torch.randn(7, 5, 6, dtype=torch.float64)
     dy = torch.randn(7, 5, 6, dtype=torch.float64)
     k = run(m, x, dy)
@@ -429,7 +430,7 @@ def test_all_is_the_separate_functions_bit_for_bit(dtype):
     if dtype == torch.float16 and torch.__version__ < "2":
         pytest.skip("PyTorch 1.13 has no float16 tanh on the CPU")
     from test_torch_form_isru_p12 import SPELLINGS
-    srcs = [open("examples/norms.dn").read(), EVERY_OP, EDGES] + \
+    srcs = [open("examples/norms.dn").read(), EVERY_OP, TUPLE_EDGES] + \
         list(SPELLINGS.values())
     vals = [0.0, -0.0, 1e-30, 0.3, 1.5, -2.0, 7.0, 1e3, 1e6, 1e19, 1e20,
             1e30, 3e38, 1e100, 1e300, float("inf"), -float("inf"),
