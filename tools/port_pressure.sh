@@ -6,7 +6,8 @@
 #   tools/port_pressure.sh FILE.dn FUNCTION [DTYPE [FORM [MCPU]]]
 #
 # DTYPE f32 (default), f64, bf16 or f16; FORM layer_bwd (default),
-# layer_fwd, fwd or bwd; MCPU llvm-mca's CPU (default znver4). The kernel
+# layer_fwd, fwd or bwd; MCPU llvm-mca's CPU (default znver4; an Intel
+# one, sapphirerapids, prints its ports busy a cycle or more). The kernel
 # is compiled for this machine (`dnc compile -S --cpu native`), and the
 # loop taken from its first prefetchw (the first vector loop's body, the
 # affine copy of a layer kernel) to the first backward branch or
@@ -61,7 +62,7 @@ awk -v n="$n" -v what="$fn $dt $form" '
   END {
     printf "%s: %d instructions;", what, n
     for (i = 1; i in h; i++)
-      if (name[h[i]] ~ /FP[0-9]+$/)
+      if (name[h[i]] ~ /FP[0-9]+$/ || (name[h[i]] ~ /Port[0-9]+$/ && r[i] + 0 >= 1))
         printf " %s %s", name[h[i]], r[i]
     printf " (cycles per vector, llvm-mca)\n"
   }
