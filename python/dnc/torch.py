@@ -606,7 +606,10 @@ def _dec_forward(form, x, gamma, beta, params):
         y = y * gamma.to(ct)
     if beta is not None:
         y = y + beta.to(ct)
-    # not y.to(x.dtype) when y is x's dtype already: see _LEAD_LAST
+    # never y.to(x.dtype) in x's dtype already, a no-op .to of y itself:
+    # returned so from _DecCompiled's forward, PyTorch 2.11's tracer gave
+    # a backward that read zeros for dy (every gradient 0, silently, in
+    # every compiled model on a GPU; tests/python/test_cuda_p13.py)
     return y if y.dtype == x.dtype else y.to(x.dtype)
 
 
@@ -672,7 +675,7 @@ def _dec_layer(source, name, x, gamma, beta, params):
     """gamma * f(x; params) + beta in the decomposed form, differentiable
     (to any order, and under torch.func) by dnc's symbolic derivatives."""
     if HAS_CUSTOM_OPS and _functorch_active():
-        return _DecFunc.apply(x, gamma, beta, *params, source, name)
+        return _DecFunc.apply(source, name, x, gamma, beta, *params)
     return _DecomposedFn.apply(_forms[(source, name)], (source, name), x,
                                gamma, beta, *params)
 
@@ -970,39 +973,29 @@ if HAS_CUSTOM_OPS:
 
 
 if HAS_CUSTOM_OPS:
-    # _LEAD_LAST: the autograd.Functions below, which torch.compile
-    # traces, take their tensors first and the function's source, name
-    # (and threads) last, as PyTorch's own examples do; this order and
-    # _dec_forward's output (never a no-op .to of itself) are what the
-    # compiled gradients were checked with on PyTorch 2.11 and a GPU
-    # (tests/python/test_cuda_p13.py). There, a forward whose output was
-    # such a .to gave a traced backward that read zeros for dy: every
-    # gradient 0, silently, in every compiled model on a GPU.
     class _FuncLayer(torch.autograd.Function):
         """The custom ops under torch.func's transforms (grad, vmap,
         jacrev...), which refuse the autograd formula of a custom op (an
         autograd.Function without setup_context): the same ops, with the
-        formula here. vmap rules come from the ops' own. Arguments:
-        x, gamma, beta, the parameters, then source, name and threads
-        (_LEAD_LAST)."""
+        formula here. vmap rules come from the ops' own."""
         generate_vmap_rule = True
 
         @staticmethod
-        def forward(x, gamma, beta, *rest):
-            params, (source, name, threads) = rest[:-3], rest[-3:]
+        def forward(source, name, threads, x, gamma, beta, *params):
             return torch.ops.dnc.layer_forward(x, gamma, beta, list(params),
                                                source, name, threads)
 
         @staticmethod
         def setup_context(ctx, inputs, output):
-            ctx.fn_key = tuple(inputs[-3:])
-            ctx.save_for_backward(*inputs[:-3])
+            source, name, threads, x, gamma, beta, *params = inputs
+            ctx.fn_key = (source, name, threads)
+            ctx.save_for_backward(x, gamma, beta, *params)
 
         @staticmethod
         def backward(ctx, dy):
             x, gamma, beta, *params = ctx.saved_tensors
             source, name, threads = ctx.fn_key
-            need = ctx.needs_input_grad[:-3]
+            need = ctx.needs_input_grad[3:]
             if torch.is_grad_enabled():
                 grads = _composite_backward(source, name, threads, x, dy,
                                             gamma, beta, params, need)
@@ -1013,7 +1006,7 @@ if HAS_CUSTOM_OPS:
                 grads = [g if n else None for g, n in zip(out, need)]
                 grads[1] = grads[1] if gamma is not None else None
                 grads[2] = grads[2] if beta is not None else None
-            return tuple(grads) + (None, None, None)
+            return (None, None, None) + tuple(grads)
 
     class _FuncLayerJvp(_FuncLayer):
         """_FuncLayer with forward mode (jvp, jacfwd, hessian) outside
@@ -1023,13 +1016,13 @@ if HAS_CUSTOM_OPS:
         @staticmethod
         def setup_context(ctx, inputs, output):
             _FuncLayer.setup_context(ctx, inputs, output)
-            ctx.save_for_forward(*inputs[:-3])
+            ctx.save_for_forward(*inputs[3:])
 
         @staticmethod
-        def jvp(ctx, tx, tg, tb, *rest):
+        def jvp(ctx, _s, _n, _t, tx, tg, tb, *tps):
             x, gamma, beta, *params = ctx.saved_tensors
             return _layer_jvp(*ctx.fn_key, x, gamma, beta, params, tx, tg,
-                              tb, rest[:-3])
+                              tb, tps)
 
     class _DecCompiled(torch.autograd.Function):
         """The decomposed form under torch.compile (the path of every
@@ -1040,26 +1033,26 @@ if HAS_CUSTOM_OPS:
         torch.where's untaken branch (NaN for `if x >= 0 then sqrt(x + c)
         ...`) and lost derivatives that dnc writes exactly (0 for
         softplus(a x) - softplus(-a x) at 0, not 0.8). The vmap rule is
-        generated (the forward is PyTorch operations). Arguments: x,
-        gamma, beta, the parameters, then source and name (_LEAD_LAST)."""
+        generated (the forward is PyTorch operations)."""
         generate_vmap_rule = True
 
         @staticmethod
-        def forward(x, gamma, beta, *rest):
-            return _dec_output(rest[-2], rest[-1], x, gamma, beta, rest[:-2])
+        def forward(source, name, x, gamma, beta, *params):
+            return _dec_output(source, name, x, gamma, beta, params)
 
         @staticmethod
         def setup_context(ctx, inputs, output):
-            ctx.key = tuple(inputs[-2:])
-            ctx.save_for_backward(*inputs[:-2])
+            source, name, x, gamma, beta, *params = inputs
+            ctx.key = (source, name)
+            ctx.save_for_backward(x, gamma, beta, *params)
 
         @staticmethod
         def backward(ctx, dy):
             x, gamma, beta, *params = ctx.saved_tensors
             dx, dg, db, dps = _dec_backward(_forms[ctx.key], x, dy, gamma,
                                             beta, params,
-                                            ctx.needs_input_grad[:-2])
-            return (dx, dg, db) + tuple(dps) + (None, None)
+                                            ctx.needs_input_grad[2:])
+            return (None, None, dx, dg, db) + tuple(dps)
 
     class _DecFunc(_DecCompiled):
         """The decomposed form under torch.func's transforms (outside
@@ -1069,21 +1062,20 @@ if HAS_CUSTOM_OPS:
         @staticmethod
         def setup_context(ctx, inputs, output):
             _DecCompiled.setup_context(ctx, inputs, output)
-            ctx.save_for_forward(*inputs[:-2])
+            ctx.save_for_forward(*inputs[2:])
 
         @staticmethod
         def backward(ctx, dy):
             x, gamma, beta, *params = ctx.saved_tensors
-            return _symbolic_backward(
+            return (None, None) + _symbolic_backward(
                 _dec_runner(*ctx.key, x, params), ctx.key, x, dy, gamma,
-                beta, params, ctx.needs_input_grad[:-2]) + (None, None)
+                beta, params, ctx.needs_input_grad[2:])
 
         @staticmethod
-        def jvp(ctx, tx, tg, tb, *rest):
+        def jvp(ctx, _s, _n, tx, tg, tb, *tps):
             x, gamma, beta, *params = ctx.saved_tensors
             return _symbolic_jvp(_dec_runner(*ctx.key, x, params), ctx.key,
-                                 x, gamma, beta, params, tx, tg, tb,
-                                 rest[:-2])
+                                 x, gamma, beta, params, tx, tg, tb, tps)
 
     def _dec_output(source, name, x, gamma, beta, params):
         """_dec_forward for an autograd.Function with setup_context: never
@@ -1171,7 +1163,7 @@ def _apply_kernels(source, name, threads, x, gamma, beta, params):
             if _compiling():
                 _refuse_nested()
             cls = _FuncLayer if _compiling() else _FuncLayerJvp
-            return cls.apply(x, gamma, beta, *params, source, name, threads)
+            return cls.apply(source, name, threads, x, gamma, beta, *params)
         return torch.ops.dnc.layer_forward(x, gamma, beta, list(params),
                                            source, name, threads)
     if _inference(x, gamma, beta, params):
@@ -1211,8 +1203,8 @@ def _apply(source, name, threads, x, gamma, beta, params):
                         "compile it under torch.no_grad()" % x.device.type)
                 return _dec_forward(form, x, gamma, beta, params)
             _refuse_nested()
-            return _DecCompiled.apply(x, gamma, beta, *params, source, name)
-        return _DecFunc.apply(x, gamma, beta, *params, source, name)
+            return _DecCompiled.apply(source, name, x, gamma, beta, *params)
+        return _DecFunc.apply(source, name, x, gamma, beta, *params)
     if _needs_grad(x, gamma, beta, params):
         return _DecomposedFn.apply(form, (source, name), x, gamma, beta,
                                    *params)
