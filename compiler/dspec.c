@@ -165,38 +165,32 @@ int dnc_dspec_print_all(FILE *out, const dnc_fn *f, const dnc_dspec *specs,
   const dnc_node **roots = malloc(sizeof *roots * ((size_t)ns + 1));
   char *name = malloc(strlen(f->name) + sizeof "__all");
   /* the comment names the tuple's members as the functions above */
-  size_t cn = strlen(f->name) + 64, at;
-  char **dn = calloc((size_t)ns, sizeof *dn);
-  int ok = roots && name && dn;
-  for (int j = 0; j < ns && ok; j++)
-    if ((dn[j] = dnc_dspec_name(f, &specs[j])))
-      cn += strlen(dn[j]) + 2;
-    else
-      ok = 0;
-  char *comment = ok ? malloc(cn) : NULL;
-  if (comment) {
+  char *comment = NULL;
+  size_t len;
+  FILE *c = open_memstream(&comment, &len);
+  int ok = roots && name && c;
+  if (ok) {
     sprintf(name, "%s__all", f->name);
-    at = (size_t)sprintf(comment, "(%s", f->name);
+    fprintf(c, "(%s", f->name);
     roots[0] = f->body;
-    for (int j = 0; j < ns; j++) {
-      roots[j + 1] = ds[j];
-      at += (size_t)sprintf(comment + at, ", %s", dn[j]);
-    }
-    sprintf(comment + at, "): their shared work once");
   }
-  for (int j = 0; dn && j < ns; j++)
-    free(dn[j]);
-  free(dn);
-  if (!comment) {
-    free(roots);
-    free(name);
-    return -1;
+  for (int j = 0; j < ns && ok; j++) {
+    char *dn = dnc_dspec_name(f, &specs[j]);
+    if ((ok = dn != NULL))
+      fprintf(c, ", %s", dn);
+    free(dn);
+    roots[j + 1] = ds[j];
   }
-  dnc_print_torch_roots(out, f, name, comment, roots, ns + 1);
+  if (c) {
+    fputs("): their shared work once", c);
+    ok = !fclose(c) && ok;
+  }
+  if (ok)
+    dnc_print_torch_roots(out, f, name, comment, roots, ns + 1);
   free(roots);
   free(name);
   free(comment);
-  return 0;
+  return ok ? 0 : -1;
 }
 
 void dnc_print_prelude(FILE *out, int format)
