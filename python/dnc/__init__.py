@@ -48,6 +48,11 @@ when about the whole file)."""
 _SEVERITY = {0: "error", 1: "warning", 2: "note"}
 _KINDS = {C.PARAM_SCALAR: "scalar", C.PARAM_PER_CHANNEL: "per_channel"}
 
+# every live Module and Function by id(): dnc.torch looks one up from its id
+# while torch.compile traces, where the id is a constant and the object,
+# on PyTorch 2.11, is not (dnc.torch._by_id_const)
+_live = weakref.WeakValueDictionary()
+
 
 class Error(Exception):
     """An error reported by libdnc; .status is its dnc_status."""
@@ -301,6 +306,7 @@ class Module:
         m = object.__new__(cls)
         m._h = h.value
         m.context = ctx
+        _live[id(m)] = m
         m._made_by = None
         m._fin = weakref.finalize(m, C.lib.dnc_module_free, m._h)
         m.diagnostics = [
@@ -480,6 +486,7 @@ class Function:
         f = object.__new__(cls)
         f._h = h
         f.module = module
+        _live[id(f)] = f
         f.name = C.lib.dnc_function_name(h).decode()
         params = []
         for i in range(C.lib.dnc_function_param_count(h)):

@@ -83,7 +83,7 @@ class _ChannelsFirstFn(torch.autograd.Function):
     @staticmethod
     def backward(ctx, dy):
         x, gamma, beta, *params = ctx.saved_tensors
-        need = ctx.needs_input_grad
+        need = _dt._needs(ctx, 0)
         if _dt.HAS_CUSTOM_OPS and _dt._compiling() and \
                 not torch.is_grad_enabled():
             # compiled autograd traces this backward: the last dimension's

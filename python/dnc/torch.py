@@ -643,6 +643,16 @@ def _dec_backward(form, x, dy, gamma, beta, params, need):
     return dx, dgamma, dbeta, dparams
 
 
+def _needs(ctx, start):
+    """ctx.needs_input_grad[start:]; while torch.compile traces, every
+    one: PyTorch 2.11's dynamo said False for x under torch.func.grad
+    (torch.compile(grad(loss))), and the backward it traced returned None
+    for dx, a gradient of 0 and no error. An input that needs none drops
+    what it is given (and the compiled graph the work)."""
+    need = ctx.needs_input_grad[start:]
+    return (True,) * len(need) if _compiling() else need
+
+
 class _DecomposedFn(torch.autograd.Function):
     """The decomposed form with dnc's symbolic backward. Arguments: the
     form, its function's (source, name), x, gamma, beta, then the
@@ -661,7 +671,7 @@ class _DecomposedFn(torch.autograd.Function):
     @staticmethod
     def backward(ctx, dy):
         x, gamma, beta, *params = ctx.saved_tensors
-        need = ctx.needs_input_grad[2:]
+        need = _needs(ctx, 2)
         if torch.is_grad_enabled() and not _compiling():
             return (None, None) + _symbolic_backward(
                 _dec_runner(*ctx.key, x, params), ctx.key, x, dy, gamma,
@@ -732,7 +742,7 @@ class _LayerFn(torch.autograd.Function):
     def backward(ctx, dy):
         x, gamma, beta, *params = ctx.saved_tensors
         source, name, threads = ctx.fn_key
-        need = ctx.needs_input_grad[3:]
+        need = _needs(ctx, 3)
         if HAS_CUSTOM_OPS and _compiling() and not torch.is_grad_enabled():
             # compiled autograd traces this backward: the custom op, which
             # it records, not the ctypes calls (a graph break each)
@@ -995,7 +1005,7 @@ if HAS_CUSTOM_OPS:
         def backward(ctx, dy):
             x, gamma, beta, *params = ctx.saved_tensors
             source, name, threads = ctx.fn_key
-            need = ctx.needs_input_grad[3:]
+            need = _needs(ctx, 3)
             if torch.is_grad_enabled():
                 grads = _composite_backward(source, name, threads, x, dy,
                                             gamma, beta, params, need)
@@ -1051,7 +1061,7 @@ if HAS_CUSTOM_OPS:
             x, gamma, beta, *params = ctx.saved_tensors
             dx, dg, db, dps = _dec_backward(_forms[ctx.key], x, dy, gamma,
                                             beta, params,
-                                            ctx.needs_input_grad[2:])
+                                            _needs(ctx, 2))
             return (None, None, dx, dg, db) + tuple(dps)
 
     class _DecFunc(_DecCompiled):
@@ -1069,7 +1079,7 @@ if HAS_CUSTOM_OPS:
             x, gamma, beta, *params = ctx.saved_tensors
             return (None, None) + _symbolic_backward(
                 _dec_runner(*ctx.key, x, params), ctx.key, x, dy, gamma,
-                beta, params, ctx.needs_input_grad[2:])
+                beta, params, _needs(ctx, 2))
 
         @staticmethod
         def jvp(ctx, _s, _n, tx, tg, tb, *tps):
@@ -1322,7 +1332,10 @@ def _pointwise(x, fn, weight, bias, module, threads, params):
         # not traced (a Function's attributes are native calls)
         # (threads aside: they do not change what fn is, and an int that
         # torch.compile made dynamic after a second value cannot be one)
-        source, name, fparams = _resolved_const(fn, module, None)
+        # (by id: PyTorch 2.11's assume_constant_result refuses a
+        # dnc.Function or dnc.Module argument, "UserDefinedObjectVariable
+        # is not a constant"; an id is one, guarded by torch.compile)
+        source, name, fparams = _resolved_const(*_ids(fn, module))
     else:
         f = resolve(fn, module, threads)
         source, name, fparams = _source_of(f), f.name, f.params
@@ -1356,8 +1369,23 @@ def _compiling():
     return bool(c and c())
 
 
+def _ids(fn, module):
+    """fn and module with a dnc.Function or dnc.Module replaced by its
+    id(), for _resolved_const (str, path and None stay)."""
+    return tuple(("id", id(a)) if isinstance(a, (_dnc.Function, _dnc.Module))
+                 else a for a in (fn, module))
+
+
+def _resolved_ids(fn, module):
+    """_resolved of _ids's (fn, module): each ("id", n) the live dnc object
+    of that id (the caller holds it)."""
+    fn, module = (_dnc._live[a[1]] if isinstance(a, tuple) else a
+                  for a in (fn, module))
+    return _resolved(fn, module, None)
+
+
 _resolved_const = getattr(getattr(torch, "compiler", None),
-                          "assume_constant_result", lambda f: f)(_resolved)
+                          "assume_constant_result", lambda f: f)(_resolved_ids)
 
 
 # ------------------------------------------------------------- module

@@ -192,6 +192,25 @@ def test_pointwise_function_object_compiles_fullgraph():
     ok(torch.allclose(y, torch.tanh(0.8 * x)), "the same values")
 
 
+def test_pointwise_objects_compile_by_identity():
+    """Under torch.compile(fullgraph=True), pointwise takes a dnc.Function
+    argument and a dnc.Module as module= (PyTorch 2.11 refused both as
+    constants): a second Function through the same compiled code gives
+    its own values (the guard on which object it is), not the first's."""
+    m = dnc.compile("fn g(x; a = 0.8) = tanh(a * x)\n"
+                    "fn h(x; a = 0.5) = erf(a * x)")
+    x = torch.randn(4, 8)
+    c = torch.compile(lambda x, f: dt.pointwise(x, f, a=0.8),
+                      fullgraph=True, backend="aot_eager")
+    ok(torch.allclose(c(x, m["g"]), torch.tanh(0.8 * x)), "g")
+    ok(torch.allclose(c(x, m["h"]), torch.erf(0.8 * x)), "then h: h's values")
+    ok(torch.allclose(c(x, m["g"]), torch.tanh(0.8 * x)), "g again")
+    c2 = torch.compile(lambda x: dt.pointwise(x, "h", module=m, a=0.3),
+                       fullgraph=True, backend="aot_eager")
+    ok(torch.allclose(c2(x), torch.erf(0.3 * x)), "module= a dnc.Module")
+    torch._dynamo.reset()
+
+
 def test_legacy_onnx_export_channels_first():
     """torch.onnx.export(dynamo=False) of a channels-first norm gives a
     model onnxruntime runs (every Transpose's perm named)."""

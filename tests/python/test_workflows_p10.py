@@ -481,6 +481,24 @@ def test_export_saved_and_run_elsewhere(tmp_path):
        "the exported program's output")
 
 
+def _skip_if_reference_fails(ref, shapes, cls):
+    """Skips where this PyTorch's torch.compile(dynamic=True) fails on the
+    reference model too, which has no dnc in it (PyTorch 2.11's inductor:
+    "cannot determine truth value of Relational" on ConvNeXt); returns
+    where the reference compiles, so that dnc's failure is reported."""
+    torch._dynamo.reset()
+    run = torch.compile(copy.deepcopy(ref), dynamic=True)
+    try:
+        for s in shapes:
+            x = torch.randint(0, 50, s) if cls is Llama else torch.randn(s)
+            run(x).pow(2).mean().backward()
+    except Exception as e:
+        pytest.skip("PyTorch %s's torch.compile(dynamic=True) fails on the "
+                    "reference %s itself: %s" % (
+                        torch.__version__, cls.__name__,
+                        str(e).splitlines()[0][:200]))
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("cls", [ConvNeXt, Llama], ids=lambda c: c.__name__)
 def test_compile_dynamic_shapes(cls):
@@ -496,7 +514,12 @@ def test_compile_dynamic_shapes(cls):
         [(4, 3, 16, 16), (2, 3, 24, 24), (5, 3, 32, 32)]
     for s in shapes:
         x = torch.randint(0, 50, s) if cls is Llama else torch.randn(s)
-        ya, yb = run(x), ref(x)
+        try:
+            ya = run(x)
+        except Exception:
+            _skip_if_reference_fails(ref, shapes, cls)
+            raise
+        yb = ref(x)
         ok(rel(ya, yb) < 1e-5, "%s %s: forward" % (cls.__name__, s))
         ya.pow(2).mean().backward()
         yb.pow(2).mean().backward()
