@@ -158,7 +158,8 @@ $(BUILD)/tests/gen_corpus: tests/gen_corpus.c
 	$(CC) $(BASEFLAGS) $(DEPFLAGS) $(CFLAGS) $(WARN) -Itests -o $@ $<
 
 tests: all $(TEST_BIN) $(BUILD)/tests/gen_corpus $(BUILD)/examples/embed \
-       $(BUILD)/examples/aot $(BUILD)/tests/fuzz_replay $(BUILD)/bench/ab
+       $(BUILD)/examples/aot $(BUILD)/tests/fuzz_replay $(BUILD)/bench/ab \
+       $(BUILD)/bench/fma_rate
 
 # The libFuzzer target built with $(CC) and a main() that replays files
 # (tests/fuzz/replay.c): tests/fuzz.sh runs the committed corpus through it.
@@ -236,7 +237,8 @@ run-pytest:
 
 # Kernel speed as ratios to a memory copy, and JIT latency: bench/README.md.
 # DNC_BENCH_ROWS, DNC_BENCH_COLS and DNC_BENCH_REPS make a quick run.
-bench: $(BUILD)/bench/kernels $(BUILD)/bench/incache $(BUILD)/bench/pool_wait $(BUILD)/libdnc.so $(BUILD)/dnc
+bench: $(BUILD)/bench/kernels $(BUILD)/bench/incache $(BUILD)/bench/pool_wait $(BUILD)/bench/fma_rate $(BUILD)/libdnc.so $(BUILD)/dnc
+	$(BUILD)/bench/fma_rate
 	$(BUILD)/bench/kernels $(BUILD)/bench/kernels.json
 	$(BUILD)/bench/incache $(BUILD)/bench/kernels.json
 	$(BUILD)/bench/pool_wait $(BUILD)/bench/kernels.json
@@ -311,6 +313,11 @@ $(BUILD)/bench/kernels: bench/kernels.c bench/bench.h bench/peer.h $(BUILD)/benc
 	@mkdir -p $(BUILD)/bench
 	$(CC) $(BASEFLAGS) $(CFLAGS) $(WARN) $(INCLUDES) -Ibench -o $@ $< $(BUILD)/bench/peer.o \
 	  $(BUILD)/libdnc.a $(LLVM_LIBS) $(LIBS)
+
+# 512-bit multiply-adds a cycle and their latency (bench/fma_rate.c)
+$(BUILD)/bench/fma_rate: bench/fma_rate.c
+	@mkdir -p $(BUILD)/bench
+	$(CC) -O2 $(WARN) -o $@ $<
 
 # Two libdnc.so builds' layer kernels timed alternately (bench/ab.c):
 # build/bench/ab OLD/libdnc.so NEW/libdnc.so [SOURCE [ROWS COLS]]

@@ -26,7 +26,8 @@ JSON:
   "torch_module/<fn>/<shape>/vs_layernorm"  nn.LayerNorm's forward +
                                     backward time over PointwiseNorm's, f32,
                                     same threads, <shape> 8192x4096 and
-                                    32x128x512 (a transformer layer's)
+                                    32x128x512 (a transformer layer's), and
+                                    4x128x512 and 8x512 (per-call cost)
   "torch_module/<fn>/<shape>/t<N>/vs_layernorm"  the same on N threads: the
                                     all-threads count and 1 (issue 18's
                                     bars are for one thread)
@@ -111,7 +112,9 @@ def compiled(mod):
         return None, "torch.compile failed: %s" % str(e).splitlines()[0]
 
 
-LAYERNORM_SHAPES = ((8192, 4096), (32, 128, 512))
+# the issue's two shapes, then a quarter of a transformer layer's batch and
+# a decoding-size one, where the per-call cost shows (not bars)
+LAYERNORM_SHAPES = ((8192, 4096), (32, 128, 512), (4, 128, 512), (8, 512))
 if os.environ.get("DNC_BENCH_LAYERNORM_SHAPES"):  # "4x64,2x8x64": a quick run
     LAYERNORM_SHAPES = tuple(tuple(int(d) for d in s.split("x")) for s in
                              os.environ["DNC_BENCH_LAYERNORM_SHAPES"].split(","))
@@ -135,7 +138,8 @@ def vs_layernorm(dt, threads, reps, res, all_threads):
         n = 1
         for d in shape:
             n *= d
-        rounds = reps if n >= 1 << 24 else max(reps, 41)
+        rounds = reps if n >= 1 << 24 else max(reps, 41) if n >= 1 << 18 \
+            else max(reps, 401)
         x = (torch.rand(*shape, generator=g) * 8 - 4).requires_grad_()
         dy = torch.rand(*shape, generator=g) * 2 - 1
         tag = "x".join(str(d) for d in shape)

@@ -419,24 +419,31 @@ def _status(st, fn, what):
         _dnc._raise(st, "%s.%s" % (fn.name, what))
 
 
-def _kernel_forward(fn, x, gamma, beta, params):
+def _kernel_forward(fn, x, gamma, beta, params, layer_out=None):
+    """y by dnc's layer forward; layer_out (a list): gets the dnc_layer the
+    call made and what it points to, for the backward of the same call
+    (_kernel_backward's layer), where y has elements."""
     dt, ct = _DTYPES[x.dtype]
     y = _empty(x.shape, x.dtype)
     if y.numel() == 0:
         return y
     tx, xv = _view(x, dt)
     ty, _ = _view(y, dt)
-    keep = [xv]
+    keep = []
     lay = _layer(fn, tx.cols, ct, params, gamma, beta, keep)
     st = C.lib.dnc_layer_forward(fn._h, tx, ty, ctypes.byref(lay))
     if st:
         _status(st, fn, "layer_forward")
+    if layer_out is not None:
+        layer_out += [lay, keep]
     return y
 
 
-def _kernel_backward(fn, x, dy, gamma, beta, params, need):
+def _kernel_backward(fn, x, dy, gamma, beta, params, need, layer=None):
     """One pass of dnc's fused layer backward: (dx, dgamma, dbeta,
-    [dparams]), None where need (x, gamma, beta, params...) says no."""
+    [dparams]), None where need (x, gamma, beta, params...) says no.
+    layer: _kernel_forward's layer_out for these x, gamma, beta and params
+    (the values its forward read), else made here."""
     dt, ct = _DTYPES[x.dtype]
     if dy.dtype != x.dtype:
         dy = dy.to(x.dtype)
@@ -457,8 +464,11 @@ def _kernel_backward(fn, x, dy, gamma, beta, params, need):
     db = torch.zeros(cols, dtype=ct) if beta is not None and need[2] \
         else None
     if dx.numel():
-        keep = []
-        lay = _layer(fn, cols, ct, params, gamma, beta, keep)
+        if layer:
+            lay = layer[0]
+        else:
+            keep = []
+            lay = _layer(fn, cols, ct, params, gamma, beta, keep)
         grad = C.LayerGrad(dp, dptrs,
                            dg.data_ptr() if dg is not None else None,
                            db.data_ptr() if db is not None else None)
@@ -728,9 +738,14 @@ class _LayerFn(torch.autograd.Function):
         fn = _function(source, name, threads)
         ctx.fn_key = (source, name, threads)
         ctx.save_for_backward(x, gamma, beta, *params)
-        if hasattr(ctx, "save_for_forward"):
+        if _forward_ad._current_level >= 0 and \
+                hasattr(ctx, "save_for_forward"):
+            # (jvp runs only while a dual level is open, within this call)
             ctx.save_for_forward(x, gamma, beta, *params)
-        return _kernel_forward(fn, x, gamma, beta, params)
+        # the dnc_layer this call makes, for its backward: the values of
+        # these saved tensors, which autograd checks are unchanged then
+        ctx.layer = []
+        return _kernel_forward(fn, x, gamma, beta, params, ctx.layer)
 
     @staticmethod
     def jvp(ctx, _s, _n, _t, tx, tg, tb, *tps):
@@ -754,7 +769,7 @@ class _LayerFn(torch.autograd.Function):
         else:
             dx, dg, db, dps = _kernel_backward(
                 _function(source, name, threads), x, dy, gamma, beta,
-                params, need)
+                params, need, ctx.layer)
             grads = (dx, dg, db) + tuple(dps)
         return (None, None, None) + grads
 
@@ -1429,6 +1444,50 @@ def _promoted(x, weight, bias, params):
     return x, weight, bias, params, out
 
 
+def _plain_forward(c, channels_last, source, name, threads, fparams, x,
+                   weight, bias, params):
+    """_norm_forward of the common call, decided by one pass of cheap
+    tests, or None where the call is any other: a plain CPU tensor in
+    eager mode (nothing tracing, transforming, exporting or dispatching)
+    whose last dimension is c (channels first: at most 2 dimensions), and
+    a weight, bias and parameters on the CPU in x's dtype and of the
+    shapes _check takes. _norm_forward's checks then all pass and _apply
+    takes the kernels, so this calls them directly: those layers took
+    half of a [8 x 512] training step's time in dnc.torch's Python
+    (docs/python.md, "Speed"). Anything else goes the whole way, which
+    decides it and raises what it refuses."""
+    if _compiling() or type(x) is not torch.Tensor or not x.is_cpu or \
+            x.is_nested:
+        # (torch.compile first: its tracer stops at the dispatch mode's
+        # lookup below, a graph break)
+        return None
+    d = x.dim()
+    if d == 0 or (d > 2 and not channels_last) or x.shape[-1] != c:
+        return None
+    dt = x.dtype
+    if dt not in _DTYPES:
+        return None
+    for t in (weight, bias):
+        if t is not None and (t.dtype != dt or not t.is_cpu or
+                              t.dim() != 1 or t.shape[0] != c):
+            return None
+    for p, t in zip(fparams, params):
+        if t.dtype != dt or not t.is_cpu:
+            return None
+        n = t.numel()
+        if n != 1 and (n != c or t.dim() != 1 or p.kind != "per_channel"):
+            return None
+    if getattr(_force, "on", False) or torch.jit.is_tracing() or \
+            _get_current_dispatch_mode() is not None or _onnx_exporting():
+        return None
+    if HAS_CUSTOM_OPS and _functorch_active():
+        return None
+    if _inference(x, weight, bias, params):
+        return _kernel_forward(_function(source, name, threads), x, weight,
+                               bias, params)
+    return _LayerFn.apply(source, name, threads, x, weight, bias, *params)
+
+
 def _norm_forward(c, channels_last, source, name, threads, fparams, x,
                   weight, bias, params):
     """PointwiseNorm(c, fn, channels_last=...)'s forward: fn the function
@@ -1735,10 +1794,11 @@ class PointwiseNorm(nn.Module):
                             self.normalized_shape[0], self.channels_last,
                             self._dnc_source, self._dnc_name,
                             self._dnc_threads or 0)
-        return _norm_forward(self.normalized_shape[0], self.channels_last,
-                             self._dnc_source, self._dnc_name,
-                             self._dnc_threads or 0, fparams, x,
-                             self.weight, self.bias, params)
+        args = (self.normalized_shape[0], self.channels_last,
+                self._dnc_source, self._dnc_name, self._dnc_threads or 0,
+                fparams, x, self.weight, self.bias, params)
+        y = _plain_forward(*args)
+        return _norm_forward(*args) if y is None else y
 
     def extra_repr(self):
         vals = []

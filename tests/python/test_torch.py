@@ -659,3 +659,73 @@ def test_inference_path():
     x2 = torch.randn(7, 24)
     ok(torch.equal(tr(x2), mod(x2)),
        "a trace made under no_grad computes the layer on new inputs")
+
+
+def test_plain_path_is_the_full_path():
+    """PointwiseNorm's common call (a plain CPU tensor in eager mode, the
+    module's own dtype) goes to the kernels by one pass of cheap tests
+    (_plain_forward): the same bits and gradients as the whole path
+    (_norm_forward), and every other call still gets the whole path's
+    checks and errors."""
+    torch.manual_seed(5)
+    src = "fn pc(x; a = 0.6, s[] = 0.1) = erf(a * x + s)"
+    for dtype in (torch.float32, torch.float64, torch.bfloat16):
+        for fn in ("dyt", src):
+            mod = dt.PointwiseNorm(16, fn, dtype=dtype)
+            with torch.no_grad():
+                mod.weight.uniform_(0.5, 1.5)
+                mod.bias.uniform_(-0.2, 0.2)
+            x = torch.randn(3, 5, 16, dtype=dtype)
+            dy = torch.randn(3, 5, 16, dtype=dtype)
+            params = [getattr(mod, p.name) for p in mod._dnc_params]
+            outs = []
+            for plain in (True, False):
+                mod.zero_grad(set_to_none=True)
+                xx = x.clone().requires_grad_()
+                args = (16, True, mod._dnc_source, mod._dnc_name, 0,
+                        mod._dnc_params, xx, mod.weight, mod.bias, params)
+                if plain:
+                    y = dt._plain_forward(*args)
+                    ok(y is not None, "the plain call takes the short path")
+                else:
+                    y = dt._norm_forward(*args)
+                y.backward(dy)
+                outs.append([y.detach(), xx.grad] +
+                            [p.grad for p in mod.parameters()])
+            ok(all(torch.equal(a, b) for a, b in zip(*outs)),
+               "%s %s: the same bits, forward and every gradient" % (
+                   dtype, mod._dnc_name))
+    mod = dt.PointwiseNorm(16, src)
+    params = [getattr(mod, p.name) for p in mod._dnc_params]
+
+    def short(x, channels_last=True, weight=mod.weight, params=params):
+        return dt._plain_forward(16, channels_last, mod._dnc_source,
+                                 mod._dnc_name, 0, mod._dnc_params, x,
+                                 weight, mod.bias, params)
+    x = torch.randn(2, 16)
+    ok(short(x.double()) is None, "x in another dtype than the module")
+    ok(short(torch.randn(2, 16, 3, 3), channels_last=False) is None,
+       "channels first on 4 dimensions")
+    ok(short(torch.randn(2, 8)) is None, "another last dimension")
+    ok(short(x, weight=mod.weight.double()) is None, "weight's dtype")
+    ok(short(x, params=[params[0], params[1][:1].expand(2, 8)]) is None,
+       "a per-channel parameter of another shape")
+    ok(short(torch.tensor(1.0)) is None, "a 0-d input")
+    ok(short(nn.Parameter(x)) is None, "a tensor subclass")
+    with dt.decomposed():
+        ok(short(x) is None, "dnc.torch.decomposed()")
+    raises(TypeError, lambda: mod(x.double()), "x in another dtype: the "
+           "whole path's error", "convert the module")
+    raises(ValueError, lambda: mod(torch.randn(2, 8)), "another last "
+           "dimension: the whole path's error", "last dimension is 8")
+    import torch.autograd.forward_ad as fwad
+    m64 = dt.PointwiseNorm(16, "dyt", dtype=torch.float64)
+    x64 = torch.randn(3, 16, dtype=torch.float64)
+    v = torch.randn(3, 16, dtype=torch.float64)
+    h = 1e-6
+    with torch.no_grad():
+        fd = (m64(x64 + h * v) - m64(x64 - h * v)) / (2 * h)
+    with fwad.dual_level():
+        t = fwad.unpack_dual(m64(fwad.make_dual(x64, v))).tangent
+    ok(t is not None and torch.allclose(t, fd, rtol=1e-6, atol=1e-8),
+       "forward_ad with grad on: the tangent is carried")
