@@ -5,7 +5,8 @@
 # function with a per-channel parameter and bf16 included, and refuses
 # bad arguments; tools/port_pressure.sh prints llvm-mca's pipe pressure
 # for a kernel's loop (skipped where llvm-mca is not installed) and
-# refuses an unknown function, dtype or form.
+# refuses an unknown function, dtype or form; build/bench/fma_rate prints
+# the FMA pipes' rate; tools/torch_version.sh refuses a bad VERSION.
 set -u
 . "$(dirname "$0")/tap.bash"
 AB="$B/bench/ab"
@@ -26,6 +27,21 @@ err "ab: a bad shape" 2 "ROWS must be" "$AB" "$LIB" "$LIB" "fn f(x) = x" 0 4
 err "ab: a bad dtype" 2 "AB_DTYPE must be" env AB_DTYPE=f8 "$AB" "$LIB" "$LIB"
 err "ab: a missing library" 1 "cannot open" "$AB" "$tmp/none.so" "$LIB"
 err "ab: a source that does not compile" 1 "ab: " "$AB" "$LIB" "$LIB" "fn f(x) = y"
+
+# bench/fma_rate (make tests builds it): nanoseconds per FMA and a ratio,
+# or that the CPU has no AVX-512
+FR="$B/bench/fma_rate"
+"$FR" >"$tmp/fr" 2>&1
+t "fma_rate: the FMAs' rate and latency, or no AVX-512" \
+  grep -Eq '^(512-bit FMA: [0-9.]+ ns each over 12 chains, [0-9.]+ ns each in one chain \(ratio [0-9.]+\); 4 vpermd \+ 8 FMA: [0-9.]+ ns an instruction|fma_rate: no AVX-512 on this CPU)$' "$tmp/fr"
+
+# tools/torch_version.sh refuses what is not a PyTorch 2 minor release
+# before it makes anything
+TV=tools/torch_version.sh
+err "torch_version: usage" 2 "usage: tools/torch_version.sh" sh "$TV"
+err "torch_version: a patch release" 2 "VERSION must be a PyTorch 2 minor" sh "$TV" 2.11.0
+err "torch_version: PyTorch 1" 2 "VERSION must be a PyTorch 2 minor" sh "$TV" 1.13
+t "torch_version: nothing made for a refused version" test ! -e .venv-torch-2.11.0
 
 PP=tools/port_pressure.sh
 if command -v llvm-mca-19 >/dev/null || command -v llvm-mca >/dev/null; then

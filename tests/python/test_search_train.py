@@ -410,9 +410,24 @@ def test_errors(tmp_path, monkeypatch, capsys):
     assert time.time() - t0 < 60 and not os.path.exists("ad")
     (tmp_path / "bad.dns").write_text("base T(x) = tanh(y)\n")
     rc, out, err = run_main(["bad.dns", "--task", "usertask:quick",
-                             "--steps", "3", "-o", "b"], capsys)
+                             "--steps", "3", "-o", "b", "--serial"], capsys)
     assert rc == 2 and "bad.dns:1:18: error: unknown name 'y'" in err
     assert "the screening" in err and "failed with status 1" in err
+
+
+def test_no_ray_is_a_usage_error(tmp_path, monkeypatch, capsys):
+    """Without the ray package, a run that is not --serial stops at once
+    with status 2 and says what to do, before its directory is made (it
+    was ray.init's ImportError, a traceback, after the journal)."""
+    setup_dir(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(sys.modules, "ray", None)  # find_spec: None
+    rc, out, err = run_main(["s.dns", "--task", "usertask:quick", "--steps",
+                             "2", "-o", "nr"], capsys)
+    assert rc == 2 and "error: training on Ray needs the ray package" in err \
+        and "--serial" in err and "Traceback" not in err, err
+    assert not os.path.exists("nr")
 
 
 def check_table(r, steps=16):
@@ -668,6 +683,8 @@ def test_sigterm_stops_with_143_and_keeps_the_journal(tmp_path, how):
     Ray (whose ray.init installs a SIGTERM handler of its own); SIGHUP
     (the terminal gone) with 129, as `dnc search` (it died of the signal,
     -1)."""
+    if not how.endswith("serial"):
+        pytest.importorskip("ray")
     setup_dir(tmp_path, sleep=0.3)
     e = env()
     e["PYTHONPATH"] += os.pathsep + str(tmp_path)

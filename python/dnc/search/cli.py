@@ -10,6 +10,7 @@ import argparse
 import csv
 import fcntl
 import hashlib
+import importlib.util
 import io
 import json
 import logging
@@ -601,6 +602,13 @@ def run(a):
         raise UsageError("--serial trains in this process: no --address")
     if a.address:
         check_address(a.address)
+    if not a.serial and importlib.util.find_spec("ray") is None:
+        # before the run's directory: ray.init's ImportError was a
+        # traceback after the journal was made
+        raise UsageError("training on Ray needs the ray package, which "
+                         "this Python (%s) does not have: pip install "
+                         "'ray[tune]', or give --serial to train the "
+                         "trials in this process" % sys.executable)
     if not math.isfinite(a.alpha):
         raise UsageError("--alpha must be finite")
     if a.timeout is not None and not (0 < a.timeout < 1e9):
