@@ -187,6 +187,13 @@ def test_journal_checksums_find_flipped_bits(tmp_path):
         assert line >= len(starts) - 1, (pos, bit, bad[starts[line - 1]:])
         last = (recs[-1]["key"], recs[-1]["rung"], 0)
         assert got == {k: v for k, v in want.items() if k != last}, (pos, bit)
+    # the header's own "sum" key flipped to "cum": its line, not a header
+    # read without its check
+    bad = good.replace(b'"sum"', b'"cum"', 1)
+    with open(p, "wb") as f:
+        f.write(bad)
+    with pytest.raises(cli.Damaged, match=r":1: a damaged header"):
+        cli.Journal(p, cfg)
     # a journal of an older dnc.search, without sums, is still read
     with open(p, "w") as f:
         f.write(json.dumps({"journal": "dnc.search", "version": 1,

@@ -185,6 +185,14 @@ class Journal:
             # every line of a journal whose header has a sum has one (a
             # journal of an older dnc has none)
             summed = "sum" in (records[0][1] if records else rec)
+            if records and "sum" in rec and not summed:
+                # a header without its sum before records with theirs: a
+                # bit flipped in the header's own "sum" key (which hid
+                # the header from its check)
+                raise Damaged(
+                    "%s:1: a damaged header: it has no checksum but the "
+                    "records after it do, so none of the journal is used; "
+                    "remove the journal (its trials train again)" % path)
             if "sum" in rec or summed:
                 if rec.pop("sum", None) != _digest(rec):
                     raise Damaged(
