@@ -50,7 +50,7 @@ _KINDS = {C.PARAM_SCALAR: "scalar", C.PARAM_PER_CHANNEL: "per_channel"}
 
 # every live Module and Function by id(): dnc.torch looks one up from its id
 # while torch.compile traces, where the id is a constant and the object,
-# on PyTorch 2.11, is not (dnc.torch._by_id_const)
+# on PyTorch 2.11, is not (dnc.torch._ids and _resolved_const)
 _live = weakref.WeakValueDictionary()
 
 
