@@ -90,7 +90,7 @@ VENV_PYTHON = $(VENV)/bin/python
 # (test_jit, the SymPy check) then overlap.
 PROVE_FLAGS ?= -j2
 
-.PHONY: all deps demo test run-tests run-pytest tests bench bundle install uninstall fuzz fuzz-build clean tsan examples check-math
+.PHONY: all deps demo test run-tests run-pytest tests torch-ext bench bundle install uninstall fuzz fuzz-build clean tsan examples check-math
 .DELETE_ON_ERROR:
 
 all: $(BUILD)/dnc $(BUILD)/libdnc.a $(BUILD)/libdnc.so
@@ -159,7 +159,14 @@ $(BUILD)/tests/gen_corpus: tests/gen_corpus.c
 
 tests: all $(TEST_BIN) $(BUILD)/tests/gen_corpus $(BUILD)/examples/embed \
        $(BUILD)/examples/aot $(BUILD)/tests/fuzz_replay $(BUILD)/bench/ab \
-       $(BUILD)/bench/fma_rate
+       $(BUILD)/bench/fma_rate torch-ext
+
+# dnc.torch's eager layer call in C++ (python/dnc/_torch_ext.cpp), for the
+# virtualenv's PyTorch, beside libdnc.so in $(BUILD)/torch/: where that
+# PyTorch has no C++ headers (or there is no virtualenv) it says so and
+# dnc.torch calls its kernels from Python (docs/python.md, "Speed").
+torch-ext: $(BUILD)/libdnc.so
+	@sh tools/torch_ext.sh $(VENV_PYTHON) $(BUILD)/torch
 
 # The libFuzzer target built with $(CC) and a main() that replays files
 # (tests/fuzz/replay.c): tests/fuzz.sh runs the committed corpus through it.
@@ -231,13 +238,13 @@ run-pytest:
 	tools/pytest.sh $(PYTHON) $(PYTEST_FLAGS); rc=$$?; \
 	$(if $(VENV_PYTEST_FLAGS),echo "sanitizer build: $(VENV_PYTHON) runs the tests not marked slow";) \
 	DNC_BUILD=$(BUILD) ASAN_OPTIONS=abort_on_error=0:halt_on_error=1 \
-	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 DNC_TORCH_EXT_BUILT=1 \
 	tools/pytest.sh $(VENV_PYTHON) $(PYTEST_FLAGS) $(VENV_PYTEST_FLAGS) \
 	|| rc=1; exit $$rc
 
 # Kernel speed as ratios to a memory copy, and JIT latency: bench/README.md.
 # DNC_BENCH_ROWS, DNC_BENCH_COLS and DNC_BENCH_REPS make a quick run.
-bench: $(BUILD)/bench/kernels $(BUILD)/bench/incache $(BUILD)/bench/pool_wait $(BUILD)/bench/fma_rate $(BUILD)/libdnc.so $(BUILD)/dnc
+bench: $(BUILD)/bench/kernels $(BUILD)/bench/incache $(BUILD)/bench/pool_wait $(BUILD)/bench/fma_rate $(BUILD)/libdnc.so $(BUILD)/dnc torch-ext
 	$(BUILD)/bench/fma_rate
 	$(BUILD)/bench/kernels $(BUILD)/bench/kernels.json
 	$(BUILD)/bench/incache $(BUILD)/bench/kernels.json

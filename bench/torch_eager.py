@@ -31,6 +31,10 @@ JSON:
   "torch_module/<fn>/<shape>/t<N>/vs_layernorm"  the same on N threads: the
                                     all-threads count and 1 (issue 18's
                                     bars are for one thread)
+  "torch_module/<fn>/<shape>/t<N>/python_over_ext"  the same module's time
+                                    through dnc.torch's Python path over
+                                    its time through the C++ layer call
+                                    (where that is built), same rounds
 Without PyTorch it says so and adds nothing.
 """
 import os
@@ -120,6 +124,23 @@ if os.environ.get("DNC_BENCH_LAYERNORM_SHAPES"):  # "4x64,2x8x64": a quick run
                              os.environ["DNC_BENCH_LAYERNORM_SHAPES"].split(","))
 
 
+class PythonPath(torch.nn.Module):
+    """A PointwiseNorm called through dnc.torch's Python path (_LayerFn
+    and ctypes), not its C++ layer call: python_over_ext."""
+
+    def __init__(self, mod):
+        super().__init__()
+        self.mod = mod
+
+    def forward(self, x):
+        import dnc.torch as dt
+        ext, dt._ext = dt._ext, None
+        try:
+            return self.mod(x)
+        finally:
+            dt._ext = ext
+
+
 def vs_layernorm(dt, threads, reps, res, all_threads):
     """nn.LayerNorm against PointwiseNorm on the shapes of the issue, in
     interleaved rounds (more of them for the small shape), on `threads`
@@ -131,7 +152,10 @@ def vs_layernorm(dt, threads, reps, res, all_threads):
           f"(PyTorch {torch.__version__}; dnc's kernel threads: "
           f"{'ATen OpenMP team, ' + omp if omp else 'its own'})")
     print(f"{'fn':8}{'shape':>14}{'layernorm ms':>14}{'module ms':>11}"
-          f"{'layernorm/module':>18}")
+          f"{'layernorm/module':>18}" + (
+              f"{'python ms':>11}{'python/module':>15}"
+              if dt.extension() is not None else
+              f"  (no C++ layer call: {dt.extension_reason()})"))
     g = torch.Generator().manual_seed(2)
     for shape in LAYERNORM_SHAPES:
         cols = shape[-1]
@@ -144,8 +168,10 @@ def vs_layernorm(dt, threads, reps, res, all_threads):
         dy = torch.rand(*shape, generator=g) * 2 - 1
         tag = "x".join(str(d) for d in shape)
         for name in ("dyt", "derf", "dyisru"):
-            variants = {"layernorm": torch.nn.LayerNorm(cols),
-                        "module": dt.PointwiseNorm(cols, name, threads=threads)}
+            mod = dt.PointwiseNorm(cols, name, threads=threads)
+            variants = {"layernorm": torch.nn.LayerNorm(cols), "module": mod}
+            if dt.extension() is not None:
+                variants["python"] = PythonPath(mod)
             times = {v: [] for v in variants}
             for r in range(rounds + 1):
                 order = list(variants) if r % 2 else list(variants)[::-1]
@@ -162,7 +188,13 @@ def vs_layernorm(dt, threads, reps, res, all_threads):
             if threads == all_threads:
                 res[f"torch_module/{name}/{tag}/vs_layernorm"] = \
                     round(ln / m, 4)
-            print(f"{name:8}{tag:>14}{ln:14.3f}{m:11.3f}{ln / m:18.2f}")
+            py = ""
+            if "python" in times:
+                p = statistics.median(times["python"])
+                res[f"torch_module/{name}/{tag}/t{threads}/python_over_ext"] \
+                    = round(p / m, 4)
+                py = f"{p:11.3f}{p / m:15.2f}"
+            print(f"{name:8}{tag:>14}{ln:14.3f}{m:11.3f}{ln / m:18.2f}{py}")
 
 
 def main():

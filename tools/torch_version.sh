@@ -4,7 +4,8 @@
 # found a silent zero gradient that only PyTorch 2.11 showed): a
 # virtualenv .venv-torch-VERSION over Debian's /usr/bin/python3 (made
 # once, ignored by git) with torch==VERSION.* and what the suite needs,
-# then tools/pytest.sh under it, on both cores. VERSION is a minor
+# then dnc.torch's C++ layer call built for it (tools/torch_ext.sh) and
+# tools/pytest.sh under it, on both cores. VERSION is a minor
 # release, such as 2.11. Not part of `make test` (each release is about 3
 # GB from PyPI); its tests that need packages this venv does not install
 # (Ray, JAX, onnxruntime) skip or fail as they say.
@@ -29,4 +30,9 @@ if ! [ -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import torch, pytest,
   "$venv/bin/python" -m pip install -q "torch==$v.*" numpy pytest pytest-xdist
 fi
 echo "torch_version: PyTorch $("$venv/bin/python" -c 'import torch; print(torch.__version__)')"
-exec bash "$root/tools/pytest.sh" "$venv/bin/python" -n 2 "$@"
+# dnc.torch's C++ layer call for this PyTorch, beside the build's libdnc
+# (the suite then checks that it loaded)
+build=${DNC_BUILD:-build}
+case $build in /*) ;; *) build="$root/$build" ;; esac
+sh "$root/tools/torch_ext.sh" "$venv/bin/python" "$build/torch"
+DNC_TORCH_EXT_BUILT=1 exec bash "$root/tools/pytest.sh" "$venv/bin/python" -n 2 "$@"

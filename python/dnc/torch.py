@@ -153,6 +153,8 @@ def set_output_reuse(n):
     with _reuse_lock:
         old, _reuse_keep = _reuse_keep, n
         del _reuse[:len(_reuse) - n]
+    if _ext is not None:
+        _ext.set_reuse(n)
     return old
 
 
@@ -1444,6 +1446,101 @@ def _promoted(x, weight, bias, params):
     return x, weight, bias, params, out
 
 
+# ------------------------------------------------ the C++ layer call
+
+def _load_ext():
+    """dnc.torch's layer call in C++ (_torch_ext.cpp, built by
+    tools/torch_ext.sh beside the libdnc.so loaded, per PyTorch version),
+    and where it was found; or None and why not. It is used only where it
+    was built for this very PyTorch and libdnc ABI; $DNC_TORCH_EXT=0 turns
+    it off (every call then goes through Python, with the same results)."""
+    if os.environ.get("DNC_TORCH_EXT", "1").lower() in ("0", "off", "no",
+                                                        "false"):
+        return None, "turned off by DNC_TORCH_EXT"
+    import importlib.machinery
+    import importlib.util
+    import sysconfig
+    name = "_dnc_torch" + (sysconfig.get_config_var("EXT_SUFFIX") or ".so")
+    key = "torch-" + torch.__version__
+    here = os.path.dirname(os.path.abspath(__file__))
+    paths = [os.path.join(os.path.dirname(C.path), "torch", key, name),
+             os.path.join(here, "_torch", key, name)]
+    path = next((p for p in paths if os.path.exists(p)), None)
+    if path is None:
+        return None, "not built for PyTorch %s (tools/torch_ext.sh; " \
+            "looked for %s)" % (torch.__version__, " and ".join(paths))
+    try:
+        loader = importlib.machinery.ExtensionFileLoader("_dnc_torch", path)
+        spec = importlib.util.spec_from_file_location("_dnc_torch", path,
+                                                      loader=loader)
+        ext = importlib.util.module_from_spec(spec)
+        loader.exec_module(ext)
+    except ImportError as e:
+        return None, "%s does not load: %s" % (path, e)
+    if ext.torch_version != torch.__version__ or \
+            ext.abi_version != C.ABI_VERSION:
+        return None, "%s was built for PyTorch %s and libdnc ABI %d, " \
+            "not %s and %d" % (path, ext.torch_version, ext.abi_version,
+                               torch.__version__, C.ABI_VERSION)
+    addr = ctypes.cast
+    ext.init(addr(C.lib.dnc_layer_forward, ctypes.c_void_p).value,
+             addr(C.lib.dnc_layer_backward, ctypes.c_void_p).value,
+             _ext_backward, _ext_failed)
+    ext.set_reuse(_reuse_keep)
+    return ext, path
+
+
+_ext_functions = {}  # handle -> (source, name, threads) of its Function
+
+
+def _ext_args(fn, source, name):
+    """(handle, bit mask of per-channel parameters) of fn for _ext.call,
+    made once per Function."""
+    a = fn.__dict__.get("_torch_ext")
+    if a is None:
+        chan = _layout(fn)[0]
+        a = fn._torch_ext = (fn._h, sum(1 << i for i, c in enumerate(chan)
+                                        if c))
+        _ext_functions[fn._h] = (source, name, fn._torch_threads)
+    return a
+
+
+def _ext_backward(h, x, dy, gamma, beta, params, need):
+    """The C++ node's backward where it takes Python's: a backward that
+    builds a graph (create_graph=True), or a dy without storage (the
+    legacy vmap's batched gradients): _LayerFn.backward's."""
+    source, name, threads = _ext_functions[h]
+    return _composite_backward(source, name, threads, x, dy, gamma, beta,
+                               params, tuple(need))
+
+
+def _ext_failed(h, st, what):
+    source, name, threads = _ext_functions[h]
+    _status(st, _function(source, name, threads), what)
+
+
+def _compiled_autograd_on():
+    """Whether compiled autograd is on (torch._dynamo.compiled_autograd's
+    context): it records _LayerFn's backward as dnc's custom operator, but
+    can only call the C++ node's, a graph break. (A node made before it
+    was turned on is still the C++ one: its backward then runs eagerly,
+    with the same results.)"""
+    m = sys.modules.get("torch._dynamo.compiled_autograd")
+    return m is not None and getattr(m, "compiled_autograd_enabled", False)
+
+
+def extension():
+    """The path of the C++ layer call dnc.torch uses for plain eager calls
+    (tools/torch_ext.sh builds it for a PyTorch 2 with C++ headers), or
+    None; extension_reason() says why not."""
+    return _ext_path if _ext is not None else None
+
+
+def extension_reason():
+    """Why extension() is None (an empty string where it is not)."""
+    return "" if _ext is not None else _ext_path
+
+
 def _plain_forward(c, channels_last, source, name, threads, fparams, x,
                    weight, bias, params):
     """_norm_forward of the common call, decided by one pass of cheap
@@ -1482,6 +1579,10 @@ def _plain_forward(c, channels_last, source, name, threads, fparams, x,
         return None
     if HAS_CUSTOM_OPS and _functorch_active():
         return None
+    if _ext is not None and _forward_ad._current_level < 0 and \
+            not _compiled_autograd_on():
+        h, chan = _ext_args(_function(source, name, threads), source, name)
+        return _ext.call(h, chan, x, weight, bias, params)
     if _inference(x, weight, bias, params):
         return _kernel_forward(_function(source, name, threads), x, weight,
                                bias, params)
@@ -1828,3 +1929,5 @@ class PointwiseNorm(nn.Module):
 # RMSNorm, per-site and fitted initial values).
 from .convert import (convert, convert_layernorm, convert_rmsnorm,  # noqa
                       find_norms, fit_initial, channels_first)
+
+_ext, _ext_path = _load_ext()

@@ -1,0 +1,429 @@
+/*
+ * _torch_ext.cpp - dnc.torch's eager layer call in C++: PointwiseNorm's
+ * forward and its autograd node, over libdnc's layer kernels.
+ *
+ * Built per PyTorch install by tools/torch_ext.sh (docs/python.md,
+ * "Speed"); dnc/torch.py loads it where it matches the running PyTorch and
+ * libdnc, and calls it only for the common eager call that _plain_forward
+ * has decided (a plain CPU tensor, nothing tracing, transforming or
+ * dispatching, parameters of the shapes _check takes). It does what
+ * _kernel_forward, _LayerFn and _kernel_backward do there, in the same
+ * order and with the same kernels, so the two give the same bits; what
+ * it cannot do in C++ (a backward that builds a graph, create_graph=True;
+ * a gradient without storage; a kernel's error) it hands back to Python.
+ * Python's per-call cost was most of a small layer's step: an [8 x 512]
+ * training step took 99 us through _LayerFn, 47 through this.
+ *
+ * libdnc's entry points come from the Python package (init), the same
+ * loaded library whose handles dnc.torch passes here: nothing is linked.
+ */
+#include <torch/extension.h>
+#include <torch/csrc/autograd/custom_function.h>
+
+#include <sys/mman.h>
+
+#include <cstdint>
+#include <mutex>
+#include <vector>
+
+#include <pybind11/stl.h>
+
+#include "dnc.h"
+
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+namespace py = pybind11;
+
+typedef dnc_status (*forward_fn)(const dnc_function *, const dnc_tensor *,
+                                 const dnc_tensor *, const dnc_layer *);
+typedef dnc_status (*backward_fn)(const dnc_function *, const dnc_tensor *,
+                                  const dnc_tensor *, const dnc_tensor *,
+                                  const dnc_layer *, const dnc_layer_grad *);
+
+forward_fn layer_forward;
+backward_fn layer_backward;
+// Python: fallback(h, x, dy, gamma, beta, params, need) -> the gradients
+// (create_graph, or a dy without storage); fail(h, status, what) raises
+// dnc's error for a kernel's status
+py::object *fallback, *fail;
+
+enum { MAX_PARAMS = 64 };
+
+// ------------------------------------------------------------ outputs
+// torch.py's _empty in C++: large outputs reuse the storage of an earlier
+// one that nothing else holds (a fresh one costs the kernel zeroing its
+// pages every step: glibc returns such blocks to the system on free).
+// A storage is handed out again only while this list holds its one
+// reference (no tensor, view, .grad or Python storage object has it) and
+// its memory is the CPU allocator's own (not shared memory, which
+// torch.multiprocessing's sender holds only weakly).
+const int64_t REUSE_MIN = 1 << 20, HUGE = 1 << 21;
+std::mutex reuse_lock;
+std::vector<c10::Storage> reuse;
+int64_t reuse_keep = 4;
+
+c10::DeleterFnPtr own_deleter;  // that of a storage at::empty makes
+
+bool own_memory(const c10::Storage &st)
+{
+  return own_deleter && st.data_ptr().get_deleter() == own_deleter;
+}
+
+at::Tensor fresh(at::IntArrayRef shape, at::ScalarType dt)
+{
+  at::Tensor t = at::empty(shape, at::TensorOptions().dtype(dt));
+  int64_t n = t.numel() * t.element_size();
+  if (n >= 8 * HUGE) {
+    uintptr_t a = (uintptr_t)t.data_ptr();
+    uintptr_t lo = (a + HUGE - 1) & ~(uintptr_t)(HUGE - 1);
+    uintptr_t hi = (a + n) & ~(uintptr_t)(HUGE - 1);
+    if (hi > lo)
+      madvise((void *)lo, hi - lo, MADV_HUGEPAGE);
+  }
+  return t;
+}
+
+at::Tensor empty(at::IntArrayRef shape, at::ScalarType dt)
+{
+  int64_t n = (int64_t)c10::elementSize(dt);
+  for (int64_t d : shape)
+    n *= d;
+  if (n < REUSE_MIN)
+    return at::empty(shape, at::TensorOptions().dtype(dt));
+  std::lock_guard<std::mutex> g(reuse_lock);
+  if (reuse_keep == 0)
+    return fresh(shape, dt);
+  for (size_t i = 0; i < reuse.size(); i++) {
+    c10::Storage st = reuse[i];  // a second reference: 2 is only ours
+    if ((int64_t)st.nbytes() == n && st.use_count() == 2 &&
+        own_memory(st)) {
+      reuse.erase(reuse.begin() + (long)i);
+      reuse.push_back(st);
+      return at::empty({0}, at::TensorOptions().dtype(dt))
+          .set_(st, 0, shape);
+    }
+  }
+  at::Tensor t = fresh(shape, dt);
+  reuse.push_back(t.storage());
+  if ((int64_t)reuse.size() > reuse_keep)
+    reuse.erase(reuse.begin(), reuse.end() - reuse_keep);
+  return t;
+}
+
+int64_t set_reuse(int64_t n)
+{
+  std::lock_guard<std::mutex> g(reuse_lock);
+  int64_t old = reuse_keep;
+  reuse_keep = n;
+  if ((int64_t)reuse.size() > n)
+    reuse.erase(reuse.begin(), reuse.end() - n);
+  return old;
+}
+
+// ------------------------------------------------------------ views
+
+struct types {
+  dnc_dtype dt;
+  at::ScalarType ct;  // the compute type: per-channel values, sums
+};
+
+types types_of(at::ScalarType s)
+{
+  switch (s) {
+  case at::kFloat: return {DNC_F32, at::kFloat};
+  case at::kDouble: return {DNC_F64, at::kDouble};
+  case at::kBFloat16: return {DNC_BF16, at::kFloat};
+  case at::kHalf: return {DNC_F16, at::kFloat};
+  default: TORCH_CHECK(false, "dnc.torch: no kernels for ", s);
+  }
+}
+
+// t as dnc's [rows x C] view over its last dimension; hold gets the
+// tensor that has the data (t, or a contiguous copy where t's layout has
+// no row stride) - torch.py's _view and _rows
+dnc_tensor view(const at::Tensor &t, dnc_dtype dt, at::Tensor &hold)
+{
+  int64_t cols = t.size(-1);
+  if (t.is_contiguous()) {
+    hold = t;
+    int64_t rows = 1;
+    for (int64_t i = 0; i + 1 < t.dim(); i++)
+      rows *= t.size(i);
+    return dnc_tensor{t.data_ptr(), dt, rows, cols, cols};
+  }
+  at::Tensor v = t.reshape({-1, cols});
+  int64_t rows = v.size(0);
+  if ((cols > 1 && v.stride(1) != 1) || (rows > 1 && v.stride(0) < cols))
+    v = v.contiguous();
+  hold = v;
+  return dnc_tensor{v.data_ptr(), dt, rows, cols,
+                    rows > 1 ? v.stride(0) : cols};
+}
+
+// t's values in the compute type, contiguous (torch.py's _values)
+at::Tensor values(const at::Tensor &t, at::ScalarType ct)
+{
+  if (t.scalar_type() == ct && t.is_contiguous())
+    return t;
+  return t.detach().to(ct).contiguous();
+}
+
+// A dnc_layer and what it points to (torch.py's _layer)
+struct layer {
+  double pv[MAX_PARAMS] = {0};
+  const void *ptrs[MAX_PARAMS] = {nullptr};
+  std::vector<at::Tensor> keep;
+  dnc_layer lay{};
+
+  layer(int64_t chan, int64_t cols, at::ScalarType ct, at::TensorList params,
+        const std::optional<at::Tensor> &gamma,
+        const std::optional<at::Tensor> &beta)
+  {
+    for (size_t i = 0; i < params.size(); i++) {
+      const at::Tensor &t = params[i];
+      if (chan >> i & 1) {
+        at::Tensor a = values(
+            t.numel() == cols ? t : t.reshape(-1).slice(0, 0, 1).expand(cols),
+            ct);
+        ptrs[i] = a.data_ptr();
+        keep.push_back(a);
+      } else {
+        pv[i] = t.item<double>();
+      }
+    }
+    const void *g = nullptr, *b = nullptr;
+    if (gamma && gamma->defined()) {
+      keep.push_back(values(*gamma, ct));
+      g = keep.back().data_ptr();
+    }
+    if (beta && beta->defined()) {
+      keep.push_back(values(*beta, ct));
+      b = keep.back().data_ptr();
+    }
+    lay = dnc_layer{pv, ptrs, g, b};
+  }
+};
+
+// A Python exception raised under a call from C++ (held by pybind11), as
+// autograd's engine carries one to the thread that called backward: the
+// original exception there, not a RuntimeError with its text
+[[noreturn]] void rethrow(py::error_already_set &e)
+{
+  e.restore();
+  python_error err;
+  err.persist();
+  throw std::move(err);
+}
+
+// dnc's exception for a kernel's status (fail raises it)
+[[noreturn]] void failed(int64_t h, dnc_status st, const char *what)
+{
+  py::gil_scoped_acquire gil;
+  try {
+    (*fail)(h, (int)st, what);
+  } catch (py::error_already_set &e) {
+    rethrow(e);
+  }
+  TORCH_CHECK(false, "dnc.torch: ", what, " failed: status ", (int)st);
+}
+
+at::Tensor kernel_forward(int64_t h, int64_t chan, const at::Tensor &x,
+                          const std::optional<at::Tensor> &gamma,
+                          const std::optional<at::Tensor> &beta,
+                          at::TensorList params)
+{
+  types ty = types_of(x.scalar_type());
+  at::Tensor y = empty(x.sizes(), x.scalar_type());
+  if (y.numel() == 0)
+    return y;
+  at::Tensor xh, yh;
+  dnc_tensor tx = view(x, ty.dt, xh), tyv = view(y, ty.dt, yh);
+  layer l(chan, tx.cols, ty.ct, params, gamma, beta);
+  dnc_status st;
+  if (PyGILState_Check()) {
+    py::gil_scoped_release nogil;
+    st = layer_forward((const dnc_function *)h, &tx, &tyv, &l.lay);
+  } else {
+    st = layer_forward((const dnc_function *)h, &tx, &tyv, &l.lay);
+  }
+  if (st != DNC_OK)
+    failed(h, st, "layer_forward");
+  return y;
+}
+
+// ------------------------------------------------------------ autograd
+
+}  // namespace
+
+namespace dnc_torch {
+// the node's name in autograd's messages and graphs:
+// torch::autograd::CppNode<dnc_torch::PointwiseNorm>
+struct PointwiseNorm : public torch::autograd::Function<PointwiseNorm> {
+  // arguments: h, chan, x, gamma, beta, params (torch.py's _LayerFn)
+  static at::Tensor forward(AutogradContext *ctx, int64_t h, int64_t chan,
+                            const at::Tensor &x,
+                            const std::optional<at::Tensor> &gamma,
+                            const std::optional<at::Tensor> &beta,
+                            at::TensorList params)
+  {
+    std::vector<at::Tensor> save{x, gamma ? *gamma : at::Tensor(),
+                                 beta ? *beta : at::Tensor()};
+    save.insert(save.end(), params.begin(), params.end());
+    ctx->save_for_backward(save);
+    ctx->saved_data["h"] = h;
+    ctx->saved_data["chan"] = chan;
+    return kernel_forward(h, chan, x, gamma, beta, params);
+  }
+
+  static variable_list backward(AutogradContext *ctx, variable_list grads)
+  {
+    variable_list s = ctx->get_saved_variables();
+    int64_t h = ctx->saved_data["h"].toInt();
+    int64_t chan = ctx->saved_data["chan"].toInt();
+    at::Tensor x = s[0], gamma = s[1], beta = s[2], dy = grads[0];
+    std::vector<at::Tensor> params(s.begin() + 3, s.end());
+    size_t np = params.size();
+    // needs_input_grad counts the inputs that are tensors: x, gamma and
+    // beta where given, the parameters
+    std::vector<bool> need(3 + np, false);
+    size_t e = 0;
+    need[0] = ctx->needs_input_grad(e++);
+    if (gamma.defined())
+      need[1] = ctx->needs_input_grad(e++);
+    if (beta.defined())
+      need[2] = ctx->needs_input_grad(e++);
+    for (size_t i = 0; i < np; i++)
+      need[3 + i] = ctx->needs_input_grad(e++);
+    variable_list out(2 + 3 + np);  // h and chan get none
+    if (!dy.defined())
+      return out;
+    if (at::GradMode::is_enabled() || !dy.has_storage()) {
+      // a backward that builds a graph (create_graph=True), or the
+      // batched gradients of the legacy vmap: dnc's symbolic derivatives
+      // in Python, as _LayerFn.backward
+      py::gil_scoped_acquire gil;
+      std::vector<std::optional<at::Tensor>> r;
+      try {
+        py::object g = (*fallback)(
+            h, x, dy, gamma.defined() ? py::cast(gamma) : py::none(),
+            beta.defined() ? py::cast(beta) : py::none(), params, need);
+        r = g.cast<std::vector<std::optional<at::Tensor>>>();
+      } catch (py::error_already_set &e) {
+        rethrow(e);
+      }
+      for (size_t i = 0; i < r.size() && i < 3 + np; i++)
+        if (r[i])
+          out[2 + i] = *r[i];
+      return out;
+    }
+    types ty = types_of(x.scalar_type());
+    if (dy.scalar_type() != x.scalar_type())
+      dy = dy.to(x.scalar_type());
+    at::Tensor xh, dyh, dxh;
+    dnc_tensor tx = view(x, ty.dt, xh), tdy = view(dy, ty.dt, dyh);
+    int64_t cols = tx.cols;
+    at::Tensor dx = empty(x.sizes(), x.scalar_type());
+    double dp[MAX_PARAMS] = {0};
+    void *dptrs[MAX_PARAMS] = {nullptr};
+    std::vector<at::Tensor> dchan(np);
+    at::TensorOptions copt = at::TensorOptions().dtype(ty.ct);
+    for (size_t i = 0; i < np; i++)
+      if ((chan >> i & 1) && need[3 + i]) {
+        dchan[i] = at::zeros({cols}, copt);
+        dptrs[i] = dchan[i].data_ptr();
+      }
+    at::Tensor dg, db;
+    if (gamma.defined() && need[1])
+      dg = at::zeros({cols}, copt);
+    if (beta.defined() && need[2])
+      db = at::zeros({cols}, copt);
+    if (dx.numel()) {
+      layer l(chan, cols, ty.ct, params, gamma, beta);
+      dnc_tensor tdx = view(dx, ty.dt, dxh);
+      dnc_layer_grad gr{dp, dptrs, dg.defined() ? dg.data_ptr() : nullptr,
+                        db.defined() ? db.data_ptr() : nullptr};
+      dnc_status st = layer_backward((const dnc_function *)h, &tx, &tdy,
+                                     &tdx, &l.lay, &gr);
+      if (st != DNC_OK)
+        failed(h, st, "layer_backward");
+    }
+    if (need[0])
+      out[2] = dx;
+    if (dg.defined())
+      out[3] = dg.scalar_type() == gamma.scalar_type()
+                   ? dg : dg.to(gamma.scalar_type());
+    if (db.defined())
+      out[4] = db.scalar_type() == beta.scalar_type()
+                   ? db : db.to(beta.scalar_type());
+    for (size_t i = 0; i < np; i++) {
+      const at::Tensor &t = params[i];
+      if (!need[3 + i])
+        continue;
+      if (chan >> i & 1) {
+        at::Tensor d = t.numel() == cols ? dchan[i] : dchan[i].sum();
+        out[5 + i] = d.to(t.scalar_type()).reshape(t.sizes());
+      } else {
+        out[5 + i] = at::full(t.sizes(), dp[i],
+                              at::TensorOptions().dtype(t.scalar_type()));
+      }
+    }
+    return out;
+  }
+};
+}  // namespace dnc_torch
+
+namespace {
+
+// The layer's eager call: the kernels alone where nothing will
+// differentiate it (grad mode off, or no input requires a gradient: what
+// _inference decides, the tracer and forward mode being ruled out by the
+// caller), else the autograd node.
+at::Tensor call(int64_t h, int64_t chan, const at::Tensor &x,
+                const std::optional<at::Tensor> &gamma,
+                const std::optional<at::Tensor> &beta,
+                const std::vector<at::Tensor> &params)
+{
+  // PyTorch's own translation of C++ errors: a Python exception raised
+  // inside (a saved-tensor hook's, such as checkpoint's early stop) leaves
+  // as itself, c10's errors as their Python types, warnings as warnings
+  HANDLE_TH_ERRORS
+  TORCH_CHECK(params.size() <= MAX_PARAMS, "dnc.torch: more than ",
+              (int)MAX_PARAMS, " parameters");
+  bool grad = false;
+  if (at::GradMode::is_enabled()) {
+    grad = x.requires_grad() || (gamma && gamma->requires_grad()) ||
+           (beta && beta->requires_grad());
+    for (const at::Tensor &p : params)
+      grad = grad || p.requires_grad();
+  }
+  if (!grad)
+    return kernel_forward(h, chan, x, gamma, beta, params);
+  return dnc_torch::PointwiseNorm::apply(h, chan, x, gamma, beta,
+                                        at::TensorList(params));
+  END_HANDLE_TH_ERRORS_PYBIND
+}
+
+void init(int64_t fwd, int64_t bwd, py::object fb, py::object fl)
+{
+  layer_forward = (forward_fn)fwd;
+  layer_backward = (backward_fn)bwd;
+  // kept for the life of the process (the autograd engine's threads may
+  // call them at exit)
+  fallback = new py::object(std::move(fb));
+  fail = new py::object(std::move(fl));
+  own_deleter = at::empty({1}).storage().data_ptr().get_deleter();
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_dnc_torch, m)
+{
+  m.doc() = "dnc.torch's eager layer call in C++ (tools/torch_ext.sh)";
+  m.def("init", &init);
+  m.def("call", &call);
+  m.def("set_reuse", &set_reuse);
+  m.attr("torch_version") = DNC_TORCH_VERSION;
+  m.attr("abi_version") = DNC_ABI_VERSION;
+}

@@ -1,0 +1,307 @@
+"""test_torch_ext.py - dnc.torch's eager layer call in C++
+(python/dnc/_torch_ext.cpp, built by tools/torch_ext.sh): it is built and
+used where `make` built it, and it gives the same bits as the Python
+path (dnc.torch._LayerFn and the kernels through ctypes) for every dtype,
+parameter kind, layout and set of wanted gradients; what it hands back
+to Python (create_graph, the legacy vmap's batched gradients) is right;
+autograd's own machinery (in-place checks, saved-tensor hooks,
+checkpointing, anomaly mode, hooks on y) works through its node."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+torch = pytest.importorskip("torch")
+import dnc.torch as dt  # noqa: E402
+from checks import ok, raises  # noqa: E402
+
+HAVE = dt.extension() is not None
+
+
+def _headers():
+    from torch.utils import cpp_extension
+    return any(os.path.exists(os.path.join(
+        d, "torch/csrc/autograd/custom_function.h"))
+        for d in cpp_extension.include_paths())
+
+
+def test_built_where_make_built_it():
+    """Under `make test`'s virtualenv run (DNC_TORCH_EXT_BUILT=1) a PyTorch
+    2 with C++ headers has the extension loaded: a failed or missing build
+    would otherwise only be slower, and pass every other test."""
+    if not os.environ.get("DNC_TORCH_EXT_BUILT"):
+        pytest.skip("not under make test's virtualenv run")
+    if int(torch.__version__.split(".")[0]) < 2 or not _headers():
+        pytest.skip("PyTorch %s has no C++ extension headers"
+                    % torch.__version__)
+    ok(HAVE, "the C++ layer call is loaded", dt.extension_reason())
+
+
+def test_turned_off_by_environment():
+    r = subprocess.run(
+        [sys.executable, "-c", "import dnc.torch as dt; "
+         "print(dt.extension(), '|', dt.extension_reason())"],
+        env=dict(os.environ, DNC_TORCH_EXT="0"), capture_output=True,
+        text=True, timeout=300)
+    ok(r.returncode == 0 and r.stdout.startswith("None | turned off by "
+                                                  "DNC_TORCH_EXT"),
+       "DNC_TORCH_EXT=0 turns it off and says so", r.stdout + r.stderr)
+
+
+def test_missing_build_is_named():
+    """Another PyTorch version's interpreter finds no extension and says
+    where it looked."""
+    r = subprocess.run(
+        [sys.executable, "-c", "import torch; torch.__version__ = '2.999.0';"
+         "import dnc.torch as dt; print(dt.extension(), '|', "
+         "dt.extension_reason())"],
+        capture_output=True, text=True, timeout=300,
+        env=dict(os.environ, DNC_TORCH_EXT="1"))
+    ok(r.returncode == 0 and "None | not built for PyTorch 2.999.0" in
+       r.stdout and "torch-2.999.0" in r.stdout,
+       "a build for another PyTorch is not looked for", r.stdout + r.stderr)
+
+
+needs_ext = pytest.mark.skipif(not HAVE, reason="no C++ layer call here: %s"
+                               % dt.extension_reason())
+
+
+def _python_path():
+    class Off:
+        def __enter__(self):
+            self.ext, dt._ext = dt._ext, None
+
+        def __exit__(self, *a):
+            dt._ext = self.ext
+    return Off()
+
+
+def _run(mod, x, dy, wrt=None, grad=True):
+    """y and the gradients of x and of every parameter (None where it has
+    none), by y.backward(dy) or, with wrt, autograd.grad for those."""
+    mod.zero_grad(set_to_none=True)
+    x = x.detach().clone().requires_grad_(grad)
+    y = mod(x)
+    if wrt is not None:
+        ins = [x if w == "x" else getattr(mod, w) for w in wrt]
+        return [y.detach()] + list(torch.autograd.grad(y, ins, dy))
+    if y.requires_grad:
+        y.backward(dy)
+    return [y.detach(), x.grad] + [p.grad for p in mod.parameters()]
+
+
+def _same(a, b, name):
+    ok(len(a) == len(b) and all(
+        (u is None and v is None) or
+        (u is not None and v is not None and u.dtype == v.dtype and
+         u.shape == v.shape and torch.equal(u, v)) for u, v in zip(a, b)),
+       name, lambda: "\n".join("%s %s" % (
+           None if u is None else (u.dtype, tuple(u.shape)),
+           None if v is None else (v.dtype, tuple(v.shape)))
+           for u, v in zip(a, b)) + "\nmax diffs %s" % [
+           None if u is None or v is None or u.shape != v.shape else
+           float((u.double() - v.double()).abs().max()) for u, v in zip(a, b)])
+
+
+PC = "fn pc(x; a = 0.6, s[] = 0.1) = erf(a * x + s)"
+NOPARAM = "fn isr(x) = x / sqrt(1 + x * x)"
+
+
+@needs_ext
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64,
+                                   torch.bfloat16, torch.float16],
+                         ids=["f32", "f64", "bf16", "f16"])
+@pytest.mark.parametrize("fn", ["dyt", "derf", "dyisru", PC, NOPARAM],
+                         ids=["dyt", "derf", "dyisru", "per_channel",
+                              "no_params"])
+def test_same_bits_as_python(dtype, fn):
+    torch.manual_seed(11)
+    c = 24
+    mod = dt.PointwiseNorm(c, fn, dtype=dtype)
+    with torch.no_grad():
+        mod.weight.uniform_(0.5, 1.5)
+        mod.bias.uniform_(-0.3, 0.3)
+        for p in mod._dnc_params:
+            t = getattr(mod, p.name)
+            t.add_(torch.rand_like(t) * 0.2)
+    x = (torch.randn(3, 5, c) * 2).to(dtype)
+    dy = torch.randn(3, 5, c).to(dtype)
+    cases = {"contiguous": (x, dy),
+             "x a transposed view": (x.transpose(0, 1), dy.transpose(0, 1)),
+             "x with a row stride": (torch.randn(15, 2 * c).to(dtype)[:, :c],
+                                     dy.reshape(15, c)),
+             "dy expanded (a sum's)": (x, torch.ones(()).to(dtype)
+                                       .expand(x.shape)),
+             "one row": (x[0, :1], dy[0, :1]),
+             "1-d": (x[0, 0], dy[0, 0]),
+             "no rows": (x[:0], dy[:0])}
+    for name, (xx, dd) in cases.items():
+        a = _run(mod, xx, dd)
+        with _python_path():
+            b = _run(mod, xx, dd)
+        _same(a, b, "%s %s: %s" % (mod._dnc_name, dtype, name))
+    with torch.no_grad():
+        a = mod(x)
+    with _python_path(), torch.no_grad():
+        b = mod(x)
+    _same([a], [b], "under no_grad")
+    with torch.inference_mode():
+        a = mod(x)
+        with _python_path():
+            b = mod(x)
+    _same([a], [b], "under inference_mode")
+    _same(_run(mod, x, dy, grad=False), _python_path_run(mod, x, dy),
+          "x without requires_grad: the parameters' gradients")
+
+
+def _python_path_run(mod, x, dy, **kw):
+    with _python_path():
+        return _run(mod, x, dy, grad=False, **kw)
+
+
+@needs_ext
+def test_some_gradients_wanted():
+    """autograd.grad for some inputs only, modules without weight or bias,
+    and frozen parameters: the same gradients as the Python path."""
+    torch.manual_seed(2)
+    x = torch.randn(6, 16)
+    dy = torch.randn(6, 16)
+    for kw in ({}, {"elementwise_affine": False}, {"bias": False}):
+        mod = dt.PointwiseNorm(16, PC, **kw)
+        names = [n for n, _ in mod.named_parameters()]
+        for wrt in (["x"], names[:1], ["x", names[-1]], names):
+            a = _run(mod, x, dy, wrt=wrt)
+            with _python_path():
+                b = _run(mod, x, dy, wrt=wrt)
+            _same(a, b, "%s, grad for %s" % (kw, wrt))
+        mod.a.requires_grad_(False)
+        a = _run(mod, x, dy)
+        with _python_path():
+            b = _run(mod, x, dy)
+        _same(a, b, "%s, a frozen" % kw)
+        ok(mod.a.grad is None, "a frozen parameter gets no gradient")
+
+
+@needs_ext
+def test_threads():
+    torch.manual_seed(4)
+    mod = dt.PointwiseNorm(64, "derf", threads=2)
+    x = torch.randn(300, 64)
+    dy = torch.randn(300, 64)
+    a = _run(mod, x, dy)
+    with _python_path():
+        b = _run(mod, x, dy)
+    _same(a, b, "two kernel threads")
+
+
+@needs_ext
+def test_second_order():
+    """create_graph=True hands the backward to dnc's symbolic derivatives
+    in Python: gradgradcheck passes through the C++ node, and the Hessian
+    vector product is the Python path's."""
+    torch.manual_seed(7)
+    mod = dt.PointwiseNorm(5, PC, dtype=torch.float64)
+    with torch.no_grad():
+        mod.weight.uniform_(0.5, 1.5)
+    x = torch.randn(3, 5, dtype=torch.float64, requires_grad=True)
+
+    def f(x, w, a, s):
+        return dt._plain_forward(5, True, mod._dnc_source, mod._dnc_name, 0,
+                                 mod._dnc_params, x, w, mod.bias, [a, s])
+    node = f(x, mod.weight, mod.a, mod.s).grad_fn.name()
+    ok(node == "torch::autograd::CppNode<dnc_torch::PointwiseNorm>",
+       "the call makes the C++ node", node)
+    ok(torch.autograd.gradcheck(f, (x, mod.weight, mod.a, mod.s)),
+       "gradcheck")
+    ok(torch.autograd.gradgradcheck(f, (x, mod.weight, mod.a, mod.s)),
+       "gradgradcheck")
+
+    def hvp():
+        y = mod(x)
+        g, = torch.autograd.grad(y.pow(2).sum(), x, create_graph=True)
+        return torch.autograd.grad(g.sum(), [x, mod.weight, mod.a])
+    a = hvp()
+    with _python_path():
+        b = hvp()
+    _same(list(a), list(b), "second derivatives")
+
+
+@needs_ext
+def test_batched_gradients():
+    """The legacy vmap's batched gradients (dy without storage) go to
+    Python's derivatives: a Jacobian by autograd.functional.jacobian with
+    vectorize=True is the Python path's."""
+    torch.manual_seed(8)
+    mod = dt.PointwiseNorm(4, "derf", dtype=torch.float64)
+    x = torch.randn(2, 4, dtype=torch.float64)
+    a = torch.autograd.functional.jacobian(mod, x, vectorize=True)
+    with _python_path():
+        b = torch.autograd.functional.jacobian(mod, x, vectorize=True)
+    _same([a], [b], "vectorized Jacobian")
+
+
+@needs_ext
+def test_autograd_machinery():
+    torch.manual_seed(9)
+    mod = dt.PointwiseNorm(8, "dyt")
+    x = torch.randn(4, 8, requires_grad=True)
+    # an in-place change of a saved input is caught
+    xx = x.detach().clone().requires_grad_()
+    base = xx * 1.0
+    y = mod(base)
+    with torch.no_grad():
+        base.add_(1.0)
+    raises(RuntimeError, lambda: y.sum().backward(), "in-place change of x",
+           "modified by an inplace operation")
+    # saved-tensor hooks see the saved tensors, and what they unpack is used
+    packed = []
+
+    def pack(t):
+        packed.append(t.shape)
+        return t.clone()
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        y = mod(x)
+    y.sum().backward()
+    ok(torch.Size([4, 8]) in packed, "saved_tensors_hooks pack x", packed)
+    g1 = x.grad.clone()
+    x.grad = None
+    mod(x).sum().backward()
+    ok(torch.equal(g1, x.grad), "the same gradient with the hooks")
+    # non-reentrant checkpointing recomputes the forward
+    from torch.utils.checkpoint import checkpoint
+    x.grad = None
+    checkpoint(mod, x, use_reentrant=False).sum().backward()
+    ok(torch.equal(g1, x.grad), "checkpoint(use_reentrant=False)")
+    # anomaly mode, retain_graph and a hook on y
+    x.grad = None
+    seen = []
+    with torch.autograd.detect_anomaly():
+        y = mod(x)
+        y.register_hook(lambda g: seen.append(g.shape))
+        y.sum().backward(retain_graph=True)
+        y.sum().backward()
+    ok(torch.equal(x.grad, 2 * g1) and seen == [torch.Size([4, 8])] * 2,
+       "anomaly mode, retain_graph, hook on y")
+    # the graph's buffers are freed after a backward
+    y = mod(x)
+    y.sum().backward()
+    raises(RuntimeError, lambda: y.sum().backward(), "a second backward",
+           "second time")
+
+
+@needs_ext
+def test_failed_kernel_raises_dnc_error():
+    """A kernel's error status reaches the caller as dnc's exception."""
+    import dnc
+    from dnc import _capi as C
+    mod = dt.PointwiseNorm(8, "dyt", threads=1)
+    mod(torch.randn(2, 8))
+    f = dt._function(mod._dnc_source, mod._dnc_name, 1)
+    h = f._torch_ext[0]
+    raises(dnc.ArgumentError, lambda: dt._ext_failed(h, C.ERR_ARGUMENT,
+                                                       "layer_forward"),
+           "the status's exception", "dyt.layer_forward")
+    raises(MemoryError, lambda: dt._ext_failed(h, C.ERR_MEMORY,
+                                               "layer_backward"),
+           "out of memory", "dyt.layer_backward")
