@@ -42,11 +42,21 @@ typedef dnc_status (*backward_fn)(const dnc_function *, const dnc_tensor *,
                                   const dnc_tensor *, const dnc_tensor *,
                                   const dnc_layer *, const dnc_layer_grad *);
 
+typedef dnc_status (*forward_cm_fn)(const dnc_function *, const dnc_tensor *,
+                                    const dnc_tensor *, int64_t,
+                                    const dnc_layer *);
+typedef dnc_status (*backward_cm_fn)(const dnc_function *, const dnc_tensor *,
+                                     const dnc_tensor *, const dnc_tensor *,
+                                     int64_t, const dnc_layer *,
+                                     const dnc_layer_grad *);
+
 forward_fn layer_forward;
 backward_fn layer_backward;
-// Python: fallback(h, x, dy, gamma, beta, params, need) -> the gradients
-// (create_graph, or a dy without storage); fail(h, status, what) raises
-// dnc's error for a kernel's status
+forward_cm_fn layer_forward_cm;
+backward_cm_fn layer_backward_cm;
+// Python: fallback(h, cm, x, dy, gamma, beta, params, need) -> the
+// gradients (create_graph, or a dy without storage); fail(h, status,
+// what) raises dnc's error for a kernel's status
 py::object *fallback, *fail;
 
 enum { MAX_PARAMS = 64 };
@@ -59,7 +69,7 @@ enum { MAX_PARAMS = 64 };
 // reference (no tensor, view, .grad or Python storage object has it) and
 // its memory is the CPU allocator's own (not shared memory, which
 // torch.multiprocessing's sender holds only weakly).
-const int64_t REUSE_MIN = 1 << 20, HUGE = 1 << 21;
+const int64_t REUSE_MIN = 1 << 20, HUGE_PAGE = 1 << 21;
 std::mutex reuse_lock;
 std::vector<c10::Storage> reuse;
 int64_t reuse_keep = 4;
@@ -75,10 +85,10 @@ at::Tensor fresh(at::IntArrayRef shape, at::ScalarType dt)
 {
   at::Tensor t = at::empty(shape, at::TensorOptions().dtype(dt));
   int64_t n = t.numel() * t.element_size();
-  if (n >= 8 * HUGE) {
+  if (n >= 8 * HUGE_PAGE) {
     uintptr_t a = (uintptr_t)t.data_ptr();
-    uintptr_t lo = (a + HUGE - 1) & ~(uintptr_t)(HUGE - 1);
-    uintptr_t hi = (a + n) & ~(uintptr_t)(HUGE - 1);
+    uintptr_t lo = (a + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1);
+    uintptr_t hi = (a + n) & ~(uintptr_t)(HUGE_PAGE - 1);
     if (hi > lo)
       madvise((void *)lo, hi - lo, MADV_HUGEPAGE);
   }
@@ -162,6 +172,20 @@ dnc_tensor view(const at::Tensor &t, dnc_dtype dt, at::Tensor &hold)
                     rows > 1 ? v.stride(0) : cols};
 }
 
+// Channels first (dimension 1 of N x C x ...): t as [N*C x HW], the
+// channel-major kernels' view (dnc/_channels.py's _rows)
+dnc_tensor view_cm(const at::Tensor &t, dnc_dtype dt, at::Tensor &hold)
+{
+  int64_t rows = t.size(0) * t.size(1), hw = 1;
+  for (int64_t i = 2; i < t.dim(); i++)
+    hw *= t.size(i);
+  at::Tensor v = t.reshape({rows, hw});
+  if ((hw > 1 && v.stride(1) != 1) || (rows > 1 && v.stride(0) < hw))
+    v = v.contiguous();
+  hold = v;
+  return dnc_tensor{v.data_ptr(), dt, rows, hw, rows > 1 ? v.stride(0) : hw};
+}
+
 // t's values in the compute type, contiguous (torch.py's _values)
 at::Tensor values(const at::Tensor &t, at::ScalarType ct)
 {
@@ -229,7 +253,10 @@ struct layer {
   TORCH_CHECK(false, "dnc.torch: ", what, " failed: status ", (int)st);
 }
 
-at::Tensor kernel_forward(int64_t h, int64_t chan, const at::Tensor &x,
+// y by the layer forward: over the last dimension, or (cm) over
+// dimension 1 by the channel-major kernel; y is contiguous, of x's shape
+at::Tensor kernel_forward(int64_t h, int64_t chan, bool cm,
+                          const at::Tensor &x,
                           const std::optional<at::Tensor> &gamma,
                           const std::optional<at::Tensor> &beta,
                           at::TensorList params)
@@ -239,17 +266,19 @@ at::Tensor kernel_forward(int64_t h, int64_t chan, const at::Tensor &x,
   if (y.numel() == 0)
     return y;
   at::Tensor xh, yh;
-  dnc_tensor tx = view(x, ty.dt, xh), tyv = view(y, ty.dt, yh);
-  layer l(chan, tx.cols, ty.ct, params, gamma, beta);
+  dnc_tensor tx = cm ? view_cm(x, ty.dt, xh) : view(x, ty.dt, xh);
+  dnc_tensor tyv = cm ? view_cm(y, ty.dt, yh) : view(y, ty.dt, yh);
+  int64_t chans = cm ? x.size(1) : tx.cols;
+  layer l(chan, chans, ty.ct, params, gamma, beta);
   dnc_status st;
-  if (PyGILState_Check()) {
+  {
     py::gil_scoped_release nogil;
-    st = layer_forward((const dnc_function *)h, &tx, &tyv, &l.lay);
-  } else {
-    st = layer_forward((const dnc_function *)h, &tx, &tyv, &l.lay);
+    st = cm ? layer_forward_cm((const dnc_function *)h, &tx, &tyv, chans,
+                               &l.lay)
+            : layer_forward((const dnc_function *)h, &tx, &tyv, &l.lay);
   }
   if (st != DNC_OK)
-    failed(h, st, "layer_forward");
+    failed(h, st, cm ? "layer_forward_cm" : "layer_forward");
   return y;
 }
 
@@ -261,9 +290,10 @@ namespace dnc_torch {
 // the node's name in autograd's messages and graphs:
 // torch::autograd::CppNode<dnc_torch::PointwiseNorm>
 struct PointwiseNorm : public torch::autograd::Function<PointwiseNorm> {
-  // arguments: h, chan, x, gamma, beta, params (torch.py's _LayerFn)
+  // arguments: h, chan, cm, x, gamma, beta, params (torch.py's _LayerFn;
+  // cm: dnc/_channels.py's _ChannelsFirstFn)
   static at::Tensor forward(AutogradContext *ctx, int64_t h, int64_t chan,
-                            const at::Tensor &x,
+                            bool cm, const at::Tensor &x,
                             const std::optional<at::Tensor> &gamma,
                             const std::optional<at::Tensor> &beta,
                             at::TensorList params)
@@ -274,7 +304,8 @@ struct PointwiseNorm : public torch::autograd::Function<PointwiseNorm> {
     ctx->save_for_backward(save);
     ctx->saved_data["h"] = h;
     ctx->saved_data["chan"] = chan;
-    return kernel_forward(h, chan, x, gamma, beta, params);
+    ctx->saved_data["cm"] = cm;
+    return kernel_forward(h, chan, cm, x, gamma, beta, params);
   }
 
   static variable_list backward(AutogradContext *ctx, variable_list grads)
@@ -282,6 +313,7 @@ struct PointwiseNorm : public torch::autograd::Function<PointwiseNorm> {
     variable_list s = ctx->get_saved_variables();
     int64_t h = ctx->saved_data["h"].toInt();
     int64_t chan = ctx->saved_data["chan"].toInt();
+    bool cm = ctx->saved_data["cm"].toBool();
     at::Tensor x = s[0], gamma = s[1], beta = s[2], dy = grads[0];
     std::vector<at::Tensor> params(s.begin() + 3, s.end());
     size_t np = params.size();
@@ -296,7 +328,7 @@ struct PointwiseNorm : public torch::autograd::Function<PointwiseNorm> {
       need[2] = ctx->needs_input_grad(e++);
     for (size_t i = 0; i < np; i++)
       need[3 + i] = ctx->needs_input_grad(e++);
-    variable_list out(2 + 3 + np);  // h and chan get none
+    variable_list out(3 + 3 + np);  // h, chan and cm get none
     if (!dy.defined())
       return out;
     if (at::GradMode::is_enabled() || !dy.has_storage()) {
@@ -307,7 +339,7 @@ struct PointwiseNorm : public torch::autograd::Function<PointwiseNorm> {
       std::vector<std::optional<at::Tensor>> r;
       try {
         py::object g = (*fallback)(
-            h, x, dy, gamma.defined() ? py::cast(gamma) : py::none(),
+            h, cm, x, dy, gamma.defined() ? py::cast(gamma) : py::none(),
             beta.defined() ? py::cast(beta) : py::none(), params, need);
         r = g.cast<std::vector<std::optional<at::Tensor>>>();
       } catch (py::error_already_set &e) {
@@ -315,15 +347,16 @@ struct PointwiseNorm : public torch::autograd::Function<PointwiseNorm> {
       }
       for (size_t i = 0; i < r.size() && i < 3 + np; i++)
         if (r[i])
-          out[2 + i] = *r[i];
+          out[3 + i] = *r[i];
       return out;
     }
     types ty = types_of(x.scalar_type());
     if (dy.scalar_type() != x.scalar_type())
       dy = dy.to(x.scalar_type());
     at::Tensor xh, dyh, dxh;
-    dnc_tensor tx = view(x, ty.dt, xh), tdy = view(dy, ty.dt, dyh);
-    int64_t cols = tx.cols;
+    dnc_tensor tx = cm ? view_cm(x, ty.dt, xh) : view(x, ty.dt, xh);
+    dnc_tensor tdy = cm ? view_cm(dy, ty.dt, dyh) : view(dy, ty.dt, dyh);
+    int64_t cols = cm ? x.size(1) : tx.cols;  // the channels
     at::Tensor dx = empty(x.sizes(), x.scalar_type());
     double dp[MAX_PARAMS] = {0};
     void *dptrs[MAX_PARAMS] = {nullptr};
@@ -341,21 +374,23 @@ struct PointwiseNorm : public torch::autograd::Function<PointwiseNorm> {
       db = at::zeros({cols}, copt);
     if (dx.numel()) {
       layer l(chan, cols, ty.ct, params, gamma, beta);
-      dnc_tensor tdx = view(dx, ty.dt, dxh);
+      dnc_tensor tdx = cm ? view_cm(dx, ty.dt, dxh) : view(dx, ty.dt, dxh);
       dnc_layer_grad gr{dp, dptrs, dg.defined() ? dg.data_ptr() : nullptr,
                         db.defined() ? db.data_ptr() : nullptr};
-      dnc_status st = layer_backward((const dnc_function *)h, &tx, &tdy,
-                                     &tdx, &l.lay, &gr);
+      const dnc_function *f = (const dnc_function *)h;
+      dnc_status st = cm ? layer_backward_cm(f, &tx, &tdy, &tdx, cols,
+                                             &l.lay, &gr)
+                         : layer_backward(f, &tx, &tdy, &tdx, &l.lay, &gr);
       if (st != DNC_OK)
-        failed(h, st, "layer_backward");
+        failed(h, st, cm ? "layer_backward_cm" : "layer_backward");
     }
     if (need[0])
-      out[2] = dx;
+      out[3] = dx;
     if (dg.defined())
-      out[3] = dg.scalar_type() == gamma.scalar_type()
+      out[4] = dg.scalar_type() == gamma.scalar_type()
                    ? dg : dg.to(gamma.scalar_type());
     if (db.defined())
-      out[4] = db.scalar_type() == beta.scalar_type()
+      out[5] = db.scalar_type() == beta.scalar_type()
                    ? db : db.to(beta.scalar_type());
     for (size_t i = 0; i < np; i++) {
       const at::Tensor &t = params[i];
@@ -363,9 +398,9 @@ struct PointwiseNorm : public torch::autograd::Function<PointwiseNorm> {
         continue;
       if (chan >> i & 1) {
         at::Tensor d = t.numel() == cols ? dchan[i] : dchan[i].sum();
-        out[5 + i] = d.to(t.scalar_type()).reshape(t.sizes());
+        out[6 + i] = d.to(t.scalar_type()).reshape(t.sizes());
       } else {
-        out[5 + i] = at::full(t.sizes(), dp[i],
+        out[6 + i] = at::full(t.sizes(), dp[i],
                               at::TensorOptions().dtype(t.scalar_type()));
       }
     }
@@ -380,7 +415,7 @@ namespace {
 // differentiate it (grad mode off, or no input requires a gradient: what
 // _inference decides, the tracer and forward mode being ruled out by the
 // caller), else the autograd node.
-at::Tensor call(int64_t h, int64_t chan, const at::Tensor &x,
+at::Tensor call(int64_t h, int64_t chan, bool cm, const at::Tensor &x,
                 const std::optional<at::Tensor> &gamma,
                 const std::optional<at::Tensor> &beta,
                 const std::vector<at::Tensor> &params)
@@ -399,16 +434,19 @@ at::Tensor call(int64_t h, int64_t chan, const at::Tensor &x,
       grad = grad || p.requires_grad();
   }
   if (!grad)
-    return kernel_forward(h, chan, x, gamma, beta, params);
-  return dnc_torch::PointwiseNorm::apply(h, chan, x, gamma, beta,
+    return kernel_forward(h, chan, cm, x, gamma, beta, params);
+  return dnc_torch::PointwiseNorm::apply(h, chan, cm, x, gamma, beta,
                                         at::TensorList(params));
   END_HANDLE_TH_ERRORS_PYBIND
 }
 
-void init(int64_t fwd, int64_t bwd, py::object fb, py::object fl)
+void init(int64_t fwd, int64_t bwd, int64_t fwd_cm, int64_t bwd_cm,
+          py::object fb, py::object fl)
 {
   layer_forward = (forward_fn)fwd;
   layer_backward = (backward_fn)bwd;
+  layer_forward_cm = (forward_cm_fn)fwd_cm;
+  layer_backward_cm = (backward_cm_fn)bwd_cm;
   // kept for the life of the process (the autograd engine's threads may
   // call them at exit)
   fallback = new py::object(std::move(fb));

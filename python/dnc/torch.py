@@ -1193,6 +1193,9 @@ def _apply_kernels(source, name, threads, x, gamma, beta, params):
             return cls.apply(source, name, threads, x, gamma, beta, *params)
         return torch.ops.dnc.layer_forward(x, gamma, beta, list(params),
                                            source, name, threads)
+    y = _ext_layer(source, name, threads, x, gamma, beta, params)
+    if y is not None:
+        return y
     if _inference(x, gamma, beta, params):
         # the kernels without an autograd.Function, whose apply was a
         # third of a [1 x 4096] call's 22 us
@@ -1483,14 +1486,15 @@ def _load_ext():
             "not %s and %d" % (path, ext.torch_version, ext.abi_version,
                                torch.__version__, C.ABI_VERSION)
     addr = ctypes.cast
-    ext.init(addr(C.lib.dnc_layer_forward, ctypes.c_void_p).value,
-             addr(C.lib.dnc_layer_backward, ctypes.c_void_p).value,
-             _ext_backward, _ext_failed)
+    ext.init(*(addr(getattr(C.lib, "dnc_layer_" + k), ctypes.c_void_p).value
+               for k in ("forward", "backward", "forward_cm",
+                         "backward_cm")), _ext_backward, _ext_failed)
     ext.set_reuse(_reuse_keep)
     return ext, path
 
 
 _ext_functions = {}  # handle -> (source, name, threads) of its Function
+_EXT_TYPES = (torch.Tensor, nn.Parameter)
 
 
 def _ext_args(fn, source, name):
@@ -1501,15 +1505,38 @@ def _ext_args(fn, source, name):
         chan = _layout(fn)[0]
         a = fn._torch_ext = (fn._h, sum(1 << i for i, c in enumerate(chan)
                                         if c))
-        _ext_functions[fn._h] = (source, name, fn._torch_threads)
+        _ext_functions[fn._h] = (source, name,
+                                 getattr(fn, "_torch_threads", None) or
+                                 fn.module.context.threads)
     return a
 
 
-def _ext_backward(h, x, dy, gamma, beta, params, need):
+def _ext_layer(source, name, threads, x, gamma, beta, params, cm=False):
+    """The layer by the C++ call, or None where it may not take it: not
+    built, x of a tensor subclass (whose __torch_function__ an
+    autograd.Function's apply honours and a C++ call would not), a
+    forward-mode dual level open (whose tangents only an autograd.Function
+    carries), or compiled autograd on. The caller has decided the rest
+    (plain eager mode, _check's shapes); cm: over dimension 1 (channels
+    first)."""
+    if _ext is None or type(x) not in _EXT_TYPES or \
+            _forward_ad._current_level >= 0 or _compiled_autograd_on():
+        return None
+    h, chan = _ext_args(_function(source, name, threads), source, name)
+    return _ext.call(h, chan, cm, x, gamma, beta, params)
+
+
+def _ext_backward(h, cm, x, dy, gamma, beta, params, need):
     """The C++ node's backward where it takes Python's: a backward that
     builds a graph (create_graph=True), or a dy without storage (the
-    legacy vmap's batched gradients): _LayerFn.backward's."""
+    legacy vmap's batched gradients): _LayerFn.backward's, or (cm)
+    _ChannelsFirstFn.backward's."""
     source, name, threads = _ext_functions[h]
+    if cm:
+        from . import _channels
+        return _channels._composite_backward(
+            _function(source, name, threads), x, dy, gamma, beta, params,
+            (False,) + tuple(need))
     return _composite_backward(source, name, threads, x, dy, gamma, beta,
                                params, tuple(need))
 
@@ -1579,10 +1606,9 @@ def _plain_forward(c, channels_last, source, name, threads, fparams, x,
         return None
     if HAS_CUSTOM_OPS and _functorch_active():
         return None
-    if _ext is not None and _forward_ad._current_level < 0 and \
-            not _compiled_autograd_on():
-        h, chan = _ext_args(_function(source, name, threads), source, name)
-        return _ext.call(h, chan, x, weight, bias, params)
+    y = _ext_layer(source, name, threads, x, weight, bias, params)
+    if y is not None:
+        return y
     if _inference(x, weight, bias, params):
         return _kernel_forward(_function(source, name, threads), x, weight,
                                bias, params)
@@ -1641,8 +1667,11 @@ def _forward_channels_first(c, source, name, threads, fparams, x, weight,
             not xl.is_contiguous():
         _check(name, fparams, x, weight, bias, params, "PointwiseNorm",
                dim=1)
-        y = _channels.apply(_function(source, name, threads), x, weight,
-                            bias, params)
+        y = _ext_layer(source, name, threads, x, weight, bias, params,
+                       cm=True)
+        if y is None:
+            y = _channels.apply(_function(source, name, threads), x,
+                                weight, bias, params)
         return y if out is None else y.to(out)
     _check(name, fparams, xl, weight, bias, params, "PointwiseNorm")
     y = _apply(source, name, threads, xl, weight, bias,

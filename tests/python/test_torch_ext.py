@@ -305,3 +305,101 @@ def test_failed_kernel_raises_dnc_error():
     raises(MemoryError, lambda: dt._ext_failed(h, C.ERR_MEMORY,
                                                "layer_backward"),
            "out of memory", "dyt.layer_backward")
+
+
+@needs_ext
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16,
+                                   torch.float64], ids=["f32", "bf16", "f64"])
+@pytest.mark.parametrize("fn", ["derf", PC], ids=["derf", "per_channel"])
+def test_channels_first_same_bits(dtype, fn):
+    """PointwiseNorm(channels_last=False) over dimension 1 (ConvNeXt's
+    LayerNorm2d) through the C++ call's channel-major node: the bits of
+    dnc._channels' Python autograd.Function, for N x C x H x W and
+    N x C x L inputs, views, an input in channels_last memory format
+    (which takes the last dimension's kernels on the permuted view) and
+    no rows."""
+    torch.manual_seed(12)
+    c = 6
+    mod = dt.PointwiseNorm(c, fn, channels_last=False, dtype=dtype)
+    with torch.no_grad():
+        mod.weight.uniform_(0.5, 1.5)
+        mod.bias.uniform_(-0.3, 0.3)
+    x = (torch.randn(2, c, 5, 7) * 2).to(dtype)
+    dy = torch.randn(2, c, 5, 7).to(dtype)
+    cases = {"NCHW": (x, dy),
+             "NCL": (x[:, :, 0], dy[:, :, 0]),
+             "a cropped view": (x[:, :, 1:4, 2:6], dy[:, :, 1:4, 2:6]),
+             "channels_last memory format": (
+                 x.to(memory_format=torch.channels_last), dy),
+             "no rows": (x[:0], dy[:0])}
+    for name, (xx, dd) in cases.items():
+        a = _run(mod, xx, dd)
+        with _python_path():
+            b = _run(mod, xx, dd)
+        _same(a, b, "%s %s: %s" % (mod._dnc_name, dtype, name))
+    xx = x.detach().clone().requires_grad_()
+    node = mod(xx).grad_fn.name()
+    ok(node == "torch::autograd::CppNode<dnc_torch::PointwiseNorm>",
+       "channels first makes the C++ node", node)
+
+
+@needs_ext
+def test_channels_first_second_order():
+    torch.manual_seed(13)
+    mod = dt.PointwiseNorm(3, PC, channels_last=False, dtype=torch.float64)
+    x = torch.randn(2, 3, 2, 2, dtype=torch.float64, requires_grad=True)
+
+    def hvp():
+        g, = torch.autograd.grad(mod(x).pow(2).sum(), x, create_graph=True)
+        return torch.autograd.grad(g.sum(), [x, mod.weight, mod.a, mod.s])
+    a = hvp()
+    with _python_path():
+        b = hvp()
+    _same(list(a), list(b), "second derivatives, channels first")
+    ok(torch.autograd.gradgradcheck(lambda x: mod(x), (x,)),
+       "gradgradcheck, channels first")
+
+
+@needs_ext
+def test_functional_call():
+    """dnc.torch.pointwise, which is not PointwiseNorm's plain call, takes
+    the C++ call too: the same bits as the Python path."""
+    torch.manual_seed(14)
+    x = torch.randn(4, 8, dtype=torch.float64)
+    s = torch.rand(8, dtype=torch.float64, requires_grad=True)
+    w = torch.rand(8, dtype=torch.float64, requires_grad=True)
+    nodes = []
+
+    def run():
+        xx = x.clone().requires_grad_()
+        y = dt.pointwise(xx, PC, weight=w, s=s, a=0.7)
+        nodes.append(y.grad_fn.name())
+        g = torch.autograd.grad(y.sum(), [xx, w, s])
+        return [y.detach()] + list(g)
+    a = run()
+    with _python_path():
+        b = run()
+    _same(a, b, "pointwise")
+    ok(nodes[0] == "torch::autograd::CppNode<dnc_torch::PointwiseNorm>" and
+       nodes[1] != nodes[0], "pointwise makes the C++ node", nodes)
+
+
+@needs_ext
+def test_tensor_subclass_keeps_python_path():
+    """An input of a tensor subclass takes the Python path, whose
+    autograd.Function honours its __torch_function__ (the output is of the
+    subclass, as torch's own operations give it); a C++ call would not."""
+    class Tagged(torch.Tensor):
+        pass
+    mod = dt.PointwiseNorm(8, "dyt")
+    x = torch.randn(3, 8).as_subclass(Tagged).requires_grad_()
+    y = mod(x)
+    ok(type(y) is Tagged, "the subclass is kept", type(y))
+    ok(y.grad_fn.name() != "torch::autograd::CppNode<dnc_torch::PointwiseNorm>",
+       "no C++ node for a subclass", y.grad_fn.name())
+    y.sum().backward()
+    ref = dt.PointwiseNorm(8, "dyt")
+    xr = x.detach().as_subclass(torch.Tensor).clone().requires_grad_()
+    ref(xr).sum().backward()
+    ok(torch.equal(x.grad.as_subclass(torch.Tensor), xr.grad),
+       "the same gradient")
