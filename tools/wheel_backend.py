@@ -3,7 +3,8 @@ pyproject.toml), and `make wheel`'s wheel writer.
 
 It needs nothing but the standard library, so that pip's isolated build
 environment has nothing to fetch: `pip install .` works offline. The wheel
-holds python/dnc and a libdnc.so:
+holds python/dnc and a libdnc.so (and, from pip install ., dnc.torch's C++
+layer calls that `make` built, tools/torch_ext.sh):
   - pip install . : $DNC_BUILD/libdnc.so (default build/) as `make` built
     it, which needs the system's libLLVM 19; tagged linux_<arch>. Without
     it the install fails at once, saying to run make (or make wheel).
@@ -69,6 +70,25 @@ def _library():
     return lib
 
 
+def _torch_ext():
+    """pip install . : dnc.torch's C++ layer calls that `make` built beside
+    the library ($DNC_BUILD/torch/torch-<version>/), as dnc/_torch/...,
+    where dnc.torch looks for them (each is used only under the PyTorch
+    version it was built for). Not in `make wheel`'s portable wheel."""
+    if os.environ.get("DNC_WHEEL_LIB") is not None:
+        return []
+    top = os.path.join(ROOT, os.environ.get("DNC_BUILD", "build"), "torch")
+    out = []
+    for d, dirs, names in os.walk(top):
+        dirs.sort()
+        for n in sorted(names):
+            if n.startswith("_dnc_torch") and n.endswith(".so"):
+                path = os.path.join(d, n)
+                rel = os.path.relpath(path, top).replace(os.sep, "/")
+                out.append(("dnc/_torch/" + rel, open(path, "rb").read()))
+    return out
+
+
 def _metadata(p):
     lines = ["Metadata-Version: 2.1", "Name: %s" % p["name"],
              "Version: %s" % p["version"], "Summary: %s" % p["description"],
@@ -104,6 +124,7 @@ def build_wheel(wheel_directory, config_settings=None,
                 files.append((os.path.relpath(path, pkg).replace(os.sep, "/"),
                               open(path, "rb").read()))
     files.append(("dnc/libdnc.so", open(lib, "rb").read()))
+    files += _torch_ext()
     files.append(("%s/METADATA" % info, _metadata(p).encode()))
     files.append(("%s/WHEEL" % info, (
         "Wheel-Version: 1.0\nGenerator: dnc tools/wheel_backend.py\n"

@@ -153,6 +153,31 @@ def _pip_install_repo(build, target):
         env=_clean_env(DNC_BUILD=build))
 
 
+def _installed_torch_ext(target):
+    """dnc.torch's C++ layer call that make built for this interpreter's
+    PyTorch is installed with the package, and the installed dnc.torch
+    uses that copy."""
+    try:
+        import dnc.torch as dt
+    except ImportError:
+        return
+    built = dt.extension()
+    if built is None:
+        return
+    key = os.path.basename(os.path.dirname(built))
+    inst = os.path.join(target, "dnc", "_torch", key,
+                        os.path.basename(built))
+    ok(os.path.exists(inst), "the C++ layer call is installed", inst)
+    r = subprocess.run(
+        [sys.executable, "-c", "import dnc.torch as dt; "
+         "print(dt.extension())"], capture_output=True, text=True,
+        timeout=300, cwd=target, env=_clean_env(
+            PYTHONPATH=target, **{k: os.environ[k] for k in ("LD_PRELOAD",)
+                                  if k in os.environ}))
+    ok(r.returncode == 0 and r.stdout.strip() == inst,
+       "the installed dnc.torch loads its own copy", r.stdout + r.stderr)
+
+
 def test_pip_install_dot_offline_with_isolation():
     if subprocess.run([sys.executable, "-m", "pip", "--version"],
                       capture_output=True).returncode:
@@ -165,6 +190,7 @@ def test_pip_install_dot_offline_with_isolation():
            os.path.exists(os.path.join(tmp, "dnc", "convert.py")),
            "pip install . --no-index, isolated build: nothing to fetch",
            r.stdout + r.stderr)
+        _installed_torch_ext(tmp)
         r = _pip_install_repo(os.path.join(tmp, "not-built"),
                               os.path.join(tmp, "t2"))
         ok(r.returncode != 0 and "Run `make` first" in r.stdout + r.stderr,
