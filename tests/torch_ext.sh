@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # torch_ext.sh - tools/torch_ext.sh, which builds dnc.torch's C++ layer
 # call per PyTorch install: it refuses bad arguments; an interpreter that
-# is missing, has no PyTorch, or has one older than 2 (Debian's 1.13, whose
+# is missing, has no PyTorch, or has one older than 2.4 (Debian's 1.13, whose
 # package has no C++ headers) gets no extension, with a message and
 # status 0 (dnc.torch then calls its kernels from Python); a failed
 # compile is status 1 and leaves nothing behind. (`make tests` builds the
@@ -27,7 +27,7 @@ t "... and makes nothing" test ! -e "$tmp/out2"
 if /usr/bin/python3 -c 'import torch, sys; sys.exit(torch.__version__ >= "2")' 2>/dev/null; then
   sh "$TE" /usr/bin/python3 "$tmp/out3" >"$tmp/o3" 2>&1
   t "PyTorch 1: status 0" test $? = 0
-  t "... says it is older than 2" grep -q "is older than 2" "$tmp/o3"
+  t "... says it is older than 2.4" grep -q "is older than 2.4" "$tmp/o3"
   t "... and makes nothing" test ! -e "$tmp/out3"
 else
   for i in 1 2 3; do n=$((n + 1)); echo "ok $n # skip Debian's python3 has no PyTorch 1"; done

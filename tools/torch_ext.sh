@@ -3,12 +3,13 @@
 # (python/dnc/_torch_ext.cpp) for the PyTorch that PYTHON imports, into
 # OUTDIR/torch-<torch.__version__>/_dnc_torch<EXT_SUFFIX>, where dnc.torch
 # looks for it beside the libdnc.so it loaded (OUTDIR is that build
-# folder's torch/). Up to date: nothing to do. A PyTorch without the
-# headers of its C++ extensions (Debian's python3-torch 1.13 has none),
-# or older than 2, gets no extension: dnc.torch then makes every call in
-# Python, which gives the same results more slowly; this says so and
-# exits 0. A failed compile is an error (exit 1), and leaves nothing
-# half-written. CXX: the C++ compiler (g++).
+# folder's torch/). Up to date: nothing to do. A PyTorch older than 2.4
+# (dnc.torch's PyTorch 2 path), or without the headers of its C++
+# extensions (Debian's python3-torch 1.13 has neither), gets no
+# extension: dnc.torch then makes every call in Python, which gives the
+# same results more slowly; this says so and exits 0. A failed compile
+# is an error (exit 1), and leaves nothing half-written. CXX: the C++
+# compiler (g++).
 set -eu
 if [ $# -ne 2 ]; then
   echo "usage: tools/torch_ext.sh PYTHON OUTDIR" >&2
@@ -33,8 +34,9 @@ try:
 except Exception as e:
     print("no PyTorch does not import (%s)" % str(e).split("\n")[0]); sys.exit()
 v = torch.__version__
-if int(v.split(".")[0]) < 2:
-    print("no PyTorch %s is older than 2" % v); sys.exit()
+major, minor = (int(p) for p in v.split("+")[0].split(".")[:2])
+if (major, minor) < (2, 4):
+    print("no PyTorch %s is older than 2.4" % v); sys.exit()
 inc = cpp_extension.include_paths()
 if not any(os.path.exists(os.path.join(
         d, "torch/csrc/autograd/custom_function.h")) for d in inc):

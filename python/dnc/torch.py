@@ -1460,6 +1460,9 @@ def _load_ext():
     if os.environ.get("DNC_TORCH_EXT", "1").lower() in ("0", "off", "no",
                                                         "false"):
         return None, "turned off by DNC_TORCH_EXT"
+    if not HAS_CUSTOM_OPS:
+        return None, "PyTorch %s is older than 2.4: no C++ layer call " \
+            "(tools/torch_ext.sh builds it for PyTorch 2)" % torch.__version__
     import importlib.machinery
     import importlib.util
     import sysconfig

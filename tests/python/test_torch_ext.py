@@ -283,6 +283,16 @@ def test_autograd_machinery():
         y.sum().backward()
     ok(torch.equal(x.grad, 2 * g1) and seen == [torch.Size([4, 8])] * 2,
        "anomaly mode, retain_graph, hook on y")
+    # a module's full backward hook sees dx and dy
+    got = []
+    h = mod.register_full_backward_hook(
+        lambda m, gi, go: got.append((gi[0].clone(), go[0].clone())))
+    x.grad = None
+    dy = torch.randn(4, 8)
+    mod(x).backward(dy)
+    h.remove()
+    ok(len(got) == 1 and torch.equal(got[0][0], x.grad) and
+       torch.equal(got[0][1], dy), "register_full_backward_hook")
     # the graph's buffers are freed after a backward
     y = mod(x)
     y.sum().backward()
