@@ -52,6 +52,9 @@ def test_turned_off_by_environment():
 def test_missing_build_is_named():
     """Another PyTorch version's interpreter finds no extension and says
     where it looked."""
+    if not dt.HAS_CUSTOM_OPS:
+        pytest.skip("PyTorch %s: no C++ layer call to look for"
+                    % torch.__version__)
     r = subprocess.run(
         [sys.executable, "-c", "import torch; torch.__version__ = '2.999.0';"
          "import dnc.torch as dt; print(dt.extension(), '|', "
