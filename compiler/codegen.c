@@ -1297,8 +1297,20 @@ static void emit_tiles(dnc_cg *cg, kbody *k, layer_args *la,
   tile_sums ts = {.n = n};
   int64_t ch = SUM_FLOATS / n / 64 * 64;
   unsigned es = LLVMABISizeOfType(LLVMGetModuleDataLayout(cg->mod), cg->ct);
-  LLVMBuildMemSet(cg->b, k->sumtmp, LLVMConstInt(LLVMInt8TypeInContext(cg->ctx), 0, 0),
-                  i64c(cg, n * ch * (int64_t)es), 64);
+  /* each slot's tile cleared as far as a tile of these columns reaches
+   * (body_flush clears what it used): a call on a narrow tensor (the
+   * channel-major layer calls the kernel once per channel, on HW
+   * columns) cleared all 32 KiB of the array each time, most of a
+   * [1 x 96 x 14 x 14] backward */
+  LLVMValueRef zero8 = LLVMConstInt(LLVMInt8TypeInContext(cg->ctx), 0, 0);
+  LLVMValueRef cols = LLVMBuildSelect(
+      cg->b, LLVMBuildICmp(cg->b, LLVMIntSGT, la->cols, i64c(cg, 0), ""),
+      la->cols, i64c(cg, 0), "");
+  LLVMValueRef used = LLVMBuildNSWMul(cg->b, min_i64(cg, i64c(cg, ch), cols),
+                                      i64c(cg, (int64_t)es), "");
+  for (int s = 0; s < n; s++)
+    LLVMBuildMemSet(cg->b, offset(cg, cg->ct, k->sumtmp, i64c(cg, s * ch)),
+                    zero8, used, 64);
   LLVMValueRef dst[DNC_MAX_PARAMS + 2], pc[DNC_MAX_PARAMS];
   LLVMValueRef gamma = k->gamma, beta = k->beta;
   for (int s = 0; s < n; s++)

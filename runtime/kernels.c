@@ -762,6 +762,29 @@ static char *cm_values(cm_call *m, int64_t ch, int64_t w, const void **vals,
   return buf;
 }
 
+/* a[0] + ... + a[n-1] in one fixed order, whatever the thread count:
+ * eight interleaved partial sums, then added pairwise. One serial sum
+ * waited on each addition: for HW = 196 columns and three sums it took
+ * 0.65 us a channel, most of a [1 x 96 x 14 x 14] backward. */
+static double sum_fixed(const double *a, int64_t n)
+{
+  double s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8) {
+    s0 += a[j];
+    s1 += a[j + 1];
+    s2 += a[j + 2];
+    s3 += a[j + 3];
+    s4 += a[j + 4];
+    s5 += a[j + 5];
+    s6 += a[j + 6];
+    s7 += a[j + 7];
+  }
+  for (; j < n; j++)
+    s0 += a[j];
+  return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7));
+}
+
 static void task_cm_fwd(void *arg, int64_t t)
 {
   cm_call *m = arg;
@@ -814,13 +837,9 @@ static void task_cm_bwd(void *arg, int64_t t)
       if (!c->f->params[k].per_channel)
         out[k] += dp[k];
   }
-  /* the per-column sums of this channel, added in column order */
-  for (int k = 0; k < c->np + 2; k++) {
-    double s = 0;
-    for (int64_t j = 0; j < w; j++)
-      s += sums[k][j];
-    out[c->np + k] = s;
-  }
+  /* the per-column sums of this channel, added in a fixed order */
+  for (int k = 0; k < c->np + 2; k++)
+    out[c->np + k] = sum_fixed(sums[k], w);
   free(buf);
 }
 
