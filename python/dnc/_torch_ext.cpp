@@ -440,6 +440,43 @@ at::Tensor call(int64_t h, int64_t chan, bool cm, const at::Tensor &x,
   END_HANDLE_TH_ERRORS_PYBIND
 }
 
+// PointwiseNorm's plain call over the last dimension (_plain_forward,
+// which has ruled out what is Python's to see: tracing, transforms,
+// dispatch modes, a tensor subclass): the layer, or None where a tensor
+// is not what _check takes without a word - x a dense CPU tensor of a
+// kernel dtype whose last dimension is c; weight and bias absent or [c]
+// in x's dtype on the CPU; each parameter in x's dtype on the CPU, one
+// value or (per-channel ones) [c]. None sends the call the whole way in
+// Python, which decides it and raises what it refuses.
+std::optional<at::Tensor> plain(int64_t h, int64_t chan, int64_t c,
+                                const at::Tensor &x,
+                                const std::optional<at::Tensor> &gamma,
+                                const std::optional<at::Tensor> &beta,
+                                const std::vector<at::Tensor> &params)
+{
+  at::ScalarType dt = x.scalar_type();
+  if (!x.is_cpu() || x.is_nested() || x.layout() != at::kStrided ||
+      x.dim() == 0 || x.size(-1) != c ||
+      (dt != at::kFloat && dt != at::kDouble && dt != at::kBFloat16 &&
+       dt != at::kHalf) || params.size() > MAX_PARAMS)
+    return std::nullopt;
+  for (const std::optional<at::Tensor> *t : {&gamma, &beta})
+    if (*t && ((*t)->scalar_type() != dt || !(*t)->is_cpu() ||
+               (*t)->layout() != at::kStrided || (*t)->dim() != 1 ||
+               (*t)->size(0) != c))
+      return std::nullopt;
+  for (size_t i = 0; i < params.size(); i++) {
+    const at::Tensor &t = params[i];
+    if (t.scalar_type() != dt || !t.is_cpu() ||
+        t.layout() != at::kStrided)
+      return std::nullopt;
+    int64_t n = t.numel();
+    if (n != 1 && (n != c || t.dim() != 1 || !(chan >> i & 1)))
+      return std::nullopt;
+  }
+  return call(h, chan, false, x, gamma, beta, params);
+}
+
 void init(int64_t fwd, int64_t bwd, int64_t fwd_cm, int64_t bwd_cm,
           py::object fb, py::object fl)
 {
@@ -461,7 +498,12 @@ PYBIND11_MODULE(_dnc_torch, m)
   m.doc() = "dnc.torch's eager layer call in C++ (tools/torch_ext.sh)";
   m.def("init", &init);
   m.def("call", &call);
+  m.def("plain", &plain);
   m.def("set_reuse", &set_reuse);
   m.attr("torch_version") = DNC_TORCH_VERSION;
   m.attr("abi_version") = DNC_ABI_VERSION;
+  // what dnc/torch.py calls here (_EXT_INTERFACE there): raised with any
+  // change to these functions, so that a build older than the Python
+  // package (a checkout updated without make) is not used
+  m.attr("interface") = 2;
 }

@@ -1488,6 +1488,10 @@ def _load_ext():
         return None, "%s was built for PyTorch %s and libdnc ABI %d, " \
             "not %s and %d" % (path, ext.torch_version, ext.abi_version,
                                torch.__version__, C.ABI_VERSION)
+    if getattr(ext, "interface", 0) != _EXT_INTERFACE:
+        return None, "%s was built from another version of dnc.torch " \
+            "(interface %d, not %d): run make, or tools/torch_ext.sh" % (
+                path, getattr(ext, "interface", 0), _EXT_INTERFACE)
     addr = ctypes.cast
     ext.init(*(addr(getattr(C.lib, "dnc_layer_" + k), ctypes.c_void_p).value
                for k in ("forward", "backward", "forward_cm",
@@ -1496,6 +1500,7 @@ def _load_ext():
     return ext, path
 
 
+_EXT_INTERFACE = 2  # _torch_ext.cpp's "interface": what this file calls
 _ext_functions = {}  # handle -> (source, name, threads) of its Function
 _EXT_TYPES = (torch.Tensor, nn.Parameter)
 
@@ -1583,10 +1588,25 @@ def _plain_forward(c, channels_last, source, name, threads, fparams, x,
     half of a [8 x 512] training step's time in dnc.torch's Python
     (docs/python.md, "Speed"). Anything else goes the whole way, which
     decides it and raises what it refuses."""
-    if _compiling() or type(x) is not torch.Tensor or not x.is_cpu or \
-            x.is_nested:
+    if _compiling() or type(x) is not torch.Tensor:
         # (torch.compile first: its tracer stops at the dispatch mode's
         # lookup below, a graph break)
+        return None
+    if _ext is not None:
+        # what only Python sees here (an ONNX export traces, or exports
+        # through torch.export: tracing, compiling or a dispatch mode);
+        # the tensors' devices, dtypes and shapes the C++ call tests
+        # (_ext.plain: None where they are not the plain call's), and
+        # makes the call
+        if (not channels_last and x.dim() > 2) or \
+                getattr(_force, "on", False) or torch.jit.is_tracing() or \
+                _get_current_dispatch_mode() is not None or \
+                _functorch_active() or _forward_ad._current_level >= 0 or \
+                _compiled_autograd_on():
+            return None
+        h, chan = _ext_args(_function(source, name, threads), source, name)
+        return _ext.plain(h, chan, c, x, weight, bias, params)
+    if not x.is_cpu or x.is_nested:
         return None
     d = x.dim()
     if d == 0 or (d > 2 and not channels_last) or x.shape[-1] != c:
@@ -1919,17 +1939,23 @@ class PointwiseNorm(nn.Module):
 
     def _forward(self, x):
         fparams = self._dnc_params
-        params = [getattr(self, p.name) for p in fparams]
+        ps = self._parameters
+        try:  # (nn.Module's __getattr__ was a tenth of a small call)
+            params = [ps[p.name] for p in fparams]
+            weight, bias = ps["weight"], ps["bias"]
+        except KeyError:  # a parametrization, or a parameter made a buffer
+            params = [getattr(self, p.name) for p in fparams]
+            weight, bias = self.weight, self.bias
         if isinstance(x, torch.fx.Proxy):
             # torch.fx.symbolic_trace (torchvision's feature extractors):
             # one call_function node, not a trace through the checks
-            return _fx_norm(x, self.weight, self.bias, params,
+            return _fx_norm(x, weight, bias, params,
                             self.normalized_shape[0], self.channels_last,
                             self._dnc_source, self._dnc_name,
                             self._dnc_threads or 0)
         args = (self.normalized_shape[0], self.channels_last,
                 self._dnc_source, self._dnc_name, self._dnc_threads or 0,
-                fparams, x, self.weight, self.bias, params)
+                fparams, x, weight, bias, params)
         y = _plain_forward(*args)
         return _norm_forward(*args) if y is None else y
 

@@ -416,3 +416,14 @@ def test_tensor_subclass_keeps_python_path():
     ref(xr).sum().backward()
     ok(torch.equal(x.grad.as_subclass(torch.Tensor), xr.grad),
        "the same gradient")
+
+
+@needs_ext
+def test_stale_build_is_not_used(monkeypatch):
+    """A build whose interface is not the one this dnc.torch calls (a
+    checkout updated without make) is not loaded, and the reason says
+    what to run."""
+    monkeypatch.setattr(dt, "_EXT_INTERFACE", dt._EXT_INTERFACE + 1)
+    ext, why = dt._load_ext()
+    ok(ext is None and "another version of dnc.torch" in why and
+       "run make" in why, "a stale build is refused", why)
