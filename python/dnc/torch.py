@@ -1629,9 +1629,6 @@ def _plain_forward(c, channels_last, source, name, threads, fparams, x,
         return None
     if HAS_CUSTOM_OPS and _functorch_active():
         return None
-    y = _ext_layer(source, name, threads, x, weight, bias, params)
-    if y is not None:
-        return y
     if _inference(x, weight, bias, params):
         return _kernel_forward(_function(source, name, threads), x, weight,
                                bias, params)
