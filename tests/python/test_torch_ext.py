@@ -107,6 +107,15 @@ def _same(a, b, name):
            float((u.double() - v.double()).abs().max()) for u, v in zip(a, b)])
 
 
+def _same_cases(mod, dtype, cases):
+    """Each case (x, dy) gives the same bits through both paths."""
+    for name, (xx, dd) in cases.items():
+        a = _run(mod, xx, dd)
+        with _python_path():
+            b = _run(mod, xx, dd)
+        _same(a, b, "%s %s: %s" % (mod._dnc_name, dtype, name))
+
+
 PC = "fn pc(x; a = 0.6, s[] = 0.1) = erf(a * x + s)"
 NOPARAM = "fn isr(x) = x / sqrt(1 + x * x)"
 
@@ -139,11 +148,7 @@ def test_same_bits_as_python(dtype, fn):
              "one row": (x[0, :1], dy[0, :1]),
              "1-d": (x[0, 0], dy[0, 0]),
              "no rows": (x[:0], dy[:0])}
-    for name, (xx, dd) in cases.items():
-        a = _run(mod, xx, dd)
-        with _python_path():
-            b = _run(mod, xx, dd)
-        _same(a, b, "%s %s: %s" % (mod._dnc_name, dtype, name))
+    _same_cases(mod, dtype, cases)
     with torch.no_grad():
         a = mod(x)
     with _python_path(), torch.no_grad():
@@ -345,11 +350,7 @@ def test_channels_first_same_bits(dtype, fn):
              "channels_last memory format": (
                  x.to(memory_format=torch.channels_last), dy),
              "no rows": (x[:0], dy[:0])}
-    for name, (xx, dd) in cases.items():
-        a = _run(mod, xx, dd)
-        with _python_path():
-            b = _run(mod, xx, dd)
-        _same(a, b, "%s %s: %s" % (mod._dnc_name, dtype, name))
+    _same_cases(mod, dtype, cases)
     xx = x.detach().clone().requires_grad_()
     node = mod(xx).grad_fn.name()
     ok(node == "torch::autograd::CppNode<dnc_torch::PointwiseNorm>",
