@@ -3,7 +3,9 @@ backward traced by torch.compile, as torchtitan and FSDP2 users turn it
 on) over an eager PointwiseNorm: the backward records dnc's custom
 operator instead of breaking the graph at each ctypes call of the fused
 kernel (about a dozen breaks per norm before), and the gradients are
-the eager ones. Skipped under PyTorch 1.13.
+the eager ones; a graph made before compiled autograd was on, which
+holds dnc.torch's C++ node, gets the eager gradients too. Skipped under
+PyTorch 1.13.
 
 Each case runs in an interpreter of its own: compiled autograd starts
 autograd's worker threads, after which PyTorch refuses a backward in a
@@ -35,6 +37,46 @@ def test_compiled_autograd_no_graph_breaks(channels_last):
     ok(r.returncode == 0 and "CHECKED" in r.stdout,
        "compiled autograd over PointwiseNorm, in a child interpreter",
        lambda: r.stdout[-3000:] + r.stderr[-3000:])
+
+
+def test_compiled_autograd_over_a_cpp_node():
+    """A graph made in eager mode before compiled autograd was turned on
+    holds dnc.torch's C++ node (where its C++ layer call is built), which
+    compiled autograd can only call as it is: the backward then runs
+    eagerly there, with the eager gradients."""
+    r = subprocess.run([sys.executable, __file__, "made-before"],
+                       capture_output=True, text=True, timeout=600)
+    if r.returncode == 0 and r.stdout.startswith("SKIPPED: "):
+        pytest.skip(r.stdout.strip()[len("SKIPPED: "):])
+    ok(r.returncode == 0 and "CHECKED" in r.stdout,
+       "compiled autograd over a C++ node, in a child interpreter",
+       lambda: r.stdout[-3000:] + r.stderr[-3000:])
+
+
+def _check_made_before():
+    ca = getattr(getattr(torch._dynamo, "compiled_autograd", None),
+                 "_enable", None)
+    if ca is None or dt.extension() is None:
+        print("SKIPPED: no compiled autograd or no C++ layer call here")
+        return
+    norm = dt.PointwiseNorm(6, "fn g(x; a = 0.7, s[] = 0.1) = "
+                            "tanh(a * x + s)")
+    ref = copy.deepcopy(norm)
+    x = torch.randn(2, 3, 6, requires_grad=True)
+    xr = x.detach().clone().requires_grad_()
+    y = norm(x).pow(2).sum()
+    ok(y.grad_fn.next_functions[0][0].next_functions[0][0].name() ==
+       "torch::autograd::CppNode<dnc_torch::PointwiseNorm>",
+       "the graph holds the C++ node")
+    with ca(torch.compile(backend="eager")):
+        y.backward()
+    ref(xr).pow(2).sum().backward()
+    ok(torch.allclose(x.grad, xr.grad, rtol=1e-6, atol=1e-6),
+       "compiled autograd over the C++ node: dx")
+    for (n, p), q in zip(norm.named_parameters(), ref.parameters()):
+        ok(torch.allclose(p.grad, q.grad, rtol=1e-5, atol=1e-6),
+           "compiled autograd over the C++ node: d%s" % n, (p.grad, q.grad))
+    print("CHECKED")
 
 
 def _check(channels_last):
@@ -72,4 +114,7 @@ def _check(channels_last):
 
 
 if __name__ == "__main__":
-    _check(bool(int(sys.argv[1])))
+    if sys.argv[1] == "made-before":
+        _check_made_before()
+    else:
+        _check(bool(int(sys.argv[1])))
