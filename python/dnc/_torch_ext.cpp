@@ -22,6 +22,7 @@
 
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <mutex>
 #include <vector>
@@ -194,6 +195,39 @@ at::Tensor values(const at::Tensor &t, at::ScalarType ct)
   return t.detach().to(ct).contiguous();
 }
 
+// A scalar parameter's one value, read from its CPU memory for the
+// kernel dtypes (Tensor::item goes through the dispatcher: a microsecond
+// of a small call)
+double value_of(const at::Tensor &t)
+{
+  if (t.is_cpu() && t.layout() == at::kStrided) {
+    const void *p = t.const_data_ptr();
+    switch (t.scalar_type()) {
+    case at::kFloat: return *(const float *)p;
+    case at::kDouble: return *(const double *)p;
+    case at::kBFloat16: return (float)*(const c10::BFloat16 *)p;
+    case at::kHalf: return (float)*(const c10::Half *)p;
+    default: break;
+    }
+  }
+  return t.item<double>();
+}
+
+// A tensor of `sizes` in dtype holding v everywhere: at::full's result
+// (the same conversion of v), written directly for f32 and f64, a scalar
+// parameter's gradient
+at::Tensor filled(at::IntArrayRef sizes, double v, at::ScalarType dt)
+{
+  if (dt != at::kFloat && dt != at::kDouble)
+    return at::full(sizes, v, at::TensorOptions().dtype(dt));
+  at::Tensor t = at::empty(sizes, at::TensorOptions().dtype(dt));
+  if (dt == at::kFloat)
+    std::fill_n((float *)t.data_ptr(), t.numel(), (float)v);
+  else
+    std::fill_n((double *)t.data_ptr(), t.numel(), v);
+  return t;
+}
+
 // A dnc_layer and what it points to (torch.py's _layer)
 struct layer {
   double pv[MAX_PARAMS] = {0};
@@ -214,7 +248,7 @@ struct layer {
         ptrs[i] = a.data_ptr();
         keep.push_back(a);
       } else {
-        pv[i] = t.item<double>();
+        pv[i] = value_of(t);
       }
     }
     const void *g = nullptr, *b = nullptr;
@@ -400,8 +434,7 @@ struct PointwiseNorm : public torch::autograd::Function<PointwiseNorm> {
         at::Tensor d = t.numel() == cols ? dchan[i] : dchan[i].sum();
         out[6 + i] = d.to(t.scalar_type()).reshape(t.sizes());
       } else {
-        out[6 + i] = at::full(t.sizes(), dp[i],
-                              at::TensorOptions().dtype(t.scalar_type()));
+        out[6 + i] = filled(t.sizes(), dp[i], t.scalar_type());
       }
     }
     return out;
