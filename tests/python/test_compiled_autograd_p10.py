@@ -30,12 +30,18 @@ if not dt.HAS_CUSTOM_OPS:
 @pytest.mark.parametrize("channels_last", [True, False],
                          ids=["last", "channels_first"])
 def test_compiled_autograd_no_graph_breaks(channels_last):
-    r = subprocess.run([sys.executable, __file__, str(int(channels_last))],
+    _in_child(str(int(channels_last)), "compiled autograd over "
+              "PointwiseNorm, in a child interpreter")
+
+
+def _in_child(arg, name):
+    """This file's checks for arg in an interpreter of its own: they pass
+    (CHECKED), or skip with the reason they print."""
+    r = subprocess.run([sys.executable, __file__, arg],
                        capture_output=True, text=True, timeout=600)
     if r.returncode == 0 and r.stdout.startswith("SKIPPED: "):
         pytest.skip(r.stdout.strip()[len("SKIPPED: "):])
-    ok(r.returncode == 0 and "CHECKED" in r.stdout,
-       "compiled autograd over PointwiseNorm, in a child interpreter",
+    ok(r.returncode == 0 and "CHECKED" in r.stdout, name,
        lambda: r.stdout[-3000:] + r.stderr[-3000:])
 
 
@@ -44,13 +50,8 @@ def test_compiled_autograd_over_a_cpp_node():
     holds dnc.torch's C++ node (where its C++ layer call is built), which
     compiled autograd can only call as it is: the backward then runs
     eagerly there, with the eager gradients."""
-    r = subprocess.run([sys.executable, __file__, "made-before"],
-                       capture_output=True, text=True, timeout=600)
-    if r.returncode == 0 and r.stdout.startswith("SKIPPED: "):
-        pytest.skip(r.stdout.strip()[len("SKIPPED: "):])
-    ok(r.returncode == 0 and "CHECKED" in r.stdout,
-       "compiled autograd over a C++ node, in a child interpreter",
-       lambda: r.stdout[-3000:] + r.stderr[-3000:])
+    _in_child("made-before", "compiled autograd over a C++ node, in a "
+              "child interpreter")
 
 
 def _check_made_before():
