@@ -80,6 +80,33 @@ def _python_path():
     return Off()
 
 
+class _through_cpp:
+    """dnc.torch's C++ layer call, counted: what runs inside must reach it
+    (a comparison with the Python path proves nothing where neither side
+    took the C++ call)."""
+
+    def __enter__(self):
+        ext, calls = dt._ext, []
+        self.ext, self.calls = ext, calls
+
+        class Spy:
+            def __getattr__(self, name):
+                f = getattr(ext, name)
+                if name not in ("plain", "call"):
+                    return f
+
+                def counted(*args):
+                    calls.append(name)
+                    return f(*args)
+                return counted
+        dt._ext = Spy()
+
+    def __exit__(self, exc, *rest):
+        dt._ext = self.ext
+        if exc is None:
+            ok(self.calls, "the C++ layer call made the result")
+
+
 def _run(mod, x, dy, wrt=None, grad=True):
     """y and the gradients of x and of every parameter (None where it has
     none), by y.backward(dy) or, with wrt, autograd.grad for those."""
@@ -110,7 +137,8 @@ def _same(a, b, name):
 def _same_cases(mod, dtype, cases):
     """Each case (x, dy) gives the same bits through both paths."""
     for name, (xx, dd) in cases.items():
-        a = _run(mod, xx, dd)
+        with _through_cpp():
+            a = _run(mod, xx, dd)
         with _python_path():
             b = _run(mod, xx, dd)
         _same(a, b, "%s %s: %s" % (mod._dnc_name, dtype, name))
@@ -150,22 +178,22 @@ def test_same_bits_as_python(dtype, fn):
              "no rows": (x[:0], dy[:0])}
     _same_cases(mod, dtype, cases)
     with torch.no_grad():
-        a = mod(x)
+        with _through_cpp():
+            a = mod(x)
     with _python_path(), torch.no_grad():
         b = mod(x)
     _same([a], [b], "under no_grad")
     with torch.inference_mode():
-        a = mod(x)
+        with _through_cpp():
+            a = mod(x)
         with _python_path():
             b = mod(x)
     _same([a], [b], "under inference_mode")
-    _same(_run(mod, x, dy, grad=False), _python_path_run(mod, x, dy),
-          "x without requires_grad: the parameters' gradients")
-
-
-def _python_path_run(mod, x, dy, **kw):
+    with _through_cpp():
+        a = _run(mod, x, dy, grad=False)
     with _python_path():
-        return _run(mod, x, dy, grad=False, **kw)
+        b = _run(mod, x, dy, grad=False)
+    _same(a, b, "x without requires_grad: the parameters' gradients")
 
 
 @needs_ext
@@ -179,12 +207,14 @@ def test_some_gradients_wanted():
         mod = dt.PointwiseNorm(16, PC, **kw)
         names = [n for n, _ in mod.named_parameters()]
         for wrt in (["x"], names[:1], ["x", names[-1]], names):
-            a = _run(mod, x, dy, wrt=wrt)
+            with _through_cpp():
+                a = _run(mod, x, dy, wrt=wrt)
             with _python_path():
                 b = _run(mod, x, dy, wrt=wrt)
             _same(a, b, "%s, grad for %s" % (kw, wrt))
         mod.a.requires_grad_(False)
-        a = _run(mod, x, dy)
+        with _through_cpp():
+            a = _run(mod, x, dy)
         with _python_path():
             b = _run(mod, x, dy)
         _same(a, b, "%s, a frozen" % kw)
@@ -197,7 +227,8 @@ def test_threads():
     mod = dt.PointwiseNorm(64, "derf", threads=2)
     x = torch.randn(300, 64)
     dy = torch.randn(300, 64)
-    a = _run(mod, x, dy)
+    with _through_cpp():
+        a = _run(mod, x, dy)
     with _python_path():
         b = _run(mod, x, dy)
     _same(a, b, "two kernel threads")
@@ -229,7 +260,8 @@ def test_second_order():
         y = mod(x)
         g, = torch.autograd.grad(y.pow(2).sum(), x, create_graph=True)
         return torch.autograd.grad(g.sum(), [x, mod.weight, mod.a])
-    a = hvp()
+    with _through_cpp():
+        a = hvp()
     with _python_path():
         b = hvp()
     _same(list(a), list(b), "second derivatives")
@@ -243,7 +275,8 @@ def test_batched_gradients():
     torch.manual_seed(8)
     mod = dt.PointwiseNorm(4, "derf", dtype=torch.float64)
     x = torch.randn(2, 4, dtype=torch.float64)
-    a = torch.autograd.functional.jacobian(mod, x, vectorize=True)
+    with _through_cpp():
+        a = torch.autograd.functional.jacobian(mod, x, vectorize=True)
     with _python_path():
         b = torch.autograd.functional.jacobian(mod, x, vectorize=True)
     _same([a], [b], "vectorized Jacobian")
@@ -366,7 +399,8 @@ def test_channels_first_second_order():
     def hvp():
         g, = torch.autograd.grad(mod(x).pow(2).sum(), x, create_graph=True)
         return torch.autograd.grad(g.sum(), [x, mod.weight, mod.a, mod.s])
-    a = hvp()
+    with _through_cpp():
+        a = hvp()
     with _python_path():
         b = hvp()
     _same(list(a), list(b), "second derivatives, channels first")
@@ -390,7 +424,8 @@ def test_functional_call():
         nodes.append(y.grad_fn.name())
         g = torch.autograd.grad(y.sum(), [xx, w, s])
         return [y.detach()] + list(g)
-    a = run()
+    with _through_cpp():
+        a = run()
     with _python_path():
         b = run()
     _same(a, b, "pointwise")
