@@ -128,17 +128,16 @@ class PythonPath(torch.nn.Module):
     """A PointwiseNorm called through dnc.torch's Python path (_LayerFn
     and ctypes), not its C++ layer call: python_over_ext."""
 
-    def __init__(self, mod):
+    def __init__(self, dt, mod):
         super().__init__()
-        self.mod = mod
+        self.dt, self.mod = dt, mod
 
     def forward(self, x):
-        import dnc.torch as dt
-        ext, dt._ext = dt._ext, None
+        ext, self.dt._ext = self.dt._ext, None
         try:
             return self.mod(x)
         finally:
-            dt._ext = ext
+            self.dt._ext = ext
 
 
 def vs_layernorm(dt, threads, reps, res, all_threads):
@@ -171,7 +170,7 @@ def vs_layernorm(dt, threads, reps, res, all_threads):
             mod = dt.PointwiseNorm(cols, name, threads=threads)
             variants = {"layernorm": torch.nn.LayerNorm(cols), "module": mod}
             if dt.extension() is not None:
-                variants["python"] = PythonPath(mod)
+                variants["python"] = PythonPath(dt, mod)
             times = {v: [] for v in variants}
             for r in range(rounds + 1):
                 order = list(variants) if r % 2 else list(variants)[::-1]

@@ -151,40 +151,26 @@ types types_of(at::ScalarType s)
   }
 }
 
-// t as dnc's [rows x C] view over its last dimension; hold gets the
-// tensor that has the data (t, or a contiguous copy where t's layout has
-// no row stride) - torch.py's _view and _rows
-dnc_tensor view(const at::Tensor &t, dnc_dtype dt, at::Tensor &hold)
+// The kernels' [rows x cols] view of t: its last dimension the columns,
+// or (cm, channels first: dimension 1 of N x C x ...) [N*C x HW]; unit
+// column stride and one row stride. hold gets the tensor that has the
+// data: t, or a contiguous copy where t's layout has no such view
+// (torch.py's _view and _rows, dnc/_channels.py's _rows).
+dnc_tensor view(const at::Tensor &t, bool cm, dnc_dtype dt, at::Tensor &hold)
 {
-  int64_t cols = t.size(-1);
-  if (t.is_contiguous()) {
+  int64_t rows = 1, cols = 1, split = cm ? 2 : t.dim() - 1;
+  for (int64_t i = 0; i < t.dim(); i++)
+    (i < split ? rows : cols) *= t.size(i);
+  if (t.is_contiguous()) {  // (no view made: a dispatcher call each)
     hold = t;
-    int64_t rows = 1;
-    for (int64_t i = 0; i + 1 < t.dim(); i++)
-      rows *= t.size(i);
     return dnc_tensor{t.data_ptr(), dt, rows, cols, cols};
   }
-  at::Tensor v = t.reshape({-1, cols});
-  int64_t rows = v.size(0);
+  at::Tensor v = t.reshape({rows, cols});
   if ((cols > 1 && v.stride(1) != 1) || (rows > 1 && v.stride(0) < cols))
     v = v.contiguous();
   hold = v;
   return dnc_tensor{v.data_ptr(), dt, rows, cols,
                     rows > 1 ? v.stride(0) : cols};
-}
-
-// Channels first (dimension 1 of N x C x ...): t as [N*C x HW], the
-// channel-major kernels' view (dnc/_channels.py's _rows)
-dnc_tensor view_cm(const at::Tensor &t, dnc_dtype dt, at::Tensor &hold)
-{
-  int64_t rows = t.size(0) * t.size(1), hw = 1;
-  for (int64_t i = 2; i < t.dim(); i++)
-    hw *= t.size(i);
-  at::Tensor v = t.reshape({rows, hw});
-  if ((hw > 1 && v.stride(1) != 1) || (rows > 1 && v.stride(0) < hw))
-    v = v.contiguous();
-  hold = v;
-  return dnc_tensor{v.data_ptr(), dt, rows, hw, rows > 1 ? v.stride(0) : hw};
 }
 
 // t's values in the compute type, contiguous (torch.py's _values)
@@ -300,8 +286,7 @@ at::Tensor kernel_forward(int64_t h, int64_t chan, bool cm,
   if (y.numel() == 0)
     return y;
   at::Tensor xh, yh;
-  dnc_tensor tx = cm ? view_cm(x, ty.dt, xh) : view(x, ty.dt, xh);
-  dnc_tensor tyv = cm ? view_cm(y, ty.dt, yh) : view(y, ty.dt, yh);
+  dnc_tensor tx = view(x, cm, ty.dt, xh), tyv = view(y, cm, ty.dt, yh);
   int64_t chans = cm ? x.size(1) : tx.cols;
   layer l(chan, chans, ty.ct, params, gamma, beta);
   dnc_status st;
@@ -388,8 +373,7 @@ struct PointwiseNorm : public torch::autograd::Function<PointwiseNorm> {
     if (dy.scalar_type() != x.scalar_type())
       dy = dy.to(x.scalar_type());
     at::Tensor xh, dyh, dxh;
-    dnc_tensor tx = cm ? view_cm(x, ty.dt, xh) : view(x, ty.dt, xh);
-    dnc_tensor tdy = cm ? view_cm(dy, ty.dt, dyh) : view(dy, ty.dt, dyh);
+    dnc_tensor tx = view(x, cm, ty.dt, xh), tdy = view(dy, cm, ty.dt, dyh);
     int64_t cols = cm ? x.size(1) : tx.cols;  // the channels
     at::Tensor dx = empty(x.sizes(), x.scalar_type());
     double dp[MAX_PARAMS] = {0};
@@ -408,7 +392,7 @@ struct PointwiseNorm : public torch::autograd::Function<PointwiseNorm> {
       db = at::zeros({cols}, copt);
     if (dx.numel()) {
       layer l(chan, cols, ty.ct, params, gamma, beta);
-      dnc_tensor tdx = cm ? view_cm(dx, ty.dt, dxh) : view(dx, ty.dt, dxh);
+      dnc_tensor tdx = view(dx, cm, ty.dt, dxh);
       dnc_layer_grad gr{dp, dptrs, dg.defined() ? dg.data_ptr() : nullptr,
                         db.defined() ? db.data_ptr() : nullptr};
       const dnc_function *f = (const dnc_function *)h;

@@ -1522,16 +1522,20 @@ def _ext_args(fn, source, name):
 def _ext_layer(source, name, threads, x, gamma, beta, params, cm=False):
     """The layer by the C++ call, or None where it may not take it: not
     built, x of a tensor subclass (whose __torch_function__ an
-    autograd.Function's apply honours and a C++ call would not), a
-    forward-mode dual level open (whose tangents only an autograd.Function
-    carries), or compiled autograd on. The caller has decided the rest
+    autograd.Function's apply honours and a C++ call would not), or
+    _ext_held_off. The caller has decided the rest
     (plain eager mode, _check's shapes); cm: over dimension 1 (channels
     first)."""
-    if _ext is None or type(x) not in _EXT_TYPES or \
-            _forward_ad._current_level >= 0 or _compiled_autograd_on():
+    if _ext is None or type(x) not in _EXT_TYPES or _ext_held_off():
         return None
     h, chan = _ext_args(_function(source, name, threads), source, name)
     return _ext.call(h, chan, cm, x, gamma, beta, params)
+
+
+def _ext_held_off():
+    """A forward-mode dual level is open (whose tangents only an
+    autograd.Function carries), or compiled autograd is on."""
+    return _forward_ad._current_level >= 0 or _compiled_autograd_on()
 
 
 def _ext_backward(h, cm, x, dy, gamma, beta, params, need):
@@ -1601,8 +1605,7 @@ def _plain_forward(c, channels_last, source, name, threads, fparams, x,
         if (not channels_last and x.dim() > 2) or \
                 getattr(_force, "on", False) or torch.jit.is_tracing() or \
                 _get_current_dispatch_mode() is not None or \
-                _functorch_active() or _forward_ad._current_level >= 0 or \
-                _compiled_autograd_on():
+                _functorch_active() or _ext_held_off():
             return None
         h, chan = _ext_args(_function(source, name, threads), source, name)
         return _ext.plain(h, chan, c, x, weight, bias, params)
