@@ -14,8 +14,9 @@
  * dnc_layer_forward and then dnc_layer_backward (every gradient) of each
  * in turn, with the thread's CPU clock, over enough calls for about 3 M
  * elements; the best of the rounds is printed in ns per element, with
- * NEW's over OLD's. A build of another commit: `git worktree add /tmp/old
- * COMMIT && make -C /tmp/old build/libdnc.so`.
+ * NEW's over OLD's, and then whether one more call of each gave the
+ * same bits (y, dx and every gradient). A build of another commit:
+ * `git worktree add /tmp/old COMMIT && make -C /tmp/old build/libdnc.so`.
  */
 #include <dlfcn.h>
 #include <stdio.h>
@@ -199,12 +200,55 @@ int main(int argc, char **argv)
       if (bw < best[v][1])
         best[v][1] = bw;
     }
+  /* the results themselves, one more call of each on the same inputs:
+   * a change meant to keep them (a code model, a loop's bookkeeping)
+   * shows here that it did */
+  long nout = 0, ndiff = 0;
+  {
+    size_t e = bf16 ? 2 : 4, yb = e * (size_t)n;
+    unsigned char *r[2][2];
+    double gsum[2][2][8] = {{{0}}}, *pcs[2][8], *gcol[2][2];
+    for (int v = 0; v < 2; v++) {
+      r[v][0] = malloc(yb), r[v][1] = malloc(yb);
+      gcol[v][0] = calloc((size_t)cols, sizeof(double));
+      gcol[v][1] = calloc((size_t)cols, sizeof(double));
+      for (int i = 0; i < 8; i++)
+        pcs[v][i] = dpc[i] ? calloc((size_t)cols, sizeof(double)) : NULL;
+      if (!r[v][0] || !r[v][1] || !gcol[v][0] || !gcol[v][1]) {
+        fprintf(stderr, "ab: out of memory\n");
+        return 1;
+      }
+      s[v].k.layer_forward(x, cols, r[v][0], cols, rows, cols, p, pc, g, b);
+      s[v].k.layer_backward(x, cols, dy, cols, r[v][1], cols, rows, cols, p,
+                            pc, g, b, gsum[v][0], pcs[v], gcol[v][0], gcol[v][1]);
+    }
+    for (int o = 0; o < 2; o++)
+      for (long i = 0; i < n; i++, nout++)
+        ndiff += memcmp(r[0][o] + e * (size_t)i, r[1][o] + e * (size_t)i, e) != 0;
+    for (int i = 0; i < s[0].np; i++, nout++)
+      ndiff += memcmp(&gsum[0][0][i], &gsum[1][0][i], sizeof(double)) != 0;
+    for (int o = 0; o < 2; o++)
+      for (long c = 0; c < cols; c++, nout++)
+        ndiff += memcmp(&gcol[0][o][c], &gcol[1][o][c], sizeof(double)) != 0;
+    for (int i = 0; i < 8; i++)
+      for (long c = 0; dpc[i] && c < cols; c++, nout++)
+        ndiff += memcmp(&pcs[0][i][c], &pcs[1][i][c], sizeof(double)) != 0;
+    for (int v = 0; v < 2; v++) {
+      free(r[v][0]), free(r[v][1]), free(gcol[v][0]), free(gcol[v][1]);
+      for (int i = 0; i < 8; i++)
+        free(pcs[v][i]);
+    }
+  }
   printf("%s, [%ld x %ld], 1 thread, best of %ld alternate rounds, ns per element\n",
          bf16 ? "bf16" : "f32", rows, cols, rounds);
   printf("  OLD forward %.3f backward %.3f\n", best[0][0], best[0][1]);
   printf("  NEW forward %.3f backward %.3f\n", best[1][0], best[1][1]);
   printf("  NEW/OLD forward %.3f backward %.3f\n", best[1][0] / best[0][0],
          best[1][1] / best[0][1]);
+  if (ndiff)
+    printf("  results: %ld of %ld differ in their bits\n", ndiff, nout);
+  else
+    printf("  results: the same bits (%ld: y, dx, and every gradient)\n", nout);
   for (int i = 0; i < 8; i++) {
     free((void *)pc[i]);
     free(dpc[i]);

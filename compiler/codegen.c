@@ -551,8 +551,6 @@ struct kbody {
   LLVMTypeRef sum_t;               /* dpc, dgamma, dbeta's element type */
   LLVMValueRef sumtmp;             /* the backward's f32 tiles (emit_tiles) */
   struct tile_sums *tiles;         /* what body_flush adds where */
-  LLVMValueRef pfw, pfld[3];       /* bwd in tiles: the tile's width, and
-                                    * x, dy, dx's row strides (prefetch) */
   LLVMValueRef *acc;               /* by param: alloca'd <lanes x double> */
   LLVMValueRef *acc32;             /* by param: <lanes x ct>, SUM_VECS terms
                                     * before they go to acc (not f64) */
@@ -765,15 +763,35 @@ static int has_scalar_sums(const kbody *k)
   return 0;
 }
 
-/* acc += v, dead lanes left out */
+/* The double sums of a kernel whose compute type is narrower (acc, which
+ * flush_scalars adds to every SUM_VECS-th vector) stay in the stack frame:
+ * their loads and stores are volatile, so that mem2reg (dnc_pipeline)
+ * leaves them there. Promoted, they held two to four vector registers
+ * across the whole loop for an addition every eighth vector, and Derf's
+ * backward, which needs nearly every register for its constants, read a
+ * dozen of those from memory each vector instead (12 % slower; the
+ * counters and acc32 in registers, the rest of what mem2reg promotes, are
+ * what pays). */
+static LLVMValueRef sum_mem(dnc_cg *cg, LLVMValueRef access)
+{
+  if (!cg->f64)
+    LLVMSetVolatile(access, 1);
+  return access;
+}
+
+/* acc += v, dead lanes left out; acc in memory (sum_mem) where mem */
 static void accumulate(dnc_cg *cg, LLVMValueRef acc, LLVMValueRef v,
-                       LLVMValueRef mask)
+                       LLVMValueRef mask, int mem)
 {
   LLVMTypeRef t = LLVMTypeOf(v);
   if (mask)
     v = LLVMBuildSelect(cg->b, mask, v, LLVMConstNull(t), "");
   LLVMValueRef old = LLVMBuildLoad2(cg->b, t, acc, "");
-  LLVMBuildStore(cg->b, LLVMBuildFAdd(cg->b, old, v, ""), acc);
+  LLVMValueRef st = LLVMBuildStore(cg->b, LLVMBuildFAdd(cg->b, old, v, ""), acc);
+  if (mem) {
+    sum_mem(cg, old);
+    sum_mem(cg, st);
+  }
 }
 
 /* acc[i] += (double) acc32[i]; acc32[i] = 0 */
@@ -783,7 +801,7 @@ static void flush_scalars(dnc_cg *cg, kbody *k)
     if (!scalar_sum(k, i))
       continue;
     LLVMValueRef a = LLVMBuildLoad2(cg->b, cg->vt, k->acc32[i], "");
-    accumulate(cg, k->acc[i], LLVMBuildFPExt(cg->b, a, cg->accv, ""), NULL);
+    accumulate(cg, k->acc[i], LLVMBuildFPExt(cg->b, a, cg->accv, ""), NULL, 1);
     LLVMBuildStore(cg->b, LLVMConstNull(cg->vt), k->acc32[i]);
   }
 }
@@ -825,20 +843,22 @@ static void accumulate_mem(dnc_cg *cg, kbody *k, LLVMValueRef sums,
  * memory: with the inputs fetched 4 KiB ahead and the outputs 2 KiB,
  * DyT's and Derf's layer forward on [8192 x 4096] f32 ran 25 to 30%
  * faster and their backward 13 to 15% (docs/performance.md); in cache
- * they cost one instruction per stream. A prefetch past the end of an
- * array does not fault. */
+ * they cost one instruction per stream. Past the end of a row the
+ * address runs on into what follows it in memory: the next row where
+ * rows are contiguous. The backward walks rows wider than its sums' tile
+ * (4096 f32 columns) a tile at a time, where this fetches the next tile's
+ * columns at the end of each row's part: the backward once chose the
+ * next row's part there, four scalar operations per stream and vector
+ * that cost its loop more than the rare tensor gained (docs/
+ * performance.md, round sixteen). A prefetch past the end of an array
+ * does not fault. */
 static void prefetch(dnc_cg *cg, LLVMValueRef base, LLVMValueRef col,
-                     LLVMValueRef mask, int bytes, LLVMValueRef w,
-                     LLVMValueRef ld, int rw)
+                     LLVMValueRef mask, int bytes, int rw)
 {
   if (mask || (rw && cg->stream)) /* a streamed output is never read */
     return;
   unsigned es = LLVMABISizeOfType(LLVMGetModuleDataLayout(cg->mod), cg->st);
   LLVMValueRef idx = LLVMBuildAdd(cg->b, col, i64c(cg, bytes / (int)es), "");
-  if (w) /* past the row's tile: the next row's */
-    idx = LLVMBuildSelect(cg->b, LLVMBuildICmp(cg->b, LLVMIntSGE, idx, w, ""),
-                          LLVMBuildAdd(cg->b, idx, LLVMBuildSub(cg->b, ld, w, ""), ""),
-                          idx, "");
   LLVMValueRef args[4] = {LLVMBuildGEP2(cg->b, cg->st, base, &idx, 1, ""),
                           LLVMConstInt(cg->i32, (unsigned)rw, 0),
                           LLVMConstInt(cg->i32, 3, 0),  /* keep in all caches */
@@ -903,8 +923,8 @@ static void speculate(dnc_cg *cg, kbody *k, const spec_set *s,
 
 static void body_fwd(dnc_cg *cg, kbody *k, LLVMValueRef col, LLVMValueRef mask)
 {
-  prefetch(cg, k->x, col, mask, PREFETCH_IN, NULL, NULL, 0);
-  prefetch(cg, k->y, col, mask, PREFETCH_OUT, NULL, NULL, 1);
+  prefetch(cg, k->x, col, mask, PREFETCH_IN, 0);
+  prefetch(cg, k->y, col, mask, PREFETCH_OUT, 1);
   cg->x = load_data(cg, k->x, col, mask);
   load_params(cg, k, col, mask);
   speculate(cg, k, k->spec[0], col, mask, NULL, rest_fwd);
@@ -925,9 +945,9 @@ static void rest_fwd(dnc_cg *cg, kbody *k, LLVMValueRef col, LLVMValueRef mask,
 
 static void body_bwd(dnc_cg *cg, kbody *k, LLVMValueRef col, LLVMValueRef mask)
 {
-  prefetch(cg, k->x, col, mask, PREFETCH_IN, k->pfw, k->pfld[0], 0);
-  prefetch(cg, k->dy, col, mask, PREFETCH_IN, k->pfw, k->pfld[1], 0);
-  prefetch(cg, k->dx, col, mask, PREFETCH_OUT, k->pfw, k->pfld[2], 1);
+  prefetch(cg, k->x, col, mask, PREFETCH_IN, 0);
+  prefetch(cg, k->dy, col, mask, PREFETCH_IN, 0);
+  prefetch(cg, k->dx, col, mask, PREFETCH_OUT, 1);
   cg->x = load_data(cg, k->x, col, mask);
   LLVMValueRef dy = load_data(cg, k->dy, col, mask);
   load_params(cg, k, col, mask);
@@ -962,9 +982,9 @@ static void rest_bwd(dnc_cg *cg, kbody *k, LLVMValueRef col, LLVMValueRef mask,
     if (k->dpc && k->dpc[i])
       accumulate_mem(cg, k, k->dpc[i], col, t, mask);
     else if (cg->f64)
-      accumulate(cg, k->acc[i], t, mask);
+      accumulate(cg, k->acc[i], t, mask, 1);
     else
-      accumulate(cg, k->acc32[i], t, mask);
+      accumulate(cg, k->acc32[i], t, mask, 0);
   }
   if (!cg->f64 && has_scalar_sums(k))
     count_scalars(cg, k);
@@ -1013,7 +1033,7 @@ static void new_accumulators(dnc_cg *cg, kbody *k, LLVMValueRef *acc,
 {
   for (int i = 0; i < k->f->nparams; i++) {
     acc[i] = alloca_entry(cg, cg->accv, "acc");
-    LLVMBuildStore(cg->b, LLVMConstNull(cg->accv), acc[i]);
+    sum_mem(cg, LLVMBuildStore(cg->b, LLVMConstNull(cg->accv), acc[i]));
     acc32[i] = alloca_entry(cg, cg->vt, "acc32");
     LLVMBuildStore(cg->b, LLVMConstNull(cg->vt), acc32[i]);
   }
@@ -1056,7 +1076,7 @@ static void store_sums(dnc_cg *cg, kbody *k, LLVMValueRef dp)
       continue;
     LLVMValueRef s = LLVMConstReal(cg->f64t, 0.0);
     if (k->dfdp[i]) {
-      LLVMValueRef v = LLVMBuildLoad2(cg->b, cg->accv, k->acc[i], "");
+      LLVMValueRef v = sum_mem(cg, LLVMBuildLoad2(cg->b, cg->accv, k->acc[i], ""));
       LLVMTypeRef ov = cg->accv;
       LLVMValueRef args[2] = {LLVMConstReal(cg->f64t, -0.0), v};
       s = intrinsic(cg, "llvm.vector.reduce.fadd", &ov, 1, args, 2);
@@ -1340,10 +1360,6 @@ static void emit_tiles(dnc_cg *cg, kbody *k, layer_args *la,
                      LLVMBuildNSWAdd(cg->b, LLVMBuildNSWMul(cg->b, lr.i, la->ld[j], ""), c0, ""));
   for (int s = 0; s < n; s++)
     *slot[s] = ts.tmp[s];
-  /* rows longer than a tile are walked a tile's width at a time: the
-   * prefetches past the tile's end fetch the next row's part */
-  k->pfw = w;
-  memcpy(k->pfld, la->ld, sizeof k->pfld);
   k->sum_t = cg->ct;
   emit_rows(cg, k, nr, w, base, la->ld, la->rowp, la->nrowp, la->body);
   k->sum_t = cg->f64t;
@@ -1355,7 +1371,6 @@ static void emit_tiles(dnc_cg *cg, kbody *k, layer_args *la,
   for (int s = 0; s < n; s++)
     *slot[s] = dst[s];
   memcpy(k->pc, pc, sizeof *pc * (size_t)k->f->nparams);
-  k->pfw = NULL;
   k->gamma = gamma;
   k->beta = beta;
 }

@@ -431,9 +431,20 @@ LLVMTargetMachineRef dnc_target_machine(const dnc_target *t, char **err)
   static const LLVMCodeGenOptLevel levels[4] = {
       LLVMCodeGenLevelNone, LLVMCodeGenLevelLess, LLVMCodeGenLevelDefault,
       LLVMCodeGenLevelAggressive};
+  /* x86-64: the small code model, for the JIT too, whose default is the
+   * large one. There every constant-pool operand took a movabsq of its
+   * 64-bit address first: a kernel that needs more vector constants than
+   * registers (Derf's backward) spent a dozen instructions a vector on
+   * them (docs/performance.md, round sixteen). ORC's JITLink puts an
+   * object's sections in one allocation and reaches other symbols
+   * through its own GOT and stubs, which is what the small model needs;
+   * the shared library (aot.c) is linked by the system's linker, as any
+   * PIC object. */
+  LLVMCodeModel cm = !strncmp(t->triple, "x86_64", 6) ? LLVMCodeModelSmall
+                                                      : LLVMCodeModelJITDefault;
   LLVMTargetMachineRef tm = LLVMCreateTargetMachine(
       target, t->triple, t->cpu, t->features, levels[t->opt_level],
-      LLVMRelocPIC, LLVMCodeModelJITDefault);
+      LLVMRelocPIC, cm);
   if (!tm)
     *err = xstrdup("LLVM could not create a target machine");
   return tm;
@@ -444,11 +455,16 @@ void dnc_pipeline(const dnc_target *t, char *buf, size_t n)
   /* dnc's IR is explicit vector code already (codegen.c): LLVM's full
    * pipeline spent half of a JIT compile and gave kernels no faster
    * (docs/performance.md, "Compile latency"); CFG cleanup is what it
-   * needs before instruction selection. -O3 keeps the full pipeline. */
+   * needs before instruction selection, and mem2reg, which puts the
+   * loops' counters and f32 sums (allocas in codegen.c) in registers:
+   * left in the stack frame, each vector of a layer loop loaded and
+   * stored them again (the backward 2 to 7 % faster, docs/
+   * performance.md, round sixteen). SROA as well made Derf's backward
+   * slower (round fourteen). -O3 keeps the full pipeline. */
   if (t->opt_level == 0)
     snprintf(buf, n, "default<O0>");
   else if (t->opt_level < 3)
-    snprintf(buf, n, "function(simplifycfg)");
+    snprintf(buf, n, "function(mem2reg,simplifycfg)");
   else
     snprintf(buf, n, "default<O3>");
 }
