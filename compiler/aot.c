@@ -232,6 +232,7 @@ static int add_level(aot *a, const char *cpu, const char *features)
   l->t.cpu = xstrdup(cpu);
   l->t.features = xstrdup(features);
   l->t.opt_level = a->o->opt_level;
+  l->t.unroll = DNC_AOT_UNROLL;
   l->t.vector_bits = dnc_target_probe(&l->t, &l->t.has_fma);
   return 0;
 }

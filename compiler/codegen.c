@@ -567,6 +567,10 @@ struct kbody {
                                     * tail's), where speculate sends a
                                     * vector with a rare lane; NULL: none */
   LLVMBasicBlockRef gen_from;      /* the block that does (or NULL) */
+  int unroll;                      /* full vectors a turn of the layer
+                                    * loops (layer_unroll), 1: one */
+  int counted;                     /* rest_bwd leaves count_scalars to
+                                    * the loop (an unrolled turn) */
 };
 
 /* ------------------------------------------- rare scales, speculated */
@@ -669,12 +673,136 @@ static void load_params(dnc_cg *cg, kbody *k, LLVMValueRef col,
                         : k->splats[i];
 }
 
+/* A scalar parameter's sum: each lane adds its terms in double (f64), or
+ * in the compute type over SUM_VECS vectors and then into its double
+ * (flush_scalars). Widening every vector of terms and adding it in double
+ * (two conversions and two additions per 16 elements and parameter) was
+ * a tenth of DyT's f32 backward in cache. A sum is off by at most 7 2^-24
+ * of its terms' magnitudes more than in double, as the per-channel sums
+ * (emit_tiles). */
+enum { SUM_VECS = 8 };
+
+static int has_scalar_sums(const kbody *k);
+static void count_scalars(dnc_cg *cg, kbody *k, int by);
+
+enum { DNC_UNROLL_MAX = 4 };
+
+/* The memory an instruction loads from or stores to, or NULL */
+static LLVMValueRef mem_of(LLVMValueRef ins)
+{
+  return LLVMIsALoadInst(ins)    ? LLVMGetOperand(ins, 0)
+         : LLVMIsAStoreInst(ins) ? LLVMGetOperand(ins, 1)
+                                 : NULL;
+}
+
+/* ins may go next: its operands placed, and (an access of an alloca: a
+ * scalar sum) no earlier body's access of the same alloca still waiting */
+static int ready(LLVMValueRef ins, LLVMValueRef *all, const int *pos,
+                 const int *end, int s)
+{
+  for (int o = 0, no = LLVMGetNumOperands(ins); o < no; o++) {
+    LLVMValueRef op = LLVMGetOperand(ins, o);
+    if (LLVMIsAInstruction(op) && !LLVMGetInstructionParent(op))
+      return 0; /* taken out by interleave and not yet put back */
+  }
+  LLVMValueRef m = mem_of(ins);
+  if (m && LLVMIsAAllocaInst(m))
+    for (int t = 0; t < s; t++)
+      for (int j = pos[t]; j < end[t]; j++)
+        if (mem_of(all[j]) == m)
+          return 0;
+  return 1;
+}
+
+/* all[0..n) is the one block's body of an unrolled turn, body b's
+ * instructions from at[b] on: put them back one from each body in turn,
+ * each body's own in its order. The bodies share no value (each computes
+ * its own, reset_memo) and touch different elements of every array; what
+ * they share is a scalar sum's alloca, whose accesses keep the bodies'
+ * order (ready). So four vectors' dependent chains (tanh's or erf's, some
+ * forty operations each) run side by side, where the core's scheduler
+ * did not hold enough of the next vector's work while one chain waited on
+ * the last result (docs/performance.md, rounds fourteen and sixteen). */
+static void interleave(dnc_cg *cg, LLVMValueRef *all, int n, const int *at,
+                       int nb)
+{
+  int pos[DNC_UNROLL_MAX], end[DNC_UNROLL_MAX];
+  for (int b = 0; b < nb; b++) {
+    pos[b] = at[b];
+    end[b] = b + 1 < nb ? at[b + 1] : n;
+  }
+  for (int j = 0; j < n; j++)
+    LLVMInstructionRemoveFromParent(all[j]);
+  for (int left = n, b = 0; left;) {
+    int placed = 0;
+    for (int d = 0; d < nb && !placed; d++) {
+      int s = (b + d) % nb;
+      if (pos[s] < end[s] && ready(all[pos[s]], all, pos, end, s)) {
+        LLVMInsertIntoBuilder(cg->b, all[pos[s]++]);
+        left--;
+        placed = 1;
+        b = (s + 1) % nb;
+      }
+    }
+    if (!placed) /* the first body's next is always ready */
+      dnc_die(__FILE__, __LINE__, "interleave: no instruction ready");
+  }
+}
+
+/* One turn of nb full vectors from i: the bodies one after the other,
+ * then (where each stayed in the one block: no rare-lane branch)
+ * interleaved. */
+static void emit_turn(dnc_cg *cg, kbody *k, LLVMValueRef i, body_fn body,
+                      int nb)
+{
+  LLVMBasicBlockRef bb = LLVMGetInsertBlock(cg->b);
+  int at[DNC_UNROLL_MAX], one = 1;
+  LLVMValueRef mark[DNC_UNROLL_MAX];
+  k->counted = 1;
+  for (int b = 0; b < nb; b++) {
+    reset_memo(cg);
+    mark[b] = LLVMGetLastInstruction(LLVMGetInsertBlock(cg->b));
+    LLVMValueRef col = b ? LLVMBuildNSWAdd(cg->b, i, i64c(cg, b * (int)cg->lanes), "")
+                         : i;
+    body(cg, k, col, NULL);
+    one &= LLVMGetInsertBlock(cg->b) == bb;
+  }
+  k->counted = 0;
+  if (!one)
+    return;
+  int n = 0, cap = 0;
+  LLVMValueRef *all = NULL;
+  for (LLVMValueRef ins = LLVMGetFirstInstruction(bb); ins; ins = LLVMGetNextInstruction(ins)) {
+    if (n == cap) {
+      cap = cap ? 2 * cap : 256;
+      all = realloc(all, sizeof *all * (size_t)cap);
+      if (!all)
+        dnc_die(__FILE__, __LINE__, "out of memory");
+    }
+    all[n++] = ins;
+  }
+  for (int b = 0, j = 0; b < nb; b++) {
+    if (mark[b])
+      while (all[j] != mark[b])
+        j++;
+    at[b] = mark[b] ? j + 1 : 0;
+  }
+  interleave(cg, all, n, at, nb);
+  free(all);
+}
+
 /* for (i = 0; i + lanes <= n; i += lanes) body(i); then one masked body
  * for the remaining n - i < lanes elements. Where the body speculates
  * (speculate), a full vector with a rare lane runs that masked body too,
- * with every lane live, and goes back to the loop. */
+ * with every lane live, and goes back to the loop. With unroll > 1 (a
+ * layer loop whose body does not speculate: layer_unroll), each turn takes that many
+ * full vectors (emit_turn) while as many are left, and the scalar sums'
+ * count allows (it must reach SUM_VECS at a turn's end, not inside it, so
+ * that the sums are flushed after the same vectors as one at a time and
+ * have the same bits); the vectors before and after go through the masked
+ * body one at a time, a full one with every lane live. */
 static void emit_vector_loop(dnc_cg *cg, kbody *k, LLVMValueRef n,
-                             LLVMValueRef ivar, body_fn body)
+                             LLVMValueRef ivar, body_fn body, int unroll)
 {
   LLVMValueRef fn = LLVMGetBasicBlockParent(LLVMGetInsertBlock(cg->b));
   LLVMBasicBlockRef head = LLVMAppendBasicBlockInContext(cg->ctx, fn, "vec.head");
@@ -682,24 +810,46 @@ static void emit_vector_loop(dnc_cg *cg, kbody *k, LLVMValueRef n,
   LLVMBasicBlockRef tchk = LLVMAppendBasicBlockInContext(cg->ctx, fn, "tail.check");
   LLVMBasicBlockRef tail = LLVMAppendBasicBlockInContext(cg->ctx, fn, "tail");
   LLVMBasicBlockRef exit = LLVMAppendBasicBlockInContext(cg->ctx, fn, "vec.exit");
+  int turn = unroll > 1;
   LLVMBuildStore(cg->b, i64c(cg, 0), ivar);
   LLVMBuildBr(cg->b, head);
 
   LLVMPositionBuilderAtEnd(cg->b, head);
   LLVMValueRef i = LLVMBuildLoad2(cg->b, cg->i64, ivar, "i");
   LLVMValueRef next = LLVMBuildNSWAdd(cg->b, i, i64c(cg, cg->lanes), "i.next");
-  LLVMBuildCondBr(cg->b, LLVMBuildICmp(cg->b, LLVMIntSLE, next, n, ""), vbody,
-                  tchk);
-
-  LLVMPositionBuilderAtEnd(cg->b, vbody);
-  reset_memo(cg);
-  k->gen = tail;
-  k->gen_from = NULL;
-  body(cg, k, i, NULL);
-  LLVMBasicBlockRef rare_from = k->gen_from;
-  k->gen = NULL;
-  LLVMBuildStore(cg->b, next, ivar);
-  LLVMBuildBr(cg->b, head);
+  LLVMBasicBlockRef rare_from = NULL;
+  if (turn) {
+    LLVMValueRef end = LLVMBuildNSWAdd(cg->b, i, i64c(cg, unroll * (int)cg->lanes),
+                                       "i.turn");
+    LLVMValueRef go = LLVMBuildICmp(cg->b, LLVMIntSLE, end, n, "");
+    int sums = k->nacc && !cg->f64 && has_scalar_sums(k);
+    if (sums)
+      go = LLVMBuildAnd(cg->b, go,
+                        LLVMBuildICmp(cg->b, LLVMIntSLE,
+                                      LLVMBuildLoad2(cg->b, cg->i32, k->nacc, ""),
+                                      LLVMConstInt(cg->i32, SUM_VECS - (unsigned)unroll, 0),
+                                      ""),
+                        "");
+    LLVMBuildCondBr(cg->b, go, vbody, tchk);
+    LLVMPositionBuilderAtEnd(cg->b, vbody);
+    emit_turn(cg, k, i, body, unroll);
+    if (sums)
+      count_scalars(cg, k, unroll);
+    LLVMBuildStore(cg->b, end, ivar);
+    LLVMBuildBr(cg->b, head);
+  } else {
+    LLVMBuildCondBr(cg->b, LLVMBuildICmp(cg->b, LLVMIntSLE, next, n, ""), vbody,
+                    tchk);
+    LLVMPositionBuilderAtEnd(cg->b, vbody);
+    reset_memo(cg);
+    k->gen = tail;
+    k->gen_from = NULL;
+    body(cg, k, i, NULL);
+    rare_from = k->gen_from;
+    k->gen = NULL;
+    LLVMBuildStore(cg->b, next, ivar);
+    LLVMBuildBr(cg->b, head);
+  }
 
   LLVMPositionBuilderAtEnd(cg->b, tchk);
   LLVMValueRef lane[64];
@@ -727,7 +877,9 @@ static void emit_vector_loop(dnc_cg *cg, kbody *k, LLVMValueRef n,
   }
   reset_memo(cg);
   body(cg, k, i, mask);
-  if (rare_from) {
+  if (turn)
+    inloop = LLVMBuildICmp(cg->b, LLVMIntSLT, next, n, "");
+  if (inloop) {
     LLVMBasicBlockRef latch = LLVMAppendBasicBlockInContext(cg->ctx, fn, "rare.next");
     LLVMBuildCondBr(cg->b, inloop, latch, exit);
     LLVMPositionBuilderAtEnd(cg->b, latch);
@@ -739,15 +891,6 @@ static void emit_vector_loop(dnc_cg *cg, kbody *k, LLVMValueRef n,
 
   LLVMPositionBuilderAtEnd(cg->b, exit);
 }
-
-/* A scalar parameter's sum: each lane adds its terms in double (f64), or
- * in the compute type over SUM_VECS vectors and then into its double
- * (flush_scalars). Widening every vector of terms and adding it in double
- * (two conversions and two additions per 16 elements and parameter) was
- * a tenth of DyT's f32 backward in cache. A sum is off by at most 7 2^-24
- * of its terms' magnitudes more than in double, as the per-channel sums
- * (emit_tiles). */
-enum { SUM_VECS = 8 };
 
 /* parameter i has a scalar sum (not per-channel, and not exactly 0) */
 static int scalar_sum(const kbody *k, int i)
@@ -806,14 +949,16 @@ static void flush_scalars(dnc_cg *cg, kbody *k)
   }
 }
 
-/* after a vector's terms: every SUM_VECS-th vector, flush_scalars */
-static void count_scalars(dnc_cg *cg, kbody *k)
+/* after `by` vectors' terms: every SUM_VECS-th vector, flush_scalars
+ * (an unrolled turn is taken only where the count reaches SUM_VECS at
+ * its end or after: emit_vector_loop) */
+static void count_scalars(dnc_cg *cg, kbody *k, int by)
 {
   LLVMValueRef fn = LLVMGetBasicBlockParent(LLVMGetInsertBlock(cg->b));
   LLVMBasicBlockRef flush = LLVMAppendBasicBlockInContext(cg->ctx, fn, "sums.flush");
   LLVMBasicBlockRef cont = LLVMAppendBasicBlockInContext(cg->ctx, fn, "sums.cont");
   LLVMValueRef n = LLVMBuildAdd(cg->b, LLVMBuildLoad2(cg->b, cg->i32, k->nacc, ""),
-                                LLVMConstInt(cg->i32, 1, 0), "");
+                                LLVMConstInt(cg->i32, (unsigned)by, 0), "");
   LLVMValueRef full = LLVMBuildICmp(cg->b, LLVMIntEQ, n,
                                     LLVMConstInt(cg->i32, SUM_VECS, 0), "");
   LLVMBuildStore(cg->b, LLVMBuildSelect(cg->b, full, LLVMConstInt(cg->i32, 0, 0), n, ""),
@@ -986,8 +1131,8 @@ static void rest_bwd(dnc_cg *cg, kbody *k, LLVMValueRef col, LLVMValueRef mask,
     else
       accumulate(cg, k->acc32[i], t, mask, 0);
   }
-  if (!cg->f64 && has_scalar_sums(k))
-    count_scalars(cg, k);
+  if (!cg->f64 && has_scalar_sums(k) && !k->counted)
+    count_scalars(cg, k, 1);
 }
 
 /* ----------------------------------------------------- kernel functions */
@@ -1143,7 +1288,7 @@ static void build_fwd(dnc_cg *cg, kbody *k, const dnc_target *t,
   k->pc = NULL;
   k->affine = 0;
   LLVMValueRef ivar = alloca_entry(cg, cg->i64, "i.addr");
-  emit_vector_loop(cg, k, LLVMGetParam(fn, 2), ivar, body_fwd);
+  emit_vector_loop(cg, k, LLVMGetParam(fn, 2), ivar, body_fwd, 1);
   kernel_ret(cg);
 }
 
@@ -1174,7 +1319,7 @@ static void build_bwd(dnc_cg *cg, kbody *k, const dnc_target *t,
   k->affine = 0;
   new_accumulators(cg, k, acc, acc32);
   LLVMValueRef ivar = alloca_entry(cg, cg->i64, "i.addr");
-  emit_vector_loop(cg, k, LLVMGetParam(fn, 3), ivar, body_bwd);
+  emit_vector_loop(cg, k, LLVMGetParam(fn, 3), ivar, body_bwd, 1);
   store_sums(cg, k, LLVMGetParam(fn, 5));
   kernel_ret(cg);
 }
@@ -1229,7 +1374,7 @@ static void emit_rows(dnc_cg *cg, kbody *k, LLVMValueRef rows,
     LLVMValueRef off = LLVMBuildNSWMul(cg->b, lr.i, ld[i], "");
     *rowp[i] = LLVMBuildGEP2(cg->b, cg->st, base[i], &off, 1, "row");
   }
-  emit_vector_loop(cg, k, cols, ivar, body);
+  emit_vector_loop(cg, k, cols, ivar, body, k->unroll);
   loop_end(cg, &lr);
 }
 
@@ -1250,7 +1395,12 @@ static void split_affine(dnc_cg *cg, kbody *k, LLVMValueRef gamma,
   LLVMBuildBr(cg->b, done);
   LLVMPositionBuilderAtEnd(cg->b, plain);
   k->affine = 0;
+  /* without γ (dnc.torch.pointwise, the C API's element-wise calls): at
+   * most two vectors a turn, a compile-time economy */
+  int unroll = k->unroll;
+  k->unroll = unroll < 2 ? unroll : 2;
   emit(cg, k, ud);
+  k->unroll = unroll;
   LLVMBuildBr(cg->b, done);
   LLVMPositionBuilderAtEnd(cg->b, done);
 }
@@ -1364,7 +1514,7 @@ static void emit_tiles(dnc_cg *cg, kbody *k, layer_args *la,
   emit_rows(cg, k, nr, w, base, la->ld, la->rowp, la->nrowp, la->body);
   k->sum_t = cg->f64t;
   k->tiles = &ts;
-  emit_vector_loop(cg, k, w, ivar, body_flush);
+  emit_vector_loop(cg, k, w, ivar, body_flush, 1);
   k->tiles = NULL;
   loop_end(cg, &lr);
   loop_end(cg, &lc);
@@ -1395,9 +1545,21 @@ static void emit_layer_bwd_copy(dnc_cg *cg, kbody *k, void *ud)
     emit_tiles(cg, k, la, slot, n);
 }
 
+/* full vectors a turn of a layer loop: the target's (dnc_target.unroll),
+ * or one where the body has a speculated chain (its rare vectors go to
+ * the general body one at a time: speculate) */
+static int layer_unroll(const dnc_cg *cg, const spec_set *s)
+{
+  if (s && s->n)
+    return 1;
+  return cg->unroll < 1 ? 1 : cg->unroll > DNC_UNROLL_MAX ? DNC_UNROLL_MAX : cg->unroll;
+}
+
 static void build_layer_fwd(dnc_cg *cg, kbody *k, const dnc_target *t,
                             const char *name)
 {
+  k->unroll = layer_unroll(cg, k->spec[0]);
+  k->nacc = NULL; /* no sums */
   /* x, ldx, y, ldy, rows, cols, p, pc, gamma, beta */
   LLVMTypeRef pt[10] = {cg->ptr, cg->i64, cg->ptr, cg->i64, cg->i64,
                         cg->i64, cg->ptr, cg->ptr, cg->ptr, cg->ptr};
@@ -1423,6 +1585,7 @@ static void build_layer_fwd(dnc_cg *cg, kbody *k, const dnc_target *t,
 static void build_layer_bwd(dnc_cg *cg, kbody *k, const dnc_target *t,
                             const char *name)
 {
+  k->unroll = layer_unroll(cg, k->spec[1]);
   /* x, ldx, dy, lddy, dx, lddx, rows, cols, p, pc, gamma, beta,
    * dp, dpc, dgamma, dbeta */
   LLVMTypeRef pt[16] = {cg->ptr, cg->i64, cg->ptr, cg->i64, cg->ptr, cg->i64,
@@ -1529,6 +1692,7 @@ LLVMModuleRef dnc_codegen_forms(LLVMContextRef ctx, dnc_mod *m, dnc_fn *f,
   cg_types(&cg, dt, t->vector_bits);
   cg.fma = t->has_fma;
   cg.target = dnc_target_flags(t);
+  cg.unroll = t->opt_level ? t->unroll : 1;
   cg.avx512 = !strncmp(t->triple, "x86_64", 6) && t->vector_bits == 512;
   /* precision-matched vector math: bf16 and f16 kernels (or any f32
    * compute when the context asks, for testing) use the short forms */

@@ -25,6 +25,7 @@ typedef struct dnc_cg {
   unsigned lanes; /* vector width in elements of the compute type */
   int fma;        /* the target has fused multiply-add */
   int target;     /* its DNC_TARGET_* flags (dnc_target_flags) */
+  int unroll;     /* dnc_target.unroll (1 at -O0) */
   int avx512;     /* x86 with AVX-512F: vscalefps scales by 2^n in one step */
   int bf16cvt;    /* AVX512-BF16 with 16 lanes: vcvtneps2bf16 (store_data) */
   int lowp;       /* 8 or 11: the vector math's results are for bf16 or f16
@@ -99,6 +100,10 @@ LLVMValueRef dnc_vm_rsqrt(dnc_cg *cg, LLVMValueRef x);
 LLVMValueRef dnc_cg_splat(dnc_cg *cg, double v);
 
 /* Target description for one compile: the machine, its vector width. */
+/* dnc_target.unroll of the JIT and of `dnc compile` (docs/performance.md,
+ * round sixteen) */
+enum { DNC_JIT_UNROLL = 4, DNC_AOT_UNROLL = 2 };
+
 typedef struct dnc_target {
   char *triple, *cpu, *features;
   int opt_level; /* 0..3 */
@@ -108,6 +113,11 @@ typedef struct dnc_target {
                     bf16 kernels, 11 for f16, full for f32 and f64); 24:
                     f32's in every f32-computed kernel; 8 or 11: that in
                     every one (dnc_options.math_bits) */
+  int unroll; /* full vectors a turn of a layer loop with γ that does not
+                 speculate (codegen.c, emit_vector_loop): the JIT's 4, `dnc
+                 compile`'s 2 (its bar is compile time: a search's thousands
+                 of candidates in one library); a loop without γ takes at
+                 most 2; 0 or 1: one */
   int stream; /* x86: the kernels write y and dx with non-temporal stores
                  (every full vector; a row's masked tail as usual) and
                  end with sfence. They then need every row of y and dx

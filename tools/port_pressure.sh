@@ -9,11 +9,13 @@
 # layer_fwd, fwd or bwd; MCPU llvm-mca's CPU (default znver4; an Intel
 # one, sapphirerapids, prints its ports busy a cycle or more). The kernel
 # is compiled for this machine (`dnc compile -S --cpu native`), and the
-# loop taken from its first prefetchw (the first vector loop's body, the
+# loop taken from its first prefetch (the first vector loop's body, the
 # affine copy of a layer kernel) to the first backward branch or
 # unconditional jump; forward conditional branches (the rare paths) are
-# taken as not taken. Prints the resource pressure per iteration (cycles
-# per vector) of the floating-point pipes and the instruction count.
+# taken as not taken. That loop's turn may take several vectors (`dnc
+# compile` unrolls a layer loop by two, codegen.c emit_turn): one
+# prefetchw each. Prints the instruction count, the vectors a turn and
+# the resource pressure per vector (cycles) of the floating-point pipes.
 # Needs llvm-mca-19 (Debian's llvm-19) and $DNC_BUILD/dnc (build/dnc).
 set -eu
 if [ $# -lt 2 ] || [ $# -gt 5 ]; then
@@ -42,7 +44,7 @@ if [ ! -s "$tmp/f.s" ]; then
 fi
 awk '
   NR == FNR { if ($0 ~ /^\.LBB[0-9_]+:/) { sub(":.*", ""); at[$0] = NR } next }
-  !on && /prefetchw/ { on = 1; next }
+  !on && /prefetch/ { on = 1 }
   !on { next }
   /^[ \t]*#/ || /^[ \t]*\./ { next }
   /^\tjmp\t/ { exit }
@@ -50,20 +52,24 @@ awk '
   { print }
 ' "$tmp/f.s" "$tmp/f.s" > "$tmp/loop.s"
 n=$(wc -l < "$tmp/loop.s")
+# one prefetchw (the output's) a vector: a turn of an unrolled layer loop
+# (codegen.c emit_turn) has as many as it takes vectors
+v=$(grep -c prefetchw "$tmp/loop.s" || true)
+[ "$v" -ge 1 ] || v=1
 if [ "$n" -eq 0 ]; then
   echo "port_pressure: no vector loop found in $label" >&2
   exit 1
 fi
 "$mca" -mcpu="$mcpu" -iterations=100 "$tmp/loop.s" > "$tmp/mca.txt" 2>&1
 # the resource names (the [k] - Name lines) and the pressure row after
-awk -v n="$n" -v what="$fn $dt $form" '
+awk -v n="$n" -v v="$v" -v what="$fn $dt $form" '
   /^\[[0-9.]+\][ \t]+- / { name[$1] = $3 }
   /^Resource pressure per iteration:/ { getline hdr; getline row; split(hdr, h); split(row, r) }
   END {
-    printf "%s: %d instructions;", what, n
+    printf "%s: %d instructions, %d vectors a turn;", what, n, v
     for (i = 1; i in h; i++)
-      if (name[h[i]] ~ /FP[0-9]+$/ || (name[h[i]] ~ /Port[0-9]+$/ && r[i] + 0 >= 1))
-        printf " %s %s", name[h[i]], r[i]
+      if (name[h[i]] ~ /FP[0-9]+$/ || (name[h[i]] ~ /Port[0-9]+$/ && r[i] / v >= 1))
+        printf " %s %.2f", name[h[i]], r[i] / v
     printf " (cycles per vector, llvm-mca)\n"
   }
 ' "$tmp/mca.txt"
