@@ -457,7 +457,9 @@ static LLVMValueRef lw_math(dnc_cg *cg, const dnc_node *e, LLVMValueRef *a)
   if ((e->op == OP_TANH || e->op == OP_SIGMOID || e->op == OP_SOFTPLUS) &&
       dnc_vm_native(e->op, cg->f64))
     return lower_with_e(cg, e, a[0]);
-  LLVMValueRef r = e->op == OP_EXP ? lw_exp_nonpos(cg, e, a[0]) : NULL;
+  LLVMValueRef r = e->op == OP_EXP ? lw_exp_nonpos(cg, e, a[0])
+                   : e->op == OP_ERF && cg->dgamma_f ? dnc_vm_erf_dgamma(cg, a[0])
+                                                     : NULL;
   return r ? r : dnc_vm_emit(cg, e->op, a[0], a[1]);
 }
 
@@ -1112,7 +1114,8 @@ static void rest_bwd(dnc_cg *cg, kbody *k, LLVMValueRef col, LLVMValueRef mask,
      * expression could magnify) is built from the derivative's quotient
      * (dnc_vm_with_q) */
     int op = k->froot->op;
-    cg->dgamma_f = (op == OP_TANH || op == OP_SIGMOID) && !cg->memo[k->froot->id];
+    cg->dgamma_f = (op == OP_TANH || op == OP_SIGMOID || op == OP_ERF) &&
+                   !cg->memo[k->froot->id];
     LLVMValueRef f = emit_node(cg, k->m, k->froot);
     cg->dgamma_f = 0;
     accumulate_mem(cg, k, k->dgamma, col, LLVMBuildFMul(cg->b, dy, f, ""), mask);

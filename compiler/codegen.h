@@ -84,10 +84,15 @@ LLVMValueRef dnc_vm_with_e(dnc_cg *cg, int op, LLVMValueRef x, LLVMValueRef e,
  * computes once for both, so that f costs no division of its own:
  * 1 - 2e/d = 1 - 2 q d, e/d = q d and 1/d = 1 - q d; tanh also takes a
  * shorter polynomial below |x| = 1/4 in f32. Within 5 ulp of tanh and 3.5
- * of sigmoid in f32 (measured 4.1 and 2.8, against dnc_vm_with_e's 1.03
+ * of sigmoid in f32 (measured 4.1 and 2.6, against dnc_vm_with_e's 1.03
  * and 1; tests/test_kernels.c): a dgamma term's error, not the
  * forward's. Only for f32 and f64 results. */
 LLVMValueRef dnc_vm_with_q(dnc_cg *cg, int op, LLVMValueRef x, LLVMValueRef e);
+
+/* erf as the layer backward's f for dγ where the target has erf's table
+ * (f32, 16 lanes): pieces of one form, within 2.5 ulp (vmath.c,
+ * vm_erf_table_dgamma); NULL elsewhere (the forward's erf is taken) */
+LLVMValueRef dnc_vm_erf_dgamma(dnc_cg *cg, LLVMValueRef x);
 
 /* a / b and 1/sqrt as the kernels compute them: IEEE's, except in bf16's
  * math (math_bits 8) on 16-lane AVX-512, where they come from the 14-bit

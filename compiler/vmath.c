@@ -787,6 +787,28 @@ static LLVMValueRef vm_erf_table(vm *v, LLVMValueRef x)
   return vcopysign(v, fma3(v, t, A, B), x);
 }
 
+
+/* f32 erf for the layer backward's dγ (dnc_vm_erf_dgamma): erf_table's
+ * pieces all in the form c0 + t P(t), one fused multiply-add after P, and
+ * three rows fewer to permute (m, a and n, which give piece 0 its own
+ * form): 22 operations where vm_erf_table takes 28. Pieces 1 to 15 are
+ * vm_erf_table's, the same bits; in piece 0 (|x| < 1/4) P's first
+ * coefficient is 2/sqrt(pi) as one float (vm_erf_table carries its low
+ * part in P), which costs that piece about an ulp: within 2.5 ulp of erf
+ * (tests/test_kernels.c), a dγ term's error as dnc_vm_with_q's tanh. */
+static LLVMValueRef vm_erf_table_dgamma(vm *v, LLVMValueRef x)
+{
+  enum { NP = sizeof vm_erf_tab_p / sizeof vm_erf_tab_p[0] };
+  float p[NP][16], c0[16];
+  memcpy(p, vm_erf_tab_p, sizeof p);
+  memcpy(c0, vm_erf_tab_c0, sizeof c0);
+  DNC_ASSERT(vm_erf_tab_m[0] == 0 && vm_erf_tab_n[0] == 1 && c0[0] == 0);
+  p[0][0] = (float)((double)vm_erf_tab_a[0] + (double)p[0][0]);
+  LLVMValueRef i, t = table_arg(v, x, 3.95, 4.0, vm_erf_tab_center, &i);
+  LLVMValueRef r = table_poly(v, (const float(*)[16])p, NP, t, i);
+  return vcopysign(v, fma3(v, t, r, tab(v, c0, i)), x);
+}
+
 static LLVMValueRef vm_erf(vm *v, LLVMValueRef x)
 {
   if (v->d)
@@ -1303,6 +1325,12 @@ LLVMValueRef dnc_vm_emit(dnc_cg *cg, int op, LLVMValueRef a, LLVMValueRef b)
   case OP_HYPOT: return vm_hypot(&v, a, b);
   default: DNC_ASSERT(!"an op without vector math"); return NULL;
   }
+}
+
+LLVMValueRef dnc_vm_erf_dgamma(dnc_cg *cg, LLVMValueRef x)
+{
+  vm v = vm_of(cg);
+  return !v.lowp && table_ok(&v) ? vm_erf_table_dgamma(&v, x) : NULL;
 }
 
 LLVMValueRef dnc_vm_div(dnc_cg *cg, LLVMValueRef a, LLVMValueRef b)
