@@ -15,7 +15,7 @@
  * in turn, with the thread's CPU clock, over enough calls for about 3 M
  * elements; the best of the rounds is printed in ns per element, with
  * NEW's over OLD's, and then whether one more call of each gave the
- * same bits (y, dx and every gradient). A build of another commit:
+ * same bits (y, dx and every gradient). The tensors are 64-byte aligned. A build of another commit:
  * `git worktree add /tmp/old COMMIT && make -C /tmp/old build/libdnc.so`.
  */
 #include <dlfcn.h>
@@ -135,8 +135,12 @@ int main(int argc, char **argv)
   side s[2];
   load(&s[0], argv[1], src, bf16 ? DNC_BF16 : DNC_F32);
   load(&s[1], argv[2], src, bf16 ? DNC_BF16 : DNC_F32);
-  float *x = malloc(sizeof *x * (size_t)n), *dy = malloc(sizeof *dy * (size_t)n);
-  float *y = malloc(sizeof *y * (size_t)n), *dx = malloc(sizeof *dx * (size_t)n);
+  /* 64-byte aligned, as PyTorch's tensors are (malloc's large blocks
+   * start 16 bytes into a line, and every vector load and store then
+   * splits over two lines) */
+  size_t nb = (sizeof(float) * (size_t)n + 63) / 64 * 64;
+  float *x = aligned_alloc(64, nb), *dy = aligned_alloc(64, nb);
+  float *y = aligned_alloc(64, nb), *dx = aligned_alloc(64, nb);
   float *g = malloc(sizeof *g * (size_t)cols), *b = malloc(sizeof *b * (size_t)cols);
   double *dg = calloc((size_t)cols, sizeof *dg), *db = calloc((size_t)cols, sizeof *db);
   if (!x || !dy || !y || !dx || !g || !b || !dg || !db) {

@@ -711,9 +711,19 @@ static int ready(LLVMValueRef ins, LLVMValueRef *all, const int *pos,
   if (m && LLVMIsAAllocaInst(m))
     for (int t = 0; t < s; t++)
       for (int j = pos[t]; j < end[t]; j++)
-        if (mem_of(all[j]) == m)
+        if (all[j] && mem_of(all[j]) == m)
           return 0;
   return 1;
+}
+
+/* ins is a call of llvm.prefetch (prefetch) */
+static int is_prefetch(LLVMValueRef ins)
+{
+  if (!LLVMIsACallInst(ins))
+    return 0;
+  size_t len;
+  const char *name = LLVMGetValueName2(LLVMGetCalledValue(ins), &len);
+  return len >= 13 && !strncmp(name, "llvm.prefetch", 13);
 }
 
 /* all[0..n) is the one block's body of an unrolled turn, body b's
@@ -724,7 +734,12 @@ static int ready(LLVMValueRef ins, LLVMValueRef *all, const int *pos,
  * order (ready). So four vectors' dependent chains (tanh's or erf's, some
  * forty operations each) run side by side, where the core's scheduler
  * did not hold enough of the next vector's work while one chain waited on
- * the last result (docs/performance.md, rounds fourteen and sixteen). */
+ * the last result (docs/performance.md, rounds fourteen and sixteen).
+ * The prefetches, the first instructions of every body, are spread over
+ * the turn instead, in their order, as far apart as the vectors they were
+ * one after another: all at its start, the memory-bound sizes (48 MiB a
+ * tensor and more here) ran their forward 15 to 24 % slower than one
+ * vector a turn. all's entries are NULL as they are placed. */
 static void interleave(dnc_cg *cg, LLVMValueRef *all, int n, const int *at,
                        int nb)
 {
@@ -733,22 +748,45 @@ static void interleave(dnc_cg *cg, LLVMValueRef *all, int n, const int *at,
     pos[b] = at[b];
     end[b] = b + 1 < nb ? at[b + 1] : n;
   }
-  for (int j = 0; j < n; j++)
+  LLVMValueRef *pf = malloc(sizeof *pf * (size_t)(n + 1));
+  if (!pf)
+    dnc_die(__FILE__, __LINE__, "out of memory");
+  int npf = 0, ipf = 0;
+  for (int j = 0; j < n; j++) {
     LLVMInstructionRemoveFromParent(all[j]);
-  for (int left = n, b = 0; left;) {
-    int placed = 0;
-    for (int d = 0; d < nb && !placed; d++) {
+    if (is_prefetch(all[j]))
+      pf[npf++] = all[j], all[j] = NULL;
+  }
+  int rest = n - npf, placed = 0;
+  for (int b = 0; placed < rest || ipf < npf;) {
+    /* the k-th prefetch once k/npf of the rest is placed (and its
+     * address) */
+    if (ipf < npf && (long)placed * npf >= (long)ipf * rest &&
+        ready(pf[ipf], all, pos, end, 0)) {
+      LLVMInsertIntoBuilder(cg->b, pf[ipf++]);
+      continue;
+    }
+    int one = 0;
+    for (int d = 0; d < nb && !one; d++) {
       int s = (b + d) % nb;
+      while (pos[s] < end[s] && !all[pos[s]])
+        pos[s]++;
       if (pos[s] < end[s] && ready(all[pos[s]], all, pos, end, s)) {
-        LLVMInsertIntoBuilder(cg->b, all[pos[s]++]);
-        left--;
-        placed = 1;
+        LLVMInsertIntoBuilder(cg->b, all[pos[s]]);
+        all[pos[s]++] = NULL;
+        placed++;
+        one = 1;
         b = (s + 1) % nb;
       }
     }
-    if (!placed) /* the first body's next is always ready */
+    if (!one && ipf < npf && ready(pf[ipf], all, pos, end, 0)) {
+      LLVMInsertIntoBuilder(cg->b, pf[ipf++]);
+      continue;
+    }
+    if (!one) /* the first body's next is always ready */
       dnc_die(__FILE__, __LINE__, "interleave: no instruction ready");
   }
+  free(pf);
 }
 
 /* One turn of nb full vectors from i: the bodies one after the other,
@@ -1548,12 +1586,16 @@ static void emit_layer_bwd_copy(dnc_cg *cg, kbody *k, void *ud)
     emit_tiles(cg, k, la, slot, n);
 }
 
-/* full vectors a turn of a layer loop: the target's (dnc_target.unroll),
- * or one where the body has a speculated chain (its rare vectors go to
- * the general body one at a time: speculate) */
+/* full vectors a turn of a layer loop: the target's (dnc_target.unroll);
+ * one where the body has a speculated chain (its rare vectors go to the
+ * general body one at a time: speculate), and in the stream kernels,
+ * which the runtime calls on outputs too large for the caches, where a
+ * loop bound by memory gains nothing from the overlap: four vectors a
+ * turn made DyT's forward at [8192 x 4096] 9 % slower and its backward 2
+ * % (docs/performance.md, round sixteen) */
 static int layer_unroll(const dnc_cg *cg, const spec_set *s)
 {
-  if (s && s->n)
+  if ((s && s->n) || cg->stream)
     return 1;
   return cg->unroll < 1 ? 1 : cg->unroll > DNC_UNROLL_MAX ? DNC_UNROLL_MAX : cg->unroll;
 }

@@ -119,10 +119,10 @@ typedef struct dnc_target {
                     f32's in every f32-computed kernel; 8 or 11: that in
                     every one (dnc_options.math_bits) */
   int unroll; /* full vectors a turn of a layer loop with γ that does not
-                 speculate (codegen.c, emit_vector_loop): the JIT's 4, `dnc
-                 compile`'s 2 (its bar is compile time: a search's thousands
-                 of candidates in one library); a loop without γ takes at
-                 most 2; 0 or 1: one */
+                 speculate, outside the stream kernels (codegen.c,
+                 layer_unroll): the JIT's 4, `dnc compile`'s 2 (its bar is
+                 compile time: a search's thousands of candidates in one
+                 library); a loop without γ takes at most 2; 0 or 1: one */
   int stream; /* x86: the kernels write y and dx with non-temporal stores
                  (every full vector; a row's masked tail as usual) and
                  end with sfence. They then need every row of y and dx
