@@ -211,7 +211,7 @@ int main(int argc, char **argv)
   {
     size_t e = bf16 ? 2 : 4, yb = e * (size_t)n;
     unsigned char *r[2][2];
-    double gsum[2][2][8] = {{{0}}}, *pcs[2][8], *gcol[2][2];
+    double gsum[2][8] = {{0}}, *pcs[2][8], *gcol[2][2];
     for (int v = 0; v < 2; v++) {
       r[v][0] = malloc(yb), r[v][1] = malloc(yb);
       gcol[v][0] = calloc((size_t)cols, sizeof(double));
@@ -224,13 +224,13 @@ int main(int argc, char **argv)
       }
       s[v].k.layer_forward(x, cols, r[v][0], cols, rows, cols, p, pc, g, b);
       s[v].k.layer_backward(x, cols, dy, cols, r[v][1], cols, rows, cols, p,
-                            pc, g, b, gsum[v][0], pcs[v], gcol[v][0], gcol[v][1]);
+                            pc, g, b, gsum[v], pcs[v], gcol[v][0], gcol[v][1]);
     }
     for (int o = 0; o < 2; o++)
       for (long i = 0; i < n; i++, nout++)
         ndiff += memcmp(r[0][o] + e * (size_t)i, r[1][o] + e * (size_t)i, e) != 0;
     for (int i = 0; i < s[0].np; i++, nout++)
-      ndiff += memcmp(&gsum[0][0][i], &gsum[1][0][i], sizeof(double)) != 0;
+      ndiff += memcmp(&gsum[0][i], &gsum[1][i], sizeof(double)) != 0;
     for (int o = 0; o < 2; o++)
       for (long c = 0; c < cols; c++, nout++)
         ndiff += memcmp(&gcol[0][o][c], &gcol[1][o][c], sizeof(double)) != 0;

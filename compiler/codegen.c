@@ -835,9 +835,9 @@ static void emit_turn(dnc_cg *cg, kbody *k, LLVMValueRef i, body_fn body,
  * for the remaining n - i < lanes elements. Where the body speculates
  * (speculate), a full vector with a rare lane runs that masked body too,
  * with every lane live, and goes back to the loop. With unroll > 1 (a
- * layer loop whose body does not speculate: layer_unroll), each turn takes that many
- * full vectors (emit_turn) while as many are left, and the scalar sums'
- * count allows (it must reach SUM_VECS at a turn's end, not inside it, so
+ * layer loop whose body does not speculate: layer_unroll), each turn
+ * takes that many full vectors (emit_turn) while as many are left, and
+ * the scalar sums' count allows (it must reach SUM_VECS at a turn's end, not inside it, so
  * that the sums are flushed after the same vectors as one at a time and
  * have the same bits); the vectors before and after go through the masked
  * body one at a time, a full one with every lane live. */
@@ -1593,17 +1593,17 @@ static void emit_layer_bwd_copy(dnc_cg *cg, kbody *k, void *ud)
  * bound by memory gains nothing from the overlap (DyT at [8192 x 4096]
  * with normal stores: 0.99 x forward, 1.00 x backward), and one body
  * compiles faster (docs/performance.md, round sixteen) */
-static int layer_unroll(const dnc_cg *cg, const spec_set *s)
+static int layer_unroll(const dnc_cg *cg, const dnc_target *t, const spec_set *s)
 {
-  if ((s && s->n) || cg->stream)
+  if ((s && s->n) || cg->stream || !t->opt_level)
     return 1;
-  return cg->unroll < 1 ? 1 : cg->unroll > DNC_UNROLL_MAX ? DNC_UNROLL_MAX : cg->unroll;
+  return t->unroll < 1 ? 1 : t->unroll > DNC_UNROLL_MAX ? DNC_UNROLL_MAX : t->unroll;
 }
 
 static void build_layer_fwd(dnc_cg *cg, kbody *k, const dnc_target *t,
                             const char *name)
 {
-  k->unroll = layer_unroll(cg, k->spec[0]);
+  k->unroll = layer_unroll(cg, t, k->spec[0]);
   k->nacc = NULL; /* no sums */
   /* x, ldx, y, ldy, rows, cols, p, pc, gamma, beta */
   LLVMTypeRef pt[10] = {cg->ptr, cg->i64, cg->ptr, cg->i64, cg->i64,
@@ -1630,7 +1630,7 @@ static void build_layer_fwd(dnc_cg *cg, kbody *k, const dnc_target *t,
 static void build_layer_bwd(dnc_cg *cg, kbody *k, const dnc_target *t,
                             const char *name)
 {
-  k->unroll = layer_unroll(cg, k->spec[1]);
+  k->unroll = layer_unroll(cg, t, k->spec[1]);
   /* x, ldx, dy, lddy, dx, lddx, rows, cols, p, pc, gamma, beta,
    * dp, dpc, dgamma, dbeta */
   LLVMTypeRef pt[16] = {cg->ptr, cg->i64, cg->ptr, cg->i64, cg->ptr, cg->i64,
@@ -1737,7 +1737,6 @@ LLVMModuleRef dnc_codegen_forms(LLVMContextRef ctx, dnc_mod *m, dnc_fn *f,
   cg_types(&cg, dt, t->vector_bits);
   cg.fma = t->has_fma;
   cg.target = dnc_target_flags(t);
-  cg.unroll = t->opt_level ? t->unroll : 1;
   cg.avx512 = !strncmp(t->triple, "x86_64", 6) && t->vector_bits == 512;
   /* precision-matched vector math: bf16 and f16 kernels (or any f32
    * compute when the context asks, for testing) use the short forms */

@@ -25,7 +25,6 @@ typedef struct dnc_cg {
   unsigned lanes; /* vector width in elements of the compute type */
   int fma;        /* the target has fused multiply-add */
   int target;     /* its DNC_TARGET_* flags (dnc_target_flags) */
-  int unroll;     /* dnc_target.unroll (1 at -O0) */
   int avx512;     /* x86 with AVX-512F: vscalefps scales by 2^n in one step */
   int bf16cvt;    /* AVX512-BF16 with 16 lanes: vcvtneps2bf16 (store_data) */
   int lowp;       /* 8 or 11: the vector math's results are for bf16 or f16
@@ -104,11 +103,11 @@ LLVMValueRef dnc_vm_rsqrt(dnc_cg *cg, LLVMValueRef x);
 /* Splat a compute-type constant. */
 LLVMValueRef dnc_cg_splat(dnc_cg *cg, double v);
 
-/* Target description for one compile: the machine, its vector width. */
 /* dnc_target.unroll of the JIT and of `dnc compile` (docs/performance.md,
  * round sixteen) */
 enum { DNC_JIT_UNROLL = 4, DNC_AOT_UNROLL = 2 };
 
+/* Target description for one compile: the machine, its vector width. */
 typedef struct dnc_target {
   char *triple, *cpu, *features;
   int opt_level; /* 0..3 */
@@ -122,7 +121,8 @@ typedef struct dnc_target {
                  speculate, outside the stream kernels (codegen.c,
                  layer_unroll): the JIT's 4, `dnc compile`'s 2 (its bar is
                  compile time: a search's thousands of candidates in one
-                 library); a loop without γ takes at most 2; 0 or 1: one */
+                 library); a loop without γ takes at most 2; 0 or 1, and
+                 opt_level 0: one */
   int stream; /* x86: the kernels write y and dx with non-temporal stores
                  (every full vector; a row's masked tail as usual) and
                  end with sfence. They then need every row of y and dx
