@@ -799,14 +799,16 @@ static LLVMValueRef vm_erf_table(vm *v, LLVMValueRef x)
 static LLVMValueRef vm_erf_table_dgamma(vm *v, LLVMValueRef x)
 {
   enum { NP = sizeof vm_erf_tab_p / sizeof vm_erf_tab_p[0] };
-  float p[NP][16], c0[16];
+  float p[NP][16];
   memcpy(p, vm_erf_tab_p, sizeof p);
-  memcpy(c0, vm_erf_tab_c0, sizeof c0);
-  DNC_ASSERT(vm_erf_tab_m[0] == 0 && vm_erf_tab_n[0] == 1 && c0[0] == 0);
+  /* piece 0 alone has its own form (m 0, a 2/sqrt(pi), n 1, c0 0) */
+  for (int j = 0; j < 16; j++)
+    DNC_ASSERT(vm_erf_tab_m[j] == (j > 0) && vm_erf_tab_n[j] == (j == 0) &&
+               (j == 0 ? vm_erf_tab_c0[j] == 0 : vm_erf_tab_a[j] == 0));
   p[0][0] = (float)((double)vm_erf_tab_a[0] + (double)p[0][0]);
   LLVMValueRef i, t = table_arg(v, x, 3.95, 4.0, vm_erf_tab_center, &i);
   LLVMValueRef r = table_poly(v, (const float(*)[16])p, NP, t, i);
-  return vcopysign(v, fma3(v, t, r, tab(v, c0, i)), x);
+  return vcopysign(v, fma3(v, t, r, tab(v, vm_erf_tab_c0, i)), x);
 }
 
 static LLVMValueRef vm_erf(vm *v, LLVMValueRef x)
