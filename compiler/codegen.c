@@ -573,6 +573,8 @@ struct kbody {
                                     * loops (layer_unroll), 1: one */
   int counted;                     /* rest_bwd leaves count_scalars to
                                     * the loop (an unrolled turn) */
+  struct chain_fac *cf;            /* the backward's shared factor
+                                    * (chain_factor), NULL: none */
 };
 
 /* ------------------------------------------- rare scales, speculated */
@@ -1022,6 +1024,23 @@ static void accumulate_mem(dnc_cg *cg, kbody *k, LLVMValueRef sums,
   store_vec(cg, k->sum_t, sums, col, LLVMBuildFAdd(cg->b, old, v, ""), mask);
 }
 
+/* sums[col..] += a b, by a fused multiply-add where the target has one
+ * and the sums are of the compute type (the f32 tiles); else as
+ * accumulate_mem. One rounding where there were two, one operation
+ * fewer a vector. */
+static void accumulate_mem_fma(dnc_cg *cg, kbody *k, LLVMValueRef sums,
+                               LLVMValueRef col, LLVMValueRef a, LLVMValueRef b,
+                               LLVMValueRef mask)
+{
+  if (!cg->fma || k->sum_t != cg->ct) {
+    accumulate_mem(cg, k, sums, col, LLVMBuildFMul(cg->b, a, b, ""), mask);
+    return;
+  }
+  LLVMTypeRef vt = LLVMTypeOf(a);
+  LLVMValueRef args[3] = {a, b, load_vec(cg, k->sum_t, sums, col, mask)};
+  store_vec(cg, k->sum_t, sums, col, intrinsic(cg, "llvm.fma", &vt, 1, args, 3), mask);
+}
+
 /* Software prefetch, `bytes` ahead of element col of base, in the full
  * vectors' loop only (mask NULL): for reading (rw 0) or writing (rw 1).
  * The hardware prefetchers alone left a compute-heavy loop waiting on
@@ -1106,6 +1125,134 @@ static void speculate(dnc_cg *cg, kbody *k, const spec_set *s,
   rest(cg, k, col, mask, dy);
 }
 
+/* ------------------------------------------- the chain rule's factor */
+
+/* By the chain rule, df/dx and each df/dp_k of f = g(u(x, p)) are g'(u)
+ * times du/dx or du/dp_k, and rewrite.c (chain_form) writes each such
+ * product as ((G V) I): G the factor bounded by 1 that they share (a
+ * Gaussian, a sigmoid pair: Derf's exp(-u^2), DyT's quotient), V what
+ * else varies (x; absent for dx and ds), I the constants and parameters
+ * (2/sqrt(pi) alpha, 4; absent where 1). rest_bwd then multiplies dL/df
+ * by G once a vector, T; dx is T V I, I made once at the kernel's entry
+ * where its parameters are scalars; a scalar sum adds T V by a fused
+ * multiply-add, and its I multiplies the double sum once, at its end.
+ * DyT's f32 backward: six vector operations a vector for dx and d(alpha)
+ * become three; Derf's eight become four. With dL/df = 1, T V I is the
+ * rewritten derivative's own evaluation, bit for bit (the oracle's); a
+ * sum's terms are rounded once fewer. */
+typedef struct chain_fac {
+  dnc_node *g;                          /* G */
+  dnc_node *v[DNC_MAX_PARAMS + 1];      /* by output (dx, then each dp_k):
+                                         * V, or NULL */
+  dnc_node *inv[DNC_MAX_PARAMS + 1];    /* I, or NULL */
+  LLVMValueRef invv[DNC_MAX_PARAMS + 1]; /* I made at the kernel's entry
+                                          * (NULL: in the body) */
+  LLVMValueRef invs[DNC_MAX_PARAMS + 1]; /* and as a double, for a sum */
+} chain_fac;
+
+/* a product of constants and parameters alone */
+static int inv_only(const dnc_node *e)
+{
+  if (e->op == OP_MUL)
+    return inv_only(e->arg[0]) && inv_only(e->arg[1]);
+  return e->op == OP_CONST || e->op == OP_PARAM;
+}
+
+/* e as chain_form writes it over g: 1 and V, I set (NULL where absent) */
+static int chain_parts(const dnc_node *e, const dnc_node *g, dnc_node **v,
+                       dnc_node **inv)
+{
+  *v = *inv = NULL;
+  if (e == g)
+    return 1;
+  if (e->op != OP_MUL)
+    return 0;
+  if (e->arg[0] == g) {
+    if (inv_only(e->arg[1]))
+      *inv = e->arg[1];
+    else
+      *v = e->arg[1];
+    return 1;
+  }
+  const dnc_node *a = e->arg[0];
+  if (a->op != OP_MUL || a->arg[0] != g || inv_only(a->arg[1]) ||
+      !inv_only(e->arg[1]))
+    return 0;
+  *v = a->arg[1];
+  *inv = e->arg[1];
+  return 1;
+}
+
+/* The backward's factoring (chain_fac) where every output that is not
+ * zero, two at least, is such a product over one G; else NULL. */
+static chain_fac *chain_factor(const kbody *k)
+{
+  dnc_node *out[DNC_MAX_PARAMS + 1];
+  int nout = 0;
+  out[0] = k->dfdx;
+  for (int i = 0; i < k->f->nparams; i++)
+    out[i + 1] = k->dfdp[i];
+  dnc_node *e = NULL;
+  for (int j = 0; j <= k->f->nparams; j++)
+    if (out[j]) {
+      nout++;
+      e = e ? e : out[j];
+    }
+  if (nout < 2)
+    return NULL;
+  /* G is the first output, its first operand or that one's */
+  dnc_node *cand[3] = {e, e->op == OP_MUL ? e->arg[0] : NULL,
+                       e->op == OP_MUL && e->arg[0]->op == OP_MUL
+                           ? e->arg[0]->arg[0] : NULL};
+  chain_fac *cf = calloc(1, sizeof *cf);
+  if (!cf)
+    dnc_die(__FILE__, __LINE__, "out of memory");
+  for (int c = 0; c < 3; c++) {
+    dnc_node *g = cand[c];
+    if (!g || g->op == OP_CONST || g->op == OP_PARAM || g->op == OP_INPUT)
+      continue;
+    int ok = 1;
+    for (int j = 0; j <= k->f->nparams && ok; j++)
+      ok = !out[j] || chain_parts(out[j], g, &cf->v[j], &cf->inv[j]);
+    if (ok) {
+      cf->g = g;
+      return cf;
+    }
+  }
+  free(cf);
+  return NULL;
+}
+
+/* a product of constants and parameters whose parameters this kernel
+ * reads as scalars */
+static int scalar_inv(const kbody *k, const dnc_node *e)
+{
+  if (e->op == OP_MUL)
+    return scalar_inv(k, e->arg[0]) && scalar_inv(k, e->arg[1]);
+  return e->op == OP_CONST || !(k->pc && k->pc[e->param]);
+}
+
+/* The I that are scalars, made at the kernel's entry as a body would
+ * make them (the parameters' splats for the parameters) */
+static void chain_invariants(dnc_cg *cg, kbody *k)
+{
+  chain_fac *cf = k->cf;
+  if (!cf)
+    return;
+  for (int i = 0; i < k->f->nparams; i++)
+    cg->params[i] = k->splats[i];
+  for (int j = 0; j <= k->f->nparams; j++) {
+    if (!cf->inv[j] || !scalar_inv(k, cf->inv[j]))
+      continue;
+    reset_memo(cg);
+    LLVMValueRef v = emit_node(cg, k->m, cf->inv[j]);
+    LLVMValueRef s = LLVMBuildExtractElement(cg->b, v, i64c(cg, 0), "");
+    cf->invv[j] = v;
+    cf->invs[j] = cg->f64 ? s : LLVMBuildFPExt(cg->b, s, cg->f64t, "");
+  }
+  reset_memo(cg);
+}
+
 static void body_fwd(dnc_cg *cg, kbody *k, LLVMValueRef col, LLVMValueRef mask)
 {
   prefetch(cg, k->x, col, mask, PREFETCH_IN, 0);
@@ -1139,25 +1286,109 @@ static void body_bwd(dnc_cg *cg, kbody *k, LLVMValueRef col, LLVMValueRef mask)
   speculate(cg, k, k->spec[1], col, mask, dy, rest_bwd);
 }
 
+/* a b, where either may be the splat 1 that speculate puts for a rare
+ * scale (lw_mul) */
+static LLVMValueRef mul1(dnc_cg *cg, LLVMValueRef a, LLVMValueRef b)
+{
+  LLVMValueRef one = dnc_cg_splat(cg, 1.0);
+  if (a == one || b == one)
+    return a == one ? b : a;
+  return LLVMBuildFMul(cg->b, a, b, "");
+}
+
+/* acc += a b (b NULL: a), by a fused multiply-add where the target has
+ * one; dead lanes left out */
+static void accumulate_fma(dnc_cg *cg, LLVMValueRef acc, LLVMValueRef a,
+                           LLVMValueRef b, LLVMValueRef mask, int mem)
+{
+  if (!b || !cg->fma) {
+    accumulate(cg, acc, b ? LLVMBuildFMul(cg->b, a, b, "") : a, mask, mem);
+    return;
+  }
+  LLVMTypeRef t = LLVMTypeOf(a);
+  if (mask) {
+    a = LLVMBuildSelect(cg->b, mask, a, LLVMConstNull(t), "");
+    b = LLVMBuildSelect(cg->b, mask, b, LLVMConstNull(t), "");
+  }
+  LLVMValueRef old = LLVMBuildLoad2(cg->b, t, acc, "");
+  LLVMValueRef args[3] = {a, b, old};
+  LLVMValueRef st = LLVMBuildStore(cg->b, intrinsic(cg, "llvm.fma", &t, 1, args, 3), acc);
+  if (mem) {
+    sum_mem(cg, old);
+    sum_mem(cg, st);
+  }
+}
+
+/* f for dgamma: after the derivative, whose intermediates it may take: a
+ * tanh or sigmoid that is f itself (not one inside it, whose error f's
+ * expression could magnify) is built from the derivative's quotient
+ * (dnc_vm_with_q) */
+static void dgamma_dbeta(dnc_cg *cg, kbody *k, LLVMValueRef col,
+                         LLVMValueRef mask, LLVMValueRef dy)
+{
+  int op = k->froot->op;
+  cg->dgamma_f = (op == OP_TANH || op == OP_SIGMOID || op == OP_ERF) &&
+                 !cg->memo[k->froot->id];
+  LLVMValueRef f = emit_node(cg, k->m, k->froot);
+  cg->dgamma_f = 0;
+  accumulate_mem_fma(cg, k, k->dgamma, col, dy, f, mask);
+  accumulate_mem(cg, k, k->dbeta, col, dy, mask);
+}
+
+/* rest_bwd with the chain rule's factor (chain_factor) */
+static void rest_bwd_factored(dnc_cg *cg, kbody *k, LLVMValueRef col,
+                              LLVMValueRef mask, LLVMValueRef dy)
+{
+  chain_fac *cf = k->cf;
+  LLVMValueRef g = emit_node(cg, k->m, cf->g);
+  LLVMValueRef dyf = dy; /* dL/df */
+  if (k->affine) {
+    dyf = LLVMBuildFMul(cg->b, dy, load_vec(cg, cg->ct, k->gamma, col, mask), "dyf");
+    dgamma_dbeta(cg, k, col, mask, dy);
+  }
+  LLVMValueRef t = mul1(cg, dyf, g);
+  LLVMValueRef dx = dnc_cg_splat(cg, 0.0);
+  for (int j = 0; j <= k->f->nparams; j++) {
+    if (j ? !k->dfdp[j - 1] : !k->dfdx)
+      continue;
+    LLVMValueRef v = cf->v[j] ? emit_node(cg, k->m, cf->v[j]) : NULL;
+    LLVMValueRef inv = !cf->inv[j] ? NULL
+                       : cf->invv[j] ? cf->invv[j]
+                                     : emit_node(cg, k->m, cf->inv[j]);
+    int i = j - 1;
+    if (j && !(k->dpc && k->dpc[i]) && (cf->invv[j] || !inv)) {
+      /* a scalar sum: I after it (store_sums) */
+      accumulate_fma(cg, cg->f64 ? k->acc[i] : k->acc32[i], t, v, mask, cg->f64);
+      continue;
+    }
+    LLVMValueRef d = v ? mul1(cg, t, v) : t;
+    if (inv)
+      d = mul1(cg, d, inv);
+    if (!j)
+      dx = d;
+    else if (k->dpc && k->dpc[i])
+      accumulate_mem(cg, k, k->dpc[i], col, d, mask);
+    else
+      accumulate(cg, cg->f64 ? k->acc[i] : k->acc32[i], d, mask, cg->f64);
+  }
+  store_data(cg, k->dx, col, dx, mask);
+  if (!cg->f64 && has_scalar_sums(k) && !k->counted)
+    count_scalars(cg, k, 1);
+}
+
 static void rest_bwd(dnc_cg *cg, kbody *k, LLVMValueRef col, LLVMValueRef mask,
                      LLVMValueRef dy)
 {
+  if (k->cf) {
+    rest_bwd_factored(cg, k, col, mask, dy);
+    return;
+  }
   LLVMValueRef dyf = dy; /* dL/df */
   LLVMValueRef dfdx = k->dfdx ? emit_node(cg, k->m, k->dfdx) : NULL;
   if (k->affine) {
     LLVMValueRef g = load_vec(cg, cg->ct, k->gamma, col, mask);
     dyf = LLVMBuildFMul(cg->b, dy, g, "dyf");
-    /* f after the derivative, whose intermediates it may take: a tanh or
-     * sigmoid that is f itself (not one inside it, whose error f's
-     * expression could magnify) is built from the derivative's quotient
-     * (dnc_vm_with_q) */
-    int op = k->froot->op;
-    cg->dgamma_f = (op == OP_TANH || op == OP_SIGMOID || op == OP_ERF) &&
-                   !cg->memo[k->froot->id];
-    LLVMValueRef f = emit_node(cg, k->m, k->froot);
-    cg->dgamma_f = 0;
-    accumulate_mem(cg, k, k->dgamma, col, LLVMBuildFMul(cg->b, dy, f, ""), mask);
-    accumulate_mem(cg, k, k->dbeta, col, dy, mask);
+    dgamma_dbeta(cg, k, col, mask, dy);
   }
   LLVMValueRef dx = dfdx ? LLVMBuildFMul(cg->b, dyf, dfdx, "dx") : dnc_cg_splat(cg, 0.0);
   store_data(cg, k->dx, col, dx, mask);
@@ -1266,6 +1497,8 @@ static void store_sums(dnc_cg *cg, kbody *k, LLVMValueRef dp)
       LLVMTypeRef ov = cg->accv;
       LLVMValueRef args[2] = {LLVMConstReal(cg->f64t, -0.0), v};
       s = intrinsic(cg, "llvm.vector.reduce.fadd", &ov, 1, args, 2);
+      if (k->cf && k->cf->invs[i + 1]) /* its I (rest_bwd_factored) */
+        s = LLVMBuildFMul(cg->b, s, k->cf->invs[i + 1], "");
     }
     LLVMValueRef idx = i64c(cg, i);
     LLVMBuildStore(cg->b, s, LLVMBuildGEP2(cg->b, cg->f64t, dp, &idx, 1, ""));
@@ -1358,10 +1591,14 @@ static void build_bwd(dnc_cg *cg, kbody *k, const dnc_target *t,
   k->pc = NULL;
   k->dpc = NULL;
   k->affine = 0;
+  k->cf = chain_factor(k);
+  chain_invariants(cg, k);
   new_accumulators(cg, k, acc, acc32);
   LLVMValueRef ivar = alloca_entry(cg, cg->i64, "i.addr");
   emit_vector_loop(cg, k, LLVMGetParam(fn, 3), ivar, body_bwd, 1);
   store_sums(cg, k, LLVMGetParam(fn, 5));
+  free(k->cf);
+  k->cf = NULL;
   kernel_ret(cg);
 }
 
@@ -1649,6 +1886,8 @@ static void build_layer_bwd(dnc_cg *cg, kbody *k, const dnc_target *t,
   }
   k->pc = pc;
   k->dpc = dpc;
+  k->cf = chain_factor(k);
+  chain_invariants(cg, k);
   new_accumulators(cg, k, acc, acc32);
   k->gamma = LLVMGetParam(fn, 10);
   k->beta = LLVMGetParam(fn, 11);
@@ -1665,6 +1904,8 @@ static void build_layer_bwd(dnc_cg *cg, kbody *k, const dnc_target *t,
                    {&k->x, &k->dy, &k->dx}, 3, body_bwd};
   split_affine(cg, k, k->gamma, emit_layer_bwd_copy, &la);
   store_sums(cg, k, LLVMGetParam(fn, 12));
+  free(k->cf);
+  k->cf = NULL;
   kernel_ret(cg);
 }
 

@@ -25,14 +25,15 @@
  *     r * inf would be NaN, so lo is clamped to [-1, 1] with NaN taken as
  *     -1 (if lo > -1 then lo else -1, then the same against 1: r is 0
  *     there, and x86 selects each as one vmaxps/vminps).
- *   a constant times a product: K (a g) as (K g) a where a is the input
- *     or a parameter and g is bounded by 1 (a Gaussian, a sigmoid pair)
- *     and 1/4 <= |K| <= 16 (const_first), so that the derivatives of
- *     erf(alpha x + s), 2/sqrt(pi) (alpha G), 2/sqrt(pi) (x G) and
- *     2/sqrt(pi) G, share 2/sqrt(pi) G: two multiplications fewer a
- *     vector in Derf's backward, one in DyT's (-3 to -4 %), on the
- *     multiply-add ports that bound them. The same number of roundings;
- *     for a power of two K (DyT's 4) the same bits but in the subnormals.
+ *   the chain rule's products: a product with a factor g bounded by 1
+ *     (a Gaussian, a sigmoid pair) as ((g V) I), V the factors that vary
+ *     (the input), I the constants (1/4 <= |K| <= 16) and parameters
+ *     (chain_form), so that the derivatives of erf(alpha x + s) are G
+ *     (2/sqrt(pi) alpha), (G x) 2/sqrt(pi) and G 2/sqrt(pi), and DyT's Q
+ *     (4 alpha) and (Q x) 4: codegen's backward multiplies dL/df by G once
+ *     for all of them and makes I once a kernel (codegen.c,
+ *     chain_factor). The same number of roundings; for a power of two K
+ *     (DyT's 4) the same bits but in the subnormals.
  *   the inverse square root unit: u / sqrt(c + u^2) (or u * rsqrt(...))
  *     tends to sign(u), but u^2 overflows past |u| ~ 1.8e19 in f32 (1.3e154
  *     in f64) and the quotient became 0. Where |u| > T the quotient is
@@ -634,28 +635,70 @@ static int unit_bounded(const rewriter *rw, const dnc_node *g)
          opposite(g->arg[0]->arg[0], g->arg[1]->arg[0], rw->f64);
 }
 
-/* K (a g) as (K g) a: K a constant of magnitude 1/4 to 16, a the input or
- * a parameter, g bounded by 1 (unit_bounded). The derivatives of erf(alpha
- * x + s), 2/sqrt(pi) (alpha G), 2/sqrt(pi) (x G) and 2/sqrt(pi) G, then
- * share 2/sqrt(pi) G: two multiplications fewer a vector; tanh's 4 (alpha
- * Q) and 4 (x Q) one. K g cannot overflow, and the rounding is as before
- * (one after g's, one more); for K a power of two the bits too, but in
- * the subnormals. */
-static dnc_node *const_first(rewriter *rw, const dnc_node *e)
+/* A product with a factor g bounded by 1 (unit_bounded) as ((g V) I):
+ * V the factors that are neither constants nor parameters (x), I the
+ * constants' product K, 1/4 <= |K| <= 16, times the parameters; V or I
+ * left out where there are none. The derivatives of erf(alpha x + s),
+ * 2/sqrt(pi) (alpha G), 2/sqrt(pi) (x G) and 2/sqrt(pi) G, become G
+ * (2/sqrt(pi) alpha), (G x) 2/sqrt(pi) and G 2/sqrt(pi); DyT's 4 (alpha
+ * Q) and 4 (x Q), Q (4 alpha) and (Q x) 4. Codegen's backward then
+ * multiplies dL/df by G once for every output, makes I once a kernel
+ * where it is made of scalars, and adds a sum's terms G x by a fused
+ * multiply-add with I after the sum (codegen.c, chain_factor): DyT's dx
+ * and d(alpha) take three vector operations where they took six. g V
+ * cannot overflow where V alone does not, nor K by itself; each output
+ * is rounded as often as before, in another order (for DyT's K = 4 the
+ * same bits but in the subnormals). */
+enum { CHAIN_MAX = 8 };
+typedef struct chain_leaves {
+  const dnc_node *g;               /* the factor bounded by 1 */
+  int ng, nk, np, nv;
+  double k;                        /* the constants' product */
+  const dnc_node *p[CHAIN_MAX];    /* parameters */
+  const dnc_node *v[CHAIN_MAX];    /* the others */
+} chain_leaves;
+
+static int chain_split(const rewriter *rw, const dnc_node *e, chain_leaves *c)
 {
-  for (int i = 0; i < 2; i++) {
-    const dnc_node *k = e->arg[i], *p = e->arg[1 - i];
-    double m = k->op == OP_CONST ? fabs(k->value) : 0;
-    if (m < 0.25 || m > 16 || p->op != OP_MUL)
-      continue;
-    for (int j = 0; j < 2; j++) {
-      const dnc_node *a = p->arg[j], *g = p->arg[1 - j];
-      if ((a->op == OP_INPUT || a->op == OP_PARAM) && unit_bounded(rw, g))
-        return N(OP_MUL, N(OP_MUL, rw->map[k->id], rw->map[g->id], NULL),
-                 rw->map[a->id], NULL);
-    }
+  if (unit_bounded(rw, e)) {
+    c->g = e;
+    return ++c->ng == 1;
   }
-  return NULL;
+  if (e->op == OP_MUL)
+    return chain_split(rw, e->arg[0], c) && chain_split(rw, e->arg[1], c);
+  if (e->op == OP_CONST) {
+    c->k *= e->value;
+    c->nk++;
+    return 1;
+  }
+  if (e->op == OP_PARAM) {
+    if (c->np == CHAIN_MAX)
+      return 0;
+    c->p[c->np++] = e;
+    return 1;
+  }
+  if (c->nv == CHAIN_MAX)
+    return 0;
+  c->v[c->nv++] = e;
+  return 1;
+}
+
+static dnc_node *chain_form(rewriter *rw, const dnc_node *e)
+{
+  chain_leaves c = {.k = 1.0};
+  if (!chain_split(rw, e, &c) || c.ng != 1 || c.g == e ||
+      (c.nk && (fabs(c.k) < 0.25 || fabs(c.k) > 16)))
+    return NULL;
+  dnc_node *r = rw->map[c.g->id], *v = NULL, *inv = NULL;
+  for (int i = 0; i < c.nv; i++)
+    v = v ? N(OP_MUL, v, rw->map[c.v[i]->id], NULL) : rw->map[c.v[i]->id];
+  if (v)
+    r = N(OP_MUL, r, v, NULL);
+  if (c.nk && c.k != 1.0)
+    inv = dnc_const(rw->g, c.k);
+  for (int i = 0; i < c.np; i++)
+    inv = inv ? N(OP_MUL, inv, rw->map[c.p[i]->id], NULL) : rw->map[c.p[i]->id];
+  return inv ? N(OP_MUL, r, inv, NULL) : r;
 }
 
 static void rewrite_root(rewriter *rw, dnc_arena *scratch, dnc_node **root)
@@ -670,7 +713,7 @@ static void rewrite_root(rewriter *rw, dnc_arena *scratch, dnc_node **root)
     if (e->op == OP_MUL)
       r = sigmoid_pair(rw, e);
     if (!r && e->op == OP_MUL)
-      r = const_first(rw, e);
+      r = chain_form(rw, e);
     else if (e->op == OP_EXP)
       r = gauss(rw, e);
     if (!r)
