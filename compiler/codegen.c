@@ -1270,7 +1270,13 @@ static void rest_fwd(dnc_cg *cg, kbody *k, LLVMValueRef col, LLVMValueRef mask,
   if (k->affine) {
     LLVMValueRef g = load_vec(cg, cg->ct, k->gamma, col, mask);
     LLVMValueRef b = load_vec(cg, cg->ct, k->beta, col, mask);
-    y = LLVMBuildFAdd(cg->b, LLVMBuildFMul(cg->b, g, y, ""), b, "y");
+    /* one rounding where the target has fused multiply-add */
+    if (cg->fma) {
+      LLVMTypeRef vt = LLVMTypeOf(y);
+      y = intrinsic(cg, "llvm.fma", &vt, 1, (LLVMValueRef[]){g, y, b}, 3);
+    } else {
+      y = LLVMBuildFAdd(cg->b, LLVMBuildFMul(cg->b, g, y, ""), b, "y");
+    }
   }
   store_data(cg, k->y, col, y, mask);
 }

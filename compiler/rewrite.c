@@ -701,6 +701,33 @@ static dnc_node *chain_form(rewriter *rw, const dnc_node *e)
   return inv ? N(OP_MUL, r, inv, NULL) : r;
 }
 
+/* a b + c (and c + a b, a b - c, c - a b) as one fused multiply-add
+ * where the target has it: one rounding where there were two, and one
+ * operation (Derf's alpha x + s, in its forward and its backward). Not
+ * where both terms are products: fma(a, b, -(c d)) is not c d - a b with
+ * its sign changed, and x x - x x would no longer be 0. */
+static dnc_node *fused(rewriter *rw, const dnc_node *e)
+{
+  if (!(rw->target & DNC_TARGET_FMA))
+    return NULL;
+  const dnc_node *l = e->arg[0], *r = e->arg[1];
+  if ((l->op == OP_MUL) == (r->op == OP_MUL))
+    return NULL;
+  int lm = l->op == OP_MUL;
+  const dnc_node *m = lm ? l : r, *c = lm ? r : l;
+  if (c->op == OP_NEG && c->arg[0]->op == OP_MUL)
+    return NULL;
+  dnc_node *a = rw->map[m->arg[0]->id], *b = rw->map[m->arg[1]->id];
+  dnc_node *cc = rw->map[c->id];
+  if (e->op == OP_SUB) {
+    if (lm)
+      cc = N(OP_NEG, cc, NULL, NULL);
+    else
+      a = N(OP_NEG, a, NULL, NULL);
+  }
+  return N(OP_FMA, a, b, cc);
+}
+
 static void rewrite_root(rewriter *rw, dnc_arena *scratch, dnc_node **root)
 {
   uint32_t n;
@@ -718,6 +745,8 @@ static void rewrite_root(rewriter *rw, dnc_arena *scratch, dnc_node **root)
       r = gauss(rw, e);
     if (!r)
       r = isru_lower(rw, e);
+    if (!r && (e->op == OP_ADD || e->op == OP_SUB))
+      r = fused(rw, e);
     if (!r && e->nargs) {
       dnc_node *a[3] = {NULL, NULL, NULL};
       int same = 1;

@@ -236,7 +236,9 @@ static void test_layer(dnc_module *mod, int64_t rows, int64_t cols, int64_t ld,
       float p[2] = {0.5f, sv[c]};
       float fv = dnc_rt_eval_f32(pf, xv, p, jm_table);
       float dyf = dyv * g[c];
-      ybad += !same32(r.y[i * ld + c], g[c] * fv + b[c]);
+      /* gamma f + beta by one fused multiply-add where there is one */
+      float yv = jm_target & DNC_TARGET_FMA ? fmaf(g[c], fv, b[c]) : g[c] * fv + b[c];
+      ybad += !same32(r.y[i * ld + c], yv);
       float gv = dnc_rt_eval_f32(pdg, xv, p, jm_table);
       float iv = dnc_rt_eval_f32(pdi, xv, p, jm_table);
       dxbad += !same32(r.dx[i * ld + c], dyf * gv * iv);
