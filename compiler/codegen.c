@@ -255,9 +255,16 @@ static LLVMValueRef lw_leaf(dnc_cg *cg, const dnc_node *e, LLVMValueRef *a)
   }
 }
 
+/* -(a k) for a constant k as a (-k), the same value in one operation
+ * (the sigmoid pair's exp(-(|t| k)): tanh's -2|u|) */
 static LLVMValueRef lw_neg(dnc_cg *cg, const dnc_node *e, LLVMValueRef *a)
 {
-  (void)e;
+  const dnc_node *m = e->arg[0];
+  if (m->op == OP_MUL)
+    for (int i = 0; i < 2; i++)
+      if (m->arg[i]->op == OP_CONST && cg->memo[m->arg[1 - i]->id])
+        return LLVMBuildFMul(cg->b, cg->memo[m->arg[1 - i]->id],
+                             dnc_cg_splat(cg, -m->arg[i]->value), "");
   return LLVMBuildFNeg(cg->b, a[0], "");
 }
 static LLVMValueRef lw_add(dnc_cg *cg, const dnc_node *e, LLVMValueRef *a)
@@ -384,9 +391,8 @@ static LLVMValueRef expneg_t(dnc_cg *cg, const dnc_node *t, double k,
     *y = have_y;
   } else {
     LLVMValueRef tv = cg->memo[t->id];
-    LLVMValueRef m = LLVMBuildFMul(cg->b, unary_intrinsic(cg, "llvm.fabs", tv),
-                                   dnc_cg_splat(cg, k), "");
-    *y = LLVMBuildFNeg(cg->b, m, "");
+    *y = LLVMBuildFMul(cg->b, unary_intrinsic(cg, "llvm.fabs", tv),
+                       dnc_cg_splat(cg, -k), "");
   }
   if (!want_e)
     return NULL;
