@@ -277,10 +277,29 @@ static LLVMValueRef lw_sub(dnc_cg *cg, const dnc_node *e, LLVMValueRef *a)
   (void)e;
   return LLVMBuildFSub(cg->b, a[0], a[1], "");
 }
+/* at least 1 or NaN for every input: c + exp(y) or exp(y) + c for a
+ * constant c >= 1 (the sigmoid pair's 1 + e), a constant >= 1, and
+ * products of those */
+static int at_least_one(const dnc_node *b)
+{
+  switch (b->op) {
+  case OP_CONST: return b->value >= 1.0;
+  case OP_MUL: return at_least_one(b->arg[0]) && at_least_one(b->arg[1]);
+  case OP_ADD:
+    for (int i = 0; i < 2; i++)
+      if (b->arg[i]->op == OP_CONST && b->arg[i]->value >= 1.0 &&
+          b->arg[1 - i]->op == OP_EXP)
+        return 1;
+    return 0;
+  default: return 0;
+  }
+}
+
+/* the sigmoid pair's e / ((1 + e) (1 + e)) divides by at least 1: bf16's
+ * estimate without its branch for a subnormal divisor */
 static LLVMValueRef lw_div(dnc_cg *cg, const dnc_node *e, LLVMValueRef *a)
 {
-  (void)e;
-  return dnc_vm_div(cg, a[0], a[1]);
+  return dnc_vm_div(cg, a[0], a[1], at_least_one(e->arg[1]));
 }
 
 /* Small constant integer exponents become multiplications (the same

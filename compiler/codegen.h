@@ -96,8 +96,10 @@ LLVMValueRef dnc_vm_erf_dgamma(dnc_cg *cg, LLVMValueRef x);
 /* a / b and 1/sqrt as the kernels compute them: IEEE's, except in bf16's
  * math (math_bits 8) on 16-lane AVX-512, where they come from the 14-bit
  * estimates (vmath.c, estimates_ok). dnc_vm_rsqrt returns NULL where the
- * exact operation is to be emitted. */
-LLVMValueRef dnc_vm_div(dnc_cg *cg, LLVMValueRef a, LLVMValueRef b);
+ * exact operation is to be emitted. b_normal: b is never subnormal (the
+ * estimate needs no branch for one). */
+LLVMValueRef dnc_vm_div(dnc_cg *cg, LLVMValueRef a, LLVMValueRef b,
+                        int b_normal);
 LLVMValueRef dnc_vm_rsqrt(dnc_cg *cg, LLVMValueRef x);
 
 /* Splat a compute-type constant. */

@@ -1335,10 +1335,14 @@ LLVMValueRef dnc_vm_erf_dgamma(dnc_cg *cg, LLVMValueRef x)
   return !v.lowp && table_ok(&v) ? vm_erf_table_dgamma(&v, x) : NULL;
 }
 
-LLVMValueRef dnc_vm_div(dnc_cg *cg, LLVMValueRef a, LLVMValueRef b)
+LLVMValueRef dnc_vm_div(dnc_cg *cg, LLVMValueRef a, LLVMValueRef b,
+                        int b_normal)
 {
   vm v = vm_of(cg);
-  return estimates_ok(&v) ? div_est(&v, a, b) : LLVMBuildFDiv(cg->b, a, b, "");
+  if (!estimates_ok(&v))
+    return LLVMBuildFDiv(cg->b, a, b, "");
+  /* no subnormal divisor, no branch for one (div_est's) */
+  return b_normal ? mul(&v, a, rcp14(&v, b)) : div_est(&v, a, b);
 }
 
 /* f32's rsqrt where the target has DNC_TARGET_RSQRT (16-lane AVX-512 with
