@@ -260,6 +260,20 @@ static LLVMValueRef lw_leaf(dnc_cg *cg, const dnc_node *e, LLVMValueRef *a)
 static LLVMValueRef lw_neg(dnc_cg *cg, const dnc_node *e, LLVMValueRef *a)
 {
   const dnc_node *m = e->arg[0];
+  /* -(t t) (the Gaussian's exponent) as fma(-t, t, -0), where the target
+   * fuses: the same value and sign of zero, one operation where the
+   * square and the negation were two */
+  const dnc_node *sq = m->op == OP_MUL && m->arg[0] == m->arg[1] ? m->arg[0]
+                       : m->op == OP_POW && m->arg[1]->op == OP_CONST &&
+                               m->arg[1]->value == 2.0 ? m->arg[0]
+                                                       : NULL;
+  if (sq && cg->fma && cg->memo[sq->id]) {
+    LLVMValueRef t = cg->memo[sq->id];
+    LLVMTypeRef vt = LLVMTypeOf(t);
+    return intrinsic(cg, "llvm.fma", &vt, 1,
+                     (LLVMValueRef[]){LLVMBuildFNeg(cg->b, t, ""), t,
+                                      dnc_cg_splat(cg, -0.0)}, 3);
+  }
   if (m->op == OP_MUL)
     for (int i = 0; i < 2; i++)
       if (m->arg[i]->op == OP_CONST && cg->memo[m->arg[1 - i]->id])
