@@ -103,6 +103,36 @@ def test_derf_shift_rounding_and_fma(mod, dt):
         assert max_ulp(mod["derf"].forward(x, **p), ref, dt) <= 1.6
 
 
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+def test_fused_multiply_add_forms(dt):
+    # a x + s is rounded once where the CPU fuses (rewrite.c, fused), as
+    # written on the x86-64 baseline; a difference of two products is
+    # never fused (x x - x x stays 0, (x + 1) x - x x stays x rounded once
+    # per product)
+    src = ("fn lin(x; a = 0.7, s = 0.3) = a * x + s\n"
+           "fn sym(x) = x * x - x * x\n"
+           "fn lin2(x; a = 0.7) = x * a - 1\n")
+    x = np.random.default_rng(3).uniform(-5, 5, 4000).astype(dt)
+    x = np.concatenate([x, np.array([0.0, -0.0, 1e-30, 3e19, -3e19], dt)])
+    a, s = dt(0.7), dt(0.3)
+    exact = [float(mpm.mpf(float(a)) * mpm.mpf(float(v)) + mpm.mpf(float(s)))
+             for v in x]
+    once = np.array(exact, dt)                     # a x + s rounded once
+    twice = (a * x).astype(dt) + s                 # as written
+    base = dnc.compile(src, context=dnc.Context(cpu="x86-64"))
+    assert np.array_equal(base["lin"].forward(x), twice)
+    with np.errstate(invalid="ignore", over="ignore"):
+        sq = x * x - x * x
+    for m in (base, dnc.compile(src)):
+        np.testing.assert_array_equal(m["sym"].forward(x), sq)
+    if host_has_fma():
+        got = dnc.compile(src)["lin"].forward(x)
+        assert np.array_equal(got, once)
+        ex2 = np.array([float(mpm.mpf(float(v)) * mpm.mpf(float(a)) - 1)
+                        for v in x], dt)
+        assert np.array_equal(dnc.compile(src)["lin2"].forward(x), ex2)
+
+
 GUARDED = [
     ("gauss", dict(a=2.0), [3e38, -3e38, 1e20, 1e300]),
     ("gelu_t", dict(a=0.7978845608), [1e13, -1e20, 1e30, 3e38, 1e103]),
