@@ -15,8 +15,9 @@
  * in turn, with the thread's CPU clock, over enough calls for about 3 M
  * elements; the best of the rounds is printed in ns per element, with
  * NEW's over OLD's, and then whether one more call of each gave the
- * same bits (y, dx and every gradient). The tensors are 64-byte aligned. A build of another commit:
- * `git worktree add /tmp/old COMMIT && make -C /tmp/old build/libdnc.so`.
+ * same bits (y, dx and every gradient). The tensors are 64-byte
+ * aligned. A build of another commit: `git worktree add /tmp/old COMMIT
+ * && make -C /tmp/old build/libdnc.so`.
  */
 #include <dlfcn.h>
 #include <stdio.h>

@@ -459,13 +459,12 @@ static LLVMValueRef lower_with_e(dnc_cg *cg, const dnc_node *e, LLVMValueRef a)
 }
 
 /* x 1 = x: a speculated scale (speculate) is the constant 1 */
+static LLVMValueRef mul1(dnc_cg *cg, LLVMValueRef a, LLVMValueRef b);
+
 static LLVMValueRef lw_mul(dnc_cg *cg, const dnc_node *e, LLVMValueRef *a)
 {
   (void)e;
-  LLVMValueRef one = dnc_cg_splat(cg, 1.0);
-  if (a[0] == one || a[1] == one)
-    return a[a[0] == one];
-  return LLVMBuildFMul(cg->b, a[0], a[1], "");
+  return mul1(cg, a[0], a[1]);
 }
 
 static LLVMValueRef lw_fma(dnc_cg *cg, const dnc_node *e, LLVMValueRef *a)
@@ -614,6 +613,9 @@ struct kbody {
                                     * the loop (an unrolled turn) */
   struct chain_fac *cf;            /* the backward's shared factor
                                     * (chain_factor), NULL: none */
+  int chain;                       /* every nonzero derivative was a
+                                    * dnc_chain_product before the
+                                    * rewrites */
 };
 
 /* ------------------------------------------- rare scales, speculated */
@@ -1223,9 +1225,12 @@ static int chain_parts(const dnc_node *e, const dnc_node *g, dnc_node **v,
 }
 
 /* The backward's factoring (chain_fac) where every output that is not
- * zero, two at least, is such a product over one G; else NULL. */
+ * zero, two at least, was a chain_form product before the rewrites
+ * (k->chain: G bounded by 1) and is one over the same G now; else NULL. */
 static chain_fac *chain_factor(const kbody *k)
 {
+  if (!k->chain)
+    return NULL;
   dnc_node *out[DNC_MAX_PARAMS + 1];
   int nout = 0;
   out[0] = k->dfdx;
@@ -1239,10 +1244,12 @@ static chain_fac *chain_factor(const kbody *k)
     }
   if (nout < 2)
     return NULL;
-  /* G is the first output, its first operand or that one's */
-  dnc_node *cand[3] = {e, e->op == OP_MUL ? e->arg[0] : NULL,
-                       e->op == OP_MUL && e->arg[0]->op == OP_MUL
-                           ? e->arg[0]->arg[0] : NULL};
+  /* G is the first output's first operand's first operand, its first
+   * operand, or itself: innermost first, where chain_form puts the
+   * bounded factor */
+  dnc_node *cand[3] = {e->op == OP_MUL && e->arg[0]->op == OP_MUL
+                           ? e->arg[0]->arg[0] : NULL,
+                       e->op == OP_MUL ? e->arg[0] : NULL, e};
   chain_fac *cf = calloc(1, sizeof *cf);
   if (!cf)
     dnc_die(__FILE__, __LINE__, "out of memory");
@@ -1332,7 +1339,7 @@ static void body_bwd(dnc_cg *cg, kbody *k, LLVMValueRef col, LLVMValueRef mask)
 }
 
 /* a b, where either may be the splat 1 that speculate puts for a rare
- * scale (lw_mul) */
+ * scale: then the other */
 static LLVMValueRef mul1(dnc_cg *cg, LLVMValueRef a, LLVMValueRef b)
 {
   LLVMValueRef one = dnc_cg_splat(cg, 1.0);
@@ -2055,6 +2062,9 @@ LLVMModuleRef dnc_codegen_forms(LLVMContextRef ctx, dnc_mod *m, dnc_fn *f,
     LLVMDisposeModule(cg.mod);
     return NULL;
   }
+  k.chain = !k.dfdx || dnc_chain_product(k.dfdx, cg.f64);
+  for (int i = 0; i < f->nparams; i++)
+    k.chain &= !dfdp[i] || dnc_chain_product(dfdp[i], cg.f64);
   /* the lowering rewrites (rewrite.c), as the oracle sees them too */
   dnc_node *roots[DNC_MAX_PARAMS + 2];
   roots[0] = k.froot;

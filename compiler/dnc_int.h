@@ -671,6 +671,11 @@ int dnc_isru_shape_of(const dnc_node *e, dnc_isru_shape *s);
  *                     AVX-512 with FMA), as cheap as a multiplication,
  *                     while division and sqrt share one slow divider */
 enum { DNC_TARGET_FMA = 1, DNC_TARGET_RSQRT = 2 };
+/* Whether dnc_rewrite writes e (before it) as ((g V) I), g a factor
+ * bounded by 1 (a Gaussian, a sigmoid pair), V what varies, I constants
+ * and parameters (rewrite.c, chain_form): codegen factors the backward
+ * over g only then, where dL/df g cannot overflow. */
+int dnc_chain_product(const dnc_node *e, int f64);
 /* The lowering rewrites (rewrite.c) for f64 or f32 compute, the vector
  * math's precision in f32 (lowp: 8 for bf16's, 11 for f16's, else 0) and a
  * target's DNC_TARGET_* flags, applied to roots[0..n) in place

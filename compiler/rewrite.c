@@ -683,11 +683,26 @@ static int chain_split(const rewriter *rw, const dnc_node *e, chain_leaves *c)
   return 1;
 }
 
+/* e's leaves where chain_form rewrites e */
+static int chain_leaves_of(const rewriter *rw, const dnc_node *e,
+                           chain_leaves *c)
+{
+  *c = (chain_leaves){.k = 1.0};
+  return chain_split(rw, e, c) && c->ng == 1 && c->g != e &&
+         !(c->nk && (fabs(c->k) < 0.25 || fabs(c->k) > 16));
+}
+
+int dnc_chain_product(const dnc_node *e, int f64)
+{
+  rewriter rw = {.f64 = f64};
+  chain_leaves c;
+  return e->op == OP_MUL && chain_leaves_of(&rw, e, &c);
+}
+
 static dnc_node *chain_form(rewriter *rw, const dnc_node *e)
 {
-  chain_leaves c = {.k = 1.0};
-  if (!chain_split(rw, e, &c) || c.ng != 1 || c.g == e ||
-      (c.nk && (fabs(c.k) < 0.25 || fabs(c.k) > 16)))
+  chain_leaves c;
+  if (!chain_leaves_of(rw, e, &c))
     return NULL;
   dnc_node *r = rw->map[c.g->id], *v = NULL, *inv = NULL;
   for (int i = 0; i < c.nv; i++)
