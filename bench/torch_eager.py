@@ -35,6 +35,15 @@ JSON:
                                     through dnc.torch's Python path over
                                     its time through the C++ layer call
                                     (where that is built), same rounds
+  "torch_module/<fn>/<shape>/t<N>/over_floor"  PointwiseNorm's time over
+                                    the floor's in the same rounds: the
+                                    floor is a PointwiseNorm of FLOOR, one
+                                    multiply, whose step is the module's
+                                    memory traffic and call alone
+  "torch_module/<fn>/<shape>/t<N>/floor_vs_layernorm"  nn.LayerNorm's time
+                                    over the floor's, same rounds: the most
+                                    any point-wise function's module could
+                                    reach against LayerNorm in that run
 Without PyTorch it says so and adds nothing.
 """
 import os
@@ -116,6 +125,12 @@ def compiled(mod):
         return None, "torch.compile failed: %s" % str(e).splitlines()[0]
 
 
+# the floor of a PointwiseNorm: a function with no arithmetic to speak of
+# (one multiply), so that its step is the module's traffic (x and y in the
+# forward; x, dy and dx in the backward, with the per-column sums of dgamma and
+# dbeta) and its call; measured in the same rounds as each function
+FLOOR = "fn lin(x; alpha = 0.5) = alpha * x"
+
 # the issue's two shapes, then a quarter of a transformer layer's batch and
 # a decoding-size one, where the per-call cost shows (not bars)
 LAYERNORM_SHAPES = ((8192, 4096), (32, 128, 512), (4, 128, 512), (8, 512))
@@ -150,8 +165,11 @@ def vs_layernorm(dt, threads, reps, res, all_threads):
           "forward + backward, median of interleaved rounds "
           f"(PyTorch {torch.__version__}; dnc's kernel threads: "
           f"{'ATen OpenMP team, ' + omp if omp else 'its own'})")
+    print("  floor: a PointwiseNorm of `%s`, in the same rounds (its "
+          "traffic and call, no arithmetic)" % FLOOR)
     print(f"{'fn':8}{'shape':>14}{'layernorm ms':>14}{'module ms':>11}"
-          f"{'layernorm/module':>18}" + (
+          f"{'layernorm/module':>18}{'floor ms':>10}{'module/floor':>14}"
+          f"{'layernorm/floor':>17}" + (
               f"{'python ms':>11}{'python/module':>15}"
               if dt.extension() is not None else
               f"  (no C++ layer call: {dt.extension_reason()})"))
@@ -166,9 +184,11 @@ def vs_layernorm(dt, threads, reps, res, all_threads):
         x = (torch.rand(*shape, generator=g) * 8 - 4).requires_grad_()
         dy = torch.rand(*shape, generator=g) * 2 - 1
         tag = "x".join(str(d) for d in shape)
+        floor = dt.PointwiseNorm(cols, FLOOR, threads=threads)
         for name in ("dyt", "derf", "dyisru"):
             mod = dt.PointwiseNorm(cols, name, threads=threads)
-            variants = {"layernorm": torch.nn.LayerNorm(cols), "module": mod}
+            variants = {"layernorm": torch.nn.LayerNorm(cols), "module": mod,
+                        "floor": floor}
             if dt.extension() is not None:
                 variants["python"] = PythonPath(dt, mod)
             times = {v: [] for v in variants}
@@ -182,6 +202,11 @@ def vs_layernorm(dt, threads, reps, res, all_threads):
                         times[v].append((time.perf_counter() - t0) * 1e3)
             ln = statistics.median(times["layernorm"])
             m = statistics.median(times["module"])
+            fl = statistics.median(times["floor"])
+            res[f"torch_module/{name}/{tag}/t{threads}/over_floor"] = \
+                round(m / fl, 4)
+            res[f"torch_module/{name}/{tag}/t{threads}/floor_vs_layernorm"] \
+                = round(ln / fl, 4)
             res[f"torch_module/{name}/{tag}/t{threads}/vs_layernorm"] = \
                 round(ln / m, 4)
             if threads == all_threads:
@@ -193,7 +218,8 @@ def vs_layernorm(dt, threads, reps, res, all_threads):
                 res[f"torch_module/{name}/{tag}/t{threads}/python_over_ext"] \
                     = round(p / m, 4)
                 py = f"{p:11.3f}{p / m:15.2f}"
-            print(f"{name:8}{tag:>14}{ln:14.3f}{m:11.3f}{ln / m:18.2f}{py}")
+            print(f"{name:8}{tag:>14}{ln:14.3f}{m:11.3f}{ln / m:18.2f}"
+                  f"{fl:10.3f}{m / fl:14.2f}{ln / fl:17.2f}{py}")
 
 
 def main():
