@@ -452,7 +452,7 @@ static LLVMValueRef rare_lanes(vm *v, LLVMValueRef mask, LLVMValueRef y,
   return phi;
 }
 
-/* ------------------------------------------------- tables of 16 pieces */
+/* ------------------------------------------ tables of 16 and 32 pieces */
 
 /* A float table of 16 as a constant vector (16 lanes). */
 static LLVMValueRef table16(vm *v, const float *t)
@@ -788,27 +788,40 @@ static LLVMValueRef vm_erf_table(vm *v, LLVMValueRef x)
 }
 
 
-/* f32 erf for the layer backward's dγ (dnc_vm_erf_dgamma): erf_table's
- * pieces all in the form c0 + t P(t), one fused multiply-add after P, and
- * three rows fewer to permute (m, a and n, which give piece 0 its own
- * form): 22 operations where vm_erf_table takes 28. Pieces 1 to 15 are
- * vm_erf_table's, the same bits; in piece 0 (|x| < 1/4) P's first
- * coefficient is 2/sqrt(pi) as one float (vm_erf_table carries its low
- * part in P), which costs that piece about an ulp: within 2.5 ulp of erf
- * (tests/test_kernels.c), a dγ term's error as dnc_vm_with_q's tanh. */
+/* A float table of 32 at index idx's low five bits: one two-table
+ * permute (vpermi2ps / vpermt2ps), as one vpermps reads a table of 16 */
+static LLVMValueRef tab32(vm *v, const float *t, LLVMValueRef idx)
+{
+  LLVMValueRef a[3] = {table16(v, t), idx, table16(v, t + 16)};
+  return x86_call(v, "llvm.x86.avx512.vpermi2var.ps.512", a, 3);
+}
+
+/* f32 erf for the layer backward's dγ (dnc_vm_erf_dgamma): tools/remez.py's
+ * erf_dgamma_table, 32 pieces of |x| (clamped to 3.95; i = floor(8|x|),
+ * at most 31, so no index clamp, and a NaN reads piece 0 with t NaN),
+ * each c0 + t P(t) with P of degree 4: one form, no select. Half
+ * vm_erf_table's pieces' width takes two coefficient rows and two
+ * multiply-adds off its degree 6, and three rows more (m, a and n, which
+ * give erf_table's piece 0 its own form): 18 operations a vector where
+ * vm_erf_table takes 28 (each row a vpermi2ps, one operation as a
+ * vpermps). In piece 0 (|x| < 1/8) P's first coefficient is 2/sqrt(pi)
+ * as one float, which costs that piece about an ulp: within 2.5 ulp of
+ * erf (tests/test_kernels.c), a dγ term's error as dnc_vm_with_q's tanh. */
 static LLVMValueRef vm_erf_table_dgamma(vm *v, LLVMValueRef x)
 {
-  enum { NP = sizeof vm_erf_tab_p / sizeof vm_erf_tab_p[0] };
-  float p[NP][16];
-  memcpy(p, vm_erf_tab_p, sizeof p);
-  /* piece 0 alone has its own form (m 0, a 2/sqrt(pi), n 1, c0 0) */
-  for (int j = 0; j < 16; j++)
-    DNC_ASSERT(vm_erf_tab_m[j] == (j > 0) && vm_erf_tab_n[j] == (j == 0) &&
-               (j == 0 ? vm_erf_tab_c0[j] == 0 : vm_erf_tab_a[j] == 0));
-  p[0][0] = (float)((double)vm_erf_tab_a[0] + (double)p[0][0]);
-  LLVMValueRef i, t = table_arg(v, x, 3.95, 4.0, vm_erf_tab_center, &i);
-  LLVMValueRef r = table_poly(v, (const float(*)[16])p, NP, t, i);
-  return vcopysign(v, fma3(v, t, r, tab(v, vm_erf_tab_c0, i)), x);
+  enum { NP = sizeof vm_erfg_tab_p / sizeof vm_erfg_tab_p[0] };
+  LLVMValueRef ax = vabs(v, x);
+  ax = sel(v, cmp(v, LLVMRealOGT, ax, K(v, 3.95)), K(v, 3.95), ax);
+  LLVMTypeRef i32v = LLVMVectorType(v->cg->i32, 16);
+  LLVMValueRef c[4] = {mul(v, ax, K(v, 8.0)), LLVMGetUndef(i32v),
+                       LLVMConstAllOnes(v->cg->i16),
+                       LLVMConstInt(v->cg->i32, 4, 0)};
+  LLVMValueRef i = x86_call(v, "llvm.x86.avx512.mask.cvttps2dq.512", c, 4);
+  LLVMValueRef t = sub(v, ax, tab32(v, vm_erfg_tab_center, i));
+  LLVMValueRef r = tab32(v, vm_erfg_tab_p[NP - 1], i);
+  for (int k = NP - 2; k >= 0; k--)
+    r = fma3(v, r, t, tab32(v, vm_erfg_tab_p[k], i));
+  return vcopysign(v, fma3(v, t, r, tab32(v, vm_erfg_tab_c0, i)), x);
 }
 
 static LLVMValueRef vm_erf(vm *v, LLVMValueRef x)
