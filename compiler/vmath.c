@@ -762,32 +762,6 @@ static LLVMValueRef erf_bf16(vm *v, LLVMValueRef x)
   return vcopysign(v, y, x); /* ±0; NaN stays NaN */
 }
 
-/* erf(x) = erf_small for |x| <= 1, else sign(x) (1 - exp(-a^2) F(a)) for
- * a = |x| up to 3.92, where erf rounds to 1: erfc needs only ~1e-7 of
- * relative accuracy there, so one polynomial in a serves, without a
- * division */
-/* f32 erf on 16 lanes (AVX-512): |x| clamped to 3.95 (erf is 1 there in
- * f32; a NaN passes), piece i = min(floor(4|x|), 15) of tools/remez.py's table
- * (erf_table), t = |x| - center[i] (exact), P(t) by Horner, and
- * erf = fma(t, fma(m, P, a), fma(n t, P, c0)): fma(t, c0hi, t P) in piece
- * 0, c0 + t P above; each coefficient a vpermps of its row. No exp and no
- * select: 1.000 ulp over every float (at x = 1.2e-38, where x c0's low
- * part is subnormal; 1.450 before), and Derf's forward a quarter faster;
- * the backward, whose f for dgamma then no longer shares the
- * derivative's exp(-x^2), as fast as before (docs/performance.md, round
- * five). */
-static LLVMValueRef vm_erf_table(vm *v, LLVMValueRef x)
-{
-  LLVMValueRef i, t = table_arg(v, x, 3.95, 4.0, vm_erf_tab_center, &i);
-  enum { NP = sizeof vm_erf_tab_p / sizeof vm_erf_tab_p[0] };
-  LLVMValueRef p = table_poly(v, vm_erf_tab_p, NP, t, i);
-  LLVMValueRef A = fma3(v, tab(v, vm_erf_tab_m, i), p, tab(v, vm_erf_tab_a, i));
-  LLVMValueRef B = fma3(v, mul(v, tab(v, vm_erf_tab_n, i), t), p,
-                        tab(v, vm_erf_tab_c0, i));
-  return vcopysign(v, fma3(v, t, A, B), x);
-}
-
-
 /* A float table of 32 at index idx's low five bits: one two-table
  * permute (vpermi2ps / vpermt2ps), as one vpermps reads a table of 16 */
 static LLVMValueRef tab32(vm *v, const float *t, LLVMValueRef idx)
@@ -796,34 +770,68 @@ static LLVMValueRef tab32(vm *v, const float *t, LLVMValueRef idx)
   return x86_call(v, "llvm.x86.avx512.vpermi2var.ps.512", a, 3);
 }
 
-/* f32 erf for the layer backward's dγ (dnc_vm_erf_dgamma): tools/remez.py's
- * erf_dgamma_table, 32 pieces of |x| (clamped to 3.95; i = floor(8|x|),
- * at most 31, so no index clamp, and a NaN reads piece 0 with t NaN),
- * each c0 + t P(t) with P of degree 4: one form, no select. Half
- * vm_erf_table's pieces' width takes two coefficient rows and two
- * multiply-adds off its degree 6, and three rows more (m, a and n, which
- * give erf_table's piece 0 its own form): 18 operations a vector where
- * vm_erf_table takes 28 (each row a vpermi2ps, one operation as a
- * vpermps). In piece 0 (|x| < 1/8) P's first coefficient is 2/sqrt(pi)
- * as one float, which costs that piece about an ulp: within 2.5 ulp of
- * erf (tests/test_kernels.c), a dγ term's error as dnc_vm_with_q's tanh. */
-static LLVMValueRef vm_erf_table_dgamma(vm *v, LLVMValueRef x)
+/* erf's table (tools/remez.py, erf_table): |x| clamped to 3.95 (erf is 1
+ * there in f32; a NaN passes), piece i = floor(8|x|) of 32 (at most 31:
+ * no index clamp; a NaN reads piece 0, where t is NaN), t = |x| -
+ * center[i] (exact: Sterbenz), P(t) by Horner with p0 for P's first
+ * coefficient in piece 0; *i the piece, *c0 its constant term */
+static LLVMValueRef erf_pieces(vm *v, LLVMValueRef x, float p0,
+                               LLVMValueRef *t, LLVMValueRef *i,
+                               LLVMValueRef *c0)
 {
-  enum { NP = sizeof vm_erfg_tab_p / sizeof vm_erfg_tab_p[0] };
+  enum { NP = sizeof vm_erf_tab_p / sizeof vm_erf_tab_p[0] };
   LLVMValueRef ax = vabs(v, x);
   ax = sel(v, cmp(v, LLVMRealOGT, ax, K(v, 3.95)), K(v, 3.95), ax);
   LLVMTypeRef i32v = LLVMVectorType(v->cg->i32, 16);
   LLVMValueRef c[4] = {mul(v, ax, K(v, 8.0)), LLVMGetUndef(i32v),
                        LLVMConstAllOnes(v->cg->i16),
                        LLVMConstInt(v->cg->i32, 4, 0)};
-  LLVMValueRef i = x86_call(v, "llvm.x86.avx512.mask.cvttps2dq.512", c, 4);
-  LLVMValueRef t = sub(v, ax, tab32(v, vm_erfg_tab_center, i));
-  LLVMValueRef r = tab32(v, vm_erfg_tab_p[NP - 1], i);
+  *i = x86_call(v, "llvm.x86.avx512.mask.cvttps2dq.512", c, 4);
+  *t = sub(v, ax, tab32(v, vm_erf_tab_center, *i));
+  *c0 = tab32(v, vm_erf_tab_c0, *i);
+  float first[32];
+  memcpy(first, vm_erf_tab_p[0], sizeof first);
+  first[0] = p0;
+  LLVMValueRef r = tab32(v, vm_erf_tab_p[NP - 1], *i);
   for (int k = NP - 2; k >= 0; k--)
-    r = fma3(v, r, t, tab32(v, vm_erfg_tab_p[k], i));
-  return vcopysign(v, fma3(v, t, r, tab32(v, vm_erfg_tab_c0, i)), x);
+    r = fma3(v, r, *t, tab32(v, k ? vm_erf_tab_p[k] : first, *i));
+  return r;
 }
 
+/* f32 erf on 16 lanes (AVX-512), from erf_pieces: fma(t, c0hi, t P) in
+ * piece 0 (P's first coefficient is 2/sqrt(pi)'s low part), c0 + t P
+ * above, as fma(t, A, B) with A and B chosen by piece 0's mask. No exp
+ * and no division: 1.000 ulp over every float (at x = 1.2e-38, where x
+ * c0's low part is subnormal; 1.450 before round five). Round
+ * eighteen's 32 pieces of degree 5 take 22 operations a vector where
+ * round five's 16 of degree 7 took 28 (docs/performance.md). */
+static LLVMValueRef vm_erf_table(vm *v, LLVMValueRef x)
+{
+  LLVMValueRef t, i, c0;
+  LLVMValueRef p = erf_pieces(v, x, vm_erf_tab_p[0][0], &t, &i, &c0);
+  LLVMValueRef z = LLVMBuildICmp(v->b, LLVMIntEQ, i, KI(v, 0), "");
+  LLVMValueRef A = sel(v, z, K(v, vm_erf_c0hi), p);
+  LLVMValueRef B = sel(v, z, mul(v, t, p), c0);
+  return vcopysign(v, fma3(v, t, A, B), x);
+}
+
+/* f32 erf for the layer backward's dγ (dnc_vm_erf_dgamma): the same
+ * pieces in one form, c0 + t P(t), piece 0's first coefficient 2/sqrt(pi)
+ * as one float (the forward carries its low part too), which costs that
+ * piece about an ulp: within 2.5 ulp of erf (tests/test_kernels.c), a dγ
+ * term's error as dnc_vm_with_q's tanh; 18 operations a vector. */
+static LLVMValueRef vm_erf_table_dgamma(vm *v, LLVMValueRef x)
+{
+  LLVMValueRef t, i, c0;
+  float p0 = (float)((double)vm_erf_c0hi + (double)vm_erf_tab_p[0][0]);
+  LLVMValueRef p = erf_pieces(v, x, p0, &t, &i, &c0);
+  return vcopysign(v, fma3(v, t, p, c0), x);
+}
+
+/* erf(x) = erf_small for |x| <= 1, else sign(x) (1 - exp(-a^2) F(a)) for
+ * a = |x| up to 3.92, where erf rounds to 1: erfc needs only ~1e-7 of
+ * relative accuracy there, so one polynomial in a serves, without a
+ * division */
 static LLVMValueRef vm_erf(vm *v, LLVMValueRef x)
 {
   if (v->d)

@@ -25,7 +25,7 @@ Why each function of t (the reductions are in compiler/vmath.c):
               sum of two floats: E(u) = (erf(sqrt u)/sqrt u - c0)/u
   erf (tail)  erf(x) = 1 - exp(-x^2) F(x - 2.46) for x in [1, 3.92], F =
               erfc(x) exp(x^2) (erf is 1 in f32 beyond 3.92); with 16-lane
-              vectors a table of 16 pieces instead (erf_table below)
+              vectors a table of 32 pieces instead (erf_table below)
   bf16, f16   exp's P and erf's E and F again with fewer terms, for the
               kernels whose results are rounded to 8 or 11 bits
               (`..._bf16`, `..._f16`); bf16's erf is one polynomial,
@@ -207,91 +207,54 @@ def tanh_table():
 
 
 def erf_table():
-    """f32 erf in a forward (vmath.c, vm_erf_table): 16 pieces of |x|,
-    i = min(floor(4|x|), 15), each of degree 7 in t = |x| - center[i]:
-      piece 0, [0, 1/4):  erf = fma(t, c0hi, t P(t)) with c0hi 2/sqrt(pi)
-                          rounded to float and P fitting erf(t)/t - c0hi
-                          (its first coefficient carries c0's low part)
-      pieces 1-15:        [i/4, i/4 + 1/4), the last to 3.95 (|x| is
-                          clamped there; erf is 1 in f32 from 3.92):
+    """f32 erf with 16-lane vectors (vmath.c, vm_erf_table, and the layer
+    backward's erf for dgamma, vm_erf_table_dgamma): 32 pieces of |x|
+    (clamped to 3.95, where erf is 1 in f32 from 3.92), i = floor(8|x|),
+    each of degree 5 in t = |x| - center[i]:
+      piece 0, [0, 1/8):  erf = fma(t, c0hi, t P(t)) with c0hi 2/sqrt(pi)
+                          rounded to float and P = c0lo + t Q(t), c0lo
+                          2/sqrt(pi) - c0hi rounded to float and Q
+                          fitting (erf(t)/t - c0hi - c0lo)/t;
+                          the dgamma form adds c0hi to that coefficient
+      pieces 1-31:        [i/8, i/8 + 1/8), the last to 3.95:
                           erf = c0 + t P(t), P fitting (erf(c + t) - c0)/t
     with the centers chosen as tanh_table's (erf(center) within about
     1e-5 ulp of a float c0, found with double's erf among 400000 floats),
-    weights making the error relative to erf. Rows: center, m (0 for piece
-    0, else 1), a (c0hi for piece 0, else 0), n (1 for piece 0, else 0),
-    c0 (0 for piece 0), then P's coefficients; the kernel computes
-    fma(t, fma(m, P, a), fma(n t, P, c0))."""
+    weights making the error relative to erf, P of degree 4. Rows: center,
+    c0 (0 for piece 0), then P's coefficients, each a two-table permute
+    (vpermi2ps) in the kernel. Round five's 16 pieces of width 1/4 took P
+    to degree 6 and three rows more (m, a and n: piece 0's form);
+    docs/performance.md, round eighteen."""
     import math
     import numpy as np
     c0hi = f32(2 / mp.sqrt(mp.pi))
-    segs = [(k / 4, k / 4 + 0.25) for k in range(15)] + [(3.75, 3.95)]
-    rows = {k: [] for k in ("center", "m", "a", "n", "c0")}
-    P = []
-    worst = 0
-    for k, (lo, hi) in enumerate(segs):
-        if k == 0:
-            def g0(t):
-                return mp.erf(t) / t - c0hi if t > 1e-30 else 2 / mp.sqrt(mp.pi) - c0hi
-
-            def w0(t):
-                return t / mp.erf(t) if t > 1e-30 else mp.sqrt(mp.pi) / 2
-            c, e = remez(g0, 0, 0.25, 6, weight=w0)
-            for key, val in (("center", 0.0), ("m", 0.0), ("a", c0hi), ("n", 1.0), ("c0", 0.0)):
-                rows[key].append(val)
-            P.append([f32(x) for x in c])
-            worst = max(worst, e)
-            continue
-        bc, b0 = accurate_center(lo, hi, 0.03, np.vectorize(math.erf, otypes=[np.float64]))
-        cm, c0m = mp.mpf(bc), mp.mpf(b0)
-
-        def g(t):
-            return (mp.erf(cm + t) - c0m) / t if abs(t) > 1e-40 else 2 / mp.sqrt(mp.pi) * mp.exp(-cm ** 2)
-
-        def wk(t):
-            return max(abs(t), mp.mpf(1e-30)) / mp.erf(cm + t)
-        c, e = remez(g, mp.mpf(lo) - cm, mp.mpf(hi) - cm, 6, weight=wk)
-        worst = max(worst, e)
-        for key, val in (("center", bc), ("m", 1.0), ("a", 0.0), ("n", 0.0), ("c0", b0)):
-            rows[key].append(val)
-        P.append([f32(x) for x in c])
-
-    emit_table("erf", f"erf(|x|) in 16 pieces of degree 7 (erf_table); max weighted error "
-               f"{mp.nstr(worst, 3)}: center, m, a, n, c0, then P's coefficients",
-               tuple(rows.items()), "p", P)
-
-
-def erf_dgamma_table():
-    """f32 erf for the layer backward's dgamma (vmath.c,
-    vm_erf_table_dgamma): 32 pieces of |x|, i = floor(8|x|) (|x| clamped
-    to 3.95, so i <= 31), each erf = c0 + t P(t) with P of degree 4 in
-    t = |x| - center[i], one form for every piece:
-      piece 0, [0, 1/8):  c0 = 0, center 0, P fitting erf(t)/t (its first
-                          coefficient 2/sqrt(pi) as one float, which costs
-                          that piece about an ulp: the dgamma bound is 2.5)
-      pieces 1-31:        [i/8, i/8 + 1/8), the last to 3.95, P fitting
-                          (erf(c + t) - c0)/t, centers as erf_table's
-    Half the pieces' width takes P from degree 6 to 4: two rows and two
-    multiply-adds fewer, each row a two-table permute (vpermi2ps) where
-    erf_table's is a vpermps. Rows: center, c0, then P's coefficients."""
-    import math
-    import numpy as np
+    c0lo = f32(2 / mp.sqrt(mp.pi) - c0hi)
     w = 0.125
     segs = [(k * w, k * w + w) for k in range(31)] + [(31 * w, 3.95)]
     center, c0s, P = [], [], []
     worst = 0
     for k, (lo, hi) in enumerate(segs):
         if k == 0:
+            # P = c0lo + t Q(t): P(0) is 2/sqrt(pi)'s low part exactly,
+            # which holds erf's error where x c0lo is subnormal (a fitted
+            # P(0) 1 % off it took that maximum from 1.000 to 1.005 ulp)
             def g0(t):
-                return mp.erf(t) / t if t > 1e-30 else 2 / mp.sqrt(mp.pi)
+                return (mp.erf(t) / t - c0hi - c0lo) / t if t > 1e-30 else mp.mpf(0)
 
             def w0(t):
-                return t / mp.erf(t) if t > 1e-30 else mp.sqrt(mp.pi) / 2
-            c, e = remez(g0, 0, hi, 4, weight=w0)
+                return t * t / mp.erf(t) if t > 1e-30 else mp.mpf(1e-30)
+            c, e = remez(g0, 0, hi, 3, weight=w0)
             center.append(0.0), c0s.append(0.0)
-            P.append([f32(x) for x in c])
+            P.append([c0lo] + [f32(x) for x in c])
             worst = max(worst, e)
             continue
-        bc, b0 = accurate_center(lo, hi, 0.015, np.vectorize(math.erf, otypes=[np.float64]))
+        # the last piece's center lies below it, in piece 30: on [3.875,
+        # 3.95] erf is 1 - 2e-8 to 1 - 4e-8, no float within 1e-5 ulp of
+        # it, and a center there left c0 a third of an ulp off erf, a pole
+        # in (erf(c + t) - c0)/t that the fit carried to 1.000 ulp at the
+        # clamp (erf rounds to 1 from 3.92)
+        clo = lo - w if k == 31 else lo
+        bc, b0 = accurate_center(clo, lo + w, 0.015, np.vectorize(math.erf, otypes=[np.float64]))
         cm, c0m = mp.mpf(bc), mp.mpf(b0)
 
         def g(t):
@@ -303,8 +266,8 @@ def erf_dgamma_table():
         worst = max(worst, e)
         center.append(bc), c0s.append(b0)
         P.append([f32(x) for x in c])
-    emit_table("erfg", f"erf(|x|) for dgamma in 32 pieces of degree 5 (erf_dgamma_table); max "
-               f"weighted error {mp.nstr(worst, 3)}: center, c0, then P's coefficients",
+    emit_table("erf", f"erf(|x|) in 32 pieces of degree 5 (erf_table); max weighted error "
+               f"{mp.nstr(worst, 3)}: center, c0, then P's coefficients",
                (("center", center), ("c0", c0s)), "p", P)
 
 
@@ -365,7 +328,6 @@ def main():
     emit("vm_tanh_t64", c, e, 64, "(tanh(x) - x)/x^3, u = x^2 <= 1")
     tanh_table()
     erf_table()
-    erf_dgamma_table()
 
     c0 = 2 / mp.sqrt(mp.pi)
 
