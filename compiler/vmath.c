@@ -471,10 +471,14 @@ static LLVMValueRef x86_call(vm *v, const char *name, LLVMValueRef *args, int n)
                         args, (unsigned)n, "");
 }
 
+/* A float table of 32 at index idx's low five bits: one two-table
+ * permute (vpermi2ps / vpermt2ps: one operation, as vpermps is for a
+ * table of 16). Round eighteen's tables have 32 pieces of half round
+ * five's width, two polynomial degrees lower (docs/performance.md). */
 static LLVMValueRef tab(vm *v, const float *t, LLVMValueRef idx)
 {
-  LLVMValueRef a[2] = {table16(v, t), idx};
-  return x86_call(v, "llvm.x86.avx512.permvar.sf.512", a, 2);
+  LLVMValueRef a[3] = {table16(v, t), idx, table16(v, t + 16)};
+  return x86_call(v, "llvm.x86.avx512.vpermi2var.ps.512", a, 3);
 }
 
 /* The tables' vector code: f32 with 16 lanes (AVX-512). */
@@ -540,12 +544,12 @@ static LLVMValueRef rsqrt_est(vm *v, LLVMValueRef x)
 }
 
 /* |x| clamped to lim (a NaN passes), its piece i = min(floor(scale |x|),
- * 15) and t = |x| - center[i] (exact: Sterbenz). The conversion is
+ * 31) and t = |x| - center[i] (exact: Sterbenz). The conversion is
  * vcvttps2dq itself, defined for a NaN (0x80000000, where LLVM's fptosi
  * is poison), and the index's min an unsigned integer one (vpminud),
- * which takes that to 15, as the float min to 15.5 did. Where scale lim
- * < 16 (erf's 4 x 3.95) the clamp alone keeps the index within 15 and
- * there is no min: a NaN reads piece 0 (vpermps reads the low four
+ * which takes that to 31, as the float min to 31.5 would. Where scale lim
+ * < 32 (erf's 8 x 3.95) the clamp alone keeps the index within 31 and
+ * there is no min: a NaN reads piece 0 (vpermi2ps reads the low five
  * bits), where t and the result are NaN anyway. Both keep the kernels'
  * bottleneck, the multiply-add ports (FP0 and FP1 on Zen 4, where a
  * 512-bit operation holds one for two cycles; vminps runs there, vpminud
@@ -560,13 +564,13 @@ static LLVMValueRef table_arg(vm *v, LLVMValueRef x, double lim, double scale,
                        LLVMConstAllOnes(v->cg->i16),
                        LLVMConstInt(v->cg->i32, 4, 0)};
   *idx = x86_call(v, "llvm.x86.avx512.mask.cvttps2dq.512", c, 4);
-  if (scale * lim >= 16.0)
-    *idx = call_intr(v, "llvm.umin", (LLVMValueRef[]){*idx, KI(v, 15)}, 2);
+  if (scale * lim >= 32.0)
+    *idx = call_intr(v, "llvm.umin", (LLVMValueRef[]){*idx, KI(v, 31)}, 2);
   return sub(v, ax, tab(v, center, *idx));
 }
 
 /* sum of rows[k][i] t^k, k < n, by Horner */
-static LLVMValueRef table_poly(vm *v, const float (*rows)[16], int n,
+static LLVMValueRef table_poly(vm *v, const float (*rows)[32], int n,
                                LLVMValueRef t, LLVMValueRef idx)
 {
   LLVMValueRef r = tab(v, rows[n - 1], idx);
@@ -576,16 +580,18 @@ static LLVMValueRef table_poly(vm *v, const float (*rows)[16], int n,
 }
 
 /* f32 tanh on 16 lanes (AVX-512): |x| clamped to 9.1 (tanh is 1 there in
- * f32; a NaN passes), piece i = min(floor(2|x|), 15) of tools/remez.py's
+ * f32; a NaN passes), piece i = min(floor(4|x|), 31) of tools/remez.py's
  * table (tanh_table), t = |x| - center[i] (exact), and
- * tanh = fma(t, fma(t, R(t), c1), fma(w, t, c0)): t + t^2 R(t) in piece 0,
- * c0 + t (c1 + t R(t)) above, each coefficient a vpermps of its row. No
- * exp, no division, no select: 0.80 ulp over every float, where the two
- * forms of vm_tanh side by side gave 1.03, and a fifth faster in DyT's
- * forward (docs/performance.md, round five). */
+ * tanh = fma(t, fma(t, R(t), c1), fma(w, t, c0)): t + t^2 R(t) in pieces
+ * 0 and 1 (|x| < 1/2), c0 + t (c1 + t R(t)) above, each coefficient a
+ * vpermi2ps of its row. No exp, no division, no select: 0.75 ulp over
+ * every float, where the two forms of vm_tanh side by side gave 1.03
+ * (round five's 16 pieces of width 1/2, R of degree 6: 0.80, and a fifth
+ * faster than those in DyT's forward; round eighteen's 32, R of degree
+ * 4: four operations fewer a vector; docs/performance.md). */
 static LLVMValueRef vm_tanh_table(vm *v, LLVMValueRef x)
 {
-  LLVMValueRef i, t = table_arg(v, x, 9.1, 2.0, vm_tanh_tab_center, &i);
+  LLVMValueRef i, t = table_arg(v, x, 9.1, 4.0, vm_tanh_tab_center, &i);
   enum { NR = sizeof vm_tanh_tab_r / sizeof vm_tanh_tab_r[0] };
   LLVMValueRef r = table_poly(v, vm_tanh_tab_r, NR, t, i);
   LLVMValueRef V = fma3(v, t, r, tab(v, vm_tanh_tab_c1, i));
@@ -762,14 +768,6 @@ static LLVMValueRef erf_bf16(vm *v, LLVMValueRef x)
   return vcopysign(v, y, x); /* ±0; NaN stays NaN */
 }
 
-/* A float table of 32 at index idx's low five bits: one two-table
- * permute (vpermi2ps / vpermt2ps), as one vpermps reads a table of 16 */
-static LLVMValueRef tab32(vm *v, const float *t, LLVMValueRef idx)
-{
-  LLVMValueRef a[3] = {table16(v, t), idx, table16(v, t + 16)};
-  return x86_call(v, "llvm.x86.avx512.vpermi2var.ps.512", a, 3);
-}
-
 /* erf's table (tools/remez.py, erf_table): |x| clamped to 3.95 (erf is 1
  * there in f32; a NaN passes), piece i = floor(8|x|) of 32 (at most 31:
  * no index clamp; a NaN reads piece 0, where t is NaN), t = |x| -
@@ -780,22 +778,12 @@ static LLVMValueRef erf_pieces(vm *v, LLVMValueRef x, float p0,
                                LLVMValueRef *c0)
 {
   enum { NP = sizeof vm_erf_tab_p / sizeof vm_erf_tab_p[0] };
-  LLVMValueRef ax = vabs(v, x);
-  ax = sel(v, cmp(v, LLVMRealOGT, ax, K(v, 3.95)), K(v, 3.95), ax);
-  LLVMTypeRef i32v = LLVMVectorType(v->cg->i32, 16);
-  LLVMValueRef c[4] = {mul(v, ax, K(v, 8.0)), LLVMGetUndef(i32v),
-                       LLVMConstAllOnes(v->cg->i16),
-                       LLVMConstInt(v->cg->i32, 4, 0)};
-  *i = x86_call(v, "llvm.x86.avx512.mask.cvttps2dq.512", c, 4);
-  *t = sub(v, ax, tab32(v, vm_erf_tab_center, *i));
-  *c0 = tab32(v, vm_erf_tab_c0, *i);
-  float first[32];
-  memcpy(first, vm_erf_tab_p[0], sizeof first);
-  first[0] = p0;
-  LLVMValueRef r = tab32(v, vm_erf_tab_p[NP - 1], *i);
-  for (int k = NP - 2; k >= 0; k--)
-    r = fma3(v, r, *t, tab32(v, k ? vm_erf_tab_p[k] : first, *i));
-  return r;
+  float p[NP][32];
+  memcpy(p, vm_erf_tab_p, sizeof p);
+  p[0][0] = p0;
+  *t = table_arg(v, x, 3.95, 8.0, vm_erf_tab_center, i);
+  *c0 = tab(v, vm_erf_tab_c0, *i);
+  return table_poly(v, (const float(*)[32])p, NP, *t, *i);
 }
 
 /* f32 erf on 16 lanes (AVX-512), from erf_pieces: fma(t, c0hi, t P) in

@@ -20,7 +20,7 @@ Why each function of t (the reductions are in compiler/vmath.c):
   log, log1p  log1p(f) = f - f^2/2 + f^3 Q(f), f in [sqrt(1/2)-1, sqrt(2)-1];
               f64: log1p(f) = 2s + s^3 L(s^2) with s = f/(2+f)
   tanh        tanh(x) = x + x^3 T(x^2) for |x| <= 1: T(u) on u = x^2; and
-              with 16-lane vectors a table of 16 pieces (tanh_table below)
+              with 16-lane vectors a table of 32 pieces (tanh_table below)
   erf         erf(x) = x (c0 + x^2 E(x^2)) for |x| <= 1, c0 = 2/sqrt(pi) as a
               sum of two floats: E(u) = (erf(sqrt u)/sqrt u - c0)/u
   erf (tail)  erf(x) = 1 - exp(-x^2) F(x - 2.46) for x in [1, 3.92], F =
@@ -155,39 +155,47 @@ def emit_table(fn, comment, rows, coef_name, coefs):
 
 
 def tanh_table():
-    """f32 tanh with 16-lane vectors (vmath.c, vm_tanh_table): 16 pieces
-    of |x|, picked by i = min(floor(2|x|), 15), each a polynomial of
-    degree 8 in t = |x| - center[i]:
-      piece 0, [0, 1/2):  tanh = t + t^2 R(t), center 0, R fitting
-                          (tanh(t) - t)/t^2 (degree 6), weighted by t^2/tanh
-      pieces 1-14:        [i/2, i/2 + 1/2); piece 15: [7.5, 9.1] (|x| is
+    """f32 tanh with 16-lane vectors (vmath.c, vm_tanh_table): 32 pieces
+    of |x|, picked by i = min(floor(4|x|), 31), each a polynomial of
+    degree 6 in t = |x| - center[i]:
+      pieces 0 and 1,     tanh = t + t^2 R(t), center 0, R fitting
+      [0, 1/4), [1/4, 1/2): (tanh(t) - t)/t^2 (degree 4), weighted by
+                          t^2/tanh
+      pieces 2-30:        [i/4, i/4 + 1/4); piece 31: [7.75, 9.1] (|x| is
                           clamped to 9.1, where tanh is 1 in f32)
-                          tanh = c0 + t (c1 + t R(t)), R of degree 6
+                          tanh = c0 + t (c1 + t R(t)), R of degree 4
+    (round five's 16 pieces of width 1/2 took R to degree 6; round
+    eighteen halved the width: two rows and two multiply-adds fewer)
     Each center is the float near the piece's middle whose tanh is nearest
     to a float (Gal's accurate tables: found among 400000 floats with
     long double's tanh), so that c0, that float, is within 4e-6 ulp of
     tanh(center) and adds nothing to the error; t is exact (Sterbenz).
     (tanh(c + t) - c0)/t is fitted with weight |t|/tanh, the relative error
-    of the whole. Written as rows of 16 floats: center, w (1 for piece 0),
-    c0, c1 (0 for piece 0) and R's coefficients; the kernel computes
-    fma(t, fma(t, R, c1), fma(w, t, c0)) with each row a vpermps."""
+    of the whole. Written as rows of 32 floats: center, w (1 for pieces 0
+    and 1), c0, c1 (0 for them) and R's coefficients; the kernel computes
+    fma(t, fma(t, R, c1), fma(w, t, c0)) with each row a two-table
+    permute (vpermi2ps)."""
     import numpy as np
-    segs = [(0.0, 0.5)] + [(k / 2, k / 2 + 0.5) for k in range(1, 15)] + [(7.5, 9.1)]
+    segs = [(0.0, 0.25)] + [(k / 4, k / 4 + 0.25) for k in range(1, 31)] + [(7.75, 9.1)]
     center, w, c0s, c1s, R = [], [], [], [], []
     worst = 0
     for k, (lo, hi) in enumerate(segs):
-        if k == 0:
+        if k <= 1:
+            # pieces 0 and 1 (|x| < 1/2) both t + t^2 R(t), center 0: in
+            # the c0 + t (c1 + t R) form, piece 1's t (to -1/8) carried V's
+            # rounding into a result half c0's size (0.827 ulp at 0.2502,
+            # where round five's piece 0 reached 1/2 and held 0.802)
             def g0(t):
                 return (mp.tanh(t) - t) / t ** 2 if t > 1e-30 else -t / 3
 
             def w0(t):
                 return t ** 2 / mp.tanh(t) if t > 1e-30 else mp.mpf(1e-30)
-            c, e = remez(g0, 0, 0.5, 6, weight=w0)
+            c, e = remez(g0, lo, hi, 4, weight=w0)
             center.append(0.0), w.append(1.0), c0s.append(0.0), c1s.append(0.0)
             R.append([f32(x) for x in c])
             worst = max(worst, e)
             continue
-        cf, c0 = accurate_center(lo, hi, 0.05, lambda c: np.tanh(c.astype(np.longdouble)))
+        cf, c0 = accurate_center(lo, hi, 0.02, lambda c: np.tanh(c.astype(np.longdouble)))
         cm, c0m = mp.mpf(cf), mp.mpf(c0)
 
         def g(t):
@@ -195,13 +203,13 @@ def tanh_table():
 
         def wk(t):
             return max(abs(t), mp.mpf(1e-30)) / mp.tanh(cm + t)
-        c, e = remez(g, mp.mpf(lo) - cm, mp.mpf(hi) - cm, 7, weight=wk)
+        c, e = remez(g, mp.mpf(lo) - cm, mp.mpf(hi) - cm, 5, weight=wk)
         worst = max(worst, e)
         center.append(cf), w.append(0.0), c0s.append(c0)
         c1s.append(f32(c[0]))
         R.append([f32(x) for x in c[1:]])
 
-    emit_table("tanh", f"tanh(|x|) in 16 pieces of degree 8 (tanh_table); max weighted error "
+    emit_table("tanh", f"tanh(|x|) in 32 pieces of degree 6 (tanh_table); max weighted error "
                f"{mp.nstr(worst, 3)}: center, w, c0, c1, then R's coefficients",
                (("center", center), ("w", w), ("c0", c0s), ("c1", c1s)), "r", R)
 

@@ -313,6 +313,12 @@ def resolve(fn, module=None, threads=None):
     if threads is None:
         threads = torch.get_num_threads()
     if module is not None:
+        if isinstance(module, os.PathLike):
+            module = os.fspath(module)
+        if not isinstance(module, (str, _dnc.Module)):
+            raise TypeError("module is a dnc.Module or the path of a .dn "
+                            "file or of a library from `dnc compile`, not "
+                            "%s" % type(module).__name__)
         if isinstance(module, str):
             if module.endswith(".dn"):
                 module = _context(threads).compile_file(module)
@@ -937,8 +943,42 @@ if HAS_CUSTOM_OPS:
                 bias.new_empty(bias.shape)] + \
             [p.new_empty(p.shape) for p in params]
 
+    def _saved_view(x):
+        """What dnc::layer_forward's autograd saves of x: a copy where
+        torch.compile traces it (not torch.export) and x is a view (the
+        channels-first path's permute of x, a transpose, slice or view).
+        Inductor runs the backward of a custom op that saved a view of the
+        compiled region's input without the saved tensor's version check,
+        so an in-place change of that input between the forward and the
+        backward (eager autograd refuses it) went unnoticed and the
+        backward read the changed values: a wrong gradient, no error
+        (PyTorch 2.15; a plain torch.library.custom_op does the same).
+        The copy is what the backward reads: the forward's values. For a
+        channels-first x it replaces the copy of the permuted x that the
+        kernels' row view made again in the backward. Tested while AOT
+        autograd traces, where x is a FunctionalTensor that knows it is a
+        view (dynamo's own trace cannot ask without a graph break)."""
+        if not torch.compiler.is_compiling() or not x._is_view():
+            return x
+        exporting = getattr(torch.compiler, "is_exporting", None)
+        if exporting is not None and exporting():
+            return x
+        return torch.ops.dnc.saved_copy(x)
+
+    @torch.library.custom_op("dnc::saved_copy", mutates_args=())
+    def _op_saved_copy(x: Tensor) -> Tensor:
+        """x's values in a tensor of their own (_saved_view): an operator,
+        not aten's clone, which AOT autograd's partitioner would recompute
+        in the backward from the (changed) input rather than save."""
+        return x.clone()
+
+    @_op_saved_copy.register_fake
+    def _(x):
+        return torch.empty_like(x)
+
     def _op_setup(ctx, inputs, output):
         x, weight, bias, params, source, name, threads = inputs
+        x = _saved_view(x)
         ctx.fn_key = (source, name, threads)
         ctx.nparams = len(params)
         ctx.has = (weight is not None, bias is not None)
@@ -1359,11 +1399,19 @@ def _pointwise(x, fn, weight, bias, module, threads, params):
     else:
         f = resolve(fn, module, threads)
         source, name, fparams = _source_of(f), f.name, f.params
-    extra = set(params) - {p.name for p in fparams}
+    names = {p.name for p in fparams}
+    extra = set(params) - names
     if extra:
         raise TypeError("%s() has no parameter %s (its parameters: %s)" % (
             name, ", ".join("'%s'" % e for e in sorted(extra)),
             ", ".join(p.name for p in fparams) or "none"))
+    clash = names & _POINTWISE_ARGS
+    if clash:
+        raise ValueError("%s's parameter %s clashes with an argument of "
+                         "dnc.torch.pointwise (x, fn, weight, bias, module, "
+                         "threads); rename it in the source" % (
+                             name, ", ".join("'%s'" % c for c in
+                                             sorted(clash))))
     ts = []
     for p in fparams:
         v = params.get(p.name, p.default)
@@ -1411,9 +1459,18 @@ _resolved_const = getattr(getattr(torch, "compiler", None),
 # ------------------------------------------------------------- module
 
 # the attributes PointwiseNorm sets besides f's parameters (nn.Module's
-# own, such as training, are in its __dict__ or its class by then)
+# own, such as training, are in its __dict__ or its class by then), and
+# its constructor's keywords, which would take a parameter's initial value
+# given by that name (threads=2 the thread count, not f's threads)
 _OWN_NAMES = ("weight", "bias", "eps", "fn", "normalized_shape",
-              "channels_last", "elementwise_affine")
+              "channels_last", "elementwise_affine", "module", "threads",
+              "device", "dtype")
+
+# pointwise()'s own arguments: a parameter of f by one of these names could
+# not be given (threads=2 would be the thread count, weight=2.0 the
+# weight), so such an f is refused
+_POINTWISE_ARGS = frozenset(("x", "fn", "weight", "bias", "module",
+                             "threads"))
 
 
 def _mixed(x, ref):

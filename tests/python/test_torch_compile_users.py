@@ -4,6 +4,7 @@ arguments into C++), pointwise's threads= as a changing argument,
 torch.func.vmap inside torch.compile, and nested torch.func transforms
 inside torch.compile, refused rather than computed wrong. Skipped as a
 whole under PyTorch 1.13."""
+import contextlib
 import copy
 import warnings
 
@@ -113,6 +114,69 @@ def test_cpp_wrapper():
     m(x).pow(2).sum().backward()
     ok(torch.allclose(y, m(x), atol=1e-6), "cpp_wrapper: the module's values")
     ok(torch.allclose(got, x.grad, atol=1e-6), "cpp_wrapper: its gradients")
+
+
+@pytest.mark.parametrize("backend", ["inductor", "aot_eager"])
+def test_input_changed_in_place_after_compiled_forward(backend):
+    """A compiled PointwiseNorm whose input is a view of the compiled
+    region's input (the channels-first path's permute, in either memory
+    format; a transpose, slice or view inside the region), the input then
+    changed in place before the backward: the gradients are those of the
+    forward's values (eager's version check raises instead; inductor
+    skipped that check for a custom op's saved view and the backward
+    read the changed input: a wrong gradient, no error)."""
+    # compiled here, not taken from inductor's and AOT autograd's caches
+    # (kept across processes, keyed without the custom op's autograd)
+    import torch._functorch.config as fc
+    import torch._inductor.config as ic
+    with contextlib.ExitStack() as stack:
+        for cfg, name in ((ic, "fx_graph_cache"),
+                          (fc, "enable_autograd_cache")):
+            if name in cfg.get_config_copy():
+                stack.enter_context(cfg.patch(**{name: False}))
+        _changed_in_place(backend)
+
+
+def _changed_in_place(backend):
+    torch.manual_seed(0)
+    cf = dt.PointwiseNorm(8, "dyt", channels_last=False)
+    last = dt.PointwiseNorm(8, "derf")
+    with torch.no_grad():
+        last.alpha.fill_(0.7)
+        last.weight.uniform_(0.5, 1.5)
+    cases = {
+        "channels first, 3-D": (cf, (4, 8, 3), None, lambda h: cf(h)),
+        "channels first, 4-D": (cf, (2, 8, 3, 5), None, lambda h: cf(h)),
+        "channels first, channels_last format":
+            (cf, (2, 8, 3, 5), torch.channels_last, lambda h: cf(h)),
+        "transpose inside": (last, (4, 8, 6), None,
+                             lambda h: last(h.transpose(1, 2))),
+        "slice inside": (last, (4, 9, 8), None, lambda h: last(h[:, 1:, :])),
+        "view inside": (last, (4, 6, 8), None, lambda h: last(h.view(24, 8))),
+    }
+    for name, (mod, shape, fmt, fn) in cases.items():
+        torch._dynamo.reset()
+        c = torch.compile(fn, backend=backend)
+        x = torch.randn(*shape, requires_grad=True)
+        h = x * 1.0
+        if fmt is not None:
+            h = h.contiguous(memory_format=fmt)
+        mod.zero_grad()
+        y = c(h)
+        h.mul_(2)
+        try:
+            y.pow(2).sum().backward()
+        except RuntimeError as e:  # eager's refusal is right too
+            ok("modified by an inplace operation" in str(e), name, str(e))
+            continue
+        got = [x.grad] + [p.grad.clone() for p in mod.parameters()]
+        xr = x.detach().clone().requires_grad_()
+        mod.zero_grad()
+        fn(xr * 1.0).pow(2).sum().backward()
+        want = [xr.grad] + [p.grad for p in mod.parameters()]
+        for g, w in zip(got, want):
+            ok(torch.allclose(g, w, rtol=1e-5, atol=1e-5), name,
+               lambda: "max diff %g" % (g - w).abs().max())
 
 
 def test_pointwise_threads_argument():

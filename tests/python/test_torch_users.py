@@ -154,12 +154,47 @@ def test_fit_initial_rmsnorm_default_eps():
 
 
 @pytest.mark.parametrize("name", ["training", "elementwise_affine",
-                                  "normalized_shape", "channels_last"])
+                                  "normalized_shape", "channels_last",
+                                  "threads", "module", "device", "dtype"])
 def test_parameter_names_that_clash(name):
-    raises(ValueError,
-           lambda: dt.PointwiseNorm(8, "fn f(x; %s = 0.5) = tanh(%s * x)"
-                                    % (name, name)),
+    """A parameter named as an attribute or a constructor keyword of the
+    module: threads=2 was taken as the thread count, not the parameter's
+    initial value, without a word."""
+    src = "fn f(x; %s = 0.5) = tanh(%s * x)" % (name, name)
+    raises(ValueError, lambda: dt.PointwiseNorm(8, src),
            "a parameter named %s is refused" % name, "clashes")
+    if name == "threads":
+        raises(ValueError, lambda: dt.PointwiseNorm(8, src, threads=2),
+               "a parameter named threads, given by name", "clashes")
+    if name == "module":
+        raises(TypeError, lambda: dt.PointwiseNorm(8, src, module=2.0),
+               "a parameter named module, given by name",
+               "module is a dnc.Module")
+
+
+@pytest.mark.parametrize("name", ["weight", "bias", "module", "threads"])
+def test_pointwise_parameter_names_that_clash(name):
+    """pointwise(x, fn, weight, bias, module, threads, **params): an f
+    whose parameter is one of those names is refused, given or not
+    (threads=2 was the thread count and f's threads kept its default;
+    weight=2.0 failed in an unrelated way)."""
+    x = torch.linspace(-2, 2, 8).reshape(2, 4)
+    src = "fn g(x; %s = 0.5) = tanh(%s * x)" % (name, name)
+    raises(ValueError, lambda: dt.pointwise(x, src),
+           "pointwise of an f with a parameter named %s" % name, "clashes")
+    if name != "module":
+        raises(ValueError, lambda: dt.pointwise(x, src, **{name: 2}),
+               "the same, given by name", "clashes")
+
+
+def test_module_argument_type():
+    """module= that is neither a dnc.Module nor a path: a TypeError that
+    says what it takes ('float' object is not subscriptable before)."""
+    raises(TypeError, lambda: dt.PointwiseNorm(8, "dyt", module=2.0),
+           "PointwiseNorm(module=2.0)", "module is a dnc.Module")
+    raises(TypeError, lambda: dt.pointwise(torch.ones(2, 3), "dyt",
+                                           module=2.0),
+           "pointwise(module=2.0)", "module is a dnc.Module")
 
 
 @pytest.mark.slow
