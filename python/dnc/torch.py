@@ -957,13 +957,20 @@ if HAS_CUSTOM_OPS:
         channels-first x it replaces the copy of the permuted x that the
         kernels' row view made again in the backward. Tested while AOT
         autograd traces, where x is a FunctionalTensor that knows it is a
-        view (dynamo's own trace cannot ask without a graph break)."""
-        if not torch.compiler.is_compiling() or not x._is_view():
+        view (dynamo's own trace cannot ask without a graph break; and
+        PyTorch 2.11's is_compiling() is False there)."""
+        if not x._is_view() or not (torch.compiler.is_compiling() or
+                                    isinstance(x, _TRACED)):
             return x
         exporting = getattr(torch.compiler, "is_exporting", None)
         if exporting is not None and exporting():
             return x
         return torch.ops.dnc.saved_copy(x)
+
+    from torch._subclasses.fake_tensor import FakeTensor as _Fake
+    from torch._subclasses.functional_tensor import \
+        FunctionalTensor as _Functional
+    _TRACED = (_Fake, _Functional)
 
     @torch.library.custom_op("dnc::saved_copy", mutates_args=())
     def _op_saved_copy(x: Tensor) -> Tensor:
