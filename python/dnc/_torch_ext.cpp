@@ -301,6 +301,73 @@ at::Tensor kernel_forward(int64_t h, int64_t chan, bool cm,
   return y;
 }
 
+// The fused layer backward's kernels (torch.py's _kernel_backward): dx,
+// dgamma, dbeta and each parameter's gradient, undefined where need says
+// no (or gamma, beta absent); cm: over dimension 1 (channels first)
+std::vector<at::Tensor> kernel_backward(int64_t h, int64_t chan, bool cm,
+                                        const at::Tensor &x, at::Tensor dy,
+                                        const at::Tensor &gamma,
+                                        const at::Tensor &beta,
+                                        const std::vector<at::Tensor> &params,
+                                        const std::vector<bool> &need)
+{
+  size_t np = params.size();
+  std::vector<at::Tensor> out(3 + np);
+  types ty = types_of(x.scalar_type());
+  if (dy.scalar_type() != x.scalar_type())
+    dy = dy.to(x.scalar_type());
+  at::Tensor xh, dyh, dxh;
+  dnc_tensor tx = view(x, cm, ty.dt, xh), tdy = view(dy, cm, ty.dt, dyh);
+  int64_t cols = cm ? x.size(1) : tx.cols;  // the channels
+  at::Tensor dx = empty(x.sizes(), x.scalar_type());
+  double dp[MAX_PARAMS] = {0};
+  void *dptrs[MAX_PARAMS] = {nullptr};
+  std::vector<at::Tensor> dchan(np);
+  at::TensorOptions copt = at::TensorOptions().dtype(ty.ct);
+  for (size_t i = 0; i < np; i++)
+    if ((chan >> i & 1) && need[3 + i]) {
+      dchan[i] = at::zeros({cols}, copt);
+      dptrs[i] = dchan[i].data_ptr();
+    }
+  at::Tensor dg, db;
+  if (gamma.defined() && need[1])
+    dg = at::zeros({cols}, copt);
+  if (beta.defined() && need[2])
+    db = at::zeros({cols}, copt);
+  if (dx.numel()) {
+    layer l(chan, cols, ty.ct, params, gamma, beta);
+    dnc_tensor tdx = view(dx, cm, ty.dt, dxh);
+    dnc_layer_grad gr{dp, dptrs, dg.defined() ? dg.data_ptr() : nullptr,
+                      db.defined() ? db.data_ptr() : nullptr};
+    const dnc_function *f = (const dnc_function *)h;
+    dnc_status st = cm ? layer_backward_cm(f, &tx, &tdy, &tdx, cols,
+                                           &l.lay, &gr)
+                       : layer_backward(f, &tx, &tdy, &tdx, &l.lay, &gr);
+    if (st != DNC_OK)
+      failed(h, st, cm ? "layer_backward_cm" : "layer_backward");
+  }
+  if (need[0])
+    out[0] = dx;
+  if (dg.defined())
+    out[1] = dg.scalar_type() == gamma.scalar_type()
+                 ? dg : dg.to(gamma.scalar_type());
+  if (db.defined())
+    out[2] = db.scalar_type() == beta.scalar_type()
+                 ? db : db.to(beta.scalar_type());
+  for (size_t i = 0; i < np; i++) {
+    const at::Tensor &t = params[i];
+    if (!need[3 + i])
+      continue;
+    if (chan >> i & 1) {
+      at::Tensor d = t.numel() == cols ? dchan[i] : dchan[i].sum();
+      out[3 + i] = d.to(t.scalar_type()).reshape(t.sizes());
+    } else {
+      out[3 + i] = filled(t.sizes(), dp[i], t.scalar_type());
+    }
+  }
+  return out;
+}
+
 // ------------------------------------------------------------ autograd
 
 }  // namespace
@@ -369,58 +436,10 @@ struct PointwiseNorm : public torch::autograd::Function<PointwiseNorm> {
           out[3 + i] = *r[i];
       return out;
     }
-    types ty = types_of(x.scalar_type());
-    if (dy.scalar_type() != x.scalar_type())
-      dy = dy.to(x.scalar_type());
-    at::Tensor xh, dyh, dxh;
-    dnc_tensor tx = view(x, cm, ty.dt, xh), tdy = view(dy, cm, ty.dt, dyh);
-    int64_t cols = cm ? x.size(1) : tx.cols;  // the channels
-    at::Tensor dx = empty(x.sizes(), x.scalar_type());
-    double dp[MAX_PARAMS] = {0};
-    void *dptrs[MAX_PARAMS] = {nullptr};
-    std::vector<at::Tensor> dchan(np);
-    at::TensorOptions copt = at::TensorOptions().dtype(ty.ct);
-    for (size_t i = 0; i < np; i++)
-      if ((chan >> i & 1) && need[3 + i]) {
-        dchan[i] = at::zeros({cols}, copt);
-        dptrs[i] = dchan[i].data_ptr();
-      }
-    at::Tensor dg, db;
-    if (gamma.defined() && need[1])
-      dg = at::zeros({cols}, copt);
-    if (beta.defined() && need[2])
-      db = at::zeros({cols}, copt);
-    if (dx.numel()) {
-      layer l(chan, cols, ty.ct, params, gamma, beta);
-      dnc_tensor tdx = view(dx, cm, ty.dt, dxh);
-      dnc_layer_grad gr{dp, dptrs, dg.defined() ? dg.data_ptr() : nullptr,
-                        db.defined() ? db.data_ptr() : nullptr};
-      const dnc_function *f = (const dnc_function *)h;
-      dnc_status st = cm ? layer_backward_cm(f, &tx, &tdy, &tdx, cols,
-                                             &l.lay, &gr)
-                         : layer_backward(f, &tx, &tdy, &tdx, &l.lay, &gr);
-      if (st != DNC_OK)
-        failed(h, st, cm ? "layer_backward_cm" : "layer_backward");
-    }
-    if (need[0])
-      out[3] = dx;
-    if (dg.defined())
-      out[4] = dg.scalar_type() == gamma.scalar_type()
-                   ? dg : dg.to(gamma.scalar_type());
-    if (db.defined())
-      out[5] = db.scalar_type() == beta.scalar_type()
-                   ? db : db.to(beta.scalar_type());
-    for (size_t i = 0; i < np; i++) {
-      const at::Tensor &t = params[i];
-      if (!need[3 + i])
-        continue;
-      if (chan >> i & 1) {
-        at::Tensor d = t.numel() == cols ? dchan[i] : dchan[i].sum();
-        out[6 + i] = d.to(t.scalar_type()).reshape(t.sizes());
-      } else {
-        out[6 + i] = filled(t.sizes(), dp[i], t.scalar_type());
-      }
-    }
+    std::vector<at::Tensor> g =
+        kernel_backward(h, chan, cm, x, dy, gamma, beta, params, need);
+    for (size_t i = 0; i < g.size(); i++)
+      out[3 + i] = g[i];
     return out;
   }
 };
@@ -457,13 +476,43 @@ at::Tensor call(int64_t h, int64_t chan, bool cm, const at::Tensor &x,
   END_HANDLE_TH_ERRORS_PYBIND
 }
 
+// Whether x, gamma, beta and params are what _check takes without a word
+// for a layer over x's last dimension of c channels: x a dense CPU tensor
+// of a kernel dtype; weight and bias absent or [c] in x's dtype on the
+// CPU; each parameter in x's dtype on the CPU, one value or (per-channel
+// ones) [c]
+bool plain_args(int64_t chan, int64_t c, const at::Tensor &x,
+                const std::optional<at::Tensor> &gamma,
+                const std::optional<at::Tensor> &beta,
+                const std::vector<at::Tensor> &params)
+{
+  at::ScalarType dt = x.scalar_type();
+  if (!x.is_cpu() || x.is_nested() || x.layout() != at::kStrided ||
+      x.dim() == 0 || x.size(-1) != c ||
+      (dt != at::kFloat && dt != at::kDouble && dt != at::kBFloat16 &&
+       dt != at::kHalf) || params.size() > MAX_PARAMS)
+    return false;
+  for (const std::optional<at::Tensor> *t : {&gamma, &beta})
+    if (*t && ((*t)->scalar_type() != dt || !(*t)->is_cpu() ||
+               (*t)->layout() != at::kStrided || (*t)->dim() != 1 ||
+               (*t)->size(0) != c))
+      return false;
+  for (size_t i = 0; i < params.size(); i++) {
+    const at::Tensor &t = params[i];
+    if (t.scalar_type() != dt || !t.is_cpu() ||
+        t.layout() != at::kStrided)
+      return false;
+    int64_t n = t.numel();
+    if (n != 1 && (n != c || t.dim() != 1 || !(chan >> i & 1)))
+      return false;
+  }
+  return true;
+}
+
 // PointwiseNorm's plain call over the last dimension (_plain_forward,
 // which has ruled out what is Python's to see: tracing, transforms,
 // dispatch modes, a tensor subclass): the layer, or None where a tensor
-// is not what _check takes without a word - x a dense CPU tensor of a
-// kernel dtype whose last dimension is c; weight and bias absent or [c]
-// in x's dtype on the CPU; each parameter in x's dtype on the CPU, one
-// value or (per-channel ones) [c]. None sends the call the whole way in
+// is not what plain_args takes. None sends the call the whole way in
 // Python, which decides it and raises what it refuses.
 std::optional<at::Tensor> plain(int64_t h, int64_t chan, int64_t c,
                                 const at::Tensor &x,
@@ -471,27 +520,55 @@ std::optional<at::Tensor> plain(int64_t h, int64_t chan, int64_t c,
                                 const std::optional<at::Tensor> &beta,
                                 const std::vector<at::Tensor> &params)
 {
-  at::ScalarType dt = x.scalar_type();
-  if (!x.is_cpu() || x.is_nested() || x.layout() != at::kStrided ||
-      x.dim() == 0 || x.size(-1) != c ||
-      (dt != at::kFloat && dt != at::kDouble && dt != at::kBFloat16 &&
-       dt != at::kHalf) || params.size() > MAX_PARAMS)
+  if (!plain_args(chan, c, x, gamma, beta, params))
     return std::nullopt;
-  for (const std::optional<at::Tensor> *t : {&gamma, &beta})
-    if (*t && ((*t)->scalar_type() != dt || !(*t)->is_cpu() ||
-               (*t)->layout() != at::kStrided || (*t)->dim() != 1 ||
-               (*t)->size(0) != c))
-      return std::nullopt;
-  for (size_t i = 0; i < params.size(); i++) {
-    const at::Tensor &t = params[i];
-    if (t.scalar_type() != dt || !t.is_cpu() ||
-        t.layout() != at::kStrided)
-      return std::nullopt;
-    int64_t n = t.numel();
-    if (n != 1 && (n != c || t.dim() != 1 || !(chan >> i & 1)))
-      return std::nullopt;
-  }
   return call(h, chan, false, x, gamma, beta, params);
+}
+
+// The kernels of the operators dnc::layer_forward and dnc::layer_backward
+// (torch.py's _op_forward and _op_backward, which torch.compile's graphs
+// call): no autograd node, every gradient; None where the tensors are not
+// plain_args's (and, backward, dy not a CPU tensor of x's shape), which
+// the Python kernels then take. A compiled step's two calls took 26 us
+// through ctypes at [8 x 512] (docs/performance.md, round eighteen).
+std::optional<at::Tensor> op_forward(int64_t h, int64_t chan,
+                                     const at::Tensor &x,
+                                     const std::optional<at::Tensor> &gamma,
+                                     const std::optional<at::Tensor> &beta,
+                                     const std::vector<at::Tensor> &params)
+{
+  if (x.dim() == 0 || !plain_args(chan, x.size(-1), x, gamma, beta, params))
+    return std::nullopt;
+  HANDLE_TH_ERRORS
+  return kernel_forward(h, chan, false, x, gamma, beta, params);
+  END_HANDLE_TH_ERRORS_PYBIND
+}
+
+std::optional<std::vector<at::Tensor>> op_backward(
+    int64_t h, int64_t chan, const at::Tensor &x, const at::Tensor &dy,
+    const std::optional<at::Tensor> &gamma,
+    const std::optional<at::Tensor> &beta,
+    const std::vector<at::Tensor> &params)
+{
+  if (x.dim() == 0 || !plain_args(chan, x.size(-1), x, gamma, beta, params) ||
+      !dy.is_cpu() || dy.layout() != at::kStrided || !dy.has_storage() ||
+      dy.sizes() != x.sizes())
+    return std::nullopt;
+  at::ScalarType dt = dy.scalar_type();
+  if (dt != at::kFloat && dt != at::kDouble && dt != at::kBFloat16 &&
+      dt != at::kHalf)
+    return std::nullopt;
+  HANDLE_TH_ERRORS
+  std::vector<bool> need(3 + params.size(), true);
+  std::vector<at::Tensor> g = kernel_backward(
+      h, chan, false, x, dy, gamma ? *gamma : at::Tensor(),
+      beta ? *beta : at::Tensor(), params, need);
+  // outputs may not alias each other: two empty tensors, not one
+  for (int i = 1; i <= 2; i++)
+    if (!g[i].defined())
+      g[i] = at::empty({0}, x.options());
+  return g;
+  END_HANDLE_TH_ERRORS_PYBIND
 }
 
 void init(int64_t fwd, int64_t bwd, int64_t fwd_cm, int64_t bwd_cm,
@@ -516,11 +593,13 @@ PYBIND11_MODULE(_dnc_torch, m)
   m.def("init", &init);
   m.def("call", &call);
   m.def("plain", &plain);
+  m.def("op_forward", &op_forward);
+  m.def("op_backward", &op_backward);
   m.def("set_reuse", &set_reuse);
   m.attr("torch_version") = DNC_TORCH_VERSION;
   m.attr("abi_version") = DNC_ABI_VERSION;
   // what dnc/torch.py calls here (_EXT_INTERFACE there): raised with any
   // change to these functions, so that a build older than the Python
   // package (a checkout updated without make) is not used
-  m.attr("interface") = 2;
+  m.attr("interface") = 3;
 }

@@ -197,6 +197,59 @@ def test_same_bits_as_python(dtype, fn):
 
 
 @needs_ext
+@pytest.mark.skipif(not dt.HAS_CUSTOM_OPS, reason="no custom ops")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64,
+                                   torch.bfloat16, torch.float16],
+                         ids=["f32", "f64", "bf16", "f16"])
+def test_operators_same_bits_as_python(dtype):
+    """torch.ops.dnc.layer_forward and layer_backward (what torch.compile's
+    graphs call) through the C++ kernels give the Python kernels' bits,
+    for every parameter kind, with weight and bias or without, on odd
+    layouts; what the C++ call does not take (a 0-d x, mixed dtypes) goes
+    to the Python kernels, which decide it."""
+    torch.manual_seed(5)
+    c = 24
+    for fn in ("dyt", "derf", PC, NOPARAM):
+        m = dt.PointwiseNorm(c, fn, dtype=dtype)
+        src, name = m._dnc_source, m._dnc_name
+        ps = [getattr(m, p.name).detach() + 0.1 for p in m._dnc_params]
+        w = torch.rand(c).to(dtype) + 0.5
+        b = torch.rand(c).to(dtype) - 0.5
+        x = (torch.randn(3, 5, c) * 2).to(dtype)
+        dy = torch.randn(3, 5, c).to(dtype)
+        cases = {"contiguous": (x, dy, w, b),
+                 "transposed": (x.transpose(0, 1), dy.transpose(0, 1), w, b),
+                 "no weight or bias": (x, dy, None, None),
+                 "weight only": (x, dy, w, None),
+                 "row stride": (torch.randn(15, 2 * c).to(dtype)[:, :c],
+                                dy.reshape(15, c), w, b),
+                 "dy expanded": (x, torch.ones(()).to(dtype).expand(x.shape),
+                                 w, b),
+                 "no rows": (x[:0], dy[:0], w, b)}
+        for case, (xx, dd, ww, bb) in cases.items():
+            what = "%s %s %s" % (name, dtype, case)
+            with torch.no_grad():
+                a = [torch.ops.dnc.layer_forward(xx, ww, bb, ps, src, name, 0)]
+                a += torch.ops.dnc.layer_backward(xx, dd, ww, bb, ps, src,
+                                                  name, 0)
+                with _python_path():
+                    r = [torch.ops.dnc.layer_forward(xx, ww, bb, ps, src,
+                                                     name, 0)]
+                    r += torch.ops.dnc.layer_backward(xx, dd, ww, bb, ps, src,
+                                                      name, 0)
+            _same(a, r, what)
+    # a 0-d x: the Python kernels (one channel)
+    m = dt.PointwiseNorm(1, "dyt", dtype=dtype)
+    p = [m.alpha.detach()]
+    x0 = torch.tensor(0.7).to(dtype)
+    with torch.no_grad():
+        a = torch.ops.dnc.layer_forward(x0, None, None, p, m._dnc_source,
+                                        "dyt", 0)
+    ok(a.shape == () and abs(float(a) - float(torch.tanh(0.5 * x0))) < 1e-2,
+       "a 0-d x through the operator", a)
+
+
+@needs_ext
 def test_some_gradients_wanted():
     """autograd.grad for some inputs only, modules without weight or bias,
     and frozen parameters: the same gradients as the Python path."""
