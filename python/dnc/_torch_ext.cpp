@@ -481,6 +481,13 @@ at::Tensor call(int64_t h, int64_t chan, bool cm, const at::Tensor &x,
 // of a kernel dtype; weight and bias absent or [c] in x's dtype on the
 // CPU; each parameter in x's dtype on the CPU, one value or (per-channel
 // ones) [c]
+// a dtype the kernels take
+bool kernel_dtype(at::ScalarType dt)
+{
+  return dt == at::kFloat || dt == at::kDouble || dt == at::kBFloat16 ||
+         dt == at::kHalf;
+}
+
 bool plain_args(int64_t chan, int64_t c, const at::Tensor &x,
                 const std::optional<at::Tensor> &gamma,
                 const std::optional<at::Tensor> &beta,
@@ -488,9 +495,8 @@ bool plain_args(int64_t chan, int64_t c, const at::Tensor &x,
 {
   at::ScalarType dt = x.scalar_type();
   if (!x.is_cpu() || x.is_nested() || x.layout() != at::kStrided ||
-      x.dim() == 0 || x.size(-1) != c ||
-      (dt != at::kFloat && dt != at::kDouble && dt != at::kBFloat16 &&
-       dt != at::kHalf) || params.size() > MAX_PARAMS)
+      x.dim() == 0 || x.size(-1) != c || !kernel_dtype(dt) ||
+      params.size() > MAX_PARAMS)
     return false;
   for (const std::optional<at::Tensor> *t : {&gamma, &beta})
     if (*t && ((*t)->scalar_type() != dt || !(*t)->is_cpu() ||
@@ -552,11 +558,7 @@ std::optional<std::vector<at::Tensor>> op_backward(
 {
   if (x.dim() == 0 || !plain_args(chan, x.size(-1), x, gamma, beta, params) ||
       !dy.is_cpu() || dy.layout() != at::kStrided || !dy.has_storage() ||
-      dy.sizes() != x.sizes())
-    return std::nullopt;
-  at::ScalarType dt = dy.scalar_type();
-  if (dt != at::kFloat && dt != at::kDouble && dt != at::kBFloat16 &&
-      dt != at::kHalf)
+      dy.sizes() != x.sizes() || !kernel_dtype(dy.scalar_type()))
     return std::nullopt;
   HANDLE_TH_ERRORS
   std::vector<bool> need(3 + params.size(), true);

@@ -6,6 +6,7 @@ parameter kind, layout and set of wanted gradients; what it hands back
 to Python (create_graph, the legacy vmap's batched gradients) is right;
 autograd's own machinery (in-place checks, saved-tensor hooks,
 checkpointing, anomaly mode, hooks on y) works through its node."""
+import contextlib
 import os
 import subprocess
 import sys
@@ -196,6 +197,17 @@ def test_same_bits_as_python(dtype, fn):
     _same(a, b, "x without requires_grad: the parameters' gradients")
 
 
+@contextlib.contextmanager
+def _counting(wrap):
+    """dnc.torch's Python kernel calls wrapped by wrap (while inside)."""
+    saved = dt._kernel_forward, dt._kernel_backward
+    dt._kernel_forward, dt._kernel_backward = map(wrap, saved)
+    try:
+        yield
+    finally:
+        dt._kernel_forward, dt._kernel_backward = saved
+
+
 @needs_ext
 @pytest.mark.skipif(not dt.HAS_CUSTOM_OPS, reason="no custom ops")
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64,
@@ -209,6 +221,15 @@ def test_operators_same_bits_as_python(dtype):
     to the Python kernels, which decide it."""
     torch.manual_seed(5)
     c = 24
+    # the Python kernels' calls, to see that the C++ ones took the plain
+    # cases (else both sides below would be the Python path)
+    calls = []
+
+    def counted(f):
+        def g(*a, **k):
+            calls.append(f.__name__)
+            return f(*a, **k)
+        return g
     for fn in ("dyt", "derf", PC, NOPARAM):
         m = dt.PointwiseNorm(c, fn, dtype=dtype)
         src, name = m._dnc_source, m._dnc_name
@@ -228,23 +249,26 @@ def test_operators_same_bits_as_python(dtype):
                  "no rows": (x[:0], dy[:0], w, b)}
         for case, (xx, dd, ww, bb) in cases.items():
             what = "%s %s %s" % (name, dtype, case)
-            with torch.no_grad():
+            del calls[:]
+            with torch.no_grad(), _counting(counted):
                 a = [torch.ops.dnc.layer_forward(xx, ww, bb, ps, src, name, 0)]
                 a += torch.ops.dnc.layer_backward(xx, dd, ww, bb, ps, src,
                                                   name, 0)
-                with _python_path():
-                    r = [torch.ops.dnc.layer_forward(xx, ww, bb, ps, src,
-                                                     name, 0)]
-                    r += torch.ops.dnc.layer_backward(xx, dd, ww, bb, ps, src,
-                                                      name, 0)
+            ok(not calls, what + ": the C++ kernels took it", calls)
+            with torch.no_grad(), _python_path():
+                r = [torch.ops.dnc.layer_forward(xx, ww, bb, ps, src, name, 0)]
+                r += torch.ops.dnc.layer_backward(xx, dd, ww, bb, ps, src,
+                                                  name, 0)
             _same(a, r, what)
     # a 0-d x: the Python kernels (one channel)
     m = dt.PointwiseNorm(1, "dyt", dtype=dtype)
     p = [m.alpha.detach()]
     x0 = torch.tensor(0.7).to(dtype)
-    with torch.no_grad():
+    del calls[:]
+    with torch.no_grad(), _counting(counted):
         a = torch.ops.dnc.layer_forward(x0, None, None, p, m._dnc_source,
                                         "dyt", 0)
+    ok(calls == ["_kernel_forward"], "a 0-d x: the Python kernels", calls)
     ok(a.shape == () and abs(float(a) - float(torch.tanh(0.5 * x0))) < 1e-2,
        "a 0-d x through the operator", a)
 
