@@ -23,8 +23,11 @@
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <mutex>
+#include <string>
+#include <unordered_map>
 #include <vector>
 
 #include <pybind11/stl.h>
@@ -261,6 +264,19 @@ struct layer {
   throw std::move(err);
 }
 
+// The GIL let go of for a kernel's call where this thread holds it (a
+// call from Python; the dispatcher may call the operators' kernels below
+// without it)
+struct nogil {
+  PyThreadState *state;
+  nogil() : state(PyGILState_Check() ? PyEval_SaveThread() : nullptr) {}
+  ~nogil()
+  {
+    if (state)
+      PyEval_RestoreThread(state);
+  }
+};
+
 // dnc's exception for a kernel's status (fail raises it)
 [[noreturn]] void failed(int64_t h, dnc_status st, const char *what)
 {
@@ -291,7 +307,7 @@ at::Tensor kernel_forward(int64_t h, int64_t chan, bool cm,
   layer l(chan, chans, ty.ct, params, gamma, beta);
   dnc_status st;
   {
-    py::gil_scoped_release nogil;
+    nogil released;
     st = cm ? layer_forward_cm((const dnc_function *)h, &tx, &tyv, chans,
                                &l.lay)
             : layer_forward((const dnc_function *)h, &tx, &tyv, &l.lay);
@@ -531,25 +547,9 @@ std::optional<at::Tensor> plain(int64_t h, int64_t chan, int64_t c,
   return call(h, chan, false, x, gamma, beta, params);
 }
 
-// The kernels of the operators dnc::layer_forward and dnc::layer_backward
-// (torch.py's _op_forward and _op_backward, which torch.compile's graphs
-// call): no autograd node, every gradient; None where the tensors are not
-// plain_args's (and, backward, dy not a CPU tensor of x's shape), which
-// the Python kernels then take. A compiled step's two calls took 26 us
-// through ctypes at [8 x 512] (docs/performance.md, round eighteen).
-std::optional<at::Tensor> op_forward(int64_t h, int64_t chan,
-                                     const at::Tensor &x,
-                                     const std::optional<at::Tensor> &gamma,
-                                     const std::optional<at::Tensor> &beta,
-                                     const std::vector<at::Tensor> &params)
-{
-  if (x.dim() == 0 || !plain_args(chan, x.size(-1), x, gamma, beta, params))
-    return std::nullopt;
-  HANDLE_TH_ERRORS
-  return kernel_forward(h, chan, false, x, gamma, beta, params);
-  END_HANDLE_TH_ERRORS_PYBIND
-}
-
+// The fused backward of dnc::layer_backward: every gradient, no autograd
+// node; nothing where the tensors are not plain_args's (and dy not a CPU
+// tensor of x's shape with storage), which Python's kernels then take.
 std::optional<std::vector<at::Tensor>> op_backward(
     int64_t h, int64_t chan, const at::Tensor &x, const at::Tensor &dy,
     const std::optional<at::Tensor> &gamma,
@@ -560,7 +560,6 @@ std::optional<std::vector<at::Tensor>> op_backward(
       !dy.is_cpu() || dy.layout() != at::kStrided || !dy.has_storage() ||
       dy.sizes() != x.sizes() || !kernel_dtype(dy.scalar_type()))
     return std::nullopt;
-  HANDLE_TH_ERRORS
   std::vector<bool> need(3 + params.size(), true);
   std::vector<at::Tensor> g = kernel_backward(
       h, chan, false, x, dy, gamma ? *gamma : at::Tensor(),
@@ -570,11 +569,196 @@ std::optional<std::vector<at::Tensor>> op_backward(
     if (!g[i].defined())
       g[i] = at::empty({0}, x.options());
   return g;
-  END_HANDLE_TH_ERRORS_PYBIND
+}
+
+// ------------------------------------------------------------ operators
+// The CPU kernels of dnc::layer_forward and dnc::layer_backward, registered
+// with the dispatcher (init): a compiled graph's call reaches libdnc
+// without entering Python, where torch.library.custom_op's Python
+// backend and torch.py's _op_forward took 8 us of a 10 us call at [8 x
+// 512]. The function's handle is found by (source, name, threads), which
+// Python registers when it first makes the handle (register_function);
+// a function not yet registered, arguments plain_args does not take, and
+// op_kernels off go to Python's implementation (torch.py's
+// _op_forward_py and _op_backward_py), which decides and raises what it
+// refuses.
+std::mutex fn_lock;
+std::unordered_map<std::string, std::pair<int64_t, int64_t>> fn_handles;
+std::atomic<bool> op_kernels{true};
+py::object *py_forward, *py_backward;
+
+std::string fn_key(const std::string &source, const std::string &name,
+                   int64_t threads)
+{
+  return std::to_string(threads) + "\n" + name + "\n" + source;
+}
+
+void register_function(const std::string &source, const std::string &name,
+                       int64_t threads, int64_t h, int64_t chan)
+{
+  std::lock_guard<std::mutex> g(fn_lock);
+  fn_handles[fn_key(source, name, threads)] = {h, chan};
+}
+
+bool set_op_kernels(bool on)
+{
+  bool old = op_kernels;
+  op_kernels = on;
+  return old;
+}
+
+// (handle, per-channel mask) of the function, or false: not registered
+// (threads 0: at::get_num_threads() now, as torch.py's _function)
+bool find_function(const std::string &source, const std::string &name,
+                   const c10::SymInt &threads, int64_t &h, int64_t &chan)
+{
+  std::optional<int64_t> t = threads.maybe_as_int();
+  if (!op_kernels || !t)
+    return false;
+  int64_t n = *t ? *t : (int64_t)at::get_num_threads();
+  std::lock_guard<std::mutex> g(fn_lock);
+  auto it = fn_handles.find(fn_key(source, name, n));
+  if (it == fn_handles.end())
+    return false;
+  h = it->second.first;
+  chan = it->second.second;
+  return true;
+}
+
+at::Tensor cpu_forward(const at::Tensor &x,
+                       const std::optional<at::Tensor> &weight,
+                       const std::optional<at::Tensor> &bias,
+                       at::TensorList params, std::string source,
+                       std::string name, c10::SymInt threads)
+{
+  std::vector<at::Tensor> ps(params.begin(), params.end());
+  int64_t h, chan;
+  if (x.dim() > 0 && find_function(source, name, threads, h, chan) &&
+      plain_args(chan, x.size(-1), x, weight, bias, ps))
+    return kernel_forward(h, chan, false, x, weight, bias, params);
+  py::gil_scoped_acquire gil;
+  try {
+    return (*py_forward)(x, weight, bias, ps, source, name, threads)
+        .cast<at::Tensor>();
+  } catch (py::error_already_set &e) {
+    rethrow(e);
+  }
+}
+
+std::vector<at::Tensor> cpu_backward(const at::Tensor &x,
+                                     const at::Tensor &dy,
+                                     const std::optional<at::Tensor> &weight,
+                                     const std::optional<at::Tensor> &bias,
+                                     at::TensorList params,
+                                     std::string source, std::string name,
+                                     c10::SymInt threads)
+{
+  std::vector<at::Tensor> ps(params.begin(), params.end());
+  int64_t h, chan;
+  if (x.dim() > 0 && find_function(source, name, threads, h, chan)) {
+    std::optional<std::vector<at::Tensor>> g =
+        op_backward(h, chan, x, dy, weight, bias, ps);
+    if (g)
+      return *g;
+  }
+  py::gil_scoped_acquire gil;
+  try {
+    return (*py_backward)(x, dy, weight, bias, ps, source, name, threads)
+        .cast<std::vector<at::Tensor>>();
+  } catch (py::error_already_set &e) {
+    rethrow(e);
+  }
+}
+
+// Their autograd kernels for CPU tensors: where nothing will
+// differentiate the call (grad mode off, or no input requires a
+// gradient: what torch.library's Python autograd kernel decides), the
+// call goes on below autograd from here; else to that Python kernel
+// (torch._library.autograd.make_autograd_impl's, the custom op's own),
+// which records the node. In a compiled graph, which calls the operators
+// with grad mode off, the Python kernel's redispatch was 6 us of a call.
+py::object *py_autograd_forward, *py_autograd_backward;
+
+bool any_requires_grad(const at::Tensor &x, const at::Tensor *dy,
+                       const std::optional<at::Tensor> &weight,
+                       const std::optional<at::Tensor> &bias,
+                       at::TensorList params)
+{
+  if (!at::GradMode::is_enabled())
+    return false;
+  bool r = x.requires_grad() || (dy && dy->requires_grad()) ||
+           (weight && weight->requires_grad()) ||
+           (bias && bias->requires_grad());
+  for (const at::Tensor &p : params)
+    r = r || p.requires_grad();
+  return r;
+}
+
+typedef at::Tensor forward_sig(const at::Tensor &,
+                               const std::optional<at::Tensor> &,
+                               const std::optional<at::Tensor> &,
+                               at::TensorList, std::string, std::string,
+                               c10::SymInt);
+typedef std::vector<at::Tensor> backward_sig(
+    const at::Tensor &, const at::Tensor &, const std::optional<at::Tensor> &,
+    const std::optional<at::Tensor> &, at::TensorList, std::string,
+    std::string, c10::SymInt);
+
+at::Tensor autograd_forward(c10::DispatchKeySet ks, const at::Tensor &x,
+                            const std::optional<at::Tensor> &weight,
+                            const std::optional<at::Tensor> &bias,
+                            at::TensorList params, std::string source,
+                            std::string name, c10::SymInt threads)
+{
+  if (!any_requires_grad(x, nullptr, weight, bias, params)) {
+    static auto op = c10::Dispatcher::singleton()
+                         .findSchemaOrThrow("dnc::layer_forward", "")
+                         .typed<forward_sig>();
+    at::AutoDispatchBelowAutograd below;
+    return op.redispatch(ks & c10::after_autograd_keyset, x, weight, bias,
+                         params, std::move(source), std::move(name),
+                         std::move(threads));
+  }
+  py::gil_scoped_acquire gil;
+  try {
+    std::vector<at::Tensor> ps(params.begin(), params.end());
+    return (*py_autograd_forward)(ks.raw_repr(), x, weight, bias, ps, source,
+                                  name, threads)
+        .cast<at::Tensor>();
+  } catch (py::error_already_set &e) {
+    rethrow(e);
+  }
+}
+
+std::vector<at::Tensor> autograd_backward(
+    c10::DispatchKeySet ks, const at::Tensor &x, const at::Tensor &dy,
+    const std::optional<at::Tensor> &weight,
+    const std::optional<at::Tensor> &bias, at::TensorList params,
+    std::string source, std::string name, c10::SymInt threads)
+{
+  if (!any_requires_grad(x, &dy, weight, bias, params)) {
+    static auto op = c10::Dispatcher::singleton()
+                         .findSchemaOrThrow("dnc::layer_backward", "")
+                         .typed<backward_sig>();
+    at::AutoDispatchBelowAutograd below;
+    return op.redispatch(ks & c10::after_autograd_keyset, x, dy, weight, bias,
+                         params, std::move(source), std::move(name),
+                         std::move(threads));
+  }
+  py::gil_scoped_acquire gil;
+  try {
+    std::vector<at::Tensor> ps(params.begin(), params.end());
+    return (*py_autograd_backward)(ks.raw_repr(), x, dy, weight, bias, ps,
+                                   source, name, threads)
+        .cast<std::vector<at::Tensor>>();
+  } catch (py::error_already_set &e) {
+    rethrow(e);
+  }
 }
 
 void init(int64_t fwd, int64_t bwd, int64_t fwd_cm, int64_t bwd_cm,
-          py::object fb, py::object fl)
+          py::object fb, py::object fl, py::object pyf, py::object pyb,
+          py::object agf, py::object agb)
 {
   layer_forward = (forward_fn)fwd;
   layer_backward = (backward_fn)bwd;
@@ -585,6 +769,28 @@ void init(int64_t fwd, int64_t bwd, int64_t fwd_cm, int64_t bwd_cm,
   fallback = new py::object(std::move(fb));
   fail = new py::object(std::move(fl));
   own_deleter = at::empty({1}).storage().data_ptr().get_deleter();
+  py_forward = new py::object(std::move(pyf));
+  py_backward = new py::object(std::move(pyb));
+  // once a process, and only here, where the entry points are set: a
+  // build that torch.py refuses is loaded but never registered
+  static torch::Library *cpu = nullptr;
+  if (!cpu) {
+    cpu = new torch::Library(torch::Library::IMPL, "dnc",
+                             c10::DispatchKey::CPU, __FILE__, __LINE__);
+    cpu->impl("layer_forward", TORCH_FN(cpu_forward));
+    cpu->impl("layer_backward", TORCH_FN(cpu_backward));
+    // the autograd kernels where this PyTorch has the Python ones to
+    // hand the differentiated calls to (None: torch.library's own stay)
+    if (!agf.is_none() && !agb.is_none()) {
+      py_autograd_forward = new py::object(std::move(agf));
+      py_autograd_backward = new py::object(std::move(agb));
+      auto *ag = new torch::Library(torch::Library::IMPL, "dnc",
+                                    c10::DispatchKey::AutogradCPU, __FILE__,
+                                    __LINE__);
+      ag->impl("layer_forward", TORCH_FN(autograd_forward));
+      ag->impl("layer_backward", TORCH_FN(autograd_backward));
+    }
+  }
 }
 
 }  // namespace
@@ -595,13 +801,13 @@ PYBIND11_MODULE(_dnc_torch, m)
   m.def("init", &init);
   m.def("call", &call);
   m.def("plain", &plain);
-  m.def("op_forward", &op_forward);
-  m.def("op_backward", &op_backward);
   m.def("set_reuse", &set_reuse);
+  m.def("register_function", &register_function);
+  m.def("set_op_kernels", &set_op_kernels);
   m.attr("torch_version") = DNC_TORCH_VERSION;
   m.attr("abi_version") = DNC_ABI_VERSION;
   // what dnc/torch.py calls here (_EXT_INTERFACE there): raised with any
   // change to these functions, so that a build older than the Python
   // package (a checkout updated without make) is not used
-  m.attr("interface") = 3;
+  m.attr("interface") = 4;
 }

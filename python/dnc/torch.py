@@ -271,6 +271,8 @@ def _function(source, name, threads):
         # its thread count as a Python attribute, which torch.compile's
         # tracer reads without a native call (_channels' backward)
         f._torch_threads = threads
+        if _ext is not None:
+            _ext_args(f, source, name)  # for the operators' C++ kernels
     return f
 
 
@@ -906,23 +908,38 @@ if HAS_CUSTOM_OPS:
     Tensor = torch.Tensor
     OptTensor = typing.Optional[torch.Tensor]
 
+    def _op_forward_py(x, weight, bias, params, source, name, threads):
+        """dnc::layer_forward's kernels in Python (ctypes): every call
+        where the C++ extension is not loaded; with it, a function's first
+        call (which registers its handle there) and what its CPU kernel
+        does not take (_torch_ext.cpp's cpu_forward)."""
+        fn = _function(source, name, threads)
+        if _ext is not None:
+            _ext_args(fn, source, name)
+        return _kernel_forward(fn, x, weight, bias, params)
+
+    def _op_backward_py(x, dy, weight, bias, params, source, name, threads):
+        """dnc::layer_backward's kernels in Python, as _op_forward_py."""
+        fn = _function(source, name, threads)
+        if _ext is not None:
+            _ext_args(fn, source, name)
+        need = [True] * (3 + len(params))
+        dx, dg, db, dps = _kernel_backward(fn, x, dy, weight, bias, params,
+                                           need)
+        # outputs may not alias each other: two empty tensors, not one
+        return [dx, x.new_empty(0) if dg is None else dg,
+                x.new_empty(0) if db is None else db] + dps
+
     @torch.library.custom_op("dnc::layer_forward", mutates_args=())
     def _op_forward(x: Tensor, weight: OptTensor, bias: OptTensor,
                     params: typing.List[Tensor], source: str, name: str,
                     threads: int) -> Tensor:
         """weight * f(x; params) + bias over x's last dimension, f the
         function `name` of dnc source `source`, with dnc's CPU kernels on
-        `threads` threads (0: torch.get_num_threads() at the call)."""
-        fn = _function(source, name, threads)
-        if _ext is not None and type(x) in _EXT_TYPES:
-            # the C++ kernel call, a third of the ctypes one's cost in a
-            # compiled step ([8 x 512]); None where the tensors are not
-            # the plain ones, which the Python call below takes
-            h, chan = _ext_args(fn, source, name)
-            y = _ext.op_forward(h, chan, x, weight, bias, params)
-            if y is not None:
-                return y
-        return _kernel_forward(fn, x, weight, bias, params)
+        `threads` threads (0: torch.get_num_threads() at the call). With
+        the C++ extension, CPU tensors go to its kernel (_torch_ext.cpp's
+        cpu_forward), not here."""
+        return _op_forward_py(x, weight, bias, params, source, name, threads)
 
     @_op_forward.register_fake
     def _(x, weight, bias, params, source, name, threads):
@@ -934,20 +951,10 @@ if HAS_CUSTOM_OPS:
                      source: str, name: str, threads: int
                      ) -> typing.List[Tensor]:
         """dnc's fused layer backward: [dx, dweight, dbias, dparams...]
-        (an empty tensor for an absent weight or bias)."""
-        fn = _function(source, name, threads)
-        if _ext is not None and type(x) in _EXT_TYPES and \
-                type(dy) in _EXT_TYPES:
-            h, chan = _ext_args(fn, source, name)
-            out = _ext.op_backward(h, chan, x, dy, weight, bias, params)
-            if out is not None:
-                return out
-        need = [True] * (3 + len(params))
-        dx, dg, db, dps = _kernel_backward(fn, x, dy, weight, bias, params,
-                                           need)
-        # outputs may not alias each other: two empty tensors, not one
-        return [dx, x.new_empty(0) if dg is None else dg,
-                x.new_empty(0) if db is None else db] + dps
+        (an empty tensor for an absent weight or bias); CPU tensors go to
+        the C++ extension's kernel where it is loaded."""
+        return _op_backward_py(x, dy, weight, bias, params, source, name,
+                               threads)
 
     @_op_backward.register_fake
     def _(x, dy, weight, bias, params, source, name, threads):
@@ -1574,12 +1581,35 @@ def _load_ext():
     addr = ctypes.cast
     ext.init(*(addr(getattr(C.lib, "dnc_layer_" + k), ctypes.c_void_p).value
                for k in ("forward", "backward", "forward_cm",
-                         "backward_cm")), _ext_backward, _ext_failed)
+                         "backward_cm")), _ext_backward, _ext_failed,
+             _op_forward_py, _op_backward_py, *_op_autograd_kernels())
     ext.set_reuse(_reuse_keep)
     return ext, path
 
 
-_EXT_INTERFACE = 3  # _torch_ext.cpp's "interface": what this file calls
+def _op_autograd_kernels():
+    """torch.library's Python autograd kernels of dnc::layer_forward and
+    layer_backward, as torch.library.custom_op made them (the recorded
+    node, its setup_context and backward), for the C++ extension's
+    autograd kernels to hand a differentiated call to; (None, None) where
+    this PyTorch has no such function (the extension then leaves
+    torch.library's own in place)."""
+    try:
+        from torch._library.autograd import make_autograd_impl
+        keys = torch._C.DispatchKeySet.from_raw_repr
+        fwd = make_autograd_impl(torch.ops.dnc.layer_forward.default,
+                                 _op_forward)
+        bwd = make_autograd_impl(torch.ops.dnc.layer_backward.default,
+                                 _op_backward)
+    except (ImportError, AttributeError, TypeError):
+        return None, None
+    # the call's dispatch key set comes as its raw int (a C++
+    # DispatchKeySet has no Python conversion in every PyTorch)
+    return (lambda ks, *args: fwd(keys(ks), *args),
+            lambda ks, *args: bwd(keys(ks), *args))
+
+
+_EXT_INTERFACE = 4  # _torch_ext.cpp's "interface": what this file calls
 _ext_functions = {}  # handle -> (source, name, threads) of its Function
 _EXT_TYPES = (torch.Tensor, nn.Parameter)
 
@@ -1592,9 +1622,11 @@ def _ext_args(fn, source, name):
         chan = _layout(fn)[0]
         a = fn._torch_ext = (fn._h, sum(1 << i for i, c in enumerate(chan)
                                         if c))
-        _ext_functions[fn._h] = (source, name,
-                                 getattr(fn, "_torch_threads", None) or
-                                 fn.module.context.threads)
+        threads = getattr(fn, "_torch_threads", None) or \
+            fn.module.context.threads
+        _ext_functions[fn._h] = (source, name, threads)
+        # for the operators' CPU kernels (_torch_ext.cpp's cpu_forward)
+        _ext.register_function(source, name, threads, *a)
     return a
 
 

@@ -72,12 +72,18 @@ needs_ext = pytest.mark.skipif(not HAVE, reason="no C++ layer call here: %s"
 
 
 def _python_path():
+    """Every call through dnc.torch's Python (ctypes) kernels: no C++
+    layer call, and the operators' C++ kernels handing every call to
+    Python's."""
     class Off:
         def __enter__(self):
             self.ext, dt._ext = dt._ext, None
+            self.on = self.ext.set_op_kernels(False) if self.ext else None
 
         def __exit__(self, *a):
             dt._ext = self.ext
+            if self.ext:
+                self.ext.set_op_kernels(self.on)
     return Off()
 
 
@@ -271,6 +277,100 @@ def test_operators_same_bits_as_python(dtype):
     ok(calls == ["_kernel_forward"], "a 0-d x: the Python kernels", calls)
     ok(a.shape == () and abs(float(a) - float(torch.tanh(0.5 * x0))) < 1e-2,
        "a 0-d x through the operator", a)
+
+
+def _python_calls(f):
+    """The names of the Python functions f() calls (sys.setprofile)."""
+    names = []
+
+    def prof(frame, event, arg):
+        if event == "call":
+            names.append(frame.f_code.co_name)
+    sys.setprofile(prof)
+    try:
+        f()
+    finally:
+        sys.setprofile(None)
+    return names
+
+
+@needs_ext
+@pytest.mark.skipif(not dt.HAS_CUSTOM_OPS, reason="no custom ops")
+def test_operators_kernels_in_cpp():
+    """A call of dnc::layer_forward or layer_backward that nothing will
+    differentiate (as a compiled graph makes) runs no Python kernel: not
+    torch.library's autograd or backend functions, not dnc.torch's; one to
+    be differentiated goes to the custom op's Python autograd, whose node
+    gives the Python path's gradients; a function the C++ kernels have not
+    seen is registered by its first call."""
+    torch.manual_seed(3)
+    src = "fn op_t(x; a = 0.7, s[] = 0.1) = erf(a * x + s) + 0.25 * x"
+    c = 12
+    x = torch.randn(5, c)
+    dy = torch.randn(5, c)
+    w, b = torch.rand(c) + 0.5, torch.rand(c)
+    ps = [torch.tensor([0.6]), torch.randn(c) * 0.1]
+    op, bop = torch.ops.dnc.layer_forward, torch.ops.dnc.layer_backward
+    py = ("autograd_impl", "redispatch_no_grad", "backend_impl",
+          "_op_forward_py", "_op_backward_py", "_kernel_forward",
+          "_kernel_backward")
+    with torch.no_grad():
+        first = _python_calls(lambda: op(x, w, b, ps, src, "op_t", 0))
+        ok("_op_forward_py" in first,
+           "a function's first call: Python, which registers it", first)
+        for what, f in (("forward", lambda: op(x, w, b, ps, src, "op_t", 0)),
+                        ("backward",
+                         lambda: bop(x, dy, w, b, ps, src, "op_t", 0))):
+            called = _python_calls(f)
+            ok(not set(called) & set(py),
+               "no_grad %s: no Python kernel" % what, called)
+    # grad mode on, nothing requiring grad: no Python either
+    called = _python_calls(lambda: op(x, w, b, ps, src, "op_t", 0))
+    ok(not set(called) & set(py), "nothing requires grad: no Python kernel",
+       called)
+    # differentiated: the custom op's autograd node, the Python path's bits
+    res = []
+    for path in (contextlib.nullcontext, _python_path):
+        xx = x.clone().requires_grad_()
+        pp = [p.clone().requires_grad_() for p in ps]
+        ww = w.clone().requires_grad_()
+        with path():
+            called = []
+            y = None
+
+            def run():
+                nonlocal y
+                y = op(xx, ww, None, pp, src, "op_t", 0)
+            called = _python_calls(run)
+            y.backward(dy)
+        ok("autograd_impl" in called, "requires grad: the Python autograd",
+           called)
+        res.append([y, xx.grad, ww.grad] + [p.grad for p in pp])
+    _same(res[0], res[1], "differentiated through the operator")
+
+
+@needs_ext
+@pytest.mark.skipif(not hasattr(torch.library, "opcheck"),
+                    reason="no torch.library.opcheck")
+def test_operators_opcheck():
+    """torch.library.opcheck: the operators' schema, autograd registration
+    (the C++ kernels beside the custom op's), fake and AOT dispatch."""
+    torch.manual_seed(4)
+    m = dt.PointwiseNorm(16, "derf")
+    ps = [getattr(m, p.name).detach().clone().requires_grad_()
+          for p in m._dnc_params]
+    x = torch.randn(4, 16, requires_grad=True)
+    w = (torch.rand(16) + 0.5).requires_grad_()
+    b = torch.rand(16).requires_grad_()
+    src, name = m._dnc_source, m._dnc_name
+    r = torch.library.opcheck(torch.ops.dnc.layer_forward.default,
+                              (x, w, b, ps, src, name, 0))
+    ok(all(v == "SUCCESS" for v in r.values()), "layer_forward", r)
+    r = torch.library.opcheck(
+        torch.ops.dnc.layer_backward.default,
+        (x.detach(), torch.randn(4, 16), w.detach(), None,
+         [p.detach() for p in ps], src, name, 0))
+    ok(all(v == "SUCCESS" for v in r.values()), "layer_backward", r)
 
 
 @needs_ext
