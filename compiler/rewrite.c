@@ -26,7 +26,8 @@
  *     -1 (if lo > -1 then lo else -1, then the same against 1: r is 0
  *     there, and x86 selects each as one vmaxps/vminps).
  *   the chain rule's products: a product with a factor g bounded by 1
- *     (a Gaussian, a sigmoid pair) as ((g V) I), V the factors that vary
+ *     (a Gaussian, a sigmoid pair) as ((g V) I) (((g v1) v2) I where
+ *     more than one factor varies), V the factors that vary
  *     (the input), I the constants (1/4 <= |K| <= 16) and parameters
  *     (chain_form), so that the derivatives of erf(alpha x + s) are G
  *     (2/sqrt(pi) alpha), (G x) 2/sqrt(pi) and G 2/sqrt(pi), and DyT's Q
@@ -645,10 +646,15 @@ static int unit_bounded(const rewriter *rw, const dnc_node *g)
  * multiplies dL/df by G once for every output, makes I once a kernel
  * where it is made of scalars, and adds a sum's terms G x by a fused
  * multiply-add with I after the sum (codegen.c, chain_factor): DyT's dx
- * and d(alpha) take three vector operations where they took six. g V
- * cannot overflow where V alone does not, nor K by itself; each output
- * is rounded as often as before, in another order (for DyT's K = 4 the
- * same bits but in the subnormals). */
+ * and d(alpha) take three vector operations where they took six. More
+ * than one V are taken one at a time, g first, (((g v1) v2) ...) I: a
+ * product of the V alone could overflow where g's would not (x x G at
+ * |x| > 1.8e19 in f32 was inf, and G = 0 there made it NaN; x (x G), as
+ * written, is 0), and |g v1 ... vj| <= |v1 ... vj|. Such a product is no
+ * longer one codegen factors (it takes one V), as rare as it is (the
+ * derivative of x sigmoid(a x) by a). K cannot overflow by itself; each
+ * output is rounded as often as before, in another order (for DyT's K =
+ * 4 the same bits but in the subnormals). */
 enum { CHAIN_MAX = 8 };
 typedef struct chain_leaves {
   const dnc_node *g;               /* the factor bounded by 1 */
@@ -704,11 +710,9 @@ static dnc_node *chain_form(rewriter *rw, const dnc_node *e)
   chain_leaves c;
   if (!chain_leaves_of(rw, e, &c))
     return NULL;
-  dnc_node *r = rw->map[c.g->id], *v = NULL, *inv = NULL;
+  dnc_node *r = rw->map[c.g->id], *inv = NULL;
   for (int i = 0; i < c.nv; i++)
-    v = v ? N(OP_MUL, v, rw->map[c.v[i]->id], NULL) : rw->map[c.v[i]->id];
-  if (v)
-    r = N(OP_MUL, r, v, NULL);
+    r = N(OP_MUL, r, rw->map[c.v[i]->id], NULL);
   if (c.nk && c.k != 1.0)
     inv = dnc_const(rw->g, c.k);
   for (int i = 0; i < c.np; i++)

@@ -230,6 +230,45 @@ static void test_others(dnc_context *ctx)
   dnc_module_free(m);
 }
 
+/* A product with a factor bounded by 1 and more than one factor that
+ * varies: rewrite.c's chain_form multiplied the varying ones first,
+ * x x exp(-x^2) as exp(-x^2) (x x), where x x overflows (|x| > 1.8e19 in
+ * f32, 1.3e154 in f64) and exp(-x^2) is 0: NaN in the forward kernel,
+ * and in swish's d/da = x x s(a x) s(-a x); written x (x exp(-x^2)), 0.
+ * Now (g x) x, which overflows only where the product does. */
+static void test_chain_order(dnc_context *ctx)
+{
+  static const char text[] = "fn h1(x) = x * (x * exp(-x^2))\n"
+                             "fn sw(x; a = 1) = x * sigmoid(a * x)\n";
+  dnc_module *m;
+  if (!ok(dnc_compile_string(ctx, "c.dn", text, strlen(text), &m) == DNC_OK,
+          "the chain-order functions compile"))
+    return;
+  static const struct {
+    dnc_dtype t;
+    double x;
+  } at[] = {{DNC_F32, 3e19}, {DNC_F32, -1e30}, {DNC_F64, 1e200},
+            {DNC_F64, -1e160}, {DNC_BF16, 3e19}, {DNC_F16, 200}};
+  for (size_t i = 0; i < sizeof at / sizeof *at; i++) {
+    dnc_dtype t = at[i].t;
+    char xb[8], yb[8];
+    store(t, at[i].x, xb);
+    dnc_tensor tx = {xb, t, 1, 1, 0}, ty = {yb, t, 1, 1, 0};
+    double y = NAN;
+    if (dnc_forward(dnc_module_function(m, 0), &tx, &ty, NULL) == DNC_OK)
+      y = load(t, yb);
+    ok(y == 0, "x (x exp(-x^2)) at x = %g (%s) is 0, not NaN: %g", at[i].x,
+       dnc_dtype_name(t), y);
+    double dp[1] = {0};
+    double dx = backward1(dnc_module_function(m, 1), t, at[i].x, dp);
+    double want = at[i].x > 0 ? 1 : 0;
+    ok(dx == want && dp[0] == 0,
+       "x sigmoid(a x) at x = %g (%s): d/dx %g (want %g), d/da %g (want 0, "
+       "not NaN)", at[i].x, dnc_dtype_name(t), dx, want, dp[0]);
+  }
+  dnc_module_free(m);
+}
+
 int main(void)
 {
   const char *cpus[] = {"x86-64-v2", NULL};
@@ -254,6 +293,7 @@ int main(void)
       test_plain_unchanged(ctx);
       test_quotient(ctx);
       test_others(ctx);
+      test_chain_order(ctx);
     }
     dnc_module_free(m);
     dnc_context_free(ctx);
