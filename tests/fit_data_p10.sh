@@ -98,11 +98,38 @@ err "gamma without --gain: said how to get it" 2 \
   "$DNC" fit $N -f dyt --data "$tmp/p.csv" --fix gamma=2
 
 # a parameter the points barely determine (tanh(a x + s) saturated at every
-# LayerNorm point): said, not left to a standard error of 1e12 in the table
+# LayerNorm point, started at a = 60): said, not left to a standard error
+# of 1e12 in the table. (From a = 1 the fit stopped there too, until the
+# gain started at its least-squares value: it now finds DyT's fit.)
 printf 'fn g(x; a = 1, s[] = 0) = tanh(a * x + s)\n' >"$tmp/sat.dn"
-"$DNC" fit "$tmp/sat.dn" --target layernorm >"$tmp/sat.out" 2>&1
+"$DNC" fit "$tmp/sat.dn" --target layernorm --init a=60 >"$tmp/sat.out" 2>&1
 t "a flat direction: noted" grep -q \
   "^note: the points barely determine a (its standard error is" "$tmp/sat.out"
+# points of another scale with a gain: from gamma = 1 the steps stopped on
+# a plateau and called it converged (y = 15000 tanh(0.8 x): alpha 4864,
+# gamma 10802, rms 4218, exit 0); gamma now starts at its least-squares
+# value
+for scale in 1e-12 15000 1e200; do
+  "$PY" - "$scale" >"$tmp/scale.csv" <<'PY'
+import math, sys
+s = float(sys.argv[1])
+print("x,y")
+for i in range(50):
+    x = -3 + 6 * i / 49
+    print("%.17g,%.17g" % (x, s * math.tanh(0.8 * x)))
+PY
+  "$DNC" fit $N -f dyt --data "$tmp/scale.csv" --gain --format csv \
+    >"$tmp/scale.out" 2>&1
+  t "y = $scale tanh(0.8 x), with a gain: alpha 0.8, gamma $scale" \
+    "$PY" - "$tmp/scale.out" "$scale" <<'PY'
+import csv, sys
+row = next(csv.DictReader(open(sys.argv[1])))
+s = float(sys.argv[2])
+sys.exit(not (row["converged"] == "1" and
+              abs(float(row["alpha"]) - 0.8) < 1e-9 and
+              abs(float(row["gamma"]) / s - 1) < 1e-9))
+PY
+done
 "$DNC" fit $N -f dyt --target layernorm >"$tmp/dyt.out" 2>&1
 t "DyT's fit to LayerNorm: no such note" sh -c "! grep -q '^note:' '$tmp/dyt.out'"
 
