@@ -37,7 +37,9 @@
  * ZeroDivisionError). The operations are the ones ONNX export and
  * inductor know, so the printed form runs on every device PyTorch has,
  * meta tensors included. Parameters are tensors that broadcast against x
- * (shape (1,) for a scalar, (C,) per channel, or 0-d).
+ * (shape (1,) for a scalar, (C,) per channel, or 0-d); a result of the
+ * parameters alone is multiplied by torch.ones_like(x), so that every
+ * result has x's shape (broadcast), as a constant one has.
  */
 #include <math.h>
 #include <string.h>
@@ -256,6 +258,7 @@ typedef struct tprinter {
   const dnc_fn *f;
   const dnc_sharing *sh;
   unsigned char *kind; /* by id: 0 not yet known, KONST, VARYING */
+  unsigned char *xdep; /* by id: 0 not yet known, 1 not on x, 2 on x */
   long double *value;  /* by id, of a KONST node */
   const dnc_node *su;  /* printed as dnc_u in a helper's lambda, or NULL */
   scale_group *groups; /* ngroups of them, or NULL */
@@ -285,6 +288,18 @@ static int is_konst(tprinter *p, const dnc_node *e)
     p->kind[e->id] = k ? KONST : VARYING;
   }
   return p->kind[e->id] == KONST;
+}
+
+/* Does e depend on the input? */
+static int on_input(tprinter *p, const dnc_node *e)
+{
+  if (!p->xdep[e->id]) {
+    int d = e->op == OP_INPUT;
+    for (int i = 0; i < e->nargs && !d; i++)
+      d = on_input(p, e->arg[i]);
+    p->xdep[e->id] = d ? 2 : 1;
+  }
+  return p->xdep[e->id] == 2;
 }
 
 /* Can a constant e be printed as Python arithmetic on floats? Only +, -,
@@ -782,7 +797,9 @@ void dnc_print_torch_roots(FILE *out, const dnc_fn *f, const char *name,
   size_t nid = sh.maxid;
   unsigned char *kind = dnc_arena_alloc(scratch, nid);
   memset(kind, 0, nid);
-  tprinter p = {out,  f, &sh, kind,
+  unsigned char *xdep = dnc_arena_alloc(scratch, nid);
+  memset(xdep, 0, nid);
+  tprinter p = {out,  f, &sh, kind, xdep,
                dnc_arena_alloc(scratch, nid * sizeof(long double)),
                NULL, NULL, 0,   0,    scratch};
   if (n > 1)
@@ -792,7 +809,14 @@ void dnc_print_torch_roots(FILE *out, const dnc_fn *f, const char *name,
   fputs("    return ", out);
   for (int r = 0; r < n; r++) {
     fputs(r ? ", " : n > 1 ? "(" : "", out);
+    /* a result of the parameters alone takes x's shape, as a constant
+     * one does (tp_full): a * 3 was a's (1,) */
+    int alone = !is_konst(&p, roots[r]) && !on_input(&p, roots[r]);
+    if (alone)
+      fputc('(', out);
     tp_tensor(&p, roots[r]);
+    if (alone)
+      fprintf(out, ") * torch.ones_like(%s)", pyname(f->input, b, sizeof b));
   }
   fputs(n > 1 ? ")\n" : "\n", out);
   dnc_sharing_free(&sh);

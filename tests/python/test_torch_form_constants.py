@@ -71,3 +71,42 @@ def test_decomposed_layer_with_gelu_tanh():
        "the decomposed GELU (tanh form) layer's forward", (y, want))
     ok(torch.isfinite(x.grad).all(), "... and its gradient is finite",
        x.grad)
+
+
+def test_results_of_the_parameters_alone_have_x_shape():
+    """A function or derivative of the parameters alone (a * 3; fma(a, x,
+    x)'s d/dx = 1 + a; a per-channel s * s) was printed as that
+    expression, of the parameter's shape ((1,), (C,)), where every other
+    result has x's: each now has x's shape and the interpreter's values,
+    in the separate functions and in NAME__all."""
+    src = ("fn pa(x; a = 2) = a * 3\n"
+           "fn fm(x; a = 2) = fma(a, x, x)\n"
+           "fn pc(x; s[] = 0.5) = s * s + 0 * x\n")
+    mod = dnc.compile(src)
+    x = torch.tensor([[-1.0, 0.5, 2.0], [3.0, -0.0, 1.5]],
+                     dtype=torch.float64)
+    for fn in mod:
+        ns = {}
+        exec(fn.diff("all", 1, "torch"), ns)
+        wrt = ["x"] + [p.name for p in fn.params]
+        names = [fn.name] + ["%s__d%s" % (fn.name, v) for v in wrt]
+        funcs = [fn] + [fn.derivative(v) for v in wrt]
+        per_channel = any(p.kind == "per_channel" for p in fn.params)
+        params = [torch.tensor([0.5, 0.75, 1.25] if per_channel else
+                               [float(p.default)], dtype=torch.float64)
+                  for p in fn.params]
+        together = ns[fn.name + "__all"](x, *params)
+        for i, (name, ref) in enumerate(zip(names, funcs)):
+            for what, got in ((name, ns[name](x, *params)),
+                              (name + " in __all", together[i])):
+                ok(tuple(got.shape) == tuple(x.shape),
+                   "%s: x's shape" % what, tuple(got.shape))
+                # the interpreter takes one value a parameter: a column
+                # at a time
+                want = np.stack([ref.eval(x[:, c].numpy(), **{
+                    p.name: float(t[c] if t.numel() > 1 else t[0])
+                    for p, t in zip(fn.params, params)})
+                    for c in range(x.shape[1])], axis=1)
+                ok(np.allclose(got.numpy(), want, rtol=1e-15, atol=0),
+                   "%s: the interpreter's values" % what,
+                   "got %s\nwant %s" % (got, want))
