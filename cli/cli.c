@@ -211,6 +211,11 @@ int dnc_cli_functions(dnc_mod *m, const char *names, int repeat,
     dnc_cli_error("-f needs function names");
     return 0;
   }
+  size_t len = strlen(names);
+  if (names[0] == ',' || names[len - 1] == ',' || strstr(names, ",,")) {
+    dnc_cli_error("the list of functions '%s' has an empty name", names);
+    return 0;
+  }
   char *copy = strdup(names);
   int ok = 1;
   for (char *save, *t = strtok_r(copy, ",", &save); t;
@@ -322,10 +327,33 @@ static int unknown_option(const dnc_cli *c, const dnc_opt *opts,
   return dnc_cli_usage_error(c, "unknown option '%s'", a);
 }
 
+int dnc_cli_options_ended;
+
+int dnc_cli_dashed(const char *a)
+{
+  return a[0] == '-' && a[1] && !dnc_cli_options_ended;
+}
+
 int dnc_cli_parse(const dnc_cli *c, int argc, char **argv,
                   const dnc_opt *opts, dnc_cli_arg_fn positional, void *arg)
 {
+  /* each option of one value, as given: `-f dyt -f derf` kept the last,
+   * silently; given twice with two values it is refused (the same value
+   * twice is once) */
+  enum { MAX_OPTS = 96 };
+  const char *given[MAX_OPTS] = {0};
+  dnc_cli_options_ended = 0;
   for (int i = 1; i < argc; i++) {
+    if (dnc_cli_options_ended) { /* after --: every argument positional */
+      int rc = positional(c, arg, argv[i]);
+      if (rc >= 0)
+        return rc;
+      continue;
+    }
+    if (!strcmp(argv[i], "--")) {
+      dnc_cli_options_ended = 1;
+      continue;
+    }
     if (dnc_cli_is_help(argv[i])) {
       fputs(c->usage, stdout);
       return 0;
@@ -342,6 +370,13 @@ int dnc_cli_parse(const dnc_cli *c, int argc, char **argv,
       }
     }
     int rc;
+    long at = o - opts;
+    if (o->l && v && o->kind != DNC_OPT_CALL && at < MAX_OPTS) {
+      if (given[at] && strcmp(given[at], v))
+        return dnc_cli_usage_error(c, "%s is given twice ('%s' and '%s'); "
+                                   "give it once", opt_name(o), given[at], v);
+      given[at] = v;
+    }
     if (o->l)
       rc = opt_apply(c, o, v, arg);
     else if ((rc = positional(c, arg, argv[i])) == DNC_CLI_UNKNOWN)
@@ -355,7 +390,7 @@ int dnc_cli_parse(const dnc_cli *c, int argc, char **argv,
 int dnc_cli_file_arg(const dnc_cli *c, void *arg, const char *a)
 {
   (void)c;
-  if (a[0] == '-' && a[1])
+  if (dnc_cli_dashed(a))
     return DNC_CLI_UNKNOWN;
   dnc_cli_files *f = arg;
   f->files[f->n++] = (char *)a;

@@ -80,6 +80,12 @@ typedef int (*dnc_cli_arg_fn)(const dnc_cli *c, void *arg, const char *a);
  * positional. -1 to go on; else the exit status, the error reported. */
 int dnc_cli_parse(const dnc_cli *c, int argc, char **argv,
                   const dnc_opt *opts, dnc_cli_arg_fn positional, void *arg);
+/* set by dnc_cli_parse once it has read "--": every argument after it is
+ * positional, a file named -x or a point -1 */
+extern int dnc_cli_options_ended;
+/* Is a, an argument that is not an option of the table, one that looks
+ * like an option (-x, --y)? Not after "--". */
+int dnc_cli_dashed(const char *a);
 /* positional for commands that take source files: each one into
  * ((dnc_cli_files *)arg); options starting with '-' are unknown. */
 typedef struct dnc_cli_files {

@@ -252,7 +252,19 @@ static int add_param(void *arg, const char *opt, const char *v)
   double d;
   if (!eq || eq == v || !dnc_cli_number(eq + 1, &d))
     return -1;
-  a->set[a->nset].name = strndup(v, (size_t)(eq - v));
+  size_t len = (size_t)(eq - v);
+  for (int i = 0; i < a->nset; i++) /* the last of two was taken, silently */
+    if (strlen(a->set[i].name) == len && !strncmp(a->set[i].name, v, len)) {
+      if (a->set[i].value == d || (isnan(d) && isnan(a->set[i].value)))
+        return 0; /* the same value twice is once */
+      char v1[40], v2[40];
+      dnc_format_double(v1, sizeof v1, a->set[i].value);
+      dnc_format_double(v2, sizeof v2, d);
+      dnc_cli_error("two values for '%s' in --param (%s and %s); give one",
+                    a->set[i].name, v1, v2);
+      return DNC_EXIT_USAGE;
+    }
+  a->set[a->nset].name = strndup(v, len);
   a->set[a->nset++].value = d;
   return 0;
 }
@@ -265,7 +277,7 @@ static int eval_arg(const dnc_cli *c, void *arg, const char *s)
   double d;
   if (a->file && dnc_cli_number(s, &d))
     a->xs[a->nx++] = d;
-  else if (s[0] == '-' && s[1])
+  else if (dnc_cli_dashed(s))
     return DNC_CLI_UNKNOWN;
   else if (!a->file)
     a->file = s;

@@ -182,7 +182,7 @@ static int opt_seed(void *arg, const char *opt, const char *v)
 static int fit_arg(const dnc_cli *c, void *arg, const char *s)
 {
   fit_args *a = arg;
-  if (s[0] == '-' && s[1])
+  if (dnc_cli_dashed(s))
     return DNC_CLI_UNKNOWN;
   if (a->file)
     return dnc_cli_usage_error(c, "one source file at a time ('%s' and "

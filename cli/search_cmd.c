@@ -639,7 +639,7 @@ typedef struct search_args {
 static int spec_arg(const dnc_cli *c, void *arg, const char *s)
 {
   search_args *a = arg;
-  if (s[0] == '-' && s[1])
+  if (dnc_cli_dashed(s))
     return DNC_CLI_UNKNOWN;
   if (a->spec)
     return dnc_cli_usage_error(c, "one spec at a time ('%s' and '%s')",

@@ -69,4 +69,36 @@ head -c 70 /dev/zero | tr '\0' '\200' >"$tmp/cont.txt"; echo >>"$tmp/cont.txt"
 t "eval: stray continuation bytes are shown, not cut to nothing" \
   grep -qF "not a number: '\\x80\\x80\\x80" "$tmp/err"
 
+# -f with an empty name, and an option of one value given twice: `-f dyt,`
+# was -f dyt, and `-f dyt -f derf` kept derf, silently (a helper's audit)
+printf 'fn dyt(x; alpha = 0.5) = tanh(alpha * x)\nfn lin(x) = 2 * x\n' \
+  >"$tmp/two.dn"
+err "-f with a trailing comma: an empty name" 2 \
+  "the list of functions 'dyt,' has an empty name" \
+  "$DNC" eval "$tmp/two.dn" -f dyt, 1
+err "-f with a leading comma" 2 "the list of functions ',dyt' has an empty name" \
+  "$DNC" print "$tmp/two.dn" -f ,dyt
+err "-f dyt,,lin" 2 "the list of functions 'dyt,,lin' has an empty name" \
+  "$DNC" diff "$tmp/two.dn" -f dyt,,lin
+err "-f given twice: refused" 2 "-f is given twice ('dyt' and 'lin'); give it once" \
+  "$DNC" eval "$tmp/two.dn" -f dyt -f lin 1
+err "--dtype given twice: refused" 2 \
+  "--dtype is given twice ('f32' and 'f64'); give it once" \
+  "$DNC" eval "$tmp/two.dn" -f lin --dtype f32 --dtype f64 1
+err "--param with two values for one parameter: refused" 2 \
+  "two values for 'alpha' in --param (1 and 2); give one" \
+  "$DNC" eval "$tmp/two.dn" -f dyt --param alpha=1 -p alpha=2 1
+t "the same value twice is once" sh -c \
+  "test \"\$('$DNC' eval '$tmp/two.dn' -f lin -f lin 3)\" = 6"
+
+# -- ends the options: a point -1 and a file named -n.dn after it
+t "eval -- -1 2: points" sh -c \
+  "test \"\$('$DNC' eval '$tmp/two.dn' -f lin -- -1 2 | tr '\n' ' ')\" = '-2 4 '"
+cp "$tmp/two.dn" "$tmp/-n.dn"
+ADNC=$(cd "$(dirname "$DNC")" && pwd)/$(basename "$DNC")
+t "check -- -n.dn: a file named like an option" sh -c \
+  "cd '$tmp' && '$ADNC' check -- -n.dn"
+err "without --, -n.dn is an unknown option" 2 "unknown option '-n.dn'" \
+  sh -c "cd '$tmp' && '$ADNC' check -n.dn"
+
 tap_done
