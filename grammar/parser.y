@@ -455,6 +455,12 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, yyscan_t scanner,
     dnc_diag_add(ps->diags, DNC_SEV_NOTE, ps->src, *loc,
                  "a block ends with an expression, its value, after its "
                  "'let's");
+  else if (sym_is(tok, "'}'") && ps->in_let && !nl && !ps->in_header &&
+           ps->prev_ends_expr && ps->paren_depth == 0)
+    /* fn f(x) { let a = 1 }: the let's line goes on to the '}' */
+    dnc_diag_add(ps->diags, DNC_SEV_NOTE, ps->src, *loc,
+                 "a block ends with an expression, its value, after its "
+                 "'let's");
   else if (sym_is(tok, "'='") && ps->in_header && ps->paren_depth > 0)
     dnc_diag_add(ps->diags, DNC_SEV_NOTE, ps->src, *loc,
                  "parameters follow the input after ';', as in "
