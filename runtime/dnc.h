@@ -64,7 +64,8 @@ DNC_API const char *dnc_status_string(dnc_status s);
  * for its temporaries, and any call that refuses its arguments (naming
  * the call, the argument and why: "dnc_forward: x is NULL"). Read it
  * right after the failing call (later successful calls need not clear
- * it); DNC_ERR_SOURCE's explanation is the module's diagnostics. */
+ * it); DNC_ERR_SOURCE's explanation is the module's diagnostics, whose
+ * first error it holds (FILE:LINE:COL: MESSAGE). */
 DNC_API const char *dnc_last_error(void);
 
 typedef struct dnc_context dnc_context;

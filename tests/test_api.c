@@ -75,8 +75,13 @@ static void test_compile_errors(void)
   dnc_context *ctx = dnc_context_new();
   const char *src = "fn f(x; alpha = 1) =\n  tanh(alpah * x)\n";
   dnc_module *m = NULL;
+  /* an earlier call's error, which dnc_last_error kept after a source
+   * error (a helper's audit) */
+  dnc_forward(NULL, NULL, NULL, NULL);
   is_int(dnc_compile_string(ctx, "bad.dn", src, strlen(src), &m),
          DNC_ERR_SOURCE, "a source with errors reports DNC_ERR_SOURCE");
+  is_str(dnc_last_error(), "bad.dn:2:8: unknown name 'alpah'",
+         "dnc_last_error: the first error, not an earlier call's");
   ok(m != NULL, "and still returns a module carrying the diagnostics");
   is_int(dnc_module_function_count(m), 0, "a module with errors has no functions");
   is_int((long long)dnc_module_diagnostic_count(m), 2, "an error and a note");
