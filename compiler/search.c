@@ -195,6 +195,14 @@ static int parse_stage(dnc_space *sp, scan *s)
     expected(s, "a stage name");
     return 0;
   }
+  for (int k = 0; k < sp->nstages; k++)
+    if (!strcmp(sp->stages[k].name, st.name)) {
+      /* two were taken as two stages, and their candidates' names
+       * (base|alt|alt) do not say which was which */
+      err(s, at, at + strlen(st.name), "a second stage named '%s'; each "
+          "stage has a name of its own", st.name);
+      return 0;
+    }
   if (!punct(s, ':')) {
     expected(s, "':' after the stage's name");
     return 0;

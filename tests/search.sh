@@ -240,6 +240,9 @@ err "an unknown directive" 1 "e.dns:2:1: error: unknown directive 'stag'; did yo
 spec 'base T(x) = tanh(x)' 'stage s: id | scael(2)'
 err "an unknown transformation" 1 "e.dns:2:15: error: unknown transformation 'scael'; did you mean 'scale'?" \
   "$DNC" search e.dns
+spec 'base T(x) = tanh(x)' 'stage a: id | scale(2)' 'stage a: id | shift(1)'
+err "two stages of one name" 1 "e.dns:3:7: error: a second stage named 'a'; each stage has a name of its own" \
+  "$DNC" search e.dns
 spec 'base T(x) = tanh(x)' 'stage s: id | compose(U)'
 err "an unknown base" 1 "e.dns:2:23: error: unknown base 'U'" "$DNC" search e.dns
 spec 'base T(x) = tanh(x)' 'stage s: scale(2, x)'
