@@ -582,8 +582,11 @@ std::optional<std::vector<at::Tensor>> op_backward(
 // op_kernels off go to Python's implementation (torch.py's
 // _op_forward_py and _op_backward_py), which decides and raises what it
 // refuses.
+struct fn_entry {
+  int64_t h, chan, nparams;
+};
 std::mutex fn_lock;
-std::unordered_map<std::string, std::pair<int64_t, int64_t>> fn_handles;
+std::unordered_map<std::string, fn_entry> fn_handles;
 std::atomic<bool> op_kernels{true};
 py::object *py_forward, *py_backward;
 
@@ -594,10 +597,11 @@ std::string fn_key(const std::string &source, const std::string &name,
 }
 
 void register_function(const std::string &source, const std::string &name,
-                       int64_t threads, int64_t h, int64_t chan)
+                       int64_t threads, int64_t h, int64_t chan,
+                       int64_t nparams)
 {
   std::lock_guard<std::mutex> g(fn_lock);
-  fn_handles[fn_key(source, name, threads)] = {h, chan};
+  fn_handles[fn_key(source, name, threads)] = {h, chan, nparams};
 }
 
 bool set_op_kernels(bool on)
@@ -607,10 +611,12 @@ bool set_op_kernels(bool on)
   return old;
 }
 
-// (handle, per-channel mask) of the function, or false: not registered
+// (handle, per-channel mask) of the function, or false: not registered,
+// or given another number of parameters than it has, which Python refuses
 // (threads 0: at::get_num_threads() now, as torch.py's _function)
 bool find_function(const std::string &source, const std::string &name,
-                   const c10::SymInt &threads, int64_t &h, int64_t &chan)
+                   const c10::SymInt &threads, size_t nparams, int64_t &h,
+                   int64_t &chan)
 {
   std::optional<int64_t> t = threads.maybe_as_int();
   if (!op_kernels || !t)
@@ -618,11 +624,36 @@ bool find_function(const std::string &source, const std::string &name,
   int64_t n = *t ? *t : (int64_t)at::get_num_threads();
   std::lock_guard<std::mutex> g(fn_lock);
   auto it = fn_handles.find(fn_key(source, name, n));
-  if (it == fn_handles.end())
+  if (it == fn_handles.end() || it->second.nparams != (int64_t)nparams)
     return false;
-  h = it->second.first;
-  chan = it->second.second;
+  h = it->second.h;
+  chan = it->second.chan;
   return true;
+}
+
+// Forward-mode AD's tangent on a tensor (level 0, as PyTorch's own
+// operators test it): the operators have no forward-mode rule, and the
+// call's result would carry no tangent, silently
+bool has_tangent(const at::Tensor *t)
+{
+  return t && t->defined() && t->_fw_grad(0).defined();
+}
+
+void refuse_tangents(const char *what, const at::Tensor &x,
+                     const at::Tensor *dy,
+                     const std::optional<at::Tensor> &weight,
+                     const std::optional<at::Tensor> &bias,
+                     at::TensorList params)
+{
+  bool any = has_tangent(&x) || has_tangent(dy) ||
+             (weight && has_tangent(&*weight)) ||
+             (bias && has_tangent(&*bias));
+  for (const at::Tensor &p : params)
+    any = any || has_tangent(&p);
+  TORCH_CHECK_NOT_IMPLEMENTED(
+      !any, "dnc.torch: ", what, " has no forward-mode derivative (its "
+      "tangent would be dropped); dnc.torch.pointwise and PointwiseNorm "
+      "compute one from dnc's derivatives");
 }
 
 at::Tensor cpu_forward(const at::Tensor &x,
@@ -633,7 +664,7 @@ at::Tensor cpu_forward(const at::Tensor &x,
 {
   std::vector<at::Tensor> ps(params.begin(), params.end());
   int64_t h, chan;
-  if (x.dim() > 0 && find_function(source, name, threads, h, chan) &&
+  if (x.dim() > 0 && find_function(source, name, threads, ps.size(), h, chan) &&
       plain_args(chan, x.size(-1), x, weight, bias, ps))
     return kernel_forward(h, chan, false, x, weight, bias, params);
   py::gil_scoped_acquire gil;
@@ -655,7 +686,7 @@ std::vector<at::Tensor> cpu_backward(const at::Tensor &x,
 {
   std::vector<at::Tensor> ps(params.begin(), params.end());
   int64_t h, chan;
-  if (x.dim() > 0 && find_function(source, name, threads, h, chan)) {
+  if (x.dim() > 0 && find_function(source, name, threads, ps.size(), h, chan)) {
     std::optional<std::vector<at::Tensor>> g =
         op_backward(h, chan, x, dy, weight, bias, ps);
     if (g)
@@ -710,6 +741,7 @@ at::Tensor autograd_forward(c10::DispatchKeySet ks, const at::Tensor &x,
                             at::TensorList params, std::string source,
                             std::string name, c10::SymInt threads)
 {
+  refuse_tangents("dnc::layer_forward", x, nullptr, weight, bias, params);
   if (!any_requires_grad(x, nullptr, weight, bias, params)) {
     static auto op = c10::Dispatcher::singleton()
                          .findSchemaOrThrow("dnc::layer_forward", "")
@@ -736,6 +768,7 @@ std::vector<at::Tensor> autograd_backward(
     const std::optional<at::Tensor> &bias, at::TensorList params,
     std::string source, std::string name, c10::SymInt threads)
 {
+  refuse_tangents("dnc::layer_backward", x, &dy, weight, bias, params);
   if (!any_requires_grad(x, &dy, weight, bias, params)) {
     static auto op = c10::Dispatcher::singleton()
                          .findSchemaOrThrow("dnc::layer_backward", "")
@@ -809,5 +842,5 @@ PYBIND11_MODULE(_dnc_torch, m)
   // what dnc/torch.py calls here (_EXT_INTERFACE there): raised with any
   // change to these functions, so that a build older than the Python
   // package (a checkout updated without make) is not used
-  m.attr("interface") = 4;
+  m.attr("interface") = 5;
 }

@@ -908,19 +908,53 @@ if HAS_CUSTOM_OPS:
     Tensor = torch.Tensor
     OptTensor = typing.Optional[torch.Tensor]
 
+    def _op_check(what, x, dy, weight, bias, params, source, name,
+                  threads):
+        """Refuses an operator call the function cannot compute (_check's
+        tests against its parameters, and dy's): called directly, a missing
+        parameter was read as 0 and a weight of fewer than C values past
+        its end. Also in the fake implementations, so that torch.compile
+        refuses it while tracing. The function (compiled once)."""
+        # a symbolic thread count (torch.compile's dynamic shapes) is not a
+        # key of the function cache; any count has the same parameters
+        fn = _function(source, name, threads if isinstance(threads, int)
+                       else 0)
+        # a 0-d x is one channel (the kernels take it as [1 x 1])
+        _check(fn.name, fn.params, x.reshape(1) if x.dim() == 0 else x,
+               weight, bias, params, what)
+        if dy is not None:
+            if not dy.is_floating_point() or dy.dtype not in _DTYPES:
+                raise TypeError("dnc.torch: %s: dy is %s; it takes a "
+                                "floating-point gradient" % (what, dy.dtype))
+            if tuple(dy.shape) != tuple(x.shape):
+                raise ValueError("dnc.torch: %s: dy has shape %s, x %s" % (
+                    what, tuple(dy.shape), tuple(x.shape)))
+        if _forward_ad._current_level >= 0:
+            for t in [x, dy, weight, bias] + list(params):
+                if t is not None and \
+                        _forward_ad.unpack_dual(t).tangent is not None:
+                    raise NotImplementedError(
+                        "dnc.torch: %s has no forward-mode derivative (its "
+                        "tangent would be dropped); dnc.torch.pointwise and "
+                        "PointwiseNorm compute one from dnc's derivatives"
+                        % what)
+        return fn
+
     def _op_forward_py(x, weight, bias, params, source, name, threads):
         """dnc::layer_forward's kernels in Python (ctypes): every call
         where the C++ extension is not loaded; with it, a function's first
         call (which registers its handle there) and what its CPU kernel
         does not take (_torch_ext.cpp's cpu_forward)."""
-        fn = _function(source, name, threads)
+        fn = _op_check("dnc::layer_forward", x, None, weight, bias, params,
+                       source, name, threads)
         if _ext is not None:
             _ext_args(fn, source, name)
         return _kernel_forward(fn, x, weight, bias, params)
 
     def _op_backward_py(x, dy, weight, bias, params, source, name, threads):
         """dnc::layer_backward's kernels in Python, as _op_forward_py."""
-        fn = _function(source, name, threads)
+        fn = _op_check("dnc::layer_backward", x, dy, weight, bias, params,
+                       source, name, threads)
         if _ext is not None:
             _ext_args(fn, source, name)
         need = [True] * (3 + len(params))
@@ -943,6 +977,8 @@ if HAS_CUSTOM_OPS:
 
     @_op_forward.register_fake
     def _(x, weight, bias, params, source, name, threads):
+        _op_check("dnc::layer_forward", x, None, weight, bias, params, source,
+                  name, threads)
         return x.new_empty(x.shape)
 
     @torch.library.custom_op("dnc::layer_backward", mutates_args=())
@@ -958,6 +994,8 @@ if HAS_CUSTOM_OPS:
 
     @_op_backward.register_fake
     def _(x, dy, weight, bias, params, source, name, threads):
+        _op_check("dnc::layer_backward", x, dy, weight, bias, params, source,
+                  name, threads)
         return [x.new_empty(x.shape),
                 x.new_empty(0) if weight is None else
                 weight.new_empty(weight.shape),
@@ -1609,7 +1647,7 @@ def _op_autograd_kernels():
             lambda ks, *args: bwd(keys(ks), *args))
 
 
-_EXT_INTERFACE = 4  # _torch_ext.cpp's "interface": what this file calls
+_EXT_INTERFACE = 5  # _torch_ext.cpp's "interface": what this file calls
 _ext_functions = {}  # handle -> (source, name, threads) of its Function
 _EXT_TYPES = (torch.Tensor, nn.Parameter)
 
@@ -1626,7 +1664,7 @@ def _ext_args(fn, source, name):
             fn.module.context.threads
         _ext_functions[fn._h] = (source, name, threads)
         # for the operators' CPU kernels (_torch_ext.cpp's cpu_forward)
-        _ext.register_function(source, name, threads, *a)
+        _ext.register_function(source, name, threads, *a, len(fn.params))
     return a
 
 
