@@ -277,6 +277,18 @@ struct nogil {
   }
 };
 
+// f(args...) in Python, with the GIL, its result as R; a Python error
+// raised there leaves as itself (rethrow)
+template <typename R, typename... A> R call_python(py::object *f, A &&...args)
+{
+  py::gil_scoped_acquire gil;
+  try {
+    return (*f)(std::forward<A>(args)...).template cast<R>();
+  } catch (py::error_already_set &e) {
+    rethrow(e);
+  }
+}
+
 // dnc's exception for a kernel's status (fail raises it)
 [[noreturn]] void failed(int64_t h, dnc_status st, const char *what)
 {
@@ -667,13 +679,8 @@ at::Tensor cpu_forward(const at::Tensor &x,
   if (x.dim() > 0 && find_function(source, name, threads, ps.size(), h, chan) &&
       plain_args(chan, x.size(-1), x, weight, bias, ps))
     return kernel_forward(h, chan, false, x, weight, bias, params);
-  py::gil_scoped_acquire gil;
-  try {
-    return (*py_forward)(x, weight, bias, ps, source, name, threads)
-        .cast<at::Tensor>();
-  } catch (py::error_already_set &e) {
-    rethrow(e);
-  }
+  return call_python<at::Tensor>(py_forward, x, weight, bias, ps, source,
+                                 name, threads);
 }
 
 std::vector<at::Tensor> cpu_backward(const at::Tensor &x,
@@ -692,13 +699,9 @@ std::vector<at::Tensor> cpu_backward(const at::Tensor &x,
     if (g)
       return *g;
   }
-  py::gil_scoped_acquire gil;
-  try {
-    return (*py_backward)(x, dy, weight, bias, ps, source, name, threads)
-        .cast<std::vector<at::Tensor>>();
-  } catch (py::error_already_set &e) {
-    rethrow(e);
-  }
+  return call_python<std::vector<at::Tensor>>(py_backward, x, dy, weight,
+                                              bias, ps, source, name,
+                                              threads);
 }
 
 // Their autograd kernels for CPU tensors: where nothing will
@@ -751,15 +754,9 @@ at::Tensor autograd_forward(c10::DispatchKeySet ks, const at::Tensor &x,
                          params, std::move(source), std::move(name),
                          std::move(threads));
   }
-  py::gil_scoped_acquire gil;
-  try {
-    std::vector<at::Tensor> ps(params.begin(), params.end());
-    return (*py_autograd_forward)(ks.raw_repr(), x, weight, bias, ps, source,
-                                  name, threads)
-        .cast<at::Tensor>();
-  } catch (py::error_already_set &e) {
-    rethrow(e);
-  }
+  std::vector<at::Tensor> ps(params.begin(), params.end());
+  return call_python<at::Tensor>(py_autograd_forward, ks.raw_repr(), x,
+                                 weight, bias, ps, source, name, threads);
 }
 
 std::vector<at::Tensor> autograd_backward(
@@ -778,15 +775,11 @@ std::vector<at::Tensor> autograd_backward(
                          params, std::move(source), std::move(name),
                          std::move(threads));
   }
-  py::gil_scoped_acquire gil;
-  try {
-    std::vector<at::Tensor> ps(params.begin(), params.end());
-    return (*py_autograd_backward)(ks.raw_repr(), x, dy, weight, bias, ps,
-                                   source, name, threads)
-        .cast<std::vector<at::Tensor>>();
-  } catch (py::error_already_set &e) {
-    rethrow(e);
-  }
+  std::vector<at::Tensor> ps(params.begin(), params.end());
+  return call_python<std::vector<at::Tensor>>(py_autograd_backward,
+                                              ks.raw_repr(), x, dy, weight,
+                                              bias, ps, source, name,
+                                              threads);
 }
 
 void init(int64_t fwd, int64_t bwd, int64_t fwd_cm, int64_t bwd_cm,
