@@ -200,7 +200,15 @@ def train(norm, source=None, fn=None, steps=250, seed=0, threads=None,
     tail = losses[-20:]
     return {"losses": losses, "final_loss": sum(tail) / len(tail),
             "val_loss": val,
-            "ms_per_step": 1e3 * t_total / max(1, steps - 5)}
+            # None where no step was timed (the first 5 are not)
+            "ms_per_step": 1e3 * t_total / (steps - 5) if steps > 5
+            else None}
+
+
+def _ms(v):
+    """ms/step as printed: '-' where no step was timed (--steps 5 or
+    fewer, which divided by zero)"""
+    return "-" if v is None else "%.1f" % v
 
 
 def main():
@@ -232,16 +240,16 @@ def main():
                   log=lambda s, l: print("  step %4d  loss %.4f" % (s, l)))
         r["wall_s"] = time.time() - t0
         results[norm] = r
-        print("  val loss %.4f, %.1f ms/step, %.0f s" % (
-            r["val_loss"], r["ms_per_step"], r["wall_s"]))
+        print("  val loss %.4f, %s ms/step, %.0f s" % (
+            r["val_loss"], _ms(r["ms_per_step"]), r["wall_s"]))
     base = results.get("layernorm")
     print("\n%-10s %12s %10s %10s %12s" % ("norm", "train loss", "val loss",
                                             "ms/step", "vs LayerNorm"))
     for norm, r in results.items():
-        print("%-10s %12.4f %10.4f %10.1f %12s" % (
-            norm, r["final_loss"], r["val_loss"], r["ms_per_step"],
-            "%.2fx" % (r["ms_per_step"] / base["ms_per_step"]) if base
-            else "-"))
+        print("%-10s %12.4f %10.4f %10s %12s" % (
+            norm, r["final_loss"], r["val_loss"], _ms(r["ms_per_step"]),
+            "%.2fx" % (r["ms_per_step"] / base["ms_per_step"])
+            if base and base["ms_per_step"] and r["ms_per_step"] else "-"))
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"config": CFG, "steps": a.steps,

@@ -393,8 +393,14 @@ def _site(m, path, k, overrides):
     name = type(m).__name__
     if isinstance(found, str):  # no probe ran: the class's word
         if guess is None:
-            if k == "rmsnorm":
-                guess = False  # as nn.RMSNorm
+            # an RMSNorm is over the last dimension, as nn.RMSNorm, unless
+            # its forward's source points at dimension 1 (mean(1),
+            # dim=1, weight[:, None, None]): that one was converted over
+            # the last dimension on the meta device, silently
+            if k == "rmsnorm" and not re.search(
+                    r"mean\(\s*(dim\s*=\s*)?1\b|dim\s*=\s*1\b|"
+                    r"\[\s*:\s*,\s*None\s*,", _forward_source(m)):
+                guess = False
             else:
                 raise _unclear(m)
         return _Site(guess, k, True if k == "rmsnorm" and
@@ -669,17 +675,24 @@ def convert(model, fn, module=None, *, kind="all", init=None,
         walked.add(id(m))
         for name, child in list(m._modules.items()):
             if child is not None:
-                out.add_module(name, walk(child, path + "." + name
-                                          if path else name))
+                new = walk(child, path + "." + name if path else name)
+                if new is not child:
+                    edits.append((out, name, new))
         return out
 
     walked = set()
     odd = []  # LayerNorms and RMSNorms by class that compute neither
+    # every replacement is made before the model changes: an error at a
+    # later site (a 2-D normalized_shape, a bad init value) left the
+    # model half converted, and converting it again mixed two functions
+    edits = []
 
     out = walk(model, "")
     if len(odd) == len({id(m) for _, m, _ in found}):
         raise ValueError("dnc.convert: the model has no %s to replace; "
                          "not converted: %s" % (_what(kind), "; ".join(odd)))
+    for parent, name, new in edits:
+        parent.add_module(name, new)
     if odd:
         warnings.warn("dnc.convert: left as they are: %s" % "; ".join(odd))
     left = sorted({"%s (%s)" % (p or "the model", type(m).__name__)
@@ -793,6 +806,11 @@ def fit_initial(model, fn, batches, module=None, *, kind="all",
     # is an RMSNorm by its class); those convert leaves are not fitted
     hows, odd = {}, []
     for path, m, k in sites:
+        try:  # a LayerNorm over more than one dimension, as convert refuses
+            _shape(m, path)  # it (it was fitted over the last one alone)
+        except ValueError as e:
+            raise ValueError("fit_initial: %s" % str(e).replace(
+                "dnc.convert: ", "", 1)) from None
         how = _site(m, path, k, channels_first_classes)
         if isinstance(how, str):
             odd.append("%s (%s): %s" % (path or "the model",

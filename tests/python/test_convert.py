@@ -773,3 +773,61 @@ def test_init_keys_are_paths_first_and_must_match():
                                           init={"d.nosuch*": {"alpha": 1}}),
            "a key matching no norm", "init's 'd.nosuch*' matches no norm "
            "of the model (its norms: d.a[1], d.b*, d.bx)")
+
+
+def test_convert_changes_nothing_when_a_later_site_fails():
+    """An error at a later site (a LayerNorm over two dimensions, a bad
+    init value) left the model half converted (its first norm a
+    PointwiseNorm), and converting it again then mixed two functions:
+    every replacement is now made before the model changes."""
+    for bad, init in ((nn.LayerNorm((2, 4)), None),
+                      (nn.LayerNorm(8), {"2": {"alpha": torch.ones(2)}})):
+        m = nn.Sequential(nn.LayerNorm(8), nn.Linear(8, 8), bad)
+        raises(ValueError, lambda: dt.convert(m, "dyt", init=init),
+               "a later site's error")
+        ok([type(c).__name__ for c in m] ==
+           ["LayerNorm", "Linear", "LayerNorm"],
+           "the model is as it was", [type(c).__name__ for c in m])
+
+
+class ChannelRMSNorm(nn.Module):
+    """An RMSNorm over dimension 1, written by hand."""
+
+    def __init__(self, c, eps=1e-6):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(c))
+        self.eps = eps
+
+    def forward(self, x):
+        return x * torch.rsqrt(x.pow(2).mean(1, keepdim=True) + self.eps) \
+            * self.weight[:, None, None]
+
+
+@pytest.mark.skipif(not hasattr(torch.device, "__enter__"),
+                    reason="no torch.device context (PyTorch 2)")
+def test_channels_first_rmsnorm_on_meta_refused():
+    """On the meta device no probe runs: an RMSNorm class over dimension
+    1 was converted over the last dimension, silently. Its forward's
+    source now makes it a refusal there (the class named), as for a
+    LayerNorm; on the CPU the probe finds dimension 1."""
+    def make():
+        return nn.Sequential(nn.Conv2d(3, 8, 1), ChannelRMSNorm(8))
+    ok(not dt.convert(make(), "dyt")[1].channels_last,
+       "on the CPU: converted over dimension 1")
+    with torch.device("meta"):
+        m = make()
+    raises(ValueError, lambda: dt.convert(m, "dyt"), "on meta: refused",
+           match="channels_first_classes={ChannelRMSNorm: True or False}")
+    c = dt.convert(m, "dyt", channels_first_classes={ChannelRMSNorm: True})
+    ok(not c[1].channels_last, "on meta, told: over dimension 1")
+
+
+def test_fit_initial_refuses_two_dimensions():
+    """fit_initial fitted a LayerNorm((2, 4)) to a normalization over the
+    last dimension alone (alpha 0.05 where 0.61 fits what it computes):
+    refused, as convert refuses it."""
+    m = nn.Sequential(nn.Linear(8, 8), nn.Unflatten(1, (2, 4)),
+                      nn.LayerNorm((2, 4)))
+    raises(ValueError, lambda: dconv.fit_initial(
+        m, "dyt", [torch.randn(16, 8)]), "a LayerNorm over (2, 4)",
+        match="fit_initial: 2 normalizes over (2, 4)")
