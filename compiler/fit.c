@@ -490,14 +490,13 @@ static int polish(problem *pb, double *res, double *J, wide *A, wide *b,
   return steps;
 }
 
-/* The Levenberg-Marquardt iterations from pb->p; the result in r. */
-/* A free gain's start: its given one (gain_init), or the least-squares
- * gain for the parameters' starts, sum(y f) / sum(f^2), where that fits
- * better (within gamma's bounds). The gain enters the model linearly, so
- * this is the best gamma for the start; from gamma = 1, points of
- * another scale (y = 15000 tanh(0.8 x)) left the damped steps on a
- * plateau that they called converged (alpha 4864, gamma 10802, rms
- * 4218). */
+/* A free gain's start: the least-squares gain for the parameters'
+ * starts, sum(y f) / sum(f^2), within gamma's bounds. The sum of squares
+ * is a convex quadratic in the gain, so that start fits at least as well
+ * as the given one (gain_init) or any other within the bounds; from
+ * gamma = 1, points of another scale (y = 15000 tanh(0.8 x)) left the
+ * damped steps on a plateau that they called converged (alpha 4864,
+ * gamma 10802, rms 4218). */
 static void gain_start(problem *pb)
 {
   int np = pb->np, free_gain = 0;
@@ -515,21 +514,13 @@ static void gain_start(problem *pb)
   }
   if (!(ff > 0))
     return;
-  double g = (double)(fy / ff), g0 = pb->p[np];
+  double g = (double)(fy / ff);
   g = g < pb->lo[np] ? pb->lo[np] : g > pb->hi[np] ? pb->hi[np] : g;
-  if (!isfinite(g) || g == g0)
-    return;
-  long double s = 0, s0 = 0;
-  for (int i = 0; i < pb->n; i++) {
-    long double fv = dnc_prog_eval(pb->f->prog, pb->x[i], pb->p);
-    long double r = pb->y[i] - g * fv, r0 = pb->y[i] - g0 * fv;
-    s += r * r;
-    s0 += r0 * r0;
-  }
-  if (s < s0)
+  if (isfinite(g))
     pb->p[np] = g;
 }
 
+/* The Levenberg-Marquardt iterations from pb->p; the result in r. */
 static void solve(problem *pb, const dnc_fit_options *o, dnc_fit_result *r)
 {
   int n = pb->n, k = pb->k, np1 = pb->np + 1;

@@ -475,6 +475,24 @@ struct PointwiseNorm : public torch::autograd::Function<PointwiseNorm> {
 
 namespace {
 
+// Whether the call is to be differentiated: grad mode on and an input
+// requiring a gradient (what the eager call, _inference, and
+// torch.library's Python autograd kernel decide)
+bool any_requires_grad(const at::Tensor &x, const at::Tensor *dy,
+                       const std::optional<at::Tensor> &weight,
+                       const std::optional<at::Tensor> &bias,
+                       at::TensorList params)
+{
+  if (!at::GradMode::is_enabled())
+    return false;
+  bool r = x.requires_grad() || (dy && dy->requires_grad()) ||
+           (weight && weight->requires_grad()) ||
+           (bias && bias->requires_grad());
+  for (const at::Tensor &p : params)
+    r = r || p.requires_grad();
+  return r;
+}
+
 // The layer's eager call: the kernels alone where nothing will
 // differentiate it (grad mode off, or no input requires a gradient: what
 // _inference decides, the tracer and forward mode being ruled out by the
@@ -490,14 +508,7 @@ at::Tensor call(int64_t h, int64_t chan, bool cm, const at::Tensor &x,
   HANDLE_TH_ERRORS
   TORCH_CHECK(params.size() <= MAX_PARAMS, "dnc.torch: more than ",
               (int)MAX_PARAMS, " parameters");
-  bool grad = false;
-  if (at::GradMode::is_enabled()) {
-    grad = x.requires_grad() || (gamma && gamma->requires_grad()) ||
-           (beta && beta->requires_grad());
-    for (const at::Tensor &p : params)
-      grad = grad || p.requires_grad();
-  }
-  if (!grad)
+  if (!any_requires_grad(x, nullptr, gamma, beta, params))
     return kernel_forward(h, chan, cm, x, gamma, beta, params);
   return dnc_torch::PointwiseNorm::apply(h, chan, cm, x, gamma, beta,
                                         at::TensorList(params));
@@ -712,21 +723,6 @@ std::vector<at::Tensor> cpu_backward(const at::Tensor &x,
 // which records the node. In a compiled graph, which calls the operators
 // with grad mode off, the Python kernel's redispatch was 6 us of a call.
 py::object *py_autograd_forward, *py_autograd_backward;
-
-bool any_requires_grad(const at::Tensor &x, const at::Tensor *dy,
-                       const std::optional<at::Tensor> &weight,
-                       const std::optional<at::Tensor> &bias,
-                       at::TensorList params)
-{
-  if (!at::GradMode::is_enabled())
-    return false;
-  bool r = x.requires_grad() || (dy && dy->requires_grad()) ||
-           (weight && weight->requires_grad()) ||
-           (bias && bias->requires_grad());
-  for (const at::Tensor &p : params)
-    r = r || p.requires_grad();
-  return r;
-}
 
 typedef at::Tensor forward_sig(const at::Tensor &,
                                const std::optional<at::Tensor> &,

@@ -943,20 +943,17 @@ if HAS_CUSTOM_OPS:
     def _op_forward_py(x, weight, bias, params, source, name, threads):
         """dnc::layer_forward's kernels in Python (ctypes): every call
         where the C++ extension is not loaded; with it, a function's first
-        call (which registers its handle there) and what its CPU kernel
-        does not take (_torch_ext.cpp's cpu_forward)."""
+        call (_function, compiling it, registers its handle there) and
+        what its CPU kernel does not take (_torch_ext.cpp's
+        cpu_forward)."""
         fn = _op_check("dnc::layer_forward", x, None, weight, bias, params,
                        source, name, threads)
-        if _ext is not None:
-            _ext_args(fn, source, name)
         return _kernel_forward(fn, x, weight, bias, params)
 
     def _op_backward_py(x, dy, weight, bias, params, source, name, threads):
         """dnc::layer_backward's kernels in Python, as _op_forward_py."""
         fn = _op_check("dnc::layer_backward", x, dy, weight, bias, params,
                        source, name, threads)
-        if _ext is not None:
-            _ext_args(fn, source, name)
         need = [True] * (3 + len(params))
         dx, dg, db, dps = _kernel_backward(fn, x, dy, weight, bias, params,
                                            need)
