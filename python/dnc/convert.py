@@ -581,6 +581,19 @@ def _refuse_distributed(model):
                    % type(m).__name__))
 
 
+def _input_name(m):
+    """The name of m's forward's first argument (its input's keyword at a
+    call), or None."""
+    try:
+        ps = list(inspect.signature(m.forward).parameters.values())
+    except (TypeError, ValueError):
+        return None
+    if ps and ps[0].kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                             inspect.Parameter.KEYWORD_ONLY):
+        return ps[0].name
+    return None
+
+
 def convert(model, fn, module=None, *, kind="all", init=None,
             keep_affine=False, channels_first_classes=None, threads=None,
             **defaults):
@@ -658,6 +671,9 @@ def convert(model, fn, module=None, *, kind="all", init=None,
         if how.offset and w is not None:
             out._register_load_state_dict_pre_hook(_offset_weight,
                                                    with_module=True)
+        arg = _input_name(m)
+        if arg not in out._ARGS:
+            out._dnc_arg = arg  # a call by the replaced forward's keyword
         _move_parametrizations(m, out, path, keep_affine)
         _move_hooks(m, out, path)
         out.train(m.training)
@@ -771,6 +787,27 @@ def _normalized(kind, x, cf, eps):
     return x, y
 
 
+def _hooked_input(m, path, args, kwargs):
+    """The input of a norm's call for fit_initial: its first argument, or
+    its one keyword argument (self.ln(input=x))."""
+    given = list(args[:1]) or list((kwargs or {}).values())
+    if not given and kwargs is None:
+        raise ValueError(
+            "fit_initial: %s (%s) was called without a positional input, "
+            "and this PyTorch's hooks do not see keyword arguments: call "
+            "it by position" % (path or "the model", type(m).__name__))
+    if len(given) != 1 or not isinstance(given[0], torch.Tensor):
+        raise ValueError(
+            "fit_initial: %s (%s) was called with %s, not one tensor: "
+            "fit_initial fits to a norm of one input" % (
+                path or "the model", type(m).__name__,
+                ", ".join([type(a).__name__ for a in args] +
+                          ["%s=%s" % (k, type(v).__name__)
+                           for k, v in (kwargs or {}).items()]) or
+                "nothing"))
+    return given[0]
+
+
 def fit_initial(model, fn, batches, module=None, *, kind="all",
                 params=None, max_points=20000, channels_first_classes=None,
                 seed=0):
@@ -828,19 +865,24 @@ def fit_initial(model, fn, batches, module=None, *, kind="all",
         cf = hows[path].cf
         eps = _eps(m)
 
-        def hook(mod, args, out, path=path, k=k, cf=cf, eps=eps):
-            if args[0].is_meta:
+        def hook(mod, args, *rest, path=path, k=k, cf=cf, eps=eps):
+            x = _hooked_input(mod, path, args, rest[0] if len(rest) > 1
+                              else None)
+            if x.is_meta:
                 raise ValueError(
                     "fit_initial: %s's input is on the meta device, without "
                     "values to fit to: run fit_initial on the model with its "
                     "weights (after to_empty and loading them) and real "
                     "batches" % (path or "the model"))
             if eps is None:
-                eps = torch.finfo(args[0].dtype).eps
-            x, y = _normalized(k, args[0], cf, eps)
+                eps = torch.finfo(x.dtype).eps
+            x, y = _normalized(k, x, cf, eps)
             xs[path].append(x.reshape(-1))
             ys[path].append(y.reshape(-1))
-        hooks.append(m.register_forward_hook(hook))
+        try:  # the input given by keyword too (PyTorch 2)
+            hooks.append(m.register_forward_hook(hook, with_kwargs=True))
+        except TypeError:
+            hooks.append(m.register_forward_hook(hook))
     was = model.training
     model.eval()
     try:

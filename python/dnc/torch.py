@@ -2077,11 +2077,48 @@ class PointwiseNorm(nn.Module):
             "TorchScript's compiler does not take); use torch.jit.trace, "
             "torch.compile or torch.export")
 
-    def forward(self, x):
+    # the input's keyword as the modules a PointwiseNorm replaces name it:
+    # nn.LayerNorm's input, Hugging Face's hidden_states; convert adds the
+    # replaced class's own name (_dnc_arg) where it is another
+    _ARGS = ("x", "input", "hidden_states")
+    _dnc_arg = None
+
+    def forward(self, x=None, **kw):
+        # (torch.fx.symbolic_trace of the module itself passes **kw as one
+        # Proxy, not a dict: there is no keyword then)
+        if type(kw) is dict and kw:
+            x = self._keyword_input(x, kw)
+        elif x is None:  # (None, not a sentinel: fx records the default)
+            raise TypeError("PointwiseNorm.forward() missing its input x")
         if torch.jit.is_tracing():
             with _quiet_tracer():
                 return self._forward(x)
         return self._forward(x)
+
+    if not hasattr(torch, "compile"):
+        # PyTorch 1.13's torch.fx rebuilds a forward that takes **kw with
+        # Python 3.10's code fields and fails on 3.11: the input by
+        # position or as x there
+        def forward(self, x):  # noqa: F811
+            if torch.jit.is_tracing():
+                with _quiet_tracer():
+                    return self._forward(x)
+            return self._forward(x)
+
+    def _keyword_input(self, x, kw):
+        names = self._ARGS + ((self._dnc_arg,) if self._dnc_arg else ())
+        bad = [k for k in kw if k not in names]
+        if bad:
+            raise TypeError(
+                "PointwiseNorm.forward() got an unexpected keyword argument "
+                "'%s' (the input goes by position or as %s)"
+                % (bad[0], ", ".join(names)))
+        if x is not None or len(kw) > 1:
+            raise TypeError(
+                "PointwiseNorm.forward() takes one input, given %s"
+                % " and ".join((["by position"] if x is not None
+                                else []) + ["as %s" % k for k in kw]))
+        return next(iter(kw.values()))
 
     def _forward(self, x):
         fparams = self._dnc_params

@@ -831,3 +831,84 @@ def test_fit_initial_refuses_two_dimensions():
     raises(ValueError, lambda: dconv.fit_initial(
         m, "dyt", [torch.randn(16, 8)]), "a LayerNorm over (2, 4)",
         match="fit_initial: 2 normalizes over (2, 4)")
+
+
+class _KeywordRMSNorm(nn.Module):
+    """An RMSNorm whose forward names its input 'inputs'."""
+
+    def __init__(self, c):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(c))
+
+    def forward(self, inputs):
+        return self.weight * inputs * torch.rsqrt(
+            inputs.pow(2).mean(-1, keepdim=True) + 1e-6)
+
+
+_KeywordRMSNorm.__name__ = "KeywordRMSNorm"
+
+
+class _CallsByKeyword(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.ln = nn.LayerNorm(8)
+        self.rms = _KeywordRMSNorm(8)
+        self.lin = nn.Linear(8, 8)
+
+    def forward(self, x):
+        return self.rms(inputs=self.lin(self.ln(input=x)))
+
+
+def test_norm_called_by_keyword():
+    """A model that calls its norms by keyword (self.ln(input=x), or the
+    replaced class's own name) runs after conversion, and fit_initial
+    fits to the keyword's input (it raised IndexError)."""
+    torch.manual_seed(1)
+    x = torch.randn(64, 8) * 3
+    m = _CallsByKeyword()
+    if not hasattr(torch, "compile"):
+        raises(ValueError, lambda: dconv.fit_initial(m, "dyt", [x]),
+               "PyTorch 1.13's hooks see no keyword",
+               match="ln (LayerNorm) was called without a positional input")
+        raises(TypeError, lambda: dt.PointwiseNorm(8, "dyt")(input=x),
+               "PyTorch 1.13: by position or as x", match="input")
+        return
+    ref = _CallsByKeyword()
+    ref.load_state_dict(m.state_dict())
+    init = dconv.fit_initial(m, "dyt", [x])
+    ok(set(init) == {"ln", "rms"}, "both sites fitted", init)
+    # what fit_initial fits to: the positional call's values
+    ref.forward = lambda x: ref.rms(ref.lin(ref.ln(x)))
+    ok(dconv.fit_initial(ref, "dyt", [x]) == init, "keyword = positional")
+    c = dt.convert(m, "dyt", init=init)
+    ok(c.rms._dnc_arg == "inputs", "the replaced forward's name kept")
+    y = c(x)
+    ln, rms = c.ln, c.rms
+    want = rms.weight * torch.tanh(rms.alpha * c.lin(
+        ln.weight * torch.tanh(ln.alpha * x) + ln.bias))
+    ok(torch.allclose(y, want, atol=1e-5), "values",
+       lambda: (y - want).abs().max())
+    c2 = copy.deepcopy(c)
+    ok(torch.equal(c2(x), y), "deep copy keeps the name")
+
+
+def test_keyword_refusals():
+    """A PointwiseNorm takes its input once, by position or as x, input or
+    hidden_states (or its replaced class's name): anything else is a
+    TypeError naming what it takes."""
+    if not hasattr(torch, "compile"):
+        pytest.skip("PyTorch 1.13: the input by position or as x")
+    p = dt.PointwiseNorm(8, "dyt")
+    x = torch.randn(2, 8)
+    for kw in ("x", "input", "hidden_states"):
+        ok(torch.equal(p(**{kw: x}), p(x)), "keyword " + kw)
+    raises(TypeError, lambda: p(), "no input", match="missing its input")
+    raises(TypeError, lambda: p(x, input=x), "twice",
+           match="given by position and as input")
+    raises(TypeError, lambda: p(input=x, hidden_states=x), "two keywords",
+           match="given as input and as hidden_states")
+    raises(TypeError, lambda: p(inputs=x), "another name",
+           match="unexpected keyword argument 'inputs' (the input goes by "
+           "position or as x, input, hidden_states)")
+    gm = torch.fx.symbolic_trace(p)
+    ok(torch.equal(gm(x), p(x)), "fx trace of the module itself")

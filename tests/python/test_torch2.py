@@ -98,6 +98,40 @@ def test_export_runs_and_reloads():
     ok(torch.equal(ep2.module()(x2), m(x2)), "saved and loaded, it runs")
 
 
+@pytest.mark.slow  # g++ compiling the package under a preloaded ASan
+def test_aot_inductor_package(tmp_path):
+    """AOTInductor (torch._inductor.aoti_compile_and_package): the package
+    calls dnc::layer_forward through PyTorch's proxy executor and gives
+    the module's values, channels first too; loaded in a process without
+    dnc.torch, it is refused with PyTorch's error (the operators are
+    registered by importing dnc.torch)."""
+    if not hasattr(torch._inductor, "aoti_compile_and_package"):
+        pytest.skip("this PyTorch has no aoti_compile_and_package")
+    import subprocess
+    import sys
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Conv2d(3, 8, 3), dt.PointwiseNorm(
+        8, "derf", channels_last=False, alpha=0.7), nn.Flatten(),
+        nn.Linear(8 * 6 * 6, 4)).eval()
+    x = torch.randn(2, 3, 8, 8)
+    ep = torch.export.export(m, (x,))
+    path = torch._inductor.aoti_compile_and_package(
+        ep, package_path=str(tmp_path / "m.pt2"))
+    f = torch._inductor.aoti_load_package(path)
+    for _ in range(2):
+        with torch.no_grad():
+            want = m(x)
+        ok(torch.allclose(f(x), want, rtol=1e-5, atol=1e-6),
+           "the package computes the module's values")
+        x = torch.randn(2, 3, 8, 8) * 4
+    r = subprocess.run([sys.executable, "-c",
+                        "import torch, sys; torch._inductor."
+                        "aoti_load_package(sys.argv[1])", path],
+                       capture_output=True, text=True, timeout=300)
+    ok(r.returncode != 0 and "dnc::layer_forward" in r.stderr,
+       "without dnc.torch: refused, naming the operator", r.stderr[-2000:])
+
+
 def test_onnx_export_standard_ops_onnxruntime():
     ort = pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
