@@ -48,23 +48,27 @@ class _ChannelsFirstFn(torch.autograd.Function):
     def forward(ctx, fn, x, gamma, beta, *params):
         dt, ct = _dt._DTYPES[x.dtype]
         xv, ldx = _rows(x)
-        y = _dt._empty(xv.shape, x.dtype)
+        # y made in x's shape and written through a 2-D view: a view made
+        # in here as the output could not be changed in place after (a
+        # conv net's ReLU(inplace=True) after a LayerNorm2d)
+        y = _dt._empty(x.shape, x.dtype)
         if y.numel() == 0:
             ctx.fn = fn
             ctx.save_for_backward(x, gamma, beta, *params)
-            return y.reshape(x.shape)
+            return y
+        yv = y.view(xv.shape)
         keep = []
         chans = x.shape[1]
         lay = _dt._layer(fn, chans, ct, params, gamma, beta, keep)
         st = C.lib.dnc_layer_forward_cm(fn._h, _dt._tensor(xv, ldx, dt),
-                                        _dt._tensor(y, y.shape[1], dt),
+                                        _dt._tensor(yv, yv.shape[1], dt),
                                         chans, ctypes.byref(lay))
         _dt._status(st, fn, "layer_forward_cm")
         ctx.fn = fn
         ctx.save_for_backward(x, gamma, beta, *params)
         if hasattr(ctx, "save_for_forward"):
             ctx.save_for_forward(x, gamma, beta, *params)
-        return y.reshape(x.shape)
+        return y
 
     @staticmethod
     def jvp(ctx, _fn, tx, tg, tb, *tps):
@@ -110,7 +114,8 @@ def _fused_backward(fn, x, dy, gamma, beta, params, need):
     chans = x.shape[1]
     xv, ldx = _rows(x)
     dyv, lddy = _rows(dy.to(x.dtype))
-    dx = _dt._empty(xv.shape, x.dtype)
+    dx = _dt._empty(x.shape, x.dtype)
+    dxv = dx.view(xv.shape)
     keep = []
     lay = _dt._layer(fn, chans, ct, params, gamma, beta, keep)
     n = max(len(fn.params), 1)
@@ -129,7 +134,7 @@ def _fused_backward(fn, x, dy, gamma, beta, params, need):
                        db.data_ptr() if db is not None else None)
     st = C.lib.dnc_layer_backward_cm(
         fn._h, _dt._tensor(xv, ldx, dt), _dt._tensor(dyv, lddy, dt),
-        _dt._tensor(dx, dx.shape[1], dt), chans, ctypes.byref(lay),
+        _dt._tensor(dxv, dxv.shape[1], dt), chans, ctypes.byref(lay),
         ctypes.byref(grad))
     _dt._status(st, fn, "layer_backward_cm")
     dparams = []
@@ -141,7 +146,7 @@ def _fused_backward(fn, x, dy, gamma, beta, params, need):
             dparams.append(d.to(t.dtype).reshape(t.shape))
         else:
             dparams.append(torch.full(t.shape, dp[i], dtype=t.dtype))
-    return (dx.reshape(x.shape) if need[1] else None,
+    return (dx if need[1] else None,
             dg.to(gamma.dtype) if dg is not None else None,
             db.to(beta.dtype) if db is not None else None) + tuple(dparams)
 

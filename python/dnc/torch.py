@@ -1405,9 +1405,13 @@ def _check(fname, fparams, x, gamma, beta, params, what, dim=-1):
                                   x.device))
         if t.dtype != x.dtype:
             raise TypeError("dnc.torch: %s: the input is %s but '%s' is %s;"
-                            " convert the module (e.g. .to(%s)) or run "
-                            "under torch.autocast" % (what, x.dtype, name,
-                                                      t.dtype, x.dtype))
+                            " %s or run under torch.autocast" % (
+                                what, x.dtype, name, t.dtype,
+                                "give it as %s (%s.to(%s))" % (
+                                    x.dtype, name, x.dtype)
+                                if what == "pointwise" else
+                                "convert the module (e.g. .to(%s))"
+                                % x.dtype))
 
 
 @contextlib.contextmanager
@@ -1476,6 +1480,10 @@ def _pointwise(x, fn, weight, bias, module, threads, params):
                          "threads); rename it in the source" % (
                              name, ", ".join("'%s'" % c for c in
                                              sorted(clash))))
+    # weight and bias as numbers or lists too, as the parameters (a shape
+    # other than (C,) is then refused by _check, naming it)
+    weight, bias = (_as_tensor(v, n, x) for n, v in (("weight", weight),
+                                                     ("bias", bias)))
     ts = []
     for p in fparams:
         v = params.get(p.name, p.default)
@@ -1488,6 +1496,18 @@ def _pointwise(x, fn, weight, bias, module, threads, params):
         _form(source, name)  # printed and cached before _apply looks it up
     y = _apply(source, name, threads or 0, x, weight, bias, ts)
     return y if out is None else y.to(out)
+
+
+def _as_tensor(v, name, x):
+    """pointwise's weight or bias given as a number or a list: a tensor of
+    x's dtype and device."""
+    if v is None or isinstance(v, torch.Tensor):
+        return v
+    try:
+        return torch.tensor(v, dtype=x.dtype, device=x.device)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError("dnc.torch: pointwise: %s is a tensor, a number or a"
+                        " list of numbers, not %r" % (name, v)) from None
 
 
 def _resolved(fn, module, threads):

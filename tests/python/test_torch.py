@@ -729,3 +729,64 @@ def test_plain_path_is_the_full_path():
         t = fwad.unpack_dual(m64(fwad.make_dual(x64, v))).tangent
     ok(t is not None and torch.allclose(t, fd, rtol=1e-6, atol=1e-8),
        "forward_ad with grad on: the tangent is carried")
+
+
+@pytest.mark.parametrize("path", ["kernels", "python", "decomposed"])
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_output_changed_in_place(path, channels_last, monkeypatch):
+    """A norm's output may be changed in place after it (a conv net's
+    ReLU(inplace=True) after its LayerNorm2d): the channels-first Python
+    path returned a view made inside its autograd.Function, which autograd
+    refuses to change in place. Values and gradients as plain PyTorch's,
+    on every path: the C++ call, the Python (ctypes) one, the decomposed
+    form."""
+    if path == "python":
+        monkeypatch.setattr(dt, "_ext", None)
+    torch.manual_seed(3)
+    shape = (2, 8, 5, 5) if not channels_last else (2, 5, 8)
+    for sub in ([0, 1] if not channels_last else [0]):
+        x = torch.randn(*shape, dtype=torch.float64, requires_grad=True)
+        if sub:  # a channels_last memory format input
+            x = x.detach().to(memory_format=torch.channels_last) \
+                .requires_grad_()
+        m = dt.PointwiseNorm(8, "dyt", channels_last=channels_last,
+                             alpha=0.9, dtype=torch.float64)
+        with torch.no_grad():
+            m.bias.uniform_(-1, 1)
+        with dt.decomposed(path == "decomposed"):
+            y = m(x)
+            y.relu_()
+            y.sum().backward()
+        got = [x.grad, m.alpha.grad, m.weight.grad, m.bias.grad]
+        sh = (-1,) if channels_last else (1, -1, 1, 1)
+        for t in (x, m.alpha, m.weight, m.bias):
+            t.grad = None
+        ref = torch.relu(m.weight.reshape(sh) * torch.tanh(m.alpha * x) +
+                         m.bias.reshape(sh))
+        ref.sum().backward()
+        ok(torch.allclose(y, ref, rtol=1e-12, atol=1e-12), "values")
+        for g, t, name in zip(got, (x, m.alpha, m.weight, m.bias),
+                              ("x", "alpha", "weight", "bias")):
+            ok(torch.allclose(g, t.grad, rtol=1e-10, atol=1e-12),
+               "d" + name, lambda: (g - t.grad).abs().max())
+
+
+def test_pointwise_weight_and_bias_as_numbers():
+    """pointwise takes weight and bias as lists (as its parameters); a
+    shape other than (C,), a non-number and another dtype are refused
+    with pointwise's own errors (they were AttributeErrors, and the dtype
+    error told to convert a module there is none of)."""
+    x = torch.randn(3, 4)
+    w, b = [1.0, 2.0, 3.0, 4.0], [0.5, 0.0, -0.5, 1.0]
+    y = dt.pointwise(x, "dyt", weight=w, bias=b)
+    want = torch.tensor(w) * torch.tanh(0.5 * x) + torch.tensor(b)
+    ok(torch.allclose(y, want), "values", lambda: (y - want).abs().max())
+    raises(ValueError, lambda: dt.pointwise(x, "dyt", bias=1.0), "a number",
+           "pointwise: bias has shape (); the input's last dimension is 4")
+    raises(ValueError, lambda: dt.pointwise(x, "dyt", weight=[1.0] * 3),
+           "3 values", "weight has shape (3,)")
+    raises(TypeError, lambda: dt.pointwise(x, "dyt", weight="a"),
+           "a string", "weight is a tensor, a number or a list of numbers")
+    raises(TypeError, lambda: dt.pointwise(
+        x, "dyt", weight=torch.ones(4, dtype=torch.float64)), "float64",
+        "give it as torch.float32 (weight.to(torch.float32))")
