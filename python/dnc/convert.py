@@ -17,6 +17,7 @@ import itertools
 import re
 import sys
 import warnings
+import weakref
 from collections.abc import Mapping
 
 import numpy as np
@@ -709,6 +710,8 @@ def convert(model, fn, module=None, *, kind="all", init=None,
                          "not converted: %s" % (_what(kind), "; ".join(odd)))
     for parent, name, new in edits:
         parent.add_module(name, new)
+    _watch_replaced(out, [(p, m) for p, m, _ in found
+                          if made.get(id(m), m) is not m])
     if odd:
         warnings.warn("dnc.convert: left as they are: %s" % "; ".join(odd))
     left = sorted({"%s (%s)" % (p or "the model", type(m).__name__)
@@ -730,6 +733,56 @@ def convert(model, fn, module=None, *, kind="all", init=None,
                 m.use_nested_tensor = False
             m.enable_nested_tensor = False
     return out
+
+
+# ------------------------------------------- an optimizer made before
+
+# The parameters of the norms convert replaced, by id (a tensor's == is
+# element-wise, so no tensor is a key), with their names: an optimizer
+# made before convert holds them, and would train them instead of the
+# PointwiseNorms' (nothing else can tell). A global optimizer step
+# pre-hook (PyTorch 2), registered at the first convert, looks once per
+# optimizer and warns, naming one.
+_replaced = weakref.WeakValueDictionary()
+_replaced_names = {}
+_checked = weakref.WeakSet()
+_hook = []
+
+
+def _watch_replaced(model, norms):
+    import torch.optim.optimizer as optim
+    register = getattr(optim, "register_optimizer_step_pre_hook", None)
+    if register is None:  # PyTorch 1.13
+        return
+    kept = {id(t) for t in model.parameters()}
+    for path, m in norms:
+        for name, t in m.named_parameters():
+            if id(t) not in kept:
+                _replaced[id(t)] = t
+                _replaced_names[id(t)] = "%s.%s" % (path, name) if path \
+                    else name
+    for k in [k for k in _replaced_names if k not in _replaced]:
+        del _replaced_names[k]
+    if not _hook and _replaced:
+        _hook.append(register(_optimizer_step))
+
+
+def _optimizer_step(optimizer, args, kwargs):
+    if optimizer in _checked:
+        return
+    _checked.add(optimizer)
+    for group in optimizer.param_groups:
+        for t in group["params"]:
+            if _replaced.get(id(t)) is t:
+                warnings.warn(
+                    "dnc.convert: this %s holds the parameters of norms "
+                    "that dnc.convert replaced (%s): it was made before the"
+                    " model was converted, and does not train the "
+                    "PointwiseNorms' parameters. Make the optimizer after "
+                    "convert" % (type(optimizer).__name__,
+                                 _replaced_names.get(id(t), "?")),
+                    RuntimeWarning, stacklevel=3)
+                return
 
 
 def _what(kind):

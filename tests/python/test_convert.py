@@ -912,3 +912,33 @@ def test_keyword_refusals():
            "position or as x, input, hidden_states)")
     gm = torch.fx.symbolic_trace(p)
     ok(torch.equal(gm(x), p(x)), "fx trace of the module itself")
+
+
+def test_optimizer_made_before_convert_warns():
+    """An optimizer made before convert holds the replaced norms'
+    parameters and would never train the PointwiseNorms' (silently): its
+    first step warns, naming one; an optimizer made after, or one over a
+    model whose deep copy was converted, does not."""
+    if not hasattr(torch.optim.Optimizer, "register_step_pre_hook"):
+        pytest.skip("PyTorch 1.13 has no optimizer step hooks")
+    x = torch.randn(3, 4)
+    m = nn.Sequential(nn.Linear(4, 8), nn.LayerNorm(8), nn.Linear(8, 1))
+    early = torch.optim.AdamW(m.parameters())
+    original = nn.Sequential(nn.Linear(4, 8), nn.LayerNorm(8))
+    kept = torch.optim.SGD(original.parameters(), lr=0.1)
+    dt.convert(m, "dyt")
+    dt.convert(copy.deepcopy(original), "derf")
+    late = torch.optim.SGD(m.parameters(), lr=0.1)
+    for opt, model, want in ((early, m, True), (late, m, False),
+                             (early, m, False), (kept, original, False)):
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter("always")
+            model(x).sum().backward()
+            opt.step()
+        said = [str(i.message) for i in w if "dnc.convert" in
+                str(i.message)]
+        ok(bool(said) == want, "%s warns: %s" % (type(opt).__name__, want),
+           said)
+        if want:
+            ok("this AdamW holds the parameters of norms that dnc.convert "
+               "replaced (1.weight)" in said[0], "the message", said)
