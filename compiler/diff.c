@@ -33,6 +33,8 @@ typedef struct dctx {
   dnc_dag *g;
   int wrt;         /* -1: x; k >= 0: parameter k */
   dnc_node **dv;   /* derivatives so far, by node id (NULL: zero) */
+  unsigned char *done; /* by node id up to nids: dv[id] is made */
+  uint32_t nids;
 } dctx;
 
 typedef dnc_node *(*rule_fn)(dctx *d, dnc_node *e, dnc_node *const *a,
@@ -257,7 +259,8 @@ static dnc_node *zero_where(dctx *d, dnc_node *f, dnc_node *t);
  * s(-u)): the product rule's s s (s(-p) - s(p)) p' cancels where p -> 0
  * (tanh'' at x = 1e-30 was 0 in f64, not -2e-30), and s(-p) - s(p) =
  * -tanh(p/2): -(s s) tanh(p/2) p', every factor accurate. The opposite
- * arguments as rewrite.c's sigmoid pairs: -b and b, or c t and -c t.
+ * arguments as rewrite.c's sigmoid pairs: -b and b, c t and -c t, or
+ * a x and (-a) x.
  * NULL when e is not of that shape. */
 static dnc_node *sigmoid_pair_rule(dctx *d, dnc_node *e, dnc_node *const *a)
 {
@@ -266,6 +269,8 @@ static dnc_node *sigmoid_pair_rule(dctx *d, dnc_node *e, dnc_node *const *a)
   dnc_node *p = a[0]->arg[0];
   const dnc_node *tl, *tr;
   double sl = dnc_split_scale(p, &tl), sr = dnc_split_scale(a[1]->arg[0], &tr);
+  if (dnc_negated_factor(p, a[1]->arg[0])) /* a x and (-a) x */
+    tl = tr = p, sl = 1, sr = -1;
   if (tl != tr || sl != -sr || sl == 0 || !isfinite(sl) || !d->dv[p->id])
     return NULL;
   if (sl < 0) { /* the same with -p for p: tanh(u), not tanh(-u) */
@@ -279,9 +284,65 @@ static dnc_node *sigmoid_pair_rule(dctx *d, dnc_node *e, dnc_node *const *a)
   return zero_where(d, e, S(OP_MUL, fp, d->dv[p->id]));
 }
 
+static dnc_node *div_homogeneous(dctx *d, dnc_node *const *a, dnc_node *const *da);
+static dnc_node *div_hypot(dctx *d, dnc_node *const *a, dnc_node *const *da);
+static dnc_node *div_rational(dctx *d, dnc_node *e, dnc_node *const *a,
+                              dnc_node *const *da);
+
+/* p times a quotient (n / b, or n rsqrt(v)), both depending on the
+ * variable: d/da of a (x / sqrt(1 + (a x)^2)), of the inlined call a
+ * g(x; c = a) with g(u; c) = u / hypot(1, c u), of a (x / (1 + |a x|)).
+ * The product rule's p' q + p q' cancels there as the quotient rule
+ * does (x / s - a x (a x^2) / s^3, all digits gone from |a x| ~ 1e4 in
+ * f32, the wrong sign at 1e5), while the same function written (a x) /
+ * sqrt(1 + (a x)^2) takes the exact rules above: its derivative, taken
+ * as that of (p n) / b. Only where p n is a node of the function, whose
+ * derivative is made (a x, the square's base), so that the rules' tests
+ * of their operands see derivatives; else NULL, as where no exact rule
+ * takes (p n) / b. */
+static dnc_node *mul_quotient(dctx *d, dnc_node *const *a, dnc_node *const *da)
+{
+  if (!da[0] || !da[1])
+    return NULL;
+  for (int k = 0; k < 2; k++) {
+    dnc_node *p = a[k], *q = a[1 - k];
+    for (int j = 0; j < 2 && q->op == OP_MUL; j++) {
+      dnc_node *t = q->arg[1 - j];
+      if (t->op != OP_RSQRT && !pow_base(t, -0.5))
+        continue;
+      dnc_node *pn = S(OP_MUL, p, q->arg[j]);
+      if (pn->id >= d->nids || !d->done[pn->id] || !d->dv[pn->id])
+        continue;
+      dnc_node *b[2] = {pn, t}, *db[2] = {d->dv[pn->id], d->dv[t->id]};
+      dnc_node *r = mul_isru(d, b, db);
+      if (r)
+        return r;
+    }
+    if (q->op != OP_DIV)
+      continue;
+    dnc_node *pn = S(OP_MUL, p, q->arg[0]);
+    if (pn->id >= d->nids || !d->done[pn->id] || !d->dv[pn->id])
+      continue;
+    dnc_node *b[2] = {pn, q->arg[1]};
+    dnc_node *db[2] = {d->dv[pn->id], d->dv[q->arg[1]->id]};
+    dnc_node *r = div_isru(d, b, db);
+    if (!r)
+      r = div_homogeneous(d, b, db);
+    if (!r)
+      r = div_hypot(d, b, db);
+    if (!r)
+      r = div_rational(d, S(OP_DIV, pn, q->arg[1]), b, db);
+    if (r)
+      return r;
+  }
+  return NULL;
+}
+
 RULE(df_mul)
 {
   dnc_node *r = mul_isru(d, a, da);
+  if (!r)
+    r = mul_quotient(d, a, da);
   if (r)
     return r->op == OP_CONST && r->value == 0 ? NULL : r;
   if ((r = sigmoid_pair_rule(d, e, a)))
@@ -765,13 +826,15 @@ dnc_node *dnc_diff(dnc_dag *g, dnc_node *root, int wrt)
   uint32_t n;
   dnc_node **s = dnc_schedule(g, scratch, root, &n);
   dnc_node **dv = dnc_arena_alloc(scratch, sizeof *dv * ((size_t)root->id + 1));
-  dctx d = {g, wrt, dv};
+  unsigned char *done = dnc_arena_alloc(scratch, (size_t)root->id + 1);
+  dctx d = {g, wrt, dv, done, root->id + 1};
   for (uint32_t i = 0; i < n && !g->over; i++) {
     dnc_node *e = s[i];
     dnc_node *da[3] = {NULL, NULL, NULL};
     for (int k = 0; k < e->nargs; k++)
       da[k] = dv[e->arg[k]->id];
     dv[e->id] = rules[e->op](&d, e, e->arg, da);
+    done[e->id] = 1;
   }
   dnc_node *r = dv[root->id];
   dnc_arena_free(scratch);

@@ -636,6 +636,9 @@ double dnc_rt_eval_f64(const dnc_prog *pr, double x, const double *p,
 /* a = s * t for a constant s (1 when a is not a product with one, -1 for
  * a negation): returns s, sets *t */
 double dnc_split_scale(const dnc_node *a, const dnc_node **t);
+/* a and b products equal but for one factor negated: p q and (-p) q (the
+ * parse of -a * x), either order; then b = -a bit for bit */
+int dnc_negated_factor(const dnc_node *a, const dnc_node *b);
 /* y = -(|t| * k) for a constant k >= 0, as the sigmoid-pair rewrite
  * writes exp(-k|t|)'s argument: 1 and *t, *k set; else 0 */
 int dnc_expneg_of(const dnc_node *y, const dnc_node **t, double *k);

@@ -88,12 +88,34 @@ double dnc_split_scale(const dnc_node *a, const dnc_node **t)
   return 1;
 }
 
+/* b = (-p) q or p (-q) where a = p q, the operands in either order */
+static int one_factor_negated(const dnc_node *a, const dnc_node *b)
+{
+  for (int i = 0; i < 2; i++)
+    for (int j = 0; j < 2; j++) {
+      const dnc_node *n = b->arg[j];
+      if (n->op == OP_NEG && n->arg[0] == a->arg[i] &&
+          b->arg[1 - j] == a->arg[1 - i])
+        return 1;
+    }
+  return 0;
+}
+
+int dnc_negated_factor(const dnc_node *a, const dnc_node *b)
+{
+  return a->op == OP_MUL && b->op == OP_MUL &&
+         (one_factor_negated(a, b) || one_factor_negated(b, a));
+}
+
 /* b = -a for every input, bit for bit: one is the other negated, or both
  * are products of the same t with opposite constants (rounded to the
- * compute type) */
+ * compute type), or one has a factor of the other negated ((-a) x and
+ * a x: -a * x parses so) */
 static int opposite(const dnc_node *a, const dnc_node *b, int f64)
 {
   if ((a->op == OP_NEG && a->arg[0] == b) || (b->op == OP_NEG && b->arg[0] == a))
+    return 1;
+  if (dnc_negated_factor(a, b))
     return 1;
   const dnc_node *ta, *tb;
   double sa = dnc_split_scale(a, &ta), sb = dnc_split_scale(b, &tb);
@@ -720,11 +742,26 @@ static dnc_node *chain_form(rewriter *rw, const dnc_node *e)
   return inv ? N(OP_MUL, r, inv, NULL) : r;
 }
 
+/* a product, or an integer power of 2 or more (computed by products:
+ * x^2 is x x rounded once), negated or not */
+static int product_like(const dnc_node *c)
+{
+  if (c->op == OP_NEG)
+    c = c->arg[0];
+  if (c->op == OP_MUL)
+    return 1;
+  if (c->op != OP_POW || c->arg[1]->op != OP_CONST)
+    return 0;
+  double p = c->arg[1]->value;
+  return p == rint(p) && fabs(p) >= 2;
+}
+
 /* a b + c (and c + a b, a b - c, c - a b) as one fused multiply-add
  * where the target has it: one rounding where there were two, and one
  * operation (Derf's alpha x + s, in its forward and its backward). Not
- * where both terms are products: fma(a, b, -(c d)) is not c d - a b with
- * its sign changed, and x x - x x would no longer be 0. */
+ * where both terms are products, or powers: fma(a, b, -(c d)) is not
+ * c d - a b with its sign changed, and x x - x x, or x x - x^2, would no
+ * longer be 0 (the fma's exact x x less x^2 rounded). */
 static dnc_node *fused(rewriter *rw, const dnc_node *e)
 {
   if (!(rw->target & DNC_TARGET_FMA))
@@ -734,7 +771,7 @@ static dnc_node *fused(rewriter *rw, const dnc_node *e)
     return NULL;
   int lm = l->op == OP_MUL;
   const dnc_node *m = lm ? l : r, *c = lm ? r : l;
-  if (c->op == OP_NEG && c->arg[0]->op == OP_MUL)
+  if (product_like(c))
     return NULL;
   dnc_node *a = rw->map[m->arg[0]->id], *b = rw->map[m->arg[1]->id];
   dnc_node *cc = rw->map[c->id];

@@ -269,6 +269,86 @@ static void test_chain_order(dnc_context *ctx)
   dnc_module_free(m);
 }
 
+static const dnc_function *named(const dnc_module *m, const char *name)
+{
+  for (int i = 0; i < dnc_module_function_count(m); i++)
+    if (!strcmp(dnc_function_name(dnc_module_function(m, i)), name))
+      return dnc_module_function(m, i);
+  return NULL;
+}
+
+/* Spellings a helper audit found (round twenty): the same function
+ * written another way lost its derivative's digits, or its forward's
+ * exact zero.
+ *   a (x / sqrt(1 + (a x)^2)) and its kin: d/da by the product rule,
+ *   x/s - a x (a x^2)/s^3, cancelled (4 % off at x = 1e3 in f32, the
+ *   wrong sign at 1e5), where (a x) / sqrt(...) takes diff.c's exact
+ *   rules: now taken for a p (n / b) too (mul_quotient), the true
+ *   x / (1 + (a x)^2)^1.5 (hypot's too; softsign's x / (1 + |a x|)^2);
+ *   sigmoid(a x) sigmoid(-a x): -a x parses as (-a) x, which the sigmoid
+ *   pair rule did not take (0 for -a^2 x/8 at x = 3e-20 in f64);
+ *   x x - x^2: fma(x, x, -x^2) is x x's rounding error, not 0. */
+static void test_spellings(dnc_context *ctx)
+{
+  static const char text[] =
+      "fn i1(x; a = 0.7) = a * (x / sqrt(1 + (a * x)^2))\n"
+      "fn i3(x; a = 0.7) = x / sqrt(1 + (a * x)^2) * a\n"
+      "fn i4(x; a = 0.7) = a * (x * rsqrt(1 + (a * x)^2))\n"
+      "fn i5(x; a = 0.7) = a * (x / hypot(1, a * x))\n"
+      "fn g(u; c = 1) = u / hypot(1, c * u)\n"
+      "fn i6(x; a = 0.7) = a * g(x; c = a)\n"
+      "fn soft(x; a = 0.7) = a * (x / (1 + abs(a * x)))\n"
+      "fn bump(x; a = 0.7) = sigmoid(a * x) * sigmoid(-a * x)\n"
+      "fn sq(x) = x * x - x^2\n";
+  dnc_module *m;
+  if (!ok(dnc_compile_string(ctx, "sp.dn", text, strlen(text), &m) == DNC_OK,
+          "the spellings compile"))
+    return;
+  static const char *const isru[] = {"i1", "i3", "i4", "i5", "i6", "soft"};
+  static const dnc_dtype ts[] = {DNC_F32, DNC_F64};
+  for (size_t i = 0; i < sizeof isru / sizeof *isru; i++)
+    for (int k = 0; k < 2; k++)
+      for (double x = 1e3; x <= 1e5; x *= 100) {
+        dnc_dtype t = ts[k];
+        double dp[1] = {0}; /* (the parameters' gradients are sums) */
+        backward1(named(m, isru[i]), t, x, dp);
+        long double a = t == DNC_F32 ? (long double)(float)0.7 : 0.7;
+        long double u = a * x;
+        long double want =
+            strcmp(isru[i], "soft")
+                ? x / powl(1 + u * u, 1.5L)
+                : x / ((1 + fabsl(u)) * (1 + fabsl(u)));
+        double tol = t == DNC_F32 ? 1e-5 : 1e-13;
+        ok(fabsl(dp[0] - want) <= tol * fabsl(want),
+           "%s, d/da at x = %g (%s): %.9g, want %.9Lg", isru[i], x,
+           dnc_dtype_name(t), dp[0], want);
+      }
+  for (int k = 0; k < 2; k++) {
+    dnc_dtype t = ts[k];
+    double x = t == DNC_F32 ? -1e-6 : 3e-20, dp[1] = {0};
+    double dx = backward1(named(m, "bump"), t, x, dp);
+    long double a = t == DNC_F32 ? (long double)(float)0.7 : 0.7;
+    long double xt = t == DNC_F32 ? (long double)(float)x : x;
+    /* -s s tanh(a x / 2) (a, x): -a^2 x / 8 and -a x^2 / 8 near 0 */
+    long double want = -a * a * xt / 8, wa = -a * xt * xt / 8;
+    double tol = t == DNC_F32 ? 1e-5 : 1e-13;
+    ok(fabsl(dx - want) <= tol * fabsl(want) &&
+           fabsl(dp[0] - wa) <= tol * fabsl(wa),
+       "sigmoid(a x) sigmoid(-a x) at x = %g (%s): d/dx %.9g, want %.9Lg; "
+       "d/da %.9g, want %.9Lg", x, dnc_dtype_name(t), dx, want, dp[0], wa);
+    for (double v = 0.1; v < 4; v += 1.1) {
+      char xb[8], yb[8];
+      store(t, v, xb);
+      dnc_tensor tx = {xb, t, 1, 1, 0}, ty = {yb, t, 1, 1, 0};
+      double y = NAN;
+      if (dnc_forward(named(m, "sq"), &tx, &ty, NULL) == DNC_OK)
+        y = load(t, yb);
+      ok(y == 0, "x x - x^2 at %g (%s) is 0: %g", v, dnc_dtype_name(t), y);
+    }
+  }
+  dnc_module_free(m);
+}
+
 int main(void)
 {
   const char *cpus[] = {"x86-64-v2", NULL};
@@ -294,6 +374,7 @@ int main(void)
       test_quotient(ctx);
       test_others(ctx);
       test_chain_order(ctx);
+      test_spellings(ctx);
     }
     dnc_module_free(m);
     dnc_context_free(ctx);
