@@ -112,6 +112,48 @@ static void textbook(void)
   dnc_mod_free(m);
 }
 
+/* f'(0) at a kink of the language's conventions (abs'(0) = sign(0) = 0):
+ * the odd extension sign(x) g(|x|) has the slope g'(0) there, not 0 (every
+ * mirror candidate was measured not center-sensitive, erf's odd extension,
+ * erf itself, among them); |x| and a jump at 0 keep the convention's 0 */
+static void slope_at_kinks(void)
+{
+  dnc_mod *m;
+  dnc_space *sp = space("base E(x) = erf(x)\n"
+                        "base logsign(x) = sign(x) * log1p(abs(x))\n"
+                        "base A(x) = abs(x)\n"
+                        "base J(x) = erf(x) + 1\n"
+                        "stage s: mirror\n",
+                        &m);
+  if (!ok(sp != NULL, "the mirror spec loads")) {
+    dnc_mod_free(m);
+    return;
+  }
+  /* E|mirror = erf; logsign|mirror; A|mirror = x (|x| sign(x)); J|mirror
+   * jumps at 0 (f(0) = 0, 1 + erf(0+) = 1 on the right) */
+  static const double slope[4] = {1.1283791670955126, 1, 1, 0};
+  static const int center[4] = {1, 1, 1, 0};
+  static const char *const names[4] = {"erf", "sign(x) log1p(|x|)", "|x|",
+                                       "erf(x) + 1"};
+  dnc_grids *g = dnc_grids_new(sp);
+  double *work = NULL, v[DNC_M__COUNT];
+  size_t cap = 0;
+  for (int i = 0; i < 4; i++) {
+    dnc_cand c;
+    dnc_space_build(sp, i, &c, NULL, NULL);
+    dnc_measure(sp, g, &c, &work, &cap, v);
+    is_double(v[DNC_M_SLOPE0], slope[i], 1e-12, "%s mirrored: slope at 0",
+              names[i]);
+    is_int((int)v[DNC_M_CENTER], center[i], "%s mirrored: %scenter-sensitive",
+           names[i], center[i] ? "" : "not ");
+    dnc_cand_free(&c);
+  }
+  free(work);
+  dnc_grids_free(g);
+  dnc_space_free(sp);
+  dnc_mod_free(m);
+}
+
 static void dedup_and_sources(void)
 {
   dnc_mod *m;
@@ -289,6 +331,7 @@ static void paper_transforms(void)
 
 int main(void)
 {
+  slope_at_kinks();
   textbook();
   dedup_and_sources();
   paper_transforms();
