@@ -75,9 +75,12 @@ def main():
              "|---|---|---|---|---|---|"]
     def cell(s):  # a table cell: '|' (in names like a|scale(2)) escaped
         return str(s).replace("|", "\\|")
+    def ms(r):  # none from 5 steps or fewer (train() times after 5)
+        v = r["ms_per_step"]
+        return "-" if v is None else f"{v:.1f}"
     for i, (rank, name, src, r) in enumerate(runs, 1):
         lines.append(f"| {i} | {rank} | {cell(name)} | {r['final_loss']:.4f} | "
-                     f"{r['ms_per_step']:.1f} | `{cell(src)}` |")
+                     f"{ms(r)} | `{cell(src)}` |")
     text = "\n".join(lines) + "\n"
     with open(a.output, "w") as f:
         f.write(text)

@@ -152,7 +152,34 @@ def exits(norm, steps, seed):
 
 
 bare.mode = "min"
+
+
+KEYED = (("erf", 1.0), ("tanh", 0.5), ("x / (1", 2.0), ("sin", 3.0))
+
+
+def keyed(norm, steps, seed):
+    # a metric by function, and a seed's part; erf fails while BREAK is
+    # there, sin's seed 1 diverges at the last rung (NAN)
+    src = getattr(norm, "source", "")
+    if "erf" in src and os.path.exists("BREAK"):
+        raise RuntimeError("erf broken")
+    for k, v in KEYED:
+        if k in src:
+            if k == "sin" and seed == 1 and steps >= 4:
+                return float("nan")
+            return v + steps / 1000 + seed / 100
+    return 5.0
+
+
+keyed.mode = "min"
 '''
+
+KEYED_SPEC = """\
+base Erf(x) = erf(x)
+base Tanh(x) = tanh(x)
+base soft(x) = x / (1 + abs(x))
+base Sin(x) = sin(x)
+"""
 
 
 def setup_dir(tmp_path, mark="", sleep=0.0):
@@ -201,6 +228,127 @@ def test_plan():
     assert cli.plan(1, 40, 2) == [(40, 1)]
     assert cli.plan(10, 90, 3) == [(10, 10), (30, 4), (90, 2)]
     assert cli.plan(6, 4, 2) == [(1, 6), (2, 3), (4, 2)]  # at least 1 step
+    # few steps: no two rungs of the same steps (which trained the same
+    # trials twice and named two columns metric@1)
+    assert cli.plan(12, 2, 3) == [(1, 12), (2, 2)]
+    assert cli.plan(12, 1, 3) == [(1, 12)]
+
+
+def test_cluster_errors():
+    """Ray's own failures (its raylet, a node, the object store) are not a
+    trial's; a worker's death after the retries and the memory monitor's
+    kill are."""
+    ray = pytest.importorskip("ray")
+    rx = ray.exceptions
+    assert cli.cluster_error(rx.LocalRayletDiedError())
+    assert cli.cluster_error(rx.RaySystemError("gone"))
+    assert not cli.cluster_error(rx.WorkerCrashedError())
+    assert not cli.cluster_error(rx.OutOfMemoryError("oom"))
+    assert cli._cluster_text({"error": "LocalRayletDiedError: x"})
+    assert not cli._cluster_text({"error": "RuntimeError: x"})
+
+
+class _FakeRay:
+    """Ray's calls dnc.search makes, run in this process: the n-th get
+    raises Ray's LocalRayletDiedError, as when the raylet is killed."""
+
+    def __init__(self, fail_at):
+        import ray
+        self.exceptions = ray.exceptions
+        self.fail_at, self.gets, self.results = fail_at, 0, {}
+
+    def remote(self, **kw):
+        fake = self
+
+        class Remote:
+            def __init__(self, fn):
+                self.fn = fn
+
+            def remote(self, *a):
+                f = len(fake.results)
+                fake.results[f] = self.fn(*a)
+                return f
+        return Remote
+
+    def wait(self, pending, num_returns=1):
+        return pending[:num_returns], pending[num_returns:]
+
+    def get(self, f):
+        self.gets += 1
+        if self.gets == self.fail_at:
+            raise self.exceptions.LocalRayletDiedError()
+        return self.results[f]
+
+    def shutdown(self):
+        pass
+
+
+def test_ray_failure_stops_the_run(tmp_path, monkeypatch, capsys):
+    """The raylet dying under a trial was journaled as that trial's (and
+    every later one's) failure, the table ranked the candidates Ray failed
+    under last, and the run exited 0. Now it stops with status 1, journals
+    nothing for that trial, and the same command goes on to the table of a
+    run Ray never failed."""
+    pytest.importorskip("ray")
+    setup_dir(tmp_path)
+    (tmp_path / "k.dns").write_text(KEYED_SPEC)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    args = ["k.dns", "--task", "usertask:keyed", "--top", "4", "--steps",
+            "4", "--seeds", "2", "-q", "-o", "r"]
+    fake = _FakeRay(fail_at=3)
+    monkeypatch.setattr(cli, "start_ray", lambda *a: fake)
+    rc, out, err = run_main(args, capsys)
+    assert rc == 1 and "Ray failed under" in err and \
+        "LocalRayletDiedError" in err, err
+    recs = journal("r")
+    assert len(recs) == 2 and all(r["status"] == "ok" for r in recs), recs
+    fake.fail_at = 0
+    rc, out, err = run_main(args, capsys)
+    assert rc == 0, err
+    rc, out, err = run_main(args[:-1] + ["fresh", "--serial"], capsys)
+    assert rc == 0, err
+    a, b = results("r")["results"], results("fresh")["results"]
+    strip = ("seconds", "node")
+    assert [{k: v for k, v in r.items() if k not in strip} for r in a] == \
+        [{k: v for k, v in r.items() if k not in strip} for r in b]
+
+
+def test_retried_failure_table_and_partial_seeds(tmp_path, monkeypatch,
+                                                  capsys):
+    """After --retry-failed a candidate the retried one displaces kept its
+    higher rung's records in the table (shown finished where a fresh run
+    stops it); and a row whose last rung lost a seed showed the mean of
+    the seeds that trained, the best number in the table."""
+    setup_dir(tmp_path)
+    (tmp_path / "k.dns").write_text(KEYED_SPEC)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    args = ["k.dns", "--task", "usertask:keyed", "--top", "4", "--steps",
+            "4", "--seeds", "2", "-q", "--serial", "--no-baseline"]
+    open("BREAK", "w").close()
+    rc, out, err = run_main(args + ["-o", "r"], capsys)
+    os.remove("BREAK")
+    rc, out, err = run_main(args + ["-o", "r", "--retry-failed"], capsys)
+    assert rc == 0, err
+    rc, out, err = run_main(args + ["-o", "fresh"], capsys)
+    assert rc == 0, err
+
+    def rows(d):
+        return [(r["name"], r["status"], r["final_mean"], r["rungs"])
+                for r in results(d)["results"]]
+    assert rows("r") == rows("fresh"), (rows("r"), rows("fresh"))
+    by = {r[0]: r for r in rows("fresh")}
+    assert by["Tanh"][1] == "finished" and by["Erf"][1] == "finished"
+    assert by["soft"][1] == "stopped", by
+    # one rung: every candidate at 4 steps on both seeds; Sin's seed 1
+    # diverges: no mean (it was its seed 0's, which ranked it)
+    rc, out, err = run_main(args + ["-o", "one", "--rungs", "1"], capsys)
+    sin = [r for r in results("one")["results"] if r["name"] == "Sin"][0]
+    assert sin["status"] == "diverged" and sin["final_mean"] is None and \
+        sin["final_std"] is None and sin["rungs"] == [None], sin
+    assert sin["final_seeds"][0] is not None and \
+        sin["final_seeds"][1] is None, sin
 
 
 def test_norm_source_is_gamma_f_alpha_x_plus_s_plus_beta():
@@ -267,6 +415,38 @@ def test_journal_torn_line_and_other_settings(tmp_path):
     with pytest.raises(cli.UsageError, match="other.jsonl:1: not a line "
                        "of this journal"):
         cli.Journal(q, cfg)
+
+
+def test_journal_of_a_header_alone_takes_new_settings(tmp_path):
+    """A run stopped before its first trial (a spec with an error) left a
+    journal of its header alone, and the corrected run was refused as one
+    of other settings: it now takes the journal."""
+    p = str(tmp_path / "journal.jsonl")
+    cli.Journal(p, {"spec_sha256": "a"}).close()
+    with cli.Journal(p, {"spec_sha256": "b"}) as j:
+        j.add({"key": "c1", "rung": 0, "seed": 0, "status": "ok",
+               "metric": 1.0})
+    with pytest.raises(cli.UsageError, match="spec_sha256 differs"):
+        cli.Journal(p, {"spec_sha256": "c"})
+
+
+def test_damaged_screening_table_is_screened_again(tmp_path, monkeypatch,
+                                                   capsys):
+    """A truncated DIR/screen.json (its spec's digest still matching) was a
+    JSONDecodeError traceback; the screening now runs again."""
+    setup_dir(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    args = ["s.dns", "--task", "usertask:quick", "--top", "2", "--steps",
+            "2", "--seeds", "1", "-q", "--serial", "-o", "d"]
+    rc, out, err = run_main(args, capsys)
+    assert rc == 0, err
+    with open("d/screen.json", "r+") as f:
+        f.truncate(40)
+    rc, out, err = run_main(args, capsys)
+    assert rc == 0, err
+    with open("d/screen.json") as f:
+        assert json.load(f)["ranked"], "screened again"
 
 
 def test_journal_lock_and_torn_header(tmp_path):

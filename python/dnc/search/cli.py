@@ -58,8 +58,16 @@ def plan(top, steps, eta, rungs=None):
         n = max(2, -(-n // eta))
         sizes.append(n)
     r = len(sizes)
-    return [(max(1, int(round(steps / eta ** (r - 1 - i)))), sizes[i])
-            for i in range(r)]
+    out = []
+    for i in range(r):
+        st = max(1, int(round(steps / eta ** (r - 1 - i))))
+        if out and out[-1][0] == st:
+            # few steps: rungs of the same steps would train the same
+            # trials again (and name two columns alike): one rung, cut
+            # to the later size at the next
+            continue
+        out.append((st, sizes[i]))
+    return out
 
 
 def better_key(mode):
@@ -100,6 +108,12 @@ class Busy(Exception):
 
 class Damaged(Exception):
     """A journal line whose checksum does not match: message, status 1."""
+
+
+class ClusterFailed(Exception):
+    """Ray itself failed under a trial (its raylet, a node, the object
+    store): not the candidate's failure, so not journaled; message, status
+    1, and the same command goes on."""
 
 
 def _digest(rec):
@@ -216,6 +230,13 @@ class Journal:
             raise UsageError("%s:1: not a dnc.search journal; remove it "
                              "or use another -o" % path)
         old = records[0][1].get("config")
+        if old != config and not records[1:]:
+            # no trial yet (the spec had an error, say): the new settings
+            # take the journal
+            os.ftruncate(self.fd, 0)
+            self._write({"journal": "dnc.search", "version": VERSION,
+                         "config": config, "software": software()})
+            return
         if old != config:
             old = old if isinstance(old, dict) else {}
             diff = sorted(k for k in set(old) | set(config)
@@ -359,8 +380,19 @@ def screen(spec, digest, out, threads, quiet):
             sys.stderr.write(r.stderr)
         with open(prefix + ".sha256", "w") as f:
             f.write(digest + "\n")
-    with open(prefix + ".json") as f:
-        return json.load(f)["ranked"]
+    try:
+        with open(prefix + ".json") as f:
+            ranked = json.load(f)["ranked"]
+        if isinstance(ranked, list) and all(isinstance(c, dict) and
+                                            "source" in c for c in ranked):
+            return ranked
+    except (ValueError, KeyError, TypeError):
+        pass
+    if same:  # a damaged table of an earlier run: screened again
+        os.unlink(prefix + ".sha256")
+        return screen(spec, digest, out, threads, quiet)
+    raise UsageError("%s.json, which the screening wrote, is not its table;"
+                     " remove %s.* and run again" % (prefix, prefix))
 
 
 # ------------------------------------------------------------ a trial
@@ -539,6 +571,33 @@ def ray_error_text(e, retries):
         if isinstance(e, crashed) else "", msg[0] if msg else "")
 
 
+# Ray's errors about itself, not about the trial that ran: a trial that
+# met one is not journaled (it would rank the candidates Ray failed under
+# last, and a rerun would keep them failed), the run stops
+_CLUSTER_ERRORS = ("LocalRayletDiedError", "NodeDiedError", "RaySystemError",
+                   "ObjectLostError", "OwnerDiedError",
+                   "ObjectReconstructionFailedError",
+                   "ObjectFetchTimedOutError", "ReferenceCountingAssertionError",
+                   "RuntimeEnvSetupError", "PlasmaObjectNotAvailable",
+                   "ObjectStoreFullError", "OutOfDiskError")
+
+
+def _cluster_text(rec):
+    """A record an older dnc.search journaled as failed by Ray's own
+    failure: its trial trains again."""
+    return str(rec.get("error") or "").startswith(_CLUSTER_ERRORS)
+
+
+def cluster_error(e):
+    """Whether ray.get's error e is Ray's own failure (see _CLUSTER_ERRORS),
+    not the trial's (WorkerCrashedError after the retries, the memory
+    monitor's OutOfMemoryError, a task error: the candidate's run)."""
+    import ray
+    kinds = tuple(getattr(ray.exceptions, n) for n in _CLUSTER_ERRORS
+                  if isinstance(getattr(ray.exceptions, n, None), type))
+    return isinstance(e, kinds)
+
+
 def check_address(address):
     """--address HOST:PORT answers on that port, else a UsageError at once
     (ray.init retries a cluster that is not there for minutes, then
@@ -669,6 +728,10 @@ def train(a, spec, spec_hash, config, journal, mode, steps, metric):
         (a.seeds if a.baseline else 0)
     ray = None
     submitted = 0
+    # each rung's candidates, as this run promotes them: the table reads
+    # those records only (a journal may hold others: a trial that failed
+    # and succeeds on --retry-failed changes who is promoted)
+    by_rung = []
     try:
         members = list(info)
         for r, (st, n) in enumerate(rungs):
@@ -677,11 +740,13 @@ def train(a, spec, spec_hash, config, journal, mode, steps, metric):
                 ok = [(m, k) for (m, good), k in prev if good]
                 ok.sort(key=lambda t: (key_of(t[0]), order[t[1]]))
                 members = [k for _, k in ok[:n]]
+            by_rung.append(set(members))
             units = [(k, r, s) for k in members for s in seeds_of(r)]
             if a.baseline and r == 0:
                 units += [(BASELINE, len(rungs) - 1, s) for s in seeds_last]
             todo = [u for u in units if u not in journal.done or (
-                a.retry_failed and journal.done[u]["status"] == "failed")]
+                journal.done[u]["status"] == "failed" and (
+                    a.retry_failed or _cluster_text(journal.done[u])))]
             prog.say("rung %d/%d: %d candidate%s x %d seed%s at %d steps, %d "
                      "to train" % (r + 1, len(rungs), len(members),
                                    "" if len(members) == 1 else "s",
@@ -723,6 +788,17 @@ def train(a, spec, spec_hash, config, journal, mode, steps, metric):
                     try:
                         rec = ray.get(f)
                     except ray.exceptions.RayError as e:
+                        if cluster_error(e):
+                            raise ClusterFailed(
+                                "Ray failed under %s (%s); %d of %d trials"
+                                " are kept in %s: restart Ray (or the "
+                                "cluster) and run the same command to go "
+                                "on" % (
+                                    trial_name({"key": k, "steps": stp,
+                                                "seed": s}),
+                                    ray_error_text(e, a.retries),
+                                    len(journal.done), total,
+                                    journal.path)) from None
                         rec = {"key": k, "steps": stp, "seed": s,
                                "node": None, "seconds": None,
                                "status": "failed", "metric": None,
@@ -748,7 +824,8 @@ def train(a, spec, spec_hash, config, journal, mode, steps, metric):
     finally:
         if ray is not None:
             ray.shutdown()
-    rows = table(cands, rungs, seeds_of, journal, a, mode, metric, ranked)
+    rows = table(cands, rungs, seeds_of, journal, a, mode, metric, ranked,
+                 by_rung)
     write_tables(a.output, rows, rungs, metric, a, mode, config, ranked)
     if not a.quiet:
         prog.say("dnc.search: %d candidates screened, %d trained over %d "
@@ -779,7 +856,8 @@ def train(a, spec, spec_hash, config, journal, mode, steps, metric):
 SCREEN_SKIP = {"rank", "id", "name", "source"}
 
 
-def table(cands, rungs, seeds_of, journal, a, mode, metric, ranked):
+def table(cands, rungs, seeds_of, journal, a, mode, metric, ranked,
+          by_rung):
     key_of = better_key(mode)
     last = len(rungs) - 1
     rows = []
@@ -798,13 +876,17 @@ def table(cands, rungs, seeds_of, journal, a, mode, metric, ranked):
             if k == BASELINE and r != last:
                 row["rungs"].append(None)
                 continue
-            recs = [journal.done.get((k, r, s)) for s in seeds_of(r)]
+            recs = [journal.done.get((k, r, s)) for s in seeds_of(r)] \
+                if k == BASELINE or k in by_rung[r] else []
             if all(x is None for x in recs):
                 row["rungs"].append(None)
                 continue
             row["reached"] = r
             ms = [x["metric"] for x in recs if x and x["status"] == "ok"]
-            row["rungs"].append(sum(ms) / len(ms) if ms else None)
+            # a mean of every seed, or none: the seeds that trained alone
+            # would rank a diverged or failed row by its good seeds
+            whole = len(ms) == len(recs)
+            row["rungs"].append(sum(ms) / len(ms) if whole else None)
             for s, x in zip(seeds_of(r), recs):
                 if x and x["status"] != "ok" and first_bad is None:
                     first_bad = (x["status"], "at %d steps, seed %d: %s" % (
@@ -812,7 +894,7 @@ def table(cands, rungs, seeds_of, journal, a, mode, metric, ranked):
             if r == last:
                 row["final_seeds"] = [x["metric"] if x and x["status"] == "ok"
                                       else None for x in recs]
-                if ms:
+                if whole:
                     mean = sum(ms) / len(ms)
                     row["final_mean"] = mean
                     # the sample deviation: none from one seed (not 0,
@@ -1003,7 +1085,7 @@ def main(argv=None):
     except UsageError as e:
         sys.stderr.write("python -m dnc.search: error: %s\n" % e)
         return 2
-    except (Busy, Damaged) as e:
+    except (Busy, Damaged, ClusterFailed) as e:
         sys.stderr.write("python -m dnc.search: error: %s\n" % e)
         return 1
     except KeyboardInterrupt:
