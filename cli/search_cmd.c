@@ -718,6 +718,17 @@ static int cmd_search(const dnc_cli *c, int argc, char **argv)
   int rc = parse(c, argc, argv, &a);
   if (rc >= 0)
     return rc;
+  if (a.prefix) {
+    /* PREFIX.csv and PREFIX.json: a prefix ending in '/' (or naming a
+     * directory) wrote the hidden files DIR/.csv and DIR/.json */
+    size_t n = strlen(a.prefix);
+    struct stat st;
+    if (!n || a.prefix[n - 1] == '/' ||
+        (!stat(a.prefix, &st) && S_ISDIR(st.st_mode)))
+      return dnc_cli_usage_error(c, "-o takes a prefix of the tables' files "
+                              "(PREFIX.csv, PREFIX.json), not the directory "
+                              "'%s': give DIR/NAME", a.prefix);
+  }
   rc = DNC_EXIT_INPUT;
   dnc_mod *m = dnc_mod_new();
   char *prefix = a.prefix ? strdup(a.prefix) : default_prefix(a.spec);

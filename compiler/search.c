@@ -248,6 +248,13 @@ static int parse_stage(dnc_space *sp, scan *s)
             err(s, nat, s->i, "flat's width must be 0 or more, not %g", a.v);
             goto fail;
           }
+          /* clip(a) is clamp(g, -a, a): a negative a was taken as |a|,
+           * the candidate's name keeping the sign */
+          if (k == X_CLIP && !(a.v > 0)) {
+            err(s, nat, s->i, "clip's bound must be more than 0, not %g",
+                a.v);
+            goto fail;
+          }
         } else {
           const char *b = ident(s, &at);
           if (!b) {
@@ -365,6 +372,14 @@ static int parse_rank(dnc_space *sp, scan *s)
       free(names);
       return 0;
     }
+    for (int j = 0; j < sp->nkeys; j++)
+      if (sp->keys[j].column == k) {
+        /* a second key of one column never decides anything (and its
+         * order contradicts or repeats the first's) */
+        err(s, at, at + strlen(w), "'%s' is ranked by already, earlier in "
+            "this line", w);
+        return 0;
+      }
     rank_key key = {k, 0};
     size_t dat;
     const char *d = ident(s, &dat);

@@ -250,6 +250,22 @@ err "not a number" 1 "e.dns:2:19: error: a number was expected here" "$DNC" sear
 spec 'base T(x) = tanh(x)' 'stage s: id | flat(1, -2)'
 err "a negative flat width" 1 "e.dns:2:23: error: flat's width must be 0 or more, not -2" \
   "$DNC" search e.dns
+spec 'base T(x) = tanh(x)' 'stage s: id | clip(1, -0.5)'
+err "a negative clip bound (it was taken as 0.5, named -0.5)" 1 \
+  "e.dns:2:23: error: clip's bound must be more than 0, not -0.5" \
+  "$DNC" search e.dns
+spec 'base T(x) = tanh(x)' 'rank props desc, props asc'
+err "a column ranked by twice" 1 \
+  "e.dns:2:18: error: 'props' is ranked by already, earlier in this line" \
+  "$DNC" search e.dns
+spec 'base T(x) = tanh(x)'
+mkdir -p odir
+err "-o naming a directory (it wrote odir/.csv and odir/.json)" 2 \
+  "-o takes a prefix of the tables' files (PREFIX.csv, PREFIX.json), not the directory 'odir/'" \
+  "$DNC" search e.dns -o odir/
+t "... nothing written there" sh -c '[ -z "$(ls -A odir)" ]'
+err "-o naming a directory without its slash" 2 "not the directory 'odir'" \
+  "$DNC" search e.dns -o odir
 spec 'base T(x) = tanh(x)' 'stage s: scale(2'
 err "an unclosed list" 1 "e.dns:2:.*error: ',' or ')' expected" "$DNC" search e.dns
 spec 'base T(x) = tanh(x)' 'stage s: id id'
