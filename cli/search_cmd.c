@@ -321,7 +321,9 @@ static void journal_error(dnc_mod *m, const char *path, int line,
 
 /* Takes the candidates of the journal at path, whose first line must be
  * head; *good: the bytes up to the end of its last whole line (a torn
- * last line is cut off there). 0 on errors, reported in m's diagnostics. */
+ * last line is cut off there). 0 on errors, reported in m's diagnostics;
+ * -1 for a journal of this search written by another build of dnc (or
+ * one before builds were named), whose measures are not taken. */
 static int read_journal(run *r, dnc_mod *m, const char *head, off_t *good)
 {
   FILE *f = fopen(r->journal, "rb");
@@ -351,7 +353,14 @@ static int read_journal(run *r, dnc_mod *m, const char *head, off_t *good)
                   "again");
     goto out;
   }
-  /* head ends in the newline that dnc_cli_read_line drops */
+  /* head ends in the newline that dnc_cli_read_line drops; its part
+   * before " build" is the search's, the rest dnc's build */
+  size_t own = (size_t)(strstr(head, " build ") - head);
+  if (got > 0 && len >= own && !memcmp(line, head, own) &&
+      (len != hl - 1 || memcmp(line, head, len))) {
+    ok = -1; /* this search, measured by another build of dnc */
+    goto out;
+  }
   if (got == 0 || (got > 0 && (len != hl - 1 || memcmp(line, head, len)))) {
     journal_error(m, r->journal, 1, line, kept, 1, "this journal is not "
                   "of this search (another spec, or the spec changed since); "
@@ -418,9 +427,12 @@ out:
  * 0 on errors (reported in m's diagnostics or on stderr). */
 static int open_journal(run *r, dnc_mod *m, uint64_t hash)
 {
-  char head[96];
-  snprintf(head, sizeof head, "dnc search journal 2 %016llx %lld\n",
-           (unsigned long long)hash, (long long)r->ncands);
+  char head[128];
+  const char *build = dnc_build_id();
+  snprintf(head, sizeof head, "dnc search journal 2 %016llx %lld build "
+           "%016llx\n", (unsigned long long)hash, (long long)r->ncands,
+           (unsigned long long)fnv((const unsigned char *)build,
+                                   strlen(build)));
   /* locked before it is read: a second search writing the same journal
    * would interleave its records with this one's */
   struct stat st;
@@ -455,13 +467,22 @@ static int open_journal(run *r, dnc_mod *m, uint64_t hash)
   }
   if (st.st_size > 0) {
     off_t good = 0;
-    if (!read_journal(r, m, head, &good))
+    int got = read_journal(r, m, head, &good);
+    if (!got)
       return 0;
+    if (got < 0) {
+      /* a dnc rebuilt since (its measures may have changed: mixing the
+       * two in one table would be silent): measured again */
+      fprintf(stderr, "dnc search: note: '%s' was written by another build "
+              "of dnc; its candidates are measured again\n", r->journal);
+      good = 0;
+    }
     if (ftruncate(r->fd, good)) {
       dnc_cli_error("cannot write '%s': %s", r->journal, strerror(errno));
       return 0;
     }
-    return 1;
+    if (good)
+      return 1;
   }
   if (write(r->fd, head, strlen(head)) != (ssize_t)strlen(head) ||
       fsync(r->fd)) {

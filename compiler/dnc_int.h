@@ -795,6 +795,10 @@ void dnc_kcache_counts(unsigned long out[4]);
 /* LLVM version, and the host CPU name and features that code generation
  * targets. Strings are static and valid for the process. */
 const char *dnc_llvm_version(void);
+/* This build of dnc: the file holding its code (libdnc.so, or the program
+ * libdnc.a is linked into) by path, size and modification time (jit.c;
+ * the kernel cache's keys and dnc search's journal take it) */
+const char *dnc_build_id(void);
 const char *dnc_host_cpu(void);
 const char *dnc_host_features(void);
 

@@ -552,6 +552,12 @@ static void find_build_id(void)
     snprintf(build_id, sizeof build_id, "unknown");
 }
 
+const char *dnc_build_id(void)
+{
+  pthread_once(&build_once, find_build_id);
+  return build_id;
+}
+
 /* The lines of a kernel cache key about everything but the function: what
  * makes the same DAG compile to other code. */
 static char *target_key(const dnc_target *t)

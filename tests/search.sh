@@ -151,6 +151,14 @@ head -1 other.journal >bad.journal && printf '12 0x1p+0 oops\n' >>bad.journal
 err "a journal line without its checksum: located" 1 "bad.journal:2:1: error: a damaged record: its checksum does not match" \
   "$DNC" search s.dns -o bad --top 0 -q
 t "... and nothing written" sh -c 'test ! -e bad.csv && test ! -e bad.json'
+# a journal of this search by another build of dnc (a rebuilt dnc may
+# measure otherwise: resumed, the table mixed the two builds' measures)
+sed '1s/ build [0-9a-f]*$/ build 0123456789abcdef/' other.journal >rebuilt.journal
+err "a journal of another build: a note, measured again" 0 \
+  "note: 'rebuilt.journal' was written by another build of dnc" \
+  "$DNC" search s.dns -o rebuilt --top 0 -q
+t "... to the tables of an uninterrupted run" \
+  sh -c 'cmp rebuilt.csv one.csv && test ! -e rebuilt.journal'
 sed 's/^dnc search journal 2 /dnc search journal 1 /' other.journal >old.journal
 err "a journal of the format before checksums: refused" 1 "old.journal:1:1: error: this journal is of an older dnc (format 1" \
   "$DNC" search s.dns -o old --top 0 -q
