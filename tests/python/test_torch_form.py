@@ -464,3 +464,27 @@ def test_all_is_the_separate_functions_bit_for_bit(dtype):
                    lambda: "%s\n%s" % (a, b))
                 checked += 1
     ok(checked > 90, "checked every function's derivatives", checked)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_helpers_at_subnormals_equal_kernels(dtype):
+    """The printed sinh, asinh and softplus at subnormal arguments: sinh's
+    tanh(a / 2) rounded them (sinh(x) / x was 0 at 1.4e-45 in f32), and
+    PyTorch's CPU log1p gives 0 for the least subnormals (asinh's and
+    softplus's). Values as the kernels'."""
+    tiny = torch.finfo(dtype).tiny
+    sub = [tiny * 2 ** -23 if dtype == torch.float32 else 5e-324,
+           3 * (tiny * 2 ** -23 if dtype == torch.float32 else 5e-324),
+           tiny / 3, 0.3]
+    for src, xs in (("fn f(x) = sinh(x) / x", sub),
+                    ("fn f(x) = asinh(x) / x", sub),
+                    ("fn f(x) = softplus(x)",
+                     [-100.0, -90.0, 3.0] if dtype == torch.float32
+                     else [-745.0, -720.0, 3.0])):
+        x = torch.tensor(xs, dtype=dtype)
+        k = dt.pointwise(x, src)
+        with dt.decomposed():
+            d = dt.pointwise(x, src)
+        ok(torch.allclose(d, k, rtol=4 * torch.finfo(dtype).eps, atol=0),
+           "%s %s at %s: the form = the kernels" % (src, dtype, xs),
+           lambda: (d, k))
