@@ -339,11 +339,28 @@ static const dnc_source *read_csv_file(dnc_mod *m, const char *path)
   return src;
 }
 
+/* Lines that end in CR alone (classic Mac OS's) read as one line: "a
+ * header line and no points". Said where the first one is. */
+static int cr_alone(dnc_mod *m, const dnc_source *src)
+{
+  for (size_t i = 0; i < src->len; i++)
+    if (src->text[i] == '\r' && (i + 1 == src->len || src->text[i + 1] != '\n')) {
+      if (i + 1 == src->len)
+        return 1; /* a last CR alone ends the file, as a newline */
+      dnc_diag_add(&m->diags, DNC_SEV_ERROR, src,
+                   (dnc_loc){(uint32_t)i, (uint32_t)i + 1},
+                   "a line ends in a carriage return alone: the file's lines "
+                   "must end in LF or CRLF");
+      return 0;
+    }
+  return 1;
+}
+
 int dnc_csv_read(dnc_mod *m, const char *path, dnc_csv *c)
 {
   memset(c, 0, sizeof *c);
   const dnc_source *src = read_csv_file(m, path);
-  if (!src || !dnc_source_check_bytes(&m->diags, src))
+  if (!src || !dnc_source_check_bytes(&m->diags, src) || !cr_alone(m, src))
     return 0;
   return parse(m, src, c);
 }
@@ -402,7 +419,8 @@ int dnc_csv_read_head(dnc_mod *m, const char *path, int nrows, dnc_csv *c)
                  DNC_MAX_SOURCE_BYTES);
   else {
     const dnc_source *src = dnc_mod_add_source(m, path, buf, len);
-    ok = dnc_source_check_bytes(&m->diags, src) && parse(m, src, c);
+    ok = dnc_source_check_bytes(&m->diags, src) && cr_alone(m, src) &&
+         parse(m, src, c);
   }
   free(buf);
   return ok;
@@ -410,8 +428,18 @@ int dnc_csv_read_head(dnc_mod *m, const char *path, int nrows, dnc_csv *c)
 
 int dnc_csv_column(dnc_mod *m, const dnc_csv *c, const char *name)
 {
+  long n;
+  int by_number = dnc_cli_int(name, 1, c->ncols, &n);
   for (int k = 0; k < c->ncols; k++)
     if (!strcmp(c->head[k], name)) {
+      if (by_number && n - 1 != k) {
+        /* --x 1 with a column named '1' elsewhere: the name won, not a
+         * word said (x from another column than the user counted) */
+        dnc_diag_add(&m->diags, DNC_SEV_ERROR, c->src, c->head_loc[k],
+                     "'%s' is both column %ld and the name of column %d; "
+                     "rename the column", name, n, k + 1);
+        return -1;
+      }
       for (int j = k + 1; j < c->ncols; j++)
         if (!strcmp(c->head[j], name)) { /* which one is meant? */
           dnc_diag_add(&m->diags, DNC_SEV_ERROR, c->src, c->head_loc[j],
@@ -421,8 +449,7 @@ int dnc_csv_column(dnc_mod *m, const dnc_csv *c, const char *name)
         }
       return k;
     }
-  long n;
-  if (dnc_cli_int(name, 1, c->ncols, &n))
+  if (by_number)
     return (int)n - 1;
   const char **cands = calloc((size_t)c->ncols + 1, sizeof *cands);
   size_t len = 0;

@@ -3,6 +3,7 @@
  * CSV file, or to the reference points of LayerNorm or RMSNorm (fit.c
  * does the work; docs/fit.md is the manual).
  */
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -171,8 +172,9 @@ static int opt_seed(void *arg, const char *opt, const char *v)
 {
   (void)opt;
   char *end;
+  errno = 0;
   unsigned long long s = strtoull(v, &end, 10);
-  if (!*v || *end || *v == '-')
+  if (!*v || *end || *v == '-' || errno == ERANGE) /* 2^64 was 2^64 - 1 */
     return -1;
   ((fit_args *)arg)->t.seed = s;
   return 0;
@@ -227,7 +229,7 @@ static int parse(const dnc_cli *c, int argc, char **argv, fit_args *a)
       {.l = "--eps", .kind = DNC_OPT_CALL, .takes = 1, .call = opt_eps,
        .what = "a number >= 0", .given = tg},
       {.l = "--seed", .kind = DNC_OPT_CALL, .takes = 1, .call = opt_seed,
-       .what = "a whole number >= 0", .given = tg},
+       .what = "a whole number from 0 to 2^64 - 1", .given = tg},
       {.l = "--init", .kind = DNC_OPT_CALL, .takes = 1, .call = opt_init,
        .what = "NAME=NUMBER (a finite number)"},
       {.l = "--fix", .kind = DNC_OPT_CALL, .takes = 1, .call = opt_fix,

@@ -133,4 +133,50 @@ done
 "$DNC" fit $N -f dyt --target layernorm >"$tmp/dyt.out" 2>&1
 t "DyT's fit to LayerNorm: no such note" sh -c "! grep -q '^note:' '$tmp/dyt.out'"
 
+# Round twenty's audit of the fit. A damped step that lowered S by less
+# than 1e-14 (relative) was taken for convergence: a exp(k x) from k = 3
+# stopped at rms 1.2 (5e-5 fits), DyT's fit to LayerNorm from alpha = 5 at
+# rms 4.6 (0.32 fits), both exit 0.
+printf 'fn ex(x; a = 1, k = 0.1) = a * exp(k * x)\nfn r2(x; a = 1, b = 0) = sqrt(a) * x + b\nfn line(x; a = 1, b = 0) = a * x + b\n' >"$tmp/f.dn"
+printf 'x,y\n0,2.5\n1,1.2413\n2,0.6165\n3,0.3061\n4,0.1520\n5,0.0755\n' >"$tmp/ex6.csv"
+"$DNC" fit "$tmp/f.dn" -f ex --data "$tmp/ex6.csv" --init k=3 --format csv >"$tmp/ex.out" 2>&1
+t "a exp(k x) from k = 3: the minimum (k = -0.70), not rms 1.2 called converged" \
+  "$PY" - "$tmp/ex.out" <<'PY'
+import csv, sys
+row = next(csv.DictReader(open(sys.argv[1])))
+sys.exit(not (row["converged"] == "1" and abs(float(row["k"]) + 0.70005) < 1e-4
+              and float(row["rms_residual"]) < 1e-4))
+PY
+"$DNC" fit $N -f dyt --target layernorm --init alpha=5 --format csv >"$tmp/a5.out" 2>&1
+t "DyT's fit to LayerNorm from alpha = 5: rms 0.32, not 4.6" "$PY" - "$tmp/a5.out" <<'PY'
+import csv, sys
+row = next(csv.DictReader(open(sys.argv[1])))
+sys.exit(not (row["converged"] == "1" and float(row["rms_residual"]) < 0.33))
+PY
+# a bound where f is finite and its derivative not: sqrt(a) at a = 0 was
+# "converged" with the rms null and b not fitted
+printf 'x,y\n0,0.1\n1,-1\n2,-2.1\n3,-2.9\n' >"$tmp/neg.csv"
+err "sqrt(a) pressed onto a = 0: stalled (status 1), not converged with rms null" 1 \
+  "stalled" "$DNC" fit "$tmp/f.dn" -f r2 --data "$tmp/neg.csv" --bounds a=0:
+# a column number that is also another column's name
+printf 't,1,2\n0,10,0\n1,20,1\n2,30,4\n3,40,9\n' >"$tmp/cols.csv"
+err "--x 1 where column 2 is named '1': refused, not the named column" 1 \
+  "cols.csv:1:3: error: '1' is both column 1 and the name of column 2" \
+  "$DNC" fit "$tmp/f.dn" -f line --data "$tmp/cols.csv" --x 1 --y 2
+printf 'x,y\r0,1\r1,3\r' >"$tmp/cr.csv"
+err "lines ending in CR alone: located, not 'no points'" 1 \
+  "cr.csv:1:4: error: a line ends in a carriage return alone" \
+  "$DNC" fit "$tmp/f.dn" -f line --data "$tmp/cr.csv"
+err "--seed 2^64: refused, not 2^64 - 1" 2 "not '18446744073709551616'" \
+  "$DNC" fit $N -f dyt --target layernorm --seed 18446744073709551616
+# the exact fit's message gives the rms reported (it was before polishing)
+"$PY" -c 'print("x,y"); [print("%r,%r" % (-5 + i / 6, 3 * (-5 + i / 6))) for i in range(61)]' >"$tmp/l3.csv"
+"$DNC" fit "$tmp/f.dn" -f line --data "$tmp/l3.csv" --fix b=0 --format json >"$tmp/l3.json" 2>&1
+t "an exact fit's message: the rms reported" "$PY" - "$tmp/l3.json" <<'PY'
+import json, re, sys
+r = json.load(open(sys.argv[1]))
+m = re.search(r"rms ([0-9.e+-]+)\)", r["stopped"])
+sys.exit(not (m and float(m.group(1)) == float("%.2g" % r["rms_residual"])))
+PY
+
 tap_done
