@@ -564,7 +564,7 @@ static void solve(problem *pb, const dnc_fit_options *o, dnc_fit_result *r)
     goto out;
   }
   double lambda = -1, nu = 2;
-  int it = 0, exact = 0;
+  int it = 0, exact = 0, rescaled = 0;
   for (;;) {
     normal_eq(pb, J, res, A, b);
     /* the gradient test: the largest cosine between r and a column, of
@@ -689,6 +689,19 @@ static void solve(problem *pb, const dnc_fit_options *o, dnc_fit_result *r)
           lambda *= nu;
           nu *= 2;
         }
+      }
+      if (!accepted && !(lambda < 1e30) && gmax > 1e-6 && rescaled < 8) {
+        /* stuck with the gradient not small: D, the largest curvature
+         * seen, may be far above the curvature here (a steep start:
+         * a exp(k x) from k = 6 ended stalled at a = 1e-13), so that no
+         * damped step moves the parameters that now matter. Start the
+         * damping again from the curvature here. */
+        for (int j = 0; j < k; j++)
+          D[j] = A[j * k + j];
+        lambda = 1e-3;
+        nu = 2;
+        rescaled++;
+        continue;
       }
       if (!accepted && !(lambda < 1e30)) {
         /* no step lowers S: at the limit of precision when the gradient

@@ -153,6 +153,17 @@ import csv, sys
 row = next(csv.DictReader(open(sys.argv[1])))
 sys.exit(not (row["converged"] == "1" and float(row["rms_residual"]) < 0.33))
 PY
+# the exact points of test_fit.c (2.5 exp(-0.7 x), x = i/10) from k = 6:
+# stalled at a = 1e-13 (the damping kept the steep start's curvature);
+# the damping now starts again from the curvature where it is stuck
+"$PY" -c 'import math; print("x,y"); [print("%r,%r" % (i / 10, 2.5 * math.exp(-0.7 * i / 10))) for i in range(50)]' >"$tmp/ex50.csv"
+"$DNC" fit "$tmp/f.dn" -f ex --data "$tmp/ex50.csv" --init k=6 --format csv >"$tmp/ex50.out" 2>&1
+t "a exp(k x) from k = 6: a = 2.5, k = -0.7, not stalled" "$PY" - "$tmp/ex50.out" <<'PY'
+import csv, sys
+row = next(csv.DictReader(open(sys.argv[1])))
+sys.exit(not (row["converged"] == "1" and abs(float(row["k"]) + 0.7) < 1e-12
+              and abs(float(row["a"]) - 2.5) < 1e-12))
+PY
 # a bound where f is finite and its derivative not: sqrt(a) at a = 0 was
 # "converged" with the rms null and b not fitted
 printf 'x,y\n0,0.1\n1,-1\n2,-2.1\n3,-2.9\n' >"$tmp/neg.csv"
