@@ -284,10 +284,8 @@ static dnc_node *sigmoid_pair_rule(dctx *d, dnc_node *e, dnc_node *const *a)
   return zero_where(d, e, S(OP_MUL, fp, d->dv[p->id]));
 }
 
-static dnc_node *div_homogeneous(dctx *d, dnc_node *const *a, dnc_node *const *da);
-static dnc_node *div_hypot(dctx *d, dnc_node *const *a, dnc_node *const *da);
-static dnc_node *div_rational(dctx *d, dnc_node *e, dnc_node *const *a,
-                              dnc_node *const *da);
+static dnc_node *div_exact(dctx *d, dnc_node *e, dnc_node *const *a,
+                           dnc_node *const *da);
 
 /* p times a quotient (n / b, or n rsqrt(v)), both depending on the
  * variable: d/da of a (x / sqrt(1 + (a x)^2)), of the inlined call a
@@ -299,7 +297,7 @@ static dnc_node *div_rational(dctx *d, dnc_node *e, dnc_node *const *a,
  * as that of (p n) / b. Only where p n is a node of the function, whose
  * derivative is made (a x, the square's base), so that the rules' tests
  * of their operands see derivatives; else NULL, as where no exact rule
- * takes (p n) / b. */
+ * (div_exact) takes (p n) / b. */
 static dnc_node *mul_quotient(dctx *d, dnc_node *const *a, dnc_node *const *da)
 {
   if (!da[0] || !da[1])
@@ -325,13 +323,7 @@ static dnc_node *mul_quotient(dctx *d, dnc_node *const *a, dnc_node *const *da)
       continue;
     dnc_node *b[2] = {pn, q->arg[1]};
     dnc_node *db[2] = {d->dv[pn->id], d->dv[q->arg[1]->id]};
-    dnc_node *r = div_isru(d, b, db);
-    if (!r)
-      r = div_homogeneous(d, b, db);
-    if (!r)
-      r = div_hypot(d, b, db);
-    if (!r)
-      r = div_rational(d, S(OP_DIV, pn, q->arg[1]), b, db);
+    dnc_node *r = div_exact(d, S(OP_DIV, pn, q->arg[1]), b, db);
     if (r)
       return r;
   }
@@ -483,8 +475,10 @@ static dnc_node *div_v32(dctx *d, dnc_node *const *a, dnc_node *const *da)
   return NULL;
 }
 
-/* (a/b)' = (a' - (a/b) b') / b: reuses the quotient instead of a/b^2 */
-RULE(df_div)
+/* The quotient e = a / b's derivative by the first exact rule above
+ * that takes its shape, else NULL */
+static dnc_node *div_exact(dctx *d, dnc_node *e, dnc_node *const *a,
+                           dnc_node *const *da)
 {
   dnc_node *r = div_isru(d, a, da);
   if (!r)
@@ -495,6 +489,13 @@ RULE(df_div)
     r = div_v32(d, a, da);
   if (!r)
     r = div_rational(d, e, a, da);
+  return r;
+}
+
+/* (a/b)' = (a' - (a/b) b') / b: reuses the quotient instead of a/b^2 */
+RULE(df_div)
+{
+  dnc_node *r = div_exact(d, e, a, da);
   if (r)
     return r->op == OP_CONST && r->value == 0 ? NULL : r;
   return divide(d, sub(d, da[0], mul(d, e, da[1])), a[1]);
