@@ -26,6 +26,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "dnc_int.h"
 
@@ -35,6 +36,7 @@ typedef struct dctx {
   dnc_node **dv;   /* derivatives so far, by node id (NULL: zero) */
   unsigned char *done; /* by node id up to nids: dv[id] is made */
   uint32_t nids;
+  dnc_arena *scratch; /* dv and done, grown by made() */
 } dctx;
 
 typedef dnc_node *(*rule_fn)(dctx *d, dnc_node *e, dnc_node *const *a,
@@ -287,6 +289,36 @@ static dnc_node *sigmoid_pair_rule(dctx *d, dnc_node *e, dnc_node *const *a)
 static dnc_node *div_exact(dctx *d, dnc_node *e, dnc_node *const *a,
                            dnc_node *const *da);
 
+/* p n as a node whose derivative is made, for mul_quotient: the
+ * function's own node, or a new one (a x in a (x / sqrt(1 + a^2 x^2))),
+ * its derivative p' n + p n' recorded. Only a product of p and n
+ * themselves, whose operands' derivatives are made: a node the
+ * simplifier made of something else would have operands the rules would
+ * take for constants. NULL where it is not. */
+static dnc_node *made(dctx *d, dnc_node *p, dnc_node *n)
+{
+  dnc_node *pn = S(OP_MUL, p, n);
+  if (pn->id < d->nids && d->done[pn->id])
+    return d->dv[pn->id] ? pn : NULL;
+  if (pn->op != OP_MUL || !((pn->arg[0] == p && pn->arg[1] == n) ||
+                            (pn->arg[0] == n && pn->arg[1] == p)))
+    return NULL;
+  dnc_node *dpn = add(d, mul(d, d->dv[p->id], n), mul(d, p, d->dv[n->id]));
+  if (!dpn)
+    return NULL;
+  if (pn->id >= d->nids) {
+    uint32_t m = pn->id + 1;
+    dnc_node **dv = dnc_arena_alloc(d->scratch, sizeof *dv * m);
+    unsigned char *done = dnc_arena_alloc(d->scratch, m);
+    memcpy(dv, d->dv, sizeof *dv * d->nids);
+    memcpy(done, d->done, d->nids);
+    d->dv = dv, d->done = done, d->nids = m;
+  }
+  d->dv[pn->id] = dpn;
+  d->done[pn->id] = 1;
+  return pn;
+}
+
 /* p times a quotient (n / b, or n rsqrt(v)), both depending on the
  * variable: d/da of a (x / sqrt(1 + (a x)^2)), of the inlined call a
  * g(x; c = a) with g(u; c) = u / hypot(1, c u), of a (x / (1 + |a x|)).
@@ -294,10 +326,8 @@ static dnc_node *div_exact(dctx *d, dnc_node *e, dnc_node *const *a,
  * does (x / s - a x (a x^2) / s^3, all digits gone from |a x| ~ 1e4 in
  * f32, the wrong sign at 1e5), while the same function written (a x) /
  * sqrt(1 + (a x)^2) takes the exact rules above: its derivative, taken
- * as that of (p n) / b. Only where p n is a node of the function, whose
- * derivative is made (a x, the square's base), so that the rules' tests
- * of their operands see derivatives; else NULL, as where no exact rule
- * (div_exact) takes (p n) / b. */
+ * as that of (p n) / b (made(): p n with its derivative); NULL where no
+ * exact rule (div_exact) takes (p n) / b. */
 static dnc_node *mul_quotient(dctx *d, dnc_node *const *a, dnc_node *const *da)
 {
   if (!da[0] || !da[1])
@@ -308,8 +338,8 @@ static dnc_node *mul_quotient(dctx *d, dnc_node *const *a, dnc_node *const *da)
       dnc_node *t = q->arg[1 - j];
       if (t->op != OP_RSQRT && !pow_base(t, -0.5))
         continue;
-      dnc_node *pn = S(OP_MUL, p, q->arg[j]);
-      if (pn->id >= d->nids || !d->done[pn->id] || !d->dv[pn->id])
+      dnc_node *pn = made(d, p, q->arg[j]);
+      if (!pn)
         continue;
       dnc_node *b[2] = {pn, t}, *db[2] = {d->dv[pn->id], d->dv[t->id]};
       dnc_node *r = mul_isru(d, b, db);
@@ -318,8 +348,8 @@ static dnc_node *mul_quotient(dctx *d, dnc_node *const *a, dnc_node *const *da)
     }
     if (q->op != OP_DIV)
       continue;
-    dnc_node *pn = S(OP_MUL, p, q->arg[0]);
-    if (pn->id >= d->nids || !d->done[pn->id] || !d->dv[pn->id])
+    dnc_node *pn = made(d, p, q->arg[0]);
+    if (!pn)
       continue;
     dnc_node *b[2] = {pn, q->arg[1]};
     dnc_node *db[2] = {d->dv[pn->id], d->dv[q->arg[1]->id]};
@@ -826,18 +856,19 @@ dnc_node *dnc_diff(dnc_dag *g, dnc_node *root, int wrt)
   dnc_arena *scratch = dnc_arena_new();
   uint32_t n;
   dnc_node **s = dnc_schedule(g, scratch, root, &n);
-  dnc_node **dv = dnc_arena_alloc(scratch, sizeof *dv * ((size_t)root->id + 1));
-  unsigned char *done = dnc_arena_alloc(scratch, (size_t)root->id + 1);
-  dctx d = {g, wrt, dv, done, root->id + 1};
+  dctx d = {g, wrt, NULL, NULL, root->id + 1, scratch};
+  d.dv = dnc_arena_alloc(scratch, sizeof *d.dv * ((size_t)root->id + 1));
+  d.done = dnc_arena_alloc(scratch, (size_t)root->id + 1);
   for (uint32_t i = 0; i < n && !g->over; i++) {
     dnc_node *e = s[i];
     dnc_node *da[3] = {NULL, NULL, NULL};
     for (int k = 0; k < e->nargs; k++)
-      da[k] = dv[e->arg[k]->id];
-    dv[e->id] = rules[e->op](&d, e, e->arg, da);
-    done[e->id] = 1;
+      da[k] = d.dv[e->arg[k]->id];
+    dnc_node *de = rules[e->op](&d, e, e->arg, da);
+    d.dv[e->id] = de; /* (d.dv may have grown in the rule) */
+    d.done[e->id] = 1;
   }
-  dnc_node *r = dv[root->id];
+  dnc_node *r = d.dv[root->id];
   dnc_arena_free(scratch);
   if (!r && !g->over)
     r = dnc_const(g, 0.0);

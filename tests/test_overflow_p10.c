@@ -283,7 +283,8 @@ static const dnc_function *named(const dnc_module *m, const char *name)
  *   a (x / sqrt(1 + (a x)^2)) and its kin: d/da by the product rule,
  *   x/s - a x (a x^2)/s^3, cancelled (4 % off at x = 1e3 in f32, the
  *   wrong sign at 1e5), where (a x) / sqrt(...) takes diff.c's exact
- *   rules: now taken for a p (n / b) too (mul_quotient), the true
+ *   rules: now taken for a p (n / b) too (mul_quotient; a x made where
+ *   the function has none, as in a^2 x^2), the true
  *   x / (1 + (a x)^2)^1.5 (hypot's too; softsign's x / (1 + |a x|)^2);
  *   sigmoid(a x) sigmoid(-a x): -a x parses as (-a) x, which the sigmoid
  *   pair rule did not take (0 for -a^2 x/8 at x = 3e-20 in f64);
@@ -294,6 +295,7 @@ static void test_spellings(dnc_context *ctx)
       "fn i1(x; a = 0.7) = a * (x / sqrt(1 + (a * x)^2))\n"
       "fn i3(x; a = 0.7) = x / sqrt(1 + (a * x)^2) * a\n"
       "fn i4(x; a = 0.7) = a * (x * rsqrt(1 + (a * x)^2))\n"
+      "fn i8(x; a = 0.7) = a * (x / sqrt(1 + a^2 * x^2))\n"
       "fn i5(x; a = 0.7) = a * (x / hypot(1, a * x))\n"
       "fn g(u; c = 1) = u / hypot(1, c * u)\n"
       "fn i6(x; a = 0.7) = a * g(x; c = a)\n"
@@ -304,7 +306,8 @@ static void test_spellings(dnc_context *ctx)
   if (!ok(dnc_compile_string(ctx, "sp.dn", text, strlen(text), &m) == DNC_OK,
           "the spellings compile"))
     return;
-  static const char *const isru[] = {"i1", "i3", "i4", "i5", "i6", "soft"};
+  static const char *const isru[] = {"i1", "i3", "i4", "i8", "i5", "i6",
+                                     "soft"};
   static const dnc_dtype ts[] = {DNC_F32, DNC_F64};
   for (size_t i = 0; i < sizeof isru / sizeof *isru; i++)
     for (int k = 0; k < 2; k++)
