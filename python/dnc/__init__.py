@@ -216,6 +216,12 @@ class Context:
         default). A copy of the context starts on its own threads."""
         st = C.lib.dnc_context_use_openmp(
             self._h, _text_arg(library, "use_openmp's library"))
+        if st == C.ERR_NOT_FOUND:
+            # a runtime this process has not loaded: a library's error, as
+            # one that is not OpenMP's is an argument's (it was dnc.Error)
+            last = C.lib.dnc_last_error()
+            raise LoadError("Context.use_openmp(%r): %s" % (
+                library, last.decode() if last else "not loaded"), st)
         if st != C.OK:
             _raise(st, "Context.use_openmp(%r)" % (library,))
         self.openmp = library

@@ -578,10 +578,13 @@ def decomposed(on=True):
         _force.on = old
 
 
-def torch_form(fn):
+def torch_form(fn, module=None):
     """(f, df/dx, [df/dp for each parameter]): Python functions over
-    tensors, f(x, *params), as `dnc diff --format torch` prints them."""
-    return _form(_source_of(fn), fn.name)[:3]
+    tensors, f(x, *params), as `dnc diff --format torch` prints them. fn:
+    what PointwiseNorm takes (a dnc.Function, a name in module= or of
+    STANDARD, or dnc source)."""
+    f = resolve(fn, module)
+    return _form(_source_of(f), f.name)[:3]
 
 
 def _form(source, name):

@@ -256,7 +256,7 @@ def test_openmp_runtime():
     runs on OpenMP: the same bits as on dnc's own, in a fork()ed child
     too; Context.use_openmp's refusals."""
     ctx = dnc.Context(threads=2)
-    raises(dnc.Error, lambda: ctx.use_openmp("libdnc-no-such-omp.so"),
+    raises(dnc.LoadError, lambda: ctx.use_openmp("libdnc-no-such-omp.so"),
            "a runtime that is not loaded", "is not loaded in this process")
     raises(dnc.Error, lambda: ctx.use_openmp(""), "an empty name",
            "the library's name is empty")

@@ -488,3 +488,14 @@ def test_helpers_at_subnormals_equal_kernels(dtype):
         ok(torch.allclose(d, k, rtol=4 * torch.finfo(dtype).eps, atol=0),
            "%s %s at %s: the form = the kernels" % (src, dtype, xs),
            lambda: (d, k))
+
+
+def test_torch_form_takes_names_and_source():
+    """torch_form takes what PointwiseNorm takes: a name of STANDARD or
+    dnc source, as well as a dnc.Function (a name was an AttributeError)."""
+    x = torch.linspace(-3, 3, 7, dtype=torch.float64)
+    a = torch.tensor([0.5], dtype=torch.float64)
+    f, dfdx, dps = dt.torch_form("dyt")
+    g = dt.torch_form("fn dyt(x; alpha = 0.5) = tanh(alpha * x)")[0]
+    ok(torch.allclose(f(x, a), torch.tanh(0.5 * x)), "by name")
+    ok(torch.equal(f(x, a), g(x, a)), "by source, the same")
