@@ -195,6 +195,7 @@ static int parse_stage(dnc_space *sp, scan *s)
     expected(s, "a stage name");
     return 0;
   }
+  st.at = (uint32_t)at;
   for (int k = 0; k < sp->nstages; k++)
     if (!strcmp(sp->stages[k].name, st.name)) {
       /* two were taken as two stages, and their candidates' names
@@ -595,10 +596,11 @@ dnc_space *dnc_space_load(dnc_mod *m, const char *path)
   for (int k = 0; k < sp->nstages && m->diags.nerrors == errors0; k++) {
     sp->size *= sp->stages[k].nalt;
     if (sp->size > MAX_CANDIDATES) {
-      dnc_diag_add(&m->diags, DNC_SEV_ERROR, src, DNC_NOLOC,
+      const stage *st = &sp->stages[k];
+      dnc_diag_add(&m->diags, DNC_SEV_ERROR, src,
+                   (dnc_loc){st->at, st->at + (uint32_t)strlen(st->name)},
                    "the space holds over %d candidates by stage '%s'; "
-                   "split it into several specs", MAX_CANDIDATES,
-                   sp->stages[k].name);
+                   "split it into several specs", MAX_CANDIDATES, st->name);
     }
   }
   if (m->diags.nerrors != errors0) {

@@ -101,6 +101,7 @@ typedef struct stage {
   const char *name;
   int nalt;
   alt *alts;
+  uint32_t at; /* its name's place in the spec, for errors about it */
 } stage;
 
 /* Settings: `set NAME = VALUE`. ORDER: the table in search.c. */

@@ -323,7 +323,7 @@ spec 'base T(x) = tanh(x)' 'base U(x) = erf(x)' 'base V(x) = sin(x)' 'base W(x) 
   "stage a: id$(printf ' | scale(%d)' $(seq 1 99))" \
   "stage b: id$(printf ' | shift(%d)' $(seq 1 99))" \
   "stage c: id$(printf ' | gain(%d)' $(seq 1 99))"
-err "a space over 4,000,000 candidates" 1 "e.dns: error: the space holds over 4000000 candidates by stage 'c'" \
+err "a space over 4,000,000 candidates: located at the stage" 1 "e.dns:8:7: error: the space holds over 4000000 candidates by stage 'c'" \
   "$DNC" search e.dns
 err "a spec that is missing" 1 "cannot open 'none.dns'" "$DNC" search none.dns
 err "no spec" 2 "no search spec" "$DNC" search
