@@ -357,6 +357,7 @@ static int read_journal(run *r, dnc_mod *m, const char *head, off_t *good)
    * before " build" is the search's, the rest dnc's build */
   size_t own = (size_t)(strstr(head, " build ") - head);
   if (got > 0 && len >= own && !memcmp(line, head, own) &&
+      (len == own || line[own] == ' ') && /* not "... 12" for "... 1" */
       (len != hl - 1 || memcmp(line, head, len))) {
     ok = -1; /* this search, measured by another build of dnc */
     goto out;

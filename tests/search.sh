@@ -159,6 +159,10 @@ err "a journal of another build: a note, measured again" 0 \
   "$DNC" search s.dns -o rebuilt --top 0 -q
 t "... to the tables of an uninterrupted run" \
   sh -c 'cmp rebuilt.csv one.csv && test ! -e rebuilt.journal'
+sed '1s/ \([0-9]*\) build / \19 build /' other.journal >more.journal
+err "... but one of another count of candidates: refused, not measured again" 1 \
+  "more.journal:1:1: error: this journal is not of this search" \
+  "$DNC" search s.dns -o more --top 0 -q
 sed 's/^dnc search journal 2 /dnc search journal 1 /' other.journal >old.journal
 err "a journal of the format before checksums: refused" 1 "old.journal:1:1: error: this journal is of an older dnc (format 1" \
   "$DNC" search s.dns -o old --top 0 -q

@@ -763,6 +763,9 @@ def _watch_replaced(model, norms):
                     else name
     for k in [k for k in _replaced_names if k not in _replaced]:
         del _replaced_names[k]
+    # every optimizer is looked at again at its next step: one that had
+    # stepped before this convert holds the norms it has just replaced
+    _checked.clear()
     if not _hook and _replaced:
         _hook.append(register(_optimizer_step))
 

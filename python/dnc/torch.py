@@ -2113,20 +2113,20 @@ class PointwiseNorm(nn.Module):
             x = self._keyword_input(x, kw)
         elif x is None:  # (None, not a sentinel: fx records the default)
             raise TypeError("PointwiseNorm.forward() missing its input x")
-        if torch.jit.is_tracing():
-            with _quiet_tracer():
-                return self._forward(x)
-        return self._forward(x)
+        return self._traced(x)
 
     if not hasattr(torch, "compile"):
         # PyTorch 1.13's torch.fx rebuilds a forward that takes **kw with
         # Python 3.10's code fields and fails on 3.11: the input by
         # position or as x there
         def forward(self, x):  # noqa: F811
-            if torch.jit.is_tracing():
-                with _quiet_tracer():
-                    return self._forward(x)
-            return self._forward(x)
+            return self._traced(x)
+
+    def _traced(self, x):
+        if torch.jit.is_tracing():
+            with _quiet_tracer():
+                return self._forward(x)
+        return self._forward(x)
 
     def _keyword_input(self, x, kw):
         names = self._ARGS + ((self._dnc_arg,) if self._dnc_arg else ())

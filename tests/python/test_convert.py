@@ -921,9 +921,12 @@ def test_optimizer_made_before_convert_warns():
     model whose deep copy was converted, does not."""
     if not hasattr(torch.optim.Optimizer, "register_step_pre_hook"):
         pytest.skip("PyTorch 1.13 has no optimizer step hooks")
+    dt.convert(nn.Sequential(nn.LayerNorm(4)), "dyt")  # the hook is there
     x = torch.randn(3, 4)
     m = nn.Sequential(nn.Linear(4, 8), nn.LayerNorm(8), nn.Linear(8, 1))
     early = torch.optim.AdamW(m.parameters())
+    m(x).sum().backward()
+    early.step()  # a step before convert: looked at again after it
     original = nn.Sequential(nn.Linear(4, 8), nn.LayerNorm(8))
     kept = torch.optim.SGD(original.parameters(), lr=0.1)
     dt.convert(m, "dyt")
