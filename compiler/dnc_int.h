@@ -192,6 +192,8 @@ typedef struct dnc_parse_state {
   uint32_t tok_end;   /* end of the last token (not of white space) */
   int brace_cut;      /* a 'fn' closed an unclosed '{' (for the note) */
   int in_let;         /* since a 'let', no ';' or end of line yet */
+  int fn_misused;     /* the last 'fn' stood where a name goes */
+  int bar_reported;   /* a '|' has been reported */
 } dnc_parse_state;
 
 dnc_ast *dnc_ast_num(dnc_parse_state *ps, dnc_loc loc, double v);

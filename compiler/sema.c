@@ -175,6 +175,35 @@ static void fn_insert(sema *s, int k)
   s->table[i] = k;
 }
 
+/* What a name brought from NumPy, C or a paper is written as here; NULL
+ * for any other name (the close-name suggestion is tried then). */
+static const char *borrowed_spelling(const char *name)
+{
+  static const char *const table[][2] = {
+      {"pow", "powers are written with '^', as in 'x ^ a'"},
+      {"power", "powers are written with '^', as in 'x ^ a'"},
+      {"powf", "powers are written with '^', as in 'x ^ a'"},
+      {"ln", "the natural logarithm is 'log'"},
+      {"where", "a choice is written 'if c then a else b'"},
+      {"select", "a choice is written 'if c then a else b'"},
+      {"ifelse", "a choice is written 'if c then a else b'"},
+      {"arctan", "did you mean 'atan'?"},
+      {"arcsinh", "did you mean 'asinh'?"},
+      {"fabs", "did you mean 'abs'?"},
+      {"absolute", "did you mean 'abs'?"},
+      {"square", "a square is written 'x ^ 2'"},
+      {"sqr", "a square is written 'x ^ 2'"},
+      {"relu", "ReLU is written 'max(x, 0)'"},
+      {"clip", "did you mean 'clamp'?"},
+      {"logistic", "did you mean 'sigmoid'?"},
+      {"expit", "did you mean 'sigmoid'?"},
+  };
+  for (size_t i = 0; i < sizeof table / sizeof *table; i++)
+    if (!strcmp(name, table[i][0]))
+      return table[i][1];
+  return NULL;
+}
+
 /* Suggests a close name among the user's fns and the built-ins, other
  * than the calling fn itself (which would be recursion). */
 static void suggest_fn(sema *s, dnc_loc loc, const char *name, const char *self)
@@ -772,7 +801,11 @@ static dnc_node *lower_call(sema *s, scope *sc, dnc_ast *e)
     err(s, e->name_loc, "'%s' is not a function", e->name);
   } else {
     err(s, e->name_loc, "unknown function '%s'", e->name);
-    suggest_fn(s, e->name_loc, e->name, sc->fi->ast->name);
+    const char *hint = borrowed_spelling(e->name);
+    if (hint)
+      note(s, e->name_loc, "%s", hint);
+    else
+      suggest_fn(s, e->name_loc, e->name, sc->fi->ast->name);
   }
   /* the arguments' own mistakes are reported too, in the same run */
   for (int i = 0; i < e->nargs && !s->m->dag.over; i++)
@@ -798,7 +831,11 @@ static dnc_node *lower_name(sema *s, scope *sc, dnc_ast *e)
     return NULL;
   }
   err(s, e->loc, "unknown name '%s'", e->name);
-  suggest_name(s, sc, e->loc, e->name);
+  if (!strcmp(e->name, "x") && sc->input.name && strcmp(sc->input.name, "x"))
+    note(s, e->loc, "the input of '%s' is named '%s'", sc->fi->ast->name,
+         sc->input.name);
+  else
+    suggest_name(s, sc, e->loc, e->name);
   return NULL;
 }
 

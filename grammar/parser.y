@@ -412,6 +412,15 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, yyscan_t scanner,
     dnc_diag_add(ps->diags, DNC_SEV_NOTE, ps->src, *loc,
                  "an operator may be missing before this; a product is "
                  "written with '*'");
+  else if (tok == YYSYMBOL_FN && ps->fn_misused)
+    dnc_diag_add(ps->diags, DNC_SEV_NOTE, ps->src, *loc,
+                 "'fn' is a keyword: it cannot name a parameter or a "
+                 "binding");
+  else if (sym_is(tok, "';'") && !eol && ps->brace_depth == 0 &&
+           ps->paren_depth == 0 && !ps->in_header)
+    dnc_diag_add(ps->diags, DNC_SEV_NOTE, ps->src, *loc,
+                 "definitions are separated by new lines; ';' separates "
+                 "the statements of a block '{ ... }'");
   else if ((tok == YYSYMBOL_YYEOF && ps->paren_depth > 0) ||
            (tok == YYSYMBOL_FN && ps->paren_cut))
     dnc_diag_add(ps->diags, DNC_SEV_NOTE, ps->src, ps->open_paren,
