@@ -734,7 +734,17 @@ def _has_data(x):
     subclass (FakeTensor), or any tensor under a dispatch mode
     (FakeTensorMode), may not have. Those take the decomposed form."""
     return type(x) in (torch.Tensor, nn.Parameter) and \
-        _get_current_dispatch_mode() is None
+        _get_current_dispatch_mode() is None and \
+        not _functorch_transforms_113()
+
+
+def _functorch_transforms_113():
+    """PyTorch 1.13's functorch (vmap, grad, jacrev...): its batched and
+    wrapped tensors have no storage for the kernels; the decomposed form's
+    PyTorch operations are what it can transform (functorch itself refuses
+    the autograd.Function around them where a gradient is taken)."""
+    f = getattr(torch._C, "_are_functorch_transforms_active", None)
+    return bool(f and f())
 
 
 # ---------------------------------------------- PyTorch 1.13's path
@@ -1799,7 +1809,8 @@ def _plain_forward(c, channels_last, source, name, threads, fparams, x,
     if getattr(_force, "on", False) or torch.jit.is_tracing() or \
             _get_current_dispatch_mode() is not None or _onnx_exporting():
         return None
-    if HAS_CUSTOM_OPS and _functorch_active():
+    if (HAS_CUSTOM_OPS and _functorch_active()) or \
+            _functorch_transforms_113():
         return None
     if _inference(x, weight, bias, params):
         return _kernel_forward(_function(source, name, threads), x, weight,

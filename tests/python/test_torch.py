@@ -428,6 +428,41 @@ def test_pytorch2_features_refuse_on_1_13():
        "no torch.ops.dnc on PyTorch 1.13")
 
 
+def _vmap():
+    f = getattr(getattr(torch, "func", None), "vmap", None)
+    if f is None:
+        try:
+            from functorch import vmap as f
+        except ImportError:
+            f = None
+    return f
+
+
+@pytest.mark.parametrize("layout", ["last", "first"])
+def test_vmap_without_gradient(layout):
+    """vmap of a norm with no gradient to take (no_grad): PyTorch 1.13's
+    functorch as well as torch.func, whose batched tensors have no storage
+    for the kernels; the decomposed form computes it."""
+    vmap = _vmap()
+    if vmap is None:
+        pytest.skip("no vmap in this PyTorch")
+    torch.manual_seed(3)
+    first = layout == "first"
+    norm = dt.PointwiseNorm(6, "derf", channels_last=not first)
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 1.5)
+        norm.bias.uniform_(-0.5, 0.5)
+        norm.shift.fill_(0.25)
+    x = torch.randn(3, 4, 6, 5) if first else torch.randn(3, 4, 5, 6)
+    shape = (-1, 1) if first else (-1,)  # a sample is [N, C, W]
+    ref = norm.weight.view(shape) * torch.erf(norm.alpha * x + norm.shift) \
+        + norm.bias.view(shape)
+    with torch.no_grad():
+        y = vmap(norm)(x)
+    ok(torch.allclose(y, ref, atol=1e-6), "vmap of a %s norm under "
+       "no_grad" % layout)
+
+
 def _plain_reference(model):
     """model with each PointwiseNorm of derf replaced by the plain PyTorch
     Derf module holding the same values."""
