@@ -65,19 +65,24 @@ def _guess(m, overrides):
     if any(p and p[-1] == "1" for p in perms) or \
             re.search(r"movedim\(\s*1\s*,", src):
         return True, False
-    if not perms and "movedim(" not in src and "transpose(" not in src \
-            and not isinstance(m, nn.LayerNorm) and \
-            re.search(r"layer_norm\(|mean\(\s*(dim\s*=\s*)?-1\b", src):
+    # (an nn.LayerNorm subclass too: timm's LayerNorm, fast_layer_norm)
+    if not perms and not re.search(r"movedim\(|transpose\(|rearrange\(|"
+                                   r"einsum\(|\.T\b|\.mT\b", src) \
+            and re.search(r"layer_norm\(|mean\(\s*(dim\s*=\s*)?-1\b", src):
         return False, False  # written from scratch, over the last dim
     return None, False
 
 
-def _unclear(m):
+def _unclear(m, path=None):
+    cls = type(m)
     return ValueError(
-        "dnc.convert: %s has a forward of its own, from which it is not "
+        "dnc.convert: %s%s has a forward of its own, from which it is not "
         "clear which dimension it normalizes; pass "
-        "channels_first_classes={%s: True or False}"
-        % (type(m).__name__, type(m).__name__))
+        "channels_first_classes={%s: True or False} (the class %s.%s or "
+        "its name: an override given for a base class, nn.LayerNorm say, "
+        "does not reach a subclass with a forward of its own)"
+        % (path + ": " if path else "", cls.__name__, cls.__name__,
+           cls.__module__, cls.__qualname__))
 
 
 def channels_first(m, overrides=None):
@@ -147,8 +152,15 @@ def _is_layernorm(m):
     if isinstance(m, nn.LayerNorm):
         return True
     w, b = _vec(m, "weight"), _vec(m, "bias")
-    return ("layernorm" in type(m).__name__.lower() and _leaf(m) and
-            w is not None and b is not None and b.shape == w.shape)
+    if not ("layernorm" in type(m).__name__.lower() and _leaf(m) and
+            w is not None):
+        return False
+    if b is not None:
+        return b.shape == w.shape
+    # a bias-free LayerNorm that calls layer_norm (nanoGPT's bias=False):
+    # the probe checks that it computes weight * layernorm(x)
+    return getattr(m, "bias", None) is None and \
+        "layer_norm(" in _forward_source(m)
 
 
 def _is_rmsnorm(m):
@@ -162,7 +174,8 @@ def _is_rmsnorm(m):
             getattr(m, "bias", None) is not None:
         return False
     name = type(m).__name__.lower()
-    if name.endswith("rmsnorm"):
+    # timm's RmsNormFp32 and RmsNorm2d(Fp32) too: the probe finds the layout
+    if re.search(r"rmsnorm(2d)?(fp32)?$", name):
         return _scale(m) is not None
     return "layernorm" in name and _vec(m, "weight") is not None and \
         "layer_norm(" not in _forward_source(m)
@@ -188,16 +201,22 @@ def _unknown_norm(m):
     """A leaf module named like a norm (*Norm, *Norm2d, *NormGated) that is
     neither a LayerNorm nor an RMSNorm dnc recognises, nor a batch, group
     or local-response norm: convert warns that it stays."""
-    if isinstance(m, (_dt.PointwiseNorm,) + _OTHER_NORMS) or not _leaf(m):
+    name = type(m).__name__.lower()
+    # a norm with its activation (timm's RmsNormAct2d: act, drop) has
+    # children; another module named *Norm with children is a container
+    # (a PreNorm wrapper) whose norm inside is converted
+    if isinstance(m, (_dt.PointwiseNorm,) + _OTHER_NORMS) or \
+            (not _leaf(m) and not re.search(r"normact(\dd)?$", name)):
         return False
     if _is_layernorm(m) or _is_rmsnorm(m):
         return False
-    name = type(m).__name__.lower()
     # batch, group and instance norms by name too (torchvision's
     # FrozenBatchNorm2d is not an nn.BatchNorm); the gated RMSNorms of
     # Mamba2 and its kin (forward(x, gate=None)) are warned about: a
     # PointwiseNorm takes x alone
-    return re.search(r"norm(\dd)?(gated)?$", name) is not None and \
+    # timm's *NormFp32, *NormAct, *NormAct2d as well
+    return re.search(r"norm(\dd)?(act(\dd)?)?(gated)?(fp32)?$", name) \
+        is not None and \
         not re.search(r"batch|group|instance|localresponse", name)
 
 
@@ -309,8 +328,8 @@ def _probe(m, k, c):
     """What m's forward computes on probe inputs: [(cf, base, offset)],
     each a layout (cf: over dimension 1 of 2 x C x 3 x 5, else over the
     last of 2 x 3 x C) and a normalization (base) whose weight * base(x)
-    (+ bias; offset: (1 + weight), RMSNorm classes only, Gemma's) m
-    reproduces; a string saying why m ran on neither probe instead (it
+    (+ bias; offset: (1 + weight), Gemma's RMSNorms, Nemotron's
+    LayerNorm1P) m reproduces; a string saying why m ran on neither probe instead (it
     raised; it has no values, on the meta device)."""
     w, b = _weights(m, k)
     ref = next((t for t in itertools.chain(m.parameters(), m.buffers())
@@ -325,7 +344,10 @@ def _probe(m, k, c):
     probes = [(False, (2, s1, c)), (False, (2, s1, s2, c)),
               (True, (2, c, s1, s2))]
     scales = [(False, w)]
-    if k == "rmsnorm" and w is not None:
+    # (1 + weight): Gemma's RMSNorms; a LayerNorm whose source says so,
+    # Nemotron's LayerNorm1P (not every LayerNorm: at weight 1 and bias 0,
+    # 2 * layer_norm(x) would pass for it)
+    if w is not None and (k == "rmsnorm" or _offset_in_source(m)):
         scales.append((True, 1 + w.detach()))
     bases = ("rmsnorm", "layernorm") if k == "rmsnorm" else ("layernorm",)
     eps = _eps(m)
@@ -393,6 +415,17 @@ def _site(m, path, k, overrides):
     found = _probe(m, k, c)
     name = type(m).__name__
     if isinstance(found, str):  # no probe ran: the class's word
+        # children that compute (timm's LayerNormAct2d: act, drop) would be
+        # lost, and no probe can say they are the identity
+        extra = [n for n, c in m.named_children()
+                 if n != "parametrizations" and
+                 not isinstance(c, (nn.Identity, nn.Dropout))]
+        if extra and not forced:
+            return ("%s, and its child module%s %s may compute more than a "
+                    "norm (an activation would be lost); pass "
+                    "channels_first_classes={%s: ...} to convert it all the "
+                    "same" % (found, "s" if len(extra) > 1 else "",
+                              ", ".join(extra), name))
         if guess is None:
             # an RMSNorm is over the last dimension, as nn.RMSNorm, unless
             # its forward's source points at dimension 1 (mean(1),
@@ -403,17 +436,19 @@ def _site(m, path, k, overrides):
                     r"\[\s*:\s*,\s*None\s*,", _forward_source(m)):
                 guess = False
             else:
-                raise _unclear(m)
-        return _Site(guess, k, True if k == "rmsnorm" and
-                     _offset_in_source(m) else None, found)
+                raise _unclear(m, path)
+        return _Site(guess, k, True if _offset_in_source(m) else None,
+                     found)
     if not found:
         if forced:
             return _Site(guess, k, None)
         return ("its output on a probe input is not weight * %s(x)%s "
-                "over the last dimension nor over dimension 1 (pass "
+                "over the last dimension nor over dimension 1: it computes "
+                "something else (an activation after the norm, another "
+                "scale), which a PointwiseNorm would not; "
                 "channels_first_classes={%s: False (the last) or True "
-                "(dimension 1)} to convert it all the same)"
-                % (k, " + bias" if k == "layernorm" else "", name))
+                "(dimension 1)} converts it all the same, keeping only the "
+                "norm" % (k, " + bias" if k == "layernorm" else "", name))
     layouts = {cf for cf, _, _ in found}
     if forced and guess not in layouts:
         raise ValueError(
@@ -428,7 +463,7 @@ def _site(m, path, k, overrides):
     elif guess is not None:
         cf = guess  # a probe that cannot tell (a weight of zeros)
     else:
-        raise _unclear(m)
+        raise _unclear(m, path)
     _, base, offset = next(f for f in found if f[0] == cf)
     return _Site(cf, base, offset)
 

@@ -204,10 +204,27 @@ def test_an_override_names_the_class_whose_forward_runs():
     ok(not m[0].channels_last, "PermutingLN's own forward decides")
     ok(m[1].channels_last and m[2].channels_last, "the override names "
        "TimmLayerNorm and its subclass")
+    m = dt.convert(nn.Sequential(TimmLayerNorm(c)).to("meta"), "dyt")
+    ok(m[0].channels_last, "on the meta device, without an override: "
+       "a LayerNorm subclass whose forward calls layer_norm( and moves no "
+       "dimension is over the last, as on the CPU, where the probe says so")
+
+    def rearrange(x, pattern):  # einops' (never run: no probe on meta)
+        raise NotImplementedError
+
+    class EinopsLN(nn.LayerNorm):
+        def forward(self, x):
+            x = rearrange(x, "b c h w -> b h w c")
+            x = F.layer_norm(x, self.normalized_shape, self.weight,
+                             self.bias, self.eps)
+            return rearrange(x, "b h w c -> b c h w")
+
     raises(ValueError, lambda: dt.convert(
-        nn.Sequential(TimmLayerNorm(c)).to("meta"), "dyt"),
-        "on the meta device, without an override: not clear",
-        "channels_first_classes={LayerNorm: True or False}")
+        nn.Sequential(EinopsLN(c)).to("meta"), "dyt"),
+        "on the meta device, a forward that rearranges: not clear, located",
+        "0: EinopsLN has a forward of its own, from which it is not clear "
+        "which dimension it normalizes; pass channels_first_classes="
+        "{EinopsLN: True or False}")
 
 
 
@@ -303,3 +320,151 @@ def test_gemma_checkpoint_loads_into_a_model_converted_on_meta():
     ok(torch.allclose(conv[1].weight, 1 + sd["1.weight"]) and
        torch.equal(conv[2].weight, sd["2.weight"]),
        "Gemma's weight loads as 1 + weight, LLaMA's as it is")
+
+
+class NemotronLayerNorm1P(nn.LayerNorm):
+    """Hugging Face's NemotronLayerNorm1P: a LayerNorm scaling by 1 +
+    weight (its weight starts at 0)."""
+
+    def forward(self, x):
+        return F.layer_norm(x, self.normalized_shape, self.weight + 1,
+                            self.bias, self.eps)
+
+
+def test_a_layernorm_scaling_by_one_plus_weight():
+    """Nemotron's LayerNorm1P was refused on the CPU ('neither layout'),
+    and converted on the meta device with its checkpoint's weight (about
+    0) loading as the scale itself, silently."""
+    torch.manual_seed(5)
+    c = 6
+
+    def model():
+        return nn.Sequential(nn.Linear(c, c), NemotronLayerNorm1P(c))
+    pre = model()
+    with torch.no_grad():
+        pre[1].weight.uniform_(-0.3, 0.3)
+        pre[1].bias.uniform_(-0.3, 0.3)
+    sd = pre.state_dict()
+    conv = dt.convert(copy.deepcopy(pre), "dyt", keep_affine=True)
+    ok(isinstance(conv[1], dt.PointwiseNorm) and conv[1].channels_last and
+       torch.allclose(conv[1].weight, 1 + sd["1.weight"]) and
+       torch.equal(conv[1].bias, sd["1.bias"]),
+       "keep_affine copies 1 + weight and the bias")
+    for meta in (False, True):
+        m = model().to("meta") if meta else model()
+        m = dt.convert(m, "dyt")
+        if meta:
+            m = m.to_empty(device="cpu")
+            m[1].reset_parameters()
+        m.load_state_dict(sd, strict=False)
+        ok(torch.allclose(m[1].weight, 1 + sd["1.weight"]),
+           "the checkpoint's weight loads as 1 + weight (%s)"
+           % ("meta" if meta else "cpu"))
+
+
+def test_a_norm_that_activates_stays_on_meta_too():
+    """On the meta device no probe runs; a LayerNorm subclass with
+    children that compute (timm's LayerNormAct2d) lost its GELU there,
+    silently."""
+    c = 5
+    model = nn.Sequential(nn.Conv2d(3, c, 1), LayerNormAct2d(c),
+                          nn.Conv2d(c, c, 1), TimmLayerNorm(c)).to("meta")
+    with pytest.warns(UserWarning, match=r"1 \(LayerNormAct2d\): its "
+                      r"parameters are on the meta device, and its child "
+                      r"module act may compute more than a norm"):
+        conv = dt.convert(model, "dyt")
+    ok(type(conv[1]) is LayerNormAct2d and isinstance(conv[3],
+                                                      dt.PointwiseNorm),
+       "the LayerNorm with its GELU stays on meta; the other is converted")
+    m = dt.convert(nn.Sequential(LayerNormAct2d(c)).to("meta"), "dyt",
+                   channels_first_classes={LayerNormAct2d: True})
+    ok(isinstance(m[0], dt.PointwiseNorm) and not m[0].channels_last,
+       "the caller's override converts it all the same")
+
+
+class RmsNormFp32(nn.Module):
+    """timm.layers.RmsNormFp32: an RMSNorm computed in float32."""
+
+    def __init__(self, c, eps=1e-6):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(c))
+
+    def forward(self, x):
+        y = x.float()
+        y = y * torch.rsqrt(y.pow(2).mean(-1, keepdim=True) + self.eps)
+        return (y * self.weight.float()).to(x.dtype)
+
+
+class RmsNorm2dFp32(ChannelRMSNorm):
+    """timm.layers.RmsNorm2dFp32: over dimension 1."""
+
+
+class RmsNormAct2d(nn.Module):
+    """timm.layers.RmsNormAct2d: an RMSNorm over dimension 1, then an
+    activation (its children)."""
+
+    def __init__(self, c):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(c))
+        self.drop = nn.Identity()
+        self.act = nn.SiLU()
+
+    def forward(self, x):
+        r = torch.rsqrt(x.pow(2).mean(1, keepdim=True) + 1e-6)
+        return self.act(self.drop(x * r * self.weight[:, None, None]))
+
+
+class PreNorm(nn.Module):
+    """A container named like a norm (lucid-style): its norm inside is
+    converted, and it is no norm to warn about."""
+
+    def __init__(self, c, fn):
+        super().__init__()
+        self.norm = nn.LayerNorm(c)
+        self.fn = fn
+
+    def forward(self, x):
+        return self.fn(self.norm(x))
+
+
+class NanoGPTLayerNorm(nn.Module):
+    """nanoGPT's LayerNorm(ndim, bias): F.layer_norm with an optional bias."""
+
+    def __init__(self, c, bias):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(c))
+        self.bias = nn.Parameter(torch.zeros(c)) if bias else None
+
+    def forward(self, x):
+        return F.layer_norm(x, self.weight.shape, self.weight, self.bias,
+                            1e-5)
+
+
+def test_norms_named_otherwise_are_converted_or_warned():
+    """timm's RmsNormFp32 and RmsNorm2dFp32 (deepseek_vit, *_rms models)
+    were skipped without a word; RmsNormAct2d too; nanoGPT's bias-free
+    LayerNorm was 'not recognised'."""
+    torch.manual_seed(6)
+    c = 6
+    model = _perturbed(nn.Sequential(
+        nn.Conv2d(3, c, 1), RmsNorm2dFp32(c), nn.Conv2d(c, c, 1),
+        RmsNormAct2d(c), nn.Flatten(2), nn.Linear(16, c), RmsNormFp32(c),
+        PreNorm(c, nn.Linear(c, c)), NanoGPTLayerNorm(c, False)))
+    ref = copy.deepcopy(model)
+    with pytest.warns(UserWarning) as rec:
+        conv = dt.convert(model, "dyt", keep_affine=True)
+    said = " ".join(str(w.message) for w in rec)
+    ok("3 (RmsNormAct2d)" in said and "PreNorm" not in said,
+       "RmsNormAct2d is warned about, the PreNorm container is not", said)
+    ok(isinstance(conv[1], dt.PointwiseNorm) and not conv[1].channels_last
+       and isinstance(conv[6], dt.PointwiseNorm) and conv[6].channels_last
+       and isinstance(conv[7].norm, dt.PointwiseNorm) and
+       isinstance(conv[8], dt.PointwiseNorm) and conv[8].bias is None,
+       "RmsNorm2dFp32 channels first, RmsNormFp32, the LayerNorm inside "
+       "PreNorm and nanoGPT's bias-free LayerNorm converted")
+    ok(torch.equal(conv[8].weight, ref[8].weight) and
+       torch.equal(conv[1].weight, ref[1].weight),
+       "keep_affine copies their weights")
+    x = torch.randn(2, 3, 4, 4)
+    ok(conv(x).shape == ref(x).shape, "the converted model runs")
