@@ -26,8 +26,6 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils import parametrize
 
-from . import torch as _dt
-
 __all__ = ["convert", "convert_layernorm", "convert_rmsnorm", "find_norms",
            "fit_initial", "channels_first"]
 
@@ -1013,3 +1011,9 @@ def fit_initial(model, fn, batches, module=None, *, kind="all",
                                 if r.bad_param else ""))
         out[path] = {n: r.values[n] for n in names}
     return out
+
+
+# dnc.torch re-exports this module's functions from its last lines, so it
+# is imported here, once they are defined, not at the top: `import
+# dnc.convert` before dnc.torch was a circular ImportError.
+from . import torch as _dt  # noqa: E402

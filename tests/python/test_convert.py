@@ -5,6 +5,9 @@ and channels first; reference DyT and Derf checkpoints loading strictly;
 channels-first LayerNorm subclasses; RMSNorm; per-site and fitted initial
 values; repr."""
 import copy
+import os
+import subprocess
+import sys
 import warnings
 
 import pytest
@@ -14,6 +17,21 @@ from torch import nn
 import dnc.torch as dt
 import dnc.convert as dconv
 from checks import ok, raises
+
+
+@pytest.mark.parametrize("first", ["import dnc.convert",
+                                   "from dnc import convert",
+                                   "from dnc.convert import convert"])
+def test_convert_imported_first(first):
+    """dnc.convert imported before dnc.torch, in a new process: it was a
+    circular ImportError (dnc.torch re-exports convert's functions)."""
+    pkg = os.path.dirname(os.path.dirname(os.path.abspath(dconv.__file__)))
+    env = dict(os.environ, PYTHONPATH=pkg + os.pathsep +
+               os.environ.get("PYTHONPATH", ""))
+    r = subprocess.run([sys.executable, "-c", first + "; import dnc.torch; "
+                        "assert dnc.torch.convert is dnc.convert.convert"],
+                       env=env, capture_output=True, text=True, timeout=300)
+    ok(r.returncode == 0, "%s, then dnc.torch" % first, r.stderr[-2000:])
 
 torch.manual_seed(0)
 
