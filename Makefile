@@ -262,7 +262,7 @@ bench: $(BUILD)/bench/kernels $(BUILD)/bench/incache $(BUILD)/bench/pool_wait $(
 # manylinux policy allows): for a
 # machine without LLVM 19, such as the 16-core benchmark machine, where
 # bench/device.sh builds the benchmarks against it. Compressed with xz.
-bundle: $(BUILD)/bundle/libdnc.so.xz
+bundle: $(BUILD)/bundle/libdnc.so.xz $(BUILD)/bundle/libsleef.so.3
 
 # LLVM's compression libraries, static (zlib1g-dev and libzstd-dev,
 # tools/deps.sh): the shared ones where the archives are missing.
@@ -279,8 +279,13 @@ $(BUILD)/bundle/libdnc.so.xz: $(LIB_OBJ)
 	  -Wl,--exclude-libs,ALL $(LIBS) -ldl -lrt
 	strip $(BUILD)/bundle/libdnc.so
 	xz -T0 -3 -f $(BUILD)/bundle/libdnc.so
+
+# What bench/device.sh builds the benchmarks with beside the library (not
+# the wheel's: it needs no SLEEF).
+$(BUILD)/bundle/libsleef.so.3: runtime/dnc.h
+	@mkdir -p $(BUILD)/bundle
 	cp runtime/dnc.h $(wildcard /usr/include/sleef.h /usr/include/*/sleef.h) $(BUILD)/bundle/
-	cp -L /usr/lib/x86_64-linux-gnu/libsleef.so.3 $(BUILD)/bundle/
+	cp -L $(firstword $(wildcard /usr/lib/*/libsleef.so.3 /usr/lib/libsleef.so.3) libsleef.so.3) $(BUILD)/bundle/
 
 # A wheel for machines without LLVM 19: the library of `make bundle` (LLVM
 # linked in) and python/dnc, tagged manylinux_<glibc>_<arch> for this
@@ -358,6 +363,9 @@ install: all
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' \
 	  -e 's|@LLVM_LIBDIR@|$(shell $(LLVM_CONFIG) --libdir)|g' \
 	  tools/dnc.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/dnc.pc
+	@# the loader's cache: /usr/local/lib is searched only through it
+	-@if [ -z "$(DESTDIR)" ] && [ -w /etc/ld.so.cache ] && command -v ldconfig >/dev/null; then \
+	  ldconfig; fi
 
 # Exactly what install wrote, by name: no pattern, so another version's
 # libdnc.so.X.Y.Z (or any other file beside them) stays.

@@ -5,12 +5,15 @@
 #  2. the virtualenv .venv over Debian's /usr/bin/python3 with the PyPI
 #     packages of tools/requirements-venv.txt (PyTorch 2 and the rest),
 #     remade only when that file changes (its digest is kept in the venv).
+# g++ and libpython3-dev are for dnc.torch's C++ layer call (make torch-ext,
+# tools/torch_ext.sh, part of make test) and tests/install.sh's C++ program;
+# g++ and xz-utils for make bundle / make wheel (tests/python/test_wheel.py).
 # clang-19 and libclang-rt-19-dev (libFuzzer) are for `make fuzz` and the
 # short fuzz run of tests/fuzz.sh in `make test`. DNC_DEPS_VENV=0 skips step 2,
 # DNC_DEPS_SKIP_DEBIAN=1 step 1 (tests/deps.sh). With everything installed
 # it needs no network and no root: it runs neither apt-get nor pip.
 set -e
-pkgs="gcc make pkg-config llvm-19-dev flex bison perl python3 python3-numpy python3-sympy python3-mpmath python3-torch python3-pytest python3-venv libsleef-dev clang-19 libclang-rt-19-dev zlib1g-dev libzstd-dev"
+pkgs="gcc g++ make pkg-config llvm-19-dev flex bison perl python3 python3-numpy python3-sympy python3-mpmath python3-torch python3-pytest python3-venv libsleef-dev clang-19 libclang-rt-19-dev zlib1g-dev libzstd-dev libpython3-dev xz-utils"
 missing=""
 [ "${DNC_DEPS_SKIP_DEBIAN:-0}" = 1 ] && pkgs=""
 for p in $pkgs; do

@@ -100,13 +100,25 @@ def _candidates():
 
 def _load():
     tried = []
+    env = os.environ.get("DNC_LIBRARY")
     for path in _candidates():
         if os.path.exists(path):
             return ctypes.CDLL(path), path
         tried.append(path)
+    if env:
+        # a wrong DNC_LIBRARY is an error, never a fallback to another copy
+        raise ImportError("dnc: cannot find libdnc.so: DNC_LIBRARY names %r, "
+                          "which does not exist"
+                          % env)
     found = ctypes.util.find_library("dnc")
     if found:
-        return ctypes.CDLL(found), found
+        try:
+            return ctypes.CDLL(found), found
+        except OSError as e:
+            raise ImportError(
+                "dnc: found %s on the system's library path but cannot load "
+                "it (%s); after `make install`, run `ldconfig` (or set "
+                "LD_LIBRARY_PATH or DNC_LIBRARY)" % (found, e)) from None
     raise ImportError(
         "dnc: cannot find libdnc.so (looked at %s and the system's library "
         "path); build it with `make`, or set DNC_LIBRARY to its path"

@@ -342,6 +342,16 @@ def test_errors():
                        capture_output=True, text=True)
     ok(r.returncode != 0 and "cannot find libdnc.so" in r.stderr,
        "DNC_LIBRARY naming no file: a clear ImportError", r.stderr[-300:])
+    # ... even where the system's library path has a libdnc (make install
+    # and ldconfig): no silent fallback to that other copy
+    r = subprocess.run([sys.executable, "-c", "import ctypes.util; "
+                        "ctypes.util.find_library = lambda n: %r; import dnc"
+                        % dnc.library_path],
+                       env=dict(os.environ, DNC_LIBRARY="/nonexistent.so"),
+                       capture_output=True, text=True)
+    ok(r.returncode != 0 and "DNC_LIBRARY names '/nonexistent.so'" in
+       r.stderr, "DNC_LIBRARY naming no file, a libdnc on the system's "
+       "path: still the ImportError", r.stderr[-300:])
 
 
 def test_pip_install():

@@ -292,15 +292,18 @@ def find_dnc():
         b = os.environ["DNC_BUILD"]
         cands.append(os.path.join(b if os.path.isabs(b) else
                                   os.path.join(os.getcwd(), b), "dnc"))
-    cands.append(os.path.join(root, "build", "dnc"))
+    if os.path.isfile(os.path.join(root, "runtime", "dnc.h")):
+        cands.append(os.path.join(root, "build", "dnc"))  # a checkout
     for c in cands:
         if os.path.isfile(c) and os.access(c, os.X_OK):
             return c
     w = shutil.which("dnc")
     if w:
         return w
-    raise UsageError("cannot find the dnc binary (tried %s and the PATH): "
-                     "run make, or set DNC or DNC_BUILD" % ", ".join(cands))
+    raise UsageError("cannot find the dnc binary (tried %s the PATH): "
+                     "run make, or set DNC or DNC_BUILD (a pip-installed "
+                     "dnc has no command: `make install` puts one on the "
+                     "PATH)" % "".join(c + ", " for c in cands))
 
 
 def _die_with_parent():
