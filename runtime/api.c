@@ -4,10 +4,14 @@
 #include <dlfcn.h>
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "dnc_aot.h"
@@ -477,6 +481,93 @@ static void set_kernels(dnc_kernels *k, void *const *fns)
   k->layer_backward = (dnc_layer_backward_fn)fns[DNC_K_LAYER_BWD];
 }
 
+/* Whether the image of the loaded library h was mapped from the file
+ * (dev, ino): the mapping of one of its symbols in /proc/self/maps. 0
+ * where that cannot be told. */
+static int mapped_from(void *h, dev_t dev, ino_t ino)
+{
+  void *sym = dlsym(h, "dnc_aot_module_get");
+  FILE *fp = sym ? fopen("/proc/self/maps", "re") : NULL;
+  if (!fp)
+    return 0;
+  char line[4352];
+  int same = 0;
+  while (fgets(line, sizeof line, fp)) {
+    unsigned long lo, hi, off, ino_m;
+    unsigned maj, mnr;
+    if (sscanf(line, "%lx-%lx %*s %lx %x:%x %lu", &lo, &hi, &off, &maj, &mnr,
+               &ino_m) == 6 &&
+        (uintptr_t)sym >= lo && (uintptr_t)sym < hi) {
+      same = ino_m == (unsigned long)ino && makedev(maj, mnr) == dev;
+      break;
+    }
+  }
+  fclose(fp);
+  return same;
+}
+
+/* A copy of the file src in a new private directory, whose path is
+ * returned (malloc'ed; *dir the directory's, for the caller to remove);
+ * NULL with errno set where it cannot be made. */
+static char *private_copy(const char *src, char **dir)
+{
+  const char *tmp = getenv("TMPDIR");
+  if (!tmp || !*tmp)
+    tmp = "/tmp";
+  size_t n = strlen(tmp) + 32;
+  char *d = malloc(n), *f = malloc(n);
+  if (!d || !f) {
+    free(d);
+    free(f);
+    errno = ENOMEM;
+    return NULL;
+  }
+  snprintf(d, n, "%s/dnc-load.XXXXXX", tmp);
+  snprintf(f, n, "%s/dnc-load.XXXXXX/lib.so", tmp);
+  int ok = 0, in = -1, to = -1;
+  if (mkdtemp(d)) {
+    snprintf(f, n, "%s/lib.so", d);
+    in = open(src, O_RDONLY | O_CLOEXEC);
+    if (in >= 0)
+      to = open(f, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0700);
+    ok = to >= 0;
+    char buf[1 << 16];
+    while (ok) {
+      ssize_t r = read(in, buf, sizeof buf);
+      if (r == 0)
+        break;
+      if (r < 0) {
+        ok = errno == EINTR;
+        continue;
+      }
+      for (ssize_t w = 0; ok && w < r;) {
+        ssize_t k = write(to, buf + w, (size_t)(r - w));
+        if (k > 0)
+          w += k;
+        else if (k < 0 && errno != EINTR)
+          ok = 0;
+      }
+    }
+    int e = errno;
+    if (to >= 0 && close(to))
+      ok = 0;
+    if (in >= 0)
+      close(in);
+    if (!ok) {
+      unlink(f);
+      rmdir(d);
+    }
+    errno = e;
+  }
+  if (!ok) {
+    free(d);
+    free(f);
+    return NULL;
+  }
+  *dir = d;
+  return f;
+}
+
 dnc_status dnc_module_load(dnc_context *ctx, const char *path,
                            dnc_module **out)
 {
@@ -499,8 +590,43 @@ dnc_status dnc_module_load(dnc_context *ctx, const char *path,
     free(full);
     return load_error(path, bad);
   }
-  void *dl = dlopen(full, RTLD_NOW | RTLD_LOCAL);
+  /* dlopen hands back a library already loaded under this name without
+   * reading the file: after a rebuild renamed over it (dnc compile
+   * writes so) that is the old library, its old sources and kernels, as
+   * long as a module of it lives (a notebook that compiles again). A
+   * file other than the loaded image's is loaded from a private copy. */
+  char *copy = NULL, *copy_dir = NULL;
+  struct stat now;
+  void *old = dlopen(full, RTLD_LAZY | RTLD_LOCAL | RTLD_NOLOAD);
+  if (old) {
+    int same = !stat(full, &now) && mapped_from(old, now.st_dev, now.st_ino);
+    dlclose(old);
+    if (!same) {
+      copy = private_copy(full, &copy_dir);
+      if (!copy || dnc_aot_check_file(copy, bad, sizeof bad)) {
+        dnc_status st = load_error(
+            path, copy ? bad : "another library loaded from this path is "
+                               "still in use, and a private copy of the "
+                               "new one could not be made in $TMPDIR");
+        if (copy) {
+          unlink(copy);
+          rmdir(copy_dir);
+        }
+        free(copy);
+        free(copy_dir);
+        free(full);
+        return st;
+      }
+    }
+  }
+  void *dl = dlopen(copy ? copy : full, RTLD_NOW | RTLD_LOCAL);
   free(full);
+  if (copy) { /* mapped now, or refused: the copy is not needed */
+    unlink(copy);
+    rmdir(copy_dir);
+    free(copy);
+    free(copy_dir);
+  }
   if (!dl) {
     const char *e = dlerror();
     return load_error(path, e ? e : "dlopen failed");

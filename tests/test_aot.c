@@ -484,6 +484,66 @@ static void test_errors(const char *lib, const char *dir)
  * older dnc's), with its seal never filled in or for another ABI are each
  * refused with DNC_ERR_LOAD and a reason. What strip does is accepted
  * (tests/aot_strip_p11.sh). */
+/* f(1) of the library module m's only function, as its f64 forward */
+static double f_at_1(dnc_module *m)
+{
+  double x = 1, y = NAN;
+  dnc_tensor tx = {&x, DNC_F64, 1, 1, 0}, ty = {&y, DNC_F64, 1, 1, 0};
+  const dnc_function *f = dnc_module_function(m, 0);
+  if (!f || dnc_forward(f, &tx, &ty, NULL) != DNC_OK)
+    return NAN;
+  return y;
+}
+
+/* A library rebuilt and renamed over the path of one still loaded (a
+ * notebook that compiles again): dlopen had handed back the old image,
+ * its old sources and kernels, and DNC_OK */
+static void test_reload(const char *build, const char *dir)
+{
+  char src[512], lib[512], next[512], cmd[2048];
+  dnc_context *c = context_for(NULL, 1);
+  dnc_module *m1 = NULL, *m2 = NULL, *m3 = NULL;
+  snprintf(lib, sizeof lib, "%s/reload.so", dir);
+  snprintf(next, sizeof next, "%s/reload.next.so", dir);
+  for (int k = 2; k <= 3; k++) {
+    snprintf(src, sizeof src, "%s/reload%d.dn", dir, k);
+    FILE *fp = fopen(src, "w");
+    if (fp) {
+      fprintf(fp, "fn f(x) = %d * x\n", k);
+      fclose(fp);
+    }
+    snprintf(cmd, sizeof cmd, "%s/dnc compile %s -o %s --cpu x86-64-v2",
+             build, src, k == 2 ? lib : next);
+    if (!is_int(system(cmd), 0, "reload: dnc compile of f(x) = %d x", k))
+      goto done;
+    if (k == 2) {
+      is_int(dnc_module_load(c, lib, &m1), DNC_OK, "reload: the first loads");
+      unlink(src);
+    } else {
+      unlink(src);
+      ok(!rename(next, lib), "reload: the second renamed over the first");
+    }
+  }
+  is_int(dnc_module_load(c, lib, &m2), DNC_OK,
+         "reload: the new file loads while the old one's module lives");
+  is_int(dnc_module_load(c, lib, &m3), DNC_OK, "reload: and again");
+  ok(m1 && m2 && m3 && f_at_1(m1) == 2 && f_at_1(m2) == 3 &&
+         f_at_1(m3) == 3,
+     "reload: the old module computes 2 x, the new ones 3 x (%g %g %g)",
+     m1 ? f_at_1(m1) : NAN, m2 ? f_at_1(m2) : NAN, m3 ? f_at_1(m3) : NAN);
+  char text[256] = "";
+  if (m2)
+    dnc_function_source(dnc_module_function(m2, 0), text, sizeof text);
+  ok(strstr(text, "3 * x") != NULL,
+     "reload: the new module's source is the new one: %s", text);
+done:
+  dnc_module_free(m1);
+  dnc_module_free(m2);
+  dnc_module_free(m3);
+  dnc_context_free(c);
+  unlink(lib);
+}
+
 static unsigned char *slurp(const char *path, size_t *n)
 {
   FILE *f = fopen(path, "rb");
@@ -592,6 +652,7 @@ int main(void)
     printf("Bail out! %s failed\n", cmd);
     return 1;
   }
+  test_reload(build, dir);
   test_levels(lib);
   test_api(lib);
   test_dlopen(lib);
