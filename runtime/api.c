@@ -18,6 +18,46 @@
 #include "runtime.h"
 #include "fit_bounds.h"
 
+/* fork() while another thread compiles: that thread holds a module's
+ * lock, the JIT's and LLVM's own, and in the child nobody releases them,
+ * so the child's first compile (in a context it inherited, or a new one)
+ * waited for ever. Whatever takes those locks (compiling, differentiating,
+ * making or freeing a JIT or its code) holds this gate shared; fork()
+ * takes it exclusively (pthread_atfork), so that it happens between such
+ * work only. Writer-preferring: a thread compiling in a loop must not
+ * keep fork() waiting for ever (glibc's default prefers readers); held
+ * once a thread (gate_depth), since freeing a module may release its
+ * context. The child makes the gate anew: its thread is not the one that
+ * locked it. */
+static pthread_rwlock_t fork_gate =
+    PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP;
+static pthread_once_t fork_gate_once = PTHREAD_ONCE_INIT;
+static _Thread_local int gate_depth;
+
+static void gate_prepare(void) { pthread_rwlock_wrlock(&fork_gate); }
+static void gate_parent(void) { pthread_rwlock_unlock(&fork_gate); }
+static void gate_child(void)
+{
+  static const pthread_rwlock_t fresh =
+      PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP;
+  memcpy(&fork_gate, &fresh, sizeof fresh);
+}
+static void gate_init(void)
+{
+  pthread_atfork(gate_prepare, gate_parent, gate_child);
+}
+static void gate_enter(void)
+{
+  pthread_once(&fork_gate_once, gate_init);
+  if (gate_depth++ == 0)
+    pthread_rwlock_rdlock(&fork_gate);
+}
+static void gate_leave(void)
+{
+  if (--gate_depth == 0)
+    pthread_rwlock_unlock(&fork_gate);
+}
+
 static _Thread_local char last_error[512];
 
 const char *dnc_last_error(void)
@@ -169,7 +209,9 @@ dnc_status dnc_context_create(const dnc_options *o, dnc_context **out)
                         o->math_bits, o->cache, o->cache_dir};
   char *err = NULL;
   int bad_name;
+  gate_enter();
   ctx->jit = dnc_jit_new(&jo, &err, &bad_name);
+  gate_leave();
   if (!ctx->jit) {
     dnc_set_last_error(err);
     free(err);
@@ -179,7 +221,9 @@ dnc_status dnc_context_create(const dnc_options *o, dnc_context **out)
   ctx->pool = dnc_pool_new(o->threads ? o->threads : dnc_pool_default_threads(),
                            spin_us);
   if (!ctx->pool) {
+    gate_enter();
     dnc_jit_free(ctx->jit);
+    gate_leave();
     free(ctx);
     return DNC_ERR_MEMORY;
   }
@@ -214,7 +258,9 @@ static void context_release(dnc_context *ctx)
   if (atomic_fetch_sub(&ctx->refs, 1) != 1)
     return;
   dnc_pool_free(ctx->pool);
+  gate_enter();
   dnc_jit_free(ctx->jit);
+  gate_leave();
   ctx->pool = NULL;
   ctx->jit = NULL;
   ctx->magic = DNC_CONTEXT_DEAD;
@@ -413,7 +459,9 @@ void dnc_module_free(dnc_module *mod)
 {
   if (!mod)
     return;
+  gate_enter();
   dnc_jit_lib_free(mod->lib); /* frees the kernels' code */
+  gate_leave();
   if (mod->kernels)
     for (size_t i = 0; i < (size_t)mod->m->nfns * DNC_DT__COUNT; i++)
       free(atomic_load(&mod->kernels[i]));
@@ -717,6 +765,7 @@ dnc_status dnc_get_kernels(const dnc_function *f, int t, const dnc_kernels **out
     return DNC_OK;
   }
   dnc_status st = DNC_OK;
+  gate_enter();
   pthread_mutex_lock(&mod->lock);
   ks = atomic_load_explicit(slot, memory_order_acquire);
   if (!ks) {
@@ -736,6 +785,7 @@ dnc_status dnc_get_kernels(const dnc_function *f, int t, const dnc_kernels **out
     }
   }
   pthread_mutex_unlock(&mod->lock);
+  gate_leave();
   if (ks)
     *out = &ks->k;
   return st;
@@ -751,6 +801,7 @@ const dnc_kernels *dnc_get_stream_kernels(const dnc_function *f, int t)
   if (state)
     return state > 0 ? &ks->stream : NULL;
   dnc_module *mod = f->owner;
+  gate_enter();
   pthread_mutex_lock(&mod->lock);
   state = atomic_load_explicit(&ks->stream_state, memory_order_acquire);
   if (!state) {
@@ -765,6 +816,7 @@ const dnc_kernels *dnc_get_stream_kernels(const dnc_function *f, int t)
     atomic_store_explicit(&ks->stream_state, state, memory_order_release);
   }
   pthread_mutex_unlock(&mod->lock);
+  gate_leave();
   return state > 0 ? &ks->stream : NULL;
 }
 
@@ -944,6 +996,7 @@ dnc_status dnc_function_diff(const dnc_function *f, const char *wrt,
   dnc_print_prelude(o, (int)format);
   /* differentiation grows the module's DAG, as compiling kernels does */
   dnc_module *mod = f->owner;
+  gate_enter();
   pthread_mutex_lock(&mod->lock);
   dnc_print_head(o, f, (int)format);
   dnc_node **ds = malloc(sizeof *ds * (size_t)(ns > 0 ? ns : 1));
@@ -964,6 +1017,7 @@ dnc_status dnc_function_diff(const dnc_function *f, const char *wrt,
     st = DNC_ERR_MEMORY;
   free(ds);
   pthread_mutex_unlock(&mod->lock);
+  gate_leave();
   fclose(o);
   free(specs);
   if (st != DNC_OK) {
@@ -1016,11 +1070,13 @@ static dnc_status fit_call(const char *who, const dnc_function *f,
   /* the Jacobian's derivatives grow the module's DAG: made here under its
    * lock, they are kept (dnc_derive_prog), and dnc_fit only reads them */
   dnc_module *mod = f->owner;
+  gate_enter();
   pthread_mutex_lock(&mod->lock);
   for (int j = 0; j < fn->nparams; j++)
     if (!fixed || !fixed[j])
       dnc_derive_prog(mod->m, fn, j);
   pthread_mutex_unlock(&mod->lock);
+  gate_leave();
   dnc_fit_bounded(mod->m, fn, x, y, (int)n, p0, fixed, lower, upper, o, r,
                   at_bound);
   free(p0);

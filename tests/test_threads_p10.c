@@ -10,9 +10,14 @@
  */
 #include <math.h>
 #include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "dnc.h"
 #include "tap.h"
@@ -161,6 +166,77 @@ static void *worker(void *arg)
   return NULL;
 }
 
+/* fork() while another thread compiles: the child compiles and runs in
+ * the context it inherited (docs/c-api.md allows it). A child had waited
+ * for ever on the JIT's lock, held by the parent's compiling thread at
+ * the fork (2 of 60 here); fork now waits for compiles in progress
+ * (api.c, the fork gate). */
+static dnc_context *fork_ctx;
+static atomic_int fork_stop;
+
+static void *compile_loop(void *arg)
+{
+  (void)arg;
+  for (int i = 0; !atomic_load(&fork_stop); i++) {
+    char s[128];
+    snprintf(s, sizeof s, "fn g(x; a = %d) = tanh(a * x) + sin(%d * x)",
+             i + 1, i + 2);
+    dnc_module *m;
+    if (dnc_compile_string(fork_ctx, NULL, s, strlen(s), &m) != DNC_OK)
+      continue;
+    dnc_kernels k;
+    dnc_function_kernels(dnc_module_find(m, "g"), (dnc_dtype)(i % 4), &k);
+    dnc_module_free(m);
+  }
+  return NULL;
+}
+
+static void test_fork_while_compiling(void)
+{
+  dnc_options o;
+  dnc_options_init(&o);
+  o.cache = -1; /* every compile a cold one, the longest */
+  o.threads = 2;
+  if (dnc_context_create(&o, &fork_ctx) != DNC_OK) {
+    ok(0, "fork: a context: %s", dnc_last_error());
+    return;
+  }
+  pthread_t t;
+  pthread_create(&t, NULL, compile_loop, NULL);
+  int hung = 0, failed = 0;
+  for (int r = 0; r < 24; r++) {
+    usleep(15000 + (unsigned)(r * 7919) % 60000);
+    pid_t p = fork();
+    if (p == 0) {
+      alarm(60);
+      char s[64];
+      snprintf(s, sizeof s, "fn h(x) = erf(x) * %d", r + 3);
+      dnc_module *m;
+      float x[4] = {0.5f, 1, 2, 3}, y[4];
+      dnc_tensor a = {x, DNC_F32, 1, 4, 0}, b = {y, DNC_F32, 1, 4, 0};
+      int good = dnc_compile_string(fork_ctx, NULL, s, strlen(s), &m) ==
+                     DNC_OK &&
+                 dnc_forward(dnc_module_find(m, "h"), &a, &b, NULL) == DNC_OK &&
+                 fabsf(y[1] - erff(1) * (float)(r + 3)) < 1e-5f;
+      _exit(good ? 0 : 1);
+    }
+    int ws = 0;
+    if (p < 0 || waitpid(p, &ws, 0) != p)
+      failed++;
+    else if (WIFSIGNALED(ws) && WTERMSIG(ws) == SIGALRM)
+      hung++;
+    else if (WIFSIGNALED(ws))
+      failed++;
+    else if (WEXITSTATUS(ws))
+      failed++;
+  }
+  atomic_store(&fork_stop, 1);
+  pthread_join(t, NULL);
+  ok(hung == 0 && failed == 0, "fork while another thread compiles: 24 "
+     "children compile and run (%d hung, %d failed)", hung, failed);
+  dnc_context_free(fork_ctx);
+}
+
 int main(void)
 {
   dnc_options o;
@@ -194,5 +270,6 @@ int main(void)
   call_all(&j0, dnc_module_find(shared_mod, "derf"));
   ok(!j0.bad, "a module outlives its freed context%s%s", j0.bad ? ": " : "", j0.why);
   dnc_module_free(shared_mod);
+  test_fork_while_compiling();
   done_testing();
 }
