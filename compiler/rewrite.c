@@ -775,6 +775,14 @@ static dnc_node *fused(rewriter *rw, const dnc_node *e)
     return NULL;
   dnc_node *a = rw->map[m->arg[0]->id], *b = rw->map[m->arg[1]->id];
   dnc_node *cc = rw->map[c->id];
+  /* not a product the rewrites above wrote otherwise: the scaled inverse
+   * square root unit (x rsqrt(a + x^2) + c was fma(x, rsqrt(inf), c) = c
+   * past x^2's overflow, where the unit is 1), a sigmoid pair, a chain
+   * form; they keep their own form, unfused */
+  const dnc_node *pm = rw->map[m->id];
+  if (pm->op != OP_MUL || !((pm->arg[0] == a && pm->arg[1] == b) ||
+                            (pm->arg[0] == b && pm->arg[1] == a)))
+    return NULL;
   if (e->op == OP_SUB) {
     if (lm)
       cc = N(OP_NEG, cc, NULL, NULL);

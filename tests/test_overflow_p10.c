@@ -387,6 +387,34 @@ static void test_centred(dnc_context *ctx)
            dnc_dtype_name(t), dx, want);
       }
   dnc_module_free(m);
+  /* the unit plus something: a b + c fused took a and b as written,
+   * rsqrt(inf) = 0 past x^2's overflow, not the scaled unit (rewrite.c,
+   * fused) */
+  static const char plus[] =
+      "fn p1(x; a = 2) = x * rsqrt(a + x^2) + 0.001\n"
+      "fn p2(x; a = 2) = sqrt(abs(x)) * rsqrt(a + x^2) + rsqrt(x)\n";
+  if (!ok(dnc_compile_string(ctx, "pl.dn", plus, strlen(plus), &m) == DNC_OK,
+          "the unit plus a term compiles"))
+    return;
+  for (int k = 0; k < 2; k++) {
+    dnc_dtype t = ts[k];
+    double big = t == DNC_F32 ? 1e30 : 1e200;
+    char xb[8], yb[8];
+    store(t, big, xb);
+    double xr = load(t, xb);
+    dnc_tensor tx = {xb, t, 1, 1, 0}, ty = {yb, t, 1, 1, 0};
+    double y1 = NAN, y2 = NAN;
+    if (dnc_forward(named(m, "p1"), &tx, &ty, NULL) == DNC_OK)
+      y1 = load(t, yb);
+    if (dnc_forward(named(m, "p2"), &tx, &ty, NULL) == DNC_OK)
+      y2 = load(t, yb);
+    double want2 = 2 / sqrt(xr), tol = t == DNC_F32 ? 1e-6 : 1e-15;
+    ok(fabs(y1 - 1.001) <= 1.001 * tol && fabs(y2 - want2) <= want2 * tol,
+       "x rsqrt(a + x^2) + 0.001 = %.9g (want 1.001), sqrt|x| rsqrt(a + "
+       "x^2) + rsqrt(x) = %.9g (want %.9g) at x = %g (%s)", y1, y2, want2,
+       big, dnc_dtype_name(t));
+  }
+  dnc_module_free(m);
 }
 
 int main(void)
