@@ -67,8 +67,20 @@ static const char *cname(const char *name, char *buf, size_t n)
       "inline", "int", "long", "register", "restrict", "return", "short",
       "signed", "sizeof", "static", "struct", "switch", "typedef", "union",
       "unsigned", "void", "volatile", "while", "isnan", "INFINITY", "NAN",
-      "M_PI", "M_E"};
-  int clash = !strncmp(name, "dnc_", 4) || !strncmp(name, "v_", 2);
+      /* C23 keywords (gcc 15's default -std=gnu23) */
+      "bool", "true", "false", "nullptr", "constexpr", "typeof",
+      "typeof_unqual", "static_assert", "thread_local", "alignas", "alignof",
+      /* <math.h>'s object-like macros */
+      "HUGE_VAL", "HUGE_VALF", "HUGE_VALL", "FP_NAN", "FP_INFINITE",
+      "FP_ZERO", "FP_SUBNORMAL", "FP_NORMAL", "FP_ILOGB0", "FP_ILOGBNAN",
+      "FP_FAST_FMA", "FP_FAST_FMAF", "FP_FAST_FMAL", "MATH_ERRNO",
+      "MATH_ERREXCEPT", "math_errhandling"};
+  /* reserved identifiers: _Bool, _Complex, _Atomic, _Generic, ... (C99,
+   * C11 keywords), __anything; and glibc's M_ constants (M_PI, M_LN2...) */
+  int clash = !strncmp(name, "dnc_", 4) || !strncmp(name, "v_", 2) ||
+              (name[0] == '_' && (isupper((unsigned char)name[1]) ||
+                                  name[1] == '_')) ||
+              !strncmp(name, "M_", 2);
   for (size_t i = 0; i < sizeof taken / sizeof *taken; i++)
     clash |= !strcmp(name, taken[i]);
   for (int op = 0; op < OP__COUNT; op++)

@@ -31,7 +31,7 @@ static void lname(FILE *o, const char *name)
       return;
     }
   if (strlen(name) == 1) {
-    fputs(name, o);
+    fputs(name[0] == '_' ? "\\_" : name, o);
     return;
   }
   fputs("\\mathit{", o);

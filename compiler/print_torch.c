@@ -67,6 +67,13 @@ void dnc_print_torch_prelude(FILE *out)
         "    return torch.clamp(a, min=0.0) + dnc_log1p_small(torch.exp(-torch.abs(a)))\n"
         "\n"
         "\n"
+        "def dnc_c(a, c):\n"
+        "    # c in a's dtype: a float beyond its range is +-inf there, as the\n"
+        "    # kernels round it (full_like and clamp refuse such a value)\n"
+        "    m = torch.finfo(a.dtype).max\n"
+        "    return c if c != c or abs(c) <= m else c * float(\"inf\")\n"
+        "\n"
+        "\n"
         "def dnc_min_c(c, a):\n"
         "    # min(c, a) for a constant c: c on a tie (min(0, -0) = 0), NaN for NaN a\n"
         "    return torch.where(a >= c, torch.full_like(a, c), a)\n"
@@ -242,7 +249,13 @@ static const char *pyname(const char *name, char *buf, size_t n)
       "break", "class", "continue", "def", "del", "elif", "else", "except",
       "finally", "for", "from", "global", "if", "import", "in", "is",
       "lambda", "nonlocal", "not", "or", "pass", "raise", "return", "try",
-      "while", "with", "yield", "torch", "float", "match", "case", "type"};
+      "while", "with", "yield", "torch", "float", "match", "case", "type",
+      /* Python's builtins, which the helpers call: a module-level def
+       * of that name (fn range(x)) replaced them */
+      "abs", "all", "any", "bool", "callable", "dict", "getattr",
+      "hasattr", "int", "isinstance", "len", "list", "map", "max", "min",
+      "object", "pow", "print", "range", "round", "str", "sum", "super",
+      "tuple", "zip", "math"};
   for (size_t i = 0; i < sizeof taken / sizeof *taken; i++)
     if (!strcmp(name, taken[i]) || !strncmp(name, "dnc_", 4) ||
         !strncmp(name, "v_", 2)) {
@@ -472,6 +485,14 @@ static void tp_const(FILE *o, double v)
   }
 }
 
+/* Finite, but beyond f16's range (65504): rounded to x's dtype by
+ * dnc_c, since torch.full_like(x, 1e300) and clamp(x, max=1e300) raise
+ * for a float32 x */
+static int huge(double v)
+{
+  return isfinite(v) && fabs(v) > 65504;
+}
+
 /* A constant's value as a tensor like x: a condition's as a bool one */
 static void tp_full(tprinter *p, const dnc_node *e)
 {
@@ -479,7 +500,11 @@ static void tp_full(tprinter *p, const dnc_node *e)
   fprintf(p->out, "torch.full_like(%s, ", pyname(p->f->input, b, sizeof b));
   if (dnc_ops[e->op].type != TYPE_NUM)
     fprintf(p->out, "%s, dtype=torch.bool)", p->value[e->id] ? "True" : "False");
-  else {
+  else if (huge((double)p->value[e->id])) {
+    fprintf(p->out, "dnc_c(%s, ", pyname(p->f->input, b, sizeof b));
+    tp_const(p->out, (double)p->value[e->id]);
+    fputs("))", p->out);
+  } else {
     tp_const(p->out, (double)p->value[e->id]);
     fputc(')', p->out);
   }
@@ -499,7 +524,7 @@ static void tp_tensor(tprinter *p, const dnc_node *e)
 static void tp_minmax(tprinter *p, const dnc_node *a, const dnc_node *b, int max)
 {
   FILE *o = p->out;
-  if (b->op == OP_CONST && a->op != OP_CONST) {
+  if (b->op == OP_CONST && a->op != OP_CONST && !huge(b->value)) {
     fputs("torch.clamp(", o);
     tp_tensor(p, a);
     fputs(max ? ", min=" : ", max=", o);
@@ -512,7 +537,7 @@ static void tp_minmax(tprinter *p, const dnc_node *a, const dnc_node *b, int max
     fputs(", ", o);
     tp_tensor(p, b);
     fputc(')', o);
-  } else if (a->op == OP_CONST && b->op != OP_CONST) {
+  } else if (a->op == OP_CONST && b->op != OP_CONST && !huge(a->value)) {
     tp_minmax(p, b, a, max); /* a tie gives equal values */
   } else {
     fputs(max ? "torch.maximum(" : "torch.minimum(", o);
@@ -584,7 +609,7 @@ static void tp(tprinter *p, const dnc_node *e)
   case OP_CLAMP: {
     /* clamp(v, lo, hi) = min(max(v, lo), hi), as the interpreter has it */
     dnc_node *v = e->arg[0], *lo = e->arg[1], *hi = e->arg[2];
-    if (hi->op == OP_CONST) {
+    if (hi->op == OP_CONST && !huge(hi->value)) {
       fputs("torch.clamp(", o);
       tp_minmax(p, v, lo, 1);
       fputs(", max=", o);

@@ -96,6 +96,29 @@ else
   flunk "the C output agrees with the interpreter on the dsl output"
 fi
 
+# names C or <math.h> reserves, as parameters: prefixed v_, so the C
+# compiles and computes the same (HUGE_VAL was a pointer-to-function
+# parameter, _Bool and FP_NAN did not compile)
+printf 'fn f(x; HUGE_VAL = 2, _Bool = 3, M_LN2 = 5, FP_NAN = 7) = HUGE_VAL * x^2 + _Bool * M_LN2 * FP_NAN * x\n' >"$tmp/names.dn"
+"$DNC" diff "$tmp/names.dn" --wrt x --format c >"$tmp/names.c" 2>"$tmp/err"
+printf '#include <stdio.h>\n#include "names.c"\nint main(void) { printf("%%.17g\\n", f__dx(3.0, 2.0, 3.0, 5.0, 7.0)); return 0; }\n' >"$tmp/names_main.c"
+if "$CC" -std=c99 -Wall -Wextra -Werror -o "$tmp/names" "$tmp/names_main.c" -lm 2>"$tmp/cc" &&
+   [ "$("$tmp/names")" = 117 ]; then
+  pass "C: parameters named HUGE_VAL, _Bool, M_LN2, FP_NAN compile and compute (117)"
+else
+  flunk "C: parameters named HUGE_VAL, _Bool, M_LN2, FP_NAN compile and compute (117)"
+  head -5 "$tmp/cc" | sed 's/^/#   /'
+fi
+# LaTeX: a name '_' is escaped
+printf 'fn f(x; _ = 2) = _ * x^2\n' >"$tmp/us.dn"
+if "$DNC" diff "$tmp/us.dn" --format latex 2>"$tmp/err" >"$tmp/us.tex" &&
+   grep -q '\\_' "$tmp/us.tex" && ! grep -qE '(^|[^\\])_[^{]' "$tmp/us.tex"; then
+  pass "LaTeX: a parameter named _ is written \\_"
+else
+  flunk "LaTeX: a parameter named _ is written \\_"
+  sed 's/^/#   /' "$tmp/us.tex"
+fi
+
 # usage errors
 usage() { # usage PATTERN ARGS...
   local pat=$1

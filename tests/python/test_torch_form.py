@@ -163,6 +163,43 @@ def test_function_names_that_python_or_the_prelude_use():
         ok(len(fs[2]) == 0 and torch.allclose(fs[0](x), scope["v_" + name](x)),
            "dnc.torch's decomposed form of %s" % name)
 
+def test_builtin_names_and_huge_constants():
+    """A function named like a builtin the prelude calls (range) replaced
+    it, so that the unit's helper raised a TypeError; a constant beyond
+    float32's range (1e300) made torch.full_like and clamp raise in
+    float32, where the kernels give inf: the decomposed form (CUDA, meta,
+    ONNX) failed on both."""
+    src = ("fn range(x) = 2 * x\n"
+           "fn isru(x; a = 1, c = 1) = a * x / sqrt(c + (a * x)^2)\n"
+           "fn big(x) = x * 1e300\n"
+           "fn capped(x) = min(x^2, 1e300) + clamp(x, -1e300, 1e300)\n"
+           "fn sel(x) = if x > 0 then 1e300 else x\n")
+    import os
+    exe = os.environ.get("DNC_BUILD", "build") + "/dnc"
+    text = subprocess.run([exe, "diff", "--format", "torch", "-"], input=src,
+                          capture_output=True, text=True, check=True).stdout
+    scope = {}
+    exec(text, scope)
+    x = torch.tensor([0.5, 2.0], dtype=torch.float64)
+    one = torch.ones(1, dtype=torch.float64)
+    ok(torch.allclose(scope["isru"](x, one, one), x / torch.sqrt(1 + x * x)),
+       "the unit's helper with a function named range")
+    ok(torch.equal(scope["v_range"](x), 2 * x), "range as v_range")
+    m = dnc.compile(src)
+    for dtype in (torch.float32, torch.float64, torch.bfloat16):
+        xs = torch.tensor([-3.0, 0.5, 2.0], dtype=dtype)
+        for name in ("big", "capped", "sel"):
+            f = m[name]
+            fs = dt.torch_form(f)
+            y = fs[0](xs)
+            want = torch.from_numpy(f.forward(xs.double().numpy()))
+            if dtype != torch.float64:
+                want = want.to(dtype)
+            ok(torch.equal(y, want), "%s, %s: the decomposed form as the "
+               "kernels round it: %s, want %s" % (name, dtype, y, want))
+            dx = scope[name + "__dx"](xs)
+            ok(dx.dtype == dtype, "%s's derivative runs in %s" % (name, dtype))
+
 def test_meta_and_moving():
     # built on meta, moved to the CPU and initialised there
     m = dt.PointwiseNorm(16, "derf", device="meta", alpha=0.7)
