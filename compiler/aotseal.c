@@ -189,6 +189,9 @@ static const char *elf_read(elf *e, int host, char *err, size_t nerr)
   const unsigned char *b = e->b;
   if (e->n < sizeof(Elf64_Ehdr) || memcmp(b, ELFMAG, SELFMAG))
     return "not an ELF shared library";
+  if (b[EI_DATA] != ELFDATA2LSB && b[EI_DATA] != ELFDATA2MSB)
+    return "damaged: its ELF header's byte order is neither little- nor "
+           "big-endian";
   e->msb = b[EI_DATA] == ELFDATA2MSB;
   if (b[EI_CLASS] != ELFCLASS64 || rd(e, offsetof(Elf64_Ehdr, e_type), 2) !=
                                        ET_DYN)

@@ -23,7 +23,9 @@
  * concurrent processes see either no entry or a whole one; an entry
  * larger than the process's file-size limit is not written (SIGXFSZ).
  */
+#include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -436,6 +438,36 @@ int dnc_kcache_read(const char *dir, const char *name, const char *key,
   return ok ? 1 : -1;
 }
 
+/* The temporaries of writers that died before their rename (SIGKILL, a
+ * crash, power loss): "<name>.tmp.<pid>.<hex>" whose pid no longer exists
+ * and that is over a minute old. Removed by the next writer, as dnc
+ * compile removes its own; best effort like the rest of the cache. */
+static void remove_stale_temps(const char *dir)
+{
+  DIR *d = opendir(dir);
+  if (!d)
+    return;
+  struct dirent *e;
+  time_t now = time(NULL);
+  while ((e = readdir(d))) {
+    const char *t = strstr(e->d_name, ".tmp.");
+    if (!t || t - e->d_name != DNC_KCACHE_NAME_LEN)
+      continue;
+    char *end;
+    long pid = strtol(t + 5, &end, 10);
+    struct stat st;
+    /* a live writer's (kill: 0, or EPERM: another user's), and one
+     * younger than a minute (a writer in another pid namespace, sharing
+     * the directory, writes an entry in milliseconds): kept */
+    if (*end != '.' || pid <= 0 || !kill((pid_t)pid, 0) || errno != ESRCH ||
+        fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) ||
+        !S_ISREG(st.st_mode) || st.st_uid != geteuid() || now - st.st_mtime < 60)
+      continue;
+    unlinkat(dirfd(d), e->d_name, 0);
+  }
+  closedir(d);
+}
+
 int dnc_kcache_write(const char *dir, const char *name, const char *key,
                      const void *obj, size_t nobj)
 {
@@ -473,8 +505,13 @@ int dnc_kcache_write(const char *dir, const char *name, const char *key,
     if (bad || rename(tmp, path))
       bad = 1, unlink(tmp);
   }
-  if (!bad)
+  if (!bad) {
+    /* once per process: a search writes thousands of entries */
+    static atomic_int swept;
+    if (!atomic_exchange(&swept, 1))
+      remove_stale_temps(dir);
     atomic_fetch_add(&counts[DNC_KCACHE_WRITTEN], 1);
+  }
   free(tmp);
   free(path);
   return bad ? -1 : 0;

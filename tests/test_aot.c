@@ -590,6 +590,9 @@ static void test_damaged(const char *lib, const char *dir)
   c[n / 3] ^= 0x10;
   damaged(dir, "flipped", c, n, "its digest differs");
   memcpy(c, b, n);
+  c[5] = 0x2a; /* EI_DATA: neither byte order (was "another architecture") */
+  damaged(dir, "byteorder", c, n, "byte order is neither");
+  memcpy(c, b, n);
   unsigned char *src = memmem(c, n, "tanh(alpha * x)", 15);
   ok(src != NULL, "the embedded source found");
   if (src)

@@ -8,6 +8,9 @@
  * file; and $DNC_CACHE turns the cache off in any case (False, OFF).
  */
 #include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <time.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -159,8 +162,62 @@ static void env_spellings(void)
   free(dir);
 }
 
+/* a temporary "<name>.tmp.<pid>.<hex>" of dir, with mtime age s ago */
+static void temp_file(const char *dir, long pid, const char *tag, int age,
+                      char *path, size_t n)
+{
+  snprintf(path, n, "%s/0123456789abcdef0123456789abcdef.tmp.%ld.%s", dir,
+           pid, tag);
+  FILE *fp = fopen(path, "w");
+  if (fp) {
+    fputs("half an entry", fp);
+    fclose(fp);
+  }
+  struct timespec t[2];
+  clock_gettime(CLOCK_REALTIME, &t[0]);
+  t[0].tv_sec -= age;
+  t[1] = t[0];
+  utimensat(AT_FDCWD, path, t, 0);
+}
+
+/* in a new process (the sweep is once a process): run in dtype t */
+static int run_child(const char *dir, dnc_dtype t)
+{
+  pid_t p = fork();
+  if (p == 0)
+    _exit(run(dir, t) ? 0 : 1);
+  int ws = 0;
+  return p > 0 && waitpid(p, &ws, 0) == p && WIFEXITED(ws) &&
+         WEXITSTATUS(ws) == 0;
+}
+
+/* A writer killed before its rename left its temporary for good: the
+ * first entry a process writes now removes those of writers that no
+ * longer exist, a minute old or more; not a live writer's, nor a young
+ * one (a writer in another pid namespace sharing the directory) */
+static void stale_temps(void)
+{
+  char *dir = tmpdir_make("dnc-kcache-stale");
+  pid_t gone = fork();
+  if (gone == 0)
+    _exit(0);
+  waitpid(gone, NULL, 0);
+  char dead[512], young[512], live[512];
+  temp_file(dir, (long)gone, "a1", 120, dead, sizeof dead);
+  temp_file(dir, (long)gone, "b2", 0, young, sizeof young);
+  temp_file(dir, (long)getpid(), "c3", 120, live, sizeof live);
+  ok(run_child(dir, DNC_F32), "a process writes entries beside others' "
+     "temporaries");
+  ok(access(dead, F_OK) != 0, "a dead writer's old temporary is removed");
+  ok(access(young, F_OK) == 0 && access(live, F_OK) == 0,
+     "a young one and a live writer's are kept");
+  tmpdir_remove(dir);
+  free(dir);
+}
+
 int main(void)
 {
+  stale_temps();
   env_spellings();
   file_size_limit();
   threads_one_dir();
