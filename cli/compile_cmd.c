@@ -157,6 +157,7 @@ static int opt_level(void *arg, const char *opt, const char *v)
  * then the signal's own death (status 128 + signal) */
 static void compile_on_signal(int sig)
 {
+  dnc_aot_stop_child(); /* the linker, which reads and writes them */
   dnc_temps_remove_now();
   signal(sig, SIG_DFL);
   raise(sig);

@@ -37,6 +37,7 @@
  * temporary directory removed on every path.
  */
 #include <errno.h>
+#include <signal.h>
 #include <math.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -1009,6 +1010,20 @@ static int write_dispatch_c(aot *a, const char *path)
 
 /* --------------------------------------------------- running the linker */
 
+/* the C compiler running, for dnc_aot_stop_child; 0 when none */
+static volatile sig_atomic_t child_pid;
+
+void dnc_aot_stop_child(void)
+{
+  pid_t p = (pid_t)child_pid;
+  if (p > 0) {
+    kill(p, SIGTERM);
+    while (waitpid(p, NULL, 0) < 0 && errno == EINTR)
+      ;
+    child_pid = 0;
+  }
+}
+
 /* Runs argv (argv[0] looked up on PATH), its output going to ours; 0 when
  * it exits 0. */
 static int run(aot *a, char **argv)
@@ -1018,10 +1033,14 @@ static int run(aot *a, char **argv)
   if (e)
     return fail(a, "cannot run the C compiler '%s' (set CC): %s", argv[0],
                 strerror(e));
+  child_pid = (sig_atomic_t)pid;
   int status;
   while (waitpid(pid, &status, 0) < 0)
-    if (errno != EINTR)
+    if (errno != EINTR) {
+      child_pid = 0;
       return fail(a, "waiting for '%s': %s", argv[0], strerror(errno));
+    }
+  child_pid = 0;
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
     return fail(a, "the C compiler '%s' failed linking the library%s", argv[0],
                 is_x86_64(a->triple) ? "" : " (for another target, set CC to "

@@ -720,6 +720,10 @@ typedef struct dnc_aot_options {
  * that has a place in the source (a function too large to compile) is
  * also added to m's diagnostics. */
 int dnc_aot_compile(dnc_mod *m, const dnc_aot_options *o, char **err);
+/* Ends the C compiler dnc_aot_compile is running, if any, and waits for
+ * it (async-signal-safe: for dnc compile's signal handler, before it
+ * removes the temporaries the linker reads and writes) */
+void dnc_aot_stop_child(void);
 
 /* ------------------------------------------------------------------ jit.c */
 

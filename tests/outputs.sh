@@ -87,6 +87,26 @@ for sig in INT TERM; do
   t "... and no temporaries left, beside the outputs or in TMPDIR" \
     sh -c '! ls -A . sigtmp | grep -q "^\.sig\.\|dnc-compile"'
 done
+# SIGTERM while the C compiler links: that child is ended and waited for
+# (it had run on, an orphan, printing ld's errors after dnc was gone)
+TMPDIR=$PWD/sigtmp "$DNC" compile sig.dn -o sig.so -H sig.h &
+pid=$!
+child=
+for i in $(seq 600); do
+  child=$(pgrep -P $pid 2>/dev/null | head -1)
+  [ -n "$child" ] && break
+  sleep 0.05
+done
+if [ -n "$child" ] && kill -TERM $pid 2>/dev/null; then
+  wait $pid
+  t "SIGTERM while linking: the C compiler it ran is gone when dnc is" \
+    sh -c "! kill -0 $child 2>/dev/null"
+else
+  wait $pid
+  t "# SKIP no C compiler seen running to signal" true
+fi
+t "... and no temporaries left" \
+  sh -c '! ls -A . sigtmp | grep -q "^\.sig\.\|dnc-compile"'
 dead=$(sh -c 'echo $$')
 touch ".k.so.$dead.AbCdEf" ".k.so.$$.LiVeOn"
 mkdir "sigtmp/dnc-compile.$dead.XyZzY1"
