@@ -762,6 +762,13 @@ int main(int argc, char **argv)
 {
   if (argc == 2 && !strcmp(argv[1], "--first-call"))
     return first_call();
+  if (argc > 2 || (argc == 2 && argv[1][0] == '-')) {
+    /* an option is not an output file name (--help had been one) */
+    fprintf(argc == 2 && !strcmp(argv[1], "--help") ? stdout : stderr,
+            "usage: %s [OUT.json]  (default build/bench/kernels.json; "
+            "DNC_BENCH_ROWS, DNC_BENCH_COLS, DNC_BENCH_REPS)\n", argv[0]);
+    return argc == 2 && !strcmp(argv[1], "--help") ? 0 : 2;
+  }
   const char *out = argc > 1 ? argv[1] : "build/bench/kernels.json";
   int64_t rows = env_long("DNC_BENCH_ROWS", DEFAULT_ROWS, 1L << 24);
   int64_t cols = env_long("DNC_BENCH_COLS", DEFAULT_COLS, 1L << 24);
