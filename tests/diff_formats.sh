@@ -109,6 +109,17 @@ else
   flunk "C: parameters named HUGE_VAL, _Bool, M_LN2, FP_NAN compile and compute (117)"
   head -5 "$tmp/cc" | sed 's/^/#   /'
 fi
+# the PyTorch form prints the functions too: a function named like a
+# derivative (f__dx) had been printed as a second def, replacing it
+printf 'fn f(x) = x^3\nfn f__dx(x) = 100 + x\n' >"$tmp/clash.dn"
+if ! "$DNC" diff "$tmp/clash.dn" --format torch >"$tmp/clash.py" 2>"$tmp/err" &&
+   grep -q "'f__dx' would be printed twice, for 'f' and for 'f__dx'" "$tmp/err" &&
+   [ ! -s "$tmp/clash.py" ] && "$DNC" diff "$tmp/clash.dn" >/dev/null 2>&1; then
+  pass "torch: a function named as a derivative is refused, nothing printed (dsl takes it)"
+else
+  flunk "torch: a function named as a derivative is refused, nothing printed (dsl takes it)"
+  sed 's/^/#   /' "$tmp/err"
+fi
 # LaTeX: a name '_' is escaped
 printf 'fn f(x; _ = 2) = _ * x^2\n' >"$tmp/us.dn"
 if "$DNC" diff "$tmp/us.dn" --format latex 2>"$tmp/err" >"$tmp/us.tex" &&
