@@ -279,6 +279,8 @@ static int opt_apply(const dnc_cli *c, const dnc_opt *o, const char *v,
                                 k == 0 ? "" : o->choices[k + 1] ? ", "
                                                                 : " or ",
                                 o->choices[k]);
+      if (!*v) /* --format at the end, or --format= */
+        return dnc_cli_usage_error(c, "%s needs a value: %s", name, list);
       return dnc_cli_usage_error(c, "%s is %s, not '%s'", name, list, v);
     }
   case DNC_OPT_INT:

@@ -146,6 +146,7 @@ usage() { # usage PATTERN ARGS...
 usage "has no variable 'beta'" $N -f dyt --wrt beta
 usage "from 1 to 16" $N -f dyt --order 0
 usage "dsl, latex, c or torch" $N -f dyt --format tex
+usage "--format needs a value: dsl, latex, c or torch" $N -f dyt --format
 usage "takes no --order" $N -f derf --wrt x,alpha --order 2
 usage "no input files" --wrt x
 for w in x, ,x x,,alpha; do
