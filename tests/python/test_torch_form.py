@@ -135,6 +135,17 @@ def test_printed_text_runs():
 
 
 
+def _printed(src):
+    """The names `dnc diff --format torch` of src defines, executed."""
+    import os
+    exe = os.environ.get("DNC_BUILD", "build") + "/dnc"
+    text = subprocess.run([exe, "diff", "--format", "torch", "-"], input=src,
+                          capture_output=True, text=True, check=True).stdout
+    scope = {}
+    exec(text, scope)
+    return scope
+
+
 def test_function_names_that_python_or_the_prelude_use():
     # a function named as a prelude helper (dnc_sign), the module (torch)
     # or a builtin (float) is printed under another name (v_...), so that
@@ -144,12 +155,7 @@ def test_function_names_that_python_or_the_prelude_use():
            "fn g(x; a = 1) = sign(a * x) * x\n"
            "fn torch(x) = tanh(x)\n"
            "fn float(x) = x * x\n")
-    import os
-    exe = os.environ.get("DNC_BUILD", "build") + "/dnc"
-    text = subprocess.run([exe, "diff", "--format", "torch", "-"], input=src,
-                          capture_output=True, text=True, check=True).stdout
-    scope = {}
-    exec(text, scope)
+    scope = _printed(src)
     x = torch.tensor([-2.0, 3.0], dtype=torch.float64)
     a = torch.tensor([1.0], dtype=torch.float64)
     ok(torch.equal(scope["g__dx"](x, a), torch.tensor([-1.0, 1.0],
@@ -174,12 +180,7 @@ def test_builtin_names_and_huge_constants():
            "fn big(x) = x * 1e300\n"
            "fn capped(x) = min(x^2, 1e300) + clamp(x, -1e300, 1e300)\n"
            "fn sel(x) = if x > 0 then 1e300 else x\n")
-    import os
-    exe = os.environ.get("DNC_BUILD", "build") + "/dnc"
-    text = subprocess.run([exe, "diff", "--format", "torch", "-"], input=src,
-                          capture_output=True, text=True, check=True).stdout
-    scope = {}
-    exec(text, scope)
+    scope = _printed(src)
     x = torch.tensor([0.5, 2.0], dtype=torch.float64)
     one = torch.ones(1, dtype=torch.float64)
     ok(torch.allclose(scope["isru"](x, one, one), x / torch.sqrt(1 + x * x)),
