@@ -690,7 +690,7 @@ static void solve(problem *pb, const dnc_fit_options *o, dnc_fit_result *r)
           nu *= 2;
         }
       }
-      if (!accepted && !(lambda < 1e30) && gmax > 1e-6 && rescaled < 8) {
+      if (!accepted && !(lambda < 1e30) && gmax > o->gtol && rescaled < 8) {
         /* stuck with the gradient not small: D, the largest curvature
          * seen, may be far above the curvature here (a steep start:
          * a exp(k x) from k = 6 ended stalled at a = 1e-13), so that no

@@ -164,6 +164,12 @@ row = next(csv.DictReader(open(sys.argv[1])))
 sys.exit(not (row["converged"] == "1" and abs(float(row["k"]) + 0.7) < 1e-12
               and abs(float(row["a"]) - 2.5) < 1e-12))
 PY
+# from k = 10 on the six points: no step lowered S in a valley where a
+# -> 0 fits the last point alone (rms 1.2), with a gradient cosine of
+# 5.5e-7, and that was called converged (status 0); the damping now
+# restarts there too, and the fit runs out of iterations (status 1)
+err "a exp(k x) from k = 10: not 'converged' at rms 1.2 (status 1)" 1 \
+  "did not converge" "$DNC" fit "$tmp/f.dn" -f ex --data "$tmp/ex6.csv" --init k=10
 # a bound where f is finite and its derivative not: sqrt(a) at a = 0 was
 # "converged" with the rms null and b not fitted
 printf 'x,y\n0,0.1\n1,-1\n2,-2.1\n3,-2.9\n' >"$tmp/neg.csv"
