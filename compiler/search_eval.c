@@ -163,23 +163,29 @@ static void scores(const dnc_space *s, const dnc_grids *g, const dnc_cand *c,
  * sign(x)^2 g'(|x|) is sign(0)^2 g'(0) = 0, which made every mirror
  * candidate not center-sensitive (erf's odd extension is erf itself).
  * The limit is taken where f is continuous at 0 and f' has one limit
- * there (f' at -2^-40 and 2^-40 within 1e-6, relative); where it has
- * two (|x|, a kink at 0) or f jumps, the convention's d0 stays. */
+ * there: each side's, 2 f'(h) - f'(2h) at h = +-2^-40 (the linear term
+ * out: 0.5 for a mirror's g'(0) = 0.5, where f'(h) alone was 0.5 -
+ * 4.5e-13), the two within 1e-6 relative; where it has two (|x|, a kink
+ * at 0) or f jumps, the convention's d0 stays, and so it does where it
+ * equals that limit but for 1e-6 of the slope's size or of 1e-9 (x^3's
+ * 0, whose limit so taken is -6 h^2, not 0). */
 static double slope_at_0(const dnc_vprog *p, double d0)
 {
-  double xs[3] = {-0x1p-40, 0x1p-40, 0}, *w = malloc(sizeof *w * 3 * p->n);
+  double xs[5] = {-0x1p-39, -0x1p-40, 0x1p-40, 0x1p-39, 0};
+  double *w = malloc(sizeof *w * 5 * p->n);
   if (!w)
     dnc_die(__FILE__, __LINE__, "out of memory");
-  dnc_vprog_eval(p, xs, 3, w);
-  const double *f = w + (size_t)p->rf * 3, *d = w + (size_t)p->rdf * 3;
-  double l = d[0], r = d[1], ds = fmax(fabs(l), fabs(r));
-  double fs = fmax(1, fmax(fabs(f[0]), fabs(f[1])));
+  dnc_vprog_eval(p, xs, 5, w);
+  const double *f = w + (size_t)p->rf * 5, *d = w + (size_t)p->rdf * 5;
+  double l = 2 * d[1] - d[0], r = 2 * d[2] - d[3];
+  double ds = fmax(fabs(l), fabs(r));
+  double fs = fmax(1, fmax(fabs(f[1]), fabs(f[2])));
   int one_limit = isfinite(l) && isfinite(r) && fabs(l - r) <= 1e-6 * ds &&
-                  isfinite(f[2]) && fabs(f[0] - f[2]) <= 1e-6 * fs &&
-                  fabs(f[1] - f[2]) <= 1e-6 * fs;
+                  isfinite(f[4]) && fabs(f[1] - f[4]) <= 1e-6 * fs &&
+                  fabs(f[2] - f[4]) <= 1e-6 * fs;
   free(w);
   double lim = (l + r) / 2;
-  return one_limit && !(fabs(d0 - lim) <= 1e-6 * ds) ? lim : d0;
+  return one_limit && !(fabs(d0 - lim) <= 1e-6 * fmax(ds, 1e-9)) ? lim : d0;
 }
 
 void dnc_measure(const dnc_space *s, const dnc_grids *g, const dnc_cand *c,
