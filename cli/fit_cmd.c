@@ -730,10 +730,15 @@ static int explain(const report *rp)
   case DNC_FIT_ILLPOSED: {
     const char *p = r->bad_param < f->nparams ? f->params[r->bad_param].name
                                               : "gamma";
+    /* it may be where the fit is (a saturated erf, a huge beta) rather
+     * than the model: both remedies */
     return dnc_cli_error("ill-posed fit: parameter '%s' of %s is not "
-                         "determined by the points (it has no effect on "
+                         "determined by the points %s(it has no effect on "
                          "them, or the same effect as other parameters); "
-                         "hold it with --fix %s=V", p, f->name, p);
+                         "hold it with --fix %s=V, or, where it should "
+                         "matter, start elsewhere with --init", p, f->name,
+                         r->iterations == 0 ? "at the starting values " : "",
+                         p);
   }
   case DNC_FIT_STALLED:
     return dnc_cli_error("the fit of %s stalled: %s%s", f->name, r->why,

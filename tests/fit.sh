@@ -176,6 +176,12 @@ err "ill-posed: two parameters with one effect" 1 "ill-posed fit: parameter '[ab
   "$DNC" fit "$tmp/f.dn" -f both --data "$tmp/line.csv"
 err "ill-posed: gamma times a linear function" 1 "ill-posed fit: parameter 'gamma' of line" \
   "$DNC" fit "$tmp/f.dn" -f line --data "$tmp/line.csv" --gain
+# undetermined where the fit is, not by the points: DyISRU from beta =
+# 1e12 (the advice had been only to hold gamma fixed)
+printf 'fn dyisru(x; beta = 301.1) = x / sqrt(beta + x^2)\n' >"$tmp/isru.dn"
+err "ill-posed where the fit is: says to start elsewhere too" 1 \
+  "hold it with --fix gamma=V, or, where it should matter, start elsewhere with --init" \
+  "$DNC" fit "$tmp/isru.dn" --target layernorm --init beta=1e12
 err "not finite at the start: the point named" 1 "logshift is not finite at x = 0 (point 1)" \
   "$DNC" fit "$tmp/f.dn" -f logshift --data "$tmp/line.csv"
 err "f finite, a derivative not: the parameter named" 1 \
