@@ -434,7 +434,8 @@ static void print_text(FILE *out, const report *rp)
 {
   const dnc_fit_result *r = rp->r;
   int np = rp->f->nparams;
-  fprintf(out, "fit of %s to %d points of %s\n", rp->f->name, rp->n, rp->what);
+  fprintf(out, "fit of %s to %d point%s of %s\n", rp->f->name, rp->n,
+          rp->n == 1 ? "" : "s", rp->what);
   fprintf(out, "model: %s%s(%s", rp->a->gain ? "gamma * " : "", rp->f->name,
           rp->f->input);
   for (int j = 0; j < np; j++)

@@ -150,7 +150,9 @@ static void linner(lprinter *p, const dnc_node *e)
   }
   case OP_AND: lp(p, a[0], DNC_PREC_AND); fputs(" \\land ", o); lp(p, a[1], DNC_PREC_AND + 1); break;
   case OP_OR: lp(p, a[0], DNC_PREC_OR); fputs(" \\lor ", o); lp(p, a[1], DNC_PREC_OR + 1); break;
-  case OP_NOT: fputs("\\lnot ", o); lp(p, a[0], DNC_PREC_NOT); break;
+  /* the operand in parentheses unless it is a name or a call: \lnot x
+   * < c reads as (\lnot x) < c */
+  case OP_NOT: fputs("\\lnot ", o); lp(p, a[0], DNC_PREC_ATOM); break;
   case OP_SELECT:
     fputs("\\begin{cases} ", o);
     lp(p, a[1], 0);

@@ -120,6 +120,13 @@ else
   flunk "torch: a function named as a derivative is refused, nothing printed (dsl takes it)"
   sed 's/^/#   /' "$tmp/err"
 fi
+# LaTeX: not's operand in parentheses (\lnot x < c read as (not x) < c)
+printf 'fn p(x; a = 1, c = 1) = if not (x < c) then a * x else x^2\n' >"$tmp/not.dn"
+if "$DNC" diff "$tmp/not.dn" --format latex --wrt a 2>"$tmp/err" | grep -qF '\lnot \left(x < c\right)'; then
+  pass "LaTeX: not (x < c) is written with its parentheses"
+else
+  flunk "LaTeX: not (x < c) is written with its parentheses"
+fi
 # LaTeX: a name '_' is escaped
 printf 'fn f(x; _ = 2) = _ * x^2\n' >"$tmp/us.dn"
 if "$DNC" diff "$tmp/us.dn" --format latex 2>"$tmp/err" >"$tmp/us.tex" &&
