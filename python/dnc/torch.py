@@ -734,15 +734,19 @@ def _has_data(x):
     subclass (FakeTensor), or any tensor under a dispatch mode
     (FakeTensorMode), may not have. Those take the decomposed form."""
     return type(x) in (torch.Tensor, nn.Parameter) and \
-        _get_current_dispatch_mode() is None and \
-        not _functorch_transforms_113()
+        _get_current_dispatch_mode() is None and not _functorch_active()
 
 
-def _functorch_transforms_113():
-    """PyTorch 1.13's functorch (vmap, grad, jacrev...): its batched and
-    wrapped tensors have no storage for the kernels; the decomposed form's
-    PyTorch operations are what it can transform (functorch itself refuses
-    the autograd.Function around them where a gradient is taken)."""
+def _functorch_active():
+    """Whether a torch.func transform (1.13's functorch: vmap, grad,
+    jacrev...) is active: its batched and wrapped tensors have no storage
+    for the kernels. Not peek_interpreter_stack() is not None: torch.
+    compile's tracer wraps the None it returns, and it was never None
+    there (a plain compiled model took _FuncLayer, whose compiled copy's
+    backward a gradient penalty did not differentiate again). On 1.13 the
+    decomposed form's PyTorch operations are what functorch can transform
+    (functorch itself refuses the autograd.Function around them where a
+    gradient is taken)."""
     f = getattr(torch._C, "_are_functorch_transforms_active", None)
     return bool(f and f())
 
@@ -1229,13 +1233,6 @@ if HAS_CUSTOM_OPS:
         if y is x or any(y is p for p in params):
             y = y.clone()
         return y
-
-    def _functorch_active():
-        # not peek_interpreter_stack() is not None: torch.compile's tracer
-        # wraps the None it returns, and it was never None there (a plain
-        # compiled model took _FuncLayer, whose compiled copy's backward a
-        # gradient penalty did not differentiate again)
-        return torch._C._are_functorch_transforms_active()
 
     def _vmapped(x, gamma, beta, params):
         """Under torch.compile: whether torch.func.vmap batches one of the
@@ -1809,8 +1806,7 @@ def _plain_forward(c, channels_last, source, name, threads, fparams, x,
     if getattr(_force, "on", False) or torch.jit.is_tracing() or \
             _get_current_dispatch_mode() is not None or _onnx_exporting():
         return None
-    if (HAS_CUSTOM_OPS and _functorch_active()) or \
-            _functorch_transforms_113():
+    if _functorch_active():
         return None
     if _inference(x, weight, bias, params):
         return _kernel_forward(_function(source, name, threads), x, weight,
