@@ -47,43 +47,29 @@ static int fn_specs(const dnc_cli *c, const dnc_fn *f, const char *wrt,
   return 0;
 }
 
-/* Every function's derivatives, made (within the DAG's budget) before any
- * is printed, so that one too large prints nothing but the error; then
- * printed. */
 /* Whether a name would be printed twice: two derivatives', or, in the
  * PyTorch form, which prints the functions themselves and f__all too, a
  * derivative's (f__dx) and a function's (a second def of a name replaced
  * the first: f__dx(2) gave the user's f__dx, silently). 1, reported,
  * when one is. */
-static int names_clash(dnc_fn **fns, int n, const char *wrt,
-                       int order, int fmt, dnc_dspec *specs, int max,
-                       const dnc_cli *c)
+static int names_clash(dnc_fn **fns, int n, const char *wrt, int order,
+                       int fmt, dnc_dspec *specs, int max, const dnc_cli *c)
 {
-  size_t cap = 64, nn = 0;
-  char **names = malloc(cap * sizeof *names);
-  const char **whose = malloc(cap * sizeof *whose);
+  size_t cap = 0, nn = 0;
+  char **names = NULL;
+  const char **whose = NULL;
   int clash = 0;
-  if (!names || !whose)
-    dnc_die(__FILE__, __LINE__, "out of memory");
   for (int k = 0; k < n && !clash; k++) {
-    int ns = 0;
+    int ns = 0, torch = fmt == DNC_FMT_TORCH;
     fn_specs(c, fns[k], wrt, order, specs, max, &ns);
-    for (int j = -2; j < ns && !clash; j++) {
-      char *name;
-      if (j == -2 && fmt != DNC_FMT_TORCH)
-        continue;
-      if (j == -2)
-        name = strdup(fns[k]->name);
-      else if (j == -1) {
-        if (fmt != DNC_FMT_TORCH)
-          continue;
-        name = malloc(strlen(fns[k]->name) + sizeof "__all");
-        if (name)
-          sprintf(name, "%s__all", fns[k]->name);
-      } else
-        name = dnc_dspec_name(fns[k], &specs[j]);
+    /* the function and f__all (torch), then its derivatives */
+    for (int j = torch ? -2 : 0; j < ns && !clash; j++) {
+      char *name = j >= 0 ? dnc_dspec_name(fns[k], &specs[j])
+                          : malloc(strlen(fns[k]->name) + sizeof "__all");
       if (!name)
         dnc_die(__FILE__, __LINE__, "out of memory");
+      if (j < 0)
+        sprintf(name, "%s%s", fns[k]->name, j == -1 ? "__all" : "");
       for (size_t i = 0; i < nn && !clash; i++)
         if (!strcmp(names[i], name)) {
           fprintf(stderr, "dnc: error: '%s' would be printed twice, for "
@@ -92,7 +78,7 @@ static int names_clash(dnc_fn **fns, int n, const char *wrt,
           clash = 1;
         }
       if (nn == cap) {
-        cap *= 2;
+        cap = cap ? 2 * cap : 64;
         names = realloc(names, cap * sizeof *names);
         whose = realloc(whose, cap * sizeof *whose);
         if (!names || !whose)
@@ -109,6 +95,9 @@ static int names_clash(dnc_fn **fns, int n, const char *wrt,
   return clash;
 }
 
+/* Every function's derivatives, made (within the DAG's budget) before any
+ * is printed, so that one too large prints nothing but the error; then
+ * printed. */
 static int derive_and_print(const dnc_cli *c, dnc_mod *m, dnc_fn **fns,
                             int n, const char *wrt, int order, int fmt,
                             int stats)

@@ -199,39 +199,34 @@ static dnc_node *isru_rule(dctx *d, dnc_node *a, dnc_node *da, dnc_node *v,
 {
   if (v->op != OP_ADD)
     return NULL;
-  for (int k = 0; k < 2; k++) {
-    dnc_node *sq = v->arg[k], *c = v->arg[1 - k];
-    const dnc_node *b = scaled_square_of(d, sq); /* b^2, b * b or s b^2 */
-    if ((b && related(d, b, a)) || (d->dv[sq->id] && euler2(d, sq, a))) {
+  /* h, the part of a that the square's base is related to: a itself, or
+   * for a centred unit ((x - m) / sqrt(v + x^2)) h in a = h + kk or h -
+   * kk, kk not varying, whose numerator is then a' c - a c'/2 - kk t'/2,
+   * as a' t - h t'/2 = 0; there the quotient rule's 1 - ((x - m) / r) (x
+   * / r) lost every digit where x^2 >> v (0 from x = 1e7 in f32, 1e18 in
+   * f64, and the wrong sign further out, where the derivative is -m x /
+   * |x|^3) */
+  int split = da && (a->op == OP_ADD || a->op == OP_SUB);
+  for (int j = -1; j < (split ? 2 : 0); j++) {
+    dnc_node *h = j < 0 ? a : a->arg[j], *kk = j < 0 ? NULL : a->arg[1 - j];
+    if (kk && (d->dv[kk->id] || !d->dv[h->id]))
+      continue;
+    for (int k = 0; k < 2; k++) {
+      dnc_node *sq = v->arg[k], *c = v->arg[1 - k];
+      const dnc_node *b = scaled_square_of(d, sq); /* b^2, b * b or s b^2 */
+      if ((kk && !d->dv[sq->id]) ||
+          !((b && related(d, b, h)) || (d->dv[sq->id] && euler2(d, sq, h))))
+        continue;
       dnc_node *num = cross(d, a, da, c, 0.5);
+      if (kk) {
+        dnc_node *kt = mul(d, kk, mul(d, K(0.5), d->dv[sq->id]));
+        num = a->op == OP_SUB && j == 0 ? add(d, num, kt) : sub(d, num, kt);
+      }
       if (!t)
         t = S(OP_SQRT, v, NULL);
       return num ? S(OP_DIV, num, S(OP_MUL, v, t)) : K(0.0);
     }
   }
-  /* a = h + k or h - k, k not varying, h as a above (a centred unit,
-   * (x - m) / sqrt(v + x^2)): a' c - a c'/2 - k t'/2, as a' t - h t'/2
-   * = 0; the quotient rule's 1 - ((x - m) / r) (x / r) lost every digit
-   * where x^2 >> v (0 from x = 1e7 in f32, 1e18 in f64, and the wrong
-   * sign further out, where the derivative is -m x / |x|^3) */
-  if (da && (a->op == OP_ADD || a->op == OP_SUB))
-    for (int j = 0; j < 2; j++) {
-      dnc_node *h = a->arg[j], *kk = a->arg[1 - j];
-      if (d->dv[kk->id] || !d->dv[h->id])
-        continue;
-      for (int k = 0; k < 2; k++) {
-        dnc_node *sq = v->arg[k], *c = v->arg[1 - k];
-        const dnc_node *b = scaled_square_of(d, sq);
-        if (!d->dv[sq->id] || !((b && related(d, b, h)) || euler2(d, sq, h)))
-          continue;
-        dnc_node *kt = mul(d, kk, mul(d, K(0.5), d->dv[sq->id]));
-        dnc_node *num = cross(d, a, da, c, 0.5);
-        num = a->op == OP_SUB && j == 0 ? add(d, num, kt) : sub(d, num, kt);
-        if (!t)
-          t = S(OP_SQRT, v, NULL);
-        return num ? S(OP_DIV, num, S(OP_MUL, v, t)) : K(0.0);
-      }
-    }
   /* a' = 0 (a parameter in the square: d/dbeta of x / sqrt(1 + beta
    * x^2), d/dalpha of x / sqrt(1 + (alpha x)^2)): -(a v'/2) / (v
    * sqrt(v)), where the quotient rule's q (v'/(2 sqrt(v))) / sqrt(v) was

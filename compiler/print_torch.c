@@ -500,13 +500,12 @@ static void tp_full(tprinter *p, const dnc_node *e)
   fprintf(p->out, "torch.full_like(%s, ", pyname(p->f->input, b, sizeof b));
   if (dnc_ops[e->op].type != TYPE_NUM)
     fprintf(p->out, "%s, dtype=torch.bool)", p->value[e->id] ? "True" : "False");
-  else if (huge((double)p->value[e->id])) {
-    fprintf(p->out, "dnc_c(%s, ", pyname(p->f->input, b, sizeof b));
-    tp_const(p->out, (double)p->value[e->id]);
-    fputs("))", p->out);
-  } else {
-    tp_const(p->out, (double)p->value[e->id]);
-    fputc(')', p->out);
+  else {
+    double v = (double)p->value[e->id];
+    if (huge(v))
+      fprintf(p->out, "dnc_c(%s, ", pyname(p->f->input, b, sizeof b));
+    tp_const(p->out, v);
+    fputs(huge(v) ? "))" : ")", p->out);
   }
 }
 

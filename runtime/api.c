@@ -58,6 +58,27 @@ static void gate_leave(void)
     pthread_rwlock_unlock(&fork_gate);
 }
 
+/* a module's lock, inside the fork gate: what is done under it grows
+ * the module's DAG or compiles */
+static void mod_lock(dnc_module *mod)
+{
+  gate_enter();
+  pthread_mutex_lock(&mod->lock);
+}
+static void mod_unlock(dnc_module *mod)
+{
+  pthread_mutex_unlock(&mod->lock);
+  gate_leave();
+}
+
+/* a JIT freed inside the fork gate (LLVM's locks) */
+static void jit_free(dnc_jit *j)
+{
+  gate_enter();
+  dnc_jit_free(j);
+  gate_leave();
+}
+
 static _Thread_local char last_error[512];
 
 const char *dnc_last_error(void)
@@ -221,9 +242,7 @@ dnc_status dnc_context_create(const dnc_options *o, dnc_context **out)
   ctx->pool = dnc_pool_new(o->threads ? o->threads : dnc_pool_default_threads(),
                            spin_us);
   if (!ctx->pool) {
-    gate_enter();
-    dnc_jit_free(ctx->jit);
-    gate_leave();
+    jit_free(ctx->jit);
     free(ctx);
     return DNC_ERR_MEMORY;
   }
@@ -258,9 +277,7 @@ static void context_release(dnc_context *ctx)
   if (atomic_fetch_sub(&ctx->refs, 1) != 1)
     return;
   dnc_pool_free(ctx->pool);
-  gate_enter();
-  dnc_jit_free(ctx->jit);
-  gate_leave();
+  jit_free(ctx->jit);
   ctx->pool = NULL;
   ctx->jit = NULL;
   ctx->magic = DNC_CONTEXT_DEAD;
@@ -554,6 +571,17 @@ static int mapped_from(void *h, dev_t dev, ino_t ino)
   return same;
 }
 
+/* Removes and frees private_copy's file and directory (NULL: none) */
+static void drop_copy(char *file, char *dir)
+{
+  if (file) {
+    unlink(file);
+    rmdir(dir);
+  }
+  free(file);
+  free(dir);
+}
+
 /* A copy of the file src in a new private directory, whose path is
  * returned (malloc'ed; *dir the directory's, for the caller to remove);
  * NULL with errno set where it cannot be made. */
@@ -571,7 +599,6 @@ static char *private_copy(const char *src, char **dir)
     return NULL;
   }
   snprintf(d, n, "%s/dnc-load.XXXXXX", tmp);
-  snprintf(f, n, "%s/dnc-load.XXXXXX/lib.so", tmp);
   int ok = 0, in = -1, to = -1;
   if (mkdtemp(d)) {
     snprintf(f, n, "%s/lib.so", d);
@@ -656,12 +683,7 @@ dnc_status dnc_module_load(dnc_context *ctx, const char *path,
             path, copy ? bad : "another library loaded from this path is "
                                "still in use, and a private copy of the "
                                "new one could not be made in $TMPDIR");
-        if (copy) {
-          unlink(copy);
-          rmdir(copy_dir);
-        }
-        free(copy);
-        free(copy_dir);
+        drop_copy(copy, copy_dir);
         free(full);
         return st;
       }
@@ -669,12 +691,7 @@ dnc_status dnc_module_load(dnc_context *ctx, const char *path,
   }
   void *dl = dlopen(copy ? copy : full, RTLD_NOW | RTLD_LOCAL);
   free(full);
-  if (copy) { /* mapped now, or refused: the copy is not needed */
-    unlink(copy);
-    rmdir(copy_dir);
-    free(copy);
-    free(copy_dir);
-  }
+  drop_copy(copy, copy_dir); /* mapped now, or refused: not needed */
   if (!dl) {
     const char *e = dlerror();
     return load_error(path, e ? e : "dlopen failed");
@@ -765,8 +782,7 @@ dnc_status dnc_get_kernels(const dnc_function *f, int t, const dnc_kernels **out
     return DNC_OK;
   }
   dnc_status st = DNC_OK;
-  gate_enter();
-  pthread_mutex_lock(&mod->lock);
+  mod_lock(mod);
   ks = atomic_load_explicit(slot, memory_order_acquire);
   if (!ks) {
     if (!mod->lib)
@@ -784,8 +800,7 @@ dnc_status dnc_get_kernels(const dnc_function *f, int t, const dnc_kernels **out
       atomic_store_explicit(slot, ks, memory_order_release);
     }
   }
-  pthread_mutex_unlock(&mod->lock);
-  gate_leave();
+  mod_unlock(mod);
   if (ks)
     *out = &ks->k;
   return st;
@@ -801,8 +816,7 @@ const dnc_kernels *dnc_get_stream_kernels(const dnc_function *f, int t)
   if (state)
     return state > 0 ? &ks->stream : NULL;
   dnc_module *mod = f->owner;
-  gate_enter();
-  pthread_mutex_lock(&mod->lock);
+  mod_lock(mod);
   state = atomic_load_explicit(&ks->stream_state, memory_order_acquire);
   if (!state) {
     void *fns[DNC_K__COUNT];
@@ -815,8 +829,7 @@ const dnc_kernels *dnc_get_stream_kernels(const dnc_function *f, int t)
     free(err); /* the plain kernels, which compiled, serve instead */
     atomic_store_explicit(&ks->stream_state, state, memory_order_release);
   }
-  pthread_mutex_unlock(&mod->lock);
-  gate_leave();
+  mod_unlock(mod);
   return state > 0 ? &ks->stream : NULL;
 }
 
@@ -996,8 +1009,7 @@ dnc_status dnc_function_diff(const dnc_function *f, const char *wrt,
   dnc_print_prelude(o, (int)format);
   /* differentiation grows the module's DAG, as compiling kernels does */
   dnc_module *mod = f->owner;
-  gate_enter();
-  pthread_mutex_lock(&mod->lock);
+  mod_lock(mod);
   dnc_print_head(o, f, (int)format);
   dnc_node **ds = malloc(sizeof *ds * (size_t)(ns > 0 ? ns : 1));
   if (!ds)
@@ -1016,8 +1028,7 @@ dnc_status dnc_function_diff(const dnc_function *f, const char *wrt,
       dnc_dspec_print_all(o, f, specs, ds, ns, (int)format) < 0)
     st = DNC_ERR_MEMORY;
   free(ds);
-  pthread_mutex_unlock(&mod->lock);
-  gate_leave();
+  mod_unlock(mod);
   fclose(o);
   free(specs);
   if (st != DNC_OK) {
@@ -1070,13 +1081,11 @@ static dnc_status fit_call(const char *who, const dnc_function *f,
   /* the Jacobian's derivatives grow the module's DAG: made here under its
    * lock, they are kept (dnc_derive_prog), and dnc_fit only reads them */
   dnc_module *mod = f->owner;
-  gate_enter();
-  pthread_mutex_lock(&mod->lock);
+  mod_lock(mod);
   for (int j = 0; j < fn->nparams; j++)
     if (!fixed || !fixed[j])
       dnc_derive_prog(mod->m, fn, j);
-  pthread_mutex_unlock(&mod->lock);
-  gate_leave();
+  mod_unlock(mod);
   dnc_fit_bounded(mod->m, fn, x, y, (int)n, p0, fixed, lower, upper, o, r,
                   at_bound);
   free(p0);
