@@ -190,19 +190,28 @@ static LLVMValueRef bf16_round_int(dnc_cg *cg, LLVMValueRef v)
  * integer path behind one branch. The test is one vfpclassps (class
  * 0x20, denormal): LLVM lowers llvm.is.fpclass of the same class to
  * three integer operations, for every vector stored. */
+static LLVMValueRef bf16_hw(dnc_cg *cg, LLVMValueRef v, LLVMValueRef *sub)
+{
+  LLVMValueRef hw = intrinsic(cg, "llvm.x86.avx512bf16.cvtneps2bf16.512", NULL, 0,
+                              &v, 1);
+  LLVMValueRef cargs[2] = {v, LLVMConstInt(cg->i32, 0x20, 0)}; /* ±subnormal */
+  *sub = intrinsic(cg, "llvm.x86.avx512.fpclass.ps.512", NULL, 0, cargs, 2);
+  return LLVMBuildBitCast(cg->b, hw, LLVMVectorType(cg->i16, cg->lanes), "bf16.hw");
+}
+
+static LLVMValueRef any_lane(dnc_cg *cg, LLVMValueRef m)
+{
+  LLVMTypeRef mt = LLVMTypeOf(m);
+  return intrinsic(cg, "llvm.vector.reduce.or", &mt, 1, &m, 1);
+}
+
 static LLVMValueRef bf16_round(dnc_cg *cg, LLVMValueRef v)
 {
   if (!cg->bf16cvt)
     return bf16_round_int(cg, v);
   LLVMTypeRef i16v = LLVMVectorType(cg->i16, cg->lanes);
-  LLVMValueRef hw = intrinsic(cg, "llvm.x86.avx512bf16.cvtneps2bf16.512", NULL, 0,
-                              &v, 1);
-  hw = LLVMBuildBitCast(cg->b, hw, i16v, "bf16.hw");
-  LLVMValueRef cargs[2] = {v, LLVMConstInt(cg->i32, 0x20, 0)}; /* ±subnormal */
-  LLVMValueRef sub = intrinsic(cg, "llvm.x86.avx512.fpclass.ps.512", NULL, 0,
-                               cargs, 2);
-  LLVMTypeRef mt = LLVMTypeOf(sub);
-  LLVMValueRef any = intrinsic(cg, "llvm.vector.reduce.or", &mt, 1, &sub, 1);
+  LLVMValueRef sub, hw = bf16_hw(cg, v, &sub);
+  LLVMValueRef any = any_lane(cg, sub);
   LLVMBasicBlockRef here = LLVMGetInsertBlock(cg->b);
   LLVMValueRef fn = LLVMGetBasicBlockParent(here);
   LLVMBasicBlockRef slow = LLVMAppendBasicBlockInContext(cg->ctx, fn, "bf16.subnormal");
@@ -219,6 +228,39 @@ static LLVMValueRef bf16_round(dnc_cg *cg, LLVMValueRef v)
   return phi;
 }
 
+static void unlikely(dnc_cg *cg, LLVMValueRef br);
+
+/* After an unrolled turn's bodies: where a vector stored by store_data
+ * under late_on had a subnormal lane, which vcvtneps2bf16 read as zero,
+ * the turn's vectors are stored again through the integer path (the same
+ * bits as bf16_round's branch), behind one branch. The bodies then stay
+ * in one block, which emit_turn interleaves: with a branch a vector, a
+ * bf16 kernel ran one vector's chain at a time, and its math took longer
+ * than f32's (DyT's bf16 forward 3.7 ns a vector in cache against the
+ * same math in an f32 kernel's 2.1; docs/performance.md, round
+ * twenty-two). */
+static void late_fixup(dnc_cg *cg)
+{
+  int n = cg->nlate;
+  cg->nlate = 0;
+  if (!n)
+    return;
+  LLVMValueRef any = cg->late[0].sub;
+  for (int i = 1; i < n; i++)
+    any = LLVMBuildOr(cg->b, any, cg->late[i].sub, "");
+  any = any_lane(cg, any);
+  LLVMValueRef fn = LLVMGetBasicBlockParent(LLVMGetInsertBlock(cg->b));
+  LLVMBasicBlockRef slow = LLVMAppendBasicBlockInContext(cg->ctx, fn, "bf16.subnormal");
+  LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(cg->ctx, fn, "bf16.join");
+  unlikely(cg, LLVMBuildCondBr(cg->b, any, slow, join));
+  LLVMPositionBuilderAtEnd(cg->b, slow);
+  for (int i = 0; i < n; i++)
+    store_vec(cg, cg->st, cg->late[i].base, cg->late[i].idx,
+              bf16_round_int(cg, cg->late[i].v), NULL);
+  LLVMBuildBr(cg->b, join);
+  LLVMPositionBuilderAtEnd(cg->b, join);
+}
+
 /* Compute to storage type; bf16 rounds to nearest even and keeps NaN a
  * (quiet) NaN, f16 rounds through fptrunc (IEEE nearest even). Every
  * store_data is of an output, y or dx: streamed in stream kernels. */
@@ -227,7 +269,14 @@ static void store_data(dnc_cg *cg, LLVMValueRef base, LLVMValueRef idx,
 {
   switch (cg->dtype) {
   case DNC_DT_BF16:
-    v = bf16_round(cg, v);
+    if (cg->bf16cvt && cg->late_on && !mask &&
+        cg->nlate < (int)(sizeof cg->late / sizeof cg->late[0])) {
+      LLVMValueRef sub, hw = bf16_hw(cg, v, &sub);
+      cg->late[cg->nlate++] = (__typeof__(cg->late[0])){base, idx, v, sub};
+      v = hw;
+    } else {
+      v = bf16_round(cg, v);
+    }
     break;
   case DNC_DT_F16:
     v = LLVMBuildFPTrunc(cg->b, v, LLVMVectorType(cg->st, cg->lanes), "f16");
@@ -842,6 +891,8 @@ static void emit_turn(dnc_cg *cg, kbody *k, LLVMValueRef i, body_fn body,
   int at[DNC_UNROLL_MAX], one = 1;
   LLVMValueRef mark[DNC_UNROLL_MAX];
   k->counted = 1;
+  cg->late_on = 1;
+  cg->nlate = 0;
   for (int b = 0; b < nb; b++) {
     reset_memo(cg);
     mark[b] = LLVMGetLastInstruction(LLVMGetInsertBlock(cg->b));
@@ -851,8 +902,11 @@ static void emit_turn(dnc_cg *cg, kbody *k, LLVMValueRef i, body_fn body,
     one &= LLVMGetInsertBlock(cg->b) == bb;
   }
   k->counted = 0;
-  if (!one)
+  cg->late_on = 0;
+  if (!one) {
+    late_fixup(cg);
     return;
+  }
   int n = 0, cap = 0;
   LLVMValueRef *all = NULL;
   for (LLVMValueRef ins = LLVMGetFirstInstruction(bb); ins; ins = LLVMGetNextInstruction(ins)) {
@@ -872,6 +926,7 @@ static void emit_turn(dnc_cg *cg, kbody *k, LLVMValueRef i, body_fn body,
   }
   interleave(cg, all, n, at, nb);
   free(all);
+  late_fixup(cg);
 }
 
 /* for (i = 0; i + lanes <= n; i += lanes) body(i); then one masked body

@@ -57,6 +57,14 @@ typedef struct dnc_cg {
     LLVMValueRef y, under, n, r;
   } red[4];
   int nred;
+  /* the bf16 stores of an unrolled turn (emit_turn), where late_on: each
+   * vector is stored as vcvtneps2bf16 rounds it, and kept here with its
+   * subnormal lanes, for one branch after the turn (late_fixup) instead
+   * of one per vector (bf16_round) */
+  struct {
+    LLVMValueRef base, idx, v, sub;
+  } late[8];
+  int nlate, late_on;
   int stream;   /* dnc_target.stream */
   int nt_store; /* store_data is writing an output (y or dx) */
   int dgamma_f; /* the layer backward's f for dgamma alone is being built:
