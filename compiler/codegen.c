@@ -2047,9 +2047,11 @@ static void cg_types(dnc_cg *cg, int dt, unsigned vector_bits)
 
 int dnc_target_flags(const dnc_target *t)
 {
-  int avx512 = !strncmp(t->triple, "x86_64", 6) && t->vector_bits == 512;
+  int x86 = !strncmp(t->triple, "x86_64", 6);
+  int avx512 = x86 && t->vector_bits == 512;
   return (t->has_fma ? DNC_TARGET_FMA : 0) |
-         (avx512 && t->has_fma ? DNC_TARGET_RSQRT : 0);
+         (avx512 && t->has_fma ? DNC_TARGET_RSQRT : 0) |
+         (x86 && !strncmp(t->cpu, "znver", 5) ? DNC_TARGET_UNDERFLOW : 0);
 }
 
 LLVMModuleRef dnc_codegen(LLVMContextRef ctx, dnc_mod *m, dnc_fn *f, int dt,

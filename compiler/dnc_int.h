@@ -675,8 +675,12 @@ int dnc_isru_shape_of(const dnc_node *e, dnc_isru_shape *s);
  *   DNC_TARGET_FMA    fused multiply-add in hardware
  *   DNC_TARGET_RSQRT  f32's rsqrt is vmath.c's refined estimate (16-lane
  *                     AVX-512 with FMA), as cheap as a multiplication,
- *                     while division and sqrt share one slow divider */
-enum { DNC_TARGET_FMA = 1, DNC_TARGET_RSQRT = 2 };
+ *                     while division and sqrt share one slow divider
+ *   DNC_TARGET_UNDERFLOW  a result that underflows (to a subnormal or 0)
+ *                     costs what any other does: AMD's Zen (LLVM's znver
+ *                     CPUs), where Intel's cores take a microcode assist
+ *                     for the vector (vmath.c, exp_clamp) */
+enum { DNC_TARGET_FMA = 1, DNC_TARGET_RSQRT = 2, DNC_TARGET_UNDERFLOW = 4 };
 /* Whether dnc_rewrite writes e (before it) as ((g V) I), g a factor
  * bounded by 1 (a Gaussian, a sigmoid pair), V what varies, I constants
  * and parameters (rewrite.c, chain_form): codegen factors the backward

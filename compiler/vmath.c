@@ -254,14 +254,38 @@ static int reduced_nonpos(vm *v, LLVMValueRef y, LLVMValueRef *under,
   return 0;
 }
 
+/* Where an underflowing scaling costs nothing extra (DNC_TARGET_UNDERFLOW,
+ * with vscalefps), exp's argument is clamped to -112 (f64: -760) instead
+ * of the lanes below -104 (-746) taking 0 after (vm_exp_in): one
+ * vmaxps where the other takes a comparison and a masked move of the
+ * argument and of each result (exp's 0, tanh's expm1 of -1 in bf16 and
+ * f16). The same bits: 2^n (1 + p) with n <= -161 (-1095) rounds to 0
+ * as exp(y) does below -104, and expm1's 2^n p + (2^n - 1) to -1. On
+ * Intel's cores a scaling to a subnormal or 0 takes a microcode assist
+ * for the vector (DyT's backward with 1 % of |x| ~ 1000: 0.70 -> 1.44
+ * ns an element, round nine); on Zen 5, vscalefps to 2^-160 costs the
+ * cycle that 2^-10 does (measured, round twenty-two). NULL: no clamp. */
+static LLVMValueRef exp_clamp(vm *v)
+{
+  if (!has_scalef(v) || !(v->cg->target & DNC_TARGET_UNDERFLOW))
+    return NULL;
+  return K(v, v->d ? -760.0 : -112.0);
+}
+
 static void reduce_nonpos(vm *v, LLVMValueRef y, LLVMValueRef *under,
                           LLVMValueRef *n, LLVMValueRef *r)
 {
   dnc_cg *cg = v->cg;
   if (reduced_nonpos(v, y, under, n, r))
     return;
-  *under = cmp(v, LLVMRealOLT, y, K(v, v->d ? -746.0 : -104.0));
-  exp_reduce(v, sel(v, *under, K(v, 0.0), y), n, r);
+  LLVMValueRef lo = exp_clamp(v);
+  if (lo) {
+    *under = NULL;
+    exp_reduce(v, sel(v, cmp(v, LLVMRealOLT, y, lo), lo, y), n, r);
+  } else {
+    *under = cmp(v, LLVMRealOLT, y, K(v, v->d ? -746.0 : -104.0));
+    exp_reduce(v, sel(v, *under, K(v, 0.0), y), n, r);
+  }
   if (cg->nred < (int)(sizeof cg->red / sizeof cg->red[0]))
     cg->red[cg->nred++] = (__typeof__(cg->red[0])){y, *under, *n, *r};
 }
@@ -277,11 +301,15 @@ static LLVMValueRef vm_exp_in(vm *v, LLVMValueRef x, int adj, int range)
    * after, since a scaling into the subnormals or to 0 costs a microcode
    * assist for the whole vector (DyT's backward, whose exp(-2|u|) is 0
    * once |u| > 52: 0.70 -> 1.44 ns/el with 1 % of |x| ~ 1000, as LLMs'
-   * massive activations; docs/performance.md, round nine) */
+   * massive activations; docs/performance.md, round nine); where that
+   * costs nothing, the argument is clamped instead (exp_clamp) */
   if (range == EXP_NONPOS) {
     reduce_nonpos(v, x, &under, &n, &r);
   } else {
-    if (range != EXP_INRANGE) {
+    LLVMValueRef clamp = exp_clamp(v);
+    if (range != EXP_INRANGE && clamp) {
+      xc = sel(v, cmp(v, LLVMRealOLT, xc, clamp), clamp, xc);
+    } else if (range != EXP_INRANGE) {
       under = cmp(v, LLVMRealOLT, xc, K(v, lo));
       xc = sel(v, under, K(v, 0.0), xc);
     }
