@@ -779,7 +779,10 @@ enum { SUM_VECS = 8 };
 static int has_scalar_sums(const kbody *k);
 static void count_scalars(dnc_cg *cg, kbody *k, int by);
 
-enum { DNC_UNROLL_MAX = 4 };
+/* at most SUM_VECS: a turn ends where the scalar sums' count reaches it
+ * (emit_vector_loop) */
+enum { DNC_UNROLL_MAX = 8 };
+_Static_assert((int)DNC_UNROLL_MAX <= (int)SUM_VECS, "a turn longer than the sums' group");
 
 /* The memory an instruction loads from or stores to, or NULL */
 static LLVMValueRef mem_of(LLVMValueRef ins)
@@ -1941,7 +1944,8 @@ static int layer_unroll(const dnc_cg *cg, const dnc_target *t, const spec_set *s
 {
   if ((s && s->n) || cg->stream || !t->opt_level)
     return 1;
-  return t->unroll < 1 ? 1 : t->unroll > DNC_UNROLL_MAX ? DNC_UNROLL_MAX : t->unroll;
+  int u = cg->lowp && t->lowp_unroll ? t->lowp_unroll : t->unroll;
+  return u < 1 ? 1 : u > DNC_UNROLL_MAX ? DNC_UNROLL_MAX : u;
 }
 
 static void build_layer_fwd(dnc_cg *cg, kbody *k, const dnc_target *t,

@@ -63,7 +63,7 @@ typedef struct dnc_cg {
    * of one per vector (bf16_round) */
   struct {
     LLVMValueRef base, idx, v, sub;
-  } late[8];
+  } late[16];
   int nlate, late_on;
   int stream;   /* dnc_target.stream */
   int nt_store; /* store_data is writing an output (y or dx) */
@@ -114,8 +114,8 @@ LLVMValueRef dnc_vm_rsqrt(dnc_cg *cg, LLVMValueRef x);
 LLVMValueRef dnc_cg_splat(dnc_cg *cg, double v);
 
 /* dnc_target.unroll of the JIT and of `dnc compile` (docs/performance.md,
- * round sixteen) */
-enum { DNC_JIT_UNROLL = 4, DNC_AOT_UNROLL = 2 };
+ * round sixteen), and the JIT's lowp_unroll (round twenty-two) */
+enum { DNC_JIT_UNROLL = 4, DNC_JIT_LOWP_UNROLL = 8, DNC_AOT_UNROLL = 2 };
 
 /* Target description for one compile: the machine, its vector width. */
 typedef struct dnc_target {
@@ -133,6 +133,11 @@ typedef struct dnc_target {
                  compile time: a search's thousands of candidates in one
                  library); a loop without γ takes at most 2; 0 or 1, and
                  opt_level 0: one */
+  int lowp_unroll; /* the same for kernels with bf16's or f16's math
+                      (math_bits 8 or 11): the JIT's 8, where DyT's bf16
+                      layer backward took 4.5 ns a vector in cache with
+                      4 and 3.7 with 8 (f32's Derf, whose body needs more
+                      registers, 4.8 and 5.2); 0: unroll */
   int stream; /* x86: the kernels write y and dx with non-temporal stores
                  (every full vector; a row's masked tail as usual) and
                  end with sfence. They then need every row of y and dx

@@ -565,7 +565,7 @@ static char *target_key(const dnc_target *t)
   pthread_once(&build_once, find_build_id);
   const char *f = "dnc %s\nbuild %s\nllvm %s\ntriple %s\ncpu %s\n"
                   "features %s\nopt %d\npipeline %s\nmath_bits %d\n"
-                  "vector_bits %u\nfma %d\nstream %d\nunroll %d\n";
+                  "vector_bits %u\nfma %d\nstream %d\nunroll %d %d\n";
   char passes[192];
   dnc_pipeline(t, passes, sizeof passes);
   size_t n = strlen(f) + strlen(DNC_VERSION_STRING) + strlen(build_id) +
@@ -576,7 +576,7 @@ static char *target_key(const dnc_target *t)
     dnc_die(__FILE__, __LINE__, "out of memory");
   snprintf(s, n, f, DNC_VERSION_STRING, build_id, dnc_llvm_version(), t->triple,
            t->cpu, t->features, t->opt_level, passes, t->math_bits,
-           t->vector_bits, t->has_fma, t->stream, t->unroll);
+           t->vector_bits, t->has_fma, t->stream, t->unroll, t->lowp_unroll);
   return s;
 }
 
@@ -602,6 +602,7 @@ dnc_jit *dnc_jit_new(const dnc_jit_options *o, char **err, int *bad_name)
   j->target.opt_level = o->opt_level < 0 ? 0 : o->opt_level > 3 ? 3 : o->opt_level;
   j->target.math_bits = o->math_bits;
   j->target.unroll = DNC_JIT_UNROLL;
+  j->target.lowp_unroll = DNC_JIT_LOWP_UNROLL;
   if ((*err = dnc_check_target_names(j->target.triple, j->target.cpu,
                                  j->target.features))) {
     *bad_name = 1;
