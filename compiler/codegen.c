@@ -1933,16 +1933,18 @@ static void emit_layer_bwd_copy(dnc_cg *cg, kbody *k, void *ud)
     emit_tiles(cg, k, la, slot, n);
 }
 
-/* full vectors a turn of a layer loop: the target's (dnc_target.unroll);
- * one where the body has a speculated chain (its rare vectors go to the
- * general body one at a time: speculate), and in the stream kernels,
- * which the runtime calls on outputs too large for the caches: a loop
- * bound by memory gains nothing from the overlap (DyT at [8192 x 4096]
- * with normal stores: 0.99 x forward, 1.00 x backward), and one body
- * compiles faster (docs/performance.md, round sixteen) */
+/* full vectors a turn of a layer loop: the target's (dnc_target.unroll,
+ * lowp_unroll); one where the body has a speculated chain (its rare
+ * vectors go to the general body one at a time: speculate). The stream
+ * kernels, which the runtime calls on outputs too large for the caches,
+ * took one vector a turn until round twenty-two: on the Xeon of round
+ * sixteen a loop bound by memory gained nothing from the overlap, but on
+ * Zen 5, where a copy is twice as fast a thread, DyT's and Derf's f32
+ * layer backward at [8192 x 4096] took 6.2 and 6.65 ns a vector with one
+ * and 5.7 and 6.35 with four (DyISRU's 4.95 and 5.0; docs/performance.md) */
 static int layer_unroll(const dnc_cg *cg, const dnc_target *t, const spec_set *s)
 {
-  if ((s && s->n) || cg->stream || !t->opt_level)
+  if ((s && s->n) || !t->opt_level)
     return 1;
   int u = cg->lowp && t->lowp_unroll ? t->lowp_unroll : t->unroll;
   return u < 1 ? 1 : u > DNC_UNROLL_MAX ? DNC_UNROLL_MAX : u;
