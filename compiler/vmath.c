@@ -264,12 +264,21 @@ static int reduced_nonpos(vm *v, LLVMValueRef y, LLVMValueRef *under,
  * Intel's cores a scaling to a subnormal or 0 takes a microcode assist
  * for the vector (DyT's backward with 1 % of |x| ~ 1000: 0.70 -> 1.44
  * ns an element, round nine); on Zen 5, vscalefps to 2^-160 costs the
- * cycle that 2^-10 does (measured, round twenty-two). NULL: no clamp. */
-static LLVMValueRef exp_clamp(vm *v)
+ * cycle that 2^-10 does (measured, round twenty-two). 0: no clamp. */
+static double exp_clamp(vm *v)
 {
   if (!has_scalef(v) || !(v->cg->target & DNC_TARGET_UNDERFLOW))
-    return NULL;
-  return K(v, v->d ? -760.0 : -112.0);
+    return 0;
+  return v->d ? -760.0 : -112.0;
+}
+
+/* y's operand where y is a negation (the Gaussian's -(u u) in bf16's
+ * math, codegen.c lw_neg), else NULL */
+static LLVMValueRef fneg_of(LLVMValueRef y)
+{
+  return LLVMIsAUnaryOperator(y) && LLVMGetInstructionOpcode(y) == LLVMFNeg
+             ? LLVMGetOperand(y, 0)
+             : NULL;
 }
 
 static void reduce_nonpos(vm *v, LLVMValueRef y, LLVMValueRef *under,
@@ -278,14 +287,21 @@ static void reduce_nonpos(vm *v, LLVMValueRef y, LLVMValueRef *under,
   dnc_cg *cg = v->cg;
   if (reduced_nonpos(v, y, under, n, r))
     return;
-  LLVMValueRef lo = exp_clamp(v);
+  /* y = -h: the clamp or the select on h, negated after, a sign the
+   * reduction's fused multiply-adds take (on y itself the negation was
+   * a vxorps of its own); the same values, NaN passing */
+  LLVMValueRef h = fneg_of(y), a;
+  double lo = exp_clamp(v), b = v->d ? -746.0 : -104.0;
   if (lo) {
     *under = NULL;
-    exp_reduce(v, sel(v, cmp(v, LLVMRealOLT, y, lo), lo, y), n, r);
+    a = h ? LLVMBuildFNeg(v->b, sel(v, cmp(v, LLVMRealOGT, h, K(v, -lo)), K(v, -lo), h), "")
+          : sel(v, cmp(v, LLVMRealOLT, y, K(v, lo)), K(v, lo), y);
   } else {
-    *under = cmp(v, LLVMRealOLT, y, K(v, v->d ? -746.0 : -104.0));
-    exp_reduce(v, sel(v, *under, K(v, 0.0), y), n, r);
+    *under = h ? cmp(v, LLVMRealOGT, h, K(v, -b)) : cmp(v, LLVMRealOLT, y, K(v, b));
+    a = h ? LLVMBuildFNeg(v->b, sel(v, *under, K(v, -0.0), h), "")
+          : sel(v, *under, K(v, 0.0), y);
   }
+  exp_reduce(v, a, n, r);
   if (cg->nred < (int)(sizeof cg->red / sizeof cg->red[0]))
     cg->red[cg->nred++] = (__typeof__(cg->red[0])){y, *under, *n, *r};
 }
@@ -306,9 +322,9 @@ static LLVMValueRef vm_exp_in(vm *v, LLVMValueRef x, int adj, int range)
   if (range == EXP_NONPOS) {
     reduce_nonpos(v, x, &under, &n, &r);
   } else {
-    LLVMValueRef clamp = exp_clamp(v);
+    double clamp = exp_clamp(v);
     if (range != EXP_INRANGE && clamp) {
-      xc = sel(v, cmp(v, LLVMRealOLT, xc, clamp), clamp, xc);
+      xc = sel(v, cmp(v, LLVMRealOLT, xc, K(v, clamp)), K(v, clamp), xc);
     } else if (range != EXP_INRANGE) {
       under = cmp(v, LLVMRealOLT, xc, K(v, lo));
       xc = sel(v, under, K(v, 0.0), xc);
