@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dtypes.h"
 #include "jitmath.h"
 #include "runtime.h"
 #include "tap.h"
@@ -48,6 +49,17 @@ static dnc_module *compile(dnc_context *c)
     exit(1);
   }
   return m;
+}
+
+/* a one-thread context for cpu (NULL: the host), or NULL */
+static dnc_context *cpu_ctx(const char *cpu)
+{
+  dnc_options o;
+  dnc_options_init(&o);
+  o.threads = 1;
+  o.cpu = cpu;
+  dnc_context *c;
+  return dnc_context_create(&o, &c) == DNC_OK ? c : NULL;
 }
 
 static float frand(uint64_t *s, float lo, float hi)
@@ -880,12 +892,8 @@ static void test_bf16_store(void)
       continue;
     }
 #endif
-    dnc_options o;
-    dnc_options_init(&o);
-    o.threads = 1;
-    o.cpu = cpus[c];
-    dnc_context *ctx;
-    if (dnc_context_create(&o, &ctx) != DNC_OK) {
+    dnc_context *ctx = cpu_ctx(cpus[c]);
+    if (!ctx) {
       ok(0, "a context for %s", cpus[c] ? cpus[c] : "the host");
       continue;
     }
@@ -930,20 +938,6 @@ static void test_bf16_store(void)
   free(y);
 }
 
-/* a bf16 or f16 value's float */
-static float h2f(uint16_t h, int bf16)
-{
-  if (bf16) {
-    uint32_t b = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &b, 4);
-    return f;
-  }
-  _Float16 v;
-  memcpy(&v, &h, 2);
-  return (float)v;
-}
-
 /* Kernels for AMD's Zen (LLVM's znver CPUs, DNC_TARGET_UNDERFLOW) clamp
  * exp's argument where others take 0 in the lanes below -104 (vmath.c,
  * exp_clamp): the host's kernels against x86-64-v4's, which keep the
@@ -986,11 +980,8 @@ static void test_underflow_clamp(void)
     xd[i] = x[i];
   uint16_t *h16 = malloc(2 * (size_t)n), *hb = malloc(2 * (size_t)n);
   for (int64_t i = 0; i < n; i++) {
-    _Float16 v = (_Float16)x[i];
-    memcpy(&h16[i], &v, 2);
-    uint32_t b;
-    memcpy(&b, &x[i], 4);
-    hb[i] = (uint16_t)(b >> 16);
+    store(DNC_F16, x[i], &h16[i]);
+    store(DNC_BF16, x[i], &hb[i]);
   }
   const char *cpus[2] = {NULL, "x86-64-v4"};
   static const dnc_dtype dts[4] = {DNC_F32, DNC_F64, DNC_BF16, DNC_F16};
@@ -1003,12 +994,8 @@ static void test_underflow_clamp(void)
     len[d] = es[d] * (size_t)n * 2 + sizeof(double) * (2 + 2 * C);
   int fails = 0;
   for (int c = 0; c < 2; c++) {
-    dnc_options o;
-    dnc_options_init(&o);
-    o.threads = 1;
-    o.cpu = cpus[c];
-    dnc_context *ctx;
-    if (dnc_context_create(&o, &ctx) != DNC_OK) {
+    dnc_context *ctx = cpu_ctx(cpus[c]);
+    if (!ctx) {
       fails++;
       break;
     }
@@ -1066,18 +1053,7 @@ static void test_underflow_clamp(void)
       const unsigned char *a = out[0][f][d], *b = out[1][f][d];
       for (int64_t i = 0; i < 2 * n; i++) {
         const unsigned char *p = a + es[d] * (size_t)i, *q = b + es[d] * (size_t)i;
-        double u, v;
-        if (dts[d] == DNC_F32) {
-          float fu, fv;
-          memcpy(&fu, p, 4), memcpy(&fv, q, 4);
-          u = fu, v = fv;
-        } else if (dts[d] == DNC_F64) {
-          memcpy(&u, p, 8), memcpy(&v, q, 8);
-        } else {
-          uint16_t hu, hv;
-          memcpy(&hu, p, 2), memcpy(&hv, q, 2);
-          u = h2f(hu, dts[d] == DNC_BF16), v = h2f(hv, dts[d] == DNC_BF16);
-        }
+        double u = load(dts[d], p), v = load(dts[d], q);
         if ((isnan(u) && isnan(v)) || !memcmp(p, q, es[d]))
           continue;
         if (diff++ == 0)
@@ -1117,11 +1093,8 @@ static void test_underflow_clamp(void)
 static void test_bf16_store_sparse(void)
 {
   enum { ROWS = 3, COLS = 203 };
-  dnc_options o;
-  dnc_options_init(&o);
-  o.threads = 1;
-  dnc_context *ctx;
-  if (dnc_context_create(&o, &ctx) != DNC_OK) {
+  dnc_context *ctx = cpu_ctx(NULL);
+  if (!ctx) {
     ok(0, "a context for the host");
     return;
   }
