@@ -97,8 +97,9 @@ LLVMValueRef dnc_vm_with_e(dnc_cg *cg, int op, LLVMValueRef x, LLVMValueRef e,
 LLVMValueRef dnc_vm_with_q(dnc_cg *cg, int op, LLVMValueRef x, LLVMValueRef e);
 
 /* erf as the layer backward's f for dγ where the target has erf's table
- * (f32, 16 lanes): pieces of one form, within 2.5 ulp (vmath.c,
- * vm_erf_table_dgamma); NULL elsewhere (the forward's erf is taken) */
+ * (f32 and f16 kernels, 16 lanes): pieces of one form, within 2.5 ulp of
+ * f32 (vmath.c, vm_erf_table_dgamma); NULL elsewhere (the forward's erf
+ * is taken) */
 LLVMValueRef dnc_vm_erf_dgamma(dnc_cg *cg, LLVMValueRef x);
 
 /* a / b and 1/sqrt as the kernels compute them: IEEE's, except in bf16's
