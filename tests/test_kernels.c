@@ -989,9 +989,11 @@ static void test_underflow_clamp(void)
   size_t es[4] = {4, 8, 2, 2};
   /* per context: by function and dtype, y, dx, the scalar sums, dgamma */
   unsigned char *out[2][4][4];
-  size_t len[4];
-  for (int d = 0; d < 4; d++)
-    len[d] = es[d] * (size_t)n * 2 + sizeof(double) * (2 + 2 * C);
+  size_t len[4], sums[4]; /* the sums' offset: y and dx, rounded up to 8 */
+  for (int d = 0; d < 4; d++) {
+    sums[d] = (es[d] * (size_t)n * 2 + 7) & ~(size_t)7;
+    len[d] = sums[d] + sizeof(double) * (2 + 2 * C);
+  }
   int fails = 0;
   for (int c = 0; c < 2; c++) {
     dnc_context *ctx = cpu_ctx(cpus[c]);
@@ -1010,7 +1012,7 @@ static void test_underflow_clamp(void)
       for (int d = 0; d < 4; d++) {
         unsigned char *b = out[c][f][d] = calloc(1, len[d]);
         void *y = b, *dx = b + es[d] * (size_t)n;
-        double *dp = (double *)(b + es[d] * (size_t)n * 2);
+        double *dp = (double *)(b + sums[d]);
         /* gamma, beta: C values of the compute type (double for f64) */
         size_t ce = dts[d] == DNC_F64 ? 8 : 4;
         unsigned char *g = malloc(ce * C), *bt = calloc(C, ce);
@@ -1060,7 +1062,7 @@ static void test_underflow_clamp(void)
           snprintf(first, sizeof first, "function %d in %s at x = %g", f,
                    dnc_dtype_name(dts[d]), (double)x[i % n]);
       }
-      size_t off = es[d] * (size_t)n * 2;
+      size_t off = sums[d];
       for (size_t k = 0; k < 2 + 2 * (size_t)C; k++) {
         double u, v;
         memcpy(&u, a + off + 8 * k, 8), memcpy(&v, b + off + 8 * k, 8);
