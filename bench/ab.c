@@ -7,8 +7,8 @@
  *   build/bench/ab OLD/libdnc.so NEW/libdnc.so [SOURCE [ROWS COLS]]
  *
  * SOURCE is one function (default DyT); ROWS x COLS the layer (default
- * 256 x 512, 512 KiB a tensor: in cache). $AB_DTYPE picks f32 (default)
- * or bf16, $AB_ROUNDS the number of alternations (200). Each library is
+ * 256 x 512, 512 KiB a tensor: in cache). $AB_DTYPE picks f32 (default),
+ * bf16 or f16, $AB_ROUNDS the number of alternations (200). Each library is
  * dlopen'ed on its own (RTLD_LOCAL) and compiles the function in its own
  * context, one thread, the kernel cache off; each round times
  * dnc_layer_forward and then dnc_layer_backward (every gradient) of each
@@ -126,16 +126,17 @@ int main(int argc, char **argv)
   long rows = argc > 5 ? arg_long(argv[4], "ROWS") : 256;
   long cols = argc > 5 ? arg_long(argv[5], "COLS") : 512;
   const char *dts = getenv("AB_DTYPE");
-  int bf16 = dts && !strcmp(dts, "bf16");
-  if (dts && !bf16 && strcmp(dts, "f32")) {
-    fprintf(stderr, "ab: AB_DTYPE must be f32 or bf16, not '%s'\n", dts);
+  int bf16 = dts && !strcmp(dts, "bf16"), f16 = dts && !strcmp(dts, "f16");
+  if (dts && !bf16 && !f16 && strcmp(dts, "f32")) {
+    fprintf(stderr, "ab: AB_DTYPE must be f32, bf16 or f16, not '%s'\n", dts);
     return 2;
   }
+  dnc_dtype dt = bf16 ? DNC_BF16 : f16 ? DNC_F16 : DNC_F32;
   long rounds = getenv("AB_ROUNDS") ? arg_long(getenv("AB_ROUNDS"), "AB_ROUNDS") : 200;
   long n = rows * cols;
   side s[2];
-  load(&s[0], argv[1], src, bf16 ? DNC_BF16 : DNC_F32);
-  load(&s[1], argv[2], src, bf16 ? DNC_BF16 : DNC_F32);
+  load(&s[0], argv[1], src, dt);
+  load(&s[1], argv[2], src, dt);
   /* 64-byte aligned, as PyTorch's tensors are (malloc's large blocks
    * start 16 bytes into a line, and every vector load and store then
    * splits over two lines) */
@@ -181,6 +182,12 @@ int main(int argc, char **argv)
       xb[i] = (unsigned short)(u >> 16);
       yb[i] = (unsigned short)(w >> 16);
     }
+  } else if (f16) { /* rounded to f16, likewise */
+    _Float16 *xh = (_Float16 *)x, *yh = (_Float16 *)dy;
+    for (long i = 0; i < n; i++) {
+      xh[i] = (_Float16)x[i];
+      yh[i] = (_Float16)dy[i];
+    }
   }
   for (long c = 0; c < cols; c++) {
     g[c] = 1 + (float)c * 1e-3f;
@@ -210,7 +217,7 @@ int main(int argc, char **argv)
    * shows here that it did */
   long nout = 0, ndiff = 0;
   {
-    size_t e = bf16 ? 2 : 4, yb = e * (size_t)n;
+    size_t e = bf16 || f16 ? 2 : 4, yb = e * (size_t)n;
     unsigned char *r[2][2];
     double gsum[2][8] = {{0}}, *pcs[2][8], *gcol[2][2];
     for (int v = 0; v < 2; v++) {
@@ -245,7 +252,7 @@ int main(int argc, char **argv)
     }
   }
   printf("%s, [%ld x %ld], 1 thread, best of %ld alternate rounds, ns per element\n",
-         bf16 ? "bf16" : "f32", rows, cols, rounds);
+         bf16 ? "bf16" : f16 ? "f16" : "f32", rows, cols, rounds);
   printf("  OLD forward %.3f backward %.3f\n", best[0][0], best[0][1]);
   printf("  NEW forward %.3f backward %.3f\n", best[1][0], best[1][1]);
   printf("  NEW/OLD forward %.3f backward %.3f\n", best[1][0] / best[0][0],
