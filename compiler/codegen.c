@@ -696,6 +696,7 @@ typedef struct spec_set {
   int n, nc;
   dnc_node **node; /* the chains */
   dnc_node **cond; /* their conditions, each once */
+  int size;        /* the nodes the roots reach (layer_unroll) */
 } spec_set;
 
 static int const_tree(const dnc_node *e)
@@ -732,7 +733,7 @@ static spec_set *find_spec(dnc_cg *cg, dnc_mod *m, dnc_node **roots, int nr)
   if (!s || !seen || !(s->node = malloc(sizeof *s->node * cg->memo_n)) ||
       !(s->cond = malloc(sizeof *s->cond * cg->memo_n)))
     dnc_die(__FILE__, __LINE__, "out of memory");
-  s->n = s->nc = 0;
+  s->n = s->nc = s->size = 0;
   for (int r = 0; r < nr; r++) {
     if (!roots[r])
       continue;
@@ -743,6 +744,7 @@ static spec_set *find_spec(dnc_cg *cg, dnc_mod *m, dnc_node **roots, int nr)
       if (seen[e->id] & 1)
         continue;
       seen[e->id] |= 1;
+      s->size++;
       if (e->op == OP_SELECT && spec_chain(e, s, seen))
         s->node[s->n++] = e;
     }
@@ -1950,11 +1952,19 @@ static void emit_layer_bwd_copy(dnc_cg *cg, kbody *k, void *ud)
  * Zen 5, where a copy is twice as fast a thread, DyT's and Derf's f32
  * layer backward at [8192 x 4096] took 6.2 and 6.65 ns a vector with one
  * and 5.7 and 6.35 with four (DyISRU's 4.95 and 5.0; docs/performance.md) */
+/* eight vectors a turn (lowp_unroll) only for bodies of at most this
+ * many DAG nodes before lowering: DyT's backward has 18, Derf's 15,
+ * while a function of 3000 to 5000 nodes took two to four times its f32
+ * compile time with eight (9.9 and 16.9 s in bf16 and f16 against 7.5
+ * s, round twenty-two's audit); larger bodies take the target's unroll */
+enum { LOWP_UNROLL_NODES = 200 };
+
 static int layer_unroll(const dnc_cg *cg, const dnc_target *t, const spec_set *s)
 {
   if ((s && s->n) || !t->opt_level)
     return 1;
-  int u = cg->lowp && t->lowp_unroll ? t->lowp_unroll : t->unroll;
+  int u = cg->lowp && t->lowp_unroll && s && s->size <= LOWP_UNROLL_NODES
+              ? t->lowp_unroll : t->unroll;
   return u < 1 ? 1 : u > DNC_UNROLL_MAX ? DNC_UNROLL_MAX : u;
 }
 
