@@ -183,13 +183,8 @@ static LLVMValueRef bf16_round_int(dnc_cg *cg, LLVMValueRef v)
   return LLVMBuildTrunc(cg->b, r, LLVMVectorType(cg->i16, cg->lanes), "bf16");
 }
 
-/* The same bits in one vcvtneps2bf16 where the target has AVX512-BF16.
- * That instruction rounds to nearest even and quiets NaN as above, but
- * reads subnormal inputs as zero (checked over all 2^32 floats); a
- * vector with a subnormal lane, which ordinary data never has, takes the
- * integer path behind one branch. The test is one vfpclassps (class
- * 0x20, denormal): LLVM lowers llvm.is.fpclass of the same class to
- * three integer operations, for every vector stored. */
+/* vcvtneps2bf16 of v, and *sub its subnormal lanes (the instruction reads
+ * them as zero) */
 static LLVMValueRef bf16_hw(dnc_cg *cg, LLVMValueRef v, LLVMValueRef *sub)
 {
   LLVMValueRef hw = intrinsic(cg, "llvm.x86.avx512bf16.cvtneps2bf16.512", NULL, 0,
@@ -205,6 +200,13 @@ static LLVMValueRef any_lane(dnc_cg *cg, LLVMValueRef m)
   return intrinsic(cg, "llvm.vector.reduce.or", &mt, 1, &m, 1);
 }
 
+/* The same bits in one vcvtneps2bf16 where the target has AVX512-BF16.
+ * That instruction rounds to nearest even and quiets NaN as above, but
+ * reads subnormal inputs as zero (checked over all 2^32 floats); a
+ * vector with a subnormal lane, which ordinary data never has, takes the
+ * integer path behind one branch. The test is one vfpclassps (class
+ * 0x20, denormal): LLVM lowers llvm.is.fpclass of the same class to
+ * three integer operations, for every vector stored. */
 static LLVMValueRef bf16_round(dnc_cg *cg, LLVMValueRef v)
 {
   if (!cg->bf16cvt)
@@ -1943,6 +1945,13 @@ static void emit_layer_bwd_copy(dnc_cg *cg, kbody *k, void *ud)
     emit_tiles(cg, k, la, slot, n);
 }
 
+/* eight vectors a turn (lowp_unroll) only for bodies of at most this
+ * many DAG nodes before lowering: DyT's backward has 18, Derf's 15,
+ * while a function of 3000 to 5000 nodes took two to four times its f32
+ * compile time with eight (9.9 and 16.9 s in bf16 and f16 against 7.5
+ * s, round twenty-two's audit); larger bodies take the target's unroll */
+enum { LOWP_UNROLL_NODES = 200 };
+
 /* full vectors a turn of a layer loop: the target's (dnc_target.unroll,
  * lowp_unroll); one where the body has a speculated chain (its rare
  * vectors go to the general body one at a time: speculate). The stream
@@ -1952,13 +1961,6 @@ static void emit_layer_bwd_copy(dnc_cg *cg, kbody *k, void *ud)
  * Zen 5, where a copy is twice as fast a thread, DyT's and Derf's f32
  * layer backward at [8192 x 4096] took 6.2 and 6.65 ns a vector with one
  * and 5.7 and 6.35 with four (DyISRU's 4.95 and 5.0; docs/performance.md) */
-/* eight vectors a turn (lowp_unroll) only for bodies of at most this
- * many DAG nodes before lowering: DyT's backward has 18, Derf's 15,
- * while a function of 3000 to 5000 nodes took two to four times its f32
- * compile time with eight (9.9 and 16.9 s in bf16 and f16 against 7.5
- * s, round twenty-two's audit); larger bodies take the target's unroll */
-enum { LOWP_UNROLL_NODES = 200 };
-
 static int layer_unroll(const dnc_cg *cg, const dnc_target *t, const spec_set *s)
 {
   if ((s && s->n) || !t->opt_level)

@@ -201,9 +201,15 @@ static LLVMValueRef exp_r(vm *v, LLVMValueRef r)
   return fma3(v, r, q, K(v, 1.0));
 }
 
+/* max(x, lo) with a NaN x passing */
+static LLVMValueRef at_least(vm *v, LLVMValueRef x, double lo)
+{
+  return sel(v, cmp(v, LLVMRealOLT, x, K(v, lo)), K(v, lo), x);
+}
+
 static LLVMValueRef clampf(vm *v, LLVMValueRef x, double lo, double hi)
 {
-  x = sel(v, cmp(v, LLVMRealOLT, x, K(v, lo)), K(v, lo), x);
+  x = at_least(v, x, lo);
   return sel(v, cmp(v, LLVMRealOGT, x, K(v, hi)), K(v, hi), x);
 }
 
@@ -295,7 +301,7 @@ static void reduce_nonpos(vm *v, LLVMValueRef y, LLVMValueRef *under,
   if (lo) {
     *under = NULL;
     a = h ? LLVMBuildFNeg(v->b, sel(v, cmp(v, LLVMRealOGT, h, K(v, -lo)), K(v, -lo), h), "")
-          : sel(v, cmp(v, LLVMRealOLT, y, K(v, lo)), K(v, lo), y);
+          : at_least(v, y, lo);
   } else {
     *under = h ? cmp(v, LLVMRealOGT, h, K(v, -b)) : cmp(v, LLVMRealOLT, y, K(v, b));
     a = h ? LLVMBuildFNeg(v->b, sel(v, *under, K(v, -0.0), h), "")
@@ -324,7 +330,7 @@ static LLVMValueRef vm_exp_in(vm *v, LLVMValueRef x, int adj, int range)
   } else {
     double clamp = exp_clamp(v);
     if (range != EXP_INRANGE && clamp) {
-      xc = sel(v, cmp(v, LLVMRealOLT, xc, K(v, clamp)), K(v, clamp), xc);
+      xc = at_least(v, xc, clamp);
     } else if (range != EXP_INRANGE) {
       under = cmp(v, LLVMRealOLT, xc, K(v, lo));
       xc = sel(v, under, K(v, 0.0), xc);
