@@ -339,8 +339,13 @@ def _probe(m, k, c):
     tol = 1e-3 if dtype in (torch.float32, torch.float64) else 3e-2
     s1, s2 = [n for n in (3, 5, 7, 2, 11) if n != c][:2]
     g = torch.Generator().manual_seed(0)
+    # a layout is taken from the first probe of it that runs; both ranks
+    # of each, so that a norm whose layout depends on the rank shows both
+    # (x.transpose(1, 2) around a layer_norm over C: dimension 1 of [N, C,
+    # L], yet the last of a 4-D probe, which alone had run of the two
+    # and made it a norm over the last dimension, silently)
     probes = [(False, (2, s1, c)), (False, (2, s1, s2, c)),
-              (True, (2, c, s1, s2))]
+              (True, (2, c, s1, s2)), (True, (2, c, s1))]
     scales = [(False, w)]
     # (1 + weight): Gemma's RMSNorms; a LayerNorm whose source says so,
     # Nemotron's LayerNorm1P (not every LayerNorm: at weight 1 and bias 0,

@@ -468,3 +468,51 @@ def test_norms_named_otherwise_are_converted_or_warned():
        "keep_affine copies their weights")
     x = torch.randn(2, 3, 4, 4)
     ok(conv(x).shape == ref(x).shape, "the converted model runs")
+
+
+class LayerNorm1d(nn.Module):
+    """A LayerNorm over the channels of [N, C, L] (1-D convolutions,
+    speech and audio models), written with transpose(1, 2): over dimension
+    1 of a 3-D input, and over the last dimension of a 4-D one."""
+
+    def __init__(self, c, eps=1e-5):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(c))
+        self.bias = nn.Parameter(torch.zeros(c))
+        self.eps = eps
+
+    def forward(self, x):
+        x = x.transpose(1, 2)
+        x = F.layer_norm(x, self.weight.shape, self.weight, self.bias,
+                         self.eps)
+        return x.transpose(1, 2)
+
+
+def test_a_norm_whose_layout_depends_on_the_rank_is_refused():
+    # its 4-D probe alone had run over the last dimension, and convert
+    # made it a norm over L, silently (wrong where L == C, an error else)
+    torch.manual_seed(3)
+    c = 8
+    model = _perturbed(nn.Sequential(nn.Conv1d(4, c, 3, padding=1),
+                                     LayerNorm1d(c)))
+    raises(ValueError, lambda: dt.convert(copy.deepcopy(model), "dyt"),
+           "the layout is not guessed", "channels_first_classes")
+    raises(ValueError, lambda: dt.fit_initial(
+        copy.deepcopy(model), "dyt", [torch.randn(2, 4, 16)]),
+        "fit_initial does not guess it either", "channels_first_classes")
+    w = model[1].weight.detach().clone()
+    b = model[1].bias.detach().clone()
+    conv = dt.convert(copy.deepcopy(model), "dyt", keep_affine=True,
+                      channels_first_classes={LayerNorm1d: True})
+    ok(isinstance(conv[1], dt.PointwiseNorm) and not conv[1].channels_last,
+       "converted channels first when told so")
+    for n in (16, c):
+        h = conv[0](torch.randn(2, 4, n))
+        want = torch.tanh(0.5 * h) * w[:, None] + b[:, None]
+        ok(torch.allclose(conv[1](h), want, atol=1e-6),
+           "weight[c] * tanh(alpha * x) + bias[c] over dimension 1, L = %d"
+           % n)
+    fits = dt.fit_initial(copy.deepcopy(model), "dyt",
+                          [torch.randn(2, 4, 16) * 3],
+                          channels_first_classes={LayerNorm1d: True})
+    ok(0 < fits["1"]["alpha"] < 10, "fit_initial over dimension 1", fits)
