@@ -325,7 +325,12 @@ static dnc_node *made(dctx *d, dnc_node *p, dnc_node *n)
   if (!dpn)
     return NULL;
   if (pn->id >= d->nids) {
-    uint32_t m = pn->id + 1;
+    /* by half again at least: grown to each new node's id alone, the
+     * copies left in the arena were quadratic in a derivative's size (2.5
+     * GB for `dnc diff --order 16` of a one-line function) */
+    uint32_t m = pn->id + 1, half = d->nids + d->nids / 2;
+    if (m < half)
+      m = half;
     dnc_node **dv = dnc_arena_alloc(d->scratch, sizeof *dv * m);
     unsigned char *done = dnc_arena_alloc(d->scratch, m);
     memcpy(dv, d->dv, sizeof *dv * d->nids);

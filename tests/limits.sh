@@ -61,6 +61,16 @@ err "16th derivatives past 100,000 nodes: refused, located" 1 \
 t "... and nothing printed before the error" test ! -s "$tmp/out"
 bounded "$DNC" diff "$tmp/osc.dn" --order 6 --stats >"$tmp/out"
 t "the 6th derivatives are within the limits" grep -q '^# f__dx6: ' "$tmp/out"
+# every 13th derivative of a one-line function of x and two parameters
+# (105 of them, up to 40,000 nodes each) within 300 MB of address space:
+# diff.c grew its tables by one node at a time, leaving copies quadratic
+# in a derivative's size (436 MB here; --order 16, 2.5 GB and minutes)
+echo 'fn f(x; a = 1, b = 2) = tanh(a * sin(exp(x / b)) + erf(x * a) / (1 + abs(x)^b))' >"$tmp/mixed.dn"
+case "$B" in
+*san*) timeout 120 "$DNC" diff "$tmp/mixed.dn" --order 13 --stats >"$tmp/out" ;;
+*) (ulimit -v 300000; exec timeout 60 "$DNC" diff "$tmp/mixed.dn" --order 13 --stats) >"$tmp/out" ;;
+esac
+t "the 13th derivatives of three variables in bounded memory" grep -q '^# f__db13: ' "$tmp/out"
 # Long lists are linear (the parser appended each let, parameter and named
 # argument by walking the list; sema scanned every earlier name for each
 # let): at 200,000 lets, quadratic work is minutes, and the bound fails.
