@@ -274,6 +274,7 @@ static dnc_node *mul_isru(dctx *d, dnc_node *const *a, dnc_node *const *da)
 }
 
 static dnc_node *zero_where(dctx *d, dnc_node *f, dnc_node *t);
+static int plain(const dnc_node *v);
 
 /* sigmoid(p) sigmoid(-p) (tanh' = 4 s(2u) s(-2u), sigmoid' = s(u)
  * s(-u)): the product rule's s s (s(-p) - s(p)) p' cancels where p -> 0
@@ -428,8 +429,20 @@ static int homogeneous(dctx *d, const dnc_node *h, const dnc_node *a)
   return 0;
 }
 
+/* a and h homogeneous of one degree in the variable (hdeg): then a' h -
+ * a h' = 0 by Euler's theorem (a' = k a / w, h' = k h / w): a x / (b +
+ * a x^2) and x^2 / (b + x^2) for d/da and d/dx, whose quotient rule
+ * cancelled (the wrong sign at x = -1e10 in f64 for the first) */
+static int same_degree(dctx *d, const dnc_node *h, const dnc_node *a)
+{
+  const dnc_node *w = var_leaf(d, a, 0);
+  int k = w ? hdeg(d, a, w, 0) : -1000;
+  return k != -1000 && k == hdeg(d, h, w, 0);
+}
+
 /* a / (c + h) or a / (c - h), h homogeneous in a (softsign x / (1 +
- * |x|), a x / (1 + |a x|)): the derivative is (a' c - a c') / b^2, as
+ * |x|), a x / (1 + |a x|)) or of a's degree in the variable
+ * (same_degree): the derivative is (a' c - a c') / b^2, as
  * a' h - a h' = 0, computed (a' c - a c') / b / b. The quotient rule's
  * a' - (a/b) b' = 1 - |x| / (1 + |x|) for softsign lost every digit (0
  * from |x| = 1e8 in f32, 1e16 in f64, 1/x^2 a normal number); and NaN
@@ -442,7 +455,8 @@ static dnc_node *div_homogeneous(dctx *d, dnc_node *const *a, dnc_node *const *d
     return NULL;
   for (int k = 0; k < 2; k++) {
     dnc_node *h = b->arg[k], *c = b->arg[1 - k];
-    if (!d->dv[h->id] || !homogeneous(d, h, a[0]))
+    if (!d->dv[h->id] ||
+        !(homogeneous(d, h, a[0]) || same_degree(d, h, a[0])))
       continue;
     dnc_node *num = cross(d, a[0], da[0], c, 1);
     if (!num)
@@ -545,13 +559,23 @@ static dnc_node *div_exact(dctx *d, dnc_node *e, dnc_node *const *a,
   return r;
 }
 
-/* (a/b)' = (a' - (a/b) b') / b: reuses the quotient instead of a/b^2 */
+/* (a/b)' = (a' - (a/b) b') / b: reuses the quotient instead of a/b^2.
+ * Where b' is not plain, (a/b) b' is 0 where a/b is 0: where b overflows
+ * with its derivative (x / (1 + exp(a x)) from a x = 89 in f32, x /
+ * cosh(x / 2)), a/b is 0 and b' inf, and 0 * inf made the derivative
+ * NaN where it is about 0, and with it the summed gradient of every
+ * parameter over a batch that held one such x; a' / b is then the
+ * result (0 there), as it is where a is 0 and b' overflows at a finite b
+ * (x / (1 + sqrt(abs(x))) at x = 0: 1, not NaN). */
 RULE(df_div)
 {
   dnc_node *r = div_exact(d, e, a, da);
   if (r)
     return r->op == OP_CONST && r->value == 0 ? NULL : r;
-  return divide(d, sub(d, da[0], mul(d, e, da[1])), a[1]);
+  dnc_node *qb = mul(d, e, da[1]);
+  if (qb && !plain(da[1]))
+    qb = zero_where(d, e, qb);
+  return divide(d, sub(d, da[0], qb), a[1]);
 }
 RULE(df_pow)
 {

@@ -298,6 +298,14 @@ static void test_conventions(void)
       {"fn f(x) = log1p(exp(x))", 20000, 1},
       {"fn f(x) = log(1 + exp(2 * x))", 20000, 2},
       {"fn f(x) = log(exp(x) + 1)", 20000, 1},
+      /* the quotient rule's q b' is 0 where q is: b' = inf there (exp
+       * overflows in long double from 11357; sqrt(|x|)' at 0), 0 * inf
+       * made the derivative NaN */
+      {"fn f(x) = x / (1 + exp(x))", 20000, 0},
+      {"fn f(x) = x / (1 + sqrt(abs(x)))", 0, 1},
+      /* a numerator and an h of one degree (2) in x: (a' c - a c') / b /
+       * b; the quotient rule's 2x - (x^2/b) 2x was 0 here */
+      {"fn f(x) = x^2 / (2 + x^2)", 1e30, 4e-90},
   };
   for (size_t i = 0; i < sizeof quot / sizeof *quot; i++) {
     dnc_mod *m = build(quot[i].src);
@@ -325,10 +333,14 @@ static void test_conventions(void)
        "fn g(x; a = 2) {\n  let t1 = 1 + abs(a * x)\n  1 / t1 / t1\n}\n"},
       /* not homogeneous in x: the quotient rule */
       {"fn f(x) = x / (1 + abs(x^2))", "x",
-       "fn g(x) {\n  let t1 = x^2\n  let t2 = 1 + abs(t1)\n  (1 - x / t2 * (2 * x * sign(t1))) / t2\n}\n"},
+       "fn g(x) {\n  let t1 = x^2\n  let t2 = 1 + abs(t1)\n  let t3 = x / t2\n  (1 - (if 0 == t3 then 0 else t3 * (2 * x * sign(t1)))) / t2\n}\n"},
       {"fn f(x; a = 1) = log1p(exp(a * x))", "a", "fn g(x; a = 1) = x * sigmoid(a * x)\n"},
+      /* a x and a x^2 of degree 1 in a: b x / t1 / t1, not the quotient
+       * rule's x - (a x / t1) x^2, the wrong sign at x = -1e10 in f64 */
+      {"fn f(x; a = 1, b = 2) = (a * x) / (b + a * x^2)", "a",
+       "fn g(x; a = 1, b = 2) {\n  let t1 = b + a * x^2\n  b * x / t1 / t1\n}\n"},
       {"fn f(x; b = 1) = x / hypot(b, x)", "b",
-       "fn g(x; b = 1) {\n  let t1 = hypot(b, x)\n  -(x / t1 * (b / t1) / t1)\n}\n"},
+       "fn g(x; b = 1) {\n  let t1 = hypot(b, x)\n  let t2 = x / t1\n  -((if 0 == t2 then 0 else t2 * (b / t1)) / t1)\n}\n"},
   };
   for (size_t i = 0; i < sizeof forms / sizeof *forms; i++) {
     dnc_mod *m = build(forms[i].src);

@@ -12,7 +12,9 @@
  *
  * diff.c now writes those products as `if f'(u) == 0 then 0 else ...`
  * where u' is not a constant, the input or a parameter (chain0), and
- * exp(-u^2)'s as -2 (if e == 0 then 0 else (e u) u'). Each kernel
+ * exp(-u^2)'s as -2 (if e == 0 then 0 else (e u) u'); and the quotient
+ * rule's q b' as if q == 0 then 0 else q b' where b' is not plain (x /
+ * (1 + exp(a x)): q = 0 and b' = inf where exp overflows). Each kernel
  * (element-wise and layer, f32, f64, bf16, f16) must give the
  * interpreter's derivative there: finite, in class and within a few ulp.
  * The interpreter computes in long double, where none of these overflow.
@@ -45,11 +47,17 @@ static const char *src =
     "fn erfcsq(x; a = 1) = erfc(a * x^2)\n"
     "fn spneg(x; a = 1) = softplus(-a * x^2)\n"
     "fn em1(x; a = 1) = expm1(-a * x^2)\n"
-    "fn tgate(x; a = 1, b = 1) = tanh(a * x) * sigmoid(b * x^3)\n";
+    "fn tgate(x; a = 1, b = 1) = tanh(a * x) * sigmoid(b * x^3)\n"
+    /* the quotient rule's (a' - q b') / b, where b overflows with b'
+     * (exp(a x) from a x = 89 in f32, 710 in f64): q = 0 and b' = inf,
+     * and q b' is now 0 there (diff.c's df_div), not NaN */
+    "fn sigden(x; a = 1) = x / (1 + exp(a * x))\n"
+    "fn sechx(x; a = 0.5) = x / cosh(a * x)\n"
+    "fn sqden(x) = x / (1 + sqrt(abs(x)))\n";
 
 /* finite inputs whose square or cube overflows in f32 or f64, and
  * ordinary ones (the guard must not change those) */
-static const double xs[] = {0.0, 0.5, 3, 30, 1e10, 1e13, 1e19, 1e20, 1e30,
+static const double xs[] = {0.0, 0.5, 3, 30, 100, 200, 1000, 1e10, 1e13, 1e19, 1e20, 1e30,
                             1e38, 3e38, 1e103, 1e155, 1e200, 1e300, DBL_MAX};
 
 static void check_fn(dnc_context *ctx, const char *cpu, const dnc_function *f)
