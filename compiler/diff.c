@@ -122,11 +122,14 @@ static const dnc_node *scaled_square_of(dctx *d, const dnc_node *e)
 
 /* The degree of h in w, a node that the variable reaches: d where h is
  * homogeneous of degree d in w with every other operand independent of
- * the variable (built of +, -, *, /, integer powers and sqrt; not abs,
- * so that x / (1 + abs(x^2)) keeps the quotient rule), else -1000.
+ * the variable (built of +, -, *, /, integer powers and sqrt; abs only
+ * where pos, positive homogeneity being enough: not for div_rational's
+ * t, whose rational form rewrite.c does not scale through abs, so that
+ * x / (1 + abs(x^2)) keeps the quotient rule), else -1000.
  * Then Euler's h' = d (h / w) w' holds. w NULL: the degree in the
  * function's input, the parameters and constants fixed (no sqrt). */
-static int hdeg(dctx *d, const dnc_node *h, const dnc_node *w, int depth)
+static int hdeg_of(dctx *d, const dnc_node *h, const dnc_node *w, int depth,
+                   int pos)
 {
   if (w ? h == w : h->op == OP_INPUT)
     return 1;
@@ -134,13 +137,15 @@ static int hdeg(dctx *d, const dnc_node *h, const dnc_node *w, int depth)
     return 0;
   if (!h->nargs || depth > 16)
     return -1000;
-  int a = hdeg(d, h->arg[0], w, depth + 1);
-  int b = h->nargs > 1 ? hdeg(d, h->arg[1], w, depth + 1) : 0;
+  int a = hdeg_of(d, h->arg[0], w, depth + 1, pos);
+  int b = h->nargs > 1 ? hdeg_of(d, h->arg[1], w, depth + 1, pos) : 0;
   if (a == -1000 || b == -1000)
     return -1000;
   switch (h->op) {
   case OP_NEG:
     return a;
+  case OP_ABS:
+    return pos ? a : -1000;
   case OP_MUL:
     return a + b;
   case OP_DIV:
@@ -158,6 +163,11 @@ static int hdeg(dctx *d, const dnc_node *h, const dnc_node *w, int depth)
   default:
     return -1000;
   }
+}
+
+static int hdeg(dctx *d, const dnc_node *h, const dnc_node *w, int depth)
+{
+  return hdeg_of(d, h, w, depth, 0);
 }
 
 /* the variable's own node (the input or the parameter) where h reaches
@@ -429,15 +439,16 @@ static int homogeneous(dctx *d, const dnc_node *h, const dnc_node *a)
   return 0;
 }
 
-/* a and h homogeneous of one degree in the variable (hdeg): then a' h -
- * a h' = 0 by Euler's theorem (a' = k a / w, h' = k h / w): a x / (b +
- * a x^2) and x^2 / (b + x^2) for d/da and d/dx, whose quotient rule
- * cancelled (the wrong sign at x = -1e10 in f64 for the first) */
+/* a and h positively homogeneous of one degree in the variable (hdeg_of
+ * with abs): then a' h - a h' = 0 by Euler's theorem (a' = k a / w, h' =
+ * k h / w): a x / (b + a x^2) and x^2 / (b + x^2) for d/da and d/dx,
+ * a x / (b + abs(x)) for d/dx, whose quotient rule cancelled (the wrong
+ * sign at x = -1e10 in f64 for the first, at 1e10 in bf16 for the last) */
 static int same_degree(dctx *d, const dnc_node *h, const dnc_node *a)
 {
   const dnc_node *w = var_leaf(d, a, 0);
-  int k = w ? hdeg(d, a, w, 0) : -1000;
-  return k != -1000 && k == hdeg(d, h, w, 0);
+  int k = w ? hdeg_of(d, a, w, 0, 1) : -1000;
+  return k != -1000 && k == hdeg_of(d, h, w, 0, 1);
 }
 
 /* a / (c + h) or a / (c - h), h homogeneous in a (softsign x / (1 +

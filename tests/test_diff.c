@@ -306,6 +306,8 @@ static void test_conventions(void)
       /* a numerator and an h of one degree (2) in x: (a' c - a c') / b /
        * b; the quotient rule's 2x - (x^2/b) 2x was 0 here */
       {"fn f(x) = x^2 / (2 + x^2)", 1e30, 4e-90},
+      /* and with abs (positively homogeneous): a x / (b + |x|) */
+      {"fn f(x) = 3 * x / (2 + abs(x))", 1e20, 6e-40},
   };
   for (size_t i = 0; i < sizeof quot / sizeof *quot; i++) {
     dnc_mod *m = build(quot[i].src);
@@ -339,6 +341,8 @@ static void test_conventions(void)
        * rule's x - (a x / t1) x^2, the wrong sign at x = -1e10 in f64 */
       {"fn f(x; a = 1, b = 2) = (a * x) / (b + a * x^2)", "a",
        "fn g(x; a = 1, b = 2) {\n  let t1 = b + a * x^2\n  b * x / t1 / t1\n}\n"},
+      {"fn f(x; a = 1.2, b = 2) = a * x / (b + abs(x))", "x",
+       "fn g(x; a = 1.2, b = 2) {\n  let t1 = b + abs(x)\n  a * b / t1 / t1\n}\n"},
       {"fn f(x; b = 1) = x / hypot(b, x)", "b",
        "fn g(x; b = 1) {\n  let t1 = hypot(b, x)\n  let t2 = x / t1\n  -((if 0 == t2 then 0 else t2 * (b / t1)) / t1)\n}\n"},
   };
