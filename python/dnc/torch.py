@@ -47,7 +47,7 @@ from . import _capi as C
 __all__ = ["PointwiseNorm", "convert", "convert_layernorm", "convert_rmsnorm",
            "fit_initial", "pointwise", "STANDARD", "resolve", "decomposed",
            "torch_form", "HAS_CUSTOM_OPS", "require_custom_ops",
-           "set_output_reuse"]
+           "set_output_reuse", "decompositions"]
 
 # The published functions, for PointwiseNorm(C, "dyt") and the like: the
 # definitions and defaults of examples/norms.dn.
@@ -636,6 +636,32 @@ def _dec_forward(form, x, gamma, beta, params):
     return y if y.dtype == x.dtype else y.to(x.dtype)
 
 
+def decompositions(table=None):
+    """A decomposition table for ExportedProgram.run_decompositions that
+    replaces dnc's operators (dnc::layer_forward, dnc::layer_backward) by
+    the decomposed form's PyTorch operations: a graph of ATen operations
+    only, which runs, is compiled or is converted where dnc.torch is not
+    imported (for inference: autograd through those operations is not
+    dnc's backward). table: the table to add them to (default:
+    torch.export.default_decompositions())."""
+    require_custom_ops("dnc.torch.decompositions")
+    if table is None:
+        table = torch.export.default_decompositions()
+
+    def layer_forward(x, weight, bias, params, source, name, threads):
+        return _dec_forward(_form(source, name), x, weight, bias, params)
+
+    def layer_backward(x, dy, weight, bias, params, source, name, threads):
+        dx, dg, db, dps = _dec_backward(_form(source, name), x, dy, weight,
+                                        bias, params,
+                                        [True] * (3 + len(params)))
+        return [dx, x.new_empty(0) if dg is None else dg,
+                x.new_empty(0) if db is None else db] + dps
+    table[torch.ops.dnc.layer_forward.default] = layer_forward
+    table[torch.ops.dnc.layer_backward.default] = layer_backward
+    return table
+
+
 def _dec_backward(form, x, dy, gamma, beta, params, need):
     ct = _compute_dtype(x)
     xc = x.to(ct)
@@ -878,9 +904,13 @@ def _symbolic_backward(runner, f0, x, dy, gamma, beta, params, need):
 
 def _composite_backward(source, name, threads, x, dy, gamma, beta, params,
                         need):
-    """_symbolic_backward with the kernels."""
-    return _symbolic_backward(_kernel_runner(source, name, threads, x, params),
-                              (source, name), x, dy, gamma, beta, params, need)
+    """_symbolic_backward with the kernels (the decomposed form off the
+    CPU: dnc::layer_forward's autograd with create_graph on a GPU)."""
+    runner = _kernel_runner(source, name, threads, x, params) \
+        if x.is_cpu and not getattr(_force, "on", False) \
+        else _dec_runner(source, name, x, params)
+    return _symbolic_backward(runner, (source, name), x, dy, gamma, beta,
+                              params, need)
 
 
 def _symbolic_jvp(runner, f0, x, gamma, beta, params, tx, tg, tb, tps):
@@ -965,6 +995,10 @@ if HAS_CUSTOM_OPS:
         cpu_forward)."""
         fn = _op_check("dnc::layer_forward", x, None, weight, bias, params,
                        source, name, threads)
+        if not x.is_cpu or getattr(_force, "on", False):
+            # a graph exported or traced on another device (decomposed():
+            # here too, where the C++ extension does not take the call)
+            return _dec_forward(_form(source, name), x, weight, bias, params)
         return _kernel_forward(fn, x, weight, bias, params)
 
     def _op_backward_py(x, dy, weight, bias, params, source, name, threads):
@@ -972,8 +1006,12 @@ if HAS_CUSTOM_OPS:
         fn = _op_check("dnc::layer_backward", x, dy, weight, bias, params,
                        source, name, threads)
         need = [True] * (3 + len(params))
-        dx, dg, db, dps = _kernel_backward(fn, x, dy, weight, bias, params,
-                                           need)
+        if x.is_cpu and not getattr(_force, "on", False):
+            dx, dg, db, dps = _kernel_backward(fn, x, dy, weight, bias,
+                                               params, need)
+        else:
+            dx, dg, db, dps = _dec_backward(_form(source, name), x, dy,
+                                            weight, bias, params, need)
         # outputs may not alias each other: two empty tensors, not one
         return [dx, x.new_empty(0) if dg is None else dg,
                 x.new_empty(0) if db is None else db] + dps
@@ -986,7 +1024,10 @@ if HAS_CUSTOM_OPS:
         function `name` of dnc source `source`, with dnc's CPU kernels on
         `threads` threads (0: torch.get_num_threads() at the call). With
         the C++ extension, CPU tensors go to its kernel (_torch_ext.cpp's
-        cpu_forward), not here."""
+        cpu_forward), not here. On another device (a GPU: what
+        torch.export and torch.jit.trace record there, so that the graph
+        keeps dnc's backward) the decomposed form, and layer_backward's
+        its printed derivatives."""
         return _op_forward_py(x, weight, bias, params, source, name, threads)
 
     @_op_forward.register_fake
@@ -1326,6 +1367,15 @@ def _apply(source, name, threads, x, gamma, beta, params):
     form = _forms[(source, name)]
     if _onnx_exporting():
         return _dec_forward(form, x, gamma, beta, params)
+    if HAS_CUSTOM_OPS and (_exporting() or torch.jit.is_tracing()) and \
+            not _functorch_active():
+        # torch.export and torch.jit.trace record dnc's operator, as on
+        # the CPU: an autograd.Function's forward, inlined into the graph,
+        # left autograd through the printed operations (NaN from
+        # torch.where's untaken branch, 0 for DyT's dx at x = 20), and a
+        # trace could not be saved with it
+        return torch.ops.dnc.layer_forward(x, gamma, beta, list(params),
+                                           source, name, threads)
     if HAS_CUSTOM_OPS and (_compiling() or _functorch_active()):
         # under torch.compile, whose tracer refuses a jvp: the first
         # derivatives' printed forms (a second order would print more
@@ -1348,6 +1398,10 @@ def _apply(source, name, threads, x, gamma, beta, params):
                 return _dec_forward(form, x, gamma, beta, params)
             _refuse_nested()
             return _DecCompiled.apply(source, name, x, gamma, beta, *params)
+        return _DecFunc.apply(source, name, x, gamma, beta, *params)
+    if HAS_CUSTOM_OPS and _forward_ad._current_level >= 0:
+        # forward mode (torch.autograd.forward_ad): the tangent from dnc's
+        # derivatives (_DecFunc's jvp), not through the printed operations
         return _DecFunc.apply(source, name, x, gamma, beta, *params)
     if _needs_grad(x, gamma, beta, params):
         return _DecomposedFn.apply(form, (source, name), x, gamma, beta,
@@ -1505,6 +1559,8 @@ def _pointwise(x, fn, weight, bias, module, threads, params):
     if not _use_kernels(x):
         _form(source, name)  # printed and cached before _apply looks it up
     y = _apply(source, name, threads or 0, x, weight, bias, ts)
+    if not x.is_contiguous():  # as PointwiseNorm's (_norm_forward)
+        y = y.contiguous()
     return y if out is None else y.to(out)
 
 
@@ -1529,6 +1585,13 @@ def _resolved(fn, module, threads):
 def _compiling():
     c = getattr(getattr(torch, "compiler", None), "is_compiling", None)
     return bool(c and c())
+
+
+def _exporting():
+    """torch.export traces (PyTorch 2.5's torch.compiler.is_exporting and
+    later; before it, export takes the path of torch.compile)."""
+    e = getattr(getattr(torch, "compiler", None), "is_exporting", None)
+    return bool(e and e())
 
 
 def _ids(fn, module):
@@ -1834,6 +1897,11 @@ def _norm_forward(c, channels_last, source, name, threads, fparams, x,
     x, weight, bias, params, out = _promoted(x, weight, bias, params)
     _check(name, fparams, x, weight, bias, params, "PointwiseNorm")
     y = _apply(source, name, threads, x, weight, bias, params)
+    if not x.is_contiguous():
+        # contiguous, as the kernels and nn.LayerNorm give it: the
+        # decomposed form's y had x's strides (a transposed [B, T, C]),
+        # and y.view(B * T, C), which works on the CPU, failed on a GPU
+        y = y.contiguous()
     return y if out is None else y.to(out)
 
 
