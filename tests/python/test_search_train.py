@@ -417,6 +417,58 @@ def test_journal_torn_line_and_other_settings(tmp_path):
         cli.Journal(q, cfg)
 
 
+def test_journal_last_record_without_its_newline_is_torn(tmp_path):
+    """A last record whose JSON is whole but whose newline is missing (a
+    write torn there) was kept, and the next record was appended to its
+    line: the run after that refused the journal ("not a line of this
+    journal"). It is cut off as any torn line; its trial trains again."""
+    p = str(tmp_path / "journal.jsonl")
+    cfg = {"task": "t", "top": 2}
+    with cli.Journal(p, cfg) as j:
+        j.add({"key": "c1", "rung": 0, "seed": 0, "status": "ok",
+               "metric": 1.5})
+        j.add({"key": "c2", "rung": 0, "seed": 0, "status": "ok",
+               "metric": 2.5})
+    with open(p, "rb") as f:
+        data = f.read()
+    with open(p, "wb") as f:
+        f.write(data[:-1])
+    with cli.Journal(p, cfg) as j:
+        assert list(j.done) == [("c1", 0, 0)]
+        j.add({"key": "c2", "rung": 0, "seed": 0, "status": "ok",
+               "metric": 2.5})
+    with cli.Journal(p, cfg) as j:
+        assert list(j.done) == [("c1", 0, 0), ("c2", 0, 0)]
+    with open(p, "rb") as f:
+        assert f.read().count(b"\n") == 3
+
+
+def test_task_imported_before_the_trial_is_seeded(tmp_path):
+    """A task module whose top level draws from the global generators:
+    the trial's numbers were those of the generators after that draw in a
+    fresh Ray worker (the first import there came after the seed), and
+    the seed's in a --serial run (imported before), so the table depended
+    on which worker ran which trial. The task is now imported first."""
+    (tmp_path / "drawing.py").write_text(
+        "import random\nimport torch\n"
+        "DATA = torch.randn(4) + random.random()  # at import, unseeded\n"
+        "def task(norm, steps, seed):\n"
+        "    return float(torch.randn(1)) + random.random()\n"
+        "task.mode = 'min'\n")
+    code = ("import sys\nfrom dnc.search import cli\n"
+            "if sys.argv[1] == 'before':\n    import drawing\n"
+            "r = cli.train_unit('drawing:task', 'c0', 'fn c0(x) = erf(x)', 1,"
+            " 7, 0.5, 'min')\nprint(repr(r['metric']))\n")
+    e = env()
+    e["PYTHONPATH"] = str(tmp_path) + os.pathsep + e["PYTHONPATH"]
+    got = [subprocess.run([sys.executable, "-c", code, how], env=e,
+                          cwd=str(tmp_path), capture_output=True, text=True,
+                          timeout=120) for how in ("first", "before")]
+    for r in got:
+        assert r.returncode == 0, r.stderr
+    assert got[0].stdout == got[1].stdout, (got[0].stdout, got[1].stdout)
+
+
 def test_journal_of_a_header_alone_takes_new_settings(tmp_path):
     """A run stopped before its first trial (a spec with an error) left a
     journal of its header alone, and the corrected run was refused as one
@@ -447,6 +499,15 @@ def test_damaged_screening_table_is_screened_again(tmp_path, monkeypatch,
     assert rc == 0, err
     with open("d/screen.json") as f:
         assert json.load(f)["ranked"], "screened again"
+    # a table that parses but is not the screening's (fewer rows than its
+    # distinct candidates): "gave no candidate" before, status 2
+    with open("d/screen.json", "w") as f:
+        f.write('{"ranked": []}\n')
+    rc, out, err = run_main(args, capsys)
+    assert rc == 0, err
+    with open("d/screen.json") as f:
+        doc = json.load(f)
+    assert doc["ranked"] and len(doc["ranked"]) == doc["distinct"]
 
 
 def test_journal_lock_and_torn_header(tmp_path):
@@ -566,6 +627,10 @@ def test_errors(tmp_path, monkeypatch, capsys):
          "--rungs is at least 1, not 0"),
         (["s.dns", "--task", "digits-vit", "--threads", "0", "-o", "o"],
          "--threads is at least 1, not 0"),
+        # the screening's own bound, said as ours (was `dnc search`'s usage
+        # text, then "the screening failed")
+        (["s.dns", "--task", "digits-vit", "--threads", "2000", "-o", "o"],
+         "--threads is at most 1024, not 2000"),
         (["s.dns", "--task", "digits-vit", "--serial", "--address", "x:1",
           "-o", "o"], "--serial trains in this process: no --address"),
     ]

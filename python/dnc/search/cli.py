@@ -185,6 +185,11 @@ class Journal:
             if not raw.strip():
                 good += len(raw) + 1
                 continue
+            if i == len(lines) - 1:
+                # no newline after it: a write that a kill tore, even where
+                # its JSON is whole (kept, the next record went on the same
+                # line, and the journal was refused at the next run)
+                break
             try:
                 rec = json.loads(raw)
             except ValueError:
@@ -385,9 +390,14 @@ def screen(spec, digest, out, threads, quiet):
             f.write(digest + "\n")
     try:
         with open(prefix + ".json") as f:
-            ranked = json.load(f)["ranked"]
+            doc = json.load(f)
+        ranked = doc["ranked"]
+        # every distinct candidate, as `dnc search` writes it: a table of
+        # fewer rows (one edited, or cut short) is not the screening's
         if isinstance(ranked, list) and all(isinstance(c, dict) and
-                                            "source" in c for c in ranked):
+                                            "source" in c for c in ranked) \
+                and type(doc.get("distinct")) is int \
+                and len(ranked) == doc["distinct"]:
             return ranked
     except (ValueError, KeyError, TypeError):
         pass
@@ -480,12 +490,17 @@ def _train_unit(task, key, source, steps, seed, alpha, mode):
         import numpy
         import torch
         torch.set_num_threads(1)
+        # the task first: its module's first import in a fresh Ray worker
+        # runs its top level, which may draw from the generators (its own
+        # data, say) or seed them; after the trial's seed, that made the
+        # trial's numbers depend on which worker ran it and in what order
+        # (a --serial run had imported it before any trial)
+        fn = T.resolve_task(task)
         # the trial's seed, not what earlier trials of this worker left:
         # a task that does not seed itself trains the same on any worker
         torch.manual_seed(seed)
         random.seed(seed)
         numpy.random.seed(seed)
-        fn = T.resolve_task(task)
         norm = T.layernorm if source is None else \
             T.candidate_norm(source, alpha, threads=1)
         m = float(fn(norm, steps, seed))
@@ -668,6 +683,9 @@ def run(a):
                         ("--rungs", 1 if a.rungs is None else a.rungs, 1)):
         if v < lo:
             raise UsageError("%s is at least %d, not %d" % (name, lo, v))
+    if a.threads is not None and a.threads > 1024:
+        # what `dnc search`, which screens with as many, takes
+        raise UsageError("--threads is at most 1024, not %d" % a.threads)
     if a.serial and a.address:
         raise UsageError("--serial trains in this process: no --address")
     if a.address:
@@ -829,7 +847,14 @@ def train(a, spec, spec_hash, config, journal, mode, steps, metric):
             ray.shutdown()
     rows = table(cands, rungs, seeds_of, journal, a, mode, metric, ranked,
                  by_rung)
-    write_tables(a.output, rows, rungs, metric, a, mode, config, ranked)
+    try:
+        write_tables(a.output, rows, rungs, metric, a, mode, config, ranked)
+    except KeyboardInterrupt:
+        # (not "interrupted before training", which main() says)
+        prog.say("interrupted while writing the tables: all %d trials are "
+                 "kept in %s; run the same command to write them" % (
+                     len(journal.done), journal.path))
+        return 128 + _stopped_by[0]
     if not a.quiet:
         prog.say("dnc.search: %d candidates screened, %d trained over %d "
                  "rung%s (%d trials, %d this time); wrote %s and %s" % (
@@ -982,6 +1007,7 @@ def write_tables(out, rows, rungs, metric, a, mode, config, ranked):
                    k: _num(v) for k, v in row["screen"].items()},
                "source": row["source"], "train_source": row["train_source"]}
                for row in rows]}
+    moves = []
     for name, text in (("results.csv", buf.getvalue()),
                        ("results.json", json.dumps(doc, indent=1) + "\n")):
         path = os.path.join(out, name)
@@ -990,7 +1016,17 @@ def write_tables(out, rows, rungs, metric, a, mode, config, ranked):
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        moves.append((tmp, path))
+    # both into place with the stop signals blocked, so that they appear
+    # together (as `dnc search`'s tables): a SIGINT between the two renames
+    # left a results.csv of this run beside a results.json of the last
+    stop = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, stop)
+    try:
+        for tmp, path in moves:
+            os.replace(tmp, path)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def shown(v):
