@@ -307,6 +307,13 @@ static int unknown_option(const dnc_cli *c, const dnc_opt *opts,
                           const char *a)
 {
   const char *near = NULL;
+  /* a flag given a value (--verbose=1): said so, not an unknown option */
+  const char *eq = !strncmp(a, "--", 2) ? strchr(a, '=') : NULL;
+  for (const dnc_opt *o = opts; eq && o->l; o++)
+    if (!takes_value(o) && strlen(o->l) == (size_t)(eq - a) &&
+        !strncmp(a, o->l, (size_t)(eq - a)))
+      return dnc_cli_usage_error(c, "%s takes no value, not '%s'", o->l,
+                                 eq + 1);
   if (!strncmp(a, "--", 2) && a[2]) {
     size_t n = 0;
     while (opts[n].l)

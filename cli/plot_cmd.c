@@ -318,22 +318,39 @@ typedef struct plot_args {
   double *set_v;
 } plot_args;
 
+/* -f NAMES: checked once the file is read (dnc_cli_functions), as by
+ * print, eval and diff: `-f ,` is one line, `-f dyt,` an empty name */
 static int opt_functions(void *arg, const char *opt, const char *v)
 {
   (void)opt;
   plot_args *a = arg;
-  if (!*v || strspn(v, ",") == strlen(v))
+  if (!*v)
     return dnc_cli_usage_error(a->c, "-f needs function names");
   a->names = v;
   return 0;
 }
 
+/* -p P=V: two values for one parameter are refused, as eval's (the last
+ * one was taken, silently); the same value twice is once */
 static int opt_param(void *arg, const char *opt, const char *v)
 {
   (void)opt;
   plot_args *a = arg;
   if (!dnc_cli_setting(v, &a->set_name[a->nset], &a->set_v[a->nset]))
     return -1;
+  for (int i = 0; i < a->nset; i++)
+    if (!strcmp(a->set_name[i], a->set_name[a->nset])) {
+      double was = a->set_v[i], now = a->set_v[a->nset];
+      free(a->set_name[a->nset]);
+      if (was == now || (isnan(was) && isnan(now)))
+        return 0;
+      char v1[40], v2[40];
+      dnc_format_double(v1, sizeof v1, was);
+      dnc_format_double(v2, sizeof v2, now);
+      dnc_cli_error("two values for '%s' in --param (%s and %s); give one",
+                    a->set_name[i], v1, v2);
+      return DNC_EXIT_USAGE;
+    }
   a->nset++;
   return 0;
 }
@@ -556,27 +573,11 @@ static int run(const dnc_cli *c, int argc, char **argv)
   } else {
     if (!(m = dnc_cli_load(c, (char **)&a.file, 1)))
       goto out;
-    fns = calloc((size_t)m->nfns + 1, sizeof *fns);
-    labels = calloc((size_t)m->nfns + 1, sizeof *labels);
-    char *copy = a.names ? strdup(a.names) : NULL, *save;
-    if (!copy)
-      for (int k = 0; k < m->nfns; k++)
-        fns[nf++] = m->fns[k];
-    for (char *t = copy ? strtok_r(copy, ",", &save) : NULL; t;
-         t = strtok_r(NULL, ",", &save)) {
-      dnc_fn *f = dnc_cli_function(c, m, a.file, t);
-      if (!f) {
-        free(copy);
-        rc = DNC_EXIT_USAGE; /* as -f of the other commands */
-        goto out;
-      }
-      int seen = 0;
-      for (int k = 0; k < nf; k++)
-        seen |= fns[k] == f;
-      if (!seen)
-        fns[nf++] = f;
+    if (!dnc_cli_functions(m, a.names, 0, &fns, &nf)) {
+      rc = DNC_EXIT_USAGE; /* as -f of the other commands */
+      goto out;
     }
-    free(copy);
+    labels = calloc((size_t)nf + 1, sizeof *labels);
     for (int k = 0; k < nf; k++)
       labels[k] = (char *)fns[k]->name;
   }

@@ -100,5 +100,14 @@ t "check -- -n.dn: a file named like an option" sh -c \
   "cd '$tmp' && '$ADNC' check -- -n.dn"
 err "without --, -n.dn is an unknown option" 2 "unknown option '-n.dn'" \
   sh -c "cd '$tmp' && '$ADNC' check -n.dn"
+# a flag given a value: said so (it was an unknown option)
+N="$(dirname "$0")/../examples/norms.dn"
+err "check --verbose=1: a flag takes no value" 2 \
+  "^dnc: --verbose takes no value, not '1'\$" "$DNC" check --verbose=1 "$N"
+err "diff --stats=yes: the same" 2 "^dnc: --stats takes no value, not 'yes'\$" \
+  "$DNC" diff --stats=yes "$N"
+err "a misspelt flag with a value is still unknown, with a suggestion" 2 \
+  "unknown option '--verbos=1'; did you mean '--verbose'?" \
+  "$DNC" check --verbos=1 "$N"
 
 tap_done

@@ -140,6 +140,20 @@ err "no such function: a usage error, as -f elsewhere" 2 "no function 'dty'" "$D
 err "a parameter no function has" 2 "no function plotted has a parameter 'beta'" \
   "$DNC" plot $N -f dyt -p beta=2 -o "$tmp/x.svg"
 t "... and no file written" test ! -e "$tmp/x.svg"
+# -p and -f as eval's: two values for one parameter refused (the last was
+# taken, silently), the same value twice is once; -f lists checked alike
+err "two values for one parameter: refused, as eval's" 2 \
+  "two values for 'alpha' in --param (1 and 2); give one" \
+  "$DNC" plot $N -f dyt -p alpha=1 -p alpha=2 -o "$tmp/x.svg"
+t "... and no file written" test ! -e "$tmp/x.svg"
+"$DNC" plot $N -f dyt -p alpha=2 -o "$tmp/once.svg"
+"$DNC" plot $N -f dyt -p alpha=2 -p alpha=2 -o "$tmp/twice.svg"
+t "the same value twice is once" cmp -s "$tmp/once.svg" "$tmp/twice.svg"
+err "-f with an empty name: refused, as elsewhere" 2 \
+  "the list of functions 'dyt,' has an empty name" \
+  "$DNC" plot $N -f dyt, -o "$tmp/x.svg"
+err "-f , : one line, as elsewhere" 2 "^dnc: error: -f needs function names\$" \
+  "$DNC" plot $N -f , -o "$tmp/x.svg"
 err "an output in a missing directory" 1 "cannot write '$tmp/none/x.svg'" \
   "$DNC" plot $N -f dyt -o "$tmp/none/x.svg"
 printf 'rank,name\n1,a\n' >"$tmp/r.csv"
