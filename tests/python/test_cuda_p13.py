@@ -283,6 +283,19 @@ def test_export_on_cuda():
     x2 = torch.randn(4, 3, 8, device=DEV)
     close(ep.module()(x2).double().cpu(), m(x2).detach().double().cpu(),
           1e-6, "the exported program on CUDA = eager")
+    # its backward is dnc's (the graph holds dnc::layer_forward, whose
+    # implementation on CUDA is the decomposed form): DyT's dx at x = 20
+    d = dt.PointwiseNorm(4, "dyt").to(DEV)
+    xs = torch.tensor([[1.0, 20.0, 40.0, -40.0]], device=DEV)
+    ep = torch.export.export(d, (xs,))
+    ok(any("dnc.layer_forward" in str(n.target) for n in ep.graph.nodes),
+       "the CUDA export records dnc::layer_forward")
+    xe = xs.clone().requires_grad_()
+    ep.module()(xe).sum().backward()
+    xr = xs.cpu().clone().requires_grad_()
+    copy.deepcopy(d).cpu()(xr).sum().backward()
+    close(xe.grad.double().cpu(), xr.grad.double(), 1e-6,
+          "the exported program's dx on CUDA = the CPU kernels' (not 0)")
 
 
 class LayerNorm2d(nn.LayerNorm):
