@@ -31,6 +31,7 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -539,17 +540,60 @@ static LLVMErrorRef define_runtime_symbols(LLVMOrcLLJITRef j)
 static char build_id[1200];
 static pthread_once_t build_once = PTHREAD_ONCE_INIT;
 
+/* The path of the file mapped at addr, from /proc/self/maps: absolute,
+ * where dladdr names a program libdnc.a is linked into by its argv[0]
+ * (`dnc` run through $PATH, or a relative path after a chdir), which
+ * stat() did not find: its keys said "build unknown", and two builds of
+ * one version shared the cache, a rebuilt dnc linking its predecessor's
+ * kernels. 0 when not found. */
+static int mapped_path(const void *addr, char *path, size_t n)
+{
+  FILE *f = fopen("/proc/self/maps", "r");
+  if (!f)
+    return 0;
+  char line[1400];
+  int found = 0;
+  while (!found && fgets(line, sizeof line, f)) {
+    unsigned long lo, hi;
+    int at = 0;
+    if (sscanf(line, "%lx-%lx %*s %*s %*s %*s %n", &lo, &hi, &at) < 2 ||
+        !at || (uintptr_t)addr < lo || (uintptr_t)addr >= hi ||
+        line[at] != '/')
+      continue;
+    line[strcspn(line, "\n")] = 0;
+    snprintf(path, n, "%s", line + at);
+    found = 1;
+  }
+  fclose(f);
+  return found;
+}
+
 static void find_build_id(void)
 {
   Dl_info info;
   struct stat st;
+  char path[1100];
+  const char *file = NULL;
   if (dladdr((void *)&dnc_jit_new, &info) && info.dli_fname &&
-      !stat(info.dli_fname, &st))
-    snprintf(build_id, sizeof build_id, "%.1000s %lld %lld.%09ld",
-             info.dli_fname, (long long)st.st_size, (long long)st.st_mtim.tv_sec,
+      info.dli_fname[0] == '/' && !stat(info.dli_fname, &st))
+    file = info.dli_fname;
+  else if (mapped_path((const void *)&dnc_jit_new, path, sizeof path) &&
+           !stat(path, &st))
+    file = path;
+  if (file)
+    snprintf(build_id, sizeof build_id, "%.1000s %lld %lld.%09ld", file,
+             (long long)st.st_size, (long long)st.st_mtim.tv_sec,
              st.st_mtim.tv_nsec);
   else
     snprintf(build_id, sizeof build_id, "unknown");
+}
+
+/* whether the build is known (find_build_id): without it the kernel
+ * cache is not used, as two builds of one version would share entries */
+static int build_known(void)
+{
+  pthread_once(&build_once, find_build_id);
+  return strcmp(build_id, "unknown") != 0;
 }
 
 const char *dnc_build_id(void)
@@ -629,7 +673,7 @@ dnc_jit *dnc_jit_new(const dnc_jit_options *o, char **err, int *bad_name)
   j->dump_dir = o->dump_dir && *o->dump_dir ? xstrdup(o->dump_dir) : NULL;
   cpu_set_t cpus;
   j->split = !sched_getaffinity(0, sizeof cpus, &cpus) && CPU_COUNT(&cpus) > 1;
-  if (dnc_kcache_enabled(o->cache))
+  if (dnc_kcache_enabled(o->cache) && build_known())
     j->cache_dir = dnc_kcache_dir(o->cache_dir);
   j->target_key = target_key(&j->target);
   j->target.stream = 1;

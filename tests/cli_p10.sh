@@ -100,6 +100,17 @@ t "check -- -n.dn: a file named like an option" sh -c \
   "cd '$tmp' && '$ADNC' check -- -n.dn"
 err "without --, -n.dn is an unknown option" 2 "unknown option '-n.dn'" \
   sh -c "cd '$tmp' && '$ADNC' check -n.dn"
+# the kernel cache's key names the dnc binary by its absolute path, also
+# when it runs through $PATH from another directory (dladdr gave argv[0],
+# "dnc", which stat() did not find: "build unknown", and two builds of one
+# version shared entries, a rebuilt dnc linking its predecessor's code)
+echo 'fn g(x; a = 2) = tanh(a * x)' >"$tmp/kc.dn"
+(cd / && PATH="$(dirname "$ADNC"):$PATH" DNC_CACHE=1 \
+  DNC_CACHE_DIR="$tmp/kc" dnc eval "$tmp/kc.dn" --jit 1 >/dev/null)
+t "a cache entry written by dnc run through \$PATH names its build's file" \
+  sh -c "grep -a -q '^build /.*/dnc [0-9]' '$tmp'/kc/*.dko && \
+         ! grep -a -q '^build unknown' '$tmp'/kc/*.dko"
+
 # a flag given a value: said so (it was an unknown option)
 N="$(dirname "$0")/../examples/norms.dn"
 err "check --verbose=1: a flag takes no value" 2 \
