@@ -149,6 +149,11 @@ def _is_layernorm(m):
     has "LayerNorm" in it, with a 1-D weight and a bias of its shape."""
     if isinstance(m, nn.LayerNorm):
         return True
+    if isinstance(m, _OTHER_NORMS):
+        # ml-cvnets' LayerNorm2D_NCHW is an nn.GroupNorm(1, C): set aside
+        # by its class, as group norms are (the probe refused it with a
+        # misleading reason)
+        return False
     w, b = _vec(m, "weight"), _vec(m, "bias")
     if not ("layernorm" in type(m).__name__.lower() and _leaf(m) and
             w is not None):
@@ -168,7 +173,7 @@ def _is_rmsnorm(m):
     an RMSNorm by another name)."""
     if _RMSNorm is not None and isinstance(m, _RMSNorm):
         return True
-    if isinstance(m, nn.LayerNorm) or not _leaf(m) or \
+    if isinstance(m, (nn.LayerNorm,) + _OTHER_NORMS) or not _leaf(m) or \
             getattr(m, "bias", None) is not None:
         return False
     name = type(m).__name__.lower()
@@ -270,6 +275,37 @@ def _site_values(init, path, m):
     return {}
 
 
+def _shared_values(init, paths, m):
+    """_site_values of a norm registered under several paths (one module
+    at two places, which becomes one PointwiseNorm): what any of its paths
+    is given, the same for all; two different values are refused (a key
+    for the second path was accepted by _check_init, then ignored)."""
+    given = [(p, v) for p, v in ((p, _site_values(init, p, m))
+                                 for p in paths) if v]
+    for p, v in given[1:]:
+        if v != given[0][1]:
+            raise ValueError(
+                "dnc.convert: the norm at %s is also at %s, and init gives "
+                "the two places different values (%r and %r): a shared norm "
+                "becomes one PointwiseNorm; give it one" % (
+                    given[0][0] or "the model", p or "the model",
+                    given[0][1], v))
+    return given[0][1] if given else {}
+
+
+def _around(model, path):
+    """The parameters of the nearest module above path that has any: what
+    tells whether a norm without parameters of its own sits in a frozen
+    part of the model (OLMo's LayerNorm without weight, in a backbone
+    frozen with requires_grad_(False))."""
+    while path:
+        path = path.rpartition(".")[0]
+        own = list(model.get_submodule(path).parameters())
+        if own:
+            return own
+    return []
+
+
 def _check_init(init, model):
     """Refuses keys of a mapping init that are no norm's path and match
     none as patterns: a typo would leave every site at the defaults,
@@ -352,7 +388,11 @@ def _probe(m, k, c):
     # 2 * layer_norm(x) would pass for it)
     if w is not None and (k == "rmsnorm" or _offset_in_source(m)):
         scales.append((True, 1 + w.detach()))
-    bases = ("rmsnorm", "layernorm") if k == "rmsnorm" else ("layernorm",)
+    # a LayerNorm by its class may compute an RMSNorm and add a bias
+    # (OLMo's RMSLayerNorm with bias_for_layer_norm): fit_initial then
+    # fits RMSNorm's output, as for the class without the bias
+    bases = ("rmsnorm", "layernorm") if k == "rmsnorm" else \
+        ("layernorm", "rmsnorm")
     eps = _eps(m)
     eps = torch.finfo(dtype).eps if eps is None else eps
     found, ran, failed = [], set(), []
@@ -405,6 +445,21 @@ def _offset_in_source(m):
     return False
 
 
+def _extra_inputs(m):
+    """The names of the inputs m's forward takes besides x (Mamba2's gated
+    RMSNorm, forward(x, z=None); mamba_ssm's fused one, forward(x,
+    residual=None, prenorm=False, ...)), or []: a PointwiseNorm takes x
+    alone, so the model's call would fail, and with z=None the probe
+    saw a plain RMSNorm."""
+    try:
+        sig = inspect.signature(type(m).forward)
+    except (TypeError, ValueError):
+        return []
+    named = [q.name for q in list(sig.parameters.values())[1:]
+             if q.kind not in (q.VAR_POSITIONAL, q.VAR_KEYWORD)]
+    return named[1:]
+
+
 def _site(m, path, k, overrides):
     """m's _Site, or a string saying why m, a LayerNorm or RMSNorm by its
     class, is not converted (what it computes is neither over the last
@@ -412,6 +467,12 @@ def _site(m, path, k, overrides):
     contradicts what m computes, or nothing tells the layout."""
     if _exact(m):
         return _Site(False, k, False)
+    extra = _extra_inputs(m)
+    if extra:
+        return ("its forward takes %s besides the input (a gated or fused "
+                "norm, as Mamba2's): a PointwiseNorm takes the input alone, "
+                "so the model's call would fail, and what it computes with "
+                "them would be lost" % ", ".join(extra))
     w, _ = _weights(m, k)
     c = _shape(m, path)[0]
     guess, forced = _guess(m, overrides)
@@ -659,6 +720,10 @@ def convert(model, fn, module=None, *, kind="all", init=None,
         raise ValueError("dnc.convert: %s" % _no_norm(model, kind))
     _check_init(init, model)
     sites = {id(m): (p, k) for p, m, k in found}
+    paths = {}  # id of a norm -> every path it is registered at
+    for p, m in model.named_modules(remove_duplicate=False):
+        if id(m) in sites:
+            paths.setdefault(id(m), []).append(p)
     made = {}  # id of a norm -> its PointwiseNorm: a shared norm stays shared
     # a norm without a weight takes the model's dtype and device
     ref = next((t for t in itertools.chain(model.parameters(),
@@ -683,7 +748,7 @@ def convert(model, fn, module=None, *, kind="all", init=None,
         b = getattr(m, "bias", None) if k == "layernorm" else None
         cf = how.cf
         values = dict(defaults)
-        values.update(_site_values(init, path, m))
+        values.update(_shared_values(init, paths.get(id(m), [path]), m))
         like = w if w is not None else ref
         try:
             out = _dt.PointwiseNorm(
@@ -695,7 +760,8 @@ def convert(model, fn, module=None, *, kind="all", init=None,
             raise type(e)("dnc.convert: %s: %s" % (path or "the model", e))
         # each parameter as trainable as what it replaces: weight and
         # bias as the norm's; f's parameters frozen with a frozen norm
-        own = list(m.parameters())
+        # (a norm without parameters: as the module around it)
+        own = list(m.parameters()) or _around(model, path)
         if own and not any(t.requires_grad for t in own):
             out.requires_grad_(False)
         for mine, theirs in ((out.weight, w), (out.bias, b)):
@@ -752,6 +818,12 @@ def convert(model, fn, module=None, *, kind="all", init=None,
                           if made.get(id(m), m) is not m])
     if odd:
         warnings.warn("dnc.convert: left as they are: %s" % "; ".join(odd))
+    skipped = _other_kind(out, kind)
+    if skipped:
+        # a T5LayerNorm beside nn.LayerNorms, under convert_layernorm:
+        # an RMSNorm by what it computes, which that kind leaves
+        warnings.warn("dnc.convert: left as they are, not of kind %r%s"
+                      % (kind, skipped))
     left = sorted({"%s (%s)" % (p or "the model", type(m).__name__)
                    for p, m in _named_layers(out) if _unknown_norm(m)})
     if left:
@@ -843,9 +915,26 @@ def _no_norm(model, kind):
                               ", ..." if len(done) > 4 else ""))
     other = sorted({"%s (%s)" % (p or "the model", type(m).__name__)
                     for p, m in _named_layers(model) if _unknown_norm(m)})
-    return "the model has no %s to replace%s" % (
+    return "the model has no %s to replace%s%s" % (
         what, "; not recognised as one: %s" % ", ".join(other)
-        if other else "")
+        if other else "", _other_kind(model, kind))
+
+
+def _other_kind(model, kind):
+    """'; it has RMSNorms: ... (kind='rmsnorm' or 'all' ...)' where kind
+    leaves out norms that the other kind takes (Hugging Face's
+    T5LayerNorm is an RMSNorm by what it computes), else ''."""
+    if kind == "all":
+        return ""
+    alt = "rmsnorm" if kind == "layernorm" else "layernorm"
+    them = ["%s (%s)" % (p or "the model", type(m).__name__)
+            for p, m, _ in find_norms(model, alt)]
+    if not them:
+        return ""
+    return "; it has %s%s: %s (kind=%r or 'all' converts %s)" % (
+        _what(alt), "s" if len(them) > 1 else "", ", ".join(them[:4]) +
+        (", ..." if len(them) > 4 else ""), alt,
+        "them" if len(them) > 1 else "it")
 
 
 def convert_layernorm(model, fn, module=None, *, keep_affine=False,

@@ -516,3 +516,151 @@ def test_a_norm_whose_layout_depends_on_the_rank_is_refused():
                           [torch.randn(2, 4, 16) * 3],
                           channels_first_classes={LayerNorm1d: True})
     ok(0 < fits["1"]["alpha"] < 10, "fit_initial over dimension 1", fits)
+
+
+class MambaRMSNorm(nn.Module):
+    """mamba_ssm's gated RMSNorm (Mamba2 imports it as RMSNormGated):
+    forward(x, z=None), x * silu(z) before the norm."""
+
+    def __init__(self, d, eps=1e-5):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(d))
+
+    def forward(self, x, z=None):
+        if z is not None:
+            x = x * F.silu(z)
+        r = torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
+        return x * r * self.weight
+
+
+class GatedBlock(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.proj = nn.Linear(d, 2 * d)
+        self.norm = MambaRMSNorm(d)
+        self.ln = nn.LayerNorm(d)
+
+    def forward(self, x):
+        x, z = self.proj(x).chunk(2, -1)
+        return self.ln(self.norm(x, z))
+
+
+def test_a_norm_whose_forward_takes_more_than_x_stays():
+    # with z=None it computes a plain RMSNorm, which the probe saw: it was
+    # converted silently, and the model's call norm(x, z) then failed
+    torch.manual_seed(6)
+    model = GatedBlock(8)
+    x = torch.randn(3, 8)
+    want = model(x)
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        conv = dt.convert(copy.deepcopy(model), "dyt")
+    ok(isinstance(conv.ln, dt.PointwiseNorm) and
+       isinstance(conv.norm, MambaRMSNorm), "the LayerNorm alone converted")
+    ok(any("forward takes z besides the input" in str(i.message)
+           for i in w), "the gated norm is named in a warning",
+       [str(i.message) for i in w])
+    ok(conv(x).shape == want.shape, "and the model still runs")
+    raises(ValueError, lambda: dt.convert(nn.Sequential(MambaRMSNorm(8)),
+                                          "dyt"),
+           "alone, it is refused", "besides the input")
+    fits = dt.fit_initial(copy.deepcopy(model), "dyt", [x])
+    ok(set(fits) == {"ln"}, "fit_initial leaves it too", fits)
+
+
+def test_a_shared_norm_takes_its_init_from_either_path():
+    ln = nn.LayerNorm(4)
+    model = nn.Module()
+    model.encoder = nn.Sequential(nn.Linear(4, 4), ln)
+    model.decoder = nn.Sequential(ln, nn.Linear(4, 4))
+    conv = dt.convert(copy.deepcopy(model), "dyt",
+                      init={"decoder.0": {"alpha": 0.9}})
+    ok(abs(float(conv.encoder[1].alpha) - 0.9) < 1e-7 and
+       conv.encoder[1] is conv.decoder[0],
+       "the second path's init applies (it was ignored)")
+    raises(ValueError, lambda: dt.convert(
+        copy.deepcopy(model), "dyt", init={"encoder.*": {"alpha": 0.3},
+                                           "decoder.*": {"alpha": 0.9}}),
+        "two values for one shared norm are refused", "give it one")
+
+
+class RMSLayerNorm(nn.Module):
+    """OLMo's RMSLayerNorm with a bias: an RMSNorm, then + bias."""
+
+    def __init__(self, d, eps=1e-5):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(d))
+        self.bias = nn.Parameter(torch.zeros(d))
+
+    def forward(self, x):
+        x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
+        return self.weight * x + self.bias
+
+
+def test_an_rmsnorm_with_a_bias_is_converted_and_fitted_as_one():
+    # a LayerNorm by its class (weight and bias); the probe tried
+    # LayerNorm's base alone and refused it, and forced through,
+    # fit_initial fitted LayerNorm's output (alpha 0.049, not 0.615)
+    g = torch.Generator().manual_seed(7)
+    x = torch.randn(256, 16, generator=g) * 0.5 + 3
+    conv = dt.convert(nn.Sequential(RMSLayerNorm(16)), "dyt",
+                      keep_affine=True)
+    ok(isinstance(conv[0], dt.PointwiseNorm) and conv[0].bias is not None,
+       "converted, with its bias")
+    a = dt.fit_initial(nn.Sequential(RMSLayerNorm(16)), "dyt",
+                       [x])["0"]["alpha"]
+    b = dt.fit_initial(nn.Sequential(nn.RMSNorm(16)), "dyt",
+                       [x])["0"]["alpha"] if hasattr(nn, "RMSNorm") else a
+    ok(abs(a - b) < 1e-3 * b and a > 0.3, "fitted to RMSNorm's output", (a, b))
+
+
+def test_the_other_kind_is_named():
+    t5 = nn.Sequential(nn.Linear(8, 8), T5LayerNorm(8))
+    raises(ValueError, lambda: dt.convert_layernorm(copy.deepcopy(t5),
+                                                    "dyt"),
+           "convert_layernorm of T5's norms says which kind takes them",
+           "kind='rmsnorm' or 'all' converts it")
+    both = nn.Sequential(T5LayerNorm(8), nn.LayerNorm(8))
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        dt.convert_layernorm(both, "dyt")
+    ok(any("not of kind 'layernorm'" in str(i.message) for i in w),
+       "beside a LayerNorm, left with a warning", [str(i.message)
+                                                   for i in w])
+
+
+class T5LayerNorm(nn.Module):
+    """Hugging Face's T5LayerNorm: an RMSNorm by another name."""
+
+    def __init__(self, d, eps=1e-6):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(d))
+        self.variance_epsilon = eps
+
+    def forward(self, x):
+        v = x.to(torch.float32).pow(2).mean(-1, keepdim=True)
+        return self.weight * (x * torch.rsqrt(v + self.variance_epsilon))
+
+
+def test_a_frozen_backbone_with_norms_without_parameters_stays_frozen():
+    model = nn.Sequential(nn.Linear(4, 4),
+                          nn.LayerNorm(4, elementwise_affine=False))
+    model.requires_grad_(False)
+    conv = dt.convert(model, "dyt")
+    ok(not any(p.requires_grad for p in conv.parameters()),
+       "alpha frozen as the module around it",
+       [(n, p.requires_grad) for n, p in conv.named_parameters()])
+
+
+class LayerNorm2D_NCHW(nn.GroupNorm):
+    """ml-cvnets' LayerNorm2D_NCHW: a GroupNorm of one group."""
+
+    def __init__(self, c):
+        super().__init__(1, c)
+
+
+def test_a_group_norm_named_layernorm_is_set_aside():
+    ok(dt.find_norms(nn.Sequential(LayerNorm2D_NCHW(4))) == [],
+       "not a LayerNorm site")
