@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -603,6 +604,16 @@ static char *private_copy(const char *src, char **dir)
   if (mkdtemp(d)) {
     snprintf(f, n, "%s/lib.so", d);
     in = open(src, O_RDONLY | O_CLOEXEC);
+    /* a file-size limit (ulimit -f) the copy would pass: writing past it
+     * raises SIGXFSZ, which ended the process (kcache.c checks the same) */
+    struct stat st;
+    struct rlimit rl;
+    if (in >= 0 && !fstat(in, &st) && !getrlimit(RLIMIT_FSIZE, &rl) &&
+        rl.rlim_cur != RLIM_INFINITY && (uint64_t)st.st_size > rl.rlim_cur) {
+      close(in);
+      in = -1;
+      errno = EFBIG;
+    }
     if (in >= 0)
       to = open(f, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0700);
     ok = to >= 0;

@@ -90,7 +90,7 @@ static dnc_status check_tensor(const char *call, const char *name,
     if (t->cols > INT64_MAX / 8 ||
         t->rows - 1 > (INT64_MAX / 8 - t->cols) / *ld)
       return dnc_refuse(DNC_ERR_ARGUMENT, call, "%s is too large (rows %lld, "
-                    "cols %lld, stride %lld: more than 2^60 elements)", name,
+                    "cols %lld, stride %lld: 2^60 elements or more)", name,
                     (long long)t->rows, (long long)t->cols, (long long)*ld);
   }
   return DNC_OK;

@@ -111,6 +111,19 @@ t "a cache entry written by dnc run through \$PATH names its build's file" \
   sh -c "grep -a -q '^build /.*/dnc [0-9]' '$tmp'/kc/*.dko && \
          ! grep -a -q '^build unknown' '$tmp'/kc/*.dko"
 
+# --dump-ir under a file-size limit (ulimit -f) the IR would pass: a
+# located error, not SIGXFSZ (status 153, a truncated file)
+mkdir -p "$tmp/ir"
+# (SIGXFSZ at its default, which a shell started with it ignored keeps)
+(ulimit -f 4; exec perl -e '$SIG{XFSZ} = "DEFAULT"; exec @ARGV or die' \
+  "$DNC" eval "$tmp/kc.dn" --jit --dump-ir "$tmp/ir" 1) \
+  >"$tmp/out" 2>"$tmp/err"
+rc=$?
+t "--dump-ir past ulimit -f: an error, status 1, not the signal" \
+  sh -c "[ $rc -eq 1 ] && grep -q 'cannot write the IR to .*File too large' '$tmp/err'"
+t "... and no file cut short at the limit" \
+  sh -c "! ls '$tmp/ir' | grep -q ."
+
 # a flag given a value: said so (it was an unknown option)
 N="$(dirname "$0")/../examples/norms.dn"
 err "check --verbose=1: a flag takes no value" 2 \
