@@ -638,6 +638,15 @@ static int compile_objects(aot *a)
   pthread_mutex_init(&q.lock, NULL);
   pthread_mutex_t dag_lock;
   pthread_mutex_init(&dag_lock, NULL);
+  /* every node the jobs' code generation makes, in the order of one
+   * thread (dnc_codegen_prepare): the same library on any thread count */
+  for (int j = 0; j < q.njobs; j++) {
+    int l = j / q.nchunks, f0 = j % q.nchunks * q.chunk;
+    int f1 = f0 + q.chunk < a->m->nfns ? f0 + q.chunk : a->m->nfns;
+    for (int i = f0; i < f1; i++)
+      for (int dt = 0; dt < DNC_DT__COUNT; dt++)
+        dnc_codegen_prepare(a->m, a->m->fns[i], dt, &a->lv[l].t);
+  }
   int nw = threads < q.njobs ? threads : q.njobs;
   nw = nw > MAX_WORKERS ? MAX_WORKERS : nw;
   pthread_t tid[MAX_WORKERS];

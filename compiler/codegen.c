@@ -2086,6 +2086,29 @@ LLVMModuleRef dnc_codegen(LLVMContextRef ctx, dnc_mod *m, dnc_fn *f, int dt,
   return dnc_codegen_forms(ctx, m, f, dt, t, DNC_FORMS_ALL, prefix, err);
 }
 
+/* the vector math's precision for dt on t (dnc_cg.lowp): 8 (bf16), 11
+ * (f16) or 0 (f32's, f64's) */
+static int lowp_bits(int dt, const dnc_target *t)
+{
+  int bits = t->math_bits ? t->math_bits
+             : dt == DNC_DT_BF16 ? 8 : dt == DNC_DT_F16 ? 11 : 24;
+  return dt != DNC_DT_F64 && bits <= 11 ? bits : 0;
+}
+
+int dnc_codegen_prepare(dnc_mod *m, dnc_fn *f, int dt, const dnc_target *t)
+{
+  dnc_node *roots[DNC_MAX_PARAMS + 2];
+  roots[0] = f->body;
+  roots[1] = dnc_derive(m, f, DNC_WRT_X);
+  for (int i = 0; i < f->nparams; i++)
+    roots[i + 2] = dnc_derive(m, f, i);
+  char why[256];
+  if (dnc_kernel_check(m, f, why, sizeof why) || m->dag.too_deep)
+    return -1;
+  return dnc_rewrite(&m->dag, dt == DNC_DT_F64, lowp_bits(dt, t),
+                     dnc_target_flags(t), roots, f->nparams + 2) ? -1 : 0;
+}
+
 LLVMModuleRef dnc_codegen_forms(LLVMContextRef ctx, dnc_mod *m, dnc_fn *f,
                                 int dt, const dnc_target *t, unsigned forms,
                                 const char *prefix, char **err)
@@ -2116,9 +2139,7 @@ LLVMModuleRef dnc_codegen_forms(LLVMContextRef ctx, dnc_mod *m, dnc_fn *f,
   cg.avx512 = !strncmp(t->triple, "x86_64", 6) && t->vector_bits == 512;
   /* precision-matched vector math: bf16 and f16 kernels (or any f32
    * compute when the context asks, for testing) use the short forms */
-  int bits = t->math_bits ? t->math_bits
-             : dt == DNC_DT_BF16 ? 8 : dt == DNC_DT_F16 ? 11 : 24;
-  cg.lowp = !cg.f64 && bits <= 11 ? bits : 0;
+  cg.lowp = lowp_bits(dt, t);
   cg.stream = t->stream && !strncmp(t->triple, "x86_64", 6);
   cg.bf16cvt = cg.avx512 && cg.lanes == 16 && dt == DNC_DT_BF16 &&
                dnc_has_bf16_convert(t->triple, t->features);

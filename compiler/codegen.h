@@ -167,6 +167,17 @@ LLVMModuleRef dnc_codegen(LLVMContextRef ctx, dnc_mod *m, dnc_fn *f, int dt,
                           const dnc_target *t, const char *prefix,
                           char **err);
 /* The same with only the kernels whose bits are in forms (DNC_FORMS_*) */
+/* The DAG nodes dnc_codegen_forms makes for f in dt on t (f's derivatives
+ * and the lowering rewrites), made now. aot.c makes them for every
+ * function, dtype and level in the order one thread takes them, before
+ * its threads start: the nodes' ids, which order the operands of
+ * commutative operations (simplify.c) and so the code, were those of
+ * whichever thread came first, and a library compiled on several
+ * threads differed from one compiled on one (in 2 of 12 compiles of
+ * tests/aot.sh's ten functions). 0, or -1 past a limit (the compile says
+ * which). The caller holds the module. */
+int dnc_codegen_prepare(dnc_mod *m, dnc_fn *f, int dt, const dnc_target *t);
+
 LLVMModuleRef dnc_codegen_forms(LLVMContextRef ctx, dnc_mod *m, dnc_fn *f,
                                 int dt, const dnc_target *t, unsigned forms,
                                 const char *prefix, char **err);
