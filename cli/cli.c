@@ -451,6 +451,18 @@ int dnc_cli_write_file(const char *path, int (*write)(FILE *out, void *arg),
   return rc ? -1 : 0;
 }
 
+int dnc_cli_param_again(const char *name, double was, double now)
+{
+  if (was == now || (isnan(was) && isnan(now)))
+    return 0;
+  char v1[40], v2[40];
+  dnc_format_double(v1, sizeof v1, was);
+  dnc_format_double(v2, sizeof v2, now);
+  dnc_cli_error("two values for '%s' in --param (%s and %s); give one", name,
+                v1, v2);
+  return DNC_EXIT_USAGE;
+}
+
 int dnc_cli_setting(const char *s, char **name, double *v)
 {
   const char *eq = strchr(s, '=');

@@ -144,6 +144,11 @@ int dnc_cli_write_file(const char *path, int (*write)(FILE *out, void *arg),
                        void *arg);
 /* "name=value" into *name (malloc'd) and *v; 0 when malformed. */
 int dnc_cli_setting(const char *s, char **name, double *v);
+/* A second value `now` for the parameter `name` of --param, which had
+ * `was`: 0 where they are the same (the same value twice is once), else
+ * the error "two values for 'NAME' in --param (A and B); give one" and
+ * DNC_EXIT_USAGE (eval and plot) */
+int dnc_cli_param_again(const char *name, double was, double now);
 /* A JSON string (quotes included). */
 void dnc_cli_json_string(FILE *out, const char *s);
 /* A CSV field, quoted when it must be. */

@@ -254,16 +254,8 @@ static int add_param(void *arg, const char *opt, const char *v)
     return -1;
   size_t len = (size_t)(eq - v);
   for (int i = 0; i < a->nset; i++) /* the last of two was taken, silently */
-    if (strlen(a->set[i].name) == len && !strncmp(a->set[i].name, v, len)) {
-      if (a->set[i].value == d || (isnan(d) && isnan(a->set[i].value)))
-        return 0; /* the same value twice is once */
-      char v1[40], v2[40];
-      dnc_format_double(v1, sizeof v1, a->set[i].value);
-      dnc_format_double(v2, sizeof v2, d);
-      dnc_cli_error("two values for '%s' in --param (%s and %s); give one",
-                    a->set[i].name, v1, v2);
-      return DNC_EXIT_USAGE;
-    }
+    if (strlen(a->set[i].name) == len && !strncmp(a->set[i].name, v, len))
+      return dnc_cli_param_again(a->set[i].name, a->set[i].value, d);
   a->set[a->nset].name = strndup(v, len);
   a->set[a->nset++].value = d;
   return 0;

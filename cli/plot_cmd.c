@@ -340,16 +340,9 @@ static int opt_param(void *arg, const char *opt, const char *v)
     return -1;
   for (int i = 0; i < a->nset; i++)
     if (!strcmp(a->set_name[i], a->set_name[a->nset])) {
-      double was = a->set_v[i], now = a->set_v[a->nset];
       free(a->set_name[a->nset]);
-      if (was == now || (isnan(was) && isnan(now)))
-        return 0;
-      char v1[40], v2[40];
-      dnc_format_double(v1, sizeof v1, was);
-      dnc_format_double(v2, sizeof v2, now);
-      dnc_cli_error("two values for '%s' in --param (%s and %s); give one",
-                    a->set_name[i], v1, v2);
-      return DNC_EXIT_USAGE;
+      return dnc_cli_param_again(a->set_name[i], a->set_v[i],
+                                 a->set_v[a->nset]);
     }
   a->nset++;
   return 0;

@@ -581,12 +581,19 @@ typedef struct aot_jobs {
 /* One job, its error in a copy of *a: whichever thread fails first, the
  * error reported is that of the lowest job that fails, as with one thread
  * (every job below a failed one still runs). */
+/* job j's level and functions f0 .. f1 - 1 */
+static int job_range(const aot_jobs *q, int j, int *f0, int *f1)
+{
+  *f0 = j % q->nchunks * q->chunk;
+  *f1 = *f0 + q->chunk < q->a->m->nfns ? *f0 + q->chunk : q->a->m->nfns;
+  return j / q->nchunks;
+}
+
 static void run_job(aot_jobs *q, int j)
 {
   aot a = *q->a;
   a.err = NULL;
-  int l = j / q->nchunks, f0 = j % q->nchunks * q->chunk;
-  int f1 = f0 + q->chunk < a.m->nfns ? f0 + q->chunk : a.m->nfns;
+  int f0, f1, l = job_range(q, j, &f0, &f1);
   char *path = job_path(&a, j), *prefix = xprintf("dncL%d_", l);
   emit_range(&a, &a.lv[l], f0, f1, prefix, 1, DNC_EMIT_OBJ, path, path);
   free(prefix);
@@ -641,8 +648,7 @@ static int compile_objects(aot *a)
   /* every node the jobs' code generation makes, in the order of one
    * thread (dnc_codegen_prepare): the same library on any thread count */
   for (int j = 0; j < q.njobs; j++) {
-    int l = j / q.nchunks, f0 = j % q.nchunks * q.chunk;
-    int f1 = f0 + q.chunk < a->m->nfns ? f0 + q.chunk : a->m->nfns;
+    int f0, f1, l = job_range(&q, j, &f0, &f1);
     for (int i = f0; i < f1; i++)
       for (int dt = 0; dt < DNC_DT__COUNT; dt++)
         dnc_codegen_prepare(a->m, a->m->fns[i], dt, &a->lv[l].t);

@@ -2095,18 +2095,42 @@ static int lowp_bits(int dt, const dnc_target *t)
   return dt != DNC_DT_F64 && bits <= 11 ? bits : 0;
 }
 
-int dnc_codegen_prepare(dnc_mod *m, dnc_fn *f, int dt, const dnc_target *t)
+/* The kernels' roots in m's DAG: f, df/dx, df/dp_k (roots[]), after the
+ * lowering rewrites (rewrite.c) for dt on t, as the oracle sees them too;
+ * *chain: whether each derivative was a chain-rule product before them.
+ * The derivatives are made first and the kernel's size is checked before
+ * LLVM's time grows with it. 0; or -1 with why, past a limit. */
+static int kernel_roots(dnc_mod *m, dnc_fn *f, int dt, const dnc_target *t,
+                        dnc_node **roots, int *chain, char *why, size_t n)
 {
-  dnc_node *roots[DNC_MAX_PARAMS + 2];
   roots[0] = f->body;
   roots[1] = dnc_derive(m, f, DNC_WRT_X);
   for (int i = 0; i < f->nparams; i++)
     roots[i + 2] = dnc_derive(m, f, i);
-  char why[256];
-  if (dnc_kernel_check(m, f, why, sizeof why) || m->dag.too_deep)
+  if (dnc_kernel_check(m, f, why, n) || m->dag.too_deep) {
+    if (m->dag.too_deep)
+      snprintf(why, n, "the derivative of '%s' is too deep to compile",
+               f->name);
     return -1;
-  return dnc_rewrite(&m->dag, dt == DNC_DT_F64, lowp_bits(dt, t),
-                     dnc_target_flags(t), roots, f->nparams + 2) ? -1 : 0;
+  }
+  *chain = 1;
+  for (int i = 1; i < f->nparams + 2; i++)
+    *chain &= !roots[i] || dnc_chain_product(roots[i], dt == DNC_DT_F64);
+  if (dnc_rewrite(&m->dag, dt == DNC_DT_F64, lowp_bits(dt, t),
+                  dnc_target_flags(t), roots, f->nparams + 2)) {
+    snprintf(why, n, "the kernels' DAG after its lowering rewrites is too "
+             "large");
+    return -1;
+  }
+  return 0;
+}
+
+int dnc_codegen_prepare(dnc_mod *m, dnc_fn *f, int dt, const dnc_target *t)
+{
+  dnc_node *roots[DNC_MAX_PARAMS + 2];
+  char why[256];
+  int chain;
+  return kernel_roots(m, f, dt, t, roots, &chain, why, sizeof why);
 }
 
 LLVMModuleRef dnc_codegen_forms(LLVMContextRef ctx, dnc_mod *m, dnc_fn *f,
@@ -2150,34 +2174,11 @@ LLVMModuleRef dnc_codegen_forms(LLVMContextRef ctx, dnc_mod *m, dnc_fn *f,
   kbody k = {0};
   k.m = m;
   k.f = f;
-  k.froot = f->body;
-  k.dfdx = dnc_derive(m, f, DNC_WRT_X);
-  for (int i = 0; i < f->nparams; i++)
-    dfdp[i] = dnc_derive(m, f, i);
   k.dfdp = dfdp;
-  /* LLVM's time grows with the kernel: its size is checked first */
-  char why[256];
-  if (dnc_kernel_check(m, f, why, sizeof why) || m->dag.too_deep) {
-    if (m->dag.too_deep)
-      snprintf(why, sizeof why, "the derivative of '%s' is too deep to "
-               "compile", f->name);
-    *err = strdup(why);
-    LLVMDisposeBuilder(cg.b);
-    LLVMDisposeModule(cg.mod);
-    return NULL;
-  }
-  k.chain = !k.dfdx || dnc_chain_product(k.dfdx, cg.f64);
-  for (int i = 0; i < f->nparams; i++)
-    k.chain &= !dfdp[i] || dnc_chain_product(dfdp[i], cg.f64);
-  /* the lowering rewrites (rewrite.c), as the oracle sees them too */
   dnc_node *roots[DNC_MAX_PARAMS + 2];
-  roots[0] = k.froot;
-  roots[1] = k.dfdx;
-  for (int i = 0; i < f->nparams; i++)
-    roots[i + 2] = dfdp[i];
-  if (dnc_rewrite(&m->dag, cg.f64, cg.lowp, cg.target, roots,
-                  f->nparams + 2)) {
-    *err = strdup("the kernels' DAG after its lowering rewrites is too large");
+  char why[256];
+  if (kernel_roots(m, f, dt, t, roots, &k.chain, why, sizeof why)) {
+    *err = strdup(why);
     LLVMDisposeBuilder(cg.b);
     LLVMDisposeModule(cg.mod);
     return NULL;

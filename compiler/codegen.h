@@ -166,7 +166,6 @@ int dnc_target_flags(const dnc_target *t);
 LLVMModuleRef dnc_codegen(LLVMContextRef ctx, dnc_mod *m, dnc_fn *f, int dt,
                           const dnc_target *t, const char *prefix,
                           char **err);
-/* The same with only the kernels whose bits are in forms (DNC_FORMS_*) */
 /* The DAG nodes dnc_codegen_forms makes for f in dt on t (f's derivatives
  * and the lowering rewrites), made now. aot.c makes them for every
  * function, dtype and level in the order one thread takes them, before
@@ -178,6 +177,7 @@ LLVMModuleRef dnc_codegen(LLVMContextRef ctx, dnc_mod *m, dnc_fn *f, int dt,
  * which). The caller holds the module. */
 int dnc_codegen_prepare(dnc_mod *m, dnc_fn *f, int dt, const dnc_target *t);
 
+/* The same with only the kernels whose bits are in forms (DNC_FORMS_*) */
 LLVMModuleRef dnc_codegen_forms(LLVMContextRef ctx, dnc_mod *m, dnc_fn *f,
                                 int dt, const dnc_target *t, unsigned forms,
                                 const char *prefix, char **err);

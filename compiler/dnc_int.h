@@ -837,6 +837,10 @@ void dnc_outpath_free(dnc_outpath *o);
  * LLVM's report_fatal_error (which its raw_fd_ostream calls on a write
  * error): LLVM's outputs are made in memory and written with this. */
 int dnc_write_whole(const char *path, const void *data, size_t n);
+/* whether a file of n bytes would pass the process's file-size limit
+ * (ulimit -f), where writing raises SIGXFSZ, which ends the process: the
+ * writers refuse such a file first (errno EFBIG) */
+int dnc_past_fsize_limit(uint64_t n);
 /* Temporaries (named PREFIX<pid>.XXXXXX) a command removes when a signal
  * ends it: with tracking on (the command's choice; a library leaves it
  * off), dnc_outpath_temp and the AOT's temporary directory register theirs,

@@ -34,7 +34,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -475,9 +474,7 @@ int dnc_kcache_write(const char *dir, const char *name, const char *key,
   /* a file-size limit (ulimit -f) the entry would pass: writing past it
    * raises SIGXFSZ, which ends the process; the cache is best effort, so
    * such an entry is not written at all */
-  struct rlimit rl;
-  if (!getrlimit(RLIMIT_FSIZE, &rl) && rl.rlim_cur != RLIM_INFINITY &&
-      (uint64_t)HEADER + nkey + nobj > (uint64_t)rl.rlim_cur)
+  if (dnc_past_fsize_limit((uint64_t)HEADER + nkey + nobj))
     return -1;
   if (make_dirs(dir))
     return -1;

@@ -235,16 +235,21 @@ char *dnc_outpath_temp(const dnc_outpath *o)
   return t;
 }
 
-int dnc_write_whole(const char *path, const void *data, size_t n)
+int dnc_past_fsize_limit(uint64_t n)
 {
-  /* a file-size limit (ulimit -f) the file would pass: writing past it
-   * raises SIGXFSZ, which ended the process (an IR dump) */
   struct rlimit rl;
   if (!getrlimit(RLIMIT_FSIZE, &rl) && rl.rlim_cur != RLIM_INFINITY &&
-      (uint64_t)n > (uint64_t)rl.rlim_cur) {
+      n > (uint64_t)rl.rlim_cur) {
     errno = EFBIG;
-    return -1;
+    return 1;
   }
+  return 0;
+}
+
+int dnc_write_whole(const char *path, const void *data, size_t n)
+{
+  if (dnc_past_fsize_limit(n)) /* an IR dump had ended the process */
+    return -1;
   int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
   if (fd < 0)
     return -1;

@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -604,15 +603,12 @@ static char *private_copy(const char *src, char **dir)
   if (mkdtemp(d)) {
     snprintf(f, n, "%s/lib.so", d);
     in = open(src, O_RDONLY | O_CLOEXEC);
-    /* a file-size limit (ulimit -f) the copy would pass: writing past it
-     * raises SIGXFSZ, which ended the process (kcache.c checks the same) */
+    /* a copy past the file-size limit had ended the process */
     struct stat st;
-    struct rlimit rl;
-    if (in >= 0 && !fstat(in, &st) && !getrlimit(RLIMIT_FSIZE, &rl) &&
-        rl.rlim_cur != RLIM_INFINITY && (uint64_t)st.st_size > rl.rlim_cur) {
+    if (in >= 0 && !fstat(in, &st) &&
+        dnc_past_fsize_limit((uint64_t)st.st_size)) {
       close(in);
       in = -1;
-      errno = EFBIG;
     }
     if (in >= 0)
       to = open(f, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0700);
