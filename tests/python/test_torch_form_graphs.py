@@ -52,15 +52,22 @@ def _same(got, want):
                for g, w in zip(got, want))
 
 
-@pytest.mark.parametrize("src,xs", CASES)
-def test_export_keeps_dncs_backward(src, xs):
+def _recorded(src, xs, record):
+    """The module of src, x of xs, the kernels' y, dx and gradients, and
+    record(m, x) run on the decomposed form (warnings quiet)."""
     m = dt.PointwiseNorm(4, src)
     x = torch.tensor([xs])
     want = _grads(m, x)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with dt.decomposed():
-            ep = torch.export.export(m, (x,))
+            return m, x, want, record(m, x)
+
+
+@pytest.mark.parametrize("src,xs", CASES)
+def test_export_keeps_dncs_backward(src, xs):
+    m, x, want, ep = _recorded(src, xs,
+                               lambda m, x: torch.export.export(m, (x,)))
     ops = [str(n.target) for n in ep.graph.nodes if n.op == "call_function"]
     ok(any("dnc.layer_forward" in o for o in ops),
        "the exported graph holds dnc::layer_forward", ops)
@@ -71,13 +78,8 @@ def test_export_keeps_dncs_backward(src, xs):
 
 @pytest.mark.parametrize("src,xs", CASES)
 def test_jit_trace_records_the_operator_and_saves(src, xs):
-    m = dt.PointwiseNorm(4, src)
-    x = torch.tensor([xs])
-    want = _grads(m, x)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        with dt.decomposed():
-            tr = torch.jit.trace(m, (x.clone().requires_grad_(),))
+    m, x, want, tr = _recorded(src, xs, lambda m, x: torch.jit.trace(
+        m, (x.clone().requires_grad_(),)))
     kinds = [n.kind() for n in tr.graph.nodes()]
     ok("dnc::layer_forward" in kinds, "the trace holds dnc::layer_forward",
        kinds)
