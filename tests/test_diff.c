@@ -308,6 +308,24 @@ static void test_conventions(void)
       {"fn f(x) = x^2 / (2 + x^2)", 1e30, 4e-90},
       /* and with abs (positively homogeneous): a x / (b + |x|) */
       {"fn f(x) = 3 * x / (2 + abs(x))", 1e20, 6e-40},
+      /* Euler's residual (div_resid): the generalised softsign, written
+       * with a constant or a parameter power, as a quotient or a
+       * product, and x / (c + sqrt(b + x^2)); 1 - |x|^p / u and 1 - x^2
+       * / (s D) had no digit left here */
+      {"fn f(x) = x / (1 + abs(x)^3)^(1/3)", 1e20, 1e-80},
+      {"fn f(x; p = 3) = x / (1 + abs(x)^p)^(1/p)", -1e20, 1e-80},
+      {"fn f(x; p = 4) = x * (1 + abs(x)^p)^(-1/p)", 1e10, 1e-50},
+      {"fn f(x; p = 4) = 2 * x / (3 + 2 * abs(x)^p)^(1/p)", 1e10, 2.5226892457611436e-50},
+      {"fn f(x) = x / (1 + sqrt(1 + x^2))", 1e20, 1e-40},
+      {"fn f(x) = x / (sqrt(4 + x^2) - 1)", 1e20, -1e-40},
+      /* a parameter exponent: 1 + x^2 (1 - 2 p), the wrong sign at 1e10
+       * before (1 - x 2 x p / (1 + x^2)) */
+      {"fn f(x; p = 0.5) = x * (1 + x^2)^(-p)", 1e10, 1e-30},
+      {"fn f(x; p = 3) = x * (1 + x^2)^(-p / 2)", 1e12, -2.0000000000000002e-36},
+      {"fn f(x; p = 1) = x / (1 + x^2)^(p / 2)", -1e10, 1e-30},
+      /* tanh and coth written out: 1 - (sinh/cosh)^2 was 0 at 30 */
+      {"fn f(x) = sinh(x) / cosh(x)", 30, 3.502604305078608e-26},
+      {"fn f(x) = cosh(2 * x) / sinh(2 * x)", 15, -7.005208610157216e-26},
   };
   for (size_t i = 0; i < sizeof quot / sizeof *quot; i++) {
     dnc_mod *m = build(quot[i].src);
@@ -343,6 +361,17 @@ static void test_conventions(void)
        "fn g(x; a = 1, b = 2) {\n  let t1 = b + a * x^2\n  b * x / t1 / t1\n}\n"},
       {"fn f(x; a = 1.2, b = 2) = a * x / (b + abs(x))", "x",
        "fn g(x; a = 1.2, b = 2) {\n  let t1 = b + abs(x)\n  a * b / t1 / t1\n}\n"},
+      {"fn f(x; p = 2) = x / (1 + abs(x)^p)^(1/p)", "x",
+       "fn g(x; p = 2) {\n  let t1 = 1 + abs(x)^p\n  1 / t1 / t1^(1 / p)\n}\n"},
+      {"fn f(x; c = 1, b = 1) = x / (c + sqrt(b + x^2))", "x",
+       "fn g(x; c = 1, b = 1) {\n  let t1 = b + x^2\n  let t2 = sqrt(t1)\n  let t3 = c + t2\n"
+       "  (c + t2 * (b / t1)) / t3 / t3\n}\n"},
+      /* d/dp (1 + t)^p: log1p(t), not the log of the rounded sum */
+      {"fn f(x; p = 0.5) = (1 + x^2)^p", "p",
+       "fn g(x; p = 0.5) {\n  let t1 = x^2\n  let t2 = (1 + t1)^p\n  if 0 == t2 then 0 else t2 * log1p(t1)\n}\n"},
+      /* of degree 0 (x / x): the quotient rule, NaN where x / x is */
+      {"fn f(x) = x / abs(x)", "x",
+       "fn g(x) {\n  let t1 = abs(x)\n  let t2 = x / t1\n  (1 - (if 0 == t2 then 0 else t2 * sign(x))) / t1\n}\n"},
       {"fn f(x; b = 1) = x / hypot(b, x)", "b",
        "fn g(x; b = 1) {\n  let t1 = hypot(b, x)\n  let t2 = x / t1\n  -((if 0 == t2 then 0 else t2 * (b / t1)) / t1)\n}\n"},
   };
