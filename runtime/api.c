@@ -945,12 +945,27 @@ int dnc_function_param_index(const dnc_function *f, const char *name)
   return dnc_fn_param_index(f, name);
 }
 
+/* do a[0..na) and b[0..nb) share an element? */
+static int spans_overlap(const double *a, size_t na, const double *b, size_t nb)
+{
+  uintptr_t p = (uintptr_t)a, q = (uintptr_t)b;
+  return p < q ? (q - p) / sizeof *a < na : (p - q) / sizeof *a < nb;
+}
+
 dnc_status dnc_function_eval(const dnc_function *f, const double *x, double *y,
                              size_t n, const double *params)
 {
   if (!f || (n && (!x || !y)))
     return dnc_refuse(DNC_ERR_ARGUMENT, "dnc_function_eval", "%s is NULL%s",
                   !f ? "f" : !x ? "x" : "y", f ? " and n is not 0" : "");
+  /* y[i] is written before x[i + 1] is read: y may be x, not a shifted
+   * x (y = x + 1 overwrote each input with the previous result, and gave
+   * DNC_OK); nor may y hold params */
+  if (n && y != x && spans_overlap(x, n, y, n))
+    return dnc_refuse(DNC_ERR_ARGUMENT, "dnc_function_eval",
+                      "y overlaps x without being the same array");
+  if (n && params && spans_overlap(params, (size_t)f->nparams, y, n))
+    return dnc_refuse(DNC_ERR_ARGUMENT, "dnc_function_eval", "y overlaps params");
   double defaults[64];
   double *heap = NULL;
   if (!params) {

@@ -219,7 +219,8 @@ DNC_API int dnc_function_param_index(const dnc_function *f, const char *name);
 /* Reference interpreter: y[i] = f(x[i]; params) for i < n, computed in
  * extended precision and rounded to double. params holds one value per
  * parameter in declaration order (a per-channel parameter's value for the
- * channel in question); NULL means the defaults. x and y may be equal. */
+ * channel in question); NULL means the defaults. x and y may be equal;
+ * a y that overlaps x otherwise, or params, is DNC_ERR_ARGUMENT. */
 DNC_API dnc_status dnc_function_eval(const dnc_function *f, const double *x,
                                      double *y, size_t n, const double *params);
 

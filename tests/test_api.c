@@ -195,6 +195,30 @@ static void test_bad_arguments(void)
          "  saying so");
   is_int(dnc_function_eval(f, NULL, NULL, 0, NULL), DNC_OK,
          "eval of zero elements needs no arrays");
+  {
+    /* y written before the next x is read: a shifted y gave DNC_OK and
+     * {1, 3, 7, 15} for a x + b, each input overwritten first */
+    dnc_module *m2 = NULL;
+    dnc_compile_string(ctx, "b", "fn g(x; a = 2, b = 1) = a * x + b", 33, &m2);
+    const dnc_function *g = dnc_module_function(m2, 0);
+    double v[6] = {1, 2, 3, 4, 2, 1};
+    is_int(dnc_function_eval(g, v, v + 1, 3, NULL), DNC_ERR_ARGUMENT,
+           "eval into a shifted copy of x is rejected");
+    is_str(dnc_last_error(), "dnc_function_eval: y overlaps x without being the same array",
+           "  saying so");
+    is_int(dnc_function_eval(g, v + 1, v, 3, NULL), DNC_ERR_ARGUMENT,
+           "  and shifted the other way");
+    ok(v[0] == 1 && v[1] == 2 && v[2] == 3 && v[3] == 4, "  nothing written");
+    is_int(dnc_function_eval(g, v, v + 3, 2, v + 4), DNC_ERR_ARGUMENT,
+           "eval whose y holds params is rejected");
+    is_str(dnc_last_error(), "dnc_function_eval: y overlaps params", "  saying so");
+    is_int(dnc_function_eval(g, v, v + 2, 2, v + 4), DNC_OK,
+           "adjacent x, y and params are fine");
+    ok(v[2] == 3 && v[3] == 5, "  with the right values (%g, %g)", v[2], v[3]);
+    is_int(dnc_function_eval(g, v, v, 2, v + 4), DNC_OK, "y = x is fine");
+    ok(v[0] == 3 && v[1] == 5, "  in place (%g, %g)", v[0], v[1]);
+    dnc_module_free(m2);
+  }
   is_int(dnc_function_param(f, 0, NULL), DNC_ERR_ARGUMENT, "param info needs out");
   is_str(dnc_last_error(), "dnc_function_param: out is NULL", "  saying so");
   dnc_param_info pi;
