@@ -761,8 +761,16 @@ static int resid(dctx *d, dnc_node *b, const dnc_node *w, hdeg_t m,
       *r = NULL;
     else if (!q.s && q.r >= 1) /* no 0/0 where u is 0 */
       *r = q.r == 1 ? r0 : S(OP_MUL, S(OP_POW, u, K(q.r - 1)), r0);
-    else
+    else { /* u^(q-1) R as b (R / u); within a sum, 0 where u is, its
+            * limit there when u vanishes with w and q > 0 (x / (1 +
+            * sqrt(abs(x) + x^2)) at 0, whose derivative is 1, not NaN;
+            * for q < 0, b is infinite there); b itself, the quotient's
+            * denominator or the product's factor, makes the function 0/0
+            * or 0 inf there */
       *r = S(OP_MUL, b, S(OP_DIV, r0, u));
+      if (depth)
+        *r = zero_where(d, u, *r);
+    }
     return 1;
   }
   default:
