@@ -323,6 +323,8 @@ static void test_conventions(void)
        * at 1e10 before, in long double) */
       {"fn f(x) = x / (1 + sqrt(abs(x) + x^2))", 0, 1},
       {"fn f(x) = x / (1 + sqrt(abs(x) + x^2))", 1e10, 1.499999999525e-20},
+      /* a' c - a c' with c depending on x cancelled too (2.6e-6 off) */
+      {"fn f(x; b = 2.5) = x * abs(x) / (x^2 + 2.5 + b * x^2)", -3e7, 1.5117157974300807e-23},
       /* a parameter exponent: 1 + x^2 (1 - 2 p), the wrong sign at 1e10
        * before (1 - x 2 x p / (1 + x^2)) */
       {"fn f(x; p = 0.5) = x * (1 + x^2)^(-p)", 1e10, 1e-30},
