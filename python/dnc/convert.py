@@ -558,18 +558,41 @@ def _affine(m, path, k, site, w, b):
     return (1 + w.detach() if site.offset else w), b
 
 
-def _offset_weight(module, state_dict, prefix, *args):
+def _offset_weight(module, state_dict, prefix, local_metadata, *args):
     """A load_state_dict pre-hook of a PointwiseNorm that replaced a norm
-    scaling by (1 + weight) (Gemma's RMSNorms): a state_dict of that norm,
-    with its weight and none of f's parameters (the unconverted model's
-    checkpoint, loaded into the converted model), loads 1 + weight, the
-    scale the norm applied, as keep_affine copies it. (state_dict is
-    load_state_dict's own copy: the caller's is not changed.)"""
+    scaling by (1 + weight) (Gemma's RMSNorms): a state_dict of that norm
+    (the unconverted model's checkpoint, loaded into the converted model)
+    loads 1 + weight, the scale the norm applied, as keep_affine copies
+    it. Whose state_dict it is, PyTorch's metadata says: a PointwiseNorm's
+    records its function (_STATE_FN), the norm's does not; else f's
+    parameters in it say it is a PointwiseNorm's (of an earlier dnc, or a
+    plain dict). One without either (f has no parameters, or they were
+    left out) is the norm's where it has metadata; without metadata
+    (dict(state_dict), a safetensors file) nothing tells, and it loads as
+    Gemma's, with a warning. (state_dict is load_state_dict's own copy:
+    the caller's is not changed.)"""
     key = prefix + "weight"
-    if key in state_dict and isinstance(state_dict[key], torch.Tensor) and \
-            not any(prefix + p.name in state_dict
-                    for p in module._dnc_params):
-        state_dict[key] = state_dict[key] + 1
+    if key not in state_dict or not isinstance(state_dict[key],
+                                               torch.Tensor):
+        return
+    if _dt._STATE_FN in local_metadata or \
+            any(prefix + p.name in state_dict for p in module._dnc_params):
+        return  # a PointwiseNorm's: the scale itself
+    if not local_metadata:
+        warnings.warn(
+            "dnc.convert: %s: a state_dict without PyTorch's metadata (a "
+            "plain dict, a safetensors file) and without %s: nothing tells "
+            "the original norm's checkpoint (whose weight is an offset, "
+            "scaled by 1 + weight) from the converted model's own; loaded "
+            "as the original's, 1 + weight. Load the converted model's own "
+            "as state_dict() returns it (torch.save and torch.load keep "
+            "its metadata), or with f's parameters"
+            % (prefix[:-1] or "the model",
+               "f's parameters (%s)" % ", ".join(
+                   p.name for p in module._dnc_params)
+               if module._dnc_params else "parameters of f (it has none)"),
+            stacklevel=2)
+    state_dict[key] = state_dict[key] + 1
 
 
 # Forward and backward hooks of a replaced norm move to its PointwiseNorm

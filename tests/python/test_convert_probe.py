@@ -297,6 +297,72 @@ def test_gemma_checkpoint_loads_into_the_converted_model_as_its_scale():
            "%s: the converted model's own state_dict loads as it is" % how)
 
 
+def test_a_converted_gemma_norm_reloads_its_own_state_dict_as_it_is():
+    """With an f without parameters (tanh) the converted model's own
+    state_dict holds the norm's weight and none of f's parameters, as
+    Gemma's checkpoint does: the load hook took it for Gemma's and added
+    1 to every weight (also after torch.save/torch.load). The metadata
+    that dnc's state_dict records (the function) tells them apart."""
+    import io
+
+    torch.manual_seed(6)
+    c = 6
+    g = nn.Sequential(nn.Linear(c, c), GemmaRMSNorm(c))
+    with torch.no_grad():
+        g[1].weight.copy_(0.1 * torch.randn(c))
+    sd = g.state_dict()
+    for fn in ("fn f(x) = tanh(x)", "dyt"):
+        m = dt.convert(copy.deepcopy(g), fn, keep_affine=True)
+        ok(torch.allclose(m[1].weight, 1 + sd["1.weight"]), "keep_affine")
+        mine = m.state_dict()
+        buf = io.BytesIO()
+        torch.save(mine, buf)
+        buf.seek(0)
+        saved = torch.load(buf)
+        for how, state in (("state_dict", mine), ("torch.load", saved)):
+            m2 = dt.convert(copy.deepcopy(g), fn, keep_affine=True)
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                m2.load_state_dict(state)
+            ok(torch.equal(m2[1].weight, m[1].weight),
+               "%s, %s: its own state_dict loads as it is" % (fn, how),
+               lambda: str((m2[1].weight - m[1].weight).abs().max()))
+        # Gemma's own checkpoint, with its metadata, still loads as 1 +
+        # weight, without a warning
+        m3 = dt.convert(copy.deepcopy(g), fn)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            m3.load_state_dict(sd, strict=False)
+        ok(torch.allclose(m3[1].weight, 1 + sd["1.weight"]),
+           "%s: Gemma's checkpoint loads as 1 + weight" % fn)
+    # without PyTorch's metadata (dict(state_dict), a safetensors file) and
+    # without f's parameters, nothing tells the two apart: taken as
+    # Gemma's, with a warning naming the ambiguity
+    m = dt.convert(copy.deepcopy(g), "fn f(x) = tanh(x)", keep_affine=True)
+    m4 = dt.convert(copy.deepcopy(g), "fn f(x) = tanh(x)")
+    with pytest.warns(UserWarning, match="without PyTorch's metadata"):
+        m4.load_state_dict(dict(sd))
+    ok(torch.allclose(m4[1].weight, 1 + sd["1.weight"]),
+       "a plain dict without f's parameters loads as Gemma's")
+    # with f's parameters in it, a plain dict is the converted model's
+    m = dt.convert(copy.deepcopy(g), "dyt", keep_affine=True)
+    m5 = dt.convert(copy.deepcopy(g), "dyt")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        m5.load_state_dict(dict(m.state_dict()))
+    ok(torch.equal(m5[1].weight, m[1].weight),
+       "a plain dict with f's parameters loads as it is")
+    # the converted model's own checkpoint without f's (frozen) parameters
+    # loads as it is too: the metadata says whose it is
+    m = dt.convert(copy.deepcopy(g), "dyt", keep_affine=True)
+    m6 = dt.convert(copy.deepcopy(g), "dyt")
+    state = m.state_dict()
+    del state["1.alpha"]
+    m6.load_state_dict(state, strict=False)
+    ok(torch.equal(m6[1].weight, m[1].weight),
+       "its own checkpoint without alpha loads as it is")
+
+
 def test_gemma_checkpoint_loads_into_a_model_converted_on_meta():
     """On the meta device no probe runs: the class's source (1.0 +
     self.weight) tells the offset."""
