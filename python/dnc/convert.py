@@ -359,11 +359,16 @@ def _weights(m, k):
 
 
 def _probe(m, k, c):
-    """What m's forward computes on probe inputs: [(cf, base, offset)],
-    each a layout (cf: over dimension 1 of 2 x C x 3 x 5, else over the
-    last of 2 x 3 x C) and a normalization (base) whose weight * base(x)
-    (+ bias; offset: (1 + weight), Gemma's RMSNorms, Nemotron's
-    LayerNorm1P) m reproduces; a string saying why m ran on neither probe instead (it
+    """What m's forward computes on probe inputs: ([(cf, base, offset)],
+    doubts), each a layout (cf: over dimension 1 of 2 x C x 3 x 5 and 2 x
+    C x 3, else over the last of 2 x 3 x C and 2 x 3 x 5 x C) and a
+    normalization (base) whose weight * base(x) (+ bias; offset: (1 +
+    weight), Gemma's RMSNorms, Nemotron's LayerNorm1P) m reproduces on
+    every probe of that layout that runs; doubts: {cf: (reason, the
+    class may settle it)} for a layout found on one rank that the other
+    does not confirm (over dimension 1 of a 3-D probe, where no 4-D one
+    ran: dimension -2 too; a probe of the other rank that ran and computes
+    something else); a string saying why m ran on no probe instead (it
     raised; it has no values, on the meta device)."""
     w, b = _weights(m, k)
     ref = next((t for t in itertools.chain(m.parameters(), m.buffers())
@@ -375,11 +380,13 @@ def _probe(m, k, c):
     tol = 1e-3 if dtype in (torch.float32, torch.float64) else 3e-2
     s1, s2 = [n for n in (3, 5, 7, 2, 11) if n != c][:2]
     g = torch.Generator().manual_seed(0)
-    # a layout is taken from the first probe of it that runs; both ranks
-    # of each, so that a norm whose layout depends on the rank shows both
+    # every probe runs, both ranks of each layout: a layout is what the
+    # probes of it that run agree on. With the first probe of a layout
+    # alone, a norm whose layout depends on the rank showed one layout
     # (x.transpose(1, 2) around a layer_norm over C: dimension 1 of [N, C,
-    # L], yet the last of a 4-D probe, which alone had run of the two
-    # and made it a norm over the last dimension, silently)
+    # L], yet the last of a 4-D probe), and one over dimension -2
+    # (transpose(-1, -2)), which only the 3-D probe over dimension 1 ran,
+    # was made a norm over dimension 1, silently
     probes = [(False, (2, s1, c)), (False, (2, s1, s2, c)),
               (True, (2, c, s1, s2)), (True, (2, c, s1))]
     scales = [(False, w)]
@@ -395,10 +402,9 @@ def _probe(m, k, c):
         ("layernorm", "rmsnorm")
     eps = _eps(m)
     eps = torch.finfo(dtype).eps if eps is None else eps
-    found, ran, failed = [], set(), []
+    failed = []
+    seen = {False: {}, True: {}}  # cf -> {rank: [(base, offset)] matched}
     for cf, shape in probes:
-        if cf in ran:
-            continue
         x = torch.randn(shape, generator=g, dtype=torch.float64).to(dtype)
         try:
             # forward, not __call__: not the hooks (the caller's own);
@@ -408,7 +414,7 @@ def _probe(m, k, c):
         except Exception as e:  # whatever m does with a probe it cannot take
             failed.append("%s: %s" % (type(e).__name__, e))
             continue
-        ran.add(cf)
+        matched = seen[cf].setdefault(len(shape), [])
         if not isinstance(y, torch.Tensor) or y.shape != x.shape:
             continue
         y = y.detach().double().cpu()
@@ -422,10 +428,41 @@ def _probe(m, k, c):
                 if cf:
                     z = z.movedim(-1, 1)
                 if torch.allclose(y, z, rtol=tol, atol=tol):
-                    found.append((cf, base, offset))
-    if not ran:
+                    matched.append((base, offset))
+    if not seen[False] and not seen[True]:
         return "running it on a probe input failed (%s)" % failed[-1]
-    return found
+    found, doubts = [], {}
+    for cf in (False, True):
+        ranks = seen[cf]
+        union = [bo for r in sorted(ranks) for bo in ranks[r]]
+        if not union:
+            continue
+        common = [bo for bo in union if all(bo in v for v in ranks.values())]
+        what = "%s over %s" % (union[0][0], "dimension 1" if cf
+                               else "the last dimension")
+        if not common:
+            # a probe of the other rank ran, and computes something else
+            shown, other = (3, 4) if ranks.get(3) else (4, 3)
+            doubts[cf] = ("on a %d-D probe input it computes a %s, on a "
+                          "%d-D one something else: what it normalizes "
+                          "depends on the rank of its input, and a "
+                          "PointwiseNorm normalizes the same dimension at "
+                          "every rank" % (shown, what, other), False)
+            common = union
+        elif cf and 4 not in ranks:
+            doubts[cf] = ("on a 3-D probe input [2, C, %d] it computes a %s, "
+                          "but it does not run on a 4-D one [2, C, %d, %d] "
+                          "(%s): dimension 1 of a 3-D input is dimension -2 "
+                          "too, and nothing tells which it normalizes (a "
+                          "PointwiseNorm over dimension 1 normalizes "
+                          "dimension 1 at every rank)"
+                          % (s1, what, s1, s2, failed[-1]), True)
+        seen_here = set()
+        for base, offset in common:
+            if (base, offset) not in seen_here:
+                seen_here.add((base, offset))
+                found.append((cf, base, offset))
+    return found, doubts
 
 
 def _offset_in_source(m):
@@ -477,6 +514,9 @@ def _site(m, path, k, overrides):
     c = _shape(m, path)[0]
     guess, forced = _guess(m, overrides)
     found = _probe(m, k, c)
+    doubts = {}
+    if not isinstance(found, str):
+        found, doubts = found
     name = type(m).__name__
     if isinstance(found, str):  # no probe ran: the class's word
         # children that compute (timm's LayerNormAct2d: act, drop) would be
@@ -528,6 +568,13 @@ def _site(m, path, k, overrides):
         cf = guess  # a probe that cannot tell (a weight of zeros)
     else:
         raise _unclear(m, path)
+    if cf in doubts and not forced and not (doubts[cf][1] and guess == cf):
+        # (a class that says channels first, and takes 3-D inputs alone,
+        # settles a layout that its 4-D probe could not confirm)
+        raise ValueError(
+            "dnc.convert: %s (%s): %s; pass channels_first_classes={%s: "
+            "True (dimension 1) or False (the last)} to convert it all the "
+            "same" % (path or "the model", name, doubts[cf][0], name))
     _, base, offset = next(f for f in found if f[0] == cf)
     return _Site(cf, base, offset)
 

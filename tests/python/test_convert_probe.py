@@ -584,6 +584,97 @@ def test_a_norm_whose_layout_depends_on_the_rank_is_refused():
     ok(0 < fits["1"]["alpha"] < 10, "fit_initial over dimension 1", fits)
 
 
+class SecondLastLayerNorm(nn.Module):
+    """A LayerNorm over dimension -2 (transpose(-1, -2)): dimension 1 of a
+    3-D input, dimension 2 of a 4-D one."""
+
+    def __init__(self, c, eps=1e-5):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(c))
+        self.bias = nn.Parameter(torch.zeros(c))
+        self.eps = eps
+
+    def forward(self, x):
+        x = x.transpose(-1, -2)
+        x = F.layer_norm(x, (x.shape[-1],), self.weight, self.bias,
+                         self.eps)
+        return x.transpose(-1, -2)
+
+
+class ThirdDimLayerNorm(nn.Module):
+    """A LayerNorm normalizing dimension 2 (mean(2)) and scaling the last:
+    over the last dimension of a 3-D input; a 4-D one it takes, and
+    computes something else of it."""
+
+    def __init__(self, c, eps=1e-5):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(c))
+        self.bias = nn.Parameter(torch.zeros(c))
+        self.eps = eps
+
+    def forward(self, x):
+        u = x.mean(2, keepdim=True)
+        v = (x - u).pow(2).mean(2, keepdim=True)
+        return (x - u) / torch.sqrt(v + self.eps) * self.weight + self.bias
+
+
+class CfOnly3dLayerNorm(nn.Module):
+    """A LayerNorm over dimension 1 of [N, C, L] written for 3-D inputs
+    alone (weight[:, None]), whose class says channels first
+    (data_format)."""
+    data_format = "channels_first"
+
+    def __init__(self, c, eps=1e-5):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(c))
+        self.bias = nn.Parameter(torch.zeros(c))
+        self.eps = eps
+
+    def forward(self, x):
+        u = x.mean(1, keepdim=True)
+        v = (x - u).pow(2).mean(1, keepdim=True)
+        y = (x - u) / torch.sqrt(v + self.eps)
+        return self.weight[:, None] * y + self.bias[:, None]
+
+
+def test_a_norm_over_the_second_last_dimension_is_refused():
+    """Only the 3-D probe ran over dimension 1 (the 4-D ones raised), and
+    convert made a norm over dimension -2 a PointwiseNorm over dimension
+    1, silently: on [2, 6, 6, 3] its weight applied over dimension 1, not
+    2. A layout only a 3-D probe shows is refused unless the class or the
+    caller says it; one whose probes of two ranks disagree unless the
+    caller does."""
+    torch.manual_seed(7)
+    c = 6
+    for cls in (SecondLastLayerNorm, ThirdDimLayerNorm):
+        model = _perturbed(nn.Sequential(cls(c)))
+        raises(ValueError, lambda: dt.convert(copy.deepcopy(model),
+                                              "fn f(x) = x",
+                                              keep_affine=True),
+               "%s: refused" % cls.__name__, "channels_first_classes")
+        raises(ValueError, lambda: dt.fit_initial(
+            copy.deepcopy(model), "dyt", [torch.randn(2, c, 4)]),
+            "%s: fit_initial refuses it too" % cls.__name__,
+            "channels_first_classes")
+    model = _perturbed(nn.Sequential(SecondLastLayerNorm(c)))
+    raises(ValueError, lambda: dt.convert(copy.deepcopy(model), "dyt"),
+           "the message says what the probes showed", "4-D")
+    conv = dt.convert(copy.deepcopy(model), "fn f(x) = x", keep_affine=True,
+                      channels_first_classes={SecondLastLayerNorm: True})
+    x = torch.randn(2, c, 4)
+    w, b = model[0].weight.detach(), model[0].bias.detach()
+    ok(not conv[0].channels_last and
+       torch.allclose(conv[0](x), w[:, None] * x + b[:, None], atol=1e-6),
+       "converted over dimension 1 when told so")
+    # a class that says channels first, and takes 3-D inputs alone
+    model = _perturbed(nn.Sequential(CfOnly3dLayerNorm(c)))
+    conv = dt.convert(copy.deepcopy(model), "fn f(x) = x", keep_affine=True)
+    w, b = model[0].weight.detach(), model[0].bias.detach()
+    ok(not conv[0].channels_last and
+       torch.allclose(conv[0](x), w[:, None] * x + b[:, None], atol=1e-6),
+       "data_format='channels_first' with 3-D inputs alone is converted")
+
+
 class MambaRMSNorm(nn.Module):
     """mamba_ssm's gated RMSNorm (Mamba2 imports it as RMSNormGated):
     forward(x, z=None), x * silu(z) before the norm."""
