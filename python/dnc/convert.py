@@ -11,6 +11,8 @@ initial parameter values per site (re-exported by dnc.torch).
 
 docs/python.md is the manual.
 """
+import contextlib
+import copy
 import fnmatch
 import inspect
 import itertools
@@ -364,17 +366,26 @@ def _probe(m, k, c):
     C x 3, else over the last of 2 x 3 x C and 2 x 3 x 5 x C) and a
     normalization (base) whose weight * base(x) (+ bias; offset: (1 +
     weight), Gemma's RMSNorms, Nemotron's LayerNorm1P) m reproduces on
-    every probe of that layout that runs; doubts: {cf: (reason, the
+    every probe of that layout that runs (on the meta device: those of a
+    CPU copy with test values, _cpu_copy); doubts: {cf: (reason, the
     class may settle it)} for a layout found on one rank that the other
     does not confirm (over dimension 1 of a 3-D probe, where no 4-D one
     ran: dimension -2 too; a probe of the other rank that ran and computes
     something else); a string saying why m ran on no probe instead (it
-    raised; it has no values, on the meta device)."""
-    w, b = _weights(m, k)
+    raised; on the meta device, a copy could not be probed)."""
     ref = next((t for t in itertools.chain(m.parameters(), m.buffers())
                 if t.is_floating_point()), None)
+    here = contextlib.nullcontext()
     if ref is not None and ref.is_meta:
-        return "its parameters are on the meta device"
+        m = _cpu_copy(m)
+        if isinstance(m, str):
+            return m
+        ref = next(t for t in m.parameters() if t.is_floating_point())
+        if hasattr(torch.device, "__enter__"):
+            # convert called inside `with torch.device("meta")`: the
+            # tensors the copy's forward makes on the CPU too
+            here = torch.device("cpu")
+    w, b = _weights(m, k)
     dtype = ref.dtype if ref is not None else torch.get_default_dtype()
     device = ref.device if ref is not None else None
     tol = 1e-3 if dtype in (torch.float32, torch.float64) else 3e-2
@@ -405,11 +416,12 @@ def _probe(m, k, c):
     failed = []
     seen = {False: {}, True: {}}  # cf -> {rank: [(base, offset)] matched}
     for cf, shape in probes:
-        x = torch.randn(shape, generator=g, dtype=torch.float64).to(dtype)
+        x = torch.randn(shape, generator=g, dtype=torch.float64,
+                        device="cpu").to(dtype)
         try:
             # forward, not __call__: not the hooks (the caller's own);
             # the caller's random numbers as they were (a dropout inside)
-            with torch.no_grad(), torch.random.fork_rng(devices=[]):
+            with torch.no_grad(), torch.random.fork_rng(devices=[]), here:
                 y = m.forward(x.to(device))
         except Exception as e:  # whatever m does with a probe it cannot take
             failed.append("%s: %s" % (type(e).__name__, e))
@@ -465,10 +477,39 @@ def _probe(m, k, c):
     return found, doubts
 
 
+def _cpu_copy(m):
+    """A copy of m, a norm on the meta device, on the CPU with test values
+    (weight and scale from [0.5, 1.5], bias from [-0.5, 0.5]) for _probe
+    to run: what it computes decides as on the CPU (a norm that computes
+    something else was converted on meta as its class said, silently).
+    A string saying why it cannot be probed instead: a parameter besides
+    those, or a buffer, has no value a test could take."""
+    why = "its parameters are on the meta device"
+    other = [n for n, _ in m.named_parameters()
+             if n not in ("weight", "bias", "scale")] + \
+        [n for n, _ in m.named_buffers()]
+    if other:
+        return ("%s, and %s ha%s no values to probe it with"
+                % (why, ", ".join(other), "s" if len(other) == 1 else "ve"))
+    try:
+        cp = copy.deepcopy(m).to_empty(device="cpu")
+    except Exception as e:  # whatever a copy of m cannot do
+        return "%s, and a copy of it on the CPU failed (%s: %s)" % (
+            why, type(e).__name__, e)
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for n, t in cp.named_parameters():
+            lo = -0.5 if n == "bias" else 0.5
+            t.copy_(torch.rand(t.shape, generator=g, dtype=torch.float64,
+                               device="cpu") + lo)
+    return cp
+
+
 def _offset_in_source(m):
     """Whether the source of m's class (and of its bases up to nn.Module)
     scales by 1 + self.weight, as Gemma's RMSNorms do: what tells where no
-    probe runs (the meta device)."""
+    probe runs (a forward that raises; a norm on the meta device that
+    _cpu_copy cannot copy with test values)."""
     for cls in type(m).__mro__:
         if cls.__module__.startswith("torch."):
             break
@@ -843,6 +884,19 @@ def convert(model, fn, module=None, *, kind="all", init=None,
                 out.weight.copy_(w)
                 if b is not None:
                     out.bias.copy_(b)
+        if how.failed is not None and \
+                not _guess(m, channels_first_classes)[1] and any(
+                    t.is_meta for t in itertools.chain(m.parameters(),
+                                                       m.buffers())):
+            # (on the CPU, keep_affine warns in _affine)
+            warnings.warn(
+                "dnc.convert: %s (%s) not probed: %s; converted as its "
+                "class says, over %s%s (channels_first_classes={%s: ...} "
+                "decides otherwise)" % (
+                    path or "the model", type(m).__name__, how.failed,
+                    "dimension 1" if cf else "the last dimension",
+                    ", scaling by 1 + weight" if how.offset else "",
+                    type(m).__name__))
         if how.offset and w is not None:
             out._register_load_state_dict_pre_hook(_offset_weight,
                                                    with_module=True)

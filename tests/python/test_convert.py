@@ -824,20 +824,38 @@ class ChannelRMSNorm(nn.Module):
 @pytest.mark.skipif(not hasattr(torch.device, "__enter__"),
                     reason="no torch.device context (PyTorch 2)")
 def test_channels_first_rmsnorm_on_meta_refused():
-    """On the meta device no probe runs: an RMSNorm class over dimension
-    1 was converted over the last dimension, silently. Its forward's
-    source now makes it a refusal there (the class named), as for a
-    LayerNorm; on the CPU the probe finds dimension 1."""
-    def make():
-        return nn.Sequential(nn.Conv2d(3, 8, 1), ChannelRMSNorm(8))
+    """On the meta device an RMSNorm class over dimension 1 was converted
+    over the last dimension, silently. A CPU copy of it is probed there
+    now, and finds dimension 1, as on the CPU; where no probe runs (a
+    buffer without a test value), its forward's source makes it a
+    refusal (the class named), as for a LayerNorm."""
+    class BufferedChannelRMSNorm(ChannelRMSNorm):
+        def __init__(self, c):
+            super().__init__(c)
+            self.register_buffer("unused", torch.zeros(1))
+
+    def make(cls=ChannelRMSNorm):
+        return nn.Sequential(nn.Conv2d(3, 8, 1), cls(8))
     ok(not dt.convert(make(), "dyt")[1].channels_last,
        "on the CPU: converted over dimension 1")
     with torch.device("meta"):
         m = make()
-    raises(ValueError, lambda: dt.convert(m, "dyt"), "on meta: refused",
-           match="channels_first_classes={ChannelRMSNorm: True or False}")
-    c = dt.convert(m, "dyt", channels_first_classes={ChannelRMSNorm: True})
+        mb = make(BufferedChannelRMSNorm)
+    c = dt.convert(copy.deepcopy(m), "dyt")
+    ok(not c[1].channels_last and c[1].weight.is_meta,
+       "on meta: probed, over dimension 1")
+    raises(ValueError, lambda: dt.convert(mb, "dyt"), "unprobed: refused",
+           match="channels_first_classes={BufferedChannelRMSNorm: True or "
+           "False}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        c = dt.convert(mb, "dyt",
+                       channels_first_classes={BufferedChannelRMSNorm: True})
     ok(not c[1].channels_last, "on meta, told: over dimension 1")
+    with torch.device("meta"):  # convert inside the context too
+        c = dt.convert(make(), "dyt")
+    ok(not c[1].channels_last and c[1].weight.is_meta,
+       "inside torch.device('meta'): probed, over dimension 1")
 
 
 def test_fit_initial_refuses_two_dimensions():

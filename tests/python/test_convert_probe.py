@@ -188,7 +188,7 @@ def test_an_rmsnorm_over_dimension_1_is_converted_channels_first():
 
 
 def test_an_override_names_the_class_whose_forward_runs():
-    """On the meta device no probe runs: {'LayerNorm': False}, meant for
+    """On the meta device (where no probe ran): {'LayerNorm': False}, meant for
     timm's LayerNorm, used to reach nn.LayerNorm in the bases of a
     channels-first subclass with its own forward and convert it channels
     last."""
@@ -209,7 +209,7 @@ def test_an_override_names_the_class_whose_forward_runs():
        "a LayerNorm subclass whose forward calls layer_norm( and moves no "
        "dimension is over the last, as on the CPU, where the probe says so")
 
-    def rearrange(x, pattern):  # einops' (never run: no probe on meta)
+    def rearrange(x, pattern):  # einops' (raises: the probe fails)
         raise NotImplementedError
 
     class EinopsLN(nn.LayerNorm):
@@ -364,8 +364,8 @@ def test_a_converted_gemma_norm_reloads_its_own_state_dict_as_it_is():
 
 
 def test_gemma_checkpoint_loads_into_a_model_converted_on_meta():
-    """On the meta device no probe runs: the class's source (1.0 +
-    self.weight) tells the offset."""
+    """On the meta device (where no probe ran then, and the class's source,
+    1.0 + self.weight, told the offset; a CPU copy is probed now)."""
     from test_convert import LlamaRMSNorm
     torch.manual_seed(4)
     c = 6
@@ -428,20 +428,115 @@ def test_a_layernorm_scaling_by_one_plus_weight():
            % ("meta" if meta else "cpu"))
 
 
+class StdLayerNorm(nn.Module):
+    """A LayerNorm written with x.std(-1) (unbiased, eps outside the
+    square root): not what layer_norm computes."""
+
+    def __init__(self, c, eps=1e-6):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(c))
+        self.bias = nn.Parameter(torch.zeros(c))
+        self.eps = eps
+
+    def forward(self, x):
+        u = x.mean(-1, keepdim=True)
+        return self.weight * (x - u) / (x.std(-1, keepdim=True) +
+                                        self.eps) + self.bias
+
+
+class CenterOnlyLayerNorm(nn.Module):
+    """weight * (x - mean) + bias: no division."""
+
+    def __init__(self, c):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(c))
+        self.bias = nn.Parameter(torch.zeros(c))
+
+    def forward(self, x):
+        return self.weight * (x - x.mean(-1, keepdim=True)) + self.bias
+
+
+class BufferedLayerNorm(nn.Module):
+    """A LayerNorm with a buffer (a scale it multiplies by), which has no
+    values on the meta device to probe it with."""
+
+    def __init__(self, c):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(c))
+        self.bias = nn.Parameter(torch.zeros(c))
+        self.register_buffer("gain", torch.ones(1))
+
+    def forward(self, x):
+        return F.layer_norm(x, x.shape[-1:], self.weight * self.gain,
+                            self.bias)
+
+
+def test_meta_conversion_decides_as_on_the_cpu():
+    """On the meta device no probe ran: StdLayerNorm and
+    CenterOnlyLayerNorm, refused on the CPU ('computes something else'),
+    were converted there as LayerNorms, silently. A CPU copy of the norm,
+    with test values, is probed now."""
+    c = 6
+    for cls in (StdLayerNorm, CenterOnlyLayerNorm):
+        for meta in (False, True):
+            m = nn.Sequential(nn.Linear(c, c), cls(c))
+            if meta:
+                m = m.to("meta")
+            raises(ValueError, lambda: dt.convert(m, "dyt"),
+                   "%s on %s: refused" % (cls.__name__,
+                                          "meta" if meta else "the CPU"),
+                   "computes something else")
+            ok(type(m[1]) is cls, "the model is as it was")
+            if meta:
+                ok(m[1].weight.is_meta, "the model stays on meta")
+    # with torch.device("meta") (deferred init), beside a norm that converts
+    if hasattr(torch.device, "__enter__"):
+        with torch.device("meta"):
+            m = nn.Sequential(nn.Linear(c, c), StdLayerNorm(c),
+                              TimmLayerNorm(c))
+        with pytest.warns(UserWarning, match="computes something else"):
+            conv = dt.convert(m, "dyt")
+        ok(type(conv[1]) is StdLayerNorm and
+           isinstance(conv[2], dt.PointwiseNorm) and conv[2].channels_last
+           and conv[2].weight.is_meta, "the LayerNorm is converted, on meta")
+    # a norm with a buffer cannot be probed on meta: converted as its
+    # class says, with a warning that says so
+    m = nn.Sequential(BufferedLayerNorm(c)).to("meta")
+    with pytest.warns(UserWarning, match="not probed"):
+        conv = dt.convert(m, "dyt")
+    ok(isinstance(conv[0], dt.PointwiseNorm) and conv[0].channels_last,
+       "converted over the last dimension, as its source says")
+
+
 def test_a_norm_that_activates_stays_on_meta_too():
-    """On the meta device no probe runs; a LayerNorm subclass with
-    children that compute (timm's LayerNormAct2d) lost its GELU there,
-    silently."""
+    """On the meta device a CPU copy is probed: a LayerNorm subclass with
+    children that compute (timm's LayerNormAct2d) stays, as on the CPU
+    (it lost its GELU there, silently). Where no probe runs (a buffer,
+    which has no test value), its children keep it."""
     c = 5
     model = nn.Sequential(nn.Conv2d(3, c, 1), LayerNormAct2d(c),
                           nn.Conv2d(c, c, 1), TimmLayerNorm(c)).to("meta")
     with pytest.warns(UserWarning, match=r"1 \(LayerNormAct2d\): its "
-                      r"parameters are on the meta device, and its child "
-                      r"module act may compute more than a norm"):
+                      r"output on a probe input is not weight \* "
+                      r"layernorm\(x\) \+ bias"):
         conv = dt.convert(model, "dyt")
     ok(type(conv[1]) is LayerNormAct2d and isinstance(conv[3],
                                                       dt.PointwiseNorm),
        "the LayerNorm with its GELU stays on meta; the other is converted")
+
+    class BufferedLayerNormAct2d(LayerNormAct2d):
+        def __init__(self, c):
+            super().__init__(c)
+            self.register_buffer("gain", torch.ones(1))
+
+    model = nn.Sequential(nn.Conv2d(3, c, 1), BufferedLayerNormAct2d(c),
+                          nn.Conv2d(c, c, 1), TimmLayerNorm(c)).to("meta")
+    with pytest.warns(UserWarning, match=r"1 \(BufferedLayerNormAct2d\): "
+                      r"its parameters are on the meta device, and gain has "
+                      r"no values to probe it with, and its child module "
+                      r"act may compute more than a norm"):
+        conv = dt.convert(model, "dyt")
+    ok(type(conv[1]) is BufferedLayerNormAct2d, "unprobed on meta: stays")
     m = dt.convert(nn.Sequential(LayerNormAct2d(c)).to("meta"), "dyt",
                    channels_first_classes={LayerNormAct2d: True})
     ok(isinstance(m[0], dt.PointwiseNorm) and not m[0].channels_last,
