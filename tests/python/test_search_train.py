@@ -1014,6 +1014,39 @@ def test_ray_error_text():
     assert t == "OutOfMemoryError: the node ran out", t
 
 
+def test_ray_error_text_of_a_task_error_names_its_cause():
+    """A trial that raised in a Ray worker (RayTaskError) had for its error
+    Ray's header line alone, with its colour codes: 'RayTaskError(
+    RuntimeError): \\x1b[36mray::train_unit()\\x1b[39m (pid=..., ip=...)'.
+    Now the exception's type and message, without colour codes, from its
+    cause or, without one, from the traceback Ray carries."""
+    import traceback
+    ray = pytest.importorskip("ray")
+    RayTaskError = ray.exceptions.RayTaskError
+    try:
+        raise RuntimeError("dnc.torch: the kernel failed\nits second line")
+    except RuntimeError as c:
+        cause, tb = c, traceback.format_exc()
+    e = RayTaskError("train_unit", tb, cause, proctitle="ray::train_unit()",
+                     pid=4912, ip="10.0.0.1").as_instanceof_cause()
+    assert "\x1b[" in str(e), str(e)  # Ray's header, coloured
+    t = cli.ray_error_text(e, 2)
+    assert t == "RuntimeError: dnc.torch: the kernel failed", t
+    # without its cause (one Ray could not unpickle): the traceback's line
+    bare = RayTaskError("train_unit", "\x1b[36mray::train_unit()\x1b[39m "
+                        "(pid=1, ip=x)\n" + tb, None)
+    t = cli.ray_error_text(bare, 2)
+    assert t == "RuntimeError: dnc.torch: the kernel failed", t
+    # a task's task
+    outer = RayTaskError("outer", "x", e)
+    assert cli.ray_error_text(outer, 2) == \
+        "RuntimeError: dnc.torch: the kernel failed"
+    assert cli._plain("\x1b[36mray::f()\x1b[39m (pid=1)") == "ray::f() (pid=1)"
+    t = cli.ray_error_text(ray.exceptions.OutOfMemoryError(
+        "\x1b[31mthe node ran out\x1b[0m\nmore"), 2)
+    assert t == "OutOfMemoryError: the node ran out", t
+
+
 def descendants(pid):
     """pid and every process under it, from /proc (Linux)."""
     kids = {}

@@ -16,6 +16,7 @@ import json
 import logging
 import math
 import os
+import re
 import shutil
 import signal
 import socket
@@ -574,15 +575,53 @@ def _ray_env():
     return {"env_vars": env}
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+
+
+def _plain(text):
+    """text without ANSI escape sequences (Ray colours its headers)."""
+    return _ANSI.sub("", text)
+
+
+def _cause_text(e):
+    """'Type: message' (its first line) of the exception a trial raised in
+    a Ray worker, from a RayTaskError e: its cause, else the last
+    exception line of the traceback it carries. str(e) is Ray's header
+    line, with colour codes, then that traceback; its first line alone
+    had been the record's error, without the cause."""
+    from ray.exceptions import RayTaskError
+    cause = getattr(e, "cause", None)
+    if isinstance(cause, BaseException) and cause is not e:
+        if isinstance(cause, RayTaskError):
+            return _cause_text(cause)  # a task's task failed
+        msg = _plain(str(cause)).strip().splitlines()
+        return "%s: %s" % (type(cause).__name__, msg[0]) if msg else \
+            type(cause).__name__
+    lines = _plain(str(e)).splitlines()
+    # the traceback's frames are indented ('  File ...', code lines); the
+    # exception's line is the first unindented one after the last frame
+    last = max((i for i, t in enumerate(lines) if t.startswith(" ")),
+               default=0)
+    rest = [t for t in lines[last + 1:] if t.strip()]
+    return rest[0].strip() if rest else None
+
+
 def ray_error_text(e, retries):
-    """A trial's error when Ray failed it (ray.get raised e): --retries
-    counts the deaths of workers, so 'after N retries' is said of those
-    alone; Ray's memory monitor (OutOfMemoryError) and others keep counts
-    of their own."""
+    """A trial's error when Ray failed it (ray.get raised e): for an
+    exception raised in the trial (RayTaskError), that exception's type
+    and message; --retries counts the deaths of workers, so 'after N
+    retries' is said of those alone; Ray's memory monitor
+    (OutOfMemoryError) and others keep counts of their own. Without
+    ANSI colour codes."""
     import ray
-    crashed = tuple(getattr(ray.exceptions, n) for n in (
-        "WorkerCrashedError", "NodeDiedError") if hasattr(ray.exceptions, n))
-    msg = str(e).strip().splitlines()
+    rx = ray.exceptions
+    if isinstance(e, rx.RayTaskError):
+        text = _cause_text(e)
+        if text:
+            return text
+    crashed = tuple(getattr(rx, n) for n in (
+        "WorkerCrashedError", "NodeDiedError") if hasattr(rx, n))
+    msg = _plain(str(e)).strip().splitlines()
     return "%s%s: %s" % (
         type(e).__name__, " after %d retr%s" % (
             retries, "y" if retries == 1 else "ies")
