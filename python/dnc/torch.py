@@ -1468,14 +1468,23 @@ def _check(fname, fparams, x, gamma, beta, params, what, dim=-1):
                                % (what, x.device, name, t.device,
                                   x.device))
         if t.dtype != x.dtype:
+            # autocast is for bfloat16 and float16 (under it the layer
+            # computes in the promotion of the two): not a float64 input's
+            # remedy, which is dtypes that match
+            half = (torch.bfloat16, torch.float16)
+            amp = torch.float64 not in (x.dtype, t.dtype) and (
+                x.dtype in half or t.dtype in half)
             raise TypeError("dnc.torch: %s: the input is %s but '%s' is %s;"
-                            " %s or run under torch.autocast" % (
+                            " %s%s" % (
                                 what, x.dtype, name, t.dtype,
                                 "give it as %s (%s.to(%s))" % (
                                     x.dtype, name, x.dtype)
                                 if what == "pointwise" else
-                                "convert the module (e.g. .to(%s))"
-                                % x.dtype))
+                                "convert the module (e.g. .to(%s)) or the "
+                                "input (x.to(%s)) to match"
+                                % (x.dtype, t.dtype),
+                                ", or run under torch.autocast" if amp
+                                else ""))
 
 
 @contextlib.contextmanager

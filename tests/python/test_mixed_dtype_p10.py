@@ -100,6 +100,31 @@ def test_other_mixtures_still_refused():
         copy.deepcopy(norm).half()(torch.randn(2, 4, dtype=torch.bfloat16))
 
 
+def test_a_float64_input_is_not_told_to_use_autocast():
+    """The message for a float64 input to float32 parameters suggested
+    torch.autocast, which is for lower precisions: now the dtypes to
+    match. A bfloat16 module's float32 input is still told of autocast,
+    under which the layer computes in float32."""
+    norm = dt.PointwiseNorm(4, "dyt")
+    with pytest.raises(TypeError) as info:
+        norm(torch.randn(2, 4, dtype=torch.float64))
+    msg = str(info.value)
+    assert "autocast" not in msg and ".to(torch.float64)" in msg and \
+        "x.to(torch.float32)" in msg, msg
+    with pytest.raises(TypeError) as info:
+        dt.pointwise(torch.randn(2, 4, dtype=torch.float64), "dyt",
+                     weight=torch.ones(4))
+    msg = str(info.value)
+    assert "autocast" not in msg and \
+        "weight.to(torch.float64)" in msg, msg
+    with pytest.raises(TypeError) as info:
+        copy.deepcopy(norm).double()(torch.randn(2, 4))
+    assert "autocast" not in str(info.value), str(info.value)
+    with pytest.raises(TypeError) as info:
+        copy.deepcopy(norm).bfloat16()(torch.randn(2, 4))
+    assert "torch.autocast" in str(info.value), str(info.value)
+
+
 def test_compiled_mixed():
     if not dt.HAS_CUSTOM_OPS:
         pytest.skip("torch.compile needs PyTorch 2")

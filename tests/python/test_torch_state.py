@@ -74,6 +74,19 @@ def test_state_dict_of_another_function_is_refused():
     ok(dyt[1].alpha.item() == 3.0, "dict(state_dict) loads by name")
 
 
+def test_a_refused_load_leaves_the_other_modules_loaded():
+    """What docs/python.md says of a refused load: PyTorch's
+    load_state_dict is not atomic, so the other modules' values are
+    loaded before the error."""
+    isru = nn.Sequential(nn.Linear(4, 4), dt.PointwiseNorm(4, ISRU))
+    dyt = nn.Sequential(nn.Linear(4, 4), dt.PointwiseNorm(4, "dyt"))
+    raises(RuntimeError, lambda: dyt.load_state_dict(isru.state_dict()),
+           "refused", "sqrt(alpha + x^2)")
+    ok(torch.equal(dyt[0].weight, isru[0].weight),
+       "the Linear's weight was loaded all the same")
+    ok(dyt[1].alpha.item() == 0.5, "the refused norm's is not")
+
+
 def test_state_dict_of_the_same_function_loads():
     mod = dt.PointwiseNorm(4, "dyt")
     x = torch.randn(3, 4)
