@@ -652,11 +652,9 @@ def decompositions(table=None):
         return _dec_forward(_form(source, name), x, weight, bias, params)
 
     def layer_backward(x, dy, weight, bias, params, source, name, threads):
-        dx, dg, db, dps = _dec_backward(_form(source, name), x, dy, weight,
-                                        bias, params,
-                                        [True] * (3 + len(params)))
-        return [dx, x.new_empty(0) if dg is None else dg,
-                x.new_empty(0) if db is None else db] + dps
+        return _backward_outputs(x, *_dec_backward(
+            _form(source, name), x, dy, weight, bias, params,
+            [True] * (3 + len(params))))
     table[torch.ops.dnc.layer_forward.default] = layer_forward
     table[torch.ops.dnc.layer_backward.default] = layer_backward
     return table
@@ -749,9 +747,23 @@ def _needs_grad(x, gamma, beta, params):
         t is not None and t.requires_grad for t in (x, gamma, beta, *params))
 
 
+def _kernels_here(x):
+    """x is on the CPU and decomposed() is off: dnc's kernels can take
+    it"""
+    return x.is_cpu and not getattr(_force, "on", False)
+
+
 def _use_kernels(x):
-    return x.is_cpu and not getattr(_force, "on", False) and \
-        not _onnx_exporting() and (HAS_CUSTOM_OPS or _has_data(x))
+    return _kernels_here(x) and not _onnx_exporting() and \
+        (HAS_CUSTOM_OPS or _has_data(x))
+
+
+def _backward_outputs(x, dx, dg, db, dps):
+    """dnc::layer_backward's outputs: a gradient not asked for as an
+    empty tensor, two of them not one (outputs may not alias each
+    other)"""
+    return [dx, x.new_empty(0) if dg is None else dg,
+            x.new_empty(0) if db is None else db] + dps
 
 
 def _has_data(x):
@@ -995,7 +1007,7 @@ if HAS_CUSTOM_OPS:
         cpu_forward)."""
         fn = _op_check("dnc::layer_forward", x, None, weight, bias, params,
                        source, name, threads)
-        if not x.is_cpu or getattr(_force, "on", False):
+        if not _kernels_here(x):
             # a graph exported or traced on another device (decomposed():
             # here too, where the C++ extension does not take the call)
             return _dec_forward(_form(source, name), x, weight, bias, params)
@@ -1006,15 +1018,12 @@ if HAS_CUSTOM_OPS:
         fn = _op_check("dnc::layer_backward", x, dy, weight, bias, params,
                        source, name, threads)
         need = [True] * (3 + len(params))
-        if x.is_cpu and not getattr(_force, "on", False):
-            dx, dg, db, dps = _kernel_backward(fn, x, dy, weight, bias,
-                                               params, need)
+        if _kernels_here(x):
+            grads = _kernel_backward(fn, x, dy, weight, bias, params, need)
         else:
-            dx, dg, db, dps = _dec_backward(_form(source, name), x, dy,
-                                            weight, bias, params, need)
-        # outputs may not alias each other: two empty tensors, not one
-        return [dx, x.new_empty(0) if dg is None else dg,
-                x.new_empty(0) if db is None else db] + dps
+            grads = _dec_backward(_form(source, name), x, dy, weight, bias,
+                                  params, need)
+        return _backward_outputs(x, *grads)
 
     @torch.library.custom_op("dnc::layer_forward", mutates_args=())
     def _op_forward(x: Tensor, weight: OptTensor, bias: OptTensor,
