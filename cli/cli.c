@@ -336,6 +336,28 @@ static int unknown_option(const dnc_cli *c, const dnc_opt *opts,
   return dnc_cli_usage_error(c, "unknown option '%s'", a);
 }
 
+/* An option of one value (o, given value v) seen before with another
+ * value: the usage error; -1 otherwise. given[k] is what option k of
+ * opts was given, NULL when not yet. */
+static int once(const dnc_cli *c, const dnc_opt *opts, const dnc_opt *o,
+                const char *v, const char **given, long nslots)
+{
+  const dnc_opt *slot = o;
+  if (o->group)
+    for (slot = opts; slot->group != o->group; slot++)
+      ;
+  else if (o->repeat || !takes_value(o))
+    return -1;
+  long at = slot - opts;
+  if (at >= nslots)
+    dnc_die(__FILE__, __LINE__, "an option table too long for once()");
+  if (given[at] && strcmp(given[at], v))
+    return dnc_cli_usage_error(c, "%s is given twice ('%s' and '%s'); "
+                               "give it once", opt_name(o), given[at], v);
+  given[at] = v;
+  return -1;
+}
+
 int dnc_cli_options_ended;
 
 int dnc_cli_dashed(const char *a)
@@ -348,7 +370,8 @@ int dnc_cli_parse(const dnc_cli *c, int argc, char **argv,
 {
   /* each option of one value, as given: `-f dyt -f derf` kept the last,
    * silently; given twice with two values it is refused (the same value
-   * twice is once) */
+   * twice is once). A group (-O0 .. -O3) is one setting: its slot is its
+   * first member's, its value the spelling given. */
   enum { MAX_OPTS = 96 };
   const char *given[MAX_OPTS] = {0};
   dnc_cli_options_ended = 0;
@@ -379,16 +402,12 @@ int dnc_cli_parse(const dnc_cli *c, int argc, char **argv,
       }
     }
     int rc;
-    long at = o - opts;
-    if (o->l && v && o->kind != DNC_OPT_CALL && at < MAX_OPTS) {
-      if (given[at] && strcmp(given[at], v))
-        return dnc_cli_usage_error(c, "%s is given twice ('%s' and '%s'); "
-                                   "give it once", opt_name(o), given[at], v);
-      given[at] = v;
-    }
-    if (o->l)
+    if (o->l) {
+      /* applied first: an empty or malformed value is that error */
       rc = opt_apply(c, o, v, arg);
-    else if ((rc = positional(c, arg, argv[i])) == DNC_CLI_UNKNOWN)
+      if (rc < 0)
+        rc = once(c, opts, o, v ? v : argv[i], given, MAX_OPTS);
+    } else if ((rc = positional(c, arg, argv[i])) == DNC_CLI_UNKNOWN)
       rc = unknown_option(c, opts, argv[i]);
     if (rc >= 0)
       return rc;

@@ -67,6 +67,10 @@ typedef struct dnc_opt {
   int takes;                  /* DNC_OPT_CALL: it takes a value */
   int (*call)(void *arg, const char *opt, const char *v);
   const char *name;           /* in errors, when not the first spelling */
+  int repeat;                 /* may be given more than once (-p N=V) */
+  int group;                  /* nonzero: the options of one group are one
+                                 setting given in several spellings
+                                 (-O0 .. -O3), their value the spelling */
 } dnc_opt;
 
 /* What an argument that is no option is, for dnc_cli_parse's caller:
@@ -77,7 +81,10 @@ typedef int (*dnc_cli_arg_fn)(const dnc_cli *c, void *arg, const char *a);
 
 /* Parses argv[1..argc) in order: -h/--help prints the usage (returns 0),
  * an option of opts sets what it says, any other argument goes to
- * positional. -1 to go on; else the exit status, the error reported. */
+ * positional. An option that takes a value (and is not .repeat), or a
+ * .group, given twice with two values is the usage error "NAME is given
+ * twice ('A' and 'B'); give it once" (the same value twice is once).
+ * -1 to go on; else the exit status, the error reported. */
 int dnc_cli_parse(const dnc_cli *c, int argc, char **argv,
                   const dnc_opt *opts, dnc_cli_arg_fn positional, void *arg);
 /* set by dnc_cli_parse once it has read "--": every argument after it is

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# cli_p13.sh - the command line after round thirteen's audit: an option of
+# one value given twice, journal write errors, fit's norms of huge
+# residuals, --points naming an input, one error per lexical mistake,
+# numbers parsed alike everywhere, dnc compile under a memory limit.
+set -u
+. "$(dirname "$0")/tap.bash"
+DNC="$B/dnc"
+N="$(dirname "$0")/../examples/norms.dn"
+
+# an option of one value given twice with two values: the last one won,
+# silently, in every command but eval and print's -f and fit's --target
+err "plot -f given twice: refused" 2 \
+  "^dnc: -f is given twice ('dyt' and 'derf'); give it once\$" \
+  "$DNC" plot "$N" -f dyt -f derf -o "$tmp/p.svg"
+t "plot -f given twice: nothing written" test ! -e "$tmp/p.svg"
+err "plot --range given twice: refused" 2 \
+  "^dnc: --range is given twice ('-1:1' and '-2:2'); give it once\$" \
+  "$DNC" plot "$N" -f dyt --range -1:1 --range=-2:2 -o "$tmp/p.svg"
+err "compile --cpu given twice: refused" 2 \
+  "^dnc: --cpu is given twice ('znver4' and 'x86-64-v3'); give it once\$" \
+  "$DNC" compile "$N" -S --cpu znver4 --cpu x86-64-v3 -o "$tmp/k.s"
+err "compile -O0 -O3: refused" 2 \
+  "^dnc: -O is given twice ('-O0' and '-O3'); give it once\$" \
+  "$DNC" compile "$N" -O0 -O3 -S -o "$tmp/k.s"
+t "compile: nothing written" test ! -e "$tmp/k.s"
+err "compile --target given twice: refused" 2 \
+  "^dnc: --target is given twice ('a' and 'b'); give it once\$" \
+  "$DNC" compile "$N" --target a --target=b -o "$tmp/k.s"
+for opt in --seed --eps --scale --reach; do
+  err "fit $opt given twice: refused" 2 \
+    "^dnc: $opt is given twice ('1' and '2'); give it once\$" \
+    "$DNC" fit "$N" -f dyt "$opt" 1 "$opt" 2
+done
+err "fit --steps given twice: refused" 2 \
+  "^dnc: --steps is given twice ('64' and '65'); give it once\$" \
+  "$DNC" fit "$N" -f dyt --steps 64 --steps 65
+err "search --top given twice: refused" 2 \
+  "^dnc: --top is given twice ('1' and '2'); give it once\$" \
+  "$DNC" search "$tmp/none.dns" --top 1 --top 2
+err "diff --order given twice: refused" 2 \
+  "^dnc: --order is given twice ('1' and '2'); give it once\$" \
+  "$DNC" diff "$N" --order 1 --order 2
+t "compile -O3 -O3: the same value twice is once" \
+  "$DNC" compile "$N" -O3 -O3 -S -o "$tmp/k.s"
+t "plot --range the same twice is once" \
+  "$DNC" plot "$N" -f dyt --range -1:1 --range -1:1 -o "$tmp/p.svg"
+t "repeatable: plot -p for two parameters" \
+  "$DNC" plot "$N" -f derf -p alpha=1 -p shift=2 -o "$tmp/p.svg"
+t "repeatable: fit --init for two parameters" sh -c \
+  "'$DNC' fit '$N' -f derf --target layernorm --init alpha=1 --init shift=0 --steps 64 >/dev/null"
+err "a value missing at the end is that error, not 'given twice'" 2 \
+  "^dnc: --seed needs a whole number from 0 to 2^64 - 1, not ''\$" \
+  "$DNC" fit "$N" -f dyt --seed 1 --seed
+
+tap_done
