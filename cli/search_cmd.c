@@ -229,6 +229,26 @@ static void draw_progress(run *r, int final)
     fputc('\n', stderr);
 }
 
+/* Writes all n bytes of p to fd: 0, or why not. A short write sets no
+ * errno (the errno read after one was stale: "Numerical result out of
+ * range"); the next write says why (EFBIG past ulimit -f, ENOSPC), and
+ * one that writes nothing without an error is taken as ENOSPC. */
+static int write_all(int fd, const char *p, size_t n)
+{
+  while (n) {
+    ssize_t w = write(fd, p, n);
+    if (w < 0 && errno == EINTR)
+      continue;
+    if (w < 0)
+      return errno ? errno : EIO;
+    if (w == 0)
+      return ENOSPC;
+    p += w;
+    n -= (size_t)w;
+  }
+  return 0;
+}
+
 static void measure_batch(void *arg, int64_t t)
 {
   run *r = arg;
@@ -257,9 +277,11 @@ static void measure_batch(void *arg, int64_t t)
   free(work);
   pthread_mutex_lock(&r->lock);
   if (!r->write_failed) {
-    ssize_t w = write(r->fd, text, len);
-    if (w != (ssize_t)len || fsync(r->fd)) {
-      r->write_failed = errno ? errno : EIO;
+    int err = write_all(r->fd, text, len);
+    if (!err && fsync(r->fd))
+      err = errno;
+    if (err) {
+      r->write_failed = err;
     } else {
       for (int64_t k = lo; k < hi; k++)
         r->done[r->todo[k]] = 1;

@@ -53,4 +53,20 @@ err "a value missing at the end is that error, not 'given twice'" 2 \
   "^dnc: --seed needs a whole number from 0 to 2^64 - 1, not ''\$" \
   "$DNC" fit "$N" -f dyt --seed 1 --seed
 
+# a journal write cut short by the file-size limit: the error said errno
+# as a short write left it, stale ("Numerical result out of range")
+cat >"$tmp/s.dns" <<'DNS'
+base T(x) = tanh(x)
+base E(x) = erf(x)
+stage scale: id | scale(0.5, 2) | shift(0.5, -1)
+stage outer: id | compose(T) | times(E) | mix(0.5)
+set grid_points = 201
+score near_tanh(x) = abs(f(x) - tanh(x))
+rank props desc, near_tanh asc
+DNS
+err "search: a journal past ulimit -f says why" 1 \
+  "^dnc: error: cannot write '$tmp/uf.journal': File too large\$" \
+  sh -c "ulimit -f 1; exec '$DNC' search '$tmp/s.dns' -q -o '$tmp/uf'"
+t "search: no tables after the failed journal" test ! -e "$tmp/uf.csv"
+
 tap_done
