@@ -731,12 +731,15 @@ done:
   r->iterations = it;
   r->ssq = (double)S;
   {
-    double sa = 0, mx = 0;
+    /* summed in long double, as S is: residuals near DBL_MAX summed to
+     * inf in double, a mean |r| of inf beside a max |r| of 1e308 */
+    long double sa = 0;
+    double mx = 0;
     for (int i = 0; i < n; i++) {
-      sa += fabs(res[i]);
+      sa += fabsl((long double)res[i]);
       mx = fabs(res[i]) > mx ? fabs(res[i]) : mx;
     }
-    r->mean_abs = sa / n;
+    r->mean_abs = (double)(sa / n);
     r->max_abs = mx;
     r->rms = (double)sqrtl(S / n);
   }

@@ -69,4 +69,14 @@ err "search: a journal past ulimit -f says why" 1 \
   sh -c "ulimit -f 1; exec '$DNC' search '$tmp/s.dns' -q -o '$tmp/uf'"
 t "search: no tables after the failed journal" test ! -e "$tmp/uf.csv"
 
+# fit: residuals near DBL_MAX summed to inf in double, a mean |r| of inf
+# (json null, csv inf) beside a max |r| of 1e308
+printf 'x,y\n1e308,1e308\n-1e308,-1e308\n1,1\n' >"$tmp/big.csv"
+"$DNC" fit "$N" -f dyt --data "$tmp/big.csv" >"$tmp/out" 2>"$tmp/err"
+t "fit: the mean |r| of huge residuals is finite" \
+  grep -q "^residual: mean |r| 6.66667e+307, max |r| 1e+308," "$tmp/out"
+"$DNC" fit "$N" -f dyt --data "$tmp/big.csv" --format json >"$tmp/out"
+t "fit --format json: mean_abs_residual a number, not null" \
+  grep -q '"mean_abs_residual": 6.66666666666666[0-9]e+307,' "$tmp/out"
+
 tap_done
