@@ -470,6 +470,19 @@ int dnc_cli_write_file(const char *path, int (*write)(FILE *out, void *arg),
   return rc ? -1 : 0;
 }
 
+int dnc_cli_check_output(const char *path)
+{
+  dnc_outpath op;
+  char why[600];
+  int rc = dnc_outpath_resolve(path, dnc_cli_inputs, dnc_cli_ninputs, &op,
+                               why, sizeof why);
+  if (rc)
+    dnc_cli_error("%s", why);
+  else
+    dnc_outpath_free(&op);
+  return rc ? -1 : 0;
+}
+
 int dnc_cli_param_again(const char *name, double was, double now)
 {
   if (was == now || (isnan(was) && isnan(now)))

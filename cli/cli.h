@@ -149,6 +149,11 @@ extern const char *const *dnc_cli_inputs;
 extern int dnc_cli_ninputs;
 int dnc_cli_write_file(const char *path, int (*write)(FILE *out, void *arg),
                        void *arg);
+/* Whether dnc_cli_write_file(path) would be refused as it stands (a
+ * directory, one of the dnc_cli_inputs, ...): the check made before any
+ * work, so that a command refuses an output before it prints. Returns 0,
+ * or reports and returns -1. */
+int dnc_cli_check_output(const char *path);
 /* "name=value" into *name (malloc'd) and *v; 0 when malformed. */
 int dnc_cli_setting(const char *s, char **name, double *v);
 /* A second value `now` for the parameter `name` of --param, which had

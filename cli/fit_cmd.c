@@ -767,6 +767,14 @@ static int run(const dnc_cli *c, int argc, char **argv)
   if (rc >= 0)
     goto out;
   rc = DNC_EXIT_INPUT;
+  /* --points never overwrites the source or the data it was fitted to:
+   * refused before the fit, not after its report was printed */
+  const char *inputs[2] = {strcmp(a.file, "-") ? a.file : NULL,
+                           a.data && strcmp(a.data, "-") ? a.data : NULL};
+  dnc_cli_inputs = inputs;
+  dnc_cli_ninputs = 2;
+  if (a.points && dnc_cli_check_output(a.points))
+    goto out;
   if (!(m = dnc_cli_load(c, (char **)&a.file, 1)))
     goto out;
   dnc_fn *f = dnc_cli_function(c, m, a.file, a.fn);
@@ -826,11 +834,6 @@ static int run(const dnc_cli *c, int argc, char **argv)
       print_csv(stdout, &rp);
   }
   rc = explain(&rp);
-  /* --points never overwrites the source or the data it was fitted to */
-  const char *inputs[2] = {strcmp(a.file, "-") ? a.file : NULL,
-                           a.data && strcmp(a.data, "-") ? a.data : NULL};
-  dnc_cli_inputs = inputs;
-  dnc_cli_ninputs = 2;
   if (!rc && a.points && dnc_cli_write_file(a.points, write_points, &rp))
     rc = DNC_EXIT_INPUT;
   dnc_fit_result_free(&r);

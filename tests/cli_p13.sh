@@ -79,4 +79,23 @@ t "fit: the mean |r| of huge residuals is finite" \
 t "fit --format json: mean_abs_residual a number, not null" \
   grep -q '"mean_abs_residual": 6.66666666666666[0-9]e+307,' "$tmp/out"
 
+# fit --points naming an input: refused only after the fit ran and its
+# report was printed
+printf 'x,y\n1,0.5\n2,0.8\n3,0.9\n' >"$tmp/d.csv"
+cp "$tmp/d.csv" "$tmp/d.orig"
+cp "$N" "$tmp/n.dn"
+err "fit --points naming --data: refused" 1 \
+  "^dnc: error: the output '$tmp/d.csv' is the input '$tmp/d.csv': refusing" \
+  "$DNC" fit "$tmp/n.dn" -f dyt --data "$tmp/d.csv" --points "$tmp/d.csv"
+t "fit --points naming --data: nothing printed" test ! -s "$tmp/out"
+t "fit --points naming --data: the data kept" cmp "$tmp/d.csv" "$tmp/d.orig"
+err "fit --points naming the source: refused" 1 \
+  "^dnc: error: the output '$tmp/n.dn' is the input '$tmp/n.dn': refusing" \
+  "$DNC" fit "$tmp/n.dn" -f dyt --data "$tmp/d.csv" --points "$tmp/n.dn"
+t "fit --points naming the source: nothing printed" test ! -s "$tmp/out"
+err "fit --points naming a directory: refused before the fit" 1 \
+  "^dnc: error: cannot write '$tmp': it is a directory" \
+  "$DNC" fit "$tmp/n.dn" -f dyt --data "$tmp/d.csv" --points "$tmp"
+t "fit --points naming a directory: nothing printed" test ! -s "$tmp/out"
+
 tap_done
