@@ -194,6 +194,9 @@ typedef struct dnc_parse_state {
   int in_let;         /* since a 'let', no ';' or end of line yet */
   int fn_misused;     /* the last 'fn' stood where a name goes */
   int bar_reported;   /* a '|' has been reported */
+  int dropped;        /* this definition has a character that the scanner
+                         reported and skipped ('@') */
+  int dropped_before; /* ... the definition before this one had */
 } dnc_parse_state;
 
 dnc_ast *dnc_ast_num(dnc_parse_state *ps, dnc_loc loc, double v);

@@ -350,6 +350,17 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, yyscan_t scanner,
   (void)scanner;
   if (ps->aborted)
     return 0; /* the scanner has reported why it stopped */
+  /* A character the scanner reported and skipped stood for something:
+   * the syntax error that follows in its definition is that one mistake
+   * again ('x + @' is not also "unexpected end of file", 'x + @ + 1' not
+   * "unexpected '+'"). Recovery resumes at the next 'fn', which clears
+   * dropped, so a later definition's errors are still reported; an error
+   * at that 'fn' (the definition before it unfinished) is the one
+   * before's. */
+  if (yypcontext_token(ctx) == YYSYMBOL_FN && !ps->fn_misused
+          ? ps->dropped_before
+          : ps->dropped)
+    return 0;
   enum { MAXEXP = 8 };
   yysymbol_kind_t exp[YYNTOKENS];
   int n = yypcontext_expected_tokens(ctx, exp, YYNTOKENS);
