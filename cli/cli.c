@@ -59,12 +59,40 @@ int dnc_cli_number(const char *s, double *v)
   return *end == 0;
 }
 
+/* s is a whole number as written: an optional sign, then digits and
+ * nothing else. strtol alone skips leading white space (' 3' was taken
+ * where '3 ' was refused) and strtoull takes ' -1' for 2^64 - 1. */
+static int whole(const char *s, int sign)
+{
+  if (sign && (*s == '-' || *s == '+'))
+    s++;
+  if (!*s)
+    return 0;
+  for (; *s; s++)
+    if (*s < '0' || *s > '9')
+      return 0;
+  return 1;
+}
+
 int dnc_cli_int(const char *s, long lo, long hi, long *v)
 {
-  char *end;
+  if (!whole(s, 1))
+    return 0;
   errno = 0;
-  long n = strtol(s, &end, 10);
-  if (!*s || *end || errno || n < lo || n > hi)
+  long n = strtol(s, NULL, 10);
+  if (errno || n < lo || n > hi)
+    return 0;
+  *v = n;
+  return 1;
+}
+
+int dnc_cli_uint64(const char *s, unsigned long long *v)
+{
+  if (!whole(s, 0))
+    return 0;
+  errno = 0;
+  unsigned long long n = strtoull(s, NULL, 10);
+  if (errno == ERANGE) /* 2^64 was 2^64 - 1 */
     return 0;
   *v = n;
   return 1;

@@ -109,8 +109,11 @@ int dnc_cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int dnc_cli_is_help(const char *a);
 /* A whole string as a double (inf and nan included). */
 int dnc_cli_number(const char *s, double *v);
-/* A whole string as an integer in [lo, hi]. */
+/* A whole string as an integer in [lo, hi]: an optional sign and digits,
+ * no white space. */
 int dnc_cli_int(const char *s, long lo, long hi, long *v);
+/* The same for an integer in [0, 2^64 - 1], digits only. */
+int dnc_cli_uint64(const char *s, unsigned long long *v);
 /* The value of "-s V", "--long V" or "--long=V" at argv[*i] ("" when the
  * value is missing), or NULL when argv[*i] is another option. */
 const char *dnc_cli_opt(int argc, char **argv, int *i, const char *s,

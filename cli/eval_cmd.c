@@ -150,7 +150,8 @@ static int eval_row(const evaluator *ev, dnc_fn **fns, int n, double **params,
 }
 
 /* At most the first 60 bytes of s[0..n), not cutting a UTF-8 character,
- * a NUL byte shown as \0 and the other control bytes as \xHH: the line
+ * control bytes shown as \xHH (a NUL too: \0 before a digit read as an
+ * octal escape, '1\02' for 1, NUL, 2): the line
  * may be any data, and an escape sequence must not reach the terminal. */
 static void put_shown(FILE *out, const char *s, size_t n)
 {
@@ -166,9 +167,7 @@ static void put_shown(FILE *out, const char *s, size_t n)
      * would reach the terminal as garbage */
     size_t l = c < 0x80 ? 1 : dnc_utf8_len((const unsigned char *)s + i,
                                            end - i);
-    if (!c)
-      fputs("\\0", out);
-    else if (c < 0x20 || c == 0x7f || !l)
+    if (c < 0x20 || c == 0x7f || !l)
       fprintf(out, "\\x%02X", c);
     else
       fwrite(s + i, 1, l, out);

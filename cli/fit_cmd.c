@@ -171,10 +171,8 @@ static int opt_eps(void *arg, const char *opt, const char *v)
 static int opt_seed(void *arg, const char *opt, const char *v)
 {
   (void)opt;
-  char *end;
-  errno = 0;
-  unsigned long long s = strtoull(v, &end, 10);
-  if (!*v || *end || *v == '-' || errno == ERANGE) /* 2^64 was 2^64 - 1 */
+  unsigned long long s;
+  if (!dnc_cli_uint64(v, &s))
     return -1;
   ((fit_args *)arg)->t.seed = s;
   return 0;

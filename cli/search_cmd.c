@@ -701,7 +701,7 @@ static int parse(const dnc_cli *c, int argc, char **argv, search_args *a)
       {.l = "--threads", .kind = DNC_OPT_INT, .dest = &a->threads, .lo = 1,
        .hi = 1024, .what = "a whole number from %ld to %ld"},
       {.l = "--top", .kind = DNC_OPT_INT, .dest = &a->top, .lo = 0,
-       .hi = 1000000, .what = "a whole number from %ld"},
+       .hi = 1000000, .what = "a whole number from %ld to %ld"},
       {.s = "-q", .l = "--quiet", .kind = DNC_OPT_FLAG, .dest = &a->quiet},
       {0},
   };

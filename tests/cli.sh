@@ -105,7 +105,7 @@ check_err "a blank X is not a number" 2 "not a number: '  '" "$DNC" eval $N -f d
 check_err "a non-number on stdin is an input error with its line" 1 "<stdin>:2: error: not a number: 'abc'" \
   sh -c "printf '1\nabc\n' | \"$DNC\" eval $N -f dyt"
 check_err "a NUL byte on stdin makes the line not a number" 1 \
-  "<stdin>:2: error: not a number: '2\\\\0abc'" \
+  "<stdin>:2: error: not a number: '2\\\\x00abc'" \
   sh -c "printf '1\n2\\0abc\n3\n' | \"$DNC\" eval $N -f linear"
 check "... after the values before it" 0 "1" cat "$tmp/out"
 # the line is shown as it is but for control bytes: an escape sequence in
@@ -117,7 +117,7 @@ check "a line cut at 60 bytes is not cut inside a UTF-8 character" 1 \
   "<stdin>:1: error: not a number: '$(printf 'a%.0s' $(seq 59))'" \
   sh -c "printf '%59s\\303\\251b\\n' '' | tr ' ' a | \"$DNC\" eval $N -f linear 2>&1"
 check_err "a line of only a NUL byte is not skipped as blank" 1 \
-  "<stdin>:1: error: not a number: '\\\\0'" \
+  "<stdin>:1: error: not a number: '\\\\x00'" \
   sh -c "printf '\\0\n3\n' | \"$DNC\" eval $N -f linear"
 # a line on stdin is at most 1 MiB, its newline not counted (docs/cli.md)
 { echo; echo 1; head -c 1048575 /dev/zero | tr '\0' ' '; echo 2; } >"$tmp/long1"

@@ -98,4 +98,24 @@ err "fit --points naming a directory: refused before the fit" 1 \
   "$DNC" fit "$tmp/n.dn" -f dyt --data "$tmp/d.csv" --points "$tmp"
 t "fit --points naming a directory: nothing printed" test ! -s "$tmp/out"
 
+# numbers: a NUL shown as \0 before a digit read as an octal escape
+printf 'fn g(x) = x\n' >"$tmp/g.dn"
+err "eval: a NUL byte is shown as \\x00" 1 \
+  "^<stdin>:1: error: not a number: '1\\\\x002'\$" \
+  sh -c "printf '1\\0002\\n' | '$DNC' eval '$tmp/g.dn'"
+err "search --top out of range: the range stated" 2 \
+  "^dnc: --top needs a whole number from 0 to 1000000, not '99999999999'\$" \
+  "$DNC" search "$tmp/s.dns" --top 99999999999
+err "diff --order ' 3': leading white space refused, as trailing is" 2 \
+  "^dnc: --order needs a number from 1 to 16, not ' 3'\$" \
+  "$DNC" diff "$N" --order ' 3'
+err "diff --order '3 '" 2 "^dnc: --order needs a number from 1 to 16, not '3 '\$" \
+  "$DNC" diff "$N" --order '3 '
+err "fit --seed ' -1': not 2^64 - 1" 2 \
+  "^dnc: --seed needs a whole number from 0 to 2^64 - 1, not ' -1'\$" \
+  "$DNC" fit "$N" -f dyt --target layernorm --seed ' -1'
+err "fit --x ' 1': not column 1" 1 "no column ' 1'" \
+  "$DNC" fit "$N" -f dyt --data "$tmp/d.csv" --x ' 1'
+t "diff --order +2: a sign is a number's" "$DNC" diff "$N" -f dyt --order +2
+
 tap_done
