@@ -7,6 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include <llvm-c/ErrorHandling.h>
 
 #include "cli.h"
 
@@ -163,6 +166,41 @@ static void compile_on_signal(int sig)
   raise(sig);
 }
 
+/* An abort while compiling: LLVM out of memory (std::bad_alloc ends
+ * the process through std::terminate, LLVM's own allocation failures
+ * through abort), or an internal error already said. The process cannot
+ * go on, but its temporaries can go (a thread still writing may leave
+ * one, which the next dnc compile sweeps: dnc_temps_sweep) and the
+ * status be an error's, not 134. Async-signal-safe: unlink, write and
+ * _exit only. */
+static void compile_on_abort(int sig)
+{
+  (void)sig;
+  static const char msg[] =
+      "dnc: error: the compilation aborted (out of memory in LLVM, or the "
+      "error above); no output written\n";
+  dnc_aot_stop_child();
+  dnc_temps_remove_now();
+  ssize_t w = write(2, msg, sizeof msg - 1);
+  (void)w;
+  _exit(DNC_EXIT_INPUT);
+}
+
+/* LLVM's report_fatal_error: said as dnc's error, the temporaries
+ * removed (LLVM would print it and exit(1), leaving them) */
+static void compile_on_llvm_fatal(const char *reason)
+{
+  static const char head[] = "dnc: error: LLVM: ",
+                    tail[] = "; no output written\n";
+  dnc_aot_stop_child();
+  dnc_temps_remove_now();
+  ssize_t w = write(2, head, sizeof head - 1);
+  w = write(2, reason, strlen(reason));
+  w = write(2, tail, sizeof tail - 1);
+  (void)w;
+  _exit(DNC_EXIT_INPUT);
+}
+
 static int run(const dnc_cli *c, int argc, char **argv)
 {
   compile_args a = {c, {DNC_EMIT_SO, NULL, NULL, NULL, NULL, 2, NULL}, 0,
@@ -210,6 +248,9 @@ static int run(const dnc_cli *c, int argc, char **argv)
   sigaction(SIGINT, &sa, NULL);
   sigaction(SIGTERM, &sa, NULL);
   sigaction(SIGHUP, &sa, NULL);
+  sa.sa_handler = compile_on_abort;
+  sigaction(SIGABRT, &sa, NULL);
+  LLVMInstallFatalErrorHandler(compile_on_llvm_fatal);
   const dnc_diag *last = m->diags.tail; /* shown by dnc_cli_load_files */
   if (dnc_aot_compile(m, o, &err)) {
     /* located when the error has a place in the source */

@@ -46,6 +46,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -622,6 +623,45 @@ static void *job_worker(void *arg)
   }
 }
 
+/* The address space this process maps now (VmSize), in bytes; 0 when
+ * /proc cannot say. */
+static uint64_t mapped_now(void)
+{
+  FILE *f = fopen("/proc/self/statm", "r");
+  unsigned long long pages = 0;
+  if (!f)
+    return 0;
+  if (fscanf(f, "%llu", &pages) != 1)
+    pages = 0;
+  fclose(f);
+  return (uint64_t)pages * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+/* How many threads compile a library's objects within the address-space
+ * limit (ulimit -v, RLIMIT_AS), when there is one: LLVM cannot recover
+ * from an allocation that fails (std::bad_alloc ends the process), so
+ * the threads are no more than the room left holds. Measured on
+ * examples/norms.dn (12 functions; x86-64, glibc, LLVM 19): the least
+ * ulimit -v that compiles is 211 MB on one thread, 430 MB on 4 and 730 MB
+ * on 8, some 74 MB a thread (glibc's 64 MiB malloc arena a thread
+ * reserves, the 8 MiB stack below, and LLVM's working set for one job).
+ * AOT_THREAD_BYTES is that with room for larger jobs (CHUNK functions);
+ * the main thread's own job needs about as much again beyond what is
+ * mapped when the threads start. */
+enum { AOT_THREAD_BYTES = 96 << 20 };
+
+static int threads_within_limit(int want)
+{
+  struct rlimit rl;
+  if (want <= 1 || getrlimit(RLIMIT_AS, &rl) || rl.rlim_cur == RLIM_INFINITY)
+    return want;
+  uint64_t used = mapped_now();
+  uint64_t room = rl.rlim_cur > used ? rl.rlim_cur - used : 0;
+  /* the main thread's job first, then one thread per AOT_THREAD_BYTES */
+  uint64_t fit = room / AOT_THREAD_BYTES;
+  return fit < 1 ? 1 : fit < (uint64_t)want ? (int)fit : want;
+}
+
 /* Every level's objects, k0.o .. k<njobs - 1>.o in the temporary
  * directory. */
 static int compile_objects(aot *a)
@@ -654,7 +694,7 @@ static int compile_objects(aot *a)
         dnc_codegen_prepare(a->m, a->m->fns[i], dt, &a->lv[l].t);
   }
   int nw = threads < q.njobs ? threads : q.njobs;
-  nw = nw > MAX_WORKERS ? MAX_WORKERS : nw;
+  nw = threads_within_limit(nw > MAX_WORKERS ? MAX_WORKERS : nw);
   pthread_t tid[MAX_WORKERS];
   int started = 0;
   if (nw > 1) {
