@@ -236,6 +236,14 @@ static int add_level(aot *a, const char *cpu, const char *features)
   l->t.opt_level = a->o->opt_level;
   l->t.unroll = DNC_AOT_UNROLL;
   l->t.vector_bits = dnc_target_probe(&l->t, &l->t.has_fma);
+  char what[300];
+  snprintf(what, sizeof what, "CPU '%.100s'%s%.100s%s", cpu,
+           *features ? " with features '" : "", features, *features ? "'" : "");
+  if ((bad = dnc_check_avx512_subset(&l->t, what))) {
+    fail(a, "%s", bad);
+    free(bad);
+    return -1;
+  }
   return 0;
 }
 

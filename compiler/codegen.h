@@ -195,6 +195,9 @@ char *dnc_check_target_names(const char *triple, const char *cpu,
 /* The vector width in bits that code for t uses, and whether it has fused
  * multiply-add (*fma), found by compiling a probe for t's CPU. */
 unsigned dnc_target_probe(const dnc_target *t, int *fma);
+/* NULL, or why a target with 512-bit vectors lacking AVX512-VL, -DQ or
+ * -BW is refused (LLVM aborts compiling dnc's kernels there) */
+char *dnc_check_avx512_subset(const dnc_target *t, const char *what);
 /* A malloc'd copy of an LLVM error's message; the error is consumed. */
 char *dnc_llvm_error(LLVMErrorRef e);
 /* The target machine for t (NULL with *err set on failure). */

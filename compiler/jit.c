@@ -326,6 +326,70 @@ unsigned dnc_target_probe(const dnc_target *t, int *fma)
   return bits;
 }
 
+/* <4 x i64> to <4 x double>: one vcvtqq2pd on ymm registers with
+ * AVX512-DQ and -VL */
+static void dqvl_body(LLVMContextRef c, LLVMModuleRef m)
+{
+  LLVMTypeRef i = LLVMVectorType(LLVMInt64TypeInContext(c), 4);
+  LLVMTypeRef v = LLVMVectorType(LLVMDoubleTypeInContext(c), 4);
+  LLVMBuilderRef b;
+  LLVMValueRef fn = probe_fn(c, m, i, v, 1, &b);
+  LLVMBuildRet(b, LLVMBuildSIToFP(b, LLVMGetParam(fn, 0), v, ""));
+  LLVMDisposeBuilder(b);
+}
+
+/* a <16 x i16> stored under the mask a > 0: one vmovdqu16 with AVX512-BW
+ * and -VL (at 256 bits, with or without evex512) */
+static void bw_body(LLVMContextRef c, LLVMModuleRef m)
+{
+  LLVMTypeRef v = LLVMVectorType(LLVMInt16TypeInContext(c), 16);
+  LLVMTypeRef ptr = LLVMPointerTypeInContext(c, 0);
+  LLVMTypeRef args[2] = {v, ptr}, over[2] = {v, ptr};
+  LLVMValueRef fn = LLVMAddFunction(
+      m, "probe", LLVMFunctionType(LLVMVoidTypeInContext(c), args, 2, 0));
+  LLVMAddTargetDependentFunctionAttr(fn, "min-legal-vector-width", "512");
+  LLVMBuilderRef b = LLVMCreateBuilderInContext(c);
+  LLVMPositionBuilderAtEnd(b, LLVMAppendBasicBlockInContext(c, fn, "entry"));
+  LLVMValueRef a = LLVMGetParam(fn, 0);
+  LLVMValueRef mask = LLVMBuildICmp(b, LLVMIntSGT, a, LLVMConstNull(v), "");
+  unsigned id = LLVMLookupIntrinsicID("llvm.masked.store", 17);
+  LLVMValueRef call_args[4] = {
+      a, LLVMGetParam(fn, 1), LLVMConstInt(LLVMInt32TypeInContext(c), 2, 0), mask};
+  LLVMBuildCall2(b, LLVMIntrinsicGetType(c, id, over, 2),
+                 LLVMGetIntrinsicDeclaration(m, id, over, 2), call_args, 4, "");
+  LLVMBuildRetVoid(b);
+  LLVMDisposeBuilder(b);
+}
+
+/* A target with 512-bit vectors or +avx512f but without AVX512-VL, -DQ
+ * or -BW (Knights Landing and Mill: knl, knm, mic_avx512; +avx512f added
+ * to an AVX2 CPU, where LLVM 19 keeps 256-bit vectors, without evex512,
+ * but AVX-512's mask registers): LLVM 19 cannot select some of the kernels' operations there
+ * (masked stores, fpclass) and aborts the process in the first compile,
+ * so it is refused: a malloc'd message, else NULL. `what` names it. */
+char *dnc_check_avx512_subset(const dnc_target *t, const char *what)
+{
+  if (strncmp(t->triple, "x86_64", 6) ||
+      (t->vector_bits < 512 && !has_feature(t->features, "avx512f")))
+    return NULL;
+  char *dq = probe_asm(t, dqvl_body), *bw = probe_asm(t, bw_body);
+  const char *miss = !dq || !bw ? "AVX512-VL, -DQ and -BW"
+                     : !strstr(dq, "vcvtqq2pd") ? "AVX512-DQ"
+                     : !strstr(dq, "ymm") ? "AVX512-VL"
+                     : !strstr(bw, "vmovdqu16") ? "AVX512-BW"
+                                                    : NULL;
+  free(dq);
+  free(bw);
+  if (!miss)
+    return NULL;
+  char msg[512];
+  snprintf(msg, sizeof msg, "%s has AVX-512F without %s, which dnc's "
+           "kernels need with it (as every AVX-512 CPU since Skylake-SP "
+           "has: x86-64-v4); name such a CPU, or add the missing features, "
+           "or -avx512f for AVX2 code", what, miss);
+  return xstrdup(msg);
+}
+
 /* Whether the target's f16 kernels convert with AVX512-FP16's vcvtph2psx
  * and vcvtps2phx (sapphirerapids and later), which a CPU with AVX-512 but
  * without that extension (AMD's) cannot run: a <16 x half> widened to
@@ -661,7 +725,8 @@ dnc_jit *dnc_jit_new(const dnc_jit_options *o, char **err, int *bad_name)
              o->cpu && o->features ? " with " : "",
              o->features ? "features '" : "", o->features ? o->features : "",
              o->features ? "'" : "");
-    if ((*err = check_host_runs(&j->target, what))) {
+    if ((*err = dnc_check_avx512_subset(&j->target, what)) ||
+        (*err = check_host_runs(&j->target, what))) {
       *bad_name = 1;
       dnc_jit_free(j);
       return NULL;

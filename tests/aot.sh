@@ -88,6 +88,9 @@ for tgt in i686-linux-gnu armv7-linux-gnueabihf powerpc64le-linux-gnu mips64el-l
 done
 t "a 32-bit-only CPU exits 1, not an abort" run 1 compile "$src" --cpu i386 -o "$out/k.so"
 t "  saying why" says "CPU 'i386' cannot run 64-bit code"
+t "an AVX-512 CPU without VL, DQ and BW exits 1, not an abort" run 1 compile "$src" --cpu knl -o "$out/knl.so"
+t "  saying why" says "CPU 'knl' has AVX-512F without AVX512-DQ"
+t "  and writing nothing" test ! -e "$out/knl.so"
 t "an unknown CPU exits 1" run 1 compile "$src" --cpu znver44 -o "$out/k.so"
 t "  with a suggestion" says "unknown CPU 'znver44' for x86_64"
 t "several CPUs that are not x86-64 levels exit 1" run 1 compile "$src" --cpu x86-64-v3,znver4 -o "$out/k.so"

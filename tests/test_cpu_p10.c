@@ -82,6 +82,27 @@ int main(void)
        "and so is one with the feature +avx512fp16: %s", dnc_last_error());
   }
   dnc_context_free(ctx);
+  /* AVX-512F without VL, DQ and BW (Knights Landing; +avx512f on an AVX2
+   * CPU): LLVM 19 aborted the process compiling the first kernel ("Cannot
+   * select: masked_store"); refused, on any host */
+  static const struct {
+    const char *cpu, *features, *miss;
+  } knl[] = {{"x86-64-v3", "+avx512f", "AVX512-DQ"},
+             {"haswell", "+avx512f,+avx512dq,+avx512vl", "AVX512-BW"},
+             {"knl", NULL, "AVX512-DQ"}};
+  for (size_t i = 0; i < sizeof knl / sizeof *knl; i++) {
+    dnc_options_init(&o);
+    o.cpu = knl[i].cpu;
+    o.features = knl[i].features;
+    ctx = NULL;
+    char want[64];
+    snprintf(want, sizeof want, "AVX-512F without %s", knl[i].miss);
+    ok(dnc_context_create(&o, &ctx) == DNC_ERR_ARGUMENT && !ctx &&
+           strstr(dnc_last_error(), want),
+       "a JIT context for %s%s%s is refused: %s", knl[i].cpu,
+       knl[i].features ? " " : "", knl[i].features ? knl[i].features : "",
+       dnc_last_error());
+  }
   /* bdver2's code uses AMD's FMA4 (and XOP), which Zen and Intel lack */
   dnc_options_init(&o);
   o.cpu = "bdver2";
