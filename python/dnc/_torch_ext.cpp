@@ -20,6 +20,7 @@
 #include <torch/extension.h>
 #include <torch/csrc/autograd/custom_function.h>
 
+#include <pthread.h>
 #include <sys/mman.h>
 
 #include <algorithm>
@@ -106,20 +107,25 @@ at::Tensor empty(at::IntArrayRef shape, at::ScalarType dt)
     n *= d;
   if (n < REUSE_MIN)
     return at::empty(shape, at::TensorOptions().dtype(dt));
-  std::lock_guard<std::mutex> g(reuse_lock);
-  if (reuse_keep == 0)
-    return fresh(shape, dt);
-  for (size_t i = 0; i < reuse.size(); i++) {
-    c10::Storage st = reuse[i];  // a second reference: 2 is only ours
-    if ((int64_t)st.nbytes() == n && st.use_count() == 2 &&
-        own_memory(st)) {
-      reuse.erase(reuse.begin() + (long)i);
-      reuse.push_back(st);
-      return at::empty({0}, at::TensorOptions().dtype(dt))
-          .set_(st, 0, shape);
+  {
+    std::lock_guard<std::mutex> g(reuse_lock);
+    if (reuse_keep == 0)
+      return fresh(shape, dt);
+    for (size_t i = 0; i < reuse.size(); i++) {
+      c10::Storage st = reuse[i];  // a second reference: 2 is only ours
+      if ((int64_t)st.nbytes() == n && st.use_count() == 2 &&
+          own_memory(st)) {
+        reuse.erase(reuse.begin() + (long)i);
+        reuse.push_back(st);
+        return at::empty({0}, at::TensorOptions().dtype(dt))
+            .set_(st, 0, shape);
+      }
     }
   }
+  // allocated without the lock held: a fork() from another thread then
+  // waits (at_fork) only for the list's bookkeeping
   at::Tensor t = fresh(shape, dt);
+  std::lock_guard<std::mutex> g(reuse_lock);
   reuse.push_back(t.storage());
   if ((int64_t)reuse.size() > reuse_keep)
     reuse.erase(reuse.begin(), reuse.end() - reuse_keep);
@@ -817,8 +823,27 @@ void init(int64_t fwd, int64_t bwd, int64_t fwd_cm, int64_t bwd_cm,
 
 }  // namespace
 
+// fork() while another thread holds reuse_lock or fn_lock (a backward,
+// which runs without the GIL) left the child's copy locked for good: its
+// first large PointwiseNorm call hung. Both are taken around the fork,
+// so that the child's are unlocked (libdnc is fork-safe itself:
+// docs/c-api.md, section 11).
+void fork_prepare()
+{
+  fn_lock.lock();
+  reuse_lock.lock();
+}
+
+void fork_done()
+{
+  reuse_lock.unlock();
+  fn_lock.unlock();
+}
+
 PYBIND11_MODULE(_dnc_torch, m)
 {
+  static bool forks = pthread_atfork(fork_prepare, fork_done, fork_done) == 0;
+  (void)forks;
   m.doc() = "dnc.torch's eager layer call in C++ (tools/torch_ext.sh)";
   m.def("init", &init);
   m.def("call", &call);

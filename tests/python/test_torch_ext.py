@@ -640,3 +640,51 @@ def test_stale_build_is_not_used(monkeypatch):
     ext, why = dt._load_ext()
     ok(ext is None and "another version of dnc.torch" in why and
        "run make" in why, "a stale build is refused", why)
+
+
+_FORK_SCRIPT = r"""
+import os, sys, threading, time, torch, dnc.torch as dt
+norm = dt.PointwiseNorm(64, "dyt")
+x = torch.randn(4096, 64, requires_grad=True)  # 1 MiB outputs: reused
+stop = False
+def train():
+    while not stop:
+        norm(x).sum().backward()
+ths = [threading.Thread(target=train) for _ in range(2)]
+[t.start() for t in ths]
+hung = None
+for i in range(int(sys.argv[1])):
+    pid = os.fork()
+    if pid == 0:
+        torch.set_num_threads(1)
+        with torch.no_grad():
+            norm(x)
+        os._exit(0)
+    t = time.time()
+    while time.time() - t < 20:
+        if os.waitpid(pid, os.WNOHANG)[0]:
+            break
+        time.sleep(0.01)
+    else:
+        hung = i
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        break
+stop = True
+[t.join() for t in ths]
+print("hung at fork %d" % hung if hung is not None else "no hang")
+"""
+
+
+@needs_ext
+@pytest.mark.slow
+def test_fork_while_a_backward_runs():
+    """fork() while other threads run backwards (without the GIL, in the
+    C++ layer call's output reuse): the child's first large forward hung
+    on the lock the parent's thread held at the fork (on the second fork
+    of the audit's run); pthread_atfork takes it around the fork."""
+    r = subprocess.run([sys.executable, "-c", _FORK_SCRIPT, "60"],
+                       capture_output=True, text=True, timeout=900)
+    ok(r.returncode == 0 and "no hang" in r.stdout,
+       "60 forks beside two training threads: no child hangs",
+       r.stdout + r.stderr[-2000:])
