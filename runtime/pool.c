@@ -65,6 +65,7 @@ typedef void (*omp_parallel_fn)(void (*fn)(void *), void *data,
 struct dnc_pool {
   int nthreads; /* including the caller */
   pthread_t *threads;
+  atomic_int workers; /* started: on the first job that needs them */
   pthread_mutex_t lock;
   pthread_cond_t work, finished;
   job *jobs; /* jobs with tasks left to claim */
@@ -208,6 +209,7 @@ dnc_pool *dnc_pool_new(int nthreads, int spin_us)
   pthread_mutex_init(&p->lock, NULL);
   pthread_cond_init(&p->work, NULL);
   pthread_cond_init(&p->finished, NULL);
+  atomic_init(&p->workers, -1);
   if (p->nthreads > 1) {
     p->threads = calloc((size_t)p->nthreads - 1, sizeof *p->threads);
     if (!p->threads) {
@@ -215,12 +217,25 @@ dnc_pool *dnc_pool_new(int nthreads, int spin_us)
       return NULL;
     }
   }
-  for (int i = 0; i + 1 < p->nthreads; i++)
-    if (pthread_create(&p->threads[i], NULL, worker, p)) {
-      p->nthreads = i + 1; /* run with the workers that started */
-      break;
-    }
   return p;
+}
+
+/* The workers, started by the first job that runs on them, not with the
+ * pool: a context whose jobs go to an OpenMP team (dnc.torch's, one per
+ * thread count) never starts its own, which idled beside the team (7
+ * for threads=8; 122 threads in a process that had set 16 thread
+ * counts). Those that start are the team: a failed pthread_create leaves
+ * fewer, which claim every task as they come. */
+static void start_workers(dnc_pool *p)
+{
+  pthread_mutex_lock(&p->lock);
+  if (atomic_load(&p->workers) < 0) {
+    int n = 0;
+    while (n + 1 < p->nthreads && !pthread_create(&p->threads[n], NULL, worker, p))
+      n++;
+    atomic_store(&p->workers, n);
+  }
+  pthread_mutex_unlock(&p->lock);
 }
 
 /* whether this process is a fork() of the one that made p: its workers
@@ -245,7 +260,7 @@ void dnc_pool_free(dnc_pool *p)
   atomic_fetch_add_explicit(&p->posted, 1, memory_order_release);
   pthread_cond_broadcast(&p->work);
   pthread_mutex_unlock(&p->lock);
-  for (int i = 0; i + 1 < p->nthreads; i++)
+  for (int i = 0; i < atomic_load(&p->workers); i++)
     pthread_join(p->threads[i], NULL);
   free(p->threads);
   pthread_mutex_destroy(&p->lock);
@@ -292,6 +307,8 @@ void dnc_pool_run(dnc_pool *p, int64_t ntasks, void (*fn)(void *, int64_t),
     omp(omp_member, &j, n, 0);
     return;
   }
+  if (atomic_load_explicit(&p->workers, memory_order_acquire) < 0)
+    start_workers(p);
   pthread_mutex_lock(&p->lock);
   j.link = p->jobs;
   p->jobs = &j;

@@ -708,7 +708,12 @@ static void test_openmp(void)
     dlclose(libm);
 
   static float ref[OUTS], got[OUTS];
+  /* the workers start with the first call on them, not with the
+   * context: one on an OpenMP team never starts them */
+  int made = count_threads();
   ok(omp_run(ctx, ref), "openmp: DyT on dnc's own 4 threads");
+  ok(count_threads() >= made + 3, "... which started with that call (%d "
+     "threads before it, %d after)", made, count_threads());
   void *gomp = dlopen("libgomp.so.1", RTLD_NOW | RTLD_GLOBAL);
   if (!gomp) {
     skip(6, "no libgomp.so.1 to load");

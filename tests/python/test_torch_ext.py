@@ -688,3 +688,29 @@ def test_fork_while_a_backward_runs():
     ok(r.returncode == 0 and "no hang" in r.stdout,
        "60 forks beside two training threads: no child hangs",
        r.stdout + r.stderr[-2000:])
+
+
+def test_thread_counts_keep_no_idle_pools():
+    """One dnc context per thread count, each with threads - 1 workers
+    made with it: a process that had run on 16 thread counts held 122
+    threads, idle beside ATen's OpenMP team. A context's workers now
+    start with its first call on them, and on OpenMP none do."""
+    if dt._torch_openmp() is None:
+        pytest.skip("ATen does not run on an OpenMP runtime here")
+    script = r"""
+import os, torch, dnc.torch as dt
+norm = dt.PointwiseNorm(64, "dyt")
+x = torch.randn(4096, 64, requires_grad=True)
+for n in range(1, 17):
+    torch.set_num_threads(n)
+    norm(x).sum().backward()
+torch.set_num_threads(2)
+print(len(os.listdir('/proc/self/task')), torch.get_num_threads())
+"""
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True,
+                       text=True, timeout=600)
+    ok(r.returncode == 0, "ran", r.stderr[-2000:])
+    n = int(r.stdout.split()[0])
+    # ATen's OpenMP team (up to 15 after set_num_threads(16)) and
+    # PyTorch's own few; dnc's idle pools were 120 more
+    ok(n <= 40, "threads after 16 thread counts: %d" % n)
