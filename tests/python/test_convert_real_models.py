@@ -1,0 +1,507 @@
+"""test_convert_real_models.py - dnc.convert on the real classes of
+Hugging Face's transformers and of timm, as users convert them (tiny
+configs, random weights: nothing is downloaded), where test_convert*.py
+use look-alikes written by hand. Skipped where either library is missing
+(Debian's python3 with PyTorch 1.13 has neither); tools/requirements-venv.txt
+puts both in the project's virtualenv.
+
+For every model: which sites become PointwiseNorms and which stay (with
+the warning that names them); each PointwiseNorm's size, layout (over
+the last dimension or dimension 1) and bias, against what the class
+says it normalizes (its data_format, timm's *2d classes), not against
+what dnc.convert's own probe concluded; the converted model's output
+against the original model with each of those norms replaced by a
+plain PyTorch tanh(alpha * x) * weight + bias over the dimension it
+should be over (a norm converted over the wrong dimension, q/k norms
+over head_dim inside the attention's reshapes say, changes the output);
+forward, backward and three optimizer steps, finite; a state_dict saved
+with torch.save loading into a freshly converted model with identical
+outputs."""
+import copy
+import io
+import re
+import warnings
+
+import pytest
+
+torch = pytest.importorskip("torch")
+if int(torch.__version__.split(".")[0]) < 2:
+    pytest.skip("transformers and timm need PyTorch 2", allow_module_level=True)
+T = pytest.importorskip("transformers")
+timm = pytest.importorskip("timm")
+
+from torch import nn  # noqa: E402
+
+import dnc.convert as dconv  # noqa: E402
+import dnc.torch as dt  # noqa: E402
+from checks import ok  # noqa: E402
+
+VOCAB = 97
+
+
+def _lm(cfg, model, **kw):
+    d = dict(hidden_size=64, intermediate_size=96, num_hidden_layers=2,
+             num_attention_heads=4, num_key_value_heads=2, vocab_size=VOCAB,
+             max_position_embeddings=64, pad_token_id=0, bos_token_id=1,
+             eos_token_id=2)
+    d.update(kw)
+    return lambda: getattr(T, model)(getattr(T, cfg)(**d))
+
+
+# name: (builder, input kind, the classes converted, {class: why it stays})
+# head_dim 24 (not hidden / heads = 16): a q/k norm over head_dim has
+# another size than one over the hidden dimension or over the heads
+HF = {
+    "llama": (_lm("LlamaConfig", "LlamaForCausalLM"), "text",
+              {"LlamaRMSNorm"}, {}),
+    "mistral": (_lm("MistralConfig", "MistralForCausalLM"), "text",
+                {"MistralRMSNorm"}, {}),
+    "qwen2": (_lm("Qwen2Config", "Qwen2ForCausalLM"), "text",
+              {"Qwen2RMSNorm"}, {}),
+    "qwen3": (_lm("Qwen3Config", "Qwen3ForCausalLM", head_dim=24), "text",
+              {"Qwen3RMSNorm"}, {}),
+    "gemma": (_lm("GemmaConfig", "GemmaForCausalLM", head_dim=24), "text",
+              {"GemmaRMSNorm"}, {}),
+    "gemma2": (_lm("Gemma2Config", "Gemma2ForCausalLM", head_dim=24), "text",
+               {"Gemma2RMSNorm"}, {}),
+    "gemma3": (_lm("Gemma3TextConfig", "Gemma3ForCausalLM", head_dim=24),
+               "text", {"Gemma3RMSNorm"}, {}),
+    "phi3": (_lm("Phi3Config", "Phi3ForCausalLM"), "text",
+             {"Phi3RMSNorm"}, {}),
+    # q_norm over the full hidden size, k_norm over kv_heads * head_dim
+    "olmo2": (_lm("Olmo2Config", "Olmo2ForCausalLM"), "text",
+              {"Olmo2RMSNorm"}, {}),
+    # a LayerNorm without bias; use_qk_norm: q/k norms with a weight per
+    # head and channel ([heads, head_dim]), which a PointwiseNorm has not
+    "cohere": (_lm("CohereConfig", "CohereForCausalLM", use_qk_norm=True),
+               "text", {"CohereLayerNorm"}, {"CohereLayerNorm": ""}),
+    # LayerNorm1P: a LayerNorm scaling by 1 + weight
+    "nemotron": (_lm("NemotronConfig", "NemotronForCausalLM"), "text",
+                 {"NemotronLayerNorm1P"}, {}),
+    "t5": (lambda: T.T5ForConditionalGeneration(T.T5Config(
+        vocab_size=VOCAB, d_model=32, d_kv=8, d_ff=48, num_layers=1,
+        num_decoder_layers=1, num_heads=4, decoder_start_token_id=0,
+        pad_token_id=0)), "t5", {"T5LayerNorm"}, {}),
+    "bert": (lambda: T.BertForMaskedLM(T.BertConfig(
+        vocab_size=VOCAB, hidden_size=32, num_hidden_layers=1,
+        num_attention_heads=4, intermediate_size=48,
+        max_position_embeddings=32)), "text", {"LayerNorm"}, {}),
+    "gpt2": (lambda: T.GPT2LMHeadModel(T.GPT2Config(
+        vocab_size=VOCAB, n_embd=32, n_layer=1, n_head=4, n_positions=32,
+        bos_token_id=1, eos_token_id=2)), "text", {"LayerNorm"}, {}),
+    "vit": (lambda: T.ViTForImageClassification(T.ViTConfig(
+        image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=1,
+        num_attention_heads=4, intermediate_size=48, num_labels=5)),
+        "image", {"LayerNorm"}, {}),
+    # ConvNextLayerNorm: channels first in the stem and the downsampling
+    # layers (data_format), channels last in the blocks
+    "convnext": (lambda: T.ConvNextForImageClassification(T.ConvNextConfig(
+        hidden_sizes=[8, 16], depths=[1, 1], num_stages=2, num_labels=5)),
+        "image", {"ConvNextLayerNorm", "LayerNorm"}, {}),
+    "convnextv2": (lambda: T.ConvNextV2ForImageClassification(
+        T.ConvNextV2Config(hidden_sizes=[8, 16], depths=[1, 1], num_stages=2,
+                           num_labels=5)),
+        "image", {"ConvNextV2LayerNorm", "LayerNorm"}, {}),
+    "swin": (lambda: T.SwinForImageClassification(T.SwinConfig(
+        image_size=32, patch_size=4, embed_dim=16, depths=[1, 1],
+        num_heads=[2, 2], window_size=4, num_labels=5)),
+        "image", {"LayerNorm"}, {}),
+    "mamba": (lambda: T.MambaForCausalLM(T.MambaConfig(
+        vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, state_size=4,
+        expand=2)), "text", {"MambaRMSNorm"}, {}),
+    # the mixer's gated RMSNorm, forward(x, gate), stays
+    "mamba2": (lambda: T.Mamba2ForCausalLM(T.Mamba2Config(
+        vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, state_size=8,
+        expand=2, head_dim=16, num_heads=4, n_groups=1, chunk_size=8)),
+        "text", {"Mamba2RMSNorm"}, {"MambaRMSNormGated": ""}),
+}
+
+# name: (timm model, its keywords, image size, classes converted)
+TIMM = {
+    "convnext_atto": ("convnext_atto", {}, 32, {"LayerNorm2d"}),
+    "convnext_atto_rms2d": ("convnext_atto", {"norm_layer": "rmsnorm2d"},
+                            32, {"RmsNorm2d"}),
+    "vit_tiny": ("vit_tiny_patch16_224", dict(img_size=32, patch_size=8,
+                                              depth=2), 32, {"LayerNorm"}),
+    # q/k LayerNorms over head_dim, on [B, heads, N, head_dim]
+    "vit_tiny_qknorm": ("vit_tiny_patch16_224", dict(
+        img_size=32, patch_size=8, depth=2, qk_norm=True), 32,
+        {"LayerNorm"}),
+    "vit_tiny_rmsfp32": ("vit_tiny_patch16_224", dict(
+        img_size=32, patch_size=8, depth=2, norm_layer="rmsnormfp32"), 32,
+        {"RmsNormFp32"}),
+    "deit_tiny": ("deit_tiny_patch16_224", dict(img_size=32, patch_size=8,
+                                                depth=2), 32, {"LayerNorm"}),
+    "swin": ("swin_tiny_patch4_window7_224", dict(
+        img_size=32, window_size=4, embed_dim=16, depths=(1, 1),
+        num_heads=(2, 2)), 32, {"LayerNorm"}),
+    # LayerNorm and LayerNorm2d side by side
+    "edgenext": ("edgenext_xx_small", {}, 64, {"LayerNorm", "LayerNorm2d"}),
+    # LayerNorm2dNoBias: channels first, without bias
+    "poolformerv2": ("poolformerv2_s12", {}, 64,
+                     {"LayerNorm2d", "LayerNorm2dNoBias"}),
+    # its attention biases are sized for 224 x 224 inputs
+    "efficientformer": ("efficientformer_l1", {}, 224, {"LayerNorm"}),
+}
+
+
+def _inputs(kind, n=2):
+    g = torch.Generator().manual_seed(0)
+    if kind == "image":
+        return dict(pixel_values=torch.randn(n, 3, 32, 32, generator=g),
+                    labels=torch.tensor([1, 3][:n]))
+    ids = torch.randint(3, VOCAB, (n, 7), generator=g)
+    if kind == "t5":
+        return dict(input_ids=ids, labels=ids[:, :5].contiguous())
+    return dict(input_ids=ids, labels=ids)
+
+
+def _expected_cf(m):
+    """Over dimension 1, by what the class says, not by dnc's probe:
+    Hugging Face's data_format, timm's *2d norm classes."""
+    if getattr(m, "data_format", None) == "channels_first":
+        return True
+    return type(m).__module__.startswith("timm.") and \
+        re.search(r"2d", type(m).__name__, re.I) is not None
+
+
+class _Reference(nn.Module):
+    """tanh(alpha * x) * weight + bias in plain PyTorch, over the last
+    dimension or dimension 1, with a PointwiseNorm's values."""
+
+    def __init__(self, pn, cf):
+        super().__init__()
+        self.cf = cf
+        self.alpha = float(pn.alpha.detach())
+        # named weight: Mamba reads self.norm.weight.dtype
+        self.weight = None if pn.weight is None else \
+            pn.weight.detach().clone()
+        self.b = None if pn.bias is None else pn.bias.detach().clone()
+
+    def forward(self, x):
+        y = torch.tanh(self.alpha * x)
+        shape = (-1,) + (1,) * (x.dim() - 2) if self.cf else (-1,)
+        if self.weight is not None:
+            y = y * self.weight.view(shape)
+        if self.b is not None:
+            y = y + self.b.view(shape)
+        return y
+
+
+def _pns(model):
+    return {p: m for p, m in model.named_modules()
+            if isinstance(m, dt.PointwiseNorm)}
+
+
+def _set(model, path, new):
+    parent, _, leaf = path.rpartition(".")
+    (model.get_submodule(parent) if parent else model).add_module(leaf, new)
+
+
+def _convert(model):
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        conv = dt.convert(copy.deepcopy(model), "dyt")
+    said = [str(w.message) for w in rec if "dnc.convert" in str(w.message)]
+    return conv, said
+
+
+def _check_sites(name, orig, conv, said, converted, left):
+    """Every norm of the converted classes a PointwiseNorm of its size,
+    layout and bias; every norm of the classes that stay, named in a
+    warning with its reason; nothing else converted."""
+    pns = _pns(conv)
+    seen = set()
+    for path, m in orig.named_modules():
+        cls = type(m).__name__
+        if cls in left and not isinstance(conv.get_submodule(path),
+                                          dt.PointwiseNorm):
+            ok(type(conv.get_submodule(path)) is type(m),
+               "%s: %s stays" % (name, path))
+            ok(any("%s (%s)" % (path, cls) in s for s in said),
+               "%s: %s (%s) named in a warning" % (name, path, cls), said)
+            continue
+        if cls not in converted:
+            continue
+        seen.add(path)
+        pn = pns.get(path)
+        ok(pn is not None, "%s: %s (%s) converted" % (name, path, cls))
+        w = getattr(m, "weight", None)
+        c = w.shape[0] if w is not None else m.normalized_shape[0]
+        ok(tuple(pn.normalized_shape) == (c,),
+           "%s: %s over %d channels" % (name, path, c),
+           str(pn.normalized_shape))
+        ok(pn.channels_last is not _expected_cf(m),
+           "%s: %s over %s" % (name, path, "dimension 1" if _expected_cf(m)
+                               else "the last dimension"))
+        ok((pn.bias is None) == (getattr(m, "bias", None) is None),
+           "%s: %s bias as the norm's" % (name, path))
+    ok(set(pns) == seen, "%s: only those converted" % name,
+       sorted(set(pns) ^ seen))
+    ok(seen, "%s: something converted" % name)
+
+
+def _against_reference(name, orig, conv, run, inp):
+    """conv's output against orig with each converted norm replaced by a
+    plain tanh over the dimension its class says (random alpha, weight
+    and bias, so that every site counts)."""
+    ref = copy.deepcopy(orig)
+    torch.manual_seed(1)
+    for path, pn in _pns(conv).items():
+        with torch.no_grad():
+            pn.alpha.uniform_(0.3, 1.2)
+            if pn.weight is not None:
+                pn.weight.uniform_(0.5, 1.5)
+            if pn.bias is not None:
+                pn.bias.uniform_(-0.3, 0.3)
+        _set(ref, path, _Reference(pn, _expected_cf(orig.get_submodule(path))))
+    conv.eval()
+    ref.eval()
+    with torch.no_grad():
+        y, want = run(conv, inp), run(ref, inp)
+    err = (y - want).abs().max().item()
+    scale = want.abs().max().item()
+    ok(torch.isfinite(y).all() and err <= 1e-5 * max(scale, 1e-3),
+       "%s: the converted model computes the reference's output" % name,
+       "max |diff| %.3g, max |reference| %.3g" % (err, scale))
+
+
+def _train_and_reload(name, conv, fresh, run_loss, run):
+    """Forward, backward and three AdamW steps (finite, the norms'
+    parameters trained); the state_dict through torch.save into a fresh
+    converted model: the same outputs."""
+    conv.train()
+    opt = torch.optim.AdamW(conv.parameters(), lr=1e-2)
+    before = {p: m.alpha.detach().clone() for p, m in _pns(conv).items()}
+    for _ in range(3):
+        loss = run_loss(conv)
+        ok(torch.isfinite(loss), "%s: finite loss" % name, str(loss))
+        opt.zero_grad()
+        loss.backward()
+        for p, m in _pns(conv).items():
+            ok(m.alpha.grad is not None and torch.isfinite(m.alpha.grad).all(),
+               "%s: %s.alpha has a finite gradient" % (name, p))
+        opt.step()
+    moved = [p for p, m in _pns(conv).items()
+             if not torch.equal(m.alpha, before[p])]
+    ok(moved, "%s: the norms' alpha trained" % name)
+    buf = io.BytesIO()
+    torch.save(conv.state_dict(), buf)
+    buf.seek(0)
+    fresh.load_state_dict(torch.load(buf))
+    conv.eval()
+    fresh.eval()
+    with torch.no_grad():
+        ok(torch.equal(run(conv), run(fresh)),
+           "%s: the state_dict round trip gives the same outputs" % name)
+
+
+@pytest.mark.parametrize("name", sorted(HF))
+def test_transformers(name):
+    build, kind, converted, left = HF[name]
+    torch.manual_seed(0)
+    orig = build().float().eval()
+    conv, said = _convert(orig)
+    _check_sites(name, orig, conv, said, converted, left)
+    for path, m in orig.named_modules():
+        why = left.get(type(m).__name__)
+        if why and not isinstance(conv.get_submodule(path), dt.PointwiseNorm):
+            ok(any(why in s for s in said),
+               "%s: the warning says why %s stays (%s)" % (name, path, why),
+               said)
+    inp = _inputs(kind)
+    logits = lambda m, b=inp: m(**b).logits  # noqa: E731
+    _against_reference(name, orig, conv, logits, inp)
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the warnings _convert checked
+        fresh = dt.convert(build().float(), "dyt")
+    _train_and_reload(name, conv, fresh, lambda m: m(**inp).loss,
+                      lambda m: logits(m))
+
+
+def test_transformers_head_dim_norms():
+    """The q/k norms at their sizes: Qwen3's and Gemma3's over head_dim
+    (24, on [B, L, heads, head_dim]), OLMo2's over the whole projection
+    (heads * head_dim = 64 for q, kv_heads * head_dim = 32 for k)."""
+    for name, q, k in (("qwen3", 24, 24), ("gemma3", 24, 24),
+                       ("olmo2", 64, 32)):
+        torch.manual_seed(0)
+        conv = dt.convert(HF[name][0](), "dyt")
+        for i in range(2):
+            attn = conv.model.layers[i].self_attn
+            ok(isinstance(attn.q_norm, dt.PointwiseNorm) and
+               attn.q_norm.channels_last and
+               tuple(attn.q_norm.normalized_shape) == (q,) and
+               tuple(attn.k_norm.normalized_shape) == (k,),
+               "%s: q_norm over %d, k_norm over %d, the last dimension"
+               % (name, q, k), repr(attn.q_norm))
+
+
+def test_transformers_one_plus_weight():
+    """Gemma's RMSNorms and Nemotron's LayerNorm1P scale by 1 + weight:
+    keep_affine copies 1 + weight; the unconverted Gemma's state_dict
+    loads into the converted model as 1 + weight (docs/python.md)."""
+    for name in ("gemma3", "nemotron"):
+        torch.manual_seed(0)
+        orig = HF[name][0]()
+        norms = {p: m for p, m in orig.named_modules()
+                 if type(m).__name__ in HF[name][2]}
+        with torch.no_grad():
+            for m in norms.values():
+                m.weight.uniform_(-0.5, 0.5)
+        sd = orig.state_dict()
+        conv = dt.convert(copy.deepcopy(orig), "dyt", keep_affine=True)
+        for p in norms:
+            ok(torch.allclose(conv.get_submodule(p).weight,
+                              1 + sd[p + ".weight"]),
+               "%s: keep_affine copies 1 + weight at %s" % (name, p))
+    torch.manual_seed(0)
+    fresh = dt.convert(HF["gemma3"][0](), "dyt")
+    torch.manual_seed(0)
+    orig = HF["gemma3"][0]()
+    with torch.no_grad():
+        for p, m in orig.named_modules():
+            if type(m).__name__ == "Gemma3RMSNorm":
+                m.weight.uniform_(-0.5, 0.5)
+    sd = orig.state_dict()
+    r = fresh.load_state_dict(sd, strict=False)
+    ok(not r.unexpected_keys and
+       all(k.endswith(".alpha") for k in r.missing_keys),
+       "Gemma's checkpoint loads but for alpha", str(r))
+    for p, m in _pns(fresh).items():
+        ok(torch.allclose(m.weight, 1 + sd[p + ".weight"]),
+           "Gemma's checkpoint loads 1 + weight at %s" % p)
+
+
+def test_transformers_meta_device():
+    """Deferred initialisation (the model built under torch.device('meta')):
+    every site converted as on the CPU, over the last dimension, Gemma3's
+    with the 1 + weight load hook; the model stays on meta."""
+    for name, n, offset in (("llama", 5, False), ("gemma3", 13, True)):
+        torch.manual_seed(0)
+        with torch.device("meta"):
+            m = HF[name][0]()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            m = dt.convert(m, "dyt")
+        pns = _pns(m)
+        ok(len(pns) == n and all(x.channels_last and x.weight.is_meta
+                                 for x in pns.values()),
+           "%s on meta: %d sites, over the last dimension" % (name, n))
+        ok(all(bool(x._load_state_dict_pre_hooks) == offset
+               for x in pns.values()),
+           "%s on meta: 1 + weight %s" % (name, "found" if offset else
+                                          "not found"))
+
+
+def test_transformers_kinds_and_bf16():
+    """T5LayerNorm and Cohere's bias-free LayerNorm are of kind 'rmsnorm'
+    (weight-only), Nemotron's LayerNorm1P of kind 'layernorm'; a bfloat16
+    LLaMA converts to bfloat16 norms and trains; generate() runs."""
+    for name, kind, other in (("t5", "rmsnorm", "layernorm"),
+                              ("cohere", "rmsnorm", "layernorm"),
+                              ("nemotron", "layernorm", "rmsnorm")):
+        torch.manual_seed(0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ok(_pns(dt.convert(HF[name][0](), "dyt", kind=kind)),
+               "%s: converted with kind=%r" % (name, kind))
+        with pytest.raises(ValueError, match=r"kind='%s' or 'all'" % kind):
+            dt.convert(HF[name][0](), "dyt", kind=other)
+    torch.manual_seed(0)
+    m = dt.convert(HF["llama"][0]().to(torch.bfloat16), "dyt")
+    ok(all(x.weight.dtype == torch.bfloat16 for x in _pns(m).values()),
+       "bfloat16 norms")
+    inp = _inputs("text")
+    loss = m(**inp).loss
+    loss.backward()
+    ok(torch.isfinite(loss) and m.model.norm.alpha.grad is not None,
+       "bfloat16 LLaMA: finite loss, gradients")
+    m = m.float().eval()
+    out = m.generate(inp["input_ids"][:1], max_new_tokens=3, do_sample=False)
+    ok(out.shape == (1, 10), "generate", str(out.shape))
+
+
+def test_transformers_fit_initial():
+    """fit_initial on Hugging Face's batches (mappings, model(**batch)):
+    one alpha per site, finite and positive, and at every site the
+    converted norm (keep_affine) is nearer the original's output than
+    with DyT's default alpha 0.5 (at random initialisation the inputs are
+    small, std 0.02 embeddings: alpha is large). Cohere's bias-free
+    LayerNorm is fitted to LayerNorm's output."""
+    for name in ("llama", "cohere"):
+        torch.manual_seed(0)
+        orig = HF[name][0]().eval()
+        batches = [{"input_ids": _inputs("text")["input_ids"]}]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            init = dt.fit_initial(orig, "dyt", batches)
+            fitted = dt.convert(copy.deepcopy(orig), "dyt", init=init,
+                                keep_affine=True).eval()
+            plain = dt.convert(copy.deepcopy(orig), "dyt",
+                               keep_affine=True).eval()
+        sites = dict((p, m) for p, m, _ in dt.find_norms(orig))
+        ok(set(init) == set(sites), "%s: every site fitted" % name,
+           sorted(init))
+        seen = {}
+        hooks = [m.register_forward_hook(
+            lambda mod, a, y, p=p: seen.__setitem__(p, (a[0], y)))
+            for p, m in sites.items()]
+        with torch.no_grad():
+            orig(**batches[0])
+        for h in hooks:
+            h.remove()
+        for p, (x, y) in seen.items():
+            a = init[p]["alpha"]
+            with torch.no_grad():
+                e1 = ((fitted.get_submodule(p)(x) - y).norm() / y.norm())
+                e0 = ((plain.get_submodule(p)(x) - y).norm() / y.norm())
+            ok(a > 0 and e1 < e0 and e1 < 0.6,
+               "%s: %s fitted (alpha %.3g): relative error %.3f, at alpha "
+               "0.5 %.3f" % (name, p, a, e1, e0))
+        if name == "cohere":
+            ok(all(dconv._site(m, p, "rmsnorm", None).base == "layernorm"
+                   for p, m in sites.items()),
+               "Cohere's LayerNorm is fitted to LayerNorm's output")
+
+
+@pytest.mark.slow
+def test_transformers_compile():
+    """torch.compile of a converted LLaMA: the eager outputs, and a
+    backward (7 to 20 s on two cores)."""
+    torch.manual_seed(0)
+    m = dt.convert(HF["llama"][0](), "dyt")
+    inp = _inputs("text")
+    mc = torch.compile(m)
+    with torch.no_grad():
+        ok(torch.allclose(mc(**inp).logits, m(**inp).logits, atol=1e-5),
+           "compiled outputs")
+    loss = mc(**inp).loss
+    loss.backward()
+    ok(torch.isfinite(loss) and m.model.norm.alpha.grad is not None,
+       "compiled backward")
+
+
+@pytest.mark.parametrize("name", sorted(TIMM))
+def test_timm(name):
+    arch, kw, size, converted = TIMM[name]
+    torch.manual_seed(0)
+
+    def build():
+        return timm.create_model(arch, pretrained=False, num_classes=5,
+                                 **kw).eval()
+    orig = build()
+    n = 1 if size > 64 else 2
+    x = torch.randn(n, 3, size, size, generator=torch.Generator().manual_seed(0))
+    labels = torch.tensor([1, 3][:n])
+    conv, said = _convert(orig)
+    ok(not said, "%s: no warnings" % name, said)
+    _check_sites(name, orig, conv, said, converted, {})
+    run = lambda m, x=x: m(x)  # noqa: E731
+    _against_reference(name, orig, conv, run, x)
+    torch.manual_seed(0)
+    fresh = dt.convert(build(), "dyt")
+    _train_and_reload(
+        name, conv, fresh,
+        lambda m: nn.functional.cross_entropy(m(x), labels), run)
