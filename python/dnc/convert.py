@@ -148,7 +148,9 @@ def _is_layernorm(m):
     """nn.LayerNorm and its subclasses, and LayerNorms written from scratch
     as the ConvNeXt repositories' LayerNorm (its data_format) and
     Hugging Face's ConvNextLayerNorm are: a leaf module whose class name
-    has "LayerNorm" in it, with a 1-D weight and a bias of its shape."""
+    has "LayerNorm" in it, with a 1-D weight and a bias of its shape (or
+    none, calling layer_norm), or without parameters, calling layer_norm
+    over its normalized_shape (OLMo's OlmoLayerNorm)."""
     if isinstance(m, nn.LayerNorm):
         return True
     if isinstance(m, _OTHER_NORMS):
@@ -157,15 +159,38 @@ def _is_layernorm(m):
         # misleading reason)
         return False
     w, b = _vec(m, "weight"), _vec(m, "bias")
-    if not ("layernorm" in type(m).__name__.lower() and _leaf(m) and
-            w is not None):
+    if not ("layernorm" in type(m).__name__.lower() and _leaf(m)):
         return False
+    if w is None:
+        # a LayerNorm without parameters that calls layer_norm (OLMo's
+        # OlmoLayerNorm: F.layer_norm(x, self.normalized_shape, None,
+        # None)): a PointwiseNorm without weight and bias; it was 'not
+        # recognised', and an OLMo model had nothing to convert
+        return _bare_shape(m) is not None and \
+            "layer_norm(" in _forward_source(m)
     if b is not None:
         return b.shape == w.shape
     # a bias-free LayerNorm that calls layer_norm (nanoGPT's bias=False):
     # the probe checks that it computes weight * layernorm(x)
     return getattr(m, "bias", None) is None and \
         "layer_norm(" in _forward_source(m)
+
+
+def _bare_shape(m):
+    """The normalized_shape of a norm without parameters (OLMo's
+    OlmoLayerNorm), as a tuple, or None: m has a weight, a bias or other
+    parameters, or no normalized_shape of integers."""
+    if getattr(m, "weight", None) is not None or \
+            getattr(m, "bias", None) is not None or \
+            next(m.parameters(), None) is not None:
+        return None
+    ns = getattr(m, "normalized_shape", None)
+    if isinstance(ns, (int, np.integer)):
+        ns = (ns,)
+    if isinstance(ns, (tuple, list, torch.Size)) and ns and \
+            all(isinstance(n, (int, np.integer)) for n in ns):
+        return tuple(int(n) for n in ns)
+    return None
 
 
 def _is_rmsnorm(m):
@@ -210,8 +235,12 @@ def _unknown_norm(m):
     # a norm with its activation (timm's RmsNormAct2d: act, drop) has
     # children; another module named *Norm with children is a container
     # (a PreNorm wrapper) whose norm inside is converted
+    # (a module named *NormAct with children but no weight of its own is
+    # a block around a norm, timm's ConvNormAct: conv, bn, act; its batch
+    # norm is no LayerNorm, and it is no norm to replace by hand)
     if isinstance(m, (_dt.PointwiseNorm,) + _OTHER_NORMS) or \
-            (not _leaf(m) and not re.search(r"normact(\dd)?$", name)):
+            (not _leaf(m) and not (re.search(r"normact(\dd)?$", name) and
+                                   "weight" in m._parameters)):
         return False
     if _is_layernorm(m) or _is_rmsnorm(m):
         return False
@@ -223,6 +252,45 @@ def _unknown_norm(m):
     return re.search(r"norm(\dd)?(act(\dd)?)?(gated)?(fp32)?$", name) \
         is not None and \
         not re.search(r"batch|group|instance|localresponse", name)
+
+
+def _why_unknown(m):
+    """Why the norm m (_unknown_norm) stays, where its class tells, or
+    None: a forward that takes more than the input (Mamba2's gated
+    RMSNorm, forward(x, gate)), a weight of more than one dimension (the
+    per-head q/k norms of Cohere, weight [heads, head_dim])."""
+    extra = _extra_inputs(m)
+    if extra:
+        return ("its forward takes %s besides the input (a gated or fused "
+                "norm): a PointwiseNorm takes the input alone"
+                % ", ".join(extra))
+    w = getattr(m, "weight", None)
+    if isinstance(w, torch.Tensor) and w.dim() > 1:
+        return ("its weight is %d-D %s: a PointwiseNorm's weight has one "
+                "dimension" % (w.dim(), list(w.shape)))
+    return None
+
+
+def _unrecognised(model):
+    """The norms convert does not recognise in model, as 'path (Class)'
+    (': why' where _why_unknown tells), and advice for the others;
+    ('', '') where there are none."""
+    items, plain = {}, False
+    for p, m in _named_layers(model):
+        if _unknown_norm(m):
+            why = _why_unknown(m)
+            plain = plain or why is None
+            items["%s (%s)" % (p or "the model", type(m).__name__)] = why
+    if not items:
+        return "", ""
+    reasons = any(w is not None for w in items.values())
+    text = ("; " if reasons else ", ").join(
+        k if w is None else "%s: %s" % (k, w) for k, w in sorted(items.items()))
+    advice = (" (a LayerNorm needs a 1-D weight and bias, an RMSNorm a 1-D "
+              "weight and no bias; replace %s by hand with PointwiseNorm)"
+              % ("these" if not reasons else "those without a reason")
+              if plain else "")
+    return text, advice
 
 
 def _named_layers(model):
@@ -247,8 +315,10 @@ def _shape(m, path):
     if isinstance(m, nn.LayerNorm) or (_RMSNorm is not None and
                                        isinstance(m, _RMSNorm)):
         shape = tuple(m.normalized_shape)
-    else:
+    elif _scale(m) is not None:
         shape = (_scale(m).shape[0],)
+    else:  # a LayerNorm without parameters (OLMo's)
+        shape = _bare_shape(m)
     if len(shape) != 1:
         raise ValueError("dnc.convert: %s normalizes over %s; PointwiseNorm "
                          "covers one dimension: the last dimension only, or "
@@ -948,14 +1018,10 @@ def convert(model, fn, module=None, *, kind="all", init=None,
         # an RMSNorm by what it computes, which that kind leaves
         warnings.warn("dnc.convert: left as they are, not of kind %r%s"
                       % (kind, skipped))
-    left = sorted({"%s (%s)" % (p or "the model", type(m).__name__)
-                   for p, m in _named_layers(out) if _unknown_norm(m)})
+    left, advice = _unrecognised(out)
     if left:
         warnings.warn("dnc.convert: left as they are, not recognised as a "
-                      "LayerNorm or an RMSNorm: %s (a LayerNorm needs a 1-D "
-                      "weight and bias, an RMSNorm a 1-D weight and no bias;"
-                      " replace these by hand with PointwiseNorm)"
-                      % ", ".join(left))
+                      "LayerNorm or an RMSNorm: %s%s" % (left, advice))
     # nn.TransformerEncoder decides at construction whether its eval-mode
     # fast path packs the batch into a nested tensor, from its layers'
     # LayerNorms: that path computes LayerNorm itself. Its layers' own fast
@@ -1037,10 +1103,9 @@ def _no_norm(model, kind):
                 "already (%s%s); convert the original model to use another "
                 "function" % (what, ", ".join(done[:4]),
                               ", ..." if len(done) > 4 else ""))
-    other = sorted({"%s (%s)" % (p or "the model", type(m).__name__)
-                    for p, m in _named_layers(model) if _unknown_norm(m)})
+    other, _ = _unrecognised(model)
     return "the model has no %s to replace%s%s" % (
-        what, "; not recognised as one: %s" % ", ".join(other)
+        what, "; not recognised as one: %s" % other
         if other else "", _other_kind(model, kind))
 
 

@@ -244,9 +244,16 @@ class MambaRMSNormGated(nn.Module):
 
 
 def test_gated_rmsnorm_stays_with_a_warning_and_channels_first_of_a_non_norm():
-    with pytest.warns(UserWarning, match=r"1 \(MambaRMSNormGated\)"):
+    # the warning says why: it had said 'an RMSNorm needs a 1-D weight and
+    # no bias; replace these by hand with PointwiseNorm', which this one
+    # has, and which takes no gate
+    with pytest.warns(UserWarning, match=r"1 \(MambaRMSNormGated\): its "
+                      r"forward takes gate besides the input") as rec:
         m = dt.convert(nn.Sequential(nn.LayerNorm(4), MambaRMSNormGated(4)),
                        "dyt")
+    said = " ".join(str(w.message) for w in rec)
+    ok("replace these by hand" not in said, "no advice to replace it by hand",
+       said)
     ok(type(m[1]) is MambaRMSNormGated, "a gated RMSNorm stays, warned")
     raises(ValueError, lambda: dconv.channels_first(nn.Linear(3, 3)),
            "channels_first of a module that is no norm: the class does not "
@@ -916,3 +923,117 @@ class LayerNorm2D_NCHW(nn.GroupNorm):
 def test_a_group_norm_named_layernorm_is_set_aside():
     ok(dt.find_norms(nn.Sequential(LayerNorm2D_NCHW(4))) == [],
        "not a LayerNorm site")
+
+
+class OlmoLayerNorm(nn.Module):
+    """transformers' OLMo (v1) norm: F.layer_norm without weight or bias."""
+
+    def __init__(self, hidden_size):
+        super().__init__()
+        self.normalized_shape = (hidden_size,)
+
+    def forward(self, hidden_states):
+        dtype = hidden_states.dtype
+        return F.layer_norm(hidden_states.to(torch.float32),
+                            self.normalized_shape, None, None,
+                            eps=1e-5).to(dtype)
+
+
+class CohereLayerNorm(nn.Module):
+    """transformers' Cohere norm; for the q/k norms hidden_size is (heads,
+    head_dim): a weight per head and channel."""
+
+    def __init__(self, hidden_size, eps=1e-5):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(hidden_size))
+        self.variance_epsilon = eps
+
+    def forward(self, hidden_states):
+        mean = hidden_states.mean(-1, keepdim=True)
+        v = (hidden_states - mean).pow(2).mean(-1, keepdim=True)
+        x = (hidden_states - mean) * torch.rsqrt(v + self.variance_epsilon)
+        return self.weight * x
+
+
+class ConvNormAct(nn.Module):
+    """timm.layers.ConvNormAct: a conv, a batch norm, an activation (a
+    block named like a norm with its activation, with no weight of its
+    own)."""
+
+    def __init__(self, cin, cout):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, 1)
+        self.bn = nn.BatchNorm2d(cout)
+        self.act = nn.ReLU()
+
+    def forward(self, x):
+        return self.act(self.bn(self.conv(x)))
+
+
+def test_parameter_free_layernorm_is_converted():
+    """OLMo's OlmoLayerNorm, without parameters: 'not recognised', so that
+    an OLMo model had nothing to convert; now a PointwiseNorm without
+    weight and bias over the last dimension, computing tanh(alpha * x),
+    whose alpha trains (and fit_initial fits it as a LayerNorm)."""
+    torch.manual_seed(0)
+    # (channels 6 and 8: the probe compares with eps 1e-6, not OLMo's 1e-5
+    # written in its forward, and a row of 3 channels can have a variance
+    # small enough for that to show)
+    model = nn.Sequential(nn.Linear(4, 6), OlmoLayerNorm(6), nn.Linear(6, 8),
+                          OlmoLayerNorm(8))
+    ok([k for _, _, k in dt.find_norms(model)] == ["layernorm"] * 2,
+       "found as LayerNorms")
+    init = dt.fit_initial(model, "dyt", [torch.randn(8, 5, 4)])
+    ok(set(init) == {"1", "3"} and all(v["alpha"] > 0 for v in init.values()),
+       "fitted", init)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        conv = dt.convert(copy.deepcopy(model), "dyt", alpha=0.7)
+    for i, c in ((1, 6), (3, 8)):
+        n = conv[i]
+        ok(isinstance(n, dt.PointwiseNorm) and n.channels_last and
+           tuple(n.normalized_shape) == (c,) and n.weight is None and
+           n.bias is None, "a PointwiseNorm without weight and bias", repr(n))
+    x = torch.randn(2, 5, 4)
+    h = conv[0](x)
+    ok(torch.allclose(conv[1](h), torch.tanh(0.7 * h), atol=1e-6),
+       "tanh(alpha * x)")
+    conv(x).sum().backward()
+    ok(conv[1].alpha.grad is not None, "alpha trains")
+    frozen = copy.deepcopy(model).requires_grad_(False)
+    ok(not dt.convert(frozen, "dyt")[1].alpha.requires_grad,
+       "in a frozen model, frozen as the modules around it")
+    on_meta = dt.convert(copy.deepcopy(model).to("meta"), "dyt")
+    ok(isinstance(on_meta[1], dt.PointwiseNorm) and on_meta[1].alpha.is_meta,
+       "on the meta device too")
+
+
+def test_unrecognised_norms_say_why_and_conv_blocks_are_no_norms():
+    """Cohere's per-head q/k norms (a 2-D weight) stay with a warning
+    saying so; timm's ConvNormAct blocks (named *NormAct, with no weight
+    of their own) are not named as norms to replace by hand, in the
+    warning or in the error of a model with nothing to convert."""
+    c = 4
+    model = nn.Sequential(nn.Linear(8, 8), CohereLayerNorm(8),
+                          nn.Unflatten(-1, (2, c)), CohereLayerNorm((2, c)))
+    with pytest.warns(UserWarning, match=r"3 \(CohereLayerNorm\): its "
+                      r"weight is 2-D \[2, 4\]") as rec:
+        conv = dt.convert(model, "dyt")
+    ok(isinstance(conv[1], dt.PointwiseNorm) and
+       type(conv[3]) is CohereLayerNorm, "the 1-D one converted, the 2-D "
+       "one stays", " ".join(str(w.message) for w in rec))
+    net = nn.Sequential(ConvNormAct(3, c), nn.Flatten(2), nn.Linear(4, 4),
+                        nn.LayerNorm(4))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        conv = dt.convert(net, "dyt")
+    ok(isinstance(conv[3], dt.PointwiseNorm), "its LayerNorm converted, "
+       "without a warning about ConvNormAct")
+    raises(ValueError, lambda: dt.convert(nn.Sequential(ConvNormAct(3, c)),
+                                          "dyt"),
+           "a model of ConvNormAct blocks has nothing to convert",
+           "the model has no LayerNorm or RMSNorm to replace")
+    with pytest.raises(ValueError) as info:
+        dt.convert(nn.Sequential(ConvNormAct(3, c)), "dyt")
+    ok("ConvNormAct" not in str(info.value), "ConvNormAct not named",
+       str(info.value))
