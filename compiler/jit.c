@@ -295,15 +295,21 @@ static void fma_body(LLVMContextRef c, LLVMModuleRef m)
   LLVMDisposeBuilder(b);
 }
 
+/* the probe function returning its one argument cast by op to `out` */
+static void cast_probe(LLVMContextRef c, LLVMModuleRef m, LLVMTypeRef in,
+                       LLVMTypeRef out, LLVMOpcode op)
+{
+  LLVMBuilderRef b;
+  LLVMValueRef fn = probe_fn(c, m, in, out, 1, &b);
+  LLVMBuildRet(b, LLVMBuildCast(b, op, LLVMGetParam(fn, 0), out, ""));
+  LLVMDisposeBuilder(b);
+}
+
 /* <16 x half> widened to <16 x float> */
 static void fp16_body(LLVMContextRef c, LLVMModuleRef m)
 {
-  LLVMTypeRef h = LLVMVectorType(LLVMHalfTypeInContext(c), 16);
-  LLVMTypeRef v = LLVMVectorType(LLVMFloatTypeInContext(c), 16);
-  LLVMBuilderRef b;
-  LLVMValueRef fn = probe_fn(c, m, h, v, 1, &b);
-  LLVMBuildRet(b, LLVMBuildFPExt(b, LLVMGetParam(fn, 0), v, ""));
-  LLVMDisposeBuilder(b);
+  cast_probe(c, m, LLVMVectorType(LLVMHalfTypeInContext(c), 16),
+             LLVMVectorType(LLVMFloatTypeInContext(c), 16), LLVMFPExt);
 }
 
 /* The widest vector the target machine handles natively, and whether it
@@ -330,12 +336,8 @@ unsigned dnc_target_probe(const dnc_target *t, int *fma)
  * AVX512-DQ and -VL */
 static void dqvl_body(LLVMContextRef c, LLVMModuleRef m)
 {
-  LLVMTypeRef i = LLVMVectorType(LLVMInt64TypeInContext(c), 4);
-  LLVMTypeRef v = LLVMVectorType(LLVMDoubleTypeInContext(c), 4);
-  LLVMBuilderRef b;
-  LLVMValueRef fn = probe_fn(c, m, i, v, 1, &b);
-  LLVMBuildRet(b, LLVMBuildSIToFP(b, LLVMGetParam(fn, 0), v, ""));
-  LLVMDisposeBuilder(b);
+  cast_probe(c, m, LLVMVectorType(LLVMInt64TypeInContext(c), 4),
+             LLVMVectorType(LLVMDoubleTypeInContext(c), 4), LLVMSIToFP);
 }
 
 /* a <16 x i16> stored under the mask a > 0: one vmovdqu16 with AVX512-BW
