@@ -229,26 +229,6 @@ static void draw_progress(run *r, int final)
     fputc('\n', stderr);
 }
 
-/* Writes all n bytes of p to fd: 0, or why not. A short write sets no
- * errno (the errno read after one was stale: "Numerical result out of
- * range"); the next write says why (EFBIG past ulimit -f, ENOSPC), and
- * one that writes nothing without an error is taken as ENOSPC. */
-static int write_all(int fd, const char *p, size_t n)
-{
-  while (n) {
-    ssize_t w = write(fd, p, n);
-    if (w < 0 && errno == EINTR)
-      continue;
-    if (w < 0)
-      return errno ? errno : EIO;
-    if (w == 0)
-      return ENOSPC;
-    p += w;
-    n -= (size_t)w;
-  }
-  return 0;
-}
-
 static void measure_batch(void *arg, int64_t t)
 {
   run *r = arg;
@@ -277,9 +257,10 @@ static void measure_batch(void *arg, int64_t t)
   free(work);
   pthread_mutex_lock(&r->lock);
   if (!r->write_failed) {
-    int err = write_all(r->fd, text, len);
-    if (!err && fsync(r->fd))
-      err = errno;
+    /* a short write sets no errno (the one read after it was stale:
+     * "Numerical result out of range"); dnc_write_fd's next write says
+     * why (EFBIG past ulimit -f, ENOSPC) */
+    int err = dnc_write_fd(r->fd, text, len) || fsync(r->fd) ? errno : 0;
     if (err) {
       r->write_failed = err;
     } else {

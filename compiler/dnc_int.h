@@ -840,6 +840,9 @@ void dnc_outpath_free(dnc_outpath *o);
  * LLVM's report_fatal_error (which its raw_fd_ostream calls on a write
  * error): LLVM's outputs are made in memory and written with this. */
 int dnc_write_whole(const char *path, const void *data, size_t n);
+/* All n bytes of data to fd, through short writes and EINTR: 0, or -1
+ * with errno (ENOSPC for a write that wrote nothing without an error) */
+int dnc_write_fd(int fd, const void *data, size_t n);
 /* whether a file of n bytes would pass the process's file-size limit
  * (ulimit -f), where writing raises SIGXFSZ, which ends the process: the
  * writers refuse such a file first (errno EFBIG) */

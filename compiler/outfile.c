@@ -246,6 +246,24 @@ int dnc_past_fsize_limit(uint64_t n)
   return 0;
 }
 
+int dnc_write_fd(int fd, const void *data, size_t n)
+{
+  const char *p = data;
+  while (n) {
+    ssize_t w = write(fd, p, n);
+    if (w < 0 && errno == EINTR)
+      continue;
+    if (w <= 0) {
+      if (!w)
+        errno = ENOSPC;
+      return -1;
+    }
+    p += w;
+    n -= (size_t)w;
+  }
+  return 0;
+}
+
 int dnc_write_whole(const char *path, const void *data, size_t n)
 {
   if (dnc_past_fsize_limit(n)) /* an IR dump had ended the process */
@@ -253,17 +271,7 @@ int dnc_write_whole(const char *path, const void *data, size_t n)
   int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
   if (fd < 0)
     return -1;
-  const char *p = data;
-  int rc = 0;
-  for (size_t put = 0; put < n && !rc;) {
-    ssize_t w = write(fd, p + put, n - put);
-    if (w > 0)
-      put += (size_t)w;
-    else if (w == 0)
-      rc = -1, errno = EIO;
-    else if (errno != EINTR)
-      rc = -1;
-  }
+  int rc = dnc_write_fd(fd, data, n);
   int e = errno;
   if (close(fd) && !rc)
     rc = -1, e = errno;
@@ -286,9 +294,7 @@ static int copy_in_place(const char *tmp, const char *target, int std_fd)
       rc = -1;
       break;
     }
-    for (ssize_t put = 0, w; put < got && !rc; put += w)
-      if ((w = write(out, buf + put, (size_t)(got - put))) < 0)
-        rc = -1;
+    rc = dnc_write_fd(out, buf, (size_t)got);
   }
   int e = errno;
   if (in >= 0)

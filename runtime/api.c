@@ -622,13 +622,8 @@ static char *private_copy(const char *src, char **dir)
         ok = errno == EINTR;
         continue;
       }
-      for (ssize_t w = 0; ok && w < r;) {
-        ssize_t k = write(to, buf + w, (size_t)(r - w));
-        if (k > 0)
-          w += k;
-        else if (k < 0 && errno != EINTR)
-          ok = 0;
-      }
+      ok = !dnc_write_fd(to, buf, (size_t)r); /* one that wrote nothing
+                                                   looped forever */
     }
     int e = errno;
     if (to >= 0 && close(to))
