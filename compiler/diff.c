@@ -123,14 +123,13 @@ static const dnc_node *scaled_square_of(dctx *d, const dnc_node *e)
 
 /* The degree of h in w, a node that the variable reaches: d where h is
  * homogeneous of degree d in w with every other operand independent of
- * the variable (built of +, -, *, /, integer powers and sqrt; abs only
- * where pos, positive homogeneity being enough: not for div_rational's
- * t, whose rational form rewrite.c does not scale through abs, so that
- * x / (1 + abs(x^2)) keeps the quotient rule), else -1000.
+ * the variable (built of +, -, *, /, integer powers and sqrt; not abs:
+ * rewrite.c does not scale div_rational's t through it, so that x / (1
+ * + abs(x^2)) keeps the quotient rule; pdeg, below, is the degree of
+ * positive homogeneity), else -1000.
  * Then Euler's h' = d (h / w) w' holds. w NULL: the degree in the
  * function's input, the parameters and constants fixed (no sqrt). */
-static int hdeg_of(dctx *d, const dnc_node *h, const dnc_node *w, int depth,
-                   int pos)
+static int hdeg(dctx *d, const dnc_node *h, const dnc_node *w, int depth)
 {
   if (w ? h == w : h->op == OP_INPUT)
     return 1;
@@ -138,15 +137,13 @@ static int hdeg_of(dctx *d, const dnc_node *h, const dnc_node *w, int depth,
     return 0;
   if (!h->nargs || depth > 16)
     return -1000;
-  int a = hdeg_of(d, h->arg[0], w, depth + 1, pos);
-  int b = h->nargs > 1 ? hdeg_of(d, h->arg[1], w, depth + 1, pos) : 0;
+  int a = hdeg(d, h->arg[0], w, depth + 1);
+  int b = h->nargs > 1 ? hdeg(d, h->arg[1], w, depth + 1) : 0;
   if (a == -1000 || b == -1000)
     return -1000;
   switch (h->op) {
   case OP_NEG:
     return a;
-  case OP_ABS:
-    return pos ? a : -1000;
   case OP_MUL:
     return a + b;
   case OP_DIV:
@@ -166,9 +163,119 @@ static int hdeg_of(dctx *d, const dnc_node *h, const dnc_node *w, int depth,
   }
 }
 
-static int hdeg(dctx *d, const dnc_node *h, const dnc_node *w, int depth)
+
+/* Degrees of positive homogeneity that may name a parameter: r n^s,
+ * where n is a node independent of the variable and s is -1, 0 or 1
+ * (|x|^p has degree p, (...)^(1/p) scales a degree by 1/p); r NaN where
+ * there is none. */
+typedef struct hdeg_t {
+  double r;
+  const dnc_node *n;
+  int s;
+} hdeg_t;
+
+static const hdeg_t no_deg = {NAN, NULL, 0};
+
+/* pdeg() and resid() walk the DAG as a tree: at most this many nodes a
+ * rule (a derivative's own nodes share subterms, and a walk of them
+ * would be exponential: `dnc diff --order 16` of sin(a cos(b sin(a cos(b
+ * x)))) took 125 s, not 1) */
+#define RESID_BUDGET 64
+
+static hdeg_t deg_num(double r) { return (hdeg_t){r, NULL, 0}; }
+static int deg_ok(hdeg_t a) { return !isnan(a.r); }
+static int deg_zero(hdeg_t a) { return a.r == 0; }
+
+static hdeg_t deg_mul(hdeg_t a, hdeg_t b)
 {
-  return hdeg_of(d, h, w, depth, 0);
+  if (!deg_ok(a) || !deg_ok(b))
+    return no_deg;
+  if (deg_zero(a) || deg_zero(b))
+    return deg_num(0);
+  if (!a.s || !b.s)
+    return (hdeg_t){a.r * b.r, a.s ? a.n : b.n, a.s ? a.s : b.s};
+  if (a.n == b.n && a.s == -b.s)
+    return deg_num(a.r * b.r);
+  return no_deg;
+}
+
+static hdeg_t deg_inv(hdeg_t a)
+{
+  return deg_ok(a) && !deg_zero(a) ? (hdeg_t){1 / a.r, a.n, -a.s} : no_deg;
+}
+
+static hdeg_t deg_add(hdeg_t a, hdeg_t b, double sb)
+{
+  if (!deg_ok(a) || !deg_ok(b))
+    return no_deg;
+  if (deg_zero(b))
+    return a;
+  if (deg_zero(a))
+    return (hdeg_t){sb * b.r, b.n, b.s};
+  if (a.s != b.s || (a.s && a.n != b.n))
+    return no_deg;
+  double r = a.r + sb * b.r;
+  return r == 0 ? deg_num(0) : (hdeg_t){r, a.n, a.s};
+}
+
+static int deg_eq(hdeg_t a, hdeg_t b)
+{
+  hdeg_t z = deg_add(a, b, -1);
+  return deg_ok(z) && deg_zero(z);
+}
+
+/* the exponent q, independent of the variable, as a degree factor:
+ * constants, one other node (a parameter), and their products and
+ * quotients (1 / 3, -1 / p, 2 / p) */
+static hdeg_t deg_exponent(const dnc_node *q, int depth)
+{
+  if (q->op == OP_CONST)
+    return isfinite(q->value) ? deg_num(q->value) : no_deg;
+  if (depth > 16)
+    return no_deg;
+  if (q->op == OP_NEG)
+    return deg_mul(deg_num(-1), deg_exponent(q->arg[0], depth + 1));
+  if (q->op == OP_MUL)
+    return deg_mul(deg_exponent(q->arg[0], depth + 1), deg_exponent(q->arg[1], depth + 1));
+  if (q->op == OP_DIV)
+    return deg_mul(deg_exponent(q->arg[0], depth + 1),
+                   deg_inv(deg_exponent(q->arg[1], depth + 1)));
+  return (hdeg_t){1, q, 1};
+}
+
+/* h's degree of positive homogeneity in w, the variable's leaf (abs, any
+ * constant or parameter power, sqrt and rsqrt allowed), else no_deg */
+static hdeg_t pdeg(dctx *d, const dnc_node *h, const dnc_node *w, int depth)
+{
+  if (h == w)
+    return deg_num(1);
+  if (!d->dv[h->id])
+    return deg_num(0);
+  if (!h->nargs || depth > 16 || --d->budget < 0)
+    return no_deg;
+  hdeg_t a = pdeg(d, h->arg[0], w, depth + 1);
+  switch (h->op) {
+  case OP_NEG:
+  case OP_ABS:
+    return a;
+  case OP_SQRT:
+    return deg_mul(a, deg_num(0.5));
+  case OP_RSQRT:
+    return deg_mul(a, deg_num(-0.5));
+  case OP_POW:
+    return d->dv[h->arg[1]->id] ? no_deg : deg_mul(a, deg_exponent(h->arg[1], 0));
+  case OP_MUL:
+    return deg_add(a, pdeg(d, h->arg[1], w, depth + 1), 1);
+  case OP_DIV:
+    return deg_add(a, pdeg(d, h->arg[1], w, depth + 1), -1);
+  case OP_ADD:
+  case OP_SUB: {
+    hdeg_t b = pdeg(d, h->arg[1], w, depth + 1);
+    return deg_eq(a, b) ? a : no_deg;
+  }
+  default:
+    return no_deg;
+  }
 }
 
 /* the variable's own node (the input or the parameter) where h reaches
@@ -455,16 +562,17 @@ static int homogeneous(dctx *d, const dnc_node *h, const dnc_node *a)
   return 0;
 }
 
-/* a and h positively homogeneous of one degree in the variable (hdeg_of
- * with abs): then a' h - a h' = 0 by Euler's theorem (a' = k a / w, h' =
- * k h / w): a x / (b + a x^2) and x^2 / (b + x^2) for d/da and d/dx,
+/* a and h positively homogeneous of one degree in the variable (pdeg):
+ * then a' h - a h' = 0 by Euler's theorem (a' = k a / w, h' = k h / w):
+ * a x / (b + a x^2) and x^2 / (b + x^2) for d/da and d/dx,
  * a x / (b + abs(x)) for d/dx, whose quotient rule cancelled (the wrong
  * sign at x = -1e10 in f64 for the first, at 1e10 in bf16 for the last) */
 static int same_degree(dctx *d, const dnc_node *h, const dnc_node *a)
 {
   const dnc_node *w = var_leaf(d, a, 0);
-  int k = w ? hdeg_of(d, a, w, 0, 1) : -1000;
-  return k != -1000 && k == hdeg_of(d, h, w, 0, 1);
+  d->budget = RESID_BUDGET;
+  hdeg_t k = w ? pdeg(d, a, w, 0) : no_deg;
+  return deg_ok(k) && deg_eq(k, pdeg(d, h, w, 0));
 }
 
 /* a / (c + h) or a / (c - h), h homogeneous in a (softsign x / (1 +
@@ -573,120 +681,6 @@ static dnc_node *div_v32(dctx *d, dnc_node *const *a, dnc_node *const *da)
     return num ? S(OP_DIV, num, b) : K(0.0);
   }
   return NULL;
-}
-
-/* Degrees of positive homogeneity that may name a parameter: r n^s,
- * where n is a node independent of the variable and s is -1, 0 or 1
- * (|x|^p has degree p, (...)^(1/p) scales a degree by 1/p); r NaN where
- * there is none. */
-typedef struct hdeg_t {
-  double r;
-  const dnc_node *n;
-  int s;
-} hdeg_t;
-
-static const hdeg_t no_deg = {NAN, NULL, 0};
-
-/* pdeg() and resid() walk the DAG as a tree: at most this many nodes a
- * rule (a derivative's own nodes share subterms, and a walk of them
- * would be exponential: `dnc diff --order 16` of sin(a cos(b sin(a cos(b
- * x)))) took 125 s, not 1) */
-#define RESID_BUDGET 64
-
-static hdeg_t deg_num(double r) { return (hdeg_t){r, NULL, 0}; }
-static int deg_ok(hdeg_t a) { return !isnan(a.r); }
-static int deg_zero(hdeg_t a) { return a.r == 0; }
-
-static hdeg_t deg_mul(hdeg_t a, hdeg_t b)
-{
-  if (!deg_ok(a) || !deg_ok(b))
-    return no_deg;
-  if (deg_zero(a) || deg_zero(b))
-    return deg_num(0);
-  if (!a.s || !b.s)
-    return (hdeg_t){a.r * b.r, a.s ? a.n : b.n, a.s ? a.s : b.s};
-  if (a.n == b.n && a.s == -b.s)
-    return deg_num(a.r * b.r);
-  return no_deg;
-}
-
-static hdeg_t deg_inv(hdeg_t a)
-{
-  return deg_ok(a) && !deg_zero(a) ? (hdeg_t){1 / a.r, a.n, -a.s} : no_deg;
-}
-
-static hdeg_t deg_add(hdeg_t a, hdeg_t b, double sb)
-{
-  if (!deg_ok(a) || !deg_ok(b))
-    return no_deg;
-  if (deg_zero(b))
-    return a;
-  if (deg_zero(a))
-    return (hdeg_t){sb * b.r, b.n, b.s};
-  if (a.s != b.s || (a.s && a.n != b.n))
-    return no_deg;
-  double r = a.r + sb * b.r;
-  return r == 0 ? deg_num(0) : (hdeg_t){r, a.n, a.s};
-}
-
-static int deg_eq(hdeg_t a, hdeg_t b)
-{
-  hdeg_t z = deg_add(a, b, -1);
-  return deg_ok(z) && deg_zero(z);
-}
-
-/* the exponent q, independent of the variable, as a degree factor:
- * constants, one other node (a parameter), and their products and
- * quotients (1 / 3, -1 / p, 2 / p) */
-static hdeg_t deg_exponent(const dnc_node *q, int depth)
-{
-  if (q->op == OP_CONST)
-    return isfinite(q->value) ? deg_num(q->value) : no_deg;
-  if (depth > 16)
-    return no_deg;
-  if (q->op == OP_NEG)
-    return deg_mul(deg_num(-1), deg_exponent(q->arg[0], depth + 1));
-  if (q->op == OP_MUL)
-    return deg_mul(deg_exponent(q->arg[0], depth + 1), deg_exponent(q->arg[1], depth + 1));
-  if (q->op == OP_DIV)
-    return deg_mul(deg_exponent(q->arg[0], depth + 1),
-                   deg_inv(deg_exponent(q->arg[1], depth + 1)));
-  return (hdeg_t){1, q, 1};
-}
-
-/* h's degree of positive homogeneity in w, the variable's leaf (abs, any
- * constant or parameter power, sqrt and rsqrt allowed), else no_deg */
-static hdeg_t pdeg(dctx *d, const dnc_node *h, const dnc_node *w, int depth)
-{
-  if (h == w)
-    return deg_num(1);
-  if (!d->dv[h->id])
-    return deg_num(0);
-  if (!h->nargs || depth > 16 || --d->budget < 0)
-    return no_deg;
-  hdeg_t a = pdeg(d, h->arg[0], w, depth + 1);
-  switch (h->op) {
-  case OP_NEG:
-  case OP_ABS:
-    return a;
-  case OP_SQRT:
-    return deg_mul(a, deg_num(0.5));
-  case OP_RSQRT:
-    return deg_mul(a, deg_num(-0.5));
-  case OP_POW:
-    return d->dv[h->arg[1]->id] ? no_deg : deg_mul(a, deg_exponent(h->arg[1], 0));
-  case OP_MUL:
-    return deg_add(a, pdeg(d, h->arg[1], w, depth + 1), 1);
-  case OP_DIV:
-    return deg_add(a, pdeg(d, h->arg[1], w, depth + 1), -1);
-  case OP_ADD:
-  case OP_SUB: {
-    hdeg_t b = pdeg(d, h->arg[1], w, depth + 1);
-    return deg_eq(a, b) ? a : no_deg;
-  }
-  default:
-    return no_deg;
-  }
 }
 
 /* Euler's residual of b at degree m: *r = b - (w/m) b', built so that it
