@@ -428,14 +428,9 @@ static dnc_node *div_exact(dctx *d, dnc_node *e, dnc_node *const *a,
 static dnc_node *mul_resid(dctx *d, dnc_node *const *a, dnc_node *const *da);
 static dnc_node *div_resid(dctx *d, dnc_node *const *a, dnc_node *const *da);
 static dnc_node *mul_scaled(dctx *d, dnc_node *const *a, dnc_node *const *da);
-static dnc_node *df_erf(dctx *d, dnc_node *e, dnc_node *const *a,
-                        dnc_node *const *da);
-static dnc_node *df_atan(dctx *d, dnc_node *e, dnc_node *const *a,
-                         dnc_node *const *da);
-static dnc_node *df_asinh(dctx *d, dnc_node *e, dnc_node *const *a,
-                          dnc_node *const *da);
 static dnc_node *df_tanh(dctx *d, dnc_node *e, dnc_node *const *a,
                          dnc_node *const *da);
+static const rule_fn rules[OP__COUNT];
 
 /* p n as a node whose derivative is made, for mul_quotient: the
  * function's own node, or a new one (a x in a (x / sqrt(1 + a^2 x^2))),
@@ -837,40 +832,53 @@ static dnc_node *mul_resid(dctx *d, dnc_node *const *a, dnc_node *const *da)
   return NULL;
 }
 
-/* g(u) - u g'(u) for g = tanh, erf, atan, asinh, odd with g'(0) = 1,
- * where a parameter scales both the input and the output (cap tanh(x /
- * cap) by cap, tanh(a x) / a by a): about -2 c3 u^3 near 0, which the
- * difference computes with an error of a few ulp of u (0 or the wrong
- * sign below |u| = 2.5e-4 in f32). Below |u| = 1/4 the Taylor series of
- * the difference, sum (1 - n) c_n u^n over odd n >= 3, to 2^-56 of its
- * first term there; above, the difference, within about 24 ulp at 1/4.
- * NULL for another g. */
+/* g(u) - u g'(u), where a parameter scales both the input and the output
+ * of g (cap tanh(x / cap) by cap, tanh(a x) / a, softplus(b x) / b by
+ * the parameter). Where g(0) = 0 the difference cancels for small u
+ * (tanh: about -2 c3 u^3, computed with an error of a few ulp of u: 0 or
+ * the wrong sign below |u| = 2.5e-4 in f32; expm1 and log1p: -u^2 / 2
+ * and u^2 / 2). Below |u| = lim the Taylor series of the difference, sum
+ * (1 - n) g_n u^n over n >= 2 (odd n >= 3 for odd g), to 2^-56 of its
+ * first term there; above, the difference (within about 24 ulp at the
+ * switch in f32, 45 for sinh at 1/4, so sin and sinh switch at 1/2).
+ * softplus has no series: its difference softplus(u) - u sigmoid(u) is
+ * softplus(-|u|) + |u| sigmoid(-|u|), two positive terms, exact at every
+ * u (the difference lost every digit for large |u|: 0 from u = 17 in
+ * f32, where it is about u e^-u). NULL for another g, among them those
+ * whose difference does not cancel (cos, sigmoid, erfc). */
 static const struct {
-  int op, n;
-  double c[15];
+  int op, odd, n; /* the series is u^2 P(u), or u^3 P(u^2) for odd g */
+  double lim, c[29];
 } scale_series[] = {
-  {OP_TANH, 12, {0.6666666666666666, -0.5333333333333333, 0.3238095238095238, -0.17495590828924162, 0.08863235529902197, -0.043105536438869774, 0.020381681418718454, -0.009440439055129375, 0.004304324056383944, -0.0019383075913858901, 0.0008641231254329704, -0.00038205372166389513}},
-  {OP_ERF, 9, {0.7522527780636751, -0.45135166683820505, 0.16119702387078752, -0.0417918210035375, 0.008548327023450852, -0.0014466399578147598, 0.00020895910501768752, -2.6339382985422794e-05, 2.9458520444222863e-06}},
-  {OP_ATAN, 15, {0.6666666666666666, -0.8, 0.8571428571428571, -0.8888888888888888, 0.9090909090909091, -0.9230769230769231, 0.9333333333333333, -0.9411764705882353, 0.9473684210526315, -0.9523809523809523, 0.9565217391304348, -0.96, 0.9629629629629629, -0.9655172413793104, 0.967741935483871}},
-  {OP_ASINH, 14, {0.3333333333333333, -0.3, 0.26785714285714285, -0.24305555555555555, 0.2237215909090909, -0.20823317307692307, 0.1955078125, -0.18482881433823528, 0.17570897152549342, -0.1678067161923363, 0.1608755692191746, -0.15473304748535155, 0.14924097944189002, -0.1442926711049573}},
+  {OP_TANH, 1, 12, 0.25, {0.6666666666666666, -0.5333333333333333, 0.3238095238095238, -0.17495590828924162, 0.08863235529902197, -0.043105536438869774, 0.020381681418718454, -0.009440439055129375, 0.004304324056383944, -0.0019383075913858901, 0.0008641231254329704, -0.00038205372166389513}},
+  {OP_ERF, 1, 9, 0.25, {0.7522527780636751, -0.45135166683820505, 0.16119702387078752, -0.0417918210035375, 0.008548327023450852, -0.0014466399578147598, 0.00020895910501768752, -2.6339382985422794e-05, 2.9458520444222863e-06}},
+  {OP_ATAN, 1, 15, 0.25, {0.6666666666666666, -0.8, 0.8571428571428571, -0.8888888888888888, 0.9090909090909091, -0.9230769230769231, 0.9333333333333333, -0.9411764705882353, 0.9473684210526315, -0.9523809523809523, 0.9565217391304348, -0.96, 0.9629629629629629, -0.9655172413793104, 0.967741935483871}},
+  {OP_ASINH, 1, 14, 0.25, {0.3333333333333333, -0.3, 0.26785714285714285, -0.24305555555555555, 0.2237215909090909, -0.20823317307692307, 0.1955078125, -0.18482881433823528, 0.17570897152549342, -0.1678067161923363, 0.1608755692191746, -0.15473304748535155, 0.14924097944189002, -0.1442926711049573}},
+  {OP_SIN, 1, 9, 0.5, {0.3333333333333333, -0.03333333333333333, 0.0011904761904761906, -2.2045855379188714e-05, 2.505210838544172e-07, -1.9270852604185937e-09, 1.0706029224547743e-11, -4.498331606952833e-14, 1.4797143443923793e-16}},
+  {OP_SINH, 1, 9, 0.5, {-0.3333333333333333, -0.03333333333333333, -0.0011904761904761906, -2.2045855379188714e-05, -2.505210838544172e-07, -1.9270852604185937e-09, -1.0706029224547743e-11, -4.498331606952833e-14, -1.4797143443923793e-16}},
+  {OP_EXPM1, 0, 14, 0.25, {-0.5, -0.3333333333333333, -0.125, -0.03333333333333333, -0.006944444444444444, -0.0011904761904761906, -0.00017361111111111112, -2.2045855379188714e-05, -2.48015873015873e-06, -2.505210838544172e-07, -2.296443268665491e-08, -1.9270852604185937e-09, -1.4911969277048643e-10, -1.0706029224547743e-11}},
+  {OP_LOG1P, 0, 29, 0.25, {0.5, -0.6666666666666666, 0.75, -0.8, 0.8333333333333334, -0.8571428571428571, 0.875, -0.8888888888888888, 0.9, -0.9090909090909091, 0.9166666666666666, -0.9230769230769231, 0.9285714285714286, -0.9333333333333333, 0.9375, -0.9411764705882353, 0.9444444444444444, -0.9473684210526315, 0.95, -0.9523809523809523, 0.9545454545454546, -0.9565217391304348, 0.9583333333333334, -0.96, 0.9615384615384616, -0.9629629629629629, 0.9642857142857143, -0.9655172413793104, 0.9666666666666667}},
 };
 
 static dnc_node *minus_tangent(dctx *d, dnc_node *g)
 {
+  dnc_node *u = g->arg[0], *one = K(1.0);
+  if (g->op == OP_SOFTPLUS) {
+    dnc_node *v = S(OP_NEG, S(OP_ABS, u, NULL), NULL);
+    return S(OP_SUB, S(OP_SOFTPLUS, v, NULL), S(OP_MUL, v, S(OP_SIGMOID, v, NULL)));
+  }
   for (size_t i = 0; i < sizeof scale_series / sizeof *scale_series; i++) {
     if (g->op != scale_series[i].op)
       continue;
-    dnc_node *u = g->arg[0], *one = K(1.0);
-    dnc_node *u2 = S(OP_POW, u, K(2.0));
+    int odd = scale_series[i].odd;
+    dnc_node *t = odd ? S(OP_POW, u, K(2.0)) : u;
     dnc_node *poly = K(scale_series[i].c[scale_series[i].n - 1]);
     for (int k = scale_series[i].n - 2; k >= 0; k--)
-      poly = S(OP_ADD, K(scale_series[i].c[k]), S(OP_MUL, u2, poly));
-    dnc_node *gp = g->op == OP_TANH    ? df_tanh(d, g, &u, &one)
-                   : g->op == OP_ERF   ? df_erf(d, g, &u, &one)
-                   : g->op == OP_ATAN  ? df_atan(d, g, &u, &one)
-                                       : df_asinh(d, g, &u, &one);
-    dnc_node *small = S(OP_LT, S(OP_ABS, u, NULL), K(0.25));
-    return dnc_simp(d->g, OP_SELECT, small, S(OP_MUL, S(OP_POW, u, K(3.0)), poly),
+      poly = S(OP_ADD, K(scale_series[i].c[k]), S(OP_MUL, t, poly));
+    dnc_node *gp = rules[g->op](d, g, &u, &one);
+    dnc_node *small = S(OP_LT, S(OP_ABS, u, NULL), K(scale_series[i].lim));
+    return dnc_simp(d->g, OP_SELECT, small,
+                    S(OP_MUL, S(OP_POW, u, K(odd ? 3.0 : 2.0)), poly),
                     S(OP_SUB, g, S(OP_MUL, u, gp)));
   }
   return NULL;

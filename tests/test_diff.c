@@ -397,7 +397,9 @@ static void test_conventions(void)
   }
   /* a parameter scaling input and output (cap tanh(x / cap), tanh(a x) /
    * a): g - u g' cancelled at small u = x / cap (0 or the wrong sign
-   * below 2.5e-4 in f32); its series below |u| = 1/4 */
+   * below 2.5e-4 in f32); its series below |u| = 1/4 (1/2 for sin and
+   * sinh); softplus's at large |u| (0 from u = 17 in f32, and in long
+   * double at u = 60), now two positive terms */
   static const struct {
     const char *src;
     double x, p, want;
@@ -422,6 +424,29 @@ static void test_conventions(void)
       {"fn f(x; a = 1) = asinh(a * x) / a", 0.001, 1, -3.3333303333360119e-10},
       {"fn f(x; a = 1) = asinh(a * x) / a", 0.3, 1, -0.0083251619970770213},
       {"fn f(x; a = 1) = asinh(a * x) / a", 3, 1, -0.86976316118155302},
+      {"fn f(x; b = 2) = softplus(b * x) / b", 1e-6, 2, -0.17328679513986133},
+      {"fn f(x; b = 2) = softplus(b * x) / b", 0.3, 2, -0.16252354168760209},
+      {"fn f(x; b = 2) = softplus(b * x) / b", 30, 2, -1.3353678913112194e-25},
+      {"fn f(x; b = 2) = softplus(b * x) / b", -30, 2, -1.3353678913112194e-25},
+      {"fn f(x; cap = 4) = cap * softplus(x / cap)", 0.001, 4, 0.69314717274744537},
+      {"fn f(x; cap = 4) = cap * softplus(x / cap)", 300, 4, 2.0357640909741392e-31},
+      {"fn f(x; cap = 4) = cap * softplus(x / cap)", -300, 4, 2.0357640909741392e-31},
+      {"fn f(x; a = 2) = expm1(a * x) / a", 1e-6, 2, 5.0000066666716662e-13},
+      {"fn f(x; a = 2) = expm1(a * x) / a", 0.001, 2, 5.006671669334445e-7},
+      {"fn f(x; a = 2) = expm1(a * x) / a", 0.3, 2, 0.067788119960949096},
+      {"fn f(x; a = 2) = expm1(a * x) / a", 3, 2, 504.5359918659189},
+      {"fn f(x; a = 2) = log1p(a * x) / a", 1e-6, 2, -4.9999866666966662e-13},
+      {"fn f(x; a = 2) = log1p(a * x) / a", -0.001, 2, -5.0133633974669417e-7},
+      {"fn f(x; a = 2) = log1p(a * x) / a", 0.1, 2, -0.0039137225318219903},
+      {"fn f(x; a = 2) = log1p(a * x) / a", 3, 2, -0.27219182297811404},
+      {"fn f(x; a = 2) = sin(a * x) / a", 1e-6, 2, -6.6666666666639991e-19},
+      {"fn f(x; a = 2) = sin(a * x) / a", 0.001, 2, -6.6666640000003814e-10},
+      {"fn f(x; a = 2) = sin(a * x) / a", 0.2, 2, -0.0052484861768741155},
+      {"fn f(x; a = 2) = sin(a * x) / a", 3, 2, 1.5101093045252805},
+      {"fn f(x; a = 2) = sinh(a * x) / a", 1e-6, 2, 6.6666666666693324e-19},
+      {"fn f(x; a = 2) = sinh(a * x) / a", 0.001, 2, 6.6666693333337147e-10},
+      {"fn f(x; a = 2) = sinh(a * x) / a", 0.2, 2, 0.0054191557331416047},
+      {"fn f(x; a = 2) = sinh(a * x) / a", 3, 2, 252.14516484111403},
   };
   for (size_t i = 0; i < sizeof scaled / sizeof *scaled; i++) {
     dnc_mod *m = build(scaled[i].src);
