@@ -149,8 +149,9 @@ def _is_layernorm(m):
     as the ConvNeXt repositories' LayerNorm (its data_format) and
     Hugging Face's ConvNextLayerNorm are: a leaf module whose class name
     has "LayerNorm" in it, with a 1-D weight and a bias of its shape (or
-    none, calling layer_norm), or without parameters, calling layer_norm
-    over its normalized_shape (OLMo's OlmoLayerNorm)."""
+    none, calling layer_norm or subtracting the mean by hand: Cohere's),
+    or without parameters, calling layer_norm over its normalized_shape
+    (OLMo's OlmoLayerNorm)."""
     if isinstance(m, nn.LayerNorm):
         return True
     if isinstance(m, _OTHER_NORMS):
@@ -170,10 +171,42 @@ def _is_layernorm(m):
             "layer_norm(" in _forward_source(m)
     if b is not None:
         return b.shape == w.shape
+    if getattr(m, "bias", None) is not None:
+        return False
     # a bias-free LayerNorm that calls layer_norm (nanoGPT's bias=False):
-    # the probe checks that it computes weight * layernorm(x)
-    return getattr(m, "bias", None) is None and \
-        "layer_norm(" in _forward_source(m)
+    # the probe checks that it computes weight * layernorm(x); one that
+    # computes it by hand (Cohere's CohereLayerNorm) by what it computes
+    return "layer_norm(" in _forward_source(m) or _centres(m) is True
+
+
+def _centres(m):
+    """Whether m, a bias-free norm with a 1-D weight, subtracts the mean of
+    what it normalizes: a copy of it with weight 1 gives the same output
+    for x and x + 3 (Cohere's CohereLayerNorm, weight * (x - mean) / std,
+    is a LayerNorm without bias, though no layer_norm call says so; an
+    RMSNorm's output moves). None where the copy cannot run."""
+    w = _vec(m, "weight")
+    try:
+        cp = _cpu_copy(m) if w.is_meta else copy.deepcopy(m)
+        if isinstance(cp, str):
+            return None
+        w = _vec(cp, "weight")
+        with torch.no_grad():
+            w.fill_(1)
+        g = torch.Generator().manual_seed(0)
+        # quarters: x + 3 is exact in every float dtype
+        x = (torch.randint(-8, 9, (2, 3, w.shape[0]), generator=g) / 4.0
+             ).to(dtype=w.dtype, device=w.device)
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+            y0, y1 = cp.forward(x), cp.forward(x + 3)
+        if not (isinstance(y0, torch.Tensor) and isinstance(y1, torch.Tensor)
+                and y0.shape == y1.shape == x.shape):
+            return None
+        y0, y1 = y0.detach().double().cpu(), y1.detach().double().cpu()
+    except Exception:  # whatever a copy of m does with a test input
+        return None
+    tol = 1e-3 if w.dtype in (torch.float32, torch.float64) else 3e-2
+    return bool((y0 - y1).abs().max() <= tol * (1 + y0.abs().max()))
 
 
 def _bare_shape(m):
@@ -196,8 +229,8 @@ def _bare_shape(m):
 def _is_rmsnorm(m):
     """nn.RMSNorm; leaf classes named *RMSNorm with a 1-D weight (or
     torchtune's `scale`) and no bias; and a bias-free *LayerNorm* class
-    whose forward does not call layer_norm (Hugging Face's T5LayerNorm:
-    an RMSNorm by another name)."""
+    whose forward does not call layer_norm and does not subtract the mean
+    (Hugging Face's T5LayerNorm: an RMSNorm by another name)."""
     if _RMSNorm is not None and isinstance(m, _RMSNorm):
         return True
     if isinstance(m, (nn.LayerNorm,) + _OTHER_NORMS) or not _leaf(m) or \
@@ -208,7 +241,7 @@ def _is_rmsnorm(m):
     if re.search(r"rmsnorm(2d)?(fp32)?$", name):
         return _scale(m) is not None
     return "layernorm" in name and _vec(m, "weight") is not None and \
-        "layer_norm(" not in _forward_source(m)
+        "layer_norm(" not in _forward_source(m) and _centres(m) is not True
 
 
 # norms that are not dnc's to replace: they normalize over the batch or
@@ -1211,8 +1244,8 @@ def fit_initial(model, fn, batches, module=None, *, kind="all",
     if not sites:
         raise ValueError("fit_initial: %s" % _no_norm(model, kind))
     # what each site computes, as convert finds it: its layout, and
-    # LayerNorm's or RMSNorm's normalization (Cohere's bias-free LayerNorm
-    # is an RMSNorm by its class); those convert leaves are not fitted
+    # LayerNorm's or RMSNorm's normalization (OLMo's RMSLayerNorm is a
+    # LayerNorm by its class); those convert leaves are not fitted
     hows, odd = {}, []
     for path, m, k in sites:
         try:  # a LayerNorm over more than one dimension, as convert refuses

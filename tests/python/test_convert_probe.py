@@ -61,7 +61,9 @@ class LayerNormAct2d(nn.LayerNorm):
 
 
 class CohereLayerNorm(nn.Module):
-    """Hugging Face's CohereLayerNorm: a LayerNorm without a bias."""
+    """Hugging Face's CohereLayerNorm: a LayerNorm without a bias, by hand
+    (no layer_norm call); for the q/k norms c is (heads, head_dim), a
+    weight per head and channel."""
 
     def __init__(self, c, eps=1e-5):
         super().__init__()
@@ -155,8 +157,8 @@ def test_cohere_layernorm_keep_affine_and_fit_initial():
     torch.manual_seed(1)
     c = 16
     model = _perturbed(nn.Sequential(nn.Linear(c, c), CohereLayerNorm(c)))
-    ok([k for _, _, k in dconv.find_norms(model)] == ["rmsnorm"],
-       "found as an RMSNorm by its class (no bias)")
+    ok([k for _, _, k in dconv.find_norms(model)] == ["layernorm"],
+       "found as a LayerNorm by what it computes (no bias)")
     w = model[1].weight.detach().clone()
     conv = dt.convert(copy.deepcopy(model), "dyt", keep_affine=True)
     ok(torch.equal(conv[1].weight.detach(), w) and conv[1].bias is None,
@@ -939,22 +941,6 @@ class OlmoLayerNorm(nn.Module):
                             eps=1e-5).to(dtype)
 
 
-class CohereLayerNorm(nn.Module):
-    """transformers' Cohere norm; for the q/k norms hidden_size is (heads,
-    head_dim): a weight per head and channel."""
-
-    def __init__(self, hidden_size, eps=1e-5):
-        super().__init__()
-        self.weight = nn.Parameter(torch.ones(hidden_size))
-        self.variance_epsilon = eps
-
-    def forward(self, hidden_states):
-        mean = hidden_states.mean(-1, keepdim=True)
-        v = (hidden_states - mean).pow(2).mean(-1, keepdim=True)
-        x = (hidden_states - mean) * torch.rsqrt(v + self.variance_epsilon)
-        return self.weight * x
-
-
 class ConvNormAct(nn.Module):
     """timm.layers.ConvNormAct: a conv, a batch norm, an activation (a
     block named like a norm with its activation, with no weight of its
@@ -1037,3 +1023,45 @@ def test_unrecognised_norms_say_why_and_conv_blocks_are_no_norms():
         dt.convert(nn.Sequential(ConvNormAct(3, c)), "dyt")
     ok("ConvNormAct" not in str(info.value), "ConvNormAct not named",
        str(info.value))
+
+
+def test_a_bias_free_layernorm_by_hand_is_a_layernorm():
+    # it was of kind 'rmsnorm' by its class (bias-free, no layer_norm
+    # call), so convert_layernorm refused a Cohere model, saying "it has
+    # RMSNorms"; what it computes decides, also with a weight of zeros
+    # and on the meta device; T5's norm stays an RMSNorm
+    for w in (None, 0.0):
+        m = nn.Sequential(nn.Linear(8, 8), CohereLayerNorm(8),
+                          T5LayerNorm(8))
+        if w is not None:
+            with torch.no_grad():
+                m[1].weight.fill_(w)
+                m[2].weight.fill_(w)
+        ok([(p, k) for p, _, k in dt.find_norms(m)] ==
+           [("1", "layernorm"), ("2", "rmsnorm")],
+           "kinds by what they compute (weight %s)" % w,
+           [(p, k) for p, _, k in dt.find_norms(m)])
+    m = nn.Sequential(nn.Linear(8, 8), CohereLayerNorm(8))
+    ref = copy.deepcopy(m)
+    x = torch.randn(4, 3, 8)
+    conv = dt.convert_layernorm(m, "dyt", keep_affine=True)
+    ok(isinstance(conv[1], dt.PointwiseNorm) and conv[1].bias is None and
+       conv[1].channels_last, "converted weight-only over the last dimension")
+    with torch.no_grad():
+        want = torch.tanh(0.5 * ref[0](x)) * ref[1].weight
+        ok(torch.allclose(conv(x), want, atol=1e-6), "computes DyT")
+    raises(ValueError, lambda: dt.convert_rmsnorm(
+        nn.Sequential(CohereLayerNorm(8)), "dyt"),
+        "convert_rmsnorm names the kind that takes it",
+        "kind='layernorm' or 'all' converts it")
+    if hasattr(torch.device, "__enter__"):  # PyTorch 2
+        with torch.device("meta"):
+            meta = nn.Sequential(nn.Linear(8, 8), CohereLayerNorm(8))
+        ok([k for _, _, k in dt.find_norms(meta)] == ["layernorm"],
+           "on the meta device too")
+    x = torch.randn(64, 8, generator=torch.Generator().manual_seed(3)) * 2 + 3
+    a = dt.fit_initial(nn.Sequential(CohereLayerNorm(8)), "dyt",
+                       [x])["0"]["alpha"]
+    b = dt.fit_initial(nn.Sequential(nn.LayerNorm(8)), "dyt",
+                       [x])["0"]["alpha"]
+    ok(abs(a - b) < 1e-3 * b, "fitted to LayerNorm's output", (a, b))

@@ -405,11 +405,12 @@ def test_transformers_meta_device():
 
 
 def test_transformers_kinds_and_bf16():
-    """T5LayerNorm and Cohere's bias-free LayerNorm are of kind 'rmsnorm'
-    (weight-only), Nemotron's LayerNorm1P of kind 'layernorm'; a bfloat16
+    """T5LayerNorm is of kind 'rmsnorm' (weight-only); Cohere's bias-free
+    LayerNorm, which subtracts the mean by hand, and Nemotron's
+    LayerNorm1P are of kind 'layernorm'; a bfloat16
     LLaMA converts to bfloat16 norms and trains; generate() runs."""
     for name, kind, other in (("t5", "rmsnorm", "layernorm"),
-                              ("cohere", "rmsnorm", "layernorm"),
+                              ("cohere", "layernorm", "rmsnorm"),
                               ("nemotron", "layernorm", "rmsnorm")):
         torch.manual_seed(0)
         with warnings.catch_warnings():
@@ -470,8 +471,9 @@ def test_transformers_fit_initial():
                "%s: %s fitted (alpha %.3g): relative error %.3f, at alpha "
                "0.5 %.3f" % (name, p, a, e1, e0))
         if name == "cohere":
-            ok(all(dconv._site(m, p, "rmsnorm", None).base == "layernorm"
-                   for p, m in sites.items()),
+            ok(all(k == "layernorm" and
+                   dconv._site(m, p, k, None).base == "layernorm"
+                   for p, m, k in dt.find_norms(orig)),
                "Cohere's LayerNorm is fitted to LayerNorm's output")
 
 
