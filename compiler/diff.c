@@ -1226,11 +1226,64 @@ RULE(df_lt) { return NULL; }
 #define df_and df_lt
 #define df_or df_lt
 #define df_not df_lt
+/* y with e = f y, built from e's products, quotients and negations with
+ * the factor f in them, or NULL */
+static dnc_node *factor_out(dctx *d, dnc_node *e, const dnc_node *f, int depth)
+{
+  if (e == f)
+    return K(1.0);
+  if (depth > 8)
+    return NULL;
+  dnc_node *y;
+  switch (e->op) {
+  case OP_NEG:
+    y = factor_out(d, e->arg[0], f, depth + 1);
+    return y ? S(OP_NEG, y, NULL) : NULL;
+  case OP_MUL:
+    for (int k = 0; k < 2; k++)
+      if (e->arg[k] == f)
+        return e->arg[1 - k];
+    for (int k = 0; k < 2; k++)
+      if ((y = factor_out(d, e->arg[k], f, depth + 1)))
+        return S(OP_MUL, y, e->arg[1 - k]);
+    return NULL;
+  case OP_DIV:
+    y = factor_out(d, e->arg[0], f, depth + 1);
+    return y ? S(OP_DIV, y, e->arg[1]) : NULL;
+  default:
+    return NULL;
+  }
+}
+
+/* if f == 0 then 0 else f y (zero_where's guard, or the same written by
+ * hand) is f y wherever y is finite, so its derivative is f' y + f y':
+ * f' y where f is 0 (the f y' term 0 there, as the guard has it), (f
+ * y)' elsewhere. Each branch's own derivative, 0 where f is 0, dropped
+ * f' y there: d2/dx2 of x / (1 + exp(-x)) at 0 was 0.25, not 0.5, in the
+ * interpreter, the kernels and PyTorch's double backward. NULL where e
+ * is not of that shape. */
+static dnc_node *guard_rule(dctx *d, dnc_node *const *a, dnc_node *const *da)
+{
+  const dnc_node *c = a[0];
+  if (c->op != OP_EQ || a[1]->op != OP_CONST || a[1]->value != 0 || !da[2])
+    return NULL;
+  int k = c->arg[0]->op == OP_CONST && c->arg[0]->value == 0 ? 1
+          : c->arg[1]->op == OP_CONST && c->arg[1]->value == 0 ? 0 : -1;
+  dnc_node *f = k < 0 ? NULL : c->arg[k], *df = f ? d->dv[f->id] : NULL;
+  dnc_node *y = df ? factor_out(d, a[2], f, 0) : NULL;
+  if (!y)
+    return NULL;
+  return dnc_simp(d->g, OP_SELECT, a[0], zero_where(d, df, S(OP_MUL, df, y)), da[2]);
+}
+
 /* each branch, not the condition */
 RULE(df_select)
 {
   if (!da[1] && !da[2])
     return NULL;
+  dnc_node *r = guard_rule(d, a, da);
+  if (r)
+    return r;
   return dnc_simp(d->g, OP_SELECT, a[0], zero_if_null(d, da[1]),
                   zero_if_null(d, da[2]));
 }

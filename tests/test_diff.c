@@ -485,6 +485,31 @@ static void test_conventions(void)
   is_double((double)at(m, dp, 0.0, pneg, 1, -1, 0), -INFINITY, 0,
             "... -inf at x = 0 for p = -1 (|x|^p is inf there)");
   dnc_mod_free(m);
+  /* the guard if f == 0 then 0 else f y (a zero_where of a derivative)
+   * is f y wherever y is finite: its derivative at f = 0 is f' y. Each
+   * branch's own dropped it: d2/dx2 of x / (1 + exp(-x)) at 0 was 0.25 */
+  static const struct {
+    const char *src;
+    int w1, w2;
+    double p[2], want;
+  } guards[] = {
+      {"fn f(x; a = 1) = x / (1 + exp(-a * x))", -1, -1, {1}, 0.5},
+      {"fn f(x; a = 0.5) = x / (1 + exp(a * x))", -1, -1, {0.5}, -0.25},
+      {"fn f(x; c = 2) = x / hypot(c, x)", 0, -1, {2}, -0.25},
+      {"fn f(x; c = 0.3, b = 1.5) = x / (c + sqrt(b + x^2))", 1, -1, {0.3, 1.5},
+       -0.17560222415247835},
+      {"fn f(x) = if 0 == x then 0 else x * cos(x)", -1, -2, {0}, 1},
+      {"fn f(x) = if x == 0 then 0 else x * log(abs(x))", -1, -2, {0}, -INFINITY},
+  };
+  for (size_t i = 0; i < sizeof guards / sizeof *guards; i++) {
+    m = build(guards[i].src);
+    dnc_node *d1 = dnc_derivative(&m->dag, m->fns[0]->body, guards[i].w1);
+    dnc_node *d2 = guards[i].w2 == -2 ? d1 : dnc_derivative(&m->dag, d1, guards[i].w2);
+    is_double((double)at(m, d2, 0.0, guards[i].p, 2, -1, 0), guards[i].want, 1e-15,
+              "%s: %s at x = 0", guards[i].src,
+              guards[i].w2 == -2 ? "d/dx" : "the second derivative");
+    dnc_mod_free(m);
+  }
 }
 
 static void test_sharing_and_growth(void)
