@@ -881,6 +881,10 @@ static dnc_status cm_init(const char *name, cm_call *m, layer_state *ls,
   if (x->rows % channels)
     return dnc_refuse(DNC_ERR_SHAPE, name, "x's %lld rows are not a multiple of "
                   "its %lld channels", (long long)x->rows, (long long)channels);
+  if (!x->rows || !x->cols)
+    return DNC_OK; /* nothing to do, as dnc_layer_forward: nothing sized by
+                    * channels is made (an empty view bounds no count: 2^62
+                    * channels wrapped channel_values' size to a few bytes) */
   param_values(f, L ? L->params : NULL, p);
   call_init(c, f, x, p);
   m->channels = channels;
@@ -905,7 +909,7 @@ dnc_status dnc_layer_forward_cm(const dnc_function *f, const dnc_tensor *x,
   st = cm_init("dnc_layer_forward_cm", &m, &ls, f, x, channels, L,
                L && (L->gamma || L->beta), p);
   m.c.y = y->data;
-  if (st == DNC_OK) {
+  if (st == DNC_OK && x->rows && x->cols) {
     pick_stream(&m.c, m.c.y, m.c.ldy, x->rows);
     dnc_pool_run(dnc_function_module(f)->ctx->pool, channels * m.per,
                  task_cm_fwd, &m);
@@ -944,6 +948,8 @@ dnc_status dnc_layer_backward_cm(const dnc_function *f, const dnc_tensor *x,
   int affine = (L && (L->gamma || L->beta)) || (G && (G->gamma || G->beta));
   double p[DNC_MAX_PARAMS + 1];
   st = cm_init("dnc_layer_backward_cm", &m, &ls, f, x, channels, L, affine, p);
+  if (st == DNC_OK && (!x->rows || !x->cols))
+    return DNC_OK; /* nothing to do, nothing to add to the sums */
   c->dy = dy->data;
   c->dx = dx->data;
   if (st == DNC_OK)

@@ -804,6 +804,25 @@ static void test_out_of_memory(void)
   ok(strstr(dnc_last_error(), "dnc_layer_backward_cm: out of memory") != NULL,
      "  saying so: %s", dnc_last_error());
   ok(dgamma[0] == 0, "no gradient was written");
+  /* an empty channels-first view is a call with nothing to do, whatever
+   * its channel count: 2^62 channels wrapped the per-channel array's size
+   * to a few bytes, and filling it crashed */
+  dnc_tensor e = {NULL, DNC_F32, 0, 5, 0};
+  for (int k = 0; k < 2; k++) {
+    int64_t ch = (int64_t)1 << (k ? 61 : 62);
+    e.dtype = k ? DNC_F64 : DNC_F32;
+    is_int(dnc_layer_forward_cm(f, &e, &e, ch, NULL), DNC_OK,
+           "an empty [0 x 5] channels-first forward with 2^%d channels: DNC_OK",
+           k ? 61 : 62);
+    is_int(dnc_layer_backward_cm(f, &e, &e, &e, ch, NULL, &G), DNC_OK,
+           "  and its backward");
+  }
+  dnc_tensor e2 = {NULL, DNC_F32, (int64_t)1 << 62, 0, 0};
+  is_int(dnc_layer_forward_cm(f, &e2, &e2, (int64_t)1 << 62, NULL), DNC_OK,
+         "[2^62 x 0] with 2^62 channels: DNC_OK");
+  is_int(dnc_layer_forward_cm(f, &e, &e, 0, NULL), DNC_ERR_ARGUMENT,
+         "an empty view with 0 channels is still refused");
+  ok(dgamma[0] == 0, "nothing was added to the sums");
   dnc_module_free(m);
   dnc_context_free(ctx);
 }
