@@ -860,12 +860,13 @@ static const struct {
   {OP_LOG1P, 0, 29, 0.25, {0.5, -0.6666666666666666, 0.75, -0.8, 0.8333333333333334, -0.8571428571428571, 0.875, -0.8888888888888888, 0.9, -0.9090909090909091, 0.9166666666666666, -0.9230769230769231, 0.9285714285714286, -0.9333333333333333, 0.9375, -0.9411764705882353, 0.9444444444444444, -0.9473684210526315, 0.95, -0.9523809523809523, 0.9545454545454546, -0.9565217391304348, 0.9583333333333334, -0.96, 0.9615384615384616, -0.9629629629629629, 0.9642857142857143, -0.9655172413793104, 0.9666666666666667}},
 };
 
-static dnc_node *minus_tangent(dctx *d, dnc_node *g)
+static dnc_node *minus_tangent(dctx *d, dnc_node *g, dnc_node *over)
 {
   dnc_node *u = g->arg[0], *one = K(1.0);
   if (g->op == OP_SOFTPLUS) {
     dnc_node *v = S(OP_NEG, S(OP_ABS, u, NULL), NULL);
-    return S(OP_SUB, S(OP_SOFTPLUS, v, NULL), S(OP_MUL, v, S(OP_SIGMOID, v, NULL)));
+    dnc_node *r = S(OP_SUB, S(OP_SOFTPLUS, v, NULL), S(OP_MUL, v, S(OP_SIGMOID, v, NULL)));
+    return over ? S(OP_DIV, S(OP_DIV, r, over), over) : r;
   }
   for (size_t i = 0; i < sizeof scale_series / sizeof *scale_series; i++) {
     if (g->op != scale_series[i].op)
@@ -877,9 +878,16 @@ static dnc_node *minus_tangent(dctx *d, dnc_node *g)
       poly = S(OP_ADD, K(scale_series[i].c[k]), S(OP_MUL, t, poly));
     dnc_node *gp = rules[g->op](d, g, &u, &one);
     dnc_node *small = S(OP_LT, S(OP_ABS, u, NULL), K(scale_series[i].lim));
-    return dnc_simp(d->g, OP_SELECT, small,
-                    S(OP_MUL, S(OP_POW, u, K(odd ? 3.0 : 2.0)), poly),
-                    S(OP_SUB, g, S(OP_MUL, u, gp)));
+    dnc_node *series, *diff = S(OP_SUB, g, S(OP_MUL, u, gp));
+    if (over) { /* divided by over^2, over of u's degree (x / erf(x)'s
+                 * erf(x)): (u / over)^2 u^(n-2) P, not u^n P / over^2,
+                 * whose u^3 underflowed in f32 from |u| = 1e-13 */
+      dnc_node *r = S(OP_DIV, u, over);
+      series = S(OP_MUL, S(OP_MUL, r, r), odd ? S(OP_MUL, u, poly) : poly);
+      diff = S(OP_DIV, S(OP_DIV, diff, over), over);
+    } else
+      series = S(OP_MUL, S(OP_POW, u, K(odd ? 3.0 : 2.0)), poly);
+    return dnc_simp(d->g, OP_SELECT, small, series, diff);
   }
   return NULL;
 }
@@ -900,7 +908,7 @@ static dnc_node *mul_scaled(dctx *d, dnc_node *const *a, dnc_node *const *da)
     if (!deg_ok(m) || deg_zero(m) ||
         !deg_eq(pdeg(d, g->arg[0], w, 0), deg_mul(m, deg_num(-1))))
       continue;
-    dnc_node *phi = minus_tangent(d, g);
+    dnc_node *phi = minus_tangent(d, g, NULL);
     if (phi)
       return S(OP_MUL, da[k], phi);
   }
@@ -908,22 +916,39 @@ static dnc_node *mul_scaled(dctx *d, dnc_node *const *a, dnc_node *const *da)
 }
 
 /* g(u) / b, b and u of one degree m != 0 in the variable (tanh(a x) / a
- * by a): (g' u' b - g b') / b^2 = -b' (g - u g') / b^2, Euler's u' = (m/w)
- * u and b' = (m/w) b. NULL where the quotient is not of that shape. */
+ * by a, sinh(x) / x by x): (g' u' b - g b') / b^2 = -b' (g - u g') / b^2,
+ * Euler's u' = (m/w) u and b' = (m/w) b; and b / g(u) likewise. NULL
+ * where the quotient is not of either shape. */
 static dnc_node *div_scaled(dctx *d, dnc_node *const *a, dnc_node *const *da)
 {
   dnc_node *g = a[0];
-  if (!da[0] || !da[1] || g->nargs != 1)
+  if (!da[0] || !da[1])
+    return NULL;
+  if (a[1]->nargs == 1) {
+    /* b / g(u), b and u of one degree m (x / erf(x), x / tanh(x), whose
+     * value is a removable 0/0 at 0): (b' g - b g' u') / g^2 = b' (g - u
+     * g') / g^2; the quotient rule's 1 - q g' had no digit left near 0
+     * (d/dx of x / erf(x) at 1e-20 was 1206, not 6e-21) */
+    dnc_node *h = a[1];
+    d->budget = RESID_BUDGET;
+    const dnc_node *w = var_leaf(d, a[0], 0);
+    hdeg_t m = w ? pdeg(d, a[0], w, 0) : no_deg;
+    dnc_node *phi = deg_ok(m) && !deg_zero(m) && deg_eq(pdeg(d, h->arg[0], w, 0), m)
+                        ? minus_tangent(d, h, h) : NULL;
+    if (phi)
+      return mul(d, da[0], phi);
+  }
+  if (g->nargs != 1)
     return NULL;
   d->budget = RESID_BUDGET;
   const dnc_node *w = var_leaf(d, a[1], 0);
   hdeg_t m = w ? pdeg(d, a[1], w, 0) : no_deg;
   if (!deg_ok(m) || deg_zero(m) || !deg_eq(pdeg(d, g->arg[0], w, 0), m))
     return NULL;
-  dnc_node *phi = minus_tangent(d, g);
+  dnc_node *phi = minus_tangent(d, g, a[1]);
   if (!phi)
     return NULL;
-  return S(OP_NEG, S(OP_DIV, S(OP_DIV, S(OP_MUL, da[1], phi), a[1]), a[1]), NULL);
+  return S(OP_NEG, S(OP_MUL, da[1], phi), NULL);
 }
 
 /* sinh(u) / cosh(u) and cosh(u) / sinh(u), tanh and coth written out:
