@@ -478,6 +478,31 @@ static void test_conventions(void)
        removable[i].src, removable[i].x, v, removable[i].want);
     dnc_mod_free(m);
   }
+  /* (c + |x|^p)^(k/p) by p (the generalised softsign): the rule's
+   * log(c + t) - t log(t) / (c + t) had no digit left for t >> c */
+  static const struct {
+    const char *src;
+    double x, p, want;
+  } roots[] = {
+      {"fn f(x; p = 2) = x / (1 + abs(x)^p)^(1/p)", 0.001, 2, 3.7038722086813251e-9},
+      {"fn f(x; p = 2) = x / (1 + abs(x)^p)^(1/p)", 3, 2, 0.077100196834266634},
+      {"fn f(x; p = 2) = x / (1 + abs(x)^p)^(1/p)", 10000.0, 2, 4.8551701144105395e-8},
+      {"fn f(x; p = 2) = x / (1 + abs(x)^p)^(1/p)", 10000000000.0, 2, 1.1762925464970228e-19},
+      {"fn f(x; p = 0.7) = x * (1 + abs(x)^p)^(-1/p)", 0.001, 0.7, 9.2859553257211475e-5},
+      {"fn f(x; p = 0.7) = x * (1 + abs(x)^p)^(-1/p)", 3, 0.7, 0.73955668336848124},
+      {"fn f(x; p = 0.7) = x * (1 + abs(x)^p)^(-1/p)", 10000000000.0, 0.7, 3.493488070144334e-6},
+      {"fn f(x; p = 2, c = 3) = x / (c + abs(x)^p)^(1/p)", 0.001, 2, 0.00015857171153212909},
+      {"fn f(x; p = 2, c = 3) = x / (c + abs(x)^p)^(1/p)", 10000000000.0, 2, 3.5288776394910685e-19},
+  };
+  for (size_t i = 0; i < sizeof roots / sizeof *roots; i++) {
+    dnc_mod *m = build(roots[i].src);
+    dnc_node *d = dnc_diff(&m->dag, m->fns[0]->body, 0);
+    double p[2] = {roots[i].p, 3};
+    double v = (double)at(m, d, roots[i].x, p, 2, -1, 0);
+    ok(fabs(v / roots[i].want - 1) <= 1e-14, "%s: d/dp at %g = %.17g, want %.17g",
+       roots[i].src, roots[i].x, v, roots[i].want);
+    dnc_mod_free(m);
+  }
   for (size_t i = 0; i < sizeof scaled / sizeof *scaled; i++) {
     dnc_mod *m = build(scaled[i].src);
     dnc_node *d = dnc_diff(&m->dag, m->fns[0]->body, 0);
