@@ -799,6 +799,13 @@ int dnc_kcache_read(const char *dir, const char *name, const char *key,
  * the directory); 0, or -1 when it could not (the cache is best effort). */
 int dnc_kcache_write(const char *dir, const char *name, const char *key,
                      const void *obj, size_t nobj);
+/* The bound on a cache directory's entries, in bytes: $DNC_CACHE_MAX (a
+ * number, with K, M, G or T for 2^10 ... 2^40; 0: no bound), unset or
+ * empty DNC_KCACHE_MAX_DEFAULT; -1 when it is none of these (context
+ * creation refuses it). A write past it removes the least recently used
+ * entries (read or written) down to 3/4 of it. */
+#define DNC_KCACHE_MAX_DEFAULT (1LL << 30)
+long long dnc_kcache_max(void);
 /* Process-wide counts of reads that hit, missed and were rejected, and
  * of entries written, indexed by DNC_KCACHE_* (for tests). */
 void dnc_kcache_counts(unsigned long out[4]);

@@ -23,8 +23,10 @@
  * concurrent processes see either no entry or a whole one; an entry
  * larger than the process's file-size limit is not written (SIGXFSZ).
  */
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -424,6 +426,8 @@ int dnc_kcache_read(const char *dir, const char *name, const char *key,
       entry_digest(key, nkey, data + nkey, n - nkey, d);
       ok = !memcmp(d, h + 24, 32);
     }
+      if (ok) /* used now: the bound removes the least recently used */
+      futimens(fd, NULL);
     if (ok) { /* the object alone, in the same allocation */
       *nobj = n - nkey;
       memmove(data, data + nkey, *nobj);
@@ -467,6 +471,92 @@ static void remove_stale_temps(const char *dir)
   closedir(d);
 }
 
+/* ------------------------------------------------------------ the bound */
+
+long long dnc_kcache_max(void)
+{
+  const char *e = getenv("DNC_CACHE_MAX");
+  if (!e || !*e)
+    return DNC_KCACHE_MAX_DEFAULT;
+  char *end;
+  errno = 0;
+  long long v = strtoll(e, &end, 10);
+  if (errno || end == e || !isdigit((unsigned char)*e) || v < 0)
+    return -1;
+  int shift = 0;
+  switch (*end) {
+  case 'k': case 'K': shift = 10, end++; break;
+  case 'm': case 'M': shift = 20, end++; break;
+  case 'g': case 'G': shift = 30, end++; break;
+  case 't': case 'T': shift = 40, end++; break;
+  }
+  if (*end || v > LLONG_MAX >> shift)
+    return -1;
+  return v << shift;
+}
+
+typedef struct {
+  struct timespec used; /* mtime: written, or last read (dnc_kcache_read) */
+  off_t size;
+  char name[DNC_KCACHE_NAME_LEN + 8];
+} kentry;
+
+static int older(const void *a, const void *b)
+{
+  const kentry *x = a, *y = b;
+  if (x->used.tv_sec != y->used.tv_sec)
+    return x->used.tv_sec < y->used.tv_sec ? -1 : 1;
+  if (x->used.tv_nsec != y->used.tv_nsec)
+    return x->used.tv_nsec < y->used.tv_nsec ? -1 : 1;
+  return strcmp(x->name, y->name);
+}
+
+/* The entries of dir (this user's, <32 hex digits>.dko) larger together
+ * than max bytes: the least recently used removed until they are within
+ * 3/4 of it, never keep (the entry just written). A process reading one
+ * as it goes keeps its open file; one that looks for it later compiles
+ * again. Concurrent trims remove a file once (ENOENT is nothing). */
+static void trim(const char *dir, long long max, const char *keep)
+{
+  DIR *d = opendir(dir);
+  if (!d)
+    return;
+  kentry *v = NULL;
+  size_t n = 0, cap = 0;
+  long long total = 0;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    size_t k = strlen(e->d_name);
+    struct stat st;
+    if (k != DNC_KCACHE_NAME_LEN + 4 || strcmp(e->d_name + DNC_KCACHE_NAME_LEN, ".dko") ||
+        fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) ||
+        !S_ISREG(st.st_mode) || st.st_uid != geteuid())
+      continue;
+    if (n == cap) {
+      kentry *w = realloc(v, (cap = cap ? 2 * cap : 256) * sizeof *v);
+      if (!w)
+        break; /* best effort: trim what was listed */
+      v = w;
+    }
+    v[n].used = st.st_mtim;
+    v[n].size = st.st_size;
+    memcpy(v[n].name, e->d_name, k + 1);
+    total += st.st_size;
+    n++;
+  }
+  if (total > max) {
+    qsort(v, n, sizeof *v, older);
+    for (size_t i = 0; i < n && total > max / 4 * 3; i++) {
+      if (!strncmp(v[i].name, keep, DNC_KCACHE_NAME_LEN))
+        continue;
+      if (!unlinkat(dirfd(d), v[i].name, 0) || errno == ENOENT)
+        total -= v[i].size;
+    }
+  }
+  free(v);
+  closedir(d);
+}
+
 int dnc_kcache_write(const char *dir, const char *name, const char *key,
                      const void *obj, size_t nobj)
 {
@@ -505,8 +595,20 @@ int dnc_kcache_write(const char *dir, const char *name, const char *key,
   if (!bad) {
     /* once per process: a search writes thousands of entries */
     static atomic_int swept;
-    if (!atomic_exchange(&swept, 1))
+    /* the bound: looked at with a process's first entry (a directory
+     * left over it by a larger bound, or by older processes) and then
+     * each time its entries since add up to a sixteenth of it */
+    static atomic_ullong since;
+    int first = !atomic_exchange(&swept, 1);
+    if (first)
       remove_stale_temps(dir);
+    long long max = dnc_kcache_max();
+    unsigned long long w = atomic_fetch_add(&since, HEADER + nkey + nobj) +
+                           HEADER + nkey + nobj;
+    if (max > 0 && (first || w >= (unsigned long long)max / 16)) {
+      atomic_store(&since, 0);
+      trim(dir, max, name);
+    }
     atomic_fetch_add(&counts[DNC_KCACHE_WRITTEN], 1);
   }
   free(tmp);

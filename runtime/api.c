@@ -221,6 +221,13 @@ dnc_status dnc_context_create(const dnc_options *o, dnc_context **out)
   int spin_us;
   if ((!stream && stream_default(&stream)) || spin_default(&spin_us))
     return DNC_ERR_ARGUMENT;
+  if (dnc_kcache_enabled(o->cache) && dnc_kcache_max() < 0) {
+    const char *env = getenv("DNC_CACHE_MAX");
+    return dnc_refuse(DNC_ERR_ARGUMENT, NULL, "$DNC_CACHE_MAX is '%.40s%s': it "
+                      "must be a size in bytes (with K, M, G or T for 2^10 to "
+                      "2^40: 512M) or 0 (no bound)", env,
+                      strlen(env) > 40 ? "..." : "");
+  }
   dnc_context *ctx = calloc(1, sizeof *ctx);
   if (!ctx)
     return DNC_ERR_MEMORY;

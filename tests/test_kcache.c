@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "dnc.h"
@@ -489,6 +490,106 @@ static void test_key(void)
      "SHA-256 of \"abc\" is the standard's");
 }
 
+/* Total bytes of the entries in dir. */
+static long long dir_bytes(const char *dir)
+{
+  DIR *d = opendir(dir);
+  long long n = 0;
+  struct dirent *e;
+  struct stat st;
+  while (d && (e = readdir(d)))
+    if (strstr(e->d_name, ".dko") && !fstatat(dirfd(d), e->d_name, &st, 0))
+      n += st.st_size;
+  if (d)
+    closedir(d);
+  return n;
+}
+
+/* One new context running name's f32 kernels (compiled from text):
+ * whether its entry was read (1), missed (0), or the run failed (-1). */
+static int hit(const char *dir, const char *text, const char *name)
+{
+  unsigned long c0[4], c1[4];
+  float y[N];
+  /* a file's times advance by the kernel's tick (4 ms here): uses in
+   * one tick are ties */
+  struct timespec tick = {0, 20000000};
+  nanosleep(&tick, NULL);
+  counts(c0);
+  dnc_context *ctx = context(1, dir);
+  dnc_module *m = compile(ctx, text);
+  int r = m && run_forward(m, name, y) ? 1 : -1;
+  dnc_module_free(m);
+  dnc_context_free(ctx);
+  counts(c1);
+  return r < 0 ? r : c1[DNC_KCACHE_HIT] > c0[DNC_KCACHE_HIT];
+}
+
+/* $DNC_CACHE_MAX bounds the directory: a write past it removes the least
+ * recently used entries (a read counts as a use) down to 3/4 of it, never
+ * the one just written; 0 is no bound; a value that is no size is
+ * refused at context creation, where the cache is on. */
+static void test_bound(void)
+{
+  char *dir = tmpdir_make("dnc-kcache-max");
+  const char *other = "fn other(x; a = 1) = atan(a * x)";
+  unsetenv("DNC_CACHE_MAX");
+  ok(hit(dir, src, "dyt") == 0 && hit(dir, src, "derf") == 0 &&
+         hit(dir, src, "dyisru") == 0,
+     "three entries written under the default bound");
+  long long three = dir_bytes(dir);
+  /* dyt read again: now the most recently used, derf the least */
+  struct timespec old[2] = {{1000000000, 0}, {1000000000, 0}};
+  DIR *d = opendir(dir);
+  struct dirent *e;
+  while (d && (e = readdir(d)))
+    if (strstr(e->d_name, ".dko"))
+      utimensat(dirfd(d), e->d_name, old, 0);
+  if (d)
+    closedir(d);
+  ok(hit(dir, src, "dyisru") == 1 && hit(dir, src, "dyt") == 1,
+     "dyisru, then dyt, read (each a use)");
+  char v[64];
+  snprintf(v, sizeof v, "%lld", three + 100);
+  setenv("DNC_CACHE_MAX", v, 1);
+  ok(hit(dir, src, "derf") == 1, "within the bound, nothing was removed");
+  ok(hit(dir, other, "other") == 0, "a fourth entry written past the bound");
+  ok(dir_bytes(dir) <= (three + 100) / 4 * 3,
+     "the directory is within 3/4 of the bound after it (%lld of %lld bytes)",
+     dir_bytes(dir), three + 100);
+  ok(hit(dir, other, "other") == 1, "the entry just written is kept");
+  ok(hit(dir, src, "derf") == 1, "so is the most recently read one");
+  ok(hit(dir, src, "dyisru") == 0, "the least recently used one was removed");
+  setenv("DNC_CACHE_MAX", "0", 1);
+  int before = count_files(dir, ".dko", NULL, 0);
+  ok(hit(dir, "fn g(x; a = 1) = asinh(a * x)", "g") == 0 &&
+         hit(dir, "fn h(x; a = 1) = sigmoid(a * x)", "h") == 0 &&
+         count_files(dir, ".dko", NULL, 0) == before + 2,
+     "DNC_CACHE_MAX=0: no bound, entries are only added");
+  static const char *const bad[] = {"12X", "-5", "abc", "1e9", " 5", "5MB",
+                                    "99999999999999999999", "9999999999999T"};
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    setenv("DNC_CACHE_MAX", bad[i], 1);
+    dnc_context *ctx = context(1, dir);
+    ok(!ctx && strstr(dnc_last_error(), "$DNC_CACHE_MAX is") != NULL,
+       "DNC_CACHE_MAX='%s' is refused: %s", bad[i], dnc_last_error());
+    dnc_context_free(ctx);
+  }
+  dnc_context *ctx = context(-1, dir);
+  ok(ctx != NULL, "... but not where the cache is off");
+  dnc_context_free(ctx);
+  static const char *const good[] = {"512M", "1g", "64k", "2T", "1048576"};
+  for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
+    setenv("DNC_CACHE_MAX", good[i], 1);
+    ctx = context(1, dir);
+    ok(ctx != NULL, "DNC_CACHE_MAX='%s' is a size", good[i]);
+    dnc_context_free(ctx);
+  }
+  unsetenv("DNC_CACHE_MAX");
+  tmpdir_remove(dir);
+  free(dir);
+}
+
 int main(void)
 {
   for (int i = 0; i < N; i++)
@@ -524,5 +625,6 @@ int main(void)
   test_off();
   test_directory();
   test_key();
+  test_bound();
   return done_testing();
 }
