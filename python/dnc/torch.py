@@ -588,6 +588,9 @@ def torch_form(fn, module=None):
 
 
 def _form(source, name):
+    """The decomposed form of the function `name` of source, printed on
+    its first use wherever that is (a module made by unpickling or
+    torch.load, a traced GraphModule, the functional form), and cached."""
     key = (source, name)
     form = _forms.get(key)
     if form is None:
@@ -733,7 +736,7 @@ def _dec_layer(source, name, x, gamma, beta, params):
     (to any order, and under torch.func) by dnc's symbolic derivatives."""
     if HAS_CUSTOM_OPS and _functorch_active():
         return _DecFunc.apply(source, name, x, gamma, beta, *params)
-    return _DecomposedFn.apply(_forms[(source, name)], (source, name), x,
+    return _DecomposedFn.apply(_form(source, name), (source, name), x,
                                gamma, beta, *params)
 
 
@@ -1247,7 +1250,7 @@ if HAS_CUSTOM_OPS:
         @staticmethod
         def backward(ctx, dy):
             x, gamma, beta, *params = ctx.saved_tensors
-            dx, dg, db, dps = _dec_backward(_forms[ctx.key], x, dy, gamma,
+            dx, dg, db, dps = _dec_backward(_form(*ctx.key), x, dy, gamma,
                                             beta, params,
                                             _needs(ctx, 2))
             return (None, None, dx, dg, db) + tuple(dps)
@@ -1279,7 +1282,7 @@ if HAS_CUSTOM_OPS:
         """_dec_forward for an autograd.Function with setup_context: never
         an input itself (f = x, or a derivative that is x), which autograd
         refuses to save and return as it is."""
-        y = _dec_forward(_forms[(source, name)], x, gamma, beta, params)
+        y = _dec_forward(_form(source, name), x, gamma, beta, params)
         if y is x or any(y is p for p in params):
             y = y.clone()
         return y
@@ -1373,7 +1376,7 @@ def _apply(source, name, threads, x, gamma, beta, params):
     function `name` of dnc source `source`."""
     if _use_kernels(x):
         return _apply_kernels(source, name, threads, x, gamma, beta, params)
-    form = _forms[(source, name)]
+    form = _form(source, name)
     if _onnx_exporting():
         return _dec_forward(form, x, gamma, beta, params)
     if HAS_CUSTOM_OPS and (_exporting() or torch.jit.is_tracing()) and \
@@ -1574,8 +1577,6 @@ def _pointwise(x, fn, weight, bias, module, threads, params):
         ts.append(v)
     x, weight, bias, ts, out = _promoted(x, weight, bias, ts)
     _check(name, fparams, x, weight, bias, ts, "pointwise")
-    if not _use_kernels(x):
-        _form(source, name)  # printed and cached before _apply looks it up
     y = _apply(source, name, threads or 0, x, weight, bias, ts)
     if not x.is_contiguous():  # as PointwiseNorm's (_norm_forward)
         y = y.contiguous()
@@ -2124,8 +2125,8 @@ class PointwiseNorm(nn.Module):
         self.reset_parameters()
 
     def _prepare(self):
-        # the decomposed form is printed here, not in forward, which
-        # torch.compile traces: forward only reads it from the cache
+        # the decomposed form is printed here, once, not at the first
+        # forward off the CPU, which torch.compile may be tracing
         _form(self._dnc_source, self._dnc_name)
 
     def __setstate__(self, state):

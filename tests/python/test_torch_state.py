@@ -3,12 +3,16 @@ under PyTorch 1.13 and 2: a state_dict records its PointwiseNorm's
 function, and one saved from another function is refused, not loaded into
 this one (directly, nested, through torch.save and a weights-only load),
 while the same function under another name or other defaults, and the
-DyT repository's checkpoints, load; fake tensors (FakeTensorMode) through
+DyT repository's checkpoints, load; a torch.fx GraphModule saved and
+loaded in a new process, on the decomposed form; fake tensors (FakeTensorMode) through
 either layout, where the channels-first kernels once got data pointers
 that fake tensors do not have; a meta input of another dtype refused by
 name."""
 import copy
 import io
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -189,3 +193,45 @@ def test_meta_input_of_another_dtype():
                                     dtype=torch.float64)),
            "a float64 meta input into a float32 module",
            "the input is torch.float64 but 'weight' is torch.float32")
+
+
+# loads what test_saved_graph_module_in_a_new_process saved, and runs it on
+# the decomposed form (the path of a GPU), forward and backward
+LOAD_GRAPH_MODULE = """
+import sys, torch, dnc.torch as dt
+kw = {"weights_only": False} \\
+    if "weights_only" in torch.load.__code__.co_varnames else {}
+d = torch.load(sys.argv[1], **kw)
+x = d["x"].clone().requires_grad_()
+with dt.decomposed():
+    y = d["gm"](x)
+    y.sum().backward()
+print(float((y - d["y"]).abs().max()), float((x.grad - d["dx"]).abs().max()))
+"""
+
+
+def test_saved_graph_module_in_a_new_process(tmp_path):
+    """A torch.fx GraphModule of a model with a PointwiseNorm, saved with
+    torch.save and loaded in a new process, runs the decomposed form there
+    (a GPU's path; decomposed() on the CPU): the form is printed where it
+    is first looked up. Only the module's constructor printed it, which
+    the loaded GraphModule never runs: a KeyError."""
+    torch.manual_seed(3)
+    m = nn.Sequential(nn.Linear(6, 6), dt.PointwiseNorm(6, SRC))
+    gm = torch.fx.symbolic_trace(m)
+    x = torch.randn(3, 6, requires_grad=True)
+    y = m(x)
+    y.sum().backward()
+    path = str(tmp_path / "gm.pt")
+    torch.save({"gm": gm, "x": x.detach(), "y": y.detach(),
+                "dx": x.grad}, path)
+    pkg = os.path.dirname(os.path.dirname(os.path.abspath(dt.__file__)))
+    env = dict(os.environ, PYTHONPATH=pkg + os.pathsep +
+               os.environ.get("PYTHONPATH", ""))
+    r = subprocess.run([sys.executable, "-c", LOAD_GRAPH_MODULE, path],
+                       env=env, capture_output=True, text=True, timeout=300)
+    ok(r.returncode == 0, "the loaded GraphModule runs decomposed",
+       r.stderr[-3000:])
+    dy, ddx = (float(v) for v in r.stdout.split()[-2:])
+    ok(dy < 1e-6 and ddx < 1e-6, "y and dx are the kernels' (within "
+       "1e-6)", r.stdout)
