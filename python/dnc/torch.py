@@ -564,6 +564,12 @@ def _single_line(fn):
 _forms = {}  # (source, name) -> (f, df/dx, [df/dp])
 _force = threading.local()
 
+# torch.compile calls a function so marked while it traces, and takes what
+# it returns as a constant, rather than tracing into it (PyTorch 1.13 has
+# no torch.compile: the function itself)
+_assume_constant = getattr(getattr(torch, "compiler", None),
+                           "assume_constant_result", lambda f: f)
+
 
 @contextlib.contextmanager
 def decomposed(on=True):
@@ -591,6 +597,45 @@ def _form(source, name):
     """The decomposed form of the function `name` of source, printed on
     its first use wherever that is (a module made by unpickling or
     torch.load, a traced GraphModule, the functional form), and cached."""
+    if _compiling():
+        # torch.compile: printed while tracing by a call it takes as a
+        # constant (printing reaches native calls, the thread count and a
+        # lock, which broke the graph, and failed fullgraph=True, where
+        # nothing had printed the form before), and read as an attribute
+        # of its own: a dict the tracer had read before the call would
+        # not have the new form in its copy
+        return getattr(_FormsByName, _form_attr(source, name))
+    return _made_form(source, name)
+
+
+class _FormsByName:
+    """The forms that torch.compile has looked up, as attributes named in
+    _form_attrs."""
+
+
+_form_attrs = {}  # (source, name) -> its attribute of _FormsByName
+
+
+@_assume_constant
+def _form_attr(source, name):
+    """The name of the form's attribute of _FormsByName, made with the
+    form where there is none: a string, which torch.compile takes as a
+    constant (it cannot guard the form's functions as one)."""
+    key = (source, name)
+    a = _form_attrs.get(key)
+    if a is None:
+        form = _made_form(source, name)
+        with _lock:
+            a = _form_attrs.get(key)
+            if a is None:
+                a = "form%d" % len(_form_attrs)
+                setattr(_FormsByName, a, form)
+                _form_attrs[key] = a
+    return a
+
+
+def _made_form(source, name):
+    """_form's work: the form from the cache, or printed into it."""
     key = (source, name)
     form = _forms.get(key)
     if form is None:
@@ -1628,8 +1673,7 @@ def _resolved_ids(fn, module):
     return _resolved(fn, module, None)
 
 
-_resolved_const = getattr(getattr(torch, "compiler", None),
-                          "assume_constant_result", lambda f: f)(_resolved_ids)
+_resolved_const = _assume_constant(_resolved_ids)
 
 
 # ------------------------------------------------------------- module

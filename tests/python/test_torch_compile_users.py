@@ -1,11 +1,12 @@
 """test_torch_compile_users.py - dnc.torch under what demanding PyTorch 2
 users compile: inductor's cpp_wrapper (which writes the ops' string
 arguments into C++), pointwise's threads= as a changing argument,
+pointwise on the decomposed form of a function nothing printed before,
 torch.func.vmap inside torch.compile, and nested torch.func transforms
-inside torch.compile, refused rather than computed wrong. Skipped as a
-whole under PyTorch 1.13."""
+inside torch.compile, refused rather than computed wrong. Skipped as a whole under PyTorch 1.13."""
 import contextlib
 import copy
+import itertools
 import warnings
 
 import pytest
@@ -190,6 +191,47 @@ def test_pointwise_threads_argument():
     c = torch.compile(f, fullgraph=True, backend="eager")
     for t in (1, 2, 3):
         ok(torch.equal(c(x, t), f(x, t)), "threads=%d compiled" % t)
+
+
+_unused = itertools.count()
+
+
+def _unprinted(body="tanh(a * x)"):
+    """The source of a function of its own name, used nowhere else in this
+    process: its decomposed form is not printed yet."""
+    return "fn cold%d(x; a = 0.7) = %s" % (next(_unused), body)
+
+
+def test_pointwise_compiled_on_a_form_not_printed_yet():
+    """torch.compile(fullgraph=True) of pointwise on the decomposed form
+    (a GPU's path; decomposed() here) of functions that no eager call had
+    printed: printing them while tracing reached the thread count, a lock
+    and the C++ extension ("torch.* op returned non-Tensor ...
+    get_num_threads"; without fullgraph, graph breaks). Two of them in one
+    region: the second is printed after the first was read."""
+    f1, f2 = _unprinted(), _unprinted("erf(a * x + 0.25)")
+
+    def loss(x):
+        return (dt.pointwise(x, f1) * dt.pointwise(x, f2, a=1.3)).sum()
+    x = torch.randn(4, 8, dtype=torch.float64)
+    with dt.decomposed():
+        xc = x.clone().requires_grad_()
+        got = torch.compile(loss, fullgraph=True, backend="aot_eager")(xc)
+        got.backward()
+        xe = x.clone().requires_grad_()
+        want = loss(xe)
+        want.backward()
+    ok(torch.allclose(got, want, rtol=1e-12, atol=0), "the eager loss")
+    ok(torch.allclose(xc.grad, xe.grad, rtol=1e-12, atol=0),
+       "the eager gradient")
+    torch._dynamo.reset()
+    counters = torch._dynamo.utils.counters
+    counters.clear()
+    f3 = _unprinted()
+    with dt.decomposed():
+        torch.compile(lambda x: dt.pointwise(x, f3), backend="aot_eager")(x)
+    ok(not counters["graph_break"], "without fullgraph: no graph break",
+       lambda: repr(dict(counters["graph_break"])))
 
 
 @pytest.mark.parametrize("channels_last", [True, False])
