@@ -2054,12 +2054,20 @@ def _fx_norm(x, weight, bias, params, c, channels_last, source, name,
     """PointwiseNorm's forward as one function of plain arguments, which
     torch.fx.symbolic_trace records as one node (torch.fx.wrap below) and
     the traced GraphModule calls."""
-    fparams = _function(source, name, threads).params
+    fparams = _params_of(source, name, threads)
     return _norm_forward(c, channels_last, source, name, threads, fparams,
                          x, weight, bias, list(params))
 
 
 torch.fx.wrap("_fx_norm")
+
+
+@_assume_constant
+def _params_of(source, name, threads):
+    """The Params of the function `name` of source: a constant to
+    torch.compile of a traced GraphModule (compiling the function reaches
+    native calls, the thread count and a lock, each a graph break)."""
+    return _function(source, name, threads).params
 
 
 class PointwiseNorm(nn.Module):

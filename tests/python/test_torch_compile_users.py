@@ -2,8 +2,9 @@
 users compile: inductor's cpp_wrapper (which writes the ops' string
 arguments into C++), pointwise's threads= as a changing argument,
 pointwise on the decomposed form of a function nothing printed before,
-torch.func.vmap inside torch.compile, and nested torch.func transforms
-inside torch.compile, refused rather than computed wrong. Skipped as a whole under PyTorch 1.13."""
+torch.fx GraphModules, torch.func.vmap inside torch.compile, and nested
+torch.func transforms inside torch.compile, refused rather than computed
+wrong. Skipped as a whole under PyTorch 1.13."""
 import contextlib
 import copy
 import itertools
@@ -232,6 +233,23 @@ def test_pointwise_compiled_on_a_form_not_printed_yet():
         torch.compile(lambda x: dt.pointwise(x, f3), backend="aot_eager")(x)
     ok(not counters["graph_break"], "without fullgraph: no graph break",
        lambda: repr(dict(counters["graph_break"])))
+
+
+@pytest.mark.parametrize("decomposed", [False, True],
+                         ids=["kernels", "decomposed"])
+def test_graph_module_compiled(decomposed):
+    """torch.compile(fullgraph=True) of a torch.fx GraphModule of a model
+    with a PointwiseNorm: its node looked the function up through native
+    calls and the thread count while tracing (a graph break, fullgraph
+    failed), on the kernels and on the decomposed form."""
+    torch.manual_seed(2)
+    m = nn.Sequential(nn.Linear(8, 8), dt.PointwiseNorm(8, _unprinted()))
+    gm = torch.fx.symbolic_trace(m)
+    x = torch.randn(3, 8)
+    with dt.decomposed(decomposed):
+        got = torch.compile(gm, fullgraph=True, backend="aot_eager")(x)
+        ok(torch.allclose(got, m(x), rtol=1e-6, atol=1e-6),
+           "the module's values")
 
 
 @pytest.mark.parametrize("channels_last", [True, False])
