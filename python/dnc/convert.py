@@ -1180,9 +1180,12 @@ def convert_rmsnorm(model, fn, module=None, *, keep_affine=False, init=None,
 # ------------------------------------------------------- fitted initial values
 
 def _normalized(kind, x, cf, eps):
-    """x (in double, channels moved last when cf) and what a LayerNorm or
-    an RMSNorm (kind) computes of it before its affine part."""
-    x = x.detach().double()
+    """x (in double on the CPU, channels moved last when cf) and what a
+    LayerNorm or an RMSNorm (kind) computes of it before its affine part.
+    On the CPU: the fit reads them as NumPy arrays (a GPU's tensor has
+    none), the device may have no float64 (MPS), and the batches'
+    activations are not all kept on it."""
+    x = x.detach().cpu().double()
     if cf:
         x = x.movedim(1, -1)
     if kind == "layernorm":
@@ -1310,8 +1313,8 @@ def fit_initial(model, fn, batches, module=None, *, kind="all",
         if not xs[path]:
             raise ValueError("fit_initial: the batches never reached %s"
                              % (path or "the model"))
-        x = torch.cat(xs[path]).numpy()
-        y = torch.cat(ys[path]).numpy()
+        x = torch.cat(xs[path]).detach().cpu().numpy()
+        y = torch.cat(ys[path]).detach().cpu().numpy()
         if len(x) > max_points:
             idx = np.sort(gen.choice(len(x), max_points, replace=False))
             x, y = x[idx], y[idx]

@@ -442,6 +442,44 @@ def test_fit_initial_fits_each_site():
            "an unknown parameter", "not beta")
 
 
+class OnDevice(torch.Tensor):
+    """Stands in for a tensor on a GPU, where there is none: operations
+    on it give OnDevice tensors again, .cpu() and .to("cpu") a plain one,
+    and .numpy() refuses it as PyTorch refuses a CUDA tensor."""
+
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func is torch.Tensor.numpy:
+            raise TypeError("can't convert cuda:0 device type tensor to "
+                            "numpy. Use Tensor.cpu() to copy the tensor to "
+                            "host memory first.")
+        out = super().__torch_function__(func, types, args, kwargs)
+        to_cpu = func is torch.Tensor.cpu or (
+            func is torch.Tensor.to and any(
+                str(a) == "cpu" for a in list(args[1:]) +
+                [kwargs.get("device")]))
+        return out.as_subclass(torch.Tensor) if to_cpu else out
+
+
+def test_fit_initial_on_a_gpu():
+    """fit_initial on a model whose activations are on a GPU (OnDevice
+    here): the recorded inputs went to NumPy without .cpu(), a TypeError.
+    The fit is the one on the CPU."""
+    torch.manual_seed(2)
+    model = nn.Sequential(nn.Linear(8, 16), nn.LayerNorm(16))
+    batches = [torch.randn(32, 8) for _ in range(2)]
+    want = dt.fit_initial(model, "dyt", batches)
+    seen = []
+    model[1].register_forward_hook(
+        lambda m, a, o: seen.append(type(a[0])))
+    got = dt.fit_initial(model, "dyt", [b.as_subclass(OnDevice)
+                                        for b in batches])
+    ok(seen == [OnDevice] * 2, "the norm's inputs stood in for a GPU's",
+       seen)
+    ok(got == want, "the CPU's fit", (got, want))
+
+
 class ConvNeXtLayerNorm(nn.Module):
     """The ConvNeXt repositories' LayerNorm: not an nn.LayerNorm."""
 

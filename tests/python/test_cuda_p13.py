@@ -344,6 +344,23 @@ def test_convert_a_cuda_model():
         close(a, b, 1e-4, "converted block on CUDA: " + what)
 
 
+def test_fit_initial_on_cuda():
+    # fit_initial on a model on the GPU (Block: a channels-first LayerNorm
+    # and an RMSNorm): the norms' inputs to the CPU for the fit, which
+    # matches the one on the CPU (the activations differ by the GPU's
+    # rounding)
+    torch.manual_seed(0)
+    base = Block()
+    batches = [torch.randn(2, 8, 5, 6) for _ in range(2)]
+    want = dt.fit_initial(base, "dyt", batches)
+    got = dt.fit_initial(copy.deepcopy(base).to(DEV), "dyt",
+                         [b.to(DEV) for b in batches])
+    ok(sorted(got) == sorted(want) and all(
+        abs(got[p]["alpha"] - want[p]["alpha"]) <=
+        1e-4 * abs(want[p]["alpha"]) for p in want),
+        "fit_initial on CUDA = on the CPU", (got, want))
+
+
 def test_training_with_ema_on_cuda():
     # AdamW steps and an EMA copy (AveragedModel) on CUDA against the same
     # on the CPU kernels
