@@ -66,6 +66,15 @@ py::object *fallback, *fail;
 
 enum { MAX_PARAMS = 64 };
 
+// Whether parameter i is per-channel in chan, the mask that torch.py's
+// _ext_args makes: bit i for parameter i, all 64 of them, so that a 64th
+// per-channel parameter makes it negative as an int64_t (its bits read as
+// unsigned here)
+bool per_channel(int64_t chan, size_t i)
+{
+  return (uint64_t)chan >> i & 1;
+}
+
 // ------------------------------------------------------------ outputs
 // torch.py's _empty in C++: large outputs reuse the storage of an earlier
 // one that nothing else holds (a fresh one costs the kernel zeroing its
@@ -236,7 +245,7 @@ struct layer {
   {
     for (size_t i = 0; i < params.size(); i++) {
       const at::Tensor &t = params[i];
-      if (chan >> i & 1) {
+      if (per_channel(chan, i)) {
         at::Tensor a = values(
             t.numel() == cols ? t : t.reshape(-1).slice(0, 0, 1).expand(cols),
             ct);
@@ -359,7 +368,7 @@ std::vector<at::Tensor> kernel_backward(int64_t h, int64_t chan, bool cm,
   std::vector<at::Tensor> dchan(np);
   at::TensorOptions copt = at::TensorOptions().dtype(ty.ct);
   for (size_t i = 0; i < np; i++)
-    if ((chan >> i & 1) && need[3 + i]) {
+    if (per_channel(chan, i) && need[3 + i]) {
       dchan[i] = at::zeros({cols}, copt);
       dptrs[i] = dchan[i].data_ptr();
     }
@@ -392,7 +401,7 @@ std::vector<at::Tensor> kernel_backward(int64_t h, int64_t chan, bool cm,
     const at::Tensor &t = params[i];
     if (!need[3 + i])
       continue;
-    if (chan >> i & 1) {
+    if (per_channel(chan, i)) {
       at::Tensor d = t.numel() == cols ? dchan[i] : dchan[i].sum();
       out[3 + i] = d.to(t.scalar_type()).reshape(t.sizes());
     } else {
@@ -554,7 +563,7 @@ bool plain_args(int64_t chan, int64_t c, const at::Tensor &x,
         t.layout() != at::kStrided)
       return false;
     int64_t n = t.numel();
-    if (n != 1 && (n != c || t.dim() != 1 || !(chan >> i & 1)))
+    if (n != 1 && (n != c || t.dim() != 1 || !per_channel(chan, i)))
       return false;
   }
   return true;

@@ -1807,12 +1807,15 @@ _EXT_TYPES = (torch.Tensor, nn.Parameter)
 
 def _ext_args(fn, source, name):
     """(handle, bit mask of per-channel parameters) of fn for _ext.call,
-    made once per Function."""
+    made once per Function. The mask is the C++ calls' int64_t: with a
+    64th parameter per-channel, bit 63 is its sign bit (2^63 does not fit
+    one, and pybind11 refused the call)."""
     a = fn.__dict__.get("_torch_ext")
     if a is None:
         chan = _layout(fn)[0]
-        a = fn._torch_ext = (fn._h, sum(1 << i for i, c in enumerate(chan)
-                                        if c))
+        mask = sum(1 << i for i, c in enumerate(chan) if c)
+        a = fn._torch_ext = (fn._h, mask - (1 << 64) if mask >> 63
+                             else mask)
         threads = getattr(fn, "_torch_threads", None) or \
             fn.module.context.threads
         _ext_functions[fn._h] = (source, name, threads)

@@ -279,6 +279,52 @@ def test_operators_same_bits_as_python(dtype):
        "a 0-d x through the operator", a)
 
 
+# 64 parameters (the language's limit), the 64th per-channel: bit 63 of the
+# per-channel mask
+P64 = "fn big(x; %s, s[] = 0.1) = tanh(p0 * x + s)" % ", ".join(
+    "p%d = 0.5" % i for i in range(63))
+
+
+def test_64th_parameter_per_channel():
+    """A function whose 64th parameter is per-channel: its mask, 2^63, did
+    not fit the C++ calls' int64_t ("incompatible function arguments").
+    The values and gradients of tanh(0.5 x + s), through the C++ call and
+    the Python path, and through the operators' C++ kernels."""
+    torch.manual_seed(4)
+    m = dt.PointwiseNorm(4, P64, dtype=torch.float64)
+    s = torch.tensor([0.1, -0.2, 0.3, 0.0], dtype=torch.float64)
+    with torch.no_grad():
+        m.s.copy_(s)
+    x = torch.randn(3, 4, dtype=torch.float64)
+    dy = torch.randn(3, 4, dtype=torch.float64)
+    xr, sr = x.clone().requires_grad_(), s.clone().requires_grad_()
+    want = torch.tanh(0.5 * xr + sr)
+    want.backward(dy)
+    for path, ctx in (("C++ call", _through_cpp if HAVE else
+                       contextlib.nullcontext), ("Python", _python_path)):
+        with ctx():
+            y, dx = _run(m, x, dy)[:2]
+        ok(torch.allclose(y, want, rtol=1e-14, atol=0) and
+           torch.allclose(dx, xr.grad, rtol=1e-14, atol=0) and
+           torch.allclose(m.s.grad, sr.grad, rtol=1e-14, atol=0),
+           "%s: tanh(0.5 x + s), dx and ds" % path,
+           lambda: (y, want, m.s.grad, sr.grad))
+    if not dt.HAS_CUSTOM_OPS:
+        return
+    ps = [getattr(m, p.name).detach() for p in m._dnc_params]
+    calls = []
+    with torch.no_grad(), _counting(lambda f: lambda *a, **k: (
+            calls.append(f.__name__), f(*a, **k))[1]):
+        y = torch.ops.dnc.layer_forward(x, None, None, ps, m._dnc_source,
+                                        "big", 0)
+        ds = torch.ops.dnc.layer_backward(x, dy, None, None, ps,
+                                          m._dnc_source, "big", 0)[-1]
+    ok(not HAVE or not calls, "the operators' C++ kernels took it", calls)
+    ok(torch.allclose(y, want, rtol=1e-14, atol=0) and
+       torch.allclose(ds, sr.grad, rtol=1e-14, atol=0),
+       "the operators: y and ds", lambda: (y, ds, sr.grad))
+
+
 def _python_calls(f):
     """The names of the Python functions f() calls (sys.setprofile)."""
     names = []
