@@ -2103,10 +2103,18 @@ class PointwiseNorm(nn.Module):
             normalized_shape = (normalized_shape,)
         normalized_shape = tuple(int(d) if isinstance(d, numbers.Integral)
                                  else d for d in normalized_shape)
-        if len(normalized_shape) != 1 or normalized_shape[0] < 1:
-            raise ValueError("PointwiseNorm normalizes over the last "
-                             "dimension: normalized_shape is C or (C,), not "
-                             "%r" % (normalized_shape,))
+        if len(normalized_shape) != 1:
+            raise ValueError("PointwiseNorm normalizes over one dimension "
+                             "(the last, or with channels_last=False "
+                             "dimension 1): normalized_shape is C or (C,), "
+                             "not %r" % (normalized_shape,))
+        c = normalized_shape[0]
+        if not isinstance(c, int):
+            raise TypeError("PointwiseNorm: normalized_shape is C or (C,), "
+                            "C an int, not %r" % (c,))
+        if c < 0:  # (C = 0, as nn.LayerNorm(0): an empty y)
+            raise ValueError("PointwiseNorm: C (normalized_shape) is a "
+                             "number of channels, 0 or more, not %d" % c)
         dtype = dtype or torch.get_default_dtype()
         if dtype not in _DTYPES:
             raise TypeError("dnc.torch: PointwiseNorm takes float32, float64,"
@@ -2135,7 +2143,6 @@ class PointwiseNorm(nn.Module):
         self._dnc_threads = threads
         self._dnc_params = f.params
         self._prepare()
-        c = normalized_shape[0]
         names = [p.name for p in f.params]
         extra = set(init) - set(names)
         if extra:

@@ -394,7 +394,11 @@ def test_errors():
     raises(TypeError, lambda: dt.PointwiseNorm(8, "dyt", beta=1),
            "an unknown parameter", "no parameter 'beta'")
     raises(ValueError, lambda: dt.PointwiseNorm((4, 8), "dyt"),
-           "two normalized dimensions", "last dimension")
+           "two normalized dimensions", "normalizes over one dimension")
+    raises(ValueError, lambda: dt.PointwiseNorm(-1, "dyt"),
+           "C = -1", "number of channels, 0 or more, not -1")
+    raises(TypeError, lambda: dt.PointwiseNorm(("8",), "dyt"),
+           "C a string", "C an int, not '8'")
     raises(ValueError, lambda: dt.PointwiseNorm(8, "nosuch"),
            "an unknown name", "not one of")
     raises(ValueError, lambda: dt.PointwiseNorm(
@@ -414,6 +418,30 @@ def test_errors():
                                             weight=torch.ones(5)),
            "a weight of the wrong size", "last dimension is 4")
 
+
+
+@pytest.mark.parametrize("channels_last", [True, False],
+                         ids=["last", "channels_first"])
+def test_zero_channels(channels_last):
+    """PointwiseNorm(0), as nn.LayerNorm(0): an empty y, empty gradients
+    (and the scalar parameters' 0), on the kernels and the decomposed
+    form, to the second order. It was refused, saying that (0,) is not
+    "C or (C,)"."""
+    m = dt.PointwiseNorm(0, "fn g(x; a = 0.7, s[] = 0.1) = erf(a * x + s)",
+                         channels_last=channels_last)
+    ok(m.s.shape == (0,) and m.weight.shape == (0,), "no channel values")
+    shape = (3, 0) if channels_last else (3, 0, 4)
+    for dec in (False, True):
+        m.zero_grad(set_to_none=True)
+        x = torch.randn(shape, requires_grad=True)
+        with dt.decomposed(dec):
+            y = m(x)
+            g, = torch.autograd.grad(y.sum(), x, create_graph=True)
+            g.sum().backward()
+        what = "decomposed" if dec else "kernels"
+        ok(y.shape == shape and g.shape == shape, what + ": empty y and dx")
+        ok(m.s.grad.shape == (0,) and torch.equal(m.a.grad, torch.zeros(1)),
+           what + ": ds empty, da 0", (m.s.grad, m.a.grad))
 
 
 @pytest.mark.skipif(dt.HAS_CUSTOM_OPS, reason="PyTorch %s has custom ops; "
