@@ -927,6 +927,7 @@ def convert(model, fn, module=None, *, kind="all", init=None,
     and a (1 + weight) scale are what it computes; one that computes
     neither stays, with a warning (convert it all the same through
     channels_first_classes)."""
+    threads = _dt._thread_count(threads)
     fn = _dt.resolve(fn, module, threads)
     _refuse_distributed(model)
     found = find_norms(model, kind)

@@ -259,6 +259,28 @@ def _compile(source, threads):
     return m
 
 
+# the most threads a dnc context has (dnc_context_create's limit,
+# runtime/api.c; docs/c-api.md)
+_MAX_THREADS = 1024
+
+
+def _thread_count(threads, zero=False):
+    """threads as PointwiseNorm, convert and pointwise take it: None, or
+    an int (a NumPy one too) from 1 to 1024, or 0 where zero (pointwise's
+    torch.get_num_threads() at the call); refused with a ValueError where
+    it is given, not at the first compile for that count (libdnc's
+    dnc.ArgumentError)."""
+    if isinstance(threads, numbers.Integral) and \
+            not isinstance(threads, bool):
+        threads = int(threads)
+        if (0 if zero else 1) <= threads <= _MAX_THREADS:
+            return threads
+    elif threads is None:
+        return None
+    raise ValueError("threads is None or an int from %d to %d, not %r"
+                     % (0 if zero else 1, _MAX_THREADS, threads))
+
+
 def _function(source, name, threads):
     """The dnc.Function `name` of source compiled for `threads` threads
     (0: torch.get_num_threads() now), from a cache keyed by all three."""
@@ -1568,8 +1590,10 @@ def pointwise(x, fn, weight=None, bias=None, module=None, threads=None,
     """The functional form: weight * f(x; params) + bias over x's last
     dimension (a 0-d x: one channel, a 0-d result), differentiable.
     params: tensors or numbers by name (missing ones take the source's
-    defaults). threads: the kernels' threads (None:
+    defaults). threads: the kernels' threads, 1 to 1024 (None or 0:
     torch.get_num_threads() at the call)."""
+    if not _compiling():  # (there, an int torch.compile may make dynamic)
+        threads = _thread_count(threads, zero=True)
     if isinstance(x, torch.Tensor) and x.dim() == 0:
         # element-wise on one number, as torch.tanh and dnc's NumPy
         # functions take it: one channel, a 0-d result (torch.func.grad of
@@ -1595,7 +1619,9 @@ def _pointwise(x, fn, weight, bias, module, threads, params):
         # is not a constant"; an id is one, guarded by torch.compile)
         source, name, fparams = _resolved_const(*_ids(fn, module))
     else:
-        f = resolve(fn, module, threads)
+        # (threads 0 is torch's count, as None: not a context of dnc's
+        # default count, compiled only to be looked at)
+        f = resolve(fn, module, threads or None)
         source, name, fparams = _source_of(f), f.name, f.params
     names = {p.name for p in fparams}
     extra = set(params) - names
@@ -2119,14 +2145,7 @@ class PointwiseNorm(nn.Module):
         if dtype not in _DTYPES:
             raise TypeError("dnc.torch: PointwiseNorm takes float32, float64,"
                             " bfloat16 or float16, not %s" % dtype)
-        if isinstance(threads, numbers.Integral) and \
-                not isinstance(threads, bool):
-            threads = int(threads)
-        if threads is not None and (not isinstance(threads, int) or
-                                    isinstance(threads, bool) or
-                                    threads < 1):
-            raise ValueError("threads is None or an int >= 1, not %r"
-                             % (threads,))
+        threads = _thread_count(threads)
         self.normalized_shape = normalized_shape
         self.channels_last = bool(channels_last)
         f = resolve(fn, module, threads)

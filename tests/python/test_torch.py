@@ -390,7 +390,7 @@ def test_errors():
     raises(TypeError, lambda: mod(x.double()), "input and parameters of "
            "different dtypes", "convert the module")
     raises(ValueError, lambda: dt.PointwiseNorm(8, "dyt", threads=0),
-           "threads=0", "int >= 1")
+           "threads=0", "int from 1 to 1024, not 0")
     raises(TypeError, lambda: dt.PointwiseNorm(8, "dyt", beta=1),
            "an unknown parameter", "no parameter 'beta'")
     raises(ValueError, lambda: dt.PointwiseNorm((4, 8), "dyt"),
@@ -644,7 +644,35 @@ def test_numpy_integers_for_shape_and_threads():
     ok(dt.PointwiseNorm((np.int64(8),), "dyt").normalized_shape == (8,),
        "a tuple of them too")
     raises(ValueError, lambda: dt.PointwiseNorm(8, "dyt", threads=True),
-           "threads=True", "int >= 1")
+           "threads=True", "int from 1 to 1024, not True")
+
+
+def test_thread_counts_out_of_range_refused_where_given():
+    """A thread count over libdnc's 1024 is refused as 0 and -1 are, with
+    a ValueError where it is given: by PointwiseNorm, convert and
+    pointwise, not by the first compile for that count (a
+    dnc.ArgumentError, a Context's message). pointwise takes 0 as None."""
+    src = "fn g(x; a = 0.7) = tanh(a * x)"
+    x = torch.randn(2, 8)
+    for t in (1025, 0, -1, 2.0, True):
+        raises(ValueError, lambda: dt.PointwiseNorm(8, src, threads=t),
+               "PointwiseNorm threads=%r" % (t,),
+               "threads is None or an int from 1 to 1024, not %r" % (t,))
+        raises(ValueError, lambda: dt.convert(nn.LayerNorm(8), src,
+                                              threads=t),
+               "convert threads=%r" % (t,),
+               "threads is None or an int from 1 to 1024, not %r" % (t,))
+        if t != 0:
+            raises(ValueError, lambda: dt.pointwise(x, src, threads=t),
+                   "pointwise threads=%r" % (t,),
+                   "threads is None or an int from 0 to 1024, not %r"
+                   % (t,))
+    want = torch.tanh(0.7 * x)
+    for t in (None, 0, 1, 2):
+        ok(torch.allclose(dt.pointwise(x, src, threads=t), want, atol=1e-6),
+           "pointwise threads=%r" % (t,))
+    ok(dt.PointwiseNorm(8, src, threads=1024)._dnc_threads == 1024,
+       "PointwiseNorm takes 1024")
 
 
 def test_create_graph_low_precision_sums():
