@@ -4,10 +4,10 @@ function, and one saved from another function is refused, not loaded into
 this one (directly, nested, through torch.save and a weights-only load),
 while the same function under another name or other defaults, and the
 DyT repository's checkpoints, load; a torch.fx GraphModule saved and
-loaded in a new process, on the decomposed form; fake tensors (FakeTensorMode) through
-either layout, where the channels-first kernels once got data pointers
-that fake tensors do not have; a meta input of another dtype refused by
-name."""
+loaded in a new process, on the decomposed form; fake tensors
+(FakeTensorMode) through either layout, where the channels-first kernels
+once got data pointers that fake tensors do not have; a meta input of
+another dtype refused by name."""
 import copy
 import io
 import os
