@@ -124,12 +124,12 @@ def _fused_backward(fn, x, dy, gamma, beta, params, need):
     dchan = {}
     for i, p in enumerate(fn.params):
         if p.kind == "per_channel" and need[4 + i]:
-            dchan[i] = torch.zeros(chans, dtype=ct)
+            dchan[i] = torch.zeros(chans, dtype=ct, device="cpu")
             dptrs[i] = dchan[i].data_ptr()
-    dg = torch.zeros(chans, dtype=ct) if gamma is not None and need[2] \
-        else None
-    db = torch.zeros(chans, dtype=ct) if beta is not None and need[3] \
-        else None
+    dg = torch.zeros(chans, dtype=ct, device="cpu") \
+        if gamma is not None and need[2] else None
+    db = torch.zeros(chans, dtype=ct, device="cpu") \
+        if beta is not None and need[3] else None
     grad = C.LayerGrad(dp, dptrs, dg.data_ptr() if dg is not None else None,
                        db.data_ptr() if db is not None else None)
     st = C.lib.dnc_layer_backward_cm(
@@ -145,7 +145,8 @@ def _fused_backward(fn, x, dy, gamma, beta, params, need):
             d = dchan[i] if t.numel() == chans else dchan[i].sum()
             dparams.append(d.to(t.dtype).reshape(t.shape))
         else:
-            dparams.append(torch.full(t.shape, dp[i], dtype=t.dtype))
+            dparams.append(torch.full(t.shape, dp[i], dtype=t.dtype,
+                                      device="cpu"))
     return (dx if need[1] else None,
             dg.to(gamma.dtype) if dg is not None else None,
             db.to(beta.dtype) if db is not None else None) + tuple(dparams)

@@ -93,8 +93,12 @@ except (OSError, AttributeError):
     _madvise = None
 
 
+# Every tensor the CPU kernels write (outputs, gradient buffers) is made
+# with device="cpu" and its dtype named: under torch.set_default_device
+# ("cuda", "meta") a factory call without them made the buffer there, and
+# the kernels were given a GPU pointer or none ("NULL data").
 def _fresh(shape, dtype):
-    t = torch.empty(shape, dtype=dtype)
+    t = torch.empty(shape, dtype=dtype, device="cpu")
     n = t.numel() * t.element_size()
     if _madvise is not None and n >= 8 * _HUGE:
         a = t.data_ptr()
@@ -170,7 +174,7 @@ def _empty(shape, dtype):
     for d in shape:
         n *= d
     if n < _REUSE_MIN:
-        return torch.empty(shape, dtype=dtype)
+        return torch.empty(shape, dtype=dtype, device="cpu")
     if not _reuse_keep or _use_count is None:
         return _fresh(shape, dtype)
     with _reuse_lock:
@@ -181,7 +185,8 @@ def _empty(shape, dtype):
                     not st.is_shared():
                 del _reuse[i]
                 _reuse.append(st)
-                return torch.empty(0, dtype=dtype).set_(st, 0, shape)
+                return torch.empty(0, dtype=dtype, device="cpu").set_(
+                    st, 0, shape)
     t = _fresh(shape, dtype)
     with _reuse_lock:
         _reuse.append(t.untyped_storage())
@@ -489,12 +494,12 @@ def _kernel_backward(fn, x, dy, gamma, beta, params, need, layer=None):
     dchan = {}
     for i in range(len(params)):
         if chan[i] and need[3 + i]:
-            dchan[i] = torch.zeros(cols, dtype=ct)
+            dchan[i] = torch.zeros(cols, dtype=ct, device="cpu")
             dptrs[i] = dchan[i].data_ptr()
-    dg = torch.zeros(cols, dtype=ct) if gamma is not None and need[1] \
-        else None
-    db = torch.zeros(cols, dtype=ct) if beta is not None and need[2] \
-        else None
+    dg = torch.zeros(cols, dtype=ct, device="cpu") \
+        if gamma is not None and need[1] else None
+    db = torch.zeros(cols, dtype=ct, device="cpu") \
+        if beta is not None and need[2] else None
     if dx.numel():
         if layer:
             lay = layer[0]
@@ -516,7 +521,8 @@ def _kernel_backward(fn, x, dy, gamma, beta, params, need, layer=None):
             d = dchan[i] if t.numel() == cols else dchan[i].sum()
             dparams.append(d.to(t.dtype).reshape(t.shape))
         else:
-            dparams.append(torch.full(t.shape, dp[i], dtype=t.dtype))
+            dparams.append(torch.full(t.shape, dp[i], dtype=t.dtype,
+                                      device="cpu"))
     return (dx if need[0] else None,
             dg if dg is None or dg.dtype == gamma.dtype else
             dg.to(gamma.dtype),
