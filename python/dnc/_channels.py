@@ -145,8 +145,7 @@ def _fused_backward(fn, x, dy, gamma, beta, params, need):
             d = dchan[i] if t.numel() == chans else dchan[i].sum()
             dparams.append(d.to(t.dtype).reshape(t.shape))
         else:
-            dparams.append(torch.full(t.shape, dp[i], dtype=t.dtype,
-                                      device="cpu"))
+            dparams.append(_dt._filled(t.shape, dp[i], t.dtype))
     return (dx if need[1] else None,
             dg.to(gamma.dtype) if dg is not None else None,
             db.to(beta.dtype) if db is not None else None) + tuple(dparams)

@@ -521,13 +521,22 @@ def _kernel_backward(fn, x, dy, gamma, beta, params, need, layer=None):
             d = dchan[i] if t.numel() == cols else dchan[i].sum()
             dparams.append(d.to(t.dtype).reshape(t.shape))
         else:
-            dparams.append(torch.full(t.shape, dp[i], dtype=t.dtype,
-                                      device="cpu"))
+            dparams.append(_filled(t.shape, dp[i], t.dtype))
     return (dx if need[0] else None,
             dg if dg is None or dg.dtype == gamma.dtype else
             dg.to(gamma.dtype),
             db if db is None or db.dtype == beta.dtype else
             db.to(beta.dtype), dparams)
+
+
+def _filled(shape, v, dtype):
+    """A CPU tensor of shape holding v (a scalar parameter's gradient, a
+    double) in dtype, rounded as a conversion rounds: inf beyond dtype's
+    range. torch.full(shape, v, dtype=dtype) refuses such a v for float32
+    ("value cannot be converted to type float without overflow"), and on
+    PyTorch 1.13 for float16 too, where the gradient is inf."""
+    t = torch.full(shape, v, dtype=torch.float64, device="cpu")
+    return t if dtype == torch.float64 else t.to(dtype)
 
 
 def _leading(t):
