@@ -718,7 +718,13 @@ def _dec_forward(form, x, gamma, beta, params):
     # returned so from _DecCompiled's forward, PyTorch 2.11's tracer gave
     # a backward that read zeros for dy (every gradient 0, silently, in
     # every compiled model on a GPU; tests/python/test_cuda_p13.py)
-    return y if y.dtype == x.dtype else y.to(x.dtype)
+    y = y if y.dtype == x.dtype else y.to(x.dtype)
+    # a fresh tensor, as the kernels give: f = x (or a derivative that is
+    # x) printed as `return x` gave x itself, which y.add_(1) changed, and
+    # which autograd refuses to save and return as it is
+    if y is x or any(y is p for p in params):
+        y = y.clone()
+    return y
 
 
 def decompositions(table=None):
@@ -1321,7 +1327,7 @@ if HAS_CUSTOM_OPS:
 
         @staticmethod
         def forward(source, name, x, gamma, beta, *params):
-            return _dec_output(source, name, x, gamma, beta, params)
+            return _dec_forward(_form(source, name), x, gamma, beta, params)
 
         @staticmethod
         def setup_context(ctx, inputs, output):
@@ -1359,15 +1365,6 @@ if HAS_CUSTOM_OPS:
             x, gamma, beta, *params = ctx.saved_tensors
             return _symbolic_jvp(_dec_runner(*ctx.key, x, params), ctx.key,
                                  x, gamma, beta, params, tx, tg, tb, tps)
-
-    def _dec_output(source, name, x, gamma, beta, params):
-        """_dec_forward for an autograd.Function with setup_context: never
-        an input itself (f = x, or a derivative that is x), which autograd
-        refuses to save and return as it is."""
-        y = _dec_forward(_form(source, name), x, gamma, beta, params)
-        if y is x or any(y is p for p in params):
-            y = y.clone()
-        return y
 
     def _vmapped(x, gamma, beta, params):
         """Under torch.compile: whether torch.func.vmap batches one of the

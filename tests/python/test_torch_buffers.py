@@ -2,7 +2,7 @@
 on the CPU in the dtypes the layer defines, whatever PyTorch's defaults
 (torch.set_default_device, torch.set_default_dtype) say, by the C++
 layer call and by the Python one (DNC_TORCH_EXT=0, PyTorch 1.13, the
-portable wheel) alike."""
+portable wheel) alike; and fresh, never the input itself."""
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -80,3 +80,31 @@ def test_cpu_kernels_under_another_default_dtype(call_path, cf, dtype):
     finally:
         torch.set_default_dtype(old)
     _same(got, want, "set_default_dtype(torch.float64)")
+
+
+@pytest.mark.parametrize("form", ["kernels", "decomposed"])
+@pytest.mark.parametrize("grad", [False, True], ids=["no_grad", "grad"])
+def test_the_output_is_never_the_input(form, grad):
+    """f = x without weight or bias: the decomposed form returned x itself
+    (under no_grad, and from pointwise), so that y.add_(1) changed x; the
+    kernels give a fresh tensor, and so does it now."""
+    src = "fn idt(x) = x"
+    norm = dt.PointwiseNorm(4, src, elementwise_affine=False)
+    for dtype in (torch.float32, torch.float64, torch.bfloat16):
+        x = torch.ones(2, 4, dtype=dtype, requires_grad=grad)
+        with dt.decomposed(form == "decomposed"), \
+                torch.set_grad_enabled(grad):
+            ys = [("PointwiseNorm", norm.to(dtype)(x)),
+                  ("pointwise", dt.pointwise(x, src))]
+        for what, y in ys:
+            ok(y is not x and y.data_ptr() != x.data_ptr(),
+               "%s %s %s: y is not x" % (form, what, dtype))
+            with torch.no_grad():
+                y.add_(1)
+            ok(torch.equal(x, torch.ones(2, 4, dtype=dtype)),
+               "%s %s %s: y.add_(1) leaves x as it was"
+               % (form, what, dtype), x)
+            if grad:
+                g, = torch.autograd.grad(y.sum(), x)
+                ok(torch.equal(g, torch.ones_like(x)),
+                   "%s %s %s: dy/dx = 1" % (form, what, dtype), g)
