@@ -153,9 +153,13 @@ def _fused_backward(fn, x, dy, gamma, beta, params, need):
 
 def _composite_backward(fn, x, dy, gamma, beta, params, need):
     """The backward from dnc's symbolic derivatives as differentiable
-    operations, for create_graph=True (as _LayerFn's, along dimension 1)."""
+    operations, for create_graph=True (as _LayerFn's, along dimension 1):
+    f and its derivatives evaluated in the wide type (_dt._wide), their
+    products rounded once."""
+    xw, pw = _dt._wide(x), [_dt._wide(p) for p in params]
+
     def f(g):
-        return _dt._wide(_ChannelsFirstFn.apply(g, x, None, None, *params))
+        return _ChannelsFirstFn.apply(g, xw, None, None, *pw)
     dyw = _dt._wide(dy)
     g = dyw if gamma is None else dyw * _over_channels(_dt._wide(gamma), x)
     dx = (g * f(fn.derivative())).to(x.dtype) if need[1] else None

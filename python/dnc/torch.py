@@ -956,11 +956,14 @@ def _no_storage(t):
 def _kernel_runner(source, name, threads, x, params):
     """(run, derivatives): run((source, name)) evaluates that dnc function
     on x and params with the kernels (differentiably, by dnc's own
-    derivatives again); derivatives: (source, name) of df/dx and of each
-    df/dp of f."""
+    derivatives again), in the wide type (_wide: bfloat16 and float16 in
+    float32, as the fused kernels compute); derivatives: (source, name)
+    of df/dx and of each df/dp of f."""
+    xw, pw = _wide(x), [_wide(p) for p in params]
+
     def run(src_name):
-        return _apply_kernels(src_name[0], src_name[1], threads, x, None,
-                              None, params)
+        return _apply_kernels(src_name[0], src_name[1], threads, xw, None,
+                              None, pw)
     return run, _derivative_sources(_function(source, name, threads))
 
 
@@ -968,15 +971,20 @@ def _dec_runner(source, name, x, params):
     """The same in the decomposed form (PyTorch operations printed from
     dnc's derivatives, each wrapped so that autograd differentiates it by
     dnc's next derivative, not through the printed operations)."""
+    xw, pw = _wide(x), [_wide(p) for p in params]
+
     def run(src_name):
         _form(*src_name)  # printed once per function, cached
-        return _dec_layer(src_name[0], src_name[1], x, None, None, params)
+        return _dec_layer(src_name[0], src_name[1], xw, None, None, pw)
     return run, _derivative_sources(_function(source, name, 0))
 
 
 def _wide(t):
     """bfloat16 and float16 in float32, as the fused kernels compute and sum
-    (differentiably: create_graph goes through it)."""
+    (differentiably: create_graph goes through it). The symbolic backward
+    and forward mode evaluate f and its derivatives on it and round their
+    results once: evaluated in x's float16, f' = 0.5 sech^2(10) underflowed
+    to 0 before dy = 4096 multiplied it (a gradient of 0, not 1.7e-5)."""
     return t.float() if t.dtype in (torch.bfloat16, torch.float16) else t
 
 
@@ -990,15 +998,15 @@ def _symbolic_backward(runner, f0, x, dy, gamma, beta, params, need):
     cols = x.shape[-1]
     dyw = _wide(dy)
     g = dyw if gamma is None else dyw * _wide(gamma)
-    dx = (g * _wide(f(derivs[0]))).to(x.dtype) if need[0] else None
-    dgamma = _leading(dyw * _wide(f(f0))).to(gamma.dtype) \
+    dx = (g * f(derivs[0])).to(x.dtype) if need[0] else None
+    dgamma = _leading(dyw * f(f0)).to(gamma.dtype) \
         if gamma is not None and need[1] else None
     dbeta = _leading(dyw).to(beta.dtype) \
         if beta is not None and need[2] else None
     dparams = []
     for i, t in enumerate(params):
         if need[3 + i]:
-            dparams.append(_reduce(g * _wide(f(derivs[1 + i])), t, cols)
+            dparams.append(_reduce(g * f(derivs[1 + i]), t, cols)
                            .to(t.dtype))
         else:
             dparams.append(None)
@@ -1023,25 +1031,29 @@ def _symbolic_jvp(runner, f0, x, gamma, beta, params, tx, tg, tb, tps):
     a dnc function again (so to any order). A parameter's term is 0 where
     its tangent is 0, whatever its derivative (one that is infinite or NaN
     at a point, as u^v's with respect to v where u = 0 and v < 0, would
-    make 0 times it NaN)."""
+    make 0 times it NaN). Computed in the wide type (the runner's) and
+    rounded once to y's dtype, x's."""
     f, derivs = runner
     t = None
 
     def add(a, b):
         return b if a is None else a + b
     if tx is not None:
-        t = f(derivs[0]) * tx
+        t = f(derivs[0]) * _wide(tx)
     for i, tp in enumerate(tps):
         if tp is not None:
             d = f(derivs[1 + i])
+            tp = _wide(tp)
             t = add(t, torch.where(tp != 0, d * tp, torch.zeros_like(d)))
     if t is not None and gamma is not None:
-        t = t * gamma
+        t = t * _wide(gamma)
     if tg is not None:
-        t = add(t, f(f0) * tg)
+        t = add(t, f(f0) * _wide(tg))
     if tb is not None:
-        t = add(t, tb.expand(x.shape))
-    return torch.zeros_like(x) if t is None else t
+        t = add(t, _wide(tb).expand(x.shape))
+    if t is None:
+        return torch.zeros_like(x)
+    return t if t.dtype == x.dtype else t.to(x.dtype)
 
 
 def _layer_jvp(source, name, threads, x, gamma, beta, params, tx, tg, tb,
