@@ -1570,7 +1570,9 @@ def _check(fname, fparams, x, gamma, beta, params, what, dim=-1):
                                "is on %s; move the module (e.g. .to(%s))"
                                % (what, x.device, name, t.device,
                                   x.device))
-        if t.dtype != x.dtype:
+        if t.dtype != x.dtype and t.dtype != _compute_dtype(x):
+            # (float32 for a bfloat16 or float16 x is the dtype the layer
+            # computes in, where pointwise() keeps a number's value)
             # autocast is for bfloat16 and float16 (under it the layer
             # computes in the promotion of the two): not a float64 input's
             # remedy, which is dtypes that match
@@ -1660,17 +1662,26 @@ def _pointwise(x, fn, weight, bias, module, threads, params):
                          "threads); rename it in the source" % (
                              name, ", ".join("'%s'" % c for c in
                                              sorted(clash))))
-    # weight and bias as numbers or lists too, as the parameters (a shape
-    # other than (C,) is then refused by _check, naming it)
-    weight, bias = (_as_tensor(v, n, x) for n, v in (("weight", weight),
-                                                     ("bias", bias)))
+    # The tensors given decide the dtypes (_promoted's ref: the weight,
+    # else the first parameter given as a tensor, else x). Numbers (a
+    # parameter's, the source's defaults, weight and bias as numbers or
+    # lists) keep their values in the dtype the layer computes in, f32
+    # for a bf16 or f16 x: in x's dtype, beta = 1e5 was inf in f16 (y 0)
+    # and DyISRU's default 301.1 was 301 in bf16. (A shape other than
+    # (C,) for weight or bias is refused by _check, naming it.)
+    ref = weight if isinstance(weight, torch.Tensor) else next(
+        (v for v in (params.get(p.name) for p in fparams)
+         if isinstance(v, torch.Tensor)), x)
+    ct = _compute_dtype(x)
+    weight, bias = (_as_tensor(v, n, x, ct) for n, v in (("weight", weight),
+                                                         ("bias", bias)))
     ts = []
     for p in fparams:
         v = params.get(p.name, p.default)
         if not isinstance(v, torch.Tensor):  # a number, or a list of C
-            v = torch.tensor(v, dtype=x.dtype, device=x.device).reshape(-1)
+            v = torch.tensor(v, dtype=ct, device=x.device).reshape(-1)
         ts.append(v)
-    x, weight, bias, ts, out = _promoted(x, weight, bias, ts)
+    x, weight, bias, ts, out = _promoted(x, weight, bias, ts, ref)
     _check(name, fparams, x, weight, bias, ts, "pointwise")
     y = _apply(source, name, threads or 0, x, weight, bias, ts)
     if not x.is_contiguous():  # as PointwiseNorm's (_norm_forward)
@@ -1678,13 +1689,13 @@ def _pointwise(x, fn, weight, bias, module, threads, params):
     return y if out is None else y.to(out)
 
 
-def _as_tensor(v, name, x):
+def _as_tensor(v, name, x, ct):
     """pointwise's weight or bias given as a number or a list: a tensor of
-    x's dtype and device."""
+    dtype ct (the layer's compute dtype) on x's device."""
     if v is None or isinstance(v, torch.Tensor):
         return v
     try:
-        return torch.tensor(v, dtype=x.dtype, device=x.device)
+        return torch.tensor(v, dtype=ct, device=x.device)
     except (TypeError, ValueError, RuntimeError):
         raise TypeError("dnc.torch: pointwise: %s is a tensor, a number or a"
                         " list of numbers, not %r" % (name, v)) from None
@@ -1754,13 +1765,16 @@ def _mixed(x, ref):
     return None
 
 
-def _promoted(x, weight, bias, params):
+def _promoted(x, weight, bias, params, ref=None):
     """(x, weight, bias, params, out): the tensors in one dtype where
     autocast left x in another than the module's (_autocast_dtype), or
     where x is bfloat16 or float16 and the parameters float32 (_mixed:
     x in float32); out: the dtype to return y in (x's in the mixed case),
-    else None."""
-    ref = weight if weight is not None else (params[0] if params else x)
+    else None. ref: the tensor whose dtype is the parameters' (default:
+    the weight, else the first parameter, else x)."""
+    if ref is None:
+        ref = weight if weight is not None else (params[0] if params
+                                                 else x)
     out = None
     if ref.dtype != x.dtype:
         ct = _autocast_dtype(x, ref)

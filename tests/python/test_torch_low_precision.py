@@ -2,7 +2,9 @@
 dnc.torch: a parameter's gradient beyond float16's (or float32's) range
 is inf, as PyTorch's own gradients overflow, never an error; a float16
 layer's derivatives at every order (create_graph, torch.func, forward
-mode) computed in float32 and rounded once, as its backward."""
+mode) computed in float32 and rounded once, as its backward; and
+pointwise()'s numbers keeping their values in float32, where a bfloat16 or
+float16 layer computes."""
 import math
 
 import pytest
@@ -132,3 +134,85 @@ def test_create_graph_parameter_gradients_in_float16(call_path, form):
         ok(a.dtype == b.dtype == torch.float16 and
            torch.allclose(a.float(), b.float(), rtol=2 ** -9, atol=0),
            "d%s: create_graph's as backward's" % n, (a, b))
+
+
+@pytest.mark.parametrize("form", ["kernels", "decomposed"])
+def test_pointwise_number_keeps_its_value_in_float16(form):
+    """pointwise(x_f16, "dyisru", beta=1e5): the number was made a float16
+    tensor, inf, and y was 0; it keeps its value in float32, where the
+    layer computes (as PointwiseNorm's float32 parameters do)."""
+    x = torch.tensor([[1.0, 2.0, 100.0, 1000.0]], dtype=torch.float16)
+    want = dt.pointwise(x.double(), "dyisru", beta=1e5)
+    with dt.decomposed(form == "decomposed"):
+        y = dt.pointwise(x, "dyisru", beta=1e5)
+        norm = dt.PointwiseNorm(4, "dyisru", beta=1e5,
+                                elementwise_affine=False)
+        ym = norm(x)
+    _near(y, want.reshape(-1), torch.float16, "pointwise, beta = 1e5")
+    _near(ym, want.reshape(-1), torch.float16, "PointwiseNorm, beta = 1e5")
+    if hasattr(torch, "func"):
+        # the custom operator's path (torch.func), which checks the
+        # float32 parameter of a float16 x too
+        g = torch.func.grad(lambda v: dt.pointwise(v, "dyisru", beta=1e5)
+                            .float().sum())(x)
+        gw = torch.func.grad(lambda v: dt.pointwise(v, "dyisru", beta=1e5)
+                             .sum())(x.double())
+        _near(g, gw.reshape(-1), torch.float16, "torch.func.grad")
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16],
+                         ids=["bf16", "f16"])
+def test_pointwise_numbers_as_float32_tensors(dtype):
+    """A number, a source's default, a weight or bias given as numbers:
+    the same results as the same values given as float32 tensors (DyT's
+    alpha = 0.3 was 0.30078125 in bfloat16, DyISRU's default beta 301.1
+    was 301: y and the float32 weight's gradient differed)."""
+    torch.manual_seed(0)
+    C = 8
+    x = (torch.randn(512, C) * 3).to(dtype)
+    w = torch.linspace(0.5, 1.5, C)
+    for src, num, ten in [("dyt", {"alpha": 0.3},
+                           {"alpha": torch.tensor([0.3])}),
+                          ("dyisru", {}, {"beta": torch.tensor([301.1])}),
+                          ("dyisru", {"beta": 301.1},
+                           {"beta": torch.tensor([301.1])})]:
+        ys, gs = [], []
+        for kw in (num, ten):
+            xr = x.clone().requires_grad_(True)
+            wr = w.clone().requires_grad_(True)
+            y = dt.pointwise(xr, src, weight=wr, **kw)
+            y.float().sum().backward()
+            ys.append(y)
+            gs.append((xr.grad, wr.grad))
+        what = "%s %s %s" % (dtype, src, num)
+        ok(ys[0].dtype == dtype and torch.equal(ys[0], ys[1]),
+           what + ": y", lambda: (ys[0] - ys[1]).abs().max())
+        ok(torch.equal(gs[0][0], gs[1][0]) and torch.equal(gs[0][1],
+                                                           gs[1][1]),
+           what + ": dx and dweight", gs)
+        norm = dt.PointwiseNorm(C, src, **{k: float(v) for k, v in
+                                           ten.items()})
+        with torch.no_grad():
+            norm.weight.copy_(w)
+        ok(torch.equal(norm(x), ys[0]), what + ": PointwiseNorm's y")
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            ya = dt.pointwise(x, src, weight=w, **num)
+            yb = dt.pointwise(x, src, weight=w, **ten)
+        ok(torch.equal(ya, yb), what + ": under autocast",
+           lambda: (ya - yb).abs().max())
+
+
+def test_pointwise_weight_and_bias_numbers_keep_their_values():
+    """weight and bias given as numbers are float32 for a float16 x too:
+    a weight of 1e5 (inf in float16) scaling f = 1e-6 x gave inf, a bias
+    of 0.001 (0.0010004 in float16) cancelling f = x - 0.001 left 4e-7."""
+    x = torch.tensor([[1.0, 2.0, 3.0, 4.0]], dtype=torch.float16)
+    y = dt.pointwise(x, "fn g(x) = x * 1e-6", weight=[1e5] * 4)
+    _near(y, torch.tensor([0.1, 0.2, 0.3, 0.4], dtype=torch.float64),
+          torch.float16, "weight 1e5")
+    z = torch.zeros(1, 4, dtype=torch.float16)
+    y = dt.pointwise(z, "fn g(x; c = 0.001) = x - c", bias=[0.001] * 4,
+                     c=torch.tensor([0.001]))
+    ok(torch.equal(y, z), "bias 0.001 cancels f = -0.001", y)
+    y = dt.pointwise(z, "fn g(x; c = 0.001) = x - c", bias=[0.001] * 4)
+    ok(torch.equal(y, z), "bias and c as numbers", y)
