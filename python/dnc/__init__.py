@@ -401,6 +401,15 @@ def _unmasked(fn, x, what):
 
 
 # NumPy dtypes the kernels take, and the compute type of per-channel values
+def _is_bfloat16(dt):
+    """ml_dtypes' bfloat16 (JAX's, TensorFlow's), in native byte order:
+    1 sign, 8 exponent and 7 significand bits, as libdnc's DNC_BF16. Known
+    by its name and size, so that ml_dtypes is imported only by those who
+    use it."""
+    return dt.name == "bfloat16" and dt.itemsize == 2 and dt.isnative \
+        and dt.type.__module__.split(".")[0] == "ml_dtypes"
+
+
 _NP_DTYPES = {np.dtype(np.float32): (C.F32, np.float32),
               np.dtype(np.float64): (C.F64, np.float64),
               np.dtype(np.float16): (C.F16, np.float32)}
@@ -641,9 +650,11 @@ class Function:
         a = np.asarray(x)
         if a.dtype.kind in "biu":
             a = a.astype(np.float64)
+        if a.dtype not in _NP_DTYPES and _is_bfloat16(a.dtype):
+            _NP_DTYPES[a.dtype] = (C.BF16, np.float32)
         if a.dtype not in _NP_DTYPES:
-            raise TypeError("%s: %s must be float32, float64 or float16, "
-                            "not %s" % (self.name, what, a.dtype))
+            raise TypeError("%s: %s must be float32, float64, float16 or "
+                            "bfloat16, not %s" % (self.name, what, a.dtype))
         return a
 
     def _check_channels(self, chan, shape):

@@ -304,7 +304,7 @@ def test_errors():
                                                     s=[1, 2]),
            "per-channel values of the wrong length", "3 channels")
     raises(TypeError, lambda: f.forward(np.ones(3, np.complex64)),
-           "a complex input", "float32, float64 or float16")
+           "a complex input", "float32, float64, float16 or bfloat16")
     raises(ValueError, lambda: f.backward(np.ones(3), np.ones(4)),
            "dy of another shape", "must have x's shape")
     raises(ValueError, lambda: f.backward(np.ones(3), np.ones(3,

@@ -2,12 +2,13 @@
 (sliced, transposed, Fortran order, reversed, broadcast with stride 0,
 misaligned, read-only inputs, 0-d, empty, 3-D) gives the element-wise
 result of the contiguous copy, bit for bit, forward and backward, with
-and without a per-channel parameter; dtypes outside float32, float64 and
-float16 are refused, never reinterpreted."""
+and without a per-channel parameter; dtypes outside float32, float64,
+float16 and bfloat16 are refused, never reinterpreted."""
 import numpy as np
 import pytest
 
 import dnc
+from checks import ok
 
 SRC = ("fn dyt(x; alpha = 0.5) = tanh(alpha * x)\n"
        "fn pc(x; s[] = 1.0, a = 0.25) = erf(s * x + a)\n")
@@ -69,19 +70,36 @@ def test_layouts_match_the_contiguous_copy(mod, dtype, layout):
 @pytest.mark.parametrize("dtype", [">f4", ">f8", np.complex64, np.longdouble,
                                    object])
 def test_other_dtypes_are_refused(mod, dtype):
-    with pytest.raises(TypeError, match="float32, float64 or float16"):
+    with pytest.raises(TypeError, match="float32, float64, float16 or bfloat16"):
         mod["dyt"].forward(np.ones(3, dtype=dtype))
 
 
 def test_bfloat16_arrays():
+    """ml_dtypes' bfloat16 arrays (JAX's) run libdnc's bf16 kernels: y is
+    f computed in f32 and rounded once, as torch's bfloat16 gives; dx and
+    the gradients as f32's on the same values; out= and views work."""
     ml_dtypes = pytest.importorskip("ml_dtypes")
-    x = np.linspace(-2, 2, 9).astype(ml_dtypes.bfloat16)
+    bf = ml_dtypes.bfloat16
+    x = np.linspace(-6, 6, 101).astype(bf)
     f = dnc.compile(SRC)["dyt"]
-    # TODO(python/dnc): the C API runs bf16 kernels (DNC_BF16), but the
-    # NumPy API refuses ml_dtypes' bfloat16 arrays (docs/python.md: "anything
-    # else, bfloat16 ... included, is a TypeError"); when it takes them,
-    # this should pass instead of raising.
-    with pytest.raises(TypeError):
-        f.forward(x)
-    pytest.skip("TODO: bfloat16 arrays (ml_dtypes) are refused by the "
-                "NumPy API though libdnc has bf16 kernels")
+    y = f.forward(x, alpha=0.7)
+    want = np.tanh(np.float32(0.7) * x.astype(np.float32)).astype(bf)
+    ok(y.dtype == x.dtype and np.array_equal(y.astype(np.float32),
+                                            want.astype(np.float32)),
+       "bf16 y is f32's rounded once")
+    out = np.empty_like(x)
+    f.forward(x[::2], out[:51], alpha=0.7)
+    ok(np.array_equal(out[:51].astype(np.float32),
+                      want[::2].astype(np.float32)), "strided x, out=")
+    dy = np.linspace(1, 2, 101).astype(bf)
+    dx, g = f.backward(x, dy, alpha=0.7)
+    x32, dy32 = x.astype(np.float32), dy.astype(np.float32)
+    dx32, g32 = f.backward(x32, dy32, alpha=0.7)
+    ok(dx.dtype == x.dtype and np.allclose(dx.astype(np.float32), dx32,
+                                           rtol=2 ** -7, atol=0),
+       "dx within bf16's rounding of f32's")
+    ok(abs(g["alpha"] - g32["alpha"]) <= 1e-3 * abs(g32["alpha"]),
+       "alpha's gradient as f32's on the same values (bf16's shorter math)",
+       (g["alpha"], g32["alpha"]))
+    with pytest.raises(TypeError, match="bfloat16"):
+        f.forward(np.ones(3, dtype=np.dtype(bf).newbyteorder()))
