@@ -1112,8 +1112,12 @@ if HAS_CUSTOM_OPS:
                        source, name, threads)
         if not _kernels_here(x):
             # a graph exported or traced on another device (decomposed():
-            # here too, where the C++ extension does not take the call)
-            return _dec_forward(_form(source, name), x, weight, bias, params)
+            # here too, where the C++ extension does not take the call);
+            # contiguous, as the kernels' output and the fake's: with x's
+            # strides (a channels-first norm's permuted view) inductor's
+            # stride asserts failed on a compiled exported program
+            return _dec_forward(_form(source, name), x, weight, bias,
+                                params).contiguous()
         return _kernel_forward(fn, x, weight, bias, params)
 
     def _op_backward_py(x, dy, weight, bias, params, source, name, threads):
@@ -1126,6 +1130,7 @@ if HAS_CUSTOM_OPS:
         else:
             grads = _dec_backward(_form(source, name), x, dy, weight, bias,
                                   params, need)
+            grads = [grads[0].contiguous()] + list(grads[1:])
         return _backward_outputs(x, *grads)
 
     @torch.library.custom_op("dnc::layer_forward", mutates_args=())

@@ -419,6 +419,40 @@ def test_operators_opcheck():
     ok(all(v == "SUCCESS" for v in r.values()), "layer_backward", r)
 
 
+def test_operators_on_a_permuted_view_decomposed():
+    """Off the CPU (decomposed() here) the operators computed the printed
+    form with x's strides, where the kernels and the fake give contiguous
+    outputs: opcheck's fake test failed on a channels-first norm's
+    permuted view, and torch.compile of an exported channels-first model
+    stopped at inductor's stride assert."""
+    if not hasattr(torch.library, "opcheck"):
+        pytest.skip("torch.library.opcheck is PyTorch 2.4's")
+    torch.manual_seed(0)
+    n = dt.PointwiseNorm(8, "dyt")
+    xl = torch.randn(2, 8, 4, 5).permute(0, 2, 3, 1)
+    args = (n.weight.detach(), n.bias.detach(), [n.alpha.detach()],
+            n._dnc_source, n._dnc_name, 0)
+    with dt.decomposed():
+        y = torch.ops.dnc.layer_forward(xl, *args)
+        dx = torch.ops.dnc.layer_backward(xl, torch.randn(2, 4, 5, 8),
+                                          *args)[0]
+        ok(y.is_contiguous() and dx.is_contiguous(),
+           "y and dx contiguous, as the kernels' and the fake's",
+           (y.stride(), dx.stride()))
+        r = torch.library.opcheck(torch.ops.dnc.layer_forward.default,
+                                  (xl,) + args)
+        ok(all(v == "SUCCESS" for v in r.values()), "opcheck", r)
+        m = torch.nn.Sequential(
+            torch.nn.Conv2d(3, 8, 1),
+            dt.PointwiseNorm(8, "dyt", channels_last=False)).eval()
+        x = torch.randn(2, 3, 4, 5)
+        ep = torch.export.export(m, (x,))
+        with torch.no_grad():
+            got, want = torch.compile(ep.module())(x), m(x)
+        ok(torch.allclose(got, want, atol=1e-6),
+           "torch.compile of the exported channels-first model")
+
+
 @needs_ext
 def test_some_gradients_wanted():
     """autograd.grad for some inputs only, modules without weight or bias,

@@ -426,6 +426,19 @@ def test_onnx_export_legacy():
            lambda: (y, want))
 
 
+def test_onnx_softplus_keeps_infinities():
+    # softplus was printed with torch.clamp(a, min=0), which onnxruntime's
+    # Clip makes 3.4e38 at inf; torch.relu keeps it
+    ort = pytest.importorskip("onnxruntime")
+    m = dt.PointwiseNorm(4, "fn sp(x; a = 1) = softplus(a * x)",
+                         elementwise_affine=False).eval()
+    x = torch.tensor([[float("inf"), -float("inf"), 30.0, -30.0]])
+    y = onnx_run(ort, m, x)
+    ok(y[0, 0] == float("inf") and y[0, 1] == 0 and
+       torch.allclose(y, m(x).detach(), rtol=1e-6),
+       "softplus of +-inf in onnxruntime: inf and 0", y)
+
+
 # tuples whose members are constants, x itself, a parameter, or one node
 # twice (exp's derivative is exp)
 TUPLE_EDGES = """\

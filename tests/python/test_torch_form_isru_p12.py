@@ -248,3 +248,42 @@ def test_autograd_through_the_derivatives(name, dtype):
            "derivative" % (name, dtype, wrt),
            lambda: [(float(xi), float(ai), float(bi)) for xi, ai, bi, gi in
                     zip(x, a, b, good) if not gi][:6])
+
+
+def test_onnx_export_of_pytorch_1_13_loads(tmp_path):
+    # dnc_isru_scale chose its scale by torch.where of Python numbers:
+    # PyTorch 1.13's exporter made them doubles beside float tensors, and
+    # onnxruntime refused the model ("Where ... bound to different types");
+    # the constants are 0-d tensors of u's dtype now. Exported by Debian's
+    # python3 with 1.13, run here
+    import subprocess
+    import sys
+    ort = pytest.importorskip("onnxruntime")
+    old = "/usr/bin/python3"
+    if not re.match(r"1\.", subprocess.run(
+            [old, "-c", "import torch; print(torch.__version__)"],
+            capture_output=True, text=True).stdout):
+        pytest.skip("no PyTorch 1.13 at /usr/bin/python3")
+    import os
+    root = os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__))))
+    code = ("import torch, numpy as np, dnc.torch as dt\n"
+            "torch.manual_seed(0)\n"
+            "m = dt.PointwiseNorm(8, 'dyisru').eval()\n"
+            "x = torch.randn(4, 8) * 30\n"
+            "x[0, :4] = torch.tensor([1e30, -1e30, 1e-30, 0.0])\n"
+            "torch.onnx.export(m, (x,), %r, opset_version=17)\n"
+            "np.save(%r, x.numpy())\n"
+            "np.save(%r, m(x).detach().numpy())\n"
+            % (str(tmp_path / "m.onnx"), str(tmp_path / "x.npy"),
+               str(tmp_path / "y.npy")))
+    env = dict(os.environ, PYTHONPATH=os.path.join(root, "python"))
+    r = subprocess.run([old, "-c", code], capture_output=True, text=True,
+                       env=env)
+    ok(r.returncode == 0, "exported by PyTorch 1.13", r.stderr[-2000:])
+    s = ort.InferenceSession(str(tmp_path / "m.onnx"),
+                             providers=["CPUExecutionProvider"])
+    x, want = np.load(tmp_path / "x.npy"), np.load(tmp_path / "y.npy")
+    got = s.run(None, {s.get_inputs()[0].name: x})[0]
+    ok(np.allclose(got, want, rtol=1e-6, atol=0), "onnxruntime runs it",
+       lambda: (got[0], want[0]))
