@@ -29,7 +29,7 @@ from torch.nn import functional as F
 from torch.nn.utils import parametrize
 
 __all__ = ["convert", "convert_layernorm", "convert_rmsnorm", "find_norms",
-           "fit_initial", "channels_first"]
+           "fit_initial", "channels_first", "no_weight_decay"]
 
 _RMSNorm = getattr(nn, "RMSNorm", None)   # PyTorch >= 2.4
 
@@ -1176,6 +1176,41 @@ def convert_rmsnorm(model, fn, module=None, *, keep_affine=False, init=None,
     weight-only PointwiseNorm modules (no bias)."""
     return convert(model, fn, module, kind="rmsnorm", init=init,
                    keep_affine=keep_affine, threads=threads, **defaults)
+
+
+# ------------------------------------------------------------- weight decay
+
+def no_weight_decay(model, also=()):
+    """The names (as model.named_parameters() writes them, every name of
+    a shared parameter) of model's parameters to leave out of weight
+    decay: every parameter of every PointwiseNorm (f's, weight, bias, a
+    parametrization's original), and those matching a pattern of `also`
+    (fnmatch patterns or names: "*.bias"). Hugging Face's Trainer leaves
+    out parameters of nn.LayerNorm modules and of names with "norm" in
+    them; a PointwiseNorm is no nn.LayerNorm, and GPT-2's ln_1, ln_2 and
+    ln_f named none, so their alpha and weight were decayed after convert
+    (docs/training.md gives the Trainer's recipe)."""
+    if isinstance(also, str):
+        also = (also,)
+    names = set()
+    for path, m in model.named_modules(remove_duplicate=False):
+        if isinstance(m, _dt.PointwiseNorm):
+            for n, _ in _named_params(m):
+                names.add("%s.%s" % (path, n) if path else n)
+    for n, _ in _named_params(model):
+        if any(fnmatch.fnmatchcase(n, p) for p in also):
+            names.add(n)
+    return names
+
+
+def _named_params(m):
+    """m.named_parameters(), every name of a shared parameter (PyTorch
+    1.13's gives one name each: a parameter shared by two modules is
+    found under the other name through named_modules)."""
+    try:
+        return list(m.named_parameters(remove_duplicate=False))
+    except TypeError:
+        return list(m.named_parameters())
 
 
 # ------------------------------------------------------- fitted initial values

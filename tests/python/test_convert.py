@@ -1019,3 +1019,35 @@ def test_optimizer_made_before_convert_warns():
         if want:
             ok("this AdamW holds the parameters of norms that dnc.convert "
                "replaced (1.weight)" in said[0], "the message", said)
+
+
+def test_no_weight_decay_names_every_norm_parameter():
+    """no_weight_decay: every PointwiseNorm parameter by every name it has
+    (a norm under two names, Derf's shift, a parametrized weight's
+    original), and the parameters that also= matches; nothing else."""
+    from torch.nn.utils import parametrize
+
+    class Half(nn.Module):
+        def forward(self, w):
+            return w / 2
+
+        def right_inverse(self, w):
+            return 2 * w
+
+    norm = nn.LayerNorm(4)
+    m = nn.Sequential(nn.Linear(4, 4), norm, nn.Linear(4, 4),
+                      nn.LayerNorm(4, elementwise_affine=False))
+    m.add_module("again", norm)
+    parametrize.register_parametrization(norm, "bias", Half())
+    dt.convert(m, "derf")
+    got = dt.no_weight_decay(m)
+    want = {"%s.%s" % (p, n) for p in ("1", "again")
+            for n in ("alpha", "shift", "weight",
+                      "parametrizations.bias.original")} | \
+        {"3.alpha", "3.shift"}
+    ok(got == want, "every name of every norm parameter", sorted(got ^ want))
+    ok(dt.no_weight_decay(m, also=("*.bias", "0.weight")) ==
+       want | {"0.bias", "0.weight", "2.bias"},
+       "also= adds the names it matches",
+       sorted(dt.no_weight_decay(m, also=("*.bias", "0.weight"))))
+    ok(dt.no_weight_decay is dconv.no_weight_decay, "re-exported")

@@ -477,6 +477,55 @@ def test_transformers_fit_initial():
                "Cohere's LayerNorm is fitted to LayerNorm's output")
 
 
+def test_transformers_trainer_weight_decay(tmp_path):
+    """Hugging Face's Trainer leaves out of weight decay the parameters of
+    nn.LayerNorm modules and of names with "norm" in them: a PointwiseNorm
+    is no nn.LayerNorm, and GPT-2's ln_1, ln_2 and ln_f name none, so its
+    plain get_decay_parameter_names decays their alpha and weight. The
+    recipe of docs/training.md (a Trainer leaving out
+    dt.no_weight_decay(model)) decays what it decayed before convert, no
+    norm parameter. With accelerate (which the Trainer needs) the real
+    Trainer's optimizer groups are checked; without it, the method."""
+    class Trainer(T.Trainer):
+        def get_decay_parameter_names(self, model):
+            skip = dt.no_weight_decay(model)
+            return [n for n in super().get_decay_parameter_names(model)
+                    if n not in skip]
+
+    def decayed(cls, model):
+        try:
+            import accelerate  # noqa: F401
+        except ImportError:
+            return set(cls.get_decay_parameter_names(object.__new__(cls),
+                                                     model))
+        args = T.TrainingArguments(output_dir=str(tmp_path), use_cpu=True,
+                                   weight_decay=0.1, report_to="none")
+        opt = cls(model=model, args=args).create_optimizer()
+        ids = {id(p) for g in opt.param_groups if g["weight_decay"] > 0
+               for p in g["params"]}
+        return {n for n, p in model.named_parameters() if id(p) in ids}
+
+    torch.manual_seed(0)
+    m = HF["gpt2"][0]()
+    before = decayed(T.Trainer, m)
+    ok(not [n for n in before if ".ln_" in n],
+       "before convert, no LayerNorm parameter is decayed", sorted(before))
+    dt.convert(m, "dyt")
+    norms = {"%s.%s" % (p, n) for p, pn in _pns(m).items()
+             for n, _ in pn.named_parameters()}
+    ok(norms == dt.no_weight_decay(m) and len(norms) == 9,
+       "no_weight_decay names every PointwiseNorm parameter",
+       sorted(dt.no_weight_decay(m)))
+    ok(decayed(T.Trainer, m) & norms,
+       "the plain Trainer decays the PointwiseNorms' parameters")
+    ok(decayed(Trainer, m) == before,
+       "the recipe's Trainer decays what it decayed before convert",
+       sorted(decayed(Trainer, m) ^ before))
+    ok(dt.no_weight_decay(m, also="*.bias") ==
+       norms | {n for n, _ in m.named_parameters() if n.endswith(".bias")},
+       "also= adds the parameters it matches")
+
+
 @pytest.mark.slow
 def test_transformers_compile():
     """torch.compile of a converted LLaMA: the eager outputs, and a
