@@ -29,7 +29,8 @@ from torch.nn import functional as F
 from torch.nn.utils import parametrize
 
 __all__ = ["convert", "convert_layernorm", "convert_rmsnorm", "find_norms",
-           "fit_initial", "channels_first", "no_weight_decay"]
+           "fit_initial", "channels_first", "no_weight_decay",
+           "from_pretrained"]
 
 _RMSNorm = getattr(nn, "RMSNorm", None)   # PyTorch >= 2.4
 
@@ -933,6 +934,18 @@ def convert(model, fn, module=None, *, kind="all", init=None,
     found = find_norms(model, kind)
     if not found:
         raise ValueError("dnc.convert: %s" % _no_norm(model, kind))
+    if keep_affine and _saved_functions(model):
+        warnings.warn(
+            "dnc.convert: this model's config says it was saved from a "
+            "model converted by dnc (config.%s): where its weights were "
+            "loaded by from_pretrained of its original class, its norms' "
+            "%s were dropped (Hugging Face reports them as unexpected "
+            "keys) and their weight is the saved scale, to which "
+            "keep_affine adds 1 again where the norm scales by 1 + weight "
+            "(Gemma's). Reload such a checkpoint with "
+            "dnc.torch.from_pretrained(cls, path, fn) (docs/python.md)"
+            % (_CONFIG_KEY, ", ".join(p.name for p in fn.params) or
+               "parameters"), stacklevel=2)
     _check_init(init, model)
     sites = {id(m): (p, k) for p, m, k in found}
     paths = {}  # id of a norm -> every path it is registered at
@@ -1042,6 +1055,7 @@ def convert(model, fn, module=None, *, kind="all", init=None,
                          "not converted: %s" % (_what(kind), "; ".join(odd)))
     for parent, name, new in edits:
         parent.add_module(name, new)
+    _mark_config(out, fn)
     _watch_replaced(out, [(p, m) for p, m, _ in found
                           if made.get(id(m), m) is not m])
     if odd:
@@ -1067,6 +1081,112 @@ def convert(model, fn, module=None, *, kind="all", init=None,
                 m.use_nested_tensor = False
             m.enable_nested_tensor = False
     return out
+
+
+# ---------------------------------------- Hugging Face's save_pretrained
+
+# The key of a Hugging Face config (model.config, saved by save_pretrained
+# into config.json) that lists the functions convert put in the model: a
+# checkpoint of a converted model says so, and from_pretrained of the
+# original class (which drops f's parameters, and for Gemma loads the
+# scale as the offset) followed by convert(keep_affine=True) is warned
+# about.
+_CONFIG_KEY = "dnc_functions"
+
+
+def _hf_config(model):
+    c = getattr(model, "config", None)
+    return c if hasattr(c, "model_type") and hasattr(c, "to_dict") else None
+
+
+def _saved_functions(model):
+    c = _hf_config(model)
+    v = getattr(c, _CONFIG_KEY, None) if c is not None else None
+    return list(v) if isinstance(v, (list, tuple)) else []
+
+
+def _mark_config(model, fn):
+    """fn's source added to model.config's list: on a copy of the config,
+    which every module of model holding that config takes (Hugging
+    Face's modules share the config they were made with; another model
+    made from it is no converted one)."""
+    c = _hf_config(model)
+    if c is None:
+        return
+    src = _dt._source_of(fn)
+    have = _saved_functions(model)
+    if src in have:
+        return
+    mine = copy.deepcopy(c)
+    setattr(mine, _CONFIG_KEY, have + [src])
+    for m in model.modules():
+        if getattr(m, "config", None) is c:
+            m.config = mine
+
+
+def from_pretrained(cls, path, fn, module=None, *, kind="all",
+                    channels_first_classes=None, threads=None, **kwargs):
+    """A Hugging Face model saved by save_pretrained after convert, loaded
+    back: cls.from_pretrained(path, **kwargs) (Hugging Face's own loading,
+    with its renaming of keys: transformers 5 saves ViT's layers as
+    vit.encoder.layer.* and loads them as vit.layers.*) into a model
+    converted, as it is made, with convert(model, fn, module, kind=,
+    channels_first_classes=, threads=), as an instance of cls. Refused
+    (ValueError): a checkpoint without the PointwiseNorms' parameters (the
+    original model's, which from_pretrained of cls and convert load; or
+    one converted with another kind), one with f's parameters where this
+    model has no PointwiseNorm, and one whose config names other
+    functions (config.dnc_functions, which convert writes)."""
+    if not isinstance(cls, type) or not hasattr(cls, "from_pretrained"):
+        raise TypeError("dnc.from_pretrained: cls is a Hugging Face model "
+                        "class (with from_pretrained), not %r" % (cls,))
+    fn = _dt.resolve(fn, module, threads)
+    want_info = kwargs.pop("output_loading_info", False)
+
+    class Converted(cls):
+        def __init__(self, config, *args, **kw):
+            super().__init__(config, *args, **kw)
+            saved = _saved_functions(self)
+            if saved and not any(_dt._same_function(s, _dt._source_of(fn))
+                                 for s in saved):
+                raise ValueError(
+                    "dnc.from_pretrained: %s was saved from a model "
+                    "converted to %s, not to %s: convert with that "
+                    "function" % (path, " and ".join(
+                        _dt._one_line(s) for s in saved),
+                        _dt._one_line(_dt._source_of(fn))))
+            convert(self, fn, kind=kind, threads=threads,
+                    channels_first_classes=channels_first_classes)
+
+    # save_pretrained writes the class's name into config.architectures
+    Converted.__name__ = cls.__name__
+    Converted.__qualname__ = cls.__qualname__
+    model, info = Converted.from_pretrained(path, output_loading_info=True,
+                                            **kwargs)
+    model.__class__ = cls
+    norms = {p for p, m in model.named_modules()
+             if isinstance(m, _dt.PointwiseNorm)}
+    names = {p.name for p in fn.params}
+    lost = sorted(k for k in info.get("missing_keys", ())
+                  if k.rpartition(".")[0] in norms)
+    if lost:
+        raise ValueError(
+            "dnc.from_pretrained: %s has no %s: not a checkpoint of this "
+            "model converted to %s (the original model's: load it with "
+            "%s.from_pretrained, then convert; or one converted with "
+            "another kind)" % (path, ", ".join(lost[:4]) +
+                               (", ..." if len(lost) > 4 else ""),
+                               fn.name, cls.__name__))
+    extra = sorted(k for k in info.get("unexpected_keys", ())
+                   if k.rpartition(".")[2] in names)
+    if extra:
+        raise ValueError(
+            "dnc.from_pretrained: %s has %s, where this model has no "
+            "PointwiseNorm: convert it with the kind and "
+            "channels_first_classes it was saved with"
+            % (path, ", ".join(extra[:4]) + (", ..." if len(extra) > 4
+                                             else "")))
+    return (model, info) if want_info else model
 
 
 # ------------------------------------------- an optimizer made before

@@ -47,7 +47,8 @@ from . import _capi as C
 __all__ = ["PointwiseNorm", "convert", "convert_layernorm", "convert_rmsnorm",
            "fit_initial", "pointwise", "STANDARD", "resolve", "decomposed",
            "torch_form", "HAS_CUSTOM_OPS", "require_custom_ops",
-           "set_output_reuse", "decompositions", "no_weight_decay"]
+           "set_output_reuse", "decompositions", "no_weight_decay",
+           "from_pretrained"]
 
 # The published functions, for PointwiseNorm(C, "dyt") and the like: the
 # definitions and defaults of examples/norms.dn.
@@ -2411,6 +2412,6 @@ class PointwiseNorm(nn.Module):
 # RMSNorm, per-site and fitted initial values).
 from .convert import (convert, convert_layernorm, convert_rmsnorm,  # noqa
                       find_norms, fit_initial, channels_first,
-                      no_weight_decay)
+                      no_weight_decay, from_pretrained)
 
 _ext, _ext_path = _load_ext()

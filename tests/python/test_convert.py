@@ -5,6 +5,7 @@ and channels first; reference DyT and Derf checkpoints loading strictly;
 channels-first LayerNorm subclasses; RMSNorm; per-site and fitted initial
 values; repr."""
 import copy
+import itertools
 import os
 import subprocess
 import sys
@@ -1051,3 +1052,93 @@ def test_no_weight_decay_names_every_norm_parameter():
        "also= adds the names it matches",
        sorted(dt.no_weight_decay(m, also=("*.bias", "0.weight"))))
     ok(dt.no_weight_decay is dconv.no_weight_decay, "re-exported")
+
+
+class TinyConfig:
+    """A stand-in for a Hugging Face config (model_type, to_dict)."""
+    model_type = "tiny"
+
+    def __init__(self, c=4):
+        self.c = c
+
+    def to_dict(self):
+        return dict(vars(self))
+
+
+class TinyPretrained(nn.Module):
+    """A stand-in for a Hugging Face model class: a config shared by its
+    modules, save_pretrained, and from_pretrained(path,
+    output_loading_info=), which makes the model from the saved config
+    and loads the saved values (strict=False), reporting the keys."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.config = config
+        self.lin = nn.Linear(config.c, config.c)
+        self.ln = nn.LayerNorm(config.c)
+        self.rms = GemmaRMSNorm(config.c)
+        self.lin.config = config
+
+    def forward(self, x):
+        return self.rms(self.ln(self.lin(x)))
+
+    def save_pretrained(self, path):
+        import pickle
+        with open(path, "wb") as f:
+            pickle.dump((self.config, dict(self.state_dict())), f)
+
+    @classmethod
+    def from_pretrained(cls, path, output_loading_info=False):
+        import pickle
+        with open(path, "rb") as f:
+            config, state = pickle.load(f)
+        m = cls(config)
+        r = m.load_state_dict(state, strict=False)
+        info = {"missing_keys": r.missing_keys,
+                "unexpected_keys": r.unexpected_keys}
+        return (m, info) if output_loading_info else m
+
+
+def test_from_pretrained_of_a_converted_model(tmp_path):
+    """dt.from_pretrained(cls, path, fn): the model converted as it is
+    made, then cls's own loading; the values as saved (Gemma's weight not
+    offset again), an instance of cls. convert writes its function into a
+    copy of the model's config (another model made from that config is
+    no converted one); from_pretrained of the original class then
+    convert(keep_affine=True) warns; a checkpoint of the original model,
+    of another function or of another kind is refused."""
+    cfg = TinyConfig()
+    torch.manual_seed(0)
+    m = dt.convert(TinyPretrained(cfg), "dyt")
+    ok(m.config is not cfg and m.lin.config is m.config and
+       m.config.dnc_functions == [m.ln._dnc_source] and
+       not hasattr(cfg, "dnc_functions"),
+       "convert marks a copy of the config, shared by the model's modules")
+    with torch.no_grad():
+        for t in itertools.chain(m.ln.parameters(), m.rms.parameters()):
+            t.add_(0.3 * torch.randn_like(t))
+    path = str(tmp_path / "m.pkl")
+    m.save_pretrained(path)
+    back = dt.from_pretrained(TinyPretrained, path, "dyt")
+    ok(type(back) is TinyPretrained and
+       all(torch.equal(a, b) for a, b in zip(m.state_dict().values(),
+                                              back.state_dict().values())),
+       "every value as saved, an instance of the class")
+    with pytest.warns(UserWarning, match="converted by dnc"):
+        dt.convert(TinyPretrained.from_pretrained(path), "dyt",
+                   keep_affine=True)
+    raises(ValueError, lambda: dt.from_pretrained(TinyPretrained, path,
+                                                  "dyisru"),
+           "another function", "not to fn dyisru")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the RMSNorm left
+        raises(ValueError, lambda: dt.from_pretrained(
+            TinyPretrained, path, "dyt", kind="layernorm"),
+            "another kind", "rms.alpha, where this model has no "
+            "PointwiseNorm")
+    TinyPretrained(TinyConfig()).save_pretrained(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Gemma's, without metadata
+        raises(ValueError, lambda: dt.from_pretrained(TinyPretrained, path,
+                                                      "dyt"),
+               "the original model's checkpoint", "has no ln.alpha, rms.alpha")

@@ -526,6 +526,56 @@ def test_transformers_trainer_weight_decay(tmp_path):
        "also= adds the parameters it matches")
 
 
+def test_transformers_save_pretrained_reload(tmp_path):
+    """A converted model saved by save_pretrained, loaded back by
+    dt.from_pretrained(cls, path, fn): every value as saved (ViT's keys
+    renamed by transformers 5 on load, Gemma's weight not offset again),
+    the same outputs, an instance of cls. from_pretrained of the original
+    class dropped alpha (Hugging Face's report of unexpected keys only)
+    and convert(keep_affine=True) then added 1 to Gemma's saved scale:
+    that convert warns now; the original model's checkpoint and one
+    converted to another function are refused."""
+    T.logging.set_verbosity_error()
+    for name in ("llama", "gemma", "vit"):
+        build, kind = HF[name][:2]
+        cls = type(build())
+        torch.manual_seed(0)
+        conv = dt.convert(build().eval(), "dyt")
+        ok(build().config.to_dict().get("dnc_functions") is None,
+           "%s: convert marks its own model's config only" % name)
+        with torch.no_grad():
+            for p, m in _pns(conv).items():
+                for t in m.parameters():
+                    t.add_(0.3 * torch.randn_like(t))
+        d = tmp_path / name
+        conv.save_pretrained(d)
+        back = dt.from_pretrained(cls, d, "dyt")
+        ok(type(back) is cls, "%s: an instance of %s" % (name, cls.__name__))
+        mine, theirs = conv.state_dict(), back.state_dict()
+        ok(sorted(mine) == sorted(theirs) and
+           all(torch.equal(mine[k], theirs[k]) for k in mine),
+           "%s: every value as saved" % name,
+           lambda: [k for k in mine if k not in theirs or
+                    not torch.equal(mine[k], theirs[k])][:5])
+        inp = _inputs(kind)
+        with torch.no_grad():
+            ok(torch.equal(conv(**inp).logits, back.eval()(**inp).logits),
+               "%s: the same outputs" % name)
+        with pytest.warns(UserWarning, match="was saved from a model "
+                          "converted by dnc"):
+            dt.convert(cls.from_pretrained(d), "dyt", keep_affine=True)
+        for fn, why in (("dyisru", "not to fn dyisru"),
+                        ("fn dyt(x; alpha = 0.5) = x / sqrt(alpha + x^2)",
+                         "not to fn dyt")):
+            with pytest.raises(ValueError, match=why):
+                dt.from_pretrained(cls, d, fn)
+        torch.manual_seed(0)
+        build().save_pretrained(tmp_path / (name + "-original"))
+        with pytest.raises(ValueError, match="not a checkpoint of this "
+                           "model converted"):
+            dt.from_pretrained(cls, tmp_path / (name + "-original"), "dyt")
+
+
 @pytest.mark.slow
 def test_transformers_compile():
     """torch.compile of a converted LLaMA: the eager outputs, and a
