@@ -762,13 +762,41 @@ def _offset_weight(module, state_dict, prefix, local_metadata, *args):
     left out) is the norm's where it has metadata; without metadata
     (dict(state_dict), a safetensors file) nothing tells, and it loads as
     Gemma's, with a warning. (state_dict is load_state_dict's own copy:
-    the caller's is not changed.)"""
+    the caller's is not changed.)
+
+    A checkpoint loaded in pieces (transformers' load_sharded_checkpoint:
+    one load_state_dict per shard file, in no set order) can hold f's
+    parameters in one call and the weight in another: f's parameters
+    without the weight (and without metadata) make the weight of a later
+    call the converted model's own; a weight taken as Gemma's in a call
+    without metadata is taken back (the checkpoint's value, exactly)
+    where a later call brings f's parameters without a weight."""
     key = prefix + "weight"
-    if key not in state_dict or not isinstance(state_dict[key],
-                                               torch.Tensor):
+    mine = [prefix + p.name for p in module._dnc_params]
+    follows = module.__dict__.pop("_dnc_weight_follows", False)
+    taken = module.__dict__.pop("_dnc_taken_as_offset", None)
+    has_w = key in state_dict and isinstance(state_dict[key], torch.Tensor)
+    has_f = any(k in state_dict for k in mine)
+    if not has_w:
+        if has_f and taken is not None:
+            state_dict[key] = taken
+            warnings.warn(
+                "dnc.convert: %s: f's parameters (%s) came after its "
+                "weight, in a later load_state_dict call (a sharded "
+                "checkpoint): the weight loaded before is the converted "
+                "model's own, and loads as it was saved, not as 1 + weight"
+                % (prefix[:-1] or "the model",
+                   ", ".join(p.name for p in module._dnc_params)),
+                stacklevel=2)
+        elif has_f and not local_metadata:
+            module._dnc_weight_follows = True
+        else:  # nothing of this norm's scale: the next call decides
+            if follows:
+                module._dnc_weight_follows = True
+            if taken is not None:
+                module._dnc_taken_as_offset = taken
         return
-    if _dt._STATE_FN in local_metadata or \
-            any(prefix + p.name in state_dict for p in module._dnc_params):
+    if _dt._STATE_FN in local_metadata or has_f or follows:
         return  # a PointwiseNorm's: the scale itself
     if not local_metadata:
         warnings.warn(
@@ -776,14 +804,18 @@ def _offset_weight(module, state_dict, prefix, local_metadata, *args):
             "plain dict, a safetensors file) and without %s: nothing tells "
             "the original norm's checkpoint (whose weight is an offset, "
             "scaled by 1 + weight) from the converted model's own; loaded "
-            "as the original's, 1 + weight. Load the converted model's own "
-            "as state_dict() returns it (torch.save and torch.load keep "
-            "its metadata), or with f's parameters"
+            "as the original's, 1 + weight (taken back where f's "
+            "parameters come in a later call, as from another shard of a "
+            "sharded checkpoint). Load the converted model's own as "
+            "state_dict() returns it (torch.save and torch.load keep its "
+            "metadata), or with f's parameters"
             % (prefix[:-1] or "the model",
                "f's parameters (%s)" % ", ".join(
                    p.name for p in module._dnc_params)
                if module._dnc_params else "parameters of f (it has none)"),
             stacklevel=2)
+        if module._dnc_params:
+            module._dnc_taken_as_offset = state_dict[key]
     state_dict[key] = state_dict[key] + 1
 
 

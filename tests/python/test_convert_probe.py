@@ -372,6 +372,46 @@ def test_a_converted_gemma_norm_reloads_its_own_state_dict_as_it_is():
        "its own checkpoint without alpha loads as it is")
 
 
+def test_a_converted_gemma_checkpoint_loads_in_pieces_as_it_is():
+    """The converted model's own checkpoint without metadata, loaded in
+    two load_state_dict calls (as transformers' load_sharded_checkpoint
+    loads shards, in no set order), alpha in one and the weight in the
+    other: the call with the weight alone took it for Gemma's offset
+    and loaded 1 + weight. Either way round it loads as saved now (the
+    weight first: with the warning, then its value taken back); Gemma's
+    own checkpoint after it still loads as 1 + weight."""
+    torch.manual_seed(7)
+    c = 6
+    g = nn.Sequential(nn.Linear(c, c), GemmaRMSNorm(c))
+    with torch.no_grad():
+        g[1].weight.copy_(0.1 * torch.randn(c))
+    m = _perturbed(dt.convert(copy.deepcopy(g), "dyt", keep_affine=True))
+    sd = dict(m.state_dict())
+    alpha = {"1.alpha": sd["1.alpha"]}
+    rest = {k: v for k, v in sd.items() if k != "1.alpha"}
+    for name, parts, warned in (("alpha first", (alpha, rest), []),
+                                ("weight first", (rest, alpha),
+                                 ["without PyTorch's metadata",
+                                  "came after its weight"])):
+        m2 = dt.convert(copy.deepcopy(g), "dyt")
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter("always")
+            for part in parts:
+                m2.load_state_dict(part, strict=False)
+        said = [str(i.message) for i in w]
+        ok(len(said) == len(warned) and
+           all(a in b for a, b in zip(warned, said)),
+           "%s: the warnings" % name, said)
+        ok(all(torch.equal(t, sd[k]) for k, t in m2.state_dict().items()),
+           "%s: every value as saved" % name,
+           lambda: str((m2[1].weight - sd["1.weight"]).abs().max()))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            m2.load_state_dict(dict(g.state_dict()), strict=False)
+        ok(torch.allclose(m2[1].weight, 1 + g[1].weight),
+           "%s: Gemma's checkpoint after it loads as 1 + weight" % name)
+
+
 def test_gemma_checkpoint_loads_into_a_model_converted_on_meta():
     """On the meta device (where no probe ran then, and the class's source,
     1.0 + self.weight, told the offset; a CPU copy is probed now)."""

@@ -576,6 +576,39 @@ def test_transformers_save_pretrained_reload(tmp_path):
             dt.from_pretrained(cls, tmp_path / (name + "-original"), "dyt")
 
 
+def test_transformers_sharded_checkpoint(tmp_path):
+    """A converted Gemma saved in shards of one tensor each, loaded by
+    transformers' load_sharded_checkpoint (one load_state_dict per shard,
+    in no set order): a norm's weight in a shard without f's parameters
+    was taken for Gemma's offset and loaded as 1 + weight. f's parameters
+    before the weight (alpha) and after it (z) both load as saved."""
+    import json
+    from transformers.trainer_utils import load_sharded_checkpoint
+    T.logging.set_verbosity_error()
+    one = _lm("GemmaConfig", "GemmaForCausalLM", num_hidden_layers=1)
+    for fn, p in (("dyt", "alpha"), ("fn f(x; z = 0.5) = tanh(z * x)", "z")):
+        torch.manual_seed(0)
+        conv = dt.convert(one().eval(), fn)
+        with torch.no_grad():
+            for m in _pns(conv).values():
+                for t in m.parameters():
+                    t.add_(0.3 * torch.randn_like(t))
+        d = tmp_path / p
+        conv.save_pretrained(d, max_shard_size=100)
+        where = json.loads((d / "model.safetensors.index.json").read_text())
+        where = where["weight_map"]
+        ok(where["model.norm.weight"] != where["model.norm." + p],
+           "%s: the norm's weight and %s in two shards" % (fn, p))
+        back = dt.convert(one().eval(), fn)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            load_sharded_checkpoint(back, d, strict=False)
+        mine, theirs = conv.state_dict(), back.state_dict()
+        ok(all(torch.equal(mine[k], theirs[k]) for k in mine),
+           "%s: every value as saved" % fn,
+           lambda: [k for k in mine if not torch.equal(mine[k], theirs[k])])
+
+
 @pytest.mark.slow
 def test_transformers_compile():
     """torch.compile of a converted LLaMA: the eager outputs, and a
