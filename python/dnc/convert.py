@@ -816,7 +816,13 @@ def _offset_weight(module, state_dict, prefix, local_metadata, *args):
             stacklevel=2)
         if module._dnc_params:
             module._dnc_taken_as_offset = state_dict[key]
-    state_dict[key] = state_dict[key] + 1
+    # 1 added in the wider of the checkpoint's dtype and the parameter's:
+    # a bf16 checkpoint's 0.00223 became 1 + 0.00223 rounded in bf16, 1.0,
+    # where the float32 model keeps 1.00223 (as keep_affine does)
+    w = state_dict[key]
+    if w.is_floating_point() and module.weight.is_floating_point():
+        w = w.to(torch.promote_types(w.dtype, module.weight.dtype))
+    state_dict[key] = w + 1
 
 
 # Forward and backward hooks of a replaced norm move to its PointwiseNorm

@@ -412,6 +412,31 @@ def test_a_converted_gemma_checkpoint_loads_in_pieces_as_it_is():
            "%s: Gemma's checkpoint after it loads as 1 + weight" % name)
 
 
+def test_a_bfloat16_gemma_checkpoint_is_offset_in_the_models_dtype():
+    """Gemma's bfloat16 checkpoint into a float32 converted model: 1 was
+    added in bfloat16 (1 + 0.00223 rounded to 1.0); now in float32, the
+    scale keep_affine copies from the float32 model with those values.
+    A float64 checkpoint into float32: added in float64, rounded once."""
+    torch.manual_seed(8)
+    c = 16
+    g = nn.Sequential(nn.Linear(c, c), GemmaRMSNorm(c))
+    with torch.no_grad():
+        g[1].weight.normal_(0, 0.05)
+    for dtype in (torch.bfloat16, torch.float64):
+        ck = {k: v.to(dtype) for k, v in g.state_dict().items()}
+        ref = copy.deepcopy(g)
+        ref.load_state_dict(ck)
+        want = dt.convert(ref, "dyt", keep_affine=True)[1].weight
+        if dtype == torch.float64:
+            want = (1 + ck["1.weight"]).float()
+        m = dt.convert(copy.deepcopy(g), "dyt")
+        m.load_state_dict(ck, strict=False)
+        ok(m[1].weight.dtype == torch.float32 and
+           torch.equal(m[1].weight, want),
+           "%s checkpoint: 1 + weight as in the float32 model" % dtype,
+           lambda: str((m[1].weight - want).abs().max()))
+
+
 def test_gemma_checkpoint_loads_into_a_model_converted_on_meta():
     """On the meta device (where no probe ran then, and the class's source,
     1.0 + self.weight, told the offset; a CPU copy is probed now)."""
