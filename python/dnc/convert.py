@@ -859,14 +859,30 @@ def _move_hooks(m, out, path):
         out._is_full_backward_hook = m._is_full_backward_hook
 
 
-def _move_parametrizations(m, out, path, keep_affine):
+def _move_parametrizations(m, out, path, keep_affine, offset=False):
     """m's parametrized weight (and bias), as torch.nn.utils.parametrize
     (parametrizations.weight_norm) makes them, registered on out's: the
     same parametrization modules; the originals m's own with keep_affine,
-    else those that give out's initial values (right_inverse)."""
+    else those that give out's initial values (right_inverse). Refused
+    where m scales by 1 + weight (offset): out's weight is the scale, and
+    m's parametrization computes the offset (keep_affine copied the
+    originals, so the offset became the scale; Gemma's checkpoint's
+    parametrizations.weight.original never had its 1 added)."""
     if not parametrize.is_parametrized(m):
         return
     for name, plist in m.parametrizations.items():
+        if offset and name in ("weight", "scale"):
+            raise ValueError(
+                "dnc.convert: %s: its %s is parametrized (%s) and %s scales "
+                "by 1 + %s: a PointwiseNorm's weight is the scale itself, "
+                "and the parametrization, which computes the offset, does "
+                "not carry over to it. Remove it first "
+                "(torch.nn.utils.parametrize.remove_parametrizations(m, "
+                "%r), which keeps its value), then convert"
+                % (path or "the model", name,
+                   ", ".join(type(p).__name__ for p in plist),
+                   parametrize.type_before_parametrizations(m).__name__,
+                   name, name))
         target = {"weight": "weight", "scale": "weight",
                   "bias": "bias"}.get(name)
         if target is None or getattr(out, target, None) is None:
@@ -1058,7 +1074,7 @@ def convert(model, fn, module=None, *, kind="all", init=None,
         arg = _input_name(m)
         if arg not in out._ARGS:
             out._dnc_arg = arg  # a call by the replaced forward's keyword
-        _move_parametrizations(m, out, path, keep_affine)
+        _move_parametrizations(m, out, path, keep_affine, how.offset)
         _move_hooks(m, out, path)
         out.train(m.training)
         made[id(m)] = out

@@ -437,6 +437,44 @@ def test_a_bfloat16_gemma_checkpoint_is_offset_in_the_models_dtype():
            lambda: str((m[1].weight - want).abs().max()))
 
 
+def test_a_parametrized_gemma_weight_is_refused():
+    """A (1 + weight) norm whose weight is parametrized: keep_affine
+    copied the parametrization's original, so the PointwiseNorm scaled by
+    the offset (0.46 for Gemma's 1.46), and Gemma's checkpoint
+    (parametrizations.weight.original) never had its 1 added. Refused,
+    with the remedy, the model left as it was; a parametrized LayerNorm
+    still converts."""
+    from torch.nn.utils import parametrize
+
+    class Double(nn.Module):
+        def forward(self, w):
+            return 2 * w
+
+        def right_inverse(self, w):
+            return w / 2
+
+    torch.manual_seed(9)
+    c = 8
+    for keep in (True, False):
+        m = nn.Sequential(nn.Linear(c, c), GemmaRMSNorm(c))
+        parametrize.register_parametrization(m[1], "weight", Double())
+        raises(ValueError, lambda: dt.convert(m, "dyt", keep_affine=keep),
+               "keep_affine=%s: refused" % keep,
+               "1: its weight is parametrized (Double) and GemmaRMSNorm "
+               "scales by 1 + weight")
+        ok(not isinstance(m[1], dt.PointwiseNorm), "the model as it was")
+        parametrize.remove_parametrizations(m[1], "weight")
+        w = m[1].weight.detach().clone()
+        dt.convert(m, "dyt", keep_affine=keep)
+        ok(not keep or torch.allclose(m[1].weight, 1 + w),
+           "once removed, keep_affine copies 1 + weight")
+    m = nn.Sequential(nn.Linear(c, c), nn.LayerNorm(c))
+    parametrize.register_parametrization(m[1], "weight", Double())
+    dt.convert(m, "dyt", keep_affine=True)
+    ok(parametrize.is_parametrized(m[1], "weight"),
+       "a parametrized LayerNorm converts, its parametrization kept")
+
+
 def test_gemma_checkpoint_loads_into_a_model_converted_on_meta():
     """On the meta device (where no probe ran then, and the class's source,
     1.0 + self.weight, told the offset; a CPU copy is probed now)."""
