@@ -1007,6 +1007,10 @@ def convert(model, fn, module=None, *, kind="all", init=None,
         if id(m) in sites:
             paths.setdefault(id(m), []).append(p)
     made = {}  # id of a norm -> its PointwiseNorm: a shared norm stays shared
+    # id of a norm's weight or bias -> the PointwiseNorm parameter made for
+    # it: two norms whose parameters were tied (m[3].weight = m[1].weight)
+    # share the new one; those the new norms no longer hold, by id
+    tied, dropped = {}, {}
     # a norm without a weight takes the model's dtype and device
     ref = next((t for t in itertools.chain(model.parameters(),
                                            model.buffers())
@@ -1049,12 +1053,21 @@ def convert(model, fn, module=None, *, kind="all", init=None,
         for mine, theirs in ((out.weight, w), (out.bias, b)):
             if mine is not None and theirs is not None:
                 mine.requires_grad_(theirs.requires_grad)
+        theirs = (("weight", w), ("bias", b))
         if keep_affine and w is not None:
             w, b = _affine(m, path, k, how, w, b)
             with torch.no_grad():
                 out.weight.copy_(w)
                 if b is not None:
                     out.bias.copy_(b)
+        for name, t in theirs:
+            if isinstance(t, nn.Parameter):  # (not a parametrized value)
+                if id(t) in tied:
+                    setattr(out, name, tied[id(t)])
+                else:
+                    tied[id(t)] = getattr(out, name)
+                    dropped[id(t)] = "%s.%s" % (path, name) if path \
+                        else name
         if how.failed is not None and \
                 not _guess(m, channels_first_classes)[1] and any(
                     t.is_meta for t in itertools.chain(m.parameters(),
@@ -1110,6 +1123,14 @@ def convert(model, fn, module=None, *, kind="all", init=None,
     for parent, name, new in edits:
         parent.add_module(name, new)
     _mark_config(out, fn)
+    shared = ["%s (also %s)" % (dropped[id(t)], n)
+              for n, t in _named_params(out) if id(t) in dropped]
+    if shared:
+        warnings.warn(
+            "dnc.convert: norm parameters shared with modules that are no "
+            "norms: %s; the PointwiseNorm has a parameter of its own, and "
+            "the other module keeps the old one: tie them again after "
+            "convert where they must stay one" % "; ".join(shared))
     _watch_replaced(out, [(p, m) for p, m, _ in found
                           if made.get(id(m), m) is not m])
     if odd:

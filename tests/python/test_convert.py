@@ -1142,3 +1142,33 @@ def test_from_pretrained_of_a_converted_model(tmp_path):
         raises(ValueError, lambda: dt.from_pretrained(TinyPretrained, path,
                                                       "dyt"),
                "the original model's checkpoint", "has no ln.alpha, rms.alpha")
+
+
+def test_tied_norm_parameters_stay_tied():
+    """Two norms whose weight and bias are one tensor each (m[3].weight =
+    m[1].weight): convert made each PointwiseNorm parameters of its own,
+    untying them silently (6 parameters became 10). The second takes the
+    first's now, with keep_affine or without; a norm parameter shared
+    with a module that is no norm cannot stay tied: a warning says so."""
+    for keep in (True, False):
+        torch.manual_seed(0)
+        m = nn.Sequential(nn.Linear(8, 8), nn.LayerNorm(8), nn.Linear(8, 8),
+                          nn.LayerNorm(8))
+        with torch.no_grad():
+            m[1].weight.normal_()
+        m[3].weight = m[1].weight
+        m[3].bias = m[1].bias
+        w = m[1].weight.detach().clone()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            dt.convert(m, "dyt", keep_affine=keep)
+        ok(m[3].weight is m[1].weight and m[3].bias is m[1].bias and
+           m[3].alpha is not m[1].alpha and len(list(m.parameters())) == 8,
+           "keep_affine=%s: weight and bias still tied" % keep)
+        ok(torch.equal(m[1].weight, w if keep else torch.ones(8)),
+           "keep_affine=%s: the values" % keep)
+    m = nn.Sequential(nn.Linear(8, 8), nn.LayerNorm(8))
+    m[0].bias = m[1].bias
+    with pytest.warns(UserWarning, match=r"shared with modules that are no "
+                      r"norms: 1\.bias \(also 0\.bias\)"):
+        dt.convert(m, "dyt")
