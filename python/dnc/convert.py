@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
-from torch.nn.utils import parametrize
+from torch.nn.utils import parametrize, prune
 
 __all__ = ["convert", "convert_layernorm", "convert_rmsnorm", "find_norms",
            "fit_initial", "channels_first", "no_weight_decay",
@@ -840,16 +840,8 @@ def _move_hooks(m, out, path):
         for h in getattr(m, name).values():
             cls = type(h)
             if cls.__module__.startswith("torch.nn.utils."):
-                # the old weight_norm and spectral_norm: hooks that compute
-                # the weight from parameters the PointwiseNorm has not
-                raise ValueError(
-                    "dnc.convert: %s: its weight is computed by a hook of "
-                    "%s.%s (torch.nn.utils.weight_norm or spectral_norm), "
-                    "which a PointwiseNorm cannot carry: remove it first "
-                    "(torch.nn.utils.remove_weight_norm), or use "
-                    "torch.nn.utils.parametrizations.weight_norm, which "
-                    "convert carries over" % (path or "the model",
-                                              cls.__module__, cls.__name__))
+                raise ValueError("dnc.convert: %s: %s" % (
+                    path or "the model", _utils_hook(cls, h)))
     for name in _HOOK_DICTS:
         theirs = getattr(m, name, None)
         if theirs:
@@ -857,6 +849,31 @@ def _move_hooks(m, out, path):
             setattr(out, name, theirs)
     if getattr(m, "_is_full_backward_hook", None) is not None:
         out._is_full_backward_hook = m._is_full_backward_hook
+
+
+def _utils_hook(cls, h):
+    """Why m's hook of torch.nn.utils, which computes a parameter from
+    others the PointwiseNorm has not, cannot go to it, and the remedy."""
+    what = "%s.%s" % (cls.__module__, cls.__name__)
+    tensor = getattr(h, "_tensor_name", None) or getattr(h, "name", None) \
+        or "weight"
+    if isinstance(h, prune.BasePruningMethod):
+        return ("its %s is pruned by torch.nn.utils.prune (%s: a forward "
+                "pre-hook computing %s from %s_orig and %s_mask), which a "
+                "PointwiseNorm cannot carry: make the pruning permanent "
+                "first (torch.nn.utils.prune.remove(module, %r): the pruned "
+                "values stay zero), then convert"
+                % (tensor, what, tensor, tensor, tensor, tensor))
+    for kind in ("weight_norm", "spectral_norm"):
+        if cls.__module__.endswith("." + kind):
+            remedy = ("remove it first (torch.nn.utils.remove_%s), or use "
+                      "torch.nn.utils.parametrizations.%s, which convert "
+                      "carries over" % (kind, kind))
+            break
+    else:
+        remedy = "remove it first"
+    return ("its %s is computed by a hook of %s, which a PointwiseNorm "
+            "cannot carry: %s" % (tensor, what, remedy))
 
 
 def _move_parametrizations(m, out, path, keep_affine, offset=False):

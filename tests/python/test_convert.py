@@ -1172,3 +1172,38 @@ def test_tied_norm_parameters_stay_tied():
     with pytest.warns(UserWarning, match=r"shared with modules that are no "
                       r"norms: 1\.bias \(also 0\.bias\)"):
         dt.convert(m, "dyt")
+
+
+def test_a_pruned_norm_names_pruning_and_its_remedy():
+    """A norm pruned with torch.nn.utils.prune was refused with a message
+    about weight_norm (every torch.nn.utils hook was taken for it): the
+    refusal names pruning and prune.remove, which makes it permanent, and
+    the converted norm keeps the zeros; the old spectral_norm is named as
+    such; a pruned Linear beside the norm converts as it is."""
+    import torch.nn.utils.prune as prune
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Linear(8, 8), nn.LayerNorm(8))
+    with torch.no_grad():
+        m[1].weight.normal_()
+    prune.l1_unstructured(m[1], "weight", amount=0.5)
+    raises(ValueError, lambda: dt.convert(m, "dyt", keep_affine=True),
+           "pruning named", "1: its weight is pruned by torch.nn.utils.prune "
+           "(torch.nn.utils.prune.L1Unstructured")
+    raises(ValueError, lambda: dt.convert(m, "dyt", keep_affine=True),
+           "its remedy", "torch.nn.utils.prune.remove(module, 'weight')")
+    ok(not isinstance(m[1], dt.PointwiseNorm), "the model as it was")
+    prune.remove(m[1], "weight")
+    w = m[1].weight.detach().clone()
+    dt.convert(m, "dyt", keep_affine=True)
+    ok(torch.equal(m[1].weight, w) and int((w == 0).sum()) == 4,
+       "once made permanent, keep_affine copies the pruned weight")
+    s = nn.Sequential(nn.Linear(8, 8), nn.LayerNorm(8))
+    torch.nn.utils.spectral_norm(s[1], dim=0)
+    raises(ValueError, lambda: dt.convert(s, "dyt"), "spectral_norm named",
+           "torch.nn.utils.spectral_norm.SpectralNorm, which a PointwiseNorm "
+           "cannot carry: remove it first (torch.nn.utils.remove_spectral_norm)")
+    p = nn.Sequential(nn.Linear(8, 8), nn.LayerNorm(8))
+    prune.l1_unstructured(p[0], "weight", amount=0.5)
+    dt.convert(p, "dyt")
+    ok(isinstance(p[1], dt.PointwiseNorm) and
+       prune.is_pruned(p[0]), "a pruned Linear stays pruned")
