@@ -2104,7 +2104,8 @@ def _same_function(saved, source):
     """Whether a state_dict saved from a PointwiseNorm of `saved` (dnc
     source) loads into one of `source`: the same signature, as printed,
     or once `saved` is compiled and printed again by this libdnc (a
-    checkpoint of another dnc version)."""
+    checkpoint of another dnc version), or the same meaning
+    (_meaning)."""
     mine = _signature(source)
     if not isinstance(saved, str):
         return False
@@ -2114,7 +2115,51 @@ def _same_function(saved, source):
         m = _compile(saved, 1)
     except _dnc.Error:
         return False
-    return len(m) == 1 and _signature(_source_of(next(iter(m)))) == mine
+    if len(m) == 1 and _signature(_source_of(next(iter(m)))) == mine:
+        return True
+    theirs = _meaning(saved)
+    return theirs is not None and theirs == _meaning(source)
+
+
+_meanings = {}
+
+
+def _meaning(source):
+    """The function of source (one function) as dnc's simplifier writes
+    it, or None: its derivative with respect to a new parameter t of t *
+    f(x; ...), whose simplified DAG is f's own with the operands of + and
+    * (and == != and or) in a canonical order (constants, parameters, x,
+    then the other nodes in the order made), constants folded and exact
+    identities applied (docs/language.md); the parameters by name (sorted),
+    with their kinds, the names of f, of x and the defaults left out. So
+    tanh(x * alpha) and tanh(alpha * x), or x / sqrt(beta + x^2) and
+    x / sqrt(x*x + beta), are one function; tanh(x) * exp(x) and exp(x) *
+    tanh(x) are not found to be."""
+    if source in _meanings:
+        return _meanings[source]
+    text = None
+    try:
+        m = _dnc.compile(source)
+        if len(m) == 1:
+            f = next(iter(m))
+            ps = sorted(f.params, key=lambda p: p.name)
+            used = {p.name for p in ps} | {f.name}
+            x, t, g = ("dnc_" + n for n in ("x", "t", "same"))
+            while used & {x, t, g}:
+                x, t, g = x + "_", t + "_", g + "_"
+            wrapper = "fn %s(%s; %s) = %s * %s(%s%s)" % (
+                g, x, ", ".join(["%s%s = 0" % (
+                    p.name, "[]" if p.kind == "per_channel" else "")
+                    for p in ps] + ["%s = 1" % t]), t, f.name, x,
+                "; " + ", ".join("%s = %s" % (p.name, p.name) for p in ps)
+                if ps else "")
+            text = _dnc.compile(f.source + "\n" + wrapper)[g].diff(t)
+    except _dnc.Error:
+        text = None
+    if len(_meanings) > 256:
+        _meanings.clear()
+    _meanings[source] = text
+    return text
 
 
 def _one_line(source):
