@@ -1144,10 +1144,10 @@ def convert(model, fn, module=None, *, kind="all", init=None,
               for n, t in _named_params(out) if id(t) in dropped]
     if shared:
         warnings.warn(
-            "dnc.convert: norm parameters shared with modules that are no "
-            "norms: %s; the PointwiseNorm has a parameter of its own, and "
-            "the other module keeps the old one: tie them again after "
-            "convert where they must stay one" % "; ".join(shared))
+            "dnc.convert: norm parameters shared with modules that convert "
+            "did not replace: %s; the PointwiseNorm has a parameter of its "
+            "own, and the other module keeps the old one: tie them again "
+            "after convert where they must stay one" % "; ".join(shared))
     _watch_replaced(out, [(p, m) for p, m, _ in found
                           if made.get(id(m), m) is not m])
     if odd:

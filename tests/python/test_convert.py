@@ -1149,7 +1149,8 @@ def test_tied_norm_parameters_stay_tied():
     m[1].weight): convert made each PointwiseNorm parameters of its own,
     untying them silently (6 parameters became 10). The second takes the
     first's now, with keep_affine or without; a norm parameter shared
-    with a module that is no norm cannot stay tied: a warning says so."""
+    with a module convert does not replace cannot stay tied: a warning
+    says so."""
     for keep in (True, False):
         torch.manual_seed(0)
         m = nn.Sequential(nn.Linear(8, 8), nn.LayerNorm(8), nn.Linear(8, 8),
@@ -1169,8 +1170,8 @@ def test_tied_norm_parameters_stay_tied():
            "keep_affine=%s: the values" % keep)
     m = nn.Sequential(nn.Linear(8, 8), nn.LayerNorm(8))
     m[0].bias = m[1].bias
-    with pytest.warns(UserWarning, match=r"shared with modules that are no "
-                      r"norms: 1\.bias \(also 0\.bias\)"):
+    with pytest.warns(UserWarning, match=r"shared with modules that "
+                      r"convert did not replace: 1\.bias \(also 0\.bias\)"):
         dt.convert(m, "dyt")
 
 
