@@ -1202,7 +1202,8 @@ def test_a_pruned_norm_names_pruning_and_its_remedy():
     torch.nn.utils.spectral_norm(s[1], dim=0)
     raises(ValueError, lambda: dt.convert(s, "dyt"), "spectral_norm named",
            "torch.nn.utils.spectral_norm.SpectralNorm, which a PointwiseNorm "
-           "cannot carry: remove it first (torch.nn.utils.remove_spectral_norm)")
+           "cannot carry: remove it first "
+           "(torch.nn.utils.remove_spectral_norm)")
     p = nn.Sequential(nn.Linear(8, 8), nn.LayerNorm(8))
     prune.l1_unstructured(p[0], "weight", amount=0.5)
     dt.convert(p, "dyt")
