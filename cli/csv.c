@@ -466,10 +466,21 @@ int dnc_csv_column(dnc_mod *m, const dnc_csv *c, const char *name)
     strcat(list, "'");
   }
   const char *best = dnc_did_you_mean(name, cands, c->ncols);
+  /* one column whose name holds another separator: a file that is not
+   * comma-separated (x;y, or tab-separated) */
+  const char *sep = NULL;
+  if (c->ncols == 1)
+    sep = strchr(c->head[0], ';') ? "';'" : strchr(c->head[0], '\t') ? "tab"
+                                  : strchr(c->head[0], '|') ? "'|'" : NULL;
+  char hint[96] = "";
+  if (sep && !best)
+    snprintf(hint, sizeof hint, "; the file looks %s-separated, and dnc "
+             "reads commas (convert it, e.g. with tr '%s' ',')", sep,
+             !strcmp(sep, "tab") ? "\\t" : sep[1] == ';' ? ";" : "|");
   dnc_diag_add(&m->diags, DNC_SEV_ERROR, c->src, c->head_loc[0],
-               "no column '%s' in the header (it has %s)%s%s%s", name, list,
+               "no column '%s' in the header (it has %s)%s%s%s%s", name, list,
                best ? "; did you mean '" : "", best ? best : "",
-               best ? "'?" : "");
+               best ? "'?" : "", hint);
   free(list);
   free(cands);
   return -1;

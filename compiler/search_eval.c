@@ -12,6 +12,7 @@
  *   ln:    the reference points of LayerNorm (fit.c's dnc_ref_points with
  *          C = ln_channels, ln_steps, seed ln_seed, the other defaults).
  */
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -188,6 +189,63 @@ static double slope_at_0(const dnc_vprog *p, double d0)
   return one_limit && !(fabs(d0 - lim) <= 1e-6 * fmax(ds, 1e-9)) ? lim : d0;
 }
 
+/* Whether f cannot be continuous between neighbouring grid points i and
+ * j: both derivatives there disagree in sign with the secant (f would
+ * have to turn twice within the step, or jump: a pole of tan between
+ * grid points, a mirror's jump at 0). */
+static int broken(const double *f, const double *d, int i, int j)
+{
+  double sec = f[j] - f[i];
+  return isfinite(sec) && isfinite(d[i]) && isfinite(d[j]) &&
+         sec * d[i] < 0 && sec * d[j] < 0;
+}
+
+/* max |f| on [a, b], zoomed in eight times around the largest of 33
+ * samples: beyond any bound near a pole (1/(x - c) reaches 1e6 / (b - a)
+ * and more), a jump's sides elsewhere; inf where f is not finite. */
+static double zoom_max(const dnc_vprog *p, double a, double b)
+{
+  enum { K = 33 };
+  double xs[K], best = 0;
+  double *w = malloc(sizeof *w * K * p->n);
+  if (!w)
+    dnc_die(__FILE__, __LINE__, "out of memory");
+  for (int round = 0; round < 8 && b > a; round++) {
+    for (int k = 0; k < K; k++)
+      xs[k] = a + (b - a) * k / (K - 1);
+    dnc_vprog_eval(p, xs, K, w);
+    const double *f = w + (size_t)p->rf * K;
+    int at = 0;
+    for (int k = 0; k < K; k++) {
+      if (!isfinite(f[k])) {
+        free(w);
+        return INFINITY;
+      }
+      if (fabs(f[k]) > fabs(f[at]))
+        at = k;
+    }
+    best = fmax(best, fabs(f[at]));
+    a = xs[at > 0 ? at - 1 : 0], b = xs[at < K - 1 ? at + 1 : K - 1];
+  }
+  free(w);
+  return best;
+}
+
+/* Whether f's values on the grid points idx[0..n) (x increasing) rise
+ * (up) or fall with x, to mono_tol of the slope and rounding. */
+static int values_monotone(const double *x, const double *f, const int *idx,
+                           int n, int up, double tol)
+{
+  for (int k = 1; k < n; k++) {
+    double a = f[idx[k - 1]], b = f[idx[k]];
+    double slack = tol * (x[idx[k]] - x[idx[k - 1]]) +
+                   4 * DBL_EPSILON * (fabs(a) + fabs(b));
+    if (up ? b < a - slack : b > a + slack)
+      return 0;
+  }
+  return 1;
+}
+
 void dnc_measure(const dnc_space *s, const dnc_grids *g, const dnc_cand *c,
                  double **work, size_t *cap, double *out)
 {
@@ -234,8 +292,29 @@ void dnc_measure(const dnc_space *s, const dnc_grids *g, const dnc_cand *c,
   out[DNC_M_ZERO] = finite && fabs(f[h]) <= s->set[S_ZERO_TOL] &&
                     odd <= s->set[S_ODD_TOL];
   out[DNC_M_CENTER] = finite && cmin >= s->set[S_CENTER_SLOPE];
-  out[DNC_M_MONO] = finite && (dmin >= -s->set[S_MONO_TOL] ||
-                               dmax <= s->set[S_MONO_TOL]);
+  /* monotonic: f' of one sign, and f's values rising or falling with it
+   * on the dense grid and along each side of the far one: f' at the grid
+   * points alone took tan (poles between them) and a mirror of a
+   * shifted g (a jump at 0) for monotonic */
+  double mt = s->set[S_MONO_TOL];
+  int nf = g->nfar / 2, *idx = malloc(sizeof *idx * (size_t)(nd > nf ? nd : nf));
+  if (!idx)
+    dnc_die(__FILE__, __LINE__, "out of memory");
+  int mono = 0;
+  for (int up = 1; up >= 0 && finite && !mono; up--) {
+    if (up ? dmin < -mt : dmax > mt)
+      continue;
+    for (int i = 0; i < nd; i++)
+      idx[i] = i;
+    mono = values_monotone(g->x, f, idx, nd, up, mt);
+    for (int side = 0; side < 2 && mono; side++) {
+      for (int j = 0; j < nf; j++) /* x increasing: -10^8 ... -1, 1 ... */
+        idx[j] = side ? g->far0 + 2 * j : g->far0 + 2 * (nf - 1 - j) + 1;
+      mono = values_monotone(g->x, f, idx, nf, up, mt);
+    }
+  }
+  free(idx);
+  out[DNC_M_MONO] = mono;
   /* bounded: the far grid's last decade against everything nearer */
   int pd = (int)s->set[S_PER_DECADE], dec = (int)s->set[S_DECADES];
   double last = 0, rest = maxabs;
@@ -249,6 +328,21 @@ void dnc_measure(const dnc_space *s, const dnc_grids *g, const dnc_cand *c,
         last = fmax(last, v);
       else
         rest = fmax(rest, v);
+    }
+  /* a pole between neighbouring points (tan's at pi/2, x / (x^2 - 2)'s
+   * at sqrt(2)) is no sample's: where f cannot be continuous between
+   * them, the largest |f| found there, zoomed in (at most 16 places) */
+  int looked = 0;
+  for (int i = 0; i + 1 < nd && looked < 16; i++)
+    if (broken(f, d, i, i + 1))
+      rest = fmax(rest, zoom_max(p, g->x[i], g->x[i + 1])), looked++;
+  for (int sgn = 0; sgn < 2; sgn++)
+    for (int j = 0; j < dec * pd && looked < 16; j++) {
+      int i = g->far0 + 2 * j + sgn, k = i + 2;
+      if (broken(f, d, sgn ? k : i, sgn ? i : k))
+        rest = fmax(rest, zoom_max(p, fmin(g->x[i], g->x[k]),
+                                   fmax(g->x[i], g->x[k]))),
+        looked++;
     }
   double sup = fmax(last, rest);
   double growth = rest > 0 ? last / rest : last > 0 ? INFINITY : 1;

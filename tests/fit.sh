@@ -141,6 +141,10 @@ err "invalid UTF-8: located" 1 "utf8.csv:2:3: error: invalid UTF-8" \
 err "no such column, with the columns there are" 1 \
   "cols.csv:1:1: error: no column 'vaule' in the header (it has 'time', 'value', 'note'); did you mean 'value'?" \
   "$DNC" fit "$tmp/f.dn" -f line --data "$tmp/cols.csv" --x time --y vaule
+printf 'x;y\n0;0\n1;0.7\n' >"$tmp/semi.csv"
+err "a ';'-separated file: said so, with the way out" 1 \
+  "semi.csv:1:1: error: no column 'x' in the header (it has 'x;y'); the file looks ';'-separated, and dnc reads commas (convert it, e.g. with tr ';' ',')" \
+  "$DNC" fit "$tmp/f.dn" -f line --data "$tmp/semi.csv"
 # a two-column file with one of x and y named: the other column is the
 # other one (it was the named column twice: y = x fitted, status 0)
 printf 'target,x\n1,0\n3,1\n5,2\n7,3\n' >"$tmp/tx.csv"

@@ -52,30 +52,42 @@ static void textbook(void)
                         "base lin(x) = x\n"
                         "base cube(x) = x^3\n"
                         "base erfp(x) = erf(x) + 1\n"
-                        "base isru(x) = x / sqrt(1 + x^2)\n",
+                        "base isru(x) = x / sqrt(1 + x^2)\n"
+                        "base tn(x) = sin(x) / cos(x)\n"
+                        "base q(x) = x / (x^2 - 2)\n"
+                        "base jump(x) = erf(abs(x) - 1) * sign(x)\n"
+                        "base steep(x) = tanh(1000 * x)\n",
                         &m);
   if (!ok(sp != NULL, "the textbook spec loads")) {
     dnc_mod_free(m);
     return;
   }
   /* zero-centred, bounded, center-sensitive, monotonic */
-  static const int want[6][4] = {
+  /* poles between the grid points (tan at pi/2, x / (x^2 - 2) at
+   * sqrt(2)) and a jump at 0 were bounded and monotonic by f' at the
+   * points alone; a steep tanh, continuous, stays both */
+  static const int want[10][4] = {
       {1, 1, 1, 1}, /* tanh: all four */
       {1, 1, 1, 0}, /* sin: not monotonic */
       {1, 0, 1, 1}, /* x: not bounded */
       {1, 0, 0, 1}, /* x^3: not center-sensitive (nor bounded) */
       {0, 1, 1, 1}, /* erf(x) + 1: not zero-centred */
       {1, 1, 1, 1}, /* the algebraic sigmoid: all four */
+      {1, 0, 1, 0}, /* tan: poles, neither bounded nor monotonic */
+      {1, 0, 1, 0}, /* x / (x^2 - 2): the same */
+      {1, 1, 0, 0}, /* a mirror's jump at 0: not monotonic */
+      {1, 1, 0, 1}, /* tanh(1000 x): flat by 0.5, bounded, monotonic */
   };
-  static const char *const names[6] = {"tanh", "sin", "x", "x^3",
-                                       "erf(x) + 1", "x / sqrt(1 + x^2)"};
+  static const char *const names[10] = {
+      "tanh", "sin", "x", "x^3", "erf(x) + 1", "x / sqrt(1 + x^2)",
+      "sin(x) / cos(x)", "x / (x^2 - 2)", "erf(|x| - 1) sign(x)", "tanh(1000 x)"};
   static const char *const props[4] = {"zero-centred", "bounded",
                                        "center-sensitive", "monotonic"};
-  is_int(dnc_space_size(sp), 6, "six bases, no stages: six candidates");
+  is_int(dnc_space_size(sp), 10, "ten bases, no stages: ten candidates");
   dnc_grids *g = dnc_grids_new(sp);
   double *work = NULL, v[DNC_M__COUNT];
   size_t cap = 0;
-  for (int i = 0; i < 6; i++) {
+  for (int i = 0; i < 10; i++) {
     dnc_cand c;
     dnc_space_build(sp, i, &c, NULL, NULL);
     dnc_measure(sp, g, &c, &work, &cap, v);
