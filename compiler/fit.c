@@ -504,11 +504,16 @@ static void gain_start(problem *pb)
     free_gain |= pb->var[j] == np;
   if (!free_gain)
     return;
+  /* where no least-squares gain can be had (f 0 at every point, or not
+   * finite: evaluate says where), gain_init, within the bounds (it is not
+   * checked against them for a free gain: it is a fallback there) */
+  double g0 = isfinite(pb->p[np]) ? pb->p[np] : 1;
+  pb->p[np] = g0 < pb->lo[np] ? pb->lo[np] : g0 > pb->hi[np] ? pb->hi[np] : g0;
   long double fy = 0, ff = 0;
   for (int i = 0; i < pb->n; i++) {
     long double fv = dnc_prog_eval(pb->f->prog, pb->x[i], pb->p);
     if (!isfinite((double)fv))
-      return; /* evaluate says where */
+      return;
     fy += fv * pb->y[i];
     ff += fv * fv;
   }
@@ -830,7 +835,7 @@ int dnc_fit_bounds_check(const dnc_fn *f, const double *p0, const int *fixed,
     else if (l == h)
       snprintf(msg, n, "the bounds of '%s' are equal (%s): to hold it at a "
                "value, fix it there", name, ls);
-    else if (isfree && (l > -INFINITY || h < INFINITY) &&
+    else if (isfree && j < np && (l > -INFINITY || h < INFINITY) &&
              !(start >= l && start <= h))
       snprintf(msg, n, "the start of '%s', %s, is outside its bounds [%s, "
                "%s]; start it within them", name, ss, ls, hs);

@@ -223,7 +223,7 @@ dnc_status dnc_context_create(const dnc_options *o, dnc_context **out)
     return DNC_ERR_ARGUMENT;
   if (dnc_kcache_enabled(o->cache) && dnc_kcache_max() < 0) {
     const char *env = getenv("DNC_CACHE_MAX");
-    return dnc_refuse(DNC_ERR_ARGUMENT, NULL, "$DNC_CACHE_MAX is '%.40s%s': it "
+    return dnc_refuse(DNC_ERR_ARGUMENT, who, "$DNC_CACHE_MAX is '%.40s%s': it "
                       "must be a size in bytes (with K, M, G or T for 2^10 to "
                       "2^40: 512M) or 0 (no bound)", env,
                       strlen(env) > 40 ? "..." : "");
@@ -241,7 +241,11 @@ dnc_status dnc_context_create(const dnc_options *o, dnc_context **out)
   ctx->jit = dnc_jit_new(&jo, &err, &bad_name);
   gate_leave();
   if (!ctx->jit) {
-    dnc_set_last_error(err);
+    /* named as the other refusals are (section 3 of docs/c-api.md) */
+    if (err && strncmp(err, who, strlen(who)))
+      dnc_refuse(DNC_OK, who, "%s", err);
+    else
+      dnc_set_last_error(err);
     free(err);
     free(ctx);
     return bad_name ? DNC_ERR_ARGUMENT : DNC_ERR_COMPILE;

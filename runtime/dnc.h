@@ -284,7 +284,11 @@ typedef struct dnc_fit_options {
   double xtol;      /* relative step; 1e-12 */
   double gtol;      /* cosine of the residual and the Jacobian; 1e-12 */
   int gain;         /* fit gamma * f(x) with gamma free */
-  double gain_init; /* its start (and value when fixed); default 1 */
+  double gain_init; /* its value when fixed (gain_fixed); free, its start
+                       is the least-squares gain for the parameters'
+                       starts (within gamma's bounds), and gain_init
+                       only where none can be had (f 0 at every point),
+                       put within the bounds; default 1 */
   int gain_fixed;
 } dnc_fit_options;
 /* The defaults (every field; gain off). */
@@ -335,8 +339,9 @@ DNC_API dnc_status dnc_function_fit(const dnc_function *f, const double *x,
  * DNC_ERR_ARGUMENT, besides dnc_function_fit's, with dnc_last_error()
  * naming the parameter: a NaN bound, a lower bound of +inf or an upper
  * one of -inf, lower > upper, lower == upper (fix it instead), a finite
- * bound on a fixed parameter (or gamma's with o->gain_fixed), a start
- * (params or the default; o->gain_init) outside its bounds. Added in
+ * bound on a fixed parameter (or gamma's with o->gain_fixed), a
+ * parameter's start (params or the default) outside its bounds (a free
+ * gamma's o->gain_init is not checked: see dnc_fit_options). Added in
  * 0.4.0 without changing DNC_ABI_VERSION: dnc_function_fit is this with
  * no bounds. */
 DNC_API dnc_status dnc_function_fit_bounded(const dnc_function *f,

@@ -235,10 +235,25 @@ static void refusals(void)
   dnc_fit_options o;
   dnc_fit_options_init(&o);
   o.gain = 1;
-  o.gain_init = 3;
-  refused(derf, start, NULL, NULL, (double[]){inf, inf, 2}, &o,
-          "the start of 'gamma', 3, is outside its bounds [-inf, 2]",
-          "gamma's start outside its bound");
+  /* a free gamma starts at the least-squares gain within its bounds:
+   * gain_init, only a fallback there, is not its start, and a default
+   * 1 outside gamma's bounds [2, 4] was refused all the same */
+  for (int k = 0; k < 3; k++) {
+    o.gain_init = k == 0 ? 3 : k == 1 ? 1 : NAN;
+    double gx[20], gy[20];
+    for (int i = 0; i < 20; i++)
+      gx[i] = -2 + 0.2 * i, gy[i] = 3 * erf(0.7 * gx[i]);
+    dnc_fit_result r;
+    int at[3];
+    is_int(dnc_function_fit_bounded(derf, gx, gy, 20, start, NULL,
+                                    (double[]){-inf, -inf, 2},
+                                    (double[]){inf, inf, 4}, &o, &r, at),
+           DNC_OK, "a free gamma in [2, 4] with gain_init %g: fitted",
+           o.gain_init);
+    ok(r.value && fabs(r.gain - 3) < 1e-6, "  gamma 3 (%g)",
+       r.value ? r.gain : NAN);
+    dnc_fit_result_free(&r);
+  }
   o.gain_fixed = 1;
   o.gain_init = 1;
   refused(derf, start, NULL, NULL, (double[]){inf, inf, 2}, &o,

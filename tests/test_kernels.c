@@ -747,6 +747,8 @@ static void test_targets(void)
   dnc_context *c = NULL;
   o.cpu = "znver9";
   is_int(dnc_context_create(&o, &c), DNC_ERR_ARGUMENT, "an unknown CPU: DNC_ERR_ARGUMENT");
+  ok(!strncmp(dnc_last_error(), "dnc_context_create: ", 20),
+     "  named as the other refusals: %s", dnc_last_error());
   ok(strstr(dnc_last_error(), "unknown CPU 'znver9'") != NULL,
      "... with a message: %s", dnc_last_error());
 #if defined(__x86_64__)
