@@ -601,55 +601,73 @@ static LLVMErrorRef define_runtime_symbols(LLVMOrcLLJITRef j)
 }
 
 /* The file holding this code (libdnc.so, or the program libdnc.a is
- * linked into) by path, size and modification time: a rebuilt dnc whose
- * version string did not change still gets keys of its own. */
+ * linked into) by path, size and modification time, and the device and
+ * inode of the file this process mapped: a rebuilt dnc whose version
+ * string did not change still gets keys of its own. */
 static char build_id[1200];
 static pthread_once_t build_once = PTHREAD_ONCE_INIT;
 
-/* The path of the file mapped at addr, from /proc/self/maps: absolute,
- * where dladdr names a program libdnc.a is linked into by its argv[0]
- * (`dnc` run through $PATH, or a relative path after a chdir), which
- * stat() did not find: its keys said "build unknown", and two builds of
- * one version shared the cache, a rebuilt dnc linking its predecessor's
- * kernels. 0 when not found. */
-static int mapped_path(const void *addr, char *path, size_t n)
+/* The mapping of addr in /proc/self/maps: its file's path, device (as
+ * "maj:min") and inode. The path is absolute, where dladdr names a
+ * program libdnc.a is linked into by its argv[0] (`dnc` run through
+ * $PATH, or a relative path after a chdir), which stat() did not find:
+ * its keys said "build unknown", and two builds of one version shared
+ * the cache, a rebuilt dnc linking its predecessor's kernels. 0 when not
+ * found. */
+static int mapped_file(const void *addr, char *path, size_t n, char *dev,
+                       size_t ndev, unsigned long *ino)
 {
-  FILE *f = fopen("/proc/self/maps", "r");
+  FILE *f = fopen("/proc/self/maps", "re");
   if (!f)
     return 0;
   char line[1400];
   int found = 0;
   while (!found && fgets(line, sizeof line, f)) {
     unsigned long lo, hi;
+    unsigned maj, mnr;
     int at = 0;
-    if (sscanf(line, "%lx-%lx %*s %*s %*s %*s %n", &lo, &hi, &at) < 2 ||
+    if (sscanf(line, "%lx-%lx %*s %*s %x:%x %lu %n", &lo, &hi, &maj, &mnr,
+               ino, &at) < 5 ||
         !at || (uintptr_t)addr < lo || (uintptr_t)addr >= hi ||
         line[at] != '/')
       continue;
     line[strcspn(line, "\n")] = 0;
     snprintf(path, n, "%s", line + at);
+    snprintf(dev, ndev, "%x:%x", maj, mnr);
     found = 1;
   }
   fclose(f);
   return found;
 }
 
+/* The mapped file's device and inode are in the key because the path's
+ * stat describes whatever is at the path when the first context is made,
+ * not what this process runs: a new libdnc.so (or a relinked program)
+ * renamed into place while an old process had not made its first
+ * context gave the old process the new build's key, and the new build
+ * then linked kernels the old code generator had made. The inode ties
+ * the key to the file mapped; size and time still tell apart builds
+ * written over one inode in place. Without /proc/self/maps the mapped
+ * file is unknown, and so is the build. */
 static void find_build_id(void)
 {
   Dl_info info;
   struct stat st;
-  char path[1100];
+  char path[1100], dev[32];
+  unsigned long ino;
   const char *file = NULL;
-  if (dladdr((void *)&dnc_jit_new, &info) && info.dli_fname &&
-      info.dli_fname[0] == '/' && !stat(info.dli_fname, &st))
-    file = info.dli_fname;
-  else if (mapped_path((const void *)&dnc_jit_new, path, sizeof path) &&
-           !stat(path, &st))
-    file = path;
+  if (mapped_file((const void *)&dnc_jit_new, path, sizeof path, dev,
+                  sizeof dev, &ino)) {
+    if (dladdr((void *)&dnc_jit_new, &info) && info.dli_fname &&
+        info.dli_fname[0] == '/' && !stat(info.dli_fname, &st))
+      file = info.dli_fname;
+    else if (!stat(path, &st))
+      file = path;
+  }
   if (file)
-    snprintf(build_id, sizeof build_id, "%.1000s %lld %lld.%09ld", file,
-             (long long)st.st_size, (long long)st.st_mtim.tv_sec,
-             st.st_mtim.tv_nsec);
+    snprintf(build_id, sizeof build_id, "%.1000s %lld %lld.%09ld dev %s "
+             "ino %lu", file, (long long)st.st_size,
+             (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec, dev, ino);
   else
     snprintf(build_id, sizeof build_id, "unknown");
 }

@@ -111,6 +111,32 @@ t "a cache entry written by dnc run through \$PATH names its build's file" \
   sh -c "grep -a -q '^build /.*/dnc [0-9]' '$tmp'/kc/*.dko && \
          ! grep -a -q '^build unknown' '$tmp'/kc/*.dko"
 
+# a new build renamed into place while an old process runs but has not
+# made its first context: the old process's key named the new file's size
+# and time (stat of the path), it wrote its kernels under the new build's
+# key, and the new build linked them. The old dnc here waits for its
+# source on a FIFO; the new one is the same binary and a byte more.
+mkdir "$tmp/bid"
+cp "$ADNC" "$tmp/bid/old" && cp "$ADNC" "$tmp/bid/dnc"
+mkfifo "$tmp/bid/src.dn"
+DNC_CACHE=1 DNC_CACHE_DIR="$tmp/bid/kc" "$tmp/bid/dnc" eval "$tmp/bid/src.dn" \
+  --jit 1 >/dev/null &
+pid=$!
+for _ in $(seq 200); do # until it runs the old file
+  case "$(readlink "/proc/$pid/exe")" in "$tmp/bid/dnc"*) break ;; esac
+  sleep 0.05
+done
+cp "$tmp/bid/old" "$tmp/bid/new" && printf 'B' >>"$tmp/bid/new"
+mv "$tmp/bid/new" "$tmp/bid/dnc"
+echo 'fn g(x; a = 2) = tanh(a * x)' >"$tmp/bid/src.dn"
+wait "$pid"
+ls "$tmp/bid/kc" >"$tmp/bid/old.ls" 2>/dev/null
+echo 'fn g(x; a = 2) = tanh(a * x)' >"$tmp/bid/g.dn"
+DNC_CACHE=1 DNC_CACHE_DIR="$tmp/bid/kc" "$tmp/bid/dnc" eval "$tmp/bid/g.dn" \
+  --jit 1 >/dev/null
+t "a build renamed in while an old one starts: it links no entry of the old's" \
+  sh -c "ls '$tmp/bid/kc' | grep -v -x -F -f '$tmp/bid/old.ls' | grep -q ."
+
 # --dump-ir under a file-size limit (ulimit -f) the IR would pass: a
 # located error, not SIGXFSZ (status 153, a truncated file)
 mkdir -p "$tmp/ir"
