@@ -767,8 +767,7 @@ static int run(const dnc_cli *c, int argc, char **argv)
   rc = DNC_EXIT_INPUT;
   /* --points never overwrites the source or the data it was fitted to:
    * refused before the fit, not after its report was printed */
-  const char *inputs[2] = {strcmp(a.file, "-") ? a.file : NULL,
-                           a.data && strcmp(a.data, "-") ? a.data : NULL};
+  const char *inputs[2] = {a.file, a.data}; /* "-": standard input's file */
   dnc_cli_inputs = inputs;
   dnc_cli_ninputs = 2;
   if (a.points && dnc_cli_check_output(a.points))

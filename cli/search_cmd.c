@@ -694,16 +694,19 @@ static int parse(const dnc_cli *c, int argc, char **argv, search_args *a)
   return -1;
 }
 
-/* An output path that is the spec itself (by any name): reported, 1.
- * `dnc search t.csv` would otherwise write its table over its spec. */
+/* An output path that is the spec itself (by any name, or the file
+ * standard input is for the spec "-"): reported, 1. `dnc search t.csv`
+ * would otherwise write its table over its spec. */
 static int is_the_spec(const char *out, const char *spec)
 {
   struct stat os, ss;
-  if (stat(out, &os) || stat(spec, &ss) || os.st_dev != ss.st_dev ||
-      os.st_ino != ss.st_ino)
+  int is_stdin = !strcmp(spec, "-");
+  if (stat(out, &os) || (is_stdin ? fstat(0, &ss) : stat(spec, &ss)) ||
+      os.st_dev != ss.st_dev || os.st_ino != ss.st_ino)
     return 0;
   dnc_cli_error("the output '%s' is the input '%s': refusing to overwrite "
-                "it; choose another with -o", out, spec);
+                "it; choose another with -o", out,
+                is_stdin ? "<stdin>" : spec);
   return 1;
 }
 

@@ -1384,7 +1384,7 @@ int dnc_aot_compile(dnc_mod *m, const dnc_aot_options *o, char **err)
   dnc_outpath out = {0}, hdr = {0};
   const char **inputs = calloc((size_t)m->nsources + 1, sizeof *inputs);
   for (int i = 0; i < m->nsources; i++)
-    inputs[i] = m->sources[i]->name;
+    inputs[i] = m->sources[i]->from_stdin ? "-" : m->sources[i]->name;
   char why[600];
   if (!rc && dnc_outpath_resolve(o->output, inputs, m->nsources, &out, why,
                                  sizeof why))

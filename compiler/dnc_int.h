@@ -72,6 +72,7 @@ typedef struct dnc_source {
   const char *name; /* file name as given, or "<string>" */
   const char *text; /* NUL-terminated copy; may contain NULs before len */
   size_t len;
+  int from_stdin; /* read from standard input (name "<stdin>") */
 } dnc_source;
 
 typedef enum { DNC_SEV_ERROR, DNC_SEV_WARNING, DNC_SEV_NOTE } dnc_severity;
@@ -829,7 +830,7 @@ const char *dnc_host_features(void);
  * to write into, or (std_fd 1 or 2) the file standard output or error is,
  * written through that descriptor. -1 with err set for a directory,
  * another non-regular file, a dangling link, or one of the inputs
- * (ninputs file names). */
+ * (ninputs file names, NULL for none; "-" is standard input). */
 typedef struct dnc_outpath {
   char *target;
   int in_place;

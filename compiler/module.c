@@ -35,6 +35,7 @@ dnc_source *dnc_mod_add_source(dnc_mod *m, const char *name, const char *text,
   s->name = dnc_arena_strdup(m->arena, name);
   s->text = dnc_arena_strndup(m->arena, text, len);
   s->len = len;
+  s->from_stdin = 0;
   dnc_source **v = realloc(m->sources, sizeof *v * (size_t)(m->nsources + 1));
   if (!v)
     dnc_die(__FILE__, __LINE__, "out of memory");
@@ -120,6 +121,7 @@ dnc_source *dnc_mod_read_file(dnc_mod *m, const char *path)
   }
   dnc_source *s = dnc_mod_add_source(m, shown, buf, len);
   free(buf);
+  s->from_stdin = is_stdin;
   return s;
 }
 

@@ -16,7 +16,9 @@
  *     shell write there before and after;
  *   - a directory, a socket, a dangling link: refused;
  *   - a file that is one of the inputs (the same device and inode): refused,
- *     so `dnc compile in.dn -o in.dn` cannot overwrite its source.
+ *     so `dnc compile in.dn -o in.dn` cannot overwrite its source; an
+ *     input "-" is the file standard input is, so neither can
+ *     `dnc compile - -o in.dn < in.dn`.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -76,11 +78,15 @@ int dnc_outpath_resolve(const char *path, const char *const *inputs,
     return -1;
   } else {
     for (int i = 0; i < ninputs; i++) {
+      /* "-" has no name to stat: standard input's own file, which
+       * `dnc compile - -o in.dn < in.dn` had overwritten */
       struct stat is;
-      if (inputs[i] && !stat(inputs[i], &is) && is.st_dev == st.st_dev &&
-          is.st_ino == st.st_ino) {
+      int is_stdin = inputs[i] && !strcmp(inputs[i], "-");
+      if (inputs[i] &&
+          !(is_stdin ? fstat(0, &is) : stat(inputs[i], &is)) &&
+          is.st_dev == st.st_dev && is.st_ino == st.st_ino) {
         snprintf(err, n, "the output '%s' is the input '%s': refusing to "
-                 "overwrite it", path, inputs[i]);
+                 "overwrite it", path, is_stdin ? "<stdin>" : inputs[i]);
         return -1;
       }
     }

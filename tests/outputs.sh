@@ -27,6 +27,35 @@ t "... and the source is untouched" cmp -s in.dn dyt.dn
 err "-H naming the input: refused" 1 "the output 'in.dn' is the input 'in.dn'" \
   "$DNC" compile in.dn -o x.so -H in.dn
 t "... and no library written either" test ! -e x.so
+# an input "-" is the file standard input is: it has no name to compare,
+# and `dnc compile - -o in.dn < in.dn` wrote the library over its source
+err "-o naming the file standard input is: refused" 1 \
+  "the output 'in.dn' is the input '<stdin>': refusing to overwrite it" \
+  "$DNC" compile - -o in.dn <in.dn
+t "... and the source is untouched" cmp -s in.dn dyt.dn
+err "-H naming the file standard input is: refused" 1 \
+  "the output 'in.dn' is the input '<stdin>'" "$DNC" compile - -o x.so -H in.dn <in.dn
+t "... and no library written either" test ! -e x.so
+"$DNC" compile - -o x.so <in.dn
+t "compile - -o another file: written" test -s x.so
+rm -f x.so
+err "plot - -o naming the file standard input is: refused" 1 \
+  "the output 'in.dn' is the input '<stdin>'" "$DNC" plot - -o in.dn <in.dn
+printf 'x,y\n0,0\n1,0.46\n2,0.76\n' >in.csv
+cp in.csv in.csv.orig
+err "fit - --points naming the file standard input is: refused" 1 \
+  "the output 'in.dn' is the input '<stdin>'" \
+  "$DNC" fit - --data in.csv --points in.dn <in.dn
+err "fit --data - --points naming the file standard input is: refused" 1 \
+  "the output 'in.csv' is the input '<stdin>'" \
+  "$DNC" fit in.dn --data - --points in.csv <in.csv
+t "... and the sources are untouched" sh -c 'cmp -s in.dn dyt.dn && cmp -s in.csv in.csv.orig'
+printf 'base T(x) = tanh(x)\n' >spec.json
+cp spec.json spec.orig
+err "search - -o onto the file standard input is: refused" 1 \
+  "the output 'spec.json' is the input '<stdin>'" "$DNC" search - -o spec -q <spec.json
+t "... and the spec is untouched, no table written" \
+  sh -c 'cmp -s spec.json spec.orig && test ! -e spec.csv'
 err "-o and -H the same file: a usage error" 2 "-o and -H name the same file" \
   "$DNC" compile dyt.dn -o same -H same
 ln -s k.h hlink.h
