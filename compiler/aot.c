@@ -1266,45 +1266,10 @@ static int check_default_names(aot *a)
   return rc;
 }
 
-static int write_header(aot *a, const char *path, const char *shown)
+/* The header's declarations: each function's comment, macros and
+ * kernels, and the descriptor's getter. */
+static void put_declarations(FILE *fp, const dnc_mod *m)
 {
-  FILE *fp = fopen(path, "w");
-  if (!fp)
-    return fail(a, "cannot write '%s': %s", shown, strerror(errno));
-  const dnc_mod *m = a->m;
-  const char *base = strrchr(a->o->header ? a->o->header : a->o->output, '/');
-  base = base ? base + 1 : a->o->header ? a->o->header : a->o->output;
-  char guard[128] = "DNC_KERNELS_";
-  size_t g = strlen(guard);
-  for (const char *p = base; *p && g < sizeof guard - 3; p++)
-    guard[g++] = (char)((*p >= 'a' && *p <= 'z') ? *p - 32
-                        : ((*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9'))
-                            ? *p
-                            : '_');
-  guard[g] = 0;
-  fprintf(fp, "/*\n * Written by dnc %s (`dnc compile`) from", DNC_VERSION_STRING);
-  for (int s = 0; s < m->nsources; s++) {
-    fputc(' ', fp);
-    put_comment_text(fp, m->sources[s]->name, strlen(m->sources[s]->name),
-                     "\n *   ");
-  }
-  fputs(": do not edit.\n"
-        " *\n"
-        " * The kernels of the library built with it, for every function\n"
-        " * below in f32 (float), f64 (double), bf16 and f16 (uint16_t\n"
-        " * bits); forms and arguments as dnc.h's raw kernels:\n"
-        " *   <fn>_<dtype>_fwd        y[i] = f(x[i]; p)\n"
-        " *   <fn>_<dtype>_bwd        dx[i] = dy[i] f'(x[i]); dp[k] = sum of\n"
-        " *                           dy df/dp_k (stored)\n"
-        " *   <fn>_<dtype>_layer_fwd  y = gamma[c] f(x; p, channel) + beta[c]\n"
-        " *   <fn>_<dtype>_layer_bwd  dx, dp (stored), dchannel, dgamma,\n"
-        " *                           dbeta (added to)\n"
-        " * p: every parameter's value, in the order listed; the defaults are\n"
-        " * the DNC_DEFAULT_<fn>_<param> constants. No checks, no threads:\n"
-        " * libdnc's dnc_module_load() adds both.\n"
-        " */\n", fp);
-  fprintf(fp, "#ifndef %s\n#define %s\n\n#include <stdint.h>\n\n"
-          "#ifdef __cplusplus\nextern \"C\" {\n#endif\n", guard, guard);
   for (int i = 0; i < m->nfns; i++) {
     const dnc_fn *f = m->fns[i];
     int line, col;
@@ -1343,6 +1308,78 @@ static int write_header(aot *a, const char *path, const char *shown)
   fputs("\n/* The library's descriptor, for dnc_module_load (dnc_aot.h). */\n"
         "struct dnc_aot_module;\n"
         "const struct dnc_aot_module *dnc_aot_module_get(void);\n", fp);
+}
+
+/* The include guard: DNC_KERNELS_, the header's file name in capitals
+ * (other bytes '_'), and 16 hex digits of the SHA-256 of its
+ * declarations. The name alone was the guard: ia/kernels.h and
+ * ib/kernels.h, the headers of two libraries, were both
+ * DNC_KERNELS_KERNELS_H, and a file including both silently lost the
+ * second's declarations. Headers with the same declarations share it
+ * (including both, the second is the first again). */
+static void header_guard(char *guard, size_t n, const char *base,
+                         const char *decls, size_t ndecls)
+{
+  unsigned char h[32];
+  dnc_sha256(decls, ndecls, h);
+  size_t g = (size_t)snprintf(guard, n, "DNC_KERNELS_");
+  for (const char *p = base; *p && g + 18 < n; p++)
+    guard[g++] = (char)((*p >= 'a' && *p <= 'z') ? *p - 32
+                        : ((*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9'))
+                            ? *p
+                            : '_');
+  guard[g++] = '_';
+  for (int i = 0; i < 8 && g + 2 < n; i++, g += 2)
+    snprintf(guard + g, 3, "%02X", h[i]);
+  guard[g] = 0;
+}
+
+static int write_header(aot *a, const char *path, const char *shown)
+{
+  const dnc_mod *m = a->m;
+  /* the declarations first, in memory: the guard names their digest */
+  char *decls = NULL;
+  size_t ndecls = 0;
+  FILE *dp = open_memstream(&decls, &ndecls);
+  if (!dp)
+    dnc_die(__FILE__, __LINE__, "out of memory");
+  put_declarations(dp, m);
+  if (fclose(dp))
+    dnc_die(__FILE__, __LINE__, "out of memory");
+  const char *base = strrchr(a->o->header ? a->o->header : a->o->output, '/');
+  base = base ? base + 1 : a->o->header ? a->o->header : a->o->output;
+  char guard[128];
+  header_guard(guard, sizeof guard, base, decls, ndecls);
+  FILE *fp = fopen(path, "w");
+  if (!fp) {
+    free(decls);
+    return fail(a, "cannot write '%s': %s", shown, strerror(errno));
+  }
+  fprintf(fp, "/*\n * Written by dnc %s (`dnc compile`) from", DNC_VERSION_STRING);
+  for (int s = 0; s < m->nsources; s++) {
+    fputc(' ', fp);
+    put_comment_text(fp, m->sources[s]->name, strlen(m->sources[s]->name),
+                     "\n *   ");
+  }
+  fputs(": do not edit.\n"
+        " *\n"
+        " * The kernels of the library built with it, for every function\n"
+        " * below in f32 (float), f64 (double), bf16 and f16 (uint16_t\n"
+        " * bits); forms and arguments as dnc.h's raw kernels:\n"
+        " *   <fn>_<dtype>_fwd        y[i] = f(x[i]; p)\n"
+        " *   <fn>_<dtype>_bwd        dx[i] = dy[i] f'(x[i]); dp[k] = sum of\n"
+        " *                           dy df/dp_k (stored)\n"
+        " *   <fn>_<dtype>_layer_fwd  y = gamma[c] f(x; p, channel) + beta[c]\n"
+        " *   <fn>_<dtype>_layer_bwd  dx, dp (stored), dchannel, dgamma,\n"
+        " *                           dbeta (added to)\n"
+        " * p: every parameter's value, in the order listed; the defaults are\n"
+        " * the DNC_DEFAULT_<fn>_<param> constants. No checks, no threads:\n"
+        " * libdnc's dnc_module_load() adds both.\n"
+        " */\n", fp);
+  fprintf(fp, "#ifndef %s\n#define %s\n\n#include <stdint.h>\n\n"
+          "#ifdef __cplusplus\nextern \"C\" {\n#endif\n", guard, guard);
+  fwrite(decls, 1, ndecls, fp);
+  free(decls);
   fprintf(fp, "\n#ifdef __cplusplus\n}\n#endif\n\n#endif /* %s */\n", guard);
   if (write_failed(fp))
     return fail(a, "cannot write '%s': %s", shown, strerror(errno));

@@ -152,6 +152,21 @@ rm -f "$out/neg.h" "$tmp/neg" "$tmp/neg.c"
 t "a C program links the library and calls a kernel" \
   sh -c "printf '#include \"k.h\"\n#include <math.h>\nint main(void) { float x[3] = {-1, 0, 2}, y[3]; double p[1] = {0.5};\n dnc_dyt_f32_fwd(x, y, 3, p);\n return fabs(y[2] - tanh(1.0)) < 1e-7 ? 0 : 1; }\n' >'$tmp/p.c' &&
          cc -std=c99 -I'$out' -o '$tmp/p' '$tmp/p.c' -L'$out' -l:k.so -Wl,-rpath,'$out' -lm && '$tmp/p'"
+# the headers of two libraries, one file name in two folders: the guard
+# was the name alone (DNC_KERNELS_KERNELS_H in both), and the second
+# header included was skipped, its declarations lost
+mkdir -p "$tmp/ia" "$tmp/ib"
+printf 'fn dyt(x; alpha = 0.5) = tanh(alpha * x)\n' >"$tmp/ka.dn"
+printf 'fn derf(x; alpha = 0.5) = erf(alpha * x)\n' >"$tmp/kb.dn"
+t "two libraries' headers of one name, both included, declare both" \
+  sh -c "'$DNC' compile '$tmp/ka.dn' -o '$tmp/ia/libka.so' -H '$tmp/ia/kernels.h' &&
+         '$DNC' compile '$tmp/kb.dn' -o '$tmp/ib/libkb.so' -H '$tmp/ib/kernels.h' &&
+         printf '#include \"ia/kernels.h\"\n#include \"ib/kernels.h\"\nint main(void) { float x[1] = {1}, y[1]; double p[1] = {DNC_DEFAULT_derf_alpha + DNC_DEFAULT_dyt_alpha};\n dnc_dyt_f32_fwd(x, y, 1, p);\n dnc_derf_f32_fwd(x, y, 1, p);\n return 0; }\n' >'$tmp/guard.c' &&
+         cc -std=c99 -Wall -Wextra -Werror -I'$tmp' -c -o '$tmp/guard.o' '$tmp/guard.c'"
+t "  and each guard is a valid identifier, the file's name and a digest" \
+  bash -c "grep -qx '#ifndef DNC_KERNELS_KERNELS_H_[0-9A-F]\{16\}' '$tmp/ia/kernels.h' &&
+         ! cmp -s <(grep '^#ifndef' '$tmp/ia/kernels.h') <(grep '^#ifndef' '$tmp/ib/kernels.h')"
+rm -rf "$tmp/ia" "$tmp/ib" "$tmp/guard.c" "$tmp/guard.o"
 t "--emit=header alone" run 0 compile "$src" --emit=header -o "$out/only.h"
 t "  is the same header" cmp -s "$out/only.h" <(sed 's/DNC_KERNELS_K_H/DNC_KERNELS_ONLY_H/' "$out/k.h")
 t "--output and --header, the long forms of -o and -H" \
