@@ -1311,24 +1311,30 @@ static void put_declarations(FILE *fp, const dnc_mod *m)
 }
 
 /* The include guard: DNC_KERNELS_, the header's file name in capitals
- * (other bytes '_'), and 16 hex digits of the SHA-256 of its
- * declarations. The name alone was the guard: ia/kernels.h and
+ * (a run of other bytes one '_'), and 16 hex digits of the SHA-256 of
+ * its declarations. The name alone was the guard: ia/kernels.h and
  * ib/kernels.h, the headers of two libraries, were both
  * DNC_KERNELS_KERNELS_H, and a file including both silently lost the
  * second's declarations. Headers with the same declarations share it
- * (including both, the second is the first again). */
+ * (including both, the second is the first again). One '_' for a run:
+ * __k.h or é.h gave DNC_KERNELS___K_H, an identifier C++ reserves
+ * (clang++ -Weverything: -Wreserved-macro-identifier). */
 static void header_guard(char *guard, size_t n, const char *base,
                          const char *decls, size_t ndecls)
 {
   unsigned char h[32];
   dnc_sha256(decls, ndecls, h);
   size_t g = (size_t)snprintf(guard, n, "DNC_KERNELS_");
-  for (const char *p = base; *p && g + 18 < n; p++)
-    guard[g++] = (char)((*p >= 'a' && *p <= 'z') ? *p - 32
-                        : ((*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9'))
-                            ? *p
-                            : '_');
-  guard[g++] = '_';
+  for (const char *p = base; *p && g + 18 < n; p++) {
+    char c = (char)((*p >= 'a' && *p <= 'z') ? *p - 32
+                    : ((*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9'))
+                        ? *p
+                        : '_');
+    if (c != '_' || guard[g - 1] != '_')
+      guard[g++] = c;
+  }
+  if (guard[g - 1] != '_')
+    guard[g++] = '_';
   for (int i = 0; i < 8 && g + 2 < n; i++, g += 2)
     snprintf(guard + g, 3, "%02X", h[i]);
   guard[g] = 0;
