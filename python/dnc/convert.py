@@ -1266,9 +1266,7 @@ def from_pretrained(cls, path, fn, module=None, *, kind="all",
             "dnc.from_pretrained: %s has no %s: not a checkpoint of this "
             "model converted to %s (the original model's: load it with "
             "%s.from_pretrained, then convert; or one converted with "
-            "another kind)" % (path, ", ".join(lost[:4]) +
-                               (", ..." if len(lost) > 4 else ""),
-                               fn.name, cls.__name__))
+            "another kind)" % (path, _first4(lost), fn.name, cls.__name__))
     extra = sorted(k for k in info.get("unexpected_keys", ())
                    if k.rpartition(".")[2] in names)
     if extra:
@@ -1276,8 +1274,7 @@ def from_pretrained(cls, path, fn, module=None, *, kind="all",
             "dnc.from_pretrained: %s has %s, where this model has no "
             "PointwiseNorm: convert it with the kind and "
             "channels_first_classes it was saved with"
-            % (path, ", ".join(extra[:4]) + (", ..." if len(extra) > 4
-                                             else "")))
+            % (path, _first4(extra)))
     return (model, info) if want_info else model
 
 
@@ -1346,13 +1343,17 @@ def _no_norm(model, kind):
             if isinstance(m, _dt.PointwiseNorm)]
     if done:
         return ("the model has no %s left: its norms are PointwiseNorms "
-                "already (%s%s); convert the original model to use another "
-                "function" % (what, ", ".join(done[:4]),
-                              ", ..." if len(done) > 4 else ""))
+                "already (%s); convert the original model to use another "
+                "function" % (what, _first4(done)))
     other, _ = _unrecognised(model)
     return "the model has no %s to replace%s%s" % (
         what, "; not recognised as one: %s" % other
         if other else "", _other_kind(model, kind))
+
+
+def _first4(items):
+    """The first four of items, comma-separated, then ', ...' for more."""
+    return ", ".join(items[:4]) + (", ..." if len(items) > 4 else "")
 
 
 def _other_kind(model, kind):
@@ -1367,8 +1368,7 @@ def _other_kind(model, kind):
     if not them:
         return ""
     return "; it has %s%s: %s (kind=%r or 'all' converts %s)" % (
-        _what(alt), "s" if len(them) > 1 else "", ", ".join(them[:4]) +
-        (", ..." if len(them) > 4 else ""), alt,
+        _what(alt), "s" if len(them) > 1 else "", _first4(them), alt,
         "them" if len(them) > 1 else "it")
 
 
