@@ -700,13 +700,12 @@ static int parse(const dnc_cli *c, int argc, char **argv, search_args *a)
 static int is_the_spec(const char *out, const char *spec)
 {
   struct stat os, ss;
-  int is_stdin = !strcmp(spec, "-");
-  if (stat(out, &os) || (is_stdin ? fstat(0, &ss) : stat(spec, &ss)) ||
+  if (stat(out, &os) || dnc_input_stat(spec, &ss) ||
       os.st_dev != ss.st_dev || os.st_ino != ss.st_ino)
     return 0;
   dnc_cli_error("the output '%s' is the input '%s': refusing to overwrite "
                 "it; choose another with -o", out,
-                is_stdin ? "<stdin>" : spec);
+                strcmp(spec, "-") ? spec : "<stdin>");
   return 1;
 }
 

@@ -1360,7 +1360,13 @@ static dnc_node *guard_rule(dctx *d, dnc_node *const *a, dnc_node *const *da)
   dnc_node *y = df ? factor_out(d, a[2], f, 0) : NULL;
   if (!y)
     return NULL;
-  return dnc_simp(d->g, OP_SELECT, a[0], zero_where(d, df, S(OP_MUL, df, y)), da[2]);
+  /* where f' y is NaN (y has f as a factor too: x^2 log|x| at 0, y = x
+   * log|x| = 0 (-inf)), the then-branch's 0 as before: a zero input would
+   * have made a batch's gradients NaN; an infinite f' y (x log|x|' at
+   * 0) is the limit and stays */
+  dnc_node *r = zero_where(d, df, S(OP_MUL, df, y));
+  r = dnc_simp(d->g, OP_SELECT, S(OP_NE, r, r), K(0.0), r);
+  return dnc_simp(d->g, OP_SELECT, a[0], r, da[2]);
 }
 
 /* each branch, not the condition */

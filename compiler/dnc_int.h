@@ -843,6 +843,10 @@ char *dnc_outpath_temp(const dnc_outpath *o);
 /* The complete temporary into place; -1 with errno set. */
 int dnc_outpath_commit(const dnc_outpath *o, const char *tmp);
 void dnc_outpath_free(dnc_outpath *o);
+struct stat;
+/* stat() of an input named name, or fstat(0) for "-" (standard input's
+ * own file): what an output must not be (0, or -1 with errno set) */
+int dnc_input_stat(const char *name, struct stat *st);
 /* Writes n bytes to path (created, or truncated) and closes it: a short
  * write, a full disk or a file size limit is -1 with errno set, never
  * LLVM's report_fatal_error (which its raw_fd_ostream calls on a write

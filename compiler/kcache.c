@@ -426,7 +426,7 @@ int dnc_kcache_read(const char *dir, const char *name, const char *key,
       entry_digest(key, nkey, data + nkey, n - nkey, d);
       ok = !memcmp(d, h + 24, 32);
     }
-      if (ok) /* used now: the bound removes the least recently used */
+    if (ok) /* used now: the bound removes the least recently used */
       futimens(fd, NULL);
     if (ok) { /* the object alone, in the same allocation */
       *nobj = n - nkey;

@@ -45,6 +45,11 @@ static int std_stream_of(const struct stat *st)
   return 0;
 }
 
+int dnc_input_stat(const char *name, struct stat *st)
+{
+  return strcmp(name, "-") ? stat(name, st) : fstat(0, st);
+}
+
 int dnc_outpath_resolve(const char *path, const char *const *inputs,
                         int ninputs, dnc_outpath *o, char *err, size_t n)
 {
@@ -81,12 +86,11 @@ int dnc_outpath_resolve(const char *path, const char *const *inputs,
       /* "-" has no name to stat: standard input's own file, which
        * `dnc compile - -o in.dn < in.dn` had overwritten */
       struct stat is;
-      int is_stdin = inputs[i] && !strcmp(inputs[i], "-");
-      if (inputs[i] &&
-          !(is_stdin ? fstat(0, &is) : stat(inputs[i], &is)) &&
+      if (inputs[i] && !dnc_input_stat(inputs[i], &is) &&
           is.st_dev == st.st_dev && is.st_ino == st.st_ino) {
         snprintf(err, n, "the output '%s' is the input '%s': refusing to "
-                 "overwrite it", path, is_stdin ? "<stdin>" : inputs[i]);
+                 "overwrite it", path,
+                 strcmp(inputs[i], "-") ? inputs[i] : "<stdin>");
         return -1;
       }
     }

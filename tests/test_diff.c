@@ -555,6 +555,8 @@ static void test_conventions(void)
        -0.17560222415247835},
       {"fn f(x) = if 0 == x then 0 else x * cos(x)", -1, -2, {0}, 1},
       {"fn f(x) = if x == 0 then 0 else x * log(abs(x))", -1, -2, {0}, -INFINITY},
+      /* f' y NaN (y = x log|x|): the then-branch's 0, not NaN */
+      {"fn f(x) = if x == 0 then 0 else x * x * log(abs(x))", -1, -2, {0}, 0},
   };
   for (size_t i = 0; i < sizeof guards / sizeof *guards; i++) {
     m = build(guards[i].src);

@@ -773,13 +773,22 @@ def _offset_weight(module, state_dict, prefix, local_metadata, *args):
     where a later call brings f's parameters without a weight."""
     key = prefix + "weight"
     mine = [prefix + p.name for p in module._dnc_params]
-    follows = module.__dict__.pop("_dnc_weight_follows", False)
+    follows = module.__dict__.pop("_dnc_weight_follows", None)
     taken = module.__dict__.pop("_dnc_taken_as_offset", None)
     has_w = key in state_dict and isinstance(state_dict[key], torch.Tensor)
     has_f = any(k in state_dict for k in mine)
+    # what an earlier call left holds only while the module is as that
+    # call left it: trained since (or loaded otherwise), a later load is
+    # another checkpoint's (a weight reset to the checkpoint's value, or
+    # the original Gemma checkpoint loaded without its +1, silently)
+    if taken is not None and not _same_values(module.weight, taken[1]):
+        taken = None
+    if follows is not None and not all(
+            _same_values(getattr(module, n), v) for n, v in follows.items()):
+        follows = None
     if not has_w:
         if has_f and taken is not None:
-            state_dict[key] = taken
+            state_dict[key] = taken[0]
             warnings.warn(
                 "dnc.convert: %s: f's parameters (%s) came after its "
                 "weight, in a later load_state_dict call (a sharded "
@@ -789,14 +798,26 @@ def _offset_weight(module, state_dict, prefix, local_metadata, *args):
                    ", ".join(p.name for p in module._dnc_params)),
                 stacklevel=2)
         elif has_f and not local_metadata:
-            module._dnc_weight_follows = True
+            module._dnc_weight_follows = {
+                p.name: state_dict[prefix + p.name].detach().clone()
+                for p in module._dnc_params
+                if isinstance(state_dict.get(prefix + p.name), torch.Tensor)}
         else:  # nothing of this norm's scale: the next call decides
-            if follows:
-                module._dnc_weight_follows = True
+            if follows is not None:
+                module._dnc_weight_follows = follows
             if taken is not None:
                 module._dnc_taken_as_offset = taken
         return
-    if _dt._STATE_FN in local_metadata or has_f or follows:
+    if follows is not None and not (_dt._STATE_FN in local_metadata or
+                                    has_f):
+        warnings.warn(
+            "dnc.convert: %s: its weight loads as the converted model's "
+            "own scale, not as 1 + weight: f's parameters came without it "
+            "in an earlier load_state_dict call (a sharded checkpoint) and "
+            "have not changed since; load the original norm's checkpoint "
+            "in one call with nothing else of it before"
+            % (prefix[:-1] or "the model"), stacklevel=2)
+    if _dt._STATE_FN in local_metadata or has_f or follows is not None:
         return  # a PointwiseNorm's: the scale itself
     if not local_metadata:
         warnings.warn(
@@ -814,15 +835,26 @@ def _offset_weight(module, state_dict, prefix, local_metadata, *args):
                    p.name for p in module._dnc_params)
                if module._dnc_params else "parameters of f (it has none)"),
             stacklevel=2)
-        if module._dnc_params:
-            module._dnc_taken_as_offset = state_dict[key]
     # 1 added in the wider of the checkpoint's dtype and the parameter's:
     # a bf16 checkpoint's 0.00223 became 1 + 0.00223 rounded in bf16, 1.0,
     # where the float32 model keeps 1.00223 (as keep_affine does)
     w = state_dict[key]
     if w.is_floating_point() and module.weight.is_floating_point():
         w = w.to(torch.promote_types(w.dtype, module.weight.dtype))
+    if not local_metadata and module._dnc_params:
+        # (the checkpoint's value, and what the weight will hold)
+        module._dnc_taken_as_offset = (
+            state_dict[key], (w + 1).detach().to(module.weight.dtype))
     state_dict[key] = w + 1
+
+
+def _same_values(t, v):
+    """Whether parameter t holds exactly v (a tensor of its shape)."""
+    try:
+        return t is not None and t.shape == v.shape and bool(
+            torch.equal(t.detach().to(v.dtype).cpu(), v.detach().cpu()))
+    except (RuntimeError, TypeError):  # meta tensors, other dtypes
+        return False
 
 
 # Forward and backward hooks of a replaced norm move to its PointwiseNorm
@@ -1229,6 +1261,7 @@ def from_pretrained(cls, path, fn, module=None, *, kind="all",
     one converted with another kind), one with f's parameters where this
     model has no PointwiseNorm, and one whose config names other
     functions (config.dnc_functions, which convert writes)."""
+    threads = _dt._thread_count(threads)
     if not isinstance(cls, type) or not hasattr(cls, "from_pretrained"):
         raise TypeError("dnc.from_pretrained: cls is a Hugging Face model "
                         "class (with from_pretrained), not %r" % (cls,))

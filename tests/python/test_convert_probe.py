@@ -379,7 +379,9 @@ def test_a_converted_gemma_checkpoint_loads_in_pieces_as_it_is():
     other: the call with the weight alone took it for Gemma's offset
     and loaded 1 + weight. Either way round it loads as saved now (the
     weight first: with the warning, then its value taken back); Gemma's
-    own checkpoint after it still loads as 1 + weight."""
+    own checkpoint after it still loads as 1 + weight. What an earlier
+    call left holds only while the model is unchanged: trained since, a
+    later load of f's parameters alone no longer resets the weight."""
     torch.manual_seed(7)
     c = 6
     g = nn.Sequential(nn.Linear(c, c), GemmaRMSNorm(c))
@@ -389,7 +391,8 @@ def test_a_converted_gemma_checkpoint_loads_in_pieces_as_it_is():
     sd = dict(m.state_dict())
     alpha = {"1.alpha": sd["1.alpha"]}
     rest = {k: v for k, v in sd.items() if k != "1.alpha"}
-    for name, parts, warned in (("alpha first", (alpha, rest), []),
+    for name, parts, warned in (("alpha first", (alpha, rest),
+                                 ["loads as the converted model's own"]),
                                 ("weight first", (rest, alpha),
                                  ["without PyTorch's metadata",
                                   "came after its weight"])):
@@ -410,6 +413,18 @@ def test_a_converted_gemma_checkpoint_loads_in_pieces_as_it_is():
             m2.load_state_dict(dict(g.state_dict()), strict=False)
         ok(torch.allclose(m2[1].weight, 1 + g[1].weight),
            "%s: Gemma's checkpoint after it loads as 1 + weight" % name)
+    # Gemma's weight alone (offset, remembered), then training, then f's
+    # parameters alone: the trained weight stays
+    m3 = dt.convert(copy.deepcopy(g), "dyt")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m3.load_state_dict({"1.weight": g[1].weight.detach()}, strict=False)
+        with torch.no_grad():
+            m3[1].weight.mul_(3)
+        trained = m3[1].weight.detach().clone()
+        m3.load_state_dict(alpha, strict=False)
+    ok(torch.equal(m3[1].weight, trained),
+       "a weight trained since is not taken back by a later load")
 
 
 def test_a_bfloat16_gemma_checkpoint_is_offset_in_the_models_dtype():
