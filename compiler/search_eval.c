@@ -231,14 +231,15 @@ static double zoom_max(const dnc_vprog *p, double a, double b)
   return best;
 }
 
-/* Whether f's values on the grid points idx[0..n) (x increasing) rise
- * (up) or fall with x, to mono_tol of the slope and rounding. */
-static int values_monotone(const double *x, const double *f, const int *idx,
-                           int n, int up, double tol)
+/* Whether f's values on the n grid points first, first + step, ... (x
+ * increasing) rise (up) or fall with x, to mono_tol of the slope and
+ * rounding. */
+static int values_monotone(const double *x, const double *f, int first,
+                           int step, int n, int up, double tol)
 {
-  for (int k = 1; k < n; k++) {
-    double a = f[idx[k - 1]], b = f[idx[k]];
-    double slack = tol * (x[idx[k]] - x[idx[k - 1]]) +
+  for (int k = 1, i = first + step; k < n; k++, i += step) {
+    double a = f[i - step], b = f[i];
+    double slack = tol * (x[i] - x[i - step]) +
                    4 * DBL_EPSILON * (fabs(a) + fabs(b));
     if (up ? b < a - slack : b > a + slack)
       return 0;
@@ -297,23 +298,16 @@ void dnc_measure(const dnc_space *s, const dnc_grids *g, const dnc_cand *c,
    * points alone took tan (poles between them) and a mirror of a
    * shifted g (a jump at 0) for monotonic */
   double mt = s->set[S_MONO_TOL];
-  int nf = g->nfar / 2, *idx = malloc(sizeof *idx * (size_t)(nd > nf ? nd : nf));
-  if (!idx)
-    dnc_die(__FILE__, __LINE__, "out of memory");
-  int mono = 0;
+  int nf = g->nfar / 2, mono = 0;
   for (int up = 1; up >= 0 && finite && !mono; up--) {
     if (up ? dmin < -mt : dmax > mt)
       continue;
-    for (int i = 0; i < nd; i++)
-      idx[i] = i;
-    mono = values_monotone(g->x, f, idx, nd, up, mt);
-    for (int side = 0; side < 2 && mono; side++) {
-      for (int j = 0; j < nf; j++) /* x increasing: -10^8 ... -1, 1 ... */
-        idx[j] = side ? g->far0 + 2 * j : g->far0 + 2 * (nf - 1 - j) + 1;
-      mono = values_monotone(g->x, f, idx, nf, up, mt);
-    }
+    /* the dense grid; the far one's x > 0 (1 ... 10^8, every other
+     * point from far0) and x < 0 (-10^8 ... -1, walked back) */
+    mono = values_monotone(g->x, f, 0, 1, nd, up, mt) &&
+           values_monotone(g->x, f, g->far0, 2, nf, up, mt) &&
+           values_monotone(g->x, f, g->far0 + 2 * (nf - 1) + 1, -2, nf, up, mt);
   }
-  free(idx);
   out[DNC_M_MONO] = mono;
   /* bounded: the far grid's last decade against everything nearer */
   int pd = (int)s->set[S_PER_DECADE], dec = (int)s->set[S_DECADES];
