@@ -845,9 +845,23 @@ def _kernels_here(x):
     return x.is_cpu and not getattr(_force, "on", False)
 
 
-def _use_kernels(x):
+def _use_kernels(x, *others):
     return _kernels_here(x) and not _onnx_exporting() and \
-        (HAS_CUSTOM_OPS or _has_data(x))
+        (HAS_CUSTOM_OPS or _has_data(x)) and \
+        not _distributed(x, *others)
+
+
+def _distributed(*ts):
+    """Whether any of ts is a DTensor (tensor and sequence parallelism:
+    parallelize_module's SequenceParallel): dnc's operators have no
+    sharding rule, and DTensor refused them ("does not have a sharding
+    strategy registered"); the decomposed form is PyTorch's operations,
+    which DTensor shards and whose per-channel sums it reduces."""
+    for mod in ("torch.distributed.tensor", "torch.distributed._tensor"):
+        cls = getattr(sys.modules.get(mod), "DTensor", None)
+        if cls is not None:
+            return any(isinstance(t, cls) for t in ts if t is not None)
+    return False
 
 
 def _backward_outputs(x, dx, dg, db, dps):
@@ -1471,7 +1485,7 @@ def _apply_kernels(source, name, threads, x, gamma, beta, params):
 def _apply(source, name, threads, x, gamma, beta, params):
     """y = gamma * f(x; params) + beta by the path x calls for: f is the
     function `name` of dnc source `source`."""
-    if _use_kernels(x):
+    if _use_kernels(x, gamma, beta, *params):
         return _apply_kernels(source, name, threads, x, gamma, beta, params)
     form = _form(source, name)
     if _onnx_exporting():
@@ -2065,9 +2079,9 @@ def _forward_channels_first(c, source, name, threads, fparams, x, weight,
     # format, whose permuted view is already rows of C channels, so that
     # the last dimension's kernels take it without a copy and y keeps
     # x's format
-    if _use_kernels(x) and (_plain_eager(x) if HAS_CUSTOM_OPS else
-                            not torch.jit.is_tracing()) and \
-            not xl.is_contiguous():
+    if _use_kernels(x, weight, bias, *params) and \
+            (_plain_eager(x) if HAS_CUSTOM_OPS else
+             not torch.jit.is_tracing()) and not xl.is_contiguous():
         _check(name, fparams, x, weight, bias, params, "PointwiseNorm",
                dim=1)
         y = _ext_layer(source, name, threads, x, weight, bias, params,
