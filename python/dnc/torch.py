@@ -2101,6 +2101,9 @@ def _forward_channels_first(c, source, name, threads, fparams, x, weight,
     return y if xl.is_contiguous() else y.contiguous()
 
 
+# attribute reads as nn.Module makes them (PointwiseNorm._forward)
+_GETATTRIBUTE = nn.Module.__getattribute__
+
 # the key of PointwiseNorm's function in a state_dict's metadata
 _STATE_FN = "dnc_fn"
 
@@ -2375,8 +2378,11 @@ class PointwiseNorm(nn.Module):
         raise TypeError(
             "dnc.torch: torch.jit.script cannot compile PointwiseNorm (its "
             "kernels are an autograd.Function and custom operators, which "
-            "TorchScript's compiler does not take); use torch.jit.trace, "
-            "torch.compile or torch.export")
+            "TorchScript's compiler does not take); use torch.jit.trace%s"
+            % (", torch.compile or torch.export"
+               if hasattr(torch, "compile") else
+               " (torch.compile and torch.export need PyTorch 2; this is "
+               "%s)" % torch.__version__))
 
     # the input's keyword as the modules a PointwiseNorm replaces name it:
     # nn.LayerNorm's input, Hugging Face's hidden_states; convert adds the
@@ -2425,6 +2431,12 @@ class PointwiseNorm(nn.Module):
         fparams = self._dnc_params
         ps = self._parameters
         try:  # (nn.Module's __getattr__ was a tenth of a small call)
+            if type(self).__getattribute__ is not _GETATTRIBUTE:
+                # PyTorch 1.13's functional_call swaps the parameters by
+                # the module's class, whose attribute reads give the
+                # caller's tensors; _parameters still holds the module's
+                # own (their values were used, their gradients filled)
+                raise KeyError
             params = [ps[p.name] for p in fparams]
             weight, bias = ps["weight"], ps["bias"]
         except KeyError:  # a parametrization, or a parameter made a buffer

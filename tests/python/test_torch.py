@@ -454,6 +454,12 @@ def test_pytorch2_features_refuse_on_1_13():
     ok(not hasattr(torch.ops, "dnc") or
        not hasattr(torch.ops.dnc, "layer_forward"),
        "no torch.ops.dnc on PyTorch 1.13")
+    if not hasattr(torch, "compile"):
+        # torch.jit.script's refusal names only what this PyTorch has
+        raises(TypeError, lambda: torch.jit.script(dt.PointwiseNorm(4, "dyt")),
+               "torch.jit.script on 1.13",
+               "use torch.jit.trace (torch.compile and torch.export need "
+               "PyTorch 2")
 
 
 def _vmap():
@@ -881,3 +887,47 @@ def test_pointwise_weight_and_bias_as_numbers():
     raises(TypeError, lambda: dt.pointwise(
         x, "dyt", weight=torch.ones(4, dtype=torch.float64)), "float64",
         "give it as torch.float32 (weight.to(torch.float32))")
+
+
+def _functional_calls():
+    calls = []
+    try:
+        from torch.nn.utils.stateless import functional_call
+        calls.append(pytest.param(functional_call, id="nn.utils.stateless"))
+    except ImportError:
+        pass
+    if hasattr(torch, "func"):
+        calls.append(pytest.param(torch.func.functional_call, id="torch.func"))
+    return calls
+
+
+@pytest.mark.parametrize("channels_last", [True, False])
+@pytest.mark.parametrize("call", _functional_calls())
+def test_functional_call_takes_the_given_parameters(call, channels_last):
+    """PyTorch 1.13's functional_call (MAML, parameter-swapping
+    evaluation) swaps a module's parameters by its class, whose attribute
+    reads give the caller's tensors; PointwiseNorm read _parameters, the
+    module's own, and so computed with them and filled their gradients,
+    silently. Now the given ones, as nn.LayerNorm does."""
+    torch.manual_seed(0)
+    m = dt.PointwiseNorm(4, "derf", channels_last=channels_last)
+    p = {"alpha": torch.tensor([2.0], requires_grad=True),
+         "shift": torch.tensor([0.25], requires_grad=True),
+         "weight": torch.full((4,), 3.0, requires_grad=True),
+         "bias": torch.full((4,), 1.0, requires_grad=True)}
+    x = torch.randn(2, 4, 3) if not channels_last else torch.randn(2, 3, 4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # 2.x: deprecated
+        y = call(m, p, (x,))
+    shape = (1, 4, 1) if not channels_last else (4,)
+    ref = p["weight"].view(shape) * torch.erf(p["alpha"] * x + p["shift"]) \
+        + p["bias"].view(shape)
+    torch.testing.assert_close(y, ref)
+    y.pow(2).sum().backward()
+    got = {n: t.grad.clone() for n, t in p.items()}
+    q = {n: t.detach().clone().requires_grad_() for n, t in p.items()}
+    (q["weight"].view(shape) * torch.erf(q["alpha"] * x + q["shift"])
+     + q["bias"].view(shape)).pow(2).sum().backward()
+    for n in p:
+        torch.testing.assert_close(got[n], q[n].grad, rtol=1e-5, atol=1e-5)
+    assert all(t.grad is None for t in m.parameters())
