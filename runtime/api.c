@@ -409,11 +409,15 @@ static dnc_status wrap(dnc_context *ctx, dnc_mod *m, dnc_module **out)
   }
   if (m->diags.nerrors) {
     m->nfns = 0; /* a module with errors exposes no functions */
-    /* the first error, as FILE:LINE:COL: MESSAGE, so that dnc_last_error
-     * does not keep an earlier call's (the diagnostics have them all) */
+    /* the first error, as FILE:LINE:COL: MESSAGE (FILE: MESSAGE for one
+     * about the whole file, as dnc_diag_render writes it), so that
+     * dnc_last_error does not keep an earlier call's (the diagnostics
+     * have them all) */
     for (dnc_diag *d = m->diags.head; d; d = d->next)
       if (d->sev == DNC_SEV_ERROR) {
-        if (d->src)
+        if (d->src && d->loc.start == DNC_NOLOC.start)
+          dnc_refuse(DNC_ERR_SOURCE, NULL, "%s: %s", d->src->name, d->msg);
+        else if (d->src)
           dnc_refuse(DNC_ERR_SOURCE, NULL, "%s:%d:%d: %s", d->src->name,
                      d->line, d->col, d->msg);
         else

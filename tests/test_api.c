@@ -127,6 +127,12 @@ static void test_compile_errors(void)
   ok(d && strstr(d->message, "no functions are defined") != NULL,
      "no functions are defined");
   is_str(d ? d->file : NULL, "<string>", "an unnamed source is <string>");
+  /* a diagnostic about the whole file: named as the formatted text names
+   * it ("<string>: error: ..."), with no line and column (it said
+   * "<string>:0:0: ...") */
+  is_str(dnc_last_error(), "<string>: no functions are defined (a definition "
+         "reads 'fn name(x; p = 1) = ...')",
+         "  dnc_last_error() names the whole file without :0:0");
   dnc_module_free(m);
   dnc_context_free(ctx);
 }
