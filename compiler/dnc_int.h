@@ -807,6 +807,11 @@ int dnc_kcache_write(const char *dir, const char *name, const char *key,
  * entries (read or written) down to 3/4 of it. */
 #define DNC_KCACHE_MAX_DEFAULT (1LL << 30)
 long long dnc_kcache_max(void);
+/* A size in bytes as $DNC_CACHE_MAX and $DNC_STREAM_BYTES write it:
+ * decimal digits, optionally followed by K, M, G or T (either case) for
+ * 2^10 ... 2^40, and nothing else. 0 and the size in *out; -1 for
+ * anything else or a size past LLONG_MAX. */
+int dnc_size_parse(const char *s, long long *out);
 /* Process-wide counts of reads that hit, missed and were rejected, and
  * of entries written, indexed by DNC_KCACHE_* (for tests). */
 void dnc_kcache_counts(unsigned long out[4]);

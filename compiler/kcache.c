@@ -473,15 +473,12 @@ static void remove_stale_temps(const char *dir)
 
 /* ------------------------------------------------------------ the bound */
 
-long long dnc_kcache_max(void)
+int dnc_size_parse(const char *s, long long *out)
 {
-  const char *e = getenv("DNC_CACHE_MAX");
-  if (!e || !*e)
-    return DNC_KCACHE_MAX_DEFAULT;
   char *end;
   errno = 0;
-  long long v = strtoll(e, &end, 10);
-  if (errno || end == e || !isdigit((unsigned char)*e) || v < 0)
+  long long v = strtoll(s, &end, 10);
+  if (errno || end == s || !isdigit((unsigned char)*s) || v < 0)
     return -1;
   int shift = 0;
   switch (*end) {
@@ -492,7 +489,17 @@ long long dnc_kcache_max(void)
   }
   if (*end || v > LLONG_MAX >> shift)
     return -1;
-  return v << shift;
+  *out = v << shift;
+  return 0;
+}
+
+long long dnc_kcache_max(void)
+{
+  const char *e = getenv("DNC_CACHE_MAX");
+  long long v;
+  if (!e || !*e)
+    return DNC_KCACHE_MAX_DEFAULT;
+  return dnc_size_parse(e, &v) ? -1 : v;
 }
 
 typedef struct {

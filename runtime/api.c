@@ -137,22 +137,21 @@ void dnc_options_init(dnc_options *o)
   o->opt_level = 2;
 }
 
-/* stream_bytes 0: $DNC_STREAM_BYTES (a size in bytes, or -1), else the
- * last-level cache's size capped at 64 MiB. Larger outputs would leave
- * the caches before they are read anyway: written past them, they cost
- * no read for ownership (docs/performance.md, round five, has where the
- * cap comes from). */
+/* stream_bytes 0: $DNC_STREAM_BYTES (-1, or a size as $DNC_CACHE_MAX
+ * writes one: 64M), else the last-level cache's size capped at 64 MiB.
+ * Larger outputs would leave the caches before they are read anyway:
+ * written past them, they cost no read for ownership (docs/performance.md,
+ * round five, has where the cap comes from). */
 static dnc_status stream_default(long long *out)
 {
   const char *env = getenv("DNC_STREAM_BYTES");
   if (env && *env) {
-    char *end;
-    errno = 0;
-    long long v = strtoll(env, &end, 10);
-    if (errno || *end || v < -1 || end == env)
+    long long v = -1;
+    if (strcmp(env, "-1") && dnc_size_parse(env, &v))
       return dnc_refuse(DNC_ERR_ARGUMENT, NULL, "$DNC_STREAM_BYTES is "
                         "'%.40s%s': it must be -1 (never), 0 (the default) "
-                        "or a size in bytes", env, strlen(env) > 40 ? "..." : "");
+                        "or a size in bytes (with K, M, G or T for 2^10 to "
+                        "2^40: 64M)", env, strlen(env) > 40 ? "..." : "");
     if (v) {
       *out = v;
       return 0;

@@ -112,8 +112,9 @@ typedef struct dnc_options {
                            bytes, writes it with non-temporal stores, past
                            the caches (kernels compiled for it on first
                            use; the same results). 0 (default):
-                           $DNC_STREAM_BYTES, else the last-level cache's
-                           size capped at 64 MiB; -1: never. Else
+                           $DNC_STREAM_BYTES (-1, or bytes with K, M, G
+                           or T for 2^10 to 2^40: 64M), else the last-level
+                           cache's size capped at 64 MiB; -1: never. Else
                            DNC_ERR_ARGUMENT. */
 } dnc_options;
 DNC_API void dnc_options_init(dnc_options *o);

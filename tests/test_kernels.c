@@ -1617,10 +1617,37 @@ static void test_stream(void)
   ok(!bad && strstr(dnc_last_error(), "stream_bytes"), "  naming the option: %s",
      dnc_last_error());
   o.stream_bytes = 0;
-  setenv("DNC_STREAM_BYTES", "64k", 1);
-  is_int(dnc_context_create(&o, &bad), DNC_ERR_ARGUMENT, "$DNC_STREAM_BYTES=64k is refused");
-  ok(!bad && strstr(dnc_last_error(), "$DNC_STREAM_BYTES is '64k'"), "  naming it: %s",
-     dnc_last_error());
+  /* a size as $DNC_CACHE_MAX writes one (one parser for both; "64M"
+   * was refused); -1 and nothing else below 0 */
+  static const char *const stream_bad[] = {"64X", "-2", "-1K", "1.5M", "64 M",
+                                           "+5", "99999999999999999999"};
+  for (size_t i = 0; i < sizeof stream_bad / sizeof *stream_bad; i++) {
+    setenv("DNC_STREAM_BYTES", stream_bad[i], 1);
+    is_int(dnc_context_create(&o, &bad), DNC_ERR_ARGUMENT,
+           "$DNC_STREAM_BYTES=%s is refused", stream_bad[i]);
+    char want[96];
+    snprintf(want, sizeof want, "$DNC_STREAM_BYTES is '%s'", stream_bad[i]);
+    ok(!bad && strstr(dnc_last_error(), want), "  naming it: %s", dnc_last_error());
+  }
+  static const struct {
+    const char *env;
+    long long bytes;
+  } stream_good[] = {{"64k", 64ll << 10}, {"64M", 64ll << 20}, {"3g", 3ll << 30},
+                     {"2T", 2ll << 40}, {"0K", -2 /* the default */}};
+  for (size_t i = 0; i < sizeof stream_good / sizeof *stream_good; i++) {
+    setenv("DNC_STREAM_BYTES", stream_good[i].env, 1);
+    is_int(dnc_context_create(&o, &bad), DNC_OK, "$DNC_STREAM_BYTES=%s is taken",
+           stream_good[i].env);
+    if (!bad)
+      continue;
+    if (stream_good[i].bytes == -2)
+      ok(bad->stream_bytes > 0 && bad->stream_bytes <= (64ll << 20),
+         "  as 0: the default, %lld", bad->stream_bytes);
+    else
+      ok(bad->stream_bytes == stream_good[i].bytes, "  as %lld bytes: %lld",
+         stream_good[i].bytes, bad->stream_bytes);
+    dnc_context_free(bad);
+  }
   setenv("DNC_STREAM_BYTES", "-1", 1);
   is_int(dnc_context_create(&o, &bad), DNC_OK, "$DNC_STREAM_BYTES=-1 is taken");
   is_int((int)bad->stream_bytes, -1, "  as never");

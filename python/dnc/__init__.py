@@ -151,8 +151,9 @@ class Context:
     math_bits: the vector math's precision (0: matched to each dtype, the
     default; 24: f32's in bf16 and f16 kernels too; see dnc.h);
     stream_bytes: outputs of at least this many bytes are written past the
-    caches with non-temporal stores (0: $DNC_STREAM_BYTES, else the
-    last-level cache's size capped at 64 MiB; -1: never; see dnc.h)."""
+    caches with non-temporal stores (0: $DNC_STREAM_BYTES, -1 or a size
+    such as 64M, else the last-level cache's size capped at 64 MiB; -1:
+    never; see dnc.h)."""
 
     def __init__(self, threads=0, cpu=None, features=None, opt_level=2,
                  math_bits=0, stream_bytes=0):
