@@ -142,13 +142,13 @@ void dnc_options_init(dnc_options *o)
  * Larger outputs would leave the caches before they are read anyway:
  * written past them, they cost no read for ownership (docs/performance.md,
  * round five, has where the cap comes from). */
-static dnc_status stream_default(long long *out)
+static dnc_status stream_default(const char *who, long long *out)
 {
   const char *env = getenv("DNC_STREAM_BYTES");
   if (env && *env) {
     long long v = -1;
     if (strcmp(env, "-1") && dnc_size_parse(env, &v))
-      return dnc_refuse(DNC_ERR_ARGUMENT, NULL, "$DNC_STREAM_BYTES is "
+      return dnc_refuse(DNC_ERR_ARGUMENT, who, "$DNC_STREAM_BYTES is "
                         "'%.40s%s': it must be -1 (never), 0 (the default) "
                         "or a size in bytes (with K, M, G or T for 2^10 to "
                         "2^40: 64M)", env, strlen(env) > 40 ? "..." : "");
@@ -169,8 +169,9 @@ static dnc_status stream_default(long long *out)
 }
 
 /* $DNC_SPIN_US: how long the pool's waiting threads spin (pool.c), an
- * integer from 0 to DNC_SPIN_US_MAX; unset or empty: the default */
-static dnc_status spin_default(int *out)
+ * integer from 0 to DNC_SPIN_US_MAX; unset or empty: the default. who:
+ * the call, for dnc_last_error(), as in stream_default */
+static dnc_status spin_default(const char *who, int *out)
 {
   const char *env = getenv("DNC_SPIN_US");
   *out = DNC_SPIN_US_DEFAULT;
@@ -180,7 +181,7 @@ static dnc_status spin_default(int *out)
   errno = 0;
   long v = strtol(env, &end, 10);
   if (errno || *end || !isdigit((unsigned char)*env) || v > DNC_SPIN_US_MAX)
-    return dnc_refuse(DNC_ERR_ARGUMENT, NULL, "$DNC_SPIN_US is '%.40s%s': it "
+    return dnc_refuse(DNC_ERR_ARGUMENT, who, "$DNC_SPIN_US is '%.40s%s': it "
                       "must be an integer from 0 (no spinning) to %d "
                       "microseconds", env, strlen(env) > 40 ? "..." : "",
                       DNC_SPIN_US_MAX);
@@ -218,7 +219,7 @@ dnc_status dnc_context_create(const dnc_options *o, dnc_context **out)
                       "(never), 0 (as $DNC_STREAM_BYTES says) or a size in "
                       "bytes", stream);
   int spin_us;
-  if ((!stream && stream_default(&stream)) || spin_default(&spin_us))
+  if ((!stream && stream_default(who, &stream)) || spin_default(who, &spin_us))
     return DNC_ERR_ARGUMENT;
   if (dnc_kcache_enabled(o->cache) && dnc_kcache_max() < 0) {
     const char *env = getenv("DNC_CACHE_MAX");
@@ -299,16 +300,17 @@ static void context_release(dnc_context *ctx)
   free(old);
 }
 
-/* 1 when ctx may be used; else 0, with dnc_last_error saying why */
-static int context_usable(const dnc_context *ctx)
+/* 1 when ctx may be used; else 0, with dnc_last_error saying why, named
+ * after who (the call) */
+static int context_usable(const dnc_context *ctx, const char *who)
 {
   if (!ctx) {
-    dnc_set_last_error("the context is NULL");
+    dnc_refuse(DNC_ERR_ARGUMENT, who, "the context is NULL");
     return 0;
   }
   if (ctx->magic != DNC_CONTEXT_LIVE || atomic_load(&ctx->handle_freed)) {
-    dnc_set_last_error("this context was freed (dnc_context_free) and "
-                       "cannot be used");
+    dnc_refuse(DNC_ERR_ARGUMENT, who, "this context was freed "
+               "(dnc_context_free) and cannot be used");
     return 0;
   }
   return 1;
@@ -316,11 +318,11 @@ static int context_usable(const dnc_context *ctx)
 
 void dnc_context_free(dnc_context *ctx)
 {
-  if (!ctx || !context_usable(ctx))
+  if (!ctx || !context_usable(ctx, "dnc_context_free"))
     return; /* a second free: refused, not released twice */
   if (atomic_exchange(&ctx->handle_freed, 1)) {
-    dnc_set_last_error("this context was freed (dnc_context_free) and "
-                       "cannot be used");
+    dnc_refuse(DNC_ERR_ARGUMENT, "dnc_context_free", "this context was freed "
+               "(dnc_context_free) and cannot be used");
     return;
   }
   context_release(ctx);
@@ -328,7 +330,7 @@ void dnc_context_free(dnc_context *ctx)
 
 dnc_status dnc_context_use_openmp(dnc_context *ctx, const char *library)
 {
-  if (!context_usable(ctx))
+  if (!context_usable(ctx, "dnc_context_use_openmp"))
     return DNC_ERR_ARGUMENT;
   void *parallel = NULL;
   if (library) {
@@ -360,22 +362,26 @@ dnc_status dnc_context_use_openmp(dnc_context *ctx, const char *library)
 
 int dnc_context_threads(const dnc_context *ctx)
 {
-  return context_usable(ctx) ? dnc_pool_threads(ctx->pool) : 0;
+  return context_usable(ctx, "dnc_context_threads")
+             ? dnc_pool_threads(ctx->pool) : 0;
 }
 
 const char *dnc_context_cpu(const dnc_context *ctx)
 {
-  return context_usable(ctx) ? dnc_jit_cpu(ctx->jit) : NULL;
+  return context_usable(ctx, "dnc_context_cpu")
+             ? dnc_jit_cpu(ctx->jit) : NULL;
 }
 
 const char *dnc_context_features(const dnc_context *ctx)
 {
-  return context_usable(ctx) ? dnc_jit_features(ctx->jit) : NULL;
+  return context_usable(ctx, "dnc_context_features")
+             ? dnc_jit_features(ctx->jit) : NULL;
 }
 
 int dnc_context_vector_bits(const dnc_context *ctx)
 {
-  return context_usable(ctx) ? (int)dnc_jit_vector_bits(ctx->jit) : 0;
+  return context_usable(ctx, "dnc_context_vector_bits")
+             ? (int)dnc_jit_vector_bits(ctx->jit) : 0;
 }
 
 static dnc_status wrap(dnc_context *ctx, dnc_mod *m, dnc_module **out)
@@ -447,7 +453,7 @@ dnc_status dnc_compile_string(dnc_context *ctx, const char *name,
   if (!out)
     return dnc_refuse(DNC_ERR_ARGUMENT, "dnc_compile_string", "out is NULL");
   *out = NULL;
-  if (!context_usable(ctx))
+  if (!context_usable(ctx, "dnc_compile_string"))
     return DNC_ERR_ARGUMENT;
   if (!source && len)
     return dnc_refuse(DNC_ERR_ARGUMENT, "dnc_compile_string", "source is NULL "
@@ -470,7 +476,7 @@ dnc_status dnc_compile_file(dnc_context *ctx, const char *path,
   if (!out)
     return dnc_refuse(DNC_ERR_ARGUMENT, "dnc_compile_file", "out is NULL");
   *out = NULL;
-  if (!context_usable(ctx))
+  if (!context_usable(ctx, "dnc_compile_file"))
     return DNC_ERR_ARGUMENT;
   if (!path)
     return dnc_refuse(DNC_ERR_ARGUMENT, "dnc_compile_file", "path is NULL");
@@ -665,7 +671,7 @@ dnc_status dnc_module_load(dnc_context *ctx, const char *path,
   if (!out)
     return dnc_refuse(DNC_ERR_ARGUMENT, "dnc_module_load", "out is NULL");
   *out = NULL;
-  if (!context_usable(ctx))
+  if (!context_usable(ctx, "dnc_module_load"))
     return DNC_ERR_ARGUMENT;
   if (!path || !*path)
     return dnc_refuse(DNC_ERR_ARGUMENT, "dnc_module_load", "path is %s",

@@ -144,7 +144,11 @@ static void test_bad_arguments(void)
   is_int(dnc_compile_string(NULL, "a", "fn f(x) = x", 11, &m), DNC_ERR_ARGUMENT,
          "a NULL context is rejected");
   ok(m == NULL, "and *out is cleared");
-  is_str(dnc_last_error(), "the context is NULL", "  saying so");
+  is_str(dnc_last_error(), "dnc_compile_string: the context is NULL",
+         "  saying so, named after the call");
+  is_int(dnc_context_threads(NULL), 0, "a NULL context has no threads");
+  is_str(dnc_last_error(), "dnc_context_threads: the context is NULL",
+         "  named after the call");
   is_int(dnc_compile_string(ctx, "a", NULL, 5, &m), DNC_ERR_ARGUMENT,
          "a NULL source with a length is rejected");
   is_str(dnc_last_error(), "dnc_compile_string: source is NULL and len is 5",
@@ -172,6 +176,27 @@ static void test_bad_arguments(void)
       {4, -2, "dnc_context_create: stream_bytes is -2, not -1 (never), 0 (as "
               "$DNC_STREAM_BYTES says) or a size in bytes"},
   };
+  /* the variables' refusals are named after the call too, as
+   * $DNC_CACHE_MAX's was (these two were not) */
+  static const struct {
+    const char *var, *value, *msg;
+  } bad_env[] = {
+      {"DNC_STREAM_BYTES", "abc", "dnc_context_create: $DNC_STREAM_BYTES is "
+       "'abc': it must be -1 (never), 0 (the default) or a size in bytes "
+       "(with K, M, G or T for 2^10 to 2^40: 64M)"},
+      {"DNC_SPIN_US", "100001", "dnc_context_create: $DNC_SPIN_US is "
+       "'100001': it must be an integer from 0 (no spinning) to 100000 "
+       "microseconds"},
+  };
+  for (size_t i = 0; i < sizeof bad_env / sizeof *bad_env; i++) {
+    setenv(bad_env[i].var, bad_env[i].value, 1);
+    dnc_context *c = (dnc_context *)1;
+    is_int(dnc_context_create(NULL, &c), DNC_ERR_ARGUMENT, "$%s=%s is refused",
+           bad_env[i].var, bad_env[i].value);
+    is_str(dnc_last_error(), bad_env[i].msg, "  named after the call");
+    ok(c == NULL, "  and *out is NULL");
+    unsetenv(bad_env[i].var);
+  }
   for (size_t i = 0; i < sizeof bad_opts / sizeof *bad_opts; i++) {
     dnc_options o;
     dnc_options_init(&o);
@@ -525,10 +550,13 @@ static void test_freed_context(void)
   dnc_context_free(ctx);
   is_int(dnc_compile_string(ctx, "b.dn", src, strlen(src), &m2),
          DNC_ERR_ARGUMENT, "a freed context (its module alive) compiles nothing");
-  ok(m2 == NULL && strstr(dnc_last_error(), "context was freed"),
-     "... saying why: %s", dnc_last_error());
+  ok(m2 == NULL, "... no module");
+  is_str(dnc_last_error(), "dnc_compile_string: this context was freed "
+         "(dnc_context_free) and cannot be used", "... saying why, named after the call");
   is_int(dnc_compile_file(ctx, "none.dn", &m2), DNC_ERR_ARGUMENT,
          "... nor a file");
+  ok(!strncmp(dnc_last_error(), "dnc_compile_file: ", 18), "... named: %s",
+     dnc_last_error());
   is_int(dnc_module_load(ctx, "none.so", &m2), DNC_ERR_ARGUMENT,
          "... nor loads a library");
   ok(dnc_context_threads(ctx) == 0 && dnc_context_cpu(ctx) == NULL &&
