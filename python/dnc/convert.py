@@ -1283,9 +1283,16 @@ def from_pretrained(cls, path, fn, module=None, *, kind="all",
             convert(self, fn, kind=kind, threads=threads,
                     channels_first_classes=channels_first_classes)
 
-    # save_pretrained writes the class's name into config.architectures
+    # cls's name, qualified name and module: save_pretrained writes the
+    # class's name into config.architectures, and transformers takes a
+    # class whose module is not transformers' for custom code
+    # (PreTrainedModel.is_custom_code), whose checkpoint's keys it does
+    # not rename on load: a class of dnc.convert lost LLaVA's lm_head
+    # (saved as lm_head, renamed on load from its older names), silently,
+    # and Qwen2.5-VL's language model (model.language_model.*)
     Converted.__name__ = cls.__name__
     Converted.__qualname__ = cls.__qualname__
+    Converted.__module__ = cls.__module__
     model, info = Converted.from_pretrained(path, output_loading_info=True,
                                             **kwargs)
     model.__class__ = cls

@@ -576,6 +576,88 @@ def test_transformers_save_pretrained_reload(tmp_path):
             dt.from_pretrained(cls, tmp_path / (name + "-original"), "dyt")
 
 
+def _llava():
+    return T.LlavaForConditionalGeneration(T.LlavaConfig(
+        text_config=T.LlamaConfig(
+            hidden_size=64, intermediate_size=96, num_hidden_layers=1,
+            num_attention_heads=4, num_key_value_heads=2, vocab_size=300),
+        vision_config=T.CLIPVisionConfig(
+            hidden_size=32, intermediate_size=48, num_hidden_layers=1,
+            num_attention_heads=2, image_size=16, patch_size=4),
+        image_token_index=250, vision_feature_layer=-1))
+
+
+def _qwen25vl():
+    return T.Qwen2_5_VLForConditionalGeneration(T.Qwen2_5_VLConfig(
+        text_config=dict(
+            hidden_size=64, intermediate_size=96, num_hidden_layers=1,
+            num_attention_heads=4, num_key_value_heads=2, vocab_size=300,
+            rope_parameters=dict(rope_type="default", rope_theta=10000.0,
+                                 mrope_section=[2, 2, 4])),
+        vision_config=dict(
+            depth=1, hidden_size=32, intermediate_size=48, num_heads=2,
+            out_hidden_size=64, patch_size=4, spatial_merge_size=2,
+            temporal_patch_size=2, window_size=16, fullatt_block_indexes=[0]),
+        image_token_id=250, video_token_id=251, vision_start_token_id=252,
+        vision_end_token_id=253))
+
+
+def test_transformers_from_pretrained_renamed_keys(tmp_path):
+    """dt.from_pretrained of multimodal models whose checkpoints
+    transformers 5 renames on load (LLaVA, Qwen2.5-VL), and of ViT, which
+    loaded before: every value as saved, the same logits. The class it
+    loads with had dnc.convert for its module, which transformers takes
+    for custom code (is_custom_code) and loads without its key renames:
+    LLaVA's lm_head came back random, silently, and Qwen2.5-VL's
+    checkpoint was refused as 'not a checkpoint of this model
+    converted'. The checkpoint still names the class in
+    config.architectures and loads with the original class; the model
+    loaded pickles as an instance of it."""
+    import json
+    import pickle
+    T.logging.set_verbosity_error()
+    vit = HF["vit"][0]
+    for name, build in (("llava", _llava), ("qwen2.5-vl", _qwen25vl),
+                        ("vit", vit)):
+        torch.manual_seed(0)
+        conv = dt.convert(build().eval(), "dyt")
+        cls = type(conv)
+        with torch.no_grad():
+            for m in _pns(conv).values():
+                for t in m.parameters():
+                    t.add_(0.3 * torch.randn_like(t))
+        d = tmp_path / name
+        conv.save_pretrained(d)
+        saved = json.loads((d / "config.json").read_text())
+        ok(saved["architectures"] == [cls.__name__],
+           "%s: config.architectures names %s" % (name, cls.__name__),
+           saved["architectures"])
+        back = dt.from_pretrained(cls, d, "dyt").eval()
+        ok(type(back) is cls, "%s: an instance of %s" % (name, cls.__name__))
+        mine, theirs = conv.state_dict(), back.state_dict()
+        ok(sorted(mine) == sorted(theirs) and
+           all(torch.equal(mine[k], theirs[k]) for k in mine),
+           "%s: every value as saved" % name,
+           lambda: [k for k in mine if k not in theirs or
+                    not torch.equal(mine[k], theirs[k])][:5])
+        inp = _inputs("image") if name == "vit" else \
+            dict(input_ids=torch.tensor([[5, 7, 9, 11, 13]]))
+        inp.pop("labels", None)
+        with torch.no_grad():
+            ok(torch.equal(conv(**inp).logits, back(**inp).logits),
+               "%s: the same logits" % name)
+        plain = cls.from_pretrained(d)
+        theirs = plain.state_dict()
+        ok(all(torch.equal(mine[k], theirs[k]) for k in theirs),
+           "%s: the checkpoint loads with %s as before" % (name,
+                                                          cls.__name__),
+           lambda: [k for k in theirs if not torch.equal(mine[k],
+                                                         theirs[k])][:5])
+        again = pickle.loads(pickle.dumps(back))
+        ok(type(again) is cls, "%s: pickles as an instance of %s"
+           % (name, cls.__name__))
+
+
 def test_transformers_sharded_checkpoint(tmp_path):
     """A converted Gemma saved in shards of one tensor each, loaded by
     transformers' load_sharded_checkpoint (one load_state_dict per shard,
