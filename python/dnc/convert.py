@@ -152,9 +152,10 @@ def _is_layernorm(m):
     has "LayerNorm" in it, with a 1-D weight and a bias of its shape (or
     none, calling layer_norm or subtracting the mean by hand: Cohere's),
     or without parameters, calling layer_norm over its normalized_shape
-    (OLMo's OlmoLayerNorm)."""
+    (OLMo's OlmoLayerNorm). Not one whose weight or bias has another
+    shape than its normalized_shape (_misfit)."""
     if isinstance(m, nn.LayerNorm):
-        return True
+        return _misfit(m) is None
     if isinstance(m, _OTHER_NORMS):
         # ml-cvnets' LayerNorm2D_NCHW is an nn.GroupNorm(1, C): set aside
         # by its class, as group norms are (the probe refused it with a
@@ -178,6 +179,25 @@ def _is_layernorm(m):
     # the probe checks that it computes weight * layernorm(x); one that
     # computes it by hand (Cohere's CohereLayerNorm) by what it computes
     return "layer_norm(" in _forward_source(m) or _centres(m) is True
+
+
+def _misfit(m):
+    """(name, shape) of the weight or bias of m, an nn.LayerNorm or
+    nn.RMSNorm (or a subclass), whose shape is not m's normalized_shape,
+    or None. Chameleon's ChameleonLayerNorm normalizes over head_dim
+    (normalized_shape (head_dim,)) and scales by a weight and bias of
+    [heads, head_dim], one per head and channel: converted as its class
+    says, a PointwiseNorm over head_dim had one weight for every head (the
+    per-head affine part lost, silently), and keep_affine failed copying
+    it, naming no module."""
+    ns = getattr(m, "normalized_shape", None)
+    if not isinstance(ns, (tuple, list, torch.Size)):
+        return None
+    for name in ("weight", "bias"):
+        t = getattr(m, name, None)
+        if isinstance(t, torch.Tensor) and tuple(t.shape) != tuple(ns):
+            return name, tuple(t.shape)
+    return None
 
 
 def _centres(m):
@@ -231,9 +251,11 @@ def _is_rmsnorm(m):
     """nn.RMSNorm; leaf classes named *RMSNorm with a 1-D weight (or
     torchtune's `scale`) and no bias; and a bias-free *LayerNorm* class
     whose forward does not call layer_norm and does not subtract the mean
-    (Hugging Face's T5LayerNorm: an RMSNorm by another name)."""
+    (Hugging Face's T5LayerNorm: an RMSNorm by another name). Not an
+    nn.RMSNorm whose weight has another shape than its normalized_shape
+    (_misfit)."""
     if _RMSNorm is not None and isinstance(m, _RMSNorm):
-        return True
+        return _misfit(m) is None
     if isinstance(m, (nn.LayerNorm,) + _OTHER_NORMS) or not _leaf(m) or \
             getattr(m, "bias", None) is not None:
         return False
@@ -298,6 +320,16 @@ def _why_unknown(m):
         return ("its forward takes %s besides the input (a gated or fused "
                 "norm): a PointwiseNorm takes the input alone"
                 % ", ".join(extra))
+    if isinstance(m, (nn.LayerNorm,) + ((_RMSNorm,) if _RMSNorm else ())):
+        misfit = _misfit(m)
+        if misfit is not None:
+            ns = tuple(m.normalized_shape)
+            return ("its %s is %s where it normalizes over %s (its "
+                    "normalized_shape): an affine part per head as well as "
+                    "per channel (Chameleon's per-head q/k norms), which a "
+                    "PointwiseNorm's %s of %s cannot hold"
+                    % (misfit[0], list(misfit[1]), list(ns), misfit[0],
+                       list(ns)))
     w = getattr(m, "weight", None)
     if isinstance(w, torch.Tensor) and w.dim() > 1:
         return ("its weight is %d-D %s: a PointwiseNorm's weight has one "

@@ -1184,3 +1184,55 @@ def test_a_bias_free_layernorm_by_hand_is_a_layernorm():
     b = dt.fit_initial(nn.Sequential(nn.LayerNorm(8)), "dyt",
                        [x])["0"]["alpha"]
     ok(abs(a - b) < 1e-3 * b, "fitted to LayerNorm's output", (a, b))
+
+
+class ChameleonLayerNorm(nn.LayerNorm):
+    """Hugging Face's ChameleonLayerNorm: an nn.LayerNorm made over
+    [heads, head_dim], normalizing over head_dim alone, with a weight and
+    bias per head and channel."""
+
+    def __init__(self, hidden_size, *args, **kwargs):
+        super().__init__(hidden_size, *args, **kwargs)
+        self.normalized_shape = (hidden_size[-1],)
+
+    def forward(self, hidden_states):
+        hidden_states = F.layer_norm(hidden_states, self.normalized_shape,
+                                     None, None, eps=1e-5)
+        return hidden_states * self.weight + self.bias
+
+
+def test_a_layernorm_with_a_weight_per_head_stays():
+    """Chameleon's per-head q/k LayerNorm (an nn.LayerNorm subclass whose
+    weight and bias are [heads, head_dim], its normalized_shape
+    (head_dim,)) stays, with a warning naming it and saying why, as
+    Cohere's do: it was converted to a PointwiseNorm with one [head_dim]
+    weight (the per-head affine part lost, silently), and keep_affine
+    failed with a RuntimeError naming no module. An nn.RMSNorm whose
+    weight is not its normalized_shape stays too."""
+    heads, c = 2, 4
+    model = nn.Sequential(nn.Linear(8, 8), nn.LayerNorm(8),
+                          nn.Unflatten(-1, (heads, c)),
+                          ChameleonLayerNorm((heads, c)))
+    with torch.no_grad():
+        model[3].weight.uniform_(0.5, 1.5)
+    ok(dt.find_norms(model) == [("1", model[1], "layernorm")],
+       "not found as a LayerNorm", dt.find_norms(model))
+    for keep in (False, True):
+        with pytest.warns(UserWarning, match=r"3 \(ChameleonLayerNorm\): "
+                          r"its weight is \[2, 4\] where it normalizes over "
+                          r"\[4\]") as rec:
+            conv = dt.convert(copy.deepcopy(model), "dyt", keep_affine=keep)
+        ok(isinstance(conv[1], dt.PointwiseNorm) and
+           type(conv[3]) is ChameleonLayerNorm and
+           torch.equal(conv[3].weight, model[3].weight),
+           "keep_affine=%s: the plain LayerNorm converted, the per-head one "
+           "stays as it was" % keep, " ".join(str(w.message) for w in rec))
+    raises(ValueError, lambda: dt.convert(
+        nn.Sequential(ChameleonLayerNorm((heads, c))), "dyt"),
+        "alone, nothing to convert, and the error says why",
+        "its weight is [2, 4] where it normalizes over [4]")
+    if getattr(nn, "RMSNorm", None) is not None:  # PyTorch >= 2.4
+        rms = nn.RMSNorm((heads, c))
+        rms.normalized_shape = (c,)
+        ok(dt.find_norms(nn.Sequential(rms)) == [],
+           "nor an nn.RMSNorm whose weight is not its normalized_shape")

@@ -78,6 +78,18 @@ HF = {
     # head and channel ([heads, head_dim]), which a PointwiseNorm has not
     "cohere": (_lm("CohereConfig", "CohereForCausalLM", use_qk_norm=True),
                "text", {"CohereLayerNorm"}, {"CohereLayerNorm": "its weight is 2-D"}),
+    # q/k LayerNorms (nn.LayerNorm subclasses) over head_dim with a weight
+    # and bias per head ([heads, head_dim]): they stay
+    "chameleon": (_lm("ChameleonConfig", "ChameleonForConditionalGeneration",
+                      num_key_value_heads=4,
+                      vocabulary_map={"<image>": 5, "IMGIMG0000Z": 6},
+                      vq_config=dict(embed_dim=8, num_embeddings=16,
+                                     base_channels=32,
+                                     channel_multiplier=[1, 1],
+                                     num_res_blocks=1, attn_resolutions=[])),
+                  "text", {"ChameleonRMSNorm"},
+                  {"ChameleonLayerNorm": "its weight is [4, 16] where it "
+                   "normalizes over [16]"}),
     # LayerNorm1P: a LayerNorm scaling by 1 + weight
     "nemotron": (_lm("NemotronConfig", "NemotronForCausalLM"), "text",
                  {"NemotronLayerNorm1P"}, {}),
