@@ -262,9 +262,39 @@ def _is_rmsnorm(m):
     name = type(m).__name__.lower()
     # timm's RmsNormFp32 and RmsNorm2d(Fp32) too: the probe finds the layout
     if re.search(r"rmsnorm(2d)?(fp32)?$", name):
-        return _scale(m) is not None
+        return _scale(m) is not None or _weightless_rms(m)
     return "layernorm" in name and _vec(m, "weight") is not None and \
         "layer_norm(" not in _forward_source(m) and _centres(m) is not True
+
+
+def _weightless_rms(m):
+    """Whether m, a leaf *RMSNorm class, has no parameters at all and
+    computes an RMSNorm (over the last dimension or dimension 1) on a
+    probe input: Hugging Face's NanoChatRMSNorm, Llama4's
+    Llama4TextWeightlessRMSNorm (qk_norm), Gemma3n's Gemma3nRMSNorm(
+    with_scale=False) (v_norm). They were never converted (a NanoChat
+    model was refused, 'no LayerNorm or RMSNorm to replace'), where
+    nn.RMSNorm(elementwise_affine=False) was."""
+    if next(m.parameters(), None) is not None or \
+            getattr(m, "weight", None) is not None:
+        return False
+    found = _probe(m, "rmsnorm", _width_of(m) or 8)
+    return not isinstance(found, str) and \
+        any(base == "rmsnorm" for _, base, _ in found[0])
+
+
+def _width_of(m):
+    """The width of m, a norm without parameters, where it records one:
+    its normalized_shape (of one dimension) or an int hidden_size; else
+    None. (Not an attribute named dim, which names an axis as often as a
+    width.) NanoChat's, Llama4's and Gemma3n's weightless RMSNorms record
+    none."""
+    ns = _bare_shape(m)
+    if ns is not None:
+        return ns[0] if len(ns) == 1 else None
+    h = getattr(m, "hidden_size", None)
+    return int(h) if isinstance(h, (int, np.integer)) and \
+        not isinstance(h, bool) and h > 0 else None
 
 
 # norms that are not dnc's to replace: they normalize over the batch or
@@ -353,7 +383,8 @@ def _unrecognised(model):
     text = ("; " if reasons else ", ").join(
         k if w is None else "%s: %s" % (k, w) for k, w in sorted(items.items()))
     advice = (" (a LayerNorm needs a 1-D weight and bias, an RMSNorm a 1-D "
-              "weight and no bias; replace %s by hand with PointwiseNorm)"
+              "weight and no bias, or no parameters at all and a forward "
+              "that computes one; replace %s by hand with PointwiseNorm)"
               % ("these" if not reasons else "those without a reason")
               if plain else "")
     return text, advice
@@ -383,8 +414,14 @@ def _shape(m, path):
         shape = tuple(m.normalized_shape)
     elif _scale(m) is not None:
         shape = (_scale(m).shape[0],)
-    else:  # a LayerNorm without parameters (OLMo's)
+    elif _bare_shape(m) is not None:  # without parameters (OLMo's)
         shape = _bare_shape(m)
+    else:
+        # an RMSNorm without parameters that records no width (NanoChat's,
+        # _weightless_rms): None, whatever width the input has; convert
+        # refuses it where f has a per-channel parameter
+        w = _width_of(m)
+        return (w,) if w is not None else None
     if len(shape) != 1:
         raise ValueError("dnc.convert: %s normalizes over %s; PointwiseNorm "
                          "covers one dimension: the last dimension only, or "
@@ -688,7 +725,8 @@ def _site(m, path, k, overrides):
                 "so the model's call would fail, and what it computes with "
                 "them would be lost" % ", ".join(extra))
     w, _ = _weights(m, k)
-    c = _shape(m, path)[0]
+    shape = _shape(m, path)
+    c = shape[0] if shape is not None else 8  # (any width: a probe's)
     guess, forced = _guess(m, overrides)
     found = _probe(m, k, c)
     doubts = {}
@@ -1052,7 +1090,9 @@ def convert(model, fn, module=None, *, kind="all", init=None,
     'layernorm' (nn.LayerNorm and its subclasses, channels-first ones
     recognised by channels_first()), 'rmsnorm' (nn.RMSNorm and classes
     named *RMSNorm with a 1-D weight and no bias: weight-only
-    PointwiseNorm, as the DyT repository's convert_rms_to_dyt) or 'all'.
+    PointwiseNorm, as the DyT repository's convert_rms_to_dyt; without
+    parameters, computing an RMSNorm: a PointwiseNorm without weight, of
+    normalized_shape None where the class records no width) or 'all'.
     init: per-site initial parameter values (a mapping from module-path
     patterns to dicts, or a callable (path, module) -> dict), over
     **defaults, which apply to every site. keep_affine: copy the norm's
@@ -1105,6 +1145,22 @@ def convert(model, fn, module=None, *, kind="all", init=None,
             return made[id(m)]
         k = site[1]
         shape = _shape(m, path)
+        if shape is None:
+            per_channel = [p.name for p in fn.params
+                           if p.kind == "per_channel"]
+            if per_channel:
+                odd.append(
+                    "%s (%s): an RMSNorm without parameters that records no "
+                    "width (no normalized_shape or hidden_size), and %s's "
+                    "%s per channel, which needs one (a function without "
+                    "per-channel parameters is the same at every width "
+                    "and converts it; or replace it by hand with "
+                    "PointwiseNorm(C, ...))" % (
+                        path or "the model", type(m).__name__, fn.name,
+                        ", ".join(per_channel) + (
+                            " is" if len(per_channel) == 1 else " are")))
+                made[id(m)] = m
+                return m
         how = _site(m, path, k, channels_first_classes)
         if isinstance(how, str):
             odd.append("%s (%s): %s" % (path or "the model",

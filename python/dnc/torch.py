@@ -2184,12 +2184,24 @@ def _one_line(source):
                                     source.strip().splitlines()), 200)
 
 
+def _width(x, channels_last):
+    """The number of channels of x for a PointwiseNorm made with
+    normalized_shape None (nothing per channel): its last dimension, or
+    dimension 1 of a channels-first input of more than 2 dimensions (1
+    for a 0-d x)."""
+    if x.dim() == 0:
+        return 1
+    return x.shape[1] if not channels_last and x.dim() > 2 else x.shape[-1]
+
+
 def _fx_norm(x, weight, bias, params, c, channels_last, source, name,
              threads):
     """PointwiseNorm's forward as one function of plain arguments, which
     torch.fx.symbolic_trace records as one node (torch.fx.wrap below) and
     the traced GraphModule calls."""
     fparams = _params_of(source, name, threads)
+    if c is None:
+        c = _width(x, channels_last)
     return _norm_forward(c, channels_last, source, name, threads, fparams,
                          x, weight, bias, list(params))
 
@@ -2209,7 +2221,11 @@ class PointwiseNorm(nn.Module):
     """A drop-in for nn.LayerNorm over the last dimension:
     y = weight * f(x; params) + bias.
 
-    normalized_shape: C, or (C,). fn: a dnc.Function, a function's name
+    normalized_shape: C, or (C,); None: whatever width the input has,
+    only without weight and bias and where f has no per-channel
+    parameter (f is then the same at every width: a parameter-free
+    RMSNorm that records no width, NanoChat's, converts to one).
+    fn: a dnc.Function, a function's name
     (in module=, or one of STANDARD: "dyt", "dyisru", "derf"), or dnc
     source defining one function. Each parameter of f becomes an
     nn.Parameter of its name, initialised to its default or to the value
@@ -2233,18 +2249,22 @@ class PointwiseNorm(nn.Module):
         super().__init__()
         if isinstance(normalized_shape, numbers.Integral):  # numpy's too
             normalized_shape = (normalized_shape,)
-        normalized_shape = tuple(int(d) if isinstance(d, numbers.Integral)
-                                 else d for d in normalized_shape)
-        if len(normalized_shape) != 1:
+        if normalized_shape is not None:
+            normalized_shape = tuple(int(d) if isinstance(d, numbers.Integral)
+                                     else d for d in normalized_shape)
+        if normalized_shape is None:
+            c = None  # the input's width: nothing is per channel (below)
+        elif len(normalized_shape) != 1:
             raise ValueError("PointwiseNorm normalizes over one dimension "
                              "(the last, or with channels_last=False "
                              "dimension 1): normalized_shape is C or (C,), "
                              "not %r" % (normalized_shape,))
-        c = normalized_shape[0]
-        if not isinstance(c, int):
-            raise TypeError("PointwiseNorm: normalized_shape is C or (C,), "
-                            "C an int, not %r" % (c,))
-        if c < 0:  # (C = 0, as nn.LayerNorm(0): an empty y)
+        else:
+            c = normalized_shape[0]
+            if not isinstance(c, int):
+                raise TypeError("PointwiseNorm: normalized_shape is C or "
+                                "(C,), C an int, not %r" % (c,))
+        if c is not None and c < 0:  # (C = 0, as nn.LayerNorm(0): an empty y)
             raise ValueError("PointwiseNorm: C (normalized_shape) is a "
                              "number of channels, 0 or more, not %d" % c)
         dtype = dtype or torch.get_default_dtype()
@@ -2267,6 +2287,18 @@ class PointwiseNorm(nn.Module):
             f._torch_threads = nthreads
         self._dnc_threads = threads
         self._dnc_params = f.params
+        per_channel = [p.name for p in f.params if p.kind == "per_channel"]
+        if c is None and (elementwise_affine or per_channel):
+            # (a parameter-free RMSNorm that records no width, NanoChat's:
+            # with nothing per channel, f is the same at every width)
+            raise ValueError(
+                "PointwiseNorm: normalized_shape None (whatever width the "
+                "input has) takes nothing per channel, and %s: give C"
+                % ("%s's %s %s per channel" % (
+                    f.name, ", ".join(per_channel),
+                    "is" if len(per_channel) == 1 else "are")
+                   if per_channel else "a weight and bias are (pass "
+                   "elementwise_affine=False for neither)"))
         self._prepare()
         names = [p.name for p in f.params]
         extra = set(init) - set(names)
@@ -2442,14 +2474,17 @@ class PointwiseNorm(nn.Module):
         except KeyError:  # a parametrization, or a parameter made a buffer
             params = [getattr(self, p.name) for p in fparams]
             weight, bias = self.weight, self.bias
+        c = self.normalized_shape[0] if self.normalized_shape is not None \
+            else None
         if isinstance(x, torch.fx.Proxy):
             # torch.fx.symbolic_trace (torchvision's feature extractors):
             # one call_function node, not a trace through the checks
-            return _fx_norm(x, weight, bias, params,
-                            self.normalized_shape[0], self.channels_last,
+            return _fx_norm(x, weight, bias, params, c, self.channels_last,
                             self._dnc_source, self._dnc_name,
                             self._dnc_threads or 0)
-        args = (self.normalized_shape[0], self.channels_last,
+        if c is None:
+            c = _width(x, self.channels_last)
+        args = (c, self.channels_last,
                 self._dnc_source, self._dnc_name, self._dnc_threads or 0,
                 fparams, x, weight, bias, params)
         y = _plain_forward(*args)

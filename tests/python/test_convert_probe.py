@@ -1236,3 +1236,95 @@ def test_a_layernorm_with_a_weight_per_head_stays():
         rms.normalized_shape = (c,)
         ok(dt.find_norms(nn.Sequential(rms)) == [],
            "nor an nn.RMSNorm whose weight is not its normalized_shape")
+
+
+class NanoChatRMSNorm(nn.Module):
+    """Hugging Face's NanoChatRMSNorm (and Llama4's
+    Llama4TextWeightlessRMSNorm): an RMSNorm without parameters that
+    records no width."""
+
+    def __init__(self, eps=1e-6):
+        super().__init__()
+        self.variance_epsilon = eps
+
+    def forward(self, x):
+        y = x.float()
+        y = y * torch.rsqrt(y.pow(2).mean(-1, keepdim=True) +
+                            self.variance_epsilon)
+        return y.type_as(x)
+
+
+class SizedRMSNorm(NanoChatRMSNorm):
+    """A parameter-free RMSNorm that records its width (hidden_size)."""
+
+    def __init__(self, hidden_size, eps=1e-6):
+        super().__init__(eps)
+        self.hidden_size = hidden_size
+
+
+class ScaledRMSNorm(NanoChatRMSNorm):
+    """Named like one, without parameters, computing something else."""
+
+    def forward(self, x):
+        return 2 * super().forward(x)
+
+
+def test_a_parameter_free_rmsnorm_is_converted():
+    """An RMSNorm class without parameters (NanoChat's, Llama4's qk_norm,
+    Gemma3n's v_norm) is converted, as nn.RMSNorm(elementwise_affine=
+    False) is: a NanoChat model was refused ('has no LayerNorm or RMSNorm
+    to replace'). Without a recorded width it becomes a PointwiseNorm of
+    normalized_shape None, whatever width its input has (f without
+    per-channel parameters is the same at every width); with hidden_size,
+    of that width. A function with a per-channel parameter leaves the
+    widthless one, saying why; a parameter-free *RMSNorm that computes
+    something else stays."""
+    model = nn.Sequential(nn.Linear(4, 6), NanoChatRMSNorm(), nn.Linear(6, 8),
+                          SizedRMSNorm(8), nn.Unflatten(-1, (2, 4)),
+                          NanoChatRMSNorm())
+    ok([k for _, _, k in dt.find_norms(model)] == ["rmsnorm"] * 3,
+       "found as RMSNorms", dt.find_norms(model))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        conv = dt.convert(copy.deepcopy(model), "dyt", alpha=0.7)
+    for i, shape in ((1, None), (3, (8,)), (5, None)):
+        n = conv[i]
+        ok(isinstance(n, dt.PointwiseNorm) and n.channels_last and
+           n.normalized_shape == shape and n.weight is None and
+           n.bias is None, "%d: a PointwiseNorm of %s, no weight and bias"
+           % (i, shape), repr(n))
+    x = torch.randn(2, 5, 4)
+    h = conv[0](x)
+    ok(torch.allclose(conv[1](h), torch.tanh(0.7 * h), atol=1e-6),
+       "tanh(alpha * x) at its input's width")
+    for c in (3, 16):
+        t = torch.randn(2, c)
+        ok(torch.allclose(conv[5](t), torch.tanh(0.7 * t), atol=1e-6),
+           "and at another width, %d" % c)
+    conv(x).sum().backward()
+    ok(all(conv[i].alpha.grad is not None for i in (1, 3, 5)),
+       "alpha trains")
+    per_channel = "fn f(x; a[] = 1) = tanh(a * x)"
+    with pytest.warns(UserWarning, match=r"1 \(NanoChatRMSNorm\): an "
+                      r"RMSNorm without parameters that records no width"):
+        conv = dt.convert(copy.deepcopy(model), per_channel)
+    ok(type(conv[1]) is NanoChatRMSNorm and type(conv[5]) is NanoChatRMSNorm
+       and isinstance(conv[3], dt.PointwiseNorm) and
+       conv[3].a.shape == (8,), "with a per-channel parameter: the sized "
+       "one converted, those without a width stay")
+    raises(ValueError, lambda: dt.convert(nn.Sequential(NanoChatRMSNorm()),
+                                          per_channel),
+           "alone, nothing to convert, and the error says why",
+           "f's a is per channel, which needs one")
+    ok(dt.find_norms(nn.Sequential(ScaledRMSNorm())) == [],
+       "one computing something else is not found")
+    raises(ValueError, lambda: dt.PointwiseNorm(None, "dyt"),
+           "PointwiseNorm(None) takes no weight and bias", "give C")
+    raises(ValueError, lambda: dt.PointwiseNorm(
+        None, per_channel, elementwise_affine=False),
+        "nor a per-channel parameter", "f's a is per channel")
+    cf = dt.PointwiseNorm(None, "dyt", elementwise_affine=False,
+                          channels_last=False)
+    t = torch.randn(2, 3, 4, 5)
+    ok(torch.allclose(cf(t), torch.tanh(0.5 * t), atol=1e-6),
+       "channels first, of any width too")

@@ -90,6 +90,14 @@ HF = {
                   "text", {"ChameleonRMSNorm"},
                   {"ChameleonLayerNorm": "its weight is [4, 16] where it "
                    "normalizes over [16]"}),
+    # RMSNorms without parameters that record no width (NanoChat's, all of
+    # them; Llama4's qk_norm): PointwiseNorms of whatever width
+    "nanochat": (_lm("NanoChatConfig", "NanoChatForCausalLM"), "text",
+                 {"NanoChatRMSNorm"}, {}),
+    "llama4": (_lm("Llama4TextConfig", "Llama4ForCausalLM", head_dim=24,
+                   intermediate_size_mlp=96, num_local_experts=2,
+                   use_qk_norm=True), "text",
+               {"Llama4TextRMSNorm", "Llama4TextWeightlessRMSNorm"}, {}),
     # LayerNorm1P: a LayerNorm scaling by 1 + weight
     "nemotron": (_lm("NemotronConfig", "NemotronForCausalLM"), "text",
                  {"NemotronLayerNorm1P"}, {}),
@@ -248,9 +256,11 @@ def _check_sites(name, orig, conv, said, converted, left):
         pn = pns.get(path)
         ok(pn is not None, "%s: %s (%s) converted" % (name, path, cls))
         w = getattr(m, "weight", None)
-        c = w.shape[0] if w is not None else m.normalized_shape[0]
-        ok(tuple(pn.normalized_shape) == (c,),
-           "%s: %s over %d channels" % (name, path, c),
+        # (None: an RMSNorm without parameters that records no width)
+        c = w.shape[0] if w is not None else \
+            getattr(m, "normalized_shape", (None,))[0]
+        ok(pn.normalized_shape == (None if c is None else (c,)),
+           "%s: %s over %s channels" % (name, path, c),
            str(pn.normalized_shape))
         ok(pn.channels_last is not _expected_cf(m),
            "%s: %s over %s" % (name, path, "dimension 1" if _expected_cf(m)
