@@ -2320,6 +2320,15 @@ class PointwiseNorm(nn.Module):
             # made in: reset_parameters copies them after .to_empty()
             t = torch.as_tensor(v, dtype=torch.float64,
                                 device="cpu").detach().clone()
+            if p.name in init and not bool(torch.isfinite(t).all()):
+                # a NaN alpha trained to NaN, and made every output NaN,
+                # without a word
+                bad = t[~torch.isfinite(t)].reshape(-1)[0].item()
+                raise ValueError("%s: '%s' is given %s%s: its initial "
+                                 "value must be finite" % (
+                                     f.name, p.name, bad, "" if
+                                     t.numel() == 1 else " (one of %d values)"
+                                     % t.numel()))
             if t.numel() == 1:
                 t = t.reshape(1).expand(shape).clone()
             elif tuple(t.shape) != shape:

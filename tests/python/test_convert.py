@@ -1209,3 +1209,27 @@ def test_a_pruned_norm_names_pruning_and_its_remedy():
     dt.convert(p, "dyt")
     ok(isinstance(p[1], dt.PointwiseNorm) and
        prune.is_pruned(p[0]), "a pruned Linear stays pruned")
+
+
+def test_non_finite_init_values_are_refused():
+    """A NaN or infinite initial value, given through convert's init or
+    defaults or to PointwiseNorm itself, is a ValueError naming the site
+    and the parameter: init={"norm": {"alpha": nan}} gave alpha = nan,
+    silently, and every output NaN. Finite values still go in."""
+    nan, inf = float("nan"), float("inf")
+    per_channel = "fn f(x; alpha[] = 1) = tanh(alpha * x)"
+    for v in (nan, inf, -inf):
+        raises(ValueError, lambda: dt.convert(Llama(), "dyt", init={
+            "norm": {"alpha": v}}), "init's alpha %s refused" % v,
+            "dnc.convert: norm: dyt: 'alpha' is given %s" % v)
+        raises(ValueError, lambda: dt.convert(Llama(), "dyt", alpha=v),
+               "a default alpha %s refused" % v, "'alpha' is given %s" % v)
+        raises(ValueError, lambda: dt.PointwiseNorm(8, "dyt", alpha=v),
+               "PointwiseNorm(alpha=%s) refused" % v,
+               "dyt: 'alpha' is given %s" % v)
+        raises(ValueError, lambda: dt.PointwiseNorm(
+            4, per_channel, alpha=[1.0, v, 2.0, 3.0]),
+            "a per-channel value %s refused" % v,
+            "f: 'alpha' is given %s (one of 4 values)" % v)
+    c = dt.convert(Llama(), "dyt", init={"norm": {"alpha": 0.25}})
+    ok(float(c.norm.alpha.detach()) == 0.25, "a finite value goes in")
