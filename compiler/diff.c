@@ -1083,8 +1083,20 @@ static dnc_node *pow_scaled_root(dctx *d, dnc_node *e, dnc_node *const *a)
 
 RULE(df_pow)
 {
-  if (!da[1]) /* a^b with b constant here: b a^(b-1) a' */
+  if (!da[1]) { /* a^b with b constant here: b a^(b-1) a' */
+    /* a^0 is 1 for every a, NaN and inf included: no term, where
+     * 0 * a^(-1) * a' would be NaN at a = 0 or where a' is not finite.
+     * The exponent as written may be a constant expression (x^(1 - 1)). */
+    dnc_node *b = a[1];
+    if (b->op != OP_CONST && b->op != OP_PARAM) {
+      int over = d->g->over; /* a nested budget clears the flag */
+      b = dnc_simplify(d->g, b);
+      d->g->over |= over;
+    }
+    if (b && b->op == OP_CONST && b->value == 0.0)
+      return NULL;
     return mul(d, mul(d, a[1], S(OP_POW, a[0], S(OP_SUB, a[1], K(1.0)))), da[0]);
+  }
   dnc_node *r = pow_scaled_root(d, e, a);
   if (r)
     return r;

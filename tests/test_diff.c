@@ -215,6 +215,11 @@ static void test_conventions(void)
       {"fn f(x) = if x > 0 then x^2 else 3 * x", 0.0, 3.0, "if at the switch: the branch taken"},
       {"fn f(x) = if x > 0 then x^2 else 3 * x", 2.0, 4.0, "if: the then branch"},
       {"fn f(x) = if x > 0 then 1 else 2", 5.0, 0.0, "if: the condition is not differentiated"},
+      /* u^0 is 1 for every u: no term, not 0 * u^(-1) * u' (NaN at u = 0) */
+      {"fn f(x) = x^0", 0.0, 0.0, "x^0 has derivative 0 at 0"},
+      {"fn f(x) = x^(1 - 1)", 0.0, 0.0, "x^(1 - 1) has derivative 0 at 0"},
+      {"fn f(x) = log(x)^0 + x", 0.0, 1.0, "log(x)^0 + x has derivative 1 at 0"},
+      {"fn f(x) = log(x)^0 + x", -1.0, 1.0, "log(x)^0 + x has derivative 1 at -1"},
       {"fn f(x) = tanh(x)", 30.0, 3.5392166965739962e-26, "tanh'(30) keeps its digits (4e^-60)"},
       {"fn f(x) = sigmoid(x)", 40.0, 4.2483542552915889e-18, "sigmoid'(40) keeps its digits"},
       {"fn f(x) = expm1(x)", -40.0, 4.2483542552915889e-18, "expm1'(-40) = e^-40"},
