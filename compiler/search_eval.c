@@ -158,6 +158,27 @@ static void scores(const dnc_space *s, const dnc_grids *g, const dnc_cand *c,
   dnc_mod_free(m);
 }
 
+/* +1 or -1 where one side's f' grows without bound towards 0 with that
+ * sign, else 0. a, b, c: 2 f'(h) - f'(2h) at |h| = 2^-40, 2^-45, 2^-50.
+ * Growing: |a| < |b| < |c| (or c infinite) with one sign, the step from b
+ * to c not smaller than 0.9 of the one from a to b (a limit c + k h^p
+ * is approached in ever smaller steps; log's steps are equal), and by
+ * less than a factor 24 a step: f' of a continuous f grows slower than
+ * 1/h (32 a step), and so does rounding's noise in f' not. */
+static int side_diverges(double a, double b, double c)
+{
+  if (!isfinite(a) || isnan(b) || isnan(c) || a * b <= 0 || b * c <= 0)
+    return 0;
+  int sgn = c > 0 ? 1 : -1;
+  if (isinf(c))
+    return isfinite(b) && fabs(b) > fabs(a) ? sgn : 0;
+  double ab = fabs(b) - fabs(a), bc = fabs(c) - fabs(b);
+  return isfinite(b) && ab > 1e-6 * fabs(b) && bc >= 0.9 * ab &&
+                 fabs(c) < 24 * fabs(b)
+             ? sgn
+             : 0;
+}
+
 /* f'(0) where the language's conventions give another value at 0
  * exactly than f' has on both sides of it: sign(x) g(|x|) (a `mirror`,
  * an odd extension) has the slope g'(0) at 0, where its derivative
@@ -169,22 +190,42 @@ static void scores(const dnc_space *s, const dnc_grids *g, const dnc_cand *c,
  * 4.5e-13), the two within 1e-6 relative; where it has two (|x|, a kink
  * at 0) or f jumps, the convention's d0 stays, and so it does where it
  * equals that limit but for 1e-6 of the slope's size or of 1e-9 (x^3's
- * 0, whose limit so taken is -6 h^2, not 0). */
+ * 0, whose limit so taken is -6 h^2, not 0). Where f' grows without
+ * bound on a side (sign(x) |x|^0.5, x log|x|), the value at 2^-40 is no
+ * limit: the slope is that side's infinity where both sides have the
+ * same one, else NaN (a cusp), so that f' is not finite at 0. */
 static double slope_at_0(const dnc_vprog *p, double d0)
 {
-  double xs[5] = {-0x1p-39, -0x1p-40, 0x1p-40, 0x1p-39, 0};
-  double *w = malloc(sizeof *w * 5 * p->n);
+  enum { N = 13 };
+  static const double xs[N] = {-0x1p-39, -0x1p-40, 0x1p-40, 0x1p-39,
+                               0,        -0x1p-44, -0x1p-45, 0x1p-45,
+                               0x1p-44,  -0x1p-49, -0x1p-50, 0x1p-50,
+                               0x1p-49};
+  double *w = malloc(sizeof *w * N * p->n);
   if (!w)
     dnc_die(__FILE__, __LINE__, "out of memory");
-  dnc_vprog_eval(p, xs, 5, w);
-  const double *f = w + (size_t)p->rf * 5, *d = w + (size_t)p->rdf * 5;
+  dnc_vprog_eval(p, xs, N, w);
+  const double *f = w + (size_t)p->rf * N, *d = w + (size_t)p->rdf * N;
   double l = 2 * d[1] - d[0], r = 2 * d[2] - d[3];
   double ds = fmax(fabs(l), fabs(r));
   double fs = fmax(1, fmax(fabs(f[1]), fabs(f[2])));
   int one_limit = isfinite(l) && isfinite(r) && fabs(l - r) <= 1e-6 * ds &&
                   isfinite(f[4]) && fabs(f[1] - f[4]) <= 1e-6 * fs &&
                   fabs(f[2] - f[4]) <= 1e-6 * fs;
+  int dl = side_diverges(l, 2 * d[6] - d[5], 2 * d[10] - d[9]);
+  int dr = side_diverges(r, 2 * d[7] - d[8], 2 * d[11] - d[12]);
+  /* continuous: f(+-2^-50) near f(0), or nearer than f(+-2^-40) is
+   * (sign(x) |x|^0.1 is 0.06 from f(0) at 2^-40; a jump keeps its size) */
+  int cont = isfinite(f[4]);
+  for (int k = 0; k < 2; k++) {
+    double near = fabs(f[10 + k] - f[4]), far = fabs(f[1 + k] - f[4]);
+    cont &= near <= 1e-6 * fs || near <= 0.5 * far;
+  }
   free(w);
+  if ((dl || dr) && cont) {
+    double inf = dl == dr ? dl * INFINITY : NAN;
+    return inf == d0 ? d0 : inf;
+  }
   double lim = (l + r) / 2;
   return one_limit && !(fabs(d0 - lim) <= 1e-6 * fmax(ds, 1e-9)) ? lim : d0;
 }

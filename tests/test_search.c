@@ -172,6 +172,47 @@ static void slope_at_kinks(void)
   dnc_mod_free(m);
 }
 
+/* where f' grows without bound towards 0, f'(h) extrapolated at 2^-40 is
+ * no slope: tanh(sign(x) |x|^0.5) had 677848 and was `finite`, x log|x|
+ * had -27.4 in place of its d0 = -inf; sqrt(|x|), a cusp, is NaN. A limit
+ * approached slowly (x + 3 sign(x) |x|^1.5) is no divergence. */
+static void slope_unbounded(void)
+{
+  dnc_mod *m;
+  dnc_space *sp = space("base cbrt_t(x) = tanh(sign(x) * abs(x)^0.5)\n"
+                        "base xl(x) = if x == 0 then 0 else x * log(abs(x))\n"
+                        "base sq(x) = sqrt(abs(x))\n"
+                        "base slow(x) = x + 3 * sign(x) * abs(x)^1.5\n"
+                        "stage s: id\n",
+                        &m);
+  if (!ok(sp != NULL, "the unbounded-slope spec loads")) {
+    dnc_mod_free(m);
+    return;
+  }
+  static const double slope[4] = {INFINITY, -INFINITY, NAN, 1};
+  static const int finite[4] = {0, 0, 0, 1};
+  static const char *const names[4] = {"tanh(sign(x) |x|^0.5)", "x log|x|",
+                                       "sqrt(|x|)", "x + 3 sign(x) |x|^1.5"};
+  dnc_grids *g = dnc_grids_new(sp);
+  double *work = NULL, v[DNC_M__COUNT];
+  size_t cap = 0;
+  for (int i = 0; i < 4; i++) {
+    dnc_cand c;
+    dnc_space_build(sp, i, &c, NULL, NULL);
+    dnc_measure(sp, g, &c, &work, &cap, v);
+    is_double(v[DNC_M_SLOPE0], slope[i], 1e-5, "%s: slope at 0", names[i]);
+    is_int((int)v[DNC_M_FINITE], finite[i], "%s: %sfinite", names[i],
+           finite[i] ? "" : "not ");
+    if (!finite[i])
+      is_int((int)v[DNC_M_PROPS], 0, "%s: no property", names[i]);
+    dnc_cand_free(&c);
+  }
+  free(work);
+  dnc_grids_free(g);
+  dnc_space_free(sp);
+  dnc_mod_free(m);
+}
+
 static void dedup_and_sources(void)
 {
   dnc_mod *m;
@@ -350,6 +391,7 @@ static void paper_transforms(void)
 int main(void)
 {
   slope_at_kinks();
+  slope_unbounded();
   textbook();
   dedup_and_sources();
   paper_transforms();
