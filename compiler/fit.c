@@ -135,7 +135,13 @@ void dnc_ref_points(const dnc_refpoints *t, double **xs, double **ys, int *n)
   double start = v[top];
   double reach = t->reach > 0 ? t->reach : 4 * sqrt((double)C) * t->scale;
   for (int k = 0; k < N; k++) {
-    double x = N == 1 ? start : start + (reach - start) * k / (N - 1);
+    /* (reach - start) k overflows for a reach near the largest double
+     * (1e308): then in long double, whose range holds it, rounded once */
+    double span = (reach - start) * k;
+    double x = N == 1            ? start
+               : isfinite(span) ? start + span / (N - 1)
+                                : (double)(start + ((long double)reach - start) *
+                                                       k / (N - 1));
     long double y;
     if (t->kind == DNC_TARGET_LAYERNORM) {
       long double mean = (s1 + x) / C;

@@ -206,6 +206,18 @@ err "a parameter named gamma clashes with the gain" 1 "scaled has a parameter na
   "$DNC" fit "$tmp/f.dn" -f scaled --target layernorm
 err "--reach below the largest channel value" 1 "--reach 1 is not beyond the largest channel value" \
   "$DNC" fit $N -f dyt --target layernorm --reach 1
+# (reach - start) k overflowed for a reach near the largest double: the
+# point -inf, and "dyt is not finite at x = -inf (point 1)"
+"$DNC" fit $N -f dyt --target layernorm --reach 1e308 --points "$tmp/far_pts.csv" \
+  >"$tmp/out" 2>&1
+t "--reach 1e308: the points are finite and end at the reach" "$PY" -c '
+import csv, math, sys
+xs = [float(r["x"]) for r in csv.DictReader(open(sys.argv[1]))]
+assert len(xs) == 400 and all(math.isfinite(x) for x in xs), xs[:3]
+assert xs[0] == -1e308 and xs[-1] == 1e308, (xs[0], xs[-1])
+' "$tmp/far_pts.csv"
+"$DNC" fit $N -f dyt --target layernorm --reach 1.7976931348623157e308 >"$tmp/out" 2>&1
+t "--reach the largest double fits" grep -q "^residual: mean" "$tmp/out"
 mkdir "$tmp/ro" && chmod 555 "$tmp/ro"
 if [ -w "$tmp/ro" ]; then
   t "--points into a directory that cannot be written # SKIP running as root" true
