@@ -732,6 +732,13 @@ static int explain(const report *rp)
   case DNC_FIT_ILLPOSED: {
     const char *p = r->bad_param < f->nparams ? f->params[r->bad_param].name
                                               : "gamma";
+    /* not a parameter without effect: the fit ran off to a limit, where
+     * the parameters stop mattering one by one */
+    if (!strncmp(r->why, DNC_FIT_WHY_GREW, strlen(DNC_FIT_WHY_GREW)))
+      return dnc_cli_error("the fit of %s ran off after %d iteration%s: %s; "
+                           "hold one with --fix %s=V, or keep them within "
+                           "--bounds", f->name, r->iterations,
+                           r->iterations == 1 ? "" : "s", r->why, p);
     /* it may be where the fit is (a saturated erf, a huge beta) rather
      * than the model: both remedies */
     return dnc_cli_error("ill-posed fit: parameter '%s' of %s is not "

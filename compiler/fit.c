@@ -531,6 +531,40 @@ static void gain_start(problem *pb)
     pb->p[np] = g;
 }
 
+/* the variable's name: a parameter's, or gamma (np) */
+static const char *var_name(const dnc_fn *f, int j)
+{
+  return j < f->nparams ? f->params[j].name : "gamma";
+}
+
+/* An ill-posed end reached by running off: where a free variable went
+ * from its start to 1e6 times its size (or 1e6 from a start within 1),
+ * the model fits the points best in a limit its parameters approach
+ * (two that grow together, their ratio what matters), and J'J became
+ * singular on the way; not where the points never determined it. why
+ * then names those that grew and their values, after
+ * DNC_FIT_WHY_GREW. */
+static void say_grown(const problem *pb, const double *start,
+                      dnc_fit_result *r)
+{
+  size_t at = 0, n = sizeof r->why;
+  int grew = 0;
+  for (int j = 0; j < pb->k; j++) {
+    double v = pb->p[pb->var[j]];
+    if (!(fabs(v) >= 1e6 * fmax(1, fabs(start[j]))))
+      continue;
+    if (!grew++)
+      at = (size_t)snprintf(r->why, n, "%s:", DNC_FIT_WHY_GREW);
+    if (at < n)
+      at += (size_t)snprintf(r->why + at, n - at, "%s %s = %.3g",
+                             grew > 1 ? "," : "", var_name(pb->f, pb->var[j]),
+                             v);
+  }
+  if (grew && at < n)
+    snprintf(r->why + at, n - at, " (the points are fitted best in their "
+             "limit)");
+}
+
 /* The Levenberg-Marquardt iterations from pb->p; the result in r. */
 static void solve(problem *pb, const dnc_fit_options *o, dnc_fit_result *r)
 {
@@ -550,6 +584,7 @@ static void solve(problem *pb, const dnc_fit_options *o, dnc_fit_result *r)
   double *J2 = malloc(sizeof *J2 * (size_t)n * k + 1);
   char *act = calloc((size_t)k + 1, 1); /* held at a bound this step */
   wide *stp = malloc(sizeof *stp * (size_t)(k + 1)); /* the clipped step */
+  double *start = malloc(sizeof *start * (size_t)(k + 1));
   if (!res || !res2 || !J || !J2) {
     snprintf(r->why, sizeof r->why, "cannot be done: %d points and %d free "
              "parameters need %.3g GB, more than can be allocated", n, k,
@@ -557,9 +592,11 @@ static void solve(problem *pb, const dnc_fit_options *o, dnc_fit_result *r)
     r->status = DNC_FIT_TOOLARGE;
     goto out;
   }
-  if (!A || !M || !b || !dlt || !D || !trial || !act || !stp)
+  if (!A || !M || !b || !dlt || !D || !trial || !act || !stp || !start)
     dnc_die(__FILE__, __LINE__, "out of memory");
   gain_start(pb);
+  for (int j = 0; j < k; j++)
+    start[j] = pb->p[pb->var[j]];
   int bad = -1, bad_var = -1;
   wide S = evaluate(pb, pb->p, res, J, &bad, &bad_var);
   if (isnan(S)) {
@@ -775,6 +812,8 @@ done:
       if (!act[j] && ++m == sing)
         r->bad_param = pb->var[j];
     stop(r, DNC_FIT_ILLPOSED, "a parameter is not determined by the points");
+    if (it > 0)
+      say_grown(pb, start, r);
   } else {
     wide s2 = n > kk ? S / (n - kk) : NAN;
     for (int j = 0, m = 0; j < k; j++) {
@@ -801,12 +840,7 @@ out:
   free(trial);
   free(act);
   free(stp);
-}
-
-/* the variable's name: a parameter's, or gamma (np) */
-static const char *var_name(const dnc_fn *f, int j)
-{
-  return j < f->nparams ? f->params[j].name : "gamma";
+  free(start);
 }
 
 int dnc_fit_bounds_check(const dnc_fn *f, const double *p0, const int *fixed,

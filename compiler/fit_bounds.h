@@ -10,6 +10,11 @@
 
 #include "dnc_int.h"
 
+/* How dnc_fit_result.why begins where a DNC_FIT_ILLPOSED fit ran off:
+ * free parameters grew without bound, their values then named (fit.c,
+ * say_grown); `dnc fit` says so in its own words. */
+#define DNC_FIT_WHY_GREW "the parameters grew without bound"
+
 /* dnc_fit with a lower and an upper bound per variable: lo and hi NULL
  * (no bounds) or np + 1 values (the parameters in declaration order, then
  * gamma, read only when o->gain is on and gamma is free), -inf and +inf

@@ -18,6 +18,7 @@ fn scaled(x; gamma = 1) = gamma * x
 fn power(x; a = 1, b = 1) = sqrt(a * abs(x)) * b
 fn grow(x; a = 1) = exp(a * x)
 fn derf(x; alpha = 0.5, s = 0) = erf(alpha * x + s)
+fn rational(x; a = 1, b = 0.1) = x * (1 + b * x^2) / (1 + a * x^2 + b * abs(x)^3)
 DN
 printf 'x,y\n0,1\n1,3\n2,5\n3,7\n' >"$tmp/line.csv"
 printf 'time,value,note\n0,1,a\n1,3,b\n2,5,c\n3,7,"d, e"\n' >"$tmp/cols.csv"
@@ -202,6 +203,11 @@ err "fewer points than parameters" 1 "cannot fit line: 1 point for 2 free parame
 err "non-convergence: the iteration limit, and advice" 1 "did not converge in 1 iteration; allow more with --max-iter" \
   "$DNC" fit $N -f dyt --target layernorm --max-iter 1
 t "... with the result so far on stdout" grep -q "^residual: mean" "$tmp/out"
+# a and b grow together without bound (their limit fits best): it was
+# "ill-posed fit: parameter 'b' ... is not determined by the points"
+err "a fit that runs off names the parameters that grew, and their values" 1 \
+  "^dnc: error: the fit of rational ran off after [0-9]* iterations: the parameters grew without bound: a = [0-9.]*e+10, b = [0-9.]*e+09 (the points are fitted best in their limit); hold one with --fix b=V, or keep them within --bounds\$" \
+  "$DNC" fit "$tmp/f.dn" -f rational --target layernorm
 err "a parameter named gamma clashes with the gain" 1 "scaled has a parameter named 'gamma'" \
   "$DNC" fit "$tmp/f.dn" -f scaled --target layernorm
 err "--reach below the largest channel value" 1 "--reach 1 is not beyond the largest channel value" \
