@@ -105,7 +105,6 @@ static double tick_step(double lo, double hi)
   return (m < 1.5 ? 1 : m < 3.5 ? 2 : m < 7.5 ? 5 : 10) * p;
 }
 
-static void tick_label(char *buf, size_t n, double v, double step);
 
 /* The i-th of the NPTS sample points, from the nearer end by the
  * half-width, so that nothing overflows when B - A does. */
@@ -130,15 +129,35 @@ static int ticks(double lo, double hi, double step, double *t)
   return n;
 }
 
-static void tick_label(char *buf, size_t n, double v, double step)
+/* v's label: as many decimals as the step needs, or in %g form, with
+ * prec significant digits, for large and small numbers */
+static void tick_label(char *buf, size_t n, double v, double step, int prec)
 {
   int dec = step >= 1 ? 0 : (int)ceil(-log10(step) - 1e-9);
   if (fabs(v) < step / 2)
     v = 0;
   if (fabs(v) >= 1e6 || (v != 0 && fabs(v) < 1e-4) || dec > 12)
-    snprintf(buf, n, "%g", v);
+    snprintf(buf, n, "%.*g", prec, v);
   else
     snprintf(buf, n, "%.*f", dec, v);
+}
+
+/* The n ticks' labels, in %g form with the fewest significant digits
+ * (6 at least, %g's) that tell neighbours apart: 1e7 + 0.1 k were all
+ * "1e+07" with %g's 6. */
+enum { LABEL = 40 };
+static void tick_labels(char (*lab)[LABEL], const double *t, int n,
+                        double step)
+{
+  for (int prec = 6;; prec++) {
+    int same = 0;
+    for (int j = 0; j < n; j++) {
+      tick_label(lab[j], LABEL, t[j], step, prec);
+      same |= j > 0 && !strcmp(lab[j - 1], lab[j]);
+    }
+    if (!same || prec == 17) /* 17 digits tell every two doubles apart */
+      return;
+  }
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -193,14 +212,15 @@ static int write_svg(FILE *out, void *arg)
     fputs("</text>\n", out);
   }
   /* grid and ticks */
-  char buf[64];
   fputs("<g class=\"xticks\" stroke=\"#e4e4e4\">\n", out);
   double sx = tick_step(p->x0, p->x1), sy = tick_step(p->y0, p->y1);
   double tk[MAXTICKS];
+  char lab[MAXTICKS][LABEL];
   int ntk = ticks(p->x0, p->x1, sx, tk);
+  tick_labels(lab, tk, ntk, sx);
   for (int j = 0; j < ntk; j++) {
     double t = tk[j], px = xpx(p, t);
-    tick_label(buf, sizeof buf, t, sx);
+    const char *buf = lab[j];
     fprintf(out, "<line x1=\"%.2f\" y1=\"%d\" x2=\"%.2f\" y2=\"%d\"/>"
                  "<text x=\"%.2f\" y=\"%d\" text-anchor=\"middle\" "
                  "stroke=\"none\" fill=\"#333\">%s</text>\n",
@@ -208,9 +228,10 @@ static int write_svg(FILE *out, void *arg)
   }
   fputs("</g>\n<g class=\"yticks\" stroke=\"#e4e4e4\">\n", out);
   ntk = ticks(p->y0, p->y1, sy, tk);
+  tick_labels(lab, tk, ntk, sy);
   for (int j = 0; j < ntk; j++) {
     double t = tk[j], py = ypx(p, t);
-    tick_label(buf, sizeof buf, t, sy);
+    const char *buf = lab[j];
     fprintf(out, "<line x1=\"%d\" y1=\"%.2f\" x2=\"%d\" y2=\"%.2f\"/>"
                  "<text x=\"%d\" y=\"%.2f\" text-anchor=\"end\" "
                  "stroke=\"none\" fill=\"#333\">%s</text>\n",

@@ -217,6 +217,25 @@ r = ET.parse('$tmp/narrow.svg').getroot()
 ts = [t.text for g in r.iter('{http://www.w3.org/2000/svg}g') if g.get('class') == 'xticks' for t in g.iter('{http://www.w3.org/2000/svg}text')]
 print(len(set(ts)))\") = 11 ]"
 t "... and valid" svg_check "$tmp/narrow.svg" dyt
+# large values with a small step: %g's 6 digits gave eleven '1e+07' y
+# labels (1e7 + x on 0:1) and repeated x labels (1e6:1.00001e6)
+echo 'fn big(x) = 1e7 + x' >"$tmp/big.dn"
+distinct_ticks() {
+  "$PY" -c '
+import sys, xml.etree.ElementTree as ET
+r = ET.parse(sys.argv[1]).getroot()
+for cls in ("xticks", "yticks"):
+    ts = [t.text for g in r.iter("{http://www.w3.org/2000/svg}g")
+          if g.get("class") == cls for t in g.iter("{http://www.w3.org/2000/svg}text")]
+    assert len(ts) >= 4 and len(set(ts)) == len(ts), (cls, ts)
+    vs = [float(t) for t in ts]
+    assert vs == sorted(vs), (cls, ts)
+' "$1"
+}
+"$DNC" plot "$tmp/big.dn" --range 0:1 -o "$tmp/big1.svg"
+t "1e7 + x on 0:1: every y tick label differs (10000000.1, ...)" distinct_ticks "$tmp/big1.svg"
+"$DNC" plot "$tmp/big.dn" --range 1e6:1.00001e6 -o "$tmp/big2.svg"
+t "1e7 + x on 1e6:1.00001e6: every x and y tick label differs" distinct_ticks "$tmp/big2.svg"
 err "a subnormal range, whose points cannot differ: refused" 2 \
   "--range -5e-324:5e-324 is too narrow to plot: .* and at least 1e-300" \
   "$DNC" plot $N -f dyt --range=-5e-324:5e-324 -o "$tmp/sub.svg"
