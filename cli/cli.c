@@ -128,15 +128,16 @@ int dnc_cli_show(const dnc_cli *c, const dnc_diags *d)
 }
 
 /* files[i] is files[j] for some j < i: the same name, or the same file
- * under another (standard input can be read once) */
+ * under another (standard input can be read once): "-" is the file on
+ * fd 0, which /dev/stdin and /proc/self/fd/0 name too */
 static const char *given_before(char **files, int i)
 {
   struct stat si, sj;
-  int has_si = strcmp(files[i], "-") && !stat(files[i], &si);
+  int has_si = !dnc_input_stat(files[i], &si);
   for (int j = 0; j < i; j++) {
     if (!strcmp(files[i], files[j]))
       return files[j];
-    if (has_si && strcmp(files[j], "-") && !stat(files[j], &sj) &&
+    if (has_si && !dnc_input_stat(files[j], &sj) &&
         si.st_dev == sj.st_dev && si.st_ino == sj.st_ino)
       return files[j];
   }

@@ -85,6 +85,17 @@ check_err "a file given twice: said once, not as duplicate functions" 1 \
   "$DNC" check "$tmp/g.dn" "$tmp/./g.dn"
 check_err "standard input given twice" 1 "^dnc: error: '-' is given twice\$" \
   sh -c "echo 'fn f(x) = x' | \"$DNC\" check - -"
+# '-' is the file on fd 0, also named /dev/stdin: read twice, it had made
+# duplicate functions, or (a pipe) an empty second file and exit 0
+check_err "standard input given as - and /dev/stdin" 1 \
+  "^dnc: error: '/dev/stdin' is given twice (also as '-')\$" \
+  sh -c "echo 'fn g(x) = x' | \"$DNC\" check - /dev/stdin"
+check_err "... from a file, not a pipe: no duplicate function" 1 \
+  "^dnc: error: '/dev/stdin' is given twice (also as '-')\$" \
+  sh -c "\"$DNC\" check -v - /dev/stdin <'$tmp/g.dn'"
+check_err "... a file named and also redirected to standard input" 1 \
+  "^dnc: error: '-' is given twice (also as '$tmp/g.dn')\$" \
+  sh -c "\"$DNC\" check '$tmp/g.dn' - <'$tmp/g.dn'"
 
 check_err "no command is a usage error" 2 "no command given" "$DNC"
 check_err "an unknown command is a usage error" 2 "unknown command 'frob'" "$DNC" frob
