@@ -769,8 +769,12 @@ static int cmd_search(const dnc_cli *c, int argc, char **argv)
   const char *inputs[1] = {a.spec};
   dnc_cli_inputs = inputs; /* for write_tables, too */
   dnc_cli_ninputs = 1;
+  /* and the tables' files writable as far as can be told now (not a
+   * directory, not a link to nothing): refused after measuring, the run
+   * was lost and its journal left behind */
   if (is_the_spec(csv, a.spec) || is_the_spec(json, a.spec) ||
-      is_the_spec(journal, a.spec)) {
+      is_the_spec(journal, a.spec) || dnc_cli_check_output(csv) ||
+      dnc_cli_check_output(json)) {
     free(prefix);
     free(csv);
     free(json);

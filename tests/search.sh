@@ -278,6 +278,15 @@ err "-o naming a directory (it wrote odir/.csv and odir/.json)" 2 \
 t "... nothing written there" sh -c '[ -z "$(ls -A odir)" ]'
 err "-o naming a directory without its slash" 2 "not the directory 'odir'" \
   "$DNC" search e.dns -o odir
+# PREFIX.csv or PREFIX.json a directory: refused after measuring, with
+# PREFIX.journal left behind
+mkdir -p tbl.csv tbj.json
+err "PREFIX.csv a directory: refused before anything runs" 1 \
+  "^dnc: error: cannot write 'tbl.csv': it is a directory\$" "$DNC" search e.dns -o tbl
+t "... no journal left" test ! -e tbl.journal
+err "PREFIX.json a directory: refused before anything runs" 1 \
+  "^dnc: error: cannot write 'tbj.json': it is a directory\$" "$DNC" search e.dns -o tbj
+t "... nothing left" sh -c '[ ! -e tbj.journal ] && [ ! -e tbj.csv ]'
 spec 'base T(x) = tanh(x)' 'stage s: scale(2'
 err "an unclosed list" 1 "e.dns:2:.*error: ',' or ')' expected" "$DNC" search e.dns
 spec 'base T(x) = tanh(x)' 'stage s: id id'
