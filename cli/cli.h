@@ -199,8 +199,10 @@ int dnc_csv_read(dnc_mod *m, const char *path, dnc_csv *c);
  * DNC_MAX_SOURCE_BYTES). */
 int dnc_csv_read_head(dnc_mod *m, const char *path, int nrows, dnc_csv *c);
 /* The column named name, or its 1-based number; -1 with an error (naming
- * the columns there are) otherwise. */
-int dnc_csv_column(dnc_mod *m, const dnc_csv *c, const char *name);
+ * the columns there are, and opt, the option that gave the name, unless
+ * NULL) otherwise. */
+int dnc_csv_column(dnc_mod *m, const dnc_csv *c, const char *name,
+                   const char *opt);
 /* The number in a cell; 0 with a located error when it is not one, or when
  * it is NaN or infinite and finite is set. */
 int dnc_csv_number(dnc_mod *m, const dnc_csv *c, int row, int col,

@@ -426,7 +426,8 @@ int dnc_csv_read_head(dnc_mod *m, const char *path, int nrows, dnc_csv *c)
   return ok;
 }
 
-int dnc_csv_column(dnc_mod *m, const dnc_csv *c, const char *name)
+int dnc_csv_column(dnc_mod *m, const dnc_csv *c, const char *name,
+                   const char *opt)
 {
   long n;
   int by_number = dnc_cli_int(name, 1, c->ncols, &n);
@@ -478,7 +479,8 @@ int dnc_csv_column(dnc_mod *m, const dnc_csv *c, const char *name)
              "reads commas (convert it, e.g. with tr '%s' ',')", sep,
              !strcmp(sep, "tab") ? "\\t" : sep[1] == ';' ? ";" : "|");
   dnc_diag_add(&m->diags, DNC_SEV_ERROR, c->src, c->head_loc[0],
-               "no column '%s' in the header (it has %s)%s%s%s%s", name, list,
+               "no column '%s'%s%s in the header (it has %s)%s%s%s%s", name,
+               opt ? " for " : "", opt ? opt : "", list,
                best ? "; did you mean '" : "", best ? best : "",
                best ? "'?" : "", hint);
   free(list);

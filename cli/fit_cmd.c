@@ -296,8 +296,9 @@ static int choose_columns(dnc_mod *m, const dnc_csv *csv, const fit_args *a,
                    : !two || has_column(csv, "x") ? "x" : NULL;
   const char *yn = a->ycol ? a->ycol
                    : !two || has_column(csv, "y") ? "y" : NULL;
-  *cx = xn ? dnc_csv_column(m, csv, xn) : -1;
-  *cy = yn ? dnc_csv_column(m, csv, yn) : -1;
+  /* the option named in the error: --x 0 --y 0 said the same twice */
+  *cx = xn ? dnc_csv_column(m, csv, xn, a->xcol ? "--x" : NULL) : -1;
+  *cy = yn ? dnc_csv_column(m, csv, yn, a->ycol ? "--y" : NULL) : -1;
   if ((xn && *cx < 0) || (yn && *cy < 0))
     return 0;
   if (!xn)

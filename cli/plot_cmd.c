@@ -473,7 +473,7 @@ static dnc_mod *load_ranked(const plot_args *a, dnc_mod *csvmod,
   /* a search's CSV holds every candidate: read only the rows drawn */
   if (!dnc_csv_read_head(csvmod, a->file, (int)a->top, &csv))
     return NULL;
-  int cs = dnc_csv_column(csvmod, &csv, "source");
+  int cs = dnc_csv_column(csvmod, &csv, "source", NULL);
   /* rows without a source among the first K (results.csv's baseline):
    * read as many more, until K have one or the file ends */
   for (int want = (int)a->top, pass = 0; cs >= 0 && pass < 4; pass++) {
@@ -486,7 +486,7 @@ static dnc_mod *load_ranked(const plot_args *a, dnc_mod *csvmod,
     if (!dnc_csv_read_head(csvmod, a->file, want, &csv))
       return NULL;
   }
-  int cn = cs >= 0 ? dnc_csv_column(csvmod, &csv, "name") : -1;
+  int cn = cs >= 0 ? dnc_csv_column(csvmod, &csv, "name", NULL) : -1;
   if (cn < 0)
     return NULL;
   if (csv.nrows == 0) {

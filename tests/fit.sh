@@ -140,8 +140,13 @@ printf 'x,y\n0,\xff\n' >"$tmp/utf8.csv"
 err "invalid UTF-8: located" 1 "utf8.csv:2:3: error: invalid UTF-8" \
   "$DNC" fit "$tmp/f.dn" -f line --data "$tmp/utf8.csv"
 err "no such column, with the columns there are" 1 \
-  "cols.csv:1:1: error: no column 'vaule' in the header (it has 'time', 'value', 'note'); did you mean 'value'?" \
+  "cols.csv:1:1: error: no column 'vaule' for --y in the header (it has 'time', 'value', 'note'); did you mean 'value'?" \
   "$DNC" fit "$tmp/f.dn" -f line --data "$tmp/cols.csv" --x time --y vaule
+# --x 0 --y 0 printed one error twice, naming neither option
+err "the same missing column for --x and --y: each error names its option" 1 \
+  "line.csv:1:1: error: no column '0' for --y in the header" \
+  "$DNC" fit "$tmp/f.dn" -f line --data "$tmp/line.csv" --x 0 --y 0
+t "... and the other --x" grep -q "line.csv:1:1: error: no column '0' for --x in the header" "$tmp/err"
 printf 'x;y\n0;0\n1;0.7\n' >"$tmp/semi.csv"
 err "a ';'-separated file: said so, with the way out" 1 \
   "semi.csv:1:1: error: no column 'x' in the header (it has 'x;y'); the file looks ';'-separated, and dnc reads commas (convert it, e.g. with tr ';' ',')" \
