@@ -157,13 +157,13 @@ static int number(scan *s, double *v)
 /* "what was expected" at the cursor */
 static void expected(scan *s, const char *what)
 {
+  size_t last = s->i; /* after the last token: where it was expected */
   blank(s);
   size_t b = s->i;
   while (b < s->end && s->src->text[b] != ' ' && s->src->text[b] != '\t')
     b++;
-  if (s->i >= s->end)
-    err(s, s->i > 0 ? s->i - 1 : 0, s->i, "%s expected at the end of the "
-        "line", what);
+  if (s->i >= s->end) /* the caret after the line's last token, not on it */
+    err(s, last, last, "%s expected at the end of the line", what);
   else
     err(s, s->i, b, "%s expected here", what);
 }

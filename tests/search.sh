@@ -289,6 +289,10 @@ err "PREFIX.json a directory: refused before anything runs" 1 \
 t "... nothing left" sh -c '[ ! -e tbj.journal ] && [ ! -e tbj.csv ]'
 spec 'base T(x) = tanh(x)' 'stage s: scale(2'
 err "an unclosed list" 1 "e.dns:2:.*error: ',' or ')' expected" "$DNC" search e.dns
+# the caret was under the 2, not at the end of the line the message names
+t "... the caret at the end of the line, after the 2" sh -c \
+  "grep -q '^e.dns:2:17: error: .*expected at the end of the line\$' '$tmp/err' &&
+   grep -q '^      |                 ^\$' '$tmp/err'"
 spec 'base T(x) = tanh(x)' 'stage s: id id'
 err "alternatives without '|'" 1 "e.dns:2:13: error: '|' between alternatives expected here" \
   "$DNC" search e.dns
