@@ -222,8 +222,8 @@ dnc_fn *dnc_cli_function(const dnc_cli *c, dnc_mod *m, const char *file,
   return f;
 }
 
-int dnc_cli_functions(dnc_mod *m, const char *names, int repeat,
-                      dnc_fn ***fns, int *n)
+int dnc_cli_functions(const dnc_cli *c, dnc_mod *m, const char *names,
+                      int repeat, dnc_fn ***fns, int *n)
 {
   /* room for every function, and for every name of the list */
   size_t room = (size_t)m->nfns + 1;
@@ -237,12 +237,15 @@ int dnc_cli_functions(dnc_mod *m, const char *names, int repeat,
     return 1;
   }
   if (strspn(names, ",") == strlen(names)) { /* "" or "," */
-    dnc_cli_error("-f needs function names");
+    fflush(stdout);
+    dnc_cli_usage_error(c, "-f needs function names");
     return 0;
   }
   size_t len = strlen(names);
   if (names[0] == ',' || names[len - 1] == ',' || strstr(names, ",,")) {
-    dnc_cli_error("the list of functions '%s' has an empty name", names);
+    fflush(stdout);
+    dnc_cli_usage_error(c, "the list of functions '%s' has an empty name",
+                        names);
     return 0;
   }
   char *copy = strdup(names);
@@ -512,16 +515,16 @@ int dnc_cli_check_output(const char *path)
   return rc ? -1 : 0;
 }
 
-int dnc_cli_param_again(const char *name, double was, double now)
+int dnc_cli_param_again(const dnc_cli *c, const char *name, double was,
+                        double now)
 {
   if (was == now || (isnan(was) && isnan(now)))
     return 0;
   char v1[40], v2[40];
   dnc_format_double(v1, sizeof v1, was);
   dnc_format_double(v2, sizeof v2, now);
-  dnc_cli_error("two values for '%s' in --param (%s and %s); give one", name,
-                v1, v2);
-  return DNC_EXIT_USAGE;
+  return dnc_cli_usage_error(c, "two values for '%s' in --param (%s and %s); "
+                             "give one", name, v1, v2);
 }
 
 int dnc_cli_setting(const char *s, char **name, double *v)

@@ -134,9 +134,10 @@ dnc_fn *dnc_cli_function(const dnc_cli *c, dnc_mod *m, const char *file,
 /* The functions "-f a,b" names (in that order; a name given twice is
  * there twice with repeat set, else once), or all of m's when names is
  * NULL, into *fns (malloc'd) and *n; 0 after reporting a name m lacks
- * (with a did-you-mean) or an empty list. */
-int dnc_cli_functions(dnc_mod *m, const char *names, int repeat,
-                      dnc_fn ***fns, int *n);
+ * (with a did-you-mean, one line) or a list without a name or with an
+ * empty one (usage errors, with the usage). */
+int dnc_cli_functions(const dnc_cli *c, dnc_mod *m, const char *names,
+                      int repeat, dnc_fn ***fns, int *n);
 /* "dnc: error: no function 'name'[ in 'file']; did you mean 'x'?" */
 void dnc_cli_no_function(const dnc_mod *m, const char *name,
                          const char *file);
@@ -162,8 +163,9 @@ int dnc_cli_setting(const char *s, char **name, double *v);
 /* A second value `now` for the parameter `name` of --param, which had
  * `was`: 0 where they are the same (the same value twice is once), else
  * the error "two values for 'NAME' in --param (A and B); give one" and
- * DNC_EXIT_USAGE (eval and plot) */
-int dnc_cli_param_again(const char *name, double was, double now);
+ * DNC_EXIT_USAGE (eval and plot), a usage error as every other */
+int dnc_cli_param_again(const dnc_cli *c, const char *name, double was,
+                        double now);
 /* A JSON string (quotes included). */
 void dnc_cli_json_string(FILE *out, const char *s);
 /* A CSV field, quoted when it must be. */

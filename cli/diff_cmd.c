@@ -172,7 +172,7 @@ static int run(const dnc_cli *c, int argc, char **argv)
     return rc;
   dnc_fn **fns;
   int n;
-  if (!dnc_cli_functions(m, names, 0, &fns, &n))
+  if (!dnc_cli_functions(c, m, names, 0, &fns, &n))
     rc = DNC_EXIT_USAGE;
   else
     rc = derive_and_print(c, m, fns, n, wrt, order ? (int)order : 1, fmt,

@@ -241,6 +241,7 @@ typedef struct eval_args {
   int nx;
   setting *set; /* -p NAME=V */
   int nset;
+  const dnc_cli *c; /* for a usage error from -p */
 } eval_args;
 
 static int add_param(void *arg, const char *opt, const char *v)
@@ -254,7 +255,7 @@ static int add_param(void *arg, const char *opt, const char *v)
   size_t len = (size_t)(eq - v);
   for (int i = 0; i < a->nset; i++) /* the last of two was taken, silently */
     if (strlen(a->set[i].name) == len && !strncmp(a->set[i].name, v, len))
-      return dnc_cli_param_again(a->set[i].name, a->set[i].value, d);
+      return dnc_cli_param_again(a->c, a->set[i].name, a->set[i].value, d);
   a->set[a->nset].name = strndup(v, len);
   a->set[a->nset++].value = d;
   return 0;
@@ -286,7 +287,7 @@ static int run(const dnc_cli *c, int argc, char **argv)
   dnc_module *jm = NULL;
   double *xs = calloc((size_t)argc + 1, sizeof *xs);
   setting *set = calloc((size_t)argc + 1, sizeof *set);
-  eval_args ea = {NULL, xs, 0, set, 0};
+  eval_args ea = {NULL, xs, 0, set, 0, c};
   const dnc_opt opts[] = {
       {.s = "-f", .l = "--function", .kind = DNC_OPT_STRING, .dest = &names,
        .what = "function names"},
@@ -325,7 +326,7 @@ static int run(const dnc_cli *c, int argc, char **argv)
   }
   dnc_fn **fns;
   int n;
-  if (!dnc_cli_functions(m, names, 1, &fns, &n)) {
+  if (!dnc_cli_functions(c, m, names, 1, &fns, &n)) {
     rc = DNC_EXIT_USAGE;
   } else if (!names && n > 1) {
     rc = dnc_cli_usage_error(c, "'%s' defines %d functions; choose with -f",

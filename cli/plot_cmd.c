@@ -362,7 +362,7 @@ static int opt_param(void *arg, const char *opt, const char *v)
   for (int i = 0; i < a->nset; i++)
     if (!strcmp(a->set_name[i], a->set_name[a->nset])) {
       free(a->set_name[a->nset]);
-      return dnc_cli_param_again(a->set_name[i], a->set_v[i],
+      return dnc_cli_param_again(a->c, a->set_name[i], a->set_v[i],
                                  a->set_v[a->nset]);
     }
   a->nset++;
@@ -588,7 +588,7 @@ static int run(const dnc_cli *c, int argc, char **argv)
   } else {
     if (!(m = dnc_cli_load(c, (char **)&a.file, 1)))
       goto out;
-    if (!dnc_cli_functions(m, a.names, 0, &fns, &nf)) {
+    if (!dnc_cli_functions(c, m, a.names, 0, &fns, &nf)) {
       rc = DNC_EXIT_USAGE; /* as -f of the other commands */
       goto out;
     }

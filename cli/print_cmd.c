@@ -27,7 +27,7 @@ static int run(const dnc_cli *c, int argc, char **argv)
     return rc;
   dnc_fn **fns;
   int n;
-  int ok = dnc_cli_functions(m, names, 0, &fns, &n);
+  int ok = dnc_cli_functions(c, m, names, 0, &fns, &n);
   for (int i = 0; ok && i < n; i++)
     dnc_print_fn(stdout, fns[i]);
   free(fns);

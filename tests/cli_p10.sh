@@ -88,6 +88,16 @@ err "--dtype given twice: refused" 2 \
 err "--param with two values for one parameter: refused" 2 \
   "two values for 'alpha' in --param (1 and 2); give one" \
   "$DNC" eval "$tmp/two.dn" -f dyt --param alpha=1 -p alpha=2 1
+# these were one 'dnc: error:' line, where every other usage error (fit's
+# --fix twice) is 'dnc: MESSAGE' and the usage (docs/cli.md, Exit status)
+err "two values for a parameter: 'dnc: MESSAGE', a usage error's form" 2 \
+  "^dnc: two values for 'alpha' in --param (1 and 2); give one\$" \
+  "$DNC" eval "$tmp/two.dn" -f dyt -p alpha=1 -p alpha=2 1
+t "... then the usage" grep -q "^usage: dnc eval" "$tmp/err"
+err "an empty name in -f: 'dnc: MESSAGE', a usage error's form" 2 \
+  "^dnc: the list of functions 'dyt,,dyt' has an empty name\$" \
+  "$DNC" eval "$tmp/two.dn" -f dyt,,dyt 1
+t "... then the usage" grep -q "^usage: dnc eval" "$tmp/err"
 t "the same value twice is once" sh -c \
   "test \"\$('$DNC' eval '$tmp/two.dn' -f lin -f lin 3)\" = 6"
 

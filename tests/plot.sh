@@ -152,8 +152,9 @@ t "the same value twice is once" cmp -s "$tmp/once.svg" "$tmp/twice.svg"
 err "-f with an empty name: refused, as elsewhere" 2 \
   "the list of functions 'dyt,' has an empty name" \
   "$DNC" plot $N -f dyt, -o "$tmp/x.svg"
-err "-f , : one line, as elsewhere" 2 "^dnc: error: -f needs function names\$" \
+err "-f , : a usage error, as elsewhere" 2 "^dnc: -f needs function names\$" \
   "$DNC" plot $N -f , -o "$tmp/x.svg"
+t "... with the usage" grep -q "^usage: dnc plot" "$tmp/err"
 err "an output in a missing directory" 1 "cannot write '$tmp/none/x.svg'" \
   "$DNC" plot $N -f dyt -o "$tmp/none/x.svg"
 printf 'rank,name\n1,a\n' >"$tmp/r.csv"
