@@ -691,6 +691,11 @@ static int parse(const dnc_cli *c, int argc, char **argv, search_args *a)
     return rc;
   if (!a->spec)
     return dnc_cli_usage_error(c, "no search spec");
+  /* the default prefix is the spec's name: '-' wrote -.csv and -.json */
+  if (!strcmp(a->spec, "-") && !a->prefix)
+    return dnc_cli_usage_error(c, "the spec is read from standard input "
+                                  "('-'), so the tables need a prefix: give "
+                                  "-o PREFIX");
   return -1;
 }
 

@@ -271,6 +271,13 @@ err "a column ranked by twice" 1 \
   "e.dns:2:18: error: 'props' is ranked by already, earlier in this line" \
   "$DNC" search e.dns
 spec 'base T(x) = tanh(x)'
+# the default prefix of the spec '-' was '-': it wrote -.csv and -.json
+err "a spec from standard input without -o: a usage error" 2 \
+  "^dnc: the spec is read from standard input ('-'), so the tables need a prefix: give -o PREFIX\$" \
+  sh -c "\"$DNC\" search - <e.dns"
+t "... nothing written" sh -c '[ ! -e ./-.csv ] && [ ! -e ./-.json ] && [ ! -e ./-.journal ]'
+sh -c "\"$DNC\" search - -o stdin_spec -q <e.dns" >/dev/null 2>&1
+t "... and with -o it runs" test -s stdin_spec.csv
 mkdir -p odir
 err "-o naming a directory (it wrote odir/.csv and odir/.json)" 2 \
   "-o takes a prefix of the tables' files (PREFIX.csv, PREFIX.json), not the directory 'odir/'" \
