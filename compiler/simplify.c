@@ -8,9 +8,11 @@
  * in extended precision). So there is no `0 * a -> 0` (NaN and infinite a),
  * no `a - a -> 0` (NaN for infinite a), no `a + 0 -> a` (-0 + 0 is +0), no
  * `a / a -> 1`. What is done:
- *   - constants fold (computed in long double, rounded once to double) when
- *     the result is finite; NaN- or inf-producing constant expressions stay
- *     visible, and conditions are never folded into numbers;
+ *   - constants fold (each operation computed in long double, its result
+ *     rounded to double, so a nested constant is rounded at every step:
+ *     (1 + 1e-17) - 1 is 0) when the result is finite; NaN- or
+ *     inf-producing constant expressions stay visible, and conditions are
+ *     never folded into numbers;
  *   - identities that are exact in IEEE arithmetic: a*1, a/1, a^1, a - 0,
  *     a + -0 -> a; a^0, 1^a -> 1; -(-a) -> a; -1*a -> -a; a + -b -> a - b;
  *     a - -b -> a + b; -a + b -> b - a; a + (-c)*b -> a - c*b; (-a)*b, a*(-b) -> -(a*b); same for /;

@@ -162,5 +162,14 @@ done
 echo 'fn h(x; a = 1, b = 2, c = 3, d = 4, g = 5) = a * x + b + c + d + g' >"$tmp/h.dn"
 usage "'h' has 20349 derivatives of order 16; name the variables (--wrt)" "$tmp/h.dn" --order 16
 
+# docs/language.md: a nested constant folds one operation at a time, each
+# rounded to a double: (1 + 1e-17) - 1 is 0 (the docs said rounded once)
+echo 'fn h(x; a = 1) = a * (x + ((1 + 1e-17) - 1))' >"$tmp/fold.dn"
+if [ "$("$DNC" diff --wrt a "$tmp/fold.dn")" = "fn h__da(x; a = 1) = 0 + x" ]; then
+  pass "a nested constant is rounded at every step, as documented"
+else
+  flunk "a nested constant is rounded at every step, as documented"
+fi
+
 echo "1..$n"
 [ "$fail" = 0 ]
