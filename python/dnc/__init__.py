@@ -17,13 +17,21 @@ import collections.abc
 import ctypes
 import math
 import operator
+import os
 import re
 import threading
 import weakref
 
 import numpy as np
+# imported here, not on each call: NumPy 2's np.ma is a lazy attribute whose
+# first use imports numpy.ma (12 ms under the import lock) and each later
+# one takes that lock again; a fork() in that window left the child's
+# lock held, and its first dnc call waited for ever
+import numpy.ma
 
 from . import _capi as C
+
+_MaskedArray = numpy.ma.MaskedArray
 
 __all__ = ["Context", "Module", "Function", "Fit", "Param", "Diagnostic",
            "Error", "ArgumentError",
@@ -180,7 +188,7 @@ class Context:
                    % (threads, cpu, features, opt_level, math_bits,
                       stream_bytes))
         self._h = h.value
-        self._fin = weakref.finalize(self, C.lib.dnc_context_free, self._h)
+        self._fin = _finalizer(self, C.lib.dnc_context_free, self._h)
         self._args = (threads, cpu, features, opt_level, math_bits,
                       stream_bytes)
 
@@ -272,6 +280,34 @@ def _remake(context, how, *args):
 
 _default = None
 _default_lock = threading.Lock()
+# Function.derivative's cache (one lock for all functions: a derivative is
+# compiled once)
+_derivative_lock = threading.Lock()
+
+
+def _finalizer(obj, free, handle):
+    """free(handle) once obj is collected, but not at the interpreter's
+    exit: a daemon thread may still be running the kernels of the module
+    or the threads of the context then (freeing them under it ended the
+    process with SIGSEGV, in Py_FinalizeEx); the system takes the memory
+    back as the process ends."""
+    fin = weakref.finalize(obj, free, handle)
+    fin.atexit = False
+    return fin
+
+
+def _after_fork_in_child():
+    """A fork() copies a lock that another thread held (making the default
+    context, compiling a derivative) held for good: the child's first such
+    call waited for ever. The child gets new ones; the native gate
+    (runtime/api.c) has the fork wait for the native calls themselves."""
+    global _default_lock, _derivative_lock
+    _default_lock = threading.Lock()
+    _derivative_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def default_context():
@@ -315,7 +351,7 @@ class Module:
         m.context = ctx
         _live[id(m)] = m
         m._made_by = None
-        m._fin = weakref.finalize(m, C.lib.dnc_module_free, m._h)
+        m._fin = _finalizer(m, C.lib.dnc_module_free, m._h)
         m.diagnostics = [
             Diagnostic(_SEVERITY.get(d.severity, "error"), d.file.decode(),
                        d.line, d.column, d.message.decode())
@@ -395,7 +431,7 @@ def _by_keyword(fn, call, args, params):
 def _unmasked(fn, x, what):
     """Refuses a masked array: np.asarray drops its mask, and the kernels
     (or the fit) would take the values under it as data."""
-    if isinstance(x, np.ma.MaskedArray):
+    if isinstance(x, _MaskedArray):
         raise TypeError("%s: %s is a masked array; dnc takes no mask (pass "
                         "x.filled(value), or the unmasked values x.compressed()"
                         ")" % (fn.name, what))
@@ -513,7 +549,6 @@ class Function:
         f.params = tuple(params)
         f._index = {p.name: i for i, p in enumerate(params)}
         f._derivs = {}
-        f._lock = threading.Lock()
         return f
 
     def __reduce__(self):
@@ -583,7 +618,7 @@ class Function:
         compiled in f's context; cached. wrt as diff's (default: the
         input)."""
         key = (self._wrt(wrt), _int_arg(order, "order", 1, 16))
-        with self._lock:
+        with _derivative_lock:
             d = self._derivs.get(key)
             if d is None:
                 if key[0] == "all":

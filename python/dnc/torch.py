@@ -206,6 +206,21 @@ _functions = {}  # (source, name, threads) -> dnc.Function
 _omp = []  # [the OpenMP runtime PyTorch's ATen runs on, or None]
 
 
+def _after_fork_in_child():
+    """New locks in a fork()ed child: another thread of the parent may
+    have held one (making a context for a thread count, compiling a
+    function, handing out an output's storage), and the child's first
+    such call waited for ever (the C++ extension's own locks are renewed
+    by pthread_atfork, _torch_ext.cpp)."""
+    global _lock, _reuse_lock
+    _lock = threading.Lock()
+    _reuse_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def _torch_openmp():
     """The path of the OpenMP runtime that PyTorch's ATen runs its parallel
     code on (its own libgomp in a pip wheel, the system's in Debian's

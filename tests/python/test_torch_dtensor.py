@@ -29,8 +29,11 @@ def _has_dtensor():
     return True
 
 
-pytestmark = pytest.mark.skipif(not _has_dtensor(),
-                                reason="this PyTorch has no DTensor")
+# slow: two spawned processes importing PyTorch (left out of the
+# sanitizer build's run, as the other spawned workers)
+pytestmark = [pytest.mark.skipif(not _has_dtensor(),
+                                 reason="this PyTorch has no DTensor"),
+              pytest.mark.slow]
 
 WORKER = textwrap.dedent("""
     import os, sys, json
