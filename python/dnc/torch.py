@@ -2458,8 +2458,22 @@ class PointwiseNorm(nn.Module):
     if not hasattr(torch, "compile"):
         # PyTorch 1.13's torch.fx rebuilds a forward that takes **kw with
         # Python 3.10's code fields and fails on 3.11: the input by
-        # position or as x there
-        def forward(self, x):  # noqa: F811
+        # position or by the names of _ARGS there (a converted norm's
+        # replaced class's own name, _dnc_arg, is not taken)
+        def forward(self, x=None, input=None,  # noqa: F811
+                    hidden_states=None):
+            if isinstance(x, torch.fx.Proxy):
+                # symbolic_trace of the norm itself: every argument is a
+                # placeholder, x the one that is used
+                return self._traced(x)
+            kw = {k: v for k, v in (("input", input),
+                                    ("hidden_states", hidden_states))
+                  if v is not None}
+            if kw:
+                x = self._keyword_input(x, kw)
+            elif x is None:
+                raise TypeError("PointwiseNorm.forward() missing its "
+                                "input x")
             return self._traced(x)
 
     def _traced(self, x):
