@@ -559,6 +559,45 @@ def test_journal_records_the_software(tmp_path, monkeypatch, capsys):
         "(torch %s -> 9.9)" % sw["torch"] in err, err
 
 
+def test_journal_records_the_task_code(tmp_path, monkeypatch, capsys):
+    """The header holds the SHA-256 of the task's code (the user module's
+    file; tasks.py for a built-in task, and the example for char-lm): a
+    run interrupted, its task edited (the learning rate), then resumed had
+    mixed the old trials with the new silently, and ranked them as one."""
+    setup_dir(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    # this test's usertask.py, not another test's left imported
+    monkeypatch.delitem(sys.modules, "usertask", raising=False)
+    assert tasks.task_files("usertask:quick") == [
+        os.path.realpath("usertask.py")]
+    assert tasks.task_files("digits-vit") == [
+        os.path.realpath(tasks.__file__)]
+    assert tasks.task_files("char-lm")[1].endswith(
+        os.path.join("examples", "train_tiny_transformer.py"))
+    args = ["s.dns", "--task", "usertask:quick", "--top", "2", "--steps",
+            "2", "--seeds", "1", "-q", "--serial", "-o", "d"]
+    rc, out, err = run_main(args, capsys)
+    assert rc == 0, err
+    with open("d/journal.jsonl") as f:
+        head = json.loads(f.readline())
+    assert head["software"]["task_sha256"] == \
+        tasks.task_sha256("usertask:quick") is not None
+    rc, out, err = run_main(args, capsys)
+    assert rc == 0 and "warning" not in err, err
+    with open("usertask.py") as f:
+        text = f.read()
+    with open("usertask.py", "w") as f:
+        f.write(text.replace("lr=0.05", "lr=0.01"))
+    rc, out, err = run_main(args, capsys)
+    assert rc == 0, err
+    assert "warning: d/journal.jsonl: its 3 trials were trained with other " \
+        "code of the task (usertask.py changed: SHA-256 %s -> %s)" % (
+            head["software"]["task_sha256"],
+            tasks.task_sha256("usertask:quick")) in err, err
+    assert "other software" not in err, err
+
+
 def test_train_unit_statuses(tmp_path, monkeypatch):
     setup_dir(tmp_path)
     monkeypatch.chdir(tmp_path)

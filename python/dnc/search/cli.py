@@ -84,10 +84,12 @@ def better_key(mode):
 # ------------------------------------------------------------ journal
 
 
-def software():
+def software(task=None):
     """What the trained numbers depend on besides the settings: dnc's
     version and the SHA-256 (16 digits) of the libdnc it loads (a rebuild
-    changes the kernels' last bits), and PyTorch's version."""
+    changes the kernels' last bits), PyTorch's version and, given the
+    --task, the SHA-256 of its code (tasks.task_sha256: an edit to the
+    task, its learning rate, say, changes every number)."""
     try:
         from .. import _capi
         with open(_capi.path, "rb") as f:
@@ -100,7 +102,13 @@ def software():
         torch_ver = metadata.version("torch")
     except Exception:  # no distribution metadata (Debian's torch)
         torch_ver = None
-    return {"dnc": dnc_ver, "libdnc_sha256": lib, "torch": torch_ver}
+    sw = {"dnc": dnc_ver, "libdnc_sha256": lib, "torch": torch_ver}
+    if task is not None:
+        try:
+            sw["task_sha256"] = T.task_sha256(task)
+        except (ValueError, OSError):
+            sw["task_sha256"] = None
+    return sw
 
 
 class Busy(Exception):
@@ -125,6 +133,16 @@ def _digest(rec):
         .hexdigest()[:16]
 
 
+def _task_files_text(task):
+    """The task's files, for a message."""
+    try:
+        files = [os.path.relpath(f) for f in T.task_files(task)]
+    except (ValueError, TypeError, OSError):
+        return "its code"
+    return ", ".join(f if not f.startswith("..") else os.path.abspath(f)
+                     for f in files) or "its code"
+
+
 class Journal:
     """DIR/journal.jsonl: a header line with the run's settings, then one
     JSON line per finished trial, each written with one write and an fsync,
@@ -133,11 +151,13 @@ class Journal:
     is cut off. The
     journal is locked (flock) from before it is read until close(): a
     second run of the same directory stops at once (Busy) instead of
-    training the same trials and adding its records to the first one's."""
+    training the same trials and adding its records to the first one's.
+    sw: the header's software (default: software())."""
 
-    def __init__(self, path, config):
+    def __init__(self, path, config, sw=None):
         self.path = path
         self.done = {}
+        self.sw = software() if sw is None else sw
         try:
             self.fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT,
                               0o644)
@@ -230,7 +250,7 @@ class Journal:
             # a new journal, or one whose header a kill tore: start it
             os.ftruncate(self.fd, 0)
             self._write({"journal": "dnc.search", "version": VERSION,
-                         "config": config, "software": software()})
+                         "config": config, "software": self.sw})
             return
         if records[0][1].get("journal") != "dnc.search":
             raise UsageError("%s:1: not a dnc.search journal; remove it "
@@ -241,7 +261,7 @@ class Journal:
             # take the journal
             os.ftruncate(self.fd, 0)
             self._write({"journal": "dnc.search", "version": VERSION,
-                         "config": config, "software": software()})
+                         "config": config, "software": self.sw})
             return
         if old != config:
             old = old if isinstance(old, dict) else {}
@@ -252,18 +272,32 @@ class Journal:
                 " differ%s): rerun with the same ones, use another -o, "
                 "or remove the directory" % (
                     path, ", ".join(diff), "s" if len(diff) == 1 else ""))
-        was, now = records[0][1].get("software"), software()
-        if records[1:] and isinstance(was, dict) and was != now:
+        was, now = records[0][1].get("software"), self.sw
+        n = len(records) - 1
+        trials = "its %d trial%s" % (n, "" if n == 1 else "s")
+        if records[1:] and isinstance(was, dict) and \
+                was.get("task_sha256") != now.get("task_sha256") and \
+                "task_sha256" in now:
+            # the task's code changed under the journal: its numbers are
+            # another task's, and a ranking of both is not one
+            sys.stderr.write(
+                "dnc.search: warning: %s: %s were trained with other code "
+                "of the task (%s changed: SHA-256 %s -> %s); the tables "
+                "will mix and rank the trials of both: use another -o (or "
+                "remove the journal) for results of one version\n" % (
+                    path, trials, _task_files_text(config.get("task")),
+                    was.get("task_sha256"), now.get("task_sha256")))
+        if records[1:] and isinstance(was, dict):
             diff = ", ".join("%s %s -> %s" % (k, was.get(k), now.get(k))
                              for k in sorted(set(was) | set(now))
-                             if was.get(k) != now.get(k))
-            sys.stderr.write(
-                "dnc.search: warning: %s: its %d trial%s were trained with "
-                "other software (%s); the tables will mix both, whose "
-                "numbers may differ in their last digits: use another -o "
-                "for results of one build\n" % (
-                    path, len(records) - 1, "" if len(records) == 2 else "s",
-                    diff))
+                             if k != "task_sha256" and
+                             was.get(k) != now.get(k))
+            if diff:
+                sys.stderr.write(
+                    "dnc.search: warning: %s: %s were trained with other "
+                    "software (%s); the tables will mix both, whose numbers "
+                    "may differ in their last digits: use another -o for "
+                    "results of one build\n" % (path, trials, diff))
         for line, rec in records[1:]:
             try:
                 self.done[(rec["key"], rec["rung"], rec["seed"])] = rec
@@ -751,7 +785,8 @@ def run(a):
     config = {"spec_sha256": spec_hash, "task": a.task, "top": a.top,
               "steps": steps, "seeds": a.seeds, "eta": a.eta, "mode": mode,
               "alpha": a.alpha, "baseline": a.baseline, "rungs": a.rungs}
-    with Journal(os.path.join(a.output, JOURNAL), config) as journal:
+    with Journal(os.path.join(a.output, JOURNAL), config,
+                 software(a.task)) as journal:
         return train(a, spec, spec_hash, config, journal, mode, steps,
                      metric)
 

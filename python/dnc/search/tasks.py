@@ -8,14 +8,17 @@ larger metric is better, `default_steps` the budget of the last rung.
 A non-finite metric, or a non-finite training loss (raise Diverged), means
 the candidate diverged.
 """
+import hashlib
 import importlib
+import inspect
 import math
 import os
 import re
 import sys
 
 __all__ = ["Diverged", "candidate_norm", "layernorm", "norm_source",
-           "resolve_task", "BUILTIN", "digits_vit", "char_lm"]
+           "resolve_task", "task_files", "task_sha256", "BUILTIN",
+           "digits_vit", "char_lm"]
 
 
 class Diverged(ArithmeticError):
@@ -205,9 +208,13 @@ digits_vit.default_steps = 400
 digits_vit.metric = "val_accuracy"
 
 
-def _examples():
+def _examples_dir():
     here = os.path.dirname(os.path.abspath(__file__))
-    ex = os.path.normpath(os.path.join(here, "..", "..", "..", "examples"))
+    return os.path.normpath(os.path.join(here, "..", "..", "..", "examples"))
+
+
+def _examples():
+    ex = _examples_dir()
     if not os.path.exists(os.path.join(ex, "train_tiny_transformer.py")):
         raise RuntimeError("--task char-lm uses examples/"
                            "train_tiny_transformer.py of dnc's source tree, "
@@ -293,3 +300,46 @@ def resolve_task(name):
     if not callable(f):
         raise ValueError("task '%s': '%s' is not callable" % (name, fn))
     return f
+
+
+def task_files(name):
+    """The files of the code a task runs, as far as can be told without
+    running it: the file defining its function (tasks.py for a built-in
+    one), the file of the module --task names, and, for char-lm,
+    examples/train_tiny_transformer.py. What those files import is not
+    among them."""
+    fn = resolve_task(name)
+    files = []
+
+    def add(path):
+        if path and os.path.isfile(path):
+            path = os.path.realpath(path)
+            if path not in files:
+                files.append(path)
+    try:
+        add(inspect.getsourcefile(inspect.unwrap(fn)))
+    except TypeError:  # a callable object, a builtin: its class's file
+        try:
+            add(inspect.getsourcefile(type(fn)))
+        except TypeError:
+            pass
+    if name not in BUILTIN:
+        mod = sys.modules.get(name.partition(":")[0])
+        add(getattr(mod, "__file__", None))
+    if fn is char_lm:
+        add(os.path.join(_examples_dir(), "train_tiny_transformer.py"))
+    return files
+
+
+def task_sha256(name):
+    """16 hex digits of the SHA-256 over the task's files (task_files),
+    their contents in order: an edit to the task (its learning rate,
+    say) changes it; None where no file is found."""
+    files = task_files(name)
+    if not files:
+        return None
+    h = hashlib.sha256()
+    for path in files:
+        with open(path, "rb") as f:
+            h.update(hashlib.sha256(f.read()).digest())
+    return h.hexdigest()[:16]
