@@ -699,6 +699,40 @@ def test_errors(tmp_path, monkeypatch, capsys):
     assert "the screening" in err and "failed with status 1" in err
 
 
+def test_score_named_like_a_results_column_is_refused(tmp_path,
+                                                      monkeypatch, capsys):
+    """A score named like a column results.csv has of its own (status,
+    place, final_mean, ...: not `dnc search`'s, which it refuses itself)
+    gave two columns of one name, and csv.DictReader read the score for
+    the status: refused, located, before anything runs."""
+    setup_dir(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for col in cli.RESULT_COLUMNS:
+        if col in ("id", "name", "source"):
+            continue  # dnc search's own: it says so itself
+        (tmp_path / "sc.dns").write_text(
+            SPEC + "# a score\n  score  %s(x) = f(x)\n" % col)
+        rc, out, err = run_main(["sc.dns", "--task", "usertask:quick",
+                                 "--steps", "2", "--top", "2", "-o", "sc",
+                                 "--serial", "-q"], capsys)
+        assert rc == 2, (col, err)
+        assert err == (
+            "sc.dns:7:10: error: '%s' is a column of python -m dnc.search's "
+            "results.csv; call this score something else\n"
+            "    7 |   score  %s(x) = f(x)\n"
+            "      |          ^%s\n" % (col, col, "~" * (len(col) - 1))), err
+        assert not os.path.exists("sc")
+    (tmp_path / "sc.dns").write_text(SPEC + "score status2(x) = f(x)\n")
+    rc, out, err = run_main(["sc.dns", "--task", "usertask:quick", "--steps",
+                             "2", "--top", "2", "-o", "sc", "--serial", "-q"],
+                            capsys)
+    assert rc == 0, err
+    with open("sc/results.csv") as f:
+        head = next(csv.reader(f))
+    assert len(head) == len(set(head)) and "status2" in head
+
+
 def test_no_ray_is_a_usage_error(tmp_path, monkeypatch, capsys):
     """Without the ray package, a run that is not --serial stops at once
     with status 2 and says what to do, before its directory is made (it

@@ -36,6 +36,11 @@ class UsageError(Exception):
     """A bad argument or a refused directory: message, exit status 2."""
 
 
+class SpecError(UsageError):
+    """An error located in the spec, written as `dnc search` writes its
+    own (SPEC:LINE:COL: error: ..., the line and a caret): status 2."""
+
+
 def _usable_cpus():
     """The CPUs this process may run on (taskset, a container's cpuset),
     as dnc's own thread pool counts them; every CPU where that is not
@@ -731,6 +736,8 @@ def run(a):
     spec = os.path.abspath(a.spec)
     if not os.path.isfile(spec):
         raise UsageError("%s: no such spec file" % a.spec)
+    with open(spec, "rb") as f:
+        check_score_names(f.read().decode("utf-8", "replace"), a.spec)
     try:
         fn = T.resolve_task(a.task)
     except ValueError as e:
@@ -957,6 +964,33 @@ def train(a, spec, spec_hash, config, journal, mode, steps, metric):
 
 SCREEN_SKIP = {"rank", "id", "name", "source"}
 
+# results.csv's own columns, around the rungs' (METRIC@STEPS) and the
+# screening's (which a score of the spec adds to): a score of one of these
+# names made two columns of one name, and csv.DictReader read the score
+RESULT_FRONT = ["place", "screen_rank", "id", "name", "status"]
+RESULT_FINAL = ["final_mean", "final_std", "final_seeds", "error"]
+RESULT_BACK = ["source", "train_source"]
+RESULT_COLUMNS = RESULT_FRONT + RESULT_FINAL + RESULT_BACK
+
+_SCORE = re.compile(r"(\s*score\s+)([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def check_score_names(text, name):
+    """A SpecError for the first `score NAME(x) = ...` of the spec's text
+    whose NAME is a column results.csv has of its own (`dnc search`
+    refuses its own columns, not these), located as `dnc search` locates
+    its errors; name: the spec as the user gave it."""
+    for i, line in enumerate(text.split("\n"), 1):
+        m = _SCORE.match(line)
+        if m and m.group(2) in RESULT_COLUMNS:
+            col = len(m.group(1))
+            raise SpecError(
+                "%s:%d:%d: error: '%s' is a column of python -m dnc.search's"
+                " results.csv; call this score something else\n"
+                "%5d | %s\n      | %s^%s" % (
+                    name, i, col + 1, m.group(2), i, line, " " * col,
+                    "~" * (len(m.group(2)) - 1)))
+
 
 def table(cands, rungs, seeds_of, journal, a, mode, metric, ranked,
           by_rung):
@@ -1042,9 +1076,7 @@ def write_tables(out, rows, rungs, metric, a, mode, config, ranked):
         for col in row["screen"]:
             if col not in screen_cols:
                 screen_cols.append(col)
-    head = ["place", "screen_rank", "id", "name", "status"] + rcols + \
-        ["final_mean", "final_std", "final_seeds", "error"] + \
-        screen_cols + ["source", "train_source"]
+    head = RESULT_FRONT + rcols + RESULT_FINAL + screen_cols + RESULT_BACK
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(head)
@@ -1195,6 +1227,9 @@ def main(argv=None):
     old_hup = signal.signal(signal.SIGHUP, _stop)
     try:
         return run(a)
+    except SpecError as e:
+        sys.stderr.write("%s\n" % e)
+        return 2
     except UsageError as e:
         sys.stderr.write("python -m dnc.search: error: %s\n" % e)
         return 2
