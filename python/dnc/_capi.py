@@ -12,6 +12,8 @@ import ctypes
 import ctypes.util
 import os
 
+from ._build import build_dir
+
 ABI_VERSION = 6  # runtime/dnc.h's DNC_ABI_VERSION
 
 c_int64 = ctypes.c_int64
@@ -91,10 +93,7 @@ def _candidates():
         return [env]
     here = os.path.dirname(os.path.abspath(__file__))
     out = [os.path.join(here, "libdnc.so")]
-    root = os.path.dirname(os.path.dirname(here))
-    build = os.environ.get("DNC_BUILD", "build")
-    out.append(os.path.join(build if os.path.isabs(build)
-                            else os.path.join(root, build), "libdnc.so"))
+    out.append(os.path.join(build_dir(), "libdnc.so"))
     return out
 
 

@@ -598,6 +598,34 @@ def test_journal_records_the_task_code(tmp_path, monkeypatch, capsys):
     assert "other software" not in err, err
 
 
+def test_relative_dnc_build_is_one_build_for_both(tmp_path, monkeypatch):
+    """A relative DNC_BUILD was taken from the current folder for the
+    screening's binary and from the checkout's root for libdnc: run from
+    elsewhere, the two came from different builds, silently. Both are in
+    the checkout's root now, and the binary is in the journal's
+    software."""
+    from dnc import _build, _capi
+    real = os.environ.get("DNC_BUILD") or "build"
+    real = real if os.path.isabs(real) else os.path.join(ROOT, real)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DNC", raising=False)
+    monkeypatch.delenv("DNC_LIBRARY", raising=False)
+    fake = tmp_path / "bld" / "dnc"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\nexit 0\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("DNC_BUILD", "bld")
+    assert _build.build_dir() == os.path.join(ROOT, "bld")
+    assert os.path.join(ROOT, "bld", "libdnc.so") in _capi._candidates()
+    assert cli.find_dnc() != str(fake), "the current folder's build"
+    monkeypatch.setenv("DNC_BUILD", os.path.relpath(real, ROOT))
+    assert cli.find_dnc() == os.path.join(real, "dnc")
+    import hashlib
+    with open(cli.find_dnc(), "rb") as f:
+        assert cli.software()["dnc_sha256"] == \
+            hashlib.sha256(f.read()).hexdigest()[:16]
+
+
 def test_train_unit_statuses(tmp_path, monkeypatch):
     setup_dir(tmp_path)
     monkeypatch.chdir(tmp_path)

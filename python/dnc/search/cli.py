@@ -92,7 +92,8 @@ def better_key(mode):
 def software(task=None):
     """What the trained numbers depend on besides the settings: dnc's
     version and the SHA-256 (16 digits) of the libdnc it loads (a rebuild
-    changes the kernels' last bits), PyTorch's version and, given the
+    changes the kernels' last bits) and of the dnc binary that screens
+    (find_dnc), PyTorch's version and, given the
     --task, the SHA-256 of its code (tasks.task_sha256: an edit to the
     task, its learning rate, say, changes every number)."""
     try:
@@ -107,7 +108,13 @@ def software(task=None):
         torch_ver = metadata.version("torch")
     except Exception:  # no distribution metadata (Debian's torch)
         torch_ver = None
-    sw = {"dnc": dnc_ver, "libdnc_sha256": lib, "torch": torch_ver}
+    try:
+        with open(find_dnc(), "rb") as f:
+            binary = hashlib.sha256(f.read()).hexdigest()[:16]
+    except (UsageError, OSError):
+        binary = None
+    sw = {"dnc": dnc_ver, "libdnc_sha256": lib, "dnc_sha256": binary,
+          "torch": torch_ver}
     if task is not None:
         try:
             sw["task_sha256"] = T.task_sha256(task)
@@ -327,16 +334,15 @@ class Journal:
 
 def find_dnc():
     """The dnc binary: $DNC, else $DNC_BUILD/dnc, else build/dnc of the
-    checkout this package sits in, else dnc on the PATH."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    root = os.path.normpath(os.path.join(here, "..", "..", ".."))
+    checkout this package sits in, else dnc on the PATH. A relative
+    DNC_BUILD is in the checkout's root, as libdnc's (dnc._build)."""
+    from .._build import build_dir, checkout_root
+    root = checkout_root()
     cands = []
     if os.environ.get("DNC"):
         cands.append(os.environ["DNC"])
     if os.environ.get("DNC_BUILD"):
-        b = os.environ["DNC_BUILD"]
-        cands.append(os.path.join(b if os.path.isabs(b) else
-                                  os.path.join(os.getcwd(), b), "dnc"))
+        cands.append(os.path.join(build_dir(), "dnc"))
     if os.path.isfile(os.path.join(root, "runtime", "dnc.h")):
         cands.append(os.path.join(root, "build", "dnc"))  # a checkout
     for c in cands:
