@@ -761,6 +761,76 @@ def test_score_named_like_a_results_column_is_refused(tmp_path,
     assert len(head) == len(set(head)) and "status2" in head
 
 
+def test_address_of_something_not_ray_is_refused_at_once(
+        tmp_path, monkeypatch, capsys):
+    """--address HOST:PORT where an HTTP server answers (Ray's dashboard,
+    8265) passed the port check and hung in ray.init for minutes: what
+    answers must speak gRPC (HTTP/2), as a cluster's GCS does."""
+    import http.server
+    import socket
+    import threading
+    setup_dir(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delenv("RAY_USE_TLS", raising=False)
+
+    def never(*a, **k):
+        raise AssertionError("ray.init was reached")
+    monkeypatch.setattr(cli, "start_ray", never)
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+
+    def serve(lsk, answer):
+        # one connection at a time: a gRPC server's SETTINGS, or silence
+        while True:
+            try:
+                c, _ = lsk.accept()
+            except OSError:
+                return
+            with c:
+                c.recv(64)
+                if answer:
+                    c.sendall(answer)
+                time.sleep(0.5)
+    servers = []
+    for answer in (b"\x00\x00\x06\x04\x00\x00\x00\x00\x00"
+                   b"\x00\x03\x00\x00\x00\x64", b""):
+        lsk = socket.socket()
+        lsk.bind(("127.0.0.1", 0))
+        lsk.listen()
+        threading.Thread(target=serve, args=(lsk, answer),
+                         daemon=True).start()
+        servers.append(lsk)
+    try:
+        http_addr = "127.0.0.1:%d" % httpd.server_address[1]
+        t0 = time.time()
+        rc, out, err = run_main(["s.dns", "--task", "usertask:quick",
+                                 "--steps", "2", "-o", "ad", "--address",
+                                 http_addr], capsys)
+        assert rc == 2 and err == (
+            "python -m dnc.search: error: --address %s: what answers there "
+            "is not a Ray cluster (it does not speak gRPC, as a cluster's "
+            "head does: an HTTP server, Ray's dashboard?); give the address "
+            "`ray start --head` printed (its --port, 6379 by default)\n" %
+            http_addr), err
+        assert time.time() - t0 < 30 and not os.path.exists("ad")
+        grpc_addr, silent = ["127.0.0.1:%d" % x.getsockname()[1]
+                             for x in servers]
+        cli.check_address(grpc_addr, timeout=5)  # a SETTINGS frame: passes
+        with pytest.raises(cli.UsageError, match="not a Ray cluster"):
+            cli.check_address(silent, timeout=0.2)
+        monkeypatch.setenv("RAY_USE_TLS", "1")  # TLS first: the port alone
+        cli.check_address(http_addr, timeout=5)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        for x in servers:
+            x.close()
+
+
 def test_no_ray_is_a_usage_error(tmp_path, monkeypatch, capsys):
     """Without the ray package, a run that is not --serial stops at once
     with status 2 and says what to do, before its directory is made (it

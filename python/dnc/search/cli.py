@@ -700,21 +700,58 @@ def cluster_error(e):
     return isinstance(e, kinds)
 
 
-def check_address(address):
-    """--address HOST:PORT answers on that port, else a UsageError at once
-    (ray.init retries a cluster that is not there for minutes, then
-    raises)."""
+# HTTP/2's client preface and an empty SETTINGS frame: a gRPC server (a
+# Ray cluster's GCS) answers with a SETTINGS frame of its own
+_H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + \
+    b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+
+
+def _speaks_grpc(sock, timeout):
+    """Whether the server on sock answers HTTP/2's preface with a
+    SETTINGS frame (its 9-byte header, type 4), as every gRPC server
+    does; an HTTP/1 server (Ray's dashboard, 8265) answers 400 or closes,
+    and a server that says nothing within timeout is none either."""
+    sock.settimeout(timeout)
+    try:
+        sock.sendall(_H2_PREFACE)
+        head = b""
+        while len(head) < 9:
+            b = sock.recv(9 - len(head))
+            if not b:
+                break
+            head += b
+    except OSError:
+        return False
+    return len(head) == 9 and head[3] == 4
+
+
+def check_address(address, timeout=10.0):
+    """--address HOST:PORT answers on that port as a Ray cluster's GCS
+    does (gRPC), else a UsageError at once: ray.init retries a cluster
+    that is not there for minutes, then raises, and hangs on a port
+    where something else answers (an HTTP server, Ray's dashboard). With
+    RAY_USE_TLS the GCS speaks TLS first: only the port is checked."""
     host, sep, port = address.rpartition(":")
     if not sep or not port.isdigit() or "/" in host:
         return  # ray://..., auto: Ray's to judge
     try:
-        socket.create_connection((host.strip("[]"), int(port)), 10).close()
+        sock = socket.create_connection((host.strip("[]"), int(port)),
+                                        timeout)
     except (OSError, ValueError, OverflowError) as e:
         raise UsageError("--address %s: no Ray cluster answers there (%s); "
                          "start one with `ray start --head`, or leave "
                          "--address out for a local Ray of this command's "
                          "own" % (address, getattr(e, "strerror", None) or
                                   e))
+    with sock:
+        if os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true"):
+            return
+        if not _speaks_grpc(sock, timeout):
+            raise UsageError(
+                "--address %s: what answers there is not a Ray cluster (it "
+                "does not speak gRPC, as a cluster's head does: an HTTP "
+                "server, Ray's dashboard?); give the address `ray start "
+                "--head` printed (its --port, 6379 by default)" % address)
 
 
 def start_ray(address, threads, quiet):
