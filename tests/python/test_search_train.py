@@ -831,6 +831,73 @@ def test_address_of_something_not_ray_is_refused_at_once(
             x.close()
 
 
+def test_one_line_errors_not_tracebacks(tmp_path, monkeypatch, capsys):
+    """What was a traceback (or a wrong message) is one line and status 2,
+    before anything runs: a task's default_steps that is no whole number
+    of steps ('8', NaN) or under 1 (said as --steps, not given); a
+    directory for SPEC ('no such spec file'); a ray that is installed but
+    does not import, and a ray:// address without Ray Client (both were
+    raised once training began, after the screening)."""
+    setup_dir(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with open("stepstask.py", "w") as f:
+        for name, v in (("s8", "'8'"), ("snan", "float('nan')"),
+                        ("s0", "0")):
+            f.write("def %s(norm, steps, seed):\n    return 1.0\n\n\n"
+                    "%s.mode = 'min'\n%s.default_steps = %s\n\n\n" % (
+                        name, name, name, v))
+    os.mkdir("adir")
+    cases = [
+        ("stepstask:s8", [], "task 'stepstask:s8' has default_steps '8': a "
+         "whole number of steps, at least 1 (or give --steps)"),
+        ("stepstask:snan", [], "task 'stepstask:snan' has default_steps "
+         "nan: a whole number of steps, at least 1 (or give --steps)"),
+        ("stepstask:s0", [], "task 'stepstask:s0' has default_steps 0: a "
+         "whole number of steps, at least 1 (or give --steps)"),
+    ]
+    for task, extra, msg in cases:
+        rc, out, err = run_main(["s.dns", "--task", task, "-o", "o",
+                                 "--serial"] + extra, capsys)
+        assert rc == 2 and err == "python -m dnc.search: error: %s\n" % msg, \
+            err
+    # --steps given: the task's value does not matter
+    rc, out, err = run_main(["s.dns", "--task", "stepstask:s8", "--steps",
+                             "2", "--top", "1", "--seeds", "1", "-o", "o8",
+                             "--serial", "-q", "--no-baseline"], capsys)
+    assert rc == 0, err
+    rc, out, err = run_main(["adir", "--task", "usertask:quick", "--steps",
+                             "2", "-o", "o", "--serial"], capsys)
+    assert rc == 2 and err == "python -m dnc.search: error: adir: a " \
+        "directory, not a spec file\n", err
+    assert not os.path.exists("o")
+
+    # a ray:// address without Ray Client (grpc)
+    monkeypatch.setitem(sys.modules, "grpc", None)
+    pytest.importorskip("ray")
+    rc, out, err = run_main(["s.dns", "--task", "usertask:quick", "--steps",
+                             "2", "-o", "rc", "--address",
+                             "ray://127.0.0.1:10001"], capsys)
+    assert rc == 2 and err.startswith(
+        "python -m dnc.search: error: --address ray://127.0.0.1:10001: a "
+        "ray:// address needs Ray Client") and "ray[client]" in err, err
+    assert not os.path.exists("rc"), "before the screening"
+    # a ray that is there but does not import
+    fake = tmp_path / "fake" / "ray"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise RuntimeError('a broken ray')\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "fake"))
+    for m in [m for m in sys.modules if m == "ray" or m.startswith("ray.")]:
+        monkeypatch.delitem(sys.modules, m)
+    rc, out, err = run_main(["s.dns", "--task", "usertask:quick", "--steps",
+                             "2", "-o", "br"], capsys)
+    assert rc == 2 and err.startswith(
+        "python -m dnc.search: error: the ray package of this Python (%s) "
+        "is installed but does not import (RuntimeError: a broken ray)" %
+        sys.executable) and "--serial" in err, err
+    assert not os.path.exists("br"), "before the screening"
+
+
 def test_no_ray_is_a_usage_error(tmp_path, monkeypatch, capsys):
     """Without the ray package, a run that is not --serial stops at once
     with status 2 and says what to do, before its directory is made (it

@@ -754,6 +754,31 @@ def check_address(address, timeout=10.0):
                 "--head` printed (its --port, 6379 by default)" % address)
 
 
+def check_ray_imports(address):
+    """ray imports (installed is not enough: a broken install raised its
+    traceback only once training began, after the screening), and with a
+    ray:// address Ray Client's own dependency (grpc, of ray[client]),
+    whose ValueError came from ray.init after the screening too."""
+    try:
+        import ray  # noqa: F401
+    except Exception as e:
+        msg = str(e).strip().splitlines()
+        raise UsageError("the ray package of this Python (%s) is installed "
+                         "but does not import (%s%s): reinstall it, or give"
+                         " --serial to train the trials in this process" % (
+                             sys.executable, type(e).__name__,
+                             ": " + msg[0] if msg else ""))
+    if address and address.startswith("ray://"):
+        try:
+            import grpc  # noqa: F401
+        except Exception:
+            raise UsageError("--address %s: a ray:// address needs Ray "
+                             "Client, which this Python (%s) does not have:"
+                             " pip install 'ray[client]', or give the "
+                             "cluster's HOST:PORT (its GCS, with ray start"
+                             "'s --port)" % (address, sys.executable))
+
+
 def start_ray(address, threads, quiet):
     import ray
     kw = dict(runtime_env=_ray_env(),
@@ -777,6 +802,8 @@ def start_ray(address, threads, quiet):
 
 def run(a):
     spec = os.path.abspath(a.spec)
+    if os.path.isdir(spec):
+        raise UsageError("%s: a directory, not a spec file" % a.spec)
     if not os.path.isfile(spec):
         raise UsageError("%s: no such spec file" % a.spec)
     with open(spec, "rb") as f:
@@ -798,6 +825,13 @@ def run(a):
     if steps is None:
         raise UsageError("task '%s' has no default budget: give --steps" %
                          a.task)
+    if a.steps is None and (isinstance(steps, bool) or
+                            not isinstance(steps, int) or steps < 1):
+        # the task's own value, said as its (a TypeError or ValueError
+        # traceback before, or `--steps is at least 1` without --steps)
+        raise UsageError("task '%s' has default_steps %r: a whole number of"
+                         " steps, at least 1 (or give --steps)" % (
+                             a.task, steps))
     metric = getattr(fn, "metric", "metric")
     for name, v, lo in (("--top", a.top, 1), ("--steps", steps, 1),
                         ("--seeds", a.seeds, 1), ("--eta", a.eta, 2),
@@ -820,6 +854,8 @@ def run(a):
                          "this Python (%s) does not have: pip install "
                          "'ray[tune]', or give --serial to train the "
                          "trials in this process" % sys.executable)
+    if not a.serial:
+        check_ray_imports(a.address)
     if not math.isfinite(a.alpha):
         raise UsageError("--alpha must be finite")
     if a.timeout is not None and not (0 < a.timeout < 1e9):
