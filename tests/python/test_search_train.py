@@ -314,6 +314,36 @@ def test_ray_failure_stops_the_run(tmp_path, monkeypatch, capsys):
         [{k: v for k, v in r.items() if k not in strip} for r in b]
 
 
+def test_sigterm_during_ray_init_is_a_stop(tmp_path, monkeypatch, capsys):
+    """Ray's own SIGTERM handler (sys.exit(15)) is active from the start
+    of ray.init: a SIGTERM then ended the run with status 15 and no word.
+    It is a stop as any other now: 143, the 'interrupted' line, and what
+    ray.init started shut down."""
+    ray = pytest.importorskip("ray")
+    setup_dir(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    calls = []
+
+    def init(**kw):
+        # as ray.init does, then the signal before it returns
+        ray._private.utils.set_sigterm_handler(
+            lambda signum, frame: sys.exit(signum))
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)
+        calls.append("init returned")
+    monkeypatch.setattr(ray, "init", init)
+    monkeypatch.setattr(ray, "shutdown", lambda: calls.append("shutdown"))
+    rc, out, err = run_main(["s.dns", "--task", "usertask:quick", "--top",
+                             "2", "--steps", "2", "--seeds", "1", "-o", "t"],
+                            capsys)
+    assert rc == 143, (rc, err)
+    assert "interrupted: 0 of 3 trials kept in t/journal.jsonl; run the " \
+        "same command to go on" in err, err
+    assert calls and "init returned" not in calls and \
+        set(calls) == {"shutdown"}, calls
+
+
 def test_retried_failure_table_and_partial_seeds(tmp_path, monkeypatch,
                                                   capsys):
     """After --retry-failed a candidate the retried one displaces kept its

@@ -784,12 +784,27 @@ def start_ray(address, threads, quiet):
     kw = dict(runtime_env=_ray_env(),
               logging_level=logging.ERROR if quiet else logging.WARNING,
               log_to_driver=not quiet)
-    if address:
-        ray.init(address=address, **kw)
-    else:
-        # "local": a new cluster of its own, never one found running here
-        ray.init(address="local", num_cpus=threads, include_dashboard=False,
-                 object_store_memory=80 * 1024 * 1024, **kw)
+    try:
+        if address:
+            ray.init(address=address, **kw)
+        else:
+            # "local": a new cluster of its own, never one found running
+            # here
+            ray.init(address="local", num_cpus=threads,
+                     include_dashboard=False,
+                     object_store_memory=80 * 1024 * 1024, **kw)
+    except SystemExit as e:
+        # Ray's SIGTERM handler, active from the start of ray.init, ends
+        # it with sys.exit(SIGTERM): the process exited 15, without a
+        # word; it is our stop, as after ray.init (143, "interrupted")
+        if e.code != signal.SIGTERM:
+            raise
+        _stopped_by[0] = signal.SIGTERM
+        ray.shutdown()  # what ray.init started of a local Ray
+        raise KeyboardInterrupt from None
+    except KeyboardInterrupt:
+        ray.shutdown()  # SIGINT or SIGHUP (ours) during ray.init
+        raise
     # ray.init installs its own SIGTERM handler (which dumps a trace and
     # ends the process with 15): SIGTERM is ours again, a stop between
     # trials with status 143
