@@ -2,7 +2,7 @@
 runtime/dnc.h and the signatures of its functions.
 
 The library is searched, in this order:
-  1. $DNC_LIBRARY (a path to libdnc.so);
+  1. $DNC_LIBRARY (a path to libdnc.so, relative to the current folder);
   2. next to this package (a copy installed with it);
   3. the build folder of the checkout this package sits in ($DNC_BUILD, else
      build/), so that PYTHONPATH=python works after `make`;
@@ -90,7 +90,9 @@ FORMATS = {"dsl": 0, "latex": 1, "c": 2, "torch": 3}
 def _candidates():
     env = os.environ.get("DNC_LIBRARY")
     if env:
-        return [env]
+        # absolute: dlopen of a name without a slash searches the library
+        # path, and would load another libdnc than the one named
+        return [os.path.abspath(env)]
     here = os.path.dirname(os.path.abspath(__file__))
     out = [os.path.join(here, "libdnc.so")]
     out.append(os.path.join(build_dir(), "libdnc.so"))

@@ -354,6 +354,32 @@ def test_errors():
        "path: still the ImportError", r.stderr[-300:])
 
 
+def _import_dnc(env_extra, cwd, code="import dnc; print(dnc.library_path)"):
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PYTHONPATH", "DNC_LIBRARY", "DNC_BUILD",
+                        "LD_LIBRARY_PATH")}
+    env["PYTHONPATH"] = os.path.join(ROOT, "python")
+    env.update(env_extra)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True,
+                          text=True, env=env, cwd=cwd)
+
+
+def test_relative_dnc_library():
+    # DNC_LIBRARY=libdnc.so in the folder that holds it loads that file,
+    # not one dlopen finds on the library path by that name (or none:
+    # it was a raw OSError), and library_path says the absolute path
+    tmp = tempfile.mkdtemp()
+    try:
+        shutil.copy(dnc.library_path, os.path.join(tmp, "libdnc.so"))
+        r = _import_dnc({"DNC_LIBRARY": "libdnc.so"}, tmp)
+        ok(r.returncode == 0 and r.stdout.strip() ==
+           os.path.join(tmp, "libdnc.so"),
+           "a relative DNC_LIBRARY: the file in the current folder, by its "
+           "absolute path", r.stdout + r.stderr[-500:])
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def test_pip_install():
     # asked of another process: importlib.util.find_spec("pip") here
     # would switch off setuptools' distutils shim in this one (its finder
