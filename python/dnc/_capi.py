@@ -99,6 +99,41 @@ def _candidates():
     return out
 
 
+class _DlInfo(ctypes.Structure):
+    _fields_ = [("dli_fname", ctypes.c_char_p), ("dli_fbase", ctypes.c_void_p),
+                ("dli_sname", ctypes.c_char_p), ("dli_saddr", ctypes.c_void_p)]
+
+
+def _mapped_path(lib, name):
+    """The absolute path of the file the loader mapped for lib: where it
+    was found on the system's library path, `name` is only its soname
+    (libdnc.so.6), which a Ray worker's DNC_LIBRARY or dnc.torch's
+    extension beside it cannot be found from. dladdr on one of its
+    functions, else the file of that name in /proc/self/maps."""
+    try:
+        dladdr = ctypes.CDLL(None, use_errno=True).dladdr
+        dladdr.restype = ctypes.c_int
+        dladdr.argtypes = [ctypes.c_void_p, ctypes.POINTER(_DlInfo)]
+        info = _DlInfo()
+        addr = ctypes.cast(lib.dnc_version, ctypes.c_void_p)
+        if dladdr(addr, ctypes.byref(info)) and info.dli_fname:
+            got = os.fsdecode(info.dli_fname)
+            if os.path.isabs(got) and os.path.exists(got):
+                return got
+    except (AttributeError, OSError):
+        pass
+    try:
+        with open("/proc/self/maps") as maps:
+            for line in maps:
+                got = line.split(None, 5)[-1].strip()
+                if os.path.basename(got) == os.path.basename(name) and \
+                        os.path.isabs(got):
+                    return got
+    except OSError:
+        pass
+    return os.path.abspath(name)
+
+
 def _load():
     tried = []
     env = os.environ.get("DNC_LIBRARY")
@@ -114,7 +149,8 @@ def _load():
     found = ctypes.util.find_library("dnc")
     if found:
         try:
-            return ctypes.CDLL(found), found
+            lib = ctypes.CDLL(found)
+            return lib, _mapped_path(lib, found)
         except OSError as e:
             raise ImportError(
                 "dnc: found %s on the system's library path but cannot load "

@@ -1845,7 +1845,8 @@ def _load_ext():
     name = "_dnc_torch" + (sysconfig.get_config_var("EXT_SUFFIX") or ".so")
     key = "torch-" + torch.__version__
     here = os.path.dirname(os.path.abspath(__file__))
-    paths = [os.path.join(os.path.dirname(C.path), "torch", key, name),
+    paths = [os.path.join(os.path.dirname(os.path.abspath(C.path)), "torch",
+                          key, name),
              os.path.join(here, "_torch", key, name)]
     path = next((p for p in paths if os.path.exists(p)), None)
     if path is None:

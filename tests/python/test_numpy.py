@@ -380,6 +380,33 @@ def test_relative_dnc_library():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def test_library_path_from_the_system_path():
+    # found on the system's library path (make install), library_path is
+    # the file loaded, not the bare soname find_library gives: a Ray
+    # trial's DNC_LIBRARY was that soname made absolute in the current
+    # folder, and no trial found it
+    tmp = tempfile.mkdtemp()
+    try:
+        lib = os.path.join(tmp, "lib")
+        os.mkdir(lib)
+        shutil.copy(os.path.realpath(dnc.library_path),
+                    os.path.join(lib, "libdnc.so.6"))
+        code = ("import ctypes.util; ctypes.util.find_library = lambda n: "
+                "'libdnc.so.6'; import dnc; from dnc.search import cli; "
+                "print(dnc.library_path); "
+                "print(cli._ray_env()['env_vars']['DNC_LIBRARY'])")
+        for ld in (lib, "lib"):
+            r = _import_dnc({"DNC_BUILD": "/nonexistent",
+                             "LD_LIBRARY_PATH": ld}, tmp, code)
+            want = os.path.join(lib, "libdnc.so.6")
+            ok(r.returncode == 0 and r.stdout.split() == [want, want],
+               "libdnc from the library path (LD_LIBRARY_PATH=%s): "
+               "library_path and the trials' DNC_LIBRARY are the file's "
+               "absolute path" % ld, r.stdout + r.stderr[-500:])
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def test_pip_install():
     # asked of another process: importlib.util.find_spec("pip") here
     # would switch off setuptools' distutils shim in this one (its finder
