@@ -134,12 +134,37 @@ def _mapped_path(lib, name):
     return os.path.abspath(name)
 
 
+def _open(path, env, here):
+    """ctypes.CDLL(path), or an ImportError that says which copy could not
+    be loaded and what to do, not ctypes' OSError."""
+    if os.path.isdir(path):
+        raise ImportError("dnc: DNC_LIBRARY names %r, a folder: it names the "
+                          "library file itself (e.g. %s)"
+                          % (env, os.path.join(env, "libdnc.so")))
+    try:
+        return ctypes.CDLL(path)
+    except OSError as e:
+        why = str(e)
+    if env:
+        raise ImportError("dnc: DNC_LIBRARY names %r, which cannot be "
+                          "loaded: %s" % (env, why)) from None
+    if os.path.dirname(path) == here:
+        raise ImportError(
+            "dnc: cannot load the libdnc.so installed with this package: %s. "
+            "The package `pip install .` builds carries a libdnc that links "
+            "the system's LLVM 19 (Debian's libllvm19); where that is "
+            "missing, install the wheel `make wheel` builds instead, which "
+            "has LLVM linked in" % why) from None
+    raise ImportError("dnc: cannot load %s: %s" % (path, why)) from None
+
+
 def _load():
     tried = []
     env = os.environ.get("DNC_LIBRARY")
+    here = os.path.dirname(os.path.abspath(__file__))
     for path in _candidates():
         if os.path.exists(path):
-            return ctypes.CDLL(path), path
+            return _open(path, env, here), path
         tried.append(path)
     if env:
         # a wrong DNC_LIBRARY is an error, never a fallback to another copy

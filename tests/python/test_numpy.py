@@ -380,6 +380,41 @@ def test_relative_dnc_library():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def test_a_library_that_does_not_load():
+    # a libdnc that exists but does not load is an ImportError that says
+    # which copy and what to do, never ctypes' OSError traceback: the
+    # package's own copy where LLVM 19 is missing (pip install . on one
+    # machine, run on another), a DNC_LIBRARY naming a folder or a file
+    # that is not a library
+    tmp = tempfile.mkdtemp()
+    try:
+        junk = os.path.join(tmp, "junk.so")
+        with open(junk, "w") as f:
+            f.write("not a library\n")
+        for lib, want in ((junk, "DNC_LIBRARY names %r, which cannot be "
+                           "loaded" % junk),
+                          (tmp, "DNC_LIBRARY names %r, a folder" % tmp)):
+            r = _import_dnc({"DNC_LIBRARY": lib}, tmp)
+            ok(r.returncode != 0 and "ImportError: dnc: " + want in r.stderr
+               and "OSError" not in r.stderr,
+               "DNC_LIBRARY=%s: an ImportError, %r" % (lib, want),
+               r.stderr[-800:])
+        pkg = os.path.join(tmp, "site")
+        shutil.copytree(os.path.join(ROOT, "python", "dnc"),
+                        os.path.join(pkg, "dnc"),
+                        ignore=shutil.ignore_patterns("__pycache__", "*.so"))
+        shutil.copy(junk, os.path.join(pkg, "dnc", "libdnc.so"))
+        r = _import_dnc({"PYTHONPATH": pkg}, tmp)
+        ok(r.returncode != 0 and "ImportError: dnc: cannot load the "
+           "libdnc.so installed with this package" in r.stderr and
+           "LLVM 19" in r.stderr and "make wheel" in r.stderr and
+           "OSError" not in r.stderr,
+           "an installed copy that does not load: an ImportError naming "
+           "LLVM 19 and make wheel", r.stderr[-800:])
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def test_library_path_from_the_system_path():
     # found on the system's library path (make install), library_path is
     # the file loaded, not the bare soname find_library gives: a Ray
