@@ -4,7 +4,8 @@ pyproject.toml), and `make wheel`'s wheel writer.
 It needs nothing but the standard library, so that pip's isolated build
 environment has nothing to fetch: `pip install .` works offline. The wheel
 holds python/dnc and a libdnc.so (and, from pip install ., dnc.torch's C++
-layer calls that `make` built, tools/torch_ext.sh):
+layer calls that `make torch-ext` built, tools/torch_ext.sh; plain `make`
+builds none):
   - pip install . : $DNC_BUILD/libdnc.so (default build/) as `make` built
     it, which needs the system's libLLVM 19; tagged linux_<arch>. Without
     it the install fails at once, saying to run make (or make wheel).
@@ -71,10 +72,11 @@ def _library():
 
 
 def _torch_ext():
-    """pip install . : dnc.torch's C++ layer calls that `make` built beside
-    the library ($DNC_BUILD/torch/torch-<version>/), as dnc/_torch/...,
-    where dnc.torch looks for them (each is used only under the PyTorch
-    version it was built for). Not in `make wheel`'s portable wheel."""
+    """pip install . : dnc.torch's C++ layer calls that `make torch-ext`
+    built beside the library ($DNC_BUILD/torch/torch-<version>/), as
+    dnc/_torch/..., where dnc.torch looks for them (each is used only under
+    the PyTorch version it was built for). Not in `make wheel`'s portable
+    wheel."""
     if os.environ.get("DNC_WHEEL_LIB") is not None:
         return []
     top = os.path.join(ROOT, os.environ.get("DNC_BUILD", "build"), "torch")
