@@ -350,6 +350,21 @@ tsan: deps
 	TSAN_OPTIONS="halt_on_error=1 suppressions=$(CURDIR)/tests/tsan.supp" prove build/tsan/tests/test_concurrency \
 	  build/tsan/tests/test_kernels
 
+# The loader's cache (ldconfig) is refreshed only for a prefix whose lib/
+# it searches by default, installed in place (no DESTDIR): a private
+# PREFIX has nothing in the system's cache to refresh.
+LDCONFIG_PREFIXES = /usr /usr/local
+run_ldconfig = $(if $(DESTDIR),,$(filter $(LDCONFIG_PREFIXES),$(patsubst %/,%,$(PREFIX))))
+ldconfig_cmd = -@if [ -w /etc/ld.so.cache ] && command -v ldconfig >/dev/null; then ldconfig; fi
+
+# dnc.pc names PREFIX as it is: a relative one would name a folder relative
+# to wherever pkg-config runs
+ifneq ($(filter install uninstall,$(MAKECMDGOALS)),)
+ifeq ($(filter /%,$(PREFIX)),)
+$(error PREFIX=$(PREFIX) is not an absolute path: make install PREFIX=$$PWD/$(PREFIX) says where)
+endif
+endif
+
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib \
 	  $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
@@ -364,8 +379,7 @@ install: all
 	  -e 's|@LLVM_LIBDIR@|$(shell $(LLVM_CONFIG) --libdir)|g' \
 	  tools/dnc.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/dnc.pc
 	@# the loader's cache: /usr/local/lib is searched only through it
-	-@if [ -z "$(DESTDIR)" ] && [ -w /etc/ld.so.cache ] && command -v ldconfig >/dev/null; then \
-	  ldconfig; fi
+	$(if $(run_ldconfig),$(ldconfig_cmd))
 
 # Exactly what install wrote, by name: no pattern, so another version's
 # libdnc.so.X.Y.Z (or any other file beside them) stays.
@@ -374,6 +388,8 @@ uninstall:
 	  $(DESTDIR)$(PREFIX)/lib/libdnc.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libdnc.so.$(ABI) \
 	  $(DESTDIR)$(PREFIX)/lib/libdnc.so $(DESTDIR)$(PREFIX)/include/dnc.h \
 	  $(DESTDIR)$(PREFIX)/include/dnc_aot.h $(DESTDIR)$(PREFIX)/lib/pkgconfig/dnc.pc
+	@# else the cache still names the removed libdnc.so.$(ABI)
+	$(if $(run_ldconfig),$(ldconfig_cmd))
 
 # libFuzzer over the front end: its own build with clang-19, not in CI.
 FUZZ_BUILD = build/fuzz

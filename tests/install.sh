@@ -80,5 +80,27 @@ touch "$tmp/root/opt/dnc/lib/libdnc.so.0.3.9" "$tmp/root/opt/dnc/lib/libdnc.so.m
 t "make uninstall" make -s uninstall BUILD="$B" SANITIZE="${SANITIZE:-}" DESTDIR="$tmp/root" PREFIX=/opt/dnc
 left=$(cd "$tmp/root/opt/dnc" && find . ! -type d | sort | tr '\n' ' ')
 t "it leaves only the files it did not install" test "$left" = "./lib/libdnc.so.0.3.9 ./lib/libdnc.so.mine "
+# the loader's cache is the system's: a private PREFIX (no DESTDIR) never
+# runs ldconfig, install or uninstall; /usr/local does, both ways (make -n:
+# the command is only printed). A stand-in ldconfig first on the PATH
+# notes any call.
+mkdir "$tmp/fakebin"
+printf '#!/bin/sh\necho "$*" >>"%s"\n' "$tmp/ldconfig-ran" >"$tmp/fakebin/ldconfig"
+chmod +x "$tmp/fakebin/ldconfig"
+fake() { PATH="$tmp/fakebin:$PATH" "$@"; }
+t "make install into a private PREFIX" fake make -s install BUILD="$B" SANITIZE="${SANITIZE:-}" PREFIX="$tmp/private"
+t "  runs no ldconfig" test ! -e "$tmp/ldconfig-ran"
+t "make uninstall from it" fake make -s uninstall BUILD="$B" SANITIZE="${SANITIZE:-}" PREFIX="$tmp/private"
+t "  runs no ldconfig" test ! -e "$tmp/ldconfig-ran"
+t "make install PREFIX=/usr/local would run ldconfig" \
+  sh -c "PATH='$tmp/fakebin:$PATH' make -n install BUILD='$B' SANITIZE='${SANITIZE:-}' PREFIX=/usr/local | grep -q ldconfig"
+t "make uninstall PREFIX=/usr/local would run ldconfig" \
+  sh -c "PATH='$tmp/fakebin:$PATH' make -n uninstall BUILD='$B' SANITIZE='${SANITIZE:-}' PREFIX=/usr/local | grep -q ldconfig"
+t "  but not into a DESTDIR" \
+  sh -c "! PATH='$tmp/fakebin:$PATH' make -n install BUILD='$B' SANITIZE='${SANITIZE:-}' PREFIX=/usr/local DESTDIR='$tmp/root' | grep -q ldconfig"
+# dnc.pc's prefix= is PREFIX as given: a relative one is refused
+rm -rf "$tmp/root"
+t "a relative PREFIX is refused" sh -c "! make -s install BUILD='$B' SANITIZE='${SANITIZE:-}' PREFIX=relprefix DESTDIR='$tmp/root/'"
+t "  and nothing is written" test ! -e "$tmp/root"
 echo "1..$n"
 [ "$fail" = 0 ]
