@@ -656,6 +656,25 @@ def test_relative_dnc_build_is_one_build_for_both(tmp_path, monkeypatch):
             hashlib.sha256(f.read()).hexdigest()[:16]
 
 
+def test_no_dnc_binary_message(tmp_path, monkeypatch):
+    """With no dnc anywhere, the message lists what it tried, and with
+    nothing but the PATH to try it read "(tried  the PATH)"."""
+    from dnc import _build
+    monkeypatch.delenv("DNC", raising=False)
+    monkeypatch.delenv("DNC_BUILD", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(_build, "checkout_root", lambda: str(tmp_path))
+    with pytest.raises(cli.UsageError) as e:
+        cli.find_dnc()
+    assert "cannot find the dnc binary (tried the PATH): " in str(e.value), \
+        str(e.value)
+    monkeypatch.setenv("DNC", str(tmp_path / "nodnc"))
+    with pytest.raises(cli.UsageError) as e:
+        cli.find_dnc()
+    assert "(tried %s, the PATH): " % (tmp_path / "nodnc") in str(e.value), \
+        str(e.value)
+
+
 def test_train_unit_statuses(tmp_path, monkeypatch):
     setup_dir(tmp_path)
     monkeypatch.chdir(tmp_path)

@@ -351,10 +351,10 @@ def find_dnc():
     w = shutil.which("dnc")
     if w:
         return w
-    raise UsageError("cannot find the dnc binary (tried %s the PATH): "
+    raise UsageError("cannot find the dnc binary (tried %s): "
                      "run make, or set DNC or DNC_BUILD (a pip-installed "
                      "dnc has no command: `make install` puts one on the "
-                     "PATH)" % "".join(c + ", " for c in cands))
+                     "PATH)" % ", ".join(cands + ["the PATH"]))
 
 
 def _die_with_parent():
