@@ -497,9 +497,9 @@ static int polish(problem *pb, double *res, double *J, wide *A, wide *b,
 }
 
 /* A free gain's start: the least-squares gain for the parameters'
- * starts, sum(y f) / sum(f^2), within gamma's bounds. The sum of squares
- * is a convex quadratic in the gain, so that start fits at least as well
- * as the given one (gain_init) or any other within the bounds; from
+ * starts, sum(y f) / sum(f^2), where it is within gamma's bounds. The sum
+ * of squares is a convex quadratic in the gain, so that start fits at
+ * least as well as the given one (gain_init) or any other; from
  * gamma = 1, points of another scale (y = 15000 tanh(0.8 x)) left the
  * damped steps on a plateau that they called converged (alpha 4864,
  * gamma 10802, rms 4218). */
@@ -525,9 +525,14 @@ static void gain_start(problem *pb)
   }
   if (!(ff > 0))
     return;
+  /* a least-squares gain outside the bounds: the fallback, not the bound
+   * nearest it. The bound fits better in gamma alone, but a bound at 0
+   * (gamma >= 0 for points of -3 tanh(0.7 x), whose gain from alpha =
+   * 0.5 is negative) zeroes every other column of J, an "ill-posed" fit
+   * at the start, and one near 0 left alpha to run off (-3446) where
+   * alpha = -0.7, gamma = 3 fits exactly */
   double g = (double)(fy / ff);
-  g = g < pb->lo[np] ? pb->lo[np] : g > pb->hi[np] ? pb->hi[np] : g;
-  if (isfinite(g))
+  if (g >= pb->lo[np] && g <= pb->hi[np])
     pb->p[np] = g;
 }
 

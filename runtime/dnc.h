@@ -287,9 +287,10 @@ typedef struct dnc_fit_options {
   int gain;         /* fit gamma * f(x) with gamma free */
   double gain_init; /* its value when fixed (gain_fixed); free, its start
                        is the least-squares gain for the parameters'
-                       starts (within gamma's bounds), and gain_init
-                       only where none can be had (f 0 at every point),
-                       put within the bounds; default 1 */
+                       starts where that is within gamma's bounds, and
+                       gain_init, put within the bounds, where it is not
+                       or none can be had (f 0 at every point); default
+                       1 */
   int gain_fixed;
 } dnc_fit_options;
 /* The defaults (every field; gain off). */

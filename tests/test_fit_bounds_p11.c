@@ -16,9 +16,10 @@
 static const char *src =
     "fn derf(x; alpha = 0.5, s = 0) = erf(alpha * x + s)\n"
     "fn dyisru(x; beta = 1) = x / sqrt(beta + x^2)\n"
-    "fn decay(x; a = 1, b = 1) = a * exp(-b * x)\n";
+    "fn decay(x; a = 1, b = 1) = a * exp(-b * x)\n"
+    "fn dyt(x; alpha = 0.5) = tanh(alpha * x)\n";
 
-static const dnc_function *derf, *dyisru, *decay;
+static const dnc_function *derf, *dyisru, *decay, *dyt;
 
 /* n points of f with parameters p on [lo, hi], times gain */
 static void points(const dnc_function *f, const double *p, double gain,
@@ -187,6 +188,34 @@ static void gain_bound(void)
   dnc_fit_result_free(&rf);
 }
 
+/* A least-squares gain outside gamma's bounds: gamma starts from
+ * gain_init (put within them), not from the bound. Points of -3 tanh(0.7
+ * x) = 3 tanh(-0.7 x) from alpha = 0.5 have a negative least-squares
+ * gain; clipped onto gamma >= 0 it was 0, where alpha has no effect: "not
+ * determined by the points at the starting values"; onto gamma >= 0.001,
+ * alpha ran off to -3446 and stalled. */
+static void gain_start_outside(void)
+{
+  double x[50], y[50], start = 0.5;
+  for (int i = 0; i < 50; i++)
+    x[i] = -4 + 8.0 * i / 49, y[i] = -3 * tanh(0.7 * x[i]);
+  dnc_fit_options o;
+  dnc_fit_options_init(&o);
+  o.gain = 1;
+  for (int k = 0; k < 2; k++) {
+    double lo[2] = {-INFINITY, k ? 0.001 : 0}, hi[2] = {INFINITY, INFINITY};
+    dnc_fit_result r;
+    int at[2];
+    is_int(dnc_function_fit_bounded(dyt, x, y, 50, &start, NULL, lo, hi, &o,
+                                    &r, at), DNC_OK, "-3 tanh(0.7 x), gamma "
+           ">= %g: runs", lo[1]);
+    is_int(r.status, DNC_FIT_OK, "  converges (%s)", r.why);
+    ok(fabs(r.value[0] + 0.7) < 1e-9 && fabs(r.gain - 3) < 1e-9,
+       "  alpha -0.7, gamma 3 (%.17g, %.17g)", r.value[0], r.gain);
+    dnc_fit_result_free(&r);
+  }
+}
+
 /* one refused call: DNC_ERR_ARGUMENT, the result cleared, the reason */
 static void refused(const dnc_function *f, const double *start,
                     const int *fixed, const double *lo, const double *hi,
@@ -289,11 +318,13 @@ int main(void)
   derf = dnc_module_find(mod, "derf");
   dyisru = dnc_module_find(mod, "dyisru");
   decay = dnc_module_find(mod, "decay");
+  dyt = dnc_module_find(mod, "dyt");
   lower_bound_active();
   upper_bound_active();
   dyisru_beta();
   inactive_bounds();
   gain_bound();
+  gain_start_outside();
   refusals();
   dnc_module_free(mod);
   dnc_context_free(ctx);
