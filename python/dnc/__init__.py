@@ -857,10 +857,13 @@ class Function:
         (standard errors) by name, .status ("ok", "maxiter", "stalled",
         "illposed", "nonfinite", "toofew", "toolarge"), .message,
         .iterations, .rms, .max_abs, .ssq; .converged is status == "ok".
-        gain: True (from 1) or a number (from that value) fits gamma f(x)
-        with gamma free as well, as `dnc fit --gain` does (y a LayerNorm's
-        output, whose gamma the norm's weight takes): .gain and .gain_se;
-        False (the default): f(x) alone, .gain None.
+        gain: True or a number fits gamma f(x) with gamma free as well, as
+        `dnc fit --gain` does (y a LayerNorm's output, whose gamma the
+        norm's weight takes): .gain and .gain_se; False (the default): f(x)
+        alone, .gain None. gamma starts at the least-squares gain for the
+        parameters' starts where that is within gamma's bounds; where it is
+        not, or none can be had (f 0 at every point), at the number (1 for
+        True), put within the bounds.
         bounds: {name: (lower, upper)} for parameters being fitted (and
         "gamma" with gain), either end None (or -inf/inf) for none, e.g.
         {"beta": (0, None)}; the fit stays within them (a projected

@@ -57,3 +57,23 @@ def test_bad_gain_is_refused(bad, exc):
     x = np.linspace(-1, 1, 10)
     with pytest.raises(exc, match="gain"):
         f.fit(x, np.tanh(x), gain=bad)
+
+
+def test_gain_start_is_the_least_squares_gain_else_the_number():
+    # what the docstring says: the least-squares gain where it is within
+    # gamma's bounds (the number ignored), the number where it is not
+    f = dnc.compile("fn dyt(x; alpha = 0.5) = tanh(alpha * x)")["dyt"]
+    x = np.linspace(-4, 4, 50)
+    y = -3 * np.tanh(0.7 * x)
+    ls = float(np.dot(y, np.tanh(0.5 * x)) / np.dot(np.tanh(0.5 * x),
+                                                     np.tanh(0.5 * x)))
+    r = f.fit(x, y, gain=2, max_iter=0)
+    ok(abs(r.gain - ls) < 1e-12, "unbounded: the least-squares gain %g, "
+       "not 2 (%r)" % (ls, r.gain))
+    for g, want in ((2, 2.0), (True, 1.0)):
+        r = f.fit(x, y, gain=g, bounds={"gamma": (0, None)}, max_iter=0)
+        ok(r.gain == want, "gamma >= 0, gain=%r: from %g (%r)"
+           % (g, want, r.gain))
+    doc = dnc.Function.fit.__doc__
+    ok("least-squares gain" in doc and "from that value" not in doc,
+       "the docstring says where gamma starts")
