@@ -740,6 +740,13 @@ static int explain(const report *rp)
                            "hold one with --fix %s=V, or keep them within "
                            "--bounds", f->name, r->iterations,
                            r->iterations == 1 ? "" : "s", r->why, p);
+    if (!strncmp(r->why, DNC_FIT_WHY_DRIFTED, strlen(DNC_FIT_WHY_DRIFTED)))
+      return dnc_cli_error("the fit of %s drifted off after %d iteration%s: "
+                           "%s; the start is on a plateau, not near a fit: "
+                           "start elsewhere with --init, or keep the "
+                           "parameters within --bounds", f->name,
+                           r->iterations, r->iterations == 1 ? "" : "s",
+                           r->why);
     /* it may be where the fit is (a saturated erf, a huge beta) rather
      * than the model: both remedies */
     return dnc_cli_error("ill-posed fit: parameter '%s' of %s is not "

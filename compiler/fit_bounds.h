@@ -14,6 +14,11 @@
  * free parameters grew without bound, their values then named (fit.c,
  * say_grown); `dnc fit` says so in its own words. */
 #define DNC_FIT_WHY_GREW "the parameters grew without bound"
+/* ... where they grew but the sum of squares barely fell on the way (to
+ * more than 0.9 of the start's): they drifted along a direction that is
+ * flat from this start, which says nothing of their limit. */
+#define DNC_FIT_WHY_DRIFTED "the parameters drifted without bound along " \
+  "a flat direction"
 
 /* dnc_fit with a lower and an upper bound per variable: lo and hi NULL
  * (no bounds) or np + 1 values (the parameters in declaration order, then
