@@ -924,6 +924,10 @@ void dnc_fit_bounded(dnc_mod *m, dnc_fn *f, const double *x, const double *y,
   }
   memset(r, 0, sizeof *r);
   r->bad_point = r->bad_param = -1;
+  /* not computed until the iterations start (solve): a fit that never
+   * ran (too few points, a point or the start not finite, too large)
+   * has no residuals, not residuals of 0 */
+  r->ssq = r->mean_abs = r->max_abs = r->rms = NAN;
   r->value = malloc(sizeof *r->value * (size_t)(np + 1));
   r->se = malloc(sizeof *r->se * (size_t)(np + 1));
   double *blo = malloc(sizeof *blo * (size_t)(np + 1));
@@ -982,7 +986,11 @@ void dnc_fit_bounded(dnc_mod *m, dnc_fn *f, const double *x, const double *y,
   if (at_bound)
     for (int j = 0; j <= np; j++)
       at_bound[j] = 0;
-  for (int i = 0; at_bound && i < pb.k; i++) {
+  /* only a fit that ran ended anywhere: a start on a bound is not an end
+   * there */
+  int ran = r->status != DNC_FIT_NONFINITE && r->status != DNC_FIT_TOOFEW &&
+            r->status != DNC_FIT_TOOLARGE;
+  for (int i = 0; at_bound && ran && i < pb.k; i++) {
     int v = pb.var[i];
     at_bound[v] = r->value[v] <= blo[v] ? -1 : r->value[v] >= bhi[v];
   }

@@ -25,7 +25,8 @@
  * gamma, read only when o->gain is on and gamma is free), -inf and +inf
  * for none. The bounds must have passed dnc_fit_bounds_check. at_bound:
  * NULL, or np + 1 ints that receive -1 (the value ended at its lower
- * bound), +1 (at its upper bound) or 0, for every variable. */
+ * bound), +1 (at its upper bound) or 0, for every variable (all 0 where
+ * the fit never ran: DNC_FIT_NONFINITE, TOOFEW, TOOLARGE). */
 void dnc_fit_bounded(dnc_mod *m, dnc_fn *f, const double *x, const double *y,
                      int n, const double *p0, const int *fixed,
                      const double *lo, const double *hi,

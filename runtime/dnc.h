@@ -306,7 +306,9 @@ typedef struct dnc_fit_result {
   double *se;         /* standard errors; NaN for fixed ones or when
                          there are no more points than free parameters */
   double gain, gain_se;
-  double ssq, mean_abs, max_abs, rms; /* of the residuals y - model */
+  double ssq, mean_abs, max_abs, rms; /* of the residuals y - model; NaN
+                         where the fit never ran (NONFINITE, TOOFEW,
+                         TOOLARGE) */
   int bad_point;      /* DNC_FIT_NONFINITE: the point; ILLPOSED: -1 */
   int bad_param;      /* DNC_FIT_ILLPOSED: the parameter (nparams: gamma);
                          NONFINITE: the parameter whose derivative is not
@@ -335,7 +337,8 @@ DNC_API dnc_status dnc_function_fit(const dnc_function *f, const double *x,
  * and gamma's after them (nparams + 1) when o->gain is set; -INFINITY and
  * INFINITY for no bound. at_bound: NULL, or nparams + 1 ints that
  * receive, per parameter then gamma, -1 when it ended at its lower bound,
- * 1 at its upper one, else 0; such a parameter's r->se is NaN (the
+ * 1 at its upper one, else 0 (all 0 where the fit never ran: NONFINITE,
+ * TOOFEW, TOOLARGE); such a parameter's r->se is NaN (the
  * minimum is on the bound, where a two-sided error means nothing), and
  * the others' standard errors are those with it held there.
  * DNC_ERR_ARGUMENT, besides dnc_function_fit's, with dnc_last_error()

@@ -216,6 +216,26 @@ static void gain_start_outside(void)
   }
 }
 
+/* A fit that never ran (one point for two parameters) has no residuals
+ * (NaN, not the 0 of an exact fit) and no parameter at a bound, though s
+ * starts on its lower one */
+static void never_ran(void)
+{
+  double x = 0.5, y = 0.4, start[2] = {0.5, 0};
+  double lo[2] = {-INFINITY, 0}, hi[2] = {INFINITY, 1};
+  int at[3] = {7, 7, 7};
+  dnc_fit_result r;
+  is_int(dnc_function_fit_bounded(derf, &x, &y, 1, start, NULL, lo, hi, NULL,
+                                  &r, at), DNC_OK, "one point: runs");
+  is_int(r.status, DNC_FIT_TOOFEW, "  too few points");
+  ok(isnan(r.rms) && isnan(r.max_abs) && isnan(r.mean_abs) && isnan(r.ssq),
+     "  rms, max_abs, mean_abs, ssq NaN (%g %g %g %g)", r.rms, r.max_abs,
+     r.mean_abs, r.ssq);
+  ok(at[0] == 0 && at[1] == 0 && at[2] == 0, "  at_bound all 0 (%d %d %d)",
+     at[0], at[1], at[2]);
+  dnc_fit_result_free(&r);
+}
+
 /* one refused call: DNC_ERR_ARGUMENT, the result cleared, the reason */
 static void refused(const dnc_function *f, const double *start,
                     const int *fixed, const double *lo, const double *hi,
@@ -325,6 +345,7 @@ int main(void)
   inactive_bounds();
   gain_bound();
   gain_start_outside();
+  never_ran();
   refusals();
   dnc_module_free(mod);
   dnc_context_free(ctx);

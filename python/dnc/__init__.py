@@ -856,7 +856,8 @@ class Function:
         parameter is fitted as one value. Returns a Fit: .values and .se
         (standard errors) by name, .status ("ok", "maxiter", "stalled",
         "illposed", "nonfinite", "toofew", "toolarge"), .message,
-        .iterations, .rms, .max_abs, .ssq; .converged is status == "ok".
+        .iterations, .rms, .max_abs, .ssq (NaN where the fit never ran:
+        "nonfinite", "toofew", "toolarge"); .converged is status == "ok".
         gain: True or a number fits gamma f(x) with gamma free as well, as
         `dnc fit --gain` does (y a LayerNorm's output, whose gamma the
         norm's weight takes): .gain and .gain_se; False (the default): f(x)

@@ -158,3 +158,18 @@ def test_a_free_gains_number_is_no_start_to_check(mod):
     r = mod["derf"].fit(x, 3 * y, gain=3, bounds={"gamma": (None, 2)})
     assert r.gain <= 2 and r.at_bound.get("gamma") == "upper", \
         (r.gain, r.at_bound)
+
+
+@pytest.mark.parametrize("x,y,status", [
+    ([0.5], [0.4], "toofew"),                      # 1 point, 2 parameters
+    ([0.0, 1.0, math.nan], [0.0, 0.5, 0.9], "nonfinite"),  # a NaN point
+])
+def test_a_fit_that_never_ran_has_no_residuals_and_no_bound(mod, x, y,
+                                                           status):
+    # they were rms = max_abs = ssq = 0.0, as if every point were fitted
+    # exactly, and s (started on its bound 0) "ended" at its lower bound
+    r = mod["derf"].fit(np.array(x), np.array(y), bounds={"s": (0, 1)})
+    assert r.status == status, r
+    assert math.isnan(r.rms) and math.isnan(r.max_abs) \
+        and math.isnan(r.ssq), (r.rms, r.max_abs, r.ssq)
+    assert r.at_bound == {}, r.at_bound
