@@ -824,7 +824,31 @@ done:
       ka++;
     }
   int sing = inverse_diag(M, kk, dlt);
-  if (sing >= 0) {
+  if (sing >= 0 && (r->status == DNC_FIT_MAXITER ||
+                    r->status == DNC_FIT_STALLED)) {
+    /* stopped before converging, where J'J happens to be singular: the
+     * iteration limit or the stall is what happened (a * tanh(b x + c)
+     * + d x + e on 8 points, a and e growing apart, was called ill-posed
+     * at max_iter 150 to 200); no standard errors, and the run-off said
+     * after the stop where the parameters grew */
+    char stopped[sizeof r->why];
+    memcpy(stopped, r->why, sizeof stopped);
+    r->why[0] = 0;
+    if (it > 0)
+      say_grown(pb, start, S0, S, r);
+    char grown[sizeof r->why];
+    memcpy(grown, r->why, sizeof grown);
+    size_t at = strlen(stopped);
+    memcpy(r->why, stopped, at + 1);
+    if (grown[0] && at + 2 < sizeof r->why) { /* "; " and grown, cut */
+      memcpy(r->why + at, "; ", 2);
+      at += 2;
+      size_t g = strlen(grown), room = sizeof r->why - 1 - at;
+      g = g < room ? g : room;
+      memcpy(r->why + at, grown, g);
+      r->why[at + g] = 0;
+    }
+  } else if (sing >= 0) {
     for (int j = 0, m = -1; j < k; j++)
       if (!act[j] && ++m == sing)
         r->bad_param = pb->var[j];
