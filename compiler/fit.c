@@ -442,12 +442,13 @@ static wide rounding_level(const problem *pb, const double *J)
  * changes it by d^2, so a test on its decrease stops with the parameters
  * right to about half the digits. Gauss-Newton steps, kept while they
  * shrink the gradient (a first-order measure) without raising the sum
- * beyond rounding, recover the rest. Returns the steps taken. With bounds,
+ * beyond rounding, recover the rest: up to 5, and up to most. Returns the
+ * steps taken. With bounds,
  * the held variables stay where they are and the step is clipped to the
  * box. */
 static int polish(problem *pb, double *res, double *J, wide *A, wide *b,
                   wide *M, wide *dlt, double *trial, wide *S, double *res2,
-                  double *J2)
+                  double *J2, int most)
 {
   int k = pb->k, np1 = pb->np + 1, steps = 0;
   wide *A2 = malloc(sizeof *A2 * (size_t)(k * k + 1));
@@ -458,7 +459,7 @@ static int polish(problem *pb, double *res, double *J, wide *A, wide *b,
   normal_eq(pb, J, res, A, b);
   held_set(pb, pb->p, b, act);
   double g = grad_cosine(k, A, b, *S, act);
-  for (int t = 0; t < 5 && g > 0; t++) {
+  for (int t = 0; t < most && g > 0; t++) {
     memcpy(M, A, sizeof *M * (size_t)k * k);
     memcpy(dlt, b, sizeof *dlt * (size_t)k);
     hold_rows(M, dlt, k, act);
@@ -791,7 +792,10 @@ static void solve(problem *pb, const dnc_fit_options *o, dnc_fit_result *r)
     }
   }
   if (r->status == DNC_FIT_OK && S > 0)
-    it += polish(pb, res, J, A, b, M, dlt, trial, &S, res2, J2);
+    /* the polishing steps are iterations too, within max_iter: the DyT
+     * fit with max_iter 14 said "stopped after 19 iterations" */
+    it += polish(pb, res, J, A, b, M, dlt, trial, &S, res2, J2,
+                 o->max_iter - it < 5 ? o->max_iter - it : 5);
 done:
   r->iterations = it;
   r->ssq = (double)S;

@@ -280,7 +280,7 @@ typedef enum dnc_fit_status {
 } dnc_fit_status;
 
 typedef struct dnc_fit_options {
-  int max_iter;     /* default 200 */
+  int max_iter;     /* steps, the polishing ones included; default 200 */
   double ftol;      /* relative decrease of the sum of squares; 1e-14 */
   double xtol;      /* relative step; 1e-12 */
   double gtol;      /* cosine of the residual and the Jacobian; 1e-12 */
@@ -299,7 +299,7 @@ DNC_API void dnc_fit_options_init(dnc_fit_options *o);
 typedef struct dnc_fit_result {
   dnc_fit_status status;
   char why[200];      /* how it stopped, in words */
-  int iterations;
+  int iterations;     /* steps taken, polishing included: <= max_iter */
   double *value;      /* nparams + 1 values: the parameters in declaration
                          order, then gamma (1 without a gain); malloc'd:
                          free with dnc_fit_result_free */

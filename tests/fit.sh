@@ -208,6 +208,12 @@ err "fewer points than parameters" 1 "cannot fit line: 1 point for 2 free parame
 err "non-convergence: the iteration limit, and advice" 1 "did not converge in 1 iteration; allow more with --max-iter" \
   "$DNC" fit $N -f dyt --target layernorm --max-iter 1
 t "... with the result so far on stdout" grep -q "^residual: mean" "$tmp/out"
+# it converges at iteration 14, and the polishing steps after it were
+# counted beyond the limit: "stopped after 19 iterations"
+for mi in 14 16; do
+  t "--max-iter $mi: the polishing steps are within it" sh -c \
+    "'$DNC' fit $N -f dyt --target layernorm --max-iter $mi | grep -q '^stopped after $mi iterations: the sum of squares changed'"
+done
 # a and b grow together without bound (their limit fits best): it was
 # "ill-posed fit: parameter 'b' ... is not determined by the points"
 err "a fit that runs off names the parameters that grew, and their values" 1 \
