@@ -812,7 +812,12 @@ done:
     r->max_abs = mx;
     r->rms = (double)sqrtl(S / n);
   }
-  if (exact)
+  /* the polishing may take residuals at the rounding level to 0 (a *
+   * max(x - c, 0) to points of 2 max(x - 0.25, 0)): said as such, not
+   * as "the rounding level (rms 0)" */
+  if (exact && S == 0)
+    stop(r, DNC_FIT_OK, "exact fit: every residual is 0");
+  else if (exact)
     snprintf(r->why, sizeof r->why, "exact fit: the residuals are at the "
              "rounding level of the points (rms %.2g)", r->rms);
   /* standard errors, and whether the parameters are determined at all:

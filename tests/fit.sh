@@ -42,6 +42,17 @@ assert b["name"] == "b" and abs(b["value"] - 1) < 1e-12 and not b["fixed"]
 assert r["converged"] and r["points"] == 4
 ' "$tmp/out.json"
 
+# residuals at the rounding level that the polishing takes to exactly 0:
+# it said "at the rounding level of the points (rms 0)"
+printf 'fn r(x; a = 1, c = 0.3) = a * max(x - c, 0)\n' >"$tmp/relu.dn"
+"$PY" -c '
+print("x,y")
+for i in range(11):
+    x = -1 + 2 * i / 10
+    print("%r,%r" % (x, 2 * max(x - 0.25, 0)))' >"$tmp/relu.csv"
+t "every residual 0 after the polishing: said so, not 'rounding level (rms 0)'" \
+  sh -c "'$DNC' fit '$tmp/relu.dn' -f r --data '$tmp/relu.csv' | grep -q 'iterations: exact fit: every residual is 0\$'"
+
 # Points computed in double fit to rounding, where no step lowers the sum
 # of squares and the gradient's cosine is noise: an exact fit, status 0
 # (it was called stalled, status 1)
