@@ -500,6 +500,16 @@ int dnc_csv_number(dnc_mod *m, const dnc_csv *c, int row, int col,
                  c->head[col], s);
     return 0;
   }
+  /* strtod's HUGE_VAL with ERANGE (dnc_cli_number clears errno): a
+   * number written out, too large for a double, not an infinity (1e400
+   * was called "an infinite value") */
+  if (finite && isinf(*v) && errno == ERANGE) {
+    dnc_diag_add(&m->diags, DNC_SEV_ERROR, c->src, c->cell_loc[k],
+                 "'%.40s' in column '%s' is outside the range of a double "
+                 "(magnitude up to 1.8e308): the points must be finite", s,
+                 c->head[col]);
+    return 0;
+  }
   if (finite && !isfinite(*v)) {
     dnc_diag_add(&m->diags, DNC_SEV_ERROR, c->src, c->cell_loc[k],
                  "%s in column '%s': the points must be finite",

@@ -126,6 +126,15 @@ err "NaN in the data: located" 1 "nan.csv:3:1: error: NaN in column 'x'" \
 printf 'x,y\n0,1\n1,-inf\n' >"$tmp/inf.csv"
 err "an infinite value: located" 1 "inf.csv:3:3: error: an infinite value in column 'y'" \
   "$DNC" fit "$tmp/f.dn" -f line --data "$tmp/inf.csv"
+# a number too large for a double was "an infinite value"
+printf 'x,y\n0,1\n1e309,1\n' >"$tmp/huge.csv"
+err "a number beyond the double range: said so, located" 1 \
+  "huge.csv:3:1: error: '1e309' in column 'x' is outside the range of a double (magnitude up to 1.8e308)" \
+  "$DNC" fit "$tmp/f.dn" -f line --data "$tmp/huge.csv"
+printf 'x,y\n0,1\n1,-1e400\n' >"$tmp/huge.csv"
+err "... negative too" 1 \
+  "huge.csv:3:3: error: '-1e400' in column 'y' is outside the range of a double" \
+  "$DNC" fit "$tmp/f.dn" -f line --data "$tmp/huge.csv"
 printf '0,1\n1,3\n2,5\n3,7\n' >"$tmp/nohead.csv"
 err "a file without a header line: refused, not its first point dropped" 1 \
   "nohead.csv:1:1: error: the first line holds numbers, not column names" \
