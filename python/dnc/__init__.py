@@ -498,9 +498,12 @@ class Fit:
         self.se = {n: r.se[i] for i, n in enumerate(names) if n in free}
         self.ssq, self.rms, self.max_abs = r.ssq, r.rms, r.max_abs
         self.bad_point = r.bad_point if self.status == "nonfinite" else None
-        self.bad_param = (names[r.bad_param] if self.status == "illposed"
+        # illposed: the parameter not determined; nonfinite: the one whose
+        # derivative is not finite at bad_point (None where f is not)
+        named = self.status in ("illposed", "nonfinite")
+        self.bad_param = (names[r.bad_param] if named
                           and 0 <= r.bad_param < len(names) else "gamma"
-                          if self.status == "illposed" and gain
+                          if named and gain
                           and r.bad_param == len(names) else None)
         # the parameters (and gamma) that ended at a bound: "lower"/"upper"
         self.at_bound = {}
@@ -857,7 +860,10 @@ class Function:
         (standard errors) by name, .status ("ok", "maxiter", "stalled",
         "illposed", "nonfinite", "toofew", "toolarge"), .message,
         .iterations, .rms, .max_abs, .ssq (NaN where the fit never ran:
-        "nonfinite", "toofew", "toolarge"); .converged is status == "ok".
+        "nonfinite", "toofew", "toolarge"); .converged is status == "ok";
+        .bad_param names the parameter not determined ("illposed") or
+        whose derivative is not finite at point .bad_point ("nonfinite";
+        None where f itself is not). start's values must be finite.
         gain: True or a number fits gamma f(x) with gamma free as well, as
         `dnc fit --gain` does (y a LayerNorm's output, whose gamma the
         norm's weight takes): .gain and .gain_se; False (the default): f(x)
@@ -885,6 +891,13 @@ class Function:
         if chan:
             raise ValueError("%s.fit starts from one value per parameter"
                              % self.name)
+        # as `dnc fit --init` refuses them: a NaN start was a fit that
+        # "ran", status "nonfinite", "not finite at the start"
+        for p, v in zip(self.params, vals):
+            if not math.isfinite(v):
+                raise ValueError("%s.fit: the start of '%s' is %r; it must "
+                                 "be a finite number" % (self.name, p.name,
+                                                         v))
         # one name alone is that parameter, not its letters
         free = names if params is None else [params] \
             if isinstance(params, str) else list(params)

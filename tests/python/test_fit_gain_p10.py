@@ -1,6 +1,8 @@
 """test_fit_gain_p10.py - Function.fit(gain=...): gamma f(x) fitted with
 gamma free, as `dnc fit --gain` and dnc_fit_options.gain do (fitting a
-function to a LayerNorm's output, whose scale the norm's weight takes)."""
+function to a LayerNorm's output, whose scale the norm's weight takes);
+and a start that is not finite, refused, and Fit.bad_param where a
+derivative is not finite at the start."""
 import math
 
 import numpy as np
@@ -77,3 +79,27 @@ def test_gain_start_is_the_least_squares_gain_else_the_number():
     doc = dnc.Function.fit.__doc__
     ok("least-squares gain" in doc and "from that value" not in doc,
        "the docstring says where gamma starts")
+
+
+def test_a_start_that_is_not_finite_is_refused_naming_it():
+    # it was a fit that "ran": status nonfinite, "not finite at the start"
+    f = dnc.compile("fn dyt(x; alpha = 0.5) = tanh(alpha * x)")["dyt"]
+    x = np.linspace(-1, 1, 10)
+    for v in (math.nan, math.inf):
+        with pytest.raises(ValueError, match="the start of 'alpha' is"):
+            f.fit(x, np.tanh(x), start={"alpha": v})
+
+
+def test_a_derivative_that_is_not_finite_names_its_parameter():
+    # the C result and `dnc fit` name a; Fit.bad_param was None
+    f = dnc.compile("fn power(x; a = 1, b = 1) = sqrt(a * abs(x)) * b")[
+        "power"]
+    x = np.array([0.0, 1.0, 2.0, 3.0])
+    r = f.fit(x, np.sqrt(x))
+    ok(r.status == "nonfinite" and r.bad_point == 0 and r.bad_param == "a",
+       "nonfinite at point 0, derivative in a: %s %r %r"
+       % (r.status, r.bad_point, r.bad_param))
+    r = f.fit(np.array([-1.0, 0.0, 1.0]), np.array([1.0, 0.0, 1.0]),
+              start={"a": -1.0})
+    ok(r.status == "nonfinite" and r.bad_param is None,
+       "f itself not finite: no parameter (%s %r)" % (r.status, r.bad_param))
