@@ -1207,6 +1207,51 @@ def test_interrupted_screening(tmp_path, monkeypatch, capsys):
     assert rc == 0, err
 
 
+# 2 x 5 x 5 x 4 = 200 candidates: more than one batch of 64, so that a
+# screening stopped after 64 leaves its journal
+WIDE_SPEC = """\
+base Erf(x) = erf(x)
+base Tanh(x) = tanh(x)
+stage s: id | scale(0.25, 0.5, 2, 4)
+stage t: id | shift(-1, -0.5, 0.5, 1)
+stage g: id | gain(2, 3, 4)
+"""
+
+
+def test_screening_stopped_then_spec_edited(tmp_path, monkeypatch, capsys):
+    """A screening stopped midway, then the spec edited (a comment alone):
+    the rerun stopped with status 2 on `dnc search`'s 'this journal is not
+    of this search', naming the spec by its absolute path. The run's own
+    journal, a header alone, says the spec changed: the stale
+    DIR/screen.journal is removed, said in one line naming the spec as
+    given, and the search runs. One of the same spec (other settings) is
+    resumed, not removed."""
+    setup_dir(tmp_path)
+    (tmp_path / "w.dns").write_text(WIDE_SPEC)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    args = ["w.dns", "--task", "usertask:quick", "--top", "2", "--steps",
+            "2", "--seeds", "1", "--serial", "--threads", "1", "-o", "e"]
+    monkeypatch.setenv("DNC_SEARCH_STOP_AFTER", "64")
+    rc, out, err = run_main(args, capsys)
+    assert rc == 130 and os.path.exists("e/screen.journal"), err
+    # the same spec, another --top: the journal's header is taken over,
+    # the screening's journal kept and resumed (64 candidates fewer)
+    rc, out, err = run_main(args[:4] + ["3"] + args[5:], capsys)
+    assert rc == 130 and "removed" not in err, err
+    assert "128 of 200 candidates measured" in err, err
+    with open("w.dns", "a") as f:
+        f.write("# a comment\n")
+    monkeypatch.delenv("DNC_SEARCH_STOP_AFTER")
+    rc, out, err = run_main(args, capsys)
+    assert rc == 0, err
+    assert "dnc.search: removed e/screen.journal, the stopped screening " \
+        "of the spec before its edit; screening w.dns from the start\n" \
+        in err, err
+    assert "200 measured" in err and str(tmp_path) not in err, err
+    assert not os.path.exists("e/screen.journal")
+
+
 @pytest.mark.slow  # Python's signal handling in a child, not libdnc's test
 @pytest.mark.parametrize("how", ["--serial", "ray", "hup-serial",
                                  "hup-ray"])

@@ -169,6 +169,10 @@ class Journal:
     def __init__(self, path, config, sw=None):
         self.path = path
         self.done = {}
+        # the settings of a journal of a header alone that config took
+        # over (None where it was new, or of config): a run stopped before
+        # its first trial, whose screening may be of another spec
+        self.replaced = None
         self.sw = software() if sw is None else sw
         try:
             self.fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT,
@@ -271,6 +275,7 @@ class Journal:
         if old != config and not records[1:]:
             # no trial yet (the spec had an error, say): the new settings
             # take the journal
+            self.replaced = old if isinstance(old, dict) else {}
             os.ftruncate(self.fd, 0)
             self._write({"journal": "dnc.search", "version": VERSION,
                          "config": config, "software": self.sw})
@@ -398,11 +403,15 @@ def wait_for_screening(journal, quiet, limit=600.0):
         os.close(fd)  # and the lock with it
 
 
-def screen(spec, digest, out, threads, quiet):
+def screen(spec, digest, out, threads, quiet, stale=False):
     """Runs `dnc search SPEC -o DIR/screen` (resumable by its own journal)
     unless DIR/screen.json is there from this SPEC's very text (digest:
     its SHA-256, kept in DIR/screen.sha256; a screen.json left by another
-    spec was reused before); returns its ranked rows."""
+    spec was reused before); returns its ranked rows. spec: as the user
+    gave it (`dnc search` names it so in its messages). stale: the run
+    that left DIR (its journal a header alone) was of another spec, so a
+    DIR/screen.journal is that spec's stopped screening: removed, where
+    `dnc search` refused it and the rerun stopped with status 2."""
     prefix = os.path.join(out, "screen")
     try:
         with open(prefix + ".sha256") as f:
@@ -410,12 +419,20 @@ def screen(spec, digest, out, threads, quiet):
     except OSError:
         same = False
     if not (same and os.path.exists(prefix + ".json")):
-        cmd = [find_dnc(), "search", spec, "-o", prefix, "--top", "0"]
+        cmd = [find_dnc(), "search", "./" + spec if spec.startswith("-")
+               else spec, "-o", prefix, "--top", "0"]
         if threads:
             cmd += ["--threads", str(threads)]
         if quiet:
             cmd.append("--quiet")
         wait_for_screening(prefix + ".journal", quiet)
+        if stale and os.path.exists(prefix + ".journal"):
+            os.unlink(prefix + ".journal")
+            if not quiet:
+                sys.stderr.write("dnc.search: removed %s.journal, the "
+                                 "stopped screening of the spec before "
+                                 "its edit; screening %s from the start\n"
+                                 % (prefix, spec))
         r = subprocess.run(cmd, stderr=subprocess.PIPE, text=True,
                            preexec_fn=_die_with_parent)
         if r.returncode in (128 + signal.SIGHUP, 128 + signal.SIGINT,
@@ -449,7 +466,7 @@ def screen(spec, digest, out, threads, quiet):
         pass
     if same:  # a damaged table of an earlier run: screened again
         os.unlink(prefix + ".sha256")
-        return screen(spec, digest, out, threads, quiet)
+        return screen(spec, digest, out, threads, quiet, stale)
     raise UsageError("%s.json, which the screening wrote, is not its table;"
                      " remove %s.* and run again" % (prefix, prefix))
 
@@ -888,15 +905,19 @@ def run(a):
               "alpha": a.alpha, "baseline": a.baseline, "rungs": a.rungs}
     with Journal(os.path.join(a.output, JOURNAL), config,
                  software(a.task)) as journal:
-        return train(a, spec, spec_hash, config, journal, mode, steps,
+        return train(a, spec_hash, config, journal, mode, steps,
                      metric)
 
 
-def train(a, spec, spec_hash, config, journal, mode, steps, metric):
+def train(a, spec_hash, config, journal, mode, steps, metric):
     """The run once its directory's journal is read and locked: screening,
     the rungs on Ray (or serially), the tables."""
     prog = Progress(a.quiet)
-    ranked = screen(spec, spec_hash, a.output, a.threads, a.quiet)
+    # the spec as the user gave it, not its absolute path, in the
+    # screening's messages
+    stale = journal.replaced is not None and \
+        journal.replaced.get("spec_sha256") != spec_hash
+    ranked = screen(a.spec, spec_hash, a.output, a.threads, a.quiet, stale)
     cands = ranked[:a.top]
     if not cands:
         raise UsageError("the screening of %s gave no candidate" % a.spec)
