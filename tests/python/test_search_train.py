@@ -172,6 +172,16 @@ def keyed(norm, steps, seed):
 
 
 keyed.mode = "min"
+
+
+def nans(norm, steps, seed):
+    # every candidate diverges; LayerNorm trains, unless ALLNAN is there
+    if hasattr(norm, "source") or os.path.exists("ALLNAN"):
+        return float("nan")
+    return quick(norm, steps, seed)
+
+
+nans.mode = "max"
 '''
 
 KEYED_SPEC = """\
@@ -1050,6 +1060,30 @@ def test_serial_run_divergence_and_rerun(tmp_path, monkeypatch, capsys):
         in err, err
     st = {x["status"] for x in results("lnonly")["results"]}
     assert st == {"failed", "baseline"}, st
+
+
+def test_every_candidate_diverged_is_no_ranking(tmp_path, monkeypatch,
+                                                capsys):
+    """Every candidate diverged: it exited 0 with LayerNorm in place 1 (a
+    script took the baseline for the search's winner), where every
+    candidate failed exits 1; now the same, with its own line."""
+    setup_dir(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    args = ["s.dns", "--task", "usertask:nans", "--top", "3", "--steps",
+            "2", "--seeds", "1", "--serial", "-q"]
+    rc, out, err = run_main(args + ["-o", "n"], capsys)
+    assert rc == 1 and "python -m dnc.search: error: every candidate's " \
+        "trial diverged (c" in err and "the metric is nan), while " \
+        "LayerNorm's trained: no candidate gives a finite metric in this " \
+        "task; the tables say which\n" in err, err
+    st = [x["status"] for x in results("n")["results"]]
+    assert st == ["baseline", "diverged", "diverged", "diverged"], st
+    open("ALLNAN", "w").close()
+    rc, out, err = run_main(args + ["-o", "a"], capsys)
+    assert rc == 1 and "error: every trial diverged (c" in err and \
+        "the metric is nan); the tables say which" in err, err
+    assert {x["status"] for x in results("a")["results"]} == {"diverged"}
 
 
 def test_screening_of_another_spec_is_not_reused(tmp_path, monkeypatch,

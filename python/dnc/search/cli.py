@@ -1059,22 +1059,37 @@ def train(a, spec_hash, config, journal, mode, steps, metric):
                      submitted, os.path.join(a.output, "results.csv"),
                      os.path.join(a.output, "results.json")))
     show_top(rows, metric, a.top)
+    return no_candidate_trained(journal)
+
+
+def no_candidate_trained(journal):
+    """The run's status: 1, with an error line, where no candidate's trial
+    gave a metric (every one failed or diverged), else 0. Not a ranking:
+    a script must not go on with it, nor take the baseline, first when
+    no candidate trained, for the search's winner (every candidate
+    diverged had exited 0, LayerNorm in place 1)."""
     recs = list(journal.done.values())
     cand = [r for r in recs if r["key"] != BASELINE]
-    if cand and all(r.get("status") == "failed" for r in cand):
-        # a broken task, not a ranking: a script must not go on with it
-        # (nor take the baseline, first when no candidate trained, for
-        # the search's winner)
-        first = min(cand, key=lambda r: (str(r["key"]), r["seed"]))
-        every = all(r.get("status") == "failed" for r in recs)
-        sys.stderr.write("python -m dnc.search: error: every %s failed "
-                         "(%s: %s)%s; the tables say which\n"
-                         % ("trial" if every else "candidate's trial",
-                            trial_name(first), first["error"],
-                            "" if every else ", while LayerNorm's trained: "
-                            "the task does not train with dnc's norms"))
-        return 1
-    return 0
+    if not cand or any(r.get("status") == "ok" for r in cand):
+        return 0
+    every = all(r.get("status") != "ok" for r in recs)
+    kinds = {r.get("status") for r in (recs if every else cand)}
+    what = "failed" if kinds == {"failed"} else "diverged" \
+        if kinds == {"diverged"} else "diverged or failed"
+    first = min(cand, key=lambda r: (str(r["key"]), r["rung"], r["seed"]))
+    if every:
+        why = ""
+    elif what == "failed":
+        why = ", while LayerNorm's trained: the task does not train with " \
+            "dnc's norms"
+    else:
+        why = ", while LayerNorm's trained: no candidate gives a finite " \
+            "metric in this task"
+    sys.stderr.write("python -m dnc.search: error: every %s %s (%s: %s)%s; "
+                     "the tables say which\n" % (
+                         "trial" if every else "candidate's trial", what,
+                         trial_name(first), first["error"], why))
+    return 1
 
 
 SCREEN_SKIP = {"rank", "id", "name", "source"}
