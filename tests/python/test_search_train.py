@@ -1086,6 +1086,42 @@ def test_every_candidate_diverged_is_no_ranking(tmp_path, monkeypatch,
     assert {x["status"] for x in results("a")["results"]} == {"diverged"}
 
 
+def test_tables_through_temporaries_of_their_own(tmp_path, monkeypatch,
+                                                 capsys):
+    """The tables went through fixed DIR/results.*.tmp names: a directory
+    of that name failed every run, and a failed write left its temporary
+    behind. Now each is a temporary of the process's own, removed on a
+    failure; a table that is a directory is refused before either is
+    replaced."""
+    setup_dir(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    args = ["s.dns", "--task", "usertask:quick", "--top", "2", "--steps",
+            "2", "--seeds", "1", "-q", "--serial", "-o", "t"]
+    os.makedirs("t/results.json.tmp")
+    os.makedirs("t/results.csv.tmp")
+    rc, out, err = run_main(args, capsys)
+    assert rc == 0, err
+    assert sorted(os.listdir("t")) == [
+        "journal.jsonl", "results.csv", "results.csv.tmp", "results.json",
+        "results.json.tmp", "screen.csv", "screen.json", "screen.sha256"]
+    assert oct(os.stat("t/results.csv").st_mode & 0o777) == \
+        oct(os.stat("t/screen.csv").st_mode & 0o777)
+    before = open("t/results.csv").read()
+    os.remove("t/results.json")
+    os.makedirs("t/results.json")
+    rc, out, err = run_main(args, capsys)
+    assert rc == 1 and "python -m dnc.search: error: t/results.json: Is " \
+        "a directory\n" in err, err
+    assert open("t/results.csv").read() == before
+    assert not [f for f in os.listdir("t") if f.startswith(".")]
+    # a failure while writing them: no temporary left, nothing replaced
+    with pytest.raises(TypeError):
+        cli.install("t", (("results.csv", "x\n"), ("other", 3)))
+    assert not [f for f in os.listdir("t") if f.startswith(".")]
+    assert open("t/results.csv").read() == before
+
+
 def test_screening_of_another_spec_is_not_reused(tmp_path, monkeypatch,
                                                  capsys):
     """A finished screening is reused by a rerun of its spec; with

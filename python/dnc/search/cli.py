@@ -8,6 +8,7 @@ candidates on Ray with successive halving (docs/search.md).
 """
 import argparse
 import csv
+import errno
 import fcntl
 import hashlib
 import importlib.util
@@ -22,6 +23,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -1243,26 +1245,59 @@ def write_tables(out, rows, rungs, metric, a, mode, config, ranked):
                    k: _num(v) for k, v in row["screen"].items()},
                "source": row["source"], "train_source": row["train_source"]}
                for row in rows]}
-    moves = []
-    for name, text in (("results.csv", buf.getvalue()),
-                       ("results.json", json.dumps(doc, indent=1) + "\n")):
+    install(out, (("results.csv", buf.getvalue()),
+                  ("results.json", json.dumps(doc, indent=1) + "\n")))
+
+
+def install(out, files):
+    """Writes files, [(name, text)], into the directory out, each whole
+    through a temporary of this process's own beside it
+    (.NAME.PID.XXXXXX.tmp: a fixed NAME.tmp was another run's too, and a
+    directory of that name failed every run), then renames them all into
+    place. A target that is a directory is refused first, so that nothing
+    changes; on any failure, or a stop, the temporaries are removed."""
+    for name, _ in files:
         path = os.path.join(out, name)
-        tmp = path + ".tmp"
-        with open(tmp, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        moves.append((tmp, path))
-    # both into place with the stop signals blocked, so that they appear
-    # together (as `dnc search`'s tables): a SIGINT between the two renames
-    # left a results.csv of this run beside a results.json of the last
-    stop = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, stop)
+        if os.path.isdir(path):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR),
+                                    path)
+    moves = []
     try:
-        for tmp, path in moves:
-            os.replace(tmp, path)
+        for name, text in files:
+            fd, tmp = tempfile.mkstemp(prefix=".%s.%d." % (name, os.getpid()),
+                                       suffix=".tmp", dir=out)
+            moves.append(tmp)
+            with os.fdopen(fd, "w") as f:
+                f.write(text)
+                f.flush()
+                os.fchmod(f.fileno(), 0o644 & ~_umask())
+                os.fsync(f.fileno())
+        # all into place with the stop signals blocked, so that they
+        # appear together (as `dnc search`'s tables): a SIGINT between the
+        # two renames left a results.csv of this run beside a
+        # results.json of the last
+        stop = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, stop)
+        try:
+            for (name, _), tmp in zip(files, list(moves)):
+                os.replace(tmp, os.path.join(out, name))
+                moves.remove(tmp)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        for tmp in moves:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+
+
+def _umask():
+    """The process's umask (mkstemp makes its files 0600; the tables are
+    made as open() makes a file)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def shown(v):
