@@ -138,13 +138,13 @@ def test_the_printed_table_shows_small_metrics(capsys):
             for i, (m, sd) in enumerate([(3.125e-06, 2.5e-07),
                                          (8.5e-06, None), (0.9759, 0.008),
                                          (0.0, None), (12345.678, 0.5)])]
-    cli.show_top(rows, "val_loss", 10)
+    cli.show_top(rows, "val_loss", 10, [(40, 5)])
     out = capsys.readouterr().out.splitlines()
-    assert out[1].split()[3:5] == ["3.125e-06", "2.5e-07"], out
-    assert out[2].split()[3:5] == ["8.5e-06", "-"], out
-    assert out[3].split()[3:5] == ["0.9759", "0.0080"], out
-    assert out[4].split()[3] == "0.0000", out
-    assert out[5].split()[3:5] == ["1.235e+04", "0.5000"], out
+    assert out[1].split()[3:6] == ["40", "3.125e-06", "2.5e-07"], out
+    assert out[2].split()[4:6] == ["8.5e-06", "-"], out
+    assert out[3].split()[4:6] == ["0.9759", "0.0080"], out
+    assert out[4].split()[4] == "0.0000", out
+    assert out[5].split()[4:6] == ["1.235e+04", "0.5000"], out
 
 
 def test_journal_checksums_find_flipped_bits(tmp_path):

@@ -1015,6 +1015,21 @@ def test_serial_run_divergence_and_rerun(tmp_path, monkeypatch, capsys):
     assert rc == 0, err
     r = results("ser")
     check_table(r)
+    # the printed table says at how many steps each row's metric is: a
+    # stopped row's is its last rung's (4 or 8), not the last rung's (16)
+    lines = out.splitlines()
+    assert lines[0].split()[:5] == ["place", "screen", "status", "steps",
+                                    "metric"], lines
+    steps = [x["steps"] for x in r["rungs"]]
+    seen = set()
+    for line, x in zip(lines[1:], r["results"]):
+        f = line.split()
+        assert f[0] == str(x["place"]) and f[2] == x["status"], (line, x)
+        at = [i for i, v in enumerate(x["rungs"]) if v is not None]
+        want = "-" if x["status"] == "diverged" else str(steps[at[-1]])
+        assert f[3] == want, (line, x)
+        seen.add(want)
+    assert {"4", "8", "16"} <= seen, lines
     recs = journal("ser")
     keys = [(x["key"], x["rung"], x["seed"]) for x in recs]
     assert len(keys) == len(set(keys)), "each trial once"

@@ -1060,7 +1060,7 @@ def train(a, spec_hash, config, journal, mode, steps, metric):
                      "" if len(rungs) == 1 else "s", len(journal.done),
                      submitted, os.path.join(a.output, "results.csv"),
                      os.path.join(a.output, "results.json")))
-    show_top(rows, metric, a.top)
+    show_top(rows, metric, a.top, rungs)
     return no_candidate_trained(journal)
 
 
@@ -1311,14 +1311,18 @@ def shown(v):
     return "%.4g" % v
 
 
-def show_top(rows, metric, k):
-    print("%-5s %-6s %-10s %-10s %-9s %s" % ("place", "screen", "status",
-                                             metric[:10], "spread", "name"))
+def show_top(rows, metric, k, rungs):
+    """The first k + 1 rows, each with the steps its metric is at: a
+    stopped row's is that of the last rung it reached, not the last
+    rung's (a row at 50 steps printed beside one at 200, unsaid)."""
+    print("%-5s %-6s %-10s %-6s %-10s %-9s %s" % (
+        "place", "screen", "status", "steps", metric[:10], "spread", "name"))
     for row in rows[:k + 1]:
         m = row["final_mean"] if row["final_mean"] is not None else (
             row["rungs"][row["reached"]] if row["reached"] >= 0 else None)
-        print("%-5d %-6s %-10s %-10s %-9s %s" % (
+        print("%-5d %-6s %-10s %-6s %-10s %-9s %s" % (
             row["place"], row["screen_rank"] or "-", row["status"],
+            rungs[row["reached"]][0] if m is not None else "-",
             shown(m), shown(row["final_std"]), row["name"]))
 
 
