@@ -1137,6 +1137,48 @@ def test_tables_through_temporaries_of_their_own(tmp_path, monkeypatch,
     assert open("t/results.csv").read() == before
 
 
+def test_a_row_reproduced_by_hand_as_the_docs_say(tmp_path, monkeypatch,
+                                                  capsys):
+    """docs/search.md's `reproduce` snippet, run as written, trains a
+    char-lm table's rows again to the same bits (a candidate's and
+    LayerNorm's, at a rung before the last and at the last)."""
+    pytest.importorskip("numpy")
+    with open(os.path.join(ROOT, "docs", "search.md")) as f:
+        text = f.read()
+    blocks = [b.split("```", 1)[0] for b in text.split("```python\n")[1:]]
+    code = [b for b in blocks if "def reproduce(" in b]
+    assert len(code) == 1, "docs/search.md shows how to reproduce a row"
+    setup_dir(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    rc, out, err = run_main(["s.dns", "--task", "char-lm", "--top", "3",
+                             "--steps", "2", "--seeds", "2", "--serial",
+                             "-q", "-o", "lm"], capsys)
+    assert rc == 0, err
+    r = results("lm")
+    steps = [x["steps"] for x in r["rungs"]]
+    assert steps == [1, 2], steps
+    scope = {}
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)  # the snippet's own setting counts
+        exec(code[0], scope)
+        done = 0
+        for row in r["results"]:
+            at = max(i for i, v in enumerate(row["rungs"]) if v is not None)
+            if at == len(steps) - 1:
+                seeds, want = [0, 1], row["final_seeds"]
+            else:
+                seeds, want = [0], [row["rungs"][at]]
+            got = [scope["reproduce"]("char-lm", row["source"], steps[at], s,
+                                      r["config"]["alpha"]) for s in seeds]
+            assert got == want, (row["name"], got, want)
+            done += 1
+    finally:
+        torch.set_num_threads(threads)
+    assert done == 4 and {x["status"] for x in r["results"]} == {
+        "baseline", "finished", "stopped"}
+
+
 def test_screening_of_another_spec_is_not_reused(tmp_path, monkeypatch,
                                                  capsys):
     """A finished screening is reused by a rerun of its spec; with
