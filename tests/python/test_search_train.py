@@ -1179,6 +1179,44 @@ def test_a_row_reproduced_by_hand_as_the_docs_say(tmp_path, monkeypatch,
         "baseline", "finished", "stopped"}
 
 
+def test_journal_record_of_other_steps_is_not_reused(tmp_path, monkeypatch,
+                                                     capsys):
+    """The journal's records were looked up by (candidate, rung, seed)
+    alone: one trained for other steps than the plan's rung (another
+    dnc.search's plan, an edit) was taken as the rung's metric. Now it
+    is trained again, and the table is the uninterrupted run's."""
+    setup_dir(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    args = ARGS + ["-o", "st", "--serial"]
+    rc, out, err = run_main(args, capsys)
+    assert rc == 0, err
+    before = open("st/results.csv").read()
+    path = "st/journal.jsonl"
+    lines = open(path).read().splitlines()
+    recs = [json.loads(x) for x in lines]
+    i = next(i for i, x in enumerate(recs) if i and x["rung"] == 0 and
+             x["status"] == "ok")
+    rec = recs[i]
+    del rec["sum"]
+    rec["steps"] += 1  # a trial of 5 steps, at the rung of 4
+    rec["metric"] = -1.0  # the best loss there is, had it counted
+    rec["sum"] = cli._digest(rec)
+    lines[i] = json.dumps(rec, sort_keys=True)
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    rc, out, err = run_main(args, capsys)
+    assert rc == 0, err
+    # recs: the header and the records; one record more
+    assert len(journal("st")) == (len(recs) - 1) + 1, \
+        "that trial alone trained again"
+    again = journal("st")[-1]
+    assert (again["key"], again["rung"], again["seed"], again["steps"]) == \
+        (rec["key"], 0, rec["seed"], rec["steps"] - 1)
+    assert open("st/results.csv").read() == before
+    assert "-1.0" not in before
+
+
 def test_screening_of_another_spec_is_not_reused(tmp_path, monkeypatch,
                                                  capsys):
     """A finished screening is reused by a rerun of its spec; with

@@ -335,6 +335,15 @@ class Journal:
         self.done[(rec["key"], rec["rung"], rec["seed"])] = rec
         self._write(rec)
 
+    def get(self, key, rung, seed, steps):
+        """The record of candidate key's trial of seed at rung, trained
+        for steps: None where the journal's is of other steps (a plan of
+        another dnc.search, an edit), whose metric is no metric at those
+        steps: the trial trains again, and its new record counts."""
+        rec = self.done.get((key, rung, seed))
+        return rec if rec is not None and rec.get("steps") == steps \
+            else None
+
 
 # ------------------------------------------------------------ screening
 
@@ -935,7 +944,7 @@ def train(a, spec_hash, config, journal, mode, steps, metric):
 
     def rung_metric(k, r):
         """(metric or None, all ok) of candidate k at rung r, over seeds."""
-        recs = [journal.done.get((k, r, s)) for s in seeds_of(r)]
+        recs = [journal.get(k, r, s, rungs[r][0]) for s in seeds_of(r)]
         if any(x is None for x in recs):
             return None, False
         ms = [x["metric"] for x in recs if x["status"] == "ok"]
@@ -963,9 +972,10 @@ def train(a, spec_hash, config, journal, mode, steps, metric):
             units = [(k, r, s) for k in members for s in seeds_of(r)]
             if a.baseline and r == 0:
                 units += [(BASELINE, len(rungs) - 1, s) for s in seeds_last]
-            todo = [u for u in units if u not in journal.done or (
-                journal.done[u]["status"] == "failed" and (
-                    a.retry_failed or _cluster_text(journal.done[u])))]
+            done = {u: journal.get(*u, rungs[u[1]][0]) for u in units}
+            todo = [u for u in units if done[u] is None or (
+                done[u]["status"] == "failed" and (
+                    a.retry_failed or _cluster_text(done[u])))]
             prog.say("rung %d/%d: %d candidate%s x %d seed%s at %d steps, %d "
                      "to train" % (r + 1, len(rungs), len(members),
                                    "" if len(members) == 1 else "s",
@@ -1061,24 +1071,24 @@ def train(a, spec_hash, config, journal, mode, steps, metric):
                      submitted, os.path.join(a.output, "results.csv"),
                      os.path.join(a.output, "results.json")))
     show_top(rows, metric, a.top, rungs)
-    return no_candidate_trained(journal)
+    return no_candidate_trained(rows)
 
 
-def no_candidate_trained(journal):
+def no_candidate_trained(rows):
     """The run's status: 1, with an error line, where no candidate's trial
     gave a metric (every one failed or diverged), else 0. Not a ranking:
     a script must not go on with it, nor take the baseline, first when
     no candidate trained, for the search's winner (every candidate
     diverged had exited 0, LayerNorm in place 1)."""
-    recs = list(journal.done.values())
-    cand = [r for r in recs if r["key"] != BASELINE]
-    if not cand or any(r.get("status") == "ok" for r in cand):
+    bad = ("failed", "diverged")
+    cand = [row for row in rows if row["key"] != BASELINE]
+    if not cand or any(row["status"] not in bad for row in cand):
         return 0
-    every = all(r.get("status") != "ok" for r in recs)
-    kinds = {r.get("status") for r in (recs if every else cand)}
+    every = all(row["status"] in bad for row in rows)
+    kinds = {row["status"] for row in (rows if every else cand)}
     what = "failed" if kinds == {"failed"} else "diverged" \
         if kinds == {"diverged"} else "diverged or failed"
-    first = min(cand, key=lambda r: (str(r["key"]), r["rung"], r["seed"]))
+    first = min(cand, key=lambda row: str(row["key"]))
     if every:
         why = ""
     elif what == "failed":
@@ -1087,10 +1097,11 @@ def no_candidate_trained(journal):
     else:
         why = ", while LayerNorm's trained: no candidate gives a finite " \
             "metric in this task"
-    sys.stderr.write("python -m dnc.search: error: every %s %s (%s: %s)%s; "
+    # a row's error: "at STEPS steps, seed S: ...", its first bad trial
+    sys.stderr.write("python -m dnc.search: error: every %s %s (%s %s)%s; "
                      "the tables say which\n" % (
                          "trial" if every else "candidate's trial", what,
-                         trial_name(first), first["error"], why))
+                         first["key"], first["error"], why))
     return 1
 
 
@@ -1144,7 +1155,7 @@ def table(cands, rungs, seeds_of, journal, a, mode, metric, ranked,
             if k == BASELINE and r != last:
                 row["rungs"].append(None)
                 continue
-            recs = [journal.done.get((k, r, s)) for s in seeds_of(r)] \
+            recs = [journal.get(k, r, s, st) for s in seeds_of(r)] \
                 if k == BASELINE or k in by_rung[r] else []
             if all(x is None for x in recs):
                 row["rungs"].append(None)
