@@ -161,8 +161,10 @@ static void scores(const dnc_space *s, const dnc_grids *g, const dnc_cand *c,
 /* +1 or -1 where one side's f' grows without bound towards 0 with that
  * sign, else 0. a, b, c: 2 f'(h) - f'(2h) at |h| = 2^-40, 2^-45, 2^-50.
  * Growing: |a| < |b| < |c| (or c infinite) with one sign, the step from b
- * to c not smaller than 0.9 of the one from a to b (a limit c + k h^p
- * is approached in ever smaller steps; log's steps are equal), and by
+ * to c not smaller than 0.999 of the one from a to b (a limit c + k h^p
+ * is approached in ever smaller steps, by 2^(-5p) each: 0.93 for x -
+ * sign(x) |x|^1.02 / 1.02, whose slope is 1, where 0.9 took it for a
+ * divergence; log's steps are equal but for rounding), and by
  * less than a factor 24 a step: f' of a continuous f grows slower than
  * 1/h (32 a step), and so does rounding's noise in f' not. */
 static int side_diverges(double a, double b, double c)
@@ -173,7 +175,7 @@ static int side_diverges(double a, double b, double c)
   if (isinf(c))
     return isfinite(b) && fabs(b) > fabs(a) ? sgn : 0;
   double ab = fabs(b) - fabs(a), bc = fabs(c) - fabs(b);
-  return isfinite(b) && ab > 1e-6 * fabs(b) && bc >= 0.9 * ab &&
+  return isfinite(b) && ab > 1e-6 * fabs(b) && bc >= 0.999 * ab &&
                  fabs(c) < 24 * fabs(b)
              ? sgn
              : 0;

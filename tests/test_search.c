@@ -175,7 +175,8 @@ static void slope_at_kinks(void)
 /* where f' grows without bound towards 0, f'(h) extrapolated at 2^-40 is
  * no slope: tanh(sign(x) |x|^0.5) had 677848 and was `finite`, x log|x|
  * had -27.4 in place of its d0 = -inf; sqrt(|x|), a cusp, is NaN. A limit
- * approached slowly (x + 3 sign(x) |x|^1.5) is no divergence. */
+ * approached slowly (x + 3 sign(x) |x|^1.5, x - sign(x) |x|^1.02 / 1.02,
+ * whose f' creeps to 1 by steps of 0.93 the last) is no divergence. */
 static void slope_unbounded(void)
 {
   dnc_mod *m;
@@ -183,6 +184,7 @@ static void slope_unbounded(void)
                         "base xl(x) = if x == 0 then 0 else x * log(abs(x))\n"
                         "base sq(x) = sqrt(abs(x))\n"
                         "base slow(x) = x + 3 * sign(x) * abs(x)^1.5\n"
+                        "base slow2(x) = x - sign(x) * abs(x)^1.02 / 1.02\n"
                         "stage s: id\n",
                         &m);
   if (!ok(sp != NULL, "the unbounded-slope spec loads")) {
@@ -207,6 +209,15 @@ static void slope_unbounded(void)
       is_int((int)v[DNC_M_PROPS], 0, "%s: no property", names[i]);
     dnc_cand_free(&c);
   }
+  /* its extrapolated slope is not its limit (0.43 for 1: the language's
+   * screening takes f' at 2^-40), but finite, as f' is */
+  dnc_cand c;
+  dnc_space_build(sp, 4, &c, NULL, NULL);
+  dnc_measure(sp, g, &c, &work, &cap, v);
+  ok(isfinite(v[DNC_M_SLOPE0]) && v[DNC_M_FINITE] == 1,
+     "x - sign(x) |x|^1.02 / 1.02: a finite slope, finite (slope0 %g)",
+     v[DNC_M_SLOPE0]);
+  dnc_cand_free(&c);
   free(work);
   dnc_grids_free(g);
   dnc_space_free(sp);
