@@ -13,6 +13,7 @@ import json
 import math
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -636,6 +637,21 @@ def test_journal_records_the_task_code(tmp_path, monkeypatch, capsys):
             head["software"]["task_sha256"],
             tasks.task_sha256("usertask:quick")) in err, err
     assert "other software" not in err, err
+    # a journal written before the header held these hashes: nothing to
+    # compare, no warning (it said "SHA-256 None -> ..." and "other
+    # software (dnc_sha256 None -> ...)")
+    with open("d/journal.jsonl") as f:
+        lines = f.readlines()
+    head = json.loads(lines[0])
+    for k in ("task_sha256", "dnc_sha256"):
+        head["software"].pop(k, None)
+    head.pop("sum", None)
+    head["sum"] = cli._digest(head)
+    with open("d/journal.jsonl", "w") as f:
+        f.write(json.dumps(head) + "\n")
+        f.writelines(lines[1:])
+    rc, out, err = run_main(args, capsys)
+    assert rc == 0 and "warning" not in err, err
 
 
 def test_relative_dnc_build_is_one_build_for_both(tmp_path, monkeypatch):
@@ -1618,3 +1634,37 @@ def test_killed_and_resumed(tmp_path, monkeypatch):
     assert (tmp_path / "cut" / "results.csv").read_text() == \
         (tmp_path / "ref" / "results.csv").read_text()
     assert results("cut") == results("ref")
+
+
+def test_tables_mode_and_numpy_default_steps(tmp_path, monkeypatch, capsys):
+    """The tables are made as open() makes a file, 0666 less the umask
+    (they were 0644 less it: 0644 under umask 002, where open gives 0664),
+    without setting the umask to 0 to read it (Ray's threads' files would
+    have been 0666 in that moment); a task's default_steps may be a NumPy
+    integer (it was refused as not a whole number)."""
+    np = pytest.importorskip("numpy")
+    setup_dir(tmp_path)
+    (tmp_path / "nptask.py").write_text(
+        "import numpy as np\n"
+        "from usertask import quick as _quick\n"
+        "def quick(norm, steps, seed):\n"
+        "    return _quick(norm, steps, seed)\n"
+        "quick.mode = 'min'\n"
+        "quick.default_steps = np.int64(2)\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "usertask", raising=False)
+    monkeypatch.delitem(sys.modules, "nptask", raising=False)
+    old = os.umask(0o002)
+    try:
+        rc, out, err = run_main(["s.dns", "--task", "nptask:quick", "--top",
+                                 "2", "--seeds", "1", "-q", "--serial",
+                                 "-o", "d"], capsys)
+        assert rc == 0, err
+        assert cli._umask() == 0o002
+        assert os.umask(0o002) == 0o002, "the umask was left as it was"
+    finally:
+        os.umask(old)
+    for name in ("results.csv", "results.json"):
+        mode = stat.S_IMODE(os.stat(os.path.join("d", name)).st_mode)
+        assert mode == 0o664, (name, oct(mode))

@@ -16,6 +16,7 @@ import io
 import json
 import logging
 import math
+import numbers
 import os
 import re
 import shutil
@@ -295,8 +296,9 @@ class Journal:
         n = len(records) - 1
         trials = "its %d trial%s" % (n, "" if n == 1 else "s")
         if records[1:] and isinstance(was, dict) and \
-                was.get("task_sha256") != now.get("task_sha256") and \
-                "task_sha256" in now:
+                "task_sha256" in was and "task_sha256" in now and \
+                was["task_sha256"] != now["task_sha256"]:
+            # (a journal older than the record has no hash: no warning)
             # the task's code changed under the journal: its numbers are
             # another task's, and a ranking of both is not one
             sys.stderr.write(
@@ -308,7 +310,9 @@ class Journal:
                     was.get("task_sha256"), now.get("task_sha256")))
         if records[1:] and isinstance(was, dict):
             diff = ", ".join("%s %s -> %s" % (k, was.get(k), now.get(k))
-                             for k in sorted(set(was) | set(now))
+                             # what both record (an older journal's
+                             # has fewer: no difference to tell)
+                             for k in sorted(set(was) & set(now))
                              if k != "task_sha256" and
                              was.get(k) != now.get(k))
             if diff:
@@ -869,12 +873,14 @@ def run(a):
         raise UsageError("task '%s' has no default budget: give --steps" %
                          a.task)
     if a.steps is None and (isinstance(steps, bool) or
-                            not isinstance(steps, int) or steps < 1):
+                            not isinstance(steps, numbers.Integral) or
+                            steps < 1):
         # the task's own value, said as its (a TypeError or ValueError
         # traceback before, or `--steps is at least 1` without --steps)
         raise UsageError("task '%s' has default_steps %r: a whole number of"
                          " steps, at least 1 (or give --steps)" % (
                              a.task, steps))
+    steps = int(steps)  # (a NumPy integer's too)
     metric = getattr(fn, "metric", "metric")
     for name, v, lo in (("--top", a.top, 1), ("--steps", steps, 1),
                         ("--seeds", a.seeds, 1), ("--eta", a.eta, 2),
@@ -1281,7 +1287,7 @@ def install(out, files):
             with os.fdopen(fd, "w") as f:
                 f.write(text)
                 f.flush()
-                os.fchmod(f.fileno(), 0o644 & ~_umask())
+                os.fchmod(f.fileno(), 0o666 & ~_umask())
                 os.fsync(f.fileno())
         # all into place with the stop signals blocked, so that they
         # appear together (as `dnc search`'s tables): a SIGINT between the
@@ -1303,12 +1309,37 @@ def install(out, files):
                 pass
 
 
-def _umask():
-    """The process's umask (mkstemp makes its files 0600; the tables are
-    made as open() makes a file)."""
-    mask = os.umask(0)
+def _proc_umask():
+    """The process's umask as /proc says it (Linux 4.7 on), else None."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _set_umask_read():
+    mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+# where /proc has none: read by setting it and back, once, at import
+# (setting it to 0 while Ray's threads made files gave them mode 0666 in
+# that moment)
+_UMASK = _proc_umask()
+if _UMASK is None:
+    _UMASK = _set_umask_read()
+
+
+def _umask():
+    """The umask the tables are made with (mkstemp makes its files 0600;
+    the tables are made as open() makes a file, 0666 less the umask)."""
+    mask = _proc_umask()
+    return _UMASK if mask is None else mask
 
 
 def shown(v):
