@@ -533,7 +533,9 @@ static void gain_start(problem *pb)
    * at the start, and one near 0 left alpha to run off (-3446) where
    * alpha = -0.7, gamma = 3 fits exactly */
   double g = (double)(fy / ff);
-  if (g >= pb->lo[np] && g <= pb->hi[np])
+  /* (finite: fy / ff in long double can be past double's range, and an
+   * infinite gain is within gamma's bounds when they have no top) */
+  if (isfinite(g) && g >= pb->lo[np] && g <= pb->hi[np])
     pb->p[np] = g;
 }
 

@@ -103,3 +103,16 @@ def test_a_derivative_that_is_not_finite_names_its_parameter():
               start={"a": -1.0})
     ok(r.status == "nonfinite" and r.bad_param is None,
        "f itself not finite: no parameter (%s %r)" % (r.status, r.bad_param))
+
+
+def test_a_gain_past_the_double_range_is_not_the_start():
+    """The least-squares gain, fy/ff in long double, can be past double's
+    range (a = 1e-300 against points of 1e10): an infinite gain is within
+    gamma's bounds when they have no top, and the fit stopped at once,
+    'not finite at the start'; the fallback is the start there."""
+    f = dnc.compile("fn f(x; a = 1) = a * x")["f"]
+    x = np.linspace(1, 2, 20)
+    r = f.fit(x, 1e10 * np.tanh(x), start={"a": 1e-300}, gain=True,
+              max_iter=0)
+    assert r.status != "nonfinite", r.message
+    assert r.gain == 1.0, r.gain
