@@ -542,6 +542,14 @@ bool kernel_dtype(at::ScalarType dt)
          dt == at::kHalf;
 }
 
+// A tensor whose data the kernels may read: not a tensor subclass that
+// dispatches to Python (a DTensor parameter of a plain x: its data pointer
+// was read, SIGSEGV), and with storage
+bool own_data(const at::Tensor &t)
+{
+  return t.has_storage() && !t.unsafeGetTensorImpl()->is_python_dispatch();
+}
+
 bool plain_args(int64_t chan, int64_t c, const at::Tensor &x,
                 const std::optional<at::Tensor> &gamma,
                 const std::optional<at::Tensor> &beta,
@@ -549,18 +557,18 @@ bool plain_args(int64_t chan, int64_t c, const at::Tensor &x,
 {
   at::ScalarType dt = x.scalar_type();
   if (!x.is_cpu() || x.is_nested() || x.layout() != at::kStrided ||
-      x.dim() == 0 || x.size(-1) != c || !kernel_dtype(dt) ||
-      params.size() > MAX_PARAMS)
+      !own_data(x) || x.dim() == 0 || x.size(-1) != c ||
+      !kernel_dtype(dt) || params.size() > MAX_PARAMS)
     return false;
   for (const std::optional<at::Tensor> *t : {&gamma, &beta})
     if (*t && ((*t)->scalar_type() != dt || !(*t)->is_cpu() ||
-               (*t)->layout() != at::kStrided || (*t)->dim() != 1 ||
-               (*t)->size(0) != c))
+               (*t)->layout() != at::kStrided || !own_data(**t) ||
+               (*t)->dim() != 1 || (*t)->size(0) != c))
       return false;
   for (size_t i = 0; i < params.size(); i++) {
     const at::Tensor &t = params[i];
     if (t.scalar_type() != dt || !t.is_cpu() ||
-        t.layout() != at::kStrided)
+        t.layout() != at::kStrided || !own_data(t))
       return false;
     int64_t n = t.numel();
     if (n != 1 && (n != c || t.dim() != 1 || !per_channel(chan, i)))

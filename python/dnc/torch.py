@@ -2014,7 +2014,7 @@ def _plain_forward(c, channels_last, source, name, threads, fparams, x,
             return None
         h, chan = _ext_args(_function(source, name, threads), source, name)
         return _ext.plain(h, chan, c, x, weight, bias, params)
-    if not x.is_cpu or x.is_nested:
+    if not x.is_cpu or x.is_nested or _distributed(weight, bias, *params):
         return None
     d = x.dim()
     if d == 0 or (d > 2 and not channels_last) or x.shape[-1] != c:

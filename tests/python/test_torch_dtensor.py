@@ -122,3 +122,40 @@ def test_sequence_parallel_matches_one_process(tmp_path):
             for n, d in v["grads"].items():
                 assert d < 1e-10, (rank, name, n, v)
 
+
+
+MIXED = textwrap.dedent("""
+    import sys, torch, torch.distributed as dist
+    dist.init_process_group("gloo", init_method=sys.argv[1], rank=0,
+                            world_size=1)
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.tensor import distribute_tensor, Replicate
+    import dnc.torch as dt
+    mesh = init_device_mesh("cpu", (1,))
+    m = dt.PointwiseNorm(8, "dyt", dtype=torch.float64)
+    for n, p in list(m.named_parameters()):
+        setattr(m, n, torch.nn.Parameter(
+            distribute_tensor(p.data, mesh, [Replicate()])))
+    x = torch.randn(2, 8, dtype=torch.float64)
+    y = m(distribute_tensor(x, mesh, [Replicate()]))
+    assert (y.full_tensor() - torch.tanh(0.5 * x)).abs().max() < 1e-15
+    try:
+        m(x)
+        print("no error")
+    except RuntimeError as e:
+        print("refused:", e)
+    dist.destroy_process_group()
+""")
+
+
+def test_dtensor_parameters_of_a_plain_input(tmp_path):
+    """A plain x with DTensor parameters: the C++ layer call read the
+    parameters' data (a DTensor has none of its own: SIGSEGV); it is
+    refused now as PyTorch refuses mixing the two in any operation."""
+    script = tmp_path / "mixed.py"
+    script.write_text(MIXED)
+    r = subprocess.run([sys.executable, str(script),
+                        "file://%s" % (tmp_path / "init")],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, (r.returncode, r.stderr[-3000:])
+    assert "refused:" in r.stdout and "DTensor" in r.stdout, r.stdout
