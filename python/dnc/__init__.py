@@ -280,8 +280,9 @@ def _remake(context, how, *args):
 
 _default = None
 _default_lock = threading.Lock()
-# Function.derivative's cache (one lock for all functions: a derivative is
-# compiled once)
+# Function.derivative's cache (one lock for all functions, renewed in a
+# fork()ed child: a derivative is compiled once; a cached one is read
+# without it)
 _derivative_lock = threading.Lock()
 
 
@@ -621,6 +622,9 @@ class Function:
         compiled in f's context; cached. wrt as diff's (default: the
         input)."""
         key = (self._wrt(wrt), _int_arg(order, "order", 1, 16))
+        d = self._derivs.get(key)
+        if d is not None:  # (cached: no lock, which compiles hold)
+            return d
         with _derivative_lock:
             d = self._derivs.get(key)
             if d is None:

@@ -128,3 +128,21 @@ def test_exit_with_a_daemon_thread_in_the_kernels():
         r = subprocess.run([sys.executable, "-c", EXIT], capture_output=True,
                            text=True, timeout=120)
         assert r.returncode == 0, (r.returncode, r.stderr[-2000:])
+
+
+def test_a_cached_derivative_is_read_while_another_compiles():
+    """Function.derivative's lock is one for all functions (renewed in a
+    fork()ed child); a derivative already made is read without it, so
+    that one function's compile does not hold up the others' lookups
+    (dnc.torch's double backward takes them each call)."""
+    f = dnc.compile(DYT)["dyt"]
+    d = f.derivative("x")
+    got = []
+    with dnc._derivative_lock:  # another thread compiling, as it were
+        t = threading.Thread(target=lambda: got.append(f.derivative("x")))
+        t.start()
+        t.join(10)
+        alive = t.is_alive()
+    t.join()
+    assert not alive, "the cached lookup waited for the lock"
+    assert got == [d]
