@@ -388,10 +388,6 @@ uninstall:
 	  $(DESTDIR)$(PREFIX)/lib/libdnc.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libdnc.so.$(ABI) \
 	  $(DESTDIR)$(PREFIX)/lib/libdnc.so $(DESTDIR)$(PREFIX)/include/dnc.h \
 	  $(DESTDIR)$(PREFIX)/include/dnc_aot.h $(DESTDIR)$(PREFIX)/lib/pkgconfig/dnc.pc
-	@# the folders install made, where now empty: not /usr's or
-	@# /usr/local's own bin, include and lib
-	@for d in lib/pkgconfig $(if $(run_ldconfig),,lib bin include); do \
-	  [ ! -d "$(DESTDIR)$(PREFIX)/$$d" ] || rmdir --ignore-fail-on-non-empty "$(DESTDIR)$(PREFIX)/$$d"; done
 	@# else the cache still names the removed libdnc.so.$(ABI)
 	$(if $(run_ldconfig),$(ldconfig_cmd))
 

@@ -80,8 +80,6 @@ touch "$tmp/root/opt/dnc/lib/libdnc.so.0.3.9" "$tmp/root/opt/dnc/lib/libdnc.so.m
 t "make uninstall" make -s uninstall BUILD="$B" SANITIZE="${SANITIZE:-}" DESTDIR="$tmp/root" PREFIX=/opt/dnc
 left=$(cd "$tmp/root/opt/dnc" && find . ! -type d | sort | tr '\n' ' ')
 t "it leaves only the files it did not install" test "$left" = "./lib/libdnc.so.0.3.9 ./lib/libdnc.so.mine "
-dirs=$(cd "$tmp/root/opt/dnc" && find . -mindepth 1 -type d | sort | tr '\n' ' ')
-t "  and of the folders it made, only lib/, which has them" test "$dirs" = "./lib "
 # the loader's cache is the system's: a private PREFIX (no DESTDIR) never
 # runs ldconfig, install or uninstall; /usr/local does, both ways (make -n:
 # the command is only printed). A stand-in ldconfig first on the PATH
@@ -94,7 +92,6 @@ t "make install into a private PREFIX" fake make -s install BUILD="$B" SANITIZE=
 t "  runs no ldconfig" test ! -e "$tmp/ldconfig-ran"
 t "make uninstall from it" fake make -s uninstall BUILD="$B" SANITIZE="${SANITIZE:-}" PREFIX="$tmp/private"
 t "  runs no ldconfig" test ! -e "$tmp/ldconfig-ran"
-t "  and leaves an empty PREFIX" test -z "$(find "$tmp/private" -mindepth 1)"
 t "make install PREFIX=/usr/local would run ldconfig" \
   sh -c "PATH='$tmp/fakebin:$PATH' make -n install BUILD='$B' SANITIZE='${SANITIZE:-}' PREFIX=/usr/local | grep -q ldconfig"
 t "make uninstall PREFIX=/usr/local would run ldconfig" \
