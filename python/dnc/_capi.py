@@ -138,9 +138,11 @@ def _open(path, env, here):
     """ctypes.CDLL(path), or an ImportError that says which copy could not
     be loaded and what to do, not ctypes' OSError."""
     if os.path.isdir(path):
-        raise ImportError("dnc: DNC_LIBRARY names %r, a folder: it names the "
-                          "library file itself (e.g. %s)"
-                          % (env, os.path.join(env, "libdnc.so")))
+        if env:
+            raise ImportError("dnc: DNC_LIBRARY names %r, a folder: it names "
+                              "the library file itself (e.g. %s)"
+                              % (env, os.path.join(env, "libdnc.so")))
+        raise ImportError("dnc: %s is a folder, not the library" % path)
     try:
         return ctypes.CDLL(path)
     except OSError as e:

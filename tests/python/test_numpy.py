@@ -540,3 +540,14 @@ def test_stream_bytes():
        "stream_bytes=1: the backward's bits of stream_bytes=-1")
     raises(dnc.Error, lambda: dnc.Context(stream_bytes=-2),
            "stream_bytes -2", "stream_bytes")
+
+
+def test_a_folder_where_the_library_should_be(tmp_path):
+    """A candidate libdnc.so that is a folder, with no DNC_LIBRARY set:
+    an ImportError saying so (the message for DNC_LIBRARY's folder joined
+    the unset variable's None: a TypeError)."""
+    from dnc import _capi
+    d = tmp_path / "libdnc.so"
+    d.mkdir()
+    with pytest.raises(ImportError, match="is a folder, not the library"):
+        _capi._open(str(d), None, str(tmp_path))
