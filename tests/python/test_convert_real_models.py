@@ -171,6 +171,18 @@ TIMM = {
 }
 
 
+def _as_saved(name, cls, conv, back):
+    """back, loaded by dt.from_pretrained(cls, ...) from what conv saved,
+    is a cls with every value as saved."""
+    ok(type(back) is cls, "%s: an instance of %s" % (name, cls.__name__))
+    mine, theirs = conv.state_dict(), back.state_dict()
+    ok(sorted(mine) == sorted(theirs) and
+       all(torch.equal(mine[k], theirs[k]) for k in mine),
+       "%s: every value as saved" % name,
+       lambda: [k for k in mine if k not in theirs or
+                not torch.equal(mine[k], theirs[k])][:5])
+
+
 def _inputs(kind, n=2):
     g = torch.Generator().manual_seed(0)
     if kind == "image":
@@ -572,13 +584,7 @@ def test_transformers_save_pretrained_reload(tmp_path):
         d = tmp_path / name
         conv.save_pretrained(d)
         back = dt.from_pretrained(cls, d, "dyt")
-        ok(type(back) is cls, "%s: an instance of %s" % (name, cls.__name__))
-        mine, theirs = conv.state_dict(), back.state_dict()
-        ok(sorted(mine) == sorted(theirs) and
-           all(torch.equal(mine[k], theirs[k]) for k in mine),
-           "%s: every value as saved" % name,
-           lambda: [k for k in mine if k not in theirs or
-                    not torch.equal(mine[k], theirs[k])][:5])
+        _as_saved(name, cls, conv, back)
         inp = _inputs(kind)
         with torch.no_grad():
             ok(torch.equal(conv(**inp).logits, back.eval()(**inp).logits),
@@ -655,13 +661,7 @@ def test_transformers_from_pretrained_renamed_keys(tmp_path):
            "%s: config.architectures names %s" % (name, cls.__name__),
            saved["architectures"])
         back = dt.from_pretrained(cls, d, "dyt").eval()
-        ok(type(back) is cls, "%s: an instance of %s" % (name, cls.__name__))
-        mine, theirs = conv.state_dict(), back.state_dict()
-        ok(sorted(mine) == sorted(theirs) and
-           all(torch.equal(mine[k], theirs[k]) for k in mine),
-           "%s: every value as saved" % name,
-           lambda: [k for k in mine if k not in theirs or
-                    not torch.equal(mine[k], theirs[k])][:5])
+        _as_saved(name, cls, conv, back)
         inp = _inputs("image") if name == "vit" else \
             dict(input_ids=torch.tensor([[5, 7, 9, 11, 13]]))
         inp.pop("labels", None)
@@ -669,7 +669,7 @@ def test_transformers_from_pretrained_renamed_keys(tmp_path):
             ok(torch.equal(conv(**inp).logits, back(**inp).logits),
                "%s: the same logits" % name)
         plain = cls.from_pretrained(d)
-        theirs = plain.state_dict()
+        mine, theirs = conv.state_dict(), plain.state_dict()
         ok(all(torch.equal(mine[k], theirs[k]) for k in theirs),
            "%s: the checkpoint loads with %s as before" % (name,
                                                           cls.__name__),
