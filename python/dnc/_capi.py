@@ -108,28 +108,31 @@ def _mapped_path(lib, name):
     """The absolute path of the file the loader mapped for lib: where it
     was found on the system's library path, `name` is only its soname
     (libdnc.so.6), which a Ray worker's DNC_LIBRARY or dnc.torch's
-    extension beside it cannot be found from. dladdr on one of its
-    functions, else the file of that name in /proc/self/maps."""
+    extension beside it cannot be found from. The file mapped at one of
+    its functions' addresses in /proc/self/maps (the soname's target, as
+    make install links it, whatever LD_LIBRARY_PATH named); else dladdr's
+    name for it, where that is absolute."""
+    addr = ctypes.cast(lib.dnc_version, ctypes.c_void_p).value
     try:
-        dladdr = ctypes.CDLL(None, use_errno=True).dladdr
+        with open("/proc/self/maps") as maps:
+            for line in maps:
+                f = line.split(None, 5)
+                lo, _, hi = f[0].partition("-")
+                if len(f) == 6 and int(lo, 16) <= addr < int(hi, 16) and \
+                        os.path.isabs(f[5].strip()):
+                    return f[5].strip()
+    except (OSError, ValueError):
+        pass
+    try:
+        dladdr = ctypes.CDLL(None).dladdr
         dladdr.restype = ctypes.c_int
         dladdr.argtypes = [ctypes.c_void_p, ctypes.POINTER(_DlInfo)]
         info = _DlInfo()
-        addr = ctypes.cast(lib.dnc_version, ctypes.c_void_p)
         if dladdr(addr, ctypes.byref(info)) and info.dli_fname:
             got = os.fsdecode(info.dli_fname)
             if os.path.isabs(got) and os.path.exists(got):
                 return got
     except (AttributeError, OSError):
-        pass
-    try:
-        with open("/proc/self/maps") as maps:
-            for line in maps:
-                got = line.split(None, 5)[-1].strip()
-                if os.path.basename(got) == os.path.basename(name) and \
-                        os.path.isabs(got):
-                    return got
-    except OSError:
         pass
     return os.path.abspath(name)
 
