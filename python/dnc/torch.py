@@ -2450,11 +2450,9 @@ class PointwiseNorm(nn.Module):
     def forward(self, x=None, **kw):
         # (torch.fx.symbolic_trace of the module itself passes **kw as one
         # Proxy, not a dict: there is no keyword then)
-        if type(kw) is dict and kw:
-            x = self._keyword_input(x, kw)
-        elif x is None:  # (None, not a sentinel: fx records the default)
-            raise TypeError("PointwiseNorm.forward() missing its input x")
-        return self._traced(x)
+        if type(kw) is not dict:
+            kw = {}
+        return self._traced(self._keyword_input(x, kw))
 
     if not hasattr(torch, "compile"):
         # PyTorch 1.13's torch.fx rebuilds a forward that takes **kw with
@@ -2470,12 +2468,7 @@ class PointwiseNorm(nn.Module):
             kw = {k: v for k, v in (("input", input),
                                     ("hidden_states", hidden_states))
                   if v is not None}
-            if kw:
-                x = self._keyword_input(x, kw)
-            elif x is None:
-                raise TypeError("PointwiseNorm.forward() missing its "
-                                "input x")
-            return self._traced(x)
+            return self._traced(self._keyword_input(x, kw))
 
     def _traced(self, x):
         if torch.jit.is_tracing():
@@ -2484,6 +2477,12 @@ class PointwiseNorm(nn.Module):
         return self._forward(x)
 
     def _keyword_input(self, x, kw):
+        """The input, given by position (x) or by one keyword in kw."""
+        if not kw:
+            if x is None:  # (None, not a sentinel: fx records the default)
+                raise TypeError("PointwiseNorm.forward() missing its input "
+                                "x")
+            return x
         names = self._ARGS + ((self._dnc_arg,) if self._dnc_arg else ())
         bad = [k for k in kw if k not in names]
         if bad:
