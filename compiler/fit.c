@@ -556,21 +556,24 @@ static const char *var_name(const dnc_fn *f, int j)
  * direction in which S is flat at this start (Derf to LayerNorm from
  * alpha = 0.01, shift = 3: rms 18.885 at the start, 18.884 at alpha =
  * 3e183, 0.514 at the fit), which says nothing of the limit: after
- * DNC_FIT_WHY_DRIFTED, with how little S fell. */
+ * DNC_FIT_WHY_DRIFTED, with how little S fell. append: after why's
+ * message and "; " (the iteration limit or a stall, which stay what is
+ * said first), else in its place. Nothing where nothing grew. */
 #define DRIFT_FALL 0.9
 
 static void say_grown(const problem *pb, const double *start, wide S0,
-                      wide S, dnc_fit_result *r)
+                      wide S, dnc_fit_result *r, int append)
 {
-  size_t at = 0, n = sizeof r->why;
+  size_t n = sizeof r->why, at = append ? strlen(r->why) : 0;
   int grew = 0, fell = S <= DRIFT_FALL * S0;
   for (int j = 0; j < pb->k; j++) {
     double v = pb->p[pb->var[j]];
     if (!(fabs(v) >= 1e6 * fmax(1, fabs(start[j]))))
       continue;
-    if (!grew++)
-      at = (size_t)snprintf(r->why, n, "%s:", fell ? DNC_FIT_WHY_GREW
-                                                   : DNC_FIT_WHY_DRIFTED);
+    if (!grew++ && at < n)
+      at += (size_t)snprintf(r->why + at, n - at, "%s%s:",
+                             append ? "; " : "",
+                             fell ? DNC_FIT_WHY_GREW : DNC_FIT_WHY_DRIFTED);
     if (at < n)
       at += (size_t)snprintf(r->why + at, n - at, "%s %s = %.3g",
                              grew > 1 ? "," : "", var_name(pb->f, pb->var[j]),
@@ -842,30 +845,15 @@ done:
      * + d x + e on 8 points, a and e growing apart, was called ill-posed
      * at max_iter 150 to 200); no standard errors, and the run-off said
      * after the stop where the parameters grew */
-    char stopped[sizeof r->why];
-    memcpy(stopped, r->why, sizeof stopped);
-    r->why[0] = 0;
     if (it > 0)
-      say_grown(pb, start, S0, S, r);
-    char grown[sizeof r->why];
-    memcpy(grown, r->why, sizeof grown);
-    size_t at = strlen(stopped);
-    memcpy(r->why, stopped, at + 1);
-    if (grown[0] && at + 2 < sizeof r->why) { /* "; " and grown, cut */
-      memcpy(r->why + at, "; ", 2);
-      at += 2;
-      size_t g = strlen(grown), room = sizeof r->why - 1 - at;
-      g = g < room ? g : room;
-      memcpy(r->why + at, grown, g);
-      r->why[at + g] = 0;
-    }
+      say_grown(pb, start, S0, S, r, 1);
   } else if (sing >= 0) {
     for (int j = 0, m = -1; j < k; j++)
       if (!act[j] && ++m == sing)
         r->bad_param = pb->var[j];
     stop(r, DNC_FIT_ILLPOSED, "a parameter is not determined by the points");
     if (it > 0)
-      say_grown(pb, start, S0, S, r);
+      say_grown(pb, start, S0, S, r, 0);
   } else {
     wide s2 = n > kk ? S / (n - kk) : NAN;
     for (int j = 0, m = 0; j < k; j++) {
