@@ -92,6 +92,12 @@ def better_key(mode):
 # ------------------------------------------------------------ journal
 
 
+def _file_sha256(path):
+    """16 hex digits of the SHA-256 of the file at path."""
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()[:16]
+
+
 def software(task=None):
     """What the trained numbers depend on besides the settings: dnc's
     version and the SHA-256 (16 digits) of the libdnc it loads (a rebuild
@@ -101,8 +107,7 @@ def software(task=None):
     task, its learning rate, say, changes every number)."""
     try:
         from .. import _capi
-        with open(_capi.path, "rb") as f:
-            lib = hashlib.sha256(f.read()).hexdigest()[:16]
+        lib = _file_sha256(_capi.path)
         dnc_ver = _capi.lib.dnc_version().decode()
     except (ImportError, OSError, AttributeError):
         lib = dnc_ver = None
@@ -112,8 +117,7 @@ def software(task=None):
     except Exception:  # no distribution metadata (Debian's torch)
         torch_ver = None
     try:
-        with open(find_dnc(), "rb") as f:
-            binary = hashlib.sha256(f.read()).hexdigest()[:16]
+        binary = _file_sha256(find_dnc())
     except (UsageError, OSError):
         binary = None
     sw = {"dnc": dnc_ver, "libdnc_sha256": lib, "dnc_sha256": binary,
