@@ -513,7 +513,7 @@ static LLVMValueRef lower_with_e(dnc_cg *cg, const dnc_node *e, LLVMValueRef a)
   }
   LLVMValueRef ev = expneg_of(cg, e->arg[0], e->op == OP_TANH ? 2.0 : 1.0, &y, 1);
   if (cg->dgamma_f && !cg->lowp && e->op != OP_SOFTPLUS)
-    return dnc_vm_with_q(cg, e->op, a, ev);
+    return dnc_vm_with_q(cg, e->op, a, ev, y);
   return dnc_vm_with_e(cg, e->op, a, ev, y);
 }
 

@@ -52,9 +52,12 @@ typedef struct dnc_cg {
   int nexpneg;
   /* exp's argument reduction of a y <= 0 (vmath.c, reduce_nonpos), once
    * per y in a body: exp(y) and bf16/f16's tanh of the same y (DyT's
-   * backward) share it */
+   * backward) share it; where exp(y) was built from it (f32, f64), q,
+   * exp's inner value with fused multiply-add (exp(r) = 1 + r q,
+   * vmath.c exp_r_q), or em = expm1(r) without, from which the layer
+   * backward's tanh takes expm1(r) (r q or em) */
   struct {
-    LLVMValueRef y, under, n, r;
+    LLVMValueRef y, under, n, r, q, em;
   } red[4];
   int nred;
   /* the bf16 stores of an unrolled turn (emit_turn), where late_on: each
@@ -86,15 +89,17 @@ LLVMValueRef dnc_vm_expneg(dnc_cg *cg, LLVMValueRef y); /* exp(y), y <= 0 */
 LLVMValueRef dnc_vm_with_e(dnc_cg *cg, int op, LLVMValueRef x, LLVMValueRef e,
                            LLVMValueRef y);
 /* tanh (e = exp(-2|x|)) and sigmoid (e = exp(-|x|)) as the layer
- * backward's f for dgamma: from q = e / (d d), d = 1 + e, the quotient
- * their derivatives are (rewrite.c's sigmoid pairs), which LLVM then
- * computes once for both, so that f costs no division of its own:
- * 1 - 2e/d = 1 - 2 q d, e/d = q d and 1/d = 1 - q d; tanh also takes a
- * shorter polynomial below |x| = 1/4 in f32. Within 5 ulp of tanh and 3.5
- * of sigmoid in f32 (measured 4.1 and 2.6, against dnc_vm_with_e's 1.03
- * and 1; tests/test_kernels.c): a dgamma term's error, not the
- * forward's. Only for f32 and f64 results. */
-LLVMValueRef dnc_vm_with_q(dnc_cg *cg, int op, LLVMValueRef x, LLVMValueRef e);
+ * backward's f for dgamma, from what their derivatives (rewrite.c's
+ * sigmoid pairs, q = e / (d d), d = 1 + e) computed already: f32's tanh
+ * as (1 - e) / d with 1 - e from exp's reduction of y (vmath.c,
+ * vm_tanh_q), no polynomial of its own; f64's 1 - 2 q d (its polynomial
+ * below 1); sigmoid's e/d = q d and 1/d = 1 - q d, no division of its
+ * own. Within 3 ulp of tanh and 3.5 of sigmoid in f32 (measured 2.2 and
+ * 2.6, against dnc_vm_with_e's 1.03 and 1; tests/test_kernels.c): a
+ * dgamma term's error, not the forward's. Only for f32 and f64 results;
+ * y is the exp's argument -k|x|. */
+LLVMValueRef dnc_vm_with_q(dnc_cg *cg, int op, LLVMValueRef x, LLVMValueRef e,
+                          LLVMValueRef y);
 
 /* erf as the layer backward's f for dγ where the target has erf's table
  * (f32 and f16 kernels, 16 lanes): pieces of one form, within 2.5 ulp of

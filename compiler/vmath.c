@@ -191,15 +191,22 @@ static LLVMValueRef expm1_r(vm *v, LLVMValueRef r)
  * had two: 0.891 ulp over every f32 input instead of 0.987 (f64: 0.842
  * instead of 0.968, with expm1's P). A search over the f32 coefficients'
  * last bits was measured and not kept (docs/performance.md, round ten). */
-static LLVMValueRef exp_r(vm *v, LLVMValueRef r)
+static LLVMValueRef exp_r_q(vm *v, LLVMValueRef r, LLVMValueRef *qq, LLVMValueRef *em)
 {
-  if (v->lowp || !v->cg->fma) /* without fused multiply-add, 1 + r Q
+  *qq = *em = NULL;
+  if (v->lowp || !v->cg->fma) { /* without fused multiply-add, 1 + r Q
                                 * rounds r Q too: 1.16 ulp (f64 1.12) */
-    return add(v, K(v, 1.0), expm1_r(v, r));
+    LLVMValueRef m = expm1_r(v, r);
+    if (!v->lowp)
+      *em = m;
+    return add(v, K(v, 1.0), m);
+  }
   LLVMValueRef p = v->d ? poly(v, r, vm_exp_p64, 11) : poly(v, r, vm_exp_e32, 5);
   LLVMValueRef q = fma3(v, p, r, K(v, 1.0));
+  *qq = q;
   return fma3(v, r, q, K(v, 1.0));
 }
+
 
 /* max(x, lo) with a NaN x passing */
 static LLVMValueRef at_least(vm *v, LLVMValueRef x, double lo)
@@ -309,7 +316,7 @@ static void reduce_nonpos(vm *v, LLVMValueRef y, LLVMValueRef *under,
   }
   exp_reduce(v, a, n, r);
   if (cg->nred < (int)(sizeof cg->red / sizeof cg->red[0]))
-    cg->red[cg->nred++] = (__typeof__(cg->red[0])){y, *under, *n, *r};
+    cg->red[cg->nred++] = (__typeof__(cg->red[0])){y, *under, *n, *r, NULL, NULL};
 }
 
 static LLVMValueRef vm_exp_in(vm *v, LLVMValueRef x, int adj, int range)
@@ -339,7 +346,11 @@ static LLVMValueRef vm_exp_in(vm *v, LLVMValueRef x, int adj, int range)
       xc = sel(v, cmp(v, LLVMRealOGT, xc, K(v, hi)), K(v, hi), xc);
     exp_reduce(v, xc, &n, &r);
   }
-  LLVMValueRef p = exp_r(v, r);
+  LLVMValueRef q, em, p = exp_r_q(v, r, &q, &em);
+  if (range == EXP_NONPOS)
+    for (int i = 0; i < v->cg->nred; i++)
+      if (v->cg->red[i].y == x)
+        v->cg->red[i].q = q, v->cg->red[i].em = em;
   if (adj)
     n = add(v, n, K(v, adj));
   /* vscalef: a NaN x makes n and p NaN, and the result a (quiet) NaN: no
@@ -669,18 +680,47 @@ static LLVMValueRef vm_tanh(vm *v, LLVMValueRef x, LLVMValueRef e)
 static const double vm_tanh_taylor[4] = {-1.0 / 3, 2.0 / 15, -17.0 / 315,
                                          62.0 / 2835};
 
-/* tanh for the backward's f (dnc_vm_with_q): above |x| = 1/4 (f32; 1
- * in f64, where vm_tanh's polynomial is kept) 1 - 2 q d, one fused
- * multiply-add, with q the derivative's quotient; below, x + x^3 P(x^2)
- * with P the Taylor series (vm_tanh_taylor, tanh's to x^9),
- * three operations fewer than vm_tanh's degree-6 polynomial. Above 1/4
- * the error is that of q d (three roundings, and e's own) weighed by
- * 2e/d <= 0.76 against tanh >= 0.245: at most 10 ulp at the crossover by
- * that bound, 4.1 ulp measured there, about 1 ulp from |x| = 1
- * (tests/test_kernels.c holds it to 5). */
-static LLVMValueRef vm_tanh_q(vm *v, LLVMValueRef x, LLVMValueRef e)
+/* tanh for the backward's f (dnc_vm_with_q), sign(x) (1 - e) / (1 + e)
+ * with e = exp(y), y = -2|x|, the exp the derivative's quotient took:
+ * 1 - e is -expm1(y) = (1 - s) - s expm1(r), s = 2^n, from exp's own
+ * reduction y = n ln2 + r and inner value q (exp(r) = 1 + r q, exp_r_q;
+ * expm1(r) = r q), one fused multiply-add that cancels nothing, near 0
+ * (n = 0: -r q) or away from it (1 - s >= 1/2, exact). No polynomial
+ * and no select of its own: 1 + e and the sign are shared, and the one
+ * division goes to the divider, which the backward leaves idle. f32:
+ * within 2.2 ulp of tanh measured (tests/test_kernels.c holds it to 3);
+ * the form before round twenty-seven, 1 - 2 q d with the Taylor
+ * series below 1/4, was 4.1 and six vector operations more. f64 keeps that form (0.89 ulp, with
+ * vm_tanh's polynomial below 1, where this one measured 2.6), as does a
+ * body whose exp of y is not at hand (y NULL, or no reduction of it
+ * recorded): above |x| = 1/4 (1 in f64) 1 - 2 q d, below x + x^3 P(x^2),
+ * P the Taylor series (vm_tanh_taylor) in f32. Without fused
+ * multiply-add expm1(r) is exp's own (exp_r_q's em): 1.8 ulp on
+ * x86-64-v2, where the older form was 3.4. */
+static LLVMValueRef vm_tanh_q(vm *v, LLVMValueRef x, LLVMValueRef e, LLVMValueRef y)
 {
   LLVMValueRef d = add(v, K(v, 1.0), e);
+  LLVMValueRef under = NULL, n = NULL, r = NULL, em = NULL;
+  for (int i = 0; y && !v->d && i < v->cg->nred; i++)
+    if (v->cg->red[i].y == y) {
+      under = v->cg->red[i].under, n = v->cg->red[i].n, r = v->cg->red[i].r;
+      em = v->cg->red[i].em ? v->cg->red[i].em
+           : v->cg->red[i].q ? mul(v, r, v->cg->red[i].q) : NULL;
+    }
+  if (em) {
+    /* 1 - e = -expm1(y) = (1 - s) - s expm1(r), s = 2^n: exact but for
+     * one rounding and expm1(r) = r q's own (q exp's inner value) */
+    LLVMValueRef s = has_scalef(v) ? scalef(v, K(v, 1.0), n)
+                                   : pow2i(v, sel(v, cmp(v, LLVMRealOLT, n, K(v, -126.0)),
+                                                  K(v, -126.0), n));
+    LLVMValueRef ome = fma3(v, LLVMBuildFNeg(v->b, s, ""), em, sub(v, K(v, 1.0), s));
+    if (under)
+      ome = sel(v, under, K(v, 1.0), ome); /* y below exp's range: tanh 1 */
+    LLVMValueRef t = vcopysign(v, vdiv(v, ome, d), x);
+    if (has_scalef(v))
+      return t; /* NaN made n, s and t NaN */
+    return sel(v, isnan_(v, x), x, t);
+  }
   LLVMValueRef q = vdiv(v, e, mul(v, d, d));
   LLVMValueRef big = fma3(v, mul(v, q, K(v, -2.0)), d, K(v, 1.0));
   return v->d ? tanh_join(v, x, vm_tanh_t64, 16, 1.0, big)
@@ -1351,11 +1391,12 @@ LLVMValueRef dnc_vm_with_e(dnc_cg *cg, int op, LLVMValueRef x, LLVMValueRef e,
   }
 }
 
-LLVMValueRef dnc_vm_with_q(dnc_cg *cg, int op, LLVMValueRef x, LLVMValueRef e)
+LLVMValueRef dnc_vm_with_q(dnc_cg *cg, int op, LLVMValueRef x, LLVMValueRef e,
+                          LLVMValueRef y)
 {
   vm v = vm_of(cg);
   DNC_ASSERT(!v.lowp && (op == OP_TANH || op == OP_SIGMOID));
-  return op == OP_TANH ? vm_tanh_q(&v, x, e) : vm_sigmoid_q(&v, x, e);
+  return op == OP_TANH ? vm_tanh_q(&v, x, e, y) : vm_sigmoid_q(&v, x, e);
 }
 
 LLVMValueRef dnc_vm_emit(dnc_cg *cg, int op, LLVMValueRef a, LLVMValueRef b)
