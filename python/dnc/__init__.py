@@ -448,6 +448,22 @@ def _is_bfloat16(dt):
         and dt.type.__module__.split(".")[0] == "ml_dtypes"
 
 
+def _real_dtype(dt):
+    """A dtype of real numbers that float64 takes as parameter values:
+    bools, integers, floats, and bfloat16 in either byte order."""
+    return dt.kind in "biuf" or _is_bfloat16(dt.newbyteorder("="))
+
+
+def _real_number(v):
+    """v is one real number (not a bool): an int, a float, a NumPy
+    integer or float, or a bfloat16 scalar (ml_dtypes' is no np.floating,
+    and fit's gain and bounds refused it)."""
+    if isinstance(v, (bool, np.bool_)):
+        return False
+    return isinstance(v, (int, float, np.integer, np.floating)) or (
+        isinstance(v, np.generic) and _is_bfloat16(v.dtype))
+
+
 _NP_DTYPES = {np.dtype(np.float32): (C.F32, np.float32),
               np.dtype(np.float64): (C.F64, np.float64),
               np.dtype(np.float16): (C.F16, np.float32)}
@@ -657,10 +673,14 @@ class Function:
                                      "too large for a double" % (
                                          self.name, k, len(str(abs(v)))))
             a = np.asarray(v)
-            if a.dtype.kind not in "biuf":  # None, a string, an object
+            # None, a string, an object; bfloat16 (ml_dtypes', a dtype of
+            # kind "V") is a number, as the arrays it takes
+            if not _real_dtype(a.dtype):
                 raise TypeError("%s: '%s' takes a number (or, per channel, "
-                                "one per channel), not %s" % (
-                                    self.name, k, _shortened(repr(v), 60)))
+                                "one per channel), not %s%s" % (
+                                    self.name, k, _shortened(repr(v), 60),
+                                    "" if a.dtype.kind == "O" else
+                                    " (dtype %s)" % a.dtype))
             a = a.astype(np.float64)
             if a.ndim == 0:
                 vals[i] = float(a)
@@ -922,8 +942,7 @@ class Function:
         if gain is not False and gain is not None:
             if gain is True:
                 g0 = 1.0
-            elif isinstance(gain, (int, float, np.integer, np.floating)) \
-                    and not isinstance(gain, bool):
+            elif _real_number(gain):
                 g0 = float(gain)
             else:
                 raise TypeError("%s.fit: gain is True, False or gamma's "
@@ -985,8 +1004,7 @@ class Function:
                                                (b[1], math.inf, hi))):
                 if v is None:
                     continue
-                if isinstance(v, bool) or not isinstance(
-                        v, (int, float, np.integer, np.floating)):
+                if not _real_number(v):
                     raise TypeError("%s.fit: bounds['%s']'s %s bound is a "
                                     "number or None, not %s"
                                     % (self.name, name,

@@ -181,3 +181,42 @@ def test_source_and_huge_integers_are_named():
        "an integer a double holds is taken")
     raises(TypeError, lambda: dyt.forward(x, alpha="a" * 500),
            "a long string is named, shortened", "...")
+
+
+def test_bfloat16_numbers_are_numbers():
+    """bfloat16 is one of the dtypes dnc's NumPy calls take, but as a
+    parameter's value (a scalar, a per-channel array: a bfloat16 model's
+    values) and as fit's start, gain and bounds it was refused, "'alpha'
+    takes a number ..., not 0.300781", while float16's were taken:
+    ml_dtypes' scalar is no np.floating and its dtype's kind is "V". Now
+    they are the numbers they hold, as float16's are."""
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    bf = ml_dtypes.bfloat16
+    x = np.linspace(-3, 3, 24).reshape(6, 4).astype(np.float32)
+    s = np.array([0.25, -0.5, 0.75, 0.0])
+    for sv in (s.astype(bf), s.astype(np.dtype(bf).newbyteorder())):
+        y = pc.forward(x, alpha=bf(0.75), s=sv)
+        ok(np.array_equal(y, pc.forward(x, alpha=0.75, s=s)),
+           "bfloat16 alpha and per-channel s: the same values", sv.dtype)
+        dx, g = pc.backward(x, np.ones_like(x), alpha=bf(0.75), s=sv)
+        dx2, g2 = pc.backward(x, np.ones_like(x), alpha=0.75, s=s)
+        ok(np.array_equal(dx, dx2) and g["alpha"] == g2["alpha"] and
+           np.array_equal(g["s"], g2["s"]), "backward: the same values")
+    ok(dyt.eval(1.0, alpha=bf(0.5)) == dyt.eval(1.0, alpha=0.5),
+       "eval's parameter")
+    xs = np.linspace(-2, 2, 41)
+    ys = np.tanh(0.7 * xs)
+    want = dyt.fit(xs, ys, start={"alpha": 0.3}).values["alpha"]
+    for kw in ({"start": {"alpha": bf(0.3)}},
+               {"start": {"alpha": 0.3}, "bounds": {"alpha": (bf(0),
+                                                              bf(2))}}):
+        ok(dyt.fit(xs, ys, **kw).values["alpha"] == pytest.approx(want),
+           "fit with bfloat16 %s" % sorted(kw))
+    r = dyt.fit(xs, 2 * ys, start={"alpha": 0.3}, gain=bf(1.5))
+    ok(r.gain == pytest.approx(2) and
+       r.values["alpha"] == pytest.approx(0.7), "fit's gain start in bf16")
+    # other dtypes still refused, the message naming the dtype
+    raises(TypeError, lambda: dyt.forward(x, alpha=np.complex64(1)),
+           "a complex parameter", "complex64")
+    raises(TypeError, lambda: dyt.fit(xs, ys, gain=np.complex64(1)),
+           "a complex gain", "gamma's start")
