@@ -1553,7 +1553,8 @@ def _autocast_dtype(x, ref):
     """The dtype the layer computes in when x and its parameters differ:
     under autocast, the type promotion of the two (float32 for a bfloat16
     x and float32 parameters: what the eager reference modules return, and
-    what autocast gives nn.LayerNorm); None outside autocast."""
+    what CUDA's autocast gives nn.LayerNorm, whose CPU autocast returns x's
+    dtype); None outside autocast."""
     dev = x.device.type
     try:
         on = torch.is_autocast_enabled(dev)
