@@ -448,6 +448,25 @@ def _is_bfloat16(dt):
         and dt.type.__module__.split(".")[0] == "ml_dtypes"
 
 
+def _swapped(dt):
+    """dt is a float dtype the kernels take, in the other byte order (a
+    big-endian '>f4' read from a file, say)."""
+    if dt.isnative or dt.byteorder == "|":
+        return False
+    n = dt.newbyteorder("=")
+    return n in _NP_DTYPES or _is_bfloat16(n)
+
+
+def _dtype_name(dt):
+    """dt as an error names it: a byte-swapped one (which NumPy writes
+    '>f4', and bfloat16's '>V2') as 'big-endian float32 ('>f4')'."""
+    if _swapped(dt):
+        return "%s-endian %s ('%s')" % (
+            "big" if dt.byteorder == ">" else "little",
+            dt.newbyteorder("=").name, dt.str)
+    return str(dt)
+
+
 def _real_dtype(dt):
     """A dtype of real numbers that float64 takes as parameter values:
     bools, integers, floats, and bfloat16 in either byte order."""
@@ -717,7 +736,11 @@ class Function:
             _NP_DTYPES[a.dtype] = (C.BF16, np.float32)
         if a.dtype not in _NP_DTYPES:
             raise TypeError("%s: %s must be float32, float64, float16 or "
-                            "bfloat16, not %s" % (self.name, what, a.dtype))
+                            "bfloat16, not %s%s" % (
+                                self.name, what, _dtype_name(a.dtype),
+                                "; the kernels take the machine's byte order"
+                                ": %s.astype(%s.dtype.newbyteorder('='))"
+                                % (what, what) if _swapped(a.dtype) else ""))
         return a
 
     def _check_channels(self, chan, shape):
@@ -773,7 +796,8 @@ class Function:
         elif out.shape != x.shape or out.dtype != x.dtype:
             raise ValueError("%s: out must be an array of shape %s and dtype"
                              " %s, not %s %s" % (self.name, x.shape, x.dtype,
-                                                 out.shape, out.dtype))
+                                                 out.shape,
+                                                 _dtype_name(out.dtype)))
         elif not out.flags.writeable:
             # np.frombuffer(bytes) or writeable=False: the kernel would
             # write into memory the caller said must not change

@@ -220,3 +220,34 @@ def test_bfloat16_numbers_are_numbers():
            "a complex parameter", "complex64")
     raises(TypeError, lambda: dyt.fit(xs, ys, gain=np.complex64(1)),
            "a complex gain", "gamma's start")
+
+
+def test_byte_swapped_arrays_are_named():
+    """A big-endian array (read from a file or a network buffer) is
+    refused, but the message said "not >f4", and for a big-endian bfloat16
+    "not >V2": now it says which dtype in which byte order, and how to
+    convert it."""
+    dts = [np.dtype(">f4"), np.dtype(">f8"), np.dtype(">f2")]
+    try:
+        import ml_dtypes
+        dts.append(np.dtype(ml_dtypes.bfloat16).newbyteorder(">"))
+    except ImportError:
+        pass
+    if np.dtype("=f4").byteorder == ">" or np.dtype(">f4").isnative:
+        pytest.skip("a big-endian machine")
+    for d in dts:
+        name = d.newbyteorder("=").name
+        a = np.ones(3, d)
+        raises(TypeError, lambda: dyt.forward(a), "x of %s" % d.str,
+               "big-endian %s ('%s'); the kernels take the machine's byte "
+               "order: x.astype(x.dtype.newbyteorder('='))" % (name, d.str))
+        raises(TypeError, lambda: dyt.backward(np.ones(3), a), "dy of " +
+               d.str, "not big-endian %s" % name)
+        raises(ValueError, lambda: dyt.forward(np.ones(3, name), out=a),
+               "out of " + d.str, "not (3,) big-endian %s" % name)
+        y = dyt.forward(a.astype(a.dtype.newbyteorder("=")))
+        ok(y.dtype == np.dtype(name) and np.allclose(
+            y.astype(np.float64), np.tanh(0.5), rtol=1e-2),
+           "the remedy runs (%s)" % d.str)
+    raises(TypeError, lambda: dyt.forward(np.ones(3, ">c8")),
+           "a big-endian complex", "not >c8")
