@@ -1830,17 +1830,17 @@ def _promoted(x, weight, bias, params, ref=None):
 
 def _float32_gradient(x, weight, bias, params):
     """A bfloat16 or float16 CPU x with a weight of its dtype, and beside it
-    a float32 tensor that will take a gradient (f's alpha kept in float32
-    in a bfloat16 model): that gradient is float32, and the bf16 kernels'
-    math, accurate to about 2^-14 (docs/accuracy.md), put up to 75 float32
-    ulp into DyT's alpha gradient (9e-6 relative over 4096 rows of one
-    sign), where the f32 kernels' is within one. So the layer computes
-    such a call as the float32 weight's mixture (_mixed): x in float32,
-    y and dx returned in x's dtype. A float32 tensor that takes no gradient
-    (pointwise's numbers, a frozen parameter, no_grad) keeps x's kernels,
-    whose y and dx, rounded to x's dtype, lose nothing."""
-    if x.dtype not in (torch.bfloat16, torch.float16) or not x.is_cpu or \
-            not torch.is_grad_enabled():
+    a float32 tensor that requires grad (f's alpha kept in float32 in a
+    bfloat16 model): its gradient is float32, and the bf16 kernels' math,
+    accurate to about 2^-14 (docs/accuracy.md), put up to 75 float32 ulp
+    into DyT's alpha gradient (9e-6 relative over 4096 rows of one sign),
+    where the f32 kernels' is within one. So the layer computes such a
+    call as the float32 weight's mixture (_mixed): x in float32, y and dx
+    returned in x's dtype; under no_grad too, so that evaluation gives
+    training's bits. A float32 tensor that requires no grad (pointwise's
+    numbers, a frozen parameter) keeps x's kernels, whose y and dx, rounded
+    to x's dtype, lose nothing."""
+    if x.dtype not in (torch.bfloat16, torch.float16) or not x.is_cpu:
         return False
     return any(t is not None and t.dtype == torch.float32 and t.requires_grad
                for t in [weight, bias] + list(params))

@@ -164,6 +164,8 @@ def test_float32_parameter_beside_bfloat16_weight(src, cf):
     y = norm(x)
     y.backward(torch.ones_like(y))
     ok(y.dtype == x.grad.dtype == torch.bfloat16, "y and dx in bfloat16")
+    with torch.no_grad():
+        ok(torch.equal(norm(x), y), "no_grad: training's bits")
     # the float64 reference of the same values
     ps = {n: p.detach().double().requires_grad_()
           for n, p in norm.named_parameters()}
