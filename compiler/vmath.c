@@ -675,6 +675,18 @@ static LLVMValueRef vm_tanh(vm *v, LLVMValueRef x, LLVMValueRef e)
               : tanh_join(v, x, vm_tanh_t32, 7, 1.0, big);
 }
 
+/* 2^n for an integer-valued n <= 0 from exp's reduction (f32): exact by
+ * vscalefps, else by the exponent's bits (pow2i), which need n >= -126:
+ * below, 2^-126, which the callers' 1 - 2^n and 2^n - 1 round as they
+ * would the smaller power. NaN n: NaN with vscalefps, else garbage that
+ * the callers select away. */
+static LLVMValueRef pow2_floor126(vm *v, LLVMValueRef n)
+{
+  if (has_scalef(v))
+    return scalef(v, K(v, 1.0), n);
+  return pow2i(v, sel(v, cmp(v, LLVMRealOLT, n, K(v, -126.0)), K(v, -126.0), n));
+}
+
 /* tanh's Taylor series, (tanh(x) - x)/x^3 to x^6: below |x| = 1/4 its
  * remainder is under 0.15 ulp of tanh */
 static const double vm_tanh_taylor[4] = {-1.0 / 3, 2.0 / 15, -17.0 / 315,
@@ -710,9 +722,7 @@ static LLVMValueRef vm_tanh_q(vm *v, LLVMValueRef x, LLVMValueRef e, LLVMValueRe
   if (em) {
     /* 1 - e = -expm1(y) = (1 - s) - s expm1(r), s = 2^n: exact but for
      * one rounding and expm1(r) = r q's own (q exp's inner value) */
-    LLVMValueRef s = has_scalef(v) ? scalef(v, K(v, 1.0), n)
-                                   : pow2i(v, sel(v, cmp(v, LLVMRealOLT, n, K(v, -126.0)),
-                                                  K(v, -126.0), n));
+    LLVMValueRef s = pow2_floor126(v, n); /* 2^-126 for less: 1 - e is 1 */
     LLVMValueRef ome = fma3(v, LLVMBuildFNeg(v->b, s, ""), em, sub(v, K(v, 1.0), s));
     if (under)
       ome = sel(v, under, K(v, 1.0), ome); /* y below exp's range: tanh 1 */
@@ -756,11 +766,8 @@ static LLVMValueRef vm_tanh_lowp(vm *v, LLVMValueRef x, LLVMValueRef y)
     y = sel(v, cmp(v, LLVMRealOLT, y, K(v, -104.0)), K(v, -104.0), y);
     exp_reduce(v, y, &n, &r);
   }
-  /* pow2i needs n >= -126; 2^-126 instead of a smaller 2^n still gives
-   * E = -1 */
-  LLVMValueRef s = has_scalef(v) ? scalef(v, K(v, 1.0), n)
-                                 : pow2i(v, sel(v, cmp(v, LLVMRealOLT, n, K(v, -126.0)),
-                                                K(v, -126.0), n));
+  /* 2^-126 instead of a smaller 2^n still gives E = -1 */
+  LLVMValueRef s = pow2_floor126(v, n);
   LLVMValueRef em = fma3(v, s, expm1_r(v, r), sub(v, s, K(v, 1.0)));
   if (under)
     em = sel(v, under, K(v, -1.0), em); /* y < -104: expm1(y) is -1 */
