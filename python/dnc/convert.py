@@ -1336,6 +1336,42 @@ def _mark_config(model, fn):
             m.config = mine
 
 
+# the keywords of Hugging Face's loading that say where config.json is
+_HUB_KEYWORDS = ("cache_dir", "force_download", "local_files_only", "token",
+                 "revision", "proxies", "subfolder", "trust_remote_code",
+                 "code_revision")
+
+
+def _model_class(cls, path, kwargs):
+    """cls, or for one of transformers' auto classes (AutoModelForCausalLM)
+    the model class it would load path's config with: Converted, a
+    subclass of the auto class, had from_pretrained make the original
+    model, unconverted, which was then set to the auto class (no
+    nn.Module: 'AutoModelForCausalLM' object has no attribute
+    'named_modules')."""
+    try:
+        from transformers.models.auto import auto_factory
+    except ImportError:
+        return cls
+    if not issubclass(cls, auto_factory._BaseAutoModelClass):
+        return cls
+    from transformers import AutoConfig, PretrainedConfig
+    config = kwargs.get("config")
+    if not isinstance(config, PretrainedConfig):
+        config = AutoConfig.from_pretrained(
+            path if config is None else config,
+            **{k: kwargs[k] for k in _HUB_KEYWORDS if k in kwargs})
+    mapping = cls._model_mapping
+    if type(config) not in mapping:
+        raise ValueError(
+            "dnc.from_pretrained: %s has no model class of its own for %s's "
+            "config (%s%s): pass the model's class itself as cls"
+            % (cls.__name__, path, type(config).__name__,
+               ", custom code" if getattr(config, "auto_map", None) else ""))
+    pick = getattr(auto_factory, "_get_model_class", None)
+    return pick(config, mapping) if pick is not None else mapping[type(config)]
+
+
 def from_pretrained(cls, path, fn, module=None, *, kind="all",
                     channels_first_classes=None, threads=None, **kwargs):
     """A Hugging Face model saved by save_pretrained after convert, loaded
@@ -1343,7 +1379,9 @@ def from_pretrained(cls, path, fn, module=None, *, kind="all",
     with its renaming of keys: transformers 5 saves ViT's layers as
     vit.encoder.layer.* and loads them as vit.layers.*) into a model
     converted, as it is made, with convert(model, fn, module, kind=,
-    channels_first_classes=, threads=), as an instance of cls. Refused
+    channels_first_classes=, threads=), as an instance of cls (of the
+    class an auto class, AutoModelForCausalLM, picks for the config: see
+    _model_class). Refused
     (ValueError): a checkpoint without the PointwiseNorms' parameters (the
     original model's, which from_pretrained of cls and convert load; or
     one converted with another kind), one with f's parameters where this
@@ -1354,6 +1392,7 @@ def from_pretrained(cls, path, fn, module=None, *, kind="all",
         raise TypeError("dnc.from_pretrained: cls is a Hugging Face model "
                         "class (with from_pretrained), not %r" % (cls,))
     fn = _dt.resolve(fn, module, threads)
+    cls = _model_class(cls, path, kwargs)
     want_info = kwargs.pop("output_loading_info", False)
 
     class Converted(cls):
@@ -1383,6 +1422,14 @@ def from_pretrained(cls, path, fn, module=None, *, kind="all",
     Converted.__module__ = cls.__module__
     model, info = Converted.from_pretrained(path, output_loading_info=True,
                                             **kwargs)
+    if not isinstance(model, Converted):
+        # a from_pretrained that makes an instance of another class (a
+        # factory's): that model was made without convert
+        raise TypeError(
+            "dnc.from_pretrained: %s.from_pretrained made a %s, not an "
+            "instance of %s, so its norms were not converted as it was "
+            "made: pass the model's own class" % (
+                cls.__name__, type(model).__name__, cls.__name__))
     model.__class__ = cls
     norms = {p for p, m in model.named_modules()
              if isinstance(m, _dt.PointwiseNorm)}

@@ -680,6 +680,48 @@ def test_transformers_from_pretrained_renamed_keys(tmp_path):
            % (name, cls.__name__))
 
 
+def test_transformers_from_pretrained_auto_classes(tmp_path):
+    """dt.from_pretrained(AutoModelForCausalLM, path, fn), as checkpoints
+    are usually loaded: the auto class's from_pretrained made the
+    original model, unconverted, and dnc then set its class to the auto
+    class, which is no nn.Module ("'AutoModelForCausalLM' object has no
+    attribute 'named_modules'"). Now an instance of the model class the
+    auto class picks for the saved config, every value as saved; a class
+    whose from_pretrained makes another class's model is refused."""
+    T.logging.set_verbosity_error()
+    for name, auto in (("llama", T.AutoModelForCausalLM),
+                       ("vit", T.AutoModelForImageClassification)):
+        build, kind = HF[name][:2]
+        torch.manual_seed(0)
+        conv = dt.convert(build().eval(), "dyt")
+        with torch.no_grad():
+            for m in _pns(conv).values():
+                for t in m.parameters():
+                    t.add_(0.3 * torch.randn_like(t))
+        d = tmp_path / name
+        conv.save_pretrained(d)
+        for kw in ({}, {"config": T.AutoConfig.from_pretrained(d)}):
+            back = dt.from_pretrained(auto, d, "dyt", **kw).eval()
+            _as_saved(name, type(conv), conv, back)
+            inp = _inputs(kind)
+            inp.pop("labels")
+            with torch.no_grad():
+                ok(torch.equal(conv(**inp).logits, back(**inp).logits),
+                   "%s by %s: the same logits" % (name, auto.__name__))
+        with pytest.raises(ValueError, match="not to fn dyisru"):
+            dt.from_pretrained(auto, d, "dyisru")
+    with pytest.raises(ValueError, match="pass the model's class itself"):
+        dt.from_pretrained(T.AutoModelForSeq2SeqLM, tmp_path / "llama", "dyt")
+
+    class Factory(T.LlamaForCausalLM):
+        @classmethod
+        def from_pretrained(cls, *args, **kwargs):
+            return T.LlamaForCausalLM.from_pretrained(*args, **kwargs)
+    with pytest.raises(TypeError, match="made a LlamaForCausalLM, not an "
+                       "instance of Factory"):
+        dt.from_pretrained(Factory, tmp_path / "llama", "dyt")
+
+
 def test_transformers_sharded_checkpoint(tmp_path):
     """A converted Gemma saved in shards of one tensor each, loaded by
     transformers' load_sharded_checkpoint (one load_state_dict per shard,
