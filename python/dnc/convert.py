@@ -323,9 +323,13 @@ def _unknown_norm(m):
     # (a PreNorm wrapper) whose norm inside is converted
     # (a module named *NormAct with children but no weight of its own is
     # a block around a norm, timm's ConvNormAct: conv, bn, act; its batch
-    # norm is no LayerNorm, and it is no norm to replace by hand)
+    # norm is no LayerNorm, and it is no norm to replace by hand; one
+    # with a weight of its own is a norm with its activation, named
+    # *Fp32 too: timm's RmsNormActFp32 and RmsNormAct2dFp32 were taken for
+    # containers and left without a word)
     if isinstance(m, (_dt.PointwiseNorm,) + _OTHER_NORMS) or \
-            (not _leaf(m) and not (re.search(r"normact(\dd)?$", name) and
+            (not _leaf(m) and not (re.search(r"normact(\dd)?(fp32)?$",
+                                             name) and
                                    "weight" in m._parameters)):
         return False
     if _is_layernorm(m) or _is_rmsnorm(m):

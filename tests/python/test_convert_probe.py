@@ -1144,6 +1144,46 @@ def test_unrecognised_norms_say_why_and_conv_blocks_are_no_norms():
        str(info.value))
 
 
+class RmsNormActFp32(nn.Module):
+    """timm.layers.RmsNormActFp32 (its name too): an RMSNorm computed in
+    float32, then dropout and an activation, its children."""
+
+    def __init__(self, c, eps=1e-6):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(c))
+        self.drop = nn.Identity()
+        self.act = nn.SiLU()
+
+    def forward(self, x):
+        y = F.rms_norm(x.float(), (x.shape[-1],), self.weight.float(),
+                       self.eps).to(x.dtype)
+        return self.act(self.drop(y))
+
+
+class RmsNormAct2dFp32(RmsNormActFp32):
+    pass
+
+
+def test_a_norm_with_its_activation_named_fp32_is_named():
+    """timm's RmsNormActFp32 and RmsNormAct2dFp32 (a weight of their own,
+    children drop and act) were taken for containers by their name
+    (*NormAct alone was a norm's): left as they were without a warning
+    beside a LayerNorm, and a model of them alone was refused without
+    naming them. Now named as *NormAct is."""
+    for cls in (RmsNormActFp32, RmsNormAct2dFp32):
+        name = cls.__name__
+        m = nn.Sequential(nn.Linear(8, 8), cls(8), nn.LayerNorm(8))
+        with pytest.warns(UserWarning, match=r"not recognised as a "
+                          r"LayerNorm or an RMSNorm: 1 \(%s\)" % name):
+            conv = dt.convert(m, "dyt")
+        ok(type(conv[1]) is cls and isinstance(conv[2], dt.PointwiseNorm),
+           "%s stays, the LayerNorm is converted" % name)
+        raises(ValueError, lambda: dt.convert(nn.Sequential(cls(8)), "dyt"),
+               "a model of %s alone" % name, "not recognised as one: 0 "
+               "(%s)" % name)
+
+
 def test_a_bias_free_layernorm_by_hand_is_a_layernorm():
     # it was of kind 'rmsnorm' by its class (bias-free, no layer_norm
     # call), so convert_layernorm refused a Cohere model, saying "it has
