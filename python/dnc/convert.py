@@ -121,8 +121,23 @@ def channels_first(m, overrides=None):
 
 
 def _vec(m, name):
+    """m's 1-D weight, bias or scale (a parameter, or a parametrization's
+    value), or None. Not a buffer: a PointwiseNorm's are parameters, and a
+    buffer is a constant or not used at all (FalconMamba's
+    FalconMambaWeightlessRMSNorm holds a weight of ones, unused, of
+    another width than it normalizes: converted with that weight, the
+    model's first call failed); such a norm stays, with a warning saying
+    why (_why_unknown)."""
+    if name in m._buffers:
+        return None
     t = getattr(m, name, None)
     return t if isinstance(t, torch.Tensor) and t.dim() == 1 else None
+
+
+def _buffered(m):
+    """The names of m's weight, bias and scale that are buffers."""
+    return [n for n in ("weight", "bias", "scale")
+            if m._buffers.get(n) is not None]
 
 
 def _scale(m):
@@ -364,6 +379,14 @@ def _why_unknown(m):
                     "PointwiseNorm's %s of %s cannot hold"
                     % (misfit[0], list(misfit[1]), list(ns), misfit[0],
                        list(ns)))
+    held = _buffered(m)
+    if held:
+        return ("its %s %s a buffer, not a parameter (a constant, or unused: "
+                "FalconMamba's FalconMambaWeightlessRMSNorm holds a weight "
+                "of ones it does not use, of another width than it "
+                "normalizes), which a PointwiseNorm, whose weight and bias "
+                "are trained, would not keep so"
+                % (" and ".join(held), "is" if len(held) == 1 else "are"))
     w = getattr(m, "weight", None)
     if isinstance(w, torch.Tensor) and w.dim() > 1:
         return ("its weight is %d-D %s: a PointwiseNorm's weight has one "

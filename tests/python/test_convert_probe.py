@@ -1184,6 +1184,97 @@ def test_a_norm_with_its_activation_named_fp32_is_named():
                "(%s)" % name)
 
 
+class WeightlessRMSNorm(nn.Module):
+    """Hugging Face's FalconMambaWeightlessRMSNorm: a weight of ones held
+    as a buffer (non-persistent) that its forward does not use, of
+    another width than the input it normalizes (time_step_rank, not
+    intermediate_size)."""
+
+    def __init__(self, hidden_size, eps=1e-6):
+        super().__init__()
+        self.variance_epsilon = eps
+        self.register_buffer("weight", torch.ones(hidden_size),
+                             persistent=False)
+
+    def forward(self, x):
+        x32 = x.float()
+        return (x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) +
+                                  self.variance_epsilon)).type_as(x)
+
+
+class PlainRMSNorm(nn.Module):
+    """Hugging Face's LlamaRMSNorm."""
+
+    def __init__(self, c, eps=1e-6):
+        super().__init__()
+        self.variance_epsilon = eps
+        self.weight = nn.Parameter(torch.ones(c))
+
+    def forward(self, x):
+        return self.weight * (x * torch.rsqrt(
+            x.pow(2).mean(-1, keepdim=True) + self.variance_epsilon))
+
+
+class ConstantRMSNorm(nn.Module):
+    """An RMSNorm whose scale is a constant: a buffer its forward uses."""
+
+    def __init__(self, c, eps=1e-6):
+        super().__init__()
+        self.eps = eps
+        self.register_buffer("weight", torch.full((c,), 0.5))
+
+    def forward(self, x):
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) +
+                               self.eps) * self.weight
+
+
+class _Mixer(nn.Module):
+    """FalconMamba's mixer in small: a norm over 2 channels made with a
+    (buffer) weight of 6, beside an RMSNorm over 6."""
+
+    def __init__(self):
+        super().__init__()
+        self.proj = nn.Linear(6, 2)
+        self.dt_layernorm = WeightlessRMSNorm(6)
+        self.up = nn.Linear(2, 6)
+        self.norm = PlainRMSNorm(6)
+
+    def forward(self, x):
+        return self.norm(self.up(self.dt_layernorm(self.proj(x))))
+
+
+def test_a_norm_whose_weight_is_a_buffer_stays():
+    """A norm's weight that is a buffer, not a parameter, was taken for
+    its weight: FalconMamba's weightless RMSNorm (a buffer of ones,
+    unused, of another width) became a PointwiseNorm over that width with
+    a trained weight, and the converted model's first call failed ('the
+    input's last dimension is 2'); a constant scale would have been
+    trained. Both stay now, with a warning saying why; the other norms
+    are converted and the model runs."""
+    torch.manual_seed(0)
+    m = _Mixer()
+    x = torch.randn(3, 6)
+    with pytest.warns(UserWarning, match=r"dt_layernorm \(WeightlessRMSNorm"
+                      r"\): its weight is a buffer, not a parameter"):
+        conv = dt.convert(copy.deepcopy(m), "dyt")
+    ok(type(conv.dt_layernorm) is WeightlessRMSNorm and
+       isinstance(conv.norm, dt.PointwiseNorm), "the weightless norm stays, "
+       "the RMSNorm is converted")
+    with torch.no_grad():
+        y = conv(x)
+        want = conv.norm(conv.up(m.dt_layernorm(m.proj(x))))
+    ok(torch.allclose(y, want), "the converted model runs, the weightless "
+       "norm as it was")
+    c = nn.Sequential(nn.Linear(6, 6), ConstantRMSNorm(6), PlainRMSNorm(6))
+    with pytest.warns(UserWarning, match=r"1 \(ConstantRMSNorm\): its "
+                      r"weight is a buffer"):
+        conv = dt.convert(c, "dyt")
+    ok(type(conv[1]) is ConstantRMSNorm and
+       isinstance(conv[2], dt.PointwiseNorm) and
+       not [n for n, _ in conv.named_parameters() if n.startswith("1.")],
+       "the constant scale stays a buffer")
+
+
 def test_a_bias_free_layernorm_by_hand_is_a_layernorm():
     # it was of kind 'rmsnorm' by its class (bias-free, no layer_norm
     # call), so convert_layernorm refused a Cohere model, saying "it has
