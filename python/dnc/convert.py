@@ -1348,7 +1348,12 @@ def _mark_config(model, fn):
     """fn's source added to model.config's list: on a copy of the config,
     which every module of model holding that config takes (Hugging
     Face's modules share the config they were made with; another model
-    made from it is no converted one)."""
+    made from it is no converted one), and every module holding one of
+    its sub-configs (a multimodal model's language model holds
+    config.text_config) takes that sub-config's copy: they had kept the
+    originals, so that model.config.text_config was no longer the
+    language model's config, and a change to it (use_cache = False)
+    did not reach the model."""
     c = _hf_config(model)
     if c is None:
         return
@@ -1356,11 +1361,15 @@ def _mark_config(model, fn):
     have = _saved_functions(model)
     if src in have:
         return
-    mine = copy.deepcopy(c)
+    copies = {}  # id of c and of each config inside it -> its copy
+    mine = copy.deepcopy(c, copies)
     setattr(mine, _CONFIG_KEY, have + [src])
     for m in model.modules():
-        if getattr(m, "config", None) is c:
-            m.config = mine
+        for name, v in list(vars(m).items()):
+            new = copies.get(id(v))
+            if new is not None and type(new) is type(v) and \
+                    hasattr(new, "to_dict") and new is not v:
+                setattr(m, name, new)
 
 
 # the keywords of Hugging Face's loading that say where config.json is

@@ -722,6 +722,41 @@ def test_transformers_from_pretrained_auto_classes(tmp_path):
         dt.from_pretrained(Factory, tmp_path / "llama", "dyt")
 
 
+def test_transformers_sub_configs_stay_shared():
+    """convert marks a copy of the model's config; a multimodal model's
+    language model and vision tower hold the config's sub-configs
+    (config.text_config, config.vision_config), and kept the originals,
+    so that model.config.text_config was no longer the language model's
+    config and a change to it (use_cache = False) did not reach it. Every
+    module now holds the copy's sub-config; the original config is not
+    marked, and no module holds it or its sub-configs."""
+    for name, build in (("llava", _llava), ("qwen2.5-vl", _qwen25vl)):
+        torch.manual_seed(0)
+        m = build()
+        before = m.config
+        olds = {id(before)} | {id(getattr(before, k))
+                               for k in before.sub_configs}
+        conv = dt.convert(m, "dyt")
+        new = conv.config
+        ok(new is not before and new.dnc_functions and
+           getattr(before, "dnc_functions", None) is None,
+           "%s: a copy of the config is marked" % name)
+        ours = {id(new)} | {id(getattr(new, k)) for k in new.sub_configs}
+        held = [(p, a) for p, mod in conv.named_modules()
+                for a, v in vars(mod).items() if hasattr(v, "to_dict") and
+                hasattr(v, "model_type")]
+        ok(held and all(id(getattr(conv.get_submodule(p), a)) in ours
+                        for p, a in held),
+           "%s: every module holds the copy or one of its sub-configs" % name,
+           [(p, a) for p, a in held
+            if id(getattr(conv.get_submodule(p), a)) in olds][:5])
+        lm = conv.model.language_model
+        new.text_config.use_cache = False
+        ok(lm.config is new.text_config and lm.config.use_cache is False,
+           "%s: a change to config.text_config reaches the language model"
+           % name)
+
+
 def test_transformers_sharded_checkpoint(tmp_path):
     """A converted Gemma saved in shards of one tensor each, loaded by
     transformers' load_sharded_checkpoint (one load_state_dict per shard,
