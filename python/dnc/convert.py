@@ -1422,7 +1422,9 @@ def from_pretrained(cls, path, fn, module=None, *, kind="all",
     original model's, which from_pretrained of cls and convert load; or
     one converted with another kind), one with f's parameters where this
     model has no PointwiseNorm, and one whose config names other
-    functions (config.dnc_functions, which convert writes)."""
+    functions (config.dnc_functions, which convert writes); one with
+    f's parameters at some norms only (a model converted in part) with
+    an error naming them."""
     threads = _dt._thread_count(threads)
     if not isinstance(cls, type) or not hasattr(cls, "from_pretrained"):
         raise TypeError("dnc.from_pretrained: cls is a Hugging Face model "
@@ -1472,6 +1474,24 @@ def from_pretrained(cls, path, fn, module=None, *, kind="all",
     names = {p.name for p in fn.params}
     lost = sorted(k for k in info.get("missing_keys", ())
                   if k.rpartition(".")[0] in norms)
+    missing = {k.rpartition(".")[0] for k in lost}
+    held = sorted(p for p in norms if p not in missing) if names else []
+    if lost and held:
+        # convert(model.model.layers[0], fn): a model converted in part,
+        # whose checkpoint the advice below (the original class, then
+        # convert) loaded without the converted norms' parameters
+        raise ValueError(
+            "dnc.from_pretrained: %s has %s's parameters at %s, but none at "
+            "%s: it was saved from a model converted in part, and "
+            "from_pretrained converts every norm of kind=%r: pass the kind "
+            "it was converted with; where it was a submodule that was "
+            "converted (convert(model.model.layers[0], ...)), build the "
+            "model, convert the same modules and load the saved state_dict "
+            "into it (load_state_dict; safetensors.torch.load_file reads "
+            "model.safetensors). Loaded by %s.from_pretrained and "
+            "converted, it would lose the saved %s parameters"
+            % (path, fn.name, _first4(held), _first4(sorted(missing)),
+               kind, cls.__name__, fn.name))
     if lost:
         raise ValueError(
             "dnc.from_pretrained: %s has no %s: not a checkpoint of this "

@@ -757,6 +757,42 @@ def test_transformers_sub_configs_stay_shared():
            % name)
 
 
+def test_transformers_from_pretrained_of_a_model_converted_in_part(tmp_path):
+    """A LLaMA whose first layer alone was converted (convert of a
+    submodule), saved by save_pretrained: dt.from_pretrained, which
+    converts every norm, was refused as 'not a checkpoint of this model
+    converted', advising the original class's from_pretrained and
+    convert, which drops the saved alphas (Hugging Face's report of
+    unexpected keys only). The refusal now names the norms that have
+    them and those that do not, and the remedy it names loads every
+    value as saved."""
+    from safetensors.torch import load_file
+    T.logging.set_verbosity_error()
+    build = HF["llama"][0]
+    torch.manual_seed(0)
+    m = build().eval()
+    dt.convert(m.model.layers[0], "dyt")
+    with torch.no_grad():
+        for pn in _pns(m).values():
+            pn.alpha.fill_(0.9)
+    m.save_pretrained(tmp_path)
+    with pytest.raises(ValueError) as info:
+        dt.from_pretrained(type(m), tmp_path, "dyt")
+    said = str(info.value)
+    ok("has dyt's parameters at model.layers.0.input_layernorm, "
+       "model.layers.0.post_attention_layernorm, but none at "
+       "model.layers.1.input_layernorm" in said and
+       "converted in part" in said and "original model" not in said,
+       "the refusal names the converted norms and the others", said)
+    back = build().eval()
+    dt.convert(back.model.layers[0], "dyt")
+    back.load_state_dict(load_file(str(tmp_path / "model.safetensors")))
+    mine, theirs = m.state_dict(), back.state_dict()
+    ok(sorted(mine) == sorted(theirs) and
+       all(torch.equal(mine[k], theirs[k]) for k in mine),
+       "the remedy it names loads every value as saved")
+
+
 def test_transformers_sharded_checkpoint(tmp_path):
     """A converted Gemma saved in shards of one tensor each, loaded by
     transformers' load_sharded_checkpoint (one load_state_dict per shard,
