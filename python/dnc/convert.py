@@ -723,6 +723,50 @@ def _offset_in_source(m):
     return False
 
 
+def _wide_input(m, cf, c):
+    """What m does with a float32 input when its parameters are bfloat16,
+    for the PointwiseNorm that replaces it to do the same (its
+    _dnc_wide): "promote" (returns float32: nn.RMSNorm, Hugging Face's
+    LlamaRMSNorm, which multiply by the weight in the promoted dtype),
+    "params" (returns bfloat16: T5's T5LayerNorm, which casts to its
+    weight's dtype; T5 loaded in float16 keeps its 'wo' layers in
+    float32, whose output reaches the next norm so, and the converted
+    model's call was a TypeError), or None (refuses it, as nn.LayerNorm;
+    has no parameters; cannot be run so). A copy of m runs, in
+    bfloat16, on the CPU where m is on the meta device (_cpu_copy)."""
+    held = [t for t in itertools.chain(m.parameters(), m.buffers())
+            if t.is_floating_point()]
+    if not held:
+        return None
+    here = contextlib.nullcontext()
+    try:
+        if any(t.is_meta for t in held):
+            cp = _cpu_copy(m)
+            if isinstance(cp, str):
+                return None
+            if hasattr(torch.device, "__enter__"):
+                here = torch.device("cpu")
+        else:
+            cp = copy.deepcopy(m)
+        cp = cp.to(torch.bfloat16)
+        device = next(t for t in itertools.chain(cp.parameters(),
+                                                 cp.buffers())
+                      if t.is_floating_point()).device
+        c = c or 8
+        g = torch.Generator().manual_seed(0)
+        # (float32 named: from_pretrained(dtype=torch.float16) makes the
+        # model, and convert runs, under that default dtype)
+        x = torch.randn((2, c, 3) if cf else (2, 3, c), generator=g,
+                        dtype=torch.float32, device="cpu")
+        with torch.no_grad(), torch.random.fork_rng(devices=[]), here:
+            y = cp.forward(x.to(device))
+    except Exception:  # whatever m does with an input it does not take
+        return None
+    if not isinstance(y, torch.Tensor):
+        return None
+    return {torch.float32: "promote", torch.bfloat16: "params"}.get(y.dtype)
+
+
 def _extra_inputs(m):
     """The names of the inputs m's forward takes besides x (Mamba2's gated
     RMSNorm, forward(x, z=None); mamba_ssm's fused one, forward(x,
@@ -1248,6 +1292,9 @@ def convert(model, fn, module=None, *, kind="all", init=None,
         if how.offset and w is not None:
             out._register_load_state_dict_pre_hook(_offset_weight,
                                                    with_module=True)
+        wide = _wide_input(m, cf, shape[0] if shape else None)
+        if wide is not None:
+            out._dnc_wide = wide
         arg = _input_name(m)
         if arg not in out._ARGS:
             out._dnc_arg = arg  # a call by the replaced forward's keyword

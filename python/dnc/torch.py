@@ -1801,6 +1801,30 @@ def _mixed(x, ref):
     return None
 
 
+def _widened(wide, x, weight, bias, params):
+    """A float32 x to bfloat16 or float16 parameters (the others float32)
+    outside autocast, at a PointwiseNorm that convert made from a norm
+    that takes that input (its _dnc_wide): T5 loaded in float16 keeps
+    its feed-forward output layers ('wo') in float32, and their output
+    reaches the next norm so, which T5LayerNorm computes in float32 and
+    returns in its weight's dtype (the converted model's call was a
+    TypeError). (weight, bias, params) in float32 (differentiable
+    casts: their gradients come back in their dtypes) and the dtype to
+    return y in (None: float32, "promote"); None where the call is
+    another."""
+    ts = [t for t in (weight, bias) if t is not None] + list(params)
+    half = [t.dtype for t in ts if t.dtype in (torch.bfloat16, torch.float16)]
+    if not half or any(t.dtype not in (torch.bfloat16, torch.float16,
+                                       torch.float32) for t in ts) or \
+            _autocast_dtype(x, ts[0]) is not None:
+        return None
+
+    def up(t):
+        return None if t is None else t.float()
+    return up(weight), up(bias), [up(t) for t in params], \
+        half[0] if wide == "params" else None
+
+
 def _promoted(x, weight, bias, params, ref=None):
     """(x, weight, bias, params, out): the tensors in one dtype where
     autocast left x in another than the module's (_autocast_dtype), or
@@ -2467,6 +2491,11 @@ class PointwiseNorm(nn.Module):
     # replaced class's own name (_dnc_arg) where it is another
     _ARGS = ("x", "input", "hidden_states")
     _dnc_arg = None
+    # a float32 input to bfloat16 or float16 parameters, which a module
+    # made by convert takes where the norm it replaced took it (_widened):
+    # "promote" (y in float32: nn.RMSNorm, Llama's RMSNorm), "params" (y
+    # in the parameters' dtype: T5's T5LayerNorm), None (refused)
+    _dnc_wide = None
 
     def forward(self, x=None, **kw):
         # (torch.fx.symbolic_trace of the module itself passes **kw as one
@@ -2543,11 +2572,17 @@ class PointwiseNorm(nn.Module):
                             self._dnc_threads or 0)
         if c is None:
             c = _width(x, self.channels_last)
+        out = None
+        if self._dnc_wide is not None and x.dtype == torch.float32:
+            wide = _widened(self._dnc_wide, x, weight, bias, params)
+            if wide is not None:
+                weight, bias, params, out = wide
         args = (c, self.channels_last,
                 self._dnc_source, self._dnc_name, self._dnc_threads or 0,
                 fparams, x, weight, bias, params)
         y = _plain_forward(*args)
-        return _norm_forward(*args) if y is None else y
+        y = _norm_forward(*args) if y is None else y
+        return y if out is None else y.to(out)
 
     def extra_repr(self):
         vals = []

@@ -1148,6 +1148,62 @@ def test_from_pretrained_of_a_converted_model(tmp_path):
                "the original model's checkpoint", "has no ln.alpha, rms.alpha")
 
 
+class CastT5LayerNorm(T5LayerNorm):
+    """Hugging Face's T5LayerNorm as it is written: the variance in
+    float32, the result cast to a bfloat16 or float16 weight's dtype."""
+
+    def forward(self, hidden_states):
+        v = hidden_states.to(torch.float32).pow(2).mean(-1, keepdim=True)
+        hidden_states = hidden_states * torch.rsqrt(v + self.variance_epsilon)
+        if self.weight.dtype in [torch.float16, torch.bfloat16]:
+            hidden_states = hidden_states.to(self.weight.dtype)
+        return self.weight * hidden_states
+
+
+def test_a_float32_input_to_half_norms_as_the_replaced_norm_takes_it():
+    """T5 loaded in float16 keeps its feed-forward output layers in
+    float32 (_keep_in_fp32_modules = ['wo']), whose output reaches the
+    next T5LayerNorm, which computes in float32 and returns its weight's
+    dtype; the converted model's call was a TypeError. A norm convert
+    replaces now takes a float32 input to its bfloat16 or float16
+    parameters where the replaced norm took it, computing in float32 and
+    returning what that norm returned (T5's: the weight's dtype; an
+    RMSNorm multiplying in the promoted dtype: float32); nn.LayerNorm,
+    which refuses it, stays refused."""
+    torch.manual_seed(0)
+    for dtype in (torch.bfloat16, torch.float16):
+        for cls, want in ((CastT5LayerNorm, dtype),
+                          (LlamaRMSNorm, torch.float32),
+                          (nn.LayerNorm, None)):
+            m = nn.Sequential(nn.Linear(8, 8), cls(8)).to(dtype)
+            m[0].float()  # (T5's wo: its output float32)
+            x = torch.randn(4, 8)
+            conv = dt.convert(copy.deepcopy(m), "dyt")
+            pn = conv[1]
+            with torch.no_grad():
+                pn.alpha.fill_(0.7)
+                pn.weight.uniform_(0.5, 1.5)
+            name = "%s, %s" % (cls.__name__, dtype)
+            if want is None:
+                raises(TypeError, lambda: conv(x), name + ": refused",
+                       "the input is torch.float32 but")
+                continue
+            y = conv(x)
+            h = conv[0](x).detach()
+            ref = torch.tanh(pn.alpha.detach().float() * h) * \
+                pn.weight.detach().float()
+            ok(y.dtype == want and
+               torch.allclose(y.float(), ref.to(want).float(), rtol=1e-2,
+                              atol=1e-2),
+               name + ": computed in float32, returned in %s" % want,
+               str(y.dtype))
+            y.float().sum().backward()
+            ok(pn.alpha.grad.dtype == dtype and pn.weight.grad.dtype == dtype
+               and torch.isfinite(pn.alpha.grad).all() and
+               conv[0].weight.grad is not None,
+               name + ": gradients in the parameters' dtype")
+
+
 def test_tied_norm_parameters_stay_tied():
     """Two norms whose weight and bias are one tensor each (m[3].weight =
     m[1].weight): convert made each PointwiseNorm parameters of its own,

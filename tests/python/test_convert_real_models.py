@@ -793,6 +793,64 @@ def test_transformers_from_pretrained_of_a_model_converted_in_part(tmp_path):
        "the remedy it names loads every value as saved")
 
 
+class _HalfT5Reference(nn.Module):
+    """tanh(alpha * x) * weight in float32, returned in the weight's dtype,
+    as T5LayerNorm returns a float32 input to a float16 weight."""
+
+    def __init__(self, pn):
+        super().__init__()
+        self.alpha = pn.alpha.detach().clone()
+        self.weight = pn.weight.detach().clone()
+
+    def forward(self, x):
+        y = torch.tanh(self.alpha.float() * x.float()) * self.weight.float()
+        return y.to(self.weight.dtype)
+
+
+def test_transformers_t5_in_float16(tmp_path):
+    """T5 loaded in float16 keeps its 'wo' layers in float32
+    (_keep_in_fp32_modules), whose output reaches the next T5LayerNorm
+    in float32; T5LayerNorm returns its weight's dtype. The converted
+    model's call was a TypeError ('the input is torch.float32 but
+    'weight' is torch.float16'), loaded by dt.from_pretrained or
+    converted after T5's own from_pretrained. Now it computes what T5's
+    norms replaced by plain float32 DyT modules returning float16 do, and
+    generates."""
+    T.logging.set_verbosity_error()
+    build = HF["t5"][0]
+    torch.manual_seed(0)
+    build().save_pretrained(tmp_path / "original")
+    conv = dt.convert(build().eval(), "dyt")
+    with torch.no_grad():
+        for m in _pns(conv).values():
+            m.alpha.uniform_(0.3, 1.2)
+            m.weight.uniform_(0.5, 1.5)
+    conv.save_pretrained(tmp_path / "converted")
+    inp = _inputs("t5")
+    inp["decoder_input_ids"] = inp.pop("labels")
+    for back in (dt.from_pretrained(type(conv), tmp_path / "converted", "dyt",
+                                    dtype=torch.float16),
+                 dt.convert(type(conv).from_pretrained(
+                     tmp_path / "original", dtype=torch.float16), "dyt")):
+        back.eval()
+        ok({t.dtype for n, t in back.named_parameters() if ".wo." in n} ==
+           {torch.float32}, "T5 in float16 keeps wo in float32")
+        ref = copy.deepcopy(back)
+        for path, pn in _pns(back).items():
+            _set(ref, path, _HalfT5Reference(pn))
+        with torch.no_grad():
+            y, want = back(**inp).logits, ref(**inp).logits
+        ok(y.dtype == want.dtype and
+           torch.allclose(y.float(), want.float(), rtol=1e-3, atol=1e-3),
+           "the reference's logits",
+           "max |diff| %.3g" % (y.float() - want.float()).abs().max())
+        out = back.generate(inp["input_ids"], max_new_tokens=4,
+                            do_sample=False)
+        ok(torch.equal(out, ref.generate(inp["input_ids"], max_new_tokens=4,
+                                         do_sample=False)),
+           "generate: the reference's tokens")
+
+
 def test_transformers_sharded_checkpoint(tmp_path):
     """A converted Gemma saved in shards of one tensor each, loaded by
     transformers' load_sharded_checkpoint (one load_state_dict per shard,
