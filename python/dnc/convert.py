@@ -1469,7 +1469,8 @@ def from_pretrained(cls, path, fn, module=None, *, kind="all",
     original model's, which from_pretrained of cls and convert load; or
     one converted with another kind), one with f's parameters where this
     model has no PointwiseNorm, and one whose config names other
-    functions (config.dnc_functions, which convert writes); one with
+    functions (config.dnc_functions, which convert writes), or another
+    function beside fn (a model converted to two functions); one with
     f's parameters at some norms only (a model converted in part) with
     an error naming them."""
     threads = _dt._thread_count(threads)
@@ -1492,6 +1493,25 @@ def from_pretrained(cls, path, fn, module=None, *, kind="all",
                     "function" % (path, " and ".join(
                         _dt._one_line(s) for s in saved),
                         _dt._one_line(_dt._source_of(fn))))
+            others = [s for s in saved
+                      if not _dt._same_function(s, _dt._source_of(fn))]
+            if others:
+                # convert(model, "dyt", kind="layernorm") and then another
+                # function for the RMSNorms: every norm became fn, and
+                # the other function's alpha loaded into it, silently
+                raise ValueError(
+                    "dnc.from_pretrained: %s was saved from a model "
+                    "converted to %s as well as to %s (different norms to "
+                    "different functions); from_pretrained converts every "
+                    "norm to one function, and would compute %s where the "
+                    "model computed the other. Load it by hand: build the "
+                    "model, convert its norms as they were (convert(model, "
+                    "fn, kind=...) for each function) and load the saved "
+                    "state_dict into it (load_state_dict of "
+                    "safetensors.torch.load_file's model.safetensors, "
+                    "where the saved keys are the model's)" % (
+                        path, " and ".join(_dt._one_line(s) for s in others),
+                        _dt._one_line(_dt._source_of(fn)), fn.name))
             convert(self, fn, kind=kind, threads=threads,
                     channels_first_classes=channels_first_classes)
 

@@ -1204,6 +1204,35 @@ def test_a_float32_input_to_half_norms_as_the_replaced_norm_takes_it():
                name + ": gradients in the parameters' dtype")
 
 
+def test_from_pretrained_refuses_a_model_converted_to_two_functions(
+        tmp_path):
+    """A model whose LayerNorms were converted to DyT and whose RMSNorms
+    to another function with a parameter of the same name (alpha), saved:
+    dt.from_pretrained(cls, path, "dyt") converted every norm to DyT and
+    loaded the other function's alpha into it, silently computing tanh
+    where the model had computed x / sqrt(alpha + x^2). Its config lists
+    both functions: refused, naming the other one; and as before for a
+    function that is neither."""
+    isru = "fn isru(x; alpha = 0.5) = x / sqrt(alpha + x^2)"
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the norms of the other kind
+        m = dt.convert(TinyPretrained(TinyConfig()), "dyt", kind="layernorm")
+        m = dt.convert(m, isru, kind="rmsnorm")
+    ok(m.ln._dnc_name == "dyt" and m.rms._dnc_name == "isru" and
+       len(m.config.dnc_functions) == 2, "two functions, both in the config")
+    path = str(tmp_path / "m.pkl")
+    m.save_pretrained(path)
+    for fn, other in (("dyt", "isru"), (isru, "dyt")):
+        raises(ValueError, lambda: dt.from_pretrained(TinyPretrained, path,
+                                                      fn),
+               "loaded as %s" % fn, "converted to fn %s(x; alpha = 0.5)"
+               % other)
+    raises(ValueError, lambda: dt.from_pretrained(TinyPretrained, path,
+                                                  "derf"),
+           "loaded as derf", "not to fn derf")
+
+
 def test_tied_norm_parameters_stay_tied():
     """Two norms whose weight and bias are one tensor each (m[3].weight =
     m[1].weight): convert made each PointwiseNorm parameters of its own,
