@@ -1202,6 +1202,15 @@ def test_a_float32_input_to_half_norms_as_the_replaced_norm_takes_it():
                and torch.isfinite(pn.alpha.grad).all() and
                conv[0].weight.grad is not None,
                name + ": gradients in the parameters' dtype")
+    if hasattr(nn, "RMSNorm"):
+        # running nn.RMSNorm so warned ('Mismatch dtype between input and
+        # weight') at every convert
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            conv = dt.convert(nn.Sequential(nn.Linear(8, 8), nn.RMSNorm(8)),
+                              "dyt")
+        ok(conv[1]._dnc_wide == "promote", "nn.RMSNorm: float32 returned, "
+           "no warning at convert")
 
 
 def test_from_pretrained_refuses_a_model_converted_to_two_functions(
