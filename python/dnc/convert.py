@@ -802,6 +802,19 @@ def _site(m, path, k, overrides):
     shape = _shape(m, path)
     c = shape[0] if shape is not None else 8  # (any width: a probe's)
     guess, forced = _guess(m, overrides)
+    # a parameter besides its weight and bias (scale): the PointwiseNorm
+    # has none for it. At its initial value (a gain of 1) the probe saw a
+    # plain LayerNorm, and convert dropped it: it left the state_dict and
+    # the training, silently
+    own = [n for n, _ in m.named_parameters(recurse=False)
+           if n not in ("weight", "bias", "scale")]
+    if own and not forced:
+        return ("its parameter%s %s, besides its weight and bias, would be "
+                "lost (a PointwiseNorm holds f's parameters, a weight and a "
+                "bias); channels_first_classes={%s: False (the last) or True "
+                "(dimension 1)} converts it all the same, without %s"
+                % ("s" if len(own) > 1 else "", ", ".join(own),
+                   type(m).__name__, "them" if len(own) > 1 else "it"))
     found = _probe(m, k, c)
     doubts = {}
     if not isinstance(found, str):

@@ -1275,6 +1275,36 @@ def test_a_norm_whose_weight_is_a_buffer_stays():
        "the constant scale stays a buffer")
 
 
+class GainLayerNorm(nn.LayerNorm):
+    """A LayerNorm with a learned gain of its own, 1 at first."""
+
+    def __init__(self, c):
+        super().__init__(c)
+        self.gain = nn.Parameter(torch.ones(1))
+
+    def forward(self, x):
+        return super().forward(x) * self.gain
+
+
+def test_a_norm_with_a_parameter_besides_weight_and_bias_stays():
+    """A LayerNorm subclass with a parameter of its own (a gain, 1 at
+    first): the probe saw a plain LayerNorm at that value, and convert
+    dropped the gain, out of the state_dict and the training, silently.
+    It stays now, with a warning naming the parameter;
+    channels_first_classes converts it all the same."""
+    m = nn.Sequential(nn.Linear(8, 8), GainLayerNorm(8), nn.LayerNorm(8))
+    with pytest.warns(UserWarning, match=r"1 \(GainLayerNorm\): its "
+                      r"parameter gain, besides its weight and bias, would "
+                      r"be lost"):
+        conv = dt.convert(copy.deepcopy(m), "dyt")
+    ok(type(conv[1]) is GainLayerNorm and "1.gain" in conv.state_dict() and
+       isinstance(conv[2], dt.PointwiseNorm), "it stays, with its gain")
+    conv = dt.convert(copy.deepcopy(m), "dyt",
+                      channels_first_classes={GainLayerNorm: False})
+    ok(isinstance(conv[1], dt.PointwiseNorm) and conv[1].channels_last,
+       "channels_first_classes converts it all the same")
+
+
 def test_a_bias_free_layernorm_by_hand_is_a_layernorm():
     # it was of kind 'rmsnorm' by its class (bias-free, no layer_norm
     # call), so convert_layernorm refused a Cohere model, saying "it has
