@@ -2256,15 +2256,21 @@ def _width(x, channels_last):
 
 
 def _fx_norm(x, weight, bias, params, c, channels_last, source, name,
-             threads):
+             threads, wide=None):
     """PointwiseNorm's forward as one function of plain arguments, which
     torch.fx.symbolic_trace records as one node (torch.fx.wrap below) and
-    the traced GraphModule calls."""
+    the traced GraphModule calls. wide: the module's _dnc_wide."""
     fparams = _params_of(source, name, threads)
     if c is None:
         c = _width(x, channels_last)
-    return _norm_forward(c, channels_last, source, name, threads, fparams,
-                         x, weight, bias, list(params))
+    params, out = list(params), None
+    if wide is not None and x.dtype == torch.float32:
+        w = _widened(wide, x, weight, bias, params)
+        if w is not None:
+            weight, bias, params, out = w
+    y = _norm_forward(c, channels_last, source, name, threads, fparams,
+                      x, weight, bias, params)
+    return y if out is None else y.to(out)
 
 
 torch.fx.wrap("_fx_norm")
@@ -2569,7 +2575,7 @@ class PointwiseNorm(nn.Module):
             # one call_function node, not a trace through the checks
             return _fx_norm(x, weight, bias, params, c, self.channels_last,
                             self._dnc_source, self._dnc_name,
-                            self._dnc_threads or 0)
+                            self._dnc_threads or 0, self._dnc_wide)
         if c is None:
             c = _width(x, self.channels_last)
         out = None

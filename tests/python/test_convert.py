@@ -1197,6 +1197,12 @@ def test_a_float32_input_to_half_norms_as_the_replaced_norm_takes_it():
                               atol=1e-2),
                name + ": computed in float32, returned in %s" % want,
                str(y.dtype))
+            if hasattr(torch, "compile"):
+                # torch.fx.symbolic_trace records the norm as one node
+                g = torch.fx.symbolic_trace(conv)
+                with torch.no_grad():
+                    ok(torch.equal(g(x), y.detach()),
+                       name + ": the traced GraphModule's output")
             y.float().sum().backward()
             ok(pn.alpha.grad.dtype == dtype and pn.weight.grad.dtype == dtype
                and torch.isfinite(pn.alpha.grad).all() and
