@@ -1457,14 +1457,22 @@ if HAS_CUSTOM_OPS:
 from torch.utils._python_dispatch import _get_current_dispatch_mode  # noqa
 
 if HAS_CUSTOM_OPS:
-    def _plain_eager(x):
+    def _plain_eager(x, *others):
         """Nothing is tracing or transforming x: the custom op's dispatch
-        (about twice _LayerFn's per-call time) buys nothing then."""
+        (about twice _LayerFn's per-call time) buys nothing then. x and
+        others (the weight, bias and parameters) have storage: a tensor
+        of torch.func's that outlived its transform has none, as the
+        saved x of a torch.func.vjp whose vjp_fn runs after vjp has
+        returned (no transform active then); the kernels read its data
+        pointer ("Cannot access data pointer of Tensor that doesn't have
+        storage"), while the custom op, which the dispatcher hands the
+        tensor it wraps, computes as for a plain one."""
         return type(x) is torch.Tensor and \
             not torch.compiler.is_compiling() and \
             not torch.jit.is_tracing() and \
             _get_current_dispatch_mode() is None and \
-            not _functorch_active()
+            not _functorch_active() and \
+            all(t is None or torch._C._has_storage(t) for t in (x, *others))
 
 
 def _inference(x, gamma, beta, params):
@@ -1477,7 +1485,7 @@ def _inference(x, gamma, beta, params):
 
 
 def _apply_kernels(source, name, threads, x, gamma, beta, params):
-    if HAS_CUSTOM_OPS and not _plain_eager(x):
+    if HAS_CUSTOM_OPS and not _plain_eager(x, gamma, beta, *params):
         if _functorch_active() and not (_compiling() and _vmapped(
                 x, gamma, beta, params)):
             if _compiling():
@@ -2141,7 +2149,7 @@ def _forward_channels_first(c, source, name, threads, fparams, x, weight,
     # the last dimension's kernels take it without a copy and y keeps
     # x's format
     if _use_kernels(x, weight, bias, *params) and \
-            (_plain_eager(x) if HAS_CUSTOM_OPS else
+            (_plain_eager(x, weight, bias, *params) if HAS_CUSTOM_OPS else
              not torch.jit.is_tracing()) and not xl.is_contiguous():
         _check(name, fparams, x, weight, bias, params, "PointwiseNorm",
                dim=1)

@@ -1,0 +1,84 @@
+"""test_torch_autograd_p27.py - PyTorch 2 autograd and torch.func flows of
+users against the same layer written in plain PyTorch (DyT, gamma *
+tanh(alpha * x) + beta), float32 and float64: a torch.func.vjp whose vjp_fn
+runs after vjp has returned, and tensors that escaped a transform.
+Skipped as a whole under PyTorch 1.13."""
+import pytest
+
+torch = pytest.importorskip("torch")
+import dnc.torch as dt  # noqa: E402
+
+if not dt.HAS_CUSTOM_OPS:
+    pytest.skip("PyTorch %s has no torch.library.custom_op (PyTorch 2 only)"
+                % torch.__version__, allow_module_level=True)
+
+from torch.func import functional_call, grad, vjp  # noqa: E402
+from torch.utils._pytree import tree_leaves  # noqa: E402
+
+DTYPES = [torch.float32, torch.float64]
+
+
+def tol(dtype):
+    return dict(rtol=1e-5, atol=1e-6) if dtype == torch.float32 else \
+        dict(rtol=1e-12, atol=1e-13)
+
+
+def dyt(channels_last, dtype):
+    """A DyT PointwiseNorm of random weight and bias, and the same layer as
+    a function of a parameter dict in plain PyTorch."""
+    torch.manual_seed(0)
+    m = dt.PointwiseNorm(4, "dyt", alpha=0.7,
+                         channels_last=channels_last).to(dtype)
+    with torch.no_grad():
+        m.weight.normal_()
+        m.bias.normal_()
+    tail = [] if channels_last else [1]
+
+    def ref(p, x):
+        return p["weight"].view(-1, *tail) * torch.tanh(p["alpha"] * x) + \
+            p["bias"].view(-1, *tail)
+    return m, ref
+
+
+def same(a, b, dtype):
+    la, lb = tree_leaves(a), tree_leaves(b)
+    assert len(la) == len(lb)
+    for u, v in zip(la, lb):
+        assert u.shape == v.shape
+        assert torch.allclose(u, v, **tol(dtype)), (u - v).abs().max()
+
+
+@pytest.mark.parametrize("channels_last", [True, False])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_vjp_fn_after_the_transform(channels_last, dtype):
+    """torch.func.vjp returns vjp_fn, called after the transform is over:
+    its saved x is a tensor of torch.func's without storage, and the
+    symbolic backward's kernels read its data pointer ("Cannot access data
+    pointer of Tensor that doesn't have storage"). Also with create_graph
+    (a second derivative through vjp_fn's result), and a tensor that
+    escaped torch.func.grad given to the module and to pointwise after."""
+    m, ref = dyt(channels_last, dtype)
+    pm = dict(m.named_parameters())
+    x = torch.randn((3, 5, 4) if channels_last else (3, 4, 5), dtype=dtype)
+    t = torch.randn_like(x)
+    results = []
+    for f in (lambda p, x: functional_call(m, p, (x,)), ref):
+        out = []
+        _, back = vjp(lambda x: f(pm, x), x)
+        out.append(back(t))
+        _, back = vjp(lambda p: f(p, x), pm)
+        out.append(back(t))
+        _, back = vjp(f, pm, x)
+        out.append(back(t))
+        xx = x.clone().requires_grad_()
+        _, back = vjp(lambda x: f(pm, x), xx)
+        g, = back(t)
+        out.append(torch.autograd.grad(g.pow(2).sum(), [xx, m.alpha]))
+        leak = []
+        grad(lambda x: (leak.append(x * 1), f(pm, x).sum())[1])(x)
+        out.append(f(pm, leak[0]))
+        results.append(out)
+    same(results[0], results[1], dtype)
+    leak = []
+    grad(lambda x: (leak.append(x * 1), dt.pointwise(x, "dyt").sum())[1])(x)
+    same(dt.pointwise(leak[0], "dyt"), torch.tanh(0.5 * x), dtype)
