@@ -1121,7 +1121,7 @@ if HAS_CUSTOM_OPS:
             if tuple(dy.shape) != tuple(x.shape):
                 raise ValueError("dnc.torch: %s: dy has shape %s, x %s" % (
                     what, tuple(dy.shape), tuple(x.shape)))
-        if _forward_ad._current_level >= 0:
+        if _forward_ad._current_level >= 0 and not _below_autograd():
             for t in [x, dy, weight, bias] + list(params):
                 if t is not None and \
                         _forward_ad.unpack_dual(t).tangent is not None:
@@ -1131,6 +1131,16 @@ if HAS_CUSTOM_OPS:
                         "PointwiseNorm compute one from dnc's derivatives"
                         % what)
         return fn
+
+    def _below_autograd():
+        """The call runs below autograd's dispatch keys (a kernel that
+        autograd, or a mode such as make_fx's proxy mode under
+        torch.func.linearize, redispatched): a tangent was handled, or
+        refused, above, and unpack_dual cannot be called here (PyTorch's
+        internal assert "InferenceMode::is_enabled() &&
+        self.is_inference()")."""
+        return torch._C._dispatch_tls_is_dispatch_key_excluded(
+            torch._C.DispatchKey.ADInplaceOrView)
 
     def _op_forward_py(x, weight, bias, params, source, name, threads):
         """dnc::layer_forward's kernels in Python (ctypes): every call
@@ -1492,6 +1502,14 @@ def _apply_kernels(source, name, threads, x, gamma, beta, params):
                 _refuse_nested()
             cls = _FuncLayer if _compiling() else _FuncLayerJvp
             return cls.apply(source, name, threads, x, gamma, beta, *params)
+        if _forward_ad._current_level >= 0 and not _compiling() and \
+                not _exporting() and not torch.jit.is_tracing():
+            # forward mode under a dispatch mode (torch.func.linearize's
+            # make_fx over forward_ad's dual tensors, FlopCounterMode) or
+            # on a tensor without storage: the custom op has no forward
+            # formula (it refuses), _FuncLayerJvp's jvp is dnc's
+            return _FuncLayerJvp.apply(source, name, threads, x, gamma,
+                                       beta, *params)
         return torch.ops.dnc.layer_forward(x, gamma, beta, list(params),
                                            source, name, threads)
     y = _ext_layer(source, name, threads, x, gamma, beta, params)

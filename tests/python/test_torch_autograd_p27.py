@@ -1,7 +1,8 @@
 """test_torch_autograd_p27.py - PyTorch 2 autograd and torch.func flows of
 users against the same layer written in plain PyTorch (DyT, gamma *
 tanh(alpha * x) + beta), float32 and float64: a torch.func.vjp whose vjp_fn
-runs after vjp has returned, and tensors that escaped a transform.
+runs after vjp has returned, tensors that escaped a transform, and
+torch.func.linearize and forward mode under a dispatch mode.
 Skipped as a whole under PyTorch 1.13."""
 import pytest
 
@@ -32,9 +33,9 @@ def dyt(channels_last, dtype):
     with torch.no_grad():
         m.weight.normal_()
         m.bias.normal_()
-    tail = [] if channels_last else [1]
 
     def ref(p, x):
+        tail = [] if channels_last else [1] * (x.dim() - 2)
         return p["weight"].view(-1, *tail) * torch.tanh(p["alpha"] * x) + \
             p["bias"].view(-1, *tail)
     return m, ref
@@ -82,3 +83,36 @@ def test_vjp_fn_after_the_transform(channels_last, dtype):
     leak = []
     grad(lambda x: (leak.append(x * 1), dt.pointwise(x, "dyt").sum())[1])(x)
     same(dt.pointwise(leak[0], "dyt"), torch.tanh(0.5 * x), dtype)
+
+
+@pytest.mark.parametrize("decomposed", [False, True])
+@pytest.mark.parametrize("channels_last", [True, False])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_linearize_and_forward_mode_under_a_dispatch_mode(
+        channels_last, dtype, decomposed):
+    """torch.func.linearize (make_fx over forward_ad's dual tensors) of a
+    PointwiseNorm and of pointwise: the layer took the custom operator,
+    which refused the tangent ("dnc::layer_forward has no forward-mode
+    derivative ... PointwiseNorm compute one"), and the operator's check
+    of its tangents, run below autograd under make_fx, tripped PyTorch's
+    internal assert. Forward mode under FlopCounterMode likewise."""
+    import contextlib
+    import torch.autograd.forward_ad as fwad
+    from torch.func import linearize
+    from torch.utils.flop_counter import FlopCounterMode
+    m, ref = dyt(channels_last, dtype)
+    pm = dict(m.named_parameters())
+    x = torch.randn((2, 3, 5, 4) if channels_last else (2, 4, 3, 5),
+                    dtype=dtype)
+    t = torch.randn_like(x)
+    with dt.decomposed() if decomposed else contextlib.nullcontext():
+        y, f = linearize(m, x)
+        y0, f0 = linearize(lambda x: ref(pm, x), x)
+        same((y, f(t), f(2 * t)), (y0, f0(t), f0(2 * t)), dtype)
+        with FlopCounterMode(display=False):
+            with fwad.dual_level():
+                tangent = fwad.unpack_dual(m(fwad.make_dual(x, t))).tangent
+        same(tangent, f0(t), dtype)
+        y, f = linearize(lambda x: dt.pointwise(x, "dyt", alpha=0.7), x)
+        same((y, f(t)), (torch.tanh(0.7 * x), 0.7 * t / torch.cosh(0.7 * x)
+                         ** 2), dtype)
