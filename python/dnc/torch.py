@@ -1494,8 +1494,29 @@ def _inference(x, gamma, beta, params):
         _forward_ad._current_level < 0 and not torch.jit.is_tracing()
 
 
+def _refuse_escaped_vmap(x, gamma, beta, params):
+    """A tensor of torch.func.vmap's used after its vmap returned (kept in
+    a list inside the vmapped function): PyTorch's own operations refuse it
+    ("your tensor may have escaped from inside a function being vmapped"),
+    dnc's operator's vmap rule stopped at an AssertionError ("interpreter
+    must not be None")."""
+    b = torch._C._functorch.is_batchedtensor
+    for what, t in (("the input", x), ("the weight", gamma),
+                    ("the bias", beta)) + tuple(
+                        ("parameter %d" % i, p) for i, p in enumerate(params)):
+        if t is not None and b(t):
+            raise RuntimeError(
+                "dnc.torch: %s is a batched tensor of torch.func.vmap's "
+                "outside any vmap: it escaped from inside a function being "
+                "vmapped (see https://pytorch.org/functorch/stable/"
+                "ux_limitations.html); use it inside the vmapped function, "
+                "or return it from there" % what)
+
+
 def _apply_kernels(source, name, threads, x, gamma, beta, params):
     if HAS_CUSTOM_OPS and not _plain_eager(x, gamma, beta, *params):
+        if not _functorch_active() and not _compiling():
+            _refuse_escaped_vmap(x, gamma, beta, params)
         if _functorch_active() and not (_compiling() and _vmapped(
                 x, gamma, beta, params)):
             if _compiling():
@@ -2085,7 +2106,9 @@ def _plain_forward(c, channels_last, source, name, threads, fparams, x,
             return None
         h, chan = _ext_args(_function(source, name, threads), source, name)
         return _ext.plain(h, chan, c, x, weight, bias, params)
-    if not x.is_cpu or x.is_nested or _distributed(weight, bias, *params):
+    if not x.is_cpu or x.is_nested or _distributed(weight, bias, *params) \
+            or not torch._C._has_storage(x):
+        # (no storage: a tensor of torch.func's outside its transform)
         return None
     d = x.dim()
     if d == 0 or (d > 2 and not channels_last) or x.shape[-1] != c:

@@ -116,3 +116,30 @@ def test_linearize_and_forward_mode_under_a_dispatch_mode(
         y, f = linearize(lambda x: dt.pointwise(x, "dyt", alpha=0.7), x)
         same((y, f(t)), (torch.tanh(0.7 * x), 0.7 * t / torch.cosh(0.7 * x)
                          ** 2), dtype)
+
+
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_tensor_escaped_from_vmap(channels_last):
+    """A batched tensor kept from inside torch.func.vmap and used after it
+    returned (a user's error, which PyTorch's own operations refuse by
+    name): the kernels' path stopped at torch's AssertionError "interpreter
+    must not be None"; it is now a RuntimeError that says what happened,
+    for the input, for a parameter, and for pointwise."""
+    from checks import raises
+    from torch.func import vmap
+    m, _ = dyt(channels_last, torch.float32)
+    x = torch.randn((3, 2, 5, 4) if channels_last else (3, 2, 4, 5))
+    leak = []
+    vmap(lambda x: (leak.append(x * 1), m(x))[1])(x)
+    # (channels first, PyTorch's permute of x refuses it first, as clearly)
+    raises(RuntimeError, lambda: m(leak[0]), "an escaped input",
+           "the input is a batched tensor of torch.func.vmap's outside any "
+           "vmap: it escaped" if channels_last else
+           "escaped from inside a function being vmapped")
+    raises(RuntimeError, lambda: dt.pointwise(leak[0], "dyt"),
+           "an escaped input of pointwise", "escaped from inside a function")
+    alphas = []
+    vmap(lambda a: (alphas.append(a * 1), dt.pointwise(x, "dyt", alpha=a))[1]
+         )(torch.tensor([0.5, 0.6]))
+    raises(RuntimeError, lambda: dt.pointwise(x, "dyt", alpha=alphas[0]),
+           "an escaped parameter", "parameter 0 is a batched tensor")
