@@ -2670,3 +2670,51 @@ from .convert import (convert, convert_layernorm, convert_rmsnorm,  # noqa
                       no_weight_decay, from_pretrained)
 
 _ext, _ext_path = _load_ext()
+
+
+def _tangent_refusing_autograd():
+    """Registers autograd kernels of dnc::layer_forward and layer_backward
+    (every device) that refuse a forward-mode tangent and then hand the
+    call to torch.library's own autograd kernel. That one ignores
+    tangents: where the C++ extension's AutogradCPU kernels (which refuse
+    them) are not loaded, and on every other device, torch.func.jvp or
+    jacfwd over the operator (an exported program's ep.module(), say) gave
+    a tangent of 0, silently."""
+    try:
+        from torch._library.autograd import make_autograd_impl
+        fwd = make_autograd_impl(torch.ops.dnc.layer_forward.default,
+                                 _op_forward)
+        bwd = make_autograd_impl(torch.ops.dnc.layer_backward.default,
+                                 _op_backward)
+    except (ImportError, AttributeError, TypeError):
+        return None
+
+    def tangent(t):
+        return t is not None and \
+            torch._VF._unpack_dual(t, 0)[1] is not None
+
+    def refuse(what, tensors):
+        if any(tangent(t) for t in tensors):
+            raise NotImplementedError(
+                "dnc.torch: %s has no forward-mode derivative (its tangent "
+                "would be dropped); dnc.torch.pointwise and PointwiseNorm "
+                "compute one from dnc's derivatives" % what)
+
+    def forward(ks, x, weight, bias, params, source, name, threads):
+        refuse("dnc::layer_forward", [x, weight, bias] + list(params))
+        return fwd(ks, x, weight, bias, params, source, name, threads)
+
+    def backward(ks, x, dy, weight, bias, params, source, name, threads):
+        refuse("dnc::layer_backward", [x, dy, weight, bias] + list(params))
+        return bwd(ks, x, dy, weight, bias, params, source, name, threads)
+    lib = torch.library.Library("dnc", "IMPL")
+    with warnings.catch_warnings():
+        # (it replaces torch.library's registration, which it calls)
+        warnings.simplefilter("ignore")
+        lib.impl("layer_forward", forward, "Autograd", with_keyset=True)
+        lib.impl("layer_backward", backward, "Autograd", with_keyset=True)
+    return lib
+
+
+if HAS_CUSTOM_OPS:
+    _tangent_lib = _tangent_refusing_autograd()

@@ -143,3 +143,50 @@ def test_tensor_escaped_from_vmap(channels_last):
          )(torch.tensor([0.5, 0.6]))
     raises(RuntimeError, lambda: dt.pointwise(x, "dyt", alpha=alphas[0]),
            "an escaped parameter", "parameter 0 is a batched tensor")
+
+
+OPERATOR_JVP = r"""
+import warnings
+import torch
+import dnc.torch as dt
+warnings.simplefilter("ignore")
+m = dt.PointwiseNorm(4, "dyt").double()
+x = torch.randn(3, 4, dtype=torch.float64)
+mod = torch.export.export(m, (x,)).module()
+try:
+    j = torch.func.jacfwd(mod)(x)
+    print("jacobian", float(j.abs().sum()))
+except NotImplementedError as e:
+    print("refused:", e)
+"""
+
+
+def test_forward_mode_over_the_operator_refused_everywhere():
+    """torch.func.jvp and jacfwd over dnc::layer_forward itself (an
+    exported program's module calls it): refused on the CPU by the C++
+    extension's autograd kernel, but on other devices (meta here, CUDA
+    alike) and without the extension (DNC_TORCH_EXT=0, the portable
+    wheel) torch.library's autograd kernel took the call and dropped the
+    tangent: a Jacobian of 0, silently. Refused on every device now."""
+    import os
+    import subprocess
+    import sys
+    from checks import raises
+    dyt_src = "fn dyt(x; alpha = 0.5) = tanh(alpha * x)"
+    x = torch.randn(3, 4, device="meta")
+    a = torch.full((1,), 0.5, device="meta")
+    raises(NotImplementedError, lambda: torch.func.jvp(
+        lambda z: torch.ops.dnc.layer_forward(z, None, None, [a], dyt_src,
+                                              "dyt", 0), (x,), (x,)),
+        "jvp over the operator on the meta device",
+        "no forward-mode derivative")
+    raises(NotImplementedError, lambda: torch.func.jvp(
+        lambda a: torch.ops.dnc.layer_forward(x, None, None, [a], dyt_src,
+                                              "dyt", 0), (a,), (a,)),
+        "jvp in a parameter on the meta device", "no forward-mode derivative")
+    env = dict(os.environ, DNC_TORCH_EXT="0")
+    out = subprocess.run([sys.executable, "-c", OPERATOR_JVP], env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "refused: dnc.torch: dnc::layer_forward has no forward-mode " \
+        "derivative" in out.stdout, out.stdout
