@@ -2333,6 +2333,13 @@ def _params_of(source, name, threads):
     return _function(source, name, threads).params
 
 
+def _parametrized(module, name):
+    """Whether module's `name` is parametrized with
+    torch.nn.utils.parametrize."""
+    from torch.nn.utils import parametrize
+    return parametrize.is_parametrized(module, name)
+
+
 class PointwiseNorm(nn.Module):
     """A drop-in for nn.LayerNorm over the last dimension:
     y = weight * f(x; params) + bias.
@@ -2512,16 +2519,82 @@ class PointwiseNorm(nn.Module):
     def reset_parameters(self):
         """Parameters to their initial values: f's (the defaults or the
         keywords given), weight ones, bias zeros (on meta: nothing to do;
-        after .to_empty(device=...), call it)."""
+        after .to_empty(device=...), call it). A parameter parametrized
+        with torch.nn.utils.parametrize is set through its
+        parametrization (its right_inverse), so that it reads back as
+        the initial value; one computed by a hook (the old
+        torch.nn.utils.weight_norm or spectral_norm, or prune) is
+        refused with a ValueError: writing the computed tensor would
+        change nothing, and the next forward would recompute it."""
+        targets = [(name, lambda t, v=v: v) for name, v in
+                   self._dnc_init.items()]
+        if self.elementwise_affine:
+            targets.append(("weight", torch.ones_like))
+            if _parametrized(self, "bias") or \
+                    getattr(self, "bias", None) is not None:
+                targets.append(("bias", torch.zeros_like))
+        # check every one before changing any
+        for name, _ in targets:
+            if _parametrized(self, name):
+                plist = self.parametrizations[name]
+                lacking = [type(m).__name__ for m in plist
+                           if not hasattr(m, "right_inverse")]
+                if lacking:
+                    raise ValueError(
+                        "PointwiseNorm.reset_parameters: '%s' is "
+                        "parametrized by %s, which has no right_inverse, so "
+                        "it cannot be set to its initial value; give the "
+                        "parametrization a right_inverse, or remove it "
+                        "(torch.nn.utils.parametrize.remove_parametrizations) "
+                        "and register it again after the reset" % (
+                            name, ", ".join(lacking)))
+                continue
+            if isinstance(self._parameters.get(name), nn.Parameter):
+                continue
+            hooks = [n for n in self._parameters
+                     if n.startswith(name + "_") and
+                     n[len(name) + 1:] in ("g", "v", "orig", "mask")] + \
+                [n for n in self._buffers
+                 if n.startswith(name + "_") and
+                 n[len(name) + 1:] in ("orig", "mask", "u", "v")]
+            raise ValueError(
+                "PointwiseNorm.reset_parameters: '%s' is not a parameter of "
+                "this module but a tensor computed from %s by a hook (the "
+                "old torch.nn.utils.weight_norm or spectral_norm, or "
+                "torch.nn.utils.prune); setting it would change nothing. "
+                "Remove the hook first (torch.nn.utils.remove_weight_norm, "
+                "remove_spectral_norm, prune.remove), or use "
+                "torch.nn.utils.parametrizations, whose parametrized "
+                "parameters reset_parameters sets" % (
+                    name, ", ".join(hooks) or "other tensors"))
         with torch.no_grad():
-            for name, v in self._dnc_init.items():
+            for name, value in targets:
+                if _parametrized(self, name):
+                    plist = self.parametrizations[name]
+                    orig = getattr(plist, "original", None)
+                    if orig is None:
+                        orig = plist.original0
+                    if orig.device.type == "meta":
+                        continue
+                    current = getattr(self, name)
+                    v = value(current)
+                    v = v.to(device=current.device, dtype=current.dtype)
+                    if v.shape != current.shape:
+                        v = v.expand(current.shape).clone()
+                    try:
+                        setattr(self, name, v)
+                    except (NotImplementedError, RuntimeError) as e:
+                        raise ValueError(
+                            "PointwiseNorm.reset_parameters: '%s' is "
+                            "parametrized (%s), and its parametrization "
+                            "cannot be set to the initial value: %s" % (
+                                name, ", ".join(type(m).__name__
+                                                for m in plist), e)) \
+                            from None
+                    continue
                 t = getattr(self, name)
                 if t.device.type != "meta":
-                    t.copy_(v)
-            if self.weight is not None and self.weight.device.type != "meta":
-                self.weight.fill_(1)
-            if self.bias is not None and self.bias.device.type != "meta":
-                self.bias.zero_()
+                    t.copy_(value(t))
 
     @property
     def fn(self):

@@ -1,0 +1,111 @@
+"""test_training_reinit_p12.py - re-initialising a PointwiseNorm in a
+training script (reset_parameters(), model.apply of it) when its
+parameters are parametrized, as a practitioner constrains DyT's alpha to
+be positive or puts weight normalisation on the norm's weight (dnc.convert
+keeps such parametrizations): reset_parameters wrote the initial values
+into the tensors the parametrizations had computed, which were thrown
+away, and left alpha and weight as trained, without a word. Now they are
+set through the parametrization; a parametrization without right_inverse,
+and the old hook-based weight_norm / spectral_norm / prune, are refused
+with a ValueError saying why."""
+import warnings
+
+import pytest
+
+torch = pytest.importorskip("torch")
+import dnc.torch as dt  # noqa: E402
+from checks import ok, raises  # noqa: E402
+from torch import nn  # noqa: E402
+from torch.nn.utils import parametrize  # noqa: E402
+
+
+class Softplus(nn.Module):
+    """alpha = softplus(raw), positive."""
+
+    def forward(self, x):
+        return nn.functional.softplus(x)
+
+    def right_inverse(self, y):
+        return torch.log(torch.expm1(y))
+
+
+class Double(nn.Module):
+    def forward(self, x):
+        return 2 * x
+
+    def right_inverse(self, y):
+        return y / 2
+
+
+class NoInverse(nn.Module):
+    def forward(self, x):
+        return x.abs()
+
+
+def _trained(norm):
+    opt = torch.optim.SGD(norm.parameters(), lr=0.5)
+    x = torch.randn(4, 8, dtype=torch.float64)
+    for _ in range(3):
+        opt.zero_grad()
+        norm(x).pow(2).sum().backward()
+        opt.step()
+
+
+def test_reset_through_parametrizations():
+    torch.manual_seed(0)
+    norm = dt.PointwiseNorm(8, "derf", alpha=0.7, dtype=torch.float64)
+    parametrize.register_parametrization(norm, "alpha", Softplus())
+    parametrize.register_parametrization(norm, "bias", Double())
+    if hasattr(torch.nn.utils.parametrizations, "weight_norm"):
+        torch.nn.utils.parametrizations.weight_norm(norm, "weight", dim=0)
+    else:   # PyTorch 1.13 has no weight_norm parametrization
+        parametrize.register_parametrization(norm, "weight", Double())
+    _trained(norm)
+    ok(abs(float(norm.alpha.detach()) - 0.7) > 1e-3, "training moved alpha")
+    ok(not torch.equal(norm.weight.detach(), torch.ones(8,
+                                                        dtype=torch.float64)),
+       "training moved weight")
+    nn.Sequential(norm).apply(
+        lambda m: m.reset_parameters() if isinstance(m, dt.PointwiseNorm)
+        else None)
+    ok(abs(float(norm.alpha.detach()) - 0.7) < 1e-12, "alpha reset through softplus",
+       float(norm.alpha.detach()))
+    ok(float(norm.shift) == 0.0, "shift (not parametrized) reset")
+    ok(torch.allclose(norm.weight, torch.ones(8, dtype=torch.float64),
+                      atol=1e-12), "weight reset through its parametrization",
+       norm.weight)
+    ok(torch.equal(norm.bias, torch.zeros(8, dtype=torch.float64)),
+       "bias reset through its parametrization", norm.bias)
+    ok(float(norm.parametrizations.bias.original.abs().max()) == 0,
+       "bias original is right_inverse(0)")
+    # and it trains from there as a fresh one does
+    _trained(norm)
+    ok(bool(torch.isfinite(norm.alpha).all()) and float(norm.alpha.detach()) > 0,
+       "alpha stays positive")
+
+
+def test_reset_without_right_inverse_is_refused():
+    norm = dt.PointwiseNorm(8, "dyt")
+    parametrize.register_parametrization(norm, "alpha", NoInverse(),
+                                         unsafe=True)
+    with torch.no_grad():
+        norm.parametrizations.alpha.original.fill_(-3)
+    raises(ValueError, norm.reset_parameters, "no right_inverse",
+           "NoInverse, which has no right_inverse")
+    ok(float(norm.parametrizations.alpha.original) == -3,
+       "nothing changed by the refused reset")
+
+
+@pytest.mark.parametrize("hook", ["weight_norm", "spectral_norm", "prune"])
+def test_reset_of_a_hook_computed_weight_is_refused(hook):
+    norm = dt.PointwiseNorm(8, "dyt")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if hook == "weight_norm":
+            torch.nn.utils.weight_norm(norm, "weight", dim=0)
+        elif hook == "spectral_norm":
+            torch.nn.utils.spectral_norm(norm, "weight", dim=0)
+        else:
+            torch.nn.utils.prune.l1_unstructured(norm, "weight", amount=0.5)
+    raises(ValueError, norm.reset_parameters, hook,
+           "'weight' is not a parameter of this module")
