@@ -2597,6 +2597,18 @@ class PointwiseNorm(nn.Module):
                     t.copy_(value(t))
 
     @property
+    def threads(self):
+        """The kernels' thread count given (threads=), or None where they
+        follow torch.get_num_threads() at each call. Settable (checked as
+        the constructor checks it): norm.threads = 4 takes effect at the
+        next call (it had been a new attribute that nothing read)."""
+        return self._dnc_threads
+
+    @threads.setter
+    def threads(self, value):
+        self._dnc_threads = _thread_count(value)
+
+    @property
     def fn(self):
         """The dnc.Function, compiled for the thread count of this call
         (torch.get_num_threads() unless the module was built with

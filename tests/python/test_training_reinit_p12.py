@@ -7,7 +7,8 @@ into the tensors the parametrizations had computed, which were thrown
 away, and left alpha and weight as trained, without a word. Now they are
 set through the parametrization; a parametrization without right_inverse,
 and the old hook-based weight_norm / spectral_norm / prune, are refused
-with a ValueError saying why."""
+with a ValueError saying why. And norm.threads = n between epochs, which
+had been a new attribute that nothing read."""
 import warnings
 
 import pytest
@@ -109,3 +110,27 @@ def test_reset_of_a_hook_computed_weight_is_refused(hook):
             torch.nn.utils.prune.l1_unstructured(norm, "weight", amount=0.5)
     raises(ValueError, norm.reset_parameters, hook,
            "'weight' is not a parameter of this module")
+
+
+def test_threads_set_mid_training():
+    """norm.threads = n, as a script changes its thread count between
+    epochs: it had been a new attribute that nothing read (the kernels
+    kept the constructor's count, and the repr said so); now it is the
+    module's thread count, checked as the constructor checks it."""
+    torch.manual_seed(0)
+    norm = dt.PointwiseNorm(8, "dyt", threads=2)
+    ref = dt.PointwiseNorm(8, "dyt", threads=1)
+    x = torch.randn(6, 8)
+    norm.threads = 1
+    ok(norm.threads == 1 and norm.fn.module.context.threads == 1,
+       "the kernels run on the thread count set", norm.fn.module.context)
+    ok("threads=1" in repr(norm), "repr shows it", repr(norm))
+    ok(torch.equal(norm(x), ref(x)), "same output")
+    norm.threads = None
+    ok(norm.threads is None and
+       norm.fn.module.context.threads == torch.get_num_threads(),
+       "None follows torch.get_num_threads()")
+    for bad in (0, -1, 2.0, "4", 5000):
+        raises(ValueError, lambda: setattr(norm, "threads", bad),
+               "threads = %r" % (bad,), "threads is None or an int")
+    ok(norm.threads is None, "a refused value changes nothing")
