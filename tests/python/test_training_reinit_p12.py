@@ -134,3 +134,27 @@ def test_threads_set_mid_training():
         raises(ValueError, lambda: setattr(norm, "threads", bad),
                "threads = %r" % (bad,), "threads is None or an int")
     ok(norm.threads is None, "a refused value changes nothing")
+
+
+def test_unconverted_checkpoint_into_a_converted_model():
+    """docs/python.md: strict=True lists f's parameters as missing;
+    strict=False loads weight and bias, leaves alpha as it was, and gives
+    what convert(keep_affine=True) of the loaded model gives."""
+    torch.manual_seed(0)
+    plain = nn.Sequential(nn.Linear(8, 8), nn.LayerNorm(8), nn.Linear(8, 3))
+    with torch.no_grad():
+        plain[1].weight.uniform_(0.5, 1.5)
+        plain[1].bias.uniform_(-0.5, 0.5)
+    state = plain.state_dict()
+    conv = dt.convert(nn.Sequential(nn.Linear(8, 8), nn.LayerNorm(8),
+                                    nn.Linear(8, 3)), "dyt")
+    raises(RuntimeError, lambda: conv.load_state_dict(state), "strict",
+           '"1.alpha"')
+    r = conv.load_state_dict(state, strict=False)
+    ok(r.missing_keys == ["1.alpha"] and not r.unexpected_keys,
+       "missing_keys", r)
+    kept = dt.convert(plain, "dyt", keep_affine=True)
+    for (n, p), (_, q) in zip(conv.named_parameters(),
+                              kept.named_parameters()):
+        ok(torch.equal(p, q), "%s as keep_affine gives" % n)
+    ok(float(conv[1].alpha.detach()) == 0.5, "alpha at its initial value")
