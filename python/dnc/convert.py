@@ -929,7 +929,16 @@ def _offset_weight(module, state_dict, prefix, local_metadata, *args):
     without metadata is taken back (the checkpoint's value, exactly)
     where a later call brings f's parameters without a weight."""
     key = prefix + "weight"
-    mine = [prefix + p.name for p in module._dnc_params]
+    # f's parameters' keys: prefix + name, or a parametrization's
+    # original(s) where the parameter is parametrized (an alpha kept
+    # positive by torch.nn.utils.parametrize: such a state_dict had been
+    # taken for one without f's parameters, so for Gemma's, and 1 added to
+    # the converted model's own weight)
+    mine = []
+    for p in module._dnc_params:
+        stem = "%sparametrizations.%s.original" % (prefix, p.name)
+        mine += [k for k in state_dict if k == prefix + p.name or
+                 k == stem or (k.startswith(stem) and k[len(stem):].isdigit())]
     follows = module.__dict__.pop("_dnc_weight_follows", None)
     taken = module.__dict__.pop("_dnc_taken_as_offset", None)
     has_w = key in state_dict and isinstance(state_dict[key], torch.Tensor)
@@ -941,7 +950,8 @@ def _offset_weight(module, state_dict, prefix, local_metadata, *args):
     if taken is not None and not _same_values(module.weight, taken[1]):
         taken = None
     if follows is not None and not all(
-            _same_values(getattr(module, n), v) for n, v in follows.items()):
+            _same_values(_attr_path(module, n), v)
+            for n, v in follows.items()):
         follows = None
     if not has_w:
         if has_f and taken is not None:
@@ -956,9 +966,8 @@ def _offset_weight(module, state_dict, prefix, local_metadata, *args):
                 stacklevel=2)
         elif has_f and not local_metadata:
             module._dnc_weight_follows = {
-                p.name: state_dict[prefix + p.name].detach().clone()
-                for p in module._dnc_params
-                if isinstance(state_dict.get(prefix + p.name), torch.Tensor)}
+                k[len(prefix):]: state_dict[k].detach().clone()
+                for k in mine if isinstance(state_dict[k], torch.Tensor)}
         else:  # nothing of this norm's scale: the next call decides
             if follows is not None:
                 module._dnc_weight_follows = follows
@@ -1003,6 +1012,14 @@ def _offset_weight(module, state_dict, prefix, local_metadata, *args):
         module._dnc_taken_as_offset = (
             state_dict[key], (w + 1).detach().to(module.weight.dtype))
     state_dict[key] = w + 1
+
+
+def _attr_path(module, path):
+    """module's tensor at a state_dict key's dotted path under it
+    ("alpha", "parametrizations.alpha.original")."""
+    for part in path.split("."):
+        module = getattr(module, part)
+    return module
 
 
 def _same_values(t, v):

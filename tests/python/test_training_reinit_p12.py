@@ -158,3 +158,68 @@ def test_unconverted_checkpoint_into_a_converted_model():
                               kept.named_parameters()):
         ok(torch.equal(p, q), "%s as keep_affine gives" % n)
     ok(float(conv[1].alpha.detach()) == 0.5, "alpha at its initial value")
+
+
+class GemmaRMSNorm(nn.Module):
+    """Gemma's RMSNorm: scales by 1 + weight, weight starting at 0."""
+
+    def __init__(self, dim, eps=1e-6):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.zeros(dim))
+
+    def _norm(self, x):
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
+
+    def forward(self, x):
+        output = self._norm(x.float())
+        output = output * (1.0 + self.weight.float())
+        return output.type_as(x)
+
+
+def _gemma_converted():
+    m = dt.convert(nn.Sequential(nn.Linear(8, 8), GemmaRMSNorm(8)), "dyt")
+    parametrize.register_parametrization(m[1], "alpha", Softplus())
+    return m
+
+
+@pytest.mark.parametrize("sharded", [False, True])
+def test_gemma_converted_with_parametrized_alpha_reloads_its_own(sharded):
+    """A model converted from Gemma's, alpha kept positive by a
+    parametrization, saved as a plain dict (safetensors): its state_dict
+    holds alpha as 'parametrizations.alpha.original', which the load hook
+    did not count as f's parameter, so took the state_dict for Gemma's
+    own and added 1 to the saved scale (2.0 loaded as 3.0), warning that
+    f's parameters were missing. Now it loads as saved, without that
+    warning; sharded (alpha's original in one call, the weight in a
+    later one) too, with the warning every such sharded load gives."""
+    saved = _gemma_converted()
+    with torch.no_grad():
+        saved[1].weight.fill_(2.0)
+        saved[1].alpha = torch.tensor([0.8])
+    state = dict(saved.state_dict())
+    ok("1.parametrizations.alpha.original" in state, "key", list(state))
+    fresh = _gemma_converted()
+    if sharded:   # (the warning of any sharded load, documented)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            fresh.load_state_dict({k: v for k, v in state.items()
+                                   if k != "1.weight"}, strict=False)
+        with pytest.warns(UserWarning, match="came without it in an "
+                          "earlier load_state_dict call"):
+            fresh.load_state_dict({"1.weight": state["1.weight"]},
+                                  strict=False)
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            fresh.load_state_dict(state)
+    ok(torch.equal(fresh[1].weight, saved[1].weight), "weight as saved",
+       fresh[1].weight)
+    ok(abs(float(fresh[1].alpha.detach()) - 0.8) < 1e-6, "alpha as saved")
+    # Gemma's own checkpoint still loads as 1 + weight
+    gemma = nn.Sequential(nn.Linear(8, 8), GemmaRMSNorm(8))
+    with torch.no_grad():
+        gemma[1].weight.fill_(0.25)
+    fresh.load_state_dict(gemma.state_dict(), strict=False)
+    ok(torch.allclose(fresh[1].weight, torch.full((8,), 1.25)),
+       "Gemma's checkpoint: 1 + weight", fresh[1].weight)
