@@ -2549,8 +2549,10 @@ class PointwiseNorm(nn.Module):
                         "and register it again after the reset" % (
                             name, ", ".join(lacking)))
                 continue
-            if isinstance(self._parameters.get(name), nn.Parameter):
-                continue
+            if isinstance(self._parameters.get(name), nn.Parameter) or \
+                    isinstance(self._buffers.get(name), torch.Tensor) or \
+                    getattr(self, name, None) is None:
+                continue    # (a buffer: a frozen one, set as it is)
             hooks = [n for n in self._parameters
                      if n.startswith(name + "_") and
                      n[len(name) + 1:] in ("g", "v", "orig", "mask")] + \
@@ -2593,7 +2595,7 @@ class PointwiseNorm(nn.Module):
                             from None
                     continue
                 t = getattr(self, name)
-                if t.device.type != "meta":
+                if t is not None and t.device.type != "meta":
                     t.copy_(value(t))
 
     @property

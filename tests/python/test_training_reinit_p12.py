@@ -223,3 +223,16 @@ def test_gemma_converted_with_parametrized_alpha_reloads_its_own(sharded):
     fresh.load_state_dict(gemma.state_dict(), strict=False)
     ok(torch.allclose(fresh[1].weight, torch.full((8,), 1.25)),
        "Gemma's checkpoint: 1 + weight", fresh[1].weight)
+
+
+def test_reset_of_a_weight_frozen_as_a_buffer():
+    """A weight a script froze by making it a buffer is reset as before
+    (filled with ones), not refused as a hook's."""
+    norm = dt.PointwiseNorm(4, "dyt")
+    del norm.weight
+    norm.register_buffer("weight", torch.full((4,), 3.0))
+    with torch.no_grad():
+        norm.alpha.fill_(2)
+    norm.reset_parameters()
+    ok(torch.equal(norm.weight, torch.ones(4)), "buffer weight reset")
+    ok(float(norm.alpha.detach()) == 0.5, "alpha reset")
