@@ -879,6 +879,22 @@ def _distributed(*ts):
     return False
 
 
+def _distributed_like(v, t):
+    """v (the full values, the same on every process) as a DTensor of t's
+    mesh and placements, each process keeping its own part of them: no
+    communication where this PyTorch can skip it (src_data_rank=None)."""
+    try:
+        from torch.distributed.tensor import distribute_tensor
+    except ImportError:  # PyTorch 2.0 to 2.3
+        from torch.distributed._tensor import distribute_tensor
+    v = v.to(dtype=t.dtype, device=t.device)
+    try:
+        return distribute_tensor(v, t.device_mesh, t.placements,
+                                 src_data_rank=None)
+    except TypeError:  # no src_data_rank: from rank 0 (the same values)
+        return distribute_tensor(v, t.device_mesh, t.placements)
+
+
 def _backward_outputs(x, dx, dg, db, dps):
     """dnc::layer_backward's outputs: a gradient not asked for as an
     empty tensor, two of them not one (outputs may not alias each
@@ -2596,7 +2612,12 @@ class PointwiseNorm(nn.Module):
                     continue
                 t = getattr(self, name)
                 if t is not None and t.device.type != "meta":
-                    t.copy_(value(t))
+                    v = value(t)
+                    # a DTensor parameter (FSDP2's fully_shard, then
+                    # to_empty, as torchtitan initialises): DTensor
+                    # refused copying the plain values into a shard
+                    t.copy_(_distributed_like(v, t) if _distributed(t) and
+                            not _distributed(v) else v)
 
     @property
     def threads(self):

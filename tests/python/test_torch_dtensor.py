@@ -159,3 +159,115 @@ def test_dtensor_parameters_of_a_plain_input(tmp_path):
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, (r.returncode, r.stderr[-3000:])
     assert "refused:" in r.stdout and "DTensor" in r.stdout, r.stdout
+
+
+RESET = textwrap.dedent("""
+    import os, sys, json
+    import torch, torch.nn as nn, torch.distributed as dist
+    import torch.multiprocessing as mp
+    import dnc.torch as dt
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+    from torch.distributed.tensor import DTensor
+    from torch.distributed.tensor.parallel import (parallelize_module,
+                                                   SequenceParallel)
+
+    FUNCTIONS = %r
+
+    def net(fn):
+        return nn.Sequential(nn.Linear(8, 8), dt.PointwiseNorm(8, fn),
+                             nn.Linear(8, 4),
+                             dt.PointwiseNorm(4, fn, alpha=0.7))
+
+    def full(t):
+        return t.full_tensor() if isinstance(t, DTensor) else t
+
+    def worker(rank, ws, init, out):
+        torch.set_num_threads(1)
+        dist.init_process_group("gloo", init_method=init, rank=rank,
+                                world_size=ws)
+        res = {}
+        for fn in FUNCTIONS:
+            torch.manual_seed(0)
+            ref = net(fn)
+            want = {n: p.detach().clone() for n, p in ref.named_parameters()}
+            x = torch.randn(2 * ws, 8, generator=torch.Generator()
+                            .manual_seed(1))
+            opt = torch.optim.SGD(ref.parameters(), lr=0.1)
+            ref(x).pow(2).mean().backward()
+            opt.step()
+            # FSDP2 (torchtitan's way): built on meta, sharded, then
+            # to_empty and each module's reset_parameters
+            with torch.device("meta"):
+                m = net(fn)
+            fully_shard(m[1])
+            fully_shard(m)
+            m.to_empty(device="cpu")
+            with torch.no_grad():
+                for mod in m.modules():
+                    if isinstance(mod, dt.PointwiseNorm):
+                        mod.reset_parameters()
+                for i in (0, 2):   # the Linear layers: the reference's
+                    for n in ("weight", "bias"):
+                        p = getattr(m[i], n)
+                        p.to_local().copy_(torch.chunk(
+                            want["%%d.%%s" %% (i, n)], ws)[rank])
+            got = {n: full(p).detach().clone()
+                   for n, p in m.named_parameters()}
+            init_err = max((got[n] - want[n]).abs().max().item()
+                           for n in want)
+            opt = torch.optim.SGD(m.parameters(), lr=0.1)
+            xs = x[rank * 2:(rank + 1) * 2]
+            m(xs).pow(2).mean().backward()
+            opt.step()
+            step_err = max((full(p).detach() - dict(ref.named_parameters())
+                            [n].detach()).abs().max().item()
+                           for n, p in m.named_parameters())
+            # tensor/sequence parallelism: Replicate DTensor parameters
+            norm = dt.PointwiseNorm(8, fn)
+            parallelize_module(norm, init_device_mesh("cpu", (ws,)),
+                               SequenceParallel())
+            with torch.no_grad():
+                for p in norm.parameters():
+                    p.fill_(3)
+            norm.reset_parameters()
+            fresh = dt.PointwiseNorm(8, fn)
+            sp_err = max((full(p).detach() - q.detach()).abs().max().item()
+                         for p, q in zip(norm.parameters(),
+                                         fresh.parameters()))
+            res[fn] = {"init": init_err, "step": step_err, "sp": sp_err}
+        with open(out %% rank, "w") as f:
+            json.dump(res, f)
+        dist.barrier()
+        dist.destroy_process_group()
+        os._exit(0)
+
+    if __name__ == "__main__":
+        init, out = sys.argv[1], sys.argv[2]
+        mp.spawn(worker, args=(2, init, out), nprocs=2)
+""")
+
+
+def test_reset_parameters_of_sharded_parameters(tmp_path):
+    """FSDP2's deferred initialisation (a model built on meta, fully_shard,
+    to_empty, then reset_parameters, as torchtitan does it): the norm's
+    reset_parameters copied its plain initial values into the sharded
+    DTensor parameters, which DTensor refused ("in-place operations that
+    require placement changes are not supported"), and per-channel values
+    into Replicate ones (SequenceParallel); each process now gets its part
+    of them, and one SGD step on two processes is one process's step."""
+    script = tmp_path / "reset.py"
+    script.write_text(RESET % (FUNCTIONS,))
+    out = str(tmp_path / "rank%d.json")
+    r = subprocess.run([sys.executable, str(script),
+                        "file://%s" % (tmp_path / "init"), out],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    import json
+    for rank in range(2):
+        with open(out % rank) as f:
+            res = json.load(f)
+        assert sorted(res) == sorted(FUNCTIONS)
+        for name, v in res.items():
+            assert v["init"] == 0 and v["sp"] == 0, (rank, name, v)
+            assert v["step"] < 1e-6, (rank, name, v)
