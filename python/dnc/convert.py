@@ -170,7 +170,10 @@ def _is_layernorm(m):
     (OLMo's OlmoLayerNorm). Not one whose weight or bias has another
     shape than its normalized_shape (_misfit)."""
     if isinstance(m, nn.LayerNorm):
-        return _misfit(m) is None
+        # (a weight or bias held as a buffer: not one, _why_unknown says
+        # why; it had been converted with a weight of ones, its values
+        # dropped silently)
+        return _misfit(m) is None and not _buffered(m)
     if isinstance(m, _OTHER_NORMS):
         # ml-cvnets' LayerNorm2D_NCHW is an nn.GroupNorm(1, C): set aside
         # by its class, as group norms are (the probe refused it with a
@@ -270,7 +273,7 @@ def _is_rmsnorm(m):
     nn.RMSNorm whose weight has another shape than its normalized_shape
     (_misfit)."""
     if _RMSNorm is not None and isinstance(m, _RMSNorm):
-        return _misfit(m) is None
+        return _misfit(m) is None and not _buffered(m)
     if isinstance(m, (nn.LayerNorm,) + _OTHER_NORMS) or not _leaf(m) or \
             getattr(m, "bias", None) is not None:
         return False

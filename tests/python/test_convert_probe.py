@@ -1275,6 +1275,26 @@ def test_a_norm_whose_weight_is_a_buffer_stays():
        "the constant scale stays a buffer")
 
 
+def test_torchs_own_norms_with_a_buffer_weight_stay():
+    """An nn.LayerNorm or nn.RMSNorm whose weight was made a buffer (a
+    frozen scale of 2): recognised by its class, it was converted all the
+    same, to a PointwiseNorm with a weight of ones (LayerNorm) or none
+    (RMSNorm), the scale dropped silently. It stays, as a norm of
+    another class with a buffer weight does, with the same warning."""
+    for cls in (nn.LayerNorm,) + ((nn.RMSNorm,) if hasattr(nn, "RMSNorm")
+                                  else ()):
+        norm = cls(8)
+        del norm.weight
+        norm.register_buffer("weight", torch.full((8,), 2.0))
+        m = nn.Sequential(nn.Linear(8, 8), norm, nn.LayerNorm(8))
+        with pytest.warns(UserWarning, match=r"1 \(%s\): its weight is a "
+                          r"buffer" % cls.__name__):
+            conv = dt.convert(m, "dyt")
+        ok(conv[1] is norm and isinstance(conv[2], dt.PointwiseNorm) and
+           torch.equal(conv[1].weight, torch.full((8,), 2.0)),
+           "%s with a buffer weight stays, with its scale" % cls.__name__)
+
+
 class GainLayerNorm(nn.LayerNorm):
     """A LayerNorm with a learned gain of its own, 1 at first."""
 
