@@ -698,8 +698,10 @@ static const double vm_tanh_taylor[4] = {-1.0 / 3, 2.0 / 15, -17.0 / 315,
  * reduction y = n ln2 + r and inner value q (exp(r) = 1 + r q, exp_r_q;
  * expm1(r) = r q), one fused multiply-add that cancels nothing, near 0
  * (n = 0: -r q) or away from it (1 - s >= 1/2, exact). No polynomial
- * and no select of its own: 1 + e and the sign are shared, and the one
- * division goes to the divider, which the backward leaves idle. f32:
+ * of its own, and with vscalefps and exp's clamp (Zen) no select: 1 + e
+ * is shared, the lanes below exp's range take 1 by one select where exp
+ * has none (`under`), and without vscalefps a NaN lane is selected; the
+ * one division goes to the divider, which the backward leaves idle. f32:
  * within 2.2 ulp of tanh measured (tests/test_kernels.c holds it to 3);
  * the form before round twenty-seven, 1 - 2 q d with the Taylor
  * series below 1/4, was 4.1 and six vector operations more. f64 keeps that form (0.89 ulp, with
