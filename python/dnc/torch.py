@@ -2575,6 +2575,11 @@ class PointwiseNorm(nn.Module):
                 [n for n in self._buffers
                  if n.startswith(name + "_") and
                  n[len(name) + 1:] in ("orig", "mask", "u", "v")]
+            if not hooks:
+                # a plain tensor put in the parameter's place (FSDP1's
+                # flat-parameter views, a functional_call's swap): set
+                # as it is
+                continue
             raise ValueError(
                 "PointwiseNorm.reset_parameters: '%s' is not a parameter of "
                 "this module but a tensor computed from %s by a hook (the "
@@ -2584,7 +2589,7 @@ class PointwiseNorm(nn.Module):
                 "remove_spectral_norm, prune.remove), or use "
                 "torch.nn.utils.parametrizations, whose parametrized "
                 "parameters reset_parameters sets" % (
-                    name, ", ".join(hooks) or "other tensors"))
+                    name, ", ".join(hooks)))
         with torch.no_grad():
             for name, value in targets:
                 if _parametrized(self, name):

@@ -237,3 +237,15 @@ def test_reset_of_a_weight_frozen_as_a_buffer():
     norm.reset_parameters()
     ok(torch.equal(norm.weight, torch.ones(4)), "buffer weight reset")
     ok(float(norm.alpha.detach()) == 0.5, "alpha reset")
+
+
+def test_reset_of_a_plain_tensor_in_a_parameters_place():
+    """A plain tensor put where the weight was (as FSDP1's flat-parameter
+    views and a functional_call's swap do), with no hook's tensors beside
+    it, is set as it is: only a weight computed by a hook is refused."""
+    norm = dt.PointwiseNorm(4, "dyt")
+    del norm.weight
+    norm.weight = torch.full((4,), 3.0)
+    norm.reset_parameters()
+    ok(torch.equal(norm.weight, torch.ones(4)), "plain weight reset",
+       norm.weight)
