@@ -14,6 +14,7 @@ docs/python.md is the manual.
 import contextlib
 import copy
 import fnmatch
+import gc
 import inspect
 import itertools
 import re
@@ -1427,6 +1428,62 @@ def _saved_functions(model):
     return list(v) if isinstance(v, (list, tuple)) else []
 
 
+def _parents(m):
+    """The modules that hold m among their children (m's _modules
+    entries in them), found through the garbage collector's referrers: a
+    module has no link to its parent."""
+    out = []
+    for d in gc.get_referrers(m):
+        if not isinstance(d, dict) or not any(v is m for v in d.values()):
+            continue
+        for o in gc.get_referrers(d):
+            if isinstance(o, nn.Module):
+                if o.__dict__.get("_modules") is d:
+                    out.append(o)
+            elif isinstance(o, dict) and o.get("_modules") is d:
+                # (an instance whose __dict__ is a dict of its own)
+                out.extend(p for p in gc.get_referrers(o)
+                           if isinstance(p, nn.Module) and p.__dict__ is o)
+    return out
+
+
+def _holds_config(outer, c):
+    """Whether the config outer is c or holds it as a sub-config
+    (config.text_config), at any depth."""
+    seen, todo = set(), [outer]
+    while todo:
+        v = todo.pop()
+        if v is c:
+            return True
+        if id(v) in seen:
+            continue
+        seen.add(id(v))
+        todo.extend(w for w in vars(v).values()
+                    if hasattr(w, "to_dict") and hasattr(w, "model_type"))
+    return False
+
+
+def _config_root(model, c):
+    """The outermost module that holds model among its descendants and
+    whose config is c or holds it (a Hugging Face model around the
+    backbone convert was given: LlamaForCausalLM around
+    convert(model.model, ...), LLaVA around its language model), else
+    model itself."""
+    root, seen, todo = model, {id(model)}, [model]
+    while todo:  # outward, a generation at a time
+        up = []
+        for m in todo:
+            for p in _parents(m):
+                if id(p) not in seen:
+                    seen.add(id(p))
+                    up.append(p)
+                    pc = _hf_config(p)
+                    if pc is not None and _holds_config(pc, c):
+                        root = p
+        todo = up
+    return root
+
+
 def _mark_config(model, fn):
     """fn's source added to model.config's list: on a copy of the config,
     which every module of model holding that config takes (Hugging
@@ -1436,18 +1493,33 @@ def _mark_config(model, fn):
     config.text_config) takes that sub-config's copy: they had kept the
     originals, so that model.config.text_config was no longer the
     language model's config, and a change to it (use_cache = False)
-    did not reach the model."""
+    did not reach the model. Where model is a submodule of a model
+    holding its config or one around it (convert(model.model, fn) of a
+    LlamaForCausalLM; of a LLaVA's language model), that outer model's
+    config is copied and marked as well, and every module of the outer
+    model takes the copies: the backbone alone had taken a marked copy,
+    so that model.config was no longer model.model.config, and
+    save_pretrained of the outer model wrote a config without
+    dnc_functions (from_pretrained with another function of the same
+    parameters' names loaded the saved alphas into it, silently)."""
     c = _hf_config(model)
     if c is None:
         return
     src = _dt._source_of(fn)
-    have = _saved_functions(model)
-    if src in have:
+    root = _config_root(model, c)
+    top = _hf_config(root)
+    marked = [v for v in (top, c)
+              if src not in (getattr(v, _CONFIG_KEY, None) or ())]
+    if not marked:
         return
-    copies = {}  # id of c and of each config inside it -> its copy
-    mine = copy.deepcopy(c, copies)
-    setattr(mine, _CONFIG_KEY, have + [src])
-    for m in model.modules():
+    copies = {}  # id of top and of each config inside it -> its copy
+    copy.deepcopy(top, copies)
+    for v in (top, c):
+        have = getattr(v, _CONFIG_KEY, None)
+        have = list(have) if isinstance(have, (list, tuple)) else []
+        if src not in have:
+            setattr(copies[id(v)], _CONFIG_KEY, have + [src])
+    for m in root.modules():
         for name, v in list(vars(m).items()):
             new = copies.get(id(v))
             if new is not None and type(new) is type(v) and \

@@ -1219,6 +1219,39 @@ def test_a_float32_input_to_half_norms_as_the_replaced_norm_takes_it():
            "no warning at convert")
 
 
+class TinyOuter(nn.Module):
+    """A stand-in for a Hugging Face model around a backbone
+    (LlamaForCausalLM around model.model): both hold the config."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.config = config
+        self.model = TinyPretrained(config)
+        self.head = nn.Linear(config.c, config.c)
+
+    def forward(self, x):
+        return self.head(self.model(x))
+
+
+def test_convert_of_a_backbone_marks_the_model_around_it():
+    """convert(model.model, fn): the backbone alone took the marked copy
+    of the config, so that model.config was no longer model.model.config
+    and the model's own config (what save_pretrained writes) did not say
+    it was converted. Every module of the model around the backbone holds
+    the marked copy now; another model of the same config object stays
+    as it was."""
+    cfg = TinyConfig()
+    torch.manual_seed(0)
+    m, twin = TinyOuter(cfg), TinyOuter(cfg)
+    dt.convert(m.model, "dyt")
+    ok(m.config is m.model.config and m.config is m.model.lin.config and
+       m.config.dnc_functions == [m.model.ln._dnc_source],
+       "the model and its backbone hold one marked config")
+    ok(twin.config is cfg and twin.model.config is cfg and
+       not hasattr(cfg, "dnc_functions"),
+       "another model of the same config object is not marked")
+
+
 def test_from_pretrained_refuses_a_model_converted_to_two_functions(
         tmp_path):
     """A model whose LayerNorms were converted to DyT and whose RMSNorms

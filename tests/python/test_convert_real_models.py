@@ -793,6 +793,69 @@ def test_transformers_from_pretrained_of_a_model_converted_in_part(tmp_path):
        "the remedy it names loads every value as saved")
 
 
+def test_transformers_convert_of_the_backbone(tmp_path):
+    """convert(model.model, fn) of a LlamaForCausalLM (the backbone, which
+    holds every norm): the backbone alone took the marked copy of the
+    config, so that model.config was no longer model.model.config (a
+    change to use_cache did not reach the backbone) and save_pretrained
+    of the model wrote a config without dnc_functions, from which
+    dt.from_pretrained with another function of the same parameters'
+    names loaded the saved alphas into it, silently. The model around the
+    backbone now holds the marked copy too: save_pretrained and
+    dt.from_pretrained give back the converted model with every value as
+    saved, another function is refused, and another model made from the
+    same config object stays unmarked. LLaVA's language model (which
+    holds config.text_config): the model's config is marked, its
+    text_config is the language model's config, and dt.from_pretrained
+    refuses the checkpoint, naming the vision tower's norms that were not
+    converted."""
+    T.logging.set_verbosity_error()
+    build = HF["llama"][0]
+    torch.manual_seed(0)
+    m = build().eval()
+    twin = type(m)(m.config)  # another model of the same config object
+    dt.convert(m.model, "dyt")
+    ok(m.config is m.model.config and m.config.dnc_functions and
+       all(getattr(mod, "config", m.config) is m.config
+           for mod in m.modules()),
+       "the model and its backbone hold one marked config",
+       (type(m.config), type(m.model.config)))
+    ok(getattr(twin.config, "dnc_functions", None) is None and
+       twin.model.config is twin.config,
+       "another model made from the same config object is not marked")
+    m.config.use_cache = False
+    ok(m.model.config.use_cache is False,
+       "a change to model.config reaches the backbone")
+    with torch.no_grad():
+        for pn in _pns(m).values():
+            for t in pn.parameters():
+                t.add_(0.3 * torch.randn_like(t))
+    m.save_pretrained(tmp_path / "llama")
+    back = dt.from_pretrained(type(m), tmp_path / "llama", "dyt").eval()
+    _as_saved("llama", type(m), m, back)
+    inp = _inputs("text")
+    with torch.no_grad():
+        ok(torch.equal(m(**inp).logits, back(**inp).logits),
+           "the same logits")
+    with pytest.raises(ValueError, match="converted to fn dyt"):
+        dt.from_pretrained(type(m), tmp_path / "llama",
+                           "fn isru(x; alpha = 0.5) = x / sqrt(alpha + x^2)")
+    with pytest.warns(UserWarning, match="converted by dnc"):
+        dt.convert(type(m).from_pretrained(tmp_path / "llama"), "dyt",
+                   keep_affine=True)
+    torch.manual_seed(0)
+    v = _llava()
+    lm = v.model.language_model
+    dt.convert(lm, "dyt")
+    ok(v.config.dnc_functions and v.config.text_config is lm.config and
+       lm.config.dnc_functions and v.model.config is v.config,
+       "LLaVA: its config is marked, and its text_config is the language "
+       "model's")
+    v.save_pretrained(tmp_path / "llava")
+    with pytest.raises(ValueError, match="none at model.vision_tower"):
+        dt.from_pretrained(type(v), tmp_path / "llava", "dyt")
+
+
 class _HalfT5Reference(nn.Module):
     """tanh(alpha * x) * weight in float32, returned in the weight's dtype,
     as T5LayerNorm returns a float32 input to a float16 weight."""
