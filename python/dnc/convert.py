@@ -729,15 +729,20 @@ def _offset_in_source(m):
 
 def _wide_input(m, cf, c):
     """What m does with a float32 input when its parameters are bfloat16,
-    for the PointwiseNorm that replaces it to do the same (its
-    _dnc_wide): "promote" (returns float32: nn.RMSNorm, Hugging Face's
-    LlamaRMSNorm, which multiply by the weight in the promoted dtype),
-    "params" (returns bfloat16: T5's T5LayerNorm, which casts to its
-    weight's dtype; T5 loaded in float16 keeps its 'wo' layers in
-    float32, whose output reaches the next norm so, and the converted
-    model's call was a TypeError), or None (refuses it, as nn.LayerNorm;
-    has no parameters; cannot be run so). A copy of m runs, in
-    bfloat16, on the CPU where m is on the meta device (_cpu_copy)."""
+    and when they are float16, for the PointwiseNorm that replaces it to
+    do the same (its _dnc_wide): "promote" (returns float32: nn.RMSNorm,
+    Hugging Face's LlamaRMSNorm, which multiply by the weight in the
+    promoted dtype), "params" (returns the parameters' dtype: T5's
+    T5LayerNorm, which casts to its weight's dtype; T5 loaded in float16
+    keeps its 'wo' layers in float32, whose output reaches the next norm
+    so, and the converted model's call was a TypeError), or None
+    (refuses it, as nn.LayerNorm; returns another dtype; has no
+    parameters; cannot be run so); a pair (bfloat16's, float16's) where
+    the two differ: a norm that casts to a bfloat16 weight's dtype only
+    was probed in bfloat16 alone, and the converted norm of a float16
+    model returned float16 where the norm had returned float32. A copy of
+    m runs, in each dtype, on the CPU where m is on the meta device
+    (_cpu_copy)."""
     held = [t for t in itertools.chain(m.parameters(), m.buffers())
             if t.is_floating_point()]
     if not held:
@@ -751,27 +756,33 @@ def _wide_input(m, cf, c):
             if hasattr(torch.device, "__enter__"):
                 here = torch.device("cpu")
         else:
-            cp = copy.deepcopy(m)
-        cp = cp.to(torch.bfloat16)
-        device = next(t for t in itertools.chain(cp.parameters(),
-                                                 cp.buffers())
-                      if t.is_floating_point()).device
-        c = c or 8
-        g = torch.Generator().manual_seed(0)
-        # (float32 named: from_pretrained(dtype=torch.float16) makes the
-        # model, and convert runs, under that default dtype)
-        x = torch.randn((2, c, 3) if cf else (2, 3, c), generator=g,
-                        dtype=torch.float32, device="cpu")
-        # (quiet: nn.RMSNorm warns that such a call cannot be fused)
-        with torch.no_grad(), torch.random.fork_rng(devices=[]), here, \
-                warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            y = cp.forward(x.to(device))
-    except Exception:  # whatever m does with an input it does not take
+            cp = m
+    except Exception:  # whatever a copy of m cannot do
         return None
-    if not isinstance(y, torch.Tensor):
-        return None
-    return {torch.float32: "promote", torch.bfloat16: "params"}.get(y.dtype)
+    c = c or 8
+    g = torch.Generator().manual_seed(0)
+    # (float32 named: from_pretrained(dtype=torch.float16) makes the
+    # model, and convert runs, under that default dtype)
+    x = torch.randn((2, c, 3) if cf else (2, 3, c), generator=g,
+                    dtype=torch.float32, device="cpu")
+    said = []
+    for dtype in (torch.bfloat16, torch.float16):
+        try:
+            half = copy.deepcopy(cp).to(dtype)
+            device = next(t for t in itertools.chain(half.parameters(),
+                                                     half.buffers())
+                          if t.is_floating_point()).device
+            # (quiet: nn.RMSNorm warns that such a call cannot be fused)
+            with torch.no_grad(), torch.random.fork_rng(devices=[]), \
+                    here, warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                y = half.forward(x.to(device))
+        except Exception:  # whatever m does with an input it does not take
+            said.append(None)
+            continue
+        said.append({torch.float32: "promote", dtype: "params"}.get(
+            y.dtype) if isinstance(y, torch.Tensor) else None)
+    return said[0] if said[0] == said[1] else tuple(said)
 
 
 def _extra_inputs(m):

@@ -1874,13 +1874,18 @@ def _widened(wide, x, weight, bias, params):
     TypeError). (weight, bias, params) in float32 (differentiable
     casts: their gradients come back in their dtypes) and the dtype to
     return y in (None: float32, "promote"); None where the call is
-    another."""
+    another. wide: "promote", "params", or a pair of them (or None) for
+    bfloat16 and float16 parameters (_wide_input in convert.py)."""
     ts = [t for t in (weight, bias) if t is not None] + list(params)
     half = [t.dtype for t in ts if t.dtype in (torch.bfloat16, torch.float16)]
     if not half or any(t.dtype not in (torch.bfloat16, torch.float16,
                                        torch.float32) for t in ts) or \
             _autocast_dtype(x, ts[0]) is not None:
         return None
+    if isinstance(wide, tuple):  # (bfloat16's, float16's): they differ
+        wide = wide[half[0] == torch.float16]
+        if wide is None:
+            return None
 
     def up(t):
         return None if t is None else t.float()
@@ -2662,7 +2667,9 @@ class PointwiseNorm(nn.Module):
     # a float32 input to bfloat16 or float16 parameters, which a module
     # made by convert takes where the norm it replaced took it (_widened):
     # "promote" (y in float32: nn.RMSNorm, Llama's RMSNorm), "params" (y
-    # in the parameters' dtype: T5's T5LayerNorm), None (refused)
+    # in the parameters' dtype: T5's T5LayerNorm), None (refused); a pair
+    # (for bfloat16 parameters, for float16 ones) where the replaced norm
+    # returned another dtype with each
     _dnc_wide = None
 
     def forward(self, x=None, **kw):

@@ -1160,6 +1160,27 @@ class CastT5LayerNorm(T5LayerNorm):
         return self.weight * hidden_states
 
 
+class OneHalfRMSNorm(LlamaRMSNorm):
+    """An RMSNorm that casts to its weight's dtype where that is one half
+    dtype (cast_to) only: with the other, weight * x returns float32."""
+    cast_to = torch.bfloat16
+
+    def forward(self, hidden_states):
+        h = hidden_states.to(torch.float32)
+        h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.eps)
+        if self.weight.dtype == self.cast_to:
+            h = h.to(self.cast_to)
+        return self.weight * h
+
+
+class BF16CastRMSNorm(OneHalfRMSNorm):
+    cast_to = torch.bfloat16
+
+
+class F16CastRMSNorm(OneHalfRMSNorm):
+    cast_to = torch.float16
+
+
 def test_a_float32_input_to_half_norms_as_the_replaced_norm_takes_it():
     """T5 loaded in float16 keeps its feed-forward output layers in
     float32 (_keep_in_fp32_modules = ['wo']), whose output reaches the
@@ -1172,12 +1193,22 @@ def test_a_float32_input_to_half_norms_as_the_replaced_norm_takes_it():
     which refuses it, stays refused."""
     torch.manual_seed(0)
     for dtype in (torch.bfloat16, torch.float16):
+        # (what the replaced norm returns was probed in bfloat16 alone:
+        # BF16CastRMSNorm's converted float16 norm returned float16, not
+        # float32, and F16CastRMSNorm's float32, not float16)
         for cls, want in ((CastT5LayerNorm, dtype),
                           (LlamaRMSNorm, torch.float32),
-                          (nn.LayerNorm, None)):
+                          (nn.LayerNorm, None),
+                          (BF16CastRMSNorm, dtype if dtype == torch.bfloat16
+                           else torch.float32),
+                          (F16CastRMSNorm, dtype if dtype == torch.float16
+                           else torch.float32)):
             m = nn.Sequential(nn.Linear(8, 8), cls(8)).to(dtype)
             m[0].float()  # (T5's wo: its output float32)
             x = torch.randn(4, 8)
+            if want is not None:
+                ok(m(x).dtype == want, "%s, %s: the norm returns %s"
+                   % (cls.__name__, dtype, want))
             conv = dt.convert(copy.deepcopy(m), "dyt")
             pn = conv[1]
             with torch.no_grad():
