@@ -2238,6 +2238,35 @@ _GETATTRIBUTE = nn.Module.__getattribute__
 # the key of PointwiseNorm's function in a state_dict's metadata
 _STATE_FN = "dnc_fn"
 
+# PyTorch's loading of a state_dict that rank 0 alone holds:
+# set_model_state_dict(model, sd, options=StateDictOptions(
+# full_state_dict=True, broadcast_from_rank0=True)), whose
+# _load_model_state_dict broadcasts rank 0's values (not its metadata) on
+# the default group, then calls load_state_dict on every rank
+_BROADCAST_LOAD = ("torch.distributed.checkpoint.state_dict",
+                   "_load_model_state_dict")
+
+
+def _loading_broadcast_from_rank0():
+    """Whether this load_state_dict runs inside PyTorch's
+    set_model_state_dict with broadcast_from_rank0 in a process group of
+    more than one rank (a frame of _BROADCAST_LOAD on the stack, its
+    options saying so): every rank is then inside the same load, module
+    by module, where a collective is safe (elsewhere a rank may load
+    alone)."""
+    dist = getattr(torch, "distributed", None)
+    if dist is None or not dist.is_available() or \
+            not dist.is_initialized() or dist.get_world_size() < 2:
+        return False
+    f = sys._getframe(1)
+    while f is not None:
+        if f.f_code.co_name == _BROADCAST_LOAD[1] and \
+                f.f_globals.get("__name__") == _BROADCAST_LOAD[0]:
+            info = f.f_locals.get("info")
+            return bool(getattr(info, "broadcast_from_rank0", False))
+        f = f.f_back
+    return False
+
 
 def _signature(source):
     """What a state_dict's values mean: the printed source without the
@@ -2521,6 +2550,16 @@ class PointwiseNorm(nn.Module):
                               strict, missing_keys, unexpected_keys,
                               error_msgs):
         theirs = local_metadata.get(_STATE_FN)
+        if _loading_broadcast_from_rank0():
+            # every rank loads rank 0's values, and only rank 0 holds the
+            # state_dict with its metadata: rank 0's function, sent to
+            # every rank, decides on each (rank 0 alone refused; the
+            # others loaded another function's values, silently, and went
+            # on to their next collective, where they waited for a rank 0
+            # that had caught its error and done something else)
+            sent = [theirs]
+            torch.distributed.broadcast_object_list(sent, src=0)
+            theirs = sent[0]
         if theirs is not None and not _same_function(theirs,
                                                      self._dnc_source):
             error_msgs.append(

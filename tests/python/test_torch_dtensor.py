@@ -271,3 +271,104 @@ def test_reset_parameters_of_sharded_parameters(tmp_path):
         for name, v in res.items():
             assert v["init"] == 0 and v["sp"] == 0, (rank, name, v)
             assert v["step"] < 1e-6, (rank, name, v)
+
+
+BROADCAST = textwrap.dedent("""
+    import datetime, os, sys, json
+    import torch, torch.distributed as dist, torch.multiprocessing as mp
+    from torch import nn
+    import dnc.torch as dt
+    from torch.distributed.checkpoint.state_dict import (
+        set_model_state_dict, StateDictOptions)
+
+    ISRU = "fn isru(x; alpha = 0.5) = x / sqrt(alpha + x^2)"
+
+    def model(fn):
+        return nn.Sequential(nn.Linear(8, 8), dt.PointwiseNorm(8, fn))
+
+    def worker(rank, ws, init, out):
+        torch.set_num_threads(1)
+        # (a collective one rank never reaches fails after a minute, not
+        # never: a regression cannot hang the test)
+        dist.init_process_group("gloo", init_method=init, rank=rank,
+                                world_size=ws,
+                                timeout=datetime.timedelta(seconds=60))
+        torch.manual_seed(0)
+        saved = model("dyt")
+        with torch.no_grad():
+            saved[1].alpha.fill_(0.9)
+        opts = StateDictOptions(full_state_dict=True,
+                                broadcast_from_rank0=True)
+        res = {}
+        for name, fn in (("other", ISRU), ("same", "dyt")):
+            m = model(fn)
+            sd = saved.state_dict() if rank == 0 else {}
+            try:
+                set_model_state_dict(m, sd, options=opts)
+                res[name] = "loaded"
+            except RuntimeError as e:  # caught: the rank goes on
+                res[name] = str(e)
+            res[name + " alpha"] = m[1].alpha.item()
+        # a load on rank 0 alone: refused there, no collective inside it
+        if rank == 0:
+            try:
+                model(ISRU).load_state_dict(saved.state_dict())
+                res["alone"] = "loaded"
+            except RuntimeError as e:
+                res["alone"] = str(e)
+        t = torch.tensor([1.0])
+        dist.all_reduce(t)
+        res["after"] = t.item()
+        with open(out % rank, "w") as f:
+            json.dump(res, f)
+        dist.barrier()
+        dist.destroy_process_group()
+        os._exit(0)
+
+    if __name__ == "__main__":
+        init, out = sys.argv[1], sys.argv[2]
+        mp.spawn(worker, args=(2, init, out), nprocs=2)
+""")
+
+
+def test_broadcast_from_rank0_refuses_another_function_on_every_rank(
+        tmp_path):
+    """PyTorch's set_model_state_dict(model, sd, options=StateDictOptions(
+    full_state_dict=True, broadcast_from_rank0=True)), rank 0 alone
+    holding the state_dict (the others pass {}), of a model whose norm
+    computes another function than the saved one: rank 0 refused, the
+    others (given rank 0's values, not its metadata) loaded DyT's alpha
+    into an ISRU, silently, and went on (where rank 0, having caught its
+    error, took another path, they waited for it at their next
+    collective). Rank 0's function now reaches every rank, and every
+    rank refuses; the same function loads on every rank; a load on rank
+    0 alone still needs no other rank."""
+    pytest.importorskip("torch.distributed.checkpoint.state_dict")
+    import json
+    import signal
+    script = tmp_path / "broadcast.py"
+    script.write_text(BROADCAST)
+    out = str(tmp_path / "rank%d.json")
+    p = subprocess.Popen([sys.executable, str(script),
+                          "file://%s" % (tmp_path / "init"), out],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, start_new_session=True)
+    try:
+        _, err = p.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)  # the workers too
+        p.communicate()
+        pytest.fail("the workers hung")
+    assert p.returncode == 0, err[-3000:]
+    for rank in range(2):
+        with open(out % rank) as f:
+            res = json.load(f)
+        assert "was saved from a PointwiseNorm computing fn dyt" in \
+            res["other"], (rank, res)
+        assert res["other alpha"] == 0.5, (rank, res)
+        assert res["same"] == "loaded", (rank, res)
+        assert abs(res["same alpha"] - 0.9) < 1e-7, (rank, res)
+        assert res["after"] == 2.0, (rank, res)
+        if rank == 0:
+            assert "was saved from a PointwiseNorm computing fn dyt" in \
+                res["alone"], res
