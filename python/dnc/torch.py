@@ -1723,7 +1723,13 @@ def pointwise(x, fn, weight=None, bias=None, module=None, threads=None,
         # element-wise on one number, as torch.tanh and dnc's NumPy
         # functions take it: one channel, a 0-d result (torch.func.grad of
         # f at a point, vmap(grad(...)) over points). PointwiseNorm, like
-        # nn.LayerNorm, still wants a channel dimension.
+        # nn.LayerNorm, still wants a channel dimension. Its 0-d
+        # parameters go as of shape (1,) beside it: operands all 0-d
+        # promote each other under autocast, as in PyTorch (a 0-d
+        # bfloat16 x and a 0-d float32 alpha: float32), where a 0-d one
+        # beside an x with dimensions does not (_pointwise).
+        params = {k: v.reshape(1) if isinstance(v, torch.Tensor) and
+                  v.dim() == 0 else v for k, v in params.items()}
         return pointwise(x.reshape(1), fn, weight, bias, module, threads,
                          **params).reshape(())
     if torch.jit.is_tracing():
@@ -1768,10 +1774,31 @@ def _pointwise(x, fn, weight, bias, module, threads, params):
     # for a bf16 or f16 x: in x's dtype, beta = 1e5 was inf in f16 (y 0)
     # and DyISRU's default 301.1 was 301 in bf16. (A shape other than
     # (C,) for weight or bias is refused by _check, naming it.)
+    given = [params.get(p.name) for p in fparams]
     ref = weight if isinstance(weight, torch.Tensor) else next(
-        (v for v in (params.get(p.name) for p in fparams)
-         if isinstance(v, torch.Tensor)), x)
+        (v for v in given if isinstance(v, torch.Tensor)), x)
     ct = _compute_dtype(x)
+    scalars = False
+    if ref is not x and ref.dim() == 0 and \
+            _autocast_dtype(x, ref) is not None:
+        # Under autocast, PyTorch's point-wise operations (no autocast
+        # op) promote by their operands' dimensions: a 0-d float32 alpha
+        # leaves a bfloat16 x's dtype (torch.tanh(alpha * x) is
+        # bfloat16; with alpha of shape (1,), float32). The layer did
+        # promote to float32 by a 0-d parameter: it takes a tensor with
+        # dimensions (bias, a parameter of another dtype than x's) to
+        # promote by, else computes as outside autocast (a float32 0-d
+        # tensor beside a bfloat16 x: in float32, y in x's dtype), a 0-d
+        # tensor of neither x's nor its compute dtype converted to the
+        # compute dtype (a bfloat16 alpha beside a float32 x)
+        ref = next((t for t in [bias] + given if isinstance(
+            t, torch.Tensor) and t.dim() > 0 and t.dtype != x.dtype), None)
+        if ref is None:
+            scalars = True
+            ref = given[next(i for i, v in enumerate(given)
+                             if isinstance(v, torch.Tensor))]
+            if ref.dtype not in (x.dtype, ct):
+                ref = x
     weight, bias = (_as_tensor(v, n, x, ct) for n, v in (("weight", weight),
                                                          ("bias", bias)))
     ts = []
@@ -1779,8 +1806,11 @@ def _pointwise(x, fn, weight, bias, module, threads, params):
         v = params.get(p.name, p.default)
         if not isinstance(v, torch.Tensor):  # a number, or a list of C
             v = torch.tensor(v, dtype=ct, device=x.device).reshape(-1)
+        elif scalars and v.dim() == 0 and v.dtype not in (x.dtype, ct):
+            v = v.to(ct)
         ts.append(v)
-    x, weight, bias, ts, out = _promoted(x, weight, bias, ts, ref)
+    x, weight, bias, ts, out = _promoted(x, weight, bias, ts, ref,
+                                         autocast=not scalars)
     _check(name, fparams, x, weight, bias, ts, "pointwise")
     y = _apply(source, name, threads or 0, x, weight, bias, ts)
     if not x.is_contiguous():  # as PointwiseNorm's (_norm_forward)
@@ -1893,19 +1923,21 @@ def _widened(wide, x, weight, bias, params):
         half[0] if wide == "params" else None
 
 
-def _promoted(x, weight, bias, params, ref=None):
+def _promoted(x, weight, bias, params, ref=None, autocast=True):
     """(x, weight, bias, params, out): the tensors in one dtype where
     autocast left x in another than the module's (_autocast_dtype), or
     where x is bfloat16 or float16 and the parameters float32 (_mixed:
     x in float32); out: the dtype to return y in (x's in the mixed case),
     else None. ref: the tensor whose dtype is the parameters' (default:
-    the weight, else the first parameter, else x)."""
+    the weight, else the first parameter, else x). autocast=False: as
+    outside autocast (pointwise's 0-d parameters, which do not promote
+    x there)."""
     if ref is None:
         ref = weight if weight is not None else (params[0] if params
                                                  else x)
     out = ct = None
     if ref.dtype != x.dtype:
-        ct = _autocast_dtype(x, ref)
+        ct = _autocast_dtype(x, ref) if autocast else None
         if ct is None:
             out = _mixed(x, ref)
             if out is not None:

@@ -196,3 +196,47 @@ def test_float32_parameter_beside_bfloat16_weight(src, cf):
         ok(g.dtype == torch.bfloat16 and
            ((g.double() - want).abs() <= 2 ** -7 * want.abs()).all(),
            "d%s: bfloat16, within an ulp of the exact sum" % n)
+
+
+def test_pointwise_under_autocast_promotes_as_pytorch():
+    """dt.pointwise(x, "dyt", alpha=a) of a bfloat16 x and a 0-d float32
+    alpha returned float32 under torch.autocast("cpu", bfloat16), where
+    it returns bfloat16 outside, and PyTorch's own torch.tanh(a * x)
+    returns bfloat16 under autocast too: point-wise operations are on no
+    autocast list, and a 0-d tensor does not promote an operand with
+    dimensions of its kind. pointwise now gives the dtype torch.tanh(a *
+    x) gives under autocast, for a 0-d alpha of each dtype and one of
+    shape (1,) (which does promote), with the values of the same call
+    outside autocast where that call is taken, and alpha's gradient in
+    its own dtype."""
+    torch.manual_seed(0)
+    cases = [(xd, shape, ad, ash)
+             for xd in (torch.bfloat16, torch.float16, torch.float32)
+             for shape in ((4, 8), ())
+             for ad in (torch.float32, torch.bfloat16, torch.float16,
+                        torch.float64)
+             for ash in ((), (1,))
+             # a 0-d x beside an alpha of shape (1,): a (1,) result in
+             # PyTorch, where pointwise keeps x's shape
+             if shape or not ash]
+    for xd, shape, ad, ash in cases:
+        what = "x %s %s, alpha %s %s" % (xd, shape, ad, ash)
+        x = torch.randn(shape).to(xd)
+        a = torch.full(ash, 0.7, dtype=ad, requires_grad=True)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            # (torch.tanh keeps its operand's dtype; PyTorch 1.13 has no
+            # float16 tanh on the CPU)
+            want = (a.detach() * x).dtype
+            y = dt.pointwise(x, "dyt", alpha=a)
+        ok(y.dtype == want and y.shape == x.shape,
+           what + ": torch.tanh(alpha * x)'s dtype", (y.dtype, want))
+        ref = torch.tanh(0.7 * x.double())
+        tol = 1e-2 if torch.bfloat16 in (y.dtype, xd) else 1e-3
+        ok(torch.allclose(y.double(), ref, rtol=tol, atol=tol),
+           what + ": the values", (y, ref))
+        y.double().sum().backward()
+        ok(a.grad is not None and a.grad.dtype == ad and
+           torch.isfinite(a.grad).all(), what + ": alpha's gradient")
+        if ash == () and ad == torch.float32 and shape:
+            ok(torch.equal(y, dt.pointwise(x, "dyt", alpha=a.detach())),
+               what + ": the bits of the call outside autocast")
