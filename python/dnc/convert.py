@@ -1439,22 +1439,31 @@ def _saved_functions(model):
     return list(v) if isinstance(v, (list, tuple)) else []
 
 
-def _parents(m):
-    """The modules that hold m among their children (m's _modules
-    entries in them), found through the garbage collector's referrers: a
-    module has no link to its parent."""
-    out = []
-    for d in gc.get_referrers(m):
-        if not isinstance(d, dict) or not any(v is m for v in d.values()):
-            continue
-        for o in gc.get_referrers(d):
-            if isinstance(o, nn.Module):
-                if o.__dict__.get("_modules") is d:
-                    out.append(o)
-            elif isinstance(o, dict) and o.get("_modules") is d:
-                # (an instance whose __dict__ is a dict of its own)
-                out.extend(p for p in gc.get_referrers(o)
-                           if isinstance(p, nn.Module) and p.__dict__ is o)
+def _parents(ms):
+    """The modules that hold one of the modules ms among their children
+    (in their _modules), found through the garbage collector's referrers
+    (a module has no link to its parent): a scan of every object tracked
+    per call of gc.get_referrers, so every module of ms at once, and a
+    dict only where it can be a _modules (modules and None in it)."""
+    ids = {id(m) for m in ms}
+    dicts = [d for d in gc.get_referrers(*ms)
+             if isinstance(d, dict) and any(id(v) in ids for v in d.values())
+             and all(v is None or isinstance(v, nn.Module)
+                     for v in d.values())]
+    if not dicts:
+        return []
+    held = {id(d) for d in dicts}
+    out, owned = [], []
+    for o in gc.get_referrers(*dicts):
+        if isinstance(o, nn.Module):
+            if id(o.__dict__.get("_modules")) in held:
+                out.append(o)
+        elif isinstance(o, dict) and id(o.get("_modules")) in held:
+            owned.append(o)  # an instance's __dict__, a dict of its own
+    if owned:
+        ids = {id(o) for o in owned}
+        out.extend(p for p in gc.get_referrers(*owned)
+                   if isinstance(p, nn.Module) and id(p.__dict__) in ids)
     return out
 
 
@@ -1483,14 +1492,13 @@ def _config_root(model, c):
     root, seen, todo = model, {id(model)}, [model]
     while todo:  # outward, a generation at a time
         up = []
-        for m in todo:
-            for p in _parents(m):
-                if id(p) not in seen:
-                    seen.add(id(p))
-                    up.append(p)
-                    pc = _hf_config(p)
-                    if pc is not None and _holds_config(pc, c):
-                        root = p
+        for p in _parents(todo):
+            if id(p) not in seen:
+                seen.add(id(p))
+                up.append(p)
+                pc = _hf_config(p)
+                if pc is not None and _holds_config(pc, c):
+                    root = p
         todo = up
     return root
 
