@@ -12,7 +12,9 @@
  * the same exp(u) node.
  *
  * Conventions where a function is not differentiable (docs/language.md):
- *   abs'(0) = sign(0) = 0;  sign' = 0;  comparisons and conditions have no
+ *   abs'(0) = sign(0) = 0;  sign' = 0 (but an odd extension sign(u)
+ *   g(|u|), continuous at 0, has g'(0) u' there: mul_odd);  comparisons
+ *   and conditions have no
  *   derivative; `if c then a else b` differentiates each branch, not c;
  *   min(a, b) sends the gradient to the operand it returns: b where b < a,
  *   else a (so a tie goes to the first operand); max likewise;
@@ -509,9 +511,109 @@ static dnc_node *mul_quotient(dctx *d, dnc_node *const *a, dnc_node *const *da)
   return NULL;
 }
 
+/* Does n depend on the variable only through abs(u)? seen[id]: 1 yes
+ * (n is abs(u) or above it), 2 no; 0 not yet known. A node whose
+ * derivative is NULL (independent of the variable, or sign(u), a
+ * condition) is not marked: it is left as it is. *ab is set to the
+ * abs(u) node. */
+static int via_abs(dctx *d, const dnc_node *n, const dnc_node *u,
+                   const dnc_node **ab, unsigned char *seen, int depth,
+                   int *budget)
+{
+  if (n->op == OP_ABS && n->arg[0] == u) {
+    *ab = n;
+    return seen[n->id] = 1;
+  }
+  if (!d->dv[n->id])
+    return 1;
+  if (seen[n->id])
+    return seen[n->id] == 1;
+  if (!n->nargs || depth > 64 || --*budget < 0)
+    return (seen[n->id] = 2) == 1;
+  for (int k = 0; k < n->nargs; k++)
+    if (!via_abs(d, n->arg[k], u, ab, seen, depth + 1, budget))
+      return (seen[n->id] = 2) == 1;
+  return seen[n->id] = 1;
+}
+
+/* sign(u) v, or c sign(u) v with c not depending on the variable, where v
+ * depends on the variable only through abs(u): the odd extension sign(x)
+ * g(|x|) of a function g of |x| (sign(x) log1p(abs(x)), sign(x) (1 -
+ * exp(-abs(x))), sign(x) abs(x)^p). The product rule gives sign(u) v' =
+ * sign(u)^2 g'(|u|) u', 0 at u = 0 by abs'(0) = sign(0) = 0 (NaN for
+ * abs(x)^p, p < 1: 0 times inf), while the function, continuous there
+ * where g(0) = 0, has the slope g'(0) u' on both sides: the symlog
+ * sign(x) log1p(|x|) had d/dx 0 at x = 0, not 1, so every element that
+ * was exactly 0 got no gradient. Its derivative is written g'(|u|) u':
+ * v's derivative taken with abs(u)' = u' (v' is that times sign(u)),
+ * equal to sign(u) v' wherever u is not 0; at u = 0 it is used where v
+ * is 0 there (f continuous), and 0 where not (a jump, sign' = 0 there as
+ * before). NULL where e is not of that shape. */
+static dnc_node *mul_odd(dctx *d, dnc_node *const *a, dnc_node *const *da)
+{
+  for (int k = 0; k < 2; k++) {
+    dnc_node *p = a[k], *v = a[1 - k];
+    if (da[k] || !da[1 - k])
+      continue;
+    /* p = c sign(u), c made of p's other factors */
+    const dnc_node *s = p;
+    while (s->op == OP_NEG || (s->op == OP_MUL && (s->arg[0]->op == OP_CONST ||
+                                                   s->arg[0]->op == OP_PARAM)))
+      s = s->op == OP_NEG ? s->arg[0] : s->arg[1];
+    if (s->op != OP_SIGN || !d->dv[s->arg[0]->id])
+      continue;
+    dnc_node *c = factor_out(d, p, s, 0);
+    if (!c)
+      continue;
+    dnc_arena *scratch = dnc_arena_new();
+    uint32_t n, m = v->id + 1;
+    unsigned char *seen = dnc_arena_alloc(scratch, m);
+    memset(seen, 0, m);
+    const dnc_node *ab = NULL;
+    int budget = 4096;
+    dnc_node *w = NULL;
+    if (via_abs(d, v, s->arg[0], &ab, seen, 0, &budget) && ab) {
+      dnc_node **sch = dnc_schedule(d->g, scratch, v, &n);
+      dctx sub = {d->g, d->wrt, NULL, NULL, m, scratch, 0};
+      sub.dv = dnc_arena_alloc(scratch, sizeof *sub.dv * m);
+      sub.done = dnc_arena_alloc(scratch, m);
+      memset(sub.done, 0, m);
+      for (uint32_t i = 0; i < n && !d->g->over; i++) {
+        dnc_node *t = sch[i];
+        dnc_node *dt;
+        if (t == ab)
+          dt = d->dv[s->arg[0]->id]; /* abs(u)' taken as u' */
+        else if (seen[t->id] != 1)
+          dt = d->dv[t->id]; /* below abs(u), or not depending on it */
+        else {
+          dnc_node *dta[3] = {NULL, NULL, NULL};
+          for (int j = 0; j < t->nargs; j++)
+            dta[j] = sub.dv[t->arg[j]->id];
+          dt = rules[t->op](&sub, t, t->arg, dta);
+        }
+        sub.dv[t->id] = dt;
+        sub.done[t->id] = 1;
+      }
+      w = d->g->over ? NULL : sub.dv[v->id];
+    }
+    dnc_arena_free(scratch);
+    if (!w)
+      continue;
+    /* at u = 0 with v not 0 (sign(x) (1 + abs(x)), a jump) the
+     * convention sign' = 0 stays: 0 there */
+    dnc_node *u = s->arg[0];
+    dnc_node *jump = S(OP_AND, S(OP_EQ, u, K(0.0)), S(OP_NE, v, K(0.0)));
+    return mul(d, c, dnc_simp(d->g, OP_SELECT, jump, K(0.0), w));
+  }
+  return NULL;
+}
+
 RULE(df_mul)
 {
-  dnc_node *r = mul_isru(d, a, da);
+  dnc_node *r = mul_odd(d, a, da);
+  if (r)
+    return r;
+  r = mul_isru(d, a, da);
   if (!r)
     r = mul_quotient(d, a, da);
   if (!r)

@@ -228,6 +228,20 @@ static void test_conventions(void)
       {"fn f(x) = log(cosh(x))", 1000.0, 1.0, "log(cosh)'(1000) = tanh(1000) = 1"},
       {"fn f(x) = log(sigmoid(x))", -1000.0, 1.0, "log(sigmoid)'(-1000) = 1"},
       {"fn f(x) = log(sigmoid(x))", 3.0, 0.04742587317756678, "log(sigmoid)'(3) = sigmoid(-3)"},
+      /* an odd extension sign(x) g(|x|), continuous at 0, has the slope
+       * g'(0) there, not sign(0)^2 g'(0) = 0 (NaN for |x|^p, p < 1) */
+      {"fn f(x) = sign(x) * log1p(abs(x))", 0.0, 1.0, "symlog: slope 1 at 0"},
+      {"fn f(x) = sign(x) * log1p(abs(x))", -0.0, 1.0, "symlog: slope 1 at -0"},
+      {"fn f(x) = sign(x) * log1p(abs(x))", -3.0, 0.25, "symlog: 1 / (1 + |x|) at -3"},
+      {"fn f(x; a = 2) = 2 * sign(x) * (1 - exp(-a * abs(x)))", 0.0, 4.0,
+       "c sign(x) g(|x|): c g'(0) at 0"},
+      {"fn f(x) = -sign(x) * expm1(-abs(x))", 0.0, 1.0, "-sign(x) expm1(-|x|): 1 at 0"},
+      {"fn f(x; a = 3) = sign(x) * log1p(a * abs(x)) / a", 0.0, 1.0, "sign(x) log1p(a |x|) / a: 1 at 0"},
+      {"fn f(x) = sign(x) * abs(x)^0.5", 0.0, INFINITY, "sign(x) |x|^0.5: inf at 0, not NaN"},
+      {"fn f(x) = sign(x) * abs(x)^0.5", 4.0, 0.25, "sign(x) |x|^0.5: 0.25 at 4"},
+      {"fn f(x) = sign(x) * (1 + abs(x))", 0.0, 0.0, "sign(x) (1 + |x|), a jump at 0: sign' = 0 there"},
+      {"fn f(x) = sign(x) * (1 + abs(x))", -2.0, 1.0, "sign(x) (1 + |x|): 1 beside it"},
+      {"fn f(x) = sign(x) * (abs(x) + x)", 0.0, 0.0, "sign(x) (|x| + x): the product rule's"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
     dnc_mod *m = build(cases[i].src);
