@@ -458,6 +458,11 @@ static void test_conventions(void)
       {"fn f(x; a = 2) = log1p(a * x) / a", -0.001, 2, -5.0133633974669417e-7},
       {"fn f(x; a = 2) = log1p(a * x) / a", 0.1, 2, -0.0039137225318219903},
       {"fn f(x; a = 2) = log1p(a * x) / a", 3, 2, -0.27219182297811404},
+      /* the odd extension, k g(u) / b with k = sign(x) */
+      {"fn f(x; a = 2) = sign(x) * log1p(a * abs(x)) / a", 1e-6, 2, -4.9999866666966662e-13},
+      {"fn f(x; a = 2) = sign(x) * log1p(a * abs(x)) / a", -1e-6, 2, 4.9999866666966662e-13},
+      {"fn f(x; a = 2) = sign(x) * log1p(a * abs(x)) / a", -3, 2, 0.27219182297811404},
+      {"fn f(x; a = 2) = sign(x) * tanh(a * abs(x)) / a", -1e-6, 2, 1.3333333333290667e-18},
       {"fn f(x; a = 2) = sin(a * x) / a", 1e-6, 2, -6.6666666666639991e-19},
       {"fn f(x; a = 2) = sin(a * x) / a", 0.001, 2, -6.6666640000003814e-10},
       {"fn f(x; a = 2) = sin(a * x) / a", 0.2, 2, -0.0052484861768741155},
