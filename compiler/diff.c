@@ -40,6 +40,7 @@ typedef struct dctx {
   uint32_t nids;
   dnc_arena *scratch; /* dv and done, grown by made() */
   int budget;         /* node visits left to pdeg() and resid() */
+  int odd;            /* mul_odd()s left to this pass (0 in its own) */
 } dctx;
 
 typedef dnc_node *(*rule_fn)(dctx *d, dnc_node *e, dnc_node *const *a,
@@ -511,6 +512,9 @@ static dnc_node *mul_quotient(dctx *d, dnc_node *const *a, dnc_node *const *da)
   return NULL;
 }
 
+/* mul_odd()s in one derivative: each costs a pass over its v */
+#define ODD_LIMIT 256
+
 /* Does n depend on the variable only through abs(u)? seen[id]: 1 yes
  * (n is abs(u) or above it), 2 no; 0 not yet known. A node whose
  * derivative is NULL (independent of the variable, or sign(u), a
@@ -551,7 +555,7 @@ static int via_abs(dctx *d, const dnc_node *n, const dnc_node *u,
  * before). NULL where e is not of that shape. */
 static dnc_node *mul_odd(dctx *d, dnc_node *const *a, dnc_node *const *da)
 {
-  for (int k = 0; k < 2; k++) {
+  for (int k = 0; k < 2 && d->odd > 0; k++) {
     dnc_node *p = a[k], *v = a[1 - k];
     if (da[k] || !da[1 - k])
       continue;
@@ -565,6 +569,7 @@ static dnc_node *mul_odd(dctx *d, dnc_node *const *a, dnc_node *const *da)
     dnc_node *c = factor_out(d, p, s, 0);
     if (!c)
       continue;
+    d->odd--;
     dnc_arena *scratch = dnc_arena_new();
     uint32_t n, m = v->id + 1;
     unsigned char *seen = dnc_arena_alloc(scratch, m);
@@ -574,7 +579,10 @@ static dnc_node *mul_odd(dctx *d, dnc_node *const *a, dnc_node *const *da)
     dnc_node *w = NULL;
     if (via_abs(d, v, s->arg[0], &ab, seen, 0, &budget) && ab) {
       dnc_node **sch = dnc_schedule(d->g, scratch, v, &n);
-      dctx sub = {d->g, d->wrt, NULL, NULL, m, scratch, 0};
+      /* no mul_odd within: there the derivatives are by |u|, not by the
+       * variable, and an inner sign(u) g(|u|)'s is sign(u) g'(|u|) (the
+       * product rule's), where mul_odd would drop the sign(u) */
+      dctx sub = {d->g, d->wrt, NULL, NULL, m, scratch, 0, 0};
       sub.dv = dnc_arena_alloc(scratch, sizeof *sub.dv * m);
       sub.done = dnc_arena_alloc(scratch, m);
       memset(sub.done, 0, m);
@@ -1593,7 +1601,7 @@ dnc_node *dnc_diff(dnc_dag *g, dnc_node *root, int wrt)
   dnc_arena *scratch = dnc_arena_new();
   uint32_t n;
   dnc_node **s = dnc_schedule(g, scratch, root, &n);
-  dctx d = {g, wrt, NULL, NULL, root->id + 1, scratch, 0};
+  dctx d = {g, wrt, NULL, NULL, root->id + 1, scratch, 0, ODD_LIMIT};
   d.dv = dnc_arena_alloc(scratch, sizeof *d.dv * ((size_t)root->id + 1));
   d.done = dnc_arena_alloc(scratch, (size_t)root->id + 1);
   for (uint32_t i = 0; i < n && !g->over; i++) {

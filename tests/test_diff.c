@@ -242,6 +242,12 @@ static void test_conventions(void)
       {"fn f(x) = sign(x) * (1 + abs(x))", 0.0, 0.0, "sign(x) (1 + |x|), a jump at 0: sign' = 0 there"},
       {"fn f(x) = sign(x) * (1 + abs(x))", -2.0, 1.0, "sign(x) (1 + |x|): 1 beside it"},
       {"fn f(x) = sign(x) * (abs(x) + x)", 0.0, 0.0, "sign(x) (|x| + x): the product rule's"},
+      /* nested: the inner one, differentiated by |x| in the outer's v,
+       * keeps its sign(x) (it lost it: the wrong sign for x < 0) */
+      {"fn f(x) = sign(x) * log1p(abs(sign(x) * log1p(abs(x))))", -1.0, 0.2953080545748206,
+       "nested odd extensions: the right sign at -1"},
+      {"fn f(x) = sign(x) * log1p(abs(sign(x) * log1p(abs(x))))", 2.0, 0.1588351193468348,
+       "nested odd extensions at 2"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
     dnc_mod *m = build(cases[i].src);
