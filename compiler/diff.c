@@ -976,7 +976,8 @@ static dnc_node *minus_tangent(dctx *d, dnc_node *g, dnc_node *over)
   dnc_node *u = g->arg[0], *one = K(1.0);
   if (g->op == OP_SOFTPLUS) {
     dnc_node *v = S(OP_NEG, S(OP_ABS, u, NULL), NULL);
-    dnc_node *r = S(OP_SUB, S(OP_SOFTPLUS, v, NULL), S(OP_MUL, v, S(OP_SIGMOID, v, NULL)));
+    dnc_node *sv = S(OP_SIGMOID, v, NULL);
+    dnc_node *r = S(OP_SUB, S(OP_SOFTPLUS, v, NULL), zero_where(d, sv, S(OP_MUL, v, sv)));
     return over ? S(OP_DIV, S(OP_DIV, r, over), over) : r;
   }
   for (size_t i = 0; i < sizeof scale_series / sizeof *scale_series; i++) {
@@ -989,7 +990,9 @@ static dnc_node *minus_tangent(dctx *d, dnc_node *g, dnc_node *over)
       poly = S(OP_ADD, K(scale_series[i].c[k]), S(OP_MUL, t, poly));
     dnc_node *gp = rules[g->op](d, g, &u, &one);
     dnc_node *small = S(OP_LT, S(OP_ABS, u, NULL), K(scale_series[i].lim));
-    dnc_node *series, *diff = S(OP_SUB, g, S(OP_MUL, u, gp));
+    /* u g'(u) is 0 where g' is (inf * 0 = NaN where u overflowed: atan(a
+     * x) / a by a at a x = inf, 3e38 in f32, was NaN, not -pi / (2 a^2)) */
+    dnc_node *series, *diff = S(OP_SUB, g, zero_where(d, gp, S(OP_MUL, u, gp)));
     if (over) { /* divided by over^2, over of u's degree (x / erf(x)'s
                  * erf(x)): (u / over)^2 u^(n-2) P, not u^n P / over^2,
                  * whose u^3 underflowed in f32 from |u| = 1e-13 */
