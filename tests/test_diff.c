@@ -277,6 +277,25 @@ static void test_conventions(void)
               "%s: f''(%g) keeps its digits", second[i].src, second[i].x);
     dnc_mod_free(m);
   }
+  /* d/dp (beta + t)^p with beta a parameter: log(beta) + log1p(t / beta),
+   * not the log of the rounded sum (0 at x = 1e-20, where it is -1e-60) */
+  {
+    dnc_mod *m = build("fn f(x; beta = 1, p = 0.5) = x / (beta + x^2)^p");
+    dnc_node *d = dnc_derivative(&m->dag, m->fns[0]->body, 1);
+    double p[2] = {1, 0.5};
+    double v = (double)at(m, d, 1e-20, p, 2, -1, 0);
+    ok(fabs(v / -1e-60 - 1) <= 1e-14, "x / (beta + x^2)^p by p at 1e-20: %g, want -1e-60", v);
+    v = (double)at(m, d, 1e-3, p, 2, -1, 0);
+    ok(fabs(v / -9.9999900000095834e-10 - 1) <= 1e-14,
+       "x / (beta + x^2)^p by p at 1e-3: %.17g, want -9.9999900000095834e-10", v);
+    is_double((double)at(m, d, 3, p, 2, -1, 0), -2.1844240200635405, 1e-14,
+              "x / (beta + x^2)^p by p at 3");
+    p[0] = -1; /* the log of the sum: NaN where it is negative */
+    is_double((double)at(m, d, 3, p, 2, -1, 0), -2.2055808228042313, 1e-14,
+              "x / (beta + x^2)^p by p at 3, beta = -1");
+    is_double((double)at(m, d, 0.5, p, 2, -1, 0), NAN, 0, "... at 0.5, beta = -1: NaN");
+    dnc_mod_free(m);
+  }
   /* x rsqrt(1 + x^2)' = 1 / (v sqrt(v)), as for x / sqrt(1 + x^2): the
    * product rule's rsqrt(v) - x^2 rsqrt(v) / v cancelled, 1e-3 relative
    * at 1e8 even in long double (relative comparisons: the values are
