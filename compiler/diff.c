@@ -40,7 +40,7 @@ typedef struct dctx {
   uint32_t nids;
   dnc_arena *scratch; /* dv and done, grown by made() */
   int budget;         /* node visits left to pdeg() and resid() */
-  int odd;            /* mul_odd()s left to this pass (0 in its own) */
+  int odd;            /* mul_odd() is used (not within its own pass) */
 } dctx;
 
 typedef dnc_node *(*rule_fn)(dctx *d, dnc_node *e, dnc_node *const *a,
@@ -512,9 +512,6 @@ static dnc_node *mul_quotient(dctx *d, dnc_node *const *a, dnc_node *const *da)
   return NULL;
 }
 
-/* mul_odd()s in one derivative: each costs a pass over its v */
-#define ODD_LIMIT 256
-
 /* Does n depend on the variable only through abs(u)? seen[id]: 1 yes
  * (n is abs(u) or above it), 2 no; 0 not yet known. A node whose
  * derivative is NULL (independent of the variable, or sign(u), a
@@ -555,7 +552,7 @@ static int via_abs(dctx *d, const dnc_node *n, const dnc_node *u,
  * before). NULL where e is not of that shape. */
 static dnc_node *mul_odd(dctx *d, dnc_node *const *a, dnc_node *const *da)
 {
-  for (int k = 0; k < 2 && d->odd > 0; k++) {
+  for (int k = 0; k < 2 && d->odd; k++) {
     dnc_node *p = a[k], *v = a[1 - k];
     if (da[k] || !da[1 - k])
       continue;
@@ -569,7 +566,8 @@ static dnc_node *mul_odd(dctx *d, dnc_node *const *a, dnc_node *const *da)
     dnc_node *c = factor_out(d, p, s, 0);
     if (!c)
       continue;
-    d->odd--;
+    /* a pass over v, each: 15000 of them in one sum, the most the limits
+     * on nodes allow, take 0.2 s */
     dnc_arena *scratch = dnc_arena_new();
     uint32_t n, m = v->id + 1;
     unsigned char *seen = dnc_arena_alloc(scratch, m);
@@ -1617,7 +1615,7 @@ dnc_node *dnc_diff(dnc_dag *g, dnc_node *root, int wrt)
   dnc_arena *scratch = dnc_arena_new();
   uint32_t n;
   dnc_node **s = dnc_schedule(g, scratch, root, &n);
-  dctx d = {g, wrt, NULL, NULL, root->id + 1, scratch, 0, ODD_LIMIT};
+  dctx d = {g, wrt, NULL, NULL, root->id + 1, scratch, 0, 1};
   d.dv = dnc_arena_alloc(scratch, sizeof *d.dv * ((size_t)root->id + 1));
   d.done = dnc_arena_alloc(scratch, (size_t)root->id + 1);
   for (uint32_t i = 0; i < n && !g->over; i++) {

@@ -277,6 +277,19 @@ static void test_conventions(void)
               "%s: f''(%g) keeps its digits", second[i].src, second[i].x);
     dnc_mod_free(m);
   }
+  /* every odd extension of a sum gets its slope at 0, not the first
+   * 256 only (a limit on their number, since dropped) */
+  {
+    char *src = malloc(20000);
+    size_t n = (size_t)sprintf(src, "fn f(x) = ");
+    for (int i = 1; i <= 300; i++)
+      n += (size_t)sprintf(src + n, "%ssign(x) * log1p(%d * abs(x))", i > 1 ? " + " : "", i);
+    dnc_mod *m = build(src);
+    dnc_node *d = dnc_diff(&m->dag, m->fns[0]->body, DNC_WRT_X);
+    is_double(eval_node(m, d, 0.0), 45150.0, 1e-15, "300 odd extensions summed: slope 45150 at 0");
+    dnc_mod_free(m);
+    free(src);
+  }
   /* d/dp (beta + t)^p with beta a parameter: log(beta) + log1p(t / beta),
    * not the log of the rounded sum (0 at x = 1e-20, where it is -1e-60) */
   {
