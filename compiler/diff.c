@@ -715,8 +715,8 @@ static dnc_node *div_homogeneous(dctx *d, dnc_node *const *a, dnc_node *const *d
 
 /* a / hypot(c, a) (either order), the inverse square root unit written
  * with hypot: the derivative is c (a' c - a c') / h^3, computed
- * (c / h) ((a' c - a c') / h) / h, which neither overflows (|c/h| <= 1)
- * nor cancels; the quotient rule's 1 - (a/h)^2 lost every digit where
+ * (c / h) ((a' / h) c - (a / h) c') / h, which neither overflows (|c/h|
+ * and |a/h| <= 1) nor cancels; the quotient rule's 1 - (a/h)^2 lost every digit where
  * |a| >> |c| (0 from |x| = 1e4 in f32, 1e8 in f64). NULL when b is not
  * of that shape. */
 static dnc_node *div_hypot(dctx *d, dnc_node *const *a, dnc_node *const *da)
@@ -728,10 +728,14 @@ static dnc_node *div_hypot(dctx *d, dnc_node *const *a, dnc_node *const *da)
     if (!related(d, h->arg[k], a[0]))
       continue;
     dnc_node *c = h->arg[1 - k];
-    dnc_node *num = cross(d, a[0], da[0], c, 1);
+    /* (a' / h) c - (a / h) c': a' c overflowed where a' is the input
+     * (d/da of a x / hypot(c, a x) at x = 3e38, c = 1.5 in f32 was inf,
+     * not 7e-77) */
+    dnc_node *num = sub(d, mul(d, S(OP_DIV, da[0], h), c),
+                        mul(d, S(OP_DIV, a[0], h), d->dv[c->id]));
     if (!num)
       return K(0.0);
-    return S(OP_DIV, S(OP_MUL, S(OP_DIV, c, h), S(OP_DIV, num, h)), h);
+    return S(OP_DIV, S(OP_MUL, S(OP_DIV, c, h), num), h);
   }
   return NULL;
 }

@@ -8,7 +8,8 @@ function a researcher writes, against their true values:
 - a parameter scaling input and output (atan(a x) / a, softplus(b x) / b,
   cap tanh(x / cap), g erf(x / g)) where a x overflows the float (x =
   3e38 in float32): g - u g'(u) was inf * 0 = NaN there, where the true
-  derivative is finite.
+  derivative is finite; and a x / hypot(c, a x) by a, whose x c
+  overflowed (inf, where it is 7e-77).
 
 Through the NumPy API (dnc.Function.backward: the JIT's backward
 kernels) in float32, float64 and bfloat16."""
@@ -67,6 +68,7 @@ fn sp(x; b = 2) = softplus(b * x) / b
 fn cap(x; cap = 0.25) = cap * tanh(x / cap)
 fn er(x; g = 0.25) = g * erf(x / g)
 fn th(x; a = 2) = tanh(a * x) / a
+fn hy(x; a = 0.7, c = 1.5) = a * x / hypot(c, a * x)
 """
 
 
@@ -87,3 +89,8 @@ def test_scaled_parameter_where_the_argument_overflows(dtype):
             g = float(grads[p])
             assert not math.isnan(g), (name, p, s)
             assert abs(g - s * w) <= 1e-3 * abs(w) + 1e-12, (name, p, s, g)
+    # a x / hypot(c, a x) by a: c^2 x / h^3, 7e-77 (0 in float32); a' c
+    # = x c overflowed, inf
+    for i in range(2):
+        _, grads = m["hy"].backward(x[i:i + 1], dy[i:i + 1])
+        assert grads["a"] == 0.0, grads
