@@ -1904,7 +1904,8 @@ def fit_initial(model, fn, batches, module=None, *, kind="all",
     solver is dnc's own (Function.fit: `dnc fit`'s Levenberg-Marquardt with
     the symbolic Jacobian, in libdnc); a site where it cannot fit (f not
     finite at a point, a parameter the points do not determine) is a
-    ValueError naming it, one that did not converge a warning."""
+    ValueError naming it, one that did not converge a warning. The model
+    runs in eval mode, and every module is put back in the mode it had."""
     fn = _dt.resolve(fn, module)
     scalar = [p.name for p in fn.params if p.kind == "scalar"]
     names = list(params) if params is not None else scalar
@@ -1964,7 +1965,13 @@ def fit_initial(model, fn, batches, module=None, *, kind="all",
             hooks.append(m.register_forward_hook(hook, with_kwargs=True))
         except TypeError:
             hooks.append(m.register_forward_hook(hook))
-    was = model.training
+    # each module's own mode, put back as it was: model.train(was) had
+    # set every submodule to the model's mode, so a block the caller kept
+    # in eval mode in a training model (a frozen backbone, its dropout and
+    # batch norms' statistics off) trained in train mode after the fit.
+    # Put back through train() (parents first: it sets a module's
+    # subtree), as a module overriding it may do more than set the flag
+    modes = [(m, m.training) for m in model.modules()]
     model.eval()
     try:
         with torch.no_grad():
@@ -1978,7 +1985,9 @@ def fit_initial(model, fn, batches, module=None, *, kind="all",
     finally:
         for h in hooks:
             h.remove()
-        model.train(was)
+        for m, was in modes:
+            if m.training != was:
+                m.train(was)
     gen = np.random.default_rng(seed)
     start = {p.name: p.default for p in fn.params}
     out = {}
