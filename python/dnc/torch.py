@@ -32,6 +32,7 @@ import math
 import numbers
 import os
 import re
+import struct as _struct
 import sys
 import threading
 import typing
@@ -721,11 +722,78 @@ def _full(v, x):
     return v if v.shape == x.shape else v.expand(x.shape)
 
 
+def _f32_inexact(v):
+    """v, a Python float, is not a float32 value (rounds, or overflows)."""
+    if type(v) is not float or v != v or v in (math.inf, -math.inf):
+        return False
+    if abs(v) > 3.4028234663852886e38:
+        return True
+    return _struct.unpack("f", _struct.pack("f", v))[0] != v
+
+
+class _ExactConstants(torch.overrides.TorchFunctionMode):
+    """The form's Python numbers as float64 tensors (lifted constants),
+    where they are no float32 value: the dynamo ONNX exporter writes
+    a Python number, torch.full's and full_like's fill values
+    included, as a float32 constant cast to the graph's float64
+    (PyTorch 2.15, onnxscript 0.7: 0.1 * x became 0.10000000149 *
+    x, x > 0.1 true at x = 0.1000000001, 1e300 inf and 2^-340 0);
+    a tensor constant is written as it is."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if not any(_f32_inexact(a) for a in
+                   list(args) + list(kwargs.values())):
+            return func(*args, **kwargs)
+        if func in (torch.full_like, torch.full):
+            like = args[0]
+            c = args[1] if len(args) > 1 else kwargs.pop("fill_value")
+            dt = kwargs.get("dtype") or (like.dtype if func is
+                                         torch.full_like else
+                                         torch.get_default_dtype())
+            dev = kwargs.get("device") or (like.device if func is
+                                           torch.full_like else None)
+            t = torch.tensor(c, dtype=dt, device=dev)
+            zero = torch.zeros_like(like, dtype=dt) \
+                if func is torch.full_like else \
+                torch.zeros(like, dtype=dt, device=dev)
+            return zero + t
+        if func is torch.addcmul and "value" in kwargs:
+            v = kwargs.pop("value")
+            a, b, c = args
+            return a + torch.tensor(v, dtype=b.dtype,
+                                    device=b.device) * b * c
+
+        def exact(a, like):
+            return torch.tensor(a, dtype=torch.float64,
+                                device=like.device) \
+                if _f32_inexact(a) else a
+        like = next((a for a in list(args) + list(kwargs.values())
+                     if isinstance(a, torch.Tensor)), None)
+        if like is None:
+            return func(*args, **kwargs)
+        return func(*[exact(a, like) for a in args],
+                    **{k: exact(v, like) for k, v in kwargs.items()})
+
+
+def _exact_constants(ct):
+    """_ExactConstants where it is needed: the dynamo ONNX exporter (the
+    legacy one, which traces with torch.jit, writes float64 constants as
+    they are) in a float64 graph. Not in decompositions(): a tensor
+    made there is refused by run_decompositions (not functional)."""
+    if ct == torch.float64 and _onnx_exporting() and \
+            not torch.jit.is_tracing():
+        return _ExactConstants()
+    return contextlib.nullcontext()
+
+
 def _dec_forward(form, x, gamma, beta, params):
     ct = _compute_dtype(x)
     xc = x.to(ct)
     ps = [p.to(ct) for p in params]
-    y = _full(form[0](xc, *ps), xc)
+    with _exact_constants(ct):
+        y = form[0](xc, *ps)
+    y = _full(y, xc)
     if gamma is not None:
         y = y * gamma.to(ct)
     if beta is not None:
