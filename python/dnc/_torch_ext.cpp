@@ -284,7 +284,10 @@ struct layer {
 // without it)
 struct nogil {
   PyThreadState *state;
-  nogil() : state(PyGILState_Check() ? PyEval_SaveThread() : nullptr) {}
+  explicit nogil(bool release = true)
+      : state(release && PyGILState_Check() ? PyEval_SaveThread() : nullptr)
+  {
+  }
   ~nogil()
   {
     if (state)
@@ -317,12 +320,18 @@ template <typename R, typename... A> R call_python(py::object *f, A &&...args)
 }
 
 // y by the layer forward: over the last dimension, or (cm) over
-// dimension 1 by the channel-major kernel; y is contiguous, of x's shape
+// dimension 1 by the channel-major kernel; y is contiguous, of x's shape.
+// release: let go of the GIL for the kernel where this thread holds it
+// (the calls from Python); not in the operator's kernel (cpu_forward),
+// whose caller holding the GIL means to hold it: AOTInductor's loaded
+// model (aoti_load_package) runs with it, and another thread's call of
+// that model waits for it holding the GIL, so that taking it back here
+// waited for ever (a model served from two threads hung at once)
 at::Tensor kernel_forward(int64_t h, int64_t chan, bool cm,
                           const at::Tensor &x,
                           const std::optional<at::Tensor> &gamma,
                           const std::optional<at::Tensor> &beta,
-                          at::TensorList params)
+                          at::TensorList params, bool release = true)
 {
   types ty = types_of(x.scalar_type());
   at::Tensor y = empty(x.sizes(), x.scalar_type());
@@ -334,7 +343,7 @@ at::Tensor kernel_forward(int64_t h, int64_t chan, bool cm,
   layer l(chan, chans, ty.ct, params, gamma, beta);
   dnc_status st;
   {
-    nogil released;
+    nogil released(release);
     st = cm ? layer_forward_cm((const dnc_function *)h, &tx, &tyv, chans,
                                &l.lay)
             : layer_forward((const dnc_function *)h, &tx, &tyv, &l.lay);
@@ -712,7 +721,7 @@ at::Tensor cpu_forward(const at::Tensor &x,
   int64_t h, chan;
   if (x.dim() > 0 && find_function(source, name, threads, ps.size(), h, chan) &&
       plain_args(chan, x.size(-1), x, weight, bias, ps))
-    return kernel_forward(h, chan, false, x, weight, bias, params);
+    return kernel_forward(h, chan, false, x, weight, bias, params, false);
   return call_python<at::Tensor>(py_forward, x, weight, bias, ps, source,
                                  name, threads);
 }
