@@ -537,6 +537,27 @@ static int via_abs(dctx *d, const dnc_node *n, const dnc_node *u,
   return seen[n->id] = 1;
 }
 
+/* a factor sign(u) of p, u depending on the variable, found through p's
+ * products, negations and numerators, or NULL */
+static const dnc_node *sign_factor(dctx *d, const dnc_node *p, int depth)
+{
+  if (p->op == OP_SIGN)
+    return d->dv[p->arg[0]->id] ? p : NULL;
+  if (depth > 8)
+    return NULL;
+  switch (p->op) {
+  case OP_NEG:
+  case OP_DIV:
+    return sign_factor(d, p->arg[0], depth + 1);
+  case OP_MUL: {
+    const dnc_node *s = sign_factor(d, p->arg[0], depth + 1);
+    return s ? s : sign_factor(d, p->arg[1], depth + 1);
+  }
+  default:
+    return NULL;
+  }
+}
+
 /* sign(u) v, or c sign(u) v with c not depending on the variable, where v
  * depends on the variable only through abs(u): the odd extension sign(x)
  * g(|x|) of a function g of |x| (sign(x) log1p(abs(x)), sign(x) (1 -
@@ -556,12 +577,10 @@ static dnc_node *mul_odd(dctx *d, dnc_node *const *a, dnc_node *const *da)
     dnc_node *p = a[k], *v = a[1 - k];
     if (da[k] || !da[1 - k])
       continue;
-    /* p = c sign(u), c made of p's other factors */
-    const dnc_node *s = p;
-    while (s->op == OP_NEG || (s->op == OP_MUL && (s->arg[0]->op == OP_CONST ||
-                                                   s->arg[0]->op == OP_PARAM)))
-      s = s->op == OP_NEG ? s->arg[0] : s->arg[1];
-    if (s->op != OP_SIGN || !d->dv[s->arg[0]->id])
+    /* p = c sign(u), c made of p's other factors, in any order (sign(x)
+     * a, a b sign(x), -a sign(x), sign(x) / a, exp(a) sign(x)) */
+    const dnc_node *s = sign_factor(d, p, 0);
+    if (!s)
       continue;
     dnc_node *c = factor_out(d, p, s, 0);
     if (!c)

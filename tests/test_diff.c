@@ -242,6 +242,14 @@ static void test_conventions(void)
       {"fn f(x) = sign(x) * (1 + abs(x))", 0.0, 0.0, "sign(x) (1 + |x|), a jump at 0: sign' = 0 there"},
       {"fn f(x) = sign(x) * (1 + abs(x))", -2.0, 1.0, "sign(x) (1 + |x|): 1 beside it"},
       {"fn f(x) = sign(x) * (abs(x) + x)", 0.0, 0.0, "sign(x) (|x| + x): the product rule's"},
+      /* c's factors in any order and of any form: sign(x) a, a b sign(x),
+       * -a sign(x), sign(x) / a, exp(a) sign(x) (0 at 0, as if a jump) */
+      {"fn f(x; a = 2) = sign(x) * a * expm1(-abs(x))", 0.0, -2.0, "sign(x) a g(|x|): a g'(0) at 0"},
+      {"fn f(x; a = 2) = -a * sign(x) * expm1(-a * abs(x))", 0.0, 4.0, "-a sign(x) g(|x|): 4 at 0"},
+      {"fn f(x; a = 2, b = 3) = a * b * sign(x) * log1p(abs(x))", -0.0, 6.0, "a b sign(x) g(|x|): 6 at -0"},
+      {"fn f(x; a = 2) = sign(x) / a * log1p(abs(x))", 0.0, 0.5, "sign(x) / a g(|x|): 1 / a at 0"},
+      {"fn f(x; a = 2) = exp(a) * sign(x) * tanh(abs(x))", 0.0, 7.38905609893065, "exp(a) sign(x) g(|x|): exp(a) at 0"},
+      {"fn f(x; a = 2) = sign(x) * a * log1p(abs(x))", -3.0, 0.5, "sign(x) a g(|x|) at -3"},
       /* nested: the inner one, differentiated by |x| in the outer's v,
        * keeps its sign(x) (it lost it: the wrong sign for x < 0) */
       {"fn f(x) = sign(x) * log1p(abs(sign(x) * log1p(abs(x))))", -1.0, 0.2953080545748206,
