@@ -1478,7 +1478,8 @@ def _holds_config(outer, c):
         if id(v) in seen:
             continue
         seen.add(id(v))
-        todo.extend(w for w in vars(v).values()
+        # (getattr: a config-like object with __slots__ has no vars())
+        todo.extend(w for w in getattr(v, "__dict__", {}).values()
                     if hasattr(w, "to_dict") and hasattr(w, "model_type"))
     return False
 
@@ -1496,8 +1497,15 @@ def _config_root(model, c):
             if id(p) not in seen:
                 seen.add(id(p))
                 up.append(p)
-                pc = _hf_config(p)
-                if pc is not None and _holds_config(pc, c):
+                # a module around model is any module, not one convert
+                # was given: one whose config cannot be read (a property
+                # that raises) is not a root, and convert goes on
+                try:
+                    pc = _hf_config(p)
+                    held = pc is not None and _holds_config(pc, c)
+                except Exception:
+                    held = False
+                if held:
                     root = p
         todo = up
     return root

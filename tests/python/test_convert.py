@@ -1283,6 +1283,52 @@ def test_convert_of_a_backbone_marks_the_model_around_it():
        "another model of the same config object is not marked")
 
 
+class RaisingConfigWrapper(nn.Module):
+    """A module around a backbone whose config property raises."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    @property
+    def config(self):
+        raise RuntimeError("made at fit time")
+
+
+class SlotsConfig:
+    __slots__ = ("model_type",)
+
+    def __init__(self):
+        self.model_type = "slots"
+
+    def to_dict(self):
+        return {}
+
+
+class SlotsConfigWrapper(nn.Module):
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+        self.config = SlotsConfig()
+
+
+def test_convert_of_a_backbone_inside_any_module():
+    """The search for the models around a converted backbone reads the
+    config of every module that holds it, modules convert was not given:
+    convert(w.inner, fn) of a backbone inside a wrapper whose config
+    property raises was that RuntimeError, and inside one whose
+    config-like object has __slots__ a TypeError (vars()), where convert
+    had converted it. Such a module is not a model around the backbone;
+    convert converts and marks the backbone's config."""
+    for cls in (RaisingConfigWrapper, SlotsConfigWrapper):
+        torch.manual_seed(0)
+        w = cls(TinyPretrained(TinyConfig()))
+        dt.convert(w.inner, "dyt")
+        ok(isinstance(w.inner.ln, dt.PointwiseNorm) and
+           w.inner.config.dnc_functions == [w.inner.ln._dnc_source],
+           cls.__name__ + ": converted and marked")
+
+
 def test_from_pretrained_refuses_a_model_converted_to_two_functions(
         tmp_path):
     """A model whose LayerNorms were converted to DyT and whose RMSNorms
