@@ -512,23 +512,52 @@ static dnc_node *mul_quotient(dctx *d, dnc_node *const *a, dnc_node *const *da)
   return NULL;
 }
 
-/* Does n depend on the variable only through abs(u)? seen[id]: 1 yes
- * (n is abs(u) or above it), 2 no; 0 not yet known. A node whose
- * derivative is NULL (independent of the variable, or sign(u), a
- * condition) is not marked: it is left as it is. *ab is set to the
- * abs(u) node. */
-static int via_abs(dctx *d, const dnc_node *n, const dnc_node *u,
+/* |k| where w is k u, k made of products, quotients and negations of
+ * nodes whose derivative is NULL (constants, parameters: abs(a x),
+ * abs(x / b), abs(-x)); NULL where w is not of that shape. 1 for u. */
+static dnc_node *abs_scale(dctx *d, dnc_node *w, const dnc_node *u, int depth)
+{
+  if (w == u)
+    return K(1.0);
+  if (depth > 8 || !d->dv[w->id])
+    return NULL;
+  dnc_node *y;
+  switch (w->op) {
+  case OP_NEG:
+    return abs_scale(d, w->arg[0], u, depth + 1);
+  case OP_MUL:
+    for (int k = 0; k < 2; k++)
+      if (!d->dv[w->arg[1 - k]->id] &&
+          (y = abs_scale(d, w->arg[k], u, depth + 1)))
+        return S(OP_MUL, y, S(OP_ABS, w->arg[1 - k], NULL));
+    return NULL;
+  case OP_DIV:
+    if (d->dv[w->arg[1]->id] || !(y = abs_scale(d, w->arg[0], u, depth + 1)))
+      return NULL;
+    return S(OP_DIV, y, S(OP_ABS, w->arg[1], NULL));
+  default:
+    return NULL;
+  }
+}
+
+/* Does n depend on the variable only through abs(u), or abs(k u) with k
+ * as abs_scale takes it? seen[id]: 1 yes (n is above such a node), 3 n
+ * is such a node, 2 no; 0 not yet known. A node whose derivative is
+ * NULL (independent of the variable, or sign(u), a condition) is not
+ * marked: it is left as it is. *ab is set to one such abs node. */
+static int via_abs(dctx *d, dnc_node *n, const dnc_node *u,
                    const dnc_node **ab, unsigned char *seen, int depth,
                    int *budget)
 {
-  if (n->op == OP_ABS && n->arg[0] == u) {
-    *ab = n;
-    return seen[n->id] = 1;
-  }
   if (!d->dv[n->id])
     return 1;
   if (seen[n->id])
-    return seen[n->id] == 1;
+    return seen[n->id] != 2;
+  if (n->op == OP_ABS && abs_scale(d, n->arg[0], u, 0)) {
+    *ab = n;
+    seen[n->id] = 3;
+    return 1;
+  }
   if (!n->nargs || depth > 64 || --*budget < 0)
     return (seen[n->id] = 2) == 1;
   for (int k = 0; k < n->nargs; k++)
@@ -606,8 +635,8 @@ static dnc_node *mul_odd(dctx *d, dnc_node *const *a, dnc_node *const *da)
       for (uint32_t i = 0; i < n && !d->g->over; i++) {
         dnc_node *t = sch[i];
         dnc_node *dt;
-        if (t == ab)
-          dt = d->dv[s->arg[0]->id]; /* abs(u)' taken as u' */
+        if (seen[t->id] == 3) /* abs(k u)' taken as |k| u' */
+          dt = mul(d, abs_scale(d, t->arg[0], s->arg[0], 0), d->dv[s->arg[0]->id]);
         else if (seen[t->id] != 1)
           dt = d->dv[t->id]; /* below abs(u), or not depending on it */
         else {

@@ -250,6 +250,13 @@ static void test_conventions(void)
       {"fn f(x; a = 2) = sign(x) / a * log1p(abs(x))", 0.0, 0.5, "sign(x) / a g(|x|): 1 / a at 0"},
       {"fn f(x; a = 2) = exp(a) * sign(x) * tanh(abs(x))", 0.0, 7.38905609893065, "exp(a) sign(x) g(|x|): exp(a) at 0"},
       {"fn f(x; a = 2) = sign(x) * a * log1p(abs(x))", -3.0, 0.5, "sign(x) a g(|x|) at -3"},
+      /* abs(k u) with k not depending on the variable, |k| abs(u):
+       * abs(a * x) as a * abs(x) (it had the product rule's 0 at 0) */
+      {"fn f(x; a = 2) = sign(x) * log1p(abs(a * x)) / a", 0.0, 1.0, "sign(x) log1p(|a x|) / a: 1 at 0"},
+      {"fn f(x; a = -2) = sign(x) * log1p(abs(a * x))", 0.0, 2.0, "sign(x) log1p(|a x|), a < 0: |a| at 0"},
+      {"fn f(x; a = -2) = sign(x) * log1p(abs(a * x))", -3.0, 2.0 / 7.0, "sign(x) log1p(|a x|) at -3"},
+      {"fn f(x; b = 4) = sign(x) * tanh(abs(x / b))", -0.0, 0.25, "sign(x) tanh(|x / b|): 1 / b at -0"},
+      {"fn f(x; a = 2) = sign(x) * (abs(x) + abs(a * x))", 0.0, 3.0, "abs(x) and abs(a x) in one v"},
       /* nested: the inner one, differentiated by |x| in the outer's v,
        * keeps its sign(x) (it lost it: the wrong sign for x < 0) */
       {"fn f(x) = sign(x) * log1p(abs(sign(x) * log1p(abs(x))))", -1.0, 0.2953080545748206,
