@@ -1869,12 +1869,18 @@ def _pointwise(x, fn, weight, bias, module, threads, params):
                 ref = x
     weight, bias = (_as_tensor(v, n, x, ct) for n, v in (("weight", weight),
                                                          ("bias", bias)))
+    # a 0-d tensor of neither x's nor its compute dtype beside a first
+    # parameter with dimensions (alpha of shape (1,), a 0-d float16 or
+    # float64 shift) does not promote under autocast either: taken in
+    # the compute dtype as with a 0-d first one (it was refused, "or run
+    # under torch.autocast", under autocast)
+    amp = scalars or _autocast_dtype(x, x) is not None
     ts = []
     for p in fparams:
         v = params.get(p.name, p.default)
         if not isinstance(v, torch.Tensor):  # a number, or a list of C
             v = torch.tensor(v, dtype=ct, device=x.device).reshape(-1)
-        elif scalars and v.dim() == 0 and v.dtype not in (x.dtype, ct):
+        elif amp and v.dim() == 0 and v.dtype not in (x.dtype, ct):
             v = v.to(ct)
         ts.append(v)
     x, weight, bias, ts, out = _promoted(x, weight, bias, ts, ref,

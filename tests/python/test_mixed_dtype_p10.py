@@ -240,3 +240,35 @@ def test_pointwise_under_autocast_promotes_as_pytorch():
         if ash == () and ad == torch.float32 and shape:
             ok(torch.equal(y, dt.pointwise(x, "dyt", alpha=a.detach())),
                what + ": the bits of the call outside autocast")
+
+
+def test_pointwise_under_autocast_a_0d_parameter_beside_one_with_dims():
+    """Under autocast, dt.pointwise(x, derf, alpha=a, s=s) with a of shape
+    (1,) in x's dtype and a 0-d s of another dtype (float16 beside a
+    bfloat16 or float32 x, float64, bfloat16 beside float16) was a
+    TypeError ("give it as ..., or run under torch.autocast", under
+    autocast), where a 0-d alpha beside it was taken and PyTorch's own
+    erf(a * x + s) gives x's dtype there (a 0-d tensor does not promote
+    one with dimensions). It is now taken in the compute dtype: y in
+    PyTorch's dtype, with the values, and s's gradient in s's dtype."""
+    src = "fn derf(x; alpha = 0.5, s = 0.1) = erf(alpha * x + s)"
+    torch.manual_seed(0)
+    dts = (torch.float32, torch.bfloat16, torch.float16, torch.float64)
+    for xd in (torch.bfloat16, torch.float16, torch.float32):
+        for sd in dts:
+            if sd in (xd, torch.float32):
+                continue
+            what = "x %s, alpha (1,), s 0-d %s" % (xd, sd)
+            x = torch.randn(4, 8).to(xd)
+            a = torch.full((1,), 0.7, dtype=xd, requires_grad=True)
+            s = torch.full((), 0.1, dtype=sd, requires_grad=True)
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                want = (a.detach() * x + s.detach()).dtype
+                y = dt.pointwise(x, src, alpha=a, s=s)
+            ok(y.dtype == want, what + ": PyTorch's dtype", (y.dtype, want))
+            ref = torch.erf(0.7 * x.double() + 0.1)
+            ok(torch.allclose(y.double(), ref, rtol=2e-2, atol=2e-2),
+               what + ": the values")
+            y.double().sum().backward()
+            ok(s.grad is not None and s.grad.dtype == sd and
+               a.grad.dtype == xd, what + ": the gradients' dtypes")
