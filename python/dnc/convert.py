@@ -1993,9 +1993,16 @@ def fit_initial(model, fn, batches, module=None, *, kind="all",
     finally:
         for h in hooks:
             h.remove()
-        for m, was in modes:
-            if m.training != was:
-                m.train(was)
+        # (again while one differs: a module shared by two parents of
+        # other modes is set by the later parent's train(), after its own
+        # turn came; a pass puts each such module back, below its parents)
+        for _ in range(len(modes)):
+            wrong = [(m, was) for m, was in modes if m.training != was]
+            if not wrong:
+                break
+            for m, was in wrong:
+                if m.training != was:
+                    m.train(was)
     gen = np.random.default_rng(seed)
     start = {p.name: p.default for p in fn.params}
     out = {}

@@ -61,3 +61,26 @@ def test_fit_initial_keeps_each_modules_mode(outer):
         x = torch.randn(3, 8)
         ok(torch.equal(model[3](x), model[3](x)),
            "the eval-mode block's dropout stays off")
+
+
+def test_fit_initial_keeps_the_mode_of_a_module_shared_by_two_blocks():
+    """A dropout shared by a frozen backbone (eval) and a head (train) of
+    a model in eval mode, itself in eval mode (the backbone's eval() came
+    last): modules were put back one after another, parents first, and
+    the head's train(True) set the shared dropout to train mode after its
+    own turn, silently. Every module, the shared one too, is in the mode
+    it had."""
+    torch.manual_seed(0)
+    drop = nn.Dropout(0.5)
+    backbone = nn.Sequential(nn.Linear(4, 8), nn.LayerNorm(8), drop)
+    head = nn.Sequential(drop, nn.Linear(8, 2))
+    model = nn.Sequential(backbone, head)
+    model.eval()
+    head.train()
+    backbone.eval()
+    before = _state(model)
+    ok(not drop.training and head.training and not model.training,
+       "the setting")
+    dt.fit_initial(model, "dyt", [torch.randn(16, 4) for _ in range(2)])
+    ok(_state(model) == before and not drop.training,
+       "the shared dropout stays in eval mode", _state(model))
