@@ -276,12 +276,16 @@ static double zoom_max(const dnc_vprog *p, double a, double b)
 
 /* Whether f's values on the n grid points first, first + step, ... (x
  * increasing) rise (up) or fall with x, to mono_tol of the slope and
- * rounding. */
+ * rounding. A NaN value (f undefined there: x / sqrt(400 - x^2) beyond
+ * 20, on the far grid) neither rises nor falls: every comparison with it
+ * was false, and such a function was monotonic. */
 static int values_monotone(const double *x, const double *f, int first,
                            int step, int n, int up, double tol)
 {
   for (int k = 1, i = first + step; k < n; k++, i += step) {
     double a = f[i - step], b = f[i];
+    if (isnan(a) || isnan(b))
+      return 0;
     double slack = tol * (x[i] - x[i - step]) +
                    4 * DBL_EPSILON * (fabs(a) + fabs(b));
     if (up ? b < a - slack : b > a + slack)

@@ -399,11 +399,51 @@ static void paper_transforms(void)
   dnc_mod_free(m);
 }
 
+/* A function finite on the dense grid but NaN on part of the far one
+ * (undefined there): its NaN values neither rise nor fall, so it is not
+ * monotonic (every comparison with NaN was false: 10 x / sqrt(400 - x^2),
+ * NaN beyond 20, was monotonic, 3 properties, ranked above the 2-property
+ * candidates); exp, whose far values overflow to inf, stays monotonic */
+static void nan_far(void)
+{
+  dnc_mod *m;
+  dnc_space *sp = space("base nf(x) = 10 * x / sqrt(400 - x^2)\n"
+                        "base e(x) = exp(x)\n",
+                        &m);
+  if (!ok(sp != NULL, "the NaN-far spec loads")) {
+    dnc_mod_free(m);
+    return;
+  }
+  dnc_grids *g = dnc_grids_new(sp);
+  double *work = NULL, v[DNC_M__COUNT];
+  size_t cap = 0;
+  dnc_cand c;
+  dnc_space_build(sp, 0, &c, NULL, NULL);
+  dnc_measure(sp, g, &c, &work, &cap, v);
+  is_int((int)v[DNC_M_FINITE], 1, "10 x / sqrt(400 - x^2): finite on the dense "
+         "grid");
+  is_int((int)v[DNC_M_MONO], 0, "10 x / sqrt(400 - x^2): NaN beyond 20, not "
+         "monotonic");
+  is_int((int)v[DNC_M_BOUNDED], 0, "10 x / sqrt(400 - x^2): not bounded");
+  is_int((int)v[DNC_M_PROPS], 2, "10 x / sqrt(400 - x^2): zero-centred and "
+         "center-sensitive alone");
+  dnc_cand_free(&c);
+  dnc_space_build(sp, 1, &c, NULL, NULL);
+  dnc_measure(sp, g, &c, &work, &cap, v);
+  is_int((int)v[DNC_M_MONO], 1, "exp: inf on the far grid, still monotonic");
+  dnc_cand_free(&c);
+  free(work);
+  dnc_grids_free(g);
+  dnc_space_free(sp);
+  dnc_mod_free(m);
+}
+
 int main(void)
 {
   slope_at_kinks();
   slope_unbounded();
   textbook();
+  nan_far();
   dedup_and_sources();
   paper_transforms();
   vprog_specials();
