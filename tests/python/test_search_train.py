@@ -906,6 +906,45 @@ def test_address_of_something_not_ray_is_refused_at_once(
             x.close()
 
 
+def test_address_that_is_no_host_port_is_refused_at_once(
+        tmp_path, monkeypatch, capsys):
+    """An --address Ray cannot parse (no port, a port that is no number,
+    an http:// address: the dashboard's) passed the port check unchecked;
+    ray.init then raised its ValueError as a traceback, status 1, after
+    the screening, with the run's directory made. Now status 2, one line,
+    before anything runs; Ray's own forms still go to Ray."""
+    setup_dir(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    def never(*a, **k):
+        raise AssertionError("ray.init was reached")
+    monkeypatch.setattr(cli, "start_ray", never)
+    for addr in ("headnode", "headnode:", "headnode:gcs", "127.0.0.1:0",
+                 "127.0.0.1:70000", "::1"):
+        rc, out, err = run_main(["s.dns", "--task", "usertask:quick",
+                                 "--steps", "2", "-o", "ad", "--address",
+                                 addr, "-q"], capsys)
+        assert rc == 2 and err == (
+            "python -m dnc.search: error: --address %s: not an address of a"
+            " Ray cluster: HOST:PORT, as `ray start --head` printed it (its "
+            "--port, 6379 by default), ray://HOST:PORT for Ray Client, or "
+            "auto\n" % addr), (addr, err)
+        assert not os.path.exists("ad"), addr
+    for addr in ("http://127.0.0.1:8265", "HTTPS://head:8265"):
+        rc, out, err = run_main(["s.dns", "--task", "usertask:quick",
+                                 "--steps", "2", "-o", "ad", "--address",
+                                 addr, "-q"], capsys)
+        assert rc == 2 and err == (
+            "python -m dnc.search: error: --address %s: an HTTP address "
+            "(Ray's dashboard, or its jobs API) is no cluster to join; give "
+            "the address `ray start --head` printed, HOST:PORT (its --port, "
+            "6379 by default)\n" % addr), (addr, err)
+        assert not os.path.exists("ad"), addr
+    for addr in ("auto", "local", "ray://head:10001", "anyscale://c"):
+        cli.check_address(addr, timeout=0.2)  # Ray's to judge: no error
+
+
 def test_one_line_errors_not_tracebacks(tmp_path, monkeypatch, capsys):
     """What was a traceback (or a wrong message) is one line and status 2,
     before anything runs: a task's default_steps that is no whole number

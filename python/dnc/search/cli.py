@@ -766,10 +766,30 @@ def check_address(address, timeout=10.0):
     does (gRPC), else a UsageError at once: ray.init retries a cluster
     that is not there for minutes, then raises, and hangs on a port
     where something else answers (an HTTP server, Ray's dashboard). With
-    RAY_USE_TLS the GCS speaks TLS first: only the port is checked."""
+    RAY_USE_TLS the GCS speaks TLS first: only the port is checked.
+    Ray's own forms (auto, local, ray://... and other SCHEME:// of its
+    client) are Ray's to judge; anything else that is no HOST:PORT (no
+    port, a port not a number, http://: the dashboard's or the jobs API's)
+    is refused here, where ray.init raised its ValueError as a traceback
+    once the screening was done and the run's directory made."""
+    if address in ("auto", "local"):
+        return
+    scheme, sep, _ = address.partition("://")
+    if sep and scheme.lower() not in ("http", "https"):
+        return  # ray://..., or a client plugin's: Ray's to judge
+    if sep:
+        raise UsageError(
+            "--address %s: an HTTP address (Ray's dashboard, or its jobs "
+            "API) is no cluster to join; give the address `ray start "
+            "--head` printed, HOST:PORT (its --port, 6379 by default)" %
+            address)
     host, sep, port = address.rpartition(":")
-    if not sep or not port.isdigit() or "/" in host:
-        return  # ray://..., auto: Ray's to judge
+    if not (sep and port.isdigit() and 0 < int(port) < 65536) or \
+            host.endswith(":"):
+        raise UsageError(
+            "--address %s: not an address of a Ray cluster: HOST:PORT, as "
+            "`ray start --head` printed it (its --port, 6379 by default), "
+            "ray://HOST:PORT for Ray Client, or auto" % address)
     try:
         sock = socket.create_connection((host.strip("[]"), int(port)),
                                         timeout)
