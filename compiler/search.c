@@ -738,6 +738,15 @@ static dnc_node *apply(const dnc_space *sp, dnc_dag *g, dnc_node *f,
   dnc_node *x = dnc_input(g);
 #define S2(op, p, q) dnc_simp(g, op, p, q, NULL)
 #define K(v) dnc_const(g, v)
+  /* a transformation at its neutral value is id, as flat(0) is: built,
+   * g(x + 0), g(x) + 0, 1 g(x) + 0 x, g(x) + 0 x exp(-x^2) and g(x) + 0
+   * sin(pi x) are DAGs of their own (the simplifier keeps x + 0, which is
+   * +0 at -0, and 0 x, NaN at infinities), and each was a candidate of
+   * its own beside id: the same function, measured and trained twice */
+  if (a->v == 0 && (a->kind == X_SHIFT || a->kind == X_OFFSET ||
+                    a->kind == X_MIX || a->kind == X_HUMP ||
+                    a->kind == X_WAVE))
+    return f;
   switch (a->kind) {
   case X_ID: return f;
   case X_SCALE: return subst(g, f, S2(OP_MUL, K(a->v), x));

@@ -393,6 +393,27 @@ static void paper_transforms(void)
     free(ks.k[i]);
   dnc_space_free(sp2);
   dnc_mod_free(m2);
+  /* and so is every transformation at its neutral value: shift(0),
+   * offset(0), mix(0), hump(0) and wave(0) were built as DAGs of their
+   * own (x + 0, 0 x) and kept beside id, the same function twice */
+  ks.n = 0;
+  sp2 = space("base E(x) = erf(x)\nstage s: id | shift(0) | offset(0) | "
+              "mix(0) | hump(0) | wave(0) | shift(-0) | gain(1) | "
+              "scale(1) | shift(0.5)\n", &m2);
+  kept = 0;
+  for (int id = 0; id < 10; id++) {
+    dnc_cand c;
+    if (dnc_space_build(sp2, id, &c, count_keys, &ks)) {
+      kept++;
+      dnc_cand_free(&c);
+    }
+  }
+  is_int(kept, 2, "shift(0), offset(0), mix(0), hump(0), wave(0), "
+         "shift(-0), gain(1), scale(1) are id; shift(0.5) is not");
+  for (int i = 0; i < ks.n; i++)
+    free(ks.k[i]);
+  dnc_space_free(sp2);
+  dnc_mod_free(m2);
   free(work);
   dnc_grids_free(g);
   dnc_space_free(sp);
