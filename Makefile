@@ -159,7 +159,7 @@ $(BUILD)/tests/gen_corpus: tests/gen_corpus.c
 
 tests: all $(TEST_BIN) $(BUILD)/tests/gen_corpus $(BUILD)/examples/embed \
        $(BUILD)/examples/aot $(BUILD)/tests/fuzz_replay $(BUILD)/bench/ab \
-       $(BUILD)/bench/fma_rate torch-ext
+       $(BUILD)/bench/fma_rate $(BUILD)/bench/phases torch-ext
 
 # dnc.torch's eager layer call in C++ (python/dnc/_torch_ext.cpp), for the
 # virtualenv's PyTorch, beside libdnc.so in $(BUILD)/torch/: where that
@@ -328,6 +328,11 @@ $(BUILD)/bench/kernels: bench/kernels.c bench/bench.h bench/peer.h $(BUILD)/benc
 
 # 512-bit multiply-adds a cycle and their latency (bench/fma_rate.c)
 $(BUILD)/bench/fma_rate: bench/fma_rate.c
+	@mkdir -p $(BUILD)/bench
+	$(CC) -O2 $(WARN) -o $@ $<
+
+# DyT's backward in C, its chain split from the rest or not (bench/phases.c)
+$(BUILD)/bench/phases: bench/phases.c
 	@mkdir -p $(BUILD)/bench
 	$(CC) -O2 $(WARN) -o $@ $<
 
