@@ -334,7 +334,7 @@ $(BUILD)/bench/fma_rate: bench/fma_rate.c
 # DyT's backward in C, its chain split from the rest or not (bench/phases.c)
 $(BUILD)/bench/phases: bench/phases.c
 	@mkdir -p $(BUILD)/bench
-	$(CC) -O2 $(WARN) -o $@ $<
+	$(CC) -O2 $(WARN) -o $@ $< -lm
 
 # Two libdnc.so builds' layer kernels timed alternately (bench/ab.c):
 # build/bench/ab OLD/libdnc.so NEW/libdnc.so [SOURCE [ROWS COLS]]

@@ -18,11 +18,29 @@
  *                registers, then the part with dy for all K
  *   pipelined    the first part of vector i + 1 beside the second of i
  *
- * Prints the straight loop's nanoseconds an element and each other order's
- * time over it (best of the rounds, the orders alternating in every round).
+ * and a fifth loop of other arithmetic, one vector after another:
+ *
+ *   table        (one vector after another, and in blocks of 4 as above)
+ *                tanh and its derivative from a table of 32 pieces of
+ *                width 1/4 (a two-table permute per coefficient, as
+ *                dnc's forward tanh), no exp and no division: in each
+ *                piece a degree-6 polynomial in |u| - center of tanh(|u|)
+ *                below 1/2 and of 1 - tanh(|u|) above (each accurate
+ *                relative to itself), then tanh and 1 - tanh by one
+ *                subtraction and two blends and sech^2 = (1 - t)(1 + t).
+ *                Taylor coefficients at each center, made at start; |u|
+ *                clamped below 8 (a kernel would take exp's form above,
+ *                where sech^2 is under 5e-7, and piece 0 in the form
+ *                t + t^2 R(t), as dnc's forward tanh does: this one's
+ *                c0 + c1 t cancels to 1e-5 relative near 0; the same
+ *                operations). Its dalpha differs.
+ *
+ * Prints the straight loop's nanoseconds an element and each other loop's
+ * time over it (best of the rounds, the loops alternating in every round).
  * Without AVX-512 (F, DQ) and FMA it says so and exits 0.
  */
 #include <immintrin.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,12 +127,13 @@ TGT __attribute__((noinline)) static float straight(const args *a)
   return reduce(dal);
 }
 
-/* blocks of K vectors in two phases; a row's last cols % (16 K) columns
- * one vector after another */
-#define BLOCKS(K)                                                              \
-  TGT __attribute__((noinline)) static float blocks##K(const args *a)          \
+/* blocks of K vectors in two phases (FIRST for all K, then SECOND for
+ * all K, MUL dx's factor); a row's last cols % (16 K) columns one vector
+ * after another */
+#define BLOCKS(NAME, K, FIRST, SECOND, MUL)                                    \
+  TGT __attribute__((noinline)) static float NAME(const args *a)               \
   {                                                                            \
-    V al = _mm512_set1_ps(ALPHA), a4 = _mm512_set1_ps(4 * ALPHA);              \
+    V al = _mm512_set1_ps(ALPHA), m = _mm512_set1_ps(MUL);                     \
     V dal = _mm512_setzero_ps(), eb[K], omb[K], ub[K];                         \
     for (long i = 0; i < a->rows; i++) {                                       \
       const float *x = a->x + i * a->cols, *dy = a->dy + i * a->cols;          \
@@ -122,27 +141,27 @@ TGT __attribute__((noinline)) static float straight(const args *a)
       long j0 = 0;                                                             \
       for (; j0 + 16 * K <= a->cols; j0 += 16 * K) {                           \
         for (int k = 0; k < K; k++)                                            \
-          first(_mm512_loadu_ps(x + j0 + 16 * k), al, &eb[k], &omb[k], &ub[k]); \
+          FIRST(_mm512_loadu_ps(x + j0 + 16 * k), al, &eb[k], &omb[k], &ub[k]); \
         for (int k = 0; k < K; k++) {                                          \
           long j = j0 + 16 * k;                                                \
-          second(_mm512_loadu_ps(x + j), _mm512_loadu_ps(dy + j), ub[k], eb[k], \
-                 omb[k], _mm512_loadu_ps(a->g + j), a4, a->dg + j, a->db + j,  \
+          SECOND(_mm512_loadu_ps(x + j), _mm512_loadu_ps(dy + j), ub[k], eb[k], \
+                 omb[k], _mm512_loadu_ps(a->g + j), m, a->dg + j, a->db + j,   \
                  dx + j, &dal);                                                \
         }                                                                      \
       }                                                                        \
       for (long j = j0; j < a->cols; j += 16) {                                \
         V xv = _mm512_loadu_ps(x + j), e, om, u;                               \
-        first(xv, al, &e, &om, &u);                                            \
-        second(xv, _mm512_loadu_ps(dy + j), u, e, om,                          \
-               _mm512_loadu_ps(a->g + j), a4, a->dg + j, a->db + j, dx + j,    \
+        FIRST(xv, al, &e, &om, &u);                                            \
+        SECOND(xv, _mm512_loadu_ps(dy + j), u, e, om,                          \
+               _mm512_loadu_ps(a->g + j), m, a->dg + j, a->db + j, dx + j,     \
                &dal);                                                          \
       }                                                                        \
     }                                                                          \
     return reduce(dal);                                                        \
   }
-BLOCKS(4)
-BLOCKS(8)
-BLOCKS(16)
+BLOCKS(blocks4, 4, first, second, 4 * ALPHA)
+BLOCKS(blocks8, 8, first, second, 4 * ALPHA)
+BLOCKS(blocks16, 16, first, second, 4 * ALPHA)
 
 /* the first part of vector i + 1 beside the second of vector i */
 TGT __attribute__((noinline)) static float pipelined(const args *a)
@@ -165,6 +184,104 @@ TGT __attribute__((noinline)) static float pipelined(const args *a)
   }
   return reduce(dal);
 }
+
+
+/* the table loop's rows: H[k][i] the k-th Taylor coefficient at piece i's
+ * center c = (i + 1/2) / 4 of tanh (pieces 0 and 1) or 1 - tanh (the
+ * rest). tanh's k-th derivative is P_k(T), T = tanh(c), P_0 = T and
+ * P_k+1 = P_k'(T) (1 - T^2): polynomials in T, in double. */
+enum { HDEG = 6 };
+static float H[HDEG + 1][32] __attribute__((aligned(64)));
+static float CEN[32] __attribute__((aligned(64)));
+
+static void table_init(void)
+{
+  double p[HDEG + 2][HDEG + 3] = {{0, 1}}; /* p[k][j]: T^j's coefficient */
+  for (int k = 0; k <= HDEG; k++)          /* p[k+1] = p[k]' (1 - T^2) */
+    for (int j = 1; j <= k + 1; j++) {
+      p[k + 1][j - 1] += j * p[k][j];
+      p[k + 1][j + 1] -= j * p[k][j];
+    }
+  for (int i = 0; i < 32; i++) {
+    double c = (i + .5) / 4, T = tanh(c), fact = 1;
+    CEN[i] = (float)c;
+    for (int k = 0; k <= HDEG; k++) {
+      double d = 0, tk = 1;
+      for (int j = 0; j <= k + 1; j++, tk *= T)
+        d += p[k][j] * tk;
+      fact *= k ? k : 1;
+      /* 1 - tanh: 2 / (exp(2c) + 1), no cancellation */
+      double v = k ? d / fact : T;
+      if (i >= 2)
+        v = k ? -v : 2 / (exp(2 * c) + 1);
+      H[k][i] = (float)v;
+    }
+  }
+}
+
+INL V tb(const float *t, __m512i i)
+{
+  return _mm512_permutex2var_ps(_mm512_load_ps(t), i, _mm512_load_ps(t + 16));
+}
+
+/* the table loop's first part: |tanh(u)| and sech^2(u) */
+INL void first_tab(V x, V al, V *ta, V *s2, V *u)
+{
+  V absm = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
+  *u = _mm512_mul_ps(al, x);
+  V a = _mm512_min_ps(_mm512_and_ps(*u, absm), _mm512_set1_ps(7.99f));
+  __m512i i = _mm512_cvttps_epi32(_mm512_mul_ps(a, _mm512_set1_ps(4.f)));
+  V t = _mm512_sub_ps(a, tb(CEN, i)), h = tb(H[HDEG], i);
+  for (int k = HDEG - 1; k >= 0; k--)
+    h = _mm512_fmadd_ps(h, t, tb(H[k], i));
+  __mmask16 m = _mm512_cmplt_epi32_mask(i, _mm512_set1_epi32(2));
+  V g = _mm512_sub_ps(_mm512_set1_ps(1.f), h);
+  V om = _mm512_mask_blend_ps(m, h, g); /* 1 - tanh */
+  *ta = _mm512_mask_blend_ps(m, g, h);
+  *s2 = _mm512_mul_ps(om, _mm512_sub_ps(_mm512_set1_ps(2.f), om));
+}
+
+/* the table against tanh and sech^2 in double at 4096 points of [-7.9, 7.9):
+ * the largest relative error of either */
+TGT static double table_error(void)
+{
+  double worst = 0;
+  for (int k = 0; k < 4096; k += 16) {
+    float xs[16], ta[16], s2[16];
+    for (int l = 0; l < 16; l++)
+      xs[l] = (float)((k + l) / 256.0 * 0.9875 - 7.9);
+    V t, s, u;
+    first_tab(_mm512_loadu_ps(xs), _mm512_set1_ps(1.f), &t, &s, &u);
+    _mm512_storeu_ps(ta, t);
+    _mm512_storeu_ps(s2, s);
+    for (int l = 0; l < 16; l++) {
+      double tt = fabs(tanh((double)xs[l])), ss = 1 / cosh((double)xs[l]);
+      double e1 = tt ? fabs(ta[l] - tt) / tt : fabs(ta[l]);
+      double e2 = fabs(s2[l] - ss * ss) / (ss * ss);
+      worst = e1 > worst ? e1 : worst;
+      worst = e2 > worst ? e2 : worst;
+    }
+  }
+  return worst;
+}
+
+/* the table loop's second part: the sums and dx, as second's */
+INL void second_tab(V x, V dy, V u, V ta, V s2, V g, V al, float *dg,
+                    float *db, float *dx, V *dal)
+{
+  V absm = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
+  V f = _mm512_castsi512_ps(_mm512_ternarylogic_epi32(
+      _mm512_castps_si512(absm), _mm512_castps_si512(ta), _mm512_castps_si512(u), 226));
+  _mm512_storeu_ps(dg, _mm512_fmadd_ps(dy, f, _mm512_loadu_ps(dg)));
+  _mm512_storeu_ps(db, _mm512_add_ps(dy, _mm512_loadu_ps(db)));
+  V t = _mm512_mul_ps(_mm512_mul_ps(dy, g), s2);
+  *dal = _mm512_fmadd_ps(x, t, *dal);
+  _mm512_storeu_ps(dx, _mm512_mul_ps(t, al));
+}
+
+/* the table loop, one vector after another and in blocks of 4 */
+BLOCKS(table1, 1, first_tab, second_tab, ALPHA)
+BLOCKS(table4, 4, first_tab, second_tab, ALPHA)
 
 static long arg_long(const char *s, const char *what)
 {
@@ -196,6 +313,13 @@ int main(int argc, char **argv)
     printf("phases: no AVX-512 on this CPU\n");
     return 0;
   }
+  table_init();
+  double terr = table_error();
+  if (!(terr < 3e-5)) {
+    fprintf(stderr, "phases: the table loop's tanh or sech^2 is %g off, "
+            "relative\n", terr);
+    return 1;
+  }
   size_t n = (size_t)(rows * cols);
   float *buf = aligned_alloc(64, (3 * n + 3 * (size_t)cols) * sizeof *buf);
   if (!buf) {
@@ -213,7 +337,7 @@ int main(int argc, char **argv)
   for (long c = 0; c < cols; c++)
     g[c] = 1 + (float)c * 1e-3f;
   static float (*const fs[])(const args *) = {straight, blocks4, blocks8,
-                                               blocks16, pipelined};
+                                               blocks16, pipelined, table1, table4};
   enum { NV = sizeof fs / sizeof *fs };
   double best[NV];
   float sum[NV];
@@ -233,16 +357,16 @@ int main(int argc, char **argv)
       best[v] = t < best[v] ? t : best[v];
       sum[v] = s;
     }
-  for (int v = 1; v < NV; v++)
+  for (int v = 1; v < NV - 2; v++) /* not the table loops' */
     if (sum[v] != sum[0]) {
       fprintf(stderr, "phases: order %d summed dalpha to %g, not %g\n", v,
               (double)sum[v], (double)sum[0]);
       return 1;
     }
   printf("phases [%ld x %ld]: straight %.4f ns an element; over it: blocks "
-         "of 4 %.3f, of 8 %.3f, of 16 %.3f, pipelined %.3f\n", rows, cols,
+         "of 4 %.3f, of 8 %.3f, of 16 %.3f, pipelined %.3f; table %.3f, in blocks of 4 %.3f\n", rows, cols,
          best[0] * 1e9 / (double)n, best[1] / best[0], best[2] / best[0],
-         best[3] / best[0], best[4] / best[0]);
+         best[3] / best[0], best[4] / best[0], best[5] / best[0], best[6] / best[0]);
   free(buf);
   return 0;
 }

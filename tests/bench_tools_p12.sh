@@ -7,7 +7,7 @@
 # for a kernel's loop (skipped where llvm-mca is not installed) and
 # refuses an unknown function, dtype or form; build/bench/fma_rate prints
 # the FMA pipes' rate; build/bench/phases times DyT's backward in C in four
-# orders; tools/torch_version.sh refuses a bad VERSION.
+# orders and from a table; tools/torch_version.sh refuses a bad VERSION.
 set -u
 . "$(dirname "$0")/tap.bash"
 AB="$B/bench/ab"
@@ -37,11 +37,11 @@ t "fma_rate: the FMAs' rate and latency, or no AVX-512" \
   grep -Eq '^(512-bit FMA: [0-9.]+ ns each over 12 chains, [0-9.]+ ns each in one chain \(ratio [0-9.]+\); 4 vpermd \+ 8 FMA: [0-9.]+ ns an instruction|fma_rate: no AVX-512 on this CPU)$' "$tmp/fr"
 
 # bench/phases (make tests builds it): DyT's backward in C in four orders,
-# the same sums in each, or that the CPU has no AVX-512; bad shapes refused
+# the same sums in each, and a table loop checked against tanh and sech^2, or that the CPU has no AVX-512; bad shapes refused
 PH="$B/bench/phases"
 "$PH" 2 64 >"$tmp/ph" 2>&1
 t "phases: the straight loop's time and the other orders' over it" \
-  grep -Eq '^(phases \[2 x 64\]: straight [0-9.]+ ns an element; over it: blocks of 4 [0-9.]+, of 8 [0-9.]+, of 16 [0-9.]+, pipelined [0-9.]+|phases: no AVX-512 on this CPU)$' "$tmp/ph"
+  grep -Eq '^(phases \[2 x 64\]: straight [0-9.]+ ns an element; over it: blocks of 4 [0-9.]+, of 8 [0-9.]+, of 16 [0-9.]+, pipelined [0-9.]+; table [0-9.]+, in blocks of 4 [0-9.]+|phases: no AVX-512 on this CPU)$' "$tmp/ph"
 err "phases: usage" 2 "usage: phases" "$PH" 4
 err "phases: COLS not a multiple of 16" 2 "COLS must be a multiple of 16" "$PH" 4 17
 err "phases: a bad ROWS" 2 "ROWS must be a whole number" "$PH" x 16
