@@ -159,7 +159,7 @@ $(BUILD)/tests/gen_corpus: tests/gen_corpus.c
 
 tests: all $(TEST_BIN) $(BUILD)/tests/gen_corpus $(BUILD)/examples/embed \
        $(BUILD)/examples/aot $(BUILD)/tests/fuzz_replay $(BUILD)/bench/ab \
-       $(BUILD)/bench/fma_rate $(BUILD)/bench/phases torch-ext
+       $(BUILD)/bench/fma_rate $(BUILD)/bench/phases $(BUILD)/bench/floor torch-ext
 
 # dnc.torch's eager layer call in C++ (python/dnc/_torch_ext.cpp), for the
 # virtualenv's PyTorch, beside libdnc.so in $(BUILD)/torch/: where that
@@ -335,6 +335,12 @@ $(BUILD)/bench/fma_rate: bench/fma_rate.c
 $(BUILD)/bench/phases: bench/phases.c
 	@mkdir -p $(BUILD)/bench
 	$(CC) -O2 $(WARN) -o $@ $< -lm
+
+# The floor's layer backward, dnc against C loops of the same work
+# (bench/floor.c): build/bench/floor LIBDNC.so [ROWS COLS]
+$(BUILD)/bench/floor: bench/floor.c runtime/dnc.h
+	@mkdir -p $(BUILD)/bench
+	$(CC) $(BASEFLAGS) $(CFLAGS) $(WARN) $(INCLUDES) -o $@ $< -ldl -lm
 
 # Two libdnc.so builds' layer kernels timed alternately (bench/ab.c):
 # build/bench/ab OLD/libdnc.so NEW/libdnc.so [SOURCE [ROWS COLS]]

@@ -7,7 +7,8 @@
 # for a kernel's loop (skipped where llvm-mca is not installed) and
 # refuses an unknown function, dtype or form; build/bench/fma_rate prints
 # the FMA pipes' rate; build/bench/phases times DyT's backward in C in four
-# orders and from a table; tools/torch_version.sh refuses a bad VERSION.
+# orders and from a table; build/bench/floor the floor's backward in dnc
+# and in C; tools/torch_version.sh refuses a bad VERSION.
 set -u
 . "$(dirname "$0")/tap.bash"
 AB="$B/bench/ab"
@@ -45,6 +46,17 @@ t "phases: the straight loop's time and the other orders' over it" \
 err "phases: usage" 2 "usage: phases" "$PH" 4
 err "phases: COLS not a multiple of 16" 2 "COLS must be a multiple of 16" "$PH" 4 17
 err "phases: a bad ROWS" 2 "ROWS must be a whole number" "$PH" x 16
+
+# bench/floor (make tests builds it): the floor's backward in dnc and in
+# C loops whose dx it checks against dnc's bits first; bad shapes refused
+FL="$B/bench/floor"
+"$FL" "$LIB" 3 64 >"$tmp/fl" 2>&1
+t "floor: dnc's time and the C loops'" \
+  grep -Eq '^(floor \[3 x 64\], ns an element: dnc [0-9.]+; C: tile [0-9.]+, tile/8 [0-9.]+, tile/32 [0-9.]+, no sums [0-9.]+|floor: no AVX-512 on this CPU)$' "$tmp/fl"
+err "floor: usage" 2 "usage: floor" "$FL"
+err "floor: COLS not a multiple of 16" 2 "COLS must be a multiple of 16" "$FL" "$LIB" 4 17
+err "floor: a bad ROWS" 2 "ROWS must be a whole number" "$FL" "$LIB" x 16
+err "floor: a missing library" 1 "cannot open" "$FL" "$tmp/none.so"
 
 # tools/torch_version.sh refuses what is not a PyTorch 2 minor release
 # before it makes anything
