@@ -13,7 +13,7 @@
  *
  * Conventions where a function is not differentiable (docs/language.md):
  *   abs'(0) = sign(0) = 0;  sign' = 0 (but an odd extension sign(u)
- *   g(|u|), continuous at 0, has g'(0) u' there: mul_odd);  comparisons
+ *   g(|u|), continuous at 0, has g'(0+) u' there: mul_odd);  comparisons
  *   and conditions have no
  *   derivative; `if c then a else b` differentiates each branch, not c;
  *   min(a, b) sends the gradient to the operand it returns: b where b < a,
@@ -512,10 +512,20 @@ static dnc_node *mul_quotient(dctx *d, dnc_node *const *a, dnc_node *const *da)
   return NULL;
 }
 
-/* |k| where w is k u, k made of products, quotients and negations of
- * nodes whose derivative is NULL (constants, parameters: abs(a x),
- * abs(x / b), abs(-x)); NULL where w is not of that shape. 1 for u. */
-static dnc_node *abs_scale(dctx *d, dnc_node *w, const dnc_node *u, int depth)
+/* Does n not depend on the variable, as a factor of a scale k? Not
+ * sign(y) with y depending on it: its derivative is NULL too, but it is 0
+ * where y is (|sign(x) x| is |x|, not |sign(x)| |x|, 0 at 0 as x -> 0). */
+static int scale_factor(dctx *d, const dnc_node *n)
+{
+  return !d->dv[n->id] && !(n->op == OP_SIGN && d->dv[n->arg[0]->id]);
+}
+
+/* op(k) (|k| for OP_ABS, sign(k) for OP_SIGN) where w is k u, k made of
+ * products, quotients and negations of nodes whose derivative is NULL
+ * (constants, parameters: abs(a x), abs(x / b), abs(-x)); NULL where w
+ * is not of that shape. 1 for u. */
+static dnc_node *scale_of(dctx *d, dnc_node *w, const dnc_node *u, int op,
+                          int depth)
 {
   if (w == u)
     return K(1.0);
@@ -524,36 +534,69 @@ static dnc_node *abs_scale(dctx *d, dnc_node *w, const dnc_node *u, int depth)
   dnc_node *y;
   switch (w->op) {
   case OP_NEG:
-    return abs_scale(d, w->arg[0], u, depth + 1);
+    y = scale_of(d, w->arg[0], u, op, depth + 1);
+    return y && op == OP_SIGN ? S(OP_NEG, y, NULL) : y;
   case OP_MUL:
     for (int k = 0; k < 2; k++)
-      if (!d->dv[w->arg[1 - k]->id] &&
-          (y = abs_scale(d, w->arg[k], u, depth + 1)))
-        return S(OP_MUL, y, S(OP_ABS, w->arg[1 - k], NULL));
+      if (scale_factor(d, w->arg[1 - k]) &&
+          (y = scale_of(d, w->arg[k], u, op, depth + 1)))
+        return S(OP_MUL, y, S(op, w->arg[1 - k], NULL));
     return NULL;
   case OP_DIV:
-    if (d->dv[w->arg[1]->id] || !(y = abs_scale(d, w->arg[0], u, depth + 1)))
+    if (!scale_factor(d, w->arg[1]) ||
+        !(y = scale_of(d, w->arg[0], u, op, depth + 1)))
       return NULL;
-    return S(OP_DIV, y, S(OP_ABS, w->arg[1], NULL));
+    return S(OP_DIV, y, S(op, w->arg[1], NULL));
   default:
     return NULL;
   }
 }
 
-/* Does n depend on the variable only through abs(u), or abs(k u) with k
- * as abs_scale takes it? seen[id]: 1 yes (n is above such a node), 3 n
- * is such a node, 2 no; 0 not yet known. A node whose derivative is
- * NULL (independent of the variable, or sign(u), a condition) is not
- * marked: it is left as it is. *ab is set to one such abs node. */
+static dnc_node *abs_scale(dctx *d, dnc_node *w, const dnc_node *u, int depth)
+{
+  return scale_of(d, w, u, OP_ABS, depth);
+}
+
+/* r with w = k r as scale_of takes k, r itself not such a product: the
+ * variable's part of w (x in a x, 2 a x, -x / b; a in a x by a) */
+static dnc_node *scale_core(dctx *d, dnc_node *w, int depth)
+{
+  if (depth > 8)
+    return w;
+  switch (w->op) {
+  case OP_NEG:
+    return scale_core(d, w->arg[0], depth + 1);
+  case OP_MUL:
+    for (int k = 0; k < 2; k++)
+      if (scale_factor(d, w->arg[1 - k]) && d->dv[w->arg[k]->id])
+        return scale_core(d, w->arg[k], depth + 1);
+    return w;
+  case OP_DIV:
+    if (scale_factor(d, w->arg[1]) && d->dv[w->arg[0]->id])
+      return scale_core(d, w->arg[0], depth + 1);
+    return w;
+  default:
+    return w;
+  }
+}
+
+/* Does n depend on the variable only through abs(u), or abs(w) with w
+ * a scale of u (abs_scale) or of u's core r (w = k r, u = k0 r:
+ * abs(2 a x) beside sign(a x))? seen[id]: 1 yes (n is above such a
+ * node), 3 n is such a node, 2 no; 0 not yet known. A node whose
+ * derivative is NULL (independent of the variable, or sign(u), a
+ * condition) is not marked: it is left as it is. *ab is set to one such
+ * abs node. */
 static int via_abs(dctx *d, dnc_node *n, const dnc_node *u,
-                   const dnc_node **ab, unsigned char *seen, int depth,
-                   int *budget)
+                   dnc_node *r, const dnc_node **ab, unsigned char *seen,
+                   int depth, int *budget)
 {
   if (!d->dv[n->id])
     return 1;
   if (seen[n->id])
     return seen[n->id] != 2;
-  if (n->op == OP_ABS && abs_scale(d, n->arg[0], u, 0)) {
+  if (n->op == OP_ABS && (abs_scale(d, n->arg[0], u, 0) ||
+                          scale_core(d, n->arg[0], 0) == r)) {
     *ab = n;
     seen[n->id] = 3;
     return 1;
@@ -561,27 +604,91 @@ static int via_abs(dctx *d, dnc_node *n, const dnc_node *u,
   if (!n->nargs || depth > 64 || --*budget < 0)
     return (seen[n->id] = 2) == 1;
   for (int k = 0; k < n->nargs; k++)
-    if (!via_abs(d, n->arg[k], u, ab, seen, depth + 1, budget))
+    if (!via_abs(d, n->arg[k], u, r, ab, seen, depth + 1, budget))
       return (seen[n->id] = 2) == 1;
   return seen[n->id] = 1;
 }
 
-/* a factor sign(u) of p, u depending on the variable, found through p's
- * products, negations and numerators, or NULL */
-static const dnc_node *sign_factor(dctx *d, const dnc_node *p, int depth)
+/* an odd power sign(u)^n of sign(u), n = 1, 3, 5, ...: sign(u)^n is
+ * sign(u) for every u */
+static int odd_sign_power(const dnc_node *p)
 {
-  if (p->op == OP_SIGN)
+  if (p->op != OP_POW || p->arg[0]->op != OP_SIGN ||
+      p->arg[1]->op != OP_CONST)
+    return 0;
+  double n = p->arg[1]->value;
+  return n > 0 && n < 0x1p52 && n == rint(n) && fmod(n, 2.0) == 1.0;
+}
+
+/* a factor sign(u) of p, u depending on the variable, or an odd power of
+ * one (sign(x)^3), found through p's products, negations and numerators,
+ * or NULL; *fac is the factor (the sign, or its power) */
+static const dnc_node *sign_factor(dctx *d, const dnc_node *p,
+                                   const dnc_node **fac, int depth)
+{
+  if (odd_sign_power(p)) {
+    *fac = p;
+    p = p->arg[0];
     return d->dv[p->arg[0]->id] ? p : NULL;
+  }
+  if (p->op == OP_SIGN) {
+    *fac = p;
+    return d->dv[p->arg[0]->id] ? p : NULL;
+  }
   if (depth > 8)
     return NULL;
   switch (p->op) {
   case OP_NEG:
   case OP_DIV:
-    return sign_factor(d, p->arg[0], depth + 1);
+    return sign_factor(d, p->arg[0], fac, depth + 1);
   case OP_MUL: {
-    const dnc_node *s = sign_factor(d, p->arg[0], depth + 1);
-    return s ? s : sign_factor(d, p->arg[1], depth + 1);
+    const dnc_node *s = sign_factor(d, p->arg[0], fac, depth + 1);
+    return s ? s : sign_factor(d, p->arg[1], fac, depth + 1);
   }
+  default:
+    return NULL;
+  }
+}
+
+/* y with e = f y (factor_out's), and *dy its derivative, from those of
+ * e's nodes in d (made, as within mul_odd's pass: each is below e) */
+static dnc_node *strip_sign(dctx *d, dnc_node *e, const dnc_node *f,
+                            dnc_node **dy, int depth)
+{
+  if (e == f) {
+    *dy = NULL;
+    return K(1.0);
+  }
+  if (depth > 8)
+    return NULL;
+  dnc_node *y, *dz = NULL;
+  switch (e->op) {
+  case OP_NEG:
+    if (!(y = strip_sign(d, e->arg[0], f, &dz, depth + 1)))
+      return NULL;
+    *dy = dz ? S(OP_NEG, dz, NULL) : NULL;
+    return S(OP_NEG, y, NULL);
+  case OP_MUL:
+    for (int k = 0; k < 2; k++)
+      if (e->arg[k] == f) {
+        *dy = d->dv[e->arg[1 - k]->id];
+        return e->arg[1 - k];
+      }
+    for (int k = 0; k < 2; k++)
+      if ((y = strip_sign(d, e->arg[k], f, &dz, depth + 1))) {
+        dnc_node *b = e->arg[1 - k];
+        *dy = add(d, mul(d, dz, b), mul(d, y, d->dv[b->id]));
+        return S(OP_MUL, y, b);
+      }
+    return NULL;
+  case OP_DIV:
+    if (!(y = strip_sign(d, e->arg[0], f, &dz, depth + 1)))
+      return NULL;
+    {
+      dnc_node *b = e->arg[1], *q = S(OP_DIV, y, b);
+      *dy = divide(d, sub(d, dz, mul(d, q, d->dv[b->id])), b);
+      return q;
+    }
   default:
     return NULL;
   }
@@ -599,7 +706,20 @@ static const dnc_node *sign_factor(dctx *d, const dnc_node *p, int depth)
  * v's derivative taken with abs(u)' = u' (v' is that times sign(u)),
  * equal to sign(u) v' wherever u is not 0; at u = 0 it is used where v
  * is 0 there (f continuous), and 0 where not (a jump, sign' = 0 there as
- * before). NULL where e is not of that shape. */
+ * before). NULL where e is not of that shape.
+ *
+ * g'(0) is g's slope from the right, t = |u| -> 0+, so within v:
+ * - abs(w) with w = k r, u = k0 r (sign(a x) log1p(abs(2 a x))) has
+ *   |w| = |k| |r|, taken as |k| sign(k0) r' (|k / k0| u', without the
+ *   division, 0 where k0 is: u is 0 for every value of the variable);
+ * - another abs(y) (abs(k abs(x)), the inner abs of an odd extension
+ *   within g) has the slope sign(y) y', but |y'| (the slope of |y| from
+ *   the right) where u = 0 and y = 0, y' by t; sign(x) abs(k abs(x)),
+ *   which is |k| x, had d/dx 0 at 0;
+ * - in such an abs(y), y = s m with s a sign(u2), u2 of u's core, is
+ *   |m| for u not 0 (sign(x) log1p(abs(sign(x) log1p(abs(x))))), taken
+ *   as abs(m); where m is not 0 at u = 0, |y| jumps there, the
+ *   derivative 0 as for any jump. */
 static dnc_node *mul_odd(dctx *d, dnc_node *const *a, dnc_node *const *da)
 {
   for (int k = 0; k < 2 && d->odd; k++) {
@@ -607,13 +727,16 @@ static dnc_node *mul_odd(dctx *d, dnc_node *const *a, dnc_node *const *da)
     if (da[k] || !da[1 - k])
       continue;
     /* p = c sign(u), c made of p's other factors, in any order (sign(x)
-     * a, a b sign(x), -a sign(x), sign(x) / a, exp(a) sign(x)) */
-    const dnc_node *s = sign_factor(d, p, 0);
+     * a, a b sign(x), -a sign(x), sign(x) / a, exp(a) sign(x)); an odd
+     * power of sign(u) is sign(u) */
+    const dnc_node *fac = NULL;
+    const dnc_node *s = sign_factor(d, p, &fac, 0);
     if (!s)
       continue;
-    dnc_node *c = factor_out(d, p, s, 0);
+    dnc_node *c = factor_out(d, p, fac, 0);
     if (!c)
       continue;
+    dnc_node *u = s->arg[0], *r = scale_core(d, u, 0);
     /* a pass over v, each: 15000 of them in one sum, the most the limits
      * on nodes allow, take 0.2 s */
     dnc_arena *scratch = dnc_arena_new();
@@ -622,8 +745,9 @@ static dnc_node *mul_odd(dctx *d, dnc_node *const *a, dnc_node *const *da)
     memset(seen, 0, m);
     const dnc_node *ab = NULL;
     int budget = 4096;
-    dnc_node *w = NULL;
-    if (via_abs(d, v, s->arg[0], &ab, seen, 0, &budget) && ab) {
+    dnc_node *w = NULL, *jump = S(OP_NE, v, K(0.0));
+    dnc_node *at0 = S(OP_EQ, u, K(0.0));
+    if (via_abs(d, v, u, r, &ab, seen, 0, &budget) && ab) {
       dnc_node **sch = dnc_schedule(d->g, scratch, v, &n);
       /* no mul_odd within: there the derivatives are by |u|, not by the
        * variable, and an inner sign(u) g(|u|)'s is sign(u) g'(|u|) (the
@@ -635,11 +759,34 @@ static dnc_node *mul_odd(dctx *d, dnc_node *const *a, dnc_node *const *da)
       for (uint32_t i = 0; i < n && !d->g->over; i++) {
         dnc_node *t = sch[i];
         dnc_node *dt;
-        if (seen[t->id] == 3) /* abs(k u)' taken as |k| u' */
-          dt = mul(d, abs_scale(d, t->arg[0], s->arg[0], 0), d->dv[s->arg[0]->id]);
-        else if (seen[t->id] != 1)
+        if (seen[t->id] == 3) { /* abs(k u)' taken as |k| u' */
+          dnc_node *ks = abs_scale(d, t->arg[0], u, 0);
+          if (ks)
+            dt = mul(d, ks, d->dv[u->id]);
+          else /* abs(k r)' as |k| sign(k0) r' */
+            dt = mul(d, mul(d, abs_scale(d, t->arg[0], r, 0),
+                            scale_of(d, u, r, OP_SIGN, 0)),
+                     d->dv[r->id]);
+        } else if (seen[t->id] != 1)
           dt = d->dv[t->id]; /* below abs(u), or not depending on it */
-        else {
+        else if (t->op == OP_ABS) {
+          dnc_node *y = t->arg[0], *my = y;
+          const dnc_node *f2 = NULL, *s2 = sign_factor(d, y, &f2, 0);
+          dnc_node *dy = sub.dv[y->id];
+          if (s2 && scale_core(d, s2->arg[0], 0) == r) {
+            dnc_node *dm = NULL, *m2 = strip_sign(&sub, y, f2, &dm, 0);
+            if (m2) {
+              my = m2, dy = dm;
+              jump = S(OP_OR, jump, S(OP_NE, m2, K(0.0)));
+            }
+          }
+          dt = !dy ? NULL
+                   : dnc_simp(d->g, OP_SELECT,
+                              S(OP_AND, at0, S(OP_EQ, my, K(0.0))),
+                              mul(d, S(OP_ABS, dy, NULL),
+                                  S(OP_SIGN, d->dv[u->id], NULL)),
+                              mul(d, S(OP_SIGN, my, NULL), dy));
+        } else {
           dnc_node *dta[3] = {NULL, NULL, NULL};
           for (int j = 0; j < t->nargs; j++)
             dta[j] = sub.dv[t->arg[j]->id];
@@ -655,8 +802,7 @@ static dnc_node *mul_odd(dctx *d, dnc_node *const *a, dnc_node *const *da)
       continue;
     /* at u = 0 with v not 0 (sign(x) (1 + abs(x)), a jump) the
      * convention sign' = 0 stays: 0 there */
-    dnc_node *u = s->arg[0];
-    dnc_node *jump = S(OP_AND, S(OP_EQ, u, K(0.0)), S(OP_NE, v, K(0.0)));
+    jump = S(OP_AND, at0, jump);
     return mul(d, c, dnc_simp(d->g, OP_SELECT, jump, K(0.0), w));
   }
   return NULL;

@@ -305,6 +305,65 @@ static void test_conventions(void)
     dnc_mod_free(m);
     free(src);
   }
+  /* odd extensions whose sign and abs are of different but proportional
+   * arguments, an odd power of sign, abs within g and nested odd
+   * extensions: each is continuous and differentiable at 0, with the
+   * slope g'(0+) there, where the product rule's sign(0) made it 0 */
+  {
+    static const struct {
+      const char *src;
+      int wrt;
+      double x, want;
+      const char *what;
+    } odd[] = {
+        {"fn f(x; a = 1.5) = sign(a * x) * log1p(abs(2 * a * x))", DNC_WRT_X, 0.0, 3.0,
+         "sign(a x) log1p(|2 a x|): 2a at 0"},
+        {"fn f(x; a = 1.5) = sign(a * x) * log1p(abs(2 * a * x))", DNC_WRT_X, -0.0, 3.0,
+         "sign(a x) log1p(|2 a x|): 2a at -0"},
+        {"fn f(x; a = 1.5) = sign(a * x) * log1p(abs(2 * a * x))", DNC_WRT_X, -2.0, 3.0 / 7.0,
+         "sign(a x) log1p(|2 a x|) at -2"},
+        {"fn f(x; a = 1.5) = sign(a * x) * log1p(abs(2 * a * x))", 0, 0.0, 0.0,
+         "sign(a x) log1p(|2 a x|) by a at x = 0"},
+        {"fn f(x; a = 0) = sign(a * x) * log1p(abs(2 * a * x))", 0, 0.3, 0.6,
+         "sign(a x) log1p(|2 a x|) by a at a = 0: 2x (it was 0 for every x)"},
+        {"fn f(x; a = 0) = sign(a * x) * log1p(abs(2 * a * x))", DNC_WRT_X, 0.0, 0.0,
+         "sign(a x) log1p(|2 a x|) at a = 0: 0 (f is 0 for every x)"},
+        {"fn f(x; a = 1.5) = sign(-a * x) * log1p(abs(x * a / 3))", DNC_WRT_X, 0.0, -0.5,
+         "sign(-a x) log1p(|x a / 3|): -a / 3 at 0"},
+        {"fn f(x) = sign(x)^3 * log1p(abs(x))", DNC_WRT_X, 0.0, 1.0, "sign(x)^3 g(|x|): 1 at 0"},
+        {"fn f(x) = sign(x)^3 * log1p(abs(x))", DNC_WRT_X, -3.0, 0.25, "sign(x)^3 g(|x|) at -3"},
+        {"fn f(x; a = 2) = a * sign(x)^5 * tanh(abs(x))", DNC_WRT_X, -0.0, 2.0,
+         "a sign(x)^5 g(|x|): a at -0"},
+        {"fn f(x) = sign(x)^2 * log1p(abs(x))", DNC_WRT_X, 0.0, 0.0,
+         "sign(x)^2 g(|x|), even: 0 at 0 as before"},
+        {"fn f(x) = sign(x) * log1p(abs(sign(x) * log1p(abs(x))))", DNC_WRT_X, 0.0, 1.0,
+         "nested odd extensions: 1 at 0"},
+        {"fn f(x) = sign(x) * log1p(abs(sign(x) * log1p(abs(x))))", DNC_WRT_X, -0.0, 1.0,
+         "nested odd extensions: 1 at -0"},
+        {"fn f(x; a = 1.5) = sign(x) * tanh(abs(a * sign(x) * log1p(abs(x))))", DNC_WRT_X, 0.0, 1.5,
+         "nested, the inner one scaled: a at 0"},
+        {"fn f(x; a = 1.5) = sign(x) * tanh(abs(a * sign(x) * log1p(abs(x))))", DNC_WRT_X, -2.0,
+         0.068877551020408163, "nested, the inner one scaled, at -2"},
+        {"fn f(x) = sign(x) * log1p(abs(sign(x) * (1 + abs(x))))", DNC_WRT_X, 0.0, 0.0,
+         "nested with a jump inside: 0 at 0, as for a jump"},
+        {"fn f(x; k = -2) = sign(x) * abs(k * abs(x))", DNC_WRT_X, 0.0, 2.0,
+         "sign(x) |k |x||, which is |k| x: |k| at 0"},
+        {"fn f(x) = sign(x) * abs(sin(abs(x)))", DNC_WRT_X, -0.0, 1.0,
+         "sign(x) |sin(|x|)|: 1 at -0"},
+        {"fn f(x) = sign(x) * abs(sin(abs(x)))", DNC_WRT_X, -4.0, -cos(4.0),
+         "sign(x) |sin(|x|)| at -4, where sin(|x|) < 0"},
+    };
+    for (size_t i = 0; i < sizeof odd / sizeof *odd; i++) {
+      dnc_mod *m = build(odd[i].src);
+      if (!m) {
+        ok(0, "%s builds", odd[i].src);
+        continue;
+      }
+      dnc_node *d = dnc_diff(&m->dag, m->fns[0]->body, odd[i].wrt);
+      is_double(eval_node(m, d, odd[i].x), odd[i].want, 1e-15, "%s", odd[i].what);
+      dnc_mod_free(m);
+    }
+  }
   /* d/dp (beta + t)^p with beta a parameter: log(beta) + log1p(t / beta),
    * not the log of the rounded sum (0 at x = 1e-20, where it is -1e-60) */
   {

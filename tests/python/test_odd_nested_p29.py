@@ -1,0 +1,69 @@
+"""test_odd_nested_p29.py - the kernels' gradients of odd extensions
+sign(u) g(|u|) at u = 0 in the forms round twenty-eight left at 0,
+against their true values:
+
+- sign and abs of different multiples of one term, sign(a x) log1p(|2 a
+  x|): d/dx 0 at x = 0 (it is 2a), d/da 0 for every x at a = 0 (2x);
+- an odd power of sign, sign(x)^3 g(|x|);
+- an abs within g, sign(x) |k |x|| (which is |k| x), and an odd
+  extension within another, sign(x) log1p(|sign(x) log1p(|x|)|).
+
+Through the NumPy API (dnc.Function.backward: the JIT's backward
+kernels) in float32, float64 and bfloat16."""
+import math
+
+import numpy as np
+import pytest
+
+import dnc
+
+try:
+    import ml_dtypes
+    BF16 = [ml_dtypes.bfloat16]
+except ImportError:  # (Debian's python: float32 and float64 only)
+    BF16 = []
+DTYPES = [np.float32, np.float64] + BF16
+
+SRC = """
+fn twoscale(x; a = 1.5) = sign(a * x) * log1p(abs(2 * a * x))
+fn cube(x) = sign(x)^3 * log1p(abs(x))
+fn kabs(x; k = -2) = sign(x) * abs(k * abs(x))
+fn nested(x) = sign(x) * log1p(abs(sign(x) * log1p(abs(x))))
+fn nested_a(x; a = 1.5) = sign(x) * tanh(abs(a * sign(x) * log1p(abs(x))))
+"""
+
+
+def close(g, v, tol):
+    return abs(g - v) <= tol * abs(v) + 1e-12
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda t: np.dtype(t).name)
+def test_slope_at_zero(dtype):
+    m = dnc.compile(SRC)
+    x = np.array([0.0, -0.0, -2.0], dtype=dtype)
+    dy = np.ones_like(x)
+    want = {
+        "twoscale": [3.0, 3.0, 3.0 / 7.0],
+        "cube": [1.0, 1.0, 1.0 / 3.0],
+        "kabs": [2.0, 2.0, 2.0],
+        "nested": [1.0, 1.0, 1.0 / (3.0 * (1.0 + math.log(3.0)))],
+        "nested_a": [1.5, 1.5, 0.5 / math.cosh(1.5 * math.log(3.0)) ** 2],
+    }
+    tol = 1e-2 if dtype not in (np.float32, np.float64) else 1e-5
+    for name, w in want.items():
+        dx, _ = m[name].backward(x, dy)
+        got = np.asarray(dx, dtype=np.float64)
+        for g, v in zip(got, w):
+            assert close(g, v, tol), (name, got, w)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda t: np.dtype(t).name)
+def test_scale_zero(dtype):
+    # at a = 0: sign(a x) log1p(|2 a x|) has d/da 2x for every x (it was
+    # 0)
+    m = dnc.compile(SRC.replace("a = 1.5", "a = 0"))
+    x = np.array([0.5, -2.0], dtype=dtype)
+    dy = np.ones_like(x)
+    tol = 1e-2 if dtype not in (np.float32, np.float64) else 1e-5
+    _, grads = m["twoscale"].backward(x, dy)
+    assert close(float(grads["a"]), -3.0, tol), grads
