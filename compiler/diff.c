@@ -1413,6 +1413,23 @@ static dnc_node *pow_scaled_root(dctx *d, dnc_node *e, dnc_node *const *a)
   return NULL;
 }
 
+/* t, the derivative of h(abs(w)) with h' infinite at 0 (abs(w)^p, p
+ * < 1, sqrt(abs(w))), 0 where w' is 0: the chain rule's h'(0) sign(0)
+ * w' = inf * 0 was NaN where w and w' are 0, d/da of abs(a x)^0.5 or
+ * sqrt(abs(a x)) at x = 0 (the function 0 there for every a), and d/dx
+ * everywhere at a = 0, and with it the summed gradient of a over a batch
+ * holding one such element. Where w' is a constant not 0 (d/dx of
+ * abs(x)^0.5: a cusp, slopes -inf and inf) t stays, NaN at 0. */
+static dnc_node *still_abs(dctx *d, const dnc_node *base, dnc_node *t)
+{
+  if (!t || base->op != OP_ABS)
+    return t;
+  dnc_node *dw = d->dv[base->arg[0]->id];
+  if (!dw || (dw->op == OP_CONST && dw->value != 0.0))
+    return t;
+  return zero_where(d, dw, t);
+}
+
 RULE(df_pow)
 {
   if (!da[1]) { /* a^b with b constant here: b a^(b-1) a' */
@@ -1427,7 +1444,10 @@ RULE(df_pow)
     }
     if (b && b->op == OP_CONST && b->value == 0.0)
       return NULL;
-    return mul(d, mul(d, a[1], S(OP_POW, a[0], S(OP_SUB, a[1], K(1.0)))), da[0]);
+    dnc_node *t = mul(d, mul(d, a[1], S(OP_POW, a[0], S(OP_SUB, a[1], K(1.0)))), da[0]);
+    if (!b || b->op != OP_CONST || (b->value > 0.0 && b->value < 1.0))
+      t = still_abs(d, a[0], t); /* p < 1, or a parameter's value */
+    return t;
   }
   dnc_node *r = pow_scaled_root(d, e, a);
   if (r)
@@ -1563,7 +1583,10 @@ RULE(df_log1p)
   dnc_node *r = softplus_rule(d, a[0], 1);
   return r ? r : divide(d, da[0], S(OP_ADD, K(1.0), a[0]));
 }
-RULE(df_sqrt) { return divide(d, da[0], S(OP_MUL, K(2.0), e)); }
+RULE(df_sqrt)
+{
+  return still_abs(d, a[0], divide(d, da[0], S(OP_MUL, K(2.0), e)));
+}
 /* rsqrt(a)' = -rsqrt(a) / (2a); for a sum (rsqrt(beta + x^2)) -(a'/2) /
  * (a sqrt(a)), the form rewrite.c scales where a overflows (a' = 2x
  * overflowed too, inf * 0 = NaN at x = 3e38 in f32) */

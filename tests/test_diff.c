@@ -308,7 +308,9 @@ static void test_conventions(void)
   /* odd extensions whose sign and abs are of different but proportional
    * arguments, an odd power of sign, abs within g and nested odd
    * extensions: each is continuous and differentiable at 0, with the
-   * slope g'(0+) there, where the product rule's sign(0) made it 0 */
+   * slope g'(0+) there, where the product rule's sign(0) made it 0; and
+   * a parameter's derivative where the function is 0 for every value of
+   * it (abs(a x)^0.5 at x = 0: it was 0 * inf = NaN) */
   {
     static const struct {
       const char *src;
@@ -352,6 +354,17 @@ static void test_conventions(void)
          "sign(x) |sin(|x|)|: 1 at -0"},
         {"fn f(x) = sign(x) * abs(sin(abs(x)))", DNC_WRT_X, -4.0, -cos(4.0),
          "sign(x) |sin(|x|)| at -4, where sin(|x|) < 0"},
+        {"fn f(x; a = 1.5) = abs(a * x)^0.5", 0, 0.0, 0.0,
+         "|a x|^0.5 by a at x = 0: 0, not NaN"},
+        {"fn f(x; a = 1.5) = abs(a * x)^0.5", 0, 4.0, 0.8164965809277261, "|a x|^0.5 by a at 4"},
+        {"fn f(x; a = 0) = abs(a * x)^0.5", DNC_WRT_X, 2.0, 0.0,
+         "|a x|^0.5 at a = 0: 0, not NaN"},
+        {"fn f(x; a = 1.5, p = 0.25) = abs(a * x)^p", 0, 0.0, 0.0,
+         "|a x|^p by a at x = 0, p < 1: 0"},
+        {"fn f(x; a = 1.5) = sqrt(abs(a * x))", 0, 0.0, 0.0,
+         "sqrt(|a x|) by a at x = 0: 0, not NaN"},
+        {"fn f(x) = abs(x)^0.5", DNC_WRT_X, 0.0, NAN,
+         "|x|^0.5 at 0, a cusp (slopes -inf and inf): NaN"},
     };
     for (size_t i = 0; i < sizeof odd / sizeof *odd; i++) {
       dnc_mod *m = build(odd[i].src);

@@ -1,12 +1,15 @@
 """test_odd_nested_p29.py - the kernels' gradients of odd extensions
-sign(u) g(|u|) at u = 0 in the forms round twenty-eight left at 0,
-against their true values:
+sign(u) g(|u|) at u = 0 in the forms round twenty-eight left at 0, and of
+abs(a x)^p by a where x is 0, against their true values:
 
 - sign and abs of different multiples of one term, sign(a x) log1p(|2 a
   x|): d/dx 0 at x = 0 (it is 2a), d/da 0 for every x at a = 0 (2x);
 - an odd power of sign, sign(x)^3 g(|x|);
 - an abs within g, sign(x) |k |x|| (which is |k| x), and an odd
-  extension within another, sign(x) log1p(|sign(x) log1p(|x|)|).
+  extension within another, sign(x) log1p(|sign(x) log1p(|x|)|);
+- abs(a x)^0.5 and sqrt(abs(a x)) by a: NaN (0 * inf) at x = 0, where
+  the function is 0 for every a, so that one zero element made the
+  gradient of a over the whole batch NaN.
 
 Through the NumPy API (dnc.Function.backward: the JIT's backward
 kernels) in float32, float64 and bfloat16."""
@@ -30,6 +33,8 @@ fn cube(x) = sign(x)^3 * log1p(abs(x))
 fn kabs(x; k = -2) = sign(x) * abs(k * abs(x))
 fn nested(x) = sign(x) * log1p(abs(sign(x) * log1p(abs(x))))
 fn nested_a(x; a = 1.5) = sign(x) * tanh(abs(a * sign(x) * log1p(abs(x))))
+fn root(x; a = 1.5) = abs(a * x)^0.5
+fn sqroot(x; a = 1.5) = sqrt(abs(a * x))
 """
 
 
@@ -58,12 +63,30 @@ def test_slope_at_zero(dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda t: np.dtype(t).name)
+def test_parameter_gradient_where_x_is_zero(dtype):
+    m = dnc.compile(SRC)
+    x = np.array([0.0, 4.0], dtype=dtype)
+    dy = np.ones_like(x)
+    tol = 1e-2 if dtype not in (np.float32, np.float64) else 1e-5
+    # d/da sqrt(|a x|) = sqrt(|x|) / (2 sqrt(a)): 0 at x = 0, 1/sqrt(1.5)
+    # at 4; summed over the batch, not NaN
+    for name in ("root", "sqroot"):
+        _, grads = m[name].backward(x, dy)
+        g = float(grads["a"])
+        assert close(g, 1 / math.sqrt(1.5), tol), (name, g)
+        _, grads = m[name].backward(x[:1], dy[:1])
+        assert float(grads["a"]) == 0.0, (name, grads)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda t: np.dtype(t).name)
 def test_scale_zero(dtype):
     # at a = 0: sign(a x) log1p(|2 a x|) has d/da 2x for every x (it was
-    # 0)
+    # 0), abs(a x)^0.5 has d/dx 0 for every x (it was NaN)
     m = dnc.compile(SRC.replace("a = 1.5", "a = 0"))
     x = np.array([0.5, -2.0], dtype=dtype)
     dy = np.ones_like(x)
     tol = 1e-2 if dtype not in (np.float32, np.float64) else 1e-5
     _, grads = m["twoscale"].backward(x, dy)
     assert close(float(grads["a"]), -3.0, tol), grads
+    dx, _ = m["root"].backward(x, dy)
+    assert list(np.asarray(dx, dtype=np.float64)) == [0.0, 0.0], dx
