@@ -520,6 +520,19 @@ static int scale_factor(dctx *d, const dnc_node *n)
   return !d->dv[n->id] && !(n->op == OP_SIGN && d->dv[n->arg[0]->id]);
 }
 
+/* Is |w| = |u| as written, w the same sum, product or difference as u
+ * with its operands swapped (abs(s + x) beside sign(x + s), abs(s - x)
+ * beside sign(x - s))? */
+static int same_abs(const dnc_node *w, const dnc_node *u)
+{
+  if (w == u)
+    return 1;
+  if (w->op != u->op || w->nargs != 2 ||
+      (w->op != OP_ADD && w->op != OP_MUL && w->op != OP_SUB))
+    return 0;
+  return w->arg[0] == u->arg[1] && w->arg[1] == u->arg[0];
+}
+
 /* op(k) (|k| for OP_ABS, sign(k) for OP_SIGN) where w is k u, k made of
  * products, quotients and negations of nodes whose derivative is NULL
  * (constants, parameters: abs(a x), abs(x / b), abs(-x)); NULL where w
@@ -527,7 +540,7 @@ static int scale_factor(dctx *d, const dnc_node *n)
 static dnc_node *scale_of(dctx *d, dnc_node *w, const dnc_node *u, int op,
                           int depth)
 {
-  if (w == u)
+  if (w == u || (op == OP_ABS && same_abs(w, u)))
     return K(1.0);
   if (depth > 8 || !d->dv[w->id])
     return NULL;
@@ -596,7 +609,7 @@ static int via_abs(dctx *d, dnc_node *n, const dnc_node *u,
   if (seen[n->id])
     return seen[n->id] != 2;
   if (n->op == OP_ABS && (abs_scale(d, n->arg[0], u, 0) ||
-                          scale_core(d, n->arg[0], 0) == r)) {
+                          same_abs(scale_core(d, n->arg[0], 0), r))) {
     *ab = n;
     seen[n->id] = 3;
     return 1;
@@ -773,7 +786,7 @@ static dnc_node *mul_odd(dctx *d, dnc_node *const *a, dnc_node *const *da)
           dnc_node *y = t->arg[0], *my = y;
           const dnc_node *f2 = NULL, *s2 = sign_factor(d, y, &f2, 0);
           dnc_node *dy = sub.dv[y->id];
-          if (s2 && scale_core(d, s2->arg[0], 0) == r) {
+          if (s2 && same_abs(scale_core(d, s2->arg[0], 0), r)) {
             dnc_node *dm = NULL, *m2 = strip_sign(&sub, y, f2, &dm, 0);
             if (m2) {
               my = m2, dy = dm;
