@@ -747,7 +747,17 @@ static dnc_node *mul_odd(dctx *d, dnc_node *const *a, dnc_node *const *da)
     if (!s)
       continue;
     dnc_node *c = factor_out(d, p, fac, 0);
-    if (!c)
+    /* more factors sign(u) in c (sign(x) sign(x) sign(x) a): one
+     * sign(u) if their number is odd; sign(u)^2 (0 at 0) is none */
+    int odd = 1;
+    for (int j = 0; c && j < 16; j++) {
+      const dnc_node *f2 = NULL, *s2 = sign_factor(d, c, &f2, 0);
+      if (s2 != s)
+        break;
+      c = factor_out(d, c, f2, 0);
+      odd ^= 1;
+    }
+    if (!c || !odd)
       continue;
     dnc_node *u = s->arg[0], *r = scale_core(d, u, 0);
     /* a pass over v, each: 15000 of them in one sum, the most the limits
