@@ -1381,7 +1381,8 @@ def convert(model, fn, module=None, *, kind="all", init=None,
                          "not converted: %s" % (_what(kind), "; ".join(odd)))
     for parent, name, new in edits:
         parent.add_module(name, new)
-    _mark_config(out, fn)
+    _mark_config(out, fn, {id(n) for n in made.values()
+                           if isinstance(n, _dt.PointwiseNorm)})
     shared = ["%s (also %s)" % (dropped[id(t)], n)
               for n, t in _named_params(out) if id(t) in dropped]
     if shared:
@@ -1484,43 +1485,97 @@ def _holds_config(outer, c):
     return False
 
 
-def _config_root(model, c):
-    """The outermost module that holds model among its descendants and
-    whose config is c or holds it (a Hugging Face model around the
-    backbone convert was given: LlamaForCausalLM around
-    convert(model.model, ...), LLaVA around its language model), else
-    model itself."""
-    root, seen, todo = model, {id(model)}, [model]
-    while todo:  # outward, a generation at a time
+def _ancestors(model):
+    """Every module that holds model among its descendants, nearest
+    first, a generation at a time (a module has no link to its parent:
+    _parents)."""
+    out, seen, todo = [], {id(model)}, [model]
+    while todo:
         up = []
         for p in _parents(todo):
             if id(p) not in seen:
                 seen.add(id(p))
                 up.append(p)
-                # a module around model is any module, not one convert
-                # was given: one whose config cannot be read (a property
-                # that raises) is not a root, and convert goes on
-                try:
-                    pc = _hf_config(p)
-                    held = pc is not None and _holds_config(pc, c)
-                except Exception:
-                    held = False
-                if held:
-                    root = p
+        out.extend(up)
         todo = up
+    return out
+
+
+def _config_of(m):
+    """m's Hugging Face config, or None, also where reading it raises (a
+    module around the converted one is any module: a property that
+    raises is no config, and convert goes on)."""
+    try:
+        return _hf_config(m)
+    except Exception:
+        return None
+
+
+def _config_root(model, c, above=None):
+    """The outermost module that holds model among its descendants and
+    whose config is c or holds it (a Hugging Face model around the
+    backbone convert was given: LlamaForCausalLM around
+    convert(model.model, ...), LLaVA around its language model), else
+    model itself. above: model's _ancestors, where known."""
+    root = model
+    for p in _ancestors(model) if above is None else above:
+        pc = _config_of(p)
+        try:
+            held = pc is not None and _holds_config(pc, c)
+        except Exception:
+            held = False
+        if held:
+            root = p
     return root
 
 
-def _mark_config(model, fn):
-    """fn's source added to model.config's list: on a copy of the config,
-    which every module of model holding that config takes (Hugging
-    Face's modules share the config they were made with; another model
-    made from it is no converted one), and every module holding one of
-    its sub-configs (a multimodal model's language model holds
+def _is_pretrained(m):
+    """A Hugging Face model (it has save_pretrained), not one of the
+    modules inside one that hold its config (LlamaAttention)."""
+    return hasattr(type(m), "save_pretrained") and _config_of(m) is not None
+
+
+def _holders(model, new):
+    """The outermost modules of model's tree (model included) that hold a
+    Hugging Face config and hold one of the PointwiseNorms new (ids)
+    among their descendants: the models whose norms convert replaced
+    (a wrapper without a config, a distillation module, a Lightning
+    module, around one or more Hugging Face models)."""
+    out, seen = [], set()
+
+    def walk(m):
+        if id(m) in seen:
+            return
+        seen.add(id(m))
+        if _config_of(m) is not None:
+            if any(id(d) in new for d in m.modules()):
+                out.append(m)
+            return
+        for child in m._modules.values():
+            if child is not None:
+                walk(child)
+    walk(model)
+    return out
+
+
+def _mark_config(model, fn, new):
+    """fn's source added to the config of each Hugging Face model whose
+    norms convert replaced (new: the ids of the PointwiseNorms it made):
+    model's config; where model holds none, that of each model inside it
+    that had norms replaced (convert of a wrapper around a Hugging Face
+    model, or around a student and a teacher) and that of the nearest
+    module around model holding one (convert of one decoder layer,
+    model.model.layers[3], or of the nn.ModuleList of the layers: the
+    model's config had stayed unmarked, so that save_pretrained of the
+    model wrote no dnc_functions). The mark is made on a copy of the
+    config, which every module holding that config takes (Hugging Face's
+    modules share the config they were made with; another model made
+    from it is no converted one), and every module holding one of its
+    sub-configs (a multimodal model's language model holds
     config.text_config) takes that sub-config's copy: they had kept the
     originals, so that model.config.text_config was no longer the
-    language model's config, and a change to it (use_cache = False)
-    did not reach the model. Where model is a submodule of a model
+    language model's config, and a change to it (use_cache = False) did
+    not reach the model. Where the model is a submodule of a model
     holding its config or one around it (convert(model.model, fn) of a
     LlamaForCausalLM; of a LLaVA's language model), that outer model's
     config is copied and marked as well, and every module of the outer
@@ -1528,30 +1583,78 @@ def _mark_config(model, fn):
     so that model.config was no longer model.model.config, and
     save_pretrained of the outer model wrote a config without
     dnc_functions (from_pretrained with another function of the same
-    parameters' names loaded the saved alphas into it, silently)."""
-    c = _hf_config(model)
-    if c is None:
-        return
+    parameters' names loaded the saved alphas into it, silently).
+    Another Hugging Face model inside the outer one holding the same
+    config (a distillation model's teacher, made from the student's
+    config object) whose norms were not converted keeps the original,
+    unmarked, with a warning: it had taken the marked copy, so that its
+    config said dnc functions where it computes LayerNorm."""
     src = _dt._source_of(fn)
-    root = _config_root(model, c)
-    top = _hf_config(root)
-    marked = [v for v in (top, c)
-              if src not in (getattr(v, _CONFIG_KEY, None) or ())]
-    if not marked:
+    above = None
+    anchors = _holders(model, new)
+    if _config_of(model) is None:
+        above = _ancestors(model)
+        near = next((p for p in above if _config_of(p) is not None), None)
+        if near is not None and any(id(d) in new for d in near.modules()):
+            anchors.append(near)
+    if not anchors:
         return
-    copies = {}  # id of top and of each config inside it -> its copy
-    copy.deepcopy(top, copies)
-    for v in (top, c):
-        have = getattr(v, _CONFIG_KEY, None)
-        have = list(have) if isinstance(have, (list, tuple)) else []
-        if src not in have:
-            setattr(copies[id(v)], _CONFIG_KEY, have + [src])
-    for m in root.modules():
-        for name, v in list(vars(m).items()):
-            new = copies.get(id(v))
-            if new is not None and type(new) is type(v) and \
-                    hasattr(new, "to_dict") and new is not v:
-                setattr(m, name, new)
+    inside = {id(m) for m in model.modules()}
+    if above is None:
+        above = _ancestors(model)
+    path_ids = inside | {id(p) for p in above}
+    copies = {}  # id of each config copied (and those inside it) -> copy
+    plans = []
+    for h in anchors:
+        c = _hf_config(h)
+        root = _config_root(h, c, above if h is model else None)
+        top = _hf_config(root)
+        if top is None:
+            top = c
+        if id(top) not in copies:
+            copy.deepcopy(top, copies)
+        for v in (top, c):
+            have = getattr(v, _CONFIG_KEY, None)
+            have = list(have) if isinstance(have, (list, tuple)) else []
+            if src not in have:
+                setattr(copies[id(v)], _CONFIG_KEY, have + [src])
+        if not any(r is root for r, _ in plans):
+            plans.append((root, c))
+    twins = []
+    for root, c in plans:
+        # Hugging Face models in root, neither inside model nor around it,
+        # that hold c (or a config holding it): another model made from
+        # the same config object, whose norms stay
+        keep = set()
+        for p, m in root.named_modules():
+            if id(m) in keep or id(m) in path_ids or not _is_pretrained(m):
+                continue
+            try:
+                held = _holds_config(_hf_config(m), c)
+            except Exception:
+                held = False
+            if held and not any(id(d) in new for d in m.modules()):
+                keep.update(id(d) for d in m.modules())
+                twins.append(p)
+        for m in root.modules():
+            if id(m) in keep:
+                continue
+            for name, v in list(vars(m).items()):
+                new_v = copies.get(id(v))
+                if new_v is not None and type(new_v) is type(v) and \
+                        hasattr(new_v, "to_dict") and new_v is not v:
+                    setattr(m, name, new_v)
+    if twins:
+        warnings.warn(
+            "dnc.convert: %s hold%s the config of the converted model (the "
+            "same config object) but %s norms were not converted: %s the "
+            "config as it was, without %s, and the converted model takes a "
+            "marked copy, so that the two no longer share one config object "
+            "(a change to one does not reach the other)" % (
+                _first4(twins), "s" if len(twins) == 1 else "",
+                "its" if len(twins) == 1 else "their",
+                "it keeps" if len(twins) == 1 else "they keep", _CONFIG_KEY),
+            stacklevel=3)
 
 
 # the keywords of Hugging Face's loading that say where config.json is

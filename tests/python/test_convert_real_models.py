@@ -999,3 +999,108 @@ def test_timm_batch_norm_models():
         ok("has no LayerNorm or RMSNorm to replace" in str(info.value) and
            "ConvNormAct" not in str(info.value),
            "%s: refused, no ConvNormAct named" % arch, str(info.value))
+
+
+def _one_config(model):
+    """Every module of model that holds a config holds model.config."""
+    return all(getattr(mod, "config", model.config) is model.config
+               for mod in model.modules())
+
+
+def test_transformers_config_of_a_model_converted_through_a_part(tmp_path):
+    """convert of a module that holds no config: one decoder layer
+    (model.model.layers[1]), the nn.ModuleList of the layers, a wrapper
+    around the model (a training module, self.m = model). The model's
+    config stayed unmarked, so save_pretrained wrote no dnc_functions: a
+    checkpoint of the wrapped model loaded by dt.from_pretrained with
+    another function of the same parameters' names took the saved alphas,
+    silently, and from_pretrained of the original class followed by
+    convert(keep_affine=True) (which drops them) gave no warning. Now the
+    model's config is marked as by convert of the model, every module of
+    it holds that one config, and the config it was made from is not
+    marked."""
+    T.logging.set_verbosity_error()
+    build = HF["llama"][0]
+    cfg_of = lambda: build().config  # noqa: E731
+    isru = "fn isru(x; alpha = 0.5) = x / sqrt(alpha + x^2)"
+    for what, part in (("a decoder layer", lambda m: m.model.layers[1]),
+                       ("the layers' ModuleList", lambda m: m.model.layers)):
+        torch.manual_seed(0)
+        m = build().eval()
+        before = m.config
+        dt.convert(part(m), "dyt")
+        ok(m.config.dnc_functions and _one_config(m) and
+           getattr(before, "dnc_functions", None) is None,
+           "%s: the model's config is marked, one config in the model"
+           % what)
+        d = tmp_path / what.replace(" ", "_").replace("'", "")
+        m.save_pretrained(d)
+        with pytest.warns(UserWarning, match="converted by dnc"):
+            dt.convert(type(m).from_pretrained(d), "dyt", keep_affine=True)
+    ok(getattr(cfg_of(), "dnc_functions", None) is None, "a fresh config")
+
+    class Wrapper(nn.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+    torch.manual_seed(0)
+    w = dt.convert(Wrapper(build().eval()), "dyt")
+    ok(w.m.config.dnc_functions and _one_config(w.m),
+       "a wrapper: the model inside it is marked")
+    with torch.no_grad():
+        for pn in _pns(w).values():
+            pn.alpha.uniform_(0.3, 1.2)
+    w.m.save_pretrained(tmp_path / "wrapped")
+    back = dt.from_pretrained(type(w.m), tmp_path / "wrapped", "dyt")
+    _as_saved("wrapped", type(w.m), w.m, back)
+    with pytest.raises(ValueError, match="converted to fn dyt"):
+        dt.from_pretrained(type(w.m), tmp_path / "wrapped", isru)
+
+
+def test_transformers_distillation_with_one_config(tmp_path):
+    """A distillation module holding a student and a teacher made from one
+    config object (and holding it too): converting the student marked the
+    teacher's config, which then said dnc functions where the teacher
+    computes RMSNorm (its save_pretrained wrote them, and loading its
+    checkpoint with the original class and convert warned that it was
+    saved from a converted model). Now the student and the module around
+    it hold a marked copy, the teacher keeps the config, unmarked, and a
+    warning says that the two no longer share it. Converting the module
+    whole (student and teacher) gives both one marked config."""
+    T.logging.set_verbosity_error()
+    build = HF["llama"][0]
+    cfg = build().config
+
+    class Distill(nn.Module):
+        def __init__(self, config, student, teacher):
+            super().__init__()
+            self.config = config
+            self.student, self.teacher = student, teacher
+    torch.manual_seed(0)
+    d = Distill(cfg, type(build())(cfg), type(build())(cfg)).eval()
+    with pytest.warns(UserWarning, match="teacher holds the config of the "
+                      "converted model .* not converted: it keeps the "
+                      "config as it was, without dnc_functions"):
+        dt.convert(d.student, "dyt")
+    ok(d.student.config.dnc_functions and _one_config(d.student) and
+       d.config is d.student.config, "the student's config is marked")
+    ok(getattr(d.teacher.config, "dnc_functions", None) is None and
+       _one_config(d.teacher) and d.teacher.config is cfg,
+       "the teacher keeps its config, unmarked")
+    d.teacher.save_pretrained(tmp_path / "teacher")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        t = dt.convert(type(d.teacher).from_pretrained(tmp_path / "teacher"),
+                       "dyt", keep_affine=True)
+    ok(_pns(t), "the teacher's checkpoint converts without a warning")
+    d.student.save_pretrained(tmp_path / "student")
+    back = dt.from_pretrained(type(d.student), tmp_path / "student", "dyt")
+    _as_saved("student", type(d.student), d.student, back)
+    torch.manual_seed(0)
+    d = Distill(cfg, type(build())(cfg), type(build())(cfg))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        dt.convert(d, "dyt")
+    ok(d.student.config is d.teacher.config is d.config and
+       d.config.dnc_functions and _one_config(d),
+       "converted whole: one marked config")
