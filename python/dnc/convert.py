@@ -357,10 +357,14 @@ def _unknown_norm(m):
     # FrozenBatchNorm2d is not an nn.BatchNorm); the gated RMSNorms of
     # Mamba2 and its kin (forward(x, gate=None)) are warned about: a
     # PointwiseNorm takes x alone
-    # timm's *NormFp32, *NormAct, *NormAct2d as well
+    # timm's *NormFp32, *NormAct, *NormAct2d as well; response norms
+    # aside, local (nn.LocalResponseNorm) and global (ConvNeXt V2's GRN,
+    # timm's GlobalResponseNorm: x + gamma * x * N(x) + beta, with N(x)
+    # over the spatial dimensions; no norm a PointwiseNorm replaces,
+    # which the warning had advised doing by hand)
     return re.search(r"norm(\dd)?(act(\dd)?)?(gated)?(fp32)?$", name) \
         is not None and \
-        not re.search(r"batch|group|instance|localresponse", name)
+        not re.search(r"batch|group|instance|response", name)
 
 
 def _why_unknown(m):

@@ -144,6 +144,13 @@ TIMM = {
     "convnext_atto": ("convnext_atto", {}, 32, {"LayerNorm2d"}),
     "convnext_atto_rms2d": ("convnext_atto", {"norm_layer": "rmsnorm2d"},
                             32, {"RmsNorm2d"}),
+    # GlobalResponseNorm (GRN, x + gamma * x * N(x) + beta) stays, without
+    # a warning: it was named as a norm to replace by hand
+    "convnextv2_atto": ("convnextv2_atto", {}, 32, {"LayerNorm2d"}),
+    "vit_small_dinov2": ("vit_small_patch14_dinov2", dict(
+        img_size=28, depth=2), 28, {"LayerNorm"}),
+    "eva02_tiny": ("eva02_tiny_patch14_224", dict(img_size=28, depth=2), 28,
+                   {"LayerNorm"}),
     "vit_tiny": ("vit_tiny_patch16_224", dict(img_size=32, patch_size=8,
                                               depth=2), 32, {"LayerNorm"}),
     # q/k LayerNorms over head_dim, on [B, heads, N, head_dim]
