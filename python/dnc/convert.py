@@ -1589,7 +1589,8 @@ def _mark_config(model, fn, new):
     dnc_functions (from_pretrained with another function of the same
     parameters' names loaded the saved alphas into it, silently).
     Another Hugging Face model inside the outer one holding the same
-    config (a distillation model's teacher, made from the student's
+    config, of the class of one around or inside model that holds it (a
+    distillation model's teacher, made from the student's
     config object) whose norms were not converted keeps the original,
     unmarked, with a warning: it had taken the marked copy, so that its
     config said dnc functions where it computes LayerNorm."""
@@ -1627,17 +1628,24 @@ def _mark_config(model, fn, new):
     twins = []
     for root, c in plans:
         # Hugging Face models in root, neither inside model nor around it,
-        # that hold c (or a config holding it): another model made from
-        # the same config object, whose norms stay
+        # that hold c (or a config holding it) and are of the class of one
+        # that is: another model made from the same config object (a
+        # teacher beside its student), whose norms stay. (Not a part of
+        # the same model: BART's decoder, a BartDecoder holding the config
+        # of the BartEncoder converted, takes the copy as every module of
+        # the model does.)
+        def holds_c(m):
+            try:
+                return _is_pretrained(m) and _holds_config(_hf_config(m), c)
+            except Exception:
+                return False
+        mine = {type(m) for m in root.modules()
+                if id(m) in path_ids and holds_c(m)}
         keep = set()
         for p, m in root.named_modules():
-            if id(m) in keep or id(m) in path_ids or not _is_pretrained(m):
+            if id(m) in keep or id(m) in path_ids or type(m) not in mine:
                 continue
-            try:
-                held = _holds_config(_hf_config(m), c)
-            except Exception:
-                held = False
-            if held and not any(id(d) in new for d in m.modules()):
+            if holds_c(m) and not any(id(d) in new for d in m.modules()):
                 keep.update(id(d) for d in m.modules())
                 twins.append(p)
         for m in root.modules():

@@ -1073,7 +1073,9 @@ def test_transformers_distillation_with_one_config(tmp_path):
     saved from a converted model). Now the student and the module around
     it hold a marked copy, the teacher keeps the config, unmarked, and a
     warning says that the two no longer share it. Converting the module
-    whole (student and teacher) gives both one marked config."""
+    whole (student and teacher) gives both one marked config; a part of
+    one model holding its config (BART's decoder beside the encoder
+    converted) is no teacher, and takes the marked copy."""
     T.logging.set_verbosity_error()
     build = HF["llama"][0]
     cfg = build().config
@@ -1111,3 +1113,14 @@ def test_transformers_distillation_with_one_config(tmp_path):
     ok(d.student.config is d.teacher.config is d.config and
        d.config.dnc_functions and _one_config(d),
        "converted whole: one marked config")
+    # a part of the same model holding the config is no teacher: BART's
+    # decoder (a BartDecoder beside the BartEncoder converted)
+    bart = T.BartForConditionalGeneration(T.BartConfig(
+        vocab_size=VOCAB, d_model=32, encoder_layers=1, decoder_layers=1,
+        encoder_attention_heads=4, decoder_attention_heads=4,
+        encoder_ffn_dim=48, decoder_ffn_dim=48, max_position_embeddings=32))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        dt.convert(bart.model.encoder, "dyt")
+    ok(bart.config.dnc_functions and _one_config(bart),
+       "BART's encoder converted: one marked config, its decoder's too")
