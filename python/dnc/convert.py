@@ -1387,6 +1387,8 @@ def convert(model, fn, module=None, *, kind="all", init=None,
         parent.add_module(name, new)
     _mark_config(out, fn, {id(n) for n in made.values()
                            if isinstance(n, _dt.PointwiseNorm)})
+    if out is not model and isinstance(out, _dt.PointwiseNorm):
+        _watch_attach(out)  # the model itself a norm: set in its place
     shared = ["%s (also %s)" % (dropped[id(t)], n)
               for n, t in _named_params(out) if id(t) in dropped]
     if shared:
@@ -1562,7 +1564,7 @@ def _holders(model, new):
     return out
 
 
-def _mark_config(model, fn, new):
+def _mark_config(model, fn, new, attached=False):
     """fn's source added to the config of each Hugging Face model whose
     norms convert replaced (new: the ids of the PointwiseNorms it made):
     model's config; where model holds none, that of each model inside it
@@ -1596,11 +1598,15 @@ def _mark_config(model, fn, new):
     config said dnc functions where it computes LayerNorm."""
     src = _dt._source_of(fn)
     above = None
-    anchors = _holders(model, new)
+    # (attached: model is the module a PointwiseNorm of new is being set
+    # into, which holds it once _on_attach returns)
+    anchors = ([model] if _config_of(model) is not None else []) \
+        if attached else _holders(model, new)
     if _config_of(model) is None:
         above = _ancestors(model)
         near = next((p for p in above if _config_of(p) is not None), None)
-        if near is not None and any(id(d) in new for d in near.modules()):
+        if near is not None and (attached or any(id(d) in new
+                                                 for d in near.modules())):
             anchors.append(near)
     if not anchors:
         return
@@ -1608,14 +1614,18 @@ def _mark_config(model, fn, new):
     if above is None:
         above = _ancestors(model)
     path_ids = inside | {id(p) for p in above}
-    copies = {}  # id of each config copied (and those inside it) -> copy
-    plans = []
+    found = []
     for h in anchors:
         c = _hf_config(h)
         root = _config_root(h, c, above if h is model else None)
         top = _hf_config(root)
-        if top is None:
-            top = c
+        found.append((c, root, c if top is None else top))
+    if all(src in (getattr(v, _CONFIG_KEY, None) or ())
+           for c, _, top in found for v in (top, c)):
+        return  # marked already (a second part converted to fn)
+    copies = {}  # id of each config copied (and those inside it) -> copy
+    plans = []
+    for c, root, top in found:
         if id(top) not in copies:
             copy.deepcopy(top, copies)
         for v in (top, c):
@@ -1667,6 +1677,36 @@ def _mark_config(model, fn, new):
                 "its" if len(twins) == 1 else "their",
                 "it keeps" if len(twins) == 1 else "they keep", _CONFIG_KEY),
             stacklevel=3)
+
+
+# A norm converted by itself, convert(model.model.norm, fn), is returned
+# as its PointwiseNorm, which the caller sets in its place
+# (model.model.norm = convert(...)): when convert ran, the module around it
+# held the norm still, and its config was not marked, so that
+# save_pretrained wrote no dnc_functions and from_pretrained with another
+# function of the same parameters' names loaded that norm's values into
+# it, silently. Such a PointwiseNorm marks the config of the Hugging Face
+# model it is set into (a global module registration hook, PyTorch 2,
+# registered at the first such convert; a PointwiseNorm made by hand
+# marks nothing).
+_attach_hook = []
+
+
+def _watch_attach(pn):
+    register = getattr(nn.modules.module,
+                       "register_module_module_registration_hook", None)
+    if register is None:  # PyTorch 1.13
+        return
+    pn._dnc_mark_config = True
+    if not _attach_hook:
+        _attach_hook.append(register(_on_attach))
+
+
+def _on_attach(parent, name, value):
+    if isinstance(value, _dt.PointwiseNorm) and \
+            value.__dict__.get("_dnc_mark_config"):
+        _mark_config(parent, value.fn, {id(value)}, attached=True)
+    return None
 
 
 # the keywords of Hugging Face's loading that say where config.json is

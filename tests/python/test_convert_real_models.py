@@ -1124,3 +1124,37 @@ def test_transformers_distillation_with_one_config(tmp_path):
         dt.convert(bart.model.encoder, "dyt")
     ok(bart.config.dnc_functions and _one_config(bart),
        "BART's encoder converted: one marked config, its decoder's too")
+
+
+def test_transformers_config_of_a_norm_converted_by_itself(tmp_path):
+    """A norm converted by itself and set in its place,
+    model.model.norm = dt.convert(model.model.norm, fn): convert ran while
+    the model still held the norm, and marked no config, so that a LLaMA
+    whose layers were converted to DyT and whose final norm to an ISRU
+    was saved as DyT's alone, and dt.from_pretrained(cls, path, 'dyt')
+    loaded the ISRU's alpha into a DyT, silently. The PointwiseNorm marks
+    the config of the model it is set into (in a decoder layer: of the
+    model around it); one not set into a model marks nothing."""
+    T.logging.set_verbosity_error()
+    build = HF["llama"][0]
+    isru = "fn isru(x; alpha = 0.5) = x / sqrt(alpha + x^2)"
+    torch.manual_seed(0)
+    m = build().eval()
+    dt.convert(m.model.layers, "dyt")
+    m.model.norm = dt.convert(m.model.norm, isru)
+    ok(len(m.config.dnc_functions) == 2 and _one_config(m),
+       "both functions in the model's config", m.config.dnc_functions)
+    m.save_pretrained(tmp_path / "two")
+    with pytest.raises(ValueError, match="as well as"):
+        dt.from_pretrained(type(m), tmp_path / "two", "dyt")
+    m = build()
+    layer = m.model.layers[0]
+    layer.input_layernorm = dt.convert(layer.input_layernorm, "dyt")
+    ok(isinstance(layer.input_layernorm, dt.PointwiseNorm) and
+       m.config.dnc_functions and _one_config(m),
+       "a norm of a decoder layer: the model's config is marked")
+    m = build()
+    pn = dt.convert(m.model.norm, "dyt")
+    ok(isinstance(pn, dt.PointwiseNorm) and
+       getattr(m.config, "dnc_functions", None) is None,
+       "a norm converted but not set into the model marks nothing")
