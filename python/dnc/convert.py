@@ -1591,7 +1591,8 @@ def _mark_config(model, fn, new, attached=False):
     dnc_functions (from_pretrained with another function of the same
     parameters' names loaded the saved alphas into it, silently).
     Another Hugging Face model inside the outer one holding the same
-    config, of the class of one around or inside model that holds it (a
+    config, of the class of one around or inside model that holds it, or
+    holding one of that class (a
     distillation model's teacher, made from the student's
     config object) whose norms were not converted keeps the original,
     unmarked, with a warning: it had taken the marked copy, so that its
@@ -1638,12 +1639,14 @@ def _mark_config(model, fn, new, attached=False):
     twins = []
     for root, c in plans:
         # Hugging Face models in root, neither inside model nor around it,
-        # that hold c (or a config holding it) and are of the class of one
-        # that is: another model made from the same config object (a
-        # teacher beside its student), whose norms stay. (Not a part of
-        # the same model: BART's decoder, a BartDecoder holding the config
-        # of the BartEncoder converted, takes the copy as every module of
-        # the model does.)
+        # that hold c (or a config holding it) and are, or hold, a model
+        # of the class of one that is: another model made from the same
+        # config object (a teacher beside its student, of the student's
+        # class or holding its backbone's), whose norms stay; the
+        # outermost such, and all of it. (Not a part of the same model:
+        # BART's decoder, a BartDecoder holding the config of the
+        # BartEncoder converted, takes the copy as every module of the
+        # model does.)
         def holds_c(m):
             try:
                 return _is_pretrained(m) and _holds_config(_hf_config(m), c)
@@ -1652,10 +1655,11 @@ def _mark_config(model, fn, new, attached=False):
         mine = {type(m) for m in root.modules()
                 if id(m) in path_ids and holds_c(m)}
         keep = set()
-        for p, m in root.named_modules():
-            if id(m) in keep or id(m) in path_ids or type(m) not in mine:
+        for p, m in root.named_modules():  # (outer modules first)
+            if id(m) in keep or id(m) in path_ids or not holds_c(m):
                 continue
-            if holds_c(m) and not any(id(d) in new for d in m.modules()):
+            if any(type(d) in mine and holds_c(d) for d in m.modules()) \
+                    and not any(id(d) in new for d in m.modules()):
                 keep.update(id(d) for d in m.modules())
                 twins.append(p)
         for m in root.modules():

@@ -1113,6 +1113,17 @@ def test_transformers_distillation_with_one_config(tmp_path):
     ok(d.student.config is d.teacher.config is d.config and
        d.config.dnc_functions and _one_config(d),
        "converted whole: one marked config")
+    # a teacher of another class around the same backbone class (a
+    # LlamaForSequenceClassification beside a LlamaForCausalLM student):
+    # all of it keeps the config; its backbone alone had kept it
+    torch.manual_seed(0)
+    d = Distill(cfg, type(build())(cfg),
+                T.LlamaForSequenceClassification(cfg))
+    with pytest.warns(UserWarning, match="teacher holds the config"):
+        dt.convert(d.student.model, "dyt")
+    ok(d.student.config.dnc_functions and d.config is d.student.config and
+       d.teacher.config is cfg and _one_config(d.teacher),
+       "a teacher of another class keeps the config, all of it")
     # a part of the same model holding the config is no teacher: BART's
     # decoder (a BartDecoder beside the BartEncoder converted)
     bart = T.BartForConditionalGeneration(T.BartConfig(
