@@ -1589,7 +1589,9 @@ def _mark_config(model, fn, new, attached=False):
     so that model.config was no longer model.model.config, and
     save_pretrained of the outer model wrote a config without
     dnc_functions (from_pretrained with another function of the same
-    parameters' names loaded the saved alphas into it, silently).
+    parameters' names loaded the saved alphas into it, silently); the
+    outermost model around it is marked too where its config neither is
+    nor holds model's (T5's stacks hold copies of the model's config).
     Another Hugging Face model inside the outer one holding the same
     config, of the class of one around or inside model that holds it, or
     holding one of that class (a
@@ -1618,18 +1620,34 @@ def _mark_config(model, fn, new, attached=False):
     found = []
     for h in anchors:
         c = _hf_config(h)
-        root = _config_root(h, c, above if h is model else None)
+        ups = above if h is model else _ancestors(h)
+        root = _config_root(h, c, ups)
         top = _hf_config(root)
-        found.append((c, root, c if top is None else top))
+        marks = [c if top is None else top, c]
+        # the outermost Hugging Face model (save_pretrained) around root,
+        # whose save_pretrained writes config.json, where its config
+        # neither is c nor holds it: T5's
+        # encoder and decoder hold copies of the model's config, and
+        # convert(t5.encoder, ...) had marked the encoder's alone (a T5
+        # whose encoder was converted to one function and its decoder to
+        # another was saved as neither, and from_pretrained with one of
+        # them loaded the other's alphas into it, silently)
+        at = next((i for i, p in enumerate(ups) if p is root), -1)
+        outer = [p for p in ups[at + 1:] if _is_pretrained(p)]
+        if outer:
+            root = outer[-1]
+            marks.append(_hf_config(root))
+        found.append((c, root, marks))
     if all(src in (getattr(v, _CONFIG_KEY, None) or ())
-           for c, _, top in found for v in (top, c)):
+           for _, _, marks in found for v in marks):
         return  # marked already (a second part converted to fn)
     copies = {}  # id of each config copied (and those inside it) -> copy
     plans = []
-    for c, root, top in found:
-        if id(top) not in copies:
-            copy.deepcopy(top, copies)
-        for v in (top, c):
+    for c, root, marks in found:
+        for v in marks:
+            if id(v) not in copies:
+                copy.deepcopy(v, copies)
+        for v in marks:
             have = getattr(v, _CONFIG_KEY, None)
             have = list(have) if isinstance(have, (list, tuple)) else []
             if src not in have:

@@ -1169,3 +1169,27 @@ def test_transformers_config_of_a_norm_converted_by_itself(tmp_path):
     ok(isinstance(pn, dt.PointwiseNorm) and
        getattr(m.config, "dnc_functions", None) is None,
        "a norm converted but not set into the model marks nothing")
+
+
+def test_transformers_t5_encoder_and_decoder_converted_apart(tmp_path):
+    """T5's encoder and decoder hold copies of the model's config (not the
+    config itself, nor sub-configs of it): convert(t5.encoder, ...) marked
+    the encoder's copy alone, so that a T5 whose encoder was converted to
+    an ISRU and its decoder to DyT was saved with a config naming
+    neither, and dt.from_pretrained(cls, path, 'dyt') loaded the ISRU's
+    alphas into DyTs, silently (its logits 0.3 off). The model's config
+    names both now, and that load is refused."""
+    T.logging.set_verbosity_error()
+    isru = "fn isru(x; alpha = 0.5) = x / sqrt(alpha + x^2)"
+    torch.manual_seed(0)
+    m = HF["t5"][0]().eval()
+    dt.convert(m.encoder, isru)
+    dt.convert(m.decoder, "dyt")
+    ok(len(m.config.dnc_functions) == 2 and
+       m.encoder.config.dnc_functions == m.config.dnc_functions[:1] and
+       m.decoder.config.dnc_functions == m.config.dnc_functions[1:],
+       "the model's config names both functions, each stack's its own",
+       m.config.to_dict().get("dnc_functions"))
+    m.save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="as well as"):
+        dt.from_pretrained(type(m), tmp_path, "dyt")
