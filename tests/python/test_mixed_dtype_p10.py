@@ -37,6 +37,12 @@ def _reference(x, norm, cf):
                          ids=["bf16", "f16"])
 @pytest.mark.parametrize("cf", [False, True], ids=["last", "channels_first"])
 def test_low_precision_input_float32_parameters(dtype, cf):
+    # seeded: about one draw in 600 put an element where the kernel's
+    # gamma * f + beta (a fused multiply-add) and the reference's
+    # multiply, then add, are one float32 ulp apart across a rounding
+    # boundary of the low-precision result, one step of it apart; such an
+    # element is allowed (below), the draw made repeatable
+    torch.manual_seed(132)
     norm = dt.PointwiseNorm(6, "dyt", channels_last=not cf)
     with torch.no_grad():
         norm.alpha.fill_(0.8)
@@ -51,8 +57,14 @@ def test_low_precision_input_float32_parameters(dtype, cf):
         want = _reference(xr, ref, cf)
         ok(y.dtype == dtype, "%s %s: y in the input's dtype" % (dtype, shape),
            y.dtype)
-        ok(torch.equal(y, want), "%s %s: y" % (dtype, shape),
-           lambda: (y - want).abs().max())
+        # the same formula rounded once: equal, or one step of dtype apart
+        # where float32's fused and unfused gamma * f + beta straddle a
+        # rounding boundary (never more, and rarely)
+        step = torch.finfo(dtype).eps * want.float().abs().clamp_min(
+            torch.finfo(dtype).tiny)
+        off = (y.float() - want.float()).abs()
+        ok(bool((off <= step).all()) and int((off > 0).sum()) <= 1,
+           "%s %s: y" % (dtype, shape), lambda: off.max())
         g = torch.randn(shape).to(dtype)
         y.backward(g)
         want.backward(g)
