@@ -510,6 +510,18 @@ static int is_flag(int k)
          k == DNC_M_MONO || k == DNC_M_FINITE;
 }
 
+/* A value of the CSV: a NaN is "nan" whatever its sign bit (x86-64's
+ * invalid operations set it, and "-nan" is a spelling some CSV readers do
+ * not take: pandas with keep_default_na=False, R); infinities "inf" and
+ * "-inf"; finite values as dnc_format_number writes them. */
+static void csv_number(char *b, size_t n, double v)
+{
+  if (isnan(v))
+    snprintf(b, n, "nan");
+  else
+    dnc_format_number(b, n, v);
+}
+
 static int write_csv(FILE *o, void *arg)
 {
   const tables *t = arg;
@@ -529,7 +541,7 @@ static int write_csv(FILE *o, void *arg)
     dnc_cli_csv_field(o, c->name);
     for (int k = 0; k < r->nm; k++) {
       char b[40];
-      dnc_format_number(b, sizeof b, v[k]);
+      csv_number(b, sizeof b, v[k]);
       fprintf(o, ",%s", b);
     }
     fputc(',', o);
@@ -593,8 +605,12 @@ static void print_top(const run *r, const int64_t *order, long top)
     const double *v = r->values + order[n] * r->nm;
     char flags[5] = {v[DNC_M_ZERO] ? 'Z' : '-', v[DNC_M_BOUNDED] ? 'B' : '-',
                      v[DNC_M_CENTER] ? 'C' : '-', v[DNC_M_MONO] ? 'M' : '-', 0};
+    /* a NaN residual as the CSV spells it, not printf's "-nan" */
+    double res = v[DNC_M_RESIDUAL];
+    if (isnan(res))
+      res = fabs(res);
     printf("%-5lld %-5d %-4s %-12.6g %-32s %s\n", (long long)n + 1,
-           (int)v[DNC_M_PROPS], flags, v[DNC_M_RESIDUAL],
+           (int)v[DNC_M_PROPS], flags, res,
            r->cands[order[n]].name, r->cands[order[n]].source);
   }
 }

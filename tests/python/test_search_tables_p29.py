@@ -1,0 +1,91 @@
+"""test_search_tables_p29.py - what `dnc search` writes reads back with
+pandas, Python's csv and json: every non-finite value of PREFIX.csv is
+spelled `nan`, `inf` or `-inf` (a NaN whose sign bit is set, as x86-64's
+invalid operations make, was written `-nan`), the JSON has no bare NaN or
+Infinity, and the two tables agree value for value.
+"""
+import csv
+import json
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+PYDIR = os.path.join(ROOT, "python")
+if PYDIR not in sys.path:
+    sys.path.insert(0, PYDIR)
+
+from dnc.search import cli  # noqa: E402
+
+# log(-1 + x) at 0 and sqrt(-1 + x) are NaNs with the sign bit set; log at
+# 0 is -inf; a score that is NaN everywhere
+SPEC = """\
+base L(x) = log(x)
+base N(x) = sqrt(x)
+base T(x) = tanh(x)
+stage s: id | shift(-1, 1)
+set grid_points = 101
+set ln_steps = 10
+score sc(x) = f(x)
+score none(x) = -sqrt(x - 100)
+"""
+
+
+def search(tmp_path):
+    spec = tmp_path / "nan.dns"
+    spec.write_text(SPEC)
+    subprocess.run([cli.find_dnc(), "search", str(spec), "-o",
+                    str(tmp_path / "t"), "--top", "0", "-q"], check=True)
+    return tmp_path / "t.csv", tmp_path / "t.json"
+
+
+def test_non_finite_values_have_one_spelling(tmp_path):
+    csv_path, _ = search(tmp_path)
+    with open(csv_path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    cells = [v for row in rows for k, v in row.items()
+             if k not in ("name", "source")]
+    assert "-nan" not in cells
+    bad = [v for v in cells
+           if not math.isfinite(float(v)) and v not in ("nan", "inf", "-inf")]
+    assert bad == []
+    # the spec does make NaNs, negative infinities and infinities
+    assert {"nan", "inf", "-inf"} <= set(cells)
+
+
+def _strict(name):
+    raise ValueError("a bare %s in the JSON" % name)
+
+
+def test_csv_and_json_read_back_alike(tmp_path):
+    pd = pytest.importorskip("pandas")
+    csv_path, json_path = search(tmp_path)
+    doc = json.loads(json_path.read_text(), parse_constant=_strict)
+    table = pd.read_csv(csv_path)
+    assert len(table) == len(doc["ranked"]) == doc["distinct"]
+    flags = ("zero_centred", "bounded", "center_sensitive", "monotonic",
+             "finite")
+    for (_, row), obj in zip(table.iterrows(), doc["ranked"]):
+        assert row["id"] == obj["id"] and row["source"] == obj["source"]
+        for col, want in obj.items():
+            if col in ("rank", "id", "name", "source"):
+                continue
+            got = row[col]
+            if col in flags:
+                assert got == (1 if want else 0), col
+            elif want is None:
+                # the JSON's null: a NaN or an infinity in the CSV
+                assert not math.isfinite(got), (obj["name"], col, got)
+            else:
+                # (pandas' own float parser may be an ulp off the
+                # shortest decimal's double)
+                assert got == want or math.isclose(got, want, rel_tol=3e-16), \
+                    (obj["name"], col, got, want)
+    # every numeric column is a float (or int) column, no strings
+    for col in table.columns:
+        if col not in ("name", "source"):
+            assert table[col].dtype.kind in "fi", (col, table[col].dtype)
