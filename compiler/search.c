@@ -296,7 +296,10 @@ fail:
 }
 
 /* set NAME = NUMBER */
-static int parse_set(dnc_space *sp, scan *s)
+/* seen[k]: 1 + where setting k's name was, on its first line; a
+ * setting given twice is refused (the last had won silently, over a first
+ * one the user may have read instead) */
+static int parse_set(dnc_space *sp, scan *s, size_t *seen)
 {
   size_t at;
   const char *w = ident(s, &at);
@@ -314,6 +317,16 @@ static int parse_set(dnc_space *sp, scan *s)
     unknown_name(s, at, "setting", w, names, S__COUNT);
     return 0;
   }
+  if (seen[k]) {
+    err(s, at, at + strlen(w), "%s is set already; a setting is set once",
+        w);
+    dnc_diag_add(&s->m->diags, DNC_SEV_NOTE, s->src,
+                 (dnc_loc){(uint32_t)(seen[k] - 1),
+                           (uint32_t)(seen[k] - 1 + strlen(w))},
+                 "'%s' was set here", w);
+    return 0;
+  }
+  seen[k] = at + 1;
   if (!punct(s, '=')) {
     expected(s, "'='");
     return 0;
@@ -571,6 +584,8 @@ dnc_space *dnc_space_load(dnc_mod *m, const char *path)
     i = e + 1;
   }
   if (m->diags.nerrors == errors0 && compile_functions(sp, m, ls, nl)) {
+    size_t seen[S__COUNT] = {0};
+    const line *ranked = NULL;
     for (int pass = 0; pass < 3; pass++) /* set, stage, rank */
       for (int k = 0; k < nl; k++) {
         static const int order[3] = {2, 1, 4};
@@ -578,11 +593,23 @@ dnc_space *dnc_space_load(dnc_mod *m, const char *path)
           continue;
         scan s = {m, src, ls[k].body, ls[k].end};
         if (pass == 0)
-          parse_set(sp, &s);
+          parse_set(sp, &s, seen);
         else if (pass == 1)
           parse_stage(sp, &s);
-        else
+        else if (ranked) {
+          /* a second rank line replaced the first, whose keys were
+           * silently not the table's order */
+          err(&s, ls[k].start, ls[k].body,
+              "a second 'rank' line; one line lists every key, the first "
+              "deciding (rank props desc, residual asc)");
+          dnc_diag_add(&m->diags, DNC_SEV_NOTE, src,
+                       (dnc_loc){(uint32_t)ranked->start,
+                                 (uint32_t)ranked->body},
+                       "the first 'rank' line");
+        } else {
+          ranked = &ls[k];
           parse_rank(sp, &s);
+        }
       }
   }
   free(ls);

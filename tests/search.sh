@@ -270,6 +270,18 @@ spec 'base T(x) = tanh(x)' 'rank props desc, props asc'
 err "a column ranked by twice" 1 \
   "e.dns:2:18: error: 'props' is ranked by already, earlier in this line" \
   "$DNC" search e.dns
+# a second rank line replaced the first: `rank props desc` then `rank
+# residual asc` ranked by the residual alone, silently
+spec 'base T(x) = tanh(x)' 'base L(x) = x' 'rank props desc' 'rank residual asc'
+err "a second rank line: refused, located" 1 \
+  "e.dns:4:1: error: a second 'rank' line; one line lists every key" \
+  "$DNC" search e.dns
+t "... with a note at the first" grep -q "e.dns:3:1: note: the first 'rank' line" "$tmp/err"
+spec 'base T(x) = tanh(x)' 'set grid_points = 101' 'set grid_points = 201'
+err "a setting set twice (the last one won, silently): refused" 1 \
+  "e.dns:3:5: error: grid_points is set already; a setting is set once" \
+  "$DNC" search e.dns
+t "... with a note at the first" grep -q "e.dns:2:5: note: 'grid_points' was set here" "$tmp/err"
 spec 'base T(x) = tanh(x)'
 # the default prefix of the spec '-' was '-': it wrote -.csv and -.json
 err "a spec from standard input without -o: a usage error" 2 \
