@@ -75,6 +75,24 @@ printf '17 0x1.8p' >>cut.journal # a torn line, as a kill leaves
 "$DNC" search s.dns -o cut --threads 1 --top 0 -q
 t "resumed, it gives the tables of an uninterrupted run" \
   sh -c 'cmp cut.csv one.csv && cmp cut.json one.json && test ! -e cut.journal'
+# NaNs whose sign bit is set (log and sqrt of negative numbers): the
+# journal keeps them as nan, and the CSV of the resumed run had nan where
+# the uninterrupted one had -nan
+cat >nans.dns <<'DNS'
+base L(x) = log(x)
+base N(x) = sqrt(x)
+base T(x) = tanh(x)
+stage s: id | shift(-1, -2, -3, -4, -5, -6, -7, -8, -9)
+stage k: id | scale(2, 3, 4, 5, 6, 7, 8)
+set grid_points = 101
+set ln_steps = 10
+DNS
+"$DNC" search nans.dns -o nans1 --top 0 -q
+DNC_SEARCH_STOP_AFTER=64 "$DNC" search nans.dns -o nans2 --threads 1 --top 0 -q 2>/dev/null
+"$DNC" search nans.dns -o nans2 --top 0 -q
+t "a search of NaNs, resumed, gives the tables of an uninterrupted run" \
+  sh -c 'cmp nans1.csv nans2.csv && cmp nans1.json nans2.json'
+t "... every NaN spelled nan" sh -c '! grep -q -- "-nan" nans1.csv && grep -q ",nan," nans1.csv'
 DNC_SEARCH_STOP_AFTER=64 "$DNC" search s.dns -o cut2 --top 0 -q 2>/dev/null
 DNC_SEARCH_STOP_AFTER=64 "$DNC" search s.dns -o cut2 --top 0 -q 2>/dev/null
 "$DNC" search s.dns -o cut2 --top 0 -q
