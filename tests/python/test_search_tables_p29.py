@@ -89,3 +89,60 @@ def test_csv_and_json_read_back_alike(tmp_path):
     for col in table.columns:
         if col not in ("name", "source"):
             assert table[col].dtype.kind in "fi", (col, table[col].dtype)
+
+
+# python -m dnc.search's results.csv: the screening's columns as screen.csv
+# has them. They were read from screen.json, where inf and nan are null,
+# and so written as empty cells: exp(60 x)'s sup, inf in screen.csv, was
+# missing in results.csv, and a filter such as sup > 1e6 left it out.
+TRAIN_SPEC = """\
+base Tanh(x) = tanh(x)
+base boom(x) = exp(60 * x)
+base L(x) = log(1 + abs(x))
+set grid_points = 101
+set ln_steps = 10
+score sc(x) = f(x)
+"""
+
+TRAIN_TASK = '''\
+def flat(norm, steps, seed):
+    return 0.5
+
+
+flat.mode = "max"
+'''
+
+
+def test_results_csv_keeps_the_screenings_infinities(tmp_path, monkeypatch,
+                                                      capsys):
+    torch = pytest.importorskip("torch")
+    if not hasattr(torch, "compile"):
+        pytest.skip("dnc.search needs PyTorch 2")
+    (tmp_path / "s.dns").write_text(TRAIN_SPEC)
+    (tmp_path / "flattask.py").write_text(TRAIN_TASK)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    rc = cli.main(["s.dns", "--task", "flattask:flat", "--top", "3",
+                   "--steps", "1", "--seeds", "1", "--serial",
+                   "--no-baseline", "-q", "-o", "run"])
+    capsys.readouterr()
+    assert rc == 0
+    with open("run/screen.csv", newline="") as f:
+        screen = {r["id"]: r for r in csv.DictReader(f)}
+    with open("run/results.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 3
+    seen = set()
+    for row in rows:
+        want = screen[row["id"]]
+        for col in ("f0", "sup", "growth", "residual", "gain", "sc"):
+            if want[col] in ("inf", "-inf", "nan"):
+                seen.add(want[col])
+                assert row[col] == want[col], (row["name"], col, row[col])
+            else:
+                assert float(row[col]) == float(want[col])
+    assert "inf" in seen  # exp(60 x) and log(1 + |x|): unbounded
+    doc = json.loads((tmp_path / "run" / "results.json").read_text(),
+                     parse_constant=_strict)
+    boom = [r for r in doc["results"] if r["name"] == "boom"][0]
+    assert boom["screen"]["sup"] is None  # the JSON's null, as documented

@@ -422,6 +422,30 @@ def wait_for_screening(journal, quiet, limit=600.0):
         os.close(fd)  # and the lock with it
 
 
+def _non_finite_from_csv(path, ranked):
+    """Puts into ranked (screen.json's rows) the values that are not
+    finite as screen.csv has them (inf, -inf, nan): screen.json has null
+    for each, and results.csv had an empty cell where the screening said
+    inf (an unbounded candidate's sup or growth read as missing, not as
+    above any bound). A screen.csv that does not say (none, or another
+    table) leaves them None."""
+    need = {c.get("id"): c for c in ranked
+            if any(v is None for v in c.values())}
+    if not need:
+        return
+    try:
+        with open(path, newline="") as f:
+            for row in csv.DictReader(f):
+                c = need.get(int(row["id"]))
+                if c is None:
+                    continue
+                for col, v in c.items():
+                    if v is None and row.get(col) in ("inf", "-inf", "nan"):
+                        c[col] = float(row[col])
+    except (OSError, ValueError, KeyError, TypeError, csv.Error):
+        pass
+
+
 def screen(spec, digest, out, threads, quiet, stale=False):
     """Runs `dnc search SPEC -o DIR/screen` (resumable by its own journal)
     unless DIR/screen.json is there from this SPEC's very text (digest:
@@ -480,6 +504,7 @@ def screen(spec, digest, out, threads, quiet, stale=False):
                                             "source" in c for c in ranked) \
                 and type(doc.get("distinct")) is int \
                 and len(ranked) == doc["distinct"]:
+            _non_finite_from_csv(prefix + ".csv", ranked)
             return ranked
     except (ValueError, KeyError, TypeError):
         pass
