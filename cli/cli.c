@@ -536,10 +536,44 @@ int dnc_cli_setting(const char *s, char **name, double *v)
   return 1;
 }
 
+/* The length of the well-formed UTF-8 sequence at p (1 to 4), or 0 where
+ * p starts none (a stray continuation byte, an overlong form, a surrogate,
+ * past U+10FFFF, or cut short). */
+static int utf8_len(const unsigned char *p)
+{
+  unsigned c = p[0];
+  if (c < 0x80)
+    return 1;
+  int n = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3
+                                   : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+  if (!n)
+    return 0;
+  unsigned lo = c == 0xe0 ? 0xa0 : c == 0xf0 ? 0x90 : 0x80;
+  unsigned hi = c == 0xed ? 0x9f : c == 0xf4 ? 0x8f : 0xbf;
+  if (p[1] < lo || p[1] > hi)
+    return 0;
+  for (int k = 2; k < n; k++)
+    if (p[k] < 0x80 || p[k] > 0xbf)
+      return 0;
+  return n;
+}
+
 void dnc_cli_json_string(FILE *out, const char *s)
 {
   fputc('"', out);
   for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    int n = utf8_len(p);
+    if (n == 0) {
+      /* not UTF-8 (a file name in Latin-1, say): the replacement
+       * character, as JSON is UTF-8 and its readers refuse such bytes */
+      fputs("\\ufffd", out);
+      continue;
+    }
+    if (n > 1) {
+      fwrite(p, 1, (size_t)n, out);
+      p += n - 1;
+      continue;
+    }
     if (*p == '"' || *p == '\\')
       fprintf(out, "\\%c", *p);
     else if (*p == '\n')

@@ -166,7 +166,8 @@ int dnc_cli_setting(const char *s, char **name, double *v);
  * DNC_EXIT_USAGE (eval and plot), a usage error as every other */
 int dnc_cli_param_again(const dnc_cli *c, const char *name, double was,
                         double now);
-/* A JSON string (quotes included). */
+/* A JSON string (quotes included); a byte that is no part of well-formed
+ * UTF-8 is written as \ufffd, the replacement character. */
 void dnc_cli_json_string(FILE *out, const char *s);
 /* A CSV field, quoted when it must be. */
 void dnc_cli_csv_field(FILE *out, const char *s);

@@ -300,6 +300,17 @@ err "a setting set twice (the last one won, silently): refused" 1 \
   "e.dns:3:5: error: grid_points is set already; a setting is set once" \
   "$DNC" search e.dns
 t "... with a note at the first" grep -q "e.dns:2:5: note: 'grid_points' was set here" "$tmp/err"
+# a spec whose file name is not UTF-8 (Latin-1's e acute): PREFIX.json
+# names it, and had that byte raw, which no JSON reader takes
+spec 'base T(x) = tanh(x)'
+cp e.dns "$(printf 'l\351.dns')"
+"$DNC" search "$(printf 'l\351.dns')" -o latin --top 0 -q
+t "a spec's name that is not UTF-8: PREFIX.json is UTF-8 (U+FFFD for the byte)" \
+  "$PY" -c 'import json, sys; d = json.load(open("latin.json", encoding="utf-8")); sys.exit(d["spec"] != "l\ufffd.dns")'
+cp e.dns 'ü€😀.dns'
+"$DNC" search 'ü€😀.dns' -o utf --top 0 -q
+t "... and one that is, as it is" \
+  "$PY" -c 'import json, sys; d = json.load(open("utf.json", encoding="utf-8")); sys.exit(d["spec"] != "\u00fc\u20ac\U0001f600.dns")'
 spec 'base T(x) = tanh(x)'
 # the default prefix of the spec '-' was '-': it wrote -.csv and -.json
 err "a spec from standard input without -o: a usage error" 2 \
