@@ -397,6 +397,20 @@ int dnc_cli_dashed(const char *a)
   return a[0] == '-' && a[1] && !dnc_cli_options_ended;
 }
 
+/* Whether a is one of opts (-q, --quiet, --top=5), or --help. */
+static int names_option(const dnc_opt *opts, const char *a)
+{
+  if (dnc_cli_is_help(a))
+    return 1;
+  for (const dnc_opt *o = opts; o->l; o++) {
+    size_t ll = strlen(o->l);
+    if ((o->s && !strcmp(a, o->s)) || !strcmp(a, o->l) ||
+        (!strncmp(a, o->l, ll) && a[ll] == '='))
+      return 1;
+  }
+  return 0;
+}
+
 int dnc_cli_parse(const dnc_cli *c, int argc, char **argv,
                   const dnc_opt *opts, dnc_cli_arg_fn positional, void *arg)
 {
@@ -434,6 +448,13 @@ int dnc_cli_parse(const dnc_cli *c, int argc, char **argv,
       }
     }
     int rc;
+    if (o->l && v && v == argv[i] && o->kind == DNC_OPT_STRING &&
+        names_option(opts, v))
+      /* `-o --quiet`: the prefix forgotten, the next option taken for it
+       * (dnc search wrote --quiet.csv, and was not quiet) */
+      return dnc_cli_usage_error(c, "%s needs %s, not the option '%s' (to "
+                                 "mean that value: %s=%s)", opt_name(o),
+                                 o->what ? o->what : "a value", v, o->l, v);
     if (o->l) {
       /* applied first: an empty or malformed value is that error */
       rc = opt_apply(c, o, v, arg);

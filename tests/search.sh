@@ -300,6 +300,14 @@ err "a setting set twice (the last one won, silently): refused" 1 \
   "e.dns:3:5: error: grid_points is set already; a setting is set once" \
   "$DNC" search e.dns
 t "... with a note at the first" grep -q "e.dns:2:5: note: 'grid_points' was set here" "$tmp/err"
+# -o with its prefix forgotten took the next option for it: --quiet.csv
+spec 'base T(x) = tanh(x)'
+err "-o followed by an option: a usage error" 2 \
+  "dnc: -o needs a prefix for the output files, not the option '--quiet'" \
+  "$DNC" search e.dns -o --quiet --top 0
+t "... writing nothing" sh -c '! ls -- --quiet.* 2>/dev/null'
+"$DNC" search e.dns --output=--quiet --top 0 -q
+t "... but --output=--quiet means that prefix" test -s ./--quiet.csv
 # a spec whose file name is not UTF-8 (Latin-1's e acute): PREFIX.json
 # names it, and had that byte raw, which no JSON reader takes
 spec 'base T(x) = tanh(x)'
