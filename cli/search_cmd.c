@@ -707,6 +707,11 @@ static int parse(const dnc_cli *c, int argc, char **argv, search_args *a)
     return rc;
   if (!a->spec)
     return dnc_cli_usage_error(c, "no search spec");
+  /* "-" is standard output elsewhere: it wrote -.csv and -.json */
+  if (a->prefix && !strcmp(a->prefix, "-"))
+    return dnc_cli_usage_error(c, "-o takes a prefix of the tables' files "
+                                  "(PREFIX.csv, PREFIX.json), which are not "
+                                  "standard output ('-'): give a name");
   /* the default prefix is the spec's name: '-' wrote -.csv and -.json */
   if (!strcmp(a->spec, "-") && !a->prefix)
     return dnc_cli_usage_error(c, "the spec is read from standard input "

@@ -300,6 +300,11 @@ err "a setting set twice (the last one won, silently): refused" 1 \
   "e.dns:3:5: error: grid_points is set already; a setting is set once" \
   "$DNC" search e.dns
 t "... with a note at the first" grep -q "e.dns:2:5: note: 'grid_points' was set here" "$tmp/err"
+# -o - (standard output, elsewhere) wrote -.csv and -.json
+spec 'base T(x) = tanh(x)'
+err "-o -: a usage error" 2 "dnc: -o takes a prefix of the tables' files (PREFIX.csv, PREFIX.json), which are not standard output" \
+  "$DNC" search e.dns -o - --top 0
+t "... writing nothing" sh -c '! ls -- -.csv -.json 2>/dev/null'
 # -o with its prefix forgotten took the next option for it: --quiet.csv
 spec 'base T(x) = tanh(x)'
 err "-o followed by an option: a usage error" 2 \
