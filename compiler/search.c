@@ -26,6 +26,7 @@
 #include "search.h"
 
 #define MAX_CANDIDATES 4000000
+#define MAX_STAGES 64
 
 /* ORDER: xform_kind */
 static const struct {
@@ -196,6 +197,13 @@ static int parse_stage(dnc_space *sp, scan *s)
     return 0;
   }
   st.at = (uint32_t)at;
+  if (sp->nstages == MAX_STAGES) {
+    /* a candidate's choices are MAX_STAGES at most (dnc_space_build): the
+     * 65th stage was an internal error once the space was expanded */
+    err(s, at, at + strlen(st.name), "a stage beyond the %d a spec may "
+        "have; fold some into one stage", MAX_STAGES);
+    return 0;
+  }
   for (int k = 0; k < sp->nstages; k++)
     if (!strcmp(sp->stages[k].name, st.name)) {
       /* two were taken as two stages, and their candidates' names
@@ -961,8 +969,8 @@ int dnc_space_build(const dnc_space *sp, int64_t id, dnc_cand *c,
                                 void *arg),
                     void *arg)
 {
-  DNC_ASSERT(id >= 0 && id < sp->size && sp->nstages <= 64);
-  int pick[64];
+  DNC_ASSERT(id >= 0 && id < sp->size && sp->nstages <= MAX_STAGES);
+  int pick[MAX_STAGES];
   int64_t rem = id;
   for (int k = sp->nstages; k-- > 0;) {
     pick[k] = (int)(rem % sp->stages[k].nalt);

@@ -300,6 +300,12 @@ err "a setting set twice (the last one won, silently): refused" 1 \
   "e.dns:3:5: error: grid_points is set already; a setting is set once" \
   "$DNC" search e.dns
 t "... with a note at the first" grep -q "e.dns:2:5: note: 'grid_points' was set here" "$tmp/err"
+# 65 stages (of one alternative each: a space of one candidate) was an
+# internal error, an assertion, after the spec was read
+{ echo 'base T(x) = tanh(x)'; for i in $(seq 65); do echo "stage s$i: compose(T)"; done; } >e.dns
+err "a 65th stage: refused, located" 1 \
+  "e.dns:66:7: error: a stage beyond the 64 a spec may have" "$DNC" search e.dns -o deep
+t "... 64 are measured" sh -c "head -65 e.dns >e64.dns && '$DNC' search e64.dns -o deep -q --top 0 && test -s deep.csv"
 # -o - (standard output, elsewhere) wrote -.csv and -.json
 spec 'base T(x) = tanh(x)'
 err "-o -: a usage error" 2 "dnc: -o takes a prefix of the tables' files (PREFIX.csv, PREFIX.json), which are not standard output" \
