@@ -146,3 +146,36 @@ def test_results_csv_keeps_the_screenings_infinities(tmp_path, monkeypatch,
                      parse_constant=_strict)
     boom = [r for r in doc["results"] if r["name"] == "boom"][0]
     assert boom["screen"]["sup"] is None  # the JSON's null, as documented
+
+
+def test_study_report_takes_a_null_residual(tmp_path):
+    """examples/search/study/report.py pools the studies' candidates in
+    dnc search's default order (props desc, residual asc): a residual of
+    null in results.json (NaN: the candidate not finite at LayerNorm's
+    points) was compared with floats, a TypeError; it ranks last."""
+    rows = []
+    for i, (name, res, m) in enumerate([("A", 0.3, 0.9), ("B", None, 0.8),
+                                        ("C", 0.2, 0.7)]):
+        rows.append({
+            "place": i + 1, "screen_rank": i + 1, "id": i, "name": name,
+            "status": "finished", "rungs": [m], "final_mean": m,
+            "final_std": 0.01, "final_seeds": [m], "error": None,
+            "screen": {"zero_centred": True, "bounded": True,
+                       "center_sensitive": True, "monotonic": True,
+                       "props": 4, "residual": res},
+            "source": "fn c%d(x) = tanh(%d * x)" % (i, i + 1),
+            "train_source": None})
+    doc = {"spec": "s.dns", "task": "digits-vit", "metric": "val_accuracy",
+           "mode": "max", "config": {"steps": 8, "seeds": 1, "top": 3},
+           "screened": 3, "rungs": [{"steps": 8, "candidates": 3}],
+           "results": rows}
+    d = tmp_path / "digits-vit" / "ranked"
+    d.mkdir(parents=True)
+    (d / "results.json").write_text(json.dumps(doc))
+    r = subprocess.run([sys.executable, os.path.join(
+        ROOT, "examples", "search", "study", "report.py"), str(tmp_path)],
+        capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    # pooled order: C (0.2), A (0.3), B (null, last) against 0.7, 0.9, 0.8
+    assert "All studies' 3 distinct candidates pooled" in r.stdout
+    assert "Spearman -0.50" in r.stdout, r.stdout

@@ -369,8 +369,11 @@ def main():
                     body = x["source"].split("=", 1)[1].strip()
                     pooled.setdefault(body, x)
         if pooled:
-            xs = [(-x["screen"]["props"], x["screen"]["residual"])
-                  for x in pooled.values()]
+            # a residual of null (NaN: f not finite at LayerNorm's points)
+            # ranks last, as in dnc search (it was a TypeError here)
+            xs = [(-x["screen"]["props"], math.inf
+                   if x["screen"]["residual"] is None
+                   else x["screen"]["residual"]) for x in pooled.values()]
             order = sorted(range(len(xs)), key=lambda i: xs[i])
             pos = [0] * len(xs)
             for rank, i in enumerate(order):
