@@ -54,6 +54,10 @@ def main():
     ap.add_argument("-o", "--output", default="train_top.md")
     ap.add_argument("--csv", default=None)
     a = ap.parse_args()
+    if a.k < 1:
+        # -k -1 trained all but the last (a slice), -k 0 none
+        ap.error("-k is the number of candidates to train, at least 1, "
+                 "not %d" % a.k)
 
     import train_tiny_transformer as T  # examples/train_tiny_transformer.py
 

@@ -179,3 +179,16 @@ def test_study_report_takes_a_null_residual(tmp_path):
     # pooled order: C (0.2), A (0.3), B (null, last) against 0.7, 0.9, 0.8
     assert "All studies' 3 distinct candidates pooled" in r.stdout
     assert "Spearman -0.50" in r.stdout, r.stdout
+
+
+@pytest.mark.parametrize("k", ["-1", "0"])
+def test_train_top_k_below_one_is_refused(tmp_path, k):
+    """examples/search/train_top.py -k -1 took the first K as a slice,
+    [: -1]: every candidate but the last, silently; -k 0 trained none."""
+    csv_path, json_path = search(tmp_path)
+    r = subprocess.run([sys.executable, os.path.join(
+        ROOT, "examples", "search", "train_top.py"), str(json_path), "-k",
+        k, "-o", str(tmp_path / "t.md")], capture_output=True, text=True)
+    assert r.returncode == 2 and "-k is the number of candidates to " \
+        "train, at least 1, not %s" % k in r.stderr, r.stderr
+    assert not (tmp_path / "t.md").exists()
