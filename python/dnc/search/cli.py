@@ -423,20 +423,22 @@ def wait_for_screening(journal, quiet, limit=600.0):
 
 
 def _non_finite_from_csv(path, ranked):
-    """Puts into ranked (screen.json's rows) the values that are not
-    finite as screen.csv has them (inf, -inf, nan): screen.json has null
-    for each, and results.csv had an empty cell where the screening said
-    inf (an unbounded candidate's sup or growth read as missing, not as
-    above any bound). A screen.csv that does not say (none, or another
-    table) leaves them None."""
+    """Puts into ranked (screen.json's first rows, the candidates to
+    train) their values that are not finite as screen.csv has them (inf,
+    -inf, nan): screen.json has null for each, and results.csv had an
+    empty cell where the screening said inf (an unbounded candidate's sup
+    or growth read as missing, not as above any bound). A screen.csv that
+    does not say (none, or another table) leaves them None."""
     need = {c.get("id"): c for c in ranked
             if any(v is None for v in c.values())}
-    if not need:
-        return
     try:
         with open(path, newline="") as f:
+            # in rank order: the first K rows are the top K's, so that a
+            # table of millions is not read through for them
             for row in csv.DictReader(f):
-                c = need.get(int(row["id"]))
+                if not need:
+                    break
+                c = need.pop(int(row["id"]), None)
                 if c is None:
                     continue
                 for col, v in c.items():
@@ -504,7 +506,6 @@ def screen(spec, digest, out, threads, quiet, stale=False):
                                             "source" in c for c in ranked) \
                 and type(doc.get("distinct")) is int \
                 and len(ranked) == doc["distinct"]:
-            _non_finite_from_csv(prefix + ".csv", ranked)
             return ranked
     except (ValueError, KeyError, TypeError):
         pass
@@ -985,6 +986,8 @@ def train(a, spec_hash, config, journal, mode, steps, metric):
         journal.replaced.get("spec_sha256") != spec_hash
     ranked = screen(a.spec, spec_hash, a.output, a.threads, a.quiet, stale)
     cands = ranked[:a.top]
+    # their values that are not finite, which screen.json has as null
+    _non_finite_from_csv(os.path.join(a.output, "screen.csv"), cands)
     if not cands:
         raise UsageError("the screening of %s gave no candidate" % a.spec)
     # the rungs of the candidates there are (--top may ask for more)
