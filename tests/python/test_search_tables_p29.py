@@ -192,3 +192,26 @@ def test_train_top_k_below_one_is_refused(tmp_path, k):
     assert r.returncode == 2 and "-k is the number of candidates to " \
         "train, at least 1, not %s" % k in r.stderr, r.stderr
     assert not (tmp_path / "t.md").exists()
+
+
+def test_score_named_status_after_a_byte_order_mark_is_refused(
+        tmp_path, monkeypatch, capsys):
+    """A spec that starts with a UTF-8 byte order mark (dnc search reads
+    past it) whose first line is `score status(x) = f(x)`: the check for
+    scores named like results.csv's own columns did not see that line, and
+    results.csv had two columns named status."""
+    torch = pytest.importorskip("torch")
+    if not hasattr(torch, "compile"):
+        pytest.skip("dnc.search needs PyTorch 2")
+    (tmp_path / "bom.dns").write_bytes(
+        b"\xef\xbb\xbfscore status(x) = f(x)\nbase T(x) = tanh(x)\n")
+    (tmp_path / "flattask.py").write_text(TRAIN_TASK)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    rc = cli.main(["bom.dns", "--task", "flattask:flat", "--steps", "1",
+                   "--seeds", "1", "--serial", "-q", "-o", "run"])
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert err.startswith("bom.dns:1:7: error: 'status' is a column of "
+                          "python -m dnc.search's results.csv"), err
+    assert not os.path.exists("run")

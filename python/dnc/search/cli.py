@@ -904,7 +904,9 @@ def run(a):
     if not os.path.isfile(spec):
         raise UsageError("%s: no such spec file" % a.spec)
     with open(spec, "rb") as f:
-        check_score_names(f.read().decode("utf-8", "replace"), a.spec)
+        # utf-8-sig: a byte order mark before a first line `score
+        # status(x) = ...` hid it from the check (dnc search reads past it)
+        check_score_names(f.read().decode("utf-8-sig", "replace"), a.spec)
     try:
         fn = T.resolve_task(a.task)
     except ValueError as e:
