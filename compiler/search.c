@@ -303,10 +303,9 @@ fail:
   return 0;
 }
 
-/* set NAME = NUMBER */
-/* seen[k]: 1 + where setting k's name was, on its first line; a
- * setting given twice is refused (the last had won silently, over a first
- * one the user may have read instead) */
+/* set NAME = NUMBER. seen[k]: 1 + where setting k's name was, on its
+ * first line; a setting given twice is refused (the last had won
+ * silently, over a first one the user may have read instead) */
 static int parse_set(dnc_space *sp, scan *s, size_t *seen)
 {
   size_t at;
