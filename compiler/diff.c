@@ -798,9 +798,15 @@ static dnc_node *mul_odd(dctx *d, dnc_node *const *a, dnc_node *const *da)
           dnc_node *dy = sub.dv[y->id];
           if (s2 && same_abs(scale_core(d, s2->arg[0], 0), r)) {
             dnc_node *dm = NULL, *m2 = strip_sign(&sub, y, f2, &dm, 0);
-            if (m2) {
-              my = m2, dy = dm;
-              jump = S(OP_OR, jump, S(OP_NE, m2, K(0.0)));
+            /* u2 = k2 r2: sign(u2) is 0 for every value of the variable
+             * where k2 is (sign(b x) at b = 0), y then 0, not +-m:
+             * |sign(k2)| m, whose derivative is 0 there */
+            dnc_node *u2 = s2->arg[0];
+            dnc_node *k2 = scale_of(d, u2, scale_core(d, u2, 0), OP_SIGN, 0);
+            if (m2 && k2) {
+              dnc_node *on = S(OP_ABS, k2, NULL);
+              my = S(OP_MUL, on, m2), dy = mul(d, on, dm);
+              jump = S(OP_OR, jump, S(OP_NE, my, K(0.0)));
             }
           }
           dt = !dy ? NULL

@@ -90,3 +90,23 @@ def test_scale_zero(dtype):
     assert close(float(grads["a"]), -3.0, tol), grads
     dx, _ = m["root"].backward(x, dy)
     assert list(np.asarray(dx, dtype=np.float64)) == [0.0, 0.0], dx
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda t: np.dtype(t).name)
+def test_inner_sign_of_a_zero_multiple(dtype):
+    # sign(x) log1p(|sign(b x) log1p(|x|)|) at b = 0 is 0 for every x
+    # (sign(b x) is 0): d/dx 0 everywhere; the inner |sign(b x) m| had
+    # been taken as |m| with b's factor left out, d/dx 1 / (1 + |x|)
+    src = "fn f(x; b = %s) = sign(x) * log1p(abs(sign(b * x) * " \
+        "log1p(abs(x))))"
+    x = np.array([0.0, 1.0, -2.0, 0.25], dtype=dtype)
+    dy = np.ones_like(x)
+    dx, _ = dnc.compile(src % "0")["f"].backward(x, dy)
+    assert list(np.asarray(dx, dtype=np.float64)) == [0.0] * 4, dx
+    # b = -1: |sign(-x) m| is |m|, the slopes of log1p(log1p(|x|))
+    dx, _ = dnc.compile(src % "-1")["f"].backward(x, dy)
+    xs = np.abs(x.astype(np.float64))
+    want = 1 / ((1 + np.log1p(xs)) * (1 + xs))
+    tol = 1e-2 if dtype not in (np.float32, np.float64) else 1e-5
+    for g, v in zip(np.asarray(dx, dtype=np.float64), want):
+        assert close(g, v, tol), (dx, want)
