@@ -1386,7 +1386,7 @@ def convert(model, fn, module=None, *, kind="all", init=None,
     for parent, name, new in edits:
         parent.add_module(name, new)
     if out is not model and isinstance(out, _dt.PointwiseNorm):
-        _watch_attach(out)  # the model itself a norm: set in its place
+        _watch_attach(out, model)  # the model a norm: set in its place
     else:  # (a new PointwiseNorm is held by no model yet: nothing to mark)
         _mark_config(out, fn, {id(n) for n in made.values()
                                if isinstance(n, _dt.PointwiseNorm)})
@@ -1751,10 +1751,23 @@ def _mark_config(model, fn, new, attached=False):
 _attach_hook = []
 
 
-def _watch_attach(pn):
+def _watch_attach(pn, norm):
     register = getattr(nn.modules.module,
                        "register_module_module_registration_hook", None)
-    if register is None:  # PyTorch 1.13
+    if register is None:  # PyTorch 1.13: no such hook, so a warning
+        held = [p for p in _ancestors(norm) if _config_of(p) is not None]
+        if held:
+            warnings.warn(
+                "dnc.convert: %s converted by itself, inside a Hugging Face "
+                "model (%s): set in its place, it leaves the model's config "
+                "without %s on PyTorch %s (no module registration hook), so "
+                "that save_pretrained writes a config that does not name "
+                "the function, and loading that checkpoint with another "
+                "function of the same parameters' names takes the values "
+                "silently; convert the model, or the module holding the "
+                "norm, instead" % (type(norm).__name__,
+                                   type(held[-1]).__name__, _CONFIG_KEY,
+                                   torch.__version__), stacklevel=3)
         return
     pn._dnc_mark_config = True
     if not _attach_hook:

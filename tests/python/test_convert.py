@@ -1447,3 +1447,53 @@ def test_non_finite_init_values_are_refused():
             "f: 'alpha' is given %s (one of 4 values)" % v)
     c = dt.convert(Llama(), "dyt", init={"norm": {"alpha": 0.25}})
     ok(float(c.norm.alpha.detach()) == 0.25, "a finite value goes in")
+
+
+class _FakeConfig:
+    """What dnc.convert takes for a Hugging Face config: model_type and
+    to_dict."""
+    model_type = "fake"
+
+    def to_dict(self):
+        return dict(vars(self))
+
+
+class _FakeModel(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.config = _FakeConfig()
+        self.block = nn.Sequential(nn.Linear(8, 8), nn.LayerNorm(8))
+
+    def save_pretrained(self, path):  # (a Hugging Face model has it)
+        raise NotImplementedError
+
+
+def test_norm_converted_by_itself_inside_a_config_model():
+    """A norm converted by itself and set in its place marks the config
+    of the model around it through a global module registration hook,
+    which PyTorch 1.13 does not have: there the config stayed unmarked
+    without a word, so that save_pretrained wrote a config that did not
+    name the function (and a load with another function of the same
+    parameters' names took its values silently). Now 1.13 warns, naming
+    the norm and the model, and says what to convert instead; on PyTorch
+    2 the config is marked and nothing is warned."""
+    m = _FakeModel()
+    hook = hasattr(nn.modules.module,
+                   "register_module_module_registration_hook")
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        m.block[1] = dt.convert(m.block[1], "dyt")
+    said = [str(x.message) for x in w if "converted by itself" in
+            str(x.message)]
+    if hook:
+        ok(not said and getattr(m.config, "dnc_functions", None),
+           "PyTorch 2: the config marked, no warning", said)
+    else:
+        ok(len(said) == 1 and "LayerNorm" in said[0] and
+           "_FakeModel" in said[0] and "dnc_functions" in said[0] and
+           "convert the model" in said[0],
+           "PyTorch 1.13: a warning naming the norm and the model", said)
+    # a norm held by no such model: no warning on either
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        dt.convert(nn.Sequential(nn.LayerNorm(8))[0], "dyt")
