@@ -338,13 +338,13 @@ $(BUILD)/bench/phases: bench/phases.c
 
 # The floor's layer backward, dnc against C loops of the same work
 # (bench/floor.c): build/bench/floor LIBDNC.so [ROWS COLS]
-$(BUILD)/bench/floor: bench/floor.c runtime/dnc.h
+$(BUILD)/bench/floor: bench/floor.c bench/bench.h runtime/dnc.h
 	@mkdir -p $(BUILD)/bench
 	$(CC) $(BASEFLAGS) $(CFLAGS) $(WARN) $(INCLUDES) -o $@ $< -ldl -lm
 
 # Two libdnc.so builds' layer kernels timed alternately (bench/ab.c):
 # build/bench/ab OLD/libdnc.so NEW/libdnc.so [SOURCE [ROWS COLS]]
-$(BUILD)/bench/ab: bench/ab.c runtime/dnc.h
+$(BUILD)/bench/ab: bench/ab.c bench/bench.h runtime/dnc.h
 	@mkdir -p $(BUILD)/bench
 	$(CC) $(BASEFLAGS) $(CFLAGS) $(WARN) $(INCLUDES) -o $@ $< -ldl
 

@@ -25,6 +25,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench.h"
 #include "dnc.h"
 
 typedef struct side {
@@ -36,21 +37,9 @@ typedef struct side {
   dnc_param_info par[8];
 } side;
 
-static double cpu_now(void)
-{
-  struct timespec t;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-  return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
 static void *sym(void *h, const char *name)
 {
-  void *p = dlsym(h, name);
-  if (!p) {
-    fprintf(stderr, "ab: %s: %s\n", name, dlerror());
-    exit(1);
-  }
-  return p;
+  return bench_sym("ab", h, name);
 }
 
 static void load(side *s, const char *lib, const char *src, dnc_dtype dt)
@@ -197,14 +186,14 @@ int main(int argc, char **argv)
   long reps = 3000000 / n > 0 ? 3000000 / n : 1;
   for (long r = 0; r < rounds; r++)
     for (int v = 0; v < 2; v++) {
-      double t0 = cpu_now();
+      double t0 = bench_cpu_now();
       for (long i = 0; i < reps; i++)
         s[v].k.layer_forward(x, cols, y, cols, rows, cols, p, pc, g, b);
-      double t1 = cpu_now();
+      double t1 = bench_cpu_now();
       for (long i = 0; i < reps; i++)
         s[v].k.layer_backward(x, cols, dy, cols, dx, cols, rows, cols, p, pc,
                               g, b, dp, dpc, dg, db);
-      double t2 = cpu_now();
+      double t2 = bench_cpu_now();
       double f = (t1 - t0) / (double)reps / (double)n * 1e9;
       double bw = (t2 - t1) / (double)reps / (double)n * 1e9;
       if (f < best[v][0])

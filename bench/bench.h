@@ -1,12 +1,13 @@
 /*
- * bench.h - what the C benchmarks share: the clock, medians, and their
- * results, "key": value pairs added to the JSON object in a file
- * (build/bench/kernels.json), as bench/results.py does for the Python
- * ones.
+ * bench.h - what the C benchmarks share: the clocks, a library's symbols,
+ * medians, and their results, "key": value pairs added to the JSON object
+ * in a file (build/bench/kernels.json), as bench/results.py does for the
+ * Python ones.
  */
 #ifndef DNC_BENCH_H
 #define DNC_BENCH_H
 
+#include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,27 @@ static inline double bench_now(void)
   struct timespec t;
   clock_gettime(CLOCK_MONOTONIC, &t);
   return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* seconds of this thread's CPU time (what a best-of-rounds comparison of
+ * two kernels on one thread reads: another process's time slices do not
+ * count) */
+static inline double bench_cpu_now(void)
+{
+  struct timespec t;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* name in the library h (dlopen), or "PROG: NAME: why" and exit 1 */
+static inline void *bench_sym(const char *prog, void *h, const char *name)
+{
+  void *p = dlsym(h, name);
+  if (!p) {
+    fprintf(stderr, "%s: %s: %s\n", prog, name, dlerror());
+    exit(1);
+  }
+  return p;
 }
 
 static inline int cmp_double(const void *a, const void *b)

@@ -32,25 +32,14 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench.h"
 #include "dnc.h"
 
 #define TGT __attribute__((target("avx512f,avx512dq")))
 
-static double cpu_now(void)
-{
-  struct timespec t;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-  return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
 static void *sym(void *h, const char *name)
 {
-  void *p = dlsym(h, name);
-  if (!p) {
-    fprintf(stderr, "floor: %s: %s\n", name, dlerror());
-    exit(1);
-  }
-  return p;
+  return bench_sym("floor", h, name);
 }
 
 typedef struct job {
@@ -227,7 +216,7 @@ int main(int argc, char **argv)
   long reps = 8000000 / n > 0 ? 8000000 / n : 1;
   for (int r = 0; r < 60; r++)
     for (int v = 0; v < NV; v++) {
-      double t0 = cpu_now();
+      double t0 = bench_cpu_now();
       for (long i = 0; i < reps; i++) {
         if (v == 0) {
           k.layer_backward(x, cols, dy, cols, dx, cols, rows, cols, p, pc, g,
@@ -237,7 +226,7 @@ int main(int argc, char **argv)
           cloop(&j, sums[v - 1], every[v - 1]);
         }
       }
-      double t = (cpu_now() - t0) / (double)reps / (double)n * 1e9;
+      double t = (bench_cpu_now() - t0) / (double)reps / (double)n * 1e9;
       best[v] = t < best[v] ? t : best[v];
     }
   printf("floor [%ld x %ld], ns an element: dnc %.4f; C: tile %.4f, tile/8 "

@@ -1,11 +1,23 @@
 """checks.py - helpers for the pytest files of tests/python: ok() and
 raises() assert with a name and a diagnostic, so that a test that checks
 many things says which one failed and why; onnx_run() exports a module
-to ONNX and runs it."""
+to ONNX and runs it; numpy_float_dtypes() lists the NumPy dtypes the
+NumPy API computes in here."""
 import io
 import warnings
 
 import pytest
+
+
+def numpy_float_dtypes():
+    """float32 and float64, and bfloat16 where ml_dtypes is installed
+    (the .venv; Debian's python has float32 and float64 only)."""
+    import numpy as np
+    try:
+        import ml_dtypes
+        return [np.float32, np.float64, ml_dtypes.bfloat16]
+    except ImportError:
+        return [np.float32, np.float64]
 
 
 def ok(cond, name, diag=None):

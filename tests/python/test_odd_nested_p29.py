@@ -20,12 +20,9 @@ import pytest
 
 import dnc
 
-try:
-    import ml_dtypes
-    BF16 = [ml_dtypes.bfloat16]
-except ImportError:  # (Debian's python: float32 and float64 only)
-    BF16 = []
-DTYPES = [np.float32, np.float64] + BF16
+from checks import numpy_float_dtypes  # noqa: E402
+
+DTYPES = numpy_float_dtypes()
 
 SRC = """
 fn twoscale(x; a = 1.5) = sign(a * x) * log1p(abs(2 * a * x))

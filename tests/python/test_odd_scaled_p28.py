@@ -20,12 +20,9 @@ import pytest
 
 import dnc
 
-try:
-    import ml_dtypes
-    BF16 = [ml_dtypes.bfloat16]
-except ImportError:  # (Debian's python: float32 and float64 only)
-    BF16 = []
-DTYPES = [np.float32, np.float64] + BF16
+from checks import numpy_float_dtypes  # noqa: E402
+
+DTYPES = numpy_float_dtypes()
 
 ODD = """
 fn symlog(x) = sign(x) * log1p(abs(x))
@@ -72,7 +69,7 @@ fn hy(x; a = 0.7, c = 1.5) = a * x / hypot(c, a * x)
 """
 
 
-@pytest.mark.parametrize("dtype", [np.float32] + BF16,
+@pytest.mark.parametrize("dtype", [t for t in DTYPES if t is not np.float64],
                          ids=lambda t: np.dtype(t).name)
 def test_scaled_parameter_where_the_argument_overflows(dtype):
     m = dnc.compile(SCALED)
