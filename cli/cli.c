@@ -43,6 +43,11 @@ int dnc_cli_is_help(const char *a)
   return !strcmp(a, "-h") || !strcmp(a, "--help");
 }
 
+int dnc_cli_is_no_warnings(const char *a)
+{
+  return !strcmp(a, "-w") || !strcmp(a, "--no-warnings");
+}
+
 int dnc_cli_number(const char *s, double *v)
 {
   while (*s == ' ' || *s == '\t')
@@ -397,10 +402,10 @@ int dnc_cli_dashed(const char *a)
   return a[0] == '-' && a[1] && !dnc_cli_options_ended;
 }
 
-/* Whether a is one of opts (-q, --quiet, --top=5), or --help. */
+/* Whether a is one of opts (-q, --quiet, --top=5), --help or -w. */
 static int names_option(const dnc_opt *opts, const char *a)
 {
-  if (dnc_cli_is_help(a))
+  if (dnc_cli_is_help(a) || dnc_cli_is_no_warnings(a))
     return 1;
   for (const dnc_opt *o = opts; o->l; o++) {
     size_t ll = strlen(o->l);
@@ -436,6 +441,8 @@ int dnc_cli_parse(const dnc_cli *c, int argc, char **argv,
       fputs(c->usage, stdout);
       return 0;
     }
+    if (dnc_cli_is_no_warnings(argv[i])) /* main.c has read it */
+      continue;
     const dnc_opt *o = opts;
     const char *v = NULL;
     for (; o->l; o++) {

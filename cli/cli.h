@@ -107,6 +107,8 @@ int dnc_cli_usage_error(const dnc_cli *c, const char *fmt, ...)
 /* "dnc: error: MESSAGE" on stderr; returns DNC_EXIT_INPUT. */
 int dnc_cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int dnc_cli_is_help(const char *a);
+/* a is -w or --no-warnings (hide warnings; main.c reads it before --) */
+int dnc_cli_is_no_warnings(const char *a);
 /* A whole string as a double (inf and nan included). */
 int dnc_cli_number(const char *s, double *v);
 /* A whole string as an integer in [lo, hi]: an optional sign and digits,

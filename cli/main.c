@@ -112,17 +112,16 @@ int main(int argc, char **argv)
       else
         rc = dnc_cli_usage_error(&top, "unknown command '%s'", cmd);
     } else {
-      /* -w is accepted by every command that reads sources */
+      /* -w is accepted by every command that reads sources, anywhere
+       * before --: after it, "-w" is a file (dnc check -- -w dropped the
+       * file and checked the others). It stays in argv, for
+       * dnc_cli_parse to skip, and to refuse as the value of the option
+       * before it (--title -w). */
       dnc_cli cli = {c->usage, 0};
-      int k = 1;
-      for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "-w") || !strcmp(argv[i], "--no-warnings"))
+      for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
+        if (dnc_cli_is_no_warnings(argv[i]))
           cli.no_warnings = 1;
-        else
-          argv[k++] = argv[i];
-      }
-      argv[k] = NULL;
-      rc = c->run(&cli, k - 1, argv + 1);
+      rc = c->run(&cli, argc - 1, argv + 1);
     }
   }
   free(usage);
