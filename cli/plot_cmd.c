@@ -334,6 +334,7 @@ typedef struct plot_args {
   double x0, x1;
   int deriv;
   long top;
+  int top_given; /* --top was given (it chooses rows of a CSV only) */
   int nset;
   char **set_name;
   double *set_v;
@@ -424,7 +425,8 @@ static int parse(const dnc_cli *c, int argc, char **argv, plot_args *a)
        .what = "A:B with finite A < B"},
       {.l = "--deriv", .kind = DNC_OPT_FLAG, .dest = &a->deriv},
       {.l = "--top", .kind = DNC_OPT_INT, .dest = &a->top, .lo = 1,
-       .hi = MAXCURVES / 2, .what = "a whole number from %ld to %ld"},
+       .hi = MAXCURVES / 2, .what = "a whole number from %ld to %ld",
+       .given = &a->top_given},
       {0},
   };
   int rc = dnc_cli_parse(c, argc, argv, opts, plot_arg, a);
@@ -586,6 +588,12 @@ static int run(const dnc_cli *c, int argc, char **argv)
     if (!m)
       goto out;
   } else {
+    if (a.top_given) {
+      /* it was passed over: every function drawn, not the first K */
+      rc = dnc_cli_usage_error(c, "--top chooses rows of a search's CSV; "
+                                  "with a source file, -f chooses functions");
+      goto out;
+    }
     if (!(m = dnc_cli_load(c, (char **)&a.file, 1)))
       goto out;
     if (!dnc_cli_functions(c, m, a.names, 0, &fns, &nf)) {

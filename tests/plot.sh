@@ -136,6 +136,12 @@ t "... and -w hides the warning" test ! -s "$tmp/err"
 err "no -o" 2 "no output file" "$DNC" plot $N -f dyt
 err "a bad --range" 2 "--range needs A:B with finite A < B, not '3:1'" \
   "$DNC" plot $N -f dyt --range 3:1 -o "$tmp/x.svg"
+# --top with a source file was passed over: every function was drawn,
+# not the first K, with status 0
+err "--top with a source file: refused" 2 \
+  "^dnc: --top chooses rows of a search's CSV; with a source file, -f chooses functions\$" \
+  "$DNC" plot $N --top 2 -o "$tmp/top_dn.svg"
+t "--top with a source file: nothing written" test ! -e "$tmp/top_dn.svg"
 err "no such function: a usage error, as -f elsewhere" 2 "no function 'dty'" "$DNC" plot $N -f dty -o "$tmp/x.svg"
 err "a parameter no function has" 2 "no function plotted has a parameter 'beta'" \
   "$DNC" plot $N -f dyt -p beta=2 -o "$tmp/x.svg"
