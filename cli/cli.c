@@ -455,10 +455,15 @@ int dnc_cli_parse(const dnc_cli *c, int argc, char **argv,
       }
     }
     int rc;
-    if (o->l && v && v == argv[i] && o->kind == DNC_OPT_STRING &&
+    if (o->l && v && v == argv[i] &&
+        (o->kind == DNC_OPT_STRING || o->kind == DNC_OPT_CALL) &&
         names_option(opts, v))
       /* `-o --quiet`: the prefix forgotten, the next option taken for it
-       * (dnc search wrote --quiet.csv, and was not quiet) */
+       * (dnc search wrote --quiet.csv, and was not quiet); the same for
+       * the options a function reads (plot -f -o out.svg had been the
+       * functions '-o' and a second input file 'out.svg', compile
+       * --cpu -S an unknown CPU '-S', status 1). A choice or a number
+       * already says 'not '-S''. */
       return dnc_cli_usage_error(c, "%s needs %s, not the option '%s' (to "
                                  "mean that value: %s=%s)", opt_name(o),
                                  o->what ? o->what : "a value", v, o->l, v);

@@ -211,7 +211,8 @@ static int run(const dnc_cli *c, int argc, char **argv)
        .what = "a file name"},
       {.s = "-H", .l = "--header", .kind = DNC_OPT_STRING, .dest = &o->header,
        .what = "a file name"},
-      {.l = "--emit", .kind = DNC_OPT_CALL, .takes = 1, .call = opt_emit},
+      {.l = "--emit", .kind = DNC_OPT_CALL, .takes = 1, .call = opt_emit,
+       .what = "so, obj, asm, llvm or header"},
       {.l = "-c", .kind = DNC_OPT_CALL, .call = opt_obj},
       {.l = "-S", .kind = DNC_OPT_CALL, .call = opt_asm},
       {.l = "-O0", .kind = DNC_OPT_CALL, .call = opt_level, .group = 1,
@@ -224,7 +225,8 @@ static int run(const dnc_cli *c, int argc, char **argv)
        .name = "-O"},
       {.l = "--target", .kind = DNC_OPT_STRING, .dest = &o->triple,
        .what = "a triple"},
-      {.l = "--cpu", .kind = DNC_OPT_CALL, .takes = 1, .call = opt_cpu},
+      {.l = "--cpu", .kind = DNC_OPT_CALL, .takes = 1, .call = opt_cpu,
+       .what = "a CPU name"},
       {0},
   };
   int rc = dnc_cli_parse(c, argc, argv, opts, file_arg, &a);

@@ -414,7 +414,7 @@ static int parse(const dnc_cli *c, int argc, char **argv, plot_args *a)
   a->top = 5;
   const dnc_opt opts[] = {
       {.s = "-f", .l = "--function", .kind = DNC_OPT_CALL, .takes = 1,
-       .call = opt_functions},
+       .call = opt_functions, .what = "function names"},
       {.s = "-o", .l = "--output", .kind = DNC_OPT_STRING, .dest = &a->out,
        .what = "a file name"},
       {.l = "--title", .kind = DNC_OPT_STRING, .dest = &a->title},

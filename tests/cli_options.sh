@@ -55,4 +55,31 @@ t "plot --title=-w: the title" \
   "$DNC" plot "$N" -f dyt --title=-w -o "$tmp/d.svg"
 t "plot --title=-w: in the image" grep -q '>-w<' "$tmp/d.svg"
 
+# an option taken for the value of one whose value a function reads (not
+# only a text option's): plot -f -o out.svg was the functions '-o' and a
+# second input 'out.svg'; compile --cpu -S an unknown CPU, status 1;
+# --range -o, --param --jit, --init --gain each its own error
+err "plot -f -o: an option taken for the functions" 2 \
+  "^dnc: -f needs function names, not the option '-o' (to mean that value: --function=-o)\$" \
+  "$DNC" plot "$N" -f -o "$tmp/e.svg"
+t "plot -f -o: nothing written" test ! -e "$tmp/e.svg"
+err "compile --cpu -S: an option taken for the CPU" 2 \
+  "^dnc: --cpu needs a CPU name, not the option '-S' (to mean that value: --cpu=-S)\$" \
+  "$DNC" compile "$N" --cpu -S -o "$tmp/k.s"
+err "compile --emit -c" 2 \
+  "^dnc: --emit needs so, obj, asm, llvm or header, not the option '-c'" \
+  "$DNC" compile "$N" --emit -c -o "$tmp/k.o"
+t "compile: nothing written" test ! -e "$tmp/k.s" -a ! -e "$tmp/k.o"
+err "plot --range -o" 2 \
+  "^dnc: --range needs A:B with finite A < B, not the option '-o'" \
+  "$DNC" plot "$N" -f dyt --range -o "$tmp/e.svg"
+err "eval -p --jit" 2 "^dnc: --param needs NAME=NUMBER, not the option '--jit'" \
+  "$DNC" eval "$N" -f dyt -p --jit 1
+err "fit --init --gain" 2 \
+  "^dnc: --init needs NAME=NUMBER (a finite number), not the option '--gain'" \
+  "$DNC" fit "$N" -f dyt --data "$tmp/p.csv" --init --gain
+t "fit: --bounds, --init of negative numbers are values" \
+  "$DNC" fit "$N" -f dyt --data "$tmp/p.csv" --x -x --y -y \
+  --bounds alpha=-3:-0.1 --init alpha=-2
+
 tap_done
