@@ -535,17 +535,42 @@ int dnc_cli_write_file(const char *path, int (*write)(FILE *out, void *arg),
   return rc ? -1 : 0;
 }
 
-int dnc_cli_check_output(const char *path)
+/* check_output, and with dir, also that the directory its temporary
+ * goes in is there */
+static int check_output(const char *path, int dir)
 {
   dnc_outpath op;
   char why[600];
   int rc = dnc_outpath_resolve(path, dnc_cli_inputs, dnc_cli_ninputs, &op,
                                why, sizeof why);
-  if (rc)
+  if (rc) {
     dnc_cli_error("%s", why);
-  else
-    dnc_outpath_free(&op);
+    return -1;
+  }
+  const char *slash = op.in_place || !dir ? NULL : strrchr(op.target, '/');
+  if (slash) {
+    char *d = strndup(op.target, slash == op.target
+                                     ? 1 : (size_t)(slash - op.target));
+    struct stat st;
+    int err = stat(d, &st) ? errno : S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
+    free(d);
+    if (err) {
+      dnc_cli_error("cannot write '%s': %s", path, strerror(err));
+      rc = -1;
+    }
+  }
+  dnc_outpath_free(&op);
   return rc ? -1 : 0;
+}
+
+int dnc_cli_check_output(const char *path)
+{
+  return check_output(path, 0);
+}
+
+int dnc_cli_check_output_dir(const char *path)
+{
+  return check_output(path, 1);
 }
 
 int dnc_cli_param_again(const dnc_cli *c, const char *name, double was,

@@ -160,6 +160,10 @@ int dnc_cli_write_file(const char *path, int (*write)(FILE *out, void *arg),
  * work, so that a command refuses an output before it prints. Returns 0,
  * or reports and returns -1. */
 int dnc_cli_check_output(const char *path);
+/* The same, and the directory it goes in is there: for an output written
+ * after long work that has printed (fit --points in a missing directory
+ * was found once the fit had run and printed its results). */
+int dnc_cli_check_output_dir(const char *path);
 /* "name=value" into *name (malloc'd) and *v; 0 when malformed. */
 int dnc_cli_setting(const char *s, char **name, double *v);
 /* A second value `now` for the parameter `name` of --param, which had

@@ -785,7 +785,7 @@ static int run(const dnc_cli *c, int argc, char **argv)
   const char *inputs[2] = {a.file, a.data}; /* "-": standard input's file */
   dnc_cli_inputs = inputs;
   dnc_cli_ninputs = 2;
-  if (a.points && dnc_cli_check_output(a.points))
+  if (a.points && dnc_cli_check_output_dir(a.points))
     goto out;
   if (!(m = dnc_cli_load(c, (char **)&a.file, 1)))
     goto out;

@@ -82,4 +82,17 @@ t "fit: --bounds, --init of negative numbers are values" \
   "$DNC" fit "$N" -f dyt --data "$tmp/p.csv" --x -x --y -y \
   --bounds alpha=-3:-0.1 --init alpha=-2
 
+# fit --points in a directory that is not there: found once the fit had
+# run and printed its results; now before, so that nothing is printed
+err "fit --points in a missing directory: refused first" 1 \
+  "^dnc: error: cannot write '$tmp/none/p.csv': No such file or directory\$" \
+  "$DNC" fit "$N" -f dyt --data "$tmp/p.csv" --x -x --y -y \
+  --points "$tmp/none/p.csv"
+t "fit --points in a missing directory: nothing printed" test ! -s "$tmp/out"
+err "fit --points under a file: refused first" 1 \
+  "^dnc: error: cannot write '$tmp/p.csv/q.csv': Not a directory\$" \
+  "$DNC" fit "$N" -f dyt --data "$tmp/p.csv" --x -x --y -y \
+  --points "$tmp/p.csv/q.csv"
+t "fit --points under a file: nothing printed" test ! -s "$tmp/out"
+
 tap_done
