@@ -19,6 +19,7 @@ import math
 import operator
 import os
 import re
+import sys
 import threading
 import weakref
 
@@ -438,6 +439,26 @@ def _unmasked(fn, x, what):
                         ")" % (fn.name, what))
 
 
+def _tensor_values(fn, x, what):
+    """A PyTorch tensor's values as a NumPy array, for the interpreter (eval,
+    fit): NumPy has no bfloat16, so np.asarray of a bf16 tensor (recorded
+    activations, a bf16 model's) was torch's TypeError "Got unsupported
+    ScalarType BFloat16"; one on a GPU or needing grad was refused too. Its
+    real floats become float64, which holds each exactly; other dtypes go
+    to _points' check as they are. Anything else is returned unchanged
+    (torch is not imported for it)."""
+    torch = sys.modules.get("torch")
+    if torch is None or not isinstance(x, torch.Tensor):
+        return x
+    x = x.detach()
+    if x.is_meta:
+        raise ValueError("%s: %s is a tensor on the meta device, which has "
+                         "no values" % (fn.name, what))
+    if x.is_floating_point():
+        x = x.to("cpu", torch.float64)
+    return x.cpu().resolve_conj().resolve_neg().numpy()
+
+
 # NumPy dtypes the kernels take, and the compute type of per-channel values
 def _is_bfloat16(dt):
     """ml_dtypes' bfloat16 (JAX's, TensorFlow's), in native byte order:
@@ -720,6 +741,7 @@ class Function:
         string, a complex or a long double one, which would become NaN, a
         parsed number or lose their imaginary part or digits."""
         _unmasked(self, x, what)
+        x = _tensor_values(self, x, what)
         a = np.asarray(x)
         if not np.can_cast(a.dtype, np.float64, "safe"):
             raise TypeError("%s: %s must be real numbers that float64 holds"
@@ -911,7 +933,9 @@ class Function:
         "nonfinite", "toofew", "toolarge"); .converged is status == "ok";
         .bad_param names the parameter not determined ("illposed") or
         whose derivative is not finite at point .bad_point ("nonfinite";
-        None where f itself is not). start's values must be finite.
+        None where f itself is not). start's values must be finite. x
+        and y may be PyTorch tensors of any real float dtype (bfloat16
+        too), read in float64.
         gain: True or a number fits gamma f(x) with gamma free as well, as
         `dnc fit --gain` does (y a LayerNorm's output, whose gamma the
         norm's weight takes): .gain and .gain_se; False (the default): f(x)

@@ -2103,6 +2103,33 @@ def _normalized(kind, x, cf, eps):
     return x, y
 
 
+class _Sample:
+    """A uniform sample without replacement of at most n of the points
+    added, in the order they came (fit_initial's per site)."""
+
+    def __init__(self, n, gen):
+        self.n, self.gen, self.seen = n, gen, 0
+        self.x = self.y = self.key = self.pos = np.empty(0)
+
+    def add(self, x, y):
+        key = self.gen.random(len(x))
+        pos = np.arange(self.seen, self.seen + len(x))
+        self.seen += len(x)
+        if len(x) > self.n:   # (before concatenating: one huge batch)
+            i = np.argpartition(key, self.n - 1)[:self.n]
+            x, y, key, pos = x[i], y[i], key[i], pos[i]
+        x, y, key, pos = (np.concatenate(a) for a in (
+            (self.x, x), (self.y, y), (self.key, key), (self.pos, pos)))
+        if len(x) > self.n:
+            i = np.argpartition(key, self.n - 1)[:self.n]
+            x, y, key, pos = x[i], y[i], key[i], pos[i]
+        self.x, self.y, self.key, self.pos = x, y, key, pos
+
+    def points(self):
+        i = np.argsort(self.pos, kind="stable")
+        return self.x[i], self.y[i]
+
+
 def _hooked_input(m, path, args, kwargs):
     """The input of a norm's call for fit_initial: its first argument, or
     its one keyword argument (self.ln(input=x))."""
@@ -2135,7 +2162,9 @@ def fit_initial(model, fn, batches, module=None, *, kind="all",
     those named in params) by least squares so that f(x) matches the norm's
     output before its affine part, per site. Returns {path: {name: value}}
     (a mapping convert's init takes as it is: paths are exact patterns).
-    Each site uses at most max_points (x, y) pairs, sampled evenly. The
+    Each site uses at most max_points (x, y) pairs, a uniform sample
+    of all its points drawn as the batches run (only that many are kept,
+    whatever the number of batches; seed seeds it). The
     solver is dnc's own (Function.fit: `dnc fit`'s Levenberg-Marquardt with
     the symbolic Jacobian, in libdnc); a site where it cannot fit (f not
     finite at a point, a parameter the points do not determine) is a
@@ -2152,6 +2181,9 @@ def fit_initial(model, fn, batches, module=None, *, kind="all",
     if not names:
         raise ValueError("fit_initial: %s has no scalar parameter to fit"
                          % fn.name)
+    from . import _int_arg
+    max_points = _int_arg(max_points, "fit_initial: max_points", 1,
+                          2 ** 62)
     sites = find_norms(model, kind)
     if not sites:
         raise ValueError("fit_initial: %s" % _no_norm(model, kind))
@@ -2175,8 +2207,15 @@ def fit_initial(model, fn, batches, module=None, *, kind="all",
         raise ValueError("fit_initial: the model has no %s to fit to; not "
                          "fitted: %s" % (_what(kind), "; ".join(odd)))
     sites = [(p, m, hows[p].base) for p, m, _ in sites if p in hows]
-    xs = {p: [] for p, _, _ in sites}
-    ys = {p: [] for p, _, _ in sites}
+    # each site's sample, kept to max_points as the batches run: every
+    # point gets a uniform random key, and the max_points smallest keys
+    # are kept (a uniform sample without replacement of all the points);
+    # each site's keys come from its own stream, seeded by seed and the
+    # site's place. All the norms' inputs of all the batches were kept
+    # in float64 until the end (16 bytes a value, x and y: gigabytes a
+    # batch for a ConvNeXt's 20 norms at 224x224, growing with each one)
+    samples = {p: _Sample(max_points, np.random.default_rng([seed, i]))
+               for i, (p, _, _) in enumerate(sites)}
     hooks = []
     for path, m, k in sites:
         cf = hows[path].cf
@@ -2194,8 +2233,7 @@ def fit_initial(model, fn, batches, module=None, *, kind="all",
             if eps is None:
                 eps = torch.finfo(x.dtype).eps
             x, y = _normalized(k, x, cf, eps)
-            xs[path].append(x.reshape(-1))
-            ys[path].append(y.reshape(-1))
+            samples[path].add(x.reshape(-1).numpy(), y.reshape(-1).numpy())
         try:  # the input given by keyword too (PyTorch 2)
             hooks.append(m.register_forward_hook(hook, with_kwargs=True))
         except TypeError:
@@ -2230,18 +2268,13 @@ def fit_initial(model, fn, batches, module=None, *, kind="all",
             for m, was in wrong:
                 if m.training != was:
                     m.train(was)
-    gen = np.random.default_rng(seed)
     start = {p.name: p.default for p in fn.params}
     out = {}
     for path, _, _ in sites:
-        if not xs[path]:
+        if not samples[path].seen:
             raise ValueError("fit_initial: the batches never reached %s"
                              % (path or "the model"))
-        x = torch.cat(xs[path]).detach().cpu().numpy()
-        y = torch.cat(ys[path]).detach().cpu().numpy()
-        if len(x) > max_points:
-            idx = np.sort(gen.choice(len(x), max_points, replace=False))
-            x, y = x[idx], y[idx]
+        x, y = samples[path].points()
         r = fn.fit(x, y, params=names, start=start)
         if r.status in ("maxiter", "stalled"):
             warnings.warn("fit_initial: the fit of %s at %s did not converge "
