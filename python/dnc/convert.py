@@ -2170,6 +2170,14 @@ def fit_initial(model, fn, batches, module=None, *, kind="all",
     finite at a point, a parameter the points do not determine) is a
     ValueError naming it, one that did not converge a warning. The model
     runs in eval mode, and every module is put back in the mode it had."""
+    if isinstance(batches, (Mapping, str, bytes)):
+        # one batch of keyword arguments given as batches: its keys were
+        # the batches, model("input_ids"), the model's own error about a
+        # string
+        raise TypeError("fit_initial: batches is an iterable of batches "
+                        "(inputs, tuples of positional inputs, or mappings of "
+                        "keyword arguments), not one %s: for one batch, pass "
+                        "[batch]" % type(batches).__name__)
     fn = _dt.resolve(fn, module)
     scalar = [p.name for p in fn.params if p.kind == "scalar"]
     names = list(params) if params is not None else scalar

@@ -141,3 +141,21 @@ def test_fit_initial_reads_the_input_the_norm_saw():
                     rel_tol=1e-9),
        "the fit is to the input as the norm saw it, not as changed after",
        (want, ref.values))
+
+
+def test_fit_initial_refuses_one_mapping_as_the_batches():
+    """One Hugging Face batch, {"input_ids": ids}, given as batches: its
+    keys were run as the batches, model("input_ids"), and the error was
+    the model's, about a string."""
+    class Keywords(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.norm = nn.LayerNorm(8)
+
+        def forward(self, input_ids=None):
+            return self.norm(input_ids)
+    b = {"input_ids": torch.randn(4, 8)}
+    raises(TypeError, lambda: dt.fit_initial(Keywords(), "dyt", b),
+           "one mapping", "for one batch, pass [batch]")
+    got = dt.fit_initial(Keywords(), "dyt", [b])
+    ok(set(got) == {"norm"}, "a list of it is fitted", got)
