@@ -2218,12 +2218,14 @@ def fit_initial(model, fn, batches, module=None, *, kind="all",
     # each site's sample, kept to max_points as the batches run: every
     # point gets a uniform random key, and the max_points smallest keys
     # are kept (a uniform sample without replacement of all the points);
-    # each site's keys come from its own stream, seeded by seed and the
-    # site's place. All the norms' inputs of all the batches were kept
-    # in float64 until the end (16 bytes a value, x and y: gigabytes a
-    # batch for a ConvNeXt's 20 norms at 224x224, growing with each one)
-    samples = {p: _Sample(max_points, np.random.default_rng([seed, i]))
-               for i, (p, _, _) in enumerate(sites)}
+    # each site's keys come from its own stream, seeded from seed (what
+    # default_rng takes: an int, None, a Generator) and the site's place.
+    # All the norms' inputs of all the batches were kept in float64 until
+    # the end (16 bytes a value, x and y: gigabytes a batch for a
+    # ConvNeXt's 20 norms at 224x224, growing with each one)
+    seeds = np.random.default_rng(seed).integers(0, 2 ** 63, len(sites))
+    samples = {p: _Sample(max_points, np.random.default_rng(int(s)))
+               for (p, _, _), s in zip(sites, seeds)}
     hooks = []
     for path, m, k in sites:
         cf = hows[path].cf

@@ -159,3 +159,18 @@ def test_fit_initial_refuses_one_mapping_as_the_batches():
            "one mapping", "for one batch, pass [batch]")
     got = dt.fit_initial(Keywords(), "dyt", [b])
     ok(set(got) == {"norm"}, "a list of it is fitted", got)
+
+
+def test_fit_initial_seeds():
+    """seed takes what np.random.default_rng takes, as before: an int (the
+    same sample each time), None, a Generator."""
+    torch.manual_seed(4)
+    model = nn.Sequential(nn.Linear(16, 16), nn.LayerNorm(16),
+                          nn.Linear(16, 16), nn.LayerNorm(16))
+    batches = [torch.randn(64, 16) * 2 for _ in range(3)]
+    a = dt.fit_initial(model, "dyt", batches, max_points=300, seed=7)
+    ok(a == dt.fit_initial(model, "dyt", batches, max_points=300, seed=7),
+       "the same seed, the same fit")
+    for s in (None, np.random.default_rng(1)):
+        got = dt.fit_initial(model, "dyt", batches, max_points=300, seed=s)
+        ok(set(got) == set(a), "seed=%r" % (s,), got)
