@@ -2105,7 +2105,9 @@ def _normalized(kind, x, cf, eps):
 
 class _Sample:
     """A uniform sample without replacement of at most n of the points
-    added, in the order they came (fit_initial's per site)."""
+    added, in the order they came (fit_initial's per site). It holds
+    copies (np.concatenate and indexing copy): a float64 CPU input is the
+    norm's own tensor, which the model may change in place afterwards."""
 
     def __init__(self, n, gen):
         self.n, self.gen, self.seen = n, gen, 0
