@@ -753,7 +753,10 @@ static dnc_node *rebuild(dnc_dag *g, const dnc_node *e, dnc_node *xr,
       a[k] = rebuild(g, e->arg[k], xr, mm);
     r = dnc_simp(g, e->op, a[0], a[1], a[2]);
   }
-  mm->v[memo_put(mm, e)] = r;
+  /* the slot first: memo_put may move v (a grown table), and in
+   * mm->v[memo_put(...)] the old v could be read before the call */
+  size_t j = memo_put(mm, e);
+  mm->v[j] = r;
   return r;
 }
 
@@ -886,7 +889,8 @@ static int32_t serialize(const dnc_node *e, memo *hm, memo *num, buf *b,
     put(b, &e->value, sizeof e->value);
   put(b, a, sizeof *a * (size_t)e->nargs);
   int32_t me = (*count)++;
-  num->v[memo_put(num, e)] = (void *)(intptr_t)me;
+  size_t j = memo_put(num, e); /* (before num->v: it may move it) */
+  num->v[j] = (void *)(intptr_t)me;
   return me;
 }
 
