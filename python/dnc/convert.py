@@ -1447,34 +1447,6 @@ def _saved_functions(model):
     return list(v) if isinstance(v, (list, tuple)) else []
 
 
-def _parents(ms):
-    """The modules that hold one of the modules ms among their children
-    (in their _modules), found through the garbage collector's referrers
-    (a module has no link to its parent): a scan of every object tracked
-    per call of gc.get_referrers, so every module of ms at once, and a
-    dict only where it can be a _modules (modules and None in it)."""
-    ids = {id(m) for m in ms}
-    dicts = [d for d in gc.get_referrers(*ms)
-             if isinstance(d, dict) and any(id(v) in ids for v in d.values())
-             and all(v is None or isinstance(v, nn.Module)
-                     for v in d.values())]
-    if not dicts:
-        return []
-    held = {id(d) for d in dicts}
-    out, owned = [], []
-    for o in gc.get_referrers(*dicts):
-        if isinstance(o, nn.Module):
-            if id(o.__dict__.get("_modules")) in held:
-                out.append(o)
-        elif isinstance(o, dict) and id(o.get("_modules")) in held:
-            owned.append(o)  # an instance's __dict__, a dict of its own
-    if owned:
-        ids = {id(o) for o in owned}
-        out.extend(p for p in gc.get_referrers(*owned)
-                   if isinstance(p, nn.Module) and id(p.__dict__) in ids)
-    return out
-
-
 def _holds_config(outer, c):
     """Whether the config outer is c or holds it as a sub-config
     (config.text_config), at any depth."""
@@ -1495,10 +1467,10 @@ def _holds_config(outer, c):
 def _holders_map():
     """id of each module held in another's _modules -> the modules holding
     it, over every module the garbage collector tracks: one pass over its
-    objects, where a walk outward by _parents takes two or three scans a
-    generation (a decoder layer's model four generations out: ten scans,
-    0.3 s in a process of 400000 objects, at every norm set into a
-    layer)."""
+    objects, where a walk outward through gc.get_referrers took two or
+    three scans a generation (a decoder layer's model four generations
+    out: ten scans, 0.3 s in a process of 400000 objects, at every norm
+    set into a layer)."""
     kinds, todo = {nn.Module}, [nn.Module]
     while todo:  # every subclass of Module (a set: type(o) in it is quick)
         for k in todo.pop().__subclasses__():
